@@ -146,3 +146,26 @@ def load_language_model(spec: str = "default", device: str = "cpu") -> LanguageM
     vocab_size = int(model.get_output_embeddings().weight.shape[0])
     name = EMBEDDED_NAME if spec in EMBEDDED_ALIASES else str(spec)
     return LanguageModel(name, model, tok, frozenset(eos), vocab_size, torch.device(device))
+
+
+@cache
+def model_facts(spec: str = "default") -> tuple[int, frozenset[int]]:
+    """(logits width, EOS ids) read from the config files, without loading any weights."""
+    import json
+
+    path = model_dir(spec)
+    config = json.loads((path / "config.json").read_text())
+    eos: set[int] = set()
+    gen_path = path / "generation_config.json"
+    sources = [config] + ([json.loads(gen_path.read_text())] if gen_path.is_file() else [])
+    for src in sources:
+        value = src.get("eos_token_id")
+        if isinstance(value, int):
+            eos.add(value)
+        elif isinstance(value, list):
+            eos.update(v for v in value if isinstance(v, int))
+    tok = load_tokenizer(spec)
+    if tok.eos_token_id is not None:
+        eos.add(tok.eos_token_id)
+    size = int(config.get("vocab_size") or len(tok))
+    return max(size, len(tok)), frozenset(eos)

@@ -1,0 +1,1 @@
+"""Compiler passes: one per file, each a pure function `Module -> Module`."""

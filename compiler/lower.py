@@ -1,0 +1,118 @@
+"""AST → IR: flattens turns into markers, types every generation option and input declaration."""
+
+from __future__ import annotations
+
+from decc.compiler import ir, options
+from decc.dsl import ast
+from decc.errors import DeccError, did_you_mean
+
+INPUT_TYPES = {"str": str, "int": int, "float": float, "bool": bool}
+
+
+def lower(program: ast.Program) -> ir.Module:
+    models = [i for i in program.items if isinstance(i, ast.ModelDecl)]
+    if len(models) > 1:
+        raise DeccError(
+            "a program declares one model", models[1].span, notes=[f"first declared at {models[0].span}"]
+        )
+    chat = any(isinstance(i, ast.Turn) for i in program.items)
+    inputs: list[ir.InputDef] = []
+    body: list[ir.Op] = []
+    for item in program.items:
+        if isinstance(item, ast.InputDecl):
+            inputs.append(_input(item))
+        elif isinstance(item, ast.Turn):
+            body.extend(_turn(item))
+        elif isinstance(item, (ast.Text, ast.Gen)):
+            if chat:
+                what = "text" if isinstance(item, ast.Text) else "a generation"
+                raise DeccError(
+                    f"{what} outside a chat turn",
+                    item.span,
+                    hints=["in a program with system/user/assistant turns, put everything inside a turn"],
+                )
+            body.append(_text(item) if isinstance(item, ast.Text) else _gen(item))
+    model = models[0].spec if models else "default"
+    return ir.Module(model, chat, tuple(inputs), tuple(body), program.span)
+
+
+def _input(decl: ast.InputDecl) -> ir.InputDef:
+    type_name = decl.type.value if decl.type else "str"
+    if type_name not in INPUT_TYPES:
+        assert decl.type is not None
+        raise DeccError(
+            f"unknown input type '{type_name}'",
+            decl.type.span,
+            hints=did_you_mean(type_name, INPUT_TYPES) or [f"input types: {', '.join(INPUT_TYPES)}"],
+        )
+    default = None
+    if decl.default is not None:
+        default = _literal(decl.default, type_name)
+    return ir.InputDef(decl.name.value, type_name, default, decl.span)
+
+
+def _literal(e: ast.Expr, type_name: str) -> object:
+    ok = {
+        "str": isinstance(e, ast.StrLit),
+        "int": isinstance(e, ast.NumLit) and isinstance(e.value, int),
+        "float": isinstance(e, ast.NumLit),
+        "bool": isinstance(e, ast.BoolLit),
+    }[type_name]
+    if not ok:
+        raise DeccError(f"default must be of type {type_name}, not {options.describe(e)}", e.span)
+    value = e.value  # type: ignore[union-attr]
+    return float(value) if type_name == "float" else value
+
+
+def _turn(turn: ast.Turn) -> list[ir.Op]:
+    role = turn.role.value
+    ops: list[ir.Op] = [ir.TurnStart(role, turn.role.span)]
+    for stmt in turn.body:
+        if isinstance(stmt, ast.Gen) and role != "assistant":
+            raise DeccError(
+                f"generation inside a '{role}' turn",
+                stmt.span,
+                hints=["the model writes assistant turns: put 'gen' inside 'assistant { ... }'"],
+            )
+        ops.append(_text(stmt) if isinstance(stmt, ast.Text) else _gen(stmt))
+    ops.append(ir.TurnEnd(role, turn.span))
+    return ops
+
+
+def _text(text: ast.Text) -> ir.Emit:
+    parts = tuple(
+        ir.Lit(p.text, p.span) if isinstance(p, ast.TextPart) else ir.VarRef(p.name, p.span) for p in text.parts
+    )
+    return ir.Emit(parts, text.span)
+
+
+def _gen(gen: ast.Gen) -> ir.Generate:
+    seen: dict[str, ast.Option] = {}
+    for opt in gen.options:
+        key = opt.key.value
+        if key not in options.GEN_OPTIONS:
+            raise DeccError(
+                f"unknown option '{key}' for gen",
+                opt.key.span,
+                hints=did_you_mean(key, options.GEN_OPTIONS)
+                or [f"gen takes: {', '.join(options.GEN_OPTIONS)}"],
+            )
+        if key in seen:
+            raise DeccError(
+                f"option '{key}' given twice", opt.key.span, notes=[f"first given at {seen[key].key.span}"]
+            )
+        seen[key] = opt
+    where = seen.get("where")
+    max_tokens = seen.get("max_tokens")
+    stop = seen.get("stop")
+    search = seen.get("search")
+    return ir.Generate(
+        name=gen.name.value,
+        constraint=options.constraint(where.value) if where else None,
+        max_tokens=options.as_int(max_tokens.value, "max_tokens", 1)
+        if max_tokens
+        else options.DEFAULT_MAX_TOKENS,
+        stop=options.stop_strings(stop.value) if stop else (),
+        search=options.search(search.value) if search else ir.Sampling(),
+        span=gen.name.span,
+    )

@@ -1,0 +1,39 @@
+"""Pass: compile each regex to a byte-level DFA (model-free), mapping regex errors into the source."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from decc import grammars
+from decc.compiler import ir
+from decc.errors import DeccError, Span
+
+
+def compile_constraints(module: ir.Module) -> ir.Module:
+    body = tuple(_compile(op) if isinstance(op, ir.Generate) else op for op in module.body)
+    return replace(module, body=body)
+
+
+def _compile(gen: ir.Generate) -> ir.Generate:
+    c = gen.constraint
+    if c is None or c.dfa is not None:
+        return gen
+    try:
+        dfa = grammars.compile_regex(c.pattern)
+    except grammars.RegexError as e:
+        raise DeccError(f"invalid regex: {e.message}", _inside(c, e.offset, e.end), hints=e.hints) from None
+    except grammars.GrammarLimitError as e:
+        raise DeccError(e.message, c.span, hints=e.hints) from None
+    if dfa.n_states == 0:
+        raise DeccError("this regex matches nothing", c.span)
+    return replace(gen, constraint=replace(c, dfa=dfa, n_states=dfa.n_states))
+
+
+def _inside(c: ir.Regex, start: int, end: int) -> Span:
+    """The source span of pattern[start:end]; the literal's offsets map decoded chars to source."""
+    offs = c.offsets
+    if not offs:
+        return c.span
+    start = min(max(start, 0), len(offs) - 1)
+    last = min(max(end - 1, start), len(offs) - 1)
+    return c.span.sub(offs[start], offs[last] + 1)

@@ -1,0 +1,49 @@
+"""The one pass pipeline: lower the AST, then run each pass, verifying (and optionally dumping) after each."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from decc.compiler import ir
+from decc.compiler.lower import lower
+from decc.compiler.passes.compile_constraints import compile_constraints
+from decc.compiler.passes.resolve_names import resolve_names
+from decc.compiler.verify import verify
+from decc.dsl import ast
+
+
+@dataclass(frozen=True)
+class Pass:
+    """A named, pure IR rewrite and the invariants that hold after it."""
+
+    name: str
+    run: Callable[[ir.Module], ir.Module]
+    resolved: bool = False
+    compiled: bool = False
+
+
+PIPELINE: tuple[Pass, ...] = (
+    Pass("resolve-names", resolve_names, resolved=True),
+    Pass("compile-constraints", compile_constraints, resolved=True, compiled=True),
+)
+
+Dump = Callable[[str, ir.Module], None]
+
+
+def compile_program(program: ast.Program, *, dump: Dump | None = None, stop_after: str | None = None) -> ir.Module:
+    """AST → optimized IR. `dump(stage, module)` sees the IR after lowering ('ir') and after each pass."""
+    module = lower(program)
+    verify(module)
+    if dump:
+        dump("ir", module)
+    if stop_after == "ir":
+        return module
+    for p in PIPELINE:
+        module = p.run(module)
+        verify(module, resolved=p.resolved, compiled=p.compiled)
+        if dump:
+            dump(p.name, module)
+        if stop_after == p.name:
+            break
+    return module

@@ -1,0 +1,138 @@
+"""IR → executable plan, for one tokenizer: chat turns rendered with the model's template, and regexes turned
+into token automata over its vocabulary. The plan is what the runtime executes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from decc import grammars
+from decc.compiler import ir
+from decc.compiler.printer import gen_attrs, loc, q
+from decc.errors import DeccError
+
+
+@dataclass(frozen=True)
+class PlanText:
+    """Text appended to the context: literal pieces and variables, tokenized together at run time."""
+
+    parts: tuple[str | ir.VarRef, ...]
+
+
+@dataclass(frozen=True)
+class PlanGen:
+    op: ir.Generate
+    constraint: Any  # grammars.TokenConstraint or None
+
+    @property
+    def name(self) -> str:
+        return self.op.name
+
+
+@dataclass(frozen=True)
+class Plan:
+    model: str
+    inputs: tuple[ir.InputDef, ...]
+    steps: tuple[PlanText | PlanGen, ...]
+    add_special_tokens: bool  # plain prompts start with the tokenizer's own BOS handling; chat templates carry it
+    vocab: Any  # grammars.Vocabulary
+
+
+def lower_to_plan(module: ir.Module, tokenizer: Any, vocab: Any) -> Plan:
+    body = _render_chat(module, tokenizer) if module.chat else list(module.body)
+    steps: list[PlanText | PlanGen] = []
+    pending: list[str | ir.VarRef] = []
+
+    def flush() -> None:
+        if pending:
+            steps.append(PlanText(_merge(pending)))
+            pending.clear()
+
+    for op in body:
+        if isinstance(op, str):
+            pending.append(op)
+        elif isinstance(op, ir.Emit):
+            pending.extend(p.text if isinstance(p, ir.Lit) else p for p in op.parts)
+        elif isinstance(op, ir.Generate):
+            flush()
+            constraint = grammars.regex(op.constraint.pattern, vocab) if op.constraint else None
+            steps.append(PlanGen(op, constraint))
+    flush()
+    return Plan(module.model, module.inputs, tuple(steps), not module.chat, vocab)
+
+
+def _merge(parts: list[str | ir.VarRef]) -> tuple[str | ir.VarRef, ...]:
+    out: list[str | ir.VarRef] = []
+    for p in parts:
+        if isinstance(p, str) and out and isinstance(out[-1], str):
+            out[-1] += p
+        elif p != "":
+            out.append(p)
+    return tuple(out)
+
+
+def _sentinel(i: int) -> str:
+    return f"@@DECC_TURN_{i}@@"
+
+
+def _render_chat(module: ir.Module, tokenizer: Any) -> list[str | ir.Op]:
+    """Replace turn markers by the template's own text around each turn's content.
+
+    The template is rendered once with a sentinel as each turn's content; the text between sentinels is the
+    scaffolding. The closing scaffolding of a final assistant turn is dropped: generation ends the program.
+    """
+    if not getattr(tokenizer, "chat_template", None):
+        raise DeccError(
+            f"model '{module.model}' has no chat template",
+            module.span,
+            hints=["write the prompt as plain text statements instead of system/user/assistant turns"],
+        )
+    roles = [op.role for op in module.body if isinstance(op, ir.TurnStart)]
+    messages = [{"role": r, "content": _sentinel(i)} for i, r in enumerate(roles)]
+    try:
+        rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)
+    except Exception as e:  # templates are user-supplied Jinja: any failure is reported, not raised
+        raise DeccError(f"the chat template of model '{module.model}' failed: {e}", module.span) from None
+    pieces: list[str] = []
+    rest = rendered
+    for i in range(len(roles)):
+        before, sep, rest = rest.partition(_sentinel(i))
+        if not sep:
+            raise DeccError(
+                f"the chat template of model '{module.model}' does not keep turn contents verbatim",
+                module.span,
+            )
+        pieces.append(before)
+    out: list[str | ir.Op] = []
+    turn = -1
+    for op in module.body:
+        if isinstance(op, ir.TurnStart):
+            turn += 1
+            out.append(pieces[turn])
+        elif isinstance(op, ir.TurnEnd):
+            continue
+        else:
+            out.append(op)
+    if roles and roles[-1] != "assistant":
+        out.append(rest)
+    return out
+
+
+def print_plan(plan: Plan) -> str:
+    vocab = plan.vocab
+    eos = sorted(vocab.eos_ids)
+    lines = [f"plan model={q(plan.model)} vocab={vocab.size} eos={eos}"]
+    for inp in plan.inputs:
+        lines.append(f"  input {inp.name}: {inp.type}")
+    for step in plan.steps:
+        if isinstance(step, PlanText):
+            shown = " + ".join(q(p) if isinstance(p, str) else "{" + p.name + "}" for p in step.parts)
+            lines.append(f"  text {shown}")
+        else:
+            c = step.constraint
+            auto = ""
+            if c is not None:
+                a = c.automaton
+                auto = f" automaton(states={a.n_states}, edges={a.n_edges})"
+            lines.append(f"  gen {step.name} {gen_attrs(step.op)}{auto}  {loc(step.op.span)}")
+    return "\n".join(lines) + "\n"

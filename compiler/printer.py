@@ -1,0 +1,106 @@
+"""Text forms of the AST and IR for `decc compile --emit` and the golden tests. Stable and line-oriented."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields, is_dataclass
+from typing import Any
+
+from decc.compiler import ir
+from decc.errors import Span
+
+
+def loc(span: Span) -> str:
+    return f"@{span.line}:{span.col}"
+
+
+def q(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
+def print_ast(node: Any) -> str:
+    """An indented tree: node kind with its position, then its fields."""
+    lines: list[str] = []
+    _ast(node, 0, lines, "")
+    return "\n".join(lines) + "\n"
+
+
+def _ast(node: Any, depth: int, lines: list[str], label: str) -> None:
+    pad = "  " * depth + label
+    if is_dataclass(node):
+        span = getattr(node, "span", None)
+        scalars = []
+        children = []
+        for f in fields(node):
+            if f.name in ("span", "source", "offsets"):
+                continue
+            value = getattr(node, f.name)
+            if is_dataclass(value) or (isinstance(value, tuple) and value and is_dataclass(value[0])):
+                children.append((f.name, value))
+            elif isinstance(value, tuple) and not value:
+                continue
+            else:
+                scalars.append(f"{f.name}={q(value) if isinstance(value, str) else value}")
+        where = f" {loc(span)}" if isinstance(span, Span) else ""
+        lines.append(f"{pad}{type(node).__name__}{where} {' '.join(scalars)}".rstrip())
+        for name, value in children:
+            if isinstance(value, tuple):
+                for v in value:
+                    _ast(v, depth + 1, lines, f"{name}: ")
+            else:
+                _ast(value, depth + 1, lines, f"{name}: ")
+    else:
+        lines.append(f"{pad}{node!r}")
+
+
+def print_ir(module: ir.Module) -> str:
+    out = [f"module model={q(module.model)} {'chat' if module.chat else 'plain'}"]
+    for inp in module.inputs:
+        default = "" if inp.default is None else f" = {json.dumps(inp.default, ensure_ascii=False)}"
+        out.append(f"  input {inp.name}: {inp.type}{default}  {loc(inp.span)}")
+    depth = 1
+    for op in module.body:
+        pad = "  " * depth
+        if isinstance(op, ir.TurnStart):
+            out.append(f"{pad}turn {op.role}  {loc(op.span)}")
+            depth += 1
+        elif isinstance(op, ir.TurnEnd):
+            depth -= 1
+            out.append("  " * depth + "end")
+        elif isinstance(op, ir.Emit):
+            out.append(f"{pad}emit {' '.join(_part(p) for p in op.parts)}  {loc(op.span)}")
+        elif isinstance(op, ir.Generate):
+            out.append(f"{pad}gen {op.name} {gen_attrs(op)}  {loc(op.span)}")
+    return "\n".join(out) + "\n"
+
+
+def _part(p: ir.Lit | ir.VarRef) -> str:
+    if isinstance(p, ir.Lit):
+        return q(p.text)
+    return "{" + p.name + (f":{p.kind}" if p.kind else "") + "}"
+
+
+def gen_attrs(op: ir.Generate) -> str:
+    attrs = []
+    c = op.constraint
+    if c is not None:
+        states = f" states={c.n_states}" if c.n_states is not None else ""
+        attrs.append(f"where=regex({q(c.pattern)}{states})")
+    attrs.append(f"max_tokens={op.max_tokens}")
+    if op.stop:
+        attrs.append(f"stop=[{', '.join(q(s) for s in op.stop)}]")
+    attrs.append(f"search={search_text(op.search)}")
+    return " ".join(attrs)
+
+
+def search_text(s: ir.Sampling) -> str:
+    if s.greedy and s.temperature in (0.0, 1.0) and s.top_k == 0 and s.top_p == 1.0 and s.seed is None:
+        return "greedy"
+    args = [f"temperature={s.temperature:g}"]
+    if s.top_k:
+        args.append(f"top_k={s.top_k}")
+    if s.top_p != 1.0:
+        args.append(f"top_p={s.top_p:g}")
+    if s.seed is not None:
+        args.append(f"seed={s.seed}")
+    return f"sample({', '.join(args)})"

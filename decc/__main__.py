@@ -1,0 +1,5 @@
+import sys
+
+from decc.cli import main
+
+sys.exit(main())

@@ -1,0 +1,57 @@
+"""The Python API: `decc.load(path) -> Program`, `Program.run(**inputs) -> Result`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from decc.compiler import ir
+from decc.compiler.pipeline import compile_program
+from decc.compiler.plan import Plan, lower_to_plan
+from decc.dsl import ast, parse, parse_file
+from decc.errors import Source
+from decc.runtime.executor import Result
+
+__all__ = ["Program", "Result", "load", "loads"]
+
+
+class Program:
+    """A parsed, checked and compiled `.dec` program. The tokenizer and model load lazily, once."""
+
+    def __init__(self, tree: ast.Program, module: ir.Module, model: str | None = None) -> None:
+        self.ast = tree
+        self.ir = module
+        self.model = model or module.model
+        self._plan: Plan | None = None
+
+    @property
+    def path(self) -> str:
+        return self.ast.source.path
+
+    def plan(self) -> Plan:
+        if self._plan is None:
+            from decc.grammars import Vocabulary
+            from decc.runtime.model import load_tokenizer, model_facts
+
+            tokenizer = load_tokenizer(self.model)
+            size, eos = model_facts(self.model)
+            vocab = Vocabulary.from_tokenizer(tokenizer, size=size, eos_ids=eos)
+            self._plan = lower_to_plan(self.ir, tokenizer, vocab)
+        return self._plan
+
+    def run(self, **inputs: Any) -> Result:
+        from decc.runtime.executor import execute
+        from decc.runtime.model import load_language_model
+
+        plan = self.plan()
+        return execute(plan, load_language_model(self.model), inputs)
+
+
+def load(path: str | Path, *, model: str | None = None) -> Program:
+    tree = parse_file(path)
+    return Program(tree, compile_program(tree), model)
+
+
+def loads(text: str, path: str = "<string>", *, model: str | None = None) -> Program:
+    tree = parse(Source(path, text))
+    return Program(tree, compile_program(tree), model)

@@ -1,0 +1,143 @@
+"""The `.dec` abstract syntax tree: frozen dataclasses, each keeping the span it came from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+from decc.errors import Source, Span
+
+
+@dataclass(frozen=True)
+class Name:
+    value: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class StrLit:
+    """A string literal, escapes decoded; `offsets[i]` is the source offset of `value[i]`."""
+
+    value: str
+    span: Span
+    raw: bool = False
+    offsets: tuple[int, ...] = field(default=(), repr=False, compare=False)
+
+    def span_of(self, start: int, end: int) -> Span:
+        """The source span of `value[start:end]` (for errors inside a regex or template)."""
+        if not self.offsets:
+            return self.span
+        start = min(max(start, 0), len(self.offsets) - 1) if self.offsets else 0
+        last = min(max(end - 1, start), len(self.offsets) - 1)
+        return self.span.sub(self.offsets[start], self.offsets[last] + 1)
+
+
+@dataclass(frozen=True)
+class NumLit:
+    value: int | float
+    span: Span
+
+
+@dataclass(frozen=True)
+class BoolLit:
+    value: bool
+    span: Span
+
+
+@dataclass(frozen=True)
+class ListLit:
+    items: tuple[Expr, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class NameRef:
+    name: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class KwArg:
+    name: Name
+    value: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class Call:
+    func: Name
+    args: tuple[Expr, ...]
+    kwargs: tuple[KwArg, ...]
+    span: Span
+
+
+Expr = Union[StrLit, NumLit, BoolLit, ListLit, NameRef, Call]
+
+
+@dataclass(frozen=True)
+class TextPart:
+    text: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class Interp:
+    """`{name}` inside a text template."""
+
+    name: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class Text:
+    """A text statement: a template appended to the context."""
+
+    parts: tuple[TextPart | Interp, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class Option:
+    key: Name
+    value: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class Gen:
+    """A generation step: the model writes the variable `name`."""
+
+    name: Name
+    options: tuple[Option, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class Turn:
+    role: Name
+    body: tuple[Text | Gen, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class ModelDecl:
+    spec: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class InputDecl:
+    name: Name
+    type: Name | None
+    default: Expr | None
+    span: Span
+
+
+Item = Union[ModelDecl, InputDecl, Turn, Text, Gen]
+
+
+@dataclass(frozen=True)
+class Program:
+    items: tuple[Item, ...]
+    span: Span
+    source: Source = field(repr=False, compare=False)

@@ -1,0 +1,225 @@
+"""Source text → AST. Lark parses; this module turns its tree (which never leaves `dsl`) into frozen AST nodes
+and its exceptions into positioned `DeccError`s."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from lark import Lark, Token, Tree
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from decc.dsl import ast
+from decc.dsl.strings import decode_string, parse_template
+from decc.errors import DeccError, Source, Span
+
+_TERMINAL_NAMES = {
+    "NAME": "a name",
+    "STRING": "a string",
+    "RAW_STRING": "a string",
+    "LONG_STRING": "a string",
+    "RAW_LONG_STRING": "a string",
+    "SIGNED_NUMBER": "a number",
+    "LBRACE": "'{'",
+    "RBRACE": "'}'",
+    "LPAR": "'('",
+    "RPAR": "')'",
+    "LSQB": "'['",
+    "RSQB": "']'",
+    "COLON": "':'",
+    "COMMA": "','",
+    "EQUAL": "'='",
+    "$END": "end of file",
+}
+
+
+@cache
+def _lark() -> Lark:
+    grammar = (Path(__file__).parent / "dec.lark").read_text()
+    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=True)
+
+
+def parse_file(path: str | Path) -> ast.Program:
+    """Read and parse a `.dec` file; unreadable or non-UTF-8 files are user errors too."""
+    return parse(read_source(path))
+
+
+def read_source(path: str | Path) -> Source:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise DeccError(f"cannot read '{path}': {e.strerror or e}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        prefix = data[: e.start].decode("utf-8", errors="replace")
+        src = Source(str(path), prefix + "\ufffd" + data[e.end :].decode("utf-8", errors="replace"))
+        raise DeccError(
+            f"invalid UTF-8 byte 0x{data[e.start]:02x}: .dec files must be UTF-8",
+            Span.of(src, len(prefix), len(prefix) + 1),
+        ) from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    return Source(str(path), text)
+
+
+def parse(source: Source | str, path: str = "<string>") -> ast.Program:
+    if isinstance(source, str):
+        source = Source(path, source)
+    if "\0" in source.text:
+        at = source.text.index("\0")
+        raise DeccError("NUL character in source: is this a binary file?", Span.of(source, at, at + 1))
+    try:
+        tree = _lark().parse(source.text)
+    except UnexpectedInput as e:
+        raise _syntax_error(source, e) from None
+    return _Builder(source).program(tree)
+
+
+def _describe(tok: Token) -> str:
+    if tok.type == "$END":
+        return "end of file"
+    return f"'{tok.value}'" if len(tok.value) <= 30 else f"'{tok.value[:27]}...'"
+
+
+def _expected(names: set[str]) -> str:
+    shown = sorted({_TERMINAL_NAMES.get(n, f"'{n.lower()}'" if n.isupper() else n) for n in names})
+    if len(shown) > 6:
+        return ""
+    return " or ".join([", ".join(shown[:-1]), shown[-1]]) if len(shown) > 1 else shown[0]
+
+
+def _syntax_error(source: Source, e: UnexpectedInput) -> DeccError:
+    text = source.text
+    if isinstance(e, UnexpectedCharacters):
+        pos = e.pos_in_stream
+        ch = text[pos]
+        if ch == '"' or text.startswith('r"', pos):
+            return DeccError(
+                "unterminated string",
+                Span.of(source, pos, pos + 1),
+                hints=['close it with \'"\' on the same line, or use """...""" for text over several lines'],
+            )
+        return DeccError(f"unexpected character {ch!r}", Span.of(source, pos, pos + 1))
+    if isinstance(e, UnexpectedToken):
+        tok = e.token
+        if tok.type == "$END":
+            pos = len(text.rstrip())
+            span = Span.of(source, pos, pos)
+            msg = "unexpected end of file"
+        else:
+            span = Span.of(source, tok.start_pos, tok.end_pos)
+            msg = f"unexpected {_describe(tok)}"
+        exp = _expected(set(e.expected))
+        hints = _hints(tok, set(e.expected))
+        return DeccError(f"{msg}; expected {exp}" if exp else msg, span, hints=hints)
+    if isinstance(e, UnexpectedEOF):
+        pos = len(text.rstrip())
+        return DeccError("unexpected end of file", Span.of(source, pos, pos))
+    return DeccError(str(e))
+
+
+def _hints(tok: Token, expected: set[str]) -> list[str]:
+    if tok.type == "NAME" and "COLON" in expected:
+        return ["options are written 'key: value'"]
+    if tok.type == "COLON" and "LBRACE" in expected:
+        return ["write 'gen NAME { key: value }'"]
+    if tok.type == "NAME" and tok.value in {"gen", "input", "model"} and "RBRACE" in expected:
+        return ["is a '}' missing before this?"]
+    return []
+
+
+class _Builder:
+    """Lark tree → AST, keeping spans."""
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+
+    def span(self, node: Tree | Token) -> Span:
+        if isinstance(node, Token):
+            return Span.of(self.source, node.start_pos, node.end_pos)
+        meta = node.meta
+        if getattr(meta, "empty", True):
+            return Span.of(self.source, 0, 0)
+        return Span.of(self.source, meta.start_pos, meta.end_pos)
+
+    def name(self, tok: Token) -> ast.Name:
+        return ast.Name(str(tok), self.span(tok))
+
+    def program(self, tree: Tree) -> ast.Program:
+        items = tuple(self.item(c) for c in tree.children)
+        return ast.Program(items, Span.of(self.source, 0, len(self.source.text)), self.source)
+
+    def item(self, node: Tree) -> ast.Item:
+        kind = node.data
+        if kind == "model_decl":
+            (arg,) = node.children
+            spec = self.string(arg).value if isinstance(arg, Tree) else str(arg)
+            return ast.ModelDecl(spec, self.span(node))
+        if kind == "input_decl":
+            name, typ, default = node.children
+            return ast.InputDecl(
+                self.name(name),
+                self.name(typ) if typ is not None else None,
+                self.expr(default) if default is not None else None,
+                self.span(node),
+            )
+        if kind == "turn":
+            role, *body = node.children
+            role_tok = role.children[0]
+            items = tuple(self.item(b) if b.data != "string" else self.text(b) for b in body)
+            return ast.Turn(self.name(role_tok), items, self.span(node))
+        if kind == "text_stmt":
+            return self.text(node.children[0])
+        if kind == "gen_stmt":
+            name, *opts = node.children
+            options = tuple(self.option(o) for o in opts if o is not None)
+            return ast.Gen(self.name(name), options, self.span(node))
+        raise AssertionError(f"unknown item {kind}")
+
+    def text(self, node: Tree) -> ast.Text:
+        lit = self.string(node)
+        return ast.Text(parse_template(lit), lit.span)
+
+    def string(self, node: Tree) -> ast.StrLit:
+        (tok,) = node.children
+        return decode_string(str(tok), tok.start_pos, self.span(tok))
+
+    def option(self, node: Tree) -> ast.Option:
+        key, value = node.children
+        return ast.Option(self.name(key), self.expr(value), self.span(node))
+
+    def expr(self, node: Tree | Token) -> ast.Expr:
+        kind = node.data
+        span = self.span(node)
+        if kind == "string":
+            return self.string(node)
+        if kind == "number":
+            text = str(node.children[0])
+            try:
+                value: int | float = int(text)
+            except ValueError:
+                value = float(text)
+            return ast.NumLit(value, span)
+        if kind in ("true", "false"):
+            return ast.BoolLit(kind == "true", span)
+        if kind == "name_ref":
+            return ast.NameRef(str(node.children[0]), span)
+        if kind == "list":
+            return ast.ListLit(tuple(self.expr(c) for c in node.children if c is not None), span)
+        if kind == "call":
+            func, *args = node.children
+            pos: list[ast.Expr] = []
+            kws: list[ast.KwArg] = []
+            for a in args:
+                if a is None:
+                    continue
+                if a.data == "kwarg":
+                    k, v = a.children
+                    kws.append(ast.KwArg(self.name(k), self.expr(v), self.span(a)))
+                elif kws:
+                    raise DeccError("positional argument after a keyword argument", self.span(a))
+                else:
+                    pos.append(self.expr(a))
+            return ast.Call(self.name(func), tuple(pos), tuple(kws), span)
+        raise AssertionError(f"unknown expression {kind}")

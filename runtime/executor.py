@@ -1,0 +1,137 @@
+"""Plan → tokens: runs each step of a compiled plan in one decode session (one KV cache for the program)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from decc.compiler import ir
+from decc.compiler.plan import Plan, PlanGen, PlanText
+from decc.errors import DeccError, did_you_mean
+from decc.runtime.decode import DecodeSession
+from decc.runtime.model import LanguageModel
+from decc.runtime.sampling import SamplingParams
+
+
+@dataclass(frozen=True)
+class StepResult:
+    name: str
+    value: str
+    token_ids: tuple[int, ...]
+    logprob: float
+    finish_reason: str
+
+
+@dataclass
+class Result:
+    """What a run produced: values by name, the whole text, all context token ids and the total logprob.
+
+    `logprob` sums the model's own (unmasked, temperature-1) log-probabilities of the generated tokens.
+    """
+
+    values: dict[str, str]
+    text: str
+    token_ids: list[int]
+    logprob: float
+    steps: dict[str, StepResult] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> str:
+        return self.values[name]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "values": self.values,
+            "text": self.text,
+            "token_ids": self.token_ids,
+            "logprob": self.logprob,
+            "finish_reasons": {k: s.finish_reason for k, s in self.steps.items()},
+        }
+
+
+def bind_inputs(inputs: tuple[ir.InputDef, ...], given: Mapping[str, Any]) -> dict[str, Any]:
+    """Check and convert the caller's inputs against the declarations (CLI strings become typed values)."""
+    decls = {i.name: i for i in inputs}
+    for name in given:
+        if name not in decls:
+            hints = did_you_mean(name, decls) or [
+                f"this program's inputs: {', '.join(decls)}" if decls else "this program declares no inputs"
+            ]
+            raise DeccError(f"unknown input '{name}'", hints=hints)
+    env: dict[str, Any] = {}
+    for name, decl in decls.items():
+        if name in given:
+            env[name] = _convert(decl, given[name])
+        elif decl.default is not None:
+            env[name] = decl.default
+        else:
+            raise DeccError(
+                f"missing input '{name}'", decl.span, hints=[f"pass it with --input {name}=VALUE or run({name}=...)"]
+            )
+    return env
+
+
+def _convert(decl: ir.InputDef, value: Any) -> Any:
+    if decl.type == "str":
+        return str(value)
+    if not isinstance(value, str):
+        ok = isinstance(value, {"int": int, "float": (int, float), "bool": bool}[decl.type])
+        if ok and not (decl.type != "bool" and isinstance(value, bool)):
+            return float(value) if decl.type == "float" else value
+        raise DeccError(f"input '{decl.name}' must be of type {decl.type}, not {type(value).__name__}", decl.span)
+    try:
+        if decl.type == "bool":
+            if value.lower() not in ("true", "false"):
+                raise ValueError
+            return value.lower() == "true"
+        return int(value) if decl.type == "int" else float(value)
+    except ValueError:
+        raise DeccError(f"input '{decl.name}' must be of type {decl.type}, not {value!r}", decl.span) from None
+
+
+def _render(parts: tuple[str | ir.VarRef, ...], env: Mapping[str, Any]) -> str:
+    out = []
+    for p in parts:
+        if isinstance(p, str):
+            out.append(p)
+        else:
+            v = env[p.name]
+            out.append(("true" if v else "false") if isinstance(v, bool) else str(v))
+    return "".join(out)
+
+
+def sampling_params(s: ir.Sampling) -> SamplingParams:
+    return SamplingParams(greedy=s.greedy, temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, seed=s.seed)
+
+
+def execute(plan: Plan, lm: LanguageModel, inputs: Mapping[str, Any]) -> Result:
+    env = bind_inputs(plan.inputs, inputs)
+    session = DecodeSession(lm)
+    tok = lm.tokenizer
+    text: list[str] = []
+    steps: dict[str, StepResult] = {}
+    first = True
+    for step in plan.steps:
+        if isinstance(step, PlanText):
+            piece = _render(step.parts, env)
+            text.append(piece)
+            session.append(tok.encode(piece, add_special_tokens=first and plan.add_special_tokens))
+        elif isinstance(step, PlanGen):
+            op = step.op
+            gen = session.generate(
+                max_tokens=op.max_tokens,
+                sampling=sampling_params(op.search),
+                matcher=step.constraint.matcher() if step.constraint is not None else None,
+                stop=op.stop,
+            )
+            env[op.name] = gen.text
+            text.append(gen.text)
+            steps[op.name] = StepResult(op.name, gen.text, gen.token_ids, gen.logprob, gen.finish_reason)
+        first = False
+    return Result(
+        values={k: s.value for k, s in steps.items()},
+        text="".join(text),
+        token_ids=list(session.tokens),
+        logprob=sum(s.logprob for s in steps.values()),
+        steps=steps,
+    )
