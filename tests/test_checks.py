@@ -1,0 +1,59 @@
+"""Static checks of the compiler (model-free): each mistake gets a positioned diagnostic, with hints."""
+
+from __future__ import annotations
+
+import pytest
+
+from decc.compiler.pipeline import compile_program
+from decc.dsl import parse
+from decc.errors import DeccError
+
+
+def check(src: str) -> None:
+    compile_program(parse(src, "c.dec"))
+
+
+CASES = [
+    ("gen x { max_token: 3 }", 1, 9, "unknown option 'max_token' for gen", "did you mean 'max_tokens'?"),
+    ("gen x { max_tokens: 0 }", 1, 21, "max_tokens must be at least 1, not 0", None),
+    ('gen x { max_tokens: "3" }', 1, 21, "max_tokens must be an integer, not a string", None),
+    ("gen x { max_tokens: 3, max_tokens: 4 }", 1, 24, "option 'max_tokens' given twice", None),
+    ('gen x { where: regx(r"a") }', 1, 16, "unknown constraint 'regx'", "did you mean 'regex'?"),
+    ('gen x { where: "a" }', 1, 16, "'where' takes a constraint such as regex", None),
+    ("gen x { search: greedyy }", 1, 17, "unknown search policy 'greedyy'", "did you mean 'greedy'?"),
+    ("gen x { search: sample(temprature=0.5) }", 1, 24, "unknown argument 'temprature' for sample",
+     "did you mean 'temperature'?"),
+    ("gen x { search: sample(top_p=1.5) }", 1, 30, "top_p must be in (0, 1], not 1.5", None),
+    ("gen x { search: sample(temperature=-1) }", 1, 36, "temperature must be at least 0, not -1", None),
+    ('gen x { stop: "" }', 1, 15, "a stop string cannot be empty", None),
+    ('"{nme}"\ninput name: str', 1, 2, "unknown variable 'nme'", "did you mean 'name'?"),
+    ('"{later}"\ngen later', 1, 2, "'later' is used before it is generated", None),
+    ("input a: str\ngen a", 2, 5, "'a' is already defined", None),
+    ("gen a\ngen a", 2, 5, "'a' is already defined", None),
+    ("input a: strng", 1, 10, "unknown input type 'strng'", "did you mean 'str'?"),
+    ('input a: int = "x"', 1, 16, "default must be of type int, not a string", None),
+    ('user "hi"\ngen x', 2, 1, "a generation outside a chat turn", None),
+    ('user "hi"\n"more"', 2, 1, "text outside a chat turn", None),
+    ("user { gen x }", 1, 8, "generation inside a 'user' turn", None),
+    ("model default\nmodel other", 2, 1, "a program declares one model", None),
+    ('gen x { where: regex(r"ab(c") }', 1, 26, "invalid regex", None),
+    ('gen x { where: regex(r"a{3,1}") }', 1, 24, "invalid regex", None),
+    ('gen x {\n  where: regex(r"[z-a]")\n}', 2, 18, "invalid regex", None),
+]
+
+
+@pytest.mark.parametrize(("src", "line", "col", "message", "hint"), CASES)
+def test_static_check(src: str, line: int, col: int, message: str, hint: str | None) -> None:
+    with pytest.raises(DeccError) as info:
+        check(src)
+    err = info.value
+    assert err.span is not None
+    assert message in err.message
+    assert (err.span.line, err.span.col) == (line, col), err.render()
+    if hint is not None:
+        assert hint in err.hints
+
+
+def test_valid_programs_pass() -> None:
+    check('input n: int = 2\n"Count to {n}: "\ngen c { where: regex(r"[0-9 ]+"), max_tokens: 8 }')
+    check('system "s"\nuser "u"\nassistant { gen a }\nuser "again {a}"\nassistant { gen b }')
