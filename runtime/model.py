@@ -63,26 +63,35 @@ def embedded_model_dir() -> Path:
         if (target / "model.safetensors").is_file():
             return target
         _quiet()
+        import contextlib
+        import io
+        import sys
+
         from safetensors.torch import save_model
         from transformers import AutoModelForCausalLM, AutoTokenizer
-        from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()
-        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        print(f"decc: preparing the embedded model once (dequantizing into {target})", file=sys.stderr)
+        with contextlib.redirect_stderr(io.StringIO()):  # the GGUF converter's progress bars
+            tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config  # the weights are plain float32 now
         target.parent.mkdir(parents=True, exist_ok=True)
-        # Write into a temporary sibling and rename, so a crash never leaves a half-written cache.
+        # Write into a temporary sibling and rename, so a crash never leaves a half-written cache and a
+        # concurrent process either wins the rename or finds the finished folder.
         tmp = Path(tempfile.mkdtemp(prefix=f".{EMBEDDED_NAME}-", dir=target.parent))
         try:
             model.config.save_pretrained(tmp)
             model.generation_config.save_pretrained(tmp)
             save_model(model, str(tmp / "model.safetensors"))
             tok.save_pretrained(tmp)
-            if target.exists():
-                shutil.rmtree(target)
-            tmp.rename(target)
+            if target.exists() and not (target / "model.safetensors").is_file():
+                shutil.rmtree(target, ignore_errors=True)
+            try:
+                tmp.rename(target)
+            except OSError:
+                if not (target / "model.safetensors").is_file():
+                    raise
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
