@@ -37,8 +37,10 @@ CASES = [
     ("user { gen x }", 1, 8, "generation inside a 'user' turn", None),
     ("model default\nmodel other", 2, 1, "a program declares one model", None),
     ('gen x { where: regex(r"ab(c") }', 1, 26, "invalid regex", None),
-    ('gen x { where: regex(r"a{3,1}") }', 1, 24, "invalid regex", None),
-    ('gen x {\n  where: regex(r"[z-a]")\n}', 2, 18, "invalid regex", None),
+    ('gen x { where: regex(r"a{3,1}") }', 1, 25, "invalid regex: min repeat greater than max repeat", None),
+    ('gen x { where: regex(r"(?=a)b") }', 1, 24, "invalid regex: lookahead is not supported", None),
+    ('gen x { where: regex(r"[^\\x00-\\U0010FFFF]") }', 1, 22, "this regex matches nothing", None),
+    ('gen x {\n  where: regex(r"[z-a]")\n}', 2, 19, "invalid regex: bad character range z-a", None),
 ]
 
 

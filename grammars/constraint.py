@@ -1,0 +1,53 @@
+"""`TokenConstraint`: a compiled constraint bound to one vocabulary; what the runtime asks for matchers.
+
+Regexes compile through it today; JSON schemas and CFGs are meant to produce the same object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from .dfa import ByteDFA, compile_regex
+from .errors import RegexError
+from .limits import DEFAULT_LIMITS, Limits
+from .matcher import Matcher
+from .token_automaton import TokenAutomaton
+from .vocab import Vocabulary
+
+
+@dataclass(frozen=True, eq=False)
+class TokenConstraint:
+    """A byte DFA, the vocabulary it was lifted to, and the resulting token automaton."""
+
+    dfa: ByteDFA
+    vocab: Vocabulary
+    automaton: TokenAutomaton
+    source: str = ""  # what it was compiled from, for messages and reprs
+
+    @property
+    def n_states(self) -> int:
+        return self.dfa.n_states
+
+    def matcher(self) -> Matcher:
+        """A fresh matcher at the start state."""
+        return Matcher(self.automaton)
+
+    def __repr__(self) -> str:
+        return f"TokenConstraint({self.source!r}, n_states={self.n_states})"
+
+
+def regex(pattern: str, vocab: Vocabulary, limits: Limits = DEFAULT_LIMITS) -> TokenConstraint:
+    """Constrain generation to full matches of `pattern` (Python `re` syntax, `re.ASCII` shorthands).
+
+    A pattern that matches no string at all is refused: decoding under it could never stop.
+    """
+    if compile_regex(pattern, limits).is_empty():
+        raise RegexError("this regex matches no string at all", pattern, 0, max(1, len(pattern)))
+    return _regex(pattern, vocab, limits)
+
+
+@lru_cache(maxsize=128)
+def _regex(pattern: str, vocab: Vocabulary, limits: Limits) -> TokenConstraint:
+    dfa = compile_regex(pattern, limits)
+    return TokenConstraint(dfa, vocab, TokenAutomaton.build(dfa, vocab, limits), pattern)

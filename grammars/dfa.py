@@ -1,0 +1,230 @@
+"""Byte-level DFA: subset construction over byte classes, Hopcroft minimization, dead-state removal.
+
+Every state of a `ByteDFA` can still reach an accepting state, so "the walk has not died" also means "the
+text so far can still be completed": that is what lets the token automaton allow a token by walking it.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from .errors import GrammarLimitError
+from .limits import DEFAULT_LIMITS, Limits
+from .nfa import NFA, build_nfa
+from .regex_parser import parse_regex
+
+DEAD = -1
+
+
+@dataclass(frozen=True, eq=False)
+class ByteDFA:
+    """`transitions[s, b]` is the next state on byte `b` (or -1); states are numbered from `start` = 0.
+
+    The empty language has no states at all and `start` = -1: the walk is dead before it begins.
+    """
+
+    transitions: np.ndarray  # int32 [n_states, 256]
+    accepting: np.ndarray  # bool [n_states]
+    start: int = 0
+
+    @property
+    def n_states(self) -> int:
+        return int(self.transitions.shape[0])
+
+    def step(self, state: int, data: bytes) -> int:
+        """The state after reading `data` from `state`, or -1 once the walk dies."""
+        table = self.transitions
+        for b in data:
+            if state < 0:
+                return DEAD
+            state = int(table[state, b])
+        return state
+
+    def accepts(self, data: bytes) -> bool:
+        state = self.step(self.start, data)
+        return state >= 0 and bool(self.accepting[state])
+
+    def is_empty(self) -> bool:
+        """True when the language is empty (the regex matches no string)."""
+        return self.n_states == 0
+
+
+@lru_cache(maxsize=256)
+def compile_regex(pattern: str, limits: Limits = DEFAULT_LIMITS) -> ByteDFA:
+    """The minimal byte DFA for full matches of `pattern` (Python `re` syntax, `re.ASCII` shorthands)."""
+    return dfa_from_nfa(build_nfa(parse_regex(pattern), limits), limits)
+
+
+def dfa_from_nfa(nfa: NFA, limits: Limits = DEFAULT_LIMITS) -> ByteDFA:
+    byte_class, n_classes = _byte_classes(nfa)
+    trans, accepting = _determinize(nfa, byte_class, n_classes, limits)
+    trans, accepting = _minimize(trans, accepting)
+    full = np.ascontiguousarray(trans[:, byte_class], dtype=np.int32)
+    full.setflags(write=False)
+    accepting.setflags(write=False)
+    return ByteDFA(full, accepting, 0 if len(accepting) else DEAD)
+
+
+def _byte_classes(nfa: NFA) -> tuple[np.ndarray, int]:
+    """Map bytes to classes that no NFA edge tells apart, so the subset construction works per class."""
+    cuts = np.zeros(257, dtype=bool)
+    cuts[0] = True
+    for edges in nfa.edges:
+        for lo, hi, _ in edges:
+            cuts[lo] = True
+            cuts[hi + 1] = True
+    byte_class = np.cumsum(cuts[:256]).astype(np.int64) - 1
+    return byte_class, int(byte_class[-1]) + 1
+
+
+def _determinize(
+    nfa: NFA, byte_class: np.ndarray, n_classes: int, limits: Limits
+) -> tuple[np.ndarray, np.ndarray]:
+    """Subset construction; DFA states are frozensets of "important" NFA states (byte edges or accept)."""
+    eps = nfa.eps
+    important = [bool(edges) for edges in nfa.edges]
+    important[nfa.accept] = True
+    closures: dict[int, frozenset[int]] = {}
+
+    def closure(t: int) -> frozenset[int]:
+        found = closures.get(t)
+        if found is None:
+            seen = {t}
+            stack = [t]
+            while stack:
+                for u in eps[stack.pop()]:
+                    if u not in seen:
+                        seen.add(u)
+                        stack.append(u)
+            found = closures[t] = frozenset(u for u in seen if important[u])
+        return found
+
+    # succ[s]: (class, closure of the target) for every class an edge of `s` covers.
+    classes = byte_class.tolist()
+    succ: list[list[tuple[int, frozenset[int]]]] = [
+        [(c, closure(t)) for lo, hi, t in edges for c in range(classes[lo], classes[hi] + 1)]
+        for edges in nfa.edges
+    ]
+    start = closure(nfa.start)
+    ids: dict[frozenset[int], int] = {start: 0}
+    sets = [start]
+    rows: list[list[int]] = []
+    work = 0
+    while len(rows) < len(sets):
+        moves: dict[int, list[frozenset[int]]] = {}
+        for s in sets[len(rows)]:
+            for c, closed in succ[s]:
+                moves.setdefault(c, []).append(closed)
+        row = [DEAD] * n_classes
+        memo: dict[tuple[int, ...], int] = {}
+        for c, parts in moves.items():
+            work += len(parts)
+            key = tuple(map(id, parts))
+            d = memo.get(key)
+            if d is None:
+                target = parts[0] if len(parts) == 1 else frozenset().union(*parts)
+                work += len(target)
+                d = ids.get(target, DEAD) if target else DEAD
+                if d == DEAD and target:
+                    d = len(sets)
+                    ids[target] = d
+                    sets.append(target)
+                memo[key] = d
+            row[c] = d
+        rows.append(row)
+        if len(sets) > limits.max_dfa_states or work > limits.max_subset_work:
+            raise GrammarLimitError(
+                f"regex too complex: its DFA grows past {len(sets):,} states "
+                f"(limits: {limits.max_dfa_states:,} states, {limits.max_subset_work:,} work) "
+                "before the construction finishes",
+                hints=["nested or overlapping repeats (like (a|b)*a(a|b){20}) make DFAs explode"],
+            )
+    trans = np.array(rows, dtype=np.int64).reshape(len(rows), n_classes)
+    accepting = np.array([nfa.accept in s for s in sets], dtype=bool)
+    return trans, accepting
+
+
+def _minimize(trans: np.ndarray, accepting: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Hopcroft's partition refinement with an explicit dead state, then drop the dead block and renumber.
+
+    In a minimal DFA every state that cannot reach acceptance is equivalent to the dead state, so removing
+    the dead block is exactly removing the states from which no match is possible.
+    """
+    n, k = trans.shape
+    dead = n
+    table = np.vstack([np.where(trans < 0, dead, trans), np.full((1, k), dead, dtype=trans.dtype)])
+    acc = np.append(accepting, False)
+    # Predecessor lists per class: inverse[c][t] = states going to t on class c.
+    inverse: list[dict[int, list[int]]] = []
+    for c in range(k):
+        col = table[:, c]
+        order = np.argsort(col, kind="stable")
+        targets, starts = np.unique(col[order], return_index=True)
+        chunks = np.split(order, starts[1:])
+        inverse.append({int(t): chunk.tolist() for t, chunk in zip(targets, chunks, strict=True)})
+
+    blocks: list[set[int]] = [set(np.flatnonzero(acc).tolist()), set(np.flatnonzero(~acc).tolist())]
+    blocks = [b for b in blocks if b]
+    block_of = [0] * (n + 1)
+    for i, b in enumerate(blocks):
+        for s in b:
+            block_of[s] = i
+    pending = set(range(len(blocks)))
+    while pending:
+        splitter = list(blocks[pending.pop()])
+        for c in range(k):
+            inv = inverse[c]
+            touched: dict[int, list[int]] = {}
+            for t in splitter:
+                for s in inv.get(t, ()):
+                    touched.setdefault(block_of[s], []).append(s)
+            for y, xs in touched.items():
+                whole = blocks[y]
+                if len(xs) == len(whole):
+                    continue
+                if 2 * len(xs) <= len(whole):
+                    moved = set(xs)
+                    whole.difference_update(moved)
+                else:
+                    moved = whole.difference(xs)
+                    blocks[y] = set(xs)
+                new = len(blocks)
+                blocks.append(moved)
+                for s in moved:
+                    block_of[s] = new
+                pending.add(new)  # the smaller half (or both, if y is still pending)
+    return _renumber(table, acc, block_of, dead)
+
+
+def _renumber(
+    table: np.ndarray, acc: np.ndarray, block_of: list[int], dead: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Breadth-first numbering of the live blocks from the start state's block, dead block mapped to -1."""
+    k = table.shape[1]
+    dead_block = block_of[dead]
+    rep: dict[int, int] = {}
+    for s in range(len(block_of)):
+        rep.setdefault(block_of[s], s)
+    start_block = block_of[0]
+    if start_block == dead_block:  # empty language: no live state at all
+        return np.zeros((0, k), dtype=np.int64), np.zeros(0, dtype=bool)
+    number = {start_block: 0}
+    order = [start_block]
+    queue = deque([start_block])
+    while queue:
+        b = queue.popleft()
+        for t in table[rep[b]].tolist():
+            tb = block_of[t]
+            if tb != dead_block and tb not in number:
+                number[tb] = len(order)
+                order.append(tb)
+                queue.append(tb)
+    out = np.full((len(order), k), DEAD, dtype=np.int64)
+    for i, b in enumerate(order):
+        out[i] = [number.get(block_of[t], DEAD) for t in table[rep[b]].tolist()]
+    accepting = np.array([bool(acc[rep[b]]) for b in order], dtype=bool)
+    return out, accepting

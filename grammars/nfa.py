@@ -1,0 +1,122 @@
+"""Thompson NFA over bytes, built from the regex AST; size is checked before building so blow-ups fail fast."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import GrammarLimitError
+from .limits import Limits
+from .regex_ast import Alt, CharSet, Concat, Node, Repeat
+from .utf8 import state_count, utf8_sequences
+
+
+@dataclass
+class NFA:
+    """`eps[s]`: epsilon successors; `edges[s]`: (lo, hi, target) byte-range transitions; one accept state."""
+
+    eps: list[list[int]]
+    edges: list[list[tuple[int, int, int]]]
+    start: int
+    accept: int
+
+
+def estimate_states(node: Node) -> int:
+    """The exact number of NFA states `build_nfa` will create (Python ints, so huge counts don't overflow)."""
+    if isinstance(node, CharSet):
+        return state_count(node.ranges)
+    if isinstance(node, Concat):
+        return 1 if not node.items else sum(estimate_states(i) for i in node.items)
+    if isinstance(node, Alt):
+        return 2 + sum(estimate_states(i) for i in node.items)
+    inner = estimate_states(node.item)
+    if node.max is None:
+        return 2 + inner * (node.min + 1)
+    return 2 + inner * node.max
+
+
+def build_nfa(node: Node, limits: Limits) -> NFA:
+    needed = estimate_states(node)
+    if needed > limits.max_nfa_states:
+        raise GrammarLimitError(
+            f"regex too large: its automaton would need {needed:,} NFA states "
+            f"(limit {limits.max_nfa_states:,})",
+            hints=["large bounded repeats like {1000} multiply the size of what they repeat"],
+        )
+    builder = _Builder()
+    start, end = builder.build(node)
+    return NFA(builder.eps, builder.edges, start, end)
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.eps: list[list[int]] = []
+        self.edges: list[list[tuple[int, int, int]]] = []
+
+    def new(self) -> int:
+        self.eps.append([])
+        self.edges.append([])
+        return len(self.eps) - 1
+
+    def build(self, node: Node) -> tuple[int, int]:
+        """A fragment (entry, exit); the exit gets its onward epsilon edges from the caller."""
+        if isinstance(node, CharSet):
+            return self.charset(node)
+        if isinstance(node, Concat):
+            if not node.items:
+                s = self.new()
+                return s, s
+            first, last = self.build(node.items[0])
+            for item in node.items[1:]:
+                a, b = self.build(item)
+                self.eps[last].append(a)
+                last = b
+            return first, last
+        if isinstance(node, Alt):
+            s, e = self.new(), self.new()
+            for item in node.items:
+                a, b = self.build(item)
+                self.eps[s].append(a)
+                self.eps[b].append(e)
+            return s, e
+        return self.repeat(node)
+
+    def repeat(self, node: Repeat) -> tuple[int, int]:
+        s = self.new()
+        cur = s
+        for _ in range(node.min):
+            a, b = self.build(node.item)
+            self.eps[cur].append(a)
+            cur = b
+        end = self.new()
+        if node.max is None:
+            a, b = self.build(node.item)
+            self.eps[cur] += [a, end]
+            self.eps[b].append(cur)  # loop back to `cur`, the star's hub
+            return s, end
+        for _ in range(node.max - node.min):
+            a, b = self.build(node.item)
+            self.eps[cur] += [a, end]
+            cur = b
+        self.eps[cur].append(end)
+        return s, end
+
+    def charset(self, node: CharSet) -> tuple[int, int]:
+        start, end = self.new(), self.new()
+        by_suffix: dict[tuple[tuple[int, int], ...], int] = {}
+
+        def state_for(suffix: tuple[tuple[int, int], ...]) -> int:
+            """The state from which reading `suffix` reaches `end`; shared between sequences."""
+            if not suffix:
+                return end
+            s = by_suffix.get(suffix)
+            if s is None:
+                s = self.new()
+                lo, hi = suffix[0]
+                self.edges[s].append((lo, hi, state_for(suffix[1:])))
+                by_suffix[suffix] = s
+            return s
+
+        for seq in utf8_sequences(node.ranges):
+            lo, hi = seq[0]
+            self.edges[start].append((lo, hi, state_for(seq[1:])))
+        return start, end

@@ -1,0 +1,337 @@
+"""Token automata and matchers: a tiny vocabulary against a brute-force oracle, and the real tokenizer."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import re
+import time
+from functools import cache
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import regex as pyregex
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from decc.grammars import GrammarLimitError, Limits, RegexError, Vocabulary, compile_regex, regex
+from decc.grammars.token_automaton import TokenAutomaton
+
+EOS, SPECIAL = 10, 11
+TINY = [
+    b"a",
+    b"b",
+    b"ab",
+    b"ba",
+    b"abc",
+    b"c",
+    b"\xc3",
+    b"\xa9",
+    "é".encode(),
+    b"",
+    b"</s>",
+    b"<s>",
+    b"\xe2\x82",
+    b"\xac",
+    "€".encode(),
+]
+TINY_VOCAB = Vocabulary.from_token_bytes(TINY, eos_id=EOS, special_ids=[SPECIAL])
+
+# Each leaf with the form the `regex`-module oracle uses: negated classes spelled as positive ranges, because
+# `regex` 2026.11 gets alternations of two negated classes wrong (`regex.fullmatch("[^a]|[^b]", "a")` is None).
+LEAVES = {
+    "a": "a",
+    "b": "b",
+    "c": "c",
+    "é": "é",
+    "€": "€",
+    "ab": "ab",
+    "[ab]": "[ab]",
+    "[a-c]": "[a-c]",
+    "[é€]": "[é€]",
+    "[b-é]": "[b-é]",
+    r"\w": r"\w",
+    "[^a]": r"[\x00-\x60\x62-\U0010ffff]",
+    "[^é]": r"[\x00-\xe8\xea-\U0010ffff]",
+    ".": r"[\x00-\x09\x0b-\U0010ffff]",
+    r"\W": r"[\x00-\x2f\x3a-\x40\x5b-\x5e\x60\x7b-\U0010ffff]",
+}
+QUANTIFIERS = ["*", "+", "?", "{2}", "{0,2}", "{1,3}", "{2,}", "*?"]
+Pair = tuple[str, str]  # (pattern, the same pattern for the oracle)
+
+
+def _extend(children: st.SearchStrategy[Pair]) -> st.SearchStrategy[Pair]:
+    two = st.tuples(children, children)
+    return st.one_of(
+        two.map(lambda t: (t[0][0] + t[1][0], t[0][1] + t[1][1])),
+        two.map(lambda t: (f"(?:{t[0][0]}|{t[1][0]})", f"(?:{t[0][1]}|{t[1][1]})")),
+        st.tuples(children, st.sampled_from(QUANTIFIERS)).map(
+            lambda t: (f"(?:{t[0][0]}){t[1]}", f"(?:{t[0][1]}){t[1]}")
+        ),
+    )
+
+
+REGEXES = st.recursive(st.sampled_from(sorted(LEAVES.items())), _extend, max_leaves=6)
+
+
+# -- the oracle: viability by partial matching with the `regex` module, independent of our DFA ------------
+
+
+@cache
+def _viable(pattern: str, data: bytes) -> bool:
+    """Can `data` be extended to a full match? A trailing incomplete UTF-8 sequence tries all completions."""
+    try:
+        return _partial(pattern, data.decode("utf-8"))
+    except UnicodeDecodeError:
+        pass
+    for cut in (1, 2, 3):
+        head, tail = data[:-cut], data[-cut:]
+        lead = tail[0]
+        need = 2 if 0xC2 <= lead <= 0xDF else 3 if 0xE0 <= lead <= 0xEF else 4 if 0xF0 <= lead <= 0xF4 else 0
+        if need <= cut or any(not 0x80 <= b <= 0xBF for b in tail[1:]):
+            continue
+        try:
+            text = head.decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+        for rest in itertools.product(range(0x80, 0xC0), repeat=need - cut):
+            try:
+                ch = (tail + bytes(rest)).decode("utf-8")
+            except UnicodeDecodeError:
+                continue
+            if _partial(pattern, text + ch):
+                return True
+        return False
+    return False
+
+
+def _partial(pattern: str, text: str) -> bool:
+    return pyregex.fullmatch(pattern, text, flags=pyregex.ASCII, partial=True) is not None
+
+
+def _full(pattern: str, data: bytes) -> bool:
+    try:
+        return re.fullmatch(pattern, data.decode("utf-8"), re.ASCII) is not None
+    except UnicodeDecodeError:
+        return False
+
+
+def _expected_allowed(pattern: str, oracle: str, data: bytes) -> set[int]:
+    allowed = {t for t, b in enumerate(TINY) if t not in (EOS, SPECIAL) and b and _viable(oracle, data + b)}
+    if _full(pattern, data):
+        allowed.add(EOS)
+    return allowed
+
+
+def _mask_ids(matcher, size: int) -> set[int]:  # noqa: ANN001
+    row = torch.zeros((size + 31) // 32, dtype=torch.int32)
+    matcher.fill_bitmask(row)
+    bits = np.unpackbits(row.numpy().view(np.uint8), bitorder="little")
+    return set(np.flatnonzero(bits).tolist())
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(REGEXES)
+def test_tiny_vocab_matches_oracle(patterns: Pair) -> None:
+    pattern, oracle = patterns
+    constraint = regex(pattern, TINY_VOCAB)
+    # Breadth-first over token sequences of length <= 3, deduplicated by the text they produce.
+    frontier = [(constraint.matcher(), b"")]
+    seen = {b""}
+    for depth in range(4):
+        nxt = []
+        for matcher, data in frontier:
+            expected = _expected_allowed(pattern, oracle, data)
+            assert _mask_ids(matcher, TINY_VOCAB.size) == expected, (pattern, data)
+            assert set(matcher.allowed_token_ids().tolist()) == expected
+            assert matcher.is_accepting() == (EOS in expected)
+            assert matcher.can_continue() == bool(expected - {EOS})
+            for t in range(len(TINY)):
+                child = matcher.clone()
+                assert child.advance(t) == (t in expected), (pattern, data, t)
+                if t in expected and t != EOS and depth < 3 and data + TINY[t] not in seen:
+                    seen.add(data + TINY[t])
+                    nxt.append((child, data + TINY[t]))
+                if t not in expected:
+                    assert child.state == matcher.state
+        frontier = nxt
+
+
+def test_eos_terminates_and_nothing_follows() -> None:
+    m = regex("ab?", TINY_VOCAB).matcher()
+    assert not m.advance(EOS)
+    assert m.advance(0) and m.is_accepting() and m.can_continue()
+    twin = m.clone()
+    assert m.advance(EOS) and m.is_terminated() and not m.is_accepting() and not m.can_continue()
+    assert not m.advance(1) and len(m.allowed_token_ids()) == 0 and _mask_ids(m, TINY_VOCAB.size) == set()
+    assert not twin.is_terminated() and twin.advance(1)  # clones are independent
+    assert not twin.advance(SPECIAL) and not twin.advance(9) and not twin.advance(999)
+
+
+def test_partial_utf8_tokens_compose() -> None:
+    m = regex("é€", TINY_VOCAB).matcher()
+    assert m.advance(6) and m.advance(7)  # "\xc3" + "\xa9" = "é"
+    assert m.advance(12) and not m.is_accepting() and m.advance(13) and m.is_accepting()
+    m = regex("é", TINY_VOCAB).matcher()
+    assert not m.advance(7) and m.advance(8) and m.is_accepting()
+
+
+def test_bitmask_layout_bit31_and_padding_ids() -> None:
+    tokens = [bytes([0x41 + i % 26]) for i in range(70)]
+    vocab = Vocabulary.from_token_bytes(tokens, eos_id=69, size=100)  # logits wider than the tokenizer
+    assert vocab.n_words == 4
+    letters = "".join(chr(0x41 + i) for i in (31 % 26, 63 % 26))  # ids 31 and 63 spell "F" and "L"
+    auto = regex(f"[{letters}]*", vocab).automaton
+    row = auto.bitmask[auto.start]
+    assert row.dtype == np.int32 and row.shape == (4,)
+    ids = set(np.flatnonzero(np.unpackbits(row.view(np.uint8), bitorder="little")).tolist())
+    assert ids == {5, 11, 31, 37, 57, 63, 69}
+    assert row[0] < 0 and row[1] < 0  # bit 31 set: the int32 word is negative
+    assert all(i < 70 for i in ids)  # ids 70..99 exist in the logits but are never allowed
+    t = torch.full((4,), -1, dtype=torch.int32)
+    regex(f"[{letters}]*", vocab).matcher().fill_bitmask(t)
+    assert t.tolist() == row.tolist()
+
+
+def test_csr_is_sorted_and_consistent() -> None:
+    auto = regex("[ab]+c?|é+", TINY_VOCAB).automaton
+    for s in range(auto.n_states):
+        ids = auto.token_ids[auto.indptr[s] : auto.indptr[s + 1]]
+        assert (np.diff(ids) > 0).all()
+        assert auto.n_allowed[s] == len(ids)
+        for t, nxt in zip(
+            ids.tolist(), auto.next_state[auto.indptr[s] : auto.indptr[s + 1]].tolist(), strict=True
+        ):
+            assert auto.dfa.step(s, TINY[t]) == nxt == auto.next(s, t)
+
+
+def test_empty_language_is_refused() -> None:
+    with pytest.raises(RegexError, match="matches no string"):
+        regex(r"a[^\x00-\U0010ffff]", TINY_VOCAB)
+
+
+def test_token_transition_limit() -> None:
+    dfa = compile_regex("[ab]{0,50}")
+    with pytest.raises(GrammarLimitError, match="transitions"):
+        TokenAutomaton.build(dfa, TINY_VOCAB, Limits(max_token_transitions=10))
+
+
+class _FakeAdded(SimpleNamespace):
+    pass
+
+
+class _FakeSentencePiece:
+    """Just enough of a Hugging Face SentencePiece tokenizer (Llama-style vocabulary) for `from_tokenizer`."""
+
+    def __init__(self) -> None:
+        pieces = ["<unk>", "<s>", "</s>", "<0x0A>", "<0xC3>", "<0xA9>", "▁the", "▁", "é", "ab", "<tool>"]
+        self._vocab = {p: i for i, p in enumerate(pieces)}
+        self.added_tokens_decoder = {
+            0: _FakeAdded(content="<unk>", special=True),
+            1: _FakeAdded(content="<s>", special=True),
+            2: _FakeAdded(content="</s>", special=True),
+            10: _FakeAdded(content="<tool>", special=False),
+        }
+        self.all_special_ids = [0, 1, 2]
+        self.eos_token_id = 2
+
+    def get_vocab(self) -> dict[str, int]:
+        return dict(self._vocab)
+
+    def __len__(self) -> int:
+        return len(self._vocab)
+
+
+def test_sentencepiece_vocabulary() -> None:
+    tok = _FakeSentencePiece()
+    vocab = Vocabulary.from_tokenizer(tok, size=16)
+    assert vocab.token_bytes[:3] == (None, None, None)
+    assert vocab.token_bytes[3:] == (b"\n", b"\xc3", b"\xa9", b" the", b" ", "é".encode(), b"ab", b"<tool>")
+    assert vocab.eos_ids == {2} and vocab.special_ids == {0, 1, 2} and vocab.size == 16
+    assert Vocabulary.from_tokenizer(tok, size=16) is vocab
+    m = regex(" the é\n", vocab).matcher()
+    assert all(m.advance(t) for t in (6, 7, 4, 5, 3)) and m.advance(2) and m.is_terminated()
+
+
+# -- the real tokenizer ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def real() -> tuple[object, Vocabulary]:
+    from decc.runtime.model import load_tokenizer
+
+    tok = load_tokenizer("default")
+    return tok, Vocabulary.from_tokenizer(tok)
+
+
+REAL_CASES = [
+    (r"\d{4}-\d{2}-\d{2}", ["2024-01-15", "1999-12-31"], ["2024-1-15", "2024/01/15"]),
+    (r"\(\d{3}\) \d{3}-\d{4}", ["(555) 123-4567"], ["555-123-4567"]),
+    (r"[A-Z][a-z]+", ["Hello", "Paris"], ["hello", "HELLO"]),
+    (r"(café|naïve|über) [à-ÿ]{1,4}ß?", ["café éé", "über àß"], ["cafe é", "naïve "]),
+    (r"(yes|no)", ["yes", "no"], ["maybe", "yes no"]),
+]
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(("pattern", "good", "bad"), REAL_CASES)
+def test_real_tokenizer(real: tuple, pattern: str, good: list[str], bad: list[str]) -> None:
+    tok, vocab = real
+    constraint = regex(pattern, vocab)
+    eos = next(iter(vocab.eos_ids))
+    for text in good:
+        m = constraint.matcher()
+        for t in tok.encode(text, add_special_tokens=False):
+            assert m.advance(t), (text, t)
+        assert m.is_accepting() and eos in m.allowed_token_ids()
+    for text in bad:
+        m = constraint.matcher()
+        ok = all(m.advance(t) for t in tok.encode(text, add_special_tokens=False))
+        assert not (ok and m.is_accepting()), text
+    rng = random.Random(pattern)
+    for _ in range(25):
+        text = _random_walk(constraint.matcher(), vocab, eos, rng)
+        assert re.fullmatch(pattern, text.decode("utf-8"), re.ASCII), (pattern, text)
+
+
+def _random_walk(m, vocab: Vocabulary, eos: int, rng: random.Random) -> bytes:  # noqa: ANN001
+    out = b""
+    row = torch.zeros(vocab.n_words, dtype=torch.int32)
+    for _ in range(200):
+        m.fill_bitmask(row)
+        bits = np.unpackbits(row.numpy().view(np.uint8), bitorder="little")
+        allowed = np.flatnonzero(bits).tolist()
+        assert allowed, "a live state always allows something"
+        if eos in allowed and (rng.random() < 0.4 or len(allowed) == 1):
+            assert m.advance(eos) and m.is_terminated()
+            return out
+        t = rng.choice([a for a in allowed if a != eos])
+        assert m.advance(t)
+        out += vocab.token_bytes[t]
+    raise AssertionError("random walk did not finish")
+
+
+@pytest.mark.model
+def test_real_vocabulary_bytes(real: tuple) -> None:
+    tok, vocab = real
+    assert len(vocab.token_bytes) == vocab.size == 49152 and vocab.eos_ids == {tok.eos_token_id}
+    assert all(vocab.token_bytes[i] is None for i in range(17))
+    for i in range(17, len(vocab.token_bytes), 97):
+        b = vocab.token_bytes[i]
+        try:
+            assert b.decode("utf-8") == tok.decode([i])
+        except UnicodeDecodeError:
+            pass  # a partial UTF-8 token keeps its raw bytes
+
+
+@pytest.mark.model
+def test_real_build_time(real: tuple) -> None:
+    _, vocab = real
+    vocab.packed  # noqa: B018 - the per-vocabulary layout is built once and cached
+    for pattern in [r"\d{4}-\d{2}-\d{2}", r"[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\.[a-zA-Z]{2,}"]:
+        dfa = compile_regex(pattern)
+        t = time.perf_counter()
+        TokenAutomaton.build(dfa, vocab)
+        assert time.perf_counter() - t < 0.5, pattern
