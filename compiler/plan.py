@@ -133,6 +133,6 @@ def print_plan(plan: Plan) -> str:
             auto = ""
             if c is not None:
                 a = c.automaton
-                auto = f" automaton(states={a.n_states}, edges={a.n_edges})"
+                auto = f" automaton(states={a.n_states}, edges={len(a.token_ids)})"
             lines.append(f"  gen {step.name} {gen_attrs(step.op)}{auto}  {loc(step.op.span)}")
     return "\n".join(lines) + "\n"
