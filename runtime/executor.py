@@ -66,7 +66,9 @@ def bind_inputs(inputs: tuple[ir.InputDef, ...], given: Mapping[str, Any]) -> di
             env[name] = decl.default
         else:
             raise DeccError(
-                f"missing input '{name}'", decl.span, hints=[f"pass it with --input {name}=VALUE or run({name}=...)"]
+                f"missing input '{name}'",
+                decl.span,
+                hints=[f"pass it with --input {name}=VALUE or run({name}=...)"],
             )
     return env
 
@@ -78,7 +80,9 @@ def _convert(decl: ir.InputDef, value: Any) -> Any:
         ok = isinstance(value, {"int": int, "float": (int, float), "bool": bool}[decl.type])
         if ok and not (decl.type != "bool" and isinstance(value, bool)):
             return float(value) if decl.type == "float" else value
-        raise DeccError(f"input '{decl.name}' must be of type {decl.type}, not {type(value).__name__}", decl.span)
+        raise DeccError(
+            f"input '{decl.name}' must be of type {decl.type}, not {type(value).__name__}", decl.span
+        )
     try:
         if decl.type == "bool":
             if value.lower() not in ("true", "false"):
@@ -86,7 +90,9 @@ def _convert(decl: ir.InputDef, value: Any) -> Any:
             return value.lower() == "true"
         return int(value) if decl.type == "int" else float(value)
     except ValueError:
-        raise DeccError(f"input '{decl.name}' must be of type {decl.type}, not {value!r}", decl.span) from None
+        raise DeccError(
+            f"input '{decl.name}' must be of type {decl.type}, not {value!r}", decl.span
+        ) from None
 
 
 def _render(parts: tuple[str | ir.VarRef, ...], env: Mapping[str, Any]) -> str:
@@ -101,7 +107,9 @@ def _render(parts: tuple[str | ir.VarRef, ...], env: Mapping[str, Any]) -> str:
 
 
 def sampling_params(s: ir.Sampling) -> SamplingParams:
-    return SamplingParams(greedy=s.greedy, temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, seed=s.seed)
+    return SamplingParams(
+        greedy=s.greedy, temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, seed=s.seed
+    )
 
 
 def execute(plan: Plan, lm: LanguageModel, inputs: Mapping[str, Any]) -> Result:

@@ -1,0 +1,313 @@
+"""The decode loop: one causal LM, one growing context, a KV cache, and optional token constraints.
+
+A `DecodeSession` holds the whole context of a program run (prompt pieces and generated values). Appended
+tokens stay pending until the next `generate`, which feeds them all in one prefill forward; each sampled
+token is then fed alone. Written by hand rather than with `model.generate` because constraints, stop
+strings and interleaved prompt pieces need control between steps, and the loop must stay as cheap as
+`model.generate` (one forward per token, no per-step allocations beyond the model's own).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import torch
+
+from decc.errors import DeccError, InternalError
+
+from .detokenize import IncrementalDetokenizer, StopScanner
+from .kernels.bitmask import allocate_token_bitmask, apply_token_bitmask_inplace
+from .model import LanguageModel
+from .sampling import SamplingParams, make_generator, sample
+
+__all__ = ["FINISH_REASONS", "DecodeSession", "FinishReason", "Generation", "TokenMatcher"]
+
+FinishReason = Literal["eos", "stop", "length", "constraint"]
+FINISH_REASONS: tuple[FinishReason, ...] = ("eos", "stop", "length", "constraint")
+_NEG_INF = float("-inf")
+
+
+class TokenMatcher(Protocol):
+    """What a grammar matcher provides to the loop (the grammars package implements it)."""
+
+    def fill_bitmask(self, row: torch.Tensor) -> None:
+        """Set the bits of allowed tokens in an int32 row of ceil(V/32) words (zeroed before the call)."""
+        ...
+
+    def advance(self, token_id: int) -> bool:
+        """Consume a token; False means it was not allowed and the state is unchanged."""
+        ...
+
+    def is_accepting(self) -> bool:
+        """Whether the text so far is a complete value."""
+        ...
+
+    def can_continue(self) -> bool:
+        """Whether some non-EOS token is allowed."""
+        ...
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One generated value.
+
+    `token_ids` are the tokens that joined the context (no EOS; after a stop string, the tokens of the cut
+    text). `logprob` is the sum of the model's raw log-softmax (temperature 1, no mask, no top-k/top-p) over
+    every token sampled in the call, a final EOS and any tokens past a stop string included: the
+    unconstrained model's log-probability of what it produced, comparable across sampling settings.
+    """
+
+    token_ids: tuple[int, ...]
+    text: str
+    logprob: float
+    finish_reason: FinishReason
+
+
+class DecodeSession:
+    """The context of one program run over one model, with its KV cache.
+
+    Invariant: the cache holds `tokens[:fed]`; `_logits` (when set) are the raw next-token logits after
+    all of `tokens`, and are consumed (masked in place) by the step that uses them.
+    """
+
+    def __init__(self, lm: LanguageModel) -> None:
+        from .kvcache import make_kv_cache  # imports transformers: only when a session is made
+
+        self.lm = lm
+        self._model = lm.model
+        self._device = lm.device if lm.device is not None else lm.model.device
+        self._tokens: list[int] = []
+        self._fed = 0
+        self._logits: torch.Tensor | None = None
+        self._cache = make_kv_cache(lm.model.config)
+        self._max_positions = int(getattr(lm.model.config, "max_position_embeddings", 0) or 0)
+        self._eos = lm.eos_ids
+        eos_sorted = sorted(lm.eos_ids)
+        self._eos_index = torch.tensor(eos_sorted, dtype=torch.long, device=self._device)
+        self._eos_words = _bit_words(eos_sorted)
+        self._step_ids = torch.zeros((1, 1), dtype=torch.long, device=self._device)
+        # Positions sliced from one arange (the model would otherwise ask the cache and build one per call).
+        self._positions = (
+            torch.arange(self._max_positions, device=self._device).unsqueeze(0)
+            if self._max_positions
+            else None
+        )
+        self._bitmask: torch.Tensor | None = None  # one reused row, allocated on first constrained step
+
+    @property
+    def tokens(self) -> list[int]:
+        """The whole context so far (a copy): prompt pieces and generated values."""
+        return list(self._tokens)
+
+    def __len__(self) -> int:
+        return len(self._tokens)
+
+    def append(self, token_ids: Sequence[int]) -> None:
+        """Extend the context; the model sees the new tokens at the next `generate` (one prefill)."""
+        vocab = self.lm.vocab_size
+        ids = [int(t) for t in token_ids]
+        for t in ids:
+            if not 0 <= t < vocab:
+                raise InternalError(f"token id {t} outside the vocabulary (0..{vocab - 1})")
+        if ids:
+            self._tokens.extend(ids)
+            self._logits = None
+
+    # -- model calls -------------------------------------------------------------------------------
+
+    def _forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Feed `input_ids` [1, n] after the cached tokens; return the raw next-token logits [V]."""
+        n = input_ids.shape[1]
+        if self._max_positions and self._fed + n > self._max_positions:
+            raise DeccError(
+                f"the context grew to {self._fed + n} tokens, more than the model's "
+                f"{self._max_positions}; shorten the prompt or lower max_tokens"
+            )
+        fed = self._fed
+        positions = self._positions[:, fed : fed + n] if self._positions is not None else None
+        out = self._model(
+            input_ids=input_ids,
+            position_ids=positions,
+            past_key_values=self._cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        self._fed = fed + n
+        return out.logits[0, -1]
+
+    def _crop(self, keep: int) -> None:
+        if keep < self._fed:
+            self._cache.crop(keep - self._fed)
+            self._fed = keep
+
+    def _next_logits(self) -> torch.Tensor:
+        """Raw logits after the whole context, feeding pending tokens in one forward."""
+        logits = self._logits
+        if logits is not None:
+            self._logits = None
+            return logits
+        n = len(self._tokens)
+        if n == 0:
+            raise InternalError("generate called on an empty context: append a prompt first")
+        if self._fed >= n:
+            self._crop(n - 1)  # logits were consumed: re-feed the last token to get them back
+        pending = torch.tensor([self._tokens[self._fed :]], dtype=torch.long, device=self._device)
+        return self._forward(pending)
+
+    def _forward_one(self, token: int) -> torch.Tensor:
+        step = self._step_ids
+        step.fill_(token)
+        return self._forward(step)
+
+    # -- the loop ----------------------------------------------------------------------------------
+
+    def generate(
+        self,
+        *,
+        max_tokens: int,
+        sampling: SamplingParams,
+        matcher: TokenMatcher | None = None,
+        stop: Sequence[str] = (),
+        ignore_eos: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> Generation:
+        """Generate one value after the context and append it (see `Generation` for what comes back).
+
+        Finishes with "constraint" when the matcher accepts and allows nothing more, "eos" on an EOS
+        token (not added to the context), "stop" at a stop string (the context becomes prompt + the text
+        before it), or "length" after `max_tokens`. Under a matcher EOS is allowed exactly when the matcher
+        accepts; `ignore_eos` never allows it. `generator` (default: one from `sampling.seed`) lets a
+        caller share one random stream across calls. After a "stop" finish the matcher has consumed
+        tokens past the cut and should be discarded.
+        """
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 0:
+            raise ValueError(f"max_tokens must be an integer >= 0, got {max_tokens!r}")
+        stops = tuple(stop)
+        if any(not isinstance(s, str) or not s for s in stops):
+            raise ValueError(f"stop strings must be non-empty strings, got {stops!r}")
+        if generator is None and not sampling.greedy:
+            generator = make_generator(sampling.seed, self._device)
+        with torch.inference_mode():
+            return self._generate(max_tokens, sampling, matcher, stops, ignore_eos, generator)
+
+    def _generate(
+        self,
+        max_tokens: int,
+        sampling: SamplingParams,
+        matcher: TokenMatcher | None,
+        stops: tuple[str, ...],
+        ignore_eos: bool,
+        generator: torch.Generator | None,
+    ) -> Generation:
+        generated: list[int] = []
+        if matcher is not None and _finished(matcher):
+            return self._result(generated, None, "constraint")
+        if max_tokens == 0:
+            return self._result(generated, None, "length")
+        context = self._tokens
+        eos = self._eos
+        detok = IncrementalDetokenizer(self.lm.tokenizer) if stops else None
+        scanner = StopScanner(stops) if stops else None
+        logprobs = torch.empty(max_tokens, dtype=torch.float32, device=self._device)
+        logits = self._next_logits()
+        finish: FinishReason = "length"
+        for step in range(max_tokens):
+            lse = torch.logsumexp(logits.float(), 0)  # no copy for float32 models
+            if matcher is not None:
+                self._mask(logits, matcher, allow_eos=not ignore_eos and matcher.is_accepting())
+            elif ignore_eos:
+                logits.index_fill_(0, self._eos_index, _NEG_INF)
+            token = sample(logits, sampling, generator)
+            logprobs[step] = logits[token] - lse  # the sampled token is never masked, so this is raw
+            if token in eos:
+                return self._result(generated, logprobs[: step + 1], "eos")
+            if matcher is not None and not matcher.advance(token):
+                raise InternalError(f"the matcher refused token {token} that its own bitmask allowed")
+            generated.append(token)
+            context.append(token)
+            if detok is not None and scanner is not None:
+                delta = detok.push(token)
+                if delta and scanner.scan(detok.text, len(delta)):
+                    cut = self._cut_at_stop(generated, scanner)
+                    if cut is not None:
+                        return self._result(cut[0], logprobs[: step + 1], "stop", text=cut[1])
+            if step + 1 == max_tokens:
+                break
+            if matcher is not None and _finished(matcher):
+                finish = "constraint"
+                break
+            logits = self._forward_one(token)
+        return self._result(generated, logprobs[: len(generated)], finish)
+
+    def _mask(self, logits: torch.Tensor, matcher: TokenMatcher, *, allow_eos: bool) -> None:
+        """Apply the matcher's bitmask to `logits` in place, with EOS bits set by the loop's policy."""
+        row = self._bitmask
+        if row is None:
+            row = self._bitmask = allocate_token_bitmask(1, logits.shape[0], self._device)[0]
+        row.zero_()
+        matcher.fill_bitmask(row)
+        for word, bits in self._eos_words:
+            value = int(row[word])
+            row[word] = _to_int32(value | bits if allow_eos else value & ~bits)
+        apply_token_bitmask_inplace(logits, row)
+
+    def _cut_at_stop(self, generated: list[int], scanner: StopScanner) -> tuple[list[int], str] | None:
+        """Cut the value before the first stop string and rewrite the context's tail to match it.
+
+        Keeps the generated tokens up to the last token boundary at or before the cut, crops the cache to
+        them, and appends the re-tokenized rest of the cut text as pending tokens.
+        """
+        tokenizer = self.lm.tokenizer
+        full = tokenizer.decode(generated)
+        at = scanner.first(full)
+        if at < 0:
+            return None  # the incremental text disagreed with a full decode; keep generating
+        text = full[:at]
+        keep = len(generated) - 1
+        while keep > 0:
+            prefix = tokenizer.decode(generated[:keep])
+            if len(prefix) <= at and text.startswith(prefix):
+                break
+            keep -= 1
+        prefix = tokenizer.decode(generated[:keep]) if keep else ""
+        rest = (
+            tokenizer.encode(text[len(prefix) :], add_special_tokens=False) if len(text) > len(prefix) else []
+        )
+        base = len(self._tokens) - len(generated)
+        del self._tokens[base + keep :]
+        self._tokens.extend(rest)
+        self._crop(min(self._fed, base + keep))
+        self._logits = None
+        return generated[:keep] + list(rest), text
+
+    def _result(
+        self,
+        token_ids: list[int],
+        logprobs: torch.Tensor | None,
+        finish: FinishReason,
+        text: str | None = None,
+    ) -> Generation:
+        if text is None:
+            text = self.lm.tokenizer.decode(token_ids) if token_ids else ""
+        logprob = float(logprobs.sum()) if logprobs is not None else 0.0
+        return Generation(tuple(token_ids), text, logprob, finish)
+
+
+def _finished(matcher: TokenMatcher) -> bool:
+    return matcher.is_accepting() and not matcher.can_continue()
+
+
+def _bit_words(token_ids: Sequence[int]) -> list[tuple[int, int]]:
+    """(word, bits) pairs that cover `token_ids` in the packed bitmask layout, one pair per word."""
+    words: dict[int, int] = {}
+    for t in token_ids:
+        words[t // 32] = words.get(t // 32, 0) | (1 << (t % 32))
+    return sorted(words.items())
+
+
+def _to_int32(value: int) -> int:
+    """A Python int's low 32 bits as a signed int32 (bit 31 is the sign bit in the tensor)."""
+    value &= 0xFFFFFFFF
+    return value - (1 << 32) if value >= 1 << 31 else value
