@@ -107,6 +107,9 @@ def _render(parts: tuple[str | ir.VarRef, ...], env: Mapping[str, Any]) -> str:
 
 
 def sampling_params(s: ir.Sampling) -> SamplingParams:
+    """IR policy → runtime parameters; `sample(temperature=0)` is greedy, as in every sampler."""
+    if s.greedy:
+        return SamplingParams(greedy=True, seed=s.seed)
     return SamplingParams(
         greedy=s.greedy, temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, seed=s.seed
     )

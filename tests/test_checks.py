@@ -59,3 +59,11 @@ def test_static_check(src: str, line: int, col: int, message: str, hint: str | N
 def test_valid_programs_pass() -> None:
     check('input n: int = 2\n"Count to {n}: "\ngen c { where: regex(r"[0-9 ]+"), max_tokens: 8 }')
     check('system "s"\nuser "u"\nassistant { gen a }\nuser "again {a}"\nassistant { gen b }')
+
+
+def test_temperature_zero_runs_greedy() -> None:
+    from decc.runtime.executor import sampling_params
+
+    module = compile_program(parse("gen x { search: sample(temperature=0, seed=1) }", "t.dec"))
+    params = sampling_params(module.generates()[0].search)
+    assert params.greedy
