@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decc.compiler import ir, options
 from decc.dsl import ast
-from decc.errors import DeccError, did_you_mean
+from decc.errors import DeccError, unknown
 
 INPUT_TYPES = {"str": str, "int": int, "float": float, "bool": bool}
 
@@ -40,11 +40,7 @@ def _input(decl: ast.InputDecl) -> ir.InputDef:
     type_name = decl.type.value if decl.type else "str"
     if type_name not in INPUT_TYPES:
         assert decl.type is not None
-        raise DeccError(
-            f"unknown input type '{type_name}'",
-            decl.type.span,
-            hints=did_you_mean(type_name, INPUT_TYPES) or [f"input types: {', '.join(INPUT_TYPES)}"],
-        )
+        raise unknown("input type", type_name, decl.type.span, INPUT_TYPES)
     default = None
     if decl.default is not None:
         default = _literal(decl.default, type_name)
@@ -91,12 +87,7 @@ def _gen(gen: ast.Gen) -> ir.Generate:
     for opt in gen.options:
         key = opt.key.value
         if key not in options.GEN_OPTIONS:
-            raise DeccError(
-                f"unknown option '{key}' for gen",
-                opt.key.span,
-                hints=did_you_mean(key, options.GEN_OPTIONS)
-                or [f"gen takes: {', '.join(options.GEN_OPTIONS)}"],
-            )
+            raise unknown("option", key, opt.key.span, options.GEN_OPTIONS, where="gen")
         if key in seen:
             raise DeccError(
                 f"option '{key}' given twice", opt.key.span, notes=[f"first given at {seen[key].key.span}"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decc.compiler import ir
 from decc.dsl import ast
-from decc.errors import DeccError, did_you_mean
+from decc.errors import DeccError, unknown
 
 DEFAULT_MAX_TOKENS = 128
 GEN_OPTIONS = ("where", "max_tokens", "stop", "search")
@@ -52,11 +52,7 @@ def constraint(e: ast.Expr) -> ir.Constraint:
         )
     name = e.func.value
     if name not in CONSTRAINTS:
-        raise DeccError(
-            f"unknown constraint '{name}'",
-            e.func.span,
-            hints=did_you_mean(name, CONSTRAINTS) or [f"known constraints: {', '.join(CONSTRAINTS)}"],
-        )
+        raise unknown("constraint", name, e.func.span, CONSTRAINTS)
     if e.kwargs or len(e.args) != 1:
         raise DeccError("regex(...) takes exactly one pattern string", e.span)
     pattern = as_str(e.args[0], "a regex pattern")
@@ -82,11 +78,7 @@ def search(e: ast.Expr) -> ir.Sampling:
     else:
         raise DeccError(f"'search' takes a policy such as greedy or sample(...), not {describe(e)}", e.span)
     if name not in POLICIES:
-        raise DeccError(
-            f"unknown search policy '{name}'",
-            span,
-            hints=did_you_mean(name, POLICIES) or [f"known policies: {', '.join(POLICIES)}"],
-        )
+        raise unknown("search policy", name, span, POLICIES)
     if args:
         raise DeccError(f"{name}(...) takes keyword arguments only, e.g. sample(temperature=0.7)", args[0].span)
     if name == "greedy":
@@ -97,11 +89,7 @@ def search(e: ast.Expr) -> ir.Sampling:
     for kw in kwargs:
         key = kw.name.value
         if key not in SAMPLE_ARGS:
-            raise DeccError(
-                f"unknown argument '{key}' for sample",
-                kw.name.span,
-                hints=did_you_mean(key, SAMPLE_ARGS) or [f"sample takes: {', '.join(SAMPLE_ARGS)}"],
-            )
+            raise unknown("argument", key, kw.name.span, SAMPLE_ARGS, where="sample")
         if key in values:
             raise DeccError(f"argument '{key}' given twice", kw.name.span)
         values[key] = _sample_arg(key, kw.value)

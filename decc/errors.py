@@ -126,3 +126,11 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> list[str]:
     """A 'did you mean' hint, or nothing when no candidate is close."""
     close = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
     return [f"did you mean '{close[0]}'?"] if close else []
+
+
+def unknown(what: str, name: str, span: Span | None, known: Iterable[str], *, where: str = "") -> DeccError:
+    """`unknown <what> '<name>'[ for <where>]`, hinting the closest known name or else listing them all."""
+    known = list(known)
+    suffix = f" for {where}" if where else ""
+    listing = f"known: {', '.join(known)}" if known else f"there is no {what} here"
+    return DeccError(f"unknown {what} '{name}'{suffix}", span, hints=did_you_mean(name, known) or [listing])
