@@ -1,12 +1,13 @@
 """Constraints for decoding: regex -> byte DFA -> token automaton over a model's vocabulary -> matcher.
 
-`compile_regex` is model-free; `regex(pattern, vocab)` binds a pattern to a `Vocabulary` and gives a
+`compile_regex` and `compile_json_schema` are model-free; `regex(pattern, vocab)` binds a pattern to a `Vocabulary` and gives a
 `TokenConstraint`, whose matchers fill allowed-token bitmasks and advance token by token.
 """
 
 from .constraint import TokenConstraint, regex
 from .dfa import ByteDFA, compile_regex
 from .errors import GrammarLimitError, RegexError
+from .json_schema import InvalidSchema, UnsupportedSchema, compile_json_schema, json_schema
 from .limits import DEFAULT_LIMITS, Limits
 from .matcher import Matcher
 from .token_automaton import TokenAutomaton
@@ -16,12 +17,16 @@ __all__ = [
     "ByteDFA",
     "DEFAULT_LIMITS",
     "GrammarLimitError",
+    "InvalidSchema",
     "Limits",
     "Matcher",
     "RegexError",
     "TokenAutomaton",
     "TokenConstraint",
+    "UnsupportedSchema",
     "Vocabulary",
+    "compile_json_schema",
     "compile_regex",
+    "json_schema",
     "regex",
 ]

@@ -1,0 +1,248 @@
+"""JSON numbers as regex AST: integer ranges (digit-range regexes), sign-bounded numbers, and `multipleOf`.
+
+Integer ranges follow the classic construction (split by digit count, then by leading digit), like
+outlines-core's `json_schema` module. `multipleOf` is an exact automaton over decimal digits tracking the
+remainder; it is an `Automaton` node that `json_schema` builds into the NFA next to the ordinary AST nodes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .regex_ast import EMPTY, Alt, CharSet, Concat, Node, Repeat, char
+
+DIGIT = CharSet(((0x30, 0x39),))
+NONZERO = CharSet(((0x31, 0x39),))
+MINUS = char(0x2D)
+
+
+@dataclass(frozen=True)
+class Automaton:
+    """A small byte automaton used as one AST-like node: `edges` are (src, lo, hi, dst) byte ranges."""
+
+    n: int
+    start: int
+    accepting: frozenset[int]
+    edges: tuple[tuple[int, int, int, int], ...]
+
+
+def lit(text: str) -> Node:
+    if len(text) == 1:
+        return char(ord(text))
+    return Concat(tuple(char(ord(c)) for c in text))
+
+
+def seq(*items: Node) -> Node:
+    flat: list[Node] = []
+    for i in items:
+        if isinstance(i, Concat):
+            flat.extend(i.items)
+        else:
+            flat.append(i)
+    return flat[0] if len(flat) == 1 else Concat(tuple(flat))
+
+
+def alt(*items: Node) -> Node:
+    uniq = list(dict.fromkeys(items))
+    return uniq[0] if len(uniq) == 1 else Alt(tuple(uniq))
+
+
+def opt(item: Node) -> Node:
+    return Repeat(item, 0, 1)
+
+
+def _digit_set(lo: int, hi: int, base: int) -> Node:
+    """Digits lo..hi in `base` (hex accepts both cases)."""
+    ranges: list[tuple[int, int]] = []
+    for d in range(lo, hi + 1):
+        if d < 10:
+            ranges.append((0x30 + d, 0x30 + d))
+        else:
+            ranges += [(0x61 + d - 10, 0x61 + d - 10), (0x41 + d - 10, 0x41 + d - 10)]
+    from .regex_ast import normalize
+
+    return CharSet(normalize(ranges))
+
+
+def fixed_width_range(lo: int, hi: int, width: int, base: int = 10) -> Node:
+    """Strings of exactly `width` digits (leading zeros allowed) whose value lies in [lo, hi]."""
+    if width == 0:
+        return EMPTY
+    unit = base ** (width - 1)
+    lo_d, lo_rest = divmod(lo, unit)
+    hi_d, hi_rest = divmod(hi, unit)
+    if lo_d == hi_d:
+        return seq(_digit_set(lo_d, lo_d, base), fixed_width_range(lo_rest, hi_rest, width - 1, base))
+    full = Repeat(_digit_set(0, base - 1, base), width - 1, width - 1) if width > 1 else EMPTY
+    parts: list[Node] = []
+    first = lo_d
+    if lo_rest != 0:
+        parts.append(seq(_digit_set(lo_d, lo_d, base), fixed_width_range(lo_rest, unit - 1, width - 1, base)))
+        first += 1
+    last = hi_d
+    tail: Node | None = None
+    if hi_rest != unit - 1:
+        tail = seq(_digit_set(hi_d, hi_d, base), fixed_width_range(0, hi_rest, width - 1, base))
+        last -= 1
+    if first <= last:
+        parts.append(seq(_digit_set(first, last, base), full))
+    if tail is not None:
+        parts.append(tail)
+    return alt(*parts)
+
+
+def natural_range(lo: int, hi: int | None) -> Node | None:
+    """Decimal naturals without leading zeros in [lo, hi] (hi None: unbounded); None when empty."""
+    lo = max(lo, 0)
+    if hi is not None and hi < lo:
+        return None
+    parts: list[Node] = []
+    if lo == 0:
+        parts.append(lit("0"))
+        lo = 1
+        if hi == 0:
+            return parts[0]
+    n_lo = len(str(lo))
+    n_hi = len(str(hi)) if hi is not None else n_lo
+    for n in range(n_lo, n_hi + 1):
+        a = max(lo, 10 ** (n - 1))
+        b = 10**n - 1 if hi is None else min(hi, 10**n - 1)
+        if a <= b:
+            parts.append(fixed_width_range(a, b, n))
+    if hi is None:
+        parts.append(seq(NONZERO, Repeat(DIGIT, n_lo, None)))
+    return alt(*parts) if parts else None
+
+
+def integer_range(lo: int | None, hi: int | None) -> Node | None:
+    """JSON integers (no leading zeros, no -0) in [lo, hi]; None bounds are open. None when empty."""
+    if lo is not None and hi is not None and lo > hi:
+        return None
+    parts: list[Node] = []
+    # negatives: -hi' .. -lo' with hi' = min(hi, -1)
+    if lo is None or lo < 0:
+        neg_hi = -1 if hi is None else min(hi, -1)
+        if lo is None or lo <= neg_hi:
+            mags = natural_range(-neg_hi, None if lo is None else -lo)
+            if mags is not None:
+                parts.append(seq(MINUS, mags))
+    if hi is None or hi >= 0:
+        pos = natural_range(0 if lo is None else max(lo, 0), hi)
+        if pos is not None:
+            parts.append(pos)
+    return alt(*parts) if parts else None
+
+
+def integer_multiple(m: int, allow_neg: bool, allow_zero: bool, allow_pos: bool) -> Node | None:
+    """JSON integers that are multiples of `m` with the allowed signs, as an exact remainder automaton."""
+    if not (allow_neg or allow_zero or allow_pos):
+        return None
+    if m == 1:
+        parts = []
+        if allow_neg:
+            parts.append(seq(MINUS, NONZERO, Repeat(DIGIT, 0, None)))
+        if allow_zero:
+            parts.append(lit("0"))
+        if allow_pos:
+            parts.append(seq(NONZERO, Repeat(DIGIT, 0, None)))
+        return alt(*parts)
+    # states: 0 start, 1 zero, 2 after '-', 3..3+m positive remainders, 3+m..3+2m negative remainders
+    pos0, neg0 = 3, 3 + m
+    edges: list[tuple[int, int, int, int]] = []
+    accepting = set()
+    if allow_zero:
+        edges.append((0, 0x30, 0x30, 1))
+        accepting.add(1)
+    for base, on in ((pos0, allow_pos), (neg0, allow_neg)):
+        if not on:
+            continue
+        src = 0 if base == pos0 else 2
+        if base == neg0:
+            edges.append((0, 0x2D, 0x2D, 2))
+        for d in range(1, 10):
+            edges.append((src, 0x30 + d, 0x30 + d, base + d % m))
+        for r in range(m):
+            for d in range(10):
+                edges.append((base + r, 0x30 + d, 0x30 + d, base + (r * 10 + d) % m))
+        accepting.add(base)
+    return Automaton(3 + 2 * m, 0, frozenset(accepting), tuple(edges))
+
+
+# JSON number pieces
+INT_PART = alt(lit("0"), seq(NONZERO, Repeat(DIGIT, 0, None)))
+FRAC = seq(lit("."), Repeat(DIGIT, 1, None))
+EXP = seq(
+    CharSet(((0x45, 0x45), (0x65, 0x65))), opt(CharSet(((0x2B, 0x2B), (0x2D, 0x2D)))), Repeat(DIGIT, 1, None)
+)
+UNSIGNED = seq(INT_PART, opt(FRAC), opt(EXP))
+NUMBER = seq(opt(MINUS), UNSIGNED)
+# a nonzero mantissa: any exponent keeps it nonzero
+_NONZERO_MANTISSA = alt(
+    seq(NONZERO, Repeat(DIGIT, 0, None), opt(FRAC)),
+    seq(lit("0."), Repeat(DIGIT, 0, None), NONZERO, Repeat(DIGIT, 0, None)),
+)
+POSITIVE = seq(_NONZERO_MANTISSA, opt(EXP))
+_ZERO = seq(lit("0"), opt(seq(lit("."), Repeat(lit("0"), 1, None))), opt(EXP))
+
+
+def signed_number(allow_neg: bool, allow_zero: bool, allow_pos: bool) -> Node | None:
+    """JSON numbers restricted by sign only (what `minimum: 0`, `exclusiveMaximum: 0`, ... mean)."""
+    parts: list[Node] = []
+    if allow_neg:
+        parts.append(seq(MINUS, POSITIVE))
+    if allow_zero:
+        parts.append(seq(opt(MINUS), _ZERO))
+    if allow_pos:
+        parts.append(POSITIVE)
+    return alt(*parts) if parts else None
+
+
+_ZERO_FRAC = seq(lit("."), Repeat(lit("0"), 1, None))
+_NONZERO_FRAC = seq(lit("."), Repeat(lit("0"), 0, None), NONZERO, Repeat(DIGIT, 0, None))
+
+
+def _unsigned_decimal_range(lo: int, lo_x: bool, hi: int | None, hi_x: bool) -> Node | None:
+    """Unsigned decimals `INT(.FRAC)?` (no exponent) with value in the range; integer bounds, 0 <= lo."""
+    parts: list[Node] = []
+    if hi is not None and (hi < lo or (hi == lo and (lo_x or hi_x))):
+        return None
+    if hi is not None and hi == lo:
+        return seq(natural_range(lo, lo) or EMPTY, opt(_ZERO_FRAC))
+    # integer part == lo
+    parts.append(seq(natural_range(lo, lo) or EMPTY, _NONZERO_FRAC if lo_x else opt(FRAC)))
+    middle = natural_range(lo + 1, None if hi is None else hi - 1)
+    if middle is not None:
+        parts.append(seq(middle, opt(FRAC)))
+    if hi is not None and not hi_x:
+        parts.append(seq(natural_range(hi, hi) or EMPTY, opt(_ZERO_FRAC)))
+    return alt(*parts)
+
+
+def decimal_range(lo: int | None, lo_x: bool, hi: int | None, hi_x: bool) -> Node | None:
+    """JSON numbers written without an exponent whose value lies between integer bounds (None: open).
+
+    Exact on that notation; exponent forms like `1e3` are not produced under non-zero bounds.
+    """
+    parts: list[Node] = []
+    # negative side: -m with m > 0
+    if lo is None or lo < 0:
+        if hi is not None and hi < 0:
+            m_lo, m_lo_x = -hi, hi_x
+        else:
+            m_lo, m_lo_x = 0, True
+        neg = _unsigned_decimal_range(m_lo, m_lo_x, None if lo is None else -lo, lo_x)
+        if neg is not None:
+            parts.append(seq(MINUS, neg))
+    if hi is None or hi >= 0:
+        if lo is None or lo < 0:
+            pos = _unsigned_decimal_range(0, False, hi, hi_x)
+        else:
+            pos = _unsigned_decimal_range(lo, lo_x, hi, hi_x)
+        if pos is not None:
+            parts.append(pos)
+    zero_in = (lo is None or lo < 0 or (lo == 0 and not lo_x)) and (
+        hi is None or hi > 0 or (hi == 0 and not hi_x)
+    )
+    if zero_in:
+        parts.append(seq(MINUS, lit("0"), opt(_ZERO_FRAC)))  # -0 and -0.0 are zero too
+    return alt(*parts) if parts else None

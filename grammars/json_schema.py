@@ -1,0 +1,1080 @@
+"""JSON Schema -> regex AST -> NFA -> byte DFA (-> token automaton), for non-recursive schemas.
+
+Draft 2020-12 plus the common draft-07 spellings (`definitions`, array-valued `items`, `additionalItems`).
+The output is exactly the JSON texts that validate, written the way `json.dumps` writes them (default
+`", "`/`": "` or compact `","`/`":"` separators), with two deliberate restrictions that keep the language
+regular and the DFA small:
+
+* object properties come in schema order (declared properties first, then any others);
+* numbers under non-zero (integer) bounds are written without an exponent (`100.0`, not `1e2`); bounds of
+  0 keep exponents; non-integer bounds on non-integer numbers are refused;
+* the boolean schema `true` (and a schema with no type-restricting keywords) means any JSON value nested at
+  most `ANY_DEPTH` = 3 containers deep.
+
+Keywords with no regular meaning (`uniqueItems`, `not`, `if`, ...) raise `UnsupportedSchema` with the keyword
+and its JSON pointer; `lenient=True` ignores them with a warning instead. A recursive `$ref` raises too: it
+needs the pushdown engine. Formats (`date-time`, `email`, ...) are asserted, not just annotations.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import warnings
+from functools import lru_cache
+from typing import Any
+from urllib.parse import unquote
+
+from decc.errors import DeccError
+
+from .constraint import TokenConstraint
+from .dfa import ByteDFA, dfa_from_nfa
+from .errors import GrammarLimitError, RegexError
+from .json_formats import FORMATS
+from .json_numbers import (
+    NUMBER,
+    Automaton,
+    alt,
+    decimal_range,
+    fixed_width_range,
+    integer_multiple,
+    integer_range,
+    lit,
+    opt,
+    seq,
+    signed_number,
+)
+from .limits import DEFAULT_LIMITS, Limits
+from .nfa import NFA, _Builder
+from .regex_ast import EMPTY, Alt, CharSet, Concat, Node, Repeat, negate, normalize
+from .regex_parser import parse_regex
+from .token_automaton import TokenAutomaton
+from .utf8 import state_count
+from .vocab import Vocabulary
+
+ANY_DEPTH = 3
+TYPES = ("null", "boolean", "object", "array", "string", "number", "integer")
+
+UNSUPPORTED = frozenset(
+    {
+        "uniqueItems", "not", "if", "then", "else", "contains", "minContains", "maxContains",
+        "dependentRequired", "dependentSchemas", "dependencies", "unevaluatedProperties",
+        "unevaluatedItems", "propertyNames", "$dynamicRef", "$recursiveRef",
+    }
+)  # fmt: skip
+
+
+class UnsupportedSchema(DeccError):
+    """A schema using a keyword (or a combination) that decc cannot compile to a regular language."""
+
+    def __init__(self, message: str, keyword: str = "", pointer: str = "") -> None:
+        super().__init__(f"{message} (at '{pointer or '/'}')")
+        self.keyword = keyword
+        self.pointer = pointer
+
+
+class InvalidSchema(DeccError):
+    """A schema that fails the JSON Schema meta-schema check."""
+
+    def __init__(self, message: str, pointer: str = "") -> None:
+        super().__init__(f"invalid JSON schema at '{pointer or '/'}': {message}")
+        self.pointer = pointer
+
+
+# -- public API ---------------------------------------------------------------------------------------
+
+
+def json_schema(
+    schema: dict | bool | str,
+    vocab: Vocabulary,
+    *,
+    lenient: bool = False,
+    whitespace: str = "compact-or-default",
+    limits: Limits = DEFAULT_LIMITS,
+) -> TokenConstraint:
+    """Constrain generation to JSON texts valid under `schema` (a dict, a bool, or its JSON text)."""
+    text = _canonical(schema)
+    dfa = _compile(text, lenient, whitespace, limits)
+    if dfa.is_empty():
+        raise UnsupportedSchema("this schema accepts no JSON value at all", "", "")
+    return _bind(text, lenient, whitespace, limits, vocab)
+
+
+def compile_json_schema(
+    schema: dict | bool | str,
+    *,
+    lenient: bool = False,
+    whitespace: str = "compact-or-default",
+    limits: Limits = DEFAULT_LIMITS,
+) -> ByteDFA:
+    """The minimal byte DFA of the JSON texts valid under `schema`; cached by the schema's JSON text."""
+    return _compile(_canonical(schema), lenient, whitespace, limits)
+
+
+def _canonical(schema: dict | bool | str) -> str:
+    if isinstance(schema, str):
+        try:
+            schema = json.loads(schema)
+        except json.JSONDecodeError as e:
+            raise InvalidSchema(f"not JSON: {e}") from None
+    # no sort_keys: the order of `properties` is part of the language
+    return json.dumps(schema, separators=(",", ":"), ensure_ascii=False)
+
+
+@lru_cache(maxsize=128)
+def _bind(text: str, lenient: bool, ws: str, limits: Limits, vocab: Vocabulary) -> TokenConstraint:
+    dfa = _compile(text, lenient, ws, limits)
+    short = text if len(text) <= 60 else text[:57] + "..."
+    return TokenConstraint(dfa, vocab, TokenAutomaton.build(dfa, vocab, limits), f"json_schema {short}")
+
+
+@lru_cache(maxsize=128)
+def _compile(text: str, lenient: bool, ws: str, limits: Limits) -> ByteDFA:
+    if ws not in ("compact-or-default", "any"):
+        raise ValueError(f"whitespace must be 'compact-or-default' or 'any', not {ws!r}")
+    schema = json.loads(text)
+    _check_meta(schema)
+    node = _Compiler(schema, lenient, ws == "any").compile()
+    return dfa_from_nfa(_build_nfa(node, limits), limits)
+
+
+def _check_meta(schema: Any) -> None:
+    from jsonschema import Draft7Validator, Draft202012Validator, validators
+    from jsonschema.exceptions import SchemaError
+
+    if isinstance(schema, bool):
+        return
+    if not isinstance(schema, dict):
+        raise InvalidSchema("a schema must be an object or a boolean")
+    declared_uri = schema.get("$schema")
+    if (
+        isinstance(declared_uri, str)
+        and declared_uri.rstrip("#").replace("https://", "http://") not in _KNOWN_DRAFTS
+    ):
+        raise UnsupportedSchema(f"unknown meta-schema {declared_uri!r}", "$schema", "/$schema")
+    declared = schema.get("$schema")
+    cls = validators.validator_for(schema, default=Draft202012Validator)
+    candidates = [cls] if declared else [Draft202012Validator, Draft7Validator]
+    first: SchemaError | None = None
+    for c in candidates:
+        try:
+            c.check_schema(schema)
+            return
+        except SchemaError as e:
+            first = first or e
+    assert first is not None
+    raise InvalidSchema(first.message, _pointer(list(first.absolute_path)))
+
+
+_KNOWN_DRAFTS = frozenset(
+    {
+        "http://json-schema.org/draft/2020-12/schema",
+        "http://json-schema.org/draft/2019-09/schema",
+        "http://json-schema.org/draft-07/schema",
+        "http://json-schema.org/draft-06/schema",
+        "http://json-schema.org/draft-04/schema",
+    }
+)
+
+
+def _pointer(parts: list) -> str:
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+# -- JSON text pieces -----------------------------------------------------------------------------------
+
+_HEX = CharSet(normalize([(0x30, 0x39), (0x41, 0x46), (0x61, 0x66)]))
+_RAW = CharSet(negate(((0x00, 0x1F), (0x22, 0x22), (0x5C, 0x5C))))
+_U_BMP = alt(*(fixed_width_range(lo, hi, 4, 16) for lo, hi in ((0, 0xD7FF), (0xE000, 0xFFFF))))
+_U_PAIR = seq(fixed_width_range(0xD800, 0xDBFF, 4, 16), lit("\\u"), fixed_width_range(0xDC00, 0xDFFF, 4, 16))
+# one character: a surrogate-pair escape counts as one, like the code point it stands for
+_ESC = seq(
+    lit("\\"),
+    alt(CharSet(normalize([(ord(c), ord(c)) for c in '"\\/bfnrt'])), seq(lit("u"), alt(_U_BMP, _U_PAIR))),
+)
+STR_CHAR = alt(_RAW, _ESC)
+QUOTE = lit('"')
+ANY_STRING = seq(QUOTE, Repeat(STR_CHAR, 0, None), QUOTE)
+_SHORT_ESC = {0x22: '"', 0x5C: "\\", 0x2F: "/", 0x08: "b", 0x0C: "f", 0x0A: "n", 0x0D: "r", 0x09: "t"}
+
+
+@lru_cache(maxsize=4096)
+def _json_chars(ranges: tuple[tuple[int, int], ...]) -> Node:
+    """One JSON-string character (raw or escaped) whose decoded code point lies in `ranges`."""
+
+    parts: list[Node] = []
+    raw = [(max(lo, a), min(hi, b)) for lo, hi in ranges for a, b in _RAW.ranges if max(lo, a) <= min(hi, b)]
+    if raw:
+        parts.append(CharSet(normalize(raw)))
+    shorts = [c for cp, c in _SHORT_ESC.items() if any(lo <= cp <= hi for lo, hi in ranges)]
+    if shorts:
+        parts.append(seq(lit("\\"), CharSet(normalize([(ord(c), ord(c)) for c in shorts]))))
+    bmp = [(lo, min(hi, 0xFFFF)) for lo, hi in ranges if lo <= 0xFFFF]
+    if bmp:
+        parts.append(seq(lit("\\u"), alt(*(fixed_width_range(lo, hi, 4, 16) for lo, hi in bmp))))
+    return alt(*parts) if parts else CharSet(())
+
+
+@lru_cache(maxsize=4096)
+def _to_json_string_body(node: Node) -> Node:
+    """Rewrite a regex over decoded characters into one over JSON string bodies (escapes included)."""
+    if isinstance(node, CharSet):
+        return _json_chars(node.ranges)
+    if isinstance(node, Concat):
+        return Concat(tuple(_to_json_string_body(i) for i in node.items))
+    if isinstance(node, Alt):
+        return Alt(tuple(_to_json_string_body(i) for i in node.items))
+    if isinstance(node, Repeat):
+        return Repeat(_to_json_string_body(node.item), node.min, node.max)
+    raise TypeError(node)
+
+
+def _string_literal(s: str, quotes: bool = True) -> Node:
+    texts = [json.dumps(s), json.dumps(s, ensure_ascii=False)]
+    return alt(*(lit(t if quotes else t[1:-1]) for t in texts))
+
+
+def _key_language(include: Node | None, exclude: Node) -> Node:
+    """JSON string bodies matched by `include` (None: any) and not by `exclude`."""
+    return _body_product(() if include is None else (include,), exclude)
+
+
+@lru_cache(maxsize=256)
+def _body_product(includes: tuple[Node, ...], exclude: Node) -> Node:
+    """JSON string bodies matched by every node of `includes` and not by `exclude`: a product of DFAs."""
+    dfas = [_string_body_dfa(), dfa_from_nfa(_build_nfa(exclude, DEFAULT_LIMITS))]
+    dfas += [dfa_from_nfa(_build_nfa(n, DEFAULT_LIMITS)) for n in includes]
+    tables = [d.transitions.tolist() for d in dfas]
+    musts = [0, *range(2, len(dfas))]  # components that must stay alive (all but the excluded one)
+    start = tuple(d.start for d in dfas)
+    if any(start[c] < 0 for c in musts):
+        return NOTHING
+    ids = {start: 0}
+    order = [start]
+    edges: list[tuple[int, int, int, int]] = []
+    accepting = set()
+    i = 0
+    while i < len(order):
+        st = order[i]
+        x = st[1]
+        if all(dfas[c].accepting[st[c]] for c in musts) and not (x >= 0 and dfas[1].accepting[x]):
+            accepting.add(i)
+        targets = []
+        for b in range(256):
+            nxt = tuple(t[c][b] if c >= 0 else -1 for t, c in zip(tables, st, strict=True))
+            if any(nxt[c] < 0 for c in musts):
+                targets.append(-1)
+                continue
+            if nxt not in ids:
+                ids[nxt] = len(order)
+                order.append(nxt)
+            targets.append(ids[nxt])
+        b = 0
+        while b < 256:
+            e = b
+            while e + 1 < 256 and targets[e + 1] == targets[b]:
+                e += 1
+            if targets[b] >= 0:
+                edges.append((i, b, e, targets[b]))
+            b = e + 1
+        i += 1
+        if len(order) > DEFAULT_LIMITS.max_dfa_states:
+            raise GrammarLimitError("JSON schema string constraints too complex to intersect")
+    return Automaton(len(order), 0, frozenset(accepting), tuple(edges))
+
+
+@lru_cache(maxsize=1)
+def _string_body_dfa() -> ByteDFA:
+    return dfa_from_nfa(_build_nfa(Repeat(STR_CHAR, 0, None), DEFAULT_LIMITS))
+
+
+def _anchors(pattern: str) -> tuple[bool, bool, bool]:
+    """(starts with ^, ends with unescaped $, has a top-level |)."""
+    depth = 0
+    in_class = False
+    top_bar = False
+    i = 0
+    end_anchor = False
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif c == "|" and depth == 0:
+            top_bar = True
+        end_anchor = c == "$" and i == len(pattern) - 1 and not in_class
+        i += 1
+    return pattern.startswith("^"), end_anchor, top_bar
+
+
+# -- NFA with Automaton nodes ---------------------------------------------------------------------------
+
+
+def _estimate(node: Any) -> int:
+    if isinstance(node, Automaton):
+        return node.n + 1
+    if isinstance(node, CharSet):
+        return state_count(node.ranges)
+    if isinstance(node, Concat):
+        return 1 if not node.items else sum(_estimate(i) for i in node.items)
+    if isinstance(node, Alt):
+        return 2 + sum(_estimate(i) for i in node.items)
+    inner = _estimate(node.item)
+    return 2 + inner * ((node.min + 1) if node.max is None else node.max)
+
+
+class _JBuilder(_Builder):
+    def build(self, node: Any) -> tuple[int, int]:
+        if isinstance(node, Automaton):
+            ids = [self.new() for _ in range(node.n)]
+            end = self.new()
+            for s, lo, hi, d in node.edges:
+                self.edges[ids[s]].append((lo, hi, ids[d]))
+            for a in node.accepting:
+                self.eps[ids[a]].append(end)
+            return ids[node.start], end
+        return super().build(node)
+
+
+def _build_nfa(node: Node, limits: Limits) -> NFA:
+    needed = _estimate(node)
+    if needed > limits.max_nfa_states:
+        raise GrammarLimitError(
+            f"JSON schema too large: its automaton would need {needed:,} NFA states "
+            f"(limit {limits.max_nfa_states:,})",
+            hints=["large maxItems/maxLength bounds multiply the size of what they repeat"],
+        )
+    b = _JBuilder()
+    start, end = b.build(node)
+    return NFA(b.eps, b.edges, start, end)
+
+
+# -- the compiler ---------------------------------------------------------------------------------------
+
+NOTHING = CharSet(())
+
+
+def _types_of(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, int):
+        return "integer"
+    if isinstance(v, float):
+        return "integer" if v.is_integer() else "number"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, list):
+        return "array"
+    return "object"
+
+
+class _Compiler:
+    def __init__(self, root: Any, lenient: bool, any_ws: bool) -> None:
+        self.root = root
+        self.lenient = lenient
+        ws = Repeat(CharSet(normalize([(0x20, 0x20), (0x0A, 0x0A), (0x0D, 0x0D), (0x09, 0x09)])), 0, None)
+        if any_ws:
+            self.ws = ws
+            self.comma = seq(ws, lit(","), ws)
+            self.colon = seq(ws, lit(":"), ws)
+        else:
+            self.ws = EMPTY
+            self.comma = seq(lit(","), opt(lit(" ")))
+            self.colon = seq(lit(":"), opt(lit(" ")))
+        self.anchors: dict[str, str] = {}
+        self._find_anchors(root, "")
+        self._validator: Any = None
+
+    def compile(self) -> Node:
+        return self.schema(self.root, "", ())
+
+    # -- errors
+
+    def unsupported(self, keyword: str, pointer: str, message: str | None = None) -> None:
+        msg = message or f"JSON Schema keyword '{keyword}' is not supported"
+        if self.lenient:
+            warnings.warn(f"{msg} (at '{pointer or '/'}'); ignored", stacklevel=4)
+            return
+        raise UnsupportedSchema(msg, keyword, pointer)
+
+    def hard(self, keyword: str, pointer: str, message: str) -> UnsupportedSchema:
+        return UnsupportedSchema(message, keyword, pointer)
+
+    # -- references
+
+    def _find_anchors(self, s: Any, ptr: str) -> None:
+        if isinstance(s, dict):
+            if isinstance(s.get("$anchor"), str):
+                self.anchors[s["$anchor"]] = ptr
+            for k, v in s.items():
+                if k in ("enum", "const", "default", "examples"):
+                    continue
+                self._find_anchors(v, f"{ptr}/{_esc(k)}")
+        elif isinstance(s, list):
+            for i, v in enumerate(s):
+                self._find_anchors(v, f"{ptr}/{i}")
+
+    def resolve(self, ref: str, pointer: str) -> tuple[Any, str]:
+        if not ref.startswith("#"):
+            raise self.hard("$ref", pointer, f"only local $ref ('#/...') is supported, not {ref!r}")
+        frag = unquote(ref[1:])
+        if frag and not frag.startswith("/"):
+            if frag in self.anchors:
+                frag = self.anchors[frag]
+            else:
+                raise self.hard("$ref", pointer, f"unknown $ref anchor {ref!r}")
+        target = self.root
+        for part in frag.split("/")[1:] if frag else []:
+            key = part.replace("~1", "/").replace("~0", "~")
+            if isinstance(target, list) and key.isdigit() and int(key) < len(target):
+                target = target[int(key)]
+            elif isinstance(target, dict) and key in target:
+                target = target[key]
+            else:
+                raise self.hard("$ref", pointer, f"$ref {ref!r} points at nothing")
+        return target, frag
+
+    def deref(self, s: Any, ptr: str, refs: tuple[str, ...]) -> tuple[Any, str, tuple[str, ...]]:
+        """Follow a pure `$ref` chain; a schema with `$ref` and siblings becomes an allOf."""
+        while isinstance(s, dict) and "$ref" in s:
+            ref = s["$ref"]
+            target, frag = self.resolve(ref, ptr + "/$ref")
+            if frag in refs:
+                raise UnsupportedSchema("recursive $ref needs the pushdown engine", "$ref", ptr + "/$ref")
+            rest = {k: v for k, v in s.items() if k != "$ref"}
+            if _constraining(rest):
+                s = {"allOf": [rest, target]}
+                refs = refs + (frag,)
+                return s, ptr, refs
+            s, ptr, refs = target, frag, refs + (frag,)
+        return s, ptr, refs
+
+    # -- schemas
+
+    def check_keywords(self, s: Any, ptr: str) -> None:
+        if isinstance(s, dict):
+            for k in s:
+                if k in UNSUPPORTED:
+                    self.unsupported(k, f"{ptr}/{_esc(k)}")
+
+    def schema(self, s: Any, ptr: str, refs: tuple[str, ...]) -> Node:
+        self.check_keywords(s, ptr)
+        s, ptr, refs = self.deref(s, ptr, refs)
+        if s is True:
+            return self.any_value(ANY_DEPTH)
+        if s is False:
+            return NOTHING
+        if not isinstance(s, dict):
+            raise InvalidSchema("a schema must be an object or a boolean", ptr)
+        self.check_keywords(s, ptr)
+        if "allOf" in s:
+            s = self.merge_all(s, ptr, refs)
+            self.check_keywords(s, f"{ptr}/allOf")
+            if not isinstance(s, dict):
+                return self.schema(s, ptr, refs)
+        if "enum" in s or "const" in s:
+            return self.enum(s, ptr)
+        branches: list[Node] = []
+        if "anyOf" in s or "oneOf" in s:
+            for key in ("anyOf", "oneOf"):
+                if key not in s:
+                    continue
+                subs = s[key]
+                if key == "oneOf" and not self.disjoint(subs, ptr, refs):
+                    self.unsupported(
+                        "oneOf", f"{ptr}/oneOf", "oneOf with branches that may overlap cannot be enforced"
+                    )
+                rest = {k: v for k, v in s.items() if k not in ("anyOf", "oneOf")}
+                if _constraining(rest):
+                    other = [k for k in ("anyOf", "oneOf") if k in s and k != key]
+                    if other:
+                        raise self.hard(key, ptr, "anyOf and oneOf together with other keywords")
+                    alts = [
+                        self.schema({"allOf": [rest, sub]}, f"{ptr}/{key}/{i}", refs)
+                        for i, sub in enumerate(subs)
+                    ]
+                else:
+                    alts = [self.schema(sub, f"{ptr}/{key}/{i}", refs) for i, sub in enumerate(subs)]
+                branches.append(alt(*alts) if alts else NOTHING)
+            if len(branches) > 1:
+                raise self.hard("oneOf", ptr, "anyOf together with oneOf needs an intersection")
+            return branches[0]
+        return self.typed(s, ptr, refs)
+
+    def typed(self, s: dict, ptr: str, refs: tuple[str, ...]) -> Node:
+        types = s.get("type", list(TYPES))
+        types = {types} if isinstance(types, str) else set(types)
+        if "number" in types:
+            types.discard("integer")
+        out: list[Node] = []
+        for t in TYPES:
+            if t not in types:
+                continue
+            if t == "null":
+                out.append(lit("null"))
+            elif t == "boolean":
+                out.append(alt(lit("true"), lit("false")))
+            elif t == "string":
+                out.append(self.string(s, ptr))
+            elif t in ("number", "integer"):
+                out.append(self.number(s, ptr, t == "integer"))
+            elif t == "array":
+                out.append(self.array(s, ptr, refs))
+            else:
+                out.append(self.object(s, ptr, refs))
+        out = [o for o in out if o != NOTHING]
+        return alt(*out) if out else NOTHING
+
+    # -- any value
+
+    def any_value(self, depth: int) -> Node:
+        return _any_value(depth, self.ws != EMPTY)
+
+    def container(self, open_: str, close: str, item: Node, lo: int = 0, hi: int | None = None) -> Node:
+        if hi is not None and hi < lo:
+            return NOTHING
+        if hi == 0:
+            body = EMPTY
+        else:
+            more = Repeat(seq(self.comma, item), max(lo - 1, 0), None if hi is None else hi - 1)
+            body = seq(item, more)
+            if lo == 0:
+                body = opt(body)
+        return seq(lit(open_), self.ws, body, self.ws, lit(close))
+
+    # -- enum / const
+
+    def enum(self, s: dict, ptr: str) -> Node:
+        from jsonschema import Draft202012Validator
+
+        values = [s["const"]] if "const" in s else list(s["enum"])
+        if self._validator is None:
+            self._validator = Draft202012Validator(self.root if isinstance(self.root, dict) else {})
+        check = self._validator.evolve(schema=s)
+        keep = []
+        for v in values:
+            try:
+                ok = check.is_valid(v)
+            except Exception:  # noqa: BLE001 - refs the validator cannot follow, etc.
+                ok = True
+            if ok:
+                keep.append(v)
+        return alt(*(self.literal(v) for v in keep)) if keep else NOTHING
+
+    def literal(self, v: Any) -> Node:
+        if v is None:
+            return lit("null")
+        if isinstance(v, bool):
+            return lit("true" if v else "false")
+        if isinstance(v, int):
+            return alt(lit(str(v)), lit(f"{v}.0"))
+        if isinstance(v, float):
+            if not math.isfinite(v):
+                return NOTHING
+            if v.is_integer():
+                return alt(lit(str(int(v))), lit(repr(v)))
+            return lit(json.dumps(v))
+        if isinstance(v, str):
+            return seq(_string_literal(v))
+        if isinstance(v, list):
+            if not v:
+                return seq(lit("["), self.ws, lit("]"))
+            items = [self.literal(x) for x in v]
+            body = [items[0]]
+            for x in items[1:]:
+                body += [self.comma, x]
+            return seq(lit("["), self.ws, *body, self.ws, lit("]"))
+        if not v:
+            return seq(lit("{"), self.ws, lit("}"))
+        body = []
+        for i, (k, x) in enumerate(v.items()):
+            if i:
+                body.append(self.comma)
+            body += [_string_literal(k), self.colon, self.literal(x)]
+        return seq(lit("{"), self.ws, *body, self.ws, lit("}"))
+
+    # -- strings
+
+    def string(self, s: dict, ptr: str) -> Node:
+        lo = int(s.get("minLength", 0))
+        hi = s.get("maxLength")
+        hi = None if hi is None else int(hi)
+        if hi is not None and hi < lo:
+            return NOTHING
+        bodies: list[Node] = []
+        if "pattern" in s:
+            bodies.append(self.pattern(s["pattern"], f"{ptr}/pattern"))
+        if s.get("format") in FORMATS:  # unknown formats are annotations
+            bodies.append(_to_json_string_body(parse_regex(FORMATS[s["format"]])))
+        if lo or hi is not None or not bodies:
+            bodies.append(Repeat(STR_CHAR, lo, hi))
+        body = bodies[0] if len(bodies) == 1 else _body_product(tuple(bodies), NOTHING)
+        return seq(QUOTE, body, QUOTE)
+
+    def pattern(self, p: str, ptr: str) -> Node:
+        start, end, top_bar = _anchors(p)
+        if (start or end) and top_bar:
+            raise self.hard("pattern", ptr, "anchors with a top-level '|' are not supported")
+        try:
+            node = _to_json_string_body(parse_regex(p))
+        except RegexError as e:
+            raise self.hard("pattern", ptr, f"pattern not supported: {e.message}") from None
+        anything = Repeat(STR_CHAR, 0, None)
+        return seq(*([] if start else [anything]), node, *([] if end else [anything]))
+
+    # -- numbers
+
+    def number(self, s: dict, ptr: str, integer: bool) -> Node:
+        lo: float | None = None
+        hi: float | None = None
+        lo_x = hi_x = False
+        if "minimum" in s:
+            lo = s["minimum"]
+        if "exclusiveMinimum" in s and (lo is None or s["exclusiveMinimum"] >= lo):
+            lo, lo_x = s["exclusiveMinimum"], True
+        if "maximum" in s:
+            hi = s["maximum"]
+        if "exclusiveMaximum" in s and (hi is None or s["exclusiveMaximum"] <= hi):
+            hi, hi_x = s["exclusiveMaximum"], True
+        mult = s.get("multipleOf")
+        if mult is not None:
+            if isinstance(mult, float) and mult.is_integer():
+                mult = int(mult)
+            if not isinstance(mult, int):
+                raise self.hard("multipleOf", f"{ptr}/multipleOf", "only integer multipleOf is supported")
+            integer = True
+        if integer:
+            ilo = (
+                None
+                if lo is None
+                else (math.floor(lo) + 1 if lo_x and float(lo).is_integer() else math.ceil(lo))
+            )
+            ihi = (
+                None
+                if hi is None
+                else (math.ceil(hi) - 1 if hi_x and float(hi).is_integer() else math.floor(hi))
+            )
+            if mult is None:
+                return integer_range(ilo, ihi) or NOTHING
+            neg = ilo is None or ilo < 0
+            pos = ihi is None or ihi > 0
+            zero = (ilo is None or ilo <= 0) and (ihi is None or ihi >= 0)
+            if (ilo is not None and ilo not in (0, 1)) or (ihi is not None and ihi not in (0, -1)):
+                raise self.hard(
+                    "multipleOf", f"{ptr}/multipleOf", "multipleOf with non-zero bounds is not supported"
+                )
+            return integer_multiple(mult, neg, zero, pos) or NOTHING
+        if lo is None and hi is None:
+            return NUMBER
+        if (lo is not None and lo != 0) or (hi is not None and hi != 0):
+            for b, key in ((lo, "minimum"), (hi, "maximum")):
+                if b is not None and not float(b).is_integer():
+                    raise self.hard(
+                        key, f"{ptr}/{key}", "non-integer bounds on non-integer numbers are not supported"
+                    )
+            # integer bounds: exact over numbers written without an exponent
+            node = decimal_range(None if lo is None else int(lo), lo_x, None if hi is None else int(hi), hi_x)
+            return node or NOTHING
+        neg = lo is None
+        pos = hi is None
+        zero = not ((lo is not None and lo_x) or (hi is not None and hi_x))
+        return signed_number(neg, zero, pos) or NOTHING
+
+    # -- arrays
+
+    def array(self, s: dict, ptr: str, refs: tuple[str, ...]) -> Node:
+        prefix = s.get("prefixItems")
+        items = s.get("items", True)
+        items_ptr = f"{ptr}/items"
+        if isinstance(items, list):  # draft-07
+            prefix, items = items, s.get("additionalItems", True)
+            items_ptr = f"{ptr}/additionalItems"
+        prefix = prefix or []
+        lo = int(s.get("minItems", 0))
+        hi = s.get("maxItems")
+        hi = None if hi is None else int(hi)
+        if hi is not None and hi < lo:
+            return NOTHING
+        pnodes = [self.schema(p, f"{ptr}/prefixItems/{i}", refs) for i, p in enumerate(prefix)]
+        if hi is not None:
+            pnodes = pnodes[:hi]
+        k = len(pnodes)
+        rest = self.schema(items, items_ptr, refs) if (hi is None or hi > k) else NOTHING
+        # rest items after the prefix: count in [max(0, lo-k), hi-k]
+        r_lo = max(0, lo - k)
+        r_hi = None if hi is None else max(0, hi - k)
+        if rest == NOTHING:
+            r_hi = 0
+            if r_lo > 0:
+                return NOTHING
+        if k == 0:
+            return self.container("[", "]", rest, r_lo, r_hi) if rest != NOTHING or r_lo == 0 else NOTHING
+        tail: Node = EMPTY if r_hi == 0 else Repeat(seq(self.comma, rest), r_lo, r_hi)
+        # build from the last prefix item backwards: position i is required when i < lo
+        node = seq(pnodes[-1], tail)
+        for i in range(k - 2, -1, -1):
+            after = seq(self.comma, node)
+            node = seq(pnodes[i], after if i + 1 < lo else opt(after))
+        body = node if lo > 0 else opt(node)
+        return seq(lit("["), self.ws, body, self.ws, lit("]"))
+
+    # -- objects
+
+    def object(self, s: dict, ptr: str, refs: tuple[str, ...]) -> Node:
+        props: dict = s.get("properties", {})
+        required = set(s.get("required", []))
+        patterns: dict = s.get("patternProperties", {})
+        addl = s.get("additionalProperties", True)
+        names = list(props)
+        for r in [r for r in dict.fromkeys(s.get("required", [])) if r not in props]:
+            names.append(r)  # required but undeclared: any value (or additionalProperties / patterns)
+        decl: list[tuple[str, Node, bool]] = []
+        for name in names:
+            sub_ptr = f"{ptr}/properties/{_esc(name)}"
+            matching = [p for p in patterns if _search(p, name, ptr)]
+            if name in props:
+                sub = props[name]
+            else:
+                sub = patterns[matching[0]] if matching else addl
+                sub_ptr = (
+                    f"{ptr}/patternProperties/{_esc(matching[0])}"
+                    if matching
+                    else f"{ptr}/additionalProperties"
+                )
+                matching = matching[1:]
+            if matching:
+                subs = [sub] + [patterns[p] for p in matching]
+                sub = {"allOf": subs}
+            value = self.schema(sub, sub_ptr, refs)
+            if value == NOTHING:
+                if name in required:
+                    return NOTHING
+                continue
+            decl.append((name, seq(_string_literal(name), self.colon, value), name in required))
+        # extra keys
+        extras: list[Node] = []
+        declared = [n for n in names]
+        if patterns:
+            pp = f"{ptr}/patternProperties"
+            if len(patterns) > 1 and len({json.dumps(v, sort_keys=True) for v in patterns.values()}) > 1:
+                raise self.hard(
+                    "patternProperties", pp, "several patternProperties with different schemas may overlap"
+                )
+            bodies = {p: self.pattern(p, f"{pp}/{_esc(p)}") for p in patterns}
+            # declared names are written as declared members, never again as extras
+            names_body = alt(*(_string_literal(n, quotes=False) for n in declared)) if declared else NOTHING
+            for p, sub in patterns.items():
+                v = self.schema(sub, f"{pp}/{_esc(p)}", refs)
+                if v != NOTHING:
+                    key = _key_language(bodies[p], names_body)
+                    extras.append(seq(QUOTE, key, QUOTE, self.colon, v))
+            if addl is not False:
+                v = self.schema(addl, f"{ptr}/additionalProperties", refs)
+                if v != NOTHING:
+                    key = _key_language(None, alt(*bodies.values(), names_body))
+                    extras.append(seq(QUOTE, key, QUOTE, self.colon, v))
+        elif addl is not False:
+            v = self.schema(addl, f"{ptr}/additionalProperties", refs)
+            if v != NOTHING:
+                extras.append(seq(_not_names(declared), self.colon, v))
+        extra = alt(*extras) if extras else None
+        lo = int(s.get("minProperties", 0))
+        hi = s.get("maxProperties")
+        hi = None if hi is None else int(hi)
+        n_req = sum(1 for d in decl if d[2])
+        if hi is not None and hi < max(lo, n_req):
+            return NOTHING
+        trivial_lo = lo <= n_req
+        trivial_hi = hi is None or (extra is None and hi >= len(decl))
+        if trivial_lo and trivial_hi:
+            return self.props_body(decl, extra, 0, None)
+        optional = [d for d in decl if not d[2]]
+        if len(optional) > 6:
+            raise self.hard(
+                "minProperties", ptr, "min/maxProperties with many optional properties is not supported"
+            )
+        alts: list[Node] = []
+        for mask in range(1 << len(optional)):
+            chosen = {optional[i][0] for i in range(len(optional)) if mask >> i & 1}
+            fixed = [(n, v, True) for n, v, r in decl if r or n in chosen]
+            c = len(fixed)
+            e_lo = max(0, lo - c)
+            e_hi = None if hi is None else hi - c
+            if e_hi is not None and e_hi < 0:
+                continue
+            if extra is None:
+                if e_lo > 0:
+                    continue
+                e_hi = 0
+            alts.append(self.props_body(fixed, extra, e_lo, e_hi))
+        return alt(*alts) if alts else NOTHING
+
+    def props_body(
+        self, decl: list[tuple[str, Node, bool]], extra: Node | None, e_lo: int, e_hi: int | None
+    ) -> Node:
+        """`{` declared members in order (optional ones may be absent), then extras, commas exactly right `}`.
+
+        Written as (declared, at least one)(, extra)* | extras-only, so the extras appear only twice.
+        """
+        if extra is None or e_hi == 0:
+            extra = None
+        # g: members i.. after something was written (each after a comma); f: members i.., at least one
+        g: Node = EMPTY
+        f: Node = NOTHING
+        for _name, member, req in reversed(decl):
+            g_next, f_next = g, f
+            g = seq(self.comma, member, g_next) if req else seq(opt(seq(self.comma, member)), g_next)
+            f = seq(member, g_next) if req or f_next == NOTHING else alt(seq(member, g_next), f_next)
+        can_skip_decl = not any(req for _, _, req in decl)
+        parts: list[Node] = []
+        if extra is None:
+            if f != NOTHING:
+                parts.append(f)
+            if can_skip_decl:
+                parts.append(EMPTY)
+        else:
+            if f != NOTHING:
+                parts.append(seq(f, Repeat(seq(self.comma, extra), e_lo, e_hi)))
+            if can_skip_decl:
+                more = Repeat(seq(self.comma, extra), max(e_lo - 1, 0), None if e_hi is None else e_hi - 1)
+                alone = seq(extra, more)
+                parts.append(alone if e_lo > 0 else opt(alone))
+        return seq(lit("{"), self.ws, alt(*parts), self.ws, lit("}"))
+
+    # -- allOf
+
+    def merge_all(self, s: dict, ptr: str, refs: tuple[str, ...]) -> Any:
+        merged: Any = {k: v for k, v in s.items() if k != "allOf"}
+        for i, sub in enumerate(s["allOf"]):
+            self.check_keywords(sub, f"{ptr}/allOf/{i}")
+            sub, _, refs = self.deref(sub, f"{ptr}/allOf/{i}", refs)
+            self.check_keywords(sub, f"{ptr}/allOf/{i}")
+            if isinstance(sub, dict) and "allOf" in sub:
+                sub = self.merge_all(sub, f"{ptr}/allOf/{i}", refs)
+            merged = _merge(merged, sub, f"{ptr}/allOf/{i}", self)
+            if merged is False:
+                return False
+        return merged
+
+    # -- oneOf disjointness
+
+    def disjoint(self, subs: list, ptr: str, refs: tuple[str, ...]) -> bool:
+        sigs = []
+        for i, sub in enumerate(subs):
+            sub, _, _ = self.deref(sub, f"{ptr}/oneOf/{i}", refs)
+            sigs.append(sub)
+        for i in range(len(sigs)):
+            for j in range(i + 1, len(sigs)):
+                if not _disjoint(sigs[i], sigs[j]):
+                    return False
+        return True
+
+
+@lru_cache(maxsize=16)
+def _any_value(depth: int, any_ws: bool) -> Node:
+    """Any JSON value nested at most `depth` containers deep, pre-compiled to a DFA and embedded."""
+    comp = _Compiler(True, False, any_ws)
+    scalars = [lit("null"), lit("true"), lit("false"), NUMBER, ANY_STRING]
+    if depth > 0:
+        inner = _any_value(depth - 1, any_ws)
+        scalars.append(comp.container("[", "]", inner))
+        scalars.append(comp.container("{", "}", seq(ANY_STRING, comp.colon, inner)))
+    return _embed(alt(*scalars))
+
+
+def _embed(node: Node) -> Automaton:
+    """A node as its minimal DFA, so that repeated copies cost no subset-construction work."""
+    dfa = dfa_from_nfa(_build_nfa(node, DEFAULT_LIMITS))
+    edges: list[tuple[int, int, int, int]] = []
+    for s, row in enumerate(dfa.transitions.tolist()):
+        b = 0
+        while b < 256:
+            t = row[b]
+            e = b
+            while e + 1 < 256 and row[e + 1] == t:
+                e += 1
+            if t >= 0:
+                edges.append((s, b, e, t))
+            b = e + 1
+    acc = frozenset(int(i) for i in dfa.accepting.nonzero()[0])
+    return Automaton(dfa.n_states, 0, acc, tuple(edges))
+
+
+def _esc(k: str) -> str:
+    return str(k).replace("~", "~0").replace("/", "~1")
+
+
+def _search(pattern: str, name: str, ptr: str) -> bool:
+    try:
+        return re.search(pattern, name) is not None
+    except re.error:
+        raise UnsupportedSchema(f"pattern {pattern!r} not supported", "patternProperties", ptr) from None
+
+
+_ANNOTATIONS = frozenset(
+    {"title", "description", "default", "examples", "$schema", "$id", "$comment", "deprecated", "readOnly",
+     "writeOnly", "contentMediaType", "contentEncoding", "contentSchema", "$anchor", "$defs", "definitions",
+     "$dynamicAnchor", "$vocabulary"}
+)  # fmt: skip
+
+
+def _constraining(s: dict) -> bool:
+    return any(k not in _ANNOTATIONS for k in s)
+
+
+def _type_set(s: Any) -> set[str] | None:
+    """Types a schema can accept, or None for 'unknown / all'."""
+    if s is False:
+        return set()
+    if not isinstance(s, dict):
+        return None
+    if "const" in s:
+        return {_types_of(s["const"])}
+    if "enum" in s:
+        return {_types_of(v) for v in s["enum"]}
+    t = s.get("type")
+    if t is None:
+        return None
+    ts = {t} if isinstance(t, str) else set(t)
+    return ts
+
+
+def _overlap_types(a: set[str], b: set[str]) -> bool:
+    def widen(x: set[str]) -> set[str]:
+        return x | ({"integer"} if "number" in x else set())
+
+    a, b = widen(a), widen(b)
+    return bool(a & b) or ("integer" in a and "number" in b) or ("integer" in b and "number" in a)
+
+
+def _values(s: Any) -> list | None:
+    if isinstance(s, dict):
+        if "const" in s:
+            return [s["const"]]
+        if "enum" in s:
+            return list(s["enum"])
+    return None
+
+
+def _disjoint(a: Any, b: Any) -> bool:
+    ta, tb = _type_set(a), _type_set(b)
+    if ta is not None and tb is not None and not _overlap_types(ta, tb):
+        return True
+    va, vb = _values(a), _values(b)
+    if va is not None and vb is not None:
+        return not any(x == y and _types_of(x) == _types_of(y) for x in va for y in vb)
+    if isinstance(a, dict) and isinstance(b, dict):
+        common = set(a.get("required", [])) & set(b.get("required", []))
+        for p in common:
+            pa = a.get("properties", {}).get(p)
+            pb = b.get("properties", {}).get(p)
+            if pa is not None and pb is not None and _disjoint(pa, pb):
+                return True
+    return False
+
+
+def _merge(a: Any, b: Any, ptr: str, comp: _Compiler) -> Any:
+    """The conjunction of two schemas as one schema (allOf), or raise when it cannot be written as one."""
+    if a is True or a == {}:
+        return b
+    if b is True or b == {}:
+        return a
+    if a is False or b is False:
+        return False
+    out = dict(a)
+    for k, v in b.items():
+        if k in _ANNOTATIONS:
+            continue
+        if k not in out:
+            out[k] = v
+            continue
+        w = out[k]
+        if w == v:
+            continue
+        if k == "type":
+            ta = {w} if isinstance(w, str) else set(w)
+            tb = {v} if isinstance(v, str) else set(v)
+            both = (ta & tb) | (
+                {"integer"}
+                if ("integer" in ta and "number" in tb) or ("integer" in tb and "number" in ta)
+                else set()
+            )
+            if not both:
+                return False
+            out[k] = sorted(both)
+        elif k == "required":
+            out[k] = list(dict.fromkeys(list(w) + list(v)))
+        elif k == "properties":
+            props = dict(w)
+            for name, sub in v.items():
+                props[name] = {"allOf": [props[name], sub]} if name in props else sub
+            out[k] = props
+        elif k in ("minimum", "minLength", "minItems", "minProperties", "exclusiveMinimum"):
+            out[k] = max(w, v)
+        elif k in ("maximum", "maxLength", "maxItems", "maxProperties", "exclusiveMaximum"):
+            out[k] = min(w, v)
+        elif k == "multipleOf" and isinstance(w, int) and isinstance(v, int):
+            out[k] = w * v // math.gcd(w, v)
+        elif k in ("enum", "const"):
+            # both enumerations: the validator filters candidates against the whole merged schema
+            out.setdefault("allOf", [])
+            out["allOf"] = [*out.get("allOf", []), {k: v}]
+        elif k in ("anyOf", "oneOf"):
+            raise UnsupportedSchema(f"allOf with several '{k}' needs a product of branches", k, ptr)
+        elif k in ("items", "additionalProperties", "prefixItems", "patternProperties", "additionalItems"):
+            if k == "items" and not isinstance(w, list) and not isinstance(v, list):
+                out[k] = {"allOf": [w, v]}
+            else:
+                raise UnsupportedSchema(f"allOf with '{k}' in several branches is not supported", k, ptr)
+        else:
+            raise UnsupportedSchema(f"allOf with '{k}' in several branches is not supported", k, ptr)
+    # items in one branch applies after that branch's own prefixItems only
+    for x, y in ((a, b), (b, a)):
+        if isinstance(x, dict) and isinstance(y, dict) and "items" in x and not isinstance(x["items"], list):
+            if ("prefixItems" in y or isinstance(y.get("items"), list)) and x.get("prefixItems") != y.get(
+                "prefixItems"
+            ):
+                raise UnsupportedSchema(
+                    "allOf with items and prefixItems in different branches", "items", ptr
+                )
+    # additionalProperties in one branch constrains the other branch's properties: refuse unless consistent
+    for x, y in ((a, b), (b, a)):
+        if isinstance(x, dict) and isinstance(y, dict) and "additionalProperties" in x:
+            extra = set(y.get("properties", {})) - set(x.get("properties", {}))
+            if extra or "patternProperties" in y:
+                raise UnsupportedSchema(
+                    "allOf with additionalProperties in one branch", "additionalProperties", ptr
+                )
+    if "allOf" in out:
+        # enum/const pairs deferred: fold them into one enum filtered by the validator
+        extra_enums = out.pop("allOf")
+        base = [out["const"]] if "const" in out else list(out.get("enum", []))
+        for e in extra_enums:
+            vals = [e["const"]] if "const" in e else e["enum"]
+            base = [x for x in base if any(x == y and _types_of(x) == _types_of(y) for y in vals)]
+        out.pop("const", None)
+        out["enum"] = base
+    del comp
+    return out
+
+
+def _not_names(names: list[str]) -> Node:
+    """A JSON string (quotes included) that is not one of `names` as `json.dumps` writes them."""
+    if not names:
+        return ANY_STRING
+    spelled = alt(*(_string_literal(n, quotes=False) for n in names))
+    return seq(QUOTE, _key_language(None, spelled), QUOTE)
+
+
+__all__ = ["InvalidSchema", "UnsupportedSchema", "compile_json_schema", "json_schema"]

@@ -1,0 +1,445 @@
+"""JSON Schema -> byte DFA, model-free: keyword by keyword, errors, random walks, hypothesis-jsonschema."""
+
+from __future__ import annotations
+
+import json
+import random
+import warnings
+from typing import Any
+
+import jsonschema
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from decc.grammars import ByteDFA
+from decc.grammars.json_schema import InvalidSchema, UnsupportedSchema, compile_json_schema
+
+
+def _texts(v: Any) -> list[bytes]:
+    return [
+        json.dumps(v).encode(),
+        json.dumps(v, separators=(",", ":")).encode(),
+        json.dumps(v, ensure_ascii=False).encode(),
+    ]
+
+
+RAW = "raw:"  # a bad case given as exact text rather than as a value to serialize
+
+
+def _check(schema: Any, good: list, bad: list, **kw: Any) -> ByteDFA:
+    dfa = compile_json_schema(schema, **kw)
+    for v in good:
+        for t in _texts(v):
+            assert dfa.accepts(t), (schema, t)
+    for v in bad:
+        for t in [v[len(RAW) :].encode()] if isinstance(v, str) and v.startswith(RAW) else _texts(v):
+            assert not dfa.accepts(t), (schema, t)
+    return dfa
+
+
+CASES = [
+    ({"type": "null"}, [None], [0, False, "null"]),
+    ({"type": "boolean"}, [True, False], [None, 1]),
+    ({"type": ["string", "null"]}, ["a", None], [1, []]),
+    ({"type": "integer"}, [0, -7, 123456789], [1.5, "1", "raw:01", "raw:-0", "raw:+1"]),
+    ({"type": "integer", "minimum": -15, "maximum": 123}, [-15, -1, 0, 9, 99, 123], [-16, 124, 1000]),
+    ({"type": "integer", "exclusiveMinimum": 10}, [11, 100, 99999], [10, 9, -11]),
+    ({"type": "integer", "exclusiveMaximum": -3, "minimum": -120}, [-4, -99, -120], [-3, 0, -121]),
+    ({"type": "integer", "multipleOf": 7}, [0, 7, -14, 700, 7777], [1, -8, 701]),
+    ({"type": "integer", "multipleOf": 3, "minimum": 0}, [0, 3, 99], [-3, 4]),
+    ({"type": "number"}, [0, 1.5, -2e-5, 1e300, 3], ["raw:1.", "raw:.5", "raw:01", "raw:1e"]),
+    ({"type": "number", "minimum": 0}, [0, 0.0, 1.5, 7, 2e10], [-1, -0.5]),
+    ({"type": "number", "exclusiveMinimum": 0}, [0.001, 3], [0, 0.0, -1]),
+    (
+        {"type": "number", "minimum": 1, "exclusiveMaximum": 3},
+        [1, 1.0, 1.5, 2, 2.999],
+        [0.99, 3, 3.0, -1, "raw:1e0"],
+    ),
+    ({"type": "number", "minimum": -2.0, "maximum": 0}, [-2, -1.5, 0, -0.0], [-2.01, 0.5]),
+    ({"type": "string"}, ["", "a", 'é\n"\\/\t', "😀", "\u0000"], ['raw:"\x01"', "raw:'a'", 'raw:"\\x"']),
+    ({"type": "string", "minLength": 2, "maxLength": 3}, ["ab", "abc", "\né", "😀😀"], ["a", "abcd", "😀"]),
+    ({"type": "string", "pattern": "a+b"}, ["ab", "xaab", "abz"], ["ba", "a"]),
+    ({"type": "string", "pattern": "^a+b$"}, ["ab", "aaab"], ["xab", "abz"]),
+    ({"type": "string", "pattern": "^[a-z]*é"}, ["abé", "é\n"], ["Aé"]),
+    ({"type": "string", "pattern": "^[a-z]+$", "maxLength": 3}, ["a", "abc"], ["", "abcd", "aB"]),
+    (
+        {"type": "string", "format": "ipv4", "pattern": "^10\\.", "minLength": 9},
+        ["10.0.0.10"],
+        ["10.0.0.1", "11.0.0.100"],
+    ),
+    ({"type": "string", "format": "date"}, ["2024-02-29"], ["2024-13-01", "24-01-01"]),
+    (
+        {"type": "string", "format": "date-time"},
+        ["2024-01-02T03:04:05Z", "2024-01-02T03:04:05.5+01:00"],
+        ["2024-01-02"],
+    ),
+    ({"type": "string", "format": "uuid"}, ["123e4567-e89b-12d3-a456-426614174000"], ["123e4567"]),
+    ({"type": "string", "format": "ipv4"}, ["192.168.0.1"], ["256.1.1.1", "1.2.3"]),
+    ({"type": "string", "format": "ipv6"}, ["::1", "fe80::1:2", "1:2:3:4:5:6:7:8"], ["1:2:3"]),
+    ({"type": "string", "format": "email"}, ["a.b@example.com"], ["a@", "@b.com"]),
+    ({"type": "string", "format": "hostname"}, ["example.com", "a-b.c"], ["-a.com", "a..b"]),
+    ({"type": "string", "format": "uri"}, ["https://x.org/a?b=c#d"], ["no scheme"]),
+    ({"type": "string", "format": "time"}, ["12:30:00Z"], ["25:00:00Z"]),
+    (
+        {"const": {"a": [1, "x"], "b": None}},
+        [{"a": [1, "x"], "b": None}],
+        [{"a": [1, "x"]}, {"a": [1], "b": None}],
+    ),
+    ({"enum": [1, "a", None, [True]]}, [1, 1.0, "a", None, [True]], [2, "b", [False], True]),
+    ({"enum": ["a", 1], "type": "string"}, ["a"], [1]),
+    (True, [1, "x", {"a": [1, {"b": None}]}, [[[]]]], []),
+    (False, [], [1, None, "x"]),
+    (
+        {
+            "type": "object",
+            "properties": {"a": {"type": "integer"}, "b": {"type": "string"}},
+            "required": ["a"],
+            "additionalProperties": False,
+        },
+        [{"a": 1}, {"a": 1, "b": "x"}],
+        [
+            {},
+            {"b": "x"},
+            {"a": 1, "c": 2},
+            {"b": "x", "a": 1},
+            'raw:{"a":1,}',
+            'raw:{,"a":1}',
+            'raw:{"a":1 ,"b":"x"}',
+        ],
+    ),
+    (
+        {
+            "type": "object",
+            "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}, "c": {"type": "integer"}},
+            "additionalProperties": False,
+        },
+        [{}, {"a": 1}, {"b": 1}, {"c": 1}, {"a": 1, "c": 2}, {"b": 1, "c": 2}, {"a": 1, "b": 2, "c": 3}],
+        [{"c": 1, "a": 2}, 'raw:{"a":1,,"c":2}', "raw:{,}"],
+    ),
+    (
+        {"type": "object", "properties": {"a": {"type": "integer"}}},
+        [{}, {"a": 1}, {"a": 1, "z": [1]}, {"b": {"c": 2}}],
+        [{"a": "x"}],
+    ),
+    ({"type": "object", "additionalProperties": {"type": "integer"}}, [{}, {"x": 1, "y": 2}], [{"x": "a"}]),
+    (
+        {"type": "object", "patternProperties": {"^x-": {"type": "integer"}}, "additionalProperties": False},
+        [{"x-a": 1}],
+        [{"y": 1}, {"x-a": "s"}],
+    ),
+    (
+        {"type": "object", "patternProperties": {"^x-": {"type": "integer"}}},
+        [{}, {"x-a": 1, "y": "s"}, {"yx-": []}],
+        [{"x-a": "s"}, {"q": 1, "x-b": None}],
+    ),
+    (
+        {
+            "type": "object",
+            "properties": {"id": {"type": "string"}},
+            "patternProperties": {"n$": {"type": "number"}},
+            "additionalProperties": {"type": "boolean"},
+        },
+        [{"id": "a", "len": 2, "ok": True}],
+        [{"ok": 1}, {"len": True}, {"id": 1}],
+    ),
+    (
+        {"type": "object", "minProperties": 1, "maxProperties": 2},
+        [{"a": 1}, {"a": 1, "b": 2}],
+        [{}, {"a": 1, "b": 2, "c": 3}],
+    ),
+    (
+        {
+            "type": "object",
+            "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+            "additionalProperties": False,
+            "minProperties": 1,
+        },
+        [{"a": 1}, {"b": 1}, {"a": 1, "b": 2}],
+        [{}],
+    ),
+    (
+        {"type": "array", "items": {"type": "boolean"}, "minItems": 1, "maxItems": 3},
+        [[True], [True, False, True]],
+        [[], [True] * 4, [1]],
+    ),
+    (
+        {"type": "array", "prefixItems": [{"type": "string"}, {"type": "integer"}], "items": False},
+        [[], ["a"], ["a", 1]],
+        [[1], ["a", "b"], ["a", 1, 2]],
+    ),
+    (
+        {"type": "array", "items": [{"type": "string"}], "additionalItems": {"type": "integer"}},
+        [["a"], ["a", 1, 2]],
+        [["a", "b"]],
+    ),
+    (
+        {"type": "array", "prefixItems": [{"type": "string"}], "minItems": 2},
+        [["a", 1], ["a", None, 2]],
+        [["a"], [1, 2]],
+    ),
+    ({"anyOf": [{"type": "string", "maxLength": 1}, {"type": "integer", "minimum": 5}]}, ["a", 5], ["ab", 4]),
+    ({"oneOf": [{"type": "string"}, {"type": "integer"}]}, ["a", 1], [1.5, None]),
+    (
+        {
+            "oneOf": [
+                {"properties": {"k": {"const": "a"}, "v": {"type": "integer"}}, "required": ["k"]},
+                {"properties": {"k": {"const": "b"}, "v": {"type": "string"}}, "required": ["k"]},
+            ],
+            "type": "object",
+        },
+        [{"k": "a", "v": 1}, {"k": "b", "v": "s"}],
+        [{"k": "a", "v": "s"}],
+    ),
+    (
+        {
+            "allOf": [
+                {"type": "object", "properties": {"a": {"type": "integer"}}},
+                {"required": ["a"]},
+                {"properties": {"a": {"minimum": 3}}},
+            ]
+        },
+        [{"a": 3}],
+        [{}, {"a": 2}],
+    ),
+    ({"allOf": [{"type": ["integer", "string"]}, {"type": ["integer", "null"]}]}, [1], ["a", None]),
+    (
+        {"$defs": {"p": {"type": "integer", "minimum": 0}}, "type": "array", "items": {"$ref": "#/$defs/p"}},
+        [[1, 2]],
+        [[-1]],
+    ),
+    (
+        {
+            "definitions": {"a/b": {"type": "string"}, "c~d": {"type": "integer"}, "e f": {"type": "null"}},
+            "prefixItems": [
+                {"$ref": "#/definitions/a~1b"},
+                {"$ref": "#/definitions/c~0d"},
+                {"$ref": "#/definitions/e%20f"},
+            ],
+        },
+        [["x", 1, None]],
+        [[1]],
+    ),
+]
+
+
+@pytest.mark.parametrize(("schema", "good", "bad"), CASES, ids=[json.dumps(c[0])[:50] for c in CASES])
+def test_keyword(schema: Any, good: list, bad: list) -> None:
+    _check(schema, good, bad)
+
+
+def test_whitespace_modes() -> None:
+    schema = {"type": "object", "properties": {"a": {"type": "array"}}}
+    strict = compile_json_schema(schema)
+    loose = compile_json_schema(schema, whitespace="any")
+    spaced = b'{ "a" :\n [ 1 ,\t2 ] }'
+    assert loose.accepts(spaced) and not strict.accepts(spaced)
+    assert not strict.accepts(b' {"a": []}') and not strict.accepts(b'{"a":  []}')
+    assert strict.accepts(b'{"a":[1, 2]}') and loose.accepts(b'{"a":[1, 2]}')
+    pretty = json.dumps({"a": [1, {"b": None}], "z": "x"}, indent=2).encode()
+    assert loose.accepts(pretty) and not strict.accepts(pretty)
+    with pytest.raises(ValueError):
+        compile_json_schema(schema, whitespace="pretty")
+
+
+def test_cached_and_string_input() -> None:
+    s = {"type": "integer", "maximum": 5}
+    assert compile_json_schema(s) is compile_json_schema(json.dumps(s))
+
+
+def test_unsupported_pointer_and_lenient() -> None:
+    s = {"type": "object", "properties": {"a": {"type": "array", "uniqueItems": True}}}
+    with pytest.raises(UnsupportedSchema) as e:
+        compile_json_schema(s)
+    assert e.value.keyword == "uniqueItems" and e.value.pointer == "/properties/a/uniqueItems"
+    with pytest.warns(UserWarning, match="uniqueItems"):
+        dfa = compile_json_schema(s, lenient=True)
+    assert dfa.accepts(b'{"a": [1, 1]}')
+    with pytest.raises(UnsupportedSchema) as e:
+        compile_json_schema({"anyOf": [{"not": {"type": "string"}}]})
+    assert e.value.pointer == "/anyOf/0/not"
+    with pytest.raises(UnsupportedSchema) as e:
+        compile_json_schema({"type": "number", "minimum": 0.5})
+    assert (e.value.keyword, e.value.pointer) == ("minimum", "/minimum")
+
+
+def test_annotations_ignored() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        dfa = compile_json_schema(
+            {
+                "title": "t",
+                "description": "d",
+                "default": 1,
+                "$comment": "c",
+                "type": "integer",
+                "examples": [1],
+            }
+        )
+    assert dfa.accepts(b"3")
+
+
+def test_recursive_ref() -> None:
+    s = {"$defs": {"n": {"type": "array", "items": {"$ref": "#/$defs/n"}}}, "$ref": "#/$defs/n"}
+    with pytest.raises(UnsupportedSchema, match="recursive \\$ref needs the pushdown engine") as e:
+        compile_json_schema(s)
+    assert e.value.pointer == "/$defs/n/items/$ref"
+
+
+def test_overlapping_oneof() -> None:
+    s = {"oneOf": [{"type": "integer"}, {"maximum": 0}]}
+    with pytest.raises(UnsupportedSchema) as e:
+        compile_json_schema(s)
+    assert e.value.keyword == "oneOf"
+    with pytest.warns(UserWarning):
+        assert compile_json_schema(s, lenient=True).accepts(b"1")
+
+
+def test_invalid_schema() -> None:
+    with pytest.raises(InvalidSchema) as e:
+        compile_json_schema({"properties": {"a": {"type": "nope"}}})
+    assert e.value.pointer.startswith("/properties/a/type")
+    with pytest.raises(InvalidSchema):
+        compile_json_schema({"minLength": -1})
+
+
+# -- random walks through the DFA -------------------------------------------------------------------
+
+
+def _walk(dfa: ByteDFA, rng: random.Random, limit: int = 400) -> bytes | None:
+    state, out = dfa.start, bytearray()
+    table = dfa.transitions
+    while len(out) < limit:
+        if dfa.accepting[state] and rng.random() < 0.3:
+            return bytes(out)
+        live = [b for b in range(256) if table[state, b] >= 0]
+        if not live:
+            return bytes(out)
+        b = rng.choice(live)
+        out.append(b)
+        state = int(table[state, b])
+    return None
+
+
+WALK_SCHEMAS = [
+    {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer", "minimum": 1, "maximum": 999},
+            "name": {"type": "string", "maxLength": 8},
+            "tags": {"type": "array", "items": {"enum": ["x", "y"]}, "maxItems": 3},
+        },
+        "required": ["id"],
+        "additionalProperties": False,
+    },
+    {
+        "type": "array",
+        "prefixItems": [{"type": "number", "minimum": 0}, {"type": "string", "format": "date"}],
+        "items": {"type": "boolean"},
+    },
+    {
+        "anyOf": [
+            {"type": "integer", "multipleOf": 6},
+            {"type": "string", "pattern": "^ab*$"},
+            {"type": "null"},
+        ]
+    },
+    {
+        "type": "object",
+        "properties": {"a": {"type": "integer"}},
+        "additionalProperties": {"type": "string"},
+        "maxProperties": 3,
+    },
+    True,
+]
+
+
+@pytest.mark.parametrize("schema", WALK_SCHEMAS, ids=range(len(WALK_SCHEMAS)))
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(seed=st.integers(0, 2**32 - 1))
+def test_random_walks_validate(schema: Any, seed: int) -> None:
+    text = _walk(compile_json_schema(schema), random.Random(seed))
+    assume(text is not None)
+    jsonschema.validate(json.loads(text.decode("utf-8")), schema if schema is not True else {})
+
+
+# -- hypothesis-jsonschema instances are accepted ----------------------------------------------------
+
+hjs = pytest.importorskip("hypothesis_jsonschema")
+
+DRAW_SCHEMAS = [
+    # (objects are left out: hypothesis-jsonschema 0.23 breaks on them with this hypothesis version)
+    # draft-07 spelling of prefixItems: hypothesis-jsonschema does not know prefixItems
+    {
+        "type": "array",
+        "items": [{"type": "integer", "minimum": -50, "maximum": 50}, {"type": "string", "maxLength": 5}],
+        "additionalItems": {"type": "array", "items": {"type": "boolean"}, "maxItems": 4},
+        "maxItems": 4,
+    },
+    {"type": "array", "items": {"type": "integer", "multipleOf": 4}, "maxItems": 5},
+    {"type": "string", "minLength": 1, "maxLength": 6},
+    {"anyOf": [{"type": "number", "minimum": 0}, {"enum": ["x", None]}]},
+]
+
+
+def _schema_order(schema: dict, v: Any) -> Any:
+    if isinstance(v, dict):
+        names = list(schema.get("properties", {}))
+        return {k: v[k] for k in sorted(v, key=lambda k: names.index(k) if k in names else len(names))}
+    return v
+
+
+@pytest.mark.parametrize("schema", DRAW_SCHEMAS, ids=range(len(DRAW_SCHEMAS)))
+def test_hypothesis_jsonschema_instances(schema: dict) -> None:
+    dfa = compile_json_schema(schema)
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(hjs.from_schema(schema))
+    def check(inst: Any) -> None:
+        inst = _schema_order(schema, inst)
+        try:
+            texts = _texts(inst)
+            json.dumps(inst, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            assume(False)  # lone surrogates: not text a model can write
+        for t in texts:
+            assert dfa.accepts(t), t
+
+    check()
+
+
+# -- token level, on the real tokenizer --------------------------------------------------------------
+
+
+@pytest.mark.model
+def test_real_tokenizer_json_schema() -> None:
+    from decc.grammars import Vocabulary, json_schema
+    from decc.runtime.model import load_tokenizer, model_facts
+
+    tok = load_tokenizer("default")
+    size, eos_ids = model_facts("default")
+    vocab = Vocabulary.from_tokenizer(tok, size=size, eos_ids=eos_ids)
+    schema = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "maxLength": 20},
+            "age": {"type": "integer", "minimum": 0, "maximum": 150},
+            "email": {"type": "string", "format": "email"},
+            "tags": {"type": "array", "items": {"enum": ["a", "b", "c"]}, "maxItems": 3},
+        },
+        "required": ["name", "age"],
+        "additionalProperties": False,
+    }
+    constraint = json_schema(schema, vocab)
+    eos = next(iter(vocab.eos_ids))
+    good = [{"name": "Ada", "age": 36}, {"name": "Bob é", "age": 150, "email": "b@x.org", "tags": ["a", "c"]}]
+    for inst in good:
+        for text in (json.dumps(inst), json.dumps(inst, separators=(",", ":"))):
+            m = constraint.matcher()
+            for t in tok.encode(text, add_special_tokens=False):
+                assert m.advance(t), (text, t)
+            assert m.is_accepting() and eos in m.allowed_token_ids()
+    for bad in ({"name": "Ada"}, {"name": "Ada", "age": 151}, {"age": 3, "name": "x"}):
+        m = constraint.matcher()
+        ok = all(m.advance(t) for t in tok.encode(json.dumps(bad), add_special_tokens=False))
+        assert not (ok and m.is_accepting()), bad
