@@ -66,7 +66,20 @@ class Regex:
     n_states: int | None = None
 
 
-Constraint = Regex
+@dataclass(frozen=True)
+class JsonSchema:
+    """A JSON Schema constraint: `schema` is its compact JSON text (key order kept: it is the output order)."""
+
+    schema: str
+    span: Span
+    origin: str = "inline"  # or the schema file's path
+    whitespace: str = "compact-or-default"
+    lenient: bool = False
+    dfa: Any = field(default=None, repr=False, compare=False)
+    n_states: int | None = None
+
+
+Constraint = Union[Regex, JsonSchema]
 
 
 @dataclass(frozen=True)

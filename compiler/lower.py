@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from decc.compiler import ir, options
 from decc.dsl import ast
 from decc.errors import DeccError, unknown
@@ -16,13 +18,15 @@ def lower(program: ast.Program) -> ir.Module:
             "a program declares one model", models[1].span, notes=[f"first declared at {models[0].span}"]
         )
     chat = any(isinstance(i, ast.Turn) for i in program.items)
+    # Files a program names (schemas) are found next to it.
+    base_dir = Path(program.source.path).parent if program.source.path != "<string>" else Path.cwd()
     inputs: list[ir.InputDef] = []
     body: list[ir.Op] = []
     for item in program.items:
         if isinstance(item, ast.InputDecl):
             inputs.append(_input(item))
         elif isinstance(item, ast.Turn):
-            body.extend(_turn(item))
+            body.extend(_turn(item, base_dir))
         elif isinstance(item, (ast.Text, ast.Gen)):
             if chat:
                 what = "text" if isinstance(item, ast.Text) else "a generation"
@@ -31,7 +35,7 @@ def lower(program: ast.Program) -> ir.Module:
                     item.span,
                     hints=["in a program with system/user/assistant turns, put everything inside a turn"],
                 )
-            body.append(_text(item) if isinstance(item, ast.Text) else _gen(item))
+            body.append(_text(item) if isinstance(item, ast.Text) else _gen(item, base_dir))
     model = models[0].spec if models else "default"
     return ir.Module(model, chat, tuple(inputs), tuple(body), program.span)
 
@@ -60,7 +64,7 @@ def _literal(e: ast.Expr, type_name: str) -> object:
     return float(value) if type_name == "float" else value
 
 
-def _turn(turn: ast.Turn) -> list[ir.Op]:
+def _turn(turn: ast.Turn, base_dir: Path) -> list[ir.Op]:
     role = turn.role.value
     ops: list[ir.Op] = [ir.TurnStart(role, turn.role.span)]
     for stmt in turn.body:
@@ -70,7 +74,7 @@ def _turn(turn: ast.Turn) -> list[ir.Op]:
                 stmt.span,
                 hints=["the model writes assistant turns: put 'gen' inside 'assistant { ... }'"],
             )
-        ops.append(_text(stmt) if isinstance(stmt, ast.Text) else _gen(stmt))
+        ops.append(_text(stmt) if isinstance(stmt, ast.Text) else _gen(stmt, base_dir))
     ops.append(ir.TurnEnd(role, turn.span))
     return ops
 
@@ -82,7 +86,7 @@ def _text(text: ast.Text) -> ir.Emit:
     return ir.Emit(parts, text.span)
 
 
-def _gen(gen: ast.Gen) -> ir.Generate:
+def _gen(gen: ast.Gen, base_dir: Path) -> ir.Generate:
     seen: dict[str, ast.Option] = {}
     for opt in gen.options:
         key = opt.key.value
@@ -99,7 +103,7 @@ def _gen(gen: ast.Gen) -> ir.Generate:
     search = seen.get("search")
     return ir.Generate(
         name=gen.name.value,
-        constraint=options.constraint(where.value) if where else None,
+        constraint=options.constraint(where.value, base_dir) if where else None,
         max_tokens=options.as_int(max_tokens.value, "max_tokens", 1)
         if max_tokens
         else options.DEFAULT_MAX_TOKENS,

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 from decc.compiler import ir
 from decc.dsl import ast
-from decc.errors import DeccError, unknown
+from decc.errors import DeccError, Source, Span, unknown
 
 DEFAULT_MAX_TOKENS = 128
 GEN_OPTIONS = ("where", "max_tokens", "stop", "search")
-CONSTRAINTS = ("regex",)
+CONSTRAINTS = ("regex", "json")
+JSON_ARGS = ("file", "whitespace", "lenient")
+WHITESPACE = ("compact-or-default", "any")
 POLICIES = ("greedy", "sample")
 SAMPLE_ARGS = ("temperature", "top_k", "top_p", "seed")
 
@@ -44,19 +51,70 @@ def as_str(e: ast.Expr, what: str) -> ast.StrLit:
     return e
 
 
-def constraint(e: ast.Expr) -> ir.Constraint:
+def constraint(e: ast.Expr, base_dir: Path) -> ir.Constraint:
     if not isinstance(e, ast.Call):
         raise DeccError(
-            f"'where' takes a constraint such as regex(r\"...\"), not {describe(e)}",
+            f"'where' takes a constraint such as regex(r\"...\") or json(...), not {describe(e)}",
             e.span,
         )
     name = e.func.value
     if name not in CONSTRAINTS:
         raise unknown("constraint", name, e.func.span, CONSTRAINTS)
+    if name == "json":
+        return json_constraint(e, base_dir)
     if e.kwargs or len(e.args) != 1:
         raise DeccError("regex(...) takes exactly one pattern string", e.span)
     pattern = as_str(e.args[0], "a regex pattern")
     return ir.Regex(pattern.value, pattern.span, offsets=pattern.offsets)
+
+
+def json_constraint(e: ast.Call, base_dir: Path) -> ir.JsonSchema:
+    """`json(r\"\"\"{...}\"\"\")` (inline schema) or `json(file="schema.json")`, relative to the program."""
+    kwargs: dict[str, ast.KwArg] = {}
+    for kw in e.kwargs:
+        if kw.name.value not in JSON_ARGS:
+            raise unknown("argument", kw.name.value, kw.name.span, JSON_ARGS, where="json")
+        if kw.name.value in kwargs:
+            raise DeccError(f"argument '{kw.name.value}' given twice", kw.name.span)
+        kwargs[kw.name.value] = kw
+    if len(e.args) > 1 or bool(e.args) == ("file" in kwargs):
+        raise DeccError("json(...) takes one schema: inline JSON text, or file=\"schema.json\"", e.span)
+    if e.args:
+        lit = as_str(e.args[0], "a JSON schema")
+        schema = _load_json(lit.value, lambda pos: lit.span_of(pos, pos + 1))
+        origin, span = "inline", lit.span
+    else:
+        lit = as_str(kwargs["file"].value, "file")
+        path = base_dir / lit.value
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            reason = getattr(err, "strerror", None) or str(err)
+            raise DeccError(f"cannot read schema file '{lit.value}': {reason}", lit.span) from None
+        source = Source(str(path), text)
+        schema = _load_json(text, lambda pos: Span.of(source, pos, pos + 1))
+        origin, span = lit.value, lit.span
+    whitespace = "compact-or-default"
+    if "whitespace" in kwargs:
+        ws = as_str(kwargs["whitespace"].value, "whitespace")
+        if ws.value not in WHITESPACE:
+            raise unknown("whitespace mode", ws.value, ws.span, WHITESPACE)
+        whitespace = ws.value
+    lenient = False
+    if "lenient" in kwargs:
+        value = kwargs["lenient"].value
+        if not isinstance(value, ast.BoolLit):
+            raise DeccError(f"lenient must be true or false, not {describe(value)}", value.span)
+        lenient = value.value
+    text = json.dumps(schema, separators=(",", ":"), ensure_ascii=False)
+    return ir.JsonSchema(text, span, origin, whitespace, lenient)
+
+
+def _load_json(text: str, span_at: Callable[[int], Span]) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DeccError(f"invalid JSON in schema: {err.msg}", span_at(err.pos)) from None
 
 
 def stop_strings(e: ast.Expr) -> tuple[str, ...]:

@@ -55,10 +55,17 @@ def lower_to_plan(module: ir.Module, tokenizer: Any, vocab: Any) -> Plan:
             pending.extend(p.text if isinstance(p, ir.Lit) else p for p in op.parts)
         elif isinstance(op, ir.Generate):
             flush()
-            constraint = grammars.regex(op.constraint.pattern, vocab) if op.constraint else None
+            constraint = _bind(op.constraint, vocab) if op.constraint else None
             steps.append(PlanGen(op, constraint))
     flush()
     return Plan(module.model, module.inputs, tuple(steps), not module.chat, vocab)
+
+
+def _bind(c: ir.Constraint, vocab: Any) -> Any:
+    """The token-level constraint for one vocabulary (both kinds are cached by grammars)."""
+    if isinstance(c, ir.Regex):
+        return grammars.regex(c.pattern, vocab)
+    return grammars.json_schema(c.schema, vocab, lenient=c.lenient, whitespace=c.whitespace)
 
 
 def _merge(parts: list[str | ir.VarRef]) -> tuple[str | ir.VarRef, ...]:

@@ -85,7 +85,16 @@ def gen_attrs(op: ir.Generate) -> str:
     c = op.constraint
     if c is not None:
         states = f" states={c.n_states}" if c.n_states is not None else ""
-        attrs.append(f"where=regex({q(c.pattern)}{states})")
+        if isinstance(c, ir.Regex):
+            attrs.append(f"where=regex({q(c.pattern)}{states})")
+        else:
+            shown = c.schema if len(c.schema) <= 72 else c.schema[:69] + "..."
+            extra = "".join(
+                [f" file={q(c.origin)}" if c.origin != "inline" else "",
+                 f" whitespace={q(c.whitespace)}" if c.whitespace != "compact-or-default" else "",
+                 " lenient" if c.lenient else ""]
+            )
+            attrs.append(f"where=json({q(shown)}{extra}{states})")
     attrs.append(f"max_tokens={op.max_tokens}")
     if op.stop:
         attrs.append(f"stop=[{', '.join(q(s) for s in op.stop)}]")

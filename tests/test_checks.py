@@ -37,6 +37,15 @@ CASES = [
     ("user { gen x }", 1, 8, "generation inside a 'user' turn", None),
     ("model default\nmodel other", 2, 1, "a program declares one model", None),
     ('gen x { where: regex(r"ab(c") }', 1, 26, "invalid regex", None),
+    ('gen x { where: json(r"""{"type": "object",, }""") }', 1, 43, "invalid JSON in schema: Expecting property name", None),
+    ('gen x { where: json(r"""{"type": "array", "uniqueItems": true}""") }', 1, 21,
+     "unsupported JSON schema: ", "json(..., lenient=true) ignores unsupported keywords with a warning"),
+    ('gen x { where: json(r"""{"type": "strin"}""") }', 1, 21, "invalid JSON schema", None),
+    ('gen x { where: json(file="nope.json") }', 1, 26, "cannot read schema file 'nope.json'", None),
+    ('gen x { where: json("{}", file="a.json") }', 1, 16, "json(...) takes one schema", None),
+    ('gen x { where: json("{}", whitespce="any") }', 1, 27, "unknown argument 'whitespce' for json",
+     "did you mean 'whitespace'?"),
+    ('gen x { where: json("{}", whitespace="none") }', 1, 38, "unknown whitespace mode 'none'", None),
     ('gen x { where: regex(r"a{3,1}") }', 1, 25, "invalid regex: min repeat greater than max repeat", None),
     ('gen x { where: regex(r"(?=a)b") }', 1, 24, "invalid regex: lookahead is not supported", None),
     ('gen x { where: regex(r"[^\\x00-\\U0010FFFF]") }', 1, 22, "this regex matches nothing", None),
@@ -67,3 +76,31 @@ def test_temperature_zero_runs_greedy() -> None:
     module = compile_program(parse("gen x { search: sample(temperature=0, seed=1) }", "t.dec"))
     params = sampling_params(module.generates()[0].search)
     assert params.greedy
+
+
+def test_json_schema_file_errors_point_into_the_schema_file(tmp_path) -> None:
+    from decc.dsl import parse_file
+
+    (tmp_path / "s.json").write_text('{\n  "type": "object"\n  "x": 1\n}')
+    prog = tmp_path / "p.dec"
+    prog.write_text('gen x { where: json(file="s.json") }')
+    with pytest.raises(DeccError) as info:
+        compile_program(parse_file(prog))
+    err = info.value
+    assert err.span is not None and err.span.path.endswith("s.json")
+    assert (err.span.line, err.span.col) == (3, 3)
+    assert "invalid JSON in schema: Expecting ',' delimiter" in err.message
+
+
+def test_unsupported_keyword_names_its_pointer() -> None:
+    with pytest.raises(DeccError) as info:
+        check('gen x { where: json(r"""{"properties": {"a": {"type": "array", "uniqueItems": true}}}""") }')
+    assert "/properties/a/uniqueItems" in info.value.message
+
+
+def test_lenient_json_compiles() -> None:
+    import warnings
+
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        check('gen x { where: json(r"""{"type": "array", "uniqueItems": true}""", lenient=true) }')

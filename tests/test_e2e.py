@@ -64,3 +64,15 @@ gen dish { max_tokens: 12, stop: ["\n", "."] }
     assert "\n" not in dish and "." not in dish
     assert f"{capital}\nQ: Name one famous dish from {capital}.\nA:{dish}" in result.text
     assert result.steps["dish"].finish_reason in ("stop", "eos", "length")
+
+
+def test_json_schema_extraction_validates() -> None:
+    import json
+
+    import jsonschema
+
+    schema = json.loads((ROOT / "examples" / "schemas" / "person.json").read_text())
+    program = decc.load(ROOT / "examples" / "extract_json.dec")
+    for text in ("Bob is 45, lives in Berlin and speaks German.", "Maria, 27, from Madrid, speaks Spanish."):
+        value = program.run(text=text).values["person"]
+        jsonschema.validate(json.loads(value), schema)

@@ -1,4 +1,4 @@
-"""Pass: compile each regex to a byte-level DFA (model-free), mapping regex errors into the source."""
+"""Pass: compile each constraint to a byte-level DFA (model-free), mapping constraint errors into the source."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from dataclasses import replace
 from decc import grammars
 from decc.compiler import ir
 from decc.errors import DeccError, Span
+
+LENIENT_HINT = "json(..., lenient=true) ignores unsupported keywords with a warning"
 
 
 def compile_constraints(module: ir.Module) -> ir.Module:
@@ -19,13 +21,22 @@ def _compile(gen: ir.Generate) -> ir.Generate:
     if c is None or c.dfa is not None:
         return gen
     try:
-        dfa = grammars.compile_regex(c.pattern)
+        if isinstance(c, ir.Regex):
+            dfa = grammars.compile_regex(c.pattern)
+        else:
+            dfa = grammars.compile_json_schema(c.schema, lenient=c.lenient, whitespace=c.whitespace)
     except grammars.RegexError as e:
-        raise DeccError(f"invalid regex: {e.message}", _inside(c, e.offset, e.end), hints=e.hints) from None
+        span = _inside(c, e.offset, e.end) if isinstance(c, ir.Regex) else c.span
+        raise DeccError(f"invalid regex: {e.message}", span, hints=e.hints) from None
+    except grammars.UnsupportedSchema as e:
+        raise DeccError(f"unsupported JSON schema: {e.message}", c.span, hints=[LENIENT_HINT]) from None
+    except grammars.InvalidSchema as e:
+        raise DeccError(f"invalid JSON schema: {e.message}", c.span) from None
     except grammars.GrammarLimitError as e:
         raise DeccError(e.message, c.span, hints=e.hints) from None
     if dfa.n_states == 0:
-        raise DeccError("this regex matches nothing", c.span)
+        what = "regex" if isinstance(c, ir.Regex) else "JSON schema"
+        raise DeccError(f"this {what} matches nothing", c.span)
     return replace(gen, constraint=replace(c, dfa=dfa, n_states=dfa.n_states))
 
 
