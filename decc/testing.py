@@ -14,6 +14,7 @@ simple strings: the shrunk choice at every step is "stop here" or "take the edge
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 from functools import lru_cache
@@ -24,7 +25,15 @@ from hypothesis import strategies as st
 
 from decc.grammars import ByteDFA
 
-__all__ = ["from_constraint", "from_json_schema", "from_regex", "tokenizations"]
+__all__ = [
+    "SchemaOrderError",
+    "from_constraint",
+    "from_json_schema",
+    "from_program",
+    "from_regex",
+    "to_schema_order",
+    "tokenizations",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -133,6 +142,18 @@ def _decode_walk(info: _Walk, blob: bytes, max_bytes: int) -> str:
     return out.decode("utf-8")
 
 
+def from_program(program: Any, step: str, **kwargs: Any) -> st.SearchStrategy[str]:
+    """Strings that generation step `step` of a `.dec` program may produce (needs only its tokenizer)."""
+    from decc.compiler.plan import PlanGen
+
+    for plan_step in program.plan().steps:
+        if isinstance(plan_step, PlanGen) and plan_step.name == step:
+            if plan_step.constraint is None:
+                raise ValueError(f"step '{step}' has no constraint: any text is allowed")
+            return from_constraint(plan_step.constraint, **kwargs)
+    raise ValueError(f"the program has no generation step named '{step}'")
+
+
 def from_regex(pattern: str, **kwargs: Any) -> st.SearchStrategy[str]:
     """Full matches of `pattern`, drawn from decc's own automaton for it."""
     from decc.grammars import compile_regex
@@ -192,3 +213,79 @@ def _token_index(vocab: Any) -> dict[bytes, tuple[int, ...]]:
         if b and i not in vocab.special_ids:
             index.setdefault(b, []).append(i)
     return {b: tuple(ids) for b, ids in index.items()}
+
+
+class SchemaOrderError(ValueError):
+    """The instance has no single order decc would write it in (e.g. several keys under anyOf)."""
+
+
+def _resolve(root: Any, s: Any, depth: int = 0) -> Any:
+    while isinstance(s, dict) and "$ref" in s and depth < 20:
+        ref = s["$ref"]
+        if not ref.startswith("#/") and ref != "#":
+            raise SchemaOrderError
+        t = root
+        for part in ref[2:].split("/") if ref != "#" else []:
+            part = part.replace("~1", "/").replace("~0", "~")
+            t = t[int(part)] if isinstance(t, list) else t[part]
+        s = t
+        depth += 1
+    return s
+
+
+def _order(root: Any, s: Any) -> list[str]:
+    """Property names in the order decc writes them: own properties, then those of allOf branches."""
+    s = _resolve(root, s)
+    if not isinstance(s, dict):
+        return []
+    names = list(s.get("properties", {}))
+    for sub in s.get("allOf", []):
+        names += [n for n in _order(root, sub) if n not in names]
+    for n in s.get("required", []):
+        if n not in names:
+            names.append(n)
+    return names
+
+
+def _reorder(root: Any, s: Any, v: Any) -> Any:
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            raise SchemaOrderError
+        return int(v) if v.is_integer() else v
+    s = _resolve(root, s)
+    if isinstance(v, list):
+        if not isinstance(s, dict):
+            return [_reorder(root, True, x) for x in v]
+        prefix = s.get("prefixItems", s.get("items") if isinstance(s.get("items"), list) else [])
+        rest = (
+            s.get("items", True) if not isinstance(s.get("items"), list) else s.get("additionalItems", True)
+        )
+        return [_reorder(root, prefix[i] if i < len(prefix) else rest, x) for i, x in enumerate(v)]
+    if isinstance(v, dict):
+        if not isinstance(s, dict):
+            if len(v) > 1:
+                raise SchemaOrderError
+            return {k: _reorder(root, True, x) for k, x in v.items()}
+        if len(v) > 1 and any(k in s for k in ("anyOf", "oneOf")):
+            raise SchemaOrderError
+        order = _order(root, s)
+        consts = [s["const"]] if "const" in s else list(s.get("enum", []))
+        for c in consts:
+            if isinstance(c, dict) and set(c) == set(v):
+                order = list(c)
+                break
+        keys = [k for k in order if k in v] + [k for k in v if k not in order]
+        props = s.get("properties", {})
+        return {k: _reorder(root, props.get(k, True), v[k]) for k in keys}
+    return v
+
+
+
+def to_schema_order(instance: Any, schema: Any) -> Any:
+    """`instance` with object keys in the order decc writes them for `schema` (declared properties first).
+
+    decc's JSON constraints fix property order, so an instance from another generator must be reordered
+    before it can be compared with what decc accepts. Integral floats become ints (`1.0` → `1`), as JSON
+    does not distinguish them. Raises `SchemaOrderError` when no single order applies.
+    """
+    return _reorder(schema, schema, instance)

@@ -10,14 +10,13 @@ in 2020-12 `format` is an annotation, while decc asserts it.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from decc.grammars import GrammarLimitError
 from decc.grammars.json_schema import InvalidSchema, UnsupportedSchema, compile_json_schema
+from decc.testing import SchemaOrderError, to_schema_order
 
 SUITE = (
     Path(__file__).resolve().parents[2]
@@ -28,71 +27,6 @@ SUITE = (
     / "draft2020-12"
 )
 SKIP_FILES = {"format.json"}
-
-
-class _Skip(Exception):
-    pass
-
-
-def _resolve(root: Any, s: Any, depth: int = 0) -> Any:
-    while isinstance(s, dict) and "$ref" in s and depth < 20:
-        ref = s["$ref"]
-        if not ref.startswith("#/") and ref != "#":
-            raise _Skip
-        t = root
-        for part in ref[2:].split("/") if ref != "#" else []:
-            part = part.replace("~1", "/").replace("~0", "~")
-            t = t[int(part)] if isinstance(t, list) else t[part]
-        s = t
-        depth += 1
-    return s
-
-
-def _order(root: Any, s: Any) -> list[str]:
-    """Property names in the order decc writes them: own properties, then those of allOf branches."""
-    s = _resolve(root, s)
-    if not isinstance(s, dict):
-        return []
-    names = list(s.get("properties", {}))
-    for sub in s.get("allOf", []):
-        names += [n for n in _order(root, sub) if n not in names]
-    for n in s.get("required", []):
-        if n not in names:
-            names.append(n)
-    return names
-
-
-def _reorder(root: Any, s: Any, v: Any) -> Any:
-    if isinstance(v, float):
-        if not math.isfinite(v):
-            raise _Skip
-        return int(v) if v.is_integer() else v
-    s = _resolve(root, s)
-    if isinstance(v, list):
-        if not isinstance(s, dict):
-            return [_reorder(root, True, x) for x in v]
-        prefix = s.get("prefixItems", s.get("items") if isinstance(s.get("items"), list) else [])
-        rest = (
-            s.get("items", True) if not isinstance(s.get("items"), list) else s.get("additionalItems", True)
-        )
-        return [_reorder(root, prefix[i] if i < len(prefix) else rest, x) for i, x in enumerate(v)]
-    if isinstance(v, dict):
-        if not isinstance(s, dict):
-            if len(v) > 1:
-                raise _Skip
-            return {k: _reorder(root, True, x) for k, x in v.items()}
-        if len(v) > 1 and any(k in s for k in ("anyOf", "oneOf")):
-            raise _Skip
-        order = _order(root, s)
-        consts = [s["const"]] if "const" in s else list(s.get("enum", []))
-        for c in consts:
-            if isinstance(c, dict) and set(c) == set(v):
-                order = list(c)
-                break
-        keys = [k for k in order if k in v] + [k for k in v if k not in order]
-        props = s.get("properties", {})
-        return {k: _reorder(root, props.get(k, True), v[k]) for k in keys}
-    return v
 
 
 def _files() -> list[Path]:
@@ -118,8 +52,8 @@ def test_json_schema_suite() -> None:
             counts[0] += 1
             for test in group["tests"]:
                 try:
-                    inst = _reorder(schema, schema, test["data"])
-                except (_Skip, KeyError, IndexError, TypeError, ValueError):
+                    inst = to_schema_order(test["data"], schema)
+                except (SchemaOrderError, KeyError, IndexError, TypeError, ValueError):
                     counts[6] += 1
                     continue
                 texts = [json.dumps(inst), json.dumps(inst, separators=(",", ":"))]
