@@ -101,6 +101,8 @@ class Generate:
     stop: tuple[str, ...]
     search: Sampling
     span: Span
+    examples: tuple[str, ...] = ()  # declared valid outputs, checked by `decc test`
+    counterexamples: tuple[str, ...] = ()  # declared invalid outputs
 
 
 Op = Union[Emit, TurnStart, TurnEnd, Generate]

@@ -101,6 +101,14 @@ def _gen(gen: ast.Gen, base_dir: Path) -> ir.Generate:
     max_tokens = seen.get("max_tokens")
     stop = seen.get("stop")
     search = seen.get("search")
+    examples = seen.get("examples")
+    counter = seen.get("counterexamples")
+    if (examples or counter) and where is None:
+        raise DeccError(
+            "examples are checked against a constraint, and this gen has none",
+            (examples or counter).key.span,  # type: ignore[union-attr]
+            hints=["add 'where: ...', or remove the examples"],
+        )
     return ir.Generate(
         name=gen.name.value,
         constraint=options.constraint(where.value, base_dir) if where else None,
@@ -110,4 +118,6 @@ def _gen(gen: ast.Gen, base_dir: Path) -> ir.Generate:
         stop=options.stop_strings(stop.value) if stop else (),
         search=options.search(search.value) if search else ir.Sampling(),
         span=gen.name.span,
+        examples=options.string_list(examples.value, "an example") if examples else (),
+        counterexamples=options.string_list(counter.value, "a counterexample") if counter else (),
     )

@@ -12,7 +12,7 @@ from decc.dsl import ast
 from decc.errors import DeccError, Source, Span, unknown
 
 DEFAULT_MAX_TOKENS = 128
-GEN_OPTIONS = ("where", "max_tokens", "stop", "search")
+GEN_OPTIONS = ("where", "max_tokens", "stop", "search", "examples", "counterexamples")
 CONSTRAINTS = ("regex", "json")
 JSON_ARGS = ("file", "whitespace", "lenient")
 WHITESPACE = ("compact-or-default", "any")
@@ -115,6 +115,11 @@ def _load_json(text: str, span_at: Callable[[int], Span]) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as err:
         raise DeccError(f"invalid JSON in schema: {err.msg}", span_at(err.pos)) from None
+
+
+def string_list(e: ast.Expr, what: str) -> tuple[str, ...]:
+    items = e.items if isinstance(e, ast.ListLit) else (e,)
+    return tuple(as_str(item, what).value for item in items)
 
 
 def stop_strings(e: ast.Expr) -> tuple[str, ...]:

@@ -99,6 +99,10 @@ def gen_attrs(op: ir.Generate) -> str:
     if op.stop:
         attrs.append(f"stop=[{', '.join(q(s) for s in op.stop)}]")
     attrs.append(f"search={search_text(op.search)}")
+    if op.examples:
+        attrs.append(f"examples=[{', '.join(q(s) for s in op.examples)}]")
+    if op.counterexamples:
+        attrs.append(f"counterexamples=[{', '.join(q(s) for s in op.counterexamples)}]")
     return " ".join(attrs)
 
 

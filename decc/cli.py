@@ -29,6 +29,12 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="run every static check; exit 0, or 2 with diagnostics")
     check.add_argument("files", nargs="+")
 
+    test = sub.add_parser("test", help="property-test every constraint of a program on its tokenizer")
+    test.add_argument("file")
+    test.add_argument("--draws", type=int, default=100, help="draws per check (default 100)")
+    test.add_argument("--seed", type=int, default=0)
+    test.add_argument("--model", help="the model whose tokenizer to test with (default: the program's)")
+
     comp = sub.add_parser("compile", help="print a compiler stage")
     comp.add_argument("file")
     comp.add_argument("--emit", choices=EMIT_STAGES, default="opt")
@@ -77,6 +83,19 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_test(args: argparse.Namespace) -> int:
+    """Exit 0 when every check passes, 1 when one fails (with a minimal counterexample), 2 on bad input."""
+    import decc
+    from decc.proptest import check_program, render
+
+    if args.draws < 1:
+        raise DeccError("--draws must be at least 1")
+    program = decc.load(args.file, model=args.model)
+    reports = check_program(program, draws=args.draws, seed_value=args.seed)
+    print(render(reports, args.file, args.draws, args.seed))
+    return 0 if all(r.ok for r in reports) else 1
+
+
 def cmd_compile(args: argparse.Namespace) -> int:
     from decc.compiler.pipeline import compile_program
     from decc.compiler.printer import print_ast, print_ir
@@ -106,7 +125,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handler = {"run": cmd_run, "check": cmd_check, "compile": cmd_compile}[args.command]
+    handler = {"run": cmd_run, "check": cmd_check, "test": cmd_test, "compile": cmd_compile}[args.command]
     try:
         return handler(args)
     except DeccError as e:

@@ -1,0 +1,278 @@
+"""`decc test`: property-test every constraint of a program against independent oracles, on its tokenizer.
+
+For each constrained generation step:
+1. soundness: random walks through the token-level masks (exactly what decoding uses: `fill_bitmask`, then
+   `advance`) produce texts that an independent oracle accepts (`re.fullmatch`, `jsonschema`);
+2. completeness: texts from independent generators (hypothesis' own `from_regex`, `hypothesis-jsonschema`)
+   and the step's declared `examples` are accepted token by token, under the canonical and under random
+   tokenizations;
+3. rejection: declared `counterexamples` are refused.
+Failures are shrunk by hypothesis and shown as a minimal counterexample.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from hypothesis import HealthCheck, assume, given, seed, settings
+from hypothesis import strategies as st
+
+from decc.compiler import ir
+from decc.compiler.plan import PlanGen
+from decc.testing import SchemaOrderError, _walk_info, to_schema_order, tokenizations
+
+Oracle = Callable[[str], str | None]  # None when valid, else the reason
+
+
+@dataclass
+class Check:
+    name: str
+    passed: int = 0
+    total: int = 0
+    skipped: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+@dataclass
+class StepReport:
+    name: str
+    constraint: str
+    checks: list[Check]
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+
+def oracle_for(c: ir.Constraint) -> Oracle:
+    """An independent judge of validity: Python's `re`, or the `jsonschema` package."""
+    if isinstance(c, ir.Regex):
+        compiled = re.compile(c.pattern, re.ASCII)
+        return lambda s: None if compiled.fullmatch(s) else "does not match the regex (re.fullmatch)"
+    import jsonschema
+
+    schema = json.loads(c.schema)
+    validator = jsonschema.validators.validator_for(schema)(schema, format_checker=jsonschema.FormatChecker())
+
+    def judge(s: str) -> str | None:
+        try:
+            value = json.loads(s)
+        except json.JSONDecodeError as e:
+            return f"not JSON: {e.msg}"
+        error = next(iter(validator.iter_errors(value)), None)
+        return None if error is None else f"jsonschema: {error.message}"
+
+    return judge
+
+
+def independent(c: ir.Constraint) -> st.SearchStrategy[str]:
+    """Valid texts from a generator that shares nothing with decc's automata."""
+    if isinstance(c, ir.Regex):
+        return st.from_regex(re.compile(c.pattern, re.ASCII), fullmatch=True)
+    import hypothesis_jsonschema
+
+    schema = json.loads(c.schema)
+
+    def serialize(pair: tuple[Any, bool]) -> str:
+        value, compact = pair
+        try:
+            value = to_schema_order(value, schema)
+        except SchemaOrderError:
+            assume(False)
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":") if compact else None)
+
+    return st.tuples(hypothesis_jsonschema.from_schema(schema), st.booleans()).map(serialize)
+
+
+class _Tokens:
+    """The tokenizer side: bytes of ids, the canonical tokenization, EOS."""
+
+    def __init__(self, vocab: Any, tokenizer: Any) -> None:
+        self.vocab = vocab
+        self.tokenizer = tokenizer
+        self.eos = sorted(vocab.eos_ids)
+
+    def text(self, ids: list[int]) -> str:
+        return b"".join(self.vocab.token_bytes[i] or b"" for i in ids).decode("utf-8", errors="replace")
+
+    def canonical(self, text: str) -> list[int]:
+        return list(self.tokenizer.encode(text, add_special_tokens=False))
+
+
+def accepts(constraint: Any, ids: list[int]) -> str | None:
+    """None when the matcher takes every token and accepts at the end; else where it refused."""
+    m = constraint.matcher()
+    for i, t in enumerate(ids):
+        if not m.advance(t):
+            return f"token {i} (id {t}) refused"
+    return None if m.is_accepting() else "incomplete: EOS not allowed at the end"
+
+
+def _allowed(m: Any, words: int) -> list[int]:
+    row = torch.zeros(words, dtype=torch.int32)
+    m.fill_bitmask(row)
+    bits = (row.view(-1, 1) >> torch.arange(32, dtype=torch.int32)) & 1
+    return torch.nonzero(bits.view(-1)).view(-1).tolist()
+
+
+def soundness(step: PlanGen, oracle: Oracle, toks: _Tokens, draws: int, seed_value: int) -> Check:
+    check = Check("soundness")
+    constraint = step.constraint
+    words = (toks.vocab.size + 31) // 32
+    eos = set(toks.eos)
+    dist = np.asarray(_walk_info(constraint.dfa).dist)
+    last: list[str] = []
+
+    @st.composite
+    def walk(draw: Any) -> list[int]:
+        m = constraint.matcher()
+        ids: list[int] = []
+        while True:
+            allowed = _allowed(m, words)
+            texts = [t for t in allowed if t not in eos]
+            can_end = any(t in eos for t in allowed)
+            if can_end and (not texts or len(ids) >= 48 or draw(st.integers(0, 3)) == 0):
+                return ids
+            if not texts:
+                raise AssertionError(f"dead end: nothing allowed after {ids}")
+            if len(ids) >= 48:  # head home: the allowed token whose next state is closest to acceptance
+                a = constraint.automaton
+                lo, hi = int(a.indptr[m.state]), int(a.indptr[m.state + 1])
+                t = int(a.token_ids[lo + int(np.argmin(dist[a.next_state[lo:hi]]))])
+            else:
+                t = texts[draw(st.integers(0, len(texts) - 1))]
+            if not m.advance(t):
+                raise AssertionError(f"the mask allowed token {t} but advance refused it")
+            ids.append(t)
+
+    @seed(seed_value)
+    @settings(max_examples=draws, database=None, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(walk())
+    def prop(ids: list[int]) -> None:
+        check.total += 1
+        text = toks.text(ids)
+        reason = oracle(text)
+        if reason is not None:
+            last[:] = [f"{text!r} (tokens {ids}): {reason}"]
+            raise AssertionError(reason)
+        check.passed += 1
+
+    _run(prop, check, last)
+    return check
+
+
+def completeness(step: PlanGen, examples: list[str], toks: _Tokens, draws: int, seed_value: int) -> Check:
+    check = Check("completeness")
+    constraint = step.constraint
+    assert step.op.constraint is not None
+    for text in examples:
+        check.total += 1
+        reason = accepts(constraint, toks.canonical(text))
+        if reason:
+            check.failures.append(f"declared example {text!r}: {reason}")
+        else:
+            check.passed += 1
+    last: list[str] = []
+
+    @seed(seed_value)
+    @settings(max_examples=draws, database=None, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.data())
+    def prop(data: st.DataObject) -> None:
+        text = data.draw(independent(step.op.constraint), label="instance")
+        try:
+            split = data.draw(tokenizations(text, toks.vocab), label="tokenization")
+        except ValueError:  # e.g. lone surrogates: no UTF-8 text, so no model can write it
+            check.skipped += 1
+            return
+        check.total += 1
+        for name, ids in (("canonical", toks.canonical(text)), ("random", split)):
+            reason = accepts(constraint, ids)
+            if reason:
+                last[:] = [f"{text!r} ({name} tokenization {ids}): {reason}"]
+                raise AssertionError(reason)
+        check.passed += 1
+
+    _run(prop, check, last)
+    return check
+
+
+def rejection(step: PlanGen, oracle: Oracle, toks: _Tokens) -> Check:
+    check = Check("rejection")
+    for text in step.op.counterexamples:
+        check.total += 1
+        if oracle(text) is None:
+            check.failures.append(f"declared counterexample {text!r} is valid by the oracle")
+        elif accepts(step.constraint, toks.canonical(text)) is None:
+            check.failures.append(f"declared counterexample {text!r} was accepted")
+        else:
+            check.passed += 1
+    return check
+
+
+def _run(prop: Callable[[], None], check: Check, last: list[str]) -> None:
+    try:
+        prop()
+    except AssertionError as e:
+        check.failures.append(last[0] if last else str(e))
+    except Exception as e:  # a generator that cannot handle this constraint: say so, do not pass silently
+        check.failures.append(f"could not run: {type(e).__name__}: {e}")
+
+
+def check_program(program: Any, *, draws: int = 100, seed_value: int = 0) -> list[StepReport]:
+    plan = program.plan()
+    from decc.runtime.model import load_tokenizer
+
+    toks = _Tokens(plan.vocab, load_tokenizer(program.model))
+    reports = []
+    for step in plan.steps:
+        if not isinstance(step, PlanGen) or step.constraint is None:
+            continue
+        op = step.op
+        assert op.constraint is not None
+        oracle = oracle_for(op.constraint)
+        checks = []
+        examples = Check("examples")
+        for text in op.examples:
+            examples.total += 1
+            reason = oracle(text)
+            if reason:
+                examples.failures.append(f"declared example {text!r} violates the constraint: {reason}")
+            else:
+                examples.passed += 1
+        checks.append(examples)
+        checks.append(soundness(step, oracle, toks, draws, seed_value))
+        checks.append(completeness(step, list(op.examples), toks, draws, seed_value))
+        checks.append(rejection(step, oracle, toks))
+        from decc.compiler.printer import gen_attrs
+
+        reports.append(StepReport(op.name, gen_attrs(op).split(" max_tokens=")[0], checks))
+    return reports
+
+
+def render(reports: list[StepReport], path: str, draws: int, seed_value: int) -> str:
+    lines = [f"decc test {path}  ({draws} draws per check, seed {seed_value})"]
+    if not reports:
+        lines.append("  no constrained generation steps: nothing to test")
+    for r in reports:
+        lines.append(f"  gen {r.name}  {r.constraint}")
+        for c in r.checks:
+            if c.total == 0 and c.ok and c.name in ("examples", "rejection"):
+                continue
+            skipped = f", {c.skipped} skipped" if c.skipped else ""
+            status = "ok" if c.ok else "FAILED"
+            lines.append(f"    {c.name:<13} {c.passed}/{c.total} passed{skipped}  {status}")
+            for f in c.failures:
+                lines.append(f"      counterexample: {f}")
+    ok = all(r.ok for r in reports)
+    lines.append("PASS" if ok else "FAIL")
+    return "\n".join(lines)
