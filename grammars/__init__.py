@@ -2,8 +2,12 @@
 
 `compile_regex` and `compile_json_schema` are model-free; `regex(pattern, vocab)` binds a pattern to a `Vocabulary` and gives a
 `TokenConstraint`, whose matchers fill allowed-token bitmasks and advance token by token.
+`cfg(grammar_text, vocab)` does the same for a context-free grammar in Lark syntax (Earley semantics);
+`cfg_builtin(name, vocab)` for the built-in "json", "arith" and "sql_select" grammars.
 """
 
+from .cfg_grammar import GrammarError
+from .cfg_matcher import CFGConstraint, CFGMatcher, builtin_grammar, cfg, cfg_builtin
 from .constraint import TokenConstraint, regex
 from .dfa import ByteDFA, compile_regex
 from .errors import GrammarLimitError, RegexError
@@ -15,6 +19,12 @@ from .vocab import Vocabulary
 
 __all__ = [
     "ByteDFA",
+    "CFGConstraint",
+    "CFGMatcher",
+    "GrammarError",
+    "builtin_grammar",
+    "cfg",
+    "cfg_builtin",
     "DEFAULT_LIMITS",
     "GrammarLimitError",
     "InvalidSchema",

@@ -1,0 +1,411 @@
+"""Token masks for context-free grammars: an Earley recognizer plus an XGrammar-style adaptive mask cache.
+
+At compile time every vocabulary token is walked, for every RTN state with byte edges, through that rule's
+byte transitions alone (calls and completions ignored), and classified once:
+
+- *inside*: all its bytes stay inside the rule and end in a live state: allowed whenever an item at that
+  state is in the current Earley set (every item is viable, so no context is needed);
+- *rejected*: it dies before passing an exit point (a state, after >= 1 byte, that accepts or calls):
+  this item can never take it;
+- *uncertain*: it dies after passing an exit point: it may continue in a callee or in a caller, which
+  only the Earley set at run time can tell.
+
+A token whose first byte enters a callee or continues a caller is covered by the predicted or completed
+items of the same set. At run time the mask is the OR of the inside rows of the set's scanning states, plus
+those uncertain tokens that survive a real Earley simulation, walked in byte order so that shared prefixes
+are simulated once. EOS is allowed exactly when the set accepts.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .cfg_grammar import Grammar, GrammarError, parse_grammar
+from .earley import Chart, ESet, Recognizer
+from .errors import GrammarLimitError
+from .limits import DEFAULT_LIMITS, Limits
+from .rtn import RTN, build_rtn
+from .vocab import Vocabulary
+
+_CHUNK = 4_000_000
+_MASK_CACHE = 4096  # masks kept per constraint, by context signature
+_CONTEXT_LIMIT = 200_000  # interned contexts before the caches are reset
+
+
+class _Cyclic(Exception):
+    pass
+
+
+BUILTIN_GRAMMARS = ("json", "arith", "sql_select")
+
+
+def builtin_grammar(name: str) -> str:
+    """The Lark text of a built-in grammar: "json", "arith" or "sql_select"."""
+    if name not in BUILTIN_GRAMMARS:
+        raise GrammarError(
+            f"unknown built-in grammar '{name}'", hints=[f"known: {', '.join(BUILTIN_GRAMMARS)}"]
+        )
+    return (Path(__file__).parent / f"{name}.lark").read_text(encoding="utf-8")
+
+
+@dataclass(frozen=True, eq=False)
+class CFGConstraint:
+    """A grammar compiled for one vocabulary: RTN, recognizer and the per-state token classification."""
+
+    grammar: Grammar
+    rtn: RTN
+    vocab: Vocabulary
+    recognizer: Recognizer
+    inside: np.ndarray  # int32 [n_states, n_words]: context-independent allowed tokens per RTN state
+    uncertain: tuple[np.ndarray, ...]  # per RTN state: byte-order ranks of the tokens to check at run time
+    rank_to_id: np.ndarray  # int64: text token ids sorted by their bytes
+    rank_bytes: tuple[bytes, ...]  # the bytes of those tokens, in the same order
+    eos_ids: np.ndarray  # int32
+    source: str = ""
+    # Masks by context signature, and the interning table of continuation contexts (see `_signature`).
+    _masks: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+    _interned: dict[frozenset, int] = field(default_factory=dict, repr=False)
+    _ids: itertools.count = field(default_factory=itertools.count, repr=False)  # ids are never reused
+
+    @property
+    def n_states(self) -> int:
+        return self.rtn.n_states
+
+    @property
+    def n_uncertain(self) -> int:
+        return sum(len(u) for u in self.uncertain)
+
+    def matcher(self) -> CFGMatcher:
+        return CFGMatcher(self)
+
+    def __repr__(self) -> str:
+        return f"CFGConstraint({self.source[:40]!r}, rules={self.rtn.n_rules}, states={self.n_states})"
+
+    def mask(self, chart: Chart) -> np.ndarray:
+        """The allowed-token bitmask (int32 words, EOS included) after `chart`; cached on its last set."""
+        last = chart[-1]
+        if last.mask is not None:
+            return last.mask
+        key = self._signature(chart)
+        if key is not None:
+            hit = self._masks.get(key)
+            if hit is not None:
+                last.mask = hit
+                return hit
+        mask = self._compute_mask(chart)
+        last.mask = mask
+        if key is not None:
+            if len(self._masks) >= _MASK_CACHE:
+                self._masks.clear()
+            self._masks[key] = mask
+        return mask
+
+    def _signature(self, chart: Chart) -> int | None:
+        """An id equal for charts with the same future: items with origins replaced by their contexts.
+
+        Earley only looks back through `chart[o].waiting[r]` when an item of rule r from o completes, so
+        an item's future is its state plus the context C(o, r) = {(g', C(o', rule of g'))} of the
+        callers waiting there (plus a top marker for the start rule at 0). Cyclic contexts (left
+        recursion left after normalization) give None: no caching then.
+        """
+        rule_of = self.recognizer.rule_of
+        interned = self._interned
+        if len(interned) > _CONTEXT_LIMIT:
+            interned.clear()
+            self._masks.clear()
+
+        def context(o: int, r: int) -> int:
+            s = chart[o]
+            hit = s.contexts.get(r)
+            if hit is not None:
+                if hit < 0:
+                    raise _Cyclic
+                return hit
+            s.contexts[r] = -1
+            try:
+                key = frozenset((g2, context(o2, rule_of[g2])) for g2, o2 in s.waiting.get(r, ()))
+            except _Cyclic:
+                del s.contexts[r]
+                raise
+            if o == 0 and r == 0:
+                key = key | {(-1, -1)}
+            cid = interned.get(key)
+            if cid is None:
+                cid = interned[key] = next(self._ids)
+            s.contexts[r] = cid
+            return cid
+
+        try:
+            key = frozenset((g, context(o, rule_of[g])) for g, o in chart[-1].items)
+        except _Cyclic:
+            return None
+        cid = interned.get(key)
+        if cid is None:
+            cid = interned[key] = next(self._ids)
+        return cid
+
+    def _compute_mask(self, chart: Chart) -> np.ndarray:
+        last = chart[-1]
+        states = last.scan_states()
+        words = self.vocab.n_words
+        if len(states):
+            mask = np.bitwise_or.reduce(self.inside[states], axis=0)
+        else:
+            mask = np.zeros(words, dtype=np.int32)
+        parts = [self.uncertain[g] for g in states.tolist() if len(self.uncertain[g])]
+        if parts:
+            ranks = np.unique(np.concatenate(parts)) if len(parts) > 1 else parts[0]
+            ids = self.rank_to_id[ranks]
+            unset = ((mask[ids >> 5] >> (ids & 31)) & 1) == 0
+            ok = self._simulate(chart, ranks[unset].tolist())
+            if ok:
+                hit = self.rank_to_id[np.array(ok, dtype=np.int64)]
+                np.bitwise_or.at(
+                    mask, hit >> 5, (np.uint32(1) << (hit & 31).astype(np.uint32)).view(np.int32)
+                )
+        if last.accept and len(self.eos_ids):
+            e = self.eos_ids.astype(np.int64)
+            np.bitwise_or.at(mask, e >> 5, (np.uint32(1) << (e & 31).astype(np.uint32)).view(np.int32))
+        mask.setflags(write=False)
+        return mask
+
+    def _simulate(self, chart: Chart, ranks: list[int]) -> list[int]:
+        """The ranks whose token bytes the recognizer takes after `chart` (tokens in byte order)."""
+        step = self.recognizer.step
+        words = self.rank_bytes
+        base = len(chart)
+        sim = list(chart)  # sim[base + d - 1] is the set after d bytes of the current prefix
+        prev = b""
+        dead_at = 1 << 30  # prefix length at which the previous path died
+        ok: list[int] = []
+        for r in ranks:
+            w = words[r]
+            lcp = 0
+            m = min(len(w), len(prev), len(sim) - base)
+            while lcp < m and w[lcp] == prev[lcp]:
+                lcp += 1
+            if dead_at <= lcp:
+                continue  # a shared prefix already died
+            del sim[base + lcp :]
+            dead_at = 1 << 30
+            prev = w
+            alive = True
+            for d in range(lcp, len(w)):
+                s = step(sim, w[d])
+                if s is None:
+                    dead_at = d + 1
+                    alive = False
+                    break
+                sim.append(s)
+            if alive:
+                ok.append(r)
+        return ok
+
+
+class CFGMatcher:
+    """One stream's position in a grammar: the Earley chart of the bytes accepted so far."""
+
+    __slots__ = ("constraint", "chart", "_terminated")
+
+    def __init__(self, constraint: CFGConstraint, chart: Chart | None = None) -> None:
+        self.constraint = constraint
+        self.chart: Chart = constraint.recognizer.initial() if chart is None else chart
+        self._terminated = False
+
+    def __repr__(self) -> str:
+        return f"CFGMatcher(pos={len(self.chart) - 1}, terminated={self._terminated})"
+
+    def mask(self) -> np.ndarray:
+        if self._terminated:
+            return np.zeros(self.constraint.vocab.n_words, dtype=np.int32)
+        return self.constraint.mask(self.chart)
+
+    def fill_bitmask(self, row: torch.Tensor) -> None:
+        if self._terminated:
+            row.zero_()
+            return
+        row.copy_(torch.from_numpy(self.constraint.mask(self.chart).copy()))
+
+    def advance(self, token_id: int) -> bool:
+        if self._terminated:
+            return False
+        c = self.constraint
+        if token_id in c.vocab.eos_ids:
+            if self.chart[-1].accept:
+                self._terminated = True
+                return True
+            return False
+        if not 0 <= token_id < len(c.vocab.token_bytes) or token_id in c.vocab.special_ids:
+            return False
+        data = c.vocab.token_bytes[token_id]
+        if not data:
+            return False
+        last = self.chart[-1]
+        if last.mask is not None and not (int(last.mask[token_id >> 5]) >> (token_id & 31)) & 1:
+            return False
+        nxt = c.recognizer.advance_bytes(self.chart, data)
+        if nxt is None:
+            return False
+        self.chart = nxt
+        return True
+
+    def is_accepting(self) -> bool:
+        return not self._terminated and self.chart[-1].accept
+
+    def can_continue(self) -> bool:
+        if self._terminated:
+            return False
+        mask = self.constraint.mask(self.chart).copy()
+        e = self.constraint.eos_ids.astype(np.int64)
+        if len(e):
+            mask.view(np.uint32)[e >> 5] &= ~(np.uint32(1) << (e & 31).astype(np.uint32))
+        return bool(mask.any())
+
+    def is_terminated(self) -> bool:
+        return self._terminated
+
+    def allowed_token_ids(self) -> np.ndarray:
+        bits = np.unpackbits(self.mask().view(np.uint8), bitorder="little")
+        return np.flatnonzero(bits[: self.constraint.vocab.size]).astype(np.int32)
+
+    def clone(self) -> CFGMatcher:
+        twin = CFGMatcher(self.constraint, list(self.chart))
+        twin._terminated = self._terminated
+        return twin
+
+    def reset(self) -> None:
+        self.chart = self.constraint.recognizer.initial()
+        self._terminated = False
+
+
+def cfg(
+    grammar_text: str, vocab: Vocabulary, *, start: str = "start", limits: Limits = DEFAULT_LIMITS
+) -> CFGConstraint:
+    """Constrain generation to sentences of a Lark grammar (Earley semantics, `lexer="dynamic_complete"`)."""
+    return _cfg(grammar_text, vocab, start, limits)
+
+
+def cfg_builtin(name: str, vocab: Vocabulary, *, limits: Limits = DEFAULT_LIMITS) -> CFGConstraint:
+    """`cfg` of a built-in grammar by name ("json", "arith", "sql_select")."""
+    return _cfg(builtin_grammar(name), vocab, "start", limits)
+
+
+@lru_cache(maxsize=32)
+def _cfg(text: str, vocab: Vocabulary, start: str, limits: Limits) -> CFGConstraint:
+    grammar = parse_grammar(text, start)
+    rtn = build_rtn(grammar, limits)
+    inside, uncertain_ids = classify(rtn, vocab, limits)
+    ids = vocab.text_ids
+    order = sorted(ids.tolist(), key=lambda i: vocab.token_bytes[i])
+    rank_to_id = np.array(order, dtype=np.int64)
+    rank_of = np.zeros(vocab.size, dtype=np.int64)
+    rank_of[rank_to_id] = np.arange(len(rank_to_id))
+    uncertain = tuple(np.sort(rank_of[u]) for u in uncertain_ids)
+    rank_bytes = tuple(vocab.token_bytes[i] or b"" for i in order)
+    eos = np.array(sorted(vocab.eos_ids), dtype=np.int32)
+    return CFGConstraint(
+        grammar, rtn, vocab, Recognizer(rtn), inside, uncertain, rank_to_id, rank_bytes, eos, text
+    )
+
+
+def classify(
+    rtn: RTN, vocab: Vocabulary, limits: Limits = DEFAULT_LIMITS
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(inside bitmask [G, n_words], uncertain token ids per state) for every RTN state and text token."""
+    n = rtn.n_states
+    ids, lengths, padded, offsets = vocab.packed
+    dead = n
+    table = np.full((n + 1, 256), dead, dtype=np.int32)
+    table[:n] = np.where(rtn.table < 0, dead, rtn.table)
+    exit_point = np.zeros(n + 1, dtype=bool)
+    exit_point[:n] = rtn.accepting | np.array([bool(c) for c in rtn.calls], dtype=bool)
+    live = table[:n] != dead
+    width = vocab.n_words * 32
+    inside = np.zeros((n, vocab.n_words), dtype=np.int32)
+    unc_src: list[np.ndarray] = []
+    unc_tok: list[np.ndarray] = []
+    per_state = live.astype(np.int64) @ np.diff(offsets)
+    total = 0
+    lo = 0
+    while lo < n:
+        hi = lo + 1 + int(np.searchsorted(np.cumsum(per_state[lo + 1 :]), _CHUNK))
+        hi = min(n, hi)
+        s_idx, b_idx = np.nonzero(live[lo:hi])
+        counts = offsets[b_idx + 1] - offsets[b_idx]
+        keep = counts > 0
+        s_idx, b_idx, counts = s_idx[keep], b_idx[keep], counts[keep]
+        group = np.repeat(np.arange(len(counts)), counts)
+        starts = np.cumsum(counts) - counts
+        t_idx = offsets[b_idx][group] + (np.arange(int(counts.sum())) - starts[group])
+        src = (s_idx + lo)[group]
+        cur = table[src, b_idx[group]]
+        passed = exit_point[cur]
+        in_src: list[np.ndarray] = []
+        in_tok: list[np.ndarray] = []
+        j = 1
+        while len(t_idx):
+            done = lengths[t_idx] == j
+            if done.any():
+                in_src.append(src[done])
+                in_tok.append(ids[t_idx[done]])
+                keep = ~done
+                src, t_idx, cur, passed = src[keep], t_idx[keep], cur[keep], passed[keep]
+                if not len(t_idx):
+                    break
+            cur = table[cur, padded[t_idx, j]]
+            died = cur == dead
+            if died.any():
+                unsure = died & passed
+                unc_src.append(src[unsure])
+                unc_tok.append(ids[t_idx[unsure]])
+                alive = ~died
+                src, t_idx, cur, passed = src[alive], t_idx[alive], cur[alive], passed[alive]
+            passed |= exit_point[cur]
+            j += 1
+        if in_src:
+            s_all, t_all = np.concatenate(in_src), np.concatenate(in_tok)
+            dense = np.zeros((hi - lo, width), dtype=bool)
+            dense[s_all - lo, t_all] = True
+            packed = np.packbits(dense, axis=1, bitorder="little")
+            inside[lo:hi] = packed.view("<u4").astype(np.uint32).view(np.int32)
+            total += len(s_all)
+        total += sum(len(u) for u in unc_src)
+        if total > limits.max_token_transitions:
+            raise GrammarLimitError(
+                f"grammar too large for this vocabulary: more than {total:,} classified (state, token) pairs "
+                f"(limit {limits.max_token_transitions:,})"
+            )
+        lo = hi
+    if unc_src:
+        s_all, t_all = np.concatenate(unc_src), np.concatenate(unc_tok)
+        order = np.argsort(s_all, kind="stable")
+        s_all, t_all = s_all[order], t_all[order]
+        bounds = np.searchsorted(s_all, np.arange(n + 1))
+        uncertain = [t_all[bounds[g] : bounds[g + 1]] for g in range(n)]
+    else:
+        uncertain = [np.zeros(0, dtype=np.int64) for _ in range(n)]
+    inside.setflags(write=False)
+    return inside, uncertain
+
+
+def is_viable(constraint: CFGConstraint, data: bytes) -> bool:
+    """`data` is a prefix of some sentence of the grammar."""
+    return constraint.recognizer.is_prefix(data)
+
+
+__all__ = [
+    "CFGConstraint",
+    "CFGMatcher",
+    "ESet",
+    "builtin_grammar",
+    "cfg",
+    "cfg_builtin",
+    "classify",
+    "is_viable",
+]

@@ -1,0 +1,130 @@
+"""Byte-level Earley recognizer over a recursive transition network.
+
+An item is (global RTN state, origin). Per byte: scan the byte edges of the previous set, then close the new
+set under prediction (a call edge adds the callee's start item here) and completion (an item in an accepting
+state advances the callers waiting for its rule at its origin). Nullable callees are stepped over at
+prediction time (Aycock-Horspool), so completions never need to look at the set under construction. Left
+recursion needs nothing special: the start item of a rule is added once per set.
+
+A chart is a plain list of `ESet`s, one per byte position; sets are never changed once built, so a chart
+is cloned by copying the list (sharing the sets) and extended by appending.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .rtn import RTN
+
+
+class ESet:
+    """One Earley set: its items, the items that can scan a byte, and the callers waiting per rule."""
+
+    __slots__ = ("items", "scan", "waiting", "accept", "_states", "mask", "contexts")
+
+    def __init__(self) -> None:
+        self.items: set[tuple[int, int]] = set()
+        self.scan: list[tuple[int, int]] = []
+        self.waiting: dict[int, list[tuple[int, int]]] = {}
+        self.accept = False
+        self._states: np.ndarray | None = None
+        self.mask: np.ndarray | None = None  # the token mask of this set, filled by the matcher
+        self.contexts: dict[int, int] = {}  # rule -> interned continuation context (see cfg_matcher)
+
+    def scan_states(self) -> np.ndarray:
+        """The distinct RTN states of the scanning items, sorted."""
+        if self._states is None:
+            self._states = np.array(sorted({g for g, _ in self.scan}), dtype=np.int64)
+        return self._states
+
+
+Chart = list[ESet]
+
+
+class Recognizer:
+    def __init__(self, rtn: RTN) -> None:
+        self.rtn = rtn
+        self.rows: list[list[int]] = rtn.table.tolist()
+        self.has_bytes = (rtn.table >= 0).any(axis=1).tolist()
+        self.accepting: list[bool] = rtn.accepting.tolist()
+        self.calls = rtn.calls
+        self.rule_of: list[int] = rtn.rule_of.tolist()
+        self.starts: list[int] = rtn.offsets[:-1].tolist()
+        self.nullable = rtn.nullable
+
+    def initial(self) -> Chart:
+        """The chart before any byte: the start rule predicted at 0 and closed."""
+        s = self._close([], ESet(), [(self.starts[0], 0)])
+        return [s]
+
+    def step(self, chart: Chart, byte: int) -> ESet | None:
+        """The set after reading `byte` at the end of `chart`, or None when no item can take it."""
+        rows = self.rows
+        seeds = []
+        for g, o in chart[-1].scan:
+            nxt = rows[g][byte]
+            if nxt >= 0:
+                seeds.append((nxt, o))
+        if not seeds:
+            return None
+        return self._close(chart, ESet(), seeds)
+
+    def _close(self, chart: Chart, s: ESet, seeds: list[tuple[int, int]]) -> ESet:
+        pos = len(chart)
+        items, scan, waiting = s.items, s.scan, s.waiting
+        has_bytes, accepting, calls, rule_of = self.has_bytes, self.accepting, self.calls, self.rule_of
+        starts, nullable = self.starts, self.nullable
+        work = []
+        for it in seeds:
+            if it not in items:
+                items.add(it)
+                work.append(it)
+        while work:
+            g, o = work.pop()
+            if has_bytes[g]:
+                scan.append((g, o))
+            for callee, nxt in calls[g]:
+                waiting.setdefault(callee, []).append((nxt, o))
+                it = (starts[callee], pos)
+                if it not in items:
+                    items.add(it)
+                    work.append(it)
+                if nullable[callee]:
+                    it = (nxt, o)
+                    if it not in items:
+                        items.add(it)
+                        work.append(it)
+            if accepting[g]:
+                r = rule_of[g]
+                if r == 0 and o == 0:
+                    s.accept = True
+                if o == pos:
+                    continue  # an empty completion: the caller already stepped over the nullable rule
+                for it in chart[o].waiting.get(r, ()):
+                    if it not in items:
+                        items.add(it)
+                        work.append(it)
+        return s
+
+    def advance_bytes(self, chart: Chart, data: bytes) -> Chart | None:
+        """`chart` extended by `data` (a new list; `chart` is unchanged), or None if some byte is refused."""
+        out = list(chart)
+        for b in data:
+            s = self.step(out, b)
+            if s is None:
+                return None
+            out.append(s)
+        return out
+
+    @staticmethod
+    def is_accepting(chart: Chart) -> bool:
+        """The bytes so far form a complete sentence of the start rule."""
+        return chart[-1].accept
+
+    def accepts(self, data: bytes) -> bool:
+        chart = self.advance_bytes(self.initial(), data)
+        return chart is not None and chart[-1].accept
+
+    def is_prefix(self, data: bytes) -> bool:
+        """`data` can still be completed to a sentence (every item of a live chart is viable)."""
+        return self.advance_bytes(self.initial(), data) is not None

@@ -1,0 +1,270 @@
+"""Recursive transition network: one minimal DFA per grammar rule over bytes plus call(rule) edges.
+
+Each rule's body (a regex AST with `Call`s) is built into a Thompson NFA, determinized treating every callee
+as one more alphabet symbol, minimized (Moore) and trimmed. Calls of rules whose language is empty are
+dropped first, so every remaining state can reach acceptance: any item an Earley parser holds is viable.
+All rules' states are numbered globally (`offsets[r]` is rule r's start state) so one byte table serves all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .cfg_grammar import EMPTY_LANGUAGE, AnyNode, Call, Grammar, GrammarError, _map
+from .errors import GrammarLimitError
+from .limits import DEFAULT_LIMITS, Limits
+from .nfa import _Builder, estimate_states
+from .regex_ast import Alt, CharSet, Concat
+
+DEAD = -1
+
+
+@dataclass(frozen=True, eq=False)
+class RTN:
+    names: tuple[str, ...]  # rule names, the start rule first
+    offsets: np.ndarray  # int64 [n_rules + 1]: rule r owns global states offsets[r]..offsets[r+1]
+    table: np.ndarray  # int32 [G, 256]: next global state on a byte, or -1
+    accepting: np.ndarray  # bool [G]
+    calls: tuple[tuple[tuple[int, int], ...], ...]  # per global state: (callee rule, next global state)
+    rule_of: np.ndarray  # int32 [G]
+    nullable: tuple[bool, ...]  # per rule: derives the empty string
+
+    @property
+    def n_states(self) -> int:
+        return int(self.table.shape[0])
+
+    @property
+    def n_rules(self) -> int:
+        return len(self.names)
+
+
+def build_rtn(grammar: Grammar, limits: Limits = DEFAULT_LIMITS) -> RTN:
+    bodies = _productive(dict(grammar.rules))
+    names = tuple(name for name, _ in grammar.rules)
+    if bodies[names[0]] is EMPTY_LANGUAGE:
+        raise GrammarError(f"the grammar matches no string at all (rule '{names[0]}' can never finish)")
+    index = {n: i for i, n in enumerate(names)}
+    tables, accepts, callss = [], [], []
+    total = 0
+    for name in names:
+        trans, acc, calls = _rule_dfa(bodies[name], index, limits)
+        total += len(acc)
+        if total > limits.max_dfa_states:
+            raise GrammarLimitError(
+                f"grammar too large: its rule automata grow past {total:,} states (limit {limits.max_dfa_states:,})"
+            )
+        tables.append(trans)
+        accepts.append(acc)
+        callss.append(calls)
+    offsets = np.zeros(len(names) + 1, dtype=np.int64)
+    np.cumsum([len(a) for a in accepts], out=offsets[1:])
+    table = np.concatenate([np.where(t >= 0, t + offsets[r], DEAD) for r, t in enumerate(tables)]).astype(
+        np.int32
+    )
+    accepting = np.concatenate(accepts)
+    calls_g: list[tuple[tuple[int, int], ...]] = []
+    for r, calls in enumerate(callss):
+        for edges in calls:
+            calls_g.append(tuple((callee, int(offsets[r]) + nxt) for callee, nxt in edges))
+    rule_of = np.repeat(np.arange(len(names), dtype=np.int32), np.diff(offsets))
+    nullable = [False] * len(names)
+    changed = True
+    while changed:  # a rule is nullable if its start reaches acceptance through calls of nullable rules
+        changed = False
+        for r in range(len(names)):
+            if nullable[r]:
+                continue
+            seen = {int(offsets[r])}
+            stack = [int(offsets[r])]
+            while stack and not nullable[r]:
+                g = stack.pop()
+                if accepting[g]:
+                    nullable[r] = changed = True
+                for callee, nxt in calls_g[g]:
+                    if nullable[callee] and nxt not in seen:
+                        seen.add(nxt)
+                        stack.append(nxt)
+    for a in (offsets, table, accepting, rule_of):
+        a.setflags(write=False)
+    return RTN(names, offsets, table, accepting, tuple(calls_g), rule_of, tuple(nullable))
+
+
+def _productive(bodies: dict[str, AnyNode]) -> dict[str, AnyNode]:
+    """Bodies with calls of rules that derive no finite string replaced by the empty language."""
+    good: set[str] = set()
+    changed = True
+    while changed:
+        changed = False
+        for name, body in bodies.items():
+            if name not in good and _derives(body, good):
+                good.add(name)
+                changed = True
+    out = {}
+    for name, body in bodies.items():
+        if name not in good:
+            out[name] = EMPTY_LANGUAGE
+        else:
+            out[name] = _map(body, lambda c: c if c.rule in good else EMPTY_LANGUAGE)
+    return out
+
+
+def _derives(node: AnyNode, good: set[str]) -> bool:
+    if isinstance(node, Call):
+        return node.rule in good
+    if isinstance(node, CharSet):
+        return bool(node.ranges)
+    if isinstance(node, Concat):
+        return all(_derives(i, good) for i in node.items)
+    if isinstance(node, Alt):
+        return any(_derives(i, good) for i in node.items)
+    return node.min == 0 or _derives(node.item, good)
+
+
+class _CallBuilder(_Builder):
+    def __init__(self, index: dict[str, int]) -> None:
+        super().__init__()
+        self.index = index
+        self.calls: list[list[tuple[int, int]]] = []
+
+    def new(self) -> int:
+        self.calls.append([])
+        return super().new()
+
+    def build(self, node):  # type: ignore[override]
+        if isinstance(node, Call):
+            s, e = self.new(), self.new()
+            self.calls[s].append((self.index[node.rule], e))
+            return s, e
+        return super().build(node)
+
+
+def _estimate(node: AnyNode) -> int:
+    if isinstance(node, Call):
+        return 2
+    if isinstance(node, CharSet):
+        return estimate_states(node)
+    if isinstance(node, Concat):
+        return 1 if not node.items else sum(_estimate(i) for i in node.items)
+    if isinstance(node, Alt):
+        return 2 + sum(_estimate(i) for i in node.items)
+    inner = _estimate(node.item)
+    return 2 + inner * (node.min + 1 if node.max is None else node.max)
+
+
+def _rule_dfa(
+    body: AnyNode, index: dict[str, int], limits: Limits
+) -> tuple[np.ndarray, np.ndarray, list[list[tuple[int, int]]]]:
+    """(byte table [n, 256], accepting [n], call edges per state) of the minimal trimmed DFA of one rule."""
+    needed = _estimate(body)
+    if needed > limits.max_nfa_states:
+        raise GrammarLimitError(
+            f"grammar rule too large: its automaton would need {needed:,} NFA states "
+            f"(limit {limits.max_nfa_states:,})"
+        )
+    b = _CallBuilder(index)
+    start, accept = b.build(body)
+    # Byte classes over all byte edges, then one extra symbol per distinct callee.
+    cuts = np.zeros(257, dtype=bool)
+    cuts[0] = True
+    for edges in b.edges:
+        for lo, hi, _ in edges:
+            cuts[lo] = True
+            cuts[hi + 1] = True
+    byte_class = np.cumsum(cuts[:256]).astype(np.int64) - 1
+    n_classes = int(byte_class[-1]) + 1
+    callees = sorted({c for cs in b.calls for c, _ in cs})
+    call_col = {c: n_classes + i for i, c in enumerate(callees)}
+    k = n_classes + len(callees)
+    classes = byte_class.tolist()
+
+    important = [bool(b.edges[s]) or bool(b.calls[s]) or s == accept for s in range(len(b.eps))]
+    closures: dict[int, frozenset[int]] = {}
+
+    def closure(t: int) -> frozenset[int]:
+        found = closures.get(t)
+        if found is None:
+            seen = {t}
+            stack = [t]
+            while stack:
+                for u in b.eps[stack.pop()]:
+                    if u not in seen:
+                        seen.add(u)
+                        stack.append(u)
+            found = closures[t] = frozenset(u for u in seen if important[u])
+        return found
+
+    succ = [
+        [(c, closure(t)) for lo, hi, t in edges for c in range(classes[lo], classes[hi] + 1)]
+        + [(call_col[callee], closure(t)) for callee, t in b.calls[s]]
+        for s, edges in enumerate(b.edges)
+    ]
+    first = closure(start)
+    ids = {first: 0}
+    sets = [first]
+    rows: list[list[int]] = []
+    while len(rows) < len(sets):
+        moves: dict[int, set[int]] = {}
+        for s in sets[len(rows)]:
+            for c, closed in succ[s]:
+                moves.setdefault(c, set()).update(closed)
+        row = [DEAD] * k
+        for c, target in moves.items():
+            key = frozenset(target)
+            d = ids.get(key)
+            if d is None:
+                d = ids[key] = len(sets)
+                sets.append(key)
+            row[c] = d
+        rows.append(row)
+        if len(sets) > limits.max_dfa_states:
+            raise GrammarLimitError(
+                f"grammar rule too complex: its DFA grows past {len(sets):,} states "
+                f"(limit {limits.max_dfa_states:,})"
+            )
+    trans = np.array(rows, dtype=np.int64).reshape(len(rows), k)
+    acc = np.array([accept in s for s in sets], dtype=bool)
+    trans, acc = _minimize(trans, acc)
+    full = trans[:, byte_class] if len(acc) else np.zeros((0, 256), dtype=np.int64)
+    calls = [
+        [(c, int(trans[s, call_col[c]])) for c in callees if trans[s, call_col[c]] >= 0]
+        for s in range(len(acc))
+    ]
+    return full.astype(np.int32), acc, calls
+
+
+def _minimize(trans: np.ndarray, acc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Moore refinement with an explicit dead state; dead-equivalent and unreachable states are dropped."""
+    n, k = trans.shape
+    table = np.vstack([np.where(trans < 0, n, trans), np.full((1, k), n, dtype=np.int64)])
+    accepting = np.append(acc, False)
+    ids = accepting.astype(np.int64)
+    count = len(np.unique(ids))
+    while True:
+        sig = np.concatenate([ids[:, None], ids[table]], axis=1)
+        _, new = np.unique(sig, axis=0, return_inverse=True)
+        new = new.reshape(-1)
+        c = int(new.max()) + 1
+        ids = new
+        if c == count:
+            break
+        count = c
+    dead = ids[n]
+    if ids[0] == dead:
+        return np.zeros((0, k), dtype=np.int64), np.zeros(0, dtype=bool)
+    rep: dict[int, int] = {}
+    for s in range(n + 1):
+        rep.setdefault(int(ids[s]), s)
+    number = {int(ids[0]): 0}
+    order = [int(ids[0])]
+    for blk in order:  # breadth-first renumbering of live blocks
+        for t in table[rep[blk]].tolist():
+            tb = int(ids[t])
+            if tb != dead and tb not in number:
+                number[tb] = len(order)
+                order.append(tb)
+    out = np.full((len(order), k), DEAD, dtype=np.int64)
+    for i, blk in enumerate(order):
+        out[i] = [number.get(int(ids[t]), DEAD) for t in table[rep[blk]].tolist()]
+    return out, np.array([bool(accepting[rep[blk]]) for blk in order], dtype=bool)
