@@ -57,12 +57,12 @@ class TurnEnd:
 
 @dataclass(frozen=True)
 class Regex:
-    """A regex constraint; `dfa` is filled in by the compile-constraints pass."""
+    """A regex constraint; `compiled` (its byte DFA) is filled in by the compile-constraints pass."""
 
     pattern: str
     span: Span
     offsets: tuple[int, ...] = field(default=(), repr=False, compare=False)
-    dfa: Any = field(default=None, repr=False, compare=False)
+    compiled: Any = field(default=None, repr=False, compare=False)
     n_states: int | None = None
 
 
@@ -75,11 +75,23 @@ class JsonSchema:
     origin: str = "inline"  # or the schema file's path
     whitespace: str = "compact-or-default"
     lenient: bool = False
-    dfa: Any = field(default=None, repr=False, compare=False)
+    compiled: Any = field(default=None, repr=False, compare=False)
     n_states: int | None = None
 
 
-Constraint = Union[Regex, JsonSchema]
+@dataclass(frozen=True)
+class Grammar:
+    """A context-free constraint in Lark syntax: a built-in grammar by name, or a `.lark` file."""
+
+    text: str
+    span: Span
+    origin: str  # "builtin:NAME" or the file's path
+    start: str = "start"
+    compiled: Any = field(default=None, repr=False, compare=False)
+    n_states: int | None = None  # rules, after compilation
+
+
+Constraint = Union[Regex, JsonSchema, Grammar]
 
 
 @dataclass(frozen=True)

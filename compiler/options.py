@@ -13,7 +13,8 @@ from decc.errors import DeccError, Source, Span, unknown
 
 DEFAULT_MAX_TOKENS = 128
 GEN_OPTIONS = ("where", "max_tokens", "stop", "search", "examples", "counterexamples")
-CONSTRAINTS = ("regex", "json")
+CONSTRAINTS = ("regex", "json", "grammar")
+GRAMMAR_ARGS = ("file", "start")
 JSON_ARGS = ("file", "whitespace", "lenient")
 WHITESPACE = ("compact-or-default", "any")
 POLICIES = ("greedy", "sample")
@@ -62,6 +63,8 @@ def constraint(e: ast.Expr, base_dir: Path) -> ir.Constraint:
         raise unknown("constraint", name, e.func.span, CONSTRAINTS)
     if name == "json":
         return json_constraint(e, base_dir)
+    if name == "grammar":
+        return grammar_constraint(e, base_dir)
     if e.kwargs or len(e.args) != 1:
         raise DeccError("regex(...) takes exactly one pattern string", e.span)
     pattern = as_str(e.args[0], "a regex pattern")
@@ -70,13 +73,7 @@ def constraint(e: ast.Expr, base_dir: Path) -> ir.Constraint:
 
 def json_constraint(e: ast.Call, base_dir: Path) -> ir.JsonSchema:
     """`json(r\"\"\"{...}\"\"\")` (inline schema) or `json(file="schema.json")`, relative to the program."""
-    kwargs: dict[str, ast.KwArg] = {}
-    for kw in e.kwargs:
-        if kw.name.value not in JSON_ARGS:
-            raise unknown("argument", kw.name.value, kw.name.span, JSON_ARGS, where="json")
-        if kw.name.value in kwargs:
-            raise DeccError(f"argument '{kw.name.value}' given twice", kw.name.span)
-        kwargs[kw.name.value] = kw
+    kwargs = _kwargs(e, JSON_ARGS, "json")
     if len(e.args) > 1 or bool(e.args) == ("file" in kwargs):
         raise DeccError("json(...) takes one schema: inline JSON text, or file=\"schema.json\"", e.span)
     if e.args:
@@ -86,11 +83,7 @@ def json_constraint(e: ast.Call, base_dir: Path) -> ir.JsonSchema:
     else:
         lit = as_str(kwargs["file"].value, "file")
         path = base_dir / lit.value
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as err:
-            reason = getattr(err, "strerror", None) or str(err)
-            raise DeccError(f"cannot read schema file '{lit.value}': {reason}", lit.span) from None
+        text = _read(path, lit)
         source = Source(str(path), text)
         schema = _load_json(text, lambda pos: Span.of(source, pos, pos + 1))
         origin, span = lit.value, lit.span
@@ -108,6 +101,44 @@ def json_constraint(e: ast.Call, base_dir: Path) -> ir.JsonSchema:
         lenient = value.value
     text = json.dumps(schema, separators=(",", ":"), ensure_ascii=False)
     return ir.JsonSchema(text, span, origin, whitespace, lenient)
+
+
+def grammar_constraint(e: ast.Call, base_dir: Path) -> ir.Grammar:
+    """`grammar("json")` (a built-in: json, arith, sql_select) or `grammar(file="g.lark", start="start")`."""
+    from decc.grammars import BUILTIN_GRAMMARS, builtin_grammar
+
+    kwargs = _kwargs(e, GRAMMAR_ARGS, "grammar")
+    if len(e.args) > 1 or bool(e.args) == ("file" in kwargs):
+        raise DeccError("grammar(...) takes one grammar: a built-in name, or file=\"grammar.lark\"", e.span)
+    if e.args:
+        lit = as_str(e.args[0], "a built-in grammar name")
+        if lit.value not in BUILTIN_GRAMMARS:
+            raise unknown("built-in grammar", lit.value, lit.span, BUILTIN_GRAMMARS)
+        text, origin = builtin_grammar(lit.value), f"builtin:{lit.value}"
+    else:
+        lit = as_str(kwargs["file"].value, "file")
+        text, origin = _read(base_dir / lit.value, lit), str(base_dir / lit.value)
+    start = as_str(kwargs["start"].value, "start").value if "start" in kwargs else "start"
+    return ir.Grammar(text, lit.span, origin, start)
+
+
+def _kwargs(e: ast.Call, allowed: tuple[str, ...], func: str) -> dict[str, ast.KwArg]:
+    out: dict[str, ast.KwArg] = {}
+    for kw in e.kwargs:
+        if kw.name.value not in allowed:
+            raise unknown("argument", kw.name.value, kw.name.span, allowed, where=func)
+        if kw.name.value in out:
+            raise DeccError(f"argument '{kw.name.value}' given twice", kw.name.span)
+        out[kw.name.value] = kw
+    return out
+
+
+def _read(path: Path, lit: ast.StrLit) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        reason = getattr(err, "strerror", None) or str(err)
+        raise DeccError(f"cannot read '{lit.value}': {reason}", lit.span) from None
 
 
 def _load_json(text: str, span_at: Callable[[int], Span]) -> Any:

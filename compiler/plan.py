@@ -65,6 +65,8 @@ def _bind(c: ir.Constraint, vocab: Any) -> Any:
     """The token-level constraint for one vocabulary (both kinds are cached by grammars)."""
     if isinstance(c, ir.Regex):
         return grammars.regex(c.pattern, vocab)
+    if isinstance(c, ir.Grammar):
+        return grammars.cfg(c.text, vocab, start=c.start)
     return grammars.json_schema(c.schema, vocab, lenient=c.lenient, whitespace=c.whitespace)
 
 
@@ -138,7 +140,7 @@ def print_plan(plan: Plan) -> str:
         else:
             c = step.constraint
             auto = ""
-            if c is not None:
+            if c is not None and hasattr(c, "automaton"):
                 a = c.automaton
                 auto = f" automaton(states={a.n_states}, edges={len(a.token_ids)})"
             lines.append(f"  gen {step.name} {gen_attrs(step.op)}{auto}  {loc(step.op.span)}")

@@ -87,6 +87,10 @@ def gen_attrs(op: ir.Generate) -> str:
         states = f" states={c.n_states}" if c.n_states is not None else ""
         if isinstance(c, ir.Regex):
             attrs.append(f"where=regex({q(c.pattern)}{states})")
+        elif isinstance(c, ir.Grammar):
+            rules = f" rules={c.n_states}" if c.n_states is not None else ""
+            start = f" start={q(c.start)}" if c.start != "start" else ""
+            attrs.append(f"where=grammar({q(c.origin)}{start}{rules})")
         else:
             shown = c.schema if len(c.schema) <= 72 else c.schema[:69] + "..."
             extra = "".join(

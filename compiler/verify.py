@@ -25,7 +25,7 @@ def verify(module: ir.Module, *, resolved: bool = False, compiled: bool = False)
             _check(not module.chat or open_turn == "assistant", f"generation '{op.name}' outside an assistant turn")
             _check(op.max_tokens >= 1, "max_tokens below 1")
             if compiled and op.constraint is not None:
-                _check(op.constraint.dfa is not None, f"constraint of '{op.name}' not compiled")
+                _check(op.constraint.compiled is not None, f"constraint of '{op.name}' not compiled")
             names.add(op.name)
         else:
             raise InternalError(f"unknown op {type(op).__name__}")

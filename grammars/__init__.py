@@ -7,7 +7,7 @@
 """
 
 from .cfg_grammar import GrammarError
-from .cfg_matcher import CFGConstraint, CFGMatcher, builtin_grammar, cfg, cfg_builtin
+from .cfg_matcher import BUILTIN_GRAMMARS, CFGConstraint, CFGMatcher, builtin_grammar, cfg, cfg_builtin
 from .constraint import TokenConstraint, regex
 from .dfa import ByteDFA, compile_regex
 from .errors import GrammarLimitError, RegexError
@@ -18,6 +18,7 @@ from .token_automaton import TokenAutomaton
 from .vocab import Vocabulary
 
 __all__ = [
+    "BUILTIN_GRAMMARS",
     "ByteDFA",
     "CFGConstraint",
     "CFGMatcher",

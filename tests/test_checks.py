@@ -41,7 +41,10 @@ CASES = [
     ('gen x { where: json(r"""{"type": "array", "uniqueItems": true}""") }', 1, 21,
      "unsupported JSON schema: ", "json(..., lenient=true) ignores unsupported keywords with a warning"),
     ('gen x { where: json(r"""{"type": "strin"}""") }', 1, 21, "invalid JSON schema", None),
-    ('gen x { where: json(file="nope.json") }', 1, 26, "cannot read schema file 'nope.json'", None),
+    ('gen x { where: json(file="nope.json") }', 1, 26, "cannot read 'nope.json'", None),
+    ('gen x { where: grammar("arithm") }', 1, 24, "unknown built-in grammar 'arithm'", "did you mean 'arith'?"),
+    ('gen x { where: grammar() }', 1, 16, "grammar(...) takes one grammar", None),
+    ('gen x { where: grammar("json", strat="x") }', 1, 32, "unknown argument 'strat' for grammar", None),
     ('gen x { where: json("{}", file="a.json") }', 1, 16, "json(...) takes one schema", None),
     ('gen x { where: json("{}", whitespce="any") }', 1, 27, "unknown argument 'whitespce' for json",
      "did you mean 'whitespace'?"),
@@ -104,3 +107,16 @@ def test_lenient_json_compiles() -> None:
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
         check('gen x { where: json(r"""{"type": "array", "uniqueItems": true}""", lenient=true) }')
+
+
+def test_grammar_file_errors_point_into_the_grammar_file(tmp_path) -> None:
+    from decc.dsl import parse_file
+
+    (tmp_path / "g.lark").write_text('start: item+\nitem: "a" | undefined_rule\n')
+    prog = tmp_path / "p.dec"
+    prog.write_text('gen x { where: grammar(file="g.lark") }')
+    with pytest.raises(DeccError) as info:
+        compile_program(parse_file(prog))
+    err = info.value
+    assert err.message.startswith("invalid grammar: ") and "undefined_rule" in err.message
+    assert err.span is not None and err.span.path.endswith("g.lark") and err.span.line == 2

@@ -76,3 +76,13 @@ def test_json_schema_extraction_validates() -> None:
     for text in ("Bob is 45, lives in Berlin and speaks German.", "Maria, 27, from Madrid, speaks Spanish."):
         value = program.run(text=text).values["person"]
         jsonschema.validate(json.loads(value), schema)
+
+
+def test_grammar_example_parses() -> None:
+    from lark import Lark
+
+    from decc.grammars import builtin_grammar
+
+    result = decc.load(ROOT / "examples" / "arith.dec").run()
+    assert result.steps["expr"].finish_reason in ("eos", "constraint")
+    Lark(builtin_grammar("arith"), parser="earley", lexer="dynamic_complete").parse(result.values["expr"])

@@ -18,8 +18,10 @@ def compile_constraints(module: ir.Module) -> ir.Module:
 
 def _compile(gen: ir.Generate) -> ir.Generate:
     c = gen.constraint
-    if c is None or c.dfa is not None:
+    if c is None or c.compiled is not None:
         return gen
+    if isinstance(c, ir.Grammar):
+        return replace(gen, constraint=_grammar(c))
     try:
         if isinstance(c, ir.Regex):
             dfa = grammars.compile_regex(c.pattern)
@@ -37,7 +39,20 @@ def _compile(gen: ir.Generate) -> ir.Generate:
     if dfa.n_states == 0:
         what = "regex" if isinstance(c, ir.Regex) else "JSON schema"
         raise DeccError(f"this {what} matches nothing", c.span)
-    return replace(gen, constraint=replace(c, dfa=dfa, n_states=dfa.n_states))
+    return replace(gen, constraint=replace(c, compiled=dfa, n_states=dfa.n_states))
+
+
+def _grammar(c: ir.Grammar) -> ir.Grammar:
+    """Check a grammar model-free (its rules and terminals); the token-level engine is built per vocabulary."""
+    from decc.grammars.cfg_grammar import parse_grammar
+
+    try:
+        parsed = parse_grammar(c.text, c.start, c.origin)
+    except grammars.GrammarError as e:
+        # Errors inside a grammar file point into that file; for built-ins, at the call in the program.
+        span = e.span if e.span is not None and not c.origin.startswith("builtin:") else c.span
+        raise DeccError(f"invalid grammar: {e.message}", span, hints=e.hints) from None
+    return replace(c, compiled=parsed, n_states=len(parsed.rules))
 
 
 def _inside(c: ir.Regex, start: int, end: int) -> Span:
