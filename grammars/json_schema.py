@@ -26,6 +26,8 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote
 
+import numpy as np
+
 from decc.errors import DeccError
 
 from .constraint import TokenConstraint
@@ -245,11 +247,19 @@ def _body_product(includes: tuple[Node, ...], exclude: Node) -> Node:
     """JSON string bodies matched by every node of `includes` and not by `exclude`: a product of DFAs."""
     dfas = [_string_body_dfa(), dfa_from_nfa(_build_nfa(exclude, DEFAULT_LIMITS))]
     dfas += [dfa_from_nfa(_build_nfa(n, DEFAULT_LIMITS)) for n in includes]
-    tables = [d.transitions.tolist() for d in dfas]
+    # Tables with a dead row appended (index -1 reads it), so a dead component stays dead.
+    tables = [
+        np.vstack([d.transitions, np.full((1, 256), -1, dtype=d.transitions.dtype)]).astype(np.int64)
+        for d in dfas
+    ]
     musts = [0, *range(2, len(dfas))]  # components that must stay alive (all but the excluded one)
     start = tuple(d.start for d in dfas)
     if any(start[c] < 0 for c in musts):
         return NOTHING
+    # A product state's 256 successors at once: each is keyed by one int (mixed radix over the components).
+    radix = np.cumprod([1] + [d.n_states + 1 for d in dfas[:-1]]).astype(np.int64)
+    must_idx = np.array(musts)
+    acc = [d.accepting.tolist() for d in dfas]
     ids = {start: 0}
     order = [start]
     edges: list[tuple[int, int, int, int]] = []
@@ -258,26 +268,31 @@ def _body_product(includes: tuple[Node, ...], exclude: Node) -> Node:
     while i < len(order):
         st = order[i]
         x = st[1]
-        if all(dfas[c].accepting[st[c]] for c in musts) and not (x >= 0 and dfas[1].accepting[x]):
+        if all(acc[c][st[c]] for c in musts) and not (x >= 0 and acc[1][x]):
             accepting.add(i)
-        targets = []
-        for b in range(256):
-            nxt = tuple(t[c][b] if c >= 0 else -1 for t, c in zip(tables, st, strict=True))
-            if any(nxt[c] < 0 for c in musts):
-                targets.append(-1)
-                continue
-            if nxt not in ids:
-                ids[nxt] = len(order)
-                order.append(nxt)
-            targets.append(ids[nxt])
-        b = 0
-        while b < 256:
-            e = b
-            while e + 1 < 256 and targets[e + 1] == targets[b]:
-                e += 1
-            if targets[b] >= 0:
-                edges.append((i, b, e, targets[b]))
-            b = e + 1
+        nxt = np.stack([t[c] for t, c in zip(tables, st, strict=True)], axis=1)  # [256, components]
+        live = (nxt[:, must_idx] >= 0).all(axis=1)
+        targets = np.full(256, -1, dtype=np.int64)
+        live_b = np.flatnonzero(live)
+        if len(live_b):
+            keys = (nxt[live_b] + 1) @ radix
+            uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+            found = np.empty(len(uniq), dtype=np.int64)
+            for u in np.argsort(first, kind="stable").tolist():  # new states in first-byte order
+                tup = tuple(nxt[live_b[first[u]]].tolist())
+                d = ids.get(tup)
+                if d is None:
+                    d = ids[tup] = len(order)
+                    order.append(tup)
+                found[u] = d
+            targets[live_b] = found[inverse.reshape(-1)]
+        # runs of equal targets -> byte-range edges
+        cuts = np.flatnonzero(np.diff(targets)) + 1
+        starts = np.concatenate(([0], cuts))
+        ends = np.concatenate((cuts - 1, [255]))
+        for lo, hi, t in zip(starts.tolist(), ends.tolist(), targets[starts].tolist(), strict=True):
+            if t >= 0:
+                edges.append((i, lo, hi, t))
         i += 1
         if len(order) > DEFAULT_LIMITS.max_dfa_states:
             raise GrammarLimitError("JSON schema string constraints too complex to intersect")

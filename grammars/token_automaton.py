@@ -74,23 +74,33 @@ class TokenAutomaton:
         tok_parts: list[np.ndarray] = []
         dst_parts: list[np.ndarray] = []
         total = 0
+        acc_rows = np.flatnonzero(dfa.accepting)
+        eos_word = (eos >> 5).astype(np.int64)
+        eos_bits = np.left_shift(np.uint32(1), (eos & 31).astype(np.uint32))
         for lo, hi, src, tok, dst in _walk_chunks(dfa, vocab, max_rows=max(1, _CHUNK // width)):
-            # Scatter into a dense [states, tokens] table: row-major nonzero then yields the CSR order
-            # (by state, then token id) without sorting, and the same table packs into the bitmask.
-            dense = np.full((hi - lo, width), -1, dtype=np.int32)
-            dense[src - lo, tok] = dst
-            allowed = dense >= 0
-            rows, cols = np.nonzero(allowed)
+            # Sort the pairs by (state, token id): the CSR order. Work follows the live pairs, not
+            # states x vocabulary (most JSON states allow a handful of tokens).
+            # One int64 key per pair, (row, token, next state), sorted in place: no argsort and gathers.
+            # Bounded: rows < _CHUNK // width, so row * width * (n + 1) stays far below 2**63.
+            key = ((src.astype(np.int64) - lo) * width + tok) * (n + 1) + dst
+            key.sort()
+            cell, nxt = np.divmod(key, n + 1)
+            rows, cols = np.divmod(cell, width)
             tok_parts.append(cols.astype(np.int32))
-            dst_parts.append(dense[rows, cols])
+            dst_parts.append(nxt.astype(np.int32))
             counts[lo:hi] = np.bincount(rows, minlength=hi - lo)
             total += len(cols)
             if total > limits.max_token_transitions:
                 raise _too_large(total, limits, hi, n)
+            # Bitmask words: the (distinct) bits of one word add up to their OR; float64 sums are exact here.
+            words = rows * vocab.n_words + (cols >> 5)
+            bits = np.left_shift(1, (cols & 31)).astype(np.float64)
+            packed = np.bincount(words, weights=bits, minlength=(hi - lo) * vocab.n_words)
+            block = packed.astype(np.uint64).astype(np.uint32).reshape(hi - lo, vocab.n_words)
             if len(eos):
-                allowed[np.ix_(np.flatnonzero(dfa.accepting[lo:hi]), eos)] = True
-            packed = np.packbits(allowed, axis=1, bitorder="little")  # uint8, bit t%8 of byte t//8
-            bitmask[lo:hi] = packed.view("<u4").astype(np.uint32).view(np.int32)
+                for r in acc_rows[(acc_rows >= lo) & (acc_rows < hi)].tolist():
+                    np.bitwise_or.at(block[r - lo], eos_word, eos_bits)
+            bitmask[lo:hi] = block.view(np.int32)
         indptr = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(counts, out=indptr[1:])
         token_ids = np.concatenate(tok_parts) if tok_parts else np.zeros(0, dtype=np.int32)

@@ -1,0 +1,494 @@
+"""Token-mask benchmark for JSON schemas: decc against XGrammar and llguidance (MaskBench-style).
+
+For every engine x schema of the corpus in `benchmarks/schemas/` (`<name>.json`, with `<name>.instances.json`
+valid and `<name>.invalid.json` invalid instances, both checked with `jsonschema` first):
+
+* time to first mask (TTFM): compile the schema for the vocabulary + make a matcher + fill the first mask,
+  with every engine's schema cache cleared (decc's `lru_cache`s, XGrammar's compiler cache off);
+* per token: each valid instance is serialized with `json.dumps` (separators per `--separators`) and
+  tokenized canonically by the model's Hugging Face tokenizer; every step times the mask fill + the
+  advance over that token; the token must be set in the mask and accepted; after the last token the
+  final mask (timed as one more step) must allow EOS;
+* invalid instances must be refused: some token not in the mask or not accepted, or EOS not allowed.
+
+Whitespace policy: no free whitespace anywhere and the separators of `json.dumps` (`compact`: "," and ":";
+`default`: ", " and ": "). XGrammar gets `any_whitespace=False, separators=...`, llguidance
+`whitespace_flexible=False, item_separator/key_separator`; decc's own policy ("compact-or-default") accepts
+both separator styles, so its language is slightly larger than the other two.
+
+Peers are benchmark-only: an engine whose package is missing is skipped with a note.
+
+    .venv/bin/python benchmarks/masks.py [--engines decc,xgrammar,llguidance] [--schemas GLOB]
+        [--repeat N] [--separators compact|default] [--timeout S] [--out results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import signal
+import statistics
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+SCHEMAS = HERE / "schemas"
+SEPARATORS = {"compact": (",", ":"), "default": (", ", ": ")}
+
+
+class Unsupported(Exception):
+    """The engine declined the schema (a feature it does not implement, or one of its size limits)."""
+
+
+class CompileTimeout(Exception):
+    pass
+
+
+# -- engines ------------------------------------------------------------------------------------------
+# Each engine: compile(schema) -> a factory of fresh matchers (the compiled grammar); matcher.fill(row)
+# writes the int32 bitmask row (torch, [words]); matcher.advance(token) -> bool. All engines take the same
+# (tokenizer, vocab size, EOS ids, separators).
+
+
+class DeccEngine:
+    name = "decc"
+
+    def __init__(self, tok: Any, size: int, eos: frozenset[int], seps: tuple[str, str]) -> None:
+        import importlib
+
+        from decc import grammars
+
+        js = importlib.import_module(
+            "decc.grammars.json_schema"
+        )  # the module (the package re-exports a function)
+
+        self._g = grammars
+        self._js = js
+        self.vocab = grammars.Vocabulary.from_tokenizer(tok, size=size, eos_ids=eos)
+        _ = self.vocab.packed  # per-vocabulary precomputation, shared by all schemas (not per-schema work)
+        self.version = "workspace"
+
+    def clear_cache(self) -> None:
+        # Only the per-schema caches: the building blocks (format regexes, JSON string pieces) stay warm,
+        # as they would in a serving process.
+        for fn in ("_compile", "_bind"):
+            cached = getattr(self._js, fn, None)
+            if hasattr(cached, "cache_clear"):
+                cached.cache_clear()
+
+    def compile(self, schema: dict) -> Any:
+        try:
+            constraint = self._g.json_schema(schema, self.vocab)
+        except (self._g.UnsupportedSchema, self._g.GrammarLimitError) as e:
+            raise Unsupported(f"{type(e).__name__}: {e}") from None
+        return lambda: _DeccMatcher(constraint.matcher())
+
+
+class _DeccMatcher:
+    __slots__ = ("m",)
+
+    def __init__(self, m: Any) -> None:
+        self.m = m
+
+    def fill(self, row: torch.Tensor) -> None:
+        self.m.fill_bitmask(row)
+
+    def advance(self, token: int) -> bool:
+        return self.m.advance(token)
+
+
+class XGrammarEngine:
+    name = "xgrammar"
+
+    def __init__(self, tok: Any, size: int, eos: frozenset[int], seps: tuple[str, str]) -> None:
+        import xgrammar as xgr
+
+        self.xgr = xgr
+        self.seps = seps
+        info = xgr.TokenizerInfo.from_huggingface(tok, vocab_size=size, stop_token_ids=sorted(eos))
+        self.compiler = xgr.GrammarCompiler(info, cache_enabled=False)
+        self.version = _version("xgrammar")
+
+    def clear_cache(self) -> None:
+        pass  # compiler built with cache_enabled=False
+
+    def compile(self, schema: dict) -> Any:
+        try:
+            compiled = self.compiler.compile_json_schema(
+                json.dumps(schema), any_whitespace=False, separators=self.seps, strict_mode=True
+            )
+        except Exception as e:  # XGrammar raises RuntimeError/ValueError on what it does not support
+            raise Unsupported(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+        return lambda: _XGrammarMatcher(self.xgr.GrammarMatcher(compiled))
+
+
+class _XGrammarMatcher:
+    __slots__ = ("m",)
+
+    def __init__(self, m: Any) -> None:
+        self.m = m
+
+    def fill(self, row: torch.Tensor) -> None:
+        self.m.fill_next_token_bitmask(row.unsqueeze(0), 0)
+
+    def advance(self, token: int) -> bool:
+        return self.m.accept_token(token)
+
+
+class LLGuidanceEngine:
+    name = "llguidance"
+
+    def __init__(self, tok: Any, size: int, eos: frozenset[int], seps: tuple[str, str]) -> None:
+        import llguidance
+        import llguidance.hf
+        import llguidance.torch
+
+        self.llg = llguidance
+        self.fill_fn = llguidance.torch.fill_next_token_bitmask
+        self.tokenizer = llguidance.hf.from_tokenizer(tok, n_vocab=size, eos_token=sorted(eos))
+        self.defaults = {"whitespace_flexible": False, "item_separator": seps[0], "key_separator": seps[1]}
+        self.version = _version("llguidance")
+
+    def clear_cache(self) -> None:
+        pass  # no schema cache
+
+    def compile(self, schema: dict) -> Any:
+        try:
+            grammar = self.llg.LLMatcher.grammar_from_json_schema(schema, defaults=self.defaults)
+        except Exception as e:
+            raise Unsupported(f"{type(e).__name__}: {e}") from None
+        m = self.llg.LLMatcher(self.tokenizer, grammar, log_level=0)
+        if m.is_error():
+            raise Unsupported(m.get_error().splitlines()[0])
+        # LLMatcher's constructor is where the grammar is built: later matchers are copies of this one
+        return lambda: _LLGuidanceMatcher(m.deep_copy(), self.fill_fn)
+
+
+class _LLGuidanceMatcher:
+    __slots__ = ("m", "fill_fn")
+
+    def __init__(self, m: Any, fill_fn: Any) -> None:
+        self.m = m
+        self.fill_fn = fill_fn
+
+    def fill(self, row: torch.Tensor) -> None:
+        self.fill_fn(self.m, row.unsqueeze(0), 0)
+
+    def advance(self, token: int) -> bool:
+        return self.m.consume_token(token)
+
+
+ENGINES = {"decc": DeccEngine, "xgrammar": XGrammarEngine, "llguidance": LLGuidanceEngine}
+PACKAGES = {"decc": "decc", "xgrammar": "xgrammar", "llguidance": "llguidance"}
+
+
+def _version(pkg: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(pkg)
+    except PackageNotFoundError:
+        return "?"
+
+
+# -- corpus -------------------------------------------------------------------------------------------
+
+
+def load_corpus(pattern: str) -> list[dict]:
+    """Schemas matching `pattern` (a glob on the name), each with its instances checked by jsonschema."""
+    from jsonschema import validators
+
+    out = []
+    for path in sorted(SCHEMAS.glob("*.json")):
+        name = path.name[: -len(".json")]
+        if name.endswith((".instances", ".invalid")) or not fnmatch.fnmatch(name, pattern):
+            continue
+        schema = json.loads(path.read_text())
+        cls = validators.validator_for(schema)
+        cls.check_schema(schema)
+        validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
+        valid, invalid, notes = [], [], []
+        for suffix, want, bucket in ((".instances", True, valid), (".invalid", False, invalid)):
+            p = SCHEMAS / f"{name}{suffix}.json"
+            for i, inst in enumerate(json.loads(p.read_text()) if p.exists() else []):
+                if validator.is_valid(inst) == want:
+                    bucket.append(inst)
+                else:
+                    notes.append(f"{suffix[1:]}[{i}] is {'in' if want else ''}valid per jsonschema: skipped")
+        out.append({"name": name, "schema": schema, "valid": valid, "invalid": invalid, "notes": notes})
+    return out
+
+
+# -- measuring ----------------------------------------------------------------------------------------
+
+
+def _alarm(_sig: int, _frame: Any) -> None:
+    raise CompileTimeout
+
+
+def _allowed(words: np.ndarray, token: int) -> bool:
+    return bool((int(words[token >> 5]) >> (token & 31)) & 1)
+
+
+def run_instance(
+    matcher: Any, tokens: list[int], eos: int, row: torch.Tensor, times: list[float] | None
+) -> str:
+    """Walk `tokens` then EOS; 'ok' or why it stopped. Appends per-step seconds to `times` when given."""
+    words = row.numpy()
+    clock = time.perf_counter
+    for pos, t in enumerate(tokens):
+        t0 = clock()
+        matcher.fill(row)
+        t1 = clock()
+        allowed = _allowed(words, t)
+        t2 = clock()
+        ok = matcher.advance(t) if allowed else False
+        t3 = clock()
+        if times is not None:
+            times.append((t1 - t0) + (t3 - t2))
+        if not allowed:
+            return f"token {pos} ({t}) not in mask"
+        if not ok:
+            return f"token {pos} ({t}) in mask but refused by advance"
+    t0 = clock()
+    matcher.fill(row)
+    t1 = clock()
+    if times is not None:
+        times.append(t1 - t0)
+    if not _allowed(words, eos):
+        return "EOS not allowed at the end"
+    if not matcher.advance(eos):
+        return "EOS in mask but refused by advance"
+    return "ok"
+
+
+def bench_engine(
+    engine: Any,
+    corpus: list[dict],
+    tok: Any,
+    eos: int,
+    seps: tuple[str, str],
+    repeat: int,
+    timeout: float,
+    size: int,
+    verbose: bool,
+) -> dict:
+    n_words = (size + 31) // 32
+    row = torch.zeros(n_words, dtype=torch.int32)
+    # warm-up: first-call overheads (imports, lazy tables) are not any schema's compile time
+    try:
+        engine.compile(
+            {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
+        )().fill(row)
+    except Exception:
+        pass
+    per_schema = []
+    token_times: list[float] = []
+    for item in corpus:
+        rec: dict[str, Any] = {"schema": item["name"], "status": "compiled"}
+        ttfms = []
+        factory = None
+        for _ in range(repeat):
+            engine.clear_cache()
+            signal.setitimer(signal.ITIMER_REAL, timeout)
+            try:
+                t0 = time.perf_counter()
+                factory = engine.compile(item["schema"])
+                factory().fill(row)
+                ttfms.append(time.perf_counter() - t0)
+            except Unsupported as e:
+                rec.update(status="unsupported", reason=str(e)[:300])
+                break
+            except CompileTimeout:
+                rec.update(status="timeout", reason=f"compile took more than {timeout:g} s")
+                break
+            except Exception as e:
+                rec.update(status="error", reason=f"{type(e).__name__}: {e}"[:300])
+                if verbose:
+                    traceback.print_exc()
+                break
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+        if rec["status"] != "compiled":
+            per_schema.append(rec)
+            if verbose:
+                print(
+                    f"  {engine.name:10s} {item['name']:24s} {rec['status']}: {rec['reason'][:100]}",
+                    file=sys.stderr,
+                )
+            continue
+        rec["ttfm_s"] = statistics.median(ttfms)
+        rec["valid_rejected"] = []
+        rec["invalid_accepted"] = []
+        n_tokens = 0
+        try:
+            for r in range(repeat):
+                for i, inst in enumerate(item["valid"]):
+                    tokens = tok.encode(
+                        json.dumps(inst, separators=seps, ensure_ascii=False), add_special_tokens=False
+                    )
+                    why = run_instance(factory(), tokens, eos, row, token_times)
+                    if r == 0:
+                        n_tokens += len(tokens) + 1
+                        if why != "ok":
+                            rec["valid_rejected"].append({"instance": i, "why": why})
+            for i, inst in enumerate(item["invalid"]):
+                tokens = tok.encode(
+                    json.dumps(inst, separators=seps, ensure_ascii=False), add_special_tokens=False
+                )
+                if run_instance(factory(), tokens, eos, row, None) == "ok":
+                    rec["invalid_accepted"].append({"instance": i})
+        except Exception as e:
+            rec.update(status="error", reason=f"while matching: {type(e).__name__}: {e}"[:300])
+            if verbose:
+                traceback.print_exc()
+        rec["tokens"] = n_tokens
+        per_schema.append(rec)
+        if verbose:
+            print(
+                f"  {engine.name:10s} {item['name']:24s} ttfm {rec['ttfm_s'] * 1e3:9.1f} ms  "
+                f"{n_tokens:4d} tok  rej {len(rec['valid_rejected'])} acc {len(rec['invalid_accepted'])}",
+                file=sys.stderr,
+            )
+    return summarize(engine, per_schema, token_times, corpus)
+
+
+def _pct(xs: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(xs), q)) if xs else float("nan")
+
+
+def summarize(engine: Any, per_schema: list[dict], token_times: list[float], corpus: list[dict]) -> dict:
+    compiled = [r for r in per_schema if r["status"] == "compiled"]
+    ttfm = [r["ttfm_s"] * 1e3 for r in compiled]
+    us = [t * 1e6 for t in token_times]
+    return {
+        "engine": engine.name,
+        "version": engine.version,
+        "schemas": len(per_schema),
+        "compiled": len(compiled),
+        "unsupported": sum(r["status"] == "unsupported" for r in per_schema),
+        "timeouts": sum(r["status"] == "timeout" for r in per_schema),
+        "errors": sum(r["status"] == "error" for r in per_schema),
+        "valid_instances": sum(
+            len(c["valid"]) for c, r in zip(corpus, per_schema, strict=True) if r["status"] == "compiled"
+        ),
+        "valid_rejected": sum(len(r.get("valid_rejected", [])) for r in per_schema),
+        "invalid_instances": sum(
+            len(c["invalid"]) for c, r in zip(corpus, per_schema, strict=True) if r["status"] == "compiled"
+        ),
+        "invalid_accepted": sum(len(r.get("invalid_accepted", [])) for r in per_schema),
+        "ttfm_ms": {"p50": _pct(ttfm, 50), "p90": _pct(ttfm, 90), "max": max(ttfm, default=float("nan"))},
+        "token_steps": len(us),
+        "per_token_us": {
+            "p50": _pct(us, 50),
+            "p99": _pct(us, 99),
+            "max": max(us, default=float("nan")),
+            "mean": float(np.mean(us)) if us else float("nan"),
+        },
+        "per_schema": per_schema,
+    }
+
+
+def table(results: list[dict]) -> str:
+    head = (
+        "| engine | compiled | unsupported | timeout | errors | valid rejected | invalid accepted "
+        "| TTFM p50 ms | p90 ms | max ms | token p50 µs | p99 µs | max µs |"
+    )
+    lines = [head, "|" + "|".join(["---"] * 13) + "|"]
+    for r in results:
+        t, p = r["ttfm_ms"], r["per_token_us"]
+        lines.append(
+            f"| {r['engine']} {r['version']} | {r['compiled']}/{r['schemas']} | {r['unsupported']} | {r['timeouts']} "
+            f"| {r['errors']} | {r['valid_rejected']}/{r['valid_instances']} "
+            f"| {r['invalid_accepted']}/{r['invalid_instances']} "
+            f"| {t['p50']:.1f} | {t['p90']:.1f} | {t['max']:.1f} | {p['p50']:.1f} | {p['p99']:.1f} | {p['max']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--engines", default="decc,xgrammar,llguidance")
+    ap.add_argument("--schemas", default="*", help="glob on schema names (without .json)")
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="compiles per schema (median TTFM) and passes over the valid instances",
+    )
+    ap.add_argument("--separators", choices=sorted(SEPARATORS), default="compact")
+    ap.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds allowed per compile (pure-Python engines only)"
+    )
+    ap.add_argument("--model", default="default", help="decc model name whose tokenizer to use")
+    ap.add_argument("--out", type=Path, help="write the full results (per schema too) as JSON here")
+    ap.add_argument("-v", "--verbose", action="store_true", help="one line per engine x schema on stderr")
+    args = ap.parse_args(argv)
+
+    from decc.runtime.model import load_tokenizer, model_facts
+
+    tok = load_tokenizer(args.model)
+    size, eos_ids = model_facts(args.model)
+    eos = min(eos_ids)
+    seps = SEPARATORS[args.separators]
+    corpus = load_corpus(args.schemas)
+    if not corpus:
+        print(f"no schemas match {args.schemas!r} in {SCHEMAS}", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGALRM, _alarm)
+
+    results, notes = [], []
+    for name in [e.strip() for e in args.engines.split(",") if e.strip()]:
+        if name not in ENGINES:
+            ap.error(f"unknown engine {name!r} (known: {', '.join(ENGINES)})")
+        try:
+            engine = ENGINES[name](tok, size, frozenset(eos_ids), seps)
+        except ImportError as e:
+            notes.append(f"{name}: skipped, not installed ({e}); `pip install -e .[bench]` adds the peers")
+            continue
+        results.append(
+            bench_engine(engine, corpus, tok, eos, seps, args.repeat, args.timeout, size, args.verbose)
+        )
+
+    n_valid = sum(len(c["valid"]) for c in corpus)
+    n_invalid = sum(len(c["invalid"]) for c in corpus)
+    print(
+        f"{len(corpus)} schemas, {n_valid} valid / {n_invalid} invalid instances; tokenizer {args.model!r} "
+        f"(vocab {size}); separators {seps!r}, no free whitespace; repeat {args.repeat}\n"
+    )
+    print(table(results))
+    for c in corpus:
+        notes += [f"{c['name']}: {n}" for n in c["notes"]]
+    for r in results:
+        for s in r["per_schema"]:
+            if s["status"] != "compiled":
+                notes.append(f"{r['engine']} {s['schema']}: {s['status']}: {s.get('reason', '')[:160]}")
+            for v in s.get("valid_rejected", []):
+                notes.append(f"{r['engine']} {s['schema']}: valid[{v['instance']}] rejected: {v['why']}")
+            for v in s.get("invalid_accepted", []):
+                notes.append(f"{r['engine']} {s['schema']}: invalid[{v['instance']}] accepted")
+    if notes:
+        print("\n" + "\n".join(f"- {n}" for n in notes))
+    if args.out:
+        meta = {
+            "model": args.model,
+            "vocab_size": size,
+            "separators": seps,
+            "repeat": args.repeat,
+            "schemas": len(corpus),
+            "valid_instances": n_valid,
+            "invalid_instances": n_invalid,
+        }
+        args.out.write_text(json.dumps({"meta": meta, "results": results, "notes": notes}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
