@@ -7,6 +7,7 @@ text so far can still be completed": that is what lets the token automaton allow
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -81,13 +82,12 @@ def _byte_classes(nfa: NFA) -> tuple[np.ndarray, int]:
     return byte_class, int(byte_class[-1]) + 1
 
 
-def _determinize(
-    nfa: NFA, byte_class: np.ndarray, n_classes: int, limits: Limits
-) -> tuple[np.ndarray, np.ndarray]:
-    """Subset construction; DFA states are frozensets of "important" NFA states (byte edges or accept)."""
-    eps = nfa.eps
-    important = [bool(edges) for edges in nfa.edges]
-    important[nfa.accept] = True
+def epsilon_closure(eps: Sequence[Sequence[int]], important: Sequence[bool]) -> Callable[[int], frozenset[int]]:
+    """A memoized map from an NFA state to the "important" states reachable from it by epsilon edges.
+
+    Subset construction only needs those (states with real edges, or accepting); shared by the byte DFA
+    and the RTN rule DFAs so both determinize the same way.
+    """
     closures: dict[int, frozenset[int]] = {}
 
     def closure(t: int) -> frozenset[int]:
@@ -102,6 +102,18 @@ def _determinize(
                         stack.append(u)
             found = closures[t] = frozenset(u for u in seen if important[u])
         return found
+
+    return closure
+
+
+def _determinize(
+    nfa: NFA, byte_class: np.ndarray, n_classes: int, limits: Limits
+) -> tuple[np.ndarray, np.ndarray]:
+    """Subset construction; DFA states are frozensets of "important" NFA states (byte edges or accept)."""
+    eps = nfa.eps
+    important = [bool(edges) for edges in nfa.edges]
+    important[nfa.accept] = True
+    closure = epsilon_closure(eps, important)
 
     # succ[s]: (class, closure of the target) for every class an edge of `s` covers.
     classes = byte_class.tolist()

@@ -48,7 +48,7 @@ from .json_numbers import (
     signed_number,
 )
 from .limits import DEFAULT_LIMITS, Limits
-from .nfa import NFA, _Builder
+from .nfa import NFA, _Builder, build_nfa
 from .regex_ast import EMPTY, Alt, CharSet, Concat, Node, Repeat, negate, normalize
 from .regex_parser import parse_regex
 from .token_automaton import TokenAutomaton
@@ -361,16 +361,14 @@ class _JBuilder(_Builder):
 
 
 def _build_nfa(node: Node, limits: Limits) -> NFA:
-    needed = _estimate(node)
-    if needed > limits.max_nfa_states:
-        raise GrammarLimitError(
-            f"JSON schema too large: its automaton would need {needed:,} NFA states "
-            f"(limit {limits.max_nfa_states:,})",
-            hints=["large maxItems/maxLength bounds multiply the size of what they repeat"],
-        )
-    b = _JBuilder()
-    start, end = b.build(node)
-    return NFA(b.eps, b.edges, start, end)
+    return build_nfa(
+        node,
+        limits,
+        builder_class=_JBuilder,
+        needed=_estimate(node),
+        what="JSON schema",
+        hint="large maxItems/maxLength bounds multiply the size of what they repeat",
+    )
 
 
 # -- the compiler ---------------------------------------------------------------------------------------

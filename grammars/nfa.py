@@ -34,15 +34,27 @@ def estimate_states(node: Node) -> int:
     return 2 + inner * node.max
 
 
-def build_nfa(node: Node, limits: Limits) -> NFA:
-    needed = estimate_states(node)
+def build_nfa(
+    node: Node,
+    limits: Limits,
+    *,
+    builder_class: type[_Builder] | None = None,
+    needed: int | None = None,
+    what: str = "regex",
+    hint: str = "large bounded repeats like {1000} multiply the size of what they repeat",
+) -> NFA:
+    """Thompson construction, refused up front when the estimated size passes the limit.
+
+    JSON schemas reuse it with their own builder (one extra node kind) and size estimate.
+    """
+    needed = estimate_states(node) if needed is None else needed
     if needed > limits.max_nfa_states:
         raise GrammarLimitError(
-            f"regex too large: its automaton would need {needed:,} NFA states "
+            f"{what} too large: its automaton would need {needed:,} NFA states "
             f"(limit {limits.max_nfa_states:,})",
-            hints=["large bounded repeats like {1000} multiply the size of what they repeat"],
+            hints=[hint],
         )
-    builder = _Builder()
+    builder = (builder_class or _Builder)()
     start, end = builder.build(node)
     return NFA(builder.eps, builder.edges, start, end)
 

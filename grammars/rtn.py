@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .cfg_grammar import EMPTY_LANGUAGE, AnyNode, Call, Grammar, GrammarError, _map
+from .dfa import epsilon_closure
 from .errors import GrammarLimitError
 from .limits import DEFAULT_LIMITS, Limits
 from .nfa import _Builder, estimate_states
@@ -180,20 +181,7 @@ def _rule_dfa(
     classes = byte_class.tolist()
 
     important = [bool(b.edges[s]) or bool(b.calls[s]) or s == accept for s in range(len(b.eps))]
-    closures: dict[int, frozenset[int]] = {}
-
-    def closure(t: int) -> frozenset[int]:
-        found = closures.get(t)
-        if found is None:
-            seen = {t}
-            stack = [t]
-            while stack:
-                for u in b.eps[stack.pop()]:
-                    if u not in seen:
-                        seen.add(u)
-                        stack.append(u)
-            found = closures[t] = frozenset(u for u in seen if important[u])
-        return found
+    closure = epsilon_closure(b.eps, important)
 
     succ = [
         [(c, closure(t)) for lo, hi, t in edges for c in range(classes[lo], classes[hi] + 1)]
