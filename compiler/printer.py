@@ -81,24 +81,7 @@ def _part(p: ir.Lit | ir.VarRef) -> str:
 
 
 def gen_attrs(op: ir.Generate) -> str:
-    attrs = []
-    c = op.constraint
-    if c is not None:
-        states = f" states={c.n_states}" if c.n_states is not None else ""
-        if isinstance(c, ir.Regex):
-            attrs.append(f"where=regex({q(c.pattern)}{states})")
-        elif isinstance(c, ir.Grammar):
-            rules = f" rules={c.n_states}" if c.n_states is not None else ""
-            start = f" start={q(c.start)}" if c.start != "start" else ""
-            attrs.append(f"where=grammar({q(c.origin)}{start}{rules})")
-        else:
-            shown = c.schema if len(c.schema) <= 72 else c.schema[:69] + "..."
-            extra = "".join(
-                [f" file={q(c.origin)}" if c.origin != "inline" else "",
-                 f" whitespace={q(c.whitespace)}" if c.whitespace != "compact-or-default" else "",
-                 " lenient" if c.lenient else ""]
-            )
-            attrs.append(f"where=json({q(shown)}{extra}{states})")
+    attrs = [f"where={constraint_text(op.constraint)}"] if op.constraint is not None else []
     attrs.append(f"max_tokens={op.max_tokens}")
     if op.stop:
         attrs.append(f"stop=[{', '.join(q(s) for s in op.stop)}]")
@@ -108,6 +91,22 @@ def gen_attrs(op: ir.Generate) -> str:
     if op.counterexamples:
         attrs.append(f"counterexamples=[{', '.join(q(s) for s in op.counterexamples)}]")
     return " ".join(attrs)
+
+
+def constraint_text(c: ir.Constraint) -> str:
+    """`regex(...)`, `json(...)` or `grammar(...)` with what compilation learned (state or rule counts)."""
+    states = f" states={c.n_states}" if c.n_states is not None else ""
+    if isinstance(c, ir.Regex):
+        return f"regex({q(c.pattern)}{states})"
+    if isinstance(c, ir.Grammar):
+        rules = f" rules={c.n_states}" if c.n_states is not None else ""
+        start = f" start={q(c.start)}" if c.start != "start" else ""
+        return f"grammar({q(c.origin)}{start}{rules})"
+    shown = c.schema if len(c.schema) <= 72 else c.schema[:69] + "..."
+    file = f" file={q(c.origin)}" if c.origin != "inline" else ""
+    whitespace = f" whitespace={q(c.whitespace)}" if c.whitespace != "compact-or-default" else ""
+    lenient = " lenient" if c.lenient else ""
+    return f"json({q(shown)}{file}{whitespace}{lenient}{states})"
 
 
 def search_text(s: ir.Sampling) -> str:

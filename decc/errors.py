@@ -71,6 +71,14 @@ class Span:
             return self
         return Span.of(self.source, start, end)
 
+    def within(self, offsets: tuple[int, ...], start: int, end: int) -> Span:
+        """The span of characters `start..end` of a decoded literal whose i-th char sits at `offsets[i]`."""
+        if not offsets:
+            return self
+        start = min(max(start, 0), len(offsets) - 1)
+        last = min(max(end - 1, start), len(offsets) - 1)
+        return self.sub(offsets[start], offsets[last] + 1)
+
     def __str__(self) -> str:
         return f"{self.path}:{self.line}:{self.col}"
 

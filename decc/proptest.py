@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 from decc.compiler import ir
 from decc.compiler.plan import PlanGen
+from decc.compiler.printer import constraint_text
 from decc.testing import SchemaOrderError, _walk_info, to_schema_order, tokenizations
 
 Oracle = Callable[[str], str | None]  # None when valid, else the reason
@@ -276,9 +277,7 @@ def check_program(program: Any, *, draws: int = 100, seed_value: int = 0) -> lis
         checks.append(soundness(step, oracle, toks, draws, seed_value))
         checks.append(completeness(step, list(op.examples), toks, draws, seed_value))
         checks.append(rejection(step, oracle, toks))
-        from decc.compiler.printer import gen_attrs
-
-        reports.append(StepReport(op.name, gen_attrs(op).split(" max_tokens=")[0], checks))
+        reports.append(StepReport(op.name, f"where={constraint_text(op.constraint)}", checks))
     return reports
 
 

@@ -25,11 +25,7 @@ class StrLit:
 
     def span_of(self, start: int, end: int) -> Span:
         """The source span of `value[start:end]` (for errors inside a regex or template)."""
-        if not self.offsets:
-            return self.span
-        start = min(max(start, 0), len(self.offsets) - 1) if self.offsets else 0
-        last = min(max(end - 1, start), len(self.offsets) - 1)
-        return self.span.sub(self.offsets[start], self.offsets[last] + 1)
+        return self.span.within(self.offsets, start, end)
 
 
 @dataclass(frozen=True)

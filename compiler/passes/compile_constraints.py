@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from decc import grammars
 from decc.compiler import ir
-from decc.errors import DeccError, Span
+from decc.errors import DeccError
 
 LENIENT_HINT = "json(..., lenient=true) ignores unsupported keywords with a warning"
 
@@ -28,7 +28,7 @@ def _compile(gen: ir.Generate) -> ir.Generate:
         else:
             dfa = grammars.compile_json_schema(c.schema, lenient=c.lenient, whitespace=c.whitespace)
     except grammars.RegexError as e:
-        span = _inside(c, e.offset, e.end) if isinstance(c, ir.Regex) else c.span
+        span = c.span.within(c.offsets, e.offset, e.end) if isinstance(c, ir.Regex) else c.span
         raise DeccError(f"invalid regex: {e.message}", span, hints=e.hints) from None
     except grammars.UnsupportedSchema as e:
         raise DeccError(f"unsupported JSON schema: {e.message}", c.span, hints=[LENIENT_HINT]) from None
@@ -53,13 +53,3 @@ def _grammar(c: ir.Grammar) -> ir.Grammar:
         span = e.span if e.span is not None and not c.origin.startswith("builtin:") else c.span
         raise DeccError(f"invalid grammar: {e.message}", span, hints=e.hints) from None
     return replace(c, compiled=parsed, n_states=len(parsed.rules))
-
-
-def _inside(c: ir.Regex, start: int, end: int) -> Span:
-    """The source span of pattern[start:end]; the literal's offsets map decoded chars to source."""
-    offs = c.offsets
-    if not offs:
-        return c.span
-    start = min(max(start, 0), len(offs) - 1)
-    last = min(max(end - 1, start), len(offs) - 1)
-    return c.span.sub(offs[start], offs[last] + 1)
