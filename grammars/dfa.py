@@ -7,8 +7,8 @@ text so far can still be completed": that is what lets the token automaton allow
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
@@ -26,18 +26,33 @@ class ByteDFA:
     """`transitions[s, b]` is the next state on byte `b` (or -1); states are numbered from `start` = 0.
 
     The empty language has no states at all and `start` = -1: the walk is dead before it begins.
+
+    A DFA may carry counters: the states of a counted segment (a length-bounded JSON string body, kept as a
+    loop rather than unrolled) have `seg[s]` = its label, `bounds[label]` = (min, max) characters. The
+    position is then (state, counter): a byte with `tick[s, b]` starts a character (counter + 1), leaving
+    the segment needs min <= counter <= max, entering it starts the counter at 0, and `live[s][c]` says
+    whether the segment can still be left within bounds from state s with counter c. Without segments the
+    counter stays 0 and everything is a plain DFA.
     """
 
     transitions: np.ndarray  # int32 [n_states, 256]
     accepting: np.ndarray  # bool [n_states]
     start: int = 0
+    seg: np.ndarray | None = None  # int32 [n_states]: counted segment label, -1 outside any
+    tick: np.ndarray | None = None  # bool [n_states, 256]: the byte starts a counted character
+    bounds: tuple[tuple[int, int], ...] = ()
+    live: Mapping[int, np.ndarray] = field(default_factory=dict)  # segment state -> bool [max + 1]
 
     @property
     def n_states(self) -> int:
         return int(self.transitions.shape[0])
 
+    @property
+    def has_counters(self) -> bool:
+        return bool(self.bounds)
+
     def step(self, state: int, data: bytes) -> int:
-        """The state after reading `data` from `state`, or -1 once the walk dies."""
+        """The state after reading `data` from `state`, or -1 once the walk dies (counters ignored)."""
         table = self.transitions
         for b in data:
             if state < 0:
@@ -45,9 +60,40 @@ class ByteDFA:
             state = int(table[state, b])
         return state
 
+    def advance(self, state: int, counter: int, data: bytes) -> tuple[int, int]:
+        """(state, counter) after reading `data`, or (-1, 0) once the walk dies; counters honoured."""
+        if not self.bounds:
+            return self.step(state, data), 0
+        table, seg, tick, live = self.transitions, self.seg, self.tick, self.live
+        for b in data:
+            if state < 0:
+                return DEAD, 0
+            nxt = int(table[state, b])
+            if nxt < 0:
+                return DEAD, 0
+            s1, s2 = int(seg[state]), int(seg[nxt])
+            if s1 >= 0 and s1 == s2:
+                counter += int(tick[state, b])
+            else:
+                if s1 >= 0 and not (self.bounds[s1][0] <= counter <= self.bounds[s1][1]):
+                    return DEAD, 0
+                counter = int(tick[state, b]) if s2 >= 0 else 0
+            if s2 >= 0:
+                row = live[nxt]
+                if counter >= len(row) or not row[counter]:
+                    return DEAD, 0
+            state = nxt
+        return state, counter
+
+    def is_accepting(self, state: int, counter: int = 0) -> bool:
+        if state < 0 or not self.accepting[state]:
+            return False
+        s = -1 if self.seg is None else int(self.seg[state])
+        return s < 0 or self.bounds[s][0] <= counter <= self.bounds[s][1]
+
     def accepts(self, data: bytes) -> bool:
-        state = self.step(self.start, data)
-        return state >= 0 and bool(self.accepting[state])
+        state, counter = self.advance(self.start, 0, data)
+        return self.is_accepting(state, counter)
 
     def is_empty(self) -> bool:
         """True when the language is empty (the regex matches no string)."""
@@ -62,6 +108,10 @@ def compile_regex(pattern: str, limits: Limits = DEFAULT_LIMITS) -> ByteDFA:
 
 def dfa_from_nfa(nfa: NFA, limits: Limits = DEFAULT_LIMITS) -> ByteDFA:
     byte_class, n_classes = _byte_classes(nfa)
+    if nfa.seg_of:
+        from .counters import counted_dfa
+
+        return counted_dfa(nfa, byte_class, n_classes, limits)
     trans, accepting = _determinize(nfa, byte_class, n_classes, limits)
     trans, accepting = _minimize(trans, accepting)
     full = np.ascontiguousarray(trans[:, byte_class], dtype=np.int32)
@@ -160,11 +210,15 @@ def _determinize(
     return trans, accepting
 
 
-def _minimize(trans: np.ndarray, accepting: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _minimize(
+    trans: np.ndarray, accepting: np.ndarray, labels: np.ndarray | None = None, reps: list[int] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Hopcroft's partition refinement with an explicit dead state, then drop the dead block and renumber.
 
     In a minimal DFA every state that cannot reach acceptance is equivalent to the dead state, so removing
-    the dead block is exactly removing the states from which no match is possible.
+    the dead block is exactly removing the states from which no match is possible. `labels` (optional)
+    refines the initial partition: states with different labels are never merged; label 0 must mean
+    "nothing special" (the dead state gets it). `reps`, if given, receives each new state's old state.
     """
     n, k = trans.shape
     dead = n
@@ -179,7 +233,14 @@ def _minimize(trans: np.ndarray, accepting: np.ndarray) -> tuple[np.ndarray, np.
         chunks = np.split(order, starts[1:])
         inverse.append({int(t): chunk.tolist() for t, chunk in zip(targets, chunks, strict=True)})
 
-    blocks: list[set[int]] = [set(np.flatnonzero(acc).tolist()), set(np.flatnonzero(~acc).tolist())]
+    if labels is None:
+        blocks: list[set[int]] = [set(np.flatnonzero(acc).tolist()), set(np.flatnonzero(~acc).tolist())]
+    else:
+        key = np.append(labels, 0).astype(np.int64) * 2 + acc
+        _, inv = np.unique(key, return_inverse=True)
+        order = np.argsort(inv, kind="stable")
+        cuts = np.flatnonzero(np.diff(inv[order])) + 1
+        blocks = [set(part.tolist()) for part in np.split(order, cuts)]
     blocks = [b for b in blocks if b]
     block_of = [0] * (n + 1)
     for i, b in enumerate(blocks):
@@ -209,11 +270,11 @@ def _minimize(trans: np.ndarray, accepting: np.ndarray) -> tuple[np.ndarray, np.
                 for s in moved:
                     block_of[s] = new
                 pending.add(new)  # the smaller half (or both, if y is still pending)
-    return _renumber(table, acc, block_of, dead)
+    return _renumber(table, acc, block_of, dead, reps)
 
 
 def _renumber(
-    table: np.ndarray, acc: np.ndarray, block_of: list[int], dead: int
+    table: np.ndarray, acc: np.ndarray, block_of: list[int], dead: int, reps: list[int] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Breadth-first numbering of the live blocks from the start state's block, dead block mapped to -1."""
     k = table.shape[1]
@@ -239,4 +300,6 @@ def _renumber(
     for i, b in enumerate(order):
         out[i] = [number.get(block_of[t], DEAD) for t in table[rep[b]].tolist()]
     accepting = np.array([bool(acc[rep[b]]) for b in order], dtype=bool)
+    if reps is not None:
+        reps[:] = [rep[b] for b in order]
     return out, accepting

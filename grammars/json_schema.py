@@ -22,7 +22,8 @@ import json
 import math
 import re
 import warnings
-from functools import lru_cache
+from dataclasses import dataclass
+from functools import lru_cache, partial
 from typing import Any
 from urllib.parse import unquote
 
@@ -31,6 +32,7 @@ import numpy as np
 from decc.errors import DeccError
 
 from .constraint import TokenConstraint
+from .counters import SegmentConflict
 from .dfa import ByteDFA, dfa_from_nfa
 from .errors import GrammarLimitError, RegexError
 from .json_formats import FORMATS
@@ -138,7 +140,12 @@ def _compile(text: str, lenient: bool, ws: str, limits: Limits) -> ByteDFA:
     schema = json.loads(text)
     _check_meta(schema)
     node = _Compiler(schema, lenient, ws == "any").compile()
-    return dfa_from_nfa(_build_nfa(node, limits), limits)
+    unroll: frozenset[int] = frozenset()
+    while True:
+        try:
+            return dfa_from_nfa(_build_nfa(node, limits, unroll), limits)
+        except SegmentConflict as e:  # counters cannot follow these strings: unroll them and retry
+            unroll |= e.ids
 
 
 def _check_meta(schema: Any) -> None:
@@ -242,9 +249,14 @@ def _key_language(include: Node | None, exclude: Node) -> Node:
     return _body_product(() if include is None else (include,), exclude)
 
 
-@lru_cache(maxsize=256)
 def _body_product(includes: tuple[Node, ...], exclude: Node) -> Node:
     """JSON string bodies matched by every node of `includes` and not by `exclude`: a product of DFAs."""
+    return _product(includes, exclude)[0]
+
+
+@lru_cache(maxsize=256)
+def _product(includes: tuple[Node, ...], exclude: Node) -> tuple[Node, frozenset[int]]:
+    """`_body_product` plus the product states where a JSON character ends (the body DFA accepts there)."""
     dfas = [_string_body_dfa(), dfa_from_nfa(_build_nfa(exclude, DEFAULT_LIMITS))]
     dfas += [dfa_from_nfa(_build_nfa(n, DEFAULT_LIMITS)) for n in includes]
     # Tables with a dead row appended (index -1 reads it), so a dead component stays dead.
@@ -255,7 +267,7 @@ def _body_product(includes: tuple[Node, ...], exclude: Node) -> Node:
     musts = [0, *range(2, len(dfas))]  # components that must stay alive (all but the excluded one)
     start = tuple(d.start for d in dfas)
     if any(start[c] < 0 for c in musts):
-        return NOTHING
+        return NOTHING, frozenset()
     # A product state's 256 successors at once: each is keyed by one int (mixed radix over the components).
     radix = np.cumprod([1] + [d.n_states + 1 for d in dfas[:-1]]).astype(np.int64)
     must_idx = np.array(musts)
@@ -264,10 +276,13 @@ def _body_product(includes: tuple[Node, ...], exclude: Node) -> Node:
     order = [start]
     edges: list[tuple[int, int, int, int]] = []
     accepting = set()
+    boundary = set()
     i = 0
     while i < len(order):
         st = order[i]
         x = st[1]
+        if acc[0][st[0]]:
+            boundary.add(i)
         if all(acc[c][st[c]] for c in musts) and not (x >= 0 and acc[1][x]):
             accepting.add(i)
         nxt = np.stack([t[c] for t, c in zip(tables, st, strict=True)], axis=1)  # [256, components]
@@ -296,7 +311,27 @@ def _body_product(includes: tuple[Node, ...], exclude: Node) -> Node:
         i += 1
         if len(order) > DEFAULT_LIMITS.max_dfa_states:
             raise GrammarLimitError("JSON schema string constraints too complex to intersect")
-    return Automaton(len(order), 0, frozenset(accepting), tuple(edges))
+    return Automaton(len(order), 0, frozenset(accepting), tuple(edges)), frozenset(boundary)
+
+
+# Length bounds from here up are counted (see counters.py); smaller ones are unrolled, which is cheap.
+COUNT_FROM = 16
+
+
+@dataclass(frozen=True)
+class CountedBody:
+    """A JSON string body of `lo`..`hi` characters in `auto`'s language; `boundary`: states between
+    characters (their edges start a counted character). `bodies` rebuilds the unrolled form if needed."""
+
+    auto: Automaton
+    boundary: frozenset[int]
+    lo: int
+    hi: int
+    bodies: tuple[Node, ...]
+
+    def unrolled(self) -> Node:
+        rep = Repeat(STR_CHAR, self.lo, self.hi)
+        return rep if not self.bodies else _body_product((*self.bodies, rep), NOTHING)
 
 
 @lru_cache(maxsize=1)
@@ -337,6 +372,8 @@ def _anchors(pattern: str) -> tuple[bool, bool, bool]:
 def _estimate(node: Any) -> int:
     if isinstance(node, Automaton):
         return node.n + 1
+    if isinstance(node, CountedBody):
+        return node.auto.n + 1
     if isinstance(node, CharSet):
         return state_count(node.ranges)
     if isinstance(node, Concat):
@@ -348,7 +385,37 @@ def _estimate(node: Any) -> int:
 
 
 class _JBuilder(_Builder):
+    def __init__(self, unroll: frozenset[int] = frozenset(), limits: Limits = DEFAULT_LIMITS) -> None:
+        super().__init__()
+        self.unroll = unroll  # counted segments (numbered in build order) to unroll instead
+        self.limits = limits
+        self.extra = 0
+
     def build(self, node: Any) -> tuple[int, int]:
+        if isinstance(node, CountedBody):
+            k = len(self.bounds)
+            self.bounds.append((node.lo, node.hi))
+            if k in self.unroll:
+                flat = node.unrolled()
+                self.extra += _estimate(flat)
+                if self.extra > self.limits.max_nfa_states:
+                    raise GrammarLimitError(
+                        f"JSON schema too large: unrolling its length-bounded strings needs over "
+                        f"{self.extra:,} NFA states (limit {self.limits.max_nfa_states:,})",
+                        hints=["a string with both a large maxLength and an overlapping alternative "
+                               "(anyOf/oneOf of strings) cannot be counted and must be unrolled"],
+                    )
+                return self.build(flat)
+            ids = [self.new() for _ in range(node.auto.n)]
+            end = self.new()
+            for s, lo, hi, d in node.auto.edges:
+                self.edges[ids[s]].append((lo, hi, ids[d]))
+            for a in node.auto.accepting:
+                self.eps[ids[a]].append(end)
+            for i in ids:
+                self.seg_of[i] = k
+            self.tick.update(ids[b] for b in node.boundary)
+            return ids[node.auto.start], end
         if isinstance(node, Automaton):
             ids = [self.new() for _ in range(node.n)]
             end = self.new()
@@ -360,11 +427,11 @@ class _JBuilder(_Builder):
         return super().build(node)
 
 
-def _build_nfa(node: Node, limits: Limits) -> NFA:
+def _build_nfa(node: Node, limits: Limits, unroll: frozenset[int] = frozenset()) -> NFA:
     return build_nfa(
         node,
         limits,
-        builder_class=_JBuilder,
+        builder_class=partial(_JBuilder, unroll, limits),  # type: ignore[arg-type]
         needed=_estimate(node),
         what="JSON schema",
         hint="large maxItems/maxLength bounds multiply the size of what they repeat",
@@ -630,6 +697,11 @@ class _Compiler:
             bodies.append(self.pattern(s["pattern"], f"{ptr}/pattern"))
         if s.get("format") in FORMATS:  # unknown formats are annotations
             bodies.append(_to_json_string_body(parse_regex(FORMATS[s["format"]])))
+        if hi is not None and hi >= COUNT_FROM:
+            auto, boundary = _product(tuple(bodies), NOTHING)
+            if not isinstance(auto, Automaton):
+                return NOTHING
+            return seq(QUOTE, CountedBody(auto, boundary, lo, hi, tuple(bodies)), QUOTE)
         if lo or hi is not None or not bodies:
             bodies.append(Repeat(STR_CHAR, lo, hi))
         body = bodies[0] if len(bodies) == 1 else _body_product(tuple(bodies), NOTHING)

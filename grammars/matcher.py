@@ -11,15 +11,17 @@ from .token_automaton import TokenAutomaton
 class Matcher:
     """Tracks the DFA state as tokens are accepted; `fill_bitmask` writes the allowed tokens of that state."""
 
-    __slots__ = ("automaton", "_state", "_terminated")
+    __slots__ = ("automaton", "_state", "_counter", "_terminated", "_rows")
 
-    def __init__(self, automaton: TokenAutomaton, state: int | None = None) -> None:
+    def __init__(self, automaton: TokenAutomaton, state: int | None = None, counter: int = 0) -> None:
         self.automaton = automaton
         self._state = automaton.start if state is None else state
+        self._counter = counter  # characters so far in the current counted segment (see counters.py)
         self._terminated = False
+        self._rows = automaton.rows if automaton.counts is None else None  # fast path: static rows
 
     def __repr__(self) -> str:
-        return f"Matcher(state={self._state}, terminated={self._terminated})"
+        return f"Matcher(state={self._state}, counter={self._counter}, terminated={self._terminated})"
 
     @property
     def state(self) -> int:
@@ -33,7 +35,8 @@ class Matcher:
         if self._terminated:
             row.zero_()
             return
-        row.copy_(self.automaton.bitmask_tensor[self._state])
+        rows = self._rows
+        row.copy_(rows[self._state] if rows is not None else self.automaton.row(self._state, self._counter))
 
     def advance(self, token_id: int) -> bool:
         """Accept `token_id` if allowed (False and no change otherwise); EOS in an accepting state terminates."""
@@ -41,23 +44,23 @@ class Matcher:
             return False
         auto = self.automaton
         if auto.is_eos(token_id):
-            if auto.is_accepting(self._state):
+            if auto.is_accepting(self._state, self._counter):
                 self._terminated = True
                 return True
             return False
-        nxt = auto.next(self._state, token_id)
+        nxt, counter = auto.step(self._state, self._counter, token_id)
         if nxt < 0:
             return False
-        self._state = nxt
+        self._state, self._counter = nxt, counter
         return True
 
     def is_accepting(self) -> bool:
         """The text so far is a full match (EOS would be allowed now)."""
-        return not self._terminated and self.automaton.is_accepting(self._state)
+        return not self._terminated and self.automaton.is_accepting(self._state, self._counter)
 
     def can_continue(self) -> bool:
         """Some text token is allowed now."""
-        return not self._terminated and int(self.automaton.n_allowed[self._state]) > 0
+        return not self._terminated and self.automaton.n_text_allowed(self._state, self._counter) > 0
 
     def is_terminated(self) -> bool:
         return self._terminated
@@ -65,13 +68,14 @@ class Matcher:
     def allowed_token_ids(self) -> np.ndarray:
         if self._terminated:
             return np.zeros(0, dtype=np.int32)
-        return self.automaton.allowed(self._state)
+        return self.automaton.allowed(self._state, self._counter)
 
     def clone(self) -> Matcher:
-        twin = Matcher(self.automaton, self._state)
+        twin = Matcher(self.automaton, self._state, self._counter)
         twin._terminated = self._terminated
         return twin
 
     def reset(self) -> None:
         self._state = self.automaton.start
+        self._counter = 0
         self._terminated = False

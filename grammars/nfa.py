@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .errors import GrammarLimitError
 from .limits import Limits
@@ -12,12 +12,20 @@ from .utf8 import state_count, utf8_sequences
 
 @dataclass
 class NFA:
-    """`eps[s]`: epsilon successors; `edges[s]`: (lo, hi, target) byte-range transitions; one accept state."""
+    """`eps[s]`: epsilon successors; `edges[s]`: (lo, hi, target) byte-range transitions; one accept state.
+
+    Counted segments (length-bounded JSON strings) stay loops instead of being unrolled: `seg_of` maps the
+    states of segment k's body to k, the byte edges of states in `tick` start one counted character, and
+    `bounds[k]` is the (min, max) number of characters; the DFA carries them on as counters.
+    """
 
     eps: list[list[int]]
     edges: list[list[tuple[int, int, int]]]
     start: int
     accept: int
+    seg_of: dict[int, int] = field(default_factory=dict)
+    tick: set[int] = field(default_factory=set)
+    bounds: list[tuple[int, int]] = field(default_factory=list)
 
 
 def estimate_states(node: Node) -> int:
@@ -56,13 +64,16 @@ def build_nfa(
         )
     builder = (builder_class or _Builder)()
     start, end = builder.build(node)
-    return NFA(builder.eps, builder.edges, start, end)
+    return NFA(builder.eps, builder.edges, start, end, builder.seg_of, builder.tick, builder.bounds)
 
 
 class _Builder:
     def __init__(self) -> None:
         self.eps: list[list[int]] = []
         self.edges: list[list[tuple[int, int, int]]] = []
+        self.seg_of: dict[int, int] = {}
+        self.tick: set[int] = set()
+        self.bounds: list[tuple[int, int]] = []
 
     def new(self) -> int:
         self.eps.append([])

@@ -4,12 +4,18 @@ A text token is allowed in state `s` iff walking its bytes from `s` never dies; 
 still reach acceptance, the text stays completable. EOS is allowed exactly in accepting states. Rows are
 stored twice: as an XGrammar/llguidance-style int32 bitmask (bit t%32 of word t//32 = token t) to copy
 into the logits mask, and as CSR (`indptr`, sorted `token_ids`, `next_state`) to advance without walking.
+
+With counted segments (see counters.py) a position is (state, counter). Rows of states outside segments
+stay static. For a state inside one, each token carries how many characters it adds (`delta`) and whether
+it leaves the segment (`exited`); the row for a counter value is computed from those on first use and
+cached under the counter's signature: the live/in-bounds pattern of the counter values a token can reach,
+which is the same for almost every counter value (far from the bounds), so few rows are ever built.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -34,6 +40,8 @@ class TokenAutomaton:
     n_allowed: np.ndarray  # int32 [n_states]: allowed non-EOS tokens per state
     eos_ids: np.ndarray  # int32, sorted
     bitmask_tensor: torch.Tensor  # a CPU tensor sharing `bitmask`'s memory, for copying rows into masks
+    counts: _Counts | None = None  # counted segments: per-pair counter data and the row cache
+    rows: list[torch.Tensor] = field(default_factory=list)  # views of bitmask_tensor's rows, by state
 
     @property
     def n_states(self) -> int:
@@ -43,8 +51,35 @@ class TokenAutomaton:
     def start(self) -> int:
         return self.dfa.start
 
-    def is_accepting(self, state: int) -> bool:
-        return bool(self.dfa.accepting[state])
+    def is_accepting(self, state: int, counter: int = 0) -> bool:
+        if self.counts is None:
+            return bool(self.dfa.accepting[state])
+        return self.dfa.is_accepting(state, counter)
+
+    def row(self, state: int, counter: int = 0) -> torch.Tensor:
+        """The allowed-token words of (state, counter), EOS included when accepting."""
+        cnt = self.counts
+        if cnt is None or cnt.seg[state] < 0:
+            return self.rows[state]
+        return cnt.row(self, state, counter)[0]
+
+    def n_text_allowed(self, state: int, counter: int = 0) -> int:
+        cnt = self.counts
+        if cnt is None or cnt.seg[state] < 0:
+            return int(self.n_allowed[state])
+        return cnt.row(self, state, counter)[1]
+
+    def step(self, state: int, counter: int, token_id: int) -> tuple[int, int]:
+        """(state, counter) after text token `token_id`, or (-1, 0) if it is not allowed there."""
+        lo, hi = int(self.indptr[state]), int(self.indptr[state + 1])
+        i = lo + int(np.searchsorted(self.token_ids[lo:hi], token_id))
+        if i >= hi or int(self.token_ids[i]) != token_id:
+            return -1, 0
+        nxt = int(self.next_state[i])
+        cnt = self.counts
+        if cnt is None:
+            return nxt, 0
+        return cnt.step(self, state, counter, i, nxt)
 
     def is_eos(self, token_id: int) -> bool:
         i = int(np.searchsorted(self.eos_ids, token_id))
@@ -58,10 +93,12 @@ class TokenAutomaton:
             return int(self.next_state[i])
         return -1
 
-    def allowed(self, state: int) -> np.ndarray:
-        """All token ids allowed in `state`, EOS included when accepting, sorted."""
+    def allowed(self, state: int, counter: int = 0) -> np.ndarray:
+        """All token ids allowed in `state` (with `counter`), EOS included when accepting, sorted."""
         text = self.token_ids[self.indptr[state] : self.indptr[state + 1]]
-        if self.is_accepting(state) and len(self.eos_ids):
+        if self.counts is not None and self.counts.seg[state] >= 0:
+            text = text[self.counts.valid(self, state, counter)]
+        if self.is_accepting(state, counter) and len(self.eos_ids):
             return np.union1d(text, self.eos_ids).astype(np.int32)
         return text
 
@@ -73,17 +110,23 @@ class TokenAutomaton:
         counts = np.zeros(n, dtype=np.int64)
         tok_parts: list[np.ndarray] = []
         dst_parts: list[np.ndarray] = []
+        extra_parts: list[tuple[np.ndarray, ...]] = []
         total = 0
         acc_rows = np.flatnonzero(dfa.accepting)
         eos_word = (eos >> 5).astype(np.int64)
         eos_bits = np.left_shift(np.uint32(1), (eos & 31).astype(np.uint32))
-        for lo, hi, src, tok, dst in _walk_chunks(dfa, vocab, max_rows=max(1, _CHUNK // width)):
+        for lo, hi, src, tok, dst, *extra in _walk_chunks(dfa, vocab, max_rows=max(1, _CHUNK // width)):
             # Sort the pairs by (state, token id): the CSR order. Work follows the live pairs, not
             # states x vocabulary (most JSON states allow a handful of tokens).
             # One int64 key per pair, (row, token, next state), sorted in place: no argsort and gathers.
             # Bounded: rows < _CHUNK // width, so row * width * (n + 1) stays far below 2**63.
             key = ((src.astype(np.int64) - lo) * width + tok) * (n + 1) + dst
-            key.sort()
+            if extra:  # counter data rides along: sort by permutation instead
+                order = np.argsort(key, kind="stable")
+                key = key[order]
+                extra_parts.append(tuple(e[order] for e in extra))
+            else:
+                key.sort()
             cell, nxt = np.divmod(key, n + 1)
             rows, cols = np.divmod(cell, width)
             tok_parts.append(cols.astype(np.int32))
@@ -109,7 +152,14 @@ class TokenAutomaton:
         tensor = torch.from_numpy(bitmask)  # before freezing: torch warns about read-only arrays
         for a in (bitmask, indptr, token_ids, next_state, n_allowed, eos):
             a.setflags(write=False)
-        return cls(dfa, vocab, bitmask, indptr, token_ids, next_state, n_allowed, eos, tensor)
+        counts = None
+        if dfa.has_counters:
+            from .token_counts import _Counts
+
+            cat = [np.concatenate([p[i] for p in extra_parts]) for i in range(3)] if extra_parts else None
+            counts = _Counts.build(dfa, vocab, indptr, next_state, eos, cat)
+        rows = list(tensor.unbind(0))
+        return cls(dfa, vocab, bitmask, indptr, token_ids, next_state, n_allowed, eos, tensor, counts, rows)
 
 
 def _too_large(total: int, limits: Limits, done: int, n: int) -> GrammarLimitError:
@@ -137,6 +187,7 @@ def _walk_chunks(
     dead = n
     table = np.full((n + 1, 256), dead, dtype=np.int32)
     table[:n] = np.where(dfa.transitions < 0, dead, dfa.transitions)
+    counter = _Counter(dfa) if dfa.has_counters else None
     live = table[:n] != dead  # [n, 256]
     per_state = live.astype(np.int64) @ np.diff(offsets)  # pairs each state starts with
     lo = 0
@@ -148,27 +199,117 @@ def _walk_chunks(
         out_src: list[np.ndarray] = []
         out_tok: list[np.ndarray] = []
         out_dst: list[np.ndarray] = []
+        out_extra: list[tuple[np.ndarray, ...]] = []
+        cs: tuple[np.ndarray, ...] = ()
+        if counter is not None:
+            cs = counter.begin(src)
+            src, t_idx, cur, cs = counter.step(src, t_idx, cur, cs, src, padded[t_idx, 0])
         j = 1
         while len(t_idx):
             done = lengths[t_idx] == j
             if done.any():
-                out_src.append(src[done])
-                out_tok.append(ids[t_idx[done]])
-                out_dst.append(cur[done])
+                if counter is not None:
+                    ok, extra = counter.finish(src[done], cur[done], tuple(c[done] for c in cs))
+                    out_extra.append(extra)
+                else:
+                    ok = slice(None)
+                out_src.append(src[done][ok])
+                out_tok.append(ids[t_idx[done]][ok])
+                out_dst.append(cur[done][ok])
                 keep = ~done
                 src, t_idx, cur = src[keep], t_idx[keep], cur[keep]
+                cs = tuple(c[keep] for c in cs)
                 if not len(t_idx):
                     break
+            prev = cur
             cur = table[cur, padded[t_idx, j]]
             alive = cur != dead
-            src, t_idx, cur = src[alive], t_idx[alive], cur[alive]
+            src, t_idx, cur, prev = src[alive], t_idx[alive], cur[alive], prev[alive]
+            if counter is not None:
+                cs = tuple(c[alive] for c in cs)
+                src, t_idx, cur, cs = counter.step(src, t_idx, cur, cs, prev, padded[t_idx, j])
             j += 1
-        if out_src:
-            yield lo, hi, np.concatenate(out_src), np.concatenate(out_tok), np.concatenate(out_dst)
+        empty = np.zeros(0, dtype=np.int64)
+        parts = (
+            (np.concatenate(out_src), np.concatenate(out_tok), np.concatenate(out_dst))
+            if out_src
+            else (empty, empty, empty)
+        )
+        if counter is None:
+            yield lo, hi, *parts
         else:
-            empty = np.zeros(0, dtype=np.int64)
-            yield lo, hi, empty, empty, empty
+            extra = (
+                tuple(np.concatenate([e[i] for e in out_extra]) for i in range(3))
+                if out_extra
+                else (empty.astype(np.int32), empty.astype(bool), empty.astype(np.int32))
+            )
+            yield lo, hi, *parts, *extra
         lo = hi
+
+
+class _Counter:
+    """Counter bookkeeping for the token walk: per pair (ticks so far, still in the first segment, ticks in
+    the first segment when it was left). Checks that do not depend on the start counter drop pairs here."""
+
+    def __init__(self, dfa: ByteDFA) -> None:
+        n = dfa.n_states
+        self.seg = np.append(dfa.seg, -1).astype(np.int64)  # the dead state (n) is in no segment
+        self.tick = np.vstack([dfa.tick, np.zeros((1, 256), dtype=bool)])
+        self.lo = np.array([b[0] for b in dfa.bounds] + [0], dtype=np.int64)  # index -1: outside
+        self.hi = np.array([b[1] for b in dfa.bounds] + [0], dtype=np.int64)
+        self.off, self.length, self.flat = live_layout(dfa.live, n)
+
+    def begin(self, src: np.ndarray) -> tuple[np.ndarray, ...]:
+        k = len(src)
+        return (np.zeros(k, dtype=np.int64), self.seg[src] >= 0, np.zeros(k, dtype=np.int64))
+
+    def step(self, src, t_idx, cur, cs, prev, byte):  # type: ignore[no-untyped-def]
+        cnt, first, n0 = cs
+        s1, s2 = self.seg[prev], self.seg[cur]
+        tk = self.tick[prev, byte]
+        inside = (s1 >= 0) & (s1 == s2)
+        cnt = np.where(inside, cnt + tk, cnt)
+        leave = (s1 >= 0) & (s1 != s2)
+        bad = leave & ~first & ((cnt < self.lo[s1]) | (cnt > self.hi[s1]))
+        bad |= inside & (cnt > self.hi[s1])
+        n0 = np.where(leave & first, cnt, n0)
+        first = first & ~leave
+        cnt = np.where((s2 >= 0) & (s1 != s2), tk, cnt)
+        if bad.any():
+            keep = ~bad
+            return src[keep], t_idx[keep], cur[keep], (cnt[keep], first[keep], n0[keep])
+        return src, t_idx, cur, (cnt, first, n0)
+
+    def finish(self, src, cur, cs):  # type: ignore[no-untyped-def]
+        """Pairs whose end is valid regardless of the start counter, and their (delta, exited, new counter)."""
+        cnt, first, n0 = cs
+        in_seg = self.seg[cur] >= 0
+        static = in_seg & ~first
+        ok = np.ones(len(src), dtype=bool)
+        if static.any():
+            i = np.flatnonzero(static)
+            c = cnt[i]
+            good = c < self.length[cur[i]]
+            good[good] = self.flat[self.off[cur[i][good]] + c[good]]
+            ok[i] = good
+        delta = np.where(first, cnt, n0).astype(np.int32)
+        exited = ~first & (self.seg[src] >= 0)
+        new = np.where(in_seg & ~first, cnt, 0).astype(np.int32)
+        return ok, (delta[ok], exited[ok], new[ok])
+
+
+def live_layout(live: Mapping[int, np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The per-state live tables flattened: (offset [n + 1], length [n + 1], flat bools)."""
+    off = np.zeros(n + 1, dtype=np.int64)
+    length = np.zeros(n + 1, dtype=np.int64)
+    parts = []
+    pos = 0
+    for q in sorted(live):
+        off[q], length[q] = pos, len(live[q])
+        parts.append(live[q])
+        pos += len(live[q])
+    flat = np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
+    return off, length, flat
 
 
 def _start_pairs(

@@ -1,0 +1,218 @@
+"""Counted segments: length-bounded string bodies kept as loops plus a counter, not unrolled.
+
+`maxLength: 500` unrolled is 500 copies of a JSON character's automaton, and every copy's token row differs
+only in how close it is to the bound: the DFA, the token walk and the memory all grow with the bound
+(XGrammar's issue #852). Here the body stays one small loop; a byte that starts a character ticks a counter,
+leaving the body needs min <= counter <= max, and a per-state table of live counter values keeps every
+reachable (state, counter) completable.
+
+Determinizing keeps the segment of each DFA state and the tick of each transition. It refuses (with
+`SegmentConflict`) the cases where one counter cannot tell what happened: a DFA state mixing two segments,
+or one byte that both continues a segment and leaves it (or ticks in one thread and not another). The JSON
+Schema compiler then unrolls just those segments.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .dfa import DEAD, ByteDFA, _minimize, epsilon_closure
+from .errors import GrammarLimitError
+from .limits import Limits
+from .nfa import NFA
+
+
+class SegmentConflict(Exception):
+    """Internal: these NFA segments cannot be counted (see the module docstring); unroll them."""
+
+    def __init__(self, ids: set[int]) -> None:
+        super().__init__(sorted(ids))
+        self.ids = ids
+
+
+def counted_dfa(nfa: NFA, byte_class: np.ndarray, n_classes: int, limits: Limits) -> ByteDFA:
+    trans, accepting, seg_id, tick = _determinize(nfa, byte_class, n_classes, limits)
+    # Segments with equal bounds behave alike, so they share a label (and may merge when minimizing).
+    bounds = sorted(set(nfa.bounds))
+    label_of = {b: i for i, b in enumerate(bounds)}
+    seg = np.array([-1 if s < 0 else label_of[nfa.bounds[s]] for s in seg_id], dtype=np.int64)
+    while True:
+        _, tick_id = np.unique(tick, axis=0, return_inverse=True)
+        key = (seg + 1) * (int(tick_id.max(initial=0)) + 1) + tick_id.reshape(-1)
+        labels = np.unique(np.append(key, 0), return_inverse=True)[1][:-1]  # non-segment states -> 0
+        labels = np.where(seg < 0, 0, labels + 1)
+        reps: list[int] = []
+        trans, accepting = _minimize(trans, accepting, labels, reps)
+        seg, tick = seg[reps], tick[reps]
+        full = np.ascontiguousarray(trans[:, byte_class], dtype=np.int32)
+        full_tick = np.ascontiguousarray(tick[:, byte_class], dtype=bool)
+        live = _live_tables(full, seg, full_tick, bounds, limits)
+        cut = _dead_entries(full, seg, full_tick, live)
+        if not cut:
+            break
+        for q, b in cut:  # entries whose segment cannot be left within bounds: drop, re-trim
+            trans[q, byte_class[b]] = DEAD
+    if not len(accepting):
+        return ByteDFA(full, accepting, DEAD)
+    seg32 = seg.astype(np.int32)
+    for a in (full, accepting, seg32, full_tick):
+        a.setflags(write=False)
+    used = tuple(bounds) if (seg32 >= 0).any() else ()
+    if not used:
+        return ByteDFA(full, accepting, 0)
+    return ByteDFA(full, accepting, 0, seg32, full_tick, used, live)
+
+
+def _determinize(
+    nfa: NFA, byte_class: np.ndarray, n_classes: int, limits: Limits
+) -> tuple[np.ndarray, np.ndarray, list[int], np.ndarray]:
+    """Subset construction that also records each DFA state's segment and each transition's tick."""
+    important = [bool(edges) for edges in nfa.edges]
+    important[nfa.accept] = True
+    closure = epsilon_closure(nfa.eps, important)
+    classes = byte_class.tolist()
+    seg_of, ticking = nfa.seg_of, nfa.tick
+    succ = [
+        [(c, closure(t)) for lo, hi, t in edges for c in range(classes[lo], classes[hi] + 1)]
+        for edges in nfa.edges
+    ]
+    start = closure(nfa.start)
+    ids: dict[frozenset[int], int] = {start: 0}
+    sets = [start]
+    rows: list[list[int]] = []
+    ticks: list[list[bool]] = []
+    segs: list[int] = []
+    conflicts: set[int] = set()
+    work = 0
+    while len(rows) < len(sets):
+        members = sets[len(rows)]
+        found = {seg_of[s] for s in members if s in seg_of}
+        if len(found) > 1:
+            conflicts |= found
+        here = min(found) if found else -1
+        segs.append(here)
+        moves: dict[int, list[frozenset[int]]] = {}
+        # per class: [from inside the segment, from outside, ticking, not ticking]
+        kinds: dict[int, list[bool]] = {}
+        for s in members:
+            inside = seg_of.get(s, -1) == here and here >= 0
+            t = s in ticking
+            for c, closed in succ[s]:
+                moves.setdefault(c, []).append(closed)
+                k = kinds.setdefault(c, [False, False, False, False])
+                k[0 if inside else 1] = True
+                if inside:
+                    k[2 if t else 3] = True
+        row = [DEAD] * n_classes
+        trow = [False] * n_classes
+        for c, parts in moves.items():
+            target = parts[0] if len(parts) == 1 else frozenset().union(*parts)
+            work += len(target) + len(parts)
+            d = ids.get(target)
+            if d is None:
+                d = ids[target] = len(sets)
+                sets.append(target)
+            row[c] = d
+            k = kinds[c]
+            if here >= 0:
+                if (k[0] and k[1]) or (k[2] and k[3]):
+                    conflicts.add(here)
+                if k[1] and any(s in seg_of for s in target):  # leaves and re-enters on one byte
+                    conflicts.add(here)
+                    conflicts.update(seg_of[s] for s in target if s in seg_of)
+                trow[c] = k[2]
+        rows.append(row)
+        ticks.append(trow)
+        if len(sets) > limits.max_dfa_states or work > limits.max_subset_work:
+            raise GrammarLimitError(
+                f"JSON schema too complex: its DFA grows past {len(sets):,} states "
+                f"(limits: {limits.max_dfa_states:,} states, {limits.max_subset_work:,} work)",
+            )
+    if conflicts:
+        raise SegmentConflict(conflicts)
+    trans = np.array(rows, dtype=np.int64).reshape(len(rows), n_classes)
+    accepting = np.array([nfa.accept in s for s in sets], dtype=bool)
+    return trans, accepting, segs, np.array(ticks, dtype=bool).reshape(len(rows), n_classes)
+
+
+def _live_tables(
+    trans: np.ndarray, seg: np.ndarray, tick: np.ndarray, bounds: list[tuple[int, int]], limits: Limits
+) -> dict[int, np.ndarray]:
+    """For every segment state s: bool [max + 1], c -> the segment can be left within bounds from (s, c).
+
+    R(s), the tick counts with which s can reach an exit, is computed as layers r = 0, 1, ... (states
+    that exit after exactly r more characters); layer r depends only on layer r - 1, so once a layer
+    repeats the rest is periodic and the table is tiled rather than searched.
+    """
+    out: dict[int, np.ndarray] = {}
+    for label, (lo, hi) in enumerate(bounds):
+        qs = np.flatnonzero(seg == label)
+        if not len(qs):
+            continue
+        if len(qs) * (hi + 1) > limits.max_token_transitions:
+            raise GrammarLimitError(f"string length bound {hi:,} too large to count for this schema")
+        local = {int(q): i for i, q in enumerate(qs)}
+        sub = trans[qs]
+        tgt_seg = np.where(sub >= 0, seg[np.maximum(sub, 0)], -2)
+        inside = tgt_seg == label
+        exit_ok = ((sub >= 0) & ~inside).any(axis=1)
+        pred: tuple[list[set[int]], list[set[int]]] = ([set() for _ in qs], [set() for _ in qs])
+        ii, bb = np.nonzero(inside)
+        for i, j, t in zip(ii.tolist(), sub[ii, bb].tolist(), tick[qs[ii], bb].tolist(), strict=True):
+            pred[int(t)][local[j]].add(i)
+
+        def close(found: set[int]) -> frozenset[int]:
+            stack = list(found)
+            while stack:
+                for i in pred[0][stack.pop()]:
+                    if i not in found:
+                        found.add(i)
+                        stack.append(i)
+            return frozenset(found)
+
+        layers = [close({i for i in range(len(qs)) if exit_ok[i]})]
+        seen = {layers[0]: 0}
+        loop_at = None
+        while len(layers) <= hi:
+            nxt = close({i for j in layers[-1] for i in pred[1][j]})
+            if nxt in seen:
+                loop_at = seen[nxt]
+                break
+            seen[nxt] = len(layers)
+            layers.append(nxt)
+        m = np.zeros((len(qs), len(layers)), dtype=bool)
+        for r, layer in enumerate(layers):
+            m[list(layer), r] = True
+        if loop_at is not None and len(layers) <= hi:
+            period = len(layers) - loop_at
+            r = np.arange(hi + 1)
+            cols = np.where(r < len(layers), r, loop_at + (r - loop_at) % period)
+            m = m[:, np.minimum(cols, len(layers) - 1)]
+        else:
+            m = m[:, : hi + 1]
+        cs = np.zeros((len(qs), hi + 2), dtype=np.int64)
+        np.cumsum(m, axis=1, out=cs[:, 1:])
+        c = np.arange(hi + 1)
+        a, b = np.maximum(0, lo - c), hi - c
+        table = (cs[:, b + 1] - cs[:, a]) > 0
+        for i, q in enumerate(qs.tolist()):
+            row = np.ascontiguousarray(table[i])
+            row.setflags(write=False)
+            out[q] = row
+    return out
+
+
+def _dead_entries(
+    trans: np.ndarray, seg: np.ndarray, tick: np.ndarray, live: dict[int, np.ndarray]
+) -> set[tuple[int, int]]:
+    """(state, byte) transitions that enter a segment where its counter could never leave within bounds."""
+    cut: set[tuple[int, int]] = set()
+    src, byte = np.nonzero(trans >= 0)
+    dst = trans[src, byte]
+    entering = (seg[dst] >= 0) & (seg[src] != seg[dst])
+    for q, b, d in zip(src[entering].tolist(), byte[entering].tolist(), dst[entering].tolist(), strict=True):
+        c = int(tick[q, b])
+        row = live[d]
+        if c >= len(row) or not row[c]:
+            cut.add((q, b))
+    return cut
