@@ -1,6 +1,6 @@
 """How fast decc.testing draws strings: 1,000 hypothesis examples from a medium JSON schema.
 
-    .venv/bin/python benchmarks/draws.py
+.venv/bin/python benchmarks/draws.py
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from hypothesis import given, settings
 
 from decc import testing
 
-SCHEMA = json.loads((Path(__file__).resolve().parent.parent / "examples" / "schemas" / "person.json").read_text())
+SCHEMA = json.loads(
+    (Path(__file__).resolve().parent.parent / "examples" / "schemas" / "person.json").read_text()
+)
 
 
 def main() -> None:
@@ -32,8 +34,10 @@ def main() -> None:
     elapsed = time.perf_counter() - start
     for text in drawn:
         jsonschema.validate(json.loads(text), SCHEMA)
-    print(f"{len(drawn)} draws in {elapsed:.3f} s ({len(set(drawn))} distinct, all valid), "
-          f"mean length {statistics.mean(map(len, drawn)):.1f} chars")
+    print(
+        f"{len(drawn)} draws in {elapsed:.3f} s ({len(set(drawn))} distinct, all valid), "
+        f"mean length {statistics.mean(map(len, drawn)):.1f} chars"
+    )
 
 
 if __name__ == "__main__":

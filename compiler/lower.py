@@ -81,7 +81,8 @@ def _turn(turn: ast.Turn, base_dir: Path) -> list[ir.Op]:
 
 def _text(text: ast.Text) -> ir.Emit:
     parts = tuple(
-        ir.Lit(p.text, p.span) if isinstance(p, ast.TextPart) else ir.VarRef(p.name, p.span) for p in text.parts
+        ir.Lit(p.text, p.span) if isinstance(p, ast.TextPart) else ir.VarRef(p.name, p.span)
+        for p in text.parts
     )
     return ir.Emit(parts, text.span)
 

@@ -75,7 +75,7 @@ def json_constraint(e: ast.Call, base_dir: Path) -> ir.JsonSchema:
     """`json(r\"\"\"{...}\"\"\")` (inline schema) or `json(file="schema.json")`, relative to the program."""
     kwargs = _kwargs(e, JSON_ARGS, "json")
     if len(e.args) > 1 or bool(e.args) == ("file" in kwargs):
-        raise DeccError("json(...) takes one schema: inline JSON text, or file=\"schema.json\"", e.span)
+        raise DeccError('json(...) takes one schema: inline JSON text, or file="schema.json"', e.span)
     if e.args:
         lit = as_str(e.args[0], "a JSON schema")
         schema = _load_json(lit.value, lambda pos: lit.span_of(pos, pos + 1))
@@ -109,7 +109,7 @@ def grammar_constraint(e: ast.Call, base_dir: Path) -> ir.Grammar:
 
     kwargs = _kwargs(e, GRAMMAR_ARGS, "grammar")
     if len(e.args) > 1 or bool(e.args) == ("file" in kwargs):
-        raise DeccError("grammar(...) takes one grammar: a built-in name, or file=\"grammar.lark\"", e.span)
+        raise DeccError('grammar(...) takes one grammar: a built-in name, or file="grammar.lark"', e.span)
     if e.args:
         lit = as_str(e.args[0], "a built-in grammar name")
         if lit.value not in BUILTIN_GRAMMARS:
@@ -174,7 +174,9 @@ def search(e: ast.Expr) -> ir.Sampling:
     if name not in POLICIES:
         raise unknown("search policy", name, span, POLICIES)
     if args:
-        raise DeccError(f"{name}(...) takes keyword arguments only, e.g. sample(temperature=0.7)", args[0].span)
+        raise DeccError(
+            f"{name}(...) takes keyword arguments only, e.g. sample(temperature=0.7)", args[0].span
+        )
     if name == "greedy":
         if kwargs:
             raise DeccError("greedy takes no arguments", kwargs[0].span)

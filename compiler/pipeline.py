@@ -31,7 +31,9 @@ PIPELINE: tuple[Pass, ...] = (
 Dump = Callable[[str, ir.Module], None]
 
 
-def compile_program(program: ast.Program, *, dump: Dump | None = None, stop_after: str | None = None) -> ir.Module:
+def compile_program(
+    program: ast.Program, *, dump: Dump | None = None, stop_after: str | None = None
+) -> ir.Module:
     """AST → optimized IR. `dump(stage, module)` sees the IR after lowering ('ir') and after each pass."""
     module = lower(program)
     verify(module)

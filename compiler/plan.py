@@ -34,7 +34,9 @@ class Plan:
     model: str
     inputs: tuple[ir.InputDef, ...]
     steps: tuple[PlanText | PlanGen, ...]
-    add_special_tokens: bool  # plain prompts start with the tokenizer's own BOS handling; chat templates carry it
+    add_special_tokens: (
+        bool  # plain prompts start with the tokenizer's own BOS handling; chat templates carry it
+    )
     vocab: Any  # grammars.Vocabulary
 
 

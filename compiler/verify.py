@@ -22,7 +22,10 @@ def verify(module: ir.Module, *, resolved: bool = False, compiled: bool = False)
                 if resolved and isinstance(p, ir.VarRef):
                     _check(p.kind in ("input", "gen") and p.name in names, f"unresolved variable '{p.name}'")
         elif isinstance(op, ir.Generate):
-            _check(not module.chat or open_turn == "assistant", f"generation '{op.name}' outside an assistant turn")
+            _check(
+                not module.chat or open_turn == "assistant",
+                f"generation '{op.name}' outside an assistant turn",
+            )
             _check(op.max_tokens >= 1, "max_tokens below 1")
             if compiled and op.constraint is not None:
                 _check(op.constraint.compiled is not None, f"constraint of '{op.name}' not compiled")

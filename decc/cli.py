@@ -17,14 +17,20 @@ EMIT_STAGES = ("ast", "ir", "opt", "plan")
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="decc", description="A declarative language and compiler for LLM decoding.")
+    p = argparse.ArgumentParser(
+        prog="decc", description="A declarative language and compiler for LLM decoding."
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run a .dec program and print what it generated")
     run.add_argument("file")
-    run.add_argument("--input", "-i", action="append", default=[], metavar="NAME=VALUE", help="an input value")
+    run.add_argument(
+        "--input", "-i", action="append", default=[], metavar="NAME=VALUE", help="an input value"
+    )
     run.add_argument("--json", action="store_true", help="print one JSON object")
-    run.add_argument("--model", help="override the program's model (a local transformers folder or 'default')")
+    run.add_argument(
+        "--model", help="override the program's model (a local transformers folder or 'default')"
+    )
 
     check = sub.add_parser("check", help="run every static check; exit 0, or 2 with diagnostics")
     check.add_argument("files", nargs="+")
@@ -38,7 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     comp = sub.add_parser("compile", help="print a compiler stage")
     comp.add_argument("file")
     comp.add_argument("--emit", choices=EMIT_STAGES, default="opt")
-    comp.add_argument("--print-after-all", action="store_true", help="print the IR after lowering and each pass")
+    comp.add_argument(
+        "--print-after-all", action="store_true", help="print the IR after lowering and each pass"
+    )
     comp.add_argument("--model", help="the model whose tokenizer the plan is built for")
     return p
 

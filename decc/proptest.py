@@ -27,6 +27,7 @@ from decc.compiler import ir
 from decc.compiler.plan import PlanGen
 from decc.compiler.printer import constraint_text
 from decc.testing import SchemaOrderError, _walk_info, to_schema_order, tokenizations
+from decc.testing import _shortest_completion as _completion
 
 Oracle = Callable[[str], str | None]  # None when valid, else the reason
 
@@ -77,7 +78,10 @@ def oracle_for(c: ir.Constraint) -> Oracle:
     import jsonschema
 
     schema = json.loads(c.schema)
-    validator = jsonschema.validators.validator_for(schema)(schema, format_checker=jsonschema.FormatChecker())
+    # The schema's own draft's format checker: a bare `FormatChecker()` mixes every draft's checkers and, for
+    # one, judges "time" by draft 3's rules (no fractions, no offsets).
+    cls = jsonschema.validators.validator_for(schema)
+    validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
 
     def judge(s: str) -> str | None:
         try:
@@ -91,9 +95,16 @@ def oracle_for(c: ir.Constraint) -> Oracle:
 
 
 def independent(c: ir.Constraint) -> st.SearchStrategy[str] | None:
-    """Valid texts from a generator that shares nothing with decc's automata (none yet for grammars)."""
+    """Valid texts from a generator that shares nothing with decc's token-level machinery.
+
+    For grammars there is no outside generator: sentences come from `decc.testing`'s walk of the grammar's
+    RTN, which shares the grammar's normalization with the matcher but none of its token classification,
+    mask cache or Earley charts (the soundness check judges the normalization against Lark itself).
+    """
     if isinstance(c, ir.Grammar):
-        return None
+        from decc.testing import from_constraint
+
+        return from_constraint(c, max_bytes=96) if c.compiled is not None else None
     if isinstance(c, ir.Regex):
         return st.from_regex(re.compile(c.pattern, re.ASCII), fullmatch=True)
     import hypothesis_jsonschema
@@ -149,7 +160,17 @@ def soundness(step: PlanGen, oracle: Oracle, toks: _Tokens, draws: int, seed_val
     eos = set(toks.eos)
     dfa = getattr(constraint, "dfa", None)
     dist = np.asarray(_walk_info(dfa).dist) if dfa is not None else None
+    rtn = getattr(constraint, "rtn", None) if dfa is None else None  # a grammar: steer home by its RTN
     last: list[str] = []
+
+    def toward(texts: list[int], completion: bytes) -> int:
+        """The longest allowed token that starts `completion`, or -1."""
+        best, size = -1, 0
+        for t in texts:
+            b = toks.vocab.token_bytes[t] or b""
+            if len(b) > size and completion.startswith(b):
+                best, size = t, len(b)
+        return best
 
     @st.composite
     def walk(draw: Any) -> list[int]:
@@ -163,13 +184,16 @@ def soundness(step: PlanGen, oracle: Oracle, toks: _Tokens, draws: int, seed_val
                 return ids
             if not texts:
                 raise AssertionError(f"dead end: nothing allowed after {ids}")
-            if len(ids) >= 96 and dist is None:  # a grammar walk that does not end: not evidence either way
+            if len(ids) >= 160 and dist is None:  # a walk that does not end: not evidence either way
                 check.skipped += 1
                 assume(False)
-            if len(ids) >= 48 and dist is not None:  # head home: the allowed token whose next state is closest to acceptance
+            if len(ids) >= 48 and dist is not None:
+                # head home: the allowed token whose next state is closest to acceptance
                 a = constraint.automaton
                 lo, hi = int(a.indptr[m.state]), int(a.indptr[m.state + 1])
                 t = int(a.token_ids[lo + int(np.argmin(dist[a.next_state[lo:hi]]))])
+            elif len(ids) >= 48 and rtn is not None and (t := toward(texts, _completion(rtn, m.chart))) >= 0:
+                pass  # head home: the longest allowed token that starts the chart's shortest completion
             else:
                 t = texts[draw(st.integers(0, len(texts) - 1))]
             if not m.advance(t):

@@ -96,7 +96,9 @@ def parse_template(lit: StrLit) -> tuple[TextPart | Interp, ...]:
             parts.append(Interp(name, lit.span_of(i, close + 1)))
             i = close + 1
         elif ch == "}":
-            raise DeccError("single '}' in text", lit.span_of(i, i + 1), hints=["write '}}' for a literal brace"])
+            raise DeccError(
+                "single '}' in text", lit.span_of(i, i + 1), hints=["write '}}' for a literal brace"]
+            )
         else:
             if not buf:
                 buf_start = i

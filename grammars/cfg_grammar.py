@@ -243,7 +243,7 @@ def _map(node: AnyNode, f: Callable[[Call], AnyNode]) -> AnyNode:
     """`node` with every call replaced by `f(call)`; untouched subtrees are shared."""
     if isinstance(node, Call):
         return f(node)
-    if isinstance(node, CharSet):
+    if not isinstance(node, Concat | Alt | Repeat):  # CharSet, or a precompiled Automaton
         return node
     if isinstance(node, Repeat):
         item = _map(node.item, f)

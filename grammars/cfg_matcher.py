@@ -298,7 +298,12 @@ def cfg_builtin(name: str, vocab: Vocabulary, *, limits: Limits = DEFAULT_LIMITS
 
 @lru_cache(maxsize=32)
 def _cfg(text: str, vocab: Vocabulary, start: str, limits: Limits) -> CFGConstraint:
-    grammar = parse_grammar(text, start)
+    return cfg_from_grammar(parse_grammar(text, start), vocab, limits, text)
+
+
+@lru_cache(maxsize=32)
+def cfg_from_grammar(grammar: Grammar, vocab: Vocabulary, limits: Limits, source: str) -> CFGConstraint:
+    """A parsed grammar (from Lark text, or a recursive JSON schema) bound to a vocabulary."""
     rtn = build_rtn(grammar, limits)
     inside, uncertain_ids = classify(rtn, vocab, limits)
     ids = vocab.text_ids
@@ -310,7 +315,7 @@ def _cfg(text: str, vocab: Vocabulary, start: str, limits: Limits) -> CFGConstra
     rank_bytes = tuple(vocab.token_bytes[i] or b"" for i in order)
     eos = np.array(sorted(vocab.eos_ids), dtype=np.int32)
     return CFGConstraint(
-        grammar, rtn, vocab, Recognizer(rtn), inside, uncertain, rank_to_id, rank_bytes, eos, text
+        grammar, rtn, vocab, Recognizer(rtn), inside, uncertain, rank_to_id, rank_bytes, eos, source
     )
 
 
@@ -331,6 +336,14 @@ def classify(
     unc_src: list[np.ndarray] = []
     unc_tok: list[np.ndarray] = []
     per_state = live.astype(np.int64) @ np.diff(offsets)
+    if int(per_state.sum()) > 4 * limits.max_token_transitions:  # fail fast, before seconds of walking
+        raise GrammarLimitError(
+            f"grammar too large for this vocabulary: about {int(per_state.sum()):,} (state, token) pairs to "
+            f"classify (limit {limits.max_token_transitions:,})",
+            hints=[
+                "long bounded repeats (like a large maxLength inside a recursive schema) are unrolled here"
+            ],
+        )
     total = 0
     lo = 0
     while lo < n:

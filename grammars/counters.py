@@ -161,10 +161,10 @@ def _live_tables(
         for i, j, t in zip(ii.tolist(), sub[ii, bb].tolist(), tick[qs[ii], bb].tolist(), strict=True):
             pred[int(t)][local[j]].add(i)
 
-        def close(found: set[int]) -> frozenset[int]:
+        def close(found: set[int], back: list[set[int]] = pred[0]) -> frozenset[int]:
             stack = list(found)
             while stack:
-                for i in pred[0][stack.pop()]:
+                for i in back[stack.pop()]:
                     if i not in found:
                         found.add(i)
                         stack.append(i)

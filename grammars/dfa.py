@@ -132,7 +132,9 @@ def _byte_classes(nfa: NFA) -> tuple[np.ndarray, int]:
     return byte_class, int(byte_class[-1]) + 1
 
 
-def epsilon_closure(eps: Sequence[Sequence[int]], important: Sequence[bool]) -> Callable[[int], frozenset[int]]:
+def epsilon_closure(
+    eps: Sequence[Sequence[int]], important: Sequence[bool]
+) -> Callable[[int], frozenset[int]]:
     """A memoized map from an NFA state to the "important" states reachable from it by epsilon edges.
 
     Subset construction only needs those (states with real edges, or accepting); shared by the byte DFA

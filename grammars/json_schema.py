@@ -1,4 +1,4 @@
-"""JSON Schema -> regex AST -> NFA -> byte DFA (-> token automaton), for non-recursive schemas.
+"""JSON Schema -> regex AST -> NFA -> byte DFA (-> token automaton); recursive schemas -> grammar (RTN).
 
 Draft 2020-12 plus the common draft-07 spellings (`definitions`, array-valued `items`, `additionalItems`).
 The output is exactly the JSON texts that validate, written the way `json.dumps` writes them (default
@@ -12,8 +12,10 @@ regular and the DFA small:
   most `ANY_DEPTH` = 3 containers deep.
 
 Keywords with no regular meaning (`uniqueItems`, `not`, `if`, ...) raise `UnsupportedSchema` with the keyword
-and its JSON pointer; `lenient=True` ignores them with a warning instead. A recursive `$ref` raises too: it
-needs the pushdown engine. Formats (`date-time`, `email`, ...) are asserted, not just annotations.
+and its JSON pointer; `lenient=True` ignores them with a warning instead. A recursive `$ref` turns the schema
+into a grammar whose rules are the recursive targets, run by the CFG engine (cfg_matcher). Formats
+(`date-time`, `email`, ...) are asserted, not just annotations. Long string length bounds are counted, not
+unrolled (counters.py).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ import numpy as np
 
 from decc.errors import DeccError
 
+from .cfg_grammar import Call, Grammar, GrammarError
+from .cfg_matcher import CFGConstraint, cfg_from_grammar
 from .constraint import TokenConstraint
 from .counters import SegmentConflict
 from .dfa import ByteDFA, dfa_from_nfa
@@ -53,6 +57,7 @@ from .limits import DEFAULT_LIMITS, Limits
 from .nfa import NFA, _Builder, build_nfa
 from .regex_ast import EMPTY, Alt, CharSet, Concat, Node, Repeat, negate, normalize
 from .regex_parser import parse_regex
+from .rtn import build_rtn
 from .token_automaton import TokenAutomaton
 from .utf8 import state_count
 from .vocab import Vocabulary
@@ -67,6 +72,12 @@ UNSUPPORTED = frozenset(
         "unevaluatedItems", "propertyNames", "$dynamicRef", "$recursiveRef",
     }
 )  # fmt: skip
+
+
+class _Recursive(Exception):
+    def __init__(self, frag: str) -> None:
+        super().__init__(frag)
+        self.frag = frag
 
 
 class UnsupportedSchema(DeccError):
@@ -96,11 +107,11 @@ def json_schema(
     lenient: bool = False,
     whitespace: str = "compact-or-default",
     limits: Limits = DEFAULT_LIMITS,
-) -> TokenConstraint:
+) -> TokenConstraint | CFGConstraint:
     """Constrain generation to JSON texts valid under `schema` (a dict, a bool, or its JSON text)."""
     text = _canonical(schema)
-    dfa = _compile(text, lenient, whitespace, limits)
-    if dfa.is_empty():
+    compiled = _compile(text, lenient, whitespace, limits)
+    if isinstance(compiled, ByteDFA) and compiled.is_empty():
         raise UnsupportedSchema("this schema accepts no JSON value at all", "", "")
     return _bind(text, lenient, whitespace, limits, vocab)
 
@@ -111,8 +122,8 @@ def compile_json_schema(
     lenient: bool = False,
     whitespace: str = "compact-or-default",
     limits: Limits = DEFAULT_LIMITS,
-) -> ByteDFA:
-    """The minimal byte DFA of the JSON texts valid under `schema`; cached by the schema's JSON text."""
+) -> ByteDFA | Grammar:
+    """The minimal byte DFA of the JSON texts valid under `schema` (a grammar if it recurses); cached."""
     return _compile(_canonical(schema), lenient, whitespace, limits)
 
 
@@ -127,19 +138,31 @@ def _canonical(schema: dict | bool | str) -> str:
 
 
 @lru_cache(maxsize=128)
-def _bind(text: str, lenient: bool, ws: str, limits: Limits, vocab: Vocabulary) -> TokenConstraint:
-    dfa = _compile(text, lenient, ws, limits)
+def _bind(
+    text: str, lenient: bool, ws: str, limits: Limits, vocab: Vocabulary
+) -> TokenConstraint | CFGConstraint:
+    compiled = _compile(text, lenient, ws, limits)
     short = text if len(text) <= 60 else text[:57] + "..."
-    return TokenConstraint(dfa, vocab, TokenAutomaton.build(dfa, vocab, limits), f"json_schema {short}")
+    if isinstance(compiled, Grammar):
+        return cfg_from_grammar(compiled, vocab, limits, f"json_schema {short}")
+    return TokenConstraint(
+        compiled, vocab, TokenAutomaton.build(compiled, vocab, limits), f"json_schema {short}"
+    )
 
 
 @lru_cache(maxsize=128)
-def _compile(text: str, lenient: bool, ws: str, limits: Limits) -> ByteDFA:
+def _compile(text: str, lenient: bool, ws: str, limits: Limits) -> ByteDFA | Grammar:
     if ws not in ("compact-or-default", "any"):
         raise ValueError(f"whitespace must be 'compact-or-default' or 'any', not {ws!r}")
     schema = json.loads(text)
     _check_meta(schema)
     node = _Compiler(schema, lenient, ws == "any").compile()
+    if isinstance(node, Grammar):
+        try:
+            build_rtn(node, limits)  # checked here (and cached) so that errors come at compile time
+        except GrammarError:
+            raise UnsupportedSchema("this schema accepts no JSON value at all", "", "") from None
+        return node
     unroll: frozenset[int] = frozenset()
     while True:
         try:
@@ -369,6 +392,19 @@ def _anchors(pattern: str) -> tuple[bool, bool, bool]:
 # -- NFA with Automaton nodes ---------------------------------------------------------------------------
 
 
+def _uncount(node: Any) -> Any:
+    """`node` with counted string bodies unrolled: the grammar engine has no counters."""
+    if isinstance(node, CountedBody):
+        return node.unrolled()
+    if isinstance(node, Concat | Alt):
+        items = tuple(_uncount(i) for i in node.items)
+        return node if all(a is b for a, b in zip(items, node.items, strict=True)) else type(node)(items)
+    if isinstance(node, Repeat):
+        item = _uncount(node.item)
+        return node if item is node.item else Repeat(item, node.min, node.max)
+    return node
+
+
 def _estimate(node: Any) -> int:
     if isinstance(node, Automaton):
         return node.n + 1
@@ -402,8 +438,10 @@ class _JBuilder(_Builder):
                     raise GrammarLimitError(
                         f"JSON schema too large: unrolling its length-bounded strings needs over "
                         f"{self.extra:,} NFA states (limit {self.limits.max_nfa_states:,})",
-                        hints=["a string with both a large maxLength and an overlapping alternative "
-                               "(anyOf/oneOf of strings) cannot be counted and must be unrolled"],
+                        hints=[
+                            "a string with both a large maxLength and an overlapping alternative "
+                            "(anyOf/oneOf of strings) cannot be counted and must be unrolled"
+                        ],
                     )
                 return self.build(flat)
             ids = [self.new() for _ in range(node.auto.n)]
@@ -475,9 +513,31 @@ class _Compiler:
         self.anchors: dict[str, str] = {}
         self._find_anchors(root, "")
         self._validator: Any = None
+        self.rules: dict[str, str] = {}  # recursive $ref target (JSON pointer) -> its grammar rule
 
-    def compile(self) -> Node:
-        return self.schema(self.root, "", ())
+    def compile(self) -> Node | Grammar:
+        """The schema's language as one regex AST, or as a grammar when `$ref`s recurse.
+
+        A recursive `$ref` becomes a call of a rule named after its target; each such target is compiled
+        once more as that rule's body, so the regular parts stay automata and only recursion needs a stack.
+        """
+        root = self.schema(self.root, "", ())
+        if not self.rules:
+            return root
+        bodies: dict[str, Node] = {}
+        while len(bodies) < len(self.rules):
+            for frag, name in list(self.rules.items()):
+                if name not in bodies:
+                    target, _ = self.resolve("#" + frag, frag)
+                    bodies[name] = self.schema(target, frag, (frag,))
+        rules = [("start", root), *bodies.items()]
+        return Grammar(tuple((name, _uncount(body)) for name, body in rules), "json schema")
+
+    def call(self, frag: str) -> Call:
+        name = self.rules.get(frag)
+        if name is None:
+            name = self.rules[frag] = f"ref{len(self.rules)}"
+        return Call(name)
 
     # -- errors
 
@@ -525,14 +585,29 @@ class _Compiler:
                 raise self.hard("$ref", pointer, f"$ref {ref!r} points at nothing")
         return target, frag
 
-    def deref(self, s: Any, ptr: str, refs: tuple[str, ...]) -> tuple[Any, str, tuple[str, ...]]:
-        """Follow a pure `$ref` chain; a schema with `$ref` and siblings becomes an allOf."""
+    def deref(
+        self, s: Any, ptr: str, refs: tuple[str, ...], mode: str = "merge"
+    ) -> tuple[Any, str, tuple[str, ...]]:
+        """Follow a pure `$ref` chain; a schema with `$ref` and siblings becomes an allOf.
+
+        A `$ref` back into the chain that led here recurses: in mode "call" it raises `_Recursive` (the
+        caller emits a rule call), in mode "peek" it stops at the target (enough to look at its types),
+        and inside an allOf merge it is unsupported.
+        """
         while isinstance(s, dict) and "$ref" in s:
             ref = s["$ref"]
             target, frag = self.resolve(ref, ptr + "/$ref")
-            if frag in refs:
-                raise UnsupportedSchema("recursive $ref needs the pushdown engine", "$ref", ptr + "/$ref")
             rest = {k: v for k, v in s.items() if k != "$ref"}
+            if frag in refs:
+                if mode == "peek":
+                    return target, frag, refs
+                if mode == "call" and not _constraining(rest):
+                    raise _Recursive(frag)
+                raise UnsupportedSchema(
+                    "a recursive $ref inside allOf (or next to other keywords) is not supported",
+                    "$ref",
+                    ptr + "/$ref",
+                )
             if _constraining(rest):
                 s = {"allOf": [rest, target]}
                 refs = refs + (frag,)
@@ -550,7 +625,10 @@ class _Compiler:
 
     def schema(self, s: Any, ptr: str, refs: tuple[str, ...]) -> Node:
         self.check_keywords(s, ptr)
-        s, ptr, refs = self.deref(s, ptr, refs)
+        try:
+            s, ptr, refs = self.deref(s, ptr, refs, "call")
+        except _Recursive as r:
+            return self.call(r.frag)  # type: ignore[return-value]
         if s is True:
             return self.any_value(ANY_DEPTH)
         if s is False:
@@ -957,7 +1035,7 @@ class _Compiler:
     def disjoint(self, subs: list, ptr: str, refs: tuple[str, ...]) -> bool:
         sigs = []
         for i, sub in enumerate(subs):
-            sub, _, _ = self.deref(sub, f"{ptr}/oneOf/{i}", refs)
+            sub, _, _ = self.deref(sub, f"{ptr}/oneOf/{i}", refs, "peek")
             sigs.append(sub)
         for i in range(len(sigs)):
             for j in range(i + 1, len(sigs)):

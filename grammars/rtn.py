@@ -9,12 +9,14 @@ All rules' states are numbered globally (`offsets[r]` is rule r's start state) s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
 from .cfg_grammar import EMPTY_LANGUAGE, AnyNode, Call, Grammar, GrammarError, _map
 from .dfa import epsilon_closure
 from .errors import GrammarLimitError
+from .json_numbers import Automaton
 from .limits import DEFAULT_LIMITS, Limits
 from .nfa import _Builder, estimate_states
 from .regex_ast import Alt, CharSet, Concat
@@ -41,6 +43,7 @@ class RTN:
         return len(self.names)
 
 
+@lru_cache(maxsize=64)
 def build_rtn(grammar: Grammar, limits: Limits = DEFAULT_LIMITS) -> RTN:
     bodies = _productive(dict(grammar.rules))
     names = tuple(name for name, _ in grammar.rules)
@@ -114,6 +117,8 @@ def _productive(bodies: dict[str, AnyNode]) -> dict[str, AnyNode]:
 def _derives(node: AnyNode, good: set[str]) -> bool:
     if isinstance(node, Call):
         return node.rule in good
+    if isinstance(node, Automaton):
+        return bool(node.accepting)
     if isinstance(node, CharSet):
         return bool(node.ranges)
     if isinstance(node, Concat):
@@ -138,12 +143,22 @@ class _CallBuilder(_Builder):
             s, e = self.new(), self.new()
             self.calls[s].append((self.index[node.rule], e))
             return s, e
+        if isinstance(node, Automaton):  # a precompiled piece (JSON schemas): its DFA, copied
+            ids = [self.new() for _ in range(node.n)]
+            end = self.new()
+            for s, lo, hi, d in node.edges:
+                self.edges[ids[s]].append((lo, hi, ids[d]))
+            for a in node.accepting:
+                self.eps[ids[a]].append(end)
+            return ids[node.start], end
         return super().build(node)
 
 
 def _estimate(node: AnyNode) -> int:
     if isinstance(node, Call):
         return 2
+    if isinstance(node, Automaton):
+        return node.n + 1
     if isinstance(node, CharSet):
         return estimate_states(node)
     if isinstance(node, Concat):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -24,6 +25,9 @@ from .dfa import ByteDFA
 from .errors import GrammarLimitError
 from .limits import DEFAULT_LIMITS, Limits
 from .vocab import Vocabulary
+
+if TYPE_CHECKING:
+    from .token_counts import _Counts
 
 # Elements per numpy temporary (live pairs, or states x vocabulary in the dense table): ~tens of MB.
 _CHUNK = 4_000_000

@@ -27,7 +27,7 @@ def test_check_ok_and_failing(tmp_path: Path) -> None:
     good = run("check", "examples/hello.dec")
     assert good.returncode == 0, good.stderr
     bad = tmp_path / "bad.dec"
-    bad.write_text('gen x {\n  max_token: 3\n}\n')
+    bad.write_text("gen x {\n  max_token: 3\n}\n")
     before = bad.read_text()
     out = run("check", str(bad), "examples/hello.dec")
     assert out.returncode == 2
@@ -90,6 +90,10 @@ def test_run_json_and_bad_input() -> None:
     import re
 
     data = json.loads(out.stdout)
-    assert re.fullmatch(r"(1[0-9]|20)[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])", data["values"]["date"])
+    assert re.fullmatch(
+        r"(1[0-9]|20)[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])", data["values"]["date"]
+    )
     bad = run("run", "examples/hello.dec", "--input", "evnt=x")
-    assert bad.returncode == 2 and "unknown input 'evnt'" in bad.stderr and "did you mean 'event'?" in bad.stderr
+    assert (
+        bad.returncode == 2 and "unknown input 'evnt'" in bad.stderr and "did you mean 'event'?" in bad.stderr
+    )

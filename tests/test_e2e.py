@@ -45,19 +45,23 @@ def test_hello_twenty_seeded_samples_match() -> None:
         assert re.fullmatch(DATE, date), (seed, date)
         seen.add(date)
     assert len(seen) > 1  # sampling really samples
-    again = with_search(program, ir.Sampling(greedy=False, seed=3)).run(event="the signing of a famous treaty")
-    first = with_search(program, ir.Sampling(greedy=False, seed=3)).run(event="the signing of a famous treaty")
+    again = with_search(program, ir.Sampling(greedy=False, seed=3)).run(
+        event="the signing of a famous treaty"
+    )
+    first = with_search(program, ir.Sampling(greedy=False, seed=3)).run(
+        event="the signing of a famous treaty"
+    )
     assert again.values == first.values
 
 
 def test_plain_program_reuses_earlier_values_and_stops() -> None:
-    src = r'''
+    src = r"""
 input country: str = "France"
 "Q: What is the capital of {country}?\nA:"
 gen capital { where: regex(r" [A-Z][a-z]+"), max_tokens: 6 }
 "\nQ: Name one famous dish from {capital}.\nA:"
 gen dish { max_tokens: 12, stop: ["\n", "."] }
-'''
+"""
     result = decc.loads(src, "plain.dec").run()
     capital, dish = result.values["capital"], result.values["dish"]
     assert re.fullmatch(r" [A-Z][a-z]+", capital)

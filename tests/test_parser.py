@@ -7,7 +7,7 @@ import pytest
 from decc.dsl import ast, parse
 from decc.errors import DeccError
 
-HELLO = r'''
+HELLO = r"""
 # a comment
 model default
 input event: str = "the Moon landing"
@@ -24,7 +24,7 @@ assistant {
     search: sample(temperature=0.7, top_k=40, top_p=0.9, seed=1)
   }
 }
-'''
+"""
 
 
 def test_valid_chat_program() -> None:
@@ -94,7 +94,7 @@ ERRORS = [
     ("model", 1, 6, "unexpected end of file"),
     ('user "x {1abc} y"', 1, 9, "expected a variable name inside '{...}', found '1abc'"),
     ('user "\\xZZ"', 1, 7, "bad escape '\\xZZ': expected 2 hex digits"),
-    ("gen x { where: regex(r\"a\" }", 1, 27, "unexpected '}'"),
+    ('gen x { where: regex(r"a" }', 1, 27, "unexpected '}'"),
     ("input x: str = \x00", 1, 16, "NUL character in source"),
 ]
 

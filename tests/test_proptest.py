@@ -22,7 +22,9 @@ def test_hello_passes(capsys: pytest.CaptureFixture[str]) -> None:
     assert out.rstrip().endswith("PASS")
 
 
-def test_bad_declared_example_fails_with_counterexample(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_declared_example_fails_with_counterexample(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     f = tmp_path / "bad.dec"
     f.write_text('gen d {\n  where: regex(r"[0-9]{4}")\n  examples: ["2024", "20x4"]\n}\n')
     assert main(["test", str(f), "--draws", "10"]) == 1
@@ -38,9 +40,16 @@ def test_planted_bug_one_extra_token_is_caught(monkeypatch: pytest.MonkeyPatch) 
     automaton = step.constraint.automaton
     bad = program.plan().vocab.token_bytes.index(b"x")
     bitmask = automaton.bitmask.copy()
-    bitmask[automaton.start, bad // 32] |= np.int32(1 << (bad % 32)) if bad % 32 < 31 else np.int32(-(1 << 31))
-    next_state = dict(zip(automaton.token_ids[automaton.indptr[0] : automaton.indptr[1]].tolist(),
-                          automaton.next_state[automaton.indptr[0] : automaton.indptr[1]].tolist(), strict=True))
+    bitmask[automaton.start, bad // 32] |= (
+        np.int32(1 << (bad % 32)) if bad % 32 < 31 else np.int32(-(1 << 31))
+    )
+    next_state = dict(
+        zip(
+            automaton.token_ids[automaton.indptr[0] : automaton.indptr[1]].tolist(),
+            automaton.next_state[automaton.indptr[0] : automaton.indptr[1]].tolist(),
+            strict=True,
+        )
+    )
     from decc.grammars.matcher import Matcher
 
     real_fill, real_advance = Matcher.fill_bitmask, Matcher.advance

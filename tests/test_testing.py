@@ -12,7 +12,13 @@ from hypothesis import strategies as st
 
 from decc import grammars, testing
 
-REGEXES = [r"\d{4}-\d{2}-\d{2}", r"(yes|no|maybe)", r"[a-z]+@[a-z]+\.(com|org)", r"café|naïve|日本", r"a*b?c{2,3}"]
+REGEXES = [
+    r"\d{4}-\d{2}-\d{2}",
+    r"(yes|no|maybe)",
+    r"[a-z]+@[a-z]+\.(com|org)",
+    r"café|naïve|日本",
+    r"a*b?c{2,3}",
+]
 
 
 @pytest.mark.parametrize("pattern", REGEXES)
@@ -69,7 +75,9 @@ def test_empty_language_is_refused() -> None:
         testing.from_constraint(grammars.compile_regex(r"[^\x00-\U0010FFFF]"))
 
 
-TINY = grammars.Vocabulary.from_token_bytes([b"a", b"b", b"ab", b"ba", b"abc", b"c", b"\xc3", b"\xa9", b"</s>"], eos_id=8)
+TINY = grammars.Vocabulary.from_token_bytes(
+    [b"a", b"b", b"ab", b"ba", b"abc", b"c", b"\xc3", b"\xa9", b"</s>"], eos_id=8
+)
 
 
 def test_tokenizations_concatenate_and_vary() -> None:

@@ -23,11 +23,15 @@ def resolve_names(module: ir.Module) -> ir.Module:
     return replace(module, body=tuple(body))
 
 
-def _declare(declared: dict[str, ir.InputDef | ir.Generate], name: str, node: ir.InputDef | ir.Generate) -> None:
+def _declare(
+    declared: dict[str, ir.InputDef | ir.Generate], name: str, node: ir.InputDef | ir.Generate
+) -> None:
     if name in declared:
         first = declared[name]
         what = "input" if isinstance(first, ir.InputDef) else "generated variable"
-        raise DeccError(f"'{name}' is already defined", node.span, notes=[f"{what} '{name}' defined at {first.span}"])
+        raise DeccError(
+            f"'{name}' is already defined", node.span, notes=[f"{what} '{name}' defined at {first.span}"]
+        )
     declared[name] = node
 
 
