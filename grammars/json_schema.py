@@ -339,6 +339,9 @@ def _product(includes: tuple[Node, ...], exclude: Node) -> tuple[Node, frozenset
 
 # Length bounds from here up are counted (see counters.py); smaller ones are unrolled, which is cheap.
 COUNT_FROM = 16
+# Recursive schemas run on the grammar engine, which has no counters: longer bounds there are refused
+# (a clear error in milliseconds, rather than minutes of building a huge rule automaton).
+MAX_UNROLL_IN_GRAMMAR = 128
 
 
 @dataclass(frozen=True)
@@ -395,6 +398,12 @@ def _anchors(pattern: str) -> tuple[bool, bool, bool]:
 def _uncount(node: Any) -> Any:
     """`node` with counted string bodies unrolled: the grammar engine has no counters."""
     if isinstance(node, CountedBody):
+        if node.hi > MAX_UNROLL_IN_GRAMMAR:
+            raise GrammarLimitError(
+                f"a string bound of {node.hi:,} characters inside a recursive schema is too long to unroll "
+                f"(limit {MAX_UNROLL_IN_GRAMMAR}): the grammar engine has no length counters yet",
+                hints=["a smaller maxLength, or no maxLength, on strings inside recursive definitions"],
+            )
         return node.unrolled()
     if isinstance(node, Concat | Alt):
         items = tuple(_uncount(i) for i in node.items)

@@ -46,6 +46,7 @@ class TokenAutomaton:
     bitmask_tensor: torch.Tensor  # a CPU tensor sharing `bitmask`'s memory, for copying rows into masks
     counts: _Counts | None = None  # counted segments: per-pair counter data and the row cache
     rows: list[torch.Tensor] = field(default_factory=list)  # views of bitmask_tensor's rows, by state
+    _py_rows: dict[int, list[int]] = field(default_factory=dict, repr=False)  # DFA rows as lists, on use
 
     @property
     def n_states(self) -> int:
@@ -75,22 +76,35 @@ class TokenAutomaton:
 
     def step(self, state: int, counter: int, token_id: int) -> tuple[int, int]:
         """(state, counter) after text token `token_id`, or (-1, 0) if it is not allowed there."""
+        if self.counts is None:
+            return self.next(state, token_id), 0
         lo, hi = int(self.indptr[state]), int(self.indptr[state + 1])
         i = lo + int(np.searchsorted(self.token_ids[lo:hi], token_id))
         if i >= hi or int(self.token_ids[i]) != token_id:
             return -1, 0
-        nxt = int(self.next_state[i])
-        cnt = self.counts
-        if cnt is None:
-            return nxt, 0
-        return cnt.step(self, state, counter, i, nxt)
+        return self.counts.step(self, state, counter, i, int(self.next_state[i])) if self.counts else (-1, 0)
 
     def is_eos(self, token_id: int) -> bool:
-        i = int(np.searchsorted(self.eos_ids, token_id))
-        return i < len(self.eos_ids) and int(self.eos_ids[i]) == token_id
+        return token_id in self.vocab.eos_ids
 
     def next(self, state: int, token_id: int) -> int:
-        """The state after text token `token_id` in `state`, or -1 if it is not allowed there."""
+        """The state after text token `token_id` in `state`, or -1 if it is not allowed there.
+
+        Walks the token's bytes through the DFA rows (as Python lists, converted on first use): every DFA
+        state can still reach acceptance, so "never dies" is exactly "allowed", and a few list lookups beat
+        a binary search over the state's CSR row. Counted automata go through `step` instead.
+        """
+        data = self.vocab.token_bytes[token_id] if 0 <= token_id < len(self.vocab.token_bytes) else None
+        if data:
+            rows = self._py_rows
+            for b in data:
+                row = rows.get(state)
+                if row is None:
+                    row = rows[state] = self.dfa.transitions[state].tolist()
+                state = row[b]
+                if state < 0:
+                    return -1
+            return state
         lo, hi = int(self.indptr[state]), int(self.indptr[state + 1])
         i = lo + int(np.searchsorted(self.token_ids[lo:hi], token_id))
         if i < hi and int(self.token_ids[i]) == token_id:
