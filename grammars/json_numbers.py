@@ -8,6 +8,7 @@ remainder; it is an `Automaton` node that `json_schema` builds into the NFA next
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 from .regex_ast import EMPTY, Alt, CharSet, Concat, Node, Repeat, char
 
@@ -201,25 +202,102 @@ _ZERO_FRAC = seq(lit("."), Repeat(lit("0"), 1, None))
 _NONZERO_FRAC = seq(lit("."), Repeat(lit("0"), 0, None), NONZERO, Repeat(DIGIT, 0, None))
 
 
-def _unsigned_decimal_range(lo: int, lo_x: bool, hi: int | None, hi_x: bool) -> Node | None:
-    """Unsigned decimals `INT(.FRAC)?` (no exponent) with value in the range; integer bounds, 0 <= lo."""
+def _split(x: Decimal) -> tuple[int, str]:
+    """A non-negative bound as (integer part, fraction digits without trailing zeros; "" for none)."""
+    i = int(x)
+    frac = format(x - i, "f").partition(".")[2].rstrip("0")
+    return i, frac
+
+
+def _frac(a: str | None, a_x: bool, b: str | None, b_x: bool, allow_empty: bool = True) -> Node | None:
+    """Digit strings s with 0.a <= 0.s <= 0.b (`_x`: strict; None: no bound on that side; "": zero).
+
+    Split on the first digit: a digit strictly between the bounds' first digits frees the rest, an equal
+    one carries the bound on. Each step shortens a non-empty bound, so the recursion ends."""
+    if a == "" and not a_x:
+        a = None  # 0.s >= 0 always holds
+    if b == "":  # at most zero: zeros only (never, when strict)
+        if b_x or a is not None:
+            return None
+        return Repeat(lit("0"), 0 if allow_empty else 1, None)
+    if b is None and a is None:
+        return Repeat(DIGIT, 0 if allow_empty else 1, None)
+    if b is None and a == "":  # strictly above zero: some nonzero digit
+        return seq(Repeat(lit("0"), 0, None), NONZERO, Repeat(DIGIT, 0, None))
     parts: list[Node] = []
+    if allow_empty and a is None:  # the empty string is 0 < 0.b
+        parts.append(EMPTY)
+    groups: dict[tuple, list[int]] = {}
+    for d in range(10):
+        ra: str | None = None
+        if a is not None:
+            a1 = int(a[0]) if a else 0
+            if d < a1:
+                continue
+            ra = (a[1:] if a else "") if d == a1 else None
+        rb: str | None = None
+        if b is not None:
+            b1 = int(b[0])
+            if d > b1:
+                continue
+            rb = b[1:] if d == b1 else None
+        groups.setdefault((ra, rb), []).append(d)
+    for (ra, rb), ds in groups.items():
+        rest = _frac(ra, a_x, rb, b_x)
+        if rest is not None:
+            for lo, hi in _runs(ds):
+                parts.append(seq(CharSet(((0x30 + lo, 0x30 + hi),)), rest))
+    return alt(*parts) if parts else None
+
+
+def _runs(ds: list[int]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for d in ds:
+        if out and out[-1][1] == d - 1:
+            out[-1] = (out[-1][0], d)
+        else:
+            out.append((d, d))
+    return out
+
+
+def _json_frac(a: str | None, a_x: bool, b: str | None, b_x: bool) -> Node | None:
+    """The optional JSON fraction part (`.` digits) whose value 0.s lies between the bounds."""
+    parts: list[Node] = []
+    zero_ok = (a is None or (a == "" and not a_x)) and (b is None or b != "" or not b_x)
+    if zero_ok:
+        parts.append(EMPTY)
+    tail = _frac(a, a_x, b, b_x, allow_empty=False)
+    if tail is not None:
+        parts.append(seq(lit("."), tail))
+    return alt(*parts) if parts else None
+
+
+def _unsigned_decimal_range(lo: Decimal, lo_x: bool, hi: Decimal | None, hi_x: bool) -> Node | None:
+    """Unsigned decimals `INT(.FRAC)?` (no exponent) with value in the range; decimal bounds, 0 <= lo."""
     if hi is not None and (hi < lo or (hi == lo and (lo_x or hi_x))):
         return None
-    if hi is not None and hi == lo:
-        return seq(natural_range(lo, lo) or EMPTY, opt(_ZERO_FRAC))
-    # integer part == lo
-    parts.append(seq(natural_range(lo, lo) or EMPTY, _NONZERO_FRAC if lo_x else opt(FRAC)))
-    middle = natural_range(lo + 1, None if hi is None else hi - 1)
+    li, lf = _split(lo)
+    parts: list[Node] = []
+    if hi is not None:
+        hi_i, hf = _split(hi)
+        if hi_i == li:
+            f = _json_frac(lf, lo_x, hf, hi_x)
+            return None if f is None else seq(natural_range(li, li) or EMPTY, f)
+    f = _json_frac(lf, lo_x, None, False)
+    if f is not None:
+        parts.append(seq(natural_range(li, li) or EMPTY, f))
+    middle = natural_range(li + 1, None if hi is None else hi_i - 1)
     if middle is not None:
         parts.append(seq(middle, opt(FRAC)))
-    if hi is not None and not hi_x:
-        parts.append(seq(natural_range(hi, hi) or EMPTY, opt(_ZERO_FRAC)))
-    return alt(*parts)
+    if hi is not None:
+        f = _json_frac(None, False, hf, hi_x)
+        if f is not None:
+            parts.append(seq(natural_range(hi_i, hi_i) or EMPTY, f))
+    return alt(*parts) if parts else None
 
 
-def decimal_range(lo: int | None, lo_x: bool, hi: int | None, hi_x: bool) -> Node | None:
-    """JSON numbers written without an exponent whose value lies between integer bounds (None: open).
+def decimal_range(lo: Decimal | None, lo_x: bool, hi: Decimal | None, hi_x: bool) -> Node | None:
+    """JSON numbers written without an exponent whose value lies between decimal bounds (None: open).
 
     Exact on that notation; exponent forms like `1e3` are not produced under non-zero bounds.
     """
@@ -229,13 +307,13 @@ def decimal_range(lo: int | None, lo_x: bool, hi: int | None, hi_x: bool) -> Nod
         if hi is not None and hi < 0:
             m_lo, m_lo_x = -hi, hi_x
         else:
-            m_lo, m_lo_x = 0, True
+            m_lo, m_lo_x = Decimal(0), True
         neg = _unsigned_decimal_range(m_lo, m_lo_x, None if lo is None else -lo, lo_x)
         if neg is not None:
             parts.append(seq(MINUS, neg))
     if hi is None or hi >= 0:
         if lo is None or lo < 0:
-            pos = _unsigned_decimal_range(0, False, hi, hi_x)
+            pos = _unsigned_decimal_range(Decimal(0), False, hi, hi_x)
         else:
             pos = _unsigned_decimal_range(lo, lo_x, hi, hi_x)
         if pos is not None:

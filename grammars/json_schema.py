@@ -6,8 +6,8 @@ The output is exactly the JSON texts that validate, written the way `json.dumps`
 regular and the DFA small:
 
 * object properties come in schema order (declared properties first, then any others);
-* numbers under non-zero (integer) bounds are written without an exponent (`100.0`, not `1e2`); bounds of
-  0 keep exponents; non-integer bounds on non-integer numbers are refused;
+* numbers under non-zero bounds are written without an exponent (`100.0`, not `1e2`); bounds of 0 keep
+  exponents; decimal bounds (`minimum: 0.01`) are exact;
 * the boolean schema `true` (and a schema with no type-restricting keywords) means any JSON value nested at
   most `ANY_DEPTH` = 3 containers deep.
 
@@ -25,6 +25,7 @@ import math
 import re
 import warnings
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import lru_cache, partial
 from typing import Any
 from urllib.parse import unquote
@@ -850,13 +851,8 @@ class _Compiler:
         if lo is None and hi is None:
             return NUMBER
         if (lo is not None and lo != 0) or (hi is not None and hi != 0):
-            for b, key in ((lo, "minimum"), (hi, "maximum")):
-                if b is not None and not float(b).is_integer():
-                    raise self.hard(
-                        key, f"{ptr}/{key}", "non-integer bounds on non-integer numbers are not supported"
-                    )
-            # integer bounds: exact over numbers written without an exponent
-            node = decimal_range(None if lo is None else int(lo), lo_x, None if hi is None else int(hi), hi_x)
+            # exact over numbers written without an exponent; bounds as the decimals the schema wrote
+            node = decimal_range(_decimal(lo), lo_x, _decimal(hi), hi_x)
             return node or NOTHING
         neg = lo is None
         pos = hi is None
@@ -1081,6 +1077,11 @@ def _embed(node: Node) -> Automaton:
             b = e + 1
     acc = frozenset(int(i) for i in dfa.accepting.nonzero()[0])
     return Automaton(dfa.n_states, 0, acc, tuple(edges))
+
+
+def _decimal(x: float | None) -> Decimal | None:
+    """A schema bound as an exact decimal: `0.1` is 0.1 (its shortest repr), not the binary float's value."""
+    return None if x is None else Decimal(repr(x)) if isinstance(x, float) else Decimal(x)
 
 
 def _esc(k: str) -> str:

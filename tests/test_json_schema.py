@@ -259,8 +259,8 @@ def test_unsupported_pointer_and_lenient() -> None:
         compile_json_schema({"anyOf": [{"not": {"type": "string"}}]})
     assert e.value.pointer == "/anyOf/0/not"
     with pytest.raises(UnsupportedSchema) as e:
-        compile_json_schema({"type": "number", "minimum": 0.5})
-    assert (e.value.keyword, e.value.pointer) == ("minimum", "/minimum")
+        compile_json_schema({"type": "number", "multipleOf": 0.5})
+    assert (e.value.keyword, e.value.pointer) == ("multipleOf", "/multipleOf")
 
 
 def test_annotations_ignored() -> None:
@@ -479,3 +479,34 @@ def test_real_tokenizer_json_schema() -> None:
         m = constraint.matcher()
         ok = all(m.advance(t) for t in tok.encode(json.dumps(bad), add_special_tokens=False))
         assert not (ok and m.is_accepting()), bad
+
+
+_BOUNDS = [0.01, 0.5, 1.5, 99.99, -0.25, -3.75, 0, 2, -1, 10.05, 0.001, 123.456]
+_INTS = ["0", "1", "2", "10", "99", "123"]
+_FRACS = ["", ".0", ".01", ".001", ".5", ".25", ".75", ".05", ".456", ".0001", ".99", ".999", ".050"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    lo=st.sampled_from([None, *_BOUNDS]),
+    hi=st.sampled_from([None, *_BOUNDS]),
+    lo_x=st.booleans(),
+    hi_x=st.booleans(),
+    texts=st.lists(
+        st.tuples(st.sampled_from(["", "-"]), st.sampled_from(_INTS), st.sampled_from(_FRACS)),
+        min_size=10,
+        max_size=10,
+    ),
+)
+def test_decimal_bounds_are_exact(lo, hi, lo_x, hi_x, texts) -> None:  # type: ignore[no-untyped-def]
+    """Non-integer minimum/maximum (exclusive too) against jsonschema, on short decimals that floats hold."""
+    s: dict[str, Any] = {"type": "number"}
+    if lo is not None:
+        s["exclusiveMinimum" if lo_x else "minimum"] = lo
+    if hi is not None:
+        s["exclusiveMaximum" if hi_x else "maximum"] = hi
+    dfa = compile_json_schema(s)
+    validator = jsonschema.Draft202012Validator(s)
+    for sign, i, f in texts:
+        text = f"{sign}{i}{f}"
+        assert dfa.accepts(text.encode()) == validator.is_valid(json.loads(text)), (s, text)
