@@ -31,6 +31,7 @@ from .earley import Chart, ESet, Recognizer
 from .errors import GrammarLimitError
 from .limits import DEFAULT_LIMITS, Limits
 from .rtn import RTN, build_rtn
+from .token_automaton import _start_pairs
 from .vocab import Vocabulary
 
 _CHUNK = 4_000_000
@@ -349,15 +350,7 @@ def classify(
     while lo < n:
         hi = lo + 1 + int(np.searchsorted(np.cumsum(per_state[lo + 1 :]), _CHUNK))
         hi = min(n, hi)
-        s_idx, b_idx = np.nonzero(live[lo:hi])
-        counts = offsets[b_idx + 1] - offsets[b_idx]
-        keep = counts > 0
-        s_idx, b_idx, counts = s_idx[keep], b_idx[keep], counts[keep]
-        group = np.repeat(np.arange(len(counts)), counts)
-        starts = np.cumsum(counts) - counts
-        t_idx = offsets[b_idx][group] + (np.arange(int(counts.sum())) - starts[group])
-        src = (s_idx + lo)[group]
-        cur = table[src, b_idx[group]]
+        src, t_idx, cur = _start_pairs(lo, hi, table, live, offsets)
         passed = exit_point[cur]
         in_src: list[np.ndarray] = []
         in_tok: list[np.ndarray] = []

@@ -7,24 +7,13 @@ remainder; it is an `Automaton` node that `json_schema` builds into the NFA next
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
 
-from .regex_ast import EMPTY, Alt, CharSet, Concat, Node, Repeat, char
+from .regex_ast import EMPTY, Alt, Automaton, CharSet, Concat, Node, Repeat, char
 
 DIGIT = CharSet(((0x30, 0x39),))
 NONZERO = CharSet(((0x31, 0x39),))
 MINUS = char(0x2D)
-
-
-@dataclass(frozen=True)
-class Automaton:
-    """A small byte automaton used as one AST-like node: `edges` are (src, lo, hi, dst) byte ranges."""
-
-    n: int
-    start: int
-    accepting: frozenset[int]
-    edges: tuple[tuple[int, int, int, int], ...]
 
 
 def lit(text: str) -> Node:

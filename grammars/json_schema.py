@@ -55,12 +55,11 @@ from .json_numbers import (
     signed_number,
 )
 from .limits import DEFAULT_LIMITS, Limits
-from .nfa import NFA, _Builder, build_nfa
+from .nfa import NFA, _Builder, build_nfa, estimate_states
 from .regex_ast import EMPTY, Alt, CharSet, Concat, Node, Repeat, negate, normalize
 from .regex_parser import parse_regex
 from .rtn import build_rtn
 from .token_automaton import TokenAutomaton
-from .utf8 import state_count
 from .vocab import Vocabulary
 
 ANY_DEPTH = 3
@@ -416,18 +415,13 @@ def _uncount(node: Any) -> Any:
 
 
 def _estimate(node: Any) -> int:
-    if isinstance(node, Automaton):
-        return node.n + 1
+    return estimate_states(node, _counted_size)
+
+
+def _counted_size(node: Any) -> int:
     if isinstance(node, CountedBody):
         return node.auto.n + 1
-    if isinstance(node, CharSet):
-        return state_count(node.ranges)
-    if isinstance(node, Concat):
-        return 1 if not node.items else sum(_estimate(i) for i in node.items)
-    if isinstance(node, Alt):
-        return 2 + sum(_estimate(i) for i in node.items)
-    inner = _estimate(node.item)
-    return 2 + inner * ((node.min + 1) if node.max is None else node.max)
+    raise TypeError(node)
 
 
 class _JBuilder(_Builder):
@@ -454,24 +448,11 @@ class _JBuilder(_Builder):
                         ],
                     )
                 return self.build(flat)
-            ids = [self.new() for _ in range(node.auto.n)]
-            end = self.new()
-            for s, lo, hi, d in node.auto.edges:
-                self.edges[ids[s]].append((lo, hi, ids[d]))
-            for a in node.auto.accepting:
-                self.eps[ids[a]].append(end)
-            for i in ids:
+            ids = self.automaton(node.auto)
+            for i in ids[:-1]:
                 self.seg_of[i] = k
             self.tick.update(ids[b] for b in node.boundary)
-            return ids[node.auto.start], end
-        if isinstance(node, Automaton):
-            ids = [self.new() for _ in range(node.n)]
-            end = self.new()
-            for s, lo, hi, d in node.edges:
-                self.edges[ids[s]].append((lo, hi, ids[d]))
-            for a in node.accepting:
-                self.eps[ids[a]].append(end)
-            return ids[node.start], end
+            return ids[node.auto.start], ids[-1]
         return super().build(node)
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from .errors import GrammarLimitError
 from .limits import Limits
-from .regex_ast import Alt, CharSet, Concat, Node, Repeat
+from .regex_ast import Alt, Automaton, CharSet, Concat, Node, Repeat
 from .utf8 import state_count, utf8_sequences
 
 
@@ -28,18 +30,25 @@ class NFA:
     bounds: list[tuple[int, int]] = field(default_factory=list)
 
 
-def estimate_states(node: Node) -> int:
-    """The exact number of NFA states `build_nfa` will create (Python ints, so huge counts don't overflow)."""
+def estimate_states(node: Any, other: Callable[[Any], int] | None = None) -> int:
+    """The exact number of NFA states `build_nfa` will create (Python ints, so huge counts don't overflow).
+
+    `other` sizes the node kinds a subclassed builder adds (grammar calls, counted string bodies).
+    """
     if isinstance(node, CharSet):
         return state_count(node.ranges)
+    if isinstance(node, Automaton):
+        return node.n + 1
     if isinstance(node, Concat):
-        return 1 if not node.items else sum(estimate_states(i) for i in node.items)
+        return 1 if not node.items else sum(estimate_states(i, other) for i in node.items)
     if isinstance(node, Alt):
-        return 2 + sum(estimate_states(i) for i in node.items)
-    inner = estimate_states(node.item)
-    if node.max is None:
-        return 2 + inner * (node.min + 1)
-    return 2 + inner * node.max
+        return 2 + sum(estimate_states(i, other) for i in node.items)
+    if isinstance(node, Repeat):
+        inner = estimate_states(node.item, other)
+        return 2 + inner * (node.min + 1 if node.max is None else node.max)
+    if other is None:
+        raise TypeError(node)
+    return other(node)
 
 
 def build_nfa(
@@ -101,7 +110,20 @@ class _Builder:
                 self.eps[s].append(a)
                 self.eps[b].append(e)
             return s, e
+        if isinstance(node, Automaton):
+            ids = self.automaton(node)
+            return ids[node.start], ids[-1]
         return self.repeat(node)
+
+    def automaton(self, node: Automaton) -> list[int]:
+        """Copy a precompiled automaton in: its states' new ids, then one exit state (reached by epsilon
+        from every accepting state)."""
+        ids = [self.new() for _ in range(node.n + 1)]
+        for s, lo, hi, d in node.edges:
+            self.edges[ids[s]].append((lo, hi, ids[d]))
+        for a in node.accepting:
+            self.eps[ids[a]].append(ids[-1])
+        return ids
 
     def repeat(self, node: Repeat) -> tuple[int, int]:
         s = self.new()

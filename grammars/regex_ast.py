@@ -44,6 +44,17 @@ class Repeat:
     max: int | None
 
 
+@dataclass(frozen=True)
+class Automaton:
+    """A small precompiled byte automaton used as one node (JSON numbers, embedded sub-DFAs): `edges` are
+    (src, lo, hi, dst) byte ranges. The regex parser never makes one; the NFA builder copies it in."""
+
+    n: int
+    start: int
+    accepting: frozenset[int]
+    edges: tuple[tuple[int, int, int, int], ...]
+
+
 Node = CharSet | Concat | Alt | Repeat
 EMPTY = Concat(())
 

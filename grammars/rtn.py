@@ -10,16 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
 from .cfg_grammar import EMPTY_LANGUAGE, AnyNode, Call, Grammar, GrammarError, _map
 from .dfa import epsilon_closure
 from .errors import GrammarLimitError
-from .json_numbers import Automaton
 from .limits import DEFAULT_LIMITS, Limits
 from .nfa import _Builder, estimate_states
-from .regex_ast import Alt, CharSet, Concat
+from .regex_ast import Alt, Automaton, CharSet, Concat
 
 DEAD = -1
 
@@ -143,30 +143,17 @@ class _CallBuilder(_Builder):
             s, e = self.new(), self.new()
             self.calls[s].append((self.index[node.rule], e))
             return s, e
-        if isinstance(node, Automaton):  # a precompiled piece (JSON schemas): its DFA, copied
-            ids = [self.new() for _ in range(node.n)]
-            end = self.new()
-            for s, lo, hi, d in node.edges:
-                self.edges[ids[s]].append((lo, hi, ids[d]))
-            for a in node.accepting:
-                self.eps[ids[a]].append(end)
-            return ids[node.start], end
         return super().build(node)
 
 
 def _estimate(node: AnyNode) -> int:
+    return estimate_states(node, _call_size)
+
+
+def _call_size(node: Any) -> int:
     if isinstance(node, Call):
         return 2
-    if isinstance(node, Automaton):
-        return node.n + 1
-    if isinstance(node, CharSet):
-        return estimate_states(node)
-    if isinstance(node, Concat):
-        return 1 if not node.items else sum(_estimate(i) for i in node.items)
-    if isinstance(node, Alt):
-        return 2 + sum(_estimate(i) for i in node.items)
-    inner = _estimate(node.item)
-    return 2 + inner * (node.min + 1 if node.max is None else node.max)
+    raise TypeError(node)
 
 
 def _rule_dfa(
