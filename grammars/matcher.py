@@ -11,14 +11,13 @@ from .token_automaton import TokenAutomaton
 class Matcher:
     """Tracks the DFA state as tokens are accepted; `fill_bitmask` writes the allowed tokens of that state."""
 
-    __slots__ = ("automaton", "_state", "_counter", "_terminated", "_rows")
+    __slots__ = ("automaton", "_state", "_counter", "_terminated")
 
     def __init__(self, automaton: TokenAutomaton, state: int | None = None, counter: int = 0) -> None:
         self.automaton = automaton
         self._state = automaton.start if state is None else state
         self._counter = counter  # characters so far in the current counted segment (see counters.py)
         self._terminated = False
-        self._rows = automaton.rows if automaton.counts is None else None  # fast path: static rows
 
     def __repr__(self) -> str:
         return f"Matcher(state={self._state}, counter={self._counter}, terminated={self._terminated})"
@@ -35,8 +34,7 @@ class Matcher:
         if self._terminated:
             row.zero_()
             return
-        rows = self._rows
-        row.copy_(rows[self._state] if rows is not None else self.automaton.row(self._state, self._counter))
+        row.copy_(self.automaton.row(self._state, self._counter))
 
     def advance(self, token_id: int) -> bool:
         """Accept `token_id` if allowed (False and no change otherwise); EOS in an accepting state terminates."""

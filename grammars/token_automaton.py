@@ -131,8 +131,6 @@ class TokenAutomaton:
         extra_parts: list[tuple[np.ndarray, ...]] = []
         total = 0
         acc_rows = np.flatnonzero(dfa.accepting)
-        eos_word = (eos >> 5).astype(np.int64)
-        eos_bits = np.left_shift(np.uint32(1), (eos & 31).astype(np.uint32))
         for lo, hi, src, tok, dst, *extra in _walk_chunks(dfa, vocab, max_rows=max(1, _CHUNK // width)):
             # Sort the pairs by (state, token id): the CSR order. Work follows the live pairs, not
             # states x vocabulary (most JSON states allow a handful of tokens).
@@ -153,14 +151,9 @@ class TokenAutomaton:
             total += len(cols)
             if total > limits.max_token_transitions:
                 raise _too_large(total, limits, hi, n)
-            # Bitmask words: the (distinct) bits of one word add up to their OR; float64 sums are exact here.
-            words = rows * vocab.n_words + (cols >> 5)
-            bits = np.left_shift(1, (cols & 31)).astype(np.float64)
-            packed = np.bincount(words, weights=bits, minlength=(hi - lo) * vocab.n_words)
-            block = packed.astype(np.uint64).astype(np.uint32).reshape(hi - lo, vocab.n_words)
-            if len(eos):
-                for r in acc_rows[(acc_rows >= lo) & (acc_rows < hi)].tolist():
-                    np.bitwise_or.at(block[r - lo], eos_word, eos_bits)
+            block = pack_bits(rows, cols, hi - lo, vocab.n_words)
+            for r in acc_rows[(acc_rows >= lo) & (acc_rows < hi)].tolist():
+                set_bits(block[r - lo], eos)
             bitmask[lo:hi] = block.view(np.int32)
         indptr = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(counts, out=indptr[1:])
@@ -178,6 +171,26 @@ class TokenAutomaton:
             counts = _Counts.build(dfa, vocab, indptr, next_state, eos, cat)
         rows = list(tensor.unbind(0))
         return cls(dfa, vocab, bitmask, indptr, token_ids, next_state, n_allowed, eos, tensor, counts, rows)
+
+
+def pack_bits(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_words: int) -> np.ndarray:
+    """uint32 [n_rows, n_words] with bit cols[i] % 32 of word cols[i] // 32 set in row rows[i].
+
+    The (distinct) bits of one word add up to their OR, and float64 sums of them are exact: one bincount.
+    """
+    cols = cols.astype(np.int64)  # int32 ids would overflow at bit 31
+    words = rows * n_words + (cols >> 5)
+    bits = np.left_shift(1, (cols & 31)).astype(np.float64)
+    packed = np.bincount(words, weights=bits, minlength=n_rows * n_words)
+    return packed.astype(np.uint64).astype(np.uint32).reshape(n_rows, n_words)
+
+
+def set_bits(row: np.ndarray, ids: np.ndarray) -> None:
+    """Set the bits of token `ids` (EOS, typically) in one uint32 bitmask row."""
+    if len(ids):
+        np.bitwise_or.at(
+            row, (ids >> 5).astype(np.int64), np.left_shift(np.uint32(1), (ids & 31).astype(np.uint32))
+        )
 
 
 def _too_large(total: int, limits: Limits, done: int, n: int) -> GrammarLimitError:

@@ -16,7 +16,7 @@ import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .dfa import ByteDFA
-from .token_automaton import live_layout
+from .token_automaton import live_layout, pack_bits, set_bits
 from .vocab import Vocabulary
 
 
@@ -96,13 +96,10 @@ class _Counts:
         if hit is None:
             toks = auto.token_ids[int(auto.indptr[state]) : int(auto.indptr[state + 1])]
             toks = toks[self.valid(auto, state, c)]
-            bits = np.left_shift(1, (toks & 31)).astype(np.float64)
-            words = np.bincount(toks >> 5, weights=bits, minlength=self.n_words)
-            row = words.astype(np.uint64).astype(np.uint32).view(np.int32)
-            if auto.dfa.is_accepting(state, c) and len(self.eos):
-                for e in self.eos.tolist():
-                    row[e >> 5] |= np.int32(np.uint32(1 << (e & 31)).view(np.int32))
-            hit = self.cache[key] = (torch.from_numpy(row), len(toks))
+            row = pack_bits(np.zeros(len(toks), dtype=np.int64), toks, 1, self.n_words)[0]
+            if auto.dfa.is_accepting(state, c):
+                set_bits(row, self.eos)
+            hit = self.cache[key] = (torch.from_numpy(row.view(np.int32)), len(toks))
         return hit
 
     def step(self, auto, state: int, c: int, i: int, nxt: int) -> tuple[int, int]:  # type: ignore[no-untyped-def]

@@ -335,3 +335,53 @@ def test_real_build_time(real: tuple) -> None:
         t = time.perf_counter()
         TokenAutomaton.build(dfa, vocab)
         assert time.perf_counter() - t < 0.5, pattern
+
+
+def test_counted_strings_match_brute_force_with_ids_on_bit_31() -> None:
+    """Long maxLength strings are counted, not unrolled: masks and steps agree with walking each token's bytes
+    through the counter-aware DFA, on a vocabulary whose letters sit at ids 31 and 63 (the sign bit of a word)."""
+    from decc.grammars import compile_json_schema
+    from decc.grammars.matcher import Matcher
+
+    pieces = [b'"', b"a", b"b", b"\\", b"u", b"0", b"{", b"}", b":", b",", b" ", b"n", b'"a', b'a"', b"aa"]
+    pieces += [b"aaa", b'ab"', b'"}', b'","', b"\\n", b"\\u00", b"e9", b'"b":"', b'aaaa"', b'"a":"']
+    toks: list[bytes | None] = [None] * 70
+    free = [i for i in range(70) if i not in (31, 63, 69)]
+    toks[31], toks[63] = b"a", b"ab"
+    for i, p in zip(free, pieces, strict=False):
+        toks[i] = p
+    vocab = Vocabulary.from_token_bytes(toks, eos_id=69)
+    schemas = [
+        {"type": "string", "minLength": 3, "maxLength": 18},
+        {
+            "type": "object",
+            "properties": {
+                "a": {"type": "string", "maxLength": 16},
+                "b": {"type": "string", "minLength": 2, "maxLength": 17},
+            },
+            "required": ["a", "b"],
+            "additionalProperties": False,
+        },
+        {"type": "array", "items": {"type": "string", "maxLength": 16, "pattern": "^a*b?a*$"}, "maxItems": 3},
+    ]
+    rng = random.Random(0)
+    for schema in schemas:
+        dfa = compile_json_schema(schema)
+        assert dfa.has_counters
+        auto = TokenAutomaton.build(dfa, vocab)
+        for _ in range(60):
+            m, q, c = Matcher(auto), dfa.start, 0
+            for _ in range(40):
+                expected = {t for t, b in enumerate(toks) if b and dfa.advance(q, c, b)[0] >= 0}
+                if dfa.is_accepting(q, c):
+                    expected.add(69)
+                row = torch.zeros(vocab.n_words, dtype=torch.int32)
+                m.fill_bitmask(row)
+                bits = {t for t in range(70) if (int(row[t >> 5]) >> (t & 31)) & 1}
+                assert bits == expected == set(m.allowed_token_ids().tolist()), (schema, q, c)
+                text = sorted(expected - {69})
+                if not text:
+                    break
+                t = rng.choice(text)
+                assert m.advance(t)
+                q, c = dfa.advance(q, c, toks[t])
