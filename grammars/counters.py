@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .dfa import DEAD, ByteDFA, _minimize, epsilon_closure
+from .dfa import DEAD, ByteDFA, _determinize, _minimize
 from .errors import GrammarLimitError
 from .limits import Limits
 from .nfa import NFA
@@ -31,7 +31,8 @@ class SegmentConflict(Exception):
 
 
 def counted_dfa(nfa: NFA, byte_class: np.ndarray, n_classes: int, limits: Limits) -> ByteDFA:
-    trans, accepting, seg_id, tick = _determinize(nfa, byte_class, n_classes, limits)
+    trans, accepting, sets = _determinize(nfa, byte_class, n_classes, limits, "JSON schema")
+    seg_id, tick = _segments(nfa, byte_class, trans, sets)
     # Segments with equal bounds behave alike, so they share a label (and may merge when minimizing).
     bounds = sorted(set(nfa.bounds))
     label_of = {b: i for i, b in enumerate(bounds)}
@@ -63,76 +64,49 @@ def counted_dfa(nfa: NFA, byte_class: np.ndarray, n_classes: int, limits: Limits
     return ByteDFA(full, accepting, 0, seg32, full_tick, used, live)
 
 
-def _determinize(
-    nfa: NFA, byte_class: np.ndarray, n_classes: int, limits: Limits
-) -> tuple[np.ndarray, np.ndarray, list[int], np.ndarray]:
-    """Subset construction that also records each DFA state's segment and each transition's tick."""
-    important = [bool(edges) for edges in nfa.edges]
-    important[nfa.accept] = True
-    closure = epsilon_closure(nfa.eps, important)
+def _segments(
+    nfa: NFA, byte_class: np.ndarray, trans: np.ndarray, sets: list[frozenset[int]]
+) -> tuple[list[int], np.ndarray]:
+    """Each DFA state's segment (-1: none) and each transition's tick, from the states' NFA subsets.
+
+    Raises `SegmentConflict` where one counter cannot follow: a state mixing two segments, a byte that
+    both continues the segment and leaves it, or ticks in one thread and not another, or leaves and
+    re-enters a segment at once.
+    """
     classes = byte_class.tolist()
     seg_of, ticking = nfa.seg_of, nfa.tick
-    succ = [
-        [(c, closure(t)) for lo, hi, t in edges for c in range(classes[lo], classes[hi] + 1)]
-        for edges in nfa.edges
-    ]
-    start = closure(nfa.start)
-    ids: dict[frozenset[int], int] = {start: 0}
-    sets = [start]
-    rows: list[list[int]] = []
-    ticks: list[list[bool]] = []
+    ticks = np.zeros(trans.shape, dtype=bool)
     segs: list[int] = []
     conflicts: set[int] = set()
-    work = 0
-    while len(rows) < len(sets):
-        members = sets[len(rows)]
+    for i, members in enumerate(sets):
         found = {seg_of[s] for s in members if s in seg_of}
         if len(found) > 1:
             conflicts |= found
         here = min(found) if found else -1
         segs.append(here)
-        moves: dict[int, list[frozenset[int]]] = {}
-        # per class: [from inside the segment, from outside, ticking, not ticking]
-        kinds: dict[int, list[bool]] = {}
+        if here < 0:
+            continue
+        kinds: dict[int, list[bool]] = {}  # per class: [from inside, from outside, ticking, not ticking]
         for s in members:
-            inside = seg_of.get(s, -1) == here and here >= 0
+            inside = seg_of.get(s, -1) == here
             t = s in ticking
-            for c, closed in succ[s]:
-                moves.setdefault(c, []).append(closed)
-                k = kinds.setdefault(c, [False, False, False, False])
-                k[0 if inside else 1] = True
-                if inside:
-                    k[2 if t else 3] = True
-        row = [DEAD] * n_classes
-        trow = [False] * n_classes
-        for c, parts in moves.items():
-            target = parts[0] if len(parts) == 1 else frozenset().union(*parts)
-            work += len(target) + len(parts)
-            d = ids.get(target)
-            if d is None:
-                d = ids[target] = len(sets)
-                sets.append(target)
-            row[c] = d
-            k = kinds[c]
-            if here >= 0:
-                if (k[0] and k[1]) or (k[2] and k[3]):
-                    conflicts.add(here)
-                if k[1] and any(s in seg_of for s in target):  # leaves and re-enters on one byte
-                    conflicts.add(here)
-                    conflicts.update(seg_of[s] for s in target if s in seg_of)
-                trow[c] = k[2]
-        rows.append(row)
-        ticks.append(trow)
-        if len(sets) > limits.max_dfa_states or work > limits.max_subset_work:
-            raise GrammarLimitError(
-                f"JSON schema too complex: its DFA grows past {len(sets):,} states "
-                f"(limits: {limits.max_dfa_states:,} states, {limits.max_subset_work:,} work)",
-            )
+            for lo, hi, _ in nfa.edges[s]:
+                for c in range(classes[lo], classes[hi] + 1):
+                    k = kinds.setdefault(c, [False, False, False, False])
+                    k[0 if inside else 1] = True
+                    if inside:
+                        k[2 if t else 3] = True
+        for c, k in kinds.items():
+            if (k[0] and k[1]) or (k[2] and k[3]):
+                conflicts.add(here)
+            target = sets[trans[i, c]] if trans[i, c] >= 0 else frozenset()
+            if k[1] and any(s in seg_of for s in target):  # leaves and re-enters on one byte
+                conflicts.add(here)
+                conflicts.update(seg_of[s] for s in target if s in seg_of)
+            ticks[i, c] = k[2]
     if conflicts:
         raise SegmentConflict(conflicts)
-    trans = np.array(rows, dtype=np.int64).reshape(len(rows), n_classes)
-    accepting = np.array([nfa.accept in s for s in sets], dtype=bool)
-    return trans, accepting, segs, np.array(ticks, dtype=bool).reshape(len(rows), n_classes)
+    return segs, ticks
 
 
 def _live_tables(

@@ -112,7 +112,7 @@ def dfa_from_nfa(nfa: NFA, limits: Limits = DEFAULT_LIMITS) -> ByteDFA:
         from .counters import counted_dfa
 
         return counted_dfa(nfa, byte_class, n_classes, limits)
-    trans, accepting = _determinize(nfa, byte_class, n_classes, limits)
+    trans, accepting, _ = _determinize(nfa, byte_class, n_classes, limits)
     trans, accepting = _minimize(trans, accepting)
     full = np.ascontiguousarray(trans[:, byte_class], dtype=np.int32)
     full.setflags(write=False)
@@ -159,9 +159,13 @@ def epsilon_closure(
 
 
 def _determinize(
-    nfa: NFA, byte_class: np.ndarray, n_classes: int, limits: Limits
-) -> tuple[np.ndarray, np.ndarray]:
-    """Subset construction; DFA states are frozensets of "important" NFA states (byte edges or accept)."""
+    nfa: NFA, byte_class: np.ndarray, n_classes: int, limits: Limits, what: str = "regex"
+) -> tuple[np.ndarray, np.ndarray, list[frozenset[int]]]:
+    """Subset construction; DFA states are frozensets of "important" NFA states (byte edges or accept).
+
+    Returns (transitions over byte classes, accepting, each DFA state's NFA subset); the subsets let the
+    counted-segment analysis (counters.py) see which NFA states a DFA state stands for.
+    """
     eps = nfa.eps
     important = [bool(edges) for edges in nfa.edges]
     important[nfa.accept] = True
@@ -202,14 +206,16 @@ def _determinize(
         rows.append(row)
         if len(sets) > limits.max_dfa_states or work > limits.max_subset_work:
             raise GrammarLimitError(
-                f"regex too complex: its DFA grows past {len(sets):,} states "
-                f"(limits: {limits.max_dfa_states:,} states, {limits.max_subset_work:,} work) "
-                "before the construction finishes",
-                hints=["nested or overlapping repeats (like (a|b)*a(a|b){20}) make DFAs explode"],
+                f"{what} too complex: its DFA grows past {len(sets):,} states "
+                f"(limits: {limits.max_dfa_states:,} states, {limits.max_subset_work:,} work)"
+                + (" before the construction finishes" if what == "regex" else ""),
+                hints=["nested or overlapping repeats (like (a|b)*a(a|b){20}) make DFAs explode"]
+                if what == "regex"
+                else [],
             )
     trans = np.array(rows, dtype=np.int64).reshape(len(rows), n_classes)
     accepting = np.array([nfa.accept in s for s in sets], dtype=bool)
-    return trans, accepting
+    return trans, accepting, sets
 
 
 def _minimize(
