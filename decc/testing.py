@@ -149,16 +149,21 @@ def from_constraint(constraint: Any, *, max_bytes: int = 256) -> st.SearchStrate
     dfa = automaton
     if dfa.is_empty():
         raise ValueError("the constraint's language is empty: there is nothing to draw")
-    info = _walk_info(dfa)
+    return _blob_walk(_decode_walk, _walk_info(dfa), max_bytes)
+
+
+def _blob_walk(decode: Any, info: Any, max_bytes: int) -> st.SearchStrategy[str]:
+    """`decode(info, blob, max_bytes)` over one drawn byte blob that holds every choice of the walk.
+
+    Hypothesis draws bytes in bulk (one integer draw per step costs ~20 µs), and shrinking the blob toward
+    shorter / zero bytes gives shorter strings that stop as early and take the shortest ways home.
+    """
 
     @st.composite
     def walk(draw: Any) -> str:
-        # One draw of a byte blob holds every choice: hypothesis draws bytes in bulk (one integer draw per
-        # step costs ~20 µs), and shrinking the blob toward shorter / zero bytes gives shorter strings that
-        # stop as early and take edges as close to acceptance as the language allows.
         size = draw(st.integers(0, 3 * max_bytes))
         blob = draw(st.binary(min_size=size, max_size=size))
-        return _decode_walk(info, blob, max_bytes)
+        return decode(info, blob, max_bytes)
 
     return walk()
 
@@ -277,14 +282,7 @@ def _from_rtn(rtn: Any, max_bytes: int) -> st.SearchStrategy[str]:
     info = _rtn_walk_info(rtn)
     if info.dist[info.start] >= _INF:
         raise ValueError("the grammar's language is empty: there is nothing to draw")
-
-    @st.composite
-    def walk(draw: Any) -> str:
-        size = draw(st.integers(0, 3 * max_bytes))
-        blob = draw(st.binary(min_size=size, max_size=size))
-        return _decode_rtn_walk(info, blob, max_bytes)
-
-    return walk()
+    return _blob_walk(_decode_rtn_walk, info, max_bytes)
 
 
 def _decode_rtn_walk(info: _RTNWalk, blob: bytes, max_bytes: int) -> str:
