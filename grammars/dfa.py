@@ -1,4 +1,4 @@
-"""Byte-level DFA: subset construction over byte classes, Hopcroft minimization, dead-state removal.
+"""Byte-level DFA: subset construction over byte classes, Moore minimization in numpy, dead-state removal.
 
 Every state of a `ByteDFA` can still reach an accepting state, so "the walk has not died" also means "the
 text so far can still be completed": that is what lets the token automaton allow a token by walking it.
@@ -6,8 +6,9 @@ text so far can still be completed": that is what lets the token automaton allow
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+import gc
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -107,6 +108,27 @@ def compile_regex(pattern: str, limits: Limits = DEFAULT_LIMITS) -> ByteDFA:
 
 
 def dfa_from_nfa(nfa: NFA, limits: Limits = DEFAULT_LIMITS) -> ByteDFA:
+    with _gc_paused():
+        return _dfa_from_nfa(nfa, limits)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector (if on) for the duration.
+
+    The subset construction makes many small containers that live on (subsets, runs) and no cyclic garbage,
+    yet each allocation burst sets off collections that re-walk the whole NFA: up to 40% of the time.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _dfa_from_nfa(nfa: NFA, limits: Limits) -> ByteDFA:
     byte_class, n_classes = _byte_classes(nfa)
     if nfa.seg_of:
         from .counters import counted_dfa
@@ -144,7 +166,9 @@ def epsilon_closure(
 
     def closure(t: int) -> frozenset[int]:
         found = closures.get(t)
-        if found is None:
+        if found is None and not eps[t]:  # the common case: a state with byte edges only
+            found = closures[t] = frozenset((t,)) if important[t] else frozenset()
+        elif found is None:
             seen = {t}
             stack = [t]
             while stack:
@@ -171,39 +195,48 @@ def _determinize(
     important[nfa.accept] = True
     closure = epsilon_closure(eps, important)
 
-    # succ[s]: (class, closure of the target) for every class an edge of `s` covers.
+    # runs[s]: (first class, last class + 1, closure of the target) per byte edge of `s`, in edge order (the
+    # order new subsets are numbered in), and whether no two of them share a class; made on first use.
     classes = byte_class.tolist()
-    succ: list[list[tuple[int, frozenset[int]]]] = [
-        [(c, closure(t)) for lo, hi, t in edges for c in range(classes[lo], classes[hi] + 1)]
-        for edges in nfa.edges
-    ]
+    edges = nfa.edges
+    runs: dict[int, tuple[list[_Run], bool]] = {}
     start = closure(nfa.start)
     ids: dict[frozenset[int], int] = {start: 0}
     sets = [start]
-    rows: list[list[int]] = []
+    filled: list[int] = []  # (flat index into the table, length, target state) per filled run of a row
     work = 0
-    while len(rows) < len(sets):
-        moves: dict[int, list[frozenset[int]]] = {}
-        for s in sets[len(rows)]:
-            for c, closed in succ[s]:
-                moves.setdefault(c, []).append(closed)
-        row = [DEAD] * n_classes
-        memo: dict[tuple[int, ...], int] = {}
-        for c, parts in moves.items():
-            work += len(parts)
-            key = tuple(map(id, parts))
-            d = memo.get(key)
-            if d is None:
-                target = parts[0] if len(parts) == 1 else frozenset().union(*parts)
-                work += len(target)
-                d = ids.get(target, DEAD) if target else DEAD
-                if d == DEAD and target:
-                    d = len(sets)
-                    ids[target] = d
-                    sets.append(target)
-                memo[key] = d
-            row[c] = d
-        rows.append(row)
+    i = 0
+    while i < len(sets):
+        items: list[_Run] = []
+        disjoint = True
+        for s in sets[i]:
+            found = runs.get(s)
+            if found is None:
+                run = [(classes[lo], classes[hi] + 1, closure(t)) for lo, hi, t in edges[s]]
+                found = runs[s] = (run, _disjoint(run))
+            items += found[0]
+            disjoint = disjoint and found[1]
+        if disjoint and len(sets[i]) > 1:
+            disjoint = _disjoint(items)
+        base = i * n_classes
+        if disjoint:  # no class has two runs (the usual case): each run goes to its target's subset
+            seen: dict[int, int] = {}
+            for lo, hi, target in items:
+                work += hi - lo
+                d = seen.get(id(target))
+                if d is None:
+                    work += len(target)
+                    d = ids.get(target, DEAD) if target else DEAD
+                    if d == DEAD and target:
+                        d = len(sets)
+                        ids[target] = d
+                        sets.append(target)
+                    seen[id(target)] = d
+                if d != DEAD:
+                    filled += (base + lo, hi - lo, d)
+        else:
+            work += _overlapping_row(items, base, filled, ids, sets)
+        i += 1
         if len(sets) > limits.max_dfa_states or work > limits.max_subset_work:
             raise GrammarLimitError(
                 f"{what} too complex: its DFA grows past {len(sets):,} states "
@@ -213,101 +246,209 @@ def _determinize(
                 if what == "regex"
                 else [],
             )
-    trans = np.array(rows, dtype=np.int64).reshape(len(rows), n_classes)
+    trans = np.full(len(sets) * n_classes, DEAD, dtype=np.int64)
+    if filled:
+        at, length, target = np.array(filled, dtype=np.int64).reshape(-1, 3).T
+        ends = np.cumsum(length)
+        trans[np.repeat(at - ends + length, length) + np.arange(ends[-1])] = np.repeat(target, length)
+    trans = trans.reshape(len(sets), n_classes)
     accepting = np.array([nfa.accept in s for s in sets], dtype=bool)
     return trans, accepting, sets
+
+
+_Run = tuple[int, int, frozenset[int]]
+
+
+def _disjoint(runs: list[_Run]) -> bool:
+    """Whether no two (first class, end class, target) runs share a class."""
+    if len(runs) < 2:
+        return True
+    ordered = sorted(runs, key=_first)
+    return all(ordered[i - 1][1] <= ordered[i][0] for i in range(1, len(ordered)))
+
+
+def _first(run: _Run) -> int:
+    return run[0]
+
+
+def _overlapping_row(
+    items: list[_Run],
+    base: int,
+    filled: list[int],
+    ids: dict[frozenset[int], int],
+    sets: list[frozenset[int]],
+) -> int:
+    """One row where runs overlap: each stretch of classes between run ends goes to the union of its runs.
+
+    Appends (base + first class, length, target) to `filled`; subsets met for the first time get the next
+    ids (and go into `sets`), stretches taken in the order their classes first occur along `items`, as a
+    class-by-class scan would. Returns the work: each (class, run) pair and the size of each distinct
+    target built.
+    """
+    cuts = sorted({x for lo, hi, _ in items for x in (lo, hi)})
+    at = {x: j for j, x in enumerate(cuts)}
+    parts: list[list[frozenset[int]]] = [[] for _ in cuts]
+    first = [0] * len(cuts)
+    for n, (lo, hi, target) in enumerate(items):
+        for j in range(at[lo], at[hi]):
+            if not parts[j]:
+                first[j] = n
+            parts[j].append(target)
+    work = 0
+    memo: dict[tuple[int, ...], int] = {}
+    for _, j in sorted((first[j], j) for j in range(len(cuts) - 1) if parts[j]):
+        here = parts[j]
+        lo, width = cuts[j], cuts[j + 1] - cuts[j]
+        work += width * len(here)
+        key = tuple(map(id, here))
+        d = memo.get(key)
+        if d is None:
+            target = here[0] if len(here) == 1 else frozenset().union(*here)
+            work += len(target)
+            d = ids.get(target, DEAD) if target else DEAD
+            if d == DEAD and target:
+                d = len(sets)
+                ids[target] = d
+                sets.append(target)
+            memo[key] = d
+        if d != DEAD:
+            filled += (base + lo, width, d)
+    return work
 
 
 def _minimize(
     trans: np.ndarray, accepting: np.ndarray, labels: np.ndarray | None = None, reps: list[int] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Hopcroft's partition refinement with an explicit dead state, then drop the dead block and renumber.
+    """Coarsest partition with an explicit dead state, then drop the dead block and renumber.
 
     In a minimal DFA every state that cannot reach acceptance is equivalent to the dead state, so removing
     the dead block is exactly removing the states from which no match is possible. `labels` (optional)
     refines the initial partition: states with different labels are never merged; label 0 must mean
-    "nothing special" (the dead state gets it). `reps`, if given, receives each new state's old state.
+    "nothing special" (the dead state gets it). `reps`, if given, receives each new state's old state
+    (the lowest-numbered member of its block).
     """
     n, k = trans.shape
     dead = n
     table = np.vstack([np.where(trans < 0, dead, trans), np.full((1, k), dead, dtype=trans.dtype)])
     acc = np.append(accepting, False)
-    # Predecessor lists per class: inverse[c][t] = states going to t on class c.
-    inverse: list[dict[int, list[int]]] = []
-    for c in range(k):
-        col = table[:, c]
-        order = np.argsort(col, kind="stable")
-        targets, starts = np.unique(col[order], return_index=True)
-        chunks = np.split(order, starts[1:])
-        inverse.append({int(t): chunk.tolist() for t, chunk in zip(targets, chunks, strict=True)})
+    key = acc.astype(np.int64)
+    if labels is not None:
+        key += np.append(labels, 0).astype(np.int64) * 2
+    block, first = _moore_hashed(trans, key)
+    if not _is_stable(table, key, block, first):  # a hash collision merged states (never seen): redo exactly
+        block, first = _moore_exact(table, key)
+    return _renumber(table, acc, block, first, dead, reps)
 
-    if labels is None:
-        blocks: list[set[int]] = [set(np.flatnonzero(acc).tolist()), set(np.flatnonzero(~acc).tolist())]
-    else:
-        key = np.append(labels, 0).astype(np.int64) * 2 + acc
-        _, inv = np.unique(key, return_inverse=True)
-        order = np.argsort(inv, kind="stable")
-        cuts = np.flatnonzero(np.diff(inv[order])) + 1
-        blocks = [set(part.tolist()) for part in np.split(order, cuts)]
-    blocks = [b for b in blocks if b]
-    block_of = [0] * (n + 1)
-    for i, b in enumerate(blocks):
-        for s in b:
-            block_of[s] = i
-    pending = set(range(len(blocks)))
-    while pending:
-        splitter = list(blocks[pending.pop()])
-        for c in range(k):
-            inv = inverse[c]
-            touched: dict[int, list[int]] = {}
-            for t in splitter:
-                for s in inv.get(t, ()):
-                    touched.setdefault(block_of[s], []).append(s)
-            for y, xs in touched.items():
-                whole = blocks[y]
-                if len(xs) == len(whole):
-                    continue
-                if 2 * len(xs) <= len(whole):
-                    moved = set(xs)
-                    whole.difference_update(moved)
-                else:
-                    moved = whole.difference(xs)
-                    blocks[y] = set(xs)
-                new = len(blocks)
-                blocks.append(moved)
-                for s in moved:
-                    block_of[s] = new
-                pending.add(new)  # the smaller half (or both, if y is still pending)
-    return _renumber(table, acc, block_of, dead, reps)
+
+_WEIGHTS = np.random.default_rng(0x5EED).integers(1, 1 << 63, size=258, dtype=np.uint64) * np.uint64(2) + 1
+
+
+def _mix(z: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer, so that the per-round sums below do not collide in structured ways."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def _moore_hashed(trans: np.ndarray, key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Moore's refinement in numpy, each round's blocks named by a 64-bit hash of (own block, successors).
+
+    A state's hash is a linear sum over classes of weight * (successor's hash - dead state's hash), so a
+    missing edge and an edge into a dead-equivalent state count alike, and it only needs the few distinct
+    (state, successor) pairs (a class-weight sum each) rather than the full [n, classes] table: far fewer
+    entries, and Moore's many rounds (long chains refine one step per round) stay cheap. The caller checks
+    the result exactly. Returns each state's block (the dead state is index n) and each block's lowest state.
+    """
+    n, k = trans.shape
+    src, cls = np.nonzero(trans >= 0)
+    dst = trans[src, cls]
+    pair = src.astype(np.int64) * (n + 1) + dst
+    order = np.argsort(pair, kind="stable")
+    pair, cls = pair[order], cls[order]
+    starts = np.flatnonzero(np.diff(pair, prepend=-1))
+    weight = np.add.reduceat(_WEIGHTS[cls], starts) if len(starts) else np.zeros(0, dtype=np.uint64)
+    p_src, p_dst = pair[starts] // (n + 1), pair[starts] % (n + 1)
+    s_starts = np.flatnonzero(np.diff(p_src, prepend=-1))
+    owners = p_src[s_starts]
+    own = _WEIGHTS[k]
+    lab = _mix(key.astype(np.uint64))
+    count = len(np.unique(lab))
+    rounds = 0
+    while True:
+        contrib = weight * (lab[p_dst] - lab[n])
+        lab = lab * own
+        if len(owners):
+            lab[owners] += np.add.reduceat(contrib, s_starts)
+        lab = _mix(lab)
+        rounds += 1
+        if rounds % 4 == 0:  # counting blocks costs a sort: look every few rounds (extra rounds are harmless)
+            srt = np.sort(lab)
+            new_count = int(np.count_nonzero(srt[1:] != srt[:-1])) + 1
+            if new_count == count:
+                break
+            count = new_count
+    _, first, block = np.unique(lab, return_index=True, return_inverse=True)
+    return block.reshape(-1), first
+
+
+def _is_stable(table: np.ndarray, key: np.ndarray, block: np.ndarray, first: np.ndarray) -> bool:
+    """Whether each block's members share the initial key and, per class, their successors' block."""
+    rep = first[block]
+    s = np.flatnonzero(rep != np.arange(len(block)))
+    return bool((key[s] == key[rep[s]]).all() and (block[table[s]] == block[table[rep[s]]]).all())
+
+
+def _moore_exact(table: np.ndarray, key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Plain Moore refinement on whole rows (the hash-free fallback), same result as `_moore_hashed`."""
+    block = np.unique(key, return_inverse=True)[1].reshape(-1)
+    count = int(block.max()) + 1
+    while True:
+        rows = np.column_stack([block, block[table]])
+        uniq, first, block = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+        block = block.reshape(-1)
+        if len(uniq) == count:
+            return block, first
+        count = len(uniq)
 
 
 def _renumber(
-    table: np.ndarray, acc: np.ndarray, block_of: list[int], dead: int, reps: list[int] | None = None
+    table: np.ndarray,
+    acc: np.ndarray,
+    block: np.ndarray,
+    rep: np.ndarray,
+    dead: int,
+    reps: list[int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Breadth-first numbering of the live blocks from the start state's block, dead block mapped to -1."""
+    """Breadth-first numbering of the live blocks from the start state's block, dead block mapped to -1.
+
+    `rep[b]` is block b's lowest-numbered state, which stands for it. The queue walks only each block's
+    distinct live successors in order of first appearance along its row (a few per block, not one per class).
+    """
     k = table.shape[1]
-    dead_block = block_of[dead]
-    rep: dict[int, int] = {}
-    for s in range(len(block_of)):
-        rep.setdefault(block_of[s], s)
-    start_block = block_of[0]
+    nb = len(rep)
+    dead_block, start_block = int(block[dead]), int(block[0])
     if start_block == dead_block:  # empty language: no live state at all
         return np.zeros((0, k), dtype=np.int64), np.zeros(0, dtype=bool)
-    number = {start_block: 0}
-    order = [start_block]
-    queue = deque([start_block])
-    while queue:
-        b = queue.popleft()
-        for t in table[rep[b]].tolist():
-            tb = block_of[t]
-            if tb != dead_block and tb not in number:
-                number[tb] = len(order)
-                order.append(tb)
-                queue.append(tb)
-    out = np.full((len(order), k), DEAD, dtype=np.int64)
-    for i, b in enumerate(order):
-        out[i] = [number.get(block_of[t], DEAD) for t in table[rep[b]].tolist()]
-    accepting = np.array([bool(acc[rep[b]]) for b in order], dtype=bool)
+    succ = block[table[rep]]
+    # (block, successor) pairs, once each, ordered by block and then first column: a compact adjacency.
+    pair = (np.arange(nb)[:, None] * nb + succ).reshape(-1)
+    pair, col = np.unique(pair, return_index=True)
+    keep = pair % nb != dead_block
+    pair, col = pair[keep], col[keep]
+    order = np.lexsort((col, pair // nb))
+    targets = (pair[order] % nb).tolist()
+    ptr = np.searchsorted(pair[order] // nb, np.arange(nb + 1)).tolist()
+    number = [DEAD] * nb
+    number[start_block] = 0
+    queue = [start_block]
+    for b in queue:  # the list grows while it is walked: a FIFO queue
+        for t in targets[ptr[b] : ptr[b + 1]]:
+            if number[t] < 0:
+                number[t] = len(queue)
+                queue.append(t)
+    bfs = np.array(queue)
+    out = np.array(number, dtype=np.int64)[succ[bfs]]
+    accepting = acc[rep[bfs]]
     if reps is not None:
-        reps[:] = [rep[b] for b in order]
+        reps[:] = rep[bfs].tolist()
     return out, accepting
