@@ -144,6 +144,6 @@ def print_plan(plan: Plan) -> str:
             auto = ""
             if c is not None and hasattr(c, "automaton"):
                 a = c.automaton
-                auto = f" automaton(states={a.n_states}, edges={len(a.token_ids)})"
+                auto = f" automaton(states={a.n_states}, edges={int(a.n_allowed.sum())})"
             lines.append(f"  gen {step.name} {gen_attrs(step.op)}{auto}  {loc(step.op.span)}")
     return "\n".join(lines) + "\n"

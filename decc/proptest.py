@@ -190,8 +190,8 @@ def soundness(step: PlanGen, oracle: Oracle, toks: _Tokens, draws: int, seed_val
             if len(ids) >= 48 and dist is not None:
                 # head home: the allowed token whose next state is closest to acceptance
                 a = constraint.automaton
-                lo, hi = int(a.indptr[m.state]), int(a.indptr[m.state + 1])
-                t = int(a.token_ids[lo + int(np.argmin(dist[a.next_state[lo:hi]]))])
+                out_ids, out_next = a.edges(m.state)
+                t = int(out_ids[int(np.argmin(dist[out_next]))])
             elif len(ids) >= 48 and rtn is not None and (t := toward(texts, _completion(rtn, m.chart))) >= 0:
                 pass  # head home: the longest allowed token that starts the chart's shortest completion
             else:

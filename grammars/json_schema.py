@@ -137,7 +137,7 @@ def _canonical(schema: dict | bool | str) -> str:
     return json.dumps(schema, separators=(",", ":"), ensure_ascii=False)
 
 
-@lru_cache(maxsize=128)
+@lru_cache(maxsize=32)
 def _bind(
     text: str, lenient: bool, ws: str, limits: Limits, vocab: Vocabulary
 ) -> TokenConstraint | CFGConstraint:

@@ -24,6 +24,7 @@ import torch
 from .dfa import ByteDFA
 from .errors import GrammarLimitError
 from .limits import DEFAULT_LIMITS, Limits
+from .token_loops import Loop, loop_classes
 from .vocab import Vocabulary
 
 if TYPE_CHECKING:
@@ -48,6 +49,10 @@ class TokenAutomaton:
     rows: list[torch.Tensor] = field(default_factory=list)  # views of bitmask_tensor's rows, by state
     # The DFA table flattened for byte walks: flat[s * 256 + b] = 256 * next state, or -1 (zero-copy view).
     flat: memoryview = field(default_factory=lambda: memoryview(b""), repr=False)
+    # Self-loop tokens kept out of the CSR (see token_loops.py): state s also allows loops[loop_of[s]].ids,
+    # each going back to s.
+    loop_of: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32), repr=False)
+    loops: tuple[Loop, ...] = ()
 
     @property
     def n_states(self) -> int:
@@ -130,11 +135,26 @@ class TokenAutomaton:
                 return -1
         return at >> 8
 
+    def edges(self, state: int) -> tuple[np.ndarray, np.ndarray]:
+        """(text token ids, sorted; the state after each) of `state`, counters aside: CSR plus loop tokens."""
+        lo, hi = int(self.indptr[state]), int(self.indptr[state + 1])
+        ids, nxt = self.token_ids[lo:hi], self.next_state[lo:hi]
+        c = int(self.loop_of[state]) if len(self.loop_of) else -1
+        if c >= 0:
+            loop = self.loops[c].ids
+            ids = np.concatenate([ids, loop])
+            nxt = np.concatenate([nxt, np.full(len(loop), state, dtype=np.int32)])
+            order = np.argsort(ids, kind="stable")
+            ids, nxt = ids[order], nxt[order]
+        return ids, nxt
+
     def allowed(self, state: int, counter: int = 0) -> np.ndarray:
         """All token ids allowed in `state` (with `counter`), EOS included when accepting, sorted."""
-        text = self.token_ids[self.indptr[state] : self.indptr[state + 1]]
         if self.counts is not None and self.counts.seg[state] >= 0:
-            text = text[self.counts.valid(self, state, counter)]
+            ids, nxt, delta, exited = self.counts.pairs(self, state)
+            text = ids[self.counts.valid(state, counter, nxt, delta, exited)]
+        else:
+            text = self.edges(state)[0]
         if self.is_accepting(state, counter) and len(self.eos_ids):
             return np.union1d(text, self.eos_ids).astype(np.int32)
         return text
@@ -150,7 +170,10 @@ class TokenAutomaton:
         extra_parts: list[tuple[np.ndarray, ...]] = []
         total = 0
         acc_rows = np.flatnonzero(dfa.accepting)
-        for lo, hi, src, tok, dst, *extra in _walk_chunks(dfa, vocab, max_rows=max(1, _CHUNK // width)):
+        loop_of, loops = loop_classes(dfa, vocab)
+        loop_bits = np.stack([lp.bits for lp in loops]) if loops else np.zeros((0, vocab.n_words), np.uint32)
+        walk = _walk_chunks(dfa, vocab, max(1, _CHUNK // width), loop_of, loops)
+        for lo, hi, src, tok, dst, *extra in walk:
             # Sort the pairs by (state, token id): the CSR order. Work follows the live pairs, not
             # states x vocabulary (most JSON states allow a handful of tokens).
             # One int64 key per pair, (row, token, next state), sorted in place: no argsort and gathers.
@@ -171,6 +194,8 @@ class TokenAutomaton:
             if total > limits.max_token_transitions:
                 raise _too_large(total, limits, hi, n)
             block = pack_bits(rows, cols, hi - lo, vocab.n_words)
+            looped = np.flatnonzero(loop_of[lo:hi] >= 0)
+            block[looped] |= loop_bits[loop_of[lo + looped]]
             for r in acc_rows[(acc_rows >= lo) & (acc_rows < hi)].tolist():
                 set_bits(block[r - lo], eos)
             bitmask[lo:hi] = block.view(np.int32)
@@ -178,7 +203,8 @@ class TokenAutomaton:
         np.cumsum(counts, out=indptr[1:])
         token_ids = np.concatenate(tok_parts) if tok_parts else np.zeros(0, dtype=np.int32)
         next_state = np.concatenate(dst_parts) if dst_parts else np.zeros(0, dtype=np.int32)
-        n_allowed = counts.astype(np.int32)
+        sizes = np.array([lp.size for lp in loops] + [0], dtype=np.int64)
+        n_allowed = (counts + sizes[loop_of]).astype(np.int32)  # loop_of -1 picks the trailing 0
         tensor = torch.from_numpy(bitmask)  # before freezing: torch warns about read-only arrays
         for a in (bitmask, indptr, token_ids, next_state, n_allowed, eos):
             a.setflags(write=False)
@@ -187,12 +213,26 @@ class TokenAutomaton:
             from .token_counts import _Counts
 
             cat = [np.concatenate([p[i] for p in extra_parts]) for i in range(2)] if extra_parts else None
-            counts = _Counts.build(dfa, vocab, indptr, token_ids, next_state, eos, cat)
+            counts = _Counts.build(dfa, vocab, indptr, token_ids, next_state, eos, cat, loop_of, loops)
         rows = list(tensor.unbind(0))
         scaled = np.where(dfa.transitions < 0, -1, dfa.transitions.astype(np.int64) << 8).astype(np.int32)
         flat = memoryview(scaled.reshape(-1))
+        loop_of.setflags(write=False)
         return cls(
-            dfa, vocab, bitmask, indptr, token_ids, next_state, n_allowed, eos, tensor, counts, rows, flat
+            dfa,
+            vocab,
+            bitmask,
+            indptr,
+            token_ids,
+            next_state,
+            n_allowed,
+            eos,
+            tensor,
+            counts,
+            rows,
+            flat,
+            loop_of,
+            loops,
         )
 
 
@@ -228,13 +268,14 @@ def _too_large(total: int, limits: Limits, done: int, n: int) -> GrammarLimitErr
 
 
 def _walk_chunks(
-    dfa: ByteDFA, vocab: Vocabulary, max_rows: int
+    dfa: ByteDFA, vocab: Vocabulary, max_rows: int, loop_of: np.ndarray, loops: tuple[Loop, ...]
 ) -> Iterator[tuple[int, int, np.ndarray, ...]]:
     """Per chunk of states lo..hi: (lo, hi, state, token id, next state) of every allowed text-token pair.
 
     Pairs start only where a token's first byte has a transition (tokens are grouped by first byte), then
     advance one byte at a time for all live pairs at once: dead pairs are dropped and finished tokens
-    emitted, so the work follows the live pairs rather than states x tokens x length.
+    emitted, so the work follows the live pairs rather than states x tokens x length. A state's loop
+    tokens (token_loops.py) are not walked at all.
     """
     n = dfa.n_states
     ids, lengths, padded, offsets = vocab.packed
@@ -244,12 +285,20 @@ def _walk_chunks(
     counter = _Counter(dfa) if dfa.has_counters else None
     live = table[:n] != dead  # [n, 256]
     per_state = live.astype(np.int64) @ np.diff(offsets)  # pairs each state starts with
+    member = np.stack([lp.member for lp in loops]) if loops else None
+    if loops:
+        per_state -= np.array([lp.size for lp in loops] + [0], dtype=np.int64)[loop_of]
     lo = 0
     while lo < n:
         # The next chunk: at most max_rows states whose starting pairs fit in about _CHUNK elements.
         hi = lo + 1 + int(np.searchsorted(np.cumsum(per_state[lo + 1 : lo + max_rows]), _CHUNK))
         hi = min(n, hi, lo + max_rows)
         src, t_idx, cur = _start_pairs(lo, hi, table, live, offsets)
+        if member is not None:
+            lc = loop_of[src]
+            drop = (lc >= 0) & member[np.maximum(lc, 0), t_idx]
+            if drop.any():
+                src, t_idx, cur = src[~drop], t_idx[~drop], cur[~drop]
         out_src: list[np.ndarray] = []
         out_tok: list[np.ndarray] = []
         out_dst: list[np.ndarray] = []

@@ -8,6 +8,7 @@ a state needs a few dozen rows at most. They are all built at compile time, so t
 for one: a state's tokens fall into disjoint groups of equal (leaves, next state, delta), whose
 allowedness is the same for every token of the group; walking the signatures in counter order, each row
 is the previous one XOR the few groups that flipped (disjoint groups: OR is XOR, and XOR undoes itself).
+A state's loop tokens (token_loops.py) stay in the state: their groups, by delta, are built once per loop.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ import numpy as np
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .counters import row_ids
 from .dfa import ByteDFA
 from .token_automaton import live_layout, pack_bits, set_bits
+from .token_loops import Loop
 from .vocab import Vocabulary
 
 
@@ -35,6 +38,8 @@ class _Counts:
     sig: dict[int, np.ndarray]  # label -> int64 [max + 1]: counter value -> signature
     n_words: int
     eos: np.ndarray
+    loop_of: np.ndarray
+    loops: tuple[Loop, ...]
     cache: dict[tuple[int, int], tuple[torch.Tensor, int]] = field(default_factory=dict)
     # Python-list copies for the per-token byte walk (TokenAutomaton.step): faster than numpy scalars.
     py_seg: list[int] = field(default_factory=list)
@@ -52,6 +57,8 @@ class _Counts:
         next_state: np.ndarray,
         eos: np.ndarray,
         cat: list[np.ndarray] | None,
+        loop_of: np.ndarray,
+        loops: tuple[Loop, ...],
     ) -> _Counts:
         n = dfa.n_states
         if cat is None:
@@ -61,34 +68,41 @@ class _Counts:
         seg = np.asarray(dfa.seg)
         sig: dict[int, np.ndarray] = {}
         pair_state = np.repeat(np.arange(n), np.diff(indptr))
+        loop_w = np.array([int(lp.ticks.max(initial=0)) for lp in loops] + [0], dtype=np.int64)
         for label, (lo, hi) in enumerate(dfa.bounds):
             qs = np.flatnonzero(seg == label)
             if not len(qs):
                 continue
-            mine = seg[pair_state] == label
-            w = int(delta[mine].max(initial=0))
+            w = max(int(delta[seg[pair_state] == label].max(initial=0)), int(loop_w[loop_of[qs]].max()))
             k = np.arange(hi + w + 1)
-            cols = [(k >= lo) & (k <= hi)]
-            for q in qs.tolist():
-                row = np.zeros(len(k), dtype=bool)
-                row[: len(dfa.live[q])] = dfa.live[q]
-                cols.append(row)
-            col_id = np.unique(np.stack(cols, axis=1), axis=0, return_inverse=True)[1].reshape(-1)
-            windows = sliding_window_view(col_id, w + 1)
-            sig[label] = np.unique(windows, axis=0, return_inverse=True)[1].reshape(-1).astype(np.int64)
+            cols = np.zeros((len(k), len(qs) + 1), dtype=bool)
+            cols[:, 0] = (k >= lo) & (k <= hi)
+            for j, q in enumerate(qs.tolist()):
+                cols[: len(dfa.live[q]), j + 1] = dfa.live[q][: len(k)]
+            col_id = row_ids(cols)
+            sig[label] = row_ids(sliding_window_view(col_id, w + 1))
         for a in (delta, exited):
             a.setflags(write=False)
-        counts = cls(seg, dfa.bounds, delta, exited, off, length, flat, sig, vocab.n_words, eos)
+        counts = cls(
+            seg, dfa.bounds, delta, exited, off, length, flat, sig, vocab.n_words, eos, loop_of, loops
+        )
         counts.py_seg = seg.tolist()
         counts.py_sig = {label: v.tolist() for label, v in sig.items()}
         counts.py_live = {q: v.tolist() for q, v in dfa.live.items()}
         counts.ticks = memoryview(np.ascontiguousarray(dfa.tick, dtype=np.uint8).reshape(-1))
+        loop_groups: dict[int, tuple[np.ndarray, ...]] = {}
         for q in np.flatnonzero(seg >= 0).tolist():
-            counts._eager_rows(dfa, q, indptr, token_ids, next_state)
+            counts._eager_rows(dfa, q, indptr, token_ids, next_state, loop_groups)
         return counts
 
     def _eager_rows(
-        self, dfa: ByteDFA, q: int, indptr: np.ndarray, token_ids: np.ndarray, next_state: np.ndarray
+        self,
+        dfa: ByteDFA,
+        q: int,
+        indptr: np.ndarray,
+        token_ids: np.ndarray,
+        next_state: np.ndarray,
+        loop_groups: dict[int, tuple[np.ndarray, ...]],
     ) -> None:
         """Every row state `q` can need (one per signature of its live counters), into the cache."""
         sig = self.sig.get(int(self.seg[q]))
@@ -101,13 +115,20 @@ class _Counts:
         values, first = np.unique(sig[cs], return_index=True)
         reps = np.sort(cs[first])  # one counter per signature, ascending: neighbours differ little
         a, b = int(indptr[q]), int(indptr[q + 1])
-        ex = self.exited[a:b]
-        key = np.stack([ex.astype(np.int64), np.where(ex, -1, next_state[a:b]), self.delta[a:b]], axis=1)
-        groups, gid = np.unique(key, axis=0, return_inverse=True)
-        gid = gid.reshape(-1)
-        bits = pack_bits(gid, token_ids[a:b].astype(np.int64), len(groups), self.n_words).view(np.int32)
-        sizes = np.bincount(gid, minlength=len(groups))
-        g_ex, g_next, g_delta = groups[:, 0].astype(bool), groups[:, 1], groups[:, 2]
+        g_next, g_delta, bits, sizes = _groups(
+            np.where(self.exited[a:b], -1, next_state[a:b]), self.delta[a:b], token_ids[a:b], self.n_words
+        )
+        c = int(self.loop_of[q])
+        if c >= 0:  # loop tokens: stay in q, grouped by delta once per loop
+            if c not in loop_groups:
+                lp = self.loops[c]
+                loop_groups[c] = _groups(np.zeros(lp.size, np.int64), lp.ticks, lp.ids, self.n_words)[1:]
+            l_delta, l_bits, l_sizes = loop_groups[c]
+            g_next = np.concatenate([g_next, np.full(len(l_delta), q)])
+            g_delta = np.concatenate([g_delta, l_delta])
+            bits = np.concatenate([bits, l_bits])
+            sizes = np.concatenate([sizes, l_sizes])
+        g_ex = g_next < 0
         lo_b, hi_b = self.bounds[int(self.seg[q])]
         # ok[i, g]: group g is allowed with counter reps[i]
         k = reps[:, None] + g_delta[None, :]
@@ -120,26 +141,39 @@ class _Counts:
             idx = np.where(inside, self.off[q2] + ks, 0)
             ok[:, stay] = inside & self.flat[idx]
         row = np.zeros(self.n_words, dtype=np.int32)
-        prev = np.zeros(len(groups), dtype=bool)
+        prev = np.zeros(len(g_next), dtype=bool)
         n_text = ok.astype(np.int64) @ sizes
-        for i, c in enumerate(reps.tolist()):
+        for i, counter in enumerate(reps.tolist()):
             for g in np.flatnonzero(ok[i] != prev).tolist():
                 row ^= bits[g]
             prev = ok[i]
             out = row.copy()
-            if dfa.is_accepting(q, c):
+            if dfa.is_accepting(q, counter):
                 set_bits(out.view(np.uint32), self.eos)
-            self.cache[(q, int(sig[c]))] = (torch.from_numpy(out), int(n_text[i]))
+            self.cache[(q, int(sig[counter]))] = (torch.from_numpy(out), int(n_text[i]))
 
-    def valid(self, auto, state: int, c: int) -> np.ndarray:  # type: ignore[no-untyped-def]
-        """Per pair of `state` (CSR order): allowed with counter `c`."""
-        lo_b, hi_b = self.bounds[int(self.seg[state])]
-        a, b = int(auto.indptr[state]), int(auto.indptr[state + 1])
-        k = c + self.delta[a:b].astype(np.int64)
-        ex = self.exited[a:b]
+    def pairs(self, auto, q: int) -> tuple[np.ndarray, ...]:  # type: ignore[no-untyped-def]
+        """(ids, next state, delta, exited) of every text token of `q`, loop tokens included, by id."""
+        a, b = int(auto.indptr[q]), int(auto.indptr[q + 1])
+        ids, nxt, delta, ex = auto.token_ids[a:b], auto.next_state[a:b], self.delta[a:b], self.exited[a:b]
+        c = int(self.loop_of[q])
+        if c >= 0:
+            lp = self.loops[c]
+            ids = np.concatenate([ids, lp.ids])
+            nxt = np.concatenate([nxt, np.full(lp.size, q, dtype=np.int32)])
+            delta = np.concatenate([delta, lp.ticks])
+            ex = np.concatenate([ex, np.zeros(lp.size, dtype=bool)])
+            order = np.argsort(ids, kind="stable")
+            ids, nxt, delta, ex = ids[order], nxt[order], delta[order], ex[order]
+        return ids, nxt, delta, ex
+
+    def valid(self, q: int, c: int, nxt: np.ndarray, delta: np.ndarray, ex: np.ndarray) -> np.ndarray:
+        """Per pair of `q` (as `pairs` gives them): allowed with counter `c`."""
+        lo_b, hi_b = self.bounds[int(self.seg[q])]
+        k = c + delta.astype(np.int64)
         ok = ex & (k >= lo_b) & (k <= hi_b)
         stay = np.flatnonzero(~ex)
-        q2 = auto.next_state[a:b][stay]
+        q2 = nxt[stay]
         ks = k[stay]
         inside = ks < self.length[q2]
         good = np.zeros(len(stay), dtype=bool)
@@ -152,10 +186,30 @@ class _Counts:
         key = (state, sig[c] if sig is not None and 0 <= c < len(sig) else -1 - c)
         hit = self.cache.get(key)
         if hit is None:  # a counter no decoding reaches (eager rows cover the live ones)
-            toks = auto.token_ids[int(auto.indptr[state]) : int(auto.indptr[state + 1])]
-            toks = toks[self.valid(auto, state, c)]
+            ids, nxt, delta, ex = self.pairs(auto, state)
+            toks = ids[self.valid(state, c, nxt, delta, ex)]
             row = pack_bits(np.zeros(len(toks), dtype=np.int64), toks, 1, self.n_words)[0]
             if auto.dfa.is_accepting(state, c):
                 set_bits(row, self.eos)
             hit = self.cache[key] = (torch.from_numpy(row.view(np.int32)), len(toks))
         return hit
+
+
+def _groups(nxt: np.ndarray, delta: np.ndarray, ids: np.ndarray, n_words: int) -> tuple[np.ndarray, ...]:
+    """Tokens grouped by (next state, -1 for leaving; delta): (next, delta, bitmask rows, sizes) per group.
+
+    Groups by scatter, not np.unique over rows (a sort: ~40 ms at 49k pairs; this is ~0.1 ms).
+    """
+    shifted = nxt.astype(np.int64) + 1
+    seen = np.zeros(int(shifted.max(initial=0)) + 1, dtype=bool)
+    seen[shifted] = True
+    dense = np.cumsum(seen) - 1
+    width = int(delta.max(initial=0)) + 1
+    key = dense[shifted] * width + delta
+    present = np.zeros(int(dense[-1] + 1) * width, dtype=bool)
+    present[key] = True
+    gid = (np.cumsum(present) - 1)[key]
+    used = np.flatnonzero(present)
+    g_next, g_delta = np.flatnonzero(seen)[used // width] - 1, used % width
+    bits = pack_bits(gid, ids.astype(np.int64), len(used), n_words).view(np.int32)
+    return g_next, g_delta, bits, np.bincount(gid, minlength=len(used))

@@ -100,6 +100,22 @@ class Vocabulary:
             a.setflags(write=False)
         return ids, lengths, padded, offsets
 
+    @cached_property
+    def flat_bytes(self) -> tuple[np.ndarray, np.ndarray]:
+        """(every text token's bytes concatenated, each token's start) in `packed` order: per-token
+        reductions over bytes (`np.add.reduceat`) without the padding of `packed`."""
+        _, lengths, padded, _ = self.packed
+        flat = padded[np.arange(padded.shape[1])[None, :] < lengths[:, None]]
+        starts = np.cumsum(lengths) - lengths
+        for a in (flat, starts):
+            a.setflags(write=False)
+        return flat, starts
+
+    @cached_property
+    def loop_cache(self) -> dict:
+        """Per-vocabulary cache of token_loops.Loop by loop byte set (shared by every constraint)."""
+        return {}
+
     @classmethod
     def from_token_bytes(
         cls,

@@ -43,13 +43,7 @@ def test_planted_bug_one_extra_token_is_caught(monkeypatch: pytest.MonkeyPatch) 
     bitmask[automaton.start, bad // 32] |= (
         np.int32(1 << (bad % 32)) if bad % 32 < 31 else np.int32(-(1 << 31))
     )
-    next_state = dict(
-        zip(
-            automaton.token_ids[automaton.indptr[0] : automaton.indptr[1]].tolist(),
-            automaton.next_state[automaton.indptr[0] : automaton.indptr[1]].tolist(),
-            strict=True,
-        )
-    )
+    next_state = dict(zip(*(a.tolist() for a in automaton.edges(0)), strict=True))
     from decc.grammars.matcher import Matcher
 
     real_fill, real_advance = Matcher.fill_bitmask, Matcher.advance

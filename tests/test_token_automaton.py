@@ -385,3 +385,28 @@ def test_counted_strings_match_brute_force_with_ids_on_bit_31() -> None:
                 t = rng.choice(text)
                 assert m.advance(t)
                 q, c = dfa.advance(q, c, toks[t])
+
+
+def test_loop_tokens_are_implicit_and_exact() -> None:
+    """States with many self-loop bytes keep their loop tokens out of the CSR (token_loops.py); edges,
+    masks, counts and steps still agree with walking each token's bytes through the DFA."""
+    toks: list[bytes | None] = [b'"', b"a", b"ab", b" x", b'a"', b'"a', b"\\", b"\\n", b"\xc3", b"\xa9"]
+    toks += [b"\xc3\xa9", b"zz", b"!", b"a!", b"!a", b"\x7f", b"~~", None]
+    eos = len(toks) - 1
+    vocab = Vocabulary.from_token_bytes(toks, eos_id=eos)
+    for pattern in [r'"[^"\\]*"', r"[ -~]*!", r"(x[ -~]*y)+", r"é*[ -~]{3,}"]:
+        dfa = compile_regex(pattern)
+        auto = TokenAutomaton.build(dfa, vocab)
+        assert auto.loops, pattern  # the shortcut is in use
+        for s in range(auto.n_states):
+            walks = [(t, dfa.step(s, b)) for t, b in enumerate(toks) if b]
+            expected = [(t, q) for t, q in walks if q >= 0]
+            ids, nxt = auto.edges(s)
+            assert list(zip(ids.tolist(), nxt.tolist(), strict=True)) == expected, (pattern, s)
+            assert int(auto.n_allowed[s]) == len(expected)
+            want = {t for t, _ in expected} | ({eos} if dfa.accepting[s] else set())
+            assert set(auto.allowed(s).tolist()) == want
+            row = auto.row(s).numpy()
+            assert {t for t in range(len(toks)) if (int(row[t >> 5]) >> (t & 31)) & 1} == want
+            for t, q in walks:
+                assert auto.next(s, t) == q
