@@ -73,13 +73,22 @@ class DeccEngine:
         self._js = js
         self.vocab = grammars.Vocabulary.from_tokenizer(tok, size=size, eos_ids=eos)
         _ = self.vocab.packed  # per-vocabulary precomputation, shared by all schemas (not per-schema work)
+        # Cold compiles: no constraint cache on disk either (grammars/disk_cache.py)
+        importlib.import_module("decc.grammars.disk_cache").set_disk_cache(False)
         self.version = "workspace"
 
     def clear_cache(self) -> None:
         # Only the per-schema caches: the building blocks (format regexes, JSON string pieces) stay warm,
         # as they would in a serving process.
-        for fn in ("_compile", "_bind"):
-            cached = getattr(self._js, fn, None)
+        import importlib
+
+        per_schema = [(self._js, name) for name in ("_compile", "_bind", "_intersect", "_product")]
+        per_schema += [
+            (importlib.import_module("decc.grammars.cfg_matcher"), "cfg_from_grammar"),
+            (importlib.import_module("decc.grammars.rtn"), "build_rtn"),
+        ]
+        for module, fn in per_schema:
+            cached = getattr(module, fn, None)
             if hasattr(cached, "cache_clear"):
                 cached.cache_clear()
 

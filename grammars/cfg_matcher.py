@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import disk_cache
 from .cfg_grammar import Grammar, GrammarError, parse_grammar
 from .earley import Chart, ESet, Recognizer
 from .errors import GrammarLimitError
@@ -81,6 +82,24 @@ class CFGConstraint:
     @property
     def n_uncertain(self) -> int:
         return sum(len(u) for u in self.uncertain)
+
+    # Pickling (the on-disk constraint cache, disk_cache.py): the recognizer and the token bytes are
+    # rebuilt from the RTN and the vocabulary; the run-time mask caches start empty.
+    _DERIVED = ("recognizer", "rank_bytes", "_masks", "_interned", "_ids")
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k not in self._DERIVED}
+
+    def __setstate__(self, state: dict) -> None:
+        vocab, rank_to_id = state["vocab"], state["rank_to_id"]
+        derived = {
+            "recognizer": Recognizer(state["rtn"]),
+            "rank_bytes": tuple(vocab.token_bytes[i] or b"" for i in rank_to_id.tolist()),
+            "_masks": {},
+            "_interned": {},
+            "_ids": itertools.count(),
+        }
+        self.__dict__.update(state, **derived)
 
     def matcher(self) -> CFGMatcher:
         return CFGMatcher(self)
@@ -299,7 +318,8 @@ def cfg_builtin(name: str, vocab: Vocabulary, *, limits: Limits = DEFAULT_LIMITS
 
 @lru_cache(maxsize=32)
 def _cfg(text: str, vocab: Vocabulary, start: str, limits: Limits) -> CFGConstraint:
-    return cfg_from_grammar(parse_grammar(text, start), vocab, limits, text)
+    build = lambda: cfg_from_grammar(parse_grammar(text, start), vocab, limits, text)  # noqa: E731
+    return disk_cache.cached("cfg", (text, start, limits), vocab, build)
 
 
 @lru_cache(maxsize=32)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+from . import disk_cache
 from .dfa import ByteDFA, compile_regex
 from .errors import RegexError
 from .limits import DEFAULT_LIMITS, Limits
@@ -42,12 +43,16 @@ def regex(pattern: str, vocab: Vocabulary, limits: Limits = DEFAULT_LIMITS) -> T
 
     A pattern that matches no string at all is refused: decoding under it could never stop.
     """
-    if compile_regex(pattern, limits).is_empty():
-        raise RegexError("this regex matches no string at all", pattern, 0, max(1, len(pattern)))
     return _regex(pattern, vocab, limits)
 
 
 @lru_cache(maxsize=128)
 def _regex(pattern: str, vocab: Vocabulary, limits: Limits) -> TokenConstraint:
+    return disk_cache.cached("regex", (pattern, limits), vocab, lambda: _build_regex(pattern, vocab, limits))
+
+
+def _build_regex(pattern: str, vocab: Vocabulary, limits: Limits) -> TokenConstraint:
     dfa = compile_regex(pattern, limits)
+    if dfa.is_empty():
+        raise RegexError("this regex matches no string at all", pattern, 0, max(1, len(pattern)))
     return TokenConstraint(dfa, vocab, TokenAutomaton.build(dfa, vocab, limits), pattern)

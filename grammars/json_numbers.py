@@ -158,6 +158,53 @@ def integer_multiple(m: int, allow_neg: bool, allow_zero: bool, allow_pos: bool)
     return Automaton(3 + 2 * m, 0, frozenset(accepting), tuple(edges))
 
 
+def decimal_multiple(m: Decimal) -> Node:
+    """JSON numbers without an exponent that are multiples of the positive decimal `m` = d * 10**-k.
+
+    x is a multiple iff x * 10**k is an integer multiple of d: track that integer's remainder mod d over
+    the integer digits and the first k fractional digits (fewer digits: pad with zeros, i.e. multiply the
+    remainder by 10 per missing digit); past k fractional digits only zeros may follow.
+    """
+    _, digits, exp = m.normalize().as_tuple()
+    assert isinstance(exp, int)
+    d = int("".join(map(str, digits))) * 10 ** max(0, exp)
+    k = max(0, -exp)
+    # 0 start, 1 after '-', 2 after a leading '0'; then per remainder r: the integer part, after '.',
+    # after i = 1..k fractional digits; then trailing zeros
+    whole, point = 3, 3 + d
+    frac0 = point + d
+    tail = frac0 + d * k
+
+    def frac(r: int, i: int) -> int:
+        return frac0 + (i - 1) * d + r
+
+    def on(src: int, digit: int, dst: int) -> tuple[int, int, int, int]:
+        return (src, 0x30 + digit, 0x30 + digit, dst)
+
+    edges = [(0, 0x2D, 0x2D, 1), (2, 0x2E, 0x2E, point), on(tail, 0, tail)]
+    accepting = {2, tail}
+    for src in (0, 1):
+        edges.append(on(src, 0, 2))
+        edges += [on(src, dg, whole + dg % d) for dg in range(1, 10)]
+    for r in range(d):
+        edges += [on(whole + r, dg, whole + (r * 10 + dg) % d) for dg in range(10)]
+        edges.append((whole + r, 0x2E, 0x2E, point + r))
+        if r * 10**k % d == 0:
+            accepting.add(whole + r)
+        if k:
+            edges += [on(point + r, dg, frac((r * 10 + dg) % d, 1)) for dg in range(10)]
+        elif r == 0:
+            edges.append(on(point, 0, tail))
+        for i in range(1, k + 1):
+            if r * 10 ** (k - i) % d == 0:
+                accepting.add(frac(r, i))
+            if i < k:
+                edges += [on(frac(r, i), dg, frac((r * 10 + dg) % d, i + 1)) for dg in range(10)]
+            elif r == 0:
+                edges.append(on(frac(r, i), 0, tail))
+    return Automaton(tail + 1, 0, frozenset(accepting), tuple(edges))
+
+
 # JSON number pieces
 INT_PART = alt(lit("0"), seq(NONZERO, Repeat(DIGIT, 0, None)))
 FRAC = seq(lit("."), Repeat(DIGIT, 1, None))

@@ -34,6 +34,7 @@ import numpy as np
 
 from decc.errors import DeccError
 
+from . import disk_cache
 from .cfg_grammar import Call, Grammar, GrammarError
 from .cfg_matcher import CFGConstraint, cfg_from_grammar
 from .constraint import TokenConstraint
@@ -45,6 +46,7 @@ from .json_numbers import (
     NUMBER,
     Automaton,
     alt,
+    decimal_multiple,
     decimal_range,
     fixed_width_range,
     integer_multiple,
@@ -109,11 +111,7 @@ def json_schema(
     limits: Limits = DEFAULT_LIMITS,
 ) -> TokenConstraint | CFGConstraint:
     """Constrain generation to JSON texts valid under `schema` (a dict, a bool, or its JSON text)."""
-    text = _canonical(schema)
-    compiled = _compile(text, lenient, whitespace, limits)
-    if isinstance(compiled, ByteDFA) and compiled.is_empty():
-        raise UnsupportedSchema("this schema accepts no JSON value at all", "", "")
-    return _bind(text, lenient, whitespace, limits, vocab)
+    return _bind(_canonical(schema), lenient, whitespace, limits, vocab)
 
 
 def compile_json_schema(
@@ -141,7 +139,18 @@ def _canonical(schema: dict | bool | str) -> str:
 def _bind(
     text: str, lenient: bool, ws: str, limits: Limits, vocab: Vocabulary
 ) -> TokenConstraint | CFGConstraint:
+    if lenient:  # not on disk: a cached result would skip the warnings about the ignored keywords
+        return _build(text, lenient, ws, limits, vocab)
+    build = partial(_build, text, lenient, ws, limits, vocab)
+    return disk_cache.cached("json_schema", (text, lenient, ws, limits), vocab, build)
+
+
+def _build(
+    text: str, lenient: bool, ws: str, limits: Limits, vocab: Vocabulary
+) -> TokenConstraint | CFGConstraint:
     compiled = _compile(text, lenient, ws, limits)
+    if isinstance(compiled, ByteDFA) and compiled.is_empty():
+        raise UnsupportedSchema("this schema accepts no JSON value at all", "", "")
     short = text if len(text) <= 60 else text[:57] + "..."
     if isinstance(compiled, Grammar):
         return cfg_from_grammar(compiled, vocab, limits, f"json_schema {short}")
@@ -191,12 +200,40 @@ def _check_meta(schema: Any) -> None:
     first: SchemaError | None = None
     for c in candidates:
         try:
-            c.check_schema(schema)
+            c.check_schema(schema, format_checker=_meta_format_checker(c))
             return
         except SchemaError as e:
             first = first or e
     assert first is not None
     raise InvalidSchema(first.message, _pointer(list(first.absolute_path)))
+
+
+@lru_cache(maxsize=8)
+def _meta_format_checker(cls: Any) -> Any:
+    """The meta-schema's format checker, except that a `pattern` is valid when Python's `re` or decc's own
+    parser takes it: ECMAScript patterns like `\\p{L}` are not Python regexes."""
+    from jsonschema import FormatChecker
+
+    base = cls.FORMAT_CHECKER
+    checker = FormatChecker(formats=())
+    checker.checkers = dict(base.checkers)
+
+    def is_pattern(instance: object) -> bool:
+        if not isinstance(instance, str):
+            return True
+        try:
+            re.compile(instance)
+            return True
+        except re.error:
+            pass
+        try:
+            parse_regex(instance)
+            return True
+        except RegexError:
+            return False
+
+    checker.checkers["regex"] = (is_pattern, ())
+    return checker
 
 
 _KNOWN_DRAFTS = frozenset(
@@ -275,6 +312,42 @@ def _key_language(include: Node | None, exclude: Node) -> Node:
 def _body_product(includes: tuple[Node, ...], exclude: Node) -> Node:
     """JSON string bodies matched by every node of `includes` and not by `exclude`: a product of DFAs."""
     return _product(includes, exclude)[0]
+
+
+MAX_MULTIPLE_STATES = 20_000  # multipleOf is a remainder automaton: one state per remainder (and digit)
+
+
+@lru_cache(maxsize=256)
+def _intersect(a: Node, b: Node) -> Node:
+    """The strings both `a` and `b` match, as one automaton: the product of their DFAs (numbers: a range
+    and a multipleOf)."""
+    da, db = (dfa_from_nfa(_build_nfa(n, DEFAULT_LIMITS)) for n in (a, b))
+    if da.start < 0 or db.start < 0:
+        return NOTHING
+    ids = {(da.start, db.start): 0}
+    order = [(da.start, db.start)]
+    edges: list[tuple[int, int, int, int]] = []
+    accepting = set()
+    i = 0
+    while i < len(order):
+        p, q = order[i]
+        if da.accepting[p] and db.accepting[q]:
+            accepting.add(i)
+        ta, tb = da.transitions[p], db.transitions[q]
+        for byte in np.flatnonzero((ta >= 0) & (tb >= 0)).tolist():
+            pair = (int(ta[byte]), int(tb[byte]))
+            j = ids.get(pair)
+            if j is None:
+                j = ids[pair] = len(order)
+                order.append(pair)
+                if len(order) > DEFAULT_LIMITS.max_dfa_states:
+                    raise GrammarLimitError(
+                        f"constraint too large: the product of a number range and multipleOf passes "
+                        f"{DEFAULT_LIMITS.max_dfa_states:,} states"
+                    )
+            edges.append((i, byte, byte, j))
+        i += 1
+    return Automaton(len(order), 0, frozenset(accepting), tuple(edges))
 
 
 @lru_cache(maxsize=256)
@@ -802,12 +875,29 @@ class _Compiler:
         if "exclusiveMaximum" in s and (hi is None or s["exclusiveMaximum"] <= hi):
             hi, hi_x = s["exclusiveMaximum"], True
         mult = s.get("multipleOf")
+        step: Node | None = None
         if mult is not None:
             if isinstance(mult, float) and mult.is_integer():
                 mult = int(mult)
-            if not isinstance(mult, int):
-                raise self.hard("multipleOf", f"{ptr}/multipleOf", "only integer multipleOf is supported")
-            integer = True
+            exact = _decimal(mult)
+            assert exact is not None
+            _, digits, exp = exact.normalize().as_tuple()
+            assert isinstance(exp, int)
+            d, k = int("".join(map(str, digits))) * 10 ** max(0, exp), max(0, -exp)
+            if integer:  # n * 10**k divisible by d: n divisible by d / gcd(d, 10**k)
+                mult = d // math.gcd(d, 10**k)
+                size = 2 * mult + 3
+            else:
+                size = d * (k + 2) + 3
+            if size > MAX_MULTIPLE_STATES:
+                raise self.hard(
+                    "multipleOf",
+                    f"{ptr}/multipleOf",
+                    f"multipleOf {mult} needs an automaton of {size:,} states "
+                    f"(limit {MAX_MULTIPLE_STATES:,}) to be enforced exactly",
+                )
+            if not integer:  # exact over numbers written without an exponent, like the decimal bounds
+                step = decimal_multiple(exact)
         if integer:
             ilo = (
                 None
@@ -820,25 +910,26 @@ class _Compiler:
                 else (math.ceil(hi) - 1 if hi_x and float(hi).is_integer() else math.floor(hi))
             )
             if mult is None:
-                return integer_range(ilo, ihi) or NOTHING
-            neg = ilo is None or ilo < 0
-            pos = ihi is None or ihi > 0
-            zero = (ilo is None or ilo <= 0) and (ihi is None or ihi >= 0)
-            if (ilo is not None and ilo not in (0, 1)) or (ihi is not None and ihi not in (0, -1)):
-                raise self.hard(
-                    "multipleOf", f"{ptr}/multipleOf", "multipleOf with non-zero bounds is not supported"
-                )
-            return integer_multiple(mult, neg, zero, pos) or NOTHING
+                whole = integer_range(ilo, ihi)
+                return NOTHING if whole is None else whole if step is None else _intersect(step, whole)
+            multiples = integer_multiple(mult, True, True, True)
+            if ilo is None and ihi is None:
+                return multiples or NOTHING
+            bounded = integer_range(ilo, ihi)
+            return _intersect(multiples, bounded) if multiples and bounded else NOTHING
         if lo is None and hi is None:
-            return NUMBER
+            return step or NUMBER
         if (lo is not None and lo != 0) or (hi is not None and hi != 0):
             # exact over numbers written without an exponent; bounds as the decimals the schema wrote
             node = decimal_range(_decimal(lo), lo_x, _decimal(hi), hi_x)
-            return node or NOTHING
-        neg = lo is None
-        pos = hi is None
-        zero = not ((lo is not None and lo_x) or (hi is not None and hi_x))
-        return signed_number(neg, zero, pos) or NOTHING
+        else:
+            neg = lo is None
+            pos = hi is None
+            zero = not ((lo is not None and lo_x) or (hi is not None and hi_x))
+            node = signed_number(neg, zero, pos)
+        if node is None:
+            return NOTHING
+        return node if step is None else _intersect(step, node)
 
     # -- arrays
 

@@ -327,6 +327,8 @@ class _Parser:
             cp = self.hex_escape(start, {"x": 2, "u": 4, "U": 8}[c])
         elif c == "N":
             cp = self.named_escape(start)
+        elif c in "pP":
+            return self.property_escape(start, negated=c == "P"), None
         elif c == "0" or (c in _OCT and in_class):
             cp = self.octal_escape(start, 2)
         elif c.isdigit() and c.isascii():
@@ -383,6 +385,97 @@ class _Parser:
             raise self.error(f"undefined character name '{name}'", start, close + 1) from None
         self.i = close + 1
         return cp
+
+    def property_escape(self, start: int, negated: bool) -> Ranges:
+        """`\\p{L}` / `\\P{Lu}` (also `\\pL`): a Unicode general category, as ECMAScript (`u` flag) and the
+        `regex` module read it; `General_Category=`/`gc=` prefixes and long names are accepted."""
+        if self.peek() == "{":
+            close = self.p.find("}", self.i)
+            if close < 0:
+                raise self.error("missing }, unterminated property name", start, self.n)
+            name, end = self.p[self.i + 1 : close], close + 1
+        elif self.peek():
+            name, end = self.p[self.i], self.i + 1
+        else:
+            raise self.error("missing property name", start, self.i)
+        key = name.split("=", 1)[1] if name.split("=", 1)[0] in ("General_Category", "gc") else name
+        key = _CATEGORY_NAMES.get(key.replace(" ", "_").lower(), key)
+        ranges = _category_ranges().get(key)
+        if ranges is None:
+            raise self.error(
+                f"unknown Unicode property '{name}' (general categories such as L, Lu, Nd, P are supported)",
+                start,
+                end,
+            )
+        self.i = end
+        return negate(ranges) if negated else ranges
+
+
+_CATEGORY_NAMES = {
+    "letter": "L",
+    "cased_letter": "LC",
+    "uppercase_letter": "Lu",
+    "lowercase_letter": "Ll",
+    "titlecase_letter": "Lt",
+    "modifier_letter": "Lm",
+    "other_letter": "Lo",
+    "mark": "M",
+    "combining_mark": "M",
+    "nonspacing_mark": "Mn",
+    "spacing_mark": "Mc",
+    "enclosing_mark": "Me",
+    "number": "N",
+    "decimal_number": "Nd",
+    "digit": "Nd",
+    "letter_number": "Nl",
+    "other_number": "No",
+    "punctuation": "P",
+    "punct": "P",
+    "connector_punctuation": "Pc",
+    "dash_punctuation": "Pd",
+    "open_punctuation": "Ps",
+    "close_punctuation": "Pe",
+    "initial_punctuation": "Pi",
+    "final_punctuation": "Pf",
+    "other_punctuation": "Po",
+    "symbol": "S",
+    "math_symbol": "Sm",
+    "currency_symbol": "Sc",
+    "modifier_symbol": "Sk",
+    "other_symbol": "So",
+    "separator": "Z",
+    "space_separator": "Zs",
+    "line_separator": "Zl",
+    "paragraph_separator": "Zp",
+    "other": "C",
+    "control": "Cc",
+    "cntrl": "Cc",
+    "format": "Cf",
+    "unassigned": "Cn",
+    "private_use": "Co",
+    "surrogate": "Cs",
+}
+_CATEGORY_NAMES.update({v.lower(): v for v in list(_CATEGORY_NAMES.values())})
+
+
+@lru_cache(maxsize=1)
+def _category_ranges() -> dict[str, Ranges]:
+    """Code point ranges per general category (two letters, one letter, and LC), from `unicodedata`:
+    one pass over the code points, once per process."""
+    spans: dict[str, list[tuple[int, int]]] = {}
+    prev, begin = unicodedata.category("\0"), 0
+    for cp in range(1, 0x110001):
+        cat = unicodedata.category(chr(cp)) if cp <= 0x10FFFF else ""
+        if cat != prev:
+            spans.setdefault(prev, []).append((begin, cp - 1))
+            prev, begin = cat, cp
+    out: dict[str, Ranges] = {}
+    for cat, rs in spans.items():
+        out[cat] = normalize(rs)
+    for major in "LMNPSZC":
+        out[major] = normalize([r for cat, rs in spans.items() if cat.startswith(major) for r in rs])
+    out["LC"] = normalize([r for cat in ("Lu", "Ll", "Lt") for r in spans.get(cat, [])])
+    return out
 
 
 def _first(node: Node) -> tuple[Ranges, bool]:

@@ -159,6 +159,24 @@ class TokenAutomaton:
             return np.union1d(text, self.eos_ids).astype(np.int32)
         return text
 
+    # Pickling (the on-disk constraint cache, disk_cache.py): the tensor, its row views and the flat
+    # memoryview are derived from `bitmask` and the DFA, so they are rebuilt on load rather than stored.
+    # Most rows repeat (a few hundred distinct ones in thousands of states): the bitmask goes deduplicated.
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        for name in ("bitmask_tensor", "rows", "flat"):
+            state.pop(name, None)
+        state["bitmask"] = dedup_rows(list(self.bitmask), self.vocab.n_words)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        distinct, index = state["bitmask"]
+        bitmask = np.ascontiguousarray(distinct[index], dtype=np.int32)  # writable for torch, then frozen
+        tensor = torch.from_numpy(bitmask)
+        bitmask.setflags(write=False)
+        derived = {"bitmask": bitmask, "bitmask_tensor": tensor, "rows": list(tensor.unbind(0))}
+        self.__dict__.update(state, **derived, flat=_flat_view(state["dfa"]))
+
     @classmethod
     def build(cls, dfa: ByteDFA, vocab: Vocabulary, limits: Limits = DEFAULT_LIMITS) -> TokenAutomaton:
         n, width = dfa.n_states, vocab.n_words * 32
@@ -215,8 +233,7 @@ class TokenAutomaton:
             cat = [np.concatenate([p[i] for p in extra_parts]) for i in range(2)] if extra_parts else None
             counts = _Counts.build(dfa, vocab, indptr, token_ids, next_state, eos, cat, loop_of, loops)
         rows = list(tensor.unbind(0))
-        scaled = np.where(dfa.transitions < 0, -1, dfa.transitions.astype(np.int64) << 8).astype(np.int32)
-        flat = memoryview(scaled.reshape(-1))
+        flat = _flat_view(dfa)
         loop_of.setflags(write=False)
         return cls(
             dfa,
@@ -234,6 +251,26 @@ class TokenAutomaton:
             loop_of,
             loops,
         )
+
+
+def dedup_rows(rows: list[np.ndarray], n_words: int) -> tuple[np.ndarray, np.ndarray]:
+    """(the distinct rows stacked, int32 [k, n_words]; the index of each row among them)."""
+    seen: dict[bytes, int] = {}
+    distinct: list[np.ndarray] = []
+    index = np.zeros(len(rows), dtype=np.int64)
+    for i, row in enumerate(rows):
+        j = seen.setdefault(row.tobytes(), len(distinct))
+        if j == len(distinct):
+            distinct.append(row)
+        index[i] = j
+    stacked = np.stack(distinct) if distinct else np.zeros((0, n_words), dtype=np.int32)
+    return stacked.astype(np.int32, copy=False), index
+
+
+def _flat_view(dfa: ByteDFA) -> memoryview:
+    """`TokenAutomaton.flat`: flat[s * 256 + b] = 256 * T[s, b], or -1."""
+    scaled = np.where(dfa.transitions < 0, -1, dfa.transitions.astype(np.int64) << 8).astype(np.int32)
+    return memoryview(scaled.reshape(-1))
 
 
 def pack_bits(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_words: int) -> np.ndarray:

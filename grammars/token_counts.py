@@ -21,7 +21,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from .counters import row_ids
 from .dfa import ByteDFA
-from .token_automaton import live_layout, pack_bits, set_bits
+from .token_automaton import dedup_rows, live_layout, pack_bits, set_bits
 from .token_loops import Loop
 from .vocab import Vocabulary
 
@@ -46,6 +46,24 @@ class _Counts:
     py_sig: dict[int, list[int]] = field(default_factory=dict)
     py_live: dict[int, list[bool]] = field(default_factory=dict)
     ticks: memoryview = field(default_factory=lambda: memoryview(b""))  # flat like TokenAutomaton.flat
+
+    # Pickling (the on-disk constraint cache, disk_cache.py): memoryviews and tensors do not pickle, and
+    # the eager rows are many (tens of thousands, hundreds of MB) but mostly equal: they go as the distinct
+    # rows plus an index per key, and come back as views of one array (shared, never written to).
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        keys = list(self.cache)
+        distinct, index = dedup_rows([self.cache[k][0].numpy() for k in keys], self.n_words)
+        state["cache"] = (keys, [self.cache[k][1] for k in keys], distinct, index)
+        state["ticks"] = np.asarray(self.ticks, dtype=np.uint8)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        keys, n_text, distinct, index = state["cache"]
+        rows = list(torch.from_numpy(np.array(distinct, dtype=np.int32)).unbind(0))
+        state["cache"] = {k: (rows[j], n) for k, j, n in zip(keys, index.tolist(), n_text, strict=True)}
+        state["ticks"] = memoryview(np.ascontiguousarray(state["ticks"], dtype=np.uint8))
+        self.__dict__.update(state)
 
     @classmethod
     def build(
@@ -91,8 +109,9 @@ class _Counts:
         counts.py_live = {q: v.tolist() for q, v in dfa.live.items()}
         counts.ticks = memoryview(np.ascontiguousarray(dfa.tick, dtype=np.uint8).reshape(-1))
         loop_groups: dict[int, tuple[np.ndarray, ...]] = {}
+        distinct: dict[bytes, torch.Tensor] = {}  # most rows repeat (copies of one string): store each once
         for q in np.flatnonzero(seg >= 0).tolist():
-            counts._eager_rows(dfa, q, indptr, token_ids, next_state, loop_groups)
+            counts._eager_rows(dfa, q, indptr, token_ids, next_state, loop_groups, distinct)
         return counts
 
     def _eager_rows(
@@ -103,6 +122,7 @@ class _Counts:
         token_ids: np.ndarray,
         next_state: np.ndarray,
         loop_groups: dict[int, tuple[np.ndarray, ...]],
+        distinct: dict[bytes, torch.Tensor],
     ) -> None:
         """Every row state `q` can need (one per signature of its live counters), into the cache."""
         sig = self.sig.get(int(self.seg[q]))
@@ -150,7 +170,8 @@ class _Counts:
             out = row.copy()
             if dfa.is_accepting(q, counter):
                 set_bits(out.view(np.uint32), self.eos)
-            self.cache[(q, int(sig[counter]))] = (torch.from_numpy(out), int(n_text[i]))
+            tensor = distinct.setdefault(out.tobytes(), torch.from_numpy(out))
+            self.cache[(q, int(sig[counter]))] = (tensor, int(n_text[i]))
 
     def pairs(self, auto, q: int) -> tuple[np.ndarray, ...]:  # type: ignore[no-untyped-def]
         """(ids, next state, delta, exited) of every text token of `q`, loop tokens included, by id."""

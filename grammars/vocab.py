@@ -6,6 +6,7 @@ Constraints work on bytes, not strings, because byte-level BPE tokens are often 
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -110,6 +111,16 @@ class Vocabulary:
         for a in (flat, starts):
             a.setflags(write=False)
         return flat, starts
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """sha256 of everything a compiled constraint depends on (token bytes, size, EOS and special ids):
+        the vocabulary's part of the on-disk constraint cache key (disk_cache.py)."""
+        h = hashlib.sha256(repr((self.size, sorted(self.eos_ids), sorted(self.special_ids))).encode())
+        lengths = np.array([-1 if b is None else len(b) for b in self.token_bytes], dtype="<i8")
+        h.update(lengths.tobytes())
+        h.update(b"".join(b for b in self.token_bytes if b))
+        return h.hexdigest()
 
     @cached_property
     def loop_cache(self) -> dict:

@@ -9,6 +9,15 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import pytest  # noqa: E402
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _constraint_cache(tmp_path_factory):
+    """Compiled constraints are cached on disk (grammars/disk_cache.py): in a temporary folder here, never
+    the user's. Only the constraint cache moves: the model cache ($DECC_CACHE) stays where it is."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DECC_CONSTRAINT_CACHE", str(tmp_path_factory.mktemp("constraints")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def lm():
     """The embedded model, loaded once per test session (from the decc cache: well under a second)."""

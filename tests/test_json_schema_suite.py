@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +127,23 @@ def _sweep_check(dfa: Any, validator: jsonschema.Validator, where: str):
     return check
 
 
+def _python_reads_patterns(schema: Any) -> bool:
+    """Every `pattern` and `patternProperties` key in `schema` compiles with Python's `re` (jsonschema's
+    regex engine)."""
+    if isinstance(schema, dict):
+        patterns = [schema.get("pattern"), *(schema.get("patternProperties") or {})]
+        for p in patterns:
+            try:
+                if isinstance(p, str):
+                    re.compile(p)
+            except re.error:
+                return False
+        return all(_python_reads_patterns(v) for k, v in schema.items() if k not in ("const", "enum"))
+    if isinstance(schema, list):
+        return all(_python_reads_patterns(v) for v in schema)
+    return True
+
+
 @pytest.mark.skipif(not SUITE.is_dir(), reason="JSON Schema Test Suite not found")
 def test_drawn_strings_are_valid_for_every_suite_schema() -> None:
     """`decc.testing.from_constraint` over each compiled schema: a few draws each, judged by jsonschema
@@ -138,6 +156,8 @@ def test_drawn_strings_are_valid_for_every_suite_schema() -> None:
         if dfa is None or (isinstance(dfa, ByteDFA) and dfa.is_empty()):
             continue
         group = json.loads(path.read_text())[index]
+        if not _python_reads_patterns(group["schema"]):
+            continue  # e.g. `\p{Letter}`: decc enforces it, but jsonschema's `re` cannot judge the draws
         validator = jsonschema.Draft202012Validator(group["schema"], format_checker=checker)
         where = f"{path.relative_to(SUITE)}: {group['description']}"
 

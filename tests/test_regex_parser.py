@@ -190,3 +190,26 @@ def test_possessive_accepted_only_when_language_is_unchanged() -> None:
     for pattern in [r"a*+a", r"[ab]*+b", r"(?:x[ab]++)*a", r"(?:a|ab)++"]:
         with pytest.raises(RegexError, match="possessive"):
             compile_regex(pattern)
+
+
+def test_unicode_property_escapes_follow_unicodedata() -> None:
+    """`\\p{..}`/`\\P{..}` (ECMAScript with the u flag, the `regex` module): general categories by short or
+    long name, checked against `unicodedata.category` on a sample of code points."""
+    import unicodedata
+
+    for pattern, pred in [
+        (r"\p{L}", lambda c: unicodedata.category(c).startswith("L")),
+        (r"\p{Lu}", lambda c: unicodedata.category(c) == "Lu"),
+        (r"\p{Letter}", lambda c: unicodedata.category(c).startswith("L")),
+        (r"\p{gc=Nd}", lambda c: unicodedata.category(c) == "Nd"),
+        (r"\pN", lambda c: unicodedata.category(c).startswith("N")),
+        (r"\P{L}", lambda c: not unicodedata.category(c).startswith("L")),
+        (r"[\p{Ll}\d_]", lambda c: unicodedata.category(c) == "Ll" or c in "0123456789_"),
+    ]:
+        dfa = compile_regex(pattern)
+        for cp in [*range(0, 0x300, 3), 0x3B1, 0x416, 0x5D0, 0x660, 0x4E2D, 0x1F600, 0x10400, 0xE000]:
+            c = chr(cp)
+            assert dfa.accepts(c.encode()) == pred(c), (pattern, hex(cp))
+    with pytest.raises(RegexError, match="unknown Unicode property 'Foo'") as e:
+        parse_regex(r"a\p{Foo}")
+    assert (e.value.offset, e.value.end) == (1, 8)

@@ -1,0 +1,287 @@
+"""The on-disk constraint cache (grammars/disk_cache.py): round trips, keys, corrupt files, switching off."""
+
+from __future__ import annotations
+
+import importlib
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from decc.grammars import (
+    CFGConstraint,
+    Limits,
+    TokenConstraint,
+    Vocabulary,
+    cfg,
+    cfg_builtin,
+    disk_cache,
+    json_schema,
+    regex,
+)
+
+js = importlib.import_module("decc.grammars.json_schema")  # the module (the package re-exports a function)
+constraint_mod = importlib.import_module("decc.grammars.constraint")
+cfg_mod = importlib.import_module("decc.grammars.cfg_matcher")
+
+COUNTED = {
+    "type": "object",
+    "properties": {"name": {"type": "string", "maxLength": 40}, "n": {"type": "integer"}},
+    "required": ["name", "n"],
+}
+TREE = {
+    "type": "object",
+    "properties": {"v": {"type": "integer"}, "kids": {"type": "array", "items": {"$ref": "#"}}},
+    "required": ["v"],
+}
+COUNTED_TEXT = b'{"name": "' + b"abc def " * 4 + b'", "n": 12}'
+TREE_TEXT = b'{"v": 1, "kids": [{"v": 2, "kids": []}, {"v": 3}]}'
+
+
+def _clear_memory() -> None:
+    """Forget every in-memory cache of compiled constraints, as a new process would start."""
+    for fn in (js._bind, js._compile, constraint_mod._regex, cfg_mod._cfg, cfg_mod.cfg_from_grammar):
+        fn.cache_clear()
+
+
+def _fresh(vocab: Vocabulary) -> Vocabulary:
+    """An equal vocabulary object with none of the per-object caches (packed tables, loop classes)."""
+    return Vocabulary(vocab.token_bytes, vocab.size, vocab.eos_ids, vocab.special_ids)
+
+
+def _small_vocab() -> Vocabulary:
+    toks = [bytes([c]) for c in range(32, 127)]
+    toks += [
+        b'"a',
+        b"ab",
+        b'{"',
+        b'":',
+        b'": ',
+        b", ",
+        b"true",
+        b"null",
+        b"12",
+        b"  ",
+        b"abc",
+        b"\xc3",
+        b"\xa9",
+    ]
+    toks += [None]  # EOS
+    return Vocabulary.from_token_bytes(toks, eos_id=len(toks) - 1)
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv(disk_cache.ENV, str(tmp_path))
+    _clear_memory()
+    yield tmp_path
+    _clear_memory()
+
+
+def _tokenize(vocab: Vocabulary, text: bytes) -> list[int]:
+    """Greedy longest-match tokenization over the vocabulary's text tokens."""
+    by_bytes = {b: i for i, b in enumerate(vocab.token_bytes) if b and i not in vocab.special_ids}
+    longest = max(map(len, by_bytes))
+    out, i = [], 0
+    while i < len(text):
+        for n in range(min(longest, len(text) - i), 0, -1):
+            t = by_bytes.get(text[i : i + n])
+            if t is not None:
+                out.append(t)
+                i += n
+                break
+        else:
+            raise AssertionError(f"no token for {text[i:]!r}")
+    return out
+
+
+def _assert_same(a, b, vocab: Vocabulary, walks: list[list[int]], seed: int = 0) -> None:
+    """Masks, allowed ids and advances agree along the given token walks and a few random ones."""
+    rng = np.random.default_rng(seed)
+    eos = sorted(vocab.eos_ids)
+    for walk in [*walks, None, None, None]:
+        ma, mb = a.matcher(), b.matcher()
+        ra = torch.zeros(vocab.n_words, dtype=torch.int32)
+        rb = torch.zeros(vocab.n_words, dtype=torch.int32)
+        steps = walk + eos if walk is not None else [None] * 40
+        for tok in steps:
+            ma.fill_bitmask(ra)
+            mb.fill_bitmask(rb)
+            assert torch.equal(ra, rb)
+            allowed = ma.allowed_token_ids()
+            assert np.array_equal(allowed, mb.allowed_token_ids())
+            assert ma.is_accepting() == mb.is_accepting()
+            if tok is None:  # random walk: any allowed token, sometimes a refused one
+                if not len(allowed):
+                    break
+                tok = int(rng.choice(allowed)) if rng.random() < 0.9 else int(rng.integers(vocab.size))
+            ok = ma.advance(tok)
+            assert ok == mb.advance(tok)
+            if walk is not None:
+                assert ok, f"token {tok} of a valid walk refused"
+
+
+def _round_trip(make, vocab: Vocabulary, walks: list[list[int]], loaded=None):
+    before = dict(disk_cache.stats)
+    first = make(vocab)
+    assert disk_cache.stats["writes"] == before["writes"] + 1
+    _clear_memory()
+    vocab2 = _fresh(vocab)
+    second = make(vocab2)
+    assert disk_cache.stats["hits"] == before["hits"] + 1
+    assert second is not first and second.vocab is vocab2
+    assert type(second) is type(first)
+    if loaded is not None:
+        loaded(first, second)
+    _assert_same(first, second, vocab, walks)
+    return first, second
+
+
+def test_regex_round_trip(cache_dir):
+    v = _small_vocab()
+    walk = _tokenize(v, b"abc12")
+    first, second = _round_trip(lambda vocab: regex(r"[a-z]{1,5}\d+", vocab), v, [walk])
+    assert second.source == first.source and second.n_states == first.n_states
+    assert second.automaton.flat.tolist() == first.automaton.flat.tolist()
+    assert len(list(cache_dir.glob("*.pkl"))) == 1
+
+
+def test_json_schema_counted_round_trip(cache_dir):
+    v = _small_vocab()
+    first, second = _round_trip(lambda vocab: json_schema(COUNTED, vocab), v, [_tokenize(v, COUNTED_TEXT)])
+    assert isinstance(second, TokenConstraint)
+
+
+def test_json_schema_recursive_round_trip(cache_dir):
+    v = _small_vocab()
+
+    def loaded(first, second):
+        assert isinstance(second, CFGConstraint)
+        assert second.rank_bytes == first.rank_bytes and not second._masks and not second._interned
+
+    _round_trip(lambda vocab: json_schema(TREE, vocab), v, [_tokenize(v, TREE_TEXT)], loaded)
+
+
+def test_cfg_round_trip(cache_dir):
+    v = _small_vocab()
+    walk = _tokenize(v, b'{"a": [1, true, null]}')
+    _round_trip(lambda vocab: cfg_builtin("json", vocab), v, [walk])
+    _round_trip(lambda vocab: cfg('start: "a"+ "b"?', vocab), v, [_tokenize(v, b"aaab")])
+
+
+def test_keys_differ_by_vocabulary_and_options():
+    v = _small_vocab()
+    key = disk_cache.cache_key("json_schema", ("{}", False, "compact-or-default", Limits()), v)
+    assert key == disk_cache.cache_key(
+        "json_schema", ("{}", False, "compact-or-default", Limits()), _fresh(v)
+    )
+    other_tokens = Vocabulary.from_token_bytes(
+        [*v.token_bytes[:-2], b"zz", None], eos_id=len(v.token_bytes) - 1
+    )
+    others = [
+        disk_cache.cache_key("regex", ("{}", False, "compact-or-default", Limits()), v),
+        disk_cache.cache_key("json_schema", ("{ }", False, "compact-or-default", Limits()), v),
+        disk_cache.cache_key("json_schema", ("{}", False, "any", Limits()), v),
+        disk_cache.cache_key("json_schema", ("{}", True, "compact-or-default", Limits()), v),
+        disk_cache.cache_key("json_schema", ("{}", False, "compact-or-default", Limits(max_dfa_states=9)), v),
+        disk_cache.cache_key("json_schema", ("{}", False, "compact-or-default", Limits()), other_tokens),
+        disk_cache.cache_key(
+            "json_schema",
+            ("{}", False, "compact-or-default", Limits()),
+            Vocabulary(v.token_bytes, v.size + 32, v.eos_ids, v.special_ids),
+        ),
+        disk_cache.cache_key(
+            "json_schema",
+            ("{}", False, "compact-or-default", Limits()),
+            Vocabulary(v.token_bytes, v.size, v.eos_ids | {0}, v.special_ids),
+        ),
+    ]
+    assert len({key, *others}) == len(others) + 1
+
+
+def test_different_options_are_different_files(cache_dir):
+    v = _small_vocab()
+    a = json_schema(COUNTED, v)
+    b = json_schema(COUNTED, v, whitespace="any")
+    assert len(list(cache_dir.glob("*.pkl"))) == 2
+    _clear_memory()
+    assert json_schema(COUNTED, _fresh(v), whitespace="any").n_states == b.n_states != a.n_states
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty", "foreign"])
+def test_corrupt_file_is_ignored_and_replaced(cache_dir, damage):
+    v = _small_vocab()
+    first = regex(r"[a-c]+x", v)
+    (path,) = cache_dir.glob("*.pkl")
+    data = path.read_bytes()
+    if damage == "truncate":
+        path.write_bytes(data[: len(data) // 2])
+    elif damage == "garbage":
+        path.write_bytes(data[:40] + b"\x00garbage" + data[48:])
+    elif damage == "empty":
+        path.write_bytes(b"")
+    else:  # another format version's payload under this key
+        buf = data[: len(disk_cache._MAGIC)] + pickle.dumps((disk_cache.FORMAT_VERSION + 1, path.stem, None))
+        path.write_bytes(buf)
+    _clear_memory()
+    before = dict(disk_cache.stats)
+    second = regex(r"[a-c]+x", _fresh(v))
+    assert disk_cache.stats["misses"] == before["misses"] + 1
+    assert disk_cache.stats["writes"] == before["writes"] + 1
+    assert path.read_bytes() != b"" and len(path.read_bytes()) == len(data)
+    _assert_same(first, second, v, [_tokenize(v, b"abcx")])
+    _clear_memory()
+    regex(r"[a-c]+x", _fresh(v))
+    assert disk_cache.stats["hits"] == before["hits"] + 1
+
+
+def test_disabled_cache_writes_nothing(cache_dir, monkeypatch):
+    v = _small_vocab()
+    disk_cache.set_disk_cache(False)
+    try:
+        regex(r"q+", v)
+        json_schema(COUNTED, v)
+        assert disk_cache.cache_dir() is None
+    finally:
+        disk_cache.set_disk_cache(None)
+    monkeypatch.setenv(disk_cache.ENV, "off")
+    _clear_memory()
+    regex(r"q+", v)
+    assert list(cache_dir.iterdir()) == []
+
+
+def test_unwritable_cache_dir_is_ignored(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv(disk_cache.ENV, str(blocker / "constraints"))
+    monkeypatch.setattr(disk_cache, "_warned", False)
+    _clear_memory()
+    try:
+        with pytest.warns(RuntimeWarning, match="constraint cache"):
+            c = regex(r"z+", _small_vocab())
+        assert c.n_states == 2
+    finally:
+        _clear_memory()
+
+
+def test_errors_are_not_cached(cache_dir):
+    v = _small_vocab()
+    with pytest.raises(Exception, match="no string"):
+        regex(r"[^\x00-\U0010FFFF]", v)
+    with pytest.raises(Exception, match="no JSON value"):
+        json_schema({"type": "string", "minLength": 3, "maxLength": 2}, v)
+    assert list(cache_dir.iterdir()) == []
+
+
+@pytest.mark.model
+def test_round_trip_on_the_embedded_tokenizer(cache_dir, decc_vocab, decc_tokenizer):
+    def walk(text: bytes) -> list[int]:
+        return decc_tokenizer.encode(text.decode(), add_special_tokens=False)
+
+    a1, a2 = _round_trip(lambda vocab: json_schema(COUNTED, vocab), decc_vocab, [walk(COUNTED_TEXT)])
+    assert isinstance(a2, TokenConstraint) and a2.automaton.counts is not None
+    assert a2.automaton.loops  # string bodies: loop classes come back through the vocabulary's loop cache
+    assert all(lp is a2.vocab.loop_cache[k] for k, lp in a2.vocab.loop_cache.items())
+    b1, b2 = _round_trip(lambda vocab: json_schema(TREE, vocab), decc_vocab, [walk(TREE_TEXT)])
+    assert isinstance(b2, CFGConstraint)
