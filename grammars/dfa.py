@@ -226,12 +226,7 @@ def _determinize(
                 d = seen.get(id(target))
                 if d is None:
                     work += len(target)
-                    d = ids.get(target, DEAD) if target else DEAD
-                    if d == DEAD and target:
-                        d = len(sets)
-                        ids[target] = d
-                        sets.append(target)
-                    seen[id(target)] = d
+                    d = seen[id(target)] = _intern(target, ids, sets)
                 if d != DEAD:
                     filled += (base + lo, hi - lo, d)
         else:
@@ -271,6 +266,17 @@ def _first(run: _Run) -> int:
     return run[0]
 
 
+def _intern(target: frozenset[int], ids: dict[frozenset[int], int], sets: list[frozenset[int]]) -> int:
+    """The DFA state of NFA subset `target` (DEAD for the empty one), numbered on first sight."""
+    if not target:
+        return DEAD
+    d = ids.get(target)
+    if d is None:
+        d = ids[target] = len(sets)
+        sets.append(target)
+    return d
+
+
 def _overlapping_row(
     items: list[_Run],
     base: int,
@@ -305,12 +311,7 @@ def _overlapping_row(
         if d is None:
             target = here[0] if len(here) == 1 else frozenset().union(*here)
             work += len(target)
-            d = ids.get(target, DEAD) if target else DEAD
-            if d == DEAD and target:
-                d = len(sets)
-                ids[target] = d
-                sets.append(target)
-            memo[key] = d
+            d = memo[key] = _intern(target, ids, sets)
         if d != DEAD:
             filled += (base + lo, width, d)
     return work

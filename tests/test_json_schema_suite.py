@@ -17,6 +17,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+from _suite import SUITE, suite_files
 from hypothesis import given, settings
 
 from decc import testing
@@ -27,22 +28,6 @@ from decc.grammars.json_formats import FORMATS
 from decc.grammars.json_schema import InvalidSchema, UnsupportedSchema, compile_json_schema
 from decc.grammars.rtn import build_rtn
 from decc.testing import SchemaOrderError, to_schema_order
-
-SUITE = (
-    Path(__file__).resolve().parents[2]
-    / "shared"
-    / "data"
-    / "json-schema-test-suite"
-    / "tests"
-    / "draft2020-12"
-)
-SKIP_FILES = {"format.json"}
-
-
-def _files() -> list[Path]:
-    if not SUITE.is_dir():
-        return []
-    return sorted(p for p in SUITE.glob("*.json") if p.name not in SKIP_FILES)
 
 
 @functools.cache
@@ -68,7 +53,7 @@ def test_json_schema_suite() -> None:
     rows = []
     wrong: list[str] = []
     totals = [0, 0, 0, 0, 0, 0, 0]
-    for path in _files():
+    for path in suite_files():
         counts = [0, 0, 0, 0, 0, 0, 0]  # compiled, unsupported, valid ok/total, invalid ok/total, skipped
         for index, group in enumerate(json.loads(path.read_text())):
             schema = group["schema"]

@@ -32,31 +32,17 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _suite import SUITE, suite_files
 
 from decc.grammars import GrammarLimitError, InvalidSchema, UnsupportedSchema, json_schema
 from decc.testing import SchemaOrderError, to_schema_order
 
-SUITE = (
-    Path(__file__).resolve().parents[2]
-    / "shared"
-    / "data"
-    / "json-schema-test-suite"
-    / "tests"
-    / "draft2020-12"
-)
-SKIP_FILES = {"format.json"}
 REFUSALS = (UnsupportedSchema, InvalidSchema, GrammarLimitError)
 
 pytestmark = [
     pytest.mark.model,
     pytest.mark.skipif(not SUITE.is_dir(), reason="JSON Schema Test Suite not found"),
 ]
-
-
-def _files() -> list[Path]:
-    if not SUITE.is_dir():
-        return []
-    return sorted(p for p in SUITE.glob("*.json") if p.name not in SKIP_FILES)
 
 
 @functools.cache
@@ -124,7 +110,7 @@ def test_json_schema_suite_token_level(decc_tokenizer: Any, decc_vocab: Any) -> 
     rows = []
     wrong: list[str] = []
     totals = [0] * 8
-    for path in _files():
+    for path in suite_files():
         # compiled, unsupported, valid ok/total, invalid rejected/total, skipped, tokens (EOS included)
         counts = [0] * 8
         for index, group in enumerate(_groups(path)):
