@@ -1,7 +1,7 @@
 """Recursive transition network: one minimal DFA per grammar rule over bytes plus call(rule) edges.
 
 Each rule's body (a regex AST with `Call`s) is built into a Thompson NFA, determinized treating every callee
-as one more alphabet symbol, minimized (Moore) and trimmed. Calls of rules whose language is empty are
+as one more alphabet symbol, minimized (`dfa._minimize`) and trimmed. Calls of rules whose language is empty are
 dropped first, so every remaining state can reach acceptance: any item an Earley parser holds is viable.
 All rules' states are numbered globally (`offsets[r]` is rule r's start state) so one byte table serves all.
 """
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .cfg_grammar import EMPTY_LANGUAGE, AnyNode, Call, Grammar, GrammarError, _map
-from .dfa import epsilon_closure
+from .dfa import _minimize, epsilon_closure
 from .errors import GrammarLimitError
 from .limits import DEFAULT_LIMITS, Limits
 from .nfa import _Builder, estimate_states
@@ -222,39 +222,3 @@ def _rule_dfa(
         for s in range(len(acc))
     ]
     return full.astype(np.int32), acc, calls
-
-
-def _minimize(trans: np.ndarray, acc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Moore refinement with an explicit dead state; dead-equivalent and unreachable states are dropped."""
-    n, k = trans.shape
-    table = np.vstack([np.where(trans < 0, n, trans), np.full((1, k), n, dtype=np.int64)])
-    accepting = np.append(acc, False)
-    ids = accepting.astype(np.int64)
-    count = len(np.unique(ids))
-    while True:
-        sig = np.concatenate([ids[:, None], ids[table]], axis=1)
-        _, new = np.unique(sig, axis=0, return_inverse=True)
-        new = new.reshape(-1)
-        c = int(new.max()) + 1
-        ids = new
-        if c == count:
-            break
-        count = c
-    dead = ids[n]
-    if ids[0] == dead:
-        return np.zeros((0, k), dtype=np.int64), np.zeros(0, dtype=bool)
-    rep: dict[int, int] = {}
-    for s in range(n + 1):
-        rep.setdefault(int(ids[s]), s)
-    number = {int(ids[0]): 0}
-    order = [int(ids[0])]
-    for blk in order:  # breadth-first renumbering of live blocks
-        for t in table[rep[blk]].tolist():
-            tb = int(ids[t])
-            if tb != dead and tb not in number:
-                number[tb] = len(order)
-                order.append(tb)
-    out = np.full((len(order), k), DEAD, dtype=np.int64)
-    for i, blk in enumerate(order):
-        out[i] = [number.get(int(ids[t]), DEAD) for t in table[rep[blk]].tolist()]
-    return out, np.array([bool(accepting[rep[blk]]) for blk in order], dtype=bool)
