@@ -30,7 +30,7 @@ from . import disk_cache
 from .cfg_grammar import Grammar, GrammarError, parse_grammar
 from .earley import Chart, ESet, Recognizer
 from .errors import GrammarLimitError
-from .limits import DEFAULT_LIMITS, Limits
+from .limits import DEFAULT_LIMITS, Limits, check_time, deadline
 from .rtn import RTN, build_rtn
 from .token_automaton import _start_pairs
 from .vocab import Vocabulary
@@ -325,8 +325,9 @@ def _cfg(text: str, vocab: Vocabulary, start: str, limits: Limits) -> CFGConstra
 @lru_cache(maxsize=32)
 def cfg_from_grammar(grammar: Grammar, vocab: Vocabulary, limits: Limits, source: str) -> CFGConstraint:
     """A parsed grammar (from Lark text, or a recursive JSON schema) bound to a vocabulary."""
-    rtn = build_rtn(grammar, limits)
-    inside, uncertain_ids = classify(rtn, vocab, limits)
+    with deadline(limits.max_seconds):
+        rtn = build_rtn(grammar, limits)
+        inside, uncertain_ids = classify(rtn, vocab, limits)
     ids = vocab.text_ids
     order = sorted(ids.tolist(), key=lambda i: vocab.token_bytes[i])
     rank_to_id = np.array(order, dtype=np.int64)
@@ -376,6 +377,7 @@ def classify(
         in_tok: list[np.ndarray] = []
         j = 1
         while len(t_idx):
+            check_time("classifying the vocabulary for the grammar")
             done = lengths[t_idx] == j
             if done.any():
                 in_src.append(src[done])

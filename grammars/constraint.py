@@ -11,7 +11,7 @@ from functools import lru_cache
 from . import disk_cache
 from .dfa import ByteDFA, compile_regex
 from .errors import RegexError
-from .limits import DEFAULT_LIMITS, Limits
+from .limits import DEFAULT_LIMITS, Limits, deadline
 from .matcher import Matcher
 from .token_automaton import TokenAutomaton
 from .vocab import Vocabulary
@@ -52,7 +52,8 @@ def _regex(pattern: str, vocab: Vocabulary, limits: Limits) -> TokenConstraint:
 
 
 def _build_regex(pattern: str, vocab: Vocabulary, limits: Limits) -> TokenConstraint:
-    dfa = compile_regex(pattern, limits)
-    if dfa.is_empty():
-        raise RegexError("this regex matches no string at all", pattern, 0, max(1, len(pattern)))
-    return TokenConstraint(dfa, vocab, TokenAutomaton.build(dfa, vocab, limits), pattern)
+    with deadline(limits.max_seconds):
+        dfa = compile_regex(pattern, limits)
+        if dfa.is_empty():
+            raise RegexError("this regex matches no string at all", pattern, 0, max(1, len(pattern)))
+        return TokenConstraint(dfa, vocab, TokenAutomaton.build(dfa, vocab, limits), pattern)

@@ -15,7 +15,7 @@ from functools import lru_cache
 import numpy as np
 
 from .errors import GrammarLimitError
-from .limits import DEFAULT_LIMITS, Limits
+from .limits import DEFAULT_LIMITS, Limits, check_time, deadline
 from .nfa import NFA, build_nfa
 from .regex_parser import parse_regex
 
@@ -104,7 +104,8 @@ class ByteDFA:
 @lru_cache(maxsize=256)
 def compile_regex(pattern: str, limits: Limits = DEFAULT_LIMITS) -> ByteDFA:
     """The minimal byte DFA for full matches of `pattern` (Python `re` syntax, `re.ASCII` shorthands)."""
-    return dfa_from_nfa(build_nfa(parse_regex(pattern), limits), limits)
+    with deadline(limits.max_seconds):
+        return dfa_from_nfa(build_nfa(parse_regex(pattern), limits), limits)
 
 
 def dfa_from_nfa(nfa: NFA, limits: Limits = DEFAULT_LIMITS) -> ByteDFA:
@@ -207,6 +208,8 @@ def _determinize(
     work = 0
     i = 0
     while i < len(sets):
+        if not i & 63:
+            check_time("building the DFA")
         items: list[_Run] = []
         disjoint = True
         for s in sets[i]:

@@ -56,7 +56,7 @@ from .json_numbers import (
     seq,
     signed_number,
 )
-from .limits import DEFAULT_LIMITS, Limits
+from .limits import DEFAULT_LIMITS, Limits, check_time, deadline
 from .nfa import NFA, _Builder, build_nfa, estimate_states
 from .regex_ast import EMPTY, Alt, CharSet, Concat, Node, Repeat, negate, normalize
 from .regex_parser import parse_regex
@@ -148,19 +148,25 @@ def _bind(
 def _build(
     text: str, lenient: bool, ws: str, limits: Limits, vocab: Vocabulary
 ) -> TokenConstraint | CFGConstraint:
-    compiled = _compile(text, lenient, ws, limits)
-    if isinstance(compiled, ByteDFA) and compiled.is_empty():
-        raise UnsupportedSchema("this schema accepts no JSON value at all", "", "")
-    short = text if len(text) <= 60 else text[:57] + "..."
-    if isinstance(compiled, Grammar):
-        return cfg_from_grammar(compiled, vocab, limits, f"json_schema {short}")
-    return TokenConstraint(
-        compiled, vocab, TokenAutomaton.build(compiled, vocab, limits), f"json_schema {short}"
-    )
+    with deadline(limits.max_seconds):
+        compiled = _compile(text, lenient, ws, limits)
+        if isinstance(compiled, ByteDFA) and compiled.is_empty():
+            raise UnsupportedSchema("this schema accepts no JSON value at all", "", "")
+        short = text if len(text) <= 60 else text[:57] + "..."
+        if isinstance(compiled, Grammar):
+            return cfg_from_grammar(compiled, vocab, limits, f"json_schema {short}")
+        return TokenConstraint(
+            compiled, vocab, TokenAutomaton.build(compiled, vocab, limits), f"json_schema {short}"
+        )
 
 
 @lru_cache(maxsize=128)
 def _compile(text: str, lenient: bool, ws: str, limits: Limits) -> ByteDFA | Grammar:
+    with deadline(limits.max_seconds):
+        return _compile_timed(text, lenient, ws, limits)
+
+
+def _compile_timed(text: str, lenient: bool, ws: str, limits: Limits) -> ByteDFA | Grammar:
     if ws not in ("compact-or-default", "any"):
         raise ValueError(f"whitespace must be 'compact-or-default' or 'any', not {ws!r}")
     schema = json.loads(text)
@@ -330,6 +336,8 @@ def _intersect(a: Node, b: Node) -> Node:
     accepting = set()
     i = 0
     while i < len(order):
+        if not i & 63:
+            check_time("intersecting number constraints")
         p, q = order[i]
         if da.accepting[p] and db.accepting[q]:
             accepting.add(i)
@@ -375,6 +383,8 @@ def _product(includes: tuple[Node, ...], exclude: Node) -> tuple[Node, frozenset
     boundary = set()
     i = 0
     while i < len(order):
+        if not i & 63:
+            check_time("combining string constraints")
         st = order[i]
         x = st[1]
         if acc[0][st[0]]:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 
@@ -17,6 +21,40 @@ class Limits:
     max_subset_work: int = 30_000_000
     # (state, token) pairs a token automaton stores (8 bytes each); reached after ~1-2 s of building.
     max_token_transitions: int = 20_000_000
+    # Wall-clock seconds for one whole compile (schema/regex/grammar to token masks); None: no limit.
+    max_seconds: float | None = 120.0
 
 
 DEFAULT_LIMITS = Limits()
+
+
+# The compile-time limit: a deadline for the whole compile, set by the entry points (`deadline`) and checked
+# by the long loops (`check_time`), so a pathological constraint fails with a clear error instead of hanging.
+# A context variable, not an argument, so that every builder reaches it without plumbing; nested compiles
+# (a schema's format regexes, products) run under the outermost deadline.
+_DEADLINE: ContextVar[tuple[float, float] | None] = ContextVar("decc_compile_deadline", default=None)
+
+
+@contextmanager
+def deadline(seconds: float | None) -> Iterator[None]:
+    """Run a compile under a time limit of `seconds` (None: none), unless an outer one is running."""
+    if seconds is None or _DEADLINE.get() is not None:
+        yield
+        return
+    token = _DEADLINE.set((time.monotonic() + seconds, seconds))
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def check_time(what: str) -> None:
+    """Raise GrammarLimitError once the running compile has passed its time limit."""
+    current = _DEADLINE.get()
+    if current is not None and time.monotonic() > current[0]:
+        from .errors import GrammarLimitError
+
+        raise GrammarLimitError(
+            f"{what} took longer than the compile time limit ({current[1]:g} s)",
+            hints=["simplify the constraint, or raise Limits(max_seconds=...)"],
+        )

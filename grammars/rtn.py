@@ -17,7 +17,7 @@ import numpy as np
 from .cfg_grammar import EMPTY_LANGUAGE, AnyNode, Call, Grammar, GrammarError, _map
 from .dfa import _minimize, epsilon_closure
 from .errors import GrammarLimitError
-from .limits import DEFAULT_LIMITS, Limits
+from .limits import DEFAULT_LIMITS, Limits, check_time
 from .nfa import _Builder, estimate_states
 from .regex_ast import Alt, Automaton, CharSet, Concat
 
@@ -195,6 +195,8 @@ def _rule_dfa(
     sets = [first]
     rows: list[list[int]] = []
     while len(rows) < len(sets):
+        if not len(rows) & 63:
+            check_time("building the grammar's automata")
         moves: dict[int, set[int]] = {}
         for s in sets[len(rows)]:
             for c, closed in succ[s]:

@@ -23,7 +23,7 @@ import torch
 
 from .dfa import ByteDFA
 from .errors import GrammarLimitError
-from .limits import DEFAULT_LIMITS, Limits
+from .limits import DEFAULT_LIMITS, Limits, check_time
 from .token_loops import Loop, loop_classes
 from .vocab import Vocabulary
 
@@ -327,6 +327,7 @@ def _walk_chunks(
         per_state -= np.array([lp.size for lp in loops] + [0], dtype=np.int64)[loop_of]
     lo = 0
     while lo < n:
+        check_time("lifting the automaton to the vocabulary")
         # The next chunk: at most max_rows states whose starting pairs fit in about _CHUNK elements.
         hi = lo + 1 + int(np.searchsorted(np.cumsum(per_state[lo + 1 : lo + max_rows]), _CHUNK))
         hi = min(n, hi, lo + max_rows)
@@ -346,6 +347,7 @@ def _walk_chunks(
             src, t_idx, cur, cs = counter.step(src, t_idx, cur, cs, src, padded[t_idx, 0])
         j = 1
         while len(t_idx):
+            check_time("lifting the automaton to the vocabulary")
             done = lengths[t_idx] == j
             if done.any():
                 if counter is not None:
