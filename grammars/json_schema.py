@@ -1171,10 +1171,27 @@ def _esc(k: str) -> str:
 
 
 def _search(pattern: str, name: str, ptr: str) -> bool:
+    """Does `pattern` match somewhere in the declared property `name`? Python's `re` when it reads the
+    pattern, else decc's own parser (ECMAScript's `\\p{..}`), as an unanchored search automaton."""
     try:
         return re.search(pattern, name) is not None
     except re.error:
+        pass
+    try:
+        return _search_dfa(pattern).accepts(name.encode("utf-8"))
+    except RegexError:
         raise UnsupportedSchema(f"pattern {pattern!r} not supported", "patternProperties", ptr) from None
+
+
+@lru_cache(maxsize=64)
+def _search_dfa(pattern: str) -> ByteDFA:
+    start, end, top_bar = _anchors(pattern)
+    node = parse_regex(pattern)
+    if (start or end) and top_bar:
+        raise RegexError("anchors with a top-level '|' are not supported", pattern, 0, len(pattern))
+    anything = Repeat(CharSet(negate(())), 0, None)  # any character, newlines included
+    body = seq(*([] if start else [anything]), node, *([] if end else [anything]))
+    return dfa_from_nfa(build_nfa(body, DEFAULT_LIMITS))
 
 
 _ANNOTATIONS = frozenset(

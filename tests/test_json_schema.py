@@ -547,3 +547,17 @@ def test_unicode_property_patterns() -> None:
     assert not dfa.accepts(b'"zoe"') and not dfa.accepts(b'"Z1"')
     with pytest.raises(InvalidSchema, match="'/pattern'"):
         compile_json_schema({"type": "string", "pattern": "[a"})
+
+
+def test_unicode_property_pattern_properties_classify_declared_names() -> None:
+    """A declared property also takes the schemas of the patternProperties its name matches, even when only
+    decc's parser reads the pattern (`\\p{Lu}`: Python's `re` cannot)."""
+    s = {
+        "type": "object",
+        "properties": {"Émile": {}, "zoe": {}},
+        "patternProperties": {r"^\p{Lu}": {"type": "integer"}},
+        "additionalProperties": False,
+    }
+    dfa = compile_json_schema(s)
+    assert dfa.accepts('{"Émile": 3}'.encode()) and not dfa.accepts('{"Émile": "x"}'.encode())
+    assert dfa.accepts(b'{"zoe": "x"}')
