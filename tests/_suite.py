@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
+
+from decc.testing import SchemaOrderError, to_schema_order
 
 SUITE = (
     Path(__file__).resolve().parents[2]
@@ -19,3 +23,13 @@ def suite_files() -> list[Path]:
     if not SUITE.is_dir():
         return []
     return sorted(p for p in SUITE.glob("*.json") if p.name not in SKIP_FILES)
+
+
+def serializations(data: Any, schema: Any) -> list[str] | None:
+    """A suite instance as decc writes it (keys in schema order, integral floats as integers), compact and
+    with `json.dumps` defaults; None when its keys cannot be put in schema order."""
+    try:
+        inst = to_schema_order(data, schema)
+    except (SchemaOrderError, KeyError, IndexError, TypeError, ValueError):
+        return None
+    return [json.dumps(inst, separators=(",", ":")), json.dumps(inst)]
