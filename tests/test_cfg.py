@@ -16,9 +16,9 @@ import random
 import numpy as np
 import pytest
 import torch
+from _lark import lark_accepts, lark_parser
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from lark import Lark
 
 from decc.grammars import GrammarError, GrammarLimitError, Limits, Vocabulary, cfg
 from decc.grammars.cfg_grammar import parse_grammar
@@ -66,18 +66,6 @@ GRAMMARS = {
 }
 
 
-def _lark(text: str) -> Lark:
-    return Lark(text, parser="earley", lexer="dynamic_complete")
-
-
-def _lark_accepts(parser: Lark, s: str) -> bool:
-    try:
-        parser.parse(s)
-        return True
-    except Exception:
-        return False
-
-
 def _complete(rec: Recognizer, data: bytes, alphabet: bytes, limit: int = 12) -> bytes | None:
     """A shortest completion of a live prefix, by breadth-first search over the alphabet."""
     start = rec.advance_bytes(rec.initial(), data)
@@ -98,15 +86,15 @@ def _complete(rec: Recognizer, data: bytes, alphabet: bytes, limit: int = 12) ->
 
 
 @pytest.mark.parametrize("name", sorted(GRAMMARS))
-def test_recognizer_matches_lark(name: str) -> None:
+def test_recognizer_matcheslark_parser(name: str) -> None:
     text, alphabet = GRAMMARS[name]
-    parser = _lark(text)
+    parser = lark_parser(text)
     rec = Recognizer(build_rtn(parse_grammar(text)))
     rng = random.Random(name)
     accepted = 0
     for _ in range(400):
         s = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 8)))
-        expected = _lark_accepts(parser, s)
+        expected = lark_accepts(parser, s)
         accepted += expected
         assert rec.accepts(s.encode()) == expected, s
     assert accepted > 5
@@ -116,11 +104,11 @@ def test_recognizer_matches_lark(name: str) -> None:
         if rec.is_prefix(s.encode()):
             tail = _complete(rec, s.encode(), alphabet.encode())
             assert tail is not None, s
-            assert _lark_accepts(parser, s + tail.decode()), (s, tail)
+            assert lark_accepts(parser, s + tail.decode()), (s, tail)
         else:
             for k in range(4):
                 for tail in itertools.product(alphabet, repeat=k):
-                    assert not _lark_accepts(parser, s + "".join(tail)), (s, tail)
+                    assert not lark_accepts(parser, s + "".join(tail)), (s, tail)
 
 
 def _tiny_vocab(alphabet: str) -> Vocabulary:
@@ -136,7 +124,7 @@ def test_token_masks_match_oracle(name: str) -> None:
     text, alphabet = GRAMMARS[name]
     vocab = _tiny_vocab(alphabet)
     constraint = cfg(text, vocab)
-    parser = _lark(text)
+    parser = lark_parser(text)
     rec = constraint.recognizer
     text_ids = vocab.text_ids.tolist()
 
@@ -152,7 +140,7 @@ def test_token_masks_match_oracle(name: str) -> None:
             for t in text_ids:
                 want = rec.is_prefix(so_far + vocab.token_bytes[t])
                 assert bool(bits[t]) == want, (so_far, vocab.token_bytes[t])
-            assert bool(bits[0]) == _lark_accepts(parser, so_far.decode()), so_far
+            assert bool(bits[0]) == lark_accepts(parser, so_far.decode()), so_far
             assert not bits[len(vocab.token_bytes) :].any()
             assert m.is_accepting() == bool(bits[0])
             allowed = [t for t in text_ids if bits[t]]

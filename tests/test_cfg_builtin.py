@@ -7,6 +7,7 @@ import random
 import numpy as np
 import pytest
 import torch
+from _lark import lark_accepts, lark_parser
 from lark import Lark
 
 from decc.grammars import GrammarError, Vocabulary, builtin_grammar, cfg_builtin
@@ -38,15 +39,7 @@ INVALID = {
 
 
 def _lark(name: str) -> Lark:
-    return Lark(builtin_grammar(name), parser="earley", lexer="dynamic_complete")
-
-
-def _lark_accepts(parser: Lark, s: str) -> bool:
-    try:
-        parser.parse(s)
-        return True
-    except Exception:
-        return False
+    return lark_parser(builtin_grammar(name))
 
 
 @pytest.mark.parametrize("name", sorted(VALID))
@@ -54,9 +47,9 @@ def test_builtin_recognizer_matches_lark(name: str) -> None:
     parser = _lark(name)
     rec = Recognizer(build_rtn(parse_grammar(builtin_grammar(name))))
     for s in VALID[name]:
-        assert _lark_accepts(parser, s) and rec.accepts(s.encode()), s
+        assert lark_accepts(parser, s) and rec.accepts(s.encode()), s
     for s in INVALID[name]:
-        assert not _lark_accepts(parser, s) and not rec.accepts(s.encode()), s
+        assert not lark_accepts(parser, s) and not rec.accepts(s.encode()), s
     # Random edits of the valid examples: the recognizer agrees with Lark either way.
     rng = random.Random(name)
     chars = sorted(set("".join(VALID[name])))
@@ -69,7 +62,7 @@ def test_builtin_recognizer_matches_lark(name: str) -> None:
             else:
                 s.insert(i, rng.choice(chars))
         text = "".join(s)
-        assert rec.accepts(text.encode()) == _lark_accepts(parser, text), text
+        assert rec.accepts(text.encode()) == lark_accepts(parser, text), text
 
 
 def test_builtin_names() -> None:
@@ -148,7 +141,7 @@ def test_random_masked_walks_parse(real, name: str) -> None:
             text += vocab.token_bytes[t]
         if m.is_terminated():
             finished += 1
-            assert _lark_accepts(parser, text.decode("utf-8")), text
+            assert lark_accepts(parser, text.decode("utf-8")), text
         else:
             assert rec.is_prefix(text)
     if name != "sql_select":  # random SQL rarely closes within 40 tokens

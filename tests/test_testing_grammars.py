@@ -7,6 +7,7 @@ import json
 
 import lark
 import pytest
+from _lark import lark_parser
 from hypothesis import find, given, settings
 from hypothesis import strategies as st
 
@@ -19,14 +20,10 @@ from decc.grammars.rtn import build_rtn
 DRAWS = {"json": 150, "arith": 150, "sql_select": 40}
 
 
-def _lark(text: str) -> lark.Lark:
-    return lark.Lark(text, parser="earley", lexer="dynamic_complete")
-
-
 @pytest.mark.parametrize("name", grammars.BUILTIN_GRAMMARS)
-def test_builtin_grammar_draws_parse_with_lark(name: str) -> None:
+def test_builtin_grammar_draws_parse_withlark_parser(name: str) -> None:
     text = grammars.builtin_grammar(name)
-    parser = _lark(text)
+    parser = lark_parser(text)
     lengths: list[int] = []
 
     # Default health checks on: the strategy must not filter too much, nor be too slow or too large.
@@ -72,7 +69,7 @@ def test_every_form_of_a_grammar_constraint_is_accepted() -> None:
     parsed = parse_grammar(text)
     vocab = grammars.Vocabulary.from_token_bytes([bytes([b]) for b in range(256)] + [b"</s>"], eos_id=256)
     forms = [parsed, build_rtn(parsed), grammars.cfg_builtin("arith", vocab)]
-    parser = _lark(text)
+    parser = lark_parser(text)
     for form in forms:
 
         @settings(max_examples=30, deadline=None, database=None, derandomize=True)
@@ -92,7 +89,7 @@ def test_compiled_program_grammar_step() -> None:
 
     program = decc.loads('gen e { where: grammar("arith") }', "g.dec")
     (gen,) = [op for op in program.ir.body if isinstance(op, ir.Generate)]
-    parser = _lark(grammars.builtin_grammar("arith"))
+    parser = lark_parser(grammars.builtin_grammar("arith"))
 
     @settings(max_examples=30, deadline=None, database=None, derandomize=True)
     @given(testing.from_constraint(gen.constraint))
@@ -114,7 +111,7 @@ RECURSIVE = {
 @pytest.mark.parametrize("name", RECURSIVE)
 def test_recursive_grammars_terminate_and_shrink(name: str) -> None:
     text, shortest = RECURSIVE[name]
-    parser = _lark(text)
+    parser = lark_parser(text)
     lengths: list[int] = []
 
     @settings(max_examples=150, deadline=None, database=None, derandomize=True)
@@ -158,7 +155,7 @@ def test_shortest_completion_of_any_prefix_is_a_sentence(data: st.DataObject) ->
     assert chart is not None
     completed = sentence[:cut] + testing._shortest_completion(rtn, chart)
     assert rec.accepts(completed)
-    _PARSERS.setdefault(name, _lark(text)).parse(completed.decode())
+    _PARSERS.setdefault(name, lark_parser(text)).parse(completed.decode())
 
 
 _PARSERS: dict[str, lark.Lark] = {}
