@@ -123,39 +123,30 @@ def integer_range(lo: int | None, hi: int | None) -> Node | None:
     return alt(*parts) if parts else None
 
 
-def integer_multiple(m: int, allow_neg: bool, allow_zero: bool, allow_pos: bool) -> Node | None:
-    """JSON integers that are multiples of `m` with the allowed signs, as an exact remainder automaton."""
-    if not (allow_neg or allow_zero or allow_pos):
-        return None
+def integer_multiple(m: int) -> Node:
+    """JSON integers (either sign) that are multiples of `m`, as an exact remainder automaton; bounds are
+    intersected in by the caller."""
     if m == 1:
-        parts = []
-        if allow_neg:
-            parts.append(seq(MINUS, NONZERO, Repeat(DIGIT, 0, None)))
-        if allow_zero:
-            parts.append(lit("0"))
-        if allow_pos:
-            parts.append(seq(NONZERO, Repeat(DIGIT, 0, None)))
-        return alt(*parts)
+        return alt(
+            seq(MINUS, NONZERO, Repeat(DIGIT, 0, None)), lit("0"), seq(NONZERO, Repeat(DIGIT, 0, None))
+        )
     # states: 0 start, 1 zero, 2 after '-', 3..3+m positive remainders, 3+m..3+2m negative remainders
     pos0, neg0 = 3, 3 + m
-    edges: list[tuple[int, int, int, int]] = []
-    accepting = set()
-    if allow_zero:
-        edges.append((0, 0x30, 0x30, 1))
-        accepting.add(1)
-    for base, on in ((pos0, allow_pos), (neg0, allow_neg)):
-        if not on:
-            continue
-        src = 0 if base == pos0 else 2
-        if base == neg0:
-            edges.append((0, 0x2D, 0x2D, 2))
+    edges: list[tuple[int, int, int, int]] = [(0, 0x30, 0x30, 1), (0, 0x2D, 0x2D, 2)]
+    for base, src in ((pos0, 0), (neg0, 2)):
         for d in range(1, 10):
             edges.append((src, 0x30 + d, 0x30 + d, base + d % m))
         for r in range(m):
             for d in range(10):
                 edges.append((base + r, 0x30 + d, 0x30 + d, base + (r * 10 + d) % m))
-        accepting.add(base)
-    return Automaton(3 + 2 * m, 0, frozenset(accepting), tuple(edges))
+    return Automaton(3 + 2 * m, 0, frozenset({1, pos0, neg0}), tuple(edges))
+
+
+def decimal_step(m: Decimal) -> tuple[int, int]:
+    """(d, k) with m = d * 10**-k, d a positive integer and k >= 0 as small as possible."""
+    _, digits, exp = m.normalize().as_tuple()
+    assert isinstance(exp, int)
+    return int("".join(map(str, digits))) * 10 ** max(0, exp), max(0, -exp)
 
 
 def decimal_multiple(m: Decimal) -> Node:
@@ -165,10 +156,7 @@ def decimal_multiple(m: Decimal) -> Node:
     the integer digits and the first k fractional digits (fewer digits: pad with zeros, i.e. multiply the
     remainder by 10 per missing digit); past k fractional digits only zeros may follow.
     """
-    _, digits, exp = m.normalize().as_tuple()
-    assert isinstance(exp, int)
-    d = int("".join(map(str, digits))) * 10 ** max(0, exp)
-    k = max(0, -exp)
+    d, k = decimal_step(m)
     # 0 start, 1 after '-', 2 after a leading '0'; then per remainder r: the integer part, after '.',
     # after i = 1..k fractional digits; then trailing zeros
     whole, point = 3, 3 + d

@@ -24,6 +24,7 @@ import json
 import math
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache, partial
@@ -48,6 +49,7 @@ from .json_numbers import (
     alt,
     decimal_multiple,
     decimal_range,
+    decimal_step,
     fixed_width_range,
     integer_multiple,
     integer_range,
@@ -860,15 +862,11 @@ class _Compiler:
         return seq(QUOTE, body, QUOTE)
 
     def pattern(self, p: str, ptr: str) -> Node:
-        start, end, top_bar = _anchors(p)
-        if (start or end) and top_bar:
-            raise self.hard("pattern", ptr, "anchors with a top-level '|' are not supported")
         try:
-            node = _to_json_string_body(parse_regex(p))
+            return _search_node(p, _to_json_string_body, Repeat(STR_CHAR, 0, None))
         except RegexError as e:
-            raise self.hard("pattern", ptr, f"pattern not supported: {e.message}") from None
-        anything = Repeat(STR_CHAR, 0, None)
-        return seq(*([] if start else [anything]), node, *([] if end else [anything]))
+            why = e.message if e.message == _ANCHORED_BAR else f"pattern not supported: {e.message}"
+            raise self.hard("pattern", ptr, why) from None
 
     # -- numbers
 
@@ -891,9 +889,7 @@ class _Compiler:
                 mult = int(mult)
             exact = _decimal(mult)
             assert exact is not None
-            _, digits, exp = exact.normalize().as_tuple()
-            assert isinstance(exp, int)
-            d, k = int("".join(map(str, digits))) * 10 ** max(0, exp), max(0, -exp)
+            d, k = decimal_step(exact)
             if integer:  # n * 10**k divisible by d: n divisible by d / gcd(d, 10**k)
                 mult = d // math.gcd(d, 10**k)
                 size = 2 * mult + 3
@@ -920,13 +916,12 @@ class _Compiler:
                 else (math.ceil(hi) - 1 if hi_x and float(hi).is_integer() else math.floor(hi))
             )
             if mult is None:
-                whole = integer_range(ilo, ihi)
-                return NOTHING if whole is None else whole if step is None else _intersect(step, whole)
-            multiples = integer_multiple(mult, True, True, True)
+                return integer_range(ilo, ihi) or NOTHING
+            multiples = integer_multiple(mult)
             if ilo is None and ihi is None:
-                return multiples or NOTHING
+                return multiples
             bounded = integer_range(ilo, ihi)
-            return _intersect(multiples, bounded) if multiples and bounded else NOTHING
+            return _intersect(multiples, bounded) if bounded else NOTHING
         if lo is None and hi is None:
             return step or NUMBER
         if (lo is not None and lo != 0) or (hi is not None and hi != 0):
@@ -1185,13 +1180,21 @@ def _search(pattern: str, name: str, ptr: str) -> bool:
 
 @lru_cache(maxsize=64)
 def _search_dfa(pattern: str) -> ByteDFA:
-    start, end, top_bar = _anchors(pattern)
-    node = parse_regex(pattern)
-    if (start or end) and top_bar:
-        raise RegexError("anchors with a top-level '|' are not supported", pattern, 0, len(pattern))
     anything = Repeat(CharSet(negate(())), 0, None)  # any character, newlines included
-    body = seq(*([] if start else [anything]), node, *([] if end else [anything]))
-    return dfa_from_nfa(build_nfa(body, DEFAULT_LIMITS))
+    return dfa_from_nfa(build_nfa(_search_node(pattern, lambda n: n, anything), DEFAULT_LIMITS))
+
+
+_ANCHORED_BAR = "anchors with a top-level '|' are not supported"
+
+
+def _search_node(pattern: str, node_of: Callable[[Node], Node], anything: Node) -> Node:
+    """A JSON Schema `pattern` as a search (ECMAScript: unanchored unless it starts with ^ / ends with $):
+    `node_of` of the parsed regex, with `anything` on each side that is not anchored."""
+    start, end, top_bar = _anchors(pattern)
+    if (start or end) and top_bar:
+        raise RegexError(_ANCHORED_BAR, pattern, 0, len(pattern))
+    node = node_of(parse_regex(pattern))
+    return seq(*([] if start else [anything]), node, *([] if end else [anything]))
 
 
 _ANNOTATIONS = frozenset(

@@ -142,10 +142,7 @@ class TokenAutomaton:
         c = int(self.loop_of[state]) if len(self.loop_of) else -1
         if c >= 0:
             loop = self.loops[c].ids
-            ids = np.concatenate([ids, loop])
-            nxt = np.concatenate([nxt, np.full(len(loop), state, dtype=np.int32)])
-            order = np.argsort(ids, kind="stable")
-            ids, nxt = ids[order], nxt[order]
+            ids, nxt = merge_by_id([(ids, nxt), (loop, np.full(len(loop), state, dtype=np.int32))])
         return ids, nxt
 
     def allowed(self, state: int, counter: int = 0) -> np.ndarray:
@@ -265,6 +262,14 @@ def dedup_rows(rows: list[np.ndarray], n_words: int) -> tuple[np.ndarray, np.nda
         index[i] = j
     stacked = np.stack(distinct) if distinct else np.zeros((0, n_words), dtype=np.int32)
     return stacked.astype(np.int32, copy=False), index
+
+
+def merge_by_id(parts: list[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...]:
+    """Column groups (ids, *per-id columns) concatenated and sorted by id: a state's CSR pairs and its
+    loop tokens as one sorted edge list."""
+    cols = [np.concatenate(c) for c in zip(*parts, strict=True)]
+    order = np.argsort(cols[0], kind="stable")
+    return tuple(c[order] for c in cols)
 
 
 def _flat_view(dfa: ByteDFA) -> memoryview:

@@ -21,7 +21,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from .counters import row_ids
 from .dfa import ByteDFA
-from .token_automaton import dedup_rows, live_layout, pack_bits, set_bits
+from .token_automaton import dedup_rows, live_layout, merge_by_id, pack_bits, set_bits
 from .token_loops import Loop
 from .vocab import Vocabulary
 
@@ -180,12 +180,8 @@ class _Counts:
         c = int(self.loop_of[q])
         if c >= 0:
             lp = self.loops[c]
-            ids = np.concatenate([ids, lp.ids])
-            nxt = np.concatenate([nxt, np.full(lp.size, q, dtype=np.int32)])
-            delta = np.concatenate([delta, lp.ticks])
-            ex = np.concatenate([ex, np.zeros(lp.size, dtype=bool)])
-            order = np.argsort(ids, kind="stable")
-            ids, nxt, delta, ex = ids[order], nxt[order], delta[order], ex[order]
+            loop = (lp.ids, np.full(lp.size, q, dtype=np.int32), lp.ticks, np.zeros(lp.size, dtype=bool))
+            ids, nxt, delta, ex = merge_by_id([(ids, nxt, delta, ex), loop])
         return ids, nxt, delta, ex
 
     def valid(self, q: int, c: int, nxt: np.ndarray, delta: np.ndarray, ex: np.ndarray) -> np.ndarray:
