@@ -14,12 +14,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from decc.errors import DeccError, Source, Span
 
 from .errors import RegexError
 from .regex_ast import Alt, CharSet, Concat, Node, Repeat, char, normalize
 from .regex_parser import parse_regex
+
+if TYPE_CHECKING:
+    from .dfa import ByteDFA
 
 
 class GrammarError(DeccError):
@@ -33,7 +37,17 @@ class Call:
     rule: str
 
 
-AnyNode = Node | Call
+@dataclass(frozen=True, eq=False)
+class Lexeme:
+    """A whole rule body given as a byte DFA, counters included: a length-bounded JSON string in a recursive
+    schema. The RTN unrolls its (state, counter) pairs; the mask for them comes from the DFA's own token
+    automaton (cfg_matcher), so long bounds cost no per-state vocabulary walk."""
+
+    dfa: ByteDFA
+    name: str = ""
+
+
+AnyNode = Node | Call | Lexeme
 EMPTY_LANGUAGE = Alt(())
 
 

@@ -25,14 +25,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from numpy.lib.stride_tricks import sliding_window_view
 
 from . import disk_cache
 from .cfg_grammar import Grammar, GrammarError, parse_grammar
+from .counters import row_ids
+from .dfa import ByteDFA
 from .earley import Chart, ESet, Recognizer
 from .errors import GrammarLimitError
 from .limits import DEFAULT_LIMITS, Limits, check_time, deadline
 from .rtn import RTN, build_rtn
-from .token_automaton import _start_pairs
+from .token_automaton import _start_pairs, pack_bits
 from .vocab import Vocabulary
 
 _CHUNK = 4_000_000
@@ -64,12 +67,16 @@ class CFGConstraint:
     rtn: RTN
     vocab: Vocabulary
     recognizer: Recognizer
-    inside: np.ndarray  # int32 [n_states, n_words]: context-independent allowed tokens per RTN state
+    inside: np.ndarray  # int32 [n_rows, n_words]: context-independent allowed-token rows (row 0: none)
+    inside_of: np.ndarray  # int64 [n_states]: each RTN state's row in `inside`
     uncertain: tuple[np.ndarray, ...]  # per RTN state: byte-order ranks of the tokens to check at run time
     rank_to_id: np.ndarray  # int64: text token ids sorted by their bytes
     rank_bytes: tuple[bytes, ...]  # the bytes of those tokens, in the same order
     eos_ids: np.ndarray  # int32
     source: str = ""
+    # Per RTN state, the state the mask cache files it under: itself, or for an unrolled lexeme pair
+    # (q, c) the first pair (q, c') whose counter has the same future for any one token (see `_canon`).
+    canon: tuple[int, ...] = ()
     # Masks by context signature, and the interning table of continuation contexts (see `_signature`).
     _masks: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
     _interned: dict[frozenset, int] = field(default_factory=dict, repr=False)
@@ -135,6 +142,7 @@ class CFGConstraint:
         recursion left after normalization) give None: no caching then.
         """
         rule_of = self.recognizer.rule_of
+        canon = self.canon
         interned = self._interned
         if len(interned) > _CONTEXT_LIMIT:
             interned.clear()
@@ -162,7 +170,7 @@ class CFGConstraint:
             return cid
 
         try:
-            key = frozenset((g, context(o, rule_of[g])) for g, o in chart[-1].items)
+            key = frozenset((canon[g], context(o, rule_of[g])) for g, o in chart[-1].items)
         except _Cyclic:
             return None
         cid = interned.get(key)
@@ -175,7 +183,7 @@ class CFGConstraint:
         states = last.scan_states()
         words = self.vocab.n_words
         if len(states):
-            mask = np.bitwise_or.reduce(self.inside[states], axis=0)
+            mask = np.bitwise_or.reduce(self.inside[self.inside_of[states]], axis=0)
         else:
             mask = np.zeros(words, dtype=np.int32)
         parts = [self.uncertain[g] for g in states.tolist() if len(self.uncertain[g])]
@@ -327,34 +335,58 @@ def cfg_from_grammar(grammar: Grammar, vocab: Vocabulary, limits: Limits, source
     """A parsed grammar (from Lark text, or a recursive JSON schema) bound to a vocabulary."""
     with deadline(limits.max_seconds):
         rtn = build_rtn(grammar, limits)
-        inside, uncertain_ids = classify(rtn, vocab, limits)
+        inside, inside_of, uncertain_ids = classify(rtn, vocab, limits)
+        canon = _canon(rtn, vocab)
     ids = vocab.text_ids
     order = sorted(ids.tolist(), key=lambda i: vocab.token_bytes[i])
     rank_to_id = np.array(order, dtype=np.int64)
     rank_of = np.zeros(vocab.size, dtype=np.int64)
     rank_of[rank_to_id] = np.arange(len(rank_to_id))
-    uncertain = tuple(np.sort(rank_of[u]) for u in uncertain_ids)
+    ranked: dict[int, np.ndarray] = {}  # unrolled lexeme states share their arrays: convert each once
+    for u in uncertain_ids:
+        if id(u) not in ranked:
+            ranked[id(u)] = np.sort(rank_of[u])
+    uncertain = tuple(ranked[id(u)] for u in uncertain_ids)
     rank_bytes = tuple(vocab.token_bytes[i] or b"" for i in order)
     eos = np.array(sorted(vocab.eos_ids), dtype=np.int32)
     return CFGConstraint(
-        grammar, rtn, vocab, Recognizer(rtn), inside, uncertain, rank_to_id, rank_bytes, eos, source
+        grammar,
+        rtn,
+        vocab,
+        Recognizer(rtn),
+        inside,
+        inside_of,
+        uncertain,
+        rank_to_id,
+        rank_bytes,
+        eos,
+        source,
+        tuple(canon),
     )
 
 
 def classify(
     rtn: RTN, vocab: Vocabulary, limits: Limits = DEFAULT_LIMITS
-) -> tuple[np.ndarray, list[np.ndarray]]:
-    """(inside bitmask [G, n_words], uncertain token ids per state) for every RTN state and text token."""
+) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """(inside rows [R, n_words], each state's row [G], uncertain token ids per state) for every RTN state.
+
+    Ordinary states are classified by walking the vocabulary; unrolled lexeme states take their rows from
+    the lexeme's token automaton (`_lexeme_rows`).
+    """
     n = rtn.n_states
+    lexical = _lexical(rtn)
     ids, lengths, padded, offsets = vocab.packed
     dead = n
     table = np.full((n + 1, 256), dead, dtype=np.int32)
     table[:n] = np.where(rtn.table < 0, dead, rtn.table)
-    exit_point = np.zeros(n + 1, dtype=bool)
-    exit_point[:n] = rtn.accepting | np.array([bool(c) for c in rtn.calls], dtype=bool)
+    exit_point = np.zeros(n + 1, dtype=bool)  # a token passing here may go on in a caller
+    exit_point[:n] = _accepting_through_nullable(rtn)
+    enters = _call_first(rtn)  # [n + 1, 256]: this byte may go on in a callee called here
     live = table[:n] != dead
-    width = vocab.n_words * 32
-    inside = np.zeros((n, vocab.n_words), dtype=np.int32)
+    live[lexical] = False
+    rows: list[np.ndarray] = [np.zeros((1, vocab.n_words), dtype=np.int32)]
+    inside_of = np.zeros(n, dtype=np.int64)
+    n_rows = 1
     unc_src: list[np.ndarray] = []
     unc_tok: list[np.ndarray] = []
     per_state = live.astype(np.int64) @ np.diff(offsets)
@@ -363,7 +395,7 @@ def classify(
             f"grammar too large for this vocabulary: about {int(per_state.sum()):,} (state, token) pairs to "
             f"classify (limit {limits.max_token_transitions:,})",
             hints=[
-                "long bounded repeats (like a large maxLength inside a recursive schema) are unrolled here"
+                "long bounded repeats (like a large maxItems inside a recursive schema) are unrolled here"
             ],
         )
     total = 0
@@ -386,7 +418,9 @@ def classify(
                 src, t_idx, cur, passed = src[keep], t_idx[keep], cur[keep], passed[keep]
                 if not len(t_idx):
                     break
-            cur = table[cur, padded[t_idx, j]]
+            byte = padded[t_idx, j]
+            passed |= enters[cur, byte]
+            cur = table[cur, byte]
             died = cur == dead
             if died.any():
                 unsure = died & passed
@@ -398,10 +432,10 @@ def classify(
             j += 1
         if in_src:
             s_all, t_all = np.concatenate(in_src), np.concatenate(in_tok)
-            dense = np.zeros((hi - lo, width), dtype=bool)
-            dense[s_all - lo, t_all] = True
-            packed = np.packbits(dense, axis=1, bitorder="little")
-            inside[lo:hi] = packed.view("<u4").astype(np.uint32).view(np.int32)
+            states, which = np.unique(s_all, return_inverse=True)
+            rows.append(pack_bits(which.reshape(-1), t_all, len(states), vocab.n_words).view(np.int32))
+            inside_of[states] = n_rows + np.arange(len(states))
+            n_rows += len(states)
             total += len(s_all)
         total += sum(len(u) for u in unc_src)
         if total > limits.max_token_transitions:
@@ -418,8 +452,173 @@ def classify(
         uncertain = [t_all[bounds[g] : bounds[g + 1]] for g in range(n)]
     else:
         uncertain = [np.zeros(0, dtype=np.int64) for _ in range(n)]
-    inside.setflags(write=False)
-    return inside, uncertain
+    if lexical.any():
+        lex_rows, lex_of, lex_unc = _lexeme_rows(rtn, vocab, limits)
+        rows.append(lex_rows)
+        inside_of[lexical] = np.where(lex_of[lexical] > 0, n_rows - 1 + lex_of[lexical], 0)
+        for g in np.flatnonzero(lexical).tolist():
+            uncertain[g] = lex_unc[g]
+    inside = np.ascontiguousarray(np.concatenate(rows), dtype=np.int32)
+    for a in (inside, inside_of):
+        a.setflags(write=False)
+    return inside, inside_of, uncertain
+
+
+def _call_first(rtn: RTN) -> np.ndarray:
+    """bool [G + 1, 256]: the bytes that can start what a call made from state g derives (the callee, and
+    what follows it when the callee is nullable), the last row (the dead state) empty.
+
+    A token that dies in its own rule only after passing such a byte may have gone into the callee there
+    instead, so it is uncertain; one that never did is rejected for good.
+    """
+    n = rtn.n_states
+    first = np.zeros((n + 1, 256), dtype=bool)
+    first[:n] = rtn.table >= 0
+    src, callee_start, nxt = [], [], []
+    starts = rtn.offsets[:-1]
+    for g, edges in enumerate(rtn.calls):
+        for callee, after in edges:
+            src.append(g)
+            callee_start.append(int(starts[callee]))
+            nxt.append(after if rtn.nullable[callee] else n)
+    if not src:
+        return np.zeros((n + 1, 256), dtype=bool)
+    src_a, start_a, nxt_a = (np.array(x, dtype=np.int64) for x in (src, callee_start, nxt))
+    while True:  # F(g) = bytes(g) | F(callee start) | F(next), if the callee is nullable, for g's calls
+        before = first[src_a].copy()
+        np.logical_or.at(first, src_a, first[start_a] | first[nxt_a])
+        if (first[src_a] == before).all():
+            break
+    out = np.zeros((n + 1, 256), dtype=bool)
+    np.logical_or.at(out, src_a, first[start_a] | first[nxt_a])
+    return out
+
+
+def _accepting_through_nullable(rtn: RTN) -> np.ndarray:
+    """bool [G]: the state accepts, or reaches an accepting state through calls of nullable rules (the
+    Earley set then also holds that state, whose completion continues in a caller)."""
+    acc = rtn.accepting.copy()
+    edges = [(g, nxt) for g, es in enumerate(rtn.calls) for callee, nxt in es if rtn.nullable[callee]]
+    changed = True
+    while changed:
+        changed = False
+        for g, nxt in edges:
+            if acc[nxt] and not acc[g]:
+                acc[g] = changed = True
+    return acc
+
+
+def _lexical(rtn: RTN) -> np.ndarray:
+    """bool [G]: the state is an unrolled lexeme (state, counter) pair."""
+    if rtn.lex_q is None:
+        return np.zeros(rtn.n_states, dtype=bool)
+    return rtn.lex_q >= 0
+
+
+def _lexeme_rows(
+    rtn: RTN, vocab: Vocabulary, limits: Limits
+) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]:
+    """For the unrolled lexeme states: (distinct rows, stacked, row 0 unused; each state's row number, 0 for
+    none; uncertain token ids per state).
+
+    A pair (q, c) allows inside its rule exactly the tokens its lexeme's token automaton allows there (EOS
+    aside: the chart decides that). Tokens that pass an accepting state and then die are uncertain, as
+    for any state; they are found per DFA state q with the counter ignored, a superset that the Earley
+    simulation then checks exactly.
+    """
+    from .token_automaton import TokenAutomaton
+
+    n = rtn.n_states
+    row_of = np.zeros(n, dtype=np.int64)
+    found: dict[bytes, int] = {}
+    distinct: list[np.ndarray] = [np.zeros(vocab.n_words, dtype=np.int32)]
+    eos = np.array(sorted(vocab.eos_ids), dtype=np.int64)
+    clear = np.full(vocab.n_words, -1, dtype=np.int32)
+    if len(eos):
+        np.bitwise_and.at(clear, eos >> 5, ~(np.int32(1) << (eos & 31).astype(np.int32)))
+    uncertain: dict[int, np.ndarray] = {}
+    has_bytes = (rtn.table >= 0).any(axis=1)
+    for r, dfa in enumerate(rtn.lexemes):
+        if dfa is None:
+            continue
+        auto = TokenAutomaton.build(dfa, vocab, limits)
+        exits = _exit_tokens(dfa, vocab)
+        by_tensor: dict[int, int] = {}
+        for g in range(int(rtn.offsets[r]), int(rtn.offsets[r + 1])):
+            q, c = int(rtn.lex_q[g]), int(rtn.lex_c[g])
+            uncertain[g] = exits[q]
+            if not has_bytes[g]:
+                continue
+            tensor = auto.row(q, c)
+            k = by_tensor.get(id(tensor))
+            if k is None:
+                row = tensor.numpy() & clear
+                k = by_tensor[id(tensor)] = found.setdefault(row.tobytes(), len(distinct))
+                if k == len(distinct):
+                    distinct.append(row)
+            row_of[g] = k
+    return np.stack(distinct)[1:], row_of, uncertain
+
+
+def _exit_tokens(dfa: ByteDFA, vocab: Vocabulary) -> list[np.ndarray]:
+    """Per DFA state: the text tokens whose walk (counters ignored) passes an accepting state after at
+    least one byte and then dies. Only tokens with a byte that enters an accepting state before their last
+    byte can; there are few (a JSON string's closing quote inside a token like `",`)."""
+    ids, lengths, padded, _ = vocab.packed
+    trans = dfa.transitions
+    enters = np.zeros(256, dtype=bool)
+    src, byte = np.nonzero(trans >= 0)
+    enters[byte[dfa.accepting[trans[src, byte]]]] = True
+    width = padded.shape[1]
+    before_last = np.arange(width)[None, :] < (lengths[:, None] - 1)
+    cand = np.flatnonzero((enters[padded] & before_last).any(axis=1))
+    rows = trans.tolist()
+    acc = dfa.accepting.tolist()
+    tokens = [(int(ids[i]), bytes(padded[i, : lengths[i]].tolist())) for i in cand.tolist()]
+    out = []
+    for q in range(dfa.n_states):
+        hit = []
+        for tid, data in tokens:
+            state, passed = q, False
+            for b in data:
+                state = rows[state][b]
+                if state < 0:
+                    if passed:
+                        hit.append(tid)
+                    break
+                passed = passed or acc[state]
+        out.append(np.array(sorted(hit), dtype=np.int64))
+    return out
+
+
+def _canon(rtn: RTN, vocab: Vocabulary) -> list[int]:
+    """Each state's mask-cache name: itself, or for a lexeme pair (q, c) the first pair (q, c') whose counter
+    behaves the same for every counter value one token can reach (c .. c + the longest token in bytes:
+    the same in-bounds and live pattern), so that a long string reuses its masks."""
+    canon = list(range(rtn.n_states))
+    if rtn.lex_q is None:
+        return canon
+    reach = int(vocab.packed[1].max(initial=1))
+    for r, dfa in enumerate(rtn.lexemes):
+        if dfa is None or not dfa.bounds:
+            continue
+        seg = np.asarray(dfa.seg)
+        sig: dict[int, list[int]] = {}
+        for label, (lo, hi) in enumerate(dfa.bounds):
+            qs = np.flatnonzero(seg == label)
+            k = np.arange(hi + reach + 1)
+            cols = np.zeros((len(k), len(qs) + 1), dtype=bool)
+            cols[:, 0] = (k >= lo) & (k <= hi)
+            for j, q in enumerate(qs.tolist()):
+                cols[: len(dfa.live[q]), j + 1] = dfa.live[q][: len(k)]
+            sig[label] = row_ids(sliding_window_view(row_ids(cols), reach + 1)).tolist()
+        first: dict[tuple[int, int], int] = {}
+        for g in range(int(rtn.offsets[r]), int(rtn.offsets[r + 1])):
+            q = int(rtn.lex_q[g])
+            label = int(seg[q])
+            if label >= 0:
+                canon[g] = first.setdefault((q, sig[label][int(rtn.lex_c[g])]), g)
+    return canon
 
 
 def is_viable(constraint: CFGConstraint, data: bytes) -> bool:

@@ -44,7 +44,8 @@ Chart = list[ESet]
 class Recognizer:
     def __init__(self, rtn: RTN) -> None:
         self.rtn = rtn
-        self.rows: list[list[int]] = rtn.table.tolist()
+        # flat[g * 256 + b]: a memoryview, not nested lists: unrolled lexemes make tables of ~10^4 rows.
+        self.flat = memoryview(np.ascontiguousarray(rtn.table, dtype=np.int32).reshape(-1))
         self.has_bytes = (rtn.table >= 0).any(axis=1).tolist()
         self.accepting: list[bool] = rtn.accepting.tolist()
         self.calls = rtn.calls
@@ -59,10 +60,10 @@ class Recognizer:
 
     def step(self, chart: Chart, byte: int) -> ESet | None:
         """The set after reading `byte` at the end of `chart`, or None when no item can take it."""
-        rows = self.rows
+        flat = self.flat
         seeds = []
         for g, o in chart[-1].scan:
-            nxt = rows[g][byte]
+            nxt = flat[(g << 8) | byte]
             if nxt >= 0:
                 seeds.append((nxt, o))
         if not seeds:

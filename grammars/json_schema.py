@@ -36,7 +36,7 @@ import numpy as np
 from decc.errors import DeccError
 
 from . import disk_cache
-from .cfg_grammar import Call, Grammar, GrammarError
+from .cfg_grammar import Call, Grammar, GrammarError, Lexeme
 from .cfg_matcher import CFGConstraint, cfg_from_grammar
 from .constraint import TokenConstraint
 from .counters import SegmentConflict
@@ -175,6 +175,7 @@ def _compile_timed(text: str, lenient: bool, ws: str, limits: Limits) -> ByteDFA
     _check_meta(schema)
     node = _Compiler(schema, lenient, ws == "any").compile()
     if isinstance(node, Grammar):
+        node = _with_lexemes(node, limits)
         try:
             build_rtn(node, limits)  # checked here (and cached) so that errors come at compile time
         except GrammarError:
@@ -424,8 +425,8 @@ def _product(includes: tuple[Node, ...], exclude: Node) -> tuple[Node, frozenset
 
 # Length bounds from here up are counted (see counters.py); smaller ones are unrolled, which is cheap.
 COUNT_FROM = 16
-# Recursive schemas run on the grammar engine, which has no counters: longer bounds there are refused
-# (a clear error in milliseconds, rather than minutes of building a huge rule automaton).
+# Recursive schemas run on the grammar engine, where a counted string becomes a `Lexeme` rule; a bounded
+# string that is not a whole quoted string (none the compiler writes today) is unrolled up to this bound.
 MAX_UNROLL_IN_GRAMMAR = 128
 
 
@@ -480,13 +481,64 @@ def _anchors(pattern: str) -> tuple[bool, bool, bool]:
 # -- NFA with Automaton nodes ---------------------------------------------------------------------------
 
 
+def _with_lexemes(grammar: Grammar, limits: Limits) -> Grammar:
+    """`grammar` with every quoted counted string as a call of a `Lexeme` rule (one per distinct string
+    language), so that the grammar engine counts its length instead of unrolling it."""
+    names: dict[CountedBody, str] = {}
+    rules = [(name, _lexemize(body, names)) for name, body in grammar.rules]
+    for body, name in names.items():
+        rules.append((name, Lexeme(_lexeme_dfa(body, limits), name)))
+    return Grammar(tuple(rules), grammar.source)
+
+
+def _lexemize(node: Any, names: dict[CountedBody, str]) -> Any:
+    if isinstance(node, Concat):
+        items: list[Any] = []
+        i = 0
+        while i < len(node.items):
+            x = node.items[i]
+            if (
+                isinstance(x, CountedBody)
+                and items
+                and items[-1] == QUOTE
+                and i + 1 < len(node.items)
+                and node.items[i + 1] == QUOTE
+            ):
+                items[-1] = Call(names.setdefault(x, f"string{len(names)}"))
+                i += 2
+                continue
+            items.append(_lexemize(x, names))
+            i += 1
+        if len(items) == len(node.items) and all(a is b for a, b in zip(items, node.items, strict=True)):
+            return node
+        return items[0] if len(items) == 1 else Concat(tuple(items))
+    if isinstance(node, Alt):
+        alts = tuple(_lexemize(i, names) for i in node.items)
+        return node if all(a is b for a, b in zip(alts, node.items, strict=True)) else Alt(alts)
+    if isinstance(node, Repeat):
+        item = _lexemize(node.item, names)
+        return node if item is node.item else Repeat(item, node.min, node.max)
+    return _uncount(node)
+
+
+def _lexeme_dfa(body: CountedBody, limits: Limits) -> ByteDFA:
+    """The counted byte DFA of `"body"`."""
+    node = Concat((QUOTE, body, QUOTE))
+    unroll: frozenset[int] = frozenset()
+    while True:
+        try:
+            return dfa_from_nfa(_build_nfa(node, limits, unroll), limits)
+        except SegmentConflict as e:
+            unroll |= e.ids
+
+
 def _uncount(node: Any) -> Any:
-    """`node` with counted string bodies unrolled: the grammar engine has no counters."""
+    """`node` with counted string bodies unrolled (for one outside a quoted string, in a grammar)."""
     if isinstance(node, CountedBody):
         if node.hi > MAX_UNROLL_IN_GRAMMAR:
             raise GrammarLimitError(
                 f"a string bound of {node.hi:,} characters inside a recursive schema is too long to unroll "
-                f"(limit {MAX_UNROLL_IN_GRAMMAR}): the grammar engine has no length counters yet",
+                f"(limit {MAX_UNROLL_IN_GRAMMAR})",
                 hints=["a smaller maxLength, or no maxLength, on strings inside recursive definitions"],
             )
         return node.unrolled()
@@ -607,7 +659,7 @@ class _Compiler:
                     target, _ = self.resolve("#" + frag, frag)
                     bodies[name] = self.schema(target, frag, (frag,))
         rules = [("start", root), *bodies.items()]
-        return Grammar(tuple((name, _uncount(body)) for name, body in rules), "json schema")
+        return Grammar(tuple(rules), "json schema")
 
     def call(self, frag: str) -> Call:
         name = self.rules.get(frag)

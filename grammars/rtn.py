@@ -4,6 +4,10 @@ Each rule's body (a regex AST with `Call`s) is built into a Thompson NFA, determ
 as one more alphabet symbol, minimized (`dfa._minimize`) and trimmed. Calls of rules whose language is empty are
 dropped first, so every remaining state can reach acceptance: any item an Earley parser holds is viable.
 All rules' states are numbered globally (`offsets[r]` is rule r's start state) so one byte table serves all.
+
+A `Lexeme` rule (a counted byte DFA: a length-bounded JSON string) is unrolled into one state per live
+(DFA state, counter) pair, so the Earley recognizer needs nothing special; `lex_q`/`lex_c` remember the pair
+of each such state, so that its token mask can come from the lexeme's own token automaton (cfg_matcher).
 """
 
 from __future__ import annotations
@@ -14,14 +18,16 @@ from typing import Any
 
 import numpy as np
 
-from .cfg_grammar import EMPTY_LANGUAGE, AnyNode, Call, Grammar, GrammarError, _map
-from .dfa import _minimize, epsilon_closure
+from .cfg_grammar import EMPTY_LANGUAGE, AnyNode, Call, Grammar, GrammarError, Lexeme, _map
+from .dfa import ByteDFA, _minimize, epsilon_closure
 from .errors import GrammarLimitError
 from .limits import DEFAULT_LIMITS, Limits, check_time
 from .nfa import _Builder, estimate_states
 from .regex_ast import Alt, Automaton, CharSet, Concat
 
 DEAD = -1
+# Unrolled (state, counter) pairs of all lexemes together: each costs a 1 KiB byte-table row.
+MAX_LEXEME_STATES = 60_000
 
 
 @dataclass(frozen=True, eq=False)
@@ -33,6 +39,9 @@ class RTN:
     calls: tuple[tuple[tuple[int, int], ...], ...]  # per global state: (callee rule, next global state)
     rule_of: np.ndarray  # int32 [G]
     nullable: tuple[bool, ...]  # per rule: derives the empty string
+    lexemes: tuple[ByteDFA | None, ...] = ()  # per rule: its counted DFA when the rule is a `Lexeme`
+    lex_q: np.ndarray | None = None  # int32 [G]: the lexeme DFA state of an unrolled state, -1 elsewhere
+    lex_c: np.ndarray | None = None  # int32 [G]: its counter
 
     @property
     def n_states(self) -> int:
@@ -50,10 +59,27 @@ def build_rtn(grammar: Grammar, limits: Limits = DEFAULT_LIMITS) -> RTN:
     if bodies[names[0]] is EMPTY_LANGUAGE:
         raise GrammarError(f"the grammar matches no string at all (rule '{names[0]}' can never finish)")
     index = {n: i for i, n in enumerate(names)}
-    tables, accepts, callss = [], [], []
-    total = 0
+    tables, accepts, callss, pairs = [], [], [], []
+    lexemes: list[ByteDFA | None] = []
+    total = lexeme_total = 0
     for name in names:
-        trans, acc, calls = _rule_dfa(bodies[name], index, limits)
+        body = bodies[name]
+        if isinstance(body, Lexeme):
+            trans, acc, q_of, c_of = _unroll_lexeme(body.dfa)
+            calls = [[] for _ in range(len(acc))]
+            lexeme_total += len(acc)
+            if lexeme_total > MAX_LEXEME_STATES:
+                raise GrammarLimitError(
+                    f"length-bounded strings too long for a grammar: unrolling their counters needs over "
+                    f"{lexeme_total:,} states (limit {MAX_LEXEME_STATES:,})",
+                    hints=["a smaller maxLength on strings inside recursive definitions"],
+                )
+            lexemes.append(body.dfa)
+        else:
+            trans, acc, calls = _rule_dfa(body, index, limits)
+            q_of = c_of = np.full(len(acc), -1, dtype=np.int32)
+            lexemes.append(None)
+        pairs.append((q_of, c_of))
         total += len(acc)
         if total > limits.max_dfa_states:
             raise GrammarLimitError(
@@ -90,9 +116,22 @@ def build_rtn(grammar: Grammar, limits: Limits = DEFAULT_LIMITS) -> RTN:
                     if nullable[callee] and nxt not in seen:
                         seen.add(nxt)
                         stack.append(nxt)
-    for a in (offsets, table, accepting, rule_of):
+    lex_q = np.concatenate([q for q, _ in pairs]).astype(np.int32)
+    lex_c = np.concatenate([c for _, c in pairs]).astype(np.int32)
+    for a in (offsets, table, accepting, rule_of, lex_q, lex_c):
         a.setflags(write=False)
-    return RTN(names, offsets, table, accepting, tuple(calls_g), rule_of, tuple(nullable))
+    return RTN(
+        names,
+        offsets,
+        table,
+        accepting,
+        tuple(calls_g),
+        rule_of,
+        tuple(nullable),
+        tuple(lexemes),
+        lex_q,
+        lex_c,
+    )
 
 
 def _productive(bodies: dict[str, AnyNode]) -> dict[str, AnyNode]:
@@ -115,6 +154,8 @@ def _productive(bodies: dict[str, AnyNode]) -> dict[str, AnyNode]:
 
 
 def _derives(node: AnyNode, good: set[str]) -> bool:
+    if isinstance(node, Lexeme):
+        return not node.dfa.is_empty()
     if isinstance(node, Call):
         return node.rule in good
     if isinstance(node, Automaton):
@@ -224,3 +265,62 @@ def _rule_dfa(
         for s in range(len(acc))
     ]
     return full.astype(np.int32), acc, calls
+
+
+def _unroll_lexeme(dfa: ByteDFA) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(byte table, accepting, DFA state, counter) over the (state, counter) pairs of a counted DFA.
+
+    Pair (q, c) is state base[q] + c, for c below the length of q's live table (a single c = 0 outside
+    segments); the DFA's start (state 0) stays state 0. Transitions follow `ByteDFA.advance` exactly, and
+    pairs that are not live get no transitions at all (no live pair leads to them).
+    """
+    n = dfa.n_states
+    seg = np.full(n, -1, dtype=np.int64) if dfa.seg is None else np.asarray(dfa.seg, dtype=np.int64)
+    width = np.array([len(dfa.live[q]) if seg[q] >= 0 else 1 for q in range(n)], dtype=np.int64)
+    base = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(width, out=base[1:])
+    m = int(base[-1])
+    if m > MAX_LEXEME_STATES:
+        raise GrammarLimitError(
+            f"a length-bounded string too long for a grammar: unrolling its counter needs {m:,} states "
+            f"(limit {MAX_LEXEME_STATES:,})",
+            hints=["a smaller maxLength on strings inside recursive definitions"],
+        )
+    table = np.full((m, 256), DEAD, dtype=np.int32)
+    accepting = np.zeros(m, dtype=bool)
+    q_of = np.repeat(np.arange(n, dtype=np.int32), width)
+    c_of = (np.arange(m) - base[q_of]).astype(np.int32)
+    trans = dfa.transitions
+    for q in range(n):
+        s1 = int(seg[q])
+        cs = np.arange(width[q])
+        src_ok = dfa.live[q][cs] if s1 >= 0 else np.ones(1, dtype=bool)
+        if s1 >= 0:
+            lo, hi = dfa.bounds[s1]
+            in_bounds = (cs >= lo) & (cs <= hi)
+        else:
+            in_bounds = np.ones(1, dtype=bool)
+        if dfa.accepting[q]:
+            accepting[base[q] : base[q + 1]] = src_ok & in_bounds
+        byte = np.flatnonzero(trans[q] >= 0)
+        if not len(byte):
+            continue
+        nxt = trans[q, byte].astype(np.int64)
+        tick = dfa.tick[q, byte].astype(np.int64) if dfa.tick is not None else np.zeros(len(byte), np.int64)
+        s2 = seg[nxt]
+        same = (s1 >= 0) & (s2 == s1)
+        counter = np.where(same[None, :], cs[:, None] + tick[None, :], np.where(s2 >= 0, tick, 0)[None, :])
+        ok = src_ok[:, None] & (same[None, :] | in_bounds[:, None])
+        into = s2 >= 0
+        if into.any():
+            lens = width[nxt]
+            inside = counter < lens[None, :]
+            live_ok = np.zeros_like(ok)
+            for j in np.flatnonzero(into).tolist():
+                row = dfa.live[int(nxt[j])]
+                cj = counter[:, j]
+                live_ok[:, j] = inside[:, j] & row[np.minimum(cj, len(row) - 1)]
+            ok &= np.where(into[None, :], live_ok, True)
+        target = np.where(ok, base[nxt][None, :] + counter, DEAD)
+        table[base[q] : base[q + 1], byte] = target
+    return table, accepting, q_of, c_of
