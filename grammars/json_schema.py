@@ -15,7 +15,8 @@ Keywords with no regular meaning (`uniqueItems`, `not`, `if`, ...) raise `Unsupp
 and its JSON pointer; `lenient=True` ignores them with a warning instead. A recursive `$ref` turns the schema
 into a grammar whose rules are the recursive targets, run by the CFG engine (cfg_matcher). Formats
 (`date-time`, `email`, ...) are asserted, not just annotations. Long string length bounds are counted, not
-unrolled (counters.py).
+unrolled (counters.py); inside a grammar each such quoted string becomes a `Lexeme` rule, whose counter the
+RTN unrolls but whose token masks come from its own token automaton (rtn.py, cfg_matcher.py).
 """
 
 from __future__ import annotations
