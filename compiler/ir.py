@@ -91,18 +91,138 @@ class Grammar:
     n_states: int | None = None  # rules, after compilation
 
 
-Constraint = Union[Regex, JsonSchema, Grammar]
+@dataclass(frozen=True)
+class Choice:
+    """One of a fixed list of strings."""
+
+    options: tuple[str, ...]
+    span: Span
+    compiled: Any = field(default=None, repr=False, compare=False)
+    n_states: int | None = None
+
+
+@dataclass(frozen=True)
+class Range:
+    """An integer (`int(min=, max=)`) or a number (`number(min=, max=)`), written as JSON writes it."""
+
+    kind: str  # "int" or "number"
+    lo: int | float | None
+    hi: int | float | None
+    span: Span
+    compiled: Any = field(default=None, repr=False, compare=False)
+    n_states: int | None = None
+
+    @property
+    def schema(self) -> str:
+        """The JSON Schema with the same language (how it compiles)."""
+        import json
+
+        s: dict[str, Any] = {"type": "integer" if self.kind == "int" else "number"}
+        if self.lo is not None:
+            s["minimum"] = self.lo
+        if self.hi is not None:
+            s["maximum"] = self.hi
+        return json.dumps(s, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class Length:
+    """Any text of `lo`..`hi` characters (`hi` None: unbounded). Token-count bounds are not constraints:
+    the lowering turns `length(..., unit="tokens")` into the step's `min_tokens`/`max_tokens`."""
+
+    lo: int
+    hi: int | None
+    span: Span
+    compiled: Any = field(default=None, repr=False, compare=False)
+    n_states: int | None = None
+
+
+@dataclass(frozen=True)
+class All:
+    """`a & b & ...`: the strings every part accepts (one product automaton once compiled)."""
+
+    parts: tuple[Constraint, ...]
+    span: Span
+    compiled: Any = field(default=None, repr=False, compare=False)
+    n_states: int | None = None
+
+
+Constraint = Union[Regex, JsonSchema, Grammar, Choice, Range, Length, All]
+
+
+@dataclass(frozen=True)
+class Reward:
+    """A score of a (partial) output: a built-in (`logprob`, `length`, `keyword`, `regex`, `json_valid`),
+    a Python callable (`python("module:function")`) or a local sequence classifier (`classifier(path)`)."""
+
+    kind: str
+    args: tuple[Any, ...]
+    span: Span
 
 
 @dataclass(frozen=True)
 class Sampling:
-    """The search policy of one step: greedy, or sampling with temperature / top-k / top-p and a seed."""
+    """Greedy, or sampling with temperature / top-k / top-p / min-p / typical-p and a seed."""
 
     greedy: bool = True
     temperature: float = 1.0
     top_k: int = 0
     top_p: float = 1.0
+    min_p: float = 0.0
+    typical_p: float = 1.0
     seed: int | None = None
+
+
+@dataclass(frozen=True)
+class Beam:
+    """Beam search as transformers defines it; `groups` > 1 is diverse beam search (Hamming penalty)."""
+
+    width: int
+    length_penalty: float = 1.0
+    early_stopping: bool = False
+    groups: int = 1
+    diversity: float = 0.0
+
+
+@dataclass(frozen=True)
+class BestOfN:
+    """n samples, the best under `score`."""
+
+    n: int
+    score: Reward
+    sampling: Sampling
+
+
+@dataclass(frozen=True)
+class FirstFinish:
+    """n samples in parallel; the first to complete wins."""
+
+    n: int
+    sampling: Sampling
+
+
+@dataclass(frozen=True)
+class SMC:
+    """Sequential Monte Carlo over `particles`, weighted by `potential` on prefixes, resampled when the
+    effective sample size falls below `ess_threshold` x particles."""
+
+    particles: int
+    potential: Reward | None
+    ess_threshold: float = 0.5
+    resampling: str = "multinomial"  # or "systematic"
+    sampling: Sampling = field(default_factory=lambda: Sampling(greedy=False))
+
+
+Search = Union[Sampling, Beam, BestOfN, FirstFinish, SMC]
+
+
+@dataclass(frozen=True)
+class Entropy:
+    """Stop once the next-token entropy (nats) is above (or below) `threshold` for `steps` steps running."""
+
+    above: bool
+    threshold: float
+    steps: int
 
 
 @dataclass(frozen=True)
@@ -111,10 +231,14 @@ class Generate:
     constraint: Constraint | None
     max_tokens: int
     stop: tuple[str, ...]
-    search: Sampling
+    search: Search
     span: Span
     examples: tuple[str, ...] = ()  # declared valid outputs, checked by `decc test`
     counterexamples: tuple[str, ...] = ()  # declared invalid outputs
+    min_tokens: int = 0  # EOS and completion are refused before this many tokens
+    stop_regex: str | None = None  # the value ends before the first match
+    stop_entropy: Entropy | None = None
+    eos: bool = True  # False: the model's end-of-sequence token does not end the step
 
 
 Op = Union[Emit, TurnStart, TurnEnd, Generate]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from decc.compiler import ir, options
+from decc.compiler import constraints, ir, options, search
 from decc.dsl import ast
 from decc.errors import DeccError, unknown
 
@@ -99,9 +100,6 @@ def _gen(gen: ast.Gen, base_dir: Path) -> ir.Generate:
             )
         seen[key] = opt
     where = seen.get("where")
-    max_tokens = seen.get("max_tokens")
-    stop = seen.get("stop")
-    search = seen.get("search")
     examples = seen.get("examples")
     counter = seen.get("counterexamples")
     if (examples or counter) and where is None:
@@ -110,15 +108,44 @@ def _gen(gen: ast.Gen, base_dir: Path) -> ir.Generate:
             (examples or counter).key.span,  # type: ignore[union-attr]
             hints=["add 'where: ...', or remove the examples"],
         )
+    bounds = constraints.where(where.value, base_dir) if where else constraints.Where(None)
+    max_tokens = options.DEFAULT_MAX_TOKENS
+    if "max_tokens" in seen:
+        max_tokens = options.as_int(seen["max_tokens"].value, "max_tokens", 1)
+    if bounds.max_tokens is not None:
+        max_tokens = min(max_tokens, bounds.max_tokens) if "max_tokens" in seen else bounds.max_tokens
+    if bounds.min_tokens > max_tokens:
+        raise DeccError(
+            f"at least {bounds.min_tokens} tokens are required but max_tokens is {max_tokens}",
+            where.span if where else gen.span,
+        )
+    stop_regex = None
+    if "stop_regex" in seen:
+        stop_regex = _stop_regex(seen["stop_regex"].value)
     return ir.Generate(
         name=gen.name.value,
-        constraint=options.constraint(where.value, base_dir) if where else None,
-        max_tokens=options.as_int(max_tokens.value, "max_tokens", 1)
-        if max_tokens
-        else options.DEFAULT_MAX_TOKENS,
-        stop=options.stop_strings(stop.value) if stop else (),
-        search=options.search(search.value) if search else ir.Sampling(),
+        constraint=bounds.constraint,
+        max_tokens=max_tokens,
+        stop=options.stop_strings(seen["stop"].value) if "stop" in seen else (),
+        search=search.search(seen["search"].value, base_dir) if "search" in seen else ir.Sampling(),
         span=gen.name.span,
         examples=options.string_list(examples.value, "an example") if examples else (),
         counterexamples=options.string_list(counter.value, "a counterexample") if counter else (),
+        min_tokens=bounds.min_tokens,
+        stop_regex=stop_regex,
+        stop_entropy=search.stop_entropy(seen["stop_entropy"].value) if "stop_entropy" in seen else None,
+        eos=options.as_bool(seen["eos"].value, "eos") if "eos" in seen else True,
     )
+
+
+def _stop_regex(e: ast.Expr) -> str:
+    """A stop regex (Python `re` syntax): checked here, with the position of an error inside it."""
+    lit = options.as_str(e, "a stop regex")
+    try:
+        compiled = re.compile(lit.value)
+    except re.error as err:
+        at = lit.span_of(err.pos, err.pos + 1) if err.pos is not None else lit.span
+        raise DeccError(f"invalid stop regex: {err.msg}", at) from None
+    if compiled.match(""):
+        raise DeccError("a stop regex must not match the empty string", lit.span)
+    return lit.value

@@ -69,7 +69,11 @@ def _bind(c: ir.Constraint, vocab: Any) -> Any:
         return grammars.regex(c.pattern, vocab)
     if isinstance(c, ir.Grammar):
         return grammars.cfg(c.text, vocab, start=c.start)
-    return grammars.json_schema(c.schema, vocab, lenient=c.lenient, whitespace=c.whitespace)
+    if isinstance(c, ir.JsonSchema):
+        return grammars.json_schema(c.schema, vocab, lenient=c.lenient, whitespace=c.whitespace)
+    from decc.compiler.printer import constraint_text
+
+    return grammars.from_dfa(c.compiled, vocab, constraint_text(c))
 
 
 def _merge(parts: list[str | ir.VarRef]) -> tuple[str | ir.VarRef, ...]:

@@ -82,9 +82,18 @@ def _part(p: ir.Lit | ir.VarRef) -> str:
 
 def gen_attrs(op: ir.Generate) -> str:
     attrs = [f"where={constraint_text(op.constraint)}"] if op.constraint is not None else []
+    if op.min_tokens:
+        attrs.append(f"min_tokens={op.min_tokens}")
     attrs.append(f"max_tokens={op.max_tokens}")
     if op.stop:
         attrs.append(f"stop=[{', '.join(q(s) for s in op.stop)}]")
+    if op.stop_regex is not None:
+        attrs.append(f"stop_regex={q(op.stop_regex)}")
+    if op.stop_entropy is not None:
+        e = op.stop_entropy
+        attrs.append(f"stop_entropy={'above' if e.above else 'below'}({e.threshold:g}, steps={e.steps})")
+    if not op.eos:
+        attrs.append("eos=false")
     attrs.append(f"search={search_text(op.search)}")
     if op.examples:
         attrs.append(f"examples=[{', '.join(q(s) for s in op.examples)}]")
@@ -94,7 +103,7 @@ def gen_attrs(op: ir.Generate) -> str:
 
 
 def constraint_text(c: ir.Constraint) -> str:
-    """`regex(...)`, `json(...)` or `grammar(...)` with what compilation learned (state or rule counts)."""
+    """The constraint as written, with what compilation learned (state or rule counts)."""
     states = f" states={c.n_states}" if c.n_states is not None else ""
     if isinstance(c, ir.Regex):
         return f"regex({q(c.pattern)}{states})"
@@ -102,14 +111,45 @@ def constraint_text(c: ir.Constraint) -> str:
         rules = f" rules={c.n_states}" if c.n_states is not None else ""
         start = f" start={q(c.start)}" if c.start != "start" else ""
         return f"grammar({q(c.origin)}{start}{rules})"
+    if isinstance(c, ir.Choice):
+        return f"choice({', '.join(q(o) for o in c.options)}{states})"
+    if isinstance(c, ir.Range):
+        bounds = [f"{k}={v}" for k, v in (("min", c.lo), ("max", c.hi)) if v is not None]
+        return f"{c.kind}({', '.join(bounds)}{states})"
+    if isinstance(c, ir.Length):
+        bounds = [f"min={c.lo}"] if c.lo else []
+        bounds += [f"max={c.hi}"] if c.hi is not None else []
+        return f"length({', '.join(bounds)}{states})"
+    if isinstance(c, ir.All):
+        return f"all({' & '.join(constraint_text(p) for p in c.parts)}{states})"
     shown = c.schema if len(c.schema) <= 72 else c.schema[:69] + "..."
-    file = f" file={q(c.origin)}" if c.origin != "inline" else ""
+    file = f" file={q(c.origin)}" if c.origin not in ("inline",) and not c.origin.startswith("model:") else ""
+    model = f" model={q(c.origin[6:])}" if c.origin.startswith("model:") else ""
     whitespace = f" whitespace={q(c.whitespace)}" if c.whitespace != "compact-or-default" else ""
     lenient = " lenient" if c.lenient else ""
-    return f"json({q(shown)}{file}{whitespace}{lenient}{states})"
+    return f"json({q(shown)}{file}{model}{whitespace}{lenient}{states})"
 
 
-def search_text(s: ir.Sampling) -> str:
+def search_text(s: ir.Search) -> str:
+    if isinstance(s, ir.Beam):
+        args = [f"width={s.width}"]
+        if s.groups > 1:
+            args += [f"groups={s.groups}", f"diversity={s.diversity:g}"]
+        if s.length_penalty != 1.0:
+            args.append(f"length_penalty={s.length_penalty:g}")
+        if s.early_stopping:
+            args.append("early_stopping=true")
+        return f"{'diverse_beam' if s.groups > 1 else 'beam'}({', '.join(args)})"
+    if isinstance(s, ir.BestOfN):
+        return f"best_of(n={s.n}, score={reward_text(s.score)}, {search_text(s.sampling)})"
+    if isinstance(s, ir.FirstFinish):
+        return f"first_finish(n={s.n}, {search_text(s.sampling)})"
+    if isinstance(s, ir.SMC):
+        potential = f", potential={reward_text(s.potential)}" if s.potential is not None else ""
+        return (
+            f"smc(particles={s.particles}{potential}, ess_threshold={s.ess_threshold:g}, "
+            f"resampling={q(s.resampling)}, {search_text(s.sampling)})"
+        )
     if s.greedy and s.temperature in (0.0, 1.0) and s.top_k == 0 and s.top_p == 1.0 and s.seed is None:
         return "greedy"
     args = [f"temperature={s.temperature:g}"]
@@ -117,6 +157,16 @@ def search_text(s: ir.Sampling) -> str:
         args.append(f"top_k={s.top_k}")
     if s.top_p != 1.0:
         args.append(f"top_p={s.top_p:g}")
+    if s.min_p:
+        args.append(f"min_p={s.min_p:g}")
+    if s.typical_p != 1.0:
+        args.append(f"typical_p={s.typical_p:g}")
     if s.seed is not None:
         args.append(f"seed={s.seed}")
     return f"sample({', '.join(args)})"
+
+
+def reward_text(r: ir.Reward) -> str:
+    if not r.args:
+        return r.kind
+    return f"{r.kind}({', '.join(q(a) if isinstance(a, str) else str(a) for a in r.args)})"

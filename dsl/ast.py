@@ -67,7 +67,15 @@ class Call:
     span: Span
 
 
-Expr = Union[StrLit, NumLit, BoolLit, ListLit, NameRef, Call]
+@dataclass(frozen=True)
+class And:
+    """`a & b & ...`: a conjunction (of constraints)."""
+
+    items: tuple[Expr, ...]
+    span: Span
+
+
+Expr = Union[StrLit, NumLit, BoolLit, ListLit, NameRef, Call, And]
 
 
 @dataclass(frozen=True)

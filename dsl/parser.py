@@ -207,6 +207,8 @@ class _Builder:
             return ast.NameRef(str(node.children[0]), span)
         if kind == "list":
             return ast.ListLit(tuple(self.expr(c) for c in node.children if c is not None), span)
+        if kind == "conj":
+            return ast.And(tuple(self.expr(c) for c in node.children), span)
         if kind == "call":
             func, *args = node.children
             pos: list[ast.Expr] = []

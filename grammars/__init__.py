@@ -8,7 +8,8 @@
 
 from .cfg_grammar import GrammarError
 from .cfg_matcher import BUILTIN_GRAMMARS, CFGConstraint, CFGMatcher, builtin_grammar, cfg, cfg_builtin
-from .constraint import TokenConstraint, regex
+from .combine import choice_dfa, conjunction, length_dfa
+from .constraint import TokenConstraint, from_dfa, regex
 from .dfa import ByteDFA, compile_regex
 from .errors import GrammarLimitError, RegexError
 from .json_schema import InvalidSchema, UnsupportedSchema, compile_json_schema, json_schema
@@ -24,6 +25,10 @@ __all__ = [
     "CFGMatcher",
     "GrammarError",
     "builtin_grammar",
+    "choice_dfa",
+    "conjunction",
+    "from_dfa",
+    "length_dfa",
     "cfg",
     "cfg_builtin",
     "DEFAULT_LIMITS",

@@ -57,3 +57,12 @@ def _build_regex(pattern: str, vocab: Vocabulary, limits: Limits) -> TokenConstr
         if dfa.is_empty():
             raise RegexError("this regex matches no string at all", pattern, 0, max(1, len(pattern)))
         return TokenConstraint(dfa, vocab, TokenAutomaton.build(dfa, vocab, limits), pattern)
+
+
+@lru_cache(maxsize=64)
+def from_dfa(
+    dfa: ByteDFA, vocab: Vocabulary, source: str = "", limits: Limits = DEFAULT_LIMITS
+) -> TokenConstraint:
+    """An already compiled byte DFA (a choice, a length, a conjunction) bound to `vocab`."""
+    with deadline(limits.max_seconds):
+        return TokenConstraint(dfa, vocab, TokenAutomaton.build(dfa, vocab, limits), source)

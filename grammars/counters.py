@@ -47,7 +47,7 @@ def counted_dfa(nfa: NFA, byte_class: np.ndarray, n_classes: int, limits: Limits
         seg, tick = seg[reps], tick[reps]
         full = np.ascontiguousarray(trans[:, byte_class], dtype=np.int32)
         full_tick = np.ascontiguousarray(tick[:, byte_class], dtype=bool)
-        live = _live_tables(full, seg, full_tick, bounds, limits)
+        live = _live_tables(full, seg, full_tick, bounds, limits, accepting)
         cut = _dead_entries(full, seg, full_tick, live)
         if not cut:
             break
@@ -121,7 +121,12 @@ def _segments(
 
 
 def _live_tables(
-    trans: np.ndarray, seg: np.ndarray, tick: np.ndarray, bounds: list[tuple[int, int]], limits: Limits
+    trans: np.ndarray,
+    seg: np.ndarray,
+    tick: np.ndarray,
+    bounds: list[tuple[int, int]],
+    limits: Limits,
+    accepting: np.ndarray,
 ) -> dict[int, np.ndarray]:
     """For every segment state s: bool [max + 1], c -> the segment can be left within bounds from (s, c).
 
@@ -140,7 +145,7 @@ def _live_tables(
         sub = trans[qs]
         tgt_seg = np.where(sub >= 0, seg[np.maximum(sub, 0)], -2)
         inside = tgt_seg == label
-        exit_ok = ((sub >= 0) & ~inside).any(axis=1)
+        exit_ok = ((sub >= 0) & ~inside).any(axis=1) | accepting[qs]  # ending the text leaves it too
         pred: tuple[list[set[int]], list[set[int]]] = ([set() for _ in qs], [set() for _ in qs])
         ii, bb = np.nonzero(inside)
         for i, j, t in zip(ii.tolist(), sub[ii, bb].tolist(), tick[qs[ii], bb].tolist(), strict=True):

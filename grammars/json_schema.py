@@ -363,9 +363,14 @@ def _intersect(a: Node, b: Node) -> Node:
 
 
 @lru_cache(maxsize=256)
-def _product(includes: tuple[Node, ...], exclude: Node) -> tuple[Node, frozenset[int]]:
-    """`_body_product` plus the product states where a JSON character ends (the body DFA accepts there)."""
-    dfas = [_string_body_dfa(), dfa_from_nfa(_build_nfa(exclude, DEFAULT_LIMITS))]
+def _product(
+    includes: tuple[Node, ...], exclude: Node, body: Node | None = None
+) -> tuple[Node, frozenset[int]]:
+    """`_body_product` plus the product states where a character ends (the body DFA accepts there).
+
+    `body` is the character loop: JSON string characters by default, raw text for `length(...)`."""
+    chars = _string_body_dfa() if body is None else dfa_from_nfa(_build_nfa(body, DEFAULT_LIMITS))
+    dfas = [chars, dfa_from_nfa(_build_nfa(exclude, DEFAULT_LIMITS))]
     dfas += [dfa_from_nfa(_build_nfa(n, DEFAULT_LIMITS)) for n in includes]
     # Tables with a dead row appended (index -1 reads it), so a dead component stays dead.
     tables = [
@@ -1193,7 +1198,11 @@ def _any_value(depth: int, any_ws: bool) -> Node:
 
 def _embed(node: Node) -> Automaton:
     """A node as its minimal DFA, so that repeated copies cost no subset-construction work."""
-    dfa = dfa_from_nfa(_build_nfa(node, DEFAULT_LIMITS))
+    return automaton_of(dfa_from_nfa(_build_nfa(node, DEFAULT_LIMITS)))
+
+
+def automaton_of(dfa: ByteDFA) -> Automaton:
+    """A counter-free byte DFA as an `Automaton` node (byte-range edges), to build on as a regex AST."""
     edges: list[tuple[int, int, int, int]] = []
     for s, row in enumerate(dfa.transitions.tolist()):
         b = 0

@@ -20,12 +20,12 @@ from decc.errors import DeccError, InternalError
 from .detokenize import IncrementalDetokenizer, StopScanner
 from .kernels.bitmask import allocate_token_bitmask, apply_token_bitmask_inplace
 from .model import LanguageModel
-from .sampling import SamplingParams, make_generator, sample
+from .sampling import SamplingParams, entropy, make_generator, sample
 
 __all__ = ["FINISH_REASONS", "DecodeSession", "FinishReason", "Generation", "TokenMatcher"]
 
-FinishReason = Literal["eos", "stop", "length", "constraint"]
-FINISH_REASONS: tuple[FinishReason, ...] = ("eos", "stop", "length", "constraint")
+FinishReason = Literal["eos", "stop", "length", "constraint", "entropy"]
+FINISH_REASONS: tuple[FinishReason, ...] = ("eos", "stop", "length", "constraint", "entropy")
 _NEG_INF = float("-inf")
 
 
@@ -172,6 +172,9 @@ class DecodeSession:
         stop: Sequence[str] = (),
         ignore_eos: bool = False,
         generator: torch.Generator | None = None,
+        min_tokens: int = 0,
+        stop_regex: str | None = None,
+        stop_entropy: tuple[bool, float, int] | None = None,
     ) -> Generation:
         """Generate one value after the context and append it (see `Generation` for what comes back).
 
@@ -180,7 +183,10 @@ class DecodeSession:
         before it), or "length" after `max_tokens`. Under a matcher EOS is allowed exactly when the matcher
         accepts; `ignore_eos` never allows it. `generator` (default: one from `sampling.seed`) lets a
         caller share one random stream across calls. After a "stop" finish the matcher has consumed
-        tokens past the cut and should be discarded.
+        tokens past the cut and should be discarded. `min_tokens` keeps EOS out for that many tokens;
+        `stop_regex` stops like a stop string, at its first match; `stop_entropy` = (above, threshold, k)
+        finishes with "entropy" once the next-token entropy (nats, of the distribution sampled from) has been
+        above (or below) the threshold for k steps running.
         """
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 0:
             raise ValueError(f"max_tokens must be an integer >= 0, got {max_tokens!r}")
@@ -189,8 +195,9 @@ class DecodeSession:
             raise ValueError(f"stop strings must be non-empty strings, got {stops!r}")
         if generator is None and not sampling.greedy:
             generator = make_generator(sampling.seed, self._device)
+        rules = _Rules(min_tokens, stop_regex, stop_entropy)
         with torch.inference_mode():
-            return self._generate(max_tokens, sampling, matcher, stops, ignore_eos, generator)
+            return self._generate(max_tokens, sampling, matcher, stops, ignore_eos, generator, rules)
 
     def _generate(
         self,
@@ -200,6 +207,7 @@ class DecodeSession:
         stops: tuple[str, ...],
         ignore_eos: bool,
         generator: torch.Generator | None,
+        rules: _Rules,
     ) -> Generation:
         generated: list[int] = []
         if matcher is not None and _finished(matcher):
@@ -208,17 +216,26 @@ class DecodeSession:
             return self._result(generated, None, "length")
         context = self._tokens
         eos = self._eos
-        detok = IncrementalDetokenizer(self.lm.tokenizer) if stops else None
-        scanner = StopScanner(stops) if stops else None
+        scanning = bool(stops) or rules.stop_regex is not None
+        detok = IncrementalDetokenizer(self.lm.tokenizer) if scanning else None
+        scanner = StopScanner(stops, rules.stop_regex) if scanning else None
+        running = 0  # steps in a row that met the entropy condition
         logprobs = torch.empty(max_tokens, dtype=torch.float32, device=self._device)
         logits = self._next_logits()
         finish: FinishReason = "length"
         for step in range(max_tokens):
             lse = torch.logsumexp(logits.float(), 0)  # no copy for float32 models
+            no_eos = ignore_eos or step < rules.min_tokens
             if matcher is not None:
-                self._mask(logits, matcher, allow_eos=not ignore_eos and matcher.is_accepting())
-            elif ignore_eos:
+                self._mask(logits, matcher, allow_eos=not no_eos and matcher.is_accepting())
+            elif no_eos:
                 logits.index_fill_(0, self._eos_index, _NEG_INF)
+            if rules.stop_entropy is not None:
+                above, threshold, k = rules.stop_entropy
+                h = entropy(logits, sampling)
+                running = running + 1 if (h > threshold if above else h < threshold) else 0
+                if running >= k:
+                    return self._result(generated, logprobs[:step], "entropy")
             token = sample(logits, sampling, generator)
             logprobs[step] = logits[token] - lse  # the sampled token is never masked, so this is raw
             if token in eos:
@@ -293,6 +310,15 @@ class DecodeSession:
             text = self.lm.tokenizer.decode(token_ids) if token_ids else ""
         logprob = float(logprobs.sum()) if logprobs is not None else 0.0
         return Generation(tuple(token_ids), text, logprob, finish)
+
+
+@dataclass(frozen=True)
+class _Rules:
+    """The stopping rules beyond stop strings and max_tokens."""
+
+    min_tokens: int = 0
+    stop_regex: str | None = None
+    stop_entropy: tuple[bool, float, int] | None = None
 
 
 def _finished(matcher: TokenMatcher) -> bool:

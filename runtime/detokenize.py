@@ -7,6 +7,7 @@ incomplete UTF-8 sequence (a U+FFFD at the end) is held back until the next toke
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,21 +41,27 @@ class IncrementalDetokenizer:
 
 
 class StopScanner:
-    """Finds stop strings in text that grows at the end, rescanning only the part a new match can touch."""
+    """Finds stop strings (and matches of a stop regex) in text that grows at the end; for strings it
+    rescans only the part a new match can touch."""
 
-    __slots__ = ("_overlap", "stops")
+    __slots__ = ("_overlap", "pattern", "stops")
 
-    def __init__(self, stops: Sequence[str]) -> None:
+    def __init__(self, stops: Sequence[str], pattern: str | None = None) -> None:
         self.stops = tuple(stops)
-        self._overlap = max(len(s) for s in self.stops) - 1
+        self._overlap = max((len(s) for s in self.stops), default=1) - 1
+        self.pattern = re.compile(pattern) if pattern is not None else None
 
     def scan(self, text: str, new_chars: int) -> bool:
-        """Whether `text`, whose last `new_chars` characters are new, now contains a stop string."""
+        """Whether `text`, whose last `new_chars` characters are new, now contains a stop."""
         start = max(0, len(text) - new_chars - self._overlap)
         tail = text[start:]
-        return any(s in tail for s in self.stops)
+        if any(s in tail for s in self.stops):
+            return True
+        return self.pattern is not None and self.pattern.search(text) is not None
 
     def first(self, text: str) -> int:
-        """Index of the earliest stop string in `text`, or -1."""
+        """Index of the earliest stop string or stop-regex match in `text`, or -1."""
         hits = [i for s in self.stops if (i := text.find(s)) >= 0]
+        if self.pattern is not None and (m := self.pattern.search(text)) is not None:
+            hits.append(m.start())
         return min(hits, default=-1)

@@ -106,12 +106,25 @@ def _render(parts: tuple[str | ir.VarRef, ...], env: Mapping[str, Any]) -> str:
     return "".join(out)
 
 
-def sampling_params(s: ir.Sampling) -> SamplingParams:
+def sampling_params(s: ir.Search) -> SamplingParams:
     """IR policy → runtime parameters; `sample(temperature=0)` is greedy, as in every sampler."""
+    if not isinstance(s, ir.Sampling):
+        from decc.compiler.printer import search_text
+
+        raise DeccError(
+            f"the runtime cannot run '{search_text(s).split('(')[0]}' search yet",
+            hints=["greedy and sample(...) run today; the other policies type-check and compile"],
+        )
     if s.greedy:
         return SamplingParams(greedy=True, seed=s.seed)
     return SamplingParams(
-        greedy=s.greedy, temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, seed=s.seed
+        greedy=s.greedy,
+        temperature=s.temperature,
+        top_k=s.top_k,
+        top_p=s.top_p,
+        seed=s.seed,
+        min_p=s.min_p,
+        typical_p=s.typical_p,
     )
 
 
@@ -134,6 +147,14 @@ def execute(plan: Plan, lm: LanguageModel, inputs: Mapping[str, Any]) -> Result:
                 sampling=sampling_params(op.search),
                 matcher=step.constraint.matcher() if step.constraint is not None else None,
                 stop=op.stop,
+                ignore_eos=not op.eos,
+                min_tokens=op.min_tokens,
+                stop_regex=op.stop_regex,
+                stop_entropy=(
+                    None
+                    if op.stop_entropy is None
+                    else (op.stop_entropy.above, op.stop_entropy.threshold, op.stop_entropy.steps)
+                ),
             )
             env[op.name] = gen.text
             text.append(gen.text)

@@ -1,4 +1,5 @@
-"""Choosing the next token from one row of logits: greedy, or temperature -> top-k -> top-p -> multinomial.
+"""Choosing the next token from one row of logits: greedy, or temperature -> top-k -> top-p -> min-p ->
+typical-p -> multinomial.
 
 Masked tokens carry -inf logits; every path keeps them at probability zero, and a row where every token
 is masked is a bug upstream (the constraint left nothing), reported as `InternalError`.
@@ -13,7 +14,7 @@ import torch
 
 from decc.errors import InternalError
 
-__all__ = ["GREEDY", "SamplingParams", "make_generator", "sample"]
+__all__ = ["GREEDY", "SamplingParams", "entropy", "make_generator", "sample"]
 
 _NEG_INF = float("-inf")
 
@@ -30,6 +31,8 @@ class SamplingParams:
     top_k: int = 0
     top_p: float = 1.0
     seed: int | None = None
+    min_p: float = 0.0
+    typical_p: float = 1.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.greedy, bool):
@@ -43,6 +46,12 @@ class SamplingParams:
         p = self.top_p
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 < p <= 1:
             raise ValueError(f"top_p must be a number in (0, 1] (1 = off), got {p!r}")
+        m = self.min_p
+        if isinstance(m, bool) or not isinstance(m, (int, float)) or not 0 <= m < 1:
+            raise ValueError(f"min_p must be a number in [0, 1) (0 = off), got {m!r}")
+        tp = self.typical_p
+        if isinstance(tp, bool) or not isinstance(tp, (int, float)) or not 0 < tp <= 1:
+            raise ValueError(f"typical_p must be a number in (0, 1] (1 = off), got {tp!r}")
         s = self.seed
         if s is not None and (isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < 2**64):
             raise ValueError(f"seed must be an integer in [0, 2**64), got {s!r}")
@@ -80,7 +89,29 @@ def filter_logits(logits_row: torch.Tensor, params: SamplingParams) -> torch.Ten
         drop = mass_before >= params.top_p
         drop[0] = False
         x[order[drop]] = _NEG_INF
+    if params.min_p > 0.0:  # keep tokens with at least min_p times the top token's probability
+        probs = torch.softmax(x, dim=-1)
+        x.masked_fill_(probs < params.min_p * probs.max(), _NEG_INF)
+    if params.typical_p < 1.0:  # locally typical sampling (Meister et al.), as transformers does it
+        logp = torch.log_softmax(x, dim=-1)
+        p = logp.exp()
+        h = -(torch.where(p > 0, p * logp, torch.zeros_like(p))).sum()
+        shifted = (-logp - h).abs()
+        sorted_s, order = torch.sort(shifted)
+        mass_before = torch.cumsum(p[order], dim=-1) - p[order]
+        drop = mass_before >= params.typical_p
+        drop[0] = False
+        x[order[drop]] = _NEG_INF
     return x
+
+
+def entropy(logits_row: torch.Tensor, params: SamplingParams) -> float:
+    """The entropy (nats) of the distribution a token is drawn from: the filtered one when sampling, the
+    model's (masked) one when greedy."""
+    x = logits_row.float() if params.greedy else filter_logits(logits_row, params)
+    logp = torch.log_softmax(x, dim=-1)
+    p = logp.exp()
+    return float(-(torch.where(p > 0, p * logp, torch.zeros_like(p))).sum())
 
 
 def sample(logits_row: torch.Tensor, params: SamplingParams, generator: torch.Generator | None) -> int:

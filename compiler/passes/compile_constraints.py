@@ -20,13 +20,44 @@ def _compile(gen: ir.Generate) -> ir.Generate:
     c = gen.constraint
     if c is None or c.compiled is not None:
         return gen
+    return replace(gen, constraint=_constraint(c))
+
+
+def _constraint(c: ir.Constraint) -> ir.Constraint:
     if isinstance(c, ir.Grammar):
-        return replace(gen, constraint=_grammar(c))
+        return _grammar(c)
+    if isinstance(c, ir.All):
+        return _all(c)
+    dfa = _dfa(c)
+    if dfa.n_states == 0:
+        raise DeccError(f"this {_what(c)} matches nothing", c.span)
+    return replace(c, compiled=dfa, n_states=dfa.n_states)
+
+
+def _what(c: ir.Constraint) -> str:
+    return {
+        ir.Regex: "regex",
+        ir.JsonSchema: "JSON schema",
+        ir.Choice: "choice",
+        ir.Range: "range",
+        ir.Length: "length",
+        ir.All: "conjunction",
+    }.get(type(c), "constraint")
+
+
+def _dfa(c: ir.Constraint) -> grammars.ByteDFA:
+    """The byte DFA of a regular constraint, with constraint errors mapped into the source."""
     try:
         if isinstance(c, ir.Regex):
-            dfa = grammars.compile_regex(c.pattern)
-        else:
-            dfa = grammars.compile_json_schema(c.schema, lenient=c.lenient, whitespace=c.whitespace)
+            return grammars.compile_regex(c.pattern)
+        if isinstance(c, ir.JsonSchema):
+            return grammars.compile_json_schema(c.schema, lenient=c.lenient, whitespace=c.whitespace)
+        if isinstance(c, ir.Range):
+            return grammars.compile_json_schema(c.schema)
+        if isinstance(c, ir.Choice):
+            return grammars.choice_dfa(c.options)
+        if isinstance(c, ir.Length):
+            return grammars.length_dfa(c.lo, c.hi)
     except grammars.RegexError as e:
         span = c.span.within(c.offsets, e.offset, e.end) if isinstance(c, ir.Regex) else c.span
         raise DeccError(f"invalid regex: {e.message}", span, hints=e.hints) from None
@@ -36,10 +67,38 @@ def _compile(gen: ir.Generate) -> ir.Generate:
         raise DeccError(f"invalid JSON schema: {e.message}", c.span) from None
     except grammars.GrammarLimitError as e:
         raise DeccError(e.message, c.span, hints=e.hints) from None
+    raise DeccError(f"a {_what(c)} cannot be part of a conjunction", c.span)
+
+
+def _all(c: ir.All) -> ir.All:
+    """Each part compiled, then one product automaton; a part that is a grammar cannot join (yet)."""
+    parts = []
+    for p in c.parts:
+        if isinstance(p, ir.Grammar):
+            raise DeccError(
+                "a grammar cannot be combined with other constraints",
+                p.span,
+                hints=["write the other conditions into the grammar itself"],
+            )
+        parts.append(_constraint(p))
+    lengths = [p for p in parts if isinstance(p, ir.Length)]
+    regular = [p.compiled for p in parts if not isinstance(p, ir.Length)]
+    bound = None
+    if lengths:
+        lo = max(p.lo for p in lengths)
+        his = [p.hi for p in lengths if p.hi is not None]
+        bound = (lo, min(his) if his else None)
+    try:
+        dfa = grammars.conjunction(regular, bound) if regular else grammars.length_dfa(*bound)  # type: ignore[misc]
+    except grammars.GrammarLimitError as e:
+        raise DeccError(e.message, c.span, hints=e.hints) from None
     if dfa.n_states == 0:
-        what = "regex" if isinstance(c, ir.Regex) else "JSON schema"
-        raise DeccError(f"this {what} matches nothing", c.span)
-    return replace(gen, constraint=replace(c, compiled=dfa, n_states=dfa.n_states))
+        raise DeccError(
+            "this conjunction matches nothing: no text satisfies all its parts at once",
+            c.span,
+            notes=[f"part: {p.span}" for p in parts],
+        )
+    return replace(c, parts=tuple(parts), compiled=dfa, n_states=dfa.n_states)
 
 
 def _grammar(c: ir.Grammar) -> ir.Grammar:

@@ -1,0 +1,246 @@
+"""Typed reading of `where:` constraints from AST expressions.
+
+`regex(...)`, `json(...)` (inline, `file=`, or a pydantic `model="module:Class"`), `grammar(...)`,
+`choice(...)`, `int(min=, max=)`, `number(min=, max=)`, `length(min=, max=, unit=)` and conjunctions
+`a & b`. A token-count `length` is not a constraint on the text: `where()` hands it back as bounds for the
+step (`min_tokens`/`max_tokens`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from decc.compiler import ir
+from decc.compiler.options import as_bool, as_choice, as_int, as_number, as_str, describe, kwargs_of
+from decc.dsl import ast
+from decc.errors import DeccError, Source, Span, unknown
+
+CONSTRAINTS = ("regex", "json", "grammar", "choice", "int", "number", "length")
+GRAMMAR_ARGS = ("file", "start")
+JSON_ARGS = ("file", "model", "whitespace", "lenient")
+WHITESPACE = ("compact-or-default", "any")
+LENGTH_ARGS = ("min", "max", "unit")
+UNITS = ("chars", "tokens")
+
+
+@dataclass(frozen=True)
+class TokenBounds:
+    """`length(..., unit="tokens")`: bounds on the step's token count, not on its text."""
+
+    lo: int
+    hi: int | None
+    span: Span
+
+
+@dataclass(frozen=True)
+class Where:
+    constraint: ir.Constraint | None
+    min_tokens: int = 0
+    max_tokens: int | None = None
+
+
+def where(e: ast.Expr, base_dir: Path) -> Where:
+    """A `where:` value: the text constraint (None if only token bounds are given) and token bounds."""
+    parts = e.items if isinstance(e, ast.And) else (e,)
+    read = [constraint(p, base_dir) for p in parts]
+    bounds = [r for r in read if isinstance(r, TokenBounds)]
+    text = [r for r in read if not isinstance(r, TokenBounds)]
+    lo = max((b.lo for b in bounds), default=0)
+    his = [b.hi for b in bounds if b.hi is not None]
+    hi = min(his) if his else None
+    if hi is not None and hi < lo:
+        raise DeccError(f"token bounds exclude every length: at least {lo} and at most {hi}", e.span)
+    if not text:
+        return Where(None, lo, hi)
+    c = text[0] if len(text) == 1 else ir.All(tuple(text), e.span)  # type: ignore[arg-type]
+    return Where(c, lo, hi)
+
+
+def constraint(e: ast.Expr, base_dir: Path) -> ir.Constraint | TokenBounds:
+    if isinstance(e, ast.And):
+        raise DeccError("a conjunction inside a conjunction", e.span)  # the grammar never builds one
+    if not isinstance(e, ast.Call):
+        raise DeccError(
+            f"'where' takes a constraint such as regex(r\"...\") or json(...), not {describe(e)}",
+            e.span,
+        )
+    name = e.func.value
+    if name not in CONSTRAINTS:
+        raise unknown("constraint", name, e.func.span, CONSTRAINTS)
+    if name == "json":
+        return json_constraint(e, base_dir)
+    if name == "grammar":
+        return grammar_constraint(e, base_dir)
+    if name == "choice":
+        return choice(e)
+    if name in ("int", "number"):
+        return number_range(e)
+    if name == "length":
+        return length(e)
+    if e.kwargs or len(e.args) != 1:
+        raise DeccError("regex(...) takes exactly one pattern string", e.span)
+    pattern = as_str(e.args[0], "a regex pattern")
+    return ir.Regex(pattern.value, pattern.span, offsets=pattern.offsets)
+
+
+def choice(e: ast.Call) -> ir.Choice:
+    """`choice("a", "b")` or `choice(["a", "b"])`."""
+    if e.kwargs:
+        raise DeccError("choice(...) takes the strings only", e.kwargs[0].span)
+    args: tuple[ast.Expr, ...] = e.args
+    if len(args) == 1 and isinstance(args[0], ast.ListLit):
+        args = args[0].items
+    if not args:
+        raise DeccError("choice(...) needs at least one string", e.span)
+    seen: dict[str, ast.StrLit] = {}
+    for a in args:
+        lit = as_str(a, "a choice")
+        if lit.value in seen:
+            raise DeccError(f"choice {json.dumps(lit.value)} is listed twice", lit.span)
+        seen[lit.value] = lit
+    return ir.Choice(tuple(seen), e.span)
+
+
+def number_range(e: ast.Call) -> ir.Range:
+    """`int(min=1, max=10)` or `number(min=0, max=1)`: either bound may be left out."""
+    name = e.func.value
+    kw = kwargs_of(e, ("min", "max"), name)
+    if e.args:
+        raise DeccError(
+            f"{name}(...) takes keyword arguments only, e.g. {name}(min=0, max=10)", e.args[0].span
+        )
+    what = "an integer bound" if name == "int" else "a number bound"
+    lo = _bound(kw["min"].value, name, what) if "min" in kw else None
+    hi = _bound(kw["max"].value, name, what) if "max" in kw else None
+    if lo is not None and hi is not None and hi < lo:
+        raise DeccError(f"{name}(...) with min {lo} above max {hi} matches nothing", e.span)
+    return ir.Range(name, lo, hi, e.span)
+
+
+def _bound(e: ast.Expr, name: str, what: str) -> int | float:
+    if name == "int":
+        return as_int(e, what)
+    return as_number(e, what)
+
+
+def length(e: ast.Call) -> ir.Length | TokenBounds:
+    """`length(max=40)`, `length(min=3, max=40)`; `unit="chars"` (the default) or `"tokens"`."""
+    kw = kwargs_of(e, LENGTH_ARGS, "length")
+    if e.args:
+        raise DeccError("length(...) takes keyword arguments only, e.g. length(max=40)", e.args[0].span)
+    if "min" not in kw and "max" not in kw:
+        raise DeccError("length(...) needs min=, max= or both", e.span)
+    lo = as_int(kw["min"].value, "min", minimum=0) if "min" in kw else 0
+    hi = as_int(kw["max"].value, "max", minimum=0) if "max" in kw else None
+    if hi is not None and hi < lo:
+        raise DeccError(f"length(...) with min {lo} above max {hi} matches nothing", e.span)
+    unit = as_choice(kw["unit"].value, "unit", UNITS) if "unit" in kw else "chars"
+    if unit == "tokens":
+        return TokenBounds(lo, hi, e.span)
+    return ir.Length(lo, hi, e.span)
+
+
+def json_constraint(e: ast.Call, base_dir: Path) -> ir.JsonSchema:
+    """`json(r\"\"\"{...}\"\"\")` (inline schema), `json(file="schema.json")` (relative to the program) or
+    `json(model="module:Class")` (a pydantic model, imported with the program's folder on the path)."""
+    kwargs = kwargs_of(e, JSON_ARGS, "json")
+    given = len(e.args) + ("file" in kwargs) + ("model" in kwargs)
+    if given != 1:
+        raise DeccError(
+            'json(...) takes one schema: inline JSON text, file="schema.json" or model="module:Class"', e.span
+        )
+    if e.args:
+        lit = as_str(e.args[0], "a JSON schema")
+        schema = _load_json(lit.value, lambda pos: lit.span_of(pos, pos + 1))
+        origin, span = "inline", lit.span
+    elif "file" in kwargs:
+        lit = as_str(kwargs["file"].value, "file")
+        path = base_dir / lit.value
+        text = read_file(path, lit)
+        source = Source(str(path), text)
+        schema = _load_json(text, lambda pos: Span.of(source, pos, pos + 1))
+        origin, span = lit.value, lit.span
+    else:
+        lit = as_str(kwargs["model"].value, "model")
+        schema = pydantic_schema(lit, base_dir)
+        origin, span = f"model:{lit.value}", lit.span
+    whitespace = "compact-or-default"
+    if "whitespace" in kwargs:
+        whitespace = as_choice(kwargs["whitespace"].value, "whitespace mode", WHITESPACE)
+    lenient = as_bool(kwargs["lenient"].value, "lenient") if "lenient" in kwargs else False
+    text = json.dumps(schema, separators=(",", ":"), ensure_ascii=False)
+    return ir.JsonSchema(text, span, origin, whitespace, lenient)
+
+
+def import_object(lit: ast.StrLit, base_dir: Path, what: str) -> Any:
+    """`module:name` imported (the program's folder first on `sys.path`), or a positioned error."""
+    module_name, sep, attr = lit.value.partition(":")
+    if not sep or not module_name or not attr:
+        raise DeccError(f"{what} must be written 'module:name', not {json.dumps(lit.value)}", lit.span)
+    added = str(base_dir) not in sys.path
+    if added:
+        sys.path.insert(0, str(base_dir))
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as err:  # noqa: BLE001 - the user's module failing to import is a user error
+        raise DeccError(f"cannot import module '{module_name}': {err}", lit.span) from None
+    finally:
+        if added:
+            sys.path.remove(str(base_dir))
+    obj = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise DeccError(f"module '{module_name}' has no '{attr}'", lit.span)
+        obj = getattr(obj, part)
+    return obj
+
+
+def pydantic_schema(lit: ast.StrLit, base_dir: Path) -> Any:
+    cls = import_object(lit, base_dir, "a pydantic model")
+    make = getattr(cls, "model_json_schema", None)
+    if not callable(make):
+        raise DeccError(f"'{lit.value}' is not a pydantic model (it has no model_json_schema())", lit.span)
+    try:
+        return make()
+    except Exception as err:  # noqa: BLE001 - the user's model failing to produce a schema
+        raise DeccError(f"'{lit.value}' gives no JSON schema: {err}", lit.span) from None
+
+
+def grammar_constraint(e: ast.Call, base_dir: Path) -> ir.Grammar:
+    """`grammar("json")` (a built-in: json, arith, sql_select) or `grammar(file="g.lark", start="start")`."""
+    from decc.grammars import BUILTIN_GRAMMARS, builtin_grammar
+
+    kwargs = kwargs_of(e, GRAMMAR_ARGS, "grammar")
+    if len(e.args) > 1 or bool(e.args) == ("file" in kwargs):
+        raise DeccError('grammar(...) takes one grammar: a built-in name, or file="grammar.lark"', e.span)
+    if e.args:
+        lit = as_str(e.args[0], "a built-in grammar name")
+        if lit.value not in BUILTIN_GRAMMARS:
+            raise unknown("built-in grammar", lit.value, lit.span, BUILTIN_GRAMMARS)
+        text, origin = builtin_grammar(lit.value), f"builtin:{lit.value}"
+    else:
+        lit = as_str(kwargs["file"].value, "file")
+        text, origin = read_file(base_dir / lit.value, lit), str(base_dir / lit.value)
+    start = as_str(kwargs["start"].value, "start").value if "start" in kwargs else "start"
+    return ir.Grammar(text, lit.span, origin, start)
+
+
+def read_file(path: Path, lit: ast.StrLit) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        reason = getattr(err, "strerror", None) or str(err)
+        raise DeccError(f"cannot read '{lit.value}': {reason}", lit.span) from None
+
+
+def _load_json(text: str, span_at: Callable[[int], Span]) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DeccError(f"invalid JSON in schema: {err.msg}", span_at(err.pos)) from None

@@ -1,0 +1,217 @@
+"""Typed reading of `search:` policies, their scores and potentials (rewards), and `stop_entropy:`.
+
+greedy | sample(temperature=, top_k=, top_p=, min_p=, typical_p=, seed=)
+beam(width=, length_penalty=, early_stopping=)
+diverse_beam(width=, groups=, diversity=, length_penalty=, early_stopping=)
+best_of(n=, score=REWARD, <sampling args>)
+first_finish(n=, <sampling args>)
+smc(particles=, potential=REWARD, ess_threshold=, resampling="multinomial"|"systematic", <sampling args>)
+
+REWARD: logprob | length | keyword("a", ...) | regex(r"...") | json_valid(r"{schema}" or file=)
+      | python("module:function") | classifier("path/to/model", label=)
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from decc.compiler import ir
+from decc.compiler.options import as_bool, as_choice, as_float, as_int, as_str, describe, keywords_only
+from decc.dsl import ast
+from decc.errors import DeccError, unknown
+
+POLICIES = ("greedy", "sample", "beam", "diverse_beam", "best_of", "first_finish", "smc")
+SAMPLE_ARGS = ("temperature", "top_k", "top_p", "min_p", "typical_p", "seed")
+BEAM_ARGS = ("width", "length_penalty", "early_stopping")
+DIVERSE_ARGS = (*BEAM_ARGS, "groups", "diversity")
+REWARDS = ("logprob", "length", "keyword", "regex", "json_valid", "python", "classifier")
+RESAMPLING = ("multinomial", "systematic")
+
+
+def search(e: ast.Expr, base_dir: Path) -> ir.Search:
+    if isinstance(e, ast.NameRef):
+        call = ast.Call(ast.Name(e.name, e.span), (), (), e.span)
+    elif isinstance(e, ast.Call):
+        call = e
+    else:
+        raise DeccError(f"'search' takes a policy such as greedy or sample(...), not {describe(e)}", e.span)
+    name, span = call.func.value, call.func.span
+    if name not in POLICIES:
+        raise unknown("search policy", name, span, POLICIES)
+    if name == "greedy":
+        if call.args or call.kwargs:
+            raise DeccError("greedy takes no arguments", (call.args or call.kwargs)[0].span)
+        return ir.Sampling()
+    if name == "sample":
+        return _sampling(keywords_only(call, SAMPLE_ARGS, "sample(temperature=0.7)"), default_greedy=False)
+    if name in ("beam", "diverse_beam"):
+        allowed = BEAM_ARGS if name == "beam" else DIVERSE_ARGS
+        kw = keywords_only(call, allowed, f"{name}(width=4)")
+        width = _required(kw, "width", call, lambda v: as_int(v, "width", minimum=1))
+        groups = (
+            as_int(kw["groups"], "groups", minimum=1)
+            if "groups" in kw
+            else (2 if name == "diverse_beam" else 1)
+        )
+        if width % groups:
+            raise DeccError(
+                f"width {width} must be a multiple of groups {groups}", kw.get("groups", call).span
+            )
+        diversity = (
+            as_float(kw["diversity"], "diversity") if "diversity" in kw else (0.5 if groups > 1 else 0.0)
+        )
+        if diversity < 0:
+            raise DeccError(f"diversity must be at least 0, not {diversity:g}", kw["diversity"].span)
+        return ir.Beam(
+            width=width,
+            length_penalty=as_float(kw["length_penalty"], "length_penalty")
+            if "length_penalty" in kw
+            else 1.0,
+            early_stopping=as_bool(kw["early_stopping"], "early_stopping")
+            if "early_stopping" in kw
+            else False,
+            groups=groups,
+            diversity=diversity,
+        )
+    if name == "best_of":
+        kw = keywords_only(call, ("n", "score", *SAMPLE_ARGS), "best_of(n=4, score=logprob)")
+        n = _required(kw, "n", call, lambda v: as_int(v, "n", minimum=1))
+        score = reward(kw["score"], base_dir) if "score" in kw else ir.Reward("logprob", (), call.span)
+        return ir.BestOfN(n, score, _sampling(kw, default_greedy=False))
+    if name == "first_finish":
+        kw = keywords_only(call, ("n", *SAMPLE_ARGS), "first_finish(n=4)")
+        n = _required(kw, "n", call, lambda v: as_int(v, "n", minimum=1))
+        return ir.FirstFinish(n, _sampling(kw, default_greedy=False))
+    kw = keywords_only(
+        call, ("particles", "potential", "ess_threshold", "resampling", *SAMPLE_ARGS), "smc(particles=8)"
+    )
+    particles = _required(kw, "particles", call, lambda v: as_int(v, "particles", minimum=1))
+    ess = as_float(kw["ess_threshold"], "ess_threshold") if "ess_threshold" in kw else 0.5
+    if not 0 <= ess <= 1:
+        raise DeccError(f"ess_threshold must be in [0, 1], not {ess:g}", kw["ess_threshold"].span)
+    scheme = (
+        as_choice(kw["resampling"], "resampling scheme", RESAMPLING) if "resampling" in kw else "multinomial"
+    )
+    potential = reward(kw["potential"], base_dir) if "potential" in kw else None
+    return ir.SMC(particles, potential, ess, scheme, _sampling(kw, default_greedy=False))
+
+
+def _required(kw: dict[str, ast.Expr], key: str, call: ast.Call, read):  # type: ignore[no-untyped-def]
+    if key not in kw:
+        raise DeccError(f"{call.func.value}(...) needs {key}=", call.span)
+    return read(kw[key])
+
+
+def _sampling(kw: dict[str, ast.Expr], *, default_greedy: bool) -> ir.Sampling:
+    values = {k: _sample_arg(k, v) for k, v in kw.items() if k in SAMPLE_ARGS}
+    temperature = float(values.get("temperature", 1.0))
+    return ir.Sampling(
+        greedy=temperature == 0.0 or (default_greedy and not values),
+        temperature=temperature,
+        top_k=int(values.get("top_k", 0)),
+        top_p=float(values.get("top_p", 1.0)),
+        min_p=float(values.get("min_p", 0.0)),
+        typical_p=float(values.get("typical_p", 1.0)),
+        seed=int(values["seed"]) if "seed" in values else None,
+    )
+
+
+def _sample_arg(key: str, e: ast.Expr) -> float | int:
+    if key == "temperature":
+        t = as_float(e, "temperature")
+        if t < 0:
+            raise DeccError(f"temperature must be at least 0, not {t:g}", e.span)
+        return t
+    if key in ("top_p", "typical_p"):
+        p = as_float(e, key)
+        if not 0 < p <= 1:
+            raise DeccError(f"{key} must be in (0, 1], not {p:g}", e.span)
+        return p
+    if key == "min_p":
+        p = as_float(e, key)
+        if not 0 <= p < 1:
+            raise DeccError(f"min_p must be in [0, 1), not {p:g}", e.span)
+        return p
+    if key == "top_k":
+        return as_int(e, "top_k", minimum=0)
+    return as_int(e, "seed", minimum=0)
+
+
+def reward(e: ast.Expr, base_dir: Path) -> ir.Reward:
+    """A score or potential: a built-in by name or call, a Python callable, or a local classifier."""
+    from decc.compiler.constraints import import_object, json_constraint
+
+    if isinstance(e, ast.NameRef):
+        call = ast.Call(ast.Name(e.name, e.span), (), (), e.span)
+    elif isinstance(e, ast.Call):
+        call = e
+    else:
+        raise DeccError(
+            f'a score must be a reward such as logprob or keyword("..."), not {describe(e)}', e.span
+        )
+    name = call.func.value
+    if name not in REWARDS:
+        raise unknown("reward", name, call.func.span, REWARDS)
+    if name in ("logprob", "length"):
+        if call.args or call.kwargs:
+            raise DeccError(f"{name} takes no arguments", call.span)
+        return ir.Reward(name, (), call.span)
+    if name == "keyword":
+        if call.kwargs or not call.args:
+            raise DeccError('keyword(...) takes one or more strings, e.g. keyword("Paris")', call.span)
+        return ir.Reward(name, tuple(as_str(a, "a keyword").value for a in call.args), call.span)
+    if name == "regex":
+        if call.kwargs or len(call.args) != 1:
+            raise DeccError("regex(...) takes exactly one pattern string", call.span)
+        lit = as_str(call.args[0], "a regex pattern")
+        try:
+            re.compile(lit.value)
+        except re.error as err:
+            at = lit.span_of(err.pos, err.pos + 1) if err.pos is not None else lit.span
+            raise DeccError(f"invalid regex: {err.msg}", at) from None
+        return ir.Reward(name, (lit.value,), call.span)
+    if name == "json_valid":
+        schema = json_constraint(
+            ast.Call(ast.Name("json", call.func.span), call.args, call.kwargs, call.span), base_dir
+        )
+        return ir.Reward(name, (schema.schema,), call.span)
+    if (call.kwargs and name == "python") or len(call.args) != 1:
+        what = 'python("module:function")' if name == "python" else 'classifier("path/to/model", label=1)'
+        raise DeccError(f"{name}(...) takes one string, e.g. {what}", call.span)
+    lit = as_str(call.args[0], "a callable" if name == "python" else "a model path")
+    if name == "python":
+        fn = import_object(lit, base_dir, "a Python callable")
+        if not callable(fn):
+            raise DeccError(f"'{lit.value}' is not callable", lit.span)
+        return ir.Reward(name, (lit.value,), call.span)
+    kw = {k.name.value: k.value for k in call.kwargs}
+    for k in kw:
+        if k != "label":
+            raise unknown("argument", k, call.span, ("label",), where="classifier")
+    path = base_dir / lit.value
+    if not path.is_dir():
+        raise DeccError(
+            f"no model folder at '{lit.value}'",
+            lit.span,
+            hints=["a local folder with config.json and weights"],
+        )
+    label = as_int(kw["label"], "label", minimum=0) if "label" in kw else 1
+    return ir.Reward(name, (str(path), label), call.span)
+
+
+def stop_entropy(e: ast.Expr) -> ir.Entropy:
+    """`above(2.5)` or `below(0.2, steps=3)`: entropy in nats, for `steps` tokens running (default 1)."""
+    if not isinstance(e, ast.Call) or e.func.value not in ("above", "below"):
+        raise DeccError("stop_entropy takes above(threshold, steps=k) or below(threshold, steps=k)", e.span)
+    if len(e.args) != 1:
+        raise DeccError(f"{e.func.value}(...) takes one threshold (nats)", e.span)
+    threshold = as_float(e.args[0], "an entropy threshold")
+    if threshold < 0:
+        raise DeccError(f"an entropy threshold must be at least 0, not {threshold:g}", e.args[0].span)
+    steps = 1
+    for kw in e.kwargs:
+        if kw.name.value != "steps":
+            raise unknown("argument", kw.name.value, kw.name.span, ("steps",), where=e.func.value)
+        steps = as_int(kw.value, "steps", minimum=1)
+    return ir.Entropy(e.func.value == "above", threshold, steps)

@@ -1,0 +1,73 @@
+"""Constraints built from parts: a choice of strings, a length in characters, and conjunctions.
+
+A conjunction of regular constraints is one product automaton, so the mask never allows a token after
+which the parts cannot all still finish (masking each part separately would: "ab" & "ac" both allow "a").
+A character length joins as a counted segment around that product (counters.py), so `length(max=500)`
+stays a loop plus a counter rather than 500 unrolled copies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import reduce
+
+from .counters import SegmentConflict
+from .dfa import ByteDFA, dfa_from_nfa
+from .errors import GrammarLimitError
+from .json_schema import COUNT_FROM, NOTHING, CountedBody, _build_nfa, _intersect, _product, automaton_of
+from .limits import DEFAULT_LIMITS, Limits, deadline
+from .regex_ast import Alt, Automaton, Concat, Node, Repeat, char
+from .regex_parser import parse_regex
+
+ANY_CHAR = parse_regex(r"[\s\S]")
+
+
+def literal(text: str) -> Node:
+    return Concat(tuple(char(ord(c)) for c in text))
+
+
+def choice_dfa(options: Sequence[str], limits: Limits = DEFAULT_LIMITS) -> ByteDFA:
+    """Exactly one of `options`."""
+    with deadline(limits.max_seconds):
+        return dfa_from_nfa(_build_nfa(Alt(tuple(literal(o) for o in options)), limits), limits)
+
+
+def length_dfa(lo: int, hi: int | None, limits: Limits = DEFAULT_LIMITS) -> ByteDFA:
+    """Any text of `lo`..`hi` characters."""
+    return conjunction((), (lo, hi), limits)
+
+
+def conjunction(
+    parts: Sequence[ByteDFA], length: tuple[int, int | None] | None = None, limits: Limits = DEFAULT_LIMITS
+) -> ByteDFA:
+    """The strings every DFA of `parts` accepts, of `length` = (lo, hi) characters if given.
+
+    The parts must be counter-free (`GrammarLimitError` otherwise: two counters cannot be combined).
+    """
+    for p in parts:
+        if p.has_counters:
+            raise GrammarLimitError(
+                "cannot combine a length-counted constraint (a JSON string with a maxLength of 16 or more) "
+                "with another constraint",
+                hints=["give the length bound inside the JSON schema, or a smaller maxLength"],
+            )
+    with deadline(limits.max_seconds):
+        nodes: list[Node] = [automaton_of(p) if p.n_states else NOTHING for p in parts]
+        plain = reduce(_intersect, nodes) if nodes else None
+        if length is None:
+            assert plain is not None
+            return dfa_from_nfa(_build_nfa(plain, limits), limits)
+        lo, hi = length
+        if hi is None or hi < COUNT_FROM:
+            chars = Repeat(ANY_CHAR, lo, hi)
+            node = chars if plain is None else _intersect(plain, chars)
+            return dfa_from_nfa(_build_nfa(node, limits), limits)
+        loop = Repeat(ANY_CHAR, 0, None)
+        auto, boundary = _product(() if plain is None else (plain,), NOTHING, loop)
+        if not isinstance(auto, Automaton):  # the parts already exclude each other
+            return dfa_from_nfa(_build_nfa(NOTHING, limits), limits)
+        body = CountedBody(auto, boundary, lo, hi, ())  # type: ignore[arg-type]
+        try:
+            return dfa_from_nfa(_build_nfa(body, limits), limits)
+        except SegmentConflict:  # one segment spanning the whole text cannot conflict with another
+            raise AssertionError("a lone counted segment conflicted") from None
