@@ -58,6 +58,8 @@ def conjunction(
             assert plain is not None
             return dfa_from_nfa(_build_nfa(plain, limits), limits)
         lo, hi = length
+        if hi is not None and hi < lo:
+            return dfa_from_nfa(_build_nfa(NOTHING, limits), limits)
         if hi is None or hi < COUNT_FROM:
             chars = Repeat(ANY_CHAR, lo, hi)
             node = chars if plain is None else _intersect(plain, chars)

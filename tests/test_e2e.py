@@ -90,3 +90,28 @@ def test_grammar_example_parses() -> None:
     result = decc.load(ROOT / "examples" / "arith.dec").run()
     assert result.steps["expr"].finish_reason in ("eos", "constraint")
     Lark(builtin_grammar("arith"), parser="earley", lexer="dynamic_complete").parse(result.values["expr"])
+
+
+def test_new_constraint_forms_run_and_hold() -> None:
+    src = r"""
+system "Answer briefly."
+user "Is the sea salty? Then rate it from 1 to 10, then describe it."
+assistant {
+  gen yes { where: choice("yes", "no", "maybe") }
+  " Rating: "
+  gen rating { where: int(min=1, max=10) }
+  " Description: "
+  gen words { where: regex(r"[a-z ]+") & length(min=3, max=18), max_tokens: 12 }
+}
+"""
+    result = decc.loads(src, "forms.dec").run()
+    values = result.values
+    assert values["yes"] in ("yes", "no", "maybe")
+    assert 1 <= int(values["rating"]) <= 10 and re.fullmatch(r"-?(0|[1-9][0-9]*)", values["rating"])
+    assert re.fullmatch(r"[a-z ]+", values["words"]) and 3 <= len(values["words"]) <= 18
+
+
+def test_policies_that_do_not_run_yet_say_so_cleanly() -> None:
+    program = decc.loads("gen x { search: beam(width=2), max_tokens: 2 }", "beam.dec")
+    with pytest.raises(decc.DeccError, match="cannot run 'beam' search yet"):
+        program.run()
