@@ -29,13 +29,17 @@ REWARDS = ("logprob", "length", "keyword", "regex", "json_valid", "python", "cla
 RESAMPLING = ("multinomial", "systematic")
 
 
-def search(e: ast.Expr, base_dir: Path) -> ir.Search:
+def _as_call(e: ast.Expr, expected: str) -> ast.Call:
+    """`name` or `name(...)` as a call: policies and rewards may leave out empty parentheses."""
     if isinstance(e, ast.NameRef):
-        call = ast.Call(ast.Name(e.name, e.span), (), (), e.span)
-    elif isinstance(e, ast.Call):
-        call = e
-    else:
-        raise DeccError(f"'search' takes a policy such as greedy or sample(...), not {describe(e)}", e.span)
+        return ast.Call(ast.Name(e.name, e.span), (), (), e.span)
+    if isinstance(e, ast.Call):
+        return e
+    raise DeccError(f"{expected}, not {describe(e)}", e.span)
+
+
+def search(e: ast.Expr, base_dir: Path) -> ir.Search:
+    call = _as_call(e, "'search' takes a policy such as greedy or sample(...)")
     name, span = call.func.value, call.func.span
     if name not in POLICIES:
         raise unknown("search policy", name, span, POLICIES)
@@ -142,14 +146,7 @@ def reward(e: ast.Expr, base_dir: Path) -> ir.Reward:
     """A score or potential: a built-in by name or call, a Python callable, or a local classifier."""
     from decc.compiler.constraints import import_object, json_constraint
 
-    if isinstance(e, ast.NameRef):
-        call = ast.Call(ast.Name(e.name, e.span), (), (), e.span)
-    elif isinstance(e, ast.Call):
-        call = e
-    else:
-        raise DeccError(
-            f'a score must be a reward such as logprob or keyword("..."), not {describe(e)}', e.span
-        )
+    call = _as_call(e, 'a score must be a reward such as logprob or keyword("...")')
     name = call.func.value
     if name not in REWARDS:
         raise unknown("reward", name, call.func.span, REWARDS)
