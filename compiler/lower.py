@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from decc.compiler import constraints, ir, options, search
@@ -140,12 +139,7 @@ def _gen(gen: ast.Gen, base_dir: Path) -> ir.Generate:
 
 def _stop_regex(e: ast.Expr) -> str:
     """A stop regex (Python `re` syntax): checked here, with the position of an error inside it."""
-    lit = options.as_str(e, "a stop regex")
-    try:
-        compiled = re.compile(lit.value)
-    except re.error as err:
-        at = lit.span_of(err.pos, err.pos + 1) if err.pos is not None else lit.span
-        raise DeccError(f"invalid stop regex: {err.msg}", at) from None
+    lit, compiled = options.as_python_regex(e, "a stop regex", "stop regex")
     if compiled.match(""):
         raise DeccError("a stop regex must not match the empty string", lit.span)
     return lit.value

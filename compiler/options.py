@@ -5,6 +5,8 @@ Each helper either returns a plain value or raises a positioned `DeccError` nami
 
 from __future__ import annotations
 
+import re
+
 from decc.dsl import ast
 from decc.errors import DeccError, unknown
 
@@ -64,6 +66,16 @@ def as_str(e: ast.Expr, what: str) -> ast.StrLit:
     if not isinstance(e, ast.StrLit):
         raise DeccError(f"{what} must be a string, not {describe(e)}", e.span)
     return e
+
+
+def as_python_regex(e: ast.Expr, what: str, kind: str) -> tuple[ast.StrLit, re.Pattern[str]]:
+    """A string holding a Python `re` pattern, compiled; an error ("invalid KIND: ...") points inside it."""
+    lit = as_str(e, what)
+    try:
+        return lit, re.compile(lit.value)
+    except re.error as err:
+        at = lit.span_of(err.pos, err.pos + 1) if err.pos is not None else lit.span
+        raise DeccError(f"invalid {kind}: {err.msg}", at) from None
 
 
 def as_choice(e: ast.Expr, what: str, allowed: tuple[str, ...]) -> str:

@@ -123,11 +123,12 @@ def constraint_text(c: ir.Constraint) -> str:
     if isinstance(c, ir.All):
         return f"all({' & '.join(constraint_text(p) for p in c.parts)}{states})"
     shown = c.schema if len(c.schema) <= 72 else c.schema[:69] + "..."
-    file = f" file={q(c.origin)}" if c.origin not in ("inline",) and not c.origin.startswith("model:") else ""
-    model = f" model={q(c.origin[6:])}" if c.origin.startswith("model:") else ""
+    model = c.origin.startswith("model:")
+    file = f" file={q(c.origin)}" if c.origin != "inline" and not model else ""
+    model_arg = f" model={q(c.origin.removeprefix('model:'))}" if model else ""
     whitespace = f" whitespace={q(c.whitespace)}" if c.whitespace != "compact-or-default" else ""
     lenient = " lenient" if c.lenient else ""
-    return f"json({q(shown)}{file}{model}{whitespace}{lenient}{states})"
+    return f"json({q(shown)}{file}{model_arg}{whitespace}{lenient}{states})"
 
 
 def search_text(s: ir.Search) -> str:

@@ -13,11 +13,20 @@ REWARD: logprob | length | keyword("a", ...) | regex(r"...") | json_valid(r"{sch
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from decc.compiler import ir
-from decc.compiler.options import as_bool, as_choice, as_float, as_int, as_str, describe, keywords_only
+from decc.compiler.options import (
+    as_bool,
+    as_choice,
+    as_float,
+    as_int,
+    as_python_regex,
+    as_str,
+    describe,
+    keywords_only,
+    kwargs_of,
+)
 from decc.dsl import ast
 from decc.errors import DeccError, unknown
 
@@ -48,7 +57,7 @@ def search(e: ast.Expr, base_dir: Path) -> ir.Search:
             raise DeccError("greedy takes no arguments", (call.args or call.kwargs)[0].span)
         return ir.Sampling()
     if name == "sample":
-        return _sampling(keywords_only(call, SAMPLE_ARGS, "sample(temperature=0.7)"), default_greedy=False)
+        return _sampling(keywords_only(call, SAMPLE_ARGS, "sample(temperature=0.7)"))
     if name in ("beam", "diverse_beam"):
         allowed = BEAM_ARGS if name == "beam" else DIVERSE_ARGS
         kw = keywords_only(call, allowed, f"{name}(width=4)")
@@ -82,11 +91,11 @@ def search(e: ast.Expr, base_dir: Path) -> ir.Search:
         kw = keywords_only(call, ("n", "score", *SAMPLE_ARGS), "best_of(n=4, score=logprob)")
         n = _required(kw, "n", call, lambda v: as_int(v, "n", minimum=1))
         score = reward(kw["score"], base_dir) if "score" in kw else ir.Reward("logprob", (), call.span)
-        return ir.BestOfN(n, score, _sampling(kw, default_greedy=False))
+        return ir.BestOfN(n, score, _sampling(kw))
     if name == "first_finish":
         kw = keywords_only(call, ("n", *SAMPLE_ARGS), "first_finish(n=4)")
         n = _required(kw, "n", call, lambda v: as_int(v, "n", minimum=1))
-        return ir.FirstFinish(n, _sampling(kw, default_greedy=False))
+        return ir.FirstFinish(n, _sampling(kw))
     kw = keywords_only(
         call, ("particles", "potential", "ess_threshold", "resampling", *SAMPLE_ARGS), "smc(particles=8)"
     )
@@ -98,7 +107,7 @@ def search(e: ast.Expr, base_dir: Path) -> ir.Search:
         as_choice(kw["resampling"], "resampling scheme", RESAMPLING) if "resampling" in kw else "multinomial"
     )
     potential = reward(kw["potential"], base_dir) if "potential" in kw else None
-    return ir.SMC(particles, potential, ess, scheme, _sampling(kw, default_greedy=False))
+    return ir.SMC(particles, potential, ess, scheme, _sampling(kw))
 
 
 def _required(kw: dict[str, ast.Expr], key: str, call: ast.Call, read):  # type: ignore[no-untyped-def]
@@ -107,11 +116,11 @@ def _required(kw: dict[str, ast.Expr], key: str, call: ast.Call, read):  # type:
     return read(kw[key])
 
 
-def _sampling(kw: dict[str, ast.Expr], *, default_greedy: bool) -> ir.Sampling:
+def _sampling(kw: dict[str, ast.Expr]) -> ir.Sampling:
     values = {k: _sample_arg(k, v) for k, v in kw.items() if k in SAMPLE_ARGS}
     temperature = float(values.get("temperature", 1.0))
     return ir.Sampling(
-        greedy=temperature == 0.0 or (default_greedy and not values),
+        greedy=temperature == 0.0,
         temperature=temperature,
         top_k=int(values.get("top_k", 0)),
         top_p=float(values.get("top_p", 1.0)),
@@ -161,12 +170,7 @@ def reward(e: ast.Expr, base_dir: Path) -> ir.Reward:
     if name == "regex":
         if call.kwargs or len(call.args) != 1:
             raise DeccError("regex(...) takes exactly one pattern string", call.span)
-        lit = as_str(call.args[0], "a regex pattern")
-        try:
-            re.compile(lit.value)
-        except re.error as err:
-            at = lit.span_of(err.pos, err.pos + 1) if err.pos is not None else lit.span
-            raise DeccError(f"invalid regex: {err.msg}", at) from None
+        lit, _ = as_python_regex(call.args[0], "a regex pattern", "regex")
         return ir.Reward(name, (lit.value,), call.span)
     if name == "json_valid":
         schema = json_constraint(
@@ -182,10 +186,7 @@ def reward(e: ast.Expr, base_dir: Path) -> ir.Reward:
         if not callable(fn):
             raise DeccError(f"'{lit.value}' is not callable", lit.span)
         return ir.Reward(name, (lit.value,), call.span)
-    kw = {k.name.value: k.value for k in call.kwargs}
-    for k in kw:
-        if k != "label":
-            raise unknown("argument", k, call.span, ("label",), where="classifier")
+    kw = {k: a.value for k, a in kwargs_of(call, ("label",), "classifier").items()}
     path = base_dir / lit.value
     if not path.is_dir():
         raise DeccError(
@@ -206,9 +207,6 @@ def stop_entropy(e: ast.Expr) -> ir.Entropy:
     threshold = as_float(e.args[0], "an entropy threshold")
     if threshold < 0:
         raise DeccError(f"an entropy threshold must be at least 0, not {threshold:g}", e.args[0].span)
-    steps = 1
-    for kw in e.kwargs:
-        if kw.name.value != "steps":
-            raise unknown("argument", kw.name.value, kw.name.span, ("steps",), where=e.func.value)
-        steps = as_int(kw.value, "steps", minimum=1)
+    kw = kwargs_of(e, ("steps",), e.func.value)
+    steps = as_int(kw["steps"].value, "steps", minimum=1) if "steps" in kw else 1
     return ir.Entropy(e.func.value == "above", threshold, steps)

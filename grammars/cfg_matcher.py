@@ -25,17 +25,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from numpy.lib.stride_tricks import sliding_window_view
 
 from . import disk_cache
 from .cfg_grammar import Grammar, GrammarError, parse_grammar
-from .counters import row_ids
+from .counters import counter_signature
 from .dfa import ByteDFA
 from .earley import Chart, ESet, Recognizer
 from .errors import GrammarLimitError
 from .limits import DEFAULT_LIMITS, Limits, check_time, deadline
 from .rtn import RTN, build_rtn
-from .token_automaton import _start_pairs, pack_bits
+from .token_automaton import _start_pairs, pack_bits, set_bits
 from .vocab import Vocabulary
 
 _CHUNK = 4_000_000
@@ -374,7 +373,7 @@ def classify(
     the lexeme's token automaton (`_lexeme_rows`).
     """
     n = rtn.n_states
-    lexical = _lexical(rtn)
+    lexical = rtn.lex_q >= 0  # unrolled lexeme (state, counter) pairs
     ids, lengths, padded, offsets = vocab.packed
     dead = n
     table = np.full((n + 1, 256), dead, dtype=np.int32)
@@ -508,13 +507,6 @@ def _accepting_through_nullable(rtn: RTN) -> np.ndarray:
     return acc
 
 
-def _lexical(rtn: RTN) -> np.ndarray:
-    """bool [G]: the state is an unrolled lexeme (state, counter) pair."""
-    if rtn.lex_q is None:
-        return np.zeros(rtn.n_states, dtype=bool)
-    return rtn.lex_q >= 0
-
-
 def _lexeme_rows(
     rtn: RTN, vocab: Vocabulary, limits: Limits
 ) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]:
@@ -532,10 +524,9 @@ def _lexeme_rows(
     row_of = np.zeros(n, dtype=np.int64)
     found: dict[bytes, int] = {}
     distinct: list[np.ndarray] = [np.zeros(vocab.n_words, dtype=np.int32)]
-    eos = np.array(sorted(vocab.eos_ids), dtype=np.int64)
-    clear = np.full(vocab.n_words, -1, dtype=np.int32)
-    if len(eos):
-        np.bitwise_and.at(clear, eos >> 5, ~(np.int32(1) << (eos & 31).astype(np.int32)))
+    eos_bits = np.zeros(vocab.n_words, dtype=np.uint32)
+    set_bits(eos_bits, np.array(sorted(vocab.eos_ids), dtype=np.int64))
+    clear = ~eos_bits.view(np.int32)
     uncertain: dict[int, np.ndarray] = {}
     has_bytes = (rtn.table >= 0).any(axis=1)
     for r, dfa in enumerate(rtn.lexemes):
@@ -596,22 +587,12 @@ def _canon(rtn: RTN, vocab: Vocabulary) -> list[int]:
     behaves the same for every counter value one token can reach (c .. c + the longest token in bytes:
     the same in-bounds and live pattern), so that a long string reuses its masks."""
     canon = list(range(rtn.n_states))
-    if rtn.lex_q is None:
-        return canon
     reach = int(vocab.packed[1].max(initial=1))
     for r, dfa in enumerate(rtn.lexemes):
         if dfa is None or not dfa.bounds:
             continue
         seg = np.asarray(dfa.seg)
-        sig: dict[int, list[int]] = {}
-        for label, (lo, hi) in enumerate(dfa.bounds):
-            qs = np.flatnonzero(seg == label)
-            k = np.arange(hi + reach + 1)
-            cols = np.zeros((len(k), len(qs) + 1), dtype=bool)
-            cols[:, 0] = (k >= lo) & (k <= hi)
-            for j, q in enumerate(qs.tolist()):
-                cols[: len(dfa.live[q]), j + 1] = dfa.live[q][: len(k)]
-            sig[label] = row_ids(sliding_window_view(row_ids(cols), reach + 1)).tolist()
+        sig = {label: counter_signature(dfa, label, reach).tolist() for label in range(len(dfa.bounds))}
         first: dict[tuple[int, int], int] = {}
         for g in range(int(rtn.offsets[r]), int(rtn.offsets[r + 1])):
             q = int(rtn.lex_q[g])

@@ -14,22 +14,19 @@ from functools import reduce
 from .counters import SegmentConflict
 from .dfa import ByteDFA, dfa_from_nfa
 from .errors import GrammarLimitError
+from .json_numbers import lit
 from .json_schema import COUNT_FROM, NOTHING, CountedBody, _build_nfa, _intersect, _product, automaton_of
 from .limits import DEFAULT_LIMITS, Limits, deadline
-from .regex_ast import Alt, Automaton, Concat, Node, Repeat, char
+from .regex_ast import Alt, Automaton, Node, Repeat
 from .regex_parser import parse_regex
 
 ANY_CHAR = parse_regex(r"[\s\S]")
 
 
-def literal(text: str) -> Node:
-    return Concat(tuple(char(ord(c)) for c in text))
-
-
 def choice_dfa(options: Sequence[str], limits: Limits = DEFAULT_LIMITS) -> ByteDFA:
     """Exactly one of `options`."""
     with deadline(limits.max_seconds):
-        return dfa_from_nfa(_build_nfa(Alt(tuple(literal(o) for o in options)), limits), limits)
+        return dfa_from_nfa(_build_nfa(Alt(tuple(lit(o) for o in options)), limits), limits)
 
 
 def length_dfa(lo: int, hi: int | None, limits: Limits = DEFAULT_LIMITS) -> ByteDFA:

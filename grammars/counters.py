@@ -15,6 +15,7 @@ Schema compiler then unrolls just those segments.
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from .dfa import DEAD, ByteDFA, _determinize, _minimize
 from .errors import GrammarLimitError
@@ -62,6 +63,20 @@ def counted_dfa(nfa: NFA, byte_class: np.ndarray, n_classes: int, limits: Limits
     if not used:
         return ByteDFA(full, accepting, 0)
     return ByteDFA(full, accepting, 0, seg32, full_tick, used, live)
+
+
+def counter_signature(dfa: ByteDFA, label: int, reach: int) -> np.ndarray:
+    """int64 [max + 1]: counter value c -> an id equal for two counters exactly when the segment's
+    in-bounds flag and every segment state's live flag agree on c .. c + `reach` (what any walk adding at
+    most `reach` characters can see)."""
+    lo, hi = dfa.bounds[label]
+    qs = np.flatnonzero(np.asarray(dfa.seg) == label)
+    k = np.arange(hi + reach + 1)
+    cols = np.zeros((len(k), len(qs) + 1), dtype=bool)
+    cols[:, 0] = (k >= lo) & (k <= hi)
+    for j, q in enumerate(qs.tolist()):
+        cols[: len(dfa.live[q]), j + 1] = dfa.live[q][: len(k)]
+    return row_ids(sliding_window_view(row_ids(cols), reach + 1))
 
 
 def row_ids(rows: np.ndarray) -> np.ndarray:

@@ -182,12 +182,7 @@ def _compile_timed(text: str, lenient: bool, ws: str, limits: Limits) -> ByteDFA
         except GrammarError:
             raise UnsupportedSchema("this schema accepts no JSON value at all", "", "") from None
         return node
-    unroll: frozenset[int] = frozenset()
-    while True:
-        try:
-            return dfa_from_nfa(_build_nfa(node, limits, unroll), limits)
-        except SegmentConflict as e:  # counters cannot follow these strings: unroll them and retry
-            unroll |= e.ids
+    return _counted_dfa(node, limits)
 
 
 def _check_meta(schema: Any) -> None:
@@ -529,12 +524,16 @@ def _lexemize(node: Any, names: dict[CountedBody, str]) -> Any:
 
 def _lexeme_dfa(body: CountedBody, limits: Limits) -> ByteDFA:
     """The counted byte DFA of `"body"`."""
-    node = Concat((QUOTE, body, QUOTE))
+    return _counted_dfa(Concat((QUOTE, body, QUOTE)), limits)
+
+
+def _counted_dfa(node: Node, limits: Limits) -> ByteDFA:
+    """The byte DFA of `node`, its counted strings kept as counters where they can be."""
     unroll: frozenset[int] = frozenset()
     while True:
         try:
             return dfa_from_nfa(_build_nfa(node, limits, unroll), limits)
-        except SegmentConflict as e:
+        except SegmentConflict as e:  # counters cannot follow these strings: unroll them and retry
             unroll |= e.ids
 
 

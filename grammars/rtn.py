@@ -39,9 +39,9 @@ class RTN:
     calls: tuple[tuple[tuple[int, int], ...], ...]  # per global state: (callee rule, next global state)
     rule_of: np.ndarray  # int32 [G]
     nullable: tuple[bool, ...]  # per rule: derives the empty string
-    lexemes: tuple[ByteDFA | None, ...] = ()  # per rule: its counted DFA when the rule is a `Lexeme`
-    lex_q: np.ndarray | None = None  # int32 [G]: the lexeme DFA state of an unrolled state, -1 elsewhere
-    lex_c: np.ndarray | None = None  # int32 [G]: its counter
+    lexemes: tuple[ByteDFA | None, ...]  # per rule: its counted DFA when the rule is a `Lexeme`
+    lex_q: np.ndarray  # int32 [G]: the lexeme DFA state of an unrolled state, -1 elsewhere
+    lex_c: np.ndarray  # int32 [G]: its counter
 
     @property
     def n_states(self) -> int:
@@ -65,15 +65,9 @@ def build_rtn(grammar: Grammar, limits: Limits = DEFAULT_LIMITS) -> RTN:
     for name in names:
         body = bodies[name]
         if isinstance(body, Lexeme):
-            trans, acc, q_of, c_of = _unroll_lexeme(body.dfa)
+            trans, acc, q_of, c_of = _unroll_lexeme(body.dfa, lexeme_total)
             calls = [[] for _ in range(len(acc))]
             lexeme_total += len(acc)
-            if lexeme_total > MAX_LEXEME_STATES:
-                raise GrammarLimitError(
-                    f"length-bounded strings too long for a grammar: unrolling their counters needs over "
-                    f"{lexeme_total:,} states (limit {MAX_LEXEME_STATES:,})",
-                    hints=["a smaller maxLength on strings inside recursive definitions"],
-                )
             lexemes.append(body.dfa)
         else:
             trans, acc, calls = _rule_dfa(body, index, limits)
@@ -267,8 +261,9 @@ def _rule_dfa(
     return full.astype(np.int32), acc, calls
 
 
-def _unroll_lexeme(dfa: ByteDFA) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(byte table, accepting, DFA state, counter) over the (state, counter) pairs of a counted DFA.
+def _unroll_lexeme(dfa: ByteDFA, before: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(byte table, accepting, DFA state, counter) over the (state, counter) pairs of a counted DFA;
+    `before`: the pairs earlier lexemes of the grammar took (all count toward `MAX_LEXEME_STATES`).
 
     Pair (q, c) is state base[q] + c, for c below the length of q's live table (a single c = 0 outside
     segments); the DFA's start (state 0) stays state 0. Transitions follow `ByteDFA.advance` exactly, and
@@ -280,10 +275,10 @@ def _unroll_lexeme(dfa: ByteDFA) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
     base = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(width, out=base[1:])
     m = int(base[-1])
-    if m > MAX_LEXEME_STATES:
+    if before + m > MAX_LEXEME_STATES:  # checked before the table is allocated
         raise GrammarLimitError(
-            f"a length-bounded string too long for a grammar: unrolling its counter needs {m:,} states "
-            f"(limit {MAX_LEXEME_STATES:,})",
+            f"length-bounded strings too long for a grammar: unrolling their counters needs "
+            f"{before + m:,} states (limit {MAX_LEXEME_STATES:,})",
             hints=["a smaller maxLength on strings inside recursive definitions"],
         )
     table = np.full((m, 256), DEAD, dtype=np.int32)

@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from numpy.lib.stride_tricks import sliding_window_view
 
-from .counters import row_ids
+from .counters import counter_signature
 from .dfa import ByteDFA
 from .token_automaton import dedup_rows, live_layout, merge_by_id, pack_bits, set_bits
 from .token_loops import Loop
@@ -87,18 +86,12 @@ class _Counts:
         sig: dict[int, np.ndarray] = {}
         pair_state = np.repeat(np.arange(n), np.diff(indptr))
         loop_w = np.array([int(lp.ticks.max(initial=0)) for lp in loops] + [0], dtype=np.int64)
-        for label, (lo, hi) in enumerate(dfa.bounds):
+        for label in range(len(dfa.bounds)):
             qs = np.flatnonzero(seg == label)
             if not len(qs):
                 continue
             w = max(int(delta[seg[pair_state] == label].max(initial=0)), int(loop_w[loop_of[qs]].max()))
-            k = np.arange(hi + w + 1)
-            cols = np.zeros((len(k), len(qs) + 1), dtype=bool)
-            cols[:, 0] = (k >= lo) & (k <= hi)
-            for j, q in enumerate(qs.tolist()):
-                cols[: len(dfa.live[q]), j + 1] = dfa.live[q][: len(k)]
-            col_id = row_ids(cols)
-            sig[label] = row_ids(sliding_window_view(col_id, w + 1))
+            sig[label] = counter_signature(dfa, label, w)
         for a in (delta, exited):
             a.setflags(write=False)
         counts = cls(

@@ -95,9 +95,8 @@ def filter_logits(logits_row: torch.Tensor, params: SamplingParams) -> torch.Ten
     if params.typical_p < 1.0:  # locally typical sampling (Meister et al.), as transformers does it
         logp = torch.log_softmax(x, dim=-1)
         p = logp.exp()
-        h = -(torch.where(p > 0, p * logp, torch.zeros_like(p))).sum()
-        shifted = (-logp - h).abs()
-        sorted_s, order = torch.sort(shifted)
+        shifted = (-logp - _entropy(logp)).abs()
+        _, order = torch.sort(shifted)
         mass_before = torch.cumsum(p[order], dim=-1) - p[order]
         drop = mass_before >= params.typical_p
         drop[0] = False
@@ -109,9 +108,13 @@ def entropy(logits_row: torch.Tensor, params: SamplingParams) -> float:
     """The entropy (nats) of the distribution a token is drawn from: the filtered one when sampling, the
     model's (masked) one when greedy."""
     x = logits_row.float() if params.greedy else filter_logits(logits_row, params)
-    logp = torch.log_softmax(x, dim=-1)
+    return float(_entropy(torch.log_softmax(x, dim=-1)))
+
+
+def _entropy(logp: torch.Tensor) -> torch.Tensor:
+    """-sum p log p over a row of log-probabilities, masked (-inf) entries counting 0."""
     p = logp.exp()
-    return float(-(torch.where(p > 0, p * logp, torch.zeros_like(p))).sum())
+    return -(torch.where(p > 0, p * logp, torch.zeros_like(p))).sum()
 
 
 def sample(logits_row: torch.Tensor, params: SamplingParams, generator: torch.Generator | None) -> int:
