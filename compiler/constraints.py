@@ -17,7 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from decc.compiler import ir
-from decc.compiler.options import as_bool, as_choice, as_int, as_number, as_str, describe, kwargs_of
+from decc.compiler.options import (
+    as_bool,
+    as_choice,
+    as_int,
+    as_number,
+    as_str,
+    describe,
+    folder_of,
+    kwargs_of,
+)
 from decc.dsl import ast
 from decc.errors import DeccError, Source, Span, unknown
 
@@ -161,7 +170,7 @@ def json_constraint(e: ast.Call, base_dir: Path) -> ir.JsonSchema:
         origin, span = "inline", lit.span
     elif "file" in kwargs:
         lit = as_str(kwargs["file"].value, "file")
-        path = base_dir / lit.value
+        path = folder_of(lit, base_dir) / lit.value
         text = read_file(path, lit)
         source = Source(str(path), text)
         schema = _load_json(text, lambda pos: Span.of(source, pos, pos + 1))
@@ -183,6 +192,7 @@ def import_object(lit: ast.StrLit, base_dir: Path, what: str) -> Any:
     module_name, sep, attr = lit.value.partition(":")
     if not sep or not module_name or not attr:
         raise DeccError(f"{what} must be written 'module:name', not {json.dumps(lit.value)}", lit.span)
+    base_dir = folder_of(lit, base_dir)
     added = str(base_dir) not in sys.path
     if added:
         sys.path.insert(0, str(base_dir))
@@ -226,7 +236,8 @@ def grammar_constraint(e: ast.Call, base_dir: Path) -> ir.Grammar:
         text, origin = builtin_grammar(lit.value), f"builtin:{lit.value}"
     else:
         lit = as_str(kwargs["file"].value, "file")
-        text, origin = read_file(base_dir / lit.value, lit), str(base_dir / lit.value)
+        path = folder_of(lit, base_dir) / lit.value
+        text, origin = read_file(path, lit), str(path)
     start = as_str(kwargs["start"].value, "start").value if "start" in kwargs else "start"
     return ir.Grammar(text, lit.span, origin, start)
 

@@ -6,7 +6,8 @@ the plan lowering renders them with the model's chat template.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from typing import Any, Union
 
 from decc.errors import Span
@@ -241,7 +242,64 @@ class Generate:
     eos: bool = True  # False: the model's end-of-sequence token does not end the step
 
 
-Op = Union[Emit, TurnStart, TurnEnd, Generate]
+@dataclass(frozen=True)
+class Test:
+    """Does variable `var` (its text) equal / differ from / belong to / not belong to `values`?"""
+
+    var: VarRef
+    op: str  # "==", "!=", "in", "not in"
+    values: tuple[str, ...]
+    span: Span
+
+    def holds(self, value: str) -> bool:
+        inside = value in self.values
+        return inside if self.op in ("==", "in") else not inside
+
+
+@dataclass(frozen=True)
+class Case:
+    test: Test
+    body: tuple[Op, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class Branch:
+    """`if`/`elif`/`else`: the body of the first case whose test holds runs, else `otherwise` (if any)."""
+
+    cases: tuple[Case, ...]
+    otherwise: tuple[Op, ...] | None
+    span: Span
+    else_span: Span | None = None
+
+    def bodies(self) -> tuple[tuple[Op, ...], ...]:
+        rest = () if self.otherwise is None else (self.otherwise,)
+        return tuple(c.body for c in self.cases) + rest
+
+
+Op = Union[Emit, TurnStart, TurnEnd, Generate, Branch]
+
+
+def walk(body: tuple[Op, ...]) -> Iterator[Op]:
+    """Every op, depth first, branch bodies included."""
+    for op in body:
+        yield op
+        if isinstance(op, Branch):
+            for b in op.bodies():
+                yield from walk(b)
+
+
+def map_ops(body: tuple[Op, ...], f: Callable[[Op], Op]) -> tuple[Op, ...]:
+    """`body` with `f` applied to every non-branch op, inside branches too."""
+    out: list[Op] = []
+    for op in body:
+        if isinstance(op, Branch):
+            cases = tuple(replace(c, body=map_ops(c.body, f)) for c in op.cases)
+            otherwise = None if op.otherwise is None else map_ops(op.otherwise, f)
+            out.append(replace(op, cases=cases, otherwise=otherwise))
+        else:
+            out.append(f(op))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -253,4 +311,4 @@ class Module:
     span: Span
 
     def generates(self) -> tuple[Generate, ...]:
-        return tuple(op for op in self.body if isinstance(op, Generate))
+        return tuple(op for op in walk(self.body) if isinstance(op, Generate))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
-from decc.compiler import constraints, ir, options, search
+from decc.compiler import constraints, definitions, ir, options, search
 from decc.dsl import ast
 from decc.errors import DeccError, unknown
 
@@ -20,24 +22,123 @@ def lower(program: ast.Program) -> ir.Module:
     chat = any(isinstance(i, ast.Turn) for i in program.items)
     # Files a program names (schemas) are found next to it.
     base_dir = Path(program.source.path).parent if program.source.path != "<string>" else Path.cwd()
+    low = _Lowering(definitions.collect(program), base_dir)
     inputs: list[ir.InputDef] = []
     body: list[ir.Op] = []
     for item in program.items:
         if isinstance(item, ast.InputDecl):
-            inputs.append(_input(item))
+            inputs.append(low.input(item))
         elif isinstance(item, ast.Turn):
-            body.extend(_turn(item, base_dir))
-        elif isinstance(item, (ast.Text, ast.Gen)):
+            body.extend(low.turn(item))
+        elif isinstance(item, (ast.Text, ast.Gen, ast.If)):
             if chat:
-                what = "text" if isinstance(item, ast.Text) else "a generation"
+                what = {ast.Text: "text", ast.Gen: "a generation", ast.If: "an 'if'"}[type(item)]
                 raise DeccError(
                     f"{what} outside a chat turn",
                     item.span,
                     hints=["in a program with system/user/assistant turns, put everything inside a turn"],
                 )
-            body.append(_text(item) if isinstance(item, ast.Text) else _gen(item, base_dir))
+            body.append(low.stmt(item))
     model = models[0].spec if models else "default"
     return ir.Module(model, chat, tuple(inputs), tuple(body), program.span)
+
+
+class _Lowering:
+    """The lowering of one program: its definitions table and the folder its files are read from."""
+
+    def __init__(self, defs: definitions.Table, base_dir: Path) -> None:
+        self.defs = defs
+        self.base_dir = base_dir
+
+    def expr(self, e: ast.Expr) -> ast.Expr:
+        return definitions.expand(e, self.defs)
+
+    def input(self, decl: ast.InputDecl) -> ir.InputDef:
+        self._not_defined(decl.name, "an input")
+        return _input(decl)
+
+    def _not_defined(self, name: ast.Name, what: str) -> None:
+        d = self.defs.get(name.value)
+        if d is not None:
+            raise DeccError(
+                f"'{name.value}' names both a definition and {what}",
+                name.span,
+                notes=[f"'{name.value}' is defined at {d.span}"],
+                hints=["rename one of them"],
+            )
+
+    def turn(self, turn: ast.Turn) -> list[ir.Op]:
+        role = turn.role.value
+        ops: list[ir.Op] = [ir.TurnStart(role, turn.role.span)]
+        ops.extend(self.stmt(s, role) for s in turn.body)
+        ops.append(ir.TurnEnd(role, turn.span))
+        return ops
+
+    def stmt(self, s: ast.Stmt, role: str | None = None) -> ir.Op:
+        if isinstance(s, ast.Text):
+            return self.text(s)
+        if isinstance(s, ast.If):
+            return self.branch(s, role)
+        if role is not None and role != "assistant":
+            raise DeccError(
+                f"generation inside a '{role}' turn",
+                s.span,
+                hints=["the model writes assistant turns: put 'gen' inside 'assistant { ... }'"],
+            )
+        self._not_defined(s.name, "a generated variable")
+        return _gen(s, self.expr, self.base_dir)
+
+    def text(self, text: ast.Text) -> ir.Emit:
+        parts: list[ir.Lit | ir.VarRef] = []
+        for p in text.parts:
+            if isinstance(p, ast.TextPart):
+                parts.append(ir.Lit(p.text, p.span))
+            elif p.name in self.defs:  # a defined string is fixed text
+                value = self.defs[p.name].value
+                if not isinstance(value, ast.StrLit):
+                    raise DeccError(
+                        f"'{p.name}' is {options.describe(value)}, not text",
+                        p.span,
+                        notes=[f"'{p.name}' is defined at {self.defs[p.name].span}"],
+                    )
+                parts.append(ir.Lit(value.value, p.span))
+            else:
+                parts.append(ir.VarRef(p.name, p.span))
+        return ir.Emit(tuple(parts), text.span)
+
+    def branch(self, s: ast.If, role: str | None) -> ir.Branch:
+        cases = tuple(
+            ir.Case(self.test(c.cond), tuple(self.stmt(b, role) for b in c.body), c.span) for c in s.cases
+        )
+        otherwise = None if s.otherwise is None else tuple(self.stmt(b, role) for b in s.otherwise)
+        return ir.Branch(cases, otherwise, s.span, s.else_span)
+
+    def test(self, c: ast.Cond) -> ir.Test:
+        value = self.expr(c.value)
+        if c.op in ("in", "not in"):
+            if not isinstance(value, ast.ListLit):
+                raise DeccError(
+                    f"'{c.op}' tests against a list, not {options.describe(value)}",
+                    c.value.span,
+                    hints=[f'write {c.var.value} {c.op} ["a", "b"]'],
+                )
+            values = tuple(_test_value(i) for i in value.items)
+        else:
+            values = (_test_value(value),)
+        return ir.Test(ir.VarRef(c.var.value, c.var.span), c.op, values, c.span)
+
+
+def _test_value(e: ast.Expr) -> str:
+    """A value a test compares a variable's text with: a string, or a number/boolean as it is written."""
+    if isinstance(e, ast.StrLit):
+        return e.value
+    if isinstance(e, ast.BoolLit):
+        return "true" if e.value else "false"
+    if isinstance(e, ast.NumLit):
+        return e.span.source.text[e.span.start : e.span.end] if e.span.source else str(e.value)
+    raise DeccError(
+        f"a test compares with a string, a number or a boolean, not {options.describe(e)}", e.span
+    )
 
 
 def _input(decl: ast.InputDecl) -> ir.InputDef:
@@ -64,32 +165,9 @@ def _literal(e: ast.Expr, type_name: str) -> object:
     return float(value) if type_name == "float" else value
 
 
-def _turn(turn: ast.Turn, base_dir: Path) -> list[ir.Op]:
-    role = turn.role.value
-    ops: list[ir.Op] = [ir.TurnStart(role, turn.role.span)]
-    for stmt in turn.body:
-        if isinstance(stmt, ast.Gen) and role != "assistant":
-            raise DeccError(
-                f"generation inside a '{role}' turn",
-                stmt.span,
-                hints=["the model writes assistant turns: put 'gen' inside 'assistant { ... }'"],
-            )
-        ops.append(_text(stmt) if isinstance(stmt, ast.Text) else _gen(stmt, base_dir))
-    ops.append(ir.TurnEnd(role, turn.span))
-    return ops
-
-
-def _text(text: ast.Text) -> ir.Emit:
-    parts = tuple(
-        ir.Lit(p.text, p.span) if isinstance(p, ast.TextPart) else ir.VarRef(p.name, p.span)
-        for p in text.parts
-    )
-    return ir.Emit(parts, text.span)
-
-
-def _gen(gen: ast.Gen, base_dir: Path) -> ir.Generate:
+def _gen(gen: ast.Gen, expand: Callable[[ast.Expr], ast.Expr], base_dir: Path) -> ir.Generate:
     seen: dict[str, ast.Option] = {}
-    for opt in gen.options:
+    for opt in (replace(o, value=expand(o.value)) for o in gen.options):
         key = opt.key.value
         if key not in options.GEN_OPTIONS:
             raise unknown("option", key, opt.key.span, options.GEN_OPTIONS, where="gen")

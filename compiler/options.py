@@ -6,6 +6,7 @@ Each helper either returns a plain value or raises a positioned `DeccError` nami
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from decc.dsl import ast
 from decc.errors import DeccError, unknown
@@ -22,6 +23,13 @@ GEN_OPTIONS = (
     "examples",
     "counterexamples",
 )
+
+
+def folder_of(node: ast.StrLit, default: Path) -> Path:
+    """The folder of the file `node` was written in: files named in an imported definition are found next
+    to the file that defines it, not next to the program that imports it."""
+    src = node.span.source
+    return Path(src.path).parent if src is not None and src.path != "<string>" else default
 
 
 def describe(e: ast.Expr) -> str:

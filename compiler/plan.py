@@ -8,7 +8,7 @@ from typing import Any
 
 from decc import grammars
 from decc.compiler import ir
-from decc.compiler.printer import gen_attrs, loc, q
+from decc.compiler.printer import gen_attrs, loc, q, test_text
 from decc.errors import DeccError
 
 
@@ -30,10 +30,34 @@ class PlanGen:
 
 
 @dataclass(frozen=True)
+class PlanBranch:
+    """The steps of the first case whose test holds, else `otherwise` (empty when there is no `else`)."""
+
+    cases: tuple[tuple[ir.Test, tuple[Step, ...]], ...]
+    otherwise: tuple[Step, ...]
+
+
+Step = PlanText | PlanGen | PlanBranch
+
+
+def plan_gens(steps: tuple[Step, ...]) -> list[PlanGen]:
+    """Every generation step, inside branches too."""
+    out: list[PlanGen] = []
+    for s in steps:
+        if isinstance(s, PlanGen):
+            out.append(s)
+        elif isinstance(s, PlanBranch):
+            for _, body in s.cases:
+                out.extend(plan_gens(body))
+            out.extend(plan_gens(s.otherwise))
+    return out
+
+
+@dataclass(frozen=True)
 class Plan:
     model: str
     inputs: tuple[ir.InputDef, ...]
-    steps: tuple[PlanText | PlanGen, ...]
+    steps: tuple[Step, ...]
     add_special_tokens: (
         bool  # plain prompts start with the tokenizer's own BOS handling; chat templates carry it
     )
@@ -42,7 +66,11 @@ class Plan:
 
 def lower_to_plan(module: ir.Module, tokenizer: Any, vocab: Any) -> Plan:
     body = _render_chat(module, tokenizer) if module.chat else list(module.body)
-    steps: list[PlanText | PlanGen] = []
+    return Plan(module.model, module.inputs, _steps(body, vocab), not module.chat, vocab)
+
+
+def _steps(body: list[str | ir.Op] | tuple[ir.Op, ...], vocab: Any) -> tuple[Step, ...]:
+    steps: list[Step] = []
     pending: list[str | ir.VarRef] = []
 
     def flush() -> None:
@@ -59,8 +87,12 @@ def lower_to_plan(module: ir.Module, tokenizer: Any, vocab: Any) -> Plan:
             flush()
             constraint = _bind(op.constraint, vocab) if op.constraint else None
             steps.append(PlanGen(op, constraint))
+        elif isinstance(op, ir.Branch):
+            flush()
+            cases = tuple((c.test, _steps(c.body, vocab)) for c in op.cases)
+            steps.append(PlanBranch(cases, _steps(op.otherwise or (), vocab)))
     flush()
-    return Plan(module.model, module.inputs, tuple(steps), not module.chat, vocab)
+    return tuple(steps)
 
 
 def _bind(c: ir.Constraint, vocab: Any) -> Any:
@@ -139,15 +171,28 @@ def print_plan(plan: Plan) -> str:
     lines = [f"plan model={q(plan.model)} vocab={vocab.size} eos={eos}"]
     for inp in plan.inputs:
         lines.append(f"  input {inp.name}: {inp.type}")
-    for step in plan.steps:
+    _print_steps(plan.steps, 1, lines)
+    return "\n".join(lines) + "\n"
+
+
+def _print_steps(steps: tuple[Step, ...], depth: int, lines: list[str]) -> None:
+    pad = "  " * depth
+    for step in steps:
         if isinstance(step, PlanText):
             shown = " + ".join(q(p) if isinstance(p, str) else "{" + p.name + "}" for p in step.parts)
-            lines.append(f"  text {shown}")
+            lines.append(f"{pad}text {shown}")
+        elif isinstance(step, PlanBranch):
+            for i, (test, body) in enumerate(step.cases):
+                lines.append(f"{pad}{'if' if i == 0 else 'elif'} {test_text(test)}")
+                _print_steps(body, depth + 1, lines)
+            if step.otherwise:
+                lines.append(f"{pad}else")
+                _print_steps(step.otherwise, depth + 1, lines)
+            lines.append(f"{pad}end")
         else:
             c = step.constraint
             auto = ""
             if c is not None and hasattr(c, "automaton"):
                 a = c.automaton
                 auto = f" automaton(states={a.n_states}, edges={int(a.n_allowed.sum())})"
-            lines.append(f"  gen {step.name} {gen_attrs(step.op)}{auto}  {loc(step.op.span)}")
-    return "\n".join(lines) + "\n"
+            lines.append(f"{pad}gen {step.name} {gen_attrs(step.op)}{auto}  {loc(step.op.span)}")

@@ -39,6 +39,8 @@ def _ast(node: Any, depth: int, lines: list[str], label: str) -> None:
                 children.append((f.name, value))
             elif isinstance(value, tuple) and not value:
                 continue
+            elif isinstance(value, Span):
+                scalars.append(f"{f.name}={loc(value)}")
             else:
                 scalars.append(f"{f.name}={q(value) if isinstance(value, str) else value}")
         where = f" {loc(span)}" if isinstance(span, Span) else ""
@@ -58,8 +60,12 @@ def print_ir(module: ir.Module) -> str:
     for inp in module.inputs:
         default = "" if inp.default is None else f" = {json.dumps(inp.default, ensure_ascii=False)}"
         out.append(f"  input {inp.name}: {inp.type}{default}  {loc(inp.span)}")
-    depth = 1
-    for op in module.body:
+    _ir_body(module.body, 1, out)
+    return "\n".join(out) + "\n"
+
+
+def _ir_body(body: tuple[ir.Op, ...], depth: int, out: list[str]) -> int:
+    for op in body:
         pad = "  " * depth
         if isinstance(op, ir.TurnStart):
             out.append(f"{pad}turn {op.role}  {loc(op.span)}")
@@ -71,7 +77,20 @@ def print_ir(module: ir.Module) -> str:
             out.append(f"{pad}emit {' '.join(_part(p) for p in op.parts)}  {loc(op.span)}")
         elif isinstance(op, ir.Generate):
             out.append(f"{pad}gen {op.name} {gen_attrs(op)}  {loc(op.span)}")
-    return "\n".join(out) + "\n"
+        elif isinstance(op, ir.Branch):
+            for i, c in enumerate(op.cases):
+                out.append(f"{pad}{'if' if i == 0 else 'elif'} {test_text(c.test)}  {loc(c.span)}")
+                _ir_body(c.body, depth + 1, out)
+            if op.otherwise is not None:
+                out.append(f"{pad}else")
+                _ir_body(op.otherwise, depth + 1, out)
+            out.append(f"{pad}end")
+    return depth
+
+
+def test_text(t: ir.Test) -> str:
+    values = q(t.values[0]) if t.op in ("==", "!=") else "[" + ", ".join(q(v) for v in t.values) + "]"
+    return f"{_part(t.var)} {t.op} {values}"
 
 
 def _part(p: ir.Lit | ir.VarRef) -> str:

@@ -7,9 +7,19 @@ from decc.errors import InternalError
 
 
 def verify(module: ir.Module, *, resolved: bool = False, compiled: bool = False) -> None:
-    open_turn: str | None = None
-    names = {i.name for i in module.inputs}
-    for op in module.body:
+    open_turn = _body(module, module.body, None, {i.name for i in module.inputs}, resolved, compiled)
+    _check(open_turn is None, "unclosed turn")
+
+
+def _body(
+    module: ir.Module,
+    body: tuple[ir.Op, ...],
+    open_turn: str | None,
+    names: set[str],
+    resolved: bool,
+    compiled: bool,
+) -> str | None:
+    for op in body:
         if isinstance(op, ir.TurnStart):
             _check(module.chat and open_turn is None, f"turn '{op.role}' opened inside another turn")
             open_turn = op.role
@@ -30,9 +40,17 @@ def verify(module: ir.Module, *, resolved: bool = False, compiled: bool = False)
             if compiled and op.constraint is not None:
                 _check(op.constraint.compiled is not None, f"constraint of '{op.name}' not compiled")
             names.add(op.name)
+        elif isinstance(op, ir.Branch):
+            _check(not module.chat or open_turn is not None, "'if' outside a turn in a chat module")
+            for c in op.cases:
+                if resolved:
+                    _check(c.test.var.name in names, f"unresolved tested variable '{c.test.var.name}'")
+            for b in op.bodies():
+                after = _body(module, b, open_turn, set(names), resolved, compiled)
+                _check(after == open_turn, "a branch opens or closes a turn")
         else:
             raise InternalError(f"unknown op {type(op).__name__}")
-    _check(open_turn is None, "unclosed turn")
+    return open_turn
 
 
 def _check(cond: bool, message: str) -> None:

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, assume, given, seed, settings
 from hypothesis import strategies as st
 
 from decc.compiler import ir
-from decc.compiler.plan import PlanGen
+from decc.compiler.plan import PlanGen, plan_gens
 from decc.compiler.printer import constraint_text
 from decc.testing import SchemaOrderError, _walk_info, to_schema_order, tokenizations
 from decc.testing import _shortest_completion as _completion
@@ -282,8 +282,8 @@ def check_program(program: Any, *, draws: int = 100, seed_value: int = 0) -> lis
 
     toks = _Tokens(plan.vocab, load_tokenizer(program.model))
     reports = []
-    for step in plan.steps:
-        if not isinstance(step, PlanGen) or step.constraint is None:
+    for step in plan_gens(plan.steps):
+        if step.constraint is None:
             continue
         op = step.op
         assert op.constraint is not None

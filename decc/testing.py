@@ -459,10 +459,10 @@ def _counted_moves(info: _Walk) -> dict[tuple[int, int], tuple[bool, tuple[tuple
 
 def from_program(program: Any, step: str, **kwargs: Any) -> st.SearchStrategy[str]:
     """Strings that generation step `step` of a `.dec` program may produce (needs only its tokenizer)."""
-    from decc.compiler.plan import PlanGen
+    from decc.compiler.plan import plan_gens
 
-    for plan_step in program.plan().steps:
-        if isinstance(plan_step, PlanGen) and plan_step.name == step:
+    for plan_step in plan_gens(program.plan().steps):
+        if plan_step.name == step:
             if plan_step.constraint is None:
                 raise ValueError(f"step '{step}' has no constraint: any text is allowed")
             return from_constraint(plan_step.constraint, **kwargs)

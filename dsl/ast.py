@@ -117,9 +117,39 @@ class Gen:
 
 
 @dataclass(frozen=True)
+class Cond:
+    """`name == value`, `name != value`, `name in [...]`, `name not in [...]`: a test of a variable's value."""
+
+    var: Name
+    op: str  # "==", "!=", "in", "not in"
+    value: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class Case:
+    cond: Cond
+    body: tuple[Stmt, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class If:
+    """`if c { ... } elif c { ... } else { ... }`: the first case whose test holds runs."""
+
+    cases: tuple[Case, ...]
+    otherwise: tuple[Stmt, ...] | None
+    span: Span
+    else_span: Span | None = None
+
+
+Stmt = Union[Text, Gen, If]
+
+
+@dataclass(frozen=True)
 class Turn:
     role: Name
-    body: tuple[Text | Gen, ...]
+    body: tuple[Stmt, ...]
     span: Span
 
 
@@ -137,7 +167,36 @@ class InputDecl:
     span: Span
 
 
-Item = Union[ModelDecl, InputDecl, Turn, Text, Gen]
+@dataclass(frozen=True)
+class ImportName:
+    name: Name
+    alias: Name | None
+    span: Span
+
+    @property
+    def local(self) -> Name:
+        return self.alias or self.name
+
+
+@dataclass(frozen=True)
+class Import:
+    """`import "lib.dec"` (every definition) or `from "lib.dec" import a, b as c`."""
+
+    path: StrLit
+    names: tuple[ImportName, ...] | None
+    span: Span
+
+
+@dataclass(frozen=True)
+class Let:
+    """`let name = expr`: a named expression (a constraint, a policy, a reward, a string, ...)."""
+
+    name: Name
+    value: Expr
+    span: Span
+
+
+Item = Union[ModelDecl, InputDecl, Import, Let, Turn, Text, Gen, If]
 
 
 @dataclass(frozen=True)

@@ -168,7 +168,38 @@ class _Builder:
             role, *body = node.children
             role_tok = role.children[0]
             items = tuple(self.item(b) if b.data != "string" else self.text(b) for b in body)
-            return ast.Turn(self.name(role_tok), items, self.span(node))
+            return ast.Turn(self.name(role_tok), items, self.span(node))  # type: ignore[arg-type]
+        if kind == "import_all":
+            (path,) = node.children
+            return ast.Import(self.string(path), None, self.span(node))
+        if kind == "import_some":
+            path, *names = node.children
+            imported = tuple(
+                ast.ImportName(
+                    self.name(n.children[0]),
+                    self.name(n.children[1]) if n.children[1] else None,
+                    self.span(n),
+                )
+                for n in names
+                if n is not None
+            )
+            return ast.Import(self.string(path), imported, self.span(node))
+        if kind == "let_decl":
+            name, value = node.children
+            return ast.Let(self.name(name), self.expr(value), self.span(node))
+        if kind == "if_stmt":
+            parts = [c for c in node.children if c is not None]
+            otherwise = None
+            else_span = None
+            if parts and parts[-1].data == "else_block":
+                block = parts.pop().children[0]
+                otherwise = self.block(block)
+                else_span = self.span(block)
+            cases = tuple(
+                ast.Case(self.cond(c), self.block(b), Span.of(self.source, c.meta.start_pos, b.meta.end_pos))
+                for c, b in zip(parts[::2], parts[1::2], strict=True)
+            )
+            return ast.If(cases, otherwise, self.span(node), else_span)
         if kind == "text_stmt":
             return self.text(node.children[0])
         if kind == "gen_stmt":
@@ -176,6 +207,13 @@ class _Builder:
             options = tuple(self.option(o) for o in opts if o is not None)
             return ast.Gen(self.name(name), options, self.span(node))
         raise AssertionError(f"unknown item {kind}")
+
+    def block(self, node: Tree) -> tuple[ast.Stmt, ...]:
+        return tuple(self.text(b) if b.data == "string" else self.item(b) for b in node.children)  # type: ignore[misc]
+
+    def cond(self, node: Tree) -> ast.Cond:
+        var, op, value = node.children
+        return ast.Cond(self.name(var), " ".join(str(op).split()), self.expr(value), self.span(node))
 
     def text(self, node: Tree) -> ast.Text:
         lit = self.string(node)

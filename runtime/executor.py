@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from decc.compiler import ir
-from decc.compiler.plan import Plan, PlanGen, PlanText
+from decc.compiler.plan import Plan, PlanBranch, PlanGen, PlanText, Step
 from decc.errors import DeccError, did_you_mean
 from decc.runtime.decode import DecodeSession
 from decc.runtime.model import LanguageModel
@@ -129,41 +129,66 @@ def sampling_params(s: ir.Search) -> SamplingParams:
 
 
 def execute(plan: Plan, lm: LanguageModel, inputs: Mapping[str, Any]) -> Result:
-    env = bind_inputs(plan.inputs, inputs)
-    session = DecodeSession(lm)
-    tok = lm.tokenizer
-    text: list[str] = []
-    steps: dict[str, StepResult] = {}
-    first = True
-    for step in plan.steps:
-        if isinstance(step, PlanText):
-            piece = _render(step.parts, env)
-            text.append(piece)
-            session.append(tok.encode(piece, add_special_tokens=first and plan.add_special_tokens))
-        elif isinstance(step, PlanGen):
-            op = step.op
-            gen = session.generate(
-                max_tokens=op.max_tokens,
-                sampling=sampling_params(op.search),
-                matcher=step.constraint.matcher() if step.constraint is not None else None,
-                stop=op.stop,
-                ignore_eos=not op.eos,
-                min_tokens=op.min_tokens,
-                stop_regex=op.stop_regex,
-                stop_entropy=(
-                    None
-                    if op.stop_entropy is None
-                    else (op.stop_entropy.above, op.stop_entropy.threshold, op.stop_entropy.steps)
-                ),
-            )
-            env[op.name] = gen.text
-            text.append(gen.text)
-            steps[op.name] = StepResult(op.name, gen.text, gen.token_ids, gen.logprob, gen.finish_reason)
-        first = False
+    run = _Run(plan, lm, bind_inputs(plan.inputs, inputs))
+    run.steps(plan.steps)
     return Result(
-        values={k: s.value for k, s in steps.items()},
-        text="".join(text),
-        token_ids=list(session.tokens),
-        logprob=sum(s.logprob for s in steps.values()),
-        steps=steps,
+        values={k: s.value for k, s in run.results.items()},
+        text="".join(run.text),
+        token_ids=list(run.session.tokens),
+        logprob=sum(s.logprob for s in run.results.values()),
+        steps=run.results,
     )
+
+
+class _Run:
+    """One execution: the decode session (one KV cache), the variables so far and the text so far."""
+
+    def __init__(self, plan: Plan, lm: LanguageModel, env: dict[str, Any]) -> None:
+        self.plan = plan
+        self.tok = lm.tokenizer
+        self.session = DecodeSession(lm)
+        self.env = env
+        self.text: list[str] = []
+        self.results: dict[str, StepResult] = {}
+        self.first = True
+
+    def steps(self, steps: tuple[Step, ...]) -> None:
+        for step in steps:
+            if isinstance(step, PlanText):
+                piece = _render(step.parts, self.env)
+                self.text.append(piece)
+                special = self.first and self.plan.add_special_tokens
+                self.session.append(self.tok.encode(piece, add_special_tokens=special))
+                self.first = False
+            elif isinstance(step, PlanGen):
+                self.generate(step)
+                self.first = False
+            else:
+                self.branch(step)
+
+    def branch(self, step: PlanBranch) -> None:
+        for test, body in step.cases:
+            if test.holds(_render((test.var,), self.env)):
+                self.steps(body)
+                return
+        self.steps(step.otherwise)
+
+    def generate(self, step: PlanGen) -> None:
+        op = step.op
+        gen = self.session.generate(
+            max_tokens=op.max_tokens,
+            sampling=sampling_params(op.search),
+            matcher=step.constraint.matcher() if step.constraint is not None else None,
+            stop=op.stop,
+            ignore_eos=not op.eos,
+            min_tokens=op.min_tokens,
+            stop_regex=op.stop_regex,
+            stop_entropy=(
+                None
+                if op.stop_entropy is None
+                else (op.stop_entropy.above, op.stop_entropy.threshold, op.stop_entropy.steps)
+            ),
+        )
+        self.env[op.name] = gen.text
+        self.text.append(gen.text)
+        self.results[op.name] = StepResult(op.name, gen.text, gen.token_ids, gen.logprob, gen.finish_reason)

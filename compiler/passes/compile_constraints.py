@@ -12,7 +12,7 @@ LENIENT_HINT = "json(..., lenient=true) ignores unsupported keywords with a warn
 
 
 def compile_constraints(module: ir.Module) -> ir.Module:
-    body = tuple(_compile(op) if isinstance(op, ir.Generate) else op for op in module.body)
+    body = ir.map_ops(module.body, lambda op: _compile(op) if isinstance(op, ir.Generate) else op)
     return replace(module, body=body)
 
 

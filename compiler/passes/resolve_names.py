@@ -1,4 +1,5 @@
-"""Pass: every `{name}` must name an input or an earlier generation; names are declared once."""
+"""Pass: every `{name}` and every tested variable must name an input or an earlier generation; names are
+declared once. A variable generated inside an `if` branch exists only inside that branch."""
 
 from __future__ import annotations
 
@@ -7,25 +8,43 @@ from dataclasses import replace
 from decc.compiler import ir
 from decc.errors import DeccError, did_you_mean
 
+Scope = dict[str, ir.InputDef | ir.Generate]
+
 
 def resolve_names(module: ir.Module) -> ir.Module:
-    declared: dict[str, ir.InputDef | ir.Generate] = {}
+    declared: Scope = {}
     for inp in module.inputs:
         _declare(declared, inp.name, inp)
-    later = {op.name: op for op in module.generates()}
-    body: list[ir.Op] = []
-    for op in module.body:
+    everywhere: Scope = {}
+    for op in ir.walk(module.body):
+        if isinstance(op, ir.Generate):
+            _declare(everywhere, op.name, op)
+    return replace(module, body=_body(module.body, declared, everywhere))
+
+
+def _body(body: tuple[ir.Op, ...], declared: Scope, everywhere: Scope) -> tuple[ir.Op, ...]:
+    out: list[ir.Op] = []
+    for op in body:
         if isinstance(op, ir.Emit):
-            op = replace(op, parts=tuple(_resolve(p, declared, later) for p in op.parts))
+            op = replace(op, parts=tuple(_resolve(p, declared, everywhere) for p in op.parts))
         elif isinstance(op, ir.Generate):
             _declare(declared, op.name, op)
-        body.append(op)
-    return replace(module, body=tuple(body))
+        elif isinstance(op, ir.Branch):
+            cases = tuple(
+                replace(
+                    c,
+                    test=replace(c.test, var=_resolve(c.test.var, declared, everywhere)),
+                    body=_body(c.body, dict(declared), everywhere),
+                )
+                for c in op.cases
+            )
+            otherwise = None if op.otherwise is None else _body(op.otherwise, dict(declared), everywhere)
+            op = replace(op, cases=cases, otherwise=otherwise)
+        out.append(op)
+    return tuple(out)
 
 
-def _declare(
-    declared: dict[str, ir.InputDef | ir.Generate], name: str, node: ir.InputDef | ir.Generate
-) -> None:
+def _declare(declared: Scope, name: str, node: ir.InputDef | ir.Generate) -> None:
     if name in declared:
         first = declared[name]
         what = "input" if isinstance(first, ir.InputDef) else "generated variable"
@@ -35,18 +54,24 @@ def _declare(
     declared[name] = node
 
 
-def _resolve(
-    part: ir.Lit | ir.VarRef, declared: dict[str, ir.InputDef | ir.Generate], later: dict[str, ir.Generate]
-) -> ir.Lit | ir.VarRef:
+def _resolve(part: ir.Lit | ir.VarRef, declared: Scope, everywhere: Scope) -> ir.Lit | ir.VarRef:
     if isinstance(part, ir.Lit):
         return part
     node = declared.get(part.name)
     if node is None:
-        if part.name in later:
+        gen = everywhere.get(part.name)
+        if gen is not None and gen.span.start > part.span.start:
             raise DeccError(
                 f"'{part.name}' is used before it is generated",
                 part.span,
-                notes=[f"'{part.name}' is generated at {later[part.name].span}"],
+                notes=[f"'{part.name}' is generated at {gen.span}"],
+            )
+        if gen is not None:
+            raise DeccError(
+                f"'{part.name}' may not exist here: it is generated inside an 'if' branch",
+                part.span,
+                notes=[f"'{part.name}' is generated at {gen.span}"],
+                hints=["use it inside that branch, or generate it before the 'if'"],
             )
         raise DeccError(
             f"unknown variable '{part.name}'",
