@@ -128,7 +128,9 @@ def number_range(e: ast.Call) -> ir.Range:
     lo = _bound(kw["min"].value, name, what) if "min" in kw else None
     hi = _bound(kw["max"].value, name, what) if "max" in kw else None
     if lo is not None and hi is not None and hi < lo:
-        raise DeccError(f"{name}(...) with min {lo} above max {hi} matches nothing", e.span)
+        raise DeccError(
+            f"{name}(...) with min {lo} above max {hi} matches nothing", e.span, hints=["swap min and max"]
+        )
     return ir.Range(name, lo, hi, e.span)
 
 
@@ -148,7 +150,9 @@ def length(e: ast.Call) -> ir.Length | TokenBounds:
     lo = as_int(kw["min"].value, "min", minimum=0) if "min" in kw else 0
     hi = as_int(kw["max"].value, "max", minimum=0) if "max" in kw else None
     if hi is not None and hi < lo:
-        raise DeccError(f"length(...) with min {lo} above max {hi} matches nothing", e.span)
+        raise DeccError(
+            f"length(...) with min {lo} above max {hi} matches nothing", e.span, hints=["swap min and max"]
+        )
     unit = as_choice(kw["unit"].value, "unit", UNITS) if "unit" in kw else "chars"
     if unit == "tokens":
         return TokenBounds(lo, hi, e.span)

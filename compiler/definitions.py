@@ -45,7 +45,10 @@ def _collect(program: ast.Program, stack: tuple[Path, ...]) -> Table:
 def _define(table: Table, name: str, d: Definition) -> None:
     if name in table:
         raise DeccError(
-            f"'{name}' is already defined", d.span, notes=[f"first defined at {table[name].span}"]
+            f"'{name}' is already defined",
+            d.span,
+            notes=[f"first defined at {table[name].span}"],
+            hints=['rename one of them (an import can rename: from "x.dec" import a as b)'],
         )
     table[name] = d
 

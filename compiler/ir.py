@@ -240,6 +240,9 @@ class Generate:
     stop_regex: str | None = None  # the value ends before the first match
     stop_entropy: Entropy | None = None
     eos: bool = True  # False: the model's end-of-sequence token does not end the step
+    # Where max_tokens and each stop string were written (None / () when defaulted): for diagnostics.
+    max_tokens_span: Span | None = field(default=None, compare=False, repr=False)
+    stop_spans: tuple[Span, ...] = field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True)

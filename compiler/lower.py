@@ -100,6 +100,7 @@ class _Lowering:
                         f"'{p.name}' is {options.describe(value)}, not text",
                         p.span,
                         notes=[f"'{p.name}' is defined at {self.defs[p.name].span}"],
+                        hints=["only a string definition can be inserted into text"],
                     )
                 parts.append(ir.Lit(value.value, p.span))
             else:
@@ -196,6 +197,7 @@ def _gen(gen: ast.Gen, expand: Callable[[ast.Expr], ast.Expr], base_dir: Path) -
             f"at least {bounds.min_tokens} tokens are required but max_tokens is {max_tokens}",
             where.span if where else gen.span,
         )
+    stops = options.stop_strings(seen["stop"].value) if "stop" in seen else ()
     stop_regex = None
     if "stop_regex" in seen:
         stop_regex = _stop_regex(seen["stop_regex"].value)
@@ -203,7 +205,7 @@ def _gen(gen: ast.Gen, expand: Callable[[ast.Expr], ast.Expr], base_dir: Path) -
         name=gen.name.value,
         constraint=bounds.constraint,
         max_tokens=max_tokens,
-        stop=options.stop_strings(seen["stop"].value) if "stop" in seen else (),
+        stop=tuple(s.value for s in stops),
         search=search.search(seen["search"].value, base_dir) if "search" in seen else ir.Sampling(),
         span=gen.name.span,
         examples=options.string_list(examples.value, "an example") if examples else (),
@@ -212,6 +214,8 @@ def _gen(gen: ast.Gen, expand: Callable[[ast.Expr], ast.Expr], base_dir: Path) -
         stop_regex=stop_regex,
         stop_entropy=search.stop_entropy(seen["stop_entropy"].value) if "stop_entropy" in seen else None,
         eos=options.as_bool(seen["eos"].value, "eos") if "eos" in seen else True,
+        max_tokens_span=seen["max_tokens"].value.span if "max_tokens" in seen else None,
+        stop_spans=tuple(s.span for s in stops),
     )
 
 

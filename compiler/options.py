@@ -46,33 +46,45 @@ def describe(e: ast.Expr) -> str:
 
 def as_int(e: ast.Expr, what: str, minimum: int | None = None) -> int:
     if not isinstance(e, ast.NumLit) or not isinstance(e.value, int):
-        raise DeccError(f"{what} must be an integer, not {describe(e)}", e.span)
+        raise DeccError(
+            f"{what} must be an integer, not {describe(e)}", e.span, hints=["write a whole number, e.g. 16"]
+        )
     if minimum is not None and e.value < minimum:
-        raise DeccError(f"{what} must be at least {minimum}, not {e.value}", e.span)
+        raise DeccError(
+            f"{what} must be at least {minimum}, not {e.value}", e.span, hints=[f"use {minimum} or more"]
+        )
     return e.value
 
 
 def as_float(e: ast.Expr, what: str) -> float:
     if not isinstance(e, ast.NumLit):
-        raise DeccError(f"{what} must be a number, not {describe(e)}", e.span)
+        raise DeccError(
+            f"{what} must be a number, not {describe(e)}", e.span, hints=["write a number, e.g. 0.5"]
+        )
     return float(e.value)
 
 
 def as_number(e: ast.Expr, what: str) -> int | float:
     if not isinstance(e, ast.NumLit):
-        raise DeccError(f"{what} must be a number, not {describe(e)}", e.span)
+        raise DeccError(
+            f"{what} must be a number, not {describe(e)}", e.span, hints=["write a number, e.g. 0.5"]
+        )
     return e.value
 
 
 def as_bool(e: ast.Expr, what: str) -> bool:
     if not isinstance(e, ast.BoolLit):
-        raise DeccError(f"{what} must be true or false, not {describe(e)}", e.span)
+        raise DeccError(
+            f"{what} must be true or false, not {describe(e)}", e.span, hints=["write true or false"]
+        )
     return e.value
 
 
 def as_str(e: ast.Expr, what: str) -> ast.StrLit:
     if not isinstance(e, ast.StrLit):
-        raise DeccError(f"{what} must be a string, not {describe(e)}", e.span)
+        raise DeccError(
+            f"{what} must be a string, not {describe(e)}", e.span, hints=['write it in double quotes: "..."']
+        )
     return e
 
 
@@ -116,12 +128,12 @@ def string_list(e: ast.Expr, what: str) -> tuple[str, ...]:
     return tuple(as_str(item, what).value for item in items)
 
 
-def stop_strings(e: ast.Expr) -> tuple[str, ...]:
+def stop_strings(e: ast.Expr) -> tuple[ast.StrLit, ...]:
     items = e.items if isinstance(e, ast.ListLit) else (e,)
     out = []
     for item in items:
-        s = as_str(item, "a stop string").value
-        if not s:
+        s = as_str(item, "a stop string")
+        if not s.value:
             raise DeccError("a stop string cannot be empty", item.span)
         out.append(s)
     return tuple(out)

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from decc.compiler import ir
 from decc.compiler.lower import lower
+from decc.compiler.passes.check_branches import check_branches
+from decc.compiler.passes.check_stops import check_stops
 from decc.compiler.passes.compile_constraints import compile_constraints
 from decc.compiler.passes.resolve_names import resolve_names
 from decc.compiler.verify import verify
@@ -26,6 +28,8 @@ class Pass:
 PIPELINE: tuple[Pass, ...] = (
     Pass("resolve-names", resolve_names, resolved=True),
     Pass("compile-constraints", compile_constraints, resolved=True, compiled=True),
+    Pass("check-stops", check_stops, resolved=True, compiled=True),
+    Pass("check-branches", check_branches, resolved=True, compiled=True),
 )
 
 Dump = Callable[[str, ir.Module], None]

@@ -86,6 +86,8 @@ def _steps(body: list[str | ir.Op] | tuple[ir.Op, ...], vocab: Any) -> tuple[Ste
         elif isinstance(op, ir.Generate):
             flush()
             constraint = _bind(op.constraint, vocab) if op.constraint else None
+            if constraint is not None:
+                _check_max_tokens(op, constraint)
             steps.append(PlanGen(op, constraint))
         elif isinstance(op, ir.Branch):
             flush()
@@ -106,6 +108,25 @@ def _bind(c: ir.Constraint, vocab: Any) -> Any:
     from decc.compiler.printer import constraint_text
 
     return grammars.from_dfa(c.compiled, vocab, constraint_text(c))
+
+
+def _check_max_tokens(op: ir.Generate, constraint: Any) -> None:
+    """A `max_tokens` below the fewest tokens of any complete output cuts every output short."""
+    automaton = getattr(constraint, "automaton", None)
+    if automaton is None:
+        return
+    from decc.grammars.token_paths import shortest_tokens
+
+    fewest = shortest_tokens(automaton)
+    if fewest is not None and fewest > op.max_tokens:
+        written = op.max_tokens_span is not None
+        raise DeccError(
+            f"max_tokens is {op.max_tokens}, but every valid output of '{op.name}' takes at least "
+            f"{fewest} tokens",
+            op.max_tokens_span or op.span,
+            notes=[] if written else [f"{op.max_tokens} is the default max_tokens"],
+            hints=[f"raise max_tokens to at least {fewest}"],
+        )
 
 
 def _merge(parts: list[str | ir.VarRef]) -> tuple[str | ir.VarRef, ...]:

@@ -75,7 +75,11 @@ def search(e: ast.Expr, base_dir: Path) -> ir.Search:
             as_float(kw["diversity"], "diversity") if "diversity" in kw else (0.5 if groups > 1 else 0.0)
         )
         if diversity < 0:
-            raise DeccError(f"diversity must be at least 0, not {diversity:g}", kw["diversity"].span)
+            raise DeccError(
+                f"diversity must be at least 0, not {diversity:g}",
+                kw["diversity"].span,
+                hints=["0 is plain beam search; try 0.5"],
+            )
         return ir.Beam(
             width=width,
             length_penalty=as_float(kw["length_penalty"], "length_penalty")
@@ -102,7 +106,11 @@ def search(e: ast.Expr, base_dir: Path) -> ir.Search:
     particles = _required(kw, "particles", call, lambda v: as_int(v, "particles", minimum=1))
     ess = as_float(kw["ess_threshold"], "ess_threshold") if "ess_threshold" in kw else 0.5
     if not 0 <= ess <= 1:
-        raise DeccError(f"ess_threshold must be in [0, 1], not {ess:g}", kw["ess_threshold"].span)
+        raise DeccError(
+            f"ess_threshold must be in [0, 1], not {ess:g}",
+            kw["ess_threshold"].span,
+            hints=["it is a fraction of the particles; 0.5 is usual"],
+        )
     scheme = (
         as_choice(kw["resampling"], "resampling scheme", RESAMPLING) if "resampling" in kw else "multinomial"
     )
@@ -134,17 +142,21 @@ def _sample_arg(key: str, e: ast.Expr) -> float | int:
     if key == "temperature":
         t = as_float(e, "temperature")
         if t < 0:
-            raise DeccError(f"temperature must be at least 0, not {t:g}", e.span)
+            raise DeccError(
+                f"temperature must be at least 0, not {t:g}",
+                e.span,
+                hints=["0 is greedy; 1 samples the model as is"],
+            )
         return t
     if key in ("top_p", "typical_p"):
         p = as_float(e, key)
         if not 0 < p <= 1:
-            raise DeccError(f"{key} must be in (0, 1], not {p:g}", e.span)
+            raise DeccError(f"{key} must be in (0, 1], not {p:g}", e.span, hints=[f"{key}=1 turns it off"])
         return p
     if key == "min_p":
         p = as_float(e, key)
         if not 0 <= p < 1:
-            raise DeccError(f"min_p must be in [0, 1), not {p:g}", e.span)
+            raise DeccError(f"min_p must be in [0, 1), not {p:g}", e.span, hints=["min_p=0 turns it off"])
         return p
     if key == "top_k":
         return as_int(e, "top_k", minimum=0)
@@ -206,7 +218,11 @@ def stop_entropy(e: ast.Expr) -> ir.Entropy:
         raise DeccError(f"{e.func.value}(...) takes one threshold (nats)", e.span)
     threshold = as_float(e.args[0], "an entropy threshold")
     if threshold < 0:
-        raise DeccError(f"an entropy threshold must be at least 0, not {threshold:g}", e.args[0].span)
+        raise DeccError(
+            f"an entropy threshold must be at least 0, not {threshold:g}",
+            e.args[0].span,
+            hints=["entropy is in nats: 0 is certain, ln(vocabulary size) is uniform"],
+        )
     kw = kwargs_of(e, ("steps",), e.func.value)
     steps = as_int(kw["steps"].value, "steps", minimum=1) if "steps" in kw else 1
     return ir.Entropy(e.func.value == "above", threshold, steps)

@@ -34,12 +34,25 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="run every static check; exit 0, or 2 with diagnostics")
     check.add_argument("files", nargs="+")
+    check.add_argument(
+        "--model-free",
+        action="store_true",
+        help="skip the checks that need the model's tokenizer (max_tokens against the shortest output)",
+    )
+    check.add_argument("--model", help="the model whose tokenizer to check with (default: the program's)")
 
     test = sub.add_parser("test", help="property-test every constraint of a program on its tokenizer")
     test.add_argument("file")
     test.add_argument("--draws", type=int, default=100, help="draws per check (default 100)")
     test.add_argument("--seed", type=int, default=0)
     test.add_argument("--model", help="the model whose tokenizer to test with (default: the program's)")
+
+    fmt = sub.add_parser("fmt", help="format .dec files canonically, in place (comments kept)")
+    fmt.add_argument(
+        "files", nargs="+", metavar="FILE", help="files to format; '-' reads stdin, writes stdout"
+    )
+    fmt.add_argument("--check", action="store_true", help="write nothing; exit 1 if a file would change")
+    fmt.add_argument("--diff", action="store_true", help="write nothing; print what would change")
 
     comp = sub.add_parser("compile", help="print a compiler stage")
     comp.add_argument("file")
@@ -75,13 +88,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from decc.api import Program
     from decc.compiler.pipeline import compile_program
     from decc.dsl import parse_file
 
     failed = 0
     for path in args.files:
         try:
-            compile_program(parse_file(path))
+            tree = parse_file(path)
+            module = compile_program(tree)
+            if not args.model_free:
+                Program(tree, module, args.model).plan()
         except DeccError as e:
             print(e.render(), file=sys.stderr)
             failed += 1
@@ -102,6 +119,73 @@ def cmd_test(args: argparse.Namespace) -> int:
     reports = check_program(program, draws=args.draws, seed_value=args.seed)
     print(render(reports, args.file, args.draws, args.seed))
     return 0 if all(r.ok for r in reports) else 1
+
+
+def cmd_fmt(args: argparse.Namespace) -> int:
+    """Exit 0 when done, 1 when --check finds a file to reformat, 2 when a file does not parse (left untouched)."""
+    import difflib
+
+    from decc.dsl import read_source
+    from decc.dsl.format import format_source
+    from decc.errors import Source
+
+    failed = changed = 0
+    for path in args.files:
+        try:
+            source = Source("<stdin>", sys.stdin.read()) if path == "-" else read_source(path)
+            out = format_source(source)
+            if path == "-" and not (args.check or args.diff):
+                sys.stdout.write(out)
+                continue
+            if out == source.text:
+                continue
+            changed += 1
+            if args.diff:
+                lines = difflib.unified_diff(
+                    source.text.splitlines(True),
+                    out.splitlines(True),
+                    source.path,
+                    f"{source.path} (formatted)",
+                )
+                sys.stdout.writelines(lines)
+            if args.check:
+                print(f"would reformat {source.path}", file=sys.stderr)
+            elif not args.diff:
+                _replace_file(path, out)
+                print(f"reformatted {path}", file=sys.stderr)
+        except DeccError as e:
+            print(e.render(), file=sys.stderr)
+            failed += 1
+    if failed:
+        print(f"{failed} of {len(args.files)} file(s) could not be formatted", file=sys.stderr)
+        return 2
+    return 1 if args.check and changed else 0
+
+
+def _replace_file(path: str, text: str) -> None:
+    """Write through a temporary file and `os.replace`, so the file is always either the old or the new text."""
+    import tempfile
+
+    target = os.path.realpath(path)  # a symlink stays a symlink: its target is rewritten
+    folder, name = os.path.split(target)
+    try:
+        mode = os.stat(target).st_mode & 0o7777
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+    except OSError as e:
+        raise DeccError(f"cannot write '{path}': {e.strerror or e}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except BaseException as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(e, OSError):
+            raise DeccError(f"cannot write '{path}': {e.strerror or e}") from None
+        raise
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
@@ -133,7 +217,9 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handler = {"run": cmd_run, "check": cmd_check, "test": cmd_test, "compile": cmd_compile}[args.command]
+    handler = {"run": cmd_run, "check": cmd_check, "test": cmd_test, "compile": cmd_compile, "fmt": cmd_fmt}[
+        args.command
+    ]
     try:
         return handler(args)
     except DeccError as e:

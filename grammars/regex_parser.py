@@ -51,8 +51,8 @@ class _Parser:
         self.names: set[str] = set()
         self.possessive: list[tuple[Repeat, int, int]] = []
 
-    def error(self, message: str, start: int, end: int | None = None) -> RegexError:
-        return RegexError(message, self.p, start, end)
+    def error(self, message: str, start: int, end: int | None = None, hint: str | None = None) -> RegexError:
+        return RegexError(message, self.p, start, end, hints=[hint] if hint else ())
 
     def peek(self, k: int = 0) -> str:
         j = self.i + k
@@ -61,7 +61,11 @@ class _Parser:
     def parse(self) -> Node:
         node, _, _ = self.alternation(at_start=True)
         if self.i < self.n:  # only a stray ')' ends the top level early
-            raise self.error("unbalanced parenthesis: ')' has no matching '('", self.i)
+            raise self.error(
+                "unbalanced parenthesis: ')' has no matching '('",
+                self.i,
+                hint=r"escape a literal parenthesis: \)",
+            )
         _check_possessive(node, self.possessive, self.p)
         return node
 
@@ -140,7 +144,12 @@ class _Parser:
                 raise self.surrogate(start)
             return CharSet(ranges), None, None
         if c in "*+?" or (c == "{" and self.brace(self.i) is not None):
-            raise self.error("nothing to repeat", self.i, self.quantifier_end())
+            raise self.error(
+                "nothing to repeat",
+                self.i,
+                self.quantifier_end(),
+                hint=r"escape a literal quantifier: \*, \+, \?",
+            )
         if SURROGATES[0] <= ord(c) <= SURROGATES[1]:
             raise self.surrogate(self.i)
         self.i += 1
@@ -164,7 +173,12 @@ class _Parser:
             self.group_extension(start)
         node, s, e = self.alternation(at_start)
         if self.peek() != ")":
-            raise self.error("unbalanced parenthesis: '(' is never closed", start, start + 1)
+            raise self.error(
+                "unbalanced parenthesis: '(' is never closed",
+                start,
+                start + 1,
+                hint=r"close the group with ')', or escape a literal parenthesis: \(",
+            )
         self.i += 1
         return node, s, e
 
@@ -247,7 +261,12 @@ class _Parser:
 
     def forbid_quantifier(self) -> None:
         if self.quantifier() is not None:
-            raise self.error("nothing to repeat", self.i, self.quantifier_end())
+            raise self.error(
+                "nothing to repeat",
+                self.i,
+                self.quantifier_end(),
+                hint=r"escape a literal quantifier: \*, \+, \?",
+            )
 
     def quantified(self, atom: Node, atom_start: int, anchor: Anchor) -> Node:
         q = self.quantifier()
@@ -256,7 +275,9 @@ class _Parser:
         low, high, end = q
         qstart = self.i
         if high is not None and low > high:
-            raise self.error("min repeat greater than max repeat", qstart, end)
+            raise self.error(
+                "min repeat greater than max repeat", qstart, end, hint="write {min,max} with min <= max"
+            )
         if anchor is not None and (high is None or high > 1):
             off, width = anchor
             raise self.error("an anchor inside a repeated group is not supported", off, off + width)
@@ -268,7 +289,12 @@ class _Parser:
         if possessive:
             self.possessive.append((node, qstart, self.i))
         if self.quantifier() is not None:
-            raise self.error("multiple repeat", self.i, self.quantifier_end())
+            raise self.error(
+                "multiple repeat",
+                self.i,
+                self.quantifier_end(),
+                hint="group it first: (a*)+, or drop one quantifier",
+            )
         return node
 
     # -- characters ------------------------------------------------------------------------------------
@@ -283,7 +309,12 @@ class _Parser:
         first = True
         while True:
             if self.i >= self.n:
-                raise self.error("unterminated character set", start, start + 1)
+                raise self.error(
+                    "unterminated character set",
+                    start,
+                    start + 1,
+                    hint=r"close it with ']', or escape it: \[",
+                )
             if self.p[self.i] == "]" and not first:
                 self.i += 1
                 break

@@ -72,6 +72,8 @@ def test_compile_emits_stages() -> None:
         "// after ir",
         "// after resolve-names",
         "// after compile-constraints",
+        "// after check-stops",
+        "// after check-branches",
     ]
 
 

@@ -16,17 +16,25 @@ from decc.dsl import parse_file
 
 GOLDEN = Path(__file__).parent / "golden"
 CASES = sorted(p.stem for p in GOLDEN.glob("*.dec"))
-STAGES = ("ast", "ir", "opt")
+STAGES = ("ast", "ir", "opt", "plan")
 
 
 def render(path: Path, stage: str) -> str:
     tree = parse_file(path)
     if stage == "ast":
         return print_ast(tree)
-    return print_ir(compile_program(tree, stop_after="ir" if stage == "ir" else None))
+    module = compile_program(tree, stop_after="ir" if stage == "ir" else None)
+    if stage == "plan":  # needs the model's tokenizer (not its weights)
+        from decc.api import Program
+        from decc.compiler.plan import print_plan
+
+        return print_plan(Program(tree, module).plan())
+    return print_ir(module)
 
 
-@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize(
+    "stage", [pytest.param(s, marks=pytest.mark.model) if s == "plan" else s for s in STAGES]
+)
 @pytest.mark.parametrize("case", CASES)
 def test_golden(case: str, stage: str) -> None:
     # Paths in spans are reported as given; run from the golden folder so files are location-independent.

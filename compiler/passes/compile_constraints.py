@@ -30,7 +30,11 @@ def _constraint(c: ir.Constraint) -> ir.Constraint:
         return _all(c)
     dfa = _dfa(c)
     if dfa.n_states == 0:
-        raise DeccError(f"this {_what(c)} matches nothing", c.span)
+        raise DeccError(
+            f"this {_what(c)} matches nothing",
+            c.span,
+            hints=["no output could ever satisfy it: the step could never produce a value"],
+        )
     return replace(c, compiled=dfa, n_states=dfa.n_states)
 
 
@@ -64,7 +68,11 @@ def _dfa(c: ir.Constraint) -> grammars.ByteDFA:
     except grammars.UnsupportedSchema as e:
         raise DeccError(f"unsupported JSON schema: {e.message}", c.span, hints=[LENIENT_HINT]) from None
     except grammars.InvalidSchema as e:
-        raise DeccError(f"invalid JSON schema: {e.message}", c.span) from None
+        raise DeccError(
+            f"invalid JSON schema: {e.message}",
+            c.span,
+            hints=["schemas are checked against the JSON Schema meta-schema (draft 2020-12) before use"],
+        ) from None
     except grammars.GrammarLimitError as e:
         raise DeccError(e.message, c.span, hints=e.hints) from None
     raise DeccError(f"a {_what(c)} cannot be part of a conjunction", c.span)
@@ -97,6 +105,7 @@ def _all(c: ir.All) -> ir.All:
             "this conjunction matches nothing: no text satisfies all its parts at once",
             c.span,
             notes=[f"part: {p.span}" for p in parts],
+            hints=["each part alone matches some text; drop or loosen the part that excludes the others"],
         )
     return replace(c, parts=tuple(parts), compiled=dfa, n_states=dfa.n_states)
 

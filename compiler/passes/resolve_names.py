@@ -49,7 +49,10 @@ def _declare(declared: Scope, name: str, node: ir.InputDef | ir.Generate) -> Non
         first = declared[name]
         what = "input" if isinstance(first, ir.InputDef) else "generated variable"
         raise DeccError(
-            f"'{name}' is already defined", node.span, notes=[f"{what} '{name}' defined at {first.span}"]
+            f"'{name}' is already defined",
+            node.span,
+            notes=[f"{what} '{name}' defined at {first.span}"],
+            hints=["every input and generated variable needs its own name"],
         )
     declared[name] = node
 
@@ -65,6 +68,7 @@ def _resolve(part: ir.Lit | ir.VarRef, declared: Scope, everywhere: Scope) -> ir
                 f"'{part.name}' is used before it is generated",
                 part.span,
                 notes=[f"'{part.name}' is generated at {gen.span}"],
+                hints=["a step sees only the values generated above it"],
             )
         if gen is not None:
             raise DeccError(

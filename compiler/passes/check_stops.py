@@ -1,0 +1,42 @@
+"""Pass (a check; the module comes back unchanged): a stop string that no output of the step's constraint
+can contain is dead weight, and one that every complete output contains cuts every output short of
+validity. Both are decided on the constraint's byte DFA (grammars are not checked)."""
+
+from __future__ import annotations
+
+import json
+
+from decc import grammars
+from decc.compiler import ir
+from decc.errors import DeccError, Span
+from decc.grammars.dfa_queries import all_contain, can_contain
+
+
+def check_stops(module: ir.Module) -> ir.Module:
+    for op in ir.walk(module.body):
+        if isinstance(op, ir.Generate) and op.stop and op.constraint is not None:
+            dfa = op.constraint.compiled
+            if isinstance(dfa, grammars.ByteDFA):
+                for i, stop in enumerate(op.stop):
+                    _check(op, dfa, stop, op.stop_spans[i] if i < len(op.stop_spans) else op.span)
+    return module
+
+
+def _check(op: ir.Generate, dfa: grammars.ByteDFA, stop: str, span: Span) -> None:
+    assert op.constraint is not None
+    shown = json.dumps(stop, ensure_ascii=False)
+    where = [f"the constraint of '{op.name}' is at {op.constraint.span}"]
+    if not can_contain(dfa, stop):
+        raise DeccError(
+            f"stop string {shown} can never occur: no output of '{op.name}' contains it",
+            span,
+            notes=where,
+            hints=["remove it: the constraint already decides where the value ends"],
+        )
+    if all_contain(dfa, stop):
+        raise DeccError(
+            f"stop string {shown} would cut every output of '{op.name}': each valid output contains it",
+            span,
+            notes=where,
+            hints=["remove it, or change the constraint so the value ends before it"],
+        )
