@@ -3,6 +3,7 @@ and its exceptions into positioned `DeccError`s."""
 
 from __future__ import annotations
 
+import threading
 from functools import cache
 from pathlib import Path
 
@@ -37,6 +38,36 @@ _TERMINAL_NAMES = {
 def _lark() -> Lark:
     grammar = (Path(__file__).parent / "dec.lark").read_text()
     return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=True)
+
+
+# Comments never reach the AST (the grammar ignores them); `comments` collects them from the lexer itself, so a
+# `#` inside any kind of string literal is never mistaken for one. A second parser instance keeps `parse` as is.
+_comment_sink = threading.local()
+
+
+def _collect_comment(tok: Token) -> Token:
+    _comment_sink.found.append((tok.start_pos, str(tok)))
+    return tok
+
+
+@cache
+def _comment_lark() -> Lark:
+    grammar = (Path(__file__).parent / "dec.lark").read_text()
+    return Lark(grammar, parser="lalr", lexer_callbacks={"COMMENT": _collect_comment})
+
+
+def comments(source: Source | str, path: str = "<string>") -> list[tuple[int, str]]:
+    """The `# ...` comments of a program as (source offset, text), in order: the AST drops them, a formatter must not."""
+    if isinstance(source, str):
+        source = Source(path, source)
+    _comment_sink.found = []
+    try:
+        _comment_lark().parse(source.text)
+    except UnexpectedInput as e:
+        raise _syntax_error(source, e) from None
+    finally:
+        found, _comment_sink.found = _comment_sink.found, []
+    return found
 
 
 def parse_file(path: str | Path) -> ast.Program:
