@@ -116,14 +116,24 @@ class DeccError(Exception):
                 text = span.source.line_text(span.line)
                 if text or span.col == 1:
                     # Carets under the span (clipped to its first line); keep tabs so carets line up.
-                    prefix = "".join(ch if ch == "\t" else " " for ch in text[: span.col - 1])
+                    col = span.col
                     last = span.end_col if span.end_line == span.line else len(text) + 1
-                    width = max(1, last - span.col)
+                    if len(text) > MAX_SHOWN:  # a very long line: show a window around the span
+                        lo = max(0, col - 1 - MAX_SHOWN // 2)
+                        hi = min(len(text), lo + MAX_SHOWN)
+                        text = ("..." if lo else "") + text[lo:hi] + ("..." if hi < len(text) else "")
+                        shift = lo - (3 if lo else 0)
+                        col, last = col - shift, min(last - shift, len(text) + 1)
+                    prefix = "".join(ch if ch == "\t" else " " for ch in text[: col - 1])
+                    width = max(1, last - col)
                     lines.append(f"  {text}")
                     lines.append(f"  {prefix}{'^' * width}")
         lines += [f"  note: {n}" for n in self.notes]
         lines += [f"  hint: {h}" for h in self.hints]
         return "\n".join(lines)
+
+
+MAX_SHOWN = 160  # characters of a source line shown under a diagnostic
 
 
 class InternalError(Exception):

@@ -80,6 +80,12 @@ def read_source(path: str | Path) -> Source:
         data = Path(path).read_bytes()
     except OSError as e:
         raise DeccError(f"cannot read '{path}': {e.strerror or e}") from None
+    for bom, name in ((b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16")):
+        if data.startswith(bom):
+            raise DeccError(
+                f"'{path}' is encoded as {name}: .dec files must be UTF-8",
+                hints=[f"convert it, e.g. iconv -f {name} -t UTF-8 '{path}' > fixed.dec"],
+            )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -104,7 +110,26 @@ def parse(source: Source | str, path: str = "<string>") -> ast.Program:
         tree = _lark().parse(source.text)
     except UnexpectedInput as e:
         raise _syntax_error(source, e) from None
+    _check_depth(source, tree)
     return _Builder(source).program(tree)
+
+
+MAX_DEPTH = 200
+
+
+def _check_depth(source: Source, tree: Tree) -> None:
+    """Refuse absurd nesting (`[[[[...`) up front: every later stage walks the tree recursively."""
+    stack = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            start = node.meta.start_pos if not getattr(node.meta, "empty", True) else 0
+            raise DeccError(
+                f"nested more than {MAX_DEPTH} levels deep",
+                Span.of(source, start, start + 1),
+                hints=["flatten it, or name the inner parts with 'let'"],
+            )
+        stack.extend((c, depth + 1) for c in node.children if isinstance(c, Tree))
 
 
 def _describe(tok: Token) -> str:
