@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from decc.compiler.search import POLICIES, REWARDS
 from decc.dsl import ast
 from decc.errors import DeccError, did_you_mean
 
@@ -22,6 +23,9 @@ class Definition:
 
 
 Table = dict[str, Definition]
+
+# Names that mean something without a definition: policies and rewards written without parentheses.
+BARE_NAMES = (*POLICIES, *REWARDS)
 
 
 def collect(program: ast.Program) -> Table:
@@ -107,6 +111,14 @@ def expand(e: ast.Expr, table: Table, later: dict[str, ast.Let] | None = None) -
                 e.span,
                 notes=[f"'{e.name}' is defined at {later[e.name].name.span}"],
                 hints=["move the 'let' above its first use"],
+            )
+        # A near-miss of a built-in gets the error of where it is used ("unknown search policy").
+        near_definition = did_you_mean(e.name, table)
+        if near_definition or (e.name not in BARE_NAMES and not did_you_mean(e.name, BARE_NAMES)):
+            raise DeccError(
+                f"unknown name '{e.name}'",
+                e.span,
+                hints=near_definition or [f"define it first: let {e.name} = ..."],
             )
         return e
     if isinstance(e, ast.Call):

@@ -57,7 +57,22 @@ class StepReport:
 
 
 def oracle_for(c: ir.Constraint) -> Oracle:
-    """An independent judge of validity: Python's `re`, or the `jsonschema` package."""
+    """An independent judge of validity: Python's `re`, the `jsonschema` package, Lark, or plain Python."""
+    if isinstance(c, ir.Choice):
+        options = set(c.options)
+        return lambda s: None if s in options else "is not one of the choices"
+    if isinstance(c, ir.Length):
+        lo, hi = c.lo, c.hi
+
+        def length(s: str) -> str | None:
+            if len(s) < lo or (hi is not None and len(s) > hi):
+                return f"has {len(s)} characters, outside [{lo}, {'' if hi is None else hi}]"
+            return None
+
+        return length
+    if isinstance(c, ir.All):
+        judges = [oracle_for(p) for p in c.parts]
+        return lambda s: next((r for r in (j(s) for j in judges) if r), None)
     if isinstance(c, ir.Regex):
         compiled = re.compile(c.pattern, re.ASCII)
         return lambda s: None if compiled.fullmatch(s) else "does not match the regex (re.fullmatch)"
@@ -107,6 +122,15 @@ def independent(c: ir.Constraint) -> st.SearchStrategy[str] | None:
         return from_constraint(c, max_bytes=96) if c.compiled is not None else None
     if isinstance(c, ir.Regex):
         return st.from_regex(re.compile(c.pattern, re.ASCII), fullmatch=True)
+    if isinstance(c, ir.Choice):
+        return st.sampled_from(c.options)
+    if isinstance(c, ir.Length):
+        return st.text(min_size=c.lo, max_size=c.hi if c.hi is not None else c.lo + 40)
+    if isinstance(c, ir.All):  # draws of the most selective part that the other parts accept too
+        order = (ir.Choice, ir.Regex, ir.Range, ir.JsonSchema, ir.Length)
+        first = min(c.parts, key=lambda p: next(i for i, t in enumerate(order) if isinstance(p, t)))
+        base, judge = independent(first), oracle_for(c)
+        return None if base is None else base.filter(lambda s: judge(s) is None)
     import hypothesis_jsonschema
 
     schema = json.loads(c.schema)

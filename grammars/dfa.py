@@ -194,6 +194,8 @@ def _determinize(
     eps = nfa.eps
     important = [bool(edges) for edges in nfa.edges]
     important[nfa.accept] = True
+    for q in nfa.seg_of:  # a counted state without byte edges still says the segment goes on to here
+        important[q] = True
     closure = epsilon_closure(eps, important)
 
     # runs[s]: (first class, last class + 1, closure of the target) per byte edge of `s`, in edge order (the

@@ -250,6 +250,17 @@ c.dec:2:9: error: 'in' tests against a list, not a string
   hint: write x in ["a", "b"]
 """,
     ),
+    (
+        "unknown_definition",
+        'let yesno = choice("yes", "no")\ngen a { where: yesnoo }',
+        'let yesno = choice("yes", "no")\ngen a { where: yesno }',
+        r"""
+c.dec:2:16: error: unknown name 'yesnoo'
+  gen a { where: yesnoo }
+                 ^^^^^^
+  hint: did you mean 'yesno'?
+""",
+    ),
 ]
 
 
