@@ -3,9 +3,9 @@
 The rules (one output for every program that means the same, so formatting twice changes nothing):
 
 - Two spaces per level; one item, statement or option per line; exactly one newline at the end of the file.
-- `gen NAME` without options; `gen NAME { key: value }` with exactly one option when that fits on one line
-  and no comment is inside the braces; otherwise the block form: `gen NAME {`, one `key: value` per line (no
-  commas), `}`. Turns written with a bare string stay `user "..."`; every other body is a block, `{}` when
+- `gen NAME` without options; `gen NAME { key: value, key: value }` with at most three options when that
+  fits on one line and no comment is inside the braces; otherwise the block form: `gen NAME {`, one
+  `key: value` per line (no commas), `}`. Turns written with a bare string stay `user "..."`; every other body is a block, `{}` when
   empty. `if c {...} elif c {...} else {...}` puts `} elif c {` and `} else {` on the line of the `}`.
 - String and number literals are copied verbatim from the source (escapes, raw and long strings as written).
 - A list or call stays on one line if it fits in 100 columns and holds no comment; otherwise one element per
@@ -35,6 +35,7 @@ from decc.dsl import ast
 from decc.dsl.parser import comments, parse
 from decc.errors import DeccError, InternalError, Source, Span
 
+MAX_ONE_LINE = 3  # options of a gen that may share its line
 WIDTH = 100
 INDENT = "  "
 _BLANK_LINE = re.compile(r"\n[ \t\r\f\v]*\n")
@@ -204,12 +205,13 @@ class _Printer:
         brace = self.next_code(node.name.span.end)
         if brace >= node.span.end:  # no braces at all
             return head
-        if len(node.options) == 1 and not self.has_comment(brace, node.span.end):
-            (opt,) = node.options
-            value = self.flat(opt.value)
-            one_line = f"{head} {{ {opt.key.value}: {value} }}"
-            if value is not None and "\n" not in value and len(one_line) <= WIDTH:
-                return one_line
+        if 1 <= len(node.options) <= MAX_ONE_LINE and not self.has_comment(brace, node.span.end):
+            values = [self.flat(opt.value) for opt in node.options]
+            if all(v is not None and "\n" not in v for v in values):
+                inside = ", ".join(f"{o.key.value}: {v}" for o, v in zip(node.options, values, strict=True))
+                one_line = f"{head} {{ {inside} }}"
+                if len(one_line) <= WIDTH:
+                    return one_line
         opener, chunks = self.body(node.options, brace + 1, node.span.end - 1, indent + INDENT, self.option)
         if opener is None and not chunks:
             return head

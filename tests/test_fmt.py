@@ -50,7 +50,7 @@ def comment_texts(text: str) -> Counter[str]:
         ),
         pytest.param(
             'system   "s"\nuser{"u"}\nassistant {gen x{max_tokens:3,stop:["\\n"]}\ngen y {}\ngen z}',
-            'system "s"\nuser {\n  "u"\n}\nassistant {\n  gen x {\n    max_tokens: 3\n    stop: ["\\n"]\n  }\n'
+            'system "s"\nuser {\n  "u"\n}\nassistant {\n  gen x { max_tokens: 3, stop: ["\\n"] }\n'
             "  gen y\n  gen z\n}\n",
             id="turns-and-gens",
         ),
@@ -74,6 +74,11 @@ def comment_texts(text: str) -> Counter[str]:
             'let s = [r"\\d#", """a\n  "b" # c\n""", "\\u00e9\\t", r"""x\\"""", .5, -1e3]',
             'let s = [r"\\d#", """a\n  "b" # c\n""", "\\u00e9\\t", r"""x\\"""", .5, -1e3]\n',
             id="literals-verbatim",
+        ),
+        pytest.param(
+            "gen x{max_tokens:3,eos:false,min_tokens:1,stop:\"a\"}",
+            'gen x {\n  max_tokens: 3\n  eos: false\n  min_tokens: 1\n  stop: "a"\n}\n',
+            id="four-options-take-the-block-form",
         ),
         pytest.param("", "", id="empty"),
         pytest.param("\n\n  \n", "", id="only-whitespace"),
@@ -388,7 +393,7 @@ def test_output_that_loses_a_comment_or_changes_meaning_is_refused(monkeypatch: 
 
 
 MESSY = 'assistant{gen x{max_tokens:3,stop:["\\n"]}}  # reply\n'
-TIDY = 'assistant {\n  gen x {\n    max_tokens: 3\n    stop: ["\\n"]\n  }\n}  # reply\n'
+TIDY = 'assistant {\n  gen x { max_tokens: 3, stop: ["\\n"] }\n}  # reply\n'
 
 
 def test_fmt_rewrites_in_place_and_check_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
