@@ -1,0 +1,296 @@
+"""Every program in examples/ runs on the embedded model, and what it generates satisfies its constraints.
+
+Programs are found by glob (a new example is covered automatically); imported library files (definitions
+only, e.g. examples/lib/) are not programs and are skipped. Each program runs once, with its inputs'
+defaults. Every whole value is judged by oracles independent of decc's automata (`decc.proptest.oracle_for`:
+Python's `re`, `jsonschema`, Lark, plain Python for choices and lengths; plus the syntax of numbers here).
+A value cut short (by max_tokens, a stop rule or entropy) is only a prefix: the step's matcher must take
+all its tokens. Options that are not constraints (token counts, stop strings, `eos: false`, branches) are
+checked on every program too, and most examples have hand-written checks of their own.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import decc
+from decc.api import Program, Result
+from decc.compiler import ir
+from decc.compiler.plan import plan_gens
+from decc.dsl import ast, parse_file
+from decc.proptest import oracle_for
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+COMPLETE = ("eos", "constraint")  # finish reasons after which a value is whole, not a prefix
+INT = re.compile(r"-?(0|[1-9][0-9]*)")
+NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+
+
+def is_library(path: Path) -> bool:
+    """A file of definitions only (`let`, `import`): imported by programs, not run on its own."""
+    try:
+        items = parse_file(path).items
+    except decc.DeccError:
+        return False  # a broken program: collected, so that its test reports the error
+    return bool(items) and all(isinstance(i, (ast.Let, ast.Import)) for i in items)
+
+
+PROGRAMS = sorted(p for p in EXAMPLES.rglob("*.dec") if not is_library(p))
+IDS = [str(p.relative_to(EXAMPLES)) for p in PROGRAMS]
+
+
+# -- oracles ---------------------------------------------------------------------------------------------
+
+Oracle = Callable[[str], "str | None"]  # None when the text is valid, else why not
+
+
+def oracle(c: ir.Constraint) -> Oracle:
+    """An independent judge of a whole value: decc's own (Python's `re`, Lark's Earley parser, `jsonschema`,
+    plain Python for choices and lengths; nothing of decc's automata), plus the exact number syntax of
+    ranges, which a JSON Schema does not judge (`jsonschema` takes 1.0 as an integer)."""
+    judge = oracle_for(c)
+    ranges = [p for p in (c.parts if isinstance(c, ir.All) else (c,)) if isinstance(p, ir.Range)]
+    return lambda s: judge(s) or next((r for r in (_in_range(p, s) for p in ranges) if r), None)
+
+
+def _in_range(c: ir.Range, s: str) -> str | None:
+    if not (INT if c.kind == "int" else NUMBER).fullmatch(s):
+        return f"not JSON syntax for {'an integer' if c.kind == 'int' else 'a number'}"
+    value = int(s) if c.kind == "int" else float(s)
+    if c.lo is not None and value < c.lo or c.hi is not None and value > c.hi:
+        return f"{value} is outside {c.lo}..{c.hi}"
+    return None
+
+
+# -- running ---------------------------------------------------------------------------------------------
+
+
+@cache
+def program(path: Path) -> Program:
+    return decc.load(path)
+
+
+@cache
+def run(path: Path, **inputs: Any) -> Result:
+    """One run per program and inputs (the model itself loads once per process: decc caches it)."""
+    return program(path).run(**inputs)
+
+
+def check_values(prog: Program, result: Result) -> None:
+    """Every generated value against its constraint and its step's options."""
+    matchers = {g.name: g.constraint for g in plan_gens(prog.plan().steps)}
+    for op in prog.ir.generates():
+        step = result.steps.get(op.name)
+        if step is None:
+            continue  # in a branch that did not run (check_branches says which must exist)
+        value, n = step.value, len(step.token_ids)
+        where = f"{op.name}={value!r} ({step.finish_reason}, {n} tokens)"
+        assert result.values[op.name] == value and value in result.text, where
+        assert n <= op.max_tokens, where
+        if step.finish_reason == "eos":
+            assert op.eos and n >= op.min_tokens, where
+        if step.finish_reason == "length":
+            assert n == op.max_tokens, where
+        for s in op.stop:
+            assert s not in value, where
+        if op.stop_regex is not None:
+            assert re.search(op.stop_regex, value) is None, where
+        if op.constraint is None:
+            continue
+        if step.finish_reason in COMPLETE:
+            reason = oracle(op.constraint)(value)
+            assert reason is None, f"{where}: {reason}"
+        else:  # a prefix: the step's matcher must take every token and still be able to go on
+            m = matchers[op.name].matcher()
+            assert all(m.advance(t) for t in step.token_ids), f"{where}: not a viable prefix"
+
+
+def check_branches(module: ir.Module, result: Result, **inputs: Any) -> None:
+    """Exactly the variables of the branch whose test holds (the first one, else `else`) exist."""
+    given = {i.name: inputs.get(i.name, i.default) for i in module.inputs}
+    env = {k: _as_text(v) for k, v in given.items()} | result.values
+
+    def names(body: tuple[ir.Op, ...]) -> set[str]:
+        return {op.name for op in ir.walk(body) if isinstance(op, ir.Generate)}
+
+    def visit(body: tuple[ir.Op, ...]) -> None:
+        for op in body:
+            if isinstance(op, ir.Generate):
+                assert op.name in result.values, f"'{op.name}' should have been generated"
+            elif isinstance(op, ir.Branch):
+                taken = next((c.body for c in op.cases if c.test.holds(env[c.test.var.name])), op.otherwise)
+                for other in op.bodies():
+                    if other is not taken:
+                        skipped = names(other) - names(taken or ())
+                        assert not skipped & result.values.keys(), f"{skipped} belong to a branch not taken"
+                visit(taken or ())
+
+    visit(module.body)
+
+
+def _as_text(v: Any) -> str:
+    return ("true" if v else "false") if isinstance(v, bool) else str(v)
+
+
+# -- the tests -------------------------------------------------------------------------------------------
+
+
+def test_there_are_at_least_twelve_example_programs() -> None:
+    assert len(PROGRAMS) >= 12, IDS
+    libraries = [p for p in EXAMPLES.rglob("*.dec") if p not in PROGRAMS]
+    assert all("lib" in p.relative_to(EXAMPLES).parts for p in libraries), libraries
+
+
+@pytest.mark.parametrize("path", PROGRAMS, ids=IDS)
+def test_declared_examples_agree_with_the_oracles(path: Path) -> None:
+    """The oracles themselves, on each step's declared examples and counterexamples (no model needed)."""
+    for op in program(path).ir.generates():
+        if op.constraint is None:
+            continue
+        judge = oracle(op.constraint)
+        for text in op.examples:
+            assert judge(text) is None, (op.name, text, judge(text))
+        for text in op.counterexamples:
+            assert judge(text) is not None, (op.name, text)
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("path", PROGRAMS, ids=IDS)
+def test_example_runs_and_satisfies_its_constraints(path: Path) -> None:
+    prog = program(path)
+    result = run(path)
+    check_values(prog, result)
+    check_branches(prog.ir, result)
+    extra = EXTRA.get(path.stem)
+    if extra is not None:
+        extra(path, result)
+
+
+# -- hand-written expectations, by example ---------------------------------------------------------------
+
+
+def _sentiment(path: Path, r: Result) -> None:
+    assert r.values["label"] in ("positive", "negative", "neutral")
+
+
+def _ranges(path: Path, r: Result) -> None:
+    assert 1 <= int(r.values["score"]) <= 10
+    if r.steps["confidence"].finish_reason in COMPLETE:
+        assert 0 <= float(r.values["confidence"]) <= 1 and len(r.values["confidence"]) <= 4
+
+
+def _lengths(path: Path, r: Result) -> None:
+    assert len(r.values["slogan"]) <= 40
+    answer = r.steps["answer"]
+    assert 2 <= len(answer.token_ids) <= 8, answer
+    assert program(path).ir.generates()[1].max_tokens == 8  # the token bound sets max_tokens
+
+
+def _conjunction(path: Path, r: Result) -> None:
+    name = r.steps["name"]
+    if name.finish_reason in COMPLETE:
+        assert re.fullmatch(r"[A-Z][a-z]+", name.value) and len(name.value) <= 12, name
+    else:
+        assert re.fullmatch(r"[A-Z][a-z]*", name.value) and len(name.value) <= 12, name
+
+
+def _json_inline(path: Path, r: Result) -> None:
+    if r.steps["info"].finish_reason in COMPLETE:
+        info = json.loads(r.values["info"])
+        assert set(info) == {"author", "year", "genre"} and 1400 <= info["year"] <= 2030, info
+
+
+def _pydantic_model(path: Path, r: Result) -> None:
+    import sys
+
+    sys.path.insert(0, str(path.parent))
+    try:
+        from models import City  # examples/models.py, next to the program
+    finally:
+        sys.path.remove(str(path.parent))
+    if r.steps["city"].finish_reason in COMPLETE:
+        City.model_validate_json(r.values["city"])  # pydantic's own validation
+
+
+def _grammar_file(path: Path, r: Result) -> None:
+    value = r.values["value"]
+    depth = 0
+    for ch in value:  # the brackets of a prefix never close more than they open; of a whole value, balance
+        depth += {"[": 1, "]": -1}.get(ch, 0)
+        assert depth >= 0, value
+    assert set(value) <= set("[]0123456789-, "), value
+    if r.steps["value"].finish_reason in COMPLETE:
+        assert depth == 0 and value.strip().startswith("["), value
+
+
+def _multi_step(path: Path, r: Result) -> None:
+    capital, river = r.values["capital"], r.values["river"]
+    assert f"through{capital}?" in r.text and f"about{river}." in r.text
+    assert all("\n" not in v for v in r.values.values())
+
+
+def _sampling(path: Path, r: Result) -> None:
+    again = program(path).run()  # seeded: the same values again
+    assert again.values == r.values
+    assert r.values["colour"] in ("red", "green", "blue", "black", "white", "golden")
+
+
+def _stopping(path: Path, r: Result) -> None:
+    assert "\n" not in r.values["first"]
+    assert re.search(r"\.\s", r.values["second"]) is None
+    assert r.steps["third"].finish_reason in ("entropy", "length", "eos")
+    summary = r.steps["summary"]  # eos: false runs to max_tokens
+    assert summary.finish_reason == "length" and len(summary.token_ids) == 8, summary
+
+
+def _definitions(path: Path, r: Result) -> None:
+    # the string definitions, one imported through lib/common.dec, are inserted as text
+    assert "You are a zoologist. You answer in as few words as possible." in r.text
+    assert "swim? Answer yes or no." in r.text
+    assert r.values["swims"] in ("yes", "no")
+    assert r.values["big"] in ("tiny", "small", "medium", "large", "huge")
+    home = r.steps["home"]
+    if home.finish_reason in COMPLETE:
+        assert re.fullmatch(r" [a-z ]+\.", home.value) and len(home.value) <= 16, home
+
+
+def _branching(path: Path, r: Result) -> None:
+    prog = program(path)
+    rock = {"thing": "a rock"}  # a second input, which usually takes another branch
+    for result, inputs in ((r, {}), (run(path, **rock), rock)):
+        check_values(prog, result)
+        check_branches(prog.ir, result, **inputs)
+        ans = result.values["ans"]
+        expected = {"yes": {"colour"}, "no": {"kind"}, "maybe": {"kind"}}.get(ans, {"note"})
+        assert result.values.keys() == {"ans"} | expected, result.values
+
+
+def _strings(path: Path, r: Result) -> None:
+    assert "You are a chef.\nYou answer in one short line.\nYou never use braces." in r.text
+    assert 'Name: "cr\u00eapes"' in r.text and "\tNote: fields look like {field}." in r.text
+    assert "(pr\u00e9paration included)" in r.text
+    assert 1 <= int(r.values["minutes"]) <= 999
+
+
+EXTRA: dict[str, Callable[[Path, Result], None]] = {
+    "sentiment": _sentiment,
+    "ranges": _ranges,
+    "lengths": _lengths,
+    "conjunction": _conjunction,
+    "json_inline": _json_inline,
+    "pydantic_model": _pydantic_model,
+    "grammar_file": _grammar_file,
+    "multi_step": _multi_step,
+    "sampling": _sampling,
+    "stopping": _stopping,
+    "definitions": _definitions,
+    "branching": _branching,
+    "strings": _strings,
+}
