@@ -47,6 +47,9 @@ def _collect(program: ast.Program, stack: tuple[Path, ...]) -> Table:
 
 
 def _define(table: Table, name: str, d: Definition) -> None:
+    same = name in table and table[name].span.path == d.span.path and table[name].span == d.span
+    if same and table[name].value == d.value:
+        return  # the same definition, reached through two imports
     if name in table:
         raise DeccError(
             f"'{name}' is already defined",

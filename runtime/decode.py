@@ -250,10 +250,10 @@ class DecodeSession:
                     cut = self._cut_at_stop(generated, scanner)
                     if cut is not None:
                         return self._result(cut[0], logprobs[: step + 1], "stop", text=cut[1])
-            if step + 1 == max_tokens:
+            if matcher is not None and _finished(matcher):  # before the budget: completing on the last
+                finish = "constraint"  # allowed token is still a completion, not a cut
                 break
-            if matcher is not None and _finished(matcher):
-                finish = "constraint"
+            if step + 1 == max_tokens:
                 break
             logits = self._forward_one(token)
         return self._result(generated, logprobs[: len(generated)], finish)

@@ -142,3 +142,20 @@ def test_names_in_branches_are_scoped() -> None:
     assert [g.name for g in module.generates()] == ["a", "b", "c"]
     with pytest.raises(DeccError, match="'b' is already defined"):
         compile_program(parse('gen a\nif a == "x" { gen b } else { gen b }'))
+
+
+def test_one_definition_reached_through_two_imports_is_not_a_clash(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "b.dec": "let a = 1\n",
+            "c.dec": 'import "b.dec"\n',
+            "main.dec": 'import "c.dec"\nimport "b.dec"\ngen x { max_tokens: a }\n',
+            "other.dec": "let a = 1\n",
+            "clash.dec": 'import "b.dec"\nimport "other.dec"\n',
+        },
+    )
+    (gen,) = compile_file(tmp_path / "main.dec").generates()
+    assert gen.max_tokens == 1
+    with pytest.raises(DeccError, match="'a' is already defined"):  # equal text, but two definitions
+        compile_file(tmp_path / "clash.dec")

@@ -72,3 +72,15 @@ def test_min_tokens_holds_eos_back_and_entropy_stops(lm) -> None:
     assert gen.finish_reason == "entropy" and len(gen.token_ids) == 1
     gen = _session(lm, "Say OK.").generate(max_tokens=4, sampling=GREEDY, stop_entropy=(False, 0.0, 1))
     assert gen.finish_reason != "entropy"
+
+
+@pytest.mark.model
+def test_completing_on_the_last_allowed_token_is_a_completion(lm) -> None:
+    from decc.grammars import Vocabulary, regex
+
+    vocab = Vocabulary.from_tokenizer(lm.tokenizer, size=lm.vocab_size, eos_ids=lm.eos_ids)
+    for budget in (2, 3):  # digits are single tokens: two of them complete the value on token 2
+        gen = _session(lm, "Two digits: ").generate(
+            max_tokens=budget, sampling=GREEDY, matcher=regex(r"[0-9]{2}", vocab).matcher()
+        )
+        assert len(gen.text) == 2 and gen.finish_reason == "constraint", (budget, gen)
