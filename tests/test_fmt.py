@@ -76,7 +76,7 @@ def comment_texts(text: str) -> Counter[str]:
             id="literals-verbatim",
         ),
         pytest.param(
-            "gen x{max_tokens:3,eos:false,min_tokens:1,stop:\"a\"}",
+            'gen x{max_tokens:3,eos:false,min_tokens:1,stop:"a"}',
             'gen x {\n  max_tokens: 3\n  eos: false\n  min_tokens: 1\n  stop: "a"\n}\n',
             id="four-options-take-the-block-form",
         ),
@@ -459,3 +459,9 @@ def test_fmt_stdin_to_stdout(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Cap
     monkeypatch.setattr(sys, "stdin", StringIO(MESSY))
     assert main(["fmt", "--check", "-"]) == 1
     assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("path", PROGRAMS, ids=[p.name for p in PROGRAMS])
+def test_examples_and_golden_programs_are_formatted(path: Path) -> None:
+    """What we show users is what `decc fmt` writes (`decc fmt examples tests/golden` fixes a failure)."""
+    assert format_source(path.read_text()) == path.read_text()
