@@ -9,7 +9,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from decc.errors import DeccError
 
@@ -87,25 +87,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _each_file(files: Sequence[str], handle: Callable[[str], None], failure: str) -> int:
+    """Run `handle` on every file, rendering each one's error and going on; 2 if any failed, else 0."""
+    failed = 0
+    for path in files:
+        try:
+            handle(path)
+        except DeccError as e:
+            print(e.render(), file=sys.stderr)
+            failed += 1
+    if failed:
+        print(f"{failed} of {len(files)} file(s) {failure}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from decc.api import Program
     from decc.compiler.pipeline import compile_program
     from decc.dsl import parse_file
 
-    failed = 0
-    for path in args.files:
-        try:
-            tree = parse_file(path)
-            module = compile_program(tree)
-            if not args.model_free:
-                Program(tree, module, args.model).plan()
-        except DeccError as e:
-            print(e.render(), file=sys.stderr)
-            failed += 1
-    if failed:
-        print(f"{failed} of {len(args.files)} file(s) failed", file=sys.stderr)
-        return 2
-    return 0
+    def check(path: str) -> None:
+        tree = parse_file(path)
+        module = compile_program(tree)
+        if not args.model_free:
+            Program(tree, module, args.model).plan()
+
+    return _each_file(args.files, check, "failed")
 
 
 def cmd_test(args: argparse.Namespace) -> int:
@@ -129,35 +137,32 @@ def cmd_fmt(args: argparse.Namespace) -> int:
     from decc.dsl.format import format_source
     from decc.errors import Source
 
-    failed = changed = 0
-    for path in args.files:
-        try:
-            source = Source("<stdin>", sys.stdin.read()) if path == "-" else read_source(path)
-            out = format_source(source)
-            if path == "-" and not (args.check or args.diff):
-                sys.stdout.write(out)
-                continue
-            if out == source.text:
-                continue
-            changed += 1
-            if args.diff:
-                lines = difflib.unified_diff(
-                    source.text.splitlines(True),
-                    out.splitlines(True),
-                    source.path,
-                    f"{source.path} (formatted)",
-                )
-                sys.stdout.writelines(lines)
-            if args.check:
-                print(f"would reformat {source.path}", file=sys.stderr)
-            elif not args.diff:
-                _replace_file(path, out)
-                print(f"reformatted {path}", file=sys.stderr)
-        except DeccError as e:
-            print(e.render(), file=sys.stderr)
-            failed += 1
-    if failed:
-        print(f"{failed} of {len(args.files)} file(s) could not be formatted", file=sys.stderr)
+    changed: list[str] = []
+
+    def fmt(path: str) -> None:
+        source = Source("<stdin>", sys.stdin.read()) if path == "-" else read_source(path)
+        out = format_source(source)
+        if path == "-" and not (args.check or args.diff):
+            sys.stdout.write(out)
+            return
+        if out == source.text:
+            return
+        changed.append(path)
+        if args.diff:
+            lines = difflib.unified_diff(
+                source.text.splitlines(True),
+                out.splitlines(True),
+                source.path,
+                f"{source.path} (formatted)",
+            )
+            sys.stdout.writelines(lines)
+        if args.check:
+            print(f"would reformat {source.path}", file=sys.stderr)
+        elif not args.diff:
+            _replace_file(path, out)
+            print(f"reformatted {path}", file=sys.stderr)
+
+    if _each_file(args.files, fmt, "could not be formatted"):
         return 2
     return 1 if args.check and changed else 0
 
