@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from decc.dsl import ast
-from decc.dsl.parser import comments, parse
+from decc.dsl.parser import parse_with_comments
 from decc.errors import DeccError, InternalError, Source, Span
 
 MAX_ONE_LINE = 3  # options of a gen that may share its line
@@ -45,8 +45,7 @@ def format_source(source: Source | str) -> str:
     """The canonical text of a program; raises `DeccError` when it does not parse."""
     if isinstance(source, str):
         source = Source("<string>", source)
-    program = parse(source)
-    found = comments(source)
+    program, found = parse_with_comments(source)
     out = _Printer(program, found).program()
     _verify(program, found, out)
     return out
@@ -332,8 +331,7 @@ def _verify(program: ast.Program, found: list[tuple[int, str]], out: str) -> Non
     """Refuse output that would change what the program means or lose a comment: that is a bug in `fmt`."""
     path = program.source.path
     try:
-        again = parse(Source(path, out))
-        kept = comments(Source(path, out))
+        again, kept = parse_with_comments(Source(path, out))
     except DeccError as e:
         raise InternalError(f"formatting {path} gave text that does not parse: {e.message}") from None
     if _shape(again) != _shape(program):

@@ -34,14 +34,8 @@ _TERMINAL_NAMES = {
 }
 
 
-@cache
-def _lark() -> Lark:
-    grammar = (Path(__file__).parent / "dec.lark").read_text()
-    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=True)
-
-
-# Comments never reach the AST (the grammar ignores them); `comments` collects them from the lexer itself, so a
-# `#` inside any kind of string literal is never mistaken for one. A second parser instance keeps `parse` as is.
+# Comments never reach the AST (the grammar ignores them); the lexer hands each one to this sink, so a `#`
+# inside any kind of string literal is never mistaken for one. `parse_with_comments` returns them.
 _comment_sink = threading.local()
 
 
@@ -51,23 +45,15 @@ def _collect_comment(tok: Token) -> Token:
 
 
 @cache
-def _comment_lark() -> Lark:
+def _lark() -> Lark:
     grammar = (Path(__file__).parent / "dec.lark").read_text()
-    return Lark(grammar, parser="lalr", lexer_callbacks={"COMMENT": _collect_comment})
-
-
-def comments(source: Source | str, path: str = "<string>") -> list[tuple[int, str]]:
-    """The `# ...` comments of a program as (source offset, text), in order: the AST drops them, a formatter must not."""
-    if isinstance(source, str):
-        source = Source(path, source)
-    _comment_sink.found = []
-    try:
-        _comment_lark().parse(source.text)
-    except UnexpectedInput as e:
-        raise _syntax_error(source, e) from None
-    finally:
-        found, _comment_sink.found = _comment_sink.found, []
-    return found
+    return Lark(
+        grammar,
+        parser="lalr",
+        propagate_positions=True,
+        maybe_placeholders=True,
+        lexer_callbacks={"COMMENT": _collect_comment},
+    )
 
 
 def parse_file(path: str | Path) -> ast.Program:
@@ -80,12 +66,11 @@ def read_source(path: str | Path) -> Source:
         data = Path(path).read_bytes()
     except OSError as e:
         raise DeccError(f"cannot read '{path}': {e.strerror or e}") from None
-    for bom, name in ((b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16")):
-        if data.startswith(bom):
-            raise DeccError(
-                f"'{path}' is encoded as {name}: .dec files must be UTF-8",
-                hints=[f"convert it, e.g. iconv -f {name} -t UTF-8 '{path}' > fixed.dec"],
-            )
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):  # a UTF-16 byte-order mark, either endianness
+        raise DeccError(
+            f"'{path}' is encoded as UTF-16: .dec files must be UTF-8",
+            hints=[f"convert it, e.g. iconv -f UTF-16 -t UTF-8 '{path}' > fixed.dec"],
+        )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -101,17 +86,33 @@ def read_source(path: str | Path) -> Source:
 
 
 def parse(source: Source | str, path: str = "<string>") -> ast.Program:
+    return parse_with_comments(source, path)[0]
+
+
+def parse_with_comments(
+    source: Source | str, path: str = "<string>"
+) -> tuple[ast.Program, list[tuple[int, str]]]:
+    """The AST and, from the same parse, the `# ...` comments as (source offset, text) in order: the AST
+    drops them, a formatter must not."""
     if isinstance(source, str):
         source = Source(path, source)
     if "\0" in source.text:
         at = source.text.index("\0")
         raise DeccError("NUL character in source: is this a binary file?", Span.of(source, at, at + 1))
+    _comment_sink.found = []
     try:
         tree = _lark().parse(source.text)
     except UnexpectedInput as e:
         raise _syntax_error(source, e) from None
+    finally:
+        found, _comment_sink.found = _comment_sink.found, []
     _check_depth(source, tree)
-    return _Builder(source).program(tree)
+    return _Builder(source).program(tree), found
+
+
+def comments(source: Source | str, path: str = "<string>") -> list[tuple[int, str]]:
+    """The `# ...` comments of a program as (source offset, text), in order."""
+    return parse_with_comments(source, path)[1]
 
 
 MAX_DEPTH = 200

@@ -368,10 +368,10 @@ def test_an_unknown_node_is_an_internal_error_naming_it(monkeypatch: pytest.Monk
 
     real = parse("let a = 1")
 
-    def fake_parse(source: object) -> ast.Program:
-        return ast.Program((Loop(real.items[0].span),), real.span, real.source)  # type: ignore[arg-type]
+    def fake_parse(source: object) -> tuple[ast.Program, list[tuple[int, str]]]:
+        return ast.Program((Loop(real.items[0].span),), real.span, real.source), []  # type: ignore[arg-type]
 
-    monkeypatch.setattr(fmt_module, "parse", fake_parse)
+    monkeypatch.setattr(fmt_module, "parse_with_comments", fake_parse)
     with pytest.raises(InternalError, match="Loop"):
         format_source("let a = 1")
 
