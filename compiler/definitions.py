@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from decc.compiler.options import folder_of
 from decc.compiler.search import POLICIES, REWARDS
 from decc.dsl import ast
 from decc.errors import DeccError, did_you_mean
@@ -47,14 +48,14 @@ def _collect(program: ast.Program, stack: tuple[Path, ...]) -> Table:
 
 
 def _define(table: Table, name: str, d: Definition) -> None:
-    same = name in table and table[name].span.path == d.span.path and table[name].span == d.span
-    if same and table[name].value == d.value:
+    first = table.get(name)
+    if first is not None and first == d and first.span.path == d.span.path:
         return  # the same definition, reached through two imports
-    if name in table:
+    if first is not None:
         raise DeccError(
             f"'{name}' is already defined",
             d.span,
-            notes=[f"first defined at {table[name].span}"],
+            notes=[f"first defined at {first.span}"],
             hints=['rename one of them (an import can rename: from "x.dec" import a as b)'],
         )
     table[name] = d
@@ -63,8 +64,7 @@ def _define(table: Table, name: str, d: Definition) -> None:
 def _imported(item: ast.Import, program: ast.Program, stack: tuple[Path, ...]) -> Table:
     from decc.dsl import parse_file
 
-    here = Path(program.source.path).parent if program.source.path != "<string>" else Path.cwd()
-    path = (here / item.path.value).resolve()
+    path = (folder_of(program, Path.cwd()) / item.path.value).resolve()
     if not item.path.value.endswith(".dec"):
         raise DeccError("only .dec files can be imported", item.path.span)
     if path in stack or path == _own_path(program):

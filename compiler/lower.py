@@ -21,7 +21,7 @@ def lower(program: ast.Program) -> ir.Module:
         )
     chat = any(isinstance(i, ast.Turn) for i in program.items)
     # Files a program names (schemas) are found next to it.
-    base_dir = Path(program.source.path).parent if program.source.path != "<string>" else Path.cwd()
+    base_dir = options.folder_of(program, Path.cwd())
     low = _Lowering(definitions.collect(program), base_dir)
     inputs: list[ir.InputDef] = []
     body: list[ir.Op] = []

@@ -25,9 +25,9 @@ GEN_OPTIONS = (
 )
 
 
-def folder_of(node: ast.StrLit, default: Path) -> Path:
-    """The folder of the file `node` was written in: files named in an imported definition are found next
-    to the file that defines it, not next to the program that imports it."""
+def folder_of(node: ast.StrLit | ast.Program, default: Path) -> Path:
+    """The folder of the file `node` was written in (`default` for a program given as a string): files named
+    in an imported definition are found next to the file that defines it, not next to the program."""
     src = node.span.source
     return Path(src.path).parent if src is not None and src.path != "<string>" else default
 
@@ -57,11 +57,7 @@ def as_int(e: ast.Expr, what: str, minimum: int | None = None) -> int:
 
 
 def as_float(e: ast.Expr, what: str) -> float:
-    if not isinstance(e, ast.NumLit):
-        raise DeccError(
-            f"{what} must be a number, not {describe(e)}", e.span, hints=["write a number, e.g. 0.5"]
-        )
-    return float(e.value)
+    return float(as_number(e, what))
 
 
 def as_number(e: ast.Expr, what: str) -> int | float:

@@ -4,11 +4,12 @@ into token automata over its vocabulary. The plan is what the runtime executes."
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from decc import grammars
 from decc.compiler import ir
-from decc.compiler.printer import gen_attrs, loc, q, test_text
+from decc.compiler.printer import branch_lines, gen_attrs, loc, q, test_text
 from decc.errors import DeccError
 
 
@@ -203,13 +204,9 @@ def _print_steps(steps: tuple[Step, ...], depth: int, lines: list[str]) -> None:
             shown = " + ".join(q(p) if isinstance(p, str) else "{" + p.name + "}" for p in step.parts)
             lines.append(f"{pad}text {shown}")
         elif isinstance(step, PlanBranch):
-            for i, (test, body) in enumerate(step.cases):
-                lines.append(f"{pad}{'if' if i == 0 else 'elif'} {test_text(test)}")
-                _print_steps(body, depth + 1, lines)
-            if step.otherwise:
-                lines.append(f"{pad}else")
-                _print_steps(step.otherwise, depth + 1, lines)
-            lines.append(f"{pad}end")
+            cases = [(test_text(test), body) for test, body in step.cases]
+            otherwise = step.otherwise or None  # a plan has () where the program has no else
+            branch_lines(pad, cases, otherwise, partial(_print_steps, depth=depth + 1, lines=lines), lines)
         else:
             c = step.constraint
             auto = ""

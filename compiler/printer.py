@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import fields, is_dataclass
+from functools import partial
 from typing import Any
 
 from decc.compiler import ir
@@ -64,7 +66,7 @@ def print_ir(module: ir.Module) -> str:
     return "\n".join(out) + "\n"
 
 
-def _ir_body(body: tuple[ir.Op, ...], depth: int, out: list[str]) -> int:
+def _ir_body(body: tuple[ir.Op, ...], depth: int, out: list[str]) -> None:
     for op in body:
         pad = "  " * depth
         if isinstance(op, ir.TurnStart):
@@ -78,14 +80,22 @@ def _ir_body(body: tuple[ir.Op, ...], depth: int, out: list[str]) -> int:
         elif isinstance(op, ir.Generate):
             out.append(f"{pad}gen {op.name} {gen_attrs(op)}  {loc(op.span)}")
         elif isinstance(op, ir.Branch):
-            for i, c in enumerate(op.cases):
-                out.append(f"{pad}{'if' if i == 0 else 'elif'} {test_text(c.test)}  {loc(c.span)}")
-                _ir_body(c.body, depth + 1, out)
-            if op.otherwise is not None:
-                out.append(f"{pad}else")
-                _ir_body(op.otherwise, depth + 1, out)
-            out.append(f"{pad}end")
-    return depth
+            cases = [(f"{test_text(c.test)}  {loc(c.span)}", c.body) for c in op.cases]
+            branch_lines(pad, cases, op.otherwise, partial(_ir_body, depth=depth + 1, out=out), out)
+
+
+def branch_lines(
+    pad: str, cases: list[tuple[str, Any]], otherwise: Any, body: Callable[[Any], None], out: list[str]
+) -> None:
+    """`if TEST`, `elif TEST`, `else` (when `otherwise` is not None), each followed by its body, then `end`:
+    the IR's branches and the plan's print alike."""
+    for i, (test, b) in enumerate(cases):
+        out.append(f"{pad}{'if' if i == 0 else 'elif'} {test}")
+        body(b)
+    if otherwise is not None:
+        out.append(f"{pad}else")
+        body(otherwise)
+    out.append(f"{pad}end")
 
 
 def test_text(t: ir.Test) -> str:

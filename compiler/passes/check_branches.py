@@ -45,12 +45,12 @@ def _branch(op: ir.Branch, gens: dict[str, ir.Generate]) -> None:
             if still is not None and not (still - set(t.values)):
                 raise DeccError("this branch can never run", t.span, **_why(t, gens, possible))
             left[name] = values  # what this case lets through: only its own values
-    if op.otherwise is not None and any(v == set() for v in left.values()):
-        name = next(n for n, v in left.items() if v == set())
+    covered = next((n for n, v in left.items() if v == set()), None)  # a variable no value of escapes
+    if op.otherwise is not None and covered is not None:
         raise DeccError(
             "this 'else' can never run: the cases above take every value",
             op.else_span or op.span,
-            notes=[f"'{name}' reaches an earlier case whatever its value"],
+            notes=[f"'{covered}' reaches an earlier case whatever its value"],
             hints=["remove the 'else', or turn the last case into it"],
         )
 
