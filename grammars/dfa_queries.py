@@ -28,14 +28,14 @@ def can_contain(dfa: ByteDFA, needle: str) -> bool:
 
 def all_contain(dfa: ByteDFA, needle: str) -> bool:
     """Does every string of L contain `needle`? (No accepting state is reachable while avoiding it.)"""
+    if dfa.n_states == 0:
+        return True
     pat = needle.encode()
     kmp = _kmp_table(pat)
     m = len(pat)
     seen = np.zeros((dfa.n_states, m), dtype=bool)
     q = np.array([dfa.start])
     k = np.array([0])
-    if dfa.n_states == 0:
-        return True
     seen[q, k] = True
     while q.size:
         if dfa.accepting[q].any():
