@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from decc.compiler.options import folder_of
-from decc.compiler.search import POLICIES, REWARDS
+from decc.compiler.search import MODES, POLICIES, REWARDS
 from decc.dsl import ast
 from decc.errors import DeccError, did_you_mean
 
@@ -25,8 +25,9 @@ class Definition:
 
 Table = dict[str, Definition]
 
-# Names that mean something without a definition: policies and rewards written without parentheses.
-BARE_NAMES = (*POLICIES, *REWARDS)
+# Names that mean something without a definition: policies and rewards written without parentheses, and
+# the constraint modes.
+BARE_NAMES = (*POLICIES, *REWARDS, *MODES)
 
 
 def collect(program: ast.Program) -> Table:

@@ -159,6 +159,7 @@ class Reward:
     kind: str
     args: tuple[Any, ...]
     span: Span
+    fn: Any = field(default=None, compare=False, repr=False)  # python(...): the callable, imported once
 
 
 @dataclass(frozen=True)
@@ -240,6 +241,7 @@ class Generate:
     stop_regex: str | None = None  # the value ends before the first match
     stop_entropy: Entropy | None = None
     eos: bool = True  # False: the model's end-of-sequence token does not end the step
+    aligned: bool = False  # `mode: aligned`: ASAp sampling of p(value | constraint), not per-step masking
     # Where max_tokens and each stop string were written (None / () when defaulted): for diagnostics.
     max_tokens_span: Span | None = field(default=None, compare=False, repr=False)
     stop_spans: tuple[Span, ...] = field(default=(), compare=False, repr=False)

@@ -201,12 +201,14 @@ def _gen(gen: ast.Gen, expand: Callable[[ast.Expr], ast.Expr], base_dir: Path) -
     stop_regex = None
     if "stop_regex" in seen:
         stop_regex = _stop_regex(seen["stop_regex"].value)
+    policy = search.search(seen["search"].value, base_dir) if "search" in seen else ir.Sampling()
+    aligned = "mode" in seen and search.mode(seen["mode"].value, policy, bounds.constraint is not None)
     return ir.Generate(
         name=gen.name.value,
         constraint=bounds.constraint,
         max_tokens=max_tokens,
         stop=tuple(s.value for s in stops),
-        search=search.search(seen["search"].value, base_dir) if "search" in seen else ir.Sampling(),
+        search=policy,
         span=gen.name.span,
         examples=options.string_list(examples.value, "an example") if examples else (),
         counterexamples=options.string_list(counter.value, "a counterexample") if counter else (),
@@ -214,6 +216,7 @@ def _gen(gen: ast.Gen, expand: Callable[[ast.Expr], ast.Expr], base_dir: Path) -
         stop_regex=stop_regex,
         stop_entropy=search.stop_entropy(seen["stop_entropy"].value) if "stop_entropy" in seen else None,
         eos=options.as_bool(seen["eos"].value, "eos") if "eos" in seen else True,
+        aligned=aligned,
         max_tokens_span=seen["max_tokens"].value.span if "max_tokens" in seen else None,
         stop_spans=tuple(s.span for s in stops),
     )

@@ -20,6 +20,7 @@ GEN_OPTIONS = (
     "stop_entropy",
     "eos",
     "search",
+    "mode",
     "examples",
     "counterexamples",
 )

@@ -124,6 +124,8 @@ def gen_attrs(op: ir.Generate) -> str:
     if not op.eos:
         attrs.append("eos=false")
     attrs.append(f"search={search_text(op.search)}")
+    if op.aligned:
+        attrs.append("mode=aligned")
     if op.examples:
         attrs.append(f"examples=[{', '.join(q(s) for s in op.examples)}]")
     if op.counterexamples:

@@ -36,6 +36,7 @@ BEAM_ARGS = ("width", "length_penalty", "early_stopping")
 DIVERSE_ARGS = (*BEAM_ARGS, "groups", "diversity")
 REWARDS = ("logprob", "length", "keyword", "regex", "json_valid", "python", "classifier")
 RESAMPLING = ("multinomial", "systematic")
+MODES = ("masked", "aligned")
 
 
 def _as_call(e: ast.Expr, expected: str) -> ast.Call:
@@ -197,7 +198,7 @@ def reward(e: ast.Expr, base_dir: Path) -> ir.Reward:
         fn = import_object(lit, base_dir, "a Python callable")
         if not callable(fn):
             raise DeccError(f"'{lit.value}' is not callable", lit.span)
-        return ir.Reward(name, (lit.value,), call.span)
+        return ir.Reward(name, (lit.value,), call.span, fn=fn)
     kw = {k: a.value for k, a in kwargs_of(call, ("label",), "classifier").items()}
     path = base_dir / lit.value
     if not path.is_dir():
@@ -208,6 +209,27 @@ def reward(e: ast.Expr, base_dir: Path) -> ir.Reward:
         )
     label = as_int(kw["label"], "label", minimum=0) if "label" in kw else 1
     return ir.Reward(name, (str(path), label), call.span)
+
+
+def mode(e: ast.Expr, policy: ir.Search, has_constraint: bool) -> bool:
+    """`mode: masked` (per-step masking, the default) or `mode: aligned` (ASAp): whether it is aligned."""
+    if isinstance(e, ast.NameRef):
+        name, span = e.name, e.span
+    elif isinstance(e, ast.StrLit):
+        name, span = e.value, e.span
+    else:
+        raise DeccError(f"'mode' takes masked or aligned, not {describe(e)}", e.span)
+    if name not in MODES:
+        raise unknown("constraint mode", name, span, MODES)
+    if name == "aligned" and not has_constraint:
+        raise DeccError("mode: aligned needs a constraint to align to", span, hints=["add 'where: ...'"])
+    if name == "aligned" and not isinstance(policy, ir.Sampling):
+        raise DeccError(
+            "mode: aligned applies to greedy and sample(...), which draw one value",
+            span,
+            hints=["smc(...) corrects the masking bias with importance weights instead"],
+        )
+    return name == "aligned"
 
 
 def stop_entropy(e: ast.Expr) -> ir.Entropy:

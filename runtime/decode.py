@@ -11,18 +11,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import torch
 
 from decc.errors import DeccError, InternalError
 
+from .aligned import AlignedTrie, Cursor
 from .detokenize import IncrementalDetokenizer, StopScanner
 from .kernels.bitmask import allocate_token_bitmask, apply_token_bitmask_inplace
 from .model import LanguageModel
-from .sampling import SamplingParams, entropy, make_generator, sample
+from .sampling import SamplingParams, entropy, filter_logits, make_generator, sample
 
-__all__ = ["FINISH_REASONS", "DecodeSession", "FinishReason", "Generation", "TokenMatcher"]
+__all__ = ["FINISH_REASONS", "DecodeSession", "FinishReason", "Generation", "TokenMatcher", "cut_at_stop"]
 
 FinishReason = Literal["eos", "stop", "length", "constraint", "entropy"]
 FINISH_REASONS: tuple[FinishReason, ...] = ("eos", "stop", "length", "constraint", "entropy")
@@ -119,6 +120,10 @@ class DecodeSession:
 
     def _forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Feed `input_ids` [1, n] after the cached tokens; return the raw next-token logits [V]."""
+        return self._forward_rows(input_ids)[0]
+
+    def _forward_rows(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Feed `input_ids` [B, n] after the cached rows (all the same length); return logits [B, V]."""
         n = input_ids.shape[1]
         if self._max_positions and self._fed + n > self._max_positions:
             raise DeccError(
@@ -127,6 +132,8 @@ class DecodeSession:
             )
         fed = self._fed
         positions = self._positions[:, fed : fed + n] if self._positions is not None else None
+        if positions is not None and input_ids.shape[0] > 1:
+            positions = positions.expand(input_ids.shape[0], n)
         out = self._model(
             input_ids=input_ids,
             position_ids=positions,
@@ -135,7 +142,7 @@ class DecodeSession:
             logits_to_keep=1,
         )
         self._fed = fed + n
-        return out.logits[0, -1]
+        return out.logits[:, -1]
 
     def _crop(self, keep: int) -> None:
         if keep < self._fed:
@@ -161,6 +168,39 @@ class DecodeSession:
         step.fill_(token)
         return self._forward(step)
 
+    # -- rows: several hypotheses after the same context (search policies) -------------------------
+
+    def fork(self, n: int) -> torch.Tensor:
+        """Start `n` hypotheses after the whole context: the cache becomes `n` equal rows (the context is
+        fed once, then its rows are copied) and the raw next-token logits come back as `[n, V]`."""
+        logits = self._next_logits()
+        from .kvcache import select_rows
+
+        select_rows(self._cache, torch.zeros(n, dtype=torch.long, device=self._device))
+        return logits.unsqueeze(0).expand(n, -1).clone()
+
+    def step_rows(self, token_ids: torch.Tensor) -> torch.Tensor:
+        """Feed one token per row (a LongTensor [B]); the raw next-token logits of every row, [B, V]."""
+        return self._forward_rows(token_ids.view(-1, 1))
+
+    def select_rows(self, rows: torch.Tensor, identity: torch.Tensor | None = None) -> None:
+        """Row i of the cache becomes old row `rows[i]`: beams reordered, particles forked or dropped."""
+        from .kvcache import select_rows
+
+        select_rows(self._cache, rows, identity)
+
+    def adopt(self, row: int | None, token_ids: Sequence[int], fed: int = 0) -> None:
+        """End a search: one row again, and the winner's tokens join the context.
+
+        `row` is the winner's cache row when it is still in the batch (its first `fed` tokens are cached
+        there); None drops every row back to the shared context, and the winner's tokens are fed at the
+        next `generate` (one prefill, and nothing at all when the program ends here).
+        """
+        self._crop(len(self._tokens) + (fed if row is not None else 0))
+        self.select_rows(torch.tensor([row or 0], dtype=torch.long, device=self._device))
+        self._tokens.extend(int(t) for t in token_ids)
+        self._logits = None
+
     # -- the loop ----------------------------------------------------------------------------------
 
     def generate(
@@ -175,6 +215,7 @@ class DecodeSession:
         min_tokens: int = 0,
         stop_regex: str | None = None,
         stop_entropy: tuple[bool, float, int] | None = None,
+        aligned: AlignedTrie | None = None,
     ) -> Generation:
         """Generate one value after the context and append it (see `Generation` for what comes back).
 
@@ -186,7 +227,8 @@ class DecodeSession:
         tokens past the cut and should be discarded. `min_tokens` keeps EOS out for that many tokens;
         `stop_regex` stops like a stop string, at its first match; `stop_entropy` = (above, threshold, k)
         finishes with "entropy" once the next-token entropy (nats, of the distribution sampled from) has been
-        above (or below) the threshold for k steps running.
+        above (or below) the threshold for k steps running. `aligned` samples with ASAp (aligned.py): the
+        draw is reweighted by the trie's estimates and then updates them.
         """
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 0:
             raise ValueError(f"max_tokens must be an integer >= 0, got {max_tokens!r}")
@@ -196,8 +238,12 @@ class DecodeSession:
         if generator is None and not sampling.greedy:
             generator = make_generator(sampling.seed, self._device)
         rules = _Rules(min_tokens, stop_regex, stop_entropy)
+        cursor = aligned.cursor() if aligned is not None else None
         with torch.inference_mode():
-            return self._generate(max_tokens, sampling, matcher, stops, ignore_eos, generator, rules)
+            gen = self._generate(max_tokens, sampling, matcher, stops, ignore_eos, generator, rules, cursor)
+        if cursor is not None:
+            cursor.finish(gen.finish_reason != "length")
+        return gen
 
     def _generate(
         self,
@@ -208,6 +254,7 @@ class DecodeSession:
         ignore_eos: bool,
         generator: torch.Generator | None,
         rules: _Rules,
+        cursor: Cursor | None = None,
     ) -> Generation:
         generated: list[int] = []
         if matcher is not None and _finished(matcher):
@@ -225,6 +272,7 @@ class DecodeSession:
         finish: FinishReason = "length"
         for step in range(max_tokens):
             lse = torch.logsumexp(logits.float(), 0)  # no copy for float32 models
+            raw = logits.clone() if cursor is not None else None
             no_eos = ignore_eos or step < rules.min_tokens
             if matcher is not None:
                 self._mask(logits, matcher, allow_eos=not no_eos and matcher.is_accepting())
@@ -236,7 +284,10 @@ class DecodeSession:
                 running = running + 1 if (h > threshold if above else h < threshold) else 0
                 if running >= k:
                     return self._result(generated, logprobs[:step], "entropy")
-            token = sample(logits, sampling, generator)
+            if cursor is None or raw is None:
+                token = sample(logits, sampling, generator)
+            else:
+                token = _aligned_sample(cursor, raw, logits, sampling, generator)
             logprobs[step] = logits[token] - lse  # the sampled token is never masked, so this is raw
             if token in eos:
                 return self._result(generated, logprobs[: step + 1], "eos")
@@ -276,22 +327,10 @@ class DecodeSession:
         Keeps the generated tokens up to the last token boundary at or before the cut, crops the cache to
         them, and appends the re-tokenized rest of the cut text as pending tokens.
         """
-        tokenizer = self.lm.tokenizer
-        full = tokenizer.decode(generated)
-        at = scanner.first(full)
-        if at < 0:
+        cut = cut_at_stop(self.lm.tokenizer, generated, scanner)
+        if cut is None:
             return None  # the incremental text disagreed with a full decode; keep generating
-        text = full[:at]
-        keep = len(generated) - 1
-        while keep > 0:
-            prefix = tokenizer.decode(generated[:keep])
-            if len(prefix) <= at and text.startswith(prefix):
-                break
-            keep -= 1
-        prefix = tokenizer.decode(generated[:keep]) if keep else ""
-        rest = (
-            tokenizer.encode(text[len(prefix) :], add_special_tokens=False) if len(text) > len(prefix) else []
-        )
+        keep, rest, text = cut
         base = len(self._tokens) - len(generated)
         del self._tokens[base + keep :]
         self._tokens.extend(rest)
@@ -312,6 +351,31 @@ class DecodeSession:
         return Generation(tuple(token_ids), text, logprob, finish)
 
 
+def cut_at_stop(
+    tokenizer: Any, generated: list[int], scanner: StopScanner
+) -> tuple[int, list[int], str] | None:
+    """Where a value ends at its first stop: (generated tokens kept, tokens of the rest of the cut text,
+    the cut text); None when a full decode finds no stop (the incremental text disagreed).
+
+    Keeps the generated tokens up to the last token boundary at or before the cut and re-tokenizes the
+    rest, so the context stays the model's own tokens wherever it can.
+    """
+    full = tokenizer.decode(generated)
+    at = scanner.first(full)
+    if at < 0:
+        return None
+    text = full[:at]
+    keep = len(generated) - 1
+    while keep > 0:
+        prefix = tokenizer.decode(generated[:keep])
+        if len(prefix) <= at and text.startswith(prefix):
+            break
+        keep -= 1
+    prefix = tokenizer.decode(generated[:keep]) if keep else ""
+    rest = tokenizer.encode(text[len(prefix) :], add_special_tokens=False) if len(text) > len(prefix) else []
+    return keep, list(rest), text
+
+
 @dataclass(frozen=True)
 class _Rules:
     """The stopping rules beyond stop strings and max_tokens."""
@@ -319,6 +383,27 @@ class _Rules:
     min_tokens: int = 0
     stop_regex: str | None = None
     stop_entropy: tuple[bool, float, int] | None = None
+
+
+def _aligned_sample(
+    cursor: Cursor,
+    raw: torch.Tensor,
+    masked: torch.Tensor,
+    sampling: SamplingParams,
+    generator: torch.Generator | None,
+) -> int:
+    """One ASAp step: the model's (filtered, unmasked) log-probabilities, masked, reweighted by the EFG."""
+    x = raw.float() if sampling.greedy else filter_logits(raw, sampling)
+    logq = torch.log_softmax(x, 0).masked_fill_(masked == _NEG_INF, _NEG_INF)
+    if not bool(torch.isfinite(logq).any()):
+        raise InternalError("every token is masked: the constraint allows nothing at this step")
+    weights = cursor.reweight(logq)
+    if sampling.greedy:
+        token = int(torch.argmax(weights))
+    else:
+        token = int(torch.multinomial(torch.softmax(weights, 0), 1, generator=generator))
+    cursor.take(token, float(logq[token].exp()))
+    return token
 
 
 def _finished(matcher: TokenMatcher) -> bool:

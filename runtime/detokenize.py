@@ -39,6 +39,13 @@ class IncrementalDetokenizer:
         self.text += delta
         return delta
 
+    def clone(self) -> IncrementalDetokenizer:
+        """A copy that goes on independently (a forked beam or particle)."""
+        twin = IncrementalDetokenizer.__new__(IncrementalDetokenizer)
+        twin._decode, twin.ids, twin.text = self._decode, list(self.ids), self.text
+        twin._prefix, twin._read = self._prefix, self._read
+        return twin
+
 
 class StopScanner:
     """Finds stop strings (and matches of a stop regex) in text that grows at the end; for strings it

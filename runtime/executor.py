@@ -8,19 +8,28 @@ from typing import Any
 
 from decc.compiler import ir
 from decc.compiler.plan import Plan, PlanBranch, PlanGen, PlanText, Step
-from decc.errors import DeccError, did_you_mean
-from decc.runtime.decode import DecodeSession
+from decc.errors import DeccError, InternalError, did_you_mean
+from decc.runtime.aligned import AlignedTrie
+from decc.runtime.beam import BeamParams, beam_search
+from decc.runtime.decode import DecodeSession, Generation
 from decc.runtime.model import LanguageModel
-from decc.runtime.sampling import SamplingParams
+from decc.runtime.particles import ParticleParams, run_particles
+from decc.runtime.rewards import scorer
+from decc.runtime.sampling import GREEDY, SamplingParams, make_generator
+from decc.runtime.tracks import Hypothesis, StepRules
 
 
 @dataclass(frozen=True)
 class StepResult:
+    """One step's value. `hypotheses` are every beam or particle a search policy finished with, best first
+    for beam search and best-of, in particle order for first-finish and SMC (empty for greedy/sample)."""
+
     name: str
     value: str
     token_ids: tuple[int, ...]
     logprob: float
     finish_reason: str
+    hypotheses: tuple[Hypothesis, ...] = ()
 
 
 @dataclass
@@ -46,6 +55,14 @@ class Result:
             "token_ids": self.token_ids,
             "logprob": self.logprob,
             "finish_reasons": {k: s.finish_reason for k, s in self.steps.items()},
+            "hypotheses": {
+                k: [
+                    {"text": h.text, "score": h.score, "logprob": h.logprob, "finish_reason": h.finish_reason}
+                    for h in s.hypotheses
+                ]
+                for k, s in self.steps.items()
+                if s.hypotheses
+            },
         }
 
 
@@ -106,15 +123,8 @@ def _render(parts: tuple[str | ir.VarRef, ...], env: Mapping[str, Any]) -> str:
     return "".join(out)
 
 
-def sampling_params(s: ir.Search) -> SamplingParams:
-    """IR policy → runtime parameters; `sample(temperature=0)` is greedy, as in every sampler."""
-    if not isinstance(s, ir.Sampling):
-        from decc.compiler.printer import search_text
-
-        raise DeccError(
-            f"the runtime cannot run '{search_text(s).split('(')[0]}' search yet",
-            hints=["greedy and sample(...) run today; the other policies type-check and compile"],
-        )
+def sampling_params(s: ir.Sampling) -> SamplingParams:
+    """IR sampling → runtime parameters; `sample(temperature=0)` is greedy, as in every sampler."""
     if s.greedy:
         return SamplingParams(greedy=True, seed=s.seed)
     return SamplingParams(
@@ -128,8 +138,15 @@ def sampling_params(s: ir.Search) -> SamplingParams:
     )
 
 
-def execute(plan: Plan, lm: LanguageModel, inputs: Mapping[str, Any]) -> Result:
-    run = _Run(plan, lm, bind_inputs(plan.inputs, inputs))
+def execute(
+    plan: Plan,
+    lm: LanguageModel,
+    inputs: Mapping[str, Any],
+    aligned: dict[tuple[str, tuple[int, ...]], AlignedTrie] | None = None,
+) -> Result:
+    """Run `plan`. `aligned` holds the ASAp tries of `mode: aligned` steps, keyed by step and context; pass
+    the same dict to every run of a program so its aligned draws converge (a fresh one otherwise)."""
+    run = _Run(plan, lm, bind_inputs(plan.inputs, inputs), {} if aligned is None else aligned)
     run.steps(plan.steps)
     return Result(
         values={k: s.value for k, s in run.results.items()},
@@ -143,8 +160,16 @@ def execute(plan: Plan, lm: LanguageModel, inputs: Mapping[str, Any]) -> Result:
 class _Run:
     """One execution: the decode session (one KV cache), the variables so far and the text so far."""
 
-    def __init__(self, plan: Plan, lm: LanguageModel, env: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        lm: LanguageModel,
+        env: dict[str, Any],
+        aligned: dict[tuple[str, tuple[int, ...]], AlignedTrie],
+    ) -> None:
         self.plan = plan
+        self.lm = lm
+        self.aligned = aligned
         self.tok = lm.tokenizer
         self.session = DecodeSession(lm)
         self.env = env
@@ -175,20 +200,88 @@ class _Run:
 
     def generate(self, step: PlanGen) -> None:
         op = step.op
-        gen = self.session.generate(
-            max_tokens=op.max_tokens,
-            sampling=sampling_params(op.search),
-            matcher=step.constraint.matcher() if step.constraint is not None else None,
-            stop=op.stop,
-            ignore_eos=not op.eos,
-            min_tokens=op.min_tokens,
-            stop_regex=op.stop_regex,
-            stop_entropy=(
-                None
-                if op.stop_entropy is None
-                else (op.stop_entropy.above, op.stop_entropy.threshold, op.stop_entropy.steps)
-            ),
+        if not len(self.session):  # a program that opens with a gen: the model needs a first token
+            bos = getattr(self.tok, "bos_token_id", None)
+            if bos is None:
+                raise DeccError(
+                    f"'{op.name}' is generated before any text, and this model has no start token",
+                    op.span,
+                    hints=["put a prompt before the first gen"],
+                )
+            self.session.append([bos])
+        matcher = step.constraint.matcher() if step.constraint is not None else None
+        entropy = (
+            None
+            if op.stop_entropy is None
+            else (op.stop_entropy.above, op.stop_entropy.threshold, op.stop_entropy.steps)
         )
+        policy = op.search
+        hyps: tuple[Hypothesis, ...] = ()
+        if isinstance(policy, ir.Sampling):
+            trie = None
+            if op.aligned:
+                trie = self.aligned.setdefault((op.name, tuple(self.session.tokens)), AlignedTrie())
+            gen = self.session.generate(
+                max_tokens=op.max_tokens,
+                sampling=sampling_params(policy),
+                matcher=matcher,
+                stop=op.stop,
+                ignore_eos=not op.eos,
+                min_tokens=op.min_tokens,
+                stop_regex=op.stop_regex,
+                stop_entropy=entropy,
+                aligned=trie,
+            )
+        else:
+            rules = StepRules(
+                op.max_tokens, self.lm.eos_ids, op.min_tokens, not op.eos, op.stop, op.stop_regex, entropy
+            )
+            gen, found = run_search(self.session, policy, rules, matcher)
+            hyps = tuple(found)
         self.env[op.name] = gen.text
         self.text.append(gen.text)
-        self.results[op.name] = StepResult(op.name, gen.text, gen.token_ids, gen.logprob, gen.finish_reason)
+        self.results[op.name] = StepResult(
+            op.name, gen.text, gen.token_ids, gen.logprob, gen.finish_reason, hyps
+        )
+
+
+def run_search(
+    session: DecodeSession, policy: ir.Search, rules: StepRules, matcher: Any | None
+) -> tuple[Generation, list[Hypothesis]]:
+    """Beam search, best-of-n, first-finish or SMC for one step: the winner and every hypothesis."""
+    tok = session.lm.tokenizer
+    if rules.max_tokens == 0 or (
+        matcher is not None and matcher.is_accepting() and not matcher.can_continue()
+    ):
+        gen = session.generate(max_tokens=rules.max_tokens, sampling=GREEDY, matcher=matcher)
+        return gen, []
+    if isinstance(policy, ir.Beam):
+        if rules.stop_entropy is not None:
+            raise DeccError("stop_entropy is not supported with beam search", hints=["use best_of or smc"])
+        params = BeamParams(
+            policy.width, policy.length_penalty, policy.early_stopping, policy.groups, policy.diversity
+        )
+        winner, hyps = beam_search(session, params, rules, matcher)
+        return winner.generation(tok), hyps
+    if isinstance(policy, ir.BestOfN):
+        particle = ParticleParams(
+            "best_of", policy.n, sampling_params(policy.sampling), score=scorer(policy.score)
+        )
+    elif isinstance(policy, ir.FirstFinish):
+        particle = ParticleParams("first_finish", policy.n, sampling_params(policy.sampling))
+    elif isinstance(policy, ir.SMC):
+        particle = ParticleParams(
+            "smc",
+            policy.particles,
+            sampling_params(policy.sampling),
+            potential=scorer(policy.potential) if policy.potential is not None else None,
+            ess_threshold=policy.ess_threshold,
+            resampling=policy.resampling,
+        )
+    else:
+        raise InternalError(f"unknown search policy {policy!r}")
+    generator = None
+    if not particle.sampling.greedy:
+        generator = make_generator(particle.sampling.seed, session._device)
+    winner, hyps = run_particles(session, particle, rules, matcher, generator)
+    return winner.generation(tok), hyps

@@ -4,6 +4,10 @@ transformers' `DynamicLayer` concatenates the whole cache with each new token, c
 layer per step (92 MB a step at 2,000 tokens on SmolLM2-135M). `GrowingLayer` keeps keys and values in
 buffers with spare capacity (doubling when full) and hands attention views of the filled part, so a step
 writes one slot. Cropping just moves the end back. Everything else is the stock `DynamicCache`.
+
+Search policies run several hypotheses as the rows of one batch. `select_rows` reorders, forks and drops
+rows in place (beams and particles chosen by the search): a row that stays where it is is not copied, so a
+beam step copies only the rows whose hypothesis changed, where transformers copies the whole cache.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import torch
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
-__all__ = ["GrowingLayer", "make_kv_cache"]
+__all__ = ["GrowingLayer", "make_kv_cache", "select_rows"]
 
 _MIN_CAPACITY = 256
 
@@ -66,11 +70,38 @@ class GrowingLayer(DynamicLayer):
         self._key_buf = self._value_buf = None
         self._length = 0
 
+    def select_rows(self, rows: torch.Tensor, identity: torch.Tensor | None = None) -> None:
+        """Row i becomes old row `rows[i]` (a LongTensor; repeats fork a row, a shorter list drops rows).
+
+        Same batch size: only rows that change are copied (`identity` is arange(batch), passed in by the
+        caller so it is built once). Another size: new buffers with the same spare capacity.
+        """
+        keys, values = self._key_buf, self._value_buf
+        if keys is None or values is None or not self._length:
+            return
+        n = self._length
+        if rows.shape[0] == keys.shape[0]:
+            ident = identity if identity is not None else torch.arange(rows.shape[0], device=rows.device)
+            moved = (rows != ident).nonzero().squeeze(1)
+            if moved.numel():
+                src = rows.index_select(0, moved)
+                keys[moved, :, :n] = keys[src, :, :n]
+                values[moved, :, :n] = values[src, :, :n]
+        else:
+            shape = (rows.shape[0], *keys.shape[1:])
+            new_keys, new_values = keys.new_empty(shape), values.new_empty(shape)
+            new_keys[:, :, :n] = keys[rows, :, :n]
+            new_values[:, :, :n] = values[rows, :, :n]
+            self._key_buf, self._value_buf = keys, values = new_keys, new_values
+        self.keys = keys[..., :n, :]
+        self.values = values[..., :n, :]
+
     def batch_repeat_interleave(self, repeats: int) -> None:
-        raise NotImplementedError("GrowingLayer is for batch-1 decode sessions")
+        batch = self._key_buf.shape[0] if self._key_buf is not None else 1
+        self.select_rows(torch.arange(batch).repeat_interleave(repeats))
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
-        raise NotImplementedError("GrowingLayer is for batch-1 decode sessions")
+        self.select_rows(indices.long())
 
 
 def make_kv_cache(config: Any) -> DynamicCache:
@@ -81,3 +112,12 @@ def make_kv_cache(config: Any) -> DynamicCache:
     if cache.layer_class_to_replicate is DynamicLayer:  # layers created lazily, on first update
         cache.layer_class_to_replicate = GrowingLayer
     return cache
+
+
+def select_rows(cache: DynamicCache, rows: torch.Tensor, identity: torch.Tensor | None = None) -> None:
+    """Reorder / fork / drop the batch rows of every layer (see `GrowingLayer.select_rows`)."""
+    for layer in cache.layers:
+        if isinstance(layer, GrowingLayer):
+            layer.select_rows(rows, identity)
+        else:
+            layer.batch_select_indices(rows)

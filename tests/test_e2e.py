@@ -111,7 +111,8 @@ assistant {
     assert re.fullmatch(r"[a-z ]+", values["words"]) and 3 <= len(values["words"]) <= 18
 
 
-def test_policies_that_do_not_run_yet_say_so_cleanly() -> None:
-    program = decc.loads("gen x { search: beam(width=2), max_tokens: 2 }", "beam.dec")
-    with pytest.raises(decc.DeccError, match="cannot run 'beam' search yet"):
-        program.run()
+def test_a_program_may_open_with_a_gen() -> None:
+    """Nothing before the first gen: the model starts from its start token (greedy and beam alike)."""
+    for policy in ("greedy", "beam(width=2)"):
+        result = decc.loads(f"gen x {{ search: {policy}, max_tokens: 2 }}", "open.dec").run()
+        assert result.steps["x"].finish_reason in ("length", "eos")

@@ -1,0 +1,176 @@
+"""Beam search as transformers defines it, over any constraint, and diverse beam search (groups with a
+Hamming diversity penalty, Vijayakumar et al. 2016).
+
+Reference loop (one group; diverse search runs the groups in order within each step):
+
+    scores = running beam scores, the first beam 0 and the others -1e9 (so step one expands one beam)
+    each step s (the new token is the (s+1)-th):
+        cand[b, t] = scores[b] + log_softmax(logits[b])[t]   (masked tokens -inf; in group g, minus
+                     diversity x how many earlier groups' beams chose t at this step)
+        top K = max(2, 1 + #EOS) x width candidates
+        a candidate "hits" when it ends the value: EOS, a stop string, a constraint that allows nothing
+        more, or the last allowed token (s + 1 == max_tokens)
+        finished: hitting candidates ranked within the top `width` join with score cand / (s+1)^length_penalty,
+            unless the finished set is full under early stopping or the heuristic below said stop;
+            the best `width` finished are kept
+        running: the best `width` non-hitting candidates (fewer: the rest of the rows are dead)
+        the heuristic: stop adding once best running / (s+1)^lp <= worst finished (when `width` finished)
+    stop when every group is done (heuristic, or full under early stopping), no candidate continues, or
+    at max_tokens; the answer is the best finished hypothesis.
+
+The KV cache rows follow the beams: after each step the rows are reordered in place (`select_rows`), and
+only rows whose beam changed are copied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from decc.errors import InternalError
+
+from .decode import DecodeSession
+from .tracks import Hypothesis, RowMasker, StepRules, Track
+
+__all__ = ["BeamParams", "beam_search"]
+
+_NEG_INF = float("-inf")
+_BIG = 1.0e9
+
+
+@dataclass(frozen=True)
+class BeamParams:
+    width: int
+    length_penalty: float = 1.0
+    early_stopping: bool = False
+    groups: int = 1
+    diversity: float = 0.0
+
+
+@dataclass
+class _Group:
+    rows: list[Track | None]
+    scores: list[float]
+    finished: list[tuple[float, Track]] = field(default_factory=list)
+    open: bool = True  # transformers' is_early_stop_heuristic_unsatisfied
+
+    def done(self, width: int, early: bool) -> bool:
+        return not self.open or (early and len(self.finished) == width)
+
+
+def beam_search(
+    session: DecodeSession,
+    params: BeamParams,
+    rules: StepRules,
+    matcher: Any | None,
+) -> tuple[Track, list[Hypothesis]]:
+    """Run beam search after the session's context; the winner joins the context. Returns the winner and
+    every finished hypothesis, best first."""
+    tok = session.lm.tokenizer
+    width, n_groups = params.width, params.groups
+    wg = width // n_groups
+    scanner = rules.scanner()
+
+    def new_track() -> Track:
+        from .detokenize import IncrementalDetokenizer
+
+        return Track(
+            matcher.clone() if matcher is not None else None,
+            IncrementalDetokenizer(tok) if scanner is not None else None,
+        )
+
+    groups = [_Group([new_track() for _ in range(wg)], [0.0] + [-_BIG] * (wg - 1)) for _ in range(n_groups)]
+    k = max(2, 1 + len(rules.eos_ids)) * wg
+    masker = RowMasker(session.lm.vocab_size, rules.eos_ids, session._device)
+    identity = torch.arange(width, device=session._device)
+    with torch.inference_mode():
+        logits = session.fork(width)
+        step = 0
+        while True:
+            logp = torch.log_softmax(logits.float(), dim=-1)
+            masker(logp, [t for g in groups for t in g.rows], rules.no_eos(step))
+            vocab = logp.shape[1]
+            last = step + 1 == rules.max_tokens
+            counts = torch.zeros(vocab, device=logp.device) if n_groups > 1 and params.diversity else None
+            src: list[int] = []
+            next_tokens: list[int] = []
+            continues = False
+            for gi, g in enumerate(groups):
+                lp = logp[gi * wg : (gi + 1) * wg]
+                if counts is not None and gi:
+                    lp = lp - params.diversity * counts
+                cand = (lp + torch.tensor(g.scores, device=lp.device)[:, None]).view(-1)
+                top_s, top_i = torch.topk(cand, min(k, cand.numel()))
+                top_b, top_t = top_i // vocab, top_i % vocab
+                raw = logp[gi * wg + top_b, top_t].tolist()  # unpenalized: what the tokens cost the model
+                running: list[tuple[int, float, Track, int]] = []
+                new_done: list[tuple[float, Track]] = []
+                for j, (score, b, t) in enumerate(
+                    zip(top_s.tolist(), top_b.tolist(), top_t.tolist(), strict=True)
+                ):
+                    if score == _NEG_INF:
+                        break
+                    parent = g.rows[b]
+                    if parent is None:
+                        continue
+                    if len(running) >= wg and j >= wg:
+                        break  # nothing below here can run or finish
+                    child = parent.fork()
+                    child.row, child.step = gi * wg + b, step
+                    finish = child.extend(t, raw[j], rules, scanner, tok)
+                    if finish is None and not last:
+                        if len(running) < wg:
+                            running.append((b, score, child, t))
+                        continue
+                    if finish is None:
+                        child.finish = "length"
+                    if j < wg:
+                        new_done.append((score / ((step + 1) ** params.length_penalty), child))
+                full = params.early_stopping and len(g.finished) == wg
+                if new_done and g.open and not full:
+                    merged = g.finished + new_done
+                    merged.sort(key=lambda e: -e[0])  # stable: earlier entries win ties
+                    g.finished = merged[:wg]
+                g.rows = [c for _, _, c, _ in running] + [None] * (wg - len(running))
+                g.scores = [s for _, s, _, _ in running] + [_NEG_INF] * (wg - len(running))
+                src += [gi * wg + b for b, _, _, _ in running] + [gi * wg] * (wg - len(running))
+                next_tokens += [t for _, _, _, t in running] + [0] * (wg - len(running))
+                if counts is not None and running:
+                    counts.index_add_(
+                        0,
+                        torch.tensor([t for _, _, _, t in running], device=counts.device),
+                        torch.ones(len(running), device=counts.device),
+                    )
+                continues = continues or bool(running)
+                best = g.scores[0] / ((step + 1) ** params.length_penalty) if running else _NEG_INF
+                worst = min(s for s, _ in g.finished) if len(g.finished) == wg else -_BIG
+                g.open = g.open and best > worst
+            if last or not continues or all(g.done(wg, params.early_stopping) for g in groups):
+                break
+            rows = torch.tensor(src, device=session._device)
+            session.select_rows(rows, identity)
+            for gi, g in enumerate(groups):
+                for i, t in enumerate(g.rows):
+                    if t is not None:
+                        t.row = gi * wg + i
+            logits = session.step_rows(torch.tensor(next_tokens, device=session._device))
+            step += 1
+    finished = sorted((e for g in groups for e in g.finished), key=lambda e: -e[0])
+    if not finished:  # every candidate was cut off early (dead beams only): the best running one
+        finished = [
+            (s / ((step + 1) ** params.length_penalty), t)
+            for g in groups
+            for s, t in zip(g.scores, g.rows, strict=True)
+            if t is not None
+        ]
+        finished.sort(key=lambda e: -e[0])
+        if not finished:
+            raise InternalError("every beam was masked: the constraint allows nothing at this step")
+    best_score, winner = finished[0]
+    if winner.step == step and winner.finish != "stop":
+        session.adopt(winner.row, winner.tokens, fed=min(step, len(winner.tokens)))
+    else:
+        session.adopt(None, winner.tokens)
+    return winner, [t.hypothesis(tok, s) for s, t in finished]

@@ -1,0 +1,242 @@
+"""n sampled hypotheses side by side: best-of-n, first-finish, and sequential Monte Carlo (SMC).
+
+All three sample every row from the same proposal as `sample(...)` does for one stream (the constraint's
+mask, then temperature / top-k / top-p / min-p / typical-p). They differ in what they keep:
+
+- best-of-n runs all n to the end and keeps the best under its score;
+- first-finish stops at the first step where some row completes (EOS, stop, constraint) and keeps the
+  lowest-numbered row that completed then;
+- SMC gives each particle an importance weight and resamples. Reference loop:
+
+      log w_i = 0 for all particles
+      each step, for each running particle i with token t drawn from the proposal q:
+          log w_i += log p(t | x_i) - log q(t | x_i)   (p: the model at temperature 1, unmasked; for
+                     plain sampling this is log of the mass the mask allowed)
+          log w_i += phi(x_i t) - phi(x_i)              (the potential, a log-weight, on prefixes)
+      a particle cut off at max_tokens gets log w = -inf (it is not a complete output)
+      when ESS = (sum w)^2 / sum w^2 < ess_threshold x n: draw n ancestors in proportion to w
+          (multinomial or systematic), copy them, and set every log w to the mean weight's log
+      at the end, one particle drawn in proportion to w is the value
+
+  so the particles target p(x) 1[x complete and valid] exp(phi(x)), not the biased per-step-masked p.
+
+Finished rows leave the batch; resampling forks the cache rows of the running particles it copies.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from decc.errors import InternalError
+
+from .decode import DecodeSession
+from .detokenize import IncrementalDetokenizer
+from .rewards import Scorer
+from .sampling import SamplingParams, entropy, filter_logits
+from .tracks import Hypothesis, RowMasker, StepRules, Track
+
+__all__ = ["ParticleParams", "run_particles"]
+
+_NEG_INF = float("-inf")
+
+
+@dataclass(frozen=True)
+class ParticleParams:
+    kind: str  # "best_of" | "first_finish" | "smc"
+    n: int
+    sampling: SamplingParams
+    score: Scorer | None = None  # best_of
+    potential: Scorer | None = None  # smc
+    ess_threshold: float = 0.5
+    resampling: str = "multinomial"
+
+
+def run_particles(
+    session: DecodeSession,
+    params: ParticleParams,
+    rules: StepRules,
+    matcher: Any | None,
+    generator: torch.Generator | None,
+) -> tuple[Track, list[Hypothesis]]:
+    """Run the policy after the session's context; the winner joins the context. Returns the winner and
+    every hypothesis (in particle order)."""
+    tok = session.lm.tokenizer
+    n, sampling = params.n, params.sampling
+    scanner = rules.scanner()
+    smc = params.kind == "smc"
+    text_needed = scanner is not None or params.potential is not None
+    tracks = [
+        Track(
+            matcher.clone() if matcher is not None else None,
+            IncrementalDetokenizer(tok) if text_needed else None,
+        )
+        for _ in range(n)
+    ]
+    masker = RowMasker(session.lm.vocab_size, rules.eos_ids, session._device)
+    live = list(range(n))  # the track in each cache row
+    winner: int | None = None
+    with torch.inference_mode():
+        logits = session.fork(n)
+        step = 0
+        while True:
+            raw = torch.log_softmax(logits.float(), dim=-1)
+            masker(logits, [tracks[i] for i in live], rules.no_eos(step))
+            tokens, logq = _draw(logits, sampling, generator)
+            ended: list[int] = []
+            for r, i in enumerate(live):
+                tr = tracks[i]
+                tr.row, tr.step = r, step
+                if rules.stop_entropy is not None and _entropy_stop(tr, logits[r], sampling, rules):
+                    tr.finish = "entropy"
+                    ended.append(i)
+                    continue
+                t = tokens[r]
+                finish = tr.extend(t, float(raw[r, t]), rules, scanner, tok)
+                if smc:
+                    tr.logw += float(raw[r, t]) - logq[r]
+                if finish is None and step + 1 == rules.max_tokens:
+                    tr.finish = "length"
+                if tr.finish is not None:
+                    ended.append(i)
+            if smc and params.potential is not None:
+                for i in live:
+                    _twist(tracks[i], params.potential, tok)
+            if smc:  # the target is complete outputs: one cut off at max_tokens is not one
+                for i in ended:
+                    if tracks[i].finish == "length":
+                        tracks[i].logw = _NEG_INF
+            if params.kind == "first_finish":
+                done = [i for i in ended if tracks[i].finish != "length"]
+                if done:
+                    winner = min(done)
+                    break
+            ancestors = list(range(n))
+            if smc and _ess(tracks) < params.ess_threshold * n:
+                ancestors = _resample(tracks, params.resampling, generator)
+                tracks = _copy(tracks, ancestors)
+            row_of = {i: r for r, i in enumerate(live)}
+            running = [i for i in range(n) if tracks[i].finish is None]
+            if not running or step + 1 == rules.max_tokens:
+                break
+            rows = [row_of[ancestors[i]] for i in running]
+            if rows != list(range(len(live))):
+                session.select_rows(torch.tensor(rows, dtype=torch.long, device=session._device))
+            for r, i in enumerate(running):
+                tracks[i].row = r
+            live = running
+            feed = torch.tensor(
+                [tracks[i].tokens[-1] for i in live], dtype=torch.long, device=session._device
+            )
+            logits = session.step_rows(feed)
+            step += 1
+    hyps = _hypotheses(tracks, params, tok)
+    if winner is None:
+        winner = _choose(tracks, hyps, params, generator)
+    best = tracks[winner]
+    in_batch = best.step == step and best.finish != "stop" and best.finish != "entropy"
+    if in_batch:
+        session.adopt(best.row, best.tokens, fed=min(step, len(best.tokens)))
+    else:
+        session.adopt(None, best.tokens)
+    return best, hyps
+
+
+def _draw(
+    logits: torch.Tensor, sampling: SamplingParams, generator: torch.Generator | None
+) -> tuple[list[int], list[float]]:
+    """One token per row from the proposal, and log q(token) for each."""
+    if sampling.greedy:
+        best, index = torch.max(logits, dim=-1)
+        if bool((best == _NEG_INF).any()):
+            raise InternalError("every token is masked: the constraint allows nothing at this step")
+        return index.tolist(), [0.0] * logits.shape[0]
+    rows = torch.stack([filter_logits(row, sampling) for row in logits])
+    logq = torch.log_softmax(rows, dim=-1)
+    if bool((rows.max(dim=-1).values == _NEG_INF).any()):
+        raise InternalError("every token is masked: the constraint allows nothing at this step")
+    picked = torch.multinomial(logq.exp(), 1, generator=generator).squeeze(1)
+    return picked.tolist(), logq.gather(1, picked[:, None]).squeeze(1).tolist()
+
+
+def _entropy_stop(tr: Track, row: torch.Tensor, sampling: SamplingParams, rules: StepRules) -> bool:
+    above, threshold, k = rules.stop_entropy  # type: ignore[misc]
+    h = entropy(row, sampling)
+    tr.run = tr.run + 1 if (h > threshold if above else h < threshold) else 0
+    return tr.run >= k
+
+
+def _twist(tr: Track, potential: Scorer, tok: Any) -> None:
+    phi = potential(tr, tr.current_text(tok))
+    if phi == _NEG_INF:
+        tr.logw, tr.phi = _NEG_INF, phi
+        return
+    if tr.logw != _NEG_INF:
+        tr.logw += phi - tr.phi
+    tr.phi = phi
+
+
+def _ess(tracks: list[Track]) -> float:
+    w = torch.tensor([t.logw for t in tracks], dtype=torch.float64)
+    if bool(torch.isinf(w).all()):
+        return float(len(tracks))  # nothing to resample towards
+    w = torch.exp(w - w.max())
+    return float(w.sum() ** 2 / (w * w).sum())
+
+
+def _resample(tracks: list[Track], scheme: str, generator: torch.Generator | None) -> list[int]:
+    """n ancestor indices drawn in proportion to the weights."""
+    n = len(tracks)
+    w = torch.tensor([t.logw for t in tracks], dtype=torch.float64)
+    p = torch.softmax(w, dim=0)
+    if scheme == "systematic":
+        u = float(torch.rand((), generator=generator, dtype=torch.float64))
+        points = (torch.arange(n, dtype=torch.float64) + u) / n
+        cdf = torch.cumsum(p, 0)
+        cdf[-1] = 1.0
+        return torch.searchsorted(cdf, points, right=True).clamp(max=n - 1).tolist()
+    return torch.multinomial(p.float(), n, replacement=True, generator=generator).tolist()
+
+
+def _copy(tracks: list[Track], ancestors: list[int]) -> list[Track]:
+    w = torch.tensor([t.logw for t in tracks], dtype=torch.float64)
+    mean = float(torch.logsumexp(w, 0)) - math.log(len(tracks))
+    used: set[int] = set()
+    out: list[Track] = []
+    for a in ancestors:
+        t = tracks[a] if a not in used else tracks[a].fork()
+        used.add(a)
+        out.append(t)
+    for t in out:
+        t.logw = mean
+    return out
+
+
+def _hypotheses(tracks: list[Track], params: ParticleParams, tok: Any) -> list[Hypothesis]:
+    if params.kind == "best_of":
+        assert params.score is not None
+        return [t.hypothesis(tok, params.score(t, t.current_text(tok))) for t in tracks]
+    if params.kind == "smc":
+        w = torch.tensor([t.logw for t in tracks], dtype=torch.float64)
+        if bool(torch.isinf(w).all()):
+            norm = [_NEG_INF] * len(tracks)
+        else:
+            norm = torch.log_softmax(w, 0).tolist()
+        return [t.hypothesis(tok, s) for t, s in zip(tracks, norm, strict=True)]
+    return [t.hypothesis(tok, -float(t.step + 1)) for t in tracks]
+
+
+def _choose(
+    tracks: list[Track], hyps: list[Hypothesis], params: ParticleParams, generator: torch.Generator | None
+) -> int:
+    if params.kind == "smc":
+        w = torch.tensor([h.score for h in hyps], dtype=torch.float64)
+        if bool(torch.isinf(w).all()):  # no particle completed: the likeliest one, cut at the length
+            return max(range(len(tracks)), key=lambda i: (tracks[i].logprob, -i))
+        return int(torch.multinomial(torch.softmax(w, 0).float(), 1, generator=generator))
+    if params.kind == "best_of":
+        return max(range(len(hyps)), key=lambda i: (hyps[i].score, -i))
+    return 0  # first-finish where nothing completed: every row ran to the length together

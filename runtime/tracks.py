@@ -1,0 +1,189 @@
+"""Hypotheses decoded side by side: one `Track` per beam or particle, each with its own matcher clone and
+text, and the masking of a whole batch of rows at once.
+
+The search policies (beam.py, particles.py) share these so every policy honours the same step rules as the
+one-stream loop in decode.py: EOS only where the constraint accepts and after `min_tokens`, stop strings
+and stop regexes cut the value, a constraint that allows nothing more finishes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from decc.errors import InternalError
+
+from .decode import FinishReason, Generation, TokenMatcher, cut_at_stop
+from .detokenize import IncrementalDetokenizer, StopScanner
+from .kernels.bitmask import apply_token_bitmask_inplace, bitmask_words
+
+__all__ = ["Hypothesis", "RowMasker", "StepRules", "Track"]
+
+
+@dataclass(frozen=True)
+class StepRules:
+    """Everything but the policy that decides how a value may grow and when it ends."""
+
+    max_tokens: int
+    eos_ids: frozenset[int]
+    min_tokens: int = 0
+    ignore_eos: bool = False
+    stops: tuple[str, ...] = ()
+    stop_regex: str | None = None
+    stop_entropy: tuple[bool, float, int] | None = None
+
+    def scanner(self) -> StopScanner | None:
+        return StopScanner(self.stops, self.stop_regex) if self.stops or self.stop_regex else None
+
+    def no_eos(self, step: int) -> bool:
+        return self.ignore_eos or step < self.min_tokens
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """One finished beam or particle. `score` is the policy's own number: the length-penalized beam score,
+    the best-of score, the SMC log weight (normalized over the particles), or -steps for first-finish."""
+
+    token_ids: tuple[int, ...]
+    text: str
+    logprob: float
+    finish_reason: FinishReason
+    score: float
+
+
+class Track:
+    """A hypothesis being decoded: its tokens, raw log-probability, matcher and text.
+
+    `row` and `step` say where it last sat in the batch (its cache row) and when it finished, so the
+    winner's cache row can be kept when it is still there at the end.
+    """
+
+    __slots__ = (
+        "tokens",
+        "logprob",
+        "matcher",
+        "detok",
+        "finish",
+        "text",
+        "run",
+        "logw",
+        "phi",
+        "row",
+        "step",
+    )
+
+    def __init__(self, matcher: TokenMatcher | None, detok: IncrementalDetokenizer | None) -> None:
+        self.tokens: list[int] = []
+        self.logprob = 0.0
+        self.matcher = matcher
+        self.detok = detok
+        self.finish: FinishReason | None = None
+        self.text: str | None = None  # set when a stop string cut the value
+        self.run = 0  # steps in a row that met the entropy rule
+        self.logw = 0.0  # SMC log weight
+        self.phi = 0.0  # SMC log potential of the prefix so far
+        self.row = -1
+        self.step = -1
+
+    def fork(self) -> Track:
+        twin = Track.__new__(Track)
+        twin.tokens = list(self.tokens)
+        twin.logprob, twin.finish, twin.text, twin.run = self.logprob, self.finish, self.text, self.run
+        twin.logw, twin.phi, twin.row, twin.step = self.logw, self.phi, self.row, self.step
+        twin.matcher = self.matcher.clone() if self.matcher is not None else None  # type: ignore[attr-defined]
+        twin.detok = self.detok.clone() if self.detok is not None else None
+        return twin
+
+    def extend(
+        self, token: int, logprob: float, rules: StepRules, scanner: StopScanner | None, tokenizer: Any
+    ) -> FinishReason | None:
+        """Take `token` (already allowed by the mask); the finish it causes, if any (not "length")."""
+        self.logprob += logprob
+        if token in rules.eos_ids:
+            self.finish = "eos"
+            return "eos"
+        m = self.matcher
+        if m is not None and not m.advance(token):
+            raise InternalError(f"the matcher refused token {token} that its own bitmask allowed")
+        self.tokens.append(token)
+        if scanner is not None and self.detok is not None:
+            delta = self.detok.push(token)
+            if delta and scanner.scan(self.detok.text, len(delta)):
+                cut = cut_at_stop(tokenizer, self.tokens, scanner)
+                if cut is not None:
+                    keep, rest, text = cut
+                    self.tokens = self.tokens[:keep] + rest
+                    self.text = text
+                    self.finish = "stop"
+                    return "stop"
+        if m is not None and m.is_accepting() and not m.can_continue():
+            self.finish = "constraint"
+            return "constraint"
+        return None
+
+    def current_text(self, tokenizer: Any) -> str:
+        if self.text is not None:
+            return self.text
+        if self.detok is not None and self.finish is None:
+            return self.detok.text
+        return tokenizer.decode(self.tokens) if self.tokens else ""
+
+    def hypothesis(self, tokenizer: Any, score: float) -> Hypothesis:
+        return Hypothesis(
+            tuple(self.tokens), self.current_text(tokenizer), self.logprob, self.finish or "length", score
+        )
+
+    def generation(self, tokenizer: Any) -> Generation:
+        return Generation(
+            tuple(self.tokens), self.current_text(tokenizer), self.logprob, self.finish or "length"
+        )
+
+
+class RowMasker:
+    """Masks a `[B, V]` batch of scores in place: each row by its track's matcher, EOS by the step rules.
+
+    One int32 bitmask buffer is reused across steps (grown when the batch grows).
+    """
+
+    def __init__(self, vocab_size: int, eos_ids: frozenset[int], device: torch.device) -> None:
+        self._words = bitmask_words(vocab_size)
+        self._device = device
+        self._buf = torch.empty((0, self._words), dtype=torch.int32, device=device)
+        self._eos = torch.tensor(sorted(eos_ids), dtype=torch.long, device=device)
+        self._eos_words = self._eos // 32
+        self._eos_bits = torch.tensor(
+            [_to_int32(1 << (t % 32)) for t in sorted(eos_ids)], dtype=torch.int32, device=device
+        )
+
+    def __call__(self, scores: torch.Tensor, tracks: Sequence[Track | None], no_eos: bool) -> None:
+        matchers = [t.matcher if t is not None else None for t in tracks]
+        if all(m is None for m in matchers):
+            if no_eos and len(self._eos):
+                scores[:, self._eos] = float("-inf")
+            return
+        b = len(tracks)
+        if self._buf.shape[0] < b:
+            self._buf = torch.empty((b, self._words), dtype=torch.int32, device=self._device)
+        rows = self._buf[:b]
+        rows.fill_(-1)
+        for i, m in enumerate(matchers):
+            if m is None:
+                continue
+            rows[i].zero_()
+            m.fill_bitmask(rows[i])
+            allow = not no_eos and m.is_accepting()
+            for w, bit in zip(self._eos_words.tolist(), self._eos_bits.tolist(), strict=True):
+                value = int(rows[i, w])
+                rows[i, w] = _to_int32(value | bit if allow else value & ~bit)
+        if no_eos:
+            for w, bit in zip(self._eos_words.tolist(), self._eos_bits.tolist(), strict=True):
+                rows[:, w] &= ~bit
+        apply_token_bitmask_inplace(scores, rows)
+
+
+def _to_int32(value: int) -> int:
+    value &= 0xFFFFFFFF
+    return value - (1 << 32) if value >= 1 << 31 else value
