@@ -9,7 +9,8 @@ Reference loop (one group; diverse search runs the groups in order within each s
                      diversity x how many earlier groups' beams chose t at this step)
         top K = max(2, 1 + #EOS) x width candidates
         a candidate "hits" when it ends the value: EOS, a stop string, a constraint that allows nothing
-        more, or the last allowed token (s + 1 == max_tokens)
+        more, or the last allowed token (s + 1 == max_tokens; under a constraint a value cut off there
+        that the constraint does not accept is kept aside, and returned only if nothing completed)
         finished: hitting candidates ranked within the top `width` join with score cand / (s+1)^length_penalty,
             unless the finished set is full under early stopping or the heuristic below said stop;
             the best `width` finished are kept
@@ -85,6 +86,7 @@ def beam_search(
     k = max(2, 1 + len(rules.eos_ids)) * wg
     masker = RowMasker(session.lm.vocab_size, rules.eos_ids, session._device)
     identity = torch.arange(width, device=session._device)
+    cut: list[tuple[float, Track]] = []  # candidates the constraint did not accept when max_tokens ran out
     with torch.inference_mode():
         logits = session.fork(width)
         step = 0
@@ -126,6 +128,10 @@ def beam_search(
                         continue
                     if finish is None:
                         child.finish = "length"
+                        if child.matcher is not None and not child.matcher.is_accepting():
+                            if j < wg:  # cut off mid-value: not an answer unless there is no other
+                                cut.append((score / ((step + 1) ** params.length_penalty), child))
+                            continue
                     if j < wg:
                         new_done.append((score / ((step + 1) ** params.length_penalty), child))
                 full = params.early_stopping and len(g.finished) == wg
@@ -158,14 +164,8 @@ def beam_search(
             logits = session.step_rows(torch.tensor(next_tokens, device=session._device))
             step += 1
     finished = sorted((e for g in groups for e in g.finished), key=lambda e: -e[0])
-    if not finished:  # every candidate was cut off early (dead beams only): the best running one
-        finished = [
-            (s / ((step + 1) ** params.length_penalty), t)
-            for g in groups
-            for s, t in zip(g.scores, g.rows, strict=True)
-            if t is not None
-        ]
-        finished.sort(key=lambda e: -e[0])
+    if not finished:  # no beam completed a value within max_tokens: the best ones cut off
+        finished = sorted(cut, key=lambda e: -e[0])[:width]
         if not finished:
             raise InternalError("every beam was masked: the constraint allows nothing at this step")
     best_score, winner = finished[0]

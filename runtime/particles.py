@@ -3,7 +3,8 @@
 All three sample every row from the same proposal as `sample(...)` does for one stream (the constraint's
 mask, then temperature / top-k / top-p / min-p / typical-p). They differ in what they keep:
 
-- best-of-n runs all n to the end and keeps the best under its score;
+- best-of-n runs all n to the end and keeps the best under its score (a value the constraint accepts
+  before one cut off at max_tokens);
 - first-finish stops at the first step where some row completes (EOS, stop, constraint) and keeps the
   lowest-numbered row that completed then;
 - SMC gives each particle an importance weight and resamples. Reference loop:
@@ -220,12 +221,7 @@ def _hypotheses(tracks: list[Track], params: ParticleParams, tok: Any) -> list[H
         assert params.score is not None
         return [t.hypothesis(tok, params.score(t, t.current_text(tok))) for t in tracks]
     if params.kind == "smc":
-        w = torch.tensor([t.logw for t in tracks], dtype=torch.float64)
-        if bool(torch.isinf(w).all()):
-            norm = [_NEG_INF] * len(tracks)
-        else:
-            norm = torch.log_softmax(w, 0).tolist()
-        return [t.hypothesis(tok, s) for t, s in zip(tracks, norm, strict=True)]
+        return [t.hypothesis(tok, t.logw) for t in tracks]
     return [t.hypothesis(tok, -float(t.step + 1)) for t in tracks]
 
 
@@ -237,6 +233,10 @@ def _choose(
         if bool(torch.isinf(w).all()):  # no particle completed: the likeliest one, cut at the length
             return max(range(len(tracks)), key=lambda i: (tracks[i].logprob, -i))
         return int(torch.multinomial(torch.softmax(w, 0).float(), 1, generator=generator))
-    if params.kind == "best_of":
-        return max(range(len(hyps)), key=lambda i: (hyps[i].score, -i))
+    if params.kind == "best_of":  # a value the constraint accepts beats one cut off mid-value
+        return max(range(len(hyps)), key=lambda i: (_complete(tracks[i]), hyps[i].score, -i))
     return 0  # first-finish where nothing completed: every row ran to the length together
+
+
+def _complete(t: Track) -> bool:
+    return t.finish != "length" or t.matcher is None or t.matcher.is_accepting()  # type: ignore[attr-defined]

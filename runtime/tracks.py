@@ -45,7 +45,9 @@ class StepRules:
 @dataclass(frozen=True)
 class Hypothesis:
     """One finished beam or particle. `score` is the policy's own number: the length-penalized beam score,
-    the best-of score, the SMC log weight (normalized over the particles), or -steps for first-finish."""
+    the best-of score, -steps for first-finish, or the SMC log importance weight (unnormalized: the
+    log-mean-exp over the particles estimates the log of the target's total mass, e.g. the probability that
+    the model writes a valid value)."""
 
     token_ids: tuple[int, ...]
     text: str
