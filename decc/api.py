@@ -23,6 +23,7 @@ class Program:
         self.ir = module
         self.model = model or module.model
         self._plan: Plan | None = None
+        self._aligned: dict = {}  # ASAp estimates of `mode: aligned` steps, shared by every run
 
     @property
     def path(self) -> str:
@@ -44,7 +45,7 @@ class Program:
         from decc.runtime.model import load_language_model
 
         plan = self.plan()
-        return execute(plan, load_language_model(self.model), inputs)
+        return execute(plan, load_language_model(self.model), inputs, self._aligned)
 
 
 def load(path: str | Path, *, model: str | None = None) -> Program:

@@ -161,6 +161,15 @@ CASES = [
         None,
     ),
     ("gen x { search: sample(min_p=1) }", 1, 30, "min_p must be in [0, 1), not 1", None),
+    ("gen x { mode: aligned }", 1, 15, "mode: aligned needs a constraint to align to", "add 'where: ...'"),
+    ("gen x { mode: alined }", 1, 15, "unknown constraint mode 'alined'", "did you mean 'aligned'?"),
+    (
+        'gen x { where: regex(r"a+"), search: beam(width=2), mode: aligned }',
+        1,
+        59,
+        "mode: aligned applies to greedy and sample(...), which draw one value",
+        "smc(...) corrects the masking bias with importance weights instead",
+    ),
     ("gen x { search: sample(typical_p=0) }", 1, 34, "typical_p must be in (0, 1], not 0", None),
     ('gen x { search: best_of(n=2, score=python("os:nope")) }', 1, 43, "module 'os' has no 'nope'", None),
     (
