@@ -168,9 +168,17 @@ def beam_search(
         finished = sorted(cut, key=lambda e: -e[0])[:width]
         if not finished:
             raise InternalError("every beam was masked: the constraint allows nothing at this step")
+    # Hypotheses grown from the placeholder beams of step one (score -1e9) are artifacts of the rules,
+    # kept above so the rules match transformers', but not answers: left out unless there is nothing else.
+    finished = [e for e in finished if not _placeholder(e, params.length_penalty)] or finished[:1]
     best_score, winner = finished[0]
     if winner.step == step and winner.finish != "stop":
         session.adopt(winner.row, winner.tokens, fed=min(step, len(winner.tokens)))
     else:
         session.adopt(None, winner.tokens)
     return winner, [t.hypothesis(tok, s) for s, t in finished]
+
+
+def _placeholder(entry: tuple[float, Track], length_penalty: float) -> bool:
+    score, t = entry
+    return score * (t.step + 1) ** length_penalty - t.logprob < -_BIG / 2

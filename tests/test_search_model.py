@@ -179,3 +179,21 @@ assistant {
     assert -winner.score == min(
         s for s, h in zip(steps, step.hypotheses, strict=True) if h.finish_reason != "length"
     )
+
+
+def test_aligned_runs_of_one_program_share_their_estimates() -> None:
+    program = decc.loads(
+        """user "Yes or no?"
+assistant {
+  gen a {
+    where: choice("yes", "no", "maybe not")
+    mode: aligned
+    search: sample(seed=1)
+  }
+}""",
+        "aligned.dec",
+    )
+    values = {program.run().values["a"] for _ in range(3)}
+    assert values <= {"yes", "no", "maybe not"}
+    (trie,) = program._aligned.values()  # one step after one context: one trie, three draws
+    assert trie.draws == 3

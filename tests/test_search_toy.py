@@ -14,6 +14,8 @@ from collections import Counter, defaultdict
 import pytest
 import torch
 from _exact import ELLIPSIS, chi_square_pvalue, exact_outcomes, kl, next_logprobs
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from decc.grammars.constraint import regex
 from decc.runtime.aligned import AlignedTrie
@@ -101,7 +103,7 @@ def reference_beam(lm, prompt, factory, width, groups, diversity, lp, early, max
         {"beams": [(0.0 if i == 0 else -1e9, (), factory()) for i in range(wg)], "done": [], "open": True}
         for _ in range(groups)
     ]
-    cut: list[tuple[float, tuple[int, ...]]] = []
+    cut: list[tuple[float, tuple[int, ...], bool]] = []
     for step in range(max_tokens):
         last = step + 1 == max_tokens
         live = [b for g in state for b in g["beams"] if b[0] != NEG_INF]
@@ -141,10 +143,10 @@ def reference_beam(lm, prompt, factory, width, groups, diversity, lp, early, max
                     continue
                 if finish is None and m2 is not None and not m2.is_accepting():
                     if j < wg:
-                        cut.append((s / (step + 1) ** lp, new))
+                        cut.append((s / (step + 1) ** lp, new, s < -5e8))
                     continue
                 if j < wg:
-                    new_done.append((s / (step + 1) ** lp, new))
+                    new_done.append((s / (step + 1) ** lp, new, s < -5e8))
             if new_done and g["open"] and not (early and len(g["done"]) == wg):
                 g["done"] = sorted(g["done"] + new_done, key=lambda e: -e[0])[:wg]
             g["beams"] = [(s, new, m2) for s, new, m2, _ in running]
@@ -152,12 +154,14 @@ def reference_beam(lm, prompt, factory, width, groups, diversity, lp, early, max
             chosen.update(t for *_, t in running)
             continues = continues or bool(running)
             best = running[0][0] / (step + 1) ** lp if running else NEG_INF
-            worst = min(s for s, _ in g["done"]) if len(g["done"]) == wg else -1e9
+            worst = min(e[0] for e in g["done"]) if len(g["done"]) == wg else -1e9
             g["open"] = g["open"] and best > worst
         if last or not continues or all(not g["open"] or (early and len(g["done"]) == wg) for g in state):
             break
     done = sorted((e for g in state for e in g["done"]), key=lambda e: -e[0])
-    return done or sorted(cut, key=lambda e: -e[0])[:width]
+    done = done or sorted(cut, key=lambda e: -e[0])[:width]
+    real = [(s, toks) for s, toks, placeholder in done if not placeholder]  # not grown from a -1e9 beam
+    return real or [(s, toks) for s, toks, _ in done[:1]]
 
 
 @pytest.mark.parametrize(
@@ -177,7 +181,7 @@ def test_beam_search_equals_the_reference(lm, constraint, width, groups, diversi
         params = BeamParams(width, lp, early, groups, diversity)
         winner, hyps = beam_search(_session(lm, prompt), params, StepRules(5, lm.eos_ids), factory())
         assert [h.token_ids for h in hyps] == [toks for _, toks in expected], prompt
-        assert [h.score for h in hyps] == pytest.approx([s for s, _ in expected], abs=1e-4)
+        assert [h.score for h in hyps] == pytest.approx([s for s, _ in expected], rel=1e-6, abs=1e-4)
         assert tuple(winner.tokens) == expected[0][1]
         if constrained:  # every returned hypothesis is a complete value
             for h in hyps:
@@ -276,3 +280,25 @@ def test_aligned_sampling_converges_to_the_exact_conditional(lm, constraint) -> 
     complete = {k: v for k, v in masked.items() if not k.endswith(ELLIPSIS)}
     total = math.fsum(complete.values())
     assert chi_square_pvalue(late, {k: v / total for k, v in complete.items()}) < 1e-6
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    shape=st.sampled_from([(1, 1), (2, 1), (3, 1), (2, 2), (4, 2), (6, 2), (6, 3)]),
+    diversity=st.sampled_from([0.0, 0.3, 1.5]),
+    lp=st.sampled_from([0.0, 1.0, 2.0]),
+    early=st.booleans(),
+    pattern=st.sampled_from([None, PATTERN, r"[ab]*c", r"c|ab", r"a[bc]{0,3}"]),
+    prompt=st.lists(st.integers(0, 2), max_size=3),
+    max_tokens=st.integers(1, 5),
+)
+def test_beam_search_property(lm, shape, diversity, lp, early, pattern, prompt, max_tokens) -> None:
+    """Any width, groups, penalty, stopping rule, constraint and budget: the reference's hypotheses."""
+    width, groups = shape
+    factory = regex(pattern, lm.tokenizer.vocabulary()).matcher if pattern else (lambda: None)
+    ids = [BOS, *prompt]
+    expected = reference_beam(lm, ids, factory, width, groups, diversity, lp, early, max_tokens)
+    params = BeamParams(width, lp, early, groups, diversity)
+    _, hyps = beam_search(_session(lm, ids), params, StepRules(max_tokens, lm.eos_ids), factory())
+    assert [h.token_ids for h in hyps] == [toks for _, toks in expected]
+    assert [h.score for h in hyps] == pytest.approx([s for s, _ in expected], rel=1e-6, abs=1e-4)
