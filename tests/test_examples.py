@@ -12,7 +12,9 @@ checked on every program too, and most examples have hand-written checks of thei
 from __future__ import annotations
 
 import json
+import math
 import re
+from collections import Counter
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -26,6 +28,8 @@ from decc.compiler import ir
 from decc.compiler.plan import plan_gens
 from decc.dsl import ast, parse_file
 from decc.proptest import oracle_for
+from decc.runtime.executor import StepResult
+from decc.runtime.tracks import Hypothesis
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 COMPLETE = ("eos", "constraint")  # finish reasons after which a value is whole, not a prefix
@@ -279,6 +283,193 @@ def _strings(path: Path, r: Result) -> None:
     assert 1 <= int(r.values["minutes"]) <= 999
 
 
+# -- search policies: every hypothesis, and the rule that picked the value among them ---------------------
+
+
+def _gen(path: Path, name: str) -> ir.Generate:
+    return next(op for op in program(path).ir.generates() if op.name == name)
+
+
+def _check_hypotheses(path: Path, op: ir.Generate, step: StepResult, most: int) -> None:
+    """1 to `most` hypotheses, each a whole value the oracle accepts or a prefix the step's matcher takes."""
+    hyps = step.hypotheses
+    assert 1 <= len(hyps) <= most, hyps
+    assert op.constraint is not None
+    judge = oracle(op.constraint)
+    matcher = {g.name: g.constraint for g in plan_gens(program(path).plan().steps)}[op.name]
+    for h in hyps:
+        where = f"{op.name} hypothesis {h.text!r} ({h.finish_reason}, {len(h.token_ids)} tokens)"
+        assert len(h.token_ids) <= op.max_tokens, where
+        if h.finish_reason in COMPLETE:
+            assert judge(h.text) is None, f"{where}: {judge(h.text)}"
+        else:
+            m = matcher.matcher()
+            assert all(m.advance(t) for t in h.token_ids), f"{where}: not a viable prefix"
+
+
+def _complete(op: ir.Generate, h: Hypothesis) -> bool:
+    """A whole value: ended by EOS or the constraint, or cut at max_tokens where the constraint accepts."""
+    assert op.constraint is not None
+    return h.finish_reason in COMPLETE or (
+        h.finish_reason == "length" and oracle(op.constraint)(h.text) is None
+    )
+
+
+def _is(step: StepResult, h: Hypothesis) -> bool:
+    return h.token_ids == step.token_ids and h.text == step.value and h.finish_reason == step.finish_reason
+
+
+def _steps_taken(h: Hypothesis) -> int:
+    """Decoding steps a hypothesis took: its tokens, plus the EOS that ended it (not part of the value)."""
+    return len(h.token_ids) + (h.finish_reason == "eos")
+
+
+def _beam_common(path: Path, name: str, r: Result) -> tuple[ir.Beam, StepResult]:
+    """A beam search's value is its best finished hypothesis; they come best first, at most `width`."""
+    op, step = _gen(path, name), r.steps[name]
+    policy = op.search
+    assert isinstance(policy, ir.Beam)
+    _check_hypotheses(path, op, step, policy.width)
+    hyps = step.hypotheses
+    assert _is(step, hyps[0]), (step, hyps[0])
+    scores = [h.score for h in hyps]
+    assert scores == sorted(scores, reverse=True), scores
+    assert r.to_json()["hypotheses"][name] == [
+        {"text": h.text, "score": h.score, "logprob": h.logprob, "finish_reason": h.finish_reason}
+        for h in hyps
+    ]
+    return policy, step
+
+
+def _beam(path: Path, r: Result) -> None:
+    policy, step = _beam_common(path, "fact", r)
+    op = _gen(path, "fact")
+    assert isinstance(op.constraint, ir.JsonSchema)
+    import jsonschema
+
+    schema = json.loads(op.constraint.schema)
+    assert step.finish_reason in COMPLETE, step
+    for h in step.hypotheses:
+        if h.finish_reason in COMPLETE:  # every finished beam is JSON valid under the schema
+            jsonschema.validate(json.loads(h.text), schema)
+        # the beam score is the sum of the model's log-probabilities over length ** length_penalty
+        expected = h.logprob / _steps_taken(h) ** policy.length_penalty
+        assert h.score == pytest.approx(expected, rel=1e-4, abs=1e-4), h
+
+
+def _diverse_beam(path: Path, r: Result) -> None:
+    policy, step = _beam_common(path, "name", r)
+    assert policy.groups == 2 and policy.diversity > 0
+    penalized = 0
+    for h in step.hypotheses:  # the diversity penalty only ever lowers a score, and it did here
+        plain = h.logprob / _steps_taken(h) ** policy.length_penalty
+        assert h.score <= plain + 1e-4, h
+        penalized += h.score < plain - 1e-4
+    assert penalized, step.hypotheses
+    # With no penalty the two groups are the same beam search: every hypothesis comes twice.
+    text = path.read_text()
+    assert "diversity=1.0" in text
+    same = decc.loads(text.replace("diversity=1.0", "diversity=0.0"), path=str(path)).run()
+    texts = Counter(h.text for h in same.steps["name"].hypotheses)
+    assert all(n % 2 == 0 for n in texts.values()), texts
+    assert set(texts) != {h.text for h in step.hypotheses}, texts  # the penalty changed what was found
+
+
+def _best_of(path: Path, r: Result) -> None:
+    op, step = _gen(path, "answer"), r.steps["answer"]
+    policy = op.search
+    assert isinstance(policy, ir.BestOfN) and policy.score.kind == "keyword"
+    _check_hypotheses(path, op, step, policy.n)
+    hyps = step.hypotheses  # in sample order
+    for h in hyps:  # the score: how many of the keywords the text holds
+        assert h.score == float(sum(k in h.text for k in policy.score.args)), h
+    best = max(range(len(hyps)), key=lambda i: (_complete(op, hyps[i]), hyps[i].score, -i))
+    assert _is(step, hyps[best]), (step, hyps)
+    complete = [h.score for h in hyps if _complete(op, h)]
+    assert not complete or hyps[best].score == max(complete), hyps
+
+
+def _first_finish(path: Path, r: Result) -> None:
+    op, step = _gen(path, "answer"), r.steps["answer"]
+    policy = op.search
+    assert isinstance(policy, ir.FirstFinish)
+    _check_hypotheses(path, op, step, policy.n)
+    hyps = step.hypotheses  # in sample order, as they stood when the first one completed
+    assert step.finish_reason in ("eos", "stop", "constraint"), step
+    done = [i for i, h in enumerate(hyps) if h.finish_reason in ("eos", "stop", "constraint")]
+    assert done and _is(step, hyps[done[0]]), (step, hyps)  # the lowest-numbered that completed
+    steps = _steps_taken(hyps[done[0]])
+    for h in hyps:  # all ran side by side up to then, and none had completed before
+        assert h.score == -steps, h
+        if h.finish_reason != "stop":
+            assert _steps_taken(h) == steps, h
+
+
+def _smc(path: Path, r: Result) -> None:
+    op, step = _gen(path, "expr"), r.steps["expr"]
+    policy = op.search
+    assert isinstance(policy, ir.SMC) and policy.potential is not None
+    _check_hypotheses(path, op, step, policy.particles)  # complete particles parse under the grammar
+    hyps = step.hypotheses
+    for h in hyps:  # a particle cut off at max_tokens is not a complete output: weight 0
+        if h.finish_reason == "length":
+            assert h.score == -math.inf, h
+    # scores are unnormalized log importance weights; the value is drawn in proportion to them
+    assert all(not math.isnan(h.score) for h in hyps), hyps
+    assert any(_complete(op, h) and math.isfinite(h.score) for h in hyps), hyps
+    assert any(_is(step, h) and math.isfinite(h.score) for h in hyps), (step, hyps)
+
+
+def _aligned(path: Path, r: Result) -> None:
+    """ASAp's estimates, kept across runs, against the model's own probabilities (computed here)."""
+    import torch
+
+    from decc.runtime.executor import execute
+    from decc.runtime.model import load_language_model
+
+    op, prog = _gen(path, "prime"), program(path)
+    assert op.aligned and isinstance(op.constraint, ir.Regex) and isinstance(op.search, ir.Sampling)
+    assert not op.search.greedy and op.search.temperature == 1.0 and op.search.top_k == 0
+    assert r.steps["prime"].finish_reason == "constraint" and not r.steps["prime"].hypotheses
+    pattern = re.compile(op.constraint.pattern)
+    language = [a + b for a in "0123456789" for b in "0123456789" if pattern.fullmatch(a + b)]
+    assert all(pattern.fullmatch(s) is None for s in map(str, range(10)))  # two digits, always
+    plan, lm = prog.plan(), load_language_model(prog.model)
+    tries: dict[Any, Any] = {}
+    draws: list[StepResult] = []
+    estimates: list[float] = []
+    for _ in range(8):  # the same tries for every run: the estimates carry over
+        step = execute(plan, lm, {}, aligned=tries).steps["prime"]
+        assert step.value in language and step.finish_reason == "constraint", step
+        draws.append(step)
+        ((_, context), trie), *more = tries.items()
+        assert not more and trie.draws == len(draws)
+        estimates.append(trie.root.efg())
+    # upper bounds, only ever tightened (up to rounding)
+    for before, after in zip(estimates, estimates[1:], strict=False):
+        assert after <= before * (1 + 1e-6), estimates
+
+    # The estimate at the root: over the allowed first tokens c, p(c) x (the mass allowed after c once a
+    # draw went through c, else the optimistic 1), every two-digit value completing the step.
+    texts = lm.tokenizer.batch_decode([[i] for i in range(len(lm.tokenizer))])
+
+    def probs(ids: list[int]) -> torch.Tensor:
+        with torch.inference_mode():
+            return torch.softmax(lm.model(input_ids=torch.tensor([ids])).logits[0, -1].float(), -1)
+
+    root, visited = probs(list(context)), {d.token_ids[0] for d in draws}
+    expected = 0.0
+    for c, s in enumerate(texts):
+        if not s or not any(v.startswith(s) and v != s for v in language):
+            continue
+        after = 1.0
+        if c in visited:
+            allowed = [t for t, rest in enumerate(texts) if rest and s + rest in language]
+            after = float(probs([*context, c])[allowed].sum())
+        expected += float(root[c]) * after
+    assert estimates[-1] == pytest.approx(expected, rel=1e-3), (estimates, expected)
+
+
 EXTRA: dict[str, Callable[[Path, Result], None]] = {
     "sentiment": _sentiment,
     "ranges": _ranges,
@@ -293,4 +484,10 @@ EXTRA: dict[str, Callable[[Path, Result], None]] = {
     "definitions": _definitions,
     "branching": _branching,
     "strings": _strings,
+    "beam": _beam,
+    "diverse_beam": _diverse_beam,
+    "best_of": _best_of,
+    "first_finish": _first_finish,
+    "smc": _smc,
+    "aligned": _aligned,
 }
