@@ -229,6 +229,24 @@ def mode(e: ast.Expr, policy: ir.Search, has_constraint: bool) -> bool:
             span,
             hints=["smc(...) corrects the masking bias with importance weights instead"],
         )
+    if name == "aligned" and isinstance(policy, ir.Sampling):
+        truncating = [
+            k
+            for k, on in (
+                ("top_k", policy.top_k > 0),
+                ("top_p", policy.top_p < 1),
+                ("min_p", policy.min_p > 0),
+                ("typical_p", policy.typical_p < 1),
+            )
+            if on
+        ]
+        if truncating:
+            raise DeccError(
+                f"mode: aligned samples the model's own distribution; {', '.join(truncating)} would cut it "
+                "before the constraint is applied",
+                span,
+                hints=["keep temperature, drop the truncations, or use mode: masked"],
+            )
     return name == "aligned"
 
 

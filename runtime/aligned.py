@@ -103,10 +103,14 @@ class Cursor:
             kid.node = _Node()
         self.node = kid.node
 
-    def finish(self, complete: bool) -> None:
-        """The draw ended: complete (EOS, a stop, a finished constraint) or cut off; update the path."""
+    def finish(self, value: float | None) -> None:
+        """The draw ended: complete (1: EOS, a finished constraint), cut off (0: max_tokens) or neither
+        (None: a stop string or the entropy rule ended it, which says nothing about the constraint, so
+        the estimates stay as they are); update the path."""
         self.trie.draws += 1
-        value = 1.0 if complete else 0.0
+        if value is None:
+            self.path.clear()
+            return
         for node, token in reversed(self.path):
             kid = node.kids[token]
             kid.efg = value

@@ -21,7 +21,7 @@ from .aligned import AlignedTrie, Cursor
 from .detokenize import IncrementalDetokenizer, StopScanner
 from .kernels.bitmask import allocate_token_bitmask, apply_token_bitmask_inplace
 from .model import LanguageModel
-from .sampling import SamplingParams, entropy, filter_logits, make_generator, sample
+from .sampling import SamplingParams, entropy, make_generator, sample
 
 __all__ = ["FINISH_REASONS", "DecodeSession", "FinishReason", "Generation", "TokenMatcher", "cut_at_stop"]
 
@@ -241,8 +241,9 @@ class DecodeSession:
         cursor = aligned.cursor() if aligned is not None else None
         with torch.inference_mode():
             gen = self._generate(max_tokens, sampling, matcher, stops, ignore_eos, generator, rules, cursor)
-        if cursor is not None:
-            cursor.finish(gen.finish_reason != "length")
+        if cursor is not None:  # a value cut by a stop or by entropy says nothing about the constraint
+            complete = {"eos": 1.0, "constraint": 1.0, "length": 0.0}.get(gen.finish_reason)
+            cursor.finish(complete)
         return gen
 
     def _generate(
@@ -392,8 +393,9 @@ def _aligned_sample(
     sampling: SamplingParams,
     generator: torch.Generator | None,
 ) -> int:
-    """One ASAp step: the model's (filtered, unmasked) log-probabilities, masked, reweighted by the EFG."""
-    x = raw.float() if sampling.greedy else filter_logits(raw, sampling)
+    """One ASAp step: the model's log-probabilities (at the temperature, unmasked), masked, reweighted by
+    the EFG. Truncations (top-k, top-p, ...) are refused with `mode: aligned` at compile time."""
+    x = raw.float() if sampling.greedy else raw.float() / sampling.temperature
     logq = torch.log_softmax(x, 0).masked_fill_(masked == _NEG_INF, _NEG_INF)
     if not bool(torch.isfinite(logq).any()):
         raise InternalError("every token is masked: the constraint allows nothing at this step")

@@ -21,8 +21,9 @@ from decc.runtime.tracks import Hypothesis, StepRules
 
 @dataclass(frozen=True)
 class StepResult:
-    """One step's value. `hypotheses` are every beam or particle a search policy finished with, best first
-    for beam search and best-of, in particle order for first-finish and SMC (empty for greedy/sample)."""
+    """One step's value. `hypotheses` are the answers a search policy finished with: beams best first,
+    best-of / first-finish / SMC samples in sample order (only those that completed, when any did); empty
+    for greedy and sample."""
 
     name: str
     value: str

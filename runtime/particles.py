@@ -64,7 +64,7 @@ def run_particles(
     generator: torch.Generator | None,
 ) -> tuple[Track, list[Hypothesis]]:
     """Run the policy after the session's context; the winner joins the context. Returns the winner and
-    every hypothesis (in particle order)."""
+    the hypotheses that completed (in particle order; every one when none completed)."""
     tok = session.lm.tokenizer
     n, sampling = params.n, params.sampling
     scanner = rules.scanner()
@@ -143,7 +143,13 @@ def run_particles(
         session.adopt(best.row, best.tokens, fed=min(step, len(best.tokens)))
     else:
         session.adopt(None, best.tokens)
-    return best, hyps
+    # Only answers come back: values that completed (and, under SMC, carry weight); all of them when none did.
+    keep = [
+        h
+        for t, h in zip(tracks, hyps, strict=True)
+        if t.finish is not None and _complete(t) and (not smc or h.score > _NEG_INF)
+    ]
+    return best, keep or hyps
 
 
 def _draw(

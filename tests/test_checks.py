@@ -161,6 +161,13 @@ CASES = [
         None,
     ),
     ("gen x { search: sample(min_p=1) }", 1, 30, "min_p must be in [0, 1), not 1", None),
+    (
+        'gen x { where: regex(r"a+"), search: sample(top_k=5, top_p=0.9), mode: aligned }',
+        1,
+        72,
+        "mode: aligned samples the model's own distribution; top_k, top_p would cut it",
+        "keep temperature, drop the truncations, or use mode: masked",
+    ),
     ("gen x { mode: aligned }", 1, 15, "mode: aligned needs a constraint to align to", "add 'where: ...'"),
     ("gen x { mode: alined }", 1, 15, "unknown constraint mode 'alined'", "did you mean 'aligned'?"),
     (
