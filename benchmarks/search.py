@@ -33,8 +33,9 @@ from typing import Any
 
 import torch
 
+from decc.compiler.ir import Beam
 from decc.grammars import Vocabulary, json_schema
-from decc.runtime.beam import BeamParams, beam_search
+from decc.runtime.beam import beam_search
 from decc.runtime.decode import DecodeSession
 from decc.runtime.model import load_language_model
 from decc.runtime.tracks import StepRules
@@ -75,7 +76,7 @@ def chat_ids(lm: Any, content: str) -> list[int]:
 
 
 def run_decc(
-    lm: Any, prompt_ids: list[int], params: BeamParams, rules: StepRules, constraint: Any = None
+    lm: Any, prompt_ids: list[int], params: Beam, rules: StepRules, constraint: Any = None
 ) -> tuple[float, list[int], int]:
     """Seconds, the winner's tokens, and the search steps (forwards after the prefill, plus one)."""
     start = time.perf_counter()
@@ -132,9 +133,7 @@ def check_value(text: str, schema: dict) -> str:
     return "valid" if not errors else f"invalid: {errors[0].message[:60]}"
 
 
-def profile_decc(
-    lm: Any, prompt_ids: list[int], params: BeamParams, rules: StepRules, constraint: Any
-) -> str:
+def profile_decc(lm: Any, prompt_ids: list[int], params: Beam, rules: StepRules, constraint: Any) -> str:
     profiler = cProfile.Profile()
     profiler.enable()
     run_decc(lm, prompt_ids, params, rules, constraint)
@@ -165,7 +164,7 @@ def main() -> None:
 
     lm = load_language_model("default")
     n, width = args.new_tokens, args.width
-    params = BeamParams(width=width, length_penalty=1.0, early_stopping=False)
+    params = Beam(width=width, length_penalty=1.0, early_stopping=False)
     forced = StepRules(max_tokens=n, eos_ids=lm.eos_ids, min_tokens=n)
     prompts = [chat_ids(lm, p) for p in PROMPTS[: args.prompts]]
 

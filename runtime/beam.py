@@ -30,24 +30,16 @@ from typing import Any
 
 import torch
 
+from decc.compiler.ir import Beam
 from decc.errors import InternalError
 
 from .decode import DecodeSession
 from .tracks import Hypothesis, RowMasker, StepRules, Track
 
-__all__ = ["BeamParams", "beam_search"]
+__all__ = ["beam_search"]
 
 _NEG_INF = float("-inf")
 _BIG = 1.0e9
-
-
-@dataclass(frozen=True)
-class BeamParams:
-    width: int
-    length_penalty: float = 1.0
-    early_stopping: bool = False
-    groups: int = 1
-    diversity: float = 0.0
 
 
 @dataclass
@@ -63,7 +55,7 @@ class _Group:
 
 def beam_search(
     session: DecodeSession,
-    params: BeamParams,
+    params: Beam,
     rules: StepRules,
     matcher: Any | None,
 ) -> tuple[Track, list[Hypothesis]]:

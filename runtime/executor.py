@@ -10,7 +10,7 @@ from decc.compiler import ir
 from decc.compiler.plan import Plan, PlanBranch, PlanGen, PlanText, Step
 from decc.errors import DeccError, InternalError, did_you_mean
 from decc.runtime.aligned import AlignedTrie
-from decc.runtime.beam import BeamParams, beam_search
+from decc.runtime.beam import beam_search
 from decc.runtime.decode import DecodeSession, Generation
 from decc.runtime.model import LanguageModel
 from decc.runtime.particles import ParticleParams, run_particles
@@ -259,10 +259,7 @@ def run_search(
     if isinstance(policy, ir.Beam):
         if rules.stop_entropy is not None:
             raise DeccError("stop_entropy is not supported with beam search", hints=["use best_of or smc"])
-        params = BeamParams(
-            policy.width, policy.length_penalty, policy.early_stopping, policy.groups, policy.diversity
-        )
-        winner, hyps = beam_search(session, params, rules, matcher)
+        winner, hyps = beam_search(session, policy, rules, matcher)
         return winner.generation(tok), hyps
     if isinstance(policy, ir.BestOfN):
         particle = ParticleParams(

@@ -24,3 +24,22 @@ def lm():
     from decc.runtime.model import load_language_model
 
     return load_language_model("default")
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """The toy model's matrices are tiny: extra torch threads only add sync cost (20x slower on a busy box)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def toy_lm():
+    """The toy model of runtime/toy.py: small enough to enumerate its output distributions exactly."""
+    from decc.runtime.toy import toy_language_model
+
+    return toy_language_model()

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 import decc
-from decc.runtime.beam import BeamParams, beam_search
+from decc.compiler.ir import Beam
+from decc.runtime.beam import beam_search
 from decc.runtime.decode import DecodeSession
 from decc.runtime.tracks import StepRules
 
@@ -45,7 +46,7 @@ def test_beam_search_matches_transformers(
         ids = chat_ids(lm, text)
         session = DecodeSession(lm)
         session.append(ids)
-        params = BeamParams(width, length_penalty, early_stopping)
+        params = Beam(width, length_penalty, early_stopping)
         winner, hyps = beam_search(session, params, StepRules(N, lm.eos_ids), None)
         with torch.inference_mode():
             x = torch.tensor([ids])
@@ -72,7 +73,7 @@ def test_the_context_goes_on_after_a_beam(lm) -> None:
     ids = chat_ids(lm, PROMPTS[1])
     session = DecodeSession(lm)
     session.append(ids)
-    beam_search(session, BeamParams(3), StepRules(6, lm.eos_ids), None)
+    beam_search(session, Beam(3), StepRules(6, lm.eos_ids), None)
     session.append(lm.tokenizer.encode(" And", add_special_tokens=False))
     from decc.runtime.sampling import GREEDY
 

@@ -17,13 +17,13 @@ from _exact import ELLIPSIS, chi_square_pvalue, exact_outcomes, kl, next_logprob
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from decc.compiler.ir import Beam
 from decc.grammars.constraint import regex
 from decc.runtime.aligned import AlignedTrie
-from decc.runtime.beam import BeamParams, beam_search
+from decc.runtime.beam import beam_search
 from decc.runtime.decode import DecodeSession
 from decc.runtime.particles import ParticleParams, run_particles
 from decc.runtime.sampling import SamplingParams, make_generator
-from decc.runtime.toy import toy_language_model
 from decc.runtime.tracks import StepRules
 
 BOS, EOS = 3, 4
@@ -32,18 +32,12 @@ MAX_TOKENS = 6
 NEG_INF = float("-inf")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """The toy model's matrices are tiny: extra torch threads only add sync cost."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def lm():
-    return toy_language_model()
+def lm(toy_lm):
+    return toy_lm
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +172,7 @@ def test_beam_search_equals_the_reference(lm, constraint, width, groups, diversi
     factory = constraint.matcher if constrained else (lambda: None)
     for prompt in ([BOS], [BOS, 1], [BOS, 2, 0]):
         expected = reference_beam(lm, prompt, factory, width, groups, diversity, lp, early, 5)
-        params = BeamParams(width, lp, early, groups, diversity)
+        params = Beam(width, lp, early, groups, diversity)
         winner, hyps = beam_search(_session(lm, prompt), params, StepRules(5, lm.eos_ids), factory())
         assert [h.token_ids for h in hyps] == [toks for _, toks in expected], prompt
         assert [h.score for h in hyps] == pytest.approx([s for s, _ in expected], rel=1e-6, abs=1e-4)
@@ -191,11 +185,9 @@ def test_beam_search_equals_the_reference(lm, constraint, width, groups, diversi
 
 def test_diversity_changes_what_the_groups_find(lm) -> None:
     """With a large penalty the second group avoids the first group's tokens: more distinct hypotheses."""
-    plain = beam_search(
-        _session(lm, [BOS]), BeamParams(4, groups=2, diversity=0.0), StepRules(4, lm.eos_ids), None
-    )
+    plain = beam_search(_session(lm, [BOS]), Beam(4, groups=2, diversity=0.0), StepRules(4, lm.eos_ids), None)
     diverse = beam_search(
-        _session(lm, [BOS]), BeamParams(4, groups=2, diversity=5.0), StepRules(4, lm.eos_ids), None
+        _session(lm, [BOS]), Beam(4, groups=2, diversity=5.0), StepRules(4, lm.eos_ids), None
     )
     first_tokens = {h.token_ids[:1] for h in diverse[1]}
     assert len(first_tokens) >= len({h.token_ids[:1] for h in plain[1]})
@@ -298,7 +290,7 @@ def test_beam_search_property(lm, shape, diversity, lp, early, pattern, prompt, 
     factory = regex(pattern, lm.tokenizer.vocabulary()).matcher if pattern else (lambda: None)
     ids = [BOS, *prompt]
     expected = reference_beam(lm, ids, factory, width, groups, diversity, lp, early, max_tokens)
-    params = BeamParams(width, lp, early, groups, diversity)
+    params = Beam(width, lp, early, groups, diversity)
     _, hyps = beam_search(_session(lm, ids), params, StepRules(max_tokens, lm.eos_ids), factory())
     assert [h.token_ids for h in hyps] == [toks for _, toks in expected]
     assert [h.score for h in hyps] == pytest.approx([s for s, _ in expected], rel=1e-6, abs=1e-4)

@@ -22,18 +22,12 @@ MAX_TOKENS = 6
 DRAWS = 2000  # ~3 ms each (a fresh session, ~4 forwards)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """The toy model's matrices are tiny: extra torch threads only add sync cost (20x slower on a busy box)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def lm():
-    return toy_language_model()
+def lm(toy_lm):
+    return toy_lm
 
 
 @pytest.fixture(scope="module")
