@@ -135,11 +135,14 @@ def beam_search(
                 g.scores = [s for _, s, _, _ in running] + [_NEG_INF] * (wg - len(running))
                 src += [gi * wg + b for b, _, _, _ in running] + [gi * wg] * (wg - len(running))
                 next_tokens += [t for _, _, _, t in running] + [0] * (wg - len(running))
-                if counts is not None and running:
+                # The Hamming penalty counts real beams only: the placeholders' tokens are float32 ties
+                # (-1e9 + x rounds to -1e9), so which of them runs is arbitrary and must not matter.
+                chosen = [t for _, score, _, t in running if score > -_BIG / 2]
+                if counts is not None and chosen:
                     counts.index_add_(
                         0,
-                        torch.tensor([t for _, _, _, t in running], device=counts.device),
-                        torch.ones(len(running), device=counts.device),
+                        torch.tensor(chosen, device=counts.device),
+                        torch.ones(len(chosen), device=counts.device),
                     )
                 continues = continues or bool(running)
                 best = g.scores[0] / ((step + 1) ** params.length_penalty) if running else _NEG_INF

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -148,14 +148,9 @@ def execute(
     """Run `plan`. `aligned` holds the ASAp tries of `mode: aligned` steps, keyed by step and context; pass
     the same dict to every run of a program so its aligned draws converge (a fresh one otherwise)."""
     run = _Run(plan, lm, bind_inputs(plan.inputs, inputs), {} if aligned is None else aligned)
-    run.steps(plan.steps)
-    return Result(
-        values={k: s.value for k, s in run.results.items()},
-        text="".join(run.text),
-        token_ids=list(run.session.tokens),
-        logprob=sum(s.logprob for s in run.results.values()),
-        steps=run.results,
-    )
+    for step in run.walk(plan.steps):
+        run.generate(step)
+    return run.result()
 
 
 class _Run:
@@ -178,7 +173,9 @@ class _Run:
         self.results: dict[str, StepResult] = {}
         self.first = True
 
-    def steps(self, steps: tuple[Step, ...]) -> None:
+    def walk(self, steps: tuple[Step, ...]) -> Iterator[PlanGen]:
+        """Run the text and branch steps; yield each gen step for the driver, which generates it (with
+        `generate`, or batched with other runs and `record`) before the walk goes on."""
         for step in steps:
             if isinstance(step, PlanText):
                 piece = _render(step.parts, self.env)
@@ -187,20 +184,19 @@ class _Run:
                 self.session.append(self.tok.encode(piece, add_special_tokens=special))
                 self.first = False
             elif isinstance(step, PlanGen):
-                self.generate(step)
+                self._start(step.op)
+                yield step
                 self.first = False
             else:
-                self.branch(step)
+                yield from self.walk(self._branch(step))
 
-    def branch(self, step: PlanBranch) -> None:
+    def _branch(self, step: PlanBranch) -> tuple[Step, ...]:
         for test, body in step.cases:
             if test.holds(_render((test.var,), self.env)):
-                self.steps(body)
-                return
-        self.steps(step.otherwise)
+                return body
+        return step.otherwise
 
-    def generate(self, step: PlanGen) -> None:
-        op = step.op
+    def _start(self, op: ir.Generate) -> None:
         if not len(self.session):  # a program that opens with a gen: the model needs a first token
             bos = getattr(self.tok, "bos_token_id", None)
             if bos is None:
@@ -210,12 +206,27 @@ class _Run:
                     hints=["put a prompt before the first gen"],
                 )
             self.session.append([bos])
-        matcher = step.constraint.matcher() if step.constraint is not None else None
-        entropy = (
-            None
-            if op.stop_entropy is None
-            else (op.stop_entropy.above, op.stop_entropy.threshold, op.stop_entropy.steps)
+
+    def result(self) -> Result:
+        return Result(
+            values={k: s.value for k, s in self.results.items()},
+            text="".join(self.text),
+            token_ids=list(self.session.tokens),
+            logprob=sum(s.logprob for s in self.results.values()),
+            steps=self.results,
         )
+
+    def record(self, op: ir.Generate, gen: Generation, hyps: tuple[Hypothesis, ...] = ()) -> None:
+        self.env[op.name] = gen.text
+        self.text.append(gen.text)
+        self.results[op.name] = StepResult(
+            op.name, gen.text, gen.token_ids, gen.logprob, gen.finish_reason, hyps
+        )
+
+    def generate(self, step: PlanGen) -> None:
+        op = step.op
+        matcher = step.constraint.matcher() if step.constraint is not None else None
+        rules = step_rules(op, self.lm.eos_ids)
         policy = op.search
         hyps: tuple[Hypothesis, ...] = ()
         if isinstance(policy, ir.Sampling):
@@ -230,20 +241,20 @@ class _Run:
                 ignore_eos=not op.eos,
                 min_tokens=op.min_tokens,
                 stop_regex=op.stop_regex,
-                stop_entropy=entropy,
+                stop_entropy=rules.stop_entropy,
                 aligned=trie,
             )
         else:
-            rules = StepRules(
-                op.max_tokens, self.lm.eos_ids, op.min_tokens, not op.eos, op.stop, op.stop_regex, entropy
-            )
             gen, found = run_search(self.session, policy, rules, matcher)
             hyps = tuple(found)
-        self.env[op.name] = gen.text
-        self.text.append(gen.text)
-        self.results[op.name] = StepResult(
-            op.name, gen.text, gen.token_ids, gen.logprob, gen.finish_reason, hyps
-        )
+        self.record(op, gen, hyps)
+
+
+def step_rules(op: ir.Generate, eos_ids: frozenset[int]) -> StepRules:
+    """How a gen step's value may grow and end, apart from its policy."""
+    e = op.stop_entropy
+    entropy = None if e is None else (e.above, e.threshold, e.steps)
+    return StepRules(op.max_tokens, eos_ids, op.min_tokens, not op.eos, op.stop, op.stop_regex, entropy)
 
 
 def run_search(

@@ -160,29 +160,32 @@ class RowMasker:
             [_to_int32(1 << (t % 32)) for t in sorted(eos_ids)], dtype=torch.int32, device=device
         )
 
-    def __call__(self, scores: torch.Tensor, tracks: Sequence[Track | None], no_eos: bool) -> None:
+    def __call__(
+        self, scores: torch.Tensor, tracks: Sequence[Track | None], no_eos: bool | Sequence[bool]
+    ) -> None:
+        """`no_eos`: one flag for every row, or one per row (rows of different steps in one batch)."""
+        flags = [no_eos] * len(tracks) if isinstance(no_eos, bool) else list(no_eos)
         matchers = [t.matcher if t is not None else None for t in tracks]
         if all(m is None for m in matchers):
-            if no_eos and len(self._eos):
-                scores[:, self._eos] = float("-inf")
+            if any(flags) and len(self._eos):
+                refused = torch.tensor(flags, device=scores.device).nonzero().squeeze(1)
+                scores[refused[:, None], self._eos] = float("-inf")
             return
         b = len(tracks)
         if self._buf.shape[0] < b:
             self._buf = torch.empty((b, self._words), dtype=torch.int32, device=self._device)
         rows = self._buf[:b]
         rows.fill_(-1)
+        eos_bits = list(zip(self._eos_words.tolist(), self._eos_bits.tolist(), strict=True))
         for i, m in enumerate(matchers):
-            if m is None:
-                continue
-            rows[i].zero_()
-            m.fill_bitmask(rows[i])
-            allow = not no_eos and m.is_accepting()
-            for w, bit in zip(self._eos_words.tolist(), self._eos_bits.tolist(), strict=True):
-                value = int(rows[i, w])
-                rows[i, w] = _to_int32(value | bit if allow else value & ~bit)
-        if no_eos:
-            for w, bit in zip(self._eos_words.tolist(), self._eos_bits.tolist(), strict=True):
-                rows[:, w] &= ~bit
+            if m is not None:
+                rows[i].zero_()
+                m.fill_bitmask(rows[i])
+            allow = not flags[i] and (m is None or m.is_accepting())
+            if m is not None or not allow:
+                for w, bit in eos_bits:
+                    value = int(rows[i, w])
+                    rows[i, w] = _to_int32(value | bit if allow else value & ~bit)
         apply_token_bitmask_inplace(scores, rows)
 
 

@@ -145,7 +145,7 @@ def reference_beam(lm, prompt, factory, width, groups, diversity, lp, early, max
                 g["done"] = sorted(g["done"] + new_done, key=lambda e: -e[0])[:wg]
             g["beams"] = [(s, new, m2) for s, new, m2, _ in running]
             g["beams"] += [(NEG_INF, (), None)] * (wg - len(running))
-            chosen.update(t for *_, t in running)
+            chosen.update(t for s, *_, t in running if s > -5e8)  # real beams only
             continues = continues or bool(running)
             best = running[0][0] / (step + 1) ** lp if running else NEG_INF
             worst = min(e[0] for e in g["done"]) if len(g["done"]) == wg else -1e9
