@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,26 @@ class Program:
 
         plan = self.plan()
         return execute(plan, load_language_model(self.model), inputs, self._aligned)
+
+    def run_batch(
+        self,
+        inputs: Sequence[Mapping[str, Any]],
+        *,
+        batch_size: int = 8,
+        on_result: Callable[[int, Result], None] | None = None,
+    ) -> list[Result]:
+        """Run once per input, `batch_size` runs decoded together (the same results as `run` each, seeds
+        included); `on_result(index, result)` is called as results arrive."""
+        from decc.runtime.batch import execute_batch
+        from decc.runtime.model import load_language_model
+
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        plan = self.plan()
+        lm = load_language_model(self.model)
+        return execute_batch(
+            plan, lm, inputs, batch_size=batch_size, aligned=self._aligned, on_result=on_result
+        )
 
 
 def load(path: str | Path, *, model: str | None = None) -> Program:

@@ -9,7 +9,9 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from decc.errors import DeccError
 
@@ -28,6 +30,11 @@ def _parser() -> argparse.ArgumentParser:
         "--input", "-i", action="append", default=[], metavar="NAME=VALUE", help="an input value"
     )
     run.add_argument("--json", action="store_true", help="print one JSON object")
+    run.add_argument("--inputs", metavar="FILE", help="a JSONL file of inputs, one run per line (batched)")
+    run.add_argument(
+        "--out", metavar="FILE", help="with --inputs: append result rows here; reruns skip done rows"
+    )
+    run.add_argument("--batch-size", type=int, default=8, help="with --inputs: runs decoded together (8)")
     run.add_argument(
         "--model", help="override the program's model (a local transformers folder or 'default')"
     )
@@ -78,12 +85,53 @@ def cmd_run(args: argparse.Namespace) -> int:
     import decc
 
     program = decc.load(args.file, model=args.model)
+    if args.inputs is not None:
+        return _run_batch(program, args)
+    if args.out is not None:
+        raise DeccError("--out goes with --inputs (a JSONL file of inputs)")
     result = program.run(**_inputs(args.input))
     if args.json:
         print(json.dumps(result.to_json(), ensure_ascii=False))
     else:
         for name, value in result.values.items():
             print(f"{name}: {value}")
+    return 0
+
+
+def _run_batch(program: Any, args: argparse.Namespace) -> int:
+    from decc.batch_io import ResultsFile, read_inputs
+
+    if args.batch_size < 1:
+        raise DeccError(f"--batch-size must be at least 1, not {args.batch_size}")
+    common = _inputs(args.input)
+    rows = [{**common, **row} for row in read_inputs(args.inputs)]
+    out = ResultsFile(args.out, args.inputs) if args.out is not None else None
+    todo = [i for i in range(len(rows)) if out is None or i not in out.done]
+    if out is not None and len(todo) < len(rows):
+        print(f"decc: {len(rows) - len(todo)} of {len(rows)} rows already in {args.out}", file=sys.stderr)
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(todo), unit="row", file=sys.stderr, disable=not todo)
+    tokens = 0
+    start = time.perf_counter()
+
+    def done(k: int, result: Any) -> None:
+        nonlocal tokens
+        tokens += sum(len(s.token_ids) for s in result.steps.values())
+        row = result.to_json()
+        if out is not None:
+            out.write(todo[k], row)
+        else:
+            print(json.dumps({"index": todo[k], **row}, ensure_ascii=False), flush=True)
+        bar.set_postfix_str(f"{tokens / max(time.perf_counter() - start, 1e-9):.1f} tok/s")
+        bar.update(1)
+
+    try:
+        program.run_batch([rows[i] for i in todo], batch_size=args.batch_size, on_result=done)
+    finally:
+        bar.close()
+        if out is not None:
+            out.close()
     return 0
 
 

@@ -1,0 +1,210 @@
+"""Many runs of one program at once: their gen steps decoded as the rows of one batch.
+
+Each run walks its plan on its own (text, branches) until it reaches a gen step; the runs waiting on a gen
+are decoded together: their contexts left-padded into one prefill with an attention mask, then one forward
+per step for every row still going, each row with its own constraint, sampling parameters, seed and
+stopping rules. Rows that finish leave the batch. A row draws from its own generator seeded as a single
+run seeds it, so a batch gives what each input gives alone (up to float rounding between padded and
+unpadded shapes). Steps that use a search policy or `mode: aligned` run alone, as in a single run.
+
+The context is prefilled again at each gen step (no KV cache is kept between steps across rows).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from decc.compiler import ir
+from decc.compiler.plan import Plan, PlanGen
+
+from .decode import Generation
+from .detokenize import IncrementalDetokenizer
+from .executor import Result, _Run, bind_inputs, sampling_params, step_rules
+from .kvcache import make_kv_cache, select_rows
+from .model import LanguageModel
+from .particles import _entropy_stop
+from .sampling import SamplingParams, make_generator, sample
+from .tracks import RowMasker, StepRules, Track
+
+__all__ = ["RowSpec", "execute_batch", "generate_rows"]
+
+
+@dataclass
+class RowSpec:
+    """One row of a batched gen: its context, rules, sampling, matcher and random stream."""
+
+    context: list[int]
+    rules: StepRules
+    sampling: SamplingParams
+    matcher: Any | None
+    generator: torch.Generator | None
+
+
+def generate_rows(lm: LanguageModel, rows: Sequence[RowSpec]) -> list[Generation]:
+    """Decode one value per row after its context, all rows in one batch (left padding, attention mask)."""
+    device = lm.device if lm.device is not None else lm.model.device
+    tok = lm.tokenizer
+    n = len(rows)
+    width = max(len(r.context) for r in rows)
+    pad = getattr(tok, "pad_token_id", None)
+    pad = int(pad) if pad is not None else min(lm.eos_ids)
+    ids = torch.full((n, width), pad, dtype=torch.long, device=device)
+    mask = torch.zeros((n, width), dtype=torch.long, device=device)
+    for i, r in enumerate(rows):
+        ids[i, width - len(r.context) :] = torch.tensor(r.context, dtype=torch.long)
+        mask[i, width - len(r.context) :] = 1
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    cache = make_kv_cache(lm.model.config)
+    tracks = [
+        Track(r.matcher, IncrementalDetokenizer(tok) if r.rules.scanner() is not None else None) for r in rows
+    ]
+    scanners = [r.rules.scanner() for r in rows]
+    masker = RowMasker(lm.vocab_size, lm.eos_ids, device)
+    live = [i for i, r in enumerate(rows) if not _done_at_start(tracks[i], r)]
+    with torch.inference_mode():
+        logits = _forward(lm, ids, mask, positions, cache)
+        if len(live) < n:
+            keep = torch.tensor(live, dtype=torch.long, device=device)
+            select_rows(cache, keep)
+            logits, mask, positions = logits[keep], mask[keep], positions[keep]
+        step = 0
+        while live:
+            raw = torch.log_softmax(logits.float(), dim=-1)
+            masker(logits, [tracks[i] for i in live], [rows[i].rules.no_eos(step) for i in live])
+            next_live: list[int] = []
+            for r, i in enumerate(live):
+                tr, spec = tracks[i], rows[i]
+                if spec.rules.stop_entropy is not None and _entropy_stop(
+                    tr, logits[r], spec.sampling, spec.rules
+                ):
+                    tr.finish = "entropy"
+                    continue
+                t = sample(logits[r], spec.sampling, spec.generator)
+                tr.extend(t, float(raw[r, t]), spec.rules, scanners[i], tok)
+                if tr.finish is None and step + 1 >= spec.rules.max_tokens:
+                    tr.finish = "length"
+                if tr.finish is None:
+                    next_live.append(r)
+            if not next_live:
+                break
+            keep = torch.tensor(next_live, dtype=torch.long, device=device)
+            if len(next_live) < len(live):
+                select_rows(cache, keep)
+                mask, positions = mask[keep], positions[keep]
+            live = [live[r] for r in next_live]
+            feed = torch.tensor([[tracks[i].tokens[-1]] for i in live], dtype=torch.long, device=device)
+            mask = torch.cat([mask, torch.ones((len(live), 1), dtype=mask.dtype, device=device)], dim=1)
+            positions = positions[:, -1:] + 1
+            logits = _forward(lm, feed, mask, positions, cache)
+            step += 1
+    return [t.generation(tok) for t in tracks]
+
+
+def _done_at_start(track: Track, spec: RowSpec) -> bool:
+    m = spec.matcher
+    if m is not None and m.is_accepting() and not m.can_continue():
+        track.finish = "constraint"
+        return True
+    if spec.rules.max_tokens == 0:
+        track.finish = "length"
+        return True
+    return False
+
+
+def _forward(
+    lm: LanguageModel, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any
+) -> torch.Tensor:
+    out = lm.model(
+        input_ids=ids,
+        attention_mask=mask,
+        position_ids=positions,
+        past_key_values=cache,
+        use_cache=True,
+        logits_to_keep=1,
+    )
+    return out.logits[:, -1]
+
+
+def execute_batch(
+    plan: Plan,
+    lm: LanguageModel,
+    inputs: Sequence[Mapping[str, Any]],
+    *,
+    batch_size: int = 8,
+    aligned: dict | None = None,
+    on_result: Callable[[int, Result], None] | None = None,
+) -> list[Result]:
+    """Run `plan` once per input, `batch_size` runs at a time; `on_result(index, result)` is called as each
+    batch completes (the CLI writes rows as they come). Inputs are all checked before anything runs."""
+    envs = []
+    for i, given in enumerate(inputs):
+        try:
+            envs.append(bind_inputs(plan.inputs, given))
+        except Exception as err:
+            from decc.errors import DeccError
+
+            if isinstance(err, DeccError):
+                err.message = f"input row {i + 1}: {err.message}"
+            raise
+    shared = {} if aligned is None else aligned
+    results: list[Result] = []
+    for start in range(0, len(envs), batch_size):
+        runs = [_Run(plan, lm, env, shared) for env in envs[start : start + batch_size]]
+        _drive(runs, lm)
+        for k, run in enumerate(runs):
+            result = run.result()
+            results.append(result)
+            if on_result is not None:
+                on_result(start + k, result)
+    return results
+
+
+def _drive(runs: list[_Run], lm: LanguageModel) -> None:
+    """Walk every run to its next gen, decode the batchable gens together, repeat until all are done."""
+    walks: list[Iterator[PlanGen] | None] = [run.walk(run.plan.steps) for run in runs]
+    waiting: dict[int, PlanGen] = {}
+
+    def advance(i: int) -> None:
+        walk = walks[i]
+        if walk is None:
+            return
+        step = next(walk, None)
+        if step is None:
+            walks[i] = None
+        else:
+            waiting[i] = step
+
+    for i in range(len(runs)):
+        advance(i)
+    while waiting:
+        batchable = [
+            i for i, s in waiting.items() if isinstance(s.op.search, ir.Sampling) and not s.op.aligned
+        ]
+        for i in [i for i in waiting if i not in batchable]:
+            runs[i].generate(waiting.pop(i))
+            advance(i)
+        if not batchable:
+            continue
+        specs = [_spec(runs[i], waiting[i], lm) for i in batchable]
+        for i, gen in zip(batchable, generate_rows(lm, specs), strict=True):
+            step = waiting.pop(i)
+            runs[i].session.append(gen.token_ids)
+            runs[i].record(step.op, gen)
+            advance(i)
+
+
+def _spec(run: _Run, step: PlanGen, lm: LanguageModel) -> RowSpec:
+    op = step.op
+    sampling = sampling_params(op.search)  # type: ignore[arg-type]
+    generator = None if sampling.greedy else make_generator(sampling.seed, lm.device or "cpu")
+    return RowSpec(
+        context=run.session.tokens,
+        rules=step_rules(op, lm.eos_ids),
+        sampling=sampling,
+        matcher=step.constraint.matcher() if step.constraint is not None else None,
+        generator=generator,
+    )
