@@ -25,10 +25,10 @@ from .decode import Generation
 from .detokenize import IncrementalDetokenizer
 from .executor import Result, _Run, bind_inputs, sampling_params, step_rules
 from .kvcache import make_kv_cache, select_rows
+from .masking import RowMasker
 from .model import LanguageModel
-from .particles import _entropy_stop
 from .sampling import SamplingParams, make_generator, sample
-from .tracks import RowMasker, StepRules, Track
+from .tracks import StepRules, Track
 
 __all__ = ["RowSpec", "execute_batch", "generate_rows"]
 
@@ -74,14 +74,13 @@ def generate_rows(lm: LanguageModel, rows: Sequence[RowSpec]) -> list[Generation
         step = 0
         while live:
             raw = torch.log_softmax(logits.float(), dim=-1)
-            masker(logits, [tracks[i] for i in live], [rows[i].rules.no_eos(step) for i in live])
+            masker(logits, [tracks[i].matcher for i in live], [rows[i].rules.no_eos(step) for i in live])
             next_live: list[int] = []
             for r, i in enumerate(live):
                 tr, spec = tracks[i], rows[i]
-                if spec.rules.stop_entropy is not None and _entropy_stop(
-                    tr, logits[r], spec.sampling, spec.rules
+                if spec.rules.stop_entropy is not None and tr.entropy_stop(
+                    logits[r], spec.sampling, spec.rules
                 ):
-                    tr.finish = "entropy"
                     continue
                 t = sample(logits[r], spec.sampling, spec.generator)
                 tr.extend(t, float(raw[r, t]), spec.rules, scanners[i], tok)

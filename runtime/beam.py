@@ -34,7 +34,9 @@ from decc.compiler.ir import Beam
 from decc.errors import InternalError
 
 from .decode import DecodeSession
-from .tracks import Hypothesis, RowMasker, StepRules, Track
+from .detokenize import IncrementalDetokenizer
+from .masking import RowMasker
+from .tracks import Hypothesis, StepRules, Track
 
 __all__ = ["beam_search"]
 
@@ -67,8 +69,6 @@ def beam_search(
     scanner = rules.scanner()
 
     def new_track() -> Track:
-        from .detokenize import IncrementalDetokenizer
-
         return Track(
             matcher.clone() if matcher is not None else None,
             IncrementalDetokenizer(tok) if scanner is not None else None,
@@ -84,7 +84,11 @@ def beam_search(
         step = 0
         while True:
             logp = torch.log_softmax(logits.float(), dim=-1)
-            masker(logp, [t for g in groups for t in g.rows], rules.no_eos(step))
+            masker(
+                logp,
+                [t.matcher if t is not None else None for g in groups for t in g.rows],
+                rules.no_eos(step),
+            )
             vocab = logp.shape[1]
             last = step + 1 == rules.max_tokens
             counts = torch.zeros(vocab, device=logp.device) if n_groups > 1 and params.diversity else None
@@ -167,10 +171,7 @@ def beam_search(
     # kept above so the rules match transformers', but not answers: left out unless there is nothing else.
     finished = [e for e in finished if not _placeholder(e, params.length_penalty)] or finished[:1]
     best_score, winner = finished[0]
-    if winner.step == step and winner.finish != "stop":
-        session.adopt(winner.row, winner.tokens, fed=min(step, len(winner.tokens)))
-    else:
-        session.adopt(None, winner.tokens)
+    winner.join(session, step)
     return winner, [t.hypothesis(tok, s) for s, t in finished]
 
 

@@ -19,7 +19,7 @@ from decc.errors import DeccError, InternalError
 
 from .aligned import AlignedTrie, Cursor
 from .detokenize import IncrementalDetokenizer, StopScanner
-from .kernels.bitmask import allocate_token_bitmask, apply_token_bitmask_inplace
+from .masking import RowMasker
 from .model import LanguageModel
 from .sampling import SamplingParams, entropy, make_generator, sample
 
@@ -85,9 +85,7 @@ class DecodeSession:
         self._cache = make_kv_cache(lm.model.config)
         self._max_positions = int(getattr(lm.model.config, "max_position_embeddings", 0) or 0)
         self._eos = lm.eos_ids
-        eos_sorted = sorted(lm.eos_ids)
-        self._eos_index = torch.tensor(eos_sorted, dtype=torch.long, device=self._device)
-        self._eos_words = _bit_words(eos_sorted)
+        self._masker = RowMasker(lm.vocab_size, lm.eos_ids, self._device)
         self._step_ids = torch.zeros((1, 1), dtype=torch.long, device=self._device)
         # Positions sliced from one arange (the model would otherwise ask the cache and build one per call).
         self._positions = (
@@ -95,7 +93,6 @@ class DecodeSession:
             if self._max_positions
             else None
         )
-        self._bitmask: torch.Tensor | None = None  # one reused row, allocated on first constrained step
 
     @property
     def tokens(self) -> list[int]:
@@ -275,10 +272,8 @@ class DecodeSession:
             lse = torch.logsumexp(logits.float(), 0)  # no copy for float32 models
             raw = logits.clone() if cursor is not None else None
             no_eos = ignore_eos or step < rules.min_tokens
-            if matcher is not None:
-                self._mask(logits, matcher, allow_eos=not no_eos and matcher.is_accepting())
-            elif no_eos:
-                logits.index_fill_(0, self._eos_index, _NEG_INF)
+            if matcher is not None or no_eos:
+                self._masker(logits.unsqueeze(0), [matcher], no_eos)
             if rules.stop_entropy is not None:
                 above, threshold, k = rules.stop_entropy
                 h = entropy(logits, sampling)
@@ -309,18 +304,6 @@ class DecodeSession:
                 break
             logits = self._forward_one(token)
         return self._result(generated, logprobs[: len(generated)], finish)
-
-    def _mask(self, logits: torch.Tensor, matcher: TokenMatcher, *, allow_eos: bool) -> None:
-        """Apply the matcher's bitmask to `logits` in place, with EOS bits set by the loop's policy."""
-        row = self._bitmask
-        if row is None:
-            row = self._bitmask = allocate_token_bitmask(1, logits.shape[0], self._device)[0]
-        row.zero_()
-        matcher.fill_bitmask(row)
-        for word, bits in self._eos_words:
-            value = int(row[word])
-            row[word] = _to_int32(value | bits if allow_eos else value & ~bits)
-        apply_token_bitmask_inplace(logits, row)
 
     def _cut_at_stop(self, generated: list[int], scanner: StopScanner) -> tuple[list[int], str] | None:
         """Cut the value before the first stop string and rewrite the context's tail to match it.
@@ -410,17 +393,3 @@ def _aligned_sample(
 
 def _finished(matcher: TokenMatcher) -> bool:
     return matcher.is_accepting() and not matcher.can_continue()
-
-
-def _bit_words(token_ids: Sequence[int]) -> list[tuple[int, int]]:
-    """(word, bits) pairs that cover `token_ids` in the packed bitmask layout, one pair per word."""
-    words: dict[int, int] = {}
-    for t in token_ids:
-        words[t // 32] = words.get(t // 32, 0) | (1 << (t % 32))
-    return sorted(words.items())
-
-
-def _to_int32(value: int) -> int:
-    """A Python int's low 32 bits as a signed int32 (bit 31 is the sign bit in the tensor)."""
-    value &= 0xFFFFFFFF
-    return value - (1 << 32) if value >= 1 << 31 else value

@@ -97,8 +97,10 @@ class GrowingLayer(DynamicLayer):
         self.values = values[..., :n, :]
 
     def batch_repeat_interleave(self, repeats: int) -> None:
-        batch = self._key_buf.shape[0] if self._key_buf is not None else 1
-        self.select_rows(torch.arange(batch).repeat_interleave(repeats))
+        if self._key_buf is None:
+            return
+        rows = torch.arange(self._key_buf.shape[0], device=self._key_buf.device)
+        self.select_rows(rows.repeat_interleave(repeats))
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
         self.select_rows(indices.long())

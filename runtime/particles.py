@@ -36,9 +36,10 @@ from decc.errors import InternalError
 
 from .decode import DecodeSession
 from .detokenize import IncrementalDetokenizer
+from .masking import RowMasker
 from .rewards import Scorer
-from .sampling import SamplingParams, entropy, filter_logits
-from .tracks import Hypothesis, RowMasker, StepRules, Track
+from .sampling import SamplingParams, filter_logits
+from .tracks import Hypothesis, StepRules, Track
 
 __all__ = ["ParticleParams", "run_particles"]
 
@@ -85,14 +86,13 @@ def run_particles(
         step = 0
         while True:
             raw = torch.log_softmax(logits.float(), dim=-1)
-            masker(logits, [tracks[i] for i in live], rules.no_eos(step))
+            masker(logits, [tracks[i].matcher for i in live], rules.no_eos(step))
             tokens, logq = _draw(logits, sampling, generator)
             ended: list[int] = []
             for r, i in enumerate(live):
                 tr = tracks[i]
                 tr.row, tr.step = r, step
-                if rules.stop_entropy is not None and _entropy_stop(tr, logits[r], sampling, rules):
-                    tr.finish = "entropy"
+                if rules.stop_entropy is not None and tr.entropy_stop(logits[r], sampling, rules):
                     ended.append(i)
                     continue
                 t = tokens[r]
@@ -138,11 +138,7 @@ def run_particles(
     if winner is None:
         winner = _choose(tracks, hyps, params, generator)
     best = tracks[winner]
-    in_batch = best.step == step and best.finish != "stop" and best.finish != "entropy"
-    if in_batch:
-        session.adopt(best.row, best.tokens, fed=min(step, len(best.tokens)))
-    else:
-        session.adopt(None, best.tokens)
+    best.join(session, step)
     # Only answers come back: values that completed (and, under SMC, carry weight); all of them when none did.
     keep = [
         h
@@ -167,13 +163,6 @@ def _draw(
         raise InternalError("every token is masked: the constraint allows nothing at this step")
     picked = torch.multinomial(logq.exp(), 1, generator=generator).squeeze(1)
     return picked.tolist(), logq.gather(1, picked[:, None]).squeeze(1).tolist()
-
-
-def _entropy_stop(tr: Track, row: torch.Tensor, sampling: SamplingParams, rules: StepRules) -> bool:
-    above, threshold, k = rules.stop_entropy  # type: ignore[misc]
-    h = entropy(row, sampling)
-    tr.run = tr.run + 1 if (h > threshold if above else h < threshold) else 0
-    return tr.run >= k
 
 
 def _twist(tr: Track, potential: Scorer, tok: Any) -> None:

@@ -8,7 +8,6 @@ and stop regexes cut the value, a constraint that allows nothing more finishes i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,11 +15,11 @@ import torch
 
 from decc.errors import InternalError
 
-from .decode import FinishReason, Generation, TokenMatcher, cut_at_stop
+from .decode import DecodeSession, FinishReason, Generation, TokenMatcher, cut_at_stop
 from .detokenize import IncrementalDetokenizer, StopScanner
-from .kernels.bitmask import apply_token_bitmask_inplace, bitmask_words
+from .sampling import SamplingParams, entropy
 
-__all__ = ["Hypothesis", "RowMasker", "StepRules", "Track"]
+__all__ = ["Hypothesis", "StepRules", "Track"]
 
 
 @dataclass(frozen=True)
@@ -126,6 +125,26 @@ class Track:
             return "constraint"
         return None
 
+    def entropy_stop(self, row: torch.Tensor, sampling: SamplingParams, rules: StepRules) -> bool:
+        """Count this step against `rules.stop_entropy` (entropy of the masked row as sampled); True when
+        the value ends here, before a token is drawn."""
+        above, threshold, k = rules.stop_entropy  # type: ignore[misc]
+        h = entropy(row, sampling)
+        self.run = self.run + 1 if (h > threshold if above else h < threshold) else 0
+        if self.run >= k:
+            self.finish = "entropy"
+            return True
+        return False
+
+    def join(self, session: DecodeSession, last_step: int) -> None:
+        """Make this (winning) hypothesis the session's context. Its cache row is kept when it finished at
+        the search's last step (the row is still in the batch, holding its first `last_step` tokens) and no
+        stop rewrote its tokens; otherwise its tokens are fed again at the next generate."""
+        if self.step == last_step and self.finish not in ("stop", "entropy"):
+            session.adopt(self.row, self.tokens, fed=min(last_step, len(self.tokens)))
+        else:
+            session.adopt(None, self.tokens)
+
     def current_text(self, tokenizer: Any) -> str:
         if self.text is not None:
             return self.text
@@ -142,53 +161,3 @@ class Track:
         return Generation(
             tuple(self.tokens), self.current_text(tokenizer), self.logprob, self.finish or "length"
         )
-
-
-class RowMasker:
-    """Masks a `[B, V]` batch of scores in place: each row by its track's matcher, EOS by the step rules.
-
-    One int32 bitmask buffer is reused across steps (grown when the batch grows).
-    """
-
-    def __init__(self, vocab_size: int, eos_ids: frozenset[int], device: torch.device) -> None:
-        self._words = bitmask_words(vocab_size)
-        self._device = device
-        self._buf = torch.empty((0, self._words), dtype=torch.int32, device=device)
-        self._eos = torch.tensor(sorted(eos_ids), dtype=torch.long, device=device)
-        self._eos_words = self._eos // 32
-        self._eos_bits = torch.tensor(
-            [_to_int32(1 << (t % 32)) for t in sorted(eos_ids)], dtype=torch.int32, device=device
-        )
-
-    def __call__(
-        self, scores: torch.Tensor, tracks: Sequence[Track | None], no_eos: bool | Sequence[bool]
-    ) -> None:
-        """`no_eos`: one flag for every row, or one per row (rows of different steps in one batch)."""
-        flags = [no_eos] * len(tracks) if isinstance(no_eos, bool) else list(no_eos)
-        matchers = [t.matcher if t is not None else None for t in tracks]
-        if all(m is None for m in matchers):
-            if any(flags) and len(self._eos):
-                refused = torch.tensor(flags, device=scores.device).nonzero().squeeze(1)
-                scores[refused[:, None], self._eos] = float("-inf")
-            return
-        b = len(tracks)
-        if self._buf.shape[0] < b:
-            self._buf = torch.empty((b, self._words), dtype=torch.int32, device=self._device)
-        rows = self._buf[:b]
-        rows.fill_(-1)
-        eos_bits = list(zip(self._eos_words.tolist(), self._eos_bits.tolist(), strict=True))
-        for i, m in enumerate(matchers):
-            if m is not None:
-                rows[i].zero_()
-                m.fill_bitmask(rows[i])
-            allow = not flags[i] and (m is None or m.is_accepting())
-            if m is not None or not allow:
-                for w, bit in eos_bits:
-                    value = int(rows[i, w])
-                    rows[i, w] = _to_int32(value | bit if allow else value & ~bit)
-        apply_token_bitmask_inplace(scores, rows)
-
-
-def _to_int32(value: int) -> int:
-    value &= 0xFFFFFFFF
-    return value - (1 << 32) if value >= 1 << 31 else value

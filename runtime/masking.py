@@ -1,0 +1,75 @@
+"""Masking rows of logits by their matchers, with EOS allowed exactly where the step's rules say.
+
+One implementation for the single-stream loop (decode.py), beams and particles (beam.py, particles.py)
+and batched runs (batch.py): a row's bits come from its matcher (all set without one), then the EOS bits
+are set where the matcher accepts and EOS is not held back, and cleared elsewhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from .kernels.bitmask import apply_token_bitmask_inplace, bitmask_words
+
+__all__ = ["RowMasker"]
+
+_NEG_INF = float("-inf")
+
+
+class RowMasker:
+    """Masks a `[B, V]` batch of scores in place; one int32 bitmask buffer is reused (grown when the batch
+    grows)."""
+
+    def __init__(self, vocab_size: int, eos_ids: frozenset[int], device: torch.device | str) -> None:
+        self._words = bitmask_words(vocab_size)
+        self._device = device
+        self._buf = torch.empty((0, self._words), dtype=torch.int32, device=device)
+        self._eos = torch.tensor(sorted(eos_ids), dtype=torch.long, device=device)
+        self._eos_bits = _bit_words(sorted(eos_ids))
+
+    def __call__(
+        self, scores: torch.Tensor, matchers: Sequence[Any | None], no_eos: bool | Sequence[bool]
+    ) -> None:
+        """`matchers`: one per row (None: no constraint). `no_eos`: one flag for every row, or one per row
+        (rows of different steps in one batch)."""
+        flags = [no_eos] * len(matchers) if isinstance(no_eos, bool) else list(no_eos)
+        if all(m is None for m in matchers):
+            if any(flags) and len(self._eos):
+                if all(flags):
+                    scores[:, self._eos] = _NEG_INF
+                else:
+                    refused = torch.tensor(flags, device=scores.device).nonzero().squeeze(1)
+                    scores[refused[:, None], self._eos] = _NEG_INF
+            return
+        b = len(matchers)
+        if self._buf.shape[0] < b:
+            self._buf = torch.empty((b, self._words), dtype=torch.int32, device=self._device)
+        rows = self._buf[:b]
+        rows.fill_(-1)
+        for i, m in enumerate(matchers):
+            if m is not None:
+                rows[i].zero_()
+                m.fill_bitmask(rows[i])
+            allow = not flags[i] and (m is None or m.is_accepting())
+            if m is not None or not allow:
+                for w, bits in self._eos_bits:
+                    value = int(rows[i, w])
+                    rows[i, w] = _to_int32(value | bits if allow else value & ~bits)
+        apply_token_bitmask_inplace(scores, rows)
+
+
+def _bit_words(token_ids: Sequence[int]) -> list[tuple[int, int]]:
+    """(word, bits) pairs that cover `token_ids` in the packed bitmask layout, one pair per word."""
+    words: dict[int, int] = {}
+    for t in token_ids:
+        words[t // 32] = words.get(t // 32, 0) | (1 << (t % 32))
+    return sorted(words.items())
+
+
+def _to_int32(value: int) -> int:
+    """A Python int's low 32 bits as a signed int32 (bit 31 is the sign bit in the tensor)."""
+    value &= 0xFFFFFFFF
+    return value - (1 << 32) if value >= 1 << 31 else value
