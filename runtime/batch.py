@@ -23,11 +23,13 @@ from decc.compiler.plan import Plan, PlanGen
 
 from .decode import Generation
 from .detokenize import IncrementalDetokenizer
+from .device_loop import decode_on_device, eligible
 from .executor import Result, _Run, bind_inputs, sampling_params, step_rules
+from .kernels.bitmask import apply_token_bitmask_inplace
 from .kvcache import make_kv_cache, select_rows
 from .masking import RowMasker
 from .model import LanguageModel
-from .sampling import SamplingParams, make_generator, sample
+from .sampling import SamplingParams, Stream, draw_rows, make_generator
 from .tracks import StepRules, Track
 
 __all__ = ["RowSpec", "execute_batch", "generate_rows"]
@@ -41,11 +43,17 @@ class RowSpec:
     rules: StepRules
     sampling: SamplingParams
     matcher: Any | None
-    generator: torch.Generator | None
+    generator: Stream | None
 
 
-def generate_rows(lm: LanguageModel, rows: Sequence[RowSpec]) -> list[Generation]:
-    """Decode one value per row after its context, all rows in one batch (left padding, attention mask)."""
+def generate_rows(
+    lm: LanguageModel, rows: Sequence[RowSpec], *, on_device: bool | None = None
+) -> list[Generation]:
+    """Decode one value per row after its context, all rows in one batch (left padding, attention mask).
+
+    Rows whose constraints and rules allow it decode in the device loop (device_loop.py: no host round
+    trip per step); the others step by step here. `on_device` forces one or the other (tests compare them).
+    """
     device = lm.device if lm.device is not None else lm.model.device
     tok = lm.tokenizer
     n = len(rows)
@@ -71,19 +79,46 @@ def generate_rows(lm: LanguageModel, rows: Sequence[RowSpec]) -> list[Generation
             keep = torch.tensor(live, dtype=torch.long, device=device)
             select_rows(cache, keep)
             logits, mask, positions = logits[keep], mask[keep], positions[keep]
+        if on_device is None:
+            on_device = all(eligible(rows[i]) for i in live)
+        if on_device and live:
+            if not all(eligible(rows[i]) for i in live):
+                raise ValueError("a row's constraint or rules need the host loop")
+            decode_on_device(
+                lm,
+                [rows[i] for i in live],
+                [tracks[i] for i in live],
+                logits,
+                mask,
+                positions,
+                cache,
+                lambda ids, m, p, c: _forward(lm, ids, m, p, c),
+            )
+            live = []
         step = 0
         while live:
-            raw = torch.log_softmax(logits.float(), dim=-1)
-            masker(logits, [tracks[i].matcher for i in live], [rows[i].rules.no_eos(step) for i in live])
+            lse = torch.logsumexp(logits.float(), dim=-1)
+            bitmask = masker.bitmask(
+                [tracks[i].matcher for i in live], [rows[i].rules.no_eos(step) for i in live]
+            )
+            ending = {
+                r
+                for r, i in enumerate(live)
+                if rows[i].rules.stop_entropy is not None
+                and tracks[i].entropy_stop(_masked(logits, bitmask, r), rows[i].sampling, rows[i].rules)
+            }
+            drawn = draw_rows(
+                logits, bitmask, [rows[i].sampling for i in live], [_key(rows[i]) for i in live]
+            ).tokens
+            picked = (logits.gather(1, drawn[:, None].to(device))[:, 0].float() - lse).tolist()
+            drawn_ids = drawn.tolist()
             next_live: list[int] = []
             for r, i in enumerate(live):
                 tr, spec = tracks[i], rows[i]
-                if spec.rules.stop_entropy is not None and tr.entropy_stop(
-                    logits[r], spec.sampling, spec.rules
-                ):
+                if r in ending:
                     continue
-                t = sample(logits[r], spec.sampling, spec.generator)
-                tr.extend(t, float(raw[r, t]), spec.rules, scanners[i], tok)
+                t = drawn_ids[r]
+                tr.extend(t, picked[r], spec.rules, scanners[i], tok)
                 if tr.finish is None and step + 1 >= spec.rules.max_tokens:
                     tr.finish = "length"
                 if tr.finish is None:
@@ -101,6 +136,17 @@ def generate_rows(lm: LanguageModel, rows: Sequence[RowSpec]) -> list[Generation
             logits = _forward(lm, feed, mask, positions, cache)
             step += 1
     return [t.generation(tok) for t in tracks]
+
+
+def _masked(logits: torch.Tensor, bitmask: torch.Tensor | None, r: int) -> torch.Tensor:
+    row = logits[r].clone()
+    if bitmask is not None:
+        apply_token_bitmask_inplace(row[None], bitmask[r : r + 1])
+    return row
+
+
+def _key(spec: RowSpec) -> tuple[int, int]:
+    return spec.generator.key() if spec.generator is not None else (0, 0)
 
 
 def _done_at_start(track: Track, spec: RowSpec) -> bool:

@@ -19,9 +19,10 @@ from decc.errors import DeccError, InternalError
 
 from .aligned import AlignedTrie, Cursor
 from .detokenize import IncrementalDetokenizer, StopScanner
+from .kernels.bitmask import apply_token_bitmask_inplace
 from .masking import RowMasker
 from .model import LanguageModel
-from .sampling import SamplingParams, entropy, make_generator, sample
+from .sampling import SamplingParams, Stream, entropy, make_generator, sample
 
 __all__ = ["FINISH_REASONS", "DecodeSession", "FinishReason", "Generation", "TokenMatcher", "cut_at_stop"]
 
@@ -208,7 +209,7 @@ class DecodeSession:
         matcher: TokenMatcher | None = None,
         stop: Sequence[str] = (),
         ignore_eos: bool = False,
-        generator: torch.Generator | None = None,
+        generator: Stream | None = None,
         min_tokens: int = 0,
         stop_regex: str | None = None,
         stop_entropy: tuple[bool, float, int] | None = None,
@@ -250,7 +251,7 @@ class DecodeSession:
         matcher: TokenMatcher | None,
         stops: tuple[str, ...],
         ignore_eos: bool,
-        generator: torch.Generator | None,
+        generator: Stream | None,
         rules: _Rules,
         cursor: Cursor | None = None,
     ) -> Generation:
@@ -270,21 +271,23 @@ class DecodeSession:
         finish: FinishReason = "length"
         for step in range(max_tokens):
             lse = torch.logsumexp(logits.float(), 0)  # no copy for float32 models
-            raw = logits.clone() if cursor is not None else None
             no_eos = ignore_eos or step < rules.min_tokens
-            if matcher is not None or no_eos:
-                self._masker(logits.unsqueeze(0), [matcher], no_eos)
+            bitmask = self._masker.bitmask([matcher], no_eos)
+            masked = logits
+            if bitmask is not None and (cursor is not None or rules.stop_entropy is not None):
+                masked = logits.clone()
+                apply_token_bitmask_inplace(masked.unsqueeze(0), bitmask)
             if rules.stop_entropy is not None:
                 above, threshold, k = rules.stop_entropy
-                h = entropy(logits, sampling)
+                h = entropy(masked, sampling)
                 running = running + 1 if (h > threshold if above else h < threshold) else 0
                 if running >= k:
                     return self._result(generated, logprobs[:step], "entropy")
-            if cursor is None or raw is None:
-                token = sample(logits, sampling, generator)
+            if cursor is not None:
+                token = _aligned_sample(cursor, logits, masked, sampling, generator)
             else:
-                token = _aligned_sample(cursor, raw, logits, sampling, generator)
-            logprobs[step] = logits[token] - lse  # the sampled token is never masked, so this is raw
+                token = sample(logits, sampling, generator, bitmask)
+            logprobs[step] = logits[token] - lse  # raw: the unmasked model's log-probability
             if token in eos:
                 return self._result(generated, logprobs[: step + 1], "eos")
             if matcher is not None and not matcher.advance(token):
@@ -374,7 +377,7 @@ def _aligned_sample(
     raw: torch.Tensor,
     masked: torch.Tensor,
     sampling: SamplingParams,
-    generator: torch.Generator | None,
+    generator: Stream | None,
 ) -> int:
     """One ASAp step: the model's log-probabilities (at the temperature, unmasked), masked, reweighted by
     the EFG. Truncations (top-k, top-p, ...) are refused with `mode: aligned` at compile time."""
@@ -385,8 +388,8 @@ def _aligned_sample(
     weights = cursor.reweight(logq)
     if sampling.greedy:
         token = int(torch.argmax(weights))
-    else:
-        token = int(torch.multinomial(torch.softmax(weights, 0), 1, generator=generator))
+    else:  # the reweighted log-probabilities, drawn from as they are (temperature already applied)
+        token = sample(weights, SamplingParams(greedy=False), generator)
     cursor.take(token, float(logq[token].exp()))
     return token
 

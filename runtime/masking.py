@@ -44,6 +44,17 @@ class RowMasker:
                     refused = torch.tensor(flags, device=scores.device).nonzero().squeeze(1)
                     scores[refused[:, None], self._eos] = _NEG_INF
             return
+        apply_token_bitmask_inplace(scores, self._fill(matchers, flags))
+
+    def bitmask(self, matchers: Sequence[Any | None], no_eos: bool | Sequence[bool]) -> torch.Tensor | None:
+        """The `[B, W]` int32 bitmask of the rows (valid until the next call), None when it allows every
+        token (no matcher and EOS nowhere held back): the fused sampler takes it instead of masked scores."""
+        flags = [no_eos] * len(matchers) if isinstance(no_eos, bool) else list(no_eos)
+        if all(m is None for m in matchers) and not (any(flags) and len(self._eos)):
+            return None
+        return self._fill(matchers, flags)
+
+    def _fill(self, matchers: Sequence[Any | None], flags: Sequence[bool]) -> torch.Tensor:
         b = len(matchers)
         if self._buf.shape[0] < b:
             self._buf = torch.empty((b, self._words), dtype=torch.int32, device=self._device)
@@ -58,7 +69,7 @@ class RowMasker:
                 for w, bits in self._eos_bits:
                     value = int(rows[i, w])
                     rows[i, w] = _to_int32(value | bits if allow else value & ~bits)
-        apply_token_bitmask_inplace(scores, rows)
+        return rows
 
 
 def _bit_words(token_ids: Sequence[int]) -> list[tuple[int, int]]:

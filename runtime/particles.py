@@ -32,13 +32,11 @@ from typing import Any
 
 import torch
 
-from decc.errors import InternalError
-
 from .decode import DecodeSession
 from .detokenize import IncrementalDetokenizer
 from .masking import RowMasker
 from .rewards import Scorer
-from .sampling import SamplingParams, filter_logits
+from .sampling import SamplingParams, Stream, draw_rows
 from .tracks import Hypothesis, StepRules, Track
 
 __all__ = ["ParticleParams", "run_particles"]
@@ -62,7 +60,7 @@ def run_particles(
     params: ParticleParams,
     rules: StepRules,
     matcher: Any | None,
-    generator: torch.Generator | None,
+    generator: Stream | None,
 ) -> tuple[Track, list[Hypothesis]]:
     """Run the policy after the session's context; the winner joins the context. Returns the winner and
     the hypotheses that completed (in particle order; every one when none completed)."""
@@ -85,9 +83,15 @@ def run_particles(
         logits = session.fork(n)
         step = 0
         while True:
-            raw = torch.log_softmax(logits.float(), dim=-1)
-            masker(logits, [tracks[i].matcher for i in live], rules.no_eos(step))
-            tokens, logq = _draw(logits, sampling, generator)
+            lse = torch.logsumexp(logits.float(), dim=-1)
+            bitmask = masker.bitmask([tracks[i].matcher for i in live], rules.no_eos(step))
+            if rules.stop_entropy is not None and bitmask is not None:
+                masker(logits, [tracks[i].matcher for i in live], rules.no_eos(step))
+                bitmask = None  # the scores carry the mask now
+            keys = [generator.key() if generator is not None else (0, 0) for _ in live]
+            drawn = draw_rows(logits, bitmask, [sampling] * len(live), keys)
+            raw = (logits.gather(1, drawn.tokens[:, None])[:, 0].float() - lse).tolist()
+            tokens, logq = drawn.tokens.tolist(), drawn.logprob.tolist()
             ended: list[int] = []
             for r, i in enumerate(live):
                 tr = tracks[i]
@@ -96,9 +100,9 @@ def run_particles(
                     ended.append(i)
                     continue
                 t = tokens[r]
-                finish = tr.extend(t, float(raw[r, t]), rules, scanner, tok)
+                finish = tr.extend(t, raw[r], rules, scanner, tok)
                 if smc:
-                    tr.logw += float(raw[r, t]) - logq[r]
+                    tr.logw += raw[r] - logq[r]
                 if finish is None and step + 1 == rules.max_tokens:
                     tr.finish = "length"
                 if tr.finish is not None:
@@ -148,23 +152,6 @@ def run_particles(
     return best, keep or hyps
 
 
-def _draw(
-    logits: torch.Tensor, sampling: SamplingParams, generator: torch.Generator | None
-) -> tuple[list[int], list[float]]:
-    """One token per row from the proposal, and log q(token) for each."""
-    if sampling.greedy:
-        best, index = torch.max(logits, dim=-1)
-        if bool((best == _NEG_INF).any()):
-            raise InternalError("every token is masked: the constraint allows nothing at this step")
-        return index.tolist(), [0.0] * logits.shape[0]
-    rows = torch.stack([filter_logits(row, sampling) for row in logits])
-    logq = torch.log_softmax(rows, dim=-1)
-    if bool((rows.max(dim=-1).values == _NEG_INF).any()):
-        raise InternalError("every token is masked: the constraint allows nothing at this step")
-    picked = torch.multinomial(logq.exp(), 1, generator=generator).squeeze(1)
-    return picked.tolist(), logq.gather(1, picked[:, None]).squeeze(1).tolist()
-
-
 def _twist(tr: Track, potential: Scorer, tok: Any) -> None:
     phi = potential(tr, tr.current_text(tok))
     if phi == _NEG_INF:
@@ -183,18 +170,22 @@ def _ess(tracks: list[Track]) -> float:
     return float(w.sum() ** 2 / (w * w).sum())
 
 
-def _resample(tracks: list[Track], scheme: str, generator: torch.Generator | None) -> list[int]:
+def _resample(tracks: list[Track], scheme: str, generator: Stream | None) -> list[int]:
     """n ancestor indices drawn in proportion to the weights."""
     n = len(tracks)
     w = torch.tensor([t.logw for t in tracks], dtype=torch.float64)
     p = torch.softmax(w, dim=0)
     if scheme == "systematic":
-        u = float(torch.rand((), generator=generator, dtype=torch.float64))
+        u = float(torch.rand((), generator=_torch(generator), dtype=torch.float64))
         points = (torch.arange(n, dtype=torch.float64) + u) / n
         cdf = torch.cumsum(p, 0)
         cdf[-1] = 1.0
         return torch.searchsorted(cdf, points, right=True).clamp(max=n - 1).tolist()
-    return torch.multinomial(p.float(), n, replacement=True, generator=generator).tolist()
+    return torch.multinomial(p.float(), n, replacement=True, generator=_torch(generator)).tolist()
+
+
+def _torch(stream: Stream | None) -> torch.Generator | None:
+    return stream.torch_generator if stream is not None else None
 
 
 def _copy(tracks: list[Track], ancestors: list[int]) -> list[Track]:
@@ -221,13 +212,13 @@ def _hypotheses(tracks: list[Track], params: ParticleParams, tok: Any) -> list[H
 
 
 def _choose(
-    tracks: list[Track], hyps: list[Hypothesis], params: ParticleParams, generator: torch.Generator | None
+    tracks: list[Track], hyps: list[Hypothesis], params: ParticleParams, generator: Stream | None
 ) -> int:
     if params.kind == "smc":
         w = torch.tensor([h.score for h in hyps], dtype=torch.float64)
         if bool(torch.isinf(w).all()):  # no particle completed: the likeliest one, cut at the length
             return max(range(len(tracks)), key=lambda i: (tracks[i].logprob, -i))
-        return int(torch.multinomial(torch.softmax(w, 0).float(), 1, generator=generator))
+        return int(torch.multinomial(torch.softmax(w, 0).float(), 1, generator=_torch(generator)))
     if params.kind == "best_of":  # a value the constraint accepts beats one cut off mid-value
         return max(range(len(hyps)), key=lambda i: (_complete(tracks[i]), hyps[i].score, -i))
     return 0  # first-finish where nothing completed: every row ran to the length together

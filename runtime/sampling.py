@@ -1,20 +1,28 @@
-"""Choosing the next token from one row of logits: greedy, or temperature -> top-k -> top-p -> min-p ->
-typical-p -> multinomial.
+"""Choosing the next token: greedy, or temperature -> top-k -> top-p -> min-p (-> typical-p) -> a draw.
 
-Masked tokens carry -inf logits; every path keeps them at probability zero, and a row where every token
-is masked is a bug upstream (the constraint left nothing), reported as `InternalError`.
+Every draw goes through the fused sampler (kernels/sample.py: Triton on CUDA, its sort-free torch twin on
+CPU): Gumbel-max with noise keyed by (seed, draw index) and the vocabulary index. A `Stream` is a seed and
+a draw counter, so a value's tokens depend on its seed and on how many draws came before it in its own
+stream, never on which batch row it sat in or what else was in the batch.
+
+Masked tokens are never drawn; a row where every token is masked is a bug upstream (the constraint left
+nothing), reported as `InternalError`.
 """
 
 from __future__ import annotations
 
 import math
+import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
 from decc.errors import InternalError
 
-__all__ = ["GREEDY", "SamplingParams", "entropy", "make_generator", "sample"]
+from .kernels.sample import FusedSample, fused_sample
+
+__all__ = ["GREEDY", "SamplingParams", "Stream", "draw_rows", "entropy", "make_generator", "sample"]
 
 _NEG_INF = float("-inf")
 
@@ -60,14 +68,33 @@ class SamplingParams:
 GREEDY = SamplingParams(greedy=True)
 
 
-def make_generator(seed: int | None, device: torch.device | str = "cpu") -> torch.Generator:
-    """A generator seeded with `seed`, or from OS entropy when `seed` is None (torch's default seed is fixed)."""
-    gen = torch.Generator(device=device)
-    if seed is None:
-        gen.seed()
-    else:
-        gen.manual_seed(seed)
-    return gen
+class Stream:
+    """A random stream: a 64-bit seed and how many token draws it has made. Draw `i` of the stream uses
+    the noise keyed by `(seed, i)`; other random choices (SMC resampling) use `torch_generator`, a torch
+    generator seeded with the same seed."""
+
+    __slots__ = ("seed", "count", "_torch")
+
+    def __init__(self, seed: int | None = None) -> None:
+        self.seed = secrets.randbits(64) if seed is None else seed
+        self.count = 0
+        self._torch: torch.Generator | None = None
+
+    def key(self) -> tuple[int, int]:
+        """The (seed, index) of the next draw."""
+        self.count += 1
+        return self.seed, self.count - 1
+
+    @property
+    def torch_generator(self) -> torch.Generator:
+        if self._torch is None:
+            self._torch = torch.Generator().manual_seed(self.seed)
+        return self._torch
+
+
+def make_generator(seed: int | None, device: torch.device | str = "cpu") -> Stream:
+    """The stream a value with this seed draws from (`seed=None`: fresh OS entropy)."""
+    return Stream(seed)
 
 
 def _all_masked() -> InternalError:
@@ -82,13 +109,12 @@ def filter_logits(logits_row: torch.Tensor, params: SamplingParams) -> torch.Ten
     if 0 < params.top_k < vocab:
         kth = torch.topk(x, params.top_k).values[-1]
         x.masked_fill_(x < kth, _NEG_INF)
-    if params.top_p < 1.0:
-        sorted_x, order = torch.sort(x, descending=True)
+    if params.top_p < 1.0:  # ties with the last kept value are all kept, as top-k keeps them
+        sorted_x, _ = torch.sort(x, descending=True)
         probs = torch.softmax(sorted_x, dim=-1)
         mass_before = torch.cumsum(probs, dim=-1) - probs
-        drop = mass_before >= params.top_p
-        drop[0] = False
-        x[order[drop]] = _NEG_INF
+        n_keep = max(1, int((mass_before < params.top_p).sum()))
+        x.masked_fill_(x < sorted_x[n_keep - 1], _NEG_INF)
     if params.min_p > 0.0:  # keep tokens with at least min_p times the top token's probability
         probs = torch.softmax(x, dim=-1)
         x.masked_fill_(probs < params.min_p * probs.max(), _NEG_INF)
@@ -117,19 +143,82 @@ def _entropy(logp: torch.Tensor) -> torch.Tensor:
     return -(torch.where(p > 0, p * logp, torch.zeros_like(p))).sum()
 
 
-def sample(logits_row: torch.Tensor, params: SamplingParams, generator: torch.Generator | None) -> int:
-    """One token id from a 1-D row of logits. Greedy ties go to the lowest id (torch.argmax)."""
-    if params.greedy:
+def _key64(seed: int) -> int:
+    """A uint64 seed as the int64 with the same bits (the kernels take int64)."""
+    return seed - (1 << 64) if seed >= 1 << 63 else seed
+
+
+def draw_rows(
+    logits: torch.Tensor,
+    bitmask: torch.Tensor | None,
+    params: Sequence[SamplingParams],
+    keys: Sequence[tuple[int, int]],
+    *,
+    mass: bool = False,
+) -> FusedSample:
+    """One token per row of `[B, V]` logits under the row's bitmask (None: all allowed), parameters and
+    (seed, index) key. `logprob` is under the distribution drawn from; `log_mass` (only with `mass=True`)
+    the log of the mass the mask leaves under the tempered model. Typical-p, which the fused sampler does
+    not do, filters those rows first and then draws with the same keyed noise."""
+    batch, dev = logits.shape[0], logits.device
+    on = [not p.greedy for p in params]
+
+    def column(values: list, dtype: torch.dtype) -> torch.Tensor:
+        return torch.tensor(values, dtype=dtype, device=dev)
+
+    out = fused_sample(
+        logits,
+        bitmask,
+        column([p.temperature if s else 0.0 for s, p in zip(on, params, strict=True)], torch.float32),
+        column([p.top_k if s else 0 for s, p in zip(on, params, strict=True)], torch.int32),
+        column([p.top_p if s else 1.0 for s, p in zip(on, params, strict=True)], torch.float32),
+        column([p.min_p if s else 0.0 for s, p in zip(on, params, strict=True)], torch.float32),
+        column([_key64(k[0]) for k in keys], torch.int64),
+        column([k[1] for k in keys], torch.int64),
+        mass=mass,
+    )
+    typical = [b for b in range(batch) if not params[b].greedy and params[b].typical_p < 1.0]
+    for b in typical:
+        _draw_typical(out, b, logits[b], bitmask[b] if bitmask is not None else None, params[b], keys[b])
+    if bool(out.empty.any()):
+        raise _all_masked()
+    return out
+
+
+def _draw_typical(
+    out: FusedSample,
+    b: int,
+    row: torch.Tensor,
+    words: torch.Tensor | None,
+    params: SamplingParams,
+    key: tuple[int, int],
+) -> None:
+    from .kernels.bitmask import unpack_bitmask
+
+    masked = row.float()
+    if words is not None:
+        masked = masked.masked_fill(~unpack_bitmask(words[None], row.shape[0])[0], _NEG_INF)
+    x = filter_logits(masked, params)  # tempered and filtered
+    one = fused_sample(x[None], None, 1.0, seed=_key64(key[0]), step=key[1])
+    out.tokens[b], out.logprob[b], out.empty[b] = one.tokens[0], one.logprob[0], one.empty[0]
+
+
+def sample(
+    logits_row: torch.Tensor,
+    params: SamplingParams,
+    generator: Stream | None,
+    bitmask: torch.Tensor | None = None,
+) -> int:
+    """One token id from a 1-D row of logits, under `bitmask` (`[1, W]` int32; None: every token not
+    already at -inf). Greedy ties go to the lowest id. Draws take the stream's next key."""
+    if params.greedy and bitmask is None:
         # torch.max(dim) gives the first maximum like torch.argmax, at a third of its cost on CPU.
         best, index = torch.max(logits_row, 0)
         if best == _NEG_INF:
             raise _all_masked()
         return int(index)
-    x = filter_logits(logits_row, params)
-    if x.max() == _NEG_INF:
-        raise _all_masked()
-    probs = torch.softmax(x, dim=-1)
-    token = int(torch.multinomial(probs, 1, generator=generator))
-    if probs[token] <= 0:  # multinomial never picks a zero weight; guard the invariant cheaply anyway
-        raise InternalError(f"sampled token {token} has probability 0")
-    return token
+    if params.greedy:
+        key = (0, 0)
+    else:
+        key = (generator if generator is not None else Stream(params.seed)).key()
+    return int(draw_rows(logits_row[None], bitmask, [params], [key]).tokens[0])

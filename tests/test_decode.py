@@ -11,7 +11,15 @@ import torch
 from decc.errors import InternalError
 from decc.runtime.decode import DecodeSession, Generation
 from decc.runtime.kernels.bitmask import pack_bitmask, unpack_bitmask
-from decc.runtime.sampling import GREEDY, SamplingParams, filter_logits, make_generator, sample
+from decc.runtime.sampling import (
+    GREEDY,
+    SamplingParams,
+    Stream,
+    draw_rows,
+    filter_logits,
+    make_generator,
+    sample,
+)
 
 N = 24
 NEG_INF = float("-inf")
@@ -287,10 +295,24 @@ def test_sampling_params_are_validated() -> None:
         SamplingParams(greedy=1)  # type: ignore[arg-type]
 
 
-def test_make_generator() -> None:
+def test_streams_key_draws_by_seed_and_count() -> None:
+    """A stream's draws depend on its seed and draw count only: two streams with one seed agree, a row's
+    token does not depend on its batch position, and unseeded streams differ."""
     a, b = make_generator(5), make_generator(5)
-    assert torch.equal(torch.rand(4, generator=a), torch.rand(4, generator=b))
-    assert make_generator(None).initial_seed() != make_generator(None).initial_seed()
+    assert (a.key(), a.key()) == ((5, 0), (5, 1)) and b.key() == (5, 0)
+    assert torch.equal(torch.rand(4, generator=a.torch_generator), torch.rand(4, generator=b.torch_generator))
+    assert make_generator(None).seed != make_generator(None).seed
+    logits = torch.randn(6, 500, generator=torch.Generator().manual_seed(1))
+    params = [SamplingParams(greedy=False, temperature=1.5)] * 6
+    keys = [(2**64 - 1 - i, i) for i in range(6)]
+    drawn = draw_rows(logits, None, params, keys).tokens
+    order = [4, 0, 5, 2, 1, 3]
+    again = draw_rows(logits[order], None, params, [keys[i] for i in order]).tokens
+    assert torch.equal(again, drawn[order])
+    one = Stream(9)
+    first = [sample(logits[0], params[0], one) for _ in range(20)]
+    assert first == [sample(logits[0], params[0], s) for s in [Stream(9)] for _ in range(20)]
+    assert len(set(first)) > 5
 
 
 def test_greedy_ties_and_all_masked() -> None:

@@ -602,15 +602,22 @@ def fused_sample(
     step: Any = 0,
     *,
     use_triton: bool | None = None,
+    mass: bool = True,
 ) -> FusedSample:
     """Mask, temper, filter and draw one token per row (see `fused_sample_reference` for the spec).
 
     Per-row parameters are `[B]` tensors or numbers: `temperature` (<= 0: greedy), `top_k` (0: off),
     `top_p` (1: off), `min_p` (0: off), `seed` and `step` (int64; the draw is a function of the pair).
-    Triton on CUDA; the torch reference on CPU, unless `use_triton=True` forces Triton (on CPU tensors that
-    needs TRITON_INTERPRET=1). Returns `FusedSample(tokens, logprob, log_mass, empty)`."""
+    Triton on CUDA; the sort-free torch path (sample_host.py) on CPU, unless `use_triton=True` forces
+    Triton (on CPU tensors that needs TRITON_INTERPRET=1); the reference on other devices.
+    Returns `FusedSample(tokens, logprob, log_mass, empty)`; `mass=False` lets the CPU path skip
+    `log_mass` (NaN then)."""
     if use_triton is None:
         use_triton = logits.is_cuda
     if use_triton:
         return fused_sample_triton(logits, bitmask, temperature, top_k, top_p, min_p, seed, step)
+    if logits.device.type == "cpu":
+        from .sample_host import fused_sample_host
+
+        return fused_sample_host(logits, bitmask, temperature, top_k, top_p, min_p, seed, step, mass=mass)
     return fused_sample_reference(logits, bitmask, temperature, top_k, top_p, min_p, seed, step)

@@ -1,0 +1,145 @@
+"""The batched decode loop with every row's constraint state on the device (see device_tables.py).
+
+Per step, all as tensor ops on the model's device: gather each row's bitmask from its state, draw with the
+fused sampler (keys: the row's stream seed and draw count), record the token, advance the state, mark rows
+done (EOS, a complete value, the row's max_tokens), feed the tokens back. The host looks at the batch
+only every `sync_every` steps (every step on CPU, where it costs nothing) to stop when every row is done
+and to drop done rows from the batch. At the end each row's tokens are replayed through its `Track` on
+the host (matcher, finish reason, text), which gives what the step-by-step host loop gives: the same
+masks, the same keys, so the same tokens.
+
+Eligible rows (`eligible`): no constraint or a counter-free token automaton, no stop strings or stop
+regex (they need text), no entropy rule, no typical-p (the fused sampler does not do it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from decc.errors import InternalError
+
+from .device_tables import DeviceTables, supports
+from .kernels.sample import fused_sample
+from .kvcache import select_rows
+from .model import LanguageModel
+from .sampling import _key64
+from .tracks import Track
+
+__all__ = ["decode_on_device", "eligible"]
+
+Forward = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def eligible(spec: Any) -> bool:
+    """Whether a `RowSpec` can decode in the device loop."""
+    return (
+        supports(spec.matcher)
+        and spec.rules.scanner() is None
+        and spec.rules.stop_entropy is None
+        and (spec.sampling.greedy or spec.sampling.typical_p >= 1.0)
+    )
+
+
+def decode_on_device(
+    lm: LanguageModel,
+    specs: Sequence[Any],
+    tracks: Sequence[Track],
+    logits: torch.Tensor,
+    mask: torch.Tensor,
+    positions: torch.Tensor,
+    cache: Any,
+    forward: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, Any], torch.Tensor],
+    *,
+    sync_every: int | None = None,
+) -> None:
+    """Decode `specs` (one per row of `logits`, the prefill's last logits) into `tracks`."""
+    device = logits.device
+    n = len(specs)
+    if sync_every is None:
+        sync_every = 1 if device.type == "cpu" else 8
+    automata = [s.matcher.automaton for s in specs if s.matcher is not None]
+    tables = DeviceTables(automata, lm.vocab_size, lm.eos_ids, device)
+
+    def column(values: list, dtype: torch.dtype) -> torch.Tensor:
+        return torch.tensor(values, dtype=dtype, device=device)
+
+    samp = [s.sampling for s in specs]
+    temps = column([0.0 if p.greedy else p.temperature for p in samp], torch.float32)
+    top_k = column([0 if p.greedy else p.top_k for p in samp], torch.int32)
+    top_p = column([1.0 if p.greedy else p.top_p for p in samp], torch.float32)
+    min_p = column([0.0 if p.greedy else p.min_p for p in samp], torch.float32)
+    streams = [s.generator for s in specs]
+    seeds = column([_key64(g.seed) if g is not None else 0 for g in streams], torch.int64)
+    first = column([g.count if g is not None else 0 for g in streams], torch.int64)
+    min_tokens = column([0 if s.rules.ignore_eos else s.rules.min_tokens for s in specs], torch.int64)
+    never_eos = column([s.rules.ignore_eos for s in specs], torch.bool)
+    max_tokens = column([s.rules.max_tokens for s in specs], torch.int64)
+    state = column([tables.start(s.matcher) for s in specs], torch.int64)
+    steps = max(s.rules.max_tokens for s in specs)
+    history = torch.zeros((n, steps), dtype=torch.int64, device=device)
+    raw_lp = torch.zeros((n, steps), dtype=torch.float32, device=device)
+    length = torch.zeros(n, dtype=torch.int64, device=device)
+    done = torch.zeros(n, dtype=torch.bool, device=device)
+    where = torch.arange(n, device=device)  # the spec each batch row holds
+    failed = torch.zeros((), dtype=torch.bool, device=device)
+    step = 0
+    while True:
+        lse = torch.logsumexp(logits.float(), dim=-1)
+        no_eos = never_eos | (step < min_tokens)
+        bitmask = tables.masks(state, no_eos)
+        out = fused_sample(logits, bitmask, temps, top_k, top_p, min_p, seeds, first + step, mass=False)
+        tokens = torch.where(done, torch.zeros_like(out.tokens), out.tokens)
+        history[where, step] = tokens
+        raw_lp[where, step] = logits.gather(1, tokens[:, None])[:, 0].float() - lse
+        failed = failed | (out.empty & ~done).any()
+        state, eos = tables.advance(state, tokens)
+        ended = ~done & (eos | tables.final[state] | (step + 1 >= max_tokens))
+        length[where] = torch.where(ended, step + 1, length[where])
+        done = done | ended
+        step += 1
+        if step >= steps:
+            if bool(failed):
+                raise InternalError("every token is masked: the constraint allows nothing at this step")
+            break
+        if step % sync_every == 0 or step == 1:
+            if bool(failed):
+                raise InternalError("every token is masked: the constraint allows nothing at this step")
+            keep = (~done).nonzero().squeeze(1)
+            if len(keep) == 0:
+                break
+            if len(keep) < len(done):
+                select_rows(cache, keep)
+                mask, positions, tokens, state, done, where = (
+                    t[keep] for t in (mask, positions, tokens, state, done, where)
+                )
+                temps, top_k, top_p, min_p, seeds, first = (
+                    t[keep] for t in (temps, top_k, top_p, min_p, seeds, first)
+                )
+                min_tokens, never_eos, max_tokens = (t[keep] for t in (min_tokens, never_eos, max_tokens))
+        mask = torch.cat([mask, torch.ones((len(where), 1), dtype=mask.dtype, device=device)], dim=1)
+        positions = positions[:, -1:] + 1
+        logits = forward(tokens[:, None], mask, positions, cache)
+    _replay(lm, specs, tracks, history.tolist(), raw_lp.tolist(), length.tolist())
+
+
+def _replay(
+    lm: LanguageModel,
+    specs: Sequence[Any],
+    tracks: Sequence[Track],
+    history: list[list[int]],
+    raw_lp: list[list[float]],
+    length: list[int],
+) -> None:
+    """Feed each row's tokens through its track (matcher, finish) and move its stream past its draws."""
+    tok = lm.tokenizer
+    for spec, tr, toks, lps, k in zip(specs, tracks, history, raw_lp, length, strict=True):
+        for t, lp in zip(toks[:k], lps[:k], strict=True):
+            if tr.extend(t, lp, spec.rules, None, tok) is not None:
+                break
+        if tr.finish is None:
+            tr.finish = "length"
+        if spec.generator is not None:
+            spec.generator.count += k
