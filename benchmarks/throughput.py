@@ -1,9 +1,11 @@
 """Batched decode throughput on the embedded model: tokens/s at several batch sizes, unconstrained and
 under a JSON schema, through `decc.runtime.batch.generate_rows` (the path `decc run --inputs` uses).
 
-Every row decodes exactly `--tokens` tokens greedily (EOS kept out with `min_tokens`; under the schema the
-value is allowed to complete early, so its rows may stop sooner and the figure counts the tokens actually
-made). The overhead is constrained tokens/s against unconstrained at the same batch size.
+Every row decodes greedily. Under the schema a row stops where its value completes (or at `--tokens`);
+the unconstrained run then makes exactly as many tokens per row (EOS kept out with `min_tokens`, the
+row's count as its budget), so both runs shrink the batch at the same steps and the overhead, constrained
+time against unconstrained time for the same tokens, is the constraint's cost alone. The two runs
+alternate; figures are medians over `--repeats`.
 
     .venv/bin/python benchmarks/throughput.py [--batches 1,8,32] [--tokens 32] [--repeats 3]
 """
@@ -40,7 +42,7 @@ PROMPTS = [
 ]
 
 
-def rows(lm, batch: int, tokens: int, constraint) -> list[RowSpec]:
+def rows(lm, batch: int, budgets: list[int], constraint) -> list[RowSpec]:
     tok = lm.tokenizer
     out = []
     for i in range(batch):
@@ -51,18 +53,18 @@ def rows(lm, batch: int, tokens: int, constraint) -> list[RowSpec]:
         )
         ids = tok(text, add_special_tokens=False)["input_ids"]
         if constraint is None:
-            rules = StepRules(tokens, lm.eos_ids, min_tokens=tokens)
+            rules = StepRules(budgets[i], lm.eos_ids, min_tokens=budgets[i])
         else:
-            rules = StepRules(tokens, lm.eos_ids)
+            rules = StepRules(budgets[i], lm.eos_ids)
         out.append(RowSpec(ids, rules, GREEDY, constraint.matcher() if constraint else None, None))
     return out
 
 
-def timed(lm, batch: int, tokens: int, constraint) -> tuple[float, int]:
-    specs = rows(lm, batch, tokens, constraint)
+def timed(lm, batch: int, budgets: list[int], constraint) -> tuple[float, list[int]]:
+    specs = rows(lm, batch, budgets, constraint)
     start = time.perf_counter()
     gens = generate_rows(lm, specs)
-    return time.perf_counter() - start, sum(len(g.token_ids) for g in gens)
+    return time.perf_counter() - start, [len(g.token_ids) + (g.finish_reason == "eos") for g in gens]
 
 
 def main() -> None:
@@ -78,14 +80,19 @@ def main() -> None:
     report = []
     print(f"{'batch':>5} {'unconstrained tok/s':>20} {'json tok/s':>12} {'overhead':>9}")
     for batch in (int(b) for b in args.batches.split(",")):
-        timed(lm, batch, 4, None)  # warm-up
-        figures = {}
-        for name, c in (("unconstrained", None), ("json", constraint)):
-            runs = [timed(lm, batch, args.tokens, c) for _ in range(args.repeats)]
-            figures[name] = statistics.median(n / s for s, n in runs)
+        timed(lm, batch, [4] * batch, None)  # warm-up
+        _, made = timed(lm, batch, [args.tokens] * batch, constraint)
+        runs: dict[str, list[float]] = {"unconstrained": [], "json": []}
+        for _ in range(args.repeats):
+            for name, c in (("unconstrained", None), ("json", constraint)):
+                seconds, counts = timed(lm, batch, made, c)
+                if counts != made:
+                    raise SystemExit(f"{name} made {counts} tokens per row, expected {made}")
+                runs[name].append(sum(made) / seconds)
+        figures = {name: statistics.median(v) for name, v in runs.items()}
         overhead = figures["unconstrained"] / figures["json"] - 1
         print(f"{batch:>5} {figures['unconstrained']:>20.1f} {figures['json']:>12.1f} {overhead:>8.1%}")
-        report.append({"batch": batch, **figures, "overhead": overhead})
+        report.append({"batch": batch, "tokens_per_row": made, **figures, "overhead": overhead})
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)

@@ -13,6 +13,7 @@ The context is prefilled again at each gen step (no KV cache is kept between ste
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,12 +48,17 @@ class RowSpec:
 
 
 def generate_rows(
-    lm: LanguageModel, rows: Sequence[RowSpec], *, on_device: bool | None = None
+    lm: LanguageModel,
+    rows: Sequence[RowSpec],
+    *,
+    on_device: bool | None = None,
+    overlap: bool | None = None,
 ) -> list[Generation]:
     """Decode one value per row after its context, all rows in one batch (left padding, attention mask).
 
     Rows whose constraints and rules allow it decode in the device loop (device_loop.py: no host round
-    trip per step); the others step by step here. `on_device` forces one or the other (tests compare them).
+    trip per step); the others step by step here. `on_device` forces one or the other (tests compare them);
+    `overlap` runs the host loop's host work beside the forward pass (default: on CUDA).
     """
     device = lm.device if lm.device is not None else lm.model.device
     tok = lm.tokenizer
@@ -70,8 +76,6 @@ def generate_rows(
     tracks = [
         Track(r.matcher, IncrementalDetokenizer(tok) if r.rules.scanner() is not None else None) for r in rows
     ]
-    scanners = [r.rules.scanner() for r in rows]
-    masker = RowMasker(lm.vocab_size, lm.eos_ids, device)
     live = [i for i, r in enumerate(rows) if not _done_at_start(tracks[i], r)]
     with torch.inference_mode():
         logits = _forward(lm, ids, mask, positions, cache)
@@ -95,12 +99,42 @@ def generate_rows(
                 lambda ids, m, p, c: _forward(lm, ids, m, p, c),
             )
             live = []
-        step = 0
+        if live:
+            if overlap is None:
+                overlap = device.type == "cuda"
+            _decode_on_host(lm, rows, tracks, live, logits, mask, positions, cache, overlap)
+    return [t.generation(tok) for t in tracks]
+
+
+def _decode_on_host(
+    lm: LanguageModel,
+    rows: Sequence[RowSpec],
+    tracks: list[Track],
+    live: list[int],
+    logits: torch.Tensor,
+    mask: torch.Tensor,
+    positions: torch.Tensor,
+    cache: Any,
+    overlap: bool,
+) -> None:
+    """The step-by-step loop; with `overlap` the host's share of each step runs beside the forward pass.
+
+    Overlapped, after a draw the rows that surely go on (not EOS, not at their budget) are fed to the
+    forward pass at once, while a worker thread extends every row's track (matcher, stop scan) and fills
+    the next step's bitmask (pushdown masks are the costly part). Rows the worker finds finished (a stop
+    string, a complete value) are dropped afterwards: one extra forward row is the price of not waiting.
+    That pays where the forward runs on a GPU; on a CPU the forward's own Python needs the GIL between
+    ops, so the default there is inline: extend, fill, then forward.
+    """
+    device = logits.device
+    tok = lm.tokenizer
+    scanners = [r.rules.scanner() for r in rows]
+    masker = RowMasker(lm.vocab_size, lm.eos_ids, device)
+    bitmask = masker.bitmask([tracks[i].matcher for i in live], [rows[i].rules.no_eos(0) for i in live])
+    step = 0
+    with ThreadPoolExecutor(1, thread_name_prefix="decc-mask") as pool:
         while live:
             lse = torch.logsumexp(logits.float(), dim=-1)
-            bitmask = masker.bitmask(
-                [tracks[i].matcher for i in live], [rows[i].rules.no_eos(step) for i in live]
-            )
             ending = {
                 r
                 for r, i in enumerate(live)
@@ -111,31 +145,90 @@ def generate_rows(
                 logits, bitmask, [rows[i].sampling for i in live], [_key(rows[i]) for i in live]
             ).tokens
             picked = (logits.gather(1, drawn[:, None].to(device))[:, 0].float() - lse).tolist()
-            drawn_ids = drawn.tolist()
-            next_live: list[int] = []
-            for r, i in enumerate(live):
-                tr, spec = tracks[i], rows[i]
-                if r in ending:
-                    continue
-                t = drawn_ids[r]
-                tr.extend(t, picked[r], spec.rules, scanners[i], tok)
-                if tr.finish is None and step + 1 >= spec.rules.max_tokens:
-                    tr.finish = "length"
-                if tr.finish is None:
-                    next_live.append(r)
-            if not next_live:
-                break
-            keep = torch.tensor(next_live, dtype=torch.long, device=device)
-            if len(next_live) < len(live):
+            ids = drawn.tolist()
+            go = [
+                r
+                for r, i in enumerate(live)
+                if r not in ending
+                and ids[r] not in rows[i].rules.eos_ids
+                and step + 1 < rows[i].rules.max_tokens
+            ]
+
+            if overlap:
+                work = pool.submit(
+                    _host_step, rows, tracks, scanners, masker, tok, live, go, ending, ids, picked, step
+                )
+            else:  # on a CPU the forward needs the GIL between ops: the host's share goes first, inline
+                _extend(rows, tracks, scanners, tok, live, ending, ids, picked, step)
+                go = [r for r in go if tracks[live[r]].finish is None]
+            if go:
+                keep = torch.tensor(go, dtype=torch.long, device=device)
+                if len(go) < len(live):
+                    select_rows(cache, keep)
+                    mask, positions = mask[keep], positions[keep]
+                feed = drawn.to(device)[keep][:, None]
+                mask = torch.cat([mask, torch.ones((len(go), 1), dtype=mask.dtype, device=device)], dim=1)
+                positions = positions[:, -1:] + 1
+                if not overlap:
+                    bitmask = _next_bitmask(rows, tracks, masker, [live[r] for r in go], step)
+                logits = _forward(lm, feed, mask, positions, cache)
+            if overlap:
+                bitmask = work.result()
+            still = [k for k, r in enumerate(go) if tracks[live[r]].finish is None]
+            if len(still) < len(go) and still:
+                keep = torch.tensor(still, dtype=torch.long, device=device)
                 select_rows(cache, keep)
-                mask, positions = mask[keep], positions[keep]
-            live = [live[r] for r in next_live]
-            feed = torch.tensor([[tracks[i].tokens[-1]] for i in live], dtype=torch.long, device=device)
-            mask = torch.cat([mask, torch.ones((len(live), 1), dtype=mask.dtype, device=device)], dim=1)
-            positions = positions[:, -1:] + 1
-            logits = _forward(lm, feed, mask, positions, cache)
+                logits, mask, positions = logits[keep], mask[keep], positions[keep]
+                bitmask = bitmask[keep] if bitmask is not None else None
+            live = [live[go[k]] for k in still]
             step += 1
-    return [t.generation(tok) for t in tracks]
+
+
+@torch.inference_mode()
+def _host_step(
+    rows: Sequence[RowSpec],
+    tracks: list[Track],
+    scanners: list[Any],
+    masker: RowMasker,
+    tok: Any,
+    live: list[int],
+    go: list[int],
+    ending: set[int],
+    ids: list[int],
+    picked: list[float],
+    step: int,
+) -> torch.Tensor | None:
+    """The host's share of a step, on the worker thread beside the forward pass: extend the tracks by
+    the drawn tokens, then fill the next bitmask for the rows that went on to the forward pass. Inference
+    mode is per thread, and the buffers were made under it, so the worker enters it too."""
+    _extend(rows, tracks, scanners, tok, live, ending, ids, picked, step)
+    return _next_bitmask(rows, tracks, masker, [live[r] for r in go], step)
+
+
+def _extend(
+    rows: Sequence[RowSpec],
+    tracks: list[Track],
+    scanners: list[Any],
+    tok: Any,
+    live: list[int],
+    ending: set[int],
+    ids: list[int],
+    picked: list[float],
+    step: int,
+) -> None:
+    for r, i in enumerate(live):
+        if r in ending:
+            continue
+        tr = tracks[i]
+        tr.extend(ids[r], picked[r], rows[i].rules, scanners[i], tok)
+        if tr.finish is None and step + 1 >= rows[i].rules.max_tokens:
+            tr.finish = "length"
+
+
+def _next_bitmask(
+    rows: Sequence[RowSpec], tracks: list[Track], masker: RowMasker, going: list[int], step: int
+) -> torch.Tensor | None:
+    return masker.bitmask([tracks[i].matcher for i in going], [rows[i].rules.no_eos(step + 1) for i in going])
 
 
 def _masked(logits: torch.Tensor, bitmask: torch.Tensor | None, r: int) -> torch.Tensor:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from .kernels.bitmask import apply_token_bitmask_inplace, bitmask_words
@@ -20,15 +21,18 @@ _NEG_INF = float("-inf")
 
 
 class RowMasker:
-    """Masks a `[B, V]` batch of scores in place; one int32 bitmask buffer is reused (grown when the batch
-    grows)."""
+    """Masks a `[B, V]` batch of scores in place. The rows are filled in a host buffer (pinned when the
+    scores live on a GPU) and copied to the device in one transfer; both buffers are reused (grown when
+    the batch grows). Filling touches only host memory, so it may run on a worker thread while the
+    device runs the forward pass (batch.py overlaps them)."""
 
     def __init__(self, vocab_size: int, eos_ids: frozenset[int], device: torch.device | str) -> None:
         self._words = bitmask_words(vocab_size)
-        self._device = device
-        self._buf = torch.empty((0, self._words), dtype=torch.int32, device=device)
+        self._device = torch.device(device)
+        self._host = torch.empty((0, self._words), dtype=torch.int32)
+        self._buf = self._host
         self._eos = torch.tensor(sorted(eos_ids), dtype=torch.long, device=device)
-        self._eos_bits = _bit_words(sorted(eos_ids))
+        self._eos_bits = [(w, np.uint32(bits)) for w, bits in _bit_words(sorted(eos_ids))]
 
     def __call__(
         self, scores: torch.Tensor, matchers: Sequence[Any | None], no_eos: bool | Sequence[bool]
@@ -56,19 +60,26 @@ class RowMasker:
 
     def _fill(self, matchers: Sequence[Any | None], flags: Sequence[bool]) -> torch.Tensor:
         b = len(matchers)
-        if self._buf.shape[0] < b:
-            self._buf = torch.empty((b, self._words), dtype=torch.int32, device=self._device)
-        rows = self._buf[:b]
-        rows.fill_(-1)
+        if self._host.shape[0] < b:
+            pin = self._device.type == "cuda"
+            self._host = torch.empty((b, self._words), dtype=torch.int32, pin_memory=pin)
+            on_host = self._device.type == "cpu"
+            self._buf = self._host if on_host else torch.empty_like(self._host, device=self._device)
+        host = self._host[:b]
+        host.fill_(-1)
+        bits = host.numpy().view(np.uint32)
         for i, m in enumerate(matchers):
             if m is not None:
-                rows[i].zero_()
-                m.fill_bitmask(rows[i])
+                host[i].zero_()
+                m.fill_bitmask(host[i])
             allow = not flags[i] and (m is None or m.is_accepting())
             if m is not None or not allow:
-                for w, bits in self._eos_bits:
-                    value = int(rows[i, w])
-                    rows[i, w] = _to_int32(value | bits if allow else value & ~bits)
+                for w, eos in self._eos_bits:
+                    bits[i, w] = bits[i, w] | eos if allow else bits[i, w] & ~eos
+        if self._device.type == "cpu":
+            return host
+        rows = self._buf[:b]
+        rows.copy_(host, non_blocking=True)
         return rows
 
 
@@ -78,9 +89,3 @@ def _bit_words(token_ids: Sequence[int]) -> list[tuple[int, int]]:
     for t in token_ids:
         words[t // 32] = words.get(t // 32, 0) | (1 << (t % 32))
     return sorted(words.items())
-
-
-def _to_int32(value: int) -> int:
-    """A Python int's low 32 bits as a signed int32 (bit 31 is the sign bit in the tensor)."""
-    value &= 0xFFFFFFFF
-    return value - (1 << 32) if value >= 1 << 31 else value

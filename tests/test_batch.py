@@ -67,6 +67,13 @@ def test_rows_decode_as_they_would_alone(toy_lm) -> None:
         for a, b in zip(alone, batched, strict=True):
             assert (a.token_ids, a.text, a.finish_reason) == (b.token_ids, b.text, b.finish_reason)
             assert a.logprob == pytest.approx(b.logprob, abs=1e-4)
+        for s in specs:  # again with the host work on a worker thread beside the forward pass
+            s.generator = None if s.sampling.greedy else make_generator(s.sampling.seed)
+            s.matcher = s.matcher.clone() if s.matcher is not None else None
+            if s.matcher is not None:
+                s.matcher.reset()
+        for a, b in zip(alone, generate_rows(lm, specs, overlap=True), strict=True):
+            assert (a.token_ids, a.text, a.finish_reason) == (b.token_ids, b.text, b.finish_reason)
 
 
 PROGRAM = """input thing: str
