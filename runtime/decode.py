@@ -19,6 +19,7 @@ from decc.errors import DeccError, InternalError
 
 from .aligned import AlignedTrie, Cursor
 from .detokenize import IncrementalDetokenizer, StopScanner
+from .drafts import Drafter
 from .kernels.bitmask import apply_token_bitmask_inplace
 from .masking import RowMasker
 from .model import LanguageModel
@@ -88,6 +89,7 @@ class DecodeSession:
         self._eos = lm.eos_ids
         self._masker = RowMasker(lm.vocab_size, lm.eos_ids, self._device)
         self._step_ids = torch.zeros((1, 1), dtype=torch.long, device=self._device)
+        self.forward_calls = 0  # model forward passes so far (what drafts save; benchmarks report it)
         # Positions sliced from one arange (the model would otherwise ask the cache and build one per call).
         self._positions = (
             torch.arange(self._max_positions, device=self._device).unsqueeze(0)
@@ -120,8 +122,9 @@ class DecodeSession:
         """Feed `input_ids` [1, n] after the cached tokens; return the raw next-token logits [V]."""
         return self._forward_rows(input_ids)[0]
 
-    def _forward_rows(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """Feed `input_ids` [B, n] after the cached rows (all the same length); return logits [B, V]."""
+    def _forward_rows(self, input_ids: torch.Tensor, keep: int = 1) -> torch.Tensor:
+        """Feed `input_ids` [B, n] after the cached rows (all the same length); return logits [B, V] (with
+        `keep` > 1: the logits after each of the last `keep` tokens, [B, keep, V])."""
         n = input_ids.shape[1]
         if self._max_positions and self._fed + n > self._max_positions:
             raise DeccError(
@@ -137,10 +140,11 @@ class DecodeSession:
             position_ids=positions,
             past_key_values=self._cache,
             use_cache=True,
-            logits_to_keep=1,
+            logits_to_keep=keep,
         )
         self._fed = fed + n
-        return out.logits[:, -1]
+        self.forward_calls += 1
+        return out.logits[:, -1] if keep == 1 else out.logits[:, -keep:]
 
     def _crop(self, keep: int) -> None:
         if keep < self._fed:
@@ -214,6 +218,7 @@ class DecodeSession:
         stop_regex: str | None = None,
         stop_entropy: tuple[bool, float, int] | None = None,
         aligned: AlignedTrie | None = None,
+        drafter: Drafter | None = None,
     ) -> Generation:
         """Generate one value after the context and append it (see `Generation` for what comes back).
 
@@ -226,7 +231,8 @@ class DecodeSession:
         `stop_regex` stops like a stop string, at its first match; `stop_entropy` = (above, threshold, k)
         finishes with "entropy" once the next-token entropy (nats, of the distribution sampled from) has been
         above (or below) the threshold for k steps running. `aligned` samples with ASAp (aligned.py): the
-        draw is reweighted by the trie's estimates and then updates them.
+        draw is reweighted by the trie's estimates and then updates them. `drafter` proposes tokens to
+        check in the same forward pass as the last drawn one (drafts.py); the value is the same either way.
         """
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 0:
             raise ValueError(f"max_tokens must be an integer >= 0, got {max_tokens!r}")
@@ -237,8 +243,13 @@ class DecodeSession:
             generator = make_generator(sampling.seed, self._device)
         rules = _Rules(min_tokens, stop_regex, stop_entropy)
         cursor = aligned.cursor() if aligned is not None else None
+        if cursor is not None:
+            drafter = None  # ASAp updates its trie per draw: one position at a time
         with torch.inference_mode():
-            gen = self._generate(max_tokens, sampling, matcher, stops, ignore_eos, generator, rules, cursor)
+            gen = self._generate(
+                max_tokens, sampling, matcher, stops, ignore_eos, generator, rules, cursor, drafter
+            )
+        self._crop(min(self._fed, len(self._tokens)))  # cached draft tokens that were not accepted
         if cursor is not None:  # a value cut by a stop or by entropy says nothing about the constraint
             complete = {"eos": 1.0, "constraint": 1.0, "length": 0.0}.get(gen.finish_reason)
             cursor.finish(complete)
@@ -254,8 +265,11 @@ class DecodeSession:
         generator: Stream | None,
         rules: _Rules,
         cursor: Cursor | None = None,
+        drafter: Drafter | None = None,
     ) -> Generation:
         generated: list[int] = []
+        draft: list[int] = []  # draft tokens fed after the last accepted token, not yet checked
+        ahead: list[torch.Tensor] = []  # the logits after each of them
         if matcher is not None and _finished(matcher):
             return self._result(generated, None, "constraint")
         if max_tokens == 0:
@@ -305,7 +319,23 @@ class DecodeSession:
                 break
             if step + 1 == max_tokens:
                 break
-            logits = self._forward_one(token)
+            if draft and draft[0] == token:  # the draft guessed right: its next logits are here
+                draft.pop(0)
+                logits = ahead.pop(0)
+                continue
+            if draft:  # a miss: forget what the cache holds past the accepted tokens
+                self._crop(self._fed - len(draft))
+                draft, ahead = [], []
+            if drafter is not None:
+                draft = drafter.propose(context, matcher, max_tokens - step - 2)
+            if draft:
+                rows = self._forward_rows(
+                    torch.tensor([[token, *draft]], dtype=torch.long, device=self._device),
+                    keep=len(draft) + 1,
+                )[0]
+                logits, ahead = rows[0], list(rows[1:])
+            else:
+                logits = self._forward_one(token)
         return self._result(generated, logprobs[: len(generated)], finish)
 
     def _cut_at_stop(self, generated: list[int], scanner: StopScanner) -> tuple[list[int], str] | None:
