@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from decc.compiler import ir
@@ -11,8 +11,10 @@ from decc.compiler.passes.check_branches import check_branches
 from decc.compiler.passes.check_stops import check_stops
 from decc.compiler.passes.compile_constraints import compile_constraints
 from decc.compiler.passes.resolve_names import resolve_names
+from decc.compiler.passes.speculate import speculate
 from decc.compiler.verify import verify
 from decc.dsl import ast
+from decc.errors import DeccError
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,7 @@ class Pass:
     run: Callable[[ir.Module], ir.Module]
     resolved: bool = False
     compiled: bool = False
+    optimization: bool = False  # outputs are the same without it: `--no-opt NAME` skips it
 
 
 PIPELINE: tuple[Pass, ...] = (
@@ -30,15 +33,22 @@ PIPELINE: tuple[Pass, ...] = (
     Pass("compile-constraints", compile_constraints, resolved=True, compiled=True),
     Pass("check-stops", check_stops, resolved=True, compiled=True),
     Pass("check-branches", check_branches, resolved=True, compiled=True),
+    Pass("speculate", speculate, resolved=True, compiled=True, optimization=True),
 )
+OPTIMIZATIONS: tuple[str, ...] = tuple(p.name for p in PIPELINE if p.optimization)
 
 Dump = Callable[[str, ir.Module], None]
 
 
 def compile_program(
-    program: ast.Program, *, dump: Dump | None = None, stop_after: str | None = None
+    program: ast.Program,
+    *,
+    dump: Dump | None = None,
+    stop_after: str | None = None,
+    disabled: frozenset[str] = frozenset(),
 ) -> ir.Module:
-    """AST → optimized IR. `dump(stage, module)` sees the IR after lowering ('ir') and after each pass."""
+    """AST → optimized IR. `dump(stage, module)` sees the IR after lowering ('ir') and after each pass;
+    the optimization passes named in `disabled` are skipped (`check_optimizations` vets the names)."""
     module = lower(program)
     verify(module)
     if dump:
@@ -46,6 +56,8 @@ def compile_program(
     if stop_after == "ir":
         return module
     for p in PIPELINE:
+        if p.name in disabled:
+            continue
         module = p.run(module)
         verify(module, resolved=p.resolved, compiled=p.compiled)
         if dump:
@@ -53,3 +65,13 @@ def compile_program(
         if stop_after == p.name:
             break
     return module
+
+
+def check_optimizations(names: Sequence[str]) -> frozenset[str]:
+    """The names as a set, or a user error naming the optimization passes there are."""
+    for name in names:
+        if name not in OPTIMIZATIONS:
+            raise DeccError(
+                f"no optimization pass named {name!r}", hints=[f"the passes are: {', '.join(OPTIMIZATIONS)}"]
+            )
+    return frozenset(names)

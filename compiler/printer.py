@@ -126,6 +126,8 @@ def gen_attrs(op: ir.Generate) -> str:
     attrs.append(f"search={search_text(op.search)}")
     if op.aligned:
         attrs.append("mode=aligned")
+    if op.draft:
+        attrs.append(f"draft={'+'.join(op.draft)}")
     if op.examples:
         attrs.append(f"examples=[{', '.join(q(s) for s in op.examples)}]")
     if op.counterexamples:

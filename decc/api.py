@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from decc.compiler import ir
-from decc.compiler.pipeline import compile_program
+from decc.compiler.pipeline import check_optimizations, compile_program
 from decc.compiler.plan import Plan, lower_to_plan
 from decc.dsl import ast, parse, parse_file
 from decc.errors import Source
@@ -69,11 +69,15 @@ class Program:
         )
 
 
-def load(path: str | Path, *, model: str | None = None) -> Program:
+def load(path: str | Path, *, model: str | None = None, no_opt: Collection[str] = ()) -> Program:
+    """Parse and compile a .dec file. `no_opt` names optimization passes to skip (outputs stay the same;
+    see `decc.compiler.pipeline.OPTIMIZATIONS`)."""
     tree = parse_file(path)
-    return Program(tree, compile_program(tree), model)
+    return Program(tree, compile_program(tree, disabled=check_optimizations(no_opt)), model)
 
 
-def loads(text: str, path: str = "<string>", *, model: str | None = None) -> Program:
+def loads(
+    text: str, path: str = "<string>", *, model: str | None = None, no_opt: Collection[str] = ()
+) -> Program:
     tree = parse(Source(path, text))
-    return Program(tree, compile_program(tree), model)
+    return Program(tree, compile_program(tree, disabled=check_optimizations(no_opt)), model)

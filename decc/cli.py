@@ -68,6 +68,16 @@ def _parser() -> argparse.ArgumentParser:
         "--print-after-all", action="store_true", help="print the IR after lowering and each pass"
     )
     comp.add_argument("--model", help="the model whose tokenizer the plan is built for")
+    from decc.compiler.pipeline import OPTIMIZATIONS
+
+    for sp in (run, comp):
+        sp.add_argument(
+            "--no-opt",
+            action="append",
+            default=[],
+            metavar="PASS",
+            help="skip an optimization pass (repeatable; outputs stay the same): " + ", ".join(OPTIMIZATIONS),
+        )
     return p
 
 
@@ -84,7 +94,7 @@ def _inputs(pairs: Sequence[str]) -> dict[str, str]:
 def cmd_run(args: argparse.Namespace) -> int:
     import decc
 
-    program = decc.load(args.file, model=args.model)
+    program = decc.load(args.file, model=args.model, no_opt=args.no_opt)
     if args.inputs is not None:
         return _run_batch(program, args)
     if args.out is not None:
@@ -242,7 +252,7 @@ def _replace_file(path: str, text: str) -> None:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    from decc.compiler.pipeline import compile_program
+    from decc.compiler.pipeline import check_optimizations, compile_program
     from decc.compiler.printer import print_ast, print_ir
     from decc.dsl import parse_file
 
@@ -255,7 +265,12 @@ def cmd_compile(args: argparse.Namespace) -> int:
         if args.print_after_all:
             sys.stdout.write(f"// after {stage}\n{print_ir(module)}")  # type: ignore[arg-type]
 
-    module = compile_program(tree, dump=dump, stop_after="ir" if args.emit == "ir" else None)
+    module = compile_program(
+        tree,
+        dump=dump,
+        stop_after="ir" if args.emit == "ir" else None,
+        disabled=check_optimizations(args.no_opt),
+    )
     if args.print_after_all:
         return 0
     if args.emit in ("ir", "opt"):

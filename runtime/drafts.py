@@ -12,6 +12,9 @@ Two sources, in order, while the draft is shorter than `max_draft`:
 
 - forced tokens: the constraint allows exactly one token and not EOS (a key's quotes, a schema's fixed
   punctuation once a tokenization is underway): that token, certain to be drawn;
+- forced text: from the constraint's DFA state, the bytes every match must continue with (a unique byte
+  path through non-accepting states: a JSON key with its quotes and colon), tokenized the way the
+  tokenizer writes that text alone; several tokens may spell it, and the model's choice is checked;
 - prompt lookup (Saxena's prompt lookup decoding; SuffixDecoding / Token Recycling generalize it): the
   last `n` tokens (n from `max_ngram` down to `min_ngram`) also occur earlier in the context; the tokens
   that followed their latest earlier occurrence. Extraction copies spans of its input, so these hit.
@@ -21,10 +24,13 @@ Every draft token must be allowed by a clone of the matcher; the draft stops bef
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from decc.grammars.matcher import Matcher
+from decc.grammars.token_automaton import TokenAutomaton
 
 __all__ = ["Drafter"]
 
@@ -36,6 +42,7 @@ class Drafter:
     max_draft: int = 8
     max_ngram: int = 4
     min_ngram: int = 2
+    encode: Callable[[str], list[int]] | None = field(default=None, compare=False)  # forced text drafts
 
     def propose(self, context: list[int], matcher: Any | None, limit: int) -> list[int]:
         """Up to `limit` draft tokens to follow `context` (which ends with the last drawn token)."""
@@ -51,6 +58,13 @@ class Drafter:
                     break
                 m.advance(t)
                 draft.append(t)
+        if self.encode is not None and type(m) is Matcher and len(draft) < limit:
+            text = _forced_text(m.automaton, m.state)
+            if text:
+                for t in self.encode(text)[: limit - len(draft)]:
+                    if not _allows(m, t):
+                        break
+                    draft.append(t)
         if self.lookup and len(draft) < limit:
             for t in _lookup(context + draft, limit - len(draft), self.max_ngram, self.min_ngram):
                 if m is not None and not _allows(m, t):
@@ -67,6 +81,32 @@ def _forced(m: Any) -> int | None:
         return None  # the count is a table lookup: no need to list the allowed tokens
     ids = m.allowed_token_ids()
     return int(ids[0]) if len(ids) == 1 else None
+
+
+_FORCED: weakref.WeakKeyDictionary[TokenAutomaton, dict[int, str]] = weakref.WeakKeyDictionary()
+_MAX_FORCED = 64  # bytes
+
+
+def _forced_text(auto: TokenAutomaton, state: int) -> str:
+    """The text every match continues with from `state` (cached per automaton state); "" when the next
+    byte is not forced or the forced bytes are not whole UTF-8 characters."""
+    per = _FORCED.setdefault(auto, {})
+    if state not in per:
+        flat, accepting = auto.flat, auto.dfa.accepting
+        out = bytearray()
+        s = state
+        while len(out) < _MAX_FORCED and not accepting[s]:
+            base = s << 8
+            nxt = [(b, flat[base + b]) for b in range(256) if flat[base + b] >= 0]
+            if len(nxt) != 1:
+                break
+            out.append(nxt[0][0])
+            s = nxt[0][1] >> 8
+        try:
+            per[state] = out.decode("utf-8")
+        except UnicodeDecodeError:
+            per[state] = ""
+    return per[state]
 
 
 def _allows(m: Any, token: int) -> bool:

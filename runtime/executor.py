@@ -12,6 +12,7 @@ from decc.errors import DeccError, InternalError, did_you_mean
 from decc.runtime.aligned import AlignedTrie
 from decc.runtime.beam import beam_search
 from decc.runtime.decode import DecodeSession, Generation
+from decc.runtime.drafts import Drafter
 from decc.runtime.model import LanguageModel
 from decc.runtime.particles import ParticleParams, run_particles
 from decc.runtime.rewards import scorer
@@ -45,6 +46,7 @@ class Result:
     token_ids: list[int]
     logprob: float
     steps: dict[str, StepResult] = field(default_factory=dict)
+    forward_passes: int = 0  # model forward passes the run made (what the optimizer saves)
 
     def __getitem__(self, name: str) -> str:
         return self.values[name]
@@ -214,6 +216,7 @@ class _Run:
             token_ids=list(self.session.tokens),
             logprob=sum(s.logprob for s in self.results.values()),
             steps=self.results,
+            forward_passes=self.session.forward_calls,
         )
 
     def record(self, op: ir.Generate, gen: Generation, hyps: tuple[Hypothesis, ...] = ()) -> None:
@@ -222,6 +225,13 @@ class _Run:
         self.results[op.name] = StepResult(
             op.name, gen.text, gen.token_ids, gen.logprob, gen.finish_reason, hyps
         )
+
+    def drafter(self, op: ir.Generate) -> Drafter | None:
+        if not op.draft:
+            return None
+        tok = self.lm.tokenizer
+        encode = (lambda text: tok.encode(text, add_special_tokens=False)) if "text" in op.draft else None
+        return Drafter(forced="forced" in op.draft, lookup="lookup" in op.draft, encode=encode)
 
     def generate(self, step: PlanGen) -> None:
         op = step.op
@@ -243,6 +253,7 @@ class _Run:
                 stop_regex=op.stop_regex,
                 stop_entropy=rules.stop_entropy,
                 aligned=trie,
+                drafter=self.drafter(op),
             )
         else:
             gen, found = run_search(self.session, policy, rules, matcher)

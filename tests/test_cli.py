@@ -74,7 +74,15 @@ def test_compile_emits_stages() -> None:
         "// after compile-constraints",
         "// after check-stops",
         "// after check-branches",
+        "// after speculate",
     ]
+    assert "draft=forced+text+lookup" in opt.stdout
+    plain = run("compile", "examples/hello.dec", "--no-opt", "speculate")
+    assert plain.returncode == 0 and "draft=" not in plain.stdout
+    assert plain.stdout == opt.stdout.replace(" draft=forced+text+lookup", "")
+    bad = run("compile", "examples/hello.dec", "--no-opt", "speculation")
+    assert bad.returncode == 2 and "no optimization pass named 'speculation'" in bad.stderr
+    assert "the passes are: speculate" in bad.stderr and "Traceback" not in bad.stderr
 
 
 @pytest.mark.model
