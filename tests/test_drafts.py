@@ -94,3 +94,33 @@ def test_a_seeded_stream_draws_alike_with_drafts(toy_lm) -> None:
             )
         texts[drafter is None] = out
     assert texts[True] == texts[False]
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_sampled_values_with_drafts_follow_the_exact_distribution(toy_lm) -> None:
+    """2000 sampled values with drafts (forced tokens and lookups do fire here) against the exact
+    distribution of per-step masked sampling: a chi-square test, as for sampling without drafts."""
+    from collections import Counter
+
+    from _exact import chi_square_pvalue, exact_outcomes, outcome_key
+
+    constraint = regex(r"(ab|b)+a?", toy_lm.tokenizer.vocabulary())
+    exact = exact_outcomes(toy_lm, [BOS], constraint.matcher, 6, "masked")
+    counts: Counter[str] = Counter()
+    stream = make_generator(314159)
+    saved = 0
+    for _ in range(2000):
+        session = DecodeSession(toy_lm)
+        session.append([BOS])
+        gen = session.generate(
+            max_tokens=6,
+            sampling=SamplingParams(greedy=False),
+            matcher=constraint.matcher(),
+            generator=stream,
+            drafter=Drafter(),
+        )
+        saved += len(gen.token_ids) + (gen.finish_reason == "eos") - (session.forward_calls - 1)
+        counts[outcome_key(gen.text, gen.finish_reason)] += 1
+    assert set(counts) <= set(exact)
+    assert chi_square_pvalue(counts, exact) > 1e-3
+    assert saved > 500  # the drafts did save forward passes
