@@ -7,7 +7,9 @@ stopping rules. Rows that finish leave the batch. A row draws from its own gener
 run seeds it, so a batch gives what each input gives alone (up to float rounding between padded and
 unpadded shapes). Steps that use a search policy or `mode: aligned` run alone, as in a single run.
 
-The context is prefilled again at each gen step (no KV cache is kept between steps across rows).
+The rows' common prefix (a system prompt, the chat template's head) is fed once and its cache rows copied
+to every row; the rest is left-padded after it. The context is prefilled again at each gen step (no KV
+cache is kept between steps across rows).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from .sampling import SamplingParams, Stream, draw_rows, make_generator
 from .tracks import StepRules, Track
 
 __all__ = ["RowSpec", "execute_batch", "generate_rows"]
+
+SHARE_MIN = 8  # a shared prefix shorter than this is not worth its own forward pass
 
 
 @dataclass
@@ -63,21 +67,30 @@ def generate_rows(
     device = lm.device if lm.device is not None else lm.model.device
     tok = lm.tokenizer
     n = len(rows)
-    width = max(len(r.context) for r in rows)
     pad = getattr(tok, "pad_token_id", None)
     pad = int(pad) if pad is not None else min(lm.eos_ids)
-    ids = torch.full((n, width), pad, dtype=torch.long, device=device)
-    mask = torch.zeros((n, width), dtype=torch.long, device=device)
-    for i, r in enumerate(rows):
-        ids[i, width - len(r.context) :] = torch.tensor(r.context, dtype=torch.long)
-        mask[i, width - len(r.context) :] = 1
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
     cache = make_kv_cache(lm.model.config)
+    shared = _shared_prefix([r.context for r in rows]) if n > 1 else 0
+    if shared < SHARE_MIN:
+        shared = 0
+    width = max(len(r.context) for r in rows) - shared
+    ids = torch.full((n, width), pad, dtype=torch.long, device=device)
+    mask = torch.zeros((n, shared + width), dtype=torch.long, device=device)
+    mask[:, :shared] = 1
+    for i, r in enumerate(rows):
+        rest = r.context[shared:]
+        ids[i, width - len(rest) :] = torch.tensor(rest, dtype=torch.long)
+        mask[i, shared + width - len(rest) :] = 1
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, shared:]
     tracks = [
         Track(r.matcher, IncrementalDetokenizer(tok) if r.rules.scanner() is not None else None) for r in rows
     ]
     live = [i for i, r in enumerate(rows) if not _done_at_start(tracks[i], r)]
     with torch.inference_mode():
+        if shared:  # the common prefix (a system prompt, a template) is computed once and its rows copied
+            head = torch.tensor([rows[0].context[:shared]], dtype=torch.long, device=device)
+            _forward(lm, head, mask[:1, :shared], torch.arange(shared, device=device)[None], cache)
+            select_rows(cache, torch.zeros(n, dtype=torch.long, device=device))
         logits = _forward(lm, ids, mask, positions, cache)
         if len(live) < n:
             keep = torch.tensor(live, dtype=torch.long, device=device)
@@ -240,6 +253,16 @@ def _masked(logits: torch.Tensor, bitmask: torch.Tensor | None, r: int) -> torch
 
 def _key(spec: RowSpec) -> tuple[int, int]:
     return spec.generator.key() if spec.generator is not None else (0, 0)
+
+
+def _shared_prefix(contexts: Sequence[list[int]]) -> int:
+    """Tokens every context starts with, leaving each at least one of its own (its logits come from it)."""
+    first = contexts[0]
+    limit = min(len(c) for c in contexts) - 1
+    k = 0
+    while k < limit and all(c[k] == first[k] for c in contexts):
+        k += 1
+    return k
 
 
 def _done_at_start(track: Track, spec: RowSpec) -> bool:

@@ -76,6 +76,50 @@ def test_rows_decode_as_they_would_alone(toy_lm) -> None:
             assert (a.token_ids, a.text, a.finish_reason) == (b.token_ids, b.text, b.finish_reason)
 
 
+def test_a_shared_prefix_is_fed_once(toy_lm) -> None:
+    """Rows that share a long prefix: it is fed once (one forward on one row, then copied) and every row
+    still decodes what it decodes alone."""
+    lm = toy_lm
+    vocab = lm.tokenizer.vocabulary()
+    head = [BOS, 0, 1, 2, 2, 1, 0, 0, 1, 2, 1]
+    tails = [[0], [1, 2, 0], [], [2, 2], [0, 1, 1, 1, 0]]
+    samplings = [
+        GREEDY,
+        SamplingParams(greedy=False, seed=3),
+        GREEDY,
+        SamplingParams(greedy=False, seed=4),
+        GREEDY,
+    ]
+    specs, alone = [], []
+    for k, (tail, s) in enumerate(zip(tails, samplings, strict=True)):
+        m = regex(r"(ab|c)+", vocab).matcher() if k % 2 else None
+        specs.append(
+            RowSpec(head + tail, StepRules(5, lm.eos_ids), s, m, None if s.greedy else make_generator(s.seed))
+        )
+        session = DecodeSession(lm)
+        session.append(head + tail)
+        alone.append(session.generate(max_tokens=5, sampling=s, matcher=m.clone() if m else None))
+        if m is not None:
+            m.reset()
+    calls = []
+    real = lm.model.forward
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs["input_ids"].shape)
+        return real(*args, **kwargs)
+
+    lm.model.forward = counting
+    try:
+        batched = generate_rows(lm, specs)
+    finally:
+        del lm.model.forward
+    assert tuple(calls[0]) == (1, len(head) - 1)  # the shared prefix, once (the shortest row keeps a token)
+    assert calls[1][0] == len(tails)
+    for a, b in zip(alone, batched, strict=True):
+        assert (a.token_ids, a.text, a.finish_reason) == (b.token_ids, b.text, b.finish_reason)
+        assert a.logprob == pytest.approx(b.logprob, abs=1e-4)
+
+
 PROGRAM = """input thing: str
 input n: int = 2
 user "Write {n} words about {thing}."
