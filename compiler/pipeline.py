@@ -10,6 +10,7 @@ from decc.compiler.lower import lower
 from decc.compiler.passes.check_branches import check_branches
 from decc.compiler.passes.check_stops import check_stops
 from decc.compiler.passes.compile_constraints import compile_constraints
+from decc.compiler.passes.fold import fold
 from decc.compiler.passes.resolve_names import resolve_names
 from decc.compiler.passes.speculate import speculate
 from decc.compiler.verify import verify
@@ -33,6 +34,7 @@ PIPELINE: tuple[Pass, ...] = (
     Pass("compile-constraints", compile_constraints, resolved=True, compiled=True),
     Pass("check-stops", check_stops, resolved=True, compiled=True),
     Pass("check-branches", check_branches, resolved=True, compiled=True),
+    Pass("fold", fold, resolved=True, compiled=True, optimization=True),
     Pass("speculate", speculate, resolved=True, compiled=True, optimization=True),
 )
 OPTIMIZATIONS: tuple[str, ...] = tuple(p.name for p in PIPELINE if p.optimization)

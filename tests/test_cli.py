@@ -74,6 +74,7 @@ def test_compile_emits_stages() -> None:
         "// after compile-constraints",
         "// after check-stops",
         "// after check-branches",
+        "// after fold",
         "// after speculate",
     ]
     assert "draft=forced+text+lookup" in opt.stdout
@@ -82,7 +83,7 @@ def test_compile_emits_stages() -> None:
     assert plain.stdout == opt.stdout.replace(" draft=forced+text+lookup", "")
     bad = run("compile", "examples/hello.dec", "--no-opt", "speculation")
     assert bad.returncode == 2 and "no optimization pass named 'speculation'" in bad.stderr
-    assert "the passes are: speculate" in bad.stderr and "Traceback" not in bad.stderr
+    assert "the passes are: fold, speculate" in bad.stderr and "Traceback" not in bad.stderr
 
 
 @pytest.mark.model
