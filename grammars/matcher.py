@@ -26,6 +26,10 @@ class Matcher:
     def state(self) -> int:
         return self._state
 
+    def n_text_allowed(self) -> int:
+        """How many text tokens are allowed now (a table lookup: nothing is listed)."""
+        return 0 if self._terminated else self.automaton.n_text_allowed(self._state, self._counter)
+
     def fill_bitmask(self, row: torch.Tensor) -> None:
         """Copy the allowed-token words of the current state into `row` (int32, ceil(size/32) words).
 
@@ -58,7 +62,7 @@ class Matcher:
 
     def can_continue(self) -> bool:
         """Some text token is allowed now."""
-        return not self._terminated and self.automaton.n_text_allowed(self._state, self._counter) > 0
+        return self.n_text_allowed() > 0
 
     def is_terminated(self) -> bool:
         return self._terminated

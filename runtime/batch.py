@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -28,11 +28,10 @@ from .decode import Generation
 from .detokenize import IncrementalDetokenizer
 from .device_loop import decode_on_device, eligible
 from .executor import Result, _Run, bind_inputs, sampling_params, step_rules
-from .kernels.bitmask import apply_token_bitmask_inplace
 from .kvcache import make_kv_cache, select_rows
-from .masking import RowMasker
+from .masking import RowMasker, masked_copy
 from .model import LanguageModel
-from .sampling import SamplingParams, Stream, draw_rows, make_generator
+from .sampling import SamplingParams, Stream, draw_rows, make_generator, next_key
 from .tracks import StepRules, Track
 
 __all__ = ["RowSpec", "execute_batch", "generate_rows"]
@@ -140,10 +139,8 @@ def _decode_on_host(
     ops, so the default there is inline: extend, fill, then forward.
     """
     device = logits.device
-    tok = lm.tokenizer
-    scanners = [r.rules.scanner() for r in rows]
-    masker = RowMasker(lm.vocab_size, lm.eos_ids, device)
-    bitmask = masker.bitmask([tracks[i].matcher for i in live], [rows[i].rules.no_eos(0) for i in live])
+    host = _HostWork(rows, tracks, RowMasker(lm.vocab_size, lm.eos_ids, device), lm.tokenizer)
+    bitmask = host.bitmask(live, 0)
     step = 0
     with ThreadPoolExecutor(1, thread_name_prefix="decc-mask") as pool:
         while live:
@@ -152,10 +149,10 @@ def _decode_on_host(
                 r
                 for r, i in enumerate(live)
                 if rows[i].rules.stop_entropy is not None
-                and tracks[i].entropy_stop(_masked(logits, bitmask, r), rows[i].sampling, rows[i].rules)
+                and tracks[i].entropy_stop(_masked_row(logits, bitmask, r), rows[i].sampling, rows[i].rules)
             }
             drawn = draw_rows(
-                logits, bitmask, [rows[i].sampling for i in live], [_key(rows[i]) for i in live]
+                logits, bitmask, [rows[i].sampling for i in live], [next_key(rows[i].generator) for i in live]
             ).tokens
             picked = (logits.gather(1, drawn[:, None].to(device))[:, 0].float() - lse).tolist()
             ids = drawn.tolist()
@@ -168,11 +165,9 @@ def _decode_on_host(
             ]
 
             if overlap:
-                work = pool.submit(
-                    _host_step, rows, tracks, scanners, masker, tok, live, go, ending, ids, picked, step
-                )
+                work = pool.submit(host.step, live, go, ending, ids, picked, step)
             else:  # on a CPU the forward needs the GIL between ops: the host's share goes first, inline
-                _extend(rows, tracks, scanners, tok, live, ending, ids, picked, step)
+                host.extend(live, ending, ids, picked, step)
                 go = [r for r in go if tracks[live[r]].finish is None]
             if go:
                 keep = torch.tensor(go, dtype=torch.long, device=device)
@@ -183,7 +178,7 @@ def _decode_on_host(
                 mask = torch.cat([mask, torch.ones((len(go), 1), dtype=mask.dtype, device=device)], dim=1)
                 positions = positions[:, -1:] + 1
                 if not overlap:
-                    bitmask = _next_bitmask(rows, tracks, masker, [live[r] for r in go], step)
+                    bitmask = host.bitmask([live[r] for r in go], step + 1)
                 logits = _forward(lm, feed, mask, positions, cache)
             if overlap:
                 bitmask = work.result()
@@ -197,62 +192,48 @@ def _decode_on_host(
             step += 1
 
 
-@torch.inference_mode()
-def _host_step(
-    rows: Sequence[RowSpec],
-    tracks: list[Track],
-    scanners: list[Any],
-    masker: RowMasker,
-    tok: Any,
-    live: list[int],
-    go: list[int],
-    ending: set[int],
-    ids: list[int],
-    picked: list[float],
-    step: int,
-) -> torch.Tensor | None:
-    """The host's share of a step, on the worker thread beside the forward pass: extend the tracks by
-    the drawn tokens, then fill the next bitmask for the rows that went on to the forward pass. Inference
-    mode is per thread, and the buffers were made under it, so the worker enters it too."""
-    _extend(rows, tracks, scanners, tok, live, ending, ids, picked, step)
-    return _next_bitmask(rows, tracks, masker, [live[r] for r in go], step)
+@dataclass
+class _HostWork:
+    """The host's share of a step: extend the rows' tracks by their drawn tokens, fill the next bitmask."""
+
+    rows: Sequence[RowSpec]
+    tracks: list[Track]
+    masker: RowMasker
+    tokenizer: Any
+    scanners: list[Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.scanners = [r.rules.scanner() for r in self.rows]
+
+    def extend(
+        self, live: list[int], ending: set[int], ids: list[int], picked: list[float], step: int
+    ) -> None:
+        for r, i in enumerate(live):
+            if r in ending:
+                continue
+            tr, rules = self.tracks[i], self.rows[i].rules
+            tr.extend(ids[r], picked[r], rules, self.scanners[i], self.tokenizer)
+            if tr.finish is None and step + 1 >= rules.max_tokens:
+                tr.finish = "length"
+
+    def bitmask(self, going: list[int], step: int) -> torch.Tensor | None:
+        """The bitmask of step `step` for the rows `going`."""
+        return self.masker.bitmask(
+            [self.tracks[i].matcher for i in going], [self.rows[i].rules.no_eos(step) for i in going]
+        )
+
+    @torch.inference_mode()
+    def step(
+        self, live: list[int], go: list[int], ending: set[int], ids: list[int], picked: list[float], step: int
+    ) -> torch.Tensor | None:
+        """Both, on the worker thread beside the forward pass. Inference mode is per thread, and the
+        buffers were made under it, so the worker enters it too."""
+        self.extend(live, ending, ids, picked, step)
+        return self.bitmask([live[r] for r in go], step + 1)
 
 
-def _extend(
-    rows: Sequence[RowSpec],
-    tracks: list[Track],
-    scanners: list[Any],
-    tok: Any,
-    live: list[int],
-    ending: set[int],
-    ids: list[int],
-    picked: list[float],
-    step: int,
-) -> None:
-    for r, i in enumerate(live):
-        if r in ending:
-            continue
-        tr = tracks[i]
-        tr.extend(ids[r], picked[r], rows[i].rules, scanners[i], tok)
-        if tr.finish is None and step + 1 >= rows[i].rules.max_tokens:
-            tr.finish = "length"
-
-
-def _next_bitmask(
-    rows: Sequence[RowSpec], tracks: list[Track], masker: RowMasker, going: list[int], step: int
-) -> torch.Tensor | None:
-    return masker.bitmask([tracks[i].matcher for i in going], [rows[i].rules.no_eos(step + 1) for i in going])
-
-
-def _masked(logits: torch.Tensor, bitmask: torch.Tensor | None, r: int) -> torch.Tensor:
-    row = logits[r].clone()
-    if bitmask is not None:
-        apply_token_bitmask_inplace(row[None], bitmask[r : r + 1])
-    return row
-
-
-def _key(spec: RowSpec) -> tuple[int, int]:
-    return spec.generator.key() if spec.generator is not None else (0, 0)
+def _masked_row(logits: torch.Tensor, bitmask: torch.Tensor | None, r: int) -> torch.Tensor:
+    return masked_copy(logits[r : r + 1], bitmask[r : r + 1] if bitmask is not None else None)[0]
 
 
 def _shared_prefix(contexts: Sequence[list[int]]) -> int:
@@ -361,7 +342,7 @@ def _drive(runs: list[_Run], lm: LanguageModel) -> None:
 def _spec(run: _Run, step: PlanGen, lm: LanguageModel) -> RowSpec:
     op = step.op
     sampling = sampling_params(op.search)  # type: ignore[arg-type]
-    generator = None if sampling.greedy else make_generator(sampling.seed, lm.device or "cpu")
+    generator = None if sampling.greedy else make_generator(sampling.seed)
     return RowSpec(
         context=run.session.tokens,
         rules=step_rules(op, lm.eos_ids),

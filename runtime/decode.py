@@ -20,8 +20,7 @@ from decc.errors import DeccError, InternalError
 from .aligned import AlignedTrie, Cursor
 from .detokenize import IncrementalDetokenizer, StopScanner
 from .drafts import Drafter
-from .kernels.bitmask import apply_token_bitmask_inplace
-from .masking import RowMasker
+from .masking import RowMasker, masked_copy
 from .model import LanguageModel
 from .sampling import SamplingParams, Stream, entropy, make_generator, sample
 
@@ -240,7 +239,7 @@ class DecodeSession:
         if any(not isinstance(s, str) or not s for s in stops):
             raise ValueError(f"stop strings must be non-empty strings, got {stops!r}")
         if generator is None and not sampling.greedy:
-            generator = make_generator(sampling.seed, self._device)
+            generator = make_generator(sampling.seed)
         rules = _Rules(min_tokens, stop_regex, stop_entropy)
         cursor = aligned.cursor() if aligned is not None else None
         if cursor is not None:
@@ -289,8 +288,7 @@ class DecodeSession:
             bitmask = self._masker.bitmask([matcher], no_eos)
             masked = logits
             if bitmask is not None and (cursor is not None or rules.stop_entropy is not None):
-                masked = logits.clone()
-                apply_token_bitmask_inplace(masked.unsqueeze(0), bitmask)
+                masked = masked_copy(logits[None], bitmask)[0]
             if rules.stop_entropy is not None:
                 above, threshold, k = rules.stop_entropy
                 h = entropy(masked, sampling)

@@ -15,7 +15,7 @@ regex (they need text), no entropy rule, no typical-p (the fused sampler does no
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -25,12 +25,10 @@ from .device_tables import DeviceTables, supports
 from .kernels.sample import fused_sample
 from .kvcache import select_rows
 from .model import LanguageModel
-from .sampling import _key64
+from .sampling import key64, sampling_columns
 from .tracks import Track
 
 __all__ = ["decode_on_device", "eligible"]
-
-Forward = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def eligible(spec: Any) -> bool:
@@ -41,6 +39,20 @@ def eligible(spec: Any) -> bool:
         and spec.rules.stop_entropy is None
         and (spec.sampling.greedy or spec.sampling.typical_p >= 1.0)
     )
+
+
+class _Fixed(NamedTuple):
+    """Per-row tensors that stay as they are for the whole loop (rows only leave)."""
+
+    temperature: torch.Tensor
+    top_k: torch.Tensor
+    top_p: torch.Tensor
+    min_p: torch.Tensor
+    seed: torch.Tensor
+    first: torch.Tensor  # the stream's draw count at the start: draw `step` has key (seed, first + step)
+    min_tokens: torch.Tensor
+    never_eos: torch.Tensor
+    max_tokens: torch.Tensor
 
 
 def decode_on_device(
@@ -66,17 +78,15 @@ def decode_on_device(
     def column(values: list, dtype: torch.dtype) -> torch.Tensor:
         return torch.tensor(values, dtype=dtype, device=device)
 
-    samp = [s.sampling for s in specs]
-    temps = column([0.0 if p.greedy else p.temperature for p in samp], torch.float32)
-    top_k = column([0 if p.greedy else p.top_k for p in samp], torch.int32)
-    top_p = column([1.0 if p.greedy else p.top_p for p in samp], torch.float32)
-    min_p = column([0.0 if p.greedy else p.min_p for p in samp], torch.float32)
     streams = [s.generator for s in specs]
-    seeds = column([_key64(g.seed) if g is not None else 0 for g in streams], torch.int64)
-    first = column([g.count if g is not None else 0 for g in streams], torch.int64)
-    min_tokens = column([0 if s.rules.ignore_eos else s.rules.min_tokens for s in specs], torch.int64)
-    never_eos = column([s.rules.ignore_eos for s in specs], torch.bool)
-    max_tokens = column([s.rules.max_tokens for s in specs], torch.int64)
+    fixed = _Fixed(  # what each row keeps for the whole loop
+        *sampling_columns([s.sampling for s in specs], device),
+        seed=column([key64(g.seed) if g is not None else 0 for g in streams], torch.int64),
+        first=column([g.count if g is not None else 0 for g in streams], torch.int64),
+        min_tokens=column([0 if s.rules.ignore_eos else s.rules.min_tokens for s in specs], torch.int64),
+        never_eos=column([s.rules.ignore_eos for s in specs], torch.bool),
+        max_tokens=column([s.rules.max_tokens for s in specs], torch.int64),
+    )
     state = column([tables.start(s.matcher) for s in specs], torch.int64)
     steps = max(s.rules.max_tokens for s in specs)
     history = torch.zeros((n, steps), dtype=torch.int64, device=device)
@@ -88,25 +98,23 @@ def decode_on_device(
     step = 0
     while True:
         lse = torch.logsumexp(logits.float(), dim=-1)
-        no_eos = never_eos | (step < min_tokens)
-        bitmask = tables.masks(state, no_eos)
-        out = fused_sample(logits, bitmask, temps, top_k, top_p, min_p, seeds, first + step, mass=False)
+        bitmask = tables.masks(state, fixed.never_eos | (step < fixed.min_tokens))
+        out = fused_sample(logits, bitmask, *fixed[:4], fixed.seed, fixed.first + step, mass=False)
         tokens = torch.where(done, torch.zeros_like(out.tokens), out.tokens)
         history[where, step] = tokens
         raw_lp[where, step] = logits.gather(1, tokens[:, None])[:, 0].float() - lse
         failed = failed | (out.empty & ~done).any()
         state, eos = tables.advance(state, tokens)
-        ended = ~done & (eos | tables.final[state] | (step + 1 >= max_tokens))
+        ended = ~done & (eos | tables.final[state] | (step + 1 >= fixed.max_tokens))
         length[where] = torch.where(ended, step + 1, length[where])
         done = done | ended
         step += 1
+        look = step >= steps or step == 1 or step % sync_every == 0  # the host looks (a sync)
+        if look and bool(failed):
+            raise InternalError("every token is masked: the constraint allows nothing at this step")
         if step >= steps:
-            if bool(failed):
-                raise InternalError("every token is masked: the constraint allows nothing at this step")
             break
-        if step % sync_every == 0 or step == 1:
-            if bool(failed):
-                raise InternalError("every token is masked: the constraint allows nothing at this step")
+        if look:
             keep = (~done).nonzero().squeeze(1)
             if len(keep) == 0:
                 break
@@ -115,10 +123,7 @@ def decode_on_device(
                 mask, positions, tokens, state, done, where = (
                     t[keep] for t in (mask, positions, tokens, state, done, where)
                 )
-                temps, top_k, top_p, min_p, seeds, first = (
-                    t[keep] for t in (temps, top_k, top_p, min_p, seeds, first)
-                )
-                min_tokens, never_eos, max_tokens = (t[keep] for t in (min_tokens, never_eos, max_tokens))
+                fixed = _Fixed._make(t[keep] for t in fixed)
         mask = torch.cat([mask, torch.ones((len(where), 1), dtype=mask.dtype, device=device)], dim=1)
         positions = positions[:, -1:] + 1
         logits = forward(tokens[:, None], mask, positions, cache)

@@ -26,7 +26,7 @@ import torch
 from decc.grammars.matcher import Matcher
 from decc.grammars.token_automaton import TokenAutomaton
 
-from .kernels.bitmask import bitmask_words
+from .kernels.bitmask import bitmask_words, pack_bitmask
 
 __all__ = ["DeviceTables", "supports"]
 
@@ -57,7 +57,7 @@ def _part(auto: TokenAutomaton, device: torch.device) -> _Part:
     if key not in per:
         n = auto.n_states
         counts = torch.from_numpy(auto.indptr[1:] - auto.indptr[:-1])
-        accepting = torch.tensor([bool(auto.dfa.accepting[s]) for s in range(n)])
+        accepting = torch.tensor(auto.dfa.accepting[:n], dtype=torch.bool)
         per[key] = _Part(
             bitmask=torch.tensor(auto.bitmask, device=device),
             final=(accepting & torch.from_numpy(auto.n_allowed == 0)).to(device),
@@ -96,7 +96,7 @@ class DeviceTables:
         eos = torch.tensor(sorted(eos_ids), dtype=torch.long)
         eos_row = torch.zeros(self.stride, dtype=torch.bool)
         eos_row[eos] = True
-        eos_words = _pack(eos_row)
+        eos_words = pack_bitmask(eos_row[None])[0]
         extra = torch.stack([torch.full((words,), -1, dtype=torch.int32), eos_words]).to(device)
         self.bitmask = torch.cat([p.bitmask for p in parts] + [extra])
         self.final = torch.cat([p.final for p in parts] + [torch.zeros(2, dtype=torch.bool, device=device)])
@@ -128,9 +128,3 @@ class DeviceTables:
         eos = torch.isin(tokens, self.eos)
         nxt = torch.where(eos | (state == self.done), torch.full_like(state, self.done), nxt)
         return nxt, eos
-
-
-def _pack(allowed: torch.Tensor) -> torch.Tensor:
-    from .kernels.bitmask import pack_bitmask
-
-    return pack_bitmask(allowed[None])[0]

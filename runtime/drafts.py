@@ -77,7 +77,7 @@ def _forced(m: Any) -> int | None:
     """The one token `m` allows, if it allows exactly one and EOS is not allowed."""
     if m.is_terminated() or m.is_accepting():
         return None
-    if type(m) is Matcher and m.automaton.n_text_allowed(m.state, m._counter) != 1:
+    if type(m) is Matcher and m.n_text_allowed() != 1:
         return None  # the count is a table lookup: no need to list the allowed tokens
     ids = m.allowed_token_ids()
     return int(ids[0]) if len(ids) == 1 else None

@@ -302,6 +302,6 @@ def run_search(
         raise InternalError(f"unknown search policy {policy!r}")
     generator = None
     if not particle.sampling.greedy:
-        generator = make_generator(particle.sampling.seed, session._device)
+        generator = make_generator(particle.sampling.seed)
     winner, hyps = run_particles(session, particle, rules, matcher, generator)
     return winner.generation(tok), hyps

@@ -15,7 +15,7 @@ import torch
 
 from .kernels.bitmask import apply_token_bitmask_inplace, bitmask_words
 
-__all__ = ["RowMasker"]
+__all__ = ["RowMasker", "masked_copy"]
 
 _NEG_INF = float("-inf")
 
@@ -81,6 +81,15 @@ class RowMasker:
         rows = self._buf[:b]
         rows.copy_(host, non_blocking=True)
         return rows
+
+
+def masked_copy(scores: torch.Tensor, bitmask: torch.Tensor | None) -> torch.Tensor:
+    """A float copy of `[B, V]` scores with the tokens `bitmask` disallows at -inf (for the steps that need
+    the masked row itself: entropy rules, ASAp, typical-p; the draw takes the bitmask instead)."""
+    out = scores.to(torch.float32, copy=True)
+    if bitmask is not None:
+        apply_token_bitmask_inplace(out, bitmask)
+    return out
 
 
 def _bit_words(token_ids: Sequence[int]) -> list[tuple[int, int]]:

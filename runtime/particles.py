@@ -34,9 +34,10 @@ import torch
 
 from .decode import DecodeSession
 from .detokenize import IncrementalDetokenizer
+from .kernels.bitmask import apply_token_bitmask_inplace
 from .masking import RowMasker
 from .rewards import Scorer
-from .sampling import SamplingParams, Stream, draw_rows
+from .sampling import SamplingParams, Stream, draw_rows, next_key
 from .tracks import Hypothesis, StepRules, Track
 
 __all__ = ["ParticleParams", "run_particles"]
@@ -86,9 +87,9 @@ def run_particles(
             lse = torch.logsumexp(logits.float(), dim=-1)
             bitmask = masker.bitmask([tracks[i].matcher for i in live], rules.no_eos(step))
             if rules.stop_entropy is not None and bitmask is not None:
-                masker(logits, [tracks[i].matcher for i in live], rules.no_eos(step))
-                bitmask = None  # the scores carry the mask now
-            keys = [generator.key() if generator is not None else (0, 0) for _ in live]
+                apply_token_bitmask_inplace(logits, bitmask)  # the entropy rule reads the masked rows
+                bitmask = None
+            keys = [next_key(generator) for _ in live]
             drawn = draw_rows(logits, bitmask, [sampling] * len(live), keys)
             raw = (logits.gather(1, drawn.tokens[:, None])[:, 0].float() - lse).tolist()
             tokens, logq = drawn.tokens.tolist(), drawn.logprob.tolist()

@@ -21,8 +21,20 @@ import torch
 from decc.errors import InternalError
 
 from .kernels.sample import FusedSample, fused_sample
+from .masking import masked_copy
 
-__all__ = ["GREEDY", "SamplingParams", "Stream", "draw_rows", "entropy", "make_generator", "sample"]
+__all__ = [
+    "GREEDY",
+    "SamplingParams",
+    "Stream",
+    "draw_rows",
+    "entropy",
+    "key64",
+    "make_generator",
+    "next_key",
+    "sample",
+    "sampling_columns",
+]
 
 _NEG_INF = float("-inf")
 
@@ -92,9 +104,26 @@ class Stream:
         return self._torch
 
 
-def make_generator(seed: int | None, device: torch.device | str = "cpu") -> Stream:
+def make_generator(seed: int | None) -> Stream:
     """The stream a value with this seed draws from (`seed=None`: fresh OS entropy)."""
     return Stream(seed)
+
+
+def next_key(stream: Stream | None) -> tuple[int, int]:
+    """The key of a row's next draw; greedy rows have no stream and their draw ignores the key."""
+    return stream.key() if stream is not None else (0, 0)
+
+
+def sampling_columns(
+    params: Sequence[SamplingParams], device: torch.device | str
+) -> tuple[torch.Tensor, ...]:
+    """(temperature, top_k, top_p, min_p) as the fused sampler's per-row tensors; a greedy row is
+    temperature 0 with every filter off."""
+    on = [not p.greedy for p in params]
+    pairs = zip(on, params, strict=True)
+    rows = [(p.temperature, p.top_k, p.top_p, p.min_p) if s else (0.0, 0, 1.0, 0.0) for s, p in pairs]
+    dtypes = (torch.float32, torch.int32, torch.float32, torch.float32)
+    return tuple(torch.tensor([r[j] for r in rows], dtype=dtypes[j], device=device) for j in range(4))
 
 
 def _all_masked() -> InternalError:
@@ -143,7 +172,7 @@ def _entropy(logp: torch.Tensor) -> torch.Tensor:
     return -(torch.where(p > 0, p * logp, torch.zeros_like(p))).sum()
 
 
-def _key64(seed: int) -> int:
+def key64(seed: int) -> int:
     """A uint64 seed as the int64 with the same bits (the kernels take int64)."""
     return seed - (1 << 64) if seed >= 1 << 63 else seed
 
@@ -161,20 +190,12 @@ def draw_rows(
     the log of the mass the mask leaves under the tempered model. Typical-p, which the fused sampler does
     not do, filters those rows first and then draws with the same keyed noise."""
     batch, dev = logits.shape[0], logits.device
-    on = [not p.greedy for p in params]
-
-    def column(values: list, dtype: torch.dtype) -> torch.Tensor:
-        return torch.tensor(values, dtype=dtype, device=dev)
-
     out = fused_sample(
         logits,
         bitmask,
-        column([p.temperature if s else 0.0 for s, p in zip(on, params, strict=True)], torch.float32),
-        column([p.top_k if s else 0 for s, p in zip(on, params, strict=True)], torch.int32),
-        column([p.top_p if s else 1.0 for s, p in zip(on, params, strict=True)], torch.float32),
-        column([p.min_p if s else 0.0 for s, p in zip(on, params, strict=True)], torch.float32),
-        column([_key64(k[0]) for k in keys], torch.int64),
-        column([k[1] for k in keys], torch.int64),
+        *sampling_columns(params, dev),
+        torch.tensor([key64(k[0]) for k in keys], dtype=torch.int64, device=dev),
+        torch.tensor([k[1] for k in keys], dtype=torch.int64, device=dev),
         mass=mass,
     )
     typical = [b for b in range(batch) if not params[b].greedy and params[b].typical_p < 1.0]
@@ -193,13 +214,9 @@ def _draw_typical(
     params: SamplingParams,
     key: tuple[int, int],
 ) -> None:
-    from .kernels.bitmask import unpack_bitmask
-
-    masked = row.float()
-    if words is not None:
-        masked = masked.masked_fill(~unpack_bitmask(words[None], row.shape[0])[0], _NEG_INF)
+    masked = masked_copy(row[None], words[None] if words is not None else None)[0]
     x = filter_logits(masked, params)  # tempered and filtered
-    one = fused_sample(x[None], None, 1.0, seed=_key64(key[0]), step=key[1])
+    one = fused_sample(x[None], None, 1.0, seed=key64(key[0]), step=key[1])
     out.tokens[b], out.logprob[b], out.empty[b] = one.tokens[0], one.logprob[0], one.empty[0]
 
 
@@ -217,8 +234,7 @@ def sample(
         if best == _NEG_INF:
             raise _all_masked()
         return int(index)
-    if params.greedy:
-        key = (0, 0)
-    else:
-        key = (generator if generator is not None else Stream(params.seed)).key()
+    if not params.greedy and generator is None:
+        generator = Stream(params.seed)
+    key = next_key(None if params.greedy else generator)
     return int(draw_rows(logits_row[None], bitmask, [params], [key]).tokens[0])
