@@ -12,8 +12,11 @@ unoptimized one (the passes must not change it). Figures: forward passes per out
 excluded) and output tokens per second, medians over `--repeats` after one warm-up run per configuration.
 
 Configurations:
-* `decc opt`: every optimization pass (drafts: forced tokens, forced text, prompt lookup);
+* `decc opt`: every optimization pass, a fresh program per run (drafts: forced tokens, forced text,
+  prompt lookup; the suffix store is empty);
 * `decc noopt`: `--no-opt` for every pass;
+* `decc warm`: `decc opt` after one run of the same program on another text of the task (`WARM`), so
+  suffix-match drafts have that run's value to draw on (the timed run only is measured);
 * `hf+xgrammar`: `model.generate(do_sample=False, logits_processor=[xgrammar LogitsProcessor])` with the
   schema compiled by XGrammar (default separators; skipped when xgrammar is not installed);
 * `decc free` / `hf free`: the same prompts unconstrained, with as many new tokens as the constrained
@@ -42,7 +45,7 @@ def _obj(props: dict[str, Any]) -> dict[str, Any]:
 
 
 STR = {"type": "string"}
-TASKS: dict[str, tuple[dict[str, Any], str, str]] = {
+TASKS: dict[str, tuple[dict[str, Any], str, str]] = {  # schema, what to extract, the text
     "contact": (
         _obj({"name": STR, "company": STR, "city": STR, "email": STR, "phone": STR}),
         "name, company, city, email and phone",
@@ -102,6 +105,20 @@ TASKS: dict[str, tuple[dict[str, Any], str, str]] = {
 }
 
 
+# A second text per task, run first by `decc warm`: suffix-match drafts then draw on its value.
+WARM: dict[str, str] = {
+    "contact": "This is Tom Okafor of Bluewave Media, based in Lagos. Write to tom@bluewave.ng or call "
+    "+234 803 555 0101.",
+    "product": "The AeroBrew kettle from Kitchenly is priced at 39.50 GBP; it is out of stock in the "
+    "Kitchen category.",
+    "event": "The Harvest Food Fair takes place on 2025-10-03 at 11:00 at Riverside Park in Portland, "
+    "run by the Portland Growers Guild.",
+    "invoice": "Invoice INV-2025-0102, dated 2025-01-02, billed Northwind Traders 412.00 EUR, payable "
+    "until 2025-02-01.",
+    "address": "Send the letter to Sofia Rossi, Via Garibaldi 7, 20121 Milano, Italy.",
+}
+
+
 def program(schema: dict[str, Any], what: str, max_tokens: int, constrained: bool) -> str:
     where = f"where: json({json.dumps(json.dumps(schema))}), " if constrained else "eos: false, "
     return (
@@ -111,8 +128,10 @@ def program(schema: dict[str, Any], what: str, max_tokens: int, constrained: boo
     )
 
 
-def run_decc(source: str, text: str, no_opt: list[str]) -> dict[str, Any]:
+def run_decc(source: str, text: str, no_opt: list[str], warm: str | None = None) -> dict[str, Any]:
     prog = decc.loads(source, no_opt=no_opt)
+    if warm is not None:  # an earlier run of the program on another input (suffix-match drafts)
+        prog.run(text=warm)
     start = time.perf_counter()
     result = prog.run(text=text)
     seconds = time.perf_counter() - start
@@ -184,6 +203,7 @@ def main() -> None:
         configs: dict[str, Any] = {
             "decc opt": lambda s=source, t=text: run_decc(s, t, []),
             "decc noopt": lambda s=source, t=text: run_decc(s, t, list(OPTIMIZATIONS)),
+            "decc warm": lambda s=source, t=text, w=WARM[name]: run_decc(s, t, [], w),
         }
         if xgr is not None:
             configs["hf+xgrammar"] = lambda i=ids, x=xgr: run_hf(lm, i, args.max_tokens, x())
@@ -192,7 +212,7 @@ def main() -> None:
         free = program(schema, what, n, False)
         figures["decc free"] = median_of([run_decc(free, text, []) for _ in range(args.repeats + 1)][1:])
         figures["hf free"] = median_of([run_hf(lm, ids, n, None, n) for _ in range(args.repeats + 1)][1:])
-        same = figures["decc opt"]["text"] == figures["decc noopt"]["text"]
+        same = figures["decc opt"]["text"] == figures["decc noopt"]["text"] == figures["decc warm"]["text"]
         print(f"\n{name}: optimized output {'equals' if same else 'DIFFERS FROM'} unoptimized")
         print(f"  {'config':<12} {'tokens':>6} {'fwd/tok':>8} {'tok/s':>7}")
         for k, f in figures.items():

@@ -242,7 +242,7 @@ class Generate:
     stop_entropy: Entropy | None = None
     eos: bool = True  # False: the model's end-of-sequence token does not end the step
     aligned: bool = False  # `mode: aligned`: ASAp sampling of p(value | constraint), not per-step masking
-    # Draft sources the optimizer enabled (passes/speculate.py): "forced", "text", "lookup".
+    # Draft sources the optimizer enabled (passes/speculate.py): "forced", "text", "lookup", "suffix".
     draft: tuple[str, ...] = ()
     # Where max_tokens and each stop string were written (None / () when defaulted): for diagnostics.
     max_tokens_span: Span | None = field(default=None, compare=False, repr=False)

@@ -11,8 +11,12 @@ from decc.compiler.passes.check_branches import check_branches
 from decc.compiler.passes.check_stops import check_stops
 from decc.compiler.passes.compile_constraints import compile_constraints
 from decc.compiler.passes.fold import fold
+from decc.compiler.passes.minimize import minimize
+from decc.compiler.passes.product import product
+from decc.compiler.passes.prune import prune
 from decc.compiler.passes.resolve_names import resolve_names
 from decc.compiler.passes.speculate import speculate
+from decc.compiler.remarks import remarks as describe
 from decc.compiler.verify import verify
 from decc.dsl import ast
 from decc.errors import DeccError
@@ -34,6 +38,9 @@ PIPELINE: tuple[Pass, ...] = (
     Pass("compile-constraints", compile_constraints, resolved=True, compiled=True),
     Pass("check-stops", check_stops, resolved=True, compiled=True),
     Pass("check-branches", check_branches, resolved=True, compiled=True),
+    Pass("product", product, resolved=True, compiled=True, optimization=True),
+    Pass("prune", prune, resolved=True, compiled=True, optimization=True),
+    Pass("minimize", minimize, resolved=True, compiled=True, optimization=True),
     Pass("fold", fold, resolved=True, compiled=True, optimization=True),
     Pass("speculate", speculate, resolved=True, compiled=True, optimization=True),
 )
@@ -48,9 +55,11 @@ def compile_program(
     dump: Dump | None = None,
     stop_after: str | None = None,
     disabled: frozenset[str] = frozenset(),
+    remarks: list[str] | None = None,
 ) -> ir.Module:
     """AST → optimized IR. `dump(stage, module)` sees the IR after lowering ('ir') and after each pass;
-    the optimization passes named in `disabled` are skipped (`check_optimizations` vets the names)."""
+    the optimization passes named in `disabled` are skipped (`check_optimizations` vets the names).
+    `remarks`, if given, receives a line or two per optimization pass on what it did (or "turned off")."""
     module = lower(program)
     verify(module)
     if dump:
@@ -59,8 +68,12 @@ def compile_program(
         return module
     for p in PIPELINE:
         if p.name in disabled:
+            if remarks is not None:
+                remarks.append(f"{p.name}: turned off")
             continue
-        module = p.run(module)
+        before, module = module, p.run(module)
+        if remarks is not None and p.optimization:
+            remarks.extend(describe(p.name, before, module))
         verify(module, resolved=p.resolved, compiled=p.compiled)
         if dump:
             dump(p.name, module)

@@ -11,6 +11,8 @@ from decc import grammars
 from decc.compiler import ir
 from decc.compiler.printer import branch_lines, gen_attrs, loc, q, test_text
 from decc.errors import DeccError
+from decc.grammars.lazy_product import Conjunction
+from decc.grammars.lazy_product import bind as bind_conjunction
 
 
 @dataclass(frozen=True)
@@ -99,16 +101,22 @@ def _steps(body: list[str | ir.Op] | tuple[ir.Op, ...], vocab: Any) -> tuple[Ste
 
 
 def _bind(c: ir.Constraint, vocab: Any) -> Any:
-    """The token-level constraint for one vocabulary (both kinds are cached by grammars)."""
-    if isinstance(c, ir.Regex):
+    """The token-level constraint for one vocabulary. Regexes and JSON schemas the optimizer left as the
+    compilers give them go through grammars' caches (memory and disk), keyed by their source; any other
+    DFA is lifted as compiled, and a conjunction the `product` pass left apart is intersected lazily."""
+    from decc.compiler.printer import constraint_text
+
+    compiled = c.compiled
+    plain = isinstance(compiled, grammars.ByteDFA) and compiled.minimal and compiled.trimmed
+    if isinstance(c, ir.Regex) and plain:
         return grammars.regex(c.pattern, vocab)
     if isinstance(c, ir.Grammar):
         return grammars.cfg(c.text, vocab, start=c.start)
     if isinstance(c, ir.JsonSchema):
         return grammars.json_schema(c.schema, vocab, lenient=c.lenient, whitespace=c.whitespace)
-    from decc.compiler.printer import constraint_text
-
-    return grammars.from_dfa(c.compiled, vocab, constraint_text(c))
+    if isinstance(compiled, Conjunction):
+        return bind_conjunction(compiled, vocab, constraint_text(c))
+    return grammars.from_dfa(compiled, vocab, constraint_text(c))
 
 
 def _check_max_tokens(op: ir.Generate, constraint: Any) -> None:

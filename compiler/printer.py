@@ -8,8 +8,10 @@ from dataclasses import fields, is_dataclass
 from functools import partial
 from typing import Any
 
+from decc import grammars
 from decc.compiler import ir
 from decc.errors import Span
+from decc.grammars.lazy_product import Conjunction
 
 
 def loc(span: Span) -> str:
@@ -138,6 +140,12 @@ def gen_attrs(op: ir.Generate) -> str:
 def constraint_text(c: ir.Constraint) -> str:
     """The constraint as written, with what compilation learned (state or rule counts)."""
     states = f" states={c.n_states}" if c.n_states is not None else ""
+    dfa = c.compiled
+    if isinstance(dfa, grammars.ByteDFA):  # what the optimizer passes have left to do
+        states += "" if dfa.trimmed else " dead-states"
+        states += "" if dfa.minimal else " unminimized"
+    elif isinstance(dfa, Conjunction):
+        states += " lazy"
     if isinstance(c, ir.Regex):
         return f"regex({q(c.pattern)}{states})"
     if isinstance(c, ir.Grammar):

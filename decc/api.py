@@ -25,6 +25,7 @@ class Program:
         self.model = model or module.model
         self._plan: Plan | None = None
         self._aligned: dict = {}  # ASAp estimates of `mode: aligned` steps, shared by every run
+        self._suffixes: dict = {}  # each step's earlier values, for suffix-match drafts (speed only)
 
     @property
     def path(self) -> str:
@@ -46,7 +47,7 @@ class Program:
         from decc.runtime.model import load_language_model
 
         plan = self.plan()
-        return execute(plan, load_language_model(self.model), inputs, self._aligned)
+        return execute(plan, load_language_model(self.model), inputs, self._aligned, self._suffixes)
 
     def run_batch(
         self,
@@ -65,7 +66,13 @@ class Program:
         plan = self.plan()
         lm = load_language_model(self.model)
         return execute_batch(
-            plan, lm, inputs, batch_size=batch_size, aligned=self._aligned, on_result=on_result
+            plan,
+            lm,
+            inputs,
+            batch_size=batch_size,
+            aligned=self._aligned,
+            on_result=on_result,
+            suffixes=self._suffixes,
         )
 
 

@@ -265,16 +265,21 @@ def cmd_compile(args: argparse.Namespace) -> int:
         if args.print_after_all:
             sys.stdout.write(f"// after {stage}\n{print_ir(module)}")  # type: ignore[arg-type]
 
+    notes: list[str] = []
     module = compile_program(
         tree,
         dump=dump,
         stop_after="ir" if args.emit == "ir" else None,
         disabled=check_optimizations(args.no_opt),
+        remarks=notes,
     )
     if args.print_after_all:
         return 0
-    if args.emit in ("ir", "opt"):
+    if args.emit == "ir":
         sys.stdout.write(print_ir(module))
+        return 0
+    if args.emit == "opt":
+        sys.stdout.write(print_ir(module) + "".join(f"// {line}\n" for line in notes))
         return 0
     from decc.api import Program
     from decc.compiler.plan import print_plan

@@ -106,11 +106,15 @@ def _automaton_of(constraint: Any) -> Any:
     keeps for `grammar(...)`) or anything with one in `.grammar`; an IR constraint, by its `.compiled` form.
     """
     from decc.grammars.cfg_grammar import Grammar
+    from decc.grammars.dfa_queries import language
+    from decc.grammars.lazy_product import Conjunction
     from decc.grammars.rtn import RTN
 
     original = constraint
     for _ in range(4):
-        if isinstance(constraint, (ByteDFA, RTN)):
+        if isinstance(constraint, (ByteDFA, Conjunction)):  # whichever optimizer passes ran
+            return language(constraint)
+        if isinstance(constraint, RTN):
             return constraint
         if isinstance(constraint, Grammar):
             return _rtn_of_grammar(constraint)

@@ -8,7 +8,7 @@
 
 from .cfg_grammar import GrammarError
 from .cfg_matcher import BUILTIN_GRAMMARS, CFGConstraint, CFGMatcher, builtin_grammar, cfg, cfg_builtin
-from .combine import choice_dfa, conjunction, length_dfa
+from .combine import choice_dfa, conjunction, is_counted, length_dfa
 from .constraint import TokenConstraint, from_dfa, regex
 from .dfa import ByteDFA, compile_regex
 from .errors import GrammarLimitError, RegexError
@@ -28,6 +28,7 @@ __all__ = [
     "choice_dfa",
     "conjunction",
     "from_dfa",
+    "is_counted",
     "length_dfa",
     "cfg",
     "cfg_builtin",

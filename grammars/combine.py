@@ -23,23 +23,32 @@ from .regex_parser import parse_regex
 ANY_CHAR = parse_regex(r"[\s\S]")
 
 
-def choice_dfa(options: Sequence[str], limits: Limits = DEFAULT_LIMITS) -> ByteDFA:
-    """Exactly one of `options`."""
+def choice_dfa(options: Sequence[str], limits: Limits = DEFAULT_LIMITS, minimal: bool = True) -> ByteDFA:
+    """Exactly one of `options` (`minimal=False`: not minimized, for the optimizer's `minimize` pass)."""
     with deadline(limits.max_seconds):
-        return dfa_from_nfa(_build_nfa(Alt(tuple(lit(o) for o in options)), limits), limits)
+        return dfa_from_nfa(_build_nfa(Alt(tuple(lit(o) for o in options)), limits), limits, minimal)
 
 
-def length_dfa(lo: int, hi: int | None, limits: Limits = DEFAULT_LIMITS) -> ByteDFA:
-    """Any text of `lo`..`hi` characters."""
-    return conjunction((), (lo, hi), limits)
+def length_dfa(lo: int, hi: int | None, limits: Limits = DEFAULT_LIMITS, minimal: bool = True) -> ByteDFA:
+    """Any text of `lo`..`hi` characters (a counted DFA from COUNT_FROM characters on)."""
+    return conjunction((), (lo, hi), limits, minimal)
+
+
+def is_counted(lo: int, hi: int | None) -> bool:
+    """Whether `length_dfa(lo, hi)` keeps a counter rather than unrolled states."""
+    return hi is not None and hi >= lo and hi >= COUNT_FROM
 
 
 def conjunction(
-    parts: Sequence[ByteDFA], length: tuple[int, int | None] | None = None, limits: Limits = DEFAULT_LIMITS
+    parts: Sequence[ByteDFA],
+    length: tuple[int, int | None] | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+    minimal: bool = True,
 ) -> ByteDFA:
     """The strings every DFA of `parts` accepts, of `length` = (lo, hi) characters if given.
 
     The parts must be counter-free (`GrammarLimitError` otherwise: two counters cannot be combined).
+    `minimal=False` skips the minimization of a counter-free result.
     """
     for p in parts:
         if p.has_counters:
@@ -53,14 +62,14 @@ def conjunction(
         plain = reduce(_intersect, nodes) if nodes else None
         if length is None:
             assert plain is not None
-            return dfa_from_nfa(_build_nfa(plain, limits), limits)
+            return dfa_from_nfa(_build_nfa(plain, limits), limits, minimal)
         lo, hi = length
         if hi is not None and hi < lo:
             return dfa_from_nfa(_build_nfa(NOTHING, limits), limits)
         if hi is None or hi < COUNT_FROM:
             chars = Repeat(ANY_CHAR, lo, hi)
             node = chars if plain is None else _intersect(plain, chars)
-            return dfa_from_nfa(_build_nfa(node, limits), limits)
+            return dfa_from_nfa(_build_nfa(node, limits), limits, minimal)
         loop = Repeat(ANY_CHAR, 0, None)
         auto, boundary = _product(() if plain is None else (plain,), NOTHING, loop)
         if not isinstance(auto, Automaton):  # the parts already exclude each other

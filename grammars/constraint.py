@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from . import disk_cache
+from .automata import cut_dead
 from .dfa import ByteDFA, compile_regex
 from .errors import RegexError
 from .limits import DEFAULT_LIMITS, Limits, deadline
@@ -63,6 +64,10 @@ def _build_regex(pattern: str, vocab: Vocabulary, limits: Limits) -> TokenConstr
 def from_dfa(
     dfa: ByteDFA, vocab: Vocabulary, source: str = "", limits: Limits = DEFAULT_LIMITS
 ) -> TokenConstraint:
-    """An already compiled byte DFA (a choice, a length, a conjunction) bound to `vocab`."""
+    """An already compiled byte DFA (a choice, a length, a conjunction) bound to `vocab`.
+
+    A DFA with dead states (the `prune` pass off) has its edges into them cut first (automata.cut_dead).
+    """
     with deadline(limits.max_seconds):
+        dfa = cut_dead(dfa)
         return TokenConstraint(dfa, vocab, TokenAutomaton.build(dfa, vocab, limits), source)

@@ -43,6 +43,11 @@ class ByteDFA:
     tick: np.ndarray | None = None  # bool [n_states, 256]: the byte starts a counted character
     bounds: tuple[tuple[int, int], ...] = ()
     live: Mapping[int, np.ndarray] = field(default_factory=dict)  # segment state -> bool [max + 1]
+    # What the optimizer passes (automata.py) may still do: a product keeps its dead pairs (trimmed=False:
+    # states that cannot reach acceptance, which break the invariant above until `trim`); a DFA built with
+    # `minimal=False` may have equivalent states (`minimize` merges them).
+    trimmed: bool = True
+    minimal: bool = True
 
     @property
     def n_states(self) -> int:
@@ -102,15 +107,16 @@ class ByteDFA:
 
 
 @lru_cache(maxsize=256)
-def compile_regex(pattern: str, limits: Limits = DEFAULT_LIMITS) -> ByteDFA:
-    """The minimal byte DFA for full matches of `pattern` (Python `re` syntax, `re.ASCII` shorthands)."""
+def compile_regex(pattern: str, limits: Limits = DEFAULT_LIMITS, minimal: bool = True) -> ByteDFA:
+    """The minimal byte DFA for full matches of `pattern` (Python `re` syntax, `re.ASCII` shorthands);
+    with `minimal=False` the subset construction's DFA, trimmed but not minimized (the optimizer's input)."""
     with deadline(limits.max_seconds):
-        return dfa_from_nfa(build_nfa(parse_regex(pattern), limits), limits)
+        return dfa_from_nfa(build_nfa(parse_regex(pattern), limits), limits, minimal)
 
 
-def dfa_from_nfa(nfa: NFA, limits: Limits = DEFAULT_LIMITS) -> ByteDFA:
+def dfa_from_nfa(nfa: NFA, limits: Limits = DEFAULT_LIMITS, minimal: bool = True) -> ByteDFA:
     with _gc_paused():
-        return _dfa_from_nfa(nfa, limits)
+        return _dfa_from_nfa(nfa, limits, minimal)
 
 
 @contextmanager
@@ -129,13 +135,21 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _dfa_from_nfa(nfa: NFA, limits: Limits) -> ByteDFA:
+def _dfa_from_nfa(nfa: NFA, limits: Limits, minimal: bool = True) -> ByteDFA:
     byte_class, n_classes = _byte_classes(nfa)
-    if nfa.seg_of:
+    if nfa.seg_of:  # counted DFAs are minimized as they are built (segment labels refine the partition)
         from .counters import counted_dfa
 
         return counted_dfa(nfa, byte_class, n_classes, limits)
     trans, accepting, _ = _determinize(nfa, byte_class, n_classes, limits)
+    if not minimal:
+        from .automata import trim_table
+
+        trans, accepting = trim_table(trans, accepting)
+        full = np.ascontiguousarray(trans[:, byte_class], dtype=np.int32)
+        full.setflags(write=False)
+        accepting.setflags(write=False)
+        return ByteDFA(full, accepting, 0 if len(accepting) else DEAD, minimal=False)
     trans, accepting = _minimize(trans, accepting)
     full = np.ascontiguousarray(trans[:, byte_class], dtype=np.int32)
     full.setflags(write=False)

@@ -7,9 +7,24 @@ here also holds for L itself, and a checker built on them reports no false error
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .dfa import ByteDFA
+
+
+def language(compiled: Any) -> ByteDFA | None:
+    """A trimmed DFA of a compiled constraint's language, whichever optimizer passes ran (None: not a
+    regular constraint). The queries below are exact on it; the checks must not depend on the passes."""
+    from .automata import trim
+    from .lazy_product import Conjunction
+
+    if isinstance(compiled, ByteDFA):
+        return trim(compiled)
+    if isinstance(compiled, Conjunction):
+        return compiled.language()
+    return None
 
 
 def is_viable_prefix(dfa: ByteDFA, text: str) -> bool:

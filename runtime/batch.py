@@ -8,8 +8,9 @@ run seeds it, so a batch gives what each input gives alone (up to float rounding
 unpadded shapes). Steps that use a search policy or `mode: aligned` run alone, as in a single run.
 
 The rows' common prefix (a system prompt, the chat template's head) is fed once and its cache rows copied
-to every row; the rest is left-padded after it. The context is prefilled again at each gen step (no KV
-cache is kept between steps across rows).
+to every row; the rest is left-padded after it. After each step's prefill every row's keys and values for
+its context are kept (`PastKV`), so the run's next gen step feeds only the value and the text after it:
+the pasts are left-padded into the new cache and the new tokens follow, with the padding masked out.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from .decode import Generation
 from .detokenize import IncrementalDetokenizer
 from .device_loop import decode_on_device, eligible
 from .executor import Result, _Run, bind_inputs, sampling_params, step_rules
-from .kvcache import make_kv_cache, select_rows
+from .kvcache import GrowingLayer, make_kv_cache, select_rows
 from .masking import RowMasker, masked_copy
 from .model import LanguageModel
 from .sampling import SamplingParams, Stream, draw_rows, make_generator, next_key
@@ -48,6 +49,18 @@ class RowSpec:
     sampling: SamplingParams
     matcher: Any | None
     generator: Stream | None
+    past: PastKV | None = None  # keys and values of the context's first tokens, from the previous step
+    saved: PastKV | None = field(default=None, repr=False)  # filled by generate_rows(keep_past=True)
+
+
+@dataclass(frozen=True)
+class PastKV:
+    """One row's keys and values (per layer, [1, heads, length, dim]) for the first `length` tokens of its
+    context: kept after a batched step's prefill so the run's next gen step feeds only what came after."""
+
+    length: int
+    keys: tuple[torch.Tensor, ...]
+    values: tuple[torch.Tensor, ...]
 
 
 def generate_rows(
@@ -56,12 +69,16 @@ def generate_rows(
     *,
     on_device: bool | None = None,
     overlap: bool | None = None,
+    keep_past: bool = False,
 ) -> list[Generation]:
     """Decode one value per row after its context, all rows in one batch (left padding, attention mask).
 
     Rows whose constraints and rules allow it decode in the device loop (device_loop.py: no host round
     trip per step); the others step by step here. `on_device` forces one or the other (tests compare them);
     `overlap` runs the host loop's host work beside the forward pass (default: on CUDA).
+
+    A row with a `past` feeds only its context after `past.length` tokens; with `keep_past` each row's
+    keys and values for its whole context are saved (in `row.saved`) right after the prefill.
     """
     device = lm.device if lm.device is not None else lm.model.device
     tok = lm.tokenizer
@@ -69,18 +86,23 @@ def generate_rows(
     pad = getattr(tok, "pad_token_id", None)
     pad = int(pad) if pad is not None else min(lm.eos_ids)
     cache = make_kv_cache(lm.model.config)
-    shared = _shared_prefix([r.context for r in rows]) if n > 1 else 0
+    known = [r.past.length if r.past is not None and r.past.length < len(r.context) else 0 for r in rows]
+    held = max(known)  # the widest past: every row's past is left-padded to it
+    shared = _shared_prefix([r.context for r in rows]) if n > 1 and not held else 0
     if shared < SHARE_MIN:
         shared = 0
-    width = max(len(r.context) for r in rows) - shared
+    width = max(len(r.context) - k for r, k in zip(rows, known, strict=True)) - shared
     ids = torch.full((n, width), pad, dtype=torch.long, device=device)
-    mask = torch.zeros((n, shared + width), dtype=torch.long, device=device)
+    mask = torch.zeros((n, held + shared + width), dtype=torch.long, device=device)
     mask[:, :shared] = 1
     for i, r in enumerate(rows):
-        rest = r.context[shared:]
+        rest = r.context[shared + known[i] :]
         ids[i, width - len(rest) :] = torch.tensor(rest, dtype=torch.long)
-        mask[i, shared + width - len(rest) :] = 1
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, shared:]
+        mask[i, held - known[i] : held] = 1
+        mask[i, held + shared + width - len(rest) :] = 1
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, held + shared :]
+    if held:
+        _seed_cache(cache, rows, known, held)
     tracks = [
         Track(r.matcher, IncrementalDetokenizer(tok) if r.rules.scanner() is not None else None) for r in rows
     ]
@@ -91,6 +113,9 @@ def generate_rows(
             _forward(lm, head, mask[:1, :shared], torch.arange(shared, device=device)[None], cache)
             select_rows(cache, torch.zeros(n, dtype=torch.long, device=device))
         logits = _forward(lm, ids, mask, positions, cache)
+        if keep_past and all(isinstance(layer, GrowingLayer) for layer in cache.layers):
+            for i in live:
+                rows[i].saved = _past_of(cache, i, mask[i], len(rows[i].context))
         if len(live) < n:
             keep = torch.tensor(live, dtype=torch.long, device=device)
             select_rows(cache, keep)
@@ -257,6 +282,30 @@ def _done_at_start(track: Track, spec: RowSpec) -> bool:
     return False
 
 
+def _seed_cache(cache: Any, rows: Sequence[RowSpec], known: list[int], held: int) -> None:
+    """Every layer starts with each row's past keys and values, right-aligned in `held` slots."""
+    sample = next(r.past for r, k in zip(rows, known, strict=True) if k)
+    assert sample is not None
+    for layer in range(len(sample.keys)):
+        k0, v0 = sample.keys[layer], sample.values[layer]
+        keys = k0.new_zeros((len(rows), k0.shape[1], held, k0.shape[3]))
+        values = v0.new_zeros((len(rows), v0.shape[1], held, v0.shape[3]))
+        for i, (r, k) in enumerate(zip(rows, known, strict=True)):
+            if k and r.past is not None:
+                keys[i, :, held - k :] = r.past.keys[layer][0, :, :k]
+                values[i, :, held - k :] = r.past.values[layer][0, :, :k]
+        cache.update(keys, values, layer)
+
+
+def _past_of(cache: Any, row: int, mask: torch.Tensor, length: int) -> PastKV:
+    """Row `row`'s keys and values at its real (unmasked) positions: its whole context."""
+    at = mask.nonzero().squeeze(1)
+    assert at.numel() == length, (at.numel(), length)
+    keys = tuple(layer.keys[row : row + 1].index_select(2, at) for layer in cache.layers)
+    values = tuple(layer.values[row : row + 1].index_select(2, at) for layer in cache.layers)
+    return PastKV(length, keys, values)
+
+
 def _forward(
     lm: LanguageModel, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any
 ) -> torch.Tensor:
@@ -279,6 +328,7 @@ def execute_batch(
     batch_size: int = 8,
     aligned: dict | None = None,
     on_result: Callable[[int, Result], None] | None = None,
+    suffixes: dict | None = None,
 ) -> list[Result]:
     """Run `plan` once per input, `batch_size` runs at a time; `on_result(index, result)` is called as each
     batch completes (the CLI writes rows as they come). Inputs are all checked before anything runs."""
@@ -295,7 +345,7 @@ def execute_batch(
     shared = {} if aligned is None else aligned
     results: list[Result] = []
     for start in range(0, len(envs), batch_size):
-        runs = [_Run(plan, lm, env, shared) for env in envs[start : start + batch_size]]
+        runs = [_Run(plan, lm, env, shared, suffixes) for env in envs[start : start + batch_size]]
         _drive(runs, lm)
         for k, run in enumerate(runs):
             result = run.result()
@@ -309,6 +359,7 @@ def _drive(runs: list[_Run], lm: LanguageModel) -> None:
     """Walk every run to its next gen, decode the batchable gens together, repeat until all are done."""
     walks: list[Iterator[PlanGen] | None] = [run.walk(run.plan.steps) for run in runs]
     waiting: dict[int, PlanGen] = {}
+    pasts: dict[int, PastKV | None] = {}
 
     def advance(i: int) -> None:
         walk = walks[i]
@@ -331,15 +382,16 @@ def _drive(runs: list[_Run], lm: LanguageModel) -> None:
             advance(i)
         if not batchable:
             continue
-        specs = [_spec(runs[i], waiting[i], lm) for i in batchable]
-        for i, gen in zip(batchable, generate_rows(lm, specs), strict=True):
+        specs = [_spec(runs[i], waiting[i], lm, pasts.get(i)) for i in batchable]
+        for i, spec, gen in zip(batchable, specs, generate_rows(lm, specs, keep_past=True), strict=True):
+            pasts[i] = spec.saved  # the next gen step of this run feeds only what comes after
             step = waiting.pop(i)
             runs[i].session.append(gen.token_ids)
             runs[i].record(step.op, gen)
             advance(i)
 
 
-def _spec(run: _Run, step: PlanGen, lm: LanguageModel) -> RowSpec:
+def _spec(run: _Run, step: PlanGen, lm: LanguageModel, past: PastKV | None = None) -> RowSpec:
     op = step.op
     sampling = sampling_params(op.search)  # type: ignore[arg-type]
     generator = None if sampling.greedy else make_generator(sampling.seed)
@@ -349,4 +401,5 @@ def _spec(run: _Run, step: PlanGen, lm: LanguageModel) -> RowSpec:
         sampling=sampling,
         matcher=step.constraint.matcher() if step.constraint is not None else None,
         generator=generator,
+        past=past,
     )

@@ -18,8 +18,18 @@ Two sources, in order, while the draft is shorter than `max_draft`:
 - prompt lookup (Saxena's prompt lookup decoding; SuffixDecoding / Token Recycling generalize it): the
   last `n` tokens (n from `max_ngram` down to `min_ngram`) also occur earlier in the context; the tokens
   that followed their latest earlier occurrence. Extraction copies spans of its input, so these hit.
+- suffix match over earlier values (SuffixDecoding's idea: a store of past outputs, matched on the current
+  suffix; an n-gram index stands in for its suffix tree): the same step's values from earlier runs of the
+  program, each stored after the tail of the context it followed. Runs of one extraction program repeat
+  their structure (key order, formats, common values), which the prompt does not hold.
 
 Every draft token must be allowed by a clone of the matcher; the draft stops before the first that is not.
+
+For sampled steps this is the speculative-sampling acceptance rule (Leviathan et al.; Chen et al.) for a
+draft that puts all its mass q on one token x: accept with probability min(1, p(x)/q(x)) = p(x), and on a
+rejection draw from max(0, p - q) normalized, which is p without x. The decode loop's draw is a sample of
+p (Gumbel-max with the step's key): it equals x with probability p(x), and given that it does not, it is a
+sample of p without x. So drafts keep the distribution exactly, and with a seed even the values.
 """
 
 from __future__ import annotations
@@ -32,7 +42,55 @@ from typing import Any
 from decc.grammars.matcher import Matcher
 from decc.grammars.token_automaton import TokenAutomaton
 
-__all__ = ["Drafter"]
+__all__ = ["Drafter", "SuffixStore"]
+
+
+class SuffixStore:
+    """Earlier token sequences of one gen step, indexed by their n-grams for suffix-match drafts.
+
+    A sequence is the tail of the context a value followed (so a value's first tokens can be drafted)
+    and the value itself. The index maps each n-gram (n = `min_ngram` .. `max_ngram`) to its latest
+    occurrence; past `capacity` tokens the oldest half of the sequences is dropped and the index rebuilt.
+    """
+
+    def __init__(self, max_ngram: int = 6, min_ngram: int = 2, capacity: int = 16_384) -> None:
+        self.max_ngram, self.min_ngram, self.capacity = max_ngram, min_ngram, capacity
+        self._seqs: list[list[int]] = []
+        self._index: dict[tuple[int, ...], tuple[int, int]] = {}
+        self._size = 0
+
+    def __len__(self) -> int:
+        return len(self._seqs)
+
+    def add(self, context: list[int], value: list[int]) -> None:
+        if not value:
+            return
+        seq = context[len(context) - self.max_ngram :] + list(value) if context else list(value)
+        self._seqs.append(seq)
+        self._size += len(seq)
+        if self._size > self.capacity and len(self._seqs) > 1:
+            self._seqs = self._seqs[len(self._seqs) // 2 :]
+            self._size = sum(map(len, self._seqs))
+            self._index.clear()
+            for i in range(len(self._seqs)):
+                self._add_index(i)
+        else:
+            self._add_index(len(self._seqs) - 1)
+
+    def _add_index(self, i: int) -> None:
+        seq = self._seqs[i]
+        for end in range(1, len(seq)):  # n-grams that something follows
+            for n in range(self.min_ngram, min(self.max_ngram, end) + 1):
+                self._index[tuple(seq[end - n : end])] = (i, end)
+
+    def propose(self, context: list[int], limit: int) -> list[int]:
+        """The tokens that followed the latest stored occurrence of the longest suffix of `context`."""
+        for n in range(min(self.max_ngram, len(context)), self.min_ngram - 1, -1):
+            hit = self._index.get(tuple(context[len(context) - n :]))
+            if hit is not None:
+                i, end = hit
+                return self._seqs[i][end : end + limit]
+        return []
 
 
 @dataclass(frozen=True)
@@ -43,6 +101,7 @@ class Drafter:
     max_ngram: int = 4
     min_ngram: int = 2
     encode: Callable[[str], list[int]] | None = field(default=None, compare=False)  # forced text drafts
+    suffix: SuffixStore | None = field(default=None, compare=False)  # earlier values of this step
 
     def propose(self, context: list[int], matcher: Any | None, limit: int) -> list[int]:
         """Up to `limit` draft tokens to follow `context` (which ends with the last drawn token)."""
@@ -65,8 +124,12 @@ class Drafter:
                     if not _allows(m, t):
                         break
                     draft.append(t)
-        if self.lookup and len(draft) < limit:
-            for t in _lookup(context + draft, limit - len(draft), self.max_ngram, self.min_ngram):
+        if len(draft) < limit and (self.lookup or self.suffix is not None):
+            rest, ahead = limit - len(draft), context + draft
+            found = _lookup(ahead, rest, self.max_ngram, self.min_ngram) if self.lookup else []
+            if not found and self.suffix is not None:
+                found = self.suffix.propose(ahead, rest)
+            for t in found:
                 if m is not None and not _allows(m, t):
                     break
                 draft.append(t)

@@ -12,7 +12,7 @@ from decc.errors import DeccError, InternalError, did_you_mean
 from decc.runtime.aligned import AlignedTrie
 from decc.runtime.beam import beam_search
 from decc.runtime.decode import DecodeSession, Generation
-from decc.runtime.drafts import Drafter
+from decc.runtime.drafts import Drafter, SuffixStore
 from decc.runtime.model import LanguageModel
 from decc.runtime.particles import ParticleParams, run_particles
 from decc.runtime.rewards import scorer
@@ -146,10 +146,13 @@ def execute(
     lm: LanguageModel,
     inputs: Mapping[str, Any],
     aligned: dict[tuple[str, tuple[int, ...]], AlignedTrie] | None = None,
+    suffixes: dict[str, SuffixStore] | None = None,
 ) -> Result:
     """Run `plan`. `aligned` holds the ASAp tries of `mode: aligned` steps, keyed by step and context; pass
-    the same dict to every run of a program so its aligned draws converge (a fresh one otherwise)."""
-    run = _Run(plan, lm, bind_inputs(plan.inputs, inputs), {} if aligned is None else aligned)
+    the same dict to every run of a program so its aligned draws converge (a fresh one otherwise).
+    `suffixes` holds each step's earlier values for suffix-match drafts: shared the same way, it makes
+    later runs faster (never different)."""
+    run = _Run(plan, lm, bind_inputs(plan.inputs, inputs), {} if aligned is None else aligned, suffixes)
     for step in run.walk(plan.steps):
         run.generate(step)
     return run.result()
@@ -164,8 +167,10 @@ class _Run:
         lm: LanguageModel,
         env: dict[str, Any],
         aligned: dict[tuple[str, tuple[int, ...]], AlignedTrie],
+        suffixes: dict[str, SuffixStore] | None = None,
     ) -> None:
         self.plan = plan
+        self.suffixes = {} if suffixes is None else suffixes
         self.lm = lm
         self.aligned = aligned
         self.tok = lm.tokenizer
@@ -220,6 +225,10 @@ class _Run:
         )
 
     def record(self, op: ir.Generate, gen: Generation, hyps: tuple[Hypothesis, ...] = ()) -> None:
+        """Keep the value (the session already holds its tokens); remember it for suffix drafts."""
+        if "suffix" in op.draft:
+            before = self.session.tokens[: len(self.session.tokens) - len(gen.token_ids)]
+            self.suffixes.setdefault(op.name, SuffixStore()).add(before[-8:], gen.token_ids)
         self.env[op.name] = gen.text
         self.text.append(gen.text)
         self.results[op.name] = StepResult(
@@ -231,7 +240,8 @@ class _Run:
             return None
         tok = self.lm.tokenizer
         encode = (lambda text: tok.encode(text, add_special_tokens=False)) if "text" in op.draft else None
-        return Drafter(forced="forced" in op.draft, lookup="lookup" in op.draft, encode=encode)
+        suffix = self.suffixes.setdefault(op.name, SuffixStore()) if "suffix" in op.draft else None
+        return Drafter(forced="forced" in op.draft, lookup="lookup" in op.draft, encode=encode, suffix=suffix)
 
     def generate(self, step: PlanGen) -> None:
         op = step.op

@@ -120,6 +120,47 @@ def test_a_shared_prefix_is_fed_once(toy_lm) -> None:
         assert a.logprob == pytest.approx(b.logprob, abs=1e-4)
 
 
+def test_a_rows_past_is_reused_at_its_next_step(toy_lm) -> None:
+    """Rows that kept their keys and values after one step feed only the tokens since then at the next,
+    and decode what they decode with the whole context fed again (and alone)."""
+    lm = toy_lm
+    vocab = lm.tokenizer.vocabulary()
+    firsts = [[BOS, 0, 1, 2], [BOS, 2, 2, 1, 0, 0, 1], [BOS, 1]]
+    specs = [RowSpec(c, StepRules(4, lm.eos_ids), GREEDY, None, None) for c in firsts]
+    gens = generate_rows(lm, specs, keep_past=True)
+    assert [s.saved.length for s in specs] == [len(c) for c in firsts]  # type: ignore[union-attr]
+    seconds = [
+        c + list(g.token_ids) + [2, 1] * (k + 1) for k, (c, g) in enumerate(zip(firsts, gens, strict=True))
+    ]
+
+    def second(past: bool) -> tuple[list, list]:
+        specs2 = []
+        for k, ctx in enumerate(seconds):
+            s = GREEDY if k != 1 else SamplingParams(greedy=False, seed=9)
+            m = regex(r"(ab|c)+", vocab).matcher() if k == 2 else None
+            g = None if s.greedy else make_generator(9)
+            specs2.append(RowSpec(ctx, StepRules(5, lm.eos_ids), s, m, g, specs[k].saved if past else None))
+        calls = []
+        real = lm.model.forward
+
+        def counting(*args, **kwargs):
+            calls.append(tuple(kwargs["input_ids"].shape))
+            return real(*args, **kwargs)
+
+        lm.model.forward = counting
+        try:
+            return generate_rows(lm, specs2), calls
+        finally:
+            del lm.model.forward
+
+    (reused, calls), (fresh, _) = second(True), second(False)
+    width = max(len(c) - len(f) for c, f in zip(seconds, firsts, strict=True))
+    assert calls[0] == (3, width)  # only what came after each row's past
+    for a, b in zip(reused, fresh, strict=True):
+        assert (a.token_ids, a.text, a.finish_reason) == (b.token_ids, b.text, b.finish_reason)
+        assert a.logprob == pytest.approx(b.logprob, abs=1e-4)
+
+
 PROGRAM = """input thing: str
 input n: int = 2
 user "Write {n} words about {thing}."

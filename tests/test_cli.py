@@ -74,16 +74,27 @@ def test_compile_emits_stages() -> None:
         "// after compile-constraints",
         "// after check-stops",
         "// after check-branches",
+        "// after product",
+        "// after prune",
+        "// after minimize",
         "// after fold",
         "// after speculate",
     ]
-    assert "draft=forced+text+lookup" in opt.stdout
+    assert "draft=forced+text+lookup+suffix" in opt.stdout
     plain = run("compile", "examples/hello.dec", "--no-opt", "speculate")
     assert plain.returncode == 0 and "draft=" not in plain.stdout
-    assert plain.stdout == opt.stdout.replace(" draft=forced+text+lookup", "")
+    ir_lines = [line for line in opt.stdout.splitlines() if not line.startswith("//")]
+    assert [line for line in plain.stdout.splitlines() if not line.startswith("//")] == [
+        line.replace(" draft=forced+text+lookup+suffix", "") for line in ir_lines
+    ]
+    assert "// speculate: turned off" in plain.stdout
+    assert "// speculate: 'date': drafts from forced, text, lookup, suffix" in opt.stdout
     bad = run("compile", "examples/hello.dec", "--no-opt", "speculation")
     assert bad.returncode == 2 and "no optimization pass named 'speculation'" in bad.stderr
-    assert "the passes are: fold, speculate" in bad.stderr and "Traceback" not in bad.stderr
+    assert (
+        "the passes are: product, prune, minimize, fold, speculate" in bad.stderr
+        and "Traceback" not in bad.stderr
+    )
 
 
 @pytest.mark.model

@@ -7,7 +7,7 @@ import pytest
 
 from decc.grammars.constraint import regex
 from decc.runtime.decode import DecodeSession
-from decc.runtime.drafts import Drafter, _lookup
+from decc.runtime.drafts import Drafter, SuffixStore, _lookup
 from decc.runtime.sampling import GREEDY, SamplingParams, make_generator
 
 A, B, C, BOS = 0, 1, 2, 3
@@ -18,6 +18,35 @@ def test_lookup_takes_the_latest_longest_match() -> None:
     assert _lookup([A, B, C, B, A, B, B, A, B], 2, 4, 2) == [B, A]  # [B, A, B] last occurred at 3
     assert _lookup([A, B, C], 3, 4, 2) == []
     assert _lookup([A, A, A, A], 5, 4, 2) == [A]
+
+
+def test_the_suffix_store_finds_the_latest_longest_match() -> None:
+    store = SuffixStore(max_ngram=3, min_ngram=2, capacity=40)
+    store.add([BOS, A], [B, C, A, A])
+    store.add([BOS, C], [B, C, B, B])
+    assert store.propose([A, B, C], 4) == [A, A]  # the 3-gram [A, B, C] beats [B, C]'s later occurrence
+    assert store.propose([C, B, C], 2) == [B, B]  # the latest occurrence of [B, C]
+    assert store.propose([C, C], 4) == [] and store.propose([A], 4) == []  # too short to match
+    for _i in range(10):  # past capacity the oldest half goes
+        store.add([BOS], [C, C, C, A])
+    assert len(store) < 12 and store.propose([A, B, C], 4) == []
+
+
+def test_suffix_drafts_from_an_earlier_value(toy_lm) -> None:
+    """A second run of the same step drafts its predecessor's value: fewer forward passes, same tokens."""
+    prompt = [BOS, C, C]
+    store = SuffixStore()
+    outs, calls = [], []
+    for drafter in (None, Drafter(lookup=False, suffix=store), Drafter(lookup=False, suffix=store)):
+        session = DecodeSession(toy_lm)
+        session.append(prompt)
+        gen = session.generate(max_tokens=10, sampling=GREEDY, drafter=drafter)
+        if drafter is not None:
+            store.add(prompt, gen.token_ids)
+        outs.append(gen.token_ids)
+        calls.append(session.forward_calls)
+    assert outs[0] == outs[1] == outs[2] and len(outs[0]) > 3
+    assert calls[2] < calls[1] == calls[0]
 
 
 def test_forced_tokens_then_lookup_within_the_constraint(toy_lm) -> None:
@@ -109,6 +138,7 @@ def test_sampled_values_with_drafts_follow_the_exact_distribution(toy_lm) -> Non
     counts: Counter[str] = Counter()
     stream = make_generator(314159)
     saved = 0
+    store = SuffixStore()  # earlier values as drafts too, as a program's runs share them
     for _ in range(2000):
         session = DecodeSession(toy_lm)
         session.append([BOS])
@@ -117,8 +147,9 @@ def test_sampled_values_with_drafts_follow_the_exact_distribution(toy_lm) -> Non
             sampling=SamplingParams(greedy=False),
             matcher=constraint.matcher(),
             generator=stream,
-            drafter=Drafter(),
+            drafter=Drafter(suffix=store),
         )
+        store.add([BOS], gen.token_ids)
         saved += len(gen.token_ids) + (gen.finish_reason == "eos") - (session.forward_calls - 1)
         counts[outcome_key(gen.text, gen.finish_reason)] += 1
     assert set(counts) <= set(exact)

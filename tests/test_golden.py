@@ -23,12 +23,15 @@ def render(path: Path, stage: str) -> str:
     tree = parse_file(path)
     if stage == "ast":
         return print_ast(tree)
-    module = compile_program(tree, stop_after="ir" if stage == "ir" else None)
+    notes: list[str] = []
+    module = compile_program(tree, stop_after="ir" if stage == "ir" else None, remarks=notes)
     if stage == "plan":  # needs the model's tokenizer (not its weights)
         from decc.api import Program
         from decc.compiler.plan import print_plan
 
         return print_plan(Program(tree, module).plan())
+    if stage == "opt":  # what each optimization pass did, as `decc compile --emit opt` prints it
+        return print_ir(module) + "".join(f"// {line}\n" for line in notes)
     return print_ir(module)
 
 

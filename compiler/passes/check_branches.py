@@ -11,10 +11,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from decc import grammars
 from decc.compiler import ir
 from decc.errors import DeccError, did_you_mean
-from decc.grammars.dfa_queries import is_viable_prefix
+from decc.grammars.dfa_queries import is_viable_prefix, language
 
 
 def check_branches(module: ir.Module) -> ir.Module:
@@ -56,8 +55,8 @@ def _branch(op: ir.Branch, gens: dict[str, ir.Generate]) -> None:
 
 
 def _possible(gen: ir.Generate | None) -> Callable[[str], bool]:
-    dfa = gen.constraint.compiled if gen is not None and gen.constraint is not None else None
-    if not isinstance(dfa, grammars.ByteDFA):
+    dfa = language(gen.constraint.compiled) if gen is not None and gen.constraint is not None else None
+    if dfa is None:
         return lambda v: True
     return lambda v: is_viable_prefix(dfa, v)  # type: ignore[arg-type]
 

@@ -9,14 +9,14 @@ import json
 from decc import grammars
 from decc.compiler import ir
 from decc.errors import DeccError, Span
-from decc.grammars.dfa_queries import all_contain, can_contain
+from decc.grammars.dfa_queries import all_contain, can_contain, language
 
 
 def check_stops(module: ir.Module) -> ir.Module:
     for op in ir.walk(module.body):
         if isinstance(op, ir.Generate) and op.stop and op.constraint is not None:
-            dfa = op.constraint.compiled
-            if isinstance(dfa, grammars.ByteDFA):
+            dfa = language(op.constraint.compiled)
+            if dfa is not None:
                 for i, stop in enumerate(op.stop):
                     _check(op, dfa, stop, op.stop_spans[i] if i < len(op.stop_spans) else op.span)
     return module

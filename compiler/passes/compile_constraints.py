@@ -1,4 +1,9 @@
-"""Pass: compile each constraint to a byte-level DFA (model-free), mapping constraint errors into the source."""
+"""Pass: compile each constraint to a byte-level DFA (model-free), mapping constraint errors into the source.
+
+The DFAs are trimmed but, for regexes, choices and lengths, not minimized, and a conjunction's parts stay
+apart: the optimizer passes `product`, `prune` and `minimize` finish the job (and can each be turned off).
+JSON schemas and number ranges come minimal from the schema compiler, which minimizes as it composes.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from dataclasses import replace
 from decc import grammars
 from decc.compiler import ir
 from decc.errors import DeccError
+from decc.grammars.lazy_product import Conjunction
 
 LENIENT_HINT = "json(..., lenient=true) ignores unsupported keywords with a warning"
 
@@ -53,15 +59,15 @@ def _dfa(c: ir.Constraint) -> grammars.ByteDFA:
     """The byte DFA of a regular constraint, with constraint errors mapped into the source."""
     try:
         if isinstance(c, ir.Regex):
-            return grammars.compile_regex(c.pattern)
+            return grammars.compile_regex(c.pattern, minimal=False)
         if isinstance(c, ir.JsonSchema):
             return grammars.compile_json_schema(c.schema, lenient=c.lenient, whitespace=c.whitespace)
         if isinstance(c, ir.Range):
             return grammars.compile_json_schema(c.schema)
         if isinstance(c, ir.Choice):
-            return grammars.choice_dfa(c.options)
+            return grammars.choice_dfa(c.options, minimal=False)
         if isinstance(c, ir.Length):
-            return grammars.length_dfa(c.lo, c.hi)
+            return grammars.length_dfa(c.lo, c.hi, minimal=False)
     except grammars.RegexError as e:
         span = c.span.within(c.offsets, e.offset, e.end) if isinstance(c, ir.Regex) else c.span
         raise DeccError(f"invalid regex: {e.message}", span, hints=e.hints) from None
@@ -79,7 +85,9 @@ def _dfa(c: ir.Constraint) -> grammars.ByteDFA:
 
 
 def _all(c: ir.All) -> ir.All:
-    """Each part compiled, then one product automaton; a part that is a grammar cannot join (yet)."""
+    """Each part compiled, kept apart (a `Conjunction`: the `product` pass combines them); a grammar cannot
+    join (yet). Length parts merge into one character bound; a bound long enough to be counted joins as
+    a counted segment around the product at once (combine.conjunction), as a counter cannot be split."""
     parts = []
     for p in c.parts:
         if isinstance(p, ir.Grammar):
@@ -96,18 +104,27 @@ def _all(c: ir.All) -> ir.All:
         lo = max(p.lo for p in lengths)
         his = [p.hi for p in lengths if p.hi is not None]
         bound = (lo, min(his) if his else None)
+    compiled: grammars.ByteDFA | Conjunction
     try:
-        dfa = grammars.conjunction(regular, bound) if regular else grammars.length_dfa(*bound)  # type: ignore[misc]
+        if (bound is not None and grammars.is_counted(*bound)) or any(d.has_counters for d in regular):
+            compiled = grammars.conjunction(regular, bound)
+            empty = compiled.n_states == 0
+        else:
+            if bound is not None:
+                regular.append(grammars.length_dfa(*bound, minimal=False))
+            compiled = Conjunction(tuple(regular))
+            empty = any(d.n_states == 0 for d in regular) or not compiled.is_live(compiled.start)
     except grammars.GrammarLimitError as e:
         raise DeccError(e.message, c.span, hints=e.hints) from None
-    if dfa.n_states == 0:
+    if empty:
         raise DeccError(
             "this conjunction matches nothing: no text satisfies all its parts at once",
             c.span,
             notes=[f"part: {p.span}" for p in parts],
             hints=["each part alone matches some text; drop or loosen the part that excludes the others"],
         )
-    return replace(c, parts=tuple(parts), compiled=dfa, n_states=dfa.n_states)
+    n_states = compiled.n_states if isinstance(compiled, grammars.ByteDFA) else None
+    return replace(c, parts=tuple(parts), compiled=compiled, n_states=n_states)
 
 
 def _grammar(c: ir.Grammar) -> ir.Grammar:

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from decc import grammars
 from decc.compiler import ir
-from decc.grammars.dfa_queries import is_viable_prefix
+from decc.grammars.dfa_queries import is_viable_prefix, language
 
 
 def fold(module: ir.Module) -> ir.Module:
@@ -75,7 +74,7 @@ def _always(test: ir.Test, gens: dict[str, ir.Generate]) -> bool:
     if test.op not in ("!=", "not in") or test.var.kind != "gen":
         return False
     gen = gens.get(test.var.name)
-    dfa = gen.constraint.compiled if gen is not None and gen.constraint is not None else None
-    if not isinstance(dfa, grammars.ByteDFA):
+    dfa = language(gen.constraint.compiled) if gen is not None and gen.constraint is not None else None
+    if dfa is None:
         return False
     return not any(is_viable_prefix(dfa, v) for v in test.values)
