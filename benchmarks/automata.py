@@ -64,6 +64,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=24)
     args = ap.parse_args()
     set_disk_cache(False)  # every configuration lifts its automata from scratch
+    measure('gen x { where: regex(r"[0-9]+"), max_tokens: 2 }', [], 2)  # load the tokenizer, warm up
     print(f"{'case':<10} {'config':<12} {'states':>7} {'lift ms':>8} {'mask us':>8}")
     for name, source in CASES.items():
         base = None

@@ -5,6 +5,7 @@ steps with a seed: the draw is a function of logits, mask and key, so it is the 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -67,3 +68,31 @@ def test_examples_are_the_same_without_each_automaton_pass(path: Path, name: str
     a, b = opt.run(), plain.run()
     assert a.values == b.values
     assert a.token_ids == b.token_ids
+
+
+def _benchmark_tasks() -> Any:
+    """benchmarks/optimizer.py, loaded by path (benchmarks are scripts, not a package)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "optimizer.py"
+    spec = importlib.util.spec_from_file_location("decc_bench_optimizer", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.model
+def test_the_benchmark_json_tasks_are_the_same_with_and_without_passes() -> None:
+    """The JSON extraction tasks of benchmarks/optimizer.py, greedy: the same values and tokens with every
+    pass on and with every pass off, in fewer forward passes. The first 48 tokens of each (a third to a
+    half of the value: the keys and values of its first fields), to keep the suite short; the benchmark
+    compares the whole values."""
+    bench = _benchmark_tasks()
+    for name, (schema, what, text) in bench.TASKS.items():
+        source = bench.program(schema, what, 48, True)
+        opt = decc.loads(source).run(text=text)
+        plain = decc.loads(source, no_opt=OPTIMIZATIONS).run(text=text)
+        assert opt.values == plain.values, name
+        assert opt.token_ids == plain.token_ids, name
+        assert opt.forward_passes < plain.forward_passes, name
