@@ -26,11 +26,7 @@ def trim_table(trans: np.ndarray, accepting: np.ndarray) -> tuple[np.ndarray, np
     n = len(accepting)
     if n == 0:
         return trans[:0], accepting[:0]
-    src = np.repeat(np.arange(n), trans.shape[1])
-    dst = trans.reshape(-1).astype(np.int64)
-    ok = dst >= 0
-    pairs = np.unique(src[ok] * n + dst[ok])
-    src, dst = pairs // n, pairs % n
+    src, dst = _edges(trans)
     reach = _closure(src, dst, np.array([0]), n)
     coreach = _closure(dst, src, np.flatnonzero(accepting), n)
     keep = reach & coreach
@@ -40,6 +36,16 @@ def trim_table(trans: np.ndarray, accepting: np.ndarray) -> tuple[np.ndarray, np
     number[np.flatnonzero(keep)] = np.arange(int(keep.sum()))
     out = number[np.where(trans < 0, n, trans)][keep]
     return out.astype(trans.dtype), accepting[keep]
+
+
+def _edges(trans: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct edges (source state, target state) of a transition table, -1 targets left out."""
+    n = trans.shape[0]
+    src = np.repeat(np.arange(n), trans.shape[1])
+    dst = trans.reshape(-1).astype(np.int64)
+    ok = dst >= 0
+    pairs = np.unique(src[ok] * n + dst[ok])
+    return pairs // n, pairs % n
 
 
 def _closure(src: np.ndarray, dst: np.ndarray, seeds: np.ndarray, n: int) -> np.ndarray:
@@ -65,11 +71,8 @@ def cut_dead(dfa: ByteDFA) -> ByteDFA:
     with a DFA the `prune` pass did not trim, so that its token automaton allows exactly the same tokens."""
     if dfa.trimmed:
         return dfa
-    n = dfa.n_states
-    src = np.repeat(np.arange(n), 256)
-    dst = dfa.transitions.reshape(-1).astype(np.int64)
-    ok = dst >= 0
-    live = _closure(dst[ok], src[ok], np.flatnonzero(dfa.accepting), n)
+    src, dst = _edges(dfa.transitions)
+    live = _closure(dst, src, np.flatnonzero(dfa.accepting), dfa.n_states)
     table = np.where((dfa.transitions >= 0) & live[np.maximum(dfa.transitions, 0)], dfa.transitions, DEAD)
     return _frozen(table, np.asarray(dfa.accepting), trimmed=True, minimal=dfa.minimal)
 

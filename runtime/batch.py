@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from decc.compiler import ir
-from decc.compiler.plan import Plan, PlanGen
+from decc.compiler.plan import Plan, PlanGen, plan_gens
 
 from .decode import Generation
 from .detokenize import IncrementalDetokenizer
@@ -360,6 +360,8 @@ def _drive(runs: list[_Run], lm: LanguageModel) -> None:
     walks: list[Iterator[PlanGen] | None] = [run.walk(run.plan.steps) for run in runs]
     waiting: dict[int, PlanGen] = {}
     pasts: dict[int, PastKV | None] = {}
+    # A program with one gen step never reads a past: copying every row's keys and values would be waste.
+    keep_past = bool(runs) and len(plan_gens(runs[0].plan.steps)) > 1
 
     def advance(i: int) -> None:
         walk = walks[i]
@@ -383,7 +385,7 @@ def _drive(runs: list[_Run], lm: LanguageModel) -> None:
         if not batchable:
             continue
         specs = [_spec(runs[i], waiting[i], lm, pasts.get(i)) for i in batchable]
-        for i, spec, gen in zip(batchable, specs, generate_rows(lm, specs, keep_past=True), strict=True):
+        for i, spec, gen in zip(batchable, specs, generate_rows(lm, specs, keep_past=keep_past), strict=True):
             pasts[i] = spec.saved  # the next gen step of this run feeds only what comes after
             step = waiting.pop(i)
             runs[i].session.append(gen.token_ids)

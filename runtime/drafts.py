@@ -8,7 +8,7 @@ the same function of (logits, mask, key) as without a draft, greedy and seeded s
 same tokens with drafts or without (up to float differences between a one-token and a k-token forward
 pass); drafts only change how many forward passes it takes.
 
-Two sources, in order, while the draft is shorter than `max_draft`:
+The sources, in order, while the draft is shorter than `max_draft`:
 
 - forced tokens: the constraint allows exactly one token and not EOS (a key's quotes, a schema's fixed
   punctuation once a tokenization is underway): that token, certain to be drawn;

@@ -227,8 +227,9 @@ class _Run:
     def record(self, op: ir.Generate, gen: Generation, hyps: tuple[Hypothesis, ...] = ()) -> None:
         """Keep the value (the session already holds its tokens); remember it for suffix drafts."""
         if "suffix" in op.draft:
-            before = self.session.tokens[: len(self.session.tokens) - len(gen.token_ids)]
-            self.suffixes.setdefault(op.name, SuffixStore()).add(before[-8:], gen.token_ids)
+            tokens, end = self.session.tokens, len(self.session.tokens) - len(gen.token_ids)
+            store = self.suffixes.setdefault(op.name, SuffixStore())
+            store.add(tokens[max(0, end - store.max_ngram) : end], gen.token_ids)
         self.env[op.name] = gen.text
         self.text.append(gen.text)
         self.results[op.name] = StepResult(
