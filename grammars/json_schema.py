@@ -43,7 +43,7 @@ from .constraint import TokenConstraint
 from .counters import SegmentConflict
 from .dfa import ByteDFA, dfa_from_nfa
 from .errors import GrammarLimitError, RegexError
-from .json_formats import FORMATS
+from .json_formats import FORMATS, MAX_LENGTHS
 from .json_numbers import (
     NUMBER,
     Automaton,
@@ -901,6 +901,9 @@ class _Compiler:
         lo = int(s.get("minLength", 0))
         hi = s.get("maxLength")
         hi = None if hi is None else int(hi)
+        fmt_hi = MAX_LENGTHS.get(s.get("format"))  # type: ignore[arg-type]
+        if fmt_hi is not None:
+            hi = fmt_hi if hi is None else min(hi, fmt_hi)
         if hi is not None and hi < lo:
             return NOTHING
         bodies: list[Node] = []
