@@ -233,7 +233,7 @@ def _split(x: Decimal) -> tuple[int, str]:
     return i, frac
 
 
-def _frac(a: str | None, a_x: bool, b: str | None, b_x: bool, allow_empty: bool = True) -> Node | None:
+def frac_range(a: str | None, a_x: bool, b: str | None, b_x: bool, allow_empty: bool = True) -> Node | None:
     """Digit strings s with 0.a <= 0.s <= 0.b (`_x`: strict; None: no bound on that side; "": zero).
 
     Split on the first digit: a digit strictly between the bounds' first digits frees the rest, an equal
@@ -267,14 +267,14 @@ def _frac(a: str | None, a_x: bool, b: str | None, b_x: bool, allow_empty: bool 
             rb = b[1:] if d == b1 else None
         groups.setdefault((ra, rb), []).append(d)
     for (ra, rb), ds in groups.items():
-        rest = _frac(ra, a_x, rb, b_x)
+        rest = frac_range(ra, a_x, rb, b_x)
         if rest is not None:
-            for lo, hi in _runs(ds):
+            for lo, hi in digit_runs(ds):
                 parts.append(seq(CharSet(((0x30 + lo, 0x30 + hi),)), rest))
     return alt(*parts) if parts else None
 
 
-def _runs(ds: list[int]) -> list[tuple[int, int]]:
+def digit_runs(ds: list[int]) -> list[tuple[int, int]]:
     out: list[tuple[int, int]] = []
     for d in ds:
         if out and out[-1][1] == d - 1:
@@ -284,13 +284,13 @@ def _runs(ds: list[int]) -> list[tuple[int, int]]:
     return out
 
 
-def _json_frac(a: str | None, a_x: bool, b: str | None, b_x: bool) -> Node | None:
+def json_frac(a: str | None, a_x: bool, b: str | None, b_x: bool) -> Node | None:
     """The optional JSON fraction part (`.` digits) whose value 0.s lies between the bounds."""
     parts: list[Node] = []
     zero_ok = (a is None or (a == "" and not a_x)) and (b is None or b != "" or not b_x)
     if zero_ok:
         parts.append(EMPTY)
-    tail = _frac(a, a_x, b, b_x, allow_empty=False)
+    tail = frac_range(a, a_x, b, b_x, allow_empty=False)
     if tail is not None:
         parts.append(seq(lit("."), tail))
     return alt(*parts) if parts else None
@@ -305,16 +305,16 @@ def _unsigned_decimal_range(lo: Decimal, lo_x: bool, hi: Decimal | None, hi_x: b
     if hi is not None:
         hi_i, hf = _split(hi)
         if hi_i == li:
-            f = _json_frac(lf, lo_x, hf, hi_x)
+            f = json_frac(lf, lo_x, hf, hi_x)
             return None if f is None else seq(natural_range(li, li) or EMPTY, f)
-    f = _json_frac(lf, lo_x, None, False)
+    f = json_frac(lf, lo_x, None, False)
     if f is not None:
         parts.append(seq(natural_range(li, li) or EMPTY, f))
     middle = natural_range(li + 1, None if hi is None else hi_i - 1)
     if middle is not None:
         parts.append(seq(middle, opt(FRAC)))
     if hi is not None:
-        f = _json_frac(None, False, hf, hi_x)
+        f = json_frac(None, False, hf, hi_x)
         if f is not None:
             parts.append(seq(natural_range(hi_i, hi_i) or EMPTY, f))
     return alt(*parts) if parts else None
@@ -323,7 +323,7 @@ def _unsigned_decimal_range(lo: Decimal, lo_x: bool, hi: Decimal | None, hi_x: b
 def decimal_range(lo: Decimal | None, lo_x: bool, hi: Decimal | None, hi_x: bool) -> Node | None:
     """JSON numbers written without an exponent whose value lies between decimal bounds (None: open).
 
-    Exact on that notation; exponent forms like `1e3` are not produced under non-zero bounds.
+    Exact on that notation; json_exponents adds the exponent forms (`1e3`).
     """
     parts: list[Node] = []
     # negative side: -m with m > 0

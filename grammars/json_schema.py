@@ -6,8 +6,11 @@ The output is exactly the JSON texts that validate, written the way `json.dumps`
 regular and the DFA small:
 
 * object properties come in schema order (declared properties first, then any others);
-* numbers under non-zero bounds are written without an exponent (`100.0`, not `1e2`); bounds of 0 keep
-  exponents; decimal bounds (`minimum: 0.01`) are exact;
+* numbers under non-zero bounds take an exponent only on a mantissa of at most 4 integer digits or 4 zeros
+  after the point (`1e3`, `2.5E3`, `0.00001e5`; not `100000e-2`: json_exponents); bounds of 0 keep every
+  exponent; decimal bounds (`minimum: 0.01`) are exact; `multipleOf` numbers are written without an
+  exponent, `integer`s also without a fraction (`1000`, not `1e3` or `1000.0`, which jsonschema also calls
+  integers: with no bounds whole-number spellings are not a regular language);
 * the boolean schema `true` (and a schema with no type-restricting keywords) means any JSON value nested at
   most `ANY_DEPTH` = 3 containers deep.
 
@@ -43,13 +46,13 @@ from .constraint import TokenConstraint
 from .counters import SegmentConflict
 from .dfa import ByteDFA, dfa_from_nfa
 from .errors import GrammarLimitError, RegexError
+from .json_exponents import number_range
 from .json_formats import FORMATS, MAX_LENGTHS
 from .json_numbers import (
     NUMBER,
     Automaton,
     alt,
     decimal_multiple,
-    decimal_range,
     decimal_step,
     fixed_width_range,
     integer_multiple,
@@ -985,8 +988,8 @@ class _Compiler:
         if lo is None and hi is None:
             return step or NUMBER
         if (lo is not None and lo != 0) or (hi is not None and hi != 0):
-            # exact over numbers written without an exponent; bounds as the decimals the schema wrote
-            node = decimal_range(_decimal(lo), lo_x, _decimal(hi), hi_x)
+            # bounds as the decimals the schema wrote; exponent forms with a short mantissa (json_exponents)
+            node = number_range(_decimal(lo), lo_x, _decimal(hi), hi_x)
         else:
             neg = lo is None
             pos = hi is None

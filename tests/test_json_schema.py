@@ -57,7 +57,7 @@ CASES = [
     (
         {"type": "number", "minimum": 1, "exclusiveMaximum": 3},
         [1, 1.0, 1.5, 2, 2.999],
-        [0.99, 3, 3.0, -1, "raw:1e0"],
+        [0.99, 3, 3.0, -1, "raw:3e0", "raw:0.3E+1", "raw:30e-1"],
     ),
     ({"type": "number", "minimum": -2.0, "maximum": 0}, [-2, -1.5, 0, -0.0], [-2.01, 0.5]),
     ({"type": "string"}, ["", "a", 'é\n"\\/\t', "😀", "\u0000"], ['raw:"\x01"', "raw:'a'", 'raw:"\\x"']),

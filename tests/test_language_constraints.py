@@ -41,6 +41,12 @@ def test_choice_accepts_exactly_its_strings() -> None:
         ("int(min=-3, max=12)", ["-3", "0", "12", "7"], ["-4", "13", "1.0", "+1", "01"]),
         ("int(min=5)", ["5", "123456"], ["4", "-5"]),
         ("number(min=0, max=1)", ["0", "1", "0.5", "1.0", "0.25"], ["1.5", "-0.1", ".5"]),
+        (
+            "number(min=0, max=100000)",
+            ["1e3", "2.5E3", "1.5e-2", "1E+05", "0.00001e5", "100e-2", "0e99"],
+            ["1e6", "1.5e5", "-1e0", "1e", "1e3.5"],
+        ),
+        ("number(min=-2.5, max=0.5)", ["-25e-1", "5E-1", "-0.25e+1", "-1e-999"], ["-2.6e0", "0.6e0", "1e0"]),
     ],
 )
 def test_ranges_are_json_numbers_within_bounds(src: str, valid: list[str], invalid: list[str]) -> None:
