@@ -904,7 +904,7 @@ class _Compiler:
         lo = int(s.get("minLength", 0))
         hi = s.get("maxLength")
         hi = None if hi is None else int(hi)
-        fmt_hi = MAX_LENGTHS.get(s.get("format"))  # type: ignore[arg-type]
+        fmt_hi = MAX_LENGTHS.get(s.get("format"))
         if fmt_hi is not None:
             hi = fmt_hi if hi is None else min(hi, fmt_hi)
         if hi is not None and hi < lo:
