@@ -127,6 +127,24 @@ def test_long_mantissas_with_an_exponent_are_never_wrongly_accepted(
         assert not dfa.accepts(text.encode()) or _in(v, lo, lo_x, hi, hi_x), text
 
 
+@SETTINGS
+@given(
+    _bounds,
+    st.booleans(),
+    _bounds,
+    st.booleans(),
+    st.lists(st.text("0123456789.eE+-", max_size=9), max_size=20),
+)
+def test_accepted_strings_are_json_in_range(lo, lo_x, hi, hi_x, texts) -> None:  # type: ignore[no-untyped-def]
+    """Arbitrary strings over the number alphabet (`1.e3`, `01e2`, `1e+-2`, ...): what decc accepts parses
+    as JSON, to a value in range."""
+    dfa, _ = _compiled(_schema(lo, lo_x, hi, hi_x))
+    for text in texts:
+        if dfa.accepts(text.encode()):
+            assert isinstance(json.loads(text), (int, float)), text
+            assert _in(Decimal(text), lo, lo_x, hi, hi_x), text
+
+
 def test_examples_from_the_issue() -> None:
     dfa = compile_json_schema({"type": "number", "minimum": 0, "maximum": 100000})
     for text in (
