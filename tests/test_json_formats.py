@@ -123,6 +123,13 @@ def test_leap_seconds_refused() -> None:
         assert not _decc("time", s) and not _checker("time", s), s
 
 
+@pytest.mark.parametrize("fmt", ["date-time", "time", "hostname", "uri"])
+def test_trailing_newline_refused(fmt: str) -> None:
+    """The checkers' `$` lets one trailing newline through; decc keeps the format's own strings only."""
+    s = {"date-time": "2024-01-01T00:00:00Z", "time": "00:00:00Z", "hostname": "a.org", "uri": "a:b"}[fmt]
+    assert _decc(fmt, s) and _checker(fmt, s + "\n") and not _decc(fmt, s + "\n")
+
+
 # -- independent near-misses: addresses, names --------------------------------------------------------------
 
 _octet = st.integers(0, 300).map(str) | st.sampled_from(["00", "01", "001", "255", "256", ""])
