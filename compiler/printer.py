@@ -11,6 +11,7 @@ from typing import Any
 from decc import grammars
 from decc.compiler import ir
 from decc.errors import Span
+from decc.grammars.cfg_grammar import Grammar as CFG
 from decc.grammars.lazy_product import Conjunction
 
 
@@ -146,6 +147,8 @@ def constraint_text(c: ir.Constraint) -> str:
         states += "" if dfa.minimal else " unminimized"
     elif isinstance(dfa, Conjunction):
         states += " lazy"
+    elif isinstance(dfa, CFG) and not isinstance(c, ir.Grammar):  # a recursive JSON schema
+        states += f" grammar rules={len(dfa.rules)}"
     if isinstance(c, ir.Regex):
         return f"regex({q(c.pattern)}{states})"
     if isinstance(c, ir.Grammar):

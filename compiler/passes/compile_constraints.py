@@ -12,6 +12,7 @@ from dataclasses import replace
 from decc import grammars
 from decc.compiler import ir
 from decc.errors import DeccError
+from decc.grammars.cfg_grammar import Grammar as CFG
 from decc.grammars.lazy_product import Conjunction
 
 LENIENT_HINT = "json(..., lenient=true) ignores unsupported keywords with a warning"
@@ -35,6 +36,8 @@ def _constraint(c: ir.Constraint) -> ir.Constraint:
     if isinstance(c, ir.All):
         return _all(c)
     dfa = _dfa(c)
+    if isinstance(dfa, CFG):  # a recursive JSON schema: a grammar, run by the CFG engine
+        return replace(c, compiled=dfa, n_states=None)
     if dfa.n_states == 0:
         raise DeccError(
             f"this {_what(c)} matches nothing",
@@ -55,8 +58,9 @@ def _what(c: ir.Constraint) -> str:
     }.get(type(c), "constraint")
 
 
-def _dfa(c: ir.Constraint) -> grammars.ByteDFA:
-    """The byte DFA of a regular constraint, with constraint errors mapped into the source."""
+def _dfa(c: ir.Constraint) -> grammars.ByteDFA | CFG:
+    """The byte DFA of a regular constraint (a grammar for a recursive JSON schema), with constraint errors
+    mapped into the source."""
     try:
         if isinstance(c, ir.Regex):
             return grammars.compile_regex(c.pattern, minimal=False)
@@ -96,7 +100,14 @@ def _all(c: ir.All) -> ir.All:
                 p.span,
                 hints=["write the other conditions into the grammar itself"],
             )
-        parts.append(_constraint(p))
+        part = _constraint(p)
+        if isinstance(part.compiled, CFG):
+            raise DeccError(
+                "a recursive JSON schema cannot be combined with other constraints",
+                p.span,
+                hints=["its recursive $ref makes it a grammar; write the other conditions into the schema"],
+            )
+        parts.append(part)
     lengths = [p for p in parts if isinstance(p, ir.Length)]
     regular = [p.compiled for p in parts if not isinstance(p, ir.Length)]
     bound = None
