@@ -172,7 +172,9 @@ def constraint_text(c: ir.Constraint) -> str:
     model_arg = f" model={q(c.origin.removeprefix('model:'))}" if model else ""
     whitespace = f" whitespace={q(c.whitespace)}" if c.whitespace != "compact-or-default" else ""
     lenient = " lenient" if c.lenient else ""
-    return f"json({q(shown)}{file}{model_arg}{whitespace}{lenient}{states})"
+    # strict by default: say how many objects were closed to their declared properties
+    keys = " extra_keys" if c.extra_keys else (f" closed-objects={c.closed}" if c.closed else "")
+    return f"json({q(shown)}{file}{model_arg}{whitespace}{lenient}{keys}{states})"
 
 
 def search_text(s: ir.Search) -> str:
