@@ -3,8 +3,8 @@
 JSON Schema lets an object without `additionalProperties` carry any other key, so a model constrained by a
 default pydantic schema may add keys until it runs out of tokens. Strict mode (what OpenAI's structured
 outputs and XGrammar do by default) adds `"additionalProperties": false` to every object schema (`"type":
-"object"` or with `properties`) that has no `additionalProperties`, `unevaluatedProperties` or
-`patternProperties` of its own. It is a rewrite of the schema, not of its compiler, so `jsonschema` and
+"object"` or with `properties`; a `required` name counts as declared) that has no `additionalProperties`,
+`unevaluatedProperties` or `patternProperties` of its own. It is a rewrite of the schema, not of its compiler, so `jsonschema` and
 hypothesis-jsonschema judge and generate exactly what the automaton allows.
 
 Objects put together with `allOf` (or a `$ref` beside other keywords, or anyOf/oneOf branches merged with
@@ -55,6 +55,10 @@ def close_objects(schema: Any) -> tuple[Any, int]:
                 out[k] = v
         plain = not (in_part or "allOf" in s or sibling_ref or ptr in composed)
         if plain and _is_object(s) and not any(k in s for k in OPEN_KEYWORDS):
+            props = out.get("properties", {})
+            named = [r for r in s.get("required", []) if isinstance(r, str) and r not in props]
+            if named:  # a required name is declared too (any value), as the compiler writes it: last
+                out["properties"] = {**props, **dict.fromkeys(named, True)}
             out["additionalProperties"] = False
             count[0] += 1
         return out

@@ -94,6 +94,13 @@ def test_explicit_additional_properties_are_honoured() -> None:
     assert dfa.accepts(b'{"a": 1, "xy": 2}') and dfa.accepts(b'{"a": 1, "b": 2}')  # as JSON Schema says
 
 
+def test_a_required_name_without_a_schema_counts_as_declared() -> None:
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a", "b"]}
+    dfa = compiled(schema).compiled
+    assert dfa.accepts(b'{"a": 1, "b": [true]}') and not dfa.accepts(b'{"a": 1, "b": 2, "c": 3}')
+    assert compiled({"type": "object", "required": ["x"]}).compiled.accepts(b'{"x": null}')
+
+
 def test_the_constraint_api_is_exact_unless_strict() -> None:
     schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
     assert compile_json_schema(schema).accepts(b'{"a": 1, "b": 2}')
