@@ -79,12 +79,19 @@ LENIENT = (
     "gen x {\n"
     '  where: json(r"""{"type": "object", "properties": {"a": {"type": "array", "uniqueItems": true}},\n'
     '                   "required": ["a"], "not": {"type": "null"}}""", lenient=true)\n'
+    "  max_tokens: 8\n"
     "}\n"
 )
 
 
 @pytest.mark.parametrize(
-    "command", [["check", "--model-free"], ["compile", "--emit", "opt"]], ids=["check", "compile"]
+    "command",
+    [
+        ["check", "--model-free"],
+        ["compile", "--emit", "opt"],
+        pytest.param(["run", "--json"], marks=pytest.mark.model),
+    ],
+    ids=["check", "compile", "run"],
 )
 def test_lenient_warns_positioned_once_per_keyword(
     command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -93,7 +100,7 @@ def test_lenient_warns_positioned_once_per_keyword(
     f.write_text(LENIENT)
     for _ in range(2):  # a second compile in the same process warns again (no cache swallows it)
         with warnings.catch_warnings():
-            warnings.simplefilter("error")  # no Python warning escapes
+            warnings.simplefilter("error", UserWarning)  # no Python UserWarning escapes
             assert main([command[0], str(f), *command[1:]]) == 0
         err = capsys.readouterr().err
         assert err.count("warning:") == 2, err
