@@ -197,7 +197,7 @@ def json_constraint(e: ast.Call, base_dir: Path) -> ir.JsonSchema:
         schema, closed = close_objects(schema)
     text = json.dumps(schema, separators=(",", ":"), ensure_ascii=False)
     return ir.JsonSchema(
-        text, span, origin, whitespace, lenient, extra, closed, written=written, offsets=offsets, call=e.span
+        text, span, origin, whitespace, lenient, extra, closed, written=written, offsets=offsets
     )
 
 

@@ -83,7 +83,6 @@ class JsonSchema:
     # where the schema was written (an inline literal's value or a file), for errors at a keyword
     written: Source | None = field(default=None, repr=False, compare=False)
     offsets: tuple[int, ...] = field(default=(), repr=False, compare=False)  # the literal's, in the .dec
-    call: Span | None = field(default=None, repr=False, compare=False)  # the whole json(...) call
 
 
 @dataclass(frozen=True)

@@ -91,7 +91,10 @@ def parse_grammar(text: str, start: str = "start", path: str = "<grammar>") -> G
         span = _span_at(source, int(at[1]), int(at[2])) if at else _span_of_name(source, message)
         raise GrammarError(_in_words(message), span) from None
     except Exception as e:  # Lark raises assorted exceptions (KeyError, ...) for some malformed grammars
-        raise GrammarError(f"{type(e).__name__}: {_first_line(str(e))}") from None
+        # a terminal's pattern that `re` / `regex` refuses comes through as their bare `error`
+        regex_error = isinstance(e, re.error) or type(e).__name__ == "error"
+        what = "invalid regex in a terminal" if regex_error else type(e).__name__
+        raise GrammarError(f"{what}: {_first_line(str(e))}") from None
 
     terminals = {t.name: _terminal_ast(t, source) for t in parser.terminals}
     ignored = [terminals[name] for name in parser.ignore_tokens]

@@ -147,3 +147,15 @@ def test_a_broken_lark_file_is_reported_once_in_words(
     assert text.splitlines()[0] == f"{g}:{line}:{col}: error: invalid grammar: {message}"
     assert text.count("invalid grammar") == 1 and "Token(" not in text
     assert f"note: the grammar file is named at {prog}:2:23" in text
+
+
+def test_a_bad_terminal_regex_in_a_lark_file_is_said_in_words(tmp_path: Path) -> None:
+    (tmp_path / "g.lark").write_text("start: A\nA: /[/\n")
+    prog = tmp_path / "p.dec"
+    prog.write_text('gen x {\n  where: grammar(file="g.lark")\n}\n')
+    with pytest.raises(DeccError) as e:
+        compile_program(parse_file(prog))
+    assert (
+        e.value.message
+        == "invalid grammar: invalid regex in a terminal: unterminated character set at position 1"
+    )
