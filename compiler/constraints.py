@@ -29,10 +29,11 @@ from decc.compiler.options import (
 )
 from decc.dsl import ast
 from decc.errors import DeccError, Source, Span, unknown
+from decc.grammars.json_strict import close_objects
 
 CONSTRAINTS = ("regex", "json", "grammar", "choice", "int", "number", "length")
 GRAMMAR_ARGS = ("file", "start")
-JSON_ARGS = ("file", "model", "whitespace", "lenient")
+JSON_ARGS = ("file", "model", "whitespace", "lenient", "extra_keys")
 WHITESPACE = ("compact-or-default", "any")
 LENGTH_ARGS = ("min", "max", "unit")
 UNITS = ("chars", "tokens")
@@ -168,16 +169,19 @@ def json_constraint(e: ast.Call, base_dir: Path) -> ir.JsonSchema:
         raise DeccError(
             'json(...) takes one schema: inline JSON text, file="schema.json" or model="module:Class"', e.span
         )
+    written: Source | None = None  # the schema's text as written, for errors that point at a keyword
+    offsets: tuple[int, ...] = ()
     if e.args:
         lit = as_str(e.args[0], "a JSON schema")
         schema = _load_json(lit.value, lambda pos: lit.span_of(pos, pos + 1))
         origin, span = "inline", lit.span
+        written, offsets = Source(lit.span.path, lit.value), lit.offsets
     elif "file" in kwargs:
         lit = as_str(kwargs["file"].value, "file")
         path = folder_of(lit, base_dir) / lit.value
         text = read_file(path, lit)
-        source = Source(str(path), text)
-        schema = _load_json(text, lambda pos: Span.of(source, pos, pos + 1))
+        written = Source(str(path), text)
+        schema = _load_json(text, lambda pos: Span.of(written, pos, pos + 1))
         origin, span = lit.value, lit.span
     else:
         lit = as_str(kwargs["model"].value, "model")
@@ -187,8 +191,14 @@ def json_constraint(e: ast.Call, base_dir: Path) -> ir.JsonSchema:
     if "whitespace" in kwargs:
         whitespace = as_choice(kwargs["whitespace"].value, "whitespace mode", WHITESPACE)
     lenient = as_bool(kwargs["lenient"].value, "lenient") if "lenient" in kwargs else False
+    extra = as_bool(kwargs["extra_keys"].value, "extra_keys") if "extra_keys" in kwargs else False
+    closed = 0
+    if not extra:  # objects hold their declared properties only (the schema itself, rewritten, says so)
+        schema, closed = close_objects(schema)
     text = json.dumps(schema, separators=(",", ":"), ensure_ascii=False)
-    return ir.JsonSchema(text, span, origin, whitespace, lenient)
+    return ir.JsonSchema(
+        text, span, origin, whitespace, lenient, extra, closed, written=written, offsets=offsets
+    )
 
 
 def import_object(lit: ast.StrLit, base_dir: Path, what: str) -> Any:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Union
 
-from decc.errors import Span
+from decc.errors import DeccWarning, Source, Span
 
 
 @dataclass(frozen=True)
@@ -76,8 +76,13 @@ class JsonSchema:
     origin: str = "inline"  # or the schema file's path
     whitespace: str = "compact-or-default"
     lenient: bool = False
+    extra_keys: bool = False  # `extra_keys=true`: objects may hold undeclared keys, as JSON Schema allows
+    closed: int = 0  # objects closed to their declared properties (`schema` is the rewritten text)
     compiled: Any = field(default=None, repr=False, compare=False)
     n_states: int | None = None
+    # where the schema was written (an inline literal's value or a file), for errors at a keyword
+    written: Source | None = field(default=None, repr=False, compare=False)
+    offsets: tuple[int, ...] = field(default=(), repr=False, compare=False)  # the literal's, in the .dec
 
 
 @dataclass(frozen=True)
@@ -316,6 +321,8 @@ class Module:
     inputs: tuple[InputDef, ...]
     body: tuple[Op, ...]
     span: Span
+    # what the passes found worth a word but not an error (the CLI prints them; `Program.ir.warnings`)
+    warnings: tuple[DeccWarning, ...] = field(default=(), compare=False)
 
     def generates(self) -> tuple[Generate, ...]:
         return tuple(op for op in walk(self.body) if isinstance(op, Generate))

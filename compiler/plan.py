@@ -3,6 +3,7 @@ into token automata over its vocabulary. The plan is what the runtime executes."
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -113,7 +114,9 @@ def _bind(c: ir.Constraint, vocab: Any) -> Any:
     if isinstance(c, ir.Grammar):
         return grammars.cfg(c.text, vocab, start=c.start)
     if isinstance(c, ir.JsonSchema):
-        return grammars.json_schema(c.schema, vocab, lenient=c.lenient, whitespace=c.whitespace)
+        with warnings.catch_warnings():  # compile-constraints warned about ignored keywords, positioned
+            warnings.simplefilter("ignore", grammars.IgnoredKeyword)
+            return grammars.json_schema(c.schema, vocab, lenient=c.lenient, whitespace=c.whitespace)
     if isinstance(compiled, Conjunction):
         return bind_conjunction(compiled, vocab, constraint_text(c))
     return grammars.from_dfa(compiled, vocab, constraint_text(c))

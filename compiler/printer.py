@@ -11,6 +11,7 @@ from typing import Any
 from decc import grammars
 from decc.compiler import ir
 from decc.errors import Span
+from decc.grammars.cfg_grammar import Grammar as CFG
 from decc.grammars.lazy_product import Conjunction
 
 
@@ -146,6 +147,8 @@ def constraint_text(c: ir.Constraint) -> str:
         states += "" if dfa.minimal else " unminimized"
     elif isinstance(dfa, Conjunction):
         states += " lazy"
+    elif isinstance(dfa, CFG) and not isinstance(c, ir.Grammar):  # a recursive JSON schema
+        states += f" grammar rules={len(dfa.rules)}"
     if isinstance(c, ir.Regex):
         return f"regex({q(c.pattern)}{states})"
     if isinstance(c, ir.Grammar):
@@ -169,7 +172,9 @@ def constraint_text(c: ir.Constraint) -> str:
     model_arg = f" model={q(c.origin.removeprefix('model:'))}" if model else ""
     whitespace = f" whitespace={q(c.whitespace)}" if c.whitespace != "compact-or-default" else ""
     lenient = " lenient" if c.lenient else ""
-    return f"json({q(shown)}{file}{model_arg}{whitespace}{lenient}{states})"
+    # strict by default: say how many objects were closed to their declared properties
+    keys = " extra_keys" if c.extra_keys else (f" closed-objects={c.closed}" if c.closed else "")
+    return f"json({q(shown)}{file}{model_arg}{whitespace}{lenient}{keys}{states})"
 
 
 def search_text(s: ir.Search) -> str:

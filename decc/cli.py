@@ -95,6 +95,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import decc
 
     program = decc.load(args.file, model=args.model, no_opt=args.no_opt)
+    print_warnings(program.ir)
     if args.inputs is not None:
         return _run_batch(program, args)
     if args.out is not None:
@@ -160,6 +161,12 @@ def _each_file(files: Sequence[str], handle: Callable[[str], None], failure: str
     return 0
 
 
+def print_warnings(module: Any) -> None:
+    """The compiler's positioned warnings (`ir.Module.warnings`), on stderr, before any output."""
+    for w in module.warnings:
+        print(w.render(), file=sys.stderr)
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from decc.api import Program
     from decc.compiler.pipeline import compile_program
@@ -168,6 +175,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     def check(path: str) -> None:
         tree = parse_file(path)
         module = compile_program(tree)
+        print_warnings(module)
         if not args.model_free:
             Program(tree, module, args.model).plan()
 
@@ -273,6 +281,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         disabled=check_optimizations(args.no_opt),
         remarks=notes,
     )
+    print_warnings(module)
     if args.print_after_all:
         return 0
     if args.emit == "ir":

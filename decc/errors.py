@@ -77,7 +77,9 @@ class Span:
             return self
         start = min(max(start, 0), len(offsets) - 1)
         last = min(max(end - 1, start), len(offsets) - 1)
-        return self.sub(offsets[start], offsets[last] + 1)
+        # up to where the next character starts, so an escaped last character (`\"`) is covered whole
+        after = offsets[last + 1] if last + 1 < len(offsets) else offsets[last] + 1
+        return self.sub(offsets[start], max(after, offsets[last] + 1))
 
     def __str__(self) -> str:
         return f"{self.path}:{self.line}:{self.col}"
@@ -106,31 +108,54 @@ class DeccError(Exception):
         return self.render()
 
     def render(self) -> str:
-        span = self.span
-        if span is None:
-            head = f"decc: {self.kind}: {self.message}"
-            lines = [head]
-        else:
-            lines = [f"{span.path}:{span.line}:{span.col}: {self.kind}: {self.message}"]
-            if span.source is not None:
-                text = span.source.line_text(span.line)
-                if text or span.col == 1:
-                    # Carets under the span (clipped to its first line); keep tabs so carets line up.
-                    col = span.col
-                    last = span.end_col if span.end_line == span.line else len(text) + 1
-                    if len(text) > MAX_SHOWN:  # a very long line: show a window around the span
-                        lo = max(0, col - 1 - MAX_SHOWN // 2)
-                        hi = min(len(text), lo + MAX_SHOWN)
-                        text = ("..." if lo else "") + text[lo:hi] + ("..." if hi < len(text) else "")
-                        shift = lo - (3 if lo else 0)
-                        col, last = col - shift, min(last - shift, len(text) + 1)
-                    prefix = "".join(ch if ch == "\t" else " " for ch in text[: col - 1])
-                    width = max(1, last - col)
-                    lines.append(f"  {text}")
-                    lines.append(f"  {prefix}{'^' * width}")
-        lines += [f"  note: {n}" for n in self.notes]
-        lines += [f"  hint: {h}" for h in self.hints]
-        return "\n".join(lines)
+        return render(self.kind, self.message, self.span, self.notes, self.hints)
+
+
+@dataclass(frozen=True)
+class DeccWarning:
+    """Something a user may want to fix that does not stop the program: rendered like an error
+    (`file:line:col: warning: message`, source line, carets, notes, hints). Passes collect them on the
+    module (`ir.Module.warnings`) and the CLI prints them to stderr; never a Python `UserWarning`."""
+
+    message: str
+    span: Span | None = None
+    hints: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    kind = "warning"
+
+    def render(self) -> str:
+        return render(self.kind, self.message, self.span, self.notes, self.hints)
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+def render(kind: str, message: str, span: Span | None, notes: Iterable[str], hints: Iterable[str]) -> str:
+    """One diagnostic: `file:line:col: kind: message`, the source line with carets, then notes and hints."""
+    if span is None:
+        lines = [f"decc: {kind}: {message}"]
+    else:
+        lines = [f"{span.path}:{span.line}:{span.col}: {kind}: {message}"]
+        if span.source is not None:
+            text = span.source.line_text(span.line)
+            if text or span.col == 1:
+                # Carets under the span (clipped to its first line); keep tabs so carets line up.
+                col = span.col
+                last = span.end_col if span.end_line == span.line else len(text) + 1
+                if len(text) > MAX_SHOWN:  # a very long line: show a window around the span
+                    lo = max(0, col - 1 - MAX_SHOWN // 2)
+                    hi = min(len(text), lo + MAX_SHOWN)
+                    text = ("..." if lo else "") + text[lo:hi] + ("..." if hi < len(text) else "")
+                    shift = lo - (3 if lo else 0)
+                    col, last = col - shift, min(last - shift, len(text) + 1)
+                prefix = "".join(ch if ch == "\t" else " " for ch in text[: col - 1])
+                width = max(1, last - col)
+                lines.append(f"  {text}")
+                lines.append(f"  {prefix}{'^' * width}")
+    lines += [f"  note: {n}" for n in notes]
+    lines += [f"  hint: {h}" for h in hints]
+    return "\n".join(lines)
 
 
 MAX_SHOWN = 160  # characters of a source line shown under a diagnostic

@@ -12,7 +12,14 @@ from .combine import choice_dfa, conjunction, is_counted, length_dfa
 from .constraint import TokenConstraint, from_dfa, regex
 from .dfa import ByteDFA, compile_regex
 from .errors import GrammarLimitError, RegexError
-from .json_schema import InvalidSchema, UnsupportedSchema, compile_json_schema, json_schema
+from .json_schema import (
+    IgnoredKeyword,
+    InvalidSchema,
+    UnsupportedSchema,
+    compile_json_schema,
+    ignored_keywords,
+    json_schema,
+)
 from .limits import DEFAULT_LIMITS, Limits
 from .matcher import Matcher
 from .token_automaton import TokenAutomaton
@@ -34,6 +41,7 @@ __all__ = [
     "cfg_builtin",
     "DEFAULT_LIMITS",
     "GrammarLimitError",
+    "IgnoredKeyword",
     "InvalidSchema",
     "Limits",
     "Matcher",
@@ -44,6 +52,7 @@ __all__ = [
     "Vocabulary",
     "compile_json_schema",
     "compile_regex",
+    "ignored_keywords",
     "json_schema",
     "regex",
 ]

@@ -82,16 +82,19 @@ def parse_grammar(text: str, start: str = "start", path: str = "<grammar>") -> G
         parser = Lark(text, parser="earley", lexer="dynamic_complete", start=start)
     except UnexpectedInput as e:
         span = _span_at(source, getattr(e, "line", None), getattr(e, "column", None))
-        raise GrammarError(f"invalid grammar: {_first_line(str(e))}", span) from None
+        raise GrammarError(_unexpected(e), span) from None
     except (LarkGrammarError, LarkError) as e:
         message = _first_line(str(e))
         if f"NonTerminal('{start}')" in message:
             raise GrammarError(f"the grammar has no rule '{start}' to start from") from None
         at = re.search(r"line (\d+),? col(?:umn)? (\d+)", message)
         span = _span_at(source, int(at[1]), int(at[2])) if at else _span_of_name(source, message)
-        raise GrammarError(f"invalid grammar: {message}", span) from None
+        raise GrammarError(_in_words(message), span) from None
     except Exception as e:  # Lark raises assorted exceptions (KeyError, ...) for some malformed grammars
-        raise GrammarError(f"invalid grammar: {type(e).__name__}: {_first_line(str(e))}") from None
+        # a terminal's pattern that `re` / `regex` refuses comes through as their bare `error`
+        regex_error = isinstance(e, re.error) or type(e).__name__ == "error"
+        what = "invalid regex in a terminal" if regex_error else type(e).__name__
+        raise GrammarError(f"{what}: {_first_line(str(e))}") from None
 
     terminals = {t.name: _terminal_ast(t, source) for t in parser.terminals}
     ignored = [terminals[name] for name in parser.ignore_tokens]
@@ -185,6 +188,39 @@ def _nullable(node: AnyNode, rules: dict[str, bool] | None = None) -> bool:
 
 
 # -- positions of errors ---------------------------------------------------------------------------------
+
+
+# Lark's names for the tokens of its own grammar syntax, in words
+TOKEN_WORDS = {
+    "RULE": "a rule name", "TERMINAL": "a terminal name", "STRING": "a string", "REGEXP": "a regex",
+    "_NL": "the end of the line", "_COLON": "':'", "_OR": "'|'", "_LPAR": "'('", "_RPAR": "')'",
+    "_LBRA": "'['", "_RBRA": "']'", "OP": "an operator (?, *, +)", "_DOT": "'.'", "NUMBER": "a number",
+    "_TO": "'->'", "_COMMA": "','", "_DOTDOT": "'..'", "TILDE": "'~'", "_IMPORT": "'%import'",
+    "_IGNORE": "'%ignore'", "_DECLARE": "'%declare'", "_OVERRIDE": "'%override'", "_EXTEND": "'%extend'",
+}  # fmt: skip
+
+
+def _unexpected(e: Exception) -> str:
+    """Lark's UnexpectedToken/Characters on a grammar, said in words: what was found, what was expected."""
+    token = getattr(e, "token", None)
+    if token is not None and getattr(token, "type", "") == "_NL":
+        found = "end of line"
+    elif token is not None:
+        found = repr(str(token))
+    else:
+        char = getattr(e, "char", None)
+        found = repr(char) if char else "input"
+    expected = sorted(TOKEN_WORDS.get(x, x.strip("_").lower()) for x in getattr(e, "expected", None) or ())
+    if not expected:
+        return f"unexpected {found}"
+    return f"unexpected {found} here: expected {' or '.join(expected)}"
+
+
+def _in_words(message: str) -> str:
+    """Lark's grammar error without its position (the span has it), starting in lower case."""
+    message = re.sub(r",? at line \d+,? col(?:umn)? \d+.*$", "", message).rstrip(": ")
+    message = re.sub(r"^Expecting ", "expected ", message)
+    return message[:1].lower() + message[1:]
 
 
 def _first_line(message: str) -> str:

@@ -62,6 +62,7 @@ from .json_numbers import (
     seq,
     signed_number,
 )
+from .json_strict import close_objects
 from .limits import DEFAULT_LIMITS, Limits, check_time, deadline
 from .nfa import NFA, _Builder, build_nfa, estimate_states
 from .regex_ast import EMPTY, Alt, CharSet, Concat, Node, Repeat, negate, normalize
@@ -114,10 +115,17 @@ def json_schema(
     *,
     lenient: bool = False,
     whitespace: str = "compact-or-default",
+    strict: bool = False,
     limits: Limits = DEFAULT_LIMITS,
 ) -> TokenConstraint | CFGConstraint:
-    """Constrain generation to JSON texts valid under `schema` (a dict, a bool, or its JSON text)."""
-    return _bind(_canonical(schema), lenient, whitespace, limits, vocab)
+    """Constrain generation to JSON texts valid under `schema` (a dict, a bool, or its JSON text).
+
+    `strict=True` closes every object schema without `additionalProperties` to its declared properties
+    (json_strict.py); by default the language is exactly the schema's."""
+    text = _canonical(schema, strict)
+    bound = _bind(text, lenient, whitespace, strict, limits, vocab)
+    _warn_ignored(text, lenient, whitespace, limits)
+    return bound
 
 
 def compile_json_schema(
@@ -125,37 +133,73 @@ def compile_json_schema(
     *,
     lenient: bool = False,
     whitespace: str = "compact-or-default",
+    strict: bool = False,
     limits: Limits = DEFAULT_LIMITS,
 ) -> ByteDFA | Grammar:
-    """The minimal byte DFA of the JSON texts valid under `schema` (a grammar if it recurses); cached."""
-    return _compile(_canonical(schema), lenient, whitespace, limits)
+    """The minimal byte DFA of the JSON texts valid under `schema` (a grammar if it recurses); cached.
+    `strict=True`: objects hold only their declared properties, as in `json_schema`."""
+    text = _canonical(schema, strict)
+    compiled = _compile(text, lenient, whitespace, limits)[0]
+    _warn_ignored(text, lenient, whitespace, limits)
+    return compiled
 
 
-def _canonical(schema: dict | bool | str) -> str:
+@dataclass(frozen=True)
+class Ignored:
+    """A keyword that `lenient=True` ignored: its name, JSON pointer and why it is unsupported."""
+
+    keyword: str
+    pointer: str
+    message: str
+
+
+class IgnoredKeyword(UserWarning):
+    """The constraint API's warning for an ignored keyword (a program gets a positioned `DeccWarning`)."""
+
+
+def ignored_keywords(
+    schema: dict | bool | str,
+    *,
+    whitespace: str = "compact-or-default",
+    strict: bool = False,
+    limits: Limits = DEFAULT_LIMITS,
+) -> tuple[Ignored, ...]:
+    """The keywords a lenient compilation of `schema` ignores, each once, in the order met (cached)."""
+    return _compile(_canonical(schema, strict), True, whitespace, limits)[1]
+
+
+def _warn_ignored(text: str, lenient: bool, ws: str, limits: Limits) -> None:
+    if lenient:
+        for i in _compile(text, lenient, ws, limits)[1]:
+            warnings.warn(f"{i.message} (at '{i.pointer or '/'}'); ignored", IgnoredKeyword, stacklevel=3)
+
+
+def _canonical(schema: dict | bool | str, strict: bool = False) -> str:
     if isinstance(schema, str):
         try:
             schema = json.loads(schema)
         except json.JSONDecodeError as e:
             raise InvalidSchema(f"not JSON: {e}") from None
+    if strict:
+        schema, _ = close_objects(schema)
     # no sort_keys: the order of `properties` is part of the language
     return json.dumps(schema, separators=(",", ":"), ensure_ascii=False)
 
 
 @lru_cache(maxsize=32)
 def _bind(
-    text: str, lenient: bool, ws: str, limits: Limits, vocab: Vocabulary
+    text: str, lenient: bool, ws: str, strict: bool, limits: Limits, vocab: Vocabulary
 ) -> TokenConstraint | CFGConstraint:
-    if lenient:  # not on disk: a cached result would skip the warnings about the ignored keywords
-        return _build(text, lenient, ws, limits, vocab)
     build = partial(_build, text, lenient, ws, limits, vocab)
-    return disk_cache.cached("json_schema", (text, lenient, ws, limits), vocab, build)
+    # `text` is already closed when strict; the flag is in the key too, so that the two can never share one
+    return disk_cache.cached("json_schema", (text, lenient, ws, strict, limits), vocab, build)
 
 
 def _build(
     text: str, lenient: bool, ws: str, limits: Limits, vocab: Vocabulary
 ) -> TokenConstraint | CFGConstraint:
     with deadline(limits.max_seconds):
-        compiled = _compile(text, lenient, ws, limits)
+        compiled = _compile(text, lenient, ws, limits)[0]
         if isinstance(compiled, ByteDFA) and compiled.is_empty():
             raise UnsupportedSchema("this schema accepts no JSON value at all", "", "")
         short = text if len(text) <= 60 else text[:57] + "..."
@@ -167,17 +211,21 @@ def _build(
 
 
 @lru_cache(maxsize=128)
-def _compile(text: str, lenient: bool, ws: str, limits: Limits) -> ByteDFA | Grammar:
+def _compile(
+    text: str, lenient: bool, ws: str, limits: Limits
+) -> tuple[ByteDFA | Grammar, tuple[Ignored, ...]]:
+    """The compiled schema and the keywords it ignored (lenient), so that callers warn on every call."""
     with deadline(limits.max_seconds):
-        return _compile_timed(text, lenient, ws, limits)
+        if ws not in ("compact-or-default", "any"):
+            raise ValueError(f"whitespace must be 'compact-or-default' or 'any', not {ws!r}")
+        schema = json.loads(text)
+        _check_meta(schema)
+        compiler = _Compiler(schema, lenient, ws == "any")
+        node = compiler.compile()
+        return _finish(node, limits), tuple(dict.fromkeys(compiler.ignored))
 
 
-def _compile_timed(text: str, lenient: bool, ws: str, limits: Limits) -> ByteDFA | Grammar:
-    if ws not in ("compact-or-default", "any"):
-        raise ValueError(f"whitespace must be 'compact-or-default' or 'any', not {ws!r}")
-    schema = json.loads(text)
-    _check_meta(schema)
-    node = _Compiler(schema, lenient, ws == "any").compile()
+def _finish(node: Node | Grammar, limits: Limits) -> ByteDFA | Grammar:
     if isinstance(node, Grammar):
         node = _with_lexemes(node, limits)
         try:
@@ -650,6 +698,7 @@ class _Compiler:
         self._find_anchors(root, "")
         self._validator: Any = None
         self.rules: dict[str, str] = {}  # recursive $ref target (JSON pointer) -> its grammar rule
+        self.ignored: list[Ignored] = []  # what lenient mode skipped (a keyword may be met twice)
 
     def compile(self) -> Node | Grammar:
         """The schema's language as one regex AST, or as a grammar when `$ref`s recurse.
@@ -680,7 +729,7 @@ class _Compiler:
     def unsupported(self, keyword: str, pointer: str, message: str | None = None) -> None:
         msg = message or f"JSON Schema keyword '{keyword}' is not supported"
         if self.lenient:
-            warnings.warn(f"{msg} (at '{pointer or '/'}'); ignored", stacklevel=4)
+            self.ignored.append(Ignored(keyword, pointer, msg))
             return
         raise UnsupportedSchema(msg, keyword, pointer)
 

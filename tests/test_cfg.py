@@ -177,7 +177,7 @@ def test_matcher_protocol() -> None:
     ("text", "line", "col", "fragment"),
     [
         ("start: foo\n", 1, 8, "foo"),
-        ('start: "a"\n  | (\n', 2, 6, "Expecting"),
+        ('start: "a"\n  | (\n', 2, 6, "expected a value"),
         ("start: /a(?=b)/\n", 1, 9, "lookahead"),
         ('start: "a"\n%ignore X\n', 2, 9, "X"),
     ],

@@ -52,11 +52,11 @@ CASES = [
     (
         'gen x { where: json(r"""{"type": "array", "uniqueItems": true}""") }',
         1,
-        21,
+        43,  # the keyword, not the whole schema
         "unsupported JSON schema: ",
         "json(..., lenient=true) ignores unsupported keywords with a warning",
     ),
-    ('gen x { where: json(r"""{"type": "strin"}""") }', 1, 21, "invalid JSON schema", None),
+    ('gen x { where: json(r"""{"type": "strin"}""") }', 1, 26, "invalid JSON schema", None),
     ('gen x { where: json(file="nope.json") }', 1, 26, "cannot read 'nope.json'", None),
     (
         'gen x { where: grammar("arithm") }',

@@ -223,6 +223,18 @@ def _pydantic_model(path: Path, r: Result) -> None:
         City.model_validate_json(r.values["city"])  # pydantic's own validation
 
 
+def _recursive(path: Path, r: Result) -> None:
+    """A complete thread validates under the program's own recursive schema (`jsonschema`), replies nested."""
+    import jsonschema
+
+    (op,) = program(path).ir.generates()
+    assert isinstance(op.constraint, ir.JsonSchema)
+    assert r.steps["thread"].finish_reason in COMPLETE, r.steps["thread"]
+    thread = json.loads(r.values["thread"])
+    jsonschema.validate(thread, json.loads(op.constraint.schema))
+    assert 1 <= len(thread["replies"]) <= 2 and all("replies" in c for c in thread["replies"]), thread
+
+
 def _grammar_file(path: Path, r: Result) -> None:
     value = r.values["value"]
     depth = 0
@@ -477,6 +489,7 @@ EXTRA: dict[str, Callable[[Path, Result], None]] = {
     "conjunction": _conjunction,
     "json_inline": _json_inline,
     "pydantic_model": _pydantic_model,
+    "recursive": _recursive,
     "grammar_file": _grammar_file,
     "multi_step": _multi_step,
     "sampling": _sampling,

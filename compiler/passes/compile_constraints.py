@@ -7,11 +7,14 @@ JSON schemas and number ranges come minimal from the schema compiler, which mini
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 
 from decc import grammars
 from decc.compiler import ir
-from decc.errors import DeccError
+from decc.compiler.json_positions import pointer_span
+from decc.errors import DeccError, DeccWarning
+from decc.grammars.cfg_grammar import Grammar as CFG
 from decc.grammars.lazy_product import Conjunction
 
 LENIENT_HINT = "json(..., lenient=true) ignores unsupported keywords with a warning"
@@ -19,7 +22,27 @@ LENIENT_HINT = "json(..., lenient=true) ignores unsupported keywords with a warn
 
 def compile_constraints(module: ir.Module) -> ir.Module:
     body = ir.map_ops(module.body, lambda op: _compile(op) if isinstance(op, ir.Generate) else op)
-    return replace(module, body=body)
+    found = [w for op in ir.walk(body) if isinstance(op, ir.Generate) for w in _ignored(op.constraint)]
+    return replace(module, body=body, warnings=module.warnings + tuple(found))
+
+
+def _ignored(c: ir.Constraint | None) -> list[DeccWarning]:
+    """One positioned warning per keyword that `lenient=true` ignored, its caret on the keyword."""
+    parts = c.parts if isinstance(c, ir.All) else (c,)
+    out = []
+    for p in parts:
+        if isinstance(p, ir.JsonSchema) and p.lenient:
+            for i in grammars.ignored_keywords(p.schema, whitespace=p.whitespace):
+                span, notes = pointer_span(p, i.pointer)
+                out.append(
+                    DeccWarning(
+                        f"{i.message}; ignored (lenient=true)",
+                        span,
+                        notes=(f"at JSON pointer '{i.pointer or '/'}'", *notes),
+                        hints=("outputs need not satisfy this keyword: check them after generation",),
+                    )
+                )
+    return sorted(out, key=lambda w: (w.span.path, w.span.start) if w.span else ("", 0))
 
 
 def _compile(gen: ir.Generate) -> ir.Generate:
@@ -35,6 +58,8 @@ def _constraint(c: ir.Constraint) -> ir.Constraint:
     if isinstance(c, ir.All):
         return _all(c)
     dfa = _dfa(c)
+    if isinstance(dfa, CFG):  # a recursive JSON schema: a grammar, run by the CFG engine
+        return replace(c, compiled=dfa, n_states=None)
     if dfa.n_states == 0:
         raise DeccError(
             f"this {_what(c)} matches nothing",
@@ -55,13 +80,16 @@ def _what(c: ir.Constraint) -> str:
     }.get(type(c), "constraint")
 
 
-def _dfa(c: ir.Constraint) -> grammars.ByteDFA:
-    """The byte DFA of a regular constraint, with constraint errors mapped into the source."""
+def _dfa(c: ir.Constraint) -> grammars.ByteDFA | CFG:
+    """The byte DFA of a regular constraint (a grammar for a recursive JSON schema), with constraint errors
+    mapped into the source."""
     try:
         if isinstance(c, ir.Regex):
             return grammars.compile_regex(c.pattern, minimal=False)
         if isinstance(c, ir.JsonSchema):
-            return grammars.compile_json_schema(c.schema, lenient=c.lenient, whitespace=c.whitespace)
+            with warnings.catch_warnings():  # ignored keywords: positioned warnings (`_ignored`) instead
+                warnings.simplefilter("ignore", grammars.IgnoredKeyword)
+                return grammars.compile_json_schema(c.schema, lenient=c.lenient, whitespace=c.whitespace)
         if isinstance(c, ir.Range):
             return grammars.compile_json_schema(c.schema)
         if isinstance(c, ir.Choice):
@@ -72,11 +100,16 @@ def _dfa(c: ir.Constraint) -> grammars.ByteDFA:
         span = c.span.within(c.offsets, e.offset, e.end) if isinstance(c, ir.Regex) else c.span
         raise DeccError(f"invalid regex: {e.message}", span, hints=e.hints) from None
     except grammars.UnsupportedSchema as e:
-        raise DeccError(f"unsupported JSON schema: {e.message}", c.span, hints=[LENIENT_HINT]) from None
+        span, notes = pointer_span(c, e.pointer) if isinstance(c, ir.JsonSchema) else (c.span, [])
+        raise DeccError(
+            f"unsupported JSON schema: {e.message}", span, notes=notes, hints=[LENIENT_HINT]
+        ) from None
     except grammars.InvalidSchema as e:
+        span, notes = pointer_span(c, e.pointer) if isinstance(c, ir.JsonSchema) else (c.span, [])
         raise DeccError(
             f"invalid JSON schema: {e.message}",
-            c.span,
+            span,
+            notes=notes,
             hints=["schemas are checked against the JSON Schema meta-schema (draft 2020-12) before use"],
         ) from None
     except grammars.GrammarLimitError as e:
@@ -96,7 +129,14 @@ def _all(c: ir.All) -> ir.All:
                 p.span,
                 hints=["write the other conditions into the grammar itself"],
             )
-        parts.append(_constraint(p))
+        part = _constraint(p)
+        if isinstance(part.compiled, CFG):
+            raise DeccError(
+                "a recursive JSON schema cannot be combined with other constraints",
+                p.span,
+                hints=["its recursive $ref makes it a grammar; write the other conditions into the schema"],
+            )
+        parts.append(part)
     lengths = [p for p in parts if isinstance(p, ir.Length)]
     regular = [p.compiled for p in parts if not isinstance(p, ir.Length)]
     bound = None
@@ -135,6 +175,9 @@ def _grammar(c: ir.Grammar) -> ir.Grammar:
         parsed = parse_grammar(c.text, c.start, c.origin)
     except grammars.GrammarError as e:
         # Errors inside a grammar file point into that file; for built-ins, at the call in the program.
-        span = e.span if e.span is not None and not c.origin.startswith("builtin:") else c.span
-        raise DeccError(f"invalid grammar: {e.message}", span, hints=e.hints) from None
+        in_file = e.span is not None and not c.origin.startswith("builtin:")
+        notes = [f"the grammar file is named at {c.span}"] if in_file else []
+        raise DeccError(
+            f"invalid grammar: {e.message}", e.span if in_file else c.span, notes=notes, hints=e.hints
+        ) from None
     return replace(c, compiled=parsed, n_states=len(parsed.rules))
