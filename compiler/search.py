@@ -250,6 +250,21 @@ def mode(e: ast.Expr, policy: ir.Search, has_constraint: bool) -> bool:
     return name == "aligned"
 
 
+def refuse_unsupported(search: ast.Option | None, policy: ir.Search, entropy: ast.Option | None) -> None:
+    """Refuse here, at the option's position, every policy x stop-rule combination the runtime cannot run,
+    so `decc check` catches it rather than `decc run` (the runtime keeps the same test as an assertion)."""
+    if isinstance(policy, ir.Beam) and entropy is not None:
+        assert search is not None
+        name = _as_call(search.value, "").func.value
+        raise DeccError(
+            f"stop_entropy is not supported with {name}(...): beams are compared token by token and "
+            "cannot stop one at a time",
+            entropy.key.span,
+            notes=[f"the search policy is at {search.value.span}"],
+            hints=["use best_of(...), first_finish(...) or smc(...), or remove stop_entropy"],
+        )
+
+
 def stop_entropy(e: ast.Expr) -> ir.Entropy:
     """`above(2.5)` or `below(0.2, steps=3)`: entropy in nats, for `steps` tokens running (default 1)."""
     if not isinstance(e, ast.Call) or e.func.value not in ("above", "below"):
