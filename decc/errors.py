@@ -7,7 +7,10 @@ and `InternalError` for bugs in decc itself, so the CLI can print the first clea
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+import warnings
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -106,34 +109,90 @@ class DeccError(Exception):
         return self.render()
 
     def render(self) -> str:
-        span = self.span
-        if span is None:
-            head = f"decc: {self.kind}: {self.message}"
-            lines = [head]
-        else:
-            lines = [f"{span.path}:{span.line}:{span.col}: {self.kind}: {self.message}"]
-            if span.source is not None:
-                text = span.source.line_text(span.line)
-                if text or span.col == 1:
-                    # Carets under the span (clipped to its first line); keep tabs so carets line up.
-                    col = span.col
-                    last = span.end_col if span.end_line == span.line else len(text) + 1
-                    if len(text) > MAX_SHOWN:  # a very long line: show a window around the span
-                        lo = max(0, col - 1 - MAX_SHOWN // 2)
-                        hi = min(len(text), lo + MAX_SHOWN)
-                        text = ("..." if lo else "") + text[lo:hi] + ("..." if hi < len(text) else "")
-                        shift = lo - (3 if lo else 0)
-                        col, last = col - shift, min(last - shift, len(text) + 1)
-                    prefix = "".join(ch if ch == "\t" else " " for ch in text[: col - 1])
-                    width = max(1, last - col)
-                    lines.append(f"  {text}")
-                    lines.append(f"  {prefix}{'^' * width}")
-        lines += [f"  note: {n}" for n in self.notes]
-        lines += [f"  hint: {h}" for h in self.hints]
-        return "\n".join(lines)
+        return render_diagnostic(self.kind, self.message, self.span, self.notes, self.hints)
 
 
 MAX_SHOWN = 160  # characters of a source line shown under a diagnostic
+
+
+def render_diagnostic(
+    kind: str, message: str, span: Span | None, notes: Iterable[str] = (), hints: Iterable[str] = ()
+) -> str:
+    """`file:line:col: <kind>: message`, the source line with carets under the span, then notes and hints."""
+    if span is None:
+        head = f"decc: {kind}: {message}"
+        lines = [head]
+    else:
+        lines = [f"{span.path}:{span.line}:{span.col}: {kind}: {message}"]
+        if span.source is not None:
+            text = span.source.line_text(span.line)
+            if text or span.col == 1:
+                # Carets under the span (clipped to its first line); keep tabs so carets line up.
+                col = span.col
+                last = span.end_col if span.end_line == span.line else len(text) + 1
+                if len(text) > MAX_SHOWN:  # a very long line: show a window around the span
+                    lo = max(0, col - 1 - MAX_SHOWN // 2)
+                    hi = min(len(text), lo + MAX_SHOWN)
+                    text = ("..." if lo else "") + text[lo:hi] + ("..." if hi < len(text) else "")
+                    shift = lo - (3 if lo else 0)
+                    col, last = col - shift, min(last - shift, len(text) + 1)
+                prefix = "".join(ch if ch == "\t" else " " for ch in text[: col - 1])
+                width = max(1, last - col)
+                lines.append(f"  {text}")
+                lines.append(f"  {prefix}{'^' * width}")
+    lines += [f"  note: {n}" for n in notes]
+    lines += [f"  hint: {h}" for h in hints]
+    return "\n".join(lines)
+
+
+class DeccWarning(UserWarning):
+    """Something harmless but likely unintended in what the user wrote: rendered like `DeccError` with
+    `warning:`; the pipeline collects these (see `collect_warnings`) and the CLI prints them to stderr."""
+
+    kind = "warning"
+
+    def __init__(
+        self,
+        message: str,
+        span: Span | None = None,
+        *,
+        hints: Iterable[str] = (),
+        notes: Iterable[str] = (),
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.span = span
+        self.hints = tuple(hints)
+        self.notes = tuple(notes)
+
+    def __str__(self) -> str:
+        return self.render()
+
+    def render(self) -> str:
+        return render_diagnostic(self.kind, self.message, self.span, self.notes, self.hints)
+
+
+_COLLECTOR: ContextVar[list[DeccWarning] | None] = ContextVar("decc_warnings", default=None)
+
+
+def warn(warning: DeccWarning) -> None:
+    """Report a warning to the innermost `collect_warnings()`; outside one, as a Python warning."""
+    found = _COLLECTOR.get()
+    if found is None:
+        warnings.warn(warning, stacklevel=2)
+    else:
+        found.append(warning)
+
+
+@contextmanager
+def collect_warnings() -> Iterator[list[DeccWarning]]:
+    """Gather the `warn` calls made inside the block (per thread / task) into the list it yields."""
+    found: list[DeccWarning] = []
+    token = _COLLECTOR.set(found)
+    try:
+        yield found
+    finally:
+        _COLLECTOR.reset(token)
 
 
 class InternalError(Exception):

@@ -1,6 +1,7 @@
 """Pass (a check; the module comes back unchanged): a stop string that no output of the step's constraint
-can contain is dead weight, and one that every complete output contains cuts every output short of
-validity. Both are decided on the constraint's byte DFA (grammars are not checked)."""
+can contain is dead weight (harmless: a warning), and one that every complete output contains cuts every
+output short of validity (an error). Both are decided on the constraint's byte DFA (grammars are not
+checked)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import json
 
 from decc import grammars
 from decc.compiler import ir
-from decc.errors import DeccError, Span
+from decc.errors import DeccError, DeccWarning, Span, warn
 from decc.grammars.dfa_queries import all_contain, can_contain, language
 
 
@@ -27,12 +28,15 @@ def _check(op: ir.Generate, dfa: grammars.ByteDFA, stop: str, span: Span) -> Non
     shown = json.dumps(stop, ensure_ascii=False)
     where = [f"the constraint of '{op.name}' is at {op.constraint.span}"]
     if not can_contain(dfa, stop):
-        raise DeccError(
-            f"stop string {shown} can never occur: no output of '{op.name}' contains it",
-            span,
-            notes=where,
-            hints=["remove it: the constraint already decides where the value ends"],
+        warn(
+            DeccWarning(
+                f"stop string {shown} can never occur: no output of '{op.name}' contains it",
+                span,
+                notes=where,
+                hints=["remove it: the constraint already decides where the value ends"],
+            )
         )
+        return
     if all_contain(dfa, stop):
         raise DeccError(
             f"stop string {shown} would cut every output of '{op.name}': each valid output contains it",
