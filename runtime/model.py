@@ -131,6 +131,20 @@ class LanguageModel:
     vocab_size: int
     device: Any = field(default=None)
 
+    @property
+    def cache_keyword(self) -> str:
+        """The forward keyword that takes the KV cache (see `cache_keyword`)."""
+        return cache_keyword(type(self.model))
+
+
+@cache
+def cache_keyword(model_class: type) -> str:
+    """`cache` where the model's forward takes it (transformers 5.x, which deprecates `past_key_values`
+    with a FutureWarning on every call), else `past_key_values` (older transformers)."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model_class.forward).parameters else "past_key_values"
+
 
 @cache
 def load_language_model(spec: str = "default", device: str = "cpu") -> LanguageModel:
