@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -10,19 +11,26 @@ from decc.compiler import ir
 from decc.compiler.pipeline import check_optimizations, compile_program
 from decc.compiler.plan import Plan, lower_to_plan
 from decc.dsl import ast, parse, parse_file
-from decc.errors import Source
+from decc.errors import DeccError, DeccWarning, Source, collect_warnings
 from decc.runtime.executor import Result
 
-__all__ = ["Program", "Result", "load", "loads"]
+__all__ = ["Program", "Result", "load", "load_tokenizer", "loads"]
 
 
 class Program:
     """A parsed, checked and compiled `.dec` program. The tokenizer and model load lazily, once."""
 
-    def __init__(self, tree: ast.Program, module: ir.Module, model: str | None = None) -> None:
+    def __init__(
+        self,
+        tree: ast.Program,
+        module: ir.Module,
+        model: str | None = None,
+        warnings: Sequence[DeccWarning] = (),
+    ) -> None:
         self.ast = tree
         self.ir = module
         self.model = model or module.model
+        self.warnings = tuple(warnings)  # positioned warnings from compiling it (the CLI prints them)
         self._plan: Plan | None = None
         self._aligned: dict = {}  # ASAp estimates of `mode: aligned` steps, shared by every run
         self._suffixes: dict = {}  # each step's earlier values, for suffix-match drafts (speed only)
@@ -41,6 +49,31 @@ class Program:
             vocab = Vocabulary.from_tokenizer(tokenizer, size=size, eos_ids=eos)
             self._plan = lower_to_plan(self.ir, tokenizer, vocab)
         return self._plan
+
+    def with_overrides(self, *, max_tokens: int | None = None, seed: int | None = None) -> Program:
+        """A copy whose every gen step has `max_tokens`, and whose every sampling step (sample, best_of,
+        first_finish, smc) draws with `seed`: the CLI's --max-tokens and --seed."""
+        if max_tokens is not None and max_tokens < 1:
+            raise DeccError(f"max_tokens must be at least 1, not {max_tokens}")
+        if seed is not None and not 0 <= seed < 2**64:
+            raise DeccError(f"a seed must be in [0, 2**64), not {seed}")
+
+        def override(op: ir.Op) -> ir.Op:
+            if not isinstance(op, ir.Generate):
+                return op
+            if max_tokens is not None:
+                if op.min_tokens > max_tokens:
+                    raise DeccError(
+                        f"'{op.name}' needs at least {op.min_tokens} tokens, more than max_tokens {max_tokens}",
+                        op.span,
+                    )
+                op = replace(op, max_tokens=max_tokens, max_tokens_span=None)
+            if seed is not None:
+                op = replace(op, search=_seeded(op.search, seed))
+            return op
+
+        module = replace(self.ir, body=ir.map_ops(self.ir.body, override))
+        return Program(self.ast, module, self.model, self.warnings)
 
     def run(self, **inputs: Any) -> Result:
         from decc.runtime.executor import execute
@@ -76,15 +109,36 @@ class Program:
         )
 
 
+def _seeded(policy: ir.Search, seed: int) -> ir.Search:
+    """`policy` with `seed` on its sampling, if it samples (greedy and beam searches draw nothing)."""
+    if isinstance(policy, ir.Sampling):
+        return policy if policy.greedy else replace(policy, seed=seed)
+    if isinstance(policy, (ir.BestOfN, ir.FirstFinish, ir.SMC)) and not policy.sampling.greedy:
+        return replace(policy, sampling=replace(policy.sampling, seed=seed))
+    return policy
+
+
 def load(path: str | Path, *, model: str | None = None, no_opt: Collection[str] = ()) -> Program:
     """Parse and compile a .dec file. `no_opt` names optimization passes to skip (outputs stay the same;
-    see `decc.compiler.pipeline.OPTIMIZATIONS`)."""
-    tree = parse_file(path)
-    return Program(tree, compile_program(tree, disabled=check_optimizations(no_opt)), model)
+    see `decc.compiler.pipeline.OPTIMIZATIONS`). Warnings end up in `Program.warnings`."""
+    return _compiled(parse_file(path), model, no_opt)
 
 
 def loads(
     text: str, path: str = "<string>", *, model: str | None = None, no_opt: Collection[str] = ()
 ) -> Program:
-    tree = parse(Source(path, text))
-    return Program(tree, compile_program(tree, disabled=check_optimizations(no_opt)), model)
+    return _compiled(parse(Source(path, text)), model, no_opt)
+
+
+def _compiled(tree: ast.Program, model: str | None, no_opt: Collection[str]) -> Program:
+    with collect_warnings() as found:
+        module = compile_program(tree, disabled=check_optimizations(no_opt))
+    return Program(tree, module, model, found)
+
+
+def load_tokenizer(model: str | None = None) -> Any:
+    """The tokenizer of `model` (a local transformers folder; default: the embedded SmolLM2), without its
+    weights: what `grammars.Vocabulary.from_tokenizer` needs to bind constraints on their own."""
+    from decc.runtime.model import load_tokenizer as load
+
+    return load(model or "default")
