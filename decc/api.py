@@ -44,11 +44,21 @@ class Program:
             from decc.grammars import Vocabulary
             from decc.runtime.model import load_tokenizer, model_facts
 
-            tokenizer = load_tokenizer(self.model)
-            size, eos = model_facts(self.model)
+            try:
+                tokenizer = load_tokenizer(self.model)
+                size, eos = model_facts(self.model)
+            except DeccError as e:
+                raise self._at_model_declaration(e) from None
             vocab = Vocabulary.from_tokenizer(tokenizer, size=size, eos_ids=eos)
             self._plan = lower_to_plan(self.ir, tokenizer, vocab)
         return self._plan
+
+    def _at_model_declaration(self, e: DeccError) -> DeccError:
+        """`e` at the program's `model "..."` line, when the model is the one the program declares."""
+        decls = [i for i in self.ast.items if isinstance(i, ast.ModelDecl)]
+        if e.span is not None or not decls or self.model != self.ir.model:
+            return e
+        return type(e)(e.message, decls[0].span, notes=e.notes, hints=e.hints)
 
     def with_overrides(self, *, max_tokens: int | None = None, seed: int | None = None) -> Program:
         """A copy whose every gen step has `max_tokens`, and whose every sampling step (sample, best_of,
