@@ -34,6 +34,7 @@ class Program:
         self._plan: Plan | None = None
         self._aligned: dict = {}  # ASAp estimates of `mode: aligned` steps, shared by every run
         self._suffixes: dict = {}  # each step's earlier values, for suffix-match drafts (speed only)
+        self._max_tokens: int | None = None  # set by `with_overrides`, named in the plan's errors
 
     @property
     def path(self) -> str:
@@ -50,7 +51,13 @@ class Program:
             except DeccError as e:
                 raise self._at_model_declaration(e) from None
             vocab = Vocabulary.from_tokenizer(tokenizer, size=size, eos_ids=eos)
-            self._plan = lower_to_plan(self.ir, tokenizer, vocab)
+            try:
+                self._plan = lower_to_plan(self.ir, tokenizer, vocab)
+            except DeccError as e:
+                if self._max_tokens is None or not e.message.startswith("max_tokens is"):
+                    raise
+                note = f"max_tokens {self._max_tokens} is the override given for every step (--max-tokens)"
+                raise DeccError(e.message, e.span, notes=[note], hints=e.hints) from None
         return self._plan
 
     def _at_model_declaration(self, e: DeccError) -> DeccError:
@@ -83,7 +90,9 @@ class Program:
             return op
 
         module = replace(self.ir, body=ir.map_ops(self.ir.body, override))
-        return Program(self.ast, module, self.model, self.warnings)
+        program = Program(self.ast, module, self.model, self.warnings)
+        program._max_tokens = max_tokens if max_tokens is not None else self._max_tokens
+        return program
 
     def run(self, **inputs: Any) -> Result:
         from decc.runtime.executor import execute

@@ -176,6 +176,12 @@ def test_dead_stop_string_is_a_positioned_warning(tmp_path: Path) -> None:
         (["--max-tokens", "many"], "argument --max-tokens: invalid int value: 'many'"),
         (["--seed", "-1"], "--seed must be in [0, 2**64), not -1"),
         (["--seed", str(2**64)], f"--seed must be in [0, 2**64), not {2**64}"),
+        pytest.param(
+            ["--max-tokens", "2"],
+            "examples/hello.dec:13:7: error: max_tokens is 2, but every valid output of 'date' takes at least",
+            marks=pytest.mark.model,
+        ),
+        pytest.param(["--max-tokens", "2"], "(--max-tokens)", marks=pytest.mark.model),
     ],
 )
 def test_run_refuses_bad_overrides(flags: list[str], message: str) -> None:
