@@ -63,3 +63,12 @@ def test_model_declared_in_the_program_is_reported_at_its_line(tmp_path: Path) -
     span = info.value.span
     assert span is not None and (span.line, span.col) == (2, 1)
     assert info.value.render().startswith(f"p.dec:2:1: error: model '{gguf}' is a GGUF file")
+
+
+@pytest.mark.model
+def test_load_tokenizer_is_the_plugins_tokenizer(decc_tokenizer) -> None:
+    """`decc.load_tokenizer()` (the README's standalone constraints) gives the pytest plugin's tokenizer."""
+    import decc
+
+    assert decc.load_tokenizer() is decc_tokenizer
+    assert decc.load_tokenizer("default") is decc_tokenizer
