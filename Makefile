@@ -24,8 +24,10 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check decc dsl compiler grammars runtime tests benchmarks
 
+# `make bench BENCH_ARGS=--smoke` checks it runs in seconds; tests/test_benchmarks_smoke.py runs every script so.
+BENCH_ARGS ?=
 bench: $(STAMP)
-	$(PY) benchmarks/decode.py
+	$(PY) benchmarks/decode.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV)

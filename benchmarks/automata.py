@@ -62,11 +62,15 @@ def measure(source: str, no_opt: list[str], steps: int, seed: int = 0) -> dict[s
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=24)
+    ap.add_argument("--smoke", action="store_true", help="one case, 2 steps: check the script runs (CI)")
     args = ap.parse_args()
+    cases = dict(list(CASES.items())[:1]) if args.smoke else CASES
+    if args.smoke:
+        args.steps = 2
     set_disk_cache(False)  # every configuration lifts its automata from scratch
     measure('gen x { where: regex(r"[0-9]+"), max_tokens: 2 }', [], 2)  # load the tokenizer, warm up
     print(f"{'case':<10} {'config':<12} {'states':>7} {'lift ms':>8} {'mask us':>8}")
-    for name, source in CASES.items():
+    for name, source in cases.items():
         base = None
         for config, off in CONFIGS.items():
             f = measure(source, off, args.steps)

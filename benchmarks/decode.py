@@ -53,7 +53,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--context", type=int, default=0, help="pad the prompt to about this many tokens")
+    parser.add_argument(
+        "--smoke", action="store_true", help="4 tokens, one repeat: check the script runs (CI)"
+    )
     args = parser.parse_args()
+    if args.smoke:
+        args.tokens, args.repeats, args.warmup = 4, 1, 0
 
     lm = load_language_model("default")
     content = PROMPT

@@ -1,10 +1,11 @@
 """How fast decc.testing draws strings: 1,000 hypothesis examples from a medium JSON schema.
 
-.venv/bin/python benchmarks/draws.py
+.venv/bin/python benchmarks/draws.py [--draws 1000] [--smoke]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import time
@@ -21,10 +22,15 @@ SCHEMA = json.loads(
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--draws", type=int, default=1000)
+    ap.add_argument("--smoke", action="store_true", help="20 draws: check the script runs (CI)")
+    args = ap.parse_args()
+    n = 20 if args.smoke else args.draws
     strategy = testing.from_json_schema(SCHEMA)  # compiles the schema and the walk tables, outside the timing
     drawn: list[str] = []
 
-    @settings(max_examples=1000, database=None, deadline=None)
+    @settings(max_examples=n, database=None, deadline=None)
     @given(strategy)
     def collect(text: str) -> None:
         drawn.append(text)

@@ -439,7 +439,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="default", help="decc model name whose tokenizer to use")
     ap.add_argument("--out", type=Path, help="write the full results (per schema too) as JSON here")
     ap.add_argument("-v", "--verbose", action="store_true", help="one line per engine x schema on stderr")
+    ap.add_argument("--smoke", action="store_true", help="one schema, once: check the script runs (CI)")
     args = ap.parse_args(argv)
+    if args.smoke:
+        args.schemas, args.repeat = "address_book_entry", 1
 
     from decc.runtime.model import load_tokenizer, model_facts
 

@@ -176,6 +176,11 @@ def xgrammar_processor(lm: Any, schema: dict[str, Any]) -> Any | None:
     return lambda: xgr.contrib.hf.LogitsProcessor(compiled)
 
 
+def repeated(fn: Any, repeats: int, warm: int) -> list[dict[str, Any]]:
+    """`repeats` timed runs of `fn` after `warm` untimed ones."""
+    return [fn() for _ in range(warm + repeats)][warm:]
+
+
 def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
     first = runs[0]
     return {
@@ -192,7 +197,13 @@ def main() -> None:
     ap.add_argument("--tasks", default=",".join(TASKS))
     ap.add_argument("--max-tokens", type=int, default=120)
     ap.add_argument("--json", help="write the figures here")
+    ap.add_argument(
+        "--smoke", action="store_true", help="one task, one repeat, 16 tokens: check it runs (CI)"
+    )
     args = ap.parse_args()
+    warm = 0 if args.smoke else 1  # warm-up runs per configuration
+    if args.smoke:
+        args.repeats, args.tasks, args.max_tokens = 1, next(iter(TASKS)), 16
     lm = load_language_model()
     report: list[dict[str, Any]] = []
     for name in args.tasks.split(","):
@@ -207,11 +218,15 @@ def main() -> None:
         }
         if xgr is not None:
             configs["hf+xgrammar"] = lambda i=ids, x=xgr: run_hf(lm, i, args.max_tokens, x())
-        figures = {k: median_of([fn() for _ in range(args.repeats + 1)][1:]) for k, fn in configs.items()}
+        figures = {k: median_of(repeated(fn, args.repeats, warm)) for k, fn in configs.items()}
         n = figures["decc opt"]["tokens"]
         free = program(schema, what, n, False)
-        figures["decc free"] = median_of([run_decc(free, text, []) for _ in range(args.repeats + 1)][1:])
-        figures["hf free"] = median_of([run_hf(lm, ids, n, None, n) for _ in range(args.repeats + 1)][1:])
+        figures["decc free"] = median_of(
+            repeated(lambda f=free, t=text: run_decc(f, t, []), args.repeats, warm)
+        )
+        figures["hf free"] = median_of(
+            repeated(lambda i=ids, k=n: run_hf(lm, i, k, None, k), args.repeats, warm)
+        )
         same = figures["decc opt"]["text"] == figures["decc noopt"]["text"] == figures["decc warm"]["text"]
         print(f"\n{name}: optimized output {'equals' if same else 'DIFFERS FROM'} unoptimized")
         print(f"  {'config':<12} {'tokens':>6} {'fwd/tok':>8} {'tok/s':>7}")

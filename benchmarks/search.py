@@ -158,7 +158,12 @@ def main() -> None:
     parser.add_argument("--no-constrained", action="store_true", help="skip the constrained (decc-only) case")
     parser.add_argument("--profile", action="store_true", help="cProfile one decc beam search of each case")
     parser.add_argument("--json", type=Path, help="write the results as JSON here")
+    parser.add_argument(
+        "--smoke", action="store_true", help="one prompt, width 2, 4 tokens: check it runs (CI)"
+    )
     args = parser.parse_args()
+    if args.smoke:
+        args.width, args.new_tokens, args.repeats, args.warmup, args.prompts = 2, 4, 1, 0, 1
     if not 1 <= args.prompts <= len(PROMPTS):
         parser.error(f"--prompts must be 1..{len(PROMPTS)}")
 

@@ -73,7 +73,12 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--json", help="write the figures here")
+    ap.add_argument(
+        "--smoke", action="store_true", help="batches 1 and 2, 4 tokens: check the script runs (CI)"
+    )
     args = ap.parse_args()
+    if args.smoke:
+        args.batches, args.tokens, args.repeats = "1,2", 4, 1
     lm = load_language_model()
     vocab = Vocabulary.from_tokenizer(lm.tokenizer, size=lm.vocab_size, eos_ids=lm.eos_ids)
     constraint = json_schema(SCHEMA, vocab)

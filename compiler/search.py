@@ -13,7 +13,9 @@ REWARD: logprob | length | keyword("a", ...) | regex(r"...") | json_valid(r"{sch
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 from decc.compiler import ir
 from decc.compiler.options import (
@@ -24,6 +26,7 @@ from decc.compiler.options import (
     as_python_regex,
     as_str,
     describe,
+    folder_of,
     keywords_only,
     kwargs_of,
 )
@@ -166,7 +169,7 @@ def _sample_arg(key: str, e: ast.Expr) -> float | int:
 
 def reward(e: ast.Expr, base_dir: Path) -> ir.Reward:
     """A score or potential: a built-in by name or call, a Python callable, or a local classifier."""
-    from decc.compiler.constraints import import_object, json_constraint
+    from decc.compiler.constraints import json_constraint
 
     call = _as_call(e, 'a score must be a reward such as logprob or keyword("...")')
     name = call.func.value
@@ -195,7 +198,7 @@ def reward(e: ast.Expr, base_dir: Path) -> ir.Reward:
         raise DeccError(f"{name}(...) takes one string, e.g. {what}", call.span)
     lit = as_str(call.args[0], "a callable" if name == "python" else "a model path")
     if name == "python":
-        fn = import_object(lit, base_dir, "a Python callable")
+        fn = _python_callable(lit, base_dir)
         if not callable(fn):
             raise DeccError(f"'{lit.value}' is not callable", lit.span)
         return ir.Reward(name, (lit.value,), call.span, fn=fn)
@@ -209,6 +212,34 @@ def reward(e: ast.Expr, base_dir: Path) -> ir.Reward:
         )
     label = as_int(kw["label"], "label", minimum=0) if "label" in kw else 1
     return ir.Reward(name, (str(path), label), call.span)
+
+
+def _python_callable(lit: ast.StrLit, base_dir: Path) -> Any:
+    """The callable `lit` names as `module:function`, with a dotted module name importable from the program's
+    folder; anything else (a path such as "../x:f") gets a positioned error saying what is accepted rather
+    than importlib's own wording."""
+    from decc.compiler.constraints import import_object
+
+    folder = folder_of(lit, base_dir).resolve()
+    where = f"modules are imported from the program's folder ({folder}) or from the installed packages"
+    module, sep, attr = lit.value.partition(":")
+    dotted = all(p.isidentifier() for p in module.split(".")) and not module.endswith(".py")
+    if not (sep and dotted and all(p.isidentifier() for p in attr.split("."))):
+        stem = Path(module).name.lstrip(".").removesuffix(".py")
+        hints = [where]
+        if sep and stem.isidentifier() and stem != module:
+            hints.insert(0, f'put {stem}.py in that folder and write python("{stem}:{attr}")')
+        raise DeccError(
+            f"python(...) takes 'module:function' with a dotted module name, not {json.dumps(lit.value)}",
+            lit.span,
+            hints=hints,
+        )
+    try:
+        return import_object(lit, base_dir, "a Python callable")
+    except DeccError as e:
+        if not e.message.startswith("cannot import module"):
+            raise
+        raise DeccError(e.message, e.span, notes=e.notes, hints=[*e.hints, where]) from None
 
 
 def mode(e: ast.Expr, policy: ir.Search, has_constraint: bool) -> bool:
@@ -248,6 +279,21 @@ def mode(e: ast.Expr, policy: ir.Search, has_constraint: bool) -> bool:
                 hints=["keep temperature, drop the truncations, or use mode: masked"],
             )
     return name == "aligned"
+
+
+def refuse_unsupported(search: ast.Option | None, policy: ir.Search, entropy: ast.Option | None) -> None:
+    """Refuse here, at the option's position, every policy x stop-rule combination the runtime cannot run,
+    so `decc check` catches it rather than `decc run` (the runtime keeps the same test as an assertion)."""
+    if isinstance(policy, ir.Beam) and entropy is not None:
+        assert search is not None
+        name = _as_call(search.value, "").func.value
+        raise DeccError(
+            f"stop_entropy is not supported with {name}(...): beams are compared token by token and "
+            "cannot stop one at a time",
+            entropy.key.span,
+            notes=[f"the search policy is at {search.value.span}"],
+            hints=["use best_of(...), first_finish(...) or smc(...), or remove stop_entropy"],
+        )
 
 
 def stop_entropy(e: ast.Expr) -> ir.Entropy:

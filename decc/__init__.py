@@ -7,12 +7,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from decc.errors import DeccError, InternalError
+from decc.errors import DeccError, DeccWarning, InternalError
 
 if TYPE_CHECKING:
     from decc.api import Program, Result
 
-__all__ = ["DeccError", "InternalError", "Program", "Result", "load", "loads"]
+__all__ = [
+    "DeccError",
+    "DeccWarning",
+    "InternalError",
+    "Program",
+    "Result",
+    "load",
+    "load_tokenizer",
+    "loads",
+]
 __version__ = "0.1.0"
 
 
@@ -28,6 +37,13 @@ def loads(text: str, path: str = "<string>", **kwargs: Any) -> Program:
     from decc.api import loads as _loads
 
     return _loads(text, path, **kwargs)
+
+
+def load_tokenizer(model: str | None = None) -> Any:
+    """The tokenizer of `model` (default: the embedded model), no weights: for constraints on their own."""
+    from decc.api import load_tokenizer as _load_tokenizer
+
+    return _load_tokenizer(model)
 
 
 def __getattr__(name: str) -> Any:

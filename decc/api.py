@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -10,22 +11,33 @@ from decc.compiler import ir
 from decc.compiler.pipeline import check_optimizations, compile_program
 from decc.compiler.plan import Plan, lower_to_plan
 from decc.dsl import ast, parse, parse_file
-from decc.errors import Source
+from decc.errors import DeccError, DeccWarning, Source
 from decc.runtime.executor import Result
 
-__all__ = ["Program", "Result", "load", "loads"]
+__all__ = ["Program", "Result", "load", "load_tokenizer", "loads"]
 
 
 class Program:
     """A parsed, checked and compiled `.dec` program. The tokenizer and model load lazily, once."""
 
-    def __init__(self, tree: ast.Program, module: ir.Module, model: str | None = None) -> None:
+    def __init__(
+        self,
+        tree: ast.Program,
+        module: ir.Module,
+        model: str | None = None,
+    ) -> None:
         self.ast = tree
         self.ir = module
         self.model = model or module.model
         self._plan: Plan | None = None
         self._aligned: dict = {}  # ASAp estimates of `mode: aligned` steps, shared by every run
         self._suffixes: dict = {}  # each step's earlier values, for suffix-match drafts (speed only)
+        self._max_tokens: int | None = None  # set by `with_overrides`, named in the plan's errors
+
+    @property
+    def warnings(self) -> tuple[DeccWarning, ...]:
+        """Positioned warnings from compiling it (the CLI prints them to stderr)."""
+        return self.ir.warnings
 
     @property
     def path(self) -> str:
@@ -36,11 +48,54 @@ class Program:
             from decc.grammars import Vocabulary
             from decc.runtime.model import load_tokenizer, model_facts
 
-            tokenizer = load_tokenizer(self.model)
-            size, eos = model_facts(self.model)
+            try:
+                tokenizer = load_tokenizer(self.model)
+                size, eos = model_facts(self.model)
+            except DeccError as e:
+                raise self._at_model_declaration(e) from None
             vocab = Vocabulary.from_tokenizer(tokenizer, size=size, eos_ids=eos)
-            self._plan = lower_to_plan(self.ir, tokenizer, vocab)
+            try:
+                self._plan = lower_to_plan(self.ir, tokenizer, vocab)
+            except DeccError as e:
+                if self._max_tokens is None or not e.message.startswith("max_tokens is"):
+                    raise
+                note = f"max_tokens {self._max_tokens} is the override given for every step (--max-tokens)"
+                raise DeccError(e.message, e.span, notes=[note], hints=e.hints) from None
         return self._plan
+
+    def _at_model_declaration(self, e: DeccError) -> DeccError:
+        """`e` at the program's `model "..."` line, when the model is the one the program declares."""
+        decls = [i for i in self.ast.items if isinstance(i, ast.ModelDecl)]
+        if e.span is not None or not decls or self.model != self.ir.model:
+            return e
+        return type(e)(e.message, decls[0].span, notes=e.notes, hints=e.hints)
+
+    def with_overrides(self, *, max_tokens: int | None = None, seed: int | None = None) -> Program:
+        """A copy whose every gen step has `max_tokens`, and whose every sampling step (sample, best_of,
+        first_finish, smc) draws with `seed`: the CLI's --max-tokens and --seed."""
+        if max_tokens is not None and max_tokens < 1:
+            raise DeccError(f"max_tokens must be at least 1, not {max_tokens}")
+        if seed is not None and not 0 <= seed < 2**64:
+            raise DeccError(f"a seed must be in [0, 2**64), not {seed}")
+
+        def override(op: ir.Op) -> ir.Op:
+            if not isinstance(op, ir.Generate):
+                return op
+            if max_tokens is not None:
+                if op.min_tokens > max_tokens:
+                    raise DeccError(
+                        f"'{op.name}' needs at least {op.min_tokens} tokens, more than max_tokens {max_tokens}",
+                        op.span,
+                    )
+                op = replace(op, max_tokens=max_tokens, max_tokens_span=None)
+            if seed is not None:
+                op = replace(op, search=_seeded(op.search, seed))
+            return op
+
+        module = replace(self.ir, body=ir.map_ops(self.ir.body, override))
+        program = Program(self.ast, module, self.model)
+        program._max_tokens = max_tokens if max_tokens is not None else self._max_tokens
+        return program
 
     def run(self, **inputs: Any) -> Result:
         from decc.runtime.executor import execute
@@ -76,15 +131,34 @@ class Program:
         )
 
 
+def _seeded(policy: ir.Search, seed: int) -> ir.Search:
+    """`policy` with `seed` on its sampling, if it samples (greedy and beam searches draw nothing)."""
+    if isinstance(policy, ir.Sampling):
+        return policy if policy.greedy else replace(policy, seed=seed)
+    if isinstance(policy, (ir.BestOfN, ir.FirstFinish, ir.SMC)) and not policy.sampling.greedy:
+        return replace(policy, sampling=replace(policy.sampling, seed=seed))
+    return policy
+
+
 def load(path: str | Path, *, model: str | None = None, no_opt: Collection[str] = ()) -> Program:
     """Parse and compile a .dec file. `no_opt` names optimization passes to skip (outputs stay the same;
-    see `decc.compiler.pipeline.OPTIMIZATIONS`)."""
-    tree = parse_file(path)
-    return Program(tree, compile_program(tree, disabled=check_optimizations(no_opt)), model)
+    see `decc.compiler.pipeline.OPTIMIZATIONS`). Warnings end up in `Program.warnings`."""
+    return _compiled(parse_file(path), model, no_opt)
 
 
 def loads(
     text: str, path: str = "<string>", *, model: str | None = None, no_opt: Collection[str] = ()
 ) -> Program:
-    tree = parse(Source(path, text))
+    return _compiled(parse(Source(path, text)), model, no_opt)
+
+
+def _compiled(tree: ast.Program, model: str | None, no_opt: Collection[str]) -> Program:
     return Program(tree, compile_program(tree, disabled=check_optimizations(no_opt)), model)
+
+
+def load_tokenizer(model: str | None = None) -> Any:
+    """The tokenizer of `model` (a local transformers folder; default: the embedded SmolLM2), without its
+    weights: what `grammars.Vocabulary.from_tokenizer` needs to bind constraints on their own."""
+    from decc.runtime.model import load_tokenizer as load
+
+    return load(model or "default")

@@ -13,15 +13,18 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from decc.errors import DeccError
+from decc.errors import DeccError, DeccWarning
 
 EMIT_STAGES = ("ast", "ir", "opt", "plan")
 
 
 def _parser() -> argparse.ArgumentParser:
+    from decc import __version__
+
     p = argparse.ArgumentParser(
         prog="decc", description="A declarative language and compiler for LLM decoding."
     )
+    p.add_argument("--version", action="version", version=f"decc {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run a .dec program and print what it generated")
@@ -29,7 +32,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--input", "-i", action="append", default=[], metavar="NAME=VALUE", help="an input value"
     )
-    run.add_argument("--json", action="store_true", help="print one JSON object")
+    run.add_argument(
+        "--json", action="store_true", help="print one JSON object (with timings and forward passes)"
+    )
+    run.add_argument(
+        "--max-tokens", type=int, metavar="N", help="override max_tokens of every gen step (at least 1)"
+    )
+    run.add_argument("--seed", type=int, metavar="S", help="the seed of every sampling step (0 <= S < 2**64)")
     run.add_argument("--inputs", metavar="FILE", help="a JSONL file of inputs, one run per line (batched)")
     run.add_argument(
         "--out", metavar="FILE", help="with --inputs: append result rows here; reruns skip done rows"
@@ -91,18 +100,40 @@ def _inputs(pairs: Sequence[str]) -> dict[str, str]:
     return out
 
 
+def _warn(warnings: Sequence[DeccWarning]) -> None:
+    for w in warnings:
+        print(w.render(), file=sys.stderr)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import decc
 
+    if args.max_tokens is not None and args.max_tokens < 1:
+        raise DeccError(f"--max-tokens must be at least 1, not {args.max_tokens}")
+    if args.seed is not None and not 0 <= args.seed < 2**64:
+        raise DeccError(f"--seed must be in [0, 2**64), not {args.seed}")
+    start = time.perf_counter()
     program = decc.load(args.file, model=args.model, no_opt=args.no_opt)
-    print_warnings(program.ir)
+    _warn(program.warnings)
+    if args.max_tokens is not None or args.seed is not None:
+        program = program.with_overrides(max_tokens=args.max_tokens, seed=args.seed)
+    compiled = time.perf_counter()
     if args.inputs is not None:
         return _run_batch(program, args)
     if args.out is not None:
         raise DeccError("--out goes with --inputs (a JSONL file of inputs)")
-    result = program.run(**_inputs(args.input))
+    inputs = _inputs(args.input)
+    from decc.runtime.model import load_language_model
+
+    program.plan()  # the tokenizer and the token automata
+    load_language_model(program.model)
+    loaded = time.perf_counter()
+    result = program.run(**inputs)
+    done = time.perf_counter()
     if args.json:
-        print(json.dumps(result.to_json(), ensure_ascii=False))
+        timings = {"compile_s": compiled - start, "load_s": loaded - compiled, "decode_s": done - loaded}
+        row = {**result.to_json(), "forward_passes": result.forward_passes, "timings": timings}
+        print(json.dumps(row, ensure_ascii=False))
     else:
         for name, value in result.values.items():
             print(f"{name}: {value}")
@@ -161,25 +192,40 @@ def _each_file(files: Sequence[str], handle: Callable[[str], None], failure: str
     return 0
 
 
-def print_warnings(module: Any) -> None:
-    """The compiler's positioned warnings (`ir.Module.warnings`), on stderr, before any output."""
-    for w in module.warnings:
-        print(w.render(), file=sys.stderr)
-
-
 def cmd_check(args: argparse.Namespace) -> int:
+    """Every static check; on success one line per file says what was checked (stdout)."""
     from decc.api import Program
+    from decc.compiler import ir
     from decc.compiler.pipeline import compile_program
     from decc.dsl import parse_file
-
     def check(path: str) -> None:
         tree = parse_file(path)
         module = compile_program(tree)
-        print_warnings(module)
-        if not args.model_free:
-            Program(tree, module, args.model).plan()
+        found = module.warnings
+        _warn(found)
+        gens = [op for op in ir.walk(module.body) if isinstance(op, ir.Generate)]
+        constrained = sum(op.constraint is not None for op in gens)
+        what = f"{_count(len(gens), 'step')}, {_count(constrained, 'constraint')}"
+        if args.model_free:
+            tail = "compiled (model-free: the tokenizer checks were skipped)"
+        else:
+            program = Program(tree, module, args.model)
+            program.plan()
+            tail = f"compiled for the {_model_name(program.model)} tokenizer"
+        warned = f", {_count(len(found), 'warning')}" if found else ""
+        print(f"ok: {path} — {what} {tail}{warned}")
 
     return _each_file(args.files, check, "failed")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _model_name(spec: str) -> str:
+    from decc.runtime.model import EMBEDDED_ALIASES, EMBEDDED_NAME
+
+    return EMBEDDED_NAME if spec in EMBEDDED_ALIASES else spec
 
 
 def cmd_test(args: argparse.Namespace) -> int:
@@ -281,7 +327,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         disabled=check_optimizations(args.no_opt),
         remarks=notes,
     )
-    print_warnings(module)
+    _warn(module.warnings)
     if args.print_after_all:
         return 0
     if args.emit == "ir":

@@ -77,9 +77,7 @@ class Span:
             return self
         start = min(max(start, 0), len(offsets) - 1)
         last = min(max(end - 1, start), len(offsets) - 1)
-        # up to where the next character starts, so an escaped last character (`\"`) is covered whole
-        after = offsets[last + 1] if last + 1 < len(offsets) else offsets[last] + 1
-        return self.sub(offsets[start], max(after, offsets[last] + 1))
+        return self.sub(offsets[start], offsets[last] + 1)
 
     def __str__(self) -> str:
         return f"{self.path}:{self.line}:{self.col}"
@@ -108,33 +106,19 @@ class DeccError(Exception):
         return self.render()
 
     def render(self) -> str:
-        return render(self.kind, self.message, self.span, self.notes, self.hints)
+        return render_diagnostic(self.kind, self.message, self.span, self.notes, self.hints)
 
 
-@dataclass(frozen=True)
-class DeccWarning:
-    """Something a user may want to fix that does not stop the program: rendered like an error
-    (`file:line:col: warning: message`, source line, carets, notes, hints). Passes collect them on the
-    module (`ir.Module.warnings`) and the CLI prints them to stderr; never a Python `UserWarning`."""
-
-    message: str
-    span: Span | None = None
-    hints: tuple[str, ...] = ()
-    notes: tuple[str, ...] = ()
-
-    kind = "warning"
-
-    def render(self) -> str:
-        return render(self.kind, self.message, self.span, self.notes, self.hints)
-
-    def __str__(self) -> str:
-        return self.render()
+MAX_SHOWN = 160  # characters of a source line shown under a diagnostic
 
 
-def render(kind: str, message: str, span: Span | None, notes: Iterable[str], hints: Iterable[str]) -> str:
-    """One diagnostic: `file:line:col: kind: message`, the source line with carets, then notes and hints."""
+def render_diagnostic(
+    kind: str, message: str, span: Span | None, notes: Iterable[str] = (), hints: Iterable[str] = ()
+) -> str:
+    """`file:line:col: <kind>: message`, the source line with carets under the span, then notes and hints."""
     if span is None:
-        lines = [f"decc: {kind}: {message}"]
+        head = f"decc: {kind}: {message}"
+        lines = [head]
     else:
         lines = [f"{span.path}:{span.line}:{span.col}: {kind}: {message}"]
         if span.source is not None:
@@ -158,7 +142,28 @@ def render(kind: str, message: str, span: Span | None, notes: Iterable[str], hin
     return "\n".join(lines)
 
 
-MAX_SHOWN = 160  # characters of a source line shown under a diagnostic
+@dataclass(frozen=True)
+class DeccWarning:
+    """Something harmless but likely unintended in what the user wrote, rendered like `DeccError` with
+    `warning:`. Passes return them on the module (`ir.Module.warnings`), so compiling stays pure; the CLI
+    prints them to stderr. Never a Python `UserWarning`, which would show decc's own source line."""
+
+    message: str
+    span: Span | None = None
+    hints: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    kind = "warning"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hints", tuple(self.hints))
+        object.__setattr__(self, "notes", tuple(self.notes))
+
+    def __str__(self) -> str:
+        return self.render()
+
+    def render(self) -> str:
+        return render_diagnostic(self.kind, self.message, self.span, self.notes, self.hints)
 
 
 class InternalError(Exception):

@@ -313,7 +313,7 @@ def _forward(
         input_ids=ids,
         attention_mask=mask,
         position_ids=positions,
-        past_key_values=cache,
+        **{lm.cache_keyword: cache},
         use_cache=True,
         logits_to_keep=1,
     )

@@ -137,7 +137,7 @@ class DecodeSession:
         out = self._model(
             input_ids=input_ids,
             position_ids=positions,
-            past_key_values=self._cache,
+            **{self.lm.cache_keyword: self._cache},
             use_cache=True,
             logits_to_keep=keep,
         )

@@ -291,7 +291,8 @@ def run_search(
         return gen, []
     if isinstance(policy, ir.Beam):
         if rules.stop_entropy is not None:
-            raise DeccError("stop_entropy is not supported with beam search", hints=["use best_of or smc"])
+            # compiler/search.py refuse_unsupported turns this away at compile time, with its position
+            raise InternalError("stop_entropy reached beam search past the compiler's check")
         winner, hyps = beam_search(session, policy, rules, matcher)
         return winner.generation(tok), hyps
     if isinstance(policy, ir.BestOfN):

@@ -103,12 +103,22 @@ def model_dir(spec: str = "default") -> Path:
     if spec in EMBEDDED_ALIASES:
         return embedded_model_dir()
     path = Path(spec).expanduser()
-    if not (path / "config.json").is_file():
+    if (path / "config.json").is_file():
+        return path
+    accepted = (
+        "decc runs a local transformers model folder (config.json, weights, tokenizer files) or 'default', "
+        "the embedded SmolLM2-135M-Instruct (decc never downloads weights)"
+    )
+    if path.is_file() and path.suffix.lower() == ".gguf":
         raise ModelNotFoundError(
-            f"model '{spec}' not found: expected a local transformers folder with config.json "
-            f"(decc never downloads weights); use 'default' for the embedded SmolLM2-135M-Instruct"
+            f"model '{spec}' is a GGUF file, which decc does not load: {accepted}",
+            hints=[
+                "convert it once: AutoModelForCausalLM.from_pretrained(folder, gguf_file=name) and "
+                "AutoTokenizer likewise, then .save_pretrained(out) on both, and name that folder"
+            ],
         )
-    return path
+    what = "is a file" if path.is_file() else "has no config.json" if path.is_dir() else "not found"
+    raise ModelNotFoundError(f"model '{spec}' {what}: {accepted}")
 
 
 @cache
@@ -130,6 +140,20 @@ class LanguageModel:
     eos_ids: frozenset[int]
     vocab_size: int
     device: Any = field(default=None)
+
+    @property
+    def cache_keyword(self) -> str:
+        """The forward keyword that takes the KV cache (see `cache_keyword`)."""
+        return cache_keyword(type(self.model))
+
+
+@cache
+def cache_keyword(model_class: type) -> str:
+    """`cache` where the model's forward takes it (transformers 5.x, which deprecates `past_key_values`
+    with a FutureWarning on every call), else `past_key_values` (older transformers)."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model_class.forward).parameters else "past_key_values"
 
 
 @cache

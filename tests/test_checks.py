@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from decc.compiler.pipeline import compile_program
 from decc.dsl import parse
@@ -265,3 +267,25 @@ def test_grammar_file_errors_point_into_the_grammar_file(tmp_path) -> None:
     err = info.value
     assert err.message.startswith("invalid grammar: ") and "undefined_rule" in err.message
     assert err.span is not None and err.span.path.endswith("g.lark") and err.span.line == 2
+
+
+@given(
+    st.sampled_from(["../", "./", "/tmp/", "sub/", ".", "..", ""]),
+    st.from_regex(r"zz[a-z0-9_]{0,8}", fullmatch=True),  # no such module is installed
+    st.sampled_from(["", ".py"]),
+    st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True),
+)
+def test_python_reference_that_is_a_path(prefix: str, stem: str, ext: str, func: str) -> None:
+    """A python(...) reward written as a path ("../x:f", "x.py:f") gets decc's own error at the string,
+    saying what form is accepted, not importlib's wording; a plain "module:function" is not refused so."""
+    ref = f"{prefix}{stem}{ext}:{func}"
+    src = f'gen x {{ search: best_of(n=2, score=python("{ref}")) }}'
+    path_like = bool(prefix or ext)
+    with pytest.raises(DeccError) as info:
+        check(src)
+    e = info.value
+    assert e.span is not None and (e.span.line, e.span.col) == (1, 43)
+    assert ("takes 'module:function'" in e.message) == path_like, e.message
+    if path_like:
+        assert f'write python("{stem}:{func}")' in e.hints[0]
+        assert "relative import" not in e.render() and "No module named" not in e.render()

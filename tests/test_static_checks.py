@@ -8,13 +8,16 @@ import pytest
 from decc.api import Program
 from decc.compiler.pipeline import compile_program
 from decc.dsl import parse
-from decc.errors import DeccError
+from decc.errors import DeccError, DeccWarning
 
 
-def check(src: str) -> None:
-    """All the checks `decc check` runs, vocabulary ones included (they need the tokenizer, not weights)."""
+def check(src: str) -> tuple[DeccWarning, ...]:
+    """All the checks `decc check` runs, vocabulary ones included (they need the tokenizer, not weights);
+    the warnings they found."""
     tree = parse(src, "c.dec")
-    Program(tree, compile_program(tree)).plan()
+    program = Program(tree, compile_program(tree))
+    program.plan()
+    return program.warnings
 
 
 CHECKS = [
@@ -109,15 +112,15 @@ c.dec:1:16: error: this conjunction matches nothing: no text satisfies all its p
 """,
     ),
     (
-        "stop_never",
-        'gen x { where: choice("yes", "no"), stop: ["\\n"] }',
-        'gen x { where: regex(r"(yes|no)\\n?"), stop: ["\\n"] }',
+        "beam_stop_entropy",
+        "gen x { search: beam(width=2), stop_entropy: above(2.5) }",
+        "gen x { search: best_of(n=2), stop_entropy: above(2.5) }",
         r"""
-c.dec:1:44: error: stop string "\n" can never occur: no output of 'x' contains it
-  gen x { where: choice("yes", "no"), stop: ["\n"] }
-                                             ^^^^
-  note: the constraint of 'x' is at c.dec:1:16
-  hint: remove it: the constraint already decides where the value ends
+c.dec:1:32: error: stop_entropy is not supported with beam(...): beams are compared token by token and cannot stop one at a time
+  gen x { search: beam(width=2), stop_entropy: above(2.5) }
+                                 ^^^^^^^^^^^^
+  note: the search policy is at c.dec:1:17
+  hint: use best_of(...), first_finish(...) or smc(...), or remove stop_entropy
 """,
     ),
     (
@@ -276,3 +279,26 @@ def test_check_fails_with_exact_diagnostic(name: str, bad: str, good: str, expec
 @pytest.mark.parametrize(("name", "bad", "good", "expected"), CHECKS, ids=[c[0] for c in CHECKS])
 def test_corrected_program_passes(name: str, bad: str, good: str, expected: str) -> None:
     check(good)
+
+
+WARNINGS = [
+    (
+        "stop_never",
+        'gen x { where: choice("yes", "no"), stop: ["\\n"] }',
+        r"""
+c.dec:1:44: warning: stop string "\n" can never occur: no output of 'x' contains it
+  gen x { where: choice("yes", "no"), stop: ["\n"] }
+                                             ^^^^
+  note: the constraint of 'x' is at c.dec:1:16
+  hint: remove it: the constraint already decides where the value ends
+""",
+    ),
+]
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(("name", "src", "expected"), WARNINGS, ids=[w[0] for w in WARNINGS])
+def test_harmless_mistakes_warn_and_pass(name: str, src: str, expected: str) -> None:
+    """A harmless mistake (a stop string that can never occur) is a positioned warning, not an error."""
+    found = check(src)
+    assert [w.render() for w in found] == [expected.strip("\n")]

@@ -17,7 +17,7 @@ allowed), temperature 0.8, top-k 50 on some rows and top-p 0.9 on others (per-ro
 On CPU the same cases run at smaller sizes (`--cpu-shapes`); the figures there compare the torch paths.
 Times are medians of `--repeats` runs after warm-up, with `torch.cuda.synchronize` around each on CUDA.
 
-    .venv/bin/python benchmarks/kernels.py [--shapes 256x128256,64x49152] [--dtype bf16] [--repeats 20]
+    .venv/bin/python benchmarks/sampler_kernels.py [--shapes 256x128256,64x49152] [--dtype bf16] [--repeats 20]
         [--json out.json]
 """
 
@@ -132,7 +132,11 @@ def main() -> None:
     ap.add_argument("--dtype", default="bf16", choices=sorted(DTYPES))
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--json", help="write the figures here")
+    ap.add_argument("--smoke", action="store_true", help="one 2x1024 shape, 2 repeats: check it runs (CI)")
     args = ap.parse_args()
+    if args.smoke:
+        args.shapes = args.cpu_shapes = "2x1024"
+        args.repeats = 2
     cuda = torch.cuda.is_available()
     device = "cuda" if cuda else "cpu"
     name = torch.cuda.get_device_name() if cuda else "CPU"
