@@ -77,7 +77,9 @@ class Span:
             return self
         start = min(max(start, 0), len(offsets) - 1)
         last = min(max(end - 1, start), len(offsets) - 1)
-        return self.sub(offsets[start], offsets[last] + 1)
+        # up to where the next character starts, so an escaped last character (`\"`) is covered whole
+        after = offsets[last + 1] if last + 1 < len(offsets) else offsets[last] + 1
+        return self.sub(offsets[start], max(after, offsets[last] + 1))
 
     def __str__(self) -> str:
         return f"{self.path}:{self.line}:{self.col}"

@@ -70,9 +70,9 @@ c.dec:1:30: error: invalid regex: unbalanced parenthesis: '(' is never closed
         'gen x { where: json(r"""{"type": "object", "properties": {"a": {"minLength": -1}}}""") }',
         'gen x { where: json(r"""{"type": "object", "properties": {"a": {"minLength": 1}}}""") }',
         r'''
-c.dec:1:21: error: invalid JSON schema: invalid JSON schema at '/properties/a/minLength': -1 is less than the minimum of 0
+c.dec:1:65: error: invalid JSON schema at '/properties/a/minLength': -1 is less than the minimum of 0
   gen x { where: json(r"""{"type": "object", "properties": {"a": {"minLength": -1}}}""") }
-                      ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+                                                                  ^^^^^^^^^^^
   hint: schemas are checked against the JSON Schema meta-schema (draft 2020-12) before use
 ''',
     ),
@@ -81,9 +81,9 @@ c.dec:1:21: error: invalid JSON schema: invalid JSON schema at '/properties/a/mi
         'gen x { where: json(r"""{"type": "object", "properties": {"a": {"type": "array", "uniqueItems": true}}}""") }',
         'gen x { where: json(r"""{"type": "object", "properties": {"a": {"type": "array", "maxItems": 3}}}""") }',
         r'''
-c.dec:1:21: error: unsupported JSON schema: JSON Schema keyword 'uniqueItems' is not supported (at '/properties/a/uniqueItems')
+c.dec:1:82: error: unsupported JSON schema: JSON Schema keyword 'uniqueItems' is not supported (at '/properties/a/uniqueItems')
   gen x { where: json(r"""{"type": "object", "properties": {"a": {"type": "array", "uniqueItems": true}}}""") }
-                      ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+                                                                                   ^^^^^^^^^^^^^
   hint: json(..., lenient=true) ignores unsupported keywords with a warning
 ''',
     ),

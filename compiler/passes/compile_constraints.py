@@ -107,7 +107,7 @@ def _dfa(c: ir.Constraint) -> grammars.ByteDFA | CFG:
     except grammars.InvalidSchema as e:
         span, notes = pointer_span(c, e.pointer) if isinstance(c, ir.JsonSchema) else (c.span, [])
         raise DeccError(
-            f"invalid JSON schema: {e.message}",
+            e.message if e.message.startswith("invalid JSON schema") else f"invalid JSON schema: {e.message}",
             span,
             notes=notes,
             hints=["schemas are checked against the JSON Schema meta-schema (draft 2020-12) before use"],
