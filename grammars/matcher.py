@@ -56,6 +56,14 @@ class Matcher:
         self._state, self._counter = nxt, counter
         return True
 
+    def after_bytes(self, data: bytes) -> Matcher | None:
+        """A copy positioned after `data`, any bytes and not only whole tokens (token healing starts a
+        value inside a token), or None where they leave the language."""
+        if self._terminated:
+            return None
+        state, counter = self.automaton.walk(self._state, self._counter, data)
+        return None if state < 0 else Matcher(self.automaton, state, counter)
+
     def is_accepting(self) -> bool:
         """The text so far is a full match (EOS would be allowed now)."""
         return not self._terminated and self.automaton.is_accepting(self._state, self._counter)
