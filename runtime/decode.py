@@ -10,7 +10,7 @@ strings and interleaved prompt pieces need control between steps, and the loop m
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
 
 import torch
@@ -290,6 +290,8 @@ class DecodeSession:
         gen = self._decode(
             max_tokens, sampling, matcher, stops, ignore_eos, generator, rules, cursor, drafter, skip, stream
         )
+        if skip:  # a healed step: the first `skip` characters re-spell the prompt's last token
+            gen = replace(gen, text=gen.text[skip:])
         if stream is not None:
             stream.finish(gen.text)
         return gen
@@ -361,7 +363,7 @@ class DecodeSession:
                 if delta and scanner is not None and scanner.scan(detok.text, len(delta)):
                     cut = self._cut_at_stop(generated, scanner)
                     if cut is not None:
-                        return self._result(cut[0], logprobs[: step + 1], "stop", text=cut[1], skip=skip)
+                        return self._result(cut[0], logprobs[: step + 1], "stop", text=cut[1])
                 if delta and stream is not None:
                     stream.update(detok.text)
             if matcher is not None and _finished(matcher):  # before the budget: completing on the last
@@ -386,7 +388,7 @@ class DecodeSession:
                 logits, ahead = rows[0], list(rows[1:])
             else:
                 logits = self._forward_one(token)
-        return self._result(generated, logprobs[: len(generated)], finish, skip=skip)
+        return self._result(generated, logprobs[: len(generated)], finish)
 
     def _cut_at_stop(self, generated: list[int], scanner: StopScanner) -> tuple[list[int], str] | None:
         """Cut the value before the first stop string and rewrite the context's tail to match it.
@@ -411,12 +413,9 @@ class DecodeSession:
         logprobs: torch.Tensor | None,
         finish: FinishReason,
         text: str | None = None,
-        skip: int = 0,
     ) -> Generation:
         if text is None:
             text = self.lm.tokenizer.decode(token_ids) if token_ids else ""
-        if skip:  # a healed step: the first `skip` characters re-spell the prompt's last token
-            text = text[skip:]
         logprob = float(logprobs.sum()) if logprobs is not None else 0.0
         return Generation(tuple(token_ids), text, logprob, finish)
 
