@@ -30,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
         "--input", "-i", action="append", default=[], metavar="NAME=VALUE", help="an input value"
     )
     run.add_argument("--json", action="store_true", help="print one JSON object")
+    run.add_argument(
+        "--stream", action="store_true", help="print values as they are decoded (the default on a terminal)"
+    )
     run.add_argument("--inputs", metavar="FILE", help="a JSONL file of inputs, one run per line (batched)")
     run.add_argument(
         "--out", metavar="FILE", help="with --inputs: append result rows here; reruns skip done rows"
@@ -99,12 +102,31 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _run_batch(program, args)
     if args.out is not None:
         raise DeccError("--out goes with --inputs (a JSONL file of inputs)")
+    if not args.json and (args.stream or sys.stdout.isatty()):
+        return _run_streaming(program, _inputs(args.input))
     result = program.run(**_inputs(args.input))
     if args.json:
         print(json.dumps(result.to_json(), ensure_ascii=False))
     else:
         for name, value in result.values.items():
             print(f"{name}: {value}")
+    return 0
+
+
+def _run_streaming(program: Any, inputs: dict[str, str]) -> int:
+    """`name: value` lines as `run` prints them, each value written as it is decoded."""
+    started = False
+    for event in program.stream(**inputs):
+        if not isinstance(event, tuple):
+            break
+        name, piece = event
+        if not piece:  # a step starts
+            sys.stdout.write(("\n" if started else "") + f"{name}: ")
+            started = True
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    if started:
+        sys.stdout.write("\n")
     return 0
 
 

@@ -146,7 +146,7 @@ def generate_rows(
 
 def _value(gen: Generation, skip: int) -> Generation:
     """A healed row's text without the re-spelled prompt text (its tokens keep it: they join the context)."""
-    return replace(gen, text=gen.text[skip:]) if skip else gen
+    return replace(gen, text=gen.text[skip:], healed=gen.text[:skip]) if skip else gen
 
 
 def healing(track: Track) -> bool:

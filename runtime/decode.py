@@ -66,6 +66,7 @@ class Generation:
     text: str
     logprob: float
     finish_reason: FinishReason
+    healed: str = ""  # token healing: the prompt text the first tokens re-spell (not part of `text`)
 
 
 class DecodeSession:
@@ -291,7 +292,7 @@ class DecodeSession:
             max_tokens, sampling, matcher, stops, ignore_eos, generator, rules, cursor, drafter, skip, stream
         )
         if skip:  # a healed step: the first `skip` characters re-spell the prompt's last token
-            gen = replace(gen, text=gen.text[skip:])
+            gen = replace(gen, text=gen.text[skip:], healed=gen.text[:skip])
         if stream is not None:
             stream.finish(gen.text)
         return gen

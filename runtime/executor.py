@@ -33,6 +33,9 @@ class StepResult:
     logprob: float
     finish_reason: str
     hypotheses: tuple[Hypothesis, ...] = ()
+    # Token healing: the prompt text the first tokens re-spell (taken back from the prompt, not part of
+    # `value`); `token_ids` spell it and then the value.
+    healed: str = ""
 
 
 @dataclass
@@ -154,7 +157,8 @@ def execute(
     the same dict to every run of a program so its aligned draws converge (a fresh one otherwise).
     `suffixes` holds each step's earlier values for suffix-match drafts: shared the same way, it makes
     later runs faster (never different). `on_text(name, piece)` gets each value's text as it is decoded
-    (a search policy's value once, when it is chosen); the pieces of a value add up to it."""
+    (a search policy's value once, when it is chosen), after an empty piece when its step starts; the
+    pieces of a value add up to it."""
     run = _Run(plan, lm, bind_inputs(plan.inputs, inputs), {} if aligned is None else aligned, suffixes)
     for step in run.walk(plan.steps):
         run.generate(step, on_text)
@@ -239,7 +243,7 @@ class _Run:
         self.env[op.name] = gen.text
         self.text.append(gen.text)
         self.results[op.name] = StepResult(
-            op.name, gen.text, gen.token_ids, gen.logprob, gen.finish_reason, hyps
+            op.name, gen.text, gen.token_ids, gen.logprob, gen.finish_reason, hyps, gen.healed
         )
 
     def drafter(self, op: ir.Generate) -> Drafter | None:
@@ -282,6 +286,8 @@ class _Run:
         policy = op.search
         hyps: tuple[Hypothesis, ...] = ()
         emit = (lambda piece: on_text(op.name, piece)) if on_text is not None else None
+        if emit is not None:
+            emit("")  # the step starts: a stream names each value before its text arrives
         if isinstance(policy, ir.Sampling):
             matcher = self.healer(op, matcher) or matcher
             trie = None
