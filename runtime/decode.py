@@ -332,7 +332,7 @@ class DecodeSession:
         free = 0  # tokens so far that only re-spelled the prompt's healed text (not counted as the value's)
         for step in range(max_tokens + extra):
             lse = torch.logsumexp(logits.float(), 0)  # no copy for float32 models
-            healing = matcher is healer and healer is not None
+            healing = healer is not None and matcher is healer and healer.healing
             no_eos = ignore_eos or step - free < rules.min_tokens
             bitmask = self._masker.bitmask([matcher], no_eos)
             masked = logits
@@ -355,10 +355,10 @@ class DecodeSession:
                 raise InternalError(f"the matcher refused token {token} that its own bitmask allowed")
             generated.append(token)
             context.append(token)
-            if healing and healer is not None and not healer.healing:  # the prompt's text is re-spelled
-                matcher, free = healer.inner, healer.free
-            elif healing and healer is not None:
+            if healer is not None and matcher is healer:
                 free = healer.free
+                if not healer.healing:  # the prompt's text is re-spelled: the constraint alone from here
+                    matcher = healer.inner
             if detok is not None:
                 delta = detok.push(token)
                 if delta and scanner is not None and scanner.scan(detok.text, len(delta)):
