@@ -103,13 +103,13 @@ def collect(events: list) -> tuple[dict[str, str], Result]:
 
 PROGRAMS = {
     "greedy": '"The three primary colours are"\ngen a { max_tokens: 10 }\n". And then"\ngen b { max_tokens: 6 }',
-    "sample_stops": '"A short poem about rain:\\n"\ngen poem { max_tokens: 24, stop: ["\\n", "rain"], '
+    "sample_stops": '"Tell me about the weather in London."\ngen text { max_tokens: 30, stop: [" rain", "."], '
     "search: sample(temperature=0.9, seed=5) }",
-    "json": '"A person as JSON: "\ngen person { where: json({"type": "object", "properties": {"name": '
-    '{"type": "string", "maxLength": 12}, "age": {"type": "integer"}}, "required": ["name", "age"]}), '
+    "json": '"A person as JSON: "\ngen person { where: json(r"""{"type": "object", "properties": {"name": '
+    '{"type": "string", "maxLength": 12}, "age": {"type": "integer"}}, "required": ["name", "age"]}"""), '
     "max_tokens: 40 }",
     "beam": '"The capital of Italy is"\ngen city { max_tokens: 4, search: beam(width=2) }',
-    "stop_regex": '"Count: one, two,"\ngen more { max_tokens: 12, stop_regex: r"\\d" }',
+    "stop_regex": '"Count: one, two,"\ngen more { max_tokens: 12, stop_regex: r"f[a-z]+," }',
 }
 
 
@@ -127,8 +127,10 @@ def test_streamed_pieces_add_up_to_the_values_run_returns(kind: str) -> None:
     assert names == list(final.values)  # each step announced once, in order, before its text
     if kind == "beam":  # a search policy knows its value only at the end: one piece
         assert [p for _, p in events[:-1] if p] == [final.values["city"]]
-    if kind == "sample_stops":
-        assert final.steps["poem"].finish_reason in ("stop", "length", "eos")
+    if kind in ("sample_stops", "stop_regex"):  # a stop cut these values (the stop's text never streamed)
+        assert [s.finish_reason for s in final.steps.values()] == ["stop"]
+    if kind in ("greedy", "sample_stops"):  # the text came token by token, not at the end
+        assert len([p for _, p in events[:-1] if p]) > len(final.values)
 
 
 @pytest.mark.model
