@@ -188,3 +188,19 @@ def test_a_prompt_ending_in_a_space_gets_the_value_it_gets_without_it() -> None:
     assert " " + healed.values["a"] == plain.values["a"]
     assert healed.steps["a"].token_ids == plain.steps["a"].token_ids
     assert healed.token_ids == plain.token_ids and healed.text == plain.text
+
+
+def test_the_heal_option_is_read_checked_printed_and_formatted() -> None:
+    from decc.compiler.printer import gen_attrs
+    from decc.dsl.format import format_source
+
+    text = '"Q: "\ngen a {heal:false,max_tokens:4}\n'
+    [op] = [o for o in decc.loads(text).ir.body if hasattr(o, "heal")]
+    assert op.heal is False and "heal=false" in gen_attrs(op)
+    [op] = [o for o in decc.loads('"Q: "\ngen a { max_tokens: 4 }').ir.body if hasattr(o, "heal")]
+    assert op.heal is True and "heal" not in gen_attrs(op)
+    formatted = format_source(text)
+    assert "heal: false" in formatted and decc.loads(formatted).ir.body == decc.loads(text).ir.body
+    with pytest.raises(decc.DeccError, match="heal must be true or false") as err:
+        decc.loads('"Q: "\ngen a { heal: "no" }')
+    assert err.value.span is not None and err.value.span.line == 2
