@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -47,7 +47,7 @@ class HealingMatcher:
         self.inner = inner
         self.vocab = vocab
         self.free = 0
-        self._moves: dict[int, bytes] | None = None  # allowed token -> bytes it leaves pending / adds
+        self._moves: Moves | None = None
         self._row: torch.Tensor | None = None
 
     def __repr__(self) -> str:
@@ -58,16 +58,15 @@ class HealingMatcher:
         """Removed bytes are still to be spelled: only healing tokens are allowed, never EOS."""
         return bool(self.pending)
 
-    def moves(self) -> dict[int, bytes]:
-        """The allowed tokens while healing: id -> the pending bytes it leaves (a proper prefix of them) or
-        the value bytes it adds (a token that starts with them), told apart by `startswith`."""
+    def moves(self) -> Moves:
+        """The tokens allowed while healing (sorted ids, and as a set)."""
         if self._moves is None:
             self._moves = healing_moves(self.vocab, self.pending, self.inner)
         return self._moves
 
     def allowed_token_ids(self) -> np.ndarray:
         if self.healing:
-            return np.array(sorted(self.moves()), dtype=np.int32)
+            return self.moves().ids
         if self.inner is None:
             return np.arange(self.vocab.size, dtype=np.int32)
         return self.inner.allowed_token_ids()
@@ -80,16 +79,13 @@ class HealingMatcher:
                 self.inner.fill_bitmask(row)
             return
         if self._row is None:
-            bits = np.zeros(self.vocab.n_words, dtype=np.uint32)
-            set_bits(bits, np.array(sorted(self.moves()), dtype=np.int64))
-            self._row = torch.from_numpy(bits.view(np.int32))
+            self._row = self.moves().row
         row.copy_(self._row)
 
     def advance(self, token_id: int) -> bool:
         if not self.healing:
             return True if self.inner is None else bool(self.inner.advance(token_id))
-        moves = self.moves()
-        if token_id not in moves:
+        if token_id not in self.moves().set:
             return False
         data = self.vocab.token_bytes[token_id] or b""
         if self.pending.startswith(data) and len(data) < len(self.pending):
@@ -114,12 +110,12 @@ class HealingMatcher:
 
     def can_continue(self) -> bool:
         if self.healing:
-            return bool(self.moves())
+            return len(self.moves().ids) > 0
         return True if self.inner is None else bool(self.inner.can_continue())
 
     def n_text_allowed(self) -> int:
         if self.healing:
-            return len(self.moves())
+            return len(self.moves().ids)
         return len(self.vocab.text_ids) if self.inner is None else int(self.inner.n_text_allowed())
 
     def is_terminated(self) -> bool:
@@ -133,26 +129,64 @@ class HealingMatcher:
         return twin
 
 
-def healing_moves(vocab: Vocabulary, pending: bytes, inner: Any | None) -> dict[int, bytes]:
-    """Every token allowed while `pending` bytes remain to be spelled (see `HealingMatcher.moves`).
+class Moves(NamedTuple):
+    """The tokens allowed while some removed bytes are pending: sorted ids, a set, the bitmask row."""
 
-    A token that starts with `pending` is allowed when the inner matcher can take the rest of its bytes; a
-    token that is a proper prefix of `pending` when what it leaves can itself be healed."""
+    ids: np.ndarray
+    set: frozenset[int]
+    row: torch.Tensor
+
+
+def healing_moves(vocab: Vocabulary, pending: bytes, inner: Any | None) -> Moves:
+    """Every token allowed while `pending` bytes remain to be spelled (see `HealingMatcher`), remembered
+    per vocabulary, pending bytes and inner position: a program heals the same boundary run after run."""
+    key = (vocab, pending, _position(inner))
+    found = _CACHE.get(key)
+    if found is None:
+        ids = sorted(_healing_ids(vocab, pending, inner))
+        bits = np.zeros(vocab.n_words, dtype=np.uint32)
+        set_bits(bits, np.array(ids, dtype=np.int64))
+        found = Moves(np.array(ids, dtype=np.int32), frozenset(ids), torch.from_numpy(bits.view(np.int32)))
+        if len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))  # the oldest entry
+        _CACHE[key] = found
+    return found
+
+
+_CACHE: dict[tuple[Any, ...], Moves] = {}
+_CACHE_SIZE = 256
+
+
+def _position(inner: Any | None) -> tuple[Any, ...] | None:
+    """What the allowed tokens depend on: the inner matcher's compiled constraint and its state."""
+    if inner is None:
+        return None
+    compiled = getattr(inner, "automaton", None) or getattr(inner, "constraint", None)
+    return (type(inner), compiled, inner.state, getattr(inner, "counter", 0))
+
+
+def _healing_ids(vocab: Vocabulary, pending: bytes, inner: Any | None) -> list[int]:
+    """A token that starts with `pending` is allowed when the inner matcher can take the rest of its bytes;
+    a token that is a proper prefix of `pending` when what it leaves can itself be healed."""
     keys, ids = _sorted_tokens(vocab)
-    out: dict[int, bytes] = {}
-    at = bisect_left(keys, pending)
+    start = bisect_left(keys, pending)
+    end = start
+    while end < len(keys) and keys[end].startswith(pending):
+        end += 1
     n = len(pending)
-    while at < len(keys) and keys[at].startswith(pending):
-        rest = keys[at][n:]
-        if inner is None or not rest or inner.after_bytes(rest) is not None:
-            out[ids[at]] = rest
-        at += 1
+    if inner is None:
+        out = ids[start:end]
+    else:
+        out = [
+            t
+            for t, data in zip(ids[start:end], keys[start:end], strict=True)
+            if len(data) == n or inner.after_bytes(data[n:]) is not None
+        ]
     for k in range(1, n):
         head, left = pending[:k], pending[k:]
         exact = _exact(keys, ids, head)
-        if exact and healing_moves(vocab, left, inner):
-            for t in exact:
-                out[t] = left
+        if exact and _healing_ids(vocab, left, inner):
+            out = out + exact
     return out
 
 

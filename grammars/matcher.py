@@ -26,6 +26,11 @@ class Matcher:
     def state(self) -> int:
         return self._state
 
+    @property
+    def counter(self) -> int:
+        """Characters so far in the current counted segment (0 outside one)."""
+        return self._counter
+
     def n_text_allowed(self) -> int:
         """How many text tokens are allowed now (a table lookup: nothing is listed)."""
         return 0 if self._terminated else self.automaton.n_text_allowed(self._state, self._counter)
