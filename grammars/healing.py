@@ -35,7 +35,7 @@ class HealingMatcher:
     behaves as `inner` (None: anything, EOS included). `free` counts the tokens that spelled removed bytes
     only (they carry none of the value, so a step's token budget does not count them)."""
 
-    __slots__ = ("removed", "pending", "inner", "vocab", "free", "_moves", "_row")
+    __slots__ = ("removed", "pending", "inner", "vocab", "free", "_moves")
 
     def __init__(self, removed: bytes, inner: Any | None, vocab: Vocabulary) -> None:
         if not removed:
@@ -48,7 +48,6 @@ class HealingMatcher:
         self.vocab = vocab
         self.free = 0
         self._moves: Moves | None = None
-        self._row: torch.Tensor | None = None
 
     def __repr__(self) -> str:
         return f"HealingMatcher(pending={self.pending!r}, free={self.free}, inner={self.inner!r})"
@@ -78,9 +77,7 @@ class HealingMatcher:
             else:
                 self.inner.fill_bitmask(row)
             return
-        if self._row is None:
-            self._row = self.moves().row
-        row.copy_(self._row)
+        row.copy_(self.moves().row)
 
     def advance(self, token_id: int) -> bool:
         if not self.healing:
@@ -100,7 +97,7 @@ class HealingMatcher:
                 self.inner = inner
             self.pending = b""
             self.free += 0 if rest else 1
-        self._moves, self._row = None, None
+        self._moves = None
         return True
 
     def is_accepting(self) -> bool:
@@ -125,7 +122,7 @@ class HealingMatcher:
         twin = HealingMatcher.__new__(HealingMatcher)
         twin.removed, twin.pending, twin.vocab, twin.free = self.removed, self.pending, self.vocab, self.free
         twin.inner = self.inner.clone() if self.inner is not None else None
-        twin._moves, twin._row = self._moves, self._row  # immutable once computed
+        twin._moves = self._moves  # immutable once computed
         return twin
 
 
@@ -146,7 +143,9 @@ def healing_moves(vocab: Vocabulary, pending: bytes, inner: Any | None) -> Moves
         ids = sorted(_healing_ids(vocab, pending, inner))
         bits = np.zeros(vocab.n_words, dtype=np.uint32)
         set_bits(bits, np.array(ids, dtype=np.int64))
-        found = Moves(np.array(ids, dtype=np.int32), frozenset(ids), torch.from_numpy(bits.view(np.int32)))
+        allowed = np.array(ids, dtype=np.int32)
+        found = Moves(allowed, frozenset(ids), torch.from_numpy(bits.view(np.int32)))
+        allowed.setflags(write=False)  # shared by every matcher at this position
         if len(_CACHE) >= _CACHE_SIZE:
             _CACHE.pop(next(iter(_CACHE)))  # the oldest entry
         _CACHE[key] = found
