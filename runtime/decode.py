@@ -379,7 +379,7 @@ class DecodeSession:
             if draft:  # a miss: forget what the cache holds past the accepted tokens
                 self._crop(self._fed - len(draft))
                 draft, ahead = [], []
-            if drafter is not None and matcher is not healer:
+            if drafter is not None and (healer is None or matcher is not healer):  # none while healing
                 draft = drafter.propose(context, matcher, max_tokens + free - step - 2)
             if draft:
                 rows = self._forward_rows(

@@ -204,3 +204,25 @@ def test_the_heal_option_is_read_checked_printed_and_formatted() -> None:
     with pytest.raises(decc.DeccError, match="heal must be true or false") as err:
         decc.loads('"Q: "\ngen a { heal: "no" }')
     assert err.value.span is not None and err.value.span.line == 2
+
+
+def test_drafts_resume_once_the_healed_text_is_respelled(toy_lm, one_thread) -> None:
+    """Suffix drafts of an earlier value still save forward passes in a healed step (none while healing),
+    and change nothing."""
+    from decc.runtime.drafts import Drafter, SuffixStore
+    from decc.runtime.sampling import GREEDY
+
+    vocab = toy_lm.tokenizer.vocabulary()
+    store = SuffixStore()
+    outs, calls = [], []
+    for drafter in (None, Drafter(lookup=False, suffix=store), Drafter(lookup=False, suffix=store)):
+        session = DecodeSession(toy_lm)
+        session.append(toy_lm.tokenizer.encode("cca", add_special_tokens=True))
+        healer = HealingMatcher(vocab.token_bytes[session.take_last()] or b"", None, vocab)
+        gen = session.generate(max_tokens=10, sampling=GREEDY, matcher=healer, drafter=drafter)
+        if drafter is not None:
+            store.add(session.tokens[: -len(gen.token_ids)], gen.token_ids)
+        outs.append((gen.token_ids, gen.text, gen.healed))
+        calls.append(session.forward_calls)
+    assert outs[0] == outs[1] == outs[2] and outs[0][2] == "a" and len(outs[0][0]) == 11
+    assert calls[2] < calls[1] == calls[0]
