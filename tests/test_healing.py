@@ -226,3 +226,19 @@ def test_drafts_resume_once_the_healed_text_is_respelled(toy_lm, one_thread) -> 
         calls.append(session.forward_calls)
     assert outs[0] == outs[1] == outs[2] and outs[0][2] == "a" and len(outs[0][0]) == 11
     assert calls[2] < calls[1] == calls[0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(cases(), st.sampled_from(PATTERNS), st.sampled_from(PATTERNS))
+def test_healing_a_lazy_conjunction_equals_the_oracle_of_both_parts(case, first, second) -> None:
+    """With the `product` pass off a conjunction is matched part by part (ProductMatcher.after_bytes)."""
+    from decc.grammars import compile_regex
+    from decc.grammars.lazy_product import Conjunction, bind
+
+    vocab, prefix, _ = case
+    both = f"(?=(?:{first})$)(?:{second})"  # Python's `re` judges the intersection with a lookahead
+    conj = Conjunction((compile_regex(first), compile_regex(second)))
+    if not any(re.fullmatch(both, w) for w in strings(ALPHABET, 4)):
+        return  # an empty (or far-off) intersection: nothing to heal into
+    m = HealingMatcher(prefix, bind(conj, vocab).matcher(), vocab)
+    assert set(m.allowed_token_ids().tolist()) == oracle(vocab, prefix, both)
