@@ -149,19 +149,6 @@ def _value(gen: Generation, skip: int) -> Generation:
     return replace(gen, text=gen.text[skip:], healed=gen.text[:skip]) if skip else gen
 
 
-def healing(track: Track) -> bool:
-    """Whether the row still re-spells a healed prompt's text (its budget is not yet known)."""
-    m = track.matcher
-    return isinstance(m, HealingMatcher) and m.healing
-
-
-def counted(track: Track, step: int) -> int:
-    """Steps up to `step` that count against the budget and `min_tokens`: not the tokens that only
-    re-spelled a healed prompt's text."""
-    m = track.matcher
-    return step - m.free if isinstance(m, HealingMatcher) else step
-
-
 def _decode_on_host(
     lm: LanguageModel,
     rows: Sequence[RowSpec],
@@ -205,7 +192,7 @@ def _decode_on_host(
                 for r, i in enumerate(live)
                 if r not in ending
                 and ids[r] not in rows[i].rules.eos_ids
-                and (healing(tracks[i]) or counted(tracks[i], step + 1) < rows[i].rules.max_tokens)
+                and (host.healing(i) or step + 1 - host.free[i] < rows[i].rules.max_tokens)
             ]  # a healing row's budget is known once its drawn token is taken (the host's extend says)
 
             if overlap:
@@ -245,9 +232,17 @@ class _HostWork:
     masker: RowMasker
     tokenizer: Any
     scanners: list[Any] = field(init=False)
+    # Per row: tokens that only re-spelled a healed prompt's text (not counted against budget, min_tokens).
+    free: list[int] = field(init=False)
 
     def __post_init__(self) -> None:
         self.scanners = [r.rules.scanner() for r in self.rows]
+        self.free = [0] * len(self.rows)
+
+    def healing(self, i: int) -> bool:
+        """Whether row `i` still re-spells a healed prompt's text (its budget is not yet known)."""
+        m = self.tracks[i].matcher
+        return isinstance(m, HealingMatcher) and m.healing
 
     def extend(
         self, live: list[int], ending: set[int], ids: list[int], picked: list[float], step: int
@@ -257,14 +252,19 @@ class _HostWork:
                 continue
             tr, rules = self.tracks[i], self.rows[i].rules
             tr.extend(ids[r], picked[r], rules, self.scanners[i], self.tokenizer)
-            if tr.finish is None and counted(tr, step + 1) >= rules.max_tokens:
+            m = tr.matcher
+            if isinstance(m, HealingMatcher):
+                self.free[i] = m.free
+                if not m.healing:  # re-spelled: the constraint alone from here (None: no mask at all)
+                    tr.matcher = m.inner
+            if tr.finish is None and step + 1 - self.free[i] >= rules.max_tokens:
                 tr.finish = "length"
 
     def bitmask(self, going: list[int], step: int) -> torch.Tensor | None:
         """The bitmask of step `step` for the rows `going`."""
         return self.masker.bitmask(
             [self.tracks[i].matcher for i in going],
-            [self.rows[i].rules.no_eos(counted(self.tracks[i], step)) for i in going],
+            [self.rows[i].rules.no_eos(step - self.free[i]) for i in going],
         )
 
     @torch.inference_mode()

@@ -242,3 +242,18 @@ def test_healing_a_lazy_conjunction_equals_the_oracle_of_both_parts(case, first,
         return  # an empty (or far-off) intersection: nothing to heal into
     m = HealingMatcher(prefix, bind(conj, vocab).matcher(), vocab)
     assert set(m.allowed_token_ids().tolist()) == oracle(vocab, prefix, both)
+
+
+@pytest.mark.model
+def test_healed_batch_rows_equal_single_runs() -> None:
+    """Healed rows (a space, then a colon with a constraint) decode in a batch as they do alone."""
+    prog = decc.loads(
+        'input q: str\n"Q: {q}\\nA: "\ngen a { max_tokens: 6 }\n"\\nIn one word:"\n'
+        'gen b { where: regex(r" ?[A-Za-z]+"), max_tokens: 4, search: sample(seed=2) }'
+    )
+    inputs = [{"q": "What is the capital of France?"}, {"q": "Which planet is the largest?"}]
+    batched = prog.run_batch(inputs, batch_size=2)
+    for row, got in zip(inputs, batched, strict=True):
+        alone = prog.run(**row)
+        assert got.values == alone.values and got.token_ids == alone.token_ids
+        assert got.steps["a"].healed == " " and got.steps["b"].healed == ":"
