@@ -217,6 +217,7 @@ def _gen(gen: ast.Gen, expand: Callable[[ast.Expr], ast.Expr], base_dir: Path) -
         stop_regex=stop_regex,
         stop_entropy=search.stop_entropy(seen["stop_entropy"].value) if "stop_entropy" in seen else None,
         eos=options.as_bool(seen["eos"].value, "eos") if "eos" in seen else True,
+        heal=options.as_bool(seen["heal"].value, "heal") if "heal" in seen else True,
         aligned=aligned,
         max_tokens_span=seen["max_tokens"].value.span if "max_tokens" in seen else None,
         stop_spans=tuple(s.span for s in stops),

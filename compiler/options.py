@@ -19,6 +19,7 @@ GEN_OPTIONS = (
     "stop_regex",
     "stop_entropy",
     "eos",
+    "heal",
     "search",
     "mode",
     "examples",

@@ -126,6 +126,8 @@ def gen_attrs(op: ir.Generate) -> str:
         attrs.append(f"stop_entropy={'above' if e.above else 'below'}({e.threshold:g}, steps={e.steps})")
     if not op.eos:
         attrs.append("eos=false")
+    if not op.heal:
+        attrs.append("heal=false")
     attrs.append(f"search={search_text(op.search)}")
     if op.aligned:
         attrs.append("mode=aligned")

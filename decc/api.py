@@ -1,9 +1,11 @@
-"""The Python API: `decc.load(path) -> Program`, `Program.run(**inputs) -> Result`."""
+"""The Python API: `decc.load(path) -> Program`, `Program.run(**inputs) -> Result`, `Program.stream`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import replace
+import queue
+import threading
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +106,46 @@ class Program:
         plan = self.plan()
         return execute(plan, load_language_model(self.model), inputs, self._aligned, self._suffixes)
 
+    def stream(self, **inputs: Any) -> Iterator[tuple[str, str] | Result]:
+        """Run as `run` does, yielding each value's text as it is decoded: `(name, piece)` pairs, the first
+        of each step empty, then the `Result` (the same as `run`'s). The pieces of a value add up to it:
+        text a stop string may still cut is held back (with a stop regex, the whole value waits for its
+        end), and a search policy (beam, best-of, SMC, ...) gives its value in one piece once chosen."""
+        from decc.runtime.executor import execute
+        from decc.runtime.model import load_language_model
+
+        plan = self.plan()
+        lm = load_language_model(self.model)
+        events: queue.Queue[tuple[str, str] | Result | _Failed] = queue.Queue()
+        closed = threading.Event()
+
+        def on_text(name: str, piece: str) -> None:
+            if closed.is_set():  # the caller stopped iterating: end the run at its next piece
+                raise _Closed
+            events.put((name, piece))
+
+        def work() -> None:
+            try:
+                events.put(execute(plan, lm, inputs, self._aligned, self._suffixes, on_text=on_text))
+            except _Closed:
+                pass
+            except BaseException as err:  # re-raised in the caller's thread
+                events.put(_Failed(err))
+
+        worker = threading.Thread(target=work, name="decc-stream", daemon=True)
+        worker.start()
+        try:
+            while True:
+                event = events.get()
+                if isinstance(event, _Failed):
+                    raise event.error
+                yield event
+                if isinstance(event, Result):
+                    return
+        finally:
+            closed.set()
+            worker.join()
+
     def run_batch(
         self,
         inputs: Sequence[Mapping[str, Any]],
@@ -138,6 +180,17 @@ def _seeded(policy: ir.Search, seed: int) -> ir.Search:
     if isinstance(policy, (ir.BestOfN, ir.FirstFinish, ir.SMC)) and not policy.sampling.greedy:
         return replace(policy, sampling=replace(policy.sampling, seed=seed))
     return policy
+
+
+class _Closed(Exception):
+    """Raised in a streaming run's worker once its caller has stopped iterating."""
+
+
+@dataclass(frozen=True)
+class _Failed:
+    """A streaming run's error, carried to the caller's thread."""
+
+    error: BaseException
 
 
 def load(path: str | Path, *, model: str | None = None, no_opt: Collection[str] = ()) -> Program:

@@ -39,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
         "--max-tokens", type=int, metavar="N", help="override max_tokens of every gen step (at least 1)"
     )
     run.add_argument("--seed", type=int, metavar="S", help="the seed of every sampling step (0 <= S < 2**64)")
+    run.add_argument(
+        "--stream", action="store_true", help="print values as they are decoded (the default on a terminal)"
+    )
     run.add_argument("--inputs", metavar="FILE", help="a JSONL file of inputs, one run per line (batched)")
     run.add_argument(
         "--out", metavar="FILE", help="with --inputs: append result rows here; reruns skip done rows"
@@ -123,6 +126,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.out is not None:
         raise DeccError("--out goes with --inputs (a JSONL file of inputs)")
     inputs = _inputs(args.input)
+    if not args.json and (args.stream or sys.stdout.isatty()):
+        return _run_streaming(program, inputs)
     from decc.runtime.model import load_language_model
 
     program.plan()  # the tokenizer and the token automata
@@ -137,6 +142,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         for name, value in result.values.items():
             print(f"{name}: {value}")
+    return 0
+
+
+def _run_streaming(program: Any, inputs: dict[str, str]) -> int:
+    """`name: value` lines as `run` prints them, each value written as it is decoded."""
+    started = False
+    for event in program.stream(**inputs):
+        if not isinstance(event, tuple):
+            break
+        name, piece = event
+        if not piece:  # a step starts
+            sys.stdout.write(("\n" if started else "") + f"{name}: ")
+            started = True
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    if started:
+        sys.stdout.write("\n")
     return 0
 
 

@@ -149,6 +149,20 @@ class ProductMatcher:
         self._state = tuple(tuples[at].tolist())
         return True
 
+    def after_bytes(self, data: bytes) -> ProductMatcher | None:
+        """A copy positioned after `data` (any bytes, as `Matcher.after_bytes`), or None where no common
+        continuation is left."""
+        if self._terminated:
+            return None
+        q = []
+        for a, s in zip(self.constraint.parts, self._state, strict=True):
+            nxt, _ = a.walk(s, 0, data)
+            if nxt < 0:
+                return None
+            q.append(nxt)
+        state = tuple(q)
+        return ProductMatcher(self.constraint, state) if self.constraint.conj.is_live(state) else None
+
     def is_accepting(self) -> bool:
         return not self._terminated and self.constraint.accepting(self._state)
 

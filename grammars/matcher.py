@@ -26,6 +26,11 @@ class Matcher:
     def state(self) -> int:
         return self._state
 
+    @property
+    def counter(self) -> int:
+        """Characters so far in the current counted segment (0 outside one)."""
+        return self._counter
+
     def n_text_allowed(self) -> int:
         """How many text tokens are allowed now (a table lookup: nothing is listed)."""
         return 0 if self._terminated else self.automaton.n_text_allowed(self._state, self._counter)
@@ -55,6 +60,14 @@ class Matcher:
             return False
         self._state, self._counter = nxt, counter
         return True
+
+    def after_bytes(self, data: bytes) -> Matcher | None:
+        """A copy positioned after `data`, any bytes and not only whole tokens (token healing starts a
+        value inside a token), or None where they leave the language."""
+        if self._terminated:
+            return None
+        state, counter = self.automaton.walk(self._state, self._counter, data)
+        return None if state < 0 else Matcher(self.automaton, state, counter)
 
     def is_accepting(self) -> bool:
         """The text so far is a full match (EOS would be allowed now)."""

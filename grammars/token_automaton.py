@@ -91,6 +91,18 @@ class TokenAutomaton:
         data = self.vocab.token_bytes[token_id] if 0 <= token_id < len(self.vocab.token_bytes) else None
         if not data:
             return -1, 0
+        return self.walk(state, counter, data)
+
+    def walk(self, state: int, counter: int, data: bytes) -> tuple[int, int]:
+        """(state, counter) after any bytes `data`, not only a token's (token healing positions a matcher
+        inside a token this way), or (-1, 0) where the walk dies. Every live position can still finish."""
+        if self.counts is None:
+            at = state << 8
+            for b in data:
+                at = self.flat[at + b]
+                if at < 0:
+                    return -1, 0
+            return at >> 8, 0
         flat, cnt = self.flat, self.counts
         seg, live, ticks, bounds = cnt.py_seg, cnt.py_live, cnt.ticks, self.dfa.bounds
         s1 = seg[state]

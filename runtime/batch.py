@@ -17,13 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 
 from decc.compiler import ir
 from decc.compiler.plan import Plan, PlanGen, plan_gens
+from decc.grammars.healing import HealingMatcher
 
 from .decode import Generation
 from .detokenize import IncrementalDetokenizer
@@ -140,7 +141,12 @@ def generate_rows(
             if overlap is None:
                 overlap = device.type == "cuda"
             _decode_on_host(lm, rows, tracks, live, logits, mask, positions, cache, overlap)
-    return [t.generation(tok) for t in tracks]
+    return [_value(t.generation(tok), r.rules.skip) for t, r in zip(tracks, rows, strict=True)]
+
+
+def _value(gen: Generation, skip: int) -> Generation:
+    """A healed row's text without the re-spelled prompt text (its tokens keep it: they join the context)."""
+    return replace(gen, text=gen.text[skip:], healed=gen.text[:skip]) if skip else gen
 
 
 def _decode_on_host(
@@ -186,8 +192,8 @@ def _decode_on_host(
                 for r, i in enumerate(live)
                 if r not in ending
                 and ids[r] not in rows[i].rules.eos_ids
-                and step + 1 < rows[i].rules.max_tokens
-            ]
+                and (host.healing(i) or step + 1 - host.free[i] < rows[i].rules.max_tokens)
+            ]  # a healing row's budget is known once its drawn token is taken (the host's extend says)
 
             if overlap:
                 work = pool.submit(host.step, live, go, ending, ids, picked, step)
@@ -226,9 +232,17 @@ class _HostWork:
     masker: RowMasker
     tokenizer: Any
     scanners: list[Any] = field(init=False)
+    # Per row: tokens that only re-spelled a healed prompt's text (not counted against budget, min_tokens).
+    free: list[int] = field(init=False)
 
     def __post_init__(self) -> None:
         self.scanners = [r.rules.scanner() for r in self.rows]
+        self.free = [0] * len(self.rows)
+
+    def healing(self, i: int) -> bool:
+        """Whether row `i` still re-spells a healed prompt's text (its budget is not yet known)."""
+        m = self.tracks[i].matcher
+        return isinstance(m, HealingMatcher) and m.healing
 
     def extend(
         self, live: list[int], ending: set[int], ids: list[int], picked: list[float], step: int
@@ -238,13 +252,19 @@ class _HostWork:
                 continue
             tr, rules = self.tracks[i], self.rows[i].rules
             tr.extend(ids[r], picked[r], rules, self.scanners[i], self.tokenizer)
-            if tr.finish is None and step + 1 >= rules.max_tokens:
+            m = tr.matcher
+            if isinstance(m, HealingMatcher):
+                self.free[i] = m.free
+                if not m.healing:  # re-spelled: the constraint alone from here (None: no mask at all)
+                    tr.matcher = m.inner
+            if tr.finish is None and step + 1 - self.free[i] >= rules.max_tokens:
                 tr.finish = "length"
 
     def bitmask(self, going: list[int], step: int) -> torch.Tensor | None:
         """The bitmask of step `step` for the rows `going`."""
         return self.masker.bitmask(
-            [self.tracks[i].matcher for i in going], [self.rows[i].rules.no_eos(step) for i in going]
+            [self.tracks[i].matcher for i in going],
+            [self.rows[i].rules.no_eos(step - self.free[i]) for i in going],
         )
 
     @torch.inference_mode()
@@ -397,11 +417,16 @@ def _spec(run: _Run, step: PlanGen, lm: LanguageModel, past: PastKV | None = Non
     op = step.op
     sampling = sampling_params(op.search)  # type: ignore[arg-type]
     generator = None if sampling.greedy else make_generator(sampling.seed)
+    matcher = step.constraint.matcher() if step.constraint is not None else None
+    healer = run.healer(op, matcher)  # takes the prompt's last token back: before the context is read
+    rules = step_rules(op, lm.eos_ids)
+    if healer is not None:
+        rules = replace(rules, skip=len(healer.removed.decode("utf-8")))
     return RowSpec(
         context=run.session.tokens,
-        rules=step_rules(op, lm.eos_ids),
+        rules=rules,
         sampling=sampling,
-        matcher=step.constraint.matcher() if step.constraint is not None else None,
+        matcher=healer or matcher,
         generator=generator,
         past=past,
     )

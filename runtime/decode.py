@@ -9,16 +9,17 @@ strings and interleaved prompt pieces need control between steps, and the loop m
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
 
 import torch
 
 from decc.errors import DeccError, InternalError
+from decc.grammars.healing import HealingMatcher
 
 from .aligned import AlignedTrie, Cursor
-from .detokenize import IncrementalDetokenizer, StopScanner
+from .detokenize import IncrementalDetokenizer, StopScanner, TextStream
 from .drafts import Drafter
 from .masking import RowMasker, masked_copy
 from .model import LanguageModel
@@ -65,6 +66,7 @@ class Generation:
     text: str
     logprob: float
     finish_reason: FinishReason
+    healed: str = ""  # token healing: the prompt text the first tokens re-spell (not part of `text`)
 
 
 class DecodeSession:
@@ -202,6 +204,16 @@ class DecodeSession:
         self._tokens.extend(int(t) for t in token_ids)
         self._logits = None
 
+    def take_last(self) -> int:
+        """Take the context's last token back out and return it: token healing re-spells it as the start
+        of the next value (grammars/healing.py)."""
+        if len(self._tokens) < 2:
+            raise InternalError("token healing needs a token left in the context")
+        token = self._tokens.pop()
+        self._crop(min(self._fed, len(self._tokens)))
+        self._logits = None
+        return token
+
     # -- the loop ----------------------------------------------------------------------------------
 
     def generate(
@@ -218,6 +230,7 @@ class DecodeSession:
         stop_entropy: tuple[bool, float, int] | None = None,
         aligned: AlignedTrie | None = None,
         drafter: Drafter | None = None,
+        on_text: Callable[[str], None] | None = None,
     ) -> Generation:
         """Generate one value after the context and append it (see `Generation` for what comes back).
 
@@ -232,6 +245,11 @@ class DecodeSession:
         above (or below) the threshold for k steps running. `aligned` samples with ASAp (aligned.py): the
         draw is reweighted by the trie's estimates and then updates them. `drafter` proposes tokens to
         check in the same forward pass as the last drawn one (drafts.py); the value is the same either way.
+        `on_text` gets the value's text piece by piece as it is decoded (never text a stop cuts later).
+
+        A `HealingMatcher` (grammars/healing.py) heals the boundary: the prompt's last token was taken back
+        (`take_last`) and the first tokens re-spell it; they are the Generation's first tokens, its text
+        leaves the re-spelled part out, and tokens that re-spell it only do not count against `max_tokens`.
         """
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 0:
             raise ValueError(f"max_tokens must be an integer >= 0, got {max_tokens!r}")
@@ -246,7 +264,7 @@ class DecodeSession:
             drafter = None  # ASAp updates its trie per draw: one position at a time
         with torch.inference_mode():
             gen = self._generate(
-                max_tokens, sampling, matcher, stops, ignore_eos, generator, rules, cursor, drafter
+                max_tokens, sampling, matcher, stops, ignore_eos, generator, rules, cursor, drafter, on_text
             )
         self._crop(min(self._fed, len(self._tokens)))  # cached draft tokens that were not accepted
         if cursor is not None:  # a value cut by a stop or by entropy says nothing about the constraint
@@ -265,10 +283,38 @@ class DecodeSession:
         rules: _Rules,
         cursor: Cursor | None = None,
         drafter: Drafter | None = None,
+        on_text: Callable[[str], None] | None = None,
+    ) -> Generation:
+        healer = matcher if isinstance(matcher, HealingMatcher) else None
+        skip = len(healer.removed.decode("utf-8")) if healer is not None else 0
+        stream = TextStream(on_text, stops, rules.stop_regex is not None, skip) if on_text else None
+        gen = self._decode(
+            max_tokens, sampling, matcher, stops, ignore_eos, generator, rules, cursor, drafter, skip, stream
+        )
+        if skip:  # a healed step: the first `skip` characters re-spell the prompt's last token
+            gen = replace(gen, text=gen.text[skip:], healed=gen.text[:skip])
+        if stream is not None:
+            stream.finish(gen.text)
+        return gen
+
+    def _decode(
+        self,
+        max_tokens: int,
+        sampling: SamplingParams,
+        matcher: TokenMatcher | None,
+        stops: tuple[str, ...],
+        ignore_eos: bool,
+        generator: Stream | None,
+        rules: _Rules,
+        cursor: Cursor | None,
+        drafter: Drafter | None,
+        skip: int,
+        stream: TextStream | None,
     ) -> Generation:
         generated: list[int] = []
         draft: list[int] = []  # draft tokens fed after the last accepted token, not yet checked
         ahead: list[torch.Tensor] = []  # the logits after each of them
+        healer = matcher if isinstance(matcher, HealingMatcher) else None
         if matcher is not None and _finished(matcher):
             return self._result(generated, None, "constraint")
         if max_tokens == 0:
@@ -276,20 +322,23 @@ class DecodeSession:
         context = self._tokens
         eos = self._eos
         scanning = bool(stops) or rules.stop_regex is not None
-        detok = IncrementalDetokenizer(self.lm.tokenizer) if scanning else None
-        scanner = StopScanner(stops, rules.stop_regex) if scanning else None
+        detok = IncrementalDetokenizer(self.lm.tokenizer) if scanning or stream is not None else None
+        scanner = StopScanner(stops, rules.stop_regex, skip) if scanning else None
         running = 0  # steps in a row that met the entropy condition
-        logprobs = torch.empty(max_tokens, dtype=torch.float32, device=self._device)
+        extra = len(healer.pending) if healer is not None else 0  # tokens that only re-spell the prompt
+        logprobs = torch.empty(max_tokens + extra, dtype=torch.float32, device=self._device)
         logits = self._next_logits()
         finish: FinishReason = "length"
-        for step in range(max_tokens):
+        free = 0  # tokens so far that only re-spelled the prompt's healed text (not counted as the value's)
+        for step in range(max_tokens + extra):
             lse = torch.logsumexp(logits.float(), 0)  # no copy for float32 models
-            no_eos = ignore_eos or step < rules.min_tokens
+            healing = healer is not None and matcher is healer and healer.healing
+            no_eos = ignore_eos or step - free < rules.min_tokens
             bitmask = self._masker.bitmask([matcher], no_eos)
             masked = logits
             if bitmask is not None and (cursor is not None or rules.stop_entropy is not None):
                 masked = masked_copy(logits[None], bitmask)[0]
-            if rules.stop_entropy is not None:
+            if rules.stop_entropy is not None and not healing:
                 above, threshold, k = rules.stop_entropy
                 h = entropy(masked, sampling)
                 running = running + 1 if (h > threshold if above else h < threshold) else 0
@@ -306,16 +355,22 @@ class DecodeSession:
                 raise InternalError(f"the matcher refused token {token} that its own bitmask allowed")
             generated.append(token)
             context.append(token)
-            if detok is not None and scanner is not None:
+            if healer is not None and matcher is healer:
+                free = healer.free
+                if not healer.healing:  # the prompt's text is re-spelled: the constraint alone from here
+                    matcher = healer.inner
+            if detok is not None:
                 delta = detok.push(token)
-                if delta and scanner.scan(detok.text, len(delta)):
+                if delta and scanner is not None and scanner.scan(detok.text, len(delta)):
                     cut = self._cut_at_stop(generated, scanner)
                     if cut is not None:
                         return self._result(cut[0], logprobs[: step + 1], "stop", text=cut[1])
+                if delta and stream is not None:
+                    stream.update(detok.text)
             if matcher is not None and _finished(matcher):  # before the budget: completing on the last
                 finish = "constraint"  # allowed token is still a completion, not a cut
                 break
-            if step + 1 == max_tokens:
+            if step + 1 - free == max_tokens:
                 break
             if draft and draft[0] == token:  # the draft guessed right: its next logits are here
                 draft.pop(0)
@@ -324,8 +379,8 @@ class DecodeSession:
             if draft:  # a miss: forget what the cache holds past the accepted tokens
                 self._crop(self._fed - len(draft))
                 draft, ahead = [], []
-            if drafter is not None:
-                draft = drafter.propose(context, matcher, max_tokens - step - 2)
+            if drafter is not None and (healer is None or matcher is not healer):  # none while healing
+                draft = drafter.propose(context, matcher, max_tokens + free - step - 2)
             if draft:
                 rows = self._forward_rows(
                     torch.tensor([[token, *draft]], dtype=torch.long, device=self._device),

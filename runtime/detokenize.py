@@ -8,7 +8,7 @@ incomplete UTF-8 sequence (a U+FFFD at the end) is held back until the next toke
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 _REPLACEMENT = "\ufffd"
@@ -49,26 +49,74 @@ class IncrementalDetokenizer:
 
 class StopScanner:
     """Finds stop strings (and matches of a stop regex) in text that grows at the end; for strings it
-    rescans only the part a new match can touch."""
+    rescans only the part a new match can touch. The first `skip` characters are not the value's (a healed
+    step's re-spelled prompt text): no stop is looked for there."""
 
-    __slots__ = ("_overlap", "pattern", "stops")
+    __slots__ = ("_overlap", "pattern", "skip", "stops")
 
-    def __init__(self, stops: Sequence[str], pattern: str | None = None) -> None:
+    def __init__(self, stops: Sequence[str], pattern: str | None = None, skip: int = 0) -> None:
         self.stops = tuple(stops)
         self._overlap = max((len(s) for s in self.stops), default=1) - 1
         self.pattern = re.compile(pattern) if pattern is not None else None
+        self.skip = skip
 
     def scan(self, text: str, new_chars: int) -> bool:
         """Whether `text`, whose last `new_chars` characters are new, now contains a stop."""
-        start = max(0, len(text) - new_chars - self._overlap)
+        start = max(self.skip, len(text) - new_chars - self._overlap)
         tail = text[start:]
         if any(s in tail for s in self.stops):
             return True
-        return self.pattern is not None and self.pattern.search(text) is not None
+        return self.pattern is not None and self.pattern.search(text[self.skip :]) is not None
 
     def first(self, text: str) -> int:
         """Index of the earliest stop string or stop-regex match in `text`, or -1."""
-        hits = [i for s in self.stops if (i := text.find(s)) >= 0]
-        if self.pattern is not None and (m := self.pattern.search(text)) is not None:
-            hits.append(m.start())
+        hits = [i for s in self.stops if (i := text.find(s, self.skip)) >= 0]
+        if self.pattern is not None and (m := self.pattern.search(text[self.skip :])) is not None:
+            hits.append(m.start() + self.skip)
         return min(hits, default=-1)
+
+
+class TextStream:
+    """A value's text handed out as it is decoded (`emit` gets each new piece), never text that a stop
+    could still cut: the longest end of the text that begins some stop string is held back, and with a
+    stop regex (whose match may begin anywhere) everything waits for the end. The first `skip`
+    characters (a healed step's re-spelled prompt text) are not the value's and never sent."""
+
+    __slots__ = ("_emit", "_stops", "_hold_all", "_skip", "sent")
+
+    def __init__(
+        self, emit: Callable[[str], None], stops: Sequence[str] = (), stop_regex: bool = False, skip: int = 0
+    ) -> None:
+        self._emit = emit
+        self._stops = tuple(stops)
+        self._hold_all = stop_regex
+        self._skip = skip
+        self.sent = ""
+
+    def update(self, text: str) -> None:
+        """The value's text so far (the detokenizer's, with the skipped part) has grown."""
+        if self._hold_all:
+            return
+        value = text[self._skip :]
+        end = len(value) - held_back(value, self._stops)
+        if end > len(self.sent) and value.startswith(self.sent):
+            self._send(value[len(self.sent) : end])
+
+    def finish(self, value: str) -> None:
+        """The value is complete (`value`, without the skipped part): send what is left of it."""
+        if value.startswith(self.sent) and len(value) > len(self.sent):
+            self._send(value[len(self.sent) :])
+
+    def _send(self, piece: str) -> None:
+        self.sent += piece
+        self._emit(piece)
+
+
+def held_back(text: str, stops: Sequence[str]) -> int:
+    """The length of the longest end of `text` that is a proper beginning of a stop string."""
+    longest = min(len(text), max((len(s) for s in stops), default=1) - 1)
+    for k in range(longest, 0, -1):
+        end = text[-k:]
+        if any(s.startswith(end) for s in stops):
+            return k
+    return 0

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from decc.compiler import ir
 from decc.compiler.plan import Plan, PlanBranch, PlanGen, PlanText, Step
 from decc.errors import DeccError, InternalError, did_you_mean
+from decc.grammars.healing import HealingMatcher, can_heal
 from decc.runtime.aligned import AlignedTrie
 from decc.runtime.beam import beam_search
 from decc.runtime.decode import DecodeSession, Generation
@@ -32,6 +33,9 @@ class StepResult:
     logprob: float
     finish_reason: str
     hypotheses: tuple[Hypothesis, ...] = ()
+    # Token healing: the prompt text the first tokens re-spell (taken back from the prompt, not part of
+    # `value`); `token_ids` spell it and then the value.
+    healed: str = ""
 
 
 @dataclass
@@ -147,14 +151,17 @@ def execute(
     inputs: Mapping[str, Any],
     aligned: dict[tuple[str, tuple[int, ...]], AlignedTrie] | None = None,
     suffixes: dict[str, SuffixStore] | None = None,
+    on_text: Callable[[str, str], None] | None = None,
 ) -> Result:
     """Run `plan`. `aligned` holds the ASAp tries of `mode: aligned` steps, keyed by step and context; pass
     the same dict to every run of a program so its aligned draws converge (a fresh one otherwise).
     `suffixes` holds each step's earlier values for suffix-match drafts: shared the same way, it makes
-    later runs faster (never different)."""
+    later runs faster (never different). `on_text(name, piece)` gets each value's text as it is decoded
+    (a search policy's value once, when it is chosen), after an empty piece when its step starts; the
+    pieces of a value add up to it."""
     run = _Run(plan, lm, bind_inputs(plan.inputs, inputs), {} if aligned is None else aligned, suffixes)
     for step in run.walk(plan.steps):
-        run.generate(step)
+        run.generate(step, on_text)
     return run.result()
 
 
@@ -179,6 +186,7 @@ class _Run:
         self.text: list[str] = []
         self.results: dict[str, StepResult] = {}
         self.first = True
+        self.tail: list[int] = []  # the tokens of the text piece just appended ([] after a gen)
 
     def walk(self, steps: tuple[Step, ...]) -> Iterator[PlanGen]:
         """Run the text and branch steps; yield each gen step for the driver, which generates it (with
@@ -188,12 +196,14 @@ class _Run:
                 piece = _render(step.parts, self.env)
                 self.text.append(piece)
                 special = self.first and self.plan.add_special_tokens
-                self.session.append(self.tok.encode(piece, add_special_tokens=special))
+                self.tail = self.tok.encode(piece, add_special_tokens=special)
+                self.session.append(self.tail)
                 self.first = False
             elif isinstance(step, PlanGen):
                 self._start(step.op)
                 yield step
                 self.first = False
+                self.tail = []
             else:
                 yield from self.walk(self._branch(step))
 
@@ -233,7 +243,7 @@ class _Run:
         self.env[op.name] = gen.text
         self.text.append(gen.text)
         self.results[op.name] = StepResult(
-            op.name, gen.text, gen.token_ids, gen.logprob, gen.finish_reason, hyps
+            op.name, gen.text, gen.token_ids, gen.logprob, gen.finish_reason, hyps, gen.healed
         )
 
     def drafter(self, op: ir.Generate) -> Drafter | None:
@@ -244,13 +254,42 @@ class _Run:
         suffix = self.suffixes.setdefault(op.name, SuffixStore()) if "suffix" in op.draft else None
         return Drafter(forced="forced" in op.draft, lookup="lookup" in op.draft, encode=encode, suffix=suffix)
 
-    def generate(self, step: PlanGen) -> None:
+    def healer(self, op: ir.Generate, matcher: Any | None) -> HealingMatcher | None:
+        """Heal a text-then-gen boundary (grammars/healing.py): take the prompt's last token back out of
+        the context and return the matcher whose first tokens re-spell it; None where the step is not
+        healed (`heal: false`, no text just before, a search policy or `mode: aligned`, a special or added
+        token, text that is not whole characters, a CFG constraint, a value already complete)."""
+        tail, vocab = self.tail, self.plan.vocab
+        if not (op.heal and tail and isinstance(op.search, ir.Sampling) and not op.aligned and op.max_tokens):
+            return None
+        if not can_heal(matcher) or (matcher is not None and _done(matcher)) or len(self.session) < 2:
+            return None
+        token = tail[-1]
+        data = vocab.token_bytes[token] if token < len(vocab.token_bytes) else None
+        added = getattr(self.tok, "added_tokens_decoder", None) or {}
+        if not data or token in vocab.special_ids or token in added:
+            return None
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        if self.tok.decode([token]) != text:
+            return None
+        self.session.take_last()
+        self.tail = []
+        return HealingMatcher(data, matcher, vocab)
+
+    def generate(self, step: PlanGen, on_text: Callable[[str, str], None] | None = None) -> None:
         op = step.op
         matcher = step.constraint.matcher() if step.constraint is not None else None
         rules = step_rules(op, self.lm.eos_ids)
         policy = op.search
         hyps: tuple[Hypothesis, ...] = ()
+        emit = (lambda piece: on_text(op.name, piece)) if on_text is not None else None
+        if emit is not None:
+            emit("")  # the step starts: a stream names each value before its text arrives
         if isinstance(policy, ir.Sampling):
+            matcher = self.healer(op, matcher) or matcher
             trie = None
             if op.aligned:
                 trie = self.aligned.setdefault((op.name, tuple(self.session.tokens)), AlignedTrie())
@@ -265,11 +304,18 @@ class _Run:
                 stop_entropy=rules.stop_entropy,
                 aligned=trie,
                 drafter=self.drafter(op),
+                on_text=emit,
             )
         else:
             gen, found = run_search(self.session, policy, rules, matcher)
             hyps = tuple(found)
+            if emit is not None and gen.text:  # a search knows its value only at the end
+                emit(gen.text)
         self.record(op, gen, hyps)
+
+
+def _done(matcher: Any) -> bool:
+    return bool(matcher.is_accepting() and not matcher.can_continue())
 
 
 def step_rules(op: ir.Generate, eos_ids: frozenset[int]) -> StepRules:

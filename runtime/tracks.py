@@ -33,9 +33,10 @@ class StepRules:
     stops: tuple[str, ...] = ()
     stop_regex: str | None = None
     stop_entropy: tuple[bool, float, int] | None = None
+    skip: int = 0  # a healed step's re-spelled prompt text: characters where no stop is looked for
 
     def scanner(self) -> StopScanner | None:
-        return StopScanner(self.stops, self.stop_regex) if self.stops or self.stop_regex else None
+        return StopScanner(self.stops, self.stop_regex, self.skip) if self.stops or self.stop_regex else None
 
     def no_eos(self, step: int) -> bool:
         return self.ignore_eos or step < self.min_tokens
