@@ -100,12 +100,30 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.out is not None:
         raise DeccError("--out goes with --inputs (a JSONL file of inputs)")
     result = program.run(**_inputs(args.input))
+    _warn_cut(program, result)
     if args.json:
         print(json.dumps(result.to_json(), ensure_ascii=False))
     else:
         for name, value in result.values.items():
             print(f"{name}: {value}")
     return 0
+
+
+def _warn_cut(program: Any, result: Any, where: str = "") -> None:
+    """A `warning:` on stderr for each step whose constrained value max_tokens cut before it was valid."""
+    from decc.compiler.plan import plan_gens
+    from decc.errors import DeccWarning
+
+    ops = {g.op.name: g.op for g in plan_gens(program.plan().steps)}
+    for name in result.cut:
+        op = ops.get(name)
+        warning = DeccWarning(
+            f"{where}max_tokens ({op.max_tokens if op else '?'}) cut the value of '{name}' before its "
+            "constraint accepted it: the value is incomplete",
+            (op.max_tokens_span or op.span) if op else None,
+            hints=["raise max_tokens, or tighten the constraint's length"],
+        )
+        print(warning.render(), file=sys.stderr)
 
 
 def _run_batch(program: Any, args: argparse.Namespace) -> int:
@@ -129,6 +147,7 @@ def _run_batch(program: Any, args: argparse.Namespace) -> int:
         nonlocal tokens
         tokens += sum(len(s.token_ids) for s in result.steps.values())
         row = result.to_json()
+        _warn_cut(program, result, f"input row {todo[k] + 1}: ")
         if out is not None:
             out.write(todo[k], row)
         else:

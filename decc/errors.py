@@ -133,6 +133,13 @@ class DeccError(Exception):
         return "\n".join(lines)
 
 
+class DeccWarning(DeccError):
+    """A positioned diagnostic about a run that went on (rendered like an error, as `warning:`); printed,
+    never raised."""
+
+    kind = "warning"
+
+
 MAX_SHOWN = 160  # characters of a source line shown under a diagnostic
 
 

@@ -127,7 +127,8 @@ class ProductMatcher:
     def state(self) -> State:
         return self._state
 
-    def fill_bitmask(self, row: torch.Tensor) -> None:
+    def fill_bitmask(self, row: torch.Tensor, budget: int | None = None) -> None:
+        """As `Matcher.fill_bitmask`; the budget is not applied (a value cut at max_tokens is reported)."""
         if self._terminated:
             row.zero_()
         else:

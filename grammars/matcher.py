@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .budget import budget_row
 from .token_automaton import TokenAutomaton
 
 
@@ -30,14 +31,21 @@ class Matcher:
         """How many text tokens are allowed now (a table lookup: nothing is listed)."""
         return 0 if self._terminated else self.automaton.n_text_allowed(self._state, self._counter)
 
-    def fill_bitmask(self, row: torch.Tensor) -> None:
+    def fill_bitmask(self, row: torch.Tensor, budget: int | None = None) -> None:
         """Copy the allowed-token words of the current state into `row` (int32, ceil(size/32) words).
 
-        Once terminated nothing is allowed, so the row is all zeros.
+        `budget`: tokens the value may still take, the one being chosen included; only tokens after which
+        it can still finish within them are allowed (budget.py), where it can at all. Once terminated
+        nothing is allowed, so the row is all zeros.
         """
         if self._terminated:
             row.zero_()
             return
+        if budget is not None:
+            tight = budget_row(self.automaton, self._state, budget)
+            if tight is not None:
+                row.copy_(tight[0])
+                return
         row.copy_(self.automaton.row(self._state, self._counter))
 
     def advance(self, token_id: int) -> bool:

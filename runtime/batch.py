@@ -243,8 +243,11 @@ class _HostWork:
 
     def bitmask(self, going: list[int], step: int) -> torch.Tensor | None:
         """The bitmask of step `step` for the rows `going`."""
+        rules = [self.rows[i].rules for i in going]
         return self.masker.bitmask(
-            [self.tracks[i].matcher for i in going], [self.rows[i].rules.no_eos(step) for i in going]
+            [self.tracks[i].matcher for i in going],
+            [r.no_eos(step) for r in rules],
+            [r.max_tokens - step for r in rules],
         )
 
     @torch.inference_mode()
