@@ -8,8 +8,11 @@ left (the one being chosen included) a token t is allowed iff the plain mask all
 `dist[next(s, t)] <= budget - 1`. Reaching the limit in an accepting state is a complete value, so a value
 that starts with `dist[start] <= max_tokens` (a static check, compiler/plan.py) always completes.
 
-`worst[s]`, the largest dist over s's successors, says when the budget can bind at all: for `budget - 1 >=
-worst[s]` the budgeted row is the plain row, so the filter only runs over the last few tokens of a value.
+`worst[s]`, the largest finite dist over s's successors, says when the budget can bind at all: for
+`budget - 1 >= worst[s]` the budgeted row is the plain row, so the filter only runs over the last few tokens
+of a value. A token after which no whole-token path accepts at all (a dead end of the vocabulary: "ship" in
+"shipping" with no "p" or "ping" token) is refused whatever the budget (`dead[s]`); and where the value
+cannot finish within its budget anyway, the row allows every token that can still finish at all.
 
 Automata with counted segments (their fewest tokens depend on the counter) get no budget here: a value cut
 there is reported as cut by the runtime (`Generation.complete`), never passed off as a complete one.
@@ -24,9 +27,10 @@ import torch
 
 from .token_automaton import TokenAutomaton, pack_bits, set_bits
 
-__all__ = ["UNREACHABLE", "Distances", "budget_row", "distances"]
+__all__ = ["NO_LIMIT", "UNREACHABLE", "Distances", "budget_row", "distances"]
 
 UNREACHABLE = np.iinfo(np.int32).max // 2  # dist of a state no whole-token path leads to acceptance from
+NO_LIMIT = UNREACHABLE  # a budget that never binds (dead-end tokens are still refused under it)
 
 
 @dataclass(frozen=True, eq=False)
@@ -34,8 +38,9 @@ class Distances:
     """Per state of one token automaton: fewest tokens to acceptance, and the most over its successors."""
 
     dist: np.ndarray  # int64 [n]: fewest text tokens from s to an accepting state (UNREACHABLE: none)
-    worst: np.ndarray  # int64 [n]: max dist over the states s's text tokens lead to (-1: no text token)
-    horizon: int  # max of `worst` over states that can finish: a budget above it never binds anywhere
+    worst: np.ndarray  # int64 [n]: max finite dist over the states s's text tokens lead to (-1: none)
+    dead: np.ndarray  # bool [n]: some text token of s leads where no whole-token path accepts
+    horizon: int  # max of `worst`: a budget above it never binds anywhere
 
 
 def distances(auto: TokenAutomaton) -> Distances:
@@ -52,16 +57,21 @@ def _distances(auto: TokenAutomaton) -> Distances:
     dst = auto.next_state.astype(np.int64)
     accepting = np.asarray(auto.dfa.accepting[:n], dtype=bool)
     dist = _reverse_bfs(n, src, dst, accepting)
+    after = dist[dst]
+    reach = after < UNREACHABLE
     worst = np.full(n, -1, dtype=np.int64)
-    np.maximum.at(worst, src, dist[dst])
+    np.maximum.at(worst, src[reach], after[reach])
+    dead = np.zeros(n, dtype=bool)
+    dead[src[~reach]] = True
     if len(auto.loop_of):  # loop tokens go back to the state itself
         looped = np.flatnonzero(auto.loop_of >= 0)
-        worst[looped] = np.maximum(worst[looped], dist[looped])
-    finite = (dist < UNREACHABLE) & (worst < UNREACHABLE)
-    horizon = int(worst[finite].max(initial=0))
-    for a in (dist, worst):
+        finite = looped[dist[looped] < UNREACHABLE]
+        worst[finite] = np.maximum(worst[finite], dist[finite])
+        dead[looped[dist[looped] >= UNREACHABLE]] = True
+    horizon = int(worst.max(initial=0))
+    for a in (dist, worst, dead):
         a.setflags(write=False)
-    return Distances(dist, worst, horizon)
+    return Distances(dist, worst, dead, horizon)
 
 
 def _reverse_bfs(n: int, src: np.ndarray, dst: np.ndarray, accepting: np.ndarray) -> np.ndarray:
@@ -91,14 +101,17 @@ def _reverse_bfs(n: int, src: np.ndarray, dst: np.ndarray, accepting: np.ndarray
 
 def budget_row(auto: TokenAutomaton, state: int, budget: int) -> tuple[torch.Tensor, int] | None:
     """(the allowed-token words of `state` with `budget` tokens left, EOS included when accepting; how many
-    text tokens it allows), or None where the plain row applies: the budget cannot bind there, the state
-    cannot finish within it anyway (the value will be cut and reported), or the automaton is counted."""
+    text tokens it allows), or None where the plain row applies: the budget cannot bind there and no token
+    is a dead end, or the automaton is counted. Where the value cannot finish within `budget` anyway (it
+    will be cut, and reported), every token that can still finish at all is allowed."""
     if auto.counts is not None or budget < 1:
         return None
     d = distances(auto)
     k = budget - 1
-    if k >= d.worst[state] or d.dist[state] > budget:
-        return None
+    if d.dist[state] > budget or k >= d.worst[state]:
+        if not d.dead[state]:
+            return None
+        k = int(d.worst[state])
     rows = auto.budget_cache.setdefault("rows", {})
     hit = rows.get((state, k))
     if hit is None:

@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from decc.grammars.budget import NO_LIMIT
+
 from .kernels.bitmask import apply_token_bitmask_inplace, bitmask_words
 
 __all__ = ["RowMasker", "masked_copy"]
@@ -91,7 +93,7 @@ class RowMasker:
                 for w, eos in self._eos_bits:
                     bits[i, w] = bits[i, w] | eos if allow else bits[i, w] & ~eos
             if m is not None and per_row[i] is not None and flags[i] and not bits[i].any():
-                m.fill_bitmask(host[i])  # EOS held back and no token finishes in time: the plain row
+                m.fill_bitmask(host[i], NO_LIMIT)  # EOS held back, no token finishes in time: any that can
                 for w, eos in self._eos_bits:
                     bits[i, w] = bits[i, w] & ~eos
         if self._device.type == "cpu":
