@@ -112,11 +112,10 @@ def run_particles(
             if smc and params.potential is not None:
                 for i in live:
                     _twist(tracks[i], params.potential, tok)
-            if smc:  # the target is complete outputs: one cut off at max_tokens is not one (a constrained
-                for i in ended:  # value its constraint accepts at the limit is)
-                    tr = tracks[i]
-                    if tr.finish == "length" and (tr.matcher is None or not tr.complete()):
-                        tr.logw = _NEG_INF
+            if smc:  # the target is complete outputs: one cut off at max_tokens is not one
+                for i in ended:
+                    if tracks[i].finish == "length":
+                        tracks[i].logw = _NEG_INF
             if params.kind == "first_finish":
                 done = [i for i in ended if tracks[i].finish != "length"]
                 if done:
