@@ -3,17 +3,28 @@ which some completion fits the budget, checked against a brute-force oracle over
 
 from __future__ import annotations
 
+import json
 import random
+from dataclasses import replace
 from functools import cache
 
 import numpy as np
+import pytest
 import regex as pyregex
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from decc.grammars import Vocabulary, choice_dfa, from_dfa, regex
+import decc
+from decc.compiler.ir import Beam
+from decc.grammars import Vocabulary, cfg, choice_dfa, from_dfa, regex
 from decc.grammars.token_paths import shortest_tokens
+from decc.runtime.batch import RowSpec, generate_rows
+from decc.runtime.beam import beam_search
+from decc.runtime.decode import DecodeSession
+from decc.runtime.particles import ParticleParams, run_particles
+from decc.runtime.sampling import SamplingParams, make_generator
+from decc.runtime.tracks import StepRules
 
 EOS = 9
 TOKENS = [b"a", b"b", b"c", b"ab", b"ba", b"abc", b"bc", b"cab", b"bb", b"</s>"]
@@ -130,3 +141,155 @@ def test_a_dead_end_of_the_vocabulary_is_refused_whatever_the_budget() -> None:
     assert m.advance(0)  # "s": 3 more tokens needed, so a budget of 2 cannot be met
     m.fill_bitmask(row, 2)
     assert int(row[0]) == 1 << 1  # "hi", as without a budget
+
+
+# -- every decode path passes the budget: values complete on the toy model ------------------------------
+
+TOY_BOS = 3
+TOY_PATTERNS = [r"a+b", r"(ab|b)+a?", r"[ab]*c", r"a[bc]{0,3}", r"(abc)+", r"c|aab"]
+
+
+def _toy_constraint(lm, pattern: str):  # type: ignore[no-untyped-def]
+    c = regex(pattern, lm.tokenizer.vocabulary())
+    fewest = shortest_tokens(c.automaton)
+    assert fewest is not None
+    return c, fewest
+
+
+def _valid(pattern: str, text: str) -> bool:
+    return pyregex.fullmatch(pattern, text) is not None
+
+
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize("pattern", TOY_PATTERNS)
+def test_sampled_values_always_finish_within_max_tokens(toy_lm, pattern: str) -> None:
+    """Hot sampling over tight budgets: without budget masks `a+b` in 3 tokens is `aaa` most of the time."""
+    c, fewest = _toy_constraint(toy_lm, pattern)
+    for extra in range(3):
+        for seed in range(8):
+            session = DecodeSession(toy_lm)
+            session.append([TOY_BOS])
+            sampling = SamplingParams(greedy=False, temperature=3.0, seed=seed)
+            gen = session.generate(max_tokens=max(fewest, 1) + extra, sampling=sampling, matcher=c.matcher())
+            assert _valid(pattern, gen.text) and gen.complete, (pattern, extra, seed, gen)
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_batched_rows_finish_on_the_host_and_on_the_device_alike(toy_lm) -> None:
+    vocab = toy_lm.tokenizer.vocabulary()
+    rules = [StepRules(3, toy_lm.eos_ids), StepRules(4, toy_lm.eos_ids, min_tokens=2)]
+    rules += [StepRules(3, toy_lm.eos_ids, ignore_eos=True), StepRules(5, toy_lm.eos_ids)]
+
+    def specs() -> list[RowSpec]:
+        out = []
+        for i in range(12):
+            pattern = TOY_PATTERNS[i % len(TOY_PATTERNS)]
+            sampling = SamplingParams(greedy=False, temperature=3.0, seed=i)
+            r = rules[i % len(rules)]
+            c = regex(pattern, vocab)
+            r = replace(r, max_tokens=max(r.max_tokens, shortest_tokens(c.automaton) or 0))
+            out.append(RowSpec([TOY_BOS, i % 3], r, sampling, c.matcher(), make_generator(i)))
+        return out
+
+    host = generate_rows(toy_lm, specs(), on_device=False)
+    device = generate_rows(toy_lm, specs(), on_device=True)
+    for i, (a, b) in enumerate(zip(host, device, strict=True)):
+        assert (a.token_ids, a.text, a.finish_reason, a.complete) == (
+            b.token_ids,
+            b.text,
+            b.finish_reason,
+            b.complete,
+        )
+        pattern, r = TOY_PATTERNS[i % len(TOY_PATTERNS)], rules[i % len(rules)]
+        if not r.ignore_eos:  # EOS held back for good may leave no way to end in an accepting state
+            assert _valid(pattern, a.text) and a.complete, (i, a)
+
+
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize("pattern", [r"a+b", r"(abc)+", r"[ab]*c"])
+def test_search_policies_return_complete_values_under_tight_budgets(toy_lm, pattern: str) -> None:
+    c, fewest = _toy_constraint(toy_lm, pattern)
+    rules = StepRules(fewest + 1, toy_lm.eos_ids)
+    hot = SamplingParams(greedy=False, temperature=3.0)
+    runs = [
+        lambda s: beam_search(s, Beam(3), rules, c.matcher()),
+        lambda s: beam_search(s, Beam(4, groups=2, diversity=1.0), rules, c.matcher()),
+    ]
+    for kind in ("best_of", "first_finish", "smc"):
+        params = ParticleParams(kind, 6, hot, score=(lambda t, text: 0.0) if kind == "best_of" else None)
+        runs.append(lambda s, p=params: run_particles(s, p, rules, c.matcher(), make_generator(3)))
+    for run in runs:
+        session = DecodeSession(toy_lm)
+        session.append([TOY_BOS])
+        winner, hyps = run(session)
+        gen = winner.generation(toy_lm.tokenizer)
+        assert _valid(pattern, gen.text) and gen.complete, (pattern, gen)
+        assert all(_valid(pattern, h.text) and h.complete for h in hyps), hyps
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_a_grammar_value_cut_by_max_tokens_is_reported_as_cut(toy_lm) -> None:
+    """CFG masks take no budget: a cut value comes back with `complete` False, never as a valid one."""
+    c = cfg('start: "a" start "b" | "c"', toy_lm.tokenizer.vocabulary())
+    seen = set()
+    for seed in range(16):
+        session = DecodeSession(toy_lm)
+        session.append([TOY_BOS])
+        sampling = SamplingParams(greedy=False, temperature=3.0, seed=seed)
+        gen = session.generate(max_tokens=3, sampling=sampling, matcher=c.matcher())
+        assert gen.complete == bool(
+            pyregex.fullmatch(r"a*cb*", gen.text) and gen.text.count("a") == gen.text.count("b")
+        )
+        seen.add(gen.complete)
+    assert seen == {True, False}
+
+
+# -- the embedded model -----------------------------------------------------------------------------------
+
+ISSUE = """
+input msg: str = "my package never arrived"
+user "Which team handles this support message: {msg}? Answer billing, shipping, account or refund."
+assistant {
+  gen topic {
+    where: choice("billing", "shipping", "account", "refund")
+    max_tokens: 3
+    search: sample(temperature=4.0, seed=SEED)
+  }
+}
+"""
+TOPICS = {"billing", "shipping", "account", "refund"}
+
+
+@pytest.mark.model
+def test_the_issues_choice_always_completes_on_the_embedded_model() -> None:
+    """Issue 18: `shipp`, `acc`, `ship` came back (exit 0) on several of 12 seeds; the budget leaves none."""
+    for seed in range(12):
+        r = decc.loads(ISSUE.replace("SEED", str(seed)), "issue.dec").run()
+        assert r.values["topic"] in TOPICS and r.cut == () and r.steps["topic"].complete, (seed, r.values)
+    program = decc.loads(ISSUE.replace("SEED", "5"), "issue.dec")
+    msgs = ["the parcel is late", "I was charged twice", "reset my password", "where is my money"] * 3
+    for r in program.run_batch([{"msg": m} for m in msgs], batch_size=12):
+        assert r.values["topic"] in TOPICS and r.cut == ()
+
+
+CUT = """
+user "Write a JSON object describing a cat, with many fields."
+assistant {
+  gen data { where: grammar("json") max_tokens: 3 }
+}
+"""
+
+
+@pytest.mark.model
+def test_a_cut_grammar_value_is_reported_in_result_json_and_stderr(tmp_path, capsys) -> None:
+    from decc.cli import main
+
+    r = decc.loads(CUT, "cut.dec").run()
+    assert r.cut == ("data",) and not r.steps["data"].complete
+    assert r.to_json()["cut"] == ["data"]
+    path = tmp_path / "cut.dec"
+    path.write_text(CUT)
+    assert main(["run", str(path), "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["cut"] == ["data"]
+    assert f"{path}:4:" in err and "warning: max_tokens (3) cut the value of 'data'" in err
