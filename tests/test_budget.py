@@ -208,23 +208,25 @@ def test_batched_rows_finish_on_the_host_and_on_the_device_alike(toy_lm) -> None
 @pytest.mark.usefixtures("one_thread")
 @pytest.mark.parametrize("pattern", [r"a+b", r"(abc)+", r"[ab]*c"])
 def test_search_policies_return_complete_values_under_tight_budgets(toy_lm, pattern: str) -> None:
+    """Narrow beams and few particles at the shortest budget: without budget masks most of them end cut."""
     c, fewest = _toy_constraint(toy_lm, pattern)
-    rules = StepRules(fewest + 1, toy_lm.eos_ids)
+    rules = StepRules(fewest, toy_lm.eos_ids)
     hot = SamplingParams(greedy=False, temperature=3.0)
     runs = [
-        lambda s: beam_search(s, Beam(3), rules, c.matcher()),
-        lambda s: beam_search(s, Beam(4, groups=2, diversity=1.0), rules, c.matcher()),
+        lambda s, seed: beam_search(s, Beam(1), rules, c.matcher()),
+        lambda s, seed: beam_search(s, Beam(2, groups=2, diversity=1.0), rules, c.matcher()),
     ]
     for kind in ("best_of", "first_finish", "smc"):
-        params = ParticleParams(kind, 6, hot, score=(lambda t, text: 0.0) if kind == "best_of" else None)
-        runs.append(lambda s, p=params: run_particles(s, p, rules, c.matcher(), make_generator(3)))
+        params = ParticleParams(kind, 2, hot, score=(lambda t, text: 0.0) if kind == "best_of" else None)
+        runs.append(lambda s, seed, p=params: run_particles(s, p, rules, c.matcher(), make_generator(seed)))
     for run in runs:
-        session = DecodeSession(toy_lm)
-        session.append([TOY_BOS])
-        winner, hyps = run(session)
-        gen = winner.generation(toy_lm.tokenizer)
-        assert _valid(pattern, gen.text) and gen.complete, (pattern, gen)
-        assert all(_valid(pattern, h.text) and h.complete for h in hyps), hyps
+        for prompt, seed in [([], 0), ([0], 1), ([1, 2], 2), ([2], 3)]:
+            session = DecodeSession(toy_lm)
+            session.append([TOY_BOS, *prompt])
+            winner, hyps = run(session, seed)
+            gen = winner.generation(toy_lm.tokenizer)
+            assert _valid(pattern, gen.text) and gen.complete, (pattern, prompt, gen)
+            assert all(_valid(pattern, h.text) and h.complete for h in hyps), hyps
 
 
 @pytest.mark.usefixtures("one_thread")
