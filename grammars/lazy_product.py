@@ -5,6 +5,11 @@ satisfy both. A token is allowed when every part allows it and the tuple of part
 still reach a tuple where every part accepts (`Conjunction.is_live`, a search of the product explored on
 demand and remembered). So the allowed tokens are exactly those of the product automaton, which the
 `product` pass builds ahead of time instead.
+
+Budget-aware masks (budget.py) over the tuple: with `budget` tokens left a token is allowed when the tuple
+it leads to can reach a tuple where every part accepts within `budget - 1` tokens, found by a breadth-first
+search of the product (pruned by the parts' own fewest tokens, a lower bound, and remembered). Beyond
+`EXACT_WITHIN` tokens only that lower bound refuses tokens: a value can then still be cut, and is reported.
 """
 
 from __future__ import annotations
@@ -16,10 +21,12 @@ import numpy as np
 import torch
 
 from .automata import minimize, product
+from .budget import distances
 from .dfa import ByteDFA
 from .token_automaton import TokenAutomaton, set_bits
 
 State = tuple[int, ...]
+EXACT_WITHIN = 64  # budgets up to this many tokens get exact masks (a bounded search of the product)
 
 
 @dataclass(frozen=True, eq=False)
@@ -74,6 +81,9 @@ class ConjunctionConstraint:
     parts: tuple[TokenAutomaton, ...]
     source: str = ""
     _rows: dict[State, tuple[np.ndarray, np.ndarray, torch.Tensor]] = field(default_factory=dict, repr=False)
+    _fewest: dict[State, int] = field(default_factory=dict, repr=False)  # exact fewest tokens to accept
+    _above: dict[State, int] = field(default_factory=dict, repr=False)  # known: fewest > this
+    _budget_rows: dict[tuple[State, int], torch.Tensor | None] = field(default_factory=dict, repr=False)
 
     def matcher(self) -> ProductMatcher:
         return ProductMatcher(self)
@@ -106,6 +116,62 @@ class ConjunctionConstraint:
         self._rows[q] = found
         return found
 
+    def lower_bound(self, q: State) -> int:
+        """Fewest tokens to accept is at least each part's own fewest (UNREACHABLE when a part cannot)."""
+        return max(int(distances(a).dist[s]) for a, s in zip(self.parts, q, strict=True))
+
+    def finishes_within(self, q: State, limit: int) -> bool:
+        """Some `limit` tokens or fewer lead from `q` to a tuple where every part accepts."""
+        if q in self._fewest:
+            return self._fewest[q] <= limit
+        if self._above.get(q, -1) >= limit or self.lower_bound(q) > limit:
+            return False
+        seen, frontier = {q}, [q]
+        for depth in range(limit + 1):
+            if any(self.accepting(t) for t in frontier):
+                self._fewest[q] = depth
+                return True
+            if depth == limit:
+                break
+            nxt: list[State] = []
+            for t in frontier:
+                tuples = self.row(t)[1]
+                for u in map(tuple, np.unique(tuples, axis=0).tolist()) if len(tuples) else ():
+                    if u not in seen and depth + 1 + self.lower_bound(u) <= limit:
+                        seen.add(u)
+                        nxt.append(u)
+            frontier = nxt
+        self._above[q] = max(self._above.get(q, -1), limit)
+        return False
+
+    def budget_row(self, q: State, budget: int) -> torch.Tensor | None:
+        """The row of `q` with `budget` tokens left (see the module docstring), or None for the plain row:
+        the budget does not bind, or `q` cannot finish within it anyway (the value is cut and reported)."""
+        k = budget - 1
+        key = (q, min(k, EXACT_WITHIN + 1))
+        if key in self._budget_rows:
+            return self._budget_rows[key]
+        ids, tuples, plain = self.row(q)
+        ok = np.ones(len(ids), dtype=bool)
+        if len(ids) and (k > EXACT_WITHIN or self.finishes_within(q, budget)):
+            uniq, inv = np.unique(tuples, axis=0, return_inverse=True)
+            if k > EXACT_WITHIN:
+                fits = [self.lower_bound(tuple(u)) <= k for u in uniq.tolist()]
+            else:
+                fits = [self.finishes_within(tuple(u), k) for u in uniq.tolist()]
+            ok = np.array(fits, dtype=bool)[inv.reshape(-1)]
+        found = None
+        if not ok.all():
+            bits = np.zeros(self.parts[0].bitmask.shape[1], dtype=np.uint32)
+            set_bits(bits, ids[ok])
+            if self.accepting(q):
+                set_bits(bits, self.parts[0].eos_ids)
+            found = torch.from_numpy(bits.view(np.int32))
+        if k > EXACT_WITHIN:  # lower bounds only: not cached under the clipped key
+            return found
+        self._budget_rows[key] = found
+        return found
+
     def __repr__(self) -> str:
         return f"ConjunctionConstraint({self.source!r}, parts={len(self.parts)})"
 
@@ -128,11 +194,16 @@ class ProductMatcher:
         return self._state
 
     def fill_bitmask(self, row: torch.Tensor, budget: int | None = None) -> None:
-        """As `Matcher.fill_bitmask`; the budget is not applied (a value cut at max_tokens is reported)."""
+        """As `Matcher.fill_bitmask`, budget included."""
         if self._terminated:
             row.zero_()
-        else:
-            row.copy_(self.constraint.row(self._state)[2])
+            return
+        if budget is not None and budget >= 1:
+            tight = self.constraint.budget_row(self._state, budget)
+            if tight is not None:
+                row.copy_(tight)
+                return
+        row.copy_(self.constraint.row(self._state)[2])
 
     def advance(self, token_id: int) -> bool:
         if self._terminated:

@@ -17,7 +17,9 @@ from hypothesis import strategies as st
 
 import decc
 from decc.compiler.ir import Beam
-from decc.grammars import Vocabulary, cfg, choice_dfa, from_dfa, regex
+from decc.grammars import Vocabulary, cfg, choice_dfa, compile_regex, from_dfa, regex
+from decc.grammars.automata import minimize, product
+from decc.grammars.lazy_product import Conjunction, bind
 from decc.grammars.token_paths import shortest_tokens
 from decc.runtime.batch import RowSpec, generate_rows
 from decc.runtime.beam import beam_search
@@ -107,6 +109,32 @@ def test_choice_walks_finish_within_the_budget_and_masks_match_the_oracle(words,
 @given(REGEXES, st.integers(0, 3), st.integers(0, 2**16))
 def test_regex_walks_finish_within_the_budget_and_masks_match_the_oracle(pattern, extra, seed) -> None:
     _check_walks("regex", pattern, extra, seed)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(REGEXES, min_size=2, max_size=3), st.integers(0, 3), st.integers(0, 2**16))
+def test_a_lazy_conjunction_masks_like_its_product_automaton(patterns, extra, seed) -> None:
+    """The parts kept apart (the `product` pass off) give the budgeted rows of the product's automaton."""
+    parts = tuple(compile_regex(p) for p in patterns)
+    small = minimize(product(parts))
+    if small.n_states == 0:
+        return
+    exact, lazy = from_dfa(small, VOCAB), bind(Conjunction(parts), VOCAB)
+    fewest = shortest_tokens(exact.automaton)
+    if fewest is None:  # no whole-token spelling at all
+        return
+    rng = random.Random(seed)
+    max_tokens = max(fewest, 1) + extra
+    for _ in range(4):
+        a, b = exact.matcher(), lazy.matcher()
+        for step in range(max_tokens):
+            got = _allowed(b, max_tokens - step)
+            assert got == _allowed(a, max_tokens - step), (patterns, step)
+            token = rng.choice(sorted(got))
+            if token == EOS:
+                break
+            assert a.advance(token) and b.advance(token)
+        assert b.is_accepting() or b.is_terminated(), patterns
 
 
 def test_the_issues_spelling_is_refused_when_it_cannot_finish() -> None:
