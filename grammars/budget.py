@@ -14,8 +14,9 @@ of a value. A token after which no whole-token path accepts at all (a dead end o
 "shipping" with no "p" or "ping" token) is refused whatever the budget (`dead[s]`); and where the value
 cannot finish within its budget anyway, the row allows every token that can still finish at all.
 
-Automata with counted segments (their fewest tokens depend on the counter) get no budget here: a value cut
-there is reported as cut by the runtime (`Generation.complete`), never passed off as a complete one.
+Automata with counted segments (their fewest tokens depend on the counter) are handled per (state, counter)
+in budget_counts.py; a value that is cut anyway (grammars, budgets below the fewest tokens) is reported as
+cut by the runtime (`Generation.complete`), never passed off as a complete one.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import torch
 
 from .token_automaton import TokenAutomaton, pack_bits, set_bits
 
-__all__ = ["NO_LIMIT", "UNREACHABLE", "Distances", "budget_row", "distances"]
+__all__ = ["NO_LIMIT", "UNREACHABLE", "Distances", "budget_row", "distances", "reverse_bfs"]
 
 UNREACHABLE = np.iinfo(np.int32).max // 2  # dist of a state no whole-token path leads to acceptance from
 NO_LIMIT = UNREACHABLE  # a budget that never binds (dead-end tokens are still refused under it)
@@ -56,7 +57,7 @@ def _distances(auto: TokenAutomaton) -> Distances:
     src = np.repeat(np.arange(n, dtype=np.int64), np.diff(auto.indptr))
     dst = auto.next_state.astype(np.int64)
     accepting = np.asarray(auto.dfa.accepting[:n], dtype=bool)
-    dist = _reverse_bfs(n, src, dst, accepting)
+    dist = reverse_bfs(n, src, dst, accepting)
     after = dist[dst]
     reach = after < UNREACHABLE
     worst = np.full(n, -1, dtype=np.int64)
@@ -74,7 +75,7 @@ def _distances(auto: TokenAutomaton) -> Distances:
     return Distances(dist, worst, dead, horizon)
 
 
-def _reverse_bfs(n: int, src: np.ndarray, dst: np.ndarray, accepting: np.ndarray) -> np.ndarray:
+def reverse_bfs(n: int, src: np.ndarray, dst: np.ndarray, accepting: np.ndarray) -> np.ndarray:
     """Fewest edges from each state to an accepting one, layer by layer over the reversed edges."""
     dist = np.full(n, UNREACHABLE, dtype=np.int64)
     key = np.unique(dst * max(n, 1) + src)  # distinct (dst, src) pairs, grouped by dst

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from .budget import budget_row
+from .budget_counts import counted_budget_row
 from .token_automaton import TokenAutomaton
 
 
@@ -42,7 +43,11 @@ class Matcher:
             row.zero_()
             return
         if budget is not None:
-            tight = budget_row(self.automaton, self._state, budget)
+            auto = self.automaton
+            if auto.counts is None:
+                tight = budget_row(auto, self._state, budget)
+            else:
+                tight = counted_budget_row(auto, self._state, self._counter, budget) if budget >= 1 else None
             if tight is not None:
                 row.copy_(tight[0])
                 return

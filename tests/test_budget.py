@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 import decc
 from decc.compiler.ir import Beam
-from decc.grammars import Vocabulary, cfg, choice_dfa, compile_regex, from_dfa, regex
+from decc.grammars import Vocabulary, cfg, choice_dfa, compile_regex, conjunction, from_dfa, regex
 from decc.grammars.automata import minimize, product
 from decc.grammars.lazy_product import Conjunction, bind
 from decc.grammars.token_paths import shortest_tokens
@@ -135,6 +135,33 @@ def test_a_lazy_conjunction_masks_like_its_product_automaton(patterns, extra, se
                 break
             assert a.advance(token) and b.advance(token)
         assert b.is_accepting() or b.is_terminated(), patterns
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(REGEXES, st.integers(0, 20), st.integers(16, 26), st.integers(0, 3), st.integers(0, 2**16))
+def test_a_counted_length_masks_like_its_unrolled_automaton(pattern, lo, hi, extra, seed) -> None:
+    """A length of 16+ characters is counted (state, counter), not unrolled: its budgeted rows must be the
+    rows of the same language unrolled into plain states (whose budgets the oracle above checks)."""
+    lo = min(lo, hi)
+    counted = from_dfa(conjunction([compile_regex(pattern)], (lo, hi)), VOCAB)
+    if not counted.dfa.has_counters:
+        return
+    unrolled = from_dfa(conjunction([compile_regex(pattern), compile_regex(f"[abc]{{{lo},{hi}}}")]), VOCAB)
+    fewest = shortest_tokens(unrolled.automaton)
+    if fewest is None:
+        return
+    rng = random.Random(seed)
+    max_tokens = max(fewest, 1) + extra
+    for _ in range(3):
+        a, b = unrolled.matcher(), counted.matcher()
+        for step in range(max_tokens):
+            got = _allowed(b, max_tokens - step)
+            assert got == _allowed(a, max_tokens - step), (pattern, lo, hi, step)
+            token = rng.choice(sorted(got))
+            if token == EOS:
+                break
+            assert a.advance(token) and b.advance(token)
+        assert b.is_accepting() or b.is_terminated(), (pattern, lo, hi)
 
 
 def test_the_issues_spelling_is_refused_when_it_cannot_finish() -> None:
