@@ -97,33 +97,29 @@ def _build(auto: TokenAutomaton) -> CountedDistances:
             ends[i] += _end_counter(auto, s, tokens[int(ids[i])])
         fixed[s] = ends
         if not inside:
-            src_parts.append(np.full(len(moved), base[s], dtype=np.int64))
-            dst_parts.append(ends[moved])
+            targets = np.unique(ends[moved])
+            src_parts.append(np.full(len(targets), base[s], dtype=np.int64))
+            dst_parts.append(targets)
             continue
         lo, hi = cnt.bounds[seg[s]]
-        live = np.asarray(auto.dfa.live[s], dtype=bool)
-        cs = np.flatnonzero(live)
-        # leaving: one edge per (counter, distinct (delta, end)) in bounds
-        if len(moved):
-            keys = np.unique(np.stack([delta[moved].astype(np.int64), ends[moved]], 1), axis=0)
-            k = cs[:, None] + keys[None, :, 0]
-            ok = (k >= lo) & (k <= hi)
-            ci, gi = np.nonzero(ok)
+        cs = np.flatnonzero(np.asarray(auto.dfa.live[s], dtype=bool))
+        if len(moved):  # leaving: one edge per (counter, distinct (delta, end)) in bounds
+            g_delta, g_end = _distinct(delta[moved], ends[moved])
+            k = cs[:, None] + g_delta[None, :]
+            ci, gi = np.nonzero((k >= lo) & (k <= hi))
             src_parts.append(base[s] + cs[ci])
-            dst_parts.append(keys[gi, 1])
+            dst_parts.append(g_end[gi])
         staying = np.flatnonzero(stay)
-        if len(staying):
-            keys = np.unique(
-                np.stack([nxt[staying].astype(np.int64), delta[staying].astype(np.int64)], 1), axis=0
-            )
-            k = cs[:, None] + keys[None, :, 1]
-            q2 = keys[None, :, 0]
+        if len(staying):  # staying: (next, counter + delta) while live
+            g_delta, g_next = _distinct(delta[staying], nxt[staying])
+            k = cs[:, None] + g_delta[None, :]
+            q2 = np.broadcast_to(g_next[None, :], k.shape)
             inb = k < size[q2]
             good = np.zeros(k.shape, dtype=bool)
-            good[inb] = cnt.flat[cnt.off[np.broadcast_to(q2, k.shape)[inb]] + k[inb]]
+            good[inb] = cnt.flat[cnt.off[q2[inb]] + k[inb]]
             ci, gi = np.nonzero(good)
             src_parts.append(base[s] + cs[ci])
-            dst_parts.append(base[keys[gi, 0]] + k[ci, gi])
+            dst_parts.append(base[g_next[gi]] + k[ci, gi])
     src = np.concatenate(src_parts) if src_parts else np.zeros(0, dtype=np.int64)
     dst = np.concatenate(dst_parts) if dst_parts else np.zeros(0, dtype=np.int64)
     dist = reverse_bfs(n_nodes, src, dst, accepting)
@@ -137,6 +133,12 @@ def _build(auto: TokenAutomaton) -> CountedDistances:
     for a in (base, dist, worst, dead):
         a.setflags(write=False)
     return CountedDistances(base[:n], dist, worst, dead, fixed)
+
+
+def _distinct(small: np.ndarray, big: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (small, big) pairs of two non-negative columns (small < 2**20), as two columns."""
+    key = np.unique(big.astype(np.int64) << 20 | small.astype(np.int64))
+    return key & ((1 << 20) - 1), key >> 20
 
 
 def _pairs(auto: TokenAutomaton, s: int) -> tuple[np.ndarray, ...]:
