@@ -19,11 +19,14 @@ import decc
 from decc.compiler.ir import Beam
 from decc.grammars import Vocabulary, cfg, choice_dfa, compile_regex, conjunction, from_dfa, regex
 from decc.grammars.automata import minimize, product
+from decc.grammars.budget import NO_LIMIT
 from decc.grammars.lazy_product import Conjunction, bind
+from decc.grammars.matcher import Matcher
 from decc.grammars.token_paths import shortest_tokens
 from decc.runtime.batch import RowSpec, generate_rows
 from decc.runtime.beam import beam_search
 from decc.runtime.decode import DecodeSession
+from decc.runtime.device_tables import DeviceTables
 from decc.runtime.particles import ParticleParams, run_particles
 from decc.runtime.sampling import SamplingParams, make_generator
 from decc.runtime.tracks import StepRules
@@ -197,6 +200,19 @@ def test_a_dead_end_of_the_vocabulary_is_refused_whatever_the_budget() -> None:
     assert m.advance(0)  # "s": 3 more tokens needed, so a budget of 2 cannot be met
     m.fill_bitmask(row, 2)
     assert int(row[0]) == 1 << 1  # "hi", as without a budget
+
+
+def test_device_tables_hold_rows_without_dead_ends() -> None:
+    """The device loop's tables give what the host's budgeted masks give when the budget does not bind."""
+    toks = [b"s", b"hi", b"pp", b"ing", b"ship", b"billing", b"</s>"]
+    vocab = Vocabulary.from_token_bytes(toks, eos_id=6)
+    m = from_dfa(choice_dfa(("billing", "shipping")), vocab).matcher()
+    tables = DeviceTables([m.automaton], len(toks), frozenset({6}), "cpu")
+    for state in range(m.automaton.n_states):
+        row = torch.zeros(vocab.n_words, dtype=torch.int32)
+        Matcher(m.automaton, state).fill_bitmask(row, NO_LIMIT)
+        got = tables.masks(torch.tensor([tables.offsets[id(m.automaton)] + state]), torch.tensor([False]))[0]
+        assert torch.equal(got, row), state
 
 
 # -- every decode path passes the budget: values complete on the toy model ------------------------------
