@@ -367,6 +367,12 @@ def test_a_cut_grammar_value_is_reported_in_result_json_and_stderr(tmp_path, cap
     out, err = capsys.readouterr()
     assert json.loads(out)["cut"] == ["data"]
     assert f"{path}:4:" in err and "warning: max_tokens (3) cut the value of 'data'" in err
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("{}\n{}\n")
+    assert main(["run", str(path), "--inputs", str(rows)]) == 0
+    out, err = capsys.readouterr()
+    assert [json.loads(line)["cut"] for line in out.splitlines()] == [["data"], ["data"]]
+    assert "warning: input row 2: max_tokens (3) cut the value of 'data'" in err
 
 
 COUNTED = r'''
