@@ -84,6 +84,7 @@ class ConjunctionConstraint:
     _fewest: dict[State, int] = field(default_factory=dict, repr=False)  # exact fewest tokens to accept
     _above: dict[State, int] = field(default_factory=dict, repr=False)  # known: fewest > this
     _budget_rows: dict[tuple[State, int], torch.Tensor | None] = field(default_factory=dict, repr=False)
+    _succ: dict[State, tuple[list[State], np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
 
     def matcher(self) -> ProductMatcher:
         return ProductMatcher(self)
@@ -148,29 +149,41 @@ class ConjunctionConstraint:
         """The row of `q` with `budget` tokens left (see the module docstring), or None for the plain row:
         the budget does not bind, or `q` cannot finish within it anyway (the value is cut and reported)."""
         k = budget - 1
-        key = (q, min(k, EXACT_WITHIN + 1))
-        if key in self._budget_rows:
-            return self._budget_rows[key]
-        ids, tuples, plain = self.row(q)
-        ok = np.ones(len(ids), dtype=bool)
-        if len(ids) and (k > EXACT_WITHIN or self.finishes_within(q, budget)):
-            uniq, inv = np.unique(tuples, axis=0, return_inverse=True)
-            if k > EXACT_WITHIN:
-                fits = [self.lower_bound(tuple(u)) <= k for u in uniq.tolist()]
+        ids = self.row(q)[0]
+        succ, inv, bounds = self._successors(q)
+        if k > EXACT_WITHIN:  # lower bounds only: a comparison per distinct successor
+            fits = bounds <= k
+            return None if fits.all() else self._bits(q, ids[fits[inv]])
+        key = (q, k)
+        if key not in self._budget_rows:
+            found = None
+            if len(ids) and self.finishes_within(q, budget):
+                fits = np.array([self.finishes_within(u, k) for u in succ], dtype=bool)
+                if not fits.all():
+                    found = self._bits(q, ids[fits[inv]])
+            self._budget_rows[key] = found
+        return self._budget_rows[key]
+
+    def _successors(self, q: State) -> tuple[list[State], np.ndarray, np.ndarray]:
+        """(the distinct tuples q's tokens lead to, each token's index among them, their lower bounds)."""
+        found = self._succ.get(q)
+        if found is None:
+            tuples = self.row(q)[1]
+            if len(tuples):
+                uniq, inv = np.unique(tuples, axis=0, return_inverse=True)
+                succ = [tuple(u) for u in uniq.tolist()]
             else:
-                fits = [self.finishes_within(tuple(u), k) for u in uniq.tolist()]
-            ok = np.array(fits, dtype=bool)[inv.reshape(-1)]
-        found = None
-        if not ok.all():
-            bits = np.zeros(self.parts[0].bitmask.shape[1], dtype=np.uint32)
-            set_bits(bits, ids[ok])
-            if self.accepting(q):
-                set_bits(bits, self.parts[0].eos_ids)
-            found = torch.from_numpy(bits.view(np.int32))
-        if k > EXACT_WITHIN:  # lower bounds only: not cached under the clipped key
-            return found
-        self._budget_rows[key] = found
+                succ, inv = [], np.zeros(0, dtype=np.int64)
+            bounds = np.array([self.lower_bound(u) for u in succ], dtype=np.int64)
+            found = self._succ[q] = (succ, inv.reshape(-1), bounds)
         return found
+
+    def _bits(self, q: State, ids: np.ndarray) -> torch.Tensor:
+        bits = np.zeros(self.parts[0].bitmask.shape[1], dtype=np.uint32)
+        set_bits(bits, ids)
+        if self.accepting(q):
+            set_bits(bits, self.parts[0].eos_ids)
+        return torch.from_numpy(bits.view(np.int32))
 
     def __repr__(self) -> str:
         return f"ConjunctionConstraint({self.source!r}, parts={len(self.parts)})"
