@@ -33,7 +33,9 @@ class CountedDistances:
     dist: np.ndarray  # int64 [nodes]: fewest text tokens from the position to acceptance (UNREACHABLE: none)
     worst: np.ndarray  # int64 [n]: max finite dist over the ends of s's valid tokens, any counter
     dead: np.ndarray  # bool [n]: some valid token of s, at some counter, ends where nothing accepts
-    fixed: dict[int, np.ndarray]  # state -> int64 per token of `pairs(s)`: the fixed end node, -1: staying
+    fixed: dict[
+        int, tuple[np.ndarray, np.ndarray]
+    ]  # state -> (tokens of `pairs(s)` that move, their end nodes)
 
     def node(self, state: int, counter: int) -> int:
         return int(self.base[state]) + counter
@@ -84,7 +86,7 @@ def _build(auto: TokenAutomaton) -> CountedDistances:
             accepting[base[s] + lo : base[s] + hi + 1] = True
     src_parts: list[np.ndarray] = []
     dst_parts: list[np.ndarray] = []
-    fixed: dict[int, np.ndarray] = {}
+    fixed: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     tokens = auto.vocab.token_bytes
     for s in range(n):
         ids, nxt, delta, ex = _pairs(auto, s)
@@ -95,7 +97,7 @@ def _build(auto: TokenAutomaton) -> CountedDistances:
         ends[moved] = base[nxt[moved]]
         for i in moved[seg[nxt[moved]] >= 0].tolist():  # ends inside a segment it entered: walk it
             ends[i] += _end_counter(auto, s, tokens[int(ids[i])])
-        fixed[s] = ends
+        fixed[s] = (moved, ends[moved])
         if not inside:
             targets = np.unique(ends[moved])
             src_parts.append(np.full(len(targets), base[s], dtype=np.int64))
@@ -168,7 +170,9 @@ def counted_budget_row(
     cnt = auto.counts
     assert cnt is not None
     ids, nxt, delta, ex = _pairs(auto, state)
-    ends = d.fixed[state].copy()
+    ends = np.full(len(ids), -1, dtype=np.int64)
+    moved, moved_ends = d.fixed[state]
+    ends[moved] = moved_ends
     if cnt.seg[state] >= 0:
         valid = cnt.valid(state, counter, nxt, delta, ex)
         stay = ~ex
