@@ -55,7 +55,7 @@ class Result:
 
     @property
     def cut(self) -> tuple[str, ...]:
-        """The steps whose constrained value max_tokens cut before it was valid (see `StepResult.complete`)."""
+        """The steps whose constrained value max_tokens cut before it was valid (`StepResult.complete`)."""
         return tuple(name for name, s in self.steps.items() if not s.complete)
 
     def to_json(self) -> dict[str, Any]:
