@@ -135,6 +135,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     loaded = time.perf_counter()
     result = program.run(**inputs)
     done = time.perf_counter()
+    _warn_cut(program, result)
     if args.json:
         timings = {"compile_s": compiled - start, "load_s": loaded - compiled, "decode_s": done - loaded}
         row = {**result.to_json(), "forward_passes": result.forward_passes, "timings": timings}
@@ -150,6 +151,7 @@ def _run_streaming(program: Any, inputs: dict[str, str]) -> int:
     started = False
     for event in program.stream(**inputs):
         if not isinstance(event, tuple):
+            _warn_cut(program, event)
             break
         name, piece = event
         if not piece:  # a step starts
@@ -160,6 +162,23 @@ def _run_streaming(program: Any, inputs: dict[str, str]) -> int:
     if started:
         sys.stdout.write("\n")
     return 0
+
+
+def _warn_cut(program: Any, result: Any, where: str = "") -> None:
+    """A `warning:` on stderr for each step whose constrained value max_tokens cut before it was valid."""
+    from decc.compiler.plan import plan_gens
+    from decc.errors import DeccWarning
+
+    ops = {g.op.name: g.op for g in plan_gens(program.plan().steps)}
+    for name in result.cut:
+        op = ops.get(name)
+        warning = DeccWarning(
+            f"{where}max_tokens ({op.max_tokens if op else '?'}) cut the value of '{name}' before its "
+            "constraint accepted it: the value is incomplete",
+            (op.max_tokens_span or op.span) if op else None,
+            hints=["raise max_tokens, or tighten the constraint's length"],
+        )
+        print(warning.render(), file=sys.stderr)
 
 
 def _run_batch(program: Any, args: argparse.Namespace) -> int:
@@ -183,6 +202,7 @@ def _run_batch(program: Any, args: argparse.Namespace) -> int:
         nonlocal tokens
         tokens += sum(len(s.token_ids) for s in result.steps.values())
         row = result.to_json()
+        _warn_cut(program, result, f"input row {todo[k] + 1}: ")
         if out is not None:
             out.write(todo[k], row)
         else:

@@ -253,7 +253,9 @@ class CFGMatcher:
             return np.zeros(self.constraint.vocab.n_words, dtype=np.int32)
         return self.constraint.mask(self.chart)
 
-    def fill_bitmask(self, row: torch.Tensor) -> None:
+    def fill_bitmask(self, row: torch.Tensor, budget: int | None = None) -> None:
+        """The allowed tokens; the budget is not applied (the fewest tokens to finish an Earley state is
+        not tabulated): a value cut at max_tokens is reported as cut by the runtime."""
         if self._terminated:
             row.zero_()
             return

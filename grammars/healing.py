@@ -70,14 +70,43 @@ class HealingMatcher:
             return np.arange(self.vocab.size, dtype=np.int32)
         return self.inner.allowed_token_ids()
 
-    def fill_bitmask(self, row: torch.Tensor) -> None:
+    def fill_bitmask(self, row: torch.Tensor, budget: int | None = None) -> None:
+        """`budget`: the value's tokens left, the one being chosen included (tokens that only re-spell the
+        removed bytes are free); while healing, a token is allowed when the value can still finish within
+        what is left after it (see grammars/budget.py), where any can."""
         if not self.healing:
             if self.inner is None:
                 row.fill_(-1)
             else:
-                self.inner.fill_bitmask(row)
+                self.inner.fill_bitmask(row, budget)
             return
-        row.copy_(self.moves().row)
+        row.copy_(self._budgeted(budget))
+
+    def _budgeted(self, budget: int | None) -> torch.Tensor:
+        """The healing row, narrowed to the tokens after which the value can finish within `budget`. Only
+        token automata know their fewest tokens; the narrowing runs only where the budget can bind."""
+        moves = self.moves()
+        inner = self.inner
+        if budget is None or inner is None or not hasattr(inner, "fewest_tokens"):
+            return moves.row
+        if budget - 1 >= inner.budget_horizon():
+            return moves.row
+        keep = []
+        for t in moves.ids.tolist():
+            data = self.vocab.token_bytes[t] or b""
+            if self.pending.startswith(data) and len(data) < len(self.pending):
+                fits = inner.fewest_tokens() <= budget  # free: the whole budget is still the value's
+            else:
+                rest = data[len(self.pending) :]
+                after = inner.after_bytes(rest) if rest else inner
+                fits = after is not None and after.fewest_tokens() <= budget - (1 if rest else 0)
+            if fits:
+                keep.append(t)
+        if not keep or len(keep) == len(moves.ids):
+            return moves.row  # nothing finishes in time anyway (the value is cut, and reported), or all do
+        bits = np.zeros(self.vocab.n_words, dtype=np.uint32)
+        set_bits(bits, np.array(keep, dtype=np.int64))
+        return torch.from_numpy(bits.view(np.int32))
 
     def advance(self, token_id: int) -> bool:
         if not self.healing:

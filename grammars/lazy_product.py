@@ -5,6 +5,11 @@ satisfy both. A token is allowed when every part allows it and the tuple of part
 still reach a tuple where every part accepts (`Conjunction.is_live`, a search of the product explored on
 demand and remembered). So the allowed tokens are exactly those of the product automaton, which the
 `product` pass builds ahead of time instead.
+
+Budget-aware masks (budget.py) over the tuple: with `budget` tokens left a token is allowed when the tuple
+it leads to can reach a tuple where every part accepts within `budget - 1` tokens, found by a breadth-first
+search of the product (pruned by the parts' own fewest tokens, a lower bound, and remembered). Beyond
+`EXACT_WITHIN` tokens only that lower bound refuses tokens: a value can then still be cut, and is reported.
 """
 
 from __future__ import annotations
@@ -16,10 +21,12 @@ import numpy as np
 import torch
 
 from .automata import minimize, product
+from .budget import distances
 from .dfa import ByteDFA
 from .token_automaton import TokenAutomaton, set_bits
 
 State = tuple[int, ...]
+EXACT_WITHIN = 64  # budgets up to this many tokens get exact masks (a bounded search of the product)
 
 
 @dataclass(frozen=True, eq=False)
@@ -74,6 +81,10 @@ class ConjunctionConstraint:
     parts: tuple[TokenAutomaton, ...]
     source: str = ""
     _rows: dict[State, tuple[np.ndarray, np.ndarray, torch.Tensor]] = field(default_factory=dict, repr=False)
+    _fewest: dict[State, int] = field(default_factory=dict, repr=False)  # exact fewest tokens to accept
+    _above: dict[State, int] = field(default_factory=dict, repr=False)  # known: fewest > this
+    _budget_rows: dict[tuple[State, int], torch.Tensor | None] = field(default_factory=dict, repr=False)
+    _succ: dict[State, tuple[list[State], np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
 
     def matcher(self) -> ProductMatcher:
         return ProductMatcher(self)
@@ -106,6 +117,74 @@ class ConjunctionConstraint:
         self._rows[q] = found
         return found
 
+    def lower_bound(self, q: State) -> int:
+        """Fewest tokens to accept is at least each part's own fewest (UNREACHABLE when a part cannot)."""
+        return max(int(distances(a).dist[s]) for a, s in zip(self.parts, q, strict=True))
+
+    def finishes_within(self, q: State, limit: int) -> bool:
+        """Some `limit` tokens or fewer lead from `q` to a tuple where every part accepts."""
+        if q in self._fewest:
+            return self._fewest[q] <= limit
+        if self._above.get(q, -1) >= limit or self.lower_bound(q) > limit:
+            return False
+        seen, frontier = {q}, [q]
+        for depth in range(limit + 1):
+            if any(self.accepting(t) for t in frontier):
+                self._fewest[q] = depth
+                return True
+            if depth == limit:
+                break
+            nxt: list[State] = []
+            for t in frontier:
+                tuples = self.row(t)[1]
+                for u in map(tuple, np.unique(tuples, axis=0).tolist()) if len(tuples) else ():
+                    if u not in seen and depth + 1 + self.lower_bound(u) <= limit:
+                        seen.add(u)
+                        nxt.append(u)
+            frontier = nxt
+        self._above[q] = max(self._above.get(q, -1), limit)
+        return False
+
+    def budget_row(self, q: State, budget: int) -> torch.Tensor | None:
+        """The row of `q` with `budget` tokens left (see the module docstring), or None for the plain row:
+        the budget does not bind, or `q` cannot finish within it anyway (the value is cut and reported)."""
+        k = budget - 1
+        ids = self.row(q)[0]
+        succ, inv, bounds = self._successors(q)
+        if k > EXACT_WITHIN:  # lower bounds only: a comparison per distinct successor
+            fits = bounds <= k
+            return None if fits.all() else self._bits(q, ids[fits[inv]])
+        key = (q, k)
+        if key not in self._budget_rows:
+            found = None
+            if len(ids) and self.finishes_within(q, budget):
+                fits = np.array([self.finishes_within(u, k) for u in succ], dtype=bool)
+                if not fits.all():
+                    found = self._bits(q, ids[fits[inv]])
+            self._budget_rows[key] = found
+        return self._budget_rows[key]
+
+    def _successors(self, q: State) -> tuple[list[State], np.ndarray, np.ndarray]:
+        """(the distinct tuples q's tokens lead to, each token's index among them, their lower bounds)."""
+        found = self._succ.get(q)
+        if found is None:
+            tuples = self.row(q)[1]
+            if len(tuples):
+                uniq, inv = np.unique(tuples, axis=0, return_inverse=True)
+                succ = [tuple(u) for u in uniq.tolist()]
+            else:
+                succ, inv = [], np.zeros(0, dtype=np.int64)
+            bounds = np.array([self.lower_bound(u) for u in succ], dtype=np.int64)
+            found = self._succ[q] = (succ, inv.reshape(-1), bounds)
+        return found
+
+    def _bits(self, q: State, ids: np.ndarray) -> torch.Tensor:
+        bits = np.zeros(self.parts[0].bitmask.shape[1], dtype=np.uint32)
+        set_bits(bits, ids)
+        if self.accepting(q):
+            set_bits(bits, self.parts[0].eos_ids)
+        return torch.from_numpy(bits.view(np.int32))
+
     def __repr__(self) -> str:
         return f"ConjunctionConstraint({self.source!r}, parts={len(self.parts)})"
 
@@ -127,11 +206,17 @@ class ProductMatcher:
     def state(self) -> State:
         return self._state
 
-    def fill_bitmask(self, row: torch.Tensor) -> None:
+    def fill_bitmask(self, row: torch.Tensor, budget: int | None = None) -> None:
+        """As `Matcher.fill_bitmask`, budget included."""
         if self._terminated:
             row.zero_()
-        else:
-            row.copy_(self.constraint.row(self._state)[2])
+            return
+        if budget is not None and budget >= 1:
+            tight = self.constraint.budget_row(self._state, budget)
+            if tight is not None:
+                row.copy_(tight)
+                return
+        row.copy_(self.constraint.row(self._state)[2])
 
     def advance(self, token_id: int) -> bool:
         if self._terminated:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .budget import budget_row, distances
+from .budget_counts import counted_budget_row, counted_distances
 from .token_automaton import TokenAutomaton
 
 
@@ -35,14 +37,25 @@ class Matcher:
         """How many text tokens are allowed now (a table lookup: nothing is listed)."""
         return 0 if self._terminated else self.automaton.n_text_allowed(self._state, self._counter)
 
-    def fill_bitmask(self, row: torch.Tensor) -> None:
+    def fill_bitmask(self, row: torch.Tensor, budget: int | None = None) -> None:
         """Copy the allowed-token words of the current state into `row` (int32, ceil(size/32) words).
 
-        Once terminated nothing is allowed, so the row is all zeros.
+        `budget`: tokens the value may still take, the one being chosen included; only tokens after which
+        it can still finish within them are allowed (budget.py), where it can at all. Once terminated
+        nothing is allowed, so the row is all zeros.
         """
         if self._terminated:
             row.zero_()
             return
+        if budget is not None:
+            auto = self.automaton
+            if auto.counts is None:
+                tight = budget_row(auto, self._state, budget)
+            else:
+                tight = counted_budget_row(auto, self._state, self._counter, budget) if budget >= 1 else None
+            if tight is not None:
+                row.copy_(tight[0])
+                return
         row.copy_(self.automaton.row(self._state, self._counter))
 
     def advance(self, token_id: int) -> bool:
@@ -84,6 +97,21 @@ class Matcher:
         if self._terminated:
             return np.zeros(0, dtype=np.int32)
         return self.automaton.allowed(self._state, self._counter)
+
+    def fewest_tokens(self) -> int:
+        """The fewest tokens that reach acceptance from here (budget.py; UNREACHABLE when none can)."""
+        auto = self.automaton
+        if auto.counts is None:
+            return int(distances(auto).dist[self._state])
+        d = counted_distances(auto)
+        return int(d.dist[d.node(self._state, self._counter)])
+
+    def budget_horizon(self) -> int:
+        """A budget above this never binds anywhere in the automaton (the largest finite fewest-tokens)."""
+        auto = self.automaton
+        if auto.counts is None:
+            return int(distances(auto).horizon)
+        return int(counted_distances(auto).worst.max(initial=0))
 
     def clone(self) -> Matcher:
         twin = Matcher(self.automaton, self._state, self._counter)

@@ -53,6 +53,8 @@ class TokenAutomaton:
     # each going back to s.
     loop_of: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32), repr=False)
     loops: tuple[Loop, ...] = ()
+    # Budget-aware masks (budget.py): token distances and budgeted rows, computed on first use.
+    budget_cache: dict = field(default_factory=dict, repr=False)
 
     @property
     def n_states(self) -> int:
@@ -173,7 +175,7 @@ class TokenAutomaton:
     # Most rows repeat (a few hundred distinct ones in thousands of states): the bitmask goes deduplicated.
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        for name in ("bitmask_tensor", "rows", "flat"):
+        for name in ("bitmask_tensor", "rows", "flat", "budget_cache"):
             state.pop(name, None)
         state["bitmask"] = dedup_rows(list(self.bitmask), self.vocab.n_words)
         return state
@@ -183,7 +185,8 @@ class TokenAutomaton:
         bitmask = np.ascontiguousarray(distinct[index], dtype=np.int32)  # writable for torch, then frozen
         tensor = torch.from_numpy(bitmask)
         bitmask.setflags(write=False)
-        derived = {"bitmask": bitmask, "bitmask_tensor": tensor, "rows": list(tensor.unbind(0))}
+        rows = list(tensor.unbind(0))
+        derived = {"bitmask": bitmask, "bitmask_tensor": tensor, "rows": rows, "budget_cache": {}}
         self.__dict__.update(state, **derived, flat=_flat_view(state["dfa"]))
 
     @classmethod

@@ -1,32 +1,23 @@
 """Shortest token paths through a token automaton: the fewest tokens any complete output can take.
 
-Counters are ignored (a counted state's CSR allows every token some counter value allows), so the answer
-is a lower bound, which is what a static check needs: a `max_tokens` below it can never be enough.
+Exact, counters included (budget.py, budget_counts.py: the same distances the budget-aware masks use), so
+a `max_tokens` below it can never be enough, and one at or above it always is.
 """
 
 from __future__ import annotations
 
-import numpy as np
-
+from .budget import UNREACHABLE, distances
+from .budget_counts import counted_distances
 from .token_automaton import TokenAutomaton
 
 
 def shortest_tokens(a: TokenAutomaton) -> int | None:
-    """The fewest text tokens from the start to an accepting state (breadth first), or None if none is."""
+    """The fewest text tokens from the start to acceptance, or None if no token sequence gets there."""
     if a.n_states == 0:
         return None
-    accepting = np.asarray(a.dfa.accepting, dtype=bool)
-    seen = np.zeros(a.n_states, dtype=bool)
-    frontier = np.array([a.start], dtype=np.int64)
-    seen[a.start] = True
-    depth = 0
-    while frontier.size:
-        if accepting[frontier].any():
-            return depth
-        nxt = [a.next_state[a.indptr[s] : a.indptr[s + 1]] for s in frontier.tolist()]
-        reached = np.unique(np.concatenate(nxt)) if nxt else np.zeros(0, dtype=np.int64)
-        reached = reached[~seen[reached]]
-        seen[reached] = True
-        frontier = reached
-        depth += 1
-    return None
+    if a.counts is not None:
+        d = counted_distances(a)
+        fewest = int(d.dist[d.node(a.start, 0)])
+    else:
+        fewest = int(distances(a).dist[a.start])
+    return None if fewest >= UNREACHABLE else fewest

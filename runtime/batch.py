@@ -262,9 +262,11 @@ class _HostWork:
 
     def bitmask(self, going: list[int], step: int) -> torch.Tensor | None:
         """The bitmask of step `step` for the rows `going`."""
+        rules = [self.rows[i].rules for i in going]
         return self.masker.bitmask(
             [self.tracks[i].matcher for i in going],
-            [self.rows[i].rules.no_eos(step - self.free[i]) for i in going],
+            [r.no_eos(step - self.free[i]) for i, r in zip(going, rules, strict=True)],
+            [r.max_tokens - (step - self.free[i]) for i, r in zip(going, rules, strict=True)],
         )
 
     @torch.inference_mode()

@@ -88,6 +88,7 @@ def beam_search(
                 logp,
                 [t.matcher if t is not None else None for g in groups for t in g.rows],
                 rules.no_eos(step),
+                rules.max_tokens - step,
             )
             vocab = logp.shape[1]
             last = step + 1 == rules.max_tokens

@@ -35,8 +35,10 @@ _NEG_INF = float("-inf")
 class TokenMatcher(Protocol):
     """What a grammar matcher provides to the loop (the grammars package implements it)."""
 
-    def fill_bitmask(self, row: torch.Tensor) -> None:
-        """Set the bits of allowed tokens in an int32 row of ceil(V/32) words (zeroed before the call)."""
+    def fill_bitmask(self, row: torch.Tensor, budget: int | None = None) -> None:
+        """Set the bits of allowed tokens in an int32 row of ceil(V/32) words (zeroed before the call);
+        with `budget` (tokens left, this one included) only those after which the value can still
+        finish within it, where the matcher knows how."""
         ...
 
     def advance(self, token_id: int) -> bool:
@@ -60,6 +62,7 @@ class Generation:
     text). `logprob` is the sum of the model's raw log-softmax (temperature 1, no mask, no top-k/top-p) over
     every token sampled in the call, a final EOS and any tokens past a stop string included: the
     unconstrained model's log-probability of what it produced, comparable across sampling settings.
+    `complete` is False for a constrained value that `max_tokens` cut before its constraint accepted it.
     """
 
     token_ids: tuple[int, ...]
@@ -67,6 +70,7 @@ class Generation:
     logprob: float
     finish_reason: FinishReason
     healed: str = ""  # token healing: the prompt text the first tokens re-spell (not part of `text`)
+    complete: bool = True
 
 
 class DecodeSession:
@@ -318,7 +322,8 @@ class DecodeSession:
         if matcher is not None and _finished(matcher):
             return self._result(generated, None, "constraint")
         if max_tokens == 0:
-            return self._result(generated, None, "length")
+            complete = matcher is None or matcher.is_accepting()
+            return self._result(generated, None, "length", complete=complete)
         context = self._tokens
         eos = self._eos
         scanning = bool(stops) or rules.stop_regex is not None
@@ -334,7 +339,7 @@ class DecodeSession:
             lse = torch.logsumexp(logits.float(), 0)  # no copy for float32 models
             healing = healer is not None and matcher is healer and healer.healing
             no_eos = ignore_eos or step - free < rules.min_tokens
-            bitmask = self._masker.bitmask([matcher], no_eos)
+            bitmask = self._masker.bitmask([matcher], no_eos, max_tokens - (step - free))
             masked = logits
             if bitmask is not None and (cursor is not None or rules.stop_entropy is not None):
                 masked = masked_copy(logits[None], bitmask)[0]
@@ -389,7 +394,8 @@ class DecodeSession:
                 logits, ahead = rows[0], list(rows[1:])
             else:
                 logits = self._forward_one(token)
-        return self._result(generated, logprobs[: len(generated)], finish)
+        complete = finish != "length" or matcher is None or matcher.is_accepting()
+        return self._result(generated, logprobs[: len(generated)], finish, complete=complete)
 
     def _cut_at_stop(self, generated: list[int], scanner: StopScanner) -> tuple[list[int], str] | None:
         """Cut the value before the first stop string and rewrite the context's tail to match it.
@@ -414,11 +420,12 @@ class DecodeSession:
         logprobs: torch.Tensor | None,
         finish: FinishReason,
         text: str | None = None,
+        complete: bool = True,
     ) -> Generation:
         if text is None:
             text = self.lm.tokenizer.decode(token_ids) if token_ids else ""
         logprob = float(logprobs.sum()) if logprobs is not None else 0.0
-        return Generation(tuple(token_ids), text, logprob, finish)
+        return Generation(tuple(token_ids), text, logprob, finish, complete=complete)
 
 
 def cut_at_stop(

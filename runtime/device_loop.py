@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 import torch
 
 from decc.errors import InternalError
+from decc.grammars.budget import budget_row, distances
 
 from .device_tables import DeviceTables, supports
 from .kernels.sample import fused_sample
@@ -95,10 +96,19 @@ def decode_on_device(
     done = torch.zeros(n, dtype=torch.bool, device=device)
     where = torch.arange(n, device=device)  # the spec each batch row holds
     failed = torch.zeros((), dtype=torch.bool, device=device)
+    # Budget-aware masks (grammars/budget.py) can differ from the plain rows only within `horizon` tokens
+    # of a row's max_tokens: before that step no row needs them, and the loop stays on the device.
+    bind_from = min(
+        (s.rules.max_tokens - distances(s.matcher.automaton).horizon for s in specs if s.matcher is not None),
+        default=steps,
+    )
     step = 0
     while True:
         lse = torch.logsumexp(logits.float(), dim=-1)
-        bitmask = tables.masks(state, fixed.never_eos | (step < fixed.min_tokens))
+        no_eos = fixed.never_eos | (step < fixed.min_tokens)
+        bitmask = tables.masks(state, no_eos)
+        if step >= bind_from:
+            _budgeted(bitmask, tables, specs, state, where, done, no_eos, step)
         out = fused_sample(logits, bitmask, *fixed[:4], fixed.seed, fixed.first + step, mass=False)
         tokens = torch.where(done, torch.zeros_like(out.tokens), out.tokens)
         history[where, step] = tokens
@@ -128,6 +138,38 @@ def decode_on_device(
         positions = positions[:, -1:] + 1
         logits = forward(tokens[:, None], mask, positions, cache)
     _replay(lm, specs, tracks, history.tolist(), raw_lp.tolist(), length.tolist())
+
+
+def _budgeted(
+    bitmask: torch.Tensor,
+    tables: DeviceTables,
+    specs: Sequence[Any],
+    state: torch.Tensor,
+    where: torch.Tensor,
+    done: torch.Tensor,
+    no_eos: torch.Tensor,
+    step: int,
+) -> None:
+    """Replace, in place, the rows whose budget binds by their budgeted rows, as `RowMasker` fills them on
+    the host (a row whose EOS is held back and whose budgeted row allows no text keeps its plain row).
+    A host round trip, but only over a value's last few tokens."""
+    rows, new = [], []
+    columns = (state.tolist(), where.tolist(), done.tolist(), no_eos.tolist())
+    for r, (s, w, d, e) in enumerate(zip(*columns, strict=True)):
+        m = specs[w].matcher
+        if d or m is None or s >= tables.free:
+            continue
+        auto = m.automaton
+        tight = budget_row(auto, s - tables.offsets[id(auto)], specs[w].rules.max_tokens - step)
+        if tight is None or (e and tight[1] == 0):
+            continue
+        rows.append(r)
+        new.append(tight[0])
+    if rows:
+        at = torch.tensor(rows, dtype=torch.long, device=bitmask.device)
+        tight_rows = torch.stack(new).to(bitmask.device)
+        held = no_eos.index_select(0, at)[:, None]
+        bitmask.index_copy_(0, at, torch.where(held, tight_rows & tables.not_eos_words, tight_rows))
 
 
 def _replay(

@@ -5,7 +5,9 @@ A row's position is one integer: a state of one of the batch's automata (each au
 into one numbering), or one of two extra states: FREE (an unconstrained row: every token allowed, stays
 FREE) and DONE (after EOS; allows only EOS, stays DONE, its draws are ignored). Per state the tables hold
 the allowed-token bitmask (EOS bits set in accepting states, as `TokenAutomaton.bitmask`) and whether the
-value is complete there (accepting, no text token allowed). Transitions are the automaton's CSR edges as
+value is complete there (accepting, no text token allowed). A state with dead-end tokens (grammars/budget.py)
+holds its row without them, as the host's budgeted masks do; the device loop replaces a row by its
+budgeted one where the budget binds. Transitions are the automaton's CSR edges as
 one sorted key array `state * stride + token` with the target of each; a key lookup (`searchsorted`) that
 misses means a self-loop token (token_loops.py keeps those out of the CSR), so the row stays put. Only
 allowed tokens are ever drawn, so a miss is never a disallowed token.
@@ -21,8 +23,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
+from decc.grammars.budget import NO_LIMIT, budget_row, distances
 from decc.grammars.matcher import Matcher
 from decc.grammars.token_automaton import TokenAutomaton
 
@@ -58,8 +62,13 @@ def _part(auto: TokenAutomaton, device: torch.device) -> _Part:
         n = auto.n_states
         counts = torch.from_numpy(auto.indptr[1:] - auto.indptr[:-1])
         accepting = torch.tensor(auto.dfa.accepting[:n], dtype=torch.bool)
+        bitmask = torch.tensor(auto.bitmask)
+        for s in np.flatnonzero(distances(auto).dead).tolist():  # dead-end tokens: refused at any budget
+            row = budget_row(auto, s, NO_LIMIT)
+            if row is not None:
+                bitmask[s] = row[0]
         per[key] = _Part(
-            bitmask=torch.tensor(auto.bitmask, device=device),
+            bitmask=bitmask.to(device),
             final=(accepting & torch.from_numpy(auto.n_allowed == 0)).to(device),
             src=torch.repeat_interleave(torch.arange(n), counts).to(device),
             token=torch.tensor(auto.token_ids, dtype=torch.long, device=device),

@@ -25,7 +25,8 @@ from decc.runtime.tracks import Hypothesis, StepRules
 class StepResult:
     """One step's value. `hypotheses` are the answers a search policy finished with: beams best first,
     best-of / first-finish / SMC samples in sample order (only those that completed, when any did); empty
-    for greedy and sample."""
+    for greedy and sample. `complete` is False when max_tokens cut a constrained value before its
+    constraint accepted it: `value` is then a prefix of a valid value, not one."""
 
     name: str
     value: str
@@ -36,6 +37,7 @@ class StepResult:
     # Token healing: the prompt text the first tokens re-spell (taken back from the prompt, not part of
     # `value`); `token_ids` spell it and then the value.
     healed: str = ""
+    complete: bool = True
 
 
 @dataclass
@@ -55,6 +57,11 @@ class Result:
     def __getitem__(self, name: str) -> str:
         return self.values[name]
 
+    @property
+    def cut(self) -> tuple[str, ...]:
+        """The steps whose constrained value max_tokens cut before it was valid (`StepResult.complete`)."""
+        return tuple(name for name, s in self.steps.items() if not s.complete)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "values": self.values,
@@ -62,9 +69,16 @@ class Result:
             "token_ids": self.token_ids,
             "logprob": self.logprob,
             "finish_reasons": {k: s.finish_reason for k, s in self.steps.items()},
+            "cut": list(self.cut),
             "hypotheses": {
                 k: [
-                    {"text": h.text, "score": h.score, "logprob": h.logprob, "finish_reason": h.finish_reason}
+                    {
+                        "text": h.text,
+                        "score": h.score,
+                        "logprob": h.logprob,
+                        "finish_reason": h.finish_reason,
+                        "complete": h.complete,
+                    }
                     for h in s.hypotheses
                 ]
                 for k, s in self.steps.items()
@@ -243,7 +257,14 @@ class _Run:
         self.env[op.name] = gen.text
         self.text.append(gen.text)
         self.results[op.name] = StepResult(
-            op.name, gen.text, gen.token_ids, gen.logprob, gen.finish_reason, hyps, gen.healed
+            op.name,
+            gen.text,
+            gen.token_ids,
+            gen.logprob,
+            gen.finish_reason,
+            hyps,
+            healed=gen.healed,
+            complete=gen.complete,
         )
 
     def drafter(self, op: ir.Generate) -> Drafter | None:

@@ -13,11 +13,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from decc.grammars.budget import NO_LIMIT
+
 from .kernels.bitmask import apply_token_bitmask_inplace, bitmask_words
 
 __all__ = ["RowMasker", "masked_copy"]
 
 _NEG_INF = float("-inf")
+
+Budgets = int | Sequence[int | None] | None
 
 
 class RowMasker:
@@ -35,10 +39,16 @@ class RowMasker:
         self._eos_bits = [(w, np.uint32(bits)) for w, bits in _bit_words(sorted(eos_ids))]
 
     def __call__(
-        self, scores: torch.Tensor, matchers: Sequence[Any | None], no_eos: bool | Sequence[bool]
+        self,
+        scores: torch.Tensor,
+        matchers: Sequence[Any | None],
+        no_eos: bool | Sequence[bool],
+        budgets: Budgets = None,
     ) -> None:
         """`matchers`: one per row (None: no constraint). `no_eos`: one flag for every row, or one per row
-        (rows of different steps in one batch)."""
+        (rows of different steps in one batch). `budgets`: the tokens each row's value may still take, the
+        one being drawn included (one number for every row, or one per row; None: no limit): a matcher
+        then allows only tokens after which its value can still finish within them."""
         flags = [no_eos] * len(matchers) if isinstance(no_eos, bool) else list(no_eos)
         if all(m is None for m in matchers):
             if any(flags) and len(self._eos):
@@ -48,17 +58,19 @@ class RowMasker:
                     refused = torch.tensor(flags, device=scores.device).nonzero().squeeze(1)
                     scores[refused[:, None], self._eos] = _NEG_INF
             return
-        apply_token_bitmask_inplace(scores, self._fill(matchers, flags))
+        apply_token_bitmask_inplace(scores, self._fill(matchers, flags, budgets))
 
-    def bitmask(self, matchers: Sequence[Any | None], no_eos: bool | Sequence[bool]) -> torch.Tensor | None:
+    def bitmask(
+        self, matchers: Sequence[Any | None], no_eos: bool | Sequence[bool], budgets: Budgets = None
+    ) -> torch.Tensor | None:
         """The `[B, W]` int32 bitmask of the rows (valid until the next call), None when it allows every
         token (no matcher and EOS nowhere held back): the fused sampler takes it instead of masked scores."""
         flags = [no_eos] * len(matchers) if isinstance(no_eos, bool) else list(no_eos)
         if all(m is None for m in matchers) and not (any(flags) and len(self._eos)):
             return None
-        return self._fill(matchers, flags)
+        return self._fill(matchers, flags, budgets)
 
-    def _fill(self, matchers: Sequence[Any | None], flags: Sequence[bool]) -> torch.Tensor:
+    def _fill(self, matchers: Sequence[Any | None], flags: Sequence[bool], budgets: Budgets) -> torch.Tensor:
         b = len(matchers)
         if self._host.shape[0] < b:
             pin = self._device.type == "cuda"
@@ -68,14 +80,22 @@ class RowMasker:
         host = self._host[:b]
         host.fill_(-1)
         bits = host.numpy().view(np.uint32)
+        per_row = [budgets] * b if budgets is None or isinstance(budgets, int) else list(budgets)
         for i, m in enumerate(matchers):
             if m is not None:
                 host[i].zero_()
-                m.fill_bitmask(host[i])
+                if per_row[i] is None:
+                    m.fill_bitmask(host[i])
+                else:
+                    m.fill_bitmask(host[i], per_row[i])
             allow = not flags[i] and (m is None or m.is_accepting())
             if m is not None or not allow:
                 for w, eos in self._eos_bits:
                     bits[i, w] = bits[i, w] | eos if allow else bits[i, w] & ~eos
+            if m is not None and per_row[i] is not None and flags[i] and not bits[i].any():
+                m.fill_bitmask(host[i], NO_LIMIT)  # EOS held back, no token finishes in time: any that can
+                for w, eos in self._eos_bits:
+                    bits[i, w] = bits[i, w] & ~eos
         if self._device.type == "cpu":
             return host
         rows = self._buf[:b]

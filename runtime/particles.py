@@ -85,7 +85,8 @@ def run_particles(
         step = 0
         while True:
             lse = torch.logsumexp(logits.float(), dim=-1)
-            bitmask = masker.bitmask([tracks[i].matcher for i in live], rules.no_eos(step))
+            budget = rules.max_tokens - step
+            bitmask = masker.bitmask([tracks[i].matcher for i in live], rules.no_eos(step), budget)
             if rules.stop_entropy is not None and bitmask is not None:
                 apply_token_bitmask_inplace(logits, bitmask)  # the entropy rule reads the masked rows
                 bitmask = None
@@ -148,7 +149,7 @@ def run_particles(
     keep = [
         h
         for t, h in zip(tracks, hyps, strict=True)
-        if t.finish is not None and _complete(t) and (not smc or h.score > _NEG_INF)
+        if t.finish is not None and t.complete() and (not smc or h.score > _NEG_INF)
     ]
     return best, keep or hyps
 
@@ -221,9 +222,6 @@ def _choose(
             return max(range(len(tracks)), key=lambda i: (tracks[i].logprob, -i))
         return int(torch.multinomial(torch.softmax(w, 0).float(), 1, generator=_torch(generator)))
     if params.kind == "best_of":  # a value the constraint accepts beats one cut off mid-value
-        return max(range(len(hyps)), key=lambda i: (_complete(tracks[i]), hyps[i].score, -i))
+        return max(range(len(hyps)), key=lambda i: (tracks[i].complete(), hyps[i].score, -i))
     return 0  # first-finish where nothing completed: every row ran to the length together
 
-
-def _complete(t: Track) -> bool:
-    return t.finish != "length" or t.matcher is None or t.matcher.is_accepting()  # type: ignore[attr-defined]

@@ -47,13 +47,15 @@ class Hypothesis:
     """One finished beam or particle. `score` is the policy's own number: the length-penalized beam score,
     the best-of score, -steps for first-finish, or the SMC log importance weight (unnormalized: the
     log-mean-exp over the particles estimates the log of the target's total mass, e.g. the probability that
-    the model writes a valid value)."""
+    the model writes a valid value). `complete`: False when max_tokens cut it before its constraint
+    accepted it."""
 
     token_ids: tuple[int, ...]
     text: str
     logprob: float
     finish_reason: FinishReason
     score: float
+    complete: bool = True
 
 
 class Track:
@@ -153,12 +155,15 @@ class Track:
             return self.detok.text
         return tokenizer.decode(self.tokens) if self.tokens else ""
 
+    def complete(self) -> bool:
+        """False for a constrained value cut at max_tokens before its constraint accepted it."""
+        m = self.matcher
+        return self.finish not in (None, "length") or m is None or m.is_accepting()
+
     def hypothesis(self, tokenizer: Any, score: float) -> Hypothesis:
-        return Hypothesis(
-            tuple(self.tokens), self.current_text(tokenizer), self.logprob, self.finish or "length", score
-        )
+        text, finish = self.current_text(tokenizer), self.finish or "length"
+        return Hypothesis(tuple(self.tokens), text, self.logprob, finish, score, self.complete())
 
     def generation(self, tokenizer: Any) -> Generation:
-        return Generation(
-            tuple(self.tokens), self.current_text(tokenizer), self.logprob, self.finish or "length"
-        )
+        text, finish = self.current_text(tokenizer), self.finish or "length"
+        return Generation(tuple(self.tokens), text, self.logprob, finish, complete=self.complete())

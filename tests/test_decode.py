@@ -144,7 +144,7 @@ class DigitsMatcher:
         self.row: torch.Tensor | None = None
         self.seen: list[torch.Tensor] = []  # the final mask (EOS policy applied) of each advanced step
 
-    def fill_bitmask(self, row: torch.Tensor) -> None:
+    def fill_bitmask(self, row: torch.Tensor, budget: int | None = None) -> None:
         assert not row.any()  # the loop hands over a zeroed row
         if self.count < self.high:
             row.copy_(self.packed)
@@ -216,7 +216,7 @@ def test_matcher_bugs_are_internal_errors(lm) -> None:
         greedy(lm, ids, 3, matcher=Refuses(lm, 1, 3))
 
     class Empty(DigitsMatcher):
-        def fill_bitmask(self, row: torch.Tensor) -> None:
+        def fill_bitmask(self, row: torch.Tensor, budget: int | None = None) -> None:
             pass
 
     with pytest.raises(InternalError, match="masked"):

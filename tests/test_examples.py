@@ -366,7 +366,13 @@ def _beam_common(path: Path, name: str, r: Result) -> tuple[ir.Beam, StepResult]
     scores = [h.score for h in hyps]
     assert scores == sorted(scores, reverse=True), scores
     assert r.to_json()["hypotheses"][name] == [
-        {"text": h.text, "score": h.score, "logprob": h.logprob, "finish_reason": h.finish_reason}
+        {
+            "text": h.text,
+            "score": h.score,
+            "logprob": h.logprob,
+            "finish_reason": h.finish_reason,
+            "complete": h.complete,
+        }
         for h in hyps
     ]
     return policy, step

@@ -257,3 +257,63 @@ def test_healed_batch_rows_equal_single_runs() -> None:
         alone = prog.run(**row)
         assert got.values == alone.values and got.token_ids == alone.token_ids
         assert got.steps["a"].healed == " " and got.steps["b"].healed == ":"
+
+
+def row_ids(m: HealingMatcher, vocab: Vocabulary, budget: int | None) -> list[int]:
+    """The text tokens `m.fill_bitmask` allows with `budget` left, read back from its bits."""
+    import torch
+
+    row = torch.zeros(vocab.n_words, dtype=torch.int32)
+    m.fill_bitmask(row, budget)
+    words = row.numpy().view("uint32")
+    return [t for t in range(vocab.size) if t not in vocab.eos_ids and (words[t // 32] >> (t % 32)) & 1]
+
+
+def finishes(m: HealingMatcher, vocab: Vocabulary, budget: int) -> bool:
+    """Brute force: some walk of allowed tokens accepts with at most `budget` value tokens (re-spelling
+    tokens are free)."""
+    if m.is_accepting():
+        return True
+    for t in m.allowed_token_ids().tolist():
+        if t in vocab.eos_ids:
+            continue
+        twin = m.clone()
+        free = twin.free
+        twin.advance(t)
+        cost = 0 if twin.free > free else 1
+        if cost <= budget and finishes(twin, vocab, budget - cost):
+            return True
+    return False
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cases(), st.integers(1, 3), st.data())
+def test_healed_walks_under_a_budget_finish_whenever_they_can(case, budget, data) -> None:
+    """The budgeted healing row keeps a value completable: a walk that could finish within its token
+    budget (re-spelling tokens free) always does, whichever allowed tokens it takes."""
+    vocab, prefix, pattern = case
+    if pattern is None:
+        return
+    m = HealingMatcher(prefix, regex(pattern, vocab).matcher(), vocab)
+    if not finishes(m, vocab, budget):
+        return
+    left = budget
+    while left > 0 and not (m.is_accepting() and data.draw(st.booleans())):
+        allowed = row_ids(m, vocab, left)
+        if not allowed:  # only EOS is left: the value must be complete
+            break
+        t = data.draw(st.sampled_from(allowed))
+        free = m.free
+        assert m.advance(t)
+        left -= 0 if m.free > free else 1
+        assert finishes(m, vocab, left)
+    assert m.is_accepting()
+
+
+def test_the_healing_row_keeps_only_tokens_that_can_finish_in_time() -> None:
+    vocab = Vocabulary.from_token_bytes([b" a", b" ", b"ab", b"b", None], eos_id=4)
+    m = HealingMatcher(b" ", regex(r"(ab| )+", vocab).matcher(), vocab)
+    assert set(row_ids(m, vocab, None)) == {0, 1}
+    # one value token left: " a" would leave "a" needing "b" too; " " is free and leaves room for "ab"
+    assert row_ids(m, vocab, 1) == [1]
+    assert set(row_ids(m, vocab, 2)) == {0, 1}

@@ -79,12 +79,30 @@ def test_rows_fork_reorder_and_drop_like_full_forwards(lm) -> None:
 # -- beam search against a brute-force reference ------------------------------------------------------
 
 
-def _allowed(matcher, t: int, no_eos: bool) -> bool:
+def _allowed(matcher, t: int, no_eos: bool, budget: int) -> bool:
+    """As the loop's mask with `budget` tokens left (this one included): a text token only when the value
+    can still finish within the budget after it, if it can finish within the budget at all."""
     if t == EOS:
         return not no_eos and (matcher is None or matcher.is_accepting())
     if matcher is None:
         return True
-    return matcher.clone().advance(t)
+    after = matcher.clone()
+    if not after.advance(t):
+        return False
+    return not _finishes(matcher, budget) or _finishes(after, budget - 1)
+
+
+def _finishes(matcher, k: int) -> bool:
+    """Some k text tokens or fewer make the value complete (brute force over the 3 letters)."""
+    if matcher.is_accepting():
+        return True
+    if k == 0:
+        return False
+    for t in range(3):
+        after = matcher.clone()
+        if after.advance(t) and _finishes(after, k - 1):
+            return True
+    return False
 
 
 def reference_beam(lm, prompt, factory, width, groups, diversity, lp, early, max_tokens):
@@ -116,7 +134,7 @@ def reference_beam(lm, prompt, factory, width, groups, diversity, lp, early, max
                 if score == NEG_INF:
                     continue
                 for t in range(lm.vocab_size):
-                    if _allowed(m, t, False):
+                    if _allowed(m, t, False, max_tokens - step):
                         cands.append((score + logps[toks][t] - diversity * chosen[t], bi, t))
             cands.sort(key=lambda c: -c[0])
             running, new_done = [], []
