@@ -83,30 +83,42 @@ class HealingMatcher:
         row.copy_(self._budgeted(budget))
 
     def _budgeted(self, budget: int | None) -> torch.Tensor:
-        """The healing row, narrowed to the tokens after which the value can finish within `budget`. Only
-        token automata know their fewest tokens; the narrowing runs only where the budget can bind."""
+        """The healing row, narrowed to the tokens after which the value can still finish within `budget`
+        (and, at any budget, can finish at all: no dead ends). Only token automata know their fewest
+        tokens; rows are remembered per position and the budget's effective value."""
         moves = self.moves()
         inner = self.inner
         if budget is None or inner is None or not hasattr(inner, "fewest_tokens"):
             return moves.row
-        if budget - 1 >= inner.budget_horizon():
-            return moves.row
-        keep = []
-        for t in moves.ids.tolist():
-            data = self.vocab.token_bytes[t] or b""
-            if self.pending.startswith(data) and len(data) < len(self.pending):
-                fits = inner.fewest_tokens() <= budget  # free: the whole budget is still the value's
+        bound = min(budget, inner.budget_horizon() + 1)  # above the horizon only dead ends are dropped
+        key = (self.vocab, self.pending, _position(inner), bound)
+        found = _BUDGETED.get(key)
+        if found is None:
+            keep = [t for t in moves.ids.tolist() if self._fits(t, bound)]
+            if not keep or len(keep) == len(moves.ids):
+                found = moves.row  # nothing finishes in time anyway (the value is cut, reported), or all do
             else:
-                rest = data[len(self.pending) :]
-                after = inner.after_bytes(rest) if rest else inner
-                fits = after is not None and after.fewest_tokens() <= budget - (1 if rest else 0)
-            if fits:
-                keep.append(t)
-        if not keep or len(keep) == len(moves.ids):
-            return moves.row  # nothing finishes in time anyway (the value is cut, and reported), or all do
-        bits = np.zeros(self.vocab.n_words, dtype=np.uint32)
-        set_bits(bits, np.array(keep, dtype=np.int64))
-        return torch.from_numpy(bits.view(np.int32))
+                bits = np.zeros(self.vocab.n_words, dtype=np.uint32)
+                set_bits(bits, np.array(keep, dtype=np.int64))
+                found = torch.from_numpy(bits.view(np.int32))
+            if len(_BUDGETED) >= _CACHE_SIZE:
+                _BUDGETED.pop(next(iter(_BUDGETED)))
+            _BUDGETED[key] = found
+        return found
+
+    def _fits(self, token: int, budget: int) -> bool:
+        """After `token`, the value can finish within what is left of `budget` (a token that only re-spells
+        removed bytes is free; one that reaches into the value costs one)."""
+        inner = self.inner
+        data = self.vocab.token_bytes[token] or b""
+        if self.pending.startswith(data) and len(data) < len(self.pending):
+            twin = self.clone()
+            twin.pending = self.pending[len(data) :]
+            twin._moves = None
+            return any(twin._fits(t, budget) for t in twin.moves().ids.tolist())
+        rest = data[len(self.pending) :]
+        after = inner.after_bytes(rest) if rest else inner
+        return after is not None and after.fewest_tokens() <= budget - (1 if rest else 0)
 
     def advance(self, token_id: int) -> bool:
         if not self.healing:
@@ -182,6 +194,7 @@ def healing_moves(vocab: Vocabulary, pending: bytes, inner: Any | None) -> Moves
 
 
 _CACHE: dict[tuple[Any, ...], Moves] = {}
+_BUDGETED: dict[tuple[Any, ...], torch.Tensor] = {}  # healing rows narrowed by a budget (`_budgeted`)
 _CACHE_SIZE = 256
 
 
