@@ -213,11 +213,14 @@ def _spelled_properties(pattern: str) -> str:
     def spell(escape: str, in_class: bool) -> str | None:
         if escape[1] not in "pP":
             return None
-        node = parse_regex(escape)
+        negated = escape[1] == "P" and not in_class  # `[^...]`: hypothesis is slow on ranges up to U+10FFFF
+        node = parse_regex("\\p" + escape[2:] if negated else escape)
         body = "".join(
             f"\\U{lo:08x}" if lo == hi else f"\\U{lo:08x}-\\U{hi:08x}"
             for lo, hi in node.ranges  # type: ignore[union-attr]
         )
+        if negated:
+            return f"[^{body}\\ud800-\\udfff]"  # no surrogates: decc's sets have none (no UTF-8)
         return body if in_class else f"[{body}]"
 
     return rewrite_escapes(pattern, spell)
@@ -294,7 +297,7 @@ def _in_schema_order(value: Any, schema: Any) -> Any:
 # -- the checks -------------------------------------------------------------------------------------------
 
 
-class _Tokens:
+class Tokens:
     """The tokenizer side: bytes of ids, the canonical tokenization, EOS."""
 
     def __init__(self, vocab: Any, tokenizer: Any) -> None:
@@ -317,7 +320,7 @@ class _Tokens:
         return list(self.tokenizer.encode(text, add_special_tokens=False))
 
 
-def accepts(constraint: Any, ids: list[int], toks: _Tokens | None = None) -> str | None:
+def accepts(constraint: Any, ids: list[int], toks: Tokens | None = None) -> str | None:
     """None when the matcher takes every token and accepts at the end; else where it refused, after what."""
     m = constraint.matcher()
     for i, t in enumerate(ids):
@@ -352,7 +355,7 @@ def _settings(draws: int) -> settings:
     )
 
 
-def soundness(constraint: Any, oracle: Oracle, toks: _Tokens, draws: int, seed_value: int) -> Check:
+def soundness(constraint: Any, oracle: Oracle, toks: Tokens, draws: int, seed_value: int) -> Check:
     check = Check("soundness")
     words = (toks.vocab.size + 31) // 32
     eos = set(toks.eos)
@@ -430,7 +433,7 @@ def completeness(
     c: ir.Constraint,
     oracle: Oracle,
     examples: list[str],
-    toks: _Tokens,
+    toks: Tokens,
     draws: int,
     seed_value: int,
 ) -> Check:
@@ -487,7 +490,7 @@ def _short(text: str, limit: int = 60) -> str:
     return r if len(r) <= limit else r[: limit - 3] + "..."
 
 
-def rejection(constraint: Any, oracle: Oracle, counterexamples: Iterable[str], toks: _Tokens) -> Check:
+def rejection(constraint: Any, oracle: Oracle, counterexamples: Iterable[str], toks: Tokens) -> Check:
     check = Check("rejection")
     for text in counterexamples:
         if oracle(text) is None:
@@ -520,7 +523,7 @@ def _run(prop: Callable[[], None], check: Check, last: list[str]) -> None:
 def check_constraint(
     c: ir.Constraint,
     constraint: Any,
-    toks: _Tokens,
+    toks: Tokens,
     *,
     examples: Iterable[str] = (),
     counterexamples: Iterable[str] = (),
@@ -554,14 +557,14 @@ def check_program(program: Any, *, draws: int = 100, seed_value: int = 0) -> lis
     plan = program.plan()
     from decc.runtime.model import load_tokenizer
 
-    toks = _Tokens(plan.vocab, load_tokenizer(program.model))
+    toks = Tokens(plan.vocab, load_tokenizer(program.model))
     reports = []
     for step in plan_gens(plan.steps):
         reports.extend(_step_report(step, toks, draws, seed_value))
     return reports
 
 
-def _step_report(step: PlanGen, toks: _Tokens, draws: int, seed_value: int) -> list[StepReport]:
+def _step_report(step: PlanGen, toks: Tokens, draws: int, seed_value: int) -> list[StepReport]:
     if step.constraint is None:
         return []
     op = step.op
