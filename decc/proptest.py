@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from hypothesis import HealthCheck, assume, given, seed, settings
 from hypothesis import strategies as st
@@ -304,6 +305,19 @@ class Tokens:
         self.vocab = vocab
         self.tokenizer = tokenizer
         self.eos = sorted(vocab.eos_ids)
+        self._index: dict[bytes, tuple[int, ...]] | None = None
+        self.longest = 0
+
+    def index(self) -> dict[bytes, tuple[int, ...]]:
+        """Text tokens by their bytes (several ids may share bytes); built once."""
+        if self._index is None:
+            found: dict[bytes, list[int]] = {}
+            for i, b in enumerate(self.vocab.token_bytes):
+                if b and i not in self.vocab.special_ids:
+                    found.setdefault(b, []).append(i)
+            self._index = {b: tuple(ids) for b, ids in found.items()}
+            self.longest = max(map(len, self._index), default=0)
+        return self._index
 
     def bytes_of(self, ids: Iterable[int]) -> bytes:
         return b"".join(self.vocab.token_bytes[i] or b"" for i in ids)
@@ -338,11 +352,10 @@ def accepts(constraint: Any, ids: list[int], toks: Tokens | None = None) -> str 
     return None if m.is_accepting() else "incomplete: EOS not allowed at the end"
 
 
-def _allowed(m: Any, words: int) -> list[int]:
+def _allowed(m: Any, words: int) -> np.ndarray:
     row = torch.zeros(words, dtype=torch.int32)
     m.fill_bitmask(row)
-    bits = (row.view(-1, 1) >> torch.arange(32, dtype=torch.int32)) & 1
-    return torch.nonzero(bits.view(-1)).view(-1).tolist()
+    return np.flatnonzero(np.unpackbits(row.numpy().view(np.uint8), bitorder="little"))
 
 
 def _settings(draws: int) -> settings:
@@ -358,26 +371,28 @@ def _settings(draws: int) -> settings:
 def soundness(constraint: Any, oracle: Oracle, toks: Tokens, draws: int, seed_value: int) -> Check:
     check = Check("soundness")
     words = (toks.vocab.size + 31) // 32
-    eos = set(toks.eos)
+    eos = np.asarray(toks.eos)
     try:
         complete = completer(constraint)
     except TypeError:  # a matcher decc.testing does not know: walks that do not end are set aside
         complete = None
     last: list[str] = []
 
-    def home(m: Any, ids: list[int], texts: list[int], guide: bytes | None) -> tuple[int, bytes | None]:
+    def home(m: Any, ids: list[int], texts: np.ndarray, guide: bytes | None) -> tuple[int, bytes | None]:
         """The longest allowed token that spells a prefix of the shortest completion, and what then remains
         of it; -1 when none does (the walk then goes on at random)."""
         if guide is None and complete is not None:
             guide = complete(toks.bytes_of(ids), m)
         if not guide:
             return -1, None
-        best, size = -1, 0
-        for t in texts:
-            b = toks.vocab.token_bytes[t] or b""
-            if size < len(b) <= len(guide) and guide.startswith(b):
-                best, size = t, len(b)
-        return best, (guide[size:] if best >= 0 else None)
+        index = toks.index()
+        for size in range(min(len(guide), toks.longest), 0, -1):
+            spelled = index.get(guide[:size], ())
+            if spelled:
+                hit = np.intersect1d(np.asarray(spelled), texts)
+                if len(hit):
+                    return int(hit[0]), guide[size:]
+        return -1, None
 
     def broken(message: str) -> None:
         check.settled = True
@@ -391,11 +406,12 @@ def soundness(constraint: Any, oracle: Oracle, toks: Tokens, draws: int, seed_va
         guide: bytes | None = None
         while True:
             allowed = _allowed(m, words)
-            texts = [t for t in allowed if t not in eos]
-            can_end = any(t in eos for t in allowed)
-            if can_end and (not texts or len(ids) >= HOME_AFTER or draw(st.integers(0, 3)) == 0):
+            is_eos = np.isin(allowed, eos)
+            texts = allowed[~is_eos]
+            can_end = bool(is_eos.any())
+            if can_end and (not len(texts) or len(ids) >= HOME_AFTER or draw(st.integers(0, 3)) == 0):
                 return ids
-            if not texts:
+            if not len(texts):
                 broken(f"dead end: nothing allowed after {toks.text(ids)!r} (tokens {toks.spell(ids)})")
             if len(ids) >= MAX_WALK:
                 check.skip(f"walks still open after {MAX_WALK} tokens (not evidence either way)")
@@ -404,7 +420,7 @@ def soundness(constraint: Any, oracle: Oracle, toks: Tokens, draws: int, seed_va
             if len(ids) >= HOME_AFTER:
                 t, guide = home(m, ids, texts, guide)
             if t < 0:
-                t = texts[draw(st.integers(0, len(texts) - 1))]
+                t = int(texts[draw(st.integers(0, len(texts) - 1))])
             if not m.advance(t):
                 broken(
                     f"the mask allowed token {toks.spell([t])[1:-1]} after {toks.text(ids)!r} "
@@ -417,14 +433,18 @@ def soundness(constraint: Any, oracle: Oracle, toks: Tokens, draws: int, seed_va
     @given(walk())
     def prop(ids: list[int]) -> None:
         text = toks.text(ids)
-        reason = oracle(text)
+        try:
+            reason = oracle(text)
+        except Exception as e:  # the oracle, not decc: set aside
+            check.skip(f"texts the oracle could not judge ({type(e).__name__})", _short(text))
+            return
         if reason is not None:
             check.settled = True
             last[:] = [f"{text!r}: {reason}; walked {toks.spell(ids)}"]
             raise AssertionError(reason)
         check.count_pass()
 
-    _run(prop, check, last)
+    _run(prop, check, last, crash_fails=True)
     return check
 
 
@@ -502,9 +522,10 @@ def rejection(constraint: Any, oracle: Oracle, counterexamples: Iterable[str], t
     return check
 
 
-def _run(prop: Callable[[], None], check: Check, last: list[str]) -> None:
+def _run(prop: Callable[[], None], check: Check, last: list[str], crash_fails: bool = False) -> None:
     """Run a hypothesis property: a failure is the (shrunk) counterexample; a property that cannot run on
-    this constraint is a skipped check with the reason, never a crash."""
+    this constraint is a skipped check with the reason, never a crash. Where only decc's own code runs
+    (`crash_fails`: the soundness walk), an unexpected exception is a failure."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # generators' own warnings (e.g. patterns they cannot read)
         try:
@@ -516,7 +537,10 @@ def _run(prop: Callable[[], None], check: Check, last: list[str]) -> None:
         except Unsatisfiable:
             check.not_run = "every draw was set aside (see why below)"
         except Exception as e:
-            check.not_run = f"could not run: {type(e).__name__}: {e}"
+            if crash_fails:
+                check.fail(last[0] if last else f"crashed: {type(e).__name__}: {e}")
+            else:
+                check.not_run = f"could not run: {type(e).__name__}: {e}"
         check.settled = True
 
 
