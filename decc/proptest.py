@@ -346,7 +346,7 @@ def accepts(constraint: Any, ids: list[int], toks: Tokens | None = None) -> str 
             if toks is None:
                 return f"token {i} (id {t}) refused"
             return (
-                f"token {i} {toks.spell([t])[1:-1]} refused after {toks.text(ids[:i])!r} "
+                f"token {i} ({toks.spell([t])[1:-1]}) refused after {toks.text(ids[:i])!r} "
                 f"(tokens {toks.spell(ids[:i])})"
             )
     return None if m.is_accepting() else "incomplete: EOS not allowed at the end"
@@ -423,7 +423,7 @@ def soundness(constraint: Any, oracle: Oracle, toks: Tokens, draws: int, seed_va
                 t = int(texts[draw(st.integers(0, len(texts) - 1))])
             if not m.advance(t):
                 broken(
-                    f"the mask allowed token {toks.spell([t])[1:-1]} after {toks.text(ids)!r} "
+                    f"the mask allowed token ({toks.spell([t])[1:-1]}) after {toks.text(ids)!r} "
                     f"(tokens {toks.spell(ids)}) but advance refused it"
                 )
             ids.append(t)

@@ -186,7 +186,7 @@ def test_counterexamples_show_the_tokens_that_led_to_them(monkeypatch: pytest.Mo
     completeness = reports[0].checks[2]
     assert not completeness.ok, text
     failure = completeness.failures[0]
-    assert re.search(rf"token \d+ {seven} '7' refused after '\d+' \(tokens \[\d+ '\d+'", failure), failure
+    assert re.search(rf"token \d+ \({seven} '7'\) refused after '\d+' \(tokens \[\d+ '\d+'", failure), failure
     assert text.splitlines()[-1].startswith("FAIL: "), text
     assert "gen d completeness" in text.splitlines()[-1], text
 
