@@ -515,8 +515,8 @@ def rejection(constraint: Any, oracle: Oracle, counterexamples: Iterable[str], t
     for text in counterexamples:
         if oracle(text) is None:
             check.fail(f"declared counterexample {text!r} is valid by the oracle")
-        elif accepts(constraint, toks.canonical(text)) is None:
-            check.fail(f"declared counterexample {text!r} was accepted")
+        elif accepts(constraint, ids := toks.canonical(text)) is None:
+            check.fail(f"declared counterexample {text!r} was accepted (tokens {toks.spell(ids)})")
         else:
             check.passed += 1
     return check
