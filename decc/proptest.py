@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -37,6 +38,10 @@ Oracle = Callable[[str], str | None]  # None when valid, else the reason
 
 HOME_AFTER = 48  # tokens of random walk, then the walk heads home along the matcher's shortest completion
 MAX_WALK = 512  # a walk still open after this many tokens is set aside: not evidence either way
+
+
+class Unjudgeable(Exception):
+    """The oracle cannot judge this text fairly (e.g. its Unicode version differs from decc's)."""
 
 
 class Unsupported(Exception):
@@ -148,7 +153,18 @@ def _regex_oracle(pattern: str) -> Oracle:
         return None if body is None else body if in_class else f"[{body}]"
 
     unicode = regex.compile(rewrite_escapes(pattern, ascii_shorthand), regex.V0)
-    return lambda s: None if unicode.fullmatch(s) else "does not match the regex (regex.fullmatch)"
+
+    def judge(s: str) -> str | None:
+        if unicode.fullmatch(s):
+            return None
+        if any(unicodedata.category(ch) == "Cn" for ch in s):  # decc reads properties by `unicodedata`
+            raise Unjudgeable(
+                f"code points unassigned in Python's Unicode {unicodedata.unidata_version}, which the regex "
+                "module's newer Unicode may class otherwise"
+            )
+        return "does not match the regex (regex.fullmatch)"
+
+    return judge
 
 
 def oracle_for(c: ir.Constraint) -> Oracle:
@@ -436,7 +452,7 @@ def soundness(constraint: Any, oracle: Oracle, toks: Tokens, draws: int, seed_va
         try:
             reason = oracle(text)
         except Exception as e:  # the oracle, not decc: set aside
-            check.skip(f"texts the oracle could not judge ({type(e).__name__})", _short(text))
+            check.skip(f"texts the oracle could not judge ({_why(e)})", _short(text))
             return
         if reason is not None:
             check.settled = True
@@ -484,7 +500,11 @@ def completeness(
             raise
         except Exception as e:
             raise Unsupported(f"{source} cannot generate instances ({type(e).__name__}: {e})") from None
-        reason = oracle(text)
+        try:
+            reason = oracle(text)
+        except Exception as e:  # the oracle, not decc: set aside
+            check.skip(f"instances the oracle could not judge ({_why(e)})", _short(text))
+            assume(False)
         if reason is not None:
             check.skip(f"instances from {source} that the oracle rejects", f"{_short(text)}: {reason}")
             assume(False)
@@ -505,6 +525,10 @@ def completeness(
     return check
 
 
+def _why(e: Exception) -> str:
+    return str(e) if isinstance(e, Unjudgeable) else type(e).__name__
+
+
 def _short(text: str, limit: int = 60) -> str:
     r = repr(text)
     return r if len(r) <= limit else r[: limit - 3] + "..."
@@ -513,7 +537,12 @@ def _short(text: str, limit: int = 60) -> str:
 def rejection(constraint: Any, oracle: Oracle, counterexamples: Iterable[str], toks: Tokens) -> Check:
     check = Check("rejection")
     for text in counterexamples:
-        if oracle(text) is None:
+        try:
+            valid = oracle(text) is None
+        except Unjudgeable as e:
+            check.skip(f"declared counterexamples the oracle could not judge ({e})", _short(text))
+            continue
+        if valid:
             check.fail(f"declared counterexample {text!r} is valid by the oracle")
         elif accepts(constraint, ids := toks.canonical(text)) is None:
             check.fail(f"declared counterexample {text!r} was accepted (tokens {toks.spell(ids)})")
@@ -564,7 +593,11 @@ def check_constraint(
         return [Check(name, not_run=why) for name in ("examples", "soundness", "completeness", "rejection")]
     examples = list(examples)
     for text in examples:
-        reason = oracle(text)
+        try:
+            reason = oracle(text)
+        except Unjudgeable as e:
+            declared.skip(f"declared examples the oracle could not judge ({e})", _short(text))
+            continue
         if reason:
             declared.fail(f"declared example {text!r} violates the constraint: {reason}")
         else:
