@@ -486,6 +486,9 @@ def completeness(
     except Unsupported as e:
         check.not_run = str(e)
         return check
+    except Exception as e:  # a generator that refuses this constraint up front
+        check.not_run = f"no generator for it: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        return check
 
     @seed(seed_value)
     @_settings(draws)
