@@ -673,11 +673,10 @@ def render(reports: list[StepReport], path: str, draws: int, seed_value: int) ->
         notes.append(f"{not_run} check{'s' if not_run > 1 else ''} not run")
     if set_aside:
         notes.append(f"{set_aside} draws skipped")
-    tail = f" ({', '.join(notes)}: see above)" if notes else ""
+    if notes:  # on a line of its own: the last line is the verdict alone (PASS, or FAIL and what failed)
+        lines.append(f"  note: {', '.join(notes)} (see above)")
     if failed:
-        lines.append(
-            f"FAIL: {len(failed)} check{'s' if len(failed) > 1 else ''} failed: {', '.join(failed)}{tail}"
-        )
+        lines.append(f"FAIL: {len(failed)} check{'s' if len(failed) > 1 else ''} failed: {', '.join(failed)}")
     else:
-        lines.append(f"PASS{tail}")
+        lines.append("PASS")
     return "\n".join(lines)

@@ -161,7 +161,7 @@ def test_a_generator_that_cannot_run_is_a_skipped_check(
     assert (
         "      not run: hypothesis' from_regex cannot generate instances (NotImplementedError: no)" in out
     ), out
-    assert out.rstrip().endswith("PASS (1 check not run: see above)"), out
+    assert out.rstrip().endswith("  note: 1 check not run (see above)\nPASS"), out
 
 
 def test_counterexamples_show_the_tokens_that_led_to_them(monkeypatch: pytest.MonkeyPatch) -> None:
