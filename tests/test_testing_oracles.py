@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from decc.compiler import ir
 from decc.errors import Span
-from decc.proptest import Unjudgeable, independent, oracle_for, rewrite_escapes
+from decc.proptest_oracles import Unjudgeable, independent, oracle_for, rewrite_escapes
 
 SPAN = Span(0, 0, 1, 1, 1, 1)
 
