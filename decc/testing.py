@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -32,6 +33,7 @@ from decc.grammars import ByteDFA
 
 __all__ = [
     "SchemaOrderError",
+    "completer",
     "from_constraint",
     "from_grammar",
     "from_json_schema",
@@ -101,7 +103,8 @@ def _walk_info(dfa: ByteDFA) -> _Walk:
 def _automaton_of(constraint: Any) -> Any:
     """The byte DFA or the RTN to walk for `constraint`, by what the object is, not by how it was made.
 
-    Accepted: a `ByteDFA` or anything with one in `.dfa` (a `TokenConstraint`); an `RTN` or anything with one
+    Accepted: a `ByteDFA` or anything with one in `.dfa` (a `TokenConstraint`), a `Conjunction` or anything
+    with one in `.conj` (a `ConjunctionConstraint`: the `product` pass off); an `RTN` or anything with one
     in `.rtn` (a `CFGConstraint`, whatever built it); a model-free `cfg_grammar.Grammar` (what the compiler
     keeps for `grammar(...)`) or anything with one in `.grammar`; an IR constraint, by its `.compiled` form.
     """
@@ -118,9 +121,10 @@ def _automaton_of(constraint: Any) -> Any:
             return constraint
         if isinstance(constraint, Grammar):
             return _rtn_of_grammar(constraint)
-        for attr in ("dfa", "rtn", "grammar", "compiled"):
+        for attr in ("dfa", "rtn", "grammar", "conj", "compiled"):
             inner = getattr(constraint, attr, None)
-            if isinstance(inner, (ByteDFA, RTN, Grammar)) or (attr == "compiled" and inner is not None):
+            kinds = (ByteDFA, RTN, Grammar, Conjunction)
+            if isinstance(inner, kinds) or (attr == "compiled" and inner is not None):
                 constraint = inner
                 break
         else:
@@ -383,6 +387,58 @@ def _shortest_completion(rtn: Any, chart: Any) -> bytes:
             return bytes(out)
 
 
+def completer(constraint: Any) -> Callable[[bytes, Any], bytes | None]:
+    """`complete(prefix, matcher)`: the fewest bytes that take `prefix` to a string in the language of
+    `constraint` (None when no string starts with `prefix`), to steer a token walk home.
+
+    DFAs replay `prefix` byte by byte, so length counters are honoured (the way home of a counted string
+    first writes what `minLength` still asks for); grammars read the Earley chart of `matcher` (the one that
+    accepted `prefix`). The completion is bytes: a walk follows it with tokens that spell a prefix of it.
+    """
+    automaton = _automaton_of(constraint)
+    if isinstance(automaton, ByteDFA):
+        dfa, info = automaton, _walk_info(automaton)
+        return lambda prefix, matcher=None: _dfa_completion(dfa, info, prefix)
+
+    def from_chart(prefix: bytes, matcher: Any) -> bytes | None:
+        chart = getattr(matcher, "chart", None)
+        if chart is None:
+            return None
+        try:
+            return _shortest_completion(automaton, chart)
+        except ValueError:
+            return None
+
+    return from_chart
+
+
+def _dfa_completion(dfa: ByteDFA, info: _Walk, prefix: bytes) -> bytes | None:
+    """Breadth-first over (state, counter) from where `prefix` leads: the shortest way to acceptance."""
+    if dfa.is_empty():
+        return None
+    start = dfa.advance(dfa.start, 0, prefix)
+    if start[0] < 0:
+        return None
+    back: dict[tuple[int, int], tuple[tuple[int, int], int] | None] = {start: None}
+    queue = deque([start])
+    while queue:
+        key = queue.popleft()
+        if dfa.is_accepting(*key):
+            out = bytearray()
+            step = back[key]
+            while step is not None:
+                key, byte = step
+                out.append(byte)
+                step = back[key]
+            return bytes(reversed(out))
+        for lo, _hi, _t in info.groups[key[0]]:  # a run shares its target and tick: one byte stands for it
+            nxt = dfa.advance(key[0], key[1], bytes((lo,)))
+            if nxt[0] >= 0 and nxt not in back:
+                back[nxt] = (key, lo)
+                queue.append(nxt)
+    return None
+
+
 def _decode_walk(info: _Walk, blob: bytes, max_bytes: int) -> str:
     if info.counted is not None:
         return _decode_counted_walk(info, info.counted, blob, max_bytes)
@@ -542,7 +598,7 @@ def _resolve(root: Any, s: Any, depth: int = 0) -> Any:
     while isinstance(s, dict) and "$ref" in s and depth < 20:
         ref = s["$ref"]
         if not ref.startswith("#/") and ref != "#":
-            raise SchemaOrderError
+            raise SchemaOrderError(f"a $ref outside the schema: {ref}")
         t = root
         for part in ref[2:].split("/") if ref != "#" else []:
             part = part.replace("~1", "/").replace("~0", "~")
@@ -566,12 +622,26 @@ def _order(root: Any, s: Any) -> list[str]:
     return names
 
 
+# decc's documented restriction: the schema `true` (any value) means any JSON value at most this deep.
+ANY_DEPTH = 3
+
+
+def _depth(v: Any) -> int:
+    if isinstance(v, dict):
+        return 1 + max(map(_depth, v.values()), default=0)
+    if isinstance(v, list):
+        return 1 + max(map(_depth, v), default=0)
+    return 0
+
+
 def _reorder(root: Any, s: Any, v: Any) -> Any:
     if isinstance(v, float):
         if not math.isfinite(v):
-            raise SchemaOrderError
+            raise SchemaOrderError("not finite: JSON has no such number")
         return int(v) if v.is_integer() else v
     s = _resolve(root, s)
+    if s is True and _depth(v) > ANY_DEPTH:
+        raise SchemaOrderError(f"a value for `true` nested deeper than decc's {ANY_DEPTH} containers")
     if isinstance(v, list):
         if not isinstance(s, dict):
             return [_reorder(root, True, x) for x in v]
@@ -581,12 +651,10 @@ def _reorder(root: Any, s: Any, v: Any) -> Any:
         )
         return [_reorder(root, prefix[i] if i < len(prefix) else rest, x) for i, x in enumerate(v)]
     if isinstance(v, dict):
-        if not isinstance(s, dict):
-            if len(v) > 1:
-                raise SchemaOrderError
+        if not isinstance(s, dict):  # `true`: any value, its keys in any order
             return {k: _reorder(root, True, x) for k, x in v.items()}
         if len(v) > 1 and any(k in s for k in ("anyOf", "oneOf")):
-            raise SchemaOrderError
+            raise SchemaOrderError("several keys under anyOf/oneOf: no single order")
         order = _order(root, s)
         consts = [s["const"]] if "const" in s else list(s.get("enum", []))
         for c in consts:
@@ -604,6 +672,7 @@ def to_schema_order(instance: Any, schema: Any) -> Any:
 
     decc's JSON constraints fix property order, so an instance from another generator must be reordered
     before it can be compared with what decc accepts. Integral floats become ints (`1.0` → `1`), as JSON
-    does not distinguish them. Raises `SchemaOrderError` when no single order applies.
+    does not distinguish them. Raises `SchemaOrderError` when no single order applies, or when the instance
+    is outside what decc writes by design (a value for the schema `true` nested deeper than `ANY_DEPTH`).
     """
     return _reorder(schema, schema, instance)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 import jsonschema
 import pytest
@@ -109,3 +110,55 @@ def test_regex_matcher_accepts_any_tokenization_of_drawn_strings(data: st.DataOb
     for t in ids:
         assert m.advance(t), (text, ids)
     assert m.is_accepting()
+
+
+COUNTED = {
+    "type": "object",
+    "properties": {
+        "a": {"type": "array", "items": {"type": "integer"}, "maxItems": 4},
+        "name": {"type": "string", "minLength": 20, "maxLength": 40},
+    },
+    "required": ["a", "name"],
+    "additionalProperties": False,
+}
+
+
+def _valid_counted(s: str) -> bool:
+    jsonschema.validate(json.loads(s), COUNTED)
+    return True
+
+
+@pytest.mark.parametrize(
+    "compiled, valid",
+    [
+        (grammars.compile_json_schema(COUNTED), _valid_counted),
+        (grammars.compile_regex(r"(ab|c){2,5}-[0-9]+"), re.compile(r"(ab|c){2,5}-[0-9]+").fullmatch),
+    ],
+    ids=["counted-json", "regex"],
+)
+def test_completer_finishes_any_prefix_by_the_shortest_way(compiled: grammars.ByteDFA, valid: Any) -> None:
+    """What a walk home follows: from any prefix of a string in the language, the completion gives a string
+    the independent oracle accepts, no longer than the rest of that string (length counters honoured: a
+    completion that ignored `minLength` would close the string too early)."""
+    complete = testing.completer(compiled)
+
+    @settings(max_examples=80, deadline=None, database=None)
+    @given(st.data())
+    def check(data: st.DataObject) -> None:
+        whole = data.draw(testing.from_constraint(compiled)).encode()
+        cut = data.draw(st.integers(0, len(whole)))
+        rest = complete(whole[:cut], None)
+        assert rest is not None and len(rest) <= len(whole) - cut, (whole[:cut], rest)
+        assert valid((whole[:cut] + rest).decode()), whole[:cut] + rest
+
+    check()
+    assert complete(b"nonsense", None) is None
+
+
+def test_completer_counts_characters_not_bytes() -> None:
+    """`minLength` counts characters: two-byte characters still need 20 of them."""
+    complete = testing.completer(grammars.compile_json_schema(COUNTED))
+    rest = complete(b'{"a":[],"name":"' + "é".encode() * 5, None)
+    assert rest is not None
+    value = json.loads('{"a":[],"name":"' + "é" * 5 + rest.decode())
+    assert len(value["name"]) == 20
