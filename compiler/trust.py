@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ast as pyast
 import importlib
-import importlib.util
+import importlib.machinery
 import json
 import sys
 from dataclasses import dataclass
@@ -63,6 +63,14 @@ def resolve_module(lit: ast.StrLit, base_dir: Path, trust: Trust, what: str) -> 
     for folder in folders:
         for candidate in (folder.joinpath(*parts).with_suffix(".py"), folder.joinpath(*parts, "__init__.py")):
             if all(p.isidentifier() for p in parts) and candidate.is_file():
+                if _installed(parts[0], exclude=folder):
+                    raise DeccError(
+                        f"module '{parts[0]}' beside the program has the name of an installed module (or "
+                        "one of the standard library): importing it would mix the two up",
+                        lit.span,
+                        notes=[f"found at {candidate}"],
+                        hints=[f"rename {candidate.relative_to(folder).parts[0]}"],
+                    )
                 _check_defines(candidate, module, attr, lit)
                 return ModuleRef(module, attr, candidate, folder)
     installed = _installed(parts[0]) if all(p.isidentifier() for p in parts) else False
@@ -83,12 +91,14 @@ def resolve_module(lit: ast.StrLit, base_dir: Path, trust: Trust, what: str) -> 
     )
 
 
-def _installed(top: str) -> bool:
-    """Whether a top-level module is importable from `sys.path` (found, not imported: nothing runs)."""
-    if top in sys.builtin_module_names:
+def _installed(top: str, exclude: Path | None = None) -> bool:
+    """Whether a top-level module is importable from `sys.path` less the folder `exclude` (found, not
+    imported: nothing runs)."""
+    if top in sys.builtin_module_names or top in sys.stdlib_module_names:
         return True
+    path = [p for p in sys.path if exclude is None or Path(p or ".").resolve() != exclude]
     try:
-        return importlib.util.find_spec(top) is not None
+        return importlib.machinery.PathFinder.find_spec(top, path) is not None
     except (ImportError, ValueError):
         return False
 
