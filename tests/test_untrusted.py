@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import keyword
-import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -14,12 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import decc
+from decc.cli import main
 from decc.compiler.pipeline import compile_program
 from decc.compiler.trust import Trust
 from decc.dsl import parse_file
 from decc.errors import DeccError
-
-DECC = [sys.executable, "-m", "decc"]
 
 COMPANION = """
 import pathlib
@@ -34,11 +34,27 @@ def score(text):
 """
 
 
-def decc_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*DECC, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+@dataclass
+class Done:
+    returncode: int
+    stdout: str
+    stderr: str
 
 
-def test_check_and_compile_import_nothing(tmp_path: Path) -> None:
+@pytest.fixture
+def decc_cli(capsys, monkeypatch) -> Callable[..., Done]:
+    """`decc ARGS` run in `cwd`, in this process (a subprocess each costs seconds)."""
+
+    def run(*args: str, cwd: Path) -> Done:
+        monkeypatch.chdir(cwd)
+        code = main(list(args))
+        out = capsys.readouterr()
+        return Done(code, out.out, out.err)
+
+    return run
+
+
+def test_check_and_compile_import_nothing(tmp_path: Path, decc_cli) -> None:
     """`decc check`, `check --model-free` and `compile` leave the companion module unimported (it would
     write MARKER); a pydantic model is checked statically, and `compile` asks for --allow-imports."""
     (tmp_path / "comp.py").write_text(COMPANION)
@@ -61,7 +77,7 @@ def test_check_and_compile_import_nothing(tmp_path: Path) -> None:
     assert out.returncode == 0 and marker.exists(), out.stderr
 
 
-def test_a_module_that_exits_on_import_does_not_pass_check(tmp_path: Path) -> None:
+def test_a_module_that_exits_on_import_does_not_pass_check(tmp_path: Path, decc_cli) -> None:
     """`sys.exit(0)` in an imported module once made `check` exit 0 on a program with an error."""
     (tmp_path / "ex.py").write_text("import sys\nclass M: ...\nsys.exit(0)\n")
     (tmp_path / "p.dec").write_text('gen x { where: json(model="ex:M") }\ngen y { max_token: 3 }\n')
@@ -71,7 +87,7 @@ def test_a_module_that_exits_on_import_does_not_pass_check(tmp_path: Path) -> No
     assert out.returncode == 2 and "cannot import module 'ex': SystemExit" in out.stderr
 
 
-def test_shell_reward_is_refused(tmp_path: Path) -> None:
+def test_shell_reward_is_refused(tmp_path: Path, decc_cli) -> None:
     """`python("os:system")` hands values to a shell: the standard library needs --allow-installed."""
     (tmp_path / "p.dec").write_text(
         'gen x { where: choice("touch pwned"), search: best_of(n=1, score=python("os:system")) }\n'
