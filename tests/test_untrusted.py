@@ -81,9 +81,10 @@ def test_a_module_that_exits_on_import_does_not_pass_check(tmp_path: Path, decc_
     """`sys.exit(0)` in an imported module once made `check` exit 0 on a program with an error."""
     (tmp_path / "ex.py").write_text("import sys\nclass M: ...\nsys.exit(0)\n")
     (tmp_path / "p.dec").write_text('gen x { where: json(model="ex:M") }\ngen y { max_token: 3 }\n')
-    out = decc_cli("check", "--model-free", "p.dec", cwd=tmp_path)
+    prog = str(tmp_path / "p.dec")
+    out = decc_cli("check", "--model-free", prog, cwd=tmp_path)
     assert out.returncode == 2 and "unknown option 'max_token'" in out.stderr
-    out = decc_cli("check", "--model-free", "--allow-imports", "p.dec", cwd=tmp_path)
+    out = decc_cli("check", "--model-free", "--allow-imports", prog, cwd=tmp_path)
     assert out.returncode == 2 and "cannot import module 'ex': SystemExit" in out.stderr
 
 
