@@ -160,8 +160,8 @@ def length(e: ast.Call) -> ir.Length | TokenBounds:
 
 
 def json_constraint(e: ast.Call, base_dir: Path, trust: Trust) -> ir.JsonSchema:
-    """`json(r\"\"\"{...}\"\"\")` (inline schema), `json(file="schema.json")` (relative to the program) or
-    `json(model="module:Class")` (a pydantic model, imported with the program's folder on the path)."""
+    """`json(r\"\"\"{...}\"\"\")` (inline schema), `json(file="schema.json")` (in the program's folder) or
+    `json(model="module:Class")` (a pydantic model beside the program: see `pydantic_schema`)."""
     kwargs = kwargs_of(e, JSON_ARGS, "json")
     given = len(e.args) + ("file" in kwargs) + ("model" in kwargs)
     if given != 1:
@@ -254,6 +254,9 @@ def read_file(path: Path, lit: ast.StrLit) -> str:
         raise DeccError(f"cannot read '{lit.value}': {reason}", lit.span) from None
 
 
+_JSON_TYPES = {list: "array", str: "string", int: "number", float: "number", type(None): "null"}
+
+
 def _schema_file(text: str, path: Path, lit: ast.StrLit) -> tuple[Any, Source | None]:
     """A schema file's JSON, and its text for errors that point into it. A file that is not a JSON
     object or boolean is not a schema: its errors point at the `file=` string and never show its text."""
@@ -271,7 +274,8 @@ def _schema_file(text: str, path: Path, lit: ast.StrLit) -> tuple[Any, Source | 
         ) from None
     if not isinstance(schema, bool):
         raise DeccError(
-            f"'{lit.value}' is not a JSON schema (a JSON {type(schema).__name__}, not an object)", lit.span
+            f"'{lit.value}' is not a JSON schema (a JSON {_JSON_TYPES.get(type(schema), 'value')}, not an object)",
+            lit.span,
         )
     return schema, None
 
