@@ -146,8 +146,8 @@ _LOADED: dict[str, Path] = {}  # modules decc imported from a program's folder, 
 
 def import_object(lit: ast.StrLit, base_dir: Path, trust: Trust, what: str) -> Any:
     """Import what `lit` names (after `resolve_module`): this runs the module's code, so callers do it only
-    with `allow_imports`. A name already imported from elsewhere (the standard library's `json` against a
-    `json.py` beside the program) is refused rather than silently mixed up."""
+    with `allow_imports`. A module of the same name imported from elsewhere is refused rather than mixed up
+    (one decc imported for another program is imported afresh)."""
     ref = resolve_module(lit, base_dir, trust, what)
     loaded = sys.modules.get(ref.module)
     if ref.file is not None and loaded is not None and not _same(getattr(loaded, "__file__", None), ref.file):
@@ -175,6 +175,12 @@ def import_object(lit: ast.StrLit, base_dir: Path, trust: Trust, what: str) -> A
         if added:
             sys.path.remove(folder)  # type: ignore[arg-type]
     if ref.file is not None:
+        if not _same(getattr(module, "__file__", None), ref.file):
+            raise DeccError(
+                f"importing '{ref.module}' found {getattr(module, '__file__', None)}, not {ref.file}",
+                lit.span,
+                hints=[f"rename {ref.file.name}: another module of that name comes first"],
+            )
         _LOADED[ref.module] = ref.file
     obj = module
     for part in ref.attr.split("."):

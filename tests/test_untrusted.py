@@ -243,3 +243,18 @@ def test_runnable_only_when_imported(tmp_path: Path) -> None:
 
     with pytest.raises(DeccError, match="was not imported"):
         scorer(gen.search.score)
+
+
+def test_a_package_beside_the_program(tmp_path: Path) -> None:
+    """`python("pkg.mod:f")` finds pkg/mod.py statically and imports it with its package when loaded."""
+    (tmp_path / "zzpkg").mkdir()
+    (tmp_path / "zzpkg" / "__init__.py").write_text("")
+    (tmp_path / "zzpkg" / "mod.py").write_text("from .helpers import f\n")
+    (tmp_path / "zzpkg" / "helpers.py").write_text("def f(text):\n    return 7.0\n")
+    (tmp_path / "p.dec").write_text('gen x { search: best_of(n=2, score=python("zzpkg.mod:f")) }\n')
+    compile_program(parse_file(tmp_path / "p.dec"))
+    (gen,) = decc.load(tmp_path / "p.dec").ir.generates()
+    assert gen.search.score.fn("x") == 7.0
+    (tmp_path / "p.dec").write_text('gen x { search: best_of(n=2, score=python("zzpkg.mod:g")) }\n')
+    with pytest.raises(DeccError, match="module 'zzpkg.mod' has no 'g'"):
+        compile_program(parse_file(tmp_path / "p.dec"))
