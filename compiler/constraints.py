@@ -8,9 +8,7 @@ step (`min_tokens`/`max_tokens`).
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +25,7 @@ from decc.compiler.options import (
     folder_of,
     kwargs_of,
 )
+from decc.compiler.trust import IMPORTS_HINT, Trust, check_file_allowed, import_object, resolve_module
 from decc.dsl import ast
 from decc.errors import DeccError, Source, Span, unknown
 from decc.grammars.json_strict import close_objects
@@ -55,10 +54,10 @@ class Where:
     max_tokens: int | None = None
 
 
-def where(e: ast.Expr, base_dir: Path) -> Where:
+def where(e: ast.Expr, base_dir: Path, trust: Trust) -> Where:
     """A `where:` value: the text constraint (None if only token bounds are given) and token bounds."""
     parts = e.items if isinstance(e, ast.And) else (e,)
-    read = [constraint(p, base_dir) for p in parts]
+    read = [constraint(p, base_dir, trust) for p in parts]
     bounds = [r for r in read if isinstance(r, TokenBounds)]
     text = [r for r in read if not isinstance(r, TokenBounds)]
     lo = max((b.lo for b in bounds), default=0)
@@ -72,7 +71,7 @@ def where(e: ast.Expr, base_dir: Path) -> Where:
     return Where(c, lo, hi)
 
 
-def constraint(e: ast.Expr, base_dir: Path) -> ir.Constraint | TokenBounds:
+def constraint(e: ast.Expr, base_dir: Path, trust: Trust) -> ir.Constraint | TokenBounds:
     if isinstance(e, ast.And):
         raise DeccError("a conjunction inside a conjunction", e.span)  # the grammar never builds one
     if not isinstance(e, ast.Call):
@@ -84,9 +83,9 @@ def constraint(e: ast.Expr, base_dir: Path) -> ir.Constraint | TokenBounds:
     if name not in CONSTRAINTS:
         raise unknown("constraint", name, e.func.span, CONSTRAINTS)
     if name == "json":
-        return json_constraint(e, base_dir)
+        return json_constraint(e, base_dir, trust)
     if name == "grammar":
-        return grammar_constraint(e, base_dir)
+        return grammar_constraint(e, base_dir, trust)
     if name == "choice":
         return choice(e)
     if name in ("int", "number"):
@@ -160,9 +159,9 @@ def length(e: ast.Call) -> ir.Length | TokenBounds:
     return ir.Length(lo, hi, e.span)
 
 
-def json_constraint(e: ast.Call, base_dir: Path) -> ir.JsonSchema:
-    """`json(r\"\"\"{...}\"\"\")` (inline schema), `json(file="schema.json")` (relative to the program) or
-    `json(model="module:Class")` (a pydantic model, imported with the program's folder on the path)."""
+def json_constraint(e: ast.Call, base_dir: Path, trust: Trust) -> ir.JsonSchema:
+    """`json(r\"\"\"{...}\"\"\")` (inline schema), `json(file="schema.json")` (in the program's folder) or
+    `json(model="module:Class")` (a pydantic model beside the program: see `pydantic_schema`)."""
     kwargs = kwargs_of(e, JSON_ARGS, "json")
     given = len(e.args) + ("file" in kwargs) + ("model" in kwargs)
     if given != 1:
@@ -179,13 +178,12 @@ def json_constraint(e: ast.Call, base_dir: Path) -> ir.JsonSchema:
     elif "file" in kwargs:
         lit = as_str(kwargs["file"].value, "file")
         path = folder_of(lit, base_dir) / lit.value
-        text = read_file(path, lit)
-        written = Source(str(path), text)
-        schema = _load_json(text, lambda pos: Span.of(written, pos, pos + 1))
+        text = read_file(check_file_allowed(path, lit, base_dir, trust, "schema file"), lit)
+        schema, written = _schema_file(text, path, lit)
         origin, span = lit.value, lit.span
     else:
         lit = as_str(kwargs["model"].value, "model")
-        schema = pydantic_schema(lit, base_dir)
+        schema = pydantic_schema(lit, base_dir, trust)
         origin, span = f"model:{lit.value}", lit.span
     whitespace = "compact-or-default"
     if "whitespace" in kwargs:
@@ -201,32 +199,21 @@ def json_constraint(e: ast.Call, base_dir: Path) -> ir.JsonSchema:
     )
 
 
-def import_object(lit: ast.StrLit, base_dir: Path, what: str) -> Any:
-    """`module:name` imported (the program's folder first on `sys.path`), or a positioned error."""
-    module_name, sep, attr = lit.value.partition(":")
-    if not sep or not module_name or not attr:
-        raise DeccError(f"{what} must be written 'module:name', not {json.dumps(lit.value)}", lit.span)
-    base_dir = folder_of(lit, base_dir)
-    added = str(base_dir) not in sys.path
-    if added:
-        sys.path.insert(0, str(base_dir))
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as err:  # noqa: BLE001 - the user's module failing to import is a user error
-        raise DeccError(f"cannot import module '{module_name}': {err}", lit.span) from None
-    finally:
-        if added:
-            sys.path.remove(str(base_dir))
-    obj = module
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise DeccError(f"module '{module_name}' has no '{attr}'", lit.span)
-        obj = getattr(obj, part)
-    return obj
-
-
-def pydantic_schema(lit: ast.StrLit, base_dir: Path) -> Any:
-    cls = import_object(lit, base_dir, "a pydantic model")
+def pydantic_schema(lit: ast.StrLit, base_dir: Path, trust: Trust) -> Any:
+    """The JSON schema of a pydantic model. Building it imports the model's module (running its code), so
+    that happens only with `allow_imports`; `decc check` without it verifies the module and class
+    statically and checks the rest of the program against any JSON."""
+    if not trust.allow_imports:
+        resolve_module(lit, base_dir, trust, "a pydantic model")
+        if trust.check_only:
+            return {}
+        raise DeccError(
+            f"json(model=...) builds its schema by importing '{lit.value.partition(':')[0]}', and this "
+            "command runs none of the program's code",
+            lit.span,
+            hints=[IMPORTS_HINT, "decc run and decc.load(...) import it; decc check checks it without"],
+        )
+    cls = import_object(lit, base_dir, trust, "a pydantic model")
     make = getattr(cls, "model_json_schema", None)
     if not callable(make):
         raise DeccError(f"'{lit.value}' is not a pydantic model (it has no model_json_schema())", lit.span)
@@ -236,7 +223,7 @@ def pydantic_schema(lit: ast.StrLit, base_dir: Path) -> Any:
         raise DeccError(f"'{lit.value}' gives no JSON schema: {err}", lit.span) from None
 
 
-def grammar_constraint(e: ast.Call, base_dir: Path) -> ir.Grammar:
+def grammar_constraint(e: ast.Call, base_dir: Path, trust: Trust) -> ir.Grammar:
     """`grammar("json")` (a built-in: json, arith, sql_select) or `grammar(file="g.lark", start="start")`."""
     from decc.grammars import BUILTIN_GRAMMARS, builtin_grammar
 
@@ -251,7 +238,10 @@ def grammar_constraint(e: ast.Call, base_dir: Path) -> ir.Grammar:
     else:
         lit = as_str(kwargs["file"].value, "file")
         path = folder_of(lit, base_dir) / lit.value
-        text, origin = read_file(path, lit), str(path)
+        text, origin = (
+            read_file(check_file_allowed(path, lit, base_dir, trust, "grammar file"), lit),
+            str(path),
+        )
     start = as_str(kwargs["start"].value, "start").value if "start" in kwargs else "start"
     return ir.Grammar(text, lit.span, origin, start)
 
@@ -262,6 +252,32 @@ def read_file(path: Path, lit: ast.StrLit) -> str:
     except (OSError, UnicodeDecodeError) as err:
         reason = getattr(err, "strerror", None) or str(err)
         raise DeccError(f"cannot read '{lit.value}': {reason}", lit.span) from None
+
+
+_JSON_TYPES = {list: "array", str: "string", int: "number", float: "number", type(None): "null"}
+
+
+def _schema_file(text: str, path: Path, lit: ast.StrLit) -> tuple[Any, Source | None]:
+    """A schema file's JSON, and its text for errors that point into it. A file that is not a JSON
+    object or boolean is not a schema: its errors point at the `file=` string and never show its text."""
+    head = text.lstrip()[:5]
+    if head.startswith("{"):
+        written = Source(str(path), text)
+        return _load_json(text, lambda pos: Span.of(written, pos, pos + 1)), written
+    try:
+        schema = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DeccError(
+            f"'{lit.value}' is not a JSON schema (not JSON: {err.msg} at line {err.lineno}, column {err.colno})",
+            lit.span,
+            hints=["a JSON schema file holds one JSON object"],
+        ) from None
+    if not isinstance(schema, bool):
+        raise DeccError(
+            f"'{lit.value}' is not a JSON schema (a JSON {_JSON_TYPES.get(type(schema), 'value')}, not an object)",
+            lit.span,
+        )
+    return schema, None
 
 
 def _load_json(text: str, span_at: Callable[[int], Span]) -> Any:

@@ -7,13 +7,14 @@ from dataclasses import replace
 from pathlib import Path
 
 from decc.compiler import constraints, definitions, ir, options, search
+from decc.compiler.trust import Trust
 from decc.dsl import ast
 from decc.errors import DeccError, unknown
 
 INPUT_TYPES = {"str": str, "int": int, "float": float, "bool": bool}
 
 
-def lower(program: ast.Program) -> ir.Module:
+def lower(program: ast.Program, trust: Trust | None = None) -> ir.Module:
     models = [i for i in program.items if isinstance(i, ast.ModelDecl)]
     if len(models) > 1:
         raise DeccError(
@@ -22,7 +23,7 @@ def lower(program: ast.Program) -> ir.Module:
     chat = any(isinstance(i, ast.Turn) for i in program.items)
     # Files a program names (schemas) are found next to it.
     base_dir = options.folder_of(program, Path.cwd())
-    low = _Lowering(definitions.collect(program), base_dir)
+    low = _Lowering(definitions.collect(program), base_dir, trust or Trust())
     inputs: list[ir.InputDef] = []
     body: list[ir.Op] = []
     for item in program.items:
@@ -46,9 +47,10 @@ def lower(program: ast.Program) -> ir.Module:
 class _Lowering:
     """The lowering of one program: its definitions table and the folder its files are read from."""
 
-    def __init__(self, defs: definitions.Table, base_dir: Path) -> None:
+    def __init__(self, defs: definitions.Table, base_dir: Path, trust: Trust) -> None:
         self.defs = defs
         self.base_dir = base_dir
+        self.trust = trust
 
     def expr(self, e: ast.Expr) -> ast.Expr:
         return definitions.expand(e, self.defs)
@@ -86,7 +88,7 @@ class _Lowering:
                 hints=["the model writes assistant turns: put 'gen' inside 'assistant { ... }'"],
             )
         self._not_defined(s.name, "a generated variable")
-        return _gen(s, self.expr, self.base_dir)
+        return _gen(s, self.expr, self.base_dir, self.trust)
 
     def text(self, text: ast.Text) -> ir.Emit:
         parts: list[ir.Lit | ir.VarRef] = []
@@ -166,7 +168,7 @@ def _literal(e: ast.Expr, type_name: str) -> object:
     return float(value) if type_name == "float" else value
 
 
-def _gen(gen: ast.Gen, expand: Callable[[ast.Expr], ast.Expr], base_dir: Path) -> ir.Generate:
+def _gen(gen: ast.Gen, expand: Callable[[ast.Expr], ast.Expr], base_dir: Path, trust: Trust) -> ir.Generate:
     seen: dict[str, ast.Option] = {}
     for opt in (replace(o, value=expand(o.value)) for o in gen.options):
         key = opt.key.value
@@ -186,7 +188,7 @@ def _gen(gen: ast.Gen, expand: Callable[[ast.Expr], ast.Expr], base_dir: Path) -
             (examples or counter).key.span,  # type: ignore[union-attr]
             hints=["add 'where: ...', or remove the examples"],
         )
-    bounds = constraints.where(where.value, base_dir) if where else constraints.Where(None)
+    bounds = constraints.where(where.value, base_dir, trust) if where else constraints.Where(None)
     max_tokens = options.DEFAULT_MAX_TOKENS
     if "max_tokens" in seen:
         max_tokens = options.as_int(seen["max_tokens"].value, "max_tokens", 1)
@@ -201,7 +203,7 @@ def _gen(gen: ast.Gen, expand: Callable[[ast.Expr], ast.Expr], base_dir: Path) -
     stop_regex = None
     if "stop_regex" in seen:
         stop_regex = _stop_regex(seen["stop_regex"].value)
-    policy = search.search(seen["search"].value, base_dir) if "search" in seen else ir.Sampling()
+    policy = search.search(seen["search"].value, base_dir, trust) if "search" in seen else ir.Sampling()
     search.refuse_unsupported(seen.get("search"), policy, seen.get("stop_entropy"))
     aligned = "mode" in seen and search.mode(seen["mode"].value, policy, bounds.constraint is not None)
     return ir.Generate(

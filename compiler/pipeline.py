@@ -17,6 +17,7 @@ from decc.compiler.passes.prune import prune
 from decc.compiler.passes.resolve_names import resolve_names
 from decc.compiler.passes.speculate import speculate
 from decc.compiler.remarks import remarks as describe
+from decc.compiler.trust import Trust
 from decc.compiler.verify import verify
 from decc.dsl import ast
 from decc.errors import DeccError
@@ -56,11 +57,13 @@ def compile_program(
     stop_after: str | None = None,
     disabled: frozenset[str] = frozenset(),
     remarks: list[str] | None = None,
+    trust: Trust | None = None,
 ) -> ir.Module:
     """AST → optimized IR. `dump(stage, module)` sees the IR after lowering ('ir') and after each pass;
     the optimization passes named in `disabled` are skipped (`check_optimizations` vets the names).
-    `remarks`, if given, receives a line or two per optimization pass on what it did (or "turned off")."""
-    module = lower(program)
+    `remarks`, if given, receives a line or two per optimization pass on what it did (or "turned off").
+    `trust` says what the program's references may reach; the default imports none of its modules."""
+    module = lower(program, trust)
     verify(module)
     if dump:
         dump("ir", module)

@@ -30,6 +30,7 @@ from decc.compiler.options import (
     keywords_only,
     kwargs_of,
 )
+from decc.compiler.trust import Trust, check_file_allowed, import_object, resolve_module
 from decc.dsl import ast
 from decc.errors import DeccError, unknown
 
@@ -51,7 +52,7 @@ def _as_call(e: ast.Expr, expected: str) -> ast.Call:
     raise DeccError(f"{expected}, not {describe(e)}", e.span)
 
 
-def search(e: ast.Expr, base_dir: Path) -> ir.Search:
+def search(e: ast.Expr, base_dir: Path, trust: Trust) -> ir.Search:
     call = _as_call(e, "'search' takes a policy such as greedy or sample(...)")
     name, span = call.func.value, call.func.span
     if name not in POLICIES:
@@ -98,7 +99,7 @@ def search(e: ast.Expr, base_dir: Path) -> ir.Search:
     if name == "best_of":
         kw = keywords_only(call, ("n", "score", *SAMPLE_ARGS), "best_of(n=4, score=logprob)")
         n = _required(kw, "n", call, lambda v: as_int(v, "n", minimum=1))
-        score = reward(kw["score"], base_dir) if "score" in kw else ir.Reward("logprob", (), call.span)
+        score = reward(kw["score"], base_dir, trust) if "score" in kw else ir.Reward("logprob", (), call.span)
         return ir.BestOfN(n, score, _sampling(kw))
     if name == "first_finish":
         kw = keywords_only(call, ("n", *SAMPLE_ARGS), "first_finish(n=4)")
@@ -118,7 +119,7 @@ def search(e: ast.Expr, base_dir: Path) -> ir.Search:
     scheme = (
         as_choice(kw["resampling"], "resampling scheme", RESAMPLING) if "resampling" in kw else "multinomial"
     )
-    potential = reward(kw["potential"], base_dir) if "potential" in kw else None
+    potential = reward(kw["potential"], base_dir, trust) if "potential" in kw else None
     return ir.SMC(particles, potential, ess, scheme, _sampling(kw))
 
 
@@ -167,7 +168,7 @@ def _sample_arg(key: str, e: ast.Expr) -> float | int:
     return as_int(e, "seed", minimum=0)
 
 
-def reward(e: ast.Expr, base_dir: Path) -> ir.Reward:
+def reward(e: ast.Expr, base_dir: Path, trust: Trust) -> ir.Reward:
     """A score or potential: a built-in by name or call, a Python callable, or a local classifier."""
     from decc.compiler.constraints import json_constraint
 
@@ -190,7 +191,7 @@ def reward(e: ast.Expr, base_dir: Path) -> ir.Reward:
         return ir.Reward(name, (lit.value,), call.span)
     if name == "json_valid":
         schema = json_constraint(
-            ast.Call(ast.Name("json", call.func.span), call.args, call.kwargs, call.span), base_dir
+            ast.Call(ast.Name("json", call.func.span), call.args, call.kwargs, call.span), base_dir, trust
         )
         return ir.Reward(name, (schema.schema,), call.span)
     if (call.kwargs and name == "python") or len(call.args) != 1:
@@ -198,12 +199,12 @@ def reward(e: ast.Expr, base_dir: Path) -> ir.Reward:
         raise DeccError(f"{name}(...) takes one string, e.g. {what}", call.span)
     lit = as_str(call.args[0], "a callable" if name == "python" else "a model path")
     if name == "python":
-        fn = _python_callable(lit, base_dir)
-        if not callable(fn):
+        fn = _python_callable(lit, base_dir, trust)
+        if fn is not None and not callable(fn):
             raise DeccError(f"'{lit.value}' is not callable", lit.span)
         return ir.Reward(name, (lit.value,), call.span, fn=fn)
     kw = {k: a.value for k, a in kwargs_of(call, ("label",), "classifier").items()}
-    path = base_dir / lit.value
+    path = check_file_allowed(folder_of(lit, base_dir) / lit.value, lit, base_dir, trust, "classifier folder")
     if not path.is_dir():
         raise DeccError(
             f"no model folder at '{lit.value}'",
@@ -214,14 +215,12 @@ def reward(e: ast.Expr, base_dir: Path) -> ir.Reward:
     return ir.Reward(name, (str(path), label), call.span)
 
 
-def _python_callable(lit: ast.StrLit, base_dir: Path) -> Any:
-    """The callable `lit` names as `module:function`, with a dotted module name importable from the program's
-    folder; anything else (a path such as "../x:f") gets a positioned error saying what is accepted rather
-    than importlib's own wording."""
-    from decc.compiler.constraints import import_object
-
+def _python_callable(lit: ast.StrLit, base_dir: Path, trust: Trust) -> Any:
+    """The callable `lit` names as `module:function` (a dotted module beside the program, on `python_path`,
+    or installed with `allow_installed`), imported only with `allow_imports` (None otherwise: found
+    statically); a path such as "../x:f" gets a positioned error saying what is accepted."""
     folder = folder_of(lit, base_dir).resolve()
-    where = f"modules are imported from the program's folder ({folder}) or from the installed packages"
+    where = f"modules are found in the program's folder ({folder})"
     module, sep, attr = lit.value.partition(":")
     dotted = all(p.isidentifier() for p in module.split(".")) and not module.endswith(".py")
     if not (sep and dotted and all(p.isidentifier() for p in attr.split("."))):
@@ -234,12 +233,10 @@ def _python_callable(lit: ast.StrLit, base_dir: Path) -> Any:
             lit.span,
             hints=hints,
         )
-    try:
-        return import_object(lit, base_dir, "a Python callable")
-    except DeccError as e:
-        if not e.message.startswith("cannot import module"):
-            raise
-        raise DeccError(e.message, e.span, notes=e.notes, hints=[*e.hints, where]) from None
+    if not trust.allow_imports:
+        resolve_module(lit, base_dir, trust, "a Python callable")
+        return None
+    return import_object(lit, base_dir, trust, "a Python callable")
 
 
 def mode(e: ast.Expr, policy: ir.Search, has_constraint: bool) -> bool:

@@ -12,6 +12,7 @@ from typing import Any
 from decc.compiler import ir
 from decc.compiler.pipeline import check_optimizations, compile_program
 from decc.compiler.plan import Plan, lower_to_plan
+from decc.compiler.trust import Trust
 from decc.dsl import ast, parse, parse_file
 from decc.errors import DeccError, DeccWarning, Source
 from decc.runtime.executor import Result
@@ -193,20 +194,46 @@ class _Failed:
     error: BaseException
 
 
-def load(path: str | Path, *, model: str | None = None, no_opt: Collection[str] = ()) -> Program:
+def load(
+    path: str | Path,
+    *,
+    model: str | None = None,
+    no_opt: Collection[str] = (),
+    python_path: Sequence[str | Path] = (),
+    allow_installed: bool = False,
+    allow_files_outside: bool = False,
+    allow_imports: bool = True,
+) -> Program:
     """Parse and compile a .dec file. `no_opt` names optimization passes to skip (outputs stay the same;
-    see `decc.compiler.pipeline.OPTIMIZATIONS`). Warnings end up in `Program.warnings`."""
-    return _compiled(parse_file(path), model, no_opt)
+    see `decc.compiler.pipeline.OPTIMIZATIONS`). Warnings end up in `Program.warnings`.
+
+    Loading is for running: the modules that `python(...)` and `json(model=...)` name are imported
+    (`allow_imports=False` finds them without importing; such a program compiles but cannot run). They are
+    found beside the program or in `python_path`; the standard library and installed packages only with
+    `allow_installed`. Files named by `file=` must lie in the program's folder unless
+    `allow_files_outside`."""
+    trust = Trust(tuple(Path(p) for p in python_path), allow_installed, allow_files_outside, allow_imports)
+    return _compiled(parse_file(path), model, no_opt, trust)
 
 
 def loads(
-    text: str, path: str = "<string>", *, model: str | None = None, no_opt: Collection[str] = ()
+    text: str,
+    path: str = "<string>",
+    *,
+    model: str | None = None,
+    no_opt: Collection[str] = (),
+    python_path: Sequence[str | Path] = (),
+    allow_installed: bool = False,
+    allow_files_outside: bool = False,
+    allow_imports: bool = True,
 ) -> Program:
-    return _compiled(parse(Source(path, text)), model, no_opt)
+    """`load` of a program's text; `path` places it (its folder is where its modules and files are found)."""
+    trust = Trust(tuple(Path(p) for p in python_path), allow_installed, allow_files_outside, allow_imports)
+    return _compiled(parse(Source(path, text)), model, no_opt, trust)
 
 
-def _compiled(tree: ast.Program, model: str | None, no_opt: Collection[str]) -> Program:
-    return Program(tree, compile_program(tree, disabled=check_optimizations(no_opt)), model)
+def _compiled(tree: ast.Program, model: str | None, no_opt: Collection[str], trust: Trust) -> Program:
+    return Program(tree, compile_program(tree, disabled=check_optimizations(no_opt), trust=trust), model)
 
 
 def load_tokenizer(model: str | None = None) -> Any:

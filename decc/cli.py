@@ -82,6 +82,8 @@ def _parser() -> argparse.ArgumentParser:
     comp.add_argument("--model", help="the model whose tokenizer the plan is built for")
     from decc.compiler.pipeline import OPTIMIZATIONS
 
+    for sp in (run, check, test, comp):
+        _trust_flags(sp, imports=sp is not run)
     for sp in (run, comp):
         sp.add_argument(
             "--no-opt",
@@ -91,6 +93,58 @@ def _parser() -> argparse.ArgumentParser:
             help="skip an optimization pass (repeatable; outputs stay the same): " + ", ".join(OPTIMIZATIONS),
         )
     return p
+
+
+def _trust_flags(sp: argparse.ArgumentParser, imports: bool) -> None:
+    """What an untrusted program may reach (docs/language.md, "Modules and files")."""
+    sp.add_argument(
+        "--python-path",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a folder to find python(...) and json(model=...) modules in, besides the program's (repeatable)",
+    )
+    sp.add_argument(
+        "--allow-installed",
+        action="store_true",
+        help="let python(...) and json(model=...) name the standard library and installed packages",
+    )
+    sp.add_argument(
+        "--allow-files-outside",
+        action="store_true",
+        help="let file= name schema and grammar files outside the program's folder",
+    )
+    if imports:
+        sp.add_argument(
+            "--allow-imports",
+            action="store_true",
+            help="import the program's modules (run its code) now, as decc run does",
+        )
+
+
+def _trust(args: argparse.Namespace, **more: bool) -> Any:
+    from pathlib import Path
+
+    from decc.compiler.trust import Trust
+
+    return Trust(
+        tuple(Path(p) for p in args.python_path),
+        args.allow_installed,
+        args.allow_files_outside,
+        getattr(args, "allow_imports", True),
+        **more,
+    )
+
+
+def _trust_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The allowances as `decc.load` keyword arguments."""
+    t = _trust(args)
+    return {
+        "python_path": t.python_path,
+        "allow_installed": t.allow_installed,
+        "allow_files_outside": t.allow_files_outside,
+        "allow_imports": t.allow_imports,
+    }
 
 
 def _inputs(pairs: Sequence[str]) -> dict[str, str]:
@@ -116,7 +170,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.seed is not None and not 0 <= args.seed < 2**64:
         raise DeccError(f"--seed must be in [0, 2**64), not {args.seed}")
     start = time.perf_counter()
-    program = decc.load(args.file, model=args.model, no_opt=args.no_opt)
+    program = decc.load(args.file, model=args.model, no_opt=args.no_opt, **_trust_kwargs(args))
     _warn(program.warnings)
     if args.max_tokens is not None or args.seed is not None:
         program = program.with_overrides(max_tokens=args.max_tokens, seed=args.seed)
@@ -240,9 +294,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     from decc.compiler import ir
     from decc.compiler.pipeline import compile_program
     from decc.dsl import parse_file
+
     def check(path: str) -> None:
         tree = parse_file(path)
-        module = compile_program(tree)
+        module = compile_program(tree, trust=_trust(args, check_only=True))
         found = module.warnings
         _warn(found)
         gens = [op for op in ir.walk(module.body) if isinstance(op, ir.Generate)]
@@ -255,6 +310,13 @@ def cmd_check(args: argparse.Namespace) -> int:
             program.plan()
             tail = f"compiled for the {_model_name(program.model)} tokenizer"
         warned = f", {_count(len(found), 'warning')}" if found else ""
+        models = [
+            op
+            for op in gens
+            if isinstance(op.constraint, ir.JsonSchema) and op.constraint.origin[:6] == "model:"
+        ]
+        if models and not args.allow_imports:
+            warned += f"; {_count(len(models), 'pydantic model')} checked without importing (--allow-imports)"
         print(f"ok: {path} — {what} {tail}{warned}")
 
     return _each_file(args.files, check, "failed")
@@ -277,7 +339,7 @@ def cmd_test(args: argparse.Namespace) -> int:
 
     if args.draws < 1:
         raise DeccError("--draws must be at least 1")
-    program = decc.load(args.file, model=args.model)
+    program = decc.load(args.file, model=args.model, **_trust_kwargs(args))
     reports = check_program(program, draws=args.draws, seed_value=args.seed)
     print(render(reports, args.file, args.draws, args.seed))
     return 0 if all(r.ok for r in reports) else 1
@@ -368,6 +430,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         stop_after="ir" if args.emit == "ir" else None,
         disabled=check_optimizations(args.no_opt),
         remarks=notes,
+        trust=_trust(args),
     )
     _warn(module.warnings)
     if args.print_after_all:

@@ -72,7 +72,12 @@ def _json_valid(schema: Any) -> Scorer:
 
 def _python(spec: str, fn: Callable[[str], Any] | None) -> Scorer:
     if fn is None:
-        raise DeccError(f"the reward {spec} was not imported when the program compiled")
+        raise DeccError(
+            f"the reward python({spec!r}) was not imported: the program was compiled without allow_imports",
+            hints=[
+                "decc.load(...) and decc run import it; compile_program(..., trust=Trust(allow_imports=True))"
+            ],
+        )
 
     def score(track: Track, text: str) -> float:
         value = float(fn(text))

@@ -180,7 +180,13 @@ CASES = [
         "smc(...) corrects the masking bias with importance weights instead",
     ),
     ("gen x { search: sample(typical_p=0) }", 1, 34, "typical_p must be in (0, 1], not 0", None),
-    ('gen x { search: best_of(n=2, score=python("os:nope")) }', 1, 43, "module 'os' has no 'nope'", None),
+    (
+        'gen x { search: best_of(n=2, score=python("os:system")) }',
+        1,
+        43,
+        "cannot import module 'os': it is not beside the program but installed",
+        "--allow-installed (allow_installed=True) allows the standard library and installed packages",
+    ),
     (
         'gen x { search: best_of(n=2, score=classifier("no/such/dir")) }',
         1,

@@ -15,14 +15,15 @@ from hypothesis import strategies as st
 
 from decc.compiler import ir
 from decc.compiler.pipeline import compile_program
+from decc.compiler.trust import Trust
 from decc.dsl import parse
 from decc.errors import DeccError
 from decc.grammars import TokenAutomaton, Vocabulary, choice_dfa, compile_regex, conjunction, length_dfa
 from decc.grammars.matcher import Matcher
 
 
-def gen_of(src: str, path: str = "c.dec") -> ir.Generate:
-    module = compile_program(parse(src, path))
+def gen_of(src: str, path: str = "c.dec", trust: Trust | None = None) -> ir.Generate:
+    module = compile_program(parse(src, path), trust=trust)
     return module.generates()[0]
 
 
@@ -169,7 +170,8 @@ def test_pydantic_model_as_schema(tmp_path) -> None:
     src = 'gen p { where: json(model="shapes:Point") }'
     path = tmp_path / "p.dec"
     path.write_text(src)
-    g = gen_of(src, str(path))
+    trust = Trust(allow_imports=True, allow_installed=True)
+    g = gen_of(src, str(path), trust)
     assert isinstance(g.constraint, ir.JsonSchema) and g.constraint.origin == "model:shapes:Point"
     assert g.constraint.compiled.accepts(b'{"x":1,"y":-2}')
     assert not g.constraint.compiled.accepts(b'{"x":1}')
@@ -181,7 +183,7 @@ def test_pydantic_model_as_schema(tmp_path) -> None:
     ]:
         path.write_text(f"gen p {{ where: {bad} }}")
         with pytest.raises(DeccError, match=re.escape(message)):
-            gen_of(path.read_text(), str(path))
+            gen_of(path.read_text(), str(path), trust)
 
 
 def test_choice_dfa_public() -> None:
