@@ -1282,12 +1282,8 @@ def _esc(k: str) -> str:
 
 
 def _search(pattern: str, name: str, ptr: str) -> bool:
-    """Does `pattern` match somewhere in the declared property `name`? Python's `re` when it reads the
-    pattern, else decc's own parser (ECMAScript's `\\p{..}`), as an unanchored search automaton."""
-    try:
-        return re.search(pattern, name) is not None
-    except re.error:
-        pass
+    """Does `pattern` match somewhere in the declared property `name`? With ECMA-262 meanings (as the value
+    is constrained), not Python's `re` (whose `\\s` and `\\d` are Unicode), as an unanchored search automaton."""
     try:
         return _search_dfa(pattern).accepts(name.encode("utf-8"))
     except RegexError:
@@ -1309,7 +1305,7 @@ def _search_node(pattern: str, node_of: Callable[[Node], Node], anything: Node) 
     start, end, top_bar = _anchors(pattern)
     if (start or end) and top_bar:
         raise RegexError(_ANCHORED_BAR, pattern, 0, len(pattern))
-    node = node_of(parse_regex(pattern))
+    node = node_of(parse_regex(pattern, ecma=True))
     return seq(*([] if start else [anything]), node, *([] if end else [anything]))
 
 
