@@ -47,7 +47,7 @@ from .counters import SegmentConflict
 from .dfa import ByteDFA, dfa_from_nfa
 from .errors import GrammarLimitError, RegexError
 from .json_exponents import number_range
-from .json_formats import FORMATS, MAX_LENGTHS
+from .json_formats import FORMATS, MAX_LENGTHS, UNENFORCED_FORMATS
 from .json_numbers import (
     NUMBER,
     Automaton,
@@ -961,8 +961,11 @@ class _Compiler:
         bodies: list[Node] = []
         if "pattern" in s:
             bodies.append(self.pattern(s["pattern"], f"{ptr}/pattern"))
-        if s.get("format") in FORMATS:  # unknown formats are annotations
-            bodies.append(_to_json_string_body(parse_regex(FORMATS[s["format"]])))
+        fmt = s.get("format")
+        if fmt in FORMATS:
+            bodies.append(_to_json_string_body(parse_regex(FORMATS[fmt])))
+        elif isinstance(fmt, str):  # never silent: refused, or ignored with a warning when lenient
+            self.unsupported("format", f"{ptr}/format", _format_refusal(fmt))
         if hi is not None and hi >= COUNT_FROM:
             auto, boundary = _product(tuple(bodies), NOTHING)
             if not isinstance(auto, Automaton):
@@ -1275,6 +1278,14 @@ def automaton_of(dfa: ByteDFA) -> Automaton:
 def _decimal(x: float | None) -> Decimal | None:
     """A schema bound as an exact decimal: `0.1` is 0.1 (its shortest repr), not the binary float's value."""
     return None if x is None else Decimal(repr(x)) if isinstance(x, float) else Decimal(x)
+
+
+def _format_refusal(fmt: str) -> str:
+    """Why decc does not enforce string format `fmt`: a known format it cannot enforce exactly, or one that
+    JSON Schema does not define (an annotation there; decc refuses rather than silently accept anything)."""
+    if fmt in UNENFORCED_FORMATS:
+        return f"decc does not enforce string format '{fmt}' ({UNENFORCED_FORMATS[fmt]})"
+    return f"unknown string format '{fmt}': decc cannot enforce it"
 
 
 def _esc(k: str) -> str:
