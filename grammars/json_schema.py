@@ -283,7 +283,7 @@ def _meta_format_checker(cls: Any) -> Any:
         except re.error:
             pass
         try:
-            parse_regex(instance)
+            parse_regex(instance, ecma=True)  # as schema patterns are read
             return True
         except RegexError:
             return False

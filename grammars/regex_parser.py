@@ -2,8 +2,9 @@
 
 `ecma=True` (JSON Schema `pattern`s, which are ECMA-262) changes what differs in meaning, not in syntax:
 `\\s`/`\\S` use ECMAScript's WhiteSpace and LineTerminator code points (U+00A0, U+FEFF, U+2028, ... but not
-U+001C-U+001F or U+0085), and `.` excludes every line terminator (`\\n`, `\\r`, U+2028, U+2029). `\\d` and
-`\\w` are ASCII in both.
+U+001C-U+001F or U+0085), `.` excludes every line terminator (`\\n`, `\\r`, U+2028, U+2029), and `[]` matches
+nothing, `[^]` any character (Python reads a `]` first in a class as a literal). `\\d` and `\\w` are ASCII in
+both.
 
 Matching is always a full match, so `^`/`\\A` are accepted only at the start and `$`/`\\Z` only at the end,
 where they mean nothing. Features with no regular meaning (backreferences, lookaround, `\\b`, ...) raise a
@@ -59,6 +60,7 @@ def parse_regex(pattern: str, ecma: bool = False) -> Node:
 
 class _Parser:
     def __init__(self, pattern: str, ecma: bool = False) -> None:
+        self.ecma = ecma
         self.shorthands = ECMA_SHORTHANDS if ecma else SHORTHANDS
         self.dot = ECMA_DOT if ecma else DOT
         self.p = pattern
@@ -321,6 +323,9 @@ class _Parser:
         negated = self.peek() == "^"
         if negated:
             self.i += 1
+        if self.ecma and self.peek() == "]":  # ECMAScript: `[]` matches nothing, `[^]` any character
+            self.i += 1
+            return negate(()) if negated else ()
         ranges: list[tuple[int, int]] = []
         first = True
         while True:

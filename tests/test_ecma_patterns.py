@@ -88,3 +88,13 @@ def test_dec_regexes_keep_python_ascii_shorthands(ch: str) -> None:
     data = ch.encode()
     assert compile_regex(r"\s").accepts(data) == (ch in " \t\n\r\f\v")
     assert compile_regex(".").accepts(data) == (ch != "\n")
+
+
+@settings(max_examples=100, deadline=None)
+@given(_chars)
+def test_empty_classes_follow_ecma(ch: str) -> None:
+    """ECMAScript's `[]` matches nothing and `[^]` any character; Python would read `[]x]` as a class."""
+    dfa = _pattern_dfa(r"(a[]x]|b[^]|c[^]x])")
+    assert _accepts(dfa, "b" + ch)
+    assert not _accepts(dfa, "a" + ch) and not _accepts(dfa, f"a{ch}x]") and not _accepts(dfa, "ax]")
+    assert _accepts(dfa, f"c{ch}x]")
