@@ -155,11 +155,18 @@ class _Encoder:
         self.vocab = vocab
         self.loops = {id(loop): key for key, loop in vocab.__dict__.get("loop_cache", {}).items()}
         self.arrays: list[np.ndarray] = []
+        self.seen: dict[int, int] = {}  # id of an array or object -> its index: shared, stored once
+        self.keep: list[Any] = []  # what `seen` names stays alive (a freed temporary's id could be reused)
+        self.n_objects = 0
 
     def array(self, a: np.ndarray) -> int:
+        if id(a) in self.seen:
+            return self.seen[id(a)]
         if a.dtype.hasobject or a.dtype.kind not in "biuf":
             raise CacheFormatError(f"array of {a.dtype}")
         self.arrays.append(np.ascontiguousarray(a))
+        self.seen[id(a)] = len(self.arrays) - 1
+        self.keep.append(a)
         return len(self.arrays) - 1
 
     def encode(self, v: Any) -> Any:
@@ -189,22 +196,32 @@ class _Encoder:
         cls = type(v)
         if _classes().get(cls.__name__) is not cls:
             raise CacheFormatError(f"cannot store a {cls.__qualname__}")
+        if id(v) in self.seen:  # the same object again (the DFA of a constraint and of its automaton)
+            return {"t": "ref", "v": self.seen[id(v)]}
         if "__getstate__" in cls.__dict__:
             state = v.__getstate__()
         else:
             state = {f.name: getattr(v, f.name) for f in dataclasses.fields(v)}
-        return {"t": "obj", "c": cls.__name__, "v": {k: self.encode(x) for k, x in state.items()}}
+        fields = {k: self.encode(x) for k, x in state.items()}
+        self.seen[id(v)] = ref = self.n_objects
+        self.keep.append(v)
+        self.n_objects += 1
+        return {"t": "obj", "c": cls.__name__, "id": ref, "v": fields}
 
 
 class _Decoder:
     def __init__(self, vocab: Vocabulary, arrays: Any) -> None:
         self.vocab = vocab
         self.arrays = arrays
+        self.loaded: dict[int, np.ndarray] = {}
+        self.objects: dict[int, Any] = {}
 
     def array(self, i: Any) -> np.ndarray:
         if type(i) is not int:
             raise CacheFormatError("bad array reference")
-        return self.arrays[f"a{i}"]  # np.load(allow_pickle=False): object arrays raise
+        if i not in self.loaded:
+            self.loaded[i] = self.arrays[f"a{i}"]  # np.load(allow_pickle=False): object arrays raise
+        return self.loaded[i]
 
     def decode(self, v: Any) -> Any:
         if isinstance(v, _SCALARS):
@@ -238,7 +255,13 @@ class _Decoder:
         if t == "dict":
             return {self.decode(k): self.decode(e) for k, e in x}
         if t == "obj":
-            return self.obj(v.get("c"), x)
+            out = self.obj(v.get("c"), x)
+            self.objects[v.get("id")] = out
+            return out
+        if t == "ref":
+            if x not in self.objects:
+                raise CacheFormatError("reference to an object not read yet")
+            return self.objects[x]
         raise CacheFormatError(f"unknown tag {t!r}")
 
     def obj(self, name: Any, fields: Any) -> Any:
@@ -285,9 +308,54 @@ def _load(path: Path, key: str, vocab: Vocabulary) -> Any:
             value = _Decoder(vocab, z).decode(meta.get("value"))
     except Exception:  # unreadable, truncated, not an npz, object arrays, a tree the classes reject: a miss
         return None
-    if type(value).__name__ not in ("TokenConstraint", "CFGConstraint") or value.vocab is not vocab:
+    try:
+        return value if _consistent(value, vocab) else None
+    except Exception:  # a field of the wrong kind: a miss
         return None
-    return value
+
+
+def _ints(a: Any, lo: int, hi: int, shape: tuple[int | None, ...]) -> bool:
+    """`a` is an integer array of `shape` (None: any length) with every value in [lo, hi)."""
+    if not isinstance(a, np.ndarray) or a.dtype.kind not in "iu" or a.ndim != len(shape):
+        return False
+    if any(want is not None and got != want for got, want in zip(a.shape, shape, strict=True)):
+        return False
+    return a.size == 0 or (int(a.min()) >= lo and int(a.max()) < hi)
+
+
+def _consistent(value: Any, vocab: Vocabulary) -> bool:
+    """The core tables of a loaded constraint fit together and index within range, so that a well-formed
+    file with wrong contents is a miss rather than an IndexError while decoding."""
+    classes = _classes()
+    if isinstance(value, classes["TokenConstraint"]):
+        dfa, auto = value.dfa, value.automaton
+        n = dfa.n_states
+        return (
+            value.vocab is vocab
+            and auto.vocab is vocab
+            and auto.dfa is dfa
+            and _ints(dfa.transitions, -1, n, (n, 256))
+            and 0 <= dfa.start < max(n, 1)
+            and _ints(auto.bitmask, -(2**31), 2**31, (n, vocab.n_words))
+            and _ints(auto.indptr, 0, len(auto.token_ids) + 1, (n + 1,))
+            and bool(np.all(np.diff(auto.indptr) >= 0))
+            and _ints(auto.token_ids, 0, vocab.size, (None,))
+            and _ints(auto.next_state, 0, n, (len(auto.token_ids),))
+            and _ints(auto.loop_of, -1, len(auto.loops), (n,) if len(auto.loop_of) else (0,))
+        )
+    if isinstance(value, classes["CFGConstraint"]):
+        rtn = value.rtn
+        g = rtn.n_states
+        return (
+            value.vocab is vocab
+            and _ints(rtn.table, -1, g, (g, 256))
+            and _ints(value.inside, -(2**31), 2**31, (None, vocab.n_words))
+            and _ints(value.inside_of, 0, len(value.inside), (g,))
+            and _ints(value.rank_to_id, 0, vocab.size, (None,))
+            and len(value.uncertain) == g
+            and all(_ints(u, 0, len(value.rank_to_id), (None,)) for u in value.uncertain)
+        )
+    return False
 
 
 def _store(root: Path, path: Path, key: str, value: Any, vocab: Vocabulary) -> None:

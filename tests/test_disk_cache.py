@@ -341,7 +341,8 @@ def _planted(kind: str, path: Path, marker: Path, other: bytes) -> bytes:
 
 
 @pytest.mark.parametrize(
-    "kind", ["pickle", "bare-pickle", "object-array", "random", "truncated", "other-key", "future"]
+    "kind",
+    ["pickle", "bare-pickle", "object-array", "random", "truncated", "other-key", "future", "tampered"],
 )
 def test_planted_file_is_a_miss_and_runs_nothing(cache_dir, tmp_path_factory, kind):
     marker = tmp_path_factory.mktemp("marker") / "pwned"
@@ -354,6 +355,14 @@ def test_planted_file_is_a_miss_and_runs_nothing(cache_dir, tmp_path_factory, ki
     (other,) = [p for p in cache_dir.iterdir() if p != target]
     if kind == "future":
         _rewrite_meta(target, version=disk_cache.FORMAT_VERSION + 1)
+    elif kind == "tampered":  # the right key and format; next states out of the DFA's range
+        with np.load(target, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        meta = json.loads(arrays["meta"].tobytes())
+        name = f"a{meta['value']['v']['automaton']['v']['next_state']['v']}"
+        arrays[name] = arrays[name] + 1000
+        with open(target, "wb") as f:
+            np.savez(f, **arrays)
     else:
         planted = _planted(kind, target, marker, other.read_bytes())
         for suffix in (".pkl", ".npz"):  # where this and earlier versions of decc look
