@@ -280,7 +280,8 @@ class _Decoder:
 
 
 def loop_for_key(vocab: Vocabulary, key: bytes) -> Any:
-    """The vocabulary's Loop for a loop_cache key (token_loops.loop_classes), built if this process lacks it."""
+    """The vocabulary's Loop for a loop_cache key (token_loops.loop_classes), built if this process lacks
+    it."""
     from .token_loops import build_loop
 
     loop = vocab.loop_cache.get(key)
@@ -395,4 +396,13 @@ def _warn_once(message: str) -> None:
         warnings.warn(message, RuntimeWarning, stacklevel=4)
 
 
-__all__ = ["FORMAT_VERSION", "MAGIC", "SUFFIX", "cache_dir", "cache_key", "cached", "loop_for_key", "set_disk_cache"]
+__all__ = [
+    "FORMAT_VERSION",
+    "MAGIC",
+    "SUFFIX",
+    "cache_dir",
+    "cache_key",
+    "cached",
+    "loop_for_key",
+    "set_disk_cache",
+]

@@ -1,9 +1,9 @@
 """Regexes (full match, Python `re` syntax) for the string `format`s decc asserts.
 
 Each is checked against jsonschema's FormatChecker (with its format extras) in tests/test_json_formats.py:
-decc never accepts a string the checker rejects. `date`, `time`, `date-time`, `ipv4`, `ipv6` are exact
-(but for a trailing newline, which the `$` of the time and hostname checkers lets through: decc refuses
-it); the others refuse some strings the checker takes (see `REFUSED_VALID`).
+decc never accepts a string the checker rejects. `date`, `time`, `date-time`, `ipv4`, `ipv6` and
+`json-pointer` are exact (but for a trailing newline, which the `$` of the time and hostname checkers lets
+through: decc refuses it); the others refuse some strings the checker takes (see `REFUSED_VALID`).
 
 * `date`: year 0001-9999, month lengths, Feb 29 only in leap years (divisible by 4, centuries only when
   divisible by 400), the leap-year rule spelled out as alternatives on the last two digits of the year
@@ -53,7 +53,11 @@ _IPV6 = (
 # 1-63 letters, digits and inner hyphens, never "--" at the third and fourth characters (RFC 5891 4.2.3.1:
 # reserved for A-labels like "xn--..."; their punycode and IDNA 2008 rules are no regex, so decc refuses them)
 _A = "[A-Za-z0-9]"
-_LABEL = rf"({_A}|{_A}{_A}|{_A}[A-Za-z0-9-]{_A}|{_A}[A-Za-z0-9-]{{2}}{_A}|{_A}[A-Za-z0-9-]({_A}[A-Za-z0-9-]|-{_A})[A-Za-z0-9-]{{0,58}}{_A})"
+_AH = "[A-Za-z0-9-]"
+_LABEL = (
+    rf"({_A}|{_A}{_A}|{_A}{_AH}{_A}|{_A}{_AH}{{2}}{_A}"  # 1-4 characters: the 4th is no hyphen
+    rf"|{_A}{_AH}({_A}{_AH}|-{_A}){_AH}{{0,58}}{_A})"  # 5-63: the 3rd and 4th are not both hyphens
+)
 # RFC 3986 URI (the IPv4 host form is inside reg-name already)
 _PCT = r"%[0-9A-Fa-f]{2}"
 _PCHAR = rf"([A-Za-z0-9._~!$&'()*+,;=:@-]|{_PCT})"

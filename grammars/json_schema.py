@@ -1294,7 +1294,7 @@ def _esc(k: str) -> str:
 
 def _search(pattern: str, name: str, ptr: str) -> bool:
     """Does `pattern` match somewhere in the declared property `name`? With ECMA-262 meanings (as the value
-    is constrained), not Python's `re` (whose `\\s` and `\\d` are Unicode), as an unanchored search automaton."""
+    is constrained), not Python's `re` (whose `\\s` and `\\d` are Unicode): an unanchored search automaton."""
     try:
         return _search_dfa(pattern).accepts(name.encode("utf-8"))
     except RegexError:
