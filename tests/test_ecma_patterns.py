@@ -8,12 +8,18 @@ import functools
 import json
 import string
 import unicodedata
+from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from decc.grammars import ByteDFA, compile_json_schema
+from decc.grammars.cfg_grammar import Grammar
 from decc.grammars.dfa import compile_regex
+from decc.grammars.earley import Recognizer
+from decc.grammars.json_schema import InvalidSchema, UnsupportedSchema
+from decc.grammars.rtn import build_rtn
 
 LINE_TERMINATORS = "\n\r\u2028\u2029"  # ECMA-262 LineTerminator
 
@@ -98,3 +104,26 @@ def test_empty_classes_follow_ecma(ch: str) -> None:
     assert _accepts(dfa, "b" + ch)
     assert not _accepts(dfa, "a" + ch) and not _accepts(dfa, f"a{ch}x]") and not _accepts(dfa, "ax]")
     assert _accepts(dfa, f"c{ch}x]")
+
+
+ECMA_SUITE = Path(__file__).resolve().parents[2] / "shared/data/json-schema-test-suite/tests/draft2020-12"
+ECMA_SUITE_FILE = ECMA_SUITE / "optional" / "ecmascript-regex.json"
+
+
+@pytest.mark.skipif(not ECMA_SUITE_FILE.is_file(), reason="JSON Schema Test Suite not found")
+def test_the_suites_ecmascript_regex_cases() -> None:
+    """The official suite's ECMA-262 regex cases: each schema decc compiles gives the suite's verdict on
+    every instance (refusing a schema, as for `\\\\cC`, is allowed; a wrong answer is not)."""
+    wrong, compiled = [], 0
+    for group in json.loads(ECMA_SUITE_FILE.read_text()):
+        try:
+            dfa = compile_json_schema(group["schema"])
+        except (UnsupportedSchema, InvalidSchema):
+            continue
+        compiled += 1
+        for test in group["tests"]:
+            text = json.dumps(test["data"], ensure_ascii=False).encode()
+            got = Recognizer(build_rtn(dfa)).accepts(text) if isinstance(dfa, Grammar) else dfa.accepts(text)
+            if got != test["valid"]:
+                wrong.append(f"{group['description']} / {test['description']}")
+    assert compiled >= 15 and not wrong, wrong
