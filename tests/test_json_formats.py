@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -344,3 +345,31 @@ def test_unenforced_format_in_a_program_is_positioned() -> None:
     module = compile_program(parse(lenient, "f.dec"))
     (w,) = module.warnings
     assert isinstance(w, DeccWarning) and "format 'iri'" in w.message and w.span.line == 2
+
+
+FORMAT_SUITE = (
+    Path(__file__).resolve().parents[2]
+    / "shared/data/json-schema-test-suite/tests/draft2020-12/optional/format"
+)
+COMPLETE = ("date", "duration", "ipv4", "ipv6", "json-pointer", "uri", "uri-reference", "uuid")
+
+
+@pytest.mark.skipif(not FORMAT_SUITE.is_dir(), reason="JSON Schema Test Suite not found")
+@pytest.mark.parametrize(
+    "path", sorted(FORMAT_SUITE.glob("*.json")) if FORMAT_SUITE.is_dir() else [], ids=lambda p: p.stem
+)
+def test_the_suites_format_cases(path: Path) -> None:
+    """The official suite's format cases (draft 2020-12, optional/format): a schema decc compiles never
+    accepts an instance the suite calls invalid, and for the formats decc enforces completely, accepts
+    every valid one; every other schema is refused (an unenforced format, never ignored)."""
+    fmt = path.stem
+    for group in json.loads(path.read_text()):
+        try:
+            dfa = compile_json_schema(group["schema"])
+        except UnsupportedSchema:
+            assert fmt not in FORMATS, group["description"]
+            continue
+        assert fmt in FORMATS, group["description"]
+        for test in group["tests"]:
+            got = dfa.accepts(json.dumps(test["data"], ensure_ascii=False).encode())
+            assert got == test["valid"] or (not got and fmt not in COMPLETE), (fmt, test["data"])
