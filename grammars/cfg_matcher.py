@@ -89,7 +89,7 @@ class CFGConstraint:
     def n_uncertain(self) -> int:
         return sum(len(u) for u in self.uncertain)
 
-    # Pickling (the on-disk constraint cache, disk_cache.py): the recognizer and the token bytes are
+    # State for the on-disk constraint cache (disk_cache.py): the recognizer and the token bytes are
     # rebuilt from the RTN and the vocabulary; the run-time mask caches start empty.
     _DERIVED = ("recognizer", "rank_bytes", "_masks", "_interned", "_ids")
 

@@ -13,25 +13,28 @@ Key: sha256 over FORMAT_VERSION, a hash of this package's source (so a changed c
 an older one wrote), numpy's version, the kind of constraint, its canonical text and every option that
 changes the result, and the vocabulary's fingerprint (token bytes, size, EOS and special ids).
 
-Value: a pickle (protocol 5) of the constraint in which the vocabulary (tens of thousands of tokens) is
-not stored but re-attached from the caller's on load, and the per-vocabulary self-loop token classes
-(token_loops.Loop) are stored by their key and shared through `Vocabulary.loop_cache`. Derived views
-(memoryviews, tensors, the recognizer's Python lists) are rebuilt by the classes' `__setstate__`.
+Value: data only, never a pickle, because a planted file must not run code. A `.npz` (loaded with
+`allow_pickle=False`) holds numeric arrays `a0, a1, ...` and `meta`, UTF-8 JSON: magic, FORMAT_VERSION, the
+key, and the constraint as a tree of tagged values (tuples, dicts, bytes, array references) and objects of
+the classes in `_classes` only, each rebuilt from its fields (or its `__getstate__` dict). The version and
+key are checked before the tree is read. The vocabulary (tens of thousands of tokens) is not stored but
+re-attached from the caller's, and the per-vocabulary self-loop token classes (token_loops.Loop) are stored
+by their key and shared through `Vocabulary.loop_cache`.
 
-The cache never raises: an unreadable, truncated or foreign file is a miss (recomputed and overwritten), an
-unwritable folder is skipped (with one warning per process). Errors are never cached. Files are written to
-a temporary name in the same folder and renamed into place, so readers never see half a file. Nothing
-is evicted: delete the folder to reclaim the space.
-
-The files are pickles: like any pickle, only load a cache folder that only you can write to.
+The cache never raises: an unreadable, truncated, foreign or future-version file is a miss (recomputed and
+overwritten), an unwritable folder is skipped (with one warning per process). Errors are never cached.
+Files are written to a temporary name in the same folder and renamed into place, so readers never see half a
+file. Nothing is evicted: delete the folder to reclaim the space.
 """
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import hashlib
 import io
+import json
 import os
-import pickle
 import tempfile
 import warnings
 from collections.abc import Callable
@@ -43,10 +46,11 @@ import numpy as np
 
 from .vocab import Vocabulary
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 1: pickles (never read: they could run code)
 ENV = "DECC_CONSTRAINT_CACHE"
 _OFF = ("off", "0", "false", "no", "none")
-_MAGIC = b"decc-constraint\n"
+MAGIC = "decc-constraint"
+SUFFIX = ".npz"
 
 T = TypeVar("T")
 
@@ -87,7 +91,7 @@ def cached(kind: str, parts: tuple, vocab: Vocabulary, build: Callable[[], T]) -
         key = cache_key(kind, parts, vocab)
     except Exception:
         return build()
-    path = root / f"{key}.pkl"
+    path = root / f"{key}{SUFFIX}"
     hit = _load(path, key, vocab)
     if hit is not None:
         stats["hits"] += 1
@@ -118,86 +122,258 @@ def _source_hash() -> str:
     return h.hexdigest()
 
 
-# -- pickling with the vocabulary (and its loop classes) kept out of the file ----------------------------
+# -- a data-only codec: JSON tree + numeric arrays, objects only of known classes -------------------------
 
 
-class _Pickler(pickle.Pickler):
-    def __init__(self, file: io.BytesIO, vocab: Vocabulary) -> None:
-        super().__init__(file, protocol=5)
+class CacheFormatError(Exception):
+    """A cache file (or a value to store) that the data-only format does not describe: a miss."""
+
+
+@cache
+def _classes() -> dict[str, type]:
+    """The only classes a cache file may name, by name. Imported here: their modules import this one."""
+    from .cfg_grammar import Call, Grammar, Lexeme
+    from .cfg_matcher import CFGConstraint
+    from .constraint import TokenConstraint
+    from .dfa import ByteDFA
+    from .regex_ast import Alt, Automaton, CharSet, Concat, Repeat
+    from .rtn import RTN
+    from .token_automaton import TokenAutomaton
+    from .token_counts import Counts
+    from .token_loops import Loop
+
+    kinds = (Call, Grammar, Lexeme, CFGConstraint, TokenConstraint, ByteDFA, Alt, Automaton, CharSet, Concat)
+    return {c.__name__: c for c in (*kinds, Repeat, RTN, TokenAutomaton, Counts, Loop)}
+
+
+_SCALARS = (bool, int, float, str, type(None))
+_LONG = 16  # lists/tuples of more ints or bools than this go as arrays
+
+
+class _Encoder:
+    def __init__(self, vocab: Vocabulary) -> None:
         self.vocab = vocab
         self.loops = {id(loop): key for key, loop in vocab.__dict__.get("loop_cache", {}).items()}
+        self.arrays: list[np.ndarray] = []
+        self.seen: dict[int, int] = {}  # id of an array or object -> its index: shared, stored once
+        self.keep: list[Any] = []  # what `seen` names stays alive (a freed temporary's id could be reused)
+        self.n_objects = 0
 
-    def persistent_id(self, obj: Any) -> Any:
-        if obj is self.vocab:
-            return ("vocab",)
-        key = self.loops.get(id(obj))
-        if key is not None:
-            return ("loop", key)
-        return None
+    def array(self, a: np.ndarray) -> int:
+        if id(a) in self.seen:
+            return self.seen[id(a)]
+        if a.dtype.hasobject or a.dtype.kind not in "biuf":
+            raise CacheFormatError(f"array of {a.dtype}")
+        self.arrays.append(np.ascontiguousarray(a))
+        self.seen[id(a)] = len(self.arrays) - 1
+        self.keep.append(a)
+        return len(self.arrays) - 1
+
+    def encode(self, v: Any) -> Any:
+        if isinstance(v, _SCALARS):
+            return v
+        if v is self.vocab:
+            return {"t": "vocab"}
+        if id(v) in self.loops:
+            return {"t": "loop", "v": self.loops[id(v)].hex()}
+        if isinstance(v, np.ndarray):
+            return {"t": "array", "v": self.array(v)}
+        if isinstance(v, np.generic) and v.dtype.kind in "biuf":
+            return {"t": "scalar", "dtype": v.dtype.str, "v": v.item()}
+        if isinstance(v, bytes):
+            return {"t": "bytes", "v": base64.b64encode(v).decode("ascii")}
+        if isinstance(v, list | tuple):
+            tag = "list" if isinstance(v, list) else "tuple"
+            if len(v) > _LONG and all(type(x) is int for x in v):
+                return {"t": tag, "ints": self.array(np.array(v, dtype=np.int64))}
+            if len(v) > _LONG and all(type(x) is bool for x in v):
+                return {"t": tag, "bools": self.array(np.array(v, dtype=bool))}
+            return {"t": tag, "v": [self.encode(x) for x in v]}
+        if isinstance(v, frozenset):
+            return {"t": "frozenset", "v": [self.encode(x) for x in sorted(v)]}
+        if isinstance(v, dict):
+            return {"t": "dict", "v": [[self.encode(k), self.encode(x)] for k, x in v.items()]}
+        cls = type(v)
+        if _classes().get(cls.__name__) is not cls:
+            raise CacheFormatError(f"cannot store a {cls.__qualname__}")
+        if id(v) in self.seen:  # the same object again (the DFA of a constraint and of its automaton)
+            return {"t": "ref", "v": self.seen[id(v)]}
+        if "__getstate__" in cls.__dict__:
+            state = v.__getstate__()
+        else:
+            state = {f.name: getattr(v, f.name) for f in dataclasses.fields(v)}
+        fields = {k: self.encode(x) for k, x in state.items()}
+        self.seen[id(v)] = ref = self.n_objects
+        self.keep.append(v)
+        self.n_objects += 1
+        return {"t": "obj", "c": cls.__name__, "id": ref, "v": fields}
 
 
-class _Unpickler(pickle.Unpickler):
-    def __init__(self, file: io.BytesIO, vocab: Vocabulary) -> None:
-        super().__init__(file)
+class _Decoder:
+    def __init__(self, vocab: Vocabulary, arrays: Any) -> None:
         self.vocab = vocab
+        self.arrays = arrays
+        self.loaded: dict[int, np.ndarray] = {}
+        self.objects: dict[int, Any] = {}
 
-    def persistent_load(self, pid: Any) -> Any:
-        if pid == ("vocab",):
+    def array(self, i: Any) -> np.ndarray:
+        if type(i) is not int:
+            raise CacheFormatError("bad array reference")
+        if i not in self.loaded:
+            self.loaded[i] = self.arrays[f"a{i}"]  # np.load(allow_pickle=False): object arrays raise
+        return self.loaded[i]
+
+    def decode(self, v: Any) -> Any:
+        if isinstance(v, _SCALARS):
+            return v
+        if not isinstance(v, dict):
+            raise CacheFormatError("bad value")
+        t, x = v.get("t"), v.get("v")
+        if t in ("list", "tuple"):
+            if "ints" in v or "bools" in v:
+                items = self.array(v.get("ints", v.get("bools"))).tolist()
+            elif isinstance(x, list):
+                items = [self.decode(e) for e in x]
+            else:
+                raise CacheFormatError("bad sequence")
+            return items if t == "list" else tuple(items)
+        if t == "vocab":
             return self.vocab
-        if isinstance(pid, tuple) and len(pid) == 2 and pid[0] == "loop" and isinstance(pid[1], bytes):
-            return _loop_for_key(self.vocab, pid[1])
-        raise pickle.UnpicklingError(f"unknown persistent id {pid!r}")
+        if t == "loop":
+            return loop_for_key(self.vocab, bytes.fromhex(x))
+        if t == "array":
+            return self.array(x)
+        if t == "scalar":
+            dtype = np.dtype(v["dtype"])
+            if dtype.kind not in "biuf":
+                raise CacheFormatError("bad scalar")
+            return dtype.type(x)
+        if t == "bytes":
+            return base64.b64decode(x, validate=True)
+        if t == "frozenset":
+            return frozenset(self.decode(e) for e in x)
+        if t == "dict":
+            return {self.decode(k): self.decode(e) for k, e in x}
+        if t == "obj":
+            out = self.obj(v.get("c"), x)
+            self.objects[v.get("id")] = out
+            return out
+        if t == "ref":
+            if x not in self.objects:
+                raise CacheFormatError("reference to an object not read yet")
+            return self.objects[x]
+        raise CacheFormatError(f"unknown tag {t!r}")
 
-    def find_class(self, module: str, name: str) -> Any:
-        if not (module.startswith(("decc.", "numpy", "torch", "builtins", "itertools", "collections"))):
-            raise pickle.UnpicklingError(f"unexpected class {module}.{name} in a constraint cache file")
-        return super().find_class(module, name)
+    def obj(self, name: Any, fields: Any) -> Any:
+        cls = _classes().get(name) if isinstance(name, str) else None
+        if cls is None or not isinstance(fields, dict):
+            raise CacheFormatError(f"unknown class {name!r}")
+        state = {k: self.decode(e) for k, e in fields.items()}
+        out = object.__new__(cls)
+        if "__setstate__" in cls.__dict__:
+            out.__setstate__(state)
+        else:
+            if set(state) != {f.name for f in dataclasses.fields(cls)}:
+                raise CacheFormatError(f"the fields of {name} do not match")
+            out.__dict__.update(state)
+        return out
 
 
-def _loop_for_key(vocab: Vocabulary, key: bytes) -> Any:
-    """The vocabulary's Loop for a loop_cache key (token_loops.loop_classes), built if this process lacks it."""
-    from .token_loops import _loop
+def loop_for_key(vocab: Vocabulary, key: bytes) -> Any:
+    """The vocabulary's Loop for a loop_cache key (token_loops.loop_classes), built if this process lacks
+    it."""
+    from .token_loops import build_loop
 
     loop = vocab.loop_cache.get(key)
     if loop is None:
         bits = np.unpackbits(np.frombuffer(key, dtype=np.uint8)).astype(bool)
         if len(bits) != 512:
-            raise pickle.UnpicklingError("bad loop key")
-        loop = vocab.loop_cache[key] = _loop(vocab, bits[:256], bits[256:])
+            raise CacheFormatError("bad loop key")
+        loop = vocab.loop_cache[key] = build_loop(vocab, bits[:256], bits[256:])
     return loop
 
 
 def _load(path: Path, key: str, vocab: Vocabulary) -> Any:
+    """The constraint stored at `path` under `key`, or None: missing, foreign, corrupt, another version."""
     try:
-        data = path.read_bytes()
-    except OSError:
+        data = path.read_bytes()  # one snapshot, and no file left open when the zip is bad
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            raw = z["meta"]
+            if raw.dtype != np.uint8 or raw.ndim != 1:
+                return None
+            meta = json.loads(raw.tobytes().decode("utf-8"))
+            if not isinstance(meta, dict) or meta.get("magic") != MAGIC:
+                return None
+            if meta.get("version") != FORMAT_VERSION or meta.get("key") != key:
+                return None  # checked before anything else is read
+            value = _Decoder(vocab, z).decode(meta.get("value"))
+    except Exception:  # unreadable, truncated, not an npz, object arrays, a tree the classes reject: a miss
         return None
     try:
-        if not data.startswith(_MAGIC):
-            return None
-        buf = io.BytesIO(data)
-        buf.seek(len(_MAGIC))
-        version, stored_key, value = _Unpickler(buf, vocab).load()
-        if version != FORMAT_VERSION or stored_key != key or getattr(value, "vocab", None) is not vocab:
-            return None
-        return value
-    except Exception:  # truncated, corrupt, from another version: a miss
+        return value if _consistent(value, vocab) else None
+    except Exception:  # a field of the wrong kind: a miss
         return None
+
+
+def _ints(a: Any, lo: int, hi: int, shape: tuple[int | None, ...]) -> bool:
+    """`a` is an integer array of `shape` (None: any length) with every value in [lo, hi)."""
+    if not isinstance(a, np.ndarray) or a.dtype.kind not in "iu" or a.ndim != len(shape):
+        return False
+    if any(want is not None and got != want for got, want in zip(a.shape, shape, strict=True)):
+        return False
+    return a.size == 0 or (int(a.min()) >= lo and int(a.max()) < hi)
+
+
+def _consistent(value: Any, vocab: Vocabulary) -> bool:
+    """The core tables of a loaded constraint fit together and index within range, so that a well-formed
+    file with wrong contents is a miss rather than an IndexError while decoding."""
+    classes = _classes()
+    if isinstance(value, classes["TokenConstraint"]):
+        dfa, auto = value.dfa, value.automaton
+        n = dfa.n_states
+        return (
+            value.vocab is vocab
+            and auto.vocab is vocab
+            and auto.dfa is dfa
+            and _ints(dfa.transitions, -1, n, (n, 256))
+            and 0 <= dfa.start < max(n, 1)
+            and _ints(auto.bitmask, -(2**31), 2**31, (n, vocab.n_words))
+            and _ints(auto.indptr, 0, len(auto.token_ids) + 1, (n + 1,))
+            and bool(np.all(np.diff(auto.indptr) >= 0))
+            and _ints(auto.token_ids, 0, vocab.size, (None,))
+            and _ints(auto.next_state, 0, n, (len(auto.token_ids),))
+            and _ints(auto.loop_of, -1, len(auto.loops), (n,) if len(auto.loop_of) else (0,))
+        )
+    if isinstance(value, classes["CFGConstraint"]):
+        rtn = value.rtn
+        g = rtn.n_states
+        return (
+            value.vocab is vocab
+            and _ints(rtn.table, -1, g, (g, 256))
+            and _ints(value.inside, -(2**31), 2**31, (None, vocab.n_words))
+            and _ints(value.inside_of, 0, len(value.inside), (g,))
+            and _ints(value.rank_to_id, 0, vocab.size, (None,))
+            and len(value.uncertain) == g
+            and all(_ints(u, 0, len(value.rank_to_id), (None,)) for u in value.uncertain)
+        )
+    return False
 
 
 def _store(root: Path, path: Path, key: str, value: Any, vocab: Vocabulary) -> None:
     try:
-        buf = io.BytesIO()
-        buf.write(_MAGIC)
-        _Pickler(buf, vocab).dump((FORMAT_VERSION, key, value))
-    except Exception:  # something unpicklable (or too deep): just not cached
+        enc = _Encoder(vocab)
+        tree = enc.encode(value)
+        meta = json.dumps({"magic": MAGIC, "version": FORMAT_VERSION, "key": key, "value": tree})
+    except (CacheFormatError, RecursionError, ValueError, TypeError):  # not describable: just not cached
         return
+    arrays = {f"a{i}": a for i, a in enumerate(enc.arrays)}
+    arrays["meta"] = np.frombuffer(meta.encode("utf-8"), dtype=np.uint8)
     tmp = None
     try:
         root.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".tmp", dir=root)
         with os.fdopen(fd, "wb") as f:
-            f.write(buf.getbuffer())
+            np.savez(f, allow_pickle=False, **arrays)
         os.replace(tmp, path)
         tmp = None
         stats["writes"] += 1
@@ -220,4 +396,13 @@ def _warn_once(message: str) -> None:
         warnings.warn(message, RuntimeWarning, stacklevel=4)
 
 
-__all__ = ["FORMAT_VERSION", "cache_dir", "cache_key", "cached", "set_disk_cache"]
+__all__ = [
+    "FORMAT_VERSION",
+    "MAGIC",
+    "SUFFIX",
+    "cache_dir",
+    "cache_key",
+    "cached",
+    "loop_for_key",
+    "set_disk_cache",
+]

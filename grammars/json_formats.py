@@ -1,9 +1,9 @@
 """Regexes (full match, Python `re` syntax) for the string `format`s decc asserts.
 
 Each is checked against jsonschema's FormatChecker (with its format extras) in tests/test_json_formats.py:
-decc never accepts a string the checker rejects. `date`, `time`, `date-time`, `ipv4`, `ipv6` are exact
-(but for a trailing newline, which the `$` of the time and hostname checkers lets through: decc refuses
-it); the others refuse some strings the checker takes (see `REFUSED_VALID`).
+decc never accepts a string the checker rejects. `date`, `time`, `date-time`, `ipv4`, `ipv6` and
+`json-pointer` are exact (but for a trailing newline, which the `$` of the time and hostname checkers lets
+through: decc refuses it); the others refuse some strings the checker takes (see `REFUSED_VALID`).
 
 * `date`: year 0001-9999, month lengths, Feb 29 only in leap years (divisible by 4, centuries only when
   divisible by 400), the leap-year rule spelled out as alternatives on the last two digits of the year
@@ -12,7 +12,14 @@ it); the others refuse some strings the checker takes (see `REFUSED_VALID`).
   23:59:60 UTC (the local time minus the offset); being exact needs the automaton to remember the local
   hour and minute until the offset is read (over 1,440 states), and jsonschema's checker
   (rfc3339-validator) refuses every second 60 anyway.
-* `hostname`: at most 253 characters (`MAX_LENGTHS`, applied as a maxLength), labels of 1-63.
+* `hostname`: at most 253 characters (`MAX_LENGTHS`, applied as a maxLength), labels of 1-63, never with
+  "--" at their third and fourth characters (RFC 5891 4.2.3.1): punycode A-labels (`xn--...`) are refused,
+  since telling valid punycode and IDNA 2008 labels from invalid ones is not a regex (the checker, `fqdn`,
+  takes any `xn--` label, valid or not).
+* `duration`: RFC 3339 appendix A exactly (the checker, `isoduration`, also takes `PT0.5S`, `P1Y2D`, ...).
+* `json-pointer`: RFC 6901 exactly. `uri-reference`: RFC 3986 (the checker, `rfc3987`, takes a little more).
+* Every other format (`UNENFORCED_FORMATS`, and names JSON Schema does not define) is refused by the schema
+  compiler, or ignored with a warning under `lenient`: nothing is silently unchecked.
 """
 
 from __future__ import annotations
@@ -43,7 +50,14 @@ _IPV6 = (
     rf"|(({_H}:){{0,5}}{_H})?::{_H}"
     rf"|(({_H}:){{0,6}}{_H})?::)"
 )
-_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+# 1-63 letters, digits and inner hyphens, never "--" at the third and fourth characters (RFC 5891 4.2.3.1:
+# reserved for A-labels like "xn--..."; their punycode and IDNA 2008 rules are no regex, so decc refuses them)
+_A = "[A-Za-z0-9]"
+_AH = "[A-Za-z0-9-]"
+_LABEL = (
+    rf"({_A}|{_A}{_A}|{_A}{_AH}{_A}|{_A}{_AH}{{2}}{_A}"  # 1-4 characters: the 4th is no hyphen
+    rf"|{_A}{_AH}({_A}{_AH}|-{_A}){_AH}{{0,58}}{_A})"  # 5-63: the 3rd and 4th are not both hyphens
+)
 # RFC 3986 URI (the IPv4 host form is inside reg-name already)
 _PCT = r"%[0-9A-Fa-f]{2}"
 _PCHAR = rf"([A-Za-z0-9._~!$&'()*+,;=:@-]|{_PCT})"
@@ -54,7 +68,19 @@ _HOST = (
 )
 _AUTHORITY = rf"(([A-Za-z0-9._~!$&'()*+,;=:-]|{_PCT})*@)?{_HOST}(:\d*)?"
 _HIER_PART = rf"(//{_AUTHORITY}(/{_PCHAR}*)*|/({_SEGMENT_NZ})?|{_SEGMENT_NZ}|)"
-_URI = rf"[A-Za-z][A-Za-z0-9+.-]*:{_HIER_PART}(\?({_PCHAR}|[/?])*)?(#({_PCHAR}|[/?])*)?"
+_QUERY_FRAGMENT = rf"(\?({_PCHAR}|[/?])*)?(#({_PCHAR}|[/?])*)?"
+_URI = rf"[A-Za-z][A-Za-z0-9+.-]*:{_HIER_PART}{_QUERY_FRAGMENT}"
+# RFC 3986 relative-ref: a first segment without ':' (path-noscheme), so that it cannot read as a scheme
+_SEGMENT_NZ_NC = rf"([A-Za-z0-9._~!$&'()*+,;=@-]|{_PCT})+"
+_RELATIVE_PART = rf"(//{_AUTHORITY}(/{_PCHAR}*)*|/({_SEGMENT_NZ})?|{_SEGMENT_NZ_NC}(/{_PCHAR}*)*|)"
+_URI_REFERENCE = rf"({_URI}|{_RELATIVE_PART}{_QUERY_FRAGMENT})"
+# RFC 3339 appendix A (ISO 8601 durations): no fractions, weeks alone, units in order, none skipped inside
+# a date or time part (P1Y2D and PT1H2S are not durations)
+_DUR_TIME = r"T(\d+H(\d+M(\d+S)?)?|\d+M(\d+S)?|\d+S)"
+_DUR_DATE = rf"(\d+D|\d+M(\d+D)?|\d+Y(\d+M(\d+D)?)?)({_DUR_TIME})?"
+_DURATION = rf"P({_DUR_DATE}|{_DUR_TIME}|\d+W)"
+# RFC 6901: '/'-prefixed reference tokens, '~' only as ~0 or ~1
+_JSON_POINTER = r"(/([^/~]|~[01])*)*"
 
 FORMATS: dict[str, str] = {
     "date": _DATE,
@@ -67,6 +93,9 @@ FORMATS: dict[str, str] = {
     "ipv6": _IPV6,
     "uri": _URI,
     "hostname": rf"{_LABEL}(\.{_LABEL})*",
+    "duration": _DURATION,
+    "json-pointer": _JSON_POINTER,
+    "uri-reference": _URI_REFERENCE,
 }
 
 MAX_LENGTHS: dict[str, int] = {"hostname": 253}
@@ -75,7 +104,22 @@ MAX_LENGTHS: dict[str, int] = {"hostname": 253}
 REFUSED_VALID: dict[str, str] = {
     "email": "the checker takes any string with an '@'; decc asks for a dot-atom local part and a domain name",
     "uuid": "the checker also takes extra hyphens ('12345678-1234-1234-1234-12345678-9abc'); decc: 8-4-4-4-12",
-    "hostname": "a trailing dot ('example.com.'), and non-ASCII digits and letters Python's re matches",
+    "hostname": "a trailing dot ('example.com.'), non-ASCII digits and letters Python's re matches, and "
+    "labels with '--' at characters 3-4, punycode 'xn--' labels included (valid IDNs among them)",
     "uri": "nothing else known",
+    "duration": "fractions, signs, skipped units ('PT0.5S', '-P1D', 'P1Y2D'): not RFC 3339 durations",
+    "uri-reference": "an IPv4 with leading zeros inside an IPv6 literal ('//[::ffff:1.2.3.01]'), as RFC 3986",
 }
 """Strings jsonschema's checker accepts that decc refuses, per format (exact formats are not listed)."""
+
+UNENFORCED_FORMATS: dict[str, str] = {
+    "iri": "internationalized URIs, RFC 3987",
+    "iri-reference": "internationalized URI references, RFC 3987",
+    "idn-email": "internationalized addresses, RFC 6531",
+    "idn-hostname": "IDNA 2008 rules",
+    "regex": "ECMA-262 regex syntax",
+    "uri-template": "RFC 6570 URI templates",
+    "relative-json-pointer": "relative JSON pointers",
+}
+"""Formats JSON Schema defines that decc does not enforce: refused, or ignored with a warning when lenient
+(as are formats JSON Schema does not define)."""

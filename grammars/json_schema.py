@@ -47,7 +47,7 @@ from .counters import SegmentConflict
 from .dfa import ByteDFA, dfa_from_nfa
 from .errors import GrammarLimitError, RegexError
 from .json_exponents import number_range
-from .json_formats import FORMATS, MAX_LENGTHS
+from .json_formats import FORMATS, MAX_LENGTHS, UNENFORCED_FORMATS
 from .json_numbers import (
     NUMBER,
     Automaton,
@@ -283,7 +283,7 @@ def _meta_format_checker(cls: Any) -> Any:
         except re.error:
             pass
         try:
-            parse_regex(instance)
+            parse_regex(instance, ecma=True)  # as schema patterns are read
             return True
         except RegexError:
             return False
@@ -961,8 +961,11 @@ class _Compiler:
         bodies: list[Node] = []
         if "pattern" in s:
             bodies.append(self.pattern(s["pattern"], f"{ptr}/pattern"))
-        if s.get("format") in FORMATS:  # unknown formats are annotations
-            bodies.append(_to_json_string_body(parse_regex(FORMATS[s["format"]])))
+        fmt = s.get("format")
+        if fmt in FORMATS:
+            bodies.append(_to_json_string_body(parse_regex(FORMATS[fmt])))
+        elif isinstance(fmt, str):  # never silent: refused, or ignored with a warning when lenient
+            self.unsupported("format", f"{ptr}/format", _format_refusal(fmt))
         if hi is not None and hi >= COUNT_FROM:
             auto, boundary = _product(tuple(bodies), NOTHING)
             if not isinstance(auto, Automaton):
@@ -1277,17 +1280,21 @@ def _decimal(x: float | None) -> Decimal | None:
     return None if x is None else Decimal(repr(x)) if isinstance(x, float) else Decimal(x)
 
 
+def _format_refusal(fmt: str) -> str:
+    """Why decc does not enforce string format `fmt`: a known format it cannot enforce exactly, or one that
+    JSON Schema does not define (an annotation there; decc refuses rather than silently accept anything)."""
+    if fmt in UNENFORCED_FORMATS:
+        return f"decc does not enforce string format '{fmt}' ({UNENFORCED_FORMATS[fmt]})"
+    return f"unknown string format '{fmt}': decc cannot enforce it"
+
+
 def _esc(k: str) -> str:
     return str(k).replace("~", "~0").replace("/", "~1")
 
 
 def _search(pattern: str, name: str, ptr: str) -> bool:
-    """Does `pattern` match somewhere in the declared property `name`? Python's `re` when it reads the
-    pattern, else decc's own parser (ECMAScript's `\\p{..}`), as an unanchored search automaton."""
-    try:
-        return re.search(pattern, name) is not None
-    except re.error:
-        pass
+    """Does `pattern` match somewhere in the declared property `name`? With ECMA-262 meanings (as the value
+    is constrained), not Python's `re` (whose `\\s` and `\\d` are Unicode): an unanchored search automaton."""
     try:
         return _search_dfa(pattern).accepts(name.encode("utf-8"))
     except RegexError:
@@ -1309,7 +1316,7 @@ def _search_node(pattern: str, node_of: Callable[[Node], Node], anything: Node) 
     start, end, top_bar = _anchors(pattern)
     if (start or end) and top_bar:
         raise RegexError(_ANCHORED_BAR, pattern, 0, len(pattern))
-    node = node_of(parse_regex(pattern))
+    node = node_of(parse_regex(pattern, ecma=True))
     return seq(*([] if start else [anything]), node, *([] if end else [anything]))
 
 

@@ -1,5 +1,11 @@
 """Parse a regex in Python `re` syntax into the AST of `regex_ast`, with `re.ASCII` shorthand semantics.
 
+`ecma=True` (JSON Schema `pattern`s, which are ECMA-262) changes what differs in meaning, not in syntax:
+`\\s`/`\\S` use ECMAScript's WhiteSpace and LineTerminator code points (U+00A0, U+FEFF, U+2028, ... but not
+U+001C-U+001F or U+0085), `.` excludes every line terminator (`\\n`, `\\r`, U+2028, U+2029), and `[]` matches
+nothing, `[^]` any character (Python reads a `]` first in a class as a literal). `\\d` and `\\w` are ASCII in
+both.
+
 Matching is always a full match, so `^`/`\\A` are accepted only at the start and `$`/`\\Z` only at the end,
 where they mean nothing. Features with no regular meaning (backreferences, lookaround, `\\b`, ...) raise a
 `RegexError` whose `offset`/`end` point at the offending characters, so the compiler can underline them.
@@ -33,18 +39,30 @@ _HEX = "0123456789abcdefABCDEF"
 _OCT = "01234567"
 _ASCII_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 
+# ECMA-262 WhiteSpace and LineTerminator: what `\s` matches in a JSON Schema pattern.
+ECMA_SPACE: Ranges = normalize(
+    [(0x09, 0x0D), (0x20, 0x20), (0xA0, 0xA0), (0x1680, 0x1680), (0x2000, 0x200A), (0x2028, 0x2029)]
+    + [(0x202F, 0x202F), (0x205F, 0x205F), (0x3000, 0x3000), (0xFEFF, 0xFEFF)]
+)
+ECMA_SHORTHANDS: dict[str, Ranges] = {**SHORTHANDS, "s": ECMA_SPACE, "S": negate(ECMA_SPACE)}
+ECMA_DOT = CharSet(negate(((0x0A, 0x0A), (0x0D, 0x0D), (0x2028, 0x2029))))
+
 # What a parsed piece reports about anchors: offset and width of the first start / end anchor inside it.
 Anchor = tuple[int, int] | None
 
 
 @lru_cache(maxsize=512)
-def parse_regex(pattern: str) -> Node:
-    """The AST of `pattern`; raises `RegexError` with exact offsets for anything malformed or unsupported."""
-    return _Parser(pattern).parse()
+def parse_regex(pattern: str, ecma: bool = False) -> Node:
+    """The AST of `pattern`; raises `RegexError` with exact offsets for anything malformed or unsupported.
+    `ecma`: ECMA-262 meanings of `\\s`, `\\S` and `.` (JSON Schema patterns)."""
+    return _Parser(pattern, ecma).parse()
 
 
 class _Parser:
-    def __init__(self, pattern: str) -> None:
+    def __init__(self, pattern: str, ecma: bool = False) -> None:
+        self.ecma = ecma
+        self.shorthands = ECMA_SHORTHANDS if ecma else SHORTHANDS
+        self.dot = ECMA_DOT if ecma else DOT
         self.p = pattern
         self.n = len(pattern)
         self.i = 0
@@ -136,7 +154,7 @@ class _Parser:
             return CharSet(self.char_class()), None, None
         if c == ".":
             self.i += 1
-            return DOT, None, None
+            return self.dot, None, None
         if c == "\\":
             start = self.i
             ranges, cp = self.escape(in_class=False)
@@ -305,6 +323,9 @@ class _Parser:
         negated = self.peek() == "^"
         if negated:
             self.i += 1
+        if self.ecma and self.peek() == "]":  # ECMAScript: `[]` matches nothing, `[^]` any character
+            self.i += 1
+            return negate(()) if negated else ()
         ranges: list[tuple[int, int]] = []
         first = True
         while True:
@@ -348,8 +369,8 @@ class _Parser:
         cp: int | None = None
         if c in _SIMPLE_ESCAPES:
             cp = _SIMPLE_ESCAPES[c]
-        elif c in SHORTHANDS:
-            return SHORTHANDS[c], None
+        elif c in self.shorthands:
+            return self.shorthands[c], None
         elif c == "b" and in_class:
             cp = 0x08
         elif c in "bB":

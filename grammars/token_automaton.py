@@ -28,7 +28,7 @@ from .token_loops import Loop, loop_classes
 from .vocab import Vocabulary
 
 if TYPE_CHECKING:
-    from .token_counts import _Counts
+    from .token_counts import Counts
 
 # Elements per numpy temporary (live pairs, or states x vocabulary in the dense table): ~tens of MB.
 _CHUNK = 4_000_000
@@ -45,7 +45,7 @@ class TokenAutomaton:
     n_allowed: np.ndarray  # int32 [n_states]: allowed non-EOS tokens per state
     eos_ids: np.ndarray  # int32, sorted
     bitmask_tensor: torch.Tensor  # a CPU tensor sharing `bitmask`'s memory, for copying rows into masks
-    counts: _Counts | None = None  # counted segments: per-pair counter data and the row cache
+    counts: Counts | None = None  # counted segments: per-pair counter data and the row cache
     rows: list[torch.Tensor] = field(default_factory=list)  # views of bitmask_tensor's rows, by state
     # The DFA table flattened for byte walks: flat[s * 256 + b] = 256 * next state, or -1 (zero-copy view).
     flat: memoryview = field(default_factory=lambda: memoryview(b""), repr=False)
@@ -170,7 +170,7 @@ class TokenAutomaton:
             return np.union1d(text, self.eos_ids).astype(np.int32)
         return text
 
-    # Pickling (the on-disk constraint cache, disk_cache.py): the tensor, its row views and the flat
+    # State for the on-disk constraint cache (disk_cache.py): the tensor, its row views and the flat
     # memoryview are derived from `bitmask` and the DFA, so they are rebuilt on load rather than stored.
     # Most rows repeat (a few hundred distinct ones in thousands of states): the bitmask goes deduplicated.
     def __getstate__(self) -> dict:
@@ -240,10 +240,10 @@ class TokenAutomaton:
             a.setflags(write=False)
         counts = None
         if dfa.has_counters:
-            from .token_counts import _Counts
+            from .token_counts import Counts
 
             cat = [np.concatenate([p[i] for p in extra_parts]) for i in range(2)] if extra_parts else None
-            counts = _Counts.build(dfa, vocab, indptr, token_ids, next_state, eos, cat, loop_of, loops)
+            counts = Counts.build(dfa, vocab, indptr, token_ids, next_state, eos, cat, loop_of, loops)
         rows = list(tensor.unbind(0))
         flat = _flat_view(dfa)
         loop_of.setflags(write=False)

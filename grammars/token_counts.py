@@ -26,7 +26,7 @@ from .vocab import Vocabulary
 
 
 @dataclass(eq=False)
-class _Counts:
+class Counts:
     seg: np.ndarray  # int32 [n]: segment label, -1 outside
     bounds: tuple[tuple[int, int], ...]
     delta: np.ndarray  # int32 per CSR pair: characters the token adds in the start state's segment
@@ -46,7 +46,7 @@ class _Counts:
     py_live: dict[int, list[bool]] = field(default_factory=dict)
     ticks: memoryview = field(default_factory=lambda: memoryview(b""))  # flat like TokenAutomaton.flat
 
-    # Pickling (the on-disk constraint cache, disk_cache.py): memoryviews and tensors do not pickle, and
+    # State for the on-disk constraint cache (disk_cache.py): memoryviews and tensors are not data, and
     # the eager rows are many (tens of thousands, hundreds of MB) but mostly equal: they go as the distinct
     # rows plus an index per key, and come back as views of one array (shared, never written to).
     def __getstate__(self) -> dict:
@@ -76,7 +76,7 @@ class _Counts:
         cat: list[np.ndarray] | None,
         loop_of: np.ndarray,
         loops: tuple[Loop, ...],
-    ) -> _Counts:
+    ) -> Counts:
         n = dfa.n_states
         if cat is None:
             cat = [np.zeros(0, dtype=np.int32), np.zeros(0, dtype=bool)]

@@ -52,13 +52,13 @@ def loop_classes(dfa: ByteDFA, vocab: Vocabulary) -> tuple[np.ndarray, tuple[Loo
             c = index[key] = len(loops)
             loop = vocab.loop_cache.get(key)
             if loop is None:
-                loop = vocab.loop_cache[key] = _loop(vocab, selfloop[s], ticks[i])
+                loop = vocab.loop_cache[key] = build_loop(vocab, selfloop[s], ticks[i])
             loops.append(loop)
         loop_of[s] = c
     return loop_of, tuple(loops)
 
 
-def _loop(vocab: Vocabulary, in_loop: np.ndarray, tick: np.ndarray) -> Loop:
+def build_loop(vocab: Vocabulary, in_loop: np.ndarray, tick: np.ndarray) -> Loop:
     from .token_automaton import pack_bits
 
     ids, lengths, _, _ = vocab.packed

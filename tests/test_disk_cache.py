@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import importlib
+import io
+import json
+import os
 import pickle
+import tempfile
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from decc.grammars import (
     CFGConstraint,
@@ -122,6 +130,17 @@ def _assert_same(a, b, vocab: Vocabulary, walks: list[list[int]], seed: int = 0)
                 assert ok, f"token {tok} of a valid walk refused"
 
 
+def _rewrite_meta(path: Path, **changes) -> None:
+    """Rewrite a cache file with some of its metadata (version, key) changed, arrays kept."""
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(arrays["meta"].tobytes())
+    meta.update(changes)
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
 def _round_trip(make, vocab: Vocabulary, walks: list[list[int]], loaded=None):
     before = dict(disk_cache.stats)
     first = make(vocab)
@@ -144,7 +163,7 @@ def test_regex_round_trip(cache_dir):
     first, second = _round_trip(lambda vocab: regex(r"[a-z]{1,5}\d+", vocab), v, [walk])
     assert second.source == first.source and second.n_states == first.n_states
     assert second.automaton.flat.tolist() == first.automaton.flat.tolist()
-    assert len(list(cache_dir.glob("*.pkl"))) == 1
+    assert len(list(cache_dir.glob("*.npz"))) == 1
 
 
 def test_json_schema_counted_round_trip(cache_dir):
@@ -204,7 +223,7 @@ def test_different_options_are_different_files(cache_dir):
     v = _small_vocab()
     a = json_schema(COUNTED, v)
     b = json_schema(COUNTED, v, whitespace="any")
-    assert len(list(cache_dir.glob("*.pkl"))) == 2
+    assert len(list(cache_dir.glob("*.npz"))) == 2
     _clear_memory()
     assert json_schema(COUNTED, _fresh(v), whitespace="any").n_states == b.n_states != a.n_states
 
@@ -213,17 +232,17 @@ def test_different_options_are_different_files(cache_dir):
 def test_corrupt_file_is_ignored_and_replaced(cache_dir, damage):
     v = _small_vocab()
     first = regex(r"[a-c]+x", v)
-    (path,) = cache_dir.glob("*.pkl")
+    (path,) = cache_dir.glob("*.npz")
     data = path.read_bytes()
     if damage == "truncate":
         path.write_bytes(data[: len(data) // 2])
     elif damage == "garbage":
-        path.write_bytes(data[:40] + b"\x00garbage" + data[48:])
+        mid = len(data) // 2  # inside the arrays (the zip headers at the start are partly redundant)
+        path.write_bytes(data[:mid] + b"\x00garbage" + data[mid + 8 :])
     elif damage == "empty":
         path.write_bytes(b"")
-    else:  # another format version's payload under this key
-        buf = data[: len(disk_cache._MAGIC)] + pickle.dumps((disk_cache.FORMAT_VERSION + 1, path.stem, None))
-        path.write_bytes(buf)
+    else:  # another format version's file under this key
+        _rewrite_meta(path, version=disk_cache.FORMAT_VERSION + 1)
     _clear_memory()
     before = dict(disk_cache.stats)
     second = regex(r"[a-c]+x", _fresh(v))
@@ -285,3 +304,127 @@ def test_round_trip_on_the_embedded_tokenizer(cache_dir, decc_vocab, decc_tokeni
     assert all(lp is a2.vocab.loop_cache[k] for k, lp in a2.vocab.loop_cache.items())
     b1, b2 = _round_trip(lambda vocab: json_schema(TREE, vocab), decc_vocab, [walk(TREE_TEXT)])
     assert isinstance(b2, CFGConstraint)
+
+
+# -- hostile files: nothing read back from the cache may run code ------------------------------------------
+
+
+class _Payload:
+    """Unpickling this runs `exec`, which creates the marker file: the attack a cache file must not allow."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (exec, (f"open({str(self.marker)!r}, 'w').close()",))
+
+
+def _planted(kind: str, path: Path, marker: Path, other: bytes) -> bytes:
+    """The bytes of one kind of planted file; `other` is a valid file written under another key."""
+    payload = pickle.dumps(_Payload(marker), protocol=5)
+    if kind == "pickle":
+        return b"decc-constraint\n" + payload  # the magic the pickle format (version 1) looked for
+    if kind == "bare-pickle":
+        return payload
+    if kind == "object-array":  # a well-formed cache file whose array holds pickled objects
+        meta = {"magic": disk_cache.MAGIC, "version": disk_cache.FORMAT_VERSION, "key": path.stem}
+        meta["value"] = {"t": "array", "v": 0}
+        buf = io.BytesIO()
+        arr = np.array([_Payload(marker), None], dtype=object)
+        np.savez(buf, a0=arr, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8))
+        return buf.getvalue()
+    if kind == "random":
+        return np.random.default_rng(len(path.stem)).bytes(3000)
+    if kind == "truncated":
+        return other[: len(other) * 2 // 3]
+    return other  # "other-key": a valid file, written for another constraint
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["pickle", "bare-pickle", "object-array", "random", "truncated", "other-key", "future", "tampered"],
+)
+def test_planted_file_is_a_miss_and_runs_nothing(cache_dir, tmp_path_factory, kind):
+    marker = tmp_path_factory.mktemp("marker") / "pwned"
+    v = _small_vocab()
+    regex(r"[a-c]+x", v)
+    regex(r"q\d{2,5}", v)
+    (target,) = [
+        p for p in cache_dir.iterdir() if p.stem == disk_cache.cache_key("regex", (r"[a-c]+x", Limits()), v)
+    ]
+    (other,) = [p for p in cache_dir.iterdir() if p != target]
+    if kind == "future":
+        _rewrite_meta(target, version=disk_cache.FORMAT_VERSION + 1)
+    elif kind == "tampered":  # the right key and format; next states out of the DFA's range
+        with np.load(target, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        meta = json.loads(arrays["meta"].tobytes())
+        name = f"a{meta['value']['v']['automaton']['v']['next_state']['v']}"
+        arrays[name] = arrays[name] + 1000
+        with open(target, "wb") as f:
+            np.savez(f, **arrays)
+    else:
+        planted = _planted(kind, target, marker, other.read_bytes())
+        for suffix in (".pkl", ".npz"):  # where this and earlier versions of decc look
+            target.with_suffix(suffix).write_bytes(planted)
+    _clear_memory()
+    before = dict(disk_cache.stats)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # not even a warning: a miss is silent
+        got = regex(r"[a-c]+x", _fresh(v))
+    assert not marker.exists(), "a planted cache file ran code"
+    assert disk_cache.stats["misses"] == before["misses"] + 1 and disk_cache.stats["hits"] == before["hits"]
+    disk_cache.set_disk_cache(False)
+    try:
+        _clear_memory()
+        fresh = regex(r"[a-c]+x", _fresh(v))
+    finally:
+        disk_cache.set_disk_cache(None)
+    _assert_same(got, fresh, v, [_tokenize(v, b"abcx")])
+
+
+_PIECES = ["a", "b", "ab", "[a-c]", r"\d", "(ab|c)", "x{2,4}", '[^"]{0,3}', "(a|bb)*", "c+", "é", "."]
+_SCHEMAS = [
+    COUNTED,
+    TREE,
+    {"type": "array", "items": {"enum": ["ab", 12, None]}, "maxItems": 3},
+    {"type": "object", "properties": {"k": {"type": "string", "minLength": 2, "maxLength": 5}}},
+]
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.one_of(
+        st.lists(st.sampled_from(_PIECES), min_size=1, max_size=4).map(lambda p: ("regex", "".join(p))),
+        st.sampled_from(range(len(_SCHEMAS))).map(lambda i: ("schema", i)),
+    ),
+    st.integers(0, 2**16),
+)
+def test_cached_constraint_masks_equal_a_fresh_compile(case, seed):
+    kind, what = case
+
+    def make(vocab: Vocabulary):
+        return regex(what, vocab) if kind == "regex" else json_schema(_SCHEMAS[what], vocab)
+
+    v = _small_vocab()
+    with tempfile.TemporaryDirectory() as d:
+        old = os.environ.get(disk_cache.ENV)
+        os.environ[disk_cache.ENV] = d
+        try:
+            _clear_memory()
+            make(v)
+            _clear_memory()
+            before = disk_cache.stats["hits"]
+            loaded = make(_fresh(v))
+            assert disk_cache.stats["hits"] == before + 1
+            disk_cache.set_disk_cache(False)
+            _clear_memory()
+            fresh = make(_fresh(v))
+        finally:
+            disk_cache.set_disk_cache(None)
+            _clear_memory()
+            if old is None:
+                os.environ.pop(disk_cache.ENV, None)
+            else:
+                os.environ[disk_cache.ENV] = old
+    _assert_same(loaded, fresh, v, [], seed)

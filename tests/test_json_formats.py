@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -16,11 +17,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from decc import testing
+from decc.compiler.pipeline import compile_program
+from decc.dsl import parse
+from decc.errors import DeccError, DeccWarning
 from decc.grammars import ByteDFA, compile_json_schema
-from decc.grammars.json_formats import FORMATS, REFUSED_VALID
+from decc.grammars.json_formats import FORMATS, REFUSED_VALID, UNENFORCED_FORMATS
+from decc.grammars.json_schema import IgnoredKeyword, UnsupportedSchema
 
 CHECKER = jsonschema.Draft202012Validator.FORMAT_CHECKER
-EXACT = ("date", "time", "date-time", "ipv4", "ipv6")
+EXACT = ("date", "time", "date-time", "ipv4", "ipv6", "json-pointer")
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -30,7 +35,7 @@ def _dfa(fmt: str) -> ByteDFA:
 
 
 def _decc(fmt: str, s: str) -> bool:
-    return _dfa(fmt).accepts(json.dumps(s).encode())
+    return _dfa(fmt).accepts(json.dumps(s, ensure_ascii=False).encode())
 
 
 def _checker(fmt: str, s: str) -> bool:
@@ -174,7 +179,14 @@ def test_uuid_sound(s: str) -> None:
     _agree("uuid", s)
 
 
-_labels = st.text("abcXYZ019-_", min_size=0, max_size=70) | st.text("a", min_size=60, max_size=64)
+_labels = (
+    st.text("abcXYZ019-_", min_size=0, max_size=70)
+    | st.text("a", min_size=60, max_size=64)
+    | st.builds(
+        lambda a, b: f"{a}--{b}", st.sampled_from(["xn", "XN", "ab", "a", "abc"]), st.text("ax9-", max_size=8)
+    )
+    | st.sampled_from(["xn--X", "xn--9n2bp8q", "xn--9t4b11yi5a", "xn--ll-0ea", "a--b"])
+)
 
 
 @SETTINGS
@@ -207,3 +219,157 @@ _uri_chars = "aZ09+.-:/?#[]@!$&'()*,;=%~_ \"<>{}^|\\`vV"
 )
 def test_uri_sound(prefix: str, rest: str) -> None:
     _agree("uri", prefix + rest)
+
+
+def test_reserved_hyphen_labels_refused() -> None:
+    """Labels with '--' at characters 3-4 are reserved (RFC 5891 4.2.3.1): invalid punycode ('xn--X') is
+    among them, so decc refuses them all (see json_formats); other double hyphens are ordinary."""
+    for s in ("xn--X", "xn--hello-zed", "XN--aa---o47jg78q", "a.xn--9n2bp8q", "ab--c.org", "ab--", "a---b"):
+        assert not _decc("hostname", s), s
+    for s in ("a--b.com", "a-b--c", "abc--d.e", "abc---d", "x-n--a"):
+        assert _decc("hostname", s) and _checker("hostname", s), s
+
+
+# -- duration, json-pointer, uri-reference -------------------------------------------------------------------
+
+
+def _rfc3339_duration(s: str) -> bool:
+    """RFC 3339 appendix A, read by hand: P, then weeks alone, or a date part and/or a T time part, each a
+    run of adjacent units in order (Y M D, H M S) with ASCII digits before each."""
+    if not s.startswith("P"):
+        return False
+    date, t, time = s[1:].partition("T")
+    parts = []
+    for text in (date, time):
+        units, digits = "", ""
+        for ch in text:
+            if ch in "0123456789":
+                digits += ch
+            elif digits:
+                units, digits = units + ch, ""
+            else:
+                return False
+        if digits:
+            return False
+        parts.append(units)
+    date_units, time_units = parts
+    if date_units == "W" and not t:
+        return True
+    date_ok = date_units == "" or date_units in ("D", "M", "MD", "Y", "YM", "YMD")
+    time_ok = time_units in ("H", "HM", "HMS", "M", "MS", "S") if t else time_units == ""
+    return date_ok and time_ok and bool(date_units or t)
+
+
+_dur_tokens = st.sampled_from(["1", "12", "0", "০", "1.5", "0,5", "-1", "e2", ""]) | st.sampled_from(
+    list("YMWDHS")
+)
+
+
+@SETTINGS
+@given(
+    st.sampled_from(["P", "P", "", "-P", " P"]),
+    st.lists(
+        st.tuples(st.sampled_from(["1", "12", "0", "007"]), st.sampled_from(list("YMWDHS"))), max_size=4
+    ),
+    st.sampled_from(["", "T"]),
+    st.lists(st.tuples(st.sampled_from(["3", "45"]), st.sampled_from(list("HMSDY"))), max_size=3),
+    st.lists(_dur_tokens, max_size=2),
+)
+def test_duration_exact_to_rfc3339(prefix: str, date: list, t: str, time: list, noise: list) -> None:
+    s = prefix + "".join(n + u for n, u in date) + t + "".join(n + u for n, u in time) + "".join(noise)
+    assert _decc("duration", s) == _rfc3339_duration(s), s
+    _agree("duration", s)
+
+
+def test_duration_boundaries() -> None:
+    for s in ("P4DT12H30M5S", "P4Y", "PT0S", "P2W", "PT36H", "P1Y2M", "P01D", "P" + "9" * 80 + "Y"):
+        assert _decc("duration", s) and _checker("duration", s), s
+    for s in ("P", "PT", "P1YT", "PT1D", "P2D1Y", "P1D2H", "P1Y2W", "P0Y1W", "P1WT1H", "PT0.5S", "P1Y2D"):
+        assert not _decc("duration", s), s
+
+
+@SETTINGS
+@given(st.text('/~01a%^|\\" é😎\n', max_size=12) | st.sampled_from(["", "/", "#/a", "a/b", "/~2", "/~"]))
+def test_json_pointer_exact(s: str) -> None:
+    _agree("json-pointer", s)
+
+
+@SETTINGS
+@given(
+    st.sampled_from(
+        ["", "a:", "//", "///", "/", "./", "?", "#", "a/b:", "//[::1]", "//u@h:80", "x://[v1.a]"]
+    ),
+    st.text(_uri_chars + "0123456789abcdefABCDEF", max_size=24),
+)
+def test_uri_reference_sound(prefix: str, rest: str) -> None:
+    _agree("uri-reference", prefix + rest)
+
+
+def test_uri_reference_relative_forms() -> None:
+    for s in ("", "a", "a/b:c", "/a/b", "//h/p?q#f", "?q", "#f", "../x", "%41", "a:b"):
+        assert _decc("uri-reference", s) and _checker("uri-reference", s), s
+    for s in ("a b", ":a", "a:b c", "%4", "//h/\\", "#a#b"):
+        assert not _decc("uri-reference", s), s
+
+
+# -- formats decc does not enforce: refused, or a positioned warning under lenient -------------------------
+
+UNENFORCED = sorted(UNENFORCED_FORMATS) + ["made-up", "Date"]
+
+
+@pytest.mark.parametrize("fmt", UNENFORCED)
+def test_unenforced_format_is_refused_with_its_pointer(fmt: str) -> None:
+    schema = {"type": "object", "properties": {"a": {"type": "string", "format": fmt}}}
+    with pytest.raises(UnsupportedSchema, match=f"format '{fmt}'") as e:
+        compile_json_schema(schema)
+    assert e.value.keyword == "format" and e.value.pointer == "/properties/a/format"
+    with pytest.warns(IgnoredKeyword, match=f"format '{fmt}'.*'/properties/a/format'"):
+        assert compile_json_schema(schema, lenient=True).accepts(b'{"a": "anything"}')
+
+
+def test_formats_of_non_strings_are_not_refused() -> None:
+    """`format` constrains strings only: a schema that admits no string has nothing to enforce."""
+    assert compile_json_schema({"type": "integer", "format": "iri"}).accepts(b"12")
+
+
+def test_unenforced_format_in_a_program_is_positioned() -> None:
+    src = 'gen x {\n  where: json(r"""{"type": "string", "format": "iri"}""")\n}\n'
+    with pytest.raises(DeccError, match="format 'iri'") as e:
+        compile_program(parse(src, "f.dec"))
+    key = '"format"'
+    assert e.value.span is not None and (e.value.span.start, e.value.span.end) == (
+        src.index(key),
+        src.index(key) + len(key),
+    )
+    lenient = src.replace('""")', '""", lenient=true)')
+    module = compile_program(parse(lenient, "f.dec"))
+    (w,) = module.warnings
+    assert isinstance(w, DeccWarning) and "format 'iri'" in w.message and w.span.line == 2
+
+
+FORMAT_SUITE = (
+    Path(__file__).resolve().parents[2]
+    / "shared/data/json-schema-test-suite/tests/draft2020-12/optional/format"
+)
+COMPLETE = ("date", "duration", "ipv4", "ipv6", "json-pointer", "uri", "uri-reference", "uuid")
+
+
+@pytest.mark.skipif(not FORMAT_SUITE.is_dir(), reason="JSON Schema Test Suite not found")
+@pytest.mark.parametrize(
+    "path", sorted(FORMAT_SUITE.glob("*.json")) if FORMAT_SUITE.is_dir() else [], ids=lambda p: p.stem
+)
+def test_the_suites_format_cases(path: Path) -> None:
+    """The official suite's format cases (draft 2020-12, optional/format): a schema decc compiles never
+    accepts an instance the suite calls invalid, and for the formats decc enforces completely, accepts
+    every valid one; every other schema is refused (an unenforced format, never ignored)."""
+    fmt = path.stem
+    for group in json.loads(path.read_text()):
+        try:
+            dfa = compile_json_schema(group["schema"])
+        except UnsupportedSchema:
+            assert fmt not in FORMATS, group["description"]
+            continue
+        assert fmt in FORMATS, group["description"]
+        for test in group["tests"]:
+            got = dfa.accepts(json.dumps(test["data"], ensure_ascii=False).encode())
+            assert got == test["valid"] or (not got and fmt not in COMPLETE), (fmt, test["data"])
