@@ -216,9 +216,6 @@ def test_recursive_schema_through_the_api() -> None:
     assert "soundness     12/12 passed  ok" in text and "completeness  12/12 passed" in text, text
 
 
-@pytest.mark.xfail(
-    strict=False, reason="decc check crashes on recursive schemas until the compile-constraints fix lands"
-)
 def test_recursive_schema_program(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     source = f'gen tree {{ where: json(r"""{json.dumps(RECURSIVE)}""") }}\n'
     code, out = run_test(tmp_path, capsys, source, "--draws", "12")
