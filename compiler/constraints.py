@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -264,8 +266,48 @@ def read_file(path: Path, lit: ast.StrLit) -> str:
         raise DeccError(f"cannot read '{lit.value}': {reason}", lit.span) from None
 
 
+MAX_JSON_DEPTH = 100  # nesting levels ({ and [) of a schema: deeper ones would overflow the recursive passes
+_BRACKET = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]')
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|-?Infinity|NaN")
+
+
 def _load_json(text: str, span_at: Callable[[int], Span]) -> Any:
+    """The schema's JSON; too deep nesting and numbers out of float range (1e400, Infinity) are errors."""
+    _check_depth(text, span_at)
     try:
-        return json.loads(text)
+        return json.loads(text, parse_float=_finite, parse_constant=_finite)
     except json.JSONDecodeError as err:
         raise DeccError(f"invalid JSON in schema: {err.msg}", span_at(err.pos)) from None
+    except _NotFinite as err:
+        for m in _NUMBER.finditer(text):
+            if m.group() == err.args[0]:
+                raise DeccError(
+                    f"number {m.group()} in schema is out of range (not a finite float)",
+                    span_at(m.start()),
+                    hints=["floats reach about 1.8e308: use a smaller bound, or leave it out"],
+                ) from None
+        raise DeccError(f"number {err.args[0]} in schema is out of range (not a finite float)", span_at(0)) from None
+
+
+class _NotFinite(Exception):
+    """A JSON number that is no finite float."""
+
+
+def _finite(raw: str) -> float:
+    value = float(raw)
+    if not math.isfinite(value):
+        raise _NotFinite(raw)
+    return value
+
+
+def _check_depth(text: str, span_at: Callable[[int], Span]) -> None:
+    """A positioned error at the first bracket nested more than MAX_JSON_DEPTH deep (strings skipped)."""
+    depth = 0
+    for m in _BRACKET.finditer(text):
+        c = m.group()
+        if c in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                raise DeccError(f"schema nested too deep: more than {MAX_JSON_DEPTH} levels", span_at(m.start()))
+        elif c in "]}":
+            depth -= 1
