@@ -30,25 +30,35 @@ class NFA:
     bounds: list[tuple[int, int]] = field(default_factory=list)
 
 
-def estimate_states(node: Any, other: Callable[[Any], int] | None = None) -> int:
+def estimate_states(
+    node: Any, other: Callable[[Any], int] | None = None, memo: dict[int, int] | None = None
+) -> int:
     """The exact number of NFA states `build_nfa` will create (Python ints, so huge counts don't overflow).
 
-    `other` sizes the node kinds a subclassed builder adds (grammar calls, counted string bodies).
+    `other` sizes the node kinds a subclassed builder adds (grammar calls, counted string bodies). Shared
+    subtrees are sized once (`memo`, by identity): a JSON array writes its item twice per nesting level.
     """
+    memo = {} if memo is None else memo
+    found = memo.get(id(node))
+    if found is not None:
+        return found
     if isinstance(node, CharSet):
-        return state_count(node.ranges)
-    if isinstance(node, Automaton):
-        return node.n + 1
-    if isinstance(node, Concat):
-        return 1 if not node.items else sum(estimate_states(i, other) for i in node.items)
-    if isinstance(node, Alt):
-        return 2 + sum(estimate_states(i, other) for i in node.items)
-    if isinstance(node, Repeat):
-        inner = estimate_states(node.item, other)
-        return 2 + inner * (node.min + 1 if node.max is None else node.max)
-    if other is None:
+        size = state_count(node.ranges)
+    elif isinstance(node, Automaton):
+        size = node.n + 1
+    elif isinstance(node, Concat):
+        size = 1 if not node.items else sum(estimate_states(i, other, memo) for i in node.items)
+    elif isinstance(node, Alt):
+        size = 2 + sum(estimate_states(i, other, memo) for i in node.items)
+    elif isinstance(node, Repeat):
+        inner = estimate_states(node.item, other, memo)
+        size = 2 + inner * (node.min + 1 if node.max is None else node.max)
+    elif other is None:
         raise TypeError(node)
-    return other(node)
+    else:
+        size = other(node)
+    memo[id(node)] = size
+    return size
 
 
 def build_nfa(
