@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from decc.errors import DeccError, Source, Span
 
 from .errors import RegexError
+from .limits import check_time
 from .regex_ast import Alt, CharSet, Concat, Node, Repeat, char, normalize
 from .regex_parser import parse_regex
 
@@ -69,6 +70,7 @@ _LARK_ESCAPED_STRING = r'".*?(?<!\\)(\\\\)*?"'
 _PLAIN_ESCAPED_STRING = r'"(?:[^"\\\n]|\\.)*"'
 MAX_INLINE_SIZE = 3000  # NFA states a rule may have and still be copied into several callers
 MAX_RULE_SIZE = 20000  # NFA states a rule may grow to by inlining
+MAX_INLINE_DEPTH = 60  # nesting a rule may grow to by inlining: later stages walk it recursively
 
 
 def parse_grammar(text: str, start: str = "start", path: str = "<grammar>") -> Grammar:
@@ -107,7 +109,13 @@ def parse_grammar(text: str, start: str = "start", path: str = "<grammar>") -> G
         items: list[AnyNode] = []
         for sym in rule.expansion:
             if sym.is_term:
-                term = terminals[sym.name]
+                term = terminals.get(sym.name)
+                if term is None:  # `%declare X`: a terminal only a custom lexer could produce
+                    raise GrammarError(
+                        f"terminal '{sym.name}' is declared but never defined, so nothing can match it",
+                        _span_of_name(source, f"'{sym.name}'"),
+                        hints=["define it, e.g. X: \"x\", or drop %declare"],
+                    )
                 items.append(term if ignore is None else Concat((ignore, term)))
             else:
                 items.append(Call(str(sym.name)))
@@ -289,6 +297,15 @@ def _size(node: AnyNode) -> int:
     return 2 + sum(_size(i) for i in node.items)
 
 
+def _depth(node: AnyNode) -> int:
+    """How deeply the node nests."""
+    if isinstance(node, Concat | Alt):
+        return 1 + max((_depth(i) for i in node.items), default=0)
+    if isinstance(node, Repeat):
+        return 1 + _depth(node.item)
+    return 1
+
+
 def _map(node: AnyNode, f: Callable[[Call], AnyNode]) -> AnyNode:
     """`node` with every call replaced by `f(call)`; untouched subtrees are shared."""
     if isinstance(node, Call):
@@ -334,7 +351,9 @@ def _arden(name: str, body: AnyNode) -> AnyNode:
 def _simplify(rules: dict[str, AnyNode], start: str) -> dict[str, AnyNode]:
     rules = {n: _arden(n, b) for n, b in rules.items()}
     while True:
+        check_time("simplifying the grammar")
         sizes = {n: _size(b) for n, b in rules.items()}
+        depths = {n: _depth(b) for n, b in rules.items()}
         refs: dict[str, dict[str, int]] = {}  # callee -> caller -> number of calls
         for caller, b in rules.items():
             found: dict[str, int] = {}
@@ -350,6 +369,8 @@ def _simplify(rules: dict[str, AnyNode], start: str) -> dict[str, AnyNode]:
             if count > 1 and size > MAX_INLINE_SIZE:
                 continue
             if any(sizes[c] + k * size > MAX_RULE_SIZE for c, k in callers.items()):
+                continue
+            if any(depths[c] + depths[name] > MAX_INLINE_DEPTH for c in callers):
                 continue
             cost = size * max(count - 1, 0)
             if best is None or cost < best[0]:
