@@ -126,6 +126,12 @@ def parse_grammar(text: str, start: str = "start", path: str = "<grammar>") -> G
     if ignore is not None:
         rules[start] = _concat([rules[start], ignore])
     rules = _simplify(rules, start)
+    if start not in _productive(rules):
+        raise GrammarError(
+            f"the grammar matches no string at all (rule '{start}' can never finish)",
+            _span_of_name(source, start),
+            hints=["give the rule an alternative that does not call itself"],
+        )
     return Grammar(tuple([(start, rules[start])] + [(n, b) for n, b in rules.items() if n != start]), text)
 
 
@@ -295,6 +301,33 @@ def _size(node: AnyNode) -> int:
     if isinstance(node, Repeat):
         return 2 + _size(node.item) * (node.min + 1 if node.max is None else max(node.max, 1))
     return 2 + sum(_size(i) for i in node.items)
+
+
+def _productive(rules: dict[str, AnyNode]) -> set[str]:
+    """The rules that derive some finite string (a fixpoint: no rule is productive until shown to be)."""
+    good: set[str] = set()
+    changed = True
+    while changed:
+        changed = False
+        for name, body in rules.items():
+            if name not in good and _derives(body, good):
+                good.add(name)
+                changed = True
+    return good
+
+
+def _derives(node: AnyNode, good: set[str]) -> bool:
+    if isinstance(node, Call):
+        return node.rule in good
+    if isinstance(node, CharSet):
+        return bool(node.ranges)
+    if isinstance(node, Repeat):
+        return node.min == 0 or _derives(node.item, good)
+    if isinstance(node, Concat):
+        return all(_derives(i, good) for i in node.items)
+    if isinstance(node, Alt):
+        return any(_derives(i, good) for i in node.items)
+    return bool(getattr(node, "accepting", True))  # a precompiled automaton
 
 
 def _depth(node: AnyNode) -> int:

@@ -38,7 +38,9 @@ def estimate_states(
     `other` sizes the node kinds a subclassed builder adds (grammar calls, counted string bodies). Shared
     subtrees are sized once (`memo`, by identity): a JSON array writes its item twice per nesting level.
     """
-    memo = {} if memo is None else memo
+    if memo is None:  # the outermost call: refuse what the recursion below could not walk
+        check_nesting(node)
+        memo = {}
     found = memo.get(id(node))
     if found is not None:
         return found
@@ -61,6 +63,36 @@ def estimate_states(
     return size
 
 
+MAX_NESTING = 250  # node levels the recursive builders (and size estimates) walk within Python's stack
+
+
+def nesting(node: Any) -> int:
+    """How deeply `node` nests (iteratively, each shared subtree once), so deep trees fail with an error
+    instead of a RecursionError in the recursive walks that follow."""
+    depth: dict[int, int] = {}
+    stack: list[tuple[Any, bool]] = [(node, False)]
+    while stack:
+        n, done = stack.pop()
+        if id(n) in depth:
+            continue
+        kids = (n.item,) if isinstance(n, Repeat) else n.items if isinstance(n, Concat | Alt) else ()
+        if done or not kids:
+            depth[id(n)] = 1 + max((depth[id(k)] for k in kids), default=0)
+        else:
+            stack.append((n, True))
+            stack.extend((k, False) for k in kids if id(k) not in depth)
+    return depth[id(node)]
+
+
+def check_nesting(node: Any, what: str = "constraint") -> None:
+    """A GrammarLimitError when `node` nests deeper than MAX_NESTING."""
+    if (depth := nesting(node)) > MAX_NESTING:
+        raise GrammarLimitError(
+            f"{what} nested too deep: {depth} levels (at most {MAX_NESTING})",
+            hints=["long lists of items and long digit bounds nest one level per item or digit"],
+        )
+
+
 def build_nfa(
     node: Node,
     limits: Limits,
@@ -74,6 +106,7 @@ def build_nfa(
 
     JSON schemas reuse it with their own builder (one extra node kind) and size estimate.
     """
+    check_nesting(node, what)
     needed = estimate_states(node) if needed is None else needed
     if needed > limits.max_nfa_states:
         raise GrammarLimitError(
