@@ -258,9 +258,18 @@ def grammar_constraint(e: ast.Call, base_dir: Path) -> ir.Grammar:
     return ir.Grammar(text, lit.span, origin, start)
 
 
+MAX_FILE_BYTES = 16 << 20  # a schema or grammar file; more is refused rather than read without bound
+
+
 def read_file(path: Path, lit: ast.StrLit) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        with open(path, "rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise DeccError(
+                f"cannot read '{lit.value}': larger than {MAX_FILE_BYTES >> 20} MiB", lit.span
+            ) from None
+        return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")  # as read_text's newlines
     except (OSError, UnicodeDecodeError) as err:
         reason = getattr(err, "strerror", None) or str(err)
         raise DeccError(f"cannot read '{lit.value}': {reason}", lit.span) from None
