@@ -295,7 +295,9 @@ def _load_json(text: str, span_at: Callable[[int], Span]) -> Any:
                     span_at(m.start()),
                     hints=["floats reach about 1.8e308: use a smaller bound, or leave it out"],
                 ) from None
-        raise DeccError(f"number {err.args[0]} in schema is out of range (not a finite float)", span_at(0)) from None
+        raise DeccError(
+            f"number {err.args[0]} in schema is out of range (not a finite float)", span_at(0)
+        ) from None
 
 
 class _NotFinite(Exception):
@@ -317,6 +319,8 @@ def _check_depth(text: str, span_at: Callable[[int], Span]) -> None:
         if c in "[{":
             depth += 1
             if depth > MAX_JSON_DEPTH:
-                raise DeccError(f"schema nested too deep: more than {MAX_JSON_DEPTH} levels", span_at(m.start()))
+                raise DeccError(
+                    f"schema nested too deep: more than {MAX_JSON_DEPTH} levels", span_at(m.start())
+                )
         elif c in "]}":
             depth -= 1

@@ -114,7 +114,7 @@ def parse_grammar(text: str, start: str = "start", path: str = "<grammar>") -> G
                     raise GrammarError(
                         f"terminal '{sym.name}' is declared but never defined, so nothing can match it",
                         _span_of_name(source, f"'{sym.name}'"),
-                        hints=["define it, e.g. X: \"x\", or drop %declare"],
+                        hints=['define it, e.g. X: "x", or drop %declare'],
                     )
                 items.append(term if ignore is None else Concat((ignore, term)))
             else:

@@ -73,5 +73,7 @@ def check_time(what: str) -> None:
 
         raise GrammarLimitError(
             f"{what} took longer than the compile time limit ({current[1]:g} s)",
-            hints=["simplify the constraint, or raise the limit (DECC_COMPILE_SECONDS, or Limits(max_seconds=...))"],
+            hints=[
+                "simplify the constraint, or raise the limit (DECC_COMPILE_SECONDS, or Limits(max_seconds=...))"
+            ],
         )

@@ -175,7 +175,9 @@ class _Parser:
         self.depth += 1
         if self.depth > MAX_GROUP_DEPTH:  # every later stage walks the tree recursively
             raise self.error(
-                f"groups nested too deep: more than {MAX_GROUP_DEPTH} levels", start, start + 1,
+                f"groups nested too deep: more than {MAX_GROUP_DEPTH} levels",
+                start,
+                start + 1,
                 hint="drop the groups that hold a single item",
             )
         self.i += 1
