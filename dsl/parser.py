@@ -47,7 +47,8 @@ def _collect_comment(tok: Token) -> Token:
 
 
 @cache
-def _lark() -> Lark:
+def lark_parser() -> Lark:
+    """The .dec grammar's LALR parser, built once (its terminals are tested against their first forms)."""
     grammar = (Path(__file__).parent / "dec.lark").read_text()
     return Lark(
         grammar,
@@ -122,7 +123,7 @@ def parse_with_comments(
         raise DeccError("NUL character in source: is this a binary file?", Span.of(source, at, at + 1))
     _comment_sink.found = []
     try:
-        tree = _lark().parse(source.text)
+        tree = lark_parser().parse(source.text)
     except UnexpectedInput as e:
         raise _syntax_error(source, e) from None
     finally:

@@ -47,5 +47,5 @@ def _params() -> list:
 def test_hostile_input_ends_with_a_result_or_a_positioned_error(case) -> None:  # type: ignore[no-untyped-def]
     outcome = hostile.run_case(case, SCALE, COMPILE_SECONDS, WALL)
     OUTCOMES.append(outcome)
-    want = "ok" if case.expect == 0 else "positioned error"
-    assert outcome.verdict == want, outcome
+    want = {0: {"ok"}, 2: {"positioned error"}, None: {"ok", "positioned error"}}[case.expect]
+    assert outcome.verdict in want, outcome
