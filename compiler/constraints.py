@@ -9,6 +9,8 @@ step (`min_tokens`/`max_tokens`).
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -246,9 +248,18 @@ def grammar_constraint(e: ast.Call, base_dir: Path, trust: Trust) -> ir.Grammar:
     return ir.Grammar(text, lit.span, origin, start)
 
 
+MAX_FILE_BYTES = 16 << 20  # a schema or grammar file; more is refused rather than read without bound
+
+
 def read_file(path: Path, lit: ast.StrLit) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        with open(path, "rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise DeccError(
+                f"cannot read '{lit.value}': larger than {MAX_FILE_BYTES >> 20} MiB", lit.span
+            ) from None
+        return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")  # as read_text's newlines
     except (OSError, UnicodeDecodeError) as err:
         reason = getattr(err, "strerror", None) or str(err)
         raise DeccError(f"cannot read '{lit.value}': {reason}", lit.span) from None
@@ -272,6 +283,8 @@ def _schema_file(text: str, path: Path, lit: ast.StrLit) -> tuple[Any, Source | 
             lit.span,
             hints=["a JSON schema file holds one JSON object"],
         ) from None
+    except RecursionError:  # nested deeper than Python's parser goes: no schema either way
+        raise DeccError(f"'{lit.value}' is not a JSON schema (nested too deep)", lit.span) from None
     if not isinstance(schema, bool):
         raise DeccError(
             f"'{lit.value}' is not a JSON schema (a JSON {_JSON_TYPES.get(type(schema), 'value')}, not an object)",
@@ -280,8 +293,52 @@ def _schema_file(text: str, path: Path, lit: ast.StrLit) -> tuple[Any, Source | 
     return schema, None
 
 
+MAX_JSON_DEPTH = 100  # nesting levels ({ and [) of a schema: deeper ones would overflow the recursive passes
+_BRACKET = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]')
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|-?Infinity|NaN")
+
+
 def _load_json(text: str, span_at: Callable[[int], Span]) -> Any:
+    """The schema's JSON; too deep nesting and numbers out of float range (1e400, Infinity) are errors."""
+    _check_depth(text, span_at)
     try:
-        return json.loads(text)
+        return json.loads(text, parse_float=_finite, parse_constant=_finite)
     except json.JSONDecodeError as err:
         raise DeccError(f"invalid JSON in schema: {err.msg}", span_at(err.pos)) from None
+    except _NotFinite as err:
+        for m in _NUMBER.finditer(text):
+            if m.group() == err.args[0]:
+                raise DeccError(
+                    f"number {m.group()} in schema is out of range (not a finite float)",
+                    span_at(m.start()),
+                    hints=["floats reach about 1.8e308: use a smaller bound, or leave it out"],
+                ) from None
+        raise DeccError(
+            f"number {err.args[0]} in schema is out of range (not a finite float)", span_at(0)
+        ) from None
+
+
+class _NotFinite(Exception):
+    """A JSON number that is no finite float."""
+
+
+def _finite(raw: str) -> float:
+    value = float(raw)
+    if not math.isfinite(value):
+        raise _NotFinite(raw)
+    return value
+
+
+def _check_depth(text: str, span_at: Callable[[int], Span]) -> None:
+    """A positioned error at the first bracket nested more than MAX_JSON_DEPTH deep (strings skipped)."""
+    depth = 0
+    for m in _BRACKET.finditer(text):
+        c = m.group()
+        if c in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                raise DeccError(
+                    f"schema nested too deep: more than {MAX_JSON_DEPTH} levels", span_at(m.start())
+                )
+        elif c in "]}":
+            depth -= 1

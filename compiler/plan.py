@@ -89,7 +89,7 @@ def _steps(body: list[str | ir.Op] | tuple[ir.Op, ...], vocab: Any) -> tuple[Ste
             pending.extend(p.text if isinstance(p, ir.Lit) else p for p in op.parts)
         elif isinstance(op, ir.Generate):
             flush()
-            constraint = _bind(op.constraint, vocab) if op.constraint else None
+            constraint = _bound(op.constraint, vocab) if op.constraint else None
             if constraint is not None:
                 _check_max_tokens(op, constraint)
             steps.append(PlanGen(op, constraint))
@@ -99,6 +99,16 @@ def _steps(body: list[str | ir.Op] | tuple[ir.Op, ...], vocab: Any) -> tuple[Ste
             steps.append(PlanBranch(cases, _steps(op.otherwise or (), vocab)))
     flush()
     return tuple(steps)
+
+
+def _bound(c: ir.Constraint, vocab: Any) -> Any:
+    """`_bind`, its errors (limits reached lifting to the vocabulary) pointing at the constraint."""
+    try:
+        return _bind(c, vocab)
+    except DeccError as e:
+        if e.span is not None:
+            raise
+        raise DeccError(e.message, c.span, notes=e.notes, hints=e.hints) from None
 
 
 def _bind(c: ir.Constraint, vocab: Any) -> Any:

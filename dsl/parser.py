@@ -3,6 +3,8 @@ and its exceptions into positioned `DeccError`s."""
 
 from __future__ import annotations
 
+import math
+import re
 import threading
 from functools import cache
 from pathlib import Path
@@ -45,7 +47,8 @@ def _collect_comment(tok: Token) -> Token:
 
 
 @cache
-def _lark() -> Lark:
+def lark_parser() -> Lark:
+    """The .dec grammar's LALR parser, built once (its terminals are tested against their first forms)."""
     grammar = (Path(__file__).parent / "dec.lark").read_text()
     return Lark(
         grammar,
@@ -61,11 +64,26 @@ def parse_file(path: str | Path) -> ast.Program:
     return parse(read_source(path))
 
 
+MAX_SOURCE_BYTES = 8 << 20  # a program this long is no program; reading on would only exhaust memory
+
+
 def read_source(path: str | Path) -> Source:
+    """The file's text: UTF-8 (a BOM is dropped), at most MAX_SOURCE_BYTES, lone CR line ends read as LF."""
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as f:
+            data = f.read(MAX_SOURCE_BYTES + 1)
     except OSError as e:
         raise DeccError(f"cannot read '{path}': {e.strerror or e}") from None
+    if len(data) > MAX_SOURCE_BYTES:
+        raise DeccError(
+            f"'{path}' is too large: more than {MAX_SOURCE_BYTES >> 20} MiB (a .dec file is a program)",
+            hints=["keep large data in files the program names, e.g. json(file=...)"],
+        )
+    if data[:4] in (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff"):  # a UTF-32 byte-order mark
+        raise DeccError(
+            f"'{path}' is encoded as UTF-32: .dec files must be UTF-8",
+            hints=[f"convert it, e.g. iconv -f UTF-32 -t UTF-8 '{path}' > fixed.dec"],
+        )
     if data[:2] in (b"\xff\xfe", b"\xfe\xff"):  # a UTF-16 byte-order mark, either endianness
         raise DeccError(
             f"'{path}' is encoded as UTF-16: .dec files must be UTF-8",
@@ -82,7 +100,11 @@ def read_source(path: str | Path) -> Source:
         ) from None
     if text.startswith("\ufeff"):
         text = text[1:]
-    return Source(str(path), text)
+    # Old Mac line ends: a lone CR ends a line (one character for one, so every offset stays the same).
+    return Source(str(path), _LONE_CR.sub("\n", text))
+
+
+_LONE_CR = re.compile(r"\r(?!\n)")
 
 
 def parse(source: Source | str, path: str = "<string>") -> ast.Program:
@@ -101,7 +123,7 @@ def parse_with_comments(
         raise DeccError("NUL character in source: is this a binary file?", Span.of(source, at, at + 1))
     _comment_sink.found = []
     try:
-        tree = _lark().parse(source.text)
+        tree = lark_parser().parse(source.text)
     except UnexpectedInput as e:
         raise _syntax_error(source, e) from None
     finally:
@@ -295,6 +317,12 @@ class _Builder:
                 value: int | float = int(text)
             except ValueError:
                 value = float(text)
+                if not math.isfinite(value):
+                    raise DeccError(
+                        f"number {text} is out of range (not a finite float)",
+                        span,
+                        hints=["floats reach about 1.8e308"],
+                    ) from None
             return ast.NumLit(value, span)
         if kind in ("true", "false"):
             return ast.BoolLit(kind == "true", span)

@@ -42,12 +42,19 @@ def decode_string(token: str, start: int, span: Span) -> StrLit:
             try:
                 if len(digits) != n:
                     raise ValueError
-                out.append(chr(int(digits, 16)))
+                code = int(digits, 16)
+                out.append(chr(code))
             except ValueError:
                 raise DeccError(
                     f"bad escape '\\{esc}{digits}': expected {n} hex digits",
                     span.sub(base + i, base + i + 2 + len(digits)),
                 ) from None
+            if 0xD800 <= code <= 0xDFFF:
+                raise DeccError(
+                    f"'\\{esc}{digits}' is a lone surrogate, not a character",
+                    span.sub(base + i, base + i + 2 + n),
+                    hints=["write the character itself, or its \\U escape (e.g. \\U0001F600)"],
+                )
             offsets.append(base + i)
             i += 2 + n
         else:

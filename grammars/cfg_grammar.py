@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from decc.errors import DeccError, Source, Span
 
 from .errors import RegexError
+from .limits import check_time
 from .regex_ast import Alt, CharSet, Concat, Node, Repeat, char, normalize
 from .regex_parser import parse_regex
 
@@ -69,6 +70,7 @@ _LARK_ESCAPED_STRING = r'".*?(?<!\\)(\\\\)*?"'
 _PLAIN_ESCAPED_STRING = r'"(?:[^"\\\n]|\\.)*"'
 MAX_INLINE_SIZE = 3000  # NFA states a rule may have and still be copied into several callers
 MAX_RULE_SIZE = 20000  # NFA states a rule may grow to by inlining
+MAX_INLINE_DEPTH = 60  # nesting a rule may grow to by inlining: later stages walk it recursively
 
 
 def parse_grammar(text: str, start: str = "start", path: str = "<grammar>") -> Grammar:
@@ -107,7 +109,13 @@ def parse_grammar(text: str, start: str = "start", path: str = "<grammar>") -> G
         items: list[AnyNode] = []
         for sym in rule.expansion:
             if sym.is_term:
-                term = terminals[sym.name]
+                term = terminals.get(sym.name)
+                if term is None:  # `%declare X`: a terminal only a custom lexer could produce
+                    raise GrammarError(
+                        f"terminal '{sym.name}' is declared but never defined, so nothing can match it",
+                        _span_of_name(source, f"'{sym.name}'"),
+                        hints=['define it, e.g. X: "x", or drop %declare'],
+                    )
                 items.append(term if ignore is None else Concat((ignore, term)))
             else:
                 items.append(Call(str(sym.name)))
@@ -118,6 +126,12 @@ def parse_grammar(text: str, start: str = "start", path: str = "<grammar>") -> G
     if ignore is not None:
         rules[start] = _concat([rules[start], ignore])
     rules = _simplify(rules, start)
+    if start not in _productive(rules):
+        raise GrammarError(
+            f"the grammar matches no string at all (rule '{start}' can never finish)",
+            _span_of_name(source, start),
+            hints=["give the rule an alternative that does not call itself"],
+        )
     return Grammar(tuple([(start, rules[start])] + [(n, b) for n, b in rules.items() if n != start]), text)
 
 
@@ -289,6 +303,42 @@ def _size(node: AnyNode) -> int:
     return 2 + sum(_size(i) for i in node.items)
 
 
+def _productive(rules: dict[str, AnyNode]) -> set[str]:
+    """The rules that derive some finite string (a fixpoint: no rule is productive until shown to be)."""
+    good: set[str] = set()
+    changed = True
+    while changed:
+        changed = False
+        for name, body in rules.items():
+            if name not in good and _derives(body, good):
+                good.add(name)
+                changed = True
+    return good
+
+
+def _derives(node: AnyNode, good: set[str]) -> bool:
+    if isinstance(node, Call):
+        return node.rule in good
+    if isinstance(node, CharSet):
+        return bool(node.ranges)
+    if isinstance(node, Repeat):
+        return node.min == 0 or _derives(node.item, good)
+    if isinstance(node, Concat):
+        return all(_derives(i, good) for i in node.items)
+    if isinstance(node, Alt):
+        return any(_derives(i, good) for i in node.items)
+    return bool(getattr(node, "accepting", True))  # a precompiled automaton
+
+
+def _depth(node: AnyNode) -> int:
+    """How deeply the node nests."""
+    if isinstance(node, Concat | Alt):
+        return 1 + max((_depth(i) for i in node.items), default=0)
+    if isinstance(node, Repeat):
+        return 1 + _depth(node.item)
+    return 1
+
+
 def _map(node: AnyNode, f: Callable[[Call], AnyNode]) -> AnyNode:
     """`node` with every call replaced by `f(call)`; untouched subtrees are shared."""
     if isinstance(node, Call):
@@ -334,7 +384,9 @@ def _arden(name: str, body: AnyNode) -> AnyNode:
 def _simplify(rules: dict[str, AnyNode], start: str) -> dict[str, AnyNode]:
     rules = {n: _arden(n, b) for n, b in rules.items()}
     while True:
+        check_time("simplifying the grammar")
         sizes = {n: _size(b) for n, b in rules.items()}
+        depths = {n: _depth(b) for n, b in rules.items()}
         refs: dict[str, dict[str, int]] = {}  # callee -> caller -> number of calls
         for caller, b in rules.items():
             found: dict[str, int] = {}
@@ -350,6 +402,8 @@ def _simplify(rules: dict[str, AnyNode], start: str) -> dict[str, AnyNode]:
             if count > 1 and size > MAX_INLINE_SIZE:
                 continue
             if any(sizes[c] + k * size > MAX_RULE_SIZE for c, k in callers.items()):
+                continue
+            if any(depths[c] + depths[name] > MAX_INLINE_DEPTH for c in callers):
                 continue
             cost = size * max(count - 1, 0)
             if best is None or cost < best[0]:

@@ -395,6 +395,7 @@ def _moore_hashed(trans: np.ndarray, key: np.ndarray) -> tuple[np.ndarray, np.nd
     count = len(np.unique(lab))
     rounds = 0
     while True:
+        check_time("minimizing the DFA")  # a chain of n states refines one state per round: n rounds
         contrib = weight * (lab[p_dst] - lab[n])
         lab = lab * own
         if len(owners):
@@ -423,6 +424,7 @@ def _moore_exact(table: np.ndarray, key: np.ndarray) -> tuple[np.ndarray, np.nda
     block = np.unique(key, return_inverse=True)[1].reshape(-1)
     count = int(block.max()) + 1
     while True:
+        check_time("minimizing the DFA")
         rows = np.column_stack([block, block[table]])
         uniq, first, block = np.unique(rows, axis=0, return_index=True, return_inverse=True)
         block = block.reshape(-1)

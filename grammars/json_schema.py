@@ -809,6 +809,7 @@ class _Compiler:
                     self.unsupported(k, f"{ptr}/{_esc(k)}")
 
     def schema(self, s: Any, ptr: str, refs: tuple[str, ...]) -> Node:
+        check_time("expanding the JSON schema")
         self.check_keywords(s, ptr)
         try:
             s, ptr, refs = self.deref(s, ptr, refs, "call")
@@ -904,9 +905,12 @@ class _Compiler:
         values = [s["const"]] if "const" in s else list(s["enum"])
         if self._validator is None:
             self._validator = Draft202012Validator(self.root if isinstance(self.root, dict) else {})
-        check = self._validator.evolve(schema=s)
+        # each value passes its own enum/const: checking them again would make n values cost n^2
+        check = self._validator.evolve(schema={k: x for k, x in s.items() if k not in ("enum", "const")})
         keep = []
-        for v in values:
+        for i, v in enumerate(values):
+            if not i & 255:
+                check_time("building the enum")
             try:
                 ok = check.is_valid(v)
             except Exception:  # noqa: BLE001 - refs the validator cannot follow, etc.

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -22,7 +24,22 @@ class Limits:
     # (state, token) pairs a token automaton stores (8 bytes each); reached after ~1-2 s of building.
     max_token_transitions: int = 20_000_000
     # Wall-clock seconds for one whole compile (schema/regex/grammar to token masks); None: no limit.
-    max_seconds: float | None = 120.0
+    # The environment variable DECC_COMPILE_SECONDS sets it (tests and CI use a small one).
+    max_seconds: float | None = field(default_factory=lambda: compile_seconds())
+
+
+def compile_seconds(default: float = 120.0) -> float | None:
+    """The compile time limit: DECC_COMPILE_SECONDS when set to a positive number ("none": no limit)."""
+    raw = os.environ.get("DECC_COMPILE_SECONDS", "").strip()
+    if not raw:
+        return default
+    if raw.lower() == "none":
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        return default
+    return value if math.isfinite(value) and value >= 0 else default
 
 
 DEFAULT_LIMITS = Limits()
@@ -56,5 +73,7 @@ def check_time(what: str) -> None:
 
         raise GrammarLimitError(
             f"{what} took longer than the compile time limit ({current[1]:g} s)",
-            hints=["simplify the constraint, or raise Limits(max_seconds=...)"],
+            hints=[
+                "simplify the constraint, or raise the limit (DECC_COMPILE_SECONDS, or Limits(max_seconds=...))"
+            ],
         )

@@ -30,25 +30,67 @@ class NFA:
     bounds: list[tuple[int, int]] = field(default_factory=list)
 
 
-def estimate_states(node: Any, other: Callable[[Any], int] | None = None) -> int:
+def estimate_states(
+    node: Any, other: Callable[[Any], int] | None = None, memo: dict[int, int] | None = None
+) -> int:
     """The exact number of NFA states `build_nfa` will create (Python ints, so huge counts don't overflow).
 
-    `other` sizes the node kinds a subclassed builder adds (grammar calls, counted string bodies).
+    `other` sizes the node kinds a subclassed builder adds (grammar calls, counted string bodies). Shared
+    subtrees are sized once (`memo`, by identity): a JSON array writes its item twice per nesting level.
     """
+    if memo is None:  # the outermost call: refuse what the recursion below could not walk
+        check_nesting(node)
+        memo = {}
+    found = memo.get(id(node))
+    if found is not None:
+        return found
     if isinstance(node, CharSet):
-        return state_count(node.ranges)
-    if isinstance(node, Automaton):
-        return node.n + 1
-    if isinstance(node, Concat):
-        return 1 if not node.items else sum(estimate_states(i, other) for i in node.items)
-    if isinstance(node, Alt):
-        return 2 + sum(estimate_states(i, other) for i in node.items)
-    if isinstance(node, Repeat):
-        inner = estimate_states(node.item, other)
-        return 2 + inner * (node.min + 1 if node.max is None else node.max)
-    if other is None:
+        size = state_count(node.ranges)
+    elif isinstance(node, Automaton):
+        size = node.n + 1
+    elif isinstance(node, Concat):
+        size = 1 if not node.items else sum(estimate_states(i, other, memo) for i in node.items)
+    elif isinstance(node, Alt):
+        size = 2 + sum(estimate_states(i, other, memo) for i in node.items)
+    elif isinstance(node, Repeat):
+        inner = estimate_states(node.item, other, memo)
+        size = 2 + inner * (node.min + 1 if node.max is None else node.max)
+    elif other is None:
         raise TypeError(node)
-    return other(node)
+    else:
+        size = other(node)
+    memo[id(node)] = size
+    return size
+
+
+MAX_NESTING = 250  # node levels the recursive builders (and size estimates) walk within Python's stack
+
+
+def nesting(node: Any) -> int:
+    """How deeply `node` nests (iteratively, each shared subtree once), so deep trees fail with an error
+    instead of a RecursionError in the recursive walks that follow."""
+    depth: dict[int, int] = {}
+    stack: list[tuple[Any, bool]] = [(node, False)]
+    while stack:
+        n, done = stack.pop()
+        if id(n) in depth:
+            continue
+        kids = (n.item,) if isinstance(n, Repeat) else n.items if isinstance(n, Concat | Alt) else ()
+        if done or not kids:
+            depth[id(n)] = 1 + max((depth[id(k)] for k in kids), default=0)
+        else:
+            stack.append((n, True))
+            stack.extend((k, False) for k in kids if id(k) not in depth)
+    return depth[id(node)]
+
+
+def check_nesting(node: Any, what: str = "constraint") -> None:
+    """A GrammarLimitError when `node` nests deeper than MAX_NESTING."""
+    if (depth := nesting(node)) > MAX_NESTING:
+        raise GrammarLimitError(
+            f"{what} nested too deep: {depth} levels (at most {MAX_NESTING})",
+            hints=["long lists of items and long digit bounds nest one level per item or digit"],
+        )
 
 
 def build_nfa(
@@ -64,6 +106,7 @@ def build_nfa(
 
     JSON schemas reuse it with their own builder (one extra node kind) and size estimate.
     """
+    check_nesting(node, what)
     needed = estimate_states(node) if needed is None else needed
     if needed > limits.max_nfa_states:
         raise GrammarLimitError(

@@ -14,34 +14,72 @@ SURROGATES = (0xD800, 0xDFFF)
 Ranges = tuple[tuple[int, int], ...]
 
 
+class _CachedHash:
+    """A node's hash, computed once: builders share subtrees (a JSON array's item schema is written twice
+    per level), so a recomputed hash would walk the shared parts again at every level, exponentially.
+
+    Only ints go into it (no str or None, whose hashes vary between processes), so a cached value that
+    travels in a pickle stays right."""
+
+    def __hash__(self) -> int:
+        found = self.__dict__.get("_hash")
+        if found is None:
+            found = hash(self._key())
+            object.__setattr__(self, "_hash", found)
+        return found
+
+    def _key(self) -> tuple[object, ...]:
+        raise NotImplementedError
+
+
 @dataclass(frozen=True)
-class CharSet:
+class CharSet(_CachedHash):
     """One character from a code-point set: sorted, disjoint, non-adjacent inclusive ranges, no surrogates."""
 
     ranges: Ranges
 
+    __hash__ = _CachedHash.__hash__
+
+    def _key(self) -> tuple[object, ...]:
+        return (1, self.ranges)
+
 
 @dataclass(frozen=True)
-class Concat:
+class Concat(_CachedHash):
     """The items one after another; `Concat(())` matches only the empty string."""
 
     items: tuple[Node, ...]
 
+    __hash__ = _CachedHash.__hash__
+
+    def _key(self) -> tuple[object, ...]:
+        return (2, self.items)
+
 
 @dataclass(frozen=True)
-class Alt:
+class Alt(_CachedHash):
     """Any one of the items."""
 
     items: tuple[Node, ...]
 
+    __hash__ = _CachedHash.__hash__
+
+    def _key(self) -> tuple[object, ...]:
+        return (3, self.items)
+
 
 @dataclass(frozen=True)
-class Repeat:
+class Repeat(_CachedHash):
     """`item` repeated `min` to `max` times (`max=None`: unbounded)."""
 
     item: Node
     min: int
     max: int | None
+
+    __hash__ = _CachedHash.__hash__
+
+    def _key(self) -> tuple[object, ...]:
+        return (4, self.item, self.min, -1 if self.max is None else self.max)
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,9 @@ ECMA_DOT = CharSet(negate(((0x0A, 0x0A), (0x0D, 0x0D), (0x2028, 0x2029))))
 Anchor = tuple[int, int] | None
 
 
+MAX_GROUP_DEPTH = 100
+
+
 @lru_cache(maxsize=512)
 def parse_regex(pattern: str, ecma: bool = False) -> Node:
     """The AST of `pattern`; raises `RegexError` with exact offsets for anything malformed or unsupported.
@@ -68,6 +71,7 @@ class _Parser:
         self.i = 0
         self.names: set[str] = set()
         self.possessive: list[tuple[Repeat, int, int]] = []
+        self.depth = 0  # groups open around the current position
 
     def error(self, message: str, start: int, end: int | None = None, hint: str | None = None) -> RegexError:
         return RegexError(message, self.p, start, end, hints=[hint] if hint else ())
@@ -186,10 +190,19 @@ class _Parser:
 
     def group(self, at_start: bool) -> tuple[Node, Anchor, Anchor]:
         start = self.i
+        self.depth += 1
+        if self.depth > MAX_GROUP_DEPTH:  # every later stage walks the tree recursively
+            raise self.error(
+                f"groups nested too deep: more than {MAX_GROUP_DEPTH} levels",
+                start,
+                start + 1,
+                hint="drop the groups that hold a single item",
+            )
         self.i += 1
         if self.peek() == "?":
             self.group_extension(start)
         node, s, e = self.alternation(at_start)
+        self.depth -= 1
         if self.peek() != ")":
             raise self.error(
                 "unbalanced parenthesis: '(' is never closed",

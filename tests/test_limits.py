@@ -36,3 +36,46 @@ def test_default_limit_lets_compiles_finish_and_outer_deadline_wins() -> None:
         with deadline(None), deadline(3600.0):  # nested compiles keep the outer deadline
             with pytest.raises(GrammarLimitError):
                 check_time("an inner step")
+
+
+@pytest.mark.parametrize(("raw", "seconds"), [("0.5", 0.5), ("none", None), ("", 120.0), ("soon", 120.0)])
+def test_compile_seconds_come_from_the_environment(monkeypatch, raw: str, seconds: float | None) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("DECC_COMPILE_SECONDS", raw)
+    assert Limits().max_seconds == seconds
+
+
+def test_minimizing_checks_the_deadline() -> None:
+    """Minimizing a chain of n states takes n refinement rounds: a{99999} ran for minutes past any limit."""
+    from decc.grammars.automata import minimize
+    from decc.grammars.dfa import compile_regex
+
+    dfa = compile_regex("(ab){3}", minimal=False)
+    assert not dfa.minimal
+    with deadline(0.0), pytest.raises(GrammarLimitError, match="minimizing the DFA"):
+        minimize(dfa)
+
+
+def test_shared_subtrees_are_sized_and_hashed_once() -> None:
+    """A JSON array writes its item schema twice per nesting level: 60 levels share 2**60 paths."""
+    from decc.grammars.nfa import estimate_states
+    from decc.grammars.regex_ast import CharSet, Concat
+
+    leaf = node = CharSet(((0x61, 0x61),))
+    for _ in range(60):
+        node = Concat((node, node))
+    assert estimate_states(node) == 2**60 * estimate_states(leaf)
+    rebuilt = leaf
+    for _ in range(60):
+        rebuilt = Concat((rebuilt, rebuilt))
+    assert hash(rebuilt) == hash(node)
+
+
+def test_deep_nesting_is_a_limit_error_not_a_recursion_error() -> None:
+    from decc.grammars.nfa import MAX_NESTING, estimate_states
+    from decc.grammars.regex_ast import CharSet, Concat, Repeat
+
+    node = CharSet(((0x61, 0x61),))
+    for i in range(600):
+        node = Concat((CharSet(((0x62, 0x62),)), node)) if i % 2 else Repeat(node, 0, 1)
+    with pytest.raises(GrammarLimitError, match=f"nested too deep: 601 levels \\(at most {MAX_NESTING}\\)"):
+        estimate_states(node)

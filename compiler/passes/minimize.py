@@ -10,9 +10,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 from decc.compiler import ir
-from decc.grammars import ByteDFA
+from decc.errors import DeccError
+from decc.grammars import ByteDFA, GrammarLimitError
 from decc.grammars.automata import minimize as minimal_dfa
 from decc.grammars.lazy_product import Conjunction
+from decc.grammars.limits import DEFAULT_LIMITS, deadline
 
 
 def minimize(module: ir.Module) -> ir.Module:
@@ -22,7 +24,11 @@ def minimize(module: ir.Module) -> ir.Module:
 def _rewrite(op: ir.Op) -> ir.Op:
     if not isinstance(op, ir.Generate) or op.constraint is None:
         return op
-    return replace(op, constraint=_constraint(op.constraint))
+    with deadline(DEFAULT_LIMITS.max_seconds):  # minimizing is quadratic in a long chain's length
+        try:
+            return replace(op, constraint=_constraint(op.constraint))
+        except GrammarLimitError as err:
+            raise DeccError(err.message, op.constraint.span, hints=err.hints) from None
 
 
 def _constraint(c: ir.Constraint) -> ir.Constraint:
