@@ -21,6 +21,8 @@ from decc.compiler.trust import Trust
 from decc.compiler.verify import verify
 from decc.dsl import ast
 from decc.errors import DeccError
+from decc.grammars.errors import GrammarLimitError
+from decc.grammars.limits import compile_seconds, deadline
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,25 @@ def compile_program(
     """AST → optimized IR. `dump(stage, module)` sees the IR after lowering ('ir') and after each pass;
     the optimization passes named in `disabled` are skipped (`check_optimizations` vets the names).
     `remarks`, if given, receives a line or two per optimization pass on what it did (or "turned off").
-    `trust` says what the program's references may reach; the default imports none of its modules."""
+    `trust` says what the program's references may reach; the default imports none of its modules.
+
+    The whole compile runs under one compile time limit (grammars/limits.py), not one per pass: a
+    constraint that took most of it to build cannot take as long again to minimize."""
+    with deadline(compile_seconds()):
+        try:
+            return _compile(program, dump, stop_after, disabled, remarks, trust)
+        except GrammarLimitError as e:  # a pass that had no constraint to point at
+            raise DeccError(e.message, hints=e.hints) from None
+
+
+def _compile(
+    program: ast.Program,
+    dump: Dump | None,
+    stop_after: str | None,
+    disabled: frozenset[str],
+    remarks: list[str] | None,
+    trust: Trust | None,
+) -> ir.Module:
     module = lower(program, trust)
     verify(module)
     if dump:

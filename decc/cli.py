@@ -294,8 +294,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     from decc.compiler import ir
     from decc.compiler.pipeline import compile_program
     from decc.dsl import parse_file
+    from decc.grammars.limits import compile_seconds, deadline
 
     def check(path: str) -> None:
+        with deadline(compile_seconds()):  # compiling and fitting to the vocabulary: one time limit
+            checked(path)
+
+    def checked(path: str) -> None:
         tree = parse_file(path)
         module = compile_program(tree, trust=_trust(args, check_only=True))
         found = module.warnings

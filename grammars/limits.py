@@ -65,6 +65,12 @@ def deadline(seconds: float | None) -> Iterator[None]:
         _DEADLINE.reset(token)
 
 
+def running_deadline() -> float | None:
+    """When the running compile's time is up (`time.monotonic()` seconds), or None outside a limit."""
+    current = _DEADLINE.get()
+    return None if current is None else current[0]
+
+
 def check_time(what: str) -> None:
     """Raise GrammarLimitError once the running compile has passed its time limit."""
     current = _DEADLINE.get()

@@ -79,3 +79,44 @@ def test_deep_nesting_is_a_limit_error_not_a_recursion_error() -> None:
         node = Concat((CharSet(((0x62, 0x62),)), node)) if i % 2 else Repeat(node, 0, 1)
     with pytest.raises(GrammarLimitError, match=f"nested too deep: 601 levels \\(at most {MAX_NESTING}\\)"):
         estimate_states(node)
+
+
+def test_one_compile_has_one_deadline_across_its_passes(monkeypatch) -> None:
+    """The time limit bounds the whole compile: the passes after compile-constraints (minimize took as long
+    again under a fresh limit of its own) run under the deadline that began with the compile."""
+    from decc.compiler import pipeline
+    from decc.compiler.passes import minimize as minimize_pass
+    from decc.dsl import parse
+    from decc.grammars.limits import running_deadline
+
+    seen: list[float | None] = []
+    original = minimize_pass.minimal_dfa
+
+    def spy(dfa):
+        seen.append(running_deadline())
+        return original(dfa)
+
+    lowering = pipeline.lower
+
+    def lower(*args):
+        seen.append(running_deadline())
+        return lowering(*args)
+
+    monkeypatch.setenv("DECC_COMPILE_SECONDS", "30")
+    monkeypatch.setattr(minimize_pass, "minimal_dfa", spy)
+    monkeypatch.setattr(pipeline, "lower", lower)
+    pipeline.compile_program(parse('gen x { where: regex(r"[a-c]+x") }', "d.dec"))
+    assert len(seen) == 2 and seen[0] is not None and seen[0] == seen[1]
+
+
+def test_distinct_columns_is_numpys_unique_over_columns() -> None:
+    import numpy as np
+
+    from decc.grammars.automata import distinct_columns
+
+    rng = np.random.default_rng(7)
+    for n, k in [(1, 1), (5, 3), (60, 9), (400, 256)]:
+        table = rng.integers(-1, n, size=(n, k))[:, rng.integers(0, k, size=256)]
+        cols, inverse = np.unique(table.T, axis=0, return_inverse=True)
+        mine, mine_inverse = distinct_columns(table)
+        assert (cols == mine).all() and (inverse.reshape(-1) == mine_inverse).all()
