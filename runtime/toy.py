@@ -154,8 +154,13 @@ def toy_language_model(alphabet: str = "abc", seed: int = 0, sharpness: float = 
         model.lm_head.bias[tok.bos_token_id] = -1e4
     model.to(dtype=torch.float32)
     model.eval()
-    with torch.no_grad():
-        model.lm_head.bias[tok.eos_token_id] = _eos_bias(model, tok)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the same sums whatever the caller's thread count: the same weights
+    try:
+        with torch.no_grad():
+            model.lm_head.bias[tok.eos_token_id] = _eos_bias(model, tok)
+    finally:
+        torch.set_num_threads(threads)
     return LanguageModel("toy", model, tok, frozenset([tok.eos_token_id]), vocab, torch.device("cpu"))
 
 

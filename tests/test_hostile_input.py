@@ -160,7 +160,10 @@ def test_a_chain_of_500_grammar_rules_checks(tmp_path: Path, capsys: pytest.Capt
 
 
 def test_an_unbounded_schema_file_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Outside the program's folder it is refused unread; allowed there, it is read only up to the cap."""
     code, err = check(tmp_path, b'gen x { where: json(file="/dev/zero") }\n', capsys)
+    assert code == 2 and "is outside the program's folder" in err.splitlines()[0]
+    code, err = check(tmp_path, b'gen x { where: json(file="/dev/zero") }\n', capsys, "--allow-files-outside")
     assert code == 2 and err.splitlines()[0] == "p.dec:1:26: error: cannot read '/dev/zero': larger than 16 MiB"
 
 
