@@ -126,7 +126,7 @@ def parse_grammar(text: str, start: str = "start", path: str = "<grammar>") -> G
     if ignore is not None:
         rules[start] = _concat([rules[start], ignore])
     rules = _simplify(rules, start)
-    if start not in _productive(rules):
+    if start not in productive_rules(rules):
         raise GrammarError(
             f"the grammar matches no string at all (rule '{start}' can never finish)",
             _span_of_name(source, start),
@@ -303,7 +303,7 @@ def _size(node: AnyNode) -> int:
     return 2 + sum(_size(i) for i in node.items)
 
 
-def _productive(rules: dict[str, AnyNode]) -> set[str]:
+def productive_rules(rules: dict[str, AnyNode]) -> set[str]:
     """The rules that derive some finite string (a fixpoint: no rule is productive until shown to be)."""
     good: set[str] = set()
     changed = True
@@ -317,6 +317,8 @@ def _productive(rules: dict[str, AnyNode]) -> set[str]:
 
 
 def _derives(node: AnyNode, good: set[str]) -> bool:
+    if isinstance(node, Lexeme):
+        return not node.dfa.is_empty()
     if isinstance(node, Call):
         return node.rule in good
     if isinstance(node, CharSet):

@@ -18,12 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from .cfg_grammar import EMPTY_LANGUAGE, AnyNode, Call, Grammar, GrammarError, Lexeme, _map
+from .cfg_grammar import EMPTY_LANGUAGE, AnyNode, Call, Grammar, GrammarError, Lexeme, _map, productive_rules
 from .dfa import ByteDFA, _minimize, epsilon_closure
 from .errors import GrammarLimitError
 from .limits import DEFAULT_LIMITS, Limits, check_time
 from .nfa import _Builder, estimate_states
-from .regex_ast import Alt, Automaton, CharSet, Concat
 
 DEAD = -1
 # Unrolled (state, counter) pairs of all lexemes together: each costs a 1 KiB byte-table row.
@@ -130,14 +129,7 @@ def build_rtn(grammar: Grammar, limits: Limits = DEFAULT_LIMITS) -> RTN:
 
 def _productive(bodies: dict[str, AnyNode]) -> dict[str, AnyNode]:
     """Bodies with calls of rules that derive no finite string replaced by the empty language."""
-    good: set[str] = set()
-    changed = True
-    while changed:
-        changed = False
-        for name, body in bodies.items():
-            if name not in good and _derives(body, good):
-                good.add(name)
-                changed = True
+    good = productive_rules(bodies)
     out = {}
     for name, body in bodies.items():
         if name not in good:
@@ -145,22 +137,6 @@ def _productive(bodies: dict[str, AnyNode]) -> dict[str, AnyNode]:
         else:
             out[name] = _map(body, lambda c: c if c.rule in good else EMPTY_LANGUAGE)
     return out
-
-
-def _derives(node: AnyNode, good: set[str]) -> bool:
-    if isinstance(node, Lexeme):
-        return not node.dfa.is_empty()
-    if isinstance(node, Call):
-        return node.rule in good
-    if isinstance(node, Automaton):
-        return bool(node.accepting)
-    if isinstance(node, CharSet):
-        return bool(node.ranges)
-    if isinstance(node, Concat):
-        return all(_derives(i, good) for i in node.items)
-    if isinstance(node, Alt):
-        return any(_derives(i, good) for i in node.items)
-    return node.min == 0 or _derives(node.item, good)
 
 
 class _CallBuilder(_Builder):
