@@ -221,8 +221,9 @@ def _run_streaming(program: Any, inputs: dict[str, str]) -> int:
 def _warn_cut(program: Any, result: Any, where: str = "") -> None:
     """A `warning:` on stderr for each step whose constrained value max_tokens cut before it was valid."""
     from decc.compiler.plan import plan_gens
-    from decc.errors import DeccWarning
 
+    if not result.cut:  # the usual case, every row of a batch: no walk of the plan
+        return
     ops = {g.op.name: g.op for g in plan_gens(program.plan().steps)}
     for name in result.cut:
         op = ops.get(name)
