@@ -84,10 +84,7 @@ class RowMasker:
         for i, m in enumerate(matchers):
             if m is not None:
                 host[i].zero_()
-                if per_row[i] is None:
-                    m.fill_bitmask(host[i])
-                else:
-                    m.fill_bitmask(host[i], per_row[i])
+                m.fill_bitmask(host[i], per_row[i])
             allow = not flags[i] and (m is None or m.is_accepting())
             if m is not None or not allow:
                 for w, eos in self._eos_bits:
