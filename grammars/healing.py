@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from .matcher import History, unwind
 from .token_automaton import set_bits
 from .vocab import Vocabulary
 
@@ -35,7 +36,7 @@ class HealingMatcher:
     behaves as `inner` (None: anything, EOS included). `free` counts the tokens that spelled removed bytes
     only (they carry none of the value, so a step's token budget does not count them)."""
 
-    __slots__ = ("removed", "pending", "inner", "vocab", "free", "_moves")
+    __slots__ = ("removed", "pending", "inner", "vocab", "free", "_moves", "_history")
 
     def __init__(self, removed: bytes, inner: Any | None, vocab: Vocabulary) -> None:
         if not removed:
@@ -48,6 +49,7 @@ class HealingMatcher:
         self.vocab = vocab
         self.free = 0
         self._moves: Moves | None = None
+        self._history: History = None  # per accepted token: None (the inner matcher took it) or a snapshot
 
     def __repr__(self) -> str:
         return f"HealingMatcher(pending={self.pending!r}, free={self.free}, inner={self.inner!r})"
@@ -122,9 +124,13 @@ class HealingMatcher:
 
     def advance(self, token_id: int) -> bool:
         if not self.healing:
-            return True if self.inner is None else bool(self.inner.advance(token_id))
+            ok = True if self.inner is None else bool(self.inner.advance(token_id))
+            if ok:
+                self._history = (self._history, None)
+            return ok
         if token_id not in self.moves().set:
             return False
+        self._history = (self._history, (self.pending, self.free, self.inner, self._moves))
         data = self.vocab.token_bytes[token_id] or b""
         if self.pending.startswith(data) and len(data) < len(self.pending):
             self.pending = self.pending[len(data) :]
@@ -140,6 +146,18 @@ class HealingMatcher:
             self.free += 0 if rest else 1
         self._moves = None
         return True
+
+    def rollback(self, n: int) -> None:
+        """As `Matcher.rollback`: the inner matcher undoes the tokens it took, snapshots restore the rest."""
+        unwind(self._history, n, None)  # checks n first: nothing changes on an error
+        for _ in range(n):
+            self._history, snap = self._history
+            if snap is None:
+                if self.inner is not None:
+                    self.inner.rollback(1)
+            else:
+                self.pending, self.free, inner, self._moves = snap
+                self.inner = inner.clone() if inner is not None else None  # a clone may share it
 
     def is_accepting(self) -> bool:
         if self.healing:
@@ -164,6 +182,7 @@ class HealingMatcher:
         twin.removed, twin.pending, twin.vocab, twin.free = self.removed, self.pending, self.vocab, self.free
         twin.inner = self.inner.clone() if self.inner is not None else None
         twin._moves = self._moves  # immutable once computed
+        twin._history = self._history  # snapshots hold inner matchers that are never advanced again
         return twin
 
 

@@ -23,6 +23,7 @@ import torch
 from .automata import minimize, product
 from .budget import distances
 from .dfa import ByteDFA
+from .matcher import History, unwind
 from .token_automaton import TokenAutomaton, set_bits
 
 State = tuple[int, ...]
@@ -192,12 +193,13 @@ class ConjunctionConstraint:
 class ProductMatcher:
     """A matcher over a `ConjunctionConstraint`: the same interface as `Matcher`."""
 
-    __slots__ = ("constraint", "_state", "_terminated")
+    __slots__ = ("constraint", "_state", "_terminated", "_history")
 
     def __init__(self, constraint: ConjunctionConstraint, state: State | None = None) -> None:
         self.constraint = constraint
         self._state = constraint.conj.start if state is None else state
         self._terminated = False
+        self._history: History = None
 
     def __repr__(self) -> str:
         return f"ProductMatcher(state={self._state}, terminated={self._terminated})"
@@ -224,6 +226,7 @@ class ProductMatcher:
         c = self.constraint
         if c.parts[0].is_eos(token_id):
             if c.accepting(self._state):
+                self._history = (self._history, self._state)
                 self._terminated = True
                 return True
             return False
@@ -231,8 +234,15 @@ class ProductMatcher:
         at = int(np.searchsorted(ids, token_id))
         if at >= len(ids) or ids[at] != token_id:
             return False
+        self._history = (self._history, self._state)
         self._state = tuple(tuples[at].tolist())
         return True
+
+    def rollback(self, n: int) -> None:
+        """As `Matcher.rollback`."""
+        self._history, self._state = unwind(self._history, n, self._state)
+        if n:
+            self._terminated = False
 
     def after_bytes(self, data: bytes) -> ProductMatcher | None:
         """A copy positioned after `data` (any bytes, as `Matcher.after_bytes`), or None where no common
@@ -271,11 +281,13 @@ class ProductMatcher:
     def clone(self) -> ProductMatcher:
         twin = ProductMatcher(self.constraint, self._state)
         twin._terminated = self._terminated
+        twin._history = self._history
         return twin
 
     def reset(self) -> None:
         self._state = self.constraint.conj.start
         self._terminated = False
+        self._history = None
 
 
 def bind(conj: Conjunction, vocab: Any, source: str = "") -> ConjunctionConstraint:

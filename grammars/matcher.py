@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -13,13 +15,14 @@ from .token_automaton import TokenAutomaton
 class Matcher:
     """Tracks the DFA state as tokens are accepted; `fill_bitmask` writes the allowed tokens of that state."""
 
-    __slots__ = ("automaton", "_state", "_counter", "_terminated")
+    __slots__ = ("automaton", "_state", "_counter", "_terminated", "_history")
 
     def __init__(self, automaton: TokenAutomaton, state: int | None = None, counter: int = 0) -> None:
         self.automaton = automaton
         self._state = automaton.start if state is None else state
         self._counter = counter  # characters so far in the current counted segment (see counters.py)
         self._terminated = False
+        self._history: History = None  # the positions before each accepted token, for rollback
 
     def __repr__(self) -> str:
         return f"Matcher(state={self._state}, counter={self._counter}, terminated={self._terminated})"
@@ -65,14 +68,23 @@ class Matcher:
         auto = self.automaton
         if auto.is_eos(token_id):
             if auto.is_accepting(self._state, self._counter):
+                self._history = (self._history, (self._state, self._counter))
                 self._terminated = True
                 return True
             return False
         nxt, counter = auto.step(self._state, self._counter, token_id)
         if nxt < 0:
             return False
+        self._history = (self._history, (self._state, self._counter))
         self._state, self._counter = nxt, counter
         return True
+
+    def rollback(self, n: int) -> None:
+        """Undo the last `n` accepted tokens (a terminating EOS counts as one): speculative drafts and
+        external engines step back without re-walking from the start."""
+        self._history, (self._state, self._counter) = unwind(self._history, n, (self._state, self._counter))
+        if n:
+            self._terminated = False
 
     def after_bytes(self, data: bytes) -> Matcher | None:
         """A copy positioned after `data`, any bytes and not only whole tokens (token healing starts a
@@ -114,11 +126,30 @@ class Matcher:
         return int(counted_distances(auto).worst.max(initial=0))
 
     def clone(self) -> Matcher:
+        """An independent copy (history shared: it is immutable), so rollback works on both."""
         twin = Matcher(self.automaton, self._state, self._counter)
         twin._terminated = self._terminated
+        twin._history = self._history
         return twin
 
     def reset(self) -> None:
         self._state = self.automaton.start
         self._counter = 0
         self._terminated = False
+        self._history = None
+
+
+# The positions before each accepted token, newest first, as an immutable linked list (parent, position):
+# clones share it in O(1), and a rollback of n tokens walks n links.
+History = tuple[Any, Any] | None
+
+
+def unwind(history: History, n: int, current: Any) -> tuple[History, Any]:
+    """(history, position) after undoing `n` tokens; ValueError when fewer than `n` were accepted."""
+    if n < 0:
+        raise ValueError(f"rollback needs n >= 0, not {n}")
+    for done in range(n):
+        if history is None:
+            raise ValueError(f"cannot roll back {n} tokens: only {done} were accepted")
+        history, current = history
+    return history, current

@@ -53,6 +53,15 @@ class TokenMatcher(Protocol):
         """Whether some non-EOS token is allowed."""
         ...
 
+    def rollback(self, n: int) -> None:
+        """Undo the last `n` accepted tokens (a terminating EOS counts as one); ValueError when fewer
+        were accepted, and then nothing changes."""
+        ...
+
+    def clone(self) -> TokenMatcher:
+        """An independent copy at the same position (beams, particles and drafts fork matchers)."""
+        ...
+
 
 @dataclass(frozen=True)
 class Generation:
