@@ -5,7 +5,7 @@ Each takes and gives a plain `ByteDFA` (start state 0) and keeps its language:
   Tuples from which the parts cannot all still accept are kept (`trimmed=False`).
 - `trim` drops the states that are unreachable or cannot reach acceptance (dead states), restoring the
   invariant the token automaton relies on (a walk that has not died can still be completed).
-- `minimize` merges equivalent states (Moore refinement, dfa._minimize), which trims too.
+- `minimize` merges equivalent states (Moore refinement, dfa.minimize_table), which trims too.
 Counted DFAs (counters.py) are built trimmed and minimal and are left as they are.
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .dfa import DEAD, ByteDFA, _minimize
+from .dfa import DEAD, ByteDFA, minimize_table
 from .errors import GrammarLimitError
 from .limits import DEFAULT_LIMITS, Limits, check_time
 
@@ -102,7 +102,7 @@ def minimize(dfa: ByteDFA) -> ByteDFA:
     if (dfa.minimal and dfa.trimmed) or dfa.has_counters or dfa.n_states == 0:
         return dfa
     columns, byte_class = distinct_columns(dfa.transitions)
-    trans, accepting = _minimize(columns.T.astype(np.int64), np.asarray(dfa.accepting))
+    trans, accepting = minimize_table(columns.T.astype(np.int64), np.asarray(dfa.accepting))
     return _frozen(trans[:, byte_class.reshape(-1)], accepting, trimmed=True, minimal=True)
 
 

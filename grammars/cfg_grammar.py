@@ -341,16 +341,16 @@ def _depth(node: AnyNode) -> int:
     return 1
 
 
-def _map(node: AnyNode, f: Callable[[Call], AnyNode]) -> AnyNode:
+def map_calls(node: AnyNode, f: Callable[[Call], AnyNode]) -> AnyNode:
     """`node` with every call replaced by `f(call)`; untouched subtrees are shared."""
     if isinstance(node, Call):
         return f(node)
     if not isinstance(node, Concat | Alt | Repeat):  # CharSet, or a precompiled Automaton
         return node
     if isinstance(node, Repeat):
-        item = _map(node.item, f)
+        item = map_calls(node.item, f)
         return node if item is node.item else Repeat(item, node.min, node.max)
-    items = tuple(_map(i, f) for i in node.items)
+    items = tuple(map_calls(i, f) for i in node.items)
     if all(a is b for a, b in zip(items, node.items, strict=True)):
         return node
     return type(node)(items)
@@ -417,7 +417,7 @@ def _simplify(rules: dict[str, AnyNode], start: str) -> dict[str, AnyNode]:
         for other in list(rules):
             if _mentions(rules[other], name):
                 rules[other] = _arden(
-                    other, _map(rules[other], lambda c, b=body, n=name: b if c.rule == n else c)
+                    other, map_calls(rules[other], lambda c, b=body, n=name: b if c.rule == n else c)
                 )
     # Keep what the start rule reaches, in a stable order.
     reached = [start]

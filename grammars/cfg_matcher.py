@@ -34,7 +34,7 @@ from .earley import Chart, ESet, Recognizer
 from .errors import GrammarLimitError
 from .limits import DEFAULT_LIMITS, Limits, check_time, deadline
 from .rtn import RTN, build_rtn
-from .token_automaton import _start_pairs, pack_bits, set_bits
+from .token_automaton import pack_bits, set_bits, start_pairs
 from .vocab import Vocabulary
 
 _CHUNK = 4_000_000
@@ -404,7 +404,7 @@ def classify(
     while lo < n:
         hi = lo + 1 + int(np.searchsorted(np.cumsum(per_state[lo + 1 :]), _CHUNK))
         hi = min(n, hi)
-        src, t_idx, cur = _start_pairs(lo, hi, table, live, offsets)
+        src, t_idx, cur = start_pairs(lo, hi, table, live, offsets)
         passed = exit_point[cur]
         in_src: list[np.ndarray] = []
         in_tok: list[np.ndarray] = []

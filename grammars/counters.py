@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .dfa import DEAD, ByteDFA, _determinize, _minimize
+from .dfa import DEAD, ByteDFA, minimize_table, subset_construction
 from .errors import GrammarLimitError
 from .limits import Limits
 from .nfa import NFA
@@ -32,7 +32,7 @@ class SegmentConflict(Exception):
 
 
 def counted_dfa(nfa: NFA, byte_class: np.ndarray, n_classes: int, limits: Limits) -> ByteDFA:
-    trans, accepting, sets = _determinize(nfa, byte_class, n_classes, limits, "JSON schema")
+    trans, accepting, sets = subset_construction(nfa, byte_class, n_classes, limits, "JSON schema")
     seg_id, tick = _segments(nfa, byte_class, trans, sets)
     # Segments with equal bounds behave alike, so they share a label (and may merge when minimizing).
     bounds = sorted(set(nfa.bounds))
@@ -44,7 +44,7 @@ def counted_dfa(nfa: NFA, byte_class: np.ndarray, n_classes: int, limits: Limits
         labels = np.unique(np.append(key, 0), return_inverse=True)[1][:-1]  # non-segment states -> 0
         labels = np.where(seg < 0, 0, labels + 1)
         reps: list[int] = []
-        trans, accepting = _minimize(trans, accepting, labels, reps)
+        trans, accepting = minimize_table(trans, accepting, labels, reps)
         seg, tick = seg[reps], tick[reps]
         full = np.ascontiguousarray(trans[:, byte_class], dtype=np.int32)
         full_tick = np.ascontiguousarray(tick[:, byte_class], dtype=bool)

@@ -141,7 +141,7 @@ def _dfa_from_nfa(nfa: NFA, limits: Limits, minimal: bool = True) -> ByteDFA:
         from .counters import counted_dfa
 
         return counted_dfa(nfa, byte_class, n_classes, limits)
-    trans, accepting, _ = _determinize(nfa, byte_class, n_classes, limits)
+    trans, accepting, _ = subset_construction(nfa, byte_class, n_classes, limits)
     if not minimal:
         from .automata import trim_table
 
@@ -150,7 +150,7 @@ def _dfa_from_nfa(nfa: NFA, limits: Limits, minimal: bool = True) -> ByteDFA:
         full.setflags(write=False)
         accepting.setflags(write=False)
         return ByteDFA(full, accepting, 0 if len(accepting) else DEAD, minimal=False)
-    trans, accepting = _minimize(trans, accepting)
+    trans, accepting = minimize_table(trans, accepting)
     full = np.ascontiguousarray(trans[:, byte_class], dtype=np.int32)
     full.setflags(write=False)
     accepting.setflags(write=False)
@@ -197,7 +197,7 @@ def epsilon_closure(
     return closure
 
 
-def _determinize(
+def subset_construction(
     nfa: NFA, byte_class: np.ndarray, n_classes: int, limits: Limits, what: str = "regex"
 ) -> tuple[np.ndarray, np.ndarray, list[frozenset[int]]]:
     """Subset construction; DFA states are frozensets of "important" NFA states (byte edges or accept).
@@ -336,7 +336,7 @@ def _overlapping_row(
     return work
 
 
-def _minimize(
+def minimize_table(
     trans: np.ndarray, accepting: np.ndarray, labels: np.ndarray | None = None, reps: list[int] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Coarsest partition with an explicit dead state, then drop the dead block and renumber.

@@ -64,7 +64,7 @@ from .json_numbers import (
 )
 from .json_strict import close_objects
 from .limits import DEFAULT_LIMITS, Limits, check_time, deadline
-from .nfa import NFA, _Builder, build_nfa, estimate_states
+from .nfa import NFA, NFABuilder, build_nfa, estimate_states
 from .regex_ast import EMPTY, Alt, CharSet, Concat, Node, Repeat, negate, normalize
 from .regex_parser import parse_regex
 from .rtn import build_rtn
@@ -617,7 +617,7 @@ def _counted_size(node: Any) -> int:
     raise TypeError(node)
 
 
-class _JBuilder(_Builder):
+class _JBuilder(NFABuilder):
     def __init__(self, unroll: frozenset[int] = frozenset(), limits: Limits = DEFAULT_LIMITS) -> None:
         super().__init__()
         self.unroll = unroll  # counted segments (numbered in build order) to unroll instead

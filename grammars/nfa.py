@@ -97,7 +97,7 @@ def build_nfa(
     node: Node,
     limits: Limits,
     *,
-    builder_class: type[_Builder] | None = None,
+    builder_class: type[NFABuilder] | None = None,
     needed: int | None = None,
     what: str = "regex",
     hint: str = "large bounded repeats like {1000} multiply the size of what they repeat",
@@ -114,12 +114,12 @@ def build_nfa(
             f"(limit {limits.max_nfa_states:,})",
             hints=[hint],
         )
-    builder = (builder_class or _Builder)()
+    builder = (builder_class or NFABuilder)()
     start, end = builder.build(node)
     return NFA(builder.eps, builder.edges, start, end, builder.seg_of, builder.tick, builder.bounds)
 
 
-class _Builder:
+class NFABuilder:
     def __init__(self) -> None:
         self.eps: list[list[int]] = []
         self.edges: list[list[tuple[int, int, int]]] = []

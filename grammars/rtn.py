@@ -1,7 +1,7 @@
 """Recursive transition network: one minimal DFA per grammar rule over bytes plus call(rule) edges.
 
 Each rule's body (a regex AST with `Call`s) is built into a Thompson NFA, determinized treating every callee
-as one more alphabet symbol, minimized (`dfa._minimize`) and trimmed. Calls of rules whose language is empty are
+as one more alphabet symbol, minimized (`dfa.minimize_table`) and trimmed. Calls of rules whose language is empty are
 dropped first, so every remaining state can reach acceptance: any item an Earley parser holds is viable.
 All rules' states are numbered globally (`offsets[r]` is rule r's start state) so one byte table serves all.
 
@@ -18,11 +18,20 @@ from typing import Any
 
 import numpy as np
 
-from .cfg_grammar import EMPTY_LANGUAGE, AnyNode, Call, Grammar, GrammarError, Lexeme, _map, productive_rules
-from .dfa import ByteDFA, _minimize, epsilon_closure
+from .cfg_grammar import (
+    EMPTY_LANGUAGE,
+    AnyNode,
+    Call,
+    Grammar,
+    GrammarError,
+    Lexeme,
+    map_calls,
+    productive_rules,
+)
+from .dfa import ByteDFA, epsilon_closure, minimize_table
 from .errors import GrammarLimitError
 from .limits import DEFAULT_LIMITS, Limits, check_time
-from .nfa import _Builder, estimate_states
+from .nfa import NFABuilder, estimate_states
 
 DEAD = -1
 # Unrolled (state, counter) pairs of all lexemes together: each costs a 1 KiB byte-table row.
@@ -135,11 +144,11 @@ def _productive(bodies: dict[str, AnyNode]) -> dict[str, AnyNode]:
         if name not in good:
             out[name] = EMPTY_LANGUAGE
         else:
-            out[name] = _map(body, lambda c: c if c.rule in good else EMPTY_LANGUAGE)
+            out[name] = map_calls(body, lambda c: c if c.rule in good else EMPTY_LANGUAGE)
     return out
 
 
-class _CallBuilder(_Builder):
+class _CallBuilder(NFABuilder):
     def __init__(self, index: dict[str, int]) -> None:
         super().__init__()
         self.index = index
@@ -228,7 +237,7 @@ def _rule_dfa(
             )
     trans = np.array(rows, dtype=np.int64).reshape(len(rows), k)
     acc = np.array([accept in s for s in sets], dtype=bool)
-    trans, acc = _minimize(trans, acc)
+    trans, acc = minimize_table(trans, acc)
     full = trans[:, byte_class] if len(acc) else np.zeros((0, 256), dtype=np.int64)
     calls = [
         [(c, int(trans[s, call_col[c]])) for c in callees if trans[s, call_col[c]] >= 0]

@@ -351,7 +351,7 @@ def _walk_chunks(
         # The next chunk: at most max_rows states whose starting pairs fit in about _CHUNK elements.
         hi = lo + 1 + int(np.searchsorted(np.cumsum(per_state[lo + 1 : lo + max_rows]), _CHUNK))
         hi = min(n, hi, lo + max_rows)
-        src, t_idx, cur = _start_pairs(lo, hi, table, live, offsets)
+        src, t_idx, cur = start_pairs(lo, hi, table, live, offsets)
         if member is not None:
             lc = loop_of[src]
             drop = (lc >= 0) & member[np.maximum(lc, 0), t_idx]
@@ -473,7 +473,7 @@ def live_layout(live: Mapping[int, np.ndarray], n: int) -> tuple[np.ndarray, np.
     return off, length, flat
 
 
-def _start_pairs(
+def start_pairs(
     lo: int, hi: int, table: np.ndarray, live: np.ndarray, offsets: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(state, token row, state after the first byte) for states lo..hi and every token whose first byte lives."""

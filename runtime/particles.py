@@ -224,4 +224,3 @@ def _choose(
     if params.kind == "best_of":  # a value the constraint accepts beats one cut off mid-value
         return max(range(len(hyps)), key=lambda i: (tracks[i].complete(), hyps[i].score, -i))
     return 0  # first-finish where nothing completed: every row ran to the length together
-

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from decc.grammars import dfa as dfa_mod
-from decc.grammars.dfa import _minimize, _moore_exact, _moore_hashed, compile_regex
+from decc.grammars.dfa import _moore_exact, _moore_hashed, compile_regex, minimize_table
 
 
 def _random_dfa(rng: np.random.Generator, n: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -41,11 +41,11 @@ def test_minimize_falls_back_when_the_hash_merges_too_much(monkeypatch: pytest.M
     for _ in range(20):
         trans, accepting, labels = _random_dfa(rng, 30, 3)
         reps: list[int] = []
-        expected = _minimize(trans, accepting, labels, reps)
+        expected = minimize_table(trans, accepting, labels, reps)
         with monkeypatch.context() as m:  # a "collision" that lumps every state together
             m.setattr(dfa_mod, "_moore_hashed", lambda t, key: (np.zeros(len(key), np.int64), np.array([0])))
             reps2: list[int] = []
-            got = _minimize(trans, accepting, labels, reps2)
+            got = minimize_table(trans, accepting, labels, reps2)
         assert np.array_equal(got[0], expected[0]) and np.array_equal(got[1], expected[1])
         assert reps2 == reps
 

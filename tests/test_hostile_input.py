@@ -164,7 +164,9 @@ def test_an_unbounded_schema_file_is_refused(tmp_path: Path, capsys: pytest.Capt
     code, err = check(tmp_path, b'gen x { where: json(file="/dev/zero") }\n', capsys)
     assert code == 2 and "is outside the program's folder" in err.splitlines()[0]
     code, err = check(tmp_path, b'gen x { where: json(file="/dev/zero") }\n', capsys, "--allow-files-outside")
-    assert code == 2 and err.splitlines()[0] == "p.dec:1:26: error: cannot read '/dev/zero': larger than 16 MiB"
+    assert (
+        code == 2 and err.splitlines()[0] == "p.dec:1:26: error: cannot read '/dev/zero': larger than 16 MiB"
+    )
 
 
 # The string terminals as first written: `(?:a|b)*` keeps re's backtracking state per character (a 7 MB
@@ -191,4 +193,7 @@ def test_string_terminals_match_what_they_matched(text: str) -> None:
         then = re.compile(original, re.S if "s" in pattern.flags else 0)
         for candidate in (text, f'"{text}"', f'r"{text}"', f'"""{text}"""', f'r"""{text}"""'):
             assert bool(now.fullmatch(candidate)) == bool(then.fullmatch(candidate)), (name, candidate)
-            assert (now.match(candidate) or [None])[0] == (then.match(candidate) or [None])[0], (name, candidate)
+            assert (now.match(candidate) or [None])[0] == (then.match(candidate) or [None])[0], (
+                name,
+                candidate,
+            )

@@ -85,7 +85,7 @@ def _fmix32(h: torch.Tensor) -> torch.Tensor:
     return h ^ (h >> 16)
 
 
-def _row_keys(seed: torch.Tensor, step: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def row_keys(seed: torch.Tensor, step: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Two uint32 keys per row from the 64-bit seed and step (int64 tensors, taken as their bit patterns)."""
     seed, step = seed.to(torch.int64), step.to(torch.int64)
     h = _fmix32((seed + _C_SEED_LO) & _MASK32)
@@ -99,7 +99,7 @@ def gumbel_noise(seed: torch.Tensor, step: torch.Tensor, vocab_size: int) -> tor
     """float32 `[B, vocab_size]`: `g[b, t] = -log(-log(u))`, `u = (k + 1/2) / 2**23` with `k` the top 23
     bits of `fmix32(fmix32(h1 ^ t) ^ h2)`, `(h1, h2)` the row keys of `(seed[b], step[b])`. `u` lies in
     `[2**-24, 1 - 2**-24]`, exact in float32, so `g` is finite (within about [-2.8, 17.3])."""
-    h1, h2 = _row_keys(seed, step)
+    h1, h2 = row_keys(seed, step)
     t = torch.arange(vocab_size, dtype=torch.int64, device=seed.device)
     r = _fmix32(_fmix32(h1[:, None] ^ t) ^ h2[:, None])
     u = ((r >> 9).to(torch.float32) + 0.5) * (1.0 / 2**23)
@@ -131,7 +131,7 @@ class _Args(NamedTuple):
     step: torch.Tensor
 
 
-def _check(
+def check_sample_args(
     logits: torch.Tensor,
     bitmask: torch.Tensor | None,
     temperature: Any,
@@ -165,7 +165,7 @@ def _check(
     )
 
 
-def _log_min_p(min_p: torch.Tensor) -> torch.Tensor:
+def min_p_offset(min_p: torch.Tensor) -> torch.Tensor:
     """The min-p threshold offset, `log(min_p)` in float32 (-inf when off; min_p >= 1 keeps only the
     maximal tokens), shared by both paths so that `M + log(min_p)` rounds identically in each."""
     return torch.log(min_p.clamp(0.0, 1.0))
@@ -211,7 +211,7 @@ def _reference_parts(a: _Args) -> dict[str, torch.Tensor]:
     p_on = ~greedy & (a.top_p < 1)
     v_p = torch.where(p_on, sx.gather(1, p_idx[:, None])[:, 0], neg_inf)
     # min-p: exp(x - M) >= min_p, i.e. x >= M + log(min_p)
-    v_m = torch.where(~greedy, m + _log_min_p(a.min_p), neg_inf)
+    v_m = torch.where(~greedy, m + min_p_offset(a.min_p), neg_inf)
     tau = torch.where(greedy, m, torch.maximum(torch.maximum(v_k, v_p), v_m))
     kept = live & (x >= tau[:, None])
     return {
@@ -238,7 +238,7 @@ def fused_filter_reference(
     """float32 `[B, V]`: the tempered logits `x` where the reference keeps the token, -inf elsewhere (the
     row the draw is made from; greedy rows keep their maximal tokens). Comparable with
     `runtime.sampling.filter_logits` of the masked row."""
-    a = _check(logits, bitmask, temperature, top_k, top_p, min_p, 0, 0)
+    a = check_sample_args(logits, bitmask, temperature, top_k, top_p, min_p, 0, 0)
     parts = _reference_parts(a)
     return parts["x"].masked_fill(~parts["kept"], _NEG_INF)
 
@@ -276,7 +276,7 @@ def fused_sample_reference(
     sort puts first); top-k already keeps ties. Masses are float64 sums of float32 `exp(x - M)`.
     A row whose allowed tokens all have -inf logits counts as empty. NaN / +inf logits are unsupported.
     """
-    a = _check(logits, bitmask, temperature, top_k, top_p, min_p, seed, step)
+    a = check_sample_args(logits, bitmask, temperature, top_k, top_p, min_p, seed, step)
     return _reference(a)
 
 
@@ -546,7 +546,7 @@ def fused_sample_triton(
     results as `fused_sample_reference` up to float rounding: the kernel sums masses in float32 in block
     order, so a top-p boundary within rounding of `top_p` may differ, and `log` may differ in the last
     bit, which changes a token only when two Gumbel scores are within an ulp."""
-    a = _check(logits, bitmask, temperature, top_k, top_p, min_p, seed, step)
+    a = check_sample_args(logits, bitmask, temperature, top_k, top_p, min_p, seed, step)
     if block < 32 or block & (block - 1):
         raise ValueError(f"block must be a power of two >= 32, got {block}")
     rows = a.logits if a.logits.stride(1) == 1 else a.logits.contiguous()
@@ -569,7 +569,7 @@ def fused_sample_triton(
         a.temperature,
         a.top_k,
         a.top_p,
-        _log_min_p(a.min_p),
+        min_p_offset(a.min_p),
         a.seed,
         a.step,
         tokens,

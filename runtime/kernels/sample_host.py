@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .bitmask import unpack_bitmask
-from .sample import FusedSample, _check, _log_min_p, _row_keys
+from .sample import FusedSample, check_sample_args, min_p_offset, row_keys
 
 __all__ = ["fused_sample_host", "gumbel_at"]
 
@@ -58,12 +58,12 @@ def fused_sample_host(
 ) -> FusedSample:
     """Same contract as `fused_sample_reference`, for CPU tensors. `mass=False` skips `log_mass` (left
     NaN): two passes over the row that only SMC weights need."""
-    a = _check(logits, bitmask, temperature, top_k, top_p, min_p, seed, step)
+    a = check_sample_args(logits, bitmask, temperature, top_k, top_p, min_p, seed, step)
     batch, vocab = a.logits.shape
     allowed = unpack_bitmask(a.bitmask, vocab) if a.bitmask is not None else None
-    h1, h2 = (h.tolist() for h in _row_keys(a.seed, a.step))
+    h1, h2 = (h.tolist() for h in row_keys(a.seed, a.step))
     temps, ks, ps = a.temperature.tolist(), a.top_k.tolist(), a.top_p.tolist()
-    log_min_p = _log_min_p(a.min_p)
+    log_min_p = min_p_offset(a.min_p)
     tokens = torch.full((batch,), -1, dtype=torch.int64)
     logprob = torch.full((batch,), _NEG_INF, dtype=torch.float32)
     log_mass = torch.full((batch,), _NEG_INF if mass else float("nan"), dtype=torch.float32)
