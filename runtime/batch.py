@@ -29,7 +29,7 @@ from decc.grammars.healing import HealingMatcher
 from .decode import Generation
 from .detokenize import IncrementalDetokenizer
 from .device_loop import decode_on_device, eligible
-from .executor import Result, _Run, bind_inputs, sampling_params, step_rules
+from .executor import ProgramRun, Result, bind_inputs, sampling_params, step_rules
 from .kvcache import GrowingLayer, make_kv_cache, select_rows
 from .masking import RowMasker, masked_copy
 from .model import LanguageModel
@@ -367,7 +367,7 @@ def execute_batch(
     shared = {} if aligned is None else aligned
     results: list[Result] = []
     for start in range(0, len(envs), batch_size):
-        runs = [_Run(plan, lm, env, shared, suffixes) for env in envs[start : start + batch_size]]
+        runs = [ProgramRun(plan, lm, env, shared, suffixes) for env in envs[start : start + batch_size]]
         _drive(runs, lm)
         for k, run in enumerate(runs):
             result = run.result()
@@ -377,7 +377,7 @@ def execute_batch(
     return results
 
 
-def _drive(runs: list[_Run], lm: LanguageModel) -> None:
+def _drive(runs: list[ProgramRun], lm: LanguageModel) -> None:
     """Walk every run to its next gen, decode the batchable gens together, repeat until all are done."""
     walks: list[Iterator[PlanGen] | None] = [run.walk(run.plan.steps) for run in runs]
     waiting: dict[int, PlanGen] = {}
@@ -415,7 +415,7 @@ def _drive(runs: list[_Run], lm: LanguageModel) -> None:
             advance(i)
 
 
-def _spec(run: _Run, step: PlanGen, lm: LanguageModel, past: PastKV | None = None) -> RowSpec:
+def _spec(run: ProgramRun, step: PlanGen, lm: LanguageModel, past: PastKV | None = None) -> RowSpec:
     op = step.op
     sampling = sampling_params(op.search)  # type: ignore[arg-type]
     generator = None if sampling.greedy else make_generator(sampling.seed)

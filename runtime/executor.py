@@ -173,13 +173,13 @@ def execute(
     later runs faster (never different). `on_text(name, piece)` gets each value's text as it is decoded
     (a search policy's value once, when it is chosen), after an empty piece when its step starts; the
     pieces of a value add up to it."""
-    run = _Run(plan, lm, bind_inputs(plan.inputs, inputs), {} if aligned is None else aligned, suffixes)
+    run = ProgramRun(plan, lm, bind_inputs(plan.inputs, inputs), {} if aligned is None else aligned, suffixes)
     for step in run.walk(plan.steps):
         run.generate(step, on_text)
     return run.result()
 
 
-class _Run:
+class ProgramRun:
     """One execution: the decode session (one KV cache), the variables so far and the text so far."""
 
     def __init__(
