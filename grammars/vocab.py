@@ -166,22 +166,30 @@ def _from_tokenizer(tokenizer: Any, size: int | None, eos_ids: frozenset[int] | 
     n = max([len(tokenizer), *(i + 1 for i in pieces.values()), *(i + 1 for i in added)])
     if size is not None and size < n:
         raise ValueError(f"size {size} is smaller than the tokenizer's {n} token ids")
-    special = {i for i, tok in added.items() if getattr(tok, "special", False)}
-    special |= set(getattr(tokenizer, "all_special_ids", None) or ())
     if eos_ids is None:
         eos_id = getattr(tokenizer, "eos_token_id", None)
         eos_ids = frozenset() if eos_id is None else frozenset([eos_id])
     decode = _piece_decoder(tokenizer, [p for p, i in pieces.items() if i not in added])
+    special = set(getattr(tokenizer, "all_special_ids", None) or ())
+    # Added tokens are control tokens, special or not: GGUF conversions mark chat markers (`<|EOT|>`), `</s>`
+    # and `[PAD151646]` fillers non-special, and a mask that let them into a JSON string would end a turn
+    # mid-value. Only whitespace runs (code tokenizers add those) are text: encoding ordinary text uses them.
+    special |= {i for i, tok in added.items() if not _added_text(tok)}
     table: list[bytes | None] = [None] * n
     for piece, i in pieces.items():
         if i in special or i in eos_ids:
             continue
-        if i in added:  # non-special added tokens are produced as their literal text
-            content = getattr(added[i], "content", piece)
-            table[i] = content.encode("utf-8")
-        else:
-            table[i] = decode(piece)
+        table[i] = decode(getattr(added[i], "content", piece) if i in added else piece)
+    for i, tok in added.items():  # an added token that get_vocab() does not list
+        if table[i] is None and i not in special and i not in eos_ids:
+            table[i] = decode(tok.content)
     return Vocabulary(tuple(table), n if size is None else size, eos_ids, frozenset(special))
+
+
+def _added_text(token: Any) -> bool:
+    """Whether an added token is text: a non-special run of whitespace."""
+    content = getattr(token, "content", "")
+    return not getattr(token, "special", False) and bool(content) and content.isspace()
 
 
 def _piece_decoder(tokenizer: Any, pieces: list[str]) -> Any:
