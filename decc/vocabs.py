@@ -149,7 +149,8 @@ def extract(sdist: Path, families: Iterable[str] = FAMILIES) -> list[Path]:
 
 def download_sdist(folder: Path) -> Path:
     """`pip download` the llama-cpp-python source distribution into `folder` (no build, no dependencies)."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-q", "-d"]
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-q"]
+    cmd += ["--retries", "1", "--timeout", "30", "-d"]  # fail in seconds, not minutes, without a network
     done = subprocess.run([*cmd, str(folder), SDIST], capture_output=True, text=True)
     found = sorted(folder.glob("llama_cpp_python-*.tar.gz"))
     if done.returncode != 0 or not found:
