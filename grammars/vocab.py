@@ -156,6 +156,40 @@ class Vocabulary:
         return vocab
 
 
+_ANCHORS = ("\n", "«", ":", "x")
+
+
+def encode_in_context(tokenizer: Any, text: str) -> list[int]:
+    """The tokens of `text` as a model writes it after other text: what a constraint sees and a canonical
+    tokenization must be. SentencePiece tokenizers (Llama-2, Phi-3) prepend a space to whatever they
+    encode alone (`▁hello` for `hello`); mid-context that space is not there, so encode `text` after an
+    anchor and keep what follows the anchor's own tokens. Other tokenizers encode `text` as is."""
+    ids = list(tokenizer.encode(text, add_special_tokens=False))
+    if not text or not adds_prefix_space(tokenizer):
+        return ids
+    for anchor in _ANCHORS:
+        head = list(tokenizer.encode(anchor, add_special_tokens=False))
+        both = list(tokenizer.encode(anchor + text, add_special_tokens=False))
+        if both[: len(head)] == head:
+            return both[len(head) :]
+    return ids
+
+
+def adds_prefix_space(tokenizer: Any) -> bool:
+    """Whether encoding a text alone starts it with a SentencePiece space it does not have."""
+    key = id(tokenizer)
+    hit = _PREFIX_SPACE.get(key)
+    if hit is not None and hit[0] is tokenizer:
+        return hit[1]
+    ids = tokenizer.encode("a", add_special_tokens=False)
+    to_pieces = getattr(tokenizer, "convert_ids_to_tokens", None)
+    pieces = to_pieces(ids) if ids and to_pieces else []
+    adds = bool(pieces) and str(pieces[0]).startswith(_SPIECE_SPACE)
+    _PREFIX_SPACE[key] = (tokenizer, adds)
+    return adds
+
+
+_PREFIX_SPACE: dict[int, tuple[Any, bool]] = {}
 # Keyed by id(); the stored tokenizer reference keeps the id from being reused while the entry lives.
 _CACHE: dict[tuple[int, int | None, frozenset[int] | None], tuple[Any, Vocabulary]] = {}
 

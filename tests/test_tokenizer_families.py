@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from decc.grammars import Vocabulary, json_schema, regex
+from decc.grammars.vocab import encode_in_context
 from decc.vocabs import CORE_FAMILIES
 
 FAMILIES = CORE_FAMILIES
@@ -144,6 +145,17 @@ def test_tokens_spell_the_text_in_context(tokenizer_family, family: str, text: s
     tok, vocab = tokenizer_family(family)
     assume(no_added_text(tok, text))
     ids = in_context(tok, text)
+    assert b"".join(vocab.token_bytes[i] or b"<None>" for i in ids) == text.encode("utf-8"), ids
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@SETTINGS
+@given(text=TEXT)
+def test_encode_in_context_spells_the_text(tokenizer_family, family: str, text: str) -> None:
+    """The canonical tokenization decc checks examples with: no SentencePiece prefix space."""
+    tok, vocab = tokenizer_family(family)
+    assume(no_added_text(tok, text))
+    ids = encode_in_context(tok, text)
     assert b"".join(vocab.token_bytes[i] or b"<None>" for i in ids) == text.encode("utf-8"), ids
 
 
