@@ -90,10 +90,11 @@ def tokenizer_dir(family: str) -> Path:
 
 def load_family_tokenizer(family: str) -> Any:
     """The transformers tokenizer of a family (from its converted folder; offline)."""
+    folder = tokenizer_dir(family)  # first: a missing family is reported before transformers is imported
     _quiet()
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(tokenizer_dir(family), local_files_only=True)
+    return AutoTokenizer.from_pretrained(folder, local_files_only=True)
 
 
 def _quiet() -> None:
