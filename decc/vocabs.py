@@ -163,9 +163,7 @@ def download_sdist(folder: Path) -> Path:
     return found[-1]
 
 
-def fetch(
-    families: Sequence[str] = FAMILIES, sdist: Path | None = None, convert: bool = True
-) -> list[str]:
+def fetch(families: Sequence[str] = FAMILIES, sdist: Path | None = None, convert: bool = True) -> list[str]:
     """Make the families available offline (skipping those already cached); returns the ones now cached.
 
     A family transformers cannot convert is left out with a note on stderr, not an error."""
