@@ -245,3 +245,34 @@ def test_random_walks_stay_inside(tokenizer_family, family: str, kind: str, inde
     else:
         pytest.fail(f"no end after 300 tokens: {out!r}")
     assert is_valid(kind, index, out), out
+
+
+class _Added:
+    def __init__(self, content: str, special: bool) -> None:
+        self.content, self.special = content, special
+
+
+class _CodeTokenizer:
+    """A byte-level vocabulary whose added tokens are a chat marker and a whitespace run (as code
+    tokenizers add): only the whitespace run is text."""
+
+    def __init__(self) -> None:
+        self.pieces = {"a": 0, "Ġb": 1, "<|EOT|>": 2, "    ": 3, "<eos>": 4}
+        self.added_tokens_decoder = {
+            2: _Added("<|EOT|>", False),
+            3: _Added("    ", False),
+            4: _Added("<eos>", True),
+        }
+        self.all_special_ids, self.eos_token_id = [4], 4
+
+    def get_vocab(self) -> dict[str, int]:
+        return dict(self.pieces)
+
+    def __len__(self) -> int:
+        return len(self.pieces)
+
+
+def test_added_tokens_are_text_only_as_whitespace_runs() -> None:
+    vocab = Vocabulary.from_tokenizer(_CodeTokenizer())
+    assert vocab.token_bytes == (b"a", b" b", None, b"    ", None)
+    assert vocab.special_ids == {2, 4} and vocab.text_ids.tolist() == [0, 1, 3]
