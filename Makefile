@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.decc-installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench vocabs clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ lint: $(STAMP)
 BENCH_ARGS ?=
 bench: $(STAMP)
 	$(PY) benchmarks/decode.py $(BENCH_ARGS)
+
+# The vocabulary-only GGUFs of every tokenizer family (llama-bpe, llama-spm, qwen2, phi-3, gpt-2, deepseek-coder,
+# ...) from llama-cpp-python's sdist on PyPI into $DECC_CACHE/vocabs (decc/vocabs.py); the tests fetch them too.
+vocabs: $(STAMP)
+	$(PY) -m decc.vocabs fetch
 
 clean:
 	rm -rf $(VENV)

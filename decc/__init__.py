@@ -40,7 +40,8 @@ def loads(text: str, path: str = "<string>", **kwargs: Any) -> Program:
 
 
 def load_tokenizer(model: str | None = None) -> Any:
-    """The tokenizer of `model` (default: the embedded model), no weights: for constraints on their own."""
+    """The tokenizer of `model` (default: the embedded model; or a folder, or a tokenizer family such as
+    `qwen2`, see decc/vocabs.py), no weights: for constraints on their own."""
     from decc.api import load_tokenizer as _load_tokenizer
 
     return _load_tokenizer(model)

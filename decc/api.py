@@ -237,8 +237,9 @@ def _compiled(tree: ast.Program, model: str | None, no_opt: Collection[str], tru
 
 
 def load_tokenizer(model: str | None = None) -> Any:
-    """The tokenizer of `model` (a local transformers folder; default: the embedded SmolLM2), without its
-    weights: what `grammars.Vocabulary.from_tokenizer` needs to bind constraints on their own."""
+    """The tokenizer of `model` (a local transformers folder, a tokenizer family such as `llama-bpe` or
+    `llama-spm` fetched by `make vocabs`; default: the embedded SmolLM2), without its weights: what
+    `grammars.Vocabulary.from_tokenizer` needs to bind constraints on their own."""
     from decc.runtime.model import load_tokenizer as load
 
     return load(model or "default")

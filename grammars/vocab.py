@@ -156,6 +156,40 @@ class Vocabulary:
         return vocab
 
 
+_ANCHORS = ("\n", "«", ":", "x")
+
+
+def encode_in_context(tokenizer: Any, text: str) -> list[int]:
+    """The tokens of `text` as a model writes it after other text: what a constraint sees and a canonical
+    tokenization must be. SentencePiece tokenizers (Llama-2, Phi-3) prepend a space to whatever they
+    encode alone (`▁hello` for `hello`); mid-context that space is not there, so encode `text` after an
+    anchor and keep what follows the anchor's own tokens. Other tokenizers encode `text` as is."""
+    ids = list(tokenizer.encode(text, add_special_tokens=False))
+    if not text or not adds_prefix_space(tokenizer):
+        return ids
+    for anchor in _ANCHORS:
+        head = list(tokenizer.encode(anchor, add_special_tokens=False))
+        both = list(tokenizer.encode(anchor + text, add_special_tokens=False))
+        if both[: len(head)] == head:
+            return both[len(head) :]
+    return ids
+
+
+def adds_prefix_space(tokenizer: Any) -> bool:
+    """Whether encoding a text alone starts it with a SentencePiece space it does not have."""
+    key = id(tokenizer)
+    hit = _PREFIX_SPACE.get(key)
+    if hit is not None and hit[0] is tokenizer:
+        return hit[1]
+    ids = tokenizer.encode("a", add_special_tokens=False)
+    to_pieces = getattr(tokenizer, "convert_ids_to_tokens", None)
+    pieces = to_pieces(ids) if ids and to_pieces else []
+    adds = bool(pieces) and str(pieces[0]).startswith(_SPIECE_SPACE)
+    _PREFIX_SPACE[key] = (tokenizer, adds)
+    return adds
+
+
+_PREFIX_SPACE: dict[int, tuple[Any, bool]] = {}
 # Keyed by id(); the stored tokenizer reference keeps the id from being reused while the entry lives.
 _CACHE: dict[tuple[int, int | None, frozenset[int] | None], tuple[Any, Vocabulary]] = {}
 
@@ -166,22 +200,30 @@ def _from_tokenizer(tokenizer: Any, size: int | None, eos_ids: frozenset[int] | 
     n = max([len(tokenizer), *(i + 1 for i in pieces.values()), *(i + 1 for i in added)])
     if size is not None and size < n:
         raise ValueError(f"size {size} is smaller than the tokenizer's {n} token ids")
-    special = {i for i, tok in added.items() if getattr(tok, "special", False)}
-    special |= set(getattr(tokenizer, "all_special_ids", None) or ())
     if eos_ids is None:
         eos_id = getattr(tokenizer, "eos_token_id", None)
         eos_ids = frozenset() if eos_id is None else frozenset([eos_id])
     decode = _piece_decoder(tokenizer, [p for p, i in pieces.items() if i not in added])
+    special = set(getattr(tokenizer, "all_special_ids", None) or ())
+    # Added tokens are control tokens, special or not: GGUF conversions mark chat markers (`<|EOT|>`), `</s>`
+    # and `[PAD151646]` fillers non-special, and a mask that let them into a JSON string would end a turn
+    # mid-value. Only whitespace runs (code tokenizers add those) are text: encoding ordinary text uses them.
+    special |= {i for i, tok in added.items() if not _added_text(tok)}
     table: list[bytes | None] = [None] * n
     for piece, i in pieces.items():
         if i in special or i in eos_ids:
             continue
-        if i in added:  # non-special added tokens are produced as their literal text
-            content = getattr(added[i], "content", piece)
-            table[i] = content.encode("utf-8")
-        else:
-            table[i] = decode(piece)
+        table[i] = decode(getattr(added[i], "content", piece) if i in added else piece)
+    for i, tok in added.items():  # an added token that get_vocab() does not list
+        if table[i] is None and i not in special and i not in eos_ids:
+            table[i] = decode(tok.content)
     return Vocabulary(tuple(table), n if size is None else size, eos_ids, frozenset(special))
+
+
+def _added_text(token: Any) -> bool:
+    """Whether an added token is text: a non-special run of whitespace."""
+    content = getattr(token, "content", "")
+    return not getattr(token, "special", False) and bool(content) and content.isspace()
 
 
 def _piece_decoder(tokenizer: Any, pieces: list[str]) -> Any:

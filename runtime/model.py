@@ -17,7 +17,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from decc import vocabs
 from decc.errors import DeccError
+from decc.vocabs import cache_dir
 
 EMBEDDED_NAME = "smollm2-135m-instruct"
 EMBEDDED_ALIASES = ("default", "smollm2", EMBEDDED_NAME)
@@ -28,10 +30,6 @@ _LOCK = threading.Lock()
 
 class ModelNotFoundError(DeccError):
     """The requested model is not on this machine (decc never downloads weights)."""
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("DECC_CACHE") or Path.home() / ".cache" / "decc")
 
 
 def embedded_gguf_path() -> Path:
@@ -102,6 +100,11 @@ def model_dir(spec: str = "default") -> Path:
     """Resolve a model spec: an embedded alias, or a local transformers folder."""
     if spec in EMBEDDED_ALIASES:
         return embedded_model_dir()
+    if vocabs.is_family(spec):
+        raise ModelNotFoundError(
+            f"'{spec}' is a tokenizer family (a vocabulary without weights): it compiles and checks "
+            "constraints (decc check/compile --model, decc.load_tokenizer) but cannot generate"
+        )
     path = Path(spec).expanduser()
     if (path / "config.json").is_file():
         return path
@@ -123,7 +126,10 @@ def model_dir(spec: str = "default") -> Path:
 
 @cache
 def load_tokenizer(spec: str = "default") -> Any:
-    """The tokenizer alone: enough to compile constraints and plans without loading weights."""
+    """The tokenizer alone: enough to compile constraints and plans without loading weights. A tokenizer
+    family name (decc/vocabs.py: `llama-bpe`, `qwen2`, ...) loads that family's cached vocabulary."""
+    if vocabs.is_family(spec):
+        return vocabs.load_family_tokenizer(spec)
     _quiet()
     from transformers import AutoTokenizer
 
@@ -183,9 +189,13 @@ def load_language_model(spec: str = "default", device: str = "cpu") -> LanguageM
 
 @cache
 def model_facts(spec: str = "default") -> tuple[int, frozenset[int]]:
-    """(logits width, EOS ids) read from the config files, without loading any weights."""
+    """(logits width, EOS ids) read from the config files, without loading any weights. A tokenizer family
+    has no config: its width is its token count and its EOS the tokenizer's."""
     import json
 
+    if vocabs.is_family(spec):
+        tok = load_tokenizer(spec)
+        return len(tok), frozenset(() if tok.eos_token_id is None else (tok.eos_token_id,))
     path = model_dir(spec)
     config = json.loads((path / "config.json").read_text())
     eos: set[int] = set()

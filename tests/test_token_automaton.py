@@ -251,8 +251,9 @@ def test_sentencepiece_vocabulary() -> None:
     tok = _FakeSentencePiece()
     vocab = Vocabulary.from_tokenizer(tok, size=16)
     assert vocab.token_bytes[:3] == (None, None, None)
-    assert vocab.token_bytes[3:] == (b"\n", b"\xc3", b"\xa9", b" the", b" ", "é".encode(), b"ab", b"<tool>")
-    assert vocab.eos_ids == {2} and vocab.special_ids == {0, 1, 2} and vocab.size == 16
+    # an added token is a control token even when not marked special (issue 20): never text
+    assert vocab.token_bytes[3:] == (b"\n", b"\xc3", b"\xa9", b" the", b" ", "é".encode(), b"ab", None)
+    assert vocab.eos_ids == {2} and vocab.special_ids == {0, 1, 2, 10} and vocab.size == 16
     assert Vocabulary.from_tokenizer(tok, size=16) is vocab
     m = regex(" the é\n", vocab).matcher()
     assert all(m.advance(t) for t in (6, 7, 4, 5, 3)) and m.advance(2) and m.is_terminated()
