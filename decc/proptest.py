@@ -30,6 +30,7 @@ from hypothesis.errors import HypothesisException, Unsatisfiable
 from decc.compiler import ir
 from decc.compiler.plan import PlanGen, plan_gens
 from decc.compiler.printer import constraint_text
+from decc.grammars.vocab import encode_in_context
 from decc.proptest_oracles import Oracle, SetAside, Unjudgeable, Unsupported, independent, oracle_for
 from decc.testing import completer, tokenizations
 
@@ -124,7 +125,8 @@ class Tokens:
         return "[" + ", ".join(pieces) + "]"
 
     def canonical(self, text: str) -> list[int]:
-        return list(self.tokenizer.encode(text, add_special_tokens=False))
+        """The tokens a model writes for `text` mid-context (no SentencePiece prefix space)."""
+        return encode_in_context(self.tokenizer, text)
 
 
 def accepts(constraint: Any, ids: list[int], toks: Tokens | None = None) -> str | None:

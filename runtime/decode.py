@@ -17,6 +17,7 @@ import torch
 
 from decc.errors import DeccError, InternalError
 from decc.grammars.healing import HealingMatcher
+from decc.grammars.vocab import encode_in_context
 
 from .aligned import AlignedTrie, Cursor
 from .detokenize import IncrementalDetokenizer, StopScanner, TextStream
@@ -458,7 +459,7 @@ def cut_at_stop(
             break
         keep -= 1
     prefix = tokenizer.decode(generated[:keep]) if keep else ""
-    rest = tokenizer.encode(text[len(prefix) :], add_special_tokens=False) if len(text) > len(prefix) else []
+    rest = encode_in_context(tokenizer, text[len(prefix) :]) if len(text) > len(prefix) else []
     return keep, list(rest), text
 
 

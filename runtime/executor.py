@@ -10,6 +10,7 @@ from decc.compiler import ir
 from decc.compiler.plan import Plan, PlanBranch, PlanGen, PlanText, Step
 from decc.errors import DeccError, InternalError, did_you_mean
 from decc.grammars.healing import HealingMatcher, can_heal
+from decc.grammars.vocab import encode_in_context
 from decc.runtime.aligned import AlignedTrie
 from decc.runtime.beam import beam_search
 from decc.runtime.decode import DecodeSession, Generation
@@ -209,8 +210,10 @@ class ProgramRun:
             if isinstance(step, PlanText):
                 piece = _render(step.parts, self.env)
                 self.text.append(piece)
-                special = self.first and self.plan.add_special_tokens
-                self.tail = self.tok.encode(piece, add_special_tokens=special)
+                if self.first:  # the start of the text: encoded as the model's own prompts are
+                    self.tail = self.tok.encode(piece, add_special_tokens=self.plan.add_special_tokens)
+                else:  # mid-context: no SentencePiece prefix space before the piece
+                    self.tail = encode_in_context(self.tok, piece)
                 self.session.append(self.tail)
                 self.first = False
             elif isinstance(step, PlanGen):

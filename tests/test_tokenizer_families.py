@@ -276,3 +276,17 @@ def test_added_tokens_are_text_only_as_whitespace_runs() -> None:
     vocab = Vocabulary.from_tokenizer(_CodeTokenizer())
     assert vocab.token_bytes == (b"a", b" b", None, b"    ", None)
     assert vocab.special_ids == {2, 4} and vocab.text_ids.tolist() == [0, 1, 3]
+
+
+@pytest.mark.parametrize("family", ["llama-spm", "phi-3"])
+def test_decc_test_spells_a_value_as_the_model_would_mid_context(tokenizer_family, family: str) -> None:
+    """`decc test`'s canonical tokenization of a value carries no SentencePiece prefix space: `{"a":1}`
+    starts with the bytes `{`, not ` {`, so a valid value passes its own constraint's masks."""
+    from decc.proptest import Tokens, accepts
+
+    tok, vocab = tokenizer_family(family)
+    text = '{"a": 1}'
+    ids = Tokens(vocab, tok).canonical(text)
+    assert b"".join(vocab.token_bytes[i] or b"" for i in ids) == text.encode()
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
+    assert accepts(json_schema(schema, vocab), ids) is None
