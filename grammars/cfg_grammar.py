@@ -341,8 +341,12 @@ def _depth(node: AnyNode) -> int:
     return 1
 
 
-def _map(node: AnyNode, f: Callable[[Call], AnyNode]) -> AnyNode:
+def map_calls(node: AnyNode, f: Callable[[Call], AnyNode]) -> AnyNode:
     """`node` with every call replaced by `f(call)`; untouched subtrees are shared."""
+    return _map(node, f)
+
+
+def _map(node: AnyNode, f: Callable[[Call], AnyNode]) -> AnyNode:
     if isinstance(node, Call):
         return f(node)
     if not isinstance(node, Concat | Alt | Repeat):  # CharSet, or a precompiled Automaton

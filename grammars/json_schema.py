@@ -40,12 +40,13 @@ import numpy as np
 from decc.errors import DeccError
 
 from . import disk_cache
-from .cfg_grammar import Call, Grammar, GrammarError, Lexeme
+from .cfg_grammar import Call, Grammar, GrammarError, Lexeme, map_calls
 from .cfg_matcher import CFGConstraint, cfg_from_grammar
 from .constraint import TokenConstraint
 from .counters import SegmentConflict
 from .dfa import ByteDFA, dfa_from_nfa
 from .errors import GrammarLimitError, RegexError
+from .json_engine import AUTOMATON, GRAMMAR, EngineChoice, choose, inline, recursive
 from .json_exponents import number_range
 from .json_formats import FORMATS, MAX_LENGTHS, UNENFORCED_FORMATS
 from .json_numbers import (
@@ -71,7 +72,8 @@ from .rtn import build_rtn
 from .token_automaton import TokenAutomaton
 from .vocab import Vocabulary
 
-ANY_DEPTH = 3
+ANY_DEPTH = 3  # true / {} nest at most this deep when a schema runs as one token automaton
+ANY_RULE = "any"
 TYPES = ("null", "boolean", "object", "array", "string", "number", "integer")
 
 UNSUPPORTED = frozenset(
@@ -135,13 +137,28 @@ def compile_json_schema(
     whitespace: str = "compact-or-default",
     strict: bool = False,
     limits: Limits = DEFAULT_LIMITS,
+    engine: str = "automaton",
 ) -> ByteDFA | Grammar:
-    """The minimal byte DFA of the JSON texts valid under `schema` (a grammar if it recurses); cached.
-    `strict=True`: objects hold only their declared properties, as in `json_schema`."""
+    """The JSON texts valid under `schema`: its minimal byte DFA, or a grammar (json_engine.py); cached.
+    `engine`: "automaton" (a DFA wherever the schema does not recurse), "auto" (what `json_schema` runs:
+    json_engine.choose) or "grammar". `strict=True`: objects hold only their declared properties,
+    as in `json_schema`."""
     text = _canonical(schema, strict)
-    compiled = _compile(text, lenient, whitespace, limits)[0]
+    compiled = _compile(text, lenient, whitespace, limits, engine)[0]
     _warn_ignored(text, lenient, whitespace, limits)
     return compiled
+
+
+def json_schema_engine(
+    schema: dict | bool | str,
+    *,
+    lenient: bool = False,
+    whitespace: str = "compact-or-default",
+    strict: bool = False,
+    limits: Limits = DEFAULT_LIMITS,
+) -> EngineChoice:
+    """The engine `engine="auto"` picks for `schema`, and why (cheap: no automaton is built)."""
+    return _choice(_canonical(schema, strict), lenient, whitespace, limits)
 
 
 @dataclass(frozen=True)
@@ -165,12 +182,12 @@ def ignored_keywords(
     limits: Limits = DEFAULT_LIMITS,
 ) -> tuple[Ignored, ...]:
     """The keywords a lenient compilation of `schema` ignores, each once, in the order met (cached)."""
-    return _compile(_canonical(schema, strict), True, whitespace, limits)[1]
+    return _rules(_canonical(schema, strict), True, whitespace, limits)[1]
 
 
 def _warn_ignored(text: str, lenient: bool, ws: str, limits: Limits) -> None:
     if lenient:
-        for i in _compile(text, lenient, ws, limits)[1]:
+        for i in _rules(text, lenient, ws, limits)[1]:
             warnings.warn(f"{i.message} (at '{i.pointer or '/'}'); ignored", IgnoredKeyword, stacklevel=3)
 
 
@@ -211,29 +228,50 @@ def _build(
 
 
 @lru_cache(maxsize=128)
-def _compile(
-    text: str, lenient: bool, ws: str, limits: Limits
-) -> tuple[ByteDFA | Grammar, tuple[Ignored, ...]]:
-    """The compiled schema and the keywords it ignored (lenient), so that callers warn on every call."""
+def _rules(text: str, lenient: bool, ws: str, limits: Limits) -> tuple[Grammar, tuple[Ignored, ...]]:
+    """The schema as a grammar of structure rules, and the keywords it ignored (lenient)."""
     with deadline(limits.max_seconds):
         if ws not in ("compact-or-default", "any"):
             raise ValueError(f"whitespace must be 'compact-or-default' or 'any', not {ws!r}")
         schema = json.loads(text)
         _check_meta(schema)
         compiler = _Compiler(schema, lenient, ws == "any")
-        node = compiler.compile()
-        return _finish(node, limits), tuple(dict.fromkeys(compiler.ignored))
+        return compiler.compile(), tuple(dict.fromkeys(compiler.ignored))
 
 
-def _finish(node: Node | Grammar, limits: Limits) -> ByteDFA | Grammar:
-    if isinstance(node, Grammar):
-        node = _with_lexemes(node, limits)
-        try:
-            build_rtn(node, limits)  # checked here (and cached) so that errors come at compile time
-        except GrammarError:
-            raise UnsupportedSchema("this schema accepts no JSON value at all", "", "") from None
-        return node
-    return _counted_dfa(node, limits)
+@lru_cache(maxsize=128)
+def _choice(text: str, lenient: bool, ws: str, limits: Limits) -> EngineChoice:
+    grammar = _rules(text, lenient, ws, limits)[0]
+    return choose(grammar, ANY_RULE, lambda: _any_value(ANY_DEPTH, ws == "any").n + 1, _counted_size)
+
+
+@lru_cache(maxsize=128)
+def _compile(
+    text: str, lenient: bool, ws: str, limits: Limits, engine: str = "auto"
+) -> tuple[ByteDFA | Grammar, tuple[Ignored, ...]]:
+    """The compiled schema and the keywords it ignored (lenient), so that callers warn on every call."""
+    if engine not in ("auto", AUTOMATON, GRAMMAR):
+        raise ValueError(f"engine must be 'auto', 'automaton' or 'grammar', not {engine!r}")
+    grammar, ignored = _rules(text, lenient, ws, limits)
+    with deadline(limits.max_seconds):
+        if engine == "auto":
+            engine = _choice(text, lenient, ws, limits).engine
+        elif engine == AUTOMATON and recursive(grammar, ANY_RULE):
+            engine = GRAMMAR
+        return _finish(grammar, engine, ws == "any", limits), ignored
+
+
+def _finish(grammar: Grammar, engine: str, any_ws: bool, limits: Limits) -> ByteDFA | Grammar:
+    """One DFA of the inlined grammar (any JSON value at most `ANY_DEPTH` deep), or the grammar with its
+    counted strings as `Lexeme` rules, checked (and its RTN cached) so that errors come at compile time."""
+    if engine == AUTOMATON:
+        return _counted_dfa(inline(grammar, {ANY_RULE: _any_value(ANY_DEPTH, any_ws)}), limits)
+    grammar = _with_lexemes(grammar, limits)
+    try:
+        build_rtn(grammar, limits)
+    except GrammarError:
+        raise UnsupportedSchema("this schema accepts no JSON value at all", "", "") from None
+    return grammar
 
 
 def _check_meta(schema: Any) -> None:
@@ -698,24 +736,30 @@ class _Compiler:
         self._find_anchors(root, "")
         self._validator: Any = None
         self.rules: dict[str, str] = {}  # recursive $ref target (JSON pointer) -> its grammar rule
+        # Structure as rules: each distinct object/array language (hash-consed: repeated $refs share one
+        # rule) -> its rule name; "any" (true / {}) is one recursive any-JSON-value rule.
+        self.structs: dict[Node, str] = {}
+        self.uses_any = False
         self.ignored: list[Ignored] = []  # what lenient mode skipped (a keyword may be met twice)
 
-    def compile(self) -> Node | Grammar:
-        """The schema's language as one regex AST, or as a grammar when `$ref`s recurse.
+    def compile(self) -> Grammar:
+        """The schema's language as a grammar whose rules are its structure (json_engine.py decides
+        whether it runs as one token automaton or on the lazy grammar engine).
 
         A recursive `$ref` becomes a call of a rule named after its target; each such target is compiled
-        once more as that rule's body, so the regular parts stay automata and only recursion needs a stack.
+        once more as that rule's body. Every object and array language is a rule of its own (`struct`), as
+        is any JSON value (`any`), so each rule's automaton stays small.
         """
         root = self.schema(self.root, "", ())
-        if not self.rules:
-            return root
         bodies: dict[str, Node] = {}
         while len(bodies) < len(self.rules):
             for frag, name in list(self.rules.items()):
                 if name not in bodies:
                     target, _ = self.resolve("#" + frag, frag)
                     bodies[name] = self.schema(target, frag, (frag,))
-        rules = [("start", root), *bodies.items()]
+        rules = [("start", root), *bodies.items(), *((name, body) for body, name in self.structs.items())]
+        if self.uses_any:
+            rules.append((ANY_RULE, self.any_rule()))
         return Grammar(tuple(rules), "json schema")
 
     def call(self, frag: str) -> Call:
@@ -723,6 +767,31 @@ class _Compiler:
         if name is None:
             name = self.rules[frag] = f"ref{len(self.rules)}"
         return Call(name)
+
+    def struct(self, node: Node) -> Node:
+        """A call of the rule whose body is `node` (one rule per distinct body); NOTHING stays NOTHING."""
+        if node == NOTHING:
+            return NOTHING
+        name = self.structs.get(node)
+        if name is None:
+            name = self.structs[node] = f"struct{len(self.structs)}"
+        return Call(name)
+
+    def inline(self, s: Any, ptr: str, refs: tuple[str, ...]) -> Node:
+        """Subschema `s` as one regex node, no calls (for keywords that complement or intersect it): its
+        structure rules expanded, any JSON value nested at most `ANY_DEPTH` deep; recursion is refused."""
+        node = self.schema(s, ptr, refs)
+        bodies = {name: body for body, name in self.structs.items()}
+        recursive = set(self.rules.values())
+
+        def expand(call: Call) -> Any:
+            if call.rule == ANY_RULE:
+                return self.any_value(ANY_DEPTH)
+            if call.rule in recursive:
+                raise UnsupportedSchema("a recursive $ref cannot be expanded here", "$ref", ptr)
+            return map_calls(bodies[call.rule], expand)
+
+        return map_calls(node, expand)  # type: ignore[return-value]
 
     # -- errors
 
@@ -816,7 +885,8 @@ class _Compiler:
         except _Recursive as r:
             return self.call(r.frag)  # type: ignore[return-value]
         if s is True:
-            return self.any_value(ANY_DEPTH)
+            self.uses_any = True
+            return Call(ANY_RULE)  # type: ignore[return-value]
         if s is False:
             return NOTHING
         if not isinstance(s, dict):
@@ -874,9 +944,9 @@ class _Compiler:
             elif t in ("number", "integer"):
                 out.append(self.number(s, ptr, t == "integer"))
             elif t == "array":
-                out.append(self.array(s, ptr, refs))
+                out.append(self.struct(self.array(s, ptr, refs)))
             else:
-                out.append(self.object(s, ptr, refs))
+                out.append(self.struct(self.object(s, ptr, refs)))
         out = [o for o in out if o != NOTHING]
         return alt(*out) if out else NOTHING
 
@@ -884,6 +954,14 @@ class _Compiler:
 
     def any_value(self, depth: int) -> Node:
         return _any_value(depth, self.ws != EMPTY)
+
+    def any_rule(self) -> Node:
+        """The body of the recursive any-JSON-value rule (true / {} at any depth, in grammar mode)."""
+        me = Call(ANY_RULE)
+        scalars = [lit("null"), lit("true"), lit("false"), NUMBER, ANY_STRING]
+        arr = self.container("[", "]", me)  # type: ignore[arg-type]
+        obj = self.container("{", "}", seq(ANY_STRING, self.colon, me))  # type: ignore[arg-type]
+        return alt(*scalars, arr, obj)
 
     def container(self, open_: str, close: str, item: Node, lo: int = 0, hi: int | None = None) -> Node:
         if hi is not None and hi < lo:

@@ -18,7 +18,16 @@ from typing import Any
 
 import numpy as np
 
-from .cfg_grammar import EMPTY_LANGUAGE, AnyNode, Call, Grammar, GrammarError, Lexeme, _map, productive_rules
+from .cfg_grammar import (
+    EMPTY_LANGUAGE,
+    AnyNode,
+    Call,
+    Grammar,
+    GrammarError,
+    Lexeme,
+    map_calls,
+    productive_rules,
+)
 from .dfa import ByteDFA, _minimize, epsilon_closure
 from .errors import GrammarLimitError
 from .limits import DEFAULT_LIMITS, Limits, check_time
@@ -135,7 +144,7 @@ def _productive(bodies: dict[str, AnyNode]) -> dict[str, AnyNode]:
         if name not in good:
             out[name] = EMPTY_LANGUAGE
         else:
-            out[name] = _map(body, lambda c: c if c.rule in good else EMPTY_LANGUAGE)
+            out[name] = map_calls(body, lambda c: c if c.rule in good else EMPTY_LANGUAGE)
     return out
 
 

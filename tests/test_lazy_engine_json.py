@@ -1,0 +1,129 @@
+"""JSON schemas as grammars with structure as rules: the same language as the one-automaton form.
+
+For schemas that compile both ways, the grammar (run by the byte-level Earley recognizer) and the DFA
+agree on instances drawn from the schema (hypothesis-jsonschema) and on mutations of them. Values nest at
+most `ANY_DEPTH` deep, the one place where the forms differ by design (any JSON value is unbounded in a
+grammar).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis_jsonschema import from_schema
+
+from decc.grammars import ByteDFA, compile_json_schema
+from decc.grammars.cfg_grammar import Grammar
+from decc.grammars.earley import Recognizer
+from decc.grammars.rtn import build_rtn
+
+js = importlib.import_module("decc.grammars.json_schema")
+
+_leaf = st.sampled_from(
+    [
+        {"type": "integer"},
+        {"type": "integer", "minimum": -3, "maximum": 40},
+        {"type": "string"},
+        {"type": "string", "maxLength": 20},
+        {"type": "string", "minLength": 2, "maxLength": 3},
+        {"type": "boolean"},
+        {"enum": ["x", 1, None]},
+        {},
+        {"type": ["string", "null"]},
+    ]
+)
+
+
+def _schemas() -> st.SearchStrategy:
+    def extend(inner: st.SearchStrategy) -> st.SearchStrategy:
+        arrays = st.builds(
+            lambda it, hi: {"type": "array", "items": it, **({"maxItems": hi} if hi is not None else {})},
+            inner,
+            st.none() | st.integers(0, 3),
+        )
+        objects = st.builds(
+            lambda props, req, addl: {
+                "type": "object",
+                "properties": props,
+                "required": [k for k in props if k in req],
+                "additionalProperties": addl,
+            },
+            st.dictionaries(st.sampled_from(["a", "b", "c"]), inner, max_size=3),
+            st.sets(st.sampled_from(["a", "b", "c"])),
+            st.sampled_from([False, True, {"type": "integer"}]),
+        )
+        return arrays | objects
+
+    return st.recursive(_leaf, extend, max_leaves=5)
+
+
+def _depth(v: object) -> int:
+    if isinstance(v, list):
+        return 1 + max(map(_depth, v), default=0)
+    if isinstance(v, dict):
+        return 1 + max(map(_depth, v.values()), default=0)
+    return 0
+
+
+def _mutations(t: str) -> list[str]:
+    out = [t[:-1], t + "x", t + "}", t.replace(":", "", 1), t.replace(",", "", 1), t.replace('"', "", 1)]
+    if len(t) > 2:
+        out.append(t[: len(t) // 2] + "1" + t[len(t) // 2 :])
+    return out
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(_schemas(), st.data())
+def test_grammar_and_automaton_forms_agree(schema: dict, data: st.DataObject) -> None:
+    dfa = compile_json_schema(schema, engine="automaton")
+    grammar = compile_json_schema(schema, engine="grammar")
+    assert isinstance(dfa, ByteDFA) and isinstance(grammar, Grammar)
+    rec = Recognizer(build_rtn(grammar))
+    values = data.draw(st.lists(from_schema(schema), min_size=1, max_size=3))
+    for v in values:
+        if _depth(v) > js.ANY_DEPTH:
+            continue
+        for sep in ((", ", ": "), (",", ":")):
+            t = json.dumps(v, separators=sep)
+            for text in (t, *_mutations(t)):
+                data_b = text.encode()
+                assert dfa.accepts(data_b) == rec.accepts(data_b), (schema, text)
+
+
+def test_any_value_is_unbounded_in_grammar_mode() -> None:
+    """`true` nests at any depth on the grammar engine (the automaton form stops at ANY_DEPTH)."""
+    deep = "[" * 12 + "]" * 12
+    grammar = compile_json_schema({"type": "array", "items": True}, engine="grammar")
+    assert Recognizer(build_rtn(grammar)).accepts(deep.encode())
+    assert not compile_json_schema({"type": "array", "items": True}).accepts(deep.encode())
+
+
+def test_repeated_refs_share_one_rule() -> None:
+    """A definition used in many places is one rule (hash-consed by its language)."""
+    point = {"type": "object", "properties": {"x": {"type": "integer"}}, "additionalProperties": False}
+    schema = {
+        "$defs": {"p": point},
+        "type": "object",
+        "properties": {k: {"$ref": "#/$defs/p"} for k in "abcdefgh"},
+        "additionalProperties": False,
+    }
+    grammar = compile_json_schema(schema, engine="grammar")
+    assert isinstance(grammar, Grammar)
+    assert [name for name, _ in grammar.rules].count("start") == 1
+    assert len(grammar.rules) == 3  # start, the outer object, the point
+
+
+@pytest.mark.parametrize("n", [60])
+def test_large_schema_runs_on_the_grammar_engine(n: int) -> None:
+    """A schema too large for one automaton goes to the lazy grammar engine (it was refused or slow)."""
+    props = {
+        f"k{i}": {"type": "object", "properties": {f"v{j}": {"type": "string"} for j in range(8)}}
+        for i in range(n)
+    }
+    choice = js.json_schema_engine({"type": "object", "properties": props})
+    assert choice.engine == "grammar" and "NFA states" in choice.reason
+    assert isinstance(compile_json_schema({"type": "object", "properties": props}, engine="auto"), Grammar)
