@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .cfg_grammar import Call, Grammar, map_calls
-from .nfa import estimate_states
+from .nfa import check_nesting, estimate_states
 from .regex_ast import Alt, Concat, Repeat
 
 # Inlined schemas up to this many NFA states compile to a token automaton. Measured on a MaskBench sample
@@ -74,6 +74,8 @@ def inline(grammar: Grammar, fixed: dict[str, Any]) -> Any:
     """The start rule with every call expanded into its rule's body (`fixed`: bodies to use instead, for
     rules that recurse in the grammar but have a bounded regular form); the grammar must not recurse."""
     bodies = dict(grammar.rules)
+    for body in bodies.values():
+        check_nesting(body)  # before the recursion below walks it
     done: dict[str, Any] = dict(fixed)
 
     def expand(call: Call) -> Any:

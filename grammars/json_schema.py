@@ -65,7 +65,7 @@ from .json_numbers import (
 )
 from .json_strict import close_objects
 from .limits import DEFAULT_LIMITS, Limits, check_time, deadline
-from .nfa import NFA, _Builder, build_nfa, estimate_states
+from .nfa import NFA, _Builder, build_nfa, check_nesting, estimate_states
 from .regex_ast import EMPTY, Alt, CharSet, Concat, Node, Repeat, negate, normalize
 from .regex_parser import parse_regex
 from .rtn import build_rtn
@@ -119,13 +119,15 @@ def json_schema(
     whitespace: str = "compact-or-default",
     strict: bool = False,
     limits: Limits = DEFAULT_LIMITS,
+    engine: str = "auto",
 ) -> TokenConstraint | CFGConstraint:
     """Constrain generation to JSON texts valid under `schema` (a dict, a bool, or its JSON text).
 
     `strict=True` closes every object schema without `additionalProperties` to its declared properties
-    (json_strict.py); by default the language is exactly the schema's."""
+    (json_strict.py); by default the language is exactly the schema's. `engine`: "auto" (a token automaton
+    for small regular schemas, else the lazy grammar engine: json_engine.py), "automaton" or "grammar"."""
     text = _canonical(schema, strict)
-    bound = _bind(text, lenient, whitespace, strict, limits, vocab)
+    bound = _bind(text, lenient, whitespace, strict, limits, vocab, engine)
     _warn_ignored(text, lenient, whitespace, limits)
     return bound
 
@@ -205,18 +207,18 @@ def _canonical(schema: dict | bool | str, strict: bool = False) -> str:
 
 @lru_cache(maxsize=32)
 def _bind(
-    text: str, lenient: bool, ws: str, strict: bool, limits: Limits, vocab: Vocabulary
+    text: str, lenient: bool, ws: str, strict: bool, limits: Limits, vocab: Vocabulary, engine: str = "auto"
 ) -> TokenConstraint | CFGConstraint:
-    build = partial(_build, text, lenient, ws, limits, vocab)
+    build = partial(_build, text, lenient, ws, limits, vocab, engine)
     # `text` is already closed when strict; the flag is in the key too, so that the two can never share one
-    return disk_cache.cached("json_schema", (text, lenient, ws, strict, limits), vocab, build)
+    return disk_cache.cached("json_schema", (text, lenient, ws, strict, limits, engine), vocab, build)
 
 
 def _build(
-    text: str, lenient: bool, ws: str, limits: Limits, vocab: Vocabulary
+    text: str, lenient: bool, ws: str, limits: Limits, vocab: Vocabulary, engine: str = "auto"
 ) -> TokenConstraint | CFGConstraint:
     with deadline(limits.max_seconds):
-        compiled = _compile(text, lenient, ws, limits)[0]
+        compiled = _compile(text, lenient, ws, limits, engine)[0]
         if isinstance(compiled, ByteDFA) and compiled.is_empty():
             raise UnsupportedSchema("this schema accepts no JSON value at all", "", "")
         short = text if len(text) <= 60 else text[:57] + "..."
@@ -266,6 +268,8 @@ def _finish(grammar: Grammar, engine: str, any_ws: bool, limits: Limits) -> Byte
     counted strings as `Lexeme` rules, checked (and its RTN cached) so that errors come at compile time."""
     if engine == AUTOMATON:
         return _counted_dfa(inline(grammar, {ANY_RULE: _any_value(ANY_DEPTH, any_ws)}), limits)
+    for _, body in grammar.rules:
+        check_nesting(body)  # before _with_lexemes's recursion walks it
     grammar = _with_lexemes(grammar, limits)
     try:
         build_rtn(grammar, limits)
