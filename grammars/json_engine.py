@@ -20,7 +20,7 @@ from .regex_ast import Alt, Concat, Repeat
 # Inlined schemas up to this many NFA states compile to a token automaton. Measured on a MaskBench sample
 # with SmolLM2's vocabulary: past a few thousand states the eager build takes longer than the lazy engine's
 # first masks, while masks of both stay in the microseconds.
-AUTOMATON_MAX_NFA = 4_000
+AUTOMATON_MAX_NFA = 500
 
 AUTOMATON = "automaton"
 GRAMMAR = "grammar"

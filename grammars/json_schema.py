@@ -74,6 +74,7 @@ from .vocab import Vocabulary
 
 ANY_DEPTH = 3  # true / {} nest at most this deep when a schema runs as one token automaton
 ANY_RULE = "any"
+PIECE_STATES = 64  # object members and extras larger than this (in NFA states) become rules of their own
 TYPES = ("null", "boolean", "object", "array", "string", "number", "integer")
 
 UNSUPPORTED = frozenset(
@@ -653,6 +654,11 @@ def _estimate(node: Any) -> int:
     return estimate_states(node, _counted_size)
 
 
+def _rule_size(node: Any) -> int:
+    """NFA states of `node` in a rule body, a call counting as its two states."""
+    return estimate_states(node, lambda n: 2 if isinstance(n, Call) else _counted_size(n))
+
+
 def _counted_size(node: Any) -> int:
     if isinstance(node, CountedBody):
         return node.auto.n + 1
@@ -780,6 +786,13 @@ class _Compiler:
         if name is None:
             name = self.structs[node] = f"struct{len(self.structs)}"
         return Call(name)
+
+    def piece(self, node: Node) -> Node:
+        """`node`, or a call of a rule for it when it is large: an object writes each member and its extras
+        twice (props_body), so a large value there would double every rule automaton it sits in."""
+        if isinstance(node, Call) or _rule_size(node) <= PIECE_STATES:
+            return node
+        return self.struct(node)
 
     def inline(self, s: Any, ptr: str, refs: tuple[str, ...]) -> Node:
         """Subschema `s` as one regex node, no calls (for keywords that complement or intersect it): its
@@ -1207,7 +1220,7 @@ class _Compiler:
                 if name in required:
                     return NOTHING
                 continue
-            decl.append((name, seq(_string_literal(name), self.colon, value), name in required))
+            decl.append((name, seq(_string_literal(name), self.colon, self.piece(value)), name in required))
         # extra keys
         extras: list[Node] = []
         declared = [n for n in names]
@@ -1234,7 +1247,7 @@ class _Compiler:
             v = self.schema(addl, f"{ptr}/additionalProperties", refs)
             if v != NOTHING:
                 extras.append(seq(_not_names(declared), self.colon, v))
-        extra = alt(*extras) if extras else None
+        extra = self.piece(alt(*extras)) if extras else None
         lo = int(s.get("minProperties", 0))
         hi = s.get("maxProperties")
         hi = None if hi is None else int(hi)
@@ -1278,7 +1291,13 @@ class _Compiler:
         # g: members i.. after something was written (each after a comma); f: members i.., at least one
         g: Node = EMPTY
         f: Node = NOTHING
+        g_size = 1
+        comma = _rule_size(self.comma)
         for _name, member, req in reversed(decl):
+            # g is written twice below: a rule once large, so that n optional members cost O(n), not n^2
+            if g_size > PIECE_STATES:
+                g, g_size = self.struct(g), 2
+            g_size += comma + _rule_size(member) + (0 if req else 2)
             g_next, f_next = g, f
             g = seq(self.comma, member, g_next) if req else seq(opt(seq(self.comma, member)), g_next)
             f = seq(member, g_next) if req or f_next == NOTHING else alt(seq(member, g_next), f_next)

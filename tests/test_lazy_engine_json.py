@@ -113,8 +113,10 @@ def test_repeated_refs_share_one_rule() -> None:
     }
     grammar = compile_json_schema(schema, engine="grammar")
     assert isinstance(grammar, Grammar)
-    assert [name for name, _ in grammar.rules].count("start") == 1
-    assert len(grammar.rules) == 3  # start, the outer object, the point
+    alone = dict(compile_json_schema(point, engine="grammar").rules)
+    body = alone[alone["start"].rule]  # the point's object rule
+    assert [b for _, b in grammar.rules].count(body) == 1
+    assert len(grammar.rules) < 8
 
 
 @pytest.mark.parametrize("n", [60])
