@@ -18,11 +18,13 @@ for tests and for callers that want every row up front).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
+from . import disk_cache
 from .dfa import ByteDFA
 from .errors import GrammarLimitError
 from .limits import DEFAULT_LIMITS, Limits, check_time
@@ -62,7 +64,9 @@ class StateRows:
     token automaton, a whole lexeme rule at a time.
     """
 
-    def __init__(self, rtn: RTN, vocab: Vocabulary, order: VocabOrder, limits: Limits = DEFAULT_LIMITS) -> None:
+    def __init__(
+        self, rtn: RTN, vocab: Vocabulary, order: VocabOrder, limits: Limits = DEFAULT_LIMITS
+    ) -> None:
         n = rtn.n_states
         self.rtn, self.vocab, self.order, self.limits = rtn, vocab, order, limits
         self.dead = n
@@ -221,8 +225,26 @@ def _start_pairs(
 
 @lru_cache(maxsize=64)
 def lexeme_automaton(dfa: ByteDFA, vocab: Vocabulary, limits: Limits) -> TokenAutomaton:
-    """The token automaton of a lexeme's counted DFA, built once per (DFA, vocabulary) in a process."""
-    return TokenAutomaton.build(dfa, vocab, limits)
+    """The token automaton of a lexeme's counted DFA: built once per (DFA, vocabulary) in a process and
+    kept in the disk cache under the DFA's contents, so that lexemes every schema shares (a JSON string)
+    cost nothing after the first run."""
+    from .constraint import TokenConstraint
+
+    def build() -> TokenConstraint:
+        return TokenConstraint(dfa, vocab, TokenAutomaton.build(dfa, vocab, limits), "lexeme")
+
+    return disk_cache.cached("lexeme", (dfa_digest(dfa), limits), vocab, build).automaton
+
+
+def dfa_digest(dfa: ByteDFA) -> str:
+    """A hash of everything that defines a (counted) DFA's language, for cache keys."""
+    h = hashlib.sha256()
+    for a in (dfa.transitions, dfa.accepting, dfa.seg, dfa.tick):
+        h.update(b"-" if a is None else np.ascontiguousarray(a).tobytes() + repr(a.shape).encode())
+    h.update(repr((dfa.start, dfa.bounds)).encode())
+    for q in sorted(dfa.live):
+        h.update(repr(q).encode() + np.ascontiguousarray(dfa.live[q]).tobytes())
+    return h.hexdigest()
 
 
 def classify(

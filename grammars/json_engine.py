@@ -117,7 +117,8 @@ def choose(
     n = inline_size(grammar, fixed, other)
     if n > AUTOMATON_MAX_NFA:
         return EngineChoice(
-            GRAMMAR, f"as one automaton it would need {n:,} NFA states (automaton limit {AUTOMATON_MAX_NFA:,})"
+            GRAMMAR,
+            f"as one automaton it would need {n:,} NFA states (automaton limit {AUTOMATON_MAX_NFA:,})",
         )
     return EngineChoice(AUTOMATON, f"it is regular and small ({n:,} NFA states)")
 

@@ -363,7 +363,8 @@ _ESC = seq(
 )
 STR_CHAR = alt(_RAW, _ESC)
 QUOTE = lit('"')
-ANY_STRING = seq(QUOTE, Repeat(STR_CHAR, 0, None), QUOTE)
+ANY_BODY = Repeat(STR_CHAR, 0, None)
+ANY_STRING = seq(QUOTE, ANY_BODY, QUOTE)
 _SHORT_ESC = {0x22: '"', 0x5C: "\\", 0x2F: "/", 0x08: "b", 0x0C: "f", 0x0A: "n", 0x0D: "r", 0x09: "t"}
 
 
@@ -542,6 +543,13 @@ class CountedBody:
 
 
 @lru_cache(maxsize=1)
+def _any_string_dfa() -> ByteDFA:
+    """The DFA of any quoted JSON string: one object for every schema, so that its lexeme's token rows
+    (cfg_rows.lexeme_automaton) are built once per vocabulary and kept in the disk cache."""
+    return dfa_from_nfa(_build_nfa(ANY_STRING, DEFAULT_LIMITS))
+
+
+@lru_cache(maxsize=1)
 def _string_body_dfa() -> ByteDFA:
     return dfa_from_nfa(_build_nfa(Repeat(STR_CHAR, 0, None), DEFAULT_LIMITS))
 
@@ -579,10 +587,11 @@ def _anchors(pattern: str) -> tuple[bool, bool, bool]:
 def _with_lexemes(grammar: Grammar, limits: Limits) -> Grammar:
     """`grammar` with every quoted counted string as a call of a `Lexeme` rule (one per distinct string
     language), so that the grammar engine counts its length instead of unrolling it."""
-    names: dict[CountedBody, str] = {}
+    names: dict[CountedBody | Node, str] = {}
     rules = [(name, _lexemize(body, names)) for name, body in grammar.rules]
     for body, name in names.items():
-        rules.append((name, Lexeme(_lexeme_dfa(body, limits), name)))
+        dfa = _any_string_dfa() if body == ANY_BODY else _lexeme_dfa(body, limits)  # type: ignore[arg-type]
+        rules.append((name, Lexeme(dfa, name)))
     return Grammar(tuple(rules), grammar.source)
 
 
@@ -593,13 +602,13 @@ def _lexemize(node: Any, names: dict[CountedBody, str]) -> Any:
         while i < len(node.items):
             x = node.items[i]
             if (
-                isinstance(x, CountedBody)
+                (isinstance(x, CountedBody) or x == ANY_BODY)
                 and items
                 and items[-1] == QUOTE
                 and i + 1 < len(node.items)
                 and node.items[i + 1] == QUOTE
             ):
-                items[-1] = Call(names.setdefault(x, f"string{len(names)}"))
+                items[-1] = Call(names.setdefault(x, f"string{len(names)}"))  # type: ignore[arg-type]
                 i += 2
                 continue
             items.append(_lexemize(x, names))

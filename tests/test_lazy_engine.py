@@ -96,7 +96,7 @@ def test_lazy_masks_equal_eager_masks_and_the_recognizer(text: str, data: st.Dat
 def test_binding_classifies_no_state_until_a_mask_needs_it() -> None:
     """A grammar of many rules binds without walking the vocabulary; one mask classifies only its states."""
     rules = "\n".join(f'r{i}: "a{i % 10}" "," r{i + 1} | "b"' for i in range(200))
-    text = f"start: r0\n{rules}\nr200: \"c\"\n"
+    text = f'start: r0\n{rules}\nr200: "c"\n'
     vocab = Vocabulary.from_token_bytes([None, *[bytes([b]) for b in range(32, 127)]], eos_id=0)
     constraint = cfg(text, vocab)
     assert constraint.rows.walked == 0

@@ -129,3 +129,31 @@ def test_large_schema_runs_on_the_grammar_engine(n: int) -> None:
     choice = js.json_schema_engine({"type": "object", "properties": props})
     assert choice.engine == "grammar" and "NFA states" in choice.reason
     assert isinstance(compile_json_schema({"type": "object", "properties": props}, engine="auto"), Grammar)
+
+
+def test_string_lexeme_is_shared_and_its_rows_are_disk_cached(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    """Every schema's plain strings are one Lexeme DFA, whose token rows are built once per vocabulary."""
+    from decc.grammars import Vocabulary, disk_cache
+    from decc.grammars.cfg_grammar import Lexeme
+    from decc.grammars.cfg_rows import lexeme_automaton
+    from decc.grammars.limits import DEFAULT_LIMITS
+
+    monkeypatch.setenv(disk_cache.ENV, str(tmp_path))
+    monkeypatch.setattr(disk_cache, "_enabled", None)
+
+    def lexemes(schema: dict) -> list:
+        grammar = compile_json_schema(schema, engine="grammar")
+        return [body.dfa for _, body in grammar.rules if isinstance(body, Lexeme)]
+
+    a = lexemes({"type": "object", "properties": {"s": {"type": "string"}}})
+    b = lexemes({"type": "array", "items": {"type": "string"}})
+    assert len(a) == 1 and a[0] is b[0]
+    vocab = Vocabulary.from_token_bytes([None, b'"', b"a", b'a"', b"\\", b'\\"', b"ab"], eos_id=0)
+    lexeme_automaton.cache_clear()
+    before = dict(disk_cache.stats)
+    first = lexeme_automaton(a[0], vocab, DEFAULT_LIMITS)
+    lexeme_automaton.cache_clear()
+    second = lexeme_automaton(a[0], vocab, DEFAULT_LIMITS)
+    assert disk_cache.stats["writes"] == before["writes"] + 1
+    assert disk_cache.stats["hits"] == before["hits"] + 1
+    assert (first.bitmask == second.bitmask).all()
