@@ -11,8 +11,13 @@ regular and the DFA small:
   exponent; decimal bounds (`minimum: 0.01`) are exact; `multipleOf` numbers are written without an
   exponent, `integer`s also without a fraction (`1000`, not `1e3` or `1000.0`, which jsonschema also calls
   integers: with no bounds whole-number spellings are not a regular language);
-* the boolean schema `true` (and a schema with no type-restricting keywords) means any JSON value nested at
-  most `ANY_DEPTH` = 3 containers deep.
+* the boolean schema `true` (and a schema with no type-restricting keywords) means any JSON value: at any
+  depth on the grammar engine, nested at most `ANY_DEPTH` = 3 containers deep in a single automaton.
+
+The compiler writes every schema as a grammar whose rules are its structure (objects, arrays, large object
+members, any JSON value, recursive `$ref` targets; hash-consed, so repeated definitions share a rule);
+json_engine.py then inlines a small non-recursive one into one regex (-> DFA -> token automaton) or keeps
+the grammar for the lazy engine (cfg_matcher.py), its plain and counted strings as `Lexeme` rules.
 
 Keywords with no regular meaning (`uniqueItems`, `not`, `if`, ...) raise `UnsupportedSchema` with the keyword
 and its JSON pointer; `lenient=True` ignores them with a warning instead. A recursive `$ref` turns the schema
