@@ -73,7 +73,7 @@ from .limits import DEFAULT_LIMITS, Limits, check_time, deadline
 from .nfa import NFA, _Builder, build_nfa, check_nesting, estimate_states
 from .regex_ast import EMPTY, Alt, CharSet, Concat, Node, Repeat, negate, normalize
 from .regex_parser import parse_regex
-from .rtn import build_rtn
+from .rtn import MAX_LEXEME_STATES, build_rtn, unrolled_states
 from .token_automaton import TokenAutomaton
 from .vocab import Vocabulary
 
@@ -250,7 +250,15 @@ def _rules(text: str, lenient: bool, ws: str, limits: Limits) -> tuple[Grammar, 
 @lru_cache(maxsize=128)
 def _choice(text: str, lenient: bool, ws: str, limits: Limits) -> EngineChoice:
     grammar = _rules(text, lenient, ws, limits)[0]
-    return choose(grammar, ANY_RULE, lambda: _any_value(ANY_DEPTH, ws == "any").n + 1, _counted_size)
+    with deadline(limits.max_seconds):
+        choice = choose(grammar, ANY_RULE, lambda: _any_value(ANY_DEPTH, ws == "any").n + 1, _counted_size)
+        if choice.engine == GRAMMAR and not recursive(grammar, ANY_RULE):
+            lexemes = _lexemes(grammar, limits)
+            n = sum(unrolled_states(b.dfa) for _, b in lexemes.rules if isinstance(b, Lexeme))
+            if n > MAX_LEXEME_STATES:  # counters a single automaton keeps as counters
+                why = f"its length-bounded strings would unroll into {n:,} grammar states"
+                return EngineChoice(AUTOMATON, why)
+    return choice
 
 
 @lru_cache(maxsize=128)
@@ -274,9 +282,7 @@ def _finish(grammar: Grammar, engine: str, any_ws: bool, limits: Limits) -> Byte
     counted strings as `Lexeme` rules, checked (and its RTN cached) so that errors come at compile time."""
     if engine == AUTOMATON:
         return _counted_dfa(inline(grammar, {ANY_RULE: _any_value(ANY_DEPTH, any_ws)}), limits)
-    for _, body in grammar.rules:
-        check_nesting(body)  # before _with_lexemes's recursion walks it
-    grammar = _with_lexemes(grammar, limits)
+    grammar = _lexemes(grammar, limits)
     try:
         build_rtn(grammar, limits)
     except GrammarError:
@@ -587,6 +593,14 @@ def _anchors(pattern: str) -> tuple[bool, bool, bool]:
 
 
 # -- NFA with Automaton nodes ---------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=32)
+def _lexemes(grammar: Grammar, limits: Limits) -> Grammar:
+    """`_with_lexemes`, checked for nesting first (its recursion walks the bodies) and cached."""
+    for _, body in grammar.rules:
+        check_nesting(body)
+    return _with_lexemes(grammar, limits)
 
 
 def _with_lexemes(grammar: Grammar, limits: Limits) -> Grammar:
