@@ -682,9 +682,10 @@ def _estimate(node: Any) -> int:
     return estimate_states(node, _counted_size)
 
 
-def _rule_size(node: Any) -> int:
-    """NFA states of `node` in a rule body, a call counting as its two states."""
-    return estimate_states(node, lambda n: 2 if isinstance(n, Call) else _counted_size(n))
+def _rule_size(node: Any, memo: dict[int, int] | None = None) -> int:
+    """NFA states of `node` in a rule body, a call counting as its two states (`memo`: sizes by node id,
+    shared between calls; its nodes must stay alive while it is used)."""
+    return estimate_states(node, lambda n: 2 if isinstance(n, Call) else _counted_size(n), memo)
 
 
 def _counted_size(node: Any) -> int:
@@ -777,6 +778,10 @@ class _Compiler:
         # Structure as rules: each distinct object/array language (hash-consed: repeated $refs share one
         # rule) -> its rule name; "any" (true / {}) is one recursive any-JSON-value rule.
         self.structs: dict[Node, str] = {}
+        self.size_memo: dict[int, int] = {}
+        self.memo: dict[int, tuple[Any, Node]] = {}  # see `schema`
+        self.n_calls = 0  # recursive-rule calls made so far
+        self.sized: list[Node] = []
         self.uses_any = False
         self.ignored: list[Ignored] = []  # what lenient mode skipped (a keyword may be met twice)
 
@@ -801,6 +806,7 @@ class _Compiler:
         return Grammar(tuple(rules), "json schema")
 
     def call(self, frag: str) -> Call:
+        self.n_calls += 1
         name = self.rules.get(frag)
         if name is None:
             name = self.rules[frag] = f"ref{len(self.rules)}"
@@ -815,10 +821,15 @@ class _Compiler:
             name = self.structs[node] = f"struct{len(self.structs)}"
         return Call(name)
 
+    def size(self, node: Node) -> int:
+        """`_rule_size` with sizes shared across the whole schema (members hold values sized before)."""
+        self.sized.append(node)  # keeps every memoized id alive
+        return _rule_size(node, self.size_memo)
+
     def piece(self, node: Node) -> Node:
         """`node`, or a call of a rule for it when it is large: an object writes each member and its extras
         twice (props_body), so a large value there would double every rule automaton it sits in."""
-        if isinstance(node, Call) or _rule_size(node) <= PIECE_STATES:
+        if isinstance(node, Call) or self.size(node) <= PIECE_STATES:
             return node
         return self.struct(node)
 
@@ -923,6 +934,19 @@ class _Compiler:
                     self.unsupported(k, f"{ptr}/{_esc(k)}")
 
     def schema(self, s: Any, ptr: str, refs: tuple[str, ...]) -> Node:
+        """The language of subschema `s`. Memoized by the schema object when its expansion met no recursive
+        `$ref` (then it is the same wherever `s` is used: a definition referenced from many places is
+        expanded once); not when lenient, whose ignored keywords are listed per pointer."""
+        hit = self.memo.get(id(s))
+        if hit is not None and hit[0] is s:
+            return hit[1]
+        calls = self.n_calls
+        node = self._schema(s, ptr, refs)
+        if calls == self.n_calls and not self.lenient and isinstance(s, dict):
+            self.memo[id(s)] = (s, node)  # `s` kept alive: its id is not reused
+        return node
+
+    def _schema(self, s: Any, ptr: str, refs: tuple[str, ...]) -> Node:
         check_time("expanding the JSON schema")
         self.check_keywords(s, ptr)
         try:
@@ -1320,12 +1344,12 @@ class _Compiler:
         g: Node = EMPTY
         f: Node = NOTHING
         g_size = 1
-        comma = _rule_size(self.comma)
+        comma = self.size(self.comma)
         for _name, member, req in reversed(decl):
             # g is written twice below: a rule once large, so that n optional members cost O(n), not n^2
             if g_size > PIECE_STATES:
                 g, g_size = self.struct(g), 2
-            g_size += comma + _rule_size(member) + (0 if req else 2)
+            g_size += comma + self.size(member) + (0 if req else 2)
             g_next, f_next = g, f
             g = seq(self.comma, member, g_next) if req else seq(opt(seq(self.comma, member)), g_next)
             f = seq(member, g_next) if req or f_next == NOTHING else alt(seq(member, g_next), f_next)
