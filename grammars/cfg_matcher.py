@@ -71,6 +71,7 @@ class CFGConstraint:
     # table of continuation contexts (see `_signature`): run-time memos, never stored.
     rows: StateRows = field(default=None, repr=False)  # type: ignore[assignment]
     _masks: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+    _tensors: dict[int, tuple[np.ndarray, torch.Tensor]] = field(default_factory=dict, repr=False)
     _interned: dict[frozenset, int] = field(default_factory=dict, repr=False)
     _ids: itertools.count = field(default_factory=itertools.count, repr=False)  # ids are never reused
 
@@ -85,7 +86,7 @@ class CFGConstraint:
 
     # State for the on-disk constraint cache (disk_cache.py): the recognizer, the token order and the lazy
     # rows are rebuilt from the RTN and the vocabulary; the run-time memos start empty.
-    _DERIVED = ("recognizer", "rank_to_id", "rank_bytes", "rows", "_masks", "_interned", "_ids")
+    _DERIVED = ("recognizer", "rank_to_id", "rank_bytes", "rows", "_masks", "_tensors", "_interned", "_ids")
 
     def __getstate__(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k not in self._DERIVED}
@@ -98,6 +99,7 @@ class CFGConstraint:
             "rank_bytes": order.rank_bytes,
             "rows": StateRows(state["rtn"], state["vocab"], order, state["limits"]),
             "_masks": {},
+            "_tensors": {},
             "_interned": {},
             "_ids": itertools.count(),
         }
@@ -127,6 +129,19 @@ class CFGConstraint:
                 self._masks.clear()
             self._masks[key] = mask
         return mask
+
+    def mask_tensor(self, chart: Chart) -> torch.Tensor:
+        """`mask` as a torch tensor (not to be written to), one per distinct mask: the hit path is a copy."""
+        last = chart[-1]
+        if last.tensor is None:
+            m = self.mask(chart)
+            hit = self._tensors.get(id(m))
+            if hit is None or hit[0] is not m:
+                if len(self._tensors) >= _MASK_CACHE:
+                    self._tensors.clear()
+                hit = self._tensors[id(m)] = (m, torch.from_numpy(m.copy()))  # m kept: its id stays unique
+            last.tensor = hit[1]
+        return last.tensor
 
     def _signature(self, chart: Chart) -> int | None:
         """An id equal for charts with the same future: items with origins replaced by their contexts.
@@ -258,7 +273,7 @@ class CFGMatcher:
         if self._terminated:
             row.zero_()
             return
-        row.copy_(torch.from_numpy(self.constraint.mask(self.chart).copy()))
+        row.copy_(self.constraint.mask_tensor(self.chart))
 
     def advance(self, token_id: int) -> bool:
         if self._terminated:
