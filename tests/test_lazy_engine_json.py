@@ -157,3 +157,50 @@ def test_string_lexeme_is_shared_and_its_rows_are_disk_cached(tmp_path, monkeypa
     assert disk_cache.stats["writes"] == before["writes"] + 1
     assert disk_cache.stats["hits"] == before["hits"] + 1
     assert (first.bitmask == second.bitmask).all()
+
+
+def _program(schema: dict, extra: str = "") -> str:
+    return f'gen v {{ where: json(r"""{json.dumps(schema)}"""){extra} }}\n'
+
+
+def test_choose_engine_pass_says_which_engine_and_why() -> None:
+    """The choose-engine pass records each JSON schema's engine; the remarks say which and why, and the
+    bound constraint is of that kind."""
+    from decc.compiler.pipeline import compile_program
+    from decc.dsl.parser import parse
+
+    tree = {"$defs": {"n": {"type": "array", "items": {"$ref": "#/$defs/n"}}}, "$ref": "#/$defs/n"}
+    big = {"type": "object", "properties": {f"k{i}": {"type": "string"} for i in range(40)}}
+    small = {"enum": ["a", "b"]}
+    cases = [(tree, "grammar", "grammar (lazy) because the schema recurses"), (big, "grammar", "NFA states")]
+    cases.append((small, "automaton", "token automaton because it is regular and small"))
+    for schema, engine, said in cases:
+        notes: list[str] = []
+        module = compile_program(parse(_program(schema), "p.dec"), remarks=notes)
+        c = module.generates()[0].constraint
+        assert c.engine == engine
+        assert isinstance(c.compiled, Grammar if engine == "grammar" else ByteDFA)
+        assert any(line.startswith("choose-engine: 'v': engine: ") and said in line for line in notes), notes
+    notes = []
+    module = compile_program(parse(_program(big, " & length(max=900)"), "p.dec"), remarks=notes)
+    part = module.generates()[0].constraint.parts[0]
+    assert part.engine == "automaton" and "conjunction" in part.engine_reason
+
+
+def test_inline_expands_a_subschema_into_one_regex() -> None:
+    """`_Compiler.inline` (for keywords that complement or intersect a subschema) gives a call-free node
+    with the language of the automaton form; recursion is refused."""
+    from decc.grammars.dfa import dfa_from_nfa
+    from decc.grammars.json_engine import calls_in
+
+    sub = {"type": "object", "properties": {"a": {"type": "array", "items": {"type": "integer"}}}}
+    comp = js._Compiler(sub, False, False)
+    node = comp.inline(sub, "", ())
+    assert not calls_in(node)
+    dfa = dfa_from_nfa(js._build_nfa(node, js.DEFAULT_LIMITS))
+    want = compile_json_schema(sub)
+    for text in ('{"a": [1, 2]}', '{"a":[]}', "{}", '{"a": [1, "x"]}', '{"b": {"c": [[1]]}}', '{"a": 1}'):
+        assert dfa.accepts(text.encode()) == want.accepts(text.encode()), text
+    tree = {"$defs": {"n": {"type": "array", "items": {"$ref": "#/$defs/n"}}}, "$ref": "#/$defs/n"}
+    with pytest.raises(js.UnsupportedSchema):
+        js._Compiler(tree, False, False).inline(tree, "", ())
