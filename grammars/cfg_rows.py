@@ -25,6 +25,7 @@ from functools import lru_cache
 import numpy as np
 
 from . import disk_cache
+from .constraint import TokenConstraint
 from .dfa import ByteDFA
 from .errors import GrammarLimitError
 from .limits import DEFAULT_LIMITS, Limits, check_time
@@ -228,7 +229,6 @@ def lexeme_automaton(dfa: ByteDFA, vocab: Vocabulary, limits: Limits) -> TokenAu
     """The token automaton of a lexeme's counted DFA: built once per (DFA, vocabulary) in a process and
     kept in the disk cache under the DFA's contents, so that lexemes every schema shares (a JSON string)
     cost nothing after the first run."""
-    from .constraint import TokenConstraint
 
     def build() -> TokenConstraint:
         return TokenConstraint(dfa, vocab, TokenAutomaton.build(dfa, vocab, limits), "lexeme")
