@@ -78,6 +78,9 @@ class JsonSchema:
     lenient: bool = False
     extra_keys: bool = False  # `extra_keys=true`: objects may hold undeclared keys, as JSON Schema allows
     closed: int = 0  # objects closed to their declared properties (`schema` is the rewritten text)
+    # "automaton", "grammar" (lazy), or "auto" until the choose-engine pass decides; and why it did
+    engine: str = "auto"
+    engine_reason: str = field(default="", repr=False, compare=False)
     compiled: Any = field(default=None, repr=False, compare=False)
     n_states: int | None = None
     # where the schema was written (an inline literal's value or a file), for errors at a keyword

@@ -9,6 +9,7 @@ from decc.compiler import ir
 from decc.compiler.lower import lower
 from decc.compiler.passes.check_branches import check_branches
 from decc.compiler.passes.check_stops import check_stops
+from decc.compiler.passes.choose_engine import choose_engine
 from decc.compiler.passes.compile_constraints import compile_constraints
 from decc.compiler.passes.fold import fold
 from decc.compiler.passes.minimize import minimize
@@ -34,10 +35,12 @@ class Pass:
     resolved: bool = False
     compiled: bool = False
     optimization: bool = False  # outputs are the same without it: `--no-opt NAME` skips it
+    remark: bool = False  # say what it did in the remarks, as optimization passes do
 
 
 PIPELINE: tuple[Pass, ...] = (
     Pass("resolve-names", resolve_names, resolved=True),
+    Pass("choose-engine", choose_engine, resolved=True, remark=True),
     Pass("compile-constraints", compile_constraints, resolved=True, compiled=True),
     Pass("check-stops", check_stops, resolved=True, compiled=True),
     Pass("check-branches", check_branches, resolved=True, compiled=True),
@@ -95,8 +98,10 @@ def _compile(
                 remarks.append(f"{p.name}: turned off")
             continue
         before, module = module, p.run(module)
-        if remarks is not None and p.optimization:
-            remarks.extend(describe(p.name, before, module))
+        if remarks is not None and (p.optimization or p.remark):
+            said = describe(p.name, before, module)
+            # a pass that only reports (choose-engine) says nothing when it had nothing to choose
+            remarks.extend(said if p.optimization else [line for line in said if "nothing to do" not in line])
         verify(module, resolved=p.resolved, compiled=p.compiled)
         if dump:
             dump(p.name, module)

@@ -126,7 +126,9 @@ def _bind(c: ir.Constraint, vocab: Any) -> Any:
     if isinstance(c, ir.JsonSchema):
         with warnings.catch_warnings():  # compile-constraints warned about ignored keywords, positioned
             warnings.simplefilter("ignore", grammars.IgnoredKeyword)
-            return grammars.json_schema(c.schema, vocab, lenient=c.lenient, whitespace=c.whitespace)
+            return grammars.json_schema(
+                c.schema, vocab, lenient=c.lenient, whitespace=c.whitespace, engine=c.engine
+            )
     if isinstance(compiled, Conjunction):
         return bind_conjunction(compiled, vocab, constraint_text(c))
     return grammars.from_dfa(compiled, vocab, constraint_text(c))

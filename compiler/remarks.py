@@ -17,6 +17,11 @@ def remarks(name: str, before: ir.Module, after: ir.Module) -> list[str]:
         was = old.get(g.name)
         if was is None:
             continue
+        if isinstance(g.constraint, ir.JsonSchema) and g.constraint.engine_reason:
+            if not isinstance(was.constraint, ir.JsonSchema) or not was.constraint.engine_reason:
+                c = g.constraint
+                name_ = "grammar (lazy)" if c.engine == "grammar" else "token automaton"
+                out.append(f"{name}: '{g.name}': engine: {name_} because {c.engine_reason}")
         a, b = _automaton(was.constraint), _automaton(g.constraint)
         if a != b:
             out.append(f"{name}: '{g.name}': {a} -> {b}")

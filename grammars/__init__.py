@@ -19,6 +19,7 @@ from .json_schema import (
     compile_json_schema,
     ignored_keywords,
     json_schema,
+    json_schema_engine,
 )
 from .limits import DEFAULT_LIMITS, Limits
 from .matcher import Matcher
@@ -54,5 +55,6 @@ __all__ = [
     "compile_regex",
     "ignored_keywords",
     "json_schema",
+    "json_schema_engine",
     "regex",
 ]

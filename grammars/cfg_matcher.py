@@ -1,19 +1,13 @@
 """Token masks for context-free grammars: an Earley recognizer plus an XGrammar-style adaptive mask cache.
 
-At compile time every vocabulary token is walked, for every RTN state with byte edges, through that rule's
-byte transitions alone (calls and completions ignored), and classified once:
-
-- *inside*: all its bytes stay inside the rule and end in a live state: allowed whenever an item at that
-  state is in the current Earley set (every item is viable, so no context is needed);
-- *rejected*: it dies before passing an exit point (a state, after >= 1 byte, that accepts or calls):
-  this item can never take it;
-- *uncertain*: it dies after passing an exit point: it may continue in a callee or in a caller, which
-  only the Earley set at run time can tell.
-
-A token whose first byte enters a callee or continues a caller is covered by the predicted or completed
-items of the same set. At run time the mask is the OR of the inside rows of the set's scanning states, plus
-those uncertain tokens that survive a real Earley simulation, walked in byte order so that shared prefixes
-are simulated once. EOS is allowed exactly when the set accepts.
+Each RTN state's tokens are classified (cfg_rows.py) as *inside* (allowed whenever an item at that state is
+in the Earley set), *rejected*, or *uncertain* (it leaves the rule: only the Earley set at run time can
+tell), lazily, the first time a mask needs that state. A token whose first byte enters a callee or
+continues a caller is covered by the predicted or completed items of the same set. At run time the mask is
+the OR of the inside rows of the set's scanning states, plus those uncertain tokens that survive a real
+Earley simulation, walked in byte order so that shared prefixes are simulated once. EOS is allowed exactly
+when the set accepts. Masks are memoized per Earley-set signature (its items with origins replaced by
+their continuation contexts).
 """
 
 from __future__ import annotations
@@ -28,16 +22,13 @@ import torch
 
 from . import disk_cache
 from .cfg_grammar import Grammar, GrammarError, parse_grammar
+from .cfg_rows import StateRows, classify, vocab_order
 from .counters import counter_signature
-from .dfa import ByteDFA
 from .earley import Chart, ESet, Recognizer
-from .errors import GrammarLimitError
-from .limits import DEFAULT_LIMITS, Limits, check_time, deadline
+from .limits import DEFAULT_LIMITS, Limits, deadline
 from .rtn import RTN, build_rtn
-from .token_automaton import pack_bits, set_bits, start_pairs
 from .vocab import Vocabulary
 
-_CHUNK = 4_000_000
 _MASK_CACHE = 4096  # masks kept per constraint, by context signature
 _CONTEXT_LIMIT = 200_000  # interned contexts before the caches are reset
 
@@ -60,15 +51,14 @@ def builtin_grammar(name: str) -> str:
 
 @dataclass(frozen=True, eq=False)
 class CFGConstraint:
-    """A grammar compiled for one vocabulary: RTN, recognizer and the per-state token classification."""
+    """A grammar bound to one vocabulary: RTN, recognizer, and the per-state token classification, which
+    `rows` computes the first time a mask needs a state (so binding costs O(grammar), not O(states x
+    vocabulary))."""
 
     grammar: Grammar
     rtn: RTN
     vocab: Vocabulary
     recognizer: Recognizer
-    inside: np.ndarray  # int32 [n_rows, n_words]: context-independent allowed-token rows (row 0: none)
-    inside_of: np.ndarray  # int64 [n_states]: each RTN state's row in `inside`
-    uncertain: tuple[np.ndarray, ...]  # per RTN state: byte-order ranks of the tokens to check at run time
     rank_to_id: np.ndarray  # int64: text token ids sorted by their bytes
     rank_bytes: tuple[bytes, ...]  # the bytes of those tokens, in the same order
     eos_ids: np.ndarray  # int32
@@ -76,32 +66,40 @@ class CFGConstraint:
     # Per RTN state, the state the mask cache files it under: itself, or for an unrolled lexeme pair
     # (q, c) the first pair (q, c') whose counter has the same future for any one token (see `_canon`).
     canon: tuple[int, ...] = ()
-    # Masks by context signature, and the interning table of continuation contexts (see `_signature`).
+    limits: Limits = DEFAULT_LIMITS
+    # The lazily classified states (cfg_rows.StateRows), masks by context signature, and the interning
+    # table of continuation contexts (see `_signature`): run-time memos, never stored.
+    rows: StateRows = field(default=None, repr=False)  # type: ignore[assignment]
     _masks: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+    _tensors: dict[int, tuple[np.ndarray, torch.Tensor]] = field(default_factory=dict, repr=False)
     _interned: dict[frozenset, int] = field(default_factory=dict, repr=False)
     _ids: itertools.count = field(default_factory=itertools.count, repr=False)  # ids are never reused
+
+    def __post_init__(self) -> None:
+        if self.rows is None:
+            order = vocab_order(self.vocab)
+            object.__setattr__(self, "rows", StateRows(self.rtn, self.vocab, order, self.limits))
 
     @property
     def n_states(self) -> int:
         return self.rtn.n_states
 
-    @property
-    def n_uncertain(self) -> int:
-        return sum(len(u) for u in self.uncertain)
-
-    # State for the on-disk constraint cache (disk_cache.py): the recognizer and the token bytes are
-    # rebuilt from the RTN and the vocabulary; the run-time mask caches start empty.
-    _DERIVED = ("recognizer", "rank_bytes", "_masks", "_interned", "_ids")
+    # State for the on-disk constraint cache (disk_cache.py): the recognizer, the token order and the lazy
+    # rows are rebuilt from the RTN and the vocabulary; the run-time memos start empty.
+    _DERIVED = ("recognizer", "rank_to_id", "rank_bytes", "rows", "_masks", "_tensors", "_interned", "_ids")
 
     def __getstate__(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k not in self._DERIVED}
 
     def __setstate__(self, state: dict) -> None:
-        vocab, rank_to_id = state["vocab"], state["rank_to_id"]
+        order = vocab_order(state["vocab"])
         derived = {
             "recognizer": Recognizer(state["rtn"]),
-            "rank_bytes": tuple(vocab.token_bytes[i] or b"" for i in rank_to_id.tolist()),
+            "rank_to_id": order.rank_to_id,
+            "rank_bytes": order.rank_bytes,
+            "rows": StateRows(state["rtn"], state["vocab"], order, state["limits"]),
             "_masks": {},
+            "_tensors": {},
             "_interned": {},
             "_ids": itertools.count(),
         }
@@ -131,6 +129,19 @@ class CFGConstraint:
                 self._masks.clear()
             self._masks[key] = mask
         return mask
+
+    def mask_tensor(self, chart: Chart) -> torch.Tensor:
+        """`mask` as a torch tensor (not to be written to), one per distinct mask: the hit path is a copy."""
+        last = chart[-1]
+        if last.tensor is None:
+            m = self.mask(chart)
+            hit = self._tensors.get(id(m))
+            if hit is None or hit[0] is not m:
+                if len(self._tensors) >= _MASK_CACHE:
+                    self._tensors.clear()
+                hit = self._tensors[id(m)] = (m, torch.from_numpy(m.copy()))  # m kept: its id stays unique
+            last.tensor = hit[1]
+        return last.tensor
 
     def _signature(self, chart: Chart) -> int | None:
         """An id equal for charts with the same future: items with origins replaced by their contexts.
@@ -182,10 +193,12 @@ class CFGConstraint:
         states = last.scan_states()
         words = self.vocab.n_words
         if len(states):
-            mask = np.bitwise_or.reduce(self.inside[self.inside_of[states]], axis=0)
+            of = self.rows.rows(states)
+            mask = np.bitwise_or.reduce(self.rows.buf[of], axis=0)
         else:
             mask = np.zeros(words, dtype=np.int32)
-        parts = [self.uncertain[g] for g in states.tolist() if len(self.uncertain[g])]
+        uncertain = self.rows.uncertain
+        parts = [u for g in states.tolist() if len(u := uncertain[g])]  # type: ignore[arg-type]
         if parts:
             ranks = np.unique(np.concatenate(parts)) if len(parts) > 1 else parts[0]
             ids = self.rank_to_id[ranks]
@@ -238,12 +251,13 @@ class CFGConstraint:
 class CFGMatcher:
     """One stream's position in a grammar: the Earley chart of the bytes accepted so far."""
 
-    __slots__ = ("constraint", "chart", "_terminated")
+    __slots__ = ("constraint", "chart", "_terminated", "_history")
 
     def __init__(self, constraint: CFGConstraint, chart: Chart | None = None) -> None:
         self.constraint = constraint
         self.chart: Chart = constraint.recognizer.initial() if chart is None else chart
         self._terminated = False
+        self._history: list[int] = []  # the chart length before each accepted token (for `rollback`)
 
     def __repr__(self) -> str:
         return f"CFGMatcher(pos={len(self.chart) - 1}, terminated={self._terminated})"
@@ -259,7 +273,7 @@ class CFGMatcher:
         if self._terminated:
             row.zero_()
             return
-        row.copy_(torch.from_numpy(self.constraint.mask(self.chart).copy()))
+        row.copy_(self.constraint.mask_tensor(self.chart))
 
     def advance(self, token_id: int) -> bool:
         if self._terminated:
@@ -268,6 +282,7 @@ class CFGMatcher:
         if token_id in c.vocab.eos_ids:
             if self.chart[-1].accept:
                 self._terminated = True
+                self._history.append(len(self.chart))
                 return True
             return False
         if not 0 <= token_id < len(c.vocab.token_bytes) or token_id in c.vocab.special_ids:
@@ -281,8 +296,20 @@ class CFGMatcher:
         nxt = c.recognizer.advance_bytes(self.chart, data)
         if nxt is None:
             return False
+        self._history.append(len(self.chart))
         self.chart = nxt
         return True
+
+    def rollback(self, n: int) -> None:
+        """Undo the last `n` accepted tokens (EOS included); the chart's sets are shared, so this is a cut."""
+        if not 0 <= n <= len(self._history):
+            raise ValueError(f"cannot roll back {n} tokens: {len(self._history)} accepted")
+        if n == 0:
+            return
+        keep = self._history[-n]
+        del self._history[-n:]
+        del self.chart[keep:]
+        self._terminated = False
 
     def is_accepting(self) -> bool:
         return not self._terminated and self.chart[-1].accept
@@ -306,11 +333,13 @@ class CFGMatcher:
     def clone(self) -> CFGMatcher:
         twin = CFGMatcher(self.constraint, list(self.chart))
         twin._terminated = self._terminated
+        twin._history = list(self._history)
         return twin
 
     def reset(self) -> None:
         self.chart = self.constraint.recognizer.initial()
         self._terminated = False
+        self._history = []
 
 
 def cfg(
@@ -333,255 +362,25 @@ def _cfg(text: str, vocab: Vocabulary, start: str, limits: Limits) -> CFGConstra
 
 @lru_cache(maxsize=32)
 def cfg_from_grammar(grammar: Grammar, vocab: Vocabulary, limits: Limits, source: str) -> CFGConstraint:
-    """A parsed grammar (from Lark text, or a recursive JSON schema) bound to a vocabulary."""
+    """A parsed grammar (from Lark text, or a recursive JSON schema) bound to a vocabulary: the RTN and
+    the mask-cache names of its states; token rows come lazily, as masks need them."""
     with deadline(limits.max_seconds):
         rtn = build_rtn(grammar, limits)
-        inside, inside_of, uncertain_ids = classify(rtn, vocab, limits)
         canon = _canon(rtn, vocab)
-    ids = vocab.text_ids
-    order = sorted(ids.tolist(), key=lambda i: vocab.token_bytes[i])
-    rank_to_id = np.array(order, dtype=np.int64)
-    rank_of = np.zeros(vocab.size, dtype=np.int64)
-    rank_of[rank_to_id] = np.arange(len(rank_to_id))
-    ranked: dict[int, np.ndarray] = {}  # unrolled lexeme states share their arrays: convert each once
-    for u in uncertain_ids:
-        if id(u) not in ranked:
-            ranked[id(u)] = np.sort(rank_of[u])
-    uncertain = tuple(ranked[id(u)] for u in uncertain_ids)
-    rank_bytes = tuple(vocab.token_bytes[i] or b"" for i in order)
+    order = vocab_order(vocab)
     eos = np.array(sorted(vocab.eos_ids), dtype=np.int32)
     return CFGConstraint(
         grammar,
         rtn,
         vocab,
         Recognizer(rtn),
-        inside,
-        inside_of,
-        uncertain,
-        rank_to_id,
-        rank_bytes,
+        order.rank_to_id,
+        order.rank_bytes,
         eos,
         source,
         tuple(canon),
+        limits,
     )
-
-
-def classify(
-    rtn: RTN, vocab: Vocabulary, limits: Limits = DEFAULT_LIMITS
-) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-    """(inside rows [R, n_words], each state's row [G], uncertain token ids per state) for every RTN state.
-
-    Ordinary states are classified by walking the vocabulary; unrolled lexeme states take their rows from
-    the lexeme's token automaton (`_lexeme_rows`).
-    """
-    n = rtn.n_states
-    lexical = rtn.lex_q >= 0  # unrolled lexeme (state, counter) pairs
-    ids, lengths, padded, offsets = vocab.packed
-    dead = n
-    table = np.full((n + 1, 256), dead, dtype=np.int32)
-    table[:n] = np.where(rtn.table < 0, dead, rtn.table)
-    exit_point = np.zeros(n + 1, dtype=bool)  # a token passing here may go on in a caller
-    exit_point[:n] = _accepting_through_nullable(rtn)
-    enters = _call_first(rtn)  # [n + 1, 256]: this byte may go on in a callee called here
-    live = table[:n] != dead
-    live[lexical] = False
-    rows: list[np.ndarray] = [np.zeros((1, vocab.n_words), dtype=np.int32)]
-    inside_of = np.zeros(n, dtype=np.int64)
-    n_rows = 1
-    unc_src: list[np.ndarray] = []
-    unc_tok: list[np.ndarray] = []
-    per_state = live.astype(np.int64) @ np.diff(offsets)
-    if int(per_state.sum()) > 4 * limits.max_token_transitions:  # fail fast, before seconds of walking
-        raise GrammarLimitError(
-            f"grammar too large for this vocabulary: about {int(per_state.sum()):,} (state, token) pairs to "
-            f"classify (limit {limits.max_token_transitions:,})",
-            hints=[
-                "long bounded repeats (like a large maxItems inside a recursive schema) are unrolled here"
-            ],
-        )
-    total = 0
-    lo = 0
-    while lo < n:
-        hi = lo + 1 + int(np.searchsorted(np.cumsum(per_state[lo + 1 :]), _CHUNK))
-        hi = min(n, hi)
-        src, t_idx, cur = start_pairs(lo, hi, table, live, offsets)
-        passed = exit_point[cur]
-        in_src: list[np.ndarray] = []
-        in_tok: list[np.ndarray] = []
-        j = 1
-        while len(t_idx):
-            check_time("classifying the vocabulary for the grammar")
-            done = lengths[t_idx] == j
-            if done.any():
-                in_src.append(src[done])
-                in_tok.append(ids[t_idx[done]])
-                keep = ~done
-                src, t_idx, cur, passed = src[keep], t_idx[keep], cur[keep], passed[keep]
-                if not len(t_idx):
-                    break
-            byte = padded[t_idx, j]
-            passed |= enters[cur, byte]
-            cur = table[cur, byte]
-            died = cur == dead
-            if died.any():
-                unsure = died & passed
-                unc_src.append(src[unsure])
-                unc_tok.append(ids[t_idx[unsure]])
-                alive = ~died
-                src, t_idx, cur, passed = src[alive], t_idx[alive], cur[alive], passed[alive]
-            passed |= exit_point[cur]
-            j += 1
-        if in_src:
-            s_all, t_all = np.concatenate(in_src), np.concatenate(in_tok)
-            states, which = np.unique(s_all, return_inverse=True)
-            rows.append(pack_bits(which.reshape(-1), t_all, len(states), vocab.n_words).view(np.int32))
-            inside_of[states] = n_rows + np.arange(len(states))
-            n_rows += len(states)
-            total += len(s_all)
-        total += sum(len(u) for u in unc_src)
-        if total > limits.max_token_transitions:
-            raise GrammarLimitError(
-                f"grammar too large for this vocabulary: more than {total:,} classified (state, token) pairs "
-                f"(limit {limits.max_token_transitions:,})"
-            )
-        lo = hi
-    if unc_src:
-        s_all, t_all = np.concatenate(unc_src), np.concatenate(unc_tok)
-        order = np.argsort(s_all, kind="stable")
-        s_all, t_all = s_all[order], t_all[order]
-        bounds = np.searchsorted(s_all, np.arange(n + 1))
-        uncertain = [t_all[bounds[g] : bounds[g + 1]] for g in range(n)]
-    else:
-        uncertain = [np.zeros(0, dtype=np.int64) for _ in range(n)]
-    if lexical.any():
-        lex_rows, lex_of, lex_unc = _lexeme_rows(rtn, vocab, limits)
-        rows.append(lex_rows)
-        inside_of[lexical] = np.where(lex_of[lexical] > 0, n_rows - 1 + lex_of[lexical], 0)
-        for g in np.flatnonzero(lexical).tolist():
-            uncertain[g] = lex_unc[g]
-    inside = np.ascontiguousarray(np.concatenate(rows), dtype=np.int32)
-    for a in (inside, inside_of):
-        a.setflags(write=False)
-    return inside, inside_of, uncertain
-
-
-def _call_first(rtn: RTN) -> np.ndarray:
-    """bool [G + 1, 256]: the bytes that can start what a call made from state g derives (the callee, and
-    what follows it when the callee is nullable), the last row (the dead state) empty.
-
-    A token that dies in its own rule only after passing such a byte may have gone into the callee there
-    instead, so it is uncertain; one that never did is rejected for good.
-    """
-    n = rtn.n_states
-    first = np.zeros((n + 1, 256), dtype=bool)
-    first[:n] = rtn.table >= 0
-    src, callee_start, nxt = [], [], []
-    starts = rtn.offsets[:-1]
-    for g, edges in enumerate(rtn.calls):
-        for callee, after in edges:
-            src.append(g)
-            callee_start.append(int(starts[callee]))
-            nxt.append(after if rtn.nullable[callee] else n)
-    if not src:
-        return np.zeros((n + 1, 256), dtype=bool)
-    src_a, start_a, nxt_a = (np.array(x, dtype=np.int64) for x in (src, callee_start, nxt))
-    while True:  # F(g) = bytes(g) | F(callee start) | F(next), if the callee is nullable, for g's calls
-        before = first[src_a].copy()
-        np.logical_or.at(first, src_a, first[start_a] | first[nxt_a])
-        if (first[src_a] == before).all():
-            break
-    out = np.zeros((n + 1, 256), dtype=bool)
-    np.logical_or.at(out, src_a, first[start_a] | first[nxt_a])
-    return out
-
-
-def _accepting_through_nullable(rtn: RTN) -> np.ndarray:
-    """bool [G]: the state accepts, or reaches an accepting state through calls of nullable rules (the
-    Earley set then also holds that state, whose completion continues in a caller)."""
-    acc = rtn.accepting.copy()
-    edges = [(g, nxt) for g, es in enumerate(rtn.calls) for callee, nxt in es if rtn.nullable[callee]]
-    changed = True
-    while changed:
-        changed = False
-        for g, nxt in edges:
-            if acc[nxt] and not acc[g]:
-                acc[g] = changed = True
-    return acc
-
-
-def _lexeme_rows(
-    rtn: RTN, vocab: Vocabulary, limits: Limits
-) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]:
-    """For the unrolled lexeme states: (distinct rows, stacked, row 0 unused; each state's row number, 0 for
-    none; uncertain token ids per state).
-
-    A pair (q, c) allows inside its rule exactly the tokens its lexeme's token automaton allows there (EOS
-    aside: the chart decides that). Tokens that pass an accepting state and then die are uncertain, as
-    for any state; they are found per DFA state q with the counter ignored, a superset that the Earley
-    simulation then checks exactly.
-    """
-    from .token_automaton import TokenAutomaton
-
-    n = rtn.n_states
-    row_of = np.zeros(n, dtype=np.int64)
-    found: dict[bytes, int] = {}
-    distinct: list[np.ndarray] = [np.zeros(vocab.n_words, dtype=np.int32)]
-    eos_bits = np.zeros(vocab.n_words, dtype=np.uint32)
-    set_bits(eos_bits, np.array(sorted(vocab.eos_ids), dtype=np.int64))
-    clear = ~eos_bits.view(np.int32)
-    uncertain: dict[int, np.ndarray] = {}
-    has_bytes = (rtn.table >= 0).any(axis=1)
-    for r, dfa in enumerate(rtn.lexemes):
-        if dfa is None:
-            continue
-        auto = TokenAutomaton.build(dfa, vocab, limits)
-        exits = _exit_tokens(dfa, vocab)
-        by_tensor: dict[int, int] = {}
-        for g in range(int(rtn.offsets[r]), int(rtn.offsets[r + 1])):
-            q, c = int(rtn.lex_q[g]), int(rtn.lex_c[g])
-            uncertain[g] = exits[q]
-            if not has_bytes[g]:
-                continue
-            tensor = auto.row(q, c)
-            k = by_tensor.get(id(tensor))
-            if k is None:
-                row = tensor.numpy() & clear
-                k = by_tensor[id(tensor)] = found.setdefault(row.tobytes(), len(distinct))
-                if k == len(distinct):
-                    distinct.append(row)
-            row_of[g] = k
-    return np.stack(distinct)[1:], row_of, uncertain
-
-
-def _exit_tokens(dfa: ByteDFA, vocab: Vocabulary) -> list[np.ndarray]:
-    """Per DFA state: the text tokens whose walk (counters ignored) passes an accepting state after at
-    least one byte and then dies. Only tokens with a byte that enters an accepting state before their last
-    byte can; there are few (a JSON string's closing quote inside a token like `",`)."""
-    ids, lengths, padded, _ = vocab.packed
-    trans = dfa.transitions
-    enters = np.zeros(256, dtype=bool)
-    src, byte = np.nonzero(trans >= 0)
-    enters[byte[dfa.accepting[trans[src, byte]]]] = True
-    width = padded.shape[1]
-    before_last = np.arange(width)[None, :] < (lengths[:, None] - 1)
-    cand = np.flatnonzero((enters[padded] & before_last).any(axis=1))
-    rows = trans.tolist()
-    acc = dfa.accepting.tolist()
-    tokens = [(int(ids[i]), bytes(padded[i, : lengths[i]].tolist())) for i in cand.tolist()]
-    out = []
-    for q in range(dfa.n_states):
-        hit = []
-        for tid, data in tokens:
-            state, passed = q, False
-            for b in data:
-                state = rows[state][b]
-                if state < 0:
-                    if passed:
-                        hit.append(tid)
-                    break
-                passed = passed or acc[state]
-        out.append(np.array(sorted(hit), dtype=np.int64))
-    return out
 
 
 def _canon(rtn: RTN, vocab: Vocabulary) -> list[int]:

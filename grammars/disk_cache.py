@@ -46,7 +46,7 @@ import numpy as np
 
 from .vocab import Vocabulary
 
-FORMAT_VERSION = 2  # 1: pickles (never read: they could run code)
+FORMAT_VERSION = 3  # 3: grammar rows are lazy (not stored); 1: pickles (never read: they could run code)
 ENV = "DECC_CONSTRAINT_CACHE"
 _OFF = ("off", "0", "false", "no", "none")
 MAGIC = "decc-constraint"
@@ -136,6 +136,7 @@ def _classes() -> dict[str, type]:
     from .cfg_matcher import CFGConstraint
     from .constraint import TokenConstraint
     from .dfa import ByteDFA
+    from .limits import Limits
     from .regex_ast import Alt, Automaton, CharSet, Concat, Repeat
     from .rtn import RTN
     from .token_automaton import TokenAutomaton
@@ -143,7 +144,7 @@ def _classes() -> dict[str, type]:
     from .token_loops import Loop
 
     kinds = (Call, Grammar, Lexeme, CFGConstraint, TokenConstraint, ByteDFA, Alt, Automaton, CharSet, Concat)
-    return {c.__name__: c for c in (*kinds, Repeat, RTN, TokenAutomaton, Counts, Loop)}
+    return {c.__name__: c for c in (*kinds, Repeat, RTN, TokenAutomaton, Counts, Loop, Limits)}
 
 
 _SCALARS = (bool, int, float, str, type(None))
@@ -350,11 +351,9 @@ def _consistent(value: Any, vocab: Vocabulary) -> bool:
         return (
             value.vocab is vocab
             and _ints(rtn.table, -1, g, (g, 256))
-            and _ints(value.inside, -(2**31), 2**31, (None, vocab.n_words))
-            and _ints(value.inside_of, 0, len(value.inside), (g,))
-            and _ints(value.rank_to_id, 0, vocab.size, (None,))
-            and len(value.uncertain) == g
-            and all(_ints(u, 0, len(value.rank_to_id), (None,)) for u in value.uncertain)
+            and _ints(rtn.offsets, 0, g + 1, (rtn.n_rules + 1,))
+            and len(value.canon) == g
+            and all(type(c) is int and 0 <= c < g for c in value.canon)
         )
     return False
 

@@ -12,6 +12,8 @@ is cloned by copying the list (sharing the sets) and extended by appending.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .rtn import RTN
@@ -20,7 +22,7 @@ from .rtn import RTN
 class ESet:
     """One Earley set: its items, the items that can scan a byte, and the callers waiting per rule."""
 
-    __slots__ = ("items", "scan", "waiting", "accept", "_states", "mask", "contexts")
+    __slots__ = ("items", "scan", "waiting", "accept", "_states", "mask", "tensor", "contexts")
 
     def __init__(self) -> None:
         self.items: set[tuple[int, int]] = set()
@@ -29,6 +31,7 @@ class ESet:
         self.accept = False
         self._states: np.ndarray | None = None
         self.mask: np.ndarray | None = None  # the token mask of this set, filled by the matcher
+        self.tensor: Any = None  # the same mask as a torch tensor (what fill_bitmask copies)
         self.contexts: dict[int, int] = {}  # rule -> interned continuation context (see cfg_matcher)
 
     def scan_states(self) -> np.ndarray:

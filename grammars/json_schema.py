@@ -11,8 +11,13 @@ regular and the DFA small:
   exponent; decimal bounds (`minimum: 0.01`) are exact; `multipleOf` numbers are written without an
   exponent, `integer`s also without a fraction (`1000`, not `1e3` or `1000.0`, which jsonschema also calls
   integers: with no bounds whole-number spellings are not a regular language);
-* the boolean schema `true` (and a schema with no type-restricting keywords) means any JSON value nested at
-  most `ANY_DEPTH` = 3 containers deep.
+* the boolean schema `true` (and a schema with no type-restricting keywords) means any JSON value: at any
+  depth on the grammar engine, nested at most `ANY_DEPTH` = 3 containers deep in a single automaton.
+
+The compiler writes every schema as a grammar whose rules are its structure (objects, arrays, large object
+members, any JSON value, recursive `$ref` targets; hash-consed, so repeated definitions share a rule);
+json_engine.py then inlines a small non-recursive one into one regex (-> DFA -> token automaton) or keeps
+the grammar for the lazy engine (cfg_matcher.py), its plain and counted strings as `Lexeme` rules.
 
 Keywords with no regular meaning (`uniqueItems`, `not`, `if`, ...) raise `UnsupportedSchema` with the keyword
 and its JSON pointer; `lenient=True` ignores them with a warning instead. A recursive `$ref` turns the schema
@@ -40,12 +45,13 @@ import numpy as np
 from decc.errors import DeccError
 
 from . import disk_cache
-from .cfg_grammar import Call, Grammar, GrammarError, Lexeme
+from .cfg_grammar import Call, Grammar, GrammarError, Lexeme, map_calls
 from .cfg_matcher import CFGConstraint, cfg_from_grammar
 from .constraint import TokenConstraint
 from .counters import SegmentConflict
 from .dfa import ByteDFA, dfa_from_nfa
 from .errors import GrammarLimitError, RegexError
+from .json_engine import AUTOMATON, GRAMMAR, EngineChoice, choose, inline, recursive
 from .json_exponents import number_range
 from .json_formats import FORMATS, MAX_LENGTHS, UNENFORCED_FORMATS
 from .json_numbers import (
@@ -64,14 +70,16 @@ from .json_numbers import (
 )
 from .json_strict import close_objects
 from .limits import DEFAULT_LIMITS, Limits, check_time, deadline
-from .nfa import NFA, NFABuilder, build_nfa, estimate_states
+from .nfa import NFA, NFABuilder, build_nfa, check_nesting, estimate_states
 from .regex_ast import EMPTY, Alt, CharSet, Concat, Node, Repeat, negate, normalize
 from .regex_parser import parse_regex
-from .rtn import build_rtn
+from .rtn import MAX_LEXEME_STATES, build_rtn, unrolled_states
 from .token_automaton import TokenAutomaton
 from .vocab import Vocabulary
 
-ANY_DEPTH = 3
+ANY_DEPTH = 3  # true / {} nest at most this deep when a schema runs as one token automaton
+ANY_RULE = "any"
+PIECE_STATES = 64  # object members and extras larger than this (in NFA states) become rules of their own
 TYPES = ("null", "boolean", "object", "array", "string", "number", "integer")
 
 UNSUPPORTED = frozenset(
@@ -117,13 +125,15 @@ def json_schema(
     whitespace: str = "compact-or-default",
     strict: bool = False,
     limits: Limits = DEFAULT_LIMITS,
+    engine: str = "auto",
 ) -> TokenConstraint | CFGConstraint:
     """Constrain generation to JSON texts valid under `schema` (a dict, a bool, or its JSON text).
 
     `strict=True` closes every object schema without `additionalProperties` to its declared properties
-    (json_strict.py); by default the language is exactly the schema's."""
+    (json_strict.py); by default the language is exactly the schema's. `engine`: "auto" (a token automaton
+    for small regular schemas, else the lazy grammar engine: json_engine.py), "automaton" or "grammar"."""
     text = _canonical(schema, strict)
-    bound = _bind(text, lenient, whitespace, strict, limits, vocab)
+    bound = _bind(text, lenient, whitespace, strict, limits, vocab, engine)
     _warn_ignored(text, lenient, whitespace, limits)
     return bound
 
@@ -135,13 +145,28 @@ def compile_json_schema(
     whitespace: str = "compact-or-default",
     strict: bool = False,
     limits: Limits = DEFAULT_LIMITS,
+    engine: str = "automaton",
 ) -> ByteDFA | Grammar:
-    """The minimal byte DFA of the JSON texts valid under `schema` (a grammar if it recurses); cached.
-    `strict=True`: objects hold only their declared properties, as in `json_schema`."""
+    """The JSON texts valid under `schema`: its minimal byte DFA, or a grammar (json_engine.py); cached.
+    `engine`: "automaton" (a DFA wherever the schema does not recurse), "auto" (what `json_schema` runs:
+    json_engine.choose) or "grammar". `strict=True`: objects hold only their declared properties,
+    as in `json_schema`."""
     text = _canonical(schema, strict)
-    compiled = _compile(text, lenient, whitespace, limits)[0]
+    compiled = _compile(text, lenient, whitespace, limits, engine)[0]
     _warn_ignored(text, lenient, whitespace, limits)
     return compiled
+
+
+def json_schema_engine(
+    schema: dict | bool | str,
+    *,
+    lenient: bool = False,
+    whitespace: str = "compact-or-default",
+    strict: bool = False,
+    limits: Limits = DEFAULT_LIMITS,
+) -> EngineChoice:
+    """The engine `engine="auto"` picks for `schema`, and why (cheap: no automaton is built)."""
+    return _choice(_canonical(schema, strict), lenient, whitespace, limits)
 
 
 @dataclass(frozen=True)
@@ -165,12 +190,12 @@ def ignored_keywords(
     limits: Limits = DEFAULT_LIMITS,
 ) -> tuple[Ignored, ...]:
     """The keywords a lenient compilation of `schema` ignores, each once, in the order met (cached)."""
-    return _compile(_canonical(schema, strict), True, whitespace, limits)[1]
+    return _rules(_canonical(schema, strict), True, whitespace, limits)[1]
 
 
 def _warn_ignored(text: str, lenient: bool, ws: str, limits: Limits) -> None:
     if lenient:
-        for i in _compile(text, lenient, ws, limits)[1]:
+        for i in _rules(text, lenient, ws, limits)[1]:
             warnings.warn(f"{i.message} (at '{i.pointer or '/'}'); ignored", IgnoredKeyword, stacklevel=3)
 
 
@@ -188,18 +213,18 @@ def _canonical(schema: dict | bool | str, strict: bool = False) -> str:
 
 @lru_cache(maxsize=32)
 def _bind(
-    text: str, lenient: bool, ws: str, strict: bool, limits: Limits, vocab: Vocabulary
+    text: str, lenient: bool, ws: str, strict: bool, limits: Limits, vocab: Vocabulary, engine: str = "auto"
 ) -> TokenConstraint | CFGConstraint:
-    build = partial(_build, text, lenient, ws, limits, vocab)
+    build = partial(_build, text, lenient, ws, limits, vocab, engine)
     # `text` is already closed when strict; the flag is in the key too, so that the two can never share one
-    return disk_cache.cached("json_schema", (text, lenient, ws, strict, limits), vocab, build)
+    return disk_cache.cached("json_schema", (text, lenient, ws, strict, limits, engine), vocab, build)
 
 
 def _build(
-    text: str, lenient: bool, ws: str, limits: Limits, vocab: Vocabulary
+    text: str, lenient: bool, ws: str, limits: Limits, vocab: Vocabulary, engine: str = "auto"
 ) -> TokenConstraint | CFGConstraint:
     with deadline(limits.max_seconds):
-        compiled = _compile(text, lenient, ws, limits)[0]
+        compiled = _compile(text, lenient, ws, limits, engine)[0]
         if isinstance(compiled, ByteDFA) and compiled.is_empty():
             raise UnsupportedSchema("this schema accepts no JSON value at all", "", "")
         short = text if len(text) <= 60 else text[:57] + "..."
@@ -211,29 +236,58 @@ def _build(
 
 
 @lru_cache(maxsize=128)
-def _compile(
-    text: str, lenient: bool, ws: str, limits: Limits
-) -> tuple[ByteDFA | Grammar, tuple[Ignored, ...]]:
-    """The compiled schema and the keywords it ignored (lenient), so that callers warn on every call."""
+def _rules(text: str, lenient: bool, ws: str, limits: Limits) -> tuple[Grammar, tuple[Ignored, ...]]:
+    """The schema as a grammar of structure rules, and the keywords it ignored (lenient)."""
     with deadline(limits.max_seconds):
         if ws not in ("compact-or-default", "any"):
             raise ValueError(f"whitespace must be 'compact-or-default' or 'any', not {ws!r}")
         schema = json.loads(text)
         _check_meta(schema)
         compiler = _Compiler(schema, lenient, ws == "any")
-        node = compiler.compile()
-        return _finish(node, limits), tuple(dict.fromkeys(compiler.ignored))
+        return compiler.compile(), tuple(dict.fromkeys(compiler.ignored))
 
 
-def _finish(node: Node | Grammar, limits: Limits) -> ByteDFA | Grammar:
-    if isinstance(node, Grammar):
-        node = _with_lexemes(node, limits)
-        try:
-            build_rtn(node, limits)  # checked here (and cached) so that errors come at compile time
-        except GrammarError:
-            raise UnsupportedSchema("this schema accepts no JSON value at all", "", "") from None
-        return node
-    return _counted_dfa(node, limits)
+@lru_cache(maxsize=128)
+def _choice(text: str, lenient: bool, ws: str, limits: Limits) -> EngineChoice:
+    grammar = _rules(text, lenient, ws, limits)[0]
+    with deadline(limits.max_seconds):
+        choice = choose(grammar, ANY_RULE, lambda: _any_value(ANY_DEPTH, ws == "any").n + 1, _counted_size)
+        if choice.engine == GRAMMAR and not recursive(grammar, ANY_RULE):
+            lexemes = _lexemes(grammar, limits)
+            n = sum(unrolled_states(b.dfa) for _, b in lexemes.rules if isinstance(b, Lexeme))
+            if n > MAX_LEXEME_STATES:  # counters a single automaton keeps as counters
+                why = f"its length-bounded strings would unroll into {n:,} grammar states"
+                return EngineChoice(AUTOMATON, why)
+    return choice
+
+
+@lru_cache(maxsize=128)
+def _compile(
+    text: str, lenient: bool, ws: str, limits: Limits, engine: str = "auto"
+) -> tuple[ByteDFA | Grammar, tuple[Ignored, ...]]:
+    """The compiled schema and the keywords it ignored (lenient), so that callers warn on every call."""
+    if engine not in ("auto", AUTOMATON, GRAMMAR):
+        raise ValueError(f"engine must be 'auto', 'automaton' or 'grammar', not {engine!r}")
+    grammar, ignored = _rules(text, lenient, ws, limits)
+    with deadline(limits.max_seconds):
+        if engine == "auto":
+            engine = _choice(text, lenient, ws, limits).engine
+        elif engine == AUTOMATON and recursive(grammar, ANY_RULE):
+            engine = GRAMMAR
+        return _finish(grammar, engine, ws == "any", limits), ignored
+
+
+def _finish(grammar: Grammar, engine: str, any_ws: bool, limits: Limits) -> ByteDFA | Grammar:
+    """One DFA of the inlined grammar (any JSON value at most `ANY_DEPTH` deep), or the grammar with its
+    counted strings as `Lexeme` rules, checked (and its RTN cached) so that errors come at compile time."""
+    if engine == AUTOMATON:
+        return _counted_dfa(inline(grammar, {ANY_RULE: _any_value(ANY_DEPTH, any_ws)}), limits)
+    grammar = _lexemes(grammar, limits)
+    try:
+        build_rtn(grammar, limits)
+    except GrammarError:
+        raise UnsupportedSchema("this schema accepts no JSON value at all", "", "") from None
+    return grammar
 
 
 def _check_meta(schema: Any) -> None:
@@ -320,7 +374,8 @@ _ESC = seq(
 )
 STR_CHAR = alt(_RAW, _ESC)
 QUOTE = lit('"')
-ANY_STRING = seq(QUOTE, Repeat(STR_CHAR, 0, None), QUOTE)
+ANY_BODY = Repeat(STR_CHAR, 0, None)
+ANY_STRING = seq(QUOTE, ANY_BODY, QUOTE)
 _SHORT_ESC = {0x22: '"', 0x5C: "\\", 0x2F: "/", 0x08: "b", 0x0C: "f", 0x0A: "n", 0x0D: "r", 0x09: "t"}
 
 
@@ -499,6 +554,13 @@ class CountedBody:
 
 
 @lru_cache(maxsize=1)
+def _any_string_dfa() -> ByteDFA:
+    """The DFA of any quoted JSON string: one object for every schema, so that its lexeme's token rows
+    (cfg_rows.lexeme_automaton) are built once per vocabulary and kept in the disk cache."""
+    return dfa_from_nfa(_build_nfa(ANY_STRING, DEFAULT_LIMITS))
+
+
+@lru_cache(maxsize=1)
 def _string_body_dfa() -> ByteDFA:
     return dfa_from_nfa(_build_nfa(Repeat(STR_CHAR, 0, None), DEFAULT_LIMITS))
 
@@ -533,13 +595,22 @@ def _anchors(pattern: str) -> tuple[bool, bool, bool]:
 # -- NFA with Automaton nodes ---------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=32)
+def _lexemes(grammar: Grammar, limits: Limits) -> Grammar:
+    """`_with_lexemes`, checked for nesting first (its recursion walks the bodies) and cached."""
+    for _, body in grammar.rules:
+        check_nesting(body)
+    return _with_lexemes(grammar, limits)
+
+
 def _with_lexemes(grammar: Grammar, limits: Limits) -> Grammar:
     """`grammar` with every quoted counted string as a call of a `Lexeme` rule (one per distinct string
     language), so that the grammar engine counts its length instead of unrolling it."""
-    names: dict[CountedBody, str] = {}
+    names: dict[CountedBody | Node, str] = {}
     rules = [(name, _lexemize(body, names)) for name, body in grammar.rules]
     for body, name in names.items():
-        rules.append((name, Lexeme(_lexeme_dfa(body, limits), name)))
+        dfa = _any_string_dfa() if body == ANY_BODY else _lexeme_dfa(body, limits)  # type: ignore[arg-type]
+        rules.append((name, Lexeme(dfa, name)))
     return Grammar(tuple(rules), grammar.source)
 
 
@@ -550,13 +621,13 @@ def _lexemize(node: Any, names: dict[CountedBody, str]) -> Any:
         while i < len(node.items):
             x = node.items[i]
             if (
-                isinstance(x, CountedBody)
+                (isinstance(x, CountedBody) or x == ANY_BODY)
                 and items
                 and items[-1] == QUOTE
                 and i + 1 < len(node.items)
                 and node.items[i + 1] == QUOTE
             ):
-                items[-1] = Call(names.setdefault(x, f"string{len(names)}"))
+                items[-1] = Call(names.setdefault(x, f"string{len(names)}"))  # type: ignore[arg-type]
                 i += 2
                 continue
             items.append(_lexemize(x, names))
@@ -609,6 +680,12 @@ def _uncount(node: Any) -> Any:
 
 def _estimate(node: Any) -> int:
     return estimate_states(node, _counted_size)
+
+
+def _rule_size(node: Any, memo: dict[int, int] | None = None) -> int:
+    """NFA states of `node` in a rule body, a call counting as its two states (`memo`: sizes by node id,
+    shared between calls; its nodes must stay alive while it is used)."""
+    return estimate_states(node, lambda n: 2 if isinstance(n, Call) else _counted_size(n), memo)
 
 
 def _counted_size(node: Any) -> int:
@@ -698,31 +775,79 @@ class _Compiler:
         self._find_anchors(root, "")
         self._validator: Any = None
         self.rules: dict[str, str] = {}  # recursive $ref target (JSON pointer) -> its grammar rule
+        # Structure as rules: each distinct object/array language (hash-consed: repeated $refs share one
+        # rule) -> its rule name; "any" (true / {}) is one recursive any-JSON-value rule.
+        self.structs: dict[Node, str] = {}
+        self.size_memo: dict[int, int] = {}
+        self.memo: dict[int, tuple[Any, Node]] = {}  # see `schema`
+        self.n_calls = 0  # recursive-rule calls made so far
+        self.sized: list[Node] = []
+        self.uses_any = False
         self.ignored: list[Ignored] = []  # what lenient mode skipped (a keyword may be met twice)
 
-    def compile(self) -> Node | Grammar:
-        """The schema's language as one regex AST, or as a grammar when `$ref`s recurse.
+    def compile(self) -> Grammar:
+        """The schema's language as a grammar whose rules are its structure (json_engine.py decides
+        whether it runs as one token automaton or on the lazy grammar engine).
 
         A recursive `$ref` becomes a call of a rule named after its target; each such target is compiled
-        once more as that rule's body, so the regular parts stay automata and only recursion needs a stack.
+        once more as that rule's body. Every object and array language is a rule of its own (`struct`), as
+        is any JSON value (`any`), so each rule's automaton stays small.
         """
         root = self.schema(self.root, "", ())
-        if not self.rules:
-            return root
         bodies: dict[str, Node] = {}
         while len(bodies) < len(self.rules):
             for frag, name in list(self.rules.items()):
                 if name not in bodies:
                     target, _ = self.resolve("#" + frag, frag)
                     bodies[name] = self.schema(target, frag, (frag,))
-        rules = [("start", root), *bodies.items()]
+        rules = [("start", root), *bodies.items(), *((name, body) for body, name in self.structs.items())]
+        if self.uses_any:
+            rules.append((ANY_RULE, self.any_rule()))
         return Grammar(tuple(rules), "json schema")
 
     def call(self, frag: str) -> Call:
+        self.n_calls += 1
         name = self.rules.get(frag)
         if name is None:
             name = self.rules[frag] = f"ref{len(self.rules)}"
         return Call(name)
+
+    def struct(self, node: Node) -> Node:
+        """A call of the rule whose body is `node` (one rule per distinct body); NOTHING stays NOTHING."""
+        if node == NOTHING:
+            return NOTHING
+        name = self.structs.get(node)
+        if name is None:
+            name = self.structs[node] = f"struct{len(self.structs)}"
+        return Call(name)
+
+    def size(self, node: Node) -> int:
+        """`_rule_size` with sizes shared across the whole schema (members hold values sized before)."""
+        self.sized.append(node)  # keeps every memoized id alive
+        return _rule_size(node, self.size_memo)
+
+    def piece(self, node: Node) -> Node:
+        """`node`, or a call of a rule for it when it is large: an object writes each member and its extras
+        twice (props_body), so a large value there would double every rule automaton it sits in."""
+        if isinstance(node, Call) or self.size(node) <= PIECE_STATES:
+            return node
+        return self.struct(node)
+
+    def inline(self, s: Any, ptr: str, refs: tuple[str, ...]) -> Node:
+        """Subschema `s` as one regex node, no calls (for keywords that complement or intersect it): its
+        structure rules expanded, any JSON value nested at most `ANY_DEPTH` deep; recursion is refused."""
+        node = self.schema(s, ptr, refs)
+        bodies = {name: body for body, name in self.structs.items()}
+        recursive = set(self.rules.values())
+
+        def expand(call: Call) -> Any:
+            if call.rule == ANY_RULE:
+                return self.any_value(ANY_DEPTH)
+            if call.rule in recursive:
+                raise UnsupportedSchema("a recursive $ref cannot be expanded here", "$ref", ptr)
+            return map_calls(bodies[call.rule], expand)
+
+        return map_calls(node, expand)  # type: ignore[return-value]
 
     # -- errors
 
@@ -809,6 +934,19 @@ class _Compiler:
                     self.unsupported(k, f"{ptr}/{_esc(k)}")
 
     def schema(self, s: Any, ptr: str, refs: tuple[str, ...]) -> Node:
+        """The language of subschema `s`. Memoized by the schema object when its expansion met no recursive
+        `$ref` (then it is the same wherever `s` is used: a definition referenced from many places is
+        expanded once); not when lenient, whose ignored keywords are listed per pointer."""
+        hit = self.memo.get(id(s))
+        if hit is not None and hit[0] is s:
+            return hit[1]
+        calls = self.n_calls
+        node = self._schema(s, ptr, refs)
+        if calls == self.n_calls and not self.lenient and isinstance(s, dict):
+            self.memo[id(s)] = (s, node)  # `s` kept alive: its id is not reused
+        return node
+
+    def _schema(self, s: Any, ptr: str, refs: tuple[str, ...]) -> Node:
         check_time("expanding the JSON schema")
         self.check_keywords(s, ptr)
         try:
@@ -816,7 +954,8 @@ class _Compiler:
         except _Recursive as r:
             return self.call(r.frag)  # type: ignore[return-value]
         if s is True:
-            return self.any_value(ANY_DEPTH)
+            self.uses_any = True
+            return Call(ANY_RULE)  # type: ignore[return-value]
         if s is False:
             return NOTHING
         if not isinstance(s, dict):
@@ -874,9 +1013,9 @@ class _Compiler:
             elif t in ("number", "integer"):
                 out.append(self.number(s, ptr, t == "integer"))
             elif t == "array":
-                out.append(self.array(s, ptr, refs))
+                out.append(self.struct(self.array(s, ptr, refs)))
             else:
-                out.append(self.object(s, ptr, refs))
+                out.append(self.struct(self.object(s, ptr, refs)))
         out = [o for o in out if o != NOTHING]
         return alt(*out) if out else NOTHING
 
@@ -884,6 +1023,14 @@ class _Compiler:
 
     def any_value(self, depth: int) -> Node:
         return _any_value(depth, self.ws != EMPTY)
+
+    def any_rule(self) -> Node:
+        """The body of the recursive any-JSON-value rule (true / {} at any depth, in grammar mode)."""
+        me = Call(ANY_RULE)
+        scalars = [lit("null"), lit("true"), lit("false"), NUMBER, ANY_STRING]
+        arr = self.container("[", "]", me)  # type: ignore[arg-type]
+        obj = self.container("{", "}", seq(ANY_STRING, self.colon, me))  # type: ignore[arg-type]
+        return alt(*scalars, arr, obj)
 
     def container(self, open_: str, close: str, item: Node, lo: int = 0, hi: int | None = None) -> Node:
         if hi is not None and hi < lo:
@@ -1125,7 +1272,7 @@ class _Compiler:
                 if name in required:
                     return NOTHING
                 continue
-            decl.append((name, seq(_string_literal(name), self.colon, value), name in required))
+            decl.append((name, seq(_string_literal(name), self.colon, self.piece(value)), name in required))
         # extra keys
         extras: list[Node] = []
         declared = [n for n in names]
@@ -1152,7 +1299,7 @@ class _Compiler:
             v = self.schema(addl, f"{ptr}/additionalProperties", refs)
             if v != NOTHING:
                 extras.append(seq(_not_names(declared), self.colon, v))
-        extra = alt(*extras) if extras else None
+        extra = self.piece(alt(*extras)) if extras else None
         lo = int(s.get("minProperties", 0))
         hi = s.get("maxProperties")
         hi = None if hi is None else int(hi)
@@ -1196,7 +1343,13 @@ class _Compiler:
         # g: members i.. after something was written (each after a comma); f: members i.., at least one
         g: Node = EMPTY
         f: Node = NOTHING
+        g_size = 1
+        comma = self.size(self.comma)
         for _name, member, req in reversed(decl):
+            # g is written twice below: a rule once large, so that n optional members cost O(n), not n^2
+            if g_size > PIECE_STATES:
+                g, g_size = self.struct(g), 2
+            g_size += comma + self.size(member) + (0 if req else 2)
             g_next, f_next = g, f
             g = seq(self.comma, member, g_next) if req else seq(opt(seq(self.comma, member)), g_next)
             f = seq(member, g_next) if req or f_next == NOTHING else alt(seq(member, g_next), f_next)

@@ -106,7 +106,7 @@ def build_rtn(grammar: Grammar, limits: Limits = DEFAULT_LIMITS) -> RTN:
     while changed:  # a rule is nullable if its start reaches acceptance through calls of nullable rules
         changed = False
         for r in range(len(names)):
-            if nullable[r]:
+            if nullable[r] or offsets[r] == offsets[r + 1]:  # a rule with no states derives nothing
                 continue
             seen = {int(offsets[r])}
             stack = [int(offsets[r])]
@@ -246,6 +246,19 @@ def _rule_dfa(
     return full.astype(np.int32), acc, calls
 
 
+def _widths(dfa: ByteDFA, seg: np.ndarray) -> np.ndarray:
+    """Per DFA state, how many (state, counter) pairs it unrolls into."""
+    return np.array([len(dfa.live[q]) if seg[q] >= 0 else 1 for q in range(dfa.n_states)], dtype=np.int64)
+
+
+def unrolled_states(dfa: ByteDFA) -> int:
+    """The RTN states a `Lexeme` of this counted DFA unrolls into (all lexemes share MAX_LEXEME_STATES)."""
+    seg = (
+        np.full(dfa.n_states, -1, dtype=np.int64) if dfa.seg is None else np.asarray(dfa.seg, dtype=np.int64)
+    )
+    return int(_widths(dfa, seg).sum())
+
+
 def _unroll_lexeme(dfa: ByteDFA, before: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(byte table, accepting, DFA state, counter) over the (state, counter) pairs of a counted DFA;
     `before`: the pairs earlier lexemes of the grammar took (all count toward `MAX_LEXEME_STATES`).
@@ -256,7 +269,7 @@ def _unroll_lexeme(dfa: ByteDFA, before: int) -> tuple[np.ndarray, np.ndarray, n
     """
     n = dfa.n_states
     seg = np.full(n, -1, dtype=np.int64) if dfa.seg is None else np.asarray(dfa.seg, dtype=np.int64)
-    width = np.array([len(dfa.live[q]) if seg[q] >= 0 else 1 for q in range(n)], dtype=np.int64)
+    width = _widths(dfa, seg)
     base = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(width, out=base[1:])
     m = int(base[-1])

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from decc.grammars import GrammarError, GrammarLimitError, Limits, Vocabulary, cfg
 from decc.grammars.cfg_grammar import parse_grammar
+from decc.grammars.cfg_rows import classify
 from decc.grammars.earley import Recognizer
 from decc.grammars.rtn import build_rtn
 
@@ -203,5 +204,8 @@ def test_limits() -> None:
     text, alphabet = GRAMMARS["ebnf"]
     with pytest.raises(GrammarLimitError):
         cfg(text, _tiny_vocab(alphabet), limits=Limits(max_dfa_states=3))
+    # binding classifies lazily (no (state, token) limit); the eager classification keeps its limit
+    vocab = _tiny_vocab(alphabet)
+    cfg(text, vocab, limits=Limits(max_token_transitions=5))
     with pytest.raises(GrammarLimitError):
-        cfg(text, _tiny_vocab(alphabet), limits=Limits(max_token_transitions=5))
+        classify(build_rtn(parse_grammar(text)), vocab, Limits(max_token_transitions=5))

@@ -168,7 +168,9 @@ def test_regex_round_trip(cache_dir):
 
 def test_json_schema_counted_round_trip(cache_dir):
     v = _small_vocab()
-    first, second = _round_trip(lambda vocab: json_schema(COUNTED, vocab), v, [_tokenize(v, COUNTED_TEXT)])
+    first, second = _round_trip(
+        lambda vocab: json_schema(COUNTED, vocab, engine="automaton"), v, [_tokenize(v, COUNTED_TEXT)]
+    )
     assert isinstance(second, TokenConstraint)
 
 
@@ -298,7 +300,9 @@ def test_round_trip_on_the_embedded_tokenizer(cache_dir, decc_vocab, decc_tokeni
     def walk(text: bytes) -> list[int]:
         return decc_tokenizer.encode(text.decode(), add_special_tokens=False)
 
-    a1, a2 = _round_trip(lambda vocab: json_schema(COUNTED, vocab), decc_vocab, [walk(COUNTED_TEXT)])
+    a1, a2 = _round_trip(
+        lambda vocab: json_schema(COUNTED, vocab, engine="automaton"), decc_vocab, [walk(COUNTED_TEXT)]
+    )
     assert isinstance(a2, TokenConstraint) and a2.automaton.counts is not None
     assert a2.automaton.loops  # string bodies: loop classes come back through the vocabulary's loop cache
     assert all(lp is a2.vocab.loop_cache[k] for k, lp in a2.vocab.loop_cache.items())

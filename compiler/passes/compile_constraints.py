@@ -58,7 +58,7 @@ def _constraint(c: ir.Constraint) -> ir.Constraint:
     if isinstance(c, ir.All):
         return _all(c)
     dfa = _dfa(c)
-    if isinstance(dfa, CFG):  # a recursive JSON schema: a grammar, run by the CFG engine
+    if isinstance(dfa, CFG):  # a recursive or large JSON schema: a grammar, run by the lazy CFG engine
         return replace(c, compiled=dfa, n_states=None)
     if dfa.n_states == 0:
         raise DeccError(
@@ -89,7 +89,9 @@ def _dfa(c: ir.Constraint) -> grammars.ByteDFA | CFG:
         if isinstance(c, ir.JsonSchema):
             with warnings.catch_warnings():  # ignored keywords: positioned warnings (`_ignored`) instead
                 warnings.simplefilter("ignore", grammars.IgnoredKeyword)
-                return grammars.compile_json_schema(c.schema, lenient=c.lenient, whitespace=c.whitespace)
+                return grammars.compile_json_schema(
+                    c.schema, lenient=c.lenient, whitespace=c.whitespace, engine=c.engine
+                )
         if isinstance(c, ir.Range):
             return grammars.compile_json_schema(c.schema)
         if isinstance(c, ir.Choice):

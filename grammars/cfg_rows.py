@@ -1,0 +1,352 @@
+"""The per-state token classification of a grammar (see cfg_matcher), computed lazily and memoized.
+
+Every vocabulary token is walked, for an RTN state with byte edges, through that rule's byte transitions
+alone (calls and completions ignored), and classified once:
+
+- *inside*: all its bytes stay inside the rule and end in a live state: allowed whenever an item at that
+  state is in the current Earley set (every item is viable, so no context is needed);
+- *rejected*: it dies before passing an exit point (a state, after >= 1 byte, that accepts or calls):
+  this item can never take it;
+- *uncertain*: it dies after passing an exit point: it may continue in a callee or in a caller, which
+  only the Earley set at run time can tell.
+
+`StateRows` does this the first time a mask needs a state (for the batch of states that mask needs, walking
+only the tokens whose first byte lives there), so that binding a grammar to a vocabulary costs O(grammar),
+not O(states x vocabulary). `classify` runs the same walk over every state at once (the eager form, kept
+for tests and for callers that want every row up front).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from . import disk_cache
+from .constraint import TokenConstraint
+from .dfa import ByteDFA
+from .errors import GrammarLimitError
+from .limits import DEFAULT_LIMITS, Limits, check_time
+from .rtn import RTN
+from .token_automaton import TokenAutomaton, pack_bits, set_bits
+from .vocab import Vocabulary
+
+_CHUNK = 4_000_000  # (state, token) pairs walked at once
+
+
+@dataclass(frozen=True, eq=False)
+class VocabOrder:
+    """A vocabulary's text tokens sorted by their bytes (so that a mask's simulation shares prefixes)."""
+
+    rank_to_id: np.ndarray  # int64: text token ids sorted by their bytes
+    rank_of: np.ndarray  # int64 [size]: each id's rank (0 for ids that are not text tokens)
+    rank_bytes: tuple[bytes, ...]  # the bytes of those tokens, in the same order
+
+
+@lru_cache(maxsize=8)
+def vocab_order(vocab: Vocabulary) -> VocabOrder:
+    ids = vocab.text_ids
+    order = sorted(ids.tolist(), key=lambda i: vocab.token_bytes[i])
+    rank_to_id = np.array(order, dtype=np.int64)
+    rank_of = np.zeros(vocab.size, dtype=np.int64)
+    rank_of[rank_to_id] = np.arange(len(rank_to_id))
+    for a in (rank_to_id, rank_of):
+        a.setflags(write=False)
+    return VocabOrder(rank_to_id, rank_of, tuple(vocab.token_bytes[i] or b"" for i in order))
+
+
+class StateRows:
+    """Inside rows and uncertain ranks per RTN state, each computed on first use and then kept.
+
+    `rows(states)` gives the rows' indices into `buf` (row 0: no token); `uncertain[g]` the sorted
+    byte-order ranks of state g's uncertain tokens. Unrolled lexeme states take theirs from the lexeme's
+    token automaton, a whole lexeme rule at a time.
+    """
+
+    def __init__(
+        self, rtn: RTN, vocab: Vocabulary, order: VocabOrder, limits: Limits = DEFAULT_LIMITS
+    ) -> None:
+        n = rtn.n_states
+        self.rtn, self.vocab, self.order, self.limits = rtn, vocab, order, limits
+        self.dead = n
+        table = np.full((n + 1, 256), n, dtype=np.int32)
+        table[:n] = np.where(rtn.table < 0, n, rtn.table)
+        self.table = table
+        self.exit_point = np.zeros(n + 1, dtype=bool)  # a token passing here may go on in a caller
+        self.exit_point[:n] = accepting_through_nullable(rtn)
+        self.enters = call_first(rtn)  # [n + 1, 256]: this byte may go on in a callee called here
+        self.lexical = rtn.lex_q >= 0
+        self.row_of = np.full(n, -1, dtype=np.int64)  # -1: not computed yet
+        self.buf = np.zeros((64, vocab.n_words), dtype=np.int32)
+        self.n_rows = 1
+        self.uncertain: list[np.ndarray | None] = [None] * n
+        self.walked = 0  # (state, token) pairs walked so far
+
+    def rows(self, states: np.ndarray) -> np.ndarray:
+        """The row indices of `states` (int64, sorted unique RTN states), classifying the new ones."""
+        have = self.row_of[states]
+        missing = states[have < 0]
+        if len(missing):
+            lex = self.lexical[missing]
+            if lex.any():
+                for r in np.unique(self.rtn.rule_of[missing[lex]]).tolist():
+                    self._lexeme(r)
+            plain = missing[~lex]
+            if len(plain):
+                self._walk(plain)
+            have = self.row_of[states]
+        return have
+
+    def _add_rows(self, rows: np.ndarray) -> int:
+        """Append rows to `buf`; the index of the first."""
+        k = len(rows)
+        while self.n_rows + k > len(self.buf):
+            grown = np.zeros((2 * len(self.buf), self.buf.shape[1]), dtype=np.int32)
+            grown[: self.n_rows] = self.buf[: self.n_rows]
+            self.buf = grown
+        first = self.n_rows
+        self.buf[first : first + k] = rows
+        self.n_rows += k
+        return first
+
+    def _walk(self, states: np.ndarray) -> None:
+        """Classify the plain (not lexeme) `states` by walking their live tokens, a chunk at a time."""
+        ids, lengths, padded, offsets = self.vocab.packed
+        live = self.table[states] != self.dead
+        per_state = live.astype(np.int64) @ np.diff(offsets)
+        self.walked += int(per_state.sum())
+        bounds = np.searchsorted(np.cumsum(per_state), np.arange(_CHUNK, int(per_state.sum()), _CHUNK))
+        for part in np.split(np.arange(len(states)), np.unique(bounds)):
+            if len(part):
+                self._walk_chunk(states[part], live[part], ids, lengths, padded, offsets)
+
+    def _walk_chunk(
+        self,
+        states: np.ndarray,
+        live: np.ndarray,
+        ids: np.ndarray,
+        lengths: np.ndarray,
+        padded: np.ndarray,
+        offsets: np.ndarray,
+    ) -> None:
+        table, dead, exit_point, enters = self.table, self.dead, self.exit_point, self.enters
+        src, t_idx, cur = start_pairs(states, table, live, offsets)
+        passed = exit_point[cur]
+        in_src: list[np.ndarray] = []
+        in_tok: list[np.ndarray] = []
+        unc_src: list[np.ndarray] = []
+        unc_tok: list[np.ndarray] = []
+        j = 1
+        while len(t_idx):
+            check_time("classifying the vocabulary for the grammar")
+            done = lengths[t_idx] == j
+            if done.any():
+                in_src.append(src[done])
+                in_tok.append(ids[t_idx[done]])
+                keep = ~done
+                src, t_idx, cur, passed = src[keep], t_idx[keep], cur[keep], passed[keep]
+                if not len(t_idx):
+                    break
+            byte = padded[t_idx, j]
+            passed |= enters[cur, byte]
+            cur = table[cur, byte]
+            died = cur == dead
+            if died.any():
+                unsure = died & passed
+                unc_src.append(src[unsure])
+                unc_tok.append(ids[t_idx[unsure]])
+                alive = ~died
+                src, t_idx, cur, passed = src[alive], t_idx[alive], cur[alive], passed[alive]
+            passed |= exit_point[cur]
+            j += 1
+        self.row_of[states] = 0
+        if in_src:
+            s_all, t_all = np.concatenate(in_src), np.concatenate(in_tok)
+            which_states, which = np.unique(s_all, return_inverse=True)
+            packed = pack_bits(which.reshape(-1), t_all, len(which_states), self.vocab.n_words)
+            first = self._add_rows(packed.view(np.int32))
+            self.row_of[which_states] = first + np.arange(len(which_states))
+        rank_of = self.order.rank_of
+        empty = np.zeros(0, dtype=np.int64)
+        if unc_src:
+            s_all, t_all = np.concatenate(unc_src), np.concatenate(unc_tok)
+            order = np.argsort(s_all, kind="stable")
+            s_all, t_all = s_all[order], t_all[order]
+            cut = np.searchsorted(s_all, states, side="left").tolist()
+            end = np.searchsorted(s_all, states, side="right").tolist()
+            for g, a, b in zip(states.tolist(), cut, end, strict=True):
+                self.uncertain[g] = np.sort(rank_of[t_all[a:b]]) if b > a else empty
+        else:
+            for g in states.tolist():
+                self.uncertain[g] = empty
+
+    def _lexeme(self, r: int) -> None:
+        """Rows and uncertain ranks of every unrolled state of lexeme rule r (from its token automaton)."""
+        rtn, vocab = self.rtn, self.vocab
+        dfa = rtn.lexemes[r]
+        assert dfa is not None
+        auto = lexeme_automaton(dfa, vocab, self.limits)
+        exits = exit_tokens(dfa, vocab)
+        rank_of = self.order.rank_of
+        ranked = [np.sort(rank_of[e]) for e in exits]
+        eos_bits = np.zeros(vocab.n_words, dtype=np.uint32)
+        set_bits(eos_bits, np.array(sorted(vocab.eos_ids), dtype=np.int64))
+        clear = ~eos_bits.view(np.int32)
+        by_tensor: dict[int, int] = {}
+        has_bytes = self.table[:-1] != self.dead
+        for g in range(int(rtn.offsets[r]), int(rtn.offsets[r + 1])):
+            q, c = int(rtn.lex_q[g]), int(rtn.lex_c[g])
+            self.uncertain[g] = ranked[q]
+            if not has_bytes[g].any():
+                self.row_of[g] = 0
+                continue
+            tensor = auto.row(q, c)
+            k = by_tensor.get(id(tensor))
+            if k is None:
+                k = by_tensor[id(tensor)] = self._add_rows((tensor.numpy() & clear)[None, :])
+            self.row_of[g] = k
+
+
+def start_pairs(
+    states: np.ndarray, table: np.ndarray, live: np.ndarray, offsets: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(state, token row, state after the first byte) for `states` and every token whose first byte lives."""
+    s_idx, b_idx = np.nonzero(live)
+    counts = offsets[b_idx + 1] - offsets[b_idx]
+    keep = counts > 0
+    s_idx, b_idx, counts = s_idx[keep], b_idx[keep], counts[keep]
+    group = np.repeat(np.arange(len(counts)), counts)
+    starts = np.cumsum(counts) - counts
+    t_idx = offsets[b_idx][group] + (np.arange(int(counts.sum())) - starts[group])
+    src = states[s_idx]
+    return src[group], t_idx, table[src, b_idx][group]
+
+
+@lru_cache(maxsize=64)
+def lexeme_automaton(dfa: ByteDFA, vocab: Vocabulary, limits: Limits) -> TokenAutomaton:
+    """The token automaton of a lexeme's counted DFA: built once per (DFA, vocabulary) in a process and
+    kept in the disk cache under the DFA's contents, so that lexemes every schema shares (a JSON string)
+    cost nothing after the first run."""
+
+    def build() -> TokenConstraint:
+        return TokenConstraint(dfa, vocab, TokenAutomaton.build(dfa, vocab, limits), "lexeme")
+
+    return disk_cache.cached("lexeme", (dfa_digest(dfa), limits), vocab, build).automaton
+
+
+def dfa_digest(dfa: ByteDFA) -> str:
+    """A hash of everything that defines a (counted) DFA's language, for cache keys."""
+    h = hashlib.sha256()
+    for a in (dfa.transitions, dfa.accepting, dfa.seg, dfa.tick):
+        h.update(b"-" if a is None else np.ascontiguousarray(a).tobytes() + repr(a.shape).encode())
+    h.update(repr((dfa.start, dfa.bounds)).encode())
+    for q in sorted(dfa.live):
+        h.update(repr(q).encode() + np.ascontiguousarray(dfa.live[q]).tobytes())
+    return h.hexdigest()
+
+
+def classify(
+    rtn: RTN, vocab: Vocabulary, limits: Limits = DEFAULT_LIMITS
+) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Eagerly, for every RTN state: (inside rows [R, n_words], each state's row [G], uncertain token ids
+    per state), refusing grammars whose (state, token) pairs exceed `limits.max_token_transitions`."""
+    n = rtn.n_states
+    rows = StateRows(rtn, vocab, vocab_order(vocab), limits)
+    plain = np.flatnonzero(~rows.lexical)
+    live = rows.table[plain] != rows.dead
+    pairs = int((live.astype(np.int64) @ np.diff(vocab.packed[3])).sum())
+    if pairs > limits.max_token_transitions:
+        raise GrammarLimitError(
+            f"grammar too large for this vocabulary: about {pairs:,} (state, token) pairs to classify "
+            f"(limit {limits.max_token_transitions:,})"
+        )
+    of = rows.rows(np.arange(n, dtype=np.int64))
+    rank_to_id = rows.order.rank_to_id
+    uncertain = [np.sort(rank_to_id[u]) for u in rows.uncertain if u is not None]
+    inside = np.ascontiguousarray(rows.buf[: rows.n_rows])
+    return inside, of, uncertain
+
+
+def call_first(rtn: RTN) -> np.ndarray:
+    """bool [G + 1, 256]: the bytes that can start what a call made from state g derives (the callee, and
+    what follows it when the callee is nullable), the last row (the dead state) empty.
+
+    A token that dies in its own rule only after passing such a byte may have gone into the callee there
+    instead, so it is uncertain; one that never did is rejected for good.
+    """
+    n = rtn.n_states
+    first = np.zeros((n + 1, 256), dtype=bool)
+    first[:n] = rtn.table >= 0
+    src, callee_start, nxt = [], [], []
+    starts = rtn.offsets[:-1]
+    for g, edges in enumerate(rtn.calls):
+        for callee, after in edges:
+            src.append(g)
+            callee_start.append(int(starts[callee]))
+            nxt.append(after if rtn.nullable[callee] else n)
+    if not src:
+        return np.zeros((n + 1, 256), dtype=bool)
+    src_a, start_a, nxt_a = (np.array(x, dtype=np.int64) for x in (src, callee_start, nxt))
+    while True:  # F(g) = bytes(g) | F(callee start) | F(next), if the callee is nullable, for g's calls
+        before = first[src_a].copy()
+        np.logical_or.at(first, src_a, first[start_a] | first[nxt_a])
+        if (first[src_a] == before).all():
+            break
+    out = np.zeros((n + 1, 256), dtype=bool)
+    np.logical_or.at(out, src_a, first[start_a] | first[nxt_a])
+    return out
+
+
+def accepting_through_nullable(rtn: RTN) -> np.ndarray:
+    """bool [G]: the state accepts, or reaches an accepting state through calls of nullable rules (the
+    Earley set then also holds that state, whose completion continues in a caller)."""
+    acc = rtn.accepting.copy()
+    edges = [(g, nxt) for g, es in enumerate(rtn.calls) for callee, nxt in es if rtn.nullable[callee]]
+    changed = True
+    while changed:
+        changed = False
+        for g, nxt in edges:
+            if acc[nxt] and not acc[g]:
+                acc[g] = changed = True
+    return acc
+
+
+def exit_tokens(dfa: ByteDFA, vocab: Vocabulary) -> list[np.ndarray]:
+    """Per DFA state: the text tokens whose walk (counters ignored) passes an accepting state after at
+    least one byte and then dies. Only tokens with a byte that enters an accepting state before their last
+    byte can; there are few (a JSON string's closing quote inside a token like `",`)."""
+    return _exit_tokens(dfa, vocab)
+
+
+@lru_cache(maxsize=64)
+def _exit_tokens(dfa: ByteDFA, vocab: Vocabulary) -> list[np.ndarray]:
+    ids, lengths, padded, _ = vocab.packed
+    trans = dfa.transitions
+    enters = np.zeros(256, dtype=bool)
+    src, byte = np.nonzero(trans >= 0)
+    enters[byte[dfa.accepting[trans[src, byte]]]] = True
+    width = padded.shape[1]
+    before_last = np.arange(width)[None, :] < (lengths[:, None] - 1)
+    cand = np.flatnonzero((enters[padded] & before_last).any(axis=1))
+    rows = trans.tolist()
+    acc = dfa.accepting.tolist()
+    tokens = [(int(ids[i]), bytes(padded[i, : lengths[i]].tolist())) for i in cand.tolist()]
+    out = []
+    for q in range(dfa.n_states):
+        hit = []
+        for tid, data in tokens:
+            state, passed = q, False
+            for b in data:
+                state = rows[state][b]
+                if state < 0:
+                    if passed:
+                        hit.append(tid)
+                    break
+                passed = passed or acc[state]
+        out.append(np.array(sorted(hit), dtype=np.int64))
+    return out
+
+
+__all__ = ["StateRows", "VocabOrder", "accepting_through_nullable", "call_first", "classify", "vocab_order"]

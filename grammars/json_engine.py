@@ -1,0 +1,126 @@
+"""Which engine runs a compiled JSON schema: one token automaton, or the lazy grammar engine.
+
+The schema compiler writes every schema as a grammar whose rules are its structure (objects, arrays, any
+JSON value, recursive `$ref` targets). A small regular one is inlined back into one regex and built into a
+token automaton: built eagerly over states x vocabulary, but the fastest masks. Everything else (recursion,
+or an inlined automaton past `AUTOMATON_MAX_NFA` NFA states) stays a grammar, whose token rows are computed
+lazily (cfg_rows.py), so compiling costs O(schema).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .cfg_grammar import Call, Grammar, map_calls
+from .nfa import check_nesting, estimate_states
+from .regex_ast import Alt, Concat, Repeat
+
+# Inlined schemas up to this many NFA states compile to a token automaton. Measured on a MaskBench sample
+# with SmolLM2's vocabulary: past a few thousand states the eager build takes longer than the lazy engine's
+# first masks, while masks of both stay in the microseconds.
+AUTOMATON_MAX_NFA = 500
+
+AUTOMATON = "automaton"
+GRAMMAR = "grammar"
+
+
+@dataclass(frozen=True)
+class EngineChoice:
+    """The engine of one constraint and why (`decc compile --emit opt` prints it)."""
+
+    engine: str  # AUTOMATON or GRAMMAR
+    reason: str
+
+    def remark(self) -> str:
+        name = "grammar (lazy)" if self.engine == GRAMMAR else "token automaton"
+        return f"engine: {name} because {self.reason}"
+
+
+def calls_in(node: Any) -> set[str]:
+    """The rule names `node` calls."""
+    out: set[str] = set()
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, Call):
+            out.add(n.rule)
+        elif isinstance(n, Concat | Alt):
+            stack.extend(n.items)
+        elif isinstance(n, Repeat):
+            stack.append(n.item)
+    return out
+
+
+def recursive(grammar: Grammar, skip: str) -> bool:
+    """Some rule reachable from the start calls itself again (rule `skip` aside: it has a regular form)."""
+    graph = {name: calls_in(body) - {skip} for name, body in grammar.rules if name != skip}
+    state: dict[str, int] = {}  # 1: on the path, 2: done
+
+    def visit(r: str) -> bool:
+        state[r] = 1
+        for c in graph.get(r, ()):
+            s = state.get(c, 0)
+            if s == 1 or (s == 0 and visit(c)):
+                return True
+        state[r] = 2
+        return False
+
+    return visit(grammar.rules[0][0])
+
+
+def inline(grammar: Grammar, fixed: dict[str, Any]) -> Any:
+    """The start rule with every call expanded into its rule's body (`fixed`: bodies to use instead, for
+    rules that recurse in the grammar but have a bounded regular form); the grammar must not recurse."""
+    bodies = dict(grammar.rules)
+    for body in bodies.values():
+        check_nesting(body)  # before the recursion below walks it
+    done: dict[str, Any] = dict(fixed)
+
+    def expand(call: Call) -> Any:
+        hit = done.get(call.rule)
+        if hit is None:
+            hit = done[call.rule] = map_calls(bodies[call.rule], expand)
+        return hit
+
+    return map_calls(grammar.rules[0][1], expand)
+
+
+def inline_size(grammar: Grammar, fixed: dict[str, int], other: Callable[[Any], int]) -> int:
+    """The NFA states of `inline(grammar, ...)` without building it (each rule sized once)."""
+    bodies = dict(grammar.rules)
+    sizes: dict[str, int] = dict(fixed)
+
+    def size(node: Any) -> int:
+        if isinstance(node, Call):
+            hit = sizes.get(node.rule)
+            if hit is None:
+                hit = sizes[node.rule] = estimate_states(bodies[node.rule], size)
+            return hit
+        return other(node)
+
+    return estimate_states(grammar.rules[0][1], size)
+
+
+def choose(
+    grammar: Grammar, any_rule: str, any_size: Callable[[], int], other: Callable[[Any], int]
+) -> EngineChoice:
+    """The engine for a schema's grammar (see the module docstring)."""
+    if recursive(grammar, any_rule):
+        return EngineChoice(GRAMMAR, "the schema recurses ($ref)")
+    uses_any = any(any_rule in calls_in(body) for _, body in grammar.rules)
+    if uses_any:
+        fixed = {any_rule: any_size()}
+    else:
+        fixed = {}
+    n = inline_size(grammar, fixed, other)
+    if n > AUTOMATON_MAX_NFA:
+        return EngineChoice(
+            GRAMMAR,
+            f"as one automaton it would need {n:,} NFA states (automaton limit {AUTOMATON_MAX_NFA:,})",
+        )
+    return EngineChoice(AUTOMATON, f"it is regular and small ({n:,} NFA states)")
+
+
+__all__ = ["AUTOMATON", "AUTOMATON_MAX_NFA", "GRAMMAR", "EngineChoice", "choose", "inline", "inline_size"]
