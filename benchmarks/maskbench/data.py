@@ -101,11 +101,19 @@ def _validity_checker(schema: Any) -> Any:
 def keys_in_schema_order(schema: Any, data: Any) -> bool:
     """Whether every object of `data` can have its keys in the order decc writes them: the properties some
     applicable subschema declares (one subschema's `properties`, or all of them merged in order, as `allOf`
-    merges them), in that order, before any undeclared key. Subschemas are found by walking `data` with
+    merges them; names only `required` lists come after `properties`), in that order, before any
+    undeclared key. Subschemas are found by walking `data` with
     the schema: local `$ref`s, `allOf`/`anyOf`/`oneOf`/`then`/`else`, `properties`/`patternProperties`/
     `additionalProperties`, `items`/`prefixItems`/`additionalItems`. An object no subschema declares
     properties for takes any order. Engine-independent, so it flags the same instances for every engine."""
-    return _OrderCheck(schema).check([schema], data, 0)
+    return SchemaWalk(schema).in_order([schema], data, 0)
+
+
+def _declared(s: dict) -> list[str]:
+    """A subschema's property names as decc orders them: `properties`, then names only `required` gives."""
+    names = list(s["properties"])
+    required = s.get("required") if isinstance(s.get("required"), list) else []
+    return names + [r for r in required if isinstance(r, str) and r not in names]
 
 
 def _follows(keys: list[str], order: list[str]) -> bool:
@@ -121,7 +129,10 @@ def _follows(keys: list[str], order: list[str]) -> bool:
     return True
 
 
-class _OrderCheck:
+class SchemaWalk:
+    """The subschemas that apply to each value of an instance, found by walking it with the schema
+    (approximately: every branch of `anyOf`/`oneOf`/`if` counts)."""
+
     MAX_DEPTH = 64
 
     def __init__(self, root: Any) -> None:
@@ -162,17 +173,28 @@ class _OrderCheck:
             stack.extend(s[kw] for kw in ("else", "then") if kw in s)
         return out
 
-    def check(self, schemas: list[Any], data: Any, depth: int) -> bool:
+    def at(self, path: tuple[str | int, ...]) -> list[dict]:
+        """The candidate subschemas of the value at `path` (keys and indices) of an instance."""
+        schemas: list[Any] = [self.root]
+        for part in path:
+            cands = self.candidates(schemas)
+            if isinstance(part, int):
+                schemas = list(self.items(cands, part))
+            else:
+                schemas = list(self.children(cands, part))
+        return self.candidates(schemas)
+
+    def in_order(self, schemas: list[Any], data: Any, depth: int) -> bool:
         if depth > self.MAX_DEPTH or not isinstance(data, (dict, list)):
             return True
         cands = self.candidates(schemas)
         if isinstance(data, dict):
-            orders = [list(c["properties"]) for c in cands if isinstance(c.get("properties"), dict)]
+            orders = [_declared(c) for c in cands if isinstance(c.get("properties"), dict)]
             merged = list(dict.fromkeys(k for o in orders for k in o))
             if orders and not any(_follows(list(data), o) for o in [*orders, merged]):
                 return False
-            return all(self.check(list(self.children(cands, k)), v, depth + 1) for k, v in data.items())
-        return all(self.check(list(self.items(cands, i)), v, depth + 1) for i, v in enumerate(data))
+            return all(self.in_order(list(self.children(cands, k)), v, depth + 1) for k, v in data.items())
+        return all(self.in_order(list(self.items(cands, i)), v, depth + 1) for i, v in enumerate(data))
 
     @staticmethod
     def children(cands: list[dict], key: str) -> Iterator[Any]:
