@@ -263,10 +263,20 @@ class _Context:
     forced: bytes  # what llguidance says the grammar forces next
 
     def value(self, kinds: tuple[str, ...], end: bool = False) -> tuple[Span | None, list[dict]]:
+        """The innermost value (or key) the prefix ends in and its subschemas; inside an array or object,
+        between members, those of any member that could come next too."""
         span = self.lay.span_at(self.offset, kinds, end)
         if span is None:
             return None, []
-        return span, self.walker.at(span.path[:-1] if span.kind == "key" else span.path)
+        cands = self.walker.at(span.path[:-1] if span.kind == "key" else span.path)
+        if span.kind in ("array", "object") and span.start < self.offset:
+            members = [s for s in self.lay.spans if s.path[:-1] == span.path and s.kind != "key" and s.path]
+            if span.kind == "array":
+                subs = [x for i in range(len(members) + 1) for x in SchemaWalk.items(cands, i)]
+            else:
+                subs = [x for c in cands for x in _member_schemas(c)]
+            cands = cands + self.walker.candidates(subs)
+        return span, cands
 
     def has(self, kinds: tuple[str, ...], keywords: tuple[str, ...], end: bool = False) -> bool:
         return any(k in c for k in keywords for c in self.value(kinds, end)[1])
@@ -277,6 +287,12 @@ class _Context:
 
 
 VALUES = ("key", "string", "number", "literal", "object", "array")
+
+
+def _member_schemas(s: dict) -> list[Any]:
+    props = s.get("properties") if isinstance(s.get("properties"), dict) else {}
+    pattern = s.get("patternProperties") if isinstance(s.get("patternProperties"), dict) else {}
+    return [*props.values(), *pattern.values(), s.get("additionalProperties", True)]
 
 
 def _format(b: bytes, at: _Context) -> bool:
@@ -300,17 +316,25 @@ def _pattern_escape(b: bytes, at: _Context) -> bool:
     span, cands = at.value(VALUES)
     if span is None or (at.offset == span.start and b[:1] != b'"'):
         return False
-    keywords = ("patternProperties", "propertyNames") if span.kind == "key" else ("pattern", "format")
+    keywords = ("patternProperties", "propertyNames", "pattern", "format")
     return any(k in c for k in keywords for c in cands)
 
 
 CANONICAL_U = re.compile(rb"(0(0([01][0-9a-fA-F]?)?)?)?")
 
 
+UNICODE_ESCAPE = re.compile(rb"(\\+)u([0-9a-fA-F]{0,3})$")
+
+
 def _escape_spelling(b: bytes, at: _Context) -> bool:
+    if not at.inside_text():
+        return False
     text = at.lay.text[: at.offset]
-    run = len(text) - len(text.rstrip(b"\\"))
-    if not (at.inside_text() and run % 2 == 1):
+    started = UNICODE_ESCAPE.search(text)
+    if started is not None and len(started.group(1)) % 2 == 1:  # inside a \u escape
+        hex_digits = started.group(2) + b[: 4 - len(started.group(2))]
+        return CANONICAL_U.fullmatch(hex_digits) is None
+    if (len(text) - len(text.rstrip(b"\\"))) % 2 == 0:
         return False
     return b[:1] == b"/" or (b[:1] == b"u" and CANONICAL_U.fullmatch(b[1:5]) is None)
 
