@@ -20,6 +20,40 @@ Peers are benchmark-only: an engine whose package is missing is skipped with a n
 
     .venv/bin/python benchmarks/masks.py [--engines decc,xgrammar,llguidance] [--schemas GLOB]
         [--repeat N] [--separators compact|default] [--timeout S] [--out results.json]
+
+MaskBench mode (`--maskbench DIR`, DIR default $DECC_MASKBENCH; code in maskbench/): a seeded random
+sample (`--sample N`, 0 = all; `--seed S`) of the data folder of guidance-ai/jsonschemabench's MaskBench,
+one `<file>.json` per schema with labelled valid and invalid instances, and `--tokenizer NAME`
+(`decc.load_tokenizer(NAME)`; default the embedded SmolLM2). Each engine runs in its own worker process
+on one thread (OMP/MKL/OpenBLAS/Rayon threads 1, torch 1, XGrammar `max_threads=1`; decc's own compile
+deadline off); schemas go one at a time through every engine. A worker that does not give its first mask
+within `--timeout` seconds (default 60), or then does not finish walking the instances within as long
+again, is killed and restarted: the schema is a `timeout`. Definitions:
+
+* an instance is serialized once, with `json.dumps(data, separators, ensure_ascii=False)` (the compact
+  separators by default: what decc writes, and what all three engines are configured for, with no free
+  whitespace), and tokenized canonically (`tok.encode(text, add_special_tokens=False)`);
+* it is accepted when every token is set in the engine's mask and taken by its advance, and after the last
+  token EOS is set in the mask (and taken);
+* a schema is `passing` when it compiles and every valid instance is accepted and every invalid one
+  rejected; otherwise it is `refused` (the engine declined it: unsupported keyword, size limit, invalid
+  schema), `timeout`, `error` (an engine crash or exception that is not a refusal), `valid rejected`, or
+  else `invalid accepted`: these six columns add up to the sample;
+* compile = time to first mask: compile + matcher + first fill, per-schema caches cleared (as above);
+  mask = the time of each fill (the final one where EOS is checked included), over all walked instances;
+  advance = the time of each advance, reported apart;
+* key order: decc writes object properties in schema order (a documented restriction; XGrammar and
+  llguidance do the same). A valid instance whose keys no schema order allows (maskbench/data.py,
+  `keys_in_schema_order`: the properties an applicable subschema declares, or all of them merged, in that
+  order, then `required`-only names, before any undeclared key) is walked by every engine but not counted
+  as valid rejected; the `order` column says how many such instances each engine rejected;
+* labels: MaskBench's `valid` is followed; instances `jsonschema` (formats asserted, no remote `$ref`)
+  judges otherwise, or cannot judge, are counted in a note. Unreadable files and rows without `schema`
+  and `tests` are reported in a note and skipped.
+
+The per-schema outcomes go to `--out` as JSON lines: engine, file, outcome, error (first line), compile_ms,
+the instance counts (valid, valid_rejected, invalid, invalid_accepted, order, order_rejected, tokens) and
+which tests were rejected or accepted.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ llguidance) are skipped by the scripts themselves, not failed."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -45,3 +46,42 @@ def test_script_runs(script: str) -> None:
     )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
     assert "Traceback" not in out.stderr and out.stdout.strip()
+
+
+@pytest.mark.model
+def test_maskbench_mode_runs_and_skips_bad_rows(tmp_path: Path) -> None:
+    """`masks.py --maskbench` on a tiny MaskBench-shaped folder: the good rows give one JSON line per
+    engine x schema with the outcome the labels imply, bad rows are reported and skipped (no traceback),
+    and an out-of-order valid instance goes to the `order` column, not to `valid rejected`."""
+    data = tmp_path / "data"
+    data.mkdir()
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "string"}}}
+    tests = [
+        {"description": "", "valid": True, "data": {"a": 1, "b": "x"}},
+        {"description": "", "valid": True, "data": {"b": "x", "a": 1}},  # keys out of schema order
+        {"description": "", "valid": False, "data": {"a": "one"}},
+    ]
+    row = {"description": "", "meta": {}, "schema": schema, "tests": tests}
+    (data / "good.json").write_text(json.dumps(row))
+    (data / "no_tests.json").write_text(json.dumps({"schema": schema}))
+    (data / "broken.json").write_text("{not json")
+    out = tmp_path / "out.jsonl"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "DECC_MASKBENCH": str(data)}
+    args = ["--maskbench", "--engines", "decc", "--sample", "0", "--timeout", "120", "--out", str(out)]
+    run = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "masks.py"), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
+    assert "Traceback" not in run.stderr
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["engine"], r["file"], r["outcome"]) for r in records] == [("decc", "good.json", "passing")]
+    assert (records[0]["valid"], records[0]["order"], records[0]["invalid"]) == (1, 1, 1)
+    assert records[0]["order_rejected"] == 1 and records[0]["compile_ms"] > 0
+    assert "broken.json: skipped" in run.stdout and "no_tests.json: skipped" in run.stdout
+    table = next(line for line in run.stdout.splitlines() if line.startswith("| decc"))
+    assert [c.strip() for c in table.split("|")[2:9]] == ["1", "0", "0", "0", "0", "0", "1"]
