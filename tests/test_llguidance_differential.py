@@ -218,3 +218,26 @@ def test_key_order_oracle(keys: list[str], n: int) -> None:
         "x" not in keys or keys.index("x") == len(keys) - 1
     )
     assert keys_in_schema_order(SCHEMA, dict.fromkeys(keys, 1)) == expected
+
+
+ORDERED = {"type": "object", "properties": {"a": {}, "b": {}}}
+
+
+@pytest.mark.parametrize(
+    ("schema", "expected"),
+    [
+        (ORDERED, False),
+        ({"anyOf": [ORDERED, {"type": "object", "additionalProperties": {}}]}, True),  # a free alternative
+        ({"anyOf": [ORDERED, {"type": "string"}]}, False),  # that alternative takes no object
+        ({"allOf": [ORDERED, {"description": "annotation only"}]}, False),  # a conjunct, not an alternative
+        ({"type": "object", "properties": {"x": {"anyOf": [{"$ref": "#"}, {}]}}}, True),
+    ],
+)
+def test_key_order_with_alternatives(schema: dict, expected: bool) -> None:
+    """Keys b, a: out of order unless some alternative that takes objects declares no properties."""
+    data = (
+        {"b": 1, "a": 2}
+        if "properties" not in schema or "x" not in schema["properties"]
+        else {"x": {"b": 1, "a": 2}}
+    )
+    assert keys_in_schema_order(schema, data) is expected

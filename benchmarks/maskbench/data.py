@@ -102,7 +102,8 @@ def keys_in_schema_order(schema: Any, data: Any) -> bool:
     """Whether every object of `data` can have its keys in the order decc writes them: the properties some
     applicable subschema declares (one subschema's `properties`, or all of them merged in order, as `allOf`
     merges them; names only `required` lists come after `properties`), in that order, before any
-    undeclared key. Subschemas are found by walking `data` with
+    undeclared key. An object that some applicable subschema takes with no declared properties (`{}`, or
+    only `additionalProperties`) takes any order. Subschemas are found by walking `data` with
     the schema: local `$ref`s, `allOf`/`anyOf`/`oneOf`/`then`/`else`, `properties`/`patternProperties`/
     `additionalProperties`, `items`/`prefixItems`/`additionalItems`. An object no subschema declares
     properties for takes any order. Engine-independent, so it flags the same instances for every engine."""
@@ -116,6 +117,13 @@ def _declared(s: dict) -> list[str]:
     return names + [r for r in required if isinstance(r, str) and r not in names]
 
 
+def _any_order(s: dict) -> bool:
+    """An alternative that takes objects and declares no property: their keys come in any order."""
+    types = s.get("type", "object")
+    takes_objects = "object" in (types if isinstance(types, list) else [types])
+    return takes_objects and not ({"properties", "required", "enum", "const", *COMBINATORS} & set(s))
+
+
 def _follows(keys: list[str], order: list[str]) -> bool:
     place = {k: i for i, k in enumerate(order)}
     last, undeclared_seen = -1, False
@@ -127,6 +135,9 @@ def _follows(keys: list[str], order: list[str]) -> bool:
         else:
             last = place[k]
     return True
+
+
+COMBINATORS = ("allOf", "anyOf", "oneOf", "then", "else", "$ref")
 
 
 class SchemaWalk:
@@ -158,19 +169,25 @@ class SchemaWalk:
         return None
 
     def candidates(self, schemas: list[Any]) -> list[dict]:
-        out: list[dict] = []
+        return [s for s, _ in self.tagged(schemas)]
+
+    def tagged(self, schemas: list[Any]) -> list[tuple[dict, bool]]:
+        """The subschemas that apply, each with whether it was reached through an `allOf` (a conjunct, not
+        an alternative)."""
+        out: list[tuple[dict, bool]] = []
         seen: set[int] = set()
-        stack = list(reversed(schemas))
+        stack = [(x, False) for x in reversed(schemas)]
         while stack:
-            s = self.resolve(stack.pop())
+            x, conj = stack.pop()
+            s = self.resolve(x)
             if not isinstance(s, dict) or id(s) in seen or len(out) > 256:
                 continue
             seen.add(id(s))
-            out.append(s)
+            out.append((s, conj))
             for kw in ("allOf", "anyOf", "oneOf"):
                 if isinstance(s.get(kw), list):
-                    stack.extend(reversed(s[kw]))
-            stack.extend(s[kw] for kw in ("else", "then") if kw in s)
+                    stack.extend((y, conj or kw == "allOf") for y in reversed(s[kw]))
+            stack.extend((s[kw], conj) for kw in ("else", "then") if kw in s)
         return out
 
     def at(self, path: tuple[str | int, ...]) -> list[dict]:
@@ -187,11 +204,13 @@ class SchemaWalk:
     def in_order(self, schemas: list[Any], data: Any, depth: int) -> bool:
         if depth > self.MAX_DEPTH or not isinstance(data, (dict, list)):
             return True
-        cands = self.candidates(schemas)
+        tagged = self.tagged(schemas)
+        cands = [c for c, _ in tagged]
         if isinstance(data, dict):
             orders = [_declared(c) for c in cands if isinstance(c.get("properties"), dict)]
             merged = list(dict.fromkeys(k for o in orders for k in o))
-            if orders and not any(_follows(list(data), o) for o in [*orders, merged]):
+            free = any(_any_order(c) for c, conj in tagged if not conj)
+            if orders and not free and not any(_follows(list(data), o) for o in [*orders, merged]):
                 return False
             return all(self.in_order(list(self.children(cands, k)), v, depth + 1) for k, v in data.items())
         return all(self.in_order(list(self.items(cands, i)), v, depth + 1) for i, v in enumerate(data))
