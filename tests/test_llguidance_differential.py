@@ -45,12 +45,13 @@ INLINE: dict[str, tuple[dict, list[Any]]] = {
                 "age": {"type": "integer", "minimum": 0, "maximum": 150},
                 "admin": {"type": "boolean"},
                 "nick": {"type": ["string", "null"]},
+                "score": {"type": "number", "minimum": 0, "maximum": 10},
             },
             "required": ["name", "age"],
             "additionalProperties": False,
         },
         [
-            {"name": 'Ada "the" Countess\\ é ✓', "age": 36, "admin": True, "nick": None},
+            {"name": 'Ada "the" Countess\\ é ✓', "age": 36, "admin": True, "nick": None, "score": 7.5},
             {"name": "", "age": 0},
         ],
     ),
@@ -76,6 +77,10 @@ INLINE: dict[str, tuple[dict, list[Any]]] = {
             },
         },
         [{"tags": ["a", "bc"], "when": 12}, {"tags": [], "when": "soon"}, {}],
+    ),
+    "free-values": (
+        {"type": "object", "properties": {"n": {"type": "integer", "minimum": -9, "maximum": 9}}},
+        [{"n": -3, "extra": {"a": {"b": [1]}}}],
     ),
     "free-text": (
         {"type": "array", "items": {"type": "string"}},
@@ -171,6 +176,20 @@ def test_inline_cases_are_compared_to_the_end(differential: Differential, name: 
 
 @pytest.mark.model
 @needs_llguidance
+@pytest.mark.model
+@needs_llguidance
+def test_each_filter_explains_something(differential: Differential) -> None:
+    """Every named filter is met on the inline cases, so none is dead code that could hide a change."""
+    seen: set[str] = set()
+    for schema, instances in INLINE.values():
+        bound = differential.bind(schema)
+        for instance in instances:
+            seen |= set(differential.compare(schema, bound, instance).explained)
+    expected = {"separator-space", "forced-prefix", "any-depth", "negative-zero", "del-in-string"}
+    expected |= {"escape-spelling", "pattern-escape", "number-spelling"}
+    assert expected <= seen, expected - seen
+
+
 def test_a_real_difference_is_reported(differential: Differential) -> None:
     """decc bound to one enum and llguidance to another: the filters must not explain that away."""
     decc_side = differential.bind({"enum": ["red", "green"]})[0]

@@ -15,6 +15,10 @@ explains the disagreement. Each such difference is a named filter that checks it
 * `forced-prefix`: where the grammar forces the next bytes, llguidance allows only the canonical token(s)
   of them (its fast-forward "ff tokens"; guidance-ai/llguidance#263), decc every token that fits: decc
   alone allowing a token whose bytes are a prefix of llguidance's `compute_ff_bytes()` is that.
+* `any-depth`: decc's `true` (a value no keyword constrains) nests at most `ANY_DEPTH` containers deep;
+  llguidance alone allowing a token that opens containers past that depth inside such a value is that.
+* `negative-zero`: decc writes an `integer` as `json.dumps` writes ints, so never `-0`; llguidance alone
+  allowing `0` right after the `-` of an integer is that (decc's language is the smaller one here).
 * `del-in-string`: RFC 8259 lets U+007F stand unescaped in a string; llguidance's string lexeme does not.
   decc alone allowing a token with byte 0x7F, inside a string or key, is that (llguidance is too strict).
 * `pattern-escape`: decc matches `pattern`/`patternProperties` against the decoded string, so an escape
@@ -33,6 +37,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from decc.grammars.json_schema import ANY_DEPTH
 
 from .data import SchemaWalk
 
@@ -363,8 +369,45 @@ DECC_FILTERS: dict[str, Any] = {
     "pattern-escape": _pattern_escape,
     "number-spelling": _number_spelling,
 }
+ANNOTATIONS = frozenset({"description", "title", "default", "examples", "$comment", "deprecated", "readOnly"})
+
+
+def _any_depth(b: bytes, at: _Context) -> bool:
+    """Past decc's nesting bound for schema-free values (`true`, `{}`, undeclared properties)."""
+    free = [
+        s
+        for s in at.lay.spans
+        if s.kind in ("object", "array")
+        and s.start < at.offset < s.end
+        and all(set(c) <= ANNOTATIONS for c in at.walker.at(s.path))
+    ]
+    if not free:
+        return False
+    top = min(free, key=lambda s: len(s.path))
+    depth = sum(
+        1
+        for s in at.lay.spans
+        if s.kind in ("object", "array")
+        and s.path[: len(top.path)] == top.path
+        and s.start < at.offset < s.end
+    )
+    body = b.lstrip(b",: ")
+    opening = len(body) - len(body.lstrip(b"[{"))
+    return opening > 0 and depth + opening > ANY_DEPTH
+
+
+def _negative_zero(b: bytes, at: _Context) -> bool:
+    """decc writes integers as `json.dumps` writes ints, never `-0` (which JSON Schema calls 0)."""
+    span, cands = at.value(("number",), end=True)
+    if span is None or at.lay.text[span.start : at.offset] != b"-" or not b.startswith(b"0"):
+        return False
+    return any(
+        "integer" in (c["type"] if isinstance(c.get("type"), list) else [c.get("type")]) for c in cands
+    )
+
+
 DECC_ONLY = DECC_FILTERS
-LLG_ONLY: dict[str, Any] = {"format": _format}
+LLG_ONLY: dict[str, Any] = {"format": _format, "any-depth": _any_depth, "negative-zero": _negative_zero}
 
 
 def _explain(b: bytes, at: _Context, filters: dict[str, Any], g: Any, tok: Any) -> str | None:
