@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ROOT / "benchmarks"
@@ -85,3 +87,38 @@ def test_maskbench_mode_runs_and_skips_bad_rows(tmp_path: Path) -> None:
     assert "broken.json: skipped" in run.stdout and "no_tests.json: skipped" in run.stdout
     table = next(line for line in run.stdout.splitlines() if line.startswith("| decc"))
     assert [c.strip() for c in table.split("|")[2:9]] == ["1", "0", "0", "0", "0", "0", "1"]
+
+
+WHYS = ["ok", "token 0 (5) not in mask", "EOS not allowed at the end", "error: ValueError: boom | x.py:1"]
+
+
+@given(st.lists(st.tuples(st.booleans(), st.booleans(), st.sampled_from(WHYS)), max_size=6))
+def test_maskbench_outcome_follows_its_definition(tests: list[tuple[bool, bool, str]]) -> None:
+    """A compiled schema's outcome, from (label, keys out of order, walk result) per instance: an error
+    wins, then a valid instance rejected, then an invalid one accepted; out-of-order valid instances only
+    count in `order_rejected`."""
+    sys.path.insert(0, str(BENCHMARKS))
+    from maskbench.data import Instance, Row
+    from maskbench.runner import record
+
+    row = Row("f.json", {}, tuple(Instance(v, "{}", None, v and o) for v, o, _ in tests))
+    reply = {
+        "outcome": "compiled",
+        "ttfm": 0.001,
+        "results": [(w, 3) for *_, w in tests],
+        "fills": [],
+        "adv": [],
+    }
+    counted = [(v, w) for v, o, w in tests if not (v and o)]
+    if any(w.startswith("error") for *_, w in tests):
+        expected = "error"
+    elif any(v and w != "ok" for v, w in counted):
+        expected = "valid rejected"
+    elif any(not v and w == "ok" for v, w in counted):
+        expected = "invalid accepted"
+    else:
+        expected = "passing"
+    rec = record("decc", row, reply)
+    assert rec["outcome"] == expected
+    assert rec["order_rejected"] == sum(v and o and w != "ok" for v, o, w in tests)
+    assert rec["valid"] + rec["order"] + rec["invalid"] == len(tests) and rec["tokens"] == 3 * len(tests)

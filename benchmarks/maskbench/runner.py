@@ -126,14 +126,17 @@ def record(engine: str, row: Row, reply: dict) -> dict:
             elif not inst.valid and why == "ok":
                 counts["invalid_accepted"] += 1
                 accepted.append(i)
+        crashed = [why for why, _ in reply["results"] if why.startswith("error:")]
         rec["outcome"] = (
-            "valid rejected"
+            "error"
+            if crashed
+            else "valid rejected"
             if counts["valid_rejected"]
             else "invalid accepted"
             if counts["invalid_accepted"]
             else "passing"
         )
-        rec["error"] = rejected[0]["why"] if rejected else ""
+        rec["error"] = crashed[0] if crashed else rejected[0]["why"] if rejected else ""
     for key in (
         "valid",
         "valid_rejected",
