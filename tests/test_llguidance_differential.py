@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from maskbench.data import keys_in_schema_order  # noqa: E402
-from maskbench.differential import SEPS, Differential, Refused, layout  # noqa: E402
+from maskbench.differential import Differential, Refused  # noqa: E402
+from maskbench.layout import SEPS, layout  # noqa: E402
 
 needs_llguidance = pytest.mark.skipif(
     importlib.util.find_spec("llguidance") is None,
