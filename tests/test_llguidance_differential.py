@@ -83,6 +83,7 @@ INLINE: dict[str, tuple[dict, list[Any]]] = {
         {"type": "object", "properties": {"n": {"type": "integer", "minimum": -9, "maximum": 9}}},
         [{"n": -3, "extra": {"a": {"b": [1]}}}],
     ),
+    "spaced-pattern": ({"type": "string", "pattern": "^\\s*[a-f]+\\s*$"}, [" abc  "]),
     "free-text": (
         {"type": "array", "items": {"type": "string"}},
         [["tab\there", "line\nbreak", 'quote"', "ünïcödé", "emoji 😀", "ctrl \u0001"]],
@@ -203,7 +204,7 @@ def test_each_filter_explains_something(differential: Differential) -> None:
         for instance in instances:
             seen |= set(differential.compare(schema, bound, instance).explained)
     expected = {"separator-space", "forced-prefix", "any-depth", "negative-zero", "del-in-string"}
-    expected |= {"escape-spelling", "pattern-escape", "number-spelling"}
+    expected |= {"escape-spelling", "pattern-escape", "number-spelling", "unicode-space"}
     assert expected <= seen, expected - seen
 
 

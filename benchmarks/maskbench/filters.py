@@ -25,6 +25,9 @@ its difference explains that token, by checking it, not by assuming it:
 * `number-spelling`: under bounds, `multipleOf`, `enum` or `const`, decc takes every spelling of an allowed
   number (`-0`, `0.0`, `5e-1`, `18` on the way to `180e-1`), llguidance the plain one: decc alone allowing
   a token of number characters inside such a number is that.
+* `unicode-space`: `\s` in an ECMA-262 pattern (JSON Schema's dialect, and Python's `re`) also matches
+  Unicode spaces (U+00A0, U+2000-U+200A, U+3000, ...); llguidance's `\s` does not. decc alone allowing,
+  inside a string whose pattern has `\s`, a token whose bytes begin such a space is that.
 
 `format` applies to both sides; `any-depth` and `negative-zero` to what llguidance alone allows, the others
 to what decc alone allows. A token after a structural `,`/`:` that starts with a space is explained when its
@@ -143,6 +146,28 @@ def _number_spelling(b: bytes, at: Context) -> bool:
     return NUMBER_BYTES.fullmatch(b) is not None and at.has(("number",), NUMBER_KEYWORDS, end=True)
 
 
+UNICODE_SPACES = tuple(
+    c.encode()
+    for c in "\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+    "\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
+
+
+def _unicode_space(b: bytes, at: Context) -> bool:
+    if not b or b[0] < 0x80 or not at.inside_text():
+        return False
+    if not any(w.startswith(b[: len(w)]) for w in UNICODE_SPACES):
+        return False
+    span, cands = at.value(("key", "string"))
+    if span is None:
+        return False
+    if span.kind == "key":
+        patterns = [p for c in cands for p in (c.get("patternProperties") or {})]
+    else:
+        patterns = [c["pattern"] for c in cands if isinstance(c.get("pattern"), str)]
+    return any("\\s" in p for p in patterns)
+
+
 DECC_FILTERS: dict[str, Any] = {
     "format": _format,
     "forced-prefix": _forced_prefix,
@@ -150,6 +175,7 @@ DECC_FILTERS: dict[str, Any] = {
     "escape-spelling": _escape_spelling,
     "pattern-escape": _pattern_escape,
     "number-spelling": _number_spelling,
+    "unicode-space": _unicode_space,
 }
 ANNOTATIONS = frozenset({"description", "title", "default", "examples", "$comment", "deprecated", "readOnly"})
 
