@@ -304,10 +304,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--separators", choices=sorted(SEPARATORS), default="compact")
     ap.add_argument(
-        "--timeout", type=float, default=60.0, help="seconds allowed per compile (pure-Python engines only)"
+        "--timeout",
+        type=float,
+        default=60.0,
+        help="seconds per compile (pure-Python engines only); MaskBench: every engine, per phase",
     )
     ap.add_argument("--model", default="default", help="decc model name whose tokenizer to use")
-    ap.add_argument("--out", type=Path, help="write the full results (per schema too) as JSON here")
+    ap.add_argument(
+        "--out", type=Path, help="the full results as JSON (per schema too); MaskBench mode: JSON lines"
+    )
     ap.add_argument("-v", "--verbose", action="store_true", help="one line per engine x schema on stderr")
     ap.add_argument("--smoke", action="store_true", help="one schema, once: check the script runs (CI)")
     mb = ap.add_argument_group("MaskBench mode (module docstring)")
