@@ -41,7 +41,7 @@ class DeccEngine:
         _ = self.vocab.packed  # per-vocabulary precomputation, shared by all schemas (not per-schema work)
         # Cold compiles: no constraint cache on disk either (grammars/disk_cache.py)
         importlib.import_module("decc.grammars.disk_cache").set_disk_cache(False)
-        self.version = "workspace"
+        self.version = _workspace_version()
 
     def clear_cache(self) -> None:
         # Only the per-schema caches: the building blocks (format regexes, JSON string pieces) stay warm,
@@ -164,6 +164,26 @@ class _LLGuidanceMatcher:
 
 ENGINES = {"decc": DeccEngine, "xgrammar": XGrammarEngine, "llguidance": LLGuidanceEngine}
 PACKAGES = {"decc": "decc", "xgrammar": "xgrammar", "llguidance": "llguidance"}
+
+
+def _workspace_version() -> str:
+    """decc is benchmarked from its working tree: name the commit (and `+` when files differ from it)."""
+    import subprocess
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True, text=True
+        )
+    except OSError:
+        return "workspace"
+    if head.returncode != 0:
+        return "workspace"
+    return head.stdout.strip() + ("+" if dirty.stdout.strip() else "")
 
 
 def _version(pkg: str) -> str:
