@@ -32,7 +32,8 @@ again, is killed and restarted: the schema is a `timeout`. Definitions:
 
 * an instance is serialized once, with `json.dumps(data, separators, ensure_ascii=False)` (the compact
   separators by default: what decc writes, and what all three engines are configured for, with no free
-  whitespace), and tokenized canonically (`tok.encode(text, add_special_tokens=False)`);
+  whitespace), and tokenized canonically (`tok.encode(text, add_special_tokens=False)`; with a
+  SentencePiece tokenizer, in context: after a newline, without the prefix space a text alone gets);
 * it is accepted when every token is set in the engine's mask and taken by its advance, and after the last
   token EOS is set in the mask (and taken);
 * a schema is `passing` when it compiles and every valid instance is accepted and every invalid one
@@ -71,7 +72,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from maskbench.engines import ENGINES, CompileTimeout, Unsupported
+from maskbench.engines import ENGINES, CompileTimeout, Unsupported, encode
 from maskbench.engines import allowed as _allowed
 from maskbench.runner import default_folder
 from maskbench.runner import run as maskbench_run
@@ -210,18 +211,14 @@ def bench_engine(
         try:
             for r in range(repeat):
                 for i, inst in enumerate(item["valid"]):
-                    tokens = tok.encode(
-                        json.dumps(inst, separators=seps, ensure_ascii=False), add_special_tokens=False
-                    )
+                    tokens = encode(tok, json.dumps(inst, separators=seps, ensure_ascii=False))
                     why = run_instance(factory(), tokens, eos, row, token_times)
                     if r == 0:
                         n_tokens += len(tokens) + 1
                         if why != "ok":
                             rec["valid_rejected"].append({"instance": i, "why": why})
             for i, inst in enumerate(item["invalid"]):
-                tokens = tok.encode(
-                    json.dumps(inst, separators=seps, ensure_ascii=False), add_special_tokens=False
-                )
+                tokens = encode(tok, json.dumps(inst, separators=seps, ensure_ascii=False))
                 if run_instance(factory(), tokens, eos, row, None) == "ok":
                     rec["invalid_accepted"].append({"instance": i})
         except Exception as e:

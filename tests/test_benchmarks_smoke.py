@@ -122,3 +122,26 @@ def test_maskbench_outcome_follows_its_definition(tests: list[tuple[bool, bool, 
     assert rec["outcome"] == expected
     assert rec["order_rejected"] == sum(v and o and w != "ok" for v, o, w in tests)
     assert rec["valid"] + rec["order"] + rec["invalid"] == len(tests) and rec["tokens"] == 3 * len(tests)
+
+
+def test_sentencepiece_instances_are_tokenized_in_context() -> None:
+    """A SentencePiece-style tokenizer (Metaspace, prefix space on the first word) writes a text encoded
+    alone as `▁{...`; the benchmark tokenizes the instance as a model writes it after a prompt: `{...`."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    sys.path.insert(0, str(BENCHMARKS))
+    from maskbench.engines import adds_prefix_space, encode
+
+    chars = ["\u2581", "\n", "{", "}", '"', "a", "b", ":", ",", "1"]
+    core = Tokenizer(
+        models.BPE(vocab={c: i for i, c in enumerate(["<unk>", *chars])}, merges=[], unk_token="<unk>")
+    )
+    core.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first")
+    core.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="first")
+    tok = PreTrainedTokenizerFast(tokenizer_object=core)
+    text = '{"a":1,"b":"a b"}'
+    alone = tok.convert_ids_to_tokens(tok.encode(text, add_special_tokens=False))
+    assert adds_prefix_space(tok) and alone[0] == "\u2581"
+    ids = encode(tok, text)
+    assert tok.convert_ids_to_tokens(ids)[0] == "{" and tok.decode(ids) == text

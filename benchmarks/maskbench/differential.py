@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .data import SchemaWalk
+from .engines import encode
 from .filters import DECC_ONLY, LLG_ONLY, Context, sift
 from .layout import SEPS, Layout, layout
 
@@ -92,7 +93,7 @@ class Differential:
         constraint, grammar = bound
         lay = layout(instance)
         walker = SchemaWalk(schema)
-        tokens = self.tok.encode(lay.text.decode(), add_special_tokens=False)
+        tokens = encode(self.tok, lay.text.decode())
         d, g = constraint.matcher(), self.llg.LLMatcher(self.llg_tok, grammar, log_level=0)
         words = (self.size + 31) // 32
         row_d = self.torch.zeros(words, dtype=self.torch.int32)

@@ -195,6 +195,34 @@ def _version(pkg: str) -> str:
         return "?"
 
 
+CONTEXT = "\n"  # what precedes the instance in context: the end of a prompt
+
+
+def encode(tok: Any, text: str) -> list[int]:
+    """`text`'s tokens as a model writes it after a prompt. Usually `tok.encode(text)`; a SentencePiece
+    tokenizer adds a prefix space (`▁`) to a text encoded alone, which a model writing JSON after a prompt
+    does not produce, so there `text` is encoded after `CONTEXT` and the context's tokens are dropped."""
+    ids = tok.encode(text, add_special_tokens=False)
+    if not adds_prefix_space(tok):
+        return ids
+    pre = tok.encode(CONTEXT, add_special_tokens=False)
+    full = tok.encode(CONTEXT + text, add_special_tokens=False)
+    if full[: len(pre)] == pre and tok.decode(full[len(pre) :]) == text:
+        return full[len(pre) :]
+    return ids
+
+
+def adds_prefix_space(tok: Any) -> bool:
+    """Whether encoding a text alone starts it with SentencePiece's prefix space (`▁`)."""
+    if id(tok) not in _PREFIX_SPACE:
+        pieces = tok.convert_ids_to_tokens(tok.encode("{", add_special_tokens=False))
+        _PREFIX_SPACE[id(tok)] = bool(pieces) and str(pieces[0]).startswith("\u2581")
+    return _PREFIX_SPACE[id(tok)]
+
+
+_PREFIX_SPACE: dict[int, bool] = {}
+
+
 def make_engine(name: str, tok: Any, size: int, eos: frozenset[int], seps: tuple[str, str]) -> Any:
     """The engine called `name` (ImportError when its package is not installed)."""
     if name not in ENGINES:

@@ -43,6 +43,7 @@ from typing import Any
 from decc.grammars.json_schema import ANY_DEPTH
 
 from .data import SchemaWalk
+from .engines import encode
 from .layout import Layout, Span
 
 
@@ -232,7 +233,7 @@ def _explain(b: bytes, at: Context, filters: dict[str, Any], g: Any, tok: Any) -
 
 def _llg_takes(b: bytes, g: Any, tok: Any) -> bool:
     try:
-        ids = tok.encode(b.decode(), add_special_tokens=False)
+        ids = encode(tok, b.decode())
     except UnicodeDecodeError:
         return False
     return g.validate_tokens(ids) == len(ids)

@@ -51,7 +51,7 @@ def serve(conn: Any, engine_name: str, tokenizer: str, seps: tuple[str, str]) ->
     warnings.simplefilter("ignore")
     import torch
 
-    from .engines import Unsupported, make_engine, walk
+    from .engines import Unsupported, encode, make_engine, walk
 
     torch.set_num_threads(1)
     try:
@@ -89,7 +89,7 @@ def serve(conn: Any, engine_name: str, tokenizer: str, seps: tuple[str, str]) ->
         advances: list[float] = []
         results = []
         for text in texts:
-            tokens = tok.encode(text, add_special_tokens=False)
+            tokens = encode(tok, text)
             try:
                 why = walk(factory(), tokens, eos, row, fills, advances)
             except Exception as e:
