@@ -176,7 +176,7 @@ def fmt_seconds(s: float) -> str:
     for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
         if s >= scale or unit == "µs":
             v = s / scale
-            return f"{v:.2g} {unit}" if v < 10 else f"{v:.0f} {unit}"
+            return f"{v:.1f} {unit}" if v < 10 else f"{v:.0f} {unit}"
     return "-"
 
 
