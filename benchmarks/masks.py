@@ -20,6 +20,41 @@ Peers are benchmark-only: an engine whose package is missing is skipped with a n
 
     .venv/bin/python benchmarks/masks.py [--engines decc,xgrammar,llguidance] [--schemas GLOB]
         [--repeat N] [--separators compact|default] [--timeout S] [--out results.json]
+
+MaskBench mode (`--maskbench DIR`, DIR default $DECC_MASKBENCH; code in maskbench/): a seeded random
+sample (`--sample N`, 0 = all; `--seed S`) of the data folder of guidance-ai/jsonschemabench's MaskBench,
+one `<file>.json` per schema with labelled valid and invalid instances, and `--tokenizer NAME`
+(`decc.load_tokenizer(NAME)`; default the embedded SmolLM2). Each engine runs in its own worker process
+on one thread (OMP/MKL/OpenBLAS/Rayon threads 1, torch 1, XGrammar `max_threads=1`; decc's own compile
+deadline off); schemas go one at a time through every engine. A worker that does not give its first mask
+within `--timeout` seconds (default 60), or then does not finish walking the instances within as long
+again, is killed and restarted: the schema is a `timeout`. Definitions:
+
+* an instance is serialized once, with `json.dumps(data, separators, ensure_ascii=False)` (the compact
+  separators by default: what decc writes, and what all three engines are configured for, with no free
+  whitespace), and tokenized canonically (`tok.encode(text, add_special_tokens=False)`; with a
+  SentencePiece tokenizer, in context: after a newline, without the prefix space a text alone gets);
+* it is accepted when every token is set in the engine's mask and taken by its advance, and after the last
+  token EOS is set in the mask (and taken);
+* a schema is `passing` when it compiles and every valid instance is accepted and every invalid one
+  rejected; otherwise it is `refused` (the engine declined it: unsupported keyword, size limit, invalid
+  schema), `timeout`, `error` (an engine crash or exception that is not a refusal), `valid rejected`, or
+  else `invalid accepted`: these six columns add up to the sample;
+* compile = time to first mask: compile + matcher + first fill, per-schema caches cleared (as above);
+  mask = the time of each fill (the final one where EOS is checked included), over all walked instances;
+  advance = the time of each advance, reported apart;
+* key order: decc writes object properties in schema order (a documented restriction; XGrammar and
+  llguidance do the same). A valid instance whose keys no schema order allows (maskbench/data.py,
+  `keys_in_schema_order`: the properties an applicable subschema declares, or all of them merged, in that
+  order, then `required`-only names, before any undeclared key) is walked by every engine but not counted
+  as valid rejected; the `order` column says how many such instances each engine rejected;
+* labels: MaskBench's `valid` is followed; instances `jsonschema` (formats asserted, no remote `$ref`)
+  judges otherwise, or cannot judge, are counted in a note. Unreadable files and rows without `schema`
+  and `tests` are reported in a note and skipped.
+
+The per-schema outcomes go to `--out` as JSON lines: engine, file, outcome, error (first line), compile_ms,
+the instance counts (valid, valid_rejected, invalid, invalid_accepted, order, order_rejected, tokens) and
+which tests were rejected or accepted.
 """
 
 from __future__ import annotations
@@ -37,174 +72,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from maskbench.engines import ENGINES, CompileTimeout, Unsupported, encode
+from maskbench.engines import allowed as _allowed
+from maskbench.runner import default_folder
+from maskbench.runner import run as maskbench_run
 
 HERE = Path(__file__).resolve().parent
 SCHEMAS = HERE / "schemas"
 SEPARATORS = {"compact": (",", ":"), "default": (", ", ": ")}
-
-
-class Unsupported(Exception):
-    """The engine declined the schema (a feature it does not implement, or one of its size limits)."""
-
-
-class CompileTimeout(Exception):
-    pass
-
-
-# -- engines ------------------------------------------------------------------------------------------
-# Each engine: compile(schema) -> a factory of fresh matchers (the compiled grammar); matcher.fill(row)
-# writes the int32 bitmask row (torch, [words]); matcher.advance(token) -> bool. All engines take the same
-# (tokenizer, vocab size, EOS ids, separators).
-
-
-class DeccEngine:
-    name = "decc"
-
-    def __init__(self, tok: Any, size: int, eos: frozenset[int], seps: tuple[str, str]) -> None:
-        import importlib
-
-        from decc import grammars
-
-        js = importlib.import_module(
-            "decc.grammars.json_schema"
-        )  # the module (the package re-exports a function)
-
-        self._g = grammars
-        self._js = js
-        self.vocab = grammars.Vocabulary.from_tokenizer(tok, size=size, eos_ids=eos)
-        _ = self.vocab.packed  # per-vocabulary precomputation, shared by all schemas (not per-schema work)
-        # Cold compiles: no constraint cache on disk either (grammars/disk_cache.py)
-        importlib.import_module("decc.grammars.disk_cache").set_disk_cache(False)
-        self.version = "workspace"
-
-    def clear_cache(self) -> None:
-        # Only the per-schema caches: the building blocks (format regexes, JSON string pieces) stay warm,
-        # as they would in a serving process.
-        import importlib
-
-        per_schema = [(self._js, name) for name in ("_compile", "_bind", "_intersect", "_product")]
-        per_schema += [
-            (importlib.import_module("decc.grammars.cfg_matcher"), "cfg_from_grammar"),
-            (importlib.import_module("decc.grammars.rtn"), "build_rtn"),
-        ]
-        for module, fn in per_schema:
-            cached = getattr(module, fn, None)
-            if hasattr(cached, "cache_clear"):
-                cached.cache_clear()
-
-    def compile(self, schema: dict) -> Any:
-        try:
-            constraint = self._g.json_schema(schema, self.vocab)
-        except (self._g.UnsupportedSchema, self._g.GrammarLimitError) as e:
-            raise Unsupported(f"{type(e).__name__}: {e}") from None
-        return lambda: _DeccMatcher(constraint.matcher())
-
-
-class _DeccMatcher:
-    __slots__ = ("m",)
-
-    def __init__(self, m: Any) -> None:
-        self.m = m
-
-    def fill(self, row: torch.Tensor) -> None:
-        self.m.fill_bitmask(row)
-
-    def advance(self, token: int) -> bool:
-        return self.m.advance(token)
-
-
-class XGrammarEngine:
-    name = "xgrammar"
-
-    def __init__(self, tok: Any, size: int, eos: frozenset[int], seps: tuple[str, str]) -> None:
-        import xgrammar as xgr
-
-        self.xgr = xgr
-        self.seps = seps
-        info = xgr.TokenizerInfo.from_huggingface(tok, vocab_size=size, stop_token_ids=sorted(eos))
-        self.compiler = xgr.GrammarCompiler(info, cache_enabled=False)
-        self.version = _version("xgrammar")
-
-    def clear_cache(self) -> None:
-        pass  # compiler built with cache_enabled=False
-
-    def compile(self, schema: dict) -> Any:
-        try:
-            compiled = self.compiler.compile_json_schema(
-                json.dumps(schema), any_whitespace=False, separators=self.seps, strict_mode=True
-            )
-        except Exception as e:  # XGrammar raises RuntimeError/ValueError on what it does not support
-            raise Unsupported(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
-        return lambda: _XGrammarMatcher(self.xgr.GrammarMatcher(compiled))
-
-
-class _XGrammarMatcher:
-    __slots__ = ("m",)
-
-    def __init__(self, m: Any) -> None:
-        self.m = m
-
-    def fill(self, row: torch.Tensor) -> None:
-        self.m.fill_next_token_bitmask(row.unsqueeze(0), 0)
-
-    def advance(self, token: int) -> bool:
-        return self.m.accept_token(token)
-
-
-class LLGuidanceEngine:
-    name = "llguidance"
-
-    def __init__(self, tok: Any, size: int, eos: frozenset[int], seps: tuple[str, str]) -> None:
-        import llguidance
-        import llguidance.hf
-        import llguidance.torch
-
-        self.llg = llguidance
-        self.fill_fn = llguidance.torch.fill_next_token_bitmask
-        self.tokenizer = llguidance.hf.from_tokenizer(tok, n_vocab=size, eos_token=sorted(eos))
-        self.defaults = {"whitespace_flexible": False, "item_separator": seps[0], "key_separator": seps[1]}
-        self.version = _version("llguidance")
-
-    def clear_cache(self) -> None:
-        pass  # no schema cache
-
-    def compile(self, schema: dict) -> Any:
-        try:
-            grammar = self.llg.LLMatcher.grammar_from_json_schema(schema, defaults=self.defaults)
-        except Exception as e:
-            raise Unsupported(f"{type(e).__name__}: {e}") from None
-        m = self.llg.LLMatcher(self.tokenizer, grammar, log_level=0)
-        if m.is_error():
-            raise Unsupported(m.get_error().splitlines()[0])
-        # LLMatcher's constructor is where the grammar is built: later matchers are copies of this one
-        return lambda: _LLGuidanceMatcher(m.deep_copy(), self.fill_fn)
-
-
-class _LLGuidanceMatcher:
-    __slots__ = ("m", "fill_fn")
-
-    def __init__(self, m: Any, fill_fn: Any) -> None:
-        self.m = m
-        self.fill_fn = fill_fn
-
-    def fill(self, row: torch.Tensor) -> None:
-        self.fill_fn(self.m, row.unsqueeze(0), 0)
-
-    def advance(self, token: int) -> bool:
-        return self.m.consume_token(token)
-
-
-ENGINES = {"decc": DeccEngine, "xgrammar": XGrammarEngine, "llguidance": LLGuidanceEngine}
-PACKAGES = {"decc": "decc", "xgrammar": "xgrammar", "llguidance": "llguidance"}
-
-
-def _version(pkg: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(pkg)
-    except PackageNotFoundError:
-        return "?"
 
 
 # -- corpus -------------------------------------------------------------------------------------------
@@ -240,10 +115,6 @@ def load_corpus(pattern: str) -> list[dict]:
 
 def _alarm(_sig: int, _frame: Any) -> None:
     raise CompileTimeout
-
-
-def _allowed(words: np.ndarray, token: int) -> bool:
-    return bool((int(words[token >> 5]) >> (token & 31)) & 1)
 
 
 def run_instance(
@@ -340,18 +211,14 @@ def bench_engine(
         try:
             for r in range(repeat):
                 for i, inst in enumerate(item["valid"]):
-                    tokens = tok.encode(
-                        json.dumps(inst, separators=seps, ensure_ascii=False), add_special_tokens=False
-                    )
+                    tokens = encode(tok, json.dumps(inst, separators=seps, ensure_ascii=False))
                     why = run_instance(factory(), tokens, eos, row, token_times)
                     if r == 0:
                         n_tokens += len(tokens) + 1
                         if why != "ok":
                             rec["valid_rejected"].append({"instance": i, "why": why})
             for i, inst in enumerate(item["invalid"]):
-                tokens = tok.encode(
-                    json.dumps(inst, separators=seps, ensure_ascii=False), add_special_tokens=False
-                )
+                tokens = encode(tok, json.dumps(inst, separators=seps, ensure_ascii=False))
                 if run_instance(factory(), tokens, eos, row, None) == "ok":
                     rec["invalid_accepted"].append({"instance": i})
         except Exception as e:
@@ -434,13 +301,47 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--separators", choices=sorted(SEPARATORS), default="compact")
     ap.add_argument(
-        "--timeout", type=float, default=60.0, help="seconds allowed per compile (pure-Python engines only)"
+        "--timeout",
+        type=float,
+        default=60.0,
+        help="seconds per compile (pure-Python engines only); MaskBench: every engine, per phase",
     )
     ap.add_argument("--model", default="default", help="decc model name whose tokenizer to use")
-    ap.add_argument("--out", type=Path, help="write the full results (per schema too) as JSON here")
+    ap.add_argument(
+        "--out", type=Path, help="the full results as JSON (per schema too); MaskBench mode: JSON lines"
+    )
     ap.add_argument("-v", "--verbose", action="store_true", help="one line per engine x schema on stderr")
     ap.add_argument("--smoke", action="store_true", help="one schema, once: check the script runs (CI)")
+    mb = ap.add_argument_group("MaskBench mode (module docstring)")
+    mb.add_argument(
+        "--maskbench",
+        nargs="?",
+        const=default_folder() or "",
+        type=str,
+        metavar="DIR",
+        help="run over a MaskBench data folder instead of the corpus (DIR default: $DECC_MASKBENCH)",
+    )
+    mb.add_argument("--sample", type=int, default=0, help="how many files, drawn at random (0: all)")
+    mb.add_argument("--seed", type=int, default=0, help="seed of the sample")
+    mb.add_argument("--tokenizer", default="default", help="decc.load_tokenizer name (default: SmolLM2)")
     args = ap.parse_args(argv)
+    if args.maskbench is not None:
+        if not args.maskbench:
+            ap.error("--maskbench needs a folder, or DECC_MASKBENCH set")
+        engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+        if unknown := [e for e in engines if e not in ENGINES]:
+            ap.error(f"unknown engine {unknown[0]!r} (known: {', '.join(ENGINES)})")
+        return maskbench_run(
+            Path(args.maskbench),
+            args.sample,
+            args.seed,
+            engines,
+            args.tokenizer,
+            SEPARATORS[args.separators],
+            args.timeout,
+            args.out,
+            args.verbose,
+        )
     if args.smoke:
         args.schemas, args.repeat = "address_book_entry", 1
 
