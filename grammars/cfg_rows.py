@@ -138,27 +138,31 @@ class StateRows:
         in_tok: list[np.ndarray] = []
         unc_src: list[np.ndarray] = []
         unc_tok: list[np.ndarray] = []
+        # flat views: one gather per step instead of 2-D fancy indexing; one compaction per step
+        width = padded.shape[1]
+        flat_bytes = padded.reshape(-1)
+        flat_table = table.reshape(-1)
+        flat_enters = enters.reshape(-1)
         j = 1
         while len(t_idx):
             check_time("classifying the vocabulary for the grammar")
             done = lengths[t_idx] == j
-            if done.any():
-                in_src.append(src[done])
-                in_tok.append(ids[t_idx[done]])
-                keep = ~done
-                src, t_idx, cur, passed = src[keep], t_idx[keep], cur[keep], passed[keep]
-                if not len(t_idx):
-                    break
-            byte = padded[t_idx, j]
-            passed |= enters[cur, byte]
-            cur = table[cur, byte]
-            died = cur == dead
-            if died.any():
+            # a token that is done reads a padding byte (or, at the full width, its own last one): ignored
+            byte = flat_bytes[t_idx * width + min(j, width - 1)].astype(np.int64)
+            at = cur.astype(np.int64) * 256 + byte
+            cur = flat_table[at]
+            passed = passed | flat_enters[at]
+            died = (cur == dead) & ~done
+            if done.any() or died.any():
+                if done.any():
+                    in_src.append(src[done])
+                    in_tok.append(ids[t_idx[done]])
                 unsure = died & passed
-                unc_src.append(src[unsure])
-                unc_tok.append(ids[t_idx[unsure]])
-                alive = ~died
-                src, t_idx, cur, passed = src[alive], t_idx[alive], cur[alive], passed[alive]
+                if unsure.any():
+                    unc_src.append(src[unsure])
+                    unc_tok.append(ids[t_idx[unsure]])
+                keep = ~(done | died)
+                src, t_idx, cur, passed = src[keep], t_idx[keep], cur[keep], passed[keep]
             passed |= exit_point[cur]
             j += 1
         self.row_of[states] = 0
