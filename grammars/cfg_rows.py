@@ -19,6 +19,7 @@ for tests and for callers that want every row up front).
 from __future__ import annotations
 
 import hashlib
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -83,9 +84,17 @@ class StateRows:
         self.n_rows = 1
         self.uncertain: list[np.ndarray | None] = [None] * n
         self.walked = 0  # (state, token) pairs walked so far
+        self.lock = threading.Lock()
 
     def rows(self, states: np.ndarray) -> np.ndarray:
         """The row indices of `states` (int64, sorted unique RTN states), classifying the new ones."""
+        have = self.row_of[states]
+        if (have >= 0).all():
+            return have
+        with self.lock:  # masks may be filled on a worker thread while another asks too
+            return self._rows(states)
+
+    def _rows(self, states: np.ndarray) -> np.ndarray:
         have = self.row_of[states]
         missing = states[have < 0]
         if len(missing):
@@ -165,13 +174,13 @@ class StateRows:
                 src, t_idx, cur, passed = src[keep], t_idx[keep], cur[keep], passed[keep]
             passed |= exit_point[cur]
             j += 1
-        self.row_of[states] = 0
+        row_of = np.zeros(len(states), dtype=np.int64)  # set last: readers without the lock test it
         if in_src:
             s_all, t_all = np.concatenate(in_src), np.concatenate(in_tok)
             which_states, which = np.unique(s_all, return_inverse=True)
             packed = pack_bits(which.reshape(-1), t_all, len(which_states), self.vocab.n_words)
             first = self._add_rows(packed.view(np.int32))
-            self.row_of[which_states] = first + np.arange(len(which_states))
+            row_of[np.searchsorted(states, which_states)] = first + np.arange(len(which_states))
         rank_of = self.order.rank_of
         empty = np.zeros(0, dtype=np.int64)
         if unc_src:
@@ -185,6 +194,7 @@ class StateRows:
         else:
             for g in states.tolist():
                 self.uncertain[g] = empty
+        self.row_of[states] = row_of
 
     def _lexeme(self, r: int) -> None:
         """Rows and uncertain ranks of every unrolled state of lexeme rule r (from its token automaton)."""
