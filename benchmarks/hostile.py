@@ -78,7 +78,8 @@ CASES: list[Case] = [
     Case("regex a{20000} (minimize)", lambda s: _gen('regex(r"a{20000}")'), expect=None),
     Case("regex a{99999}", lambda s: _gen('regex(r"a{99999}")')),
     Case("regex 250 nested parens", lambda s: _gen('regex(r"' + "(" * 250 + "a" + ")" * 250 + '")')),
-    Case("arrays nested 30 deep", lambda s: _nested_arrays(30)),
+    # once refused (one automaton too large); the lazy grammar engine compiles it (within the limit or not)
+    Case("arrays nested 30 deep", lambda s: _nested_arrays(30), expect=None),
     Case("arrays nested 100 deep", lambda s: _nested_arrays(100)),
     Case("objects nested 100 deep", lambda s: _nested_objects(100)),
     Case("inline schema nested 1000 deep", lambda s: _nested_arrays(1000)),

@@ -14,7 +14,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 from decc.errors import DeccError, Source, Span
 
@@ -62,6 +63,19 @@ class Grammar:
     @property
     def start(self) -> str:
         return self.rules[0][0]
+
+    def accepts(self, data: bytes) -> bool:
+        """`data` is a sentence of the grammar (byte-level Earley), like `ByteDFA.accepts`: a JSON schema
+        compiles to either, and callers that only ask this need not care which."""
+        return _recognizer(self).accepts(data)
+
+
+@lru_cache(maxsize=32)
+def _recognizer(grammar: Grammar) -> Any:
+    from .earley import Recognizer  # earley -> rtn -> this module
+    from .rtn import build_rtn
+
+    return Recognizer(build_rtn(grammar))
 
 
 # Lark's common.ESCAPED_STRING compiles to a regex with a lookbehind; this is its language as a plain regex

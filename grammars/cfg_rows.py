@@ -19,6 +19,7 @@ for tests and for callers that want every row up front).
 from __future__ import annotations
 
 import hashlib
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -83,9 +84,17 @@ class StateRows:
         self.n_rows = 1
         self.uncertain: list[np.ndarray | None] = [None] * n
         self.walked = 0  # (state, token) pairs walked so far
+        self.lock = threading.Lock()
 
     def rows(self, states: np.ndarray) -> np.ndarray:
         """The row indices of `states` (int64, sorted unique RTN states), classifying the new ones."""
+        have = self.row_of[states]
+        if (have >= 0).all():
+            return have
+        with self.lock:  # masks may be filled on a worker thread while another asks too
+            return self._rows(states)
+
+    def _rows(self, states: np.ndarray) -> np.ndarray:
         have = self.row_of[states]
         missing = states[have < 0]
         if len(missing):
@@ -138,36 +147,40 @@ class StateRows:
         in_tok: list[np.ndarray] = []
         unc_src: list[np.ndarray] = []
         unc_tok: list[np.ndarray] = []
+        # flat views: one gather per step instead of 2-D fancy indexing; one compaction per step
+        width = padded.shape[1]
+        flat_bytes = padded.reshape(-1)
+        flat_table = table.reshape(-1)
+        flat_enters = enters.reshape(-1)
         j = 1
         while len(t_idx):
             check_time("classifying the vocabulary for the grammar")
             done = lengths[t_idx] == j
-            if done.any():
-                in_src.append(src[done])
-                in_tok.append(ids[t_idx[done]])
-                keep = ~done
-                src, t_idx, cur, passed = src[keep], t_idx[keep], cur[keep], passed[keep]
-                if not len(t_idx):
-                    break
-            byte = padded[t_idx, j]
-            passed |= enters[cur, byte]
-            cur = table[cur, byte]
-            died = cur == dead
-            if died.any():
+            # a token that is done reads a padding byte (or, at the full width, its own last one): ignored
+            byte = flat_bytes[t_idx * width + min(j, width - 1)].astype(np.int64)
+            at = cur.astype(np.int64) * 256 + byte
+            cur = flat_table[at]
+            passed = passed | flat_enters[at]
+            died = (cur == dead) & ~done
+            if done.any() or died.any():
+                if done.any():
+                    in_src.append(src[done])
+                    in_tok.append(ids[t_idx[done]])
                 unsure = died & passed
-                unc_src.append(src[unsure])
-                unc_tok.append(ids[t_idx[unsure]])
-                alive = ~died
-                src, t_idx, cur, passed = src[alive], t_idx[alive], cur[alive], passed[alive]
+                if unsure.any():
+                    unc_src.append(src[unsure])
+                    unc_tok.append(ids[t_idx[unsure]])
+                keep = ~(done | died)
+                src, t_idx, cur, passed = src[keep], t_idx[keep], cur[keep], passed[keep]
             passed |= exit_point[cur]
             j += 1
-        self.row_of[states] = 0
+        row_of = np.zeros(len(states), dtype=np.int64)  # set last: readers without the lock test it
         if in_src:
             s_all, t_all = np.concatenate(in_src), np.concatenate(in_tok)
             which_states, which = np.unique(s_all, return_inverse=True)
             packed = pack_bits(which.reshape(-1), t_all, len(which_states), self.vocab.n_words)
             first = self._add_rows(packed.view(np.int32))
-            self.row_of[which_states] = first + np.arange(len(which_states))
+            row_of[np.searchsorted(states, which_states)] = first + np.arange(len(which_states))
         rank_of = self.order.rank_of
         empty = np.zeros(0, dtype=np.int64)
         if unc_src:
@@ -181,6 +194,7 @@ class StateRows:
         else:
             for g in states.tolist():
                 self.uncertain[g] = empty
+        self.row_of[states] = row_of
 
     def _lexeme(self, r: int) -> None:
         """Rows and uncertain ranks of every unrolled state of lexeme rule r (from its token automaton)."""

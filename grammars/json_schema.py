@@ -835,7 +835,9 @@ class _Compiler:
 
     def inline(self, s: Any, ptr: str, refs: tuple[str, ...]) -> Node:
         """Subschema `s` as one regex node, no calls (for keywords that complement or intersect it): its
-        structure rules expanded, any JSON value nested at most `ANY_DEPTH` deep; recursion is refused."""
+        structure rules expanded, any JSON value nested at most `ANY_DEPTH` deep (so a complement of a
+        subschema holding `true` is exact only up to that depth: check `self.uses_any` before and after);
+        recursion is refused."""
         node = self.schema(s, ptr, refs)
         bodies = {name: body for body, name in self.structs.items()}
         recursive = set(self.rules.values())

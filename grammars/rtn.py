@@ -106,7 +106,7 @@ def build_rtn(grammar: Grammar, limits: Limits = DEFAULT_LIMITS) -> RTN:
     while changed:  # a rule is nullable if its start reaches acceptance through calls of nullable rules
         changed = False
         for r in range(len(names)):
-            if nullable[r] or offsets[r] == offsets[r + 1]:  # a rule with no states derives nothing
+            if nullable[r] or offsets[r] == offsets[r + 1]:  # no states: an unproductive rule, never called
                 continue
             seen = {int(offsets[r])}
             stack = [int(offsets[r])]

@@ -134,3 +134,11 @@ def test_rollback_undoes_accepted_tokens() -> None:
         pass
     else:
         raise AssertionError("rolling back past the start must fail")
+
+
+def test_an_unproductive_rule_beside_a_nullable_one_binds() -> None:
+    """A rule that derives no finite string has no RTN states; computing nullability skips it (it used to
+    index past the state table)."""
+    constraint = cfg('start: r0\nr0:  | r1\nr1: "a" r1 "a"\n', VOCAB)
+    m = constraint.matcher()
+    assert m.is_accepting() and not m.can_continue()

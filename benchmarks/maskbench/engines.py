@@ -48,7 +48,10 @@ class DeccEngine:
         # as they would in a serving process.
         import importlib
 
-        per_schema = [(self._js, name) for name in ("_compile", "_bind", "_intersect", "_product")]
+        per_schema = [
+            (self._js, name)
+            for name in ("_compile", "_bind", "_intersect", "_product", "_rules", "_choice", "_lexemes")
+        ]
         per_schema += [
             (importlib.import_module("decc.grammars.cfg_matcher"), "cfg_from_grammar"),
             (importlib.import_module("decc.grammars.rtn"), "build_rtn"),
