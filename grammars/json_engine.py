@@ -3,7 +3,8 @@
 The schema compiler writes every schema as a grammar whose rules are its structure (objects, arrays, any
 JSON value, recursive `$ref` targets). A small regular one is inlined back into one regex and built into a
 token automaton: built eagerly over states x vocabulary, but the fastest masks. Everything else (recursion,
-or an inlined automaton past `AUTOMATON_MAX_NFA` NFA states) stays a grammar, whose token rows are computed
+a schema-free value, which nests to any depth, or an inlined automaton past `AUTOMATON_MAX_NFA` NFA states)
+stays a grammar, whose token rows are computed
 lazily (cfg_rows.py), so compiling costs O(schema).
 """
 
@@ -103,18 +104,13 @@ def inline_size(grammar: Grammar, fixed: dict[str, int], other: Callable[[Any], 
     return estimate_states(grammar.rules[0][1], size)
 
 
-def choose(
-    grammar: Grammar, any_rule: str, any_size: Callable[[], int], other: Callable[[Any], int]
-) -> EngineChoice:
+def choose(grammar: Grammar, any_rule: str, other: Callable[[Any], int]) -> EngineChoice:
     """The engine for a schema's grammar (see the module docstring)."""
     if recursive(grammar, any_rule):
         return EngineChoice(GRAMMAR, "the schema recurses ($ref)")
-    uses_any = any(any_rule in calls_in(body) for _, body in grammar.rules)
-    if uses_any:
-        fixed = {any_rule: any_size()}
-    else:
-        fixed = {}
-    n = inline_size(grammar, fixed, other)
+    if any(any_rule in calls_in(body) for _, body in grammar.rules):
+        return EngineChoice(GRAMMAR, "a schema-free value (`true`, `{}`) nests to any depth")
+    n = inline_size(grammar, {}, other)
     if n > AUTOMATON_MAX_NFA:
         return EngineChoice(
             GRAMMAR,

@@ -251,7 +251,7 @@ def _rules(text: str, lenient: bool, ws: str, limits: Limits) -> tuple[Grammar, 
 def _choice(text: str, lenient: bool, ws: str, limits: Limits) -> EngineChoice:
     grammar = _rules(text, lenient, ws, limits)[0]
     with deadline(limits.max_seconds):
-        choice = choose(grammar, ANY_RULE, lambda: _any_value(ANY_DEPTH, ws == "any").n + 1, _counted_size)
+        choice = choose(grammar, ANY_RULE, _counted_size)
         if choice.engine == GRAMMAR and not recursive(grammar, ANY_RULE):
             lexemes = _lexemes(grammar, limits)
             n = sum(unrolled_states(b.dfa) for _, b in lexemes.rules if isinstance(b, Lexeme))
@@ -964,7 +964,7 @@ class _Compiler:
             raise InvalidSchema("a schema must be an object or a boolean", ptr)
         self.check_keywords(s, ptr)
         if "allOf" in s:
-            s = self.merge_all(s, ptr, refs)
+            s, refs = self.merge_all(s, ptr, refs)
             self.check_keywords(s, f"{ptr}/allOf")
             if not isinstance(s, dict):
                 return self.schema(s, ptr, refs)
@@ -1373,18 +1373,20 @@ class _Compiler:
 
     # -- allOf
 
-    def merge_all(self, s: dict, ptr: str, refs: tuple[str, ...]) -> Any:
+    def merge_all(self, s: dict, ptr: str, refs: tuple[str, ...]) -> tuple[Any, tuple[str, ...]]:
+        """The branches merged into one schema, and the `$ref` chain grown by the refs followed to them:
+        the merged schema's subschemas come from those targets, so a `$ref` back into one recurses."""
         merged: Any = {k: v for k, v in s.items() if k != "allOf"}
         for i, sub in enumerate(s["allOf"]):
             self.check_keywords(sub, f"{ptr}/allOf/{i}")
             sub, _, refs = self.deref(sub, f"{ptr}/allOf/{i}", refs)
             self.check_keywords(sub, f"{ptr}/allOf/{i}")
             if isinstance(sub, dict) and "allOf" in sub:
-                sub = self.merge_all(sub, f"{ptr}/allOf/{i}", refs)
+                sub, refs = self.merge_all(sub, f"{ptr}/allOf/{i}", refs)
             merged = _merge(merged, sub, f"{ptr}/allOf/{i}", self)
             if merged is False:
-                return False
-        return merged
+                return False, refs
+        return merged, refs
 
     # -- oneOf disjointness
 

@@ -561,3 +561,20 @@ def test_unicode_property_pattern_properties_classify_declared_names() -> None:
     dfa = compile_json_schema(s)
     assert dfa.accepts('{"Émile": 3}'.encode()) and not dfa.accepts('{"Émile": "x"}'.encode())
     assert dfa.accepts(b'{"zoe": "x"}')
+
+
+def test_a_recursive_ref_merged_into_allof_is_refused_not_an_endless_recursion() -> None:
+    """MaskBench's resjson: `minProperties` beside an anyOf whose branch `$ref`s back into the definition.
+    Each anyOf branch becomes allOf(rest, branch); the `$ref` chain must survive that merge so the second
+    visit is seen as recursion (it was a RecursionError traceback)."""
+    from decc.grammars import UnsupportedSchema, compile_json_schema
+
+    member = {"minProperties": 1, "anyOf": [{"type": "string"}, {"$ref": "#/definitions/r"}]}
+    schema = {
+        "type": "object",
+        "additionalProperties": member,
+        "definitions": {"r": {"type": "object", "additionalProperties": member}},
+    }
+    with pytest.raises(UnsupportedSchema) as e:
+        compile_json_schema(schema)
+    assert e.value.keyword == "$ref" and e.value.pointer.endswith("/allOf/1/$ref")

@@ -122,13 +122,25 @@ def test_repeated_refs_share_one_rule() -> None:
 @pytest.mark.parametrize("n", [60])
 def test_large_schema_runs_on_the_grammar_engine(n: int) -> None:
     """A schema too large for one automaton goes to the lazy grammar engine (it was refused or slow)."""
+    closed = {"type": "object", "additionalProperties": False}  # open objects take any value: grammar anyway
     props = {
-        f"k{i}": {"type": "object", "properties": {f"v{j}": {"type": "string"} for j in range(8)}}
-        for i in range(n)
+        f"k{i}": {**closed, "properties": {f"v{j}": {"type": "string"} for j in range(8)}} for i in range(n)
     }
-    choice = js.json_schema_engine({"type": "object", "properties": props})
+    choice = js.json_schema_engine({**closed, "properties": props})
     assert choice.engine == "grammar" and "NFA states" in choice.reason
-    assert isinstance(compile_json_schema({"type": "object", "properties": props}, engine="auto"), Grammar)
+    assert isinstance(compile_json_schema({**closed, "properties": props}, engine="auto"), Grammar)
+
+
+def test_a_schema_free_value_runs_on_the_grammar_engine_at_any_depth() -> None:
+    """`true`/`{}` is any JSON value, however deep: such a schema takes the grammar engine, not the token
+    automaton whose any-value is bounded."""
+    schema = {"type": "object", "properties": {"x": {}}, "required": ["x"], "additionalProperties": False}
+    choice = js.json_schema_engine(schema)
+    assert choice.engine == "grammar" and "any depth" in choice.reason
+    deep = {"x": [[[[[[{"a": [1]}]]]]]]}
+    assert compile_json_schema(schema, engine="auto").accepts(
+        json.dumps(deep, separators=(",", ":")).encode()
+    )
 
 
 def test_string_lexeme_is_shared_and_its_rows_are_disk_cached(tmp_path, monkeypatch) -> None:  # noqa: ANN001

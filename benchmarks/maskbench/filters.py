@@ -11,8 +11,6 @@ its difference explains that token, by checking it, not by assuming it:
 * `forced-prefix`: where the grammar forces the next bytes, llguidance allows only the canonical token(s)
   of them (its fast-forward "ff tokens"; guidance-ai/llguidance#263), decc every token that fits: decc
   alone allowing a token whose bytes are a prefix of llguidance's `compute_ff_bytes()` is that.
-* `any-depth`: decc's `true` (a value no keyword constrains) nests at most `ANY_DEPTH` containers deep;
-  llguidance alone allowing a token that opens containers past that depth inside such a value is that.
 * `negative-zero`: decc writes an `integer` as `json.dumps` writes ints, so never `-0`; llguidance alone
   allowing `0` right after the `-` of an integer is that (decc's language is the smaller one here).
 * `del-in-string`: RFC 8259 lets U+007F stand unescaped in a string; llguidance's string lexeme does not.
@@ -29,7 +27,7 @@ its difference explains that token, by checking it, not by assuming it:
   Unicode spaces (U+00A0, U+2000-U+200A, U+3000, ...); llguidance's `\s` does not. decc alone allowing,
   inside a string whose pattern has `\s`, a token whose bytes begin such a space is that.
 
-`format` applies to both sides; `any-depth` and `negative-zero` to what llguidance alone allows, the others
+`format` applies to both sides; `negative-zero` to what llguidance alone allows, the others
 to what decc alone allows. A token after a structural `,`/`:` that starts with a space is explained when its
 rest is explained or taken by llguidance.
 """
@@ -39,8 +37,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
-
-from decc.grammars.json_schema import ANY_DEPTH
 
 from .data import SchemaWalk
 from .engines import encode
@@ -178,31 +174,6 @@ DECC_FILTERS: dict[str, Any] = {
     "number-spelling": _number_spelling,
     "unicode-space": _unicode_space,
 }
-ANNOTATIONS = frozenset({"description", "title", "default", "examples", "$comment", "deprecated", "readOnly"})
-
-
-def _any_depth(b: bytes, at: Context) -> bool:
-    """Past decc's nesting bound for schema-free values (`true`, `{}`, undeclared properties)."""
-    free = [
-        s
-        for s in at.lay.spans
-        if s.kind in ("object", "array")
-        and s.start < at.offset < s.end
-        and all(set(c) <= ANNOTATIONS for c in at.walker.at(s.path))
-    ]
-    if not free:
-        return False
-    top = min(free, key=lambda s: len(s.path))
-    depth = sum(
-        1
-        for s in at.lay.spans
-        if s.kind in ("object", "array")
-        and s.path[: len(top.path)] == top.path
-        and s.start < at.offset < s.end
-    )
-    body = b.lstrip(b",: ")
-    opening = len(body) - len(body.lstrip(b"[{"))
-    return opening > 0 and depth + opening > ANY_DEPTH
 
 
 def _negative_zero(b: bytes, at: Context) -> bool:
@@ -216,7 +187,7 @@ def _negative_zero(b: bytes, at: Context) -> bool:
 
 
 DECC_ONLY = DECC_FILTERS
-LLG_ONLY: dict[str, Any] = {"format": _format, "any-depth": _any_depth, "negative-zero": _negative_zero}
+LLG_ONLY: dict[str, Any] = {"format": _format, "negative-zero": _negative_zero}
 
 
 def _explain(b: bytes, at: Context, filters: dict[str, Any], g: Any, tok: Any) -> str | None:
