@@ -19,23 +19,30 @@ its difference explains that token, by checking it, not by assuming it:
   (`\u0041` for `A`) may spell an allowed character; llguidance does not allow escapes there. decc alone
   allowing a token with a backslash inside a key or string whose schema has a pattern is that.
 * `escape-spelling`: llguidance writes escapes canonically (`\"`, `\\`, `\b\f\n\r\t`, `\u0000`-`\u001f`);
-  decc takes every valid JSON escape: decc alone allowing `\/` or another `\uXXXX`, in a string, is that.
+  decc takes every valid JSON escape: decc alone allowing a token with `\/` or another `\uXXXX` in it,
+  inside a string, is that.
 * `number-spelling`: under bounds, `multipleOf`, `enum` or `const`, decc takes every spelling of an allowed
   number (`-0`, `0.0`, `5e-1`, `18` on the way to `180e-1`), llguidance the plain one: decc alone allowing
   a token of number characters inside such a number is that.
 * `unicode-space`: `\s` in an ECMA-262 pattern (JSON Schema's dialect, and Python's `re`) also matches
   Unicode spaces (U+00A0, U+2000-U+200A, U+3000, ...); llguidance's `\s` does not. decc alone allowing,
-  inside a string whose pattern has `\s`, a token whose bytes begin such a space is that.
+  inside a string whose pattern has `\s`, a token with a character that begins such a space is that; and
+  llguidance alone allowing U+0085 (a Unicode space that ECMA-262's `\s` leaves out) there.
+* `added-token`: llguidance alone allowing a token that decc's vocabulary holds no text for (added and
+  special tokens, such as qwen2's `[PADn]` fillers, are never text in decc).
 
-`format` applies to both sides; `negative-zero` to what llguidance alone allows, the others
-to what decc alone allows. A token after a structural `,`/`:` that starts with a space is explained when its
+A token that spells the instance's next bytes and then differs (`":-` where the instance has `":7`) is judged
+by its differing rest, at the position where it parts from the instance.
+
+`format` and `unicode-space` apply to both sides; `negative-zero` and `added-token` to what llguidance
+alone allows, the others to what decc alone allows. A token after a structural `,`/`:` that starts with a space is explained when its
 rest is explained or taken by llguidance.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .data import SchemaWalk
@@ -122,9 +129,25 @@ def _escape_spelling(b: bytes, at: Context) -> bool:
     if started is not None and len(started.group(1)) % 2 == 1:  # inside a \u escape
         hex_digits = started.group(2) + b[: 4 - len(started.group(2))]
         return CANONICAL_U.fullmatch(hex_digits) is None
-    if (len(text) - len(text.rstrip(b"\\"))) % 2 == 0:
-        return False
-    return b[:1] == b"/" or (b[:1] == b"u" and CANONICAL_U.fullmatch(b[1:5]) is None)
+    pending = (len(text) - len(text.rstrip(b"\\"))) % 2 == 1  # the token starts right after a backslash
+    return _odd_escape(b"\\" + b if pending else b)
+
+
+def _odd_escape(s: bytes) -> bool:
+    """`s` (bytes inside a string) has a `\\/` or a non-canonical `\\u` escape before the string ends."""
+    i = 0
+    while i < len(s):
+        c = s[i]
+        if c == 0x22:  # an unescaped quote ends the string: what follows is not text
+            return False
+        if c != 0x5C:
+            i += 1
+            continue
+        nxt = s[i + 1 : i + 2]
+        if nxt == b"/" or (nxt == b"u" and CANONICAL_U.fullmatch(s[i + 2 : i + 6]) is None):
+            return True
+        i += 6 if nxt == b"u" else 2
+    return False
 
 
 NUMBER_BYTES = re.compile(rb"[-+0-9.eE]+")
@@ -151,9 +174,24 @@ UNICODE_SPACES = tuple(
 
 
 def _unicode_space(b: bytes, at: Context) -> bool:
-    if not b or b[0] < 0x80 or not at.inside_text():
+    return _space_in_pattern(b, at, UNICODE_SPACES)
+
+
+# U+0085 (NEL) is White_Space in Unicode, so in llguidance's `\s`, but not a space in ECMA-262's `\s`.
+NEL = ("\u0085".encode(),)
+
+
+def _nel_space(b: bytes, at: Context) -> bool:
+    return _space_in_pattern(b, at, NEL)
+
+
+def _space_in_pattern(b: bytes, at: Context, spaces: tuple[bytes, ...]) -> bool:
+    r"""Some non-ASCII character of `b` begins (or is) one of `spaces`, inside a key or string whose pattern
+    has `\s`."""
+    if not at.inside_text():
         return False
-    if not any(w.startswith(b[: len(w)]) for w in UNICODE_SPACES):
+    starts = [i for i, c in enumerate(b) if c >= 0xC0]  # where multi-byte characters begin
+    if not any(w.startswith(b[i : i + len(w)]) for i in starts for w in spaces):
         return False
     span, cands = at.value(("key", "string"))
     if span is None:
@@ -187,7 +225,20 @@ def _negative_zero(b: bytes, at: Context) -> bool:
 
 
 DECC_ONLY = DECC_FILTERS
-LLG_ONLY: dict[str, Any] = {"format": _format, "negative-zero": _negative_zero}
+
+
+def _added_token(b: bytes, at: Context) -> bool:
+    """A token decc's vocabulary holds no text for (an added or special token such as qwen2's `[PADn]`):
+    decc never allows one, llguidance may."""
+    return b == b""
+
+
+LLG_ONLY: dict[str, Any] = {
+    "format": _format,
+    "negative-zero": _negative_zero,
+    "unicode-space": _nel_space,
+    "added-token": _added_token,
+}
 
 
 def _explain(b: bytes, at: Context, filters: dict[str, Any], g: Any, tok: Any) -> str | None:
@@ -199,6 +250,11 @@ def _explain(b: bytes, at: Context, filters: dict[str, Any], g: Any, tok: Any) -
         rest = b[1:]  # decc's default separators: the same token without its space is explained or taken
         if not rest or _explain(rest, at, filters, g, tok) is not None or _llg_takes(rest, g, tok):
             return "separator-space"
+    ahead = at.lay.text[at.offset : at.offset + len(b)]
+    pairs = enumerate(zip(b, ahead, strict=False))
+    k = next((i for i, (x, y) in pairs if x != y), min(len(b), len(ahead)))
+    if 0 < k < len(b):  # the token spells the instance's next k bytes, then differs: judge it from there
+        return _explain(b[k:], replace(at, offset=at.offset + k, forced=b""), filters, g, tok)
     return None
 
 
