@@ -48,6 +48,7 @@ from .dfa import ByteDFA, dfa_from_nfa
 from .errors import GrammarLimitError, RegexError
 from .json_exponents import number_range
 from .json_formats import FORMATS, MAX_LENGTHS, UNENFORCED_FORMATS
+from .json_keywords import is_annotation, negations, one_of, without_dangling
 from .json_numbers import (
     NUMBER,
     Automaton,
@@ -76,7 +77,7 @@ TYPES = ("null", "boolean", "object", "array", "string", "number", "integer")
 
 UNSUPPORTED = frozenset(
     {
-        "uniqueItems", "not", "if", "then", "else", "contains", "minContains", "maxContains",
+        "uniqueItems", "contains", "minContains", "maxContains",
         "dependentRequired", "dependentSchemas", "dependencies", "unevaluatedProperties",
         "unevaluatedItems", "propertyNames", "$dynamicRef", "$recursiveRef",
     }
@@ -827,6 +828,8 @@ class _Compiler:
             self.check_keywords(s, f"{ptr}/allOf")
             if not isinstance(s, dict):
                 return self.schema(s, ptr, refs)
+        if "not" in s or "if" in s:  # exact through complement (json_keywords)
+            return negations(self, s, ptr, refs)
         if "enum" in s or "const" in s:
             return self.enum(s, ptr)
         branches: list[Node] = []
@@ -835,15 +838,15 @@ class _Compiler:
                 if key not in s:
                     continue
                 subs = s[key]
-                if key == "oneOf" and not self.disjoint(subs, ptr, refs):
-                    self.unsupported(
-                        "oneOf", f"{ptr}/oneOf", "oneOf with branches that may overlap cannot be enforced"
-                    )
                 rest = {k: v for k, v in s.items() if k not in ("anyOf", "oneOf")}
                 if _constraining(rest):
                     other = [k for k in ("anyOf", "oneOf") if k in s and k != key]
                     if other:
                         raise self.hard(key, ptr, "anyOf and oneOf together with other keywords")
+                if key == "oneOf" and not self.disjoint(subs, ptr, refs):  # exact through difference
+                    branches.append(one_of(self, rest, subs, ptr, refs, _constraining(rest)))
+                    continue
+                if _constraining(rest):
                     alts = [
                         self.schema({"allOf": [rest, sub]}, f"{ptr}/{key}/{i}", refs)
                         for i, sub in enumerate(subs)
@@ -1324,15 +1327,8 @@ def _search_node(pattern: str, node_of: Callable[[Node], Node], anything: Node) 
     return seq(*([] if start else [anything]), node, *([] if end else [anything]))
 
 
-_ANNOTATIONS = frozenset(
-    {"title", "description", "default", "examples", "$schema", "$id", "$comment", "deprecated", "readOnly",
-     "writeOnly", "contentMediaType", "contentEncoding", "contentSchema", "$anchor", "$defs", "definitions",
-     "$dynamicAnchor", "$vocabulary"}
-)  # fmt: skip
-
-
 def _constraining(s: dict) -> bool:
-    return any(k not in _ANNOTATIONS for k in s)
+    return any(not is_annotation(k) for k in s)
 
 
 def _type_set(s: Any) -> set[str] | None:
@@ -1394,9 +1390,10 @@ def _merge(a: Any, b: Any, ptr: str, comp: _Compiler) -> Any:
         return a
     if a is False or b is False:
         return False
+    a, b = without_dangling(a), without_dangling(b)
     out = dict(a)
     for k, v in b.items():
-        if k in _ANNOTATIONS:
+        if is_annotation(k):
             continue
         if k not in out:
             out[k] = v
@@ -1432,6 +1429,8 @@ def _merge(a: Any, b: Any, ptr: str, comp: _Compiler) -> Any:
             # both enumerations: the validator filters candidates against the whole merged schema
             out.setdefault("allOf", [])
             out["allOf"] = [*out.get("allOf", []), {k: v}]
+        elif k == "not":  # not A and not B: neither
+            out[k] = {"anyOf": [w, v]}
         elif k in ("anyOf", "oneOf"):
             raise UnsupportedSchema(f"allOf with several '{k}' needs a product of branches", k, ptr)
         elif k in ("items", "additionalProperties", "prefixItems", "patternProperties", "additionalItems"):

@@ -1,0 +1,353 @@
+"""Which JSON Schema keywords assert something: every other keyword (titles, `x-...` extensions, vendor
+keywords such as `nullable` or `tsType`) is an annotation, which validation ignores, so decc ignores it too
+(in `allOf` branches, next to `$ref`, ...) instead of refusing the schema."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+from decc.errors import DeccError
+
+from .dfa import ByteDFA
+from .json_numbers import alt, lit, opt, seq
+from .regex_ast import CharSet, Node, Repeat
+from .regex_ops import dfa_of, difference, expand_counted, has_call, intersection, node_of
+from .regex_parser import parse_regex
+
+# Keywords of drafts 4 to 2020-12 that take part in validation (or in finding subschemas: `$ref`, `$defs`).
+ASSERTIONS = frozenset(
+    {
+        "type", "enum", "const", "multipleOf", "maximum", "exclusiveMaximum", "minimum", "exclusiveMinimum",
+        "maxLength", "minLength", "pattern", "format", "items", "prefixItems", "additionalItems", "contains",
+        "minContains", "maxContains", "maxItems", "minItems", "uniqueItems", "properties",
+        "patternProperties", "additionalProperties", "required", "maxProperties", "minProperties",
+        "dependentRequired", "dependentSchemas", "dependencies", "propertyNames", "allOf", "anyOf", "oneOf",
+        "not", "if", "then", "else", "$ref", "$dynamicRef", "$recursiveRef", "unevaluatedItems",
+        "unevaluatedProperties",
+    }
+)  # fmt: skip
+
+
+def is_annotation(keyword: str) -> bool:
+    """True when `keyword` asserts nothing: an annotation, an extension or a keyword no draft defines."""
+    return keyword not in ASSERTIONS
+
+
+# -- exact negation: `not`, `if`/`then`/`else`, overlapping `oneOf` -----------------------------------------
+#
+# These need the complement of a subschema's language, and complementing a language of *spellings* is only
+# right when that language holds every spelling of every value it accepts. decc's languages do not: numbers
+# and strings have spellings a subschema never writes (`1e3`, `"\u0061"`), objects come in schema order.
+# So the result is cut down to the canonical spellings (`canonical_value`: json.dumps-style strings,
+# integers and short plain decimals), which every subschema writes for every value it accepts, and the
+# subtracted subschema must not depend on the order of keys (`order_problem`), or be compiled merged with
+# the surrounding schema when it only names that schema's declared properties (then both write the same
+# order). What cannot be made exact is refused with the keyword and its pointer.
+
+
+class NotExact(Exception):
+    """A subschema whose complement decc cannot take exactly: why, and the JSON pointer of the cause."""
+
+    def __init__(self, message: str, pointer: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.pointer = pointer
+
+
+# formats whose regex is exactly jsonschema's checker (json_formats.py); the others reject valid strings
+EXACT_FORMATS = frozenset({"date", "ipv4", "ipv6", "json-pointer"})
+_OBJECT_KEYWORDS = ("properties", "required", "dependentRequired", "dependentSchemas", "dependencies")
+_SUBSCHEMA_LISTS = ("allOf", "anyOf", "oneOf", "prefixItems")
+_SUBSCHEMA_ONE = ("not", "if", "then", "else", "additionalProperties", "additionalItems", "contains")
+
+
+def _admits_objects(s: dict) -> bool:
+    t = s.get("type")
+    return t is None or t == "object" or (isinstance(t, list) and "object" in t)
+
+
+def _ordered_value(v: Any) -> bool:
+    """Does the JSON value `v` hold an object of two or more keys (whose literal fixes an order)?"""
+    if isinstance(v, dict):
+        return len(v) > 1 or any(_ordered_value(x) for x in v.values())
+    if isinstance(v, list):
+        return any(_ordered_value(x) for x in v)
+    return False
+
+
+def _closed_single(s: dict) -> bool:
+    names = set(s.get("properties", {})) | set(s.get("required", []))
+    return s.get("additionalProperties", True) is False and not s.get("patternProperties") and len(names) <= 1
+
+
+def order_problem(
+    s: Any,
+    ptr: str,
+    resolve: Callable[[str, str], tuple[Any, str]],
+    names: frozenset[str] | None = None,
+    seen: frozenset[str] = frozenset(),
+) -> NotExact | None:
+    """Why the language decc compiles for `s` may miss a canonical spelling of a value `s` accepts, or None.
+
+    `names`: the surrounding schema's declared properties, which `s` may constrain at its top level when it
+    is compiled merged with that schema (same key order); None: `s` is compiled on its own."""
+    if not isinstance(s, dict):
+        return None
+    if "$ref" in s:
+        ref = s["$ref"]
+        if ref in seen:
+            return NotExact("the subschema recurses", f"{ptr}/$ref")
+        target, _ = resolve(ref, f"{ptr}/$ref")
+        found = order_problem(target, f"{ptr}/$ref", resolve, names, seen | {ref})
+        if found:
+            return found
+    for key in ("enum", "const"):
+        values = s.get(key, []) if key == "enum" else [s.get(key)]
+        if key in s and any(_ordered_value(v) for v in values):
+            return NotExact(f"'{key}' lists an object of several keys, which decc writes in one order", ptr)
+    fmt = s.get("format")
+    if isinstance(fmt, str) and fmt not in EXACT_FORMATS:
+        return NotExact(f"format '{fmt}' is not enforced exactly", f"{ptr}/format")
+    mult = s.get("multipleOf")
+    if mult is not None and not float(mult).is_integer():
+        return NotExact("a fractional multipleOf (jsonschema divides floats)", f"{ptr}/multipleOf")
+    if _admits_objects(s) and not _closed_single(s):
+        for key in _OBJECT_KEYWORDS:
+            if not s.get(key):
+                continue
+            if names is None:
+                return NotExact(f"'{key}' fixes an order of object keys", f"{ptr}/{key}")
+            if key in ("properties", "required"):
+                if not set(s[key]) <= names:
+                    return NotExact(
+                        f"'{key}' names a property the surrounding schema does not declare", f"{ptr}/{key}"
+                    )
+            else:
+                return NotExact(f"'{key}' fixes an order of object keys", f"{ptr}/{key}")
+        if names is not None and ("patternProperties" in s or "additionalProperties" in s):
+            return NotExact("a subschema constraining undeclared properties", ptr)
+    same_level = names
+    for key in _SUBSCHEMA_LISTS:
+        for i, sub in enumerate(s.get(key, []) if isinstance(s.get(key), list) else []):
+            found = order_problem(
+                sub, f"{ptr}/{key}/{i}", resolve, same_level if key != "prefixItems" else None, seen
+            )
+            if found:
+                return found
+    for key in _SUBSCHEMA_ONE:
+        if key in s:
+            level = same_level if key in ("not", "if", "then", "else") else None
+            found = order_problem(s[key], f"{ptr}/{key}", resolve, level, seen)
+            if found:
+                return found
+    items = s.get("items")
+    for i, sub in enumerate(items if isinstance(items, list) else [items] if items is not None else []):
+        found = order_problem(
+            sub, f"{ptr}/items" + (f"/{i}" if isinstance(items, list) else ""), resolve, None, seen
+        )
+        if found:
+            return found
+    for key in ("properties", "patternProperties", "dependentSchemas"):
+        for k, sub in (s.get(key) or {}).items() if isinstance(s.get(key), dict) else []:
+            found = order_problem(sub, f"{ptr}/{key}/{k}", resolve, None, seen)
+            if found:
+                return found
+    return None
+
+
+# -- canonical spellings ------------------------------------------------------------------------------------
+
+_CONTROL_ESCAPES = r'\\["\\bfnrt]|\\u00(0[0-7]|0b|0e|0f|1[0-9a-f])'
+# json.dumps(ensure_ascii=False), and json.dumps with ASCII escapes (no astral characters: a pattern's
+# language spells those raw, not as surrogate pairs)
+_CANON_STRING = (
+    rf'"([^"\\\x00-\x1f]|{_CONTROL_ESCAPES})*"'
+    rf'|"([\x20-\x21\x23-\x5b\x5d-\x7e]|{_CONTROL_ESCAPES}|\\u007f|\\u00[89a-f][0-9a-f]'
+    rf'|\\u0[1-9a-f][0-9a-f]{{2}}|\\u[1-9a-c][0-9a-f]{{3}}|\\ud[0-7][0-9a-f]{{2}}|\\u[ef][0-9a-f]{{3}})*"'
+)
+_CANON_INT = r"0|-?[1-9][0-9]*"
+# plain decimals with at most 15 significant digits, from 1e-4 up: what `json.dumps` writes for such a float
+# (and such a decimal reads back as the float that prints as itself)
+_CANON_DEC = (
+    "-?("
+    + "|".join(
+        [rf"[1-9][0-9]{{{i - 1}}}\.[0-9]{{0,{14 - i}}}[1-9]" for i in range(1, 15)]
+        + [r"0\.0{0,3}([1-9]|[1-9][0-9]{0,13}[1-9])"]
+    )
+    + ")"
+)
+
+
+@lru_cache(maxsize=8)
+def canonical_value(comma: Node, colon: Node, ws: Node, depth: int) -> ByteDFA:
+    """The canonical spellings of JSON values nested at most `depth` containers deep, with the compiler's
+    separators: strings as `json.dumps(ensure_ascii=False)`, integers, short plain decimals."""
+    string = parse_regex(_CANON_STRING)
+    value = alt(
+        lit("null"), lit("true"), lit("false"), parse_regex(_CANON_INT), parse_regex(_CANON_DEC), string
+    )
+    for _ in range(depth):
+        inner = node_of(dfa_of(value))
+        member = seq(string, colon, inner)
+        arrays = seq(lit("["), ws, opt(seq(inner, Repeat(seq(comma, inner), 0, None))), ws, lit("]"))
+        objects = seq(lit("{"), ws, opt(seq(member, Repeat(seq(comma, member), 0, None))), ws, lit("}"))
+        value = alt(
+            lit("null"),
+            lit("true"),
+            lit("false"),
+            parse_regex(_CANON_INT),
+            parse_regex(_CANON_DEC),
+            string,
+            arrays,
+            objects,
+        )
+    return dfa_of(value)
+
+
+# -- the compiler hooks -------------------------------------------------------------------------------------
+
+CANONICAL_DEPTH = 3  # json_schema.ANY_DEPTH: `true` inside a subtracted subschema spells values this deep
+_EMPTY = CharSet(())
+
+
+def _regular(node: Any, pointer: str) -> ByteDFA:
+    if has_call(node):
+        raise NotExact("the subschema recurses, so its language is not regular", pointer)
+    return dfa_of(expand_counted(node))
+
+
+def _universe(comp: Any) -> ByteDFA:
+    return canonical_value(comp.comma, comp.colon, comp.ws, CANONICAL_DEPTH)
+
+
+def _subtrahend(comp: Any, rest: Any, sub: Any, ptr: str, refs: tuple[str, ...]) -> ByteDFA:
+    """A language holding every canonical spelling, inside the surrounding schema `rest`, of the values
+    `sub` accepts, and only values `sub` accepts: `sub` alone or, to share `rest`'s key order, merged."""
+    problem = order_problem(sub, ptr, comp.resolve)
+    if problem is None:
+        return _regular(comp.schema(sub, ptr, refs), ptr)
+    names = frozenset(rest.get("properties", {})) if isinstance(rest, dict) else frozenset()
+    if order_problem(sub, ptr, comp.resolve, names) is not None:
+        raise problem
+    return _regular(comp.schema({"allOf": [rest, sub]}, ptr, refs), ptr)
+
+
+def _minus(comp: Any, keep: Node, remove: list[ByteDFA], ptr: str, what: str) -> Node:
+    """`keep`'s canonical spellings that no language of `remove` holds, as one automaton node."""
+    if keep == _EMPTY:
+        return keep
+    base = intersection([_regular(keep, ptr), _universe(comp)], what)
+    return node_of(difference(base, remove, what))
+
+
+def _exactly(
+    comp: Any, keyword: str, ptr: str, exact: Callable[[], Node], fallback: Callable[[], Node]
+) -> Node:
+    try:
+        return exact()
+    except NotExact as e:
+        comp.unsupported(keyword, e.pointer, f"'{keyword}' cannot be enforced exactly here: {e.message}")
+        return fallback()  # lenient: the keyword was recorded as ignored
+
+
+def _lacking(sub: Any) -> dict | None:
+    """`not: {required: [names]}` as a schema of its own: objects lacking one of the names (and, when the
+    negated schema says `type: object`, every non-object), so that no key order is involved."""
+    if not isinstance(sub, dict) or not isinstance(sub.get("required"), list) or not sub["required"]:
+        return None
+    if any(not is_annotation(k) and k not in ("required", "type") for k in sub):
+        return None
+    if sub.get("type", "object") not in ("object", ["object"]):
+        return None
+    options: list[Any] = [
+        {"type": "object", "properties": {n: False}} for n in dict.fromkeys(sub["required"])
+    ]
+    if "type" in sub:
+        options.append({"type": ["null", "boolean", "number", "string", "array"]})
+    return options[0] if len(options) == 1 else {"anyOf": options}
+
+
+def negations(comp: Any, s: dict, ptr: str, refs: tuple[str, ...]) -> Node:
+    """`if`/`then`/`else` and `not`: (T and A and B) | (T and C, minus A), and T minus the `not` schema."""
+    if "if" in s:
+        rest = {k: v for k, v in s.items() if k not in ("if", "then", "else")}
+        if "then" not in s and "else" not in s:
+            return comp.schema(rest, ptr, refs)
+        cond, then, other = s["if"], s.get("then", True), s.get("else", True)
+
+        def exact_if() -> Node:
+            yes = comp.schema({"allOf": [rest, cond, then]}, ptr, refs)
+            no = comp.schema({"allOf": [rest, other]}, ptr, refs)
+            remove = _subtrahend(comp, rest, cond, f"{ptr}/if", refs)
+            return alt(yes, _minus(comp, no, [remove], ptr, f"the 'if' at '{ptr or '/'}'"))
+
+        def lenient_if() -> Node:
+            return alt(
+                comp.schema({"allOf": [rest, cond, then]}, ptr, refs),
+                comp.schema({"allOf": [rest, other]}, ptr, refs),
+            )
+
+        return _exactly(comp, "if", f"{ptr}/if", exact_if, lenient_if)
+    rest = {k: v for k, v in s.items() if k != "not"}
+    lacking = _lacking(s["not"])
+    if lacking is not None:
+        try:
+            return comp.schema({"allOf": [rest, lacking]}, ptr, refs)
+        except DeccError:  # a merge decc does not do (two anyOf): the complement may still work
+            pass
+
+    def exact_not() -> Node:
+        keep = comp.schema(rest, ptr, refs)
+        if keep == _EMPTY:
+            return keep
+        remove = _subtrahend(comp, rest, s["not"], f"{ptr}/not", refs)
+        return _minus(comp, keep, [remove], ptr, f"the 'not' at '{ptr or '/'}'")
+
+    return _exactly(comp, "not", f"{ptr}/not", exact_not, lambda: comp.schema(rest, ptr, refs))
+
+
+def one_of(comp: Any, rest: dict, subs: list, ptr: str, refs: tuple[str, ...], constrained: bool) -> Node:
+    """`oneOf` with branches that may overlap: each branch minus the others that may overlap it."""
+
+    def exact() -> Node:
+        removed: dict[int, ByteDFA] = {}
+        out: list[Node] = []
+        for i, sub in enumerate(subs):
+            where = f"{ptr}/oneOf/{i}"
+            keep = comp.schema({"allOf": [rest, sub]} if constrained else sub, where, refs)
+            others = [j for j in range(len(subs)) if j != i and not comp.disjoint([sub, subs[j]], ptr, refs)]
+            if keep == _EMPTY or not others:
+                out.append(keep)
+                continue
+            for j in others:
+                if j not in removed:
+                    removed[j] = _subtrahend(comp, rest, subs[j], f"{ptr}/oneOf/{j}", refs)
+            what = f"the oneOf at '{ptr or '/'}'"
+            out.append(_minus(comp, keep, [removed[j] for j in others], where, what))
+        return alt(*out) if out else _EMPTY
+
+    def lenient() -> Node:
+        return alt(
+            *(
+                comp.schema({"allOf": [rest, sub]} if constrained else sub, f"{ptr}/oneOf/{i}", refs)
+                for i, sub in enumerate(subs)
+            )
+        )
+
+    return _exactly(comp, "oneOf", f"{ptr}/oneOf", exact, lenient)
+
+
+def without_dangling(s: Any) -> Any:
+    """`s` without `then`/`else` when it has no `if`, and without an `if` that has neither: they assert
+    nothing, and left in, an allOf merge would pair them with another branch's `if` (which they must not)."""
+    if not isinstance(s, dict):
+        return s
+    if "if" not in s:
+        drop = {"then", "else"}
+    elif "then" not in s and "else" not in s:
+        drop = {"if"}
+    else:
+        return s
+    return {k: v for k, v in s.items() if k not in drop} if drop & set(s) else s

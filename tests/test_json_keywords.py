@@ -1,0 +1,223 @@
+"""JSON Schema keyword coverage (grammars/json_keywords.py): annotations are ignored in allOf branches;
+`not`, `if`/`then`/`else` and overlapping `oneOf` are exact through complement and difference.
+
+The oracle is jsonschema on drawn values, spelled the canonical ways decc writes them (json.dumps, both
+separators, ASCII escapes or not, integral floats as integers); for annotations, the annotation-free schema.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from typing import Any
+
+import jsonschema
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from decc.grammars.json_keywords import ASSERTIONS, CANONICAL_DEPTH
+from decc.grammars.json_schema import ANY_DEPTH, UnsupportedSchema, compile_json_schema
+from decc.grammars.regex_ops import difference
+
+SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _spellings(v: Any) -> list[bytes]:
+    return [json.dumps(v, separators=(",", ":"), ensure_ascii=a).encode() for a in (True, False)] + [
+        json.dumps(v, ensure_ascii=a).encode() for a in (True, False)
+    ]
+
+
+def _agrees(schema: Any, values: list[Any]) -> None:
+    dfa = compile_json_schema(schema)
+    check = jsonschema.Draft202012Validator(schema)
+    for v in values:
+        valid = check.is_valid(v)
+        for text in _spellings(v):
+            assert dfa.accepts(text) == valid, (schema, text, valid)
+
+
+# -- drawn values: canonical numbers (integers, quarters), short strings, shallow containers ---------------
+
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 12),
+    st.integers(-40, 40).map(lambda n: n / 4).filter(lambda x: not x.is_integer()),
+    st.text(alphabet='ab"\\é\n', max_size=3),
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(["a", "b", "kind"]), inner, max_size=2)
+    ),
+    max_leaves=6,
+)
+FIXED = [None, True, 0, 1, 2, 3, 5, 7, 2.5, -1, "", "a", "ab", "abc", "b", [], [1], [1, 2], {}, {"a": 1}]
+
+# small regular subschemas that do not depend on key order
+LEAVES = [
+    {"type": "integer"},
+    {"type": "string"},
+    {"type": "null"},
+    {"type": ["integer", "string"]},
+    {"minimum": 2},
+    {"maximum": 5},
+    {"exclusiveMinimum": 0, "type": "number"},
+    {"type": "string", "maxLength": 2},
+    {"pattern": "^a"},
+    {"minLength": 1},
+    {"enum": [1, "a", None, 2.5]},
+    {"const": 2},
+    {"type": "array", "maxItems": 1},
+    {"type": "array", "items": {"type": "integer"}},
+    {"type": "integer", "multipleOf": 2},
+    {"type": "object", "additionalProperties": {"type": "integer"}},
+    {"type": "object", "maxProperties": 1},
+    {"not": {"type": "boolean"}},
+    {},
+    True,
+    False,
+]
+LEAF = st.sampled_from(LEAVES)
+
+
+@st.composite
+def negating(draw: st.DrawFn) -> Any:
+    a, b, c = draw(LEAF), draw(LEAF), draw(LEAF)
+    kind = draw(st.sampled_from(["not", "not-with", "oneOf2", "oneOf3", "if", "if-then", "if-else"]))
+    if kind == "not":
+        return {"not": a}
+    if kind == "not-with":
+        return {**(b if isinstance(b, dict) else {}), "not": a}
+    if kind == "oneOf2":
+        return {"oneOf": [a, b]}
+    if kind == "oneOf3":
+        return {"oneOf": [a, b, c]}
+    if kind == "if":
+        return {"if": a, "then": b, "else": c}
+    if kind == "if-then":
+        return {"if": a, "then": b}
+    return {"if": a, "else": c}
+
+
+def test_canonical_depth_is_any_depth() -> None:
+    assert CANONICAL_DEPTH == ANY_DEPTH  # a deeper universe would take values `true` does not spell
+
+
+@SETTINGS
+@given(schema=negating(), values=st.lists(VALUES, max_size=25))
+def test_not_if_oneof_agree_with_jsonschema(schema: Any, values: list[Any]) -> None:
+    _agrees(schema, FIXED + values)
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"oneOf": [{"type": "integer"}, {"minimum": 2}]},
+        {"oneOf": [{"type": "string", "maxLength": 2}, {"pattern": "^a"}, {"minLength": 2}]},
+        {"type": "integer", "oneOf": [{"multipleOf": 2}, {"multipleOf": 3}]},
+        {"not": {"enum": [1, "a"]}},
+        {"type": "integer", "not": {"minimum": 3, "maximum": 5}},
+        {"if": {"type": "integer"}, "then": {"minimum": 2}, "else": {"type": "string"}},
+        {"not": {"required": ["a"]}},
+        {"type": "object", "not": {"required": ["a", "b"]}},
+        {"not": {"type": "object", "required": ["kind"]}},
+    ],
+)
+def test_keyword_cases_agree_with_jsonschema(schema: Any) -> None:
+    _agrees(schema, FIXED + [{"b": 1}, {"a": 1, "b": 2}, {"b": 1, "a": 2}, {"kind": "x"}, [2, 3], [6]])
+
+
+def test_if_on_a_declared_property_is_compiled_in_the_schema_order() -> None:
+    schema = {
+        "type": "object",
+        "properties": {"kind": {"enum": ["a", "b"]}, "x": {"type": "integer"}},
+        "if": {"properties": {"kind": {"const": "a"}}, "required": ["kind"]},
+        "then": {"required": ["x"]},
+        "else": {"properties": {"x": {"maximum": 3}}},
+    }
+    values = [{"kind": k, **x, **e} for k in "ab" for x in ({}, {"x": 2}, {"x": 7}) for e in ({}, {"z": 1})]
+    _agrees(schema, [*values, {"x": 9}, {}])
+
+
+@pytest.mark.parametrize(
+    ("schema", "keyword", "pointer"),
+    [
+        ({"not": {"properties": {"a": {"type": "integer"}}}}, "not", "/not/properties"),
+        (
+            {"oneOf": [{"required": ["a"], "minProperties": 2}, {"type": "object"}]},
+            "oneOf",
+            "/oneOf/0/required",
+        ),
+        ({"if": {"enum": [{"a": 1, "b": 2}]}, "then": False}, "if", "/if"),
+        ({"not": {"format": "email"}}, "not", "/not/format"),
+    ],
+)
+def test_order_dependent_complements_are_refused(schema: Any, keyword: str, pointer: str) -> None:
+    with pytest.raises(UnsupportedSchema) as e:
+        compile_json_schema(schema)
+    assert (e.value.keyword, e.value.pointer) == (keyword, pointer)
+
+
+def test_recursive_oneof_branches_are_refused_and_lenient_warns() -> None:
+    schema = {
+        "$defs": {"t": {"type": "array", "items": {"$ref": "#/$defs/t"}}},
+        "oneOf": [{"$ref": "#/$defs/t"}, {"type": "array", "maxItems": 1}],
+    }
+    with pytest.raises(UnsupportedSchema) as e:
+        compile_json_schema(schema)
+    assert e.value.keyword == "oneOf"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        compile_json_schema(schema, lenient=True)
+    assert any("oneOf" in str(w.message) for w in caught)
+
+
+# -- annotations in allOf ----------------------------------------------------------------------------------
+
+TEXT = st.text(max_size=5)
+KNOWN = {
+    "title": TEXT,
+    "description": TEXT,
+    "$comment": TEXT,
+    "examples": st.lists(VALUES, max_size=2),
+    "default": VALUES,
+    "deprecated": st.booleans(),
+    "readOnly": st.booleans(),
+    "writeOnly": st.booleans(),
+}
+OTHER_KEYS = st.one_of(
+    st.sampled_from(["nullable", "tsType", "markdownDescription", "errorMessage"]),
+    st.from_regex(r"x-[a-zA-Z]{1,6}", fullmatch=True),
+    st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=8).filter(
+        lambda k: k not in ASSERTIONS
+    ),
+)
+
+
+@st.composite
+def annotations(draw: st.DrawFn) -> dict:
+    known = draw(st.lists(st.sampled_from(sorted(KNOWN)), unique=True, max_size=2))
+    out = {k: draw(KNOWN[k]) for k in known} | draw(st.dictionaries(OTHER_KEYS, VALUES, max_size=2))
+    return out or {"x-note": None}
+
+
+TYPED = st.sampled_from(
+    [
+        {"type": "string"},
+        {"type": "string", "maxLength": 3},
+        {"type": "integer", "minimum": 0},
+        {"type": "array"},
+    ]
+)
+
+
+@SETTINGS
+@given(base=TYPED, extra=TYPED, notes=st.lists(annotations(), min_size=3, max_size=3))
+def test_annotations_in_several_allof_branches_are_ignored(base: Any, extra: Any, notes: list[dict]) -> None:
+    plain = {"allOf": [base, extra, {}]}
+    annotated = {"allOf": [{**notes[0], **base}, {**notes[1], **extra}, notes[2]]}
+    want, got = compile_json_schema(plain), compile_json_schema(annotated)
+    assert difference(want, [got], "test").is_empty() and difference(got, [want], "test").is_empty()
