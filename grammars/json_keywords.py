@@ -88,11 +88,13 @@ def order_problem(
     resolve: Callable[[str, str], tuple[Any, str]],
     names: frozenset[str] | None = None,
     seen: frozenset[str] = frozenset(),
+    objects: bool = True,
 ) -> NotExact | None:
     """Why the language decc compiles for `s` may miss a canonical spelling of a value `s` accepts, or None.
 
     `names`: the surrounding schema's declared properties, which `s` may constrain at its top level when it
-    is compiled merged with that schema (same key order); None: `s` is compiled on its own."""
+    is compiled merged with that schema (same key order); None: `s` is compiled on its own. `objects=False`:
+    that schema takes no objects, so what `s` says about them at its top level does not count."""
     if not isinstance(s, dict):
         return None
     if "$ref" in s:
@@ -100,7 +102,7 @@ def order_problem(
         if ref in seen:
             return NotExact("the subschema recurses", f"{ptr}/$ref")
         target, _ = resolve(ref, f"{ptr}/$ref")
-        found = order_problem(target, f"{ptr}/$ref", resolve, names, seen | {ref})
+        found = order_problem(target, f"{ptr}/$ref", resolve, names, seen | {ref}, objects)
         if found:
             return found
     for key in ("enum", "const"):
@@ -113,7 +115,7 @@ def order_problem(
     mult = s.get("multipleOf")
     if mult is not None and not float(mult).is_integer():
         return NotExact("a fractional multipleOf (jsonschema divides floats)", f"{ptr}/multipleOf")
-    if _admits_objects(s) and not _closed_single(s):
+    if objects and _admits_objects(s) and not _closed_single(s):
         for key in _OBJECT_KEYWORDS:
             if not s.get(key):
                 continue
@@ -128,18 +130,20 @@ def order_problem(
                 return NotExact(f"'{key}' fixes an order of object keys", f"{ptr}/{key}")
         if names is not None and ("patternProperties" in s or "additionalProperties" in s):
             return NotExact("a subschema constraining undeclared properties", ptr)
-    same_level = names
     for key in _SUBSCHEMA_LISTS:
         for i, sub in enumerate(s.get(key, []) if isinstance(s.get(key), list) else []):
+            level = key != "prefixItems"
             found = order_problem(
-                sub, f"{ptr}/{key}/{i}", resolve, same_level if key != "prefixItems" else None, seen
+                sub, f"{ptr}/{key}/{i}", resolve, names if level else None, seen, objects or not level
             )
             if found:
                 return found
     for key in _SUBSCHEMA_ONE:
         if key in s:
-            level = same_level if key in ("not", "if", "then", "else") else None
-            found = order_problem(s[key], f"{ptr}/{key}", resolve, level, seen)
+            level = key in ("not", "if", "then", "else")
+            found = order_problem(
+                s[key], f"{ptr}/{key}", resolve, names if level else None, seen, objects or not level
+            )
             if found:
                 return found
     items = s.get("items")
@@ -222,16 +226,94 @@ def _universe(comp: Any) -> ByteDFA:
     return canonical_value(comp.comma, comp.colon, comp.ws, CANONICAL_DEPTH)
 
 
-def _subtrahend(comp: Any, rest: Any, sub: Any, ptr: str, refs: tuple[str, ...]) -> ByteDFA:
-    """A language holding every canonical spelling, inside the surrounding schema `rest`, of the values
-    `sub` accepts, and only values `sub` accepts: `sub` alone or, to share `rest`'s key order, merged."""
-    problem = order_problem(sub, ptr, comp.resolve)
-    if problem is None:
-        return _regular(comp.schema(sub, ptr, refs), ptr)
-    names = frozenset(rest.get("properties", {})) if isinstance(rest, dict) else frozenset()
-    if order_problem(sub, ptr, comp.resolve, names) is not None:
-        raise problem
-    return _regular(comp.schema({"allOf": [rest, sub]}, ptr, refs), ptr)
+def top_names(
+    s: Any, resolve: Callable[[str, str], tuple[Any, str]], seen: frozenset[str] = frozenset()
+) -> list[str]:
+    """The property names `s` mentions (`properties`, `required`) for the object it applies to itself, in
+    the order met."""
+    if not isinstance(s, dict):
+        return []
+    out = [*s.get("properties", {}), *s.get("required", [])]
+    ref = s.get("$ref")
+    if isinstance(ref, str) and ref not in seen:
+        out += top_names(resolve(ref, "")[0], resolve, seen | {ref})
+    for key in ("allOf", "anyOf", "oneOf"):
+        for sub in s.get(key, []) if isinstance(s.get(key), list) else []:
+            out += top_names(sub, resolve, seen)
+    for key in ("not", "if", "then", "else"):
+        out += top_names(s.get(key), resolve, seen)
+    return list(dict.fromkeys(out))
+
+
+def _declare(keep: Any, order: list[str]) -> Any:
+    """`keep` with every name of `order` declared, in that order (then its other properties), each with the
+    schema it gives such a key anyway: the same values, only their spelling fixes the order of these keys,
+    as decc does for declared ones. Unchanged when `keep` has patternProperties (they pick the schema)."""
+    if not isinstance(keep, dict) or keep.get("patternProperties") or not _admits_objects(keep):
+        return keep
+    props = keep.get("properties", {})
+    addl = keep.get("additionalProperties", True)
+    names = dict.fromkeys([*order, *props, *keep.get("required", [])])
+    return {**keep, "properties": {n: props[n] if n in props else addl for n in names}}
+
+
+def _closed_within(sub: Any, keep: Any) -> Any:
+    """A closed `sub` (additionalProperties false) as the properties of `keep` it forbids, so that merging
+    it into `keep` does not meet decc's refusal of additionalProperties in one allOf branch."""
+    if not (isinstance(sub, dict) and sub.get("additionalProperties") is False and isinstance(keep, dict)):
+        return sub, False
+    if sub.get("patternProperties") or not isinstance(sub.get("properties", {}), dict):
+        return sub, False
+    props = dict(sub.get("properties", {}))
+    props.update({n: False for n in keep.get("properties", {}) if n not in props})
+    return {**{k: v for k, v in sub.items() if k != "additionalProperties"}, "properties": props}, True
+
+
+def _difference(
+    comp: Any,
+    keep: Any,
+    subs: list[tuple[Any, str]],
+    ptr: str,
+    refs: tuple[str, ...],
+    what: str,
+    order: list[str] | None = None,
+) -> Node:
+    """The canonical spellings of `keep` (a merged schema) whose values no schema of `subs` accepts.
+
+    A subtracted schema whose language does not depend on key order is compiled alone; otherwise it is
+    merged into `keep` (both then write `keep`'s key order), after the names it mentions are declared in
+    `keep` (`_declare`), which must then name every key it constrains."""
+    if keep is False:
+        return _EMPTY
+    relative = [(sub, at) for sub, at in subs if order_problem(sub, at, comp.resolve) is not None]
+    if relative:  # `order`: the names in the order every branch of a oneOf writes them
+        mentioned = [n for sub, _ in relative for n in top_names(sub, comp.resolve)]
+        keep = _declare(keep, order if order is not None else mentioned)
+    declared = frozenset(keep.get("properties", {})) if isinstance(keep, dict) else frozenset()
+    remove: list[ByteDFA] = []
+    for sub, at in subs:
+        if not any(sub is r for r, _ in relative):
+            remove.append(_regular(comp.schema(sub, at, refs), at))
+            continue
+        target, _, _ = comp.deref(sub, at, refs, "peek")
+        target, closed = _closed_within(target, keep)
+        takes_objects = not isinstance(keep, dict) or _admits_objects(keep)
+        problem = order_problem(target, at, comp.resolve, declared, objects=takes_objects)
+        if problem is not None:
+            raise problem
+        merged = _merged(comp, [keep, target], at, refs)
+        if merged is False:
+            continue
+        if closed:
+            merged = {**merged, "additionalProperties": False}
+        remove.append(_regular(comp.schema(merged, at, refs), at))
+    return _minus(comp, comp.schema(keep, ptr, refs), remove, ptr, what)
+
+
+def _merged(comp: Any, parts: list[Any], ptr: str, refs: tuple[str, ...]) -> Any:
+    """The allOf of `parts` as one schema (False: nothing), as the compiler merges it."""
+    merged = comp.merge_all({"allOf": parts}, ptr, refs)
+    return {} if merged is True else merged
 
 
 def _minus(comp: Any, keep: Node, remove: list[ByteDFA], ptr: str, what: str) -> Node:
@@ -279,9 +361,9 @@ def negations(comp: Any, s: dict, ptr: str, refs: tuple[str, ...]) -> Node:
 
         def exact_if() -> Node:
             yes = comp.schema({"allOf": [rest, cond, then]}, ptr, refs)
-            no = comp.schema({"allOf": [rest, other]}, ptr, refs)
-            remove = _subtrahend(comp, rest, cond, f"{ptr}/if", refs)
-            return alt(yes, _minus(comp, no, [remove], ptr, f"the 'if' at '{ptr or '/'}'"))
+            keep = _merged(comp, [rest, other], ptr, refs)
+            no = _difference(comp, keep, [(cond, f"{ptr}/if")], ptr, refs, f"the 'if' at '{ptr or '/'}'")
+            return alt(yes, no)
 
         def lenient_if() -> Node:
             return alt(
@@ -299,11 +381,7 @@ def negations(comp: Any, s: dict, ptr: str, refs: tuple[str, ...]) -> Node:
             pass
 
     def exact_not() -> Node:
-        keep = comp.schema(rest, ptr, refs)
-        if keep == _EMPTY:
-            return keep
-        remove = _subtrahend(comp, rest, s["not"], f"{ptr}/not", refs)
-        return _minus(comp, keep, [remove], ptr, f"the 'not' at '{ptr or '/'}'")
+        return _difference(comp, rest, [(s["not"], f"{ptr}/not")], ptr, refs, f"the 'not' at '{ptr or '/'}'")
 
     return _exactly(comp, "not", f"{ptr}/not", exact_not, lambda: comp.schema(rest, ptr, refs))
 
@@ -312,20 +390,17 @@ def one_of(comp: Any, rest: dict, subs: list, ptr: str, refs: tuple[str, ...], c
     """`oneOf` with branches that may overlap: each branch minus the others that may overlap it."""
 
     def exact() -> Node:
-        removed: dict[int, ByteDFA] = {}
         out: list[Node] = []
+        order = top_names({"allOf": [rest, *subs]}, comp.resolve)
         for i, sub in enumerate(subs):
             where = f"{ptr}/oneOf/{i}"
-            keep = comp.schema({"allOf": [rest, sub]} if constrained else sub, where, refs)
             others = [j for j in range(len(subs)) if j != i and not comp.disjoint([sub, subs[j]], ptr, refs)]
-            if keep == _EMPTY or not others:
-                out.append(keep)
+            if not others:
+                out.append(comp.schema({"allOf": [rest, sub]} if constrained else sub, where, refs))
                 continue
-            for j in others:
-                if j not in removed:
-                    removed[j] = _subtrahend(comp, rest, subs[j], f"{ptr}/oneOf/{j}", refs)
-            what = f"the oneOf at '{ptr or '/'}'"
-            out.append(_minus(comp, keep, [removed[j] for j in others], where, what))
+            keep = _merged(comp, [rest, sub], where, refs)
+            remove = [(subs[j], f"{ptr}/oneOf/{j}") for j in others]
+            out.append(_difference(comp, keep, remove, where, refs, f"the oneOf at '{ptr or '/'}'", order))
         return alt(*out) if out else _EMPTY
 
     def lenient() -> Node:
@@ -351,3 +426,17 @@ def without_dangling(s: Any) -> Any:
     else:
         return s
     return {k: v for k, v in s.items() if k not in drop} if drop & set(s) else s
+
+
+def merge_conditionals(a: Any, b: Any) -> tuple[Any, Any]:
+    """Two allOf branches that both hold an `if`: b's conditional moves into a's `then` and `else`, which is
+    the same conjunction ((if A then B else C) and D is if A then (B and D) else (C and D))."""
+    if not (isinstance(a, dict) and isinstance(b, dict) and "if" in a and "if" in b):
+        return a, b
+    cond = {k: b[k] for k in ("if", "then", "else") if k in b}
+    if cond == {k: a[k] for k in ("if", "then", "else") if k in a}:
+        return a, b
+    nested = dict(a)
+    nested["then"] = {"allOf": [a.get("then", True), cond]}
+    nested["else"] = {"allOf": [a.get("else", True), cond]}
+    return nested, {k: v for k, v in b.items() if k not in cond}

@@ -48,7 +48,7 @@ from .dfa import ByteDFA, dfa_from_nfa
 from .errors import GrammarLimitError, RegexError
 from .json_exponents import number_range
 from .json_formats import FORMATS, MAX_LENGTHS, UNENFORCED_FORMATS
-from .json_keywords import is_annotation, negations, one_of, without_dangling
+from .json_keywords import is_annotation, merge_conditionals, negations, one_of, without_dangling
 from .json_numbers import (
     NUMBER,
     Automaton,
@@ -906,6 +906,8 @@ class _Compiler:
         from jsonschema import Draft202012Validator
 
         values = [s["const"]] if "const" in s else list(s["enum"])
+        if "const" in s and "enum" in s:  # both (an allOf merge): the const only if the enum lists it
+            values = [v for v in values if any(v == x and _types_of(v) == _types_of(x) for x in s["enum"])]
         if self._validator is None:
             self._validator = Draft202012Validator(self.root if isinstance(self.root, dict) else {})
         # each value passes its own enum/const: checking them again would make n values cost n^2
@@ -1390,7 +1392,7 @@ def _merge(a: Any, b: Any, ptr: str, comp: _Compiler) -> Any:
         return a
     if a is False or b is False:
         return False
-    a, b = without_dangling(a), without_dangling(b)
+    a, b = merge_conditionals(without_dangling(a), without_dangling(b))
     out = dict(a)
     for k, v in b.items():
         if is_annotation(k):

@@ -7,6 +7,7 @@ separators, ASCII escapes or not, integral floats as integers); for annotations,
 
 from __future__ import annotations
 
+import itertools
 import json
 import warnings
 from typing import Any
@@ -29,13 +30,26 @@ def _spellings(v: Any) -> list[bytes]:
     ]
 
 
+def _orders(v: Any) -> list[Any]:
+    """`v` with its (top-level) keys in every order: decc writes one order per schema, jsonschema has none."""
+    if not isinstance(v, dict):
+        return [v]
+    return [dict(p) for p in itertools.permutations(v.items())]
+
+
 def _agrees(schema: Any, values: list[Any]) -> None:
+    """Every spelling decc accepts is valid; every valid value is accepted in some key order (each order
+    in all four spellings alike)."""
     dfa = compile_json_schema(schema)
     check = jsonschema.Draft202012Validator(schema)
     for v in values:
         valid = check.is_valid(v)
-        for text in _spellings(v):
-            assert dfa.accepts(text) == valid, (schema, text, valid)
+        verdicts = []
+        for w in _orders(v):
+            got = {dfa.accepts(text) for text in _spellings(w)}
+            assert len(got) == 1, (schema, w)
+            verdicts.append(got.pop())
+        assert any(verdicts) == valid, (schema, v, valid)
 
 
 # -- drawn values: canonical numbers (integers, quarters), short strings, shallow containers ---------------
@@ -76,6 +90,10 @@ LEAVES = [
     {"type": "object", "additionalProperties": {"type": "integer"}},
     {"type": "object", "maxProperties": 1},
     {"not": {"type": "boolean"}},
+    {"properties": {"a": {"type": "integer"}}},
+    {"required": ["a"]},
+    {"type": "object", "properties": {"b": {"const": 1}}, "required": ["b"]},
+    {"properties": {"a": {"type": "string"}}, "additionalProperties": False},
     {},
     True,
     False,
@@ -130,6 +148,28 @@ def test_keyword_cases_agree_with_jsonschema(schema: Any) -> None:
     _agrees(schema, FIXED + [{"b": 1}, {"a": 1, "b": 2}, {"b": 1, "a": 2}, {"kind": "x"}, [2, 3], [6]])
 
 
+OBJECTS = [{}, {"a": 1}, {"b": 2}, {"c": 3}, {"a": 1, "b": 2}, {"a": "s", "c": 3}, {"b": 2, "c": 3}, {"a": 1, "z": 0},
+           {"a": 1, "b": 2, "c": 3}, {"a": 1, "b": "s", "c": 3, "z": 0}, {"z": 1}, 5, None]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"not": {"properties": {"a": {"type": "integer"}}}},
+        {"oneOf": [{"required": ["a"], "minProperties": 2}, {"type": "object"}]},
+        {"type": "object", "oneOf": [{"required": ["a", "b"]}, {"required": ["c"]}]},
+        {"oneOf": [{"properties": {"a": {"type": "integer"}}, "required": ["a"]}, {"required": ["b"]}]},
+        {"oneOf": [{"properties": {"a": {}, "b": {}}, "additionalProperties": False}, {"required": ["c"]}]},
+        {"oneOf": [{"properties": {"a": {}}, "additionalProperties": False}, {"properties": {"b": {}}}]},
+        {"if": {"required": ["a"]}, "then": {"required": ["b"]}, "else": {"properties": {"c": {"const": 3}}}},
+    ],
+)
+def test_key_names_of_subtracted_schemas_are_declared(schema: Any) -> None:
+    """The names the subtracted schemas mention are declared in the kept one, whose order both then
+    write: exact, in that order."""
+    _agrees(schema, OBJECTS)
+
+
 def test_if_on_a_declared_property_is_compiled_in_the_schema_order() -> None:
     schema = {
         "type": "object",
@@ -145,11 +185,15 @@ def test_if_on_a_declared_property_is_compiled_in_the_schema_order() -> None:
 @pytest.mark.parametrize(
     ("schema", "keyword", "pointer"),
     [
-        ({"not": {"properties": {"a": {"type": "integer"}}}}, "not", "/not/properties"),
         (
-            {"oneOf": [{"required": ["a"], "minProperties": 2}, {"type": "object"}]},
+            {"patternProperties": {"^x": {}}, "not": {"required": ["a"], "minProperties": 2}},
+            "not",
+            "/not/required",
+        ),
+        (
+            {"patternProperties": {"^x": {}}, "oneOf": [{"required": ["a"]}, {"required": ["b"]}]},
             "oneOf",
-            "/oneOf/0/required",
+            "/oneOf/1/required",
         ),
         ({"if": {"enum": [{"a": 1, "b": 2}]}, "then": False}, "if", "/if"),
         ({"not": {"format": "email"}}, "not", "/not/format"),
@@ -221,3 +265,9 @@ def test_annotations_in_several_allof_branches_are_ignored(base: Any, extra: Any
     annotated = {"allOf": [{**notes[0], **base}, {**notes[1], **extra}, notes[2]]}
     want, got = compile_json_schema(plain), compile_json_schema(annotated)
     assert difference(want, [got], "test").is_empty() and difference(got, [want], "test").is_empty()
+
+
+def test_const_and_enum_merged_from_allof_branches_keep_both() -> None:
+    """allOf [{const}, {enum}] merges into one schema with both: the const counts only when listed."""
+    assert not compile_json_schema({"allOf": [{"const": 2}, {"enum": [1, "a"]}]}).accepts(b"2")
+    assert compile_json_schema({"allOf": [{"enum": [2, "a"]}, {"const": 2}]}).accepts(b"2")
