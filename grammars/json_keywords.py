@@ -361,6 +361,12 @@ def negations(comp: Any, s: dict, ptr: str, refs: tuple[str, ...]) -> Node:
 
         def exact_if() -> Node:
             yes = comp.schema({"allOf": [rest, cond, then]}, ptr, refs)
+            lacking = _lacking(cond)
+            if lacking is not None:  # `if required [...]`: the else part is the objects lacking one
+                try:
+                    return alt(yes, comp.schema({"allOf": [rest, other, lacking]}, ptr, refs))
+                except DeccError:
+                    pass
             keep = _merged(comp, [rest, other], ptr, refs)
             no = _difference(comp, keep, [(cond, f"{ptr}/if")], ptr, refs, f"the 'if' at '{ptr or '/'}'")
             return alt(yes, no)
@@ -440,3 +446,43 @@ def merge_conditionals(a: Any, b: Any) -> tuple[Any, Any]:
     nested["then"] = {"allOf": [a.get("then", True), cond]}
     nested["else"] = {"allOf": [a.get("else", True), cond]}
     return nested, {k: v for k, v in b.items() if k not in cond}
+
+
+DEPENDENCY_KEYWORDS = ("dependentRequired", "dependentSchemas", "dependencies")
+
+
+def dependency_names(s: dict) -> list[str]:
+    """The names the dependencies of `s` mention, in order: each key, then what it requires (or what its
+    schema names). They are declared after `s`'s own properties, so that every conditional branch writes
+    them in that one order (decc.testing.to_schema_order puts instances in it)."""
+    names: list[str] = []
+    for key in DEPENDENCY_KEYWORDS:
+        for name, dep in (s.get(key) or {}).items():
+            names.append(name)
+            if isinstance(dep, list):
+                names += dep
+            elif isinstance(dep, dict):
+                names += [*dep.get("properties", {}), *dep.get("required", [])]
+    return [*s.get("properties", {}), *dict.fromkeys(names)]
+
+
+def dependencies_as_conditionals(s: Any) -> Any:
+    """`dependentRequired`, `dependentSchemas` and draft-07 `dependencies` as the conditionals they mean:
+    {a: [b]} is `if required [a] then required [b]`, {a: S} is `if required [a] then S`; several nest
+    (merge_conditionals), so that `negations` compiles them exactly."""
+    if not isinstance(s, dict) or not any(k in s for k in DEPENDENCY_KEYWORDS):
+        return s
+    out: Any = _declare({k: v for k, v in s.items() if k not in DEPENDENCY_KEYWORDS}, dependency_names(s))
+    for key in DEPENDENCY_KEYWORDS:
+        for name, dep in (s.get(key) or {}).items():
+            if isinstance(dep, list):
+                if not dep:
+                    continue
+                cond = {"if": {"required": [name]}, "then": {"required": list(dep)}}
+            else:
+                cond = {"if": {"required": [name]}, "then": dep}
+            if "if" in out:
+                out, _ = merge_conditionals(out, cond)
+            else:
+                out = {**out, **cond}
+    return out

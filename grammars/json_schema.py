@@ -48,7 +48,14 @@ from .dfa import ByteDFA, dfa_from_nfa
 from .errors import GrammarLimitError, RegexError
 from .json_exponents import number_range
 from .json_formats import FORMATS, MAX_LENGTHS, UNENFORCED_FORMATS
-from .json_keywords import is_annotation, merge_conditionals, negations, one_of, without_dangling
+from .json_keywords import (
+    dependencies_as_conditionals,
+    is_annotation,
+    merge_conditionals,
+    negations,
+    one_of,
+    without_dangling,
+)
 from .json_numbers import (
     NUMBER,
     Automaton,
@@ -78,7 +85,7 @@ TYPES = ("null", "boolean", "object", "array", "string", "number", "integer")
 UNSUPPORTED = frozenset(
     {
         "uniqueItems", "contains", "minContains", "maxContains",
-        "dependentRequired", "dependentSchemas", "dependencies", "unevaluatedProperties",
+        "unevaluatedProperties",
         "unevaluatedItems", "propertyNames", "$dynamicRef", "$recursiveRef",
     }
 )  # fmt: skip
@@ -828,6 +835,7 @@ class _Compiler:
             self.check_keywords(s, f"{ptr}/allOf")
             if not isinstance(s, dict):
                 return self.schema(s, ptr, refs)
+        s = dependencies_as_conditionals(s)  # as if/then (json_keywords)
         if "not" in s or "if" in s:  # exact through complement (json_keywords)
             return negations(self, s, ptr, refs)
         if "enum" in s or "const" in s:
@@ -1392,7 +1400,8 @@ def _merge(a: Any, b: Any, ptr: str, comp: _Compiler) -> Any:
         return a
     if a is False or b is False:
         return False
-    a, b = merge_conditionals(without_dangling(a), without_dangling(b))
+    a, b = (without_dangling(dependencies_as_conditionals(x)) for x in (a, b))
+    a, b = merge_conditionals(a, b)
     out = dict(a)
     for k, v in b.items():
         if is_annotation(k):

@@ -271,3 +271,35 @@ def test_const_and_enum_merged_from_allof_branches_keep_both() -> None:
     """allOf [{const}, {enum}] merges into one schema with both: the const counts only when listed."""
     assert not compile_json_schema({"allOf": [{"const": 2}, {"enum": [1, "a"]}]}).accepts(b"2")
     assert compile_json_schema({"allOf": [{"enum": [2, "a"]}, {"const": 2}]}).accepts(b"2")
+
+
+# -- dependencies -------------------------------------------------------------------------------------------
+
+NAMES = ["a", "b", "c"]
+DEPENDENT = st.dictionaries(st.sampled_from(NAMES), st.lists(st.sampled_from(NAMES), unique=True, max_size=2))
+OBJECT_VALUES = st.dictionaries(st.sampled_from([*NAMES, "z"]), st.sampled_from([0, 1, "s"]), max_size=4)
+
+
+@st.composite
+def dependent(draw: st.DrawFn) -> dict:
+    deps = draw(DEPENDENT)
+    base = draw(st.sampled_from([{}, {"type": "object"}, {"properties": {"a": {"type": "integer"}}}]))
+    form = draw(st.sampled_from(["dependentRequired", "dependencies", "dependentSchemas"]))
+    if form == "dependentSchemas":
+        return {
+            **base,
+            form: {k: {"required": v, "properties": {"z": {"const": 1}}} for k, v in deps.items()},
+        }
+    return {**base, form: deps}
+
+
+@SETTINGS
+@given(schema=dependent(), values=st.lists(OBJECT_VALUES, max_size=12))
+def test_dependencies_agree_with_jsonschema(schema: dict, values: list[Any]) -> None:
+    if "dependencies" in schema:
+        check = jsonschema.Draft7Validator(schema)
+        dfa = compile_json_schema({"$schema": "http://json-schema.org/draft-07/schema#", **schema})
+        for v in [*values, 1, "s"]:
+            assert any(dfa.accepts(json.dumps(w).encode()) for w in _orders(v)) == check.is_valid(v), v
+        return
+    _agrees(schema, [*values, {"a": 1, "b": 1, "c": 1}, 1, "s"])
