@@ -486,3 +486,61 @@ def dependencies_as_conditionals(s: Any) -> Any:
             else:
                 out = {**out, **cond}
     return out
+
+
+# -- min/maxProperties over optional properties -------------------------------------------------------------
+
+
+def counted_members(
+    decl: list[tuple[str, Node, bool]],
+    extra: Node | None,
+    lo: int,
+    hi: int | None,
+    comma: Node,
+    ws: Node,
+) -> Node:
+    """An object body `{...}` whose declared members (name, member text, required) come in order, then any
+    number of `extra` members, with lo..hi members in all: the declared members are walked with a count of
+    those present so far (capped at `lo` when there is no upper bound), so that any number of optional
+    properties costs states linear in their number, not 2^n alternatives."""
+    cap = lo if hi is None else hi
+    memo: dict[tuple[int, int, bool], Node] = {}
+
+    def extras(c: int, written: bool) -> Node:
+        e_lo, e_hi = max(0, lo - c), None if hi is None else hi - c
+        if extra is None or e_hi == 0:
+            return EMPTY_NODE if e_lo == 0 else NOTHING_NODE
+        if written:
+            return Repeat(seq(comma, extra), e_lo, e_hi)
+        more = Repeat(seq(comma, extra), max(e_lo - 1, 0), None if e_hi is None else e_hi - 1)
+        first = seq(extra, more)
+        return first if e_lo > 0 else opt(first)
+
+    def rest(i: int, c: int, written: bool) -> Node:
+        key = (i, c, written)
+        if key in memo:
+            return memo[key]
+        if i == len(decl):
+            out = extras(c, written)
+        else:
+            _, member, required = decl[i]
+            take: Node = NOTHING_NODE
+            if hi is None or c < hi:
+                after = rest(i + 1, min(c + 1, cap) if hi is None else c + 1, True)
+                if after != NOTHING_NODE:
+                    take = seq(comma, member, after) if written else seq(member, after)
+            skip = NOTHING_NODE if required else rest(i + 1, c, written)
+            parts = [p for p in (take, skip) if p != NOTHING_NODE]
+            out = alt(*parts) if parts else NOTHING_NODE
+            if take != NOTHING_NODE and skip != NOTHING_NODE and not has_call(out):
+                # reached from two states: as one embedded automaton, or the regex tree doubles per level
+                out = node_of(dfa_of(expand_counted(out)))
+        memo[key] = out
+        return out
+
+    body = rest(0, 0, False)
+    return NOTHING_NODE if body == NOTHING_NODE else seq(lit("{"), ws, body, ws, lit("}"))
+
+
+EMPTY_NODE: Node = seq()
+NOTHING_NODE: Node = CharSet(())

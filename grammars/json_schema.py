@@ -49,6 +49,7 @@ from .errors import GrammarLimitError, RegexError
 from .json_exponents import number_range
 from .json_formats import FORMATS, MAX_LENGTHS, UNENFORCED_FORMATS
 from .json_keywords import (
+    counted_members,
     dependencies_as_conditionals,
     is_annotation,
     merge_conditionals,
@@ -1177,10 +1178,8 @@ class _Compiler:
         if trivial_lo and trivial_hi:
             return self.props_body(decl, extra, 0, None)
         optional = [d for d in decl if not d[2]]
-        if len(optional) > 6:
-            raise self.hard(
-                "minProperties", ptr, "min/maxProperties with many optional properties is not supported"
-            )
+        if len(optional) > 4:  # counted over the members (json_keywords), not 2^n alternatives
+            return counted_members(decl, extra, lo, hi, self.comma, self.ws)
         alts: list[Node] = []
         for mask in range(1 << len(optional)):
             chosen = {optional[i][0] for i in range(len(optional)) if mask >> i & 1}

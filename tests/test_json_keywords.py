@@ -303,3 +303,42 @@ def test_dependencies_agree_with_jsonschema(schema: dict, values: list[Any]) -> 
             assert any(dfa.accepts(json.dumps(w).encode()) for w in _orders(v)) == check.is_valid(v), v
         return
     _agrees(schema, [*values, {"a": 1, "b": 1, "c": 1}, 1, "s"])
+
+
+# -- min/maxProperties with optional properties --------------------------------------------------------------
+
+
+@st.composite
+def counted_objects(draw: st.DrawFn) -> tuple[dict, list[dict]]:
+    n = draw(st.integers(3, 8))  # over 4 optional ones: counted (json_keywords); over 6 were refused
+    names = [f"p{i}" for i in range(n)]
+    required = draw(st.lists(st.sampled_from(names), unique=True, max_size=2))
+    lo = draw(st.integers(0, n + 1))
+    hi = draw(st.one_of(st.none(), st.integers(0, n + 2)))
+    schema: dict = {
+        "properties": {k: {"type": "integer"} for k in names},
+        "required": required,
+        "minProperties": lo,
+    }
+    if hi is not None:
+        schema["maxProperties"] = hi
+    if draw(st.booleans()):
+        schema["additionalProperties"] = False
+    values = []
+    for _ in range(12):  # declared keys in schema order, then extras
+        present = [k for k in names if draw(st.booleans())]
+        value = {k: draw(st.sampled_from([1, "s"])) for k in present}
+        value.update({f"x{i}": 0 for i in range(draw(st.integers(0, 2)))})
+        values.append(value)
+    return schema, values
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=counted_objects())
+def test_min_max_properties_count_optional_properties(case: tuple[dict, list[dict]]) -> None:
+    schema, values = case
+    dfa = compile_json_schema(schema)
+    check = jsonschema.Draft202012Validator(schema)
+    for v in values:
+        for text in _spellings(v):
+            assert dfa.accepts(text) == check.is_valid(v), (schema, text)
