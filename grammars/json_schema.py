@@ -75,6 +75,7 @@ from .json_strict import close_objects
 from .limits import DEFAULT_LIMITS, Limits, check_time, deadline
 from .nfa import NFA, _Builder, build_nfa, estimate_states
 from .regex_ast import EMPTY, Alt, CharSet, Concat, Node, Repeat, negate, normalize
+from .regex_ops import top_level_alternatives
 from .regex_parser import parse_regex
 from .rtn import build_rtn
 from .token_automaton import TokenAutomaton
@@ -998,8 +999,7 @@ class _Compiler:
         try:
             return _search_node(p, _to_json_string_body, Repeat(STR_CHAR, 0, None))
         except RegexError as e:
-            why = e.message if e.message == _ANCHORED_BAR else f"pattern not supported: {e.message}"
-            raise self.hard("pattern", ptr, why) from None
+            raise self.hard("pattern", ptr, f"pattern not supported: {e.message}") from None
 
     # -- numbers
 
@@ -1323,15 +1323,12 @@ def _search_dfa(pattern: str) -> ByteDFA:
     return dfa_from_nfa(build_nfa(_search_node(pattern, lambda n: n, anything), DEFAULT_LIMITS))
 
 
-_ANCHORED_BAR = "anchors with a top-level '|' are not supported"
-
-
 def _search_node(pattern: str, node_of: Callable[[Node], Node], anything: Node) -> Node:
     """A JSON Schema `pattern` as a search (ECMAScript: unanchored unless it starts with ^ / ends with $):
     `node_of` of the parsed regex, with `anything` on each side that is not anchored."""
     start, end, top_bar = _anchors(pattern)
-    if (start or end) and top_bar:
-        raise RegexError(_ANCHORED_BAR, pattern, 0, len(pattern))
+    if (start or end) and top_bar:  # each alternative a search of its own, with its own anchors
+        return alt(*(_search_node(p, node_of, anything) for p in top_level_alternatives(pattern)))
     node = node_of(parse_regex(pattern, ecma=True))
     return seq(*([] if start else [anything]), node, *([] if end else [anything]))
 

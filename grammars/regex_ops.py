@@ -108,3 +108,32 @@ def expand_counted(node: Any) -> Any:
         item = expand_counted(node.item)
         return node if item is node.item else Repeat(item, node.min, node.max)
     return node
+
+
+def top_level_alternatives(pattern: str) -> list[str]:
+    """`pattern` split at its top-level `|` (outside groups and classes, escapes skipped): with ECMAScript
+    search semantics each alternative keeps its own `^` / `$` (`^a|b$`: starts with a, or ends with b)."""
+    parts: list[str] = []
+    depth = 0
+    in_class = False
+    start = 0
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif c == "|" and depth == 0:
+            parts.append(pattern[start:i])
+            start = i + 1
+        i += 1
+    parts.append(pattern[start:])
+    return parts

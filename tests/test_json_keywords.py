@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import warnings
 from typing import Any
 
@@ -342,3 +343,21 @@ def test_min_max_properties_count_optional_properties(case: tuple[dict, list[dic
     for v in values:
         for text in _spellings(v):
             assert dfa.accepts(text) == check.is_valid(v), (schema, text)
+
+
+# -- anchors inside a top-level alternation -----------------------------------------------------------------
+
+PATTERN_TEXTS = st.text(alphabet="abc$^", max_size=5)
+
+
+@SETTINGS
+@given(
+    pattern=st.sampled_from(["^a|b$", "^ab|c", "a|^b$", "^(a|b)c|^c$", "^a|", "b$|^$", "^a|b|c$"]),
+    texts=st.lists(PATTERN_TEXTS, max_size=20),
+)
+def test_anchors_inside_an_alternation_search_like_ecmascript(pattern: str, texts: list[str]) -> None:
+    """Each alternative keeps its own anchors; Python's re.search agrees with ECMAScript on these."""
+    schema = {"type": "string", "pattern": pattern}
+    dfa = compile_json_schema(schema)
+    for text in [*texts, "", "a", "b", "ab", "ba", "c", "xc", "cx"]:
+        assert dfa.accepts(json.dumps(text).encode()) == bool(re.search(pattern, text)), (pattern, text)
