@@ -4,6 +4,7 @@ keywords such as `nullable` or `tsType`) is an annotation, which validation igno
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
@@ -544,3 +545,92 @@ def counted_members(
 
 EMPTY_NODE: Node = seq()
 NOTHING_NODE: Node = CharSet(())
+
+
+# -- uniqueItems over a finite item domain ------------------------------------------------------------------
+
+MAX_UNIQUE_DOMAIN = 12  # distinct item values; the automaton tracks which were used (up to 2^n sets)
+
+
+def _domain(s: Any) -> list[Any] | None:
+    """The values a schema allows when there are finitely many that decc can list (enum, const, boolean,
+    null, a bounded integer range), else None."""
+    if not isinstance(s, dict):
+        return None
+    if "const" in s:
+        return [s["const"]]
+    if "enum" in s:
+        return list(s["enum"])
+    types = s.get("type")
+    types = [types] if isinstance(types, str) else types
+    if not isinstance(types, list):
+        return None
+    out: list[Any] = []
+    for t in types:
+        if t == "boolean":
+            out += [True, False]
+        elif t == "null":
+            out.append(None)
+        elif t == "integer" and isinstance(s.get("minimum"), int) and isinstance(s.get("maximum"), int):
+            if s["maximum"] - s["minimum"] > MAX_UNIQUE_DOMAIN:
+                return None
+            out += list(range(s["minimum"], s["maximum"] + 1))
+        else:
+            return None
+    return out
+
+
+def _same_value_key(v: Any) -> str:
+    """Values JSON Schema calls equal get one key (1 and 1.0; objects in any key order; not true and 1)."""
+
+    def norm(x: Any) -> Any:
+        if isinstance(x, bool) or x is None:
+            return ["b", x]
+        if isinstance(x, float) and x.is_integer():
+            return int(x)
+        if isinstance(x, list):
+            return [norm(i) for i in x]
+        if isinstance(x, dict):
+            return {k: norm(i) for k, i in x.items()}
+        return x
+
+    return json.dumps(norm(v), sort_keys=True)
+
+
+def unique_items(comp: Any, s: dict, ptr: str, refs: tuple[str, ...]) -> Node:
+    """`uniqueItems`: false, or at most one item, asserts nothing; over a finite item domain, the arrays in
+    which each value occurs at most once (one automaton per value, intersected); otherwise refused."""
+    plain = {k: v for k, v in s.items() if k != "uniqueItems"}
+    hi = s.get("maxItems")
+    if s.get("uniqueItems") is not True or (hi is not None and hi <= 1):
+        return comp.array(plain, ptr, refs)
+    where = f"{ptr}/uniqueItems"
+    items = s.get("items", True)
+    if "prefixItems" in s or isinstance(items, list):
+        comp.unsupported("uniqueItems", where, "uniqueItems with prefixItems is not supported")
+        return comp.array(plain, ptr, refs)
+    target, _, _ = comp.deref(items, f"{ptr}/items", refs, "peek")
+    values = _domain(target)
+    if values is not None:
+        values = list({_same_value_key(v): v for v in values}.values())
+    if values is None or len(values) > MAX_UNIQUE_DOMAIN:
+        comp.unsupported(
+            "uniqueItems",
+            where,
+            f"JSON Schema keyword 'uniqueItems' is not supported over items with more than {MAX_UNIQUE_DOMAIN} "
+            "possible values (an enum, booleans, a small integer range)",
+        )
+        return comp.array(plain, ptr, refs)
+    spelled = [comp.schema({"allOf": [items, {"const": v}]}, f"{ptr}/items", refs) for v in values]
+    spelled = [n for n in spelled if n != NOTHING_NODE]
+    parts = [_regular(comp.array(plain, ptr, refs), ptr)]
+    for i, one in enumerate(spelled):
+        others = [n for j, n in enumerate(spelled) if j != i]
+        if others:
+            n = alt(*others)
+            run = seq(n, Repeat(seq(comp.comma, n), 0, None))
+            body = alt(run, seq(opt(seq(run, comp.comma)), one, opt(seq(comp.comma, run))))
+        else:
+            body = one
+        parts.append(dfa_of(seq(lit("["), comp.ws, opt(body), comp.ws, lit("]"))))
+    return node_of(intersection(parts, f"uniqueItems at '{ptr or '/'}'"))

@@ -55,6 +55,7 @@ from .json_keywords import (
     merge_conditionals,
     negations,
     one_of,
+    unique_items,
     without_dangling,
 )
 from .json_numbers import (
@@ -86,7 +87,7 @@ TYPES = ("null", "boolean", "object", "array", "string", "number", "integer")
 
 UNSUPPORTED = frozenset(
     {
-        "uniqueItems", "contains", "minContains", "maxContains",
+        "contains", "minContains", "maxContains",
         "unevaluatedProperties",
         "unevaluatedItems", "propertyNames", "$dynamicRef", "$recursiveRef",
     }
@@ -1072,6 +1073,8 @@ class _Compiler:
     # -- arrays
 
     def array(self, s: dict, ptr: str, refs: tuple[str, ...]) -> Node:
+        if "uniqueItems" in s:  # json_keywords; it calls back without the keyword
+            return unique_items(self, s, ptr, refs)
         prefix = s.get("prefixItems")
         items = s.get("items", True)
         items_ptr = f"{ptr}/items"

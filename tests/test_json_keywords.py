@@ -361,3 +361,41 @@ def test_anchors_inside_an_alternation_search_like_ecmascript(pattern: str, text
     dfa = compile_json_schema(schema)
     for text in [*texts, "", "a", "b", "ab", "ba", "c", "xc", "cx"]:
         assert dfa.accepts(json.dumps(text).encode()) == bool(re.search(pattern, text)), (pattern, text)
+
+
+# -- uniqueItems over finite domains -------------------------------------------------------------------------
+
+DOMAIN = st.lists(st.sampled_from(["a", "b", 1, 1.0, 2, True, False, None, 2.5, [1], {"k": 1}]), min_size=1)
+
+
+@SETTINGS
+@given(
+    domain=DOMAIN,
+    bounds=st.tuples(st.integers(0, 3), st.one_of(st.none(), st.integers(0, 5))),
+    arrays=st.lists(
+        st.lists(st.sampled_from(["a", "b", 1, 2, True, None, 2.5, [1], {"k": 1}, "z"]), max_size=4)
+    ),
+)
+def test_unique_items_over_an_enum_agrees_with_jsonschema(domain: list, bounds: tuple, arrays: list) -> None:
+    schema: dict = {"type": "array", "uniqueItems": True, "items": {"enum": domain}, "minItems": bounds[0]}
+    if bounds[1] is not None:
+        schema["maxItems"] = bounds[1]
+    _agrees(schema, arrays)
+
+
+def test_unique_items_over_booleans_and_integer_ranges() -> None:
+    _agrees(
+        {"type": "array", "uniqueItems": True, "items": {"type": "boolean"}}, [[True, False], [True, True]]
+    )
+    schema = {"uniqueItems": True, "items": {"type": "integer", "minimum": 1, "maximum": 4}}
+    _agrees(schema, [[1, 2, 3, 4], [1, 2, 1], [4, 1], [5], "s"])
+    _agrees({"uniqueItems": False, "items": {"type": "integer"}}, [[1, 1], [2]])
+
+
+def test_unique_items_over_an_open_domain_is_refused() -> None:
+    with pytest.raises(UnsupportedSchema) as e:
+        compile_json_schema({"type": "array", "items": {"type": "string"}, "uniqueItems": True})
+    assert (e.value.keyword, e.value.pointer) == ("uniqueItems", "/uniqueItems")
+    assert compile_json_schema({"items": {"type": "string"}, "uniqueItems": True, "maxItems": 1}).accepts(
+        b'["a"]'
+    )

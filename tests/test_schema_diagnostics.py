@@ -104,7 +104,7 @@ def test_lenient_warns_positioned_once_per_keyword(
             assert main([command[0], str(f), *command[1:]]) == 0
         err = capsys.readouterr().err
         assert err.count("warning:") == 2, err
-        assert f"{f}:2:76: warning: JSON Schema keyword 'uniqueItems' is not supported; ignored" in err
+        assert f"{f}:2:76: warning: JSON Schema keyword 'uniqueItems' is not supported over items" in err
         assert (
             f"{f}:3:39: warning: JSON Schema keyword 'unevaluatedProperties' is not supported; ignored" in err
         )
