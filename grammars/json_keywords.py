@@ -13,7 +13,7 @@ from decc.errors import DeccError
 
 from .dfa import ByteDFA
 from .json_numbers import alt, lit, opt, seq
-from .regex_ast import CharSet, Node, Repeat
+from .regex_ast import Automaton, CharSet, Node, Repeat
 from .regex_ops import dfa_of, difference, expand_counted, has_call, intersection, node_of
 from .regex_parser import parse_regex
 
@@ -634,3 +634,39 @@ def unique_items(comp: Any, s: dict, ptr: str, refs: tuple[str, ...]) -> Node:
             body = one
         parts.append(dfa_of(seq(lit("["), comp.ws, opt(body), comp.ws, lit("]"))))
     return node_of(intersection(parts, f"uniqueItems at '{ptr or '/'}'"))
+
+
+# -- overlapping patternProperties ---------------------------------------------------------------------------
+
+MAX_OVERLAPPING_PATTERNS = 6  # a region per set of patterns a key matches: up to 2^n - 1
+
+
+def pattern_regions(
+    comp: Any,
+    patterns: dict[str, Any],
+    bodies: dict[str, Node],
+    declared: Node,
+    product: Callable[[tuple[Node, ...], Node], Node],
+    ptr: str,
+    refs: tuple[str, ...],
+) -> list[tuple[Node, Node]]:
+    """(key body, value) per set of patterns a key can match: the key matches exactly those (and is not a
+    declared name), so its value must satisfy all their schemas. `product(includes, exclude)` is the
+    compiler's product of string-body languages."""
+    if len(patterns) > MAX_OVERLAPPING_PATTERNS:
+        raise NotExact(
+            f"more than {MAX_OVERLAPPING_PATTERNS} patternProperties with different schemas", f"{ptr}"
+        )
+    names = list(patterns)
+    out: list[tuple[Node, Node]] = []
+    for mask in range(1, 1 << len(names)):
+        inside = [p for i, p in enumerate(names) if mask >> i & 1]
+        outside = [bodies[p] for i, p in enumerate(names) if not mask >> i & 1]
+        key = product(tuple(bodies[p] for p in inside), alt(declared, *outside))
+        if key == NOTHING_NODE or (isinstance(key, Automaton) and not key.accepting):
+            continue
+        subs = [patterns[p] for p in inside]
+        value = comp.schema(subs[0] if len(subs) == 1 else {"allOf": subs}, f"{ptr}/{inside[0]}", refs)
+        if value != NOTHING_NODE:
+            out.append((key, value))
+    return out

@@ -49,12 +49,14 @@ from .errors import GrammarLimitError, RegexError
 from .json_exponents import number_range
 from .json_formats import FORMATS, MAX_LENGTHS, UNENFORCED_FORMATS
 from .json_keywords import (
+    NotExact,
     counted_members,
     dependencies_as_conditionals,
     is_annotation,
     merge_conditionals,
     negations,
     one_of,
+    pattern_regions,
     unique_items,
     without_dangling,
 )
@@ -1148,14 +1150,19 @@ class _Compiler:
         declared = [n for n in names]
         if patterns:
             pp = f"{ptr}/patternProperties"
-            if len(patterns) > 1 and len({json.dumps(v, sort_keys=True) for v in patterns.values()}) > 1:
-                raise self.hard(
-                    "patternProperties", pp, "several patternProperties with different schemas may overlap"
-                )
+            overlap = (
+                len(patterns) > 1 and len({json.dumps(v, sort_keys=True) for v in patterns.values()}) > 1
+            )
             bodies = {p: self.pattern(p, f"{pp}/{_esc(p)}") for p in patterns}
             # declared names are written as declared members, never again as extras
             names_body = alt(*(_string_literal(n, quotes=False) for n in declared)) if declared else NOTHING
-            for p, sub in patterns.items():
+            if overlap:  # a key matching several patterns takes all their schemas (json_keywords)
+                try:
+                    regions = pattern_regions(self, patterns, bodies, names_body, _body_product, pp, refs)
+                except NotExact as e:
+                    raise self.hard("patternProperties", e.pointer, e.message) from None
+                extras += [seq(QUOTE, key, QUOTE, self.colon, v) for key, v in regions]
+            for p, sub in patterns.items() if not overlap else ():
                 v = self.schema(sub, f"{pp}/{_esc(p)}", refs)
                 if v != NOTHING:
                     key = _key_language(bodies[p], names_body)

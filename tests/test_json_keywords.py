@@ -399,3 +399,27 @@ def test_unique_items_over_an_open_domain_is_refused() -> None:
     assert compile_json_schema({"items": {"type": "string"}, "uniqueItems": True, "maxItems": 1}).accepts(
         b'["a"]'
     )
+
+
+# -- overlapping patternProperties ---------------------------------------------------------------------------
+
+PATTERN_SCHEMAS = st.sampled_from(
+    [{"type": "integer"}, {"minimum": 2}, {"maximum": 5}, {"type": "string"}, {}]
+)
+
+
+@SETTINGS
+@given(
+    patterns=st.dictionaries(
+        st.sampled_from(["^a", "b$", "a", "^ab", "c", "^b|c$"]), PATTERN_SCHEMAS, max_size=3
+    ),
+    extra=st.sampled_from([{}, {"additionalProperties": False}, {"properties": {"ab": {"const": 3}}}]),
+    objects=st.lists(
+        st.dictionaries(st.text(alphabet="abc", max_size=3), st.sampled_from([1, 3, 7, "s"]), max_size=3),
+        max_size=10,
+    ),
+)
+def test_overlapping_pattern_properties_take_every_matching_schema(
+    patterns: dict, extra: dict, objects: list
+) -> None:
+    _agrees({"patternProperties": patterns, **extra}, [*objects, {"ab": 3, "a": 1}])
