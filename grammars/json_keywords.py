@@ -670,3 +670,45 @@ def pattern_regions(
         if value != NOTHING_NODE:
             out.append((key, value))
     return out
+
+
+# -- propertyNames --------------------------------------------------------------------------------------------
+
+
+def property_names(
+    comp: Any,
+    s: dict,
+    decl: list[tuple[str, Node, bool]],
+    extras: list[Node],
+    ptr: str,
+    refs: tuple[str, ...],
+) -> tuple[list[tuple[str, Node, bool]], list[Node]] | None:
+    """`propertyNames`: declared names that fail it must be absent (None: a required one fails), and every
+    extra member's key must be a string the names schema accepts (an intersection with its language)."""
+    names = s["propertyNames"]
+    if names is True or names == {} or names == {"type": "string"}:
+        return decl, extras
+    where = f"{ptr}/propertyNames"
+    keys = comp.schema({"allOf": [names, {"type": "string"}]}, where, refs)
+    try:
+        key_dfa = _regular(keys, where)
+    except NotExact as e:
+        comp.unsupported("propertyNames", e.pointer, f"propertyNames cannot be enforced: {e.message}")
+        return decl, extras
+    kept = []
+    for name, member, required in decl:
+        if key_dfa.accepts(json.dumps(name).encode()):
+            kept.append((name, member, required))
+        elif required:
+            return None
+    if key_dfa.n_states == 0:
+        return kept, []
+    member_of_key = dfa_of(seq(node_of(key_dfa), comp.colon, Repeat(CharSet(((0, 0x10FFFF),)), 0, None)))
+    limited = []
+    for e in extras:
+        try:
+            limited.append(node_of(intersection([_regular(e, where), member_of_key], "propertyNames")))
+        except NotExact as err:
+            comp.unsupported("propertyNames", err.pointer, f"propertyNames cannot be enforced: {err.message}")
+            return decl, extras
+    return kept, [e for e in limited if e != NOTHING_NODE]

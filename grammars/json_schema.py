@@ -57,6 +57,7 @@ from .json_keywords import (
     negations,
     one_of,
     pattern_regions,
+    property_names,
     unique_items,
     without_dangling,
 )
@@ -91,7 +92,7 @@ UNSUPPORTED = frozenset(
     {
         "contains", "minContains", "maxContains",
         "unevaluatedProperties",
-        "unevaluatedItems", "propertyNames", "$dynamicRef", "$recursiveRef",
+        "unevaluatedItems", "$dynamicRef", "$recursiveRef",
     }
 )  # fmt: skip
 
@@ -1176,6 +1177,11 @@ class _Compiler:
             v = self.schema(addl, f"{ptr}/additionalProperties", refs)
             if v != NOTHING:
                 extras.append(seq(_not_names(declared), self.colon, v))
+        if "propertyNames" in s:  # json_keywords
+            named = property_names(self, s, decl, extras, ptr, refs)
+            if named is None:
+                return NOTHING
+            decl, extras = named
         extra = alt(*extras) if extras else None
         lo = int(s.get("minProperties", 0))
         hi = s.get("maxProperties")

@@ -423,3 +423,32 @@ def test_overlapping_pattern_properties_take_every_matching_schema(
     patterns: dict, extra: dict, objects: list
 ) -> None:
     _agrees({"patternProperties": patterns, **extra}, [*objects, {"ab": 3, "a": 1}])
+
+
+# -- propertyNames -------------------------------------------------------------------------------------------
+
+NAME_SCHEMAS = st.sampled_from(
+    [
+        {"pattern": "^a"},
+        {"maxLength": 1},
+        {"not": {"enum": ["ab", "b"]}},
+        {"enum": ["a", "b", "ca"]},
+        {"not": {"pattern": "c"}},
+        {"type": "integer"},
+        {"minLength": 2, "pattern": "b"},
+        False,
+    ]
+)
+
+
+@SETTINGS
+@given(
+    names=NAME_SCHEMAS,
+    base=st.sampled_from([{}, {"properties": {"a": {}, "b": {"type": "integer"}}}, {"required": ["a"]},
+                          {"additionalProperties": {"type": "integer"}}, {"patternProperties": {"b": {"minimum": 2}}}]),
+    objects=st.lists(
+        st.dictionaries(st.text(alphabet="abc", max_size=3), st.sampled_from([1, 3, "s"]), max_size=3), max_size=10
+    ),
+)  # fmt: skip
+def test_property_names_agree_with_jsonschema(names: Any, base: dict, objects: list) -> None:
+    _agrees({"type": "object", **base, "propertyNames": names}, [*objects, {"a": 1, "b": 3}, {"ca": 1}])
