@@ -712,3 +712,41 @@ def property_names(
             comp.unsupported("propertyNames", err.pointer, f"propertyNames cannot be enforced: {err.message}")
             return decl, extras
     return kept, [e for e in limited if e != NOTHING_NODE]
+
+
+# -- contains / minContains / maxContains ---------------------------------------------------------------------
+
+
+def contains(comp: Any, s: dict, ptr: str, refs: tuple[str, ...]) -> Node:
+    """`contains` with `minContains`/`maxContains`: arrays of canonical items in which lo..hi items match
+    the contains schema (each item either matches, or is a canonical value it rejects), intersected with
+    the array's own language. The contains schema must not depend on key order (its complement is taken)."""
+    plain = {k: v for k, v in s.items() if k not in ("contains", "minContains", "maxContains")}
+    lo, hi = int(s.get("minContains", 1)), None if s.get("maxContains") is None else int(s["maxContains"])
+    if lo == 0 and hi is None:
+        return comp.array(plain, ptr, refs)
+    where = f"{ptr}/contains"
+
+    def exact() -> Node:
+        problem = order_problem(s["contains"], where, comp.resolve)
+        if problem is not None:
+            raise problem
+        universe = _universe(comp)
+        matching = _regular(comp.schema(s["contains"], where, refs), where)
+        what = f"contains at '{ptr or '/'}'"
+        hit = node_of(intersection([matching, universe], what))
+        miss = node_of(difference(universe, [matching], what))
+        comma = comp.comma
+        misses = seq(miss, Repeat(seq(comma, miss), 0, None))
+        block = seq(hit, Repeat(seq(comma, miss), 0, None))
+        counted: Node = NOTHING_NODE
+        if hi is None or hi >= max(lo, 1):
+            more = Repeat(seq(comma, block), max(lo, 1) - 1, None if hi is None else hi - 1)
+            counted = seq(opt(seq(misses, comma)), block, more)
+        body = alt(opt(misses), counted) if lo == 0 else counted
+        if body == NOTHING_NODE:
+            return NOTHING_NODE
+        arrays = dfa_of(seq(lit("["), comp.ws, body, comp.ws, lit("]")))
+        return node_of(intersection([_regular(comp.array(plain, ptr, refs), ptr), arrays], what))
+
+    return _exactly(comp, "contains", where, exact, lambda: comp.array(plain, ptr, refs))

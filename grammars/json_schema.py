@@ -50,6 +50,7 @@ from .json_exponents import number_range
 from .json_formats import FORMATS, MAX_LENGTHS, UNENFORCED_FORMATS
 from .json_keywords import (
     NotExact,
+    contains,
     counted_members,
     dependencies_as_conditionals,
     is_annotation,
@@ -90,7 +91,6 @@ TYPES = ("null", "boolean", "object", "array", "string", "number", "integer")
 
 UNSUPPORTED = frozenset(
     {
-        "contains", "minContains", "maxContains",
         "unevaluatedProperties",
         "unevaluatedItems", "$dynamicRef", "$recursiveRef",
     }
@@ -1076,6 +1076,8 @@ class _Compiler:
     # -- arrays
 
     def array(self, s: dict, ptr: str, refs: tuple[str, ...]) -> Node:
+        if "contains" in s:  # json_keywords; it calls back without the keyword
+            return contains(self, s, ptr, refs)
         if "uniqueItems" in s:  # json_keywords; it calls back without the keyword
             return unique_items(self, s, ptr, refs)
         prefix = s.get("prefixItems")

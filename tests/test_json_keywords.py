@@ -452,3 +452,18 @@ NAME_SCHEMAS = st.sampled_from(
 )  # fmt: skip
 def test_property_names_agree_with_jsonschema(names: Any, base: dict, objects: list) -> None:
     _agrees({"type": "object", **base, "propertyNames": names}, [*objects, {"a": 1, "b": 3}, {"ca": 1}])
+
+
+# -- contains ------------------------------------------------------------------------------------------------
+
+
+@SETTINGS
+@given(
+    inner=st.sampled_from([{"type": "integer"}, {"minimum": 3}, {"const": "a"}, {"type": "array"}, {"not": {}}]),
+    bounds=st.sampled_from([{}, {"minContains": 2}, {"maxContains": 1}, {"minContains": 0, "maxContains": 1},
+                            {"minContains": 1, "maxContains": 2.0}, {"minContains": 0}]),
+    base=st.sampled_from([{}, {"items": {"type": ["integer", "string"]}}, {"maxItems": 3}, {"prefixItems": [{}]}]),
+    arrays=st.lists(st.lists(st.sampled_from([1, 3, 5, "a", "b", [], None, 2.5]), max_size=5), max_size=12),
+)  # fmt: skip
+def test_contains_counts_matching_items(inner: Any, bounds: dict, base: dict, arrays: list) -> None:
+    _agrees({"type": "array", **base, "contains": inner, **bounds}, [*arrays, [3, 3, 3], []])

@@ -17,7 +17,7 @@ from decc.compiler.pipeline import compile_program
 from decc.dsl import parse, parse_file
 from decc.errors import DeccError, DeccWarning, Source, Span
 
-UNSUPPORTED = ["uniqueItems", "contains", "unevaluatedItems", "unevaluatedProperties"]
+UNSUPPORTED = ["uniqueItems", "unevaluatedItems", "unevaluatedProperties"]
 
 
 def nested(keyword: str, path: list[str]) -> dict:
