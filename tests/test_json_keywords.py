@@ -7,6 +7,7 @@ separators, ASCII escapes or not, integral floats as integers); for annotations,
 
 from __future__ import annotations
 
+import datetime
 import itertools
 import json
 import re
@@ -467,3 +468,23 @@ def test_property_names_agree_with_jsonschema(names: Any, base: dict, objects: l
 )  # fmt: skip
 def test_contains_counts_matching_items(inner: Any, bounds: dict, base: dict, arrays: list) -> None:
     _agrees({"type": "array", **base, "contains": inner, **bounds}, [*arrays, [3, 3, 3], []])
+
+
+# -- format: date / date-time (json_formats) -------------------------------------------------------------------
+
+
+@SETTINGS
+@given(year=st.integers(1, 9999), month=st.integers(1, 12), day=st.integers(1, 31))
+def test_dates_are_exactly_the_calendar_days(year: int, month: int, day: int) -> None:
+    """Oracle: Python's calendar (Feb 29 only in leap years: divisible by 4, centuries by 400)."""
+    try:
+        datetime.date(year, month, day)
+        real = True
+    except ValueError:
+        real = False
+    text = f"{year:04d}-{month:02d}-{day:02d}"
+    assert (
+        compile_json_schema({"type": "string", "format": "date"}).accepts(json.dumps(text).encode()) == real
+    )
+    stamp = json.dumps(f"{text}T12:30:00Z").encode()
+    assert compile_json_schema({"type": "string", "format": "date-time"}).accepts(stamp) == real
