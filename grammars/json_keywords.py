@@ -90,12 +90,14 @@ def order_problem(
     names: frozenset[str] | None = None,
     seen: frozenset[str] = frozenset(),
     objects: bool = True,
+    keep: Any = None,
 ) -> NotExact | None:
     """Why the language decc compiles for `s` may miss a canonical spelling of a value `s` accepts, or None.
 
     `names`: the surrounding schema's declared properties, which `s` may constrain at its top level when it
     is compiled merged with that schema (same key order); None: `s` is compiled on its own. `objects=False`:
-    that schema takes no objects, so what `s` says about them at its top level does not count."""
+    that schema takes no objects, so what `s` says about them at its top level does not count. `keep`: that
+    schema itself, whose declared property schemas the values of `s`'s properties are merged into."""
     if not isinstance(s, dict):
         return None
     if "$ref" in s:
@@ -103,7 +105,7 @@ def order_problem(
         if ref in seen:
             return NotExact("the subschema recurses", f"{ptr}/$ref")
         target, _ = resolve(ref, f"{ptr}/$ref")
-        found = order_problem(target, f"{ptr}/$ref", resolve, names, seen | {ref}, objects)
+        found = order_problem(target, f"{ptr}/$ref", resolve, names, seen | {ref}, objects, keep)
         if found:
             return found
     for key in ("enum", "const"):
@@ -135,7 +137,13 @@ def order_problem(
         for i, sub in enumerate(s.get(key, []) if isinstance(s.get(key), list) else []):
             level = key != "prefixItems"
             found = order_problem(
-                sub, f"{ptr}/{key}/{i}", resolve, names if level else None, seen, objects or not level
+                sub,
+                f"{ptr}/{key}/{i}",
+                resolve,
+                names if level else None,
+                seen,
+                objects or not level,
+                keep if level else None,
             )
             if found:
                 return found
@@ -143,7 +151,13 @@ def order_problem(
         if key in s:
             level = key in ("not", "if", "then", "else")
             found = order_problem(
-                s[key], f"{ptr}/{key}", resolve, names if level else None, seen, objects or not level
+                s[key],
+                f"{ptr}/{key}",
+                resolve,
+                names if level else None,
+                seen,
+                objects or not level,
+                keep if level else None,
             )
             if found:
                 return found
@@ -156,7 +170,14 @@ def order_problem(
             return found
     for key in ("properties", "patternProperties", "dependentSchemas"):
         for k, sub in (s.get(key) or {}).items() if isinstance(s.get(key), dict) else []:
-            found = order_problem(sub, f"{ptr}/{key}/{k}", resolve, None, seen)
+            inner = _declared_schema(keep, k) if key == "properties" and names is not None else None
+            if isinstance(inner, dict):  # merged into the kept schema's own property (`_prepare`)
+                inner_names = frozenset(inner.get("properties", {}))
+                found = order_problem(
+                    sub, f"{ptr}/{key}/{k}", resolve, inner_names, seen, _admits_objects(inner), inner
+                )
+            else:
+                found = order_problem(sub, f"{ptr}/{key}/{k}", resolve, None, seen)
             if found:
                 return found
     return None
@@ -258,6 +279,47 @@ def _declare(keep: Any, order: list[str]) -> Any:
     return {**keep, "properties": {n: props[n] if n in props else addl for n in names}}
 
 
+def _declared_schema(keep: Any, name: str) -> Any:
+    """The schema `keep` declares for property `name` (None: not declared, or `keep` is no dict)."""
+    if not isinstance(keep, dict) or not isinstance(keep.get("properties"), dict):
+        return None
+    return keep["properties"].get(name)
+
+
+def _same_level_properties(s: Any, resolve: Callable[[str, str], tuple[Any, str]]) -> list[tuple[str, Any]]:
+    """(name, subschema) of every `properties` entry that applies to the object `s` itself."""
+    if not isinstance(s, dict):
+        return []
+    out = list(s["properties"].items()) if isinstance(s.get("properties"), dict) else []
+    if isinstance(s.get("$ref"), str):
+        out += _same_level_properties(resolve(s["$ref"], "")[0], resolve)
+    for key in ("allOf", "anyOf", "oneOf"):
+        for sub in s.get(key, []) if isinstance(s.get(key), list) else []:
+            out += _same_level_properties(sub, resolve)
+    for key in ("not", "if", "then", "else"):
+        out += _same_level_properties(s.get(key), resolve)
+    return out
+
+
+def _prepare(comp: Any, keep: Any, sub: Any, at: str, refs: tuple[str, ...], order: list[str] | None) -> Any:
+    """`keep` with the names `sub` mentions declared (`_declare`), and likewise inside each declared
+    property whose subschema in `sub` depends on key order, so that the merge writes `keep`'s orders."""
+    keep = {} if keep is True else keep
+    keep = _declare(keep, order if order is not None else top_names(sub, comp.resolve))
+    if not isinstance(keep, dict):
+        return keep
+    for name, inner in _same_level_properties(sub, comp.resolve):
+        own = _declared_schema(keep, name)
+        if own is None or own is False or order_problem(inner, at, comp.resolve) is None:
+            continue
+        own, _, _ = comp.deref(own, at, refs, "peek")
+        keep = {
+            **keep,
+            "properties": {**keep["properties"], name: _prepare(comp, own, inner, at, refs, None)},
+        }
+    return keep
+
+
 def _closed_within(sub: Any, keep: Any) -> Any:
     """A closed `sub` (additionalProperties false) as the properties of `keep` it forbids, so that merging
     it into `keep` does not meet decc's refusal of additionalProperties in one allOf branch."""
@@ -290,6 +352,8 @@ def _difference(
     if relative:  # `order`: the names in the order every branch of a oneOf writes them
         mentioned = [n for sub, _ in relative for n in top_names(sub, comp.resolve)]
         keep = _declare(keep, order if order is not None else mentioned)
+        for sub, at in relative:
+            keep = _prepare(comp, keep, comp.deref(sub, at, refs, "peek")[0], at, refs, [])
     declared = frozenset(keep.get("properties", {})) if isinstance(keep, dict) else frozenset()
     remove: list[ByteDFA] = []
     for sub, at in subs:
@@ -299,7 +363,7 @@ def _difference(
         target, _, _ = comp.deref(sub, at, refs, "peek")
         target, closed = _closed_within(target, keep)
         takes_objects = not isinstance(keep, dict) or _admits_objects(keep)
-        problem = order_problem(target, at, comp.resolve, declared, objects=takes_objects)
+        problem = order_problem(target, at, comp.resolve, declared, objects=takes_objects, keep=keep)
         if problem is not None:
             raise problem
         merged = _merged(comp, [keep, target], at, refs)

@@ -33,10 +33,17 @@ def _spellings(v: Any) -> list[bytes]:
 
 
 def _orders(v: Any) -> list[Any]:
-    """`v` with its (top-level) keys in every order: decc writes one order per schema, jsonschema has none."""
+    """`v` with the keys of its objects in every order: decc writes one order per schema, jsonschema has
+    none."""
+    if isinstance(v, list):
+        return [list(p) for p in itertools.product(*(_orders(x) for x in v))]
     if not isinstance(v, dict):
         return [v]
-    return [dict(p) for p in itertools.permutations(v.items())]
+    out = []
+    for keys in itertools.permutations(v):
+        for values in itertools.product(*(_orders(v[k]) for k in keys)):
+            out.append(dict(zip(keys, values, strict=True)))
+    return out
 
 
 def _agrees(schema: Any, values: list[Any]) -> None:
@@ -170,6 +177,19 @@ def test_key_names_of_subtracted_schemas_are_declared(schema: Any) -> None:
     """The names the subtracted schemas mention are declared in the kept one, whose order both then
     write: exact, in that order."""
     _agrees(schema, OBJECTS)
+
+
+def test_nested_objects_of_subtracted_schemas_are_declared_too() -> None:
+    schema = {
+        "type": "object",
+        "properties": {"cfg": {"type": "object"}},
+        "oneOf": [
+            {"properties": {"cfg": {"required": ["x"]}}},
+            {"properties": {"cfg": {"properties": {"y": {"const": 1}}}}},
+        ],
+    }
+    cfgs = [{}, {"x": 1}, {"y": 1}, {"x": 1, "y": 1}, {"x": 1, "y": 2}, {"y": 2}, {"z": 0, "y": 1}]
+    _agrees(schema, [{"cfg": c} for c in cfgs] + [{}, {"cfg": 1}])
 
 
 def test_if_on_a_declared_property_is_compiled_in_the_schema_order() -> None:
