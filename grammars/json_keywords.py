@@ -286,24 +286,34 @@ def _declared_schema(keep: Any, name: str) -> Any:
     return keep["properties"].get(name)
 
 
-def _same_level_properties(s: Any, resolve: Callable[[str, str], tuple[Any, str]]) -> list[tuple[str, Any]]:
+def _same_level_properties(
+    s: Any, resolve: Callable[[str, str], tuple[Any, str]], seen: frozenset[str] = frozenset()
+) -> list[tuple[str, Any]]:
     """(name, subschema) of every `properties` entry that applies to the object `s` itself."""
     if not isinstance(s, dict):
         return []
     out = list(s["properties"].items()) if isinstance(s.get("properties"), dict) else []
-    if isinstance(s.get("$ref"), str):
-        out += _same_level_properties(resolve(s["$ref"], "")[0], resolve)
+    ref = s.get("$ref")
+    if isinstance(ref, str) and ref not in seen:
+        out += _same_level_properties(resolve(ref, "")[0], resolve, seen | {ref})
     for key in ("allOf", "anyOf", "oneOf"):
         for sub in s.get(key, []) if isinstance(s.get(key), list) else []:
-            out += _same_level_properties(sub, resolve)
+            out += _same_level_properties(sub, resolve, seen)
     for key in ("not", "if", "then", "else"):
-        out += _same_level_properties(s.get(key), resolve)
+        out += _same_level_properties(s.get(key), resolve, seen)
     return out
 
 
-def _prepare(comp: Any, keep: Any, sub: Any, at: str, refs: tuple[str, ...], order: list[str] | None) -> Any:
+MAX_DECLARE_DEPTH = 8  # nested objects declared for a subtraction (a recursive schema would go on forever)
+
+
+def _prepare(
+    comp: Any, keep: Any, sub: Any, at: str, refs: tuple[str, ...], order: list[str] | None, depth: int = 0
+) -> Any:
     """`keep` with the names `sub` mentions declared (`_declare`), and likewise inside each declared
     property whose subschema in `sub` depends on key order, so that the merge writes `keep`'s orders."""
+    if depth > MAX_DECLARE_DEPTH:
+        raise NotExact(f"objects nested over {MAX_DECLARE_DEPTH} deep (a recursive schema?)", at)
     keep = {} if keep is True else keep
     keep = _declare(keep, order if order is not None else top_names(sub, comp.resolve))
     if not isinstance(keep, dict):
@@ -315,7 +325,7 @@ def _prepare(comp: Any, keep: Any, sub: Any, at: str, refs: tuple[str, ...], ord
         own, _, _ = comp.deref(own, at, refs, "peek")
         keep = {
             **keep,
-            "properties": {**keep["properties"], name: _prepare(comp, own, inner, at, refs, None)},
+            "properties": {**keep["properties"], name: _prepare(comp, own, inner, at, refs, None, depth + 1)},
         }
     return keep
 

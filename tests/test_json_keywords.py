@@ -227,6 +227,17 @@ def test_order_dependent_complements_are_refused(schema: Any, keyword: str, poin
     assert (e.value.keyword, e.value.pointer) == (keyword, pointer)
 
 
+def test_a_recursive_subtracted_schema_is_refused_not_declared_forever() -> None:
+    """Declaring a recursive branch's nested keys in the kept branch went on until RecursionError."""
+    schema = {
+        "$defs": {"r": {"oneOf": [{"type": "string"}, {"properties": {"ios": {"$ref": "#/$defs/r"}}, "required": ["ios"]}]}},
+        "oneOf": [{"type": "object", "properties": {"size": {"type": "integer"}}}, {"$ref": "#/$defs/r"}],
+    }  # fmt: skip
+    with pytest.raises(UnsupportedSchema) as e:
+        compile_json_schema(schema)
+    assert (e.value.keyword, e.value.pointer) == ("oneOf", "/oneOf/1")
+
+
 def test_recursive_oneof_branches_are_refused_and_lenient_warns() -> None:
     schema = {
         "$defs": {"t": {"type": "array", "items": {"$ref": "#/$defs/t"}}},
