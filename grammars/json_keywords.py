@@ -824,3 +824,18 @@ def contains(comp: Any, s: dict, ptr: str, refs: tuple[str, ...]) -> Node:
         return node_of(intersection([_regular(comp.array(plain, ptr, refs), ptr), arrays], what))
 
     return _exactly(comp, "contains", where, exact, lambda: comp.array(plain, ptr, refs))
+
+
+def additional_across(out: dict, x: dict, y: dict) -> bool:
+    """allOf branch `x`'s additionalProperties applied to the properties only branch `y` declares (each
+    must satisfy both); False when that is not enough (`y` has patternProperties, or `x` has patterns that
+    might pick another schema for those names)."""
+    extra = [n for n in y.get("properties", {}) if n not in x.get("properties", {})]
+    if "patternProperties" in y or (extra and x.get("patternProperties")):
+        return False
+    if extra:
+        props = dict(out.get("properties", {}))
+        for n in extra:
+            props[n] = {"allOf": [props.get(n, True), x["additionalProperties"]]}
+        out["properties"] = props
+    return True

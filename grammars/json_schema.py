@@ -50,6 +50,7 @@ from .json_exponents import number_range
 from .json_formats import FORMATS, MAX_LENGTHS, UNENFORCED_FORMATS
 from .json_keywords import (
     NotExact,
+    additional_across,
     contains,
     counted_members,
     dependencies_as_conditionals,
@@ -1474,11 +1475,10 @@ def _merge(a: Any, b: Any, ptr: str, comp: _Compiler) -> Any:
                 raise UnsupportedSchema(
                     "allOf with items and prefixItems in different branches", "items", ptr
                 )
-    # additionalProperties in one branch constrains the other branch's properties: refuse unless consistent
+    # additionalProperties in one branch constrains the properties only the other declares (json_keywords)
     for x, y in ((a, b), (b, a)):
         if isinstance(x, dict) and isinstance(y, dict) and "additionalProperties" in x:
-            extra = set(y.get("properties", {})) - set(x.get("properties", {}))
-            if extra or "patternProperties" in y:
+            if not additional_across(out, x, y):
                 raise UnsupportedSchema(
                     "allOf with additionalProperties in one branch", "additionalProperties", ptr
                 )

@@ -519,3 +519,16 @@ def test_dates_are_exactly_the_calendar_days(year: int, month: int, day: int) ->
     )
     stamp = json.dumps(f"{text}T12:30:00Z").encode()
     assert compile_json_schema({"type": "string", "format": "date-time"}).accepts(stamp) == real
+
+
+@SETTINGS
+@given(
+    addl=st.sampled_from([False, {"type": "string"}, {"type": "integer"}]),
+    other=st.sampled_from([{"properties": {"b": {}}}, {"properties": {"b": {"type": "string"}, "a": {"minimum": 2}}},
+                           {"properties": {"c": {"type": "integer"}}, "required": ["c"]}, {"required": ["b"]}]),
+    objects=st.lists(st.dictionaries(st.sampled_from("abc"), st.sampled_from([1, 3, "s"]), max_size=3), max_size=10),
+)  # fmt: skip
+def test_allof_with_additional_properties_in_one_branch(addl: Any, other: dict, objects: list) -> None:
+    """The closed branch's additionalProperties also holds for the names only the other branch declares."""
+    closed = {"type": "object", "properties": {"a": {"type": "integer"}}, "additionalProperties": addl}
+    _agrees({"allOf": [closed, other]}, [*objects, {"a": 1, "b": "s"}, {"b": 1}])
