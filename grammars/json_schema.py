@@ -46,23 +46,21 @@ from .constraint import TokenConstraint
 from .counters import SegmentConflict
 from .dfa import ByteDFA, dfa_from_nfa
 from .errors import GrammarLimitError, RegexError
+from .json_canonical import NotExact
 from .json_exponents import number_range
 from .json_formats import FORMATS, MAX_LENGTHS, UNENFORCED_FORMATS
 from .json_keywords import (
-    NotExact,
     additional_across,
-    contains,
     counted_members,
     dependencies_as_conditionals,
     is_annotation,
     merge_conditionals,
-    negations,
-    one_of,
     pattern_regions,
     property_names,
     unique_items,
     without_dangling,
 )
+from .json_negation import contains, negations, one_of
 from .json_numbers import (
     NUMBER,
     Automaton,
