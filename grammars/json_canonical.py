@@ -252,14 +252,15 @@ def top_names(
 
 
 def declare(keep: Any, order: list[str]) -> Any:
-    """`keep` with every name of `order` declared, in that order (then its other properties), each with the
-    schema it gives such a key anyway: the same values, only their spelling fixes the order of these keys,
-    as decc does for declared ones. Unchanged when `keep` has patternProperties (they pick the schema)."""
+    """`keep` with every name of `order` declared after its own properties (in schema order, as an allOf
+    merge with the schema naming them writes them too), each with the schema it gives such a key anyway:
+    the same values, only their spelling fixes the order of these keys, as decc does for declared ones.
+    Unchanged when `keep` has patternProperties (they pick the schema)."""
     if not isinstance(keep, dict) or keep.get("patternProperties") or not admits_objects(keep):
         return keep
     props = keep.get("properties", {})
     addl = keep.get("additionalProperties", True)
-    names = dict.fromkeys([*order, *props, *keep.get("required", [])])
+    names = dict.fromkeys([*props, *order, *keep.get("required", [])])
     return {**keep, "properties": {n: props[n] if n in props else addl for n in names}}
 
 

@@ -23,6 +23,7 @@ from decc.grammars.json_canonical import CANONICAL_DEPTH
 from decc.grammars.json_keywords import ASSERTIONS
 from decc.grammars.json_schema import ANY_DEPTH, UnsupportedSchema, compile_json_schema
 from decc.grammars.regex_ops import difference
+from decc.testing import to_schema_order
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -533,3 +534,23 @@ def test_allof_with_additional_properties_in_one_branch(addl: Any, other: dict, 
     """The closed branch's additionalProperties also holds for the names only the other branch declares."""
     closed = {"type": "object", "properties": {"a": {"type": "integer"}}, "additionalProperties": addl}
     _agrees({"allOf": [closed, other]}, [*objects, {"a": 1, "b": "s"}, {"b": 1}])
+
+
+def test_declared_keys_keep_the_schema_order() -> None:
+    """The names a subtracted schema mentions come after the kept schema's own properties: objects in
+    schema order stay accepted (`if` on the second property wrote it first: MaskBench schema-app)."""
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "type": {"enum": ["a", "b"]}},
+        "if": {"properties": {"type": {"const": "a"}}},
+        "then": {"properties": {"x": {"type": "integer"}}},
+        "else": {"properties": {"x": {"type": "string"}}},
+    }
+    dfa = compile_json_schema(schema)
+    for v in [
+        {"name": "n", "type": "b"},
+        {"name": "n", "type": "a", "x": 1},
+        {"name": "n", "type": "b", "x": "s"},
+    ]:
+        assert dfa.accepts(json.dumps(to_schema_order(v, schema)).encode()), v
+    assert not dfa.accepts(b'{"name": "n", "type": "a", "x": "s"}')
