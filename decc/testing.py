@@ -616,6 +616,10 @@ def _order(root: Any, s: Any) -> list[str]:
     names = list(s.get("properties", {}))
     for sub in s.get("allOf", []):
         names += [n for n in _order(root, sub) if n not in names]
+    for key in ("dependentRequired", "dependentSchemas", "dependencies"):  # json_keywords.dependency_names
+        for name, dep in (s.get(key) or {}).items():
+            more = dep if isinstance(dep, list) else _order(root, dep) if isinstance(dep, dict) else []
+            names += [n for n in [name, *more] if n not in names]
     for n in s.get("required", []):
         if n not in names:
             names.append(n)

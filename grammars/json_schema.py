@@ -51,9 +51,22 @@ from .constraint import TokenConstraint
 from .counters import SegmentConflict
 from .dfa import ByteDFA, dfa_from_nfa
 from .errors import GrammarLimitError, RegexError
+from .json_canonical import NotExact
 from .json_engine import AUTOMATON, GRAMMAR, EngineChoice, choose, inline, recursive
 from .json_exponents import number_range
 from .json_formats import FORMATS, MAX_LENGTHS, UNENFORCED_FORMATS
+from .json_keywords import (
+    additional_across,
+    counted_members,
+    dependencies_as_conditionals,
+    is_annotation,
+    merge_conditionals,
+    pattern_regions,
+    property_names,
+    unique_items,
+    without_dangling,
+)
+from .json_negation import contains, negations, one_of
 from .json_numbers import (
     NUMBER,
     Automaton,
@@ -72,6 +85,7 @@ from .json_strict import close_objects
 from .limits import DEFAULT_LIMITS, Limits, check_time, deadline
 from .nfa import NFA, NFABuilder, build_nfa, check_nesting, estimate_states
 from .regex_ast import EMPTY, Alt, CharSet, Concat, Node, Repeat, negate, normalize
+from .regex_ops import top_level_alternatives
 from .regex_parser import parse_regex
 from .rtn import MAX_LEXEME_STATES, build_rtn, unrolled_states
 from .token_automaton import TokenAutomaton
@@ -84,9 +98,8 @@ TYPES = ("null", "boolean", "object", "array", "string", "number", "integer")
 
 UNSUPPORTED = frozenset(
     {
-        "uniqueItems", "not", "if", "then", "else", "contains", "minContains", "maxContains",
-        "dependentRequired", "dependentSchemas", "dependencies", "unevaluatedProperties",
-        "unevaluatedItems", "propertyNames", "$dynamicRef", "$recursiveRef",
+        "unevaluatedProperties",
+        "unevaluatedItems", "$dynamicRef", "$recursiveRef",
     }
 )  # fmt: skip
 
@@ -840,11 +853,14 @@ class _Compiler:
         return self.struct(node)
 
     def inline(self, s: Any, ptr: str, refs: tuple[str, ...]) -> Node:
-        """Subschema `s` as one regex node, no calls (for keywords that complement or intersect it): its
-        structure rules expanded, any JSON value nested at most `ANY_DEPTH` deep (so a complement of a
-        subschema holding `true` is exact only up to that depth: check `self.uses_any` before and after);
-        recursion is refused."""
-        node = self.schema(s, ptr, refs)
+        """Subschema `s` as one regex node, no calls (for keywords that complement or intersect it): see
+        `expand`."""
+        return self.expand(self.schema(s, ptr, refs), ptr)
+
+    def expand(self, node: Any, ptr: str) -> Node:
+        """`node` with its structure rules expanded, any JSON value nested at most `ANY_DEPTH` deep (so a
+        complement of a subschema holding `true` is exact only up to that depth); a recursive rule is
+        `NotExact` (its language is not regular)."""
         bodies = {name: body for body, name in self.structs.items()}
         recursive = set(self.rules.values())
 
@@ -852,7 +868,7 @@ class _Compiler:
             if call.rule == ANY_RULE:
                 return self.any_value(ANY_DEPTH)
             if call.rule in recursive:
-                raise UnsupportedSchema("a recursive $ref cannot be expanded here", "$ref", ptr)
+                raise NotExact("the subschema recurses, so its language is not regular", ptr)
             return map_calls(bodies[call.rule], expand)
 
         return map_calls(node, expand)  # type: ignore[return-value]
@@ -974,6 +990,9 @@ class _Compiler:
             self.check_keywords(s, f"{ptr}/allOf")
             if not isinstance(s, dict):
                 return self.schema(s, ptr, refs)
+        s = dependencies_as_conditionals(s)  # as if/then (json_keywords)
+        if "not" in s or "if" in s:  # exact through complement (json_keywords)
+            return negations(self, s, ptr, refs)
         if "enum" in s or "const" in s:
             return self.enum(s, ptr)
         branches: list[Node] = []
@@ -982,15 +1001,15 @@ class _Compiler:
                 if key not in s:
                     continue
                 subs = s[key]
-                if key == "oneOf" and not self.disjoint(subs, ptr, refs):
-                    self.unsupported(
-                        "oneOf", f"{ptr}/oneOf", "oneOf with branches that may overlap cannot be enforced"
-                    )
                 rest = {k: v for k, v in s.items() if k not in ("anyOf", "oneOf")}
                 if _constraining(rest):
                     other = [k for k in ("anyOf", "oneOf") if k in s and k != key]
                     if other:
                         raise self.hard(key, ptr, "anyOf and oneOf together with other keywords")
+                if key == "oneOf" and not self.disjoint(subs, ptr, refs):  # exact through difference
+                    branches.append(one_of(self, rest, subs, ptr, refs, _constraining(rest)))
+                    continue
+                if _constraining(rest):
                     alts = [
                         self.schema({"allOf": [rest, sub]}, f"{ptr}/{key}/{i}", refs)
                         for i, sub in enumerate(subs)
@@ -1058,6 +1077,8 @@ class _Compiler:
         from jsonschema import Draft202012Validator
 
         values = [s["const"]] if "const" in s else list(s["enum"])
+        if "const" in s and "enum" in s:  # both (an allOf merge): the const only if the enum lists it
+            values = [v for v in values if any(v == x and _types_of(v) == _types_of(x) for x in s["enum"])]
         if self._validator is None:
             self._validator = Draft202012Validator(self.root if isinstance(self.root, dict) else {})
         # each value passes its own enum/const: checking them again would make n values cost n^2
@@ -1139,8 +1160,7 @@ class _Compiler:
         try:
             return _search_node(p, _to_json_string_body, Repeat(STR_CHAR, 0, None))
         except RegexError as e:
-            why = e.message if e.message == _ANCHORED_BAR else f"pattern not supported: {e.message}"
-            raise self.hard("pattern", ptr, why) from None
+            raise self.hard("pattern", ptr, f"pattern not supported: {e.message}") from None
 
     # -- numbers
 
@@ -1213,6 +1233,10 @@ class _Compiler:
     # -- arrays
 
     def array(self, s: dict, ptr: str, refs: tuple[str, ...]) -> Node:
+        if "contains" in s:  # json_keywords; it calls back without the keyword
+            return contains(self, s, ptr, refs)
+        if "uniqueItems" in s:  # json_keywords; it calls back without the keyword
+            return unique_items(self, s, ptr, refs)
         prefix = s.get("prefixItems")
         items = s.get("items", True)
         items_ptr = f"{ptr}/items"
@@ -1286,14 +1310,19 @@ class _Compiler:
         declared = [n for n in names]
         if patterns:
             pp = f"{ptr}/patternProperties"
-            if len(patterns) > 1 and len({json.dumps(v, sort_keys=True) for v in patterns.values()}) > 1:
-                raise self.hard(
-                    "patternProperties", pp, "several patternProperties with different schemas may overlap"
-                )
+            overlap = (
+                len(patterns) > 1 and len({json.dumps(v, sort_keys=True) for v in patterns.values()}) > 1
+            )
             bodies = {p: self.pattern(p, f"{pp}/{_esc(p)}") for p in patterns}
             # declared names are written as declared members, never again as extras
             names_body = alt(*(_string_literal(n, quotes=False) for n in declared)) if declared else NOTHING
-            for p, sub in patterns.items():
+            if overlap:  # a key matching several patterns takes all their schemas (json_keywords)
+                try:
+                    regions = pattern_regions(self, patterns, bodies, names_body, _body_product, pp, refs)
+                except NotExact as e:
+                    raise self.hard("patternProperties", e.pointer, e.message) from None
+                extras += [seq(QUOTE, key, QUOTE, self.colon, v) for key, v in regions]
+            for p, sub in patterns.items() if not overlap else ():
                 v = self.schema(sub, f"{pp}/{_esc(p)}", refs)
                 if v != NOTHING:
                     key = _key_language(bodies[p], names_body)
@@ -1307,6 +1336,11 @@ class _Compiler:
             v = self.schema(addl, f"{ptr}/additionalProperties", refs)
             if v != NOTHING:
                 extras.append(seq(_not_names(declared), self.colon, v))
+        if "propertyNames" in s:  # json_keywords
+            named = property_names(self, s, decl, extras, ptr, refs)
+            if named is None:
+                return NOTHING
+            decl, extras = named
         extra = self.piece(alt(*extras)) if extras else None
         lo = int(s.get("minProperties", 0))
         hi = s.get("maxProperties")
@@ -1319,10 +1353,8 @@ class _Compiler:
         if trivial_lo and trivial_hi:
             return self.props_body(decl, extra, 0, None)
         optional = [d for d in decl if not d[2]]
-        if len(optional) > 6:
-            raise self.hard(
-                "minProperties", ptr, "min/maxProperties with many optional properties is not supported"
-            )
+        if len(optional) > 4:  # counted over the members (json_keywords), not 2^n alternatives
+            return counted_members(decl, extra, lo, hi, self.comma, self.ws)
         alts: list[Node] = []
         for mask in range(1 << len(optional)):
             chosen = {optional[i][0] for i in range(len(optional)) if mask >> i & 1}
@@ -1474,28 +1506,18 @@ def _search_dfa(pattern: str) -> ByteDFA:
     return dfa_from_nfa(build_nfa(_search_node(pattern, lambda n: n, anything), DEFAULT_LIMITS))
 
 
-_ANCHORED_BAR = "anchors with a top-level '|' are not supported"
-
-
 def _search_node(pattern: str, node_of: Callable[[Node], Node], anything: Node) -> Node:
     """A JSON Schema `pattern` as a search (ECMAScript: unanchored unless it starts with ^ / ends with $):
     `node_of` of the parsed regex, with `anything` on each side that is not anchored."""
     start, end, top_bar = _anchors(pattern)
-    if (start or end) and top_bar:
-        raise RegexError(_ANCHORED_BAR, pattern, 0, len(pattern))
+    if (start or end) and top_bar:  # each alternative a search of its own, with its own anchors
+        return alt(*(_search_node(p, node_of, anything) for p in top_level_alternatives(pattern)))
     node = node_of(parse_regex(pattern, ecma=True))
     return seq(*([] if start else [anything]), node, *([] if end else [anything]))
 
 
-_ANNOTATIONS = frozenset(
-    {"title", "description", "default", "examples", "$schema", "$id", "$comment", "deprecated", "readOnly",
-     "writeOnly", "contentMediaType", "contentEncoding", "contentSchema", "$anchor", "$defs", "definitions",
-     "$dynamicAnchor", "$vocabulary"}
-)  # fmt: skip
-
-
 def _constraining(s: dict) -> bool:
-    return any(k not in _ANNOTATIONS for k in s)
+    return any(not is_annotation(k) for k in s)
 
 
 def _type_set(s: Any) -> set[str] | None:
@@ -1557,9 +1579,11 @@ def _merge(a: Any, b: Any, ptr: str, comp: _Compiler) -> Any:
         return a
     if a is False or b is False:
         return False
+    a, b = (without_dangling(dependencies_as_conditionals(x)) for x in (a, b))
+    a, b = merge_conditionals(a, b)
     out = dict(a)
     for k, v in b.items():
-        if k in _ANNOTATIONS:
+        if is_annotation(k):
             continue
         if k not in out:
             out[k] = v
@@ -1595,6 +1619,8 @@ def _merge(a: Any, b: Any, ptr: str, comp: _Compiler) -> Any:
             # both enumerations: the validator filters candidates against the whole merged schema
             out.setdefault("allOf", [])
             out["allOf"] = [*out.get("allOf", []), {k: v}]
+        elif k == "not":  # not A and not B: neither
+            out[k] = {"anyOf": [w, v]}
         elif k in ("anyOf", "oneOf"):
             raise UnsupportedSchema(f"allOf with several '{k}' needs a product of branches", k, ptr)
         elif k in ("items", "additionalProperties", "prefixItems", "patternProperties", "additionalItems"):
@@ -1613,11 +1639,10 @@ def _merge(a: Any, b: Any, ptr: str, comp: _Compiler) -> Any:
                 raise UnsupportedSchema(
                     "allOf with items and prefixItems in different branches", "items", ptr
                 )
-    # additionalProperties in one branch constrains the other branch's properties: refuse unless consistent
+    # additionalProperties in one branch constrains the properties only the other declares (json_keywords)
     for x, y in ((a, b), (b, a)):
         if isinstance(x, dict) and isinstance(y, dict) and "additionalProperties" in x:
-            extra = set(y.get("properties", {})) - set(x.get("properties", {}))
-            if extra or "patternProperties" in y:
+            if not additional_across(out, x, y):
                 raise UnsupportedSchema(
                     "allOf with additionalProperties in one branch", "additionalProperties", ptr
                 )

@@ -1,0 +1,139 @@
+"""Boolean operations on regular languages given as regex `Node`s: intersection, difference, complement
+within a universe. They go through minimal byte DFAs (automata.product over a completed complement) and come
+back as `Automaton` nodes, so the JSON schema compiler can keep building on them.
+
+Only regular languages qualify: a node holding a grammar `Call` (a recursive schema) is refused by the
+caller (`has_call`). Products are capped at `MAX_STATES`, well below the general DFA limit, so that an
+exact `oneOf`/`not` either compiles quickly or ends in a clear limit error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .automata import minimize, product
+from .cfg_grammar import Call
+from .dfa import ByteDFA, dfa_from_nfa
+from .errors import GrammarLimitError
+from .limits import DEFAULT_LIMITS, Limits
+from .nfa import build_nfa
+from .regex_ast import Alt, Automaton, CharSet, Concat, Node, Repeat
+
+MAX_STATES = 50_000
+
+
+def has_call(node: Any) -> bool:
+    """Does `node` call a grammar rule somewhere (so that its language may not be regular)?"""
+    if isinstance(node, Call):
+        return True
+    if isinstance(node, Concat | Alt):
+        return any(has_call(i) for i in node.items)
+    if isinstance(node, Repeat):
+        return has_call(node.item)
+    return False
+
+
+def dfa_of(node: Node, limits: Limits = DEFAULT_LIMITS) -> ByteDFA:
+    """The minimal byte DFA of a plain regex node (no counters, no calls)."""
+    return dfa_from_nfa(build_nfa(node, limits), limits)
+
+
+def node_of(dfa: ByteDFA) -> Node:
+    """A plain byte DFA as an `Automaton` node (byte-range edges); the empty language as an empty set."""
+    if dfa.n_states == 0:
+        return CharSet(())
+    edges: list[tuple[int, int, int, int]] = []
+    for s, row in enumerate(dfa.transitions.tolist()):
+        b = 0
+        while b < 256:
+            t = row[b]
+            e = b
+            while e + 1 < 256 and row[e + 1] == t:
+                e += 1
+            if t >= 0:
+                edges.append((s, b, e, t))
+            b = e + 1
+    acc = frozenset(int(i) for i in np.flatnonzero(dfa.accepting))
+    return Automaton(dfa.n_states, dfa.start, acc, tuple(edges))  # type: ignore[return-value]
+
+
+def complement(dfa: ByteDFA) -> ByteDFA:
+    """Every byte string `dfa` rejects: the DFA completed with a sink state, acceptance flipped (untrimmed)."""
+    n = dfa.n_states
+    table = np.full((n + 1, 256), n, dtype=np.int32)
+    if n:
+        table[:n] = np.where(dfa.transitions < 0, n, dfa.transitions)
+    accepting = np.ones(n + 1, dtype=bool)
+    accepting[:n] = ~np.asarray(dfa.accepting, dtype=bool)
+    table.setflags(write=False)
+    accepting.setflags(write=False)
+    return ByteDFA(table, accepting, 0 if n else n, trimmed=False, minimal=False)
+
+
+def intersection(parts: list[ByteDFA], what: str) -> ByteDFA:
+    """The strings every part accepts, minimal; a `GrammarLimitError` naming `what` past `MAX_STATES`."""
+    if any(p.n_states == 0 for p in parts):
+        return parts[0] if parts[0].n_states == 0 else next(p for p in parts if p.n_states == 0)
+    for p in parts:
+        if p.has_counters:
+            raise ValueError("regex_ops works on plain DFAs; unroll counted strings first")
+    try:
+        return minimize(product(parts, Limits(max_dfa_states=MAX_STATES)))
+    except GrammarLimitError:
+        raise GrammarLimitError(
+            f"{what} needs an automaton of over {MAX_STATES:,} states to be enforced exactly",
+            hints=["smaller or fewer overlapping subschemas, or lenient=true to accept an approximation"],
+        ) from None
+
+
+def difference(keep: ByteDFA, remove: list[ByteDFA], what: str) -> ByteDFA:
+    """The strings `keep` accepts and no DFA of `remove` does."""
+    if keep.n_states == 0:
+        return keep
+    others = [complement(r) for r in remove if r.n_states]
+    return intersection([keep, *others], what) if others else keep
+
+
+def expand_counted(node: Any) -> Any:
+    """`node` with every counted string body (anything with an `unrolled()` form) unrolled to plain regex."""
+    unrolled = getattr(node, "unrolled", None)
+    if unrolled is not None:
+        return unrolled()
+    if isinstance(node, Concat | Alt):
+        items = tuple(expand_counted(i) for i in node.items)
+        return node if all(a is b for a, b in zip(items, node.items, strict=True)) else type(node)(items)
+    if isinstance(node, Repeat):
+        item = expand_counted(node.item)
+        return node if item is node.item else Repeat(item, node.min, node.max)
+    return node
+
+
+def top_level_alternatives(pattern: str) -> list[str]:
+    """`pattern` split at its top-level `|` (outside groups and classes, escapes skipped): with ECMAScript
+    search semantics each alternative keeps its own `^` / `$` (`^a|b$`: starts with a, or ends with b)."""
+    parts: list[str] = []
+    depth = 0
+    in_class = False
+    start = 0
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif c == "|" and depth == 0:
+            parts.append(pattern[start:i])
+            start = i + 1
+        i += 1
+    parts.append(pattern[start:])
+    return parts
