@@ -15,7 +15,15 @@ from .counters import SegmentConflict
 from .dfa import ByteDFA, dfa_from_nfa
 from .errors import GrammarLimitError
 from .json_numbers import lit
-from .json_schema import COUNT_FROM, NOTHING, CountedBody, _build_nfa, _intersect, _product, automaton_of
+from .json_schema import (
+    COUNT_FROM,
+    NOTHING,
+    CountedBody,
+    automaton_of,
+    counted_nfa,
+    intersect_nodes,
+    string_product,
+)
 from .limits import DEFAULT_LIMITS, Limits, deadline
 from .regex_ast import Alt, Automaton, Node, Repeat
 from .regex_parser import parse_regex
@@ -26,7 +34,7 @@ ANY_CHAR = parse_regex(r"[\s\S]")
 def choice_dfa(options: Sequence[str], limits: Limits = DEFAULT_LIMITS, minimal: bool = True) -> ByteDFA:
     """Exactly one of `options` (`minimal=False`: not minimized, for the optimizer's `minimize` pass)."""
     with deadline(limits.max_seconds):
-        return dfa_from_nfa(_build_nfa(Alt(tuple(lit(o) for o in options)), limits), limits, minimal)
+        return dfa_from_nfa(counted_nfa(Alt(tuple(lit(o) for o in options)), limits), limits, minimal)
 
 
 def length_dfa(lo: int, hi: int | None, limits: Limits = DEFAULT_LIMITS, minimal: bool = True) -> ByteDFA:
@@ -59,23 +67,23 @@ def conjunction(
             )
     with deadline(limits.max_seconds):
         nodes: list[Node] = [automaton_of(p) if p.n_states else NOTHING for p in parts]
-        plain = reduce(_intersect, nodes) if nodes else None
+        plain = reduce(intersect_nodes, nodes) if nodes else None
         if length is None:
             assert plain is not None
-            return dfa_from_nfa(_build_nfa(plain, limits), limits, minimal)
+            return dfa_from_nfa(counted_nfa(plain, limits), limits, minimal)
         lo, hi = length
         if hi is not None and hi < lo:
-            return dfa_from_nfa(_build_nfa(NOTHING, limits), limits)
+            return dfa_from_nfa(counted_nfa(NOTHING, limits), limits)
         if hi is None or hi < COUNT_FROM:
             chars = Repeat(ANY_CHAR, lo, hi)
-            node = chars if plain is None else _intersect(plain, chars)
-            return dfa_from_nfa(_build_nfa(node, limits), limits, minimal)
+            node = chars if plain is None else intersect_nodes(plain, chars)
+            return dfa_from_nfa(counted_nfa(node, limits), limits, minimal)
         loop = Repeat(ANY_CHAR, 0, None)
-        auto, boundary = _product(() if plain is None else (plain,), NOTHING, loop)
+        auto, boundary = string_product(() if plain is None else (plain,), NOTHING, loop)
         if not isinstance(auto, Automaton):  # the parts already exclude each other
-            return dfa_from_nfa(_build_nfa(NOTHING, limits), limits)
+            return dfa_from_nfa(counted_nfa(NOTHING, limits), limits)
         body = CountedBody(auto, boundary, lo, hi, ())  # type: ignore[arg-type]
         try:
-            return dfa_from_nfa(_build_nfa(body, limits), limits)
+            return dfa_from_nfa(counted_nfa(body, limits), limits)
         except SegmentConflict:  # one segment spanning the whole text cannot conflict with another
             raise AssertionError("a lone counted segment conflicted") from None

@@ -441,17 +441,17 @@ def _key_language(include: Node | None, exclude: Node) -> Node:
 
 def _body_product(includes: tuple[Node, ...], exclude: Node) -> Node:
     """JSON string bodies matched by every node of `includes` and not by `exclude`: a product of DFAs."""
-    return _product(includes, exclude)[0]
+    return string_product(includes, exclude)[0]
 
 
 MAX_MULTIPLE_STATES = 20_000  # multipleOf is a remainder automaton: one state per remainder (and digit)
 
 
 @lru_cache(maxsize=256)
-def _intersect(a: Node, b: Node) -> Node:
+def intersect_nodes(a: Node, b: Node) -> Node:
     """The strings both `a` and `b` match, as one automaton: the product of their DFAs (numbers: a range
     and a multipleOf)."""
-    da, db = (dfa_from_nfa(_build_nfa(n, DEFAULT_LIMITS)) for n in (a, b))
+    da, db = (dfa_from_nfa(counted_nfa(n, DEFAULT_LIMITS)) for n in (a, b))
     if da.start < 0 or db.start < 0:
         return NOTHING
     ids = {(da.start, db.start): 0}
@@ -483,15 +483,15 @@ def _intersect(a: Node, b: Node) -> Node:
 
 
 @lru_cache(maxsize=256)
-def _product(
+def string_product(
     includes: tuple[Node, ...], exclude: Node, body: Node | None = None
 ) -> tuple[Node, frozenset[int]]:
     """`_body_product` plus the product states where a character ends (the body DFA accepts there).
 
     `body` is the character loop: JSON string characters by default, raw text for `length(...)`."""
-    chars = _string_body_dfa() if body is None else dfa_from_nfa(_build_nfa(body, DEFAULT_LIMITS))
-    dfas = [chars, dfa_from_nfa(_build_nfa(exclude, DEFAULT_LIMITS))]
-    dfas += [dfa_from_nfa(_build_nfa(n, DEFAULT_LIMITS)) for n in includes]
+    chars = _string_body_dfa() if body is None else dfa_from_nfa(counted_nfa(body, DEFAULT_LIMITS))
+    dfas = [chars, dfa_from_nfa(counted_nfa(exclude, DEFAULT_LIMITS))]
+    dfas += [dfa_from_nfa(counted_nfa(n, DEFAULT_LIMITS)) for n in includes]
     # Tables with a dead row appended (index -1 reads it), so a dead component stays dead.
     tables = [
         np.vstack([d.transitions, np.full((1, 256), -1, dtype=d.transitions.dtype)]).astype(np.int64)
@@ -576,12 +576,12 @@ class CountedBody:
 def _any_string_dfa() -> ByteDFA:
     """The DFA of any quoted JSON string: one object for every schema, so that its lexeme's token rows
     (cfg_rows.lexeme_automaton) are built once per vocabulary and kept in the disk cache."""
-    return dfa_from_nfa(_build_nfa(ANY_STRING, DEFAULT_LIMITS))
+    return dfa_from_nfa(counted_nfa(ANY_STRING, DEFAULT_LIMITS))
 
 
 @lru_cache(maxsize=1)
 def _string_body_dfa() -> ByteDFA:
-    return dfa_from_nfa(_build_nfa(Repeat(STR_CHAR, 0, None), DEFAULT_LIMITS))
+    return dfa_from_nfa(counted_nfa(Repeat(STR_CHAR, 0, None), DEFAULT_LIMITS))
 
 
 def _anchors(pattern: str) -> tuple[bool, bool, bool]:
@@ -673,7 +673,7 @@ def _counted_dfa(node: Node, limits: Limits) -> ByteDFA:
     unroll: frozenset[int] = frozenset()
     while True:
         try:
-            return dfa_from_nfa(_build_nfa(node, limits, unroll), limits)
+            return dfa_from_nfa(counted_nfa(node, limits, unroll), limits)
         except SegmentConflict as e:  # counters cannot follow these strings: unroll them and retry
             unroll |= e.ids
 
@@ -745,7 +745,7 @@ class _JBuilder(NFABuilder):
         return super().build(node)
 
 
-def _build_nfa(node: Node, limits: Limits, unroll: frozenset[int] = frozenset()) -> NFA:
+def counted_nfa(node: Node, limits: Limits, unroll: frozenset[int] = frozenset()) -> NFA:
     return build_nfa(
         node,
         limits,
@@ -1147,7 +1147,7 @@ class _Compiler:
         elif isinstance(fmt, str):  # never silent: refused, or ignored with a warning when lenient
             self.unsupported("format", f"{ptr}/format", _format_refusal(fmt))
         if hi is not None and hi >= COUNT_FROM:
-            auto, boundary = _product(tuple(bodies), NOTHING)
+            auto, boundary = string_product(tuple(bodies), NOTHING)
             if not isinstance(auto, Automaton):
                 return NOTHING
             return seq(QUOTE, CountedBody(auto, boundary, lo, hi, tuple(bodies)), QUOTE)
@@ -1215,7 +1215,7 @@ class _Compiler:
             if ilo is None and ihi is None:
                 return multiples
             bounded = integer_range(ilo, ihi)
-            return _intersect(multiples, bounded) if bounded else NOTHING
+            return intersect_nodes(multiples, bounded) if bounded else NOTHING
         if lo is None and hi is None:
             return step or NUMBER
         if (lo is not None and lo != 0) or (hi is not None and hi != 0):
@@ -1228,7 +1228,7 @@ class _Compiler:
             node = signed_number(neg, zero, pos)
         if node is None:
             return NOTHING
-        return node if step is None else _intersect(step, node)
+        return node if step is None else intersect_nodes(step, node)
 
     # -- arrays
 
@@ -1454,7 +1454,7 @@ def _any_value(depth: int, any_ws: bool) -> Node:
 
 def _embed(node: Node) -> Automaton:
     """A node as its minimal DFA, so that repeated copies cost no subset-construction work."""
-    return automaton_of(dfa_from_nfa(_build_nfa(node, DEFAULT_LIMITS)))
+    return automaton_of(dfa_from_nfa(counted_nfa(node, DEFAULT_LIMITS)))
 
 
 def automaton_of(dfa: ByteDFA) -> Automaton:

@@ -210,7 +210,7 @@ def test_inline_expands_a_subschema_into_one_regex() -> None:
     comp = js._Compiler(sub, False, False)
     node = comp.inline(sub, "", ())
     assert not calls_in(node)
-    dfa = dfa_from_nfa(js._build_nfa(node, js.DEFAULT_LIMITS))
+    dfa = dfa_from_nfa(js.counted_nfa(node, js.DEFAULT_LIMITS))
     want = compile_json_schema(sub)
     for text in ('{"a": [1, 2]}', '{"a":[]}', "{}", '{"a": [1, "x"]}', '{"b": {"c": [[1]]}}', '{"a": 1}'):
         assert dfa.accepts(text.encode()) == want.accepts(text.encode()), text

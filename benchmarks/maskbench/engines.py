@@ -50,7 +50,15 @@ class DeccEngine:
 
         per_schema = [
             (self._js, name)
-            for name in ("_compile", "_bind", "_intersect", "_product", "_rules", "_choice", "_lexemes")
+            for name in (
+                "_compile",
+                "_bind",
+                "intersect_nodes",
+                "string_product",
+                "_rules",
+                "_choice",
+                "_lexemes",
+            )
         ]
         per_schema += [
             (importlib.import_module("decc.grammars.cfg_matcher"), "cfg_from_grammar"),
