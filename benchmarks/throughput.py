@@ -18,7 +18,7 @@ import statistics
 import time
 
 from decc.grammars import Vocabulary
-from decc.grammars.json_schema import json_schema
+from decc.grammars.json.json_schema import json_schema
 from decc.runtime.batch import RowSpec, generate_rows
 from decc.runtime.model import load_language_model
 from decc.runtime.sampling import GREEDY

@@ -30,7 +30,7 @@ from decc.compiler.options import (
 from decc.compiler.trust import IMPORTS_HINT, Trust, check_file_allowed, import_object, resolve_module
 from decc.dsl import ast
 from decc.errors import DeccError, Source, Span, unknown
-from decc.grammars.json_strict import close_objects
+from decc.grammars.json.json_strict import close_objects
 
 CONSTRAINTS = ("regex", "json", "grammar", "choice", "int", "number", "length")
 GRAMMAR_ARGS = ("file", "start")

@@ -249,7 +249,7 @@ class Generate:
     stop_regex: str | None = None  # the value ends before the first match
     stop_entropy: Entropy | None = None
     eos: bool = True  # False: the model's end-of-sequence token does not end the step
-    heal: bool = True  # token healing of a text-then-gen boundary (grammars/healing.py)
+    heal: bool = True  # token healing of a text-then-gen boundary (grammars/tokens/healing.py)
     aligned: bool = False  # `mode: aligned`: ASAp sampling of p(value | constraint), not per-step masking
     # Draft sources the optimizer enabled (passes/speculate.py): "forced", "text", "lookup", "suffix".
     draft: tuple[str, ...] = ()

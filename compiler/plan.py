@@ -12,8 +12,8 @@ from decc import grammars
 from decc.compiler import ir
 from decc.compiler.printer import branch_lines, gen_attrs, loc, q, test_text
 from decc.errors import DeccError
-from decc.grammars.lazy_product import Conjunction
-from decc.grammars.lazy_product import bind as bind_conjunction
+from decc.grammars.tokens.lazy_product import Conjunction
+from decc.grammars.tokens.lazy_product import bind as bind_conjunction
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,7 @@ def _check_max_tokens(op: ir.Generate, constraint: Any) -> None:
     automaton = getattr(constraint, "automaton", None)
     if automaton is None:
         return
-    from decc.grammars.token_paths import shortest_tokens
+    from decc.grammars.tokens.token_paths import shortest_tokens
 
     fewest = shortest_tokens(automaton)
     if fewest is not None and fewest > op.max_tokens:

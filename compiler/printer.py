@@ -11,8 +11,8 @@ from typing import Any
 from decc import grammars
 from decc.compiler import ir
 from decc.errors import Span
-from decc.grammars.cfg_grammar import Grammar as CFG
-from decc.grammars.lazy_product import Conjunction
+from decc.grammars.contextfree.cfg_grammar import Grammar as CFG
+from decc.grammars.tokens.lazy_product import Conjunction
 
 
 def loc(span: Span) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from decc import grammars
 from decc.compiler import ir
-from decc.grammars.lazy_product import Conjunction
+from decc.grammars.tokens.lazy_product import Conjunction
 
 
 def remarks(name: str, before: ir.Module, after: ir.Module) -> list[str]:

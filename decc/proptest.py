@@ -30,7 +30,7 @@ from hypothesis.errors import HypothesisException, Unsatisfiable
 from decc.compiler import ir
 from decc.compiler.plan import PlanGen, plan_gens
 from decc.compiler.printer import constraint_text
-from decc.grammars.vocab import encode_in_context
+from decc.grammars.tokens.vocab import encode_in_context
 from decc.proptest_oracles import Oracle, SetAside, Unjudgeable, Unsupported, independent, oracle_for
 from decc.testing import completer, tokenizations
 

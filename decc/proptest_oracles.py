@@ -155,7 +155,7 @@ def oracle_for(c: ir.Constraint) -> Oracle:
 def _spelled_properties(pattern: str) -> str:
     """`pattern` with `\\p{..}`/`\\P{..}` spelled out as code point ranges (from decc's regex parser), which
     hypothesis' `from_regex` (built on `re`) can read."""
-    from decc.grammars.regex_parser import parse_regex
+    from decc.grammars.regexes.regex_parser import parse_regex
 
     def spell(escape: str, in_class: bool) -> str | None:
         if escape[1] not in "pP":

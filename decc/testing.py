@@ -108,10 +108,10 @@ def _automaton_of(constraint: Any) -> Any:
     in `.rtn` (a `CFGConstraint`, whatever built it); a model-free `cfg_grammar.Grammar` (what the compiler
     keeps for `grammar(...)`) or anything with one in `.grammar`; an IR constraint, by its `.compiled` form.
     """
-    from decc.grammars.cfg_grammar import Grammar
-    from decc.grammars.dfa_queries import language
-    from decc.grammars.lazy_product import Conjunction
-    from decc.grammars.rtn import RTN
+    from decc.grammars.contextfree.cfg_grammar import Grammar
+    from decc.grammars.contextfree.rtn import RTN
+    from decc.grammars.tokens.dfa_queries import language
+    from decc.grammars.tokens.lazy_product import Conjunction
 
     original = constraint
     for _ in range(4):
@@ -137,7 +137,7 @@ def _automaton_of(constraint: Any) -> Any:
 
 @lru_cache(maxsize=32)
 def _rtn_of_grammar(grammar: Any) -> Any:
-    from decc.grammars.rtn import build_rtn
+    from decc.grammars.contextfree.rtn import build_rtn
 
     return build_rtn(grammar)
 
@@ -181,7 +181,7 @@ def from_grammar(text: str, *, start: str = "start", max_bytes: int = 256) -> st
 
     `from_grammar(grammars.builtin_grammar("json"))` draws from a built-in grammar.
     """
-    from decc.grammars.cfg_grammar import parse_grammar
+    from decc.grammars.contextfree.cfg_grammar import parse_grammar
 
     return from_constraint(parse_grammar(text, start), max_bytes=max_bytes)
 

@@ -6,13 +6,19 @@
 `cfg_builtin(name, vocab)` for the built-in "json", "arith" and "sql_select" grammars.
 """
 
-from .cfg_grammar import GrammarError
-from .cfg_matcher import BUILTIN_GRAMMARS, CFGConstraint, CFGMatcher, builtin_grammar, cfg, cfg_builtin
+from .automata.dfa import ByteDFA, compile_regex
 from .combine import choice_dfa, conjunction, is_counted, length_dfa
-from .constraint import TokenConstraint, from_dfa, regex
-from .dfa import ByteDFA, compile_regex
+from .contextfree.cfg_grammar import GrammarError
+from .contextfree.cfg_matcher import (
+    BUILTIN_GRAMMARS,
+    CFGConstraint,
+    CFGMatcher,
+    builtin_grammar,
+    cfg,
+    cfg_builtin,
+)
 from .errors import GrammarLimitError, RegexError
-from .json_schema import (
+from .json.json_schema import (
     IgnoredKeyword,
     InvalidSchema,
     UnsupportedSchema,
@@ -22,9 +28,10 @@ from .json_schema import (
     json_schema_engine,
 )
 from .limits import DEFAULT_LIMITS, Limits
-from .matcher import Matcher
-from .token_automaton import TokenAutomaton
-from .vocab import Vocabulary
+from .tokens.constraint import TokenConstraint, from_dfa, regex
+from .tokens.matcher import Matcher
+from .tokens.token_automaton import TokenAutomaton
+from .tokens.vocab import Vocabulary
 
 __all__ = [
     "BUILTIN_GRAMMARS",

@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import reduce
 
-from .counters import SegmentConflict
-from .dfa import ByteDFA, dfa_from_nfa
+from .automata.counters import SegmentConflict
+from .automata.dfa import ByteDFA, dfa_from_nfa
 from .errors import GrammarLimitError
-from .json_numbers import lit
-from .json_schema import (
+from .json.json_numbers import lit
+from .json.json_schema import (
     COUNT_FROM,
     NOTHING,
     CountedBody,
@@ -25,8 +25,8 @@ from .json_schema import (
     string_product,
 )
 from .limits import DEFAULT_LIMITS, Limits, deadline
-from .regex_ast import Alt, Automaton, Node, Repeat
-from .regex_parser import parse_regex
+from .regexes.regex_ast import Alt, Automaton, Node, Repeat
+from .regexes.regex_parser import parse_regex
 
 ANY_CHAR = parse_regex(r"[\s\S]")
 

@@ -44,7 +44,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from .vocab import Vocabulary
+from .tokens.vocab import Vocabulary
 
 FORMAT_VERSION = 3  # 3: grammar rows are lazy (not stored); 1: pickles (never read: they could run code)
 ENV = "DECC_CONSTRAINT_CACHE"
@@ -116,8 +116,8 @@ def _source_hash() -> str:
     """sha256 of the grammars package's source files: any change to the compiler makes new keys."""
     h = hashlib.sha256()
     here = Path(__file__).parent
-    for p in sorted([*here.glob("*.py"), *here.glob("*.lark")]):
-        h.update(p.name.encode())
+    for p in sorted([*here.rglob("*.py"), *here.rglob("*.lark")]):
+        h.update(p.relative_to(here).as_posix().encode())
         h.update(p.read_bytes())
     return h.hexdigest()
 
@@ -132,16 +132,16 @@ class CacheFormatError(Exception):
 @cache
 def _classes() -> dict[str, type]:
     """The only classes a cache file may name, by name. Imported here: their modules import this one."""
-    from .cfg_grammar import Call, Grammar, Lexeme
-    from .cfg_matcher import CFGConstraint
-    from .constraint import TokenConstraint
-    from .dfa import ByteDFA
+    from .automata.dfa import ByteDFA
+    from .contextfree.cfg_grammar import Call, Grammar, Lexeme
+    from .contextfree.cfg_matcher import CFGConstraint
+    from .contextfree.rtn import RTN
     from .limits import Limits
-    from .regex_ast import Alt, Automaton, CharSet, Concat, Repeat
-    from .rtn import RTN
-    from .token_automaton import TokenAutomaton
-    from .token_counts import Counts
-    from .token_loops import Loop
+    from .regexes.regex_ast import Alt, Automaton, CharSet, Concat, Repeat
+    from .tokens.constraint import TokenConstraint
+    from .tokens.token_automaton import TokenAutomaton
+    from .tokens.token_counts import Counts
+    from .tokens.token_loops import Loop
 
     kinds = (Call, Grammar, Lexeme, CFGConstraint, TokenConstraint, ByteDFA, Alt, Automaton, CharSet, Concat)
     return {c.__name__: c for c in (*kinds, Repeat, RTN, TokenAutomaton, Counts, Loop, Limits)}
@@ -283,7 +283,7 @@ class _Decoder:
 def loop_for_key(vocab: Vocabulary, key: bytes) -> Any:
     """The vocabulary's Loop for a loop_cache key (token_loops.loop_classes), built if this process lacks
     it."""
-    from .token_loops import build_loop
+    from .tokens.token_loops import build_loop
 
     loop = vocab.loop_cache.get(key)
     if loop is None:

@@ -24,7 +24,7 @@ import torch
 
 from decc.compiler import ir
 from decc.compiler.plan import Plan, PlanGen, plan_gens
-from decc.grammars.healing import HealingMatcher
+from decc.grammars.tokens.healing import HealingMatcher
 
 from .decode import Generation
 from .detokenize import IncrementalDetokenizer

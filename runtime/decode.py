@@ -16,8 +16,8 @@ from typing import Any, Literal, Protocol
 import torch
 
 from decc.errors import DeccError, InternalError
-from decc.grammars.healing import HealingMatcher
-from decc.grammars.vocab import encode_in_context
+from decc.grammars.tokens.healing import HealingMatcher
+from decc.grammars.tokens.vocab import encode_in_context
 
 from .aligned import AlignedTrie, Cursor
 from .detokenize import IncrementalDetokenizer, StopScanner, TextStream
@@ -220,7 +220,7 @@ class DecodeSession:
 
     def take_last(self) -> int:
         """Take the context's last token back out and return it: token healing re-spells it as the start
-        of the next value (grammars/healing.py)."""
+        of the next value (grammars/tokens/healing.py)."""
         if len(self._tokens) < 2:
             raise InternalError("token healing needs a token left in the context")
         token = self._tokens.pop()
@@ -261,7 +261,7 @@ class DecodeSession:
         check in the same forward pass as the last drawn one (drafts.py); the value is the same either way.
         `on_text` gets the value's text piece by piece as it is decoded (never text a stop cuts later).
 
-        A `HealingMatcher` (grammars/healing.py) heals the boundary: the prompt's last token was taken back
+        A `HealingMatcher` (grammars/tokens/healing.py) heals the boundary: the prompt's last token was taken back
         (`take_last`) and the first tokens re-spell it; they are the Generation's first tokens, its text
         leaves the re-spelled part out, and tokens that re-spell it only do not count against `max_tokens`.
         """

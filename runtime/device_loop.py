@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import torch
 
 from decc.errors import InternalError
-from decc.grammars.budget import budget_row, distances
+from decc.grammars.tokens.budget import budget_row, distances
 
 from .device_tables import DeviceTables, supports
 from .kernels.sample import fused_sample
@@ -96,7 +96,7 @@ def decode_on_device(
     done = torch.zeros(n, dtype=torch.bool, device=device)
     where = torch.arange(n, device=device)  # the spec each batch row holds
     failed = torch.zeros((), dtype=torch.bool, device=device)
-    # Budget-aware masks (grammars/budget.py) can differ from the plain rows only within `horizon` tokens
+    # Budget-aware masks (grammars/tokens/budget.py) can differ from the plain rows only within `horizon` tokens
     # of a row's max_tokens: before that step no row needs them, and the loop stays on the device.
     bind_from = min(
         (s.rules.max_tokens - distances(s.matcher.automaton).horizon for s in specs if s.matcher is not None),

@@ -5,7 +5,7 @@ A row's position is one integer: a state of one of the batch's automata (each au
 into one numbering), or one of two extra states: FREE (an unconstrained row: every token allowed, stays
 FREE) and DONE (after EOS; allows only EOS, stays DONE, its draws are ignored). Per state the tables hold
 the allowed-token bitmask (EOS bits set in accepting states, as `TokenAutomaton.bitmask`) and whether the
-value is complete there (accepting, no text token allowed). A state with dead-end tokens (grammars/budget.py)
+value is complete there (accepting, no text token allowed). A state with dead-end tokens (grammars/tokens/budget.py)
 holds its row without them, as the host's budgeted masks do; the device loop replaces a row by its
 budgeted one where the budget binds. Transitions are the automaton's CSR edges as
 one sorted key array `state * stride + token` with the target of each; a key lookup (`searchsorted`) that
@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from decc.grammars.budget import NO_LIMIT, budget_row, distances
-from decc.grammars.matcher import Matcher
-from decc.grammars.token_automaton import TokenAutomaton
+from decc.grammars.tokens.budget import NO_LIMIT, budget_row, distances
+from decc.grammars.tokens.matcher import Matcher
+from decc.grammars.tokens.token_automaton import TokenAutomaton
 
 from .kernels.bitmask import bitmask_words, pack_bitmask
 

@@ -39,8 +39,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from decc.grammars.matcher import Matcher
-from decc.grammars.token_automaton import TokenAutomaton
+from decc.grammars.tokens.matcher import Matcher
+from decc.grammars.tokens.token_automaton import TokenAutomaton
 
 __all__ = ["Drafter", "SuffixStore"]
 

@@ -9,8 +9,8 @@ from typing import Any
 from decc.compiler import ir
 from decc.compiler.plan import Plan, PlanBranch, PlanGen, PlanText, Step
 from decc.errors import DeccError, InternalError, did_you_mean
-from decc.grammars.healing import HealingMatcher, can_heal
-from decc.grammars.vocab import encode_in_context
+from decc.grammars.tokens.healing import HealingMatcher, can_heal
+from decc.grammars.tokens.vocab import encode_in_context
 from decc.runtime.aligned import AlignedTrie
 from decc.runtime.beam import beam_search
 from decc.runtime.decode import DecodeSession, Generation
@@ -279,7 +279,7 @@ class ProgramRun:
         return Drafter(forced="forced" in op.draft, lookup="lookup" in op.draft, encode=encode, suffix=suffix)
 
     def healer(self, op: ir.Generate, matcher: Any | None) -> HealingMatcher | None:
-        """Heal a text-then-gen boundary (grammars/healing.py): take the prompt's last token back out of
+        """Heal a text-then-gen boundary (grammars/tokens/healing.py): take the prompt's last token back out of
         the context and return the matcher whose first tokens re-spell it; None where the step is not
         healed (`heal: false`, no text just before, a search policy or `mode: aligned`, a special or added
         token, text that is not whole characters, a CFG constraint, a value already complete)."""

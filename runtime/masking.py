@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from decc.grammars.budget import NO_LIMIT
+from decc.grammars.tokens.budget import NO_LIMIT
 
 from .kernels.bitmask import apply_token_bitmask_inplace, bitmask_words
 

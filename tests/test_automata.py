@@ -1,6 +1,6 @@
-"""The automaton passes' rewrites (grammars/automata.py) keep the language, and every way of running a
+"""The automaton passes' rewrites (grammars/automata/automata.py) keep the language, and every way of running a
 conjunction allows the same tokens: the product pruned and minimized, the product with its dead states
-(cut at run time), and the parts kept apart (grammars/lazy_product.py). Oracles: `re.fullmatch` on every
+(cut at run time), and the parts kept apart (grammars/tokens/lazy_product.py). Oracles: `re.fullmatch` on every
 string up to a length, and the product's own token automaton on random walks over a tiny vocabulary."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from decc.grammars import Vocabulary, choice_dfa, compile_regex, conjunction, from_dfa
-from decc.grammars.automata import cut_dead, minimize, product, trim
-from decc.grammars.lazy_product import Conjunction, bind
+from decc.grammars.automata.automata import cut_dead, minimize, product, trim
+from decc.grammars.tokens.lazy_product import Conjunction, bind
 
 ALPHABET = "abc"
 STRINGS = ["".join(p) for n in range(6) for p in itertools.product(ALPHABET, repeat=n)]

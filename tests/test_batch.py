@@ -10,7 +10,7 @@ import pytest
 
 import decc
 from decc.cli import main
-from decc.grammars.constraint import regex
+from decc.grammars.tokens.constraint import regex
 from decc.runtime.batch import RowSpec, generate_rows
 from decc.runtime.decode import DecodeSession
 from decc.runtime.sampling import GREEDY, SamplingParams, make_generator

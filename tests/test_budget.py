@@ -1,4 +1,4 @@
-"""Budget-aware masks (grammars/budget.py): with `budget` tokens left a matcher allows exactly the tokens after
+"""Budget-aware masks (grammars/tokens/budget.py): with `budget` tokens left a matcher allows exactly the tokens after
 which some completion fits the budget, checked against a brute-force oracle over token sequences."""
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from hypothesis import strategies as st
 import decc
 from decc.compiler.ir import Beam
 from decc.grammars import Vocabulary, cfg, choice_dfa, compile_regex, conjunction, from_dfa, regex
-from decc.grammars.automata import minimize, product
-from decc.grammars.budget import NO_LIMIT
-from decc.grammars.lazy_product import Conjunction, bind
-from decc.grammars.matcher import Matcher
-from decc.grammars.token_paths import shortest_tokens
+from decc.grammars.automata.automata import minimize, product
+from decc.grammars.tokens.budget import NO_LIMIT
+from decc.grammars.tokens.lazy_product import Conjunction, bind
+from decc.grammars.tokens.matcher import Matcher
+from decc.grammars.tokens.token_paths import shortest_tokens
 from decc.runtime.batch import RowSpec, generate_rows
 from decc.runtime.beam import beam_search
 from decc.runtime.decode import DecodeSession

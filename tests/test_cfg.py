@@ -21,10 +21,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from decc.grammars import GrammarError, GrammarLimitError, Limits, Vocabulary, cfg
-from decc.grammars.cfg_grammar import parse_grammar
-from decc.grammars.cfg_rows import classify
-from decc.grammars.earley import Recognizer
-from decc.grammars.rtn import build_rtn
+from decc.grammars.contextfree.cfg_grammar import parse_grammar
+from decc.grammars.contextfree.cfg_rows import classify
+from decc.grammars.contextfree.earley import Recognizer
+from decc.grammars.contextfree.rtn import build_rtn
 
 GRAMMARS = {
     "left_recursion": (

@@ -11,9 +11,9 @@ from _lark import lark_accepts, lark_parser
 from lark import Lark
 
 from decc.grammars import GrammarError, Vocabulary, builtin_grammar, cfg_builtin
-from decc.grammars.cfg_grammar import parse_grammar
-from decc.grammars.earley import Recognizer
-from decc.grammars.rtn import build_rtn
+from decc.grammars.contextfree.cfg_grammar import parse_grammar
+from decc.grammars.contextfree.earley import Recognizer
+from decc.grammars.contextfree.rtn import build_rtn
 
 VALID = {
     "json": [

@@ -8,7 +8,7 @@ import random
 import pytest
 import torch
 
-from decc.grammars.constraint import regex
+from decc.grammars.tokens.constraint import regex
 from decc.runtime.batch import RowSpec, generate_rows
 from decc.runtime.device_tables import DeviceTables, supports
 from decc.runtime.kernels.bitmask import unpack_bitmask

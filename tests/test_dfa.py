@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from decc.grammars import ByteDFA, GrammarLimitError, Limits, compile_regex
-from decc.grammars.regex_ast import negate
-from decc.grammars.utf8 import utf8_sequences
+from decc.grammars.regexes.regex_ast import negate
+from decc.grammars.regexes.utf8 import utf8_sequences
 
 LEAVES = [
     "a",

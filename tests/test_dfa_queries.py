@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from decc.grammars import Vocabulary, compile_regex, regex
-from decc.grammars.dfa_queries import all_contain, can_contain, is_viable_prefix
-from decc.grammars.token_paths import shortest_tokens
+from decc.grammars.tokens.dfa_queries import all_contain, can_contain, is_viable_prefix
+from decc.grammars.tokens.token_paths import shortest_tokens
 
 # Regexes with finite languages (no unbounded repeats), paired with their longest string's length.
 _leaf = st.sampled_from([("a", 1), ("b", 1), ("ab", 2), ("[ab]", 1), ("ba", 2)])

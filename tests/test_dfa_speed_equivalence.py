@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from decc.grammars import dfa as dfa_mod
-from decc.grammars.dfa import _moore_exact, _moore_hashed, compile_regex, minimize_table
+from decc.grammars.automata.dfa import _moore_exact, _moore_hashed, compile_regex, minimize_table
 
 
 def _random_dfa(rng: np.random.Generator, n: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

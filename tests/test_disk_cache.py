@@ -29,9 +29,11 @@ from decc.grammars import (
     regex,
 )
 
-js = importlib.import_module("decc.grammars.json_schema")  # the module (the package re-exports a function)
-constraint_mod = importlib.import_module("decc.grammars.constraint")
-cfg_mod = importlib.import_module("decc.grammars.cfg_matcher")
+js = importlib.import_module(
+    "decc.grammars.json.json_schema"
+)  # the module (the package re-exports a function)
+constraint_mod = importlib.import_module("decc.grammars.tokens.constraint")
+cfg_mod = importlib.import_module("decc.grammars.contextfree.cfg_matcher")
 
 COUNTED = {
     "type": "object",

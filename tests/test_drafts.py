@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from decc.grammars.constraint import regex
+from decc.grammars.tokens.constraint import regex
 from decc.runtime.decode import DecodeSession
 from decc.runtime.drafts import Drafter, SuffixStore, _lookup
 from decc.runtime.sampling import GREEDY, SamplingParams, make_generator

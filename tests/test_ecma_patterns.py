@@ -1,5 +1,5 @@
 """JSON Schema `pattern`s are ECMA-262: `\\s`, `\\S` and `.` follow ECMAScript's whitespace and line
-terminators there (grammars/regex_parser.py, `ecma=True`), while a `.dec` `regex(...)` keeps Python's `re`
+terminators there (grammars/regexes/regex_parser.py, `ecma=True`), while a `.dec` `regex(...)` keeps Python's `re`
 (ASCII shorthands). The oracle is ECMA-262's own definition, from Unicode categories, not decc's tables."""
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from decc.grammars import ByteDFA, compile_json_schema
-from decc.grammars.cfg_grammar import Grammar
-from decc.grammars.dfa import compile_regex
-from decc.grammars.earley import Recognizer
-from decc.grammars.json_schema import InvalidSchema, UnsupportedSchema
-from decc.grammars.rtn import build_rtn
+from decc.grammars.automata.dfa import compile_regex
+from decc.grammars.contextfree.cfg_grammar import Grammar
+from decc.grammars.contextfree.earley import Recognizer
+from decc.grammars.contextfree.rtn import build_rtn
+from decc.grammars.json.json_schema import InvalidSchema, UnsupportedSchema
 
 LINE_TERMINATORS = "\n\r\u2028\u2029"  # ECMA-262 LineTerminator
 

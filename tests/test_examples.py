@@ -27,7 +27,7 @@ from decc.api import Program, Result
 from decc.compiler import ir
 from decc.compiler.plan import plan_gens
 from decc.dsl import ast, parse_file
-from decc.grammars.healing import HealingMatcher
+from decc.grammars.tokens.healing import HealingMatcher
 from decc.proptest import oracle_for
 from decc.runtime.executor import StepResult
 from decc.runtime.tracks import Hypothesis

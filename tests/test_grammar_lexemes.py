@@ -13,11 +13,11 @@ import pytest
 import torch
 
 from decc.grammars import Vocabulary, compile_json_schema, json_schema
-from decc.grammars.cfg_grammar import Grammar, Lexeme
-from decc.grammars.earley import Recognizer
+from decc.grammars.contextfree.cfg_grammar import Grammar, Lexeme
+from decc.grammars.contextfree.earley import Recognizer
+from decc.grammars.contextfree.rtn import build_rtn
 from decc.grammars.errors import GrammarLimitError
-from decc.grammars.json_schema import _uncount
-from decc.grammars.rtn import build_rtn
+from decc.grammars.json.json_schema import _uncount
 
 
 def _tree(max_len: int, min_len: int = 0) -> dict:
@@ -34,7 +34,7 @@ def _tree(max_len: int, min_len: int = 0) -> dict:
 
 def _unrolled_oracle(schema: dict) -> Recognizer:
     """The recognizer of `schema` with its counted strings unrolled (no lexemes)."""
-    from decc.grammars.json_schema import _Compiler
+    from decc.grammars.json.json_schema import _Compiler
 
     grammar = _Compiler(schema, False, False).compile()
     assert isinstance(grammar, Grammar)

@@ -21,8 +21,8 @@ from decc.compiler.pipeline import compile_program
 from decc.dsl import parse
 from decc.errors import DeccError, DeccWarning
 from decc.grammars import ByteDFA, compile_json_schema
-from decc.grammars.json_formats import FORMATS, REFUSED_VALID, UNENFORCED_FORMATS
-from decc.grammars.json_schema import IgnoredKeyword, UnsupportedSchema
+from decc.grammars.json.json_formats import FORMATS, REFUSED_VALID, UNENFORCED_FORMATS
+from decc.grammars.json.json_schema import IgnoredKeyword, UnsupportedSchema
 
 CHECKER = jsonschema.Draft202012Validator.FORMAT_CHECKER
 EXACT = ("date", "time", "date-time", "ipv4", "ipv6", "json-pointer")

@@ -1,4 +1,4 @@
-"""JSON Schema keyword coverage (grammars/json_keywords.py, json_negation.py, json_canonical.py): annotations are ignored in allOf branches;
+"""JSON Schema keyword coverage (grammars/json/json_keywords.py, json_negation.py, json_canonical.py): annotations are ignored in allOf branches;
 `not`, `if`/`then`/`else` and overlapping `oneOf` are exact through complement and difference.
 
 The oracle is jsonschema on drawn values, spelled the canonical ways decc writes them (json.dumps, both
@@ -19,10 +19,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from decc.grammars.json_canonical import CANONICAL_DEPTH
-from decc.grammars.json_keywords import ASSERTIONS
-from decc.grammars.json_schema import ANY_DEPTH, UnsupportedSchema, compile_json_schema
-from decc.grammars.regex_ops import difference
+from decc.grammars.json.json_canonical import CANONICAL_DEPTH
+from decc.grammars.json.json_keywords import ASSERTIONS
+from decc.grammars.json.json_schema import ANY_DEPTH, UnsupportedSchema, compile_json_schema
+from decc.grammars.json.regex_ops import difference
 from decc.testing import to_schema_order
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from decc.grammars import ByteDFA, compile_json_schema
-from decc.grammars.json_exponents import MAX_INT_DIGITS, MAX_LEAD_ZEROS
+from decc.grammars.json.json_exponents import MAX_INT_DIGITS, MAX_LEAD_ZEROS
 
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
 

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from decc.grammars import ByteDFA, Vocabulary, json_schema
-from decc.grammars.json_schema import InvalidSchema, UnsupportedSchema, compile_json_schema
+from decc.grammars.json.json_schema import InvalidSchema, UnsupportedSchema, compile_json_schema
 
 
 def _texts(v: Any) -> list[bytes]:
@@ -283,9 +283,9 @@ def test_annotations_ignored() -> None:
 
 
 def test_recursive_ref_compiles_to_a_grammar() -> None:
-    from decc.grammars.cfg_grammar import Grammar
-    from decc.grammars.earley import Recognizer
-    from decc.grammars.rtn import build_rtn
+    from decc.grammars.contextfree.cfg_grammar import Grammar
+    from decc.grammars.contextfree.earley import Recognizer
+    from decc.grammars.contextfree.rtn import build_rtn
 
     s = {"$defs": {"n": {"type": "array", "items": {"$ref": "#/$defs/n"}}}, "$ref": "#/$defs/n"}
     g = compile_json_schema(s)

@@ -22,11 +22,11 @@ from hypothesis import given, settings
 
 from decc import testing
 from decc.grammars import ByteDFA, GrammarLimitError
-from decc.grammars.cfg_grammar import Grammar
-from decc.grammars.earley import Recognizer
-from decc.grammars.json_formats import FORMATS
-from decc.grammars.json_schema import InvalidSchema, UnsupportedSchema, compile_json_schema
-from decc.grammars.rtn import build_rtn
+from decc.grammars.contextfree.cfg_grammar import Grammar
+from decc.grammars.contextfree.earley import Recognizer
+from decc.grammars.contextfree.rtn import build_rtn
+from decc.grammars.json.json_formats import FORMATS
+from decc.grammars.json.json_schema import InvalidSchema, UnsupportedSchema, compile_json_schema
 
 
 @functools.cache

@@ -19,7 +19,7 @@ from decc.compiler.trust import Trust
 from decc.dsl import parse
 from decc.errors import DeccError
 from decc.grammars import TokenAutomaton, Vocabulary, choice_dfa, compile_regex, conjunction, length_dfa
-from decc.grammars.matcher import Matcher
+from decc.grammars.tokens.matcher import Matcher
 
 
 def gen_of(src: str, path: str = "c.dec", trust: Trust | None = None) -> ir.Generate:

@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from decc.grammars import GrammarError, Vocabulary, cfg
-from decc.grammars.cfg_grammar import parse_grammar
-from decc.grammars.cfg_rows import classify
-from decc.grammars.rtn import build_rtn
+from decc.grammars.contextfree.cfg_grammar import parse_grammar
+from decc.grammars.contextfree.cfg_rows import classify
+from decc.grammars.contextfree.rtn import build_rtn
 
 ALPHABET = "abc,"
 

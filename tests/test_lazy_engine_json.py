@@ -17,11 +17,11 @@ from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
 
 from decc.grammars import ByteDFA, compile_json_schema
-from decc.grammars.cfg_grammar import Grammar
-from decc.grammars.earley import Recognizer
-from decc.grammars.rtn import build_rtn
+from decc.grammars.contextfree.cfg_grammar import Grammar
+from decc.grammars.contextfree.earley import Recognizer
+from decc.grammars.contextfree.rtn import build_rtn
 
-js = importlib.import_module("decc.grammars.json_schema")
+js = importlib.import_module("decc.grammars.json.json_schema")
 
 _leaf = st.sampled_from(
     [
@@ -146,8 +146,8 @@ def test_a_schema_free_value_runs_on_the_grammar_engine_at_any_depth() -> None:
 def test_string_lexeme_is_shared_and_its_rows_are_disk_cached(tmp_path, monkeypatch) -> None:  # noqa: ANN001
     """Every schema's plain strings are one Lexeme DFA, whose token rows are built once per vocabulary."""
     from decc.grammars import Vocabulary, disk_cache
-    from decc.grammars.cfg_grammar import Lexeme
-    from decc.grammars.cfg_rows import lexeme_automaton
+    from decc.grammars.contextfree.cfg_grammar import Lexeme
+    from decc.grammars.contextfree.cfg_rows import lexeme_automaton
     from decc.grammars.limits import DEFAULT_LIMITS
 
     monkeypatch.setenv(disk_cache.ENV, str(tmp_path))
@@ -202,9 +202,9 @@ def test_choose_engine_pass_says_which_engine_and_why() -> None:
 def test_inline_expands_a_subschema_into_one_regex() -> None:
     """`_Compiler.inline` (for keywords that complement or intersect a subschema) gives a call-free node
     with the language of the automaton form; recursion is refused."""
-    from decc.grammars.dfa import dfa_from_nfa
-    from decc.grammars.json_canonical import NotExact
-    from decc.grammars.json_engine import calls_in
+    from decc.grammars.automata.dfa import dfa_from_nfa
+    from decc.grammars.json.json_canonical import NotExact
+    from decc.grammars.json.json_engine import calls_in
 
     sub = {"type": "object", "properties": {"a": {"type": "array", "items": {"type": "integer"}}}}
     comp = js._Compiler(sub, False, False)

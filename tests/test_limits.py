@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from decc.grammars import GrammarLimitError, Limits, Vocabulary, cfg_builtin, json_schema, regex
-from decc.grammars.json_schema import compile_json_schema
+from decc.grammars.json.json_schema import compile_json_schema
 from decc.grammars.limits import check_time, deadline
 
 VOCAB = Vocabulary.from_token_bytes([b"a", b"b", b"{", b"}", b'"', b":", b",", b"1", b" ", None], eos_id=9)
@@ -46,8 +46,8 @@ def test_compile_seconds_come_from_the_environment(monkeypatch, raw: str, second
 
 def test_minimizing_checks_the_deadline() -> None:
     """Minimizing a chain of n states takes n refinement rounds: a{99999} ran for minutes past any limit."""
-    from decc.grammars.automata import minimize
-    from decc.grammars.dfa import compile_regex
+    from decc.grammars.automata.automata import minimize
+    from decc.grammars.automata.dfa import compile_regex
 
     dfa = compile_regex("(ab){3}", minimal=False)
     assert not dfa.minimal
@@ -57,8 +57,8 @@ def test_minimizing_checks_the_deadline() -> None:
 
 def test_shared_subtrees_are_sized_and_hashed_once() -> None:
     """A JSON array writes its item schema twice per nesting level: 60 levels share 2**60 paths."""
-    from decc.grammars.nfa import estimate_states
-    from decc.grammars.regex_ast import CharSet, Concat
+    from decc.grammars.regexes.nfa import estimate_states
+    from decc.grammars.regexes.regex_ast import CharSet, Concat
 
     leaf = node = CharSet(((0x61, 0x61),))
     for _ in range(60):
@@ -71,8 +71,8 @@ def test_shared_subtrees_are_sized_and_hashed_once() -> None:
 
 
 def test_deep_nesting_is_a_limit_error_not_a_recursion_error() -> None:
-    from decc.grammars.nfa import MAX_NESTING, estimate_states
-    from decc.grammars.regex_ast import CharSet, Concat, Repeat
+    from decc.grammars.regexes.nfa import MAX_NESTING, estimate_states
+    from decc.grammars.regexes.regex_ast import CharSet, Concat, Repeat
 
     node = CharSet(((0x61, 0x61),))
     for i in range(600):
@@ -112,7 +112,7 @@ def test_one_compile_has_one_deadline_across_its_passes(monkeypatch) -> None:
 def test_distinct_columns_is_numpys_unique_over_columns() -> None:
     import numpy as np
 
-    from decc.grammars.automata import distinct_columns
+    from decc.grammars.automata.automata import distinct_columns
 
     rng = np.random.default_rng(7)
     for n, k in [(1, 1), (5, 3), (60, 9), (400, 256)]:

@@ -47,7 +47,7 @@ def test_planted_bug_one_extra_token_is_caught(monkeypatch: pytest.MonkeyPatch) 
         np.int32(1 << (bad % 32)) if bad % 32 < 31 else np.int32(-(1 << 31))
     )
     next_state = dict(zip(*(a.tolist() for a in automaton.edges(0)), strict=True))
-    from decc.grammars.matcher import Matcher
+    from decc.grammars.tokens.matcher import Matcher
 
     real_fill, real_advance = Matcher.fill_bitmask, Matcher.advance
 
@@ -170,7 +170,7 @@ def test_counterexamples_show_the_tokens_that_led_to_them(monkeypatch: pytest.Mo
     program = decc.loads('gen d { where: regex(r"[0-9]{3}") }', "planted.dec")
     vocab = program.plan().vocab
     seven = vocab.token_bytes.index(b"7")
-    from decc.grammars.matcher import Matcher
+    from decc.grammars.tokens.matcher import Matcher
 
     real_advance = Matcher.advance
 

@@ -8,8 +8,8 @@ import pytest
 
 from decc.errors import DeccError, Source, Span
 from decc.grammars import RegexError, compile_regex
-from decc.grammars.regex_ast import DOT, EMPTY, Alt, CharSet, Concat, Repeat, char
-from decc.grammars.regex_parser import parse_regex
+from decc.grammars.regexes.regex_ast import DOT, EMPTY, Alt, CharSet, Concat, Repeat, char
+from decc.grammars.regexes.regex_parser import parse_regex
 
 
 def test_ast_shapes() -> None:

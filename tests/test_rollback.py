@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from decc.grammars import Vocabulary, compile_regex, regex
-from decc.grammars.healing import HealingMatcher
-from decc.grammars.lazy_product import Conjunction, bind
+from decc.grammars.tokens.healing import HealingMatcher
+from decc.grammars.tokens.lazy_product import Conjunction, bind
 
 WORDS = ["a", "b", "ab", "ba", " ", "a ", "bb", "aab"]
 VOCAB = Vocabulary.from_token_bytes([w.encode() for w in WORDS] + [None], eos_id=len(WORDS))

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from decc.compiler.ir import Beam
-from decc.grammars.constraint import regex
+from decc.grammars.tokens.constraint import regex
 from decc.runtime.aligned import AlignedTrie
 from decc.runtime.beam import beam_search
 from decc.runtime.decode import DecodeSession

@@ -70,7 +70,7 @@ def test_a_stop_regex_holds_the_whole_value_back() -> None:
 def test_the_decode_loop_streams_its_value(toy_lm, one_thread, prompt, stops, pattern, seed, heal) -> None:
     """Toy model: sampling with stop strings, a constraint, healing or not: the pieces add up to the value
     and the value is what the loop gives without streaming."""
-    from decc.grammars.healing import HealingMatcher
+    from decc.grammars.tokens.healing import HealingMatcher
 
     vocab = toy_lm.tokenizer.vocabulary()
 

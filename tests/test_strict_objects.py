@@ -17,7 +17,7 @@ from decc.compiler.pipeline import compile_program
 from decc.compiler.trust import Trust
 from decc.dsl import parse, parse_file
 from decc.grammars import compile_json_schema
-from decc.grammars.json_strict import close_objects
+from decc.grammars.json.json_strict import close_objects
 
 LEAVES = [{"type": "integer"}, {"type": "boolean"}, {"type": "string", "maxLength": 3}, {"enum": ["a", "b"]}]
 

@@ -12,9 +12,9 @@ from hypothesis import find, given, settings
 from hypothesis import strategies as st
 
 from decc import grammars, testing
-from decc.grammars.cfg_grammar import parse_grammar
-from decc.grammars.earley import Recognizer
-from decc.grammars.rtn import build_rtn
+from decc.grammars.contextfree.cfg_grammar import parse_grammar
+from decc.grammars.contextfree.earley import Recognizer
+from decc.grammars.contextfree.rtn import build_rtn
 
 # Lark's Earley parser is the slow part (sql_select sentences take ~40 ms each): fewer draws there.
 DRAWS = {"json": 150, "arith": 150, "sql_select": 40}

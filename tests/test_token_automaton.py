@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from decc.grammars import GrammarLimitError, Limits, RegexError, Vocabulary, compile_regex, regex
-from decc.grammars.token_automaton import TokenAutomaton
+from decc.grammars.tokens.token_automaton import TokenAutomaton
 
 EOS, SPECIAL = 10, 11
 TINY = [
@@ -345,7 +345,7 @@ def test_counted_strings_match_brute_force_with_ids_on_bit_31() -> None:
     """Long maxLength strings are counted, not unrolled: masks and steps agree with walking each token's bytes
     through the counter-aware DFA, on a vocabulary whose letters sit at ids 31 and 63 (the sign bit of a word)."""
     from decc.grammars import compile_json_schema
-    from decc.grammars.matcher import Matcher
+    from decc.grammars.tokens.matcher import Matcher
 
     pieces = [b'"', b"a", b"b", b"\\", b"u", b"0", b"{", b"}", b":", b",", b" ", b"n", b'"a', b'a"', b"aa"]
     pieces += [b"aaa", b'ab"', b'"}', b'","', b"\\n", b"\\u00", b"e9", b'"b":"', b'aaaa"', b'"a":"']

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from decc.grammars import Vocabulary, json_schema, regex
-from decc.grammars.vocab import encode_in_context
+from decc.grammars.tokens.vocab import encode_in_context
 from decc.vocabs import CORE_FAMILIES
 from decc.vocabs import FAMILIES as ALL_FAMILIES
 

@@ -32,7 +32,7 @@ class DeccEngine:
         from decc import grammars
 
         js = importlib.import_module(
-            "decc.grammars.json_schema"
+            "decc.grammars.json.json_schema"
         )  # the module (the package re-exports a function)
 
         self._g = grammars
@@ -61,8 +61,8 @@ class DeccEngine:
             )
         ]
         per_schema += [
-            (importlib.import_module("decc.grammars.cfg_matcher"), "cfg_from_grammar"),
-            (importlib.import_module("decc.grammars.rtn"), "build_rtn"),
+            (importlib.import_module("decc.grammars.contextfree.cfg_matcher"), "cfg_from_grammar"),
+            (importlib.import_module("decc.grammars.contextfree.rtn"), "build_rtn"),
         ]
         for module, fn in per_schema:
             cached = getattr(module, fn, None)

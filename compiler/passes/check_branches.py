@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from decc.compiler import ir
 from decc.errors import DeccError, did_you_mean
-from decc.grammars.dfa_queries import is_viable_prefix, language
+from decc.grammars.tokens.dfa_queries import is_viable_prefix, language
 
 
 def check_branches(module: ir.Module) -> ir.Module:

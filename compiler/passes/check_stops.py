@@ -11,7 +11,7 @@ from dataclasses import replace
 from decc import grammars
 from decc.compiler import ir
 from decc.errors import DeccError, DeccWarning, Span
-from decc.grammars.dfa_queries import all_contain, can_contain, language
+from decc.grammars.tokens.dfa_queries import all_contain, can_contain, language
 
 
 def check_stops(module: ir.Module) -> ir.Module:

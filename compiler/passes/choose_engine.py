@@ -1,4 +1,4 @@
-"""Pass: pick the engine of each JSON-schema constraint (grammars/json_engine.py), before it is compiled.
+"""Pass: pick the engine of each JSON-schema constraint (grammars/json/json_engine.py), before it is compiled.
 
 A small regular schema runs as one token automaton (built eagerly; the fastest masks); a recursive or large
 one on the lazy grammar engine (compiled in O(schema); masks computed as generation visits states). A schema

@@ -14,8 +14,8 @@ from decc import grammars
 from decc.compiler import ir
 from decc.compiler.json_positions import pointer_span
 from decc.errors import DeccError, DeccWarning
-from decc.grammars.cfg_grammar import Grammar as CFG
-from decc.grammars.lazy_product import Conjunction
+from decc.grammars.contextfree.cfg_grammar import Grammar as CFG
+from decc.grammars.tokens.lazy_product import Conjunction
 
 LENIENT_HINT = "json(..., lenient=true) ignores unsupported keywords with a warning"
 
@@ -171,7 +171,7 @@ def _all(c: ir.All) -> ir.All:
 
 def _grammar(c: ir.Grammar) -> ir.Grammar:
     """Check a grammar model-free (its rules and terminals); the token-level engine is built per vocabulary."""
-    from decc.grammars.cfg_grammar import parse_grammar
+    from decc.grammars.contextfree.cfg_grammar import parse_grammar
 
     try:
         parsed = parse_grammar(c.text, c.start, c.origin)

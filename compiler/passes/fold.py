@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from decc.compiler import ir
-from decc.grammars.dfa_queries import is_viable_prefix, language
+from decc.grammars.tokens.dfa_queries import is_viable_prefix, language
 
 
 def fold(module: ir.Module) -> ir.Module:

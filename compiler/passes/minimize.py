@@ -12,9 +12,9 @@ from dataclasses import replace
 from decc.compiler import ir
 from decc.errors import DeccError
 from decc.grammars import ByteDFA, GrammarLimitError
-from decc.grammars.automata import minimize as minimal_dfa
-from decc.grammars.lazy_product import Conjunction
+from decc.grammars.automata.automata import minimize as minimal_dfa
 from decc.grammars.limits import DEFAULT_LIMITS, deadline
+from decc.grammars.tokens.lazy_product import Conjunction
 
 
 def minimize(module: ir.Module) -> ir.Module:

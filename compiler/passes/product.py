@@ -1,6 +1,6 @@
 """Optimization pass: a conjunction's parts become one product automaton, built ahead of time.
 
-Without it the runtime intersects the parts lazily (grammars/lazy_product.py: each token checked against
+Without it the runtime intersects the parts lazily (grammars/tokens/lazy_product.py: each token checked against
 every part, and the tuple it leads to searched for a way to accept), which allows exactly the same tokens
 at a higher cost per step. The product keeps its dead tuples; the `prune` pass removes them.
 """
@@ -12,8 +12,8 @@ from dataclasses import replace
 from decc import grammars
 from decc.compiler import ir
 from decc.errors import DeccError
-from decc.grammars.automata import product as product_dfa
-from decc.grammars.lazy_product import Conjunction
+from decc.grammars.automata.automata import product as product_dfa
+from decc.grammars.tokens.lazy_product import Conjunction
 
 
 def product(module: ir.Module) -> ir.Module:

@@ -11,7 +11,7 @@ from dataclasses import replace
 
 from decc.compiler import ir
 from decc.grammars import ByteDFA
-from decc.grammars.automata import trim
+from decc.grammars.automata.automata import trim
 
 
 def prune(module: ir.Module) -> ir.Module:

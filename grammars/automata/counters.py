@@ -17,10 +17,10 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from ..errors import GrammarLimitError
+from ..limits import Limits
+from ..regexes.nfa import NFA
 from .dfa import DEAD, ByteDFA, minimize_table, subset_construction
-from .errors import GrammarLimitError
-from .limits import Limits
-from .nfa import NFA
 
 
 class SegmentConflict(Exception):

@@ -10,9 +10,9 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from ..regexes.regex_ast import Automaton, CharSet, Node, Repeat
 from .json_canonical import NotExact, declare, regular_dfa
 from .json_numbers import alt, lit, opt, seq
-from .regex_ast import Automaton, CharSet, Node, Repeat
 from .regex_ops import dfa_of, expand_counted, has_call, intersection, node_of
 
 # Keywords of drafts 4 to 2020-12 that take part in validation (or in finding subschemas: `$ref`, `$defs`).

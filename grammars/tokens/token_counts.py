@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .counters import counter_signature
-from .dfa import ByteDFA
+from ..automata.counters import counter_signature
+from ..automata.dfa import ByteDFA
 from .token_automaton import dedup_rows, live_layout, merge_by_id, pack_bits, set_bits
 from .token_loops import Loop
 from .vocab import Vocabulary

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from .regex_ast import EMPTY, Alt, Automaton, CharSet, Concat, Node, Repeat, char
+from ..regexes.regex_ast import EMPTY, Alt, Automaton, CharSet, Concat, Node, Repeat, char
 
 DIGIT = CharSet(((0x30, 0x39),))
 NONZERO = CharSet(((0x31, 0x39),))
@@ -49,7 +49,7 @@ def _digit_set(lo: int, hi: int, base: int) -> Node:
             ranges.append((0x30 + d, 0x30 + d))
         else:
             ranges += [(0x61 + d - 10, 0x61 + d - 10), (0x41 + d - 10, 0x41 + d - 10)]
-    from .regex_ast import normalize
+    from ..regexes.regex_ast import normalize
 
     return CharSet(normalize(ranges))
 

@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .automata import minimize, product
+from ..automata.automata import minimize, product
+from ..automata.dfa import ByteDFA
 from .budget import distances
-from .dfa import ByteDFA
 from .matcher import History, unwind
 from .token_automaton import TokenAutomaton, set_bits
 

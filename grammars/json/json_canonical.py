@@ -16,11 +16,11 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
-from .dfa import ByteDFA
+from ..automata.dfa import ByteDFA
+from ..regexes.regex_ast import Node, Repeat
+from ..regexes.regex_parser import parse_regex
 from .json_numbers import alt, lit, opt, seq
-from .regex_ast import Node, Repeat
 from .regex_ops import dfa_of, expand_counted, has_call, node_of
-from .regex_parser import parse_regex
 
 
 class NotExact(Exception):

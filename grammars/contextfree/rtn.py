@@ -18,6 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from ..automata.dfa import ByteDFA, epsilon_closure, minimize_table
+from ..errors import GrammarLimitError
+from ..limits import DEFAULT_LIMITS, Limits, check_time
+from ..regexes.nfa import NFABuilder, estimate_states
 from .cfg_grammar import (
     EMPTY_LANGUAGE,
     AnyNode,
@@ -28,10 +32,6 @@ from .cfg_grammar import (
     map_calls,
     productive_rules,
 )
-from .dfa import ByteDFA, epsilon_closure, minimize_table
-from .errors import GrammarLimitError
-from .limits import DEFAULT_LIMITS, Limits, check_time
-from .nfa import NFABuilder, estimate_states
 
 DEAD = -1
 # Unrolled (state, counter) pairs of all lexemes together: each costs a 1 KiB byte-table row.

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .dfa import ByteDFA
+from ..automata.dfa import ByteDFA
 from .vocab import Vocabulary
 
 MIN_LOOP_BYTES = 32  # fewer loop bytes cover few tokens: walking them is cheaper than a class

@@ -9,7 +9,8 @@ from typing import Any
 
 from decc.errors import DeccError
 
-from .dfa import ByteDFA
+from ..automata.dfa import ByteDFA
+from ..regexes.regex_ast import CharSet, Node, Repeat
 from .json_canonical import (
     NotExact,
     admits_objects,
@@ -22,7 +23,6 @@ from .json_canonical import (
 )
 from .json_keywords import is_annotation
 from .json_numbers import alt, lit, opt, seq
-from .regex_ast import CharSet, Node, Repeat
 from .regex_ops import dfa_of, difference, intersection, node_of
 
 _EMPTY = CharSet(())

@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .cfg_grammar import Call, Grammar, map_calls
-from .nfa import check_nesting, estimate_states
-from .regex_ast import Alt, Concat, Repeat
+from ..contextfree.cfg_grammar import Call, Grammar, map_calls
+from ..regexes.nfa import check_nesting, estimate_states
+from ..regexes.regex_ast import Alt, Concat, Repeat
 
 # Inlined schemas up to this many NFA states compile to a token automaton. Measured on a MaskBench sample
 # with SmolLM2's vocabulary: past a few thousand states the eager build takes longer than the lazy engine's

@@ -25,14 +25,14 @@ from functools import lru_cache
 
 import numpy as np
 
-from . import disk_cache
-from .constraint import TokenConstraint
-from .dfa import ByteDFA
-from .errors import GrammarLimitError
-from .limits import DEFAULT_LIMITS, Limits, check_time
+from .. import disk_cache
+from ..automata.dfa import ByteDFA
+from ..errors import GrammarLimitError
+from ..limits import DEFAULT_LIMITS, Limits, check_time
+from ..tokens.constraint import TokenConstraint
+from ..tokens.token_automaton import TokenAutomaton, pack_bits, set_bits
+from ..tokens.vocab import Vocabulary
 from .rtn import RTN
-from .token_automaton import TokenAutomaton, pack_bits, set_bits
-from .vocab import Vocabulary
 
 _CHUNK = 4_000_000  # (state, token) pairs walked at once
 

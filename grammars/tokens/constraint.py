@@ -8,11 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from . import disk_cache
-from .automata import cut_dead
-from .dfa import ByteDFA, compile_regex
-from .errors import RegexError
-from .limits import DEFAULT_LIMITS, Limits, deadline
+from .. import disk_cache
+from ..automata.automata import cut_dead
+from ..automata.dfa import ByteDFA, compile_regex
+from ..errors import RegexError
+from ..limits import DEFAULT_LIMITS, Limits, deadline
 from .matcher import Matcher
 from .token_automaton import TokenAutomaton
 from .vocab import Vocabulary

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from functools import lru_cache
 
+from ..regexes.regex_ast import CharSet, Node, Repeat
 from .json_numbers import (
     DIGIT,
     EXP,
@@ -39,7 +40,6 @@ from .json_numbers import (
     opt,
     seq,
 )
-from .regex_ast import CharSet, Node, Repeat
 
 MAX_INT_DIGITS = 4
 MAX_LEAD_ZEROS = 4

@@ -6,8 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import GrammarLimitError
-from .limits import Limits
+from ..errors import GrammarLimitError
+from ..limits import Limits
 from .regex_ast import Alt, Automaton, CharSet, Concat, Node, Repeat
 from .utf8 import state_count, utf8_sequences
 

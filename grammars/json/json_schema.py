@@ -44,13 +44,20 @@ import numpy as np
 
 from decc.errors import DeccError
 
-from . import disk_cache
-from .cfg_grammar import Call, Grammar, GrammarError, Lexeme, map_calls
-from .cfg_matcher import CFGConstraint, cfg_from_grammar
-from .constraint import TokenConstraint
-from .counters import SegmentConflict
-from .dfa import ByteDFA, dfa_from_nfa
-from .errors import GrammarLimitError, RegexError
+from .. import disk_cache
+from ..automata.counters import SegmentConflict
+from ..automata.dfa import ByteDFA, dfa_from_nfa
+from ..contextfree.cfg_grammar import Call, Grammar, GrammarError, Lexeme, map_calls
+from ..contextfree.cfg_matcher import CFGConstraint, cfg_from_grammar
+from ..contextfree.rtn import MAX_LEXEME_STATES, build_rtn, unrolled_states
+from ..errors import GrammarLimitError, RegexError
+from ..limits import DEFAULT_LIMITS, Limits, check_time, deadline
+from ..regexes.nfa import NFA, NFABuilder, build_nfa, check_nesting, estimate_states
+from ..regexes.regex_ast import EMPTY, Alt, CharSet, Concat, Node, Repeat, negate, normalize
+from ..regexes.regex_parser import parse_regex
+from ..tokens.constraint import TokenConstraint
+from ..tokens.token_automaton import TokenAutomaton
+from ..tokens.vocab import Vocabulary
 from .json_canonical import NotExact
 from .json_engine import AUTOMATON, GRAMMAR, EngineChoice, choose, inline, recursive
 from .json_exponents import number_range
@@ -82,14 +89,7 @@ from .json_numbers import (
     signed_number,
 )
 from .json_strict import close_objects
-from .limits import DEFAULT_LIMITS, Limits, check_time, deadline
-from .nfa import NFA, NFABuilder, build_nfa, check_nesting, estimate_states
-from .regex_ast import EMPTY, Alt, CharSet, Concat, Node, Repeat, negate, normalize
 from .regex_ops import top_level_alternatives
-from .regex_parser import parse_regex
-from .rtn import MAX_LEXEME_STATES, build_rtn, unrolled_states
-from .token_automaton import TokenAutomaton
-from .vocab import Vocabulary
 
 ANY_DEPTH = 3  # true / {} nest at most this deep when a schema runs as one token automaton
 ANY_RULE = "any"

@@ -20,14 +20,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import disk_cache
+from .. import disk_cache
+from ..automata.counters import counter_signature
+from ..limits import DEFAULT_LIMITS, Limits, deadline
+from ..tokens.vocab import Vocabulary
 from .cfg_grammar import Grammar, GrammarError, parse_grammar
 from .cfg_rows import StateRows, classify, vocab_order
-from .counters import counter_signature
 from .earley import Chart, ESet, Recognizer
-from .limits import DEFAULT_LIMITS, Limits, deadline
 from .rtn import RTN, build_rtn
-from .vocab import Vocabulary
 
 _MASK_CACHE = 4096  # masks kept per constraint, by context signature
 _CONTEXT_LIMIT = 200_000  # interned contexts before the caches are reset

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..errors import GrammarLimitError
+from ..limits import DEFAULT_LIMITS, Limits, check_time
 from .dfa import DEAD, ByteDFA, minimize_table
-from .errors import GrammarLimitError
-from .limits import DEFAULT_LIMITS, Limits, check_time
 
 
 def trim_table(trans: np.ndarray, accepting: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from decc.errors import DeccError, Source, Span
 
-from .errors import RegexError
-from .limits import check_time
-from .regex_ast import Alt, CharSet, Concat, Node, Repeat, char, normalize
-from .regex_parser import parse_regex
+from ..errors import RegexError
+from ..limits import check_time
+from ..regexes.regex_ast import Alt, CharSet, Concat, Node, Repeat, char, normalize
+from ..regexes.regex_parser import parse_regex
 
 if TYPE_CHECKING:
-    from .dfa import ByteDFA
+    from ..automata.dfa import ByteDFA
 
 
 class GrammarError(DeccError):

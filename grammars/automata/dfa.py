@@ -14,10 +14,10 @@ from functools import lru_cache
 
 import numpy as np
 
-from .errors import GrammarLimitError
-from .limits import DEFAULT_LIMITS, Limits, check_time, deadline
-from .nfa import NFA, build_nfa
-from .regex_parser import parse_regex
+from ..errors import GrammarLimitError
+from ..limits import DEFAULT_LIMITS, Limits, check_time, deadline
+from ..regexes.nfa import NFA, build_nfa
+from ..regexes.regex_parser import parse_regex
 
 DEAD = -1
 

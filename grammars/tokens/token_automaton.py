@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from .dfa import ByteDFA
-from .errors import GrammarLimitError
-from .limits import DEFAULT_LIMITS, Limits, check_time
+from ..automata.dfa import ByteDFA
+from ..errors import GrammarLimitError
+from ..limits import DEFAULT_LIMITS, Limits, check_time
 from .token_loops import Loop, loop_classes
 from .vocab import Vocabulary
 

@@ -13,13 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from .automata import minimize, product
-from .cfg_grammar import Call
-from .dfa import ByteDFA, dfa_from_nfa
-from .errors import GrammarLimitError
-from .limits import DEFAULT_LIMITS, Limits
-from .nfa import build_nfa
-from .regex_ast import Alt, Automaton, CharSet, Concat, Node, Repeat
+from ..automata.automata import minimize, product
+from ..automata.dfa import ByteDFA, dfa_from_nfa
+from ..contextfree.cfg_grammar import Call
+from ..errors import GrammarLimitError
+from ..limits import DEFAULT_LIMITS, Limits
+from ..regexes.nfa import build_nfa
+from ..regexes.regex_ast import Alt, Automaton, CharSet, Concat, Node, Repeat
 
 MAX_STATES = 50_000
 

@@ -75,7 +75,7 @@ class HealingMatcher:
     def fill_bitmask(self, row: torch.Tensor, budget: int | None = None) -> None:
         """`budget`: the value's tokens left, the one being chosen included (tokens that only re-spell the
         removed bytes are free); while healing, a token is allowed when the value can still finish within
-        what is left after it (see grammars/budget.py), where any can."""
+        what is left after it (see grammars/tokens/budget.py), where any can."""
         if not self.healing:
             if self.inner is None:
                 row.fill_(-1)

@@ -11,13 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from .dfa import ByteDFA
+from ..automata.dfa import ByteDFA
 
 
 def language(compiled: Any) -> ByteDFA | None:
     """A trimmed DFA of a compiled constraint's language, whichever optimizer passes ran (None: not a
     regular constraint). The queries below are exact on it; the checks must not depend on the passes."""
-    from .automata import trim
+    from ..automata.automata import trim
     from .lazy_product import Conjunction
 
     if isinstance(compiled, ByteDFA):

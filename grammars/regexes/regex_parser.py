@@ -16,7 +16,7 @@ from __future__ import annotations
 import unicodedata
 from functools import lru_cache
 
-from .errors import RegexError
+from ..errors import RegexError
 from .regex_ast import (
     DOT,
     EMPTY,

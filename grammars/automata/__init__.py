@@ -1,0 +1,1 @@
+"""Byte automata: DFAs, products, minimization, counters, and queries over them."""

@@ -1,0 +1,1 @@
+"""Context-free grammars: Lark text to rules, RTNs, the Earley recognizer and its token masks."""

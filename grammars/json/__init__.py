@@ -1,0 +1,1 @@
+"""JSON Schema to grammars: structure, strings, numbers, formats and keywords."""

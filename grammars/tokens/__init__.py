@@ -1,0 +1,1 @@
+"""Byte automata lifted to a vocabulary: token automata, matchers, budgets, healing."""
