@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from decc.grammars import dfa as dfa_mod
+from decc.grammars.automata import dfa as dfa_mod
 from decc.grammars.automata.dfa import _moore_exact, _moore_hashed, compile_regex, minimize_table
 
 
