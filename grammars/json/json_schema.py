@@ -586,29 +586,9 @@ def _string_body_dfa() -> ByteDFA:
 
 def _anchors(pattern: str) -> tuple[bool, bool, bool]:
     """(starts with ^, ends with unescaped $, has a top-level |)."""
-    depth = 0
-    in_class = False
-    top_bar = False
-    i = 0
-    end_anchor = False
-    while i < len(pattern):
-        c = pattern[i]
-        if c == "\\":
-            i += 2
-            continue
-        if in_class:
-            in_class = c != "]"
-        elif c == "[":
-            in_class = True
-        elif c == "(":
-            depth += 1
-        elif c == ")":
-            depth -= 1
-        elif c == "|" and depth == 0:
-            top_bar = True
-        end_anchor = c == "$" and i == len(pattern) - 1 and not in_class
-        i += 1
-    return pattern.startswith("^"), end_anchor, top_bar
+    backslashes = len(pattern[:-1]) - len(pattern[:-1].rstrip("\\"))
+    end_anchor = pattern.endswith("$") and backslashes % 2 == 0
+    return pattern.startswith("^"), end_anchor, len(top_level_alternatives(pattern)) > 1
 
 
 # -- NFA with Automaton nodes ---------------------------------------------------------------------------
