@@ -136,6 +136,7 @@ def _params() -> list[Any]:
 
 @pytest.fixture(scope="module")
 def differential() -> Differential:
+    pytest.importorskip("llguidance", reason="the differential oracle needs llguidance (the bench extra)")
     import decc
     from decc.runtime.model import model_facts
 

@@ -115,9 +115,9 @@ assistant {{
 
 
 def test_smc_over_a_lark_grammar_returns_only_valid_particles() -> None:
-    from importlib.resources import files
-
     from lark import Lark
+
+    from decc.grammars import builtin_grammar
 
     program = decc.loads(
         """user "Write a short sum of small numbers, like 3+4."
@@ -131,7 +131,7 @@ assistant {
         "smc_grammar.dec",
     )
     step = program.run().steps["sum"]
-    parser = Lark(files("decc.grammars").joinpath("arith.lark").read_text())
+    parser = Lark(builtin_grammar("arith"))
     assert step.hypotheses, "no particle completed"
     for h in step.hypotheses:  # only particles that completed, and carry weight, come back
         assert h.finish_reason != "length" and h.score > float("-inf")
