@@ -72,8 +72,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from maskbench.engines import ENGINES, CompileTimeout, Unsupported, encode
-from maskbench.engines import allowed as _allowed
+from maskbench.engines import ENGINES, CompileTimeout, Unsupported, encode, walk
 from maskbench.runner import default_folder
 from maskbench.runner import run as maskbench_run
 
@@ -120,33 +119,15 @@ def _alarm(_sig: int, _frame: Any) -> None:
 def run_instance(
     matcher: Any, tokens: list[int], eos: int, row: torch.Tensor, times: list[float] | None
 ) -> str:
-    """Walk `tokens` then EOS; 'ok' or why it stopped. Appends per-step seconds to `times` when given."""
-    words = row.numpy()
-    clock = time.perf_counter
-    for pos, t in enumerate(tokens):
-        t0 = clock()
-        matcher.fill(row)
-        t1 = clock()
-        allowed = _allowed(words, t)
-        t2 = clock()
-        ok = matcher.advance(t) if allowed else False
-        t3 = clock()
-        if times is not None:
-            times.append((t1 - t0) + (t3 - t2))
-        if not allowed:
-            return f"token {pos} ({t}) not in mask"
-        if not ok:
-            return f"token {pos} ({t}) in mask but refused by advance"
-    t0 = clock()
-    matcher.fill(row)
-    t1 = clock()
-    if times is not None:
-        times.append(t1 - t0)
-    if not _allowed(words, eos):
-        return "EOS not allowed at the end"
-    if not matcher.advance(eos):
-        return "EOS in mask but refused by advance"
-    return "ok"
+    """Walk `tokens` then EOS (maskbench.engines.walk): 'ok' or why it stopped. Appends each step's seconds
+    (its fill plus its advance; the final fill alone) to `times` when given."""
+    if times is None:
+        return walk(matcher, tokens, eos, row)
+    fills: list[float] = []
+    advances: list[float] = []
+    why = walk(matcher, tokens, eos, row, fills, advances)
+    times.extend(f + (advances[i] if i < len(advances) else 0.0) for i, f in enumerate(fills))
+    return why
 
 
 def bench_engine(
