@@ -19,11 +19,11 @@ from .json.json_schema import (
     COUNT_FROM,
     NOTHING,
     CountedBody,
-    automaton_of,
     counted_nfa,
     intersect_nodes,
     string_product,
 )
+from .json.regex_ops import node_of
 from .limits import DEFAULT_LIMITS, Limits, deadline
 from .regexes.regex_ast import Alt, Automaton, Node, Repeat
 from .regexes.regex_parser import parse_regex
@@ -66,7 +66,7 @@ def conjunction(
                 hints=["give the length bound inside the JSON schema, or a smaller maxLength"],
             )
     with deadline(limits.max_seconds):
-        nodes: list[Node] = [automaton_of(p) if p.n_states else NOTHING for p in parts]
+        nodes: list[Node] = [node_of(p) if p.n_states else NOTHING for p in parts]
         plain = reduce(intersect_nodes, nodes) if nodes else None
         if length is None:
             assert plain is not None

@@ -89,7 +89,7 @@ from .json_numbers import (
     signed_number,
 )
 from .json_strict import close_objects
-from .regex_ops import top_level_alternatives
+from .regex_ops import node_of, top_level_alternatives
 
 ANY_DEPTH = 3  # true / {} nest at most this deep when a schema runs as one token automaton
 ANY_RULE = "any"
@@ -1434,24 +1434,7 @@ def _any_value(depth: int, any_ws: bool) -> Node:
 
 def _embed(node: Node) -> Automaton:
     """A node as its minimal DFA, so that repeated copies cost no subset-construction work."""
-    return automaton_of(dfa_from_nfa(counted_nfa(node, DEFAULT_LIMITS)))
-
-
-def automaton_of(dfa: ByteDFA) -> Automaton:
-    """A counter-free byte DFA as an `Automaton` node (byte-range edges), to build on as a regex AST."""
-    edges: list[tuple[int, int, int, int]] = []
-    for s, row in enumerate(dfa.transitions.tolist()):
-        b = 0
-        while b < 256:
-            t = row[b]
-            e = b
-            while e + 1 < 256 and row[e + 1] == t:
-                e += 1
-            if t >= 0:
-                edges.append((s, b, e, t))
-            b = e + 1
-    acc = frozenset(int(i) for i in dfa.accepting.nonzero()[0])
-    return Automaton(dfa.n_states, 0, acc, tuple(edges))
+    return node_of(dfa_from_nfa(counted_nfa(node, DEFAULT_LIMITS)))  # type: ignore[return-value]
 
 
 def _decimal(x: float | None) -> Decimal | None:
