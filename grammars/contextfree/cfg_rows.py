@@ -30,7 +30,7 @@ from ..automata.dfa import ByteDFA
 from ..errors import GrammarLimitError
 from ..limits import DEFAULT_LIMITS, Limits, check_time
 from ..tokens.constraint import TokenConstraint
-from ..tokens.token_automaton import TokenAutomaton, pack_bits, set_bits
+from ..tokens.token_automaton import TokenAutomaton, pack_bits, set_bits, start_pairs
 from ..tokens.vocab import Vocabulary
 from .rtn import RTN
 
@@ -221,21 +221,6 @@ class StateRows:
             if k is None:
                 k = by_tensor[id(tensor)] = self._add_rows((tensor.numpy() & clear)[None, :])
             self.row_of[g] = k
-
-
-def start_pairs(
-    states: np.ndarray, table: np.ndarray, live: np.ndarray, offsets: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(state, token row, state after the first byte) for `states` and every token whose first byte lives."""
-    s_idx, b_idx = np.nonzero(live)
-    counts = offsets[b_idx + 1] - offsets[b_idx]
-    keep = counts > 0
-    s_idx, b_idx, counts = s_idx[keep], b_idx[keep], counts[keep]
-    group = np.repeat(np.arange(len(counts)), counts)
-    starts = np.cumsum(counts) - counts
-    t_idx = offsets[b_idx][group] + (np.arange(int(counts.sum())) - starts[group])
-    src = states[s_idx]
-    return src[group], t_idx, table[src, b_idx][group]
 
 
 @lru_cache(maxsize=64)

@@ -351,7 +351,7 @@ def _walk_chunks(
         # The next chunk: at most max_rows states whose starting pairs fit in about _CHUNK elements.
         hi = lo + 1 + int(np.searchsorted(np.cumsum(per_state[lo + 1 : lo + max_rows]), _CHUNK))
         hi = min(n, hi, lo + max_rows)
-        src, t_idx, cur = start_pairs(lo, hi, table, live, offsets)
+        src, t_idx, cur = start_pairs(np.arange(lo, hi, dtype=np.int32), table, live[lo:hi], offsets)
         if member is not None:
             lc = loop_of[src]
             drop = (lc >= 0) & member[np.maximum(lc, 0), t_idx]
@@ -474,15 +474,16 @@ def live_layout(live: Mapping[int, np.ndarray], n: int) -> tuple[np.ndarray, np.
 
 
 def start_pairs(
-    lo: int, hi: int, table: np.ndarray, live: np.ndarray, offsets: np.ndarray
+    states: np.ndarray, table: np.ndarray, live: np.ndarray, offsets: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(state, token row, state after the first byte) for states lo..hi and every token whose first byte lives."""
-    s_idx, b_idx = np.nonzero(live[lo:hi])
+    """(state, token row, state after the first byte) for `states` (`live`: their rows of the liveness
+    table) and every token whose first byte lives there."""
+    s_idx, b_idx = np.nonzero(live)
     counts = offsets[b_idx + 1] - offsets[b_idx]
     keep = counts > 0
     s_idx, b_idx, counts = s_idx[keep], b_idx[keep], counts[keep]
     group = np.repeat(np.arange(len(counts)), counts)
     starts = np.cumsum(counts) - counts
     t_idx = offsets[b_idx][group] + (np.arange(int(counts.sum())) - starts[group])
-    states = (s_idx + lo).astype(np.int32)
-    return states[group], t_idx, table[states, b_idx][group]
+    src = states[s_idx]
+    return src[group], t_idx, table[src, b_idx][group]
