@@ -21,7 +21,7 @@ from decc.errors import DeccError, Source, Span
 
 from ..errors import RegexError
 from ..limits import check_time
-from ..regexes.regex_ast import Alt, CharSet, Concat, Node, Repeat, char, normalize
+from ..regexes.regex_ast import Alt, CharSet, Concat, Node, Repeat, char, map_leaves, normalize
 from ..regexes.regex_parser import parse_regex
 
 if TYPE_CHECKING:
@@ -357,17 +357,7 @@ def _depth(node: AnyNode) -> int:
 
 def map_calls(node: AnyNode, f: Callable[[Call], AnyNode]) -> AnyNode:
     """`node` with every call replaced by `f(call)`; untouched subtrees are shared."""
-    if isinstance(node, Call):
-        return f(node)
-    if not isinstance(node, Concat | Alt | Repeat):  # CharSet, or a precompiled Automaton
-        return node
-    if isinstance(node, Repeat):
-        item = map_calls(node.item, f)
-        return node if item is node.item else Repeat(item, node.min, node.max)
-    items = tuple(map_calls(i, f) for i in node.items)
-    if all(a is b for a, b in zip(items, node.items, strict=True)):
-        return node
-    return type(node)(items)
+    return map_leaves(node, lambda leaf: f(leaf) if isinstance(leaf, Call) else leaf)
 
 
 def _arden(name: str, body: AnyNode) -> AnyNode:

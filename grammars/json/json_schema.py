@@ -53,7 +53,7 @@ from ..contextfree.rtn import MAX_LEXEME_STATES, build_rtn, unrolled_states
 from ..errors import GrammarLimitError, RegexError
 from ..limits import DEFAULT_LIMITS, Limits, check_time, deadline
 from ..regexes.nfa import NFA, NFABuilder, build_nfa, check_nesting, estimate_states
-from ..regexes.regex_ast import EMPTY, Alt, CharSet, Concat, Node, Repeat, negate, normalize
+from ..regexes.regex_ast import EMPTY, Alt, CharSet, Concat, Node, Repeat, map_leaves, negate, normalize
 from ..regexes.regex_parser import parse_regex
 from ..tokens.constraint import TokenConstraint
 from ..tokens.token_automaton import TokenAutomaton
@@ -660,21 +660,19 @@ def _counted_dfa(node: Node, limits: Limits) -> ByteDFA:
 
 def _uncount(node: Any) -> Any:
     """`node` with counted string bodies unrolled (for one outside a quoted string, in a grammar)."""
-    if isinstance(node, CountedBody):
-        if node.hi > MAX_UNROLL_IN_GRAMMAR:
-            raise GrammarLimitError(
-                f"a string bound of {node.hi:,} characters inside a recursive schema is too long to unroll "
-                f"(limit {MAX_UNROLL_IN_GRAMMAR})",
-                hints=["a smaller maxLength, or no maxLength, on strings inside recursive definitions"],
-            )
-        return node.unrolled()
-    if isinstance(node, Concat | Alt):
-        items = tuple(_uncount(i) for i in node.items)
-        return node if all(a is b for a, b in zip(items, node.items, strict=True)) else type(node)(items)
-    if isinstance(node, Repeat):
-        item = _uncount(node.item)
-        return node if item is node.item else Repeat(item, node.min, node.max)
-    return node
+    return map_leaves(node, _unroll)
+
+
+def _unroll(leaf: Any) -> Any:
+    if not isinstance(leaf, CountedBody):
+        return leaf
+    if leaf.hi > MAX_UNROLL_IN_GRAMMAR:
+        raise GrammarLimitError(
+            f"a string bound of {leaf.hi:,} characters inside a recursive schema is too long to unroll "
+            f"(limit {MAX_UNROLL_IN_GRAMMAR})",
+            hints=["a smaller maxLength, or no maxLength, on strings inside recursive definitions"],
+        )
+    return leaf.unrolled()
 
 
 def _estimate(node: Any) -> int:

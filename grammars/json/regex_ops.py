@@ -19,7 +19,7 @@ from ..contextfree.cfg_grammar import Call
 from ..errors import GrammarLimitError
 from ..limits import DEFAULT_LIMITS, Limits
 from ..regexes.nfa import build_nfa
-from ..regexes.regex_ast import Alt, Automaton, CharSet, Concat, Node, Repeat
+from ..regexes.regex_ast import Alt, Automaton, CharSet, Concat, Node, Repeat, map_leaves
 
 MAX_STATES = 50_000
 
@@ -98,16 +98,7 @@ def difference(keep: ByteDFA, remove: list[ByteDFA], what: str) -> ByteDFA:
 
 def expand_counted(node: Any) -> Any:
     """`node` with every counted string body (anything with an `unrolled()` form) unrolled to plain regex."""
-    unrolled = getattr(node, "unrolled", None)
-    if unrolled is not None:
-        return unrolled()
-    if isinstance(node, Concat | Alt):
-        items = tuple(expand_counted(i) for i in node.items)
-        return node if all(a is b for a, b in zip(items, node.items, strict=True)) else type(node)(items)
-    if isinstance(node, Repeat):
-        item = expand_counted(node.item)
-        return node if item is node.item else Repeat(item, node.min, node.max)
-    return node
+    return map_leaves(node, lambda leaf: leaf.unrolled() if hasattr(leaf, "unrolled") else leaf)
 
 
 def top_level_alternatives(pattern: str) -> list[str]:

@@ -5,8 +5,9 @@ Groups, anchors and lazy markers leave no trace: matching is always full and onl
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 MAX_CODE_POINT = 0x10FFFF
 SURROGATES = (0xD800, 0xDFFF)
@@ -95,6 +96,18 @@ class Automaton:
 
 Node = CharSet | Concat | Alt | Repeat
 EMPTY = Concat(())
+
+
+def map_leaves(node: Any, f: Callable[[Any], Any]) -> Any:
+    """`node` with every leaf (anything but Concat, Alt and Repeat: a CharSet, an Automaton, a grammar
+    Call, a counted body) replaced by `f(leaf)`; untouched subtrees are shared, not copied."""
+    if isinstance(node, Repeat):
+        item = map_leaves(node.item, f)
+        return node if item is node.item else Repeat(item, node.min, node.max)
+    if isinstance(node, Concat | Alt):
+        items = tuple(map_leaves(i, f) for i in node.items)
+        return node if all(a is b for a, b in zip(items, node.items, strict=True)) else type(node)(items)
+    return f(node)
 
 
 def normalize(ranges: Iterable[tuple[int, int]]) -> Ranges:
