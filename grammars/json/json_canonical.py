@@ -108,34 +108,27 @@ def order_problem(
                 return NotExact(f"'{key}' fixes an order of object keys", f"{ptr}/{key}")
         if names is not None and ("patternProperties" in s or "additionalProperties" in s):
             return NotExact("a subschema constraining undeclared properties", ptr)
-    for key in _SUBSCHEMA_LISTS:
-        for i, sub in enumerate(s.get(key, []) if isinstance(s.get(key), list) else []):
-            level = key != "prefixItems"
-            found = order_problem(
-                sub,
-                f"{ptr}/{key}/{i}",
-                resolve,
-                names if level else None,
-                seen,
-                objects or not level,
-                keep if level else None,
-            )
-            if found:
-                return found
-    for key in _SUBSCHEMA_ONE:
-        if key in s:
-            level = key in ("not", "if", "then", "else")
-            found = order_problem(
-                s[key],
-                f"{ptr}/{key}",
-                resolve,
-                names if level else None,
-                seen,
-                objects or not level,
-                keep if level else None,
-            )
-            if found:
-                return found
+    # (subschema, pointer, at this object's level: the same value, so the same key names and order)
+    children = [
+        (sub, f"{ptr}/{key}/{i}", key != "prefixItems")
+        for key in _SUBSCHEMA_LISTS
+        for i, sub in enumerate(s.get(key, []) if isinstance(s.get(key), list) else [])
+    ]
+    children += [
+        (s[key], f"{ptr}/{key}", key in ("not", "if", "then", "else")) for key in _SUBSCHEMA_ONE if key in s
+    ]
+    for sub, where, level in children:
+        found = order_problem(
+            sub,
+            where,
+            resolve,
+            names if level else None,
+            seen,
+            objects or not level,
+            keep if level else None,
+        )
+        if found:
+            return found
     items = s.get("items")
     for i, sub in enumerate(items if isinstance(items, list) else [items] if items is not None else []):
         found = order_problem(
