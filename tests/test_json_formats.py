@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import warnings
 from pathlib import Path
 
 import jsonschema
@@ -314,7 +315,7 @@ def test_uri_reference_relative_forms() -> None:
 
 # -- formats decc does not enforce: refused, or a positioned warning under lenient -------------------------
 
-UNENFORCED = sorted(UNENFORCED_FORMATS) + ["made-up", "Date"]
+UNENFORCED = sorted(UNENFORCED_FORMATS)
 
 
 @pytest.mark.parametrize("fmt", UNENFORCED)
@@ -325,6 +326,58 @@ def test_unenforced_format_is_refused_with_its_pointer(fmt: str) -> None:
     assert e.value.keyword == "format" and e.value.pointer == "/properties/a/format"
     with pytest.warns(IgnoredKeyword, match=f"format '{fmt}'.*'/properties/a/format'"):
         assert compile_json_schema(schema, lenient=True).accepts(b'{"a": "anything"}')
+
+
+# -- formats no draft defines: annotations (any string), with a warning --------------------------------------
+
+KNOWN = set(FORMATS) | set(UNENFORCED_FORMATS) | set(CHECKER.checkers)
+UNKNOWN_NAMES = st.one_of(
+    st.sampled_from(["path", "byte", "url", "mongoId", "full-date", "text", "relative-uri", ".+, .+", "Date"]),
+    st.text(alphabet="abcxyz-.+ ", min_size=1, max_size=8),
+).filter(lambda f: f not in KNOWN)
+STRING_KEYWORDS = st.fixed_dictionaries(
+    {},
+    optional={
+        "minLength": st.integers(0, 3),
+        "maxLength": st.integers(3, 5),
+        "pattern": st.sampled_from(["^a", "b$", "[0-9]", "^x*$"]),
+    },
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    fmt=UNKNOWN_NAMES,
+    extra=STRING_KEYWORDS,
+    values=st.lists(st.one_of(st.text(alphabet="abx09/ ", max_size=5), st.integers(0, 3)), max_size=8),
+)
+def test_unknown_format_is_an_annotation(fmt: str, extra: dict, values: list) -> None:
+    """A format no draft defines asserts nothing (jsonschema with its format checker is the oracle): decc
+    accepts exactly the values the other keywords allow, and warns once, naming the format and pointer."""
+    schema = {"type": "object", "properties": {"a": {"type": "string", "format": fmt, **extra}}}
+    with pytest.warns(IgnoredKeyword) as caught:
+        dfa = compile_json_schema(schema)
+    (w,) = [str(c.message) for c in caught if issubclass(c.category, IgnoredKeyword)]
+    assert f"format '{fmt}' is not a known format" in w and "'/properties/a/format'" in w
+    check = jsonschema.Draft202012Validator(schema, format_checker=CHECKER)
+    for v in values:
+        assert dfa.accepts(json.dumps({"a": v}).encode()) == check.is_valid({"a": v}), (schema, v)
+
+
+def test_unknown_format_under_not_is_an_annotation() -> None:
+    """Under `not`, an annotation format leaves the complement exact: not(any string of length 2)."""
+    schema = {"not": {"type": "string", "format": "path", "maxLength": 1}}
+    with pytest.warns(IgnoredKeyword, match="format 'path'"):
+        dfa = compile_json_schema(schema)
+    assert dfa.accepts(b'"ab"') and dfa.accepts(b"1") and not dfa.accepts(b'"a"')
+
+
+def test_unknown_format_in_a_program_is_a_positioned_warning() -> None:
+    src = 'gen x {\n  where: json(r"""{"type": "string", "format": "path"}""")\n}\n'
+    module = compile_program(parse(src, "f.dec"))
+    (w,) = module.warnings
+    assert isinstance(w, DeccWarning) and "format 'path' is not a known format" in w.message
+    assert w.span is not None and w.span.line == 2 and w.span.start == src.index('"format"')
 
 
 def test_formats_of_non_strings_are_not_refused() -> None:
@@ -351,7 +404,7 @@ FORMAT_SUITE = (
     Path(__file__).resolve().parents[2]
     / "shared/data/json-schema-test-suite/tests/draft2020-12/optional/format"
 )
-COMPLETE = ("date", "duration", "ipv4", "ipv6", "json-pointer", "uri", "uri-reference", "uuid")
+COMPLETE = ("date", "duration", "ipv4", "ipv6", "json-pointer", "uri", "uri-reference", "uuid", "unknown")
 
 
 @pytest.mark.skipif(not FORMAT_SUITE.is_dir(), reason="JSON Schema Test Suite not found")
@@ -361,15 +414,18 @@ COMPLETE = ("date", "duration", "ipv4", "ipv6", "json-pointer", "uri", "uri-refe
 def test_the_suites_format_cases(path: Path) -> None:
     """The official suite's format cases (draft 2020-12, optional/format): a schema decc compiles never
     accepts an instance the suite calls invalid, and for the formats decc enforces completely, accepts
-    every valid one; every other schema is refused (an unenforced format, never ignored)."""
+    every valid one; every other schema is refused (an unenforced format, never ignored), but for the
+    suite's `unknown` format, an annotation that decc (as the suite) takes for any value."""
     fmt = path.stem
     for group in json.loads(path.read_text()):
         try:
-            dfa = compile_json_schema(group["schema"])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", IgnoredKeyword)
+                dfa = compile_json_schema(group["schema"])
         except UnsupportedSchema:
-            assert fmt not in FORMATS, group["description"]
+            assert fmt not in FORMATS and fmt != "unknown", group["description"]
             continue
-        assert fmt in FORMATS, group["description"]
+        assert fmt in FORMATS or fmt == "unknown", group["description"]
         for test in group["tests"]:
             got = dfa.accepts(json.dumps(test["data"], ensure_ascii=False).encode())
             assert got == test["valid"] or (not got and fmt not in COMPLETE), (fmt, test["data"])

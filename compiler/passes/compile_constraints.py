@@ -26,22 +26,24 @@ def compile_constraints(module: ir.Module) -> ir.Module:
     return replace(module, body=body, warnings=module.warnings + tuple(found))
 
 
+IGNORED_HINT = "outputs need not satisfy this keyword: check them after generation"
+ANNOTATION_HINT = "no validator asserts a format it does not know: name a known one or add a 'pattern'"
+
+
 def _ignored(c: ir.Constraint | None) -> list[DeccWarning]:
-    """One positioned warning per keyword that `lenient=true` ignored, its caret on the keyword."""
+    """One positioned warning per keyword that `lenient=true` ignored, or that is an annotation (a format
+    no draft defines: any string), its caret on the keyword."""
     parts = c.parts if isinstance(c, ir.All) else (c,)
     out = []
     for p in parts:
-        if isinstance(p, ir.JsonSchema) and p.lenient:
-            for i in grammars.ignored_keywords(p.schema, whitespace=p.whitespace):
-                span, notes = pointer_span(p, i.pointer)
-                out.append(
-                    DeccWarning(
-                        f"{i.message}; ignored (lenient=true)",
-                        span,
-                        notes=(f"at JSON pointer '{i.pointer or '/'}'", *notes),
-                        hints=("outputs need not satisfy this keyword: check them after generation",),
-                    )
-                )
+        if not isinstance(p, ir.JsonSchema) or not (p.lenient or '"format"' in p.schema):
+            continue
+        for i in grammars.ignored_keywords(p.schema, whitespace=p.whitespace, lenient=p.lenient):
+            span, notes = pointer_span(p, i.pointer)
+            message = i.message if i.annotation else f"{i.message}; ignored (lenient=true)"
+            hint = ANNOTATION_HINT if i.annotation else IGNORED_HINT
+            where = (f"at JSON pointer '{i.pointer or '/'}'", *notes)
+            out.append(DeccWarning(message, span, notes=where, hints=(hint,)))
     return sorted(out, key=lambda w: (w.span.path, w.span.start) if w.span else ("", 0))
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from ..automata.dfa import ByteDFA
 from ..regexes.regex_ast import Node, Repeat
 from ..regexes.regex_parser import parse_regex
+from .json_formats import is_known_format
 from .json_numbers import alt, lit, opt, seq
 from .regex_ops import dfa_of, expand_counted, has_call, node_of
 
@@ -88,7 +89,7 @@ def order_problem(
         if key in s and any(_ordered_value(v) for v in values):
             return NotExact(f"'{key}' lists an object of several keys, which decc writes in one order", ptr)
     fmt = s.get("format")
-    if isinstance(fmt, str) and fmt not in EXACT_FORMATS:
+    if isinstance(fmt, str) and fmt not in EXACT_FORMATS and is_known_format(fmt):  # others: annotations
         return NotExact(f"format '{fmt}' is not enforced exactly", f"{ptr}/format")
     mult = s.get("multipleOf")
     if mult is not None and not float(mult).is_integer():

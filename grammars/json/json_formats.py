@@ -18,8 +18,10 @@ through: decc refuses it); the others refuse some strings the checker takes (see
   takes any `xn--` label, valid or not).
 * `duration`: RFC 3339 appendix A exactly (the checker, `isoduration`, also takes `PT0.5S`, `P1Y2D`, ...).
 * `json-pointer`: RFC 6901 exactly. `uri-reference`: RFC 3986 (the checker, `rfc3987`, takes a little more).
-* Every other format (`UNENFORCED_FORMATS`, and names JSON Schema does not define) is refused by the schema
-  compiler, or ignored with a warning under `lenient`: nothing is silently unchecked.
+* The formats JSON Schema defines that decc cannot enforce exactly (`UNENFORCED_FORMATS`) are refused by the
+  schema compiler, or ignored with a warning under `lenient`: nothing is silently unchecked.
+* A name no draft defines (`path`, `byte`, `url`, ...) is an annotation: JSON Schema never asserts a format
+  its validator does not know, so any string is exactly right; the compiler says so in a warning.
 """
 
 from __future__ import annotations
@@ -123,3 +125,14 @@ UNENFORCED_FORMATS: dict[str, str] = {
 }
 """Formats JSON Schema defines that decc does not enforce: refused, or ignored with a warning when lenient
 (as are formats JSON Schema does not define)."""
+
+
+def is_known_format(fmt: str) -> bool:
+    """True for a format JSON Schema defines (asserted by decc, or refused when it cannot be); any other name
+    is an annotation, which no validator asserts."""
+    return fmt in FORMATS or fmt in UNENFORCED_FORMATS
+
+
+def unknown_format_note(fmt: str) -> str:
+    """The warning for a format no draft defines (compiled as its plain string schema)."""
+    return f"format '{fmt}' is not a known format: treated as an annotation (any string)"

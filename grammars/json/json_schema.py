@@ -22,7 +22,8 @@ the grammar for the lazy engine (cfg_matcher.py), its plain and counted strings 
 Keywords with no regular meaning (`uniqueItems`, `not`, `if`, ...) raise `UnsupportedSchema` with the keyword
 and its JSON pointer; `lenient=True` ignores them with a warning instead. A recursive `$ref` turns the schema
 into a grammar whose rules are the recursive targets, run by the CFG engine (cfg_matcher). Formats
-(`date-time`, `email`, ...) are asserted, not just annotations. Long string length bounds are counted, not
+(`date-time`, `email`, ...) are asserted, not just annotations; a format no draft defines is one (any
+string, with a warning). Long string length bounds are counted, not
 unrolled (counters.py); inside a grammar each such quoted string becomes a `Lexeme` rule, whose counter the
 RTN unrolls but whose token masks come from its own token automaton (rtn.py, cfg_matcher.py).
 """
@@ -61,7 +62,7 @@ from ..tokens.vocab import Vocabulary
 from .json_canonical import NotExact
 from .json_engine import AUTOMATON, GRAMMAR, EngineChoice, choose, inline, recursive
 from .json_exponents import number_range
-from .json_formats import FORMATS, MAX_LENGTHS, UNENFORCED_FORMATS
+from .json_formats import FORMATS, MAX_LENGTHS, UNENFORCED_FORMATS, unknown_format_note
 from .json_keywords import (
     additional_across,
     counted_members,
@@ -184,11 +185,13 @@ def json_schema_engine(
 
 @dataclass(frozen=True)
 class Ignored:
-    """A keyword that `lenient=True` ignored: its name, JSON pointer and why it is unsupported."""
+    """A keyword that `lenient=True` ignored: its name, JSON pointer and why it is unsupported; or, with
+    `annotation` set, one that asserts nothing (a format no draft defines), noted in every mode."""
 
     keyword: str
     pointer: str
     message: str
+    annotation: bool = False
 
 
 class IgnoredKeyword(UserWarning):
@@ -201,15 +204,18 @@ def ignored_keywords(
     whitespace: str = "compact-or-default",
     strict: bool = False,
     limits: Limits = DEFAULT_LIMITS,
+    lenient: bool = True,
 ) -> tuple[Ignored, ...]:
-    """The keywords a lenient compilation of `schema` ignores, each once, in the order met (cached)."""
-    return _rules(_canonical(schema, strict), True, whitespace, limits)[1]
+    """The keywords a compilation of `schema` ignores, each once, in the order met (cached): unsupported
+    ones (lenient only) and annotations it notes (`Ignored.annotation`: unknown formats, in both modes)."""
+    return _rules(_canonical(schema, strict), lenient, whitespace, limits)[1]
 
 
 def _warn_ignored(text: str, lenient: bool, ws: str, limits: Limits) -> None:
-    if lenient:
+    if lenient or '"format"' in text:  # without a format key there is nothing to note (and no expansion)
         for i in _rules(text, lenient, ws, limits)[1]:
-            warnings.warn(f"{i.message} (at '{i.pointer or '/'}'); ignored", IgnoredKeyword, stacklevel=3)
+            done = "" if i.annotation else "; ignored"
+            warnings.warn(f"{i.message} (at '{i.pointer or '/'}'){done}", IgnoredKeyword, stacklevel=3)
 
 
 def _canonical(schema: dict | bool | str, strict: bool = False) -> str:
@@ -780,7 +786,7 @@ class _Compiler:
         self.n_calls = 0  # recursive-rule calls made so far
         self.sized: list[Node] = []
         self.uses_any = False
-        self.ignored: list[Ignored] = []  # what lenient mode skipped (a keyword may be met twice)
+        self.ignored: list[Ignored] = []  # lenient skips and annotations noted (one may be met twice)
 
     def compile(self) -> Grammar:
         """The schema's language as a grammar whose rules are its structure (json_engine.py decides
@@ -1122,8 +1128,10 @@ class _Compiler:
         fmt = s.get("format")
         if fmt in FORMATS:
             bodies.append(_to_json_string_body(parse_regex(FORMATS[fmt])))
-        elif isinstance(fmt, str):  # never silent: refused, or ignored with a warning when lenient
+        elif fmt in UNENFORCED_FORMATS:  # never silent: refused, or ignored with a warning when lenient
             self.unsupported("format", f"{ptr}/format", _format_refusal(fmt))
+        elif isinstance(fmt, str):  # no draft defines it: an annotation, noted (json_formats)
+            self.ignored.append(Ignored("format", f"{ptr}/format", unknown_format_note(fmt), annotation=True))
         if hi is not None and hi >= COUNT_FROM:
             auto, boundary = string_product(tuple(bodies), NOTHING)
             if not isinstance(auto, Automaton):
@@ -1441,11 +1449,8 @@ def _decimal(x: float | None) -> Decimal | None:
 
 
 def _format_refusal(fmt: str) -> str:
-    """Why decc does not enforce string format `fmt`: a known format it cannot enforce exactly, or one that
-    JSON Schema does not define (an annotation there; decc refuses rather than silently accept anything)."""
-    if fmt in UNENFORCED_FORMATS:
-        return f"decc does not enforce string format '{fmt}' ({UNENFORCED_FORMATS[fmt]})"
-    return f"unknown string format '{fmt}': decc cannot enforce it"
+    """Why decc does not enforce string format `fmt`, one JSON Schema defines but decc cannot enforce exactly."""
+    return f"decc does not enforce string format '{fmt}' ({UNENFORCED_FORMATS[fmt]})"
 
 
 def _esc(k: str) -> str:
