@@ -332,7 +332,9 @@ def test_unenforced_format_is_refused_with_its_pointer(fmt: str) -> None:
 
 KNOWN = set(FORMATS) | set(UNENFORCED_FORMATS) | set(CHECKER.checkers)
 UNKNOWN_NAMES = st.one_of(
-    st.sampled_from(["path", "byte", "url", "mongoId", "full-date", "text", "relative-uri", ".+, .+", "Date"]),
+    st.sampled_from(
+        ["path", "byte", "url", "mongoId", "full-date", "text", "relative-uri", ".+, .+", "Date"]
+    ),
     st.text(alphabet="abcxyz-.+ ", min_size=1, max_size=8),
 ).filter(lambda f: f not in KNOWN)
 STRING_KEYWORDS = st.fixed_dictionaries(
