@@ -1,8 +1,8 @@
 """JSON Schema keyword coverage beyond the core compiler (json_schema.py): which keywords are annotations
 (titles, `x-...` extensions, vendor keywords such as `nullable`: ignored, `allOf` branches included),
 dependencies as conditionals, counted min/maxProperties, uniqueItems over finite domains, overlapping
-patternProperties, propertyNames, additionalProperties across allOf branches. Negations are in
-json_negation.py, canonical spellings in json_canonical.py."""
+patternProperties, propertyNames. Negations are in json_negation.py, canonical spellings in
+json_canonical.py, allOf merges in json_allof.py."""
 
 from __future__ import annotations
 
@@ -334,21 +334,3 @@ def property_names(
             comp.unsupported("propertyNames", err.pointer, f"propertyNames cannot be enforced: {err.message}")
             return decl, extras
     return kept, [e for e in limited if e != NOTHING_NODE]
-
-
-# -- additionalProperties across allOf branches ---------------------------------------------------------------
-
-
-def additional_across(out: dict, x: dict, y: dict) -> bool:
-    """allOf branch `x`'s additionalProperties applied to the properties only branch `y` declares (each
-    must satisfy both); False when that is not enough (`y` has patternProperties, or `x` has patterns that
-    might pick another schema for those names)."""
-    extra = [n for n in y.get("properties", {}) if n not in x.get("properties", {})]
-    if "patternProperties" in y or (extra and x.get("patternProperties")):
-        return False
-    if extra:
-        props = dict(out.get("properties", {}))
-        for n in extra:
-            props[n] = {"allOf": [props.get(n, True), x["additionalProperties"]]}
-        out["properties"] = props
-    return True

@@ -59,20 +59,18 @@ from ..regexes.regex_parser import parse_regex
 from ..tokens.constraint import TokenConstraint
 from ..tokens.token_automaton import TokenAutomaton
 from ..tokens.vocab import Vocabulary
+from .json_allof import any_and_one, as_json_schema, merge_all, patterns_of, same_value, type_of
 from .json_canonical import NotExact
 from .json_engine import AUTOMATON, GRAMMAR, EngineChoice, choose, inline, recursive
 from .json_exponents import number_range
 from .json_formats import FORMATS, MAX_LENGTHS, UNENFORCED_FORMATS, unknown_format_note
 from .json_keywords import (
-    additional_across,
     counted_members,
     dependencies_as_conditionals,
     is_annotation,
-    merge_conditionals,
     pattern_regions,
     property_names,
     unique_items,
-    without_dangling,
 )
 from .json_negation import contains, negations, one_of
 from .json_numbers import (
@@ -745,22 +743,6 @@ def counted_nfa(node: Node, limits: Limits, unroll: frozenset[int] = frozenset()
 NOTHING = CharSet(())
 
 
-def _types_of(v: Any) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "boolean"
-    if isinstance(v, int):
-        return "integer"
-    if isinstance(v, float):
-        return "integer" if v.is_integer() else "number"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, list):
-        return "array"
-    return "object"
-
-
 class _Compiler:
     def __init__(self, root: Any, lenient: bool, any_ws: bool) -> None:
         self.root = root
@@ -979,31 +961,22 @@ class _Compiler:
             return negations(self, s, ptr, refs)
         if "enum" in s or "const" in s:
             return self.enum(s, ptr)
-        branches: list[Node] = []
-        if "anyOf" in s or "oneOf" in s:
-            for key in ("anyOf", "oneOf"):
-                if key not in s:
-                    continue
-                subs = s[key]
-                rest = {k: v for k, v in s.items() if k not in ("anyOf", "oneOf")}
-                if _constraining(rest):
-                    other = [k for k in ("anyOf", "oneOf") if k in s and k != key]
-                    if other:
-                        raise self.hard(key, ptr, "anyOf and oneOf together with other keywords")
-                if key == "oneOf" and not self.disjoint(subs, ptr, refs):  # exact through difference
-                    branches.append(one_of(self, rest, subs, ptr, refs, _constraining(rest)))
-                    continue
-                if _constraining(rest):
-                    alts = [
-                        self.schema({"allOf": [rest, sub]}, f"{ptr}/{key}/{i}", refs)
-                        for i, sub in enumerate(subs)
-                    ]
-                else:
-                    alts = [self.schema(sub, f"{ptr}/{key}/{i}", refs) for i, sub in enumerate(subs)]
-                branches.append(alt(*alts) if alts else NOTHING)
-            if len(branches) > 1:
-                raise self.hard("oneOf", ptr, "anyOf together with oneOf needs an intersection")
-            return branches[0]
+        s = any_and_one(s)  # anyOf next to oneOf: one oneOf (json_allof)
+        for key in ("anyOf", "oneOf"):
+            if key not in s:
+                continue
+            subs = s[key]
+            rest = {k: v for k, v in s.items() if k != key}
+            if key == "oneOf" and not self.disjoint(subs, ptr, refs):  # exact through difference
+                return one_of(self, rest, subs, ptr, refs, _constraining(rest))
+            if _constraining(rest):
+                alts = [
+                    self.schema({"allOf": [rest, sub]}, f"{ptr}/{key}/{i}", refs)
+                    for i, sub in enumerate(subs)
+                ]
+            else:
+                alts = [self.schema(sub, f"{ptr}/{key}/{i}", refs) for i, sub in enumerate(subs)]
+            return alt(*alts) if alts else NOTHING
         return self.typed(s, ptr, refs)
 
     def typed(self, s: dict, ptr: str, refs: tuple[str, ...]) -> Node:
@@ -1062,11 +1035,12 @@ class _Compiler:
 
         values = [s["const"]] if "const" in s else list(s["enum"])
         if "const" in s and "enum" in s:  # both (an allOf merge): the const only if the enum lists it
-            values = [v for v in values if any(v == x and _types_of(v) == _types_of(x) for x in s["enum"])]
+            values = [v for v in values if any(v == x and type_of(v) == type_of(x) for x in s["enum"])]
         if self._validator is None:
             self._validator = Draft202012Validator(self.root if isinstance(self.root, dict) else {})
         # each value passes its own enum/const: checking them again would make n values cost n^2
-        check = self._validator.evolve(schema={k: x for k, x in s.items() if k not in ("enum", "const")})
+        rest = as_json_schema({k: x for k, x in s.items() if k not in ("enum", "const")})
+        check = self._validator.evolve(schema=rest)
         keep = []
         for i, v in enumerate(values):
             if not i & 255:
@@ -1123,8 +1097,8 @@ class _Compiler:
         if hi is not None and hi < lo:
             return NOTHING
         bodies: list[Node] = []
-        if "pattern" in s:
-            bodies.append(self.pattern(s["pattern"], f"{ptr}/pattern"))
+        for p in patterns_of(s):  # several after an allOf merge: the intersection (json_allof)
+            bodies.append(self.pattern(p, f"{ptr}/pattern"))
         fmt = s.get("format")
         if fmt in FORMATS:
             bodies.append(_to_json_string_body(parse_regex(FORMATS[fmt])))
@@ -1398,19 +1372,12 @@ class _Compiler:
     # -- allOf
 
     def merge_all(self, s: dict, ptr: str, refs: tuple[str, ...]) -> tuple[Any, tuple[str, ...]]:
-        """The branches merged into one schema, and the `$ref` chain grown by the refs followed to them:
-        the merged schema's subschemas come from those targets, so a `$ref` back into one recurses."""
-        merged: Any = {k: v for k, v in s.items() if k != "allOf"}
-        for i, sub in enumerate(s["allOf"]):
-            self.check_keywords(sub, f"{ptr}/allOf/{i}")
-            sub, _, refs = self.deref(sub, f"{ptr}/allOf/{i}", refs)
-            self.check_keywords(sub, f"{ptr}/allOf/{i}")
-            if isinstance(sub, dict) and "allOf" in sub:
-                sub, refs = self.merge_all(sub, f"{ptr}/allOf/{i}", refs)
-            merged = _merge(merged, sub, f"{ptr}/allOf/{i}", self)
-            if merged is False:
-                return False, refs
-        return merged, refs
+        """`s` with its allOf merged into one schema (json_allof)."""
+        return merge_all(self, s, ptr, refs)
+
+    def matches(self, pattern: str, name: str, ptr: str) -> bool:
+        """Does patternProperties' `pattern` match the property `name` (ECMA-262, unanchored)?"""
+        return _search(pattern, name, ptr)
 
     # -- oneOf disjointness
 
@@ -1493,9 +1460,9 @@ def _type_set(s: Any) -> set[str] | None:
     if not isinstance(s, dict):
         return None
     if "const" in s:
-        return {_types_of(s["const"])}
+        return {type_of(s["const"])}
     if "enum" in s:
-        return {_types_of(v) for v in s["enum"]}
+        return {type_of(v) for v in s["enum"]}
     t = s.get("type")
     if t is None:
         return None
@@ -1526,7 +1493,7 @@ def _disjoint(a: Any, b: Any) -> bool:
         return True
     va, vb = _values(a), _values(b)
     if va is not None and vb is not None:
-        return not any(x == y and _types_of(x) == _types_of(y) for x in va for y in vb)
+        return not any(same_value(x, y) for x in va for y in vb)
     if isinstance(a, dict) and isinstance(b, dict):
         common = set(a.get("required", [])) & set(b.get("required", []))
         for p in common:
@@ -1535,94 +1502,6 @@ def _disjoint(a: Any, b: Any) -> bool:
             if pa is not None and pb is not None and _disjoint(pa, pb):
                 return True
     return False
-
-
-def _merge(a: Any, b: Any, ptr: str, comp: _Compiler) -> Any:
-    """The conjunction of two schemas as one schema (allOf), or raise when it cannot be written as one."""
-    if a is True or a == {}:
-        return b
-    if b is True or b == {}:
-        return a
-    if a is False or b is False:
-        return False
-    a, b = (without_dangling(dependencies_as_conditionals(x)) for x in (a, b))
-    a, b = merge_conditionals(a, b)
-    out = dict(a)
-    for k, v in b.items():
-        if is_annotation(k):
-            continue
-        if k not in out:
-            out[k] = v
-            continue
-        w = out[k]
-        if w == v:
-            continue
-        if k == "type":
-            ta = {w} if isinstance(w, str) else set(w)
-            tb = {v} if isinstance(v, str) else set(v)
-            both = (ta & tb) | (
-                {"integer"}
-                if ("integer" in ta and "number" in tb) or ("integer" in tb and "number" in ta)
-                else set()
-            )
-            if not both:
-                return False
-            out[k] = sorted(both)
-        elif k == "required":
-            out[k] = list(dict.fromkeys(list(w) + list(v)))
-        elif k == "properties":
-            props = dict(w)
-            for name, sub in v.items():
-                props[name] = {"allOf": [props[name], sub]} if name in props else sub
-            out[k] = props
-        elif k in ("minimum", "minLength", "minItems", "minProperties", "exclusiveMinimum"):
-            out[k] = max(w, v)
-        elif k in ("maximum", "maxLength", "maxItems", "maxProperties", "exclusiveMaximum"):
-            out[k] = min(w, v)
-        elif k == "multipleOf" and isinstance(w, int) and isinstance(v, int):
-            out[k] = w * v // math.gcd(w, v)
-        elif k in ("enum", "const"):
-            # both enumerations: the validator filters candidates against the whole merged schema
-            out.setdefault("allOf", [])
-            out["allOf"] = [*out.get("allOf", []), {k: v}]
-        elif k == "not":  # not A and not B: neither
-            out[k] = {"anyOf": [w, v]}
-        elif k in ("anyOf", "oneOf"):
-            raise UnsupportedSchema(f"allOf with several '{k}' needs a product of branches", k, ptr)
-        elif k in ("items", "additionalProperties", "prefixItems", "patternProperties", "additionalItems"):
-            if k == "items" and not isinstance(w, list) and not isinstance(v, list):
-                out[k] = {"allOf": [w, v]}
-            else:
-                raise UnsupportedSchema(f"allOf with '{k}' in several branches is not supported", k, ptr)
-        else:
-            raise UnsupportedSchema(f"allOf with '{k}' in several branches is not supported", k, ptr)
-    # items in one branch applies after that branch's own prefixItems only
-    for x, y in ((a, b), (b, a)):
-        if isinstance(x, dict) and isinstance(y, dict) and "items" in x and not isinstance(x["items"], list):
-            if ("prefixItems" in y or isinstance(y.get("items"), list)) and x.get("prefixItems") != y.get(
-                "prefixItems"
-            ):
-                raise UnsupportedSchema(
-                    "allOf with items and prefixItems in different branches", "items", ptr
-                )
-    # additionalProperties in one branch constrains the properties only the other declares (json_keywords)
-    for x, y in ((a, b), (b, a)):
-        if isinstance(x, dict) and isinstance(y, dict) and "additionalProperties" in x:
-            if not additional_across(out, x, y):
-                raise UnsupportedSchema(
-                    "allOf with additionalProperties in one branch", "additionalProperties", ptr
-                )
-    if "allOf" in out:
-        # enum/const pairs deferred: fold them into one enum filtered by the validator
-        extra_enums = out.pop("allOf")
-        base = [out["const"]] if "const" in out else list(out.get("enum", []))
-        for e in extra_enums:
-            vals = [e["const"]] if "const" in e else e["enum"]
-            base = [x for x in base if any(x == y and _types_of(x) == _types_of(y) for y in vals)]
-        out.pop("const", None)
-        out["enum"] = base
-    del comp
-    return out
 
 
 def _not_names(names: list[str]) -> Node:

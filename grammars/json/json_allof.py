@@ -1,0 +1,228 @@
+"""allOf as one schema: the branches merged keyword by keyword (json_schema.py compiles the result).
+
+Exact merges: bounds take the tighter one; `type`s, `required`, `properties` and `patternProperties`
+combine; several `pattern`s are kept as a tuple (the compiler intersects their languages); several
+`multipleOf`s become their least common multiple (exact over fractions: the multiples of p/q and r/s are
+the multiples of lcm(p, r)/gcd(q, s)); several `anyOf`/`oneOf` distribute into a product of branches (one
+`oneOf` of pairs is exact: a pair holds exactly once iff each side holds exactly once); each branch's
+`additionalProperties` applies to the names only the other branches declare. What cannot be written as one
+schema is refused with the keyword and its pointer (`comp.hard`).
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+from .json_keywords import dependencies_as_conditionals, is_annotation, merge_conditionals, without_dangling
+
+MAX_PRODUCT = 64  # branches of an anyOf/oneOf product (allOf of several, or anyOf next to oneOf)
+OBJECT_KEYS = ("properties", "patternProperties", "additionalProperties")
+
+
+def type_of(v: Any) -> str:
+    """The JSON Schema type of a JSON value (an integral float is an integer)."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, int):
+        return "integer"
+    if isinstance(v, float):
+        return "integer" if v.is_integer() else "number"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, list):
+        return "array"
+    return "object"
+
+
+def same_value(x: Any, y: Any) -> bool:
+    """JSON equality (1 == 1.0, but true != 1)."""
+    return x == y and type_of(x) == type_of(y)
+
+
+def trivial(s: Any) -> bool:
+    """A schema that accepts every value (`true`, `{}`, or only annotations)."""
+    return s is True or (isinstance(s, dict) and all(is_annotation(k) for k in s))
+
+
+def patterns_of(s: dict) -> tuple[str, ...]:
+    """The `pattern`s of a (merged) string schema: one string, or a tuple after an allOf merge."""
+    p = s.get("pattern")
+    return () if p is None else (p,) if isinstance(p, str) else tuple(p)
+
+
+def as_json_schema(s: Any) -> Any:
+    """A merged schema in JSON Schema's own terms (several patterns as an allOf), for a validator."""
+    if not isinstance(s, dict) or isinstance(s.get("pattern"), str | None):
+        return s
+    out = {k: v for k, v in s.items() if k != "pattern"}
+    return {**out, "allOf": [*out.get("allOf", []), *({"pattern": p} for p in s["pattern"])]}
+
+
+def merge_all(comp: Any, s: dict, ptr: str, refs: tuple[str, ...]) -> tuple[Any, tuple[str, ...]]:
+    """The branches of `s["allOf"]` merged into one schema with the rest of `s`, and the `$ref` chain grown
+    by the refs followed to them: the merged schema's subschemas come from those targets, so a `$ref` back
+    into one recurses."""
+    merged: Any = {k: v for k, v in s.items() if k != "allOf"}
+    for i, sub in enumerate(s["allOf"]):
+        comp.check_keywords(sub, f"{ptr}/allOf/{i}")
+        sub, _, refs = comp.deref(sub, f"{ptr}/allOf/{i}", refs)
+        comp.check_keywords(sub, f"{ptr}/allOf/{i}")
+        if isinstance(sub, dict) and "allOf" in sub:
+            sub, refs = merge_all(comp, sub, f"{ptr}/allOf/{i}", refs)
+        merged = merge(merged, sub, f"{ptr}/allOf/{i}", comp)
+        if merged is False:
+            return False, refs
+    return merged, refs
+
+
+def merge(a: Any, b: Any, ptr: str, comp: Any) -> Any:
+    """The conjunction of two schemas as one schema, or raise (`comp.hard`) when it cannot be written."""
+    if trivial(a):
+        return b
+    if trivial(b):
+        return a
+    if a is False or b is False:
+        return False
+    a, b = (without_dangling(dependencies_as_conditionals(x)) for x in (a, b))
+    a, b = merge_conditionals(a, b)
+    out = dict(a)
+    enums: list[dict] = []
+    for k, v in b.items():
+        if is_annotation(k) or k in OBJECT_KEYS:
+            continue
+        if k not in out:
+            out[k] = v
+            continue
+        w = out[k]
+        if w == v:
+            continue
+        if k == "type":
+            both = _types(w) & _types(v)
+            if not both:
+                return False
+            out[k] = sorted(both)
+        elif k == "required":
+            out[k] = list(dict.fromkeys(list(w) + list(v)))
+        elif k in ("minimum", "minLength", "minItems", "minProperties", "exclusiveMinimum"):
+            out[k] = max(w, v)
+        elif k in ("maximum", "maxLength", "maxItems", "maxProperties", "exclusiveMaximum"):
+            out[k] = min(w, v)
+        elif k == "multipleOf":
+            out[k] = _lcm(w, v, ptr, comp)
+        elif k == "pattern":
+            out[k] = tuple(dict.fromkeys(patterns_of(a) + patterns_of(b)))
+        elif k in ("enum", "const"):  # the validator filters candidates against the whole merged schema
+            enums.append({k: v})
+        elif k == "not":  # not A and not B: neither
+            out[k] = {"anyOf": [w, v]}
+        elif k in ("anyOf", "oneOf"):
+            out[k] = product(w, v, k, ptr, comp)
+        elif k == "items" and not isinstance(w, list) and not isinstance(v, list):
+            out[k] = {"allOf": [w, v]}
+        else:
+            raise comp.hard(k, ptr, f"allOf with '{k}' in several branches is not supported")
+    _check_items(a, b, ptr, comp)
+    merge_objects(out, a, b, ptr, comp)
+    if enums:  # enum/const pairs: one enum of the values every list holds
+        base = [out["const"]] if "const" in out else list(out.get("enum", []))
+        for e in enums:
+            vals = [e["const"]] if "const" in e else e["enum"]
+            base = [x for x in base if any(same_value(x, y) for y in vals)]
+        out.pop("const", None)
+        out["enum"] = base
+    return out
+
+
+def _types(t: Any) -> set[str]:
+    ts = {t} if isinstance(t, str) else set(t)
+    return ts | ({"integer"} if "number" in ts else set())
+
+
+def _lcm(w: Any, v: Any, ptr: str, comp: Any) -> int | float:
+    """The least common multiple of two `multipleOf`s, exactly (decimals as written, not binary floats)."""
+    x, y = (Fraction(Decimal(repr(n)) if isinstance(n, float) else n) for n in (w, v))
+    out = Fraction(math.lcm(x.numerator, y.numerator), math.gcd(x.denominator, y.denominator))
+    if out.denominator == 1:
+        return int(out)
+    as_float = float(out)
+    if Fraction(Decimal(repr(as_float))) != out:
+        raise comp.hard("multipleOf", ptr, f"allOf with multipleOf {w} and {v}: their lcm is no float")
+    return as_float
+
+
+def product(w: list, v: list, key: str, ptr: str, comp: Any) -> list:
+    """Two `anyOf`s (or two `oneOf`s) of one allOf as one: the branch pairs, each an allOf."""
+    if len(w) * len(v) > MAX_PRODUCT:
+        raise comp.hard(
+            key,
+            ptr,
+            f"allOf with several '{key}' needs a product of {len(w) * len(v):,} branches "
+            f"(limit {MAX_PRODUCT})",
+        )
+    return [{"allOf": [x, y]} for x in w for y in v]
+
+
+def any_and_one(s: dict) -> dict:
+    """`anyOf` next to `oneOf` as one `oneOf`: exactly one B_j and some A_i is exactly one of
+    (B_j and some A_i)."""
+    if "anyOf" not in s or "oneOf" not in s:
+        return s
+    rest = {k: v for k, v in s.items() if k not in ("anyOf", "oneOf")}
+    return {**rest, "oneOf": [{"allOf": [b, {"anyOf": s["anyOf"]}]} for b in s["oneOf"]]}
+
+
+def _check_items(a: dict, b: dict, ptr: str, comp: Any) -> None:
+    """`items` in one branch applies after that branch's own prefixItems only."""
+    for x, y in ((a, b), (b, a)):
+        if "items" in x and not isinstance(x["items"], list):
+            if ("prefixItems" in y or isinstance(y.get("items"), list)) and x.get("prefixItems") != y.get(
+                "prefixItems"
+            ):
+                raise comp.hard("items", ptr, "allOf with items and prefixItems in different branches")
+
+
+def merge_objects(out: dict, a: dict, b: dict, ptr: str, comp: Any) -> None:
+    """`properties`, `patternProperties` and `additionalProperties` of two branches as one object schema.
+
+    Patterns apply to every key they match, declared or not, so they unite (one pattern in both: an allOf);
+    a branch's additionalProperties applies to the keys that branch neither declares nor matches by a
+    pattern: to a name only the other declares (added to that name's schema), and to undeclared keys
+    (the conjunction). Refused where an undeclared key matching the other branch's pattern would need it.
+    """
+    props: dict = dict(a.get("properties", {}))
+    for name, sub in b.get("properties", {}).items():
+        props[name] = {"allOf": [props[name], sub]} if name in props else sub
+    pats: dict = dict(a.get("patternProperties", {}))
+    for p, sub in b.get("patternProperties", {}).items():
+        pats[p] = {"allOf": [pats[p], sub]} if p in pats and pats[p] != sub else sub
+    extras: list = []
+    for x, y in ((a, b), (b, a)):
+        extra = x.get("additionalProperties", True)
+        if trivial(extra):
+            continue
+        extras.append(extra)
+        own = x.get("patternProperties", {})
+        for name in y.get("properties", {}):
+            if name not in x.get("properties", {}) and not any(comp.matches(p, name, ptr) for p in own):
+                props[name] = {"allOf": [props[name], extra]}
+        # an undeclared key matching only y's pattern p takes y's schema for p, and x's extra
+        for p, sub in y.get("patternProperties", {}).items():
+            if p not in own and sub is not False:
+                raise comp.hard(
+                    "additionalProperties",
+                    ptr,
+                    f"allOf with additionalProperties in one branch and patternProperties {p!r} in another",
+                )
+    for k in OBJECT_KEYS:
+        out.pop(k, None)
+    if props:
+        out["properties"] = props
+    if pats:
+        out["patternProperties"] = pats
+    if extras:
+        out["additionalProperties"] = extras[0] if len(extras) == 1 else {"allOf": extras}
