@@ -68,7 +68,11 @@ def merge_all(comp: Any, s: dict, ptr: str, refs: tuple[str, ...]) -> tuple[Any,
     by the refs followed to them: the merged schema's subschemas come from those targets, so a `$ref` back
     into one recurses."""
     merged: Any = {k: v for k, v in s.items() if k != "allOf"}
+    seen: list = []
     for i, sub in enumerate(s["allOf"]):
+        if sub in seen:  # A and A is A (and a second `$ref` to one target is no recursion)
+            continue
+        seen.append(sub)
         comp.check_keywords(sub, f"{ptr}/allOf/{i}")
         sub, _, refs = comp.deref(sub, f"{ptr}/allOf/{i}", refs)
         comp.check_keywords(sub, f"{ptr}/allOf/{i}")
@@ -164,7 +168,7 @@ def product(w: list, v: list, key: str, ptr: str, comp: Any) -> list:
             f"allOf with several '{key}' needs a product of {len(w) * len(v):,} branches "
             f"(limit {MAX_PRODUCT})",
         )
-    return [{"allOf": [x, y]} for x in w for y in v]
+    return [x if x == y else {"allOf": [x, y]} for x in w for y in v]
 
 
 def any_and_one(s: dict) -> dict:
