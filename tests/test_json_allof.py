@@ -195,12 +195,18 @@ def test_closed_branches_with_patterns_merge() -> None:
     _agrees(schema, [{"aaaa": 1, "baaa": 2}, {"aaaa": 1}, {"aa": 1, "aaaa": 2}, {"bbbb": 1, "aaaa": 2}])
 
 
-def test_additional_properties_next_to_another_branchs_pattern_is_refused() -> None:
-    schema = {
-        "allOf": [{"additionalProperties": False}, {"patternProperties": {"^x": {"type": "integer"}}}],
-    }
+def test_additional_properties_next_to_another_branchs_pattern() -> None:
+    """Keys matching only the other branch's pattern take this branch's additionalProperties too; refused
+    when a key may match patterns of both branches (only the first's pattern schema would hold there)."""
+    other = {"patternProperties": {"^x": {"type": "integer"}}}
+    closed = {"additionalProperties": {"maximum": 5}}
+    _agrees({"allOf": [closed, other]}, [{"xa": 3}, {"xa": 7}, {"xa": "s"}, {"b": 9}, {"b": "s"}, {"b": 1}])
+    _agrees(
+        {"allOf": [{"patternProperties": {"^b": True}, **closed}, other]}, [{"xa": 7}, {"xa": 3}, {"ba": 7}]
+    )
+    closed = {"patternProperties": {"a$": {"type": "string"}}, "additionalProperties": False}
     with pytest.raises(UnsupportedSchema, match="patternProperties '\\^x'") as e:
-        compile_json_schema(schema)
+        compile_json_schema({"allOf": [closed, other]})
     assert e.value.keyword == "additionalProperties" and e.value.pointer == "/allOf/1"
 
 

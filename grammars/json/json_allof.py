@@ -195,8 +195,9 @@ def merge_objects(out: dict, a: dict, b: dict, ptr: str, comp: Any) -> None:
 
     Patterns apply to every key they match, declared or not, so they unite (one pattern in both: an allOf);
     a branch's additionalProperties applies to the keys that branch neither declares nor matches by a
-    pattern: to a name only the other declares (added to that name's schema), and to undeclared keys
-    (the conjunction). Refused where an undeclared key matching the other branch's pattern would need it.
+    pattern: to a name only the other declares and to the other's patterns (added to their schemas), and to
+    undeclared keys (the conjunction). Refused where such a pattern also matches a key the branch declares
+    or matches by a pattern of its own (its extra does not hold there).
     """
     props: dict = dict(a.get("properties", {}))
     for name, sub in b.get("properties", {}).items():
@@ -214,14 +215,20 @@ def merge_objects(out: dict, a: dict, b: dict, ptr: str, comp: Any) -> None:
         for name in y.get("properties", {}):
             if name not in x.get("properties", {}) and not any(comp.matches(p, name, ptr) for p in own):
                 props[name] = {"allOf": [props[name], extra]}
-        # an undeclared key matching only y's pattern p takes y's schema for p, and x's extra
+        # an undeclared key matching y's pattern p but none of x's takes x's extra too: exact on p's schema
+        # when no key matches p and one of x's patterns (then x's pattern schema, not its extra, holds)
         for p, sub in y.get("patternProperties", {}).items():
-            if p not in own and sub is not False:
+            if p in own or sub is False:
+                continue
+            names = x.get("properties", {})
+            if any(comp.patterns_meet(p, q, ptr) for q in own) or any(comp.matches(p, n, ptr) for n in names):
                 raise comp.hard(
                     "additionalProperties",
                     ptr,
-                    f"allOf with additionalProperties in one branch and patternProperties {p!r} in another",
+                    f"allOf with additionalProperties in one branch and patternProperties {p!r} in another "
+                    "that matches keys the first one declares or matches by a pattern",
                 )
+            pats[p] = {"allOf": [pats[p], extra]}
     for k in OBJECT_KEYS:
         out.pop(k, None)
     if props:

@@ -26,6 +26,8 @@ through: decc refuses it); the others refuse some strings the checker takes (see
 
 from __future__ import annotations
 
+from typing import Any
+
 _NONZERO_YEAR = r"(000[1-9]|00[1-9]\d|0[1-9]\d\d|[1-9]\d{3})"
 _QUAD = r"(0[48]|[2468][048]|[13579][26])"  # two digits, divisible by 4, not 00
 _LEAP_YEAR = rf"(\d\d{_QUAD}|{_QUAD}00)"
@@ -136,3 +138,16 @@ def is_known_format(fmt: str) -> bool:
 def unknown_format_note(fmt: str) -> str:
     """The warning for a format no draft defines (compiled as its plain string schema)."""
     return f"format '{fmt}' is not a known format: treated as an annotation (any string)"
+
+
+def mentions_unknown_format(schema: Any) -> bool:
+    """Might `schema` hold a format no draft defines? (A cheap walk, so that a compiled schema from the disk
+    cache is expanded again only to note one.)"""
+    if isinstance(schema, dict):
+        fmt = schema.get("format")
+        if isinstance(fmt, str) and not is_known_format(fmt):
+            return True
+        return any(mentions_unknown_format(v) for v in schema.values())
+    if isinstance(schema, list):
+        return any(mentions_unknown_format(v) for v in schema)
+    return False

@@ -63,7 +63,13 @@ from .json_allof import any_and_one, as_json_schema, merge_all, patterns_of, sam
 from .json_canonical import NotExact
 from .json_engine import AUTOMATON, GRAMMAR, EngineChoice, choose, inline, recursive
 from .json_exponents import number_range
-from .json_formats import FORMATS, MAX_LENGTHS, UNENFORCED_FORMATS, unknown_format_note
+from .json_formats import (
+    FORMATS,
+    MAX_LENGTHS,
+    UNENFORCED_FORMATS,
+    mentions_unknown_format,
+    unknown_format_note,
+)
 from .json_keywords import (
     counted_members,
     dependencies_as_conditionals,
@@ -88,7 +94,7 @@ from .json_numbers import (
     signed_number,
 )
 from .json_strict import close_objects
-from .regex_ops import node_of, top_level_alternatives
+from .regex_ops import intersection, node_of, top_level_alternatives
 
 ANY_DEPTH = 3  # true / {} nest at most this deep when a schema runs as one token automaton
 ANY_RULE = "any"
@@ -210,7 +216,7 @@ def ignored_keywords(
 
 
 def _warn_ignored(text: str, lenient: bool, ws: str, limits: Limits) -> None:
-    if lenient or '"format"' in text:  # without a format key there is nothing to note (and no expansion)
+    if lenient or ('"format"' in text and mentions_unknown_format(json.loads(text))):
         for i in _rules(text, lenient, ws, limits)[1]:
             done = "" if i.annotation else "; ignored"
             warnings.warn(f"{i.message} (at '{i.pointer or '/'}'){done}", IgnoredKeyword, stacklevel=3)
@@ -1378,6 +1384,17 @@ class _Compiler:
     def matches(self, pattern: str, name: str, ptr: str) -> bool:
         """Does patternProperties' `pattern` match the property `name` (ECMA-262, unanchored)?"""
         return _search(pattern, name, ptr)
+
+    def patterns_meet(self, p: str, q: str, ptr: str) -> bool:
+        """May a property name match both patterns? (True when that is too costly to tell.)"""
+        try:
+            return not intersection([_search_dfa(p), _search_dfa(q)], "patternProperties").is_empty()
+        except RegexError:
+            raise UnsupportedSchema(
+                f"pattern {p!r} or {q!r} not supported", "patternProperties", ptr
+            ) from None
+        except GrammarLimitError:
+            return True
 
     # -- oneOf disjointness
 
