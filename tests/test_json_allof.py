@@ -223,3 +223,14 @@ def test_one_target_twice_is_no_recursion() -> None:
     _agrees({**defs, "allOf": [ref, ref]}, [{"k": 1}, {"k": "s"}, {}, 3])
     two = {**defs, "allOf": [{"anyOf": [ref, {"required": ["k"]}]}, {"anyOf": [ref, {"maxProperties": 0}]}]}
     _agrees(two, [{"k": 1}, {"k": "s"}, {}, {"j": 1}, 3])
+
+
+def test_a_sibling_target_is_no_ancestor() -> None:
+    """A branch's `$ref` to a target an earlier branch followed (here inside the second branch's own allOf)
+    is no recursion: only the targets on the way to the allOf are."""
+    defs = {
+        "a": {"type": "object", "properties": {"k": {"type": "integer"}}},
+        "b": {"allOf": [{"$ref": "#/$defs/a"}, {"required": ["k"]}]},
+    }
+    schema = {"$defs": defs, "allOf": [{"$ref": "#/$defs/a"}, {"$ref": "#/$defs/b"}]}
+    _agrees(schema, [{"k": 1}, {"k": "s"}, {}, {"j": 1, "k": 2}])

@@ -69,19 +69,23 @@ def merge_all(comp: Any, s: dict, ptr: str, refs: tuple[str, ...]) -> tuple[Any,
     into one recurses."""
     merged: Any = {k: v for k, v in s.items() if k != "allOf"}
     seen: list = []
+    grown = refs
     for i, sub in enumerate(s["allOf"]):
-        if sub in seen:  # A and A is A (and a second `$ref` to one target is no recursion)
+        if sub in seen:  # A and A is A
             continue
         seen.append(sub)
+        # each branch's chain is the one that led to `s`: a target an earlier branch followed is a sibling,
+        # not an ancestor (no recursion); the merged schema's chain holds every target followed
         comp.check_keywords(sub, f"{ptr}/allOf/{i}")
-        sub, _, refs = comp.deref(sub, f"{ptr}/allOf/{i}", refs)
+        sub, _, chain = comp.deref(sub, f"{ptr}/allOf/{i}", refs)
         comp.check_keywords(sub, f"{ptr}/allOf/{i}")
         if isinstance(sub, dict) and "allOf" in sub:
-            sub, refs = merge_all(comp, sub, f"{ptr}/allOf/{i}", refs)
+            sub, chain = merge_all(comp, sub, f"{ptr}/allOf/{i}", chain)
+        grown = grown + tuple(f for f in chain if f not in grown)
         merged = merge(merged, sub, f"{ptr}/allOf/{i}", comp)
         if merged is False:
-            return False, refs
-    return merged, refs
+            return False, grown
+    return merged, grown
 
 
 def merge(a: Any, b: Any, ptr: str, comp: Any) -> Any:
