@@ -56,11 +56,21 @@ def patterns_of(s: dict) -> tuple[str, ...]:
 
 
 def as_json_schema(s: Any) -> Any:
-    """A merged schema in JSON Schema's own terms (several patterns as an allOf), for a validator."""
-    if not isinstance(s, dict) or isinstance(s.get("pattern"), str | None):
+    """A merged schema in JSON Schema's own terms (several patterns as an allOf, at any depth), for a
+    validator."""
+    if isinstance(s, list):
+        return [as_json_schema(x) for x in s]
+    if not isinstance(s, dict):
         return s
-    out = {k: v for k, v in s.items() if k != "pattern"}
-    return {**out, "allOf": [*out.get("allOf", []), *({"pattern": p} for p in s["pattern"])]}
+    several = s.get("pattern") if isinstance(s.get("pattern"), tuple) else ()
+    out = {
+        k: v if k in ("enum", "const") else as_json_schema(v)
+        for k, v in s.items()
+        if not (several and k == "pattern")
+    }
+    if several:
+        out["allOf"] = [*out.get("allOf", []), *({"pattern": p} for p in several)]
+    return out
 
 
 def merge_all(comp: Any, s: dict, ptr: str, refs: tuple[str, ...]) -> tuple[Any, tuple[str, ...]]:
