@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from decc.grammars.json.json_allof import MAX_PRODUCT
-from decc.grammars.json.json_schema import UnsupportedSchema, compile_json_schema
+from decc.grammars.json.json_schema import IgnoredKeyword, UnsupportedSchema, compile_json_schema
 
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -234,3 +234,17 @@ def test_a_sibling_target_is_no_ancestor() -> None:
     }
     schema = {"$defs": defs, "allOf": [{"$ref": "#/$defs/a"}, {"$ref": "#/$defs/b"}]}
     _agrees(schema, [{"k": 1}, {"k": "s"}, {}, {"j": 1, "k": 2}])
+
+
+def test_other_keywords_in_several_branches() -> None:
+    """uniqueItems (either), propertyNames (both), a known format next to an unknown one (an annotation)."""
+    items = {"type": "array", "items": {"enum": [1, 2, 3]}}
+    _agrees({"allOf": [{**items, "uniqueItems": True}, {"uniqueItems": False}]}, [[1, 2], [1, 1], []])
+    names = {
+        "type": "object",
+        "allOf": [{"propertyNames": {"maxLength": 2}}, {"propertyNames": {"pattern": "^a"}}],
+    }
+    _agrees(names, [{"a": 1}, {"ab": 1}, {"abc": 1}, {"b": 1}, {}])
+    with pytest.warns(IgnoredKeyword, match="format 'path'"):
+        dfa = compile_json_schema({"type": "string", "allOf": [{"format": "path"}, {"format": "date"}]})
+    assert dfa.accepts(b'"2024-02-29"') and not dfa.accepts(b'"2023-02-29"') and not dfa.accepts(b'"x"')

@@ -16,6 +16,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
+from .json_formats import is_known_format
 from .json_keywords import dependencies_as_conditionals, is_annotation, merge_conditionals, without_dangling
 
 MAX_PRODUCT = 64  # branches of an anyOf/oneOf product (allOf of several, or anyOf next to oneOf)
@@ -140,8 +141,16 @@ def merge(a: Any, b: Any, ptr: str, comp: Any) -> Any:
             out[k] = {"anyOf": [w, v]}
         elif k in ("anyOf", "oneOf"):
             out[k] = product(w, v, k, ptr, comp)
-        elif k == "items" and not isinstance(w, list) and not isinstance(v, list):
+        elif (k == "items" and not isinstance(w, list) and not isinstance(v, list)) or k == "propertyNames":
             out[k] = {"allOf": [w, v]}
+        elif k == "uniqueItems":
+            out[k] = bool(w) or bool(v)
+        elif k == "format" and not (is_known_format(w) and is_known_format(v)):  # one is an annotation
+            out[k] = w if is_known_format(w) else v
+            if out[k] == w:
+                comp.unknown_format(v, f"{ptr}/format")
+            else:  # an earlier branch's: pointed at by the branch that met it
+                comp.unknown_format(w, ptr)
         else:
             raise comp.hard(k, ptr, f"allOf with '{k}' in several branches is not supported")
     _check_items(a, b, ptr, comp)

@@ -854,6 +854,10 @@ class _Compiler:
             return
         raise UnsupportedSchema(msg, keyword, pointer)
 
+    def unknown_format(self, fmt: str, pointer: str) -> None:
+        """Note a format no draft defines: an annotation, compiled as any string, with a warning."""
+        self.ignored.append(Ignored("format", pointer, unknown_format_note(fmt), annotation=True))
+
     def hard(self, keyword: str, pointer: str, message: str) -> UnsupportedSchema:
         return UnsupportedSchema(message, keyword, pointer)
 
@@ -1111,7 +1115,7 @@ class _Compiler:
         elif fmt in UNENFORCED_FORMATS:  # never silent: refused, or ignored with a warning when lenient
             self.unsupported("format", f"{ptr}/format", _format_refusal(fmt))
         elif isinstance(fmt, str):  # no draft defines it: an annotation, noted (json_formats)
-            self.ignored.append(Ignored("format", f"{ptr}/format", unknown_format_note(fmt), annotation=True))
+            self.unknown_format(fmt, f"{ptr}/format")
         if hi is not None and hi >= COUNT_FROM:
             auto, boundary = string_product(tuple(bodies), NOTHING)
             if not isinstance(auto, Automaton):
