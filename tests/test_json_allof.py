@@ -289,3 +289,33 @@ def test_drawn_valid_instances_are_accepted(schema: dict, data: st.DataObject) -
     assert jsonschema.Draft202012Validator(schema).is_valid(value)
     dfa = compile_json_schema(schema)
     assert any(dfa.accepts(json.dumps(w).encode()) for w in _orders(value)), (schema, value)
+
+
+# -- item lists in several branches: position by position --------------------------------------------------------
+
+ARRAY_BRANCHES = st.sampled_from(
+    [{"prefixItems": [{"type": "integer"}, {"type": "string"}]}, {"prefixItems": [{"minimum": 2}]},
+     {"items": {"type": "integer"}}, {"prefixItems": [True, True, {"const": 1}], "items": False},
+     {"prefixItems": [{"maximum": 3}], "items": {"type": ["integer", "string"]}}, {"maxItems": 2}]
+)  # fmt: skip
+
+
+@SETTINGS
+@given(
+    branches=st.lists(ARRAY_BRANCHES, min_size=2, max_size=3),
+    arrays=st.lists(st.lists(st.sampled_from([1, 2, 4, "s", None]), max_size=4), max_size=12),
+)
+def test_item_lists_in_several_branches(branches: list, arrays: list) -> None:
+    _agrees({"type": "array", "allOf": branches}, [*arrays, [], [1], [4, "s", 1], [1, "s", 1, 1]])
+
+
+def test_draft7_item_lists_in_several_branches() -> None:
+    schema = {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "type": "array",
+        "allOf": [{"items": [{"type": "integer"}], "additionalItems": {"type": "string"}}, {"items": [True, {"maxLength": 1}]}],
+    }  # fmt: skip
+    dfa = compile_json_schema(schema)
+    check = jsonschema.Draft7Validator(schema)
+    for v in [[1], [1, "s"], [1, "st"], [1, "s", "tt"], [1, "s", 2], ["s"], []]:
+        assert dfa.accepts(json.dumps(v).encode()) == check.is_valid(v), v

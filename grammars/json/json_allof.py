@@ -5,8 +5,9 @@ combine; several `pattern`s are kept as a tuple (the compiler intersects their l
 `multipleOf`s become their least common multiple (exact over fractions: the multiples of p/q and r/s are
 the multiples of lcm(p, r)/gcd(q, s)); several `anyOf`/`oneOf` distribute into a product of branches (one
 `oneOf` of pairs is exact: a pair holds exactly once iff each side holds exactly once); each branch's
-`additionalProperties` applies to the names only the other branches declare. What cannot be written as one
-schema is refused with the keyword and its pointer (`comp.hard`).
+`additionalProperties` applies to the names only the other branches declare; item lists (`prefixItems`, or
+draft-07 `items` arrays) combine position by position. What cannot be written as one schema is refused
+with the keyword and its pointer (`comp.hard`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from .json_keywords import dependencies_as_conditionals, is_annotation, merge_co
 
 MAX_PRODUCT = 64  # branches of an anyOf/oneOf product (allOf of several, or anyOf next to oneOf)
 OBJECT_KEYS = ("properties", "patternProperties", "additionalProperties")
+ARRAY_KEYS = ("prefixItems", "items", "additionalItems")
 
 
 def type_of(v: Any) -> str:
@@ -112,7 +114,7 @@ def merge(a: Any, b: Any, ptr: str, comp: Any) -> Any:
     out = dict(a)
     enums: list[dict] = []
     for k, v in b.items():
-        if is_annotation(k) or k in OBJECT_KEYS:
+        if is_annotation(k) or k in OBJECT_KEYS or k in ARRAY_KEYS:
             continue
         if k not in out:
             out[k] = v
@@ -141,7 +143,7 @@ def merge(a: Any, b: Any, ptr: str, comp: Any) -> Any:
             out[k] = {"anyOf": [w, v]}
         elif k in ("anyOf", "oneOf"):
             out[k] = product(w, v, k, ptr, comp)
-        elif (k == "items" and not isinstance(w, list) and not isinstance(v, list)) or k == "propertyNames":
+        elif k == "propertyNames":
             out[k] = {"allOf": [w, v]}
         elif k == "uniqueItems":
             out[k] = bool(w) or bool(v)
@@ -153,7 +155,7 @@ def merge(a: Any, b: Any, ptr: str, comp: Any) -> Any:
                 comp.unknown_format(w, ptr)
         else:
             raise comp.hard(k, ptr, f"allOf with '{k}' in several branches is not supported")
-    _check_items(a, b, ptr, comp)
+    merge_arrays(out, a, b)
     merge_objects(out, a, b, ptr, comp)
     if enums:  # enum/const pairs: one enum of the values every list holds
         base = [out["const"]] if "const" in out else list(out.get("enum", []))
@@ -203,14 +205,34 @@ def any_and_one(s: dict) -> dict:
     return {**rest, "oneOf": [{"allOf": [b, {"anyOf": s["anyOf"]}]} for b in s["oneOf"]]}
 
 
-def _check_items(a: dict, b: dict, ptr: str, comp: Any) -> None:
-    """`items` in one branch applies after that branch's own prefixItems only."""
-    for x, y in ((a, b), (b, a)):
-        if "items" in x and not isinstance(x["items"], list):
-            if ("prefixItems" in y or isinstance(y.get("items"), list)) and x.get("prefixItems") != y.get(
-                "prefixItems"
-            ):
-                raise comp.hard("items", ptr, "allOf with items and prefixItems in different branches")
+def _items(s: dict) -> tuple[list | None, Any]:
+    """(prefix schemas or None, the schema of the items after them), in either draft's spelling."""
+    if isinstance(s.get("items"), list):  # draft-07
+        return s["items"], s.get("additionalItems", True)
+    return s.get("prefixItems"), s.get("items", True)
+
+
+def _both(x: Any, y: Any) -> Any:
+    return y if trivial(x) or x == y else x if trivial(y) else {"allOf": [x, y]}
+
+
+def merge_arrays(out: dict, a: dict, b: dict) -> None:
+    """The item keywords of two branches as one: the prefix as long as the longer one, position i taking
+    each branch's prefix schema there or, past its prefix, its items schema; then both items schemas."""
+    if not any(k in x for x in (a, b) for k in ARRAY_KEYS):
+        return
+    (pa, ra), (pb, rb) = _items(a), _items(b)
+    for k in ARRAY_KEYS:
+        out.pop(k, None)
+    if pa is not None or pb is not None:
+        pa, pb = pa or [], pb or []
+        out["prefixItems"] = [
+            _both(pa[i] if i < len(pa) else ra, pb[i] if i < len(pb) else rb)
+            for i in range(max(len(pa), len(pb)))
+        ]
+    rest = _both(ra, rb)
+    if not trivial(rest):
+        out["items"] = rest
 
 
 def merge_objects(out: dict, a: dict, b: dict, ptr: str, comp: Any) -> None:
