@@ -319,3 +319,16 @@ def test_draft7_item_lists_in_several_branches() -> None:
     check = jsonschema.Draft7Validator(schema)
     for v in [[1], [1, "s"], [1, "st"], [1, "s", "tt"], [1, "s", 2], ["s"], []]:
         assert dfa.accepts(json.dumps(v).encode()) == check.is_valid(v), v
+
+
+def test_contains_counts_in_several_branches() -> None:
+    """minContains without `contains` asserts nothing (it must not count another branch's `contains`); one
+    `contains` counted in two branches takes the tighter bounds."""
+    arrays = [[], [1], [1, 1], [1, 1, 1], [1, 2, 1, 1], [2, 2]]
+    loose = {"type": "array", "allOf": [{"contains": {"const": 1}}, {"minContains": 3, "maxContains": 3}]}
+    _agrees(loose, arrays)
+    both = {
+        "type": "array",
+        "allOf": [{"contains": {"const": 1}, "minContains": 2}, {"contains": {"const": 1}, "maxContains": 2}],
+    }
+    _agrees(both, arrays)

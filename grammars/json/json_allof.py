@@ -111,6 +111,7 @@ def merge(a: Any, b: Any, ptr: str, comp: Any) -> Any:
         return False
     a, b = (without_dangling(dependencies_as_conditionals(x)) for x in (a, b))
     a, b = merge_conditionals(a, b)
+    a, b = (_without_loose_counts(x) for x in (a, b))
     out = dict(a)
     enums: list[dict] = []
     for k, v in b.items():
@@ -129,9 +130,9 @@ def merge(a: Any, b: Any, ptr: str, comp: Any) -> Any:
             out[k] = sorted(both)
         elif k == "required":
             out[k] = list(dict.fromkeys(list(w) + list(v)))
-        elif k in ("minimum", "minLength", "minItems", "minProperties", "exclusiveMinimum"):
+        elif k in ("minimum", "minLength", "minItems", "minProperties", "exclusiveMinimum", "minContains"):
             out[k] = max(w, v)
-        elif k in ("maximum", "maxLength", "maxItems", "maxProperties", "exclusiveMaximum"):
+        elif k in ("maximum", "maxLength", "maxItems", "maxProperties", "exclusiveMaximum", "maxContains"):
             out[k] = min(w, v)
         elif k == "multipleOf":
             out[k] = _lcm(w, v, ptr, comp)
@@ -165,6 +166,14 @@ def merge(a: Any, b: Any, ptr: str, comp: Any) -> Any:
         out.pop("const", None)
         out["enum"] = base
     return out
+
+
+def _without_loose_counts(s: dict) -> dict:
+    """`s` without min/maxContains when it has no `contains` (they assert nothing there; merged, they would
+    count another branch's `contains`). Counts of one `contains` in both branches take the tighter one."""
+    if "contains" in s or not ("minContains" in s or "maxContains" in s):
+        return s
+    return {k: v for k, v in s.items() if k not in ("minContains", "maxContains")}
 
 
 def _types(t: Any) -> set[str]:
