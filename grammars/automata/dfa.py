@@ -360,7 +360,12 @@ def minimize_table(
     return _renumber(table, acc, block, first, dead, reps)
 
 
-_WEIGHTS = np.random.default_rng(0x5EED).integers(1, 1 << 63, size=258, dtype=np.uint64) * np.uint64(2) + 1
+@lru_cache(maxsize=8)
+def _weights(size: int) -> np.ndarray:
+    """Odd random 64-bit weights, one per symbol class and one more for a state's own block: at least 258
+    (bytes), more for grammar rules whose columns are byte classes plus one per callee."""
+    rng = np.random.default_rng(0x5EED)
+    return rng.integers(1, 1 << 63, size=max(size, 258), dtype=np.uint64) * np.uint64(2) + 1
 
 
 def _mix(z: np.ndarray) -> np.ndarray:
@@ -386,11 +391,12 @@ def _moore_hashed(trans: np.ndarray, key: np.ndarray) -> tuple[np.ndarray, np.nd
     order = np.argsort(pair, kind="stable")
     pair, cls = pair[order], cls[order]
     starts = np.flatnonzero(np.diff(pair, prepend=-1))
-    weight = np.add.reduceat(_WEIGHTS[cls], starts) if len(starts) else np.zeros(0, dtype=np.uint64)
+    weights = _weights(k + 1)
+    weight = np.add.reduceat(weights[cls], starts) if len(starts) else np.zeros(0, dtype=np.uint64)
     p_src, p_dst = pair[starts] // (n + 1), pair[starts] % (n + 1)
     s_starts = np.flatnonzero(np.diff(p_src, prepend=-1))
     owners = p_src[s_starts]
-    own = _WEIGHTS[k]
+    own = weights[k]
     lab = _mix(key.astype(np.uint64))
     count = len(np.unique(lab))
     rounds = 0
