@@ -216,10 +216,16 @@ def ignored_keywords(
 
 
 def _warn_ignored(text: str, lenient: bool, ws: str, limits: Limits) -> None:
-    if lenient or ('"format"' in text and mentions_unknown_format(json.loads(text))):
+    if lenient or _notes_formats(text):
         for i in _rules(text, lenient, ws, limits)[1]:
             done = "" if i.annotation else "; ignored"
             warnings.warn(f"{i.message} (at '{i.pointer or '/'}'){done}", IgnoredKeyword, stacklevel=3)
+
+
+@lru_cache(maxsize=128)
+def _notes_formats(text: str) -> bool:
+    """May compiling `text` note an unknown format? (Called on every bind: cached.)"""
+    return '"format"' in text and mentions_unknown_format(json.loads(text))
 
 
 def _canonical(schema: dict | bool | str, strict: bool = False) -> str:
