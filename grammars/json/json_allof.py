@@ -18,7 +18,13 @@ from fractions import Fraction
 from typing import Any
 
 from .json_formats import is_known_format
-from .json_keywords import dependencies_as_conditionals, is_annotation, merge_conditionals, without_dangling
+from .json_keywords import (
+    dependencies_as_conditionals,
+    draft4_bounds,
+    is_annotation,
+    merge_conditionals,
+    without_dangling,
+)
 
 MAX_PRODUCT = 64  # branches of an anyOf/oneOf product (allOf of several, or anyOf next to oneOf)
 OBJECT_KEYS = ("properties", "patternProperties", "additionalProperties")
@@ -109,7 +115,7 @@ def merge(a: Any, b: Any, ptr: str, comp: Any) -> Any:
         return a
     if a is False or b is False:
         return False
-    a, b = (without_dangling(dependencies_as_conditionals(x)) for x in (a, b))
+    a, b = (without_dangling(dependencies_as_conditionals(draft4_bounds(x))) for x in (a, b))
     a, b = merge_conditionals(a, b)
     a, b = (_without_loose_counts(x) for x in (a, b))
     out = dict(a)

@@ -83,6 +83,21 @@ def dependency_names(s: dict) -> list[str]:
     return [*s.get("properties", {}), *dict.fromkeys(names)]
 
 
+def draft4_bounds(s: Any) -> Any:
+    """Draft-04's boolean `exclusiveMinimum`/`exclusiveMaximum` (true makes `minimum`/`maximum` exclusive)
+    in the numeric form of later drafts, the only one the rest of the compiler reads."""
+    if not isinstance(s, dict):
+        return s
+    out = s
+    for ex, bound in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        flag = out.get(ex)
+        if isinstance(flag, bool):
+            out = {k: v for k, v in out.items() if k != ex}
+            if flag and bound in out:
+                out[ex] = out.pop(bound)
+    return out
+
+
 def dependencies_as_conditionals(s: Any) -> Any:
     """`dependentRequired`, `dependentSchemas` and draft-07 `dependencies` as the conditionals they mean:
     {a: [b]} is `if required [a] then required [b]`, {a: S} is `if required [a] then S`; several nest

@@ -73,6 +73,7 @@ from .json_formats import (
 from .json_keywords import (
     counted_members,
     dependencies_as_conditionals,
+    draft4_bounds,
     is_annotation,
     pattern_regions,
     property_names,
@@ -972,7 +973,8 @@ class _Compiler:
             self.check_keywords(s, f"{ptr}/allOf")
             if not isinstance(s, dict):
                 return self.schema(s, ptr, refs)
-        s = dependencies_as_conditionals(s)  # as if/then (json_keywords)
+        # dependencies as if/then, draft-04 boolean exclusive bounds as numbers (json_keywords)
+        s = dependencies_as_conditionals(draft4_bounds(s))
         if "not" in s or "if" in s:  # exact through complement (json_keywords)
             return negations(self, s, ptr, refs)
         if "enum" in s or "const" in s:
