@@ -214,9 +214,10 @@ def _rtn_walk_info(rtn: Any) -> _RTNWalk:
     """
     import heapq
 
+    rtn.build_all()  # the RTN grows lazily: the walks need every rule
     n = rtn.n_states
     table = rtn.table
-    starts = [int(x) for x in rtn.offsets[:-1]]
+    starts = list(rtn.starts)
     start_of_rule = {g: r for r, g in enumerate(starts)}
     byte_preds: list[set[int]] = [set() for _ in range(n)]
     groups: list[list[tuple[int, int, int]]] = []

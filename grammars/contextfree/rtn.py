@@ -12,7 +12,7 @@ of each such state, so that its token mask can come from the lexeme's own token 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
 from functools import lru_cache
 from typing import Any
 
@@ -22,6 +22,8 @@ from ..automata.dfa import ByteDFA, epsilon_closure, minimize_table
 from ..errors import GrammarLimitError
 from ..limits import DEFAULT_LIMITS, Limits, check_time
 from ..regexes.nfa import NFABuilder, estimate_states
+from ..regexes.regex_ast import Alt, Automaton, CharSet, Concat, Repeat
+from ..regexes.utf8 import utf8_sequences
 from .cfg_grammar import (
     EMPTY_LANGUAGE,
     AnyNode,
@@ -38,102 +40,300 @@ DEAD = -1
 MAX_LEXEME_STATES = 60_000
 
 
-@dataclass(frozen=True, eq=False)
 class RTN:
-    names: tuple[str, ...]  # rule names, the start rule first
-    offsets: np.ndarray  # int64 [n_rules + 1]: rule r owns global states offsets[r]..offsets[r+1]
-    table: np.ndarray  # int32 [G, 256]: next global state on a byte, or -1
-    accepting: np.ndarray  # bool [G]
-    calls: tuple[tuple[tuple[int, int], ...], ...]  # per global state: (callee rule, next global state)
-    rule_of: np.ndarray  # int32 [G]
-    nullable: tuple[bool, ...]  # per rule: derives the empty string
-    lexemes: tuple[ByteDFA | None, ...]  # per rule: its counted DFA when the rule is a `Lexeme`
-    lex_q: np.ndarray  # int32 [G]: the lexeme DFA state of an unrolled state, -1 elsewhere
-    lex_c: np.ndarray  # int32 [G]: its counter
+    """The RTN of a grammar, grown on demand: a rule's DFA is built (and its states numbered, after those
+    of the rules built before it) the first time a walk enters the rule (`enter`), so that the cost of a
+    grammar grows with what generations visit. `build_all` builds the rest (the eager form: tests,
+    `classify`, the shortest-completion walks of decc.testing).
+
+    Per rule (from the bodies, before any DFA): `nullable`, and `first`, the bytes its non-empty strings
+    can start with (a 256-bit int). Per global state, lists that only grow (the recognizer reads them
+    without a lock): `has_bytes`, `accepts_at`, `rule_at`, `calls` (callee rule, next global state); the
+    same as arrays: `table`, `accepting`, `rule_of`, `lex_q`, `lex_c` (views, up to `n_states`).
+    `starts[r]`/`ends[r]`: rule r's global states, -1 until built; `built`: the rules built, in order.
+    """
+
+    def __init__(self, grammar: Grammar, limits: Limits = DEFAULT_LIMITS) -> None:
+        bodies = _productive(dict(grammar.rules))
+        names = tuple(name for name, _ in grammar.rules)
+        if bodies[names[0]] is EMPTY_LANGUAGE:
+            raise GrammarError(f"the grammar matches no string at all (rule '{names[0]}' can never finish)")
+        self.grammar, self.limits, self.names = grammar, limits, names
+        self.index = {n: i for i, n in enumerate(names)}
+        self.bodies: tuple[AnyNode, ...] = tuple(bodies[n] for n in names)
+        self.lexemes: tuple[ByteDFA | None, ...] = tuple(
+            b.dfa if isinstance(b, Lexeme) else None for b in self.bodies
+        )
+        self.nullable, self.first = rule_summaries(self.bodies, self.index)
+        unrolled = sum(unrolled_states(dfa) for dfa in self.lexemes if dfa is not None)
+        if unrolled > MAX_LEXEME_STATES:  # refused at compile time although lexemes are unrolled lazily
+            _lexeme_limit(unrolled)
+        self.starts: list[int] = [-1] * len(names)
+        self.ends: list[int] = [-1] * len(names)
+        self.built: list[int] = []
+        self.has_bytes: list[bool] = []
+        self.accepts_at: list[bool] = []
+        self.rule_at: list[int] = []
+        self.calls: list[tuple[tuple[int, int], ...]] = []
+        self._n = 0
+        self._lexeme_states = 0
+        self._table = np.full((0, 256), DEAD, dtype=np.int32)
+        self._acc = np.zeros(0, dtype=bool)
+        self._rule = np.zeros(0, dtype=np.int32)
+        self._lex_q = np.zeros(0, dtype=np.int32)
+        self._lex_c = np.zeros(0, dtype=np.int32)
+        self.flat = memoryview(self._table.reshape(-1))  # flat[g * 256 + b]: the recognizer's byte step
+        self._lock = threading.RLock()
+        self.enter(0)
+
+    # The disk cache and pickle keep the grammar only: the rules are built again as walks enter them.
+    def __getstate__(self) -> dict:
+        return {"grammar": self.grammar, "limits": self.limits}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["grammar"], state["limits"])  # type: ignore[misc]
 
     @property
     def n_states(self) -> int:
-        return int(self.table.shape[0])
+        return self._n
 
     @property
     def n_rules(self) -> int:
         return len(self.names)
 
+    def span(self, r: int) -> tuple[int, int]:
+        """Rule r's global states lo..hi (built: `enter` first)."""
+        return self.starts[r], self.ends[r]
+
+    @property
+    def table(self) -> np.ndarray:  # int32 [G, 256]: next global state on a byte, or -1
+        return _frozen(self._table[: self._n])
+
+    @property
+    def accepting(self) -> np.ndarray:  # bool [G]
+        return _frozen(self._acc[: self._n])
+
+    @property
+    def rule_of(self) -> np.ndarray:  # int32 [G]
+        return _frozen(self._rule[: self._n])
+
+    @property
+    def lex_q(self) -> np.ndarray:  # int32 [G]: the lexeme DFA state of an unrolled state, -1 elsewhere
+        return _frozen(self._lex_q[: self._n])
+
+    @property
+    def lex_c(self) -> np.ndarray:  # int32 [G]: its counter
+        return _frozen(self._lex_c[: self._n])
+
+    def enter(self, r: int) -> int:
+        """Rule r's start state, its DFA built first if no walk entered the rule before."""
+        s = self.starts[r]
+        if s >= 0:
+            return s
+        with self._lock:  # masks may be computed on a worker thread while another stream advances
+            if self.starts[r] < 0:
+                self._build(r)
+            return self.starts[r]
+
+    def build_all(self) -> RTN:
+        """Every rule that derives something built (the eager form); returns self."""
+        for r, body in enumerate(self.bodies):
+            if body is not EMPTY_LANGUAGE:
+                self.enter(r)
+        return self
+
+    def _build(self, r: int) -> None:
+        body = self.bodies[r]
+        if isinstance(body, Lexeme):
+            trans, acc, q_of, c_of = _unroll_lexeme(body.dfa, self._lexeme_states)
+            calls: list[list[tuple[int, int]]] = [[] for _ in range(len(acc))]
+            self._lexeme_states += len(acc)
+        else:
+            trans, acc, calls = _rule_dfa(body, self.index, self.limits)
+            q_of = c_of = np.full(len(acc), -1, dtype=np.int32)
+        lo = self._n
+        hi = lo + len(acc)
+        if hi > self.limits.max_dfa_states:
+            raise GrammarLimitError(
+                f"grammar too large: its rule automata grow past {hi:,} states "
+                f"(limit {self.limits.max_dfa_states:,})"
+            )
+        self._reserve(hi)
+        self._table[lo:hi] = np.where(trans >= 0, trans + lo, DEAD)
+        self._acc[lo:hi] = acc
+        self._rule[lo:hi] = r
+        self._lex_q[lo:hi] = q_of
+        self._lex_c[lo:hi] = c_of
+        # the lists the recognizer reads, then the rule published (its start state last)
+        self.has_bytes.extend((trans >= 0).any(axis=1).tolist())
+        self.accepts_at.extend(acc.tolist())
+        self.rule_at.extend([r] * (hi - lo))
+        self.calls.extend(tuple((callee, lo + nxt) for callee, nxt in edges) for edges in calls)
+        self._n = hi
+        self.ends[r] = hi
+        self.built.append(r)
+        self.starts[r] = lo
+
+    def _reserve(self, n: int) -> None:
+        """Room for n states: the arrays grow by doubling (old views stay valid for the old states)."""
+        cap = len(self._acc)
+        if n <= cap:
+            return
+        cap = max(n, 2 * cap, 64)
+        table = np.full((cap, 256), DEAD, dtype=np.int32)
+        table[: self._n] = self._table[: self._n]
+        grown = []
+        for a in (self._acc, self._rule, self._lex_q, self._lex_c):
+            b = np.zeros(cap, dtype=a.dtype)
+            b[: self._n] = a[: self._n]
+            grown.append(b)
+        self._table = table
+        self._acc, self._rule, self._lex_q, self._lex_c = grown
+        self.flat = memoryview(table.reshape(-1))
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a.setflags(write=False)
+    return a
+
 
 @lru_cache(maxsize=64)
 def build_rtn(grammar: Grammar, limits: Limits = DEFAULT_LIMITS) -> RTN:
-    bodies = _productive(dict(grammar.rules))
-    names = tuple(name for name, _ in grammar.rules)
-    if bodies[names[0]] is EMPTY_LANGUAGE:
-        raise GrammarError(f"the grammar matches no string at all (rule '{names[0]}' can never finish)")
-    index = {n: i for i, n in enumerate(names)}
-    tables, accepts, callss, pairs = [], [], [], []
-    lexemes: list[ByteDFA | None] = []
-    total = lexeme_total = 0
-    for name in names:
-        body = bodies[name]
-        if isinstance(body, Lexeme):
-            trans, acc, q_of, c_of = _unroll_lexeme(body.dfa, lexeme_total)
-            calls = [[] for _ in range(len(acc))]
-            lexeme_total += len(acc)
-            lexemes.append(body.dfa)
-        else:
-            trans, acc, calls = _rule_dfa(body, index, limits)
-            q_of = c_of = np.full(len(acc), -1, dtype=np.int32)
-            lexemes.append(None)
-        pairs.append((q_of, c_of))
-        total += len(acc)
-        if total > limits.max_dfa_states:
-            raise GrammarLimitError(
-                f"grammar too large: its rule automata grow past {total:,} states (limit {limits.max_dfa_states:,})"
-            )
-        tables.append(trans)
-        accepts.append(acc)
-        callss.append(calls)
-    offsets = np.zeros(len(names) + 1, dtype=np.int64)
-    np.cumsum([len(a) for a in accepts], out=offsets[1:])
-    table = np.concatenate([np.where(t >= 0, t + offsets[r], DEAD) for r, t in enumerate(tables)]).astype(
-        np.int32
-    )
-    accepting = np.concatenate(accepts)
-    calls_g: list[tuple[tuple[int, int], ...]] = []
-    for r, calls in enumerate(callss):
-        for edges in calls:
-            calls_g.append(tuple((callee, int(offsets[r]) + nxt) for callee, nxt in edges))
-    rule_of = np.repeat(np.arange(len(names), dtype=np.int32), np.diff(offsets))
-    nullable = [False] * len(names)
+    """The (lazily growing) RTN of `grammar`: only the start rule is built here."""
+    return RTN(grammar, limits)
+
+
+def rule_summaries(bodies: tuple[AnyNode, ...], index: dict[str, int]) -> tuple[tuple[bool, ...], tuple[int, ...]]:
+    """Per rule: (derives the empty string, the first bytes of its non-empty strings as a 256-bit int),
+    by a fixpoint over the bodies (calls of unproductive rules already replaced by the empty language).
+
+    Without building any DFA, so that rules can be built lazily: the recognizer needs nullability when it
+    predicts a rule, and `cfg_rows.call_first` the first bytes of the rules a state calls.
+    """
+    programs = [_program(b) for b in bodies]
+    nullable = [False] * len(bodies)
+    first = [0] * len(bodies)
     changed = True
-    while changed:  # a rule is nullable if its start reaches acceptance through calls of nullable rules
+    while changed:
         changed = False
-        for r in range(len(names)):
-            if nullable[r] or offsets[r] == offsets[r + 1]:  # no states: an unproductive rule, never called
+        for r, prog in enumerate(programs):
+            n, f = _evaluate(prog, index, nullable, first)
+            if n != nullable[r] or f != first[r]:
+                nullable[r], first[r] = n, f
+                changed = True
+    return tuple(nullable), tuple(first)
+
+
+def _program(body: AnyNode) -> list[tuple[Any, ...]]:
+    """The distinct nodes of `body`, children before parents (iteratively: no recursion limit), each as
+    (kind, payload, children's positions); leaves get their constant (nullable, first) here, once."""
+    pos: dict[int, int] = {}
+    out: list[tuple[Any, ...]] = []
+    stack: list[tuple[Any, bool]] = [(body, False)]
+    while stack:
+        node, done = stack.pop()
+        if id(node) in pos:
+            continue
+        kids = (node.item,) if isinstance(node, Repeat) else node.items if isinstance(node, Concat | Alt) else ()
+        if kids and not done:
+            stack.append((node, True))
+            stack.extend((k, False) for k in kids if id(k) not in pos)
+            continue
+        where = tuple(pos[id(k)] for k in kids)
+        if isinstance(node, Concat):
+            out.append(("cat", None, where))
+        elif isinstance(node, Alt):
+            out.append(("alt", None, where))
+        elif isinstance(node, Repeat):
+            out.append(("rep", (node.min, node.max), where))
+        elif isinstance(node, Call):
+            out.append(("call", node.rule, ()))
+        else:
+            out.append(("leaf", _leaf(node), ()))
+        pos[id(node)] = len(out) - 1
+    return out
+
+
+def _leaf(node: Any) -> tuple[bool, bool, int]:
+    """(derives something, nullable, first bytes) of a CharSet, a precompiled Automaton or a Lexeme."""
+    if isinstance(node, CharSet):
+        first = 0
+        for seq in utf8_sequences(node.ranges):
+            lo, hi = seq[0]
+            first |= ((1 << (hi + 1)) - 1) ^ ((1 << lo) - 1)
+        return bool(node.ranges), False, first
+    if isinstance(node, Lexeme):
+        dfa = node.dfa
+        if dfa.is_empty():
+            return False, False, 0
+        first = sum(1 << b for b in np.flatnonzero(dfa.transitions[dfa.start] >= 0).tolist())
+        return True, _lexeme_nullable(dfa), first
+    if isinstance(node, Automaton):
+        first = 0
+        for s, lo, hi, _ in node.edges:
+            if s == node.start:
+                first |= ((1 << (hi + 1)) - 1) ^ ((1 << lo) - 1)
+        return bool(node.accepting), node.start in node.accepting, first
+    raise TypeError(node)
+
+
+def _lexeme_nullable(dfa: ByteDFA) -> bool:
+    """The unrolled start pair (start, counter 0) accepts (as `_unroll_lexeme` decides)."""
+    q = dfa.start
+    if not dfa.accepting[q]:
+        return False
+    s = -1 if dfa.seg is None else int(dfa.seg[q])
+    if s < 0:
+        return True
+    lo, hi = dfa.bounds[s]
+    return lo <= 0 <= hi and bool(dfa.live[q][0])
+
+
+def _evaluate(
+    prog: list[tuple[Any, ...]], index: dict[str, int], nullable: list[bool], first: list[int]
+) -> tuple[bool, int]:
+    """(nullable, first) of the body `prog` encodes, given the rules' current values."""
+    vals: list[tuple[bool, bool, int]] = []  # (derives, nullable, first) per node
+    for kind, payload, kids in prog:
+        if kind == "leaf":
+            vals.append(payload)
+        elif kind == "call":
+            r = index[payload]
+            vals.append((True, nullable[r], first[r]))
+        elif kind == "cat":
+            parts = [vals[k] for k in kids]
+            if not all(d for d, _, _ in parts):
+                vals.append((False, False, 0))
                 continue
-            seen = {int(offsets[r])}
-            stack = [int(offsets[r])]
-            while stack and not nullable[r]:
-                g = stack.pop()
-                if accepting[g]:
-                    nullable[r] = changed = True
-                for callee, nxt in calls_g[g]:
-                    if nullable[callee] and nxt not in seen:
-                        seen.add(nxt)
-                        stack.append(nxt)
-    lex_q = np.concatenate([q for q, _ in pairs]).astype(np.int32)
-    lex_c = np.concatenate([c for _, c in pairs]).astype(np.int32)
-    for a in (offsets, table, accepting, rule_of, lex_q, lex_c):
-        a.setflags(write=False)
-    return RTN(
-        names,
-        offsets,
-        table,
-        accepting,
-        tuple(calls_g),
-        rule_of,
-        tuple(nullable),
-        tuple(lexemes),
-        lex_q,
-        lex_c,
-    )
+            f = 0
+            for _, n, fi in parts:
+                f |= fi
+                if not n:
+                    break
+            vals.append((True, all(n for _, n, _ in parts), f))
+        elif kind == "alt":
+            parts = [vals[k] for k in kids]
+            vals.append(
+                (any(d for d, _, _ in parts), any(n for _, n, _ in parts), _or(f for d, _, f in parts if d))
+            )
+        else:
+            lo, hi = payload
+            d, n, f = vals[kids[0]]
+            if hi == 0 or (not d and lo == 0):
+                vals.append((True, True, 0))
+            elif not d:
+                vals.append((False, False, 0))
+            else:
+                vals.append((True, lo == 0 or n, f))
+    _, n, f = vals[-1]
+    return n, f
+
+
+def _or(values: Any) -> int:
+    out = 0
+    for v in values:
+        out |= v
+    return out
 
 
 def _productive(bodies: dict[str, AnyNode]) -> dict[str, AnyNode]:
@@ -259,6 +459,14 @@ def unrolled_states(dfa: ByteDFA) -> int:
     return int(_widths(dfa, seg).sum())
 
 
+def _lexeme_limit(n: int) -> None:
+    raise GrammarLimitError(
+        f"length-bounded strings too long for a grammar: unrolling their counters needs "
+        f"{n:,} states (limit {MAX_LEXEME_STATES:,})",
+        hints=["a smaller maxLength on strings inside recursive definitions"],
+    )
+
+
 def _unroll_lexeme(dfa: ByteDFA, before: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(byte table, accepting, DFA state, counter) over the (state, counter) pairs of a counted DFA;
     `before`: the pairs earlier lexemes of the grammar took (all count toward `MAX_LEXEME_STATES`).
@@ -274,11 +482,7 @@ def _unroll_lexeme(dfa: ByteDFA, before: int) -> tuple[np.ndarray, np.ndarray, n
     np.cumsum(width, out=base[1:])
     m = int(base[-1])
     if before + m > MAX_LEXEME_STATES:  # checked before the table is allocated
-        raise GrammarLimitError(
-            f"length-bounded strings too long for a grammar: unrolling their counters needs "
-            f"{before + m:,} states (limit {MAX_LEXEME_STATES:,})",
-            hints=["a smaller maxLength on strings inside recursive definitions"],
-        )
+        _lexeme_limit(before + m)
     table = np.full((m, 256), DEAD, dtype=np.int32)
     accepting = np.zeros(m, dtype=bool)
     q_of = np.repeat(np.arange(n, dtype=np.int32), width)
