@@ -18,12 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from ..automata.dfa import ByteDFA, epsilon_closure, minimize_table
+from ..automata.dfa import ByteDFA, epsilon_closure, gc_paused, minimize_table
 from ..errors import GrammarLimitError
 from ..limits import DEFAULT_LIMITS, Limits, check_time
-from ..regexes.nfa import NFABuilder, estimate_states
+from ..regexes.nfa import NFABuilder, check_nesting, estimate_states
 from ..regexes.regex_ast import Alt, Automaton, CharSet, Concat, Repeat
-from ..regexes.utf8 import utf8_sequences
 from .cfg_grammar import (
     EMPTY_LANGUAGE,
     AnyNode,
@@ -132,7 +131,8 @@ class RTN:
             return s
         with self._lock:  # masks may be computed on a worker thread while another stream advances
             if self.starts[r] < 0:
-                self._build(r)
+                with gc_paused():  # the subset construction's frozensets set off collections otherwise
+                    self._build(r)
             return self.starts[r]
 
     def build_all(self) -> RTN:
@@ -204,77 +204,131 @@ def build_rtn(grammar: Grammar, limits: Limits = DEFAULT_LIMITS) -> RTN:
 
 
 def rule_summaries(bodies: tuple[AnyNode, ...], index: dict[str, int]) -> tuple[tuple[bool, ...], tuple[int, ...]]:
-    """Per rule: (derives the empty string, the first bytes of its non-empty strings as a 256-bit int),
-    by a fixpoint over the bodies (calls of unproductive rules already replaced by the empty language).
-
-    Without building any DFA, so that rules can be built lazily: the recognizer needs nullability when it
-    predicts a rule, and `cfg_rows.call_first` the first bytes of the rules a state calls.
+    """Per rule: (derives the empty string, the bytes its non-empty strings may start with, as a 256-bit
+    int), by fixpoints over the bodies, without building any DFA, so that rules can be built lazily: the
+    recognizer needs nullability when it predicts a rule, `cfg_rows.call_first` the first bytes of the
+    rules a state calls. Both only look at the left edges of the bodies (a concatenation up to its first
+    item that is not nullable). Nullability is exact; the first bytes may include some of a branch whose
+    language is empty (a concatenation with an unproductive part), which only makes tokens uncertain.
     """
-    programs = [_program(b) for b in bodies]
     nullable = [False] * len(bodies)
     first = [0] * len(bodies)
-    changed = True
-    while changed:
-        changed = False
-        for r, prog in enumerate(programs):
-            n, f = _evaluate(prog, index, nullable, first)
-            if n != nullable[r] or f != first[r]:
-                nullable[r], first[r] = n, f
-                changed = True
+    consts: dict[int, int] = {}  # first bytes of the leaves, by identity
+    try:
+        changed = True
+        while changed:  # nullability only grows
+            changed = False
+            memo: dict[int, bool] = {}
+            for r, body in enumerate(bodies):
+                if not nullable[r] and _nullable(body, index, nullable, memo):
+                    nullable[r] = changed = True
+        final: dict[int, bool] = {}
+        changed = True
+        while changed:
+            changed = False
+            seen: dict[int, int] = {}
+            for r, body in enumerate(bodies):
+                f = _first(body, index, nullable, first, seen, final, consts)
+                if f != first[r]:
+                    first[r], changed = f, True
+    except RecursionError:
+        for body in bodies:
+            check_nesting(body, "grammar rule")
+        raise
     return tuple(nullable), tuple(first)
 
 
-def _program(body: AnyNode) -> list[tuple[Any, ...]]:
-    """The distinct nodes of `body`, children before parents (iteratively: no recursion limit), each as
-    (kind, payload, children's positions); leaves get their constant (nullable, first) here, once."""
-    pos: dict[int, int] = {}
-    out: list[tuple[Any, ...]] = []
-    stack: list[tuple[Any, bool]] = [(body, False)]
-    while stack:
-        node, done = stack.pop()
-        if id(node) in pos:
-            continue
-        kids = (node.item,) if isinstance(node, Repeat) else node.items if isinstance(node, Concat | Alt) else ()
-        if kids and not done:
-            stack.append((node, True))
-            stack.extend((k, False) for k in kids if id(k) not in pos)
-            continue
-        where = tuple(pos[id(k)] for k in kids)
-        if isinstance(node, Concat):
-            out.append(("cat", None, where))
-        elif isinstance(node, Alt):
-            out.append(("alt", None, where))
-        elif isinstance(node, Repeat):
-            out.append(("rep", (node.min, node.max), where))
-        elif isinstance(node, Call):
-            out.append(("call", node.rule, ()))
-        else:
-            out.append(("leaf", _leaf(node), ()))
-        pos[id(node)] = len(out) - 1
+def _nullable(node: Any, index: dict[str, int], rules: list[bool], memo: dict[int, bool]) -> bool:
+    kind = type(node)
+    if kind is Call:
+        return rules[index[node.rule]]
+    if kind is CharSet:
+        return False
+    found = memo.get(id(node))
+    if found is not None:
+        return found
+    if kind is Concat:
+        out = all(_nullable(i, index, rules, memo) for i in node.items)
+    elif kind is Alt:
+        out = any(_nullable(i, index, rules, memo) for i in node.items)
+    elif kind is Repeat:
+        out = node.min == 0 or node.max == 0 or _nullable(node.item, index, rules, memo)
+    elif kind is Lexeme:
+        out = not node.dfa.is_empty() and _lexeme_nullable(node.dfa)
+    elif kind is Automaton:
+        out = node.start in node.accepting
+    else:
+        raise TypeError(node)
+    memo[id(node)] = out
     return out
 
 
-def _leaf(node: Any) -> tuple[bool, bool, int]:
-    """(derives something, nullable, first bytes) of a CharSet, a precompiled Automaton or a Lexeme."""
+def _first(
+    node: Any,
+    index: dict[str, int],
+    nullable: list[bool],
+    rules: list[int],
+    memo: dict[int, int],
+    final: dict[int, bool],
+    consts: dict[int, int],
+) -> int:
+    kind = type(node)
+    if kind is Call:
+        return rules[index[node.rule]]
+    found = memo.get(id(node))
+    if found is not None:
+        return found
+    if kind is Concat:
+        out = 0
+        for item in node.items:
+            out |= _first(item, index, nullable, rules, memo, final, consts)
+            if not _nullable(item, index, nullable, final):
+                break
+    elif kind is Alt:
+        out = 0
+        for item in node.items:
+            out |= _first(item, index, nullable, rules, memo, final, consts)
+    elif kind is Repeat:
+        out = 0 if node.max == 0 else _first(node.item, index, nullable, rules, memo, final, consts)
+    else:
+        out = consts.get(id(node), -1)
+        if out < 0:
+            out = consts[id(node)] = _leaf_first(node)
+    memo[id(node)] = out
+    return out
+
+
+_UTF8_LEAD = ((0x7F, 0, 0x00), (0x7FF, 6, 0xC0), (0xFFFF, 12, 0xE0), (0x10FFFF, 18, 0xF0))
+
+
+def _leaf_first(node: Any) -> int:
+    """The first bytes of a CharSet (UTF-8 lead bytes), a precompiled Automaton or a Lexeme."""
+    out = 0
     if isinstance(node, CharSet):
-        first = 0
-        for seq in utf8_sequences(node.ranges):
-            lo, hi = seq[0]
-            first |= ((1 << (hi + 1)) - 1) ^ ((1 << lo) - 1)
-        return bool(node.ranges), False, first
-    if isinstance(node, Lexeme):
+        floor = 0
+        for top, shift, mark in _UTF8_LEAD:  # the lead byte grows with the code point in each length
+            for lo, hi in node.ranges:
+                lo, hi = max(lo, floor), min(hi, top)
+                if lo <= hi:
+                    out |= _span(mark | (lo >> shift), mark | (hi >> shift))
+            floor = top + 1
+    elif isinstance(node, Lexeme):
         dfa = node.dfa
-        if dfa.is_empty():
-            return False, False, 0
-        first = sum(1 << b for b in np.flatnonzero(dfa.transitions[dfa.start] >= 0).tolist())
-        return True, _lexeme_nullable(dfa), first
-    if isinstance(node, Automaton):
-        first = 0
+        if not dfa.is_empty():
+            for b in np.flatnonzero(dfa.transitions[dfa.start] >= 0).tolist():
+                out |= 1 << b
+    elif isinstance(node, Automaton):
         for s, lo, hi, _ in node.edges:
             if s == node.start:
-                first |= ((1 << (hi + 1)) - 1) ^ ((1 << lo) - 1)
-        return bool(node.accepting), node.start in node.accepting, first
-    raise TypeError(node)
+                out |= _span(lo, hi)
+    else:
+        raise TypeError(node)
+    return out
+
+
+def _span(lo: int, hi: int) -> int:
+    """Bytes lo..hi as bits."""
+    return ((1 << (hi + 1)) - 1) ^ ((1 << lo) - 1)
 
 
 def _lexeme_nullable(dfa: ByteDFA) -> bool:
@@ -289,56 +343,11 @@ def _lexeme_nullable(dfa: ByteDFA) -> bool:
     return lo <= 0 <= hi and bool(dfa.live[q][0])
 
 
-def _evaluate(
-    prog: list[tuple[Any, ...]], index: dict[str, int], nullable: list[bool], first: list[int]
-) -> tuple[bool, int]:
-    """(nullable, first) of the body `prog` encodes, given the rules' current values."""
-    vals: list[tuple[bool, bool, int]] = []  # (derives, nullable, first) per node
-    for kind, payload, kids in prog:
-        if kind == "leaf":
-            vals.append(payload)
-        elif kind == "call":
-            r = index[payload]
-            vals.append((True, nullable[r], first[r]))
-        elif kind == "cat":
-            parts = [vals[k] for k in kids]
-            if not all(d for d, _, _ in parts):
-                vals.append((False, False, 0))
-                continue
-            f = 0
-            for _, n, fi in parts:
-                f |= fi
-                if not n:
-                    break
-            vals.append((True, all(n for _, n, _ in parts), f))
-        elif kind == "alt":
-            parts = [vals[k] for k in kids]
-            vals.append(
-                (any(d for d, _, _ in parts), any(n for _, n, _ in parts), _or(f for d, _, f in parts if d))
-            )
-        else:
-            lo, hi = payload
-            d, n, f = vals[kids[0]]
-            if hi == 0 or (not d and lo == 0):
-                vals.append((True, True, 0))
-            elif not d:
-                vals.append((False, False, 0))
-            else:
-                vals.append((True, lo == 0 or n, f))
-    _, n, f = vals[-1]
-    return n, f
-
-
-def _or(values: Any) -> int:
-    out = 0
-    for v in values:
-        out |= v
-    return out
-
-
 def _productive(bodies: dict[str, AnyNode]) -> dict[str, AnyNode]:
     """Bodies with calls of rules that derive no finite string replaced by the empty language."""
     good = productive_rules(bodies)
+    if len(good) == len(bodies):  # the common case: nothing to replace
+        return bodies
     out = {}
     for name, body in bodies.items():
         if name not in good:
@@ -367,7 +376,7 @@ class _CallBuilder(NFABuilder):
 
 
 def _estimate(node: AnyNode) -> int:
-    return estimate_states(node, _call_size)
+    return estimate_states(node, _call_size, {})  # a memo given: nesting is checked by `_rule_dfa`
 
 
 def _call_size(node: Any) -> int:
@@ -379,15 +388,22 @@ def _call_size(node: Any) -> int:
 def _rule_dfa(
     body: AnyNode, index: dict[str, int], limits: Limits
 ) -> tuple[np.ndarray, np.ndarray, list[list[tuple[int, int]]]]:
-    """(byte table [n, 256], accepting [n], call edges per state) of the minimal trimmed DFA of one rule."""
-    needed = _estimate(body)
-    if needed > limits.max_nfa_states:
-        raise GrammarLimitError(
-            f"grammar rule too large: its automaton would need {needed:,} NFA states "
-            f"(limit {limits.max_nfa_states:,})"
-        )
+    """(byte table [n, 256], accepting [n], call edges per state) of the minimal trimmed DFA of one rule.
+
+    The body's nesting is checked only when a recursive walk overflows (rule bodies of parsed grammars and
+    schemas nest far less than Python's stack allows: checking first would walk every body once more)."""
     b = _CallBuilder(index)
-    start, accept = b.build(body)
+    try:
+        needed = _estimate(body)
+        if needed > limits.max_nfa_states:
+            raise GrammarLimitError(
+                f"grammar rule too large: its automaton would need {needed:,} NFA states "
+                f"(limit {limits.max_nfa_states:,})"
+            )
+        start, accept = b.build(body)
+    except RecursionError:
+        check_nesting(body, "grammar rule")
+        raise
     # Byte classes over all byte edges, then one extra symbol per distinct callee.
     cuts = np.zeros(257, dtype=bool)
     cuts[0] = True
@@ -405,9 +421,11 @@ def _rule_dfa(
     important = [bool(b.edges[s]) or bool(b.calls[s]) or s == accept for s in range(len(b.eps))]
     closure = epsilon_closure(b.eps, important)
 
-    succ = [
+    succ = [  # only states with edges ever sit in a subset
         [(c, closure(t)) for lo, hi, t in edges for c in range(classes[lo], classes[hi] + 1)]
         + [(call_col[callee], closure(t)) for callee, t in b.calls[s]]
+        if important[s]
+        else []
         for s, edges in enumerate(b.edges)
     ]
     first = closure(start)
