@@ -203,6 +203,13 @@ def build_rtn(grammar: Grammar, limits: Limits = DEFAULT_LIMITS) -> RTN:
     return RTN(grammar, limits)
 
 
+@lru_cache(maxsize=32)
+def eager_rtn(grammar: Grammar, limits: Limits = DEFAULT_LIMITS) -> RTN:
+    """A separate RTN of `grammar` with every rule built in rule order: numbered the same whatever walks
+    entered the shared one (`build_rtn`) first, for what must not depend on that (seeded draws)."""
+    return RTN(grammar, limits).build_all()
+
+
 def rule_summaries(bodies: tuple[AnyNode, ...], index: dict[str, int]) -> tuple[tuple[bool, ...], tuple[int, ...]]:
     """Per rule: (derives the empty string, the bytes its non-empty strings may start with, as a 256-bit
     int), by fixpoints over the bodies, without building any DFA, so that rules can be built lazily: the
