@@ -402,7 +402,7 @@ class Canon:
     def names(self) -> list[int]:
         """The names of every state built so far (a list that only grows)."""
         if len(self._names) < self.rtn.n_states:
-            with self._lock:
+            with self._lock, self.rtn.lock:  # no rule half published meanwhile
                 built = self.rtn.built
                 while self._done < len(built):
                     self._names.extend(self._rule(built[self._done]))

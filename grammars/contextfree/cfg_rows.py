@@ -89,6 +89,10 @@ class StateRows:
 
     def _sync(self) -> None:
         """Take in the states of the rules the RTN built since the last call."""
+        with self.rtn.lock:  # no rule half published meanwhile
+            self._take_new_rules()
+
+    def _take_new_rules(self) -> None:
         rtn = self.rtn
         n, old = rtn.n_states, self.n
         if n == old:

@@ -82,7 +82,7 @@ class RTN:
         self._lex_q = np.zeros(0, dtype=np.int32)
         self._lex_c = np.zeros(0, dtype=np.int32)
         self.flat = memoryview(self._table.reshape(-1))  # flat[g * 256 + b]: the recognizer's byte step
-        self._lock = threading.RLock()
+        self.lock = threading.RLock()  # held while a rule is built; readers of a consistent snapshot take it too
         self.enter(0)
 
     # The disk cache and pickle keep the grammar only: the rules are built again as walks enter them.
@@ -129,7 +129,7 @@ class RTN:
         s = self.starts[r]
         if s >= 0:
             return s
-        with self._lock:  # masks may be computed on a worker thread while another stream advances
+        with self.lock:  # masks may be computed on a worker thread while another stream advances
             if self.starts[r] < 0:
                 with gc_paused():  # the subset construction's frozensets set off collections otherwise
                     self._build(r)
@@ -428,13 +428,14 @@ def _rule_dfa(
     important = [bool(b.edges[s]) or bool(b.calls[s]) or s == accept for s in range(len(b.eps))]
     closure = epsilon_closure(b.eps, important)
 
-    succ = [  # only states with edges ever sit in a subset
-        [(c, closure(t)) for lo, hi, t in edges for c in range(classes[lo], classes[hi] + 1)]
-        + [(call_col[callee], closure(t)) for callee, t in b.calls[s]]
-        if important[s]
-        else []
-        for s, edges in enumerate(b.edges)
-    ]
+    succ: list[list[tuple[int, frozenset[int]]]] = [[] for _ in b.edges]
+    for s, edges in enumerate(b.edges):
+        if important[s]:  # only these ever sit in a subset
+            out = succ[s]
+            for lo, hi, t in edges:
+                closed = closure(t)
+                out.extend((c, closed) for c in range(classes[lo], classes[hi] + 1))
+            out.extend((call_col[callee], closure(t)) for callee, t in b.calls[s])
     first = closure(start)
     ids = {first: 0}
     sets = [first]
@@ -442,13 +443,18 @@ def _rule_dfa(
     while len(rows) < len(sets):
         if not len(rows) & 63:
             check_time("building the grammar's automata")
-        moves: dict[int, set[int]] = {}
+        # per symbol, the closed target sets of the subset's states; one alone is the target as it is
+        moves: dict[int, list[frozenset[int]]] = {}
         for s in sets[len(rows)]:
             for c, closed in succ[s]:
-                moves.setdefault(c, set()).update(closed)
+                got = moves.get(c)
+                if got is None:
+                    moves[c] = [closed]
+                else:
+                    got.append(closed)
         row = [DEAD] * k
-        for c, target in moves.items():
-            key = frozenset(target)
+        for c, parts in moves.items():
+            key = parts[0] if len(parts) == 1 else frozenset().union(*parts)
             d = ids.get(key)
             if d is None:
                 d = ids[key] = len(sets)
