@@ -202,3 +202,30 @@ def test_lazy_rtn_on_a_recursive_json_schema_grammar_matches_its_eager_form() ->
         assert lazy_rec.is_prefix(data) == eager_rec.is_prefix(data), data
     assert lazy_rec.accepts(samples[0]) and not lazy_rec.accepts(samples[1])
     assert len(lazy.built) < len(eager.built)
+
+
+def test_concurrent_walks_share_one_growing_rtn() -> None:
+    """Streams on threads enter rules of one constraint at once: each rule is built once, masks agree with
+    a walk on one thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    vocab = Vocabulary.from_token_bytes([None, *[bytes([b]) for b in range(32, 127)]], eos_id=0)
+    constraint = cfg(_keyed(24), vocab)
+    walks = [f"k{i}:[[v{i}]]".encode() for i in range(24)] * 2
+
+    def masks(c, data: bytes) -> list[bytes]:  # noqa: ANN001
+        m, out = c.matcher(), []
+        for b in data:
+            out.append(m.mask().tobytes())
+            assert m.advance(b - 31)  # token id of byte b
+        assert m.is_accepting()
+        return out
+
+    expected = [masks(pickle.loads(pickle.dumps(constraint)), w) for w in walks]
+    shared = pickle.loads(pickle.dumps(constraint))  # a fresh RTN: only the start rule built
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda w: masks(shared, w), walks))
+    assert got == expected
+    rtn = shared.rtn
+    assert sorted(rtn.built) == list(range(rtn.n_rules))  # every rule once
+    assert rtn.n_states == sum(hi - lo for lo, hi in map(rtn.span, rtn.built))
