@@ -1,9 +1,10 @@
-"""Recursive transition network: one minimal DFA per grammar rule over bytes plus call(rule) edges.
+"""Recursive transition network: one DFA per grammar rule over bytes plus call(rule) edges, built lazily.
 
 Each rule's body (a regex AST with `Call`s) is built into a Thompson NFA, determinized treating every callee
-as one more alphabet symbol, minimized (`dfa.minimize_table`) and trimmed. Calls of rules whose language is empty are
-dropped first, so every remaining state can reach acceptance: any item an Earley parser holds is viable.
-All rules' states are numbered globally (`offsets[r]` is rule r's start state) so one byte table serves all.
+as one more alphabet symbol, and trimmed (not minimized: see `_rule_dfa`). Calls of rules whose language is
+empty are dropped first, so every remaining state can reach acceptance: any item an Earley parser holds is
+viable. A rule is built the first time a walk enters it (`RTN.enter`); its states are numbered globally,
+after those of the rules built before it, so one byte table serves all.
 
 A `Lexeme` rule (a counted byte DFA: a length-bounded JSON string) is unrolled into one state per live
 (DFA state, counter) pair, so the Earley recognizer needs nothing special; `lex_q`/`lex_c` remember the pair
@@ -18,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..automata.dfa import ByteDFA, epsilon_closure, gc_paused, minimize_table
+from ..automata.dfa import ByteDFA, epsilon_closure, gc_paused
 from ..errors import GrammarLimitError
 from ..limits import DEFAULT_LIMITS, Limits, check_time
 from ..regexes.nfa import NFABuilder, check_nesting, estimate_states
@@ -395,7 +396,11 @@ def _call_size(node: Any) -> int:
 def _rule_dfa(
     body: AnyNode, index: dict[str, int], limits: Limits
 ) -> tuple[np.ndarray, np.ndarray, list[list[tuple[int, int]]]]:
-    """(byte table [n, 256], accepting [n], call edges per state) of the minimal trimmed DFA of one rule.
+    """(byte table [n, 256], accepting [n], call edges per state) of the trimmed DFA of one rule.
+
+    Not minimized: Earley needs a deterministic automaton whose states can all still reach acceptance (every
+    item viable), not a minimal one, and Moore's rounds (one per state of a long chain: a property name)
+    cost more than the equivalent states they would merge (about 15% more states, no slower masks).
 
     The body's nesting is checked only when a recursive walk overflows (rule bodies of parsed grammars and
     schemas nest far less than Python's stack allows: checking first would walk every body once more)."""
@@ -466,15 +471,46 @@ def _rule_dfa(
                 f"grammar rule too complex: its DFA grows past {len(sets):,} states "
                 f"(limit {limits.max_dfa_states:,})"
             )
+    acc_list = [accept in s for s in sets]
+    keep = _coreachable(rows, acc_list)
+    if not all(keep):  # a part of the body with an empty language (a call of an unproductive rule)
+        rows, acc_list = _drop(rows, acc_list, keep)
     trans = np.array(rows, dtype=np.int64).reshape(len(rows), k)
-    acc = np.array([accept in s for s in sets], dtype=bool)
-    trans, acc = minimize_table(trans, acc)
+    acc = np.array(acc_list, dtype=bool)
     full = trans[:, byte_class] if len(acc) else np.zeros((0, 256), dtype=np.int64)
     calls = [
         [(c, int(trans[s, call_col[c]])) for c in callees if trans[s, call_col[c]] >= 0]
         for s in range(len(acc))
     ]
     return full.astype(np.int32), acc, calls
+
+
+def _coreachable(rows: list[list[int]], accepting: list[bool]) -> list[bool]:
+    """Per DFA state: some accepting state is reachable from it."""
+    preds: list[list[int]] = [[] for _ in rows]
+    for s, row in enumerate(rows):
+        for t in set(row):
+            if t >= 0:
+                preds[t].append(s)
+    keep = list(accepting)
+    stack = [s for s, a in enumerate(accepting) if a]
+    while stack:
+        for p in preds[stack.pop()]:
+            if not keep[p]:
+                keep[p] = True
+                stack.append(p)
+    return keep
+
+
+def _drop(rows: list[list[int]], accepting: list[bool], keep: list[bool]) -> tuple[list[list[int]], list[bool]]:
+    """The kept states renumbered in order (the start, state 0, is kept: the rule is productive)."""
+    number = [DEAD] * len(rows)
+    count = 0
+    for s, k in enumerate(keep):
+        if k:
+            number[s], count = count, count + 1
+    out = [[number[t] if t >= 0 else DEAD for t in row] for row, k in zip(rows, keep, strict=True) if k]
+    return out, [a for a, k in zip(accepting, keep, strict=True) if k]
 
 
 def _widths(dfa: ByteDFA, seg: np.ndarray) -> np.ndarray:
