@@ -86,8 +86,9 @@ class CFGConstraint:
     def n_states(self) -> int:
         return self.rtn.n_states
 
-    # State for the on-disk constraint cache (disk_cache.py): the recognizer, the token order and the lazy
-    # rows are rebuilt from the RTN and the vocabulary; the run-time memos start empty.
+    # State for the on-disk constraint cache (disk_cache.py): the recognizer, the token order, the lazy
+    # rows and the states' names are rebuilt from the RTN (itself from the grammar) and the vocabulary; the
+    # run-time memos start empty.
     _DERIVED = (
         "recognizer", "rank_to_id", "rank_bytes", "rows", "canon", "_masks", "_tensors", "_interned", "_ids"
     )
@@ -367,8 +368,9 @@ def _cfg(text: str, vocab: Vocabulary, start: str, limits: Limits) -> CFGConstra
 
 @lru_cache(maxsize=32)
 def cfg_from_grammar(grammar: Grammar, vocab: Vocabulary, limits: Limits, source: str) -> CFGConstraint:
-    """A parsed grammar (from Lark text, or a recursive JSON schema) bound to a vocabulary: the RTN and
-    the mask-cache names of its states; token rows come lazily, as masks need them."""
+    """A parsed grammar (from Lark text, or a recursive JSON schema) bound to a vocabulary: the RTN with its
+    start rule built; the other rules, their states' mask-cache names and token rows come lazily, as walks
+    and masks reach them."""
     with deadline(limits.max_seconds):
         rtn = build_rtn(grammar, limits)
     order = vocab_order(vocab)
