@@ -347,7 +347,9 @@ def _consistent(value: Any, vocab: Vocabulary) -> bool:
         )
     if isinstance(value, classes["CFGConstraint"]):  # its RTN is rebuilt (lazily) from the grammar
         rtn = value.rtn
-        return value.vocab is vocab and rtn.grammar is value.grammar and rtn.n_rules == len(value.grammar.rules)
+        return (
+            value.vocab is vocab and rtn.grammar is value.grammar and rtn.n_rules == len(value.grammar.rules)
+        )
     return False
 
 

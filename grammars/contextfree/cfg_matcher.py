@@ -89,9 +89,8 @@ class CFGConstraint:
     # State for the on-disk constraint cache (disk_cache.py): the recognizer, the token order, the lazy
     # rows and the states' names are rebuilt from the RTN (itself from the grammar) and the vocabulary; the
     # run-time memos start empty.
-    _DERIVED = (
-        "recognizer", "rank_to_id", "rank_bytes", "rows", "canon", "_masks", "_tensors", "_interned", "_ids"
-    )
+    _DERIVED = ("recognizer", "rank_to_id", "rank_bytes", "rows", "canon")
+    _DERIVED += ("_masks", "_tensors", "_interned", "_ids")  # the run-time memos
 
     def __getstate__(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k not in self._DERIVED}

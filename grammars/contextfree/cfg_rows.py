@@ -109,9 +109,8 @@ class StateRows:
             lexical[:old] = self.lexical[:old]
             row_of = np.full(cap, -1, dtype=np.int64)
             row_of[:old] = self.row_of[:old]
-            self.table, self.exit_point, self.enters, self.lexical, self.dead = (
-                table, exit_point, enters, lexical, cap
-            )
+            self.table, self.exit_point, self.enters, self.lexical = table, exit_point, enters, lexical
+            self.dead = cap
             self.row_of = row_of  # last: readers without the lock index it
         self.table[old:n] = np.where(rtn.table[old:n] < 0, self.dead, rtn.table[old:n])
         for r in rtn.built:
@@ -347,7 +346,9 @@ def accepting_through_nullable(rtn: RTN, r: int) -> np.ndarray:
     nullable rules (the Earley set then also holds that state, whose completion continues in a caller)."""
     lo, hi = rtn.span(r)
     acc = rtn.accepting[lo:hi].copy()
-    edges = [(g - lo, nxt - lo) for g in range(lo, hi) for callee, nxt in rtn.calls[g] if rtn.nullable[callee]]
+    edges = [
+        (g - lo, nxt - lo) for g in range(lo, hi) for callee, nxt in rtn.calls[g] if rtn.nullable[callee]
+    ]
     changed = True
     while changed:
         changed = False

@@ -83,7 +83,8 @@ class RTN:
         self._lex_q = np.zeros(0, dtype=np.int32)
         self._lex_c = np.zeros(0, dtype=np.int32)
         self.flat = memoryview(self._table.reshape(-1))  # flat[g * 256 + b]: the recognizer's byte step
-        self.lock = threading.RLock()  # held while a rule is built; readers of a consistent snapshot take it too
+        # held while a rule is built; readers that need a consistent snapshot take it too
+        self.lock = threading.RLock()
         self.enter(0)
 
     # The disk cache and pickle keep the grammar only: the rules are built again as walks enter them.
@@ -211,7 +212,9 @@ def eager_rtn(grammar: Grammar, limits: Limits = DEFAULT_LIMITS) -> RTN:
     return RTN(grammar, limits).build_all()
 
 
-def rule_summaries(bodies: tuple[AnyNode, ...], index: dict[str, int]) -> tuple[tuple[bool, ...], tuple[int, ...]]:
+def rule_summaries(
+    bodies: tuple[AnyNode, ...], index: dict[str, int]
+) -> tuple[tuple[bool, ...], tuple[int, ...]]:
     """Per rule: (derives the empty string, the bytes its non-empty strings may start with, as a 256-bit
     int), by fixpoints over the bodies, without building any DFA, so that rules can be built lazily: the
     recognizer needs nullability when it predicts a rule, `cfg_rows.call_first` the first bytes of the
@@ -502,7 +505,9 @@ def _coreachable(rows: list[list[int]], accepting: list[bool]) -> list[bool]:
     return keep
 
 
-def _drop(rows: list[list[int]], accepting: list[bool], keep: list[bool]) -> tuple[list[list[int]], list[bool]]:
+def _drop(
+    rows: list[list[int]], accepting: list[bool], keep: list[bool]
+) -> tuple[list[list[int]], list[bool]]:
     """The kept states renumbered in order (the start, state 0, is kept: the rule is productive)."""
     number = [DEAD] * len(rows)
     count = 0
