@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from ..automata.dfa import ByteDFA, epsilon_closure, gc_paused
+from ..automata.dfa import ByteDFA, gc_paused, subset_construction
 from ..errors import GrammarLimitError
-from ..limits import DEFAULT_LIMITS, Limits, check_time
-from ..regexes.nfa import NFABuilder, check_nesting, estimate_states
+from ..limits import DEFAULT_LIMITS, Limits
+from ..regexes.nfa import NFA, NFABuilder, check_nesting, estimate_states
 from ..regexes.regex_ast import Alt, Automaton, CharSet, Concat, Repeat
 from .cfg_grammar import (
     EMPTY_LANGUAGE,
@@ -369,19 +369,19 @@ def _productive(bodies: dict[str, AnyNode]) -> dict[str, AnyNode]:
 
 
 class _CallBuilder(NFABuilder):
+    """Thompson's construction with a call of rule r as an edge on symbol 256 + r (past the bytes)."""
+
     def __init__(self, index: dict[str, int]) -> None:
         super().__init__()
         self.index = index
-        self.calls: list[list[tuple[int, int]]] = []
-
-    def new(self) -> int:
-        self.calls.append([])
-        return super().new()
+        self.callees: set[int] = set()
 
     def build(self, node):  # type: ignore[override]
         if isinstance(node, Call):
             s, e = self.new(), self.new()
-            self.calls[s].append((self.index[node.rule], e))
+            r = self.index[node.rule]
+            self.edges[s].append((256 + r, 256 + r, e))
+            self.callees.add(r)
             return s, e
         return super().build(node)
 
@@ -419,72 +419,33 @@ def _rule_dfa(
     except RecursionError:
         check_nesting(body, "grammar rule")
         raise
-    # Byte classes over all byte edges, then one extra symbol per distinct callee.
+    # Byte classes over all byte edges, then one extra symbol (class) per distinct callee.
     cuts = np.zeros(257, dtype=bool)
     cuts[0] = True
     for edges in b.edges:
         for lo, hi, _ in edges:
-            cuts[lo] = True
-            cuts[hi + 1] = True
+            if lo < 256:
+                cuts[lo] = True
+                cuts[hi + 1] = True
     byte_class = np.cumsum(cuts[:256]).astype(np.int64) - 1
     n_classes = int(byte_class[-1]) + 1
-    callees = sorted({c for cs in b.calls for c, _ in cs})
-    call_col = {c: n_classes + i for i, c in enumerate(callees)}
-    k = n_classes + len(callees)
-    classes = byte_class.tolist()
-
-    important = [bool(b.edges[s]) or bool(b.calls[s]) or s == accept for s in range(len(b.eps))]
-    closure = epsilon_closure(b.eps, important)
-
-    succ: list[list[tuple[int, frozenset[int]]]] = [[] for _ in b.edges]
-    for s, edges in enumerate(b.edges):
-        if important[s]:  # only these ever sit in a subset
-            out = succ[s]
-            for lo, hi, t in edges:
-                closed = closure(t)
-                out.extend((c, closed) for c in range(classes[lo], classes[hi] + 1))
-            out.extend((call_col[callee], closure(t)) for callee, t in b.calls[s])
-    first = closure(start)
-    ids = {first: 0}
-    sets = [first]
-    rows: list[list[int]] = []
-    while len(rows) < len(sets):
-        if not len(rows) & 63:
-            check_time("building the grammar's automata")
-        # per symbol, the closed target sets of the subset's states; one alone is the target as it is
-        moves: dict[int, list[frozenset[int]]] = {}
-        for s in sets[len(rows)]:
-            for c, closed in succ[s]:
-                got = moves.get(c)
-                if got is None:
-                    moves[c] = [closed]
-                else:
-                    got.append(closed)
-        row = [DEAD] * k
-        for c, parts in moves.items():
-            key = parts[0] if len(parts) == 1 else frozenset().union(*parts)
-            d = ids.get(key)
-            if d is None:
-                d = ids[key] = len(sets)
-                sets.append(key)
-            row[c] = d
-        rows.append(row)
-        if len(sets) > limits.max_dfa_states:
-            raise GrammarLimitError(
-                f"grammar rule too complex: its DFA grows past {len(sets):,} states "
-                f"(limit {limits.max_dfa_states:,})"
-            )
-    acc_list = [accept in s for s in sets]
+    callees = sorted(b.callees)
+    symbol_class = np.zeros(256 + (callees[-1] + 1 if callees else 0), dtype=np.int64)
+    symbol_class[:256] = byte_class
+    symbol_class[[256 + c for c in callees]] = n_classes + np.arange(len(callees))
+    nfa = NFA(b.eps, b.edges, start, accept)
+    table, accepting, _ = subset_construction(
+        nfa, symbol_class, n_classes + len(callees), limits, "grammar rule"
+    )
+    rows, acc_list = table.tolist(), accepting.tolist()
     keep = _coreachable(rows, acc_list)
     if not all(keep):  # a part of the body with an empty language (a call of an unproductive rule)
         rows, acc_list = _drop(rows, acc_list, keep)
-    trans = np.array(rows, dtype=np.int64).reshape(len(rows), k)
+    trans = np.array(rows, dtype=np.int64).reshape(len(rows), table.shape[1])
     acc = np.array(acc_list, dtype=bool)
     full = trans[:, byte_class] if len(acc) else np.zeros((0, 256), dtype=np.int64)
-    calls = [
-        [(c, int(trans[s, call_col[c]])) for c in callees if trans[s, call_col[c]] >= 0]
-        for s in range(len(acc))
-    ]
+    cols = trans[:, n_classes:].tolist()
+    calls = [[(c, t) for c, t in zip(callees, row, strict=True) if t >= 0] for row in cols]
     return full.astype(np.int32), acc, calls
 
 
