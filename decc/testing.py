@@ -214,9 +214,10 @@ def _rtn_walk_info(rtn: Any) -> _RTNWalk:
     """
     import heapq
 
+    rtn.build_all()  # the RTN grows lazily: the walks need every rule
     n = rtn.n_states
     table = rtn.table
-    starts = [int(x) for x in rtn.offsets[:-1]]
+    starts = list(rtn.starts)
     start_of_rule = {g: r for r, g in enumerate(starts)}
     byte_preds: list[set[int]] = [set() for _ in range(n)]
     groups: list[list[tuple[int, int, int]]] = []
@@ -287,7 +288,9 @@ def _rtn_walk_info(rtn: Any) -> _RTNWalk:
 
 
 def _from_rtn(rtn: Any, max_bytes: int) -> st.SearchStrategy[str]:
-    info = _rtn_walk_info(rtn)
+    from decc.grammars.contextfree.rtn import eager_rtn
+
+    info = _rtn_walk_info(eager_rtn(rtn.grammar, rtn.limits))  # numbered in rule order: the same draws
     if info.dist[info.start] >= _INF:
         raise ValueError("the grammar's language is empty: there is nothing to draw")
     return _blob_walk(_decode_rtn_walk, info, max_bytes)

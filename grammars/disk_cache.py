@@ -345,15 +345,10 @@ def _consistent(value: Any, vocab: Vocabulary) -> bool:
             and _ints(auto.next_state, 0, n, (len(auto.token_ids),))
             and _ints(auto.loop_of, -1, len(auto.loops), (n,) if len(auto.loop_of) else (0,))
         )
-    if isinstance(value, classes["CFGConstraint"]):
+    if isinstance(value, classes["CFGConstraint"]):  # its RTN is rebuilt (lazily) from the grammar
         rtn = value.rtn
-        g = rtn.n_states
         return (
-            value.vocab is vocab
-            and _ints(rtn.table, -1, g, (g, 256))
-            and _ints(rtn.offsets, 0, g + 1, (rtn.n_rules + 1,))
-            and len(value.canon) == g
-            and all(type(c) is int and 0 <= c < g for c in value.canon)
+            value.vocab is vocab and rtn.grammar is value.grammar and rtn.n_rules == len(value.grammar.rules)
         )
     return False
 

@@ -115,12 +115,12 @@ def compile_regex(pattern: str, limits: Limits = DEFAULT_LIMITS, minimal: bool =
 
 
 def dfa_from_nfa(nfa: NFA, limits: Limits = DEFAULT_LIMITS, minimal: bool = True) -> ByteDFA:
-    with _gc_paused():
+    with gc_paused():
         return _dfa_from_nfa(nfa, limits, minimal)
 
 
 @contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector (if on) for the duration.
 
     The subset construction makes many small containers that live on (subsets, runs) and no cyclic garbage,

@@ -13,6 +13,7 @@ their continuation contexts).
 from __future__ import annotations
 
 import itertools
+import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -63,13 +64,12 @@ class CFGConstraint:
     rank_bytes: tuple[bytes, ...]  # the bytes of those tokens, in the same order
     eos_ids: np.ndarray  # int32
     source: str = ""
-    # Per RTN state, the state the mask cache files it under: itself, or for an unrolled lexeme pair
-    # (q, c) the first pair (q, c') whose counter has the same future for any one token (see `_canon`).
-    canon: tuple[int, ...] = ()
     limits: Limits = DEFAULT_LIMITS
-    # The lazily classified states (cfg_rows.StateRows), masks by context signature, and the interning
-    # table of continuation contexts (see `_signature`): run-time memos, never stored.
+    # The lazily classified states (cfg_rows.StateRows), the states' mask-cache names (`Canon`), masks by
+    # context signature, and the interning table of continuation contexts (see `_signature`): run-time
+    # memos, never stored.
     rows: StateRows = field(default=None, repr=False)  # type: ignore[assignment]
+    canon: Canon = field(default=None, repr=False)  # type: ignore[assignment]
     _masks: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
     _tensors: dict[int, tuple[np.ndarray, torch.Tensor]] = field(default_factory=dict, repr=False)
     _interned: dict[frozenset, int] = field(default_factory=dict, repr=False)
@@ -79,14 +79,18 @@ class CFGConstraint:
         if self.rows is None:
             order = vocab_order(self.vocab)
             object.__setattr__(self, "rows", StateRows(self.rtn, self.vocab, order, self.limits))
+        if self.canon is None:
+            object.__setattr__(self, "canon", Canon(self.rtn, self.vocab))
 
     @property
     def n_states(self) -> int:
         return self.rtn.n_states
 
-    # State for the on-disk constraint cache (disk_cache.py): the recognizer, the token order and the lazy
-    # rows are rebuilt from the RTN and the vocabulary; the run-time memos start empty.
-    _DERIVED = ("recognizer", "rank_to_id", "rank_bytes", "rows", "_masks", "_tensors", "_interned", "_ids")
+    # State for the on-disk constraint cache (disk_cache.py): the recognizer, the token order, the lazy
+    # rows and the states' names are rebuilt from the RTN (itself from the grammar) and the vocabulary; the
+    # run-time memos start empty.
+    _DERIVED = ("recognizer", "rank_to_id", "rank_bytes", "rows", "canon")
+    _DERIVED += ("_masks", "_tensors", "_interned", "_ids")  # the run-time memos
 
     def __getstate__(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k not in self._DERIVED}
@@ -98,6 +102,7 @@ class CFGConstraint:
             "rank_to_id": order.rank_to_id,
             "rank_bytes": order.rank_bytes,
             "rows": StateRows(state["rtn"], state["vocab"], order, state["limits"]),
+            "canon": Canon(state["rtn"], state["vocab"]),
             "_masks": {},
             "_tensors": {},
             "_interned": {},
@@ -152,7 +157,7 @@ class CFGConstraint:
         recursion left after normalization) give None: no caching then.
         """
         rule_of = self.recognizer.rule_of
-        canon = self.canon
+        canon = self.canon.names()
         interned = self._interned
         if len(interned) > _CONTEXT_LIMIT:
             interned.clear()
@@ -362,11 +367,11 @@ def _cfg(text: str, vocab: Vocabulary, start: str, limits: Limits) -> CFGConstra
 
 @lru_cache(maxsize=32)
 def cfg_from_grammar(grammar: Grammar, vocab: Vocabulary, limits: Limits, source: str) -> CFGConstraint:
-    """A parsed grammar (from Lark text, or a recursive JSON schema) bound to a vocabulary: the RTN and
-    the mask-cache names of its states; token rows come lazily, as masks need them."""
+    """A parsed grammar (from Lark text, or a recursive JSON schema) bound to a vocabulary: the RTN with its
+    start rule built; the other rules, their states' mask-cache names and token rows come lazily, as walks
+    and masks reach them."""
     with deadline(limits.max_seconds):
         rtn = build_rtn(grammar, limits)
-        canon = _canon(rtn, vocab)
     order = vocab_order(vocab)
     eos = np.array(sorted(vocab.eos_ids), dtype=np.int32)
     return CFGConstraint(
@@ -378,29 +383,50 @@ def cfg_from_grammar(grammar: Grammar, vocab: Vocabulary, limits: Limits, source
         order.rank_bytes,
         eos,
         source,
-        tuple(canon),
         limits,
     )
 
 
-def _canon(rtn: RTN, vocab: Vocabulary) -> list[int]:
-    """Each state's mask-cache name: itself, or for a lexeme pair (q, c) the first pair (q, c') whose counter
-    behaves the same for every counter value one token can reach (c .. c + the longest token in bytes:
-    the same in-bounds and live pattern), so that a long string reuses its masks."""
-    canon = list(range(rtn.n_states))
-    reach = int(vocab.packed[1].max(initial=1))
-    for r, dfa in enumerate(rtn.lexemes):
+class Canon:
+    """Each RTN state's mask-cache name: itself, or for a lexeme pair (q, c) the first pair (q, c') whose
+    counter behaves the same for every counter value one token can reach (c .. c + the longest token in
+    bytes: the same in-bounds and live pattern), so that a long string reuses its masks. Named a rule at a
+    time, as the RTN builds them (states are numbered in build order)."""
+
+    def __init__(self, rtn: RTN, vocab: Vocabulary) -> None:
+        self.rtn = rtn
+        self.reach = int(vocab.packed[1].max(initial=1))
+        self._names: list[int] = []
+        self._done = 0  # rules of `rtn.built` named so far
+        self._lock = threading.Lock()
+
+    def names(self) -> list[int]:
+        """The names of every state built so far (a list that only grows)."""
+        if len(self._names) < self.rtn.n_states:
+            with self._lock, self.rtn.lock:  # no rule half published meanwhile
+                built = self.rtn.built
+                while self._done < len(built):
+                    self._names.extend(self._rule(built[self._done]))
+                    self._done += 1
+        return self._names
+
+    def _rule(self, r: int) -> list[int]:
+        rtn = self.rtn
+        lo, hi = rtn.span(r)
+        names = list(range(lo, hi))
+        dfa = rtn.lexemes[r]
         if dfa is None or not dfa.bounds:
-            continue
+            return names
         seg = np.asarray(dfa.seg)
-        sig = {label: counter_signature(dfa, label, reach).tolist() for label in range(len(dfa.bounds))}
+        sig = {label: counter_signature(dfa, label, self.reach).tolist() for label in range(len(dfa.bounds))}
         first: dict[tuple[int, int], int] = {}
-        for g in range(int(rtn.offsets[r]), int(rtn.offsets[r + 1])):
-            q = int(rtn.lex_q[g])
+        lex_q, lex_c = rtn.lex_q, rtn.lex_c
+        for g in range(lo, hi):
+            q = int(lex_q[g])
             label = int(seg[q])
             if label >= 0:
-                canon[g] = first.setdefault((q, sig[label][int(rtn.lex_c[g])]), g)
-    return canon
+                names[g - lo] = first.setdefault((q, sig[label][int(lex_c[g])]), g)
+        return names
 
 
 def is_viable(constraint: CFGConstraint, data: bytes) -> bool:

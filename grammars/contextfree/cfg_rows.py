@@ -69,29 +69,67 @@ class StateRows:
     def __init__(
         self, rtn: RTN, vocab: Vocabulary, order: VocabOrder, limits: Limits = DEFAULT_LIMITS
     ) -> None:
-        n = rtn.n_states
         self.rtn, self.vocab, self.order, self.limits = rtn, vocab, order, limits
-        self.dead = n
-        table = np.full((n + 1, 256), n, dtype=np.int32)
-        table[:n] = np.where(rtn.table < 0, n, rtn.table)
-        self.table = table
-        self.exit_point = np.zeros(n + 1, dtype=bool)  # a token passing here may go on in a caller
-        self.exit_point[:n] = accepting_through_nullable(rtn)
-        self.enters = call_first(rtn)  # [n + 1, 256]: this byte may go on in a callee called here
-        self.lexical = rtn.lex_q >= 0
-        self.row_of = np.full(n, -1, dtype=np.int64)  # -1: not computed yet
+        # Per state, as the RTN grows (`_sync`): the byte table with a dead row at `dead` (the capacity),
+        # whether a token passing here may go on in a caller, the bytes that may go on in a callee called
+        # here, and whether the state is an unrolled lexeme pair. Rows past the RTN's states are dead.
+        self.n = 0
+        self.dead = 0
+        self.table = np.zeros((1, 256), dtype=np.int32)
+        self.exit_point = np.zeros(1, dtype=bool)
+        self.enters = np.zeros((1, 256), dtype=bool)
+        self.lexical = np.zeros(0, dtype=bool)
+        self.row_of = np.full(0, -1, dtype=np.int64)  # -1: not computed yet
         self.buf = np.zeros((64, vocab.n_words), dtype=np.int32)
         self.n_rows = 1
-        self.uncertain: list[np.ndarray | None] = [None] * n
+        self.uncertain: list[np.ndarray | None] = []
         self.walked = 0  # (state, token) pairs walked so far
         self.lock = threading.Lock()
+        self._sync()
+
+    def _sync(self) -> None:
+        """Take in the states of the rules the RTN built since the last call."""
+        with self.rtn.lock:  # no rule half published meanwhile
+            self._take_new_rules()
+
+    def _take_new_rules(self) -> None:
+        rtn = self.rtn
+        n, old = rtn.n_states, self.n
+        if n == old:
+            return
+        if n > self.dead:  # grow by doubling; the dead row moves to the new capacity
+            cap = max(n, 2 * self.dead, 64)
+            table = np.full((cap + 1, 256), cap, dtype=np.int32)
+            table[:old] = np.where(self.table[:old] == self.dead, cap, self.table[:old])
+            exit_point = np.zeros(cap + 1, dtype=bool)
+            exit_point[:old] = self.exit_point[:old]
+            enters = np.zeros((cap + 1, 256), dtype=bool)
+            enters[:old] = self.enters[:old]
+            lexical = np.zeros(cap, dtype=bool)
+            lexical[:old] = self.lexical[:old]
+            row_of = np.full(cap, -1, dtype=np.int64)
+            row_of[:old] = self.row_of[:old]
+            self.table, self.exit_point, self.enters, self.lexical = table, exit_point, enters, lexical
+            self.dead = cap
+            self.row_of = row_of  # last: readers without the lock index it
+        self.table[old:n] = np.where(rtn.table[old:n] < 0, self.dead, rtn.table[old:n])
+        for r in rtn.built:
+            lo, hi = rtn.span(r)
+            if old <= lo < hi <= n:
+                self.exit_point[lo:hi] = accepting_through_nullable(rtn, r)
+                self.enters[lo:hi] = call_first(rtn, r)
+        self.lexical[old:n] = rtn.lex_q[old:n] >= 0
+        self.uncertain.extend([None] * (n - old))
+        self.n = n
 
     def rows(self, states: np.ndarray) -> np.ndarray:
         """The row indices of `states` (int64, sorted unique RTN states), classifying the new ones."""
-        have = self.row_of[states]
-        if (have >= 0).all():
-            return have
+        if len(states) and states[-1] < self.n:
+            have = self.row_of[states]
+            if (have >= 0).all():
+                return have
         with self.lock:  # masks may be filled on a worker thread while another asks too
+            self._sync()
             return self._rows(states)
 
     def _rows(self, states: np.ndarray) -> np.ndarray:
@@ -209,11 +247,13 @@ class StateRows:
         set_bits(eos_bits, np.array(sorted(vocab.eos_ids), dtype=np.int64))
         clear = ~eos_bits.view(np.int32)
         by_tensor: dict[int, int] = {}
-        has_bytes = self.table[:-1] != self.dead
-        for g in range(int(rtn.offsets[r]), int(rtn.offsets[r + 1])):
-            q, c = int(rtn.lex_q[g]), int(rtn.lex_c[g])
+        lo, hi = rtn.span(r)
+        has_bytes = (self.table[lo:hi] != self.dead).any(axis=1)
+        lex_q, lex_c = rtn.lex_q, rtn.lex_c
+        for g in range(lo, hi):
+            q, c = int(lex_q[g]), int(lex_c[g])
             self.uncertain[g] = ranked[q]
-            if not has_bytes[g].any():
+            if not has_bytes[g - lo]:
                 self.row_of[g] = 0
                 continue
             tensor = auto.row(q, c)
@@ -249,11 +289,13 @@ def dfa_digest(dfa: ByteDFA) -> str:
 def classify(
     rtn: RTN, vocab: Vocabulary, limits: Limits = DEFAULT_LIMITS
 ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-    """Eagerly, for every RTN state: (inside rows [R, n_words], each state's row [G], uncertain token ids
-    per state), refusing grammars whose (state, token) pairs exceed `limits.max_token_transitions`."""
-    n = rtn.n_states
+    """Eagerly, for every RTN state (every rule built first): (inside rows [R, n_words], each state's row
+    [G], uncertain token ids per state), refusing grammars whose (state, token) pairs exceed
+    `limits.max_token_transitions`."""
+    rtn.build_all()
     rows = StateRows(rtn, vocab, vocab_order(vocab), limits)
-    plain = np.flatnonzero(~rows.lexical)
+    n = rows.n
+    plain = np.flatnonzero(~rows.lexical[:n])
     live = rows.table[plain] != rows.dead
     pairs = int((live.astype(np.int64) @ np.diff(vocab.packed[3])).sum())
     if pairs > limits.max_token_transitions:
@@ -268,41 +310,45 @@ def classify(
     return inside, of, uncertain
 
 
-def call_first(rtn: RTN) -> np.ndarray:
-    """bool [G + 1, 256]: the bytes that can start what a call made from state g derives (the callee, and
-    what follows it when the callee is nullable), the last row (the dead state) empty.
+def call_first(rtn: RTN, r: int) -> np.ndarray:
+    """bool [states of built rule r, 256]: the bytes that can start what a call made from the state
+    derives (the callee, and what follows it when the callee is nullable).
 
     A token that dies in its own rule only after passing such a byte may have gone into the callee there
-    instead, so it is uncertain; one that never did is rejected for good.
+    instead, so it is uncertain; one that never did is rejected for good. The callees' first bytes come
+    from `rtn.first` (from their bodies: they need not be built); what follows a call is in rule r.
     """
-    n = rtn.n_states
-    first = np.zeros((n + 1, 256), dtype=bool)
-    first[:n] = rtn.table >= 0
-    src, callee_start, nxt = [], [], []
-    starts = rtn.offsets[:-1]
-    for g, edges in enumerate(rtn.calls):
-        for callee, after in edges:
-            src.append(g)
-            callee_start.append(int(starts[callee]))
-            nxt.append(after if rtn.nullable[callee] else n)
-    if not src:
-        return np.zeros((n + 1, 256), dtype=bool)
-    src_a, start_a, nxt_a = (np.array(x, dtype=np.int64) for x in (src, callee_start, nxt))
-    while True:  # F(g) = bytes(g) | F(callee start) | F(next), if the callee is nullable, for g's calls
-        before = first[src_a].copy()
-        np.logical_or.at(first, src_a, first[start_a] | first[nxt_a])
-        if (first[src_a] == before).all():
-            break
-    out = np.zeros((n + 1, 256), dtype=bool)
-    np.logical_or.at(out, src_a, first[start_a] | first[nxt_a])
-    return out
+    lo, hi = rtn.span(r)
+    calls = rtn.calls
+    if not any(calls[g] for g in range(lo, hi)):
+        return np.zeros((hi - lo, 256), dtype=bool)
+    packed = np.packbits(rtn.table[lo:hi] >= 0, axis=1, bitorder="little")
+    bits = [int.from_bytes(row.tobytes(), "little") for row in packed]  # F(g) as a 256-bit int
+    first, nullable = rtn.first, rtn.nullable
+    via = [0] * (hi - lo)  # what a call made here may start with
+    changed = True
+    while changed:  # F(g) = bytes(g) | first(callee) | F(next), if the callee is nullable, for g's calls
+        changed = False
+        for i in range(hi - lo):
+            v = 0
+            for callee, nxt in calls[lo + i]:
+                v |= first[callee] | (bits[nxt - lo] if nullable[callee] else 0)
+            if v != via[i]:
+                via[i] = v
+                bits[i] |= v
+                changed = True
+    out = np.frombuffer(b"".join(v.to_bytes(32, "little") for v in via), dtype=np.uint8)
+    return np.unpackbits(out, bitorder="little").reshape(hi - lo, 256).astype(bool)
 
 
-def accepting_through_nullable(rtn: RTN) -> np.ndarray:
-    """bool [G]: the state accepts, or reaches an accepting state through calls of nullable rules (the
-    Earley set then also holds that state, whose completion continues in a caller)."""
-    acc = rtn.accepting.copy()
-    edges = [(g, nxt) for g, es in enumerate(rtn.calls) for callee, nxt in es if rtn.nullable[callee]]
+def accepting_through_nullable(rtn: RTN, r: int) -> np.ndarray:
+    """bool [states of built rule r]: the state accepts, or reaches an accepting state through calls of
+    nullable rules (the Earley set then also holds that state, whose completion continues in a caller)."""
+    lo, hi = rtn.span(r)
+    acc = rtn.accepting[lo:hi].copy()
+    edges = [
+        (g - lo, nxt - lo) for g in range(lo, hi) for callee, nxt in rtn.calls[g] if rtn.nullable[callee]
+    ]
     changed = True
     while changed:
         changed = False

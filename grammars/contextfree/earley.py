@@ -4,7 +4,8 @@ An item is (global RTN state, origin). Per byte: scan the byte edges of the prev
 set under prediction (a call edge adds the callee's start item here) and completion (an item in an accepting
 state advances the callers waiting for its rule at its origin). Nullable callees are stepped over at
 prediction time (Aycock-Horspool), so completions never need to look at the set under construction. Left
-recursion needs nothing special: the start item of a rule is added once per set.
+recursion needs nothing special: the start item of a rule is added once per set. A rule is built in the RTN
+the first time it is predicted (`RTN.enter`): a walk only pays for the rules it visits.
 
 A chart is a plain list of `ESet`s, one per byte position; sets are never changed once built, so a chart
 is cloned by copying the list (sharing the sets) and extended by appending.
@@ -47,23 +48,24 @@ Chart = list[ESet]
 class Recognizer:
     def __init__(self, rtn: RTN) -> None:
         self.rtn = rtn
-        # flat[g * 256 + b]: a memoryview, not nested lists: unrolled lexemes make tables of ~10^4 rows.
-        self.flat = memoryview(np.ascontiguousarray(rtn.table, dtype=np.int32).reshape(-1))
-        self.has_bytes = (rtn.table >= 0).any(axis=1).tolist()
-        self.accepting: list[bool] = rtn.accepting.tolist()
+        # The RTN's own per-state lists, shared: they grow in place as rules are built (`_close` enters a
+        # rule the first time it predicts it). The byte table is read through `rtn.flat` (a memoryview,
+        # not nested lists: unrolled lexemes make tables of ~10^4 rows), which is replaced when it grows.
+        self.has_bytes = rtn.has_bytes
+        self.accepting = rtn.accepts_at
         self.calls = rtn.calls
-        self.rule_of: list[int] = rtn.rule_of.tolist()
-        self.starts: list[int] = rtn.offsets[:-1].tolist()
+        self.rule_of = rtn.rule_at
+        self.starts = rtn.starts
         self.nullable = rtn.nullable
 
     def initial(self) -> Chart:
         """The chart before any byte: the start rule predicted at 0 and closed."""
-        s = self._close([], ESet(), [(self.starts[0], 0)])
+        s = self._close([], ESet(), [(self.rtn.enter(0), 0)])
         return [s]
 
     def step(self, chart: Chart, byte: int) -> ESet | None:
         """The set after reading `byte` at the end of `chart`, or None when no item can take it."""
-        flat = self.flat
+        flat = self.rtn.flat
         seeds = []
         for g, o in chart[-1].scan:
             nxt = flat[(g << 8) | byte]
@@ -77,7 +79,7 @@ class Recognizer:
         pos = len(chart)
         items, scan, waiting = s.items, s.scan, s.waiting
         has_bytes, accepting, calls, rule_of = self.has_bytes, self.accepting, self.calls, self.rule_of
-        starts, nullable = self.starts, self.nullable
+        starts, nullable, enter = self.starts, self.nullable, self.rtn.enter
         work = []
         for it in seeds:
             if it not in items:
@@ -89,7 +91,8 @@ class Recognizer:
                 scan.append((g, o))
             for callee, nxt in calls[g]:
                 waiting.setdefault(callee, []).append((nxt, o))
-                it = (starts[callee], pos)
+                start = starts[callee]
+                it = (start if start >= 0 else enter(callee), pos)
                 if it not in items:
                     items.add(it)
                     work.append(it)

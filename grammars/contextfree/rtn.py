@@ -1,9 +1,10 @@
-"""Recursive transition network: one minimal DFA per grammar rule over bytes plus call(rule) edges.
+"""Recursive transition network: one DFA per grammar rule over bytes plus call(rule) edges, built lazily.
 
 Each rule's body (a regex AST with `Call`s) is built into a Thompson NFA, determinized treating every callee
-as one more alphabet symbol, minimized (`dfa.minimize_table`) and trimmed. Calls of rules whose language is empty are
-dropped first, so every remaining state can reach acceptance: any item an Earley parser holds is viable.
-All rules' states are numbered globally (`offsets[r]` is rule r's start state) so one byte table serves all.
+as one more alphabet symbol, and trimmed (not minimized: see `_rule_dfa`). Calls of rules whose language is
+empty are dropped first, so every remaining state can reach acceptance: any item an Earley parser holds is
+viable. A rule is built the first time a walk enters it (`RTN.enter`); its states are numbered globally,
+after those of the rules built before it, so one byte table serves all.
 
 A `Lexeme` rule (a counted byte DFA: a length-bounded JSON string) is unrolled into one state per live
 (DFA state, counter) pair, so the Earley recognizer needs nothing special; `lex_q`/`lex_c` remember the pair
@@ -12,16 +13,17 @@ of each such state, so that its token mask can come from the lexeme's own token 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
-from ..automata.dfa import ByteDFA, epsilon_closure, minimize_table
+from ..automata.dfa import ByteDFA, gc_paused, subset_construction
 from ..errors import GrammarLimitError
-from ..limits import DEFAULT_LIMITS, Limits, check_time
-from ..regexes.nfa import NFABuilder, estimate_states
+from ..limits import DEFAULT_LIMITS, Limits
+from ..regexes.nfa import NFA, NFABuilder, check_nesting, estimate_states
+from ..regexes.regex_ast import Alt, Automaton, CharSet, Concat, Repeat
 from .cfg_grammar import (
     EMPTY_LANGUAGE,
     AnyNode,
@@ -38,107 +40,325 @@ DEAD = -1
 MAX_LEXEME_STATES = 60_000
 
 
-@dataclass(frozen=True, eq=False)
 class RTN:
-    names: tuple[str, ...]  # rule names, the start rule first
-    offsets: np.ndarray  # int64 [n_rules + 1]: rule r owns global states offsets[r]..offsets[r+1]
-    table: np.ndarray  # int32 [G, 256]: next global state on a byte, or -1
-    accepting: np.ndarray  # bool [G]
-    calls: tuple[tuple[tuple[int, int], ...], ...]  # per global state: (callee rule, next global state)
-    rule_of: np.ndarray  # int32 [G]
-    nullable: tuple[bool, ...]  # per rule: derives the empty string
-    lexemes: tuple[ByteDFA | None, ...]  # per rule: its counted DFA when the rule is a `Lexeme`
-    lex_q: np.ndarray  # int32 [G]: the lexeme DFA state of an unrolled state, -1 elsewhere
-    lex_c: np.ndarray  # int32 [G]: its counter
+    """The RTN of a grammar, grown on demand: a rule's DFA is built (and its states numbered, after those
+    of the rules built before it) the first time a walk enters the rule (`enter`), so that the cost of a
+    grammar grows with what generations visit. `build_all` builds the rest (the eager form: tests,
+    `classify`, the shortest-completion walks of decc.testing).
+
+    Per rule (from the bodies, before any DFA): `nullable`, and `first`, the bytes its non-empty strings
+    can start with (a 256-bit int). Per global state, lists that only grow (the recognizer reads them
+    without a lock): `has_bytes`, `accepts_at`, `rule_at`, `calls` (callee rule, next global state); the
+    same as arrays: `table`, `accepting`, `rule_of`, `lex_q`, `lex_c` (views, up to `n_states`).
+    `starts[r]`/`ends[r]`: rule r's global states, -1 until built; `built`: the rules built, in order.
+    """
+
+    def __init__(self, grammar: Grammar, limits: Limits = DEFAULT_LIMITS) -> None:
+        bodies = _productive(dict(grammar.rules))
+        names = tuple(name for name, _ in grammar.rules)
+        if bodies[names[0]] is EMPTY_LANGUAGE:
+            raise GrammarError(f"the grammar matches no string at all (rule '{names[0]}' can never finish)")
+        self.grammar, self.limits, self.names = grammar, limits, names
+        self.index = {n: i for i, n in enumerate(names)}
+        self.bodies: tuple[AnyNode, ...] = tuple(bodies[n] for n in names)
+        self.lexemes: tuple[ByteDFA | None, ...] = tuple(
+            b.dfa if isinstance(b, Lexeme) else None for b in self.bodies
+        )
+        self.nullable, self.first = rule_summaries(self.bodies, self.index)
+        unrolled = sum(unrolled_states(dfa) for dfa in self.lexemes if dfa is not None)
+        if unrolled > MAX_LEXEME_STATES:  # refused at compile time although lexemes are unrolled lazily
+            _lexeme_limit(unrolled)
+        self.starts: list[int] = [-1] * len(names)
+        self.ends: list[int] = [-1] * len(names)
+        self.built: list[int] = []
+        self.has_bytes: list[bool] = []
+        self.accepts_at: list[bool] = []
+        self.rule_at: list[int] = []
+        self.calls: list[tuple[tuple[int, int], ...]] = []
+        self._n = 0
+        self._lexeme_states = 0
+        self._table = np.full((0, 256), DEAD, dtype=np.int32)
+        self._acc = np.zeros(0, dtype=bool)
+        self._rule = np.zeros(0, dtype=np.int32)
+        self._lex_q = np.zeros(0, dtype=np.int32)
+        self._lex_c = np.zeros(0, dtype=np.int32)
+        self.flat = memoryview(self._table.reshape(-1))  # flat[g * 256 + b]: the recognizer's byte step
+        # held while a rule is built; readers that need a consistent snapshot take it too
+        self.lock = threading.RLock()
+        self.enter(0)
+
+    # The disk cache and pickle keep the grammar only: the rules are built again as walks enter them.
+    def __getstate__(self) -> dict:
+        return {"grammar": self.grammar, "limits": self.limits}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["grammar"], state["limits"])  # type: ignore[misc]
 
     @property
     def n_states(self) -> int:
-        return int(self.table.shape[0])
+        return self._n
 
     @property
     def n_rules(self) -> int:
         return len(self.names)
 
+    def span(self, r: int) -> tuple[int, int]:
+        """Rule r's global states lo..hi (built: `enter` first)."""
+        return self.starts[r], self.ends[r]
+
+    @property
+    def table(self) -> np.ndarray:  # int32 [G, 256]: next global state on a byte, or -1
+        return _frozen(self._table[: self._n])
+
+    @property
+    def accepting(self) -> np.ndarray:  # bool [G]
+        return _frozen(self._acc[: self._n])
+
+    @property
+    def rule_of(self) -> np.ndarray:  # int32 [G]
+        return _frozen(self._rule[: self._n])
+
+    @property
+    def lex_q(self) -> np.ndarray:  # int32 [G]: the lexeme DFA state of an unrolled state, -1 elsewhere
+        return _frozen(self._lex_q[: self._n])
+
+    @property
+    def lex_c(self) -> np.ndarray:  # int32 [G]: its counter
+        return _frozen(self._lex_c[: self._n])
+
+    def enter(self, r: int) -> int:
+        """Rule r's start state, its DFA built first if no walk entered the rule before."""
+        s = self.starts[r]
+        if s >= 0:
+            return s
+        with self.lock:  # masks may be computed on a worker thread while another stream advances
+            if self.starts[r] < 0:
+                with gc_paused():  # the subset construction's frozensets set off collections otherwise
+                    self._build(r)
+            return self.starts[r]
+
+    def build_all(self) -> RTN:
+        """Every rule that derives something built (the eager form); returns self."""
+        for r, body in enumerate(self.bodies):
+            if body is not EMPTY_LANGUAGE:
+                self.enter(r)
+        return self
+
+    def _build(self, r: int) -> None:
+        body = self.bodies[r]
+        if isinstance(body, Lexeme):
+            trans, acc, q_of, c_of = _unroll_lexeme(body.dfa, self._lexeme_states)
+            calls: list[list[tuple[int, int]]] = [[] for _ in range(len(acc))]
+            self._lexeme_states += len(acc)
+        else:
+            trans, acc, calls = _rule_dfa(body, self.index, self.limits)
+            q_of = c_of = np.full(len(acc), -1, dtype=np.int32)
+        lo = self._n
+        hi = lo + len(acc)
+        if hi > self.limits.max_dfa_states:
+            raise GrammarLimitError(
+                f"grammar too large: its rule automata grow past {hi:,} states "
+                f"(limit {self.limits.max_dfa_states:,})"
+            )
+        self._reserve(hi)
+        self._table[lo:hi] = np.where(trans >= 0, trans + lo, DEAD)
+        self._acc[lo:hi] = acc
+        self._rule[lo:hi] = r
+        self._lex_q[lo:hi] = q_of
+        self._lex_c[lo:hi] = c_of
+        # the lists the recognizer reads, then the rule published (its start state last)
+        self.has_bytes.extend((trans >= 0).any(axis=1).tolist())
+        self.accepts_at.extend(acc.tolist())
+        self.rule_at.extend([r] * (hi - lo))
+        self.calls.extend(tuple((callee, lo + nxt) for callee, nxt in edges) for edges in calls)
+        self._n = hi
+        self.ends[r] = hi
+        self.built.append(r)
+        self.starts[r] = lo
+
+    def _reserve(self, n: int) -> None:
+        """Room for n states: the arrays grow by doubling (old views stay valid for the old states)."""
+        cap = len(self._acc)
+        if n <= cap:
+            return
+        cap = max(n, 2 * cap, 64)
+        table = np.full((cap, 256), DEAD, dtype=np.int32)
+        table[: self._n] = self._table[: self._n]
+        grown = []
+        for a in (self._acc, self._rule, self._lex_q, self._lex_c):
+            b = np.zeros(cap, dtype=a.dtype)
+            b[: self._n] = a[: self._n]
+            grown.append(b)
+        self._table = table
+        self._acc, self._rule, self._lex_q, self._lex_c = grown
+        self.flat = memoryview(table.reshape(-1))
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a.setflags(write=False)
+    return a
+
 
 @lru_cache(maxsize=64)
 def build_rtn(grammar: Grammar, limits: Limits = DEFAULT_LIMITS) -> RTN:
-    bodies = _productive(dict(grammar.rules))
-    names = tuple(name for name, _ in grammar.rules)
-    if bodies[names[0]] is EMPTY_LANGUAGE:
-        raise GrammarError(f"the grammar matches no string at all (rule '{names[0]}' can never finish)")
-    index = {n: i for i, n in enumerate(names)}
-    tables, accepts, callss, pairs = [], [], [], []
-    lexemes: list[ByteDFA | None] = []
-    total = lexeme_total = 0
-    for name in names:
-        body = bodies[name]
-        if isinstance(body, Lexeme):
-            trans, acc, q_of, c_of = _unroll_lexeme(body.dfa, lexeme_total)
-            calls = [[] for _ in range(len(acc))]
-            lexeme_total += len(acc)
-            lexemes.append(body.dfa)
-        else:
-            trans, acc, calls = _rule_dfa(body, index, limits)
-            q_of = c_of = np.full(len(acc), -1, dtype=np.int32)
-            lexemes.append(None)
-        pairs.append((q_of, c_of))
-        total += len(acc)
-        if total > limits.max_dfa_states:
-            raise GrammarLimitError(
-                f"grammar too large: its rule automata grow past {total:,} states (limit {limits.max_dfa_states:,})"
-            )
-        tables.append(trans)
-        accepts.append(acc)
-        callss.append(calls)
-    offsets = np.zeros(len(names) + 1, dtype=np.int64)
-    np.cumsum([len(a) for a in accepts], out=offsets[1:])
-    table = np.concatenate([np.where(t >= 0, t + offsets[r], DEAD) for r, t in enumerate(tables)]).astype(
-        np.int32
-    )
-    accepting = np.concatenate(accepts)
-    calls_g: list[tuple[tuple[int, int], ...]] = []
-    for r, calls in enumerate(callss):
-        for edges in calls:
-            calls_g.append(tuple((callee, int(offsets[r]) + nxt) for callee, nxt in edges))
-    rule_of = np.repeat(np.arange(len(names), dtype=np.int32), np.diff(offsets))
-    nullable = [False] * len(names)
-    changed = True
-    while changed:  # a rule is nullable if its start reaches acceptance through calls of nullable rules
-        changed = False
-        for r in range(len(names)):
-            if nullable[r] or offsets[r] == offsets[r + 1]:  # no states: an unproductive rule, never called
-                continue
-            seen = {int(offsets[r])}
-            stack = [int(offsets[r])]
-            while stack and not nullable[r]:
-                g = stack.pop()
-                if accepting[g]:
+    """The (lazily growing) RTN of `grammar`: only the start rule is built here."""
+    return RTN(grammar, limits)
+
+
+@lru_cache(maxsize=32)
+def eager_rtn(grammar: Grammar, limits: Limits = DEFAULT_LIMITS) -> RTN:
+    """A separate RTN of `grammar` with every rule built in rule order: numbered the same whatever walks
+    entered the shared one (`build_rtn`) first, for what must not depend on that (seeded draws)."""
+    return RTN(grammar, limits).build_all()
+
+
+def rule_summaries(
+    bodies: tuple[AnyNode, ...], index: dict[str, int]
+) -> tuple[tuple[bool, ...], tuple[int, ...]]:
+    """Per rule: (derives the empty string, the bytes its non-empty strings may start with, as a 256-bit
+    int), by fixpoints over the bodies, without building any DFA, so that rules can be built lazily: the
+    recognizer needs nullability when it predicts a rule, `cfg_rows.call_first` the first bytes of the
+    rules a state calls. Both only look at the left edges of the bodies (a concatenation up to its first
+    item that is not nullable). Nullability is exact; the first bytes may include some of a branch whose
+    language is empty (a concatenation with an unproductive part), which only makes tokens uncertain.
+    """
+    nullable = [False] * len(bodies)
+    first = [0] * len(bodies)
+    consts: dict[int, int] = {}  # first bytes of the leaves, by identity
+    try:
+        changed = True
+        while changed:  # nullability only grows
+            changed = False
+            memo: dict[int, bool] = {}
+            for r, body in enumerate(bodies):
+                if not nullable[r] and _nullable(body, index, nullable, memo):
                     nullable[r] = changed = True
-                for callee, nxt in calls_g[g]:
-                    if nullable[callee] and nxt not in seen:
-                        seen.add(nxt)
-                        stack.append(nxt)
-    lex_q = np.concatenate([q for q, _ in pairs]).astype(np.int32)
-    lex_c = np.concatenate([c for _, c in pairs]).astype(np.int32)
-    for a in (offsets, table, accepting, rule_of, lex_q, lex_c):
-        a.setflags(write=False)
-    return RTN(
-        names,
-        offsets,
-        table,
-        accepting,
-        tuple(calls_g),
-        rule_of,
-        tuple(nullable),
-        tuple(lexemes),
-        lex_q,
-        lex_c,
-    )
+        final: dict[int, bool] = {}
+        changed = True
+        while changed:
+            changed = False
+            seen: dict[int, int] = {}
+            for r, body in enumerate(bodies):
+                f = _first(body, index, nullable, first, seen, final, consts)
+                if f != first[r]:
+                    first[r], changed = f, True
+    except RecursionError:
+        for body in bodies:
+            check_nesting(body, "grammar rule")
+        raise
+    return tuple(nullable), tuple(first)
+
+
+def _nullable(node: Any, index: dict[str, int], rules: list[bool], memo: dict[int, bool]) -> bool:
+    kind = type(node)
+    if kind is Call:
+        return rules[index[node.rule]]
+    if kind is CharSet:
+        return False
+    found = memo.get(id(node))
+    if found is not None:
+        return found
+    if kind is Concat:
+        out = all(_nullable(i, index, rules, memo) for i in node.items)
+    elif kind is Alt:
+        out = any(_nullable(i, index, rules, memo) for i in node.items)
+    elif kind is Repeat:
+        out = node.min == 0 or node.max == 0 or _nullable(node.item, index, rules, memo)
+    elif kind is Lexeme:
+        out = not node.dfa.is_empty() and _lexeme_nullable(node.dfa)
+    elif kind is Automaton:
+        out = node.start in node.accepting
+    else:
+        raise TypeError(node)
+    memo[id(node)] = out
+    return out
+
+
+def _first(
+    node: Any,
+    index: dict[str, int],
+    nullable: list[bool],
+    rules: list[int],
+    memo: dict[int, int],
+    final: dict[int, bool],
+    consts: dict[int, int],
+) -> int:
+    kind = type(node)
+    if kind is Call:
+        return rules[index[node.rule]]
+    found = memo.get(id(node))
+    if found is not None:
+        return found
+    if kind is Concat:
+        out = 0
+        for item in node.items:
+            out |= _first(item, index, nullable, rules, memo, final, consts)
+            if not _nullable(item, index, nullable, final):
+                break
+    elif kind is Alt:
+        out = 0
+        for item in node.items:
+            out |= _first(item, index, nullable, rules, memo, final, consts)
+    elif kind is Repeat:
+        out = 0 if node.max == 0 else _first(node.item, index, nullable, rules, memo, final, consts)
+    else:
+        out = consts.get(id(node), -1)
+        if out < 0:
+            out = consts[id(node)] = _leaf_first(node)
+    memo[id(node)] = out
+    return out
+
+
+_UTF8_LEAD = ((0x7F, 0, 0x00), (0x7FF, 6, 0xC0), (0xFFFF, 12, 0xE0), (0x10FFFF, 18, 0xF0))
+
+
+def _leaf_first(node: Any) -> int:
+    """The first bytes of a CharSet (UTF-8 lead bytes), a precompiled Automaton or a Lexeme."""
+    out = 0
+    if isinstance(node, CharSet):
+        floor = 0
+        for top, shift, mark in _UTF8_LEAD:  # the lead byte grows with the code point in each length
+            for lo, hi in node.ranges:
+                lo, hi = max(lo, floor), min(hi, top)
+                if lo <= hi:
+                    out |= _span(mark | (lo >> shift), mark | (hi >> shift))
+            floor = top + 1
+    elif isinstance(node, Lexeme):
+        dfa = node.dfa
+        if not dfa.is_empty():
+            for b in np.flatnonzero(dfa.transitions[dfa.start] >= 0).tolist():
+                out |= 1 << b
+    elif isinstance(node, Automaton):
+        for s, lo, hi, _ in node.edges:
+            if s == node.start:
+                out |= _span(lo, hi)
+    else:
+        raise TypeError(node)
+    return out
+
+
+def _span(lo: int, hi: int) -> int:
+    """Bytes lo..hi as bits."""
+    return ((1 << (hi + 1)) - 1) ^ ((1 << lo) - 1)
+
+
+def _lexeme_nullable(dfa: ByteDFA) -> bool:
+    """The unrolled start pair (start, counter 0) accepts (as `_unroll_lexeme` decides)."""
+    q = dfa.start
+    if not dfa.accepting[q]:
+        return False
+    s = -1 if dfa.seg is None else int(dfa.seg[q])
+    if s < 0:
+        return True
+    lo, hi = dfa.bounds[s]
+    return lo <= 0 <= hi and bool(dfa.live[q][0])
 
 
 def _productive(bodies: dict[str, AnyNode]) -> dict[str, AnyNode]:
     """Bodies with calls of rules that derive no finite string replaced by the empty language."""
     good = productive_rules(bodies)
+    if len(good) == len(bodies):  # the common case: nothing to replace
+        return bodies
     out = {}
     for name, body in bodies.items():
         if name not in good:
@@ -149,25 +369,25 @@ def _productive(bodies: dict[str, AnyNode]) -> dict[str, AnyNode]:
 
 
 class _CallBuilder(NFABuilder):
+    """Thompson's construction with a call of rule r as an edge on symbol 256 + r (past the bytes)."""
+
     def __init__(self, index: dict[str, int]) -> None:
         super().__init__()
         self.index = index
-        self.calls: list[list[tuple[int, int]]] = []
-
-    def new(self) -> int:
-        self.calls.append([])
-        return super().new()
+        self.callees: set[int] = set()
 
     def build(self, node):  # type: ignore[override]
         if isinstance(node, Call):
             s, e = self.new(), self.new()
-            self.calls[s].append((self.index[node.rule], e))
+            r = self.index[node.rule]
+            self.edges[s].append((256 + r, 256 + r, e))
+            self.callees.add(r)
             return s, e
         return super().build(node)
 
 
 def _estimate(node: AnyNode) -> int:
-    return estimate_states(node, _call_size)
+    return estimate_states(node, _call_size, {})  # a memo given: nesting is checked by `_rule_dfa`
 
 
 def _call_size(node: Any) -> int:
@@ -179,71 +399,84 @@ def _call_size(node: Any) -> int:
 def _rule_dfa(
     body: AnyNode, index: dict[str, int], limits: Limits
 ) -> tuple[np.ndarray, np.ndarray, list[list[tuple[int, int]]]]:
-    """(byte table [n, 256], accepting [n], call edges per state) of the minimal trimmed DFA of one rule."""
-    needed = _estimate(body)
-    if needed > limits.max_nfa_states:
-        raise GrammarLimitError(
-            f"grammar rule too large: its automaton would need {needed:,} NFA states "
-            f"(limit {limits.max_nfa_states:,})"
-        )
+    """(byte table [n, 256], accepting [n], call edges per state) of the trimmed DFA of one rule.
+
+    Not minimized: Earley needs a deterministic automaton whose states can all still reach acceptance (every
+    item viable), not a minimal one, and Moore's rounds (one per state of a long chain: a property name)
+    cost more than the equivalent states they would merge (about 15% more states, no slower masks).
+
+    The body's nesting is checked only when a recursive walk overflows (rule bodies of parsed grammars and
+    schemas nest far less than Python's stack allows: checking first would walk every body once more)."""
     b = _CallBuilder(index)
-    start, accept = b.build(body)
-    # Byte classes over all byte edges, then one extra symbol per distinct callee.
+    try:
+        needed = _estimate(body)
+        if needed > limits.max_nfa_states:
+            raise GrammarLimitError(
+                f"grammar rule too large: its automaton would need {needed:,} NFA states "
+                f"(limit {limits.max_nfa_states:,})"
+            )
+        start, accept = b.build(body)
+    except RecursionError:
+        check_nesting(body, "grammar rule")
+        raise
+    # Byte classes over all byte edges, then one extra symbol (class) per distinct callee.
     cuts = np.zeros(257, dtype=bool)
     cuts[0] = True
     for edges in b.edges:
         for lo, hi, _ in edges:
-            cuts[lo] = True
-            cuts[hi + 1] = True
+            if lo < 256:
+                cuts[lo] = True
+                cuts[hi + 1] = True
     byte_class = np.cumsum(cuts[:256]).astype(np.int64) - 1
     n_classes = int(byte_class[-1]) + 1
-    callees = sorted({c for cs in b.calls for c, _ in cs})
-    call_col = {c: n_classes + i for i, c in enumerate(callees)}
-    k = n_classes + len(callees)
-    classes = byte_class.tolist()
-
-    important = [bool(b.edges[s]) or bool(b.calls[s]) or s == accept for s in range(len(b.eps))]
-    closure = epsilon_closure(b.eps, important)
-
-    succ = [
-        [(c, closure(t)) for lo, hi, t in edges for c in range(classes[lo], classes[hi] + 1)]
-        + [(call_col[callee], closure(t)) for callee, t in b.calls[s]]
-        for s, edges in enumerate(b.edges)
-    ]
-    first = closure(start)
-    ids = {first: 0}
-    sets = [first]
-    rows: list[list[int]] = []
-    while len(rows) < len(sets):
-        if not len(rows) & 63:
-            check_time("building the grammar's automata")
-        moves: dict[int, set[int]] = {}
-        for s in sets[len(rows)]:
-            for c, closed in succ[s]:
-                moves.setdefault(c, set()).update(closed)
-        row = [DEAD] * k
-        for c, target in moves.items():
-            key = frozenset(target)
-            d = ids.get(key)
-            if d is None:
-                d = ids[key] = len(sets)
-                sets.append(key)
-            row[c] = d
-        rows.append(row)
-        if len(sets) > limits.max_dfa_states:
-            raise GrammarLimitError(
-                f"grammar rule too complex: its DFA grows past {len(sets):,} states "
-                f"(limit {limits.max_dfa_states:,})"
-            )
-    trans = np.array(rows, dtype=np.int64).reshape(len(rows), k)
-    acc = np.array([accept in s for s in sets], dtype=bool)
-    trans, acc = minimize_table(trans, acc)
+    callees = sorted(b.callees)
+    symbol_class = np.zeros(256 + (callees[-1] + 1 if callees else 0), dtype=np.int64)
+    symbol_class[:256] = byte_class
+    symbol_class[[256 + c for c in callees]] = n_classes + np.arange(len(callees))
+    nfa = NFA(b.eps, b.edges, start, accept)
+    table, accepting, _ = subset_construction(
+        nfa, symbol_class, n_classes + len(callees), limits, "grammar rule"
+    )
+    rows, acc_list = table.tolist(), accepting.tolist()
+    keep = _coreachable(rows, acc_list)
+    if not all(keep):  # a part of the body with an empty language (a call of an unproductive rule)
+        rows, acc_list = _drop(rows, acc_list, keep)
+    trans = np.array(rows, dtype=np.int64).reshape(len(rows), table.shape[1])
+    acc = np.array(acc_list, dtype=bool)
     full = trans[:, byte_class] if len(acc) else np.zeros((0, 256), dtype=np.int64)
-    calls = [
-        [(c, int(trans[s, call_col[c]])) for c in callees if trans[s, call_col[c]] >= 0]
-        for s in range(len(acc))
-    ]
+    cols = trans[:, n_classes:].tolist()
+    calls = [[(c, t) for c, t in zip(callees, row, strict=True) if t >= 0] for row in cols]
     return full.astype(np.int32), acc, calls
+
+
+def _coreachable(rows: list[list[int]], accepting: list[bool]) -> list[bool]:
+    """Per DFA state: some accepting state is reachable from it."""
+    preds: list[list[int]] = [[] for _ in rows]
+    for s, row in enumerate(rows):
+        for t in set(row):
+            if t >= 0:
+                preds[t].append(s)
+    keep = list(accepting)
+    stack = [s for s, a in enumerate(accepting) if a]
+    while stack:
+        for p in preds[stack.pop()]:
+            if not keep[p]:
+                keep[p] = True
+                stack.append(p)
+    return keep
+
+
+def _drop(
+    rows: list[list[int]], accepting: list[bool], keep: list[bool]
+) -> tuple[list[list[int]], list[bool]]:
+    """The kept states renumbered in order (the start, state 0, is kept: the rule is productive)."""
+    number = [DEAD] * len(rows)
+    count = 0
+    for s, k in enumerate(keep):
+        if k:
+            number[s], count = count, count + 1
+    out = [[number[t] if t >= 0 else DEAD for t in row] for row, k in zip(rows, keep, strict=True) if k]
+    return out, [a for a, k in zip(accepting, keep, strict=True) if k]
 
 
 def _widths(dfa: ByteDFA, seg: np.ndarray) -> np.ndarray:
@@ -257,6 +490,14 @@ def unrolled_states(dfa: ByteDFA) -> int:
         np.full(dfa.n_states, -1, dtype=np.int64) if dfa.seg is None else np.asarray(dfa.seg, dtype=np.int64)
     )
     return int(_widths(dfa, seg).sum())
+
+
+def _lexeme_limit(n: int) -> None:
+    raise GrammarLimitError(
+        f"length-bounded strings too long for a grammar: unrolling their counters needs "
+        f"{n:,} states (limit {MAX_LEXEME_STATES:,})",
+        hints=["a smaller maxLength on strings inside recursive definitions"],
+    )
 
 
 def _unroll_lexeme(dfa: ByteDFA, before: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -274,11 +515,7 @@ def _unroll_lexeme(dfa: ByteDFA, before: int) -> tuple[np.ndarray, np.ndarray, n
     np.cumsum(width, out=base[1:])
     m = int(base[-1])
     if before + m > MAX_LEXEME_STATES:  # checked before the table is allocated
-        raise GrammarLimitError(
-            f"length-bounded strings too long for a grammar: unrolling their counters needs "
-            f"{before + m:,} states (limit {MAX_LEXEME_STATES:,})",
-            hints=["a smaller maxLength on strings inside recursive definitions"],
-        )
+        _lexeme_limit(before + m)
     table = np.full((m, 256), DEAD, dtype=np.int32)
     accepting = np.zeros(m, dtype=bool)
     q_of = np.repeat(np.arange(n, dtype=np.int32), width)
