@@ -28,13 +28,16 @@ import numpy as np
 from .. import disk_cache
 from ..automata.dfa import ByteDFA
 from ..errors import GrammarLimitError
-from ..limits import DEFAULT_LIMITS, Limits, check_time
+from ..limits import DEFAULT_LIMITS, Limits
 from ..tokens.constraint import TokenConstraint
 from ..tokens.token_automaton import TokenAutomaton, pack_bits, set_bits, start_pairs
 from ..tokens.vocab import Vocabulary
+from .cfg_walk import Loops, Region, TrieWalk, pair_walk, ranges_to_ranks, region_key, region_walk, regions
 from .rtn import RTN
 
 _CHUNK = 4_000_000  # (state, token) pairs walked at once
+_MAX_REGION = 32  # states of a region shared between states (a JSON string body has about 10)
+_MAX_LEAVING = 2000  # trie nodes leaving a loop, past which its shared walk is not worth keeping
 
 
 @dataclass(frozen=True, eq=False)
@@ -120,73 +123,50 @@ class StateRows:
         self.n_rows += k
         return first
 
+    # The walk a state's first visit takes (cfg_walk.py): the trie walk up to this many tokens behind its
+    # live first bytes; past it, the shared walk of its loop if it is on one, else the pair walk.
+    # `reference`: the pair walk for every state (the tests' oracle for the other two).
+    small_walk = 3000
+    reference = False
+    _trie: TrieWalk | None = None
+    _loops: dict[int, Loops] | None = None  # per rule, made on first use
+    _regions: dict[int, tuple[Region, list[int]] | None] | None = None  # per loop state, made on first use
+
     def _walk(self, states: np.ndarray) -> None:
-        """Classify the plain (not lexeme) `states` by walking their live tokens, a chunk at a time."""
-        ids, lengths, padded, offsets = self.vocab.packed
+        """Classify the plain (not lexeme) `states` by walking their live tokens."""
+        offsets = self.vocab.packed[3]
         live = self.table[states] != self.dead
         per_state = live.astype(np.int64) @ np.diff(offsets)
         self.walked += int(per_state.sum())
+        if not self.reference:
+            many = per_state > self.small_walk
+            for g in states[~many].tolist():
+                self._walk_trie(g)
+            shared = np.array([self._walk_split(g) for g in states[many].tolist()], dtype=bool)
+            rest = np.flatnonzero(many)[~shared] if len(shared) else np.zeros(0, dtype=np.int64)
+            if not len(rest):
+                return
+            states, live, per_state = states[rest], live[rest], per_state[rest]
         bounds = np.searchsorted(np.cumsum(per_state), np.arange(_CHUNK, int(per_state.sum()), _CHUNK))
         for part in np.split(np.arange(len(states)), np.unique(bounds)):
             if len(part):
-                self._walk_chunk(states[part], live[part], ids, lengths, padded, offsets)
+                self._walk_chunk(states[part], live[part])
 
-    def _walk_chunk(
-        self,
-        states: np.ndarray,
-        live: np.ndarray,
-        ids: np.ndarray,
-        lengths: np.ndarray,
-        padded: np.ndarray,
-        offsets: np.ndarray,
-    ) -> None:
+    def _walk_chunk(self, states: np.ndarray, live: np.ndarray) -> None:
         table, dead, exit_point, enters = self.table, self.dead, self.exit_point, self.enters
-        src, t_idx, cur = start_pairs(states, table, live, offsets)
-        passed = exit_point[cur]
-        in_src: list[np.ndarray] = []
-        in_tok: list[np.ndarray] = []
-        unc_src: list[np.ndarray] = []
-        unc_tok: list[np.ndarray] = []
-        # flat views: one gather per step instead of 2-D fancy indexing; one compaction per step
-        width = padded.shape[1]
-        flat_bytes = padded.reshape(-1)
-        flat_table = table.reshape(-1)
-        flat_enters = enters.reshape(-1)
-        j = 1
-        while len(t_idx):
-            check_time("classifying the vocabulary for the grammar")
-            done = lengths[t_idx] == j
-            # a token that is done reads a padding byte (or, at the full width, its own last one): ignored
-            byte = flat_bytes[t_idx * width + min(j, width - 1)].astype(np.int64)
-            at = cur.astype(np.int64) * 256 + byte
-            cur = flat_table[at]
-            passed = passed | flat_enters[at]
-            died = (cur == dead) & ~done
-            if done.any() or died.any():
-                if done.any():
-                    in_src.append(src[done])
-                    in_tok.append(ids[t_idx[done]])
-                unsure = died & passed
-                if unsure.any():
-                    unc_src.append(src[unsure])
-                    unc_tok.append(ids[t_idx[unsure]])
-                keep = ~(done | died)
-                src, t_idx, cur, passed = src[keep], t_idx[keep], cur[keep], passed[keep]
-            passed |= exit_point[cur]
-            j += 1
+        ids = self.vocab.packed[0]
+        w = pair_walk(*start_pairs(states, table, live, self.vocab.packed[3]), table, dead, exit_point, enters, self.vocab)
         row_of = np.zeros(len(states), dtype=np.int64)  # set last: readers without the lock test it
-        if in_src:
-            s_all, t_all = np.concatenate(in_src), np.concatenate(in_tok)
-            which_states, which = np.unique(s_all, return_inverse=True)
-            packed = pack_bits(which.reshape(-1), t_all, len(which_states), self.vocab.n_words)
+        if len(w.in_src):
+            which_states, which = np.unique(w.in_src, return_inverse=True)
+            packed = pack_bits(which.reshape(-1), ids[w.in_tok], len(which_states), self.vocab.n_words)
             first = self._add_rows(packed.view(np.int32))
             row_of[np.searchsorted(states, which_states)] = first + np.arange(len(which_states))
         rank_of = self.order.rank_of
         empty = np.zeros(0, dtype=np.int64)
-        if unc_src:
-            s_all, t_all = np.concatenate(unc_src), np.concatenate(unc_tok)
-            order = np.argsort(s_all, kind="stable")
-            s_all, t_all = s_all[order], t_all[order]
+        if len(w.unc_src):
+            order = np.argsort(w.unc_src, kind="stable")
+            s_all, t_all = w.unc_src[order], ids[w.unc_tok[order]]
             cut = np.searchsorted(s_all, states, side="left").tolist()
             end = np.searchsorted(s_all, states, side="right").tolist()
             for g, a, b in zip(states.tolist(), cut, end, strict=True):
@@ -195,6 +175,93 @@ class StateRows:
             for g in states.tolist():
                 self.uncertain[g] = empty
         self.row_of[states] = row_of
+
+    def _trie_walk(self) -> TrieWalk:
+        if self._trie is None:
+            self._trie = TrieWalk(self.order.rank_bytes, self.table, self.dead, self.exit_point, self.enters)
+        return self._trie
+
+    def _walk_trie(self, g: int) -> None:
+        """Classify state g with the trie walk from its first bytes (few tokens behind them)."""
+        trie = self._trie_walk()
+        inside, unsure = trie.walk(trie.roots(g))
+        k = 0
+        if inside:
+            row = np.zeros(self.vocab.n_words, dtype=np.uint32)
+            set_bits(row, self.order.rank_to_id[ranges_to_ranks(inside)])
+            k = self._add_rows(row.view(np.int32)[None, :])
+        self.uncertain[g] = ranges_to_ranks(unsure)
+        self.row_of[g] = k  # set last: readers without the lock test it
+
+    def _walk_split(self, g: int) -> bool:
+        """Classify state g (many tokens behind its first bytes) a first byte at a time: the tokens of a byte
+        that leads into a loop come from that loop's shared `Region`, the others from the trie walk. False
+        (nothing done) when a byte that leads into no loop starts too many tokens for the trie walk."""
+        trie = self._trie_walk()
+        first, exit_point, n_words = trie.first, self.exit_point, self.vocab.n_words
+        row = self.table[g]
+        live = np.flatnonzero(row != self.dead)
+        nxt = row[live]
+        frontier: list[tuple[int, int, int, int, bool]] = []
+        words = np.zeros(n_words, dtype=np.uint32)
+        uncertain: list[np.ndarray] = []
+        rank_to_id = self.order.rank_to_id
+        for s in np.unique(nxt).tolist():
+            bytes_ = live[nxt == s]
+            shared = self._region_of(s)
+            if shared is None:
+                for b in bytes_.tolist():
+                    lo, hi = first[b], first[b + 1]
+                    if hi - lo > self.small_walk:
+                        return False
+                    if lo < hi:
+                        frontier.append((1, lo, hi, s, bool(exit_point[s])))
+                continue
+            region, exits = shared
+            firsts = np.zeros(256, dtype=bool)
+            firsts[bytes_] = True
+            words |= region.inside_words(firsts, rank_to_id, n_words)
+            if len(region.uncertain):
+                uncertain.append(region.uncertain[firsts[region.uncertain_first]])
+            for i in np.flatnonzero(firsts[region.leaving_first]).tolist():
+                d, lo, hi, x, p = region.leaving[i]
+                frontier.append((d, lo, hi, exits[x], p or bool(exit_point[exits[x]])))
+        inside, unsure = trie.walk(frontier)
+        uncertain.append(ranges_to_ranks(unsure))
+        set_bits(words, rank_to_id[ranges_to_ranks(inside)])
+        k = self._add_rows(words.view(np.int32)[None, :]) if words.any() else 0
+        self.uncertain[g] = np.unique(np.concatenate(uncertain))
+        self.row_of[g] = k  # set last: readers without the lock test it
+        return True
+
+    def _region_of(self, s: int) -> tuple[Region, list[int]] | None:
+        """The shared walk of the loop of state s, with the states it exits to here; None when s is on no
+        loop, or on one too large to recur elsewhere (a key's name trie) or that lets too many tokens out."""
+        if self._regions is None:
+            self._regions = {}
+        if s in self._regions:
+            return self._regions[s]
+        r = int(self.rtn.rule_of[s])
+        if self._loops is None:
+            self._loops = {}
+        loops = self._loops.get(r)
+        if loops is None:
+            lo, hi = int(self.rtn.offsets[r]), int(self.rtn.offsets[r + 1])
+            loops = self._loops[r] = Loops(self.table, self.dead, lo, hi)
+        members = loops.members(s)
+        out = None
+        if members is not None and len(members) <= _MAX_REGION:
+            args = (self.table, self.dead, self.exit_point, self.enters)
+            key, exits = region_key(s, members, *args)
+            cache = regions(self.vocab)
+            region = cache.get(key)
+            if region is None:
+                region = region_walk(s, members, exits, *args, self.vocab, self.order.rank_of, self._trie_walk())
+                cache[key] = region
+            if len(region.leaving) <= _MAX_LEAVING:
+                out = (region, exits)
+        self._regions[s] = out
+        return out
 
     def _lexeme(self, r: int) -> None:
         """Rows and uncertain ranks of every unrolled state of lexeme rule r (from its token automaton)."""
