@@ -36,6 +36,8 @@ from .cfg_walk import Loops, Region, TrieWalk, pair_walk, ranges_to_ranks, regio
 from .rtn import RTN
 
 _CHUNK = 4_000_000  # (state, token) pairs walked at once
+_FEW = 256  # tokens behind the bytes into a state, up to which the trie walk takes them even from a loop
+_WIDE = 16  # live bytes from which a state counts as wide (cfg_walk.Loops)
 _MAX_REGION = 32  # states of a region shared between states (a JSON string body has about 10)
 _MAX_LEAVING = 2000  # trie nodes leaving a loop, past which its shared walk is not worth keeping
 
@@ -139,11 +141,7 @@ class StateRows:
         per_state = live.astype(np.int64) @ np.diff(offsets)
         self.walked += int(per_state.sum())
         if not self.reference:
-            many = per_state > self.small_walk
-            for g in states[~many].tolist():
-                self._walk_trie(g)
-            shared = np.array([self._walk_split(g) for g in states[many].tolist()], dtype=bool)
-            rest = np.flatnonzero(many)[~shared] if len(shared) else np.zeros(0, dtype=np.int64)
+            rest = np.flatnonzero([not self._walk_split(g) for g in states.tolist()])
             if not len(rest):
                 return
             states, live, per_state = states[rest], live[rest], per_state[rest]
@@ -178,20 +176,9 @@ class StateRows:
 
     def _trie_walk(self) -> TrieWalk:
         if self._trie is None:
+            self.wide = ((self.table != self.dead).sum(axis=1) >= _WIDE).tolist()
             self._trie = TrieWalk(self.order.rank_bytes, self.table, self.dead, self.exit_point, self.enters)
         return self._trie
-
-    def _walk_trie(self, g: int) -> None:
-        """Classify state g with the trie walk from its first bytes (few tokens behind them)."""
-        trie = self._trie_walk()
-        inside, unsure = trie.walk(trie.roots(g))
-        k = 0
-        if inside:
-            row = np.zeros(self.vocab.n_words, dtype=np.uint32)
-            set_bits(row, self.order.rank_to_id[ranges_to_ranks(inside)])
-            k = self._add_rows(row.view(np.int32)[None, :])
-        self.uncertain[g] = ranges_to_ranks(unsure)
-        self.row_of[g] = k  # set last: readers without the lock test it
 
     def _walk_split(self, g: int) -> bool:
         """Classify state g (many tokens behind its first bytes) a first byte at a time: the tokens of a byte
@@ -199,6 +186,7 @@ class StateRows:
         (nothing done) when a byte that leads into no loop starts too many tokens for the trie walk."""
         trie = self._trie_walk()
         first, exit_point, n_words = trie.first, self.exit_point, self.vocab.n_words
+        offsets = trie.bounds
         row = self.table[g]
         live = np.flatnonzero(row != self.dead)
         nxt = row[live]
@@ -208,11 +196,13 @@ class StateRows:
         rank_to_id = self.order.rank_to_id
         for s in np.unique(nxt).tolist():
             bytes_ = live[nxt == s]
-            shared = self._region_of(s)
+            many = int((offsets[bytes_ + 1] - offsets[bytes_]).sum()) > _FEW
+            shared = self._region_of(s) if many else None
             if shared is None:
+                wide = self.wide[s]
                 for b in bytes_.tolist():
                     lo, hi = first[b], first[b + 1]
-                    if hi - lo > self.small_walk:
+                    if wide and hi - lo > self.small_walk:
                         return False
                     if lo < hi:
                         frontier.append((1, lo, hi, s, bool(exit_point[s])))
@@ -247,8 +237,8 @@ class StateRows:
         loops = self._loops.get(r)
         if loops is None:
             lo, hi = int(self.rtn.offsets[r]), int(self.rtn.offsets[r + 1])
-            loops = self._loops[r] = Loops(self.table, self.dead, lo, hi)
-        members = loops.members(s)
+            loops = self._loops[r] = Loops(self.table, self.dead, lo, hi, _WIDE)
+        members = loops.members(s, self.table[s])
         out = None
         if members is not None and len(members) <= _MAX_REGION:
             args = (self.table, self.dead, self.exit_point, self.enters)

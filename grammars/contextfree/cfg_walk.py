@@ -46,7 +46,8 @@ class TrieWalk:
         self.exit_point, self.enters = exit_point, enters
         self._states: dict[int, tuple[list[int], list[int], frozenset[int]]] = {}
         first = np.frombuffer(b"".join(w[:1] for w in words), dtype=np.uint8)
-        self.first = np.searchsorted(first, np.arange(257)).tolist()  # tokens starting with b: first[b:b+2]
+        self.bounds = np.searchsorted(first, np.arange(257))  # the ranks of tokens starting with b: [b, b+1)
+        self.first = self.bounds.tolist()
 
     def state(self, s: int) -> tuple[list[int], list[int], frozenset[int]]:
         """(byte row, live bytes, bytes that enter a callee) of state s, as Python lists (memoized)."""
@@ -230,18 +231,55 @@ class Loops:
     and UTF-8 continuations is one, while an object's loop over its members, which passes through narrow
     states (`:`, `,`), is not, so that one string body looks the same wherever it occurs."""
 
-    def __init__(self, table: np.ndarray, dead: int, lo: int, hi: int, wide: int = 16) -> None:
+    def __init__(self, table: np.ndarray, dead: int, lo: int, hi: int, wide: int) -> None:
         self.lo = lo
         rows = table[lo:hi]
-        succ = [np.unique(r[r != dead]).tolist() for r in rows]
+        self.succ = succ = [np.unique(r[r != dead]).tolist() for r in rows]
         is_wide = ((rows != dead).sum(axis=1) >= wide).tolist()
         narrow = [[t for t in ts if is_wide[t - lo]] if is_wide[v] else [] for v, ts in enumerate(succ)]
         self.comp = _components(narrow, lo)
 
-    def members(self, s: int) -> np.ndarray | None:
-        """The states of s's loop (sorted), or None when s is on none."""
-        c = self.comp[s - self.lo]
-        return None if c < 0 else np.flatnonzero(self.comp == c) + self.lo
+    def members(self, s: int, row: np.ndarray) -> np.ndarray | None:
+        """The states of s's loop (sorted), or, for a state s off loops (`row`: its byte row), s with the
+        loop that most of its bytes lead into, directly or through states that lead nowhere else within a
+        few bytes (a UTF-8 lead byte's continuations before a string body); None when s leads into none."""
+        lo, comp = self.lo, self.comp
+        c = comp[s - lo]
+        if c >= 0:
+            return np.flatnonzero(comp == c) + lo
+        region = {s}
+        votes: dict[int, int] = {}
+        for t in self.succ[s - lo]:
+            seen: set[int] = set()
+            loop = comp[t - lo] if comp[t - lo] >= 0 else self._funnel(t, 3, seen)
+            if loop is not None:
+                votes[int(loop)] = votes.get(int(loop), 0) + int((row == t).sum())
+        if not votes:
+            return None
+        loop = max(votes, key=lambda k: (votes[k], -k))
+        for t in self.succ[s - lo]:  # the funnels into that loop join it
+            seen = set()
+            if comp[t - lo] < 0 and self._funnel(t, 3, seen) == loop:
+                region |= seen
+        return np.array(sorted(region | set((np.flatnonzero(comp == loop) + lo).tolist())), dtype=np.int64)
+
+    def _funnel(self, s: int, depth: int, seen: set[int]) -> int | None:
+        """The one loop every byte from s (off loops) leads into within `depth` bytes, else None."""
+        lo, comp = self.lo, self.comp
+        seen.add(s)
+        loop = None
+        for t in self.succ[s - lo]:
+            c = comp[t - lo]
+            if c < 0:
+                if depth <= 1 or t in seen:
+                    return None
+                c = self._funnel(t, depth - 1, seen)
+                if c is None:
+                    return None
+            if loop is not None and c != loop:
+                return None
+            loop = int(c)
+        return loop
 
 
 def _components(succ: list[list[int]], lo: int) -> np.ndarray:
@@ -391,7 +429,7 @@ def region_walk(
             leaving[-1] = (at, last[1], r + 1, last[3], last[4])  # the same trie node: one more token
         else:
             leaving.append((at, r, r + 1, number[x], bool(p)))
-    bounds = np.array(trie.first, dtype=np.int64)
+    bounds = trie.bounds
 
     def first_byte(r: np.ndarray) -> np.ndarray:
         return np.searchsorted(bounds, r, side="right") - 1
