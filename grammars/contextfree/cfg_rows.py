@@ -32,11 +32,10 @@ from ..limits import DEFAULT_LIMITS, Limits
 from ..tokens.constraint import TokenConstraint
 from ..tokens.token_automaton import TokenAutomaton, pack_bits, set_bits, start_pairs
 from ..tokens.vocab import Vocabulary
-from .cfg_walk import Loops, Region, TrieWalk, pair_walk, ranges_to_ranks, region_key, region_walk, regions
+from .cfg_walk import Loops, Region, TrieWalk, pair_walk, region_key, region_walk, regions
 from .rtn import RTN
 
 _CHUNK = 4_000_000  # (state, token) pairs walked at once
-_FEW = 256  # tokens behind the bytes into a state, up to which the trie walk takes them even from a loop
 _WIDE = 16  # live bytes from which a state counts as wide (cfg_walk.Loops)
 _MAX_REGION = 32  # states of a region shared between states (a JSON string body has about 10)
 _MAX_LEAVING = 2000  # trie nodes leaving a loop, past which its shared walk is not worth keeping
@@ -49,6 +48,7 @@ class VocabOrder:
     rank_to_id: np.ndarray  # int64: text token ids sorted by their bytes
     rank_of: np.ndarray  # int64 [size]: each id's rank (0 for ids that are not text tokens)
     rank_bytes: tuple[bytes, ...]  # the bytes of those tokens, in the same order
+    first_bounds: np.ndarray  # int64 [257]: the ranks of the tokens starting with byte b are [b], [b + 1]
 
 
 @lru_cache(maxsize=8)
@@ -58,9 +58,12 @@ def vocab_order(vocab: Vocabulary) -> VocabOrder:
     rank_to_id = np.array(order, dtype=np.int64)
     rank_of = np.zeros(vocab.size, dtype=np.int64)
     rank_of[rank_to_id] = np.arange(len(rank_to_id))
-    for a in (rank_to_id, rank_of):
+    rank_bytes = tuple(vocab.token_bytes[i] or b"" for i in order)
+    first = np.frombuffer(b"".join(w[:1] for w in rank_bytes), dtype=np.uint8)
+    bounds = np.searchsorted(first, np.arange(257)).astype(np.int64)
+    for a in (rank_to_id, rank_of, bounds):
         a.setflags(write=False)
-    return VocabOrder(rank_to_id, rank_of, tuple(vocab.token_bytes[i] or b"" for i in order))
+    return VocabOrder(rank_to_id, rank_of, rank_bytes, bounds)
 
 
 class StateRows:
@@ -125,14 +128,14 @@ class StateRows:
         self.n_rows += k
         return first
 
-    # The walk a state's first visit takes (cfg_walk.py): the trie walk up to this many tokens behind its
-    # live first bytes; past it, the shared walk of its loop if it is on one, else the pair walk.
-    # `reference`: the pair walk for every state (the tests' oracle for the other two).
-    small_walk = 3000
+    # A first visit walks the vocabulary's byte trie (cfg_walk.py), taking the nodes that enter a loop (a
+    # string body) from that loop's walk, shared per vocabulary; past `trie_budget` nodes it gives up for
+    # the pair walk. `reference`: the pair walk for every state (the tests' oracle for the trie walk).
+    trie_budget = 20_000
     reference = False
     _trie: TrieWalk | None = None
     _loops: dict[int, Loops] | None = None  # per rule, made on first use
-    _regions: dict[int, tuple[Region, list[int]] | None] | None = None  # per loop state, made on first use
+    _loop_of: dict[int, tuple[str, np.ndarray, list[int]] | None] | None = None  # per state, on first use
 
     def _walk(self, states: np.ndarray) -> None:
         """Classify the plain (not lexeme) `states` by walking their live tokens."""
@@ -141,7 +144,7 @@ class StateRows:
         per_state = live.astype(np.int64) @ np.diff(offsets)
         self.walked += int(per_state.sum())
         if not self.reference:
-            rest = np.flatnonzero([not self._walk_split(g) for g in states.tolist()])
+            rest = np.flatnonzero([not self._walk_trie(g) for g in states.tolist()])
             if not len(rest):
                 return
             states, live, per_state = states[rest], live[rest], per_state[rest]
@@ -153,7 +156,8 @@ class StateRows:
     def _walk_chunk(self, states: np.ndarray, live: np.ndarray) -> None:
         table, dead, exit_point, enters = self.table, self.dead, self.exit_point, self.enters
         ids = self.vocab.packed[0]
-        w = pair_walk(*start_pairs(states, table, live, self.vocab.packed[3]), table, dead, exit_point, enters, self.vocab)
+        start = start_pairs(states, table, live, self.vocab.packed[3])
+        w = pair_walk(*start, table, dead, exit_point, enters, self.vocab)
         row_of = np.zeros(len(states), dtype=np.int64)  # set last: readers without the lock test it
         if len(w.in_src):
             which_states, which = np.unique(w.in_src, return_inverse=True)
@@ -176,61 +180,49 @@ class StateRows:
 
     def _trie_walk(self) -> TrieWalk:
         if self._trie is None:
-            self.wide = ((self.table != self.dead).sum(axis=1) >= _WIDE).tolist()
-            self._trie = TrieWalk(self.order.rank_bytes, self.table, self.dead, self.exit_point, self.enters)
+            order = self.order
+            self._trie = TrieWalk(
+                order.rank_bytes, order.first_bounds, self.table, self.dead, self.exit_point, self.enters
+            )
         return self._trie
 
-    def _walk_split(self, g: int) -> bool:
-        """Classify state g (many tokens behind its first bytes) a first byte at a time: the tokens of a byte
-        that leads into a loop come from that loop's shared `Region`, the others from the trie walk. False
-        (nothing done) when a byte that leads into no loop starts too many tokens for the trie walk."""
+    def _walk_trie(self, g: int) -> bool:
+        """Classify state g with the trie walk; False (nothing done) when it runs past its budget."""
         trie = self._trie_walk()
-        first, exit_point, n_words = trie.first, self.exit_point, self.vocab.n_words
-        offsets = trie.bounds
-        row = self.table[g]
-        live = np.flatnonzero(row != self.dead)
-        nxt = row[live]
-        frontier: list[tuple[int, int, int, int, bool]] = []
-        words = np.zeros(n_words, dtype=np.uint32)
-        uncertain: list[np.ndarray] = []
-        rank_to_id = self.order.rank_to_id
-        for s in np.unique(nxt).tolist():
-            bytes_ = live[nxt == s]
-            many = int((offsets[bytes_ + 1] - offsets[bytes_]).sum()) > _FEW
-            shared = self._region_of(s) if many else None
-            if shared is None:
-                wide = self.wide[s]
-                for b in bytes_.tolist():
-                    lo, hi = first[b], first[b + 1]
-                    if wide and hi - lo > self.small_walk:
-                        return False
-                    if lo < hi:
-                        frontier.append((1, lo, hi, s, bool(exit_point[s])))
-                continue
-            region, exits = shared
-            firsts = np.zeros(256, dtype=bool)
-            firsts[bytes_] = True
-            words |= region.inside_words(firsts, rank_to_id, n_words)
-            if len(region.uncertain):
-                uncertain.append(region.uncertain[firsts[region.uncertain_first]])
-            for i in np.flatnonzero(firsts[region.leaving_first]).tolist():
-                d, lo, hi, x, p = region.leaving[i]
-                frontier.append((d, lo, hi, exits[x], p or bool(exit_point[exits[x]])))
-        inside, unsure = trie.walk(frontier)
-        uncertain.append(ranges_to_ranks(unsure))
-        set_bits(words, rank_to_id[ranges_to_ranks(inside)])
-        k = self._add_rows(words.view(np.int32)[None, :]) if words.any() else 0
-        self.uncertain[g] = np.unique(np.concatenate(uncertain))
+        found = trie.walk(trie.roots(g), self._shared, self.trie_budget)
+        if found is None:
+            return False
+        inside, uncertain = found.ranks()
+        k = 0
+        if len(inside):
+            row = np.zeros(self.vocab.n_words, dtype=np.uint32)
+            set_bits(row, self.order.rank_to_id[inside])
+            k = self._add_rows(row.view(np.int32)[None, :])
+        self.uncertain[g] = uncertain.astype(np.int64)
         self.row_of[g] = k  # set last: readers without the lock test it
         return True
 
-    def _region_of(self, s: int) -> tuple[Region, list[int]] | None:
-        """The shared walk of the loop of state s, with the states it exits to here; None when s is on no
-        loop, or on one too large to recur elsewhere (a key's name trie) or that lets too many tokens out."""
-        if self._regions is None:
-            self._regions = {}
-        if s in self._regions:
-            return self._regions[s]
+    def _shared(self, s: int, depth: int) -> tuple[Region, list[int]] | None:
+        """The shared walk of the loop state s at `depth`, with the states it exits to here; None when s is
+        on no loop, on one too large to recur elsewhere (a key's name trie), or one that lets too many
+        tokens out."""
+        if self._loop_of is None:
+            self._loop_of = {}
+        if s not in self._loop_of:
+            self._loop_of[s] = self._loop_key(s)
+        found = self._loop_of[s]
+        if found is None:
+            return None
+        key, members, exits = found
+        cache = regions(self.vocab)
+        region = cache.get((key, depth))
+        if region is None:
+            args = (self.table, self.dead, self.exit_point, self.enters, self.vocab)
+            region = region_walk(s, depth, members, exits, *args, self.order.rank_of, self.order.rank_bytes)
+            cache[(key, depth)] = region
+        return None if len(region.leaving) > _MAX_LEAVING else (region, exits)
+
+    def _loop_key(self, s: int) -> tuple[str, np.ndarray, list[int]] | None:
         r = int(self.rtn.rule_of[s])
         if self._loops is None:
             self._loops = {}
@@ -238,20 +230,11 @@ class StateRows:
         if loops is None:
             lo, hi = int(self.rtn.offsets[r]), int(self.rtn.offsets[r + 1])
             loops = self._loops[r] = Loops(self.table, self.dead, lo, hi, _WIDE)
-        members = loops.members(s, self.table[s])
-        out = None
-        if members is not None and len(members) <= _MAX_REGION:
-            args = (self.table, self.dead, self.exit_point, self.enters)
-            key, exits = region_key(s, members, *args)
-            cache = regions(self.vocab)
-            region = cache.get(key)
-            if region is None:
-                region = region_walk(s, members, exits, *args, self.vocab, self.order.rank_of, self._trie_walk())
-                cache[key] = region
-            if len(region.leaving) <= _MAX_LEAVING:
-                out = (region, exits)
-        self._regions[s] = out
-        return out
+        members = loops.members(s)
+        if members is None or len(members) > _MAX_REGION:
+            return None
+        key, exits = region_key(s, members, self.table, self.dead, self.exit_point, self.enters)
+        return key, members, exits
 
     def _lexeme(self, r: int) -> None:
         """Rows and uncertain ranks of every unrolled state of lexeme rule r (from its token automaton)."""

@@ -19,24 +19,27 @@ from __future__ import annotations
 
 import hashlib
 from bisect import bisect_left, bisect_right
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
 from ..limits import check_time
-from ..tokens.token_automaton import set_bits
 from ..tokens.vocab import Vocabulary
 
 _BYTE = [bytes([b]) for b in range(256)]
+FEW = 16  # tokens in a trie node, up to which the trie walk takes it even where a shared walk exists
 
 
 class TrieWalk:
-    """Depth-first trie walks of byte-sorted tokens (`words`) through a byte table (`dead`: no state)."""
+    """Depth-first trie walks of byte-sorted tokens (`words`, `bounds`: where each first byte's start) through
+    a byte table (`dead`: no state)."""
 
     def __init__(
         self,
         words: tuple[bytes, ...],
+        bounds: np.ndarray,
         table: np.ndarray,
         dead: int,
         exit_point: np.ndarray,
@@ -45,9 +48,8 @@ class TrieWalk:
         self.words, self.table, self.dead = words, table, dead
         self.exit_point, self.enters = exit_point, enters
         self._states: dict[int, tuple[list[int], list[int], frozenset[int]]] = {}
-        first = np.frombuffer(b"".join(w[:1] for w in words), dtype=np.uint8)
-        self.bounds = np.searchsorted(first, np.arange(257))  # the ranks of tokens starting with b: [b, b+1)
-        self.first = self.bounds.tolist()
+        self.bounds = bounds  # the ranks of the tokens starting with byte b: [bounds[b], bounds[b + 1])
+        self.first = bounds.tolist()
 
     def state(self, s: int) -> tuple[list[int], list[int], frozenset[int]]:
         """(byte row, live bytes, bytes that enter a callee) of state s, as Python lists (memoized)."""
@@ -72,15 +74,29 @@ class TrieWalk:
                 out.append((1, lo, hi, nxt, bool(exit_point[nxt])))
         return out
 
-    def walk(self, frontier: list[tuple[int, int, int, int, bool]]) -> tuple[list[int], list[int]]:
-        """Walk trie nodes (depth, rank lo, rank hi, state reached, passed an exit point) to the end:
-        (inside rank ranges, uncertain rank ranges), each flat as [lo0, hi0, lo1, hi1, ...]."""
+    def walk(
+        self,
+        frontier: list[tuple[int, int, int, int, bool]],
+        shared: Callable[[int, int], tuple[Region, list[int]] | None] | None = None,
+        budget: int = 1 << 62,
+    ) -> Walk | None:
+        """Walk trie nodes (depth, rank lo, rank hi, state reached, passed an exit point) to the end; None
+        past `budget` nodes. A node of more than `FEW` tokens in a state with a shared walk (`shared(state,
+        depth)`: a `Region` and the states it exits to) takes that walk's tokens in its range instead."""
         words, dead, exit_point, state = self.words, self.dead, self.exit_point, self.state
-        inside: list[int] = []
-        unsure: list[int] = []
+        out = Walk([], [], [], [])
+        inside, unsure = out.inside, out.unsure
         stack = list(frontier)
         while stack:
             d, lo, hi, s, passed = stack.pop()
+            budget -= 1
+            if budget < 0:
+                return None
+            if shared is not None and hi - lo > FEW and passed == bool(exit_point[s]):
+                hit = shared(s, d)
+                if hit is not None:
+                    stack += hit[0].take(lo, hi, hit[1], exit_point, out)
+                    continue
             k = bisect_right(words, words[lo], lo, hi) if len(words[lo]) == d else lo
             if k > lo:
                 inside += (lo, k)  # tokens that end here, alive
@@ -124,7 +140,32 @@ class TrieWalk:
                         e = bisect_left(words, prefix + _BYTE[b + 1], c, hi) if b < 255 else hi
                         if c < e:
                             unsure += (c, e)
-        return inside, unsure
+        return out
+
+
+@dataclass(frozen=True)
+class Walk:
+    """What a trie walk found: rank ranges flat as [lo0, hi0, lo1, hi1, ...], and rank arrays taken from
+    shared walks, of the tokens inside and of the uncertain ones."""
+
+    inside: list[int]
+    unsure: list[int]
+    inside_ranks: list[np.ndarray]
+    unsure_ranks: list[np.ndarray]
+
+    def ranks(self) -> tuple[np.ndarray, np.ndarray]:
+        """(inside ranks, uncertain ranks), each sorted."""
+        return (
+            _merge(ranges_to_ranks(self.inside), self.inside_ranks),
+            _merge(ranges_to_ranks(self.unsure), self.unsure_ranks),
+        )
+
+
+def _merge(a: np.ndarray, more: list[np.ndarray]) -> np.ndarray:
+    parts = [x for x in more if len(x)]
+    if not parts:
+        return a
+    return np.sort(np.concatenate([a, *parts]))
 
 
 def ranges_to_ranks(flat: list[int]) -> np.ndarray:
@@ -164,15 +205,17 @@ def pair_walk(
     enters: np.ndarray,
     vocab: Vocabulary,
     stop: np.ndarray | None = None,
+    depth: int = 1,
 ) -> Walked:
-    """Walk (source state, token row of `vocab.packed`, state after the token's first byte) pairs on, a
-    byte per step, all at once; with `stop` (bool per state), a pair that reaches a stop state leaves."""
+    """Walk (source state, token row of `vocab.packed`, state after the token's first `depth` bytes) pairs
+    on, a byte per step, all at once; with `stop` (bool per state), a pair that reaches a stop state
+    leaves."""
     ids, lengths, padded, _ = vocab.packed
     passed = exit_point[cur]
     parts: dict[str, list[np.ndarray]] = {k: [] for k in Walked.__dataclass_fields__}
     width = padded.shape[1]
     flat_bytes, flat_table, flat_enters = padded.reshape(-1), table.reshape(-1), enters.reshape(-1)
-    j = 1
+    j = depth
 
     def leave(keep: np.ndarray) -> None:
         nonlocal src, t_idx, cur, passed
@@ -184,7 +227,7 @@ def pair_walk(
             for k, v in (("src", src), ("tok", t_idx), ("state", cur)):
                 parts[f"out_{k}"].append(v[out])
             parts["out_passed"].append(np.zeros(int(out.sum()), dtype=bool))
-            parts["out_at"].append(np.full(int(out.sum()), 1, dtype=np.int64))
+            parts["out_at"].append(np.full(int(out.sum()), depth, dtype=np.int64))
             leave(~out)
     while len(t_idx):
         check_time("classifying the vocabulary for the grammar")
@@ -239,29 +282,19 @@ class Loops:
         narrow = [[t for t in ts if is_wide[t - lo]] if is_wide[v] else [] for v, ts in enumerate(succ)]
         self.comp = _components(narrow, lo)
 
-    def members(self, s: int, row: np.ndarray) -> np.ndarray | None:
-        """The states of s's loop (sorted), or, for a state s off loops (`row`: its byte row), s with the
-        loop that most of its bytes lead into, directly or through states that lead nowhere else within a
-        few bytes (a UTF-8 lead byte's continuations before a string body); None when s leads into none."""
+    def members(self, s: int) -> np.ndarray | None:
+        """The states of s's loop (sorted), or, for a state off loops whose every byte leads into one loop
+        within a few bytes (a UTF-8 lead byte's continuations before a string body), those states and the
+        loop's; None otherwise."""
         lo, comp = self.lo, self.comp
         c = comp[s - lo]
         if c >= 0:
             return np.flatnonzero(comp == c) + lo
-        region = {s}
-        votes: dict[int, int] = {}
-        for t in self.succ[s - lo]:
-            seen: set[int] = set()
-            loop = comp[t - lo] if comp[t - lo] >= 0 else self._funnel(t, 3, seen)
-            if loop is not None:
-                votes[int(loop)] = votes.get(int(loop), 0) + int((row == t).sum())
-        if not votes:
+        funnel: set[int] = set()
+        loop = self._funnel(s, 3, funnel)
+        if loop is None:
             return None
-        loop = max(votes, key=lambda k: (votes[k], -k))
-        for t in self.succ[s - lo]:  # the funnels into that loop join it
-            seen = set()
-            if comp[t - lo] < 0 and self._funnel(t, 3, seen) == loop:
-                region |= seen
-        return np.array(sorted(region | set((np.flatnonzero(comp == loop) + lo).tolist())), dtype=np.int64)
+        return np.array(sorted(funnel | set((np.flatnonzero(comp == loop) + lo).tolist())), dtype=np.int64)
 
     def _funnel(self, s: int, depth: int, seen: set[int]) -> int | None:
         """The one loop every byte from s (off loops) leads into within `depth` bytes, else None."""
@@ -366,32 +399,36 @@ def region_key(
 
 @dataclass(frozen=True, eq=False)
 class Region:
-    """The walk of every token from a loop state s, its first byte taken as read (so this serves any state
-    whose byte b goes to s, for the tokens starting with b), until the token leaves the loop. Ranks are
-    sorted; each `*_first` array holds the first byte of those tokens, to pick the ones a visit needs."""
+    """The walk of every token from its byte `depth` on, starting in a loop state, until it leaves the loop:
+    the ranks (sorted, int32) of the tokens that end inside it and of those that die in it after an exit
+    point, and the trie nodes that leave it (depth, rank lo, rank hi, exit number, passed), by rank. Any
+    trie node at that depth in that state takes its part: `take`."""
 
-    inside: np.ndarray  # ranks of the tokens that end inside the loop
-    inside_first: np.ndarray
-    uncertain: np.ndarray  # ranks of those that die in it after an exit point
-    uncertain_first: np.ndarray
-    leaving: tuple[tuple[int, int, int, int, bool], ...]  # trie nodes (depth, lo, hi, exit number, passed)
-    leaving_first: np.ndarray
-    words: dict[bytes, np.ndarray] = field(default_factory=dict)  # inside bitmask by first-byte set
+    inside: np.ndarray
+    uncertain: np.ndarray
+    leaving: tuple[tuple[int, int, int, int, bool], ...]
+    leaving_lo: np.ndarray
 
-    def inside_words(self, firsts: np.ndarray, rank_to_id: np.ndarray, n_words: int) -> np.ndarray:
-        """The bitmask (uint32) of the inside tokens that start with a byte in `firsts` (bool [256])."""
-        key = np.packbits(firsts).tobytes()
-        hit = self.words.get(key)
-        if hit is None:
-            hit = np.zeros(n_words, dtype=np.uint32)
-            set_bits(hit, rank_to_id[self.inside[firsts[self.inside_first]]])
-            hit.setflags(write=False)
-            self.words[key] = hit
-        return hit
+    def take(
+        self, lo: int, hi: int, exits: list[int], exit_point: np.ndarray, out: Walk
+    ) -> list[tuple[int, int, int, int, bool]]:
+        """Add the tokens of ranks lo..hi-1 to `out`; the trie nodes among them that leave the loop, to
+        walk on from the states `exits` names."""
+        for have, to in ((self.inside, out.inside_ranks), (self.uncertain, out.unsure_ranks)):
+            a, b = np.searchsorted(have, (lo, hi)).tolist()
+            if b > a:
+                to.append(have[a:b])
+        a, b = np.searchsorted(self.leaving_lo, (lo, hi)).tolist()
+        nodes = []
+        for d, l2, h2, x, p in self.leaving[a:b]:
+            s = exits[x]
+            nodes.append((d, l2, h2, s, p or bool(exit_point[s])))
+        return nodes
 
 
 def region_walk(
     s: int,
+    depth: int,
     members: np.ndarray,
     exits: list[int],
     table: np.ndarray,
@@ -400,23 +437,23 @@ def region_walk(
     enters: np.ndarray,
     vocab: Vocabulary,
     rank_of: np.ndarray,
-    trie: TrieWalk,
+    words: tuple[bytes, ...],
 ) -> Region:
-    """`Region` of the loop state s (`members`: its loop, `exits`: the states it leaves to, numbered)."""
-    ids, _, padded, _ = vocab.packed
+    """`Region` of the loop state s at `depth` (`members`: its loop, `exits`: the states it leaves to,
+    numbered)."""
+    ids, lengths, _, _ = vocab.packed
     stop = np.ones(len(table), dtype=bool)
     stop[members] = False
     stop[dead] = False
-    n = len(ids)
-    t_idx = np.arange(n, dtype=np.int64)
+    t_idx = np.flatnonzero(lengths >= depth)
+    n = len(t_idx)
     w = pair_walk(
         np.full(n, s, dtype=np.int64), t_idx, np.full(n, s, dtype=table.dtype), table, dead, exit_point,
-        enters, vocab, stop,
+        enters, vocab, stop, depth,
     )  # fmt: skip
-    inside = np.sort(rank_of[ids[w.in_tok]])
-    uncertain = np.sort(rank_of[ids[w.unc_tok]])
+    inside = np.sort(rank_of[ids[w.in_tok]]).astype(np.int32)
+    uncertain = np.sort(rank_of[ids[w.unc_tok]]).astype(np.int32)
     number = {x: i for i, x in enumerate(exits)}
-    rank_bytes = trie.words
     ranks = rank_of[ids[w.out_tok]]
     order = np.argsort(ranks, kind="stable")
     leaving: list[tuple[int, int, int, int, bool]] = []
@@ -425,30 +462,27 @@ def region_walk(
         w.out_passed[order].tolist(), strict=True,
     ):  # fmt: skip
         last = leaving[-1] if leaving else None
-        if last is not None and last[2] == r and last[0] == at and rank_bytes[r][:at] == rank_bytes[r - 1][:at]:
+        if last is not None and last[2] == r and last[0] == at and words[r][:at] == words[r - 1][:at]:
             leaving[-1] = (at, last[1], r + 1, last[3], last[4])  # the same trie node: one more token
         else:
             leaving.append((at, r, r + 1, number[x], bool(p)))
-    bounds = trie.bounds
-
-    def first_byte(r: np.ndarray) -> np.ndarray:
-        return np.searchsorted(bounds, r, side="right") - 1
-
-    leaving_first = first_byte(np.array([lo for _, lo, _, _, _ in leaving], dtype=np.int64))
-    return Region(
-        inside, first_byte(inside), uncertain, first_byte(uncertain), tuple(leaving), leaving_first
-    )
+    leaving_lo = np.array([lo for _, lo, _, _, _ in leaving], dtype=np.int64)
+    for a in (inside, uncertain, leaving_lo):
+        a.setflags(write=False)
+    return Region(inside, uncertain, tuple(leaving), leaving_lo)
 
 
 @lru_cache(maxsize=8)
-def regions(vocab: Vocabulary) -> dict[str, Region]:
-    """The regions walked so far for `vocab`, by `region_key` digest (shared by every grammar)."""
+def regions(vocab: Vocabulary) -> dict[tuple[str, int], Region]:
+    """The regions walked so far for `vocab`, by `region_key` digest and depth (shared by every grammar)."""
     return {}
 
 
 __all__ = [
     "Region",
     "TrieWalk",
+    "FEW",
+    "Walk",
     "Walked",
     "Loops",
     "pair_walk",
