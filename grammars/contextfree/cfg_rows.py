@@ -32,7 +32,7 @@ from ..limits import DEFAULT_LIMITS, Limits
 from ..tokens.constraint import TokenConstraint
 from ..tokens.token_automaton import TokenAutomaton, pack_bits, set_bits, start_pairs
 from ..tokens.vocab import Vocabulary
-from .cfg_walk import Loops, Region, TrieWalk, pair_walk, region_key, region_walk, regions
+from .cfg_walk import Loops, Region, TrieWalk, bits_of, pair_walk, region_key, region_walk, regions
 from .rtn import RTN
 
 _CHUNK = 4_000_000  # (state, token) pairs walked at once
@@ -195,8 +195,7 @@ class StateRows:
         inside, uncertain = found.ranks()
         k = 0
         if len(inside):
-            row = np.zeros(self.vocab.n_words, dtype=np.uint32)
-            set_bits(row, self.order.rank_to_id[inside])
+            row = bits_of(self.order.rank_to_id[inside], self.vocab.n_words)
             k = self._add_rows(row.view(np.int32)[None, :])
         self.uncertain[g] = uncertain.astype(np.int64)
         self.row_of[g] = k  # set last: readers without the lock test it

@@ -154,18 +154,20 @@ class Walk:
     unsure_ranks: list[np.ndarray]
 
     def ranks(self) -> tuple[np.ndarray, np.ndarray]:
-        """(inside ranks, uncertain ranks), each sorted."""
+        """(inside ranks, in no particular order; uncertain ranks, sorted)."""
+        inside = [ranges_to_ranks(self.inside), *self.inside_ranks]
+        unsure = [ranges_to_ranks(self.unsure), *self.unsure_ranks]
         return (
-            _merge(ranges_to_ranks(self.inside), self.inside_ranks),
-            _merge(ranges_to_ranks(self.unsure), self.unsure_ranks),
+            np.concatenate(inside) if len(inside) > 1 else inside[0],
+            np.sort(np.concatenate(unsure)) if len(unsure) > 1 else unsure[0],
         )
 
 
-def _merge(a: np.ndarray, more: list[np.ndarray]) -> np.ndarray:
-    parts = [x for x in more if len(x)]
-    if not parts:
-        return a
-    return np.sort(np.concatenate([a, *parts]))
+def bits_of(ids: np.ndarray, n_words: int) -> np.ndarray:
+    """The bitmask row (uint32 [n_words]) with the bits of token `ids` set."""
+    flags = np.zeros(n_words * 32, dtype=bool)
+    flags[ids] = True
+    return np.packbits(flags, bitorder="little").view(np.uint32)
 
 
 def ranges_to_ranks(flat: list[int]) -> np.ndarray:
@@ -415,10 +417,10 @@ class Region:
         """Add the tokens of ranks lo..hi-1 to `out`; the trie nodes among them that leave the loop, to
         walk on from the states `exits` names."""
         for have, to in ((self.inside, out.inside_ranks), (self.uncertain, out.unsure_ranks)):
-            a, b = np.searchsorted(have, (lo, hi)).tolist()
+            a, b = bisect_left(have, lo), bisect_left(have, hi)
             if b > a:
                 to.append(have[a:b])
-        a, b = np.searchsorted(self.leaving_lo, (lo, hi)).tolist()
+        a, b = bisect_left(self.leaving_lo, lo), bisect_left(self.leaving_lo, hi)
         nodes = []
         for d, l2, h2, x, p in self.leaving[a:b]:
             s = exits[x]
@@ -484,6 +486,7 @@ __all__ = [
     "FEW",
     "Walk",
     "Walked",
+    "bits_of",
     "Loops",
     "pair_walk",
     "ranges_to_ranks",
