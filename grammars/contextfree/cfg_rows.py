@@ -32,7 +32,7 @@ from ..limits import DEFAULT_LIMITS, Limits
 from ..tokens.constraint import TokenConstraint
 from ..tokens.token_automaton import TokenAutomaton, pack_bits, set_bits, start_pairs
 from ..tokens.vocab import Vocabulary
-from .cfg_walk import Loops, Region, TrieWalk, bits_of, pair_walk, region_key, region_walk, regions
+from .cfg_walk import FEW, Loops, Region, TrieWalk, bits_of, pair_walk, region_key, region_walk, regions
 from .rtn import RTN
 
 _CHUNK = 4_000_000  # (state, token) pairs walked at once
@@ -187,16 +187,41 @@ class StateRows:
         return self._trie
 
     def _walk_trie(self, g: int) -> bool:
-        """Classify state g with the trie walk; False (nothing done) when it runs past its budget."""
+        """Classify state g with the trie walk; False (nothing done) when it runs past its budget. The first
+        bytes that lead into one loop state are taken together from its shared walk (one memoized bitmask
+        for the tokens that stay in the loop: a string body's)."""
         trie = self._trie_walk()
-        found = trie.walk(trie.roots(g), self._shared, self.trie_budget)
+        n_words, exit_point = self.vocab.n_words, self.exit_point
+        rank_to_id = self.order.rank_to_id
+        row = np.zeros(n_words, dtype=np.uint32)
+        unsure: list[np.ndarray] = []
+        frontier = []
+        by_state: dict[int, list[tuple[int, int, int, int, bool]]] = {}
+        for node in trie.roots(g):
+            by_state.setdefault(node[3], []).append(node)
+        for s, nodes in by_state.items():
+            shared = self._shared(s, 1) if sum(hi - lo for _, lo, hi, _, _ in nodes) > FEW else None
+            if shared is None or nodes[0][4] != bool(exit_point[s]):
+                frontier += nodes
+                continue
+            region, exits = shared
+            firsts = np.zeros(256, dtype=bool)
+            firsts[[self.order.rank_bytes[lo][0] for _, lo, _, _, _ in nodes]] = True
+            words, u, leaving = region.first_bytes(firsts, rank_to_id, n_words)
+            row |= words
+            unsure.append(u)
+            for i in leaving.tolist():
+                d, lo, hi, x, p = region.leaving[i]
+                frontier.append((d, lo, hi, exits[x], p or bool(exit_point[exits[x]])))
+        found = trie.walk(frontier, self._shared, self.trie_budget)
         if found is None:
             return False
         inside, uncertain = found.ranks()
-        k = 0
         if len(inside):
-            row = bits_of(self.order.rank_to_id[inside], self.vocab.n_words)
-            k = self._add_rows(row.view(np.int32)[None, :])
+            row |= bits_of(rank_to_id[inside], n_words)
+        if unsure:
+            uncertain = np.sort(np.concatenate([uncertain, *unsure]))
+        k = self._add_rows(row.view(np.int32)[None, :]) if row.any() else 0
         self.uncertain[g] = uncertain.astype(np.int64)
         self.row_of[g] = k  # set last: readers without the lock test it
         return True
@@ -217,7 +242,8 @@ class StateRows:
         region = cache.get((key, depth))
         if region is None:
             args = (self.table, self.dead, self.exit_point, self.enters, self.vocab)
-            region = region_walk(s, depth, members, exits, *args, self.order.rank_of, self.order.rank_bytes)
+            order = self.order
+            region = region_walk(s, depth, members, exits, *args, order.rank_of, order.rank_bytes, order.first_bounds)
             cache[(key, depth)] = region
         return None if len(region.leaving) > _MAX_LEAVING else (region, exits)
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
@@ -410,6 +410,24 @@ class Region:
     uncertain: np.ndarray
     leaving: tuple[tuple[int, int, int, int, bool], ...]
     leaving_lo: np.ndarray
+    bounds: np.ndarray  # the vocabulary's first-byte rank bounds (VocabOrder.first_bounds)
+    words: dict[bytes, np.ndarray] = field(default_factory=dict, repr=False)  # `first_bytes` rows, memo
+
+    def first_bytes(
+        self, firsts: np.ndarray, rank_to_id: np.ndarray, n_words: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For the tokens starting with a byte in `firsts` (bool [256]) at depth 1: (the bitmask of those
+        inside, memoized by byte set; the uncertain ranks; the indices of the leaving nodes)."""
+        key = np.packbits(firsts).tobytes()
+        hit = self.words.get(key)
+        if hit is None:
+            first_of = np.searchsorted(self.bounds, self.inside, side="right") - 1
+            hit = bits_of(rank_to_id[self.inside[firsts[first_of]]], n_words)
+            hit.setflags(write=False)
+            self.words[key] = hit
+        unsure = self.uncertain[firsts[np.searchsorted(self.bounds, self.uncertain, side="right") - 1]]
+        leaving = np.flatnonzero(firsts[np.searchsorted(self.bounds, self.leaving_lo, side="right") - 1])
+        return hit, unsure, leaving
 
     def take(
         self, lo: int, hi: int, exits: list[int], exit_point: np.ndarray, out: Walk
@@ -440,6 +458,7 @@ def region_walk(
     vocab: Vocabulary,
     rank_of: np.ndarray,
     words: tuple[bytes, ...],
+    bounds: np.ndarray,
 ) -> Region:
     """`Region` of the loop state s at `depth` (`members`: its loop, `exits`: the states it leaves to,
     numbered)."""
@@ -471,7 +490,7 @@ def region_walk(
     leaving_lo = np.array([lo for _, lo, _, _, _ in leaving], dtype=np.int64)
     for a in (inside, uncertain, leaving_lo):
         a.setflags(write=False)
-    return Region(inside, uncertain, tuple(leaving), leaving_lo)
+    return Region(inside, uncertain, tuple(leaving), leaving_lo, bounds)
 
 
 @lru_cache(maxsize=8)
