@@ -38,7 +38,7 @@ from .rtn import RTN
 _CHUNK = 4_000_000  # (state, token) pairs walked at once
 _WIDE = 16  # live bytes from which a state counts as wide (cfg_walk.Loops)
 _MAX_REGION = 32  # states of a region shared between states (a JSON string body has about 10)
-_MAX_LEAVING = 2000  # trie nodes leaving a loop, past which its shared walk is not worth keeping
+_MAX_LEAVING = 4000  # tokens leaving a loop, past which its shared walk is not worth keeping
 
 
 @dataclass(frozen=True, eq=False)
@@ -243,9 +243,11 @@ class StateRows:
         if region is None:
             args = (self.table, self.dead, self.exit_point, self.enters, self.vocab)
             order = self.order
-            region = region_walk(s, depth, members, exits, *args, order.rank_of, order.rank_bytes, order.first_bounds)
+            region = region_walk(
+                s, depth, members, exits, *args, order.rank_of, order.rank_bytes, order.first_bounds, _MAX_LEAVING
+            )
             cache[(key, depth)] = region
-        return None if len(region.leaving) > _MAX_LEAVING else (region, exits)
+        return None if region.leaving is None else (region, exits)
 
     def _loop_key(self, s: int) -> tuple[str, np.ndarray, list[int]] | None:
         r = int(self.rtn.rule_of[s])

@@ -279,7 +279,12 @@ class Loops:
     def __init__(self, table: np.ndarray, dead: int, lo: int, hi: int, wide: int) -> None:
         self.lo = lo
         rows = table[lo:hi]
-        self.succ = succ = [np.unique(r[r != dead]).tolist() for r in rows]
+        srt = np.sort(rows, axis=1)
+        keep = srt != dead
+        keep[:, 1:] &= srt[:, 1:] != srt[:, :-1]
+        flat = srt[keep].tolist()
+        ends = np.cumsum(keep.sum(axis=1)).tolist()
+        self.succ = succ = [flat[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
         is_wide = ((rows != dead).sum(axis=1) >= wide).tolist()
         narrow = [[t for t in ts if is_wide[t - lo]] if is_wide[v] else [] for v, ts in enumerate(succ)]
         self.comp = _components(narrow, lo)
@@ -408,7 +413,7 @@ class Region:
 
     inside: np.ndarray
     uncertain: np.ndarray
-    leaving: tuple[tuple[int, int, int, int, bool], ...]
+    leaving: tuple[tuple[int, int, int, int, bool], ...] | None  # None: too many to be worth it
     leaving_lo: np.ndarray
     bounds: np.ndarray  # the vocabulary's first-byte rank bounds (VocabOrder.first_bounds)
     words: dict[bytes, np.ndarray] = field(default_factory=dict, repr=False)  # `first_bytes` rows, memo
@@ -459,9 +464,10 @@ def region_walk(
     rank_of: np.ndarray,
     words: tuple[bytes, ...],
     bounds: np.ndarray,
+    max_leaving: int,
 ) -> Region:
     """`Region` of the loop state s at `depth` (`members`: its loop, `exits`: the states it leaves to,
-    numbered)."""
+    numbered); with no `leaving` (None) when more than `max_leaving` tokens leave."""
     ids, lengths, _, _ = vocab.packed
     stop = np.ones(len(table), dtype=bool)
     stop[members] = False
@@ -475,6 +481,8 @@ def region_walk(
     inside = np.sort(rank_of[ids[w.in_tok]]).astype(np.int32)
     uncertain = np.sort(rank_of[ids[w.unc_tok]]).astype(np.int32)
     number = {x: i for i, x in enumerate(exits)}
+    if len(w.out_tok) > max_leaving:  # too many to resume from: the region is not worth keeping
+        return Region(inside, uncertain, None, np.zeros(0, dtype=np.int64), bounds)
     ranks = rank_of[ids[w.out_tok]]
     order = np.argsort(ranks, kind="stable")
     leaving: list[tuple[int, int, int, int, bool]] = []
