@@ -10,9 +10,9 @@ alone (calls and completions ignored), and classified once:
 - *uncertain*: it dies after passing an exit point: it may continue in a callee or in a caller, which
   only the Earley set at run time can tell.
 
-`StateRows` does this the first time a mask needs a state (for the batch of states that mask needs, walking
-only the tokens whose first byte lives there), so that binding a grammar to a vocabulary costs O(grammar),
-not O(states x vocabulary). `classify` runs the same walk over every state at once (the eager form, kept
+`StateRows` does this the first time a mask needs a state (walking the token trie from that state, with the
+loops every grammar shares, such as a string body, walked once per vocabulary: cfg_walk.py), so that binding
+a grammar to a vocabulary costs O(grammar), not O(states x vocabulary). `classify` runs the same walk over every state at once (the eager form, kept
 for tests and for callers that want every row up front).
 """
 

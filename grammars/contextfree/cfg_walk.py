@@ -1,18 +1,18 @@
 """The vocabulary walks behind `cfg_rows.StateRows`: first visits of a state made cheap and rare.
 
 A state's rows come from walking tokens through its rule's byte table (see cfg_rows for the three
-classes). Three walks, chosen by how many tokens the state's live first bytes start:
+classes). `TrieWalk` walks the vocabulary's byte trie depth first, in pure Python, over the tokens sorted
+by bytes (a trie node is a rank range; a child is found by bisection): its cost grows with the live
+(node, state) pairs only, since a dead byte drops a whole subtree as one rank range.
 
-- `TrieWalk`, for few: a depth-first walk of the vocabulary's byte trie, in pure Python, over the tokens
-  sorted by bytes (a trie node is a rank range; a child is found by bisection). Its cost grows with the
-  live (node, state) pairs only: a dead byte drops a whole subtree at once, as one rank range.
-- `pair_walk`, for many: every (state, token) pair walked at once with numpy, a byte per step.
-- a *region* walk, for many from a state inside a loop of its rule (a JSON string body, a digit run):
-  the tokens are walked (with `pair_walk`) only until they leave the loop, and that part is kept per
-  vocabulary under the loop's shape (`region_key`: its states up to renaming, their exit points and the
-  bytes that enter callees), so that every string body of every schema shares one walk. What leaves the
-  loop is a few trie nodes (the tokens holding a closing quote) that `TrieWalk` resumes from the real
-  exit states of each visit.
+Where a node enters a *loop* of its rule (a JSON string body with its escapes and UTF-8 continuations, a
+digit run) with many tokens below it, its tokens come from that loop's `Region` instead: the walk of every
+token from that depth in that state until the token leaves the loop, made once per vocabulary by
+`pair_walk` (all tokens at once, numpy) and kept in `regions` under the loop's shape (`region_key`: its
+states up to renaming, their exit points and the bytes that enter callees) and the depth. Every string
+body of every schema shares it; what leaves the loop (the tokens holding a closing quote: a few trie
+nodes) is walked on from the real exit states of each visit. `pair_walk` over every (state, token) pair is
+also the fallback past the trie walk's budget and the tests' reference.
 """
 
 from __future__ import annotations
