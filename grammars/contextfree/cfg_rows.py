@@ -32,7 +32,7 @@ from ..limits import DEFAULT_LIMITS, Limits
 from ..tokens.constraint import TokenConstraint
 from ..tokens.token_automaton import TokenAutomaton, pack_bits, set_bits, start_pairs
 from ..tokens.vocab import Vocabulary
-from .cfg_walk import FEW, Loops, Region, TrieWalk, bits_of, pair_walk, region_key, region_walk, regions
+from .cfg_walk import FEW, Loops, Region, TrieWalk, bits_of, loop_key, pair_walk, region_walk, regions
 from .rtn import RTN
 
 _CHUNK = 4_000_000  # (state, token) pairs walked at once
@@ -260,7 +260,7 @@ class StateRows:
         members = loops.members(s)
         if members is None or len(members) > _MAX_REGION:
             return None
-        key, exits = region_key(s, members, self.table, self.dead, self.exit_point, self.enters)
+        key, exits = loop_key(s, members, self.table, self.dead, self.exit_point, self.enters)
         return key, members, exits
 
     def _lexeme(self, r: int) -> None:

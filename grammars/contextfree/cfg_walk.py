@@ -404,6 +404,30 @@ def region_key(
     return h.hexdigest(), sorted(exits, key=exits.__getitem__)
 
 
+_KEYS: dict[bytes, tuple[str, list[int]]] = {}  # `loop_key` memo: the key, exits relative to the state
+_KEYS_MAX = 100_000
+
+
+def loop_key(
+    g: int, members: np.ndarray, table: np.ndarray, dead: int, exit_point: np.ndarray, enters: np.ndarray
+) -> tuple[str, list[int]]:
+    """`region_key`, memoized on the loop's layout relative to g (its states and edges as offsets from g,
+    their flags): the copies of one string body in a grammar, and in other grammars, are laid out alike,
+    so a visit pays a few array operations instead of a walk over the loop."""
+    rows = table[members]
+    layout = hashlib.sha256((members - g).tobytes())
+    layout.update(np.where(rows == dead, np.iinfo(np.int64).min, rows.astype(np.int64) - g).tobytes())
+    layout.update(exit_point[members].tobytes() + np.packbits(enters[members]).tobytes())
+    fp = layout.digest()
+    hit = _KEYS.get(fp)
+    if hit is None:
+        key, exits = region_key(g, members, table, dead, exit_point, enters)
+        if len(_KEYS) >= _KEYS_MAX:
+            _KEYS.clear()
+        hit = _KEYS[fp] = (key, [x - g for x in exits])
+    return hit[0], [x + g for x in hit[1]]
+
+
 @dataclass(frozen=True, eq=False)
 class Region:
     """The walk of every token from its byte `depth` on, starting in a loop state, until it leaves the loop:
@@ -440,10 +464,10 @@ class Region:
         """Add the tokens of ranks lo..hi-1 to `out`; the trie nodes among them that leave the loop, to
         walk on from the states `exits` names."""
         for have, to in ((self.inside, out.inside_ranks), (self.uncertain, out.unsure_ranks)):
-            a, b = bisect_left(have, lo), bisect_left(have, hi)
+            a, b = int(have.searchsorted(lo)), int(have.searchsorted(hi))
             if b > a:
                 to.append(have[a:b])
-        a, b = bisect_left(self.leaving_lo, lo), bisect_left(self.leaving_lo, hi)
+        a, b = int(self.leaving_lo.searchsorted(lo)), int(self.leaving_lo.searchsorted(hi))
         nodes = []
         for d, l2, h2, x, p in self.leaving[a:b]:
             s = exits[x]
@@ -517,6 +541,7 @@ __all__ = [
     "Loops",
     "pair_walk",
     "ranges_to_ranks",
+    "loop_key",
     "region_key",
     "region_walk",
     "regions",
