@@ -135,6 +135,7 @@ def _classes() -> dict[str, type]:
     from .automata.dfa import ByteDFA
     from .contextfree.cfg_grammar import Call, Grammar, Lexeme
     from .contextfree.cfg_matcher import CFGConstraint
+    from .contextfree.cfg_walk import Region
     from .contextfree.rtn import RTN
     from .limits import Limits
     from .regexes.regex_ast import Alt, Automaton, CharSet, Concat, Repeat
@@ -144,7 +145,7 @@ def _classes() -> dict[str, type]:
     from .tokens.token_loops import Loop
 
     kinds = (Call, Grammar, Lexeme, CFGConstraint, TokenConstraint, ByteDFA, Alt, Automaton, CharSet, Concat)
-    return {c.__name__: c for c in (*kinds, Repeat, RTN, TokenAutomaton, Counts, Loop, Limits)}
+    return {c.__name__: c for c in (*kinds, Repeat, RTN, TokenAutomaton, Counts, Loop, Limits, Region)}
 
 
 _SCALARS = (bool, int, float, str, type(None))
@@ -354,6 +355,19 @@ def _consistent(value: Any, vocab: Vocabulary) -> bool:
             and _ints(rtn.offsets, 0, g + 1, (rtn.n_rules + 1,))
             and len(value.canon) == g
             and all(type(c) is int and 0 <= c < g for c in value.canon)
+        )
+    if isinstance(value, classes["Region"]):  # a loop's shared walk (contextfree/cfg_walk.py)
+        n = len(vocab.text_ids)
+        leaving = value.leaving if value.leaving is not None else ()
+        return (
+            _ints(value.inside, 0, n, (None,))
+            and _ints(value.uncertain, 0, n, (None,))
+            and _ints(value.bounds, 0, n + 1, (257,))
+            and _ints(value.leaving_lo, 0, n, (len(leaving),))
+            and type(value.n_exits) is int
+            and all(
+                len(x) == 5 and 0 <= x[1] < x[2] <= n and 0 <= x[3] < value.n_exits and x[0] >= 1 for x in leaving
+            )
         )
     return False
 

@@ -12,7 +12,7 @@ import numpy as np
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from decc.grammars import GrammarError, Vocabulary
+from decc.grammars import GrammarError, Vocabulary, disk_cache
 from decc.grammars.contextfree import cfg_walk
 from decc.grammars.contextfree.cfg_grammar import parse_grammar
 from decc.grammars.contextfree.cfg_rows import StateRows, vocab_order
@@ -119,3 +119,27 @@ def test_ranges_to_ranks_lists_the_ranks_of_disjoint_ranges(words: list[bytes], 
     flat = [x for p in reversed(pairs) for x in p]
     expected = sorted(r for a, b in pairs for r in range(a, b))
     assert cfg_walk.ranges_to_ranks(flat).tolist() == expected
+
+
+def test_loop_walks_come_back_from_the_disk_cache_unchanged(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    """A new process (empty in-memory caches, an equal vocabulary) reads the loop walks from disk, and
+    classifies like the pair walk; a damaged file is a miss, walked again."""
+    monkeypatch.setenv("DECC_CONSTRAINT_CACHE", str(tmp_path))
+    disk_cache.set_disk_cache(None)
+    letters = [bytes([c]) for c in range(ord("a"), ord("z") + 1)]
+    tokens: list[bytes | None] = [None, b'"', b'",', b"}", *letters, *(x + y for x in letters for y in letters)]
+    text = 'start: "{" /"[a-z]*"/ ":" /"[a-z]*"/ "}"\n'
+    rtn = build_rtn(parse_grammar(text))
+    first = Vocabulary.from_token_bytes(tokens, eos_id=0)
+    _classified(rtn, first, False)
+    files = sorted(tmp_path.glob("*.npz"))
+    assert files
+    for damaged in (False, True):
+        if damaged:
+            for f in files:
+                f.write_bytes(f.read_bytes()[:100])
+        cfg_walk.regions.cache_clear()  # as a new process would start
+        vocab = Vocabulary.from_token_bytes(tokens, eos_id=0)
+        hits = disk_cache.stats["hits"]
+        _assert_same(_classified(rtn, vocab, False), _classified(rtn, vocab, True), rtn)
+        assert (disk_cache.stats["hits"] > hits) != damaged

@@ -243,9 +243,16 @@ class StateRows:
         if region is None:
             args = (self.table, self.dead, self.exit_point, self.enters, self.vocab)
             order = self.order
-            region = region_walk(
-                s, depth, members, exits, *args, order.rank_of, order.rank_bytes, order.first_bounds, _MAX_LEAVING
-            )
+
+            def build() -> Region:
+                return region_walk(
+                    s, depth, members, exits, *args, order.rank_of, order.rank_bytes, order.first_bounds,
+                    _MAX_LEAVING,
+                )  # fmt: skip
+
+            region = disk_cache.cached("region", (key, depth, _MAX_LEAVING), self.vocab, build)
+            if region.n_exits != len(exits):  # a file that does not fit this loop: walk it here
+                region = build()
             cache[(key, depth)] = region
         return None if region.leaving is None else (region, exits)
 

@@ -440,7 +440,15 @@ class Region:
     leaving: tuple[tuple[int, int, int, int, bool], ...] | None  # None: too many to be worth it
     leaving_lo: np.ndarray
     bounds: np.ndarray  # the vocabulary's first-byte rank bounds (VocabOrder.first_bounds)
+    n_exits: int
     words: dict[bytes, np.ndarray] = field(default_factory=dict, repr=False)  # `first_bytes` rows, memo
+
+    # For the disk cache (disk_cache.py): the memo of bitmasks is not stored.
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "words"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, words={})
 
     def first_bytes(
         self, firsts: np.ndarray, rank_to_id: np.ndarray, n_words: int
@@ -506,7 +514,7 @@ def region_walk(
     uncertain = np.sort(rank_of[ids[w.unc_tok]]).astype(np.int32)
     number = {x: i for i, x in enumerate(exits)}
     if len(w.out_tok) > max_leaving:  # too many to resume from: the region is not worth keeping
-        return Region(inside, uncertain, None, np.zeros(0, dtype=np.int64), bounds)
+        return Region(inside, uncertain, None, np.zeros(0, dtype=np.int64), bounds, len(exits))
     ranks = rank_of[ids[w.out_tok]]
     order = np.argsort(ranks, kind="stable")
     leaving: list[tuple[int, int, int, int, bool]] = []
@@ -522,7 +530,7 @@ def region_walk(
     leaving_lo = np.array([lo for _, lo, _, _, _ in leaving], dtype=np.int64)
     for a in (inside, uncertain, leaving_lo):
         a.setflags(write=False)
-    return Region(inside, uncertain, tuple(leaving), leaving_lo, bounds)
+    return Region(inside, uncertain, tuple(leaving), leaving_lo, bounds, len(exits))
 
 
 @lru_cache(maxsize=8)
