@@ -30,7 +30,7 @@ def vocabularies(draw: st.DrawFn) -> Vocabulary:
     return Vocabulary.from_token_bytes(tokens, eos_id=0)
 
 
-_LOOPS = ['/[a-q]+/', '/[a-q]*/', '/"[a-q]*"/', '/[a-q]([a-q]|,[a-q])*/', '"{" /[a-h]+/ "}"']
+_LOOPS = ['/[a-q]+/', '/x[a-q]*/', '/"[a-q]*"/', '/[a-q]([a-q]|,[a-q])*/', '"{" /[a-h]+/ "}"']
 
 
 @st.composite
@@ -61,6 +61,7 @@ def _classified(rtn: RTN, vocab: Vocabulary, reference: bool, budget: int | None
     rows.reference = reference
     if budget is not None:
         rows.trie_budget = budget
+        rows.pair_walk_from = budget  # and the first bytes into wide states go to the pair walk
     rows.rows(np.arange(rtn.n_states, dtype=np.int64))
     return rows
 

@@ -49,6 +49,7 @@ class VocabOrder:
     rank_of: np.ndarray  # int64 [size]: each id's rank (0 for ids that are not text tokens)
     rank_bytes: tuple[bytes, ...]  # the bytes of those tokens, in the same order
     first_bounds: np.ndarray  # int64 [257]: the ranks of the tokens starting with byte b are [b], [b + 1]
+    packed_of_rank: np.ndarray  # int64: each rank's row in `Vocabulary.packed`
 
 
 @lru_cache(maxsize=8)
@@ -61,9 +62,12 @@ def vocab_order(vocab: Vocabulary) -> VocabOrder:
     rank_bytes = tuple(vocab.token_bytes[i] or b"" for i in order)
     first = np.frombuffer(b"".join(w[:1] for w in rank_bytes), dtype=np.uint8)
     bounds = np.searchsorted(first, np.arange(257)).astype(np.int64)
-    for a in (rank_to_id, rank_of, bounds):
+    packed_ids = vocab.packed[0]
+    packed_of_rank = np.zeros(len(packed_ids), dtype=np.int64)
+    packed_of_rank[rank_of[packed_ids]] = np.arange(len(packed_ids))
+    for a in (rank_to_id, rank_of, bounds, packed_of_rank):
         a.setflags(write=False)
-    return VocabOrder(rank_to_id, rank_of, rank_bytes, bounds)
+    return VocabOrder(rank_to_id, rank_of, rank_bytes, bounds, packed_of_rank)
 
 
 class StateRows:
@@ -132,6 +136,7 @@ class StateRows:
     # string body) from that loop's walk, shared per vocabulary; past `trie_budget` nodes it gives up for
     # the pair walk. `reference`: the pair walk for every state (the tests' oracle for the trie walk).
     trie_budget = 20_000
+    pair_walk_from = 20_000  # tokens into wide states off loops, from which a first byte's go to the pair walk
     reference = False
     _trie: TrieWalk | None = None
     _loops: dict[int, Loops] | None = None  # per rule, made on first use
@@ -199,10 +204,15 @@ class StateRows:
         by_state: dict[int, list[tuple[int, int, int, int, bool]]] = {}
         for node in trie.roots(g):
             by_state.setdefault(node[3], []).append(node)
+        wide: list[tuple[int, int, int, int, bool]] = []  # many tokens into a wide state off loops
         for s, nodes in by_state.items():
-            shared = self._shared(s, 1) if sum(hi - lo for _, lo, hi, _, _ in nodes) > FEW else None
+            many = sum(hi - lo for _, lo, hi, _, _ in nodes)
+            shared = self._shared(s, 1) if many > FEW else None
             if shared is None or nodes[0][4] != bool(exit_point[s]):
-                frontier += nodes
+                if many > FEW and len(trie.state(s)[1]) >= _WIDE:
+                    wide += nodes
+                else:
+                    frontier += nodes
                 continue
             region, exits = shared
             firsts = np.zeros(256, dtype=bool)
@@ -213,6 +223,10 @@ class StateRows:
             for i in leaving.tolist():
                 d, lo, hi, x, p = region.leaving[i]
                 frontier.append((d, lo, hi, exits[x], p or bool(exit_point[exits[x]])))
+        if sum(hi - lo for _, lo, hi, _, _ in wide) > self.pair_walk_from:
+            unsure.append(self._pair_walk_roots(wide, row))
+        else:
+            frontier += wide
         found = trie.walk(frontier, self._shared, self.trie_budget)
         if found is None:
             return False
@@ -225,6 +239,21 @@ class StateRows:
         self.uncertain[g] = uncertain.astype(np.int64)
         self.row_of[g] = k  # set last: readers without the lock test it
         return True
+
+    def _pair_walk_roots(self, nodes: list[tuple[int, int, int, int, bool]], row: np.ndarray) -> np.ndarray:
+        """Walk the tokens of first-byte trie `nodes` with the pair walk (vectorized: for many tokens into
+        wide states off loops, an unrolled short string's, where the trie walk would visit most of the
+        trie); set the inside ones in `row`; the uncertain ranks."""
+        lo = np.array([n[1] for n in nodes], dtype=np.int64)
+        sizes = np.array([n[2] - n[1] for n in nodes], dtype=np.int64)
+        ranks = np.repeat(lo - (np.cumsum(sizes) - sizes), sizes) + np.arange(int(sizes.sum()))
+        cur = np.repeat(np.array([n[3] for n in nodes], dtype=self.table.dtype), sizes)
+        t_idx = self.order.packed_of_rank[ranks]
+        args = (self.table, self.dead, self.exit_point, self.enters, self.vocab)
+        w = pair_walk(np.zeros(len(ranks), dtype=np.int64), t_idx, cur, *args)
+        ids = self.vocab.packed[0]
+        row |= bits_of(ids[w.in_tok], self.vocab.n_words)
+        return self.order.rank_of[ids[w.unc_tok]]
 
     def _shared(self, s: int, depth: int) -> tuple[Region, list[int]] | None:
         """The shared walk of the loop state s at `depth`, with the states it exits to here; None when s is
