@@ -366,7 +366,8 @@ def _consistent(value: Any, vocab: Vocabulary) -> bool:
             and _ints(value.leaving_lo, 0, n, (len(leaving),))
             and type(value.n_exits) is int
             and all(
-                len(x) == 5 and 0 <= x[1] < x[2] <= n and 0 <= x[3] < value.n_exits and x[0] >= 1 for x in leaving
+                len(x) == 5 and x[0] >= 1 and 0 <= x[1] < x[2] <= n and 0 <= x[3] < value.n_exits
+                for x in leaving
             )
         )
     return False

@@ -128,7 +128,8 @@ def test_loop_walks_come_back_from_the_disk_cache_unchanged(tmp_path, monkeypatc
     monkeypatch.setenv("DECC_CONSTRAINT_CACHE", str(tmp_path))
     disk_cache.set_disk_cache(None)
     letters = [bytes([c]) for c in range(ord("a"), ord("z") + 1)]
-    tokens: list[bytes | None] = [None, b'"', b'",', b"}", *letters, *(x + y for x in letters for y in letters)]
+    pairs = [x + y for x in letters for y in letters]
+    tokens: list[bytes | None] = [None, b'"', b'",', b"}", *letters, *pairs]
     text = 'start: "{" /"[a-z]*"/ ":" /"[a-z]*"/ "}"\n'
     rtn = build_rtn(parse_grammar(text))
     first = Vocabulary.from_token_bytes(tokens, eos_id=0)

@@ -12,8 +12,8 @@ alone (calls and completions ignored), and classified once:
 
 `StateRows` does this the first time a mask needs a state (walking the token trie from that state, with the
 loops every grammar shares, such as a string body, walked once per vocabulary: cfg_walk.py), so that binding
-a grammar to a vocabulary costs O(grammar), not O(states x vocabulary). `classify` runs the same walk over every state at once (the eager form, kept
-for tests and for callers that want every row up front).
+a grammar to a vocabulary costs O(grammar), not O(states x vocabulary). `classify` runs the same walk over
+every state at once (the eager form, kept for tests and for callers that want every row up front).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from .rtn import RTN
 _CHUNK = 4_000_000  # (state, token) pairs walked at once
 _WIDE = 16  # live bytes from which a state counts as wide (cfg_walk.Loops)
 _MAX_REGION = 32  # states of a region shared between states (a JSON string body has about 10)
+_MAX_REGIONS = 2000  # loop walks kept per vocabulary (a string body's: ~200 KB at depth 1)
 _MAX_LEAVING = 4000  # tokens leaving a loop, past which its shared walk is not worth keeping
 
 
@@ -136,7 +137,7 @@ class StateRows:
     # string body) from that loop's walk, shared per vocabulary; past `trie_budget` nodes it gives up for
     # the pair walk. `reference`: the pair walk for every state (the tests' oracle for the trie walk).
     trie_budget = 20_000
-    pair_walk_from = 20_000  # tokens into wide states off loops, from which a first byte's go to the pair walk
+    pair_walk_from = 20_000  # tokens into wide states off loops from which those go to the pair walk
     reference = False
     _trie: TrieWalk | None = None
     _loops: dict[int, Loops] | None = None  # per rule, made on first use
@@ -282,6 +283,8 @@ class StateRows:
             region = disk_cache.cached("region", (key, depth, _MAX_LEAVING), self.vocab, build)
             if region.n_exits != len(exits):  # a file that does not fit this loop: walk it here
                 region = build()
+            if len(cache) >= _MAX_REGIONS:  # bounded memory in a long-lived process
+                cache.clear()
             cache[(key, depth)] = region
         return None if region.leaving is None else (region, exits)
 
