@@ -134,8 +134,8 @@ def _classes() -> dict[str, type]:
     """The only classes a cache file may name, by name. Imported here: their modules import this one."""
     from .automata.dfa import ByteDFA
     from .contextfree.cfg_grammar import Call, Grammar, Lexeme
+    from .contextfree.cfg_loops import Region
     from .contextfree.cfg_matcher import CFGConstraint
-    from .contextfree.cfg_walk import Region
     from .contextfree.rtn import RTN
     from .limits import Limits
     from .regexes.regex_ast import Alt, Automaton, CharSet, Concat, Repeat
@@ -356,7 +356,7 @@ def _consistent(value: Any, vocab: Vocabulary) -> bool:
             and len(value.canon) == g
             and all(type(c) is int and 0 <= c < g for c in value.canon)
         )
-    if isinstance(value, classes["Region"]):  # a loop's shared walk (contextfree/cfg_walk.py)
+    if isinstance(value, classes["Region"]):  # a loop's shared walk (contextfree/cfg_loops.py)
         n = len(vocab.text_ids)
         leaving = value.leaving if value.leaving is not None else ()
         return (

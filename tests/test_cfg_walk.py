@@ -2,7 +2,7 @@
 
 `StateRows.reference = True` classifies every state with the vectorized (state, token) pair walk, one byte
 at a time over every token: an independent oracle for the trie walk, the loop walks shared per vocabulary
-(`cfg_walk.regions`), and the fallback past the trie walk's budget. Every state's inside row and uncertain
+(`cfg_loops.regions`), and the fallback past the trie walk's budget. Every state's inside row and uncertain
 tokens must be the same, whichever grammar filled the shared walks first.
 """
 
@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from decc.grammars import GrammarError, Vocabulary, disk_cache
-from decc.grammars.contextfree import cfg_walk
+from decc.grammars.contextfree import cfg_loops, cfg_walk
 from decc.grammars.contextfree.cfg_grammar import parse_grammar
 from decc.grammars.contextfree.cfg_rows import StateRows, vocab_order
 from decc.grammars.contextfree.rtn import RTN, build_rtn
@@ -103,7 +103,7 @@ def test_a_loop_is_walked_once_per_vocabulary_wherever_it_occurs() -> None:
         f'start: "[" item ("," item)* "]"\nitem: {body} | "n"\n',
         f'start: {body} ":" {body}\n',
     ]
-    cache = cfg_walk.regions(vocab)
+    cache = cfg_loops.regions(vocab)
     sizes = []
     for text in texts:
         rtn = build_rtn(parse_grammar(text))
@@ -140,7 +140,7 @@ def test_loop_walks_come_back_from_the_disk_cache_unchanged(tmp_path, monkeypatc
         if damaged:
             for f in files:
                 f.write_bytes(f.read_bytes()[:100])
-        cfg_walk.regions.cache_clear()  # as a new process would start
+        cfg_loops.regions.cache_clear()  # as a new process would start
         vocab = Vocabulary.from_token_bytes(tokens, eos_id=0)
         hits = disk_cache.stats["hits"]
         _assert_same(_classified(rtn, vocab, False), _classified(rtn, vocab, True), rtn)

@@ -11,9 +11,10 @@ alone (calls and completions ignored), and classified once:
   only the Earley set at run time can tell.
 
 `StateRows` does this the first time a mask needs a state (walking the token trie from that state, with the
-loops every grammar shares, such as a string body, walked once per vocabulary: cfg_walk.py), so that binding
-a grammar to a vocabulary costs O(grammar), not O(states x vocabulary). `classify` runs the same walk over
-every state at once (the eager form, kept for tests and for callers that want every row up front).
+loops every grammar shares, such as a string body, walked once per vocabulary: cfg_walk.py, cfg_loops.py),
+so that binding a grammar to a vocabulary costs O(grammar), not O(states x vocabulary). `classify` runs the
+same walk over every state at once (the eager form, kept for tests and for callers that want every row up
+front).
 """
 
 from __future__ import annotations
@@ -32,11 +33,12 @@ from ..limits import DEFAULT_LIMITS, Limits
 from ..tokens.constraint import TokenConstraint
 from ..tokens.token_automaton import TokenAutomaton, pack_bits, set_bits, start_pairs
 from ..tokens.vocab import Vocabulary
-from .cfg_walk import FEW, Loops, Region, TrieWalk, bits_of, loop_key, pair_walk, region_walk, regions
+from .cfg_loops import Loops, Region, loop_key, region_walk, regions
+from .cfg_walk import FEW, Node, TrieWalk, bits_of, pair_walk
 from .rtn import RTN
 
 _CHUNK = 4_000_000  # (state, token) pairs walked at once
-_WIDE = 16  # live bytes from which a state counts as wide (cfg_walk.Loops)
+_WIDE = 16  # live bytes from which a state counts as wide (cfg_loops.Loops)
 _MAX_REGION = 32  # states of a region shared between states (a JSON string body has about 10)
 _MAX_REGIONS = 2000  # loop walks kept per vocabulary (a string body's: ~200 KB at depth 1)
 _MAX_LEAVING = 4000  # tokens leaving a loop, past which its shared walk is not worth keeping
@@ -202,10 +204,10 @@ class StateRows:
         row = np.zeros(n_words, dtype=np.uint32)
         unsure: list[np.ndarray] = []
         frontier = []
-        by_state: dict[int, list[tuple[int, int, int, int, bool]]] = {}
+        by_state: dict[int, list[Node]] = {}
         for node in trie.roots(g):
             by_state.setdefault(node[3], []).append(node)
-        wide: list[tuple[int, int, int, int, bool]] = []  # many tokens into a wide state off loops
+        wide: list[Node] = []  # many tokens into a wide state off loops
         for s, nodes in by_state.items():
             many = sum(hi - lo for _, lo, hi, _, _ in nodes)
             shared = self._shared(s, 1) if many > FEW else None
@@ -241,7 +243,7 @@ class StateRows:
         self.row_of[g] = k  # set last: readers without the lock test it
         return True
 
-    def _pair_walk_roots(self, nodes: list[tuple[int, int, int, int, bool]], row: np.ndarray) -> np.ndarray:
+    def _pair_walk_roots(self, nodes: list[Node], row: np.ndarray) -> np.ndarray:
         """Walk the tokens of first-byte trie `nodes` with the pair walk (vectorized: for many tokens into
         wide states off loops, an unrolled short string's, where the trie walk would visit most of the
         trie); set the inside ones in `row`; the uncertain ranks."""
