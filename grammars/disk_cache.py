@@ -134,6 +134,7 @@ def _classes() -> dict[str, type]:
     """The only classes a cache file may name, by name. Imported here: their modules import this one."""
     from .automata.dfa import ByteDFA
     from .contextfree.cfg_grammar import Call, Grammar, Lexeme
+    from .contextfree.cfg_loops import Region
     from .contextfree.cfg_matcher import CFGConstraint
     from .contextfree.rtn import RTN
     from .limits import Limits
@@ -144,7 +145,7 @@ def _classes() -> dict[str, type]:
     from .tokens.token_loops import Loop
 
     kinds = (Call, Grammar, Lexeme, CFGConstraint, TokenConstraint, ByteDFA, Alt, Automaton, CharSet, Concat)
-    return {c.__name__: c for c in (*kinds, Repeat, RTN, TokenAutomaton, Counts, Loop, Limits)}
+    return {c.__name__: c for c in (*kinds, Repeat, RTN, TokenAutomaton, Counts, Loop, Limits, Region)}
 
 
 _SCALARS = (bool, int, float, str, type(None))
@@ -349,6 +350,20 @@ def _consistent(value: Any, vocab: Vocabulary) -> bool:
         rtn = value.rtn
         return (
             value.vocab is vocab and rtn.grammar is value.grammar and rtn.n_rules == len(value.grammar.rules)
+        )
+    if isinstance(value, classes["Region"]):  # a loop's shared walk (contextfree/cfg_loops.py)
+        n = len(vocab.text_ids)
+        leaving = value.leaving if value.leaving is not None else ()
+        return (
+            _ints(value.inside, 0, n, (None,))
+            and _ints(value.uncertain, 0, n, (None,))
+            and _ints(value.bounds, 0, n + 1, (257,))
+            and _ints(value.leaving_lo, 0, n, (len(leaving),))
+            and type(value.n_exits) is int
+            and all(
+                len(x) == 5 and x[0] >= 1 and 0 <= x[1] < x[2] <= n and 0 <= x[3] < value.n_exits
+                for x in leaving
+            )
         )
     return False
 

@@ -10,10 +10,11 @@ alone (calls and completions ignored), and classified once:
 - *uncertain*: it dies after passing an exit point: it may continue in a callee or in a caller, which
   only the Earley set at run time can tell.
 
-`StateRows` does this the first time a mask needs a state (for the batch of states that mask needs, walking
-only the tokens whose first byte lives there), so that binding a grammar to a vocabulary costs O(grammar),
-not O(states x vocabulary). `classify` runs the same walk over every state at once (the eager form, kept
-for tests and for callers that want every row up front).
+`StateRows` does this the first time a mask needs a state (walking the token trie from that state, with the
+loops every grammar shares, such as a string body, walked once per vocabulary: cfg_walk.py, cfg_loops.py),
+so that binding a grammar to a vocabulary costs O(grammar), not O(states x vocabulary). `classify` runs the
+same walk over every state at once (the eager form, kept for tests and for callers that want every row up
+front).
 """
 
 from __future__ import annotations
@@ -28,13 +29,19 @@ import numpy as np
 from .. import disk_cache
 from ..automata.dfa import ByteDFA
 from ..errors import GrammarLimitError
-from ..limits import DEFAULT_LIMITS, Limits, check_time
+from ..limits import DEFAULT_LIMITS, Limits
 from ..tokens.constraint import TokenConstraint
 from ..tokens.token_automaton import TokenAutomaton, pack_bits, set_bits, start_pairs
 from ..tokens.vocab import Vocabulary
+from .cfg_loops import Loops, Region, loop_key, region_walk, regions
+from .cfg_walk import FEW, Node, TrieWalk, bits_of, pair_walk
 from .rtn import RTN
 
 _CHUNK = 4_000_000  # (state, token) pairs walked at once
+_WIDE = 16  # live bytes from which a state counts as wide (cfg_loops.Loops)
+_MAX_REGION = 32  # states of a region shared between states (a JSON string body has about 10)
+_MAX_REGIONS = 2000  # loop walks kept per vocabulary (a string body's: ~200 KB at depth 1)
+_MAX_LEAVING = 4000  # tokens leaving a loop, past which its shared walk is not worth keeping
 
 
 @dataclass(frozen=True, eq=False)
@@ -44,6 +51,8 @@ class VocabOrder:
     rank_to_id: np.ndarray  # int64: text token ids sorted by their bytes
     rank_of: np.ndarray  # int64 [size]: each id's rank (0 for ids that are not text tokens)
     rank_bytes: tuple[bytes, ...]  # the bytes of those tokens, in the same order
+    first_bounds: np.ndarray  # int64 [257]: the ranks of the tokens starting with byte b are [b], [b + 1]
+    packed_of_rank: np.ndarray  # int64: each rank's row in `Vocabulary.packed`
 
 
 @lru_cache(maxsize=8)
@@ -53,9 +62,15 @@ def vocab_order(vocab: Vocabulary) -> VocabOrder:
     rank_to_id = np.array(order, dtype=np.int64)
     rank_of = np.zeros(vocab.size, dtype=np.int64)
     rank_of[rank_to_id] = np.arange(len(rank_to_id))
-    for a in (rank_to_id, rank_of):
+    rank_bytes = tuple(vocab.token_bytes[i] or b"" for i in order)
+    first = np.frombuffer(b"".join(w[:1] for w in rank_bytes), dtype=np.uint8)
+    bounds = np.searchsorted(first, np.arange(257)).astype(np.int64)
+    packed_ids = vocab.packed[0]
+    packed_of_rank = np.zeros(len(packed_ids), dtype=np.int64)
+    packed_of_rank[rank_of[packed_ids]] = np.arange(len(packed_ids))
+    for a in (rank_to_id, rank_of, bounds, packed_of_rank):
         a.setflags(write=False)
-    return VocabOrder(rank_to_id, rank_of, tuple(vocab.token_bytes[i] or b"" for i in order))
+    return VocabOrder(rank_to_id, rank_of, rank_bytes, bounds, packed_of_rank)
 
 
 class StateRows:
@@ -158,73 +173,48 @@ class StateRows:
         self.n_rows += k
         return first
 
+    # A first visit walks the vocabulary's byte trie (cfg_walk.py), taking the nodes that enter a loop (a
+    # string body) from that loop's walk, shared per vocabulary; past `trie_budget` nodes it gives up for
+    # the pair walk. `reference`: the pair walk for every state (the tests' oracle for the trie walk).
+    trie_budget = 20_000
+    pair_walk_from = 20_000  # tokens into wide states off loops from which those go to the pair walk
+    reference = False
+    _trie: TrieWalk | None = None
+    _loops: dict[int, Loops] | None = None  # per rule, made on first use
+    _loop_of: dict[int, tuple[str, np.ndarray, list[int]] | None] | None = None  # per state, on first use
+
     def _walk(self, states: np.ndarray) -> None:
-        """Classify the plain (not lexeme) `states` by walking their live tokens, a chunk at a time."""
-        ids, lengths, padded, offsets = self.vocab.packed
+        """Classify the plain (not lexeme) `states` by walking their live tokens."""
+        offsets = self.vocab.packed[3]
         live = self.table[states] != self.dead
         per_state = live.astype(np.int64) @ np.diff(offsets)
         self.walked += int(per_state.sum())
+        if not self.reference:
+            rest = np.flatnonzero([not self._walk_trie(g) for g in states.tolist()])
+            if not len(rest):
+                return
+            states, live, per_state = states[rest], live[rest], per_state[rest]
         bounds = np.searchsorted(np.cumsum(per_state), np.arange(_CHUNK, int(per_state.sum()), _CHUNK))
         for part in np.split(np.arange(len(states)), np.unique(bounds)):
             if len(part):
-                self._walk_chunk(states[part], live[part], ids, lengths, padded, offsets)
+                self._walk_chunk(states[part], live[part])
 
-    def _walk_chunk(
-        self,
-        states: np.ndarray,
-        live: np.ndarray,
-        ids: np.ndarray,
-        lengths: np.ndarray,
-        padded: np.ndarray,
-        offsets: np.ndarray,
-    ) -> None:
+    def _walk_chunk(self, states: np.ndarray, live: np.ndarray) -> None:
         table, dead, exit_point, enters = self.table, self.dead, self.exit_point, self.enters
-        src, t_idx, cur = start_pairs(states, table, live, offsets)
-        passed = exit_point[cur]
-        in_src: list[np.ndarray] = []
-        in_tok: list[np.ndarray] = []
-        unc_src: list[np.ndarray] = []
-        unc_tok: list[np.ndarray] = []
-        # flat views: one gather per step instead of 2-D fancy indexing; one compaction per step
-        width = padded.shape[1]
-        flat_bytes = padded.reshape(-1)
-        flat_table = table.reshape(-1)
-        flat_enters = enters.reshape(-1)
-        j = 1
-        while len(t_idx):
-            check_time("classifying the vocabulary for the grammar")
-            done = lengths[t_idx] == j
-            # a token that is done reads a padding byte (or, at the full width, its own last one): ignored
-            byte = flat_bytes[t_idx * width + min(j, width - 1)].astype(np.int64)
-            at = cur.astype(np.int64) * 256 + byte
-            cur = flat_table[at]
-            passed = passed | flat_enters[at]
-            died = (cur == dead) & ~done
-            if done.any() or died.any():
-                if done.any():
-                    in_src.append(src[done])
-                    in_tok.append(ids[t_idx[done]])
-                unsure = died & passed
-                if unsure.any():
-                    unc_src.append(src[unsure])
-                    unc_tok.append(ids[t_idx[unsure]])
-                keep = ~(done | died)
-                src, t_idx, cur, passed = src[keep], t_idx[keep], cur[keep], passed[keep]
-            passed |= exit_point[cur]
-            j += 1
+        ids = self.vocab.packed[0]
+        start = start_pairs(states, table, live, self.vocab.packed[3])
+        w = pair_walk(*start, table, dead, exit_point, enters, self.vocab)
         row_of = np.zeros(len(states), dtype=np.int64)  # set last: readers without the lock test it
-        if in_src:
-            s_all, t_all = np.concatenate(in_src), np.concatenate(in_tok)
-            which_states, which = np.unique(s_all, return_inverse=True)
-            packed = pack_bits(which.reshape(-1), t_all, len(which_states), self.vocab.n_words)
+        if len(w.in_src):
+            which_states, which = np.unique(w.in_src, return_inverse=True)
+            packed = pack_bits(which.reshape(-1), ids[w.in_tok], len(which_states), self.vocab.n_words)
             first = self._add_rows(packed.view(np.int32))
             row_of[np.searchsorted(states, which_states)] = first + np.arange(len(which_states))
         rank_of = self.order.rank_of
         empty = np.zeros(0, dtype=np.int64)
-        if unc_src:
-            s_all, t_all = np.concatenate(unc_src), np.concatenate(unc_tok)
-            order = np.argsort(s_all, kind="stable")
-            s_all, t_all = s_all[order], t_all[order]
+        if len(w.unc_src):
+            order = np.argsort(w.unc_src, kind="stable")
+            s_all, t_all = w.unc_src[order], ids[w.unc_tok[order]]
             cut = np.searchsorted(s_all, states, side="left").tolist()
             end = np.searchsorted(s_all, states, side="right").tolist()
             for g, a, b in zip(states.tolist(), cut, end, strict=True):
@@ -233,6 +223,124 @@ class StateRows:
             for g in states.tolist():
                 self.uncertain[g] = empty
         self.row_of[states] = row_of
+
+    def _trie_walk(self) -> TrieWalk:
+        if self._trie is None:
+            order = self.order
+            self._trie = TrieWalk(
+                order.rank_bytes, order.first_bounds, self.table, self.dead, self.exit_point, self.enters
+            )
+        return self._trie
+
+    def _walk_trie(self, g: int) -> bool:
+        """Classify state g with the trie walk; False (nothing done) when it runs past its budget. The first
+        bytes that lead into one loop state are taken together from its shared walk (one memoized bitmask
+        for the tokens that stay in the loop: a string body's)."""
+        trie = self._trie_walk()
+        n_words, exit_point = self.vocab.n_words, self.exit_point
+        rank_to_id = self.order.rank_to_id
+        row = np.zeros(n_words, dtype=np.uint32)
+        unsure: list[np.ndarray] = []
+        frontier = []
+        by_state: dict[int, list[Node]] = {}
+        for node in trie.roots(g):
+            by_state.setdefault(node[3], []).append(node)
+        wide: list[Node] = []  # many tokens into a wide state off loops
+        for s, nodes in by_state.items():
+            many = sum(hi - lo for _, lo, hi, _, _ in nodes)
+            shared = self._shared(s, 1) if many > FEW else None
+            if shared is None or nodes[0][4] != bool(exit_point[s]):
+                if many > FEW and len(trie.state(s)[1]) >= _WIDE:
+                    wide += nodes
+                else:
+                    frontier += nodes
+                continue
+            region, exits = shared
+            firsts = np.zeros(256, dtype=bool)
+            firsts[[self.order.rank_bytes[lo][0] for _, lo, _, _, _ in nodes]] = True
+            words, u, leaving = region.first_bytes(firsts, rank_to_id, n_words)
+            row |= words
+            unsure.append(u)
+            for i in leaving.tolist():
+                d, lo, hi, x, p = region.leaving[i]
+                frontier.append((d, lo, hi, exits[x], p or bool(exit_point[exits[x]])))
+        if sum(hi - lo for _, lo, hi, _, _ in wide) > self.pair_walk_from:
+            unsure.append(self._pair_walk_roots(wide, row))
+        else:
+            frontier += wide
+        found = trie.walk(frontier, self._shared, self.trie_budget)
+        if found is None:
+            return False
+        inside, uncertain = found.ranks()
+        if len(inside):
+            row |= bits_of(rank_to_id[inside], n_words)
+        if unsure:
+            uncertain = np.sort(np.concatenate([uncertain, *unsure]))
+        k = self._add_rows(row.view(np.int32)[None, :]) if row.any() else 0
+        self.uncertain[g] = uncertain.astype(np.int64)
+        self.row_of[g] = k  # set last: readers without the lock test it
+        return True
+
+    def _pair_walk_roots(self, nodes: list[Node], row: np.ndarray) -> np.ndarray:
+        """Walk the tokens of first-byte trie `nodes` with the pair walk (vectorized: for many tokens into
+        wide states off loops, an unrolled short string's, where the trie walk would visit most of the
+        trie); set the inside ones in `row`; the uncertain ranks."""
+        lo = np.array([n[1] for n in nodes], dtype=np.int64)
+        sizes = np.array([n[2] - n[1] for n in nodes], dtype=np.int64)
+        ranks = np.repeat(lo - (np.cumsum(sizes) - sizes), sizes) + np.arange(int(sizes.sum()))
+        cur = np.repeat(np.array([n[3] for n in nodes], dtype=self.table.dtype), sizes)
+        t_idx = self.order.packed_of_rank[ranks]
+        args = (self.table, self.dead, self.exit_point, self.enters, self.vocab)
+        w = pair_walk(np.zeros(len(ranks), dtype=np.int64), t_idx, cur, *args)
+        ids = self.vocab.packed[0]
+        row |= bits_of(ids[w.in_tok], self.vocab.n_words)
+        return self.order.rank_of[ids[w.unc_tok]]
+
+    def _shared(self, s: int, depth: int) -> tuple[Region, list[int]] | None:
+        """The shared walk of the loop state s at `depth`, with the states it exits to here; None when s is
+        on no loop, on one too large to recur elsewhere (a key's name trie), or one that lets too many
+        tokens out."""
+        if self._loop_of is None:
+            self._loop_of = {}
+        if s not in self._loop_of:
+            self._loop_of[s] = self._loop_key(s)
+        found = self._loop_of[s]
+        if found is None:
+            return None
+        key, members, exits = found
+        cache = regions(self.vocab)
+        region = cache.get((key, depth))
+        if region is None:
+            args = (self.table, self.dead, self.exit_point, self.enters, self.vocab)
+            order = self.order
+
+            def build() -> Region:
+                return region_walk(
+                    s, depth, members, exits, *args, order.rank_of, order.rank_bytes, order.first_bounds,
+                    _MAX_LEAVING,
+                )  # fmt: skip
+
+            region = disk_cache.cached("region", (key, depth, _MAX_LEAVING), self.vocab, build)
+            if region.n_exits != len(exits):  # a file that does not fit this loop: walk it here
+                region = build()
+            if len(cache) >= _MAX_REGIONS:  # bounded memory in a long-lived process
+                cache.clear()
+            cache[(key, depth)] = region
+        return None if region.leaving is None else (region, exits)
+
+    def _loop_key(self, s: int) -> tuple[str, np.ndarray, list[int]] | None:
+        r = int(self.rtn.rule_of[s])
+        if self._loops is None:
+            self._loops = {}
+        loops = self._loops.get(r)
+        if loops is None:
+            lo, hi = self.rtn.span(r)
+            loops = self._loops[r] = Loops(self.table, self.dead, lo, hi, _WIDE)
+        members = loops.members(s)
+        if members is None or len(members) > _MAX_REGION:
+            return None
+        key, exits = loop_key(s, members, self.table, self.dead, self.exit_point, self.enters)
+        return key, members, exits
 
     def _lexeme(self, r: int) -> None:
         """Rows and uncertain ranks of every unrolled state of lexeme rule r (from its token automaton)."""

@@ -1,0 +1,293 @@
+"""Loops of a rule (a JSON string body with its escapes and UTF-8 continuations, a digit run) walked once
+per vocabulary and shared by every grammar: first visits of a state made rare.
+
+Where a trie node enters a loop with many tokens below it, its tokens come from that loop's `Region`: the
+walk of every token from that depth in that state until the token leaves the loop, made once per
+vocabulary by `cfg_walk.pair_walk` and kept (in memory, and on disk by cfg_rows) under the loop's shape
+(`region_key`: its states up to renaming, their exit points and the bytes that enter callees) and the
+depth. Every string body of every schema shares it; what leaves the loop (the tokens holding a closing
+quote: a few trie nodes) is walked on from the real exit states of each visit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+from ..tokens.vocab import Vocabulary
+from .cfg_walk import Node, Walk, bits_of, pair_walk
+
+
+class Loops:
+    """The loops of one rule's states lo..hi-1 (byte edges stay inside a rule). A loop is a strongly
+    connected component among the *wide* states (at least `wide` live bytes): a string body with its escapes
+    and UTF-8 continuations is one, while an object's loop over its members, which passes through narrow
+    states (`:`, `,`), is not, so that one string body looks the same wherever it occurs."""
+
+    def __init__(self, table: np.ndarray, dead: int, lo: int, hi: int, wide: int) -> None:
+        self.lo = lo
+        rows = table[lo:hi]
+        srt = np.sort(rows, axis=1)
+        keep = srt != dead
+        keep[:, 1:] &= srt[:, 1:] != srt[:, :-1]
+        flat = srt[keep].tolist()
+        ends = np.cumsum(keep.sum(axis=1)).tolist()
+        self.succ = succ = [flat[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
+        is_wide = ((rows != dead).sum(axis=1) >= wide).tolist()
+        narrow = [[t for t in ts if is_wide[t - lo]] if is_wide[v] else [] for v, ts in enumerate(succ)]
+        self.comp = _components(narrow, lo)
+
+    def members(self, s: int) -> np.ndarray | None:
+        """The states of s's loop (sorted), or, for a state off loops whose every byte leads into one loop
+        within a few bytes (a UTF-8 lead byte's continuations before a string body), those states and the
+        loop's; None otherwise."""
+        lo, comp = self.lo, self.comp
+        c = comp[s - lo]
+        if c >= 0:
+            return np.flatnonzero(comp == c) + lo
+        funnel: set[int] = set()
+        loop = self._funnel(s, 3, funnel)
+        if loop is None:
+            return None
+        return np.array(sorted(funnel | set((np.flatnonzero(comp == loop) + lo).tolist())), dtype=np.int64)
+
+    def _funnel(self, s: int, depth: int, seen: set[int]) -> int | None:
+        """The one loop every byte from s (off loops) leads into within `depth` bytes, else None."""
+        lo, comp = self.lo, self.comp
+        seen.add(s)
+        loop = None
+        for t in self.succ[s - lo]:
+            c = comp[t - lo]
+            if c < 0:
+                if depth <= 1 or t in seen:
+                    return None
+                c = self._funnel(t, depth - 1, seen)
+                if c is None:
+                    return None
+            if loop is not None and c != loop:
+                return None
+            loop = int(c)
+        return loop
+
+
+def _components(succ: list[list[int]], lo: int) -> np.ndarray:
+    """Tarjan's strongly connected components of the graph `succ` (node v's successors, offset by `lo`):
+    a component id per node, -1 for a node on no cycle."""
+    n = len(succ)
+    index = [-1] * n
+    low = [0] * n
+    on = [False] * n
+    comp = [-1] * n
+    stack: list[int] = []
+    counter = n_comp = 0
+    for root in range(n):
+        if index[root] >= 0:
+            continue
+        work = [(root, 0)]
+        while work:
+            v, i = work.pop()
+            if i == 0:
+                index[v] = low[v] = counter
+                counter += 1
+                stack.append(v)
+                on[v] = True
+            edges = succ[v]
+            while i < len(edges):
+                w = edges[i] - lo
+                i += 1
+                if index[w] < 0:
+                    work.append((v, i))
+                    work.append((w, 0))
+                    break
+                if on[w]:
+                    low[v] = min(low[v], index[w])
+            else:
+                if low[v] == index[v]:
+                    members = []
+                    while True:
+                        w = stack.pop()
+                        on[w] = False
+                        members.append(w)
+                        if w == v:
+                            break
+                    cyclic = len(members) > 1 or (v + lo) in succ[v]
+                    for w in members:
+                        comp[w] = n_comp if cyclic else -1
+                    n_comp += 1
+                if work:
+                    u = work[-1][0]
+                    low[u] = min(low[u], low[v])
+    return np.array(comp, dtype=np.int64)
+
+
+def region_key(
+    g: int, members: np.ndarray, table: np.ndarray, dead: int, exit_point: np.ndarray, enters: np.ndarray
+) -> tuple[str, list[int]]:
+    """(a digest of the loop `members` as seen from g, up to renaming of states; the states it exits to,
+    numbered as the digest numbers them). Two states with equal digests walk the same tokens the same way
+    until those leave the loop."""
+    inside = set(members.tolist())
+    number = {g: 0}
+    order = [g]
+    exits: dict[int, int] = {}
+    h = hashlib.sha256()
+    i = 0
+    while i < len(order):
+        s = order[i]
+        i += 1
+        row = table[s]
+        codes = np.full(256, -1, dtype=np.int64)
+        for t in np.unique(row[row != dead]).tolist():
+            if t in inside:
+                if t not in number:
+                    number[t] = len(order)
+                    order.append(t)
+                code = number[t]
+            else:
+                code = -2 - exits.setdefault(t, len(exits))
+            codes[row == t] = code
+        h.update(codes.tobytes())
+        h.update(np.packbits(enters[s]).tobytes())
+        h.update(b"x" if exit_point[s] else b".")
+    return h.hexdigest(), sorted(exits, key=exits.__getitem__)
+
+
+_KEYS: dict[bytes, tuple[str, list[int]]] = {}  # `loop_key` memo: the key, exits relative to the state
+_KEYS_MAX = 100_000
+
+
+def loop_key(
+    g: int, members: np.ndarray, table: np.ndarray, dead: int, exit_point: np.ndarray, enters: np.ndarray
+) -> tuple[str, list[int]]:
+    """`region_key`, memoized on the loop's layout relative to g (its states and edges as offsets from g,
+    their flags): the copies of one string body in a grammar, and in other grammars, are laid out alike,
+    so a visit pays a few array operations instead of a walk over the loop."""
+    rows = table[members]
+    layout = hashlib.sha256((members - g).tobytes())
+    layout.update(np.where(rows == dead, np.iinfo(np.int64).min, rows.astype(np.int64) - g).tobytes())
+    layout.update(exit_point[members].tobytes() + np.packbits(enters[members]).tobytes())
+    fp = layout.digest()
+    hit = _KEYS.get(fp)
+    if hit is None:
+        key, exits = region_key(g, members, table, dead, exit_point, enters)
+        if len(_KEYS) >= _KEYS_MAX:
+            _KEYS.clear()
+        hit = _KEYS[fp] = (key, [x - g for x in exits])
+    return hit[0], [x + g for x in hit[1]]
+
+
+@dataclass(frozen=True, eq=False)
+class Region:
+    """The walk of every token from its byte `depth` on, starting in a loop state, until it leaves the loop:
+    the ranks (sorted, int32) of the tokens that end inside it and of those that die in it after an exit
+    point, and the trie nodes that leave it (depth, rank lo, rank hi, exit number, passed), by rank. Any
+    trie node at that depth in that state takes its part: `take`."""
+
+    inside: np.ndarray
+    uncertain: np.ndarray
+    leaving: tuple[tuple[int, int, int, int, bool], ...] | None  # None: too many to be worth it
+    leaving_lo: np.ndarray
+    bounds: np.ndarray  # the vocabulary's first-byte rank bounds (VocabOrder.first_bounds)
+    n_exits: int
+    words: dict[bytes, np.ndarray] = field(default_factory=dict, repr=False)  # `first_bytes` rows, memo
+
+    # For the disk cache (disk_cache.py): the memo of bitmasks is not stored.
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "words"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, words={})
+
+    def first_bytes(
+        self, firsts: np.ndarray, rank_to_id: np.ndarray, n_words: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For the tokens starting with a byte in `firsts` (bool [256]) at depth 1: (the bitmask of those
+        inside, memoized by byte set; the uncertain ranks; the indices of the leaving nodes)."""
+        key = np.packbits(firsts).tobytes()
+        hit = self.words.get(key)
+        if hit is None:
+            first_of = np.searchsorted(self.bounds, self.inside, side="right") - 1
+            hit = bits_of(rank_to_id[self.inside[firsts[first_of]]], n_words)
+            hit.setflags(write=False)
+            self.words[key] = hit
+        unsure = self.uncertain[firsts[np.searchsorted(self.bounds, self.uncertain, side="right") - 1]]
+        leaving = np.flatnonzero(firsts[np.searchsorted(self.bounds, self.leaving_lo, side="right") - 1])
+        return hit, unsure, leaving
+
+    def take(
+        self, lo: int, hi: int, exits: list[int], exit_point: np.ndarray, out: Walk
+    ) -> list[Node]:
+        """Add the tokens of ranks lo..hi-1 to `out`; the trie nodes among them that leave the loop, to
+        walk on from the states `exits` names."""
+        for have, to in ((self.inside, out.inside_ranks), (self.uncertain, out.unsure_ranks)):
+            a, b = int(have.searchsorted(lo)), int(have.searchsorted(hi))
+            if b > a:
+                to.append(have[a:b])
+        a, b = int(self.leaving_lo.searchsorted(lo)), int(self.leaving_lo.searchsorted(hi))
+        nodes = []
+        for d, l2, h2, x, p in self.leaving[a:b]:
+            s = exits[x]
+            nodes.append((d, l2, h2, s, p or bool(exit_point[s])))
+        return nodes
+
+
+def region_walk(
+    s: int,
+    depth: int,
+    members: np.ndarray,
+    exits: list[int],
+    table: np.ndarray,
+    dead: int,
+    exit_point: np.ndarray,
+    enters: np.ndarray,
+    vocab: Vocabulary,
+    rank_of: np.ndarray,
+    words: tuple[bytes, ...],
+    bounds: np.ndarray,
+    max_leaving: int,
+) -> Region:
+    """`Region` of the loop state s at `depth` (`members`: its loop, `exits`: the states it leaves to,
+    numbered); with no `leaving` (None) when more than `max_leaving` tokens leave."""
+    ids, lengths, _, _ = vocab.packed
+    stop = np.ones(len(table), dtype=bool)
+    stop[members] = False
+    stop[dead] = False
+    t_idx = np.flatnonzero(lengths >= depth)
+    n = len(t_idx)
+    w = pair_walk(
+        np.full(n, s, dtype=np.int64), t_idx, np.full(n, s, dtype=table.dtype), table, dead, exit_point,
+        enters, vocab, stop, depth,
+    )  # fmt: skip
+    inside = np.sort(rank_of[ids[w.in_tok]]).astype(np.int32)
+    uncertain = np.sort(rank_of[ids[w.unc_tok]]).astype(np.int32)
+    number = {x: i for i, x in enumerate(exits)}
+    if len(w.out_tok) > max_leaving:  # too many to resume from: the region is not worth keeping
+        return Region(inside, uncertain, None, np.zeros(0, dtype=np.int64), bounds, len(exits))
+    ranks = rank_of[ids[w.out_tok]]
+    order = np.argsort(ranks, kind="stable")
+    leaving: list[Node] = []
+    for r, at, x, p in zip(
+        ranks[order].tolist(), w.out_at[order].tolist(), w.out_state[order].tolist(),
+        w.out_passed[order].tolist(), strict=True,
+    ):  # fmt: skip
+        last = leaving[-1] if leaving else None
+        if last is not None and last[2] == r and last[0] == at and words[r][:at] == words[r - 1][:at]:
+            leaving[-1] = (at, last[1], r + 1, last[3], last[4])  # the same trie node: one more token
+        else:
+            leaving.append((at, r, r + 1, number[x], bool(p)))
+    leaving_lo = np.array([lo for _, lo, _, _, _ in leaving], dtype=np.int64)
+    for a in (inside, uncertain, leaving_lo):
+        a.setflags(write=False)
+    return Region(inside, uncertain, tuple(leaving), leaving_lo, bounds, len(exits))
+
+
+@lru_cache(maxsize=8)
+def regions(vocab: Vocabulary) -> dict[tuple[str, int], Region]:
+    """The regions walked so far for `vocab`, by `region_key` digest and depth (shared by every grammar)."""
+    return {}
+
+
+__all__ = ["Loops", "Region", "loop_key", "region_key", "region_walk", "regions"]

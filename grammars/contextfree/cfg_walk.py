@@ -1,0 +1,275 @@
+"""The vocabulary walks behind `cfg_rows.StateRows`: first visits of a state made cheap.
+
+A state's rows come from walking tokens through its rule's byte table (see cfg_rows for the three
+classes). `TrieWalk` walks the vocabulary's byte trie depth first, in pure Python, over the tokens sorted
+by bytes (a trie node is a rank range; a child is found by bisection): its cost grows with the live
+(node, state) pairs only, since a dead byte drops a whole subtree as one rank range. A node that enters a
+loop with many tokens below it takes them from the loop's shared walk instead (cfg_loops.py).
+`pair_walk` walks many (state, token) pairs at once with numpy, a byte per step: for the shared walks,
+for many tokens into wide states off loops, as the fallback past the trie walk's budget, and as the
+tests' reference.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from ..limits import check_time
+from ..tokens.vocab import Vocabulary
+
+_BYTE = [bytes([b]) for b in range(256)]
+FEW = 16  # tokens in a trie node, up to which the trie walk takes it even where a shared walk exists
+
+Node = tuple[int, int, int, int, bool]  # a trie node in a state: depth, rank lo, rank hi, state, passed
+
+
+class Shared(Protocol):
+    """A walk shared between states (cfg_loops.Region): it gives a trie node's tokens to a `Walk`."""
+
+    def take(self, lo: int, hi: int, exits: list[int], exit_point: np.ndarray, out: Walk) -> list[Node]: ...
+
+
+class TrieWalk:
+    """Depth-first trie walks of byte-sorted tokens (`words`, `bounds`: where each first byte's start) through
+    a byte table (`dead`: no state)."""
+
+    def __init__(
+        self,
+        words: tuple[bytes, ...],
+        bounds: np.ndarray,
+        table: np.ndarray,
+        dead: int,
+        exit_point: np.ndarray,
+        enters: np.ndarray,
+    ) -> None:
+        self.words, self.table, self.dead = words, table, dead
+        self.exit_point, self.enters = exit_point, enters
+        self._states: dict[int, tuple[list[int], list[int], frozenset[int]]] = {}
+        self.bounds = bounds  # the ranks of the tokens starting with byte b: [bounds[b], bounds[b + 1])
+        self.first = bounds.tolist()
+
+    def state(self, s: int) -> tuple[list[int], list[int], frozenset[int]]:
+        """(byte row, live bytes, bytes that enter a callee) of state s, as Python lists (memoized)."""
+        hit = self._states.get(s)
+        if hit is None:
+            row = self.table[s]
+            enters = frozenset(np.flatnonzero(self.enters[s]).tolist())
+            hit = (row.tolist(), np.flatnonzero(row != self.dead).tolist(), enters)
+            self._states[s] = hit
+        return hit
+
+    def roots(self, g: int) -> list[Node]:
+        """The walk's start from state g: one node per live first byte (a first byte never makes a token
+        uncertain: the Earley set's own predictions and completions cover it)."""
+        row, live, _ = self.state(g)
+        first, exit_point = self.first, self.exit_point
+        out = []
+        for b in live:
+            lo, hi = first[b], first[b + 1]
+            if lo < hi:
+                nxt = row[b]
+                out.append((1, lo, hi, nxt, bool(exit_point[nxt])))
+        return out
+
+    def walk(
+        self,
+        frontier: list[Node],
+        shared: Callable[[int, int], tuple[Shared, list[int]] | None] | None = None,
+        budget: int = 1 << 62,
+    ) -> Walk | None:
+        """Walk trie nodes (depth, rank lo, rank hi, state reached, passed an exit point) to the end; None
+        past `budget` nodes. A node of more than `FEW` tokens in a state with a shared walk (`shared(state,
+        depth)`: a `Region` and the states it exits to) takes that walk's tokens in its range instead."""
+        words, dead, exit_point, state = self.words, self.dead, self.exit_point, self.state
+        out = Walk([], [], [], [])
+        inside, unsure = out.inside, out.unsure
+        stack = list(frontier)
+        while stack:
+            d, lo, hi, s, passed = stack.pop()
+            budget -= 1
+            if budget < 0:
+                return None
+            if shared is not None and hi - lo > FEW and passed == bool(exit_point[s]):
+                hit = shared(s, d)
+                if hit is not None:
+                    stack += hit[0].take(lo, hi, hit[1], exit_point, out)
+                    continue
+            k = bisect_right(words, words[lo], lo, hi) if len(words[lo]) == d else lo
+            if k > lo:
+                inside += (lo, k)  # tokens that end here, alive
+            if k == hi:
+                continue
+            row, live, enters = state(s)
+            prefix = words[k][:d]
+            if hi - k <= 2 * len(live):  # fewer tokens than live bytes: go through the children
+                c = k
+                while c < hi:
+                    b = words[c][d]
+                    e = bisect_left(words, prefix + _BYTE[b + 1], c, hi) if b < 255 else hi
+                    nxt = row[b]
+                    p = passed or b in enters
+                    if nxt != dead:
+                        stack.append((d + 1, c, e, nxt, p or bool(exit_point[nxt])))
+                    elif p:
+                        unsure += (c, e)
+                    c = e
+                continue
+            gap = k  # the start of the tokens not yet placed (for the dead children of a passed node)
+            for b in live:
+                c = bisect_left(words, prefix + _BYTE[b], gap, hi)
+                if c == hi:
+                    break
+                e = bisect_left(words, prefix + _BYTE[b + 1], c, hi) if b < 255 else hi
+                if c == e:
+                    continue
+                if passed and c > gap:
+                    unsure += (gap, c)
+                gap = e
+                nxt = row[b]
+                stack.append((d + 1, c, e, nxt, passed or b in enters or bool(exit_point[nxt])))
+            if passed:
+                if gap < hi:
+                    unsure += (gap, hi)
+            elif enters:
+                for b in enters:  # a dead byte that may go on in a callee: uncertain
+                    if row[b] == dead:
+                        c = bisect_left(words, prefix + _BYTE[b], k, hi)
+                        e = bisect_left(words, prefix + _BYTE[b + 1], c, hi) if b < 255 else hi
+                        if c < e:
+                            unsure += (c, e)
+        return out
+
+
+@dataclass(frozen=True)
+class Walk:
+    """What a trie walk found: rank ranges flat as [lo0, hi0, lo1, hi1, ...], and rank arrays taken from
+    shared walks, of the tokens inside and of the uncertain ones."""
+
+    inside: list[int]
+    unsure: list[int]
+    inside_ranks: list[np.ndarray]
+    unsure_ranks: list[np.ndarray]
+
+    def ranks(self) -> tuple[np.ndarray, np.ndarray]:
+        """(inside ranks, in no particular order; uncertain ranks, sorted)."""
+        inside = [ranges_to_ranks(self.inside), *self.inside_ranks]
+        unsure = [ranges_to_ranks(self.unsure), *self.unsure_ranks]
+        return (
+            np.concatenate(inside) if len(inside) > 1 else inside[0],
+            np.sort(np.concatenate(unsure)) if len(unsure) > 1 else unsure[0],
+        )
+
+
+def bits_of(ids: np.ndarray, n_words: int) -> np.ndarray:
+    """The bitmask row (uint32 [n_words]) with the bits of token `ids` set."""
+    flags = np.zeros(n_words * 32, dtype=bool)
+    flags[ids] = True
+    return np.packbits(flags, bitorder="little").view(np.uint32)
+
+
+def ranges_to_ranks(flat: list[int]) -> np.ndarray:
+    """The sorted ranks of rank ranges given flat as [lo0, hi0, lo1, hi1, ...] (disjoint)."""
+    if not flat:
+        return np.zeros(0, dtype=np.int64)
+    a = np.array(flat, dtype=np.int64).reshape(-1, 2)
+    a = a[np.argsort(a[:, 0], kind="stable")]
+    lengths = a[:, 1] - a[:, 0]
+    starts = np.repeat(a[:, 0] - (np.cumsum(lengths) - lengths), lengths)
+    return starts + np.arange(int(lengths.sum()), dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Walked:
+    """What `pair_walk` found: (source, token row) pairs inside and uncertain, and, when it stops at
+    `stop` states, the pairs that reached one: source, token row, bytes read, state, passed."""
+
+    in_src: np.ndarray
+    in_tok: np.ndarray
+    unc_src: np.ndarray
+    unc_tok: np.ndarray
+    out_src: np.ndarray
+    out_tok: np.ndarray
+    out_at: np.ndarray
+    out_state: np.ndarray
+    out_passed: np.ndarray
+
+
+def pair_walk(
+    src: np.ndarray,
+    t_idx: np.ndarray,
+    cur: np.ndarray,
+    table: np.ndarray,
+    dead: int,
+    exit_point: np.ndarray,
+    enters: np.ndarray,
+    vocab: Vocabulary,
+    stop: np.ndarray | None = None,
+    depth: int = 1,
+) -> Walked:
+    """Walk (source state, token row of `vocab.packed`, state after the token's first `depth` bytes) pairs
+    on, a byte per step, all at once; with `stop` (bool per state), a pair that reaches a stop state
+    leaves."""
+    ids, lengths, padded, _ = vocab.packed
+    passed = exit_point[cur]
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in Walked.__dataclass_fields__}
+    width = padded.shape[1]
+    flat_bytes, flat_table, flat_enters = padded.reshape(-1), table.reshape(-1), enters.reshape(-1)
+    j = depth
+
+    def leave(keep: np.ndarray) -> None:
+        nonlocal src, t_idx, cur, passed
+        src, t_idx, cur, passed = src[keep], t_idx[keep], cur[keep], passed[keep]
+
+    if stop is not None and len(src):
+        out = stop[cur]
+        if out.any():  # left on the first byte: nothing passed yet (the exit state's own flag comes later)
+            for k, v in (("src", src), ("tok", t_idx), ("state", cur)):
+                parts[f"out_{k}"].append(v[out])
+            parts["out_passed"].append(np.zeros(int(out.sum()), dtype=bool))
+            parts["out_at"].append(np.full(int(out.sum()), depth, dtype=np.int64))
+            leave(~out)
+    while len(t_idx):
+        check_time("classifying the vocabulary for the grammar")
+        done = lengths[t_idx] == j
+        # a token that is done reads a padding byte (or, at the full width, its own last one): ignored
+        byte = flat_bytes[t_idx * width + min(j, width - 1)].astype(np.int64)
+        at = cur.astype(np.int64) * 256 + byte
+        cur = flat_table[at]
+        passed = passed | flat_enters[at]
+        died = (cur == dead) & ~done
+        out = None if stop is None else stop[cur] & ~done & ~died
+        if done.any() or died.any() or (out is not None and out.any()):
+            if done.any():
+                parts["in_src"].append(src[done])
+                parts["in_tok"].append(t_idx[done])
+            unsure = died & passed
+            if unsure.any():
+                parts["unc_src"].append(src[unsure])
+                parts["unc_tok"].append(t_idx[unsure])
+            keep = ~(done | died)
+            if out is not None and out.any():
+                for k, v in (("src", src), ("tok", t_idx), ("state", cur), ("passed", passed)):
+                    parts[f"out_{k}"].append(v[out])
+                parts["out_at"].append(np.full(int(out.sum()), j + 1, dtype=np.int64))
+                keep &= ~out
+            leave(keep)
+        passed |= exit_point[cur]
+        j += 1
+    empty = {"passed": np.zeros(0, dtype=bool)}
+    return Walked(
+        **{
+            k: (np.concatenate(v) if v else empty.get(k.rsplit("_", 1)[1], np.zeros(0, dtype=np.int64)))
+            for k, v in parts.items()
+        }
+    )
+
+
+# -- regions: the loops of a rule, walked once per vocabulary and shape ---------------------------------
+
+
+__all__ = ["FEW", "Node", "Shared", "TrieWalk", "Walk", "Walked", "bits_of", "pair_walk", "ranges_to_ranks"]
