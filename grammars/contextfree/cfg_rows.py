@@ -127,6 +127,7 @@ class StateRows:
             self.table, self.exit_point, self.enters, self.lexical = table, exit_point, enters, lexical
             self.dead = cap
             self.row_of = row_of  # last: readers without the lock index it
+            self._trie = self._loops = self._loop_of = None  # they hold the old tables: made again on use
         self.table[old:n] = np.where(rtn.table[old:n] < 0, self.dead, rtn.table[old:n])
         for r in rtn.built:
             lo, hi = rtn.span(r)
