@@ -62,6 +62,7 @@ from .json_canonical import NotExact
 from .json_engine import AUTOMATON, GRAMMAR, EngineChoice, choose, inline, recursive
 from .json_exponents import number_range
 from .json_formats import FORMATS, MAX_LENGTHS, UNENFORCED_FORMATS
+from .json_keys import excluding
 from .json_keywords import (
     additional_across,
     counted_members,
@@ -1624,8 +1625,10 @@ def _not_names(names: list[str]) -> Node:
     """A JSON string (quotes included) that is not one of `names` as `json.dumps` writes them."""
     if not names:
         return ANY_STRING
-    spelled = alt(*(_string_literal(n, quotes=False) for n in names))
-    return seq(QUOTE, _key_language(None, spelled), QUOTE)
+    spelled = {json.dumps(n, ensure_ascii=a)[1:-1] for n in names for a in (True, False)}
+    # a lone surrogate has no UTF-8 form: that spelling is no string body, so there is nothing to exclude
+    words = sorted(w.encode() for w in spelled if not any(0xD800 <= ord(c) <= 0xDFFF for c in w))
+    return seq(QUOTE, excluding(_string_body_dfa(), words), QUOTE)
 
 
 __all__ = ["InvalidSchema", "UnsupportedSchema", "compile_json_schema", "json_schema"]
