@@ -10,22 +10,25 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import numpy as np
+
 from ..automata.dfa import ByteDFA
 from ..regexes.regex_ast import Automaton
 
 
-def _runs(row: list[int]) -> list[tuple[int, int, int]]:
-    """A transition row as (lo, hi, target) byte ranges of equal live targets."""
-    runs: list[tuple[int, int, int]] = []
-    b = 0
-    while b < 256:
-        t, e = row[b], b
-        while e + 1 < 256 and row[e + 1] == t:
-            e += 1
+def _runs(table: np.ndarray) -> list[list[tuple[int, int, int]]]:
+    """Each transition row as (lo, hi, target) byte ranges of equal live targets."""
+    cut = np.ones(table.shape, dtype=bool)
+    cut[:, 1:] = table[:, 1:] != table[:, :-1]
+    rows, los = np.nonzero(cut)
+    his = np.empty_like(los)
+    his[:-1] = los[1:] - 1
+    his[np.r_[rows[1:] != rows[:-1], True]] = 255  # a row's last run ends at byte 255
+    out: list[list[tuple[int, int, int]]] = [[] for _ in range(table.shape[0])]
+    for q, lo, hi, t in zip(rows.tolist(), los.tolist(), his.tolist(), table[rows, los].tolist(), strict=True):
         if t >= 0:
-            runs.append((b, e, t))
-        b = e + 1
-    return runs
+            out[q].append((lo, hi, t))
+    return out
 
 
 def _split(runs: list[tuple[int, int, int]], children: dict[int, int]) -> list[tuple[int, int, int]]:
@@ -72,7 +75,7 @@ def excluding(base: ByteDFA, words: Iterable[bytes]) -> Automaton:
         else:
             ends[node] = True
     n_trie = len(state)
-    runs = [_runs(r) for r in rows]
+    runs = _runs(base.transitions)
     edges: list[tuple[int, int, int, int]] = []
     for node in range(n_trie):
         kids = children[node]
