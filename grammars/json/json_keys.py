@@ -14,20 +14,14 @@ import numpy as np
 
 from ..automata.dfa import ByteDFA
 from ..regexes.regex_ast import Automaton
+from .regex_ops import byte_runs
 
 
 def _runs(table: np.ndarray) -> list[list[tuple[int, int, int]]]:
     """Each transition row as (lo, hi, target) byte ranges of equal live targets."""
-    cut = np.ones(table.shape, dtype=bool)
-    cut[:, 1:] = table[:, 1:] != table[:, :-1]
-    rows, los = np.nonzero(cut)
-    his = np.empty_like(los)
-    his[:-1] = los[1:] - 1
-    his[np.r_[rows[1:] != rows[:-1], True]] = 255  # a row's last run ends at byte 255
     out: list[list[tuple[int, int, int]]] = [[] for _ in range(table.shape[0])]
-    for q, lo, hi, t in zip(rows.tolist(), los.tolist(), his.tolist(), table[rows, los].tolist(), strict=True):
-        if t >= 0:
-            out[q].append((lo, hi, t))
+    for q, lo, hi, t in byte_runs(table):
+        out[q].append((lo, hi, t))
     return out
 
 

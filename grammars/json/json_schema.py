@@ -1314,7 +1314,7 @@ class _Compiler:
         elif addl is not False:
             v = self.schema(addl, f"{ptr}/additionalProperties", refs)
             if v != NOTHING:
-                extras.append(seq(_not_names(declared), self.colon, v))
+                extras.append(seq(_not_names(tuple(declared)), self.colon, v))
         if "propertyNames" in s:  # json_keywords
             named = property_names(self, s, decl, extras, ptr, refs)
             if named is None:
@@ -1621,7 +1621,8 @@ def _merge(a: Any, b: Any, ptr: str, comp: _Compiler) -> Any:
     return out
 
 
-def _not_names(names: list[str]) -> Node:
+@lru_cache(maxsize=1024)
+def _not_names(names: tuple[str, ...]) -> Node:
     """A JSON string (quotes included) that is not one of `names` as `json.dumps` writes them."""
     if not names:
         return ANY_STRING

@@ -40,23 +40,26 @@ def dfa_of(node: Node, limits: Limits = DEFAULT_LIMITS) -> ByteDFA:
     return dfa_from_nfa(build_nfa(node, limits), limits)
 
 
+def byte_runs(table: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """A transition table's (state, lo, hi, target) runs of equal live targets, in row and byte order."""
+    cut = np.ones(table.shape, dtype=bool)  # where a run starts, row by row
+    cut[:, 1:] = table[:, 1:] != table[:, :-1]
+    rows, los = np.nonzero(cut)
+    his = np.empty_like(los)
+    his[:-1] = los[1:] - 1
+    his[np.r_[rows[1:] != rows[:-1], True]] = 255  # a row's last run ends at byte 255
+    targets = table[rows, los]
+    live = targets >= 0
+    cols = (rows[live].tolist(), los[live].tolist(), his[live].tolist(), targets[live].tolist())
+    return list(zip(*cols, strict=True))
+
+
 def node_of(dfa: ByteDFA) -> Node:
     """A plain byte DFA as an `Automaton` node (byte-range edges); the empty language as an empty set."""
     if dfa.n_states == 0:
         return CharSet(())
-    edges: list[tuple[int, int, int, int]] = []
-    for s, row in enumerate(dfa.transitions.tolist()):
-        b = 0
-        while b < 256:
-            t = row[b]
-            e = b
-            while e + 1 < 256 and row[e + 1] == t:
-                e += 1
-            if t >= 0:
-                edges.append((s, b, e, t))
-            b = e + 1
     acc = frozenset(int(i) for i in np.flatnonzero(dfa.accepting))
-    return Automaton(dfa.n_states, dfa.start, acc, tuple(edges))  # type: ignore[return-value]
+    return Automaton(dfa.n_states, dfa.start, acc, tuple(byte_runs(dfa.transitions)))  # type: ignore[return-value]
 
 
 def complement(dfa: ByteDFA) -> ByteDFA:
