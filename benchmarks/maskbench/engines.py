@@ -58,6 +58,7 @@ class DeccEngine:
                 "_rules",
                 "_choice",
                 "_lexemes",
+                "_not_names",
             )
         ]
         per_schema += [
