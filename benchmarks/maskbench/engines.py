@@ -64,6 +64,7 @@ class DeccEngine:
         per_schema += [
             (importlib.import_module("decc.grammars.contextfree.cfg_matcher"), "cfg_from_grammar"),
             (importlib.import_module("decc.grammars.contextfree.rtn"), "build_rtn"),
+            (importlib.import_module("decc.grammars.json.regex_ops"), "dfa_of"),
         ]
         for module, fn in per_schema:
             cached = getattr(module, fn, None)

@@ -74,6 +74,7 @@ from .json_keywords import (
     unique_items,
     without_dangling,
 )
+from .json_meta import surely_valid
 from .json_negation import contains, negations, one_of
 from .json_numbers import (
     NUMBER,
@@ -305,7 +306,7 @@ def _finish(grammar: Grammar, engine: str, any_ws: bool, limits: Limits) -> Byte
 
 
 def _check_meta(schema: Any) -> None:
-    from jsonschema import Draft7Validator, Draft202012Validator, validators
+    from jsonschema import Draft4Validator, Draft6Validator, Draft7Validator, Draft202012Validator, validators
     from jsonschema.exceptions import best_match
 
     if isinstance(schema, bool):
@@ -320,6 +321,10 @@ def _check_meta(schema: Any) -> None:
         raise UnsupportedSchema(f"unknown meta-schema {declared_uri!r}", "$schema", "/$schema")
     declared = schema.get("$schema")
     cls = validators.validator_for(schema, default=Draft202012Validator)
+    fast = Draft7Validator if not declared else cls
+    if fast in (Draft4Validator, Draft6Validator, Draft7Validator):  # proven valid without jsonschema's walk
+        if surely_valid(schema, meta_format_checker(fast).conforms, draft4=fast is Draft4Validator):
+            return
     # Undeclared: valid under either draft. Draft 7's meta-schema is checked first: it has no dynamic refs,
     # so checking it is about five times faster, and most real schemas pass it.
     candidates = [cls] if declared else [Draft7Validator, Draft202012Validator]
@@ -335,11 +340,11 @@ def _check_meta(schema: Any) -> None:
 @lru_cache(maxsize=8)
 def _meta_validator(cls: Any) -> Any:
     """One validator of `cls`'s meta-schema per process (building one resolves the meta-schema's refs)."""
-    return cls(cls.META_SCHEMA, format_checker=_meta_format_checker(cls))
+    return cls(cls.META_SCHEMA, format_checker=meta_format_checker(cls))
 
 
 @lru_cache(maxsize=8)
-def _meta_format_checker(cls: Any) -> Any:
+def meta_format_checker(cls: Any) -> Any:
     """The meta-schema's format checker, except that a `pattern` is valid when Python's `re` or decc's own
     parser takes it: ECMAScript patterns like `\\p{L}` are not Python regexes."""
     from jsonschema import FormatChecker
