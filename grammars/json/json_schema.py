@@ -612,14 +612,22 @@ def _with_lexemes(grammar: Grammar, limits: Limits) -> Grammar:
     """`grammar` with every quoted counted string as a call of a `Lexeme` rule (one per distinct string
     language), so that the grammar engine counts its length instead of unrolling it."""
     names: dict[CountedBody | Node, str] = {}
-    rules = [(name, _lexemize(body, names)) for name, body in grammar.rules]
+    memo: dict[int, Any] = {}  # shared subtrees (hash-consed members and values) rewritten once
+    rules = [(name, _lexemize(body, names, memo)) for name, body in grammar.rules]
     for body, name in names.items():
         dfa = _any_string_dfa() if body == ANY_BODY else _lexeme_dfa(body, limits)  # type: ignore[arg-type]
         rules.append((name, Lexeme(dfa, name)))
     return Grammar(tuple(rules), grammar.source)
 
 
-def _lexemize(node: Any, names: dict[CountedBody, str]) -> Any:
+def _lexemize(node: Any, names: dict[CountedBody, str], memo: dict[int, Any]) -> Any:
+    found = memo.get(id(node))
+    if found is None:
+        found = memo[id(node)] = _lexemize_node(node, names, memo)
+    return found
+
+
+def _lexemize_node(node: Any, names: dict[CountedBody, str], memo: dict[int, Any]) -> Any:
     if isinstance(node, Concat):
         items: list[Any] = []
         i = 0
@@ -635,16 +643,16 @@ def _lexemize(node: Any, names: dict[CountedBody, str]) -> Any:
                 items[-1] = Call(names.setdefault(x, f"string{len(names)}"))  # type: ignore[arg-type]
                 i += 2
                 continue
-            items.append(_lexemize(x, names))
+            items.append(_lexemize(x, names, memo))
             i += 1
         if len(items) == len(node.items) and all(a is b for a, b in zip(items, node.items, strict=True)):
             return node
         return items[0] if len(items) == 1 else Concat(tuple(items))
     if isinstance(node, Alt):
-        alts = tuple(_lexemize(i, names) for i in node.items)
+        alts = tuple(_lexemize(i, names, memo) for i in node.items)
         return node if all(a is b for a, b in zip(alts, node.items, strict=True)) else Alt(alts)
     if isinstance(node, Repeat):
-        item = _lexemize(node.item, names)
+        item = _lexemize(node.item, names, memo)
         return node if item is node.item else Repeat(item, node.min, node.max)
     return _uncount(node)
 
