@@ -91,7 +91,7 @@ from .json_numbers import (
     signed_number,
 )
 from .json_strict import close_objects
-from .regex_ops import node_of, top_level_alternatives
+from .regex_ops import counted_loop, node_of, top_level_alternatives
 
 ANY_DEPTH = 3  # true / {} nest at most this deep when a schema runs as one token automaton
 ANY_RULE = "any"
@@ -574,8 +574,18 @@ class CountedBody:
     bodies: tuple[Node, ...]
 
     def unrolled(self) -> Node:
-        rep = Repeat(STR_CHAR, self.lo, self.hi)
+        rep = _chars(self.lo, self.hi)
         return rep if not self.bodies else _body_product((*self.bodies, rep), NOTHING)
+
+
+@lru_cache(maxsize=256)
+def _chars(lo: int, hi: int) -> Node:
+    """`lo`..`hi` JSON string characters, as one automaton of character-DFA layers (regex_ops.counted_loop):
+    a third of the regex's NFA states, none of its epsilon edges; as the regex when too large anyway."""
+    loop = _string_body_dfa()
+    if loop.n_states * (hi + 1) > DEFAULT_LIMITS.max_nfa_states:
+        return Repeat(STR_CHAR, lo, hi)
+    return counted_loop(loop, lo, hi)  # type: ignore[return-value]
 
 
 @lru_cache(maxsize=1)
@@ -1135,7 +1145,7 @@ class _Compiler:
             bodies.append(self.pattern(s["pattern"], f"{ptr}/pattern"))
         fmt = s.get("format")
         if fmt in FORMATS:
-            bodies.append(_to_json_string_body(parse_regex(FORMATS[fmt])))
+            bodies.append(_format_body(fmt))
         elif isinstance(fmt, str):  # never silent: refused, or ignored with a warning when lenient
             self.unsupported("format", f"{ptr}/format", _format_refusal(fmt))
         if hi is not None and hi >= COUNT_FROM:
@@ -1442,6 +1452,13 @@ def _any_value(depth: int, any_ws: bool) -> Node:
         scalars.append(comp.container("[", "]", inner))
         scalars.append(comp.container("{", "}", seq(ANY_STRING, comp.colon, inner)))
     return _embed(alt(*scalars))
+
+
+@lru_cache(maxsize=64)
+def _format_body(fmt: str) -> Node:
+    """A format's JSON string body as its minimal DFA: the regex, spelled with every JSON escape, is many
+    times that in NFA states (`uri`: ~15,000), and a schema may hold a format in many places."""
+    return _embed(_to_json_string_body(parse_regex(FORMATS[fmt])))  # type: ignore[return-value]
 
 
 def _embed(node: Node) -> Automaton:

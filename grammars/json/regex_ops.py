@@ -65,6 +65,27 @@ def node_of(dfa: ByteDFA) -> Node:
     return Automaton(dfa.n_states, dfa.start, acc, tuple(byte_runs(dfa.transitions)))  # type: ignore[return-value]
 
 
+def counted_loop(loop: ByteDFA, lo: int, hi: int) -> Automaton:
+    """`lo`..`hi` rounds of `loop`, a DFA of (one round)* whose only accepting state is its start (JSON
+    string characters): layer i of copies counts the rounds done, an edge back into the start ends one.
+    A plain automaton without the epsilon web of the unrolled regex, whose DFA costs a long subset
+    construction."""
+    if np.flatnonzero(loop.accepting).tolist() != [loop.start]:
+        raise ValueError("counted_loop needs a loop DFA whose only accepting state is its start")
+    n = loop.n_states
+    runs = byte_runs(loop.transitions)
+    edges: list[tuple[int, int, int, int]] = []
+    for i in range(hi + 1):
+        at, nxt = i * n, (i + 1) * n
+        for q, a, b, t in runs:
+            if t != loop.start:
+                edges.append((at + q, a, b, at + t))
+            elif i < hi:
+                edges.append((at + q, a, b, nxt + t))
+    accepting = frozenset(i * n + loop.start for i in range(lo, hi + 1))
+    return Automaton(n * (hi + 1), loop.start, accepting, tuple(edges))
+
+
 def complement(dfa: ByteDFA) -> ByteDFA:
     """Every byte string `dfa` rejects: the DFA completed with a sink state, acceptance flipped (untrimmed)."""
     n = dfa.n_states
