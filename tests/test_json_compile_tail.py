@@ -5,20 +5,26 @@ from __future__ import annotations
 import json
 import re
 import warnings
+from typing import Any
 
+import hypothesis.strategies as st
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from decc.grammars import ByteDFA
 from decc.grammars.json.json_negation import MAX_SUBTRACTIONS
+from decc.grammars.json.json_numbers import alt, lit
 from decc.grammars.json.json_schema import (
     ANY_BODY,
+    NOTHING,
     STR_CHAR,
     UnsupportedSchema,
     compile_json_schema,
     json_schema_engine,
+    string_product,
 )
-from decc.grammars.json.regex_ops import counted_loop, dfa_of, difference
-from decc.grammars.regexes.regex_ast import Repeat
+from decc.grammars.json.regex_ops import counted_loop, dfa_of, difference, intersection
+from decc.grammars.regexes.regex_ast import Automaton, Repeat
 
 
 def _overlapping_one_of(n: int) -> dict:
@@ -81,3 +87,38 @@ def test_a_format_is_embedded_as_its_dfa() -> None:
     """`format: uri` spelled with every JSON escape is ~18,000 NFA states as a regex, wherever it occurs
     (an exact oneOf over such members took 20-40 s); as its minimal DFA, about 1,200."""
     assert _nfa_states({"type": "string", "format": "uri"}) < 2_000
+
+
+PIECES = [
+    Repeat(STR_CHAR, 1, 3),
+    lit("ab"),
+    alt(lit("a"), lit("é")),
+    Repeat(alt(lit("a"), lit("b")), 0, None),
+]
+
+
+@given(
+    includes=st.lists(st.sampled_from(PIECES), max_size=2),
+    exclude=st.sampled_from([*PIECES, NOTHING]),
+    probes=st.lists(st.text(st.sampled_from("abé\\u0"), max_size=4), max_size=12),
+)
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_string_product_is_the_intersection(includes: list, exclude: Any, probes: list[str]) -> None:
+    """The frontier-wise product against DFA intersection and difference, and its character boundaries
+    against the body DFA on every prefix."""
+    auto, boundary = string_product(tuple(includes), exclude)
+    got = dfa_of(auto)
+    body = dfa_of(ANY_BODY)
+    want = intersection([body, *(dfa_of(i) for i in includes)], "test")
+    if exclude != NOTHING:
+        want = difference(want, [dfa_of(exclude)], "test")
+    assert difference(got, [want], "test").n_states == 0 and difference(want, [got], "test").n_states == 0
+    if isinstance(auto, Automaton):
+        step = {(s, b): t for s, lo, hi, t in auto.edges for b in range(lo, hi + 1)}
+        for p in probes:
+            state, data = auto.start, p.encode()
+            for i in range(len(data) + 1):
+                assert (state in boundary) == body.accepts(data[:i])
+                if i == len(data) or (state, data[i]) not in step:
+                    break
+                state = step[state, data[i]]

@@ -91,7 +91,7 @@ from .json_numbers import (
     signed_number,
 )
 from .json_strict import close_objects
-from .regex_ops import counted_loop, node_of, top_level_alternatives
+from .regex_ops import byte_runs, counted_loop, node_of, top_level_alternatives
 
 ANY_DEPTH = 3  # true / {} nest at most this deep when a schema runs as one token automaton
 ANY_RULE = "any"
@@ -494,7 +494,9 @@ def string_product(
 ) -> tuple[Node, frozenset[int]]:
     """`_body_product` plus the product states where a character ends (the body DFA accepts there).
 
-    `body` is the character loop: JSON string characters by default, raw text for `length(...)`."""
+    `body` is the character loop: JSON string characters by default, raw text for `length(...)`.
+    Breadth first over whole frontiers (a product state is one int64, mixed radix over the components);
+    states are numbered in order of first appearance, state by state and byte by byte."""
     chars = _string_body_dfa() if body is None else dfa_from_nfa(counted_nfa(body, DEFAULT_LIMITS))
     dfas = [chars, dfa_from_nfa(counted_nfa(exclude, DEFAULT_LIMITS))]
     dfas += [dfa_from_nfa(counted_nfa(n, DEFAULT_LIMITS)) for n in includes]
@@ -503,56 +505,60 @@ def string_product(
         np.vstack([d.transitions, np.full((1, 256), -1, dtype=d.transitions.dtype)]).astype(np.int64)
         for d in dfas
     ]
-    musts = [0, *range(2, len(dfas))]  # components that must stay alive (all but the excluded one)
-    start = tuple(d.start for d in dfas)
-    if any(start[c] < 0 for c in musts):
+    musts = np.array([0, *range(2, len(dfas))])  # components that must stay alive (all but the excluded one)
+    start = np.array([d.start for d in dfas], dtype=np.int64)
+    if (start[musts] < 0).any():
         return NOTHING, frozenset()
-    # A product state's 256 successors at once: each is keyed by one int (mixed radix over the components).
-    radix = np.cumprod([1] + [d.n_states + 1 for d in dfas[:-1]]).astype(np.int64)
-    must_idx = np.array(musts)
-    acc = [d.accepting.tolist() for d in dfas]
-    ids = {start: 0}
-    order = [start]
-    edges: list[tuple[int, int, int, int]] = []
-    accepting = set()
-    boundary = set()
-    i = 0
-    while i < len(order):
-        if not i & 63:
-            check_time("combining string constraints")
-        st = order[i]
-        x = st[1]
-        if acc[0][st[0]]:
-            boundary.add(i)
-        if all(acc[c][st[c]] for c in musts) and not (x >= 0 and acc[1][x]):
-            accepting.add(i)
-        nxt = np.stack([t[c] for t, c in zip(tables, st, strict=True)], axis=1)  # [256, components]
-        live = (nxt[:, must_idx] >= 0).all(axis=1)
-        targets = np.full(256, -1, dtype=np.int64)
-        live_b = np.flatnonzero(live)
-        if len(live_b):
-            keys = (nxt[live_b] + 1) @ radix
-            uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-            found = np.empty(len(uniq), dtype=np.int64)
-            for u in np.argsort(first, kind="stable").tolist():  # new states in first-byte order
-                tup = tuple(nxt[live_b[first[u]]].tolist())
-                d = ids.get(tup)
-                if d is None:
-                    d = ids[tup] = len(order)
-                    order.append(tup)
-                found[u] = d
-            targets[live_b] = found[inverse.reshape(-1)]
-        # runs of equal targets -> byte-range edges
-        cuts = np.flatnonzero(np.diff(targets)) + 1
-        starts = np.concatenate(([0], cuts))
-        ends = np.concatenate((cuts - 1, [255]))
-        for lo, hi, t in zip(starts.tolist(), ends.tolist(), targets[starts].tolist(), strict=True):
-            if t >= 0:
-                edges.append((i, lo, hi, t))
-        i += 1
-        if len(order) > DEFAULT_LIMITS.max_dfa_states:
+    sizes = [d.n_states + 1 for d in dfas]
+    if math.prod(sizes) >= 1 << 62:
+        raise GrammarLimitError("JSON schema string constraints too complex to intersect")
+    radix = np.cumprod([1, *sizes[:-1]]).astype(np.int64)
+    found = [(start + 1) @ radix]  # codes: (state + 1) in each component's digit, 0 for a dead one
+    frontier = np.array(found, dtype=np.int64)
+    seen = frontier.copy()
+    total = 1
+    while frontier.size:
+        check_time("combining string constraints")
+        nxt = _successors(frontier, tables, radix, sizes, musts).reshape(-1)
+        _, first = np.unique(nxt, return_index=True)
+        nxt = nxt[np.sort(first)]
+        nxt = nxt[(nxt >= 0) & ~np.isin(nxt, seen)]
+        total += len(nxt)
+        if total > DEFAULT_LIMITS.max_dfa_states:
             raise GrammarLimitError("JSON schema string constraints too complex to intersect")
-    return Automaton(len(order), 0, frozenset(accepting), tuple(edges)), frozenset(boundary)
+        found.append(nxt)
+        seen = np.sort(np.concatenate([seen, nxt]))
+        frontier = nxt
+    codes = np.concatenate([np.atleast_1d(f) for f in found])
+    order = np.argsort(codes)
+    succ = _successors(codes, tables, radix, sizes, musts)
+    at = np.searchsorted(codes[order], np.where(succ < 0, 0, succ))
+    table = np.where(succ < 0, -1, order[np.minimum(at, len(codes) - 1)])
+    comps = [(codes // r) % n - 1 for r, n in zip(radix.tolist(), sizes, strict=True)]
+    acc = [np.append(d.accepting, False) for d in dfas]  # index -1: a dead component does not accept
+    accepting = np.ones(len(codes), dtype=bool)
+    for c in musts.tolist():
+        accepting &= acc[c][comps[c]]
+    accepting &= ~acc[1][comps[1]]
+    boundary = np.flatnonzero(acc[0][comps[0]])
+    auto = Automaton(len(codes), 0, frozenset(np.flatnonzero(accepting).tolist()), tuple(byte_runs(table)))
+    return auto, frozenset(boundary.tolist())
+
+
+def _successors(
+    codes: np.ndarray, tables: list[np.ndarray], radix: np.ndarray, sizes: list[int], musts: np.ndarray
+) -> np.ndarray:
+    """int64 [len(codes), 256]: each product state's successor codes, -1 where a needed component dies."""
+    out = np.zeros((len(codes), 256), dtype=np.int64)
+    dead = np.zeros((len(codes), 256), dtype=bool)
+    must = set(musts.tolist())
+    for c, (t, r, n) in enumerate(zip(tables, radix.tolist(), sizes, strict=True)):
+        nxt = t[(codes // r) % n - 1]
+        if c in must:
+            dead |= nxt < 0
+        out += (nxt + 1) * r
+    out[dead] = -1
+    return out
 
 
 # Length bounds from here up are counted (see counters.py); smaller ones are unrolled, which is cheap.
