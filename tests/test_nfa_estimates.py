@@ -18,10 +18,12 @@ LEAVES = st.sampled_from([CharSet(((0x61, 0x61),)), CharSet(((0x30, 0x39), (0xE9
 def _tree(leaf: st.SearchStrategy[Node]) -> st.SearchStrategy[Node]:
     return st.recursive(
         leaf,
-        lambda kids: st.lists(kids, min_size=1, max_size=3).map(lambda xs: Concat(tuple(xs)))
-        | st.lists(kids, min_size=1, max_size=3).map(lambda xs: Alt(tuple(xs)))
-        | st.tuples(kids, st.integers(0, 2), st.sampled_from([None, 0, 1, 3])).map(
-            lambda t: Repeat(t[0], t[1], None if t[2] is None else max(t[1], t[2]))
+        lambda kids: (
+            st.lists(kids, min_size=1, max_size=3).map(lambda xs: Concat(tuple(xs)))
+            | st.lists(kids, min_size=1, max_size=3).map(lambda xs: Alt(tuple(xs)))
+            | st.tuples(kids, st.integers(0, 2), st.sampled_from([None, 0, 1, 3])).map(
+                lambda t: Repeat(t[0], t[1], None if t[2] is None else max(t[1], t[2]))
+            )
         ),
         max_leaves=12,
     )
