@@ -30,7 +30,7 @@ def vocabularies(draw: st.DrawFn) -> Vocabulary:
     return Vocabulary.from_token_bytes(tokens, eos_id=0)
 
 
-_LOOPS = ['/[a-q]+/', '/x[a-q]*/', '/"[a-q]*"/', '/[a-q]([a-q]|,[a-q])*/', '"{" /[a-h]+/ "}"']
+_LOOPS = ["/[a-q]+/", "/x[a-q]*/", '/"[a-q]*"/', "/[a-q]([a-q]|,[a-q])*/", '"{" /[a-h]+/ "}"']
 
 
 @st.composite
@@ -94,7 +94,7 @@ def test_a_loop_is_walked_once_per_vocabulary_wherever_it_occurs() -> None:
     """A string body in other rules and other grammars reuses one shared walk, and gives the same rows as
     the pair walk there (what follows the closing quote differs: it is resumed per state)."""
     letters = [bytes([c]) for c in range(ord("a"), ord("z") + 1)]
-    tokens: list[bytes | None] = [None, b'"', b'",', b'":', b"a\"}", *letters]
+    tokens: list[bytes | None] = [None, b'"', b'",', b'":', b'a"}', *letters]
     tokens += [x + y for x in letters for y in letters] + [x + b'"' for x in letters]
     vocab = Vocabulary.from_token_bytes(tokens, eos_id=0)
     body = '/"[a-z]*"/'

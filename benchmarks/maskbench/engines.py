@@ -58,11 +58,14 @@ class DeccEngine:
                 "_rules",
                 "_choice",
                 "_lexemes",
+                "_not_names",
             )
         ]
         per_schema += [
             (importlib.import_module("decc.grammars.contextfree.cfg_matcher"), "cfg_from_grammar"),
             (importlib.import_module("decc.grammars.contextfree.rtn"), "build_rtn"),
+            (importlib.import_module("decc.grammars.json.regex_ops"), "dfa_of"),
+            (importlib.import_module("decc.grammars.json.json_engine"), "call_graph"),
         ]
         for module, fn in per_schema:
             cached = getattr(module, fn, None)

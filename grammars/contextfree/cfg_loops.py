@@ -217,9 +217,7 @@ class Region:
         leaving = np.flatnonzero(firsts[np.searchsorted(self.bounds, self.leaving_lo, side="right") - 1])
         return hit, unsure, leaving
 
-    def take(
-        self, lo: int, hi: int, exits: list[int], exit_point: np.ndarray, out: Walk
-    ) -> list[Node]:
+    def take(self, lo: int, hi: int, exits: list[int], exit_point: np.ndarray, out: Walk) -> list[Node]:
         """Add the tokens of ranks lo..hi-1 to `out`; the trie nodes among them that leave the loop, to
         walk on from the states `exits` names."""
         for have, to in ((self.inside, out.inside_ranks), (self.uncertain, out.unsure_ranks)):

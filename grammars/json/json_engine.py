@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from ..contextfree.cfg_grammar import Call, Grammar, map_calls
@@ -40,11 +41,15 @@ class EngineChoice:
 
 
 def calls_in(node: Any) -> set[str]:
-    """The rule names `node` calls."""
+    """The rule names `node` calls (each shared subtree walked once)."""
     out: set[str] = set()
     stack = [node]
+    seen: set[int] = set()
     while stack:
         n = stack.pop()
+        if id(n) in seen:
+            continue
+        seen.add(id(n))
         if isinstance(n, Call):
             out.add(n.rule)
         elif isinstance(n, Concat | Alt):
@@ -54,9 +59,15 @@ def calls_in(node: Any) -> set[str]:
     return out
 
 
+@lru_cache(maxsize=64)
+def call_graph(grammar: Grammar) -> dict[str, set[str]]:
+    """Each rule's called rule names (the engine choice asks several questions of one grammar)."""
+    return {name: calls_in(body) for name, body in grammar.rules}
+
+
 def recursive(grammar: Grammar, skip: str) -> bool:
     """Some rule reachable from the start calls itself again (rule `skip` aside: it has a regular form)."""
-    graph = {name: calls_in(body) - {skip} for name, body in grammar.rules if name != skip}
+    graph = {name: calls - {skip} for name, calls in call_graph(grammar).items() if name != skip}
     state: dict[str, int] = {}  # 1: on the path, 2: done
 
     def visit(r: str) -> bool:
@@ -108,7 +119,7 @@ def choose(grammar: Grammar, any_rule: str, other: Callable[[Any], int]) -> Engi
     """The engine for a schema's grammar (see the module docstring)."""
     if recursive(grammar, any_rule):
         return EngineChoice(GRAMMAR, "the schema recurses ($ref)")
-    if any(any_rule in calls_in(body) for _, body in grammar.rules):
+    if any(any_rule in calls for calls in call_graph(grammar).values()):
         return EngineChoice(GRAMMAR, "a schema-free value (`true`, `{}`) nests to any depth")
     n = inline_size(grammar, {}, other)
     if n > AUTOMATON_MAX_NFA:

@@ -209,15 +209,29 @@ def negations(comp: Any, s: dict, ptr: str, refs: tuple[str, ...]) -> Node:
     return _exactly(comp, "not", f"{ptr}/not", exact_not, lambda: comp.schema(rest, ptr, refs))
 
 
+MAX_SUBTRACTIONS = 2 * 48  # overlapping oneOf branch pairs (each subtracted from both branches)
+
+
 def one_of(comp: Any, rest: dict, subs: list, ptr: str, refs: tuple[str, ...], constrained: bool) -> Node:
     """`oneOf` with branches that may overlap: each branch minus the others that may overlap it."""
 
     def exact() -> Node:
         out: list[Node] = []
         order = top_names({"allOf": [rest, *subs]}, comp.resolve)
+        overlaps = [
+            [j for j in range(len(subs)) if j != i and not comp.disjoint([sub, subs[j]], ptr, refs)]
+            for i, sub in enumerate(subs)
+        ]
+        n = sum(map(len, overlaps))
+        if n > MAX_SUBTRACTIONS:  # each is a product over the whole branch: refused before any is built
+            raise NotExact(
+                f"its branches may overlap in {n // 2:,} pairs, each a subtraction of automata "
+                f"(at most {MAX_SUBTRACTIONS // 2})",
+                f"{ptr}/oneOf",
+            )
         for i, sub in enumerate(subs):
             where = f"{ptr}/oneOf/{i}"
-            others = [j for j in range(len(subs)) if j != i and not comp.disjoint([sub, subs[j]], ptr, refs)]
+            others = overlaps[i]
             if not others:
                 out.append(comp.schema({"allOf": [rest, sub]} if constrained else sub, where, refs))
                 continue

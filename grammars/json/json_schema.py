@@ -70,6 +70,7 @@ from .json_formats import (
     mentions_unknown_format,
     unknown_format_note,
 )
+from .json_keys import excluding
 from .json_keywords import (
     counted_members,
     dependencies_as_conditionals,
@@ -79,6 +80,7 @@ from .json_keywords import (
     property_names,
     unique_items,
 )
+from .json_meta import surely_valid
 from .json_negation import contains, negations, one_of
 from .json_numbers import (
     NUMBER,
@@ -95,7 +97,7 @@ from .json_numbers import (
     signed_number,
 )
 from .json_strict import close_objects
-from .regex_ops import intersection, node_of, top_level_alternatives
+from .regex_ops import byte_runs, counted_loop, intersection, node_of, top_level_alternatives
 
 ANY_DEPTH = 3  # true / {} nest at most this deep when a schema runs as one token automaton
 ANY_RULE = "any"
@@ -321,7 +323,7 @@ def _finish(grammar: Grammar, engine: str, any_ws: bool, limits: Limits) -> Byte
 
 
 def _check_meta(schema: Any) -> None:
-    from jsonschema import Draft7Validator, Draft202012Validator, validators
+    from jsonschema import Draft4Validator, Draft6Validator, Draft7Validator, Draft202012Validator, validators
     from jsonschema.exceptions import best_match
 
     if isinstance(schema, bool):
@@ -336,6 +338,10 @@ def _check_meta(schema: Any) -> None:
         raise UnsupportedSchema(f"unknown meta-schema {declared_uri!r}", "$schema", "/$schema")
     declared = schema.get("$schema")
     cls = validators.validator_for(schema, default=Draft202012Validator)
+    fast = Draft7Validator if not declared else cls
+    if fast in (Draft4Validator, Draft6Validator, Draft7Validator):  # proven valid without jsonschema's walk
+        if surely_valid(schema, meta_format_checker(fast).conforms, draft4=fast is Draft4Validator):
+            return
     # Undeclared: valid under either draft. Draft 7's meta-schema is checked first: it has no dynamic refs,
     # so checking it is about five times faster, and most real schemas pass it.
     candidates = [cls] if declared else [Draft7Validator, Draft202012Validator]
@@ -351,11 +357,11 @@ def _check_meta(schema: Any) -> None:
 @lru_cache(maxsize=8)
 def _meta_validator(cls: Any) -> Any:
     """One validator of `cls`'s meta-schema per process (building one resolves the meta-schema's refs)."""
-    return cls(cls.META_SCHEMA, format_checker=_meta_format_checker(cls))
+    return cls(cls.META_SCHEMA, format_checker=meta_format_checker(cls))
 
 
 @lru_cache(maxsize=8)
-def _meta_format_checker(cls: Any) -> Any:
+def meta_format_checker(cls: Any) -> Any:
     """The meta-schema's format checker, except that a `pattern` is valid when Python's `re` or decc's own
     parser takes it: ECMAScript patterns like `\\p{L}` are not Python regexes."""
     from jsonschema import FormatChecker
@@ -505,7 +511,9 @@ def string_product(
 ) -> tuple[Node, frozenset[int]]:
     """`_body_product` plus the product states where a character ends (the body DFA accepts there).
 
-    `body` is the character loop: JSON string characters by default, raw text for `length(...)`."""
+    `body` is the character loop: JSON string characters by default, raw text for `length(...)`.
+    Breadth first over whole frontiers (a product state is one int64, mixed radix over the components);
+    states are numbered in order of first appearance, state by state and byte by byte."""
     chars = _string_body_dfa() if body is None else dfa_from_nfa(counted_nfa(body, DEFAULT_LIMITS))
     dfas = [chars, dfa_from_nfa(counted_nfa(exclude, DEFAULT_LIMITS))]
     dfas += [dfa_from_nfa(counted_nfa(n, DEFAULT_LIMITS)) for n in includes]
@@ -514,56 +522,60 @@ def string_product(
         np.vstack([d.transitions, np.full((1, 256), -1, dtype=d.transitions.dtype)]).astype(np.int64)
         for d in dfas
     ]
-    musts = [0, *range(2, len(dfas))]  # components that must stay alive (all but the excluded one)
-    start = tuple(d.start for d in dfas)
-    if any(start[c] < 0 for c in musts):
+    musts = np.array([0, *range(2, len(dfas))])  # components that must stay alive (all but the excluded one)
+    start = np.array([d.start for d in dfas], dtype=np.int64)
+    if (start[musts] < 0).any():
         return NOTHING, frozenset()
-    # A product state's 256 successors at once: each is keyed by one int (mixed radix over the components).
-    radix = np.cumprod([1] + [d.n_states + 1 for d in dfas[:-1]]).astype(np.int64)
-    must_idx = np.array(musts)
-    acc = [d.accepting.tolist() for d in dfas]
-    ids = {start: 0}
-    order = [start]
-    edges: list[tuple[int, int, int, int]] = []
-    accepting = set()
-    boundary = set()
-    i = 0
-    while i < len(order):
-        if not i & 63:
-            check_time("combining string constraints")
-        st = order[i]
-        x = st[1]
-        if acc[0][st[0]]:
-            boundary.add(i)
-        if all(acc[c][st[c]] for c in musts) and not (x >= 0 and acc[1][x]):
-            accepting.add(i)
-        nxt = np.stack([t[c] for t, c in zip(tables, st, strict=True)], axis=1)  # [256, components]
-        live = (nxt[:, must_idx] >= 0).all(axis=1)
-        targets = np.full(256, -1, dtype=np.int64)
-        live_b = np.flatnonzero(live)
-        if len(live_b):
-            keys = (nxt[live_b] + 1) @ radix
-            uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-            found = np.empty(len(uniq), dtype=np.int64)
-            for u in np.argsort(first, kind="stable").tolist():  # new states in first-byte order
-                tup = tuple(nxt[live_b[first[u]]].tolist())
-                d = ids.get(tup)
-                if d is None:
-                    d = ids[tup] = len(order)
-                    order.append(tup)
-                found[u] = d
-            targets[live_b] = found[inverse.reshape(-1)]
-        # runs of equal targets -> byte-range edges
-        cuts = np.flatnonzero(np.diff(targets)) + 1
-        starts = np.concatenate(([0], cuts))
-        ends = np.concatenate((cuts - 1, [255]))
-        for lo, hi, t in zip(starts.tolist(), ends.tolist(), targets[starts].tolist(), strict=True):
-            if t >= 0:
-                edges.append((i, lo, hi, t))
-        i += 1
-        if len(order) > DEFAULT_LIMITS.max_dfa_states:
+    sizes = [d.n_states + 1 for d in dfas]
+    if math.prod(sizes) >= 1 << 62:
+        raise GrammarLimitError("JSON schema string constraints too complex to intersect")
+    radix = np.cumprod([1, *sizes[:-1]]).astype(np.int64)
+    found = [(start + 1) @ radix]  # codes: (state + 1) in each component's digit, 0 for a dead one
+    frontier = np.array(found, dtype=np.int64)
+    seen = frontier.copy()
+    total = 1
+    while frontier.size:
+        check_time("combining string constraints")
+        nxt = _successors(frontier, tables, radix, sizes, musts).reshape(-1)
+        _, first = np.unique(nxt, return_index=True)
+        nxt = nxt[np.sort(first)]
+        nxt = nxt[(nxt >= 0) & ~np.isin(nxt, seen)]
+        total += len(nxt)
+        if total > DEFAULT_LIMITS.max_dfa_states:
             raise GrammarLimitError("JSON schema string constraints too complex to intersect")
-    return Automaton(len(order), 0, frozenset(accepting), tuple(edges)), frozenset(boundary)
+        found.append(nxt)
+        seen = np.sort(np.concatenate([seen, nxt]))
+        frontier = nxt
+    codes = np.concatenate([np.atleast_1d(f) for f in found])
+    order = np.argsort(codes)
+    succ = _successors(codes, tables, radix, sizes, musts)
+    at = np.searchsorted(codes[order], np.where(succ < 0, 0, succ))
+    table = np.where(succ < 0, -1, order[np.minimum(at, len(codes) - 1)])
+    comps = [(codes // r) % n - 1 for r, n in zip(radix.tolist(), sizes, strict=True)]
+    acc = [np.append(d.accepting, False) for d in dfas]  # index -1: a dead component does not accept
+    accepting = np.ones(len(codes), dtype=bool)
+    for c in musts.tolist():
+        accepting &= acc[c][comps[c]]
+    accepting &= ~acc[1][comps[1]]
+    boundary = np.flatnonzero(acc[0][comps[0]])
+    auto = Automaton(len(codes), 0, frozenset(np.flatnonzero(accepting).tolist()), tuple(byte_runs(table)))
+    return auto, frozenset(boundary.tolist())
+
+
+def _successors(
+    codes: np.ndarray, tables: list[np.ndarray], radix: np.ndarray, sizes: list[int], musts: np.ndarray
+) -> np.ndarray:
+    """int64 [len(codes), 256]: each product state's successor codes, -1 where a needed component dies."""
+    out = np.zeros((len(codes), 256), dtype=np.int64)
+    dead = np.zeros((len(codes), 256), dtype=bool)
+    must = set(musts.tolist())
+    for c, (t, r, n) in enumerate(zip(tables, radix.tolist(), sizes, strict=True)):
+        nxt = t[(codes // r) % n - 1]
+        if c in must:
+            dead |= nxt < 0
+        out += (nxt + 1) * r
+    out[dead] = -1
+    return out
 
 
 # Length bounds from here up are counted (see counters.py); smaller ones are unrolled, which is cheap.
@@ -585,8 +597,18 @@ class CountedBody:
     bodies: tuple[Node, ...]
 
     def unrolled(self) -> Node:
-        rep = Repeat(STR_CHAR, self.lo, self.hi)
+        rep = _chars(self.lo, self.hi)
         return rep if not self.bodies else _body_product((*self.bodies, rep), NOTHING)
+
+
+@lru_cache(maxsize=256)
+def _chars(lo: int, hi: int) -> Node:
+    """`lo`..`hi` JSON string characters, as one automaton of character-DFA layers (regex_ops.counted_loop):
+    a third of the regex's NFA states, none of its epsilon edges; as the regex when too large anyway."""
+    loop = _string_body_dfa()
+    if loop.n_states * (hi + 1) > DEFAULT_LIMITS.max_nfa_states:
+        return Repeat(STR_CHAR, lo, hi)
+    return counted_loop(loop, lo, hi)  # type: ignore[return-value]
 
 
 @lru_cache(maxsize=1)
@@ -623,14 +645,22 @@ def _with_lexemes(grammar: Grammar, limits: Limits) -> Grammar:
     """`grammar` with every quoted counted string as a call of a `Lexeme` rule (one per distinct string
     language), so that the grammar engine counts its length instead of unrolling it."""
     names: dict[CountedBody | Node, str] = {}
-    rules = [(name, _lexemize(body, names)) for name, body in grammar.rules]
+    memo: dict[int, Any] = {}  # shared subtrees (hash-consed members and values) rewritten once
+    rules = [(name, _lexemize(body, names, memo)) for name, body in grammar.rules]
     for body, name in names.items():
         dfa = _any_string_dfa() if body == ANY_BODY else _lexeme_dfa(body, limits)  # type: ignore[arg-type]
         rules.append((name, Lexeme(dfa, name)))
     return Grammar(tuple(rules), grammar.source)
 
 
-def _lexemize(node: Any, names: dict[CountedBody, str]) -> Any:
+def _lexemize(node: Any, names: dict[CountedBody, str], memo: dict[int, Any]) -> Any:
+    found = memo.get(id(node))
+    if found is None:
+        found = memo[id(node)] = _lexemize_node(node, names, memo)
+    return found
+
+
+def _lexemize_node(node: Any, names: dict[CountedBody, str], memo: dict[int, Any]) -> Any:
     if isinstance(node, Concat):
         items: list[Any] = []
         i = 0
@@ -646,16 +676,16 @@ def _lexemize(node: Any, names: dict[CountedBody, str]) -> Any:
                 items[-1] = Call(names.setdefault(x, f"string{len(names)}"))  # type: ignore[arg-type]
                 i += 2
                 continue
-            items.append(_lexemize(x, names))
+            items.append(_lexemize(x, names, memo))
             i += 1
         if len(items) == len(node.items) and all(a is b for a, b in zip(items, node.items, strict=True)):
             return node
         return items[0] if len(items) == 1 else Concat(tuple(items))
     if isinstance(node, Alt):
-        alts = tuple(_lexemize(i, names) for i in node.items)
+        alts = tuple(_lexemize(i, names, memo) for i in node.items)
         return node if all(a is b for a, b in zip(alts, node.items, strict=True)) else Alt(alts)
     if isinstance(node, Repeat):
-        item = _lexemize(node.item, names)
+        item = _lexemize(node.item, names, memo)
         return node if item is node.item else Repeat(item, node.min, node.max)
     return _uncount(node)
 
@@ -1119,7 +1149,7 @@ class _Compiler:
             bodies.append(self.pattern(p, f"{ptr}/pattern"))
         fmt = s.get("format")
         if fmt in FORMATS:
-            bodies.append(_to_json_string_body(parse_regex(FORMATS[fmt])))
+            bodies.append(_format_body(fmt))
         elif fmt in UNENFORCED_FORMATS:  # never silent: refused, or ignored with a warning when lenient
             self.unsupported("format", f"{ptr}/format", _format_refusal(fmt))
         elif isinstance(fmt, str):  # no draft defines it: an annotation, noted (json_formats)
@@ -1313,7 +1343,7 @@ class _Compiler:
         elif addl is not False:
             v = self.schema(addl, f"{ptr}/additionalProperties", refs)
             if v != NOTHING:
-                extras.append(seq(_not_names(declared), self.colon, v))
+                extras.append(seq(_not_names(tuple(declared)), self.colon, v))
         if "propertyNames" in s:  # json_keywords
             named = property_names(self, s, decl, extras, ptr, refs)
             if named is None:
@@ -1434,6 +1464,13 @@ def _any_value(depth: int, any_ws: bool) -> Node:
     return _embed(alt(*scalars))
 
 
+@lru_cache(maxsize=64)
+def _format_body(fmt: str) -> Node:
+    """A format's JSON string body as its minimal DFA: the regex, spelled with every JSON escape, is many
+    times that in NFA states (`uri`: ~15,000), and a schema may hold a format in many places."""
+    return _embed(_to_json_string_body(parse_regex(FORMATS[fmt])))  # type: ignore[return-value]
+
+
 def _embed(node: Node) -> Automaton:
     """A node as its minimal DFA, so that repeated copies cost no subset-construction work."""
     return node_of(dfa_from_nfa(counted_nfa(node, DEFAULT_LIMITS)))  # type: ignore[return-value]
@@ -1533,12 +1570,15 @@ def _disjoint(a: Any, b: Any) -> bool:
     return False
 
 
-def _not_names(names: list[str]) -> Node:
+@lru_cache(maxsize=1024)
+def _not_names(names: tuple[str, ...]) -> Node:
     """A JSON string (quotes included) that is not one of `names` as `json.dumps` writes them."""
     if not names:
         return ANY_STRING
-    spelled = alt(*(_string_literal(n, quotes=False) for n in names))
-    return seq(QUOTE, _key_language(None, spelled), QUOTE)
+    spelled = {json.dumps(n, ensure_ascii=a)[1:-1] for n in names for a in (True, False)}
+    # a lone surrogate has no UTF-8 form: that spelling is no string body, so there is nothing to exclude
+    words = sorted(w.encode() for w in spelled if not any(0xD800 <= ord(c) <= 0xDFFF for c in w))
+    return seq(QUOTE, excluding(_string_body_dfa(), words), QUOTE)
 
 
 __all__ = ["InvalidSchema", "UnsupportedSchema", "compile_json_schema", "json_schema"]

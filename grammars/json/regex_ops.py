@@ -9,6 +9,7 @@ exact `oneOf`/`not` either compiles quickly or ends in a clear limit error.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -35,28 +36,54 @@ def has_call(node: Any) -> bool:
     return False
 
 
+@lru_cache(maxsize=256)
 def dfa_of(node: Node, limits: Limits = DEFAULT_LIMITS) -> ByteDFA:
-    """The minimal byte DFA of a plain regex node (no counters, no calls)."""
+    """The minimal byte DFA of a plain regex node (no counters, no calls). Cached: the branches of an
+    exact oneOf subtract the same merged subschemas from one another."""
     return dfa_from_nfa(build_nfa(node, limits), limits)
+
+
+def byte_runs(table: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """A transition table's (state, lo, hi, target) runs of equal live targets, in row and byte order."""
+    cut = np.ones(table.shape, dtype=bool)  # where a run starts, row by row
+    cut[:, 1:] = table[:, 1:] != table[:, :-1]
+    rows, los = np.nonzero(cut)
+    his = np.empty_like(los)
+    his[:-1] = los[1:] - 1
+    his[np.r_[rows[1:] != rows[:-1], True]] = 255  # a row's last run ends at byte 255
+    targets = table[rows, los]
+    live = targets >= 0
+    cols = (rows[live].tolist(), los[live].tolist(), his[live].tolist(), targets[live].tolist())
+    return list(zip(*cols, strict=True))
 
 
 def node_of(dfa: ByteDFA) -> Node:
     """A plain byte DFA as an `Automaton` node (byte-range edges); the empty language as an empty set."""
     if dfa.n_states == 0:
         return CharSet(())
-    edges: list[tuple[int, int, int, int]] = []
-    for s, row in enumerate(dfa.transitions.tolist()):
-        b = 0
-        while b < 256:
-            t = row[b]
-            e = b
-            while e + 1 < 256 and row[e + 1] == t:
-                e += 1
-            if t >= 0:
-                edges.append((s, b, e, t))
-            b = e + 1
     acc = frozenset(int(i) for i in np.flatnonzero(dfa.accepting))
-    return Automaton(dfa.n_states, dfa.start, acc, tuple(edges))  # type: ignore[return-value]
+    return Automaton(dfa.n_states, dfa.start, acc, tuple(byte_runs(dfa.transitions)))  # type: ignore[return-value]
+
+
+def counted_loop(loop: ByteDFA, lo: int, hi: int) -> Automaton:
+    """`lo`..`hi` rounds of `loop`, a DFA of (one round)* whose only accepting state is its start (JSON
+    string characters): layer i of copies counts the rounds done, an edge back into the start ends one.
+    A plain automaton without the epsilon web of the unrolled regex, whose DFA costs a long subset
+    construction."""
+    if np.flatnonzero(loop.accepting).tolist() != [loop.start]:
+        raise ValueError("counted_loop needs a loop DFA whose only accepting state is its start")
+    n = loop.n_states
+    runs = byte_runs(loop.transitions)
+    edges: list[tuple[int, int, int, int]] = []
+    for i in range(hi + 1):
+        at, nxt = i * n, (i + 1) * n
+        for q, a, b, t in runs:
+            if t != loop.start:
+                edges.append((at + q, a, b, at + t))
+            elif i < hi:
+                edges.append((at + q, a, b, nxt + t))
+    accepting = frozenset(i * n + loop.start for i in range(lo, hi + 1))
+    return Automaton(n * (hi + 1), loop.start, accepting, tuple(edges))
 
 
 def complement(dfa: ByteDFA) -> ByteDFA:

@@ -37,30 +37,46 @@ def estimate_states(
 
     `other` sizes the node kinds a subclassed builder adds (grammar calls, counted string bodies). Shared
     subtrees are sized once (`memo`, by identity): a JSON array writes its item twice per nesting level.
+    A plain regex subtree (no node that `other` sizes) keeps its size on itself, for every later estimate:
+    the compiler sizes the same members and rule bodies again and again.
     """
     if memo is None:  # the outermost call: refuse what the recursion below could not walk
         check_nesting(node)
         memo = {}
+    return _estimate(node, other, memo)[0]
+
+
+def _estimate(node: Any, other: Callable[[Any], int] | None, memo: dict[int, int]) -> tuple[int, bool]:
+    """`estimate_states` and whether `node` is plain (its size is its own, whatever `other` says)."""
+    kept = getattr(node, "__dict__", {}).get("_nfa_states")
+    if kept is not None:
+        return kept, True
     found = memo.get(id(node))
     if found is not None:
-        return found
+        return found, False
+    plain = True
     if isinstance(node, CharSet):
         size = state_count(node.ranges)
     elif isinstance(node, Automaton):
         size = node.n + 1
-    elif isinstance(node, Concat):
-        size = 1 if not node.items else sum(estimate_states(i, other, memo) for i in node.items)
-    elif isinstance(node, Alt):
-        size = 2 + sum(estimate_states(i, other, memo) for i in node.items)
+    elif isinstance(node, Concat | Alt):
+        size = 2 if isinstance(node, Alt) else 0 if node.items else 1
+        for i in node.items:
+            n, p = _estimate(i, other, memo)
+            size += n
+            plain = plain and p
     elif isinstance(node, Repeat):
-        inner = estimate_states(node.item, other, memo)
+        inner, plain = _estimate(node.item, other, memo)
         size = 2 + inner * (node.min + 1 if node.max is None else node.max)
     elif other is None:
         raise TypeError(node)
     else:
-        size = other(node)
-    memo[id(node)] = size
-    return size
+        size, plain = other(node), False
+    if plain:
+        object.__setattr__(node, "_nfa_states", size)
+    else:
+        memo[id(node)] = size
+    return size, plain
 
 
 MAX_NESTING = 250  # node levels the recursive builders (and size estimates) walk within Python's stack
@@ -68,16 +84,23 @@ MAX_NESTING = 250  # node levels the recursive builders (and size estimates) wal
 
 def nesting(node: Any) -> int:
     """How deeply `node` nests (iteratively, each shared subtree once), so deep trees fail with an error
-    instead of a RecursionError in the recursive walks that follow."""
+    instead of a RecursionError in the recursive walks that follow. Each node keeps its depth on itself:
+    the compiler checks the same subtrees again in every rule and estimate that holds them."""
     depth: dict[int, int] = {}
     stack: list[tuple[Any, bool]] = [(node, False)]
     while stack:
         n, done = stack.pop()
         if id(n) in depth:
             continue
+        kept = getattr(n, "__dict__", {}).get("_depth")
+        if kept is not None:
+            depth[id(n)] = kept
+            continue
         kids = (n.item,) if isinstance(n, Repeat) else n.items if isinstance(n, Concat | Alt) else ()
         if done or not kids:
-            depth[id(n)] = 1 + max((depth[id(k)] for k in kids), default=0)
+            d = depth[id(n)] = 1 + max((depth[id(k)] for k in kids), default=0)
+            if kids:
+                object.__setattr__(n, "_depth", d)
         else:
             stack.append((n, True))
             stack.extend((k, False) for k in kids if id(k) not in depth)
