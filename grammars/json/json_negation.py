@@ -217,7 +217,7 @@ def one_of(comp: Any, rest: dict, subs: list, ptr: str, refs: tuple[str, ...], c
         order = top_names({"allOf": [rest, *subs]}, comp.resolve)
         for i, sub in enumerate(subs):
             where = f"{ptr}/oneOf/{i}"
-            others = [j for j in range(len(subs)) if j != i and not comp.disjoint([sub, subs[j]], ptr, refs)]
+            others = [j for j in range(len(subs)) if j != i and not comp.disjoint([sub, subs[j]], rest)]
             if not others:
                 out.append(comp.schema({"allOf": [rest, sub]} if constrained else sub, where, refs))
                 continue

@@ -58,7 +58,8 @@ from ..regexes.regex_parser import parse_regex
 from ..tokens.constraint import TokenConstraint
 from ..tokens.token_automaton import TokenAutomaton
 from ..tokens.vocab import Vocabulary
-from .json_canonical import NotExact
+from .json_canonical import NotExact, regular_dfa
+from .json_disjoint import Oracle, disjoint, json_type
 from .json_engine import AUTOMATON, GRAMMAR, EngineChoice, choose, inline, recursive
 from .json_exponents import number_range
 from .json_formats import FORMATS, MAX_LENGTHS, UNENFORCED_FORMATS
@@ -739,22 +740,6 @@ def counted_nfa(node: Node, limits: Limits, unroll: frozenset[int] = frozenset()
 NOTHING = CharSet(())
 
 
-def _types_of(v: Any) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "boolean"
-    if isinstance(v, int):
-        return "integer"
-    if isinstance(v, float):
-        return "integer" if v.is_integer() else "number"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, list):
-        return "array"
-    return "object"
-
-
 class _Compiler:
     def __init__(self, root: Any, lenient: bool, any_ws: bool) -> None:
         self.root = root
@@ -771,6 +756,8 @@ class _Compiler:
         self.anchors: dict[str, str] = {}
         self._find_anchors(root, "")
         self._validator: Any = None
+        self._validators: list[Any] | None = None
+        self._oracle: Oracle | None = None
         self.rules: dict[str, str] = {}  # recursive $ref target (JSON pointer) -> its grammar rule
         # Structure as rules: each distinct object/array language (hash-consed: repeated $refs share one
         # rule) -> its rule name; "any" (true / {}) is one recursive any-JSON-value rule.
@@ -984,7 +971,7 @@ class _Compiler:
                     other = [k for k in ("anyOf", "oneOf") if k in s and k != key]
                     if other:
                         raise self.hard(key, ptr, "anyOf and oneOf together with other keywords")
-                if key == "oneOf" and not self.disjoint(subs, ptr, refs):  # exact through difference
+                if key == "oneOf" and not self.disjoint(subs, rest):  # exact through difference
                     branches.append(one_of(self, rest, subs, ptr, refs, _constraining(rest)))
                     continue
                 if _constraining(rest):
@@ -1056,7 +1043,7 @@ class _Compiler:
 
         values = [s["const"]] if "const" in s else list(s["enum"])
         if "const" in s and "enum" in s:  # both (an allOf merge): the const only if the enum lists it
-            values = [v for v in values if any(v == x and _types_of(v) == _types_of(x) for x in s["enum"])]
+            values = [v for v in values if any(v == x and json_type(v) == json_type(x) for x in s["enum"])]
         if self._validator is None:
             self._validator = Draft202012Validator(self.root if isinstance(self.root, dict) else {})
         # each value passes its own enum/const: checking them again would make n values cost n^2
@@ -1404,18 +1391,41 @@ class _Compiler:
                 return False, refs
         return merged, refs
 
-    # -- oneOf disjointness
+    # -- oneOf disjointness (json_disjoint.py)
 
-    def disjoint(self, subs: list, ptr: str, refs: tuple[str, ...]) -> bool:
-        sigs = []
-        for i, sub in enumerate(subs):
-            sub, _, _ = self.deref(sub, f"{ptr}/oneOf/{i}", refs, "peek")
-            sigs.append(sub)
-        for i in range(len(sigs)):
-            for j in range(i + 1, len(sigs)):
-                if not _disjoint(sigs[i], sigs[j]):
-                    return False
-        return True
+    def disjoint(self, subs: list, rest: dict) -> bool:
+        """Are the branches `subs` of a oneOf pairwise disjoint within `rest` (its sibling keywords)?"""
+        oracle = self.oracle()
+        sides = [{"allOf": [rest, sub]} if _constraining(rest) else sub for sub in subs]
+        return all(
+            disjoint(sides[i], sides[j], oracle) for i in range(len(sides)) for j in range(i + 1, len(sides))
+        )
+
+    def oracle(self) -> Oracle:
+        if self._oracle is None:
+            self._oracle = Oracle(self.resolve, self.valid, self.pattern_dfa)
+        return self._oracle
+
+    def valid(self, value: Any, s: Any) -> bool | None:
+        """jsonschema's verdict on `value` under subschema `s`, formats not asserted: False only when both
+        the schema's own draft and 2020-12 (decc's reading) reject it; None when it cannot tell."""
+        from jsonschema import Draft202012Validator
+        from jsonschema.validators import validator_for
+
+        root = self.root if isinstance(self.root, dict) else {}
+        if self._validators is None:
+            self._validators = [Draft202012Validator(root), validator_for(root, Draft202012Validator)(root)]
+        try:
+            return any(v.evolve(schema=s).is_valid(value) for v in self._validators)
+        except Exception:  # noqa: BLE001 - refs the validator cannot follow, etc.
+            return None
+
+    def pattern_dfa(self, pattern: str) -> ByteDFA | None:
+        """The JSON strings (quoted) that decc writes for `pattern`; None when it cannot compile it."""
+        try:
+            return regular_dfa(self.string({"type": "string", "pattern": pattern}, ""), "")
+        except (DeccError, NotExact):
+            return None
 
 
 @lru_cache(maxsize=16)
@@ -1479,57 +1489,6 @@ def _search_node(pattern: str, node_of: Callable[[Node], Node], anything: Node) 
 
 def _constraining(s: dict) -> bool:
     return any(not is_annotation(k) for k in s)
-
-
-def _type_set(s: Any) -> set[str] | None:
-    """Types a schema can accept, or None for 'unknown / all'."""
-    if s is False:
-        return set()
-    if not isinstance(s, dict):
-        return None
-    if "const" in s:
-        return {_types_of(s["const"])}
-    if "enum" in s:
-        return {_types_of(v) for v in s["enum"]}
-    t = s.get("type")
-    if t is None:
-        return None
-    ts = {t} if isinstance(t, str) else set(t)
-    return ts
-
-
-def _overlap_types(a: set[str], b: set[str]) -> bool:
-    def widen(x: set[str]) -> set[str]:
-        return x | ({"integer"} if "number" in x else set())
-
-    a, b = widen(a), widen(b)
-    return bool(a & b) or ("integer" in a and "number" in b) or ("integer" in b and "number" in a)
-
-
-def _values(s: Any) -> list | None:
-    if isinstance(s, dict):
-        if "const" in s:
-            return [s["const"]]
-        if "enum" in s:
-            return list(s["enum"])
-    return None
-
-
-def _disjoint(a: Any, b: Any) -> bool:
-    ta, tb = _type_set(a), _type_set(b)
-    if ta is not None and tb is not None and not _overlap_types(ta, tb):
-        return True
-    va, vb = _values(a), _values(b)
-    if va is not None and vb is not None:
-        return not any(x == y and _types_of(x) == _types_of(y) for x in va for y in vb)
-    if isinstance(a, dict) and isinstance(b, dict):
-        common = set(a.get("required", [])) & set(b.get("required", []))
-        for p in common:
-            pa = a.get("properties", {}).get(p)
-            pb = b.get("properties", {}).get(p)
-            if pa is not None and pb is not None and _disjoint(pa, pb):
-                return True
-    return False
 
 
 def _merge(a: Any, b: Any, ptr: str, comp: _Compiler) -> Any:
@@ -1613,7 +1572,7 @@ def _merge(a: Any, b: Any, ptr: str, comp: _Compiler) -> Any:
         base = [out["const"]] if "const" in out else list(out.get("enum", []))
         for e in extra_enums:
             vals = [e["const"]] if "const" in e else e["enum"]
-            base = [x for x in base if any(x == y and _types_of(x) == _types_of(y) for y in vals)]
+            base = [x for x in base if any(x == y and json_type(x) == json_type(y) for y in vals)]
         out.pop("const", None)
         out["enum"] = base
     del comp
