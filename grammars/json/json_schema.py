@@ -183,6 +183,14 @@ def json_schema_engine(
     return _choice(_canonical(schema, strict), lenient, whitespace, limits)
 
 
+def branches_disjoint(a: Any, b: Any, root: Any = None) -> bool:
+    """Does decc prove that no JSON value is valid under both subschemas of `root` (default: themselves,
+    in an allOf)? What makes a oneOf of them exact without a complement (json_disjoint.py)."""
+    root = {"allOf": [a, b]} if root is None else root
+    comp = _Compiler(root, False, False)
+    return disjoint(a, b, comp.oracle())
+
+
 @dataclass(frozen=True)
 class Ignored:
     """A keyword that `lenient=True` ignored: its name, JSON pointer and why it is unsupported."""
@@ -1587,4 +1595,4 @@ def _not_names(names: list[str]) -> Node:
     return seq(QUOTE, _key_language(None, spelled), QUOTE)
 
 
-__all__ = ["InvalidSchema", "UnsupportedSchema", "compile_json_schema", "json_schema"]
+__all__ = ["InvalidSchema", "UnsupportedSchema", "branches_disjoint", "compile_json_schema", "json_schema"]
