@@ -208,3 +208,46 @@ NOT_ENUM = {
 )
 def test_discriminated_one_ofs_compile_exactly(schema: Any, values: list[Any]) -> None:
     _agrees(schema, values)
+
+
+# overlapping branches (no tag: a value may have both `url` and `source`) that share a property whose
+# schema (an array of objects, annotations aside) a complement could not order: the shared schema is implied
+SHARED = {
+    "$defs": {
+        "steps": {"type": "array", "items": {"type": "object", "properties": {"op": {}, "arg": {}}}},
+    },
+    "oneOf": [
+        {
+            "type": "object",
+            "required": ["url"],
+            "properties": {
+                "url": {"type": "string"},
+                "steps": {"$ref": "#/$defs/steps", "description": "one"},
+            },
+        },
+        {
+            "type": "object",
+            "required": ["source"],
+            "properties": {
+                "source": {"type": "string"},
+                "steps": {"$ref": "#/$defs/steps", "description": "two"},
+            },
+        },
+    ],
+}
+
+
+def test_a_property_schema_both_branches_share_needs_no_complement() -> None:
+    steps = [{"op": 1, "arg": 2}]
+    _agrees(
+        SHARED,
+        [
+            {"url": "u", "steps": steps},
+            {"source": "s", "steps": steps},
+            {"url": "u", "source": "s"},
+            {"url": "u", "source": "s", "steps": steps},
+            {"url": "u", "steps": [1]},
+            {"url": 1, "source": "s", "steps": steps},
+            {},
+        ],
+    )

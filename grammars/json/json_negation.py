@@ -84,6 +84,38 @@ def _closed_within(sub: Any, keep: Any) -> Any:
     return {**{k: v for k, v in sub.items() if k != "additionalProperties"}, "properties": props}, True
 
 
+def _without_implied(sub: Any, keep: Any) -> Any:
+    """`sub` with each property schema that `keep`'s schema for that property implies left as `true`: the
+    values of `keep` meet it anyway, so `keep` minus `sub` is unchanged, and no complement has to order its keys."""
+    if not (isinstance(sub, dict) and isinstance(keep, dict)):
+        return sub
+    mine, theirs = sub.get("properties"), keep.get("properties")
+    if not (isinstance(mine, dict) and isinstance(theirs, dict)):
+        return sub
+    props = {n: True if n in theirs and _implies(theirs[n], v) else v for n, v in mine.items()}
+    return {**sub, "properties": props}
+
+
+def _simpler(comp: Any, sub: Any, at: str, refs: tuple[str, ...], keep: Any) -> Any:
+    """`sub` without the property schemas `keep` implies (`_without_implied`); `sub` itself if none."""
+    target, _, _ = comp.deref(sub, at, refs, "peek")
+    simpler = _without_implied(target, keep)
+    return sub if simpler == target else simpler
+
+
+def _implies(keep: Any, sub: Any) -> bool:
+    """Does every value of `keep` meet `sub`? (The same assertions, or `keep` takes no value.)"""
+    if keep is False or keep == sub:
+        return True
+    if isinstance(keep, dict) and isinstance(sub, dict):
+        return _assertions(keep) == _assertions(sub)
+    return False
+
+
+def _assertions(s: dict) -> dict:
+    return {k: v for k, v in s.items() if not is_annotation(k)}
+
+
 def _difference(
     comp: Any,
     keep: Any,
@@ -100,6 +132,7 @@ def _difference(
     `keep` (`declare`), which must then name every key it constrains."""
     if keep is False:
         return _EMPTY
+    subs = [(_simpler(comp, sub, at, refs, keep), at) for sub, at in subs]
     relative = [(sub, at) for sub, at in subs if order_problem(sub, at, comp.resolve) is not None]
     if relative:  # `order`: the names in the order every branch of a oneOf writes them
         mentioned = [n for sub, _ in relative for n in top_names(sub, comp.resolve)]
