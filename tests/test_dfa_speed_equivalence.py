@@ -36,6 +36,17 @@ def test_hashed_moore_matches_exact_refinement(seed: int) -> None:
     assert sorted(first.tolist()) == sorted(exact_first.tolist())
 
 
+@pytest.mark.parametrize("k", [257, 300])
+def test_hashed_moore_takes_more_classes_than_bytes(k: int) -> None:
+    """A grammar rule's table has a class per byte class and one per rule it calls: 257 and more."""
+    rng = np.random.default_rng(k)
+    trans, accepting, labels = _random_dfa(rng, 40, k)
+    key = np.append(accepting, False).astype(np.int64) + np.append(labels, 0) * 2
+    block, first = _moore_hashed(trans, key)
+    exact, exact_first = _moore_exact(_table(trans), key)
+    assert len(set(zip(block.tolist(), exact.tolist(), strict=True))) == len(first) == len(exact_first)
+
+
 def test_minimize_falls_back_when_the_hash_merges_too_much(monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(7)
     for _ in range(20):

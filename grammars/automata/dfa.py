@@ -363,6 +363,14 @@ def minimize_table(
 _WEIGHTS = np.random.default_rng(0x5EED).integers(1, 1 << 63, size=258, dtype=np.uint64) * np.uint64(2) + 1
 
 
+def _weights(k: int) -> np.ndarray:
+    """Odd random weights for `k` classes and the own block: a rule's table has a class per byte class
+    and one per rule it calls, so more than 257 classes can come."""
+    if k < len(_WEIGHTS):
+        return _WEIGHTS
+    return np.random.default_rng(0x5EED).integers(1, 1 << 63, size=k + 1, dtype=np.uint64) * np.uint64(2) + 1
+
+
 def _mix(z: np.ndarray) -> np.ndarray:
     """splitmix64's finalizer, so that the per-round sums below do not collide in structured ways."""
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
@@ -386,11 +394,12 @@ def _moore_hashed(trans: np.ndarray, key: np.ndarray) -> tuple[np.ndarray, np.nd
     order = np.argsort(pair, kind="stable")
     pair, cls = pair[order], cls[order]
     starts = np.flatnonzero(np.diff(pair, prepend=-1))
-    weight = np.add.reduceat(_WEIGHTS[cls], starts) if len(starts) else np.zeros(0, dtype=np.uint64)
+    weights = _weights(k)
+    weight = np.add.reduceat(weights[cls], starts) if len(starts) else np.zeros(0, dtype=np.uint64)
     p_src, p_dst = pair[starts] // (n + 1), pair[starts] % (n + 1)
     s_starts = np.flatnonzero(np.diff(p_src, prepend=-1))
     owners = p_src[s_starts]
-    own = _WEIGHTS[k]
+    own = weights[k]
     lab = _mix(key.astype(np.uint64))
     count = len(np.unique(lab))
     rounds = 0
