@@ -105,6 +105,9 @@ UNSUPPORTED = frozenset(
 )  # fmt: skip
 
 
+MAX_UNFOLDS = 2  # a recursive $ref merged with other keywords is unfolded this often along one chain
+
+
 class _Recursive(Exception):
     def __init__(self, frag: str) -> None:
         super().__init__(frag)
@@ -767,6 +770,7 @@ class _Compiler:
         self._validators: list[Any] | None = None
         self._oracle: Oracle | None = None
         self.rules: dict[str, str] = {}  # recursive $ref target (JSON pointer) -> its grammar rule
+        self.merged_rules: dict[str, tuple[Any, str]] = {}  # a rule's key -> (target with siblings, pointer)
         # Structure as rules: each distinct object/array language (hash-consed: repeated $refs share one
         # rule) -> its rule name; "any" (true / {}) is one recursive any-JSON-value rule.
         self.structs: dict[Node, str] = {}
@@ -789,7 +793,10 @@ class _Compiler:
         bodies: dict[str, Node] = {}
         while len(bodies) < len(self.rules):
             for frag, name in list(self.rules.items()):
-                if name not in bodies:
+                if name not in bodies and frag in self.merged_rules:
+                    target, at = self.merged_rules[frag]
+                    bodies[name] = self.schema(target, at, (frag,))
+                elif name not in bodies:
                     target, _ = self.resolve("#" + frag, frag)
                     bodies[name] = self.schema(target, frag, (frag,))
         rules = [("start", root), *bodies.items(), *((name, body) for body, name in self.structs.items())]
@@ -899,25 +906,34 @@ class _Compiler:
 
         A `$ref` back into the chain that led here recurses: in mode "call" it raises `_Recursive` (the
         caller emits a rule call), in mode "peek" it stops at the target (enough to look at its types),
-        and inside an allOf merge it is unsupported.
+        with sibling keywords it is unfolded once, and met again with the same siblings it calls the rule
+        of the two (`merged_rules`); inside an allOf merge its target is unfolded, at most `MAX_UNFOLDS`
+        times along one chain, then it is unsupported. Unfolding is exact: the same schema.
         """
         while isinstance(s, dict) and "$ref" in s:
             ref = s["$ref"]
             target, frag = self.resolve(ref, ptr + "/$ref")
             rest = {k: v for k, v in s.items() if k != "$ref"}
+            merged = ""  # a recursive target with sibling keywords: the rule of the two together
             if frag in refs:
                 if mode == "peek":
                     return target, frag, refs
                 if mode == "call" and not _constraining(rest):
                     raise _Recursive(frag)
-                raise UnsupportedSchema(
-                    "a recursive $ref inside allOf (or next to other keywords) is not supported",
-                    "$ref",
-                    ptr + "/$ref",
-                )
+                if mode == "call":
+                    merged = f"{frag} & {json.dumps(rest, sort_keys=True)}"
+                    if merged in refs:
+                        raise _Recursive(merged)
+                    self.merged_rules[merged] = ({"allOf": [rest, target]}, ptr)
+                elif refs.count(frag) >= MAX_UNFOLDS:
+                    raise UnsupportedSchema(
+                        "a recursive $ref inside allOf (or next to other keywords) is not supported",
+                        "$ref",
+                        ptr + "/$ref",
+                    )
             if _constraining(rest):
                 s = {"allOf": [rest, target]}
-                refs = refs + (frag,)
+                refs = refs + ((frag, merged) if merged else (frag,))
                 return s, ptr, refs
             s, ptr, refs = target, frag, refs + (frag,)
         return s, ptr, refs
