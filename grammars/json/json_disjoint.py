@@ -60,6 +60,7 @@ class Oracle:
     resolve: Callable[[str, str], tuple[Any, str]]
     valid: Callable[[Any, Any], bool | None]
     pattern_dfa: Callable[[str], ByteDFA | None]
+    ref_siblings: bool = True  # False up to draft-07: the keywords beside a `$ref` are ignored
 
 
 def conjuncts(s: Any, oracle: Oracle, seen: frozenset[str] = frozenset()) -> list[Any]:
@@ -67,8 +68,10 @@ def conjuncts(s: Any, oracle: Oracle, seen: frozenset[str] = frozenset()) -> lis
     targets, flattened (a recursive `$ref` is left out: fewer constraints)."""
     if not isinstance(s, dict):
         return [s]
-    out: list[Any] = [{k: v for k, v in s.items() if k not in ("allOf", "$ref")}]
     ref = s.get("$ref")
+    if isinstance(ref, str) and not oracle.ref_siblings:
+        s = {"$ref": ref}
+    out: list[Any] = [{k: v for k, v in s.items() if k not in ("allOf", "$ref")}]
     if isinstance(ref, str) and ref not in seen:
         try:
             target, _ = oracle.resolve(ref, "")

@@ -388,6 +388,15 @@ _KNOWN_DRAFTS = frozenset(
 )
 
 
+_OLD_DRAFTS = frozenset(d for d in _KNOWN_DRAFTS if "/draft-0" in d)
+
+
+def _declares_old_draft(root: Any) -> bool:
+    """Does the schema declare draft-04, -06 or -07, where the keywords beside a `$ref` are ignored?"""
+    uri = root.get("$schema") if isinstance(root, dict) else None
+    return isinstance(uri, str) and uri.rstrip("#").replace("https://", "http://") in _OLD_DRAFTS
+
+
 def _pointer(parts: list) -> str:
     return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
 
@@ -764,6 +773,7 @@ class _Compiler:
             self.ws = EMPTY
             self.comma = seq(lit(","), opt(lit(" ")))
             self.colon = seq(lit(":"), opt(lit(" ")))
+        self.ref_siblings = not _declares_old_draft(root)
         self.anchors: dict[str, str] = {}
         self._find_anchors(root, "")
         self._validator: Any = None
@@ -913,7 +923,8 @@ class _Compiler:
         while isinstance(s, dict) and "$ref" in s:
             ref = s["$ref"]
             target, frag = self.resolve(ref, ptr + "/$ref")
-            rest = {k: v for k, v in s.items() if k != "$ref"}
+            # up to draft-07 the keywords beside a `$ref` are ignored; from 2019-09 on they apply with it
+            rest = {k: v for k, v in s.items() if k != "$ref" and self.ref_siblings}
             merged = ""  # a recursive target with sibling keywords: the rule of the two together
             if frag in refs:
                 if mode == "peek":
@@ -1427,7 +1438,7 @@ class _Compiler:
 
     def oracle(self) -> Oracle:
         if self._oracle is None:
-            self._oracle = Oracle(self.resolve, self.valid, self.pattern_dfa)
+            self._oracle = Oracle(self.resolve, self.valid, self.pattern_dfa, self.ref_siblings)
         return self._oracle
 
     def valid(self, value: Any, s: Any) -> bool | None:
