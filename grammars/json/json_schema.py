@@ -991,6 +991,8 @@ class _Compiler:
             if not isinstance(s, dict):
                 return self.schema(s, ptr, refs)
         s = dependencies_as_conditionals(s)  # as if/then (json_keywords)
+        if ("enum" in s or "const" in s) and _checked_by_validator(s):  # each value checked, no complement
+            return self.enum(s, ptr)
         if "not" in s or "if" in s:  # exact through complement (json_keywords)
             return negations(self, s, ptr, refs)
         if "enum" in s or "const" in s:
@@ -1520,6 +1522,14 @@ def _search_node(pattern: str, node_of: Callable[[Node], Node], anything: Node) 
         return alt(*(_search_node(p, node_of, anything) for p in top_level_alternatives(pattern)))
     node = node_of(parse_regex(pattern, ecma=True))
     return seq(*([] if start else [anything]), node, *([] if end else [anything]))
+
+
+def _checked_by_validator(s: dict) -> bool:
+    """Does jsonschema (formats not asserted) decide `s`'s `not`/`if`/`then`/`else` exactly, so that `enum`
+    can keep the listed values they accept instead of taking a complement? Not when a format, a pattern
+    (Python's `re` is not ECMA-262: `\\d` takes other digits) or a `$ref` (which may lead to them) is inside."""
+    text = json.dumps([s.get(k) for k in ("not", "if", "then", "else")])
+    return not any(k in text for k in ('"format"', '"pattern', '"$ref"'))
 
 
 def _constraining(s: dict) -> bool:
