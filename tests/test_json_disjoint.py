@@ -251,3 +251,31 @@ def test_a_property_schema_both_branches_share_needs_no_complement() -> None:
             {},
         ],
     )
+
+
+# untyped branches told apart on objects by a property one requires and the other forbids, but both
+# accepting every non-object; the second has `dependentSchemas` (a key order a complement cannot take)
+UNTYPED = {
+    "oneOf": [
+        {"required": ["ref"], "properties": {"ref": {"type": "string"}}, "additionalProperties": False},
+        {
+            "required": ["type"],
+            "properties": {"type": {"enum": ["integer", "string"]}, "format": {"type": "string"}},
+            "additionalProperties": False,
+            "dependentSchemas": {"format": {"properties": {"type": {"const": "integer"}}}},
+        },
+    ]
+}
+
+
+def test_branches_disjoint_on_objects_only_overlap_on_the_rest() -> None:
+    values = [
+        "x",
+        1,
+        None,
+        [],
+        {"ref": "a"},
+        {"type": "integer", "format": "i"},
+        {"type": "string", "format": "i"},
+    ]
+    _agrees(UNTYPED, [*values, {"type": "string"}, {"ref": "a", "type": "integer"}, {}])

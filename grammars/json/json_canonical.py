@@ -118,6 +118,8 @@ def order_problem(
         (s[key], f"{ptr}/{key}", key in ("not", "if", "then", "else")) for key in _SUBSCHEMA_ONE if key in s
     ]
     for sub, where, level in children:
+        if not objects and where == f"{ptr}/additionalProperties":
+            continue  # constrains objects at this level, which the surrounding schema does not take
         found = order_problem(
             sub,
             where,
@@ -136,7 +138,7 @@ def order_problem(
         )
         if found:
             return found
-    for key in ("properties", "patternProperties", "dependentSchemas"):
+    for key in ("properties", "patternProperties", "dependentSchemas") if objects else ():
         for k, sub in (s.get(key) or {}).items() if isinstance(s.get(key), dict) else []:
             inner = declared_schema(keep, k) if key == "properties" and names is not None else None
             if isinstance(inner, dict):  # merged into the kept schema's own property (`_prepare`)

@@ -1009,7 +1009,8 @@ class _Compiler:
                     if other:
                         raise self.hard(key, ptr, "anyOf and oneOf together with other keywords")
                 if key == "oneOf" and not self.disjoint(subs, rest):  # exact through difference
-                    branches.append(one_of(self, rest, subs, ptr, refs, _constraining(rest)))
+                    split = self.objects_apart(subs, rest, ptr, refs)
+                    branches.append(split or one_of(self, rest, subs, ptr, refs, _constraining(rest)))
                     continue
                 if _constraining(rest):
                     alts = [
@@ -1437,6 +1438,26 @@ class _Compiler:
         return all(
             disjoint(sides[i], sides[j], oracle) for i in range(len(sides)) for j in range(i + 1, len(sides))
         )
+
+    def objects_apart(self, subs: list, rest: dict, ptr: str, refs: tuple[str, ...]) -> Node | None:
+        """A oneOf whose branches are disjoint on objects but may overlap on other values (untyped
+        branches told apart by `required`): the objects as an anyOf, the other values through difference,
+        where no key order is involved. None when the objects are not proven disjoint either."""
+        objects, others = {"type": "object"}, {"type": [t for t in TYPES if t != "object"]}
+        if not self.disjoint(subs, {"allOf": [rest, objects]}):
+            return None
+        alts = [
+            self.schema({"allOf": [rest, objects, sub]}, f"{ptr}/oneOf/{i}", refs)
+            for i, sub in enumerate(subs)
+        ]
+        scalars = {"allOf": [rest, others]}
+        if self.disjoint(subs, scalars):
+            alts += [
+                self.schema({"allOf": [scalars, sub]}, f"{ptr}/oneOf/{i}", refs) for i, sub in enumerate(subs)
+            ]
+        else:
+            alts.append(one_of(self, scalars, subs, ptr, refs, True))
+        return alt(*alts)
 
     def oracle(self) -> Oracle:
         if self._oracle is None:
