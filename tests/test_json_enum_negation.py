@@ -66,3 +66,12 @@ def test_an_enum_of_objects_beside_a_negated_enum_of_objects() -> None:
     assert not dfa.accepts(b'{"baz":"bax","foo":"bar"}') and not dfa.accepts(b'{"foo":"bar","baz":"bax"}')
     zero = compile_json_schema({"allOf": [{"enum": [{"a": 0.0}]}, {"not": {"enum": [{"a": False}]}}]})
     assert zero.accepts(b'{"a":0.0}') and zero.accepts(b'{"a":0}') and not zero.accepts(b'{"a":false}')
+
+
+def test_patterns_do_not_matter_to_listed_values_without_strings() -> None:
+    closed = {"patternProperties": {"^v": {}}, "properties": {"bar": {}}, "additionalProperties": False}
+    schema = {"allOf": [{"enum": [12, [1], None, {}]}, {"not": {"not": closed}}]}
+    check = jsonschema.Draft202012Validator(schema)
+    dfa = compile_json_schema(schema)
+    for v in [12, [1], None, {}, 13]:
+        assert dfa.accepts(json.dumps(v).encode()) == check.is_valid(v), v

@@ -1548,9 +1548,21 @@ def _search_node(pattern: str, node_of: Callable[[Node], Node], anything: Node) 
 def _checked_by_validator(s: dict) -> bool:
     """Does jsonschema (formats not asserted) decide `s`'s `not`/`if`/`then`/`else` exactly, so that `enum`
     can keep the listed values they accept instead of taking a complement? Not when a format, a pattern
-    (Python's `re` is not ECMA-262: `\\d` takes other digits) or a `$ref` (which may lead to them) is inside."""
+    (Python's `re` is not ECMA-262: `\\d` takes other digits) is inside and the listed values hold a string
+    (or key) for it to look at; never with a `$ref` or a draft-07 spelling inside."""
     text = json.dumps([s.get(k) for k in ("not", "if", "then", "else")])
-    return not any(k in text for k in ('"format"', '"pattern', '"$ref"'))
+    if any(k in text for k in ('"$ref"', '"dependencies"', '"additionalItems"', '"items": [')):
+        return False  # a $ref jsonschema cannot follow counts as valid; 2020-12 ignores draft-07 spellings
+    values = [s["const"]] if "const" in s else s["enum"] if isinstance(s.get("enum"), list) else []
+    stringless = all(_without_strings(v) for v in values)  # formats and patterns only look at strings
+    return stringless or not any(k in text for k in ('"format"', '"pattern'))
+
+
+def _without_strings(v: Any) -> bool:
+    """A JSON value with no string in it, keys included."""
+    if isinstance(v, list):
+        return all(_without_strings(x) for x in v)
+    return not isinstance(v, (str, dict)) or v == {}
 
 
 def _constraining(s: dict) -> bool:
