@@ -279,3 +279,40 @@ def test_branches_disjoint_on_objects_only_overlap_on_the_rest() -> None:
         {"type": "string", "format": "i"},
     ]
     _agrees(UNTYPED, [*values, {"type": "string"}, {"ref": "a", "type": "integer"}, {}])
+
+
+# overlapping on `{}`: closed options, or closed per-architecture options; each branch names nested objects
+# the other forbids, so no complement has to order their keys
+ARCHES = {
+    "$defs": {
+        "options": {
+            "additionalProperties": False,
+            "properties": {
+                "args": {"type": "array"},
+                "box": {"type": "object", "properties": {"i": {}, "j": {}}, "additionalProperties": False},
+            },
+        }
+    },
+    "oneOf": [
+        {"$ref": "#/$defs/options"},
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"x86": {"$ref": "#/$defs/options"}, "x64": {"$ref": "#/$defs/options"}},
+        },
+    ],
+}
+
+
+def test_properties_the_kept_branch_forbids_need_no_complement() -> None:
+    box = {"i": 1, "j": 2}
+    values = [
+        {},
+        {"args": []},
+        {"box": box},
+        {"x86": {"box": box}},
+        {"x86": {}, "x64": {"args": [1]}},
+        "s",
+        1,
+    ]
+    _agrees(ARCHES, [*values, {"args": [], "x86": {}}, {"x86": {"box": {"k": 1}}}])

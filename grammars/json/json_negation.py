@@ -85,14 +85,18 @@ def _closed_within(sub: Any, keep: Any) -> Any:
 
 
 def _without_implied(sub: Any, keep: Any) -> Any:
-    """`sub` with each property schema that `keep`'s schema for that property implies left as `true`: the
-    values of `keep` meet it anyway, so `keep` minus `sub` is unchanged, and no complement has to order its keys."""
+    """`sub` with each property schema that `keep`'s schema for that property implies, or of a property
+    `keep` forbids, left as `true`: the values of `keep` meet it anyway, so `keep` minus `sub` is unchanged, and no complement has to order its keys."""
     if not (isinstance(sub, dict) and isinstance(keep, dict)):
         return sub
-    mine, theirs = sub.get("properties"), keep.get("properties")
+    mine, theirs = sub.get("properties"), keep.get("properties", {})
     if not (isinstance(mine, dict) and isinstance(theirs, dict)):
         return sub
-    props = {n: True if n in theirs and _implies(theirs[n], v) else v for n, v in mine.items()}
+    closed = keep.get("additionalProperties") is False and not keep.get("patternProperties")
+    props = {
+        n: True if (n in theirs and _implies(theirs[n], v)) or (n not in theirs and closed) else v
+        for n, v in mine.items()
+    }
     return {**sub, "properties": props}
 
 
