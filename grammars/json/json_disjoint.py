@@ -15,6 +15,7 @@ from typing import Any
 from decc.errors import DeccError
 
 from ..automata.dfa import ByteDFA
+from ..limits import check_time
 from .regex_ops import intersection
 
 # JSON types, with numbers split so that `integer` is a part of `number`
@@ -22,6 +23,7 @@ _ALL = frozenset({"null", "boolean", "integer", "fraction", "string", "array", "
 _TYPE_PARTS = {"number": {"integer", "fraction"}, "integer": {"integer"}}
 MAX_DEPTH = 6  # nested property schemas and branch alternatives compared (a recursive schema stops here)
 MAX_ALTERNATIVES = 64  # anyOf/oneOf branches expanded inside one side
+MAX_ALTERNATIVE_DEPTH = 2  # ... at most this many comparisons deep (each one multiplies the work)
 
 
 def json_type(v: Any) -> str:
@@ -128,6 +130,7 @@ def disjoint(a: Any, b: Any, oracle: Oracle, depth: int = 0) -> bool:
     """Is it proven that no JSON value is valid under both `a` and `b`?"""
     if depth > MAX_DEPTH:
         return False
+    check_time("proving oneOf branches disjoint")
     ca, cb = conjuncts(a, oracle), conjuncts(b, oracle)
     common = _types(ca) & _types(cb)
     if not common:
@@ -138,7 +141,7 @@ def disjoint(a: Any, b: Any, oracle: Oracle, depth: int = 0) -> bool:
             return True
     for mine, other in ((ca, b), (cb, a)):
         found = _alternatives(mine)
-        if found is not None and len(found[1]) <= MAX_ALTERNATIVES:
+        if found is not None and len(found[1]) <= MAX_ALTERNATIVES and depth < MAX_ALTERNATIVE_DEPTH:
             i, branches = found
             rest = [
                 {k: v for k, v in c.items() if k not in ("anyOf", "oneOf")} if j == i else c
