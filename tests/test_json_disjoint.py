@@ -316,3 +316,22 @@ def test_properties_the_kept_branch_forbids_need_no_complement() -> None:
         1,
     ]
     _agrees(ARCHES, [*values, {"args": [], "x86": {}}, {"x86": {"box": {"k": 1}}}])
+
+
+# overlapping branches: exactly one of two keys, or no `error` beside `x` (dependentSchemas on declared keys)
+EXCLUSIVE = {
+    "oneOf": [
+        {
+            "anyOf": [
+                {"required": ["x"], "not": {"required": ["error"]}},
+                {"required": ["error"], "not": {"required": ["x"]}},
+            ]
+        },
+        {"dependentSchemas": {"x": {"not": {"required": ["error"]}}}},
+    ]
+}
+
+
+def test_a_dependent_schema_on_declared_keys_is_subtracted() -> None:
+    values = [{}, {"x": 1}, {"error": 1}, {"x": 1, "error": 2}, {"y": 1}, {"x": 1, "y": 2}, "s", [1]]
+    _agrees(EXCLUSIVE, values)
