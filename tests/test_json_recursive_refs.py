@@ -3,6 +3,7 @@ unfolded once more (the same schema, so exact), its own recursive `$ref`s stay g
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -78,3 +79,44 @@ def test_the_unfolding_of_a_recursive_allof_branch_is_bounded() -> None:
     with pytest.raises(UnsupportedSchema) as e:
         compile_json_schema(schema)
     assert e.value.keyword == "$ref"
+
+
+# a definition met twice along one chain of merged schemas is a rule call, but not a recursive one: a
+# complement (`not`, propertyNames) takes its language
+N = {"n": {"type": "object", "required": ["a"]}}
+TWICE = [
+    {
+        "$defs": N,
+        "allOf": [
+            {"$ref": "#/$defs/n"},
+            {"patternProperties": {"^x": {"$ref": "#/$defs/n"}}},
+            {"propertyNames": {"maxLength": 2}},
+        ],
+    },
+    {
+        "$defs": N,
+        "allOf": [
+            {"$ref": "#/$defs/n"},
+            {"properties": {"x": {"$ref": "#/$defs/n"}}},
+            {"not": {"required": ["b"], "minProperties": 2}},
+        ],
+    },
+]
+
+
+@pytest.mark.parametrize("schema", TWICE)
+def test_a_definition_met_twice_is_no_recursion_for_a_complement(schema: Any) -> None:
+    compiled = compile_json_schema(schema)
+    check = jsonschema.Draft202012Validator(schema)
+    values = [
+        {"a": 1},
+        {"a": 1, "x": {"a": 1}},
+        {"a": 1, "x": 1},
+        {"a": 1, "b": 2},
+        {"a": 1, "xyz": {"a": 1}},
+        {},
+    ]
+    for v in [*values, {"a": 1, "x": {"a": 2}, "b": 3}, "s"]:
+        orders = [dict(p) for p in itertools.permutations(v.items())] if isinstance(v, dict) else [v]
+        accepted = any(_accepts(compiled, json.dumps(w).encode()) for w in orders)  # decc writes one order
+        assert accepted == check.is_valid(v), v

@@ -803,16 +803,20 @@ class _Compiler:
         bodies: dict[str, Node] = {}
         while len(bodies) < len(self.rules):
             for frag, name in list(self.rules.items()):
-                if name not in bodies and frag in self.merged_rules:
-                    target, at = self.merged_rules[frag]
-                    bodies[name] = self.schema(target, at, (frag,))
-                elif name not in bodies:
-                    target, _ = self.resolve("#" + frag, frag)
-                    bodies[name] = self.schema(target, frag, (frag,))
+                if name not in bodies:
+                    bodies[name] = self.rule_body(frag)
         rules = [("start", root), *bodies.items(), *((name, body) for body, name in self.structs.items())]
         if self.uses_any:
             rules.append((ANY_RULE, self.any_rule()))
         return Grammar(tuple(rules), "json schema")
+
+    def rule_body(self, frag: str) -> Node:
+        """The language of the rule a recursive `$ref` (or one with its siblings: `merged_rules`) calls."""
+        if frag in self.merged_rules:
+            target, at = self.merged_rules[frag]
+            return self.schema(target, at, (frag,))
+        target, _ = self.resolve("#" + frag, frag)
+        return self.schema(target, frag, (frag,))
 
     def call(self, frag: str) -> Call:
         self.n_calls += 1
@@ -849,17 +853,31 @@ class _Compiler:
 
     def expand(self, node: Any, ptr: str) -> Node:
         """`node` with its structure rules expanded, any JSON value nested at most `ANY_DEPTH` deep (so a
-        complement of a subschema holding `true` is exact only up to that depth); a recursive rule is
-        `NotExact` (its language is not regular)."""
+        complement of a subschema holding `true` is exact only up to that depth); a rule that calls itself
+        is `NotExact` (its language is not regular)."""
         bodies = {name: body for body, name in self.structs.items()}
-        recursive = set(self.rules.values())
+        done: dict[str, Any] = {}
+        open_: set[str] = set()  # the rules being expanded: met again, the language recurses
 
         def expand(call: Call) -> Any:
             if call.rule == ANY_RULE:
                 return self.any_value(ANY_DEPTH)
-            if call.rule in recursive:
+            if call.rule in done:
+                return done[call.rule]
+            if call.rule in open_:
                 raise NotExact("the subschema recurses, so its language is not regular", ptr)
-            return map_calls(bodies[call.rule], expand)
+            frags = {name: frag for frag, name in self.rules.items()}
+            # a `$ref` met twice along one chain of merged schemas is a rule, but not always a recursive one
+            body = self.rule_body(frags[call.rule]) if call.rule in frags else None
+            if body is None:
+                bodies.update((name, b) for b, name in self.structs.items() if name not in bodies)
+                body = bodies[call.rule]
+            open_.add(call.rule)
+            try:
+                done[call.rule] = map_calls(body, expand)
+            finally:
+                open_.discard(call.rule)
+            return done[call.rule]
 
         return map_calls(node, expand)  # type: ignore[return-value]
 
