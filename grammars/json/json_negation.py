@@ -86,7 +86,8 @@ def _closed_within(sub: Any, keep: Any) -> Any:
 
 def _without_implied(sub: Any, keep: Any) -> Any:
     """`sub` with each property schema that `keep`'s schema for that property implies, or of a property
-    `keep` forbids, left as `true`: the values of `keep` meet it anyway, so `keep` minus `sub` is unchanged, and no complement has to order its keys."""
+    `keep` forbids, left as `true`: the values of `keep` meet it anyway, so `keep` minus `sub` is
+    unchanged, and no complement has to order its keys."""
     if not (isinstance(sub, dict) and isinstance(keep, dict)):
         return sub
     mine, theirs = sub.get("properties"), keep.get("properties", {})
