@@ -343,3 +343,45 @@ EXCLUSIVE = {
 def test_a_dependent_schema_on_declared_keys_is_subtracted() -> None:
     values = [{}, {"x": 1}, {"error": 1}, {"x": 1, "error": 2}, {"y": 1}, {"x": 1, "y": 2}, "s", [1]]
     _agrees(EXCLUSIVE, values)
+
+
+# flat object branches (type, properties, required, additionalProperties) are subtracted piece by piece:
+# the kept branch with a missing required name, an undeclared key, or a property value the other rejects
+FLAT = [
+    {"patternProperties": {"^x": {}}, "oneOf": [{"required": ["a"]}, {"required": ["b"]}]},
+    {
+        "oneOf": [
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {"q": {"const": "t"}, "d": {"type": "string", "maxLength": 300}, "r": {}},
+            },
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {"q": {"const": "g"}, "d": {"type": "string", "maxLength": 300}},
+            },
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {"q": {"enum": ["t", "g", "u"]}, "m": {"type": "integer"}},
+            },
+        ]
+    },
+]
+
+
+@pytest.mark.parametrize("schema", FLAT)
+def test_flat_object_branches_are_subtracted_piece_by_piece(schema: Any) -> None:
+    values = [{}, {"a": 1}, {"b": 1}, {"a": 1, "b": 2}, {"a": 1, "x1": 2}, {"q": "t"}, {"q": "g"}, {"q": "u"}]
+    more = [
+        {"q": "t", "r": 1},
+        {"q": "g", "d": "s"},
+        {"d": "s"},
+        {"m": 1},
+        {"q": "t", "m": 1},
+        {"r": 1},
+        "s",
+        1,
+    ]
+    _agrees(schema, [*values, *more])

@@ -215,7 +215,10 @@ def test_if_on_a_declared_property_is_compiled_in_the_schema_order() -> None:
             "/not/required",
         ),
         (
-            {"patternProperties": {"^x": {}}, "oneOf": [{"required": ["a"]}, {"required": ["b"]}]},
+            {
+                "patternProperties": {"^x": {}},
+                "oneOf": [{"required": ["a"]}, {"required": ["b"], "minProperties": 2}],
+            },
             "oneOf",
             "/oneOf/1/required",
         ),
