@@ -215,7 +215,10 @@ def test_if_on_a_declared_property_is_compiled_in_the_schema_order() -> None:
             "/not/required",
         ),
         (
-            {"patternProperties": {"^x": {}}, "oneOf": [{"required": ["a"]}, {"required": ["b"]}]},
+            {
+                "patternProperties": {"^x": {}},
+                "oneOf": [{"required": ["a"]}, {"required": ["b"], "minProperties": 2}],
+            },
             "oneOf",
             "/oneOf/1/required",
         ),
@@ -554,3 +557,15 @@ def test_declared_keys_keep_the_schema_order() -> None:
     ]:
         assert dfa.accepts(json.dumps(to_schema_order(v, schema)).encode()), v
     assert not dfa.accepts(b'{"name": "n", "type": "a", "x": "s"}')
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"dependentSchemas": {"x": {"not": {"required": ["error"]}}}},
+        {"dependentSchemas": {"x": {"type": "object", "maxProperties": 1}}},
+        {"dependentSchemas": {"x": False}},
+    ],
+)
+def test_dependent_schemas_do_not_apply_to_non_objects(schema: Any) -> None:
+    _agrees(schema, ["s", 1, None, [1], {}, {"x": 1}, {"x": 1, "error": 2}, {"error": 1}])

@@ -328,8 +328,17 @@ def test_recursive_ref_inside_allof_is_unsupported() -> None:
 def test_overlapping_oneof() -> None:
     exact = compile_json_schema({"oneOf": [{"type": "integer"}, {"maximum": 0}]})  # json_keywords
     assert exact.accepts(b"1") and exact.accepts(b"-0.5") and not exact.accepts(b"-1")
-    # patterns pick the schema of "a" and "b": no single key order to subtract in
-    s = {"patternProperties": {"^x": {}}, "oneOf": [{"required": ["a"]}, {"required": ["b"]}]}
+    # flat branches are subtracted piece by piece (json_negation._structural): exact
+    flat = {"patternProperties": {"^x": {}}, "oneOf": [{"required": ["a"]}, {"required": ["b"]}]}
+    pieces = compile_json_schema(flat)
+    assert (
+        pieces.accepts(b'{"a": 1}') and not pieces.accepts(b'{"a": 1, "b": 2}') and not pieces.accepts(b"1")
+    )
+    # patterns pick the schema of "a" and "b": no single key order to subtract minProperties in
+    s = {
+        "patternProperties": {"^x": {}},
+        "oneOf": [{"required": ["a"]}, {"required": ["b"], "minProperties": 2}],
+    }
     with pytest.raises(UnsupportedSchema) as e:
         compile_json_schema(s)
     assert e.value.keyword == "oneOf"

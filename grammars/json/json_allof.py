@@ -17,6 +17,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
+from .json_disjoint import json_type
 from .json_formats import is_known_format
 from .json_keywords import (
     dependencies_as_conditionals,
@@ -31,26 +32,9 @@ OBJECT_KEYS = ("properties", "patternProperties", "additionalProperties")
 ARRAY_KEYS = ("prefixItems", "items", "additionalItems")
 
 
-def type_of(v: Any) -> str:
-    """The JSON Schema type of a JSON value (an integral float is an integer)."""
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "boolean"
-    if isinstance(v, int):
-        return "integer"
-    if isinstance(v, float):
-        return "integer" if v.is_integer() else "number"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, list):
-        return "array"
-    return "object"
-
-
 def same_value(x: Any, y: Any) -> bool:
     """JSON equality (1 == 1.0, but true != 1)."""
-    return x == y and type_of(x) == type_of(y)
+    return x == y and json_type(x) == json_type(y)
 
 
 def trivial(s: Any) -> bool:

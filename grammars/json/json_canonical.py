@@ -100,13 +100,19 @@ def order_problem(
                 continue
             if names is None:
                 return NotExact(f"'{key}' fixes an order of object keys", f"{ptr}/{key}")
-            if key in ("properties", "required"):
-                if not set(s[key]) <= names:
-                    return NotExact(
-                        f"'{key}' names a property the surrounding schema does not declare", f"{ptr}/{key}"
-                    )
-            else:
+            if not isinstance(s[key], (dict, list)):
                 return NotExact(f"'{key}' fixes an order of object keys", f"{ptr}/{key}")
+            # names the key's condition and lists mention; the dependent schemas are checked below
+            mentioned = set(s[key]) | {
+                n
+                for v in (s[key].values() if isinstance(s[key], dict) else [])
+                if isinstance(v, list)
+                for n in v
+            }
+            if not mentioned <= names:
+                return NotExact(
+                    f"'{key}' names a property the surrounding schema does not declare", f"{ptr}/{key}"
+                )
         if names is not None and ("patternProperties" in s or "additionalProperties" in s):
             return NotExact("a subschema constraining undeclared properties", ptr)
     # (subschema, pointer, at this object's level: the same value, so the same key names and order)
@@ -118,7 +124,16 @@ def order_problem(
     children += [
         (s[key], f"{ptr}/{key}", key in ("not", "if", "then", "else")) for key in _SUBSCHEMA_ONE if key in s
     ]
+    children += [  # a dependent schema applies to the object itself
+        (sub, f"{ptr}/{key}/{k}", True)
+        for key in ("dependentSchemas", "dependencies")
+        if isinstance(s.get(key), dict)
+        for k, sub in s[key].items()
+        if isinstance(sub, (dict, bool))
+    ]
     for sub, where, level in children:
+        if not objects and where == f"{ptr}/additionalProperties":
+            continue  # constrains objects at this level, which the surrounding schema does not take
         found = order_problem(
             sub,
             where,
@@ -137,7 +152,7 @@ def order_problem(
         )
         if found:
             return found
-    for key in ("properties", "patternProperties", "dependentSchemas"):
+    for key in ("properties", "patternProperties") if objects else ():
         for k, sub in (s.get(key) or {}).items() if isinstance(s.get(key), dict) else []:
             inner = declared_schema(keep, k) if key == "properties" and names is not None else None
             if isinstance(inner, dict):  # merged into the kept schema's own property (`_prepare`)

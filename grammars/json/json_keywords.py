@@ -100,7 +100,7 @@ def draft4_bounds(s: Any) -> Any:
 
 def dependencies_as_conditionals(s: Any) -> Any:
     """`dependentRequired`, `dependentSchemas` and draft-07 `dependencies` as the conditionals they mean:
-    {a: [b]} is `if required [a] then required [b]`, {a: S} is `if required [a] then S`; several nest
+    {a: [b]} is `if object, required [a] then required [b]`, {a: S} is `if object, required [a] then S`; several nest
     (merge_conditionals), so that `negations` compiles them exactly."""
     if not isinstance(s, dict) or not any(k in s for k in DEPENDENCY_KEYWORDS):
         return s
@@ -110,9 +110,9 @@ def dependencies_as_conditionals(s: Any) -> Any:
             if isinstance(dep, list):
                 if not dep:
                     continue
-                cond = {"if": {"required": [name]}, "then": {"required": list(dep)}}
-            else:
-                cond = {"if": {"required": [name]}, "then": dep}
+                cond = {"if": {"type": "object", "required": [name]}, "then": {"required": list(dep)}}
+            else:  # typed: a dependent schema does not apply to non-objects (`required` alone holds of them)
+                cond = {"if": {"type": "object", "required": [name]}, "then": dep}
             if "if" in out:
                 out, _ = merge_conditionals(out, cond)
             else:

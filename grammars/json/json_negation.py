@@ -21,6 +21,7 @@ from .json_canonical import (
     top_names,
     universe,
 )
+from .json_disjoint import disjoint
 from .json_keywords import is_annotation
 from .json_numbers import alt, lit, opt, seq
 from .regex_ops import dfa_of, difference, intersection, node_of
@@ -84,6 +85,43 @@ def _closed_within(sub: Any, keep: Any) -> Any:
     return {**{k: v for k, v in sub.items() if k != "additionalProperties"}, "properties": props}, True
 
 
+def _without_implied(sub: Any, keep: Any) -> Any:
+    """`sub` with each property schema that `keep`'s schema for that property implies, or of a property
+    `keep` forbids, left as `true`: the values of `keep` meet it anyway, so `keep` minus `sub` is
+    unchanged, and no complement has to order its keys."""
+    if not (isinstance(sub, dict) and isinstance(keep, dict)):
+        return sub
+    mine, theirs = sub.get("properties"), keep.get("properties", {})
+    if not (isinstance(mine, dict) and isinstance(theirs, dict)):
+        return sub
+    closed = keep.get("additionalProperties") is False and not keep.get("patternProperties")
+    props = {
+        n: True if (n in theirs and _implies(theirs[n], v)) or (n not in theirs and closed) else v
+        for n, v in mine.items()
+    }
+    return {**sub, "properties": props}
+
+
+def _simpler(comp: Any, sub: Any, at: str, refs: tuple[str, ...], keep: Any) -> Any:
+    """`sub` without the property schemas `keep` implies (`_without_implied`); `sub` itself if none."""
+    target, _, _ = comp.deref(sub, at, refs, "peek")
+    simpler = _without_implied(target, keep)
+    return sub if simpler == target else simpler
+
+
+def _implies(keep: Any, sub: Any) -> bool:
+    """Does every value of `keep` meet `sub`? (The same assertions, or `keep` takes no value.)"""
+    if keep is False or keep == sub:
+        return True
+    if isinstance(keep, dict) and isinstance(sub, dict):
+        return _assertions(keep) == _assertions(sub)
+    return False
+
+
+def _assertions(s: dict) -> dict:
+    return {k: v for k, v in s.items() if not is_annotation(k)}
+
+
 def _difference(
     comp: Any,
     keep: Any,
@@ -100,6 +138,10 @@ def _difference(
     `keep` (`declare`), which must then name every key it constrains."""
     if keep is False:
         return _EMPTY
+    subs = [(_simpler(comp, sub, at, refs, keep), at) for sub, at in subs]
+    structural = _structural(comp, keep, subs, ptr, refs)
+    if structural is not None:
+        return structural
     relative = [(sub, at) for sub, at in subs if order_problem(sub, at, comp.resolve) is not None]
     if relative:  # `order`: the names in the order every branch of a oneOf writes them
         mentioned = [n for sub, _ in relative for n in top_names(sub, comp.resolve)]
@@ -125,6 +167,81 @@ def _difference(
             merged = {**merged, "additionalProperties": False}
         remove.append(regular_dfa(comp.schema(merged, at, refs), at, comp))
     return _minus(comp, comp.schema(keep, ptr, refs), remove, ptr, what)
+
+
+_FLAT = frozenset({"type", "properties", "required", "additionalProperties"})
+MAX_TERMS = 64  # kept-schema conjunctions a structural difference may compile
+
+
+def _negated_flat(sub: Any, keep: Any) -> list[Any] | None:
+    """Schemas whose union is the values of `keep` that a flat object schema `sub` (type, properties,
+    required, additionalProperties false) rejects: a non-object when `sub` is typed, a missing required
+    name, a key `sub` does not declare when it is closed (only for a closed `keep`: then its names are
+    known), a property whose value `sub`'s schema rejects. None when `sub` is not flat."""
+    if not isinstance(sub, dict) or any(k not in _FLAT and not is_annotation(k) for k in sub):
+        return None
+    props, required = sub.get("properties", {}), sub.get("required", [])
+    addl = sub.get("additionalProperties", True)
+    if not isinstance(props, dict) or not isinstance(required, list) or addl not in (True, False, {}):
+        return None
+    if sub.get("type", "object") not in ("object", ["object"]):
+        return None
+    obj: dict[str, Any] = {"type": "object"}
+    terms: list[Any] = [{"type": [t for t in _TYPES if t != "object"]}] if "type" in sub else []
+    terms += [{**obj, "properties": {r: False}} for r in dict.fromkeys(required)]
+    if addl is False:
+        if not (isinstance(keep, dict) and keep.get("additionalProperties") is False):
+            return None
+        if keep.get("patternProperties") or not isinstance(keep.get("properties", {}), dict):
+            return None
+        terms += [
+            {**obj, "required": [q]}
+            for q, v in keep.get("properties", {}).items()
+            if q not in props and v is not False
+        ]
+    for name, v in props.items():
+        if v is False:
+            terms.append({**obj, "required": [name]})
+        elif v is not True and v != {}:
+            terms.append({**obj, "required": [name], "properties": {name: {"not": v}}})
+    return terms
+
+
+_TYPES = ("null", "boolean", "object", "array", "string", "number")
+
+
+def _structural(
+    comp: Any, keep: Any, subs: list[tuple[Any, str]], ptr: str, refs: tuple[str, ...]
+) -> Node | None:
+    """`keep` minus flat object schemas, one after the other, as pieces: each piece that may overlap the
+    next subtracted schema becomes its conjunctions with what that schema rejects (`_negated_flat`), those
+    proven empty dropped. No automaton of the whole object, so no key order and no product of long strings.
+    None when a subtracted schema is not flat or the pieces grow past `MAX_TERMS`."""
+    oracle = comp.oracle()
+    pieces = [keep]
+    try:
+        for sub, at in subs:
+            target = comp.deref(sub, at, refs, "peek")[0]
+            grown: list[Any] = []
+            for piece in pieces:
+                if disjoint(piece, target, oracle):
+                    grown.append(piece)
+                    continue
+                terms = _negated_flat(target, piece)
+                if terms is None:
+                    return None
+                for term in terms:
+                    if not disjoint(piece, term, oracle):
+                        merged = _merged(comp, [piece, term], ptr, refs)
+                        if merged is not False:
+                            grown.append(merged)
+            if len(grown) > MAX_TERMS:
+                return None
+            pieces = grown
+        out = [comp.schema(piece, ptr, refs) for piece in pieces]
+    except DeccError:
+        return None
+    return alt(*out) if out else _EMPTY
 
 
 def _merged(comp: Any, parts: list[Any], ptr: str, refs: tuple[str, ...]) -> Any:
@@ -219,7 +336,7 @@ def one_of(comp: Any, rest: dict, subs: list, ptr: str, refs: tuple[str, ...], c
         out: list[Node] = []
         order = top_names({"allOf": [rest, *subs]}, comp.resolve)
         overlaps = [
-            [j for j in range(len(subs)) if j != i and not comp.disjoint([sub, subs[j]], ptr, refs)]
+            [j for j in range(len(subs)) if j != i and not comp.disjoint([sub, subs[j]], rest)]
             for i, sub in enumerate(subs)
         ]
         n = sum(map(len, overlaps))

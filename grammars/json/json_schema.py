@@ -59,8 +59,9 @@ from ..regexes.regex_parser import parse_regex
 from ..tokens.constraint import TokenConstraint
 from ..tokens.token_automaton import TokenAutomaton
 from ..tokens.vocab import Vocabulary
-from .json_allof import any_and_one, as_json_schema, merge_all, patterns_of, same_value, type_of
-from .json_canonical import NotExact
+from .json_allof import any_and_one, as_json_schema, merge_all, patterns_of
+from .json_canonical import NotExact, regular_dfa
+from .json_disjoint import Oracle, disjoint, json_type
 from .json_engine import AUTOMATON, GRAMMAR, EngineChoice, choose, inline, recursive
 from .json_exponents import number_range
 from .json_formats import (
@@ -110,6 +111,9 @@ UNSUPPORTED = frozenset(
         "unevaluatedItems", "$dynamicRef", "$recursiveRef",
     }
 )  # fmt: skip
+
+
+MAX_UNFOLDS = 2  # a recursive $ref merged with other keywords is unfolded this often along one chain
 
 
 class _Recursive(Exception):
@@ -188,6 +192,14 @@ def json_schema_engine(
 ) -> EngineChoice:
     """The engine `engine="auto"` picks for `schema`, and why (cheap: no automaton is built)."""
     return _choice(_canonical(schema, strict), lenient, whitespace, limits)
+
+
+def branches_disjoint(a: Any, b: Any, root: Any = None) -> bool:
+    """Does decc prove that no JSON value is valid under both subschemas of `root` (default: themselves,
+    in an allOf)? What makes a oneOf of them exact without a complement (json_disjoint.py)."""
+    root = {"allOf": [a, b]} if root is None else root
+    comp = _Compiler(root, False, False)
+    return disjoint(a, b, comp.oracle())
 
 
 @dataclass(frozen=True)
@@ -397,6 +409,15 @@ _KNOWN_DRAFTS = frozenset(
         "http://json-schema.org/draft-04/schema",
     }
 )
+
+
+_OLD_DRAFTS = frozenset(d for d in _KNOWN_DRAFTS if "/draft-0" in d)
+
+
+def _declares_old_draft(root: Any) -> bool:
+    """Does the schema declare draft-04, -06 or -07, where the keywords beside a `$ref` are ignored?"""
+    uri = root.get("$schema") if isinstance(root, dict) else None
+    return isinstance(uri, str) and uri.rstrip("#").replace("https://", "http://") in _OLD_DRAFTS
 
 
 def _pointer(parts: list) -> str:
@@ -799,10 +820,14 @@ class _Compiler:
             self.ws = EMPTY
             self.comma = seq(lit(","), opt(lit(" ")))
             self.colon = seq(lit(":"), opt(lit(" ")))
+        self.ref_siblings = not _declares_old_draft(root)
         self.anchors: dict[str, str] = {}
         self._find_anchors(root, "")
         self._validator: Any = None
+        self._validators: list[Any] | None = None
+        self._oracle: Oracle | None = None
         self.rules: dict[str, str] = {}  # recursive $ref target (JSON pointer) -> its grammar rule
+        self.merged_rules: dict[str, tuple[Any, str]] = {}  # a rule's key -> (target with siblings, pointer)
         # Structure as rules: each distinct object/array language (hash-consed: repeated $refs share one
         # rule) -> its rule name; "any" (true / {}) is one recursive any-JSON-value rule.
         self.structs: dict[Node, str] = {}
@@ -826,12 +851,19 @@ class _Compiler:
         while len(bodies) < len(self.rules):
             for frag, name in list(self.rules.items()):
                 if name not in bodies:
-                    target, _ = self.resolve("#" + frag, frag)
-                    bodies[name] = self.schema(target, frag, (frag,))
+                    bodies[name] = self.rule_body(frag)
         rules = [("start", root), *bodies.items(), *((name, body) for body, name in self.structs.items())]
         if self.uses_any:
             rules.append((ANY_RULE, self.any_rule()))
         return Grammar(tuple(rules), "json schema")
+
+    def rule_body(self, frag: str) -> Node:
+        """The language of the rule a recursive `$ref` (or one with its siblings: `merged_rules`) calls."""
+        if frag in self.merged_rules:
+            target, at = self.merged_rules[frag]
+            return self.schema(target, at, (frag,))
+        target, _ = self.resolve("#" + frag, frag)
+        return self.schema(target, frag, (frag,))
 
     def call(self, frag: str) -> Call:
         self.n_calls += 1
@@ -868,17 +900,31 @@ class _Compiler:
 
     def expand(self, node: Any, ptr: str) -> Node:
         """`node` with its structure rules expanded, any JSON value nested at most `ANY_DEPTH` deep (so a
-        complement of a subschema holding `true` is exact only up to that depth); a recursive rule is
-        `NotExact` (its language is not regular)."""
+        complement of a subschema holding `true` is exact only up to that depth); a rule that calls itself
+        is `NotExact` (its language is not regular)."""
         bodies = {name: body for body, name in self.structs.items()}
-        recursive = set(self.rules.values())
+        done: dict[str, Any] = {}
+        open_: set[str] = set()  # the rules being expanded: met again, the language recurses
 
         def expand(call: Call) -> Any:
             if call.rule == ANY_RULE:
                 return self.any_value(ANY_DEPTH)
-            if call.rule in recursive:
+            if call.rule in done:
+                return done[call.rule]
+            if call.rule in open_:
                 raise NotExact("the subschema recurses, so its language is not regular", ptr)
-            return map_calls(bodies[call.rule], expand)
+            frags = {name: frag for frag, name in self.rules.items()}
+            # a `$ref` met twice along one chain of merged schemas is a rule, but not always a recursive one
+            body = self.rule_body(frags[call.rule]) if call.rule in frags else None
+            if body is None:
+                bodies.update((name, b) for b, name in self.structs.items() if name not in bodies)
+                body = bodies[call.rule]
+            open_.add(call.rule)
+            try:
+                done[call.rule] = map_calls(body, expand)
+            finally:
+                open_.discard(call.rule)
+            return done[call.rule]
 
         return map_calls(node, expand)  # type: ignore[return-value]
 
@@ -939,25 +985,35 @@ class _Compiler:
 
         A `$ref` back into the chain that led here recurses: in mode "call" it raises `_Recursive` (the
         caller emits a rule call), in mode "peek" it stops at the target (enough to look at its types),
-        and inside an allOf merge it is unsupported.
+        with sibling keywords it is unfolded once, and met again with the same siblings it calls the rule
+        of the two (`merged_rules`); inside an allOf merge its target is unfolded, at most `MAX_UNFOLDS`
+        times along one chain, then it is unsupported. Unfolding is exact: the same schema.
         """
         while isinstance(s, dict) and "$ref" in s:
             ref = s["$ref"]
             target, frag = self.resolve(ref, ptr + "/$ref")
-            rest = {k: v for k, v in s.items() if k != "$ref"}
+            # up to draft-07 the keywords beside a `$ref` are ignored; from 2019-09 on they apply with it
+            rest = {k: v for k, v in s.items() if k != "$ref" and self.ref_siblings}
+            merged = ""  # a recursive target with sibling keywords: the rule of the two together
             if frag in refs:
                 if mode == "peek":
                     return target, frag, refs
                 if mode == "call" and not _constraining(rest):
                     raise _Recursive(frag)
-                raise UnsupportedSchema(
-                    "a recursive $ref inside allOf (or next to other keywords) is not supported",
-                    "$ref",
-                    ptr + "/$ref",
-                )
+                if mode == "call":
+                    merged = f"{frag} & {json.dumps(rest, sort_keys=True)}"
+                    if merged in refs:
+                        raise _Recursive(merged)
+                    self.merged_rules[merged] = ({"allOf": [rest, target]}, ptr)
+                elif refs.count(frag) >= MAX_UNFOLDS:
+                    raise UnsupportedSchema(
+                        "a recursive $ref inside allOf (or next to other keywords) is not supported",
+                        "$ref",
+                        ptr + "/$ref",
+                    )
             if _constraining(rest):
                 s = {"allOf": [rest, target]}
-                refs = refs + (frag,)
+                refs = refs + ((frag, merged) if merged else (frag,))
                 return s, ptr, refs
             s, ptr, refs = target, frag, refs + (frag,)
         return s, ptr, refs
@@ -1005,6 +1061,8 @@ class _Compiler:
                 return self.schema(s, ptr, refs)
         # dependencies as if/then, draft-04 boolean exclusive bounds as numbers (json_keywords)
         s = dependencies_as_conditionals(draft4_bounds(s))
+        if ("enum" in s or "const" in s) and _checked_by_validator(s):  # each value checked, no complement
+            return self.enum(s, ptr)
         if "not" in s or "if" in s:  # exact through complement (json_keywords)
             return negations(self, s, ptr, refs)
         if "enum" in s or "const" in s:
@@ -1015,11 +1073,12 @@ class _Compiler:
                 continue
             subs = s[key]
             rest = {k: v for k, v in s.items() if k != key}
-            if key == "oneOf" and not self.disjoint(subs, ptr, refs):  # exact through difference
-                return one_of(self, rest, subs, ptr, refs, _constraining(rest))
+            if key == "oneOf" and not self.disjoint(subs, rest):  # exact through difference
+                split = self.objects_apart(subs, rest, ptr, refs)
+                return split or one_of(self, rest, subs, ptr, refs, _constraining(rest))
             if _constraining(rest):
                 alts = [
-                    self.schema({"allOf": [rest, sub]}, f"{ptr}/{key}/{i}", refs)
+                    self.schema({"allOf": _document_order(s, key, rest, sub)}, f"{ptr}/{key}/{i}", refs)
                     for i, sub in enumerate(subs)
                 ]
             else:
@@ -1083,7 +1142,7 @@ class _Compiler:
 
         values = [s["const"]] if "const" in s else list(s["enum"])
         if "const" in s and "enum" in s:  # both (an allOf merge): the const only if the enum lists it
-            values = [v for v in values if any(v == x and type_of(v) == type_of(x) for x in s["enum"])]
+            values = [v for v in values if any(v == x and json_type(v) == json_type(x) for x in s["enum"])]
         if self._validator is None:
             self._validator = Draft202012Validator(self.root if isinstance(self.root, dict) else {})
         # each value passes its own enum/const: checking them again would make n values cost n^2
@@ -1438,18 +1497,61 @@ class _Compiler:
         except GrammarLimitError:
             return True
 
-    # -- oneOf disjointness
+    # -- oneOf disjointness (json_disjoint.py)
 
-    def disjoint(self, subs: list, ptr: str, refs: tuple[str, ...]) -> bool:
-        sigs = []
-        for i, sub in enumerate(subs):
-            sub, _, _ = self.deref(sub, f"{ptr}/oneOf/{i}", refs, "peek")
-            sigs.append(sub)
-        for i in range(len(sigs)):
-            for j in range(i + 1, len(sigs)):
-                if not _disjoint(sigs[i], sigs[j]):
-                    return False
-        return True
+    def disjoint(self, subs: list, rest: dict) -> bool:
+        """Are the branches `subs` of a oneOf pairwise disjoint within `rest` (its sibling keywords)?"""
+        oracle = self.oracle()
+        sides = [{"allOf": [rest, sub]} if _constraining(rest) else sub for sub in subs]
+        return all(
+            disjoint(sides[i], sides[j], oracle) for i in range(len(sides)) for j in range(i + 1, len(sides))
+        )
+
+    def objects_apart(self, subs: list, rest: dict, ptr: str, refs: tuple[str, ...]) -> Node | None:
+        """A oneOf whose branches are disjoint on objects but may overlap on other values (untyped
+        branches told apart by `required`): the objects as an anyOf, the other values through difference,
+        where no key order is involved. None when the objects are not proven disjoint either."""
+        objects, others = {"type": "object"}, {"type": [t for t in TYPES if t != "object"]}
+        if not self.disjoint(subs, {"allOf": [rest, objects]}):
+            return None
+        alts = [
+            self.schema({"allOf": [rest, objects, sub]}, f"{ptr}/oneOf/{i}", refs)
+            for i, sub in enumerate(subs)
+        ]
+        scalars = {"allOf": [rest, others]}
+        if self.disjoint(subs, scalars):
+            alts += [
+                self.schema({"allOf": [scalars, sub]}, f"{ptr}/oneOf/{i}", refs) for i, sub in enumerate(subs)
+            ]
+        else:
+            alts.append(one_of(self, scalars, subs, ptr, refs, True))
+        return alt(*alts)
+
+    def oracle(self) -> Oracle:
+        if self._oracle is None:
+            self._oracle = Oracle(self.resolve, self.valid, self.pattern_dfa, self.ref_siblings)
+        return self._oracle
+
+    def valid(self, value: Any, s: Any) -> bool | None:
+        """jsonschema's verdict on `value` under subschema `s`, formats not asserted: False only when both
+        the schema's own draft and 2020-12 (decc's reading) reject it; None when it cannot tell."""
+        from jsonschema import Draft202012Validator
+        from jsonschema.validators import validator_for
+
+        root = self.root if isinstance(self.root, dict) else {}
+        if self._validators is None:
+            self._validators = [Draft202012Validator(root), validator_for(root, Draft202012Validator)(root)]
+        try:
+            return any(v.evolve(schema=s).is_valid(value) for v in self._validators)
+        except Exception:  # noqa: BLE001 - refs the validator cannot follow, etc.
+            return None
+
+    def pattern_dfa(self, pattern: str) -> ByteDFA | None:
+        """The JSON strings (quoted) that decc writes for `pattern`; None when it cannot compile it."""
+        try:
+            return regular_dfa(self.string({"type": "string", "pattern": pattern}, ""), "")
+        except (DeccError, NotExact):
+            return None
 
 
 @lru_cache(maxsize=16)
@@ -1515,59 +1617,36 @@ def _search_node(pattern: str, node_of: Callable[[Node], Node], anything: Node) 
     return seq(*([] if start else [anything]), node, *([] if end else [anything]))
 
 
+def _checked_by_validator(s: dict) -> bool:
+    """Does jsonschema (formats not asserted) decide `s`'s `not`/`if`/`then`/`else` exactly, so that `enum`
+    can keep the listed values they accept instead of taking a complement? Not when a format, a pattern
+    (Python's `re` is not ECMA-262: `\\d` takes other digits) is inside and the listed values hold a string
+    (or key) for it to look at; never with a `$ref` or a draft-07 spelling inside."""
+    text = json.dumps([s.get(k) for k in ("not", "if", "then", "else")])
+    if any(k in text for k in ('"$ref"', '"dependencies"', '"additionalItems"', '"items": [')):
+        return False  # a $ref jsonschema cannot follow counts as valid; 2020-12 ignores draft-07 spellings
+    values = [s["const"]] if "const" in s else s["enum"] if isinstance(s.get("enum"), list) else []
+    stringless = all(_without_strings(v) for v in values)  # formats and patterns only look at strings
+    return stringless or not any(k in text for k in ('"format"', '"pattern'))
+
+
+def _without_strings(v: Any) -> bool:
+    """A JSON value with no string in it, keys included."""
+    if isinstance(v, list):
+        return all(_without_strings(x) for x in v)
+    return not isinstance(v, (str, dict)) or v == {}
+
+
+def _document_order(s: dict, key: str, rest: dict, sub: Any) -> list:
+    """`rest` and one branch of `s[key]` as an allOf whose properties come in the schema's text order: the
+    branch's first when the anyOf/oneOf comes before `properties` in `s` (as after an allOf merge of
+    `[{oneOf}, {properties}]`), `rest`'s first otherwise."""
+    names = list(s)
+    return [sub, rest] if "properties" in s and names.index(key) < names.index("properties") else [rest, sub]
+
+
 def _constraining(s: dict) -> bool:
     return any(not is_annotation(k) for k in s)
-
-
-def _type_set(s: Any) -> set[str] | None:
-    """Types a schema can accept, or None for 'unknown / all'."""
-    if s is False:
-        return set()
-    if not isinstance(s, dict):
-        return None
-    if "const" in s:
-        return {type_of(s["const"])}
-    if "enum" in s:
-        return {type_of(v) for v in s["enum"]}
-    t = s.get("type")
-    if t is None:
-        return None
-    ts = {t} if isinstance(t, str) else set(t)
-    return ts
-
-
-def _overlap_types(a: set[str], b: set[str]) -> bool:
-    def widen(x: set[str]) -> set[str]:
-        return x | ({"integer"} if "number" in x else set())
-
-    a, b = widen(a), widen(b)
-    return bool(a & b) or ("integer" in a and "number" in b) or ("integer" in b and "number" in a)
-
-
-def _values(s: Any) -> list | None:
-    if isinstance(s, dict):
-        if "const" in s:
-            return [s["const"]]
-        if "enum" in s:
-            return list(s["enum"])
-    return None
-
-
-def _disjoint(a: Any, b: Any) -> bool:
-    ta, tb = _type_set(a), _type_set(b)
-    if ta is not None and tb is not None and not _overlap_types(ta, tb):
-        return True
-    va, vb = _values(a), _values(b)
-    if va is not None and vb is not None:
-        return not any(same_value(x, y) for x in va for y in vb)
-    if isinstance(a, dict) and isinstance(b, dict):
-        common = set(a.get("required", [])) & set(b.get("required", []))
-        for p in common:
-            pa = a.get("properties", {}).get(p)
-            pb = b.get("properties", {}).get(p)
-            if pa is not None and pb is not None and _disjoint(pa, pb):
-                return True
-    return False
 
 
 @lru_cache(maxsize=1024)
@@ -1581,4 +1660,4 @@ def _not_names(names: tuple[str, ...]) -> Node:
     return seq(QUOTE, excluding(_string_body_dfa(), words), QUOTE)
 
 
-__all__ = ["InvalidSchema", "UnsupportedSchema", "compile_json_schema", "json_schema"]
+__all__ = ["InvalidSchema", "UnsupportedSchema", "branches_disjoint", "compile_json_schema", "json_schema"]
