@@ -12,6 +12,7 @@ import pickle
 import random
 
 import numpy as np
+import pytest
 import torch
 from _lark import lark_accepts, lark_parser
 from hypothesis import HealthCheck, assume, given, settings
@@ -229,3 +230,17 @@ def test_concurrent_walks_share_one_growing_rtn() -> None:
     rtn = shared.rtn
     assert sorted(rtn.built) == list(range(rtn.n_rules))  # every rule once
     assert rtn.n_states == sum(hi - lo for lo, hi in map(rtn.span, rtn.built))
+
+
+def test_a_rule_too_large_is_refused_at_compile_time_although_never_entered() -> None:
+    """Rules are built lazily, but their NFA sizes are estimated when the grammar is bound: a rule over the
+    limit is a compile error, not an error in the middle of generation (MaskBench o56008 raised mid-walk)."""
+    from decc.grammars.errors import GrammarLimitError
+    from decc.grammars.limits import Limits
+
+    text = 'start: "a" | "b" big\nbig: "z" | "[" big "]" ' + " ".join(f'"x{i}"' for i in range(60)) + "\n"
+    small = Limits(max_nfa_states=100)
+    with pytest.raises(GrammarLimitError, match="grammar rule too large"):
+        RTN(parse_grammar(text), small)
+    rtn = RTN(parse_grammar(text))  # within the default limits: still only the start rule is built
+    assert rtn.built == [0]

@@ -65,6 +65,9 @@ class RTN:
             b.dfa if isinstance(b, Lexeme) else None for b in self.bodies
         )
         self.nullable, self.first = rule_summaries(self.bodies, self.index)
+        for body in self.bodies:  # NFA sizes at compile time (cheap estimates): a rule too large is refused
+            if not isinstance(body, Lexeme):  # before generation, although rules are built lazily
+                check_rule_size(body, limits)
         unrolled = sum(unrolled_states(dfa) for dfa in self.lexemes if dfa is not None)
         if unrolled > MAX_LEXEME_STATES:  # refused at compile time although lexemes are unrolled lazily
             _lexeme_limit(unrolled)
@@ -396,6 +399,20 @@ def _call_size(node: Any) -> int:
     raise TypeError(node)
 
 
+def check_rule_size(body: AnyNode, limits: Limits) -> None:
+    """Refuse a rule whose Thompson NFA would exceed `limits.max_nfa_states` (an estimate, no build)."""
+    try:
+        needed = _estimate(body)
+    except RecursionError:
+        check_nesting(body, "grammar rule")
+        raise
+    if needed > limits.max_nfa_states:
+        raise GrammarLimitError(
+            f"grammar rule too large: its automaton would need {needed:,} NFA states "
+            f"(limit {limits.max_nfa_states:,})"
+        )
+
+
 def _rule_dfa(
     body: AnyNode, index: dict[str, int], limits: Limits
 ) -> tuple[np.ndarray, np.ndarray, list[list[tuple[int, int]]]]:
@@ -409,12 +426,7 @@ def _rule_dfa(
     schemas nest far less than Python's stack allows: checking first would walk every body once more)."""
     b = _CallBuilder(index)
     try:
-        needed = _estimate(body)
-        if needed > limits.max_nfa_states:
-            raise GrammarLimitError(
-                f"grammar rule too large: its automaton would need {needed:,} NFA states "
-                f"(limit {limits.max_nfa_states:,})"
-            )
+        check_rule_size(body, limits)
         start, accept = b.build(body)
     except RecursionError:
         check_nesting(body, "grammar rule")
