@@ -1078,7 +1078,7 @@ class _Compiler:
                 return split or one_of(self, rest, subs, ptr, refs, _constraining(rest))
             if _constraining(rest):
                 alts = [
-                    self.schema({"allOf": _document_order(s, key, rest, sub)}, f"{ptr}/{key}/{i}", refs)
+                    self.schema({"allOf": [rest, sub]}, f"{ptr}/{key}/{i}", refs)
                     for i, sub in enumerate(subs)
                 ]
             else:
@@ -1635,14 +1635,6 @@ def _without_strings(v: Any) -> bool:
     if isinstance(v, list):
         return all(_without_strings(x) for x in v)
     return not isinstance(v, (str, dict)) or v == {}
-
-
-def _document_order(s: dict, key: str, rest: dict, sub: Any) -> list:
-    """`rest` and one branch of `s[key]` as an allOf whose properties come in the schema's text order: the
-    branch's first when the anyOf/oneOf comes before `properties` in `s` (as after an allOf merge of
-    `[{oneOf}, {properties}]`), `rest`'s first otherwise."""
-    names = list(s)
-    return [sub, rest] if "properties" in s and names.index(key) < names.index("properties") else [rest, sub]
 
 
 def _constraining(s: dict) -> bool:
