@@ -120,3 +120,24 @@ def test_a_definition_met_twice_is_no_recursion_for_a_complement(schema: Any) ->
         orders = [dict(p) for p in itertools.permutations(v.items())] if isinstance(v, dict) else [v]
         accepted = any(_accepts(compiled, json.dumps(w).encode()) for w in orders)  # decc writes one order
         assert accepted == check.is_valid(v), v
+
+
+def test_refs_that_unfold_into_one_another_inside_allof_are_refused_not_a_recursion_error() -> None:
+    """MaskBench mod30-like: recursive definitions of different periods merged by an allOf unfold into one
+    another without end; decc refuses with a positioned error instead of leaking Python's RecursionError."""
+    from decc.grammars.json.json_schema import UnsupportedSchema, compile_json_schema
+
+    def ref(name: str) -> dict:
+        return {"$ref": f"#/definitions/{name}"}
+
+    defs = {
+        "word": {"type": "object", "properties": {"a": ref("word")}, "additionalProperties": False},
+        "x0": {"additionalProperties": ref("x1"), "minProperties": 1},
+        "x1": {"additionalProperties": ref("x0")},
+        "y0": {"additionalProperties": ref("y1"), "minProperties": 1},
+        "y1": {"additionalProperties": ref("y2"), "minProperties": 1},
+        "y2": {"additionalProperties": ref("y0")},
+    }
+    schema = {"allOf": [ref("word"), ref("x0"), ref("y0")], "definitions": defs}
+    with pytest.raises(UnsupportedSchema, match="nests too deeply"):
+        compile_json_schema(schema)

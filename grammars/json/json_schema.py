@@ -288,7 +288,16 @@ def _rules(text: str, lenient: bool, ws: str, limits: Limits) -> tuple[Grammar, 
         schema = json.loads(text)
         _check_meta(schema)
         compiler = _Compiler(schema, lenient, ws == "any")
-        return compiler.compile(), tuple(dict.fromkeys(compiler.ignored))
+        try:
+            grammar = compiler.compile()
+        except RecursionError:  # merges that unfold $refs into one another nest past Python's stack
+            raise UnsupportedSchema(
+                "the schema nests too deeply to compile: subschemas merged through $refs (allOf, "
+                "sibling keywords) unfold into one another",
+                "$ref",
+                "",
+            ) from None
+        return grammar, tuple(dict.fromkeys(compiler.ignored))
 
 
 @lru_cache(maxsize=128)
