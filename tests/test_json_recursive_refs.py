@@ -139,5 +139,11 @@ def test_refs_that_unfold_into_one_another_inside_allof_are_refused_not_a_recurs
         "y2": {"additionalProperties": ref("y0")},
     }
     schema = {"allOf": [ref("word"), ref("x0"), ref("y0")], "definitions": defs}
-    with pytest.raises(UnsupportedSchema, match="nests too deeply"):
+    with pytest.raises(UnsupportedSchema, match=r"recursive \$ref inside allOf") as e:
         compile_json_schema(schema)
+    assert e.value.pointer.endswith("/$ref")
+    deep: dict = {"type": "string"}  # nesting past Python's stack: refused too, never a RecursionError
+    for _ in range(600):
+        deep = {"type": "object", "properties": {"a": deep}}
+    with pytest.raises(UnsupportedSchema, match="nests too deeply"):
+        compile_json_schema(deep)

@@ -72,7 +72,7 @@ def merge_all(comp: Any, s: dict, ptr: str, refs: tuple[str, ...]) -> tuple[Any,
     into one recurses."""
     merged: Any = {k: v for k, v in s.items() if k != "allOf"}
     seen: list = []
-    grown = refs
+    new: list[str] = []  # refs the branches followed, once each: an ancestor's ref counts again (unfolds)
     for i, sub in enumerate(s["allOf"]):
         if sub in seen:  # A and A is A
             continue
@@ -84,11 +84,11 @@ def merge_all(comp: Any, s: dict, ptr: str, refs: tuple[str, ...]) -> tuple[Any,
         comp.check_keywords(sub, f"{ptr}/allOf/{i}")
         if isinstance(sub, dict) and "allOf" in sub:
             sub, chain = merge_all(comp, sub, f"{ptr}/allOf/{i}", chain)
-        grown = grown + tuple(f for f in chain if f not in grown)
+        new += [f for f in chain[len(refs) :] if f not in new]
         merged = merge(merged, sub, f"{ptr}/allOf/{i}", comp)
         if merged is False:
-            return False, grown
-    return merged, grown
+            return False, refs + tuple(new)
+    return merged, refs + tuple(new)
 
 
 def merge(a: Any, b: Any, ptr: str, comp: Any) -> Any:

@@ -244,15 +244,29 @@ def _notes_formats(text: str) -> bool:
 
 
 def _canonical(schema: dict | bool | str, strict: bool = False) -> str:
-    if isinstance(schema, str):
-        try:
-            schema = json.loads(schema)
-        except json.JSONDecodeError as e:
-            raise InvalidSchema(f"not JSON: {e}") from None
-    if strict:
-        schema, _ = close_objects(schema)
-    # no sort_keys: the order of `properties` is part of the language
-    return json.dumps(schema, separators=(",", ":"), ensure_ascii=False)
+    try:
+        if isinstance(schema, str):
+            try:
+                schema = json.loads(schema)
+            except json.JSONDecodeError as e:
+                raise InvalidSchema(f"not JSON: {e}") from None
+        if strict:
+            schema, _ = close_objects(schema)
+        # no sort_keys: the order of `properties` is part of the language
+        return json.dumps(schema, separators=(",", ":"), ensure_ascii=False)
+    except RecursionError:
+        raise _too_deep() from None
+
+
+def _too_deep() -> UnsupportedSchema:
+    """Nesting past Python's stack: subschemas nested hundreds deep, or merges that unfold `$ref`s into
+    one another. A positioned refusal, never a RecursionError."""
+    return UnsupportedSchema(
+        "the schema nests too deeply to compile (subschemas nested hundreds deep, or merged through $refs "
+        "that unfold into one another)",
+        "",
+        "",
+    )
 
 
 @lru_cache(maxsize=32)
@@ -290,13 +304,8 @@ def _rules(text: str, lenient: bool, ws: str, limits: Limits) -> tuple[Grammar, 
         compiler = _Compiler(schema, lenient, ws == "any")
         try:
             grammar = compiler.compile()
-        except RecursionError:  # merges that unfold $refs into one another nest past Python's stack
-            raise UnsupportedSchema(
-                "the schema nests too deeply to compile: subschemas merged through $refs (allOf, "
-                "sibling keywords) unfold into one another",
-                "$ref",
-                "",
-            ) from None
+        except RecursionError:
+            raise _too_deep() from None
         return grammar, tuple(dict.fromkeys(compiler.ignored))
 
 
