@@ -425,8 +425,7 @@ def _rule_dfa(
     The body's nesting is checked only when a recursive walk overflows (rule bodies of parsed grammars and
     schemas nest far less than Python's stack allows: checking first would walk every body once more)."""
     b = _CallBuilder(index)
-    try:
-        check_rule_size(body, limits)
+    try:  # its NFA size was checked when the grammar was bound (RTN.__init__: check_rule_size)
         start, accept = b.build(body)
     except RecursionError:
         check_nesting(body, "grammar rule")
