@@ -1,181 +1,346 @@
 """Fused mask-and-sample kernel benchmark: decc's one pass against the unfused ways of doing the same.
 
-Cases, per `(B, V)` shape and logits dtype, each row with a random bitmask (about half the tokens
-allowed), temperature 0.8, top-k 50 on some rows and top-p 0.9 on others (per-row parameters):
+Per batch B, vocabulary V, logits dtype and sampling setting, on logits like a model's (a spread body and
+a few large ones) with a random bitmask per row (about half the tokens allowed):
 
-* `decc fused`: `fused_sample` (the Triton kernel on CUDA; on CPU the sort-free torch path);
-* `torch sort top-p`: the usual unfused chain: mask the logits (`masked_fill` from the unpacked bitmask),
-  divide by the temperature, sort every row, softmax + cumsum for top-p, scatter back, softmax,
+* `decc fused`: `fused_sample`, the Triton kernel (runtime/kernels/sample.py) on CUDA or, on CPU, under
+  `TRITON_INTERPRET=1` (`--smoke` sets it); otherwise on CPU the sort-free torch path (sample_host.py).
+  Before any timing its tokens, log-probabilities and log-masses are checked against
+  `fused_sample_reference` on the same inputs: a difference is printed as `KERNEL MISMATCH` and the
+  script exits 1 after the tables.
+* `torch chain`: the usual unfused chain: unpack the bitmask and `masked_fill`, divide by the temperature,
+  sort every row for top-k / top-p (skipped when no row filters), softmax + cumsum, scatter back, softmax,
   `torch.multinomial`;
-* `xgrammar + sampler`: XGrammar's `apply_token_bitmask_inplace` (its own kernel) and then the same sort-
-  based sampler (skipped when xgrammar is not installed);
-* `HBM floor`: the bytes the fused kernel must move at least (the logits and the bitmask read once, four
-  numbers per row written) over the device's measured copy bandwidth (a large `copy_`: read + write).
-  The fused kernel reads a row several times (max, threshold searches, draw); a row of 128256 bf16 is
-  250 KB, so the repeats mostly hit L2 on an H100 and the kernel can stay near the floor.
+* `xgrammar + chain`: XGrammar's `apply_token_bitmask_inplace` (its own kernel, in place on a copy of
+  the logits) and then the same chain; "not installed" when `import xgrammar` fails;
+* `HBM floor`: the bytes the fused kernel must move at least (logits and bitmask read once, the per-row
+  parameters read, four numbers per row written) over the bandwidth of a large device copy (bytes read
+  plus written). `x floor` is fused time over that floor.
 
-On CPU the same cases run at smaller sizes (`--cpu-shapes`); the figures there compare the torch paths.
-Times are medians of `--repeats` runs after warm-up, with `torch.cuda.synchronize` around each on CUDA.
+Timing: on CUDA each call is bracketed by CUDA events, after `--warmup` calls, with L2 flushed (a 256 MiB
+buffer zeroed) before each call, so no call finds its logits in cache; the figure is the median over
+`--repeats`, in microseconds, and includes the host-side launch cost the GPU waits for. On CPU it is
+`time.perf_counter`. Sampling settings (`--sampling`): `topp` (temperature 0.8, top-p 0.9 on every row),
+`topk` (0.8, top-k 50), `mixed` (top-k 50 on even rows, top-p 0.9 on odd ones), `plain` (temperature 1,
+no filter).
 
-    .venv/bin/python benchmarks/sampler_kernels.py [--shapes 256x128256,64x49152] [--dtype bf16] [--repeats 20]
-        [--json out.json]
+    .venv/bin/python benchmarks/sampler_kernels.py [--batches 1,8,64,256] [--vocabs 49152,128256,151936]
+        [--dtypes bf16,fp32] [--sampling topp,plain] [--repeats 20] [--json out.json] [--smoke]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
+import importlib.util
 import json
+import os
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
-from decc.runtime.kernels.bitmask import pack_bitmask, unpack_bitmask
-from decc.runtime.kernels.sample import fused_sample
-
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+SAMPLINGS = ("topp", "topk", "mixed", "plain")
+FLUSH_BYTES = 256 << 20  # larger than any GPU's L2 (H100 50 MB, H200 60 MB)
+COLUMNS = (
+    "B",
+    "V",
+    "dtype",
+    "sampling",
+    "decc fused us",
+    "HBM floor us",
+    "x floor",
+    "torch chain us",
+    "chain / fused",
+    "xgrammar + chain us",
+    "check",
+)
 
 
-def make_case(batch: int, vocab: int, dtype: torch.dtype, device: str) -> dict:
-    gen = torch.Generator().manual_seed(batch * 7 + vocab)
-    logits = torch.randn(batch, vocab, generator=gen) * 2.0
-    spikes = torch.randint(0, vocab, (batch, 16), generator=gen)
-    logits.scatter_add_(1, spikes, 6.0 + 6.0 * torch.rand(batch, 16, generator=gen))
-    allowed = torch.rand(batch, vocab, generator=gen) < 0.5
+def make_case(batch: int, vocab: int, dtype: torch.dtype, sampling: str, device: str) -> dict[str, Any]:
+    """Logits, a packed bitmask and per-row parameters; built on `device` with a seeded generator."""
+    from decc.runtime.kernels.bitmask import pack_bitmask
+
+    gen = torch.Generator(device=device).manual_seed(batch * 7 + vocab)
+    logits = torch.randn(batch, vocab, generator=gen, device=device) * 2.0
+    spikes = torch.randint(0, vocab, (batch, 16), generator=gen, device=device)
+    logits.scatter_add_(1, spikes, 6.0 + 6.0 * torch.rand(batch, 16, generator=gen, device=device))
+    allowed = torch.rand(batch, vocab, generator=gen, device=device) < 0.5
     allowed.scatter_(1, spikes[:, :4], True)
-    rows = torch.arange(batch)
+    rows = torch.arange(batch, device=device)
+    temperature, top_k, top_p = 0.8, torch.zeros_like(rows), torch.ones(batch, device=device)
+    if sampling == "topp":
+        top_p = torch.full((batch,), 0.9, device=device)
+    elif sampling == "topk":
+        top_k = torch.full_like(rows, 50)
+    elif sampling == "mixed":
+        top_k = torch.where(rows % 2 == 0, 50, 0)
+        top_p = torch.where(rows % 2 == 1, 0.9, 1.0).float()
+    else:
+        temperature = 1.0
     return {
-        "logits": logits.to(dtype).to(device),
-        "bitmask": pack_bitmask(allowed).to(device),
-        "temperature": torch.full((batch,), 0.8, device=device),
-        "top_k": torch.where(rows % 2 == 0, 50, 0).to(torch.int32).to(device),
-        "top_p": torch.where(rows % 2 == 1, 0.9, 1.0).float().to(device),
+        "logits": logits.to(dtype),
+        "bitmask": pack_bitmask(allowed),
+        "temperature": torch.full((batch,), temperature, device=device),
+        "top_k": top_k.to(torch.int32),
+        "top_p": top_p.float(),
         "min_p": torch.zeros(batch, device=device),
-        "seed": torch.arange(batch, dtype=torch.int64, device=device),
-        "step": torch.zeros(batch, dtype=torch.int64, device=device),
+        "seed": torch.arange(batch, dtype=torch.int64, device=device) * 1_000_003,
+        "step": torch.full((batch,), 7, dtype=torch.int64, device=device),
     }
 
 
-def sort_sampler(x: torch.Tensor, case: dict, gen: torch.Generator | None) -> torch.Tensor:
-    """Temperature, top-k, top-p by a full sort, then multinomial: the unfused reference chain."""
+PARAMS = ("temperature", "top_k", "top_p", "min_p", "seed", "step")
+
+
+def torch_sampler(x: torch.Tensor, case: dict[str, Any]) -> torch.Tensor:
+    """Temperature, top-k and top-p by a full sort (skipped when no row filters), then multinomial."""
     x = x.float() / case["temperature"][:, None]
-    sx, order = torch.sort(x, dim=-1, descending=True)
-    k = case["top_k"].long()
-    ranks = torch.arange(x.shape[1], device=x.device)[None, :]
-    sx = sx.masked_fill((k[:, None] > 0) & (ranks >= k[:, None]), float("-inf"))
-    probs = torch.softmax(sx, dim=-1)
-    before = torch.cumsum(probs, dim=-1) - probs
-    sx = sx.masked_fill(before >= case["top_p"][:, None], float("-inf"))
-    kept = torch.full_like(x, float("-inf")).scatter(1, order, sx)
-    return torch.multinomial(torch.softmax(kept, dim=-1), 1, generator=gen).squeeze(1)
+    k, p = case["top_k"].long(), case["top_p"]
+    if bool((k > 0).any() | (p < 1).any()):
+        sx, order = torch.sort(x, dim=-1, descending=True)
+        ranks = torch.arange(x.shape[1], device=x.device)[None, :]
+        sx = sx.masked_fill((k[:, None] > 0) & (ranks >= k[:, None]), float("-inf"))
+        probs = torch.softmax(sx, dim=-1)
+        before = torch.cumsum(probs, dim=-1) - probs
+        sx = sx.masked_fill(before >= p[:, None], float("-inf"))
+        x = torch.full_like(x, float("-inf")).scatter(1, order, sx)
+    return torch.multinomial(torch.softmax(x, dim=-1), 1).squeeze(1)
 
 
-def torch_path(case: dict) -> Callable[[], object]:
+def torch_path(case: dict[str, Any]) -> Callable[[], object]:
+    from decc.runtime.kernels.bitmask import unpack_bitmask
+
     vocab = case["logits"].shape[1]
 
     def run() -> object:
         allowed = unpack_bitmask(case["bitmask"], vocab)
-        x = case["logits"].masked_fill(~allowed, float("-inf"))
-        return sort_sampler(x, case, None)
+        return torch_sampler(case["logits"].masked_fill(~allowed, float("-inf")), case)
 
     return run
 
 
-def xgrammar_path(case: dict) -> Callable[[], object] | None:
+def xgrammar_status() -> str:
+    """`xgrammar <version>`, or why it cannot be used."""
+    if importlib.util.find_spec("xgrammar") is None:
+        return "not installed"
     try:
         import xgrammar
-    except ImportError:
-        return None
+    except Exception as exc:  # an import that fails half-way (a missing dependency) is "not usable"
+        return f"not usable ({type(exc).__name__}: {exc})"
+    del xgrammar
+    return f"xgrammar {importlib.metadata.version('xgrammar')}"
+
+
+def xgrammar_path(case: dict[str, Any]) -> Callable[[], object]:
+    """XGrammar's in-place bitmask apply on a copy of the logits (idempotent, so the copy is made once),
+    then the torch sampler. Raises if XGrammar's result differs from the torch masking."""
+    import xgrammar
+
+    from decc.runtime.kernels.bitmask import unpack_bitmask
+
+    logits = case["logits"]
+    vocab = logits.shape[1]
+    buf = logits.clone()
+    try:
+        xgrammar.apply_token_bitmask_inplace(buf, case["bitmask"], vocab_size=vocab)
+    except Exception:  # an older kernel that takes float32 only
+        buf = logits.float().clone()
+        xgrammar.apply_token_bitmask_inplace(buf, case["bitmask"], vocab_size=vocab)
+    expected = logits.to(buf.dtype).masked_fill(~unpack_bitmask(case["bitmask"], vocab), float("-inf"))
+    if not torch.equal(buf, expected):
+        raise AssertionError("xgrammar's masked logits differ from masked_fill")
 
     def run() -> object:
-        x = case["logits"].float()  # xgrammar's kernel takes float32 logits
-        xgrammar.apply_token_bitmask_inplace(x, case["bitmask"])
-        return sort_sampler(x, case, None)
+        xgrammar.apply_token_bitmask_inplace(buf, case["bitmask"], vocab_size=vocab)
+        return torch_sampler(buf, case)
 
     return run
 
 
-def fused_path(case: dict) -> Callable[[], object]:
-    args = [case[k] for k in ("temperature", "top_k", "top_p", "min_p", "seed", "step")]
-    return lambda: fused_sample(case["logits"], case["bitmask"], *args, mass=True)
+def check_kernel(kernel: Callable[..., Any], case: dict[str, Any]) -> str:
+    """'ok', or what differs between the kernel and the torch reference (the spec) on this case."""
+    from decc.runtime.kernels.sample import fused_sample_reference
+
+    args = [case[k] for k in PARAMS]
+    ref = fused_sample_reference(case["logits"], case["bitmask"], *args)
+    got = kernel(case["logits"], case["bitmask"], *args)
+    problems = []
+    bad = (ref.tokens != got.tokens).nonzero()[:, 0].tolist()
+    if bad:
+        pairs = ", ".join(f"row {r}: {int(got.tokens[r])} != {int(ref.tokens[r])}" for r in bad[:4])
+        problems.append(f"{len(bad)} tokens differ ({pairs})")
+    if not torch.equal(ref.empty, got.empty):
+        problems.append("empty rows differ")
+    for name in ("logprob", "log_mass"):
+        a, b = getattr(ref, name), getattr(got, name)
+        if a.isinf().ne(b.isinf()).any():
+            problems.append(f"{name}: infinities differ")
+            continue
+        finite = ~a.isinf()
+        if finite.any():
+            err = float((a[finite] - b[finite]).abs().max())
+            if err > 1e-3:
+                problems.append(f"{name} off by {err:.2e}")
+    return "ok" if not problems else "; ".join(problems)
 
 
-def timed(fn: Callable[[], object], repeats: int, cuda: bool) -> float:
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(repeats):
-        if cuda:
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if cuda:
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+class Timer:
+    """Medians of `repeats` calls after `warmup`: CUDA events with L2 flushed before each call on CUDA,
+    `perf_counter` on CPU."""
+
+    def __init__(self, device: str, repeats: int, warmup: int) -> None:
+        self.cuda = device.startswith("cuda")
+        self.repeats, self.warmup = repeats, warmup
+        self.flush = torch.empty(FLUSH_BYTES, dtype=torch.uint8, device=device) if self.cuda else None
+
+    def __call__(self, fn: Callable[[], object], repeats: int | None = None) -> float:
+        n = repeats or self.repeats
+        for _ in range(self.warmup):
+            fn()
+        if not self.cuda:
+            times = []
+            for _ in range(n):
+                start = time.perf_counter()
+                fn()
+                times.append(time.perf_counter() - start)
+            return statistics.median(times)
+        events = [
+            (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(n)
+        ]
+        for start, end in events:
+            assert self.flush is not None
+            self.flush.zero_()
+            start.record()
+            fn()
+            end.record()
+        torch.cuda.synchronize()
+        return statistics.median(s.elapsed_time(e) for s, e in events) / 1e3
 
 
-def copy_bandwidth(device: str, cuda: bool) -> float:
-    """Bytes per second of a large device copy (read + write counted)."""
-    n = (1 << 28) if cuda else (1 << 25)
-    src = torch.empty(n, dtype=torch.uint8, device=device)
+def copy_bandwidth(device: str) -> float:
+    """Bytes per second of a large device copy, bytes read plus bytes written."""
+    n = (1 << 30) if device.startswith("cuda") else (1 << 25)
+    src = torch.ones(n, dtype=torch.uint8, device=device)
     dst = torch.empty_like(src)
-    t = timed(lambda: dst.copy_(src), 10, cuda)
-    return 2 * n / t
+    seconds = Timer(device, 10, 3)(lambda: dst.copy_(src))
+    return 2 * n / seconds
+
+
+def floor_bytes(case: dict[str, Any]) -> int:
+    """What the fused kernel must move at least: logits and bitmask read once, 6 parameters read and 4
+    outputs written per row."""
+    logits, bitmask = case["logits"], case["bitmask"]
+    params = sum(case[k].element_size() for k in PARAMS)
+    return (
+        logits.numel() * logits.element_size()
+        + bitmask.numel() * 4
+        + logits.shape[0] * (params + 8 + 4 + 4 + 1)
+    )
+
+
+def markdown_row(values: list[Any]) -> str:
+    return "| " + " | ".join(str(v) for v in values) + " |"
+
+
+def csv_ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--shapes", default="256x128256,64x128256,64x49152")
-    ap.add_argument("--cpu-shapes", default="8x49152,32x49152,8x128256")
-    ap.add_argument("--dtype", default="bf16", choices=sorted(DTYPES))
+    ap.add_argument("--batches", help="comma list (default 1,8,64,256 on CUDA, 1,8 on CPU)")
+    ap.add_argument("--vocabs", help="comma list (default 49152,128256,151936 on CUDA, 49152 on CPU)")
+    ap.add_argument("--dtypes", help="logits dtypes, comma list of bf16, fp16, fp32 (default bf16,fp32)")
+    ap.add_argument("--sampling", default="topp", help=f"comma list of {', '.join(SAMPLINGS)}")
     ap.add_argument("--repeats", type=int, default=20)
-    ap.add_argument("--json", help="write the figures here")
-    ap.add_argument("--smoke", action="store_true", help="one 2x1024 shape, 2 repeats: check it runs (CI)")
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--no-check", action="store_true", help="skip the kernel-vs-reference check")
+    ap.add_argument("--json", help="write every figure here")
+    ap.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny shapes, 2 repeats; on CPU the Triton kernel runs interpreted (CI: check it runs)",
+    )
     args = ap.parse_args()
-    if args.smoke:
-        args.shapes = args.cpu_shapes = "2x1024"
-        args.repeats = 2
     cuda = torch.cuda.is_available()
     device = "cuda" if cuda else "cpu"
+    if args.smoke:
+        args.batches, args.vocabs, args.repeats, args.warmup = "1,3", "1000", 2, 1
+        args.dtypes = args.dtypes or "fp32,bf16"
+        args.sampling = "mixed,plain"
+        if not cuda and importlib.util.find_spec("triton") is not None:
+            os.environ["TRITON_INTERPRET"] = "1"  # read when the kernel is first built, below
+    batches = csv_ints(args.batches or ("1,8,64,256" if cuda else "1,8"))
+    vocabs = csv_ints(args.vocabs or ("49152,128256,151936" if cuda else "49152"))
+    dtypes = (args.dtypes or "bf16,fp32").split(",")
+    samplings = args.sampling.split(",")
+    for name in samplings:
+        if name not in SAMPLINGS:
+            raise SystemExit(f"unknown --sampling {name!r} (one of {', '.join(SAMPLINGS)})")
+
+    from decc.runtime.kernels.sample import fused_sample
+
+    use_triton = cuda or os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+    def kernel(logits: torch.Tensor, bitmask: torch.Tensor, *params: torch.Tensor) -> Any:
+        return fused_sample(logits, bitmask, *params, use_triton=use_triton)
+
     name = torch.cuda.get_device_name() if cuda else "CPU"
-    shapes = [
-        tuple(int(v) for v in s.split("x")) for s in (args.shapes if cuda else args.cpu_shapes).split(",")
-    ]
-    bw = copy_bandwidth(device, cuda)
-    print(f"device: {name}; copy bandwidth {bw / 1e9:.0f} GB/s; logits {args.dtype}")
-    header = f"{'B x V':>12} {'fused us':>10} {'floor us':>9} {'x floor':>8} {'sort us':>9} {'speedup':>8}"
-    print(header + f" {'xgr+sort us':>12}")
-    report = []
-    dtype = DTYPES[args.dtype]
-    for batch, vocab in shapes:
-        case = make_case(batch, vocab, dtype, device)
-        fused = timed(fused_path(case), args.repeats, cuda)
-        sort = timed(torch_path(case), max(3, args.repeats // 4), cuda)
-        xgr_fn = xgrammar_path(case) if cuda else None
-        xgr = timed(xgr_fn, max(3, args.repeats // 4), cuda) if xgr_fn is not None else None
-        moved = batch * vocab * case["logits"].element_size() + case["bitmask"].numel() * 4 + batch * 32
-        floor = moved / bw  # bw counts read + write bytes, like `moved`
-        row = {
-            "device": name,
-            "batch": batch,
-            "vocab": vocab,
-            "dtype": args.dtype,
-            "fused_s": fused,
-            "floor_s": floor,
-            "sort_s": sort,
-            "xgrammar_sort_s": xgr,
-        }
-        report.append(row)
-        xgr_text = f"{xgr * 1e6:>12.0f}" if xgr is not None else f"{'-':>12}"
-        print(
-            f"{batch:>5} x {vocab:<6} {fused * 1e6:>10.0f} {floor * 1e6:>9.0f} {fused / floor:>8.2f}"
-            f" {sort * 1e6:>9.0f} {sort / fused:>8.2f}" + xgr_text
-        )
+    timer = Timer(device, args.repeats, args.warmup)
+    bw = copy_bandwidth(device)
+    xgr = xgrammar_status()
+    fused_what = "torch host path (no Triton)"
+    if use_triton:
+        fused_what = "Triton kernel" if cuda else "Triton kernel (interpreted)"
+    print(f"device: {name}; torch {torch.__version__}; copy bandwidth {bw / 1e9:.0f} GB/s (read + write)")
+    print(f"decc fused: {fused_what}; xgrammar: {xgr}\n")
+    print(markdown_row(list(COLUMNS)))
+    print(markdown_row(["---"] * len(COLUMNS)))
+    report: dict[str, Any] = {"device": name, "torch": torch.__version__, "copy_bytes_per_s": bw,
+                              "fused": fused_what, "xgrammar": xgr, "rows": []}  # fmt: skip
+    mismatches = []
+    for dtype_name in dtypes:
+        for sampling in samplings:
+            for vocab in vocabs:
+                for batch in batches:
+                    case = make_case(batch, vocab, DTYPES[dtype_name], sampling, device)
+                    check = "skipped" if args.no_check else check_kernel(kernel, case)
+                    if check not in ("ok", "skipped"):
+                        mismatches.append(f"{batch}x{vocab} {dtype_name} {sampling}: {check}")
+                        print(f"KERNEL MISMATCH {mismatches[-1]}", file=sys.stderr)
+                    params = [case[k] for k in PARAMS]
+                    fused = timer(
+                        lambda case=case, params=params: kernel(case["logits"], case["bitmask"], *params)
+                    )
+                    chain = timer(torch_path(case), max(3, args.repeats // 2))
+                    xgr_s: float | str | None = None
+                    if xgr.startswith("xgrammar"):
+                        try:
+                            xgr_s = timer(xgrammar_path(case), max(3, args.repeats // 2))
+                        except Exception as exc:  # a peer's failure is reported, not fatal
+                            xgr_s = f"error: {type(exc).__name__}: {exc}"[:120]
+                    floor = floor_bytes(case) / bw
+                    row = {"batch": batch, "vocab": vocab, "dtype": dtype_name, "sampling": sampling,
+                           "fused_s": fused, "floor_s": floor, "torch_chain_s": chain,
+                           "xgrammar_chain_s": xgr_s, "check": check}  # fmt: skip
+                    report["rows"].append(row)
+                    xgr_text = f"{xgr_s * 1e6:.1f}" if isinstance(xgr_s, float) else xgr_s or "not installed"
+                    print(markdown_row([batch, vocab, dtype_name, sampling, f"{fused * 1e6:.1f}",
+                                        f"{floor * 1e6:.1f}", f"{fused / floor:.2f}", f"{chain * 1e6:.1f}",
+                                        f"{chain / fused:.2f}", xgr_text, check]), flush=True)  # fmt: skip
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)
+    if mismatches:
+        print("\nKERNEL MISMATCH (the fused kernel differs from fused_sample_reference):", file=sys.stderr)
+        for line in mismatches:
+            print(f"  {line}", file=sys.stderr)
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":
