@@ -333,9 +333,9 @@ def main() -> None:
                     print(markdown_row([batch, vocab, dtype_name, sampling, f"{fused * 1e6:.1f}",
                                         f"{floor * 1e6:.1f}", f"{fused / floor:.2f}", f"{chain * 1e6:.1f}",
                                         f"{chain / fused:.2f}", xgr_text, check]), flush=True)  # fmt: skip
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=2)
+                    if args.json:  # after every row: a run cut short keeps what it measured
+                        with open(args.json, "w") as f:
+                            json.dump(report, f, indent=2)
     if mismatches:
         print("\nKERNEL MISMATCH (the fused kernel differs from fused_sample_reference):", file=sys.stderr)
         for line in mismatches:

@@ -15,7 +15,7 @@ of random weights makes junk text, but the same amount of work per token as trai
 
     .venv/bin/python benchmarks/throughput.py [--batches 1,8,32] [--tokens 32] [--repeats 3]
         [--model default|random|DIR] [--config smollm2|tiny] [--tokenizer default|llama-bpe|DIR]
-        [--device auto|cpu|cuda] [--dtype auto|float32|bfloat16] [--schema bounded|free]
+        [--device auto|cpu|cuda] [--dtype auto|float32|bfloat16] [--schema bounded,free]
         [--loop auto|host|device] [--json out.json]
 """
 
@@ -185,7 +185,9 @@ def main() -> None:
     ap.add_argument("--tokenizer", default="default", help="--model random's tokenizer: folder or name")
     ap.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
     ap.add_argument("--dtype", default="auto", choices=["auto", *DTYPES], help="auto: bfloat16 on CUDA")
-    ap.add_argument("--schema", default="bounded", choices=sorted(SCHEMAS), help="bounded: host loop")
+    ap.add_argument(
+        "--schema", default="bounded", help="comma list of bounded (host loop), free (device loop)"
+    )
     ap.add_argument(
         "--loop", default="auto", choices=["auto", "host", "device"], help="generate_rows' on_device"
     )
@@ -196,58 +198,56 @@ def main() -> None:
     args = ap.parse_args()
     if args.smoke:
         args.batches, args.tokens, args.repeats = "1,2", 4, 1
+    schemas = args.schema.split(",")
+    for name in schemas:
+        if name not in SCHEMAS:
+            raise SystemExit(f"unknown --schema {name!r} (one of {', '.join(SCHEMAS)})")
     device, dtype = pick_device(args.device, args.dtype)
     on_device = {"auto": None, "host": False, "device": True}[args.loop]
     lm = language_model(args, device, dtype)
     vocab = Vocabulary.from_tokenizer(lm.tokenizer, size=lm.vocab_size, eos_ids=lm.eos_ids)
-    constraint = json_schema(SCHEMAS[args.schema], vocab)
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    loops = {
-        name: args.loop if args.loop != "auto" else "device" if eligible(spec) else "host"
-        for name, spec in (
-            ("unconstrained", rows(lm, 1, [1], None)[0]),
-            ("json", rows(lm, 1, [1], constraint)[0]),
-        )
-    }
-    loop = f"{loops['unconstrained']} / {loops['json']}"
     print(
         f"device: {where}; model {lm.name} ({str(dtype).removeprefix('torch.')}), logits width "
-        f"{lm.vocab_size}, tokenizer {args.tokenizer if args.model == 'random' else args.model}; "
-        f"schema {args.schema}; decode loop (unconstrained / json): {loop}\n"
+        f"{lm.vocab_size}, tokenizer {args.tokenizer if args.model == 'random' else args.model}\n"
     )
-    columns = ["batch", "tokens/row", "unconstrained tok/s", "json tok/s", "json / unconstrained", "loops"]
+    columns = ["schema", "batch", "tokens/row", "unconstrained tok/s", "json tok/s", "json / unconstrained"]
+    columns.append("loop (unconstrained / json)")
     print("| " + " | ".join(columns) + " |\n|" + " --- |" * len(columns))
-    report: dict[str, Any] = {
-        "device": where,
-        "model": lm.name,
-        "dtype": str(dtype),
-        "vocab": lm.vocab_size,
-        "tokenizer": args.tokenizer,
-        "schema": args.schema,
-        "loops": loops,
-        "rows": [],
-    }
-    for batch in (int(b) for b in args.batches.split(",")):
-        timed(lm, batch, [4] * batch, None, on_device)  # warm-up
-        _, made = timed(lm, batch, [args.tokens] * batch, constraint, on_device)
-        runs: dict[str, list[float]] = {"unconstrained": [], "json": []}
-        for _ in range(args.repeats):
-            for name, c in (("unconstrained", None), ("json", constraint)):
-                seconds, counts = timed(lm, batch, made, c, on_device)
-                if counts != made:
-                    raise SystemExit(f"{name} made {counts} tokens per row, expected {made}")
-                runs[name].append(sum(made) / seconds)
-        figures = {name: statistics.median(v) for name, v in runs.items()}
-        ratio = figures["json"] / figures["unconstrained"]
-        print(
-            f"| {batch} | {sum(made) / batch:.1f} | {figures['unconstrained']:.1f} | {figures['json']:.1f} "
-            f"| {ratio:.3f} | {loop} |",
-            flush=True,
-        )
-        report["rows"].append({"batch": batch, "tokens_per_row": made, **figures, "ratio": ratio})
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=2)
+    report: dict[str, Any] = {"device": where, "model": lm.name, "dtype": str(dtype), "vocab": lm.vocab_size,
+                              "tokenizer": args.tokenizer, "rows": []}  # fmt: skip
+    for schema in schemas:
+        constraint = json_schema(SCHEMAS[schema], vocab)
+        loops = {
+            name: args.loop
+            if args.loop != "auto"
+            else "device"
+            if eligible(rows(lm, 1, [1], c)[0])
+            else "host"
+            for name, c in (("unconstrained", None), ("json", constraint))
+        }
+        for batch in (int(b) for b in args.batches.split(",")):
+            timed(lm, batch, [4] * batch, None, on_device)  # warm-up
+            _, made = timed(lm, batch, [args.tokens] * batch, constraint, on_device)
+            runs: dict[str, list[float]] = {"unconstrained": [], "json": []}
+            for _ in range(args.repeats):
+                for name, c in (("unconstrained", None), ("json", constraint)):
+                    seconds, counts = timed(lm, batch, made, c, on_device)
+                    if counts != made:
+                        raise SystemExit(f"{name} made {counts} tokens per row, expected {made}")
+                    runs[name].append(sum(made) / seconds)
+            figures = {name: statistics.median(v) for name, v in runs.items()}
+            ratio = figures["json"] / figures["unconstrained"]
+            print(
+                f"| {schema} | {batch} | {sum(made) / batch:.1f} | {figures['unconstrained']:.1f} "
+                f"| {figures['json']:.1f} | {ratio:.3f} | {loops['unconstrained']} / {loops['json']} |",
+                flush=True,
+            )
+            report["rows"].append({"schema": schema, "batch": batch, "tokens_per_row": made, **figures,
+                                   "ratio": ratio, "loops": loops})  # fmt: skip
+            if args.json:  # after every row: a run cut short keeps what it measured
+                with open(args.json, "w") as f:
+                    json.dump(report, f, indent=2)
 
 
 if __name__ == "__main__":
