@@ -38,6 +38,7 @@ import os
 import statistics
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -243,6 +244,62 @@ def floor_bytes(case: dict[str, Any]) -> int:
     )
 
 
+_SEEN: set[str] = set()
+
+
+def guarded(what: Callable[[], Any]) -> Any:
+    """`what()`, or 'error: ...' with the traceback printed: one failing measurement costs only its cell."""
+    try:
+        return what()
+    except Exception as exc:
+        text = f"error: {type(exc).__name__}: {exc}"[:160]
+        if text not in _SEEN:  # each distinct error's traceback once
+            _SEEN.add(text)
+            traceback.print_exc()
+        return text
+
+
+def measure_row(
+    batch: int,
+    vocab: int,
+    dtype_name: str,
+    sampling: str,
+    device: str,
+    kernel: Callable[..., Any],
+    timer: Timer,
+    args: argparse.Namespace,
+    xgr: str,
+    bw: float,
+) -> dict[str, Any]:
+    """One table row: the kernel checked, then each path timed (seconds, or 'error: ...')."""
+    case = make_case(batch, vocab, DTYPES[dtype_name], sampling, device)
+    check = "skipped" if args.no_check else guarded(lambda: check_kernel(kernel, case))
+    params = [case[k] for k in PARAMS]
+    fused = guarded(lambda: timer(lambda: kernel(case["logits"], case["bitmask"], *params)))
+    chain = guarded(lambda: timer(torch_path(case), max(3, args.repeats // 2)))
+    xgr_s = (
+        guarded(lambda: timer(xgrammar_path(case), max(3, args.repeats // 2)))
+        if xgr.startswith("xgr")
+        else None
+    )
+    return {"batch": batch, "vocab": vocab, "dtype": dtype_name, "sampling": sampling, "fused_s": fused,
+            "floor_s": floor_bytes(case) / bw, "torch_chain_s": chain, "xgrammar_chain_s": xgr_s,
+            "check": check}  # fmt: skip
+
+
+def table_cells(row: dict[str, Any]) -> list[Any]:
+    def us(seconds: Any) -> str:
+        return f"{seconds * 1e6:.1f}" if isinstance(seconds, float) else str(seconds or "not installed")
+
+    def ratio(a: Any, b: Any) -> str:
+        return f"{a / b:.2f}" if isinstance(a, float) and isinstance(b, float) else "-"
+
+    fused, chain = row["fused_s"], row["torch_chain_s"]
+    return [row["batch"], row["vocab"], row["dtype"], row["sampling"], us(fused), us(row["floor_s"]),
+            ratio(fused, row["floor_s"]), us(chain), ratio(chain, fused), us(row["xgrammar_chain_s"]),
+            row["check"]]  # fmt: skip
+
+
 def markdown_row(values: list[Any]) -> str:
     return "| " + " | ".join(str(v) for v in values) + " |"
 
@@ -303,42 +360,25 @@ def main() -> None:
     print(markdown_row(["---"] * len(COLUMNS)))
     report: dict[str, Any] = {"device": name, "torch": torch.__version__, "copy_bytes_per_s": bw,
                               "fused": fused_what, "xgrammar": xgr, "rows": []}  # fmt: skip
-    mismatches = []
+    failures = []
     for dtype_name in dtypes:
         for sampling in samplings:
             for vocab in vocabs:
                 for batch in batches:
-                    case = make_case(batch, vocab, DTYPES[dtype_name], sampling, device)
-                    check = "skipped" if args.no_check else check_kernel(kernel, case)
-                    if check not in ("ok", "skipped"):
-                        mismatches.append(f"{batch}x{vocab} {dtype_name} {sampling}: {check}")
-                        print(f"KERNEL MISMATCH {mismatches[-1]}", file=sys.stderr)
-                    params = [case[k] for k in PARAMS]
-                    fused = timer(
-                        lambda case=case, params=params: kernel(case["logits"], case["bitmask"], *params)
+                    row = measure_row(
+                        batch, vocab, dtype_name, sampling, device, kernel, timer, args, xgr, bw
                     )
-                    chain = timer(torch_path(case), max(3, args.repeats // 2))
-                    xgr_s: float | str | None = None
-                    if xgr.startswith("xgrammar"):
-                        try:
-                            xgr_s = timer(xgrammar_path(case), max(3, args.repeats // 2))
-                        except Exception as exc:  # a peer's failure is reported, not fatal
-                            xgr_s = f"error: {type(exc).__name__}: {exc}"[:120]
-                    floor = floor_bytes(case) / bw
-                    row = {"batch": batch, "vocab": vocab, "dtype": dtype_name, "sampling": sampling,
-                           "fused_s": fused, "floor_s": floor, "torch_chain_s": chain,
-                           "xgrammar_chain_s": xgr_s, "check": check}  # fmt: skip
                     report["rows"].append(row)
-                    xgr_text = f"{xgr_s * 1e6:.1f}" if isinstance(xgr_s, float) else xgr_s or "not installed"
-                    print(markdown_row([batch, vocab, dtype_name, sampling, f"{fused * 1e6:.1f}",
-                                        f"{floor * 1e6:.1f}", f"{fused / floor:.2f}", f"{chain * 1e6:.1f}",
-                                        f"{chain / fused:.2f}", xgr_text, check]), flush=True)  # fmt: skip
+                    if row["check"] not in ("ok", "skipped") or isinstance(row["fused_s"], str):
+                        failures.append(f"{batch}x{vocab} {dtype_name} {sampling}: {row['check']}")
+                        print(f"KERNEL MISMATCH {failures[-1]}", file=sys.stderr)
+                    print(markdown_row(table_cells(row)), flush=True)
                     if args.json:  # after every row: a run cut short keeps what it measured
                         with open(args.json, "w") as f:
                             json.dump(report, f, indent=2)
-    if mismatches:
+    if failures:
         print("\nKERNEL MISMATCH (the fused kernel differs from fused_sample_reference):", file=sys.stderr)
-        for line in mismatches:
+        for line in failures:
             print(f"  {line}", file=sys.stderr)
         raise SystemExit(1)
 

@@ -25,6 +25,7 @@ import argparse
 import json
 import statistics
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +166,22 @@ def timed(
     return time.perf_counter() - start, [len(g.token_ids) + (g.finish_reason == "eos") for g in gens]
 
 
+def measure(
+    lm: LanguageModel, batch: int, constraint: Any, tokens: int, repeats: int, on_device: bool | None
+) -> tuple[list[int], dict[str, float]]:
+    """Tokens per row (set by the constrained run) and the median tokens/s of each run."""
+    timed(lm, batch, [4] * batch, None, on_device)  # warm-up
+    _, made = timed(lm, batch, [tokens] * batch, constraint, on_device)
+    runs: dict[str, list[float]] = {"unconstrained": [], "json": []}
+    for _ in range(repeats):
+        for name, c in (("unconstrained", None), ("json", constraint)):
+            seconds, counts = timed(lm, batch, made, c, on_device)
+            if counts != made:
+                raise RuntimeError(f"{name} made {counts} tokens per row, expected {made}")
+            runs[name].append(sum(made) / seconds)
+    return made, {name: statistics.median(v) for name, v in runs.items()}
+
+
 def pick_device(device: str, dtype: str) -> tuple[torch.device, torch.dtype]:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -216,6 +233,7 @@ def main() -> None:
     print("| " + " | ".join(columns) + " |\n|" + " --- |" * len(columns))
     report: dict[str, Any] = {"device": where, "model": lm.name, "dtype": str(dtype), "vocab": lm.vocab_size,
                               "tokenizer": args.tokenizer, "rows": []}  # fmt: skip
+    errors: list[dict[str, Any]] = []
     for schema in schemas:
         constraint = json_schema(SCHEMAS[schema], vocab)
         loops = {
@@ -227,27 +245,28 @@ def main() -> None:
             for name, c in (("unconstrained", None), ("json", constraint))
         }
         for batch in (int(b) for b in args.batches.split(",")):
-            timed(lm, batch, [4] * batch, None, on_device)  # warm-up
-            _, made = timed(lm, batch, [args.tokens] * batch, constraint, on_device)
-            runs: dict[str, list[float]] = {"unconstrained": [], "json": []}
-            for _ in range(args.repeats):
-                for name, c in (("unconstrained", None), ("json", constraint)):
-                    seconds, counts = timed(lm, batch, made, c, on_device)
-                    if counts != made:
-                        raise SystemExit(f"{name} made {counts} tokens per row, expected {made}")
-                    runs[name].append(sum(made) / seconds)
-            figures = {name: statistics.median(v) for name, v in runs.items()}
-            ratio = figures["json"] / figures["unconstrained"]
-            print(
-                f"| {schema} | {batch} | {sum(made) / batch:.1f} | {figures['unconstrained']:.1f} "
-                f"| {figures['json']:.1f} | {ratio:.3f} | {loops['unconstrained']} / {loops['json']} |",
-                flush=True,
-            )
-            report["rows"].append({"schema": schema, "batch": batch, "tokens_per_row": made, **figures,
-                                   "ratio": ratio, "loops": loops})  # fmt: skip
+            row: dict[str, Any] = {"schema": schema, "batch": batch, "loops": loops}
+            try:
+                made, figures = measure(lm, batch, constraint, args.tokens, args.repeats, on_device)
+            except Exception as exc:  # one failing row (a CUDA path never run before) costs only that row
+                traceback.print_exc()
+                row["error"] = f"{type(exc).__name__}: {exc}"[:300]
+                errors.append(row)
+                print(f"| {schema} | {batch} | error: {row['error'][:120]} | | | | |", flush=True)
+            else:
+                ratio = figures["json"] / figures["unconstrained"]
+                row.update(tokens_per_row=made, ratio=ratio, **figures)
+                print(
+                    f"| {schema} | {batch} | {sum(made) / batch:.1f} | {figures['unconstrained']:.1f} "
+                    f"| {figures['json']:.1f} | {ratio:.3f} | {loops['unconstrained']} / {loops['json']} |",
+                    flush=True,
+                )
+            report["rows"].append(row)
             if args.json:  # after every row: a run cut short keeps what it measured
                 with open(args.json, "w") as f:
                     json.dump(report, f, indent=2)
+    if errors:
+        raise SystemExit(f"{len(errors)} rows failed")
 
 
 if __name__ == "__main__":
