@@ -199,6 +199,36 @@ else
     done
 fi
 
+printf '\n## issue 21 targets\n\n'
+(cd / && "$PYTHON" - "$RAW" <<'PY'
+import json, sys
+from pathlib import Path
+
+raw = Path(sys.argv[1])
+print("| target | case | figure | met |\n| --- | --- | --- | --- |")
+kernels = json.loads((raw / "kernels.json").read_text())["rows"] if (raw / "kernels.json").is_file() else []
+for r in kernels:
+    if (r["batch"], r["vocab"], r["sampling"]) != (256, 128256, "topp"):
+        continue
+    fused, floor, chain = r["fused_s"], r["floor_s"], r["torch_chain_s"]
+    if not isinstance(fused, float):
+        print(f"| fused sampler | B 256, V 128256, {r['dtype']}, top-p | {fused} | no |")
+        continue
+    print(f"| fused within 2x of the HBM floor | B 256, V 128256, {r['dtype']}, top-p | {fused / floor:.2f}x "
+          f"| {'yes' if fused <= 2 * floor else 'no'} |")
+    if isinstance(chain, float):
+        print(f"| fused 5x faster than torch's sort top-p | B 256, V 128256, {r['dtype']}, top-p "
+              f"| {chain / fused:.2f}x | {'yes' if chain >= 5 * fused else 'no'} |")
+for path in sorted(raw.glob("throughput*.json")):
+    report = json.loads(path.read_text())
+    for r in report["rows"]:
+        if r["batch"] == 64 and "ratio" in r:
+            print(f"| constrained within 5% of unconstrained | batch 64, {Path(report['tokenizer']).name} "
+                  f"tokenizer, {r['schema']} schema, {r['loops']['json']} loop | {r['ratio']:.3f} "
+                  f"| {'yes' if r['ratio'] >= 0.95 else 'no'} |")
+PY
+) || echo "note: reading the results failed"
+
 printf '\n## summary\n\n| step | result | time |\n| --- | --- | --- |\n'
 printf '%s\n' "${STATUS[@]}"
 printf '\nraw results: %s\n' "$RAW"
