@@ -100,6 +100,12 @@ RAW=${OUT:-}
 if [ -z "$RAW" ]; then RAW=$(mktemp -d); fi
 mkdir -p "$RAW" "$WORK"
 exec > >(tee "$RAW/gpu.log") 2>&1
+TEE_PID=$!
+finish() { # finish STATUS: let tee write the log's last lines before the device tool ends what is left
+    exec 1>&- 2>&-
+    wait "$TEE_PID" 2>/dev/null
+    exit "$1"
+}
 export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1 TRANSFORMERS_VERBOSITY=error
 
 # The carried wheels (on the device only: they are cp312 builds for the image's Python), in two groups so
@@ -233,6 +239,6 @@ printf '\n## summary\n\n| step | result | time |\n| --- | --- | --- |\n'
 printf '%s\n' "${STATUS[@]}"
 printf '\nraw results: %s\n' "$RAW"
 for line in "${STATUS[@]}"; do
-    case $line in *"| ok |"*) ;; *) exit 1 ;; esac
+    case $line in *"| ok |"*) ;; *) finish 1 ;; esac
 done
-exit 0
+finish 0

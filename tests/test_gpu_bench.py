@@ -43,7 +43,8 @@ def test_smoke_runs_both_benchmarks_and_writes_the_results(tmp_path: Path) -> No
     assert "Traceback" not in run.stdout + run.stderr
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir()) == ["gpu.log", "kernels.json", "throughput.json"]
-    assert "## summary" in (out / "gpu.log").read_text()
+    log = (out / "gpu.log").read_text()
+    assert "## summary" in log and log.rstrip().endswith(f"raw results: {out}")  # tee got the last line
 
     kernels = json.loads((out / "kernels.json").read_text())
     shapes = {(r["batch"], r["vocab"], r["dtype"], r["sampling"]) for r in kernels["rows"]}
