@@ -339,6 +339,9 @@ def main() -> None:
     for name in samplings:
         if name not in SAMPLINGS:
             raise SystemExit(f"unknown --sampling {name!r} (one of {', '.join(SAMPLINGS)})")
+    for name in dtypes:
+        if name not in DTYPES:
+            raise SystemExit(f"unknown --dtypes entry {name!r} (one of {', '.join(DTYPES)})")
 
     from decc.runtime.kernels.sample import fused_sample
 
