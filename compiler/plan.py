@@ -167,22 +167,28 @@ def _sentinel(i: int) -> str:
     return f"@@DECC_TURN_{i}@@"
 
 
+# Turns for a model without a chat template (base models such as GPT-2): the start token, then each turn as
+# a paragraph "Role:" + newline + text (a value follows "Assistant:\n": no prompt that ends in a space token).
+PLAIN_CHAT_TEMPLATE = (
+    "{{ bos_token or '' }}"
+    "{% for m in messages %}{{ m['role'] | capitalize }}:\n{{ m['content'] }}\n\n{% endfor %}"
+)
+
+
 def _render_chat(module: ir.Module, tokenizer: Any) -> list[str | ir.Op]:
     """Replace turn markers by the template's own text around each turn's content.
 
     The template is rendered once with a sentinel as each turn's content; the text between sentinels is the
     scaffolding. The closing scaffolding of a final assistant turn is dropped: generation ends the program.
+    A tokenizer without a chat template gets `PLAIN_CHAT_TEMPLATE`.
     """
-    if not getattr(tokenizer, "chat_template", None):
-        raise DeccError(
-            f"model '{module.model}' has no chat template",
-            module.span,
-            hints=["write the prompt as plain text statements instead of system/user/assistant turns"],
-        )
+    template = None if getattr(tokenizer, "chat_template", None) else PLAIN_CHAT_TEMPLATE
     roles = [op.role for op in module.body if isinstance(op, ir.TurnStart)]
     messages = [{"role": r, "content": _sentinel(i)} for i, r in enumerate(roles)]
     try:
-        rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)
+        rendered = tokenizer.apply_chat_template(
+            messages, chat_template=template, tokenize=False, add_generation_prompt=False
+        )
     except Exception as e:  # templates are user-supplied Jinja: any failure is reported, not raised
         raise DeccError(f"the chat template of model '{module.model}' failed: {e}", module.span) from None
     pieces: list[str] = []

@@ -180,6 +180,7 @@ def _decode_on_host(
                 r
                 for r, i in enumerate(live)
                 if rows[i].rules.stop_entropy is not None
+                and not host.healing(i)  # as alone: re-spelling a healed prompt is not the model unsure
                 and tracks[i].entropy_stop(_masked_row(logits, bitmask, r), rows[i].sampling, rows[i].rules)
             }
             drawn = draw_rows(
