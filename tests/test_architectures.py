@@ -124,3 +124,12 @@ def test_a_batch_equals_its_runs_alone_on_each_architecture(on_tiny, name: str, 
     for given_inputs, got in zip(inputs, batch, strict=True):
         alone = prog.run(**given_inputs)
         assert got.token_ids == alone.token_ids and got.values == alone.values, (given_inputs, got, alone)
+
+
+def test_a_context_past_gpt2s_positions_is_an_error_alone_and_batched(tiny_model) -> None:
+    """GPT-2 has 1024 learned positions: a longer context is a user error naming the limit, in a batch too
+    (its position embedding would otherwise fail with an IndexError)."""
+    prog = decc.loads('"' + "word " * 1100 + '"\ngen x { max_tokens: 2 }\n', model=tiny_model("gpt2"))
+    for go in (prog.run, lambda: prog.run_batch([{}, {}])):
+        with pytest.raises(decc.DeccError, match="more than the model's 1024"):
+            go()
