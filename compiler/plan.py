@@ -183,7 +183,8 @@ def _render_chat(module: ir.Module, tokenizer: Any) -> list[str | ir.Op]:
     A tokenizer without a chat template gets `PLAIN_CHAT_TEMPLATE`.
     """
     template = None if getattr(tokenizer, "chat_template", None) else PLAIN_CHAT_TEMPLATE
-    roles = [op.role for op in module.body if isinstance(op, ir.TurnStart)]
+    turns = [op for op in module.body if isinstance(op, ir.TurnStart)]
+    roles = [op.role for op in turns]
     messages = [{"role": r, "content": _sentinel(i)} for i, r in enumerate(roles)]
     try:
         rendered = tokenizer.apply_chat_template(
@@ -195,10 +196,12 @@ def _render_chat(module: ir.Module, tokenizer: Any) -> list[str | ir.Op]:
     rest = rendered
     for i in range(len(roles)):
         before, sep, rest = rest.partition(_sentinel(i))
-        if not sep:
+        if not sep:  # e.g. Phi-3's template drops system turns
             raise DeccError(
-                f"the chat template of model '{module.model}' does not keep turn contents verbatim",
-                module.span,
+                f"the chat template of model '{module.model}' leaves out this {roles[i]} turn's text "
+                "(or does not keep it verbatim)",
+                turns[i].span,
+                hints=["write its text into another turn (a system prompt into the first user turn)"],
             )
         pieces.append(before)
     out: list[str | ir.Op] = []

@@ -12,13 +12,14 @@ and is offline once the vocabularies are cached (`make vocabs`); `make tiny-mode
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
 import tempfile
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from decc.errors import DeccError
 
 SEED = 0
 LAYERS, HIDDEN, HEADS, KV_HEADS, FFN = 2, 64, 4, 2, 128
+STAMP = "decc-tiny.json"  # the recipe a folder was built from
 _LOCK = threading.Lock()
 
 
@@ -38,12 +40,12 @@ class TinySpec:
     architecture: str  # a transformers `model_type`
     family: str  # a tokenizer family of decc/vocabs.py
     end_of_turn: str | None = None  # the chat template's end-of-turn token, an EOS as in the real models
-    pad_vocab_to: int = 1  # logits wider than the tokenizer, as real checkpoints pad them (Qwen2: 128)
+    pad_vocab_to: int = 1  # logits wider than the tokenizer, as real checkpoints pad them
 
 
 TINY = (
     TinySpec("llama3", "llama", "llama-bpe"),
-    TinySpec("qwen2", "qwen2", "qwen2", end_of_turn="<|im_end|>", pad_vocab_to=128),
+    TinySpec("qwen2", "qwen2", "qwen2", end_of_turn="<|im_end|>", pad_vocab_to=256),  # 152064, as Qwen2-7B
     TinySpec("mistral", "mistral", "llama-spm"),
     TinySpec("gpt2", "gpt2", "gpt-2"),
 )
@@ -62,16 +64,26 @@ def spec_of(name: str) -> TinySpec:
 
 
 def tiny_model_dir(name: str) -> Path:
-    """The folder of tiny model `name` (a transformers model folder), built on first use."""
+    """The folder of tiny model `name` (a transformers model folder), built on first use and again when
+    its recipe (spec, sizes, seed) changed."""
     spec = spec_of(name)
     target = tiny_dir(name)
-    if (target / "model.safetensors").is_file():
+    if _built(spec, target):
         return target
     tokenizer_folder = vocabs.tokenizer_dir(spec.family)  # first: a missing family names `make vocabs`
     with _LOCK:
-        if not (target / "model.safetensors").is_file():
+        if not _built(spec, target):
             _build(spec, tokenizer_folder, target)
     return target
+
+
+def _recipe(spec: TinySpec) -> str:
+    return json.dumps([asdict(spec), SEED, LAYERS, HIDDEN, HEADS, KV_HEADS, FFN])
+
+
+def _built(spec: TinySpec, target: Path) -> bool:
+    stamp = target / STAMP
+    return (target / "model.safetensors").is_file() and stamp.is_file() and stamp.read_text() == _recipe(spec)
 
 
 def config_for(spec: TinySpec, tokenizer: Any) -> Any:
@@ -124,6 +136,7 @@ def _build(spec: TinySpec, tokenizer_folder: Path, target: Path) -> None:
     try:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
+        (tmp / STAMP).write_text(_recipe(spec))
         shutil.rmtree(target, ignore_errors=True)
         try:
             tmp.rename(target)

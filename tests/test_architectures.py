@@ -133,3 +133,13 @@ def test_a_context_past_gpt2s_positions_is_an_error_alone_and_batched(tiny_model
     for go in (prog.run, lambda: prog.run_batch([{}, {}])):
         with pytest.raises(decc.DeccError, match="more than the model's 1024"):
             go()
+
+
+def test_a_template_that_drops_a_turn_is_refused_at_that_turn(tokenizer_family) -> None:
+    """Phi-3's template renders no system turn: the error names the model given and points at the turn."""
+    tokenizer_family("phi-3")
+    with pytest.raises(decc.DeccError) as info:
+        decc.loads(CHAT, model="phi-3").plan()
+    e = info.value
+    assert "'phi-3'" in e.message and "system turn" in e.message, e.message
+    assert e.span is not None and e.span.line == CHAT.splitlines().index('system "Be terse."') + 1
