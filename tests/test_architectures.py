@@ -143,3 +143,15 @@ def test_a_template_that_drops_a_turn_is_refused_at_that_turn(tokenizer_family) 
     e = info.value
     assert "'phi-3'" in e.message and "system turn" in e.message, e.message
     assert e.span is not None and e.span.line == CHAT.splitlines().index('system "Be terse."') + 1
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("stem", ["extract_json", "json_inline"])
+def test_drafts_change_no_token_on_each_architecture(on_tiny, tiny_model, name: str, stem: str) -> None:
+    """Drafted tokens are checked in multi-token forward passes and a miss crops the cache (a sliding-window
+    layer on Mistral, learned positions on GPT-2): the values are the same tokens with drafts or without."""
+    path = EXAMPLES / f"{stem}.dec"
+    drafted = on_tiny(name)(path).run()
+    plain = decc.load(path, model=tiny_model(name), no_opt=["speculate"]).run()
+    assert drafted.token_ids == plain.token_ids
+    assert drafted.forward_passes < plain.forward_passes  # the drafts were used
