@@ -11,6 +11,10 @@ below (no weights) pin the fixes these families needed.
 
 from __future__ import annotations
 
+import json
+import re
+import subprocess
+import sys
 from functools import cache
 from pathlib import Path
 
@@ -155,3 +159,13 @@ def test_drafts_change_no_token_on_each_architecture(on_tiny, tiny_model, name: 
     plain = decc.load(path, model=tiny_model(name), no_opt=["speculate"]).run()
     assert drafted.token_ids == plain.token_ids
     assert drafted.forward_passes < plain.forward_passes  # the drafts were used
+
+
+def test_the_command_line_runs_a_model_folder(tiny_model) -> None:
+    """`decc run FILE --model FOLDER` as a user types it: exit 0, the value valid, nothing on stderr."""
+    path = EXAMPLES / "hello.dec"
+    cmd = [sys.executable, "-m", "decc", "run", str(path), "--model", tiny_model("gpt2"), "--json"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    (op,) = decc.load(path).ir.generates()
+    assert re.fullmatch(op.constraint.pattern, json.loads(done.stdout)["values"]["date"]), done.stdout
