@@ -12,6 +12,8 @@ and is offline once the vocabularies are cached (`make vocabs`); `make tiny-mode
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -134,7 +136,8 @@ def _build(spec: TinySpec, tokenizer_folder: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        model.save_pretrained(tmp)
+        with contextlib.redirect_stderr(io.StringIO()):  # the shard writer's progress bar
+            model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         (tmp / STAMP).write_text(_recipe(spec))
         shutil.rmtree(target, ignore_errors=True)

@@ -169,3 +169,26 @@ def test_the_command_line_runs_a_model_folder(tiny_model) -> None:
     assert done.returncode == 0 and done.stderr == "", done.stderr
     (op,) = decc.load(path).ir.generates()
     assert re.fullmatch(op.constraint.pattern, json.loads(done.stdout)["values"]["date"]), done.stdout
+
+
+def test_a_tiny_model_builds_the_same_weights_every_time(tiny_model, tmp_path, monkeypatch) -> None:
+    """Seeded (without touching the global torch RNG), so every machine's CI runs the same model; a folder
+    whose recipe differs from the current one is rebuilt."""
+    import torch
+
+    from decc import vocabs
+    from decc.tiny_models import STAMP, tiny_model_dir
+
+    first = Path(tiny_model("gpt2"))
+    (tmp_path / "tiny").mkdir()
+    (tmp_path / "vocabs").symlink_to(vocabs.vocabs_dir())
+    monkeypatch.setenv("DECC_CACHE", str(tmp_path))
+    state = torch.random.get_rng_state()
+    again = tiny_model_dir("gpt2")
+    assert torch.equal(state, torch.random.get_rng_state())
+    assert (
+        again != first
+        and (again / "model.safetensors").read_bytes() == (first / "model.safetensors").read_bytes()
+    )
+    (again / STAMP).write_text("an older recipe")
+    assert tiny_model_dir("gpt2") == again and (again / STAMP).read_text() == (first / STAMP).read_text()
