@@ -43,10 +43,11 @@ class TinySpec:
     family: str  # a tokenizer family of decc/vocabs.py
     end_of_turn: str | None = None  # the chat template's end-of-turn token, an EOS as in the real models
     pad_vocab_to: int = 1  # logits wider than the tokenizer, as real checkpoints pad them
+    add_bos: bool = False  # BOS on plain prompts: the real tokenizer adds it, its GGUF does not say so
 
 
 TINY = (
-    TinySpec("llama3", "llama", "llama-bpe"),
+    TinySpec("llama3", "llama", "llama-bpe", add_bos=True),
     TinySpec("qwen2", "qwen2", "qwen2", end_of_turn="<|im_end|>", pad_vocab_to=256),  # 152064, as Qwen2-7B
     TinySpec("mistral", "mistral", "llama-spm"),
     TinySpec("gpt2", "gpt2", "gpt-2"),
@@ -128,6 +129,8 @@ def _build(spec: TinySpec, tokenizer_folder: Path, target: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tokenizer_folder, local_files_only=True)
+    if spec.add_bos:
+        tok.add_bos_token = True
     config = config_for(spec, tok)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(SEED)
