@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.decc-installed
 
-.PHONY: demo test lint bench vocabs clean
+.PHONY: demo test lint bench vocabs tiny-models clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ bench: $(STAMP)
 # ...) from llama-cpp-python's sdist on PyPI into $DECC_CACHE/vocabs (decc/vocabs.py); the tests fetch them too.
 vocabs: $(STAMP)
 	$(PY) -m decc.vocabs fetch
+
+# Tiny random-weight models (Llama + Llama-3's tokenizer, Qwen2, Mistral + Llama-2's SentencePiece, GPT-2) into
+# $DECC_CACHE/tiny (decc/tiny_models.py): seconds, offline once the vocabs are cached; the tests build them too.
+tiny-models: $(STAMP)
+	$(PY) -m decc.tiny_models build
 
 clean:
 	rm -rf $(VENV)

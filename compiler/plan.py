@@ -167,32 +167,41 @@ def _sentinel(i: int) -> str:
     return f"@@DECC_TURN_{i}@@"
 
 
+# Turns for a model without a chat template (base models such as GPT-2): the start token, then each turn as
+# a paragraph "Role:" + newline + text (a value follows "Assistant:\n": no prompt that ends in a space token).
+PLAIN_CHAT_TEMPLATE = (
+    "{{ bos_token or '' }}"
+    "{% for m in messages %}{{ m['role'] | capitalize }}:\n{{ m['content'] }}\n\n{% endfor %}"
+)
+
+
 def _render_chat(module: ir.Module, tokenizer: Any) -> list[str | ir.Op]:
     """Replace turn markers by the template's own text around each turn's content.
 
     The template is rendered once with a sentinel as each turn's content; the text between sentinels is the
     scaffolding. The closing scaffolding of a final assistant turn is dropped: generation ends the program.
+    A tokenizer without a chat template gets `PLAIN_CHAT_TEMPLATE`.
     """
-    if not getattr(tokenizer, "chat_template", None):
-        raise DeccError(
-            f"model '{module.model}' has no chat template",
-            module.span,
-            hints=["write the prompt as plain text statements instead of system/user/assistant turns"],
-        )
-    roles = [op.role for op in module.body if isinstance(op, ir.TurnStart)]
+    template = None if getattr(tokenizer, "chat_template", None) else PLAIN_CHAT_TEMPLATE
+    turns = [op for op in module.body if isinstance(op, ir.TurnStart)]
+    roles = [op.role for op in turns]
     messages = [{"role": r, "content": _sentinel(i)} for i, r in enumerate(roles)]
     try:
-        rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)
+        rendered = tokenizer.apply_chat_template(
+            messages, chat_template=template, tokenize=False, add_generation_prompt=False
+        )
     except Exception as e:  # templates are user-supplied Jinja: any failure is reported, not raised
         raise DeccError(f"the chat template of model '{module.model}' failed: {e}", module.span) from None
     pieces: list[str] = []
     rest = rendered
     for i in range(len(roles)):
         before, sep, rest = rest.partition(_sentinel(i))
-        if not sep:
+        if not sep:  # e.g. Phi-3's template drops system turns
             raise DeccError(
-                f"the chat template of model '{module.model}' does not keep turn contents verbatim",
-                module.span,
+                f"the chat template of model '{module.model}' leaves out this {roles[i]} turn's text "
+                "(or does not keep it verbatim)",
+                turns[i].span,
+                hints=["write its text into another turn (a system prompt into the first user turn)"],
             )
         pieces.append(before)
     out: list[str | ir.Op] = []

@@ -58,7 +58,7 @@ class Program:
                 raise self._at_model_declaration(e) from None
             vocab = Vocabulary.from_tokenizer(tokenizer, size=size, eos_ids=eos)
             try:
-                self._plan = lower_to_plan(self.ir, tokenizer, vocab)
+                self._plan = lower_to_plan(replace(self.ir, model=self.model), tokenizer, vocab)
             except DeccError as e:
                 if self._max_tokens is None or not e.message.startswith("max_tokens is"):
                     raise

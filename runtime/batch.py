@@ -24,6 +24,7 @@ import torch
 
 from decc.compiler import ir
 from decc.compiler.plan import Plan, PlanGen, plan_gens
+from decc.errors import DeccError
 from decc.grammars.tokens.healing import HealingMatcher
 
 from .decode import Generation
@@ -180,6 +181,7 @@ def _decode_on_host(
                 r
                 for r, i in enumerate(live)
                 if rows[i].rules.stop_entropy is not None
+                and not host.healing(i)  # as alone: re-spelling a healed prompt is not the model unsure
                 and tracks[i].entropy_stop(_masked_row(logits, bitmask, r), rows[i].sampling, rows[i].rules)
             }
             drawn = draw_rows(
@@ -331,6 +333,12 @@ def _past_of(cache: Any, row: int, mask: torch.Tensor, length: int) -> PastKV:
 def _forward(
     lm: LanguageModel, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any
 ) -> torch.Tensor:
+    limit = int(getattr(lm.model.config, "max_position_embeddings", 0) or 0)
+    if limit and mask.shape[-1] > limit:  # the mask spans the longest row (a shape: no device sync)
+        raise DeccError(
+            f"the context grew to {mask.shape[-1]} tokens, more than the model's {limit}; "
+            "shorten the prompt or lower max_tokens"
+        )
     out = lm.model(
         input_ids=ids,
         attention_mask=mask,

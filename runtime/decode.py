@@ -17,7 +17,7 @@ import torch
 
 from decc.errors import DeccError, InternalError
 from decc.grammars.tokens.healing import HealingMatcher
-from decc.grammars.tokens.vocab import encode_in_context
+from decc.grammars.tokens.vocab import decode_in_context, encode_in_context
 
 from .aligned import AlignedTrie, Cursor
 from .detokenize import IncrementalDetokenizer, StopScanner, TextStream
@@ -433,7 +433,7 @@ class DecodeSession:
         complete: bool = True,
     ) -> Generation:
         if text is None:
-            text = self.lm.tokenizer.decode(token_ids) if token_ids else ""
+            text = decode_in_context(self.lm.tokenizer, token_ids)
         logprob = float(logprobs.sum()) if logprobs is not None else 0.0
         return Generation(tuple(token_ids), text, logprob, finish, complete=complete)
 
@@ -447,18 +447,18 @@ def cut_at_stop(
     Keeps the generated tokens up to the last token boundary at or before the cut and re-tokenizes the
     rest, so the context stays the model's own tokens wherever it can.
     """
-    full = tokenizer.decode(generated)
+    full = decode_in_context(tokenizer, generated)
     at = scanner.first(full)
     if at < 0:
         return None
     text = full[:at]
     keep = len(generated) - 1
     while keep > 0:
-        prefix = tokenizer.decode(generated[:keep])
+        prefix = decode_in_context(tokenizer, generated[:keep])
         if len(prefix) <= at and text.startswith(prefix):
             break
         keep -= 1
-    prefix = tokenizer.decode(generated[:keep]) if keep else ""
+    prefix = decode_in_context(tokenizer, generated[:keep])
     rest = encode_in_context(tokenizer, text[len(prefix) :]) if len(text) > len(prefix) else []
     return keep, list(rest), text
 

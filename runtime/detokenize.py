@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
+
+from decc.grammars.tokens.vocab import decode_in_context
 
 _REPLACEMENT = "\ufffd"
 
@@ -20,7 +23,7 @@ class IncrementalDetokenizer:
     __slots__ = ("_decode", "_prefix", "_read", "ids", "text")
 
     def __init__(self, tokenizer: Any) -> None:
-        self._decode = tokenizer.decode
+        self._decode = partial(decode_in_context, tokenizer)  # mid-context: SentencePiece spaces kept
         self.ids: list[int] = []
         self.text = ""
         self._prefix = 0  # window start: decoding from here gives the same text as from 0

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from decc.errors import InternalError
+from decc.grammars.tokens.vocab import decode_in_context
 
 from .decode import DecodeSession, FinishReason, Generation, TokenMatcher, cut_at_stop
 from .detokenize import IncrementalDetokenizer, StopScanner
@@ -153,7 +154,7 @@ class Track:
             return self.text
         if self.detok is not None and self.finish is None:
             return self.detok.text
-        return tokenizer.decode(self.tokens) if self.tokens else ""
+        return decode_in_context(tokenizer, self.tokens)
 
     def complete(self) -> bool:
         """False for a constrained value cut at max_tokens before its constraint accepted it."""

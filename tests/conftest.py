@@ -76,3 +76,17 @@ def tokenizer_family():
         return loaded[family]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tokenizer_family):
+    """`get(name) -> folder` of a tiny random-weight model (decc/tiny_models.py: llama3, qwen2, mistral,
+    gpt2), built into $DECC_CACHE/tiny in seconds on first use; a family whose vocabulary is not cached and
+    cannot be fetched skips the test, as `tokenizer_family` does."""
+    from decc.tiny_models import spec_of, tiny_model_dir
+
+    def get(name: str) -> str:
+        tokenizer_family(spec_of(name).family)
+        return str(tiny_model_dir(name))
+
+    return get

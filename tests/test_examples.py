@@ -496,11 +496,11 @@ def _aligned(path: Path, r: Result) -> None:
 
     root, visited = probs(list(context)), {d.token_ids[0] for d in draws}
     expected = 0.0
-    for c, s in enumerate(texts):
-        if not s or not any(v.startswith(s) and v != s for v in language):
+    for c, s in enumerate(texts):  # a token may spell a whole value (GPT-2's and Llama-3's "71"): after it, 1
+        if not s or not any(v.startswith(s) for v in language):
             continue
         after = 1.0
-        if c in visited:
+        if c in visited and s not in language:
             allowed = [t for t, rest in enumerate(texts) if rest and s + rest in language]
             after = float(probs([*context, c])[allowed].sum())
         expected += float(root[c]) * after

@@ -175,6 +175,22 @@ def encode_in_context(tokenizer: Any, text: str) -> list[int]:
     return ids
 
 
+def decode_in_context(tokenizer: Any, ids: Sequence[int]) -> str:
+    """The text of `ids` as they read after other text: the inverse of `encode_in_context`. SentencePiece
+    decoders drop the space of a text's first token (`▁the` alone decodes to `the`); a generated value is
+    never a text's start, so decode it after an anchor token and keep what follows the anchor's text."""
+    if not ids or not adds_prefix_space(tokenizer):
+        return tokenizer.decode(ids) if ids else ""
+    key = id(tokenizer)
+    hit = _DECODE_ANCHOR.get(key)
+    if hit is None or hit[0] is not tokenizer:
+        anchor = list(tokenizer.encode("a", add_special_tokens=False))[-1:]
+        hit = _DECODE_ANCHOR[key] = (tokenizer, anchor, tokenizer.decode(anchor))
+    _, anchor, head = hit
+    both = tokenizer.decode([*anchor, *ids])
+    return both[len(head) :] if both.startswith(head) else tokenizer.decode(ids)
+
+
 def adds_prefix_space(tokenizer: Any) -> bool:
     """Whether encoding a text alone starts it with a SentencePiece space it does not have."""
     key = id(tokenizer)
@@ -190,6 +206,7 @@ def adds_prefix_space(tokenizer: Any) -> bool:
 
 
 _PREFIX_SPACE: dict[int, tuple[Any, bool]] = {}
+_DECODE_ANCHOR: dict[int, tuple[Any, list[int], str]] = {}
 # Keyed by id(); the stored tokenizer reference keeps the id from being reused while the entry lives.
 _CACHE: dict[tuple[int, int | None, frozenset[int] | None], tuple[Any, Vocabulary]] = {}
 
