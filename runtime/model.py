@@ -11,15 +11,17 @@ import os
 import shutil
 import tempfile
 import threading
-import warnings
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from decc import vocabs
 from decc.errors import DeccError
 from decc.vocabs import cache_dir
+
+if TYPE_CHECKING:
+    from .engine import Engine
 
 EMBEDDED_NAME = "smollm2-135m-instruct"
 EMBEDDED_ALIASES = ("default", "smollm2", EMBEDDED_NAME)
@@ -48,7 +50,6 @@ def _quiet() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    warnings.filterwarnings("ignore", module="transformers")
 
 
 def embedded_model_dir() -> Path:
@@ -138,7 +139,8 @@ def load_tokenizer(spec: str = "default") -> Any:
 
 @dataclass
 class LanguageModel:
-    """A causal LM with its tokenizer, and the facts the runtime needs about them."""
+    """A causal LM with its tokenizer, and the facts the runtime needs about them. The runtime calls the
+    model only through `engine` (runtime/engine.py)."""
 
     name: str
     model: Any
@@ -146,20 +148,13 @@ class LanguageModel:
     eos_ids: frozenset[int]
     vocab_size: int
     device: Any = field(default=None)
+    engine: Engine = field(init=False, repr=False)
 
-    @property
-    def cache_keyword(self) -> str:
-        """The forward keyword that takes the KV cache (see `cache_keyword`)."""
-        return cache_keyword(type(self.model))
+    def __post_init__(self) -> None:
+        from .engine import TransformersEngine
 
-
-@cache
-def cache_keyword(model_class: type) -> str:
-    """`cache` where the model's forward takes it (transformers 5.x, which deprecates `past_key_values`
-    with a FutureWarning on every call), else `past_key_values` (older transformers)."""
-    import inspect
-
-    return "cache" if "cache" in inspect.signature(model_class.forward).parameters else "past_key_values"
+        self.engine = TransformersEngine(self.model, self.eos_ids, self.vocab_size, self.device)
+        self.device = self.engine.device
 
 
 @cache
