@@ -108,14 +108,15 @@ def cache_keyword(model_class: type) -> str:
 class TransformersEngine:
     """`Engine` over a transformers causal LM, with the growing KV cache of kvcache.py."""
 
-    def __init__(
-        self, model: Any, eos_ids: frozenset[int], vocab_size: int, device: torch.device | str | None = None
-    ) -> None:
+    def __init__(self, model: Any, eos_ids: frozenset[int], vocab_size: int) -> None:
         self.model = model
         self.eos_ids = eos_ids
         self.vocab_size = vocab_size
-        self.device = torch.device(device) if device is not None else torch.device(model.device)
-        self.dtype: torch.dtype = next(model.parameters()).dtype
+        weights = next(model.parameters())
+        # Where the weights are, with its index ("cuda:0", never a bare "cuda"): the CUDA paths (Triton
+        # sampler and bitmask kernel, device-resident loop, overlapped host masks) key on it.
+        self.device = weights.device
+        self.dtype: torch.dtype = weights.dtype
         self.max_positions = int(getattr(model.config, "max_position_embeddings", 0) or 0)
         self._keyword = cache_keyword(type(model))
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from decc import vocabs
+from decc.devices import resolve_device, resolve_dtype
 from decc.errors import DeccError
 from decc.vocabs import cache_dir
 
@@ -153,19 +154,29 @@ class LanguageModel:
     def __post_init__(self) -> None:
         from .engine import TransformersEngine
 
-        self.engine = TransformersEngine(self.model, self.eos_ids, self.vocab_size, self.device)
-        self.device = self.engine.device
+        self.engine = TransformersEngine(self.model, self.eos_ids, self.vocab_size)
+        self.device = self.engine.device  # where the weights are
+
+
+def load_language_model(
+    spec: str = "default", device: str | None = None, dtype: str | None = None
+) -> LanguageModel:
+    """The model named by `spec` on `device` in `dtype` (decc/devices.py: auto, the default, is CUDA in
+    bfloat16 when torch sees a GPU, else the CPU in float32), loaded once per process for each
+    resolved (spec, device, dtype). A device this machine lacks is a `DeccError`."""
+    where = resolve_device(device)
+    return _load(spec, where, resolve_dtype(dtype, where))
 
 
 @cache
-def load_language_model(spec: str = "default", device: str = "cpu") -> LanguageModel:
-    """Load (once per process) the model named by `spec` in float32 on `device`."""
+def _load(spec: str, device: str, dtype: str) -> LanguageModel:
     _quiet()
     import torch
     from transformers import AutoModelForCausalLM
 
     path = model_dir(spec)
-    model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=torch.float32)
+    weights = getattr(torch, dtype)
+    model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=weights)
     model.to(device)
     model.eval()
     tok = load_tokenizer(spec)
