@@ -14,24 +14,45 @@ from decc.compiler.pipeline import check_optimizations, compile_program
 from decc.compiler.plan import Plan, lower_to_plan
 from decc.compiler.trust import Trust
 from decc.dsl import ast, parse, parse_file
-from decc.errors import DeccError, DeccWarning, Source
+from decc.errors import DeccError, DeccWarning, Source, Span
 from decc.runtime.executor import Result
+from decc.runtime.model import LanguageModel
 
 __all__ = ["Program", "Result", "load", "load_tokenizer", "loads"]
 
 
 class Program:
-    """A parsed, checked and compiled `.dec` program. The tokenizer and model load lazily, once."""
+    """A parsed, checked and compiled `.dec` program. The tokenizer and model load lazily, once.
+
+    `device` and `dtype` (decc/devices.py) override those of the program's `model` declaration; unset
+    there too, they are auto: CUDA in bfloat16 when torch sees a GPU, else the CPU in float32. `threads`
+    sets torch's CPU threads when a run starts (unset: the first run of a process sets OMP_NUM_THREADS if
+    given, else the physical cores).
+    """
 
     def __init__(
         self,
         tree: ast.Program,
         module: ir.Module,
         model: str | None = None,
+        *,
+        device: str | None = None,
+        dtype: str | None = None,
+        threads: int | None = None,
     ) -> None:
+        from decc.devices import device_error, dtype_error
+
+        for err in (device_error(device) if device else None, dtype_error(dtype) if dtype else None):
+            if err is not None:
+                raise err
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise DeccError(f"threads must be an integer of at least 1, not {threads!r}")
         self.ast = tree
         self.ir = module
         self.model = model or module.model
+        self.device = device
+        self.dtype = dtype
+        self.threads = threads
         self._plan: Plan | None = None
         self._aligned: dict = {}  # ASAp estimates of `mode: aligned` steps, shared by every run
         self._suffixes: dict = {}  # each step's earlier values, for suffix-match drafts (speed only)
@@ -73,6 +94,34 @@ class Program:
             return e
         return type(e)(e.message, decls[0].span, notes=e.notes, hints=e.hints)
 
+    def _setting(self, key: str, given: str | None) -> tuple[str | None, Span | None]:
+        """`given`, else the value the `model` declaration writes for `key` (with its span), else None."""
+        if given is not None:
+            return given, None
+        for decl in self.ast.items:
+            if isinstance(decl, ast.ModelDecl) and (opt := decl.option(key)) is not None:
+                value = opt.value
+                return (
+                    value.value if isinstance(value, ast.StrLit) else getattr(value, "name", None)
+                ), value.span
+        return None, None
+
+    def language_model(self) -> LanguageModel:
+        """The model the program runs on (loaded once per process for each device and dtype), with torch's
+        CPU threads set. A device this machine lacks is a `DeccError` (at the declaration that names it)."""
+        from decc.devices import resolve_device, resolve_dtype, set_threads
+        from decc.runtime.model import load_language_model
+
+        device, device_at = self._setting("device", self.device)
+        dtype, dtype_at = self._setting("dtype", self.dtype)
+        where = resolve_device(device, device_at)
+        kind = resolve_dtype(dtype, where, dtype_at)
+        set_threads(self.threads)
+        try:
+            return load_language_model(self.model, where, kind)
+        except DeccError as e:
+            raise self._at_model_declaration(e) from None
+
     def with_overrides(self, *, max_tokens: int | None = None, seed: int | None = None) -> Program:
         """A copy whose every gen step has `max_tokens`, and whose every sampling step (sample, best_of,
         first_finish, smc) draws with `seed`: the CLI's --max-tokens and --seed."""
@@ -96,16 +145,17 @@ class Program:
             return op
 
         module = replace(self.ir, body=ir.map_ops(self.ir.body, override))
-        program = Program(self.ast, module, self.model)
+        program = Program(
+            self.ast, module, self.model, device=self.device, dtype=self.dtype, threads=self.threads
+        )
         program._max_tokens = max_tokens if max_tokens is not None else self._max_tokens
         return program
 
     def run(self, **inputs: Any) -> Result:
         from decc.runtime.executor import execute
-        from decc.runtime.model import load_language_model
 
         plan = self.plan()
-        return execute(plan, load_language_model(self.model), inputs, self._aligned, self._suffixes)
+        return execute(plan, self.language_model(), inputs, self._aligned, self._suffixes)
 
     def stream(self, **inputs: Any) -> Iterator[tuple[str, str] | Result]:
         """Run as `run` does, yielding each value's text as it is decoded: `(name, piece)` pairs, the first
@@ -113,10 +163,9 @@ class Program:
         text a stop string may still cut is held back (with a stop regex, the whole value waits for its
         end), and a search policy (beam, best-of, SMC, ...) gives its value in one piece once chosen."""
         from decc.runtime.executor import execute
-        from decc.runtime.model import load_language_model
 
         plan = self.plan()
-        lm = load_language_model(self.model)
+        lm = self.language_model()
         events: queue.Queue[tuple[str, str] | Result | _Failed] = queue.Queue()
         closed = threading.Event()
 
@@ -157,12 +206,11 @@ class Program:
         """Run once per input, `batch_size` runs decoded together (the same results as `run` each, seeds
         included); `on_result(index, result)` is called as results arrive."""
         from decc.runtime.batch import execute_batch
-        from decc.runtime.model import load_language_model
 
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         plan = self.plan()
-        lm = load_language_model(self.model)
+        lm = self.language_model()
         return execute_batch(
             plan,
             lm,
@@ -203,9 +251,14 @@ def load(
     allow_installed: bool = False,
     allow_files_outside: bool = False,
     allow_imports: bool = True,
+    device: str | None = None,
+    dtype: str | None = None,
+    threads: int | None = None,
 ) -> Program:
     """Parse and compile a .dec file. `no_opt` names optimization passes to skip (outputs stay the same;
-    see `decc.compiler.pipeline.OPTIMIZATIONS`). Warnings end up in `Program.warnings`.
+    see `decc.compiler.pipeline.OPTIMIZATIONS`). Warnings end up in `Program.warnings`. `device` (auto,
+    cpu, cuda, cuda:N), `dtype` (auto, float32, bfloat16, float16) and `threads` say where runs go (see
+    `Program`).
 
     Loading is for running: the modules that `python(...)` and `json(model=...)` name are imported
     (`allow_imports=False` finds them without importing; such a program compiles but cannot run). They are
@@ -213,7 +266,7 @@ def load(
     `allow_installed`. Files named by `file=` must lie in the program's folder unless
     `allow_files_outside`."""
     trust = Trust(tuple(Path(p) for p in python_path), allow_installed, allow_files_outside, allow_imports)
-    return _compiled(parse_file(path), model, no_opt, trust)
+    return _compiled(parse_file(path), model, no_opt, trust, _Where(device, dtype, threads))
 
 
 def loads(
@@ -226,14 +279,29 @@ def loads(
     allow_installed: bool = False,
     allow_files_outside: bool = False,
     allow_imports: bool = True,
+    device: str | None = None,
+    dtype: str | None = None,
+    threads: int | None = None,
 ) -> Program:
     """`load` of a program's text; `path` places it (its folder is where its modules and files are found)."""
     trust = Trust(tuple(Path(p) for p in python_path), allow_installed, allow_files_outside, allow_imports)
-    return _compiled(parse(Source(path, text)), model, no_opt, trust)
+    return _compiled(parse(Source(path, text)), model, no_opt, trust, _Where(device, dtype, threads))
 
 
-def _compiled(tree: ast.Program, model: str | None, no_opt: Collection[str], trust: Trust) -> Program:
-    return Program(tree, compile_program(tree, disabled=check_optimizations(no_opt), trust=trust), model)
+@dataclass(frozen=True)
+class _Where:
+    """Where a program's runs go: `load`'s device, dtype and threads."""
+
+    device: str | None = None
+    dtype: str | None = None
+    threads: int | None = None
+
+
+def _compiled(
+    tree: ast.Program, model: str | None, no_opt: Collection[str], trust: Trust, where: _Where
+) -> Program:
+    module = compile_program(tree, disabled=check_optimizations(no_opt), trust=trust)
+    return Program(tree, module, model, device=where.device, dtype=where.dtype, threads=where.threads)
 
 
 def load_tokenizer(model: str | None = None) -> Any:

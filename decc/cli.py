@@ -50,6 +50,22 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--model", help="override the program's model (a local transformers folder or 'default')"
     )
+    run.add_argument(
+        "--device",
+        metavar="D",
+        help="auto (default: CUDA when torch sees a GPU, else the CPU), cpu, cuda or cuda:N",
+    )
+    run.add_argument(
+        "--dtype",
+        metavar="T",
+        help="auto (default: bfloat16 on CUDA, float32 on the CPU), float32, bfloat16, float16",
+    )
+    run.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="torch's CPU threads (default: OMP_NUM_THREADS if set, else the physical cores)",
+    )
 
     check = sub.add_parser("check", help="run every static check; exit 0, or 2 with diagnostics")
     check.add_argument("files", nargs="+")
@@ -169,8 +185,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise DeccError(f"--max-tokens must be at least 1, not {args.max_tokens}")
     if args.seed is not None and not 0 <= args.seed < 2**64:
         raise DeccError(f"--seed must be in [0, 2**64), not {args.seed}")
+    if args.threads is not None and args.threads < 1:
+        raise DeccError(f"--threads must be at least 1, not {args.threads}")
+    _check_where(args)
     start = time.perf_counter()
-    program = decc.load(args.file, model=args.model, no_opt=args.no_opt, **_trust_kwargs(args))
+    where = {"device": args.device, "dtype": args.dtype, "threads": args.threads}
+    program = decc.load(args.file, model=args.model, no_opt=args.no_opt, **where, **_trust_kwargs(args))
     _warn(program.warnings)
     if args.max_tokens is not None or args.seed is not None:
         program = program.with_overrides(max_tokens=args.max_tokens, seed=args.seed)
@@ -182,10 +202,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     inputs = _inputs(args.input)
     if not args.json and (args.stream or sys.stdout.isatty()):
         return _run_streaming(program, inputs)
-    from decc.runtime.model import load_language_model
-
     program.plan()  # the tokenizer and the token automata
-    load_language_model(program.model)
+    program.language_model()
     loaded = time.perf_counter()
     result = program.run(**inputs)
     done = time.perf_counter()
@@ -198,6 +216,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         for name, value in result.values.items():
             print(f"{name}: {value}")
     return 0
+
+
+def _check_where(args: argparse.Namespace) -> None:
+    """--device and --dtype spelled right, before anything is compiled."""
+    from decc.devices import device_error, dtype_error
+
+    for flag, value, check in (("--device", args.device, device_error), ("--dtype", args.dtype, dtype_error)):
+        err = check(value) if value is not None else None
+        if err is not None:
+            raise DeccError(f"{flag}: {err.message}", hints=err.hints)
 
 
 def _run_streaming(program: Any, inputs: dict[str, str]) -> int:

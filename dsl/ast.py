@@ -155,8 +155,17 @@ class Turn:
 
 @dataclass(frozen=True)
 class ModelDecl:
+    """`model SPEC` or `model SPEC { device: D, dtype: T }` (each option at most once, spelled right: the
+    parser checks). `offsets` are the source offsets (start, end) of SPEC as written."""
+
     spec: str
     span: Span
+    options: tuple[Option, ...] = ()
+    offsets: tuple[int, ...] = field(default=(), repr=False, compare=False)
+
+    def option(self, key: str) -> Option | None:
+        """The option named `key` (`device` or `dtype`), if written."""
+        return next((o for o in self.options if o.key.value == key), None)
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,9 @@ The rules (one output for every program that means the same, so formatting twice
 - Two spaces per level; one item, statement or option per line; exactly one newline at the end of the file.
 - `gen NAME` without options; `gen NAME { key: value, key: value }` with at most three options when that
   fits on one line and no comment is inside the braces; otherwise the block form: `gen NAME {`, one
-  `key: value` per line (no commas), `}`. Turns written with a bare string stay `user "..."`; every other body is a block, `{}` when
-  empty. `if c {...} elif c {...} else {...}` puts `} elif c {` and `} else {` on the line of the `}`.
+  `key: value` per line (no commas), `}`; a `model` declaration's options likewise. Turns written with a
+  bare string stay `user "..."`; every other body is a block, `{}` when empty. `if c {...} elif c {...}
+  else {...}` puts `} elif c {` and `} else {` on the line of the `}`.
 - String and number literals are copied verbatim from the source (escapes, raw and long strings as written).
 - A list or call stays on one line if it fits in 100 columns and holds no comment; otherwise one element per
   line, each followed by a comma.
@@ -164,8 +165,8 @@ class _Printer:
 
     def item(self, node: Any, indent: str) -> str:
         if isinstance(node, ast.ModelDecl):
-            arg = self.next_code(node.span.start + len("model"))
-            return f"{indent}model {self.text[arg : node.span.end]}"
+            start, end = node.offsets
+            return self.with_options(f"{indent}model {self.text[start:end]}", end, node, indent)
         if isinstance(node, ast.InputDecl):
             head = f"{indent}input {node.name.value}" + (f": {node.type.value}" if node.type else "")
             if node.default is None:
@@ -200,8 +201,11 @@ class _Printer:
         return self.braced(head + "{", opener, chunks, indent)
 
     def gen(self, node: ast.Gen, indent: str) -> str:
-        head = f"{indent}gen {node.name.value}"
-        brace = self.next_code(node.name.span.end)
+        return self.with_options(f"{indent}gen {node.name.value}", node.name.span.end, node, indent)
+
+    def with_options(self, head: str, after: int, node: ast.Gen | ast.ModelDecl, indent: str) -> str:
+        """`head` and the `{ key: value }` options of a gen or a model declaration that follow `after`."""
+        brace = self.next_code(after)
         if brace >= node.span.end:  # no braces at all
             return head
         if 1 <= len(node.options) <= MAX_ONE_LINE and not self.has_comment(brace, node.span.end):

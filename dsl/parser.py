@@ -12,9 +12,10 @@ from pathlib import Path
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
+from decc.devices import device_error, dtype_error
 from decc.dsl import ast
 from decc.dsl.strings import decode_string, parse_template
-from decc.errors import DeccError, Source, Span
+from decc.errors import DeccError, Source, Span, unknown
 
 _TERMINAL_NAMES = {
     "NAME": "a name",
@@ -191,11 +192,28 @@ def _syntax_error(source: Source, e: UnexpectedInput) -> DeccError:
             msg = f"unexpected {_describe(tok)}"
         exp = _expected(set(e.expected))
         hints = _hints(tok, set(e.expected))
+        if tok.type == "COLON" and text[: tok.start_pos].endswith("cuda"):  # `device: cuda:1`
+            hints = ['a device with an index is written as a string: device: "cuda:1"']
         return DeccError(f"{msg}; expected {exp}" if exp else msg, span, hints=hints)
     if isinstance(e, UnexpectedEOF):
         pos = len(text.rstrip())
         return DeccError("unexpected end of file", Span.of(source, pos, pos))
     return DeccError(str(e))
+
+
+MODEL_OPTIONS = {"device": "cuda", "dtype": "bfloat16"}  # each with an example value
+
+
+def _unique(options: tuple[ast.Option, ...]) -> None:
+    seen: dict[str, ast.Option] = {}
+    for opt in options:
+        first = seen.setdefault(opt.key.value, opt)
+        if first is not opt:
+            raise DeccError(
+                f"model option '{opt.key.value}' given twice",
+                opt.span,
+                notes=[f"first given at {first.span}"],
+            )
 
 
 def _hints(tok: Token, expected: set[str]) -> list[str]:
@@ -232,9 +250,12 @@ class _Builder:
     def item(self, node: Tree) -> ast.Item:
         kind = node.data
         if kind == "model_decl":
-            (arg,) = node.children
+            arg, *opts = node.children
             spec = self.string(arg).value if isinstance(arg, Tree) else str(arg)
-            return ast.ModelDecl(spec, self.span(node))
+            at = self.span(arg)
+            options = tuple(self.model_option(o) for o in opts if o is not None)
+            _unique(options)
+            return ast.ModelDecl(spec, self.span(node), options, (at.start, at.end))
         if kind == "input_decl":
             name, typ, default = node.children
             return ast.InputDecl(
@@ -301,6 +322,20 @@ class _Builder:
     def string(self, node: Tree) -> ast.StrLit:
         (tok,) = node.children
         return decode_string(str(tok), tok.start_pos, self.span(tok))
+
+    def model_option(self, node: Tree) -> ast.Option:
+        """`device: D` or `dtype: T` in a model declaration, D and T a name or a string spelled right."""
+        opt = self.option(node)
+        key, value = opt.key.value, opt.value
+        if key not in MODEL_OPTIONS:
+            raise unknown("model option", key, opt.key.span, MODEL_OPTIONS)
+        if not isinstance(value, (ast.StrLit, ast.NameRef)):
+            raise DeccError(f"{key} is a name or a string, such as {key}: {MODEL_OPTIONS[key]}", value.span)
+        text = value.value if isinstance(value, ast.StrLit) else value.name
+        err = (device_error if key == "device" else dtype_error)(text, value.span)
+        if err is not None:
+            raise err
+        return opt
 
     def option(self, node: Tree) -> ast.Option:
         key, value = node.children

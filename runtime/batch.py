@@ -24,20 +24,19 @@ import torch
 
 from decc.compiler import ir
 from decc.compiler.plan import Plan, PlanGen, plan_gens
-from decc.errors import DeccError
 from decc.grammars.tokens.healing import HealingMatcher
 
 from .decode import Generation
 from .detokenize import IncrementalDetokenizer
 from .device_loop import decode_on_device, eligible
+from .engine import Engine, PastKV
 from .executor import ProgramRun, Result, bind_inputs, sampling_params, step_rules
-from .kvcache import GrowingLayer, make_kv_cache, select_rows
 from .masking import RowMasker, masked_copy
 from .model import LanguageModel
 from .sampling import SamplingParams, Stream, draw_rows, make_generator, next_key
 from .tracks import StepRules, Track
 
-__all__ = ["RowSpec", "execute_batch", "generate_rows"]
+__all__ = ["PastKV", "RowSpec", "execute_batch", "generate_rows"]
 
 SHARE_MIN = 8  # a shared prefix shorter than this is not worth its own forward pass
 
@@ -53,16 +52,6 @@ class RowSpec:
     generator: Stream | None
     past: PastKV | None = None  # keys and values of the context's first tokens, from the previous step
     saved: PastKV | None = field(default=None, repr=False)  # filled by generate_rows(keep_past=True)
-
-
-@dataclass(frozen=True)
-class PastKV:
-    """One row's keys and values (per layer, [1, heads, length, dim]) for the first `length` tokens of its
-    context: kept after a batched step's prefill so the run's next gen step feeds only what came after."""
-
-    length: int
-    keys: tuple[torch.Tensor, ...]
-    values: tuple[torch.Tensor, ...]
 
 
 def generate_rows(
@@ -82,12 +71,13 @@ def generate_rows(
     A row with a `past` feeds only its context after `past.length` tokens; with `keep_past` each row's
     keys and values for its whole context are saved (in `row.saved`) right after the prefill.
     """
-    device = lm.device if lm.device is not None else lm.model.device
+    engine = lm.engine
+    device = engine.device
     tok = lm.tokenizer
     n = len(rows)
     pad = getattr(tok, "pad_token_id", None)
-    pad = int(pad) if pad is not None else min(lm.eos_ids)
-    cache = make_kv_cache(lm.model.config)
+    pad = int(pad) if pad is not None else min(engine.eos_ids)
+    cache = engine.new_cache()
     known = [r.past.length if r.past is not None and r.past.length < len(r.context) else 0 for r in rows]
     held = max(known)  # the widest past: every row's past is left-padded to it
     shared = _shared_prefix([r.context for r in rows]) if n > 1 and not held else 0
@@ -104,7 +94,7 @@ def generate_rows(
         mask[i, held + shared + width - len(rest) :] = 1
     positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, held + shared :]
     if held:
-        _seed_cache(cache, rows, known, held)
+        engine.import_rows(cache, [r.past for r in rows], known, held)
     tracks = [
         Track(r.matcher, IncrementalDetokenizer(tok) if r.rules.scanner() is not None else None) for r in rows
     ]
@@ -112,15 +102,17 @@ def generate_rows(
     with torch.inference_mode():
         if shared:  # the common prefix (a system prompt, a template) is computed once and its rows copied
             head = torch.tensor([rows[0].context[:shared]], dtype=torch.long, device=device)
-            _forward(lm, head, mask[:1, :shared], torch.arange(shared, device=device)[None], cache)
-            select_rows(cache, torch.zeros(n, dtype=torch.long, device=device))
-        logits = _forward(lm, ids, mask, positions, cache)
-        if keep_past and all(isinstance(layer, GrowingLayer) for layer in cache.layers):
+            engine.prefill(
+                cache, head, mask=mask[:1, :shared], positions=torch.arange(shared, device=device)[None]
+            )
+            engine.fork(cache, n)
+        logits = engine.prefill(cache, ids, mask=mask, positions=positions)
+        if keep_past:
             for i in live:
-                rows[i].saved = _past_of(cache, i, mask[i], len(rows[i].context))
+                rows[i].saved = _past_of(engine, cache, i, mask[i], len(rows[i].context))
         if len(live) < n:
             keep = torch.tensor(live, dtype=torch.long, device=device)
-            select_rows(cache, keep)
+            engine.select_rows(cache, keep)
             logits, mask, positions = logits[keep], mask[keep], positions[keep]
         if on_device is None:
             on_device = all(eligible(rows[i]) for i in live)
@@ -128,14 +120,7 @@ def generate_rows(
             if not all(eligible(rows[i]) for i in live):
                 raise ValueError("a row's constraint or rules need the host loop")
             decode_on_device(
-                lm,
-                [rows[i] for i in live],
-                [tracks[i] for i in live],
-                logits,
-                mask,
-                positions,
-                cache,
-                lambda ids, m, p, c: _forward(lm, ids, m, p, c),
+                lm, [rows[i] for i in live], [tracks[i] for i in live], logits, mask, positions, cache
             )
             live = []
         if live:
@@ -170,8 +155,9 @@ def _decode_on_host(
     That pays where the forward runs on a GPU; on a CPU the forward's own Python needs the GIL between
     ops, so the default there is inline: extend, fill, then forward.
     """
-    device = logits.device
-    host = _HostWork(rows, tracks, RowMasker(lm.vocab_size, lm.eos_ids, device), lm.tokenizer)
+    engine = lm.engine
+    device = engine.device
+    host = _HostWork(rows, tracks, RowMasker(engine.vocab_size, engine.eos_ids, device), lm.tokenizer)
     bitmask = host.bitmask(live, 0)
     step = 0
     with ThreadPoolExecutor(1, thread_name_prefix="decc-mask") as pool:
@@ -205,20 +191,20 @@ def _decode_on_host(
             if go:
                 keep = torch.tensor(go, dtype=torch.long, device=device)
                 if len(go) < len(live):
-                    select_rows(cache, keep)
+                    engine.select_rows(cache, keep)
                     mask, positions = mask[keep], positions[keep]
-                feed = drawn.to(device)[keep][:, None]
+                feed = drawn.to(device)[keep]
                 mask = torch.cat([mask, torch.ones((len(go), 1), dtype=mask.dtype, device=device)], dim=1)
                 positions = positions[:, -1:] + 1
                 if not overlap:
                     bitmask = host.bitmask([live[r] for r in go], step + 1)
-                logits = _forward(lm, feed, mask, positions, cache)
+                logits = engine.step(cache, feed, mask=mask, positions=positions)
             if overlap:
                 bitmask = work.result()
             still = [k for k, r in enumerate(go) if tracks[live[r]].finish is None]
             if len(still) < len(go) and still:
                 keep = torch.tensor(still, dtype=torch.long, device=device)
-                select_rows(cache, keep)
+                engine.select_rows(cache, keep)
                 logits, mask, positions = logits[keep], mask[keep], positions[keep]
                 bitmask = bitmask[keep] if bitmask is not None else None
             live = [live[go[k]] for k in still]
@@ -306,48 +292,11 @@ def _done_at_start(track: Track, spec: RowSpec) -> bool:
     return False
 
 
-def _seed_cache(cache: Any, rows: Sequence[RowSpec], known: list[int], held: int) -> None:
-    """Every layer starts with each row's past keys and values, right-aligned in `held` slots."""
-    sample = next(r.past for r, k in zip(rows, known, strict=True) if k)
-    assert sample is not None
-    for layer in range(len(sample.keys)):
-        k0, v0 = sample.keys[layer], sample.values[layer]
-        keys = k0.new_zeros((len(rows), k0.shape[1], held, k0.shape[3]))
-        values = v0.new_zeros((len(rows), v0.shape[1], held, v0.shape[3]))
-        for i, (r, k) in enumerate(zip(rows, known, strict=True)):
-            if k and r.past is not None:
-                keys[i, :, held - k :] = r.past.keys[layer][0, :, :k]
-                values[i, :, held - k :] = r.past.values[layer][0, :, :k]
-        cache.update(keys, values, layer)
-
-
-def _past_of(cache: Any, row: int, mask: torch.Tensor, length: int) -> PastKV:
+def _past_of(engine: Engine, cache: Any, row: int, mask: torch.Tensor, length: int) -> PastKV | None:
     """Row `row`'s keys and values at its real (unmasked) positions: its whole context."""
     at = mask.nonzero().squeeze(1)
     assert at.numel() == length, (at.numel(), length)
-    keys = tuple(layer.keys[row : row + 1].index_select(2, at) for layer in cache.layers)
-    values = tuple(layer.values[row : row + 1].index_select(2, at) for layer in cache.layers)
-    return PastKV(length, keys, values)
-
-
-def _forward(
-    lm: LanguageModel, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any
-) -> torch.Tensor:
-    limit = int(getattr(lm.model.config, "max_position_embeddings", 0) or 0)
-    if limit and mask.shape[-1] > limit:  # the mask spans the longest row (a shape: no device sync)
-        raise DeccError(
-            f"the context grew to {mask.shape[-1]} tokens, more than the model's {limit}; "
-            "shorten the prompt or lower max_tokens"
-        )
-    out = lm.model(
-        input_ids=ids,
-        attention_mask=mask,
-        position_ids=positions,
-        **{lm.cache_keyword: cache},
-        use_cache=True,
-        logits_to_keep=1,
-    )
-    return out.logits[:, -1]
+    return engine.export_row(cache, row, at)
 
 
 def execute_batch(

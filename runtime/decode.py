@@ -91,16 +91,14 @@ class DecodeSession:
     """
 
     def __init__(self, lm: LanguageModel) -> None:
-        from .kvcache import make_kv_cache  # imports transformers: only when a session is made
-
         self.lm = lm
-        self._model = lm.model
-        self._device = lm.device if lm.device is not None else lm.model.device
+        self._engine = lm.engine
+        self._device = self._engine.device
         self._tokens: list[int] = []
         self._fed = 0
         self._logits: torch.Tensor | None = None
-        self._cache = make_kv_cache(lm.model.config)
-        self._max_positions = int(getattr(lm.model.config, "max_position_embeddings", 0) or 0)
+        self._cache = self._engine.new_cache()
+        self._max_positions = self._engine.max_positions
         self._eos = lm.eos_ids
         self._masker = RowMasker(lm.vocab_size, lm.eos_ids, self._device)
         self._step_ids = torch.zeros((1, 1), dtype=torch.long, device=self._device)
@@ -150,20 +148,14 @@ class DecodeSession:
         positions = self._positions[:, fed : fed + n] if self._positions is not None else None
         if positions is not None and input_ids.shape[0] > 1:
             positions = positions.expand(input_ids.shape[0], n)
-        out = self._model(
-            input_ids=input_ids,
-            position_ids=positions,
-            **{self.lm.cache_keyword: self._cache},
-            use_cache=True,
-            logits_to_keep=keep,
-        )
+        logits = self._engine.prefill(self._cache, input_ids, positions=positions, keep=keep)
         self._fed = fed + n
         self.forward_calls += 1
-        return out.logits[:, -1] if keep == 1 else out.logits[:, -keep:]
+        return logits
 
     def _crop(self, keep: int) -> None:
         if keep < self._fed:
-            self._cache.crop(keep - self._fed)
+            self._engine.crop(self._cache, self._fed - keep)
             self._fed = keep
 
     def _next_logits(self) -> torch.Tensor:
@@ -191,9 +183,7 @@ class DecodeSession:
         """Start `n` hypotheses after the whole context: the cache becomes `n` equal rows (the context is
         fed once, then its rows are copied) and the raw next-token logits come back as `[n, V]`."""
         logits = self._next_logits()
-        from .kvcache import select_rows
-
-        select_rows(self._cache, torch.zeros(n, dtype=torch.long, device=self._device))
+        self._engine.fork(self._cache, n)
         return logits.unsqueeze(0).expand(n, -1).clone()
 
     def step_rows(self, token_ids: torch.Tensor) -> torch.Tensor:
@@ -202,9 +192,7 @@ class DecodeSession:
 
     def select_rows(self, rows: torch.Tensor, identity: torch.Tensor | None = None) -> None:
         """Row i of the cache becomes old row `rows[i]`: beams reordered, particles forked or dropped."""
-        from .kvcache import select_rows
-
-        select_rows(self._cache, rows, identity)
+        self._engine.select_rows(self._cache, rows, identity)
 
     def adopt(self, row: int | None, token_ids: Sequence[int], fed: int = 0) -> None:
         """End a search: one row again, and the winner's tokens join the context.

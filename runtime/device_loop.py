@@ -14,7 +14,7 @@ regex (they need text), no entropy rule, no typical-p (the fused sampler does no
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import torch
@@ -24,7 +24,6 @@ from decc.grammars.tokens.budget import budget_row, distances
 
 from .device_tables import DeviceTables, supports
 from .kernels.sample import fused_sample
-from .kvcache import select_rows
 from .model import LanguageModel
 from .sampling import key64, sampling_columns
 from .tracks import Track
@@ -64,17 +63,18 @@ def decode_on_device(
     mask: torch.Tensor,
     positions: torch.Tensor,
     cache: Any,
-    forward: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, Any], torch.Tensor],
     *,
     sync_every: int | None = None,
 ) -> None:
-    """Decode `specs` (one per row of `logits`, the prefill's last logits) into `tracks`."""
-    device = logits.device
+    """Decode `specs` (one per row of `logits`, the prefill's last logits) into `tracks`, stepping `cache`
+    through `lm.engine`."""
+    engine = lm.engine
+    device = engine.device
     n = len(specs)
     if sync_every is None:
         sync_every = 1 if device.type == "cpu" else 8
     automata = [s.matcher.automaton for s in specs if s.matcher is not None]
-    tables = DeviceTables(automata, lm.vocab_size, lm.eos_ids, device)
+    tables = DeviceTables(automata, engine.vocab_size, engine.eos_ids, device)
 
     def column(values: list, dtype: torch.dtype) -> torch.Tensor:
         return torch.tensor(values, dtype=dtype, device=device)
@@ -129,14 +129,14 @@ def decode_on_device(
             if len(keep) == 0:
                 break
             if len(keep) < len(done):
-                select_rows(cache, keep)
+                engine.select_rows(cache, keep)
                 mask, positions, tokens, state, done, where = (
                     t[keep] for t in (mask, positions, tokens, state, done, where)
                 )
                 fixed = _Fixed._make(t[keep] for t in fixed)
         mask = torch.cat([mask, torch.ones((len(where), 1), dtype=mask.dtype, device=device)], dim=1)
         positions = positions[:, -1:] + 1
-        logits = forward(tokens[:, None], mask, positions, cache)
+        logits = engine.step(cache, tokens, mask=mask, positions=positions)
     _replay(lm, specs, tracks, history.tolist(), raw_lp.tolist(), length.tolist())
 
 

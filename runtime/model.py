@@ -11,15 +11,18 @@ import os
 import shutil
 import tempfile
 import threading
-import warnings
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from decc import vocabs
+from decc.devices import resolve_device, resolve_dtype
 from decc.errors import DeccError
 from decc.vocabs import cache_dir
+
+if TYPE_CHECKING:
+    from .engine import Engine
 
 EMBEDDED_NAME = "smollm2-135m-instruct"
 EMBEDDED_ALIASES = ("default", "smollm2", EMBEDDED_NAME)
@@ -48,7 +51,6 @@ def _quiet() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    warnings.filterwarnings("ignore", module="transformers")
 
 
 def embedded_model_dir() -> Path:
@@ -138,7 +140,8 @@ def load_tokenizer(spec: str = "default") -> Any:
 
 @dataclass
 class LanguageModel:
-    """A causal LM with its tokenizer, and the facts the runtime needs about them."""
+    """A causal LM with its tokenizer, and the facts the runtime needs about them. The runtime calls the
+    model only through `engine` (runtime/engine.py)."""
 
     name: str
     model: Any
@@ -146,31 +149,34 @@ class LanguageModel:
     eos_ids: frozenset[int]
     vocab_size: int
     device: Any = field(default=None)
+    engine: Engine = field(init=False, repr=False)
 
-    @property
-    def cache_keyword(self) -> str:
-        """The forward keyword that takes the KV cache (see `cache_keyword`)."""
-        return cache_keyword(type(self.model))
+    def __post_init__(self) -> None:
+        from .engine import TransformersEngine
+
+        self.engine = TransformersEngine(self.model, self.eos_ids, self.vocab_size)
+        self.device = self.engine.device  # where the weights are
+
+
+def load_language_model(
+    spec: str = "default", device: str | None = None, dtype: str | None = None
+) -> LanguageModel:
+    """The model named by `spec` on `device` in `dtype` (decc/devices.py: auto, the default, is CUDA in
+    bfloat16 when torch sees a GPU, else the CPU in float32), loaded once per process for each
+    resolved (spec, device, dtype). A device this machine lacks is a `DeccError`."""
+    where = resolve_device(device)
+    return _load(spec, where, resolve_dtype(dtype, where))
 
 
 @cache
-def cache_keyword(model_class: type) -> str:
-    """`cache` where the model's forward takes it (transformers 5.x, which deprecates `past_key_values`
-    with a FutureWarning on every call), else `past_key_values` (older transformers)."""
-    import inspect
-
-    return "cache" if "cache" in inspect.signature(model_class.forward).parameters else "past_key_values"
-
-
-@cache
-def load_language_model(spec: str = "default", device: str = "cpu") -> LanguageModel:
-    """Load (once per process) the model named by `spec` in float32 on `device`."""
+def _load(spec: str, device: str, dtype: str) -> LanguageModel:
     _quiet()
     import torch
     from transformers import AutoModelForCausalLM
 
     path = model_dir(spec)
-    model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=torch.float32)
+    weights = getattr(torch, dtype)
+    model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=weights)
     model.to(device)
     model.eval()
     tok = load_tokenizer(spec)
