@@ -41,6 +41,25 @@ def _split(runs: list[tuple[int, int, int]], children: dict[int, int]) -> list[t
     return out
 
 
+_TABLES: dict[int, tuple[ByteDFA, list[list[int]], list[bool], list[list[tuple[int, int, int]]]]] = {}
+
+
+def _tables(base: ByteDFA) -> tuple[list[list[int]], list[bool], list[list[tuple[int, int, int]]]]:
+    """`base`'s rows, accepting flags and runs as lists, once per base DFA (every object with extra keys
+    excludes its names from the same string body DFA)."""
+    hit = _TABLES.get(id(base))
+    if hit is None or hit[0] is not base:
+        if len(_TABLES) > 64:
+            _TABLES.clear()
+        hit = _TABLES[id(base)] = (
+            base,
+            base.transitions.tolist(),
+            base.accepting.tolist(),
+            _runs(base.transitions),
+        )
+    return hit[1], hit[2], hit[3]
+
+
 def excluding(base: ByteDFA, words: Iterable[bytes]) -> Automaton:
     """`base`'s language minus `words`, as an `Automaton` node (states: the trie, then a copy of `base`).
 
@@ -48,8 +67,7 @@ def excluding(base: ByteDFA, words: Iterable[bytes]) -> Automaton:
     does and no word ends. A byte off the trie goes to the base copy, where no word can end any more."""
     if base.n_states == 0:
         return Automaton(1, 0, frozenset(), ())
-    rows = base.transitions.tolist()
-    accepting = base.accepting.tolist()
+    rows, accepting, runs = _tables(base)
     state = [base.start]  # trie node -> base state
     ends = [False]
     children: list[dict[int, int]] = [{}]
@@ -69,7 +87,6 @@ def excluding(base: ByteDFA, words: Iterable[bytes]) -> Automaton:
         else:
             ends[node] = True
     n_trie = len(state)
-    runs = _runs(base.transitions)
     edges: list[tuple[int, int, int, int]] = []
     for node in range(n_trie):
         kids = children[node]
