@@ -25,22 +25,6 @@ def _runs(table: np.ndarray) -> list[list[tuple[int, int, int]]]:
     return out
 
 
-def _split(runs: list[tuple[int, int, int]], children: dict[int, int]) -> list[tuple[int, int, int]]:
-    """`runs` with the bytes of `children` cut out (the caller adds their own edges)."""
-    out: list[tuple[int, int, int]] = []
-    cuts = sorted(children)
-    for lo, hi, t in runs:
-        start = lo
-        for c in cuts:
-            if start <= c <= hi:
-                if start < c:
-                    out.append((start, c - 1, t))
-                start = c + 1
-        if start <= hi:
-            out.append((start, hi, t))
-    return out
-
-
 _TABLES: dict[int, tuple[ByteDFA, list[list[int]], list[bool], list[list[tuple[int, int, int]]]]] = {}
 
 
@@ -87,14 +71,32 @@ def excluding(base: ByteDFA, words: Iterable[bytes]) -> Automaton:
         else:
             ends[node] = True
     n_trie = len(state)
+    shifted = [[(lo, hi, n_trie + t) for lo, hi, t in qruns] for qruns in runs]  # targets in the copy
     edges: list[tuple[int, int, int, int]] = []
     for node in range(n_trie):
         kids = children[node]
-        for lo, hi, t in _split(runs[state[node]], kids):
-            edges.append((node, lo, hi, n_trie + t))
-        edges.extend((node, b, b, kid) for b, kid in kids.items())
-    for q, qruns in enumerate(runs):
-        edges.extend((n_trie + q, lo, hi, n_trie + t) for lo, hi, t in qruns)
+        row = shifted[state[node]]
+        if not kids:
+            edges += [(node, lo, hi, t) for lo, hi, t in row]
+            continue
+        # the runs with the kids' bytes cut out (the kids get their own edges)
+        cuts = sorted(kids)
+        first, last = cuts[0], cuts[-1]
+        for lo, hi, t in row:
+            if hi < first or lo > last:
+                edges.append((node, lo, hi, t))
+                continue
+            start = lo
+            for c in cuts:
+                if start <= c <= hi:
+                    if start < c:
+                        edges.append((node, start, c - 1, t))
+                    start = c + 1
+            if start <= hi:
+                edges.append((node, start, hi, t))
+        edges += [(node, b, b, kid) for b, kid in kids.items()]
+    for q, row in enumerate(shifted):
+        edges += [(n_trie + q, lo, hi, t) for lo, hi, t in row]
     acc = {node for node in range(n_trie) if accepting[state[node]] and not ends[node]}
     acc.update(n_trie + q for q, a in enumerate(accepting) if a)
     return Automaton(n_trie + len(rows), 0, frozenset(acc), tuple(edges))
