@@ -228,12 +228,15 @@ def rule_summaries(
     nullable = [False] * len(bodies)
     first = [0] * len(bodies)
     consts: dict[int, int] = {}  # first bytes of the leaves, by identity
+    # callees mostly come after their callers (a schema's structure rules): rounds in reverse order settle
+    # sooner (the fixpoints do not depend on the order)
+    order = list(enumerate(bodies))[::-1]
     try:
         changed = True
         while changed:  # nullability only grows
             changed = False
             memo: dict[int, bool] = {}
-            for r, body in enumerate(bodies):
+            for r, body in order:
                 if not nullable[r] and _nullable(body, index, nullable, memo):
                     nullable[r] = changed = True
         final: dict[int, bool] = {}
@@ -241,7 +244,7 @@ def rule_summaries(
         while changed:
             changed = False
             seen: dict[int, int] = {}
-            for r, body in enumerate(bodies):
+            for r, body in order:
                 f = _first(body, index, nullable, first, seen, final, consts)
                 if f != first[r]:
                     first[r], changed = f, True

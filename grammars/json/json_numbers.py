@@ -44,6 +44,8 @@ def seq(*items: Node) -> Node:
 
 
 def alt(*items: Node) -> Node:
+    if len(items) == 1:  # nothing to deduplicate: no hash of a fresh subtree
+        return items[0]
     uniq = list(dict.fromkeys(items))
     return uniq[0] if len(uniq) == 1 else Alt(tuple(uniq))
 
