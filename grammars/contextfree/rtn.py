@@ -400,6 +400,16 @@ class _CallBuilder(NFABuilder):
             return s, e
         return super().build(node)
 
+    def charset(self, node: CharSet) -> tuple[int, int]:
+        """An ASCII set is one edge per range (what the UTF-8 split gives it), without the split: most of a
+        schema's rule bodies are property names, one ASCII character at a time."""
+        ranges = node.ranges
+        if ranges and ranges[-1][1] < 0x80:
+            start, end = self.new(), self.new()
+            self.edges[start].extend([(lo, hi, end) for lo, hi in ranges])
+            return start, end
+        return super().charset(node)
+
 
 def _estimate(node: AnyNode) -> int:
     return estimate_states(node, _call_size, {})  # a memo given: nesting is checked by `_rule_dfa`
