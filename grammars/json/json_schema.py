@@ -343,7 +343,10 @@ def _finish(grammar: Grammar, engine: str, any_ws: bool, limits: Limits) -> Byte
     """One DFA of the inlined grammar (any JSON value at most `ANY_DEPTH` deep), or the grammar with its
     counted strings as `Lexeme` rules, checked (and its RTN cached) so that errors come at compile time."""
     if engine == AUTOMATON:
-        return _counted_dfa(inline(grammar, {ANY_RULE: _any_value(ANY_DEPTH, any_ws)}), limits)
+        # any JSON value only where the schema has one: it is a large automaton to build the first time
+        anything = any(name == ANY_RULE for name, _ in grammar.rules)
+        fixed = {ANY_RULE: _any_value(ANY_DEPTH, any_ws)} if anything else {}
+        return _counted_dfa(inline(grammar, fixed), limits)
     grammar = _lexemes(grammar, limits)
     try:
         build_rtn(grammar, limits)
