@@ -103,3 +103,13 @@ def test_calls_in_finds_every_call(schema: dict) -> None:
     for _, body in lexemes.rules:
         if not isinstance(body, CharSet):
             assert calls_in(body) == _all_calls(body)
+
+
+def test_the_shared_counted_body_is_the_plain_product() -> None:
+    """Long maxLength strings without pattern or format share one body, built as string_product builds it."""
+    assert js._any_counted_body() == js.string_product.__wrapped__((), js.NOTHING)
+    grammar = js._rules(
+        js._canonical({"type": "string", "maxLength": 40}), False, "compact-or-default", DEFAULT_LIMITS
+    )[0]
+    counted = [x for x in grammar.rules[0][1].items if isinstance(x, js.CountedBody)]
+    assert [(c.auto, c.boundary, c.lo, c.hi) for c in counted] == [(*js._any_counted_body(), 0, 40)]

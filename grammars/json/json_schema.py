@@ -606,6 +606,13 @@ def string_product(
     return auto, frozenset(boundary.tolist())
 
 
+@lru_cache(maxsize=1)
+def _any_counted_body() -> tuple[Node, frozenset[int]]:
+    """`string_product((), NOTHING)`: any JSON string body with its character boundaries, the body of
+    every long `maxLength` string without a pattern or format; built once per process, not per schema."""
+    return string_product((), NOTHING)
+
+
 def _successors(
     codes: np.ndarray, tables: list[np.ndarray], radix: np.ndarray, sizes: list[int], musts: np.ndarray
 ) -> np.ndarray:
@@ -1270,7 +1277,7 @@ class _Compiler:
         elif isinstance(fmt, str):  # no draft defines it: an annotation, noted (json_formats)
             self.unknown_format(fmt, f"{ptr}/format")
         if hi is not None and hi >= COUNT_FROM:
-            auto, boundary = string_product(tuple(bodies), NOTHING)
+            auto, boundary = string_product(tuple(bodies), NOTHING) if bodies else _any_counted_body()
             if not isinstance(auto, Automaton):
                 return NOTHING
             return seq(QUOTE, CountedBody(auto, boundary, lo, hi, tuple(bodies)), QUOTE)
