@@ -395,7 +395,7 @@ class Canon:
 
     def __init__(self, rtn: RTN, vocab: Vocabulary) -> None:
         self.rtn = rtn
-        self.reach = int(vocab.packed[1].max(initial=1))
+        self.reach = vocab.longest_token
         self._names: list[int] = []
         self._done = 0  # rules of `rtn.built` named so far
         self._lock = threading.Lock()

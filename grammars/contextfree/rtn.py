@@ -228,12 +228,15 @@ def rule_summaries(
     nullable = [False] * len(bodies)
     first = [0] * len(bodies)
     consts: dict[int, int] = {}  # first bytes of the leaves, by identity
+    # callees mostly come after their callers (a schema's structure rules): rounds in reverse order settle
+    # sooner (the fixpoints do not depend on the order)
+    order = list(enumerate(bodies))[::-1]
     try:
         changed = True
         while changed:  # nullability only grows
             changed = False
             memo: dict[int, bool] = {}
-            for r, body in enumerate(bodies):
+            for r, body in order:
                 if not nullable[r] and _nullable(body, index, nullable, memo):
                     nullable[r] = changed = True
         final: dict[int, bool] = {}
@@ -241,7 +244,7 @@ def rule_summaries(
         while changed:
             changed = False
             seen: dict[int, int] = {}
-            for r, body in enumerate(bodies):
+            for r, body in order:
                 f = _first(body, index, nullable, first, seen, final, consts)
                 if f != first[r]:
                     first[r], changed = f, True
@@ -315,18 +318,27 @@ def _first(
 _UTF8_LEAD = ((0x7F, 0, 0x00), (0x7FF, 6, 0xC0), (0xFFFF, 12, 0xE0), (0x10FFFF, 18, 0xF0))
 
 
+@lru_cache(maxsize=4096)
+def _ranges_first(ranges: tuple[tuple[int, int], ...]) -> int:
+    """The UTF-8 lead bytes of a CharSet's code points (cached: the same key characters recur in every
+    schema's rules)."""
+    out = 0
+    floor = 0
+    for top, shift, mark in _UTF8_LEAD:  # the lead byte grows with the code point in each length
+        for lo, hi in ranges:
+            lo, hi = max(lo, floor), min(hi, top)
+            if lo <= hi:
+                out |= _span(mark | (lo >> shift), mark | (hi >> shift))
+        floor = top + 1
+    return out
+
+
 def _leaf_first(node: Any) -> int:
     """The first bytes of a CharSet (UTF-8 lead bytes), a precompiled Automaton or a Lexeme."""
     out = 0
     if isinstance(node, CharSet):
-        floor = 0
-        for top, shift, mark in _UTF8_LEAD:  # the lead byte grows with the code point in each length
-            for lo, hi in node.ranges:
-                lo, hi = max(lo, floor), min(hi, top)
-                if lo <= hi:
-                    out |= _span(mark | (lo >> shift), mark | (hi >> shift))
-            floor = top + 1
-    elif isinstance(node, Lexeme):
+        return _ranges_first(node.ranges)
+    if isinstance(node, Lexeme):
         dfa = node.dfa
         if not dfa.is_empty():
             for b in np.flatnonzero(dfa.transitions[dfa.start] >= 0).tolist():
@@ -388,6 +400,16 @@ class _CallBuilder(NFABuilder):
             return s, e
         return super().build(node)
 
+    def charset(self, node: CharSet) -> tuple[int, int]:
+        """An ASCII set is one edge per range (what the UTF-8 split gives it), without the split: most of a
+        schema's rule bodies are property names, one ASCII character at a time."""
+        ranges = node.ranges
+        if ranges and ranges[-1][1] < 0x80:
+            start, end = self.new(), self.new()
+            self.edges[start].extend([(lo, hi, end) for lo, hi in ranges])
+            return start, end
+        return super().charset(node)
+
 
 def _estimate(node: AnyNode) -> int:
     return estimate_states(node, _call_size, {})  # a memo given: nesting is checked by `_rule_dfa`
@@ -431,14 +453,15 @@ def _rule_dfa(
         check_nesting(body, "grammar rule")
         raise
     # Byte classes over all byte edges, then one extra symbol (class) per distinct callee.
-    cuts = np.zeros(257, dtype=bool)
-    cuts[0] = True
+    points = {0}  # where a byte class starts (a Python set: numpy item writes cost more per edge)
     for edges in b.edges:
         for lo, hi, _ in edges:
             if lo < 256:
-                cuts[lo] = True
-                cuts[hi + 1] = True
-    byte_class = np.cumsum(cuts[:256]).astype(np.int64) - 1
+                points.add(lo)
+                points.add(hi + 1)
+    cuts = np.zeros(257, dtype=bool)
+    cuts[list(points)] = True
+    byte_class = cuts[:256].cumsum(dtype=np.int64) - 1
     n_classes = int(byte_class[-1]) + 1
     callees = sorted(b.callees)
     symbol_class = np.zeros(256 + (callees[-1] + 1 if callees else 0), dtype=np.int64)
@@ -450,10 +473,11 @@ def _rule_dfa(
     )
     rows, acc_list = table.tolist(), accepting.tolist()
     keep = _coreachable(rows, acc_list)
+    trans, acc = table, accepting
     if not all(keep):  # a part of the body with an empty language (a call of an unproductive rule)
         rows, acc_list = _drop(rows, acc_list, keep)
-    trans = np.array(rows, dtype=np.int64).reshape(len(rows), table.shape[1])
-    acc = np.array(acc_list, dtype=bool)
+        trans = np.array(rows, dtype=np.int64).reshape(len(rows), table.shape[1])
+        acc = np.array(acc_list, dtype=bool)
     full = trans[:, byte_class] if len(acc) else np.zeros((0, 256), dtype=np.int64)
     cols = trans[:, n_classes:].tolist()
     calls = [[(c, t) for c, t in zip(callees, row, strict=True) if t >= 0] for row in cols]
@@ -497,6 +521,8 @@ def _widths(dfa: ByteDFA, seg: np.ndarray) -> np.ndarray:
 
 def unrolled_states(dfa: ByteDFA) -> int:
     """The RTN states a `Lexeme` of this counted DFA unrolls into (all lexemes share MAX_LEXEME_STATES)."""
+    if dfa.seg is None:  # no counters (any JSON string): one pair per state
+        return dfa.n_states
     seg = (
         np.full(dfa.n_states, -1, dtype=np.int64) if dfa.seg is None else np.asarray(dfa.seg, dtype=np.int64)
     )

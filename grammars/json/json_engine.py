@@ -41,7 +41,8 @@ class EngineChoice:
 
 
 def calls_in(node: Any) -> set[str]:
-    """The rule names `node` calls (each shared subtree walked once)."""
+    """The rule names `node` calls (each shared subtree walked once; a subtree that keeps its NFA size
+    estimate is plain regex, with no call inside: nfa.estimate_states)."""
     out: set[str] = set()
     stack = [node]
     seen: set[int] = set()
@@ -50,12 +51,15 @@ def calls_in(node: Any) -> set[str]:
         if id(n) in seen:
             continue
         seen.add(id(n))
-        if isinstance(n, Call):
+        kind = type(n)
+        if kind is Call:
             out.add(n.rule)
-        elif isinstance(n, Concat | Alt):
-            stack.extend(n.items)
-        elif isinstance(n, Repeat):
-            stack.append(n.item)
+        elif kind is Concat or kind is Alt:
+            if "_nfa_states" not in n.__dict__:
+                stack.extend(n.items)
+        elif kind is Repeat:
+            if "_nfa_states" not in n.__dict__:
+                stack.append(n.item)
     return out
 
 

@@ -25,20 +25,23 @@ def _runs(table: np.ndarray) -> list[list[tuple[int, int, int]]]:
     return out
 
 
-def _split(runs: list[tuple[int, int, int]], children: dict[int, int]) -> list[tuple[int, int, int]]:
-    """`runs` with the bytes of `children` cut out (the caller adds their own edges)."""
-    out: list[tuple[int, int, int]] = []
-    cuts = sorted(children)
-    for lo, hi, t in runs:
-        start = lo
-        for c in cuts:
-            if start <= c <= hi:
-                if start < c:
-                    out.append((start, c - 1, t))
-                start = c + 1
-        if start <= hi:
-            out.append((start, hi, t))
-    return out
+_TABLES: dict[int, tuple[ByteDFA, list[list[int]], list[bool], list[list[tuple[int, int, int]]]]] = {}
+
+
+def _tables(base: ByteDFA) -> tuple[list[list[int]], list[bool], list[list[tuple[int, int, int]]]]:
+    """`base`'s rows, accepting flags and runs as lists, once per base DFA (every object with extra keys
+    excludes its names from the same string body DFA)."""
+    hit = _TABLES.get(id(base))
+    if hit is None or hit[0] is not base:
+        if len(_TABLES) > 64:
+            _TABLES.clear()
+        hit = _TABLES[id(base)] = (
+            base,
+            base.transitions.tolist(),
+            base.accepting.tolist(),
+            _runs(base.transitions),
+        )
+    return hit[1], hit[2], hit[3]
 
 
 def excluding(base: ByteDFA, words: Iterable[bytes]) -> Automaton:
@@ -48,8 +51,7 @@ def excluding(base: ByteDFA, words: Iterable[bytes]) -> Automaton:
     does and no word ends. A byte off the trie goes to the base copy, where no word can end any more."""
     if base.n_states == 0:
         return Automaton(1, 0, frozenset(), ())
-    rows = base.transitions.tolist()
-    accepting = base.accepting.tolist()
+    rows, accepting, runs = _tables(base)
     state = [base.start]  # trie node -> base state
     ends = [False]
     children: list[dict[int, int]] = [{}]
@@ -69,15 +71,32 @@ def excluding(base: ByteDFA, words: Iterable[bytes]) -> Automaton:
         else:
             ends[node] = True
     n_trie = len(state)
-    runs = _runs(base.transitions)
+    shifted = [[(lo, hi, n_trie + t) for lo, hi, t in qruns] for qruns in runs]  # targets in the copy
     edges: list[tuple[int, int, int, int]] = []
     for node in range(n_trie):
         kids = children[node]
-        for lo, hi, t in _split(runs[state[node]], kids):
-            edges.append((node, lo, hi, n_trie + t))
-        edges.extend((node, b, b, kid) for b, kid in kids.items())
-    for q, qruns in enumerate(runs):
-        edges.extend((n_trie + q, lo, hi, n_trie + t) for lo, hi, t in qruns)
+        row = shifted[state[node]]
+        if not kids:
+            edges += [(node, lo, hi, t) for lo, hi, t in row]
+            continue
+        # the runs with the kids' bytes cut out (the kids get their own edges)
+        cuts = sorted(kids)
+        first, last = cuts[0], cuts[-1]
+        for lo, hi, t in row:
+            if hi < first or lo > last:
+                edges.append((node, lo, hi, t))
+                continue
+            start = lo
+            for c in cuts:
+                if start <= c <= hi:
+                    if start < c:
+                        edges.append((node, start, c - 1, t))
+                    start = c + 1
+            if start <= hi:
+                edges.append((node, start, hi, t))
+        edges += [(node, b, b, kid) for b, kid in kids.items()]
+    for q, row in enumerate(shifted):
+        edges += [(n_trie + q, lo, hi, t) for lo, hi, t in row]
     acc = {node for node in range(n_trie) if accepting[state[node]] and not ends[node]}
     acc.update(n_trie + q for q, a in enumerate(accepting) if a)
     return Automaton(n_trie + len(rows), 0, frozenset(acc), tuple(edges))

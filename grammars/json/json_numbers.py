@@ -17,9 +17,20 @@ MINUS = char(0x2D)
 
 
 def lit(text: str) -> Node:
+    """`text` as a sequence of one-character sets (each set shared: keys and literals are most of a
+    schema's nodes, and `char` sorts ranges on every call)."""
+    chars = _CHARS
     if len(text) == 1:
-        return char(ord(text))
-    return Concat(tuple(char(ord(c)) for c in text))
+        return chars.get(text) or _char(text)
+    return Concat(tuple([chars.get(c) or _char(c) for c in text]))
+
+
+_CHARS: dict[str, CharSet] = {}
+
+
+def _char(c: str) -> CharSet:
+    found = _CHARS[c] = char(ord(c))
+    return found
 
 
 def seq(*items: Node) -> Node:
@@ -33,6 +44,8 @@ def seq(*items: Node) -> Node:
 
 
 def alt(*items: Node) -> Node:
+    if len(items) == 1:  # nothing to deduplicate: no hash of a fresh subtree
+        return items[0]
     uniq = list(dict.fromkeys(items))
     return uniq[0] if len(uniq) == 1 else Alt(tuple(uniq))
 

@@ -53,7 +53,7 @@ from ..contextfree.cfg_matcher import CFGConstraint, cfg_from_grammar
 from ..contextfree.rtn import MAX_LEXEME_STATES, build_rtn, unrolled_states
 from ..errors import GrammarLimitError, RegexError
 from ..limits import DEFAULT_LIMITS, Limits, check_time, deadline
-from ..regexes.nfa import NFA, NFABuilder, build_nfa, check_nesting, estimate_states
+from ..regexes.nfa import MAX_NESTING, NFA, NFABuilder, build_nfa, check_nesting, estimate_states, nesting
 from ..regexes.regex_ast import EMPTY, Alt, CharSet, Concat, Node, Repeat, map_leaves, negate, normalize
 from ..regexes.regex_parser import parse_regex
 from ..tokens.constraint import TokenConstraint
@@ -343,7 +343,10 @@ def _finish(grammar: Grammar, engine: str, any_ws: bool, limits: Limits) -> Byte
     """One DFA of the inlined grammar (any JSON value at most `ANY_DEPTH` deep), or the grammar with its
     counted strings as `Lexeme` rules, checked (and its RTN cached) so that errors come at compile time."""
     if engine == AUTOMATON:
-        return _counted_dfa(inline(grammar, {ANY_RULE: _any_value(ANY_DEPTH, any_ws)}), limits)
+        # any JSON value only where the schema has one: it is a large automaton to build the first time
+        anything = any(name == ANY_RULE for name, _ in grammar.rules)
+        fixed = {ANY_RULE: _any_value(ANY_DEPTH, any_ws)} if anything else {}
+        return _counted_dfa(inline(grammar, fixed), limits)
     grammar = _lexemes(grammar, limits)
     try:
         build_rtn(grammar, limits)
@@ -492,7 +495,9 @@ def _to_json_string_body(node: Node) -> Node:
 
 
 def _string_literal(s: str, quotes: bool = True) -> Node:
-    texts = [json.dumps(s), json.dumps(s, ensure_ascii=False)]
+    """`s` as `json.dumps` writes it, escaped or not (one spelling for most keys: ASCII without escapes)."""
+    escaped = json.dumps(s)
+    texts = [escaped] if s.isascii() and s.isprintable() else [escaped, json.dumps(s, ensure_ascii=False)]
     return alt(*(lit(t if quotes else t[1:-1]) for t in texts))
 
 
@@ -601,6 +606,13 @@ def string_product(
     return auto, frozenset(boundary.tolist())
 
 
+@lru_cache(maxsize=1)
+def _any_counted_body() -> tuple[Node, frozenset[int]]:
+    """`string_product((), NOTHING)`: any JSON string body with its character boundaries, the body of
+    every long `maxLength` string without a pattern or format; built once per process, not per schema."""
+    return string_product((), NOTHING)
+
+
 def _successors(
     codes: np.ndarray, tables: list[np.ndarray], radix: np.ndarray, sizes: list[int], musts: np.ndarray
 ) -> np.ndarray:
@@ -674,59 +686,92 @@ def _anchors(pattern: str) -> tuple[bool, bool, bool]:
 
 @lru_cache(maxsize=32)
 def _lexemes(grammar: Grammar, limits: Limits) -> Grammar:
-    """`_with_lexemes`, checked for nesting first (its recursion walks the bodies) and cached."""
+    """`_with_lexemes`, cached. Its walk measures how deeply each body nests and stops past MAX_NESTING,
+    so a body too deep for the recursive walks that follow gets check_nesting's error, and no body is
+    walked a second time just to measure it."""
+    try:
+        return _with_lexemes(grammar, limits)
+    except _Deep:
+        pass
+    except Exception:  # as before this walk measured nesting: a body nested too deep is the first error
+        for _, body in grammar.rules:
+            check_nesting(body)
+        raise
     for _, body in grammar.rules:
         check_nesting(body)
-    return _with_lexemes(grammar, limits)
+    raise AssertionError("a body nested past MAX_NESTING that check_nesting accepts")  # pragma: no cover
+
+
+class _Deep(Exception):
+    """A body nests past MAX_NESTING (`_lexemes` reports which, as check_nesting does)."""
 
 
 def _with_lexemes(grammar: Grammar, limits: Limits) -> Grammar:
     """`grammar` with every quoted counted string as a call of a `Lexeme` rule (one per distinct string
     language), so that the grammar engine counts its length instead of unrolling it."""
     names: dict[CountedBody | Node, str] = {}
-    memo: dict[int, Any] = {}  # shared subtrees (hash-consed members and values) rewritten once
-    rules = [(name, _lexemize(body, names, memo)) for name, body in grammar.rules]
+    memo: dict[int, tuple[Any, int]] = {}  # shared subtrees (hash-consed members and values) rewritten once
+    rules = [(name, _lexemize(body, names, memo, 1)[0]) for name, body in grammar.rules]
     for body, name in names.items():
         dfa = _any_string_dfa() if body == ANY_BODY else _lexeme_dfa(body, limits)  # type: ignore[arg-type]
         rules.append((name, Lexeme(dfa, name)))
     return Grammar(tuple(rules), grammar.source)
 
 
-def _lexemize(node: Any, names: dict[CountedBody, str], memo: dict[int, Any]) -> Any:
+def _lexemize(
+    node: Any, names: dict[CountedBody, str], memo: dict[int, tuple[Any, int]], level: int
+) -> tuple[Any, int]:
+    """(`node` rewritten, how deeply the original nests: `nfa.nesting`); `_Deep` past MAX_NESTING, by
+    its depth or by `level` (how deep the walk is: it stops before the recursion can overflow)."""
     found = memo.get(id(node))
     if found is None:
-        found = memo[id(node)] = _lexemize_node(node, names, memo)
+        if level > MAX_NESTING:
+            raise _Deep
+        found = memo[id(node)] = _lexemize_node(node, names, memo, level + 1)
+        if found[1] > MAX_NESTING:
+            raise _Deep
     return found
 
 
-def _lexemize_node(node: Any, names: dict[CountedBody, str], memo: dict[int, Any]) -> Any:
-    if isinstance(node, Concat):
+def _lexemize_node(
+    node: Any, names: dict[CountedBody, str], memo: dict[int, tuple[Any, int]], level: int
+) -> tuple[Any, int]:
+    kind = type(node)
+    if kind is Concat:
         items: list[Any] = []
+        height = 0
         i = 0
-        while i < len(node.items):
+        n = len(node.items)
+        while i < n:
             x = node.items[i]
             if (
-                (isinstance(x, CountedBody) or x == ANY_BODY)
+                (type(x) is CountedBody or (type(x) is Repeat and x == ANY_BODY))
                 and items
                 and items[-1] == QUOTE
-                and i + 1 < len(node.items)
+                and i + 1 < n
                 and node.items[i + 1] == QUOTE
             ):
                 items[-1] = Call(names.setdefault(x, f"string{len(names)}"))  # type: ignore[arg-type]
+                height = max(height, nesting(x))
                 i += 2
                 continue
-            items.append(_lexemize(x, names, memo))
+            y, h = _lexemize(x, names, memo, level)
+            items.append(y)
+            height = max(height, h)
             i += 1
-        if len(items) == len(node.items) and all(a is b for a, b in zip(items, node.items, strict=True)):
-            return node
-        return items[0] if len(items) == 1 else Concat(tuple(items))
-    if isinstance(node, Alt):
-        alts = tuple(_lexemize(i, names, memo) for i in node.items)
-        return node if all(a is b for a, b in zip(alts, node.items, strict=True)) else Alt(alts)
-    if isinstance(node, Repeat):
-        item = _lexemize(node.item, names, memo)
-        return node if item is node.item else Repeat(item, node.min, node.max)
-    return _uncount(node)
+        if len(items) == n and all(a is b for a, b in zip(items, node.items, strict=True)):
+            return node, height + 1
+        return (items[0] if len(items) == 1 else Concat(tuple(items))), height + 1
+    if kind is Alt:
+        done = [_lexemize(i, names, memo, level) for i in node.items]
+        height = 1 + max((h for _, h in done), default=0)
+        if all(a is b for (a, _), b in zip(done, node.items, strict=True)):
+            return node, height
+        return Alt(tuple(a for a, _ in done)), height
+    if kind is Repeat:
+        item, h = _lexemize(node.item, names, memo, level)
+        return (node if item is node.item else Repeat(item, node.min, node.max)), h + 1
+    return _uncount(node), 1
 
 
 def _lexeme_dfa(body: CountedBody, limits: Limits) -> ByteDFA:
@@ -1232,7 +1277,7 @@ class _Compiler:
         elif isinstance(fmt, str):  # no draft defines it: an annotation, noted (json_formats)
             self.unknown_format(fmt, f"{ptr}/format")
         if hi is not None and hi >= COUNT_FROM:
-            auto, boundary = string_product(tuple(bodies), NOTHING)
+            auto, boundary = string_product(tuple(bodies), NOTHING) if bodies else _any_counted_body()
             if not isinstance(auto, Automaton):
                 return NOTHING
             return seq(QUOTE, CountedBody(auto, boundary, lo, hi, tuple(bodies)), QUOTE)

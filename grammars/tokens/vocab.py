@@ -102,6 +102,11 @@ class Vocabulary:
         return ids, lengths, padded, offsets
 
     @cached_property
+    def longest_token(self) -> int:
+        """The most bytes a text token has (at least 1): once per vocabulary, not once per constraint."""
+        return int(self.packed[1].max(initial=1))
+
+    @cached_property
     def flat_bytes(self) -> tuple[np.ndarray, np.ndarray]:
         """(every text token's bytes concatenated, each token's start) in `packed` order: per-token
         reductions over bytes (`np.add.reduceat`) without the padding of `packed`."""
