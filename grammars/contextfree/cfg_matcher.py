@@ -162,35 +162,39 @@ class CFGConstraint:
         if len(interned) > _CONTEXT_LIMIT:
             interned.clear()
             self._masks.clear()
-
-        def context(o: int, r: int) -> int:
-            s = chart[o]
-            hit = s.contexts.get(r)
-            if hit is not None:
-                if hit < 0:
-                    raise _Cyclic
-                return hit
-            s.contexts[r] = -1
-            try:
-                key = frozenset((g2, context(o2, rule_of[g2])) for g2, o2 in s.waiting.get(r, ()))
-            except _Cyclic:
-                del s.contexts[r]
-                raise
-            if o == 0 and r == 0:
-                key = key | {(-1, -1)}
-            cid = interned.get(key)
-            if cid is None:
-                cid = interned[key] = next(self._ids)
-            s.contexts[r] = cid
-            return cid
-
         try:
-            key = frozenset((canon[g], context(o, rule_of[g])) for g, o in chart[-1].items)
+            key = frozenset((canon[g], self._context(chart, o, rule_of[g])) for g, o in chart[-1].items)
         except _Cyclic:
             return None
         cid = interned.get(key)
         if cid is None:
             cid = interned[key] = next(self._ids)
+        return cid
+
+    def _context(self, chart: Chart, o: int, r: int) -> int:
+        """The interned context C(o, r) of `_signature`, memoized on the set `chart[o]`. A method, not a
+        closure that calls itself: such a closure is a reference cycle holding the chart, which only the
+        cyclic garbage collector frees (its collections were a large part of the slowest steps)."""
+        s = chart[o]
+        hit = s.contexts.get(r)
+        if hit is not None:
+            if hit < 0:
+                raise _Cyclic
+            return hit
+        s.contexts[r] = -1
+        rule_of = self.recognizer.rule_of
+        try:
+            key = frozenset((g2, self._context(chart, o2, rule_of[g2])) for g2, o2 in s.waiting.get(r, ()))
+        except _Cyclic:
+            del s.contexts[r]
+            raise
+        if o == 0 and r == 0:
+            key = key | {(-1, -1)}
+        interned = self._interned
+        cid = interned.get(key)
+        if cid is None:
+            cid = interned[key] = next(self._ids)
+        s.contexts[r] = cid
         return cid
 
     def _compute_mask(self, chart: Chart) -> np.ndarray:

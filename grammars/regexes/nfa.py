@@ -230,4 +230,5 @@ class NFABuilder:
         for seq in utf8_sequences(node.ranges):
             lo, hi = seq[0]
             self.edges[start].append((lo, hi, state_for(seq[1:])))
+        del state_for  # clears its cell: a closure that calls itself is a cycle holding the whole builder
         return start, end
