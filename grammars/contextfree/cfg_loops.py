@@ -28,17 +28,34 @@ class Loops:
     states (`:`, `,`), is not, so that one string body looks the same wherever it occurs."""
 
     def __init__(self, table: np.ndarray, dead: int, lo: int, hi: int, wide: int) -> None:
-        self.lo = lo
-        rows = table[lo:hi]
-        srt = np.sort(rows, axis=1)
-        keep = srt != dead
-        keep[:, 1:] &= srt[:, 1:] != srt[:, :-1]
-        flat = srt[keep].tolist()
-        ends = np.cumsum(keep.sum(axis=1)).tolist()
-        self.succ = succ = [flat[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
-        is_wide = ((rows != dead).sum(axis=1) >= wide).tolist()
-        narrow = [[t for t in ts if is_wide[t - lo]] if is_wide[v] else [] for v, ts in enumerate(succ)]
-        self.comp = _components(narrow, lo)
+        self.lo, self.rows, self.dead = lo, table[lo:hi], dead
+        self._succ: dict[int, list[int]] = {}
+        # Only the wide states can be on a loop: the components are found among them alone (a rule of
+        # thousands of states, a large object's, has few: its string bodies'), the others' successors
+        # only when `members` asks (`succ`).
+        is_wide = (self.rows != dead).sum(axis=1) >= wide
+        w = np.flatnonzero(is_wide)
+        self.comp = np.full(hi - lo, -1, dtype=np.int64)
+        if len(w):
+            index = np.full(hi - lo + 1, -1, dtype=np.int64)  # wide state -> its node; the rest (dead) -1
+            index[w] = np.arange(len(w))
+            to = self.rows[w].astype(np.int64) - lo
+            to[to < 0] = hi - lo  # a dead byte (`dead` is past every rule)
+            nodes = np.sort(index[np.minimum(to, hi - lo)], axis=1)
+            keep = nodes >= 0
+            keep[:, 1:] &= nodes[:, 1:] != nodes[:, :-1]
+            flat = nodes[keep].tolist()
+            ends = np.cumsum(keep.sum(axis=1)).tolist()
+            graph = [flat[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
+            self.comp[w] = _components(graph, 0)
+
+    def succ(self, s: int) -> list[int]:
+        """The distinct states a byte leads to from s (memoized)."""
+        hit = self._succ.get(s)
+        if hit is None:
+            row = self.rows[s - self.lo]
+            hit = self._succ[s] = np.unique(row[row != self.dead]).tolist()
+        return hit
 
     def members(self, s: int) -> np.ndarray | None:
         """The states of s's loop (sorted), or, for a state off loops whose every byte leads into one loop
@@ -59,7 +76,7 @@ class Loops:
         lo, comp = self.lo, self.comp
         seen.add(s)
         loop = None
-        for t in self.succ[s - lo]:
+        for t in self.succ(s):
             c = comp[t - lo]
             if c < 0:
                 if depth <= 1 or t in seen:
