@@ -53,8 +53,7 @@ class Loops:
         """The distinct states a byte leads to from s (memoized)."""
         hit = self._succ.get(s)
         if hit is None:
-            row = self.rows[s - self.lo]
-            hit = self._succ[s] = np.unique(row[row != self.dead]).tolist()
+            hit = self._succ[s] = sorted(set(self.rows[s - self.lo].tolist()) - {self.dead})
         return hit
 
     def members(self, s: int) -> np.ndarray | None:
@@ -210,29 +209,34 @@ class Region:
     bounds: np.ndarray  # the vocabulary's first-byte rank bounds (VocabOrder.first_bounds)
     n_exits: int
     words: dict[bytes, np.ndarray] = field(default_factory=dict, repr=False)  # `first_bytes` rows, memo
+    # The first byte of each rank in `inside`, `uncertain` and `leaving_lo` (uint8), made on first use.
+    firsts: list[np.ndarray] = field(default_factory=list, repr=False)
 
-    # For the disk cache (disk_cache.py): the memo of bitmasks is not stored.
+    # For the disk cache (disk_cache.py): the memos are not stored.
     def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "words"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("words", "firsts")}
 
     def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state, words={})
+        self.__dict__.update(state, words={}, firsts=[])
 
     def first_bytes(
         self, firsts: np.ndarray, rank_to_id: np.ndarray, n_words: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """For the tokens starting with a byte in `firsts` (bool [256]) at depth 1: (the bitmask of those
         inside, memoized by byte set; the uncertain ranks; the indices of the leaving nodes)."""
+        if not self.firsts:
+            self.firsts.extend(
+                (np.searchsorted(self.bounds, a, side="right") - 1).astype(np.uint8)
+                for a in (self.inside, self.uncertain, self.leaving_lo)
+            )
+        first_in, first_unc, first_leaving = self.firsts
         key = np.packbits(firsts).tobytes()
         hit = self.words.get(key)
         if hit is None:
-            first_of = np.searchsorted(self.bounds, self.inside, side="right") - 1
-            hit = bits_of(rank_to_id[self.inside[firsts[first_of]]], n_words)
+            hit = bits_of(rank_to_id[self.inside[firsts[first_in]]], n_words)
             hit.setflags(write=False)
             self.words[key] = hit
-        unsure = self.uncertain[firsts[np.searchsorted(self.bounds, self.uncertain, side="right") - 1]]
-        leaving = np.flatnonzero(firsts[np.searchsorted(self.bounds, self.leaving_lo, side="right") - 1])
-        return hit, unsure, leaving
+        return hit, self.uncertain[firsts[first_unc]], np.flatnonzero(firsts[first_leaving])
 
     def take(self, lo: int, hi: int, exits: list[int], exit_point: np.ndarray, out: Walk) -> list[Node]:
         """Add the tokens of ranks lo..hi-1 to `out`; the trie nodes among them that leave the loop, to
