@@ -7,6 +7,7 @@ the steps that allocate most: a step's tail. Reference counting must free everyt
 from __future__ import annotations
 
 import gc
+import inspect
 import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -66,3 +67,39 @@ def test_building_an_nfa_leaves_no_cyclic_garbage() -> None:
         del nfa
         found = gc.collect()
     assert found == 0
+
+
+def test_no_collection_runs_while_a_mask_is_computed() -> None:
+    """A first visit's trie walk and the simulation of uncertain tokens make many containers that die when
+    the mask is done: a collection in their midst would walk them all and keep them in older generations.
+    (A low threshold makes the old behaviour collect inside every mask computation.)"""
+    alphabet = "[],abcé"
+    pieces = [(a + b).encode() for a, b in itertools.product(alphabet, repeat=2)]
+    vocab = Vocabulary.from_token_bytes([None, *pieces, *(c.encode() for c in alphabet)], eos_id=0)
+    constraint = cfg(GRAMMAR.replace("item", "nested"), vocab, limits=Limits())
+    row = torch.zeros(vocab.n_words, dtype=torch.int32)
+    during: list[str] = []
+
+    def check(phase: str, info: dict) -> None:
+        frame = inspect.currentframe()
+        while phase == "start" and frame is not None:
+            if frame.f_code.co_name == "_compute_mask":
+                during.append(frame.f_code.co_filename)
+            frame = frame.f_back
+
+    threshold = gc.get_threshold()
+    enabled = gc.isenabled()
+    gc.enable()
+    gc.set_threshold(20)
+    gc.callbacks.append(check)
+    try:
+        m = constraint.matcher()
+        for c in "[[a,[b,é]],[[c]],ab]":
+            m.fill_bitmask(row)
+            assert m.advance(vocab.token_bytes.index(c.encode()))
+    finally:
+        gc.callbacks.remove(check)
+        gc.set_threshold(*threshold)
+        if not enabled:
+            gc.disable()
+    assert during == []

@@ -23,6 +23,7 @@ import torch
 
 from .. import disk_cache
 from ..automata.counters import counter_signature
+from ..automata.dfa import gc_paused
 from ..limits import DEFAULT_LIMITS, Limits, deadline
 from ..tokens.vocab import Vocabulary
 from .cfg_grammar import Grammar, GrammarError, parse_grammar
@@ -121,14 +122,18 @@ class CFGConstraint:
         last = chart[-1]
         if last.mask is not None:
             return last.mask
+        with gc_paused():  # the walks and simulations make many short-lived containers: see `_compute_mask`
+            mask = self._cached_or_computed(chart)
+        last.mask = mask
+        return mask
+
+    def _cached_or_computed(self, chart: Chart) -> np.ndarray:
         key = self._signature(chart)
         if key is not None:
             hit = self._masks.get(key)
             if hit is not None:
-                last.mask = hit
                 return hit
         mask = self._compute_mask(chart)
-        last.mask = mask
         if key is not None:
             if len(self._masks) >= _MASK_CACHE:
                 self._masks.clear()
@@ -198,6 +203,10 @@ class CFGConstraint:
         return cid
 
     def _compute_mask(self, chart: Chart) -> np.ndarray:
+        """The mask after `chart` (run with the cyclic collector paused: the trie walks' nodes and the
+        simulation's Earley sets are many containers that die when it returns, while a collection set off
+        in the middle walks them all and moves them to older generations, whose collections then walk them
+        again; afterwards they are freed by reference counting and no longer count towards one)."""
         last = chart[-1]
         states = last.scan_states()
         words = self.vocab.n_words
