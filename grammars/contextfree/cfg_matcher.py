@@ -234,8 +234,12 @@ class CFGConstraint:
         return mask
 
     def _simulate(self, chart: Chart, ranks: list[int]) -> list[int]:
-        """The ranks whose token bytes the recognizer takes after `chart` (tokens in byte order)."""
+        """The ranks whose token bytes the recognizer takes after `chart` (tokens in byte order).
+
+        A token's last byte is only scanned, not closed: whether some item takes it is all the answer
+        needs, and closing the set would predict (and build) rules that the token never enters."""
         step = self.recognizer.step
+        rtn = self.rtn
         words = self.rank_bytes
         base = len(chart)
         sim = list(chart)  # sim[base + d - 1] is the set after d bytes of the current prefix
@@ -245,24 +249,28 @@ class CFGConstraint:
         for r in ranks:
             w = words[r]
             lcp = 0
-            m = min(len(w), len(prev), len(sim) - base)
+            m = min(len(w), len(prev))
             while lcp < m and w[lcp] == prev[lcp]:
                 lcp += 1
             if dead_at <= lcp:
                 continue  # a shared prefix already died
+            lcp = min(lcp, len(sim) - base)
             del sim[base + lcp :]
             dead_at = 1 << 30
             prev = w
-            alive = True
-            for d in range(lcp, len(w)):
+            last = len(w) - 1
+            for d in range(lcp, last):
                 s = step(sim, w[d])
                 if s is None:
                     dead_at = d + 1
-                    alive = False
                     break
                 sim.append(s)
-            if alive:
-                ok.append(r)
+            else:
+                flat, b = rtn.flat, w[last]
+                if any(flat[(g << 8) | b] >= 0 for g, _ in sim[-1].scan):
+                    ok.append(r)
+                else:
+                    dead_at = last + 1
         return ok
 
 
