@@ -122,18 +122,15 @@ class CFGConstraint:
         last = chart[-1]
         if last.mask is not None:
             return last.mask
-        with gc_paused():  # the walks and simulations make many short-lived containers: see `_compute_mask`
-            mask = self._cached_or_computed(chart)
-        last.mask = mask
-        return mask
-
-    def _cached_or_computed(self, chart: Chart) -> np.ndarray:
         key = self._signature(chart)
         if key is not None:
             hit = self._masks.get(key)
             if hit is not None:
+                last.mask = hit
                 return hit
-        mask = self._compute_mask(chart)
+        with gc_paused():  # the walks and simulations make many short-lived containers: see `_compute_mask`
+            mask = self._compute_mask(chart)
+        last.mask = mask
         if key is not None:
             if len(self._masks) >= _MASK_CACHE:
                 self._masks.clear()
