@@ -28,17 +28,33 @@ class Loops:
     states (`:`, `,`), is not, so that one string body looks the same wherever it occurs."""
 
     def __init__(self, table: np.ndarray, dead: int, lo: int, hi: int, wide: int) -> None:
-        self.lo = lo
-        rows = table[lo:hi]
-        srt = np.sort(rows, axis=1)
-        keep = srt != dead
-        keep[:, 1:] &= srt[:, 1:] != srt[:, :-1]
-        flat = srt[keep].tolist()
-        ends = np.cumsum(keep.sum(axis=1)).tolist()
-        self.succ = succ = [flat[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
-        is_wide = ((rows != dead).sum(axis=1) >= wide).tolist()
-        narrow = [[t for t in ts if is_wide[t - lo]] if is_wide[v] else [] for v, ts in enumerate(succ)]
-        self.comp = _components(narrow, lo)
+        self.lo, self.rows, self.dead = lo, table[lo:hi], dead
+        self._succ: dict[int, list[int]] = {}
+        # Only the wide states can be on a loop: the components are found among them alone (a rule of
+        # thousands of states, a large object's, has few: its string bodies'), the others' successors
+        # only when `members` asks (`succ`).
+        is_wide = (self.rows != dead).sum(axis=1) >= wide
+        w = np.flatnonzero(is_wide)
+        self.comp = np.full(hi - lo, -1, dtype=np.int64)
+        if len(w):
+            index = np.full(hi - lo + 1, -1, dtype=np.int64)  # wide state -> its node; the rest (dead) -1
+            index[w] = np.arange(len(w))
+            to = self.rows[w].astype(np.int64) - lo
+            to[to < 0] = hi - lo  # a dead byte (`dead` is past every rule)
+            nodes = np.sort(index[np.minimum(to, hi - lo)], axis=1)
+            keep = nodes >= 0
+            keep[:, 1:] &= nodes[:, 1:] != nodes[:, :-1]
+            flat = nodes[keep].tolist()
+            ends = np.cumsum(keep.sum(axis=1)).tolist()
+            graph = [flat[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
+            self.comp[w] = _components(graph, 0)
+
+    def succ(self, s: int) -> list[int]:
+        """The distinct states a byte leads to from s (memoized)."""
+        hit = self._succ.get(s)
+        if hit is None:
+            hit = self._succ[s] = sorted(set(self.rows[s - self.lo].tolist()) - {self.dead})
+        return hit
 
     def members(self, s: int) -> np.ndarray | None:
         """The states of s's loop (sorted), or, for a state off loops whose every byte leads into one loop
@@ -59,7 +75,7 @@ class Loops:
         lo, comp = self.lo, self.comp
         seen.add(s)
         loop = None
-        for t in self.succ[s - lo]:
+        for t in self.succ(s):
             c = comp[t - lo]
             if c < 0:
                 if depth <= 1 or t in seen:
@@ -193,29 +209,34 @@ class Region:
     bounds: np.ndarray  # the vocabulary's first-byte rank bounds (VocabOrder.first_bounds)
     n_exits: int
     words: dict[bytes, np.ndarray] = field(default_factory=dict, repr=False)  # `first_bytes` rows, memo
+    # The first byte of each rank in `inside`, `uncertain` and `leaving_lo` (uint8), made on first use.
+    firsts: list[np.ndarray] = field(default_factory=list, repr=False)
 
-    # For the disk cache (disk_cache.py): the memo of bitmasks is not stored.
+    # For the disk cache (disk_cache.py): the memos are not stored.
     def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "words"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("words", "firsts")}
 
     def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state, words={})
+        self.__dict__.update(state, words={}, firsts=[])
 
     def first_bytes(
         self, firsts: np.ndarray, rank_to_id: np.ndarray, n_words: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """For the tokens starting with a byte in `firsts` (bool [256]) at depth 1: (the bitmask of those
         inside, memoized by byte set; the uncertain ranks; the indices of the leaving nodes)."""
+        if not self.firsts:
+            self.firsts.extend(
+                (np.searchsorted(self.bounds, a, side="right") - 1).astype(np.uint8)
+                for a in (self.inside, self.uncertain, self.leaving_lo)
+            )
+        first_in, first_unc, first_leaving = self.firsts
         key = np.packbits(firsts).tobytes()
         hit = self.words.get(key)
         if hit is None:
-            first_of = np.searchsorted(self.bounds, self.inside, side="right") - 1
-            hit = bits_of(rank_to_id[self.inside[firsts[first_of]]], n_words)
+            hit = bits_of(rank_to_id[self.inside[firsts[first_in]]], n_words)
             hit.setflags(write=False)
             self.words[key] = hit
-        unsure = self.uncertain[firsts[np.searchsorted(self.bounds, self.uncertain, side="right") - 1]]
-        leaving = np.flatnonzero(firsts[np.searchsorted(self.bounds, self.leaving_lo, side="right") - 1])
-        return hit, unsure, leaving
+        return hit, self.uncertain[firsts[first_unc]], np.flatnonzero(firsts[first_leaving])
 
     def take(self, lo: int, hi: int, exits: list[int], exit_point: np.ndarray, out: Walk) -> list[Node]:
         """Add the tokens of ranks lo..hi-1 to `out`; the trie nodes among them that leave the loop, to

@@ -23,6 +23,7 @@ import torch
 
 from .. import disk_cache
 from ..automata.counters import counter_signature
+from ..automata.dfa import gc_paused
 from ..limits import DEFAULT_LIMITS, Limits, deadline
 from ..tokens.vocab import Vocabulary
 from .cfg_grammar import Grammar, GrammarError, parse_grammar
@@ -127,7 +128,8 @@ class CFGConstraint:
             if hit is not None:
                 last.mask = hit
                 return hit
-        mask = self._compute_mask(chart)
+        with gc_paused():  # the walks and simulations make many short-lived containers: see `_compute_mask`
+            mask = self._compute_mask(chart)
         last.mask = mask
         if key is not None:
             if len(self._masks) >= _MASK_CACHE:
@@ -162,30 +164,8 @@ class CFGConstraint:
         if len(interned) > _CONTEXT_LIMIT:
             interned.clear()
             self._masks.clear()
-
-        def context(o: int, r: int) -> int:
-            s = chart[o]
-            hit = s.contexts.get(r)
-            if hit is not None:
-                if hit < 0:
-                    raise _Cyclic
-                return hit
-            s.contexts[r] = -1
-            try:
-                key = frozenset((g2, context(o2, rule_of[g2])) for g2, o2 in s.waiting.get(r, ()))
-            except _Cyclic:
-                del s.contexts[r]
-                raise
-            if o == 0 and r == 0:
-                key = key | {(-1, -1)}
-            cid = interned.get(key)
-            if cid is None:
-                cid = interned[key] = next(self._ids)
-            s.contexts[r] = cid
-            return cid
-
         try:
-            key = frozenset((canon[g], context(o, rule_of[g])) for g, o in chart[-1].items)
+            key = frozenset((canon[g], self._context(chart, o, rule_of[g])) for g, o in chart[-1].items)
         except _Cyclic:
             return None
         cid = interned.get(key)
@@ -193,7 +173,37 @@ class CFGConstraint:
             cid = interned[key] = next(self._ids)
         return cid
 
+    def _context(self, chart: Chart, o: int, r: int) -> int:
+        """The interned context C(o, r) of `_signature`, memoized on the set `chart[o]`. A method, not a
+        closure that calls itself: such a closure is a reference cycle holding the chart, which only the
+        cyclic garbage collector frees (its collections were a large part of the slowest steps)."""
+        s = chart[o]
+        hit = s.contexts.get(r)
+        if hit is not None:
+            if hit < 0:
+                raise _Cyclic
+            return hit
+        s.contexts[r] = -1
+        rule_of = self.recognizer.rule_of
+        try:
+            key = frozenset((g2, self._context(chart, o2, rule_of[g2])) for g2, o2 in s.waiting.get(r, ()))
+        except _Cyclic:
+            del s.contexts[r]
+            raise
+        if o == 0 and r == 0:
+            key = key | {(-1, -1)}
+        interned = self._interned
+        cid = interned.get(key)
+        if cid is None:
+            cid = interned[key] = next(self._ids)
+        s.contexts[r] = cid
+        return cid
+
     def _compute_mask(self, chart: Chart) -> np.ndarray:
+        """The mask after `chart` (run with the cyclic collector paused: the trie walks' nodes and the
+        simulation's Earley sets are many containers that die when it returns, while a collection set off
+        in the middle walks them all and moves them to older generations, whose collections then walk them
+        again; afterwards they are freed by reference counting and no longer count towards one)."""
         last = chart[-1]
         states = last.scan_states()
         words = self.vocab.n_words
@@ -221,8 +231,12 @@ class CFGConstraint:
         return mask
 
     def _simulate(self, chart: Chart, ranks: list[int]) -> list[int]:
-        """The ranks whose token bytes the recognizer takes after `chart` (tokens in byte order)."""
+        """The ranks whose token bytes the recognizer takes after `chart` (tokens in byte order).
+
+        A token's last byte is only scanned, not closed: whether some item takes it is all the answer
+        needs, and closing the set would predict (and build) rules that the token never enters."""
         step = self.recognizer.step
+        rtn = self.rtn
         words = self.rank_bytes
         base = len(chart)
         sim = list(chart)  # sim[base + d - 1] is the set after d bytes of the current prefix
@@ -232,24 +246,28 @@ class CFGConstraint:
         for r in ranks:
             w = words[r]
             lcp = 0
-            m = min(len(w), len(prev), len(sim) - base)
+            m = min(len(w), len(prev))
             while lcp < m and w[lcp] == prev[lcp]:
                 lcp += 1
             if dead_at <= lcp:
                 continue  # a shared prefix already died
+            lcp = min(lcp, len(sim) - base)
             del sim[base + lcp :]
             dead_at = 1 << 30
             prev = w
-            alive = True
-            for d in range(lcp, len(w)):
+            last = len(w) - 1
+            for d in range(lcp, last):
                 s = step(sim, w[d])
                 if s is None:
                     dead_at = d + 1
-                    alive = False
                     break
                 sim.append(s)
-            if alive:
-                ok.append(r)
+            else:
+                flat, b = rtn.flat, w[last]
+                if any(flat[(g << 8) | b] >= 0 for g, _ in sim[-1].scan):
+                    ok.append(r)
+                else:
+                    dead_at = last + 1
         return ok
 
 

@@ -216,16 +216,22 @@ class NFABuilder:
         by_suffix: dict[tuple[tuple[int, int], ...], int] = {}
 
         def state_for(suffix: tuple[tuple[int, int], ...]) -> int:
-            """The state from which reading `suffix` reaches `end`; shared between sequences."""
-            if not suffix:
-                return end
-            s = by_suffix.get(suffix)
-            if s is None:
-                s = self.new()
-                lo, hi = suffix[0]
-                self.edges[s].append((lo, hi, state_for(suffix[1:])))
-                by_suffix[suffix] = s
-            return s
+            """The state from which reading `suffix` reaches `end`; shared between sequences. (A loop, not
+            a closure that calls itself: that is a cycle holding the whole builder, freed only by the
+            cyclic garbage collector.)"""
+            made = []  # the missing states, numbered from the longest suffix in
+            nxt = end
+            for i in range(len(suffix)):
+                hit = by_suffix.get(suffix[i:])
+                if hit is not None:
+                    nxt = hit
+                    break
+                made.append((i, self.new()))
+            for i, s in reversed(made):
+                lo, hi = suffix[i]
+                self.edges[s].append((lo, hi, nxt))
+                by_suffix[suffix[i:]] = nxt = s
+            return nxt
 
         for seq in utf8_sequences(node.ranges):
             lo, hi = seq[0]
