@@ -305,6 +305,12 @@ def main(argv: list[str] | None = None) -> int:
     mb.add_argument("--sample", type=int, default=0, help="how many files, drawn at random (0: all)")
     mb.add_argument("--seed", type=int, default=0, help="seed of the sample")
     mb.add_argument("--tokenizer", default="default", help="decc.load_tokenizer name (default: SmolLM2)")
+    mb.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="time with the wall clock, or each engine process's CPU time (for a shared, loaded machine)",
+    )
     args = ap.parse_args(argv)
     if args.maskbench is not None:
         if not args.maskbench:
@@ -322,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
             args.timeout,
             args.out,
             args.verbose,
+            clock=args.clock,
         )
     if args.smoke:
         args.schemas, args.repeat = "address_book_entry", 1

@@ -238,6 +238,7 @@ def run(
     out: Path | None,
     verbose: bool,
     stdout: TextIO = sys.stdout,
+    clock: str = "wall",
 ) -> int:
     """Run the MaskBench mode; print the table and notes; 0, or 2 when there is nothing to run."""
     if not folder.is_dir():
@@ -251,6 +252,7 @@ def run(
         print(f"error: no usable MaskBench rows in {folder}", file=sys.stderr)
         return 2
     os.environ.update(ONE_THREAD)  # inherited by the spawned workers before they import torch
+    os.environ["MASKBENCH_CLOCK"] = clock
     procs = [EngineProcess(name, tokenizer, seps) for name in engines]
     tallies = {name: Tally() for name in engines}
     skipped: list[str] = []
@@ -286,7 +288,8 @@ def run(
             sink.close()
     print(
         f"MaskBench {folder} sample {sample or 'all'} seed {seed}; tokenizer {tokenizer!r}; separators "
-        f"{seps!r}, no free whitespace; one thread per engine process; {timeout:g} s per schema\n",
+        f"{seps!r}, no free whitespace; one thread per engine process; {timeout:g} s per schema; "
+        f"{'process CPU' if clock == 'cpu' else 'wall-clock'} times\n",
         file=stdout,
     )
     print(table(procs, tallies), file=stdout)
