@@ -47,7 +47,7 @@ from decc.errors import DeccError
 
 from .. import disk_cache
 from ..automata.counters import SegmentConflict
-from ..automata.dfa import ByteDFA, dfa_from_nfa
+from ..automata.dfa import ByteDFA, dfa_from_nfa, gc_paused
 from ..contextfree.cfg_grammar import Call, Grammar, GrammarError, Lexeme, map_calls
 from ..contextfree.cfg_matcher import CFGConstraint, cfg_from_grammar
 from ..contextfree.rtn import MAX_LEXEME_STATES, build_rtn, unrolled_states
@@ -281,7 +281,9 @@ def _bind(
 def _build(
     text: str, lenient: bool, ws: str, limits: Limits, vocab: Vocabulary, engine: str = "auto"
 ) -> TokenConstraint | CFGConstraint:
-    with deadline(limits.max_seconds):
+    # The collector paused: compiling makes many long-lived containers and no cyclic garbage, yet each
+    # allocation burst set off full collections over the heap (up to 3/4 of a large schema's compile).
+    with deadline(limits.max_seconds), gc_paused():
         compiled = _compile(text, lenient, ws, limits, engine)[0]
         if isinstance(compiled, ByteDFA) and compiled.is_empty():
             raise UnsupportedSchema("this schema accepts no JSON value at all", "", "")
@@ -296,7 +298,7 @@ def _build(
 @lru_cache(maxsize=128)
 def _rules(text: str, lenient: bool, ws: str, limits: Limits) -> tuple[Grammar, tuple[Ignored, ...]]:
     """The schema as a grammar of structure rules, and the keywords it ignored (lenient)."""
-    with deadline(limits.max_seconds):
+    with deadline(limits.max_seconds), gc_paused():  # as in `_build`
         if ws not in ("compact-or-default", "any"):
             raise ValueError(f"whitespace must be 'compact-or-default' or 'any', not {ws!r}")
         schema = json.loads(text)
@@ -312,7 +314,7 @@ def _rules(text: str, lenient: bool, ws: str, limits: Limits) -> tuple[Grammar, 
 @lru_cache(maxsize=128)
 def _choice(text: str, lenient: bool, ws: str, limits: Limits) -> EngineChoice:
     grammar = _rules(text, lenient, ws, limits)[0]
-    with deadline(limits.max_seconds):
+    with deadline(limits.max_seconds), gc_paused():
         choice = choose(grammar, ANY_RULE, _counted_size)
         if choice.engine == GRAMMAR and not recursive(grammar, ANY_RULE):
             lexemes = _lexemes(grammar, limits)
@@ -571,19 +573,19 @@ def string_product(
     radix = np.cumprod([1, *sizes[:-1]]).astype(np.int64)
     found = [(start + 1) @ radix]  # codes: (state + 1) in each component's digit, 0 for a dead one
     frontier = np.array(found, dtype=np.int64)
-    seen = frontier.copy()
+    seen = set(frontier.tolist())  # a set: re-sorting all codes seen per frontier was quadratic in depth
     total = 1
     while frontier.size:
         check_time("combining string constraints")
         nxt = _successors(frontier, tables, radix, sizes, musts).reshape(-1)
         _, first = np.unique(nxt, return_index=True)
-        nxt = nxt[np.sort(first)]
-        nxt = nxt[(nxt >= 0) & ~np.isin(nxt, seen)]
+        fresh = [c for c in nxt[np.sort(first)].tolist() if c >= 0 and c not in seen]
+        seen.update(fresh)
+        nxt = np.array(fresh, dtype=np.int64)
         total += len(nxt)
         if total > DEFAULT_LIMITS.max_dfa_states:
             raise GrammarLimitError("JSON schema string constraints too complex to intersect")
         found.append(nxt)
-        seen = np.sort(np.concatenate([seen, nxt]))
         frontier = nxt
     codes = np.concatenate([np.atleast_1d(f) for f in found])
     order = np.argsort(codes)
