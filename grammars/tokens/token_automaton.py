@@ -426,6 +426,29 @@ class _Counter:
         return (np.zeros(k, dtype=np.int64), self.seg[src] >= 0, np.zeros(k, dtype=np.int64))
 
     def step(self, src, t_idx, cur, cs, prev, byte):  # type: ignore[no-untyped-def]
+        """One byte of every live pair: only pairs that touch a segment (before or after the byte) change,
+        so the counter arithmetic runs on those alone (most pairs of a large schema are outside)."""
+        cnt, first, n0 = cs
+        touch = np.flatnonzero((self.seg[prev] >= 0) | (self.seg[cur] >= 0))
+        if len(touch) < len(prev):
+            if not len(touch):
+                return src, t_idx, cur, cs
+            sub = (cnt[touch], first[touch], n0[touch])
+            keep, (c2, f2, z2) = self._step(sub, prev[touch], cur[touch], byte[touch])
+            cnt, first, n0 = cnt.copy(), first.copy(), n0.copy()
+            cnt[touch], first[touch], n0[touch] = c2, f2, z2
+            if keep is None:
+                return src, t_idx, cur, (cnt, first, n0)
+            alive = np.ones(len(prev), dtype=bool)
+            alive[touch[~keep]] = False
+            return src[alive], t_idx[alive], cur[alive], (cnt[alive], first[alive], n0[alive])
+        keep, (cnt, first, n0) = self._step(cs, prev, cur, byte)
+        if keep is None:
+            return src, t_idx, cur, (cnt, first, n0)
+        return src[keep], t_idx[keep], cur[keep], (cnt[keep], first[keep], n0[keep])
+
+    def _step(self, cs, prev, cur, byte):  # type: ignore[no-untyped-def]
+        """The counter data after one byte, and which pairs stay (None: all)."""
         cnt, first, n0 = cs
         s1, s2 = self.seg[prev], self.seg[cur]
         tk = self.tick[prev, byte]
@@ -437,10 +460,7 @@ class _Counter:
         n0 = np.where(leave & first, cnt, n0)
         first = first & ~leave
         cnt = np.where((s2 >= 0) & (s1 != s2), tk, cnt)
-        if bad.any():
-            keep = ~bad
-            return src[keep], t_idx[keep], cur[keep], (cnt[keep], first[keep], n0[keep])
-        return src, t_idx, cur, (cnt, first, n0)
+        return (~bad if bad.any() else None), (cnt, first, n0)
 
     def finish(self, src, cur, cs):  # type: ignore[no-untyped-def]
         """Pairs whose end is valid regardless of the start counter, and their (delta, exited)."""
