@@ -343,6 +343,8 @@ def _walk_chunks(
     live = table[:n] != dead  # [n, 256]
     per_state = live.astype(np.int64) @ np.diff(offsets)  # pairs each state starts with
     member = np.stack([lp.member for lp in loops]) if loops else None
+    tails = np.stack([lp.tail for lp in loops]) if loops else None
+    loop_at = np.append(loop_of, -1)  # the dead state (n) has no loop
     if loops:
         per_state -= np.array([lp.size for lp in loops] + [0], dtype=np.int64)[loop_of]
     lo = 0
@@ -369,6 +371,8 @@ def _walk_chunks(
         while len(t_idx):
             check_time("lifting the automaton to the vocabulary")
             done = lengths[t_idx] == j
+            if tails is not None:  # the rest of the token loops in a loop state: it ends there
+                done |= _ends_in_loop(loop_at, tails, cur, t_idx, j, counter)
             if done.any():
                 if counter is not None:
                     ok, extra = counter.finish(src[done], cur[done], tuple(c[done] for c in cs))
@@ -407,6 +411,26 @@ def _walk_chunks(
             )
             yield lo, hi, *parts, *extra
         lo = hi
+
+
+def _ends_in_loop(
+    loop_at: np.ndarray,
+    tails: np.ndarray,
+    cur: np.ndarray,
+    t_idx: np.ndarray,
+    j: int,
+    counter: _Counter | None,
+) -> np.ndarray:
+    """The pairs at a loop state (outside counted segments, whose loop bytes tick) whose bytes from
+    position `j` on are all that state's loop bytes: each stays in the state to its end (token_loops)."""
+    lc = loop_at[cur]
+    short = lc >= 0
+    if counter is not None:
+        short &= counter.seg[cur] < 0
+    idx = np.flatnonzero(short)
+    if len(idx):
+        short[idx] = tails[lc[idx], t_idx[idx]] <= j
+    return short
 
 
 class _Counter:

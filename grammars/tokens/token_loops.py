@@ -25,6 +25,9 @@ class Loop:
     ticks: np.ndarray  # int32 per id: characters each adds in a counted segment (zeros otherwise)
     bits: np.ndarray  # uint32 [n_words]: `ids` as a bitmask row
     member: np.ndarray  # bool per text token in `Vocabulary.packed` order: drops them from the walk
+    # int16 per text token in `packed` order: the first byte position from which all of the token's bytes
+    # are loop bytes. A walk that reaches the loop's state there ends in that state (no need to walk on).
+    tail: np.ndarray
 
     @property
     def size(self) -> int:
@@ -61,7 +64,7 @@ def loop_classes(dfa: ByteDFA, vocab: Vocabulary) -> tuple[np.ndarray, tuple[Loo
 def build_loop(vocab: Vocabulary, in_loop: np.ndarray, tick: np.ndarray) -> Loop:
     from .token_automaton import pack_bits
 
-    ids, lengths, _, _ = vocab.packed
+    ids, lengths, padded, _ = vocab.packed
     flat, starts = vocab.flat_bytes
     if len(flat) and (lengths > 0).all():
         member = np.add.reduceat(in_loop[flat].astype(np.int64), starts) == lengths
@@ -72,7 +75,17 @@ def build_loop(vocab: Vocabulary, in_loop: np.ndarray, tick: np.ndarray) -> Loop
     order = np.argsort(ids[member], kind="stable")
     chosen = ids[member][order].astype(np.int32)
     bits = pack_bits(np.zeros(len(chosen), dtype=np.int64), chosen, 1, vocab.n_words)[0]
-    out = Loop(chosen, counted[order].astype(np.int32), bits, member)
-    for a in (out.ids, out.ticks, out.bits, out.member):
+    out = Loop(chosen, counted[order].astype(np.int32), bits, member, loop_tails(in_loop, lengths, padded))
+    for a in (out.ids, out.ticks, out.bits, out.member, out.tail):
         a.setflags(write=False)
     return out
+
+
+def loop_tails(in_loop: np.ndarray, lengths: np.ndarray, padded: np.ndarray) -> np.ndarray:
+    """`Loop.tail`: per token, the first position of its trailing run of loop bytes (its length if it
+    ends with some other byte; 0 if every byte is a loop byte)."""
+    width = padded.shape[1]
+    ok = in_loop[padded] | (np.arange(width)[None, :] >= lengths[:, None])  # the padding counts as in
+    rev = ok[:, ::-1]
+    run = np.where(rev.all(axis=1), width, np.argmin(rev, axis=1))  # trailing run, padding included
+    return (width - run).astype(np.int16)
