@@ -643,11 +643,12 @@ class CountedBody:
 
 
 @lru_cache(maxsize=256)
-def _chars(lo: int, hi: int) -> Node:
+def _chars(lo: int, hi: int | None) -> Node:
     """`lo`..`hi` JSON string characters, as one automaton of character-DFA layers (regex_ops.counted_loop):
-    a third of the regex's NFA states, none of its epsilon edges; as the regex when too large anyway."""
+    a third of the regex's NFA states, none of its epsilon edges; as the regex when too large anyway.
+    `hi` None: at least `lo` (a long `minLength` alone: string2's 1,000 took seconds to determinize)."""
     loop = _string_body_dfa()
-    if loop.n_states * (hi + 1) > DEFAULT_LIMITS.max_nfa_states:
+    if loop.n_states * ((lo if hi is None else hi) + 1) > DEFAULT_LIMITS.max_nfa_states:
         return Repeat(STR_CHAR, lo, hi)
     return counted_loop(loop, lo, hi)  # type: ignore[return-value]
 
@@ -1239,7 +1240,8 @@ class _Compiler:
                 return NOTHING
             return seq(QUOTE, CountedBody(auto, boundary, lo, hi, tuple(bodies)), QUOTE)
         if lo or hi is not None or not bodies:
-            bodies.append(Repeat(STR_CHAR, lo, hi))
+            long_min = hi is None and lo >= COUNT_FROM
+            bodies.append(_chars(lo, None) if long_min else Repeat(STR_CHAR, lo, hi))
         body = bodies[0] if len(bodies) == 1 else _body_product(tuple(bodies), NOTHING)
         return seq(QUOTE, body, QUOTE)
 
