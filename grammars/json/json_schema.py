@@ -98,7 +98,7 @@ from .json_numbers import (
     signed_number,
 )
 from .json_strict import close_objects
-from .regex_ops import byte_runs, counted_loop, intersection, node_of, top_level_alternatives
+from .regex_ops import byte_runs, counted_loop, dfa_of, intersection, node_of, top_level_alternatives
 
 ANY_DEPTH = 3  # true / {} nest at most this deep when a schema runs as one token automaton
 ANY_RULE = "any"
@@ -556,8 +556,7 @@ def string_product(
     Breadth first over whole frontiers (a product state is one int64, mixed radix over the components);
     states are numbered in order of first appearance, state by state and byte by byte."""
     chars = _string_body_dfa() if body is None else dfa_from_nfa(counted_nfa(body, DEFAULT_LIMITS))
-    dfas = [chars, dfa_from_nfa(counted_nfa(exclude, DEFAULT_LIMITS))]
-    dfas += [dfa_from_nfa(counted_nfa(n, DEFAULT_LIMITS)) for n in includes]
+    dfas = [chars, _part_dfa(exclude), *(_part_dfa(n) for n in includes)]
     # Tables with a dead row appended (index -1 reads it), so a dead component stays dead.
     tables = [
         np.vstack([d.transitions, np.full((1, 256), -1, dtype=d.transitions.dtype)]).astype(np.int64)
@@ -601,6 +600,32 @@ def string_product(
     boundary = np.flatnonzero(acc[0][comps[0]])
     auto = Automaton(len(codes), 0, frozenset(np.flatnonzero(accepting).tolist()), tuple(byte_runs(table)))
     return auto, frozenset(boundary.tolist())
+
+
+def _part_dfa(node: Node) -> ByteDFA:
+    """The DFA of one part of a string product, through `dfa_of`'s cache when it holds no counted string:
+    overlapping patternProperties take products of the same patterns in many combinations
+    (strmprivacy: 345 DFAs built for 94 products)."""
+    if _has_counted(node):
+        return dfa_from_nfa(counted_nfa(node, DEFAULT_LIMITS))
+    return dfa_of(node)
+
+
+def _has_counted(node: Any) -> bool:
+    """Does `node` hold a `CountedBody` leaf (each shared subtree looked at once)?"""
+    stack, seen = [node], set()
+    while stack:
+        n = stack.pop()
+        if id(n) in seen:
+            continue
+        seen.add(id(n))
+        if isinstance(n, CountedBody):
+            return True
+        if isinstance(n, Concat | Alt):
+            stack.extend(n.items)
+        elif isinstance(n, Repeat):
+            stack.append(n.item)
+    return False
 
 
 def _successors(
