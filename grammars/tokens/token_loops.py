@@ -64,7 +64,7 @@ def loop_classes(dfa: ByteDFA, vocab: Vocabulary) -> tuple[np.ndarray, tuple[Loo
 def build_loop(vocab: Vocabulary, in_loop: np.ndarray, tick: np.ndarray) -> Loop:
     from .token_automaton import pack_bits
 
-    ids, lengths, padded, _ = vocab.packed
+    ids, lengths, _, _ = vocab.packed
     flat, starts = vocab.flat_bytes
     if len(flat) and (lengths > 0).all():
         member = np.add.reduceat(in_loop[flat].astype(np.int64), starts) == lengths
@@ -75,17 +75,21 @@ def build_loop(vocab: Vocabulary, in_loop: np.ndarray, tick: np.ndarray) -> Loop
     order = np.argsort(ids[member], kind="stable")
     chosen = ids[member][order].astype(np.int32)
     bits = pack_bits(np.zeros(len(chosen), dtype=np.int64), chosen, 1, vocab.n_words)[0]
-    out = Loop(chosen, counted[order].astype(np.int32), bits, member, loop_tails(in_loop, lengths, padded))
+    out = Loop(
+        chosen, counted[order].astype(np.int32), bits, member, loop_tails(in_loop, flat, starts, lengths)
+    )
     for a in (out.ids, out.ticks, out.bits, out.member, out.tail):
         a.setflags(write=False)
     return out
 
 
-def loop_tails(in_loop: np.ndarray, lengths: np.ndarray, padded: np.ndarray) -> np.ndarray:
-    """`Loop.tail`: per token, the first position of its trailing run of loop bytes (its length if it
-    ends with some other byte; 0 if every byte is a loop byte)."""
-    width = padded.shape[1]
-    ok = in_loop[padded] | (np.arange(width)[None, :] >= lengths[:, None])  # the padding counts as in
-    rev = ok[:, ::-1]
-    run = np.where(rev.all(axis=1), width, np.argmin(rev, axis=1))  # trailing run, padding included
-    return (width - run).astype(np.int16)
+def loop_tails(in_loop: np.ndarray, flat: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """`Loop.tail`: per token, the position after its last byte outside the loop (0 if every byte is a
+    loop byte), from the tokens' bytes concatenated (`Vocabulary.flat_bytes`), no padding walked."""
+    tail = np.zeros(len(starts), dtype=np.int16)
+    some = lengths > 0  # reduceat cannot skip empty tokens
+    if len(flat) and some.any():
+        pos = np.arange(len(flat), dtype=np.int64) - np.repeat(starts, lengths)
+        after_bad = np.where(in_loop[flat], 0, pos + 1)
+        tail[some] = np.maximum.reduceat(after_bad, starts[some])
+    return tail
