@@ -344,7 +344,9 @@ def _walk_chunks(
     per_state = live.astype(np.int64) @ np.diff(offsets)  # pairs each state starts with
     member = np.stack([lp.member for lp in loops]) if loops else None
     tails = np.stack([lp.tail for lp in loops]) if loops else None
-    loop_at = np.append(loop_of, -1)  # the dead state (n) has no loop
+    # The loop class of each state where a token may end early: none for the dead state (n), nor inside
+    # counted segments (their loop bytes tick the counter).
+    loop_at = np.append(loop_of if counter is None else np.where(counter.seg[:n] >= 0, -1, loop_of), -1)
     if loops:
         per_state -= np.array([lp.size for lp in loops] + [0], dtype=np.int64)[loop_of]
     lo = 0
@@ -372,7 +374,7 @@ def _walk_chunks(
             check_time("lifting the automaton to the vocabulary")
             done = lengths[t_idx] == j
             if tails is not None:  # the rest of the token loops in a loop state: it ends there
-                done |= _ends_in_loop(loop_at, tails, cur, t_idx, j, counter)
+                done |= _ends_in_loop(loop_at, tails, cur, t_idx, j)
             if done.any():
                 if counter is not None:
                     ok, extra = counter.finish(src[done], cur[done], tuple(c[done] for c in cs))
@@ -414,19 +416,12 @@ def _walk_chunks(
 
 
 def _ends_in_loop(
-    loop_at: np.ndarray,
-    tails: np.ndarray,
-    cur: np.ndarray,
-    t_idx: np.ndarray,
-    j: int,
-    counter: _Counter | None,
+    loop_at: np.ndarray, tails: np.ndarray, cur: np.ndarray, t_idx: np.ndarray, j: int
 ) -> np.ndarray:
-    """The pairs at a loop state (outside counted segments, whose loop bytes tick) whose bytes from
-    position `j` on are all that state's loop bytes: each stays in the state to its end (token_loops)."""
+    """The pairs at a loop state (`loop_at`: outside counted segments) whose bytes from position `j` on
+    are all that state's loop bytes: each stays in the state to its end (token_loops)."""
     lc = loop_at[cur]
     short = lc >= 0
-    if counter is not None:
-        short &= counter.seg[cur] < 0
     idx = np.flatnonzero(short)
     if len(idx):
         short[idx] = tails[lc[idx], t_idx[idx]] <= j
