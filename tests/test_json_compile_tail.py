@@ -61,16 +61,17 @@ def test_few_overlapping_one_of_branches_stay_exact() -> None:
     assert not dfa.accepts(b'{"m": "x"}')
 
 
-@pytest.mark.parametrize("lo,hi", [(0, 0), (0, 3), (2, 2), (1, 4), (3, 5)])
-def test_counted_loop_is_the_unrolled_repeat(lo: int, hi: int) -> None:
-    """`counted_loop` (unrolled counted strings, for complements) against the regex it stands for."""
+@pytest.mark.parametrize("lo,hi", [(0, 0), (0, 3), (2, 2), (1, 4), (3, 5), (0, None), (2, None), (4, None)])
+def test_counted_loop_is_the_unrolled_repeat(lo: int, hi: int | None) -> None:
+    """`counted_loop` (unrolled counted strings, for complements; `hi` None: a long minLength alone)
+    against the regex it stands for."""
     body = dfa_of(ANY_BODY)
     fast = dfa_of(counted_loop(body, lo, hi))
     slow = dfa_of(Repeat(STR_CHAR, lo, hi))
     assert difference(fast, [slow], "test").n_states == 0
     assert difference(slow, [fast], "test").n_states == 0
     three = b"a\\u00e9\\ud83d\\ude00"  # three characters: a surrogate pair is one
-    assert fast.accepts(three) == (lo <= 3 <= hi)
+    assert fast.accepts(three) == (lo <= 3 and (hi is None or 3 <= hi))
 
 
 def test_counted_loop_needs_a_loop_through_its_start() -> None:
@@ -122,3 +123,79 @@ def test_string_product_is_the_intersection(includes: list, exclude: Any, probes
                 if i == len(data) or (state, data[i]) not in step:
                     break
                 state = step[state, data[i]]
+
+
+# MaskBench o83138: oneOf branches that all take objects with each other's keys; subtracting a branch that
+# requires a nested object complements that object's schema inside each piece of the other branches.
+LOCK_ONE_OF = {
+    "type": "object",
+    "oneOf": [
+        {"properties": {"error": {"type": "string"}}, "required": ["error"]},
+        {"properties": {"done": {"type": "string"}}, "required": ["done"]},
+        {
+            "properties": {
+                "lock": {
+                    "type": "object",
+                    "properties": {"id": {"type": "string"}, "at": {"type": "integer"}},
+                    "required": ["id"],
+                }
+            },
+            "required": ["lock"],
+        },
+    ],
+}
+
+
+def test_a_repeated_subtraction_is_built_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each distinct (kept node, subtracted DFAs) of an exact oneOf is one automaton difference, however
+    often the pieces meet it (o83138 built the same one 33 times: seconds of products); the language is
+    still exactly the oneOf's (jsonschema the oracle)."""
+    from jsonschema import Draft7Validator
+
+    from decc.grammars.json import json_negation
+
+    built: list[int] = []
+    asked: set[tuple[Any, ...]] = set()
+    real_difference, real_minus = json_negation.difference, json_negation._minus
+
+    def counting_difference(*args: Any) -> Any:
+        built.append(1)
+        return real_difference(*args)
+
+    def seen_minus(comp: Any, keep: Any, remove: list, ptr: str, what: str) -> Any:
+        asked.add((id(comp), keep, tuple(id(r) for r in remove)))
+        return real_minus(comp, keep, remove, ptr, what)
+
+    monkeypatch.setattr(json_negation, "difference", counting_difference)
+    monkeypatch.setattr(json_negation, "_minus", seen_minus)
+    dfa = compile_json_schema({**LOCK_ONE_OF, "title": "built once"}, engine="automaton")
+    assert asked and len(built) == len(asked)
+    check = Draft7Validator(LOCK_ONE_OF)
+    values = [  # keys in schema order, which decc writes
+        {"error": "x"},
+        {"error": "x", "done": "y"},
+        {"lock": {"id": "a"}},
+        {"error": "x", "lock": {"id": "a", "at": 1}},
+        {"error": "x", "lock": {"at": 1}},
+        {"lock": {"at": 1}},
+        {"done": "y", "lock": 3},
+        {"done": 1},
+        {},
+    ]
+    for v in values:
+        assert dfa.accepts(json.dumps(v).encode()) == check.is_valid(v), v
+
+
+def test_a_long_min_length_alone_is_exact() -> None:
+    """`minLength` without `maxLength` (string2: 1,000) is a layered automaton whose last layer loops,
+    intersected with the patterns: exactly the strings of at least that many characters."""
+    lo = 40
+    schema = {"type": "string", "minLength": lo, "pattern": "^(ab)+$"}
+    dfa = compile_json_schema(schema)
+    assert isinstance(dfa, ByteDFA)
+    for n in range(lo - 4, lo + 8):
+        text = ("ab" * n)[:n]
+        want = n >= lo and n % 2 == 0
+        assert dfa.accepts(json.dumps(text).encode()) == want, n
+    assert dfa.accepts(json.dumps("ab" * 30).encode())
+    assert not dfa.accepts(json.dumps("ab" * 19 + "\u00e9").encode())

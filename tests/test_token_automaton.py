@@ -414,3 +414,57 @@ def test_loop_tokens_are_implicit_and_exact() -> None:
             assert {t for t in range(len(toks)) if (int(row[t >> 5]) >> (t & 31)) & 1} == want
             for t, q in walks:
                 assert auto.next(s, t) == q
+
+
+@given(
+    tokens=st.lists(st.binary(min_size=1, max_size=6), min_size=1, max_size=30),
+    loop=st.sets(st.integers(0, 255), max_size=256),
+)
+@settings(max_examples=60, deadline=None)
+def test_loop_tails_against_a_byte_by_byte_oracle(tokens: list[bytes], loop: set[int]) -> None:
+    """`Loop.tail`: the position after a token's last byte outside the loop (0: all loop bytes)."""
+    from decc.grammars.tokens.token_loops import loop_tails
+
+    vocab = Vocabulary.from_token_bytes([*tokens, None], eos_id=len(tokens))
+    ids, lengths, _, _ = vocab.packed
+    flat, starts = vocab.flat_bytes
+    in_loop = np.zeros(256, dtype=bool)
+    in_loop[list(loop)] = True
+    got = loop_tails(in_loop, flat, starts, lengths)
+    for i, t in enumerate(ids.tolist()):
+        data = tokens[t]
+        want = max((k + 1 for k, b in enumerate(data) if b not in loop), default=0)
+        assert got[i] == want, (data, sorted(loop))
+
+
+def test_tokens_ending_in_a_loop_shortcut_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The walk ends a token early when the rest of it loops in the state it reached: tables identical to
+    walking every byte, on a schema with free keys, plain and counted strings."""
+    from decc.grammars import compile_json_schema
+    from decc.grammars.tokens import token_automaton
+
+    pieces = [b'"', b"a", b"ab", b"abc", b'a"', b'":"', b'","', b"{", b"}", b'{"', b'"}', b"\\", b"\\n"]
+    pieces += [b'"a":"', b"xyz", b'xy"', b'x":', b"1", b"12", b",", b":", b'"b', b"bb", b"n", b"null"]
+    vocab = Vocabulary.from_token_bytes([*pieces, None], eos_id=len(pieces))
+    schema = {
+        "type": "object",
+        "properties": {"a": {"type": "string", "maxLength": 20}, "b": {"type": "string"}},
+        "additionalProperties": {"type": "string"},
+    }
+    dfa = compile_json_schema(schema)
+    assert dfa.has_counters
+    ended: list[int] = []
+    real = token_automaton._ends_in_loop
+
+    def counting(*args: object) -> np.ndarray:
+        out = real(*args)  # type: ignore[arg-type]
+        ended.append(int(out.sum()))
+        return out
+
+    monkeypatch.setattr(token_automaton, "_ends_in_loop", counting)
+    fast = TokenAutomaton.build(dfa, vocab)
+    assert fast.loops and sum(ended) > 0  # the shortcut was taken
+    monkeypatch.setattr(token_automaton, "_ends_in_loop", lambda _l, _t, cur, *_: np.zeros(len(cur), bool))
+    slow = TokenAutomaton.build(dfa, vocab)
+    for name in ("bitmask", "indptr", "token_ids", "next_state"):
+        assert np.array_equal(getattr(fast, name), getattr(slow, name)), name

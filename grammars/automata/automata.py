@@ -167,15 +167,17 @@ def _pair(a: ByteDFA, b: ByteDFA, limits: Limits) -> ByteDFA:
         return out
 
     found = [np.zeros(1, dtype=np.int64)]  # the start tuple: every part at its state 0
-    seen = np.zeros(1, dtype=np.int64)
+    seen = {0}  # a set: re-sorting every tuple seen per frontier was quadratic in the product's depth
     frontier = found[0]
     total = 1
     while frontier.size:
         check_time("building the conjunction's product")
         nxt = successors(frontier).reshape(-1)
         _, first = np.unique(nxt, return_index=True)
-        nxt = nxt[np.sort(first)]  # new tuples numbered in order of first appearance
-        nxt = nxt[(nxt >= 0) & ~np.isin(nxt, seen)]
+        # new tuples numbered in order of first appearance
+        fresh = [c for c in nxt[np.sort(first)].tolist() if c >= 0 and c not in seen]
+        seen.update(fresh)
+        nxt = np.array(fresh, dtype=np.int64)
         total += len(nxt)
         if total > limits.max_dfa_states:
             raise GrammarLimitError(
@@ -184,7 +186,6 @@ def _pair(a: ByteDFA, b: ByteDFA, limits: Limits) -> ByteDFA:
                 hints=["simplify one of the parts, or write the combination as one regex"],
             )
         found.append(nxt)
-        seen = np.sort(np.concatenate([seen, nxt]))
         frontier = nxt
     codes = np.concatenate(found)
     order = np.argsort(codes)

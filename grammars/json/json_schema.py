@@ -47,7 +47,7 @@ from decc.errors import DeccError
 
 from .. import disk_cache
 from ..automata.counters import SegmentConflict
-from ..automata.dfa import ByteDFA, dfa_from_nfa
+from ..automata.dfa import ByteDFA, dfa_from_nfa, gc_paused
 from ..contextfree.cfg_grammar import Call, Grammar, GrammarError, Lexeme, map_calls
 from ..contextfree.cfg_matcher import CFGConstraint, cfg_from_grammar
 from ..contextfree.rtn import MAX_LEXEME_STATES, build_rtn, unrolled_states
@@ -98,7 +98,7 @@ from .json_numbers import (
     signed_number,
 )
 from .json_strict import close_objects
-from .regex_ops import byte_runs, counted_loop, intersection, node_of, top_level_alternatives
+from .regex_ops import byte_runs, counted_loop, dfa_of, intersection, node_of, top_level_alternatives
 
 ANY_DEPTH = 3  # true / {} nest at most this deep when a schema runs as one token automaton
 ANY_RULE = "any"
@@ -281,7 +281,9 @@ def _bind(
 def _build(
     text: str, lenient: bool, ws: str, limits: Limits, vocab: Vocabulary, engine: str = "auto"
 ) -> TokenConstraint | CFGConstraint:
-    with deadline(limits.max_seconds):
+    # The collector paused: compiling makes many long-lived containers and no cyclic garbage, yet each
+    # allocation burst set off full collections over the heap (up to 3/4 of a large schema's compile).
+    with deadline(limits.max_seconds), gc_paused():
         compiled = _compile(text, lenient, ws, limits, engine)[0]
         if isinstance(compiled, ByteDFA) and compiled.is_empty():
             raise UnsupportedSchema("this schema accepts no JSON value at all", "", "")
@@ -296,7 +298,7 @@ def _build(
 @lru_cache(maxsize=128)
 def _rules(text: str, lenient: bool, ws: str, limits: Limits) -> tuple[Grammar, tuple[Ignored, ...]]:
     """The schema as a grammar of structure rules, and the keywords it ignored (lenient)."""
-    with deadline(limits.max_seconds):
+    with deadline(limits.max_seconds), gc_paused():  # as in `_build`
         if ws not in ("compact-or-default", "any"):
             raise ValueError(f"whitespace must be 'compact-or-default' or 'any', not {ws!r}")
         schema = json.loads(text)
@@ -312,7 +314,7 @@ def _rules(text: str, lenient: bool, ws: str, limits: Limits) -> tuple[Grammar, 
 @lru_cache(maxsize=128)
 def _choice(text: str, lenient: bool, ws: str, limits: Limits) -> EngineChoice:
     grammar = _rules(text, lenient, ws, limits)[0]
-    with deadline(limits.max_seconds):
+    with deadline(limits.max_seconds), gc_paused():
         choice = choose(grammar, ANY_RULE, _counted_size)
         if choice.engine == GRAMMAR and not recursive(grammar, ANY_RULE):
             lexemes = _lexemes(grammar, limits)
@@ -559,8 +561,7 @@ def string_product(
     Breadth first over whole frontiers (a product state is one int64, mixed radix over the components);
     states are numbered in order of first appearance, state by state and byte by byte."""
     chars = _string_body_dfa() if body is None else dfa_from_nfa(counted_nfa(body, DEFAULT_LIMITS))
-    dfas = [chars, dfa_from_nfa(counted_nfa(exclude, DEFAULT_LIMITS))]
-    dfas += [dfa_from_nfa(counted_nfa(n, DEFAULT_LIMITS)) for n in includes]
+    dfas = [chars, _part_dfa(exclude), *(_part_dfa(n) for n in includes)]
     # Tables with a dead row appended (index -1 reads it), so a dead component stays dead.
     tables = [
         np.vstack([d.transitions, np.full((1, 256), -1, dtype=d.transitions.dtype)]).astype(np.int64)
@@ -576,19 +577,19 @@ def string_product(
     radix = np.cumprod([1, *sizes[:-1]]).astype(np.int64)
     found = [(start + 1) @ radix]  # codes: (state + 1) in each component's digit, 0 for a dead one
     frontier = np.array(found, dtype=np.int64)
-    seen = frontier.copy()
+    seen = set(frontier.tolist())  # a set: re-sorting all codes seen per frontier was quadratic in depth
     total = 1
     while frontier.size:
         check_time("combining string constraints")
         nxt = _successors(frontier, tables, radix, sizes, musts).reshape(-1)
         _, first = np.unique(nxt, return_index=True)
-        nxt = nxt[np.sort(first)]
-        nxt = nxt[(nxt >= 0) & ~np.isin(nxt, seen)]
+        fresh = [c for c in nxt[np.sort(first)].tolist() if c >= 0 and c not in seen]
+        seen.update(fresh)
+        nxt = np.array(fresh, dtype=np.int64)
         total += len(nxt)
         if total > DEFAULT_LIMITS.max_dfa_states:
             raise GrammarLimitError("JSON schema string constraints too complex to intersect")
         found.append(nxt)
-        seen = np.sort(np.concatenate([seen, nxt]))
         frontier = nxt
     codes = np.concatenate([np.atleast_1d(f) for f in found])
     order = np.argsort(codes)
@@ -611,6 +612,32 @@ def _any_counted_body() -> tuple[Node, frozenset[int]]:
     """`string_product((), NOTHING)`: any JSON string body with its character boundaries, the body of
     every long `maxLength` string without a pattern or format; built once per process, not per schema."""
     return string_product((), NOTHING)
+
+
+def _part_dfa(node: Node) -> ByteDFA:
+    """The DFA of one part of a string product, through `dfa_of`'s cache when it holds no counted string:
+    overlapping patternProperties take products of the same patterns in many combinations
+    (strmprivacy: 345 DFAs built for 94 products)."""
+    if _has_counted(node):
+        return dfa_from_nfa(counted_nfa(node, DEFAULT_LIMITS))
+    return dfa_of(node)
+
+
+def _has_counted(node: Any) -> bool:
+    """Does `node` hold a `CountedBody` leaf (each shared subtree looked at once)?"""
+    stack, seen = [node], set()
+    while stack:
+        n = stack.pop()
+        if id(n) in seen:
+            continue
+        seen.add(id(n))
+        if isinstance(n, CountedBody):
+            return True
+        if isinstance(n, Concat | Alt):
+            stack.extend(n.items)
+        elif isinstance(n, Repeat):
+            stack.append(n.item)
+    return False
 
 
 def _successors(
@@ -653,11 +680,12 @@ class CountedBody:
 
 
 @lru_cache(maxsize=256)
-def _chars(lo: int, hi: int) -> Node:
+def _chars(lo: int, hi: int | None) -> Node:
     """`lo`..`hi` JSON string characters, as one automaton of character-DFA layers (regex_ops.counted_loop):
-    a third of the regex's NFA states, none of its epsilon edges; as the regex when too large anyway."""
+    a third of the regex's NFA states, none of its epsilon edges; as the regex when too large anyway.
+    `hi` None: at least `lo` (a long `minLength` alone: string2's 1,000 took seconds to determinize)."""
     loop = _string_body_dfa()
-    if loop.n_states * (hi + 1) > DEFAULT_LIMITS.max_nfa_states:
+    if loop.n_states * ((lo if hi is None else hi) + 1) > DEFAULT_LIMITS.max_nfa_states:
         return Repeat(STR_CHAR, lo, hi)
     return counted_loop(loop, lo, hi)  # type: ignore[return-value]
 
@@ -1282,7 +1310,8 @@ class _Compiler:
                 return NOTHING
             return seq(QUOTE, CountedBody(auto, boundary, lo, hi, tuple(bodies)), QUOTE)
         if lo or hi is not None or not bodies:
-            bodies.append(Repeat(STR_CHAR, lo, hi))
+            long_min = hi is None and lo >= COUNT_FROM
+            bodies.append(_chars(lo, None) if long_min else Repeat(STR_CHAR, lo, hi))
         body = bodies[0] if len(bodies) == 1 else _body_product(tuple(bodies), NOTHING)
         return seq(QUOTE, body, QUOTE)
 

@@ -65,25 +65,28 @@ def node_of(dfa: ByteDFA) -> Node:
     return Automaton(dfa.n_states, dfa.start, acc, tuple(byte_runs(dfa.transitions)))  # type: ignore[return-value]
 
 
-def counted_loop(loop: ByteDFA, lo: int, hi: int) -> Automaton:
+def counted_loop(loop: ByteDFA, lo: int, hi: int | None) -> Automaton:
     """`lo`..`hi` rounds of `loop`, a DFA of (one round)* whose only accepting state is its start (JSON
     string characters): layer i of copies counts the rounds done, an edge back into the start ends one.
     A plain automaton without the epsilon web of the unrolled regex, whose DFA costs a long subset
-    construction."""
+    construction. `hi` None: at least `lo` rounds (the last layer's rounds end in itself)."""
     if np.flatnonzero(loop.accepting).tolist() != [loop.start]:
         raise ValueError("counted_loop needs a loop DFA whose only accepting state is its start")
     n = loop.n_states
+    top = lo if hi is None else hi
     runs = byte_runs(loop.transitions)
     edges: list[tuple[int, int, int, int]] = []
-    for i in range(hi + 1):
+    for i in range(top + 1):
         at, nxt = i * n, (i + 1) * n
         for q, a, b, t in runs:
             if t != loop.start:
                 edges.append((at + q, a, b, at + t))
-            elif i < hi:
+            elif i < top:
                 edges.append((at + q, a, b, nxt + t))
-    accepting = frozenset(i * n + loop.start for i in range(lo, hi + 1))
-    return Automaton(n * (hi + 1), loop.start, accepting, tuple(edges))
+            elif hi is None:
+                edges.append((at + q, a, b, at + t))
+    accepting = frozenset(i * n + loop.start for i in range(lo, top + 1))
+    return Automaton(n * (top + 1), loop.start, accepting, tuple(edges))
 
 
 def complement(dfa: ByteDFA) -> ByteDFA:

@@ -343,6 +343,10 @@ def _walk_chunks(
     live = table[:n] != dead  # [n, 256]
     per_state = live.astype(np.int64) @ np.diff(offsets)  # pairs each state starts with
     member = np.stack([lp.member for lp in loops]) if loops else None
+    tails = np.stack([lp.tail for lp in loops]) if loops else None
+    # The loop class of each state where a token may end early: none for the dead state (n), nor inside
+    # counted segments (their loop bytes tick the counter).
+    loop_at = np.append(loop_of if counter is None else np.where(counter.seg[:n] >= 0, -1, loop_of), -1)
     if loops:
         per_state -= np.array([lp.size for lp in loops] + [0], dtype=np.int64)[loop_of]
     lo = 0
@@ -369,6 +373,8 @@ def _walk_chunks(
         while len(t_idx):
             check_time("lifting the automaton to the vocabulary")
             done = lengths[t_idx] == j
+            if tails is not None:  # the rest of the token loops in a loop state: it ends there
+                done |= _ends_in_loop(loop_at, tails, cur, t_idx, j)
             if done.any():
                 if counter is not None:
                     ok, extra = counter.finish(src[done], cur[done], tuple(c[done] for c in cs))
@@ -409,6 +415,19 @@ def _walk_chunks(
         lo = hi
 
 
+def _ends_in_loop(
+    loop_at: np.ndarray, tails: np.ndarray, cur: np.ndarray, t_idx: np.ndarray, j: int
+) -> np.ndarray:
+    """The pairs at a loop state (`loop_at`: outside counted segments) whose bytes from position `j` on
+    are all that state's loop bytes: each stays in the state to its end (token_loops)."""
+    lc = loop_at[cur]
+    short = lc >= 0
+    idx = np.flatnonzero(short)
+    if len(idx):
+        short[idx] = tails[lc[idx], t_idx[idx]] <= j
+    return short
+
+
 class _Counter:
     """Counter bookkeeping for the token walk: per pair (ticks so far, still in the first segment, ticks in
     the first segment when it was left). Checks that do not depend on the start counter drop pairs here."""
@@ -426,6 +445,29 @@ class _Counter:
         return (np.zeros(k, dtype=np.int64), self.seg[src] >= 0, np.zeros(k, dtype=np.int64))
 
     def step(self, src, t_idx, cur, cs, prev, byte):  # type: ignore[no-untyped-def]
+        """One byte of every live pair: only pairs that touch a segment (before or after the byte) change,
+        so the counter arithmetic runs on those alone (most pairs of a large schema are outside)."""
+        cnt, first, n0 = cs
+        touch = np.flatnonzero((self.seg[prev] >= 0) | (self.seg[cur] >= 0))
+        if len(touch) < len(prev):
+            if not len(touch):
+                return src, t_idx, cur, cs
+            sub = (cnt[touch], first[touch], n0[touch])
+            keep, (c2, f2, z2) = self._step(sub, prev[touch], cur[touch], byte[touch])
+            cnt, first, n0 = cnt.copy(), first.copy(), n0.copy()
+            cnt[touch], first[touch], n0[touch] = c2, f2, z2
+            if keep is None:
+                return src, t_idx, cur, (cnt, first, n0)
+            alive = np.ones(len(prev), dtype=bool)
+            alive[touch[~keep]] = False
+            return src[alive], t_idx[alive], cur[alive], (cnt[alive], first[alive], n0[alive])
+        keep, (cnt, first, n0) = self._step(cs, prev, cur, byte)
+        if keep is None:
+            return src, t_idx, cur, (cnt, first, n0)
+        return src[keep], t_idx[keep], cur[keep], (cnt[keep], first[keep], n0[keep])
+
+    def _step(self, cs, prev, cur, byte):  # type: ignore[no-untyped-def]
+        """The counter data after one byte, and which pairs stay (None: all)."""
         cnt, first, n0 = cs
         s1, s2 = self.seg[prev], self.seg[cur]
         tk = self.tick[prev, byte]
@@ -437,10 +479,7 @@ class _Counter:
         n0 = np.where(leave & first, cnt, n0)
         first = first & ~leave
         cnt = np.where((s2 >= 0) & (s1 != s2), tk, cnt)
-        if bad.any():
-            keep = ~bad
-            return src[keep], t_idx[keep], cur[keep], (cnt[keep], first[keep], n0[keep])
-        return src, t_idx, cur, (cnt, first, n0)
+        return (~bad if bad.any() else None), (cnt, first, n0)
 
     def finish(self, src, cur, cs):  # type: ignore[no-untyped-def]
         """Pairs whose end is valid regardless of the start counter, and their (delta, exited)."""

@@ -25,6 +25,9 @@ class Loop:
     ticks: np.ndarray  # int32 per id: characters each adds in a counted segment (zeros otherwise)
     bits: np.ndarray  # uint32 [n_words]: `ids` as a bitmask row
     member: np.ndarray  # bool per text token in `Vocabulary.packed` order: drops them from the walk
+    # int16 per text token in `packed` order: the first byte position from which all of the token's bytes
+    # are loop bytes. A walk that reaches the loop's state there ends in that state (no need to walk on).
+    tail: np.ndarray
 
     @property
     def size(self) -> int:
@@ -72,7 +75,21 @@ def build_loop(vocab: Vocabulary, in_loop: np.ndarray, tick: np.ndarray) -> Loop
     order = np.argsort(ids[member], kind="stable")
     chosen = ids[member][order].astype(np.int32)
     bits = pack_bits(np.zeros(len(chosen), dtype=np.int64), chosen, 1, vocab.n_words)[0]
-    out = Loop(chosen, counted[order].astype(np.int32), bits, member)
-    for a in (out.ids, out.ticks, out.bits, out.member):
+    out = Loop(
+        chosen, counted[order].astype(np.int32), bits, member, loop_tails(in_loop, flat, starts, lengths)
+    )
+    for a in (out.ids, out.ticks, out.bits, out.member, out.tail):
         a.setflags(write=False)
     return out
+
+
+def loop_tails(in_loop: np.ndarray, flat: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """`Loop.tail`: per token, the position after its last byte outside the loop (0 if every byte is a
+    loop byte), from the tokens' bytes concatenated (`Vocabulary.flat_bytes`), no padding walked."""
+    tail = np.zeros(len(starts), dtype=np.int16)
+    some = lengths > 0  # reduceat cannot skip empty tokens
+    if len(flat) and some.any():
+        pos = np.arange(len(flat), dtype=np.int64) - np.repeat(starts, lengths)
+        after_bad = np.where(in_loop[flat], 0, pos + 1)
+        tail[some] = np.maximum.reduceat(after_bad, starts[some])
+    return tail
