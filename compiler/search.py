@@ -239,8 +239,18 @@ def _python_callable(lit: ast.StrLit, base_dir: Path, trust: Trust) -> Any:
     return import_object(lit, base_dir, trust, "a Python callable")
 
 
-def mode(e: ast.Expr, policy: ir.Search, has_constraint: bool) -> bool:
-    """`mode: masked` (per-step masking, the default) or `mode: aligned` (ASAp): whether it is aligned."""
+def policy_name(policy: ir.Search) -> str:
+    """The name a program writes for `policy` (a `let` may have named it otherwise)."""
+    if isinstance(policy, ir.Sampling):
+        return "greedy" if policy.greedy else "sample"
+    if isinstance(policy, ir.Beam):
+        return "beam" if policy.groups == 1 else "diverse_beam"
+    return {ir.BestOfN: "best_of", ir.FirstFinish: "first_finish", ir.SMC: "smc"}[type(policy)]
+
+
+def mode(e: ast.Expr, policy: ir.Search, has_constraint: bool, search: ast.Option | None = None) -> bool:
+    """`mode: masked` (per-step masking, the default) or `mode: aligned` (ASAp): whether it is aligned.
+    `search` is the step's `search:` option, named in the refusals."""
     if isinstance(e, ast.NameRef):
         name, span = e.name, e.span
     elif isinstance(e, ast.StrLit):
@@ -253,8 +263,10 @@ def mode(e: ast.Expr, policy: ir.Search, has_constraint: bool) -> bool:
         raise DeccError("mode: aligned needs a constraint to align to", span, hints=["add 'where: ...'"])
     if name == "aligned" and not isinstance(policy, ir.Sampling):
         raise DeccError(
-            "mode: aligned applies to greedy and sample(...), which draw one value",
+            f"mode: aligned is not supported with {policy_name(policy)}(...): it applies to greedy and "
+            "sample(...), which draw one value",
             span,
+            notes=[f"the search policy is at {search.value.span}"] if search is not None else [],
             hints=["smc(...) corrects the masking bias with importance weights instead"],
         )
     if name == "aligned" and isinstance(policy, ir.Sampling):
@@ -283,9 +295,8 @@ def refuse_unsupported(search: ast.Option | None, policy: ir.Search, entropy: as
     so `decc check` catches it rather than `decc run` (the runtime keeps the same test as an assertion)."""
     if isinstance(policy, ir.Beam) and entropy is not None:
         assert search is not None
-        name = _as_call(search.value, "").func.value
         raise DeccError(
-            f"stop_entropy is not supported with {name}(...): beams are compared token by token and "
+            f"stop_entropy is not supported with {policy_name(policy)}(...): beams are compared token by token and "
             "cannot stop one at a time",
             entropy.key.span,
             notes=[f"the search policy is at {search.value.span}"],

@@ -104,3 +104,34 @@ def test_what_check_accepts_runs_and_is_valid(
     gpt2: str, policy: str, rules: list[str], constraint: str, batch: bool
 ) -> None:
     check_or_run(gpt2, program(policy, tuple(rules), constraint), batch)
+
+
+REFUSED = (
+    ("beam(width=2)", "mode: aligned", "beam"),
+    ("diverse_beam(width=2, groups=2)", "mode: aligned", "diverse_beam"),
+    ("best_of(n=2)", "mode: aligned", "best_of"),
+    ("first_finish(n=2)", "mode: aligned", "first_finish"),
+    ("smc(particles=2)", "mode: aligned", "smc"),
+    ("beam(width=2)", "stop_entropy: above(1.0)", "beam"),
+    ("diverse_beam(width=4, groups=2)", "stop_entropy: below(1.0)", "diverse_beam"),
+)
+
+
+@pytest.mark.parametrize("via_let", [False, True])
+@pytest.mark.parametrize(("policy", "rule", "name"), REFUSED)
+def test_a_refusal_names_both_parts(policy: str, rule: str, name: str, via_let: bool) -> None:
+    """The error sits on the rule, names the policy as the language spells it (also when a `let` named the
+    policy otherwise), and a note points at the policy (its `let` if it has one)."""
+    head = f"let wide = {policy}\n" if via_let else ""
+    written = "wide" if via_let else policy
+    src = f'{head}"Q: "\ngen x {{ where: regex(r"[a-z]+")\n  search: {written}\n  {rule} }}\n'
+    with pytest.raises(DeccError) as info:
+        decc.loads(src, "p.dec")
+    e, key = info.value, rule.split(":")[0]
+    shown = "mode: aligned" if key == "mode" else key
+    assert e.span is not None and e.span.source is not None
+    assert (e.span.line, e.span.col) == (4 + bool(via_let), 3 + len(key) + 2 if key == "mode" else 3)
+    assert f"{shown} is not supported with {name}(...)" in e.message, e.message
+    where = "p.dec:1:12" if via_let else "p.dec:3:11"  # the policy: its definition, or the option's value
+    assert any(where in n for n in e.notes), e.notes
+    assert e.hints, e.render()
