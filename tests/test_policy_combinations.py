@@ -135,3 +135,43 @@ def test_a_refusal_names_both_parts(policy: str, rule: str, name: str, via_let: 
     where = "p.dec:1:12" if via_let else "p.dec:3:11"  # the policy: its definition, or the option's value
     assert any(where in n for n in e.notes), e.notes
     assert e.hints, e.render()
+
+
+HEADS = {
+    "prompt": '"Q: "\n',
+    "after-branch": 'input a: str = "c"\n"Q: "\nif a == "b" { "more text here" }\n',
+    "first-gen": "",
+}
+
+
+@pytest.mark.parametrize(
+    ("head", "policy"),
+    [
+        ("prompt", "greedy"),
+        ("prompt", "beam(width=2)"),
+        ("after-branch", "greedy"),
+        ("first-gen", "smc(particles=2)"),
+    ],
+)
+def test_max_tokens_past_the_context_is_refused_at_check(gpt2: str, head: str, policy: str) -> None:
+    """The tiny GPT-2 reads 1024 positions. A step whose max_tokens cannot fit after the prompt was accepted
+    by check and failed at run time, with no position, once the model wrote that long; now check refuses
+    it at its max_tokens. The largest max_tokens that fits is accepted, and (once) runs to its end with
+    eos: false, single and batched: the runtime is the oracle for where the limit lies."""
+    before = len(decc.load_tokenizer(gpt2).encode("Q: ")) if HEADS[head] else 1  # 1: the start token
+    fits = 1024 - before + 1
+    for max_tokens in (fits, fits + 1):
+        src = f"{HEADS[head]}gen x {{ max_tokens: {max_tokens} eos: false search: {policy} }}\n"
+        prog = decc.loads(src, "p.dec", model=gpt2)
+        if max_tokens > fits:
+            with pytest.raises(DeccError) as info:
+                prog.plan()
+            span = info.value.span
+            assert span is not None and span.source is not None
+            assert span.source.text[span.start : span.end] == str(max_tokens), info.value.render()
+            assert f"at most {fits}" in info.value.render()
+        elif (head, policy) == ("prompt", "greedy"):  # the costly part (1021 tokens), once
+            results = [prog.run(), *prog.run_batch([{}, {}])]
+            assert all(r.steps["x"].finish_reason == "length" for r in results)
+        else:
+            prog.plan()
