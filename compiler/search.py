@@ -32,7 +32,7 @@ from decc.compiler.options import (
 )
 from decc.compiler.trust import Trust, check_file_allowed, import_object, resolve_module
 from decc.dsl import ast
-from decc.errors import DeccError, unknown
+from decc.errors import DeccError, Span, unknown
 
 POLICIES = ("greedy", "sample", "beam", "diverse_beam", "best_of", "first_finish", "smc")
 SAMPLE_ARGS = ("temperature", "top_k", "top_p", "min_p", "typical_p", "seed")
@@ -212,7 +212,41 @@ def reward(e: ast.Expr, base_dir: Path, trust: Trust) -> ir.Reward:
             hints=["a local folder with config.json and weights"],
         )
     label = as_int(kw["label"], "label", minimum=0) if "label" in kw else 1
+    _check_label(path, lit, label, kw["label"].span if "label" in kw else call.span, "label" in kw)
     return ir.Reward(name, (str(path), label), call.span)
+
+
+def _check_label(path: Path, lit: ast.StrLit, label: int, span: Span, given: bool) -> None:
+    """The classifier's labels from its config.json (no weights loaded), so that a label it does not have
+    is refused here, at the program, rather than when the run loads the model."""
+    from decc.compiler.constraints import read_file
+
+    if not (path / "config.json").is_file():
+        raise DeccError(
+            f"no config.json in the classifier folder '{lit.value}'",
+            lit.span,
+            hints=["a local sequence-classification model folder, as save_pretrained writes it"],
+        )
+    try:
+        config = json.loads(read_file(path / "config.json", lit))
+    except ValueError:
+        config = None
+    if not isinstance(config, dict):
+        raise DeccError(f"the config.json of the classifier '{lit.value}' is not a JSON object", lit.span)
+    names = config.get("id2label")
+    if isinstance(names, dict) and names:
+        labels = {int(k): str(v) for k, v in names.items() if str(k).isdigit()}
+    else:  # transformers' default: two labels
+        count = config.get("num_labels", 2)
+        labels = {i: str(i) for i in range(count if isinstance(count, int) and count > 0 else 2)}
+    if label not in labels:
+        listed = ", ".join(f"{i} ({n})" if n != str(i) else str(i) for i, n in sorted(labels.items()))
+        raise DeccError(
+            f"the classifier '{lit.value}' has {len(labels)} labels; label {label} is not one of them",
+            span,
+            notes=[] if given else ["label defaults to 1"],
+            hints=[f"its labels: {listed}"],
+        )
 
 
 def _python_callable(lit: ast.StrLit, base_dir: Path, trust: Trust) -> Any:

@@ -9,6 +9,8 @@ tests/test_policy_rules.py does the same for the rules alone on the toy model.""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -175,3 +177,47 @@ def test_max_tokens_past_the_context_is_refused_at_check(gpt2: str, head: str, p
             assert all(r.steps["x"].finish_reason == "length" for r in results)
         else:
             prog.plan()
+
+
+@pytest.mark.parametrize(
+    ("config", "call", "at", "message"),
+    [
+        (
+            {"id2label": {"0": "only"}},
+            'classifier("clf")',
+            'classifier("clf")',
+            "has 1 labels; label 1 is not",
+        ),
+        (
+            {"id2label": {"0": "neg", "1": "pos"}},
+            'classifier("clf", label=2)',
+            "2",
+            "label 2 is not one of them",
+        ),
+        ({}, 'classifier("clf", label=5)', "5", "has 2 labels; label 5"),  # transformers' default: 2
+        (None, 'classifier("clf")', '"clf"', "no config.json in the classifier folder 'clf'"),
+        ("[1]", 'classifier("clf")', '"clf"', "config.json of the classifier 'clf' is not a JSON object"),
+    ],
+)
+def test_a_classifier_label_it_lacks_is_refused_at_check(tmp_path, config, call: str, at: str, message: str):
+    """The label was only checked when the run loaded the classifier (an error with no position); its
+    config.json says what labels there are, so check refuses it at the label (or the call, for the
+    default label 1). A label the classifier has compiles, with no weights in the folder."""
+    folder = tmp_path / "clf"
+    folder.mkdir()
+    if config is not None:
+        (folder / "config.json").write_text(config if isinstance(config, str) else json.dumps(config))
+    src = f'"Q: "\ngen x {{ search: best_of(n=2, score={call}) }}\n'
+    with pytest.raises(DeccError) as info:
+        decc.loads(src, str(tmp_path / "p.dec"))
+    span = info.value.span
+    assert span is not None and span.source is not None and span.line == 2, info.value.render()
+    assert span.source.text[span.start : span.end] == at, info.value.render()
+    assert message in info.value.message, info.value.message
+    if config is not None and not isinstance(config, str):
+        fine = (
+            call.replace("label=2", "label=1")
+            .replace("label=5", "label=0")
+            .replace('"clf")', '"clf", label=0)')
+        )
+        decc.loads(src.replace(call, fine), str(tmp_path / "p.dec"))
