@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from decc.compiler import ir
-from decc.compiler.context_limit import check_context_limit
+from decc.compiler.context import check_context
 from decc.compiler.pipeline import check_optimizations, compile_program
 from decc.compiler.plan import Plan, lower_to_plan
 from decc.compiler.trust import Trust
@@ -60,9 +60,7 @@ class Program:
             vocab = Vocabulary.from_tokenizer(tokenizer, size=size, eos_ids=eos)
             try:
                 plan = lower_to_plan(replace(self.ir, model=self.model), tokenizer, vocab)
-                limit = _context_limit(self.model)
-                if limit is not None:
-                    check_context_limit(plan.steps, tokenizer, plan.add_special_tokens, limit)
+                check_context(plan.steps, tokenizer, plan.add_special_tokens, _context_limit(self.model))
                 self._plan = plan
             except DeccError as e:
                 if self._max_tokens is None or not e.message.startswith("max_tokens is"):

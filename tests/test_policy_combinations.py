@@ -10,6 +10,7 @@ tests/test_policy_rules.py does the same for the rules alone on the toy model.""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -221,3 +222,37 @@ def test_a_classifier_label_it_lacks_is_refused_at_check(tmp_path, config, call:
             .replace('"clf")', '"clf", label=0)')
         )
         decc.loads(src.replace(call, fine), str(tmp_path / "p.dec"))
+
+
+@pytest.fixture(scope="module")
+def no_start_token(gpt2: str, tmp_path_factory) -> str:
+    """The tiny GPT-2 with its tokenizer's BOS removed: a model with no start token."""
+    folder = tmp_path_factory.mktemp("models") / "nobos"
+    shutil.copytree(gpt2, folder)
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    (folder / "tokenizer_config.json").write_text(json.dumps({**config, "bos_token": None}))
+    return str(folder)
+
+
+@pytest.mark.parametrize(
+    ("src", "refused"),
+    [
+        ("gen x { max_tokens: 2 }\n", True),
+        ('input a: str = "b"\nif a == "b" { gen x { max_tokens: 2 } }\n', True),
+        ('"Q"\ngen x { max_tokens: 2 }\n', False),
+        ('input a: str = "b"\n"{a}"\ngen x { max_tokens: 2 }\n', False),  # a text, even one with a variable
+    ],
+)
+def test_a_first_gen_without_a_start_token_is_refused_at_check(no_start_token: str, src: str, refused: bool):
+    """A program that opens with a gen needs the model's start token; on a model without one the run
+    refused it, check did not. Now check does, at the gen; with text before it, it runs."""
+    prog = decc.loads(src, "p.dec", model=no_start_token)
+    if refused:
+        with pytest.raises(DeccError) as info:
+            prog.plan()
+        span = info.value.span
+        assert span is not None and span.source is not None
+        assert span.source.text[span.start : span.end] == "x", info.value.render()
+        assert "no start token" in info.value.message
+    else:
+        assert prog.run().steps["x"].finish_reason in ("eos", "length")
