@@ -64,8 +64,9 @@ def program(policy: str, rules: tuple[str, ...], constraint: str) -> str:
 
 
 def check_or_run(folder: str, src: str, batch: bool) -> None:
-    try:
+    try:  # what `decc check` does: compile, then fit the plan to the model's tokenizer and config
         prog = decc.loads(src, "p.dec", model=folder)
+        prog.plan()
     except DeccError as e:  # refused: inside an option the program wrote on the step's line
         span = e.span
         assert span is not None and span.line == 2 and span.source is not None, e.render()
