@@ -224,6 +224,7 @@ def _gen(gen: ast.Gen, expand: Callable[[ast.Expr], ast.Expr], base_dir: Path, t
         heal=options.as_bool(seen["heal"].value, "heal") if "heal" in seen else True,
         aligned=aligned,
         max_tokens_span=seen["max_tokens"].value.span if "max_tokens" in seen else None,
+        heal_span=seen["heal"].key.span if "heal" in seen else None,
         stop_spans=tuple(s.span for s in stops),
     )
 

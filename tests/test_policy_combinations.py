@@ -257,3 +257,27 @@ def test_a_first_gen_without_a_start_token_is_refused_at_check(no_start_token: s
         assert "no start token" in info.value.message
     else:
         assert prog.run().steps["x"].finish_reason in ("eos", "length")
+
+
+@pytest.mark.parametrize(
+    ("options", "why"),
+    [
+        ("search: beam(width=2)", "beam(...)"),
+        ("search: smc(particles=2)", "smc(...)"),
+        ('where: regex(r"[a-z]+") mode: aligned', "mode: aligned"),
+        ("search: sample(seed=1)", None),
+        ("search: best_of(n=2) heal: false", None),
+    ],
+)
+def test_heal_true_where_it_does_nothing_is_a_positioned_warning(options: str, why: str | None) -> None:
+    """`heal: true` written on a step that is never healed ran silently unhealed; now check warns at it."""
+    written = "" if "heal:" in options else " heal: true"
+    prog = decc.loads(f'"Q: "\ngen x {{ {options}{written} }}\n', "p.dec")
+    found = [w for w in prog.warnings if "heal" in w.message]
+    if why is None:
+        assert not found, [w.render() for w in found]
+        return
+    (w,) = found
+    assert w.span is not None and w.span.source is not None and w.span.line == 2
+    assert w.span.source.text[w.span.start : w.span.end] == "heal"
+    assert f"no effect with {why}" in w.message and w.hints
