@@ -256,6 +256,7 @@ class Generate:
     # Where max_tokens and each stop string were written (None / () when defaulted): for diagnostics.
     max_tokens_span: Span | None = field(default=None, compare=False, repr=False)
     stop_spans: tuple[Span, ...] = field(default=(), compare=False, repr=False)
+    heal_span: Span | None = field(default=None, compare=False, repr=False)  # where `heal:` was written
 
 
 @dataclass(frozen=True)

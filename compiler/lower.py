@@ -205,7 +205,9 @@ def _gen(gen: ast.Gen, expand: Callable[[ast.Expr], ast.Expr], base_dir: Path, t
         stop_regex = _stop_regex(seen["stop_regex"].value)
     policy = search.search(seen["search"].value, base_dir, trust) if "search" in seen else ir.Sampling()
     search.refuse_unsupported(seen.get("search"), policy, seen.get("stop_entropy"))
-    aligned = "mode" in seen and search.mode(seen["mode"].value, policy, bounds.constraint is not None)
+    aligned = "mode" in seen and search.mode(
+        seen["mode"].value, policy, bounds.constraint is not None, seen.get("search")
+    )
     return ir.Generate(
         name=gen.name.value,
         constraint=bounds.constraint,
@@ -222,6 +224,7 @@ def _gen(gen: ast.Gen, expand: Callable[[ast.Expr], ast.Expr], base_dir: Path, t
         heal=options.as_bool(seen["heal"].value, "heal") if "heal" in seen else True,
         aligned=aligned,
         max_tokens_span=seen["max_tokens"].value.span if "max_tokens" in seen else None,
+        heal_span=seen["heal"].key.span if "heal" in seen else None,
         stop_spans=tuple(s.span for s in stops),
     )
 

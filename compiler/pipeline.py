@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from decc.compiler import ir
 from decc.compiler.lower import lower
 from decc.compiler.passes.check_branches import check_branches
+from decc.compiler.passes.check_heal import check_heal
 from decc.compiler.passes.check_stops import check_stops
 from decc.compiler.passes.choose_engine import choose_engine
 from decc.compiler.passes.compile_constraints import compile_constraints
@@ -44,6 +45,7 @@ PIPELINE: tuple[Pass, ...] = (
     Pass("compile-constraints", compile_constraints, resolved=True, compiled=True),
     Pass("check-stops", check_stops, resolved=True, compiled=True),
     Pass("check-branches", check_branches, resolved=True, compiled=True),
+    Pass("check-heal", check_heal, resolved=True, compiled=True),
     Pass("product", product, resolved=True, compiled=True, optimization=True),
     Pass("prune", prune, resolved=True, compiled=True, optimization=True),
     Pass("minimize", minimize, resolved=True, compiled=True, optimization=True),

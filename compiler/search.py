@@ -32,7 +32,7 @@ from decc.compiler.options import (
 )
 from decc.compiler.trust import Trust, check_file_allowed, import_object, resolve_module
 from decc.dsl import ast
-from decc.errors import DeccError, unknown
+from decc.errors import DeccError, Span, unknown
 
 POLICIES = ("greedy", "sample", "beam", "diverse_beam", "best_of", "first_finish", "smc")
 SAMPLE_ARGS = ("temperature", "top_k", "top_p", "min_p", "typical_p", "seed")
@@ -212,7 +212,41 @@ def reward(e: ast.Expr, base_dir: Path, trust: Trust) -> ir.Reward:
             hints=["a local folder with config.json and weights"],
         )
     label = as_int(kw["label"], "label", minimum=0) if "label" in kw else 1
+    _check_label(path, lit, label, kw["label"].span if "label" in kw else call.span, "label" in kw)
     return ir.Reward(name, (str(path), label), call.span)
+
+
+def _check_label(path: Path, lit: ast.StrLit, label: int, span: Span, given: bool) -> None:
+    """The classifier's labels from its config.json (no weights loaded), so that a label it does not have
+    is refused here, at the program, rather than when the run loads the model."""
+    from decc.compiler.constraints import read_file
+
+    if not (path / "config.json").is_file():
+        raise DeccError(
+            f"no config.json in the classifier folder '{lit.value}'",
+            lit.span,
+            hints=["a local sequence-classification model folder, as save_pretrained writes it"],
+        )
+    try:
+        config = json.loads(read_file(path / "config.json", lit))
+    except ValueError:
+        config = None
+    if not isinstance(config, dict):
+        raise DeccError(f"the config.json of the classifier '{lit.value}' is not a JSON object", lit.span)
+    names = config.get("id2label")
+    if isinstance(names, dict) and names:
+        labels = {int(k): str(v) for k, v in names.items() if str(k).isdigit()}
+    else:  # transformers' default: two labels
+        count = config.get("num_labels", 2)
+        labels = {i: str(i) for i in range(count if isinstance(count, int) and count > 0 else 2)}
+    if label not in labels:
+        listed = ", ".join(f"{i} ({n})" if n != str(i) else str(i) for i, n in sorted(labels.items()))
+        raise DeccError(
+            f"the classifier '{lit.value}' has {len(labels)} labels; label {label} is not one of them",
+            span,
+            notes=[] if given else ["label defaults to 1"],
+            hints=[f"its labels: {listed}"],
+        )
 
 
 def _python_callable(lit: ast.StrLit, base_dir: Path, trust: Trust) -> Any:
@@ -239,8 +273,18 @@ def _python_callable(lit: ast.StrLit, base_dir: Path, trust: Trust) -> Any:
     return import_object(lit, base_dir, trust, "a Python callable")
 
 
-def mode(e: ast.Expr, policy: ir.Search, has_constraint: bool) -> bool:
-    """`mode: masked` (per-step masking, the default) or `mode: aligned` (ASAp): whether it is aligned."""
+def policy_name(policy: ir.Search) -> str:
+    """The name a program writes for `policy` (a `let` may have named it otherwise)."""
+    if isinstance(policy, ir.Sampling):
+        return "greedy" if policy.greedy else "sample"
+    if isinstance(policy, ir.Beam):
+        return "beam" if policy.groups == 1 else "diverse_beam"
+    return {ir.BestOfN: "best_of", ir.FirstFinish: "first_finish", ir.SMC: "smc"}[type(policy)]
+
+
+def mode(e: ast.Expr, policy: ir.Search, has_constraint: bool, search: ast.Option | None = None) -> bool:
+    """`mode: masked` (per-step masking, the default) or `mode: aligned` (ASAp): whether it is aligned.
+    `search` is the step's `search:` option, named in the refusals."""
     if isinstance(e, ast.NameRef):
         name, span = e.name, e.span
     elif isinstance(e, ast.StrLit):
@@ -253,8 +297,10 @@ def mode(e: ast.Expr, policy: ir.Search, has_constraint: bool) -> bool:
         raise DeccError("mode: aligned needs a constraint to align to", span, hints=["add 'where: ...'"])
     if name == "aligned" and not isinstance(policy, ir.Sampling):
         raise DeccError(
-            "mode: aligned applies to greedy and sample(...), which draw one value",
+            f"mode: aligned is not supported with {policy_name(policy)}(...): it applies to greedy and "
+            "sample(...), which draw one value",
             span,
+            notes=[f"the search policy is at {search.value.span}"] if search is not None else [],
             hints=["smc(...) corrects the masking bias with importance weights instead"],
         )
     if name == "aligned" and isinstance(policy, ir.Sampling):
@@ -283,9 +329,8 @@ def refuse_unsupported(search: ast.Option | None, policy: ir.Search, entropy: as
     so `decc check` catches it rather than `decc run` (the runtime keeps the same test as an assertion)."""
     if isinstance(policy, ir.Beam) and entropy is not None:
         assert search is not None
-        name = _as_call(search.value, "").func.value
         raise DeccError(
-            f"stop_entropy is not supported with {name}(...): beams are compared token by token and "
+            f"stop_entropy is not supported with {policy_name(policy)}(...): beams are compared token by token and "
             "cannot stop one at a time",
             entropy.key.span,
             notes=[f"the search policy is at {search.value.span}"],

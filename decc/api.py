@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from decc.compiler import ir
+from decc.compiler.context import check_context
 from decc.compiler.pipeline import check_optimizations, compile_program
 from decc.compiler.plan import Plan, lower_to_plan
 from decc.compiler.trust import Trust
@@ -79,7 +80,9 @@ class Program:
                 raise self._at_model_declaration(e) from None
             vocab = Vocabulary.from_tokenizer(tokenizer, size=size, eos_ids=eos)
             try:
-                self._plan = lower_to_plan(replace(self.ir, model=self.model), tokenizer, vocab)
+                plan = lower_to_plan(replace(self.ir, model=self.model), tokenizer, vocab)
+                check_context(plan.steps, tokenizer, plan.add_special_tokens, _context_limit(self.model))
+                self._plan = plan
             except DeccError as e:
                 if self._max_tokens is None or not e.message.startswith("max_tokens is"):
                     raise
@@ -302,6 +305,23 @@ def _compiled(
 ) -> Program:
     module = compile_program(tree, disabled=check_optimizations(no_opt), trust=trust)
     return Program(tree, module, model, device=where.device, dtype=where.dtype, threads=where.threads)
+
+
+def _context_limit(model: str) -> int | None:
+    """The most tokens `model` reads (its config's positions), without loading weights; None for a
+    tokenizer family (no model) or a config that does not say."""
+    import json
+
+    from decc import vocabs
+    from decc.runtime.model import model_dir
+
+    if vocabs.is_family(model):
+        return None
+    config = json.loads((model_dir(model) / "config.json").read_text())
+    for key in ("max_position_embeddings", "n_positions"):
+        if isinstance(config.get(key), int) and config[key] > 0:
+            return int(config[key])
+    return None
 
 
 def load_tokenizer(model: str | None = None) -> Any:

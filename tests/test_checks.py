@@ -176,7 +176,7 @@ CASES = [
         'gen x { where: regex(r"a+"), search: beam(width=2), mode: aligned }',
         1,
         59,
-        "mode: aligned applies to greedy and sample(...), which draw one value",
+        "mode: aligned is not supported with beam(...): it applies to greedy and sample(...), which draw one value",
         "smc(...) corrects the masking bias with importance weights instead",
     ),
     ("gen x { search: sample(typical_p=0) }", 1, 34, "typical_p must be in (0, 1], not 0", None),

@@ -75,6 +75,7 @@ def test_compile_emits_stages() -> None:
         "// after compile-constraints",
         "// after check-stops",
         "// after check-branches",
+        "// after check-heal",
         "// after product",
         "// after prune",
         "// after minimize",
