@@ -30,7 +30,7 @@ from decc.runtime.beam import beam_search
 from decc.runtime.decode import DecodeSession, Generation
 from decc.runtime.drafts import Drafter, SuffixStore
 from decc.runtime.model import LanguageModel
-from decc.runtime.particles import ParticleParams, run_particles
+from decc.runtime.particles import BestOfRun, FirstFinishRun, ParticlePolicy, SMCRun, run_particles
 from decc.runtime.rewards import scorer
 from decc.runtime.sampling import GREEDY, SamplingParams, make_generator
 from decc.runtime.tracks import Hypothesis, StepRules, Track
@@ -298,7 +298,9 @@ class ProgramRun:
         healed (`heal: false`, no text just before, a search policy or `mode: aligned`, a special or added
         token, text that is not whole characters, a CFG constraint, a value already complete)."""
         tail, vocab = self.tail, self.plan.vocab
-        if not (op.heal and tail and isinstance(op.policy, Sampling) and not op.aligned and op.rules.max_tokens):
+        if not (
+            op.heal and tail and isinstance(op.policy, Sampling) and not op.aligned and op.rules.max_tokens
+        ):
             return None
         if not can_heal(matcher) or (matcher is not None and _done(matcher)) or len(self.session) < 2:
             return None
@@ -395,7 +397,7 @@ def _beam(
 
 
 def _particles(
-    session: DecodeSession, particle: ParticleParams, rules: StepRules, matcher: Any | None
+    session: DecodeSession, particle: ParticlePolicy, rules: StepRules, matcher: Any | None
 ) -> tuple[Track, list[Hypothesis]]:
     generator = None if particle.sampling.greedy else make_generator(particle.sampling.seed)
     return run_particles(session, particle, rules, matcher, generator)
@@ -404,22 +406,21 @@ def _particles(
 def _best_of(
     session: DecodeSession, policy: BestOfN, rules: StepRules, matcher: Any | None
 ) -> tuple[Track, list[Hypothesis]]:
-    params = ParticleParams("best_of", policy.n, sampling_params(policy.sampling), score=scorer(policy.score))
+    params = BestOfRun(policy.n, sampling_params(policy.sampling), scorer(policy.score))
     return _particles(session, params, rules, matcher)
 
 
 def _first_finish(
     session: DecodeSession, policy: FirstFinish, rules: StepRules, matcher: Any | None
 ) -> tuple[Track, list[Hypothesis]]:
-    params = ParticleParams("first_finish", policy.n, sampling_params(policy.sampling))
+    params = FirstFinishRun(policy.n, sampling_params(policy.sampling))
     return _particles(session, params, rules, matcher)
 
 
 def _smc(
     session: DecodeSession, policy: SMC, rules: StepRules, matcher: Any | None
 ) -> tuple[Track, list[Hypothesis]]:
-    params = ParticleParams(
-        "smc",
+    params = SMCRun(
         policy.particles,
         sampling_params(policy.sampling),
         potential=scorer(policy.potential) if policy.potential is not None else None,
@@ -430,7 +431,12 @@ def _smc(
 
 
 # Each search policy's runner, by its plan type (a new policy is one entry here, not another isinstance).
-SEARCH_RUNNERS: dict[type, SearchRunner] = {Beam: _beam, BestOfN: _best_of, FirstFinish: _first_finish, SMC: _smc}
+SEARCH_RUNNERS: dict[type, SearchRunner] = {
+    Beam: _beam,
+    BestOfN: _best_of,
+    FirstFinish: _first_finish,
+    SMC: _smc,
+}
 # Each policy's single-run step runner, by its plan type.
 STEP_RUNNERS: dict[type, StepRunner] = {Sampling: _sample_step, **dict.fromkeys(SEARCH_RUNNERS, _search_step)}
 
