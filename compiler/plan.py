@@ -1,43 +1,175 @@
 """IR → executable plan, for one tokenizer: chat turns rendered with the model's template, and regexes turned
-into token automata over its vocabulary. The plan is what the runtime executes."""
+into token automata over its vocabulary. The plan is what the runtime executes, and all it reads: typed
+generation steps (a policy, stop rules, a bound constraint) with no IR node inside, so runtime/ never
+imports compiler.ir."""
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from decc import grammars
 from decc.compiler import ir
 from decc.compiler.printer import branch_lines, gen_attrs, loc, q, test_text
-from decc.errors import DeccError
+from decc.errors import DeccError, Span
 from decc.grammars.tokens.lazy_product import Conjunction
 from decc.grammars.tokens.lazy_product import bind as bind_conjunction
+
+
+class MatcherFactory(Protocol):
+    """A constraint bound to the plan's vocabulary: each generation asks it for a fresh matcher (a
+    `grammars.TokenConstraint`, a lazy CFG or JSON constraint, a lazy conjunction)."""
+
+    def matcher(self) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Var:
+    """`{name}` in a text step or a test: the input's or earlier value's text at run time."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Input:
+    """A declared input: its type ('str', 'int', 'float', 'bool') and default (None: required)."""
+
+    name: str
+    type: str
+    default: Any
+    span: Span
+
+
+@dataclass(frozen=True)
+class Test:
+    """Does `var`'s text equal / differ from / belong to / not belong to `values`?"""
+
+    var: Var
+    op: str  # "==", "!=", "in", "not in"
+    values: tuple[str, ...]
+    shown: str = field(default="", compare=False, repr=False)  # as `decc plan` prints it
+
+    def holds(self, value: str) -> bool:
+        inside = value in self.values
+        return inside if self.op in ("==", "in") else not inside
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Greedy, or sampling with temperature / top-k / top-p / min-p / typical-p and a seed."""
+
+    greedy: bool = True
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    min_p: float = 0.0
+    typical_p: float = 1.0
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class Beam:
+    """Beam search as transformers defines it; `groups` > 1 is diverse beam search (Hamming penalty)."""
+
+    width: int
+    length_penalty: float = 1.0
+    early_stopping: bool = False
+    groups: int = 1
+    diversity: float = 0.0
+
+
+@dataclass(frozen=True)
+class Reward:
+    """A score of a (partial) output; `fn` is the imported callable of `python(...)`."""
+
+    kind: str
+    args: tuple[Any, ...]
+    span: Span | None = None
+    fn: Any = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class BestOfN:
+    """n samples, the best under `score`."""
+
+    n: int
+    score: Reward
+    sampling: Sampling
+
+
+@dataclass(frozen=True)
+class FirstFinish:
+    """n samples in parallel; the first to complete wins."""
+
+    n: int
+    sampling: Sampling
+
+
+@dataclass(frozen=True)
+class SMC:
+    """Sequential Monte Carlo over `particles`, weighted by `potential` on prefixes."""
+
+    particles: int
+    potential: Reward | None
+    ess_threshold: float
+    resampling: str  # "multinomial" or "systematic"
+    sampling: Sampling
+
+
+Policy = Sampling | Beam | BestOfN | FirstFinish | SMC
+
+
+@dataclass(frozen=True)
+class Entropy:
+    """Stop once the next-token entropy (nats) is above (or below) `threshold` for `steps` steps running."""
+
+    above: bool
+    threshold: float
+    steps: int
+
+
+@dataclass(frozen=True)
+class Rules:
+    """How a value may grow and end, apart from its policy (the runtime adds the model's EOS ids)."""
+
+    max_tokens: int
+    min_tokens: int = 0
+    eos: bool = True  # False: the model's end-of-sequence token does not end the value
+    stop: tuple[str, ...] = ()
+    stop_regex: str | None = None
+    stop_entropy: Entropy | None = None
 
 
 @dataclass(frozen=True)
 class PlanText:
     """Text appended to the context: literal pieces and variables, tokenized together at run time."""
 
-    parts: tuple[str | ir.VarRef, ...]
+    parts: tuple[str | Var, ...]
 
 
 @dataclass(frozen=True)
 class PlanGen:
-    op: ir.Generate
-    constraint: Any  # grammars.TokenConstraint or None
+    """One generation step: the value `name`, drawn by `policy` under `rules`, matched by `constraint`."""
 
-    @property
-    def name(self) -> str:
-        return self.op.name
+    name: str
+    policy: Policy
+    rules: Rules
+    constraint: MatcherFactory | None
+    span: Span
+    heal: bool = True  # token healing of a text-then-gen boundary
+    aligned: bool = False  # `mode: aligned`: ASAp sampling
+    draft: tuple[str, ...] = ()  # draft sources: "forced", "text", "lookup", "suffix"
+    max_tokens_span: Span | None = field(default=None, compare=False, repr=False)
+    shown: str = field(default="", compare=False, repr=False)  # the step's attributes, as `decc plan` prints
 
 
 @dataclass(frozen=True)
 class PlanBranch:
     """The steps of the first case whose test holds, else `otherwise` (empty when there is no `else`)."""
 
-    cases: tuple[tuple[ir.Test, tuple[Step, ...]], ...]
+    cases: tuple[tuple[Test, tuple[Step, ...]], ...]
     otherwise: tuple[Step, ...]
 
 
@@ -60,22 +192,23 @@ def plan_gens(steps: tuple[Step, ...]) -> list[PlanGen]:
 @dataclass(frozen=True)
 class Plan:
     model: str
-    inputs: tuple[ir.InputDef, ...]
+    inputs: tuple[Input, ...]
     steps: tuple[Step, ...]
     add_special_tokens: (
         bool  # plain prompts start with the tokenizer's own BOS handling; chat templates carry it
     )
-    vocab: Any  # grammars.Vocabulary
+    vocab: grammars.Vocabulary
 
 
 def lower_to_plan(module: ir.Module, tokenizer: Any, vocab: Any) -> Plan:
     body = _render_chat(module, tokenizer) if module.chat else list(module.body)
-    return Plan(module.model, module.inputs, _steps(body, vocab), not module.chat, vocab)
+    inputs = tuple(Input(i.name, i.type, i.default, i.span) for i in module.inputs)
+    return Plan(module.model, inputs, _steps(body, vocab), not module.chat, vocab)
 
 
 def _steps(body: list[str | ir.Op] | tuple[ir.Op, ...], vocab: Any) -> tuple[Step, ...]:
     steps: list[Step] = []
-    pending: list[str | ir.VarRef] = []
+    pending: list[str | Var] = []
 
     def flush() -> None:
         if pending:
@@ -86,19 +219,63 @@ def _steps(body: list[str | ir.Op] | tuple[ir.Op, ...], vocab: Any) -> tuple[Ste
         if isinstance(op, str):
             pending.append(op)
         elif isinstance(op, ir.Emit):
-            pending.extend(p.text if isinstance(p, ir.Lit) else p for p in op.parts)
+            pending.extend(p.text if isinstance(p, ir.Lit) else Var(p.name) for p in op.parts)
         elif isinstance(op, ir.Generate):
             flush()
             constraint = _bound(op.constraint, vocab) if op.constraint else None
             if constraint is not None:
                 _check_max_tokens(op, constraint)
-            steps.append(PlanGen(op, constraint))
+            steps.append(_gen(op, constraint))
         elif isinstance(op, ir.Branch):
             flush()
-            cases = tuple((c.test, _steps(c.body, vocab)) for c in op.cases)
+            cases = tuple((_test(c.test), _steps(c.body, vocab)) for c in op.cases)
             steps.append(PlanBranch(cases, _steps(op.otherwise or (), vocab)))
     flush()
     return tuple(steps)
+
+
+def _gen(op: ir.Generate, constraint: MatcherFactory | None) -> PlanGen:
+    e = op.stop_entropy
+    entropy = None if e is None else Entropy(e.above, e.threshold, e.steps)
+    rules = Rules(op.max_tokens, op.min_tokens, op.eos, op.stop, op.stop_regex, entropy)
+    return PlanGen(
+        op.name,
+        lower_policy(op.search),
+        rules,
+        constraint,
+        op.span,
+        heal=op.heal,
+        aligned=op.aligned,
+        draft=op.draft,
+        max_tokens_span=op.max_tokens_span,
+        shown=gen_attrs(op),
+    )
+
+
+def _test(t: ir.Test) -> Test:
+    return Test(Var(t.var.name), t.op, t.values, test_text(t))
+
+
+def lower_sampling(s: ir.Sampling) -> Sampling:
+    return Sampling(s.greedy, s.temperature, s.top_k, s.top_p, s.min_p, s.typical_p, s.seed)
+
+
+def lower_reward(r: ir.Reward) -> Reward:
+    return Reward(r.kind, r.args, r.span, r.fn)
+
+
+def lower_policy(p: ir.Search) -> Policy:
+    """The IR's search policy as the plan's own type (one plan type per policy)."""
+    if isinstance(p, ir.Sampling):
+        return lower_sampling(p)
+    if isinstance(p, ir.Beam):
+        return Beam(p.width, p.length_penalty, p.early_stopping, p.groups, p.diversity)
+    if isinstance(p, ir.BestOfN):
+        return BestOfN(p.n, lower_reward(p.score), lower_sampling(p.sampling))
+    if isinstance(p, ir.FirstFinish):
+        return FirstFinish(p.n, lower_sampling(p.sampling))
+    potential = None if p.potential is None else lower_reward(p.potential)
+    return SMC(p.particles, potential, p.ess_threshold, p.resampling, lower_sampling(p.sampling))
 
 
 def _bound(c: ir.Constraint, vocab: Any) -> Any:
@@ -153,8 +330,8 @@ def _check_max_tokens(op: ir.Generate, constraint: Any) -> None:
         )
 
 
-def _merge(parts: list[str | ir.VarRef]) -> tuple[str | ir.VarRef, ...]:
-    out: list[str | ir.VarRef] = []
+def _merge(parts: list[str | Var]) -> tuple[str | Var, ...]:
+    out: list[str | Var] = []
     for p in parts:
         if isinstance(p, str) and out and isinstance(out[-1], str):
             out[-1] += p
@@ -236,7 +413,7 @@ def _print_steps(steps: tuple[Step, ...], depth: int, lines: list[str]) -> None:
             shown = " + ".join(q(p) if isinstance(p, str) else "{" + p.name + "}" for p in step.parts)
             lines.append(f"{pad}text {shown}")
         elif isinstance(step, PlanBranch):
-            cases = [(test_text(test), body) for test, body in step.cases]
+            cases = [(test.shown, body) for test, body in step.cases]
             otherwise = step.otherwise or None  # a plan has () where the program has no else
             branch_lines(pad, cases, otherwise, partial(_print_steps, depth=depth + 1, lines=lines), lines)
         else:
@@ -245,4 +422,4 @@ def _print_steps(steps: tuple[Step, ...], depth: int, lines: list[str]) -> None:
             if c is not None and hasattr(c, "automaton"):
                 a = c.automaton
                 auto = f" automaton(states={a.n_states}, edges={int(a.n_allowed.sum())})"
-            lines.append(f"{pad}gen {step.name} {gen_attrs(step.op)}{auto}  {loc(step.op.span)}")
+            lines.append(f"{pad}gen {step.name} {step.shown}{auto}  {loc(step.span)}")

@@ -252,11 +252,11 @@ def _warn_cut(program: Any, result: Any, where: str = "") -> None:
 
     if not result.cut:  # the usual case, every row of a batch: no walk of the plan
         return
-    ops = {g.op.name: g.op for g in plan_gens(program.plan().steps)}
+    ops = {g.name: g for g in plan_gens(program.plan().steps)}
     for name in result.cut:
         op = ops.get(name)
         warning = DeccWarning(
-            f"{where}max_tokens ({op.max_tokens if op else '?'}) cut the value of '{name}' before its "
+            f"{where}max_tokens ({op.rules.max_tokens if op else '?'}) cut the value of '{name}' before its "
             "constraint accepted it: the value is incomplete",
             (op.max_tokens_span or op.span) if op else None,
             hints=["raise max_tokens, or tighten the constraint's length"],

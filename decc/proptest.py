@@ -398,15 +398,17 @@ def check_program(program: Any, *, draws: int = 100, seed_value: int = 0) -> lis
 
     toks = Tokens(plan.vocab, load_tokenizer(program.model))
     reports = []
-    for step in plan_gens(plan.steps):
-        reports.extend(_step_report(step, toks, draws, seed_value))
+    # the plan's gen steps and the IR's (for the constraint's oracle and declared examples), in one order
+    for step, op in zip(plan_gens(plan.steps), program.ir.generates(), strict=True):
+        reports.extend(_step_report(step, op, toks, draws, seed_value))
     return reports
 
 
-def _step_report(step: PlanGen, toks: Tokens, draws: int, seed_value: int) -> list[StepReport]:
+def _step_report(
+    step: PlanGen, op: ir.Generate, toks: Tokens, draws: int, seed_value: int
+) -> list[StepReport]:
     if step.constraint is None:
         return []
-    op = step.op
     assert op.constraint is not None
     checks = check_constraint(
         op.constraint,

@@ -22,8 +22,7 @@ from typing import Any
 
 import torch
 
-from decc.compiler import ir
-from decc.compiler.plan import Plan, PlanGen, plan_gens
+from decc.compiler.plan import Plan, PlanGen, Sampling, plan_gens
 from decc.grammars.tokens.healing import HealingMatcher
 
 from .decode import Generation
@@ -355,30 +354,28 @@ def _drive(runs: list[ProgramRun], lm: LanguageModel) -> None:
     for i in range(len(runs)):
         advance(i)
     while waiting:
-        batchable = [
-            i for i, s in waiting.items() if isinstance(s.op.search, ir.Sampling) and not s.op.aligned
-        ]
+        batchable = [i for i, s in waiting.items() if type(s.policy) in ROW_SPECS and not s.aligned]
         for i in [i for i in waiting if i not in batchable]:
             runs[i].generate(waiting.pop(i))
             advance(i)
         if not batchable:
             continue
-        specs = [_spec(runs[i], waiting[i], lm, pasts.get(i)) for i in batchable]
+        specs = [ROW_SPECS[type(waiting[i].policy)](runs[i], waiting[i], lm, pasts.get(i)) for i in batchable]
         for i, spec, gen in zip(batchable, specs, generate_rows(lm, specs, keep_past=keep_past), strict=True):
             pasts[i] = spec.saved  # the next gen step of this run feeds only what comes after
             step = waiting.pop(i)
             runs[i].session.append(gen.token_ids)
-            runs[i].record(step.op, gen)
+            runs[i].record(step, gen)
             advance(i)
 
 
 def _spec(run: ProgramRun, step: PlanGen, lm: LanguageModel, past: PastKV | None = None) -> RowSpec:
-    op = step.op
-    sampling = sampling_params(op.search)  # type: ignore[arg-type]
+    assert isinstance(step.policy, Sampling)
+    sampling = sampling_params(step.policy)
     generator = None if sampling.greedy else make_generator(sampling.seed)
     matcher = step.constraint.matcher() if step.constraint is not None else None
-    healer = run.healer(op, matcher)  # takes the prompt's last token back: before the context is read
-    rules = step_rules(op, lm.eos_ids)
+    healer = run.healer(step, matcher)  # takes the prompt's last token back: before the context is read
+    rules = step_rules(step, lm.eos_ids)
     if healer is not None:
         rules = replace(rules, skip=len(healer.removed.decode("utf-8")))
     return RowSpec(
@@ -389,3 +386,9 @@ def _spec(run: ProgramRun, step: PlanGen, lm: LanguageModel, past: PastKV | None
         generator=generator,
         past=past,
     )
+
+
+RowSpecBuilder = Callable[[ProgramRun, PlanGen, LanguageModel, "PastKV | None"], RowSpec]
+# The policies whose steps decode as rows of one batch, by plan type, with how each builds its row; a step
+# of any other policy runs alone, with its runner in executor.STEP_RUNNERS.
+ROW_SPECS: dict[type, RowSpecBuilder] = {Sampling: _spec}

@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from decc.compiler.ir import Beam
+from decc.compiler.plan import Beam
 from decc.errors import InternalError
 
 from .decode import DecodeSession

@@ -24,7 +24,7 @@ from .detokenize import IncrementalDetokenizer, StopScanner, TextStream
 from .drafts import Drafter
 from .masking import RowMasker, masked_copy
 from .model import LanguageModel
-from .sampling import SamplingParams, Stream, entropy, make_generator, sample
+from .sampling import SamplingParams, Stream, entropy_run, make_generator, sample
 
 __all__ = ["FINISH_REASONS", "DecodeSession", "FinishReason", "Generation", "TokenMatcher", "cut_at_stop"]
 
@@ -342,10 +342,8 @@ class DecodeSession:
             if bitmask is not None and (cursor is not None or rules.stop_entropy is not None):
                 masked = masked_copy(logits[None], bitmask)[0]
             if rules.stop_entropy is not None and not healing:
-                above, threshold, k = rules.stop_entropy
-                h = entropy(masked, sampling)
-                running = running + 1 if (h > threshold if above else h < threshold) else 0
-                if running >= k:
+                running = entropy_run(running, masked, sampling, rules.stop_entropy)
+                if running >= rules.stop_entropy[2]:
                     return self._result(generated, logprobs[:step], "entropy")
             if cursor is not None:
                 token = _aligned_sample(cursor, logits, masked, sampling, generator)

@@ -6,8 +6,22 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from decc.compiler import ir
-from decc.compiler.plan import Plan, PlanBranch, PlanGen, PlanText, Step
+from decc.compiler.plan import (
+    SMC,
+    Beam,
+    BestOfN,
+    FirstFinish,
+    Input,
+    Plan,
+    PlanBranch,
+    PlanGen,
+    PlanText,
+    Policy,
+    Rules,
+    Sampling,
+    Step,
+    Var,
+)
 from decc.errors import DeccError, InternalError, did_you_mean
 from decc.grammars.tokens.healing import HealingMatcher, can_heal
 from decc.grammars.tokens.vocab import encode_in_context
@@ -16,10 +30,10 @@ from decc.runtime.beam import beam_search
 from decc.runtime.decode import DecodeSession, Generation
 from decc.runtime.drafts import Drafter, SuffixStore
 from decc.runtime.model import LanguageModel
-from decc.runtime.particles import ParticleParams, run_particles
+from decc.runtime.particles import BestOfRun, FirstFinishRun, ParticlePolicy, SMCRun, run_particles
 from decc.runtime.rewards import scorer
 from decc.runtime.sampling import GREEDY, SamplingParams, make_generator
-from decc.runtime.tracks import Hypothesis, StepRules
+from decc.runtime.tracks import Hypothesis, StepRules, Track
 
 
 @dataclass(frozen=True)
@@ -88,7 +102,7 @@ class Result:
         }
 
 
-def bind_inputs(inputs: tuple[ir.InputDef, ...], given: Mapping[str, Any]) -> dict[str, Any]:
+def bind_inputs(inputs: tuple[Input, ...], given: Mapping[str, Any]) -> dict[str, Any]:
     """Check and convert the caller's inputs against the declarations (CLI strings become typed values)."""
     decls = {i.name: i for i in inputs}
     for name in given:
@@ -112,7 +126,7 @@ def bind_inputs(inputs: tuple[ir.InputDef, ...], given: Mapping[str, Any]) -> di
     return env
 
 
-def _convert(decl: ir.InputDef, value: Any) -> Any:
+def _convert(decl: Input, value: Any) -> Any:
     if decl.type == "str":
         return str(value)
     if not isinstance(value, str):
@@ -134,7 +148,7 @@ def _convert(decl: ir.InputDef, value: Any) -> Any:
         ) from None
 
 
-def _render(parts: tuple[str | ir.VarRef, ...], env: Mapping[str, Any]) -> str:
+def _render(parts: tuple[str | Var, ...], env: Mapping[str, Any]) -> str:
     out = []
     for p in parts:
         if isinstance(p, str):
@@ -145,8 +159,8 @@ def _render(parts: tuple[str | ir.VarRef, ...], env: Mapping[str, Any]) -> str:
     return "".join(out)
 
 
-def sampling_params(s: ir.Sampling) -> SamplingParams:
-    """IR sampling → runtime parameters; `sample(temperature=0)` is greedy, as in every sampler."""
+def sampling_params(s: Sampling) -> SamplingParams:
+    """The plan's sampling → runtime parameters; `sample(temperature=0)` is greedy, as in every sampler."""
     if s.greedy:
         return SamplingParams(greedy=True, seed=s.seed)
     return SamplingParams(
@@ -217,7 +231,7 @@ class ProgramRun:
                 self.session.append(self.tail)
                 self.first = False
             elif isinstance(step, PlanGen):
-                self._start(step.op)
+                self._start(step)
                 yield step
                 self.first = False
                 self.tail = []
@@ -230,7 +244,7 @@ class ProgramRun:
                 return body
         return step.otherwise
 
-    def _start(self, op: ir.Generate) -> None:
+    def _start(self, op: PlanGen) -> None:
         if not len(self.session):  # a program that opens with a gen: the model needs a first token
             bos = getattr(self.tok, "bos_token_id", None)
             if bos is None:
@@ -251,7 +265,7 @@ class ProgramRun:
             forward_passes=self.session.forward_calls,
         )
 
-    def record(self, op: ir.Generate, gen: Generation, hyps: tuple[Hypothesis, ...] = ()) -> None:
+    def record(self, op: PlanGen, gen: Generation, hyps: tuple[Hypothesis, ...] = ()) -> None:
         """Keep the value (the session already holds its tokens); remember it for suffix drafts."""
         if "suffix" in op.draft:
             tokens, end = self.session.tokens, len(self.session.tokens) - len(gen.token_ids)
@@ -270,7 +284,7 @@ class ProgramRun:
             complete=gen.complete,
         )
 
-    def drafter(self, op: ir.Generate) -> Drafter | None:
+    def drafter(self, op: PlanGen) -> Drafter | None:
         if not op.draft:
             return None
         tok = self.lm.tokenizer
@@ -278,13 +292,15 @@ class ProgramRun:
         suffix = self.suffixes.setdefault(op.name, SuffixStore()) if "suffix" in op.draft else None
         return Drafter(forced="forced" in op.draft, lookup="lookup" in op.draft, encode=encode, suffix=suffix)
 
-    def healer(self, op: ir.Generate, matcher: Any | None) -> HealingMatcher | None:
+    def healer(self, op: PlanGen, matcher: Any | None) -> HealingMatcher | None:
         """Heal a text-then-gen boundary (grammars/tokens/healing.py): take the prompt's last token back out of
         the context and return the matcher whose first tokens re-spell it; None where the step is not
         healed (`heal: false`, no text just before, a search policy or `mode: aligned`, a special or added
         token, text that is not whole characters, a CFG constraint, a value already complete)."""
         tail, vocab = self.tail, self.plan.vocab
-        if not (op.heal and tail and isinstance(op.search, ir.Sampling) and not op.aligned and op.max_tokens):
+        if not (
+            op.heal and tail and isinstance(op.policy, Sampling) and not op.aligned and op.rules.max_tokens
+        ):
             return None
         if not can_heal(matcher) or (matcher is not None and _done(matcher)) or len(self.session) < 2:
             return None
@@ -304,53 +320,129 @@ class ProgramRun:
         return HealingMatcher(data, matcher, vocab)
 
     def generate(self, step: PlanGen, on_text: Callable[[str, str], None] | None = None) -> None:
-        op = step.op
+        """Run one gen step with the runner its policy type is registered to (`STEP_RUNNERS`)."""
         matcher = step.constraint.matcher() if step.constraint is not None else None
-        rules = step_rules(op, self.lm.eos_ids)
-        policy = op.search
-        hyps: tuple[Hypothesis, ...] = ()
-        emit = (lambda piece: on_text(op.name, piece)) if on_text is not None else None
+        emit = (lambda piece: on_text(step.name, piece)) if on_text is not None else None
         if emit is not None:
             emit("")  # the step starts: a stream names each value before its text arrives
-        if isinstance(policy, ir.Sampling):
-            matcher = self.healer(op, matcher) or matcher
-            trie = None
-            if op.aligned:
-                trie = self.aligned.setdefault((op.name, tuple(self.session.tokens)), AlignedTrie())
-            gen = self.session.generate(
-                max_tokens=op.max_tokens,
-                sampling=sampling_params(policy),
-                matcher=matcher,
-                stop=op.stop,
-                ignore_eos=not op.eos,
-                min_tokens=op.min_tokens,
-                stop_regex=op.stop_regex,
-                stop_entropy=rules.stop_entropy,
-                aligned=trie,
-                drafter=self.drafter(op),
-                on_text=emit,
-            )
-        else:
-            gen, found = run_search(self.session, policy, rules, matcher)
-            hyps = tuple(found)
-            if emit is not None and gen.text:  # a search knows its value only at the end
-                emit(gen.text)
-        self.record(op, gen, hyps)
+        runner = STEP_RUNNERS.get(type(step.policy))
+        if runner is None:
+            raise InternalError(f"no runner for search policy {step.policy!r}")
+        gen, hyps = runner(self, step, matcher, emit)
+        self.record(step, gen, hyps)
+
+
+Emit = Callable[[str], None] | None
+StepRunner = Callable[[ProgramRun, PlanGen, Any | None, Emit], tuple[Generation, tuple[Hypothesis, ...]]]
+
+
+def _sample_step(
+    run: ProgramRun, step: PlanGen, matcher: Any | None, emit: Emit
+) -> tuple[Generation, tuple[Hypothesis, ...]]:
+    """Greedy or sampled decoding of one value (healing, aligned tries and drafts apply here only)."""
+    assert isinstance(step.policy, Sampling)
+    matcher = run.healer(step, matcher) or matcher
+    trie = None
+    if step.aligned:
+        trie = run.aligned.setdefault((step.name, tuple(run.session.tokens)), AlignedTrie())
+    rules = step_rules(step, run.lm.eos_ids)
+    gen = run.session.generate(
+        max_tokens=rules.max_tokens,
+        sampling=sampling_params(step.policy),
+        matcher=matcher,
+        stop=rules.stops,
+        ignore_eos=rules.ignore_eos,
+        min_tokens=rules.min_tokens,
+        stop_regex=rules.stop_regex,
+        stop_entropy=rules.stop_entropy,
+        aligned=trie,
+        drafter=run.drafter(step),
+        on_text=emit,
+    )
+    return gen, ()
+
+
+def _search_step(
+    run: ProgramRun, step: PlanGen, matcher: Any | None, emit: Emit
+) -> tuple[Generation, tuple[Hypothesis, ...]]:
+    """A search policy's value, known only at its end."""
+    gen, found = run_search(run.session, step.policy, step_rules(step, run.lm.eos_ids), matcher)
+    if emit is not None and gen.text:
+        emit(gen.text)
+    return gen, tuple(found)
 
 
 def _done(matcher: Any) -> bool:
     return bool(matcher.is_accepting() and not matcher.can_continue())
 
 
-def step_rules(op: ir.Generate, eos_ids: frozenset[int]) -> StepRules:
+def step_rules(step: PlanGen, eos_ids: frozenset[int]) -> StepRules:
     """How a gen step's value may grow and end, apart from its policy."""
-    e = op.stop_entropy
+    r: Rules = step.rules
+    e = r.stop_entropy
     entropy = None if e is None else (e.above, e.threshold, e.steps)
-    return StepRules(op.max_tokens, eos_ids, op.min_tokens, not op.eos, op.stop, op.stop_regex, entropy)
+    return StepRules(r.max_tokens, eos_ids, r.min_tokens, not r.eos, r.stop, r.stop_regex, entropy)
+
+
+SearchRunner = Callable[[DecodeSession, Any, StepRules, Any | None], tuple[Track, list[Hypothesis]]]
+
+
+def _beam(
+    session: DecodeSession, policy: Beam, rules: StepRules, matcher: Any | None
+) -> tuple[Track, list[Hypothesis]]:
+    if rules.stop_entropy is not None:
+        # compiler/search.py refuse_unsupported turns this away at compile time, with its position
+        raise InternalError("stop_entropy reached beam search past the compiler's check")
+    return beam_search(session, policy, rules, matcher)
+
+
+def _particles(
+    session: DecodeSession, particle: ParticlePolicy, rules: StepRules, matcher: Any | None
+) -> tuple[Track, list[Hypothesis]]:
+    generator = None if particle.sampling.greedy else make_generator(particle.sampling.seed)
+    return run_particles(session, particle, rules, matcher, generator)
+
+
+def _best_of(
+    session: DecodeSession, policy: BestOfN, rules: StepRules, matcher: Any | None
+) -> tuple[Track, list[Hypothesis]]:
+    params = BestOfRun(policy.n, sampling_params(policy.sampling), scorer(policy.score))
+    return _particles(session, params, rules, matcher)
+
+
+def _first_finish(
+    session: DecodeSession, policy: FirstFinish, rules: StepRules, matcher: Any | None
+) -> tuple[Track, list[Hypothesis]]:
+    params = FirstFinishRun(policy.n, sampling_params(policy.sampling))
+    return _particles(session, params, rules, matcher)
+
+
+def _smc(
+    session: DecodeSession, policy: SMC, rules: StepRules, matcher: Any | None
+) -> tuple[Track, list[Hypothesis]]:
+    params = SMCRun(
+        policy.particles,
+        sampling_params(policy.sampling),
+        potential=scorer(policy.potential) if policy.potential is not None else None,
+        ess_threshold=policy.ess_threshold,
+        resampling=policy.resampling,
+    )
+    return _particles(session, params, rules, matcher)
+
+
+# Each search policy's runner, by its plan type (a new policy is one entry here, not another isinstance).
+SEARCH_RUNNERS: dict[type, SearchRunner] = {
+    Beam: _beam,
+    BestOfN: _best_of,
+    FirstFinish: _first_finish,
+    SMC: _smc,
+}
+# Each policy's single-run step runner, by its plan type.
+STEP_RUNNERS: dict[type, StepRunner] = {Sampling: _sample_step, **dict.fromkeys(SEARCH_RUNNERS, _search_step)}
 
 
 def run_search(
-    session: DecodeSession, policy: ir.Search, rules: StepRules, matcher: Any | None
+    session: DecodeSession, policy: Policy, rules: StepRules, matcher: Any | None
 ) -> tuple[Generation, list[Hypothesis]]:
     """Beam search, best-of-n, first-finish or SMC for one step: the winner and every hypothesis."""
     tok = session.lm.tokenizer
@@ -359,31 +451,8 @@ def run_search(
     ):
         gen = session.generate(max_tokens=rules.max_tokens, sampling=GREEDY, matcher=matcher)
         return gen, []
-    if isinstance(policy, ir.Beam):
-        if rules.stop_entropy is not None:
-            # compiler/search.py refuse_unsupported turns this away at compile time, with its position
-            raise InternalError("stop_entropy reached beam search past the compiler's check")
-        winner, hyps = beam_search(session, policy, rules, matcher)
-        return winner.generation(tok), hyps
-    if isinstance(policy, ir.BestOfN):
-        particle = ParticleParams(
-            "best_of", policy.n, sampling_params(policy.sampling), score=scorer(policy.score)
-        )
-    elif isinstance(policy, ir.FirstFinish):
-        particle = ParticleParams("first_finish", policy.n, sampling_params(policy.sampling))
-    elif isinstance(policy, ir.SMC):
-        particle = ParticleParams(
-            "smc",
-            policy.particles,
-            sampling_params(policy.sampling),
-            potential=scorer(policy.potential) if policy.potential is not None else None,
-            ess_threshold=policy.ess_threshold,
-            resampling=policy.resampling,
-        )
-    else:
+    runner = SEARCH_RUNNERS.get(type(policy))
+    if runner is None:
         raise InternalError(f"unknown search policy {policy!r}")
-    generator = None
-    if not particle.sampling.greedy:
-        generator = make_generator(particle.sampling.seed)
-    winner, hyps = run_particles(session, particle, rules, matcher, generator)
+    winner, hyps = runner(session, policy, rules, matcher)
     return winner.generation(tok), hyps

@@ -27,7 +27,7 @@ Finished rows leave the batch; resampling forks the cache rows of the running pa
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -40,25 +40,144 @@ from .rewards import Scorer
 from .sampling import SamplingParams, Stream, draw_rows, next_key
 from .tracks import Hypothesis, StepRules, Track
 
-__all__ = ["ParticleParams", "run_particles"]
+__all__ = ["BestOfRun", "FirstFinishRun", "ParticlePolicy", "SMCRun", "run_particles"]
 
 _NEG_INF = float("-inf")
 
 
-@dataclass(frozen=True)
-class ParticleParams:
-    kind: str  # "best_of" | "first_finish" | "smc"
+class ParticlePolicy:
+    """What one particle policy adds to the shared loop: its own state (SMC's weights) and its hooks."""
+
     n: int
     sampling: SamplingParams
-    score: Scorer | None = None  # best_of
-    potential: Scorer | None = None  # smc
+
+    def text_needed(self) -> bool:
+        return False
+
+    def begin(self) -> ParticlePolicy:
+        """A fresh copy for one run (state does not leak between runs of the same policy)."""
+        return self
+
+    def drew(self, i: int, raw: float, logq: float) -> None:
+        """Particle `i` took a token: `raw` under the model, `logq` under the proposal."""
+
+    def stepped(self, tracks: list[Track], live: list[int], ended: list[int], tok: Any) -> int | None:
+        """After every row of a step: the winner when the policy stops here, else None."""
+        return None
+
+    def resample(self, generator: Stream | None) -> list[int] | None:
+        """Each particle's ancestor when the policy resamples at this step (its own state follows them),
+        else None."""
+        return None
+
+    def hypotheses(self, tracks: list[Track], tok: Any) -> list[Hypothesis]:
+        raise NotImplementedError
+
+    def choose(self, tracks: list[Track], hyps: list[Hypothesis], generator: Stream | None) -> int:
+        return 0  # first-finish where nothing completed: every row ran to the length together
+
+    def answer(self, hyp: Hypothesis) -> bool:
+        return True
+
+
+@dataclass(frozen=True)
+class BestOfRun(ParticlePolicy):
+    """n samples run to the end; the best under `score` (a complete value before one cut off)."""
+
+    n: int
+    sampling: SamplingParams
+    score: Scorer
+
+    def hypotheses(self, tracks: list[Track], tok: Any) -> list[Hypothesis]:
+        return [t.hypothesis(tok, self.score(t, t.current_text(tok))) for t in tracks]
+
+    def choose(self, tracks: list[Track], hyps: list[Hypothesis], generator: Stream | None) -> int:
+        return max(range(len(hyps)), key=lambda i: (tracks[i].complete(), hyps[i].score, -i))
+
+
+@dataclass(frozen=True)
+class FirstFinishRun(ParticlePolicy):
+    """n samples; the lowest-numbered row that completes at the first step where any does."""
+
+    n: int
+    sampling: SamplingParams
+
+    def stepped(self, tracks: list[Track], live: list[int], ended: list[int], tok: Any) -> int | None:
+        done = [i for i in ended if tracks[i].finish != "length"]
+        return min(done) if done else None
+
+    def hypotheses(self, tracks: list[Track], tok: Any) -> list[Hypothesis]:
+        return [t.hypothesis(tok, -float(t.step + 1)) for t in tracks]
+
+
+@dataclass
+class SMCRun(ParticlePolicy):
+    """Sequential Monte Carlo; `logw` and `phi` (each particle's log weight and prefix potential) are its
+    own state, reordered with the tracks when it resamples."""
+
+    n: int
+    sampling: SamplingParams
+    potential: Scorer | None = None
     ess_threshold: float = 0.5
     resampling: str = "multinomial"
+    logw: list[float] = field(default_factory=list, repr=False)
+    phi: list[float] = field(default_factory=list, repr=False)
+
+    def text_needed(self) -> bool:
+        return self.potential is not None
+
+    def begin(self) -> SMCRun:
+        return SMCRun(self.n, self.sampling, self.potential, self.ess_threshold, self.resampling,
+                   [0.0] * self.n, [0.0] * self.n)  # fmt: skip
+
+    def drew(self, i: int, raw: float, logq: float) -> None:
+        self.logw[i] += raw - logq
+
+    def stepped(self, tracks: list[Track], live: list[int], ended: list[int], tok: Any) -> int | None:
+        if self.potential is not None:
+            for i in live:
+                self._twist(i, tracks[i], tok)
+        for i in ended:  # the target is complete outputs: one cut off at max_tokens is not one
+            if tracks[i].finish == "length":
+                self.logw[i] = _NEG_INF
+        return None
+
+    def _twist(self, i: int, tr: Track, tok: Any) -> None:
+        assert self.potential is not None
+        phi = self.potential(tr, tr.current_text(tok))
+        if phi == _NEG_INF:
+            self.logw[i], self.phi[i] = _NEG_INF, phi
+            return
+        if self.logw[i] != _NEG_INF:
+            self.logw[i] += phi - self.phi[i]
+        self.phi[i] = phi
+
+    def resample(self, generator: Stream | None) -> list[int] | None:
+        if _ess(self.logw) >= self.ess_threshold * self.n:
+            return None
+        ancestors = _resample(self.logw, self.resampling, generator)
+        w = torch.tensor(self.logw, dtype=torch.float64)
+        mean = float(torch.logsumexp(w, 0)) - math.log(len(self.logw))
+        self.logw = [mean] * len(ancestors)  # every copy carries the mean weight
+        self.phi = [self.phi[a] for a in ancestors]
+        return ancestors
+
+    def hypotheses(self, tracks: list[Track], tok: Any) -> list[Hypothesis]:
+        return [t.hypothesis(tok, w) for t, w in zip(tracks, self.logw, strict=True)]
+
+    def choose(self, tracks: list[Track], hyps: list[Hypothesis], generator: Stream | None) -> int:
+        w = torch.tensor([h.score for h in hyps], dtype=torch.float64)
+        if bool(torch.isinf(w).all()):  # no particle completed: the likeliest one, cut at the length
+            return max(range(len(tracks)), key=lambda i: (tracks[i].logprob, -i))
+        return int(torch.multinomial(torch.softmax(w, 0).float(), 1, generator=_torch(generator)))
+
+    def answer(self, hyp: Hypothesis) -> bool:
+        return hyp.score > _NEG_INF
 
 
 def run_particles(
     session: DecodeSession,
-    params: ParticleParams,
+    policy: ParticlePolicy,
     rules: StepRules,
     matcher: Any | None,
     generator: Stream | None,
@@ -66,10 +185,10 @@ def run_particles(
     """Run the policy after the session's context; the winner joins the context. Returns the winner and
     the hypotheses that completed (in particle order; every one when none completed)."""
     tok = session.lm.tokenizer
-    n, sampling = params.n, params.sampling
+    policy = policy.begin()
+    n, sampling = policy.n, policy.sampling
     scanner = rules.scanner()
-    smc = params.kind == "smc"
-    text_needed = scanner is not None or params.potential is not None
+    text_needed = scanner is not None or policy.text_needed()
     tracks = [
         Track(
             matcher.clone() if matcher is not None else None,
@@ -101,29 +220,19 @@ def run_particles(
                 if rules.stop_entropy is not None and tr.entropy_stop(logits[r], sampling, rules):
                     ended.append(i)
                     continue
-                t = tokens[r]
-                finish = tr.extend(t, raw[r], rules, scanner, tok)
-                if smc:
-                    tr.logw += raw[r] - logq[r]
+                finish = tr.extend(tokens[r], raw[r], rules, scanner, tok)
+                policy.drew(i, raw[r], logq[r])
                 if finish is None and step + 1 == rules.max_tokens:
                     tr.finish = "length"
                 if tr.finish is not None:
                     ended.append(i)
-            if smc and params.potential is not None:
-                for i in live:
-                    _twist(tracks[i], params.potential, tok)
-            if smc:  # the target is complete outputs: one cut off at max_tokens is not one
-                for i in ended:
-                    if tracks[i].finish == "length":
-                        tracks[i].logw = _NEG_INF
-            if params.kind == "first_finish":
-                done = [i for i in ended if tracks[i].finish != "length"]
-                if done:
-                    winner = min(done)
-                    break
-            ancestors = list(range(n))
-            if smc and _ess(tracks) < params.ess_threshold * n:
-                ancestors = _resample(tracks, params.resampling, generator)
+            winner = policy.stepped(tracks, live, ended, tok)
+            if winner is not None:
+                break
+            ancestors = policy.resample(generator)
+            if ancestors is None:
+                ancestors = list(range(n))
+            else:
                 tracks = _copy(tracks, ancestors)
             row_of = {i: r for r, i in enumerate(live)}
             running = [i for i in range(n) if tracks[i].finish is None]
@@ -140,43 +249,32 @@ def run_particles(
             )
             logits = session.step_rows(feed)
             step += 1
-    hyps = _hypotheses(tracks, params, tok)
+    hyps = policy.hypotheses(tracks, tok)
     if winner is None:
-        winner = _choose(tracks, hyps, params, generator)
+        winner = policy.choose(tracks, hyps, generator)
     best = tracks[winner]
     best.join(session, step)
     # Only answers come back: values that completed (and, under SMC, carry weight); all of them when none did.
     keep = [
         h
         for t, h in zip(tracks, hyps, strict=True)
-        if t.finish is not None and t.complete() and (not smc or h.score > _NEG_INF)
+        if t.finish is not None and t.complete() and policy.answer(h)
     ]
     return best, keep or hyps
 
 
-def _twist(tr: Track, potential: Scorer, tok: Any) -> None:
-    phi = potential(tr, tr.current_text(tok))
-    if phi == _NEG_INF:
-        tr.logw, tr.phi = _NEG_INF, phi
-        return
-    if tr.logw != _NEG_INF:
-        tr.logw += phi - tr.phi
-    tr.phi = phi
-
-
-def _ess(tracks: list[Track]) -> float:
-    w = torch.tensor([t.logw for t in tracks], dtype=torch.float64)
+def _ess(logw: list[float]) -> float:
+    w = torch.tensor(logw, dtype=torch.float64)
     if bool(torch.isinf(w).all()):
-        return float(len(tracks))  # nothing to resample towards
+        return float(len(logw))  # nothing to resample towards
     w = torch.exp(w - w.max())
     return float(w.sum() ** 2 / (w * w).sum())
 
 
-def _resample(tracks: list[Track], scheme: str, generator: Stream | None) -> list[int]:
+def _resample(logw: list[float], scheme: str, generator: Stream | None) -> list[int]:
     """n ancestor indices drawn in proportion to the weights."""
-    n = len(tracks)
-    w = torch.tensor([t.logw for t in tracks], dtype=torch.float64)
-    p = torch.softmax(w, dim=0)
+    n = len(logw)
+    p = torch.softmax(torch.tensor(logw, dtype=torch.float64), dim=0)
     if scheme == "systematic":
         u = float(torch.rand((), generator=_torch(generator), dtype=torch.float64))
         points = (torch.arange(n, dtype=torch.float64) + u) / n
@@ -191,36 +289,10 @@ def _torch(stream: Stream | None) -> torch.Generator | None:
 
 
 def _copy(tracks: list[Track], ancestors: list[int]) -> list[Track]:
-    w = torch.tensor([t.logw for t in tracks], dtype=torch.float64)
-    mean = float(torch.logsumexp(w, 0)) - math.log(len(tracks))
+    """The tracks of the ancestors, each used once as it is and forked for every further copy."""
     used: set[int] = set()
     out: list[Track] = []
     for a in ancestors:
-        t = tracks[a] if a not in used else tracks[a].fork()
+        out.append(tracks[a] if a not in used else tracks[a].fork())
         used.add(a)
-        out.append(t)
-    for t in out:
-        t.logw = mean
     return out
-
-
-def _hypotheses(tracks: list[Track], params: ParticleParams, tok: Any) -> list[Hypothesis]:
-    if params.kind == "best_of":
-        assert params.score is not None
-        return [t.hypothesis(tok, params.score(t, t.current_text(tok))) for t in tracks]
-    if params.kind == "smc":
-        return [t.hypothesis(tok, t.logw) for t in tracks]
-    return [t.hypothesis(tok, -float(t.step + 1)) for t in tracks]
-
-
-def _choose(
-    tracks: list[Track], hyps: list[Hypothesis], params: ParticleParams, generator: Stream | None
-) -> int:
-    if params.kind == "smc":
-        w = torch.tensor([h.score for h in hyps], dtype=torch.float64)
-        if bool(torch.isinf(w).all()):  # no particle completed: the likeliest one, cut at the length
-            return max(range(len(tracks)), key=lambda i: (tracks[i].logprob, -i))
-        return int(torch.multinomial(torch.softmax(w, 0).float(), 1, generator=_torch(generator)))
-    if params.kind == "best_of":  # a value the constraint accepts beats one cut off mid-value
-        return max(range(len(hyps)), key=lambda i: (tracks[i].complete(), hyps[i].score, -i))
-    return 0  # first-finish where nothing completed: every row ran to the length together

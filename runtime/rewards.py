@@ -24,7 +24,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from decc.compiler import ir
+from decc.compiler.plan import Reward
 from decc.errors import DeccError
 
 from .tracks import Track
@@ -34,7 +34,7 @@ __all__ = ["Scorer", "scorer"]
 Scorer = Callable[[Track, str], float]
 
 
-def scorer(reward: ir.Reward) -> Scorer:
+def scorer(reward: Reward) -> Scorer:
     """The function (track, text) -> float for `reward`; imports and model loads happen here, once."""
     kind, args = reward.kind, reward.args
     if kind == "logprob":

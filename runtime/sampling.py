@@ -29,6 +29,7 @@ __all__ = [
     "Stream",
     "draw_rows",
     "entropy",
+    "entropy_run",
     "key64",
     "make_generator",
     "next_key",
@@ -164,6 +165,15 @@ def entropy(logits_row: torch.Tensor, params: SamplingParams) -> float:
     model's (masked) one when greedy."""
     x = logits_row.float() if params.greedy else filter_logits(logits_row, params)
     return float(_entropy(torch.log_softmax(x, dim=-1)))
+
+
+def entropy_run(run: int, row: torch.Tensor, params: SamplingParams, rule: tuple[bool, float, int]) -> int:
+    """The stop_entropy rule's count after one more step: how many steps running the entropy of `row` (as
+    drawn from) has been above (or below) the threshold. The one-stream loop and every policy's tracks
+    count with this, so the rule means the same everywhere; the value ends once it reaches `rule[2]`."""
+    above, threshold, _ = rule
+    h = entropy(row, params)
+    return run + 1 if (h > threshold if above else h < threshold) else 0
 
 
 def _entropy(logp: torch.Tensor) -> torch.Tensor:

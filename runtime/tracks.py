@@ -18,7 +18,7 @@ from decc.grammars.tokens.vocab import decode_in_context
 
 from .decode import DecodeSession, FinishReason, Generation, TokenMatcher, cut_at_stop
 from .detokenize import IncrementalDetokenizer, StopScanner
-from .sampling import SamplingParams, entropy
+from .sampling import SamplingParams, entropy_run
 
 __all__ = ["Hypothesis", "StepRules", "Track"]
 
@@ -74,8 +74,6 @@ class Track:
         "finish",
         "text",
         "run",
-        "logw",
-        "phi",
         "row",
         "step",
     )
@@ -88,8 +86,6 @@ class Track:
         self.finish: FinishReason | None = None
         self.text: str | None = None  # set when a stop string cut the value
         self.run = 0  # steps in a row that met the entropy rule
-        self.logw = 0.0  # SMC log weight
-        self.phi = 0.0  # SMC log potential of the prefix so far
         self.row = -1
         self.step = -1
 
@@ -97,7 +93,7 @@ class Track:
         twin = Track.__new__(Track)
         twin.tokens = list(self.tokens)
         twin.logprob, twin.finish, twin.text, twin.run = self.logprob, self.finish, self.text, self.run
-        twin.logw, twin.phi, twin.row, twin.step = self.logw, self.phi, self.row, self.step
+        twin.row, twin.step = self.row, self.step
         twin.matcher = self.matcher.clone() if self.matcher is not None else None  # type: ignore[attr-defined]
         twin.detok = self.detok.clone() if self.detok is not None else None
         return twin
@@ -132,10 +128,10 @@ class Track:
     def entropy_stop(self, row: torch.Tensor, sampling: SamplingParams, rules: StepRules) -> bool:
         """Count this step against `rules.stop_entropy` (entropy of the masked row as sampled); True when
         the value ends here, before a token is drawn."""
-        above, threshold, k = rules.stop_entropy  # type: ignore[misc]
-        h = entropy(row, sampling)
-        self.run = self.run + 1 if (h > threshold if above else h < threshold) else 0
-        if self.run >= k:
+        rule = rules.stop_entropy
+        assert rule is not None
+        self.run = entropy_run(self.run, row, sampling, rule)
+        if self.run >= rule[2]:
             self.finish = "entropy"
             return True
         return False

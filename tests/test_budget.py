@@ -27,7 +27,7 @@ from decc.runtime.batch import RowSpec, generate_rows
 from decc.runtime.beam import beam_search
 from decc.runtime.decode import DecodeSession
 from decc.runtime.device_tables import DeviceTables
-from decc.runtime.particles import ParticleParams, run_particles
+from decc.runtime.particles import BestOfRun, FirstFinishRun, ParticlePolicy, SMCRun, run_particles
 from decc.runtime.sampling import SamplingParams, make_generator
 from decc.runtime.tracks import StepRules
 
@@ -289,7 +289,12 @@ def test_search_policies_return_complete_values_under_tight_budgets(toy_lm, patt
         lambda s, seed: beam_search(s, Beam(2, groups=2, diversity=1.0), rules, c.matcher()),
     ]
     for kind in ("best_of", "first_finish", "smc"):
-        params = ParticleParams(kind, 2, hot, score=(lambda t, text: 0.0) if kind == "best_of" else None)
+        policies: dict[str, ParticlePolicy] = {
+            "best_of": BestOfRun(2, hot, lambda t, text: 0.0),
+            "first_finish": FirstFinishRun(2, hot),
+            "smc": SMCRun(2, hot),
+        }
+        params = policies[kind]
         runs.append(lambda s, seed, p=params: run_particles(s, p, rules, c.matcher(), make_generator(seed)))
     for run in runs:
         for prompt, seed in [([], 0), ([0], 1), ([1, 2], 2), ([2], 3)]:

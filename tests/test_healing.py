@@ -156,7 +156,7 @@ def test_heal_false_is_the_plain_decode_loop(toy_lm, one_thread, pattern, search
     session = DecodeSession(toy_lm)
     session.append(toy_lm.tokenizer.encode("abca", add_special_tokens=True))
     constraint = regex(pattern, toy_lm.tokenizer.vocabulary()) if pattern is not None else None
-    policy = plan_gens(plan.steps)[0].op.search
+    policy = plan_gens(plan.steps)[0].policy
     gen = session.generate(
         max_tokens=6, sampling=sampling_params(policy), matcher=constraint.matcher() if constraint else None
     )

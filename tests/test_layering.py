@@ -106,6 +106,24 @@ def test_grammar_subpackages_are_layered() -> None:
     assert cycle is None, "grammars/ folders import each other in a circle: " + " -> ".join(cycle or [])
 
 
+def runtime_compiler_imports() -> list[str]:
+    """Each import of a compiler module other than decc.compiler.plan by a runtime module (any import)."""
+    return [
+        f"{path.relative_to(ROOT)}:{line}: {target}"
+        for name, path in MODULES.items()
+        if name.startswith("decc.runtime.")
+        for target, _, line in imports(name, path, top_level_only=False)
+        if target.startswith("decc.compiler") and target != "decc.compiler.plan"
+    ]
+
+
+def test_runtime_reads_only_the_plan_of_the_compiler() -> None:
+    """The plan is the runtime's only contract: runtime/ never imports the IR (or any other compiler
+    module), so the IR can change without the runtime noticing."""
+    bad = runtime_compiler_imports()
+    assert not bad, "runtime/ imports compiler modules other than the plan:\n" + "\n".join(bad)
+
+
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     """A cycle of the directed graph as a path that ends where it starts, or None."""
     color: dict[str, int] = {}

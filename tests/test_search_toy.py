@@ -22,7 +22,7 @@ from decc.grammars.tokens.constraint import regex
 from decc.runtime.aligned import AlignedTrie
 from decc.runtime.beam import beam_search
 from decc.runtime.decode import DecodeSession
-from decc.runtime.particles import ParticleParams, run_particles
+from decc.runtime.particles import SMCRun, run_particles
 from decc.runtime.sampling import SamplingParams, make_generator
 from decc.runtime.tracks import StepRules
 
@@ -218,8 +218,8 @@ def _smc_estimate(lm, constraint, runs, n, ess, scheme, potential=None, seed=0) 
     """Σ over runs and particles of w δ(text), normalized: the SMC estimate of the target (consistent in
     the number of runs, since each run's unnormalized weights are unbiased)."""
     stream = make_generator(seed)
-    params = ParticleParams(
-        "smc", n, SamplingParams(greedy=False), potential=potential, ess_threshold=ess, resampling=scheme
+    params = SMCRun(
+        n, SamplingParams(greedy=False), potential=potential, ess_threshold=ess, resampling=scheme
     )
     mass: dict[str, float] = defaultdict(float)
     for _ in range(runs):
