@@ -40,7 +40,7 @@ def _walk(
             if first and getattr(tok, "bos_token_id", None) is None:
                 raise DeccError(
                     f"'{step.name}' is generated before any text, and this model has no start token",
-                    step.op.span,
+                    step.span,
                     hints=["put a prompt before the first gen"],
                 )
             if limit is not None:
@@ -53,15 +53,15 @@ def _walk(
 
 
 def _check_limit(step: PlanGen, before: int, limit: int) -> None:
-    op = step.op
-    if before + op.max_tokens - 1 <= limit:
+    max_tokens = step.rules.max_tokens
+    if before + max_tokens - 1 <= limit:
         return
-    written = op.max_tokens_span is not None
+    written = step.max_tokens_span is not None
     fits = limit - before + 1
     raise DeccError(
-        f"max_tokens is {op.max_tokens}, but the model reads at most {limit} tokens and the context before "
-        f"'{op.name}' already holds at least {before}",
-        op.max_tokens_span or op.span,
-        notes=[] if written else [f"{op.max_tokens} is the default max_tokens"],
+        f"max_tokens is {max_tokens}, but the model reads at most {limit} tokens and the context before "
+        f"'{step.name}' already holds at least {before}",
+        step.max_tokens_span or step.span,
+        notes=[] if written else [f"{max_tokens} is the default max_tokens"],
         hints=[f"lower max_tokens to at most {fits}" if fits >= 1 else "shorten the text before it"],
     )
