@@ -1,0 +1,117 @@
+"""Datasets on Ray (decc/distributed.py) on a real two-node cluster: `ray.cluster_utils.Cluster` starts a
+head and a worker node in this machine, one CPU each, so the two one-CPU actors must land on different
+nodes. Marked `ray` (skip with `-m "not ray"`); `make test` installs the decc[ray] extra so they run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("ray.data", reason="needs the decc[ray] extra: pip install 'decc[ray]'")
+
+import ray  # noqa: E402
+from ray.cluster_utils import Cluster  # noqa: E402
+
+import decc  # noqa: E402
+from decc.batch_io import ROW_START  # noqa: E402
+from decc.cli import main  # noqa: E402
+from decc.distributed import run_on_ray  # noqa: E402
+
+pytestmark = [pytest.mark.ray, pytest.mark.model]
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "sentiment.dec"
+MAX_TOKENS = 3
+ROWS = [
+    {"review": f"Review {i}: the film was {('dull', 'lovely', 'long')[i % 3]} and {i} minutes."}
+    for i in range(12)
+]
+MB = 1024 * 1024
+
+
+def test_unreachable_address_is_a_user_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    inputs = tmp_path / "in.jsonl"
+    inputs.write_text(json.dumps(ROWS[0]) + "\n")
+    assert not ray.is_initialized()  # runs first: connected, decc would use that cluster
+    code = main(["run", str(EXAMPLE), "--inputs", str(inputs), "--ray", "--address", "127.0.0.1:9"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "error: cannot reach the Ray cluster at 127.0.0.1:9" in err and "Traceback" not in err
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A head and a worker node, one CPU and a small object store each, joined by this process."""
+    c = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 1, "object_store_memory": 80 * MB, "include_dashboard": False},
+    )
+    c.add_node(num_cpus=1, object_store_memory=80 * MB)
+    c.wait_for_nodes()
+    ray.init(address=c.address)
+    try:
+        yield c
+    finally:
+        ray.shutdown()
+        c.shutdown()
+
+
+@pytest.fixture(scope="module")
+def program():
+    return decc.load(EXAMPLE).with_overrides(max_tokens=MAX_TOKENS)
+
+
+@pytest.fixture(scope="module")
+def reference(program):
+    """The rows `run_batch` gives in this process: what the cluster must give token for token."""
+    return [r.to_json() for r in program.run_batch(ROWS, batch_size=4)]
+
+
+def same_tokens(row: dict, ref: dict) -> bool:
+    """Token for token the same run: logprobs may differ in the last bits (batches padded differently)."""
+    same = {k: v for k, v in row.items() if k != "logprob"} == {
+        k: v for k, v in ref.items() if k != "logprob"
+    }
+    return same and row["logprob"] == pytest.approx(ref["logprob"], rel=1e-4, abs=1e-4)
+
+
+def test_rows_on_both_nodes_equal_run_batch(cluster, program, reference) -> None:
+    bad = {"reveiw": "misspelled"}
+    arrived: list[int] = []
+    got = run_on_ray(
+        program,
+        [*ROWS, bad],
+        actors=2,
+        batch_size=4,
+        on_result=lambda i, _: arrived.append(i),
+    )
+    assert len(ray.nodes()) == 2
+    assert set(got.nodes.values()) == {n["NodeID"] for n in ray.nodes()}  # actors ran on both nodes
+    assert sorted(arrived) == list(range(len(ROWS)))
+    assert sorted(got.results) == list(range(len(ROWS)))
+    for i, result in got.results.items():
+        assert same_tokens(result.to_json(), reference[i])
+    assert list(got.errors) == [len(ROWS)]  # the bad row failed alone, named by its place in the dataset
+    assert f"input row {len(ROWS) + 1}: unknown input 'reveiw'" in got.errors[len(ROWS)].message
+
+
+def test_rerun_after_a_cut_file_runs_only_the_missing_rows(
+    cluster, reference, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inputs, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    inputs.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    done = [3, 0, 7, 10, 5]  # written out of order, as the actors return them
+    # Rows of an earlier run, marked so that one run again would show; then a row cut by an interrupt.
+    kept = "".join(json.dumps({"index": i, **reference[i], "text": "MARK"}) + "\n" for i in done)
+    out.write_text(kept + (ROW_START + b'1, "values": {"lab').decode())
+    argv = ["run", str(EXAMPLE), "--inputs", str(inputs), "--out", str(out), "--ray", "--actors", "2"]
+    assert main([*argv, "--max-tokens", str(MAX_TOKENS), "--batch-size", "2"]) == 0
+    err = capsys.readouterr().err
+    assert f"{len(done)} of {len(ROWS)} rows already in" in err
+    text = out.read_text()
+    assert text.startswith(kept)  # the done rows untouched, the cut row gone
+    rows = [json.loads(line) for line in text[len(kept) :].splitlines()]
+    assert sorted(r["index"] for r in rows) == sorted(set(range(len(ROWS))) - set(done))
+    for r in rows:
+        assert same_tokens({k: v for k, v in r.items() if k != "index"}, reference[r["index"]])
