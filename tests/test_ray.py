@@ -1,25 +1,20 @@
 """Datasets on Ray (decc/distributed.py) on a real two-node cluster: `ray.cluster_utils.Cluster` starts a
 head and a worker node in this machine, one CPU each, so the two one-CPU actors must land on different
-nodes. Marked `ray` (skip with `-m "not ray"`); `make test` installs the decc[ray] extra so they run."""
+nodes. The tests that need Ray are marked `ray` (skip them with `-m "not ray"`); `make test` installs the
+decc[ray] extra so that they run."""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
-pytest.importorskip("ray.data", reason="needs the decc[ray] extra: pip install 'decc[ray]'")
-
-import ray  # noqa: E402
-from ray.cluster_utils import Cluster  # noqa: E402
-
-import decc  # noqa: E402
-from decc.batch_io import ROW_START  # noqa: E402
-from decc.cli import main  # noqa: E402
-from decc.distributed import run_on_ray  # noqa: E402
-
-pytestmark = [pytest.mark.ray, pytest.mark.model]
+import decc
+from decc.batch_io import ROW_START
+from decc.cli import main
+from decc.distributed import run_on_ray
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "sentiment.dec"
 MAX_TOKENS = 3
@@ -28,11 +23,26 @@ ROWS = [
     for i in range(12)
 ]
 MB = 1024 * 1024
+NEEDS_RAY = "needs the decc[ray] extra: pip install 'decc[ray]'"
 
 
+def test_ray_not_installed_is_a_user_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inputs = tmp_path / "in.jsonl"
+    inputs.write_text(json.dumps(ROWS[0]) + "\n")
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError, as when not installed
+    assert main(["run", str(EXAMPLE), "--inputs", str(inputs), "--ray"]) == 2
+    err = capsys.readouterr().err
+    assert "error: --ray needs Ray Data, which is not installed" in err and "decc[ray]" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.ray
 def test_unreachable_address_is_a_user_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     inputs = tmp_path / "in.jsonl"
     inputs.write_text(json.dumps(ROWS[0]) + "\n")
+    ray = pytest.importorskip("ray", reason=NEEDS_RAY)
     assert not ray.is_initialized()  # runs first: connected, decc would use that cluster
     code = main(["run", str(EXAMPLE), "--inputs", str(inputs), "--ray", "--address", "127.0.0.1:9"])
     err = capsys.readouterr().err
@@ -43,6 +53,9 @@ def test_unreachable_address_is_a_user_error(capsys: pytest.CaptureFixture[str],
 @pytest.fixture(scope="module")
 def cluster():
     """A head and a worker node, one CPU and a small object store each, joined by this process."""
+    ray = pytest.importorskip("ray", reason=NEEDS_RAY)
+    from ray.cluster_utils import Cluster
+
     c = Cluster(
         initialize_head=True,
         head_node_args={"num_cpus": 1, "object_store_memory": 80 * MB, "include_dashboard": False},
@@ -76,7 +89,11 @@ def same_tokens(row: dict, ref: dict) -> bool:
     return same and row["logprob"] == pytest.approx(ref["logprob"], rel=1e-4, abs=1e-4)
 
 
+@pytest.mark.ray
+@pytest.mark.model
 def test_rows_on_both_nodes_equal_run_batch(cluster, program, reference) -> None:
+    import ray
+
     bad = {"reveiw": "misspelled"}
     arrived: list[int] = []
     got = run_on_ray(
@@ -96,6 +113,8 @@ def test_rows_on_both_nodes_equal_run_batch(cluster, program, reference) -> None
     assert f"input row {len(ROWS) + 1}: unknown input 'reveiw'" in got.errors[len(ROWS)].message
 
 
+@pytest.mark.ray
+@pytest.mark.model
 def test_rerun_after_a_cut_file_runs_only_the_missing_rows(
     cluster, reference, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
