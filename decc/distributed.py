@@ -84,6 +84,8 @@ def run_on_ray(
         return out
     started = _connect(ray, address, quiet)
     try:
+        if started and address is None:
+            _fits(ray.cluster_resources(), actors, cpus_per_actor, gpus_per_actor)
         for index, got, node in _results(
             ray, program, rows, actors, gpus_per_actor, cpus_per_actor, batch_size
         ):
@@ -125,13 +127,27 @@ def _connect(ray: Any, address: str | None, quiet: bool) -> bool:
     level = logging.ERROR if quiet else logging.WARNING
     try:
         ray.init(address=address, logging_level=level, include_dashboard=False, log_to_driver=not quiet)
-    except (ConnectionError, RuntimeError, ValueError) as err:
+    except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as err:  # auth too
         where = f"the Ray cluster at {address}" if address else "a local Ray"
         raise DeccError(
             f"cannot connect to {where}: {err}",
-            hints=["start it with `ray start --head`, or check --address HOST:PORT"],
+            hints=[
+                "start it with `ray start --head`, or check --address HOST:PORT",
+                "a cluster with token authentication needs its token: RAY_AUTH_TOKEN or ~/.ray/auth_token",
+            ],
         ) from None
     return True
+
+
+def _fits(have: Mapping[str, float], actors: int, cpus: float, gpus: float) -> None:
+    """A local Ray cannot grow: an actor pool larger than this machine would wait for ever, so refuse it."""
+    for kind, each, flag in (("CPU", cpus, "--cpus-per-actor"), ("GPU", gpus, "--gpus-per-actor")):
+        if actors * each > have.get(kind, 0):
+            raise DeccError(
+                f"the actors need {actors * each:g} {kind}s ({actors} x {each:g}); this machine's local Ray "
+                f"has {have.get(kind, 0):g}",
+                hints=[f"lower --actors or {flag}, or give --address of a cluster that has them"],
+            )
 
 
 def _reachable(address: str) -> None:

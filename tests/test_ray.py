@@ -50,6 +50,26 @@ def test_unreachable_address_is_a_user_error(capsys: pytest.CaptureFixture[str],
     assert "error: cannot reach the Ray cluster at 127.0.0.1:9" in err and "Traceback" not in err
 
 
+@pytest.mark.ray
+def test_an_actor_pool_larger_than_a_local_ray_is_a_user_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """It would wait for ever for GPUs (or CPUs) a local Ray cannot get."""
+    inputs = tmp_path / "in.jsonl"
+    inputs.write_text(json.dumps(ROWS[0]) + "\n")
+    ray = pytest.importorskip("ray", reason=NEEDS_RAY)
+    assert not ray.is_initialized()
+    argv = ["run", str(EXAMPLE), "--inputs", str(inputs), "--ray", "--actors", "1", "--gpus-per-actor", "64"]
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert (
+        "error: the actors need 64 GPUs (1 x 64); this machine's local Ray has" in err
+        and "Traceback" not in err
+    )
+    assert not ray.is_initialized()  # the local Ray it started is stopped
+
+
 @pytest.fixture(scope="module")
 def cluster():
     """A head and a worker node, one CPU and a small object store each, joined by this process."""
