@@ -22,7 +22,7 @@ from decc.errors import DeccError
 if TYPE_CHECKING:
     from decc.api import Program, Result
 
-__all__ = ["RayResults", "RayRunner", "RowError", "run_on_ray"]
+__all__ = ["ActorFailed", "RayResults", "RayRunner", "RowError", "run_on_ray"]
 
 INSTALL_HINT = "install the extra: pip install 'decc[ray]'"
 
@@ -195,13 +195,16 @@ def _results(
     try:
         for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
             for index, result, node in zip(batch["index"], batch["result"], batch["node"], strict=True):
-                yield int(index), pickle.loads(result), str(node)
+                got = pickle.loads(result)
+                if isinstance(got, ActorFailed):  # no row can run: stop with the actor's own error
+                    raise got.error
+                yield int(index), got, str(node)
     except ray.exceptions.RayError as err:
         raise _actor_failure(err) from None
 
 
 def _actor_failure(err: BaseException) -> DeccError:
-    """An actor that could not start (e.g. the model is missing on a node): a DeccError naming the cause."""
+    """Ray's own failures (a node or actor lost beyond Ray's retries): a DeccError naming the first line."""
     cause: BaseException | None = err
     while cause is not None:
         if isinstance(cause, DeccError):
@@ -209,6 +212,16 @@ def _actor_failure(err: BaseException) -> DeccError:
         cause = getattr(cause, "cause", None) or cause.__cause__
     first = str(err).strip().splitlines()
     return DeccError(f"the Ray actors failed: {first[0] if first else type(err).__name__}")
+
+
+@dataclass(frozen=True)
+class ActorFailed:
+    """An actor could not load the model (e.g. no GPU on its node): the error, raised again on the driver.
+
+    Ray would report an exception raised while an actor starts as a string holding its traceback; carried
+    as a result instead, a DeccError reaches the user as a DeccError."""
+
+    error: BaseException
 
 
 class RayRunner:
@@ -220,10 +233,17 @@ class RayRunner:
         self.program: Program = ray.get(shipped[0])  # in a list, so Ray passes the reference as it is
         self.batch_size = batch_size
         self.node = ray.get_runtime_context().get_node_id()
-        self.program.language_model()
+        self.failed: ActorFailed | None = None
+        try:
+            self.program.language_model()
+        except Exception as err:  # noqa: BLE001 - reported on the driver (see ActorFailed)
+            self.failed = ActorFailed(_picklable(err))
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
         indices = [int(i) for i in batch["index"]]
+        if self.failed is not None:
+            failed = pickle.dumps(self.failed)
+            return {"index": indices, "result": [failed] * len(indices), "node": [self.node] * len(indices)}
         rows = [pickle.loads(b) for b in batch["inputs"]]
         got: dict[int, Any] = {}
         try:
@@ -245,3 +265,12 @@ class RayRunner:
             return RowError(index, err.render())
         except Exception as err:  # noqa: BLE001 - a bug in decc, reported for its row only
             return RowError(index, f"internal error: {type(err).__name__}: {err}", internal=True)
+
+
+def _picklable(err: BaseException) -> BaseException:
+    """`err`, or a RuntimeError with its text when it cannot travel to the driver."""
+    try:
+        pickle.loads(pickle.dumps(err))
+    except Exception:  # noqa: BLE001 - any failure to round-trip
+        return RuntimeError(f"{type(err).__name__}: {err}")
+    return err

@@ -15,6 +15,7 @@ import decc
 from decc.batch_io import ROW_START
 from decc.cli import main
 from decc.distributed import run_on_ray
+from decc.errors import DeccError
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "sentiment.dec"
 MAX_TOKENS = 3
@@ -154,3 +155,17 @@ def test_rerun_after_a_cut_file_runs_only_the_missing_rows(
     assert sorted(r["index"] for r in rows) == sorted(set(range(len(ROWS))) - set(done))
     for r in rows:
         assert same_tokens({k: v for k, v in r.items() if k != "index"}, reference[r["index"]])
+
+
+@pytest.mark.ray
+@pytest.mark.model
+def test_an_actor_that_cannot_load_the_model_stops_the_run_with_its_error(cluster) -> None:
+    """Here: a GPU the nodes lack. The actor's DeccError reaches the driver as itself, not as Ray's text."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    program = decc.load(EXAMPLE, device="cuda").with_overrides(max_tokens=MAX_TOKENS)
+    with pytest.raises(DeccError, match="device 'cuda' is not available") as caught:
+        run_on_ray(program, ROWS[:2], actors=2, batch_size=1)
+    assert "Traceback" not in caught.value.render()
