@@ -264,7 +264,8 @@ class RayRunner:
             err.message = f"input row {index + 1}: {body}"
             return RowError(index, err.render())
         except Exception as err:  # noqa: BLE001 - a bug in decc, reported for its row only
-            return RowError(index, f"internal error: {type(err).__name__}: {err}", internal=True)
+            message = f"decc: internal error: input row {index + 1}: {type(err).__name__}: {err}"
+            return RowError(index, message, internal=True)
 
 
 def _picklable(err: BaseException) -> BaseException:
