@@ -133,7 +133,8 @@ def _connect(ray: Any, address: str | None, quiet: bool) -> bool:
             f"cannot connect to {where}: {err}",
             hints=[
                 "start it with `ray start --head`, or check --address HOST:PORT",
-                "a cluster with token authentication needs its token: RAY_AUTH_TOKEN or ~/.ray/auth_token",
+                "a cluster with token authentication needs RAY_AUTH_MODE=token and its token "
+                "(RAY_AUTH_TOKEN or ~/.ray/auth_token, from `ray get-auth-token`)",
             ],
         ) from None
     return True
@@ -211,7 +212,10 @@ def _actor_failure(err: BaseException) -> DeccError:
             return cause
         cause = getattr(cause, "cause", None) or cause.__cause__
     first = str(err).strip().splitlines()
-    return DeccError(f"the Ray actors failed: {first[0] if first else type(err).__name__}")
+    hints = []
+    if "No module named 'decc" in str(err):
+        hints.append("every node needs the same decc installed (pip install 'decc[ray]')")
+    return DeccError(f"the Ray actors failed: {first[0] if first else type(err).__name__}", hints=hints)
 
 
 @dataclass(frozen=True)
