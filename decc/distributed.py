@@ -11,6 +11,7 @@ local Ray, on a multi-node cluster (`address`), and on GPUs when actors ask for 
 
 from __future__ import annotations
 
+import os
 import pickle
 import socket
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -84,7 +85,7 @@ def run_on_ray(
         return out
     started = _connect(ray, address, quiet)
     try:
-        if started and address is None:
+        if started and address is None and not os.environ.get("RAY_ADDRESS"):  # a Ray of our own
             _fits(ray.cluster_resources(), actors, cpus_per_actor, gpus_per_actor)
         for index, got, node in _results(
             ray, program, rows, actors, gpus_per_actor, cpus_per_actor, batch_size
