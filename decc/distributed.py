@@ -67,7 +67,8 @@ def run_on_ray(
     `inputs` is a list (rows keyed 0, 1, ...) or a mapping of index -> row (the rows still to do of a
     dataset). Results arrive in any order; `on_result(index, result)` and `on_error(row_error)` are called
     on the driver as they do; the returned `RayResults` holds them all. Uses the Ray this
-    process is connected to, else connects to `address` (None: a new local Ray, shut down afterwards).
+    process is connected to, else connects to `address` (None: as `ray.init()`, the Ray `ray start` runs on
+    this machine, else a new local Ray, shut down afterwards).
     `quiet` keeps Ray's own log lines (INFO and WARNING) off stderr, as the command line does."""
     rows = dict(enumerate(inputs)) if isinstance(inputs, Sequence) else dict(inputs)
     for name, value, least in (("actors", actors, 1), ("batch_size", batch_size, 1)):
