@@ -48,6 +48,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--batch-size", type=int, default=8, help="with --inputs: runs decoded together (8)")
     run.add_argument(
+        "--ray", action="store_true", help="with --inputs: run the rows on a Ray actor pool (decc[ray])"
+    )
+    run.add_argument("--address", metavar="HOST:PORT", help="with --ray: the cluster (default: a local Ray)")
+    run.add_argument("--actors", type=int, metavar="N", help="with --ray: actors, each a model (2)")
+    run.add_argument(
+        "--gpus-per-actor",
+        type=float,
+        metavar="G",
+        help="with --ray: GPUs each actor asks for (0)",
+    )
+    run.add_argument(
+        "--cpus-per-actor",
+        type=float,
+        metavar="C",
+        help="with --ray: CPUs each actor asks for (1)",
+    )
+    run.add_argument(
         "--model", help="override the program's model (a local transformers folder or 'default')"
     )
     run.add_argument(
@@ -188,6 +205,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.threads is not None and args.threads < 1:
         raise DeccError(f"--threads must be at least 1, not {args.threads}")
     _check_where(args)
+    _check_ray_flags(args)
     start = time.perf_counter()
     where = {"device": args.device, "dtype": args.dtype, "threads": args.threads}
     program = decc.load(args.file, model=args.model, no_opt=args.no_opt, **where, **_trust_kwargs(args))
@@ -281,24 +299,72 @@ def _run_batch(program: Any, args: argparse.Namespace) -> int:
     tokens = 0
     start = time.perf_counter()
 
-    def done(k: int, result: Any) -> None:
+    def done(k: int, result: Any, index: int | None = None) -> None:
         nonlocal tokens
+        index = todo[k] if index is None else index
         tokens += sum(len(s.token_ids) for s in result.steps.values())
         row = result.to_json()
-        _warn_cut(program, result, f"input row {todo[k] + 1}: ")
+        _warn_cut(program, result, f"input row {index + 1}: ")
         if out is not None:
-            out.write(todo[k], row)
+            out.write(index, row)
         else:
-            print(json.dumps({"index": todo[k], **row}, ensure_ascii=False), flush=True)
+            print(json.dumps({"index": index, **row}, ensure_ascii=False), flush=True)
         bar.set_postfix_str(f"{tokens / max(time.perf_counter() - start, 1e-9):.1f} tok/s")
         bar.update(1)
 
     try:
+        if args.ray:
+            return _run_on_ray(program, args, {i: rows[i] for i in todo}, done)
         program.run_batch([rows[i] for i in todo], batch_size=args.batch_size, on_result=done)
     finally:
         bar.close()
         if out is not None:
             out.close()
+    return 0
+
+
+RAY_FLAGS = {"address": None, "actors": 2, "gpus_per_actor": 0, "cpus_per_actor": 1}  # flag: its default
+
+
+def _check_ray_flags(args: argparse.Namespace) -> None:
+    """--ray with --inputs, and the Ray flags with --ray, before anything is compiled."""
+    if args.ray and args.inputs is None:
+        raise DeccError("--ray goes with --inputs (a JSONL file of inputs)")
+    for name in RAY_FLAGS:
+        if getattr(args, name) is not None and not args.ray:
+            raise DeccError(f"--{name.replace('_', '-')} goes with --ray")
+
+
+def _run_on_ray(
+    program: Any, args: argparse.Namespace, rows: dict[int, Any], done: Callable[..., None]
+) -> int:
+    """The rows on a Ray actor pool (decc/distributed.py); a failed row is reported and left for a rerun."""
+    from tqdm import tqdm
+
+    from decc.distributed import run_on_ray
+
+    failed = internal = 0
+
+    def error(e: Any) -> None:
+        nonlocal failed, internal
+        failed += 1
+        internal += e.internal
+        tqdm.write(e.message, file=sys.stderr)  # above the progress bar
+
+    flags = {k: d if getattr(args, k) is None else getattr(args, k) for k, d in RAY_FLAGS.items()}
+    run_on_ray(
+        program,
+        rows,
+        **flags,
+        batch_size=args.batch_size,
+        on_result=lambda index, result: done(0, result, index),
+        on_error=error,
+        quiet=True,
+    )
+    if failed:
+        where = "; a rerun with the same --out runs only them" if args.out else ""
+        print(f"decc: {_count(failed, 'row')} of {len(rows)} failed{where}", file=sys.stderr)
+        return 70 if internal else 2
     return 0
 
 
