@@ -11,7 +11,7 @@ from functools import partial
 from typing import Any, Protocol
 
 from decc import grammars
-from decc.compiler import ir
+from decc.compiler import ir, policies
 from decc.compiler.printer import branch_lines, gen_attrs, loc, q, test_text
 from decc.errors import DeccError, Span
 from decc.grammars.tokens.lazy_product import Conjunction
@@ -56,78 +56,16 @@ class Test:
         return inside if self.op in ("==", "in") else not inside
 
 
-@dataclass(frozen=True)
-class Sampling:
-    """Greedy, or sampling with temperature / top-k / top-p / min-p / typical-p and a seed."""
-
-    greedy: bool = True
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 1.0
-    min_p: float = 0.0
-    typical_p: float = 1.0
-    seed: int | None = None
-
-
-@dataclass(frozen=True)
-class Beam:
-    """Beam search as transformers defines it; `groups` > 1 is diverse beam search (Hamming penalty)."""
-
-    width: int
-    length_penalty: float = 1.0
-    early_stopping: bool = False
-    groups: int = 1
-    diversity: float = 0.0
-
-
-@dataclass(frozen=True)
-class Reward:
-    """A score of a (partial) output; `fn` is the imported callable of `python(...)`."""
-
-    kind: str
-    args: tuple[Any, ...]
-    span: Span | None = None
-    fn: Any = field(default=None, compare=False, repr=False)
-
-
-@dataclass(frozen=True)
-class BestOfN:
-    """n samples, the best under `score`."""
-
-    n: int
-    score: Reward
-    sampling: Sampling
-
-
-@dataclass(frozen=True)
-class FirstFinish:
-    """n samples in parallel; the first to complete wins."""
-
-    n: int
-    sampling: Sampling
-
-
-@dataclass(frozen=True)
-class SMC:
-    """Sequential Monte Carlo over `particles`, weighted by `potential` on prefixes."""
-
-    particles: int
-    potential: Reward | None
-    ess_threshold: float
-    resampling: str  # "multinomial" or "systematic"
-    sampling: Sampling
-
-
-Policy = Sampling | Beam | BestOfN | FirstFinish | SMC
-
-
-@dataclass(frozen=True)
-class Entropy:
-    """Stop once the next-token entropy (nats) is above (or below) `threshold` for `steps` steps running."""
-
-    above: bool
-    threshold: float
-    steps: int
+# The search policies, shared with the IR (compiler/policies.py); the runtime reads them from here.
+SMC = policies.SMC
+Beam = policies.Beam
+BestOfN = policies.BestOfN
+Entropy = policies.Entropy
+FirstFinish = policies.FirstFinish
+Reward = policies.Reward
+Sampling = policies.Sampling
+Search = policies.Search
+Policy = Search  # one plan type per policy
 
 
 @dataclass(frozen=True)
@@ -235,12 +173,10 @@ def _steps(body: list[str | ir.Op] | tuple[ir.Op, ...], vocab: Any) -> tuple[Ste
 
 
 def _gen(op: ir.Generate, constraint: MatcherFactory | None) -> PlanGen:
-    e = op.stop_entropy
-    entropy = None if e is None else Entropy(e.above, e.threshold, e.steps)
-    rules = Rules(op.max_tokens, op.min_tokens, op.eos, op.stop, op.stop_regex, entropy)
+    rules = Rules(op.max_tokens, op.min_tokens, op.eos, op.stop, op.stop_regex, op.stop_entropy)
     return PlanGen(
         op.name,
-        lower_policy(op.search),
+        op.search,
         rules,
         constraint,
         op.span,
@@ -254,28 +190,6 @@ def _gen(op: ir.Generate, constraint: MatcherFactory | None) -> PlanGen:
 
 def _test(t: ir.Test) -> Test:
     return Test(Var(t.var.name), t.op, t.values, test_text(t))
-
-
-def lower_sampling(s: ir.Sampling) -> Sampling:
-    return Sampling(s.greedy, s.temperature, s.top_k, s.top_p, s.min_p, s.typical_p, s.seed)
-
-
-def lower_reward(r: ir.Reward) -> Reward:
-    return Reward(r.kind, r.args, r.span, r.fn)
-
-
-def lower_policy(p: ir.Search) -> Policy:
-    """The IR's search policy as the plan's own type (one plan type per policy)."""
-    if isinstance(p, ir.Sampling):
-        return lower_sampling(p)
-    if isinstance(p, ir.Beam):
-        return Beam(p.width, p.length_penalty, p.early_stopping, p.groups, p.diversity)
-    if isinstance(p, ir.BestOfN):
-        return BestOfN(p.n, lower_reward(p.score), lower_sampling(p.sampling))
-    if isinstance(p, ir.FirstFinish):
-        return FirstFinish(p.n, lower_sampling(p.sampling))
-    potential = None if p.potential is None else lower_reward(p.potential)
-    return SMC(p.particles, potential, p.ess_threshold, p.resampling, lower_sampling(p.sampling))
 
 
 def _bound(c: ir.Constraint, vocab: Any) -> Any:
