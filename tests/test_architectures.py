@@ -131,10 +131,13 @@ def test_a_batch_equals_its_runs_alone_on_each_architecture(on_tiny, name: str, 
 
 
 def test_a_context_past_gpt2s_positions_is_an_error_alone_and_batched(tiny_model) -> None:
-    """GPT-2 has 1024 learned positions: a longer context is a user error naming the limit, in a batch too
-    (its position embedding would otherwise fail with an IndexError)."""
-    prog = decc.loads('"' + "word " * 1100 + '"\ngen x { max_tokens: 2 }\n', model=tiny_model("gpt2"))
-    for go in (prog.run, lambda: prog.run_batch([{}, {}])):
+    """GPT-2 has 1024 learned positions: a context that an input makes longer (a literal prompt is refused
+    by `decc check`) is a user error naming the limit, in a batch too (its position embedding would
+    otherwise fail with an IndexError)."""
+    prog = decc.loads('input t: str\n"{t}"\ngen x { max_tokens: 2 }\n', model=tiny_model("gpt2"))
+    prog.plan()  # nothing the compiler can see is too long
+    long = {"t": "word " * 1100}
+    for go in (lambda: prog.run(**long), lambda: prog.run_batch([long, long])):
         with pytest.raises(decc.DeccError, match="more than the model's 1024"):
             go()
 
