@@ -16,9 +16,7 @@ import contextlib
 import io
 import json
 import os
-import shutil
 import sys
-import tempfile
 import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -137,20 +135,11 @@ def _build(spec: TinySpec, tokenizer_folder: Path, target: Path) -> None:
         model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     model.generation_config.eos_token_id = config.eos_token_id
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
+    with vocabs.published(target, "model.safetensors") as tmp:
         with contextlib.redirect_stderr(io.StringIO()):  # the shard writer's progress bar
             model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         (tmp / STAMP).write_text(_recipe(spec))
-        shutil.rmtree(target, ignore_errors=True)
-        try:
-            tmp.rename(target)
-        except OSError:
-            if not (target / "model.safetensors").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

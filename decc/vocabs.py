@@ -23,7 +23,7 @@ import sys
 import tarfile
 import tempfile
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -111,14 +111,23 @@ def _convert(gguf: Path, target: Path) -> None:
 
     with contextlib.redirect_stderr(io.StringIO()):  # the GGUF converter's progress bars
         tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    with published(target, "tokenizer_config.json") as tmp:
+        tok.save_pretrained(tmp)
+
+
+@contextlib.contextmanager
+def published(target: Path, marker: str) -> Iterator[Path]:
+    """A temporary sibling of `target` to write into, renamed onto `target` (replacing it) when the block
+    ends, so a crash or a concurrent process never leaves a half-written folder; when a concurrent process
+    published first (its `marker` file is there), its folder is kept."""
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        tok.save_pretrained(tmp)
+        yield tmp
         shutil.rmtree(target, ignore_errors=True)
         try:
             tmp.rename(target)
         except OSError:
-            if not (target / "tokenizer_config.json").is_file():
+            if not (target / marker).is_file():
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
