@@ -11,7 +11,7 @@ Counted DFAs (counters.py) are built trimmed and minimal and are left as they ar
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -166,33 +166,52 @@ def _pair(a: ByteDFA, b: ByteDFA, limits: Limits) -> ByteDFA:
         out[dead] = -1
         return out
 
-    found = [np.zeros(1, dtype=np.int64)]  # the start tuple: every part at its state 0
-    seen = {0}  # a set: re-sorting every tuple seen per frontier was quadratic in the product's depth
+    def too_many(total: int) -> GrammarLimitError:
+        return GrammarLimitError(
+            f"conjunction too complex: its product grows past {total:,} states "
+            f"(limit: {limits.max_dfa_states:,})",
+            hints=["simplify one of the parts, or write the combination as one regex"],
+        )
+
+    codes, table = reachable_codes(
+        0, successors, limits.max_dfa_states, too_many, "building the conjunction's product"
+    )
+    accepting = np.ones(len(codes), dtype=bool)
+    for p, r, size in zip(parts, radix.tolist(), sizes, strict=True):
+        accepting &= p.accepting[(codes // r) % size]
+    return _frozen(table, accepting, trimmed=False, minimal=False)
+
+
+def reachable_codes(
+    start: int,
+    successors: Callable[[np.ndarray], np.ndarray],
+    limit: int,
+    too_many: Callable[[int], Exception],
+    what: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every product state reachable from the code `start`, breadth first over whole frontiers (a product
+    state is one int64 code; `successors` maps codes to int64 [len, 256] successor codes, -1 where the
+    product dies), and its transition table over their numbers (DEAD where it dies). States are numbered in
+    order of first appearance, state by state and byte by byte; past `limit` states `too_many(total)` is
+    raised. `what` names the work for the compile deadline."""
+    found = [np.array([start], dtype=np.int64)]
+    seen = {start}  # a set: re-sorting every code seen per frontier was quadratic in the product's depth
     frontier = found[0]
     total = 1
     while frontier.size:
-        check_time("building the conjunction's product")
+        check_time(what)
         nxt = successors(frontier).reshape(-1)
         _, first = np.unique(nxt, return_index=True)
-        # new tuples numbered in order of first appearance
         fresh = [c for c in nxt[np.sort(first)].tolist() if c >= 0 and c not in seen]
         seen.update(fresh)
         nxt = np.array(fresh, dtype=np.int64)
         total += len(nxt)
-        if total > limits.max_dfa_states:
-            raise GrammarLimitError(
-                f"conjunction too complex: its product grows past {total:,} states "
-                f"(limit: {limits.max_dfa_states:,})",
-                hints=["simplify one of the parts, or write the combination as one regex"],
-            )
+        if total > limit:
+            raise too_many(total)
         found.append(nxt)
         frontier = nxt
     codes = np.concatenate(found)
     order = np.argsort(codes)
     succ = successors(codes)
     at = np.searchsorted(codes[order], np.where(succ < 0, 0, succ))
-    table = np.where(succ < 0, DEAD, order[np.minimum(at, len(codes) - 1)])
-    accepting = np.ones(len(codes), dtype=bool)
-    for p, r, size in zip(parts, radix.tolist(), sizes, strict=True):
-        accepting &= p.accepting[(codes // r) % size]
-    return _frozen(table, accepting, trimmed=False, minimal=False)
+    return codes, np.where(succ < 0, DEAD, order[np.minimum(at, len(codes) - 1)])

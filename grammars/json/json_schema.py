@@ -46,6 +46,7 @@ import numpy as np
 from decc.errors import DeccError
 
 from .. import disk_cache
+from ..automata.automata import reachable_codes
 from ..automata.counters import SegmentConflict
 from ..automata.dfa import ByteDFA, dfa_from_nfa, gc_paused
 from ..contextfree.cfg_grammar import Call, Grammar, GrammarError, Lexeme, map_calls
@@ -575,27 +576,13 @@ def string_product(
     if math.prod(sizes) >= 1 << 62:
         raise GrammarLimitError("JSON schema string constraints too complex to intersect")
     radix = np.cumprod([1, *sizes[:-1]]).astype(np.int64)
-    found = [(start + 1) @ radix]  # codes: (state + 1) in each component's digit, 0 for a dead one
-    frontier = np.array(found, dtype=np.int64)
-    seen = set(frontier.tolist())  # a set: re-sorting all codes seen per frontier was quadratic in depth
-    total = 1
-    while frontier.size:
-        check_time("combining string constraints")
-        nxt = _successors(frontier, tables, radix, sizes, musts).reshape(-1)
-        _, first = np.unique(nxt, return_index=True)
-        fresh = [c for c in nxt[np.sort(first)].tolist() if c >= 0 and c not in seen]
-        seen.update(fresh)
-        nxt = np.array(fresh, dtype=np.int64)
-        total += len(nxt)
-        if total > DEFAULT_LIMITS.max_dfa_states:
-            raise GrammarLimitError("JSON schema string constraints too complex to intersect")
-        found.append(nxt)
-        frontier = nxt
-    codes = np.concatenate([np.atleast_1d(f) for f in found])
-    order = np.argsort(codes)
-    succ = _successors(codes, tables, radix, sizes, musts)
-    at = np.searchsorted(codes[order], np.where(succ < 0, 0, succ))
-    table = np.where(succ < 0, -1, order[np.minimum(at, len(codes) - 1)])
+    codes, table = reachable_codes(
+        int((start + 1) @ radix),  # codes: (state + 1) in each component's digit, 0 for a dead one
+        lambda codes: _successors(codes, tables, radix, sizes, musts),
+        DEFAULT_LIMITS.max_dfa_states,
+        lambda _total: GrammarLimitError("JSON schema string constraints too complex to intersect"),
+        "combining string constraints",
+    )
     comps = [(codes // r) % n - 1 for r, n in zip(radix.tolist(), sizes, strict=True)]
     acc = [np.append(d.accepting, False) for d in dfas]  # index -1: a dead component does not accept
     accepting = np.ones(len(codes), dtype=bool)
