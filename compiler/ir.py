@@ -193,6 +193,13 @@ class Generate:
     max_tokens_span: Span | None = field(default=None, compare=False, repr=False)
     stop_spans: tuple[Span, ...] = field(default=(), compare=False, repr=False)
     heal_span: Span | None = field(default=None, compare=False, repr=False)  # where `heal:` was written
+    # Where each written option's value is ("search", "mode", "stop_regex", ...), and each keyword argument of
+    # a `search:` call ("search.typical_p"): for the checks made after lowering (passes/check_engine.py).
+    option_spans: tuple[tuple[str, Span], ...] = field(default=(), compare=False, repr=False)
+
+    def option_span(self, key: str) -> Span | None:
+        """Where option (or search argument) `key` was written; None when it was not."""
+        return next((span for k, span in self.option_spans if k == key), None)
 
 
 @dataclass(frozen=True)
@@ -262,6 +269,8 @@ class Module:
     inputs: tuple[InputDef, ...]
     body: tuple[Op, ...]
     span: Span
+    # the engine the program is compiled to run on (a compile option: "decc", or "vllm" with its refusals)
+    engine: str = "decc"
     # what the passes found worth a word but not an error (the CLI prints them; `Program.ir.warnings`)
     warnings: tuple[DeccWarning, ...] = field(default=(), compare=False)
 

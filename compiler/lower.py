@@ -9,7 +9,7 @@ from pathlib import Path
 from decc.compiler import constraints, definitions, ir, options, search
 from decc.compiler.trust import Trust
 from decc.dsl import ast
-from decc.errors import DeccError, unknown
+from decc.errors import DeccError, Span, unknown
 
 INPUT_TYPES = {"str": str, "int": int, "float": float, "bool": bool}
 
@@ -226,7 +226,17 @@ def _gen(gen: ast.Gen, expand: Callable[[ast.Expr], ast.Expr], base_dir: Path, t
         max_tokens_span=seen["max_tokens"].value.span if "max_tokens" in seen else None,
         heal_span=seen["heal"].key.span if "heal" in seen else None,
         stop_spans=tuple(s.span for s in stops),
+        option_spans=_option_spans(seen),
     )
+
+
+def _option_spans(seen: dict[str, ast.Option]) -> tuple[tuple[str, Span], ...]:
+    """Each option's value span by key, and a `search:` call's keyword arguments as `search.NAME`."""
+    spans = [(key, opt.value.span) for key, opt in seen.items()]
+    policy = seen["search"].value if "search" in seen else None
+    if isinstance(policy, ast.Call):
+        spans += [(f"search.{kw.name.value}", kw.span) for kw in policy.kwargs]
+    return tuple(spans)
 
 
 def _stop_regex(e: ast.Expr) -> str:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from decc.compiler import ir
 from decc.compiler.lower import lower
 from decc.compiler.passes.check_branches import check_branches
+from decc.compiler.passes.check_engine import check_engine, check_engine_name
 from decc.compiler.passes.check_heal import check_heal
 from decc.compiler.passes.check_stops import check_stops
 from decc.compiler.passes.choose_engine import choose_engine
@@ -37,10 +38,12 @@ class Pass:
     compiled: bool = False
     optimization: bool = False  # outputs are the same without it: `--no-opt NAME` skips it
     remark: bool = False  # say what it did in the remarks, as optimization passes do
+    decc_only: bool = False  # what it adds only decc's own engine uses: skipped for another (--engine vllm)
 
 
 PIPELINE: tuple[Pass, ...] = (
     Pass("resolve-names", resolve_names, resolved=True),
+    Pass("check-engine", check_engine, resolved=True),
     Pass("choose-engine", choose_engine, resolved=True, remark=True),
     Pass("compile-constraints", compile_constraints, resolved=True, compiled=True),
     Pass("check-stops", check_stops, resolved=True, compiled=True),
@@ -50,7 +53,7 @@ PIPELINE: tuple[Pass, ...] = (
     Pass("prune", prune, resolved=True, compiled=True, optimization=True),
     Pass("minimize", minimize, resolved=True, compiled=True, optimization=True),
     Pass("fold", fold, resolved=True, compiled=True, optimization=True),
-    Pass("speculate", speculate, resolved=True, compiled=True, optimization=True),
+    Pass("speculate", speculate, resolved=True, compiled=True, optimization=True, decc_only=True),
 )
 OPTIMIZATIONS: tuple[str, ...] = tuple(p.name for p in PIPELINE if p.optimization)
 
@@ -65,17 +68,21 @@ def compile_program(
     disabled: frozenset[str] = frozenset(),
     remarks: list[str] | None = None,
     trust: Trust | None = None,
+    engine: str = "decc",
 ) -> ir.Module:
     """AST → optimized IR. `dump(stage, module)` sees the IR after lowering ('ir') and after each pass;
     the optimization passes named in `disabled` are skipped (`check_optimizations` vets the names).
     `remarks`, if given, receives a line or two per optimization pass on what it did (or "turned off").
     `trust` says what the program's references may reach; the default imports none of its modules.
+    `engine` is the engine it is compiled for: "vllm" refuses what vLLM cannot run (passes/check_engine.py)
+    and skips the passes whose output only decc's engine reads.
 
     The whole compile runs under one compile time limit (grammars/limits.py), not one per pass: a
     constraint that took most of it to build cannot take as long again to minimize."""
+    check_engine_name(engine)
     with deadline(compile_seconds()):
         try:
-            return _compile(program, dump, stop_after, disabled, remarks, trust)
+            return _compile(program, dump, stop_after, disabled, remarks, trust, engine)
         except GrammarLimitError as e:  # a pass that had no constraint to point at
             raise DeccError(e.message, hints=e.hints) from None
 
@@ -87,17 +94,21 @@ def _compile(
     disabled: frozenset[str],
     remarks: list[str] | None,
     trust: Trust | None,
+    engine: str,
 ) -> ir.Module:
     module = lower(program, trust)
+    if engine != module.engine:
+        module = replace(module, engine=engine)
     verify(module)
     if dump:
         dump("ir", module)
     if stop_after == "ir":
         return module
     for p in PIPELINE:
-        if p.name in disabled:
+        if p.name in disabled or (p.decc_only and module.engine != "decc"):
             if remarks is not None:
-                remarks.append(f"{p.name}: turned off")
+                why = "" if p.name in disabled else f" (only decc's own engine uses it, not {module.engine})"
+                remarks.append(f"{p.name}: turned off{why}")
             continue
         before, module = module, p.run(module)
         if remarks is not None and (p.optimization or p.remark):

@@ -61,7 +61,8 @@ def _ast(node: Any, depth: int, lines: list[str], label: str) -> None:
 
 
 def print_ir(module: ir.Module) -> str:
-    out = [f"module model={q(module.model)} {'chat' if module.chat else 'plain'}"]
+    engine = "" if module.engine == "decc" else f" engine={module.engine}"
+    out = [f"module model={q(module.model)}{engine} {'chat' if module.chat else 'plain'}"]
     for inp in module.inputs:
         default = "" if inp.default is None else f" = {json.dumps(inp.default, ensure_ascii=False)}"
         out.append(f"  input {inp.name}: {inp.type}{default}  {loc(inp.span)}")

