@@ -265,11 +265,13 @@ class Program:
         """The program's one vLLM runner (engine "vllm"), started on first use; a missing vLLM is a
         `DeccError` naming the extra to install."""
         if self._runner is None:
-            try:
+            plan = self.plan()
+            try:  # vLLM is imported here, or by the runner as it starts
                 from decc.runtime.vllm_engine import VllmRunner
+
+                self._runner = VllmRunner(plan, self.model, dtype=self.dtype, device=self.device)
             except ImportError as e:
                 raise _no_vllm(e) from None
-            self._runner = VllmRunner(self.plan(), self.model, dtype=self.dtype, device=self.device)
         return self._runner
 
     def close(self) -> None:

@@ -46,7 +46,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--out", metavar="FILE", help="with --inputs: append result rows here; reruns skip done rows"
     )
-    run.add_argument("--batch-size", type=int, default=8, help="with --inputs: runs decoded together (8)")
+    run.add_argument(
+        "--batch-size",
+        type=int,
+        metavar="N",
+        help=f"with --inputs: runs decoded together ({BATCH_SIZES['decc']}; --engine vllm: {BATCH_SIZES['vllm']})",
+    )
     run.add_argument(
         "--ray", action="store_true", help="with --inputs: run the rows on a Ray actor pool (decc[ray])"
     )
@@ -113,10 +118,19 @@ def _parser() -> argparse.ArgumentParser:
         "--print-after-all", action="store_true", help="print the IR after lowering and each pass"
     )
     comp.add_argument("--model", help="the model whose tokenizer the plan is built for")
+    from decc.compiler.passes.check_engine import ENGINES
     from decc.compiler.pipeline import OPTIMIZATIONS
 
     for sp in (run, check, test, comp):
         _trust_flags(sp, imports=sp is not run)
+    for sp in (run, check, comp):
+        sp.add_argument(
+            "--engine",
+            choices=ENGINES,
+            default="decc",
+            help="what runs the program: decc's own loop (default) or vLLM (decc[vllm]); "
+            "vllm refuses, at their positions, the features vLLM cannot run",
+        )
     for sp in (run, comp):
         sp.add_argument(
             "--no-opt",
@@ -207,7 +221,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     _check_where(args)
     _check_ray_flags(args)
     start = time.perf_counter()
-    where = {"device": args.device, "dtype": args.dtype, "threads": args.threads}
+    where = {"device": args.device, "dtype": args.dtype, "threads": args.threads, "engine": args.engine}
     program = decc.load(args.file, model=args.model, no_opt=args.no_opt, **where, **_trust_kwargs(args))
     _warn(program.warnings)
     if args.max_tokens is not None or args.seed is not None:
@@ -221,7 +235,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.json and (args.stream or sys.stdout.isatty()):
         return _run_streaming(program, inputs)
     program.plan()  # the tokenizer and the token automata
-    program.language_model()
+    if program.engine == "vllm":
+        program.vllm_runner()  # the vLLM engine starts (minutes)
+    else:
+        program.language_model()
     loaded = time.perf_counter()
     result = program.run(**inputs)
     done = time.perf_counter()
@@ -285,8 +302,9 @@ def _warn_cut(program: Any, result: Any, where: str = "") -> None:
 def _run_batch(program: Any, args: argparse.Namespace) -> int:
     from decc.batch_io import ResultsFile, read_inputs
 
-    if args.batch_size < 1:
-        raise DeccError(f"--batch-size must be at least 1, not {args.batch_size}")
+    batch_size = BATCH_SIZES[program.engine] if args.batch_size is None else args.batch_size
+    if batch_size < 1:
+        raise DeccError(f"--batch-size must be at least 1, not {batch_size}")
     common = _inputs(args.input)
     rows = [{**common, **row} for row in read_inputs(args.inputs)]
     out = ResultsFile(args.out, args.inputs) if args.out is not None else None
@@ -314,8 +332,8 @@ def _run_batch(program: Any, args: argparse.Namespace) -> int:
 
     try:
         if args.ray:
-            return _run_on_ray(program, args, {i: rows[i] for i in todo}, done)
-        program.run_batch([rows[i] for i in todo], batch_size=args.batch_size, on_result=done)
+            return _run_on_ray(program, args, {i: rows[i] for i in todo}, done, batch_size)
+        program.run_batch([rows[i] for i in todo], batch_size=batch_size, on_result=done)
     finally:
         bar.close()
         if out is not None:
@@ -323,6 +341,7 @@ def _run_batch(program: Any, args: argparse.Namespace) -> int:
     return 0
 
 
+BATCH_SIZES = {"decc": 8, "vllm": 64}  # --batch-size by engine: vLLM schedules big batches itself
 RAY_FLAGS = {"address": None, "actors": 2, "gpus_per_actor": 0, "cpus_per_actor": 1}  # flag: its default
 
 
@@ -330,13 +349,21 @@ def _check_ray_flags(args: argparse.Namespace) -> None:
     """--ray with --inputs, and the Ray flags with --ray, before anything is compiled."""
     if args.ray and args.inputs is None:
         raise DeccError("--ray goes with --inputs (a JSONL file of inputs)")
+    if args.ray and args.engine == "vllm":
+        raise DeccError(
+            "--ray does not go with --engine vllm: each Ray actor runs decc's own engine",
+            hints=[
+                "drop --ray: vLLM batches the rows itself",
+                "or drop --engine vllm to run them on Ray actors",
+            ],
+        )
     for name in RAY_FLAGS:
         if getattr(args, name) is not None and not args.ray:
             raise DeccError(f"--{name.replace('_', '-')} goes with --ray")
 
 
 def _run_on_ray(
-    program: Any, args: argparse.Namespace, rows: dict[int, Any], done: Callable[..., None]
+    program: Any, args: argparse.Namespace, rows: dict[int, Any], done: Callable[..., None], batch_size: int
 ) -> int:
     """The rows on a Ray actor pool (decc/distributed.py); a failed row is reported and left for a rerun."""
     from tqdm import tqdm
@@ -356,7 +383,7 @@ def _run_on_ray(
         program,
         rows,
         **flags,
-        batch_size=args.batch_size,
+        batch_size=batch_size,
         on_result=lambda index, result: done(0, result, index),
         on_error=error,
         quiet=True,
@@ -397,7 +424,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     def checked(path: str) -> None:
         tree = parse_file(path)
-        module = compile_program(tree, trust=_trust(args, check_only=True))
+        module = compile_program(tree, trust=_trust(args, check_only=True), engine=args.engine)
         found = module.warnings
         _warn(found)
         gens = [op for op in ir.walk(module.body) if isinstance(op, ir.Generate)]
@@ -417,7 +444,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         ]
         if models and not args.allow_imports:
             warned += f"; {_count(len(models), 'pydantic model')} checked without importing (--allow-imports)"
-        print(f"ok: {path} — {what} {tail}{warned}")
+        engine = f"; every step runs under --engine {args.engine}" if args.engine != "decc" else ""
+        print(f"ok: {path} — {what} {tail}{warned}{engine}")
 
     return _each_file(args.files, check, "failed")
 
@@ -531,6 +559,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         disabled=check_optimizations(args.no_opt),
         remarks=notes,
         trust=_trust(args),
+        engine=args.engine,
     )
     _warn(module.warnings)
     if args.print_after_all:
