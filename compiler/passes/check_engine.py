@@ -55,8 +55,9 @@ def check_engine(module: ir.Module) -> ir.Module:
                         hints=("remove it; under vLLM the prompt's tokens stay as they are",),
                     )
                 )
-    if refused:
-        raise Refusals(refused)
+    if refused:  # a `let` policy used by several steps is refused once, at the definition
+        unique = {(e.message, e.span): e for e in refused}
+        raise Refusals(unique.values())
     return replace(module, warnings=module.warnings + tuple(found)) if found else module
 
 
@@ -75,9 +76,11 @@ def _refusals(op: ir.Generate) -> Iterator[DeccError]:
             "or drop typical_p (top_p and min_p run under vLLM)",
         )
     if isinstance(policy, ir.BestOfN) and policy.score.kind not in VLLM_SCORES:
+        kind = policy.score.kind
+        shown = kind if kind in ("length", "logprob") else f"{kind}(...)"
         yield _refuse(
-            f"best_of(score={policy.score.kind}(...)) is not supported under --engine vllm: a reward that picks "
-            "among samples runs on decc's own engine",
+            f"best_of(score={shown}) is not supported under --engine vllm: a reward that picks among samples "
+            "runs on decc's own engine",
             policy.score.span or op.option_span("search.score") or search_at,
             "or drop score= (best_of keeps the sample with the highest logprob)",
         )
