@@ -252,6 +252,8 @@ class Program:
         batch_size: int,
         on_result: Callable[[int, Result], None] | None,
     ) -> list[Result]:
+        if not inputs:  # a rerun with every row written: no engine start (minutes) for nothing
+            return []
         runner = self.vllm_runner()
         results: list[Result] = []
         for start in range(0, len(inputs), batch_size):
