@@ -283,3 +283,28 @@ def test_decc_compile_under_vllm(capsys: pytest.CaptureFixture[str]) -> None:
     assert "// speculate: turned off (only decc's own engine uses it, not vllm)" in out
     assert main(["compile", str(ROOT / "examples/beam.dec"), "--engine", "vllm"]) == 2
     assert "beam(...) is not supported under --engine vllm" in capsys.readouterr().err
+
+
+def test_the_engines_table_lists_each_refusal() -> None:
+    """docs/language.md's Engines table marks refused exactly what the pass refuses (a refusal the table
+    leaves out, or a row it marks refused that compiles, fails here)."""
+    text = (ROOT / "docs" / "language.md").read_text()
+    section = text[text.index("## Engines") : text.index("## Checks")]
+    refused_rows = [line for line in section.splitlines() if line.startswith("|") and "**refused**" in line]
+    named = {
+        "beam": "`beam`",
+        "diverse_beam": "`diverse_beam`",
+        "smc": "`smc`",
+        "typical_p": "typical_p",
+        "typical_p_in_best_of": "in `best_of`",
+        "best_of_reward": "`best_of(score=...)`",
+        "aligned": "`mode: aligned`",
+        "stop_regex": "`stop_regex`",
+        "stop_entropy": "`stop_entropy`",
+        "policy_from_a_let": "`beam`",
+    }
+    assert set(named) == {feature for feature, *_ in REFUSED}
+    for feature, words in named.items():
+        assert any(words in row for row in refused_rows), feature
+    for row in refused_rows:  # every refused row is one the pass refuses (or --ray, the CLI's)
+        assert row.startswith("| `--ray`") or any(words in row for words in named.values()), row
