@@ -227,6 +227,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.max_tokens is not None or args.seed is not None:
         program = program.with_overrides(max_tokens=args.max_tokens, seed=args.seed)
     compiled = time.perf_counter()
+    try:
+        return _run_compiled(program, args, start, compiled)
+    finally:
+        program.close()  # a vLLM engine, if one started, shuts down before the process ends
+
+
+def _run_compiled(program: Any, args: argparse.Namespace, start: float, compiled: float) -> int:
+    """`decc run` once the program is compiled: a dataset, a stream, or one run printed."""
     if args.inputs is not None:
         return _run_batch(program, args)
     if args.out is not None:

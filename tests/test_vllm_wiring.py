@@ -142,6 +142,7 @@ def test_cli_run_inputs_out(
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [(r["index"], r["values"]["answer"]) for r in rows] == [(0, "x"), (1, "y"), (2, "z")]
     assert [len(b) for b in fake_vllm.made[0].batches] == [3]  # one vLLM batch (--batch-size 64 there)
+    assert fake_vllm.made[0].closed  # decc run shuts the engine down as it ends
     assert main(argv) == 0  # a rerun finds every row written
     assert len(fake_vllm.made) == 1  # and starts no engine
     assert main(["run", str(program), "--engine", "vllm", "--json", "-i", "city=Q"]) == 0
