@@ -21,6 +21,7 @@ CHARS = "ab,é"  # ASCII (chained straight off the previous part) and one two-by
 RULES = ("x", "y")
 INDEX = {name: i for i, name in enumerate(RULES)}
 CALL_CHAR = {name: chr(0xE000 + i) for i, name in enumerate(RULES)}
+SURROGATES = CharSet(((0xD800, 0xDFFF),))  # no UTF-8 encoding: an empty language, like CharSet(())
 
 
 def _set(chars: str) -> CharSet:
@@ -31,6 +32,7 @@ leaves = st.one_of(
     st.text(CHARS, min_size=1, max_size=2).map(_set),
     st.sampled_from([Call(r) for r in RULES]),
     st.just(CharSet(())),
+    st.just(SURROGATES),
     st.just(EMPTY_LANGUAGE),
     st.just(Concat(())),
 )
@@ -52,6 +54,8 @@ bodies = st.recursive(leaves, _extend, max_leaves=10)
 def _regex(node: object) -> str:
     if isinstance(node, Call):
         return re.escape(CALL_CHAR[node.rule])
+    if node == SURROGATES:
+        return "(?!)"
     if isinstance(node, CharSet):
         return "[" + "".join(re.escape(chr(lo)) for lo, _ in node.ranges) + "]" if node.ranges else "(?!)"
     if isinstance(node, Concat):

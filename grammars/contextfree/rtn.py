@@ -430,13 +430,14 @@ class _CallBuilder(NFABuilder):
         """An ASCII set is one edge per range (what the UTF-8 split gives it), without the split: most of a
         schema's rule bodies are property names, one ASCII character at a time."""
         ranges = node.ranges
-        if not ranges:
-            self.maybe_dead = True
         if ranges and ranges[-1][1] < 0x80:
             start, end = self.new(), self.new()
             self.edges[start].extend([(lo, hi, end) for lo, hi in ranges])
             return start, end
-        return super().charset(node)
+        start, end = super().charset(node)
+        if not self.edges[start]:  # no ranges, or only code points without UTF-8 (surrogates)
+            self.maybe_dead = True
+        return start, end
 
 
 def _estimate(node: AnyNode) -> int:
