@@ -213,10 +213,11 @@ def subset_construction(
     closure = epsilon_closure(eps, important)
 
     # runs[s]: (first class, last class + 1, closure of the target) per byte edge of `s`, in edge order (the
-    # order new subsets are numbered in), and whether no two of them share a class; made on first use.
+    # order new subsets are numbered in), and the classes they cover as bits (-1 when two of them share a
+    # class); made on first use.
     classes = byte_class.tolist()
     edges = nfa.edges
-    runs: dict[int, tuple[list[_Run], bool]] = {}
+    runs: dict[int, tuple[list[_Run], int]] = {}
     start = closure(nfa.start)
     ids: dict[frozenset[int], int] = {start: 0}
     sets = [start]
@@ -227,16 +228,17 @@ def subset_construction(
         if not i & 63:
             check_time("building the DFA")
         items: list[_Run] = []
-        disjoint = True
+        covered = 0  # the classes of the runs so far as bits; -1 once two runs share a class
         for s in sets[i]:
             found = runs.get(s)
             if found is None:
                 run = [(classes[lo], classes[hi] + 1, closure(t)) for lo, hi, t in edges[s]]
-                found = runs[s] = (run, _disjoint(run))
+                found = runs[s] = (run, _class_bits(run))
             items += found[0]
-            disjoint = disjoint and found[1]
-        if disjoint and len(sets[i]) > 1:
-            disjoint = _disjoint(items)
+            bits = found[1]
+            if covered >= 0:
+                covered = -1 if bits < 0 or covered & bits else covered | bits
+        disjoint = covered >= 0
         base = i * n_classes
         if disjoint:  # no class has two runs (the usual case): each run goes to its target's subset
             seen: dict[int, int] = {}
@@ -273,16 +275,15 @@ def subset_construction(
 _Run = tuple[int, int, frozenset[int]]
 
 
-def _disjoint(runs: list[_Run]) -> bool:
-    """Whether no two (first class, end class, target) runs share a class."""
-    if len(runs) < 2:
-        return True
-    ordered = sorted(runs, key=_first)
-    return all(ordered[i - 1][1] <= ordered[i][0] for i in range(1, len(ordered)))
-
-
-def _first(run: _Run) -> int:
-    return run[0]
+def _class_bits(runs: list[_Run]) -> int:
+    """The classes of (first class, end class, target) runs as bits, or -1 if two of them share a class."""
+    out = 0
+    for lo, hi, _ in runs:
+        bits = (1 << hi) - (1 << lo)
+        if out & bits:
+            return -1
+        out |= bits
+    return out
 
 
 def _intern(target: frozenset[int], ids: dict[frozenset[int], int], sets: list[frozenset[int]]) -> int:

@@ -390,15 +390,41 @@ class _CallBuilder(NFABuilder):
         super().__init__()
         self.index = index
         self.callees: set[int] = set()
+        # Some part may have an empty language (an empty set or alternation, or a precompiled automaton,
+        # not checked): only then can a DFA state fail to reach acceptance (`_rule_dfa` trims then).
+        self.maybe_dead = False
 
     def build(self, node):  # type: ignore[override]
-        if isinstance(node, Call):
+        kind = type(node)
+        if kind is Call:
             s, e = self.new(), self.new()
             r = self.index[node.rule]
             self.edges[s].append((256 + r, 256 + r, e))
             self.callees.add(r)
             return s, e
+        if kind is Concat and node.items:
+            return self.concat(node.items)
+        if kind is Alt and not node.items or kind is Automaton:
+            self.maybe_dead = True
         return super().build(node)
+
+    def concat(self, items: tuple[Any, ...]) -> tuple[int, int]:
+        """Like Thompson's, except that an ASCII set leaves the previous part's exit directly (no epsilon
+        edge, no entry state of its own): a property name is a chain of one state per byte. The exit has no
+        edges yet (its onward edges come from here), so the language is the same."""
+        first, last = self.build(items[0])
+        eps, edges = self.eps, self.edges
+        for item in items[1:]:
+            ranges = item.ranges if type(item) is CharSet else None
+            if ranges and ranges[-1][1] < 0x80 and not eps[last] and not edges[last]:
+                end = self.new()
+                edges[last].extend([(lo, hi, end) for lo, hi in ranges])
+                last = end
+                continue
+            a, b = self.build(item)
+            eps[last].append(a)
+            last = b
+        return first, last
 
     def charset(self, node: CharSet) -> tuple[int, int]:
         """An ASCII set is one edge per range (what the UTF-8 split gives it), without the split: most of a
@@ -408,7 +434,10 @@ class _CallBuilder(NFABuilder):
             start, end = self.new(), self.new()
             self.edges[start].extend([(lo, hi, end) for lo, hi in ranges])
             return start, end
-        return super().charset(node)
+        start, end = super().charset(node)
+        if not self.edges[start]:  # no ranges, or only code points without UTF-8 (surrogates)
+            self.maybe_dead = True
+        return start, end
 
 
 def _estimate(node: AnyNode) -> int:
@@ -471,13 +500,14 @@ def _rule_dfa(
     table, accepting, _ = subset_construction(
         nfa, symbol_class, n_classes + len(callees), limits, "grammar rule"
     )
-    rows, acc_list = table.tolist(), accepting.tolist()
-    keep = _coreachable(rows, acc_list)
     trans, acc = table, accepting
-    if not all(keep):  # a part of the body with an empty language (a call of an unproductive rule)
-        rows, acc_list = _drop(rows, acc_list, keep)
-        trans = np.array(rows, dtype=np.int64).reshape(len(rows), table.shape[1])
-        acc = np.array(acc_list, dtype=bool)
+    if b.maybe_dead:  # else every NFA state, so every DFA state, reaches acceptance
+        rows, acc_list = table.tolist(), accepting.tolist()
+        keep = _coreachable(rows, acc_list)
+        if not all(keep):  # a part of the body with an empty language (a call of an unproductive rule)
+            rows, acc_list = _drop(rows, acc_list, keep)
+            trans = np.array(rows, dtype=np.int64).reshape(len(rows), table.shape[1])
+            acc = np.array(acc_list, dtype=bool)
     full = trans[:, byte_class] if len(acc) else np.zeros((0, 256), dtype=np.int64)
     cols = trans[:, n_classes:].tolist()
     calls = [[(c, t) for c, t in zip(callees, row, strict=True) if t >= 0] for row in cols]

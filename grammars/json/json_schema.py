@@ -770,6 +770,11 @@ def _lexemize_node(
                 height = max(height, nesting(x))
                 i += 2
                 continue
+            if type(x) in _KEPT_LEAVES:  # most items: a key's bytes, calls (height 1, unchanged)
+                items.append(x)
+                height = height or 1
+                i += 1
+                continue
             y, h = _lexemize(x, names, memo, level)
             items.append(y)
             height = max(height, h)
@@ -787,6 +792,9 @@ def _lexemize_node(
         item, h = _lexemize(node.item, names, memo, level)
         return (node if item is node.item else Repeat(item, node.min, node.max)), h + 1
     return _uncount(node), 1
+
+
+_KEPT_LEAVES = frozenset({CharSet, Call})  # leaves `_lexemize` returns as they are, without a walk
 
 
 def _lexeme_dfa(body: CountedBody, limits: Limits) -> ByteDFA:

@@ -1,0 +1,103 @@
+"""A grammar rule's DFA (rtn._rule_dfa: byte edges plus call edges, trimmed, not minimized).
+
+Oracle: Python's `re` on the same body written as a regex, each call of rule r a private-use character,
+over random symbol strings; and, independently of the builder, every state of the result must reach an
+accepting state (what the Earley recognizer relies on: every item viable).
+"""
+
+from __future__ import annotations
+
+import re
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from decc.grammars.contextfree.cfg_grammar import EMPTY_LANGUAGE, Call
+from decc.grammars.contextfree.rtn import _rule_dfa
+from decc.grammars.limits import DEFAULT_LIMITS
+from decc.grammars.regexes.regex_ast import Alt, CharSet, Concat, Repeat
+
+CHARS = "ab,é"  # ASCII (chained straight off the previous part) and one two-byte UTF-8 character
+RULES = ("x", "y")
+INDEX = {name: i for i, name in enumerate(RULES)}
+CALL_CHAR = {name: chr(0xE000 + i) for i, name in enumerate(RULES)}
+SURROGATES = CharSet(((0xD800, 0xDFFF),))  # no UTF-8 encoding: an empty language, like CharSet(())
+
+
+def _set(chars: str) -> CharSet:
+    return CharSet(tuple((ord(c), ord(c)) for c in sorted(set(chars))))
+
+
+leaves = st.one_of(
+    st.text(CHARS, min_size=1, max_size=2).map(_set),
+    st.sampled_from([Call(r) for r in RULES]),
+    st.just(CharSet(())),
+    st.just(SURROGATES),
+    st.just(EMPTY_LANGUAGE),
+    st.just(Concat(())),
+)
+
+
+def _extend(children: st.SearchStrategy) -> st.SearchStrategy:
+    return st.one_of(
+        st.lists(children, min_size=1, max_size=4).map(lambda xs: Concat(tuple(xs))),
+        st.lists(children, min_size=1, max_size=3).map(lambda xs: Alt(tuple(xs))),
+        st.tuples(children, st.integers(0, 2), st.sampled_from([None, 0, 1, 2])).map(
+            lambda t: Repeat(t[0], t[1], None if t[2] is None else t[1] + t[2])
+        ),
+    )
+
+
+bodies = st.recursive(leaves, _extend, max_leaves=10)
+
+
+def _regex(node: object) -> str:
+    if isinstance(node, Call):
+        return re.escape(CALL_CHAR[node.rule])
+    if node == SURROGATES:
+        return "(?!)"
+    if isinstance(node, CharSet):
+        return "[" + "".join(re.escape(chr(lo)) for lo, _ in node.ranges) + "]" if node.ranges else "(?!)"
+    if isinstance(node, Concat):
+        return "(?:" + "".join(_regex(i) for i in node.items) + ")"
+    if isinstance(node, Alt):
+        return "(?:" + "|".join(_regex(i) for i in node.items) + ")" if node.items else "(?!)"
+    assert isinstance(node, Repeat)
+    hi = "" if node.max is None else str(node.max)
+    return f"(?:{_regex(node.item)}){{{node.min},{hi}}}"
+
+
+def _run(table, accepting, calls, symbols: str) -> bool:
+    state = 0 if len(accepting) else -1
+    for sym in symbols:
+        if state < 0:
+            return False
+        if sym in CALL_CHAR.values():
+            rule = ord(sym) - 0xE000
+            state = next((t for c, t in calls[state] if c == rule), -1)
+            continue
+        for byte in sym.encode():
+            state = int(table[state, byte]) if state >= 0 else -1
+    return state >= 0 and bool(accepting[state])
+
+
+@settings(max_examples=300, deadline=None)
+@given(bodies, st.lists(st.text(CHARS + "".join(CALL_CHAR.values()), max_size=6), max_size=30))
+def test_rule_dfa_accepts_what_re_accepts_and_every_state_is_viable(body, samples: list[str]) -> None:
+    table, accepting, calls = _rule_dfa(body, INDEX, DEFAULT_LIMITS)
+    pattern = re.compile(_regex(body), re.DOTALL)
+    for s in samples:
+        assert _run(table, accepting, calls, s) == bool(pattern.fullmatch(s)), (body, s)
+    # every state reaches an accepting one (independent backward search over bytes and calls)
+    n = len(accepting)
+    alive = {s for s in range(n) if accepting[s]}
+    grew = True
+    while grew:
+        grew = False
+        for s in range(n):
+            if s not in alive and (
+                any(int(t) in alive for t in table[s] if t >= 0) or any(t in alive for _, t in calls[s])
+            ):
+                alive.add(s)
+                grew = True
+    assert len(alive) == n
