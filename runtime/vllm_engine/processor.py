@@ -1,0 +1,159 @@
+"""decc's constraints inside vLLM: a logits processor (vLLM's V1 interface, what its CPU model runner and
+`VLLM_USE_V2_MODEL_RUNNER=0` use) that vLLM loads through the `vllm.logits_processors` entry point.
+
+A request opts in with `decc_*` extra args (constraints.py). Each step the processor advances the request's
+decc matcher by the tokens vLLM sampled since the last step and masks its row exactly as decc's own loop
+does (runtime/masking.py `RowMasker`: the matcher's tokens within the remaining max_tokens budget, EOS
+exactly where the matcher accepts and EOS is not held back); columns past decc's vocabulary (padding) are
+masked too. Where the matcher is complete and allows nothing more, only EOS is left (decc ends the value
+there, "constraint"). Requests without `decc_*` args are left alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from vllm import SamplingParams
+from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor
+from vllm.v1.sample.logits_processor.builtin import process_dict_updates
+
+from decc.errors import InternalError
+from decc.runtime.kernels.bitmask import apply_token_bitmask_inplace
+from decc.runtime.masking import RowMasker
+
+from .constraints import TRACE_ENV, factory, read_args, wanted
+
+__all__ = ["DeccLogitsProcessor", "allowed_digest"]
+
+
+def allowed_digest(ids: np.ndarray) -> str:
+    """A short digest of a sorted array of allowed token ids (what the trace records and tests compare)."""
+    return hashlib.sha1(np.ascontiguousarray(ids, dtype=np.int64).tobytes()).hexdigest()[:16]
+
+
+@dataclass
+class _Row:
+    """One request's state: its matcher, the live list of its output tokens, how many it has consumed."""
+
+    matcher: Any
+    output: list[int]
+    max_tokens: int | None
+    min_tokens: int
+    ignore_eos: bool
+    trace: str | None
+    seen: int = 0
+    eos: frozenset[int] = field(default_factory=frozenset)
+
+    def catch_up(self) -> None:
+        while self.seen < len(self.output):
+            token = self.output[self.seen]
+            if token < 0:  # a placeholder for a token still in flight (async scheduling)
+                return
+            if token not in self.eos and not self.matcher.advance(token):
+                raise InternalError(f"the decc matcher refused token {token} that its own mask allowed")
+            self.seen += 1
+
+    def finished(self) -> bool:
+        return bool(self.matcher.is_accepting() and not self.matcher.can_continue())
+
+
+class DeccLogitsProcessor(LogitsProcessor):
+    """Masks the rows of requests that carry `decc_*` extra args; the vocabulary is vLLM's tokenizer's,
+    loaded on the first such request (engines that never see one pay nothing)."""
+
+    @classmethod
+    def validate_params(cls, sampling_params: SamplingParams) -> None:
+        extra = sampling_params.extra_args
+        if wanted(extra):
+            factory(read_args(extra), None)
+
+    def __init__(self, vllm_config: Any, device: torch.device, is_pin_memory: bool) -> None:
+        self._model = vllm_config.model_config
+        self._device = device
+        self._rows: dict[int, _Row] = {}
+        self._vocab: Any = None
+        self._masker: RowMasker | None = None
+        self._factories: dict[Any, Any] = {}
+        self._trace = os.environ.get(TRACE_ENV)
+
+    def is_argmax_invariant(self) -> bool:
+        return False
+
+    def _vocabulary(self) -> Any:
+        if self._vocab is None:
+            from decc.grammars import Vocabulary
+            from decc.runtime.model import load_tokenizer, model_facts
+
+            folder = str(self._model.model)
+            tokenizer = load_tokenizer(str(self._model.tokenizer or folder))
+            size, eos = model_facts(folder)
+            self._vocab = Vocabulary.from_tokenizer(tokenizer, size=size, eos_ids=eos)
+            self._masker = RowMasker(self._vocab.size, self._vocab.eos_ids, "cpu")
+        return self._vocab
+
+    def _new_row(self, params: SamplingParams, prompt: list[int] | None, output: list[int]) -> _Row | None:
+        extra = params.extra_args
+        if not wanted(extra):
+            return None
+        args = read_args(extra)
+        vocab = self._vocabulary()
+        key = (args.program, args.path, args.gen, args.gen_at, args.regex, args.json_schema)
+        made = self._factories.get(key)
+        if made is None:
+            made = self._factories[key] = factory(args, vocab)
+        if made is None:  # an unconstrained gen of a program: EOS rules only, with an empty-free matcher
+            return None
+        row = _Row(made.matcher(), output, params.max_tokens, args.min_tokens, args.ignore_eos, args.trace)
+        row.eos = vocab.eos_ids
+        return row
+
+    def update_state(self, batch_update: BatchUpdate | None) -> None:
+        process_dict_updates(self._rows, batch_update, self._new_row)
+
+    def apply(self, logits: torch.Tensor) -> torch.Tensor:
+        if not self._rows:
+            return logits
+        assert self._masker is not None
+        order = sorted(self._rows)
+        rows = [self._rows[i] for i in order]
+        for r in rows:
+            r.catch_up()
+        flags = [r.ignore_eos or r.seen < r.min_tokens for r in rows]
+        budgets = [None if r.max_tokens is None else max(1, r.max_tokens - r.seen) for r in rows]
+        bitmask = self._masker.bitmask([r.matcher for r in rows], flags, budgets)
+        assert bitmask is not None  # every row has a matcher
+        index = torch.tensor(order, dtype=torch.long, device=logits.device)
+        picked = logits.index_select(0, index)
+        apply_token_bitmask_inplace(picked, bitmask.to(picked.device))
+        eos = sorted(self._vocab.eos_ids)
+        for k, r in enumerate(rows):
+            if r.finished():  # decc ends the value here ("constraint"); vLLM needs its EOS to end it
+                raw = logits[order[k]]
+                picked[k].fill_(float("-inf"))
+                picked[k, eos] = raw[eos]
+        logits.index_copy_(0, index, picked)
+        if self._trace:
+            self._write_trace(rows, picked)
+        return logits
+
+    def _write_trace(self, rows: list[_Row], picked: torch.Tensor) -> None:
+        finite = torch.isfinite(picked).cpu().numpy()
+        with open(self._trace, "a") as f:
+            for k, r in enumerate(rows):
+                if r.trace is None:
+                    continue
+                ids = np.flatnonzero(finite[k])
+                record = {
+                    "trace": r.trace,
+                    "prefix": [int(t) for t in r.output[: r.seen]],
+                    "digest": allowed_digest(ids),
+                    "count": int(ids.size),
+                    "finished": r.finished(),
+                }
+                f.write(json.dumps(record) + "\n")
