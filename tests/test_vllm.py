@@ -118,7 +118,7 @@ def test_processor_masks_equal_decc_masks(runs, trace):
     from decc.runtime.vllm_engine.processor import allowed_digest
 
     by_label = {}
-    for name, (plan, _) in runs.items():
+    for plan, _ in runs.values():
         for gen in _gens(plan):
             if gen.constraint is not None:
                 by_label[f"{gen.span.source.path}@{gen.span.start}"] = (plan, gen)
