@@ -237,3 +237,98 @@ def test_openai_server_request(tmp_path):
     program = body["vllm_xargs"]["decc_program"]
     pattern = re.search(r'regex\(r"(.*?)"\)', program).group(1)
     assert re.fullmatch(pattern, text), text
+
+
+def _expected_allowed(factory, vocab, tokens, budget):
+    """decc's own mask after `tokens`: the ids its RowMasker allows (None once the matcher is complete)."""
+    import torch
+
+    from decc.runtime.kernels.bitmask import unpack_bitmask
+    from decc.runtime.masking import RowMasker
+
+    matcher = factory.matcher()
+    assert all(matcher.advance(t) for t in tokens)
+    if matcher.is_accepting() and not matcher.can_continue():
+        return None
+    size, eos = vocab.size, vocab.eos_ids
+    bits = RowMasker(size, eos, "cpu").bitmask([matcher], False, budget)
+    return set(torch.nonzero(unpack_bitmask(bits, size)[0]).flatten().tolist())
+
+
+@pytest.mark.parametrize("interface", ["v1", "v2"])
+def test_processor_interfaces_without_an_engine(interface):
+    """Both of vLLM's processor interfaces, driven by hand over random logits: a decc row's finite logits
+    are exactly decc's mask after the tokens drawn so far (ending with EOS alone once the value is
+    complete), and a row without decc args is left untouched."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    import torch
+    from vllm import SamplingParams
+    from vllm.v1.sample.logits_processor import BatchUpdate
+
+    from decc import grammars
+    from decc.grammars import Vocabulary
+    from decc.runtime.model import load_tokenizer, model_dir, model_facts
+    from decc.runtime.vllm_engine.processor import DeccLogitsProcessor
+
+    folder = str(model_dir("default"))
+    size, eos = model_facts("default")
+    vocab = Vocabulary.from_tokenizer(load_tokenizer("default"), size=size, eos_ids=eos)
+    pattern = r"[0-9]{2}-(ab|cd)[a-z]{0,3}"
+    oracle = grammars.regex(pattern, vocab)
+    config = SimpleNamespace(model_config=SimpleNamespace(model=folder, tokenizer=folder))
+    params = [
+        SamplingParams(max_tokens=12, extra_args={"decc_regex": pattern}),
+        SamplingParams(max_tokens=12),
+    ]
+    width = size + 64  # vLLM pads logits rows past the tokenizer's vocabulary
+    prompts = [[1, 2, 3], [4, 5]]
+    outputs: list[list[int]] = [[], []]
+    if interface == "v1":
+        proc = DeccLogitsProcessor(config, torch.device("cpu"), False)
+        added = [(i, params[i], prompts[i], outputs[i]) for i in range(2)]
+        proc.update_state(BatchUpdate(batch_size=2, removed=[], added=added, moved=[]))
+    else:
+        table = torch.zeros((2, 64), dtype=torch.int32)
+        for i, p in enumerate(prompts):
+            table[i, : len(p)] = torch.tensor(p)
+        total = torch.tensor([len(p) for p in prompts])
+        states = SimpleNamespace(
+            prompt_len=SimpleNamespace(np=np.array([len(p) for p in prompts])),
+            total_len=SimpleNamespace(gpu=total),
+            all_token_ids=SimpleNamespace(gpu=table),
+        )
+        proc = DeccLogitsProcessor(config, states)
+        assert [proc.add_request(i, params[i]) for i in range(2)] == [True, False]
+        # rows in another order than the slots, as V2 reorders them every step
+        ctx = SimpleNamespace(expanded_idx_mapping=torch.tensor([1, 0]))
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(12):
+        logits = torch.randn((2, width), generator=generator)
+        before = logits.clone()
+        if interface == "v1":
+            out = proc.apply(logits)
+            mine, other = out[0], out[1]
+        else:
+            out = proc.apply(logits, ctx)
+            mine, other = out[1], out[0]
+        assert torch.equal(other, before[1] if interface == "v1" else before[0])
+        allowed = set(torch.nonzero(torch.isfinite(mine)).flatten().tolist())
+        expected = _expected_allowed(oracle, vocab, outputs[0], 12 - len(outputs[0]))
+        if expected is None:
+            assert allowed == set(vocab.eos_ids)
+            break
+        assert allowed == expected
+        token = int(torch.argmax(mine))
+        if token in vocab.eos_ids:
+            break
+        outputs[0].append(token)
+        outputs[1].append(int(torch.argmax(other)))
+        if interface == "v2":
+            for slot, tok in ((0, token), (1, outputs[1][-1])):
+                table[slot, total[slot]] = tok
+                total[slot] += 1
+    assert outputs[0]
+    matcher = oracle.matcher()
+    assert all(matcher.advance(t) for t in outputs[0])

@@ -1,5 +1,8 @@
-"""decc's constraints inside vLLM: a logits processor (vLLM's V1 interface, what its CPU model runner and
-`VLLM_USE_V2_MODEL_RUNNER=0` use) that vLLM loads through the `vllm.logits_processors` entry point.
+"""decc's constraints inside vLLM: a logits processor that vLLM loads through the `vllm.logits_processors`
+entry point. vLLM has two processor interfaces, and its loaders check the class against theirs: the V1
+model runner's (what the CPU build runs; batch updates carry each request's live output-token list) and
+Model Runner V2's (the GPU default; requests are slots, tokens are read from the runner's token table). One
+class implements both, so an installed decc never stops either runner from starting.
 
 A request opts in with `decc_*` extra args (constraints.py). Each step the processor advances the request's
 decc matcher by the tokens vLLM sampled since the last step and masks its row exactly as decc's own loop
@@ -22,6 +25,7 @@ import torch
 from vllm import SamplingParams
 from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor
 from vllm.v1.sample.logits_processor.builtin import process_dict_updates
+from vllm.v1.worker.gpu.sample.logits_processor.interface import LogitsProcessor as LogitsProcessorV2
 
 from decc.errors import InternalError
 from decc.runtime.kernels.bitmask import apply_token_bitmask_inplace
@@ -63,9 +67,11 @@ class _Row:
         return bool(self.matcher.is_accepting() and not self.matcher.can_continue())
 
 
-class DeccLogitsProcessor(LogitsProcessor):
+class DeccLogitsProcessor(LogitsProcessor, LogitsProcessorV2):
     """Masks the rows of requests that carry `decc_*` extra args; the vocabulary is vLLM's tokenizer's,
-    loaded on the first such request (engines that never see one pay nothing)."""
+    loaded on the first such request (engines that never see one pay nothing). V1 calls `__init__(config,
+    device, pin_memory)`, `update_state` and `apply(logits)`; V2 calls `__init__(config, request_states)`,
+    `add_request` and `apply(logits, context)`."""
 
     @classmethod
     def validate_params(cls, sampling_params: SamplingParams) -> None:
@@ -73,9 +79,9 @@ class DeccLogitsProcessor(LogitsProcessor):
         if wanted(extra):
             factory(read_args(extra), None)
 
-    def __init__(self, vllm_config: Any, device: torch.device, is_pin_memory: bool) -> None:
+    def __init__(self, vllm_config: Any, *args: Any) -> None:
         self._model = vllm_config.model_config
-        self._device = device
+        self._states = args[0] if len(args) == 1 else None  # V2: the runner's per-slot request state
         self._rows: dict[int, _Row] = {}
         self._vocab: Any = None
         self._masker: RowMasker | None = None
@@ -116,12 +122,42 @@ class DeccLogitsProcessor(LogitsProcessor):
     def update_state(self, batch_update: BatchUpdate | None) -> None:
         process_dict_updates(self._rows, batch_update, self._new_row)
 
-    def apply(self, logits: torch.Tensor) -> torch.Tensor:
+    def add_request(self, req_idx: int, sampling_params: SamplingParams) -> bool:
+        """V2: a request entered slot `req_idx`; its tokens are read from the runner's table."""
+        row = self._new_row(sampling_params, None, [])
+        if row is None:
+            self._rows.pop(req_idx, None)
+            return False
+        self._rows[req_idx] = row
+        return True
+
+    def apply(self, logits: torch.Tensor, ctx: Any = None) -> torch.Tensor:
         if not self._rows:
             return logits
+        if ctx is None:  # V1: batch index -> row; the output lists are live
+            order = sorted(self._rows)
+            return self._mask(logits, order, [self._rows[i] for i in order])
+        slots = ctx.expanded_idx_mapping.cpu().tolist()
+        order = [k for k, slot in enumerate(slots) if slot in self._rows]
+        if not order:
+            return logits
+        if len(set(slots)) != len(slots):
+            raise InternalError("the decc logits processor does not run with speculative decoding")
+        rows = [self._rows[slots[k]] for k in order]
+        for k, r in zip(order, rows, strict=True):
+            self._read_tokens(slots[k], r)
+        return self._mask(logits, order, rows)
+
+    def _read_tokens(self, slot: int, row: _Row) -> None:
+        """V2: append the slot's output tokens that the row has not seen (from the runner's token table)."""
+        states = self._states
+        start = int(states.prompt_len.np[slot]) + len(row.output)
+        end = int(states.total_len.gpu[slot])
+        if end > start:
+            row.output.extend(int(t) for t in states.all_token_ids.gpu[slot, start:end].tolist())
+
+    def _mask(self, logits: torch.Tensor, order: list[int], rows: list[_Row]) -> torch.Tensor:
         assert self._masker is not None
-        order = sorted(self._rows)
-        rows = [self._rows[i] for i in order]
         for r in rows:
             r.catch_up()
         flags = [r.ignore_eos or r.seen < r.min_tokens for r in rows]
