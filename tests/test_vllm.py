@@ -182,6 +182,24 @@ def test_input_errors_name_the_row(engine):
         engine.with_plan(program.plan()).run_batch([{}, {"evnt": "x"}])
 
 
+def test_eos_false_never_draws_eos(engine):
+    """`eos: false` without a constraint: EOS is never drawn (vLLM's ignore_eos alone would let the model
+    write it as text), and the value runs to max_tokens, as in decc's own loop. The assistant turn is
+    already complete here, so EOS is what the model wants next."""
+    import decc
+
+    source = (
+        'model default\nuser "Say hi."\nassistant {\n  "Hi!"\n  gen more { max_tokens: 6, eos: false }\n}\n'
+    )
+    program = decc.loads(source)
+    plan = program.plan()
+    eos = plan.vocab.eos_ids
+    for result in engine.with_plan(plan).run_batch([{}]):
+        step = result.steps["more"]
+        assert not eos & set(step.token_ids), step.token_ids
+        assert (len(step.token_ids), step.finish_reason) == (6, "length")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

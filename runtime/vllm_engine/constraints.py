@@ -127,7 +127,7 @@ def _flag(value: Any) -> bool:
 
 def factory(args: RequestConstraint, vocab: Any) -> Any:
     """The request's constraint bound to `vocab` (a `MatcherFactory`, or None for an unconstrained gen);
-    with `vocab=None` only compiled, to validate a request. DeccError is re-raised as ValueError with the
+    with `vocab=None` only compiled, to validate a request (None). DeccError is re-raised as ValueError with the
     rendered diagnostic."""
     try:
         if args.program is not None:
@@ -152,49 +152,28 @@ def _schema(text: str) -> Any:
 
 @lru_cache(maxsize=64)
 def compiled_module(text: str, path: str) -> Any:
-    """The program compiled once per distinct text (requests of one program share it)."""
+    """The program's IR module, compiled once per distinct text (requests of one program share it), through
+    the public API (runtime/ reads only the plan of the compiler)."""
     from pathlib import Path
 
-    from decc.compiler.pipeline import compile_program
-    from decc.compiler.trust import Trust
-    from decc.dsl import parse
-    from decc.errors import Source
+    from decc.api import loads
 
     trusted = os.environ.get(TRUSTED_ENV) == "1"
-    trust = Trust(allow_imports=trusted) if trusted else Trust()
     if path != "<request>" and not Path(path).parent.is_dir():
         path = "<request>"
-    return compile_program(parse(Source(path, text)), trust=trust)
-
-
-def _bound_gen(text: str, path: str, gen: str, gen_at: int | None, vocab: Any) -> Any:
-    from decc.compiler.plan import lower_to_plan, plan_gens
-
-    module = compiled_module(text, path)
-    plan = lower_to_plan(module, _PlainTokenizer(), vocab)
-    return _pick(plan_gens(plan.steps), gen, gen_at).constraint
+    return loads(text, path, allow_imports=trusted).ir
 
 
 def _program_gen(text: str, path: str, gen: str, gen_at: int | None, vocab: Any) -> Any:
+    """The gen's constraint bound to `vocab`; with `vocab=None` the program is only compiled (the gen is
+    looked up where the constraint is bound, in vLLM's worker)."""
+    from decc.compiler.plan import lower_to_plan, plan_gens
+
+    module = compiled_module(text, path)
     if vocab is None:
-        from decc.compiler import ir
-
-        module = compiled_module(text, path)
-        _pick(_ir_gens(module.body, ir), gen, gen_at)
         return None
-    return _bound_gen(text, path, gen, gen_at, vocab)
-
-
-def _ir_gens(ops: Any, ir: Any) -> list[Any]:
-    out: list[Any] = []
-    for op in ops:
-        if isinstance(op, ir.Generate):
-            out.append(op)
-        elif isinstance(op, ir.Branch):
-            for case in op.cases:
-                out.extend(_ir_gens(case.body, ir))
-            out.extend(_ir_gens(op.otherwise or (), ir))
-    return out
+    plan = lower_to_plan(module, _PlainTokenizer(), vocab)
+    return _pick(plan_gens(plan.steps), gen, gen_at).constraint
 
 
 def _pick(gens: list[Any], name: str, at: int | None) -> Any:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,10 +36,31 @@ from .constraints import TRACE_ENV, factory, read_args, wanted
 
 __all__ = ["DeccLogitsProcessor", "allowed_digest"]
 
+_log = logging.getLogger("decc.vllm")
+
 
 def allowed_digest(ids: np.ndarray) -> str:
     """A short digest of a sorted array of allowed token ids (what the trace records and tests compare)."""
     return hashlib.sha1(np.ascontiguousarray(ids, dtype=np.int64).tobytes()).hexdigest()[:16]
+
+
+class _EndNow:
+    """A constraint that allows nothing but EOS (a request whose constraint failed to bind in the worker)."""
+
+    def matcher(self) -> _EndNow:
+        return self
+
+    def fill_bitmask(self, row: torch.Tensor, budget: int | None = None) -> None:
+        pass
+
+    def advance(self, token_id: int) -> bool:
+        return False
+
+    def is_accepting(self) -> bool:
+        return True
+
+    def can_continue(self) -> bool:
+        return False
 
 
 @dataclass
@@ -112,7 +134,11 @@ class DeccLogitsProcessor(LogitsProcessor, LogitsProcessorV2):
         key = (args.program, args.path, args.gen, args.gen_at, args.regex, args.json_schema)
         made = self._factories.get(key)
         if made is None:
-            made = self._factories[key] = factory(args, vocab)
+            try:
+                made = self._factories[key] = factory(args, vocab)
+            except Exception as e:  # validate_params compiled it; binding failed: end the request, not vLLM
+                _log.error("decc: a request's constraint could not be bound (%s); it ends at once", e)
+                made = _EndNow()
         if made is None:  # an unconstrained gen of a program: EOS rules only, with an empty-free matcher
             return None
         row = _Row(made.matcher(), output, params.max_tokens, args.min_tokens, args.ignore_eos, args.trace)

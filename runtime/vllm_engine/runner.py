@@ -81,6 +81,12 @@ class VllmRunner:
             **extra,
         )
 
+    @property
+    def max_model_len(self) -> int | None:
+        """The most tokens a request's prompt and output may hold together (vLLM's model config)."""
+        config = getattr(getattr(self.llm, "llm_engine", None), "model_config", None)
+        return getattr(config, "max_model_len", None)
+
     def with_plan(self, plan: Plan) -> VllmRunner:
         """A runner of another plan over the same engine (one start-up for several programs of the model;
         closing either closes the engine)."""
@@ -181,7 +187,9 @@ class VllmRunner:
             max_tokens=rules.max_tokens,
             # under a constraint the processor holds EOS back itself: vLLM's own min_tokens and ignore_eos
             # would mask EOS where the constraint allows nothing else
-            min_tokens=0 if constrained else rules.min_tokens,
+            # `eos: false` unconstrained: vLLM's ignore_eos alone would let EOS be drawn as text; its
+            # min_tokens masks EOS (and stop_token_ids) for that many tokens
+            min_tokens=0 if constrained else (rules.min_tokens if rules.eos else rules.max_tokens),
             ignore_eos=False if constrained else not rules.eos,
             stop=list(rules.stop) or None,
             stop_token_ids=sorted(self.eos_ids),
@@ -190,6 +198,13 @@ class VllmRunner:
             skip_special_tokens=False,
             extra_args=extra,
         )
+        limit = self.max_model_len
+        if limit and len(row.tokens) >= limit:
+            raise DeccError(
+                f"the context grew to {len(row.tokens)} tokens, more than the model's {limit}; shorten the "
+                "prompt or lower max_tokens",
+                step.span,
+            )
         return TokensPrompt(prompt_token_ids=list(row.tokens)), params
 
     def _choose(self, step: PlanGen, samples: Sequence[Any]) -> tuple[Any, tuple[Hypothesis, ...]]:
