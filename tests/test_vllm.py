@@ -183,13 +183,13 @@ def test_input_errors_name_the_row(engine):
 
 
 def test_eos_false_never_draws_eos(engine):
-    """`eos: false` without a constraint: EOS is never drawn (vLLM's ignore_eos alone would let the model
-    write it as text), and the value runs to max_tokens, as in decc's own loop. The assistant turn is
-    already complete here, so EOS is what the model wants next."""
+    """`eos: false` without a constraint: EOS is never drawn and the value runs to max_tokens, as in decc's
+    own loop (vLLM's ignore_eos does not cover stop_token_ids, and alone it would let EOS be drawn as
+    text). The assistant turn is already complete here, so EOS is what the model wants next."""
     import decc
 
     source = (
-        'model default\nuser "Say hi."\nassistant {\n  "Hi!"\n  gen more { max_tokens: 6, eos: false }\n}\n'
+        'model default\nuser "Say yes."\nassistant {\n  "Yes."\n  gen more { max_tokens: 6, eos: false }\n}\n'
     )
     program = decc.loads(source)
     plan = program.plan()

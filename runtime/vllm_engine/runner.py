@@ -187,8 +187,8 @@ class VllmRunner:
             max_tokens=rules.max_tokens,
             # under a constraint the processor holds EOS back itself: vLLM's own min_tokens and ignore_eos
             # would mask EOS where the constraint allows nothing else
-            # `eos: false` unconstrained: vLLM's ignore_eos alone would let EOS be drawn as text; its
-            # min_tokens masks EOS (and stop_token_ids) for that many tokens
+            # `eos: false` unconstrained: vLLM's ignore_eos neither masks EOS nor covers stop_token_ids;
+            # its min_tokens masks both for that many tokens
             min_tokens=0 if constrained else (rules.min_tokens if rules.eos else rules.max_tokens),
             ignore_eos=False if constrained else not rules.eos,
             stop=list(rules.stop) or None,
