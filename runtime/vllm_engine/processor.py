@@ -139,7 +139,7 @@ class DeccLogitsProcessor(LogitsProcessor, LogitsProcessorV2):
             except Exception as e:  # validate_params compiled it; binding failed: end the request, not vLLM
                 _log.error("decc: a request's constraint could not be bound (%s); it ends at once", e)
                 made = _EndNow()
-        if made is None:  # an unconstrained gen of a program: EOS rules only, with an empty-free matcher
+        if made is None:  # an unconstrained gen of a program: vLLM's own EOS rules serve it
             return None
         row = _Row(made.matcher(), output, params.max_tokens, args.min_tokens, args.ignore_eos, args.trace)
         row.eos = vocab.eos_ids
