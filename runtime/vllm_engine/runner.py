@@ -61,11 +61,10 @@ class VllmRunner:
         self.eos_ids = model_facts(model)[1]
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
         os.environ[TRUSTED_ENV] = "1"  # this engine serves this process's own programs (their imports too)
-        try:
-            import vllm
-            from vllm.platforms import current_platform
-        except ImportError as e:
-            raise DeccError(f"the vLLM engine needs vllm ({e})", hints=[INSTALL_HINT]) from None
+        # an ImportError here is the caller's to word (decc.api names the extra to install: INSTALL_HINT)
+        import vllm
+        from vllm.platforms import current_platform
+
         kind = current_platform.device_type
         if device is not None and device.split(":")[0] not in (kind, "auto"):
             raise DeccError(f"device '{device}' is not what this vLLM build runs on ({kind})")
