@@ -391,6 +391,44 @@ def test_counted_strings_match_brute_force_with_ids_on_bit_31() -> None:
                 q, c = dfa.advance(q, c, toks[t])
 
 
+def test_counted_rows_are_built_when_a_mask_first_needs_them() -> None:
+    """A counted automaton builds no counter rows up front (a schema has hundreds of counted states, a
+    generation visits a few): a state's rows come on its first mask, equal to walking each token's bytes,
+    and a copy through the cache's state (`__getstate__`) rebuilds its rows the same way."""
+    from decc.grammars import compile_json_schema
+    from decc.grammars.tokens.matcher import Matcher
+    from decc.grammars.tokens.token_counts import Counts
+
+    toks: list[bytes | None] = [b'"', b"a", b"ab", b"\\", b"n", b'a"', b"aaa", b"\\n", b'"a', None]
+    vocab = Vocabulary.from_token_bytes(toks, eos_id=9)
+    dfa = compile_json_schema({"type": "string", "minLength": 2, "maxLength": 20})
+    auto = TokenAutomaton.build(dfa, vocab)
+    assert auto.counts is not None and not auto.counts.cache and not auto.counts.built
+    copy = Counts.__new__(Counts)
+    copy.__setstate__(auto.counts.__getstate__())
+    twin = TokenAutomaton(**{**auto.__dict__, "counts": copy})
+    rng = random.Random(0)
+    for _ in range(30):
+        m, m2, q, c = Matcher(auto), Matcher(twin), dfa.start, 0
+        for _ in range(30):
+            expected = {t for t, b in enumerate(toks) if b and dfa.advance(q, c, b)[0] >= 0}
+            expected |= {9} if dfa.is_accepting(q, c) else set()
+            for matcher in (m, m2):
+                row = torch.zeros(vocab.n_words, dtype=torch.int32)
+                matcher.fill_bitmask(row)
+                assert {t for t in range(10) if (int(row[0]) >> t) & 1} == expected, (q, c)
+            if dfa.seg[q] >= 0:
+                assert q in auto.counts.built and q in copy.built
+            text = sorted(expected - {9})
+            if not text:
+                break
+            t = rng.choice(text)
+            assert m.advance(t) and m2.advance(t)
+            q, c = dfa.advance(q, c, toks[t])
+    counted = {q for q in range(dfa.n_states) if dfa.seg[q] >= 0}
+    assert auto.counts.built <= counted
+
+
 def test_loop_tokens_are_implicit_and_exact() -> None:
     """States with many self-loop bytes keep their loop tokens out of the CSR (token_loops.py); edges,
     masks, counts and steps still agree with walking each token's bytes through the DFA."""

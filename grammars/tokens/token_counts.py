@@ -4,8 +4,10 @@ A token from a segment state either stays inside (adding `delta` characters: all
 still be left within bounds, `live[next][c + delta]`) or leaves it (allowed when min <= c + delta <= max).
 The row for counter c therefore depends only on the live/in-bounds pattern over c .. c + W (W: the most
 characters one token adds there): its signature. Far from the bounds every c has the same signature, so
-a state needs a few dozen rows at most. They are all built at compile time, so that no decoding step pays
-for one: a state's tokens fall into disjoint groups of equal (leaves, next state, delta), whose
+a state needs a few dozen rows at most. All rows of a state are built the first time a mask needs one of
+them (a schema has hundreds of counted states and a generation visits a few: building all of them at
+compile time was half the compile of such schemas): a state's tokens fall into disjoint groups of equal
+(leaves, next state, delta), whose
 allowedness is the same for every token of the group; walking the signatures in counter order, each row
 is the previous one XOR the few groups that flipped (disjoint groups: OR is XOR, and XOR undoes itself).
 A state's loop tokens (token_loops.py) stay in the state: their groups, by delta, are built once per loop.
@@ -42,7 +44,13 @@ class Counts:
     cache: dict[tuple[int, int], tuple[torch.Tensor, int]] = field(default_factory=dict)
     # Python-list copies for the per-token byte walk (TokenAutomaton.step): faster than numpy scalars.
     py_seg: list[int] = field(default_factory=list)
-    py_sig: dict[int, list[int]] = field(default_factory=dict)
+    py_sig: dict[int, list[int]] = field(default_factory=dict)  # `sig` as lists, filled with it
+    # The most characters one token adds per label (the signature's reach): `sig` is made on first use.
+    reach: dict[int, int] = field(default_factory=dict)
+    built: set[int] = field(default_factory=set)  # states whose rows are all in `cache`
+    # Shared by the states' row builds: loop groups per loop class, distinct rows by content.
+    loop_groups: dict[int, tuple[np.ndarray, ...]] = field(default_factory=dict, repr=False)
+    distinct: dict[bytes, torch.Tensor] = field(default_factory=dict, repr=False)
     py_live: dict[int, list[bool]] = field(default_factory=dict)
     ticks: memoryview = field(default_factory=lambda: memoryview(b""))  # flat like TokenAutomaton.flat
 
@@ -51,6 +59,9 @@ class Counts:
     # rows plus an index per key, and come back as views of one array (shared, never written to).
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
+        state["loop_groups"], state["distinct"] = {}, {}  # rebuilt as rows are (tensors are not data)
+        state["built"] = frozenset(self.built)
+        del state["py_live"]  # made again from off/length/flat, on first use
         keys = list(self.cache)
         distinct, index = dedup_rows([self.cache[k][0].numpy() for k in keys], self.n_words)
         state["cache"] = (keys, [self.cache[k][1] for k in keys], distinct, index)
@@ -62,6 +73,8 @@ class Counts:
         rows = list(torch.from_numpy(np.array(distinct, dtype=np.int32)).unbind(0))
         state["cache"] = {k: (rows[j], n) for k, j, n in zip(keys, index.tolist(), n_text, strict=True)}
         state["ticks"] = memoryview(np.ascontiguousarray(state["ticks"], dtype=np.uint8))
+        state["built"] = set(state["built"])
+        state["py_live"] = _Lists(state["off"], state["length"], state["flat"])
         self.__dict__.update(state)
 
     @classmethod
@@ -83,29 +96,42 @@ class Counts:
         delta, exited = cat
         off, length, flat = live_layout(dfa.live, n)
         seg = np.asarray(dfa.seg)
-        sig: dict[int, np.ndarray] = {}
         pair_state = np.repeat(np.arange(n), np.diff(indptr))
         loop_w = np.array([int(lp.ticks.max(initial=0)) for lp in loops] + [0], dtype=np.int64)
+        # per label, the most characters one token adds: delta's maximum over the label's pairs
+        most = np.zeros(len(dfa.bounds) + 1, dtype=np.int64)  # index -1: pairs outside segments
+        np.maximum.at(most, seg[pair_state], delta.astype(np.int64))
+        reach = {}
         for label in range(len(dfa.bounds)):
             qs = np.flatnonzero(seg == label)
-            if not len(qs):
-                continue
-            w = max(int(delta[seg[pair_state] == label].max(initial=0)), int(loop_w[loop_of[qs]].max()))
-            sig[label] = counter_signature(dfa, label, w)
+            if len(qs):
+                reach[label] = max(int(most[label]), int(loop_w[loop_of[qs]].max()))
         for a in (delta, exited):
             a.setflags(write=False)
         counts = cls(
-            seg, dfa.bounds, delta, exited, off, length, flat, sig, vocab.n_words, eos, loop_of, loops
+            seg, dfa.bounds, delta, exited, off, length, flat, {}, vocab.n_words, eos, loop_of, loops
         )
+        counts.reach = reach
         counts.py_seg = seg.tolist()
-        counts.py_sig = {label: v.tolist() for label, v in sig.items()}
-        counts.py_live = {q: v.tolist() for q, v in dfa.live.items()}
+        counts.py_live = _Lists(off, length, flat)
         counts.ticks = memoryview(np.ascontiguousarray(dfa.tick, dtype=np.uint8).reshape(-1))
-        loop_groups: dict[int, tuple[np.ndarray, ...]] = {}
-        distinct: dict[bytes, torch.Tensor] = {}  # most rows repeat (copies of one string): store each once
-        for q in np.flatnonzero(seg >= 0).tolist():
-            counts._eager_rows(dfa, q, indptr, token_ids, next_state, loop_groups, distinct)
         return counts
+
+    def signature(self, dfa: ByteDFA, label: int) -> np.ndarray | None:
+        """`sig[label]`, made on first use (None for a label no state has)."""
+        found = self.sig.get(label)
+        if found is None and label in self.reach:
+            found = counter_signature(dfa, label, self.reach[label])
+            self.py_sig[label] = found.tolist()
+            self.sig[label] = found  # last: a reader that sees it in `sig` finds `py_sig` too
+        return found
+
+    def build_rows(self, auto, q: int) -> None:  # type: ignore[no-untyped-def]
+        """All rows of counted state `q` into the cache, once (a race builds them twice, equal)."""
+        if q not in self.built:
+            if self.seg[q] >= 0:
+                self._eager_rows(auto.dfa, q, auto.indptr, auto.token_ids, auto.next_state)
+            self.built.add(q)
 
     def _eager_rows(
         self,
@@ -114,11 +140,10 @@ class Counts:
         indptr: np.ndarray,
         token_ids: np.ndarray,
         next_state: np.ndarray,
-        loop_groups: dict[int, tuple[np.ndarray, ...]],
-        distinct: dict[bytes, torch.Tensor],
     ) -> None:
         """Every row state `q` can need (one per signature of its live counters), into the cache."""
-        sig = self.sig.get(int(self.seg[q]))
+        loop_groups, distinct = self.loop_groups, self.distinct  # most rows repeat: each stored once
+        sig = self.signature(dfa, int(self.seg[q]))
         live = dfa.live.get(q)
         if sig is None or live is None:
             return
@@ -192,6 +217,8 @@ class Counts:
         return ok
 
     def row(self, auto, state: int, c: int) -> tuple[torch.Tensor, int]:  # type: ignore[no-untyped-def]
+        if state not in self.built:
+            self.build_rows(auto, state)
         sig = self.py_sig.get(self.py_seg[state])
         key = (state, sig[c] if sig is not None and 0 <= c < len(sig) else -1 - c)
         hit = self.cache.get(key)
@@ -203,6 +230,18 @@ class Counts:
                 set_bits(row, self.eos)
             hit = self.cache[key] = (torch.from_numpy(row.view(np.int32)), len(toks))
         return hit
+
+
+class _Lists(dict):
+    """`live` as Python lists, each made on first use (a long segment's tables hold millions of flags)."""
+
+    def __init__(self, off: np.ndarray, length: np.ndarray, flat: np.ndarray) -> None:
+        super().__init__()
+        self.off, self.length, self.flat = off, length, flat
+
+    def __missing__(self, q: int) -> list[bool]:
+        found = self[q] = self.flat[self.off[q] : self.off[q] + self.length[q]].tolist()
+        return found
 
 
 def _groups(nxt: np.ndarray, delta: np.ndarray, ids: np.ndarray, n_words: int) -> tuple[np.ndarray, ...]:
