@@ -199,3 +199,34 @@ def test_a_long_min_length_alone_is_exact() -> None:
         assert dfa.accepts(json.dumps(text).encode()) == want, n
     assert dfa.accepts(json.dumps("ab" * 30).encode())
     assert not dfa.accepts(json.dumps("ab" * 19 + "\u00e9").encode())
+
+
+@given(
+    cls=st.sampled_from(["[a-c]", "[0-9a-zA-Z_-]", "\\w", ".", "[^b]", "[é\\n\"]"]),
+    lo=st.integers(0, 20),
+    span=st.integers(0, 8),
+    min_length=st.sampled_from([None, 0, 3, 19]),
+    max_length=st.sampled_from([None, 17, 40]),
+    probes=st.lists(st.text(st.sampled_from('abcé_-\n"\\'), max_size=24), max_size=10),
+)
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_an_anchored_class_repeat_is_a_counted_string(
+    cls: str, lo: int, span: int, min_length: int | None, max_length: int | None, probes: list[str]
+) -> None:
+    """`^C{m,n}$` with n >= 16 compiles to a counted string (few states, a length counter), not n
+    unrolled copies of C; it takes exactly the strings Python's `re` and the length keywords take."""
+    hi = 16 + lo + span
+    pattern = f"^{cls}{{{lo},{hi}}}$"
+    schema: dict[str, Any] = {"type": "string", "pattern": pattern}
+    bounds = {"minLength": min_length, "maxLength": max_length}
+    schema.update({k: v for k, v in bounds.items() if v is not None})
+    dfa = compile_json_schema(schema)
+    assert isinstance(dfa, ByteDFA)
+    if dfa.n_states:
+        assert dfa.has_counters and dfa.n_states < 30, dfa.n_states
+    samples = [*probes, "a" * (lo - 1), "a" * lo, "b" * hi, "c" * (hi + 1), "_" * ((lo + hi) // 2)]
+    for text in samples:
+        want = re.fullmatch(pattern[1:-1], text, re.ASCII | re.DOTALL if cls != "." else re.ASCII) is not None
+        want = want and (min_length or 0) <= len(text) <= (max_length if max_length is not None else len(text))
+        for spelled in (json.dumps(text), json.dumps(text, ensure_ascii=False)):
+            assert dfa.accepts(spelled.encode()) == want, (pattern, bounds, spelled)

@@ -1279,11 +1279,17 @@ class _Compiler:
         fmt_hi = MAX_LENGTHS.get(s.get("format"))
         if fmt_hi is not None:
             hi = fmt_hi if hi is None else min(hi, fmt_hi)
-        if hi is not None and hi < lo:
-            return NOTHING
         bodies: list[Node] = []
         for p in patterns_of(s):  # several after an allOf merge: the intersection (json_allof)
-            bodies.append(self.pattern(p, f"{ptr}/pattern"))
+            counted = counted_class(p)
+            if counted is None:
+                bodies.append(self.pattern(p, f"{ptr}/pattern"))
+                continue
+            item, m, n = counted  # `^C{m,n}$`: any string of C, its length counted as maxLength is
+            lo, hi = max(lo, m), n if hi is None else min(hi, n)
+            bodies.append(_to_json_string_body(Repeat(item, 0, None)))
+        if hi is not None and hi < lo:
+            return NOTHING
         fmt = s.get("format")
         if fmt in FORMATS:
             bodies.append(_format_body(fmt))
@@ -1684,6 +1690,23 @@ def _search(pattern: str, name: str, ptr: str) -> bool:
 def _search_dfa(pattern: str) -> ByteDFA:
     anything = Repeat(CharSet(negate(())), 0, None)  # any character, newlines included
     return dfa_from_nfa(build_nfa(_search_node(pattern, lambda n: n, anything), DEFAULT_LIMITS))
+
+
+@lru_cache(maxsize=1024)
+def counted_class(pattern: str) -> tuple[CharSet, int, int] | None:
+    """(C, m, n) when `pattern` is exactly `^C{m,n}$` (one character class) with n >= COUNT_FROM: the same
+    language as strings of C with minLength m and maxLength n, which a counter enforces in a few states
+    where the repeat would unroll into n (`^[\\w-]{1,255}$` made thousands of DFA states)."""
+    start, end, top_bar = _anchors(pattern)
+    if not (start and end) or top_bar:
+        return None
+    try:
+        node = parse_regex(pattern, ecma=True)
+    except RegexError:
+        return None
+    if isinstance(node, Repeat) and isinstance(node.item, CharSet) and node.max is not None:
+        return (node.item, node.min, node.max) if node.max >= COUNT_FROM else None
+    return None
 
 
 def _search_node(pattern: str, node_of: Callable[[Node], Node], anything: Node) -> Node:
