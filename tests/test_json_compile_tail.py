@@ -230,3 +230,38 @@ def test_an_anchored_class_repeat_is_a_counted_string(
         want = want and (min_length or 0) <= len(text) <= (max_length if max_length is not None else len(text))
         for spelled in (json.dumps(text), json.dumps(text, ensure_ascii=False)):
             assert dfa.accepts(spelled.encode()) == want, (pattern, bounds, spelled)
+
+
+def test_a_pattern_property_that_asserts_nothing_is_no_key_language() -> None:
+    """`patternProperties: {"^.{1,255}$": {}}` with any other key allowed constrains nothing (MaskBench
+    o9908 spent most of its compile on that key language and its complement): the same rules as none."""
+    for vacuous in ({}, True, {"description": "any"}):
+        for addl in ({}, {"additionalProperties": True}):
+            schema = {"type": "object", "patternProperties": {"^.{1,255}$": vacuous}, **addl}
+            got = compile_json_schema(schema, engine="grammar")
+            assert got.rules == compile_json_schema({"type": "object", **addl}, engine="grammar").rules
+
+
+@given(
+    pattern=st.sampled_from(["^a", "b$", "^.{1,3}$", "[0-9]"]),
+    vacuous=st.sampled_from([{}, True, {"title": "t"}]),
+    addl=st.sampled_from([None, True, False, {"type": "string"}]),
+    members=st.lists(
+        st.tuples(st.text("ab19", max_size=4), st.one_of(st.integers(0, 9), st.text("x", max_size=2))),
+        max_size=3,
+    ),
+)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_vacuous_pattern_properties_keep_the_language(
+    pattern: str, vacuous: Any, addl: Any, members: list[tuple[str, Any]]
+) -> None:
+    """Against jsonschema: with additionalProperties closed or typed the pattern still admits its keys."""
+    from jsonschema import Draft7Validator
+
+    schema: dict[str, Any] = {"type": "object", "patternProperties": {pattern: vacuous}}
+    schema["properties"] = {"a": {"type": "integer"}}
+    if addl is not None:
+        schema["additionalProperties"] = addl
+    dfa = compile_json_schema(schema)
+    instance = dict(sorted(dict(members).items(), key=lambda kv: kv[0] != "a"))  # declared members first
+    assert dfa.accepts(json.dumps(instance).encode()) == Draft7Validator(schema).is_valid(instance), instance

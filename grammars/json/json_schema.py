@@ -1431,6 +1431,8 @@ class _Compiler:
         required = set(s.get("required", []))
         patterns: dict = s.get("patternProperties", {})
         addl = s.get("additionalProperties", True)
+        if _vacuous(addl):  # any key takes any value: a pattern whose schema asserts nothing changes nothing
+            patterns = {p: v for p, v in patterns.items() if not _vacuous(v)}
         names = list(props)
         for r in [r for r in dict.fromkeys(s.get("required", [])) if r not in props]:
             names.append(r)  # required but undeclared: any value (or additionalProperties / patterns)
@@ -1741,6 +1743,11 @@ def _without_strings(v: Any) -> bool:
 
 def _constraining(s: dict) -> bool:
     return any(not is_annotation(k) for k in s)
+
+
+def _vacuous(s: Any) -> bool:
+    """A subschema any JSON value is valid under: `true`, or an object of annotations only."""
+    return s is True or (isinstance(s, dict) and not _constraining(s))
 
 
 @lru_cache(maxsize=1024)
