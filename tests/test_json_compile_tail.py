@@ -265,3 +265,45 @@ def test_vacuous_pattern_properties_keep_the_language(
     dfa = compile_json_schema(schema)
     instance = dict(sorted(dict(members).items(), key=lambda kv: kv[0] != "a"))  # declared members first
     assert dfa.accepts(json.dumps(instance).encode()) == Draft7Validator(schema).is_valid(instance), instance
+
+
+def test_anchored_literal_patterns_need_no_overlap_regions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`^billing_id$`-style patterns with different schemas match one key each: no key matches two, so
+    no region per set of patterns is built (MaskBench strmprivacy: 2^6 key-language products)."""
+    import importlib
+
+    js = importlib.import_module("decc.grammars.json.json_schema")
+
+    def regions(*args: Any) -> Any:
+        raise AssertionError("pattern regions built for patterns no key can share")
+
+    monkeypatch.setattr(js, "pattern_regions", regions)
+    schema = {
+        "type": "object",
+        "patternProperties": {"^a_id$": {"type": "string"}, "^b_id$": {"type": "integer"}, "^c$": {}},
+        "additionalProperties": {"type": "null"},
+    }
+    dfa = compile_json_schema(schema)
+    assert dfa.accepts(b'{"b_id":1,"a_id":"x","z":null}')
+    assert not dfa.accepts(b'{"a_id":1}') and not dfa.accepts(b'{"z":1}')
+
+
+@given(
+    patterns=st.lists(st.sampled_from(["^ab$", "^a$", "^b1$", "a", "^a.$", "1$"]), min_size=2, max_size=3),
+    members=st.lists(st.tuples(st.sampled_from(["a", "ab", "b1", "a1", "x"]), st.integers(0, 2)), max_size=3),
+)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_pattern_properties_with_literals_against_jsonschema(
+    patterns: list[str], members: list[tuple[str, int]]
+) -> None:
+    """Each pattern takes a different const: a key matching several patterns must satisfy all of them."""
+    from jsonschema import Draft7Validator
+
+    schema = {
+        "type": "object",
+        "patternProperties": {p: {"const": i} for i, p in enumerate(dict.fromkeys(patterns))},
+        "additionalProperties": False,
+    }
+    dfa = compile_json_schema(schema)
+    instance = dict(members)
+    assert dfa.accepts(json.dumps(instance).encode()) == Draft7Validator(schema).is_valid(instance), instance

@@ -1465,7 +1465,9 @@ class _Compiler:
         if patterns:
             pp = f"{ptr}/patternProperties"
             overlap = (
-                len(patterns) > 1 and len({json.dumps(v, sort_keys=True) for v in patterns.values()}) > 1
+                len(patterns) > 1
+                and len({json.dumps(v, sort_keys=True) for v in patterns.values()}) > 1
+                and not _patterns_apart(tuple(patterns), pp)
             )
             bodies = {p: self.pattern(p, f"{pp}/{_esc(p)}") for p in patterns}
             # declared names are written as declared members, never again as extras
@@ -1686,6 +1688,37 @@ def _search(pattern: str, name: str, ptr: str) -> bool:
         return _search_dfa(pattern).accepts(name.encode("utf-8"))
     except RegexError:
         raise UnsupportedSchema(f"pattern {pattern!r} not supported", "patternProperties", ptr) from None
+
+
+def _patterns_apart(patterns: tuple[str, ...], ptr: str) -> bool:
+    """Can no key match two of `patterns`? Proven cheaply where each pair has an anchored literal
+    (`^billing_id$`) that the other pattern does not match; then no region of overlapping patterns is built
+    (2^n products of key languages). False where unproven."""
+    literals = [anchored_literal(p) for p in patterns]
+    for i, p in enumerate(patterns):
+        for j in range(i + 1, len(patterns)):
+            lit, other = (literals[i], patterns[j]) if literals[i] is not None else (literals[j], p)
+            if lit is None or _search(other, lit, ptr):
+                return False
+    return True
+
+
+@lru_cache(maxsize=1024)
+def anchored_literal(pattern: str) -> str | None:
+    """The one string `pattern` matches when it is `^` literal characters `$`, else None."""
+    start, end, top_bar = _anchors(pattern)
+    if not (start and end) or top_bar:
+        return None
+    try:
+        node = parse_regex(pattern, ecma=True)
+    except RegexError:
+        return None
+    chars = []
+    for item in node.items if isinstance(node, Concat) else (node,):
+        if not (isinstance(item, CharSet) and len(item.ranges) == 1 and item.ranges[0][0] == item.ranges[0][1]):
+            return None
+        chars.append(chr(item.ranges[0][0]))
+    return "".join(chars) or None
 
 
 @lru_cache(maxsize=64)
