@@ -139,6 +139,9 @@ def _difference(
     `keep` (`declare`), which must then name every key it constrains."""
     if keep is False:
         return _EMPTY
+    both = _double_negations(comp, keep, subs, ptr, refs)
+    if both is not None:
+        return both
     subs = [(_simpler(comp, sub, at, refs, keep), at) for sub, at in subs]
     structural = _structural(comp, keep, subs, ptr, refs)
     if structural is not None:
@@ -168,6 +171,43 @@ def _difference(
             merged = {**merged, "additionalProperties": False}
         remove.append(regular_dfa(comp.schema(merged, at, refs), at, comp))
     return _minus(comp, comp.schema(keep, ptr, refs), remove, ptr, what)
+
+
+def _double_negations(
+    comp: Any, keep: Any, subs: list[tuple[Any, str]], ptr: str, refs: tuple[str, ...]
+) -> Node | None:
+    """`keep` minus the union of schemas that are each only `not: Y` is `keep` and every Y: compiled as that
+    conjunction, with no complement of a complement over every JSON value (MaskBench allany15: "not all
+    not all" of string patterns, seconds of automata of ~1,700 states). None where a subtracted schema is
+    not such a negation (after splitting anyOf and merging allOf), or decc cannot compile the conjunction."""
+    kept: list[Any] = []
+    try:
+        for sub, at in _union(comp, subs, refs, 0):
+            target = comp.deref(sub, at, refs, "peek")[0]
+            if isinstance(target, dict) and _assertions(target).keys() == {"allOf"}:
+                target = _merged(comp, [target], at, refs)
+            if not (isinstance(target, dict) and "not" in target and _assertions(target).keys() == {"not"}):
+                return None
+            kept.append(target["not"])
+        return comp.schema({"allOf": [keep, *kept]}, ptr, refs)
+    except DeccError:
+        return None
+
+
+def _union(
+    comp: Any, subs: list[tuple[Any, str]], refs: tuple[str, ...], depth: int
+) -> list[tuple[Any, str]]:
+    """`subs` with each schema that is only an `anyOf` split into its branches (a union is subtracted
+    branch by branch), a few levels deep."""
+    out = []
+    for sub, at in subs:
+        target = comp.deref(sub, at, refs, "peek")[0]
+        branches = target.get("anyOf") if isinstance(target, dict) else None
+        if depth < 4 and isinstance(branches, list) and _assertions(target).keys() == {"anyOf"}:
+            out += _union(comp, [(b, f"{at}/anyOf/{i}") for i, b in enumerate(branches)], refs, depth + 1)
+        else:
+            out.append((sub, at))
+    return out
 
 
 _FLAT = frozenset({"type", "properties", "required", "additionalProperties"})

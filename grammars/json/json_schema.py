@@ -1715,7 +1715,9 @@ def anchored_literal(pattern: str) -> str | None:
         return None
     chars = []
     for item in node.items if isinstance(node, Concat) else (node,):
-        if not (isinstance(item, CharSet) and len(item.ranges) == 1 and item.ranges[0][0] == item.ranges[0][1]):
+        if not (
+            isinstance(item, CharSet) and len(item.ranges) == 1 and item.ranges[0][0] == item.ranges[0][1]
+        ):
             return None
         chars.append(chr(item.ranges[0][0]))
     return "".join(chars) or None
