@@ -4,6 +4,7 @@ keyword and its JSON pointer (ignored with a warning when lenient)."""
 
 from __future__ import annotations
 
+import math
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -189,9 +190,19 @@ def _double_negations(
             if not (isinstance(target, dict) and "not" in target and _assertions(target).keys() == {"not"}):
                 return None
             kept.append(target["not"])
+        if math.prod(_alternatives(comp, y, ptr, refs) for y in kept) > MAX_DISTRIBUTED:
+            return None  # the conjunction would distribute over that many anyOf branches: a complement
         return comp.schema({"allOf": [keep, *kept]}, ptr, refs)
     except DeccError:
         return None
+
+
+MAX_DISTRIBUTED = 8  # branches a double negation's conjunction may distribute into (allany15: 3^3)
+
+
+def _alternatives(comp: Any, s: Any, ptr: str, refs: tuple[str, ...]) -> int:
+    """How many branches `s` adds to a conjunction it joins: its anyOf's (nested ones flattened), or 1."""
+    return max(1, len(_union(comp, [(s, ptr)], refs, 0)))
 
 
 def _union(
