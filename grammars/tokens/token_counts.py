@@ -4,11 +4,9 @@ A token from a segment state either stays inside (adding `delta` characters: all
 still be left within bounds, `live[next][c + delta]`) or leaves it (allowed when min <= c + delta <= max).
 The row for counter c therefore depends only on the live/in-bounds pattern over c .. c + W (W: the most
 characters one token adds there): its signature. Far from the bounds every c has the same signature, so
-a state needs a few dozen rows at most. All rows of a state are built the first time a mask needs one of
-them (a schema has hundreds of counted states and a generation visits a few: building all of them at
-compile time was half the compile of such schemas): a state's tokens fall into disjoint groups of equal
-(leaves, next state, delta), whose
-allowedness is the same for every token of the group; walking the signatures in counter order, each row
+a state needs a few dozen rows at most. They are all built at compile time, so that no decoding step pays
+for one (built on a state's first mask instead, the first visits of long strings took up to 280 ms): a
+state's tokens fall into disjoint groups of equal (leaves, next state, delta), whose allowedness is the same for every token of the group; walking the signatures in counter order, each row
 is the previous one XOR the few groups that flipped (disjoint groups: OR is XOR, and XOR undoes itself).
 A state's loop tokens (token_loops.py) stay in the state: their groups, by delta, are built once per loop.
 """
@@ -51,7 +49,7 @@ class Counts:
     # Shared by the states' row builds: loop groups per loop class, distinct rows by content.
     loop_groups: dict[int, tuple[np.ndarray, ...]] = field(default_factory=dict, repr=False)
     distinct: dict[bytes, torch.Tensor] = field(default_factory=dict, repr=False)
-    py_live: dict[int, list[bool]] = field(default_factory=dict)
+    py_live: dict[int, np.ndarray] = field(default_factory=dict)
     ticks: memoryview = field(default_factory=lambda: memoryview(b""))  # flat like TokenAutomaton.flat
 
     # State for the on-disk constraint cache (disk_cache.py): memoryviews and tensors are not data, and
@@ -115,10 +113,13 @@ class Counts:
         counts.py_seg = seg.tolist()
         counts.py_live = _Lists(off, length, flat)
         counts.ticks = memoryview(np.ascontiguousarray(dfa.tick, dtype=np.uint8).reshape(-1))
+        for q in np.flatnonzero(seg >= 0).tolist():
+            counts._eager_rows(dfa, q, indptr, token_ids, next_state)
+            counts.built.add(q)
         return counts
 
     def signature(self, dfa: ByteDFA, label: int) -> np.ndarray | None:
-        """`sig[label]`, made on first use (None for a label no state has)."""
+        """`sig[label]`, made with its first row (None for a label no state has)."""
         found = self.sig.get(label)
         if found is None and label in self.reach:
             found = counter_signature(dfa, label, self.reach[label])
@@ -127,7 +128,7 @@ class Counts:
         return found
 
     def build_rows(self, auto, q: int) -> None:  # type: ignore[no-untyped-def]
-        """All rows of counted state `q` into the cache, once (a race builds them twice, equal)."""
+        """All rows of counted state `q` into the cache, once (at build; after a cache load, on first use)."""
         if q not in self.built:
             if self.seg[q] >= 0:
                 self._eager_rows(auto.dfa, q, auto.indptr, auto.token_ids, auto.next_state)
@@ -178,18 +179,27 @@ class Counts:
             inside = ks < self.length[q2]
             idx = np.where(inside, self.off[q2] + ks, 0)
             ok[:, stay] = inside & self.flat[idx]
-        row = np.zeros(self.n_words, dtype=np.int32)
-        prev = np.zeros(len(g_next), dtype=bool)
-        n_text = ok.astype(np.int64) @ sizes
-        for i, counter in enumerate(reps.tolist()):
-            for g in np.flatnonzero(ok[i] != prev).tolist():
-                row ^= bits[g]
-            prev = ok[i]
-            out = row.copy()
-            if dfa.is_accepting(q, counter):
+        n_text = (ok.astype(np.int64) @ sizes).tolist()
+        reps_list = reps.tolist()
+        accepts = np.array([dfa.is_accepting(q, c) for c in reps_list], dtype=bool)
+        # Signatures that allow the same groups (and EOS alike) share one row: most of a state's dozens
+        # of signatures differ only in groups no token reaches, so a few rows are built, not one each.
+        kinds, kind_of = np.unique(np.column_stack([ok, accepts]), axis=0, return_inverse=True)
+        tensors = []
+        for kind in kinds:
+            chosen = np.flatnonzero(kind[:-1])
+            out = (
+                np.bitwise_or.reduce(bits[chosen], axis=0)
+                if len(chosen)
+                else np.zeros(self.n_words, np.int32)
+            )
+            out = np.ascontiguousarray(out, dtype=np.int32)
+            if kind[-1]:
                 set_bits(out.view(np.uint32), self.eos)
-            tensor = distinct.setdefault(out.tobytes(), torch.from_numpy(out))
-            self.cache[(q, int(sig[counter]))] = (tensor, int(n_text[i]))
+            tensors.append(distinct.setdefault(out.tobytes(), torch.from_numpy(out)))
+        cache = self.cache
+        for i, k in enumerate(kind_of.reshape(-1).tolist()):
+            cache[(q, int(sig[reps_list[i]]))] = (tensors[k], n_text[i])
 
     def pairs(self, auto, q: int) -> tuple[np.ndarray, ...]:  # type: ignore[no-untyped-def]
         """(ids, next state, delta, exited) of every text token of `q`, loop tokens included, by id."""
@@ -233,14 +243,15 @@ class Counts:
 
 
 class _Lists(dict):
-    """`live` as Python lists, each made on first use (a long segment's tables hold millions of flags)."""
+    """`live` per state as views of the flat table, made on first use (a long segment's tables hold
+    millions of flags: Python lists of them took a tenth of a second to make)."""
 
     def __init__(self, off: np.ndarray, length: np.ndarray, flat: np.ndarray) -> None:
         super().__init__()
         self.off, self.length, self.flat = off, length, flat
 
-    def __missing__(self, q: int) -> list[bool]:
-        found = self[q] = self.flat[self.off[q] : self.off[q] + self.length[q]].tolist()
+    def __missing__(self, q: int) -> np.ndarray:
+        found = self[q] = self.flat[self.off[q] : self.off[q] + self.length[q]]
         return found
 
 
