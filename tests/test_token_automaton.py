@@ -391,6 +391,61 @@ def test_counted_strings_match_brute_force_with_ids_on_bit_31() -> None:
                 q, c = dfa.advance(q, c, toks[t])
 
 
+def test_counted_rows_survive_the_cache_state() -> None:
+    """All counter rows are built at compile time (no decoding step pays for one); a copy through the
+    cache's state (`__getstate__`: live flags as views made on first use) masks and steps as walking each
+    token's bytes does."""
+    from decc.grammars import compile_json_schema
+    from decc.grammars.tokens.matcher import Matcher
+    from decc.grammars.tokens.token_counts import Counts
+
+    toks: list[bytes | None] = [b'"', b"a", b"ab", b"\\", b"n", b'a"', b"aaa", b"\\n", b'"a', None]
+    vocab = Vocabulary.from_token_bytes(toks, eos_id=9)
+    dfa = compile_json_schema({"type": "string", "minLength": 2, "maxLength": 20})
+    auto = TokenAutomaton.build(dfa, vocab)
+    assert auto.counts is not None
+    assert auto.counts.built == {q for q in range(dfa.n_states) if dfa.seg[q] >= 0}
+    copy = Counts.__new__(Counts)
+    copy.__setstate__(auto.counts.__getstate__())
+    twin = TokenAutomaton(**{**auto.__dict__, "counts": copy})
+    rng = random.Random(0)
+    for _ in range(30):
+        m, m2, q, c = Matcher(auto), Matcher(twin), dfa.start, 0
+        for _ in range(30):
+            expected = {t for t, b in enumerate(toks) if b and dfa.advance(q, c, b)[0] >= 0}
+            expected |= {9} if dfa.is_accepting(q, c) else set()
+            for matcher in (m, m2):
+                row = torch.zeros(vocab.n_words, dtype=torch.int32)
+                matcher.fill_bitmask(row)
+                assert {t for t in range(10) if (int(row[0]) >> t) & 1} == expected, (q, c)
+            text = sorted(expected - {9})
+            if not text:
+                break
+            t = rng.choice(text)
+            assert m.advance(t) and m2.advance(t)
+            q, c = dfa.advance(q, c, toks[t])
+
+
+@given(
+    ids=st.lists(st.integers(0, 2), max_size=40).map(np.array),
+    runs=st.lists(st.integers(1, 12), min_size=1, max_size=5),
+    width=st.integers(1, 8),
+)
+@settings(max_examples=200, deadline=None)
+def test_window_ids_name_equal_windows_alike(ids: np.ndarray, runs: list[int], width: int) -> None:
+    """Counter signatures (counters.window_ids) against comparing the windows as tuples, on random ids and
+    on long runs (what live tables look like)."""
+    from decc.grammars.automata.counters import window_ids
+
+    for seq in (ids, np.repeat(np.arange(len(runs)) % 3, runs)):
+        got = window_ids(seq, width)
+        windows = [tuple(seq[c : c + width].tolist()) for c in range(len(seq) - width + 1)]
+        assert len(got) == len(windows)
+        for a in range(len(windows)):
+            for b in range(len(windows)):
+                assert (got[a] == got[b]) == (windows[a] == windows[b])
+
+
 def test_loop_tokens_are_implicit_and_exact() -> None:
     """States with many self-loop bytes keep their loop tokens out of the CSR (token_loops.py); edges,
     masks, counts and steps still agree with walking each token's bytes through the DFA."""

@@ -4,6 +4,7 @@ keyword and its JSON pointer (ignored with a warning when lenient)."""
 
 from __future__ import annotations
 
+import math
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -107,7 +108,15 @@ def _simpler(comp: Any, sub: Any, at: str, refs: tuple[str, ...], keep: Any) -> 
     """`sub` without the property schemas `keep` implies (`_without_implied`); `sub` itself if none."""
     target, _, _ = comp.deref(sub, at, refs, "peek")
     simpler = _without_implied(target, keep)
+    scalar = isinstance(keep, dict) and keep.get("type") in _SCALAR_TYPES
+    if scalar and isinstance(simpler, dict) and not ({"type", "$ref"} & simpler.keys()):
+        # keep's values are all of one scalar type: only sub's values of that type matter, and their
+        # automaton is a few states, not one over every JSON value (`not: {pattern}` on a string)
+        simpler = {**simpler, "type": keep["type"]}
     return sub if simpler == target else simpler
+
+
+_SCALAR_TYPES = ("string", "number", "integer", "boolean", "null")
 
 
 def _implies(keep: Any, sub: Any) -> bool:
@@ -139,6 +148,12 @@ def _difference(
     `keep` (`declare`), which must then name every key it constrains."""
     if keep is False:
         return _EMPTY
+    both = _double_negations(comp, keep, subs, ptr, refs)
+    if both is not None:
+        return both
+    # a union subtracted branch by branch: each automaton alone, not their union over every JSON value
+    # (MaskBench object7: 12,966 states for four propertyNames branches, each alone ~1,600)
+    subs = _union(comp, subs, refs, 0)
     subs = [(_simpler(comp, sub, at, refs, keep), at) for sub, at in subs]
     structural = _structural(comp, keep, subs, ptr, refs)
     if structural is not None:
@@ -168,6 +183,53 @@ def _difference(
             merged = {**merged, "additionalProperties": False}
         remove.append(regular_dfa(comp.schema(merged, at, refs), at, comp))
     return _minus(comp, comp.schema(keep, ptr, refs), remove, ptr, what)
+
+
+def _double_negations(
+    comp: Any, keep: Any, subs: list[tuple[Any, str]], ptr: str, refs: tuple[str, ...]
+) -> Node | None:
+    """`keep` minus the union of schemas that are each only `not: Y` is `keep` and every Y: compiled as that
+    conjunction, with no complement of a complement over every JSON value (MaskBench allany15: "not all
+    not all" of string patterns, seconds of automata of ~1,700 states). None where a subtracted schema is
+    not such a negation (after splitting anyOf and merging allOf), or decc cannot compile the conjunction."""
+    kept: list[Any] = []
+    try:
+        for sub, at in _union(comp, subs, refs, 0):
+            target = comp.deref(sub, at, refs, "peek")[0]
+            if isinstance(target, dict) and _assertions(target).keys() == {"allOf"}:
+                target = _merged(comp, [target], at, refs)
+            if not (isinstance(target, dict) and "not" in target and _assertions(target).keys() == {"not"}):
+                return None
+            kept.append(target["not"])
+        if math.prod(_alternatives(comp, y, ptr, refs) for y in kept) > MAX_DISTRIBUTED:
+            return None  # the conjunction would distribute over that many anyOf branches: a complement
+        return comp.schema({"allOf": [keep, *kept]}, ptr, refs)
+    except DeccError:
+        return None
+
+
+MAX_DISTRIBUTED = 8  # branches a double negation's conjunction may distribute into (allany15: 3^3)
+
+
+def _alternatives(comp: Any, s: Any, ptr: str, refs: tuple[str, ...]) -> int:
+    """How many branches `s` adds to a conjunction it joins: its anyOf's (nested ones flattened), or 1."""
+    return max(1, len(_union(comp, [(s, ptr)], refs, 0)))
+
+
+def _union(
+    comp: Any, subs: list[tuple[Any, str]], refs: tuple[str, ...], depth: int
+) -> list[tuple[Any, str]]:
+    """`subs` with each schema that is only an `anyOf` split into its branches (a union is subtracted
+    branch by branch), a few levels deep."""
+    out = []
+    for sub, at in subs:
+        target = comp.deref(sub, at, refs, "peek")[0]
+        branches = target.get("anyOf") if isinstance(target, dict) else None
+        if depth < 4 and isinstance(branches, list) and _assertions(target).keys() == {"anyOf"}:
+            out += _union(comp, [(b, f"{at}/anyOf/{i}") for i, b in enumerate(branches)], refs, depth + 1)
+        else:
+            out.append((sub, at))
+    return out
 
 
 _FLAT = frozenset({"type", "properties", "required", "additionalProperties"})

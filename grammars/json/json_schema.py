@@ -1287,11 +1287,17 @@ class _Compiler:
         fmt_hi = MAX_LENGTHS.get(s.get("format"))
         if fmt_hi is not None:
             hi = fmt_hi if hi is None else min(hi, fmt_hi)
-        if hi is not None and hi < lo:
-            return NOTHING
         bodies: list[Node] = []
         for p in patterns_of(s):  # several after an allOf merge: the intersection (json_allof)
-            bodies.append(self.pattern(p, f"{ptr}/pattern"))
+            counted = counted_class(p)
+            if counted is None:
+                bodies.append(self.pattern(p, f"{ptr}/pattern"))
+                continue
+            item, m, n = counted  # `^C{m,n}$`: any string of C, its length counted as maxLength is
+            lo, hi = max(lo, m), n if hi is None else min(hi, n)
+            bodies.append(_to_json_string_body(Repeat(item, 0, None)))
+        if hi is not None and hi < lo:
+            return NOTHING
         fmt = s.get("format")
         if fmt in FORMATS:
             bodies.append(_format_body(fmt))
@@ -1433,6 +1439,8 @@ class _Compiler:
         required = set(s.get("required", []))
         patterns: dict = s.get("patternProperties", {})
         addl = s.get("additionalProperties", True)
+        if _vacuous(addl):  # any key takes any value: a pattern whose schema asserts nothing changes nothing
+            patterns = {p: v for p, v in patterns.items() if not _vacuous(v)}
         names = list(props)
         for r in [r for r in dict.fromkeys(s.get("required", [])) if r not in props]:
             names.append(r)  # required but undeclared: any value (or additionalProperties / patterns)
@@ -1465,7 +1473,9 @@ class _Compiler:
         if patterns:
             pp = f"{ptr}/patternProperties"
             overlap = (
-                len(patterns) > 1 and len({json.dumps(v, sort_keys=True) for v in patterns.values()}) > 1
+                len(patterns) > 1
+                and len({json.dumps(v, sort_keys=True) for v in patterns.values()}) > 1
+                and not _patterns_apart(tuple(patterns), pp)
             )
             bodies = {p: self.pattern(p, f"{pp}/{_esc(p)}") for p in patterns}
             # declared names are written as declared members, never again as extras
@@ -1688,10 +1698,60 @@ def _search(pattern: str, name: str, ptr: str) -> bool:
         raise UnsupportedSchema(f"pattern {pattern!r} not supported", "patternProperties", ptr) from None
 
 
+def _patterns_apart(patterns: tuple[str, ...], ptr: str) -> bool:
+    """Can no key match two of `patterns`? Proven cheaply where each pair has an anchored literal
+    (`^billing_id$`) that the other pattern does not match; then no region of overlapping patterns is built
+    (2^n products of key languages). False where unproven."""
+    literals = [anchored_literal(p) for p in patterns]
+    for i, p in enumerate(patterns):
+        for j in range(i + 1, len(patterns)):
+            lit, other = (literals[i], patterns[j]) if literals[i] is not None else (literals[j], p)
+            if lit is None or _search(other, lit, ptr):
+                return False
+    return True
+
+
+@lru_cache(maxsize=1024)
+def anchored_literal(pattern: str) -> str | None:
+    """The one string `pattern` matches when it is `^` literal characters `$`, else None."""
+    start, end, top_bar = _anchors(pattern)
+    if not (start and end) or top_bar:
+        return None
+    try:
+        node = parse_regex(pattern, ecma=True)
+    except RegexError:
+        return None
+    chars = []
+    for item in node.items if isinstance(node, Concat) else (node,):
+        if not (
+            isinstance(item, CharSet) and len(item.ranges) == 1 and item.ranges[0][0] == item.ranges[0][1]
+        ):
+            return None
+        chars.append(chr(item.ranges[0][0]))
+    return "".join(chars) or None
+
+
 @lru_cache(maxsize=64)
 def _search_dfa(pattern: str) -> ByteDFA:
     anything = Repeat(CharSet(negate(())), 0, None)  # any character, newlines included
     return dfa_from_nfa(build_nfa(_search_node(pattern, lambda n: n, anything), DEFAULT_LIMITS))
+
+
+@lru_cache(maxsize=1024)
+def counted_class(pattern: str) -> tuple[CharSet, int, int] | None:
+    """(C, m, n) when `pattern` is exactly `^C{m,n}$` (one character class) with n >= COUNT_FROM: the same
+    language as strings of C with minLength m and maxLength n, which a counter enforces in a few states
+    where the repeat would unroll into n (`^[\\w-]{1,255}$` made thousands of DFA states)."""
+    start, end, top_bar = _anchors(pattern)
+    if not (start and end) or top_bar:
+        return None
+    try:
+        node = parse_regex(pattern, ecma=True)
+    except RegexError:
+        return None
+    if isinstance(node, Repeat) and isinstance(node.item, CharSet) and node.max is not None:
+        return (node.item, node.min, node.max) if node.max >= COUNT_FROM else None
+    return None
 
 
 def _search_node(pattern: str, node_of: Callable[[Node], Node], anything: Node) -> Node:
@@ -1726,6 +1786,11 @@ def _without_strings(v: Any) -> bool:
 
 def _constraining(s: dict) -> bool:
     return any(not is_annotation(k) for k in s)
+
+
+def _vacuous(s: Any) -> bool:
+    """A subschema any JSON value is valid under: `true`, or an object of annotations only."""
+    return s is True or (isinstance(s, dict) and not _constraining(s))
 
 
 @lru_cache(maxsize=1024)

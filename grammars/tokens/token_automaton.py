@@ -203,14 +203,24 @@ class TokenAutomaton:
         loop_of, loops = loop_classes(dfa, vocab)
         loop_bits = np.stack([lp.bits for lp in loops]) if loops else np.zeros((0, vocab.n_words), np.uint32)
         walk = _walk_chunks(dfa, vocab, max(1, _CHUNK // width), loop_of, loops)
+        # counted pairs: (delta, exited) packed below the sort key; delta <= the longest token's length
+        spare = 2 * (int(vocab.packed[1].max(initial=0)) + 1)
         for lo, hi, src, tok, dst, *extra in walk:
             # Sort the pairs by (state, token id): the CSR order. Work follows the live pairs, not
             # states x vocabulary (most JSON states allow a handful of tokens).
             # One int64 key per pair, (row, token, next state), sorted in place: no argsort and gathers.
             # Bounded: rows < _CHUNK // width, so row * width * (n + 1) stays far below 2**63.
             key = ((src.astype(np.int64) - lo) * width + tok) * (n + 1) + dst
-            if extra:  # counter data rides along: sort by permutation instead
-                order = np.argsort(key, kind="stable")
+            if extra and (hi - lo) * width * (n + 1) * spare < 2**62 and extra[0].max(initial=0) < spare // 2:
+                # counter data rides along in the low digits: (state, token) pairs are unique, so the
+                # sorted keys give the CSR order with no argsort and gathers (a quarter of the build)
+                delta, exited = extra
+                key = (key * (spare // 2) + delta) * 2 + exited
+                key.sort()
+                key, low = np.divmod(key, spare)
+                extra_parts.append(((low >> 1).astype(np.int32), (low & 1).astype(bool)))
+            elif extra:  # too wide to pack: sort by permutation
+                order = np.argsort(key)  # unique keys: any sort is the stable one
                 key = key[order]
                 extra_parts.append(tuple(e[order] for e in extra))
             else:

@@ -5,8 +5,8 @@ still be left within bounds, `live[next][c + delta]`) or leaves it (allowed when
 The row for counter c therefore depends only on the live/in-bounds pattern over c .. c + W (W: the most
 characters one token adds there): its signature. Far from the bounds every c has the same signature, so
 a state needs a few dozen rows at most. They are all built at compile time, so that no decoding step pays
-for one: a state's tokens fall into disjoint groups of equal (leaves, next state, delta), whose
-allowedness is the same for every token of the group; walking the signatures in counter order, each row
+for one (built on a state's first mask instead, the first visits of long strings took up to 280 ms): a
+state's tokens fall into disjoint groups of equal (leaves, next state, delta), whose allowedness is the same for every token of the group; walking the signatures in counter order, each row
 is the previous one XOR the few groups that flipped (disjoint groups: OR is XOR, and XOR undoes itself).
 A state's loop tokens (token_loops.py) stay in the state: their groups, by delta, are built once per loop.
 """
@@ -42,8 +42,14 @@ class Counts:
     cache: dict[tuple[int, int], tuple[torch.Tensor, int]] = field(default_factory=dict)
     # Python-list copies for the per-token byte walk (TokenAutomaton.step): faster than numpy scalars.
     py_seg: list[int] = field(default_factory=list)
-    py_sig: dict[int, list[int]] = field(default_factory=dict)
-    py_live: dict[int, list[bool]] = field(default_factory=dict)
+    py_sig: dict[int, list[int]] = field(default_factory=dict)  # `sig` as lists, filled with it
+    # The most characters one token adds per label (the signature's reach): `sig` is made on first use.
+    reach: dict[int, int] = field(default_factory=dict)
+    built: set[int] = field(default_factory=set)  # states whose rows are all in `cache`
+    # Shared by the states' row builds: loop groups per loop class, distinct rows by content.
+    loop_groups: dict[int, tuple[np.ndarray, ...]] = field(default_factory=dict, repr=False)
+    distinct: dict[bytes, torch.Tensor] = field(default_factory=dict, repr=False)
+    py_live: dict[int, np.ndarray] = field(default_factory=dict)
     ticks: memoryview = field(default_factory=lambda: memoryview(b""))  # flat like TokenAutomaton.flat
 
     # State for the on-disk constraint cache (disk_cache.py): memoryviews and tensors are not data, and
@@ -51,6 +57,9 @@ class Counts:
     # rows plus an index per key, and come back as views of one array (shared, never written to).
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
+        state["loop_groups"], state["distinct"] = {}, {}  # rebuilt as rows are (tensors are not data)
+        state["built"] = frozenset(self.built)
+        del state["py_live"]  # made again from off/length/flat, on first use
         keys = list(self.cache)
         distinct, index = dedup_rows([self.cache[k][0].numpy() for k in keys], self.n_words)
         state["cache"] = (keys, [self.cache[k][1] for k in keys], distinct, index)
@@ -62,6 +71,8 @@ class Counts:
         rows = list(torch.from_numpy(np.array(distinct, dtype=np.int32)).unbind(0))
         state["cache"] = {k: (rows[j], n) for k, j, n in zip(keys, index.tolist(), n_text, strict=True)}
         state["ticks"] = memoryview(np.ascontiguousarray(state["ticks"], dtype=np.uint8))
+        state["built"] = set(state["built"])
+        state["py_live"] = _Lists(state["off"], state["length"], state["flat"])
         self.__dict__.update(state)
 
     @classmethod
@@ -83,29 +94,45 @@ class Counts:
         delta, exited = cat
         off, length, flat = live_layout(dfa.live, n)
         seg = np.asarray(dfa.seg)
-        sig: dict[int, np.ndarray] = {}
         pair_state = np.repeat(np.arange(n), np.diff(indptr))
         loop_w = np.array([int(lp.ticks.max(initial=0)) for lp in loops] + [0], dtype=np.int64)
+        # per label, the most characters one token adds: delta's maximum over the label's pairs
+        most = np.zeros(len(dfa.bounds) + 1, dtype=np.int64)  # index -1: pairs outside segments
+        np.maximum.at(most, seg[pair_state], delta.astype(np.int64))
+        reach = {}
         for label in range(len(dfa.bounds)):
             qs = np.flatnonzero(seg == label)
-            if not len(qs):
-                continue
-            w = max(int(delta[seg[pair_state] == label].max(initial=0)), int(loop_w[loop_of[qs]].max()))
-            sig[label] = counter_signature(dfa, label, w)
+            if len(qs):
+                reach[label] = max(int(most[label]), int(loop_w[loop_of[qs]].max()))
         for a in (delta, exited):
             a.setflags(write=False)
         counts = cls(
-            seg, dfa.bounds, delta, exited, off, length, flat, sig, vocab.n_words, eos, loop_of, loops
+            seg, dfa.bounds, delta, exited, off, length, flat, {}, vocab.n_words, eos, loop_of, loops
         )
+        counts.reach = reach
         counts.py_seg = seg.tolist()
-        counts.py_sig = {label: v.tolist() for label, v in sig.items()}
-        counts.py_live = {q: v.tolist() for q, v in dfa.live.items()}
+        counts.py_live = _Lists(off, length, flat)
         counts.ticks = memoryview(np.ascontiguousarray(dfa.tick, dtype=np.uint8).reshape(-1))
-        loop_groups: dict[int, tuple[np.ndarray, ...]] = {}
-        distinct: dict[bytes, torch.Tensor] = {}  # most rows repeat (copies of one string): store each once
         for q in np.flatnonzero(seg >= 0).tolist():
-            counts._eager_rows(dfa, q, indptr, token_ids, next_state, loop_groups, distinct)
+            counts._eager_rows(dfa, q, indptr, token_ids, next_state)
+            counts.built.add(q)
         return counts
+
+    def signature(self, dfa: ByteDFA, label: int) -> np.ndarray | None:
+        """`sig[label]`, made with its first row (None for a label no state has)."""
+        found = self.sig.get(label)
+        if found is None and label in self.reach:
+            found = counter_signature(dfa, label, self.reach[label])
+            self.py_sig[label] = found.tolist()
+            self.sig[label] = found  # last: a reader that sees it in `sig` finds `py_sig` too
+        return found
+
+    def build_rows(self, auto, q: int) -> None:  # type: ignore[no-untyped-def]
+        """All rows of counted state `q` into the cache, once (at build; after a cache load, on first use)."""
+        if q not in self.built:
+            if self.seg[q] >= 0:
+                self._eager_rows(auto.dfa, q, auto.indptr, auto.token_ids, auto.next_state)
+            self.built.add(q)
 
     def _eager_rows(
         self,
@@ -114,11 +141,10 @@ class Counts:
         indptr: np.ndarray,
         token_ids: np.ndarray,
         next_state: np.ndarray,
-        loop_groups: dict[int, tuple[np.ndarray, ...]],
-        distinct: dict[bytes, torch.Tensor],
     ) -> None:
         """Every row state `q` can need (one per signature of its live counters), into the cache."""
-        sig = self.sig.get(int(self.seg[q]))
+        loop_groups, distinct = self.loop_groups, self.distinct  # most rows repeat: each stored once
+        sig = self.signature(dfa, int(self.seg[q]))
         live = dfa.live.get(q)
         if sig is None or live is None:
             return
@@ -153,18 +179,27 @@ class Counts:
             inside = ks < self.length[q2]
             idx = np.where(inside, self.off[q2] + ks, 0)
             ok[:, stay] = inside & self.flat[idx]
-        row = np.zeros(self.n_words, dtype=np.int32)
-        prev = np.zeros(len(g_next), dtype=bool)
-        n_text = ok.astype(np.int64) @ sizes
-        for i, counter in enumerate(reps.tolist()):
-            for g in np.flatnonzero(ok[i] != prev).tolist():
-                row ^= bits[g]
-            prev = ok[i]
-            out = row.copy()
-            if dfa.is_accepting(q, counter):
+        n_text = (ok.astype(np.int64) @ sizes).tolist()
+        reps_list = reps.tolist()
+        accepts = np.array([dfa.is_accepting(q, c) for c in reps_list], dtype=bool)
+        # Signatures that allow the same groups (and EOS alike) share one row: most of a state's dozens
+        # of signatures differ only in groups no token reaches, so a few rows are built, not one each.
+        kinds, kind_of = np.unique(np.column_stack([ok, accepts]), axis=0, return_inverse=True)
+        tensors = []
+        for kind in kinds:
+            chosen = np.flatnonzero(kind[:-1])
+            out = (
+                np.bitwise_or.reduce(bits[chosen], axis=0)
+                if len(chosen)
+                else np.zeros(self.n_words, np.int32)
+            )
+            out = np.ascontiguousarray(out, dtype=np.int32)
+            if kind[-1]:
                 set_bits(out.view(np.uint32), self.eos)
-            tensor = distinct.setdefault(out.tobytes(), torch.from_numpy(out))
-            self.cache[(q, int(sig[counter]))] = (tensor, int(n_text[i]))
+            tensors.append(distinct.setdefault(out.tobytes(), torch.from_numpy(out)))
+        cache = self.cache
+        for i, k in enumerate(kind_of.reshape(-1).tolist()):
+            cache[(q, int(sig[reps_list[i]]))] = (tensors[k], n_text[i])
 
     def pairs(self, auto, q: int) -> tuple[np.ndarray, ...]:  # type: ignore[no-untyped-def]
         """(ids, next state, delta, exited) of every text token of `q`, loop tokens included, by id."""
@@ -192,6 +227,8 @@ class Counts:
         return ok
 
     def row(self, auto, state: int, c: int) -> tuple[torch.Tensor, int]:  # type: ignore[no-untyped-def]
+        if state not in self.built:
+            self.build_rows(auto, state)
         sig = self.py_sig.get(self.py_seg[state])
         key = (state, sig[c] if sig is not None and 0 <= c < len(sig) else -1 - c)
         hit = self.cache.get(key)
@@ -203,6 +240,19 @@ class Counts:
                 set_bits(row, self.eos)
             hit = self.cache[key] = (torch.from_numpy(row.view(np.int32)), len(toks))
         return hit
+
+
+class _Lists(dict):
+    """`live` per state as views of the flat table, made on first use (a long segment's tables hold
+    millions of flags: Python lists of them took a tenth of a second to make)."""
+
+    def __init__(self, off: np.ndarray, length: np.ndarray, flat: np.ndarray) -> None:
+        super().__init__()
+        self.off, self.length, self.flat = off, length, flat
+
+    def __missing__(self, q: int) -> np.ndarray:
+        found = self[q] = self.flat[self.off[q] : self.off[q] + self.length[q]]
+        return found
 
 
 def _groups(nxt: np.ndarray, delta: np.ndarray, ids: np.ndarray, n_words: int) -> tuple[np.ndarray, ...]:
