@@ -110,9 +110,9 @@ class Track:
         if m is not None and not m.advance(token):
             raise InternalError(f"the matcher refused token {token} that its own bitmask allowed")
         self.tokens.append(token)
-        if scanner is not None and self.detok is not None:
+        if self.detok is not None:  # kept where the text is read: stop rules, or an SMC potential
             delta = self.detok.push(token)
-            if delta and scanner.scan(self.detok.text, len(delta)):
+            if delta and scanner is not None and scanner.scan(self.detok.text, len(delta)):
                 cut = cut_at_stop(tokenizer, self.tokens, scanner)
                 if cut is not None:
                     keep, rest, text = cut
