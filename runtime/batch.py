@@ -30,8 +30,8 @@ from .engine import Engine, PastKV
 from .executor import ProgramRun, Result, bind_inputs, sampling_params, step_rules
 from .masking import RowMasker, masked_copy
 from .model import LanguageModel
-from .sampling import SamplingParams, Stream, draw_rows, make_generator, next_key
-from .step import Generation, StepRules, Track
+from .sampling import SamplingParams, Stream, make_generator
+from .step import Generation, StepRules, Track, draw
 
 __all__ = ["PastKV", "RowSpec", "execute_batch", "generate_rows"]
 
@@ -158,18 +158,14 @@ def _decode_on_host(
     bitmask = host.bitmask(live)
     with ThreadPoolExecutor(1, thread_name_prefix="decc-mask") as pool:
         while live:
-            lse = torch.logsumexp(logits.float(), dim=-1)
             ending = {
                 r
                 for r, i in enumerate(live)
                 if rows[i].rules.stop_entropy is not None
                 and tracks[i].entropy_stop(_masked_row(logits, bitmask, r), rows[i].sampling, rows[i].rules)
             }
-            drawn = draw_rows(
-                logits, bitmask, [rows[i].sampling for i in live], [next_key(rows[i].generator) for i in live]
-            ).tokens
-            picked = (logits.gather(1, drawn[:, None].to(device))[:, 0].float() - lse).tolist()
-            ids = drawn.tolist()
+            drawn = draw(logits, bitmask, [rows[i].sampling for i in live], [rows[i].generator for i in live])
+            ids, picked = drawn.ids, drawn.raw
             go = [
                 r
                 for r, i in enumerate(live)
@@ -188,7 +184,7 @@ def _decode_on_host(
                 if len(go) < len(live):
                     engine.select_rows(cache, keep)
                     mask, positions = mask[keep], positions[keep]
-                feed = drawn.to(device)[keep]
+                feed = drawn.tokens[keep]
                 mask = torch.cat([mask, torch.ones((len(go), 1), dtype=mask.dtype, device=device)], dim=1)
                 positions = positions[:, -1:] + 1
                 if not overlap:

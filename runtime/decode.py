@@ -23,7 +23,7 @@ from .drafts import Drafter
 from .masking import RowMasker, masked_copy
 from .model import LanguageModel
 from .sampling import SamplingParams, Stream, make_generator, sample
-from .step import Generation, StepRules, TokenMatcher, Track, finished
+from .step import Generation, StepRules, TokenMatcher, Track, draw, finished
 
 __all__ = ["DecodeSession"]
 
@@ -261,8 +261,8 @@ class DecodeSession:
         entropy = rules.stop_entropy is not None
         healing = len(matcher.pending) if isinstance(matcher, HealingMatcher) else 0  # bytes left to re-spell
         logits = self._next_logits()
+        params, streams = [sampling], [generator]
         for _ in range(rules.max_tokens + healing):  # the track finishes first: this only bounds the loop
-            lse = torch.logsumexp(logits.float(), 0)  # no copy for float32 models
             bitmask = self._masker.bitmask([track.matcher], track.no_eos(rules), track.budget(rules))
             masked = logits
             if bitmask is not None and (cursor is not None or entropy):
@@ -271,9 +271,11 @@ class DecodeSession:
                 break
             if cursor is not None:
                 token = _aligned_sample(cursor, logits, masked, sampling, generator)
+                raw = float(logits[token] - torch.logsumexp(logits.float(), 0))
             else:
-                token = sample(logits, sampling, generator, bitmask)
-            finish = track.extend(token, float(logits[token] - lse), rules, scanner, tok)
+                drawn = draw(logits[None], bitmask, params, streams)
+                token, raw = drawn.ids[0], drawn.raw[0]
+            finish = track.extend(token, raw, rules, scanner, tok)
             if finish == "eos":
                 break
             if finish == "stop":  # the context's tail becomes the cut text's tokens

@@ -34,11 +34,10 @@ import torch
 
 from .decode import DecodeSession
 from .detokenize import IncrementalDetokenizer
-from .kernels.bitmask import apply_token_bitmask_inplace
-from .masking import RowMasker
+from .masking import RowMasker, masked_copy
 from .rewards import Scorer
-from .sampling import SamplingParams, Stream, draw_rows, next_key
-from .step import Hypothesis, StepRules, Track
+from .sampling import SamplingParams, Stream
+from .step import Hypothesis, StepRules, Track, draw
 
 __all__ = ["BestOfRun", "FirstFinishRun", "ParticlePolicy", "SMCRun", "run_particles"]
 
@@ -207,21 +206,18 @@ def run_particles(
         logits = session.fork(n)
         step = 0
         while True:
-            lse = torch.logsumexp(logits.float(), dim=-1)
             budget = rules.max_tokens - step
             bitmask = masker.bitmask([tracks[i].matcher for i in live], rules.no_eos(step), budget)
-            if rules.stop_entropy is not None and bitmask is not None:
-                apply_token_bitmask_inplace(logits, bitmask)  # the entropy rule reads the masked rows
-                bitmask = None
-            keys = [next_key(generator) for _ in live]
-            drawn = draw_rows(logits, bitmask, [sampling] * len(live), keys)
-            raw = (logits.gather(1, drawn.tokens[:, None])[:, 0].float() - lse).tolist()
-            tokens, logq = drawn.tokens.tolist(), drawn.logprob.tolist()
+            entropy = rules.stop_entropy is not None and bitmask is not None
+            masked = masked_copy(logits, bitmask) if entropy else logits  # the entropy rule reads these
+            drawn = draw(logits, bitmask, [sampling] * len(live), [generator] * len(live))
+            tokens, raw = drawn.ids, drawn.raw
+            logq = drawn.logq.tolist() if drawn.logq is not None else [0.0] * len(live)
             ended: list[int] = []
             for r, i in enumerate(live):
                 tr = tracks[i]
                 seat[i] = (r, step)
-                if rules.stop_entropy is not None and tr.entropy_stop(logits[r], sampling, rules):
+                if rules.stop_entropy is not None and tr.entropy_stop(masked[r], sampling, rules):
                     ended.append(i)
                     continue
                 finish = tr.extend(tokens[r], raw[r], rules, scanner, tok)

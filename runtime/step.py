@@ -4,8 +4,9 @@ when it ends, whatever policy drew its token.
 Called by the one-stream loop (decode.py `DecodeSession._decode`), beam search (beam.py), the particle
 policies (particles.py: best-of-n, first-finish, SMC), the batched host loop (batch.py) and the
 device-resident loop's replay (device_loop.py). Each loop masks its rows (masking.py `RowMasker`, with
-`Track.no_eos` / `Track.budget`), draws a token per row, and hands it to `Track.extend` with the model's raw
-log-probability; `Track.entropy_stop` is asked before the draw. The step guarantees, in every loop:
+`Track.no_eos` / `Track.budget`), draws a token per row (`draw`; the device loop fuses it, ASAp reweights
+first) and hands it to `Track.extend` with the model's raw log-probability; `Track.entropy_stop` counts the
+masked row first. The step guarantees, in every loop:
 
 - EOS is allowed only where the constraint accepts and after `min_tokens` (never with `ignore_eos`); an EOS
   ends the value ("eos") and does not join its tokens;
@@ -20,8 +21,9 @@ log-probability; `Track.entropy_stop` is asked before the draw. The step guarant
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 import torch
 
@@ -30,7 +32,7 @@ from decc.grammars.tokens.healing import HealingMatcher
 from decc.grammars.tokens.vocab import decode_in_context, encode_in_context
 
 from .detokenize import IncrementalDetokenizer, StopScanner
-from .sampling import SamplingParams, entropy_run
+from .sampling import SamplingParams, Stream, draw_rows, entropy_run, next_key, no_token_allowed
 
 __all__ = [
     "FINISH_REASONS",
@@ -41,6 +43,7 @@ __all__ = [
     "TokenMatcher",
     "Track",
     "cut_at_stop",
+    "draw",
     "finished",
 ]
 
@@ -247,6 +250,41 @@ class Track:
     def generation(self, tokenizer: Any) -> Generation:
         text, finish = self.current_text(tokenizer), self.finish or "length"
         return Generation(tuple(self.tokens), text, self.logprob, finish, complete=self.complete())
+
+
+class Drawn(NamedTuple):
+    """One token per row: `tokens` on the logits' device (to feed back), `ids` on the host, `raw` each
+    token's log-probability under the model itself (temperature 1, no mask, no filter: what `Track.extend`
+    sums), `logq` under the distribution drawn from (None on the greedy path)."""
+
+    tokens: torch.Tensor
+    ids: list[int]
+    raw: list[float]
+    logq: torch.Tensor | None
+
+
+def draw(
+    logits: torch.Tensor,
+    bitmask: torch.Tensor | None,
+    params: Sequence[SamplingParams],
+    streams: Sequence[Stream | None],
+) -> Drawn:
+    """Mask, draw and score one token per row of raw `[B, V]` logits: under the row's bitmask (None: every
+    token), sampling parameters and random stream (its next key; greedy rows take none). Greedy ties go to
+    the lowest id."""
+    lse = torch.logsumexp(logits.float(), dim=-1)  # no copy for float32 logits
+    if bitmask is None and all(p.greedy for p in params):
+        # torch.max(dim) gives the first maximum like torch.argmax, at a third of its cost on CPU.
+        best, tokens = torch.max(logits, -1)
+        if bool((best == float("-inf")).any()):
+            raise no_token_allowed()
+        logq = None
+    else:
+        keys = [next_key(None if p.greedy else s) for p, s in zip(params, streams, strict=True)]
+        out = draw_rows(logits, bitmask, params, keys)
+        tokens, logq = out.tokens, out.logprob
+    raw = (logits.gather(1, tokens[:, None])[:, 0].float() - lse).tolist()
+    return Drawn(tokens, tokens.tolist(), raw, logq)
 
 
 def cut_at_stop(
