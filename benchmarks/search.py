@@ -38,7 +38,7 @@ from decc.grammars import Vocabulary, json_schema
 from decc.runtime.beam import beam_search
 from decc.runtime.decode import DecodeSession
 from decc.runtime.model import load_language_model
-from decc.runtime.tracks import StepRules
+from decc.runtime.step import StepRules
 
 PROMPTS = [
     "Explain how a rainbow forms, in a few sentences.",

@@ -37,7 +37,7 @@ from decc.runtime.batch import RowSpec, generate_rows
 from decc.runtime.device_loop import eligible
 from decc.runtime.model import LanguageModel, load_language_model, load_tokenizer
 from decc.runtime.sampling import GREEDY
-from decc.runtime.tracks import StepRules
+from decc.runtime.step import StepRules
 
 SCHEMA = {
     "type": "object",

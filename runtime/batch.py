@@ -23,17 +23,15 @@ from typing import Any
 import torch
 
 from decc.compiler.plan import Plan, PlanGen, Sampling, plan_gens
-from decc.grammars.tokens.healing import HealingMatcher
 
-from .decode import Generation
 from .detokenize import IncrementalDetokenizer
 from .device_loop import decode_on_device, eligible
 from .engine import Engine, PastKV
 from .executor import ProgramRun, Result, bind_inputs, sampling_params, step_rules
 from .masking import RowMasker, masked_copy
 from .model import LanguageModel
-from .sampling import SamplingParams, Stream, draw_rows, make_generator, next_key
-from .tracks import StepRules, Track
+from .sampling import SamplingParams, Stream, make_generator
+from .step import Generation, StepRules, Track, draw
 
 __all__ = ["PastKV", "RowSpec", "execute_batch", "generate_rows"]
 
@@ -157,46 +155,40 @@ def _decode_on_host(
     engine = lm.engine
     device = engine.device
     host = _HostWork(rows, tracks, RowMasker(engine.vocab_size, engine.eos_ids, device), lm.tokenizer)
-    bitmask = host.bitmask(live, 0)
-    step = 0
+    bitmask = host.bitmask(live)
     with ThreadPoolExecutor(1, thread_name_prefix="decc-mask") as pool:
         while live:
-            lse = torch.logsumexp(logits.float(), dim=-1)
             ending = {
                 r
                 for r, i in enumerate(live)
                 if rows[i].rules.stop_entropy is not None
-                and not host.healing(i)  # as alone: re-spelling a healed prompt is not the model unsure
                 and tracks[i].entropy_stop(_masked_row(logits, bitmask, r), rows[i].sampling, rows[i].rules)
             }
-            drawn = draw_rows(
-                logits, bitmask, [rows[i].sampling for i in live], [next_key(rows[i].generator) for i in live]
-            ).tokens
-            picked = (logits.gather(1, drawn[:, None].to(device))[:, 0].float() - lse).tolist()
-            ids = drawn.tolist()
+            drawn = draw(logits, bitmask, [rows[i].sampling for i in live], [rows[i].generator for i in live])
+            ids, picked = drawn.ids, drawn.raw
             go = [
                 r
                 for r, i in enumerate(live)
                 if r not in ending
                 and ids[r] not in rows[i].rules.eos_ids
-                and (host.healing(i) or step + 1 - host.free[i] < rows[i].rules.max_tokens)
-            ]  # a healing row's budget is known once its drawn token is taken (the host's extend says)
+                and (tracks[i].healing() or tracks[i].budget(rows[i].rules) > 1)
+            ]  # a healing row's budget is known once its drawn token is taken (the track's extend says)
 
             if overlap:
-                work = pool.submit(host.step, live, go, ending, ids, picked, step)
+                work = pool.submit(host.step, live, go, ending, ids, picked)
             else:  # on a CPU the forward needs the GIL between ops: the host's share goes first, inline
-                host.extend(live, ending, ids, picked, step)
+                host.extend(live, ending, ids, picked)
                 go = [r for r in go if tracks[live[r]].finish is None]
             if go:
                 keep = torch.tensor(go, dtype=torch.long, device=device)
                 if len(go) < len(live):
                     engine.select_rows(cache, keep)
                     mask, positions = mask[keep], positions[keep]
-                feed = drawn.to(device)[keep]
+                feed = drawn.tokens[keep]
                 mask = torch.cat([mask, torch.ones((len(go), 1), dtype=mask.dtype, device=device)], dim=1)
                 positions = positions[:, -1:] + 1
                 if not overlap:
-                    bitmask = host.bitmask([live[r] for r in go], step + 1)
+                    bitmask = host.bitmask([live[r] for r in go])
                 logits = engine.step(cache, feed, mask=mask, positions=positions)
             if overlap:
                 bitmask = work.result()
@@ -207,7 +199,6 @@ def _decode_on_host(
                 logits, mask, positions = logits[keep], mask[keep], positions[keep]
                 bitmask = bitmask[keep] if bitmask is not None else None
             live = [live[go[k]] for k in still]
-            step += 1
 
 
 @dataclass
@@ -219,51 +210,33 @@ class _HostWork:
     masker: RowMasker
     tokenizer: Any
     scanners: list[Any] = field(init=False)
-    # Per row: tokens that only re-spelled a healed prompt's text (not counted against budget, min_tokens).
-    free: list[int] = field(init=False)
 
     def __post_init__(self) -> None:
         self.scanners = [r.rules.scanner() for r in self.rows]
-        self.free = [0] * len(self.rows)
 
-    def healing(self, i: int) -> bool:
-        """Whether row `i` still re-spells a healed prompt's text (its budget is not yet known)."""
-        m = self.tracks[i].matcher
-        return isinstance(m, HealingMatcher) and m.healing
-
-    def extend(
-        self, live: list[int], ending: set[int], ids: list[int], picked: list[float], step: int
-    ) -> None:
+    def extend(self, live: list[int], ending: set[int], ids: list[int], picked: list[float]) -> None:
         for r, i in enumerate(live):
-            if r in ending:
-                continue
-            tr, rules = self.tracks[i], self.rows[i].rules
-            tr.extend(ids[r], picked[r], rules, self.scanners[i], self.tokenizer)
-            m = tr.matcher
-            if isinstance(m, HealingMatcher):
-                self.free[i] = m.free
-                if not m.healing:  # re-spelled: the constraint alone from here (None: no mask at all)
-                    tr.matcher = m.inner
-            if tr.finish is None and step + 1 - self.free[i] >= rules.max_tokens:
-                tr.finish = "length"
+            if r not in ending:
+                self.tracks[i].extend(ids[r], picked[r], self.rows[i].rules, self.scanners[i], self.tokenizer)
 
-    def bitmask(self, going: list[int], step: int) -> torch.Tensor | None:
-        """The bitmask of step `step` for the rows `going`."""
+    def bitmask(self, going: list[int]) -> torch.Tensor | None:
+        """The next step's bitmask for the rows `going`."""
+        tracks = [self.tracks[i] for i in going]
         rules = [self.rows[i].rules for i in going]
         return self.masker.bitmask(
-            [self.tracks[i].matcher for i in going],
-            [r.no_eos(step - self.free[i]) for i, r in zip(going, rules, strict=True)],
-            [r.max_tokens - (step - self.free[i]) for i, r in zip(going, rules, strict=True)],
+            [t.matcher for t in tracks],
+            [t.no_eos(r) for t, r in zip(tracks, rules, strict=True)],
+            [t.budget(r) for t, r in zip(tracks, rules, strict=True)],
         )
 
     @torch.inference_mode()
     def step(
-        self, live: list[int], go: list[int], ending: set[int], ids: list[int], picked: list[float], step: int
+        self, live: list[int], go: list[int], ending: set[int], ids: list[int], picked: list[float]
     ) -> torch.Tensor | None:
         """Both, on the worker thread beside the forward pass. Inference mode is per thread, and the
         buffers were made under it, so the worker enters it too."""
-        self.extend(live, ending, ids, picked, step)
-        return self.bitmask([live[r] for r in go], step + 1)
+        self.extend(live, ending, ids, picked)
+        return self.bitmask([live[r] for r in go])
 
 
 def _masked_row(logits: torch.Tensor, bitmask: torch.Tensor | None, r: int) -> torch.Tensor:

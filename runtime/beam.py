@@ -26,7 +26,7 @@ only rows whose beam changed are copied.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -36,7 +36,7 @@ from decc.errors import InternalError
 from .decode import DecodeSession
 from .detokenize import IncrementalDetokenizer
 from .masking import RowMasker
-from .tracks import Hypothesis, StepRules, Track
+from .step import Hypothesis, StepRules, Track
 
 __all__ = ["beam_search"]
 
@@ -44,11 +44,20 @@ _NEG_INF = float("-inf")
 _BIG = 1.0e9
 
 
+class _Done(NamedTuple):
+    """A finished hypothesis with where it was drawn: its parent's cache row and the step."""
+
+    score: float
+    track: Track
+    row: int
+    step: int
+
+
 @dataclass
 class _Group:
-    rows: list[Track | None]
+    rows: list[Track | None]  # the running beams: beam i of group g sits in cache row g * width + i
     scores: list[float]
-    finished: list[tuple[float, Track]] = field(default_factory=list)
+    finished: list[_Done] = field(default_factory=list)
     open: bool = True  # transformers' is_early_stop_heuristic_unsatisfied
 
     def done(self, width: int, early: bool) -> bool:
@@ -78,7 +87,7 @@ def beam_search(
     k = max(2, 1 + len(rules.eos_ids)) * wg
     masker = RowMasker(session.lm.vocab_size, rules.eos_ids, session._device)
     identity = torch.arange(width, device=session._device)
-    cut: list[tuple[float, Track]] = []  # candidates the constraint did not accept when max_tokens ran out
+    cut: list[_Done] = []  # candidates the constraint did not accept when max_tokens ran out
     with torch.inference_mode():
         logits = session.fork(width)
         step = 0
@@ -105,7 +114,7 @@ def beam_search(
                 top_b, top_t = top_i // vocab, top_i % vocab
                 raw = logp[gi * wg + top_b, top_t].tolist()  # unpenalized: what the tokens cost the model
                 running: list[tuple[int, float, Track, int]] = []
-                new_done: list[tuple[float, Track]] = []
+                new_done: list[_Done] = []
                 for j, (score, b, t) in enumerate(
                     zip(top_s.tolist(), top_b.tolist(), top_t.tolist(), strict=True)
                 ):
@@ -117,24 +126,22 @@ def beam_search(
                     if len(running) >= wg and j >= wg:
                         break  # nothing below here can run or finish
                     child = parent.fork()
-                    child.row, child.step = gi * wg + b, step
-                    finish = child.extend(t, raw[j], rules, scanner, tok)
-                    if finish is None and not last:
+                    finish = child.extend(t, raw[j], rules, scanner, tok)  # "length" at the last step
+                    if finish is None:
                         if len(running) < wg:
                             running.append((b, score, child, t))
                         continue
-                    if finish is None:
-                        child.finish = "length"
-                        if child.matcher is not None and not child.matcher.is_accepting():
-                            if j < wg:  # cut off mid-value: not an answer unless there is no other
-                                cut.append((score / ((step + 1) ** params.length_penalty), child))
-                            continue
+                    done = _Done(score / ((step + 1) ** params.length_penalty), child, gi * wg + b, step)
+                    if finish == "length" and not child.complete():
+                        if j < wg:  # cut off mid-value: not an answer unless there is no other
+                            cut.append(done)
+                        continue
                     if j < wg:
-                        new_done.append((score / ((step + 1) ** params.length_penalty), child))
+                        new_done.append(done)
                 full = params.early_stopping and len(g.finished) == wg
                 if new_done and g.open and not full:
                     merged = g.finished + new_done
-                    merged.sort(key=lambda e: -e[0])  # stable: earlier entries win ties
+                    merged.sort(key=lambda d: -d.score)  # stable: earlier entries win ties
                     g.finished = merged[:wg]
                 g.rows = [c for _, _, c, _ in running] + [None] * (wg - len(running))
                 g.scores = [s for _, s, _, _ in running] + [_NEG_INF] * (wg - len(running))
@@ -151,31 +158,26 @@ def beam_search(
                     )
                 continues = continues or bool(running)
                 best = g.scores[0] / ((step + 1) ** params.length_penalty) if running else _NEG_INF
-                worst = min(s for s, _ in g.finished) if len(g.finished) == wg else -_BIG
+                worst = min(d.score for d in g.finished) if len(g.finished) == wg else -_BIG
                 g.open = g.open and best > worst
             if last or not continues or all(g.done(wg, params.early_stopping) for g in groups):
                 break
             rows = torch.tensor(src, device=session._device)
             session.select_rows(rows, identity)
-            for gi, g in enumerate(groups):
-                for i, t in enumerate(g.rows):
-                    if t is not None:
-                        t.row = gi * wg + i
             logits = session.step_rows(torch.tensor(next_tokens, device=session._device))
             step += 1
-    finished = sorted((e for g in groups for e in g.finished), key=lambda e: -e[0])
+    finished = sorted((d for g in groups for d in g.finished), key=lambda d: -d.score)
     if not finished:  # no beam completed a value within max_tokens: the best ones cut off
-        finished = sorted(cut, key=lambda e: -e[0])[:width]
+        finished = sorted(cut, key=lambda d: -d.score)[:width]
         if not finished:
             raise InternalError("every beam was masked: the constraint allows nothing at this step")
     # Hypotheses grown from the placeholder beams of step one (score -1e9) are artifacts of the rules,
     # kept above so the rules match transformers', but not answers: left out unless there is nothing else.
     finished = [e for e in finished if not _placeholder(e, params.length_penalty)] or finished[:1]
-    best_score, winner = finished[0]
-    winner.join(session, step)
-    return winner, [t.hypothesis(tok, s) for s, t in finished]
+    best = finished[0]
+    session.join(best.track, best.row, best.step, step)
+    return best.track, [d.track.hypothesis(tok, d.score) for d in finished]
 
 
-def _placeholder(entry: tuple[float, Track], length_penalty: float) -> bool:
-    score, t = entry
-    return score * (t.step + 1) ** length_penalty - t.logprob < -_BIG / 2
+def _placeholder(done: _Done, length_penalty: float) -> bool:
+    return done.score * (done.step + 1) ** length_penalty - done.track.logprob < -_BIG / 2

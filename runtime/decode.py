@@ -10,77 +10,24 @@ strings and interleaved prompt pieces need control between steps, and the loop m
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
-from typing import Any, Literal, Protocol
+from dataclasses import replace
 
 import torch
 
-from decc.errors import DeccError, InternalError
+from decc.errors import InternalError
 from decc.grammars.tokens.healing import HealingMatcher
-from decc.grammars.tokens.vocab import decode_in_context, encode_in_context
 
 from .aligned import AlignedTrie, Cursor
-from .detokenize import IncrementalDetokenizer, StopScanner, TextStream
+from .detokenize import IncrementalDetokenizer, TextStream
 from .drafts import Drafter
 from .masking import RowMasker, masked_copy
 from .model import LanguageModel
-from .sampling import SamplingParams, Stream, entropy_run, make_generator, sample
+from .sampling import SamplingParams, Stream, make_generator, sample
+from .step import Generation, StepRules, TokenMatcher, Track, draw, finished
 
-__all__ = ["FINISH_REASONS", "DecodeSession", "FinishReason", "Generation", "TokenMatcher", "cut_at_stop"]
+__all__ = ["DecodeSession"]
 
-FinishReason = Literal["eos", "stop", "length", "constraint", "entropy"]
-FINISH_REASONS: tuple[FinishReason, ...] = ("eos", "stop", "length", "constraint", "entropy")
 _NEG_INF = float("-inf")
-
-
-class TokenMatcher(Protocol):
-    """What a grammar matcher provides to the loop (the grammars package implements it)."""
-
-    def fill_bitmask(self, row: torch.Tensor, budget: int | None = None) -> None:
-        """Set the bits of allowed tokens in an int32 row of ceil(V/32) words (zeroed before the call);
-        with `budget` (tokens left, this one included) only those after which the value can still
-        finish within it, where the matcher knows how."""
-        ...
-
-    def advance(self, token_id: int) -> bool:
-        """Consume a token; False means it was not allowed and the state is unchanged."""
-        ...
-
-    def is_accepting(self) -> bool:
-        """Whether the text so far is a complete value."""
-        ...
-
-    def can_continue(self) -> bool:
-        """Whether some non-EOS token is allowed."""
-        ...
-
-    def rollback(self, n: int) -> None:
-        """Undo the last `n` accepted tokens (a terminating EOS counts as one); ValueError when fewer
-        were accepted, and then nothing changes."""
-        ...
-
-    def clone(self) -> TokenMatcher:
-        """An independent copy at the same position (beams, particles and drafts fork matchers)."""
-        ...
-
-
-@dataclass(frozen=True)
-class Generation:
-    """One generated value.
-
-    `token_ids` are the tokens that joined the context (no EOS; after a stop string, the tokens of the cut
-    text). `logprob` is the sum of the model's raw log-softmax (temperature 1, no mask, no top-k/top-p) over
-    every token sampled in the call, a final EOS and any tokens past a stop string included: the
-    unconstrained model's log-probability of what it produced, comparable across sampling settings.
-    `complete` is False for a constrained value that `max_tokens` cut before its constraint accepted it.
-    """
-
-    token_ids: tuple[int, ...]
-    text: str
-    logprob: float
-    finish_reason: FinishReason
-    healed: str = ""  # token healing: the prompt text the first tokens re-spell (not part of `text`)
-    complete: bool = True
 
 
 class DecodeSession:
@@ -139,11 +86,6 @@ class DecodeSession:
         """Feed `input_ids` [B, n] after the cached rows (all the same length); return logits [B, V] (with
         `keep` > 1: the logits after each of the last `keep` tokens, [B, keep, V])."""
         n = input_ids.shape[1]
-        if self._max_positions and self._fed + n > self._max_positions:
-            raise DeccError(
-                f"the context grew to {self._fed + n} tokens, more than the model's "
-                f"{self._max_positions}; shorten the prompt or lower max_tokens"
-            )
         fed = self._fed
         positions = self._positions[:, fed : fed + n] if self._positions is not None else None
         if positions is not None and input_ids.shape[0] > 1:
@@ -206,6 +148,15 @@ class DecodeSession:
         self._tokens.extend(int(t) for t in token_ids)
         self._logits = None
 
+    def join(self, track: Track, row: int, step: int, last_step: int) -> None:
+        """Make a search's winning `track` the context. Its cache `row` is kept when it finished (at
+        `step`) at the search's last step (the row is still in the batch, holding its first `last_step`
+        tokens) and no stop rewrote its tokens; otherwise its tokens are fed again at the next generate."""
+        if step == last_step and track.finish not in ("stop", "entropy"):
+            self.adopt(row, track.tokens, fed=min(last_step, len(track.tokens)))
+        else:
+            self.adopt(None, track.tokens)
+
     def take_last(self) -> int:
         """Take the context's last token back out and return it: token healing re-spells it as the start
         of the next value (grammars/tokens/healing.py)."""
@@ -260,118 +211,84 @@ class DecodeSession:
             raise ValueError(f"stop strings must be non-empty strings, got {stops!r}")
         if generator is None and not sampling.greedy:
             generator = make_generator(sampling.seed)
-        rules = _Rules(min_tokens, stop_regex, stop_entropy)
+        healer = matcher if isinstance(matcher, HealingMatcher) else None
+        skip = len(healer.removed.decode("utf-8")) if healer is not None else 0
+        rules = StepRules(
+            max_tokens, self._eos, min_tokens, ignore_eos, stops, stop_regex, stop_entropy, skip=skip
+        )
         cursor = aligned.cursor() if aligned is not None else None
         if cursor is not None:
             drafter = None  # ASAp updates its trie per draw: one position at a time
+        stream = TextStream(on_text, stops, stop_regex is not None, skip) if on_text else None
         with torch.inference_mode():
-            gen = self._generate(
-                max_tokens, sampling, matcher, stops, ignore_eos, generator, rules, cursor, drafter, on_text
-            )
+            gen = self._decode(rules, sampling, matcher, generator, cursor, drafter, stream)
         self._crop(min(self._fed, len(self._tokens)))  # cached draft tokens that were not accepted
+        if skip:  # a healed step: the first `skip` characters re-spell the prompt's last token
+            gen = replace(gen, text=gen.text[skip:], healed=gen.text[:skip])
+        if stream is not None:
+            stream.finish(gen.text)
         if cursor is not None:  # a value cut by a stop or by entropy says nothing about the constraint
             complete = {"eos": 1.0, "constraint": 1.0, "length": 0.0}.get(gen.finish_reason)
             cursor.finish(complete)
         return gen
 
-    def _generate(
-        self,
-        max_tokens: int,
-        sampling: SamplingParams,
-        matcher: TokenMatcher | None,
-        stops: tuple[str, ...],
-        ignore_eos: bool,
-        generator: Stream | None,
-        rules: _Rules,
-        cursor: Cursor | None = None,
-        drafter: Drafter | None = None,
-        on_text: Callable[[str], None] | None = None,
-    ) -> Generation:
-        healer = matcher if isinstance(matcher, HealingMatcher) else None
-        skip = len(healer.removed.decode("utf-8")) if healer is not None else 0
-        stream = TextStream(on_text, stops, rules.stop_regex is not None, skip) if on_text else None
-        gen = self._decode(
-            max_tokens, sampling, matcher, stops, ignore_eos, generator, rules, cursor, drafter, skip, stream
-        )
-        if skip:  # a healed step: the first `skip` characters re-spell the prompt's last token
-            gen = replace(gen, text=gen.text[skip:], healed=gen.text[:skip])
-        if stream is not None:
-            stream.finish(gen.text)
-        return gen
-
     def _decode(
         self,
-        max_tokens: int,
+        rules: StepRules,
         sampling: SamplingParams,
         matcher: TokenMatcher | None,
-        stops: tuple[str, ...],
-        ignore_eos: bool,
         generator: Stream | None,
-        rules: _Rules,
         cursor: Cursor | None,
         drafter: Drafter | None,
-        skip: int,
         stream: TextStream | None,
     ) -> Generation:
-        generated: list[int] = []
+        """The one-stream loop: each step masks, draws and hands the token to the stream's `Track` (step.py),
+        whose finish ends the value; drafts are checked in the forward pass of the last drawn token."""
+        tok = self.lm.tokenizer
+        scanner = rules.scanner()
+        detok = IncrementalDetokenizer(tok) if scanner is not None or stream is not None else None
+        track = Track(matcher, detok)
+        if matcher is not None and finished(matcher):
+            track.finish = "constraint"
+            return track.generation(tok)
+        if rules.max_tokens == 0:
+            track.finish = "length"
+            return track.generation(tok)
+        context = self._tokens
+        base = len(context)
         draft: list[int] = []  # draft tokens fed after the last accepted token, not yet checked
         ahead: list[torch.Tensor] = []  # the logits after each of them
-        healer = matcher if isinstance(matcher, HealingMatcher) else None
-        if matcher is not None and _finished(matcher):
-            return self._result(generated, None, "constraint")
-        if max_tokens == 0:
-            complete = matcher is None or matcher.is_accepting()
-            return self._result(generated, None, "length", complete=complete)
-        context = self._tokens
-        eos = self._eos
-        scanning = bool(stops) or rules.stop_regex is not None
-        detok = IncrementalDetokenizer(self.lm.tokenizer) if scanning or stream is not None else None
-        scanner = StopScanner(stops, rules.stop_regex, skip) if scanning else None
-        running = 0  # steps in a row that met the entropy condition
-        extra = len(healer.pending) if healer is not None else 0  # tokens that only re-spell the prompt
-        logprobs = torch.empty(max_tokens + extra, dtype=torch.float32, device=self._device)
+        entropy = rules.stop_entropy is not None
+        healing = len(matcher.pending) if isinstance(matcher, HealingMatcher) else 0  # bytes left to re-spell
         logits = self._next_logits()
-        finish: FinishReason = "length"
-        free = 0  # tokens so far that only re-spelled the prompt's healed text (not counted as the value's)
-        for step in range(max_tokens + extra):
-            lse = torch.logsumexp(logits.float(), 0)  # no copy for float32 models
-            healing = healer is not None and matcher is healer and healer.healing
-            no_eos = ignore_eos or step - free < rules.min_tokens
-            bitmask = self._masker.bitmask([matcher], no_eos, max_tokens - (step - free))
+        params, streams = [sampling], [generator]
+        for _ in range(rules.max_tokens + healing):  # the track finishes first: this only bounds the loop
+            bitmask = self._masker.bitmask([track.matcher], track.no_eos(rules), track.budget(rules))
             masked = logits
-            if bitmask is not None and (cursor is not None or rules.stop_entropy is not None):
+            if bitmask is not None and (cursor is not None or entropy):
                 masked = masked_copy(logits[None], bitmask)[0]
-            if rules.stop_entropy is not None and not healing:
-                running = entropy_run(running, masked, sampling, rules.stop_entropy)
-                if running >= rules.stop_entropy[2]:
-                    return self._result(generated, logprobs[:step], "entropy")
+            if entropy and track.entropy_stop(masked, sampling, rules):
+                break
             if cursor is not None:
                 token = _aligned_sample(cursor, logits, masked, sampling, generator)
+                raw = float(logits[token] - torch.logsumexp(logits.float(), 0))
             else:
-                token = sample(logits, sampling, generator, bitmask)
-            logprobs[step] = logits[token] - lse  # raw: the unmasked model's log-probability
-            if token in eos:
-                return self._result(generated, logprobs[: step + 1], "eos")
-            if matcher is not None and not matcher.advance(token):
-                raise InternalError(f"the matcher refused token {token} that its own bitmask allowed")
-            generated.append(token)
-            context.append(token)
-            if healer is not None and matcher is healer:
-                free = healer.free
-                if not healer.healing:  # the prompt's text is re-spelled: the constraint alone from here
-                    matcher = healer.inner
-            if detok is not None:
-                delta = detok.push(token)
-                if delta and scanner is not None and scanner.scan(detok.text, len(delta)):
-                    cut = self._cut_at_stop(generated, scanner)
-                    if cut is not None:
-                        return self._result(cut[0], logprobs[: step + 1], "stop", text=cut[1])
-                if delta and stream is not None:
-                    stream.update(detok.text)
-            if matcher is not None and _finished(matcher):  # before the budget: completing on the last
-                finish = "constraint"  # allowed token is still a completion, not a cut
+                drawn = draw(logits[None], bitmask, params, streams)
+                token, raw = drawn.ids[0], drawn.raw[0]
+            finish = track.extend(token, raw, rules, scanner, tok)
+            if finish == "eos":
                 break
-            if step + 1 - free == max_tokens:
+            if finish == "stop":  # the context's tail becomes the cut text's tokens
+                keep = base + track.kept
+                del context[keep:]
+                context.extend(track.tokens[track.kept :])
+                self._crop(min(self._fed, keep))
+                self._logits = None
+                break
+            context.append(token)
+            if stream is not None:
+                stream.update(track.detok.text)  # type: ignore[union-attr]
+            if finish is not None:
                 break
             if draft and draft[0] == token:  # the draft guessed right: its next logits are here
                 draft.pop(0)
@@ -380,8 +297,8 @@ class DecodeSession:
             if draft:  # a miss: forget what the cache holds past the accepted tokens
                 self._crop(self._fed - len(draft))
                 draft, ahead = [], []
-            if drafter is not None and (healer is None or matcher is not healer):  # none while healing
-                draft = drafter.propose(context, matcher, max_tokens + free - step - 2)
+            if drafter is not None and not track.healing():  # none while healing
+                draft = drafter.propose(context, track.matcher, track.budget(rules) - 1)
             if draft:
                 rows = self._forward_rows(
                     torch.tensor([[token, *draft]], dtype=torch.long, device=self._device),
@@ -390,72 +307,7 @@ class DecodeSession:
                 logits, ahead = rows[0], list(rows[1:])
             else:
                 logits = self._forward_one(token)
-        complete = finish != "length" or matcher is None or matcher.is_accepting()
-        return self._result(generated, logprobs[: len(generated)], finish, complete=complete)
-
-    def _cut_at_stop(self, generated: list[int], scanner: StopScanner) -> tuple[list[int], str] | None:
-        """Cut the value before the first stop string and rewrite the context's tail to match it.
-
-        Keeps the generated tokens up to the last token boundary at or before the cut, crops the cache to
-        them, and appends the re-tokenized rest of the cut text as pending tokens.
-        """
-        cut = cut_at_stop(self.lm.tokenizer, generated, scanner)
-        if cut is None:
-            return None  # the incremental text disagreed with a full decode; keep generating
-        keep, rest, text = cut
-        base = len(self._tokens) - len(generated)
-        del self._tokens[base + keep :]
-        self._tokens.extend(rest)
-        self._crop(min(self._fed, base + keep))
-        self._logits = None
-        return generated[:keep] + list(rest), text
-
-    def _result(
-        self,
-        token_ids: list[int],
-        logprobs: torch.Tensor | None,
-        finish: FinishReason,
-        text: str | None = None,
-        complete: bool = True,
-    ) -> Generation:
-        if text is None:
-            text = decode_in_context(self.lm.tokenizer, token_ids)
-        logprob = float(logprobs.sum()) if logprobs is not None else 0.0
-        return Generation(tuple(token_ids), text, logprob, finish, complete=complete)
-
-
-def cut_at_stop(
-    tokenizer: Any, generated: list[int], scanner: StopScanner
-) -> tuple[int, list[int], str] | None:
-    """Where a value ends at its first stop: (generated tokens kept, tokens of the rest of the cut text,
-    the cut text); None when a full decode finds no stop (the incremental text disagreed).
-
-    Keeps the generated tokens up to the last token boundary at or before the cut and re-tokenizes the
-    rest, so the context stays the model's own tokens wherever it can.
-    """
-    full = decode_in_context(tokenizer, generated)
-    at = scanner.first(full)
-    if at < 0:
-        return None
-    text = full[:at]
-    keep = len(generated) - 1
-    while keep > 0:
-        prefix = decode_in_context(tokenizer, generated[:keep])
-        if len(prefix) <= at and text.startswith(prefix):
-            break
-        keep -= 1
-    prefix = decode_in_context(tokenizer, generated[:keep])
-    rest = encode_in_context(tokenizer, text[len(prefix) :]) if len(text) > len(prefix) else []
-    return keep, list(rest), text
-
-
-@dataclass(frozen=True)
-class _Rules:
-    """The stopping rules beyond stop strings and max_tokens."""
-
-    min_tokens: int = 0
-    stop_regex: str | None = None
-    stop_entropy: tuple[bool, float, int] | None = None
+        return track.generation(tok)
 
 
 def _aligned_sample(
@@ -478,7 +330,3 @@ def _aligned_sample(
         token = sample(weights, SamplingParams(greedy=False), generator)
     cursor.take(token, float(logq[token].exp()))
     return token
-
-
-def _finished(matcher: TokenMatcher) -> bool:
-    return matcher.is_accepting() and not matcher.can_continue()

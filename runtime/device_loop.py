@@ -26,7 +26,7 @@ from .device_tables import DeviceTables, supports
 from .kernels.sample import fused_sample
 from .model import LanguageModel
 from .sampling import key64, sampling_columns
-from .tracks import Track
+from .step import Track
 
 __all__ = ["decode_on_device", "eligible"]
 

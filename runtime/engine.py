@@ -139,12 +139,13 @@ class TransformersEngine:
         positions: torch.Tensor | None = None,
         keep: int = 1,
     ) -> torch.Tensor:
-        width = mask.shape[-1] if mask is not None else 0  # a batch's mask spans its longest row (no sync)
-        if self.max_positions and width > self.max_positions:
-            raise DeccError(
-                f"the context grew to {width} tokens, more than the model's {self.max_positions}; "
-                "shorten the prompt or lower max_tokens"
-            )
+        if self.max_positions:  # the one context-length check (a batch's mask spans its longest row)
+            width = mask.shape[-1] if mask is not None else cache.get_seq_length() + ids.shape[1]
+            if width > self.max_positions:
+                raise DeccError(
+                    f"the context grew to {width} tokens, more than the model's {self.max_positions}; "
+                    "shorten the prompt or lower max_tokens"
+                )
         out = self.model(
             input_ids=ids,
             attention_mask=mask,

@@ -27,13 +27,13 @@ from decc.grammars.tokens.healing import HealingMatcher, can_heal
 from decc.grammars.tokens.vocab import encode_in_context
 from decc.runtime.aligned import AlignedTrie
 from decc.runtime.beam import beam_search
-from decc.runtime.decode import DecodeSession, Generation
+from decc.runtime.decode import DecodeSession
 from decc.runtime.drafts import Drafter, SuffixStore
 from decc.runtime.model import LanguageModel
 from decc.runtime.particles import BestOfRun, FirstFinishRun, ParticlePolicy, SMCRun, run_particles
 from decc.runtime.rewards import scorer
 from decc.runtime.sampling import GREEDY, SamplingParams, make_generator
-from decc.runtime.tracks import Hypothesis, StepRules, Track
+from decc.runtime.step import Generation, Hypothesis, StepRules, Track
 
 
 @dataclass(frozen=True)

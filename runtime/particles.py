@@ -34,11 +34,10 @@ import torch
 
 from .decode import DecodeSession
 from .detokenize import IncrementalDetokenizer
-from .kernels.bitmask import apply_token_bitmask_inplace
-from .masking import RowMasker
+from .masking import RowMasker, masked_copy
 from .rewards import Scorer
-from .sampling import SamplingParams, Stream, draw_rows, next_key
-from .tracks import Hypothesis, StepRules, Track
+from .sampling import SamplingParams, Stream
+from .step import Hypothesis, StepRules, Track, draw
 
 __all__ = ["BestOfRun", "FirstFinishRun", "ParticlePolicy", "SMCRun", "run_particles"]
 
@@ -70,7 +69,8 @@ class ParticlePolicy:
         else None."""
         return None
 
-    def hypotheses(self, tracks: list[Track], tok: Any) -> list[Hypothesis]:
+    def hypotheses(self, tracks: list[Track], tok: Any, step: int) -> list[Hypothesis]:
+        """Every track as a hypothesis under the policy's score; `step`: the loop's last step."""
         raise NotImplementedError
 
     def choose(self, tracks: list[Track], hyps: list[Hypothesis], generator: Stream | None) -> int:
@@ -88,7 +88,7 @@ class BestOfRun(ParticlePolicy):
     sampling: SamplingParams
     score: Scorer
 
-    def hypotheses(self, tracks: list[Track], tok: Any) -> list[Hypothesis]:
+    def hypotheses(self, tracks: list[Track], tok: Any, step: int) -> list[Hypothesis]:
         return [t.hypothesis(tok, self.score(t, t.current_text(tok))) for t in tracks]
 
     def choose(self, tracks: list[Track], hyps: list[Hypothesis], generator: Stream | None) -> int:
@@ -106,8 +106,10 @@ class FirstFinishRun(ParticlePolicy):
         done = [i for i in ended if tracks[i].finish != "length"]
         return min(done) if done else None
 
-    def hypotheses(self, tracks: list[Track], tok: Any) -> list[Hypothesis]:
-        return [t.hypothesis(tok, -float(t.step + 1)) for t in tracks]
+    def hypotheses(self, tracks: list[Track], tok: Any, step: int) -> list[Hypothesis]:
+        # Every row ended at the loop's last step: it stops at the first completion, and max_tokens cuts
+        # every row at the same step.
+        return [t.hypothesis(tok, -float(step + 1)) for t in tracks]
 
 
 @dataclass
@@ -162,7 +164,7 @@ class SMCRun(ParticlePolicy):
         self.phi = [self.phi[a] for a in ancestors]
         return ancestors
 
-    def hypotheses(self, tracks: list[Track], tok: Any) -> list[Hypothesis]:
+    def hypotheses(self, tracks: list[Track], tok: Any, step: int) -> list[Hypothesis]:
         return [t.hypothesis(tok, w) for t, w in zip(tracks, self.logw, strict=True)]
 
     def choose(self, tracks: list[Track], hyps: list[Hypothesis], generator: Stream | None) -> int:
@@ -198,33 +200,29 @@ def run_particles(
     ]
     masker = RowMasker(session.lm.vocab_size, rules.eos_ids, session._device)
     live = list(range(n))  # the track in each cache row
+    seat = [(0, 0)] * n  # each track's cache row at the last step it ran, and that step
     winner: int | None = None
     with torch.inference_mode():
         logits = session.fork(n)
         step = 0
         while True:
-            lse = torch.logsumexp(logits.float(), dim=-1)
             budget = rules.max_tokens - step
             bitmask = masker.bitmask([tracks[i].matcher for i in live], rules.no_eos(step), budget)
-            if rules.stop_entropy is not None and bitmask is not None:
-                apply_token_bitmask_inplace(logits, bitmask)  # the entropy rule reads the masked rows
-                bitmask = None
-            keys = [next_key(generator) for _ in live]
-            drawn = draw_rows(logits, bitmask, [sampling] * len(live), keys)
-            raw = (logits.gather(1, drawn.tokens[:, None])[:, 0].float() - lse).tolist()
-            tokens, logq = drawn.tokens.tolist(), drawn.logprob.tolist()
+            entropy = rules.stop_entropy is not None and bitmask is not None
+            masked = masked_copy(logits, bitmask) if entropy else logits  # the entropy rule reads these
+            drawn = draw(logits, bitmask, [sampling] * len(live), [generator] * len(live))
+            tokens, raw = drawn.ids, drawn.raw
+            logq = drawn.logq.tolist() if drawn.logq is not None else [0.0] * len(live)
             ended: list[int] = []
             for r, i in enumerate(live):
                 tr = tracks[i]
-                tr.row, tr.step = r, step
-                if rules.stop_entropy is not None and tr.entropy_stop(logits[r], sampling, rules):
+                seat[i] = (r, step)
+                if rules.stop_entropy is not None and tr.entropy_stop(masked[r], sampling, rules):
                     ended.append(i)
                     continue
                 finish = tr.extend(tokens[r], raw[r], rules, scanner, tok)
                 policy.drew(i, raw[r], logq[r])
-                if finish is None and step + 1 == rules.max_tokens:
-                    tr.finish = "length"
-                if tr.finish is not None:
+                if finish is not None:
                     ended.append(i)
             winner = policy.stepped(tracks, live, ended, tok)
             if winner is not None:
@@ -234,6 +232,7 @@ def run_particles(
                 ancestors = list(range(n))
             else:
                 tracks = _copy(tracks, ancestors)
+                seat = [seat[a] for a in ancestors]
             row_of = {i: r for r, i in enumerate(live)}
             running = [i for i in range(n) if tracks[i].finish is None]
             if not running or step + 1 == rules.max_tokens:
@@ -241,19 +240,17 @@ def run_particles(
             rows = [row_of[ancestors[i]] for i in running]
             if rows != list(range(len(live))):
                 session.select_rows(torch.tensor(rows, dtype=torch.long, device=session._device))
-            for r, i in enumerate(running):
-                tracks[i].row = r
             live = running
             feed = torch.tensor(
                 [tracks[i].tokens[-1] for i in live], dtype=torch.long, device=session._device
             )
             logits = session.step_rows(feed)
             step += 1
-    hyps = policy.hypotheses(tracks, tok)
+    hyps = policy.hypotheses(tracks, tok, step)
     if winner is None:
         winner = policy.choose(tracks, hyps, generator)
     best = tracks[winner]
-    best.join(session, step)
+    session.join(best, *seat[winner], step)
     # Only answers come back: values that completed (and, under SMC, carry weight); all of them when none did.
     keep = [
         h

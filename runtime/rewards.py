@@ -27,7 +27,7 @@ from typing import Any
 from decc.compiler.plan import Reward
 from decc.errors import DeccError
 
-from .tracks import Track
+from .step import Track
 
 __all__ = ["Scorer", "scorer"]
 

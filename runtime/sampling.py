@@ -30,6 +30,7 @@ __all__ = [
     "draw_rows",
     "entropy",
     "entropy_run",
+    "no_token_allowed",
     "key64",
     "make_generator",
     "next_key",
@@ -127,7 +128,8 @@ def sampling_columns(
     return tuple(torch.tensor([r[j] for r in rows], dtype=dtypes[j], device=device) for j in range(4))
 
 
-def _all_masked() -> InternalError:
+def no_token_allowed() -> InternalError:
+    """The error of a draw from a row with nothing allowed (a bug: masks always leave EOS or a token)."""
     return InternalError("every token is masked: the constraint allows nothing at this step")
 
 
@@ -212,7 +214,7 @@ def draw_rows(
     for b in typical:
         _draw_typical(out, b, logits[b], bitmask[b] if bitmask is not None else None, params[b], keys[b])
     if bool(out.empty.any()):
-        raise _all_masked()
+        raise no_token_allowed()
     return out
 
 
@@ -242,7 +244,7 @@ def sample(
         # torch.max(dim) gives the first maximum like torch.argmax, at a third of its cost on CPU.
         best, index = torch.max(logits_row, 0)
         if best == _NEG_INF:
-            raise _all_masked()
+            raise no_token_allowed()
         return int(index)
     if not params.greedy and generator is None:
         generator = Stream(params.seed)

@@ -14,7 +14,7 @@ from decc.grammars.tokens.constraint import regex
 from decc.runtime.batch import RowSpec, generate_rows
 from decc.runtime.decode import DecodeSession
 from decc.runtime.sampling import GREEDY, SamplingParams, make_generator
-from decc.runtime.tracks import StepRules
+from decc.runtime.step import StepRules
 
 BOS = 3
 

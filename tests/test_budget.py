@@ -29,7 +29,7 @@ from decc.runtime.decode import DecodeSession
 from decc.runtime.device_tables import DeviceTables
 from decc.runtime.particles import BestOfRun, FirstFinishRun, ParticlePolicy, SMCRun, run_particles
 from decc.runtime.sampling import SamplingParams, make_generator
-from decc.runtime.tracks import StepRules
+from decc.runtime.step import StepRules
 
 EOS = 9
 TOKENS = [b"a", b"b", b"c", b"ab", b"ba", b"abc", b"bc", b"cab", b"bb", b"</s>"]

@@ -13,7 +13,7 @@ from decc.runtime.batch import RowSpec, generate_rows
 from decc.runtime.device_tables import DeviceTables, supports
 from decc.runtime.kernels.bitmask import unpack_bitmask
 from decc.runtime.sampling import GREEDY, SamplingParams, make_generator
-from decc.runtime.tracks import StepRules
+from decc.runtime.step import StepRules
 
 BOS = 3
 PATTERNS = [r"(ab|b)+a?", r"[ab]*c", r"c|ab", r"a[bc]{0,3}", r"(abc)+", r"[abc]{2,5}"]

@@ -30,7 +30,7 @@ from decc.dsl import ast, parse_file
 from decc.grammars.tokens.healing import HealingMatcher
 from decc.proptest import oracle_for
 from decc.runtime.executor import StepResult
-from decc.runtime.tracks import Hypothesis
+from decc.runtime.step import Hypothesis
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 COMPLETE = ("eos", "constraint")  # finish reasons after which a value is whole, not a prefix

@@ -13,7 +13,7 @@ import decc
 from decc.compiler.ir import Beam
 from decc.runtime.beam import beam_search
 from decc.runtime.decode import DecodeSession
-from decc.runtime.tracks import StepRules
+from decc.runtime.step import StepRules
 
 pytestmark = pytest.mark.model
 

@@ -24,7 +24,7 @@ from decc.runtime.beam import beam_search
 from decc.runtime.decode import DecodeSession
 from decc.runtime.particles import SMCRun, run_particles
 from decc.runtime.sampling import SamplingParams, make_generator
-from decc.runtime.tracks import StepRules
+from decc.runtime.step import StepRules
 
 BOS, EOS = 3, 4
 PATTERN = r"(ab|b)+a?"
