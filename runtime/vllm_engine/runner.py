@@ -31,9 +31,9 @@ from decc.errors import DeccError, InternalError
 from decc.grammars.tokens.vocab import encode_in_context
 from decc.runtime.detokenize import IncrementalDetokenizer
 from decc.runtime.executor import Result, StepResult, bind_inputs, sampling_params, step_rules
-from decc.runtime.particles import BestOfRun, FirstFinishRun
+from decc.runtime.particles import BestOfRun
 from decc.runtime.rewards import scorer
-from decc.runtime.tracks import Hypothesis, StepRules, Track
+from decc.runtime.step import Generation, Hypothesis, StepRules, Track
 
 from .constraints import TRUSTED_ENV
 from .folder import vllm_folder
@@ -210,35 +210,40 @@ class VllmRunner:
         """vLLM's samples replayed through decc's own bookkeeping (Track: EOS, stop strings cut and
         re-tokenized, a constraint complete), then chosen as decc's particle policies choose."""
         rules = step_rules(step, self.eos_ids)
-        tracks = [self._replay(step, rules, s) for s in samples]
+        replays = [self._replay(step, rules, s) for s in samples]
+        tracks = [t for t, _ in replays]
+        ends = [end for _, end in replays]  # the step at which each sample ended
         policy = step.policy
         tok = self.tokenizer
         if isinstance(policy, Sampling):
             return tracks[0].generation(tok), ()
         if isinstance(policy, BestOfN):
-            chooser: Any = BestOfRun(policy.n, sampling_params(policy.sampling), scorer(policy.score))
-            hyps = chooser.hypotheses(tracks, tok)
+            chooser = BestOfRun(policy.n, sampling_params(policy.sampling), scorer(policy.score))
+            hyps = chooser.hypotheses(tracks, tok, max(ends, default=0))
             winner = chooser.choose(tracks, hyps, None)
-        else:
-            chooser = FirstFinishRun(policy.n, sampling_params(policy.sampling))
-            hyps = chooser.hypotheses(tracks, tok)
-            ends = [t.step for t in tracks if t.finish not in (None, "length")]
-            first = min(ends, default=None)
-            winner = next((i for i, t in enumerate(tracks) if t.step == first and t.finish != "length"), 0)
+        else:  # first_finish: the lowest-numbered sample that completed at the earliest step
+            hyps = [t.hypothesis(tok, -float(end + 1)) for t, end in replays]
+            done = [end for t, end in replays if t.finish not in (None, "length")]
+            first = min(done, default=None)
+            winner = next(
+                (i for i, (t, end) in enumerate(replays) if end == first and t.finish != "length"), 0
+            )
         keep = [h for t, h in zip(tracks, hyps, strict=True) if t.finish is not None and t.complete()]
         return tracks[winner].generation(tok), tuple(keep or hyps)
 
-    def _replay(self, step: PlanGen, rules: StepRules, sample: Any) -> Track:
+    def _replay(self, step: PlanGen, rules: StepRules, sample: Any) -> tuple[Track, int]:
+        """A vLLM sample through decc's Track, and the step (0-based) at which it ended."""
         matcher = step.constraint.matcher() if step.constraint is not None else None
         scanner = rules.scanner()
         track = Track(matcher, IncrementalDetokenizer(self.tokenizer) if scanner is not None else None)
         logprobs = sample.logprobs or []
+        end = -1
         for k, token in enumerate(sample.token_ids):
             lp = float(logprobs[k][token].logprob) if k < len(logprobs) else 0.0
-            track.step = k
+            end = k
             if track.extend(int(token), lp, rules, scanner, self.tokenizer) is not None:
                 break
-        return track
+        return track, end
 
 
 def _extra_args(step: PlanGen) -> dict[str, Any]:
@@ -262,8 +267,6 @@ def _extra_args(step: PlanGen) -> dict[str, Any]:
 def _without_model(step: PlanGen, row: _Row) -> Any | None:
     """A step decc settles without the model (max_tokens 0, or a constraint already complete): its
     Generation, else None."""
-    from decc.runtime.decode import Generation
-
     matcher = step.constraint.matcher() if step.constraint is not None else None
     if matcher is not None and matcher.is_accepting() and not matcher.can_continue():
         return Generation((), "", 0.0, "constraint")
