@@ -148,7 +148,9 @@ def _convert(decl: Input, value: Any) -> Any:
         ) from None
 
 
-def _render(parts: tuple[str | Var, ...], env: Mapping[str, Any]) -> str:
+def render_text(parts: tuple[str | Var, ...], env: Mapping[str, Any]) -> str:
+    """A text step's text (or a branch test's variable): literal pieces and variables, booleans as
+    `true`/`false`. Every engine renders through this, so a row's context is the same text on each."""
     out = []
     for p in parts:
         if isinstance(p, str):
@@ -222,7 +224,7 @@ class ProgramRun:
         `generate`, or batched with other runs and `record`) before the walk goes on."""
         for step in steps:
             if isinstance(step, PlanText):
-                piece = _render(step.parts, self.env)
+                piece = render_text(step.parts, self.env)
                 self.text.append(piece)
                 if self.first:  # the start of the text: encoded as the model's own prompts are
                     self.tail = self.tok.encode(piece, add_special_tokens=self.plan.add_special_tokens)
@@ -240,7 +242,7 @@ class ProgramRun:
 
     def _branch(self, step: PlanBranch) -> tuple[Step, ...]:
         for test, body in step.cases:
-            if test.holds(_render((test.var,), self.env)):
+            if test.holds(render_text((test.var,), self.env)):
                 return body
         return step.otherwise
 

@@ -1711,15 +1711,23 @@ def _patterns_apart(patterns: tuple[str, ...], ptr: str) -> bool:
     return True
 
 
-@lru_cache(maxsize=1024)
-def anchored_literal(pattern: str) -> str | None:
-    """The one string `pattern` matches when it is `^` literal characters `$`, else None."""
+def _anchored_node(pattern: str) -> Node | None:
+    """`pattern` parsed, when it is anchored at both ends with no top-level `|` (its whole language is the
+    node's), else None."""
     start, end, top_bar = _anchors(pattern)
     if not (start and end) or top_bar:
         return None
     try:
-        node = parse_regex(pattern, ecma=True)
+        return parse_regex(pattern, ecma=True)
     except RegexError:
+        return None
+
+
+@lru_cache(maxsize=1024)
+def anchored_literal(pattern: str) -> str | None:
+    """The one string `pattern` matches when it is `^` literal characters `$`, else None."""
+    node = _anchored_node(pattern)
+    if node is None:
         return None
     chars = []
     for item in node.items if isinstance(node, Concat) else (node,):
@@ -1742,13 +1750,7 @@ def counted_class(pattern: str) -> tuple[CharSet, int, int] | None:
     """(C, m, n) when `pattern` is exactly `^C{m,n}$` (one character class) with n >= COUNT_FROM: the same
     language as strings of C with minLength m and maxLength n, which a counter enforces in a few states
     where the repeat would unroll into n (`^[\\w-]{1,255}$` made thousands of DFA states)."""
-    start, end, top_bar = _anchors(pattern)
-    if not (start and end) or top_bar:
-        return None
-    try:
-        node = parse_regex(pattern, ecma=True)
-    except RegexError:
-        return None
+    node = _anchored_node(pattern)
     if isinstance(node, Repeat) and isinstance(node.item, CharSet) and node.max is not None:
         return (node.item, node.min, node.max) if node.max >= COUNT_FROM else None
     return None

@@ -30,7 +30,14 @@ from decc.compiler.plan import (
 from decc.errors import DeccError, InternalError
 from decc.grammars.tokens.vocab import encode_in_context
 from decc.runtime.detokenize import IncrementalDetokenizer
-from decc.runtime.executor import Result, StepResult, bind_inputs, sampling_params, step_rules
+from decc.runtime.executor import (
+    Result,
+    StepResult,
+    bind_inputs,
+    render_text,
+    sampling_params,
+    step_rules,
+)
 from decc.runtime.particles import BestOfRun
 from decc.runtime.rewards import scorer
 from decc.runtime.step import Generation, Hypothesis, StepRules, Track
@@ -294,7 +301,7 @@ class _Row:
         yielded and recorded by the driver before the walk goes on."""
         for step in steps:
             if isinstance(step, PlanText):
-                piece = _render(step.parts, self.env)
+                piece = render_text(step.parts, self.env)
                 self.text.append(piece)
                 if self.first:
                     self.tokens.extend(
@@ -338,18 +345,6 @@ class _Row:
 
 def _branch(step: PlanBranch, env: Mapping[str, Any]) -> tuple[Step, ...]:
     for test, body in step.cases:
-        if test.holds(_render((test.var,), env)):
+        if test.holds(render_text((test.var,), env)):
             return body
     return step.otherwise
-
-
-def _render(parts: tuple[Any, ...], env: Mapping[str, Any]) -> str:
-    """A text step's text: literal pieces and variables (booleans as `true`/`false`, as the executor)."""
-    out = []
-    for p in parts:
-        if isinstance(p, str):
-            out.append(p)
-        else:
-            v = env[p.name]
-            out.append(("true" if v else "false") if isinstance(v, bool) else str(v))
-    return "".join(out)
