@@ -27,7 +27,7 @@ from ..automata.dfa import gc_paused
 from ..limits import DEFAULT_LIMITS, Limits, deadline
 from ..tokens.vocab import Vocabulary
 from .cfg_grammar import Grammar, GrammarError, parse_grammar
-from .cfg_rows import StateRows, classify, vocab_order
+from .cfg_rows import StateRows, classify, rank_lcp, vocab_order
 from .earley import Chart, ESet, Recognizer
 from .rtn import RTN, build_rtn
 
@@ -218,7 +218,7 @@ class CFGConstraint:
             ranks = np.unique(np.concatenate(parts)) if len(parts) > 1 else parts[0]
             ids = self.rank_to_id[ranks]
             unset = ((mask[ids >> 5] >> (ids & 31)) & 1) == 0
-            ok = self._simulate(chart, ranks[unset].tolist())
+            ok = self._simulate(chart, ranks[unset])
             if ok:
                 hit = self.rank_to_id[np.array(ok, dtype=np.int64)]
                 np.bitwise_or.at(
@@ -230,45 +230,64 @@ class CFGConstraint:
         mask.setflags(write=False)
         return mask
 
-    def _simulate(self, chart: Chart, ranks: list[int]) -> list[int]:
-        """The ranks whose token bytes the recognizer takes after `chart` (tokens in byte order).
+    def _simulate(self, chart: Chart, ranks: np.ndarray) -> list[int]:
+        """The ranks (sorted) whose token bytes the recognizer takes after `chart` (tokens in byte order).
 
-        A token's last byte is only scanned, not closed: whether some item takes it is all the answer
-        needs, and closing the set would predict (and build) rules that the token never enters."""
+        Sets are built (closed) only for the prefixes that need them, shared by the tokens that follow:
+        at each prefix a token is first tried *within* the rules of the set's scanning items (its rest
+        walked through their byte edges alone, no closure: every item is viable, so that already proves
+        it, as for the inside rows of cfg_rows.py); only when that fails is the next byte stepped through
+        the recognizer. A token's last byte is only scanned, not closed: whether some item takes it is
+        all the answer needs, and closing the set would predict (and build) rules that the token never
+        enters. Common prefixes come from `rank_lcp`, one reduction for all the tokens."""
+        if not len(ranks):
+            return []
         step = self.recognizer.step
         rtn = self.rtn
         words = self.rank_bytes
+        glcp = rank_lcp(self.vocab)
+        # lcps[i]: the common prefix of ranks[i] and ranks[i - 1] (the minimum of the adjacent ones between)
+        lcps = [0, *np.minimum.reduceat(glcp, ranks + 1)[:-1].tolist()] if len(ranks) > 1 else [0]
         base = len(chart)
         sim = list(chart)  # sim[base + d - 1] is the set after d bytes of the current prefix
-        prev = b""
+        heads = [chart[-1].scan_states().tolist()]  # heads[d]: the distinct scanning states after d bytes
         dead_at = 1 << 30  # prefix length at which the previous path died
         ok: list[int] = []
-        for r in ranks:
-            w = words[r]
-            lcp = 0
-            m = min(len(w), len(prev))
-            while lcp < m and w[lcp] == prev[lcp]:
-                lcp += 1
+        for r, lcp in zip(ranks.tolist(), lcps, strict=True):
             if dead_at <= lcp:
                 continue  # a shared prefix already died
-            lcp = min(lcp, len(sim) - base)
-            del sim[base + lcp :]
+            w = words[r]
+            d = min(lcp, len(heads) - 1)
+            del sim[base + d :], heads[d + 1 :]
             dead_at = 1 << 30
-            prev = w
             last = len(w) - 1
-            for d in range(lcp, last):
+            while True:
+                if _walks_within(rtn.flat, heads[d], w, d):
+                    ok.append(r)
+                    break
+                if d == last:
+                    dead_at = last + 1
+                    break
                 s = step(sim, w[d])
                 if s is None:
                     dead_at = d + 1
                     break
                 sim.append(s)
-            else:
-                flat, b = rtn.flat, w[last]
-                if any(flat[(g << 8) | b] >= 0 for g, _ in sim[-1].scan):
-                    ok.append(r)
-                else:
-                    dead_at = last + 1
+                heads.append(list({g: None for g, _ in s.scan}))
+                d += 1
         return ok
+
+
+def _walks_within(flat: memoryview, states: list[int], w: bytes, d: int) -> bool:
+    """Some state of `states` walks the bytes w[d:] through its rule's byte edges alone, ending live."""
+    for g in states:
+        for b in w[d:] if d else w:
+            g = flat[(g << 8) | b]
+            if g < 0:
+                break
+        else:
+            return True
+    return False
 
 
 class CFGMatcher:
