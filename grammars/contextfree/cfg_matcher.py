@@ -73,7 +73,7 @@ class CFGConstraint:
     canon: Canon = field(default=None, repr=False)  # type: ignore[assignment]
     _masks: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
     _tensors: dict[int, tuple[np.ndarray, torch.Tensor]] = field(default_factory=dict, repr=False)
-    _interned: dict[frozenset, int] = field(default_factory=dict, repr=False)
+    _interned: dict[frozenset | tuple, int] = field(default_factory=dict, repr=False)
     _ids: itertools.count = field(default_factory=itertools.count, repr=False)  # ids are never reused
 
     def __post_init__(self) -> None:
@@ -151,12 +151,15 @@ class CFGConstraint:
         return last.tensor
 
     def _signature(self, chart: Chart) -> int | None:
-        """An id equal for charts with the same future: items with origins replaced by their contexts.
+        """An id equal for charts with the same future: scanning items with origins replaced by contexts.
 
         Earley only looks back through `chart[o].waiting[r]` when an item of rule r from o completes, so
         an item's future is its state plus the context C(o, r) = {(g', C(o', rule of g'))} of the
-        callers waiting there (plus a top marker for the start rule at 0). Cyclic contexts (left
-        recursion left after normalization) give None: no caching then.
+        callers waiting there (plus a top marker for the start rule at 0). A mask reads only the set's
+        scanning items (their rows, and the simulation, which steps from them) and whether it accepts, so
+        the other items (calls and completions already closed over) are left out: fewer contexts to
+        name, and sets that differ only there share a mask. Cyclic contexts (left recursion left after
+        normalization) give None: no caching then.
         """
         rule_of = self.recognizer.rule_of
         canon = self.canon.names()
@@ -164,8 +167,12 @@ class CFGConstraint:
         if len(interned) > _CONTEXT_LIMIT:
             interned.clear()
             self._masks.clear()
+        last = chart[-1]
         try:
-            key = frozenset((canon[g], self._context(chart, o, rule_of[g])) for g, o in chart[-1].items)
+            key = (
+                last.accept,
+                frozenset((canon[g], self._context(chart, o, rule_of[g])) for g, o in last.scan),
+            )
         except _Cyclic:
             return None
         cid = interned.get(key)
@@ -178,6 +185,8 @@ class CFGConstraint:
         closure that calls itself: such a closure is a reference cycle holding the chart, which only the
         cyclic garbage collector frees (its collections were a large part of the slowest steps)."""
         s = chart[o]
+        if s.contexts is None:
+            s.contexts = {}
         hit = s.contexts.get(r)
         if hit is not None:
             if hit < 0:
