@@ -272,7 +272,8 @@ class CFGConstraint:
             dead_at = 1 << 30
             last = len(w) - 1
             while True:
-                if _walks_within(rtn.flat, heads[d], w, d):
+                # (at d = 0 a token that stays in a rule is in that state's inside row: not simulated)
+                if (d or d == last) and _walks_within(rtn.flat, heads[d], w, d):
                     ok.append(r)
                     break
                 if d == last:
