@@ -5,9 +5,10 @@ in the Earley set), *rejected*, or *uncertain* (it leaves the rule: only the Ear
 tell), lazily, the first time a mask needs that state. A token whose first byte enters a callee or
 continues a caller is covered by the predicted or completed items of the same set. At run time the mask is
 the OR of the inside rows of the set's scanning states, plus those uncertain tokens that survive a real
-Earley simulation, walked in byte order so that shared prefixes are simulated once. EOS is allowed exactly
-when the set accepts. Masks are memoized per Earley-set signature (its items with origins replaced by
-their continuation contexts).
+Earley simulation, walked in byte order so that shared prefixes are simulated once (and a token whose rest
+stays inside a scanning item's rule is taken without closing more sets). EOS is allowed exactly when the
+set accepts. Masks are memoized per Earley-set signature (its scanning items with origins replaced by
+their continuation contexts, and whether it accepts).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from ..automata.dfa import gc_paused
 from ..limits import DEFAULT_LIMITS, Limits, deadline
 from ..tokens.vocab import Vocabulary
 from .cfg_grammar import Grammar, GrammarError, parse_grammar
-from .cfg_rows import StateRows, classify, vocab_order
+from .cfg_rows import StateRows, classify, rank_lcp, vocab_order
 from .earley import Chart, ESet, Recognizer
 from .rtn import RTN, build_rtn
 
@@ -73,7 +74,7 @@ class CFGConstraint:
     canon: Canon = field(default=None, repr=False)  # type: ignore[assignment]
     _masks: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
     _tensors: dict[int, tuple[np.ndarray, torch.Tensor]] = field(default_factory=dict, repr=False)
-    _interned: dict[frozenset, int] = field(default_factory=dict, repr=False)
+    _interned: dict[frozenset | tuple, int] = field(default_factory=dict, repr=False)
     _ids: itertools.count = field(default_factory=itertools.count, repr=False)  # ids are never reused
 
     def __post_init__(self) -> None:
@@ -151,12 +152,15 @@ class CFGConstraint:
         return last.tensor
 
     def _signature(self, chart: Chart) -> int | None:
-        """An id equal for charts with the same future: items with origins replaced by their contexts.
+        """An id equal for charts with the same future: scanning items with origins replaced by contexts.
 
         Earley only looks back through `chart[o].waiting[r]` when an item of rule r from o completes, so
         an item's future is its state plus the context C(o, r) = {(g', C(o', rule of g'))} of the
-        callers waiting there (plus a top marker for the start rule at 0). Cyclic contexts (left
-        recursion left after normalization) give None: no caching then.
+        callers waiting there (plus a top marker for the start rule at 0). A mask reads only the set's
+        scanning items (their rows, and the simulation, which steps from them) and whether it accepts, so
+        the other items (calls and completions already closed over) are left out: fewer contexts to
+        name, and sets that differ only there share a mask. Cyclic contexts (left recursion left after
+        normalization) give None: no caching then.
         """
         rule_of = self.recognizer.rule_of
         canon = self.canon.names()
@@ -164,8 +168,12 @@ class CFGConstraint:
         if len(interned) > _CONTEXT_LIMIT:
             interned.clear()
             self._masks.clear()
+        last = chart[-1]
         try:
-            key = frozenset((canon[g], self._context(chart, o, rule_of[g])) for g, o in chart[-1].items)
+            key = (
+                last.accept,
+                frozenset((canon[g], self._context(chart, o, rule_of[g])) for g, o in last.scan),
+            )
         except _Cyclic:
             return None
         cid = interned.get(key)
@@ -178,6 +186,8 @@ class CFGConstraint:
         closure that calls itself: such a closure is a reference cycle holding the chart, which only the
         cyclic garbage collector frees (its collections were a large part of the slowest steps)."""
         s = chart[o]
+        if s.contexts is None:
+            s.contexts = {}
         hit = s.contexts.get(r)
         if hit is not None:
             if hit < 0:
@@ -218,7 +228,7 @@ class CFGConstraint:
             ranks = np.unique(np.concatenate(parts)) if len(parts) > 1 else parts[0]
             ids = self.rank_to_id[ranks]
             unset = ((mask[ids >> 5] >> (ids & 31)) & 1) == 0
-            ok = self._simulate(chart, ranks[unset].tolist())
+            ok = self._simulate(chart, ranks[unset])
             if ok:
                 hit = self.rank_to_id[np.array(ok, dtype=np.int64)]
                 np.bitwise_or.at(
@@ -230,45 +240,65 @@ class CFGConstraint:
         mask.setflags(write=False)
         return mask
 
-    def _simulate(self, chart: Chart, ranks: list[int]) -> list[int]:
-        """The ranks whose token bytes the recognizer takes after `chart` (tokens in byte order).
+    def _simulate(self, chart: Chart, ranks: np.ndarray) -> list[int]:
+        """The ranks (sorted) whose token bytes the recognizer takes after `chart` (tokens in byte order).
 
-        A token's last byte is only scanned, not closed: whether some item takes it is all the answer
-        needs, and closing the set would predict (and build) rules that the token never enters."""
+        Sets are built (closed) only for the prefixes that need them, shared by the tokens that follow:
+        at each prefix a token is first tried *within* the rules of the set's scanning items (its rest
+        walked through their byte edges alone, no closure: every item is viable, so that already proves
+        it, as for the inside rows of cfg_rows.py); only when that fails is the next byte stepped through
+        the recognizer. A token's last byte is only scanned, not closed: whether some item takes it is
+        all the answer needs, and closing the set would predict (and build) rules that the token never
+        enters. Common prefixes come from `rank_lcp`, one reduction for all the tokens."""
+        if not len(ranks):
+            return []
         step = self.recognizer.step
         rtn = self.rtn
         words = self.rank_bytes
+        glcp = rank_lcp(self.vocab)
+        # lcps[i]: the common prefix of ranks[i] and ranks[i - 1] (the minimum of the adjacent ones between)
+        lcps = [0, *np.minimum.reduceat(glcp, ranks + 1)[:-1].tolist()] if len(ranks) > 1 else [0]
         base = len(chart)
         sim = list(chart)  # sim[base + d - 1] is the set after d bytes of the current prefix
-        prev = b""
+        heads = [chart[-1].scan_states().tolist()]  # heads[d]: the distinct scanning states after d bytes
         dead_at = 1 << 30  # prefix length at which the previous path died
         ok: list[int] = []
-        for r in ranks:
-            w = words[r]
-            lcp = 0
-            m = min(len(w), len(prev))
-            while lcp < m and w[lcp] == prev[lcp]:
-                lcp += 1
+        for r, lcp in zip(ranks.tolist(), lcps, strict=True):
             if dead_at <= lcp:
                 continue  # a shared prefix already died
-            lcp = min(lcp, len(sim) - base)
-            del sim[base + lcp :]
+            w = words[r]
+            d = min(lcp, len(heads) - 1)
+            del sim[base + d :], heads[d + 1 :]
             dead_at = 1 << 30
-            prev = w
             last = len(w) - 1
-            for d in range(lcp, last):
+            while True:
+                # (at d = 0 a token that stays in a rule is in that state's inside row: not simulated)
+                if (d or d == last) and _walks_within(rtn.flat, heads[d], w, d):
+                    ok.append(r)
+                    break
+                if d == last:
+                    dead_at = last + 1
+                    break
                 s = step(sim, w[d])
                 if s is None:
                     dead_at = d + 1
                     break
                 sim.append(s)
-            else:
-                flat, b = rtn.flat, w[last]
-                if any(flat[(g << 8) | b] >= 0 for g, _ in sim[-1].scan):
-                    ok.append(r)
-                else:
-                    dead_at = last + 1
+                heads.append(list({g: None for g, _ in s.scan}))
+                d += 1
         return ok
+
+
+def _walks_within(flat: memoryview, states: list[int], w: bytes, d: int) -> bool:
+    """Some state of `states` walks the bytes w[d:] through its rule's byte edges alone, ending live."""
+    for g in states:
+        for b in w[d:] if d else w:
+            g = flat[(g << 8) | b]
+            if g < 0:
+                break
+        else:
+            return True
+    return False
 
 
 class CFGMatcher:

@@ -73,6 +73,26 @@ def vocab_order(vocab: Vocabulary) -> VocabOrder:
     return VocabOrder(rank_to_id, rank_of, rank_bytes, bounds, packed_of_rank)
 
 
+@lru_cache(maxsize=8)
+def rank_lcp(vocab: Vocabulary) -> np.ndarray:
+    """int64 [n + 1]: the common prefix length of each rank's bytes with the previous rank's (0 for rank 0
+    and the sentinel n), so that a mask's simulation finds how much of its stack the next token keeps
+    with one `np.minimum.reduceat` instead of comparing bytes in Python."""
+    words = vocab_order(vocab).rank_bytes
+    out = np.zeros(len(words) + 1, dtype=np.int64)
+    prev = b""
+    for k, w in enumerate(words):
+        n = min(len(w), len(prev))
+        i = 0
+        while i < n and w[i] == prev[i]:
+            i += 1
+        out[k] = i
+        prev = w
+    out[0] = 0
+    out.setflags(write=False)
+    return out
+
+
 class StateRows:
     """Inside rows and uncertain ranks per RTN state, each computed on first use and then kept.
 

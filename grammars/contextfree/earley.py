@@ -33,7 +33,7 @@ class ESet:
         self._states: np.ndarray | None = None
         self.mask: np.ndarray | None = None  # the token mask of this set, filled by the matcher
         self.tensor: Any = None  # the same mask as a torch tensor (what fill_bitmask copies)
-        self.contexts: dict[int, int] = {}  # rule -> interned continuation context (see cfg_matcher)
+        self.contexts: dict[int, int] | None = None  # rule -> interned context (cfg_matcher), made on use
 
     def scan_states(self) -> np.ndarray:
         """The distinct RTN states of the scanning items, sorted."""
