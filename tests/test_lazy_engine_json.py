@@ -217,3 +217,25 @@ def test_inline_expands_a_subschema_into_one_regex() -> None:
     tree = {"$defs": {"n": {"type": "array", "items": {"$ref": "#/$defs/n"}}}, "$ref": "#/$defs/n"}
     with pytest.raises(NotExact):
         js._Compiler(tree, False, False).inline(tree, "", ())
+
+
+def test_a_healing_step_keeps_the_automaton_for_a_mid_sized_schema() -> None:
+    """A schema past AUTOMATON_MAX_NFA but within HEALING_MAX_NFA runs as an automaton on a step that heals
+    its text-then-gen boundary (only an automaton can be positioned inside a token), and on the grammar
+    engine where the step does not heal (`heal: false`) or through `json_schema` alone."""
+    from decc.compiler.pipeline import compile_program
+    from decc.dsl.parser import parse
+    from decc.grammars.json.json_engine import AUTOMATON_MAX_NFA, HEALING_MAX_NFA
+
+    props = {"name": {"type": "string"}, "age": {"type": "integer"}}
+    mid = {"type": "object", "properties": props, "additionalProperties": False}
+    n = js.json_schema_engine(mid).reason
+    assert js.json_schema_engine(mid).engine == "grammar", n
+    assert js.json_schema_engine(mid, heals=True).engine == "automaton"
+    size = int(n.split("need ")[1].split(" NFA")[0].replace(",", ""))
+    assert AUTOMATON_MAX_NFA < size <= HEALING_MAX_NFA
+    text = f'"Person:" gen v {{ where: json(r"""{json.dumps(mid)}""") }}\n'
+    healed = compile_program(parse(text, "p.dec")).generates()[0].constraint
+    assert healed.engine == "automaton" and "heals" in healed.engine_reason
+    text = f'"Person:" gen v {{ where: json(r"""{json.dumps(mid)}"""), heal: false }}\n'
+    assert compile_program(parse(text, "p.dec")).generates()[0].constraint.engine == "grammar"

@@ -1,7 +1,7 @@
 """Pass: pick the engine of each JSON-schema constraint (grammars/json/json_engine.py), before it is compiled.
 
-A small regular schema runs as one token automaton (built eagerly; the fastest masks); a recursive or large
-one on the lazy grammar engine (compiled in O(schema); masks computed as generation visits states). A schema
+A small regular schema runs as one token automaton (built eagerly; the fastest masks; larger ones too on a
+step that heals its boundary, which only an automaton can); a recursive or large one on the lazy grammar engine (compiled in O(schema); masks computed as generation visits states). A schema
 inside a conjunction is intersected as an automaton. `decc compile --emit opt` prints each choice and why.
 A schema that fails to compile keeps "auto": compile-constraints reports the error at its keyword.
 """
@@ -28,7 +28,8 @@ def _rewrite(op: ir.Op) -> ir.Op:
         return op
     c = op.constraint
     if isinstance(c, ir.JsonSchema) and c.engine == "auto":
-        return replace(op, constraint=_choose(c))
+        heals = op.heal and isinstance(op.search, ir.Sampling) and not op.aligned
+        return replace(op, constraint=_choose(c, heals))
     if isinstance(c, ir.All) and any(isinstance(p, ir.JsonSchema) for p in c.parts):
         parts = tuple(
             replace(p, engine="automaton", engine_reason=CONJUNCTION) if isinstance(p, ir.JsonSchema) else p
@@ -38,11 +39,13 @@ def _rewrite(op: ir.Op) -> ir.Op:
     return op
 
 
-def _choose(c: ir.JsonSchema) -> ir.JsonSchema:
+def _choose(c: ir.JsonSchema, heals: bool) -> ir.JsonSchema:
     try:
         with warnings.catch_warnings():  # ignored keywords: positioned warnings come from compile-constraints
             warnings.simplefilter("ignore", grammars.IgnoredKeyword)
-            choice = grammars.json_schema_engine(c.schema, lenient=c.lenient, whitespace=c.whitespace)
+            choice = grammars.json_schema_engine(
+                c.schema, lenient=c.lenient, whitespace=c.whitespace, heals=heals
+            )
     except (DeccError, GrammarLimitError, grammars.RegexError):
         return c
     return replace(c, engine=choice.engine, engine_reason=choice.reason)

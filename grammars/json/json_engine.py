@@ -24,6 +24,10 @@ from ..regexes.regex_ast import Alt, Concat, Repeat
 # over the vocabulary costs 4-15 ms (SmolLM2) or 7-45 ms (Llama-3) where the lazy engine's first mask
 # takes 1-3 ms, with the same outcomes and no slower masks.
 AUTOMATON_MAX_NFA = 64
+# A step that heals its text-then-gen boundary (token healing, grammars/tokens/healing.py) needs a matcher that
+# can be positioned inside a token, which the grammar engine cannot be: such a step keeps the automaton up to
+# this size, so that the JSON steps of programs still heal (`decc.grammars.json_schema` alone uses the above).
+HEALING_MAX_NFA = 500
 
 AUTOMATON = "automaton"
 GRAMMAR = "grammar"
@@ -120,19 +124,32 @@ def inline_size(grammar: Grammar, fixed: dict[str, int], other: Callable[[Any], 
     return estimate_states(grammar.rules[0][1], size)
 
 
-def choose(grammar: Grammar, any_rule: str, other: Callable[[Any], int]) -> EngineChoice:
-    """The engine for a schema's grammar (see the module docstring)."""
+def choose(grammar: Grammar, any_rule: str, other: Callable[[Any], int], heals: bool = False) -> EngineChoice:
+    """The engine for a schema's grammar (see the module docstring); `heals`: the step heals its boundary,
+    which only an automaton can (HEALING_MAX_NFA)."""
     if recursive(grammar, any_rule):
         return EngineChoice(GRAMMAR, "the schema recurses ($ref)")
     if any(any_rule in calls for calls in call_graph(grammar).values()):
         return EngineChoice(GRAMMAR, "a schema-free value (`true`, `{}`) nests to any depth")
     n = inline_size(grammar, {}, other)
-    if n > AUTOMATON_MAX_NFA:
+    limit = HEALING_MAX_NFA if heals else AUTOMATON_MAX_NFA
+    if n > limit:
         return EngineChoice(
-            GRAMMAR,
-            f"as one automaton it would need {n:,} NFA states (automaton limit {AUTOMATON_MAX_NFA:,})",
+            GRAMMAR, f"as one automaton it would need {n:,} NFA states (automaton limit {limit:,})"
         )
+    if n > AUTOMATON_MAX_NFA:
+        why = f"it is regular ({n:,} NFA states) and the step heals its boundary (limit {limit:,})"
+        return EngineChoice(AUTOMATON, why)
     return EngineChoice(AUTOMATON, f"it is regular and small ({n:,} NFA states)")
 
 
-__all__ = ["AUTOMATON", "AUTOMATON_MAX_NFA", "GRAMMAR", "EngineChoice", "choose", "inline", "inline_size"]
+__all__ = [
+    "AUTOMATON",
+    "AUTOMATON_MAX_NFA",
+    "GRAMMAR",
+    "HEALING_MAX_NFA",
+    "EngineChoice",
+    "choose",
+    "inline",
+    "inline_size",
+]

@@ -190,9 +190,11 @@ def json_schema_engine(
     whitespace: str = "compact-or-default",
     strict: bool = False,
     limits: Limits = DEFAULT_LIMITS,
+    heals: bool = False,
 ) -> EngineChoice:
-    """The engine `engine="auto"` picks for `schema`, and why (cheap: no automaton is built)."""
-    return _choice(_canonical(schema, strict), lenient, whitespace, limits)
+    """The engine `engine="auto"` picks for `schema`, and why (cheap: no automaton is built); `heals`: for a
+    step that heals its boundary, which needs an automaton (json_engine.HEALING_MAX_NFA)."""
+    return _choice(_canonical(schema, strict), lenient, whitespace, limits, heals)
 
 
 def branches_disjoint(a: Any, b: Any, root: Any = None) -> bool:
@@ -313,10 +315,10 @@ def _rules(text: str, lenient: bool, ws: str, limits: Limits) -> tuple[Grammar, 
 
 
 @lru_cache(maxsize=128)
-def _choice(text: str, lenient: bool, ws: str, limits: Limits) -> EngineChoice:
+def _choice(text: str, lenient: bool, ws: str, limits: Limits, heals: bool = False) -> EngineChoice:
     grammar = _rules(text, lenient, ws, limits)[0]
     with deadline(limits.max_seconds), gc_paused():
-        choice = choose(grammar, ANY_RULE, _counted_size)
+        choice = choose(grammar, ANY_RULE, _counted_size, heals)
         if choice.engine == GRAMMAR and not recursive(grammar, ANY_RULE):
             lexemes = _lexemes(grammar, limits)
             n = sum(unrolled_states(b.dfa) for _, b in lexemes.rules if isinstance(b, Lexeme))
