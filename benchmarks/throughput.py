@@ -235,7 +235,9 @@ def main() -> None:
                               "tokenizer": args.tokenizer, "rows": []}  # fmt: skip
     errors: list[dict[str, Any]] = []
     for schema in schemas:
-        constraint = json_schema(SCHEMAS[schema], vocab)
+        # `free` as the token automaton a program's (healing) gen step gets for it (json_engine.HEALING_MAX_NFA);
+        # json_schema alone would put its ~200 NFA states on the grammar engine (AUTOMATON_MAX_NFA)
+        constraint = json_schema(SCHEMAS[schema], vocab, engine="automaton" if schema == "free" else "auto")
         loops = {
             name: args.loop
             if args.loop != "auto"
