@@ -161,6 +161,34 @@ def render_text(parts: tuple[str | Var, ...], env: Mapping[str, Any]) -> str:
     return "".join(out)
 
 
+def encode_text(tok: Any, piece: str, first: bool, add_special_tokens: bool) -> list[int]:
+    """A text step's tokens: the start of the context is encoded as the model's own prompts are; a piece
+    mid-context with no SentencePiece prefix space before it. Every engine tokenizes text through this."""
+    if first:
+        return list(tok.encode(piece, add_special_tokens=add_special_tokens))
+    return list(encode_in_context(tok, piece))
+
+
+def choose_branch(step: PlanBranch, env: Mapping[str, Any]) -> tuple[Step, ...]:
+    """The steps of the first case whose test holds on the run's values, else the otherwise branch."""
+    for test, body in step.cases:
+        if test.holds(render_text((test.var,), env)):
+            return body
+    return step.otherwise
+
+
+def start_token(tok: Any, op: PlanGen) -> int:
+    """The token a program that opens with gen `op` starts from: the model's BOS, else a user error."""
+    bos = getattr(tok, "bos_token_id", None)
+    if bos is None:
+        raise DeccError(
+            f"'{op.name}' is generated before any text, and this model has no start token",
+            op.span,
+            hints=["put a prompt before the first gen"],
+        )
+    return bos
+
+
 def sampling_params(s: Sampling) -> SamplingParams:
     """The plan's sampling → runtime parameters; `sample(temperature=0)` is greedy, as in every sampler."""
     if s.greedy:
@@ -226,10 +254,7 @@ class ProgramRun:
             if isinstance(step, PlanText):
                 piece = render_text(step.parts, self.env)
                 self.text.append(piece)
-                if self.first:  # the start of the text: encoded as the model's own prompts are
-                    self.tail = self.tok.encode(piece, add_special_tokens=self.plan.add_special_tokens)
-                else:  # mid-context: no SentencePiece prefix space before the piece
-                    self.tail = encode_in_context(self.tok, piece)
+                self.tail = encode_text(self.tok, piece, self.first, self.plan.add_special_tokens)
                 self.session.append(self.tail)
                 self.first = False
             elif isinstance(step, PlanGen):
@@ -238,24 +263,11 @@ class ProgramRun:
                 self.first = False
                 self.tail = []
             else:
-                yield from self.walk(self._branch(step))
-
-    def _branch(self, step: PlanBranch) -> tuple[Step, ...]:
-        for test, body in step.cases:
-            if test.holds(render_text((test.var,), self.env)):
-                return body
-        return step.otherwise
+                yield from self.walk(choose_branch(step, self.env))
 
     def _start(self, op: PlanGen) -> None:
         if not len(self.session):  # a program that opens with a gen: the model needs a first token
-            bos = getattr(self.tok, "bos_token_id", None)
-            if bos is None:
-                raise DeccError(
-                    f"'{op.name}' is generated before any text, and this model has no start token",
-                    op.span,
-                    hints=["put a prompt before the first gen"],
-                )
-            self.session.append([bos])
+            self.session.append([start_token(self.tok, op)])
 
     def result(self) -> Result:
         return Result(

@@ -21,21 +21,22 @@ from decc.compiler.plan import (
     BestOfN,
     FirstFinish,
     Plan,
-    PlanBranch,
     PlanGen,
     PlanText,
     Sampling,
     Step,
 )
 from decc.errors import DeccError, InternalError
-from decc.grammars.tokens.vocab import encode_in_context
 from decc.runtime.detokenize import IncrementalDetokenizer
 from decc.runtime.executor import (
     Result,
     StepResult,
     bind_inputs,
+    choose_branch,
+    encode_text,
     render_text,
     sampling_params,
+    start_token,
     step_rules,
 )
 from decc.runtime.particles import BestOfRun
@@ -303,27 +304,15 @@ class _Row:
             if isinstance(step, PlanText):
                 piece = render_text(step.parts, self.env)
                 self.text.append(piece)
-                if self.first:
-                    self.tokens.extend(
-                        self.tok.encode(piece, add_special_tokens=self.plan.add_special_tokens)
-                    )
-                else:
-                    self.tokens.extend(encode_in_context(self.tok, piece))
+                self.tokens.extend(encode_text(self.tok, piece, self.first, self.plan.add_special_tokens))
                 self.first = False
             elif isinstance(step, PlanGen):
                 if not self.tokens:
-                    bos = getattr(self.tok, "bos_token_id", None)
-                    if bos is None:
-                        raise DeccError(
-                            f"'{step.name}' is generated before any text, and this model has no start token",
-                            step.span,
-                            hints=["put a prompt before the first gen"],
-                        )
-                    self.tokens.append(bos)
+                    self.tokens.append(start_token(self.tok, step))
                 yield step
                 self.first = False
             else:
-                yield from self.walk(_branch(step, self.env))
+                yield from self.walk(choose_branch(step, self.env))
 
     def record(self, step: PlanGen, gen: Any, hyps: tuple[Hypothesis, ...]) -> None:
         self.tokens.extend(gen.token_ids)
@@ -341,10 +330,3 @@ class _Row:
             logprob=sum(s.logprob for s in self.results.values()),
             steps=self.results,
         )
-
-
-def _branch(step: PlanBranch, env: Mapping[str, Any]) -> tuple[Step, ...]:
-    for test, body in step.cases:
-        if test.holds(render_text((test.var,), env)):
-            return body
-    return step.otherwise
