@@ -8,8 +8,13 @@ tokens must be the same, whichever grammar filled the shared walks first.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
-from hypothesis import HealthCheck, assume, given, settings
+import pytest
+from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from decc.grammars import GrammarError, Vocabulary, disk_cache
@@ -73,21 +78,30 @@ def _assert_same(new: StateRows, ref: StateRows, rtn: RTN) -> None:
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(grammars(), grammars(), vocabularies(), st.sampled_from([None, 1, 7]), st.sampled_from([0, 2, None]))
+@given(
+    grammars(),
+    grammars(),
+    vocabularies(),
+    st.sampled_from([None, 1, 7]),
+    st.sampled_from([0, 2, None]),
+    st.booleans(),
+)
 def test_trie_and_shared_loop_walks_classify_like_the_pair_walk(
-    a: str, b: str, vocab: Vocabulary, budget: int | None, few: int | None
+    a: str, b: str, vocab: Vocabulary, budget: int | None, few: int | None, native: bool
 ) -> None:
     """Two grammars over one vocabulary, so that the second reuses loop walks the first left in the
     per-vocabulary cache; a small budget sends states to the pair-walk fallback part of the way, and a
-    small `FEW` makes deep trie nodes take their tokens from the shared walks too."""
-    default = cfg_walk.FEW
+    small `FEW` makes deep trie nodes take their tokens from the shared walks too. The trie walk is the
+    compiled one or the Python one (where the extension is built)."""
+    default, default_native = cfg_walk.FEW, cfg_walk.NATIVE
     cfg_walk.FEW = default if few is None else few
+    cfg_walk.NATIVE = native and cfg_walk.compiled is not None
     try:
         for text in (a, b):
             rtn = _rtn(text)
             _assert_same(_classified(rtn, vocab, False, budget), _classified(rtn, vocab, True), rtn)
     finally:
-        cfg_walk.FEW = default
+        cfg_walk.FEW, cfg_walk.NATIVE = default, default_native
 
 
 def test_a_loop_is_walked_once_per_vocabulary_wherever_it_occurs() -> None:
@@ -145,3 +159,157 @@ def test_loop_walks_come_back_from_the_disk_cache_unchanged(tmp_path, monkeypatc
         hits = disk_cache.stats["hits"]
         _assert_same(_classified(rtn, vocab, False), _classified(rtn, vocab, True), rtn)
         assert (disk_cache.stats["hits"] > hits) != damaged
+
+
+# -- the compiled walk (trie_walk_c.c) against the Python one ------------------------------------------
+
+needs_native = pytest.mark.skipif(
+    cfg_walk.compiled is None, reason="the C extension trie_walk_c is not built in this install"
+)
+_BYTES = [0, 1, 97, 98, 99, 254, 255]  # a few bytes, the ends of the byte range included
+
+
+def test_the_compiled_walk_is_built_and_used() -> None:
+    """`make test` sets DECC_REQUIRE_NATIVE=1 (CI runs it): a broken build fails there instead of
+    silently testing the fallback twice."""
+    if cfg_walk.compiled is None:
+        if os.environ.get("DECC_REQUIRE_NATIVE") == "1":
+            pytest.fail("trie_walk_c is not built (pip install -e . compiles it; is there a C compiler?)")
+        pytest.skip("the C extension trie_walk_c is not built in this install")
+    pure = os.environ.get("DECC_PURE_PYTHON", "") not in ("", "0")
+    assert cfg_walk.NATIVE != pure
+    assert (cfg_walk.walks_within is cfg_walk.compiled.walks_within) == cfg_walk.NATIVE
+
+
+@needs_native
+def test_decc_pure_python_turns_the_compiled_walk_off() -> None:
+    code = "from decc.grammars.contextfree import cfg_walk as w; print(w.NATIVE, w.walks_within.__name__)"
+    env = {**os.environ, "DECC_PURE_PYTHON": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "walks_within_py"]
+
+
+class _Region:
+    """A stand-in shared walk: takes a node's first token as inside, its last as uncertain, and hands back
+    the node's children (the trie nodes one byte deeper) to go on from its exit states."""
+
+    def __init__(self, words: list[bytes], calls: list[tuple[int, ...]]) -> None:
+        self.words, self.calls = words, calls
+
+    def take(self, lo: int, hi: int, exits: list[int], exit_point: np.ndarray, out: cfg_walk.Walk) -> list:
+        self.calls.append(("take", lo, hi, *exits))
+        out.inside_ranks.append(np.array([lo], dtype=np.int32))
+        out.unsure_ranks.append(np.array([hi - 1], dtype=np.int32))
+        d = len(os.path.commonprefix([self.words[lo], self.words[hi - 1]]))
+        nodes, c = [], lo
+        while c < hi:
+            e = c + 1
+            while e < hi and self.words[e][: d + 1] == self.words[c][: d + 1]:
+                e += 1
+            if len(self.words[c]) > d:
+                s = exits[c % len(exits)]
+                nodes.append((d + 1, c, e, s, bool(exit_point[s]) or c % 3 == 0))
+            c = e
+        return nodes
+
+
+def _trie_node(words: list[bytes], r: int, d: int) -> tuple[int, int]:
+    """The rank range of the tokens sharing words[r]'s first d bytes."""
+    p = words[r][:d]
+    lo = next(i for i, w in enumerate(words) if w[:d] == p)
+    hi = lo
+    while hi < len(words) and words[hi][:d] == p:
+        hi += 1
+    return lo, hi
+
+
+@needs_native
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.lists(st.sampled_from(_BYTES), min_size=1, max_size=5).map(bytes), min_size=1, max_size=70),
+    st.integers(1, 12),
+    st.data(),
+)
+def test_the_compiled_walk_equals_the_python_walk(words: list[bytes], n: int, data: st.DataObject) -> None:
+    """Random sorted vocabularies (duplicates allowed), byte tables, exit points, callee bytes, frontiers
+    (the roots of a state or deeper trie nodes), budgets and shared walks: the same `Walk` (the uncertain
+    ranges up to order), the same None past the budget, the same shared-walk calls in the same order."""
+    words.sort()
+    seed = data.draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    dead = n
+    table = np.full((n + 1, 256), dead, dtype=np.int32)
+    table[:n, _BYTES] = rng.integers(0, n + 1, size=(n, len(_BYTES)))
+    exit_point = rng.random(n + 1) < 0.3
+    exit_point[dead] = False
+    enters = np.zeros((n + 1, 256), dtype=bool)
+    enters[:n, _BYTES] = rng.random((n, len(_BYTES))) < 0.2
+    firsts = np.array([w[0] for w in words])
+    bounds = np.searchsorted(firsts, np.arange(257), side="left")
+    walks = [
+        cfg_walk.TrieWalk(tuple(words), bounds, table, dead, exit_point, enters, native=native)
+        for native in (False, True)
+    ]
+    g = data.draw(st.integers(0, n - 1))
+    assert walks[1].roots(g) == walks[0].roots(g)
+    if data.draw(st.booleans()):
+        frontier = walks[0].roots(g)
+    else:
+        frontier = []
+        for _ in range(data.draw(st.integers(1, 4))):
+            r = data.draw(st.integers(0, len(words) - 1))
+            d = data.draw(st.integers(0, len(words[r])))
+            lo, hi = _trie_node(words, r, d)
+            s = data.draw(st.integers(0, n - 1))
+            frontier.append((d, lo, hi, s, data.draw(st.booleans())))
+    budget = data.draw(st.sampled_from([None, None, 0, 2, 10, 40]))
+    few = data.draw(st.sampled_from([None, 0, 1, 3]))
+    loops = set(rng.choice(n, size=rng.integers(0, n + 1), replace=False).tolist())
+    exits = rng.integers(0, n, size=3).tolist()
+    found, calls = [], []
+    for walk in walks:
+        log: list[tuple[int, ...]] = []
+        region = _Region(words, log)
+
+        def shared(s: int, d: int, log: list = log, region: _Region = region) -> tuple | None:
+            log.append(("shared", s, d))
+            return (region, exits) if s in loops else None
+
+        args = (list(frontier), shared if few is not None else None)
+        default = cfg_walk.FEW
+        cfg_walk.FEW = default if few is None else few
+        try:
+            found.append(walk.walk(*args) if budget is None else walk.walk(*args, budget))
+        finally:
+            cfg_walk.FEW = default
+        calls.append(log)
+    py, c = found
+    event("past the budget" if py is None else "walked")
+    event(f"shared walks taken: {min(sum(x[0] == 'take' for x in calls[0]), 2)}")
+    if py is not None:
+        event(f"uncertain: {bool(py.unsure)}, inside: {bool(py.inside)}")
+    assert calls[1] == calls[0]
+    assert (c is None) == (py is None)
+    if py is None or c is None:
+        return
+    assert c.inside == py.inside
+    pairs = [sorted(zip(w.unsure[::2], w.unsure[1::2], strict=True)) for w in (c, py)]
+    assert pairs[0] == pairs[1]
+    for a, b in ((c.inside_ranks, py.inside_ranks), (c.unsure_ranks, py.unsure_ranks)):
+        assert [x.tolist() for x in a] == [x.tolist() for x in b]
+    for x, y in zip(c.ranks(), py.ranks(), strict=True):
+        assert sorted(x.tolist()) == sorted(y.tolist())
+
+
+@needs_native
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 6), st.binary(max_size=6), st.integers(0, 7), st.data())
+def test_the_compiled_walks_within_equals_the_python_one(
+    n: int, w: bytes, d: int, data: st.DataObject
+) -> None:
+    """The recognizer's byte walk (cfg_matcher's simulation) on random byte tables (negative: dead)."""
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    table = np.where(rng.random((n, 256)) < 0.7, rng.integers(0, n, size=(n, 256)), -1).astype(np.int32)
+    flat = memoryview(table.reshape(-1))
+    states = data.draw(st.lists(st.integers(0, n - 1), max_size=4))
+    assert cfg_walk.compiled.walks_within(flat, states, w, d) == cfg_walk.walks_within_py(flat, states, w, d)

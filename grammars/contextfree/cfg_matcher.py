@@ -29,6 +29,7 @@ from ..limits import DEFAULT_LIMITS, Limits, deadline
 from ..tokens.vocab import Vocabulary
 from .cfg_grammar import Grammar, GrammarError, parse_grammar
 from .cfg_rows import StateRows, classify, rank_lcp, vocab_order
+from .cfg_walk import walks_within
 from .earley import Chart, ESet, Recognizer
 from .rtn import RTN, build_rtn
 
@@ -273,7 +274,7 @@ class CFGConstraint:
             last = len(w) - 1
             while True:
                 # (at d = 0 a token that stays in a rule is in that state's inside row: not simulated)
-                if (d or d == last) and _walks_within(rtn.flat, heads[d], w, d):
+                if (d or d == last) and walks_within(rtn.flat, heads[d], w, d):
                     ok.append(r)
                     break
                 if d == last:
@@ -287,18 +288,6 @@ class CFGConstraint:
                 heads.append(list({g: None for g, _ in s.scan}))
                 d += 1
         return ok
-
-
-def _walks_within(flat: memoryview, states: list[int], w: bytes, d: int) -> bool:
-    """Some state of `states` walks the bytes w[d:] through its rule's byte edges alone, ending live."""
-    for g in states:
-        for b in w[d:] if d else w:
-            g = flat[(g << 8) | b]
-            if g < 0:
-                break
-        else:
-            return True
-    return False
 
 
 class CFGMatcher:

@@ -8,10 +8,13 @@ loop with many tokens below it takes them from the loop's shared walk instead (c
 `pair_walk` walks many (state, token) pairs at once with numpy, a byte per step: for the shared walks,
 for many tokens into wide states off loops, as the fallback past the trie walk's budget, and as the
 tests' reference.
+`trie_walk_c` (trie_walk_c.c, built by `pip install`, optional) is the same trie walk compiled; the Python
+one is the fallback (no C compiler at install, `DECC_PURE_PYTHON=1` read at import) and the tests' oracle.
 """
 
 from __future__ import annotations
 
+import os
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +24,13 @@ import numpy as np
 
 from ..limits import check_time
 from ..tokens.vocab import Vocabulary
+
+try:
+    from . import trie_walk_c as compiled
+except ImportError:  # installed without a C compiler: the pure-Python walk
+    compiled = None  # type: ignore[assignment]
+# whether `TrieWalk` uses the compiled walk by default (False: not built, or forced off)
+NATIVE = compiled is not None and os.environ.get("DECC_PURE_PYTHON", "") in ("", "0")
 
 _BYTE = [bytes([b]) for b in range(256)]
 FEW = 16  # tokens in a trie node, up to which the trie walk takes it even where a shared walk exists
@@ -36,7 +46,7 @@ class Shared(Protocol):
 
 class TrieWalk:
     """Depth-first trie walks of byte-sorted tokens (`words`, `bounds`: where each first byte's start) through
-    a byte table (`dead`: no state)."""
+    a byte table (`dead`: no state); compiled (`native`; None: `NATIVE`) or in Python, with the same results."""
 
     def __init__(
         self,
@@ -46,12 +56,19 @@ class TrieWalk:
         dead: int,
         exit_point: np.ndarray,
         enters: np.ndarray,
+        native: bool | None = None,
     ) -> None:
         self.words, self.table, self.dead = words, table, dead
         self.exit_point, self.enters = exit_point, enters
         self._states: dict[int, tuple[list[int], list[int], frozenset[int]]] = {}
         self.bounds = bounds  # the ranks of the tokens starting with byte b: [bounds[b], bounds[b + 1])
         self.first = bounds.tolist()
+        self.native = None
+        if NATIVE if native is None else native:
+            if compiled is None:
+                raise RuntimeError("the compiled trie walk (trie_walk_c) is not built in this install")
+            # it reads the arrays in place (rows the RTN adds later included): int32 / bool, C order
+            self.native = compiled.TrieWalk(words, self.first, table, dead, exit_point, enters)
 
     def state(self, s: int) -> tuple[list[int], list[int], frozenset[int]]:
         """(byte row, live bytes, bytes that enter a callee) of state s, as Python lists (memoized)."""
@@ -66,6 +83,8 @@ class TrieWalk:
     def roots(self, g: int) -> list[Node]:
         """The walk's start from state g: one node per live first byte (a first byte never makes a token
         uncertain: the Earley set's own predictions and completions cover it)."""
+        if self.native is not None:
+            return self.native.roots(g)
         row, live, _ = self.state(g)
         first, exit_point = self.first, self.exit_point
         out = []
@@ -85,6 +104,8 @@ class TrieWalk:
         """Walk trie nodes (depth, rank lo, rank hi, state reached, passed an exit point) to the end; None
         past `budget` nodes. A node of more than `FEW` tokens in a state with a shared walk (`shared(state,
         depth)`: a `Region` and the states it exits to) takes that walk's tokens in its range instead."""
+        if self.native is not None:
+            return self.native.walk(frontier, shared, budget, FEW, Walk([], [], [], []))
         words, dead, exit_point, state = self.words, self.dead, self.exit_point, self.state
         out = Walk([], [], [], [])
         inside, unsure = out.inside, out.unsure
@@ -272,4 +293,35 @@ def pair_walk(
 # -- regions: the loops of a rule, walked once per vocabulary and shape ---------------------------------
 
 
-__all__ = ["FEW", "Node", "Shared", "TrieWalk", "Walk", "Walked", "bits_of", "pair_walk", "ranges_to_ranks"]
+def walks_within_py(flat: memoryview, states: list[int], w: bytes, d: int) -> bool:
+    """Some state of `states` walks the bytes w[d:] through its rule's byte edges alone (`flat[g * 256 +
+    b]`, negative: dead), ending live (the recognizer's simulation, cfg_matcher.py)."""
+    for g in states:
+        for b in w[d:] if d else w:
+            g = flat[(g << 8) | b]
+            if g < 0:
+                break
+        else:
+            return True
+    return False
+
+
+walks_within: Callable[[memoryview, list[int], bytes, int], bool] = (
+    compiled.walks_within if NATIVE else walks_within_py
+)
+
+__all__ = [
+    "FEW",
+    "NATIVE",
+    "Node",
+    "Shared",
+    "TrieWalk",
+    "Walk",
+    "Walked",
+    "bits_of",
+    "compiled",
+    "pair_walk",
+    "ranges_to_ranks",
+    "walks_within",
+    "walks_within_py",
+]

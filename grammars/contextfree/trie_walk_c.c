@@ -1,0 +1,577 @@
+/* The first-visit trie walk of cfg_walk.py (TrieWalk.roots / TrieWalk.walk) and the byte walk of the
+ * recognizer's simulation (walks_within), compiled: the same steps as the pure-Python versions, which stay
+ * as the fallback and as the tests' oracle. Arrays come in through the buffer protocol (no numpy headers);
+ * the shared loop walks stay Python objects, called back (`shared(state, depth)`, `Region.take`). */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <string.h>
+
+typedef struct {
+    long long d, lo, hi, s;
+    int passed;
+} Node;
+
+typedef struct {
+    Node *v;
+    Py_ssize_t n, cap;
+} Stack;
+
+typedef struct {
+    long long *v;
+    Py_ssize_t n, cap;
+} Ranges;
+
+static int stack_push(Stack *st, long long d, long long lo, long long hi, long long s, int passed) {
+    if (st->n == st->cap) {
+        Py_ssize_t cap = st->cap ? 2 * st->cap : 64;
+        Node *v = PyMem_Realloc(st->v, (size_t)cap * sizeof(Node));
+        if (v == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        st->v = v;
+        st->cap = cap;
+    }
+    Node *x = &st->v[st->n++];
+    x->d = d, x->lo = lo, x->hi = hi, x->s = s, x->passed = passed;
+    return 0;
+}
+
+static int ranges_add(Ranges *r, long long lo, long long hi) {
+    if (r->n + 2 > r->cap) {
+        Py_ssize_t cap = r->cap ? 2 * r->cap : 64;
+        long long *v = PyMem_Realloc(r->v, (size_t)cap * sizeof(long long));
+        if (v == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        r->v = v;
+        r->cap = cap;
+    }
+    r->v[r->n++] = lo;
+    r->v[r->n++] = hi;
+    return 0;
+}
+
+/* Extend the Python list `name` of `out` with the flat ranges. */
+static int ranges_flush(Ranges *r, PyObject *out, const char *name) {
+    PyObject *list = PyObject_GetAttrString(out, name);
+    if (list == NULL)
+        return -1;
+    if (!PyList_Check(list)) {
+        Py_DECREF(list);
+        PyErr_Format(PyExc_TypeError, "Walk.%s must be a list", name);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < r->n; i++) {
+        PyObject *x = PyLong_FromLongLong(r->v[i]);
+        if (x == NULL || PyList_Append(list, x) < 0) {
+            Py_XDECREF(x);
+            Py_DECREF(list);
+            return -1;
+        }
+        Py_DECREF(x);
+    }
+    Py_DECREF(list);
+    return 0;
+}
+
+/* Python's bytes order: memcmp over the common length, then the shorter first. */
+static int bytes_cmp(const char *a, Py_ssize_t la, const char *b, Py_ssize_t lb) {
+    int r = memcmp(a, b, (size_t)(la < lb ? la : lb));
+    if (r)
+        return r;
+    return la < lb ? -1 : la > lb;
+}
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *words;      /* tuple of bytes, sorted */
+    PyObject *exit_point; /* the array itself, handed to Region.take */
+    long long first[257];
+    Py_buffer table, exits, enters;
+    int have_table, have_exits, have_enters;
+    long long n_states, dead;
+    Py_ssize_t n_words;
+    char *key; /* a bisection key: a trie node's prefix and one byte */
+    Py_ssize_t key_cap;
+} TrieWalkObject;
+
+#define WORD(self, i) PyTuple_GET_ITEM((self)->words, (i))
+
+static long long bisect_left_ll(TrieWalkObject *self, const char *key, Py_ssize_t klen, long long lo,
+                                long long hi) {
+    while (lo < hi) {
+        long long mid = (lo + hi) / 2;
+        PyObject *w = WORD(self, mid);
+        if (bytes_cmp(PyBytes_AS_STRING(w), PyBytes_GET_SIZE(w), key, klen) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static long long bisect_right_ll(TrieWalkObject *self, const char *key, Py_ssize_t klen, long long lo,
+                                 long long hi) {
+    while (lo < hi) {
+        long long mid = (lo + hi) / 2;
+        PyObject *w = WORD(self, mid);
+        if (bytes_cmp(key, klen, PyBytes_AS_STRING(w), PyBytes_GET_SIZE(w)) < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+
+static int check_buffer(Py_buffer *b, const char *name, int ndim, Py_ssize_t itemsize, const char *kinds) {
+    const char *f = b->format ? b->format : "B";
+    while (*f == '@' || *f == '=' || *f == '<')
+        f++;
+    if (b->ndim != ndim || b->itemsize != itemsize || strlen(f) != 1 || strchr(kinds, *f) == NULL) {
+        PyErr_Format(PyExc_TypeError, "%s: wrong array kind (format %s, %d dims)", name,
+                     b->format ? b->format : "B", b->ndim);
+        return -1;
+    }
+    if (ndim == 2 && b->shape[1] != 256) {
+        PyErr_Format(PyExc_ValueError, "%s must have 256 columns", name);
+        return -1;
+    }
+    return 0;
+}
+
+static void TrieWalk_dealloc(TrieWalkObject *self) {
+    if (self->have_table)
+        PyBuffer_Release(&self->table);
+    if (self->have_exits)
+        PyBuffer_Release(&self->exits);
+    if (self->have_enters)
+        PyBuffer_Release(&self->enters);
+    Py_XDECREF(self->words);
+    Py_XDECREF(self->exit_point);
+    PyMem_Free(self->key);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int TrieWalk_init(TrieWalkObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"words", "first", "table", "dead", "exit_point", "enters", NULL};
+    PyObject *words, *first, *table, *exit_point, *enters;
+    long long dead;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OOLOO", kwlist, &PyTuple_Type, &words, &first, &table,
+                                     &dead, &exit_point, &enters))
+        return -1;
+    if (self->words != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "TrieWalk is initialized once");
+        return -1;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(words);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!PyBytes_CheckExact(PyTuple_GET_ITEM(words, i))) {
+            PyErr_SetString(PyExc_TypeError, "words must be a tuple of bytes");
+            return -1;
+        }
+    }
+    PyObject *seq = PySequence_Fast(first, "first must be a sequence");
+    if (seq == NULL)
+        return -1;
+    if (PySequence_Fast_GET_SIZE(seq) != 257) {
+        Py_DECREF(seq);
+        PyErr_SetString(PyExc_ValueError, "first must have 257 entries");
+        return -1;
+    }
+    for (int b = 0; b < 257; b++) {
+        long long v = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(seq, b));
+        if (v == -1 && PyErr_Occurred()) {
+            Py_DECREF(seq);
+            return -1;
+        }
+        if (v < 0 || v > n) {
+            Py_DECREF(seq);
+            PyErr_SetString(PyExc_ValueError, "first: a rank out of range");
+            return -1;
+        }
+        self->first[b] = v;
+    }
+    Py_DECREF(seq);
+    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT;
+    if (PyObject_GetBuffer(table, &self->table, flags) < 0)
+        return -1;
+    self->have_table = 1;
+    if (PyObject_GetBuffer(exit_point, &self->exits, flags) < 0)
+        return -1;
+    self->have_exits = 1;
+    if (PyObject_GetBuffer(enters, &self->enters, flags) < 0)
+        return -1;
+    self->have_enters = 1;
+    if (check_buffer(&self->table, "table", 2, 4, "i") < 0 ||
+        check_buffer(&self->exits, "exit_point", 1, 1, "?") < 0 ||
+        check_buffer(&self->enters, "enters", 2, 1, "?") < 0)
+        return -1;
+    self->n_states = self->table.shape[0];
+    if (self->exits.shape[0] < self->n_states || self->enters.shape[0] < self->n_states) {
+        PyErr_SetString(PyExc_ValueError, "exit_point and enters need a row per state of the table");
+        return -1;
+    }
+    Py_INCREF(words);
+    self->words = words;
+    Py_INCREF(exit_point);
+    self->exit_point = exit_point;
+    self->n_words = n;
+    self->dead = dead;
+    return 0;
+}
+
+static int check_state(TrieWalkObject *self, long long s) {
+    if (s < 0 || s >= self->n_states) {
+        PyErr_Format(PyExc_IndexError, "state %lld out of the table", s);
+        return -1;
+    }
+    return 0;
+}
+
+static int check_range(TrieWalkObject *self, long long lo, long long hi) {
+    if (lo < 0 || hi > self->n_words || lo >= hi) {
+        PyErr_Format(PyExc_IndexError, "trie node %lld..%lld out of the words", lo, hi);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *TrieWalk_roots(TrieWalkObject *self, PyObject *arg) {
+    if (self->words == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "TrieWalk not initialized");
+        return NULL;
+    }
+    long long g = PyLong_AsLongLong(arg);
+    if (g == -1 && PyErr_Occurred())
+        return NULL;
+    if (check_state(self, g) < 0)
+        return NULL;
+    const int *row = (const int *)self->table.buf + g * 256;
+    const char *exits = (const char *)self->exits.buf;
+    PyObject *out = PyList_New(0);
+    if (out == NULL)
+        return NULL;
+    for (int b = 0; b < 256; b++) {
+        long long nxt = row[b];
+        long long lo = self->first[b], hi = self->first[b + 1];
+        if (nxt == self->dead || lo >= hi)
+            continue;
+        if (check_state(self, nxt) < 0) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyObject *node = Py_BuildValue("(iLLLO)", 1, lo, hi, nxt, exits[nxt] ? Py_True : Py_False);
+        if (node == NULL || PyList_Append(out, node) < 0) {
+            Py_XDECREF(node);
+            Py_DECREF(out);
+            return NULL;
+        }
+        Py_DECREF(node);
+    }
+    return out;
+}
+
+/* Push the trie nodes of a Python sequence of (depth, lo, hi, state, passed). */
+static int push_nodes(TrieWalkObject *self, Stack *st, PyObject *nodes) {
+    PyObject *seq = PySequence_Fast(nodes, "trie nodes must be a sequence");
+    if (seq == NULL)
+        return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *t = PySequence_Fast_GET_ITEM(seq, i);
+        long long v[4];
+        if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 5) {
+            PyErr_SetString(PyExc_TypeError, "a trie node is a 5-tuple");
+            goto fail;
+        }
+        for (int j = 0; j < 4; j++) {
+            v[j] = PyLong_AsLongLong(PyTuple_GET_ITEM(t, j));
+            if (v[j] == -1 && PyErr_Occurred())
+                goto fail;
+        }
+        int passed = PyObject_IsTrue(PyTuple_GET_ITEM(t, 4));
+        if (passed < 0 || check_state(self, v[3]) < 0 || check_range(self, v[1], v[2]) < 0)
+            goto fail;
+        if (stack_push(st, v[0], v[1], v[2], v[3], passed) < 0)
+            goto fail;
+    }
+    Py_DECREF(seq);
+    return 0;
+fail:
+    Py_DECREF(seq);
+    return -1;
+}
+
+static int ensure_key(TrieWalkObject *self, Py_ssize_t len) {
+    if (len <= self->key_cap)
+        return 0;
+    Py_ssize_t cap = len < 64 ? 64 : 2 * len;
+    char *key = PyMem_Realloc(self->key, (size_t)cap);
+    if (key == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    self->key = key;
+    self->key_cap = cap;
+    return 0;
+}
+
+/* walk(frontier, shared, budget, few, out): the walk of TrieWalk.walk (cfg_walk.py), its ranges added to
+ * out.inside / out.unsure; `out` itself, or None past `budget` nodes. */
+static PyObject *TrieWalk_walk(TrieWalkObject *self, PyObject *args) {
+    PyObject *frontier, *shared, *out;
+    long long budget, few;
+    if (!PyArg_ParseTuple(args, "OOLLO", &frontier, &shared, &budget, &few, &out))
+        return NULL;
+    if (self->words == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "TrieWalk not initialized");
+        return NULL;
+    }
+    Stack st = {NULL, 0, 0};
+    Ranges inside = {NULL, 0, 0}, unsure = {NULL, 0, 0};
+    PyObject *result = NULL;
+    const int *table = (const int *)self->table.buf;
+    const char *exits = (const char *)self->exits.buf;
+    const char *enters_all = (const char *)self->enters.buf;
+    const long long dead = self->dead;
+    int use_shared = shared != Py_None;
+    int live[256];
+
+    if (push_nodes(self, &st, frontier) < 0)
+        goto done;
+    while (st.n) {
+        Node x = st.v[--st.n];
+        long long d = x.d, lo = x.lo, hi = x.hi, s = x.s;
+        int passed = x.passed;
+        if (--budget < 0) {
+            result = Py_None;
+            Py_INCREF(result);
+            goto done;
+        }
+        if (use_shared && hi - lo > few && passed == (exits[s] != 0)) {
+            PyObject *hit = PyObject_CallFunction(shared, "LL", s, d);
+            if (hit == NULL)
+                goto done;
+            if (hit != Py_None) {
+                PyObject *region = PySequence_GetItem(hit, 0), *to = PySequence_GetItem(hit, 1);
+                PyObject *nodes = NULL;
+                if (region != NULL && to != NULL)
+                    nodes = PyObject_CallMethod(region, "take", "LLOOO", lo, hi, to, self->exit_point, out);
+                Py_XDECREF(region);
+                Py_XDECREF(to);
+                Py_DECREF(hit);
+                if (nodes == NULL)
+                    goto done;
+                int bad = push_nodes(self, &st, nodes);
+                Py_DECREF(nodes);
+                if (bad < 0)
+                    goto done;
+                continue;
+            }
+            Py_DECREF(hit);
+        }
+        PyObject *wlo = WORD(self, lo);
+        long long k = lo;
+        if (PyBytes_GET_SIZE(wlo) == d)
+            k = bisect_right_ll(self, PyBytes_AS_STRING(wlo), PyBytes_GET_SIZE(wlo), lo, hi);
+        if (k > lo && ranges_add(&inside, lo, k) < 0)
+            goto done;
+        if (k == hi)
+            continue;
+        const int *row = table + s * 256;
+        const char *enters = enters_all + s * 256;
+        int n_live = 0;
+        for (int b = 0; b < 256; b++)
+            if (row[b] != dead)
+                live[n_live++] = b;
+        PyObject *wk = WORD(self, k);
+        if (PyBytes_GET_SIZE(wk) < d) {
+            PyErr_SetString(PyExc_IndexError, "a trie node's token is shorter than its depth");
+            goto done;
+        }
+        if (ensure_key(self, (Py_ssize_t)d + 1) < 0)
+            goto done;
+        char *key = self->key;
+        memcpy(key, PyBytes_AS_STRING(wk), (size_t)d); /* the node's prefix; the byte after it varies */
+        if (hi - k <= 2 * (long long)n_live) { /* fewer tokens than live bytes: go through the children */
+            long long c = k;
+            while (c < hi) {
+                PyObject *wc = WORD(self, c);
+                if (PyBytes_GET_SIZE(wc) <= d) {
+                    PyErr_SetString(PyExc_IndexError, "index out of range");
+                    goto done;
+                }
+                int b = (unsigned char)PyBytes_AS_STRING(wc)[d];
+                long long e = hi;
+                if (b < 255) {
+                    key[d] = (char)(b + 1);
+                    e = bisect_left_ll(self, key, (Py_ssize_t)d + 1, c, hi);
+                }
+                long long nxt = row[b];
+                int p = passed || enters[b];
+                if (nxt != dead) {
+                    if (check_state(self, nxt) < 0)
+                        goto done;
+                    if (stack_push(&st, d + 1, c, e, nxt, p || exits[nxt]) < 0)
+                        goto done;
+                } else if (p && ranges_add(&unsure, c, e) < 0)
+                    goto done;
+                c = e;
+            }
+            continue;
+        }
+        long long gap = k; /* the start of the tokens not yet placed (for the dead children of a passed node) */
+        for (int i = 0; i < n_live; i++) {
+            int b = live[i];
+            key[d] = (char)b;
+            long long c = bisect_left_ll(self, key, (Py_ssize_t)d + 1, gap, hi);
+            if (c == hi)
+                break;
+            long long e = hi;
+            if (b < 255) {
+                key[d] = (char)(b + 1);
+                e = bisect_left_ll(self, key, (Py_ssize_t)d + 1, c, hi);
+            }
+            if (c == e)
+                continue;
+            if (passed && c > gap && ranges_add(&unsure, gap, c) < 0)
+                goto done;
+            gap = e;
+            long long nxt = row[b];
+            if (check_state(self, nxt) < 0)
+                goto done;
+            if (stack_push(&st, d + 1, c, e, nxt, passed || enters[b] || exits[nxt]) < 0)
+                goto done;
+        }
+        if (passed) {
+            if (gap < hi && ranges_add(&unsure, gap, hi) < 0)
+                goto done;
+        } else {
+            for (int b = 0; b < 256; b++) { /* a dead byte that may go on in a callee: uncertain */
+                if (!enters[b] || row[b] != dead)
+                    continue;
+                key[d] = (char)b;
+                long long c = bisect_left_ll(self, key, (Py_ssize_t)d + 1, k, hi);
+                long long e = hi;
+                if (b < 255) {
+                    key[d] = (char)(b + 1);
+                    e = bisect_left_ll(self, key, (Py_ssize_t)d + 1, c, hi);
+                }
+                if (c < e && ranges_add(&unsure, c, e) < 0)
+                    goto done;
+            }
+        }
+    }
+    if (ranges_flush(&inside, out, "inside") < 0 || ranges_flush(&unsure, out, "unsure") < 0)
+        goto done;
+    result = out;
+    Py_INCREF(result);
+done:
+    PyMem_Free(st.v);
+    PyMem_Free(inside.v);
+    PyMem_Free(unsure.v);
+    return result;
+}
+
+static PyMethodDef TrieWalk_methods[] = {
+    {"roots", (PyCFunction)TrieWalk_roots, METH_O, "roots(g): the walk's start from state g."},
+    {"walk", (PyCFunction)TrieWalk_walk, METH_VARARGS,
+     "walk(frontier, shared, budget, few, out): out with the ranges added, or None past budget."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject TrieWalkType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "decc.grammars.contextfree.trie_walk_c.TrieWalk",
+    .tp_basicsize = sizeof(TrieWalkObject),
+    .tp_dealloc = (destructor)TrieWalk_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "TrieWalk(words, first, table, dead, exit_point, enters): cfg_walk.TrieWalk's walk, compiled.",
+    .tp_methods = TrieWalk_methods,
+    .tp_init = (initproc)TrieWalk_init,
+    .tp_new = PyType_GenericNew,
+};
+
+/* walks_within(flat, states, w, d): some state of `states` walks the bytes w[d:] through the byte table
+ * `flat` (int32, flat[g * 256 + b], negative: dead) and ends live. */
+static PyObject *walks_within(PyObject *module, PyObject *args) {
+    PyObject *flat, *states;
+    Py_buffer w, tab;
+    Py_ssize_t d;
+    if (!PyArg_ParseTuple(args, "OOy*n", &flat, &states, &w, &d))
+        return NULL;
+    if (PyObject_GetBuffer(flat, &tab, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        PyBuffer_Release(&w);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    PyObject *seq = NULL;
+    if (check_buffer(&tab, "flat", 1, 4, "i") < 0)
+        goto done;
+    seq = PySequence_Fast(states, "states must be a sequence");
+    if (seq == NULL)
+        goto done;
+    const int *t = (const int *)tab.buf;
+    const unsigned char *bytes = (const unsigned char *)w.buf;
+    long long size = tab.shape[0];
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    if (d < 0)
+        d = 0;
+    if (d > w.len) /* w[d:] is empty: the first state walks it */
+        d = w.len;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        long long g = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(seq, i));
+        if (g == -1 && PyErr_Occurred())
+            goto done;
+        Py_ssize_t j = d;
+        for (; j < w.len; j++) {
+            long long at = (g << 8) | bytes[j];
+            if (at < 0 || at >= size) {
+                PyErr_SetString(PyExc_IndexError, "index out of bounds on dimension 1");
+                goto done;
+            }
+            g = t[at];
+            if (g < 0)
+                break;
+        }
+        if (j == w.len) {
+            result = Py_True;
+            Py_INCREF(result);
+            goto done;
+        }
+    }
+    result = Py_False;
+    Py_INCREF(result);
+done:
+    Py_XDECREF(seq);
+    PyBuffer_Release(&tab);
+    PyBuffer_Release(&w);
+    return result;
+}
+
+static PyMethodDef module_methods[] = {
+    {"walks_within", walks_within, METH_VARARGS,
+     "walks_within(flat, states, w, d): some state walks w[d:] through its rule's byte edges, ending live."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT, "trie_walk_c", "cfg_walk.py's trie walk, compiled.", -1, module_methods,
+};
+
+PyMODINIT_FUNC PyInit_trie_walk_c(void) {
+    if (PyType_Ready(&TrieWalkType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module_def);
+    if (m == NULL)
+        return NULL;
+    Py_INCREF(&TrieWalkType);
+    if (PyModule_AddObject(m, "TrieWalk", (PyObject *)&TrieWalkType) < 0) {
+        Py_DECREF(&TrieWalkType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
