@@ -85,6 +85,13 @@ static int bytes_cmp(const char *a, Py_ssize_t la, const char *b, Py_ssize_t lb)
     return la < lb ? -1 : la > lb;
 }
 
+/* A state's live bytes and its dead bytes that enter a callee, ascending (memoized, as cfg_walk's `state`:
+ * the rows of built states never change). */
+typedef struct {
+    int n_live, n_edead;
+    unsigned char live[256], edead[256];
+} StateInfo;
+
 typedef struct {
     PyObject_HEAD
     PyObject *words;      /* tuple of bytes, sorted */
@@ -96,7 +103,41 @@ typedef struct {
     Py_ssize_t n_words;
     char *key; /* a bisection key: a trie node's prefix and one byte */
     Py_ssize_t key_cap;
+    StateInfo **info; /* per state, made on first use */
 } TrieWalkObject;
+
+/* The last tuple of words checked to hold bytes only (a StateRows makes its TrieWalk again as its table
+ * grows, over the same words: checked once). */
+static PyObject *checked_words = NULL;
+
+static StateInfo *state_info(TrieWalkObject *self, long long s) {
+    if (self->info == NULL) {
+        self->info = PyMem_Calloc((size_t)self->n_states, sizeof(StateInfo *));
+        if (self->info == NULL) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+    }
+    StateInfo *x = self->info[s];
+    if (x != NULL)
+        return x;
+    x = PyMem_Malloc(sizeof(StateInfo));
+    if (x == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    const int *row = (const int *)self->table.buf + s * 256;
+    const char *enters = (const char *)self->enters.buf + s * 256;
+    x->n_live = x->n_edead = 0;
+    for (int b = 0; b < 256; b++) {
+        if (row[b] != self->dead)
+            x->live[x->n_live++] = (unsigned char)b;
+        else if (enters[b])
+            x->edead[x->n_edead++] = (unsigned char)b;
+    }
+    self->info[s] = x;
+    return x;
+}
 
 #define WORD(self, i) PyTuple_GET_ITEM((self)->words, (i))
 
@@ -149,6 +190,11 @@ static void TrieWalk_dealloc(TrieWalkObject *self) {
         PyBuffer_Release(&self->exits);
     if (self->have_enters)
         PyBuffer_Release(&self->enters);
+    if (self->info != NULL) {
+        for (long long s = 0; s < self->n_states; s++)
+            PyMem_Free(self->info[s]);
+        PyMem_Free(self->info);
+    }
     Py_XDECREF(self->words);
     Py_XDECREF(self->exit_point);
     PyMem_Free(self->key);
@@ -167,11 +213,15 @@ static int TrieWalk_init(TrieWalkObject *self, PyObject *args, PyObject *kwds) {
         return -1;
     }
     Py_ssize_t n = PyTuple_GET_SIZE(words);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (!PyBytes_CheckExact(PyTuple_GET_ITEM(words, i))) {
-            PyErr_SetString(PyExc_TypeError, "words must be a tuple of bytes");
-            return -1;
+    if (words != checked_words) {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            if (!PyBytes_CheckExact(PyTuple_GET_ITEM(words, i))) {
+                PyErr_SetString(PyExc_TypeError, "words must be a tuple of bytes");
+                return -1;
+            }
         }
+        Py_INCREF(words);
+        Py_XSETREF(checked_words, words);
     }
     PyObject *seq = PySequence_Fast(first, "first must be a sequence");
     if (seq == NULL)
@@ -338,7 +388,6 @@ static PyObject *TrieWalk_walk(TrieWalkObject *self, PyObject *args) {
     const char *enters_all = (const char *)self->enters.buf;
     const long long dead = self->dead;
     int use_shared = shared != Py_None;
-    int live[256];
 
     if (push_nodes(self, &st, frontier) < 0)
         goto done;
@@ -383,10 +432,11 @@ static PyObject *TrieWalk_walk(TrieWalkObject *self, PyObject *args) {
             continue;
         const int *row = table + s * 256;
         const char *enters = enters_all + s * 256;
-        int n_live = 0;
-        for (int b = 0; b < 256; b++)
-            if (row[b] != dead)
-                live[n_live++] = b;
+        StateInfo *info = state_info(self, s);
+        if (info == NULL)
+            goto done;
+        const unsigned char *live = info->live;
+        int n_live = info->n_live;
         PyObject *wk = WORD(self, k);
         if (PyBytes_GET_SIZE(wk) < d) {
             PyErr_SetString(PyExc_IndexError, "a trie node's token is shorter than its depth");
@@ -450,9 +500,8 @@ static PyObject *TrieWalk_walk(TrieWalkObject *self, PyObject *args) {
             if (gap < hi && ranges_add(&unsure, gap, hi) < 0)
                 goto done;
         } else {
-            for (int b = 0; b < 256; b++) { /* a dead byte that may go on in a callee: uncertain */
-                if (!enters[b] || row[b] != dead)
-                    continue;
+            for (int i = 0; i < info->n_edead; i++) { /* a dead byte that may go on in a callee: uncertain */
+                int b = info->edead[i];
                 key[d] = (char)b;
                 long long c = bisect_left_ll(self, key, (Py_ssize_t)d + 1, k, hi);
                 long long e = hi;
