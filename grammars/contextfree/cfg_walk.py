@@ -290,9 +290,6 @@ def pair_walk(
     )
 
 
-# -- regions: the loops of a rule, walked once per vocabulary and shape ---------------------------------
-
-
 def walks_within_py(flat: memoryview, states: list[int], w: bytes, d: int) -> bool:
     """Some state of `states` walks the bytes w[d:] through its rule's byte edges alone (`flat[g * 256 +
     b]`, negative: dead), ending live (the recognizer's simulation, cfg_matcher.py)."""
@@ -306,9 +303,13 @@ def walks_within_py(flat: memoryview, states: list[int], w: bytes, d: int) -> bo
     return False
 
 
+# the compiled walk where built and not turned off (NATIVE), else the Python one
 walks_within: Callable[[memoryview, list[int], bytes, int], bool] = (
     compiled.walks_within if NATIVE else walks_within_py
 )
+
+# -- regions: the loops of a rule, walked once per vocabulary and shape ---------------------------------
+
 
 __all__ = [
     "FEW",
