@@ -133,7 +133,22 @@ def test_ranges_to_ranks_lists_the_ranks_of_disjoint_ranges(words: list[bytes], 
     pairs = [(a, b) for a, b in zip(cuts[::2], cuts[1::2], strict=False)]
     flat = [x for p in reversed(pairs) for x in p]
     expected = sorted(r for a, b in pairs for r in range(a, b))
-    assert cfg_walk.ranges_to_ranks(flat).tolist() == expected
+    assert cfg_walk.ranges_to_ranks(flat).tolist() == expected  # compiled where built
+    assert cfg_walk.ranges_to_ranks_py(flat).tolist() == expected
+    assert cfg_walk.ranges_to_ranks(flat).dtype == np.int64
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 5), st.data())
+def test_bits_of_sets_the_bits_of_the_ids(n_words: int, data: st.DataObject) -> None:
+    """Bit t % 32 of word t // 32 for each id t (duplicates allowed), compiled and in numpy."""
+    ids = data.draw(st.lists(st.integers(0, max(n_words * 32 - 1, 0)), max_size=40)) if n_words else []
+    expected = [0] * n_words
+    for t in ids:
+        expected[t >> 5] |= 1 << (t & 31)
+    for f in (cfg_walk.bits_of, cfg_walk.bits_of_py):
+        row = f(np.array(ids, dtype=data.draw(st.sampled_from([np.int64, np.int32]))), n_words)
+        assert row.dtype == np.uint32 and row.tolist() == expected
 
 
 def test_loop_walks_come_back_from_the_disk_cache_unchanged(tmp_path, monkeypatch) -> None:  # noqa: ANN001

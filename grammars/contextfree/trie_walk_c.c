@@ -546,6 +546,7 @@ static PyTypeObject TrieWalkType = {
 /* walks_within(flat, states, w, d): some state of `states` walks the bytes w[d:] through the byte table
  * `flat` (int32, flat[g * 256 + b], negative: dead) and ends live. */
 static PyObject *walks_within(PyObject *module, PyObject *args) {
+    (void)module;
     PyObject *flat, *states;
     Py_buffer w, tab;
     Py_ssize_t d;
@@ -600,7 +601,94 @@ done:
     return result;
 }
 
+static int cmp_pairs(const void *a, const void *b) {
+    long long x = ((const long long *)a)[0], y = ((const long long *)b)[0];
+    return x < y ? -1 : x > y;
+}
+
+/* ranges_to_ranks(flat): cfg_walk.ranges_to_ranks' sorted ranks of the disjoint rank ranges
+ * [lo0, hi0, lo1, hi1, ...], as the bytes of an int64 array (a bytearray, for np.frombuffer). */
+static PyObject *ranges_to_ranks(PyObject *module, PyObject *flat) {
+    (void)module;
+    PyObject *seq = PySequence_Fast(flat, "ranges must be a sequence");
+    if (seq == NULL)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject *result = NULL;
+    long long *pairs = NULL;
+    if (n % 2) {
+        PyErr_SetString(PyExc_ValueError, "ranges come in (lo, hi) pairs");
+        goto done;
+    }
+    pairs = PyMem_Malloc((size_t)(n ? n : 1) * sizeof(long long));
+    if (pairs == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    long long total = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        pairs[i] = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(seq, i));
+        if (pairs[i] == -1 && PyErr_Occurred())
+            goto done;
+        if (i % 2 && pairs[i] < pairs[i - 1]) {
+            PyErr_SetString(PyExc_ValueError, "a range ends before it starts");
+            goto done;
+        }
+        if (i % 2)
+            total += pairs[i] - pairs[i - 1];
+    }
+    qsort(pairs, (size_t)(n / 2), 2 * sizeof(long long), cmp_pairs);
+    result = PyByteArray_FromStringAndSize(NULL, (Py_ssize_t)(total * (long long)sizeof(long long)));
+    if (result == NULL)
+        goto done;
+    long long *out = (long long *)PyByteArray_AS_STRING(result);
+    for (Py_ssize_t i = 0; i < n; i += 2)
+        for (long long r = pairs[i]; r < pairs[i + 1]; r++)
+            *out++ = r;
+done:
+    PyMem_Free(pairs);
+    Py_DECREF(seq);
+    return result;
+}
+
+/* bits_of(ids, n_words): cfg_walk.bits_of's bitmask row (uint32 [n_words]) with the bits of the token
+ * ids (an int64 buffer; negative ones count from the end, as numpy indexes) set, as a bytearray. */
+static PyObject *bits_of(PyObject *module, PyObject *args) {
+    (void)module;
+    Py_buffer ids;
+    Py_ssize_t n_words;
+    if (!PyArg_ParseTuple(args, "y*n", &ids, &n_words))
+        return NULL;
+    PyObject *result = NULL;
+    if (n_words < 0 || ids.len % 8) {
+        PyErr_SetString(PyExc_ValueError, "bits_of: int64 ids and a word count");
+        goto done;
+    }
+    result = PyByteArray_FromStringAndSize(NULL, n_words * 4);
+    if (result == NULL)
+        goto done;
+    unsigned int *row = (unsigned int *)PyByteArray_AS_STRING(result);
+    memset(row, 0, (size_t)n_words * 4);
+    const long long *v = (const long long *)ids.buf;
+    long long size = (long long)n_words * 32;
+    for (Py_ssize_t i = 0; i < ids.len / 8; i++) {
+        long long t = v[i] < 0 ? v[i] + size : v[i];
+        if (t < 0 || t >= size) {
+            PyErr_Format(PyExc_IndexError, "token id %lld out of the row", v[i]);
+            Py_CLEAR(result);
+            goto done;
+        }
+        row[t >> 5] |= 1u << (t & 31);
+    }
+done:
+    PyBuffer_Release(&ids);
+    return result;
+}
+
 static PyMethodDef module_methods[] = {
+    {"ranges_to_ranks", ranges_to_ranks, METH_O,
+     "ranges_to_ranks(flat): the sorted ranks of disjoint rank ranges, as int64 bytes."},
+    {"bits_of", bits_of, METH_VARARGS, "bits_of(ids, n_words): a bitmask row with the ids' bits, as bytes."},
     {"walks_within", walks_within, METH_VARARGS,
      "walks_within(flat, states, w, d): some state walks w[d:] through its rule's byte edges, ending live."},
     {NULL, NULL, 0, NULL},
