@@ -36,6 +36,7 @@ class Loops:
         is_wide = (self.rows != dead).sum(axis=1) >= wide
         w = np.flatnonzero(is_wide)
         self.comp = np.full(hi - lo, -1, dtype=np.int64)
+        self._of_comp: dict[int, np.ndarray] = {}  # `members` of each loop, memoized
         if len(w):
             index = np.full(hi - lo + 1, -1, dtype=np.int64)  # wide state -> its node; the rest (dead) -1
             index[w] = np.arange(len(w))
@@ -48,6 +49,7 @@ class Loops:
             ends = np.cumsum(keep.sum(axis=1)).tolist()
             graph = [flat[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
             self.comp[w] = _components(graph, 0)
+        self.any_loop = bool((self.comp >= 0).any())  # most rules have none: `members` is None at once
 
     def succ(self, s: int) -> list[int]:
         """The distinct states a byte leads to from s (memoized)."""
@@ -60,15 +62,24 @@ class Loops:
         """The states of s's loop (sorted), or, for a state off loops whose every byte leads into one loop
         within a few bytes (a UTF-8 lead byte's continuations before a string body), those states and the
         loop's; None otherwise."""
-        lo, comp = self.lo, self.comp
-        c = comp[s - lo]
+        if not self.any_loop:
+            return None
+        c = int(self.comp[s - self.lo])
         if c >= 0:
-            return np.flatnonzero(comp == c) + lo
+            return self._loop(c)
         funnel: set[int] = set()
         loop = self._funnel(s, 3, funnel)
         if loop is None:
             return None
-        return np.array(sorted(funnel | set((np.flatnonzero(comp == loop) + lo).tolist())), dtype=np.int64)
+        return np.array(sorted(funnel | set(self._loop(loop).tolist())), dtype=np.int64)
+
+    def _loop(self, c: int) -> np.ndarray:
+        """The states of loop c (sorted, read-only)."""
+        hit = self._of_comp.get(c)
+        if hit is None:
+            hit = self._of_comp[c] = np.flatnonzero(self.comp == c) + self.lo
+            hit.setflags(write=False)
+        return hit
 
     def _funnel(self, s: int, depth: int, seen: set[int]) -> int | None:
         """The one loop every byte from s (off loops) leads into within `depth` bytes, else None."""

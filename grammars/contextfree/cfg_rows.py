@@ -119,6 +119,8 @@ class StateRows:
         self.n_rows = 1
         self.uncertain: list[np.ndarray | None] = []
         self.walked = 0  # (state, token) pairs walked so far
+        self._n_built = 0  # the rules of `rtn.built` taken in so far
+        self._token_counts = np.diff(vocab.packed[3])  # tokens per first byte (for `walked`)
         self.lock = threading.Lock()
         self._sync()
 
@@ -147,13 +149,17 @@ class StateRows:
             self.table, self.exit_point, self.enters, self.lexical = table, exit_point, enters, lexical
             self.dead = cap
             self.row_of = row_of  # last: readers without the lock index it
-            self._trie = self._loops = self._loop_of = None  # they hold the old tables: made again on use
+            # The trie walk memoizes rows holding the old dead state: made again on use. The loops found so
+            # far stay valid (each keeps the rows and dead state it was made from; states keep their numbers).
+            self._trie = None
         self.table[old:n] = np.where(rtn.table[old:n] < 0, self.dead, rtn.table[old:n])
-        for r in rtn.built:
+        built = rtn.built
+        for r in built[self._n_built :]:  # rules are numbered in build order: the new ones are at the end
             lo, hi = rtn.span(r)
             if old <= lo < hi <= n:
                 self.exit_point[lo:hi] = accepting_through_nullable(rtn, r)
                 self.enters[lo:hi] = call_first(rtn, r)
+        self._n_built = len(built)
         self.lexical[old:n] = rtn.lex_q[old:n] >= 0
         self.uncertain.extend([None] * (n - old))
         self.n = n
@@ -206,9 +212,8 @@ class StateRows:
 
     def _walk(self, states: np.ndarray) -> None:
         """Classify the plain (not lexeme) `states` by walking their live tokens."""
-        offsets = self.vocab.packed[3]
         live = self.table[states] != self.dead
-        per_state = live.astype(np.int64) @ np.diff(offsets)
+        per_state = live.astype(np.int64) @ self._token_counts
         self.walked += int(per_state.sum())
         if not self.reference:
             rest = np.flatnonzero([not self._walk_trie(g) for g in states.tolist()])
@@ -350,7 +355,7 @@ class StateRows:
         return None if region.leaving is None else (region, exits)
 
     def _loop_key(self, s: int) -> tuple[str, np.ndarray, list[int]] | None:
-        r = int(self.rtn.rule_of[s])
+        r = self.rtn.rule_at[s]
         if self._loops is None:
             self._loops = {}
         loops = self._loops.get(r)
@@ -392,16 +397,51 @@ class StateRows:
             self.row_of[g] = k
 
 
-@lru_cache(maxsize=64)
-def lexeme_automaton(dfa: ByteDFA, vocab: Vocabulary, limits: Limits) -> TokenAutomaton:
-    """The token automaton of a lexeme's counted DFA: built once per (DFA, vocabulary) in a process and
-    kept in the disk cache under the DFA's contents, so that lexemes every schema shares (a JSON string)
-    cost nothing after the first run."""
+class _Keyed:
+    """A DFA hashed and compared by its contents (`dfa_digest`): the lexemes of different schemas are
+    different objects with the same language (a bounded string), whose token rows one build serves."""
 
-    def build() -> TokenConstraint:
-        return TokenConstraint(dfa, vocab, TokenAutomaton.build(dfa, vocab, limits), "lexeme")
+    __slots__ = ("dfa", "digest")
 
-    return disk_cache.cached("lexeme", (dfa_digest(dfa), limits), vocab, build).automaton
+    def __init__(self, dfa: ByteDFA) -> None:
+        self.dfa, self.digest = dfa, _digest_of(dfa)
+
+    def __hash__(self) -> int:
+        return hash(self.digest)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Keyed) and other.digest == self.digest
+
+
+@lru_cache(maxsize=256)
+def _digest_of(dfa: ByteDFA) -> str:
+    return dfa_digest(dfa)  # by identity: a DFA object is hashed once
+
+
+class _LexemeAutomata:
+    """`lexeme_automaton`: the token automaton of a lexeme's counted DFA, built once per (DFA contents,
+    vocabulary) in a process and kept in the disk cache under those contents, so that lexemes every schema
+    shares (a JSON string) cost nothing after the first run."""
+
+    def __call__(self, dfa: ByteDFA, vocab: Vocabulary, limits: Limits) -> TokenAutomaton:
+        return self._by_contents(_Keyed(dfa), vocab, limits)
+
+    @staticmethod
+    @lru_cache(maxsize=64)
+    def _by_contents(key: _Keyed, vocab: Vocabulary, limits: Limits) -> TokenAutomaton:
+        dfa = key.dfa
+
+        def build() -> TokenConstraint:
+            return TokenConstraint(dfa, vocab, TokenAutomaton.build(dfa, vocab, limits), "lexeme")
+
+        return disk_cache.cached("lexeme", (key.digest, limits), vocab, build).automaton
+
+    def cache_clear(self) -> None:
+        """Forget this process's automata (the disk cache keeps them)."""
+        self._by_contents.cache_clear()
+
+
+lexeme_automaton = _LexemeAutomata()
 
 
 def dfa_digest(dfa: ByteDFA) -> str:
@@ -491,11 +531,12 @@ def exit_tokens(dfa: ByteDFA, vocab: Vocabulary) -> list[np.ndarray]:
     """Per DFA state: the text tokens whose walk (counters ignored) passes an accepting state after at
     least one byte and then dies. Only tokens with a byte that enters an accepting state before their last
     byte can; there are few (a JSON string's closing quote inside a token like `",`)."""
-    return _exit_tokens(dfa, vocab)
+    return _exit_tokens(_Keyed(dfa), vocab)
 
 
 @lru_cache(maxsize=64)
-def _exit_tokens(dfa: ByteDFA, vocab: Vocabulary) -> list[np.ndarray]:
+def _exit_tokens(key: _Keyed, vocab: Vocabulary) -> list[np.ndarray]:
+    dfa = key.dfa
     ids, lengths, padded, _ = vocab.packed
     trans = dfa.transitions
     enters = np.zeros(256, dtype=bool)
