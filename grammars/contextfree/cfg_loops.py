@@ -153,11 +153,16 @@ def _components(succ: list[list[int]], lo: int) -> np.ndarray:
 def region_key(
     g: int, members: np.ndarray, table: np.ndarray, dead: int, exit_point: np.ndarray, enters: np.ndarray
 ) -> tuple[str, list[int]]:
-    """(a digest of the loop `members` as seen from g, up to renaming of states; the states it exits to,
-    numbered as the digest numbers them). Two states with equal digests walk the same tokens the same way
-    until those leave the loop."""
-    inside = set(members.tolist())
-    number = {g: 0}
+    """(a digest of the loop `members` as seen from g, up to renaming of states and merging of equivalent
+    ones; the states it exits to, numbered as the digest numbers them). Two states with equal digests walk
+    the same tokens the same way until those leave the loop (a loop built without minimization, a string
+    body after its escapes, has several copies of one state: they share one walk)."""
+    cls = loop_classes(members, table, dead, exit_point, enters)
+    index = {x: i for i, x in enumerate(members.tolist())}
+    rep: dict[int, int] = {}  # a class's first member
+    for x, c in zip(members.tolist(), cls.tolist(), strict=True):
+        rep.setdefault(c, x)
+    number = {int(cls[index[g]]): 0}
     order = [g]
     exits: dict[int, int] = {}
     h = hashlib.sha256()
@@ -167,12 +172,17 @@ def region_key(
         i += 1
         row = table[s]
         codes = np.full(256, -1, dtype=np.int64)
-        for t in np.unique(row[row != dead]).tolist():
-            if t in inside:
-                if t not in number:
-                    number[t] = len(order)
-                    order.append(t)
-                code = number[t]
+        targets, first = np.unique(row, return_index=True)
+        for t in targets[np.argsort(first)].tolist():  # by first byte: copies of a state number alike
+            if t == dead:
+                continue
+            k = index.get(t)
+            if k is not None:
+                c = int(cls[k])
+                if c not in number:
+                    number[c] = len(order)
+                    order.append(rep[c])
+                code = number[c]
             else:
                 code = -2 - exits.setdefault(t, len(exits))
             codes[row == t] = code
@@ -180,6 +190,32 @@ def region_key(
         h.update(np.packbits(enters[s]).tobytes())
         h.update(b"x" if exit_point[s] else b".")
     return h.hexdigest(), sorted(exits, key=exits.__getitem__)
+
+
+def loop_classes(
+    members: np.ndarray, table: np.ndarray, dead: int, exit_point: np.ndarray, enters: np.ndarray
+) -> np.ndarray:
+    """The equivalence class of each of the loop's `members` (int64, numbered by first member): states
+    with the same flags whose bytes lead to the same exits, or to equivalent members, alike (Moore's
+    partition refinement; exits are told apart by state)."""
+    k = len(members)
+    rows = table[members].astype(np.int64)
+    where = np.searchsorted(members, rows)
+    inside = (where < k) & (members[np.minimum(where, k - 1)] == rows)
+    # a target's code: -1 dead, k + (the exit state) outside the loop, else the member's class (below)
+    outside = np.where(rows == dead, -1, k + rows)
+    flags = np.concatenate([exit_point[members][:, None], enters[members]], axis=1).astype(np.int64)
+    cls = np.unique(flags, axis=0, return_inverse=True)[1].reshape(-1)
+    while True:
+        sig = np.concatenate([cls[:, None], np.where(inside, cls[np.minimum(where, k - 1)], outside)], axis=1)
+        new = np.unique(sig, axis=0, return_inverse=True)[1].reshape(-1)
+        if new.max(initial=-1) == cls.max(initial=-1):
+            break
+        cls = new
+    _, first = np.unique(cls, return_index=True)  # renumbered by first member, for a stable order
+    rank = np.empty(len(first), dtype=np.int64)
+    rank[np.argsort(first)] = np.arange(len(first))
+    return rank[cls]
 
 
 _KEYS: dict[bytes, tuple[str, list[int]]] = {}  # `loop_key` memo: the key, exits relative to the state
@@ -320,4 +356,4 @@ def regions(vocab: Vocabulary) -> dict[tuple[str, int], Region]:
     return {}
 
 
-__all__ = ["Loops", "Region", "loop_key", "region_key", "region_walk", "regions"]
+__all__ = ["Loops", "Region", "loop_classes", "loop_key", "region_key", "region_walk", "regions"]
