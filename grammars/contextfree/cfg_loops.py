@@ -255,7 +255,7 @@ class Region:
     leaving_lo: np.ndarray
     bounds: np.ndarray  # the vocabulary's first-byte rank bounds (VocabOrder.first_bounds)
     n_exits: int
-    words: dict[bytes, np.ndarray] = field(default_factory=dict, repr=False)  # `first_bytes` rows, memo
+    words: dict[bytes, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
     # The first byte of each rank in `inside`, `uncertain` and `leaving_lo` (uint8), made on first use.
     firsts: list[np.ndarray] = field(default_factory=list, repr=False)
 
@@ -267,23 +267,31 @@ class Region:
         self.__dict__.update(state, words={}, firsts=[])
 
     def first_bytes(
-        self, firsts: np.ndarray, rank_to_id: np.ndarray, n_words: int
+        self, firsts: bytes, rank_to_id: np.ndarray, n_words: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """For the tokens starting with a byte in `firsts` (bool [256]) at depth 1: (the bitmask of those
-        inside, memoized by byte set; the uncertain ranks; the indices of the leaving nodes)."""
+        """For the tokens starting with one of the bytes `firsts` (sorted, distinct) at depth 1: (the bitmask
+        of those inside; the uncertain ranks; the indices of the leaving nodes), memoized by byte set (read
+        only: a state's first visit takes them as they are)."""
+        hit = self.words.get(firsts)
+        if hit is not None:
+            return hit
         if not self.firsts:
             self.firsts.extend(
                 (np.searchsorted(self.bounds, a, side="right") - 1).astype(np.uint8)
                 for a in (self.inside, self.uncertain, self.leaving_lo)
             )
         first_in, first_unc, first_leaving = self.firsts
-        key = np.packbits(firsts).tobytes()
-        hit = self.words.get(key)
-        if hit is None:
-            hit = bits_of(rank_to_id[self.inside[firsts[first_in]]], n_words)
-            hit.setflags(write=False)
-            self.words[key] = hit
-        return hit, self.uncertain[firsts[first_unc]], np.flatnonzero(firsts[first_leaving])
+        pick = np.zeros(256, dtype=bool)
+        pick[list(firsts)] = True
+        hit = (
+            bits_of(rank_to_id[self.inside[pick[first_in]]], n_words),
+            self.uncertain[pick[first_unc]].astype(np.int64),
+            np.flatnonzero(pick[first_leaving]),
+        )
+        for a in hit:
+            a.setflags(write=False)
+        self.words[firsts] = hit
+        return hit
 
     def take(self, lo: int, hi: int, exits: list[int], exit_point: np.ndarray, out: Walk) -> list[Node]:
         """Add the tokens of ranks lo..hi-1 to `out`; the trie nodes among them that leave the loop, to

@@ -34,7 +34,7 @@ from ..tokens.constraint import TokenConstraint
 from ..tokens.token_automaton import TokenAutomaton, pack_bits, set_bits, start_pairs
 from ..tokens.vocab import Vocabulary
 from .cfg_loops import Loops, Region, loop_key, region_walk, regions
-from .cfg_walk import FEW, Node, TrieWalk, bits_of, pair_walk
+from .cfg_walk import FEW, Node, TrieWalk, Walk, bits_of, pair_walk, ranges_to_ranks
 from .rtn import RTN
 
 _CHUNK = 4_000_000  # (state, token) pairs walked at once
@@ -42,6 +42,8 @@ _WIDE = 16  # live bytes from which a state counts as wide (cfg_loops.Loops)
 _MAX_REGION = 32  # states of a region shared between states (a JSON string body has about 10)
 _MAX_REGIONS = 2000  # loop walks kept per vocabulary (a string body's: ~200 KB at depth 1)
 _MAX_LEAVING = 4000  # tokens leaving a loop, past which its shared walk is not worth keeping
+_EMPTY = np.zeros(0, dtype=np.int64)
+_EMPTY.setflags(write=False)
 
 
 @dataclass(frozen=True, eq=False)
@@ -209,17 +211,18 @@ class StateRows:
     _trie: TrieWalk | None = None
     _loops: dict[int, Loops] | None = None  # per rule, made on first use
     _loop_of: dict[int, tuple[str, np.ndarray, list[int]] | None] | None = None  # per state, on first use
+    _flags: np.ndarray | None = None  # bool [n_words * 32], all False between visits (`_bits`)
 
     def _walk(self, states: np.ndarray) -> None:
         """Classify the plain (not lexeme) `states` by walking their live tokens."""
+        if not self.reference:
+            rest = [g for g in states.tolist() if not self._walk_trie(g)]
+            if not rest:
+                return
+            states = np.array(rest, dtype=np.int64)
         live = self.table[states] != self.dead
         per_state = live.astype(np.int64) @ self._token_counts
         self.walked += int(per_state.sum())
-        if not self.reference:
-            rest = np.flatnonzero([not self._walk_trie(g) for g in states.tolist()])
-            if not len(rest):
-                return
-            states, live, per_state = states[rest], live[rest], per_state[rest]
         bounds = np.searchsorted(np.cumsum(per_state), np.arange(_CHUNK, int(per_state.sum()), _CHUNK))
         for part in np.split(np.arange(len(states)), np.unique(bounds)):
             if len(part):
@@ -263,49 +266,89 @@ class StateRows:
         bytes that lead into one loop state are taken together from its shared walk (one memoized bitmask
         for the tokens that stay in the loop: a string body's)."""
         trie = self._trie_walk()
-        n_words, exit_point = self.vocab.n_words, self.exit_point
-        rank_to_id = self.order.rank_to_id
-        row = np.zeros(n_words, dtype=np.uint32)
+        exit_point, rank_bytes = self.exit_point, self.order.rank_bytes
+        row: np.ndarray | None = None  # the inside bitmask, made on first need
         unsure: list[np.ndarray] = []
-        frontier = []
+        frontier: list[Node] = []
         by_state: dict[int, list[Node]] = {}
         for node in trie.roots(g):
-            by_state.setdefault(node[3], []).append(node)
+            nodes = by_state.get(node[3])
+            if nodes is None:
+                by_state[node[3]] = [node]
+            else:
+                nodes.append(node)
         wide: list[Node] = []  # many tokens into a wide state off loops
+        n_wide = walked = 0
         for s, nodes in by_state.items():
-            many = sum(hi - lo for _, lo, hi, _, _ in nodes)
+            many = 0
+            for node in nodes:
+                many += node[2] - node[1]
+            walked += many
             shared = self._shared(s, 1) if many > FEW else None
             if shared is None or nodes[0][4] != bool(exit_point[s]):
                 if many > FEW and len(trie.state(s)[1]) >= _WIDE:
                     wide += nodes
+                    n_wide += many
                 else:
                     frontier += nodes
                 continue
             region, exits = shared
-            firsts = np.zeros(256, dtype=bool)
-            firsts[[self.order.rank_bytes[lo][0] for _, lo, _, _, _ in nodes]] = True
-            words, u, leaving = region.first_bytes(firsts, rank_to_id, n_words)
-            row |= words
-            unsure.append(u)
+            firsts = bytes(sorted({rank_bytes[node[1]][0] for node in nodes}))
+            words, u, leaving = region.first_bytes(firsts, self.order.rank_to_id, self.vocab.n_words)
+            row = words.copy() if row is None else np.bitwise_or(row, words, out=row)
+            if len(u):
+                unsure.append(u)
             for i in leaving.tolist():
                 d, lo, hi, x, p = region.leaving[i]
                 frontier.append((d, lo, hi, exits[x], p or bool(exit_point[exits[x]])))
-        if sum(hi - lo for _, lo, hi, _, _ in wide) > self.pair_walk_from:
+        if n_wide > self.pair_walk_from:
+            if row is None:
+                row = np.zeros(self.vocab.n_words, dtype=np.uint32)
             unsure.append(self._pair_walk_roots(wide, row))
         else:
             frontier += wide
         found = trie.walk(frontier, self._shared, self.trie_budget)
         if found is None:
             return False
-        inside, uncertain = found.ranks()
-        if len(inside):
-            row |= bits_of(rank_to_id[inside], n_words)
-        if unsure:
-            uncertain = np.sort(np.concatenate([uncertain, *unsure]))
-        k = self._add_rows(row.view(np.int32)[None, :]) if row.any() else 0
-        self.uncertain[g] = uncertain.astype(np.int64)
+        self.walked += walked
+        if found.inside or found.inside_ranks:
+            bits = self._bits(found)
+            row = bits if row is None else np.bitwise_or(row, bits, out=row)
+        if found.unsure:
+            unsure.append(ranges_to_ranks(found.unsure))
+        unsure += found.unsure_ranks
+        if not unsure:
+            uncertain = _EMPTY
+        elif len(unsure) == 1:
+            uncertain = unsure[0].astype(np.int64, copy=False)
+        else:
+            uncertain = np.sort(np.concatenate(unsure)).astype(np.int64, copy=False)
+        k = self._add_rows(row.view(np.int32)[None, :]) if row is not None and row.any() else 0
+        self.uncertain[g] = uncertain
         self.row_of[g] = k  # set last: readers without the lock test it
         return True
+
+    def _bits(self, found: Walk) -> np.ndarray:
+        """The bitmask (uint32 [n_words]) of the tokens a trie walk found inside: its rank ranges (disjoint,
+        in no order) and rank arrays, set in a flag buffer kept between visits."""
+        rank_to_id = self.order.rank_to_id
+        parts = [rank_to_id[r] for r in found.inside_ranks]
+        flat = found.inside
+        if len(flat) == 2:
+            parts.append(rank_to_id[flat[0] : flat[1]])
+        elif flat:
+            a = np.array(flat, dtype=np.int64).reshape(-1, 2)
+            lengths = a[:, 1] - a[:, 0]
+            starts = np.repeat(a[:, 0] - (np.cumsum(lengths) - lengths), lengths)
+            parts.append(rank_to_id[starts + np.arange(int(lengths.sum()), dtype=np.int64)])
+        ids = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        flags = self._flags
+        if flags is None:
+            flags = self._flags = np.zeros(self.vocab.n_words * 32, dtype=bool)
+        flags[ids] = True
+        bits = np.packbits(flags, bitorder="little").view(np.uint32)
+        flags[ids] = False
+        return bits
 
     def _pair_walk_roots(self, nodes: list[Node], row: np.ndarray) -> np.ndarray:
         """Walk the tokens of first-byte trie `nodes` with the pair walk (vectorized: for many tokens into
@@ -320,7 +363,7 @@ class StateRows:
         w = pair_walk(np.zeros(len(ranks), dtype=np.int64), t_idx, cur, *args)
         ids = self.vocab.packed[0]
         row |= bits_of(ids[w.in_tok], self.vocab.n_words)
-        return self.order.rank_of[ids[w.unc_tok]]
+        return np.sort(self.order.rank_of[ids[w.unc_tok]])
 
     def _shared(self, s: int, depth: int) -> tuple[Region, list[int]] | None:
         """The shared walk of the loop state s at `depth`, with the states it exits to here; None when s is
