@@ -208,6 +208,7 @@ class StateRows:
     trie_budget = 20_000
     pair_walk_from = 20_000  # tokens into wide states off loops from which those go to the pair walk
     reference = False
+    few_ranges = 8  # inside rank ranges of a trie walk up to which `_bits` takes them one by one
     _trie: TrieWalk | None = None
     _loops: dict[int, Loops] | None = None  # per rule, made on first use
     _loop_of: dict[int, tuple[str, np.ndarray, list[int]] | None] | None = None  # per state, on first use
@@ -334,20 +335,21 @@ class StateRows:
         rank_to_id = self.order.rank_to_id
         parts = [rank_to_id[r] for r in found.inside_ranks]
         flat = found.inside
-        if len(flat) == 2:
-            parts.append(rank_to_id[flat[0] : flat[1]])
-        elif flat:
+        if len(flat) <= 2 * self.few_ranges:  # a slice per range: fewer numpy calls than expanding them
+            parts += [rank_to_id[flat[i] : flat[i + 1]] for i in range(0, len(flat), 2)]
+        else:
             a = np.array(flat, dtype=np.int64).reshape(-1, 2)
             lengths = a[:, 1] - a[:, 0]
             starts = np.repeat(a[:, 0] - (np.cumsum(lengths) - lengths), lengths)
             parts.append(rank_to_id[starts + np.arange(int(lengths.sum()), dtype=np.int64)])
-        ids = parts[0] if len(parts) == 1 else np.concatenate(parts)
         flags = self._flags
         if flags is None:
             flags = self._flags = np.zeros(self.vocab.n_words * 32, dtype=bool)
-        flags[ids] = True
+        for ids in parts:
+            flags[ids] = True
         bits = np.packbits(flags, bitorder="little").view(np.uint32)
-        flags[ids] = False
+        for ids in parts:
+            flags[ids] = False
         return bits
 
     def _pair_walk_roots(self, nodes: list[Node], row: np.ndarray) -> np.ndarray:
