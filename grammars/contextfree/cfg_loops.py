@@ -204,18 +204,21 @@ def loop_classes(
     inside = (where < k) & (members[np.minimum(where, k - 1)] == rows)
     # a target's code: -1 dead, k + (the exit state) outside the loop, else the member's class (below)
     outside = np.where(rows == dead, -1, k + rows)
-    flags = np.concatenate([exit_point[members][:, None], enters[members]], axis=1).astype(np.int64)
-    cls = np.unique(flags, axis=0, return_inverse=True)[1].reshape(-1)
+    cls = _numbered(np.concatenate([exit_point[members][:, None], enters[members]], axis=1))
+    n = int(cls.max(initial=-1)) + 1
     while True:
         sig = np.concatenate([cls[:, None], np.where(inside, cls[np.minimum(where, k - 1)], outside)], axis=1)
-        new = np.unique(sig, axis=0, return_inverse=True)[1].reshape(-1)
-        if new.max(initial=-1) == cls.max(initial=-1):
-            break
-        cls = new
-    _, first = np.unique(cls, return_index=True)  # renumbered by first member, for a stable order
-    rank = np.empty(len(first), dtype=np.int64)
-    rank[np.argsort(first)] = np.arange(len(first))
-    return rank[cls]
+        cls = _numbered(sig)
+        if int(cls.max(initial=-1)) + 1 == n:
+            return cls
+        n = int(cls.max(initial=-1)) + 1
+
+
+def _numbered(rows: np.ndarray) -> np.ndarray:
+    """Equal rows numbered alike, by first occurrence (a dict of their bytes: a loop has a few dozen rows,
+    for which `np.unique(axis=0)` costs far more)."""
+    ids: dict[bytes, int] = {}
+    return np.array([ids.setdefault(r.tobytes(), len(ids)) for r in rows], dtype=np.int64)
 
 
 _KEYS: dict[bytes, tuple[str, list[int]]] = {}  # `loop_key` memo: the key, exits relative to the state
