@@ -338,8 +338,7 @@ def region_walk(
         np.full(n, s, dtype=np.int64), t_idx, np.full(n, s, dtype=table.dtype), table, dead, exit_point,
         enters, vocab, stop, depth,
     )  # fmt: skip
-    inside = np.sort(rank_of[ids[w.in_tok]]).astype(np.int32)
-    uncertain = np.sort(rank_of[ids[w.unc_tok]]).astype(np.int32)
+    inside, uncertain = (_sorted_ranks(rank_of[ids[t]], len(ids)) for t in (w.in_tok, w.unc_tok))
     number = {x: i for i, x in enumerate(exits)}
     if len(w.out_tok) > max_leaving:  # too many to resume from: the region is not worth keeping
         return Region(inside, uncertain, None, np.zeros(0, dtype=np.int64), bounds, len(exits))
@@ -359,6 +358,14 @@ def region_walk(
     for a in (inside, uncertain, leaving_lo):
         a.setflags(write=False)
     return Region(inside, uncertain, tuple(leaving), leaving_lo, bounds, len(exits))
+
+
+def _sorted_ranks(ranks: np.ndarray, n: int) -> np.ndarray:
+    """The distinct `ranks` (< n) sorted, int32: flagged and read back in one pass (most of a vocabulary
+    stays inside a string body, where sorting them cost more than the rest of the region's walk)."""
+    flags = np.zeros(n, dtype=bool)
+    flags[ranks] = True
+    return np.flatnonzero(flags).astype(np.int32)
 
 
 @lru_cache(maxsize=8)
