@@ -104,6 +104,20 @@ def test_trie_and_shared_loop_walks_classify_like_the_pair_walk(
         cfg_walk.FEW, cfg_walk.NATIVE = default, default_native
 
 
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(grammars(), vocabularies(), st.sampled_from([0, 1, 10_000]))
+def test_inside_rows_come_out_alike_from_few_or_many_rank_ranges(
+    text: str, vocab: Vocabulary, few: int
+) -> None:
+    """The inside bitmask is set range by range (few ranges) or from the ranges expanded at once (many):
+    both give the pair walk's rows."""
+    rtn = _rtn(text)
+    rows = StateRows(rtn, vocab, vocab_order(vocab))
+    rows.few_ranges = few
+    rows.rows(np.arange(rtn.n_states, dtype=np.int64))
+    _assert_same(rows, _classified(rtn, vocab, True), rtn)
+
+
 def test_a_loop_is_walked_once_per_vocabulary_wherever_it_occurs() -> None:
     """A string body in other rules and other grammars reuses one shared walk, and gives the same rows as
     the pair walk there (what follows the closing quote differs: it is resumed per state)."""

@@ -36,6 +36,7 @@ class Loops:
         is_wide = (self.rows != dead).sum(axis=1) >= wide
         w = np.flatnonzero(is_wide)
         self.comp = np.full(hi - lo, -1, dtype=np.int64)
+        self._of_comp: dict[int, np.ndarray] = {}  # `members` of each loop, memoized
         if len(w):
             index = np.full(hi - lo + 1, -1, dtype=np.int64)  # wide state -> its node; the rest (dead) -1
             index[w] = np.arange(len(w))
@@ -48,6 +49,7 @@ class Loops:
             ends = np.cumsum(keep.sum(axis=1)).tolist()
             graph = [flat[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
             self.comp[w] = _components(graph, 0)
+        self.any_loop = bool((self.comp >= 0).any())  # most rules have none: `members` is None at once
 
     def succ(self, s: int) -> list[int]:
         """The distinct states a byte leads to from s (memoized)."""
@@ -60,15 +62,24 @@ class Loops:
         """The states of s's loop (sorted), or, for a state off loops whose every byte leads into one loop
         within a few bytes (a UTF-8 lead byte's continuations before a string body), those states and the
         loop's; None otherwise."""
-        lo, comp = self.lo, self.comp
-        c = comp[s - lo]
+        if not self.any_loop:
+            return None
+        c = int(self.comp[s - self.lo])
         if c >= 0:
-            return np.flatnonzero(comp == c) + lo
+            return self._loop(c)
         funnel: set[int] = set()
         loop = self._funnel(s, 3, funnel)
         if loop is None:
             return None
-        return np.array(sorted(funnel | set((np.flatnonzero(comp == loop) + lo).tolist())), dtype=np.int64)
+        return np.array(sorted(funnel | set(self._loop(loop).tolist())), dtype=np.int64)
+
+    def _loop(self, c: int) -> np.ndarray:
+        """The states of loop c (sorted, read-only)."""
+        hit = self._of_comp.get(c)
+        if hit is None:
+            hit = self._of_comp[c] = np.flatnonzero(self.comp == c) + self.lo
+            hit.setflags(write=False)
+        return hit
 
     def _funnel(self, s: int, depth: int, seen: set[int]) -> int | None:
         """The one loop every byte from s (off loops) leads into within `depth` bytes, else None."""
@@ -142,11 +153,16 @@ def _components(succ: list[list[int]], lo: int) -> np.ndarray:
 def region_key(
     g: int, members: np.ndarray, table: np.ndarray, dead: int, exit_point: np.ndarray, enters: np.ndarray
 ) -> tuple[str, list[int]]:
-    """(a digest of the loop `members` as seen from g, up to renaming of states; the states it exits to,
-    numbered as the digest numbers them). Two states with equal digests walk the same tokens the same way
-    until those leave the loop."""
-    inside = set(members.tolist())
-    number = {g: 0}
+    """(a digest of the loop `members` as seen from g, up to renaming of states and merging of equivalent
+    ones; the states it exits to, numbered as the digest numbers them). Two states with equal digests walk
+    the same tokens the same way until those leave the loop (a loop built without minimization, a string
+    body after its escapes, has several copies of one state: they share one walk)."""
+    cls = loop_classes(members, table, dead, exit_point, enters)
+    index = {x: i for i, x in enumerate(members.tolist())}
+    rep: dict[int, int] = {}  # a class's first member
+    for x, c in zip(members.tolist(), cls.tolist(), strict=True):
+        rep.setdefault(c, x)
+    number = {int(cls[index[g]]): 0}
     order = [g]
     exits: dict[int, int] = {}
     h = hashlib.sha256()
@@ -156,12 +172,17 @@ def region_key(
         i += 1
         row = table[s]
         codes = np.full(256, -1, dtype=np.int64)
-        for t in np.unique(row[row != dead]).tolist():
-            if t in inside:
-                if t not in number:
-                    number[t] = len(order)
-                    order.append(t)
-                code = number[t]
+        targets, first = np.unique(row, return_index=True)
+        for t in targets[np.argsort(first)].tolist():  # by first byte: copies of a state number alike
+            if t == dead:
+                continue
+            k = index.get(t)
+            if k is not None:
+                c = int(cls[k])
+                if c not in number:
+                    number[c] = len(order)
+                    order.append(rep[c])
+                code = number[c]
             else:
                 code = -2 - exits.setdefault(t, len(exits))
             codes[row == t] = code
@@ -169,6 +190,35 @@ def region_key(
         h.update(np.packbits(enters[s]).tobytes())
         h.update(b"x" if exit_point[s] else b".")
     return h.hexdigest(), sorted(exits, key=exits.__getitem__)
+
+
+def loop_classes(
+    members: np.ndarray, table: np.ndarray, dead: int, exit_point: np.ndarray, enters: np.ndarray
+) -> np.ndarray:
+    """The equivalence class of each of the loop's `members` (int64, numbered by first member): states
+    with the same flags whose bytes lead to the same exits, or to equivalent members, alike (Moore's
+    partition refinement; exits are told apart by state)."""
+    k = len(members)
+    rows = table[members].astype(np.int64)
+    where = np.searchsorted(members, rows)
+    inside = (where < k) & (members[np.minimum(where, k - 1)] == rows)
+    # a target's code: -1 dead, k + (the exit state) outside the loop, else the member's class (below)
+    outside = np.where(rows == dead, -1, k + rows)
+    cls = _numbered(np.concatenate([exit_point[members][:, None], enters[members]], axis=1))
+    n = int(cls.max(initial=-1)) + 1
+    while True:
+        sig = np.concatenate([cls[:, None], np.where(inside, cls[np.minimum(where, k - 1)], outside)], axis=1)
+        cls = _numbered(sig)
+        if int(cls.max(initial=-1)) + 1 == n:
+            return cls
+        n = int(cls.max(initial=-1)) + 1
+
+
+def _numbered(rows: np.ndarray) -> np.ndarray:
+    """Equal rows numbered alike, by first occurrence (a dict of their bytes: a loop has a few dozen rows,
+    for which `np.unique(axis=0)` costs far more)."""
+    ids: dict[bytes, int] = {}
+    return np.array([ids.setdefault(r.tobytes(), len(ids)) for r in rows], dtype=np.int64)
 
 
 _KEYS: dict[bytes, tuple[str, list[int]]] = {}  # `loop_key` memo: the key, exits relative to the state
@@ -208,7 +258,7 @@ class Region:
     leaving_lo: np.ndarray
     bounds: np.ndarray  # the vocabulary's first-byte rank bounds (VocabOrder.first_bounds)
     n_exits: int
-    words: dict[bytes, np.ndarray] = field(default_factory=dict, repr=False)  # `first_bytes` rows, memo
+    words: dict[bytes, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
     # The first byte of each rank in `inside`, `uncertain` and `leaving_lo` (uint8), made on first use.
     firsts: list[np.ndarray] = field(default_factory=list, repr=False)
 
@@ -220,23 +270,31 @@ class Region:
         self.__dict__.update(state, words={}, firsts=[])
 
     def first_bytes(
-        self, firsts: np.ndarray, rank_to_id: np.ndarray, n_words: int
+        self, firsts: bytes, rank_to_id: np.ndarray, n_words: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """For the tokens starting with a byte in `firsts` (bool [256]) at depth 1: (the bitmask of those
-        inside, memoized by byte set; the uncertain ranks; the indices of the leaving nodes)."""
+        """For the tokens starting with one of the bytes `firsts` (sorted, distinct) at depth 1: (the bitmask
+        of those inside; the uncertain ranks; the indices of the leaving nodes), memoized by byte set (read
+        only: a state's first visit takes them as they are)."""
+        hit = self.words.get(firsts)
+        if hit is not None:
+            return hit
         if not self.firsts:
             self.firsts.extend(
                 (np.searchsorted(self.bounds, a, side="right") - 1).astype(np.uint8)
                 for a in (self.inside, self.uncertain, self.leaving_lo)
             )
         first_in, first_unc, first_leaving = self.firsts
-        key = np.packbits(firsts).tobytes()
-        hit = self.words.get(key)
-        if hit is None:
-            hit = bits_of(rank_to_id[self.inside[firsts[first_in]]], n_words)
-            hit.setflags(write=False)
-            self.words[key] = hit
-        return hit, self.uncertain[firsts[first_unc]], np.flatnonzero(firsts[first_leaving])
+        pick = np.zeros(256, dtype=bool)
+        pick[list(firsts)] = True
+        hit = (
+            bits_of(rank_to_id[self.inside[pick[first_in]]], n_words),
+            self.uncertain[pick[first_unc]].astype(np.int64),
+            np.flatnonzero(pick[first_leaving]),
+        )
+        for a in hit:
+            a.setflags(write=False)
+        self.words[firsts] = hit
+        return hit
 
     def take(self, lo: int, hi: int, exits: list[int], exit_point: np.ndarray, out: Walk) -> list[Node]:
         """Add the tokens of ranks lo..hi-1 to `out`; the trie nodes among them that leave the loop, to
@@ -280,8 +338,7 @@ def region_walk(
         np.full(n, s, dtype=np.int64), t_idx, np.full(n, s, dtype=table.dtype), table, dead, exit_point,
         enters, vocab, stop, depth,
     )  # fmt: skip
-    inside = np.sort(rank_of[ids[w.in_tok]]).astype(np.int32)
-    uncertain = np.sort(rank_of[ids[w.unc_tok]]).astype(np.int32)
+    inside, uncertain = (_sorted_ranks(rank_of[ids[t]], len(ids)) for t in (w.in_tok, w.unc_tok))
     number = {x: i for i, x in enumerate(exits)}
     if len(w.out_tok) > max_leaving:  # too many to resume from: the region is not worth keeping
         return Region(inside, uncertain, None, np.zeros(0, dtype=np.int64), bounds, len(exits))
@@ -303,10 +360,18 @@ def region_walk(
     return Region(inside, uncertain, tuple(leaving), leaving_lo, bounds, len(exits))
 
 
+def _sorted_ranks(ranks: np.ndarray, n: int) -> np.ndarray:
+    """The distinct `ranks` (< n) sorted, int32: flagged and read back in one pass (most of a vocabulary
+    stays inside a string body, where sorting them cost more than the rest of the region's walk)."""
+    flags = np.zeros(n, dtype=bool)
+    flags[ranks] = True
+    return np.flatnonzero(flags).astype(np.int32)
+
+
 @lru_cache(maxsize=8)
 def regions(vocab: Vocabulary) -> dict[tuple[str, int], Region]:
     """The regions walked so far for `vocab`, by `region_key` digest and depth (shared by every grammar)."""
     return {}
 
 
-__all__ = ["Loops", "Region", "loop_key", "region_key", "region_walk", "regions"]
+__all__ = ["Loops", "Region", "loop_classes", "loop_key", "region_key", "region_walk", "regions"]

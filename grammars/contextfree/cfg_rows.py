@@ -34,7 +34,7 @@ from ..tokens.constraint import TokenConstraint
 from ..tokens.token_automaton import TokenAutomaton, pack_bits, set_bits, start_pairs
 from ..tokens.vocab import Vocabulary
 from .cfg_loops import Loops, Region, loop_key, region_walk, regions
-from .cfg_walk import FEW, Node, TrieWalk, bits_of, pair_walk
+from .cfg_walk import FEW, Node, TrieWalk, Walk, bits_of, pair_walk, ranges_to_ranks
 from .rtn import RTN
 
 _CHUNK = 4_000_000  # (state, token) pairs walked at once
@@ -42,6 +42,8 @@ _WIDE = 16  # live bytes from which a state counts as wide (cfg_loops.Loops)
 _MAX_REGION = 32  # states of a region shared between states (a JSON string body has about 10)
 _MAX_REGIONS = 2000  # loop walks kept per vocabulary (a string body's: ~200 KB at depth 1)
 _MAX_LEAVING = 4000  # tokens leaving a loop, past which its shared walk is not worth keeping
+_EMPTY = np.zeros(0, dtype=np.int64)
+_EMPTY.setflags(write=False)
 
 
 @dataclass(frozen=True, eq=False)
@@ -119,6 +121,8 @@ class StateRows:
         self.n_rows = 1
         self.uncertain: list[np.ndarray | None] = []
         self.walked = 0  # (state, token) pairs walked so far
+        self._n_built = 0  # the rules of `rtn.built` taken in so far
+        self._token_counts = np.diff(vocab.packed[3])  # tokens per first byte (for `walked`)
         self.lock = threading.Lock()
         self._sync()
 
@@ -147,13 +151,17 @@ class StateRows:
             self.table, self.exit_point, self.enters, self.lexical = table, exit_point, enters, lexical
             self.dead = cap
             self.row_of = row_of  # last: readers without the lock index it
-            self._trie = self._loops = self._loop_of = None  # they hold the old tables: made again on use
+            # The trie walk memoizes rows holding the old dead state: made again on use. The loops found so
+            # far stay valid (each keeps the rows and dead state it was made from; states keep their numbers).
+            self._trie = None
         self.table[old:n] = np.where(rtn.table[old:n] < 0, self.dead, rtn.table[old:n])
-        for r in rtn.built:
+        built = rtn.built
+        for r in built[self._n_built :]:  # rules are numbered in build order: the new ones are at the end
             lo, hi = rtn.span(r)
             if old <= lo < hi <= n:
                 self.exit_point[lo:hi] = accepting_through_nullable(rtn, r)
                 self.enters[lo:hi] = call_first(rtn, r)
+        self._n_built = len(built)
         self.lexical[old:n] = rtn.lex_q[old:n] >= 0
         self.uncertain.extend([None] * (n - old))
         self.n = n
@@ -200,21 +208,22 @@ class StateRows:
     trie_budget = 20_000
     pair_walk_from = 20_000  # tokens into wide states off loops from which those go to the pair walk
     reference = False
+    few_ranges = 8  # inside rank ranges of a trie walk up to which `_bits` takes them one by one
     _trie: TrieWalk | None = None
     _loops: dict[int, Loops] | None = None  # per rule, made on first use
     _loop_of: dict[int, tuple[str, np.ndarray, list[int]] | None] | None = None  # per state, on first use
+    _flags: np.ndarray | None = None  # bool [n_words * 32], all False between visits (`_bits`)
 
     def _walk(self, states: np.ndarray) -> None:
         """Classify the plain (not lexeme) `states` by walking their live tokens."""
-        offsets = self.vocab.packed[3]
-        live = self.table[states] != self.dead
-        per_state = live.astype(np.int64) @ np.diff(offsets)
-        self.walked += int(per_state.sum())
         if not self.reference:
-            rest = np.flatnonzero([not self._walk_trie(g) for g in states.tolist()])
-            if not len(rest):
+            rest = [g for g in states.tolist() if not self._walk_trie(g)]
+            if not rest:
                 return
-            states, live, per_state = states[rest], live[rest], per_state[rest]
+            states = np.array(rest, dtype=np.int64)
+        live = self.table[states] != self.dead
+        per_state = live.astype(np.int64) @ self._token_counts
+        self.walked += int(per_state.sum())
         bounds = np.searchsorted(np.cumsum(per_state), np.arange(_CHUNK, int(per_state.sum()), _CHUNK))
         for part in np.split(np.arange(len(states)), np.unique(bounds)):
             if len(part):
@@ -258,49 +267,90 @@ class StateRows:
         bytes that lead into one loop state are taken together from its shared walk (one memoized bitmask
         for the tokens that stay in the loop: a string body's)."""
         trie = self._trie_walk()
-        n_words, exit_point = self.vocab.n_words, self.exit_point
-        rank_to_id = self.order.rank_to_id
-        row = np.zeros(n_words, dtype=np.uint32)
+        exit_point, rank_bytes = self.exit_point, self.order.rank_bytes
+        row: np.ndarray | None = None  # the inside bitmask, made on first need
         unsure: list[np.ndarray] = []
-        frontier = []
+        frontier: list[Node] = []
         by_state: dict[int, list[Node]] = {}
         for node in trie.roots(g):
-            by_state.setdefault(node[3], []).append(node)
+            nodes = by_state.get(node[3])
+            if nodes is None:
+                by_state[node[3]] = [node]
+            else:
+                nodes.append(node)
         wide: list[Node] = []  # many tokens into a wide state off loops
+        n_wide = walked = 0
         for s, nodes in by_state.items():
-            many = sum(hi - lo for _, lo, hi, _, _ in nodes)
+            many = 0
+            for node in nodes:
+                many += node[2] - node[1]
+            walked += many
             shared = self._shared(s, 1) if many > FEW else None
             if shared is None or nodes[0][4] != bool(exit_point[s]):
                 if many > FEW and len(trie.state(s)[1]) >= _WIDE:
                     wide += nodes
+                    n_wide += many
                 else:
                     frontier += nodes
                 continue
             region, exits = shared
-            firsts = np.zeros(256, dtype=bool)
-            firsts[[self.order.rank_bytes[lo][0] for _, lo, _, _, _ in nodes]] = True
-            words, u, leaving = region.first_bytes(firsts, rank_to_id, n_words)
-            row |= words
-            unsure.append(u)
+            firsts = bytes(sorted({rank_bytes[node[1]][0] for node in nodes}))
+            words, u, leaving = region.first_bytes(firsts, self.order.rank_to_id, self.vocab.n_words)
+            row = words.copy() if row is None else np.bitwise_or(row, words, out=row)
+            if len(u):
+                unsure.append(u)
             for i in leaving.tolist():
                 d, lo, hi, x, p = region.leaving[i]
                 frontier.append((d, lo, hi, exits[x], p or bool(exit_point[exits[x]])))
-        if sum(hi - lo for _, lo, hi, _, _ in wide) > self.pair_walk_from:
+        if n_wide > self.pair_walk_from:
+            if row is None:
+                row = np.zeros(self.vocab.n_words, dtype=np.uint32)
             unsure.append(self._pair_walk_roots(wide, row))
         else:
             frontier += wide
         found = trie.walk(frontier, self._shared, self.trie_budget)
         if found is None:
             return False
-        inside, uncertain = found.ranks()
-        if len(inside):
-            row |= bits_of(rank_to_id[inside], n_words)
-        if unsure:
-            uncertain = np.sort(np.concatenate([uncertain, *unsure]))
-        k = self._add_rows(row.view(np.int32)[None, :]) if row.any() else 0
-        self.uncertain[g] = uncertain.astype(np.int64)
+        self.walked += walked
+        if found.inside or found.inside_ranks:
+            bits = self._bits(found)
+            row = bits if row is None else np.bitwise_or(row, bits, out=row)
+        if found.unsure:
+            unsure.append(ranges_to_ranks(found.unsure))
+        unsure += found.unsure_ranks
+        if not unsure:
+            uncertain = _EMPTY
+        elif len(unsure) == 1:
+            uncertain = unsure[0].astype(np.int64, copy=False)
+        else:
+            uncertain = np.sort(np.concatenate(unsure)).astype(np.int64, copy=False)
+        k = self._add_rows(row.view(np.int32)[None, :]) if row is not None and row.any() else 0
+        self.uncertain[g] = uncertain
         self.row_of[g] = k  # set last: readers without the lock test it
         return True
+
+    def _bits(self, found: Walk) -> np.ndarray:
+        """The bitmask (uint32 [n_words]) of the tokens a trie walk found inside: its rank ranges (disjoint,
+        in no order) and rank arrays, set in a flag buffer kept between visits."""
+        rank_to_id = self.order.rank_to_id
+        parts = [rank_to_id[r] for r in found.inside_ranks]
+        flat = found.inside
+        if len(flat) <= 2 * self.few_ranges:  # a slice per range: fewer numpy calls than expanding them
+            parts += [rank_to_id[flat[i] : flat[i + 1]] for i in range(0, len(flat), 2)]
+        else:
+            a = np.array(flat, dtype=np.int64).reshape(-1, 2)
+            lengths = a[:, 1] - a[:, 0]
+            starts = np.repeat(a[:, 0] - (np.cumsum(lengths) - lengths), lengths)
+            parts.append(rank_to_id[starts + np.arange(int(lengths.sum()), dtype=np.int64)])
+        flags = self._flags
+        if flags is None:
+            flags = self._flags = np.zeros(self.vocab.n_words * 32, dtype=bool)
+        for ids in parts:
+            flags[ids] = True
+        bits = np.packbits(flags, bitorder="little").view(np.uint32)
+        for ids in parts:
+            flags[ids] = False
+        return bits
 
     def _pair_walk_roots(self, nodes: list[Node], row: np.ndarray) -> np.ndarray:
         """Walk the tokens of first-byte trie `nodes` with the pair walk (vectorized: for many tokens into
@@ -315,7 +365,7 @@ class StateRows:
         w = pair_walk(np.zeros(len(ranks), dtype=np.int64), t_idx, cur, *args)
         ids = self.vocab.packed[0]
         row |= bits_of(ids[w.in_tok], self.vocab.n_words)
-        return self.order.rank_of[ids[w.unc_tok]]
+        return np.sort(self.order.rank_of[ids[w.unc_tok]])
 
     def _shared(self, s: int, depth: int) -> tuple[Region, list[int]] | None:
         """The shared walk of the loop state s at `depth`, with the states it exits to here; None when s is
@@ -350,7 +400,7 @@ class StateRows:
         return None if region.leaving is None else (region, exits)
 
     def _loop_key(self, s: int) -> tuple[str, np.ndarray, list[int]] | None:
-        r = int(self.rtn.rule_of[s])
+        r = self.rtn.rule_at[s]
         if self._loops is None:
             self._loops = {}
         loops = self._loops.get(r)
@@ -392,16 +442,51 @@ class StateRows:
             self.row_of[g] = k
 
 
-@lru_cache(maxsize=64)
-def lexeme_automaton(dfa: ByteDFA, vocab: Vocabulary, limits: Limits) -> TokenAutomaton:
-    """The token automaton of a lexeme's counted DFA: built once per (DFA, vocabulary) in a process and
-    kept in the disk cache under the DFA's contents, so that lexemes every schema shares (a JSON string)
-    cost nothing after the first run."""
+class _Keyed:
+    """A DFA hashed and compared by its contents (`dfa_digest`): the lexemes of different schemas are
+    different objects with the same language (a bounded string), whose token rows one build serves."""
 
-    def build() -> TokenConstraint:
-        return TokenConstraint(dfa, vocab, TokenAutomaton.build(dfa, vocab, limits), "lexeme")
+    __slots__ = ("dfa", "digest")
 
-    return disk_cache.cached("lexeme", (dfa_digest(dfa), limits), vocab, build).automaton
+    def __init__(self, dfa: ByteDFA) -> None:
+        self.dfa, self.digest = dfa, _digest_of(dfa)
+
+    def __hash__(self) -> int:
+        return hash(self.digest)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Keyed) and other.digest == self.digest
+
+
+@lru_cache(maxsize=256)
+def _digest_of(dfa: ByteDFA) -> str:
+    return dfa_digest(dfa)  # by identity: a DFA object is hashed once
+
+
+class _LexemeAutomata:
+    """`lexeme_automaton`: the token automaton of a lexeme's counted DFA, built once per (DFA contents,
+    vocabulary) in a process and kept in the disk cache under those contents, so that lexemes every schema
+    shares (a JSON string) cost nothing after the first run."""
+
+    def __call__(self, dfa: ByteDFA, vocab: Vocabulary, limits: Limits) -> TokenAutomaton:
+        return self._by_contents(_Keyed(dfa), vocab, limits)
+
+    @staticmethod
+    @lru_cache(maxsize=64)
+    def _by_contents(key: _Keyed, vocab: Vocabulary, limits: Limits) -> TokenAutomaton:
+        dfa = key.dfa
+
+        def build() -> TokenConstraint:
+            return TokenConstraint(dfa, vocab, TokenAutomaton.build(dfa, vocab, limits), "lexeme")
+
+        return disk_cache.cached("lexeme", (key.digest, limits), vocab, build).automaton
+
+    def cache_clear(self) -> None:
+        """Forget this process's automata (the disk cache keeps them)."""
+        self._by_contents.cache_clear()
+
+
+lexeme_automaton = _LexemeAutomata()
 
 
 def dfa_digest(dfa: ByteDFA) -> str:
@@ -491,11 +576,12 @@ def exit_tokens(dfa: ByteDFA, vocab: Vocabulary) -> list[np.ndarray]:
     """Per DFA state: the text tokens whose walk (counters ignored) passes an accepting state after at
     least one byte and then dies. Only tokens with a byte that enters an accepting state before their last
     byte can; there are few (a JSON string's closing quote inside a token like `",`)."""
-    return _exit_tokens(dfa, vocab)
+    return _exit_tokens(_Keyed(dfa), vocab)
 
 
 @lru_cache(maxsize=64)
-def _exit_tokens(dfa: ByteDFA, vocab: Vocabulary) -> list[np.ndarray]:
+def _exit_tokens(key: _Keyed, vocab: Vocabulary) -> list[np.ndarray]:
+    dfa = key.dfa
     ids, lengths, padded, _ = vocab.packed
     trans = dfa.transitions
     enters = np.zeros(256, dtype=bool)
