@@ -28,7 +28,7 @@ from ..automata.dfa import gc_paused
 from ..limits import DEFAULT_LIMITS, Limits, deadline
 from ..tokens.vocab import Vocabulary
 from .cfg_grammar import Grammar, GrammarError, parse_grammar
-from .cfg_rows import StateRows, classify, rank_lcp, vocab_order
+from .cfg_rows import StateRows, classify, vocab_order
 from .earley import Chart, ESet, Recognizer
 from .rtn import RTN, build_rtn
 
@@ -217,76 +217,113 @@ class CFGConstraint:
         last = chart[-1]
         states = last.scan_states()
         words = self.vocab.n_words
-        if len(states):
-            of = self.rows.rows(states)
-            mask = np.bitwise_or.reduce(self.rows.buf[of], axis=0)
+        if len(states) > 1:
+            mask = np.bitwise_or.reduce(self.rows.buf[self.rows.rows(states)], axis=0)
+        elif len(states):
+            mask = self.rows.buf[self.rows.rows(states)[0]].copy()
         else:
             mask = np.zeros(words, dtype=np.int32)
         uncertain = self.rows.uncertain
-        parts = [u for g in states.tolist() if len(u := uncertain[g])]  # type: ignore[arg-type]
+        # states often share one uncertain array (the same lexeme's tokens): each is taken once
+        parts = list({id(u): u for g in states.tolist() if len(u := uncertain[g])}.values())  # type: ignore[arg-type]
         if parts:
-            ranks = np.unique(np.concatenate(parts)) if len(parts) > 1 else parts[0]
+            ranks = union_sorted(parts, len(self.rank_bytes))
             ids = self.rank_to_id[ranks]
             unset = ((mask[ids >> 5] >> (ids & 31)) & 1) == 0
             ok = self._simulate(chart, ranks[unset])
             if ok:
-                hit = self.rank_to_id[np.array(ok, dtype=np.int64)]
-                np.bitwise_or.at(
-                    mask, hit >> 5, (np.uint32(1) << (hit & 31).astype(np.uint32)).view(np.int32)
+                set_bits(
+                    mask,
+                    self.rank_to_id[ok] if len(ok) > _FEW_BITS else [int(self.rank_to_id[r]) for r in ok],
                 )
         if last.accept and len(self.eos_ids):
-            e = self.eos_ids.astype(np.int64)
-            np.bitwise_or.at(mask, e >> 5, (np.uint32(1) << (e & 31).astype(np.uint32)).view(np.int32))
+            set_bits(mask, self.eos_ids.tolist())
         mask.setflags(write=False)
         return mask
 
     def _simulate(self, chart: Chart, ranks: np.ndarray) -> list[int]:
         """The ranks (sorted) whose token bytes the recognizer takes after `chart` (tokens in byte order).
 
-        Sets are built (closed) only for the prefixes that need them, shared by the tokens that follow:
-        at each prefix a token is first tried *within* the rules of the set's scanning items (its rest
-        walked through their byte edges alone, no closure: every item is viable, so that already proves
-        it, as for the inside rows of cfg_rows.py); only when that fails is the next byte stepped through
-        the recognizer. A token's last byte is only scanned, not closed: whether some item takes it is
-        all the answer needs, and closing the set would predict (and build) rules that the token never
-        enters. Common prefixes come from `rank_lcp`, one reduction for all the tokens."""
+        The tokens are split by their next byte, a trie level at a time, so each set is built (closed) once
+        per prefix that needs it, shared by the tokens below. At each prefix a token is first tried *within*
+        the rules of the set's scanning items (its rest walked through their byte edges alone, no closure:
+        every item is viable, so that already proves it, as for the inside rows of cfg_rows.py); only the
+        tokens for which that fails step the next byte through the recognizer. A token's last byte is only
+        scanned, not closed: whether some item takes it is all the answer needs, and closing the set would
+        predict (and build) rules that the token never enters."""
         if not len(ranks):
             return []
-        step = self.recognizer.step
-        rtn = self.rtn
-        words = self.rank_bytes
-        glcp = rank_lcp(self.vocab)
-        # lcps[i]: the common prefix of ranks[i] and ranks[i - 1] (the minimum of the adjacent ones between)
-        lcps = [0, *np.minimum.reduceat(glcp, ranks + 1)[:-1].tolist()] if len(ranks) > 1 else [0]
-        base = len(chart)
-        sim = list(chart)  # sim[base + d - 1] is the set after d bytes of the current prefix
-        heads = [chart[-1].scan_states().tolist()]  # heads[d]: the distinct scanning states after d bytes
-        dead_at = 1 << 30  # prefix length at which the previous path died
         ok: list[int] = []
-        for r, lcp in zip(ranks.tolist(), lcps, strict=True):
-            if dead_at <= lcp:
-                continue  # a shared prefix already died
-            w = words[r]
-            d = min(lcp, len(heads) - 1)
-            del sim[base + d :], heads[d + 1 :]
-            dead_at = 1 << 30
-            last = len(w) - 1
-            while True:
-                # (at d = 0 a token that stays in a rule is in that state's inside row: not simulated)
-                if (d or d == last) and _walks_within(rtn.flat, heads[d], w, d):
-                    ok.append(r)
-                    break
-                if d == last:
-                    dead_at = last + 1
-                    break
-                s = step(sim, w[d])
-                if s is None:
-                    dead_at = d + 1
-                    break
-                sim.append(s)
-                heads.append(list({g: None for g, _ in s.scan}))
-                d += 1
+        sim = list(chart)  # sim[-1]: the set after the current prefix
+        self._simulate_group(sim, chart[-1].scan_states().tolist(), ranks.tolist(), 0, ok)
+        ok.sort()
         return ok
+
+    def _simulate_group(self, sim: Chart, heads: list[int], ranks: list[int], d: int, ok: list[int]) -> None:
+        """`_simulate` for `ranks` (sorted), whose first `d` bytes are the prefix that
+        `sim` ends after; `heads`: the distinct scanning states of sim[-1]. Accepted ranks go to `ok`.
+
+        The tokens that go on with byte b form a child group, stepped (b through the recognizer) only when
+        one of them fails its walk before its last byte; the tokens after that one are then walked from the
+        deeper set alone. A token whose last byte is b comes first in its group: when no item takes b, the
+        whole group is dead, with no step."""
+        groups: list[tuple[int, list[int]]] = []
+        words = self.rank_bytes
+        flat = self.rtn.flat
+        dead = stepped = -1
+        deferred: list[int] = []
+        for r in ranks:
+            w = words[r]
+            b = w[d]
+            if b == dead:
+                continue
+            if b == stepped:
+                deferred.append(r)
+                continue
+            last = len(w) - 1
+            if (d or d == last) and _walks_within(flat, heads, w, d):
+                ok.append(r)
+            elif d == last:
+                dead = b
+            else:
+                stepped = b
+                deferred = [r]
+                groups.append((b, deferred))
+        step = self.recognizer.step
+        for b, group in groups:
+            s = step(sim, b)
+            if s is None:
+                continue
+            sim.append(s)
+            self._simulate_group(sim, list({g: None for g, _ in s.scan}), group, d + 1, ok)
+            sim.pop()
+
+
+_FEW_BITS = 16  # bits set one by one in Python below this count: numpy's per-call cost is higher
+_FEW_RANKS = 256  # merged by sort below this count, by a flag array above it
+
+
+def union_sorted(parts: list[np.ndarray], n: int) -> np.ndarray:
+    """The sorted union of sorted int64 arrays of values below `n`."""
+    if len(parts) == 1:
+        return parts[0]
+    if sum(map(len, parts)) <= _FEW_RANKS:
+        return np.unique(np.concatenate(parts))
+    flag = np.zeros(n, dtype=bool)  # a sort of thousands of ranks costs more than a pass over n flags
+    for u in parts:
+        flag[u] = True
+    return np.flatnonzero(flag)
+
+
+def set_bits(mask: np.ndarray, ids: np.ndarray | list[int]) -> None:
+    """Set the bits `ids` in the int32 bitmask `mask` (in place; a list is set one by one)."""
+    words = mask.view(np.uint32)
+    if isinstance(ids, list):
+        for i in ids:
+            words[i >> 5] |= 1 << (i & 31)
+        return
+    ids = ids.astype(np.int64, copy=False)
+    np.bitwise_or.at(words, ids >> 5, np.left_shift(np.uint32(1), (ids & 31).astype(np.uint32)))
 
 
 def _walks_within(flat: memoryview, states: list[int], w: bytes, d: int) -> bool:
