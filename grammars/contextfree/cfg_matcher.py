@@ -217,10 +217,10 @@ class CFGConstraint:
         last = chart[-1]
         states = last.scan_states()
         words = self.vocab.n_words
-        if len(states) > 1:
-            mask = np.bitwise_or.reduce(self.rows.buf[self.rows.rows(states)], axis=0)
-        elif len(states):
-            mask = self.rows.buf[self.rows.rows(states)[0]].copy()
+        if len(states):
+            of = self.rows.rows(states)  # first: classifying new states may replace `buf`
+            buf = self.rows.buf
+            mask = np.bitwise_or.reduce(buf[of], axis=0) if len(of) > 1 else buf[of[0]].copy()
         else:
             mask = np.zeros(words, dtype=np.int32)
         uncertain = self.rows.uncertain
