@@ -28,7 +28,7 @@ from ..automata.dfa import gc_paused
 from ..limits import DEFAULT_LIMITS, Limits, deadline
 from ..tokens.vocab import Vocabulary
 from .cfg_grammar import Grammar, GrammarError, parse_grammar
-from .cfg_rows import StateRows, classify, vocab_order
+from .cfg_rows import StateRows, classify, rank_lcp, vocab_order
 from .earley import Chart, ESet, Recognizer
 from .rtn import RTN, build_rtn
 
@@ -244,59 +244,65 @@ class CFGConstraint:
     def _simulate(self, chart: Chart, ranks: np.ndarray) -> list[int]:
         """The ranks (sorted) whose token bytes the recognizer takes after `chart` (tokens in byte order).
 
-        The tokens are split by their next byte, a trie level at a time, so each set is built (closed) once
-        per prefix that needs it, shared by the tokens below. At each prefix a token is first tried *within*
-        the rules of the set's scanning items (its rest walked through their byte edges alone, no closure:
-        every item is viable, so that already proves it, as for the inside rows of cfg_rows.py); only the
-        tokens for which that fails step the next byte through the recognizer. A token's last byte is only
-        scanned, not closed: whether some item takes it is all the answer needs, and closing the set would
-        predict (and build) rules that the token never enters."""
+        Sets are built (closed) only for the prefixes that need them, shared by the tokens that follow:
+        at each prefix a token is first tried *within* the rules of the set's scanning items (its rest
+        walked through their byte edges alone, no closure: every item is viable, so that already proves
+        it, as for the inside rows of cfg_rows.py); only when that fails is the next byte stepped through
+        the recognizer. A token's last byte is only scanned, not closed: whether some item takes it is
+        all the answer needs, and closing the set would predict (and build) rules that the token never
+        enters. Common prefixes come from `rank_lcp`, one reduction for all the tokens."""
         if not len(ranks):
             return []
+        step = self.recognizer.step
+        rtn = self.rtn
+        words = self.rank_bytes
+        rl = ranks.tolist()
+        # lcps[i]: the common prefix of ranks[i] and ranks[i - 1]: compared directly for a few tokens, else
+        # the minimum of the adjacent ranks' between them (one reduction, but over the whole rank span)
+        if len(rl) <= _FEW_LCPS:
+            lcps = [0, *(_common_prefix(words[a], words[b]) for a, b in itertools.pairwise(rl))]
+        else:
+            lcps = [0, *np.minimum.reduceat(rank_lcp(self.vocab), ranks + 1)[:-1].tolist()]
+        base = len(chart)
+        sim = list(chart)  # sim[base + d - 1] is the set after d bytes of the current prefix
+        heads = [chart[-1].scan_states().tolist()]  # heads[d]: the distinct scanning states after d bytes
+        dead_at = 1 << 30  # prefix length at which the previous path died
         ok: list[int] = []
-        sim = list(chart)  # sim[-1]: the set after the current prefix
-        self._simulate_group(sim, chart[-1].scan_states().tolist(), ranks.tolist(), 0, ok)
-        ok.sort()
+        for r, lcp in zip(rl, lcps, strict=True):
+            if dead_at <= lcp:
+                continue  # a shared prefix already died
+            w = words[r]
+            d = min(lcp, len(heads) - 1)
+            del sim[base + d :], heads[d + 1 :]
+            dead_at = 1 << 30
+            last = len(w) - 1
+            while True:
+                # (at d = 0 a token that stays in a rule is in that state's inside row: not simulated)
+                if (d or d == last) and _walks_within(rtn.flat, heads[d], w, d):
+                    ok.append(r)
+                    break
+                if d == last:
+                    dead_at = last + 1
+                    break
+                s = step(sim, w[d])
+                if s is None:
+                    dead_at = d + 1
+                    break
+                sim.append(s)
+                heads.append(list({g: None for g, _ in s.scan}))
+                d += 1
         return ok
 
-    def _simulate_group(self, sim: Chart, heads: list[int], ranks: list[int], d: int, ok: list[int]) -> None:
-        """`_simulate` for `ranks` (sorted), whose first `d` bytes are the prefix that
-        `sim` ends after; `heads`: the distinct scanning states of sim[-1]. Accepted ranks go to `ok`.
 
-        The tokens that go on with byte b form a child group, stepped (b through the recognizer) only when
-        one of them fails its walk before its last byte; the tokens after that one are then walked from the
-        deeper set alone. A token whose last byte is b comes first in its group: when no item takes b, the
-        whole group is dead, with no step."""
-        groups: list[tuple[int, list[int]]] = []
-        words = self.rank_bytes
-        flat = self.rtn.flat
-        dead = stepped = -1
-        deferred: list[int] = []
-        for r in ranks:
-            w = words[r]
-            b = w[d]
-            if b == dead:
-                continue
-            if b == stepped:
-                deferred.append(r)
-                continue
-            last = len(w) - 1
-            if (d or d == last) and _walks_within(flat, heads, w, d):
-                ok.append(r)
-            elif d == last:
-                dead = b
-            else:
-                stepped = b
-                deferred = [r]
-                groups.append((b, deferred))
-        step = self.recognizer.step
-        for b, group in groups:
-            s = step(sim, b)
-            if s is None:
-                continue
-            sim.append(s)
-            self._simulate_group(sim, list({g: None for g, _ in s.scan}), group, d + 1, ok)
-            sim.pop()
+_FEW_LCPS = 32  # tokens whose common prefixes are compared in Python rather than reduced over the ranks
+
+
+def _common_prefix(a: bytes, b: bytes) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
 
 
 _FEW_BITS = 16  # bits set one by one in Python below this count: numpy's per-call cost is higher
