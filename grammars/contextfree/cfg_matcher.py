@@ -250,7 +250,8 @@ class CFGConstraint:
         it, as for the inside rows of cfg_rows.py); only when that fails is the next byte stepped through
         the recognizer. A token's last byte is only scanned, not closed: whether some item takes it is
         all the answer needs, and closing the set would predict (and build) rules that the token never
-        enters. Common prefixes come from `rank_lcp`, one reduction for all the tokens."""
+        enters. Common prefixes come from `rank_lcp`, one reduction for all the tokens (for a few, compared
+        directly: the reduction spans every rank between them)."""
         if not len(ranks):
             return []
         step = self.recognizer.step
