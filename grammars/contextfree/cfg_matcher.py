@@ -219,25 +219,26 @@ class CFGConstraint:
         states = last.scan_states()
         words = self.vocab.n_words
         if len(states):
-            of = self.rows.rows(states)
-            mask = np.bitwise_or.reduce(self.rows.buf[of], axis=0)
+            of = self.rows.rows(states)  # first: classifying new states may replace `buf`
+            buf = self.rows.buf
+            mask = np.bitwise_or.reduce(buf[of], axis=0) if len(of) > 1 else buf[of[0]].copy()
         else:
             mask = np.zeros(words, dtype=np.int32)
         uncertain = self.rows.uncertain
-        parts = [u for g in states.tolist() if len(u := uncertain[g])]  # type: ignore[arg-type]
+        # states often share one uncertain array (the same lexeme's tokens): each is taken once
+        parts = list({id(u): u for g in states.tolist() if len(u := uncertain[g])}.values())  # type: ignore[arg-type]
         if parts:
-            ranks = np.unique(np.concatenate(parts)) if len(parts) > 1 else parts[0]
+            ranks = union_sorted(parts, len(self.rank_bytes))
             ids = self.rank_to_id[ranks]
             unset = ((mask[ids >> 5] >> (ids & 31)) & 1) == 0
             ok = self._simulate(chart, ranks[unset])
             if ok:
-                hit = self.rank_to_id[np.array(ok, dtype=np.int64)]
-                np.bitwise_or.at(
-                    mask, hit >> 5, (np.uint32(1) << (hit & 31).astype(np.uint32)).view(np.int32)
+                set_bits(
+                    mask,
+                    self.rank_to_id[ok] if len(ok) > _FEW_BITS else [int(self.rank_to_id[r]) for r in ok],
                 )
         if last.accept and len(self.eos_ids):
-            e = self.eos_ids.astype(np.int64)
-            np.bitwise_or.at(mask, e >> 5, (np.uint32(1) << (e & 31).astype(np.uint32)).view(np.int32))
+            set_bits(mask, self.eos_ids.tolist())
         mask.setflags(write=False)
         return mask
 
@@ -250,21 +251,26 @@ class CFGConstraint:
         it, as for the inside rows of cfg_rows.py); only when that fails is the next byte stepped through
         the recognizer. A token's last byte is only scanned, not closed: whether some item takes it is
         all the answer needs, and closing the set would predict (and build) rules that the token never
-        enters. Common prefixes come from `rank_lcp`, one reduction for all the tokens."""
+        enters. Common prefixes come from `rank_lcp`, one reduction for all the tokens (for a few, compared
+        directly: the reduction spans every rank between them)."""
         if not len(ranks):
             return []
         step = self.recognizer.step
         rtn = self.rtn
         words = self.rank_bytes
-        glcp = rank_lcp(self.vocab)
-        # lcps[i]: the common prefix of ranks[i] and ranks[i - 1] (the minimum of the adjacent ones between)
-        lcps = [0, *np.minimum.reduceat(glcp, ranks + 1)[:-1].tolist()] if len(ranks) > 1 else [0]
+        rl = ranks.tolist()
+        # lcps[i]: the common prefix of ranks[i] and ranks[i - 1]: compared directly for a few tokens, else
+        # the minimum of the adjacent ranks' between them (one reduction, but over the whole rank span)
+        if len(rl) <= _FEW_LCPS:
+            lcps = [0, *(_common_prefix(words[a], words[b]) for a, b in itertools.pairwise(rl))]
+        else:
+            lcps = [0, *np.minimum.reduceat(rank_lcp(self.vocab), ranks + 1)[:-1].tolist()]
         base = len(chart)
         sim = list(chart)  # sim[base + d - 1] is the set after d bytes of the current prefix
         heads = [chart[-1].scan_states().tolist()]  # heads[d]: the distinct scanning states after d bytes
         dead_at = 1 << 30  # prefix length at which the previous path died
         ok: list[int] = []
-        for r, lcp in zip(ranks.tolist(), lcps, strict=True):
+        for r, lcp in zip(rl, lcps, strict=True):
             if dead_at <= lcp:
                 continue  # a shared prefix already died
             w = words[r]
@@ -288,6 +294,44 @@ class CFGConstraint:
                 heads.append(list({g: None for g, _ in s.scan}))
                 d += 1
         return ok
+
+
+_FEW_LCPS = 32  # tokens whose common prefixes are compared in Python rather than reduced over the ranks
+
+
+def _common_prefix(a: bytes, b: bytes) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+_FEW_BITS = 16  # bits set one by one in Python below this count: numpy's per-call cost is higher
+_FEW_RANKS = 256  # merged by sort below this count, by a flag array above it
+
+
+def union_sorted(parts: list[np.ndarray], n: int) -> np.ndarray:
+    """The sorted union of sorted int64 arrays of values below `n`."""
+    if len(parts) == 1:
+        return parts[0]
+    if sum(map(len, parts)) <= _FEW_RANKS:
+        return np.unique(np.concatenate(parts))
+    flag = np.zeros(n, dtype=bool)  # a sort of thousands of ranks costs more than a pass over n flags
+    for u in parts:
+        flag[u] = True
+    return np.flatnonzero(flag)
+
+
+def set_bits(mask: np.ndarray, ids: np.ndarray | list[int]) -> None:
+    """Set the bits `ids` in the int32 bitmask `mask` (in place; a list is set one by one)."""
+    words = mask.view(np.uint32)
+    if isinstance(ids, list):
+        for i in ids:
+            words[i >> 5] |= 1 << (i & 31)
+        return
+    ids = ids.astype(np.int64, copy=False)
+    np.bitwise_or.at(words, ids >> 5, np.left_shift(np.uint32(1), (ids & 31).astype(np.uint32)))
 
 
 class CFGMatcher:
