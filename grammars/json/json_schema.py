@@ -306,7 +306,7 @@ def _rules(text: str, lenient: bool, ws: str, limits: Limits) -> tuple[Grammar, 
             raise ValueError(f"whitespace must be 'compact-or-default' or 'any', not {ws!r}")
         schema = json.loads(text)
         _check_meta(schema)
-        compiler = _Compiler(schema, lenient, ws == "any")
+        compiler = _Compiler(schema, lenient, ws == "any", text)
         try:
             grammar = compiler.compile()
         except RecursionError:
@@ -755,48 +755,64 @@ def _lexemize_node(
 ) -> tuple[Any, int]:
     kind = type(node)
     if kind is Concat:
+        src = node.items
+        n = len(src)
         items: list[Any] = []
         height = 0
+        changed = False  # rather than comparing every item again at the end
         i = 0
-        n = len(node.items)
         while i < n:
-            x = node.items[i]
-            if (
-                (type(x) is CountedBody or (type(x) is Repeat and x == ANY_BODY))
-                and items
-                and items[-1] == QUOTE
-                and i + 1 < n
-                and node.items[i + 1] == QUOTE
-            ):
-                items[-1] = Call(names.setdefault(x, f"string{len(names)}"))  # type: ignore[arg-type]
-                height = max(height, nesting(x))
-                i += 2
-                continue
-            if type(x) in _KEPT_LEAVES:  # most items: a key's bytes, calls (height 1, unchanged)
+            x = src[i]
+            t = type(x)
+            if t in _KEPT_LEAVES:  # most items: a key's bytes, calls (height 1, unchanged)
                 items.append(x)
                 height = height or 1
                 i += 1
                 continue
+            if (
+                (t is CountedBody or (t is Repeat and x == ANY_BODY))
+                and items
+                and items[-1] == QUOTE
+                and i + 1 < n
+                and src[i + 1] == QUOTE
+            ):
+                items[-1] = Call(names.setdefault(x, f"string{len(names)}"))  # type: ignore[arg-type]
+                height = max(height, nesting(x))
+                changed = True
+                i += 2
+                continue
             y, h = _lexemize(x, names, memo, level)
             items.append(y)
-            height = max(height, h)
+            changed = changed or y is not x
+            if h > height:
+                height = h
             i += 1
-        if len(items) == n and all(a is b for a, b in zip(items, node.items, strict=True)):
+        if not changed:
             return node, height + 1
         return (items[0] if len(items) == 1 else Concat(tuple(items))), height + 1
     if kind is Alt:
-        done = [_lexemize(i, names, memo, level) for i in node.items]
-        height = 1 + max((h for _, h in done), default=0)
-        if all(a is b for (a, _), b in zip(done, node.items, strict=True)):
-            return node, height
-        return Alt(tuple(a for a, _ in done)), height
+        out: list[Any] = []
+        height = 0
+        changed = False
+        for x in node.items:
+            if type(x) in _KEPT_LEAVES:
+                out.append(x)
+                h = 1
+            else:
+                y, h = _lexemize(x, names, memo, level)
+                out.append(y)
+                changed = changed or y is not x
+            if h > height:
+                height = h
+        return (Alt(tuple(out)) if changed else node), height + 1
     if kind is Repeat:
-        item, h = _lexemize(node.item, names, memo, level)
+        item, h = (node.item, 1) if type(node.item) in _KEPT_LEAVES else _lexemize(node.item, names, memo, level)
         return (node if item is node.item else Repeat(item, node.min, node.max)), h + 1
     return _uncount(node), 1
 
 
-_KEPT_LEAVES = frozenset({CharSet, Call})  # leaves `_lexemize` returns as they are, without a walk
+# leaves `_lexemize` returns as they are (nesting 1), without a walk
+_KEPT_LEAVES = frozenset({CharSet, Call, Automaton})
 
 
 def _lexeme_dfa(body: CountedBody, limits: Limits) -> ByteDFA:
@@ -896,7 +912,8 @@ NOTHING = CharSet(())
 
 
 class _Compiler:
-    def __init__(self, root: Any, lenient: bool, any_ws: bool) -> None:
+    def __init__(self, root: Any, lenient: bool, any_ws: bool, text: str | None = None) -> None:
+        """`text`: `root` as `_canonical` writes it, when known (it spares looking for `$anchor`s)."""
         self.root = root
         self.lenient = lenient
         ws = Repeat(CharSet(normalize([(0x20, 0x20), (0x0A, 0x0A), (0x0D, 0x0D), (0x09, 0x09)])), 0, None)
@@ -910,7 +927,8 @@ class _Compiler:
             self.colon = seq(lit(":"), opt(lit(" ")))
         self.ref_siblings = not _declares_old_draft(root)
         self.anchors: dict[str, str] = {}
-        self._find_anchors(root, "")
+        if text is None or '"$anchor"' in text:  # most schemas have none: no walk over the document
+            self._find_anchors(root, "")
         self._validator: Any = None
         self._validators: list[Any] | None = None
         self._oracle: Oracle | None = None
