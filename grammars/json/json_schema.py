@@ -318,8 +318,10 @@ def _rules(text: str, lenient: bool, ws: str, limits: Limits) -> tuple[Grammar, 
 def _choice(text: str, lenient: bool, ws: str, limits: Limits, heals: bool = False) -> EngineChoice:
     grammar = _rules(text, lenient, ws, limits)[0]
     with deadline(limits.max_seconds), gc_paused():
-        choice = choose(grammar, ANY_RULE, _counted_size, heals)
-        if choice.engine == GRAMMAR and not recursive(grammar, ANY_RULE):
+        recurses = _recurses(grammar)
+        calls_any = any(name == ANY_RULE for name, _ in grammar.rules)  # the any rule calls itself
+        choice = choose(grammar, ANY_RULE, _counted_size, heals, recurses=recurses, calls_any=calls_any)
+        if choice.engine == GRAMMAR and not recurses:
             lexemes = _lexemes(grammar, limits)
             n = sum(unrolled_states(b.dfa) for _, b in lexemes.rules if isinstance(b, Lexeme))
             if n > MAX_LEXEME_STATES:  # counters a single automaton keeps as counters
@@ -339,9 +341,21 @@ def _compile(
     with deadline(limits.max_seconds):
         if engine == "auto":
             engine = _choice(text, lenient, ws, limits).engine
-        elif engine == AUTOMATON and recursive(grammar, ANY_RULE):
+        elif engine == AUTOMATON and _recurses(grammar):
             engine = GRAMMAR
         return _finish(grammar, engine, ws == "any", limits), ignored
+
+
+REF_RULE = "ref"  # the names of the rules of recursive `$ref` targets start so (`_Compiler.call`)
+
+
+def _recurses(grammar: Grammar) -> bool:
+    """`json_engine.recursive(grammar, ANY_RULE)` of a compiled schema, with no walk over its bodies where
+    the answer is known: a structure rule is named after its body is built, so it calls only rules named
+    before it, and the any rule is set aside; only the rules of `$ref` targets can close a cycle."""
+    if not any(name.startswith(REF_RULE) for name, _ in grammar.rules):
+        return False
+    return recursive(grammar, ANY_RULE)
 
 
 def _finish(grammar: Grammar, engine: str, any_ws: bool, limits: Limits) -> ByteDFA | Grammar:
@@ -975,7 +989,7 @@ class _Compiler:
         self.n_calls += 1
         name = self.rules.get(frag)
         if name is None:
-            name = self.rules[frag] = f"ref{len(self.rules)}"
+            name = self.rules[frag] = f"{REF_RULE}{len(self.rules)}"
         return Call(name)
 
     def struct(self, node: Node) -> Node:
