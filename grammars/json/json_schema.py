@@ -1539,7 +1539,10 @@ class _Compiler:
             if named is None:
                 return NOTHING
             decl, extras = named
-        extra = self.piece(alt(*extras)) if extras else None
+        # extras as a rule of their own, whatever their size: their key language (every string but the
+        # declared names) is most of an object's automaton, and the parser needs it only once a comma
+        # after the declared members is written, not for the object's first masks
+        extra = self.struct(alt(*extras)) if extras else None
         lo = int(s.get("minProperties", 0))
         hi = s.get("maxProperties")
         hi = None if hi is None else int(hi)
