@@ -1,9 +1,11 @@
 """The engine choice's shortcut: whether a compiled schema recurses, and whether it calls the any rule, read
-from its rule names (json_schema._recurses) against the walk over every body it spares (json_engine)."""
+from its rule names (json_schema._recurses) against the walk over every body it spares (json_engine); and
+the grammar form that keeps an object's first masks cheap (its extra keys in a rule of their own)."""
 
 from __future__ import annotations
 
 import importlib
+import json
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -64,3 +66,33 @@ def test_shortcut_matches_the_call_graph(schema: object) -> None:
     # and the choice it feeds is the one made from the walk alone
     full = choose(grammar, js.ANY_RULE, js._counted_size)
     assert js._choice.__wrapped__(text, False, "compact-or-default", DEFAULT_LIMITS).engine == full.engine
+
+
+def _leaves(node: object) -> list[object]:
+    kids = getattr(node, "items", None)
+    if kids is not None:
+        return [leaf for k in kids for leaf in _leaves(k)]
+    item = getattr(node, "item", None)
+    return _leaves(item) if item is not None else [node]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.sampled_from(["id", "name", "é", 'a"b', "x"]), min_size=1, max_size=4, unique=True))
+def test_extras_are_a_rule_of_their_own(names: list[str]) -> None:
+    """An object's undeclared keys (every string but its names) are not in the object's own rule, whose
+    automaton the first masks build: they sit in a rule the object calls after a comma."""
+    from decc.grammars.contextfree.cfg_grammar import Call
+    from decc.grammars.regexes.regex_ast import Automaton
+
+    schema = {"type": "object", "properties": {n: {"type": "integer"} for n in names}}
+    grammar = js._rules(js._canonical(schema), False, "compact-or-default", DEFAULT_LIMITS)[0]
+    rules = dict(grammar.rules)
+    (top,) = [leaf.rule for leaf in _leaves(rules["start"]) if isinstance(leaf, Call)]
+    assert not any(isinstance(leaf, Automaton) for leaf in _leaves(rules[top]))
+    keyed = [name for name, body in rules.items() if any(isinstance(x, Automaton) for x in _leaves(body))]
+    assert len(keyed) == 1 and any(isinstance(x, Call) and x.rule == keyed[0] for x in _leaves(rules[top]))
+    # and the keys it takes are the other strings: a declared name again is no extra key
+    dfa = js.compile_json_schema(schema)
+    member = json.dumps(names[0]) + ":1"
+    assert dfa.accepts(("{" + member + ',"zz":[1]}').encode())
+    assert not dfa.accepts(("{" + member + "," + member + "}").encode())
