@@ -820,7 +820,9 @@ def _lexemize_node(
                 height = h
         return (Alt(tuple(out)) if changed else node), height + 1
     if kind is Repeat:
-        item, h = (node.item, 1) if type(node.item) in _KEPT_LEAVES else _lexemize(node.item, names, memo, level)
+        item, h = (
+            (node.item, 1) if type(node.item) in _KEPT_LEAVES else _lexemize(node.item, names, memo, level)
+        )
         return (node if item is node.item else Repeat(item, node.min, node.max)), h + 1
     return _uncount(node), 1
 
