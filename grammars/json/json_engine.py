@@ -124,12 +124,24 @@ def inline_size(grammar: Grammar, fixed: dict[str, int], other: Callable[[Any], 
     return estimate_states(grammar.rules[0][1], size)
 
 
-def choose(grammar: Grammar, any_rule: str, other: Callable[[Any], int], heals: bool = False) -> EngineChoice:
+def choose(
+    grammar: Grammar,
+    any_rule: str,
+    other: Callable[[Any], int],
+    heals: bool = False,
+    *,
+    recurses: bool | None = None,
+    calls_any: bool | None = None,
+) -> EngineChoice:
     """The engine for a schema's grammar (see the module docstring); `heals`: the step heals its boundary,
-    which only an automaton can (HEALING_MAX_NFA)."""
-    if recursive(grammar, any_rule):
+    which only an automaton can (HEALING_MAX_NFA). `recurses` (`recursive(grammar, any_rule)`) and
+    `calls_any` (some rule calls `any_rule`): the answers where the caller knows them without a walk over
+    every body (None: found from the call graph)."""
+    if recursive(grammar, any_rule) if recurses is None else recurses:
         return EngineChoice(GRAMMAR, "the schema recurses ($ref)")
-    if any(any_rule in calls for calls in call_graph(grammar).values()):
+    if calls_any is None:
+        calls_any = any(any_rule in calls for calls in call_graph(grammar).values())
+    if calls_any:
         return EngineChoice(GRAMMAR, "a schema-free value (`true`, `{}`) nests to any depth")
     n = inline_size(grammar, {}, other)
     limit = HEALING_MAX_NFA if heals else AUTOMATON_MAX_NFA

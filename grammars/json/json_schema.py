@@ -306,7 +306,7 @@ def _rules(text: str, lenient: bool, ws: str, limits: Limits) -> tuple[Grammar, 
             raise ValueError(f"whitespace must be 'compact-or-default' or 'any', not {ws!r}")
         schema = json.loads(text)
         _check_meta(schema)
-        compiler = _Compiler(schema, lenient, ws == "any")
+        compiler = _Compiler(schema, lenient, ws == "any", text)
         try:
             grammar = compiler.compile()
         except RecursionError:
@@ -318,8 +318,10 @@ def _rules(text: str, lenient: bool, ws: str, limits: Limits) -> tuple[Grammar, 
 def _choice(text: str, lenient: bool, ws: str, limits: Limits, heals: bool = False) -> EngineChoice:
     grammar = _rules(text, lenient, ws, limits)[0]
     with deadline(limits.max_seconds), gc_paused():
-        choice = choose(grammar, ANY_RULE, _counted_size, heals)
-        if choice.engine == GRAMMAR and not recursive(grammar, ANY_RULE):
+        recurses = _recurses(grammar)
+        calls_any = any(name == ANY_RULE for name, _ in grammar.rules)  # the any rule calls itself
+        choice = choose(grammar, ANY_RULE, _counted_size, heals, recurses=recurses, calls_any=calls_any)
+        if choice.engine == GRAMMAR and not recurses:
             lexemes = _lexemes(grammar, limits)
             n = sum(unrolled_states(b.dfa) for _, b in lexemes.rules if isinstance(b, Lexeme))
             if n > MAX_LEXEME_STATES:  # counters a single automaton keeps as counters
@@ -339,9 +341,21 @@ def _compile(
     with deadline(limits.max_seconds):
         if engine == "auto":
             engine = _choice(text, lenient, ws, limits).engine
-        elif engine == AUTOMATON and recursive(grammar, ANY_RULE):
+        elif engine == AUTOMATON and _recurses(grammar):
             engine = GRAMMAR
         return _finish(grammar, engine, ws == "any", limits), ignored
+
+
+REF_RULE = "ref"  # the names of the rules of recursive `$ref` targets start so (`_Compiler.call`)
+
+
+def _recurses(grammar: Grammar) -> bool:
+    """`json_engine.recursive(grammar, ANY_RULE)` of a compiled schema, with no walk over its bodies where
+    the answer is known: a structure rule is named after its body is built, so it calls only rules named
+    before it, and the any rule is set aside; only the rules of `$ref` targets can close a cycle."""
+    if not any(name.startswith(REF_RULE) for name, _ in grammar.rules):
+        return False
+    return recursive(grammar, ANY_RULE)
 
 
 def _finish(grammar: Grammar, engine: str, any_ws: bool, limits: Limits) -> ByteDFA | Grammar:
@@ -755,48 +769,66 @@ def _lexemize_node(
 ) -> tuple[Any, int]:
     kind = type(node)
     if kind is Concat:
+        src = node.items
+        n = len(src)
         items: list[Any] = []
         height = 0
+        changed = False  # rather than comparing every item again at the end
         i = 0
-        n = len(node.items)
         while i < n:
-            x = node.items[i]
-            if (
-                (type(x) is CountedBody or (type(x) is Repeat and x == ANY_BODY))
-                and items
-                and items[-1] == QUOTE
-                and i + 1 < n
-                and node.items[i + 1] == QUOTE
-            ):
-                items[-1] = Call(names.setdefault(x, f"string{len(names)}"))  # type: ignore[arg-type]
-                height = max(height, nesting(x))
-                i += 2
-                continue
-            if type(x) in _KEPT_LEAVES:  # most items: a key's bytes, calls (height 1, unchanged)
+            x = src[i]
+            t = type(x)
+            if t in _KEPT_LEAVES:  # most items: a key's bytes, calls (height 1, unchanged)
                 items.append(x)
                 height = height or 1
                 i += 1
                 continue
+            if (
+                (t is CountedBody or (t is Repeat and x == ANY_BODY))
+                and items
+                and items[-1] == QUOTE
+                and i + 1 < n
+                and src[i + 1] == QUOTE
+            ):
+                items[-1] = Call(names.setdefault(x, f"string{len(names)}"))  # type: ignore[arg-type]
+                height = max(height, nesting(x))
+                changed = True
+                i += 2
+                continue
             y, h = _lexemize(x, names, memo, level)
             items.append(y)
-            height = max(height, h)
+            changed = changed or y is not x
+            if h > height:
+                height = h
             i += 1
-        if len(items) == n and all(a is b for a, b in zip(items, node.items, strict=True)):
+        if not changed:
             return node, height + 1
         return (items[0] if len(items) == 1 else Concat(tuple(items))), height + 1
     if kind is Alt:
-        done = [_lexemize(i, names, memo, level) for i in node.items]
-        height = 1 + max((h for _, h in done), default=0)
-        if all(a is b for (a, _), b in zip(done, node.items, strict=True)):
-            return node, height
-        return Alt(tuple(a for a, _ in done)), height
+        out: list[Any] = []
+        height = 0
+        changed = False
+        for x in node.items:
+            if type(x) in _KEPT_LEAVES:
+                out.append(x)
+                h = 1
+            else:
+                y, h = _lexemize(x, names, memo, level)
+                out.append(y)
+                changed = changed or y is not x
+            if h > height:
+                height = h
+        return (Alt(tuple(out)) if changed else node), height + 1
     if kind is Repeat:
-        item, h = _lexemize(node.item, names, memo, level)
+        item, h = (
+            (node.item, 1) if type(node.item) in _KEPT_LEAVES else _lexemize(node.item, names, memo, level)
+        )
         return (node if item is node.item else Repeat(item, node.min, node.max)), h + 1
     return _uncount(node), 1
 
 
-_KEPT_LEAVES = frozenset({CharSet, Call})  # leaves `_lexemize` returns as they are, without a walk
+# leaves `_lexemize` returns as they are (nesting 1), without a walk
+_KEPT_LEAVES = frozenset({CharSet, Call, Automaton})
 
 
 def _lexeme_dfa(body: CountedBody, limits: Limits) -> ByteDFA:
@@ -896,7 +928,8 @@ NOTHING = CharSet(())
 
 
 class _Compiler:
-    def __init__(self, root: Any, lenient: bool, any_ws: bool) -> None:
+    def __init__(self, root: Any, lenient: bool, any_ws: bool, text: str | None = None) -> None:
+        """`text`: `root` as `_canonical` writes it, when known (it spares looking for `$anchor`s)."""
         self.root = root
         self.lenient = lenient
         ws = Repeat(CharSet(normalize([(0x20, 0x20), (0x0A, 0x0A), (0x0D, 0x0D), (0x09, 0x09)])), 0, None)
@@ -910,7 +943,8 @@ class _Compiler:
             self.colon = seq(lit(":"), opt(lit(" ")))
         self.ref_siblings = not _declares_old_draft(root)
         self.anchors: dict[str, str] = {}
-        self._find_anchors(root, "")
+        if text is None or '"$anchor"' in text:  # most schemas have none: no walk over the document
+            self._find_anchors(root, "")
         self._validator: Any = None
         self._validators: list[Any] | None = None
         self._oracle: Oracle | None = None
@@ -957,7 +991,7 @@ class _Compiler:
         self.n_calls += 1
         name = self.rules.get(frag)
         if name is None:
-            name = self.rules[frag] = f"ref{len(self.rules)}"
+            name = self.rules[frag] = f"{REF_RULE}{len(self.rules)}"
         return Call(name)
 
     def struct(self, node: Node) -> Node:
@@ -1507,7 +1541,10 @@ class _Compiler:
             if named is None:
                 return NOTHING
             decl, extras = named
-        extra = self.piece(alt(*extras)) if extras else None
+        # extras as a rule of their own, whatever their size: their key language (every string but the
+        # declared names) is most of an object's automaton, and the parser needs it only once a comma
+        # after the declared members is written, not for the object's first masks
+        extra = self.struct(alt(*extras)) if extras else None
         lo = int(s.get("minProperties", 0))
         hi = s.get("maxProperties")
         hi = None if hi is None else int(hi)
