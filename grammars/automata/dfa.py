@@ -204,6 +204,9 @@ def subset_construction(
 
     Returns (transitions over byte classes, accepting, each DFA state's NFA subset); the subsets let the
     counted-segment analysis (counters.py) see which NFA states a DFA state stands for.
+
+    Most DFA states of schema rules stand for one NFA state (a property name is a chain): such a row is that
+    state's runs, prepared once per NFA state with the work it counts, so only its targets are looked up.
     """
     eps = nfa.eps
     important = [bool(edges) for edges in nfa.edges]
@@ -212,48 +215,67 @@ def subset_construction(
         important[q] = True
     closure = epsilon_closure(eps, important)
 
-    # runs[s]: (first class, last class + 1, closure of the target) per byte edge of `s`, in edge order (the
-    # order new subsets are numbered in), and the classes they cover as bits (-1 when two of them share a
-    # class); made on first use.
+    # prepared[s]: (runs, the classes they cover as bits or -1 when two runs share a class, the work of a
+    # row of `s` alone), made on first use. A run is (first class, last class + 1, closure of the target),
+    # in edge order: the order new subsets are numbered in.
     classes = byte_class.tolist()
     edges = nfa.edges
-    runs: dict[int, tuple[list[_Run], int]] = {}
+    prepared: list[tuple[list[_Run], int, int] | None] = [None] * len(edges)
     start = closure(nfa.start)
     ids: dict[frozenset[int], int] = {start: 0}
     sets = [start]
     filled: list[int] = []  # (flat index into the table, length, target state) per filled run of a row
     work = 0
+    max_states, max_work = limits.max_dfa_states, limits.max_subset_work
     i = 0
     while i < len(sets):
         if not i & 63:
             check_time("building the DFA")
-        items: list[_Run] = []
-        covered = 0  # the classes of the runs so far as bits; -1 once two runs share a class
-        for s in sets[i]:
-            found = runs.get(s)
-            if found is None:
-                run = [(classes[lo], classes[hi] + 1, closure(t)) for lo, hi, t in edges[s]]
-                found = runs[s] = (run, _class_bits(run))
-            items += found[0]
-            bits = found[1]
-            if covered >= 0:
-                covered = -1 if bits < 0 or covered & bits else covered | bits
-        disjoint = covered >= 0
+        subset = sets[i]
         base = i * n_classes
-        if disjoint:  # no class has two runs (the usual case): each run goes to its target's subset
-            seen: dict[int, int] = {}
-            for lo, hi, target in items:
-                work += hi - lo
-                d = seen.get(id(target))
-                if d is None:
-                    work += len(target)
-                    d = seen[id(target)] = _intern(target, ids, sets)
-                if d != DEAD:
+        if len(subset) == 1 and start:  # (an empty start subset is a state: only `_intern` knows it)
+            (s,) = subset
+            found = prepared[s]
+            if found is None:
+                found = prepared[s] = _prepare(edges[s], classes, closure)
+            items, covered, own = found
+            if covered >= 0:  # the runs of one state are disjoint (the usual case): no union to build
+                work += own
+                for lo, hi, target in items:
+                    d = ids.get(target)
+                    if d is None:
+                        if not target:
+                            continue
+                        d = ids[target] = len(sets)
+                        sets.append(target)
                     filled += (base + lo, hi - lo, d)
+            else:
+                work += _overlapping_row(items, base, filled, ids, sets)
         else:
-            work += _overlapping_row(items, base, filled, ids, sets)
+            items = []
+            covered = 0  # the classes of the runs so far as bits; -1 once two runs share a class
+            for s in subset:
+                found = prepared[s]
+                if found is None:
+                    found = prepared[s] = _prepare(edges[s], classes, closure)
+                items += found[0]
+                bits = found[1]
+                if covered >= 0:
+                    covered = -1 if bits < 0 or covered & bits else covered | bits
+            if covered >= 0:  # no class has two runs: each run goes to its target's subset
+                seen: dict[int, int] = {}
+                for lo, hi, target in items:
+                    work += hi - lo
+                    d = seen.get(id(target))
+                    if d is None:
+                        work += len(target)
+                        d = seen[id(target)] = _intern(target, ids, sets)
+                    if d != DEAD:
+                        filled += (base + lo, hi - lo, d)
+            else:
+                work += _overlapping_row(items, base, filled, ids, sets)
         i += 1
-        if len(sets) > limits.max_dfa_states or work > limits.max_subset_work:
+        if len(sets) > max_states or work > max_work:
             raise GrammarLimitError(
                 f"{what} too complex: its DFA grows past {len(sets):,} states "
                 f"(limits: {limits.max_dfa_states:,} states, {limits.max_subset_work:,} work)"
@@ -268,22 +290,32 @@ def subset_construction(
         ends = np.cumsum(length)
         trans[np.repeat(at - ends + length, length) + np.arange(ends[-1])] = np.repeat(target, length)
     trans = trans.reshape(len(sets), n_classes)
-    accepting = np.array([nfa.accept in s for s in sets], dtype=bool)
+    accept = nfa.accept
+    accepting = np.array([accept in s for s in sets], dtype=bool)
     return trans, accepting, sets
 
 
-_Run = tuple[int, int, frozenset[int]]
-
-
-def _class_bits(runs: list[_Run]) -> int:
-    """The classes of (first class, end class, target) runs as bits, or -1 if two of them share a class."""
-    out = 0
+def _prepare(
+    edges: list[tuple[int, int, int]], classes: list[int], closure: Callable[[int], frozenset[int]]
+) -> tuple[list[_Run], int, int]:
+    """One NFA state's runs, their classes as bits (-1 when two share a class), and the work a row of this
+    state alone counts: each run's width, and the size of each distinct target (targets are distinct
+    exactly when their NFA states are: `closure` keeps one set per state)."""
+    runs = [(classes[lo], classes[hi] + 1, closure(t)) for lo, hi, t in edges]
+    bits = 0
+    work = 0
     for lo, hi, _ in runs:
-        bits = (1 << hi) - (1 << lo)
-        if out & bits:
-            return -1
-        out |= bits
-    return out
+        here = (1 << hi) - (1 << lo)
+        bits = -1 if bits & here else bits | here  # stays -1 once set (-1 & here is here)
+        work += hi - lo
+    if len(edges) == 1:
+        work += len(runs[0][2])
+    else:
+        work += sum(len(closure(t)) for t in {t for _, _, t in edges})
+    return runs, bits, work
+
+
+_Run = tuple[int, int, frozenset[int]]
 
 
 def _intern(target: frozenset[int], ids: dict[frozenset[int], int], sets: list[frozenset[int]]) -> int:

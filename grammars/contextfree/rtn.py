@@ -404,7 +404,7 @@ class _CallBuilder(NFABuilder):
             return s, e
         if kind is Concat and node.items:
             return self.concat(node.items)
-        if kind is Alt and not node.items or kind is Automaton:
+        if kind is Alt and not node.items or kind is Automaton and not all_coreachable(node):
             self.maybe_dead = True
         return super().build(node)
 
@@ -482,14 +482,12 @@ def _rule_dfa(
         check_nesting(body, "grammar rule")
         raise
     # Byte classes over all byte edges, then one extra symbol (class) per distinct callee.
-    points = {0}  # where a byte class starts (a Python set: numpy item writes cost more per edge)
-    for edges in b.edges:
-        for lo, hi, _ in edges:
-            if lo < 256:
-                points.add(lo)
-                points.add(hi + 1)
+    # where a byte class starts (a Python set: numpy item writes cost more per edge); call edges (symbols
+    # 256 + r) only add points past the bytes, dropped here
+    points = {x for edges in b.edges for lo, hi, _ in edges for x in (lo, hi + 1)}
+    points.add(0)
     cuts = np.zeros(257, dtype=bool)
-    cuts[list(points)] = True
+    cuts[[x for x in points if x <= 256]] = True
     byte_class = cuts[:256].cumsum(dtype=np.int64) - 1
     n_classes = int(byte_class[-1]) + 1
     callees = sorted(b.callees)
@@ -509,9 +507,33 @@ def _rule_dfa(
             trans = np.array(rows, dtype=np.int64).reshape(len(rows), table.shape[1])
             acc = np.array(acc_list, dtype=bool)
     full = trans[:, byte_class] if len(acc) else np.zeros((0, 256), dtype=np.int64)
-    cols = trans[:, n_classes:].tolist()
-    calls = [[(c, t) for c, t in zip(callees, row, strict=True) if t >= 0] for row in cols]
+    calls: list[list[tuple[int, int]]] = [[] for _ in range(len(acc))]
+    if callees:  # the call edges, state by state in callee order (np.nonzero walks rows first)
+        src, col = np.nonzero(trans[:, n_classes:] >= 0)
+        dst = trans[src, n_classes + col].tolist()
+        for s, c, t in zip(src.tolist(), col.tolist(), dst, strict=True):
+            calls[s].append((callees[c], t))
     return full.astype(np.int32), acc, calls
+
+
+def all_coreachable(node: Automaton) -> bool:
+    """Whether every state of a precompiled automaton can reach one of its accepting states (then it
+    cannot make a rule's DFA state dead). Kept on the node: a schema's rules share their key automata."""
+    kept = node.__dict__.get("_coreachable")
+    if kept is None:
+        preds: list[list[int]] = [[] for _ in range(node.n)]
+        for s, _, _, d in node.edges:
+            preds[d].append(s)
+        seen = set(node.accepting)
+        stack = list(seen)
+        while stack:
+            for p in preds[stack.pop()]:
+                if p not in seen:
+                    seen.add(p)
+                    stack.append(p)
+        kept = len(seen) == node.n
+        object.__setattr__(node, "_coreachable", kept)
+    return kept
 
 
 def _coreachable(rows: list[list[int]], accepting: list[bool]) -> list[bool]:

@@ -184,12 +184,15 @@ class NFABuilder:
     def automaton(self, node: Automaton) -> list[int]:
         """Copy a precompiled automaton in: its states' new ids, then one exit state (reached by epsilon
         from every accepting state)."""
-        ids = [self.new() for _ in range(node.n + 1)]
+        base = len(self.eps)
+        self.eps.extend([] for _ in range(node.n + 1))
+        self.edges.extend([] for _ in range(node.n + 1))
+        edges, eps = self.edges, self.eps
         for s, lo, hi, d in node.edges:
-            self.edges[ids[s]].append((lo, hi, ids[d]))
+            edges[base + s].append((lo, hi, base + d))
         for a in node.accepting:
-            self.eps[ids[a]].append(ids[-1])
-        return ids
+            eps[base + a].append(base + node.n)
+        return list(range(base, base + node.n + 1))
 
     def repeat(self, node: Repeat) -> tuple[int, int]:
         s = self.new()
