@@ -159,28 +159,26 @@ def _dfa_from_nfa(nfa: NFA, limits: Limits, minimal: bool = True) -> ByteDFA:
 
 def _byte_classes(nfa: NFA) -> tuple[np.ndarray, int]:
     """Map bytes to classes that no NFA edge tells apart, so the subset construction works per class."""
+    points = {x for edges in nfa.edges for lo, hi, _ in edges for x in (lo, hi + 1)}  # (numpy item writes
+    points.add(0)  # cost more per edge)
     cuts = np.zeros(257, dtype=bool)
-    cuts[0] = True
-    for edges in nfa.edges:
-        for lo, hi, _ in edges:
-            cuts[lo] = True
-            cuts[hi + 1] = True
+    cuts[list(points)] = True
     byte_class = np.cumsum(cuts[:256]).astype(np.int64) - 1
     return byte_class, int(byte_class[-1]) + 1
 
 
 def epsilon_closure(
     eps: Sequence[Sequence[int]], important: Sequence[bool]
-) -> Callable[[int], frozenset[int]]:
-    """A memoized map from an NFA state to the "important" states reachable from it by epsilon edges.
+) -> tuple[Callable[[int], frozenset[int]], list[frozenset[int] | None]]:
+    """A memoized map from an NFA state to the "important" states reachable from it by epsilon edges, and
+    its memo (indexed by state, None until asked: a hot loop reads it before calling).
 
-    Subset construction only needs those (states with real edges, or accepting); shared by the byte DFA
-    and the RTN rule DFAs so both determinize the same way.
+    Subset construction only needs those (states with real edges, or accepting).
     """
-    closures: dict[int, frozenset[int]] = {}
+    closures: list[frozenset[int] | None] = [None] * len(eps)
 
     def closure(t: int) -> frozenset[int]:
-        found = closures.get(t)
+        found = closures[t]
         if found is None and not eps[t]:  # the common case: a state with byte edges only
             found = closures[t] = frozenset((t,)) if important[t] else frozenset()
         elif found is None:
@@ -194,7 +192,7 @@ def epsilon_closure(
             found = closures[t] = frozenset(u for u in seen if important[u])
         return found
 
-    return closure
+    return closure, closures
 
 
 def subset_construction(
@@ -213,7 +211,7 @@ def subset_construction(
     important[nfa.accept] = True
     for q in nfa.seg_of:  # a counted state without byte edges still says the segment goes on to here
         important[q] = True
-    closure = epsilon_closure(eps, important)
+    closure, memo = epsilon_closure(eps, important)
 
     # prepared[s]: (runs, the classes they cover as bits or -1 when two runs share a class, the work of a
     # row of `s` alone), made on first use. A run is (first class, last class + 1, closure of the target),
@@ -237,7 +235,7 @@ def subset_construction(
             (s,) = subset
             found = prepared[s]
             if found is None:
-                found = prepared[s] = _prepare(edges[s], classes, closure)
+                found = prepared[s] = _prepare(edges[s], classes, closure, memo)
             items, covered, own = found
             if covered >= 0:  # the runs of one state are disjoint (the usual case): no union to build
                 work += own
@@ -257,7 +255,7 @@ def subset_construction(
             for s in subset:
                 found = prepared[s]
                 if found is None:
-                    found = prepared[s] = _prepare(edges[s], classes, closure)
+                    found = prepared[s] = _prepare(edges[s], classes, closure, memo)
                 items += found[0]
                 bits = found[1]
                 if covered >= 0:
@@ -296,22 +294,30 @@ def subset_construction(
 
 
 def _prepare(
-    edges: list[tuple[int, int, int]], classes: list[int], closure: Callable[[int], frozenset[int]]
+    edges: list[tuple[int, int, int]],
+    classes: list[int],
+    closure: Callable[[int], frozenset[int]],
+    memo: list[frozenset[int] | None],
 ) -> tuple[list[_Run], int, int]:
     """One NFA state's runs, their classes as bits (-1 when two share a class), and the work a row of this
     state alone counts: each run's width, and the size of each distinct target (targets are distinct
     exactly when their NFA states are: `closure` keeps one set per state)."""
-    runs = [(classes[lo], classes[hi] + 1, closure(t)) for lo, hi, t in edges]
+    runs = []
     bits = 0
     work = 0
-    for lo, hi, _ in runs:
-        here = (1 << hi) - (1 << lo)
+    seen = set()
+    for lo, hi, t in edges:
+        target = memo[t]
+        if target is None:
+            target = closure(t)
+        a, b = classes[lo], classes[hi] + 1
+        runs.append((a, b, target))
+        here = (1 << b) - (1 << a)
         bits = -1 if bits & here else bits | here  # stays -1 once set (-1 & here is here)
-        work += hi - lo
-    if len(edges) == 1:
-        work += len(runs[0][2])
-    else:
-        work += sum(len(closure(t)) for t in {t for _, _, t in edges})
+        work += b - a
+        if t not in seen:
+            seen.add(t)
+            work += len(target)
     return runs, bits, work
 
 
