@@ -155,7 +155,7 @@ class RTN:
             self._lexeme_states += len(acc)
         else:
             trans, acc, calls = _rule_dfa(body, self.index, self.limits)
-            q_of = c_of = np.full(len(acc), -1, dtype=np.int32)
+            q_of = c_of = -1  # (no lexeme state)
         lo = self._n
         hi = lo + len(acc)
         if hi > self.limits.max_dfa_states:
@@ -164,16 +164,19 @@ class RTN:
                 f"(limit {self.limits.max_dfa_states:,})"
             )
         self._reserve(hi)
-        self._table[lo:hi] = np.where(trans >= 0, trans + lo, DEAD)
+        live = trans >= 0
+        self._table[lo:hi] = np.where(live, trans + lo, DEAD)
         self._acc[lo:hi] = acc
         self._rule[lo:hi] = r
         self._lex_q[lo:hi] = q_of
         self._lex_c[lo:hi] = c_of
         # the lists the recognizer reads, then the rule published (its start state last)
-        self.has_bytes.extend((trans >= 0).any(axis=1).tolist())
+        self.has_bytes.extend(live.any(axis=1).tolist())
         self.accepts_at.extend(acc.tolist())
         self.rule_at.extend([r] * (hi - lo))
-        self.calls.extend(tuple((callee, lo + nxt) for callee, nxt in edges) for edges in calls)
+        self.calls.extend(
+            tuple([(callee, lo + nxt) for callee, nxt in edges]) if edges else () for edges in calls
+        )
         self._n = hi
         self.ends[r] = hi
         self.built.append(r)
@@ -506,14 +509,15 @@ def _rule_dfa(
             rows, acc_list = _drop(rows, acc_list, keep)
             trans = np.array(rows, dtype=np.int64).reshape(len(rows), table.shape[1])
             acc = np.array(acc_list, dtype=bool)
-    full = trans[:, byte_class] if len(acc) else np.zeros((0, 256), dtype=np.int64)
+    # (narrowed before the byte columns are spread out: the class table is the smaller one)
+    full = trans.astype(np.int32)[:, byte_class] if len(acc) else np.zeros((0, 256), dtype=np.int32)
     calls: list[list[tuple[int, int]]] = [[] for _ in range(len(acc))]
     if callees:  # the call edges, state by state in callee order (np.nonzero walks rows first)
         src, col = np.nonzero(trans[:, n_classes:] >= 0)
         dst = trans[src, n_classes + col].tolist()
         for s, c, t in zip(src.tolist(), col.tolist(), dst, strict=True):
             calls[s].append((callees[c], t))
-    return full.astype(np.int32), acc, calls
+    return full, acc, calls
 
 
 def all_coreachable(node: Automaton) -> bool:
