@@ -214,11 +214,11 @@ def subset_construction(
     closure, memo = epsilon_closure(eps, important)
 
     # prepared[s]: (runs, the classes they cover as bits or -1 when two runs share a class, the work of a
-    # row of `s` alone), made on first use. A run is (first class, last class + 1, closure of the target),
+    # row of `s` alone, its target NFA states), made on first use. A run is (first class, last class + 1, closure of the target),
     # in edge order: the order new subsets are numbered in.
     classes = byte_class.tolist()
     edges = nfa.edges
-    prepared: list[tuple[list[_Run], int, int] | None] = [None] * len(edges)
+    prepared: list[tuple[list[_Run], int, int, set[int]] | None] = [None] * len(edges)
     start = closure(nfa.start)
     ids: dict[frozenset[int], int] = {start: 0}
     sets = [start]
@@ -236,7 +236,7 @@ def subset_construction(
             found = prepared[s]
             if found is None:
                 found = prepared[s] = _prepare(edges[s], classes, closure, memo)
-            items, covered, own = found
+            items, covered, own, _ = found
             if covered >= 0:  # the runs of one state are disjoint (the usual case): no union to build
                 work += own
                 for lo, hi, target in items:
@@ -252,6 +252,8 @@ def subset_construction(
         else:
             items = []
             covered = 0  # the classes of the runs so far as bits; -1 once two runs share a class
+            own = 0
+            targets = []
             for s in subset:
                 found = prepared[s]
                 if found is None:
@@ -260,16 +262,21 @@ def subset_construction(
                 bits = found[1]
                 if covered >= 0:
                     covered = -1 if bits < 0 or covered & bits else covered | bits
+                own += found[2]
+                targets.append(found[3])
             if covered >= 0:  # no class has two runs: each run goes to its target's subset
-                seen: dict[int, int] = {}
+                union = frozenset().union(*targets)
+                if len(union) < sum(map(len, targets)):  # a target shared by two states counts once
+                    own = sum(hi - lo for lo, hi, _ in items) + sum(len(closure(t)) for t in union)
+                work += own
                 for lo, hi, target in items:
-                    work += hi - lo
-                    d = seen.get(id(target))
+                    d = ids.get(target)
                     if d is None:
-                        work += len(target)
-                        d = seen[id(target)] = _intern(target, ids, sets)
-                    if d != DEAD:
-                        filled += (base + lo, hi - lo, d)
+                        if not target:
+                            continue
+                        d = ids[target] = len(sets)
+                        sets.append(target)
+                    filled += (base + lo, hi - lo, d)
             else:
                 work += _overlapping_row(items, base, filled, ids, sets)
         i += 1
@@ -298,10 +305,10 @@ def _prepare(
     classes: list[int],
     closure: Callable[[int], frozenset[int]],
     memo: list[frozenset[int] | None],
-) -> tuple[list[_Run], int, int]:
-    """One NFA state's runs, their classes as bits (-1 when two share a class), and the work a row of this
-    state alone counts: each run's width, and the size of each distinct target (targets are distinct
-    exactly when their NFA states are: `closure` keeps one set per state)."""
+) -> tuple[list[_Run], int, int, set[int]]:
+    """One NFA state's runs, their classes as bits (-1 when two share a class), the work a row of this
+    state alone counts (each run's width, and the size of each distinct target: targets are distinct
+    exactly when their NFA states are, as `closure` keeps one set per state), and the target NFA states."""
     runs = []
     bits = 0
     work = 0
@@ -318,7 +325,7 @@ def _prepare(
         if t not in seen:
             seen.add(t)
             work += len(target)
-    return runs, bits, work
+    return runs, bits, work, seen
 
 
 _Run = tuple[int, int, frozenset[int]]
@@ -349,6 +356,20 @@ def _overlapping_row(
     class-by-class scan would. Returns the work: each (class, run) pair and the size of each distinct
     target built.
     """
+    groups: dict[tuple[int, int], list[frozenset[int]]] = {}
+    covered = 0
+    for lo, hi, target in items:
+        found = groups.get((lo, hi))
+        if found is not None:
+            found.append(target)
+            continue
+        bits = (1 << hi) - (1 << lo)
+        if covered & bits:  # a partial overlap: the general way below
+            break
+        covered |= bits
+        groups[(lo, hi)] = [target]
+    else:  # runs overlap only where they coincide: each distinct range is one stretch, in first-run order
+        return _coinciding_row(groups, base, filled, ids, sets)
     cuts = sorted({x for lo, hi, _ in items for x in (lo, hi)})
     at = {x: j for j, x in enumerate(cuts)}
     parts: list[list[frozenset[int]]] = [[] for _ in cuts]
@@ -368,6 +389,38 @@ def _overlapping_row(
         d = memo.get(key)
         if d is None:
             target = here[0] if len(here) == 1 else frozenset().union(*here)
+            work += len(target)
+            d = memo[key] = _intern(target, ids, sets)
+        if d != DEAD:
+            filled += (base + lo, width, d)
+    return work
+
+
+def _coinciding_row(
+    groups: dict[tuple[int, int], list[frozenset[int]]],
+    base: int,
+    filled: list[int],
+    ids: dict[frozenset[int], int],
+    sets: list[frozenset[int]],
+) -> int:
+    """`_overlapping_row` where the row's distinct class ranges are disjoint (runs that overlap share their
+    range: a property name's next byte and the same byte in a key automaton): the same stretches, order,
+    subsets and work, without the cut points."""
+    work = 0
+    memo: dict[tuple[int, ...], int] = {}
+    for (lo, hi), here in groups.items():
+        width = hi - lo
+        work += width * len(here)
+        if len(here) == 1:
+            target = here[0]
+            key: tuple[int, ...] = (id(target),)
+        else:
+            key = tuple(map(id, here))
+            target = None  # type: ignore[assignment]
+        d = memo.get(key)
+        if d is None:
+            if target is None:
+                target = frozenset().union(*here)
             work += len(target)
             d = memo[key] = _intern(target, ids, sets)
         if d != DEAD:
