@@ -523,7 +523,7 @@ def _rule_dfa(
 def all_coreachable(node: Automaton) -> bool:
     """Whether every state of a precompiled automaton can reach one of its accepting states (then it
     cannot make a rule's DFA state dead). Kept on the node: a schema's rules share their key automata."""
-    kept = node.__dict__.get("_coreachable")
+    kept = node.__dict__.get("_all_coreachable")
     if kept is None:
         preds: list[list[int]] = [[] for _ in range(node.n)]
         for s, _, _, d in node.edges:
@@ -536,7 +536,7 @@ def all_coreachable(node: Automaton) -> bool:
                     seen.add(p)
                     stack.append(p)
         kept = len(seen) == node.n
-        object.__setattr__(node, "_coreachable", kept)
+        object.__setattr__(node, "_all_coreachable", kept)
     return kept
 
 
