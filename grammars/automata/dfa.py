@@ -196,7 +196,7 @@ def epsilon_closure(
 
 
 def subset_construction(
-    nfa: NFA, byte_class: np.ndarray, n_classes: int, limits: Limits, what: str = "regex"
+    nfa: NFA, byte_class: np.ndarray | list[int], n_classes: int, limits: Limits, what: str = "regex"
 ) -> tuple[np.ndarray, np.ndarray, list[frozenset[int]]]:
     """Subset construction; DFA states are frozensets of "important" NFA states (byte edges or accept).
 
@@ -216,7 +216,7 @@ def subset_construction(
     # prepared[s]: (runs, the classes they cover as bits or -1 when two runs share a class, the work of a
     # row of `s` alone, its target NFA states), made on first use. A run is (first class, last class + 1, closure of the target),
     # in edge order: the order new subsets are numbered in.
-    classes = byte_class.tolist()
+    classes = byte_class if isinstance(byte_class, list) else byte_class.tolist()
     edges = nfa.edges
     prepared: list[tuple[list[_Run], int, int, set[int]] | None] = [None] * len(edges)
     start = closure(nfa.start)

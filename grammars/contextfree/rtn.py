@@ -485,18 +485,20 @@ def _rule_dfa(
         check_nesting(body, "grammar rule")
         raise
     # Byte classes over all byte edges, then one extra symbol (class) per distinct callee.
-    # where a byte class starts (a Python set: numpy item writes cost more per edge); call edges (symbols
-    # 256 + r) only add points past the bytes, dropped here
+    # Byte classes: where one starts (a Python set: numpy item writes cost more per edge; call edges, symbols
+    # 256 + r, only add points past the bytes, dropped here), as plain lists (a rule's few classes cost
+    # less in Python than in numpy calls)
     points = {x for edges in b.edges for lo, hi, _ in edges for x in (lo, hi + 1)}
     points.add(0)
-    cuts = np.zeros(257, dtype=bool)
-    cuts[[x for x in points if x <= 256]] = True
-    byte_class = cuts[:256].cumsum(dtype=np.int64) - 1
-    n_classes = int(byte_class[-1]) + 1
+    starts = sorted(x for x in points if x < 256)
+    widths = [hi - lo for lo, hi in zip(starts, [*starts[1:], 256], strict=True)]
+    n_classes = len(starts)
+    symbol_class = [k for k, w in enumerate(widths) for _ in range(w)]  # byte -> class
     callees = sorted(b.callees)
-    symbol_class = np.zeros(256 + (callees[-1] + 1 if callees else 0), dtype=np.int64)
-    symbol_class[:256] = byte_class
-    symbol_class[[256 + c for c in callees]] = n_classes + np.arange(len(callees))
+    if callees:  # then one class per callee, at symbol 256 + r
+        symbol_class += [0] * (callees[-1] + 1)
+        for k, c in enumerate(callees):
+            symbol_class[256 + c] = n_classes + k
     nfa = NFA(b.eps, b.edges, start, accept)
     table, accepting, _ = subset_construction(
         nfa, symbol_class, n_classes + len(callees), limits, "grammar rule"
@@ -509,8 +511,8 @@ def _rule_dfa(
             rows, acc_list = _drop(rows, acc_list, keep)
             trans = np.array(rows, dtype=np.int64).reshape(len(rows), table.shape[1])
             acc = np.array(acc_list, dtype=bool)
-    # (narrowed before the byte columns are spread out: the class table is the smaller one)
-    full = trans.astype(np.int32)[:, byte_class] if len(acc) else np.zeros((0, 256), dtype=np.int32)
+    # each class's column spread over its bytes (classes are runs of bytes, in order), narrowed first
+    full = np.repeat(trans[:, :n_classes].astype(np.int32), widths, axis=1)
     calls: list[list[tuple[int, int]]] = [[] for _ in range(len(acc))]
     if callees:  # the call edges, state by state in callee order (np.nonzero walks rows first)
         src, col = np.nonzero(trans[:, n_classes:] >= 0)
