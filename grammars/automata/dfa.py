@@ -214,8 +214,8 @@ def subset_construction(
     closure, memo = epsilon_closure(eps, important)
 
     # prepared[s]: (runs, the classes they cover as bits or -1 when two runs share a class, the work of a
-    # row of `s` alone, its target NFA states), made on first use. A run is (first class, last class + 1, closure of the target),
-    # in edge order: the order new subsets are numbered in.
+    # row of `s` alone, its target NFA states), made on first use. A run is (first class, last class + 1,
+    # closure of the target), in edge order: the order new subsets are numbered in.
     classes = byte_class if isinstance(byte_class, list) else byte_class.tolist()
     edges = nfa.edges
     prepared: list[tuple[list[_Run], int, int, set[int]] | None] = [None] * len(edges)
