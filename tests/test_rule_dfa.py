@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from decc.grammars.contextfree.cfg_grammar import EMPTY_LANGUAGE, Call
 from decc.grammars.contextfree.rtn import _rule_dfa
 from decc.grammars.limits import DEFAULT_LIMITS
-from decc.grammars.regexes.regex_ast import Alt, CharSet, Concat, Repeat
+from decc.grammars.regexes.regex_ast import Alt, Automaton, CharSet, Concat, Repeat
 
 CHARS = "ab,é"  # ASCII (chained straight off the previous part) and one two-byte UTF-8 character
 RULES = ("x", "y")
@@ -101,3 +101,98 @@ def test_rule_dfa_accepts_what_re_accepts_and_every_state_is_viable(body, sample
                 alive.add(s)
                 grew = True
     assert len(alive) == n
+
+
+# Precompiled automata as leaves (JSON keys and numbers are such nodes): random ones over 'a' and 'b', some
+# with states that cannot reach acceptance (the rule DFA must then be trimmed) and some without.
+automata = st.integers(1, 3).flatmap(
+    lambda n: st.builds(
+        lambda edges, acc: Automaton(n, 0, frozenset(acc), tuple(edges)),
+        st.lists(
+            st.tuples(
+                st.integers(0, n - 1), st.sampled_from([(97, 97), (98, 98), (97, 98)]), st.integers(0, n - 1)
+            ).map(lambda e: (e[0], e[1][0], e[1][1], e[2])),
+            max_size=6,
+        ),
+        st.frozensets(st.integers(0, n - 1), max_size=n),
+    )
+)
+bodies_with_automata = st.recursive(st.one_of(leaves, automata), _extend, max_leaves=8)
+
+
+def _units(text: str) -> list[object]:
+    """A sample as the rule DFA reads it: a call character is one symbol, any other character its bytes."""
+    out: list[object] = []
+    for ch in text:
+        out += [("call", ord(ch) - 0xE000)] if ch in CALL_CHAR.values() else list(ch.encode())
+    return out
+
+
+def _ends(node: object, units: list[object], i: int) -> set[int]:
+    """Where a match of `node` starting at `i` can end (a direct backtracking reading of the body)."""
+    if isinstance(node, Call):
+        return {i + 1} if i < len(units) and units[i] == ("call", INDEX[node.rule]) else set()
+    if isinstance(node, CharSet):
+        out = set()
+        for k in range(1, 5):
+            piece = units[i : i + k]
+            if len(piece) == k and all(isinstance(u, int) for u in piece):
+                try:
+                    ch = bytes(piece).decode()  # type: ignore[arg-type]
+                except UnicodeDecodeError:
+                    continue
+                if len(ch) == 1 and any(lo <= ord(ch) <= hi for lo, hi in node.ranges):
+                    out.add(i + k)
+        return out
+    if isinstance(node, Automaton):
+        out, states = set(), {node.start}
+        for j in range(i, len(units) + 1):
+            if states & node.accepting:
+                out.add(j)
+            if j == len(units):
+                break
+            states = {d for s, lo, hi, d in node.edges if s in states and units[j] in range(lo, hi + 1)}
+        return out
+    if isinstance(node, Concat):
+        at = {i}
+        for item in node.items:
+            at = {e for p in at for e in _ends(item, units, p)}
+        return at
+    if isinstance(node, Alt):
+        return {e for item in node.items for e in _ends(item, units, i)}
+    assert isinstance(node, Repeat)
+    out, at, count = set(), {i}, 0
+    while at and (node.max is None or count <= node.max):
+        if count >= node.min:
+            out |= at
+        if node.max is not None and count == node.max:
+            break
+        nxt = {e for p in at for e in _ends(node.item, units, p)}
+        at, count = nxt - (at if count >= node.min else set()), count + 1  # (a nullable item cannot loop)
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(bodies_with_automata, st.lists(st.text("ab" + "".join(CALL_CHAR.values()), max_size=6), max_size=30))
+def test_rule_dfa_with_automata_matches_a_direct_reading_and_every_state_is_viable(body, samples) -> None:
+    table, accepting, calls = _rule_dfa(body, INDEX, DEFAULT_LIMITS)
+    for s in samples:
+        units = _units(s)
+        assert _run(table, accepting, calls, s) == (len(units) in _ends(body, units, 0)), (body, s)
+    assert _viable(table, accepting, calls)
+
+
+def _viable(table, accepting, calls) -> bool:
+    """Every state reaches an accepting one (a backward search over bytes and calls)."""
+    n = len(accepting)
+    alive = {s for s in range(n) if accepting[s]}
+    grew = True
+    while grew:
+        grew = False
+        for s in range(n):
+            if s not in alive and (
+                any(int(t) in alive for t in table[s] if t >= 0) or any(t in alive for _, t in calls[s])
+            ):
+                alive.add(s)
+                grew = True
+    return len(alive) == n

@@ -159,28 +159,26 @@ def _dfa_from_nfa(nfa: NFA, limits: Limits, minimal: bool = True) -> ByteDFA:
 
 def _byte_classes(nfa: NFA) -> tuple[np.ndarray, int]:
     """Map bytes to classes that no NFA edge tells apart, so the subset construction works per class."""
+    points = {x for edges in nfa.edges for lo, hi, _ in edges for x in (lo, hi + 1)}  # (numpy item writes
+    points.add(0)  # cost more per edge)
     cuts = np.zeros(257, dtype=bool)
-    cuts[0] = True
-    for edges in nfa.edges:
-        for lo, hi, _ in edges:
-            cuts[lo] = True
-            cuts[hi + 1] = True
+    cuts[list(points)] = True
     byte_class = np.cumsum(cuts[:256]).astype(np.int64) - 1
     return byte_class, int(byte_class[-1]) + 1
 
 
 def epsilon_closure(
     eps: Sequence[Sequence[int]], important: Sequence[bool]
-) -> Callable[[int], frozenset[int]]:
-    """A memoized map from an NFA state to the "important" states reachable from it by epsilon edges.
+) -> tuple[Callable[[int], frozenset[int]], list[frozenset[int] | None]]:
+    """A memoized map from an NFA state to the "important" states reachable from it by epsilon edges, and
+    its memo (indexed by state, None until asked: a hot loop reads it before calling).
 
-    Subset construction only needs those (states with real edges, or accepting); shared by the byte DFA
-    and the RTN rule DFAs so both determinize the same way.
+    Subset construction only needs those (states with real edges, or accepting).
     """
-    closures: dict[int, frozenset[int]] = {}
+    closures: list[frozenset[int] | None] = [None] * len(eps)
 
     def closure(t: int) -> frozenset[int]:
-        found = closures.get(t)
+        found = closures[t]
         if found is None and not eps[t]:  # the common case: a state with byte edges only
             found = closures[t] = frozenset((t,)) if important[t] else frozenset()
         elif found is None:
@@ -194,66 +192,95 @@ def epsilon_closure(
             found = closures[t] = frozenset(u for u in seen if important[u])
         return found
 
-    return closure
+    return closure, closures
 
 
 def subset_construction(
-    nfa: NFA, byte_class: np.ndarray, n_classes: int, limits: Limits, what: str = "regex"
+    nfa: NFA, byte_class: np.ndarray | list[int], n_classes: int, limits: Limits, what: str = "regex"
 ) -> tuple[np.ndarray, np.ndarray, list[frozenset[int]]]:
     """Subset construction; DFA states are frozensets of "important" NFA states (byte edges or accept).
 
     Returns (transitions over byte classes, accepting, each DFA state's NFA subset); the subsets let the
     counted-segment analysis (counters.py) see which NFA states a DFA state stands for.
+
+    Most DFA states of schema rules stand for one NFA state (a property name is a chain): such a row is that
+    state's runs, prepared once per NFA state with the work it counts, so only its targets are looked up.
     """
     eps = nfa.eps
     important = [bool(edges) for edges in nfa.edges]
     important[nfa.accept] = True
     for q in nfa.seg_of:  # a counted state without byte edges still says the segment goes on to here
         important[q] = True
-    closure = epsilon_closure(eps, important)
+    closure, memo = epsilon_closure(eps, important)
 
-    # runs[s]: (first class, last class + 1, closure of the target) per byte edge of `s`, in edge order (the
-    # order new subsets are numbered in), and the classes they cover as bits (-1 when two of them share a
-    # class); made on first use.
-    classes = byte_class.tolist()
+    # prepared[s]: (runs, the classes they cover as bits or -1 when two runs share a class, the work of a
+    # row of `s` alone, its target NFA states), made on first use. A run is (first class, last class + 1,
+    # closure of the target), in edge order: the order new subsets are numbered in.
+    classes = byte_class if isinstance(byte_class, list) else byte_class.tolist()
     edges = nfa.edges
-    runs: dict[int, tuple[list[_Run], int]] = {}
+    prepared: list[tuple[list[_Run], int, int, set[int]] | None] = [None] * len(edges)
     start = closure(nfa.start)
     ids: dict[frozenset[int], int] = {start: 0}
     sets = [start]
     filled: list[int] = []  # (flat index into the table, length, target state) per filled run of a row
     work = 0
+    max_states, max_work = limits.max_dfa_states, limits.max_subset_work
     i = 0
     while i < len(sets):
         if not i & 63:
             check_time("building the DFA")
-        items: list[_Run] = []
-        covered = 0  # the classes of the runs so far as bits; -1 once two runs share a class
-        for s in sets[i]:
-            found = runs.get(s)
-            if found is None:
-                run = [(classes[lo], classes[hi] + 1, closure(t)) for lo, hi, t in edges[s]]
-                found = runs[s] = (run, _class_bits(run))
-            items += found[0]
-            bits = found[1]
-            if covered >= 0:
-                covered = -1 if bits < 0 or covered & bits else covered | bits
-        disjoint = covered >= 0
+        subset = sets[i]
         base = i * n_classes
-        if disjoint:  # no class has two runs (the usual case): each run goes to its target's subset
-            seen: dict[int, int] = {}
-            for lo, hi, target in items:
-                work += hi - lo
-                d = seen.get(id(target))
-                if d is None:
-                    work += len(target)
-                    d = seen[id(target)] = _intern(target, ids, sets)
-                if d != DEAD:
+        if len(subset) == 1 and start:  # (an empty start subset is a state: only `_intern` knows it)
+            (s,) = subset
+            found = prepared[s]
+            if found is None:
+                found = prepared[s] = _prepare(edges[s], classes, closure, memo)
+            items, covered, own, _ = found
+            if covered >= 0:  # the runs of one state are disjoint (the usual case): no union to build
+                work += own
+                for lo, hi, target in items:
+                    d = ids.get(target)
+                    if d is None:
+                        if not target:
+                            continue
+                        d = ids[target] = len(sets)
+                        sets.append(target)
                     filled += (base + lo, hi - lo, d)
+            else:
+                work += _overlapping_row(items, base, filled, ids, sets)
         else:
-            work += _overlapping_row(items, base, filled, ids, sets)
+            items = []
+            covered = 0  # the classes of the runs so far as bits; -1 once two runs share a class
+            own = 0
+            targets = []
+            for s in subset:
+                found = prepared[s]
+                if found is None:
+                    found = prepared[s] = _prepare(edges[s], classes, closure, memo)
+                items += found[0]
+                bits = found[1]
+                if covered >= 0:
+                    covered = -1 if bits < 0 or covered & bits else covered | bits
+                own += found[2]
+                targets.append(found[3])
+            if covered >= 0:  # no class has two runs: each run goes to its target's subset
+                union = frozenset().union(*targets)
+                if len(union) < sum(map(len, targets)):  # a target shared by two states counts once
+                    own = sum(hi - lo for lo, hi, _ in items) + sum(len(closure(t)) for t in union)
+                work += own
+                for lo, hi, target in items:
+                    d = ids.get(target)
+                    if d is None:
+                        if not target:
+                            continue
+                        d = ids[target] = len(sets)
+                        sets.append(target)
+                    filled += (base + lo, hi - lo, d)
+            else:
+                work += _overlapping_row(items, base, filled, ids, sets)
         i += 1
-        if len(sets) > limits.max_dfa_states or work > limits.max_subset_work:
+        if len(sets) > max_states or work > max_work:
             raise GrammarLimitError(
                 f"{what} too complex: its DFA grows past {len(sets):,} states "
                 f"(limits: {limits.max_dfa_states:,} states, {limits.max_subset_work:,} work)"
@@ -268,22 +295,40 @@ def subset_construction(
         ends = np.cumsum(length)
         trans[np.repeat(at - ends + length, length) + np.arange(ends[-1])] = np.repeat(target, length)
     trans = trans.reshape(len(sets), n_classes)
-    accepting = np.array([nfa.accept in s for s in sets], dtype=bool)
+    accept = nfa.accept
+    accepting = np.array([accept in s for s in sets], dtype=bool)
     return trans, accepting, sets
 
 
+def _prepare(
+    edges: list[tuple[int, int, int]],
+    classes: list[int],
+    closure: Callable[[int], frozenset[int]],
+    memo: list[frozenset[int] | None],
+) -> tuple[list[_Run], int, int, set[int]]:
+    """One NFA state's runs, their classes as bits (-1 when two share a class), the work a row of this
+    state alone counts (each run's width, and the size of each distinct target: targets are distinct
+    exactly when their NFA states are, as `closure` keeps one set per state), and the target NFA states."""
+    runs = []
+    bits = 0
+    work = 0
+    seen = set()
+    for lo, hi, t in edges:
+        target = memo[t]
+        if target is None:
+            target = closure(t)
+        a, b = classes[lo], classes[hi] + 1
+        runs.append((a, b, target))
+        here = (1 << b) - (1 << a)
+        bits = -1 if bits & here else bits | here  # stays -1 once set (-1 & here is here)
+        work += b - a
+        if t not in seen:
+            seen.add(t)
+            work += len(target)
+    return runs, bits, work, seen
+
+
 _Run = tuple[int, int, frozenset[int]]
-
-
-def _class_bits(runs: list[_Run]) -> int:
-    """The classes of (first class, end class, target) runs as bits, or -1 if two of them share a class."""
-    out = 0
-    for lo, hi, _ in runs:
-        bits = (1 << hi) - (1 << lo)
-        if out & bits:
-            return -1
-        out |= bits
-    return out
 
 
 def _intern(target: frozenset[int], ids: dict[frozenset[int], int], sets: list[frozenset[int]]) -> int:
@@ -311,6 +356,20 @@ def _overlapping_row(
     class-by-class scan would. Returns the work: each (class, run) pair and the size of each distinct
     target built.
     """
+    groups: dict[tuple[int, int], list[frozenset[int]]] = {}
+    covered = 0
+    for lo, hi, target in items:
+        found = groups.get((lo, hi))
+        if found is not None:
+            found.append(target)
+            continue
+        bits = (1 << hi) - (1 << lo)
+        if covered & bits:  # a partial overlap: the general way below
+            break
+        covered |= bits
+        groups[(lo, hi)] = [target]
+    else:  # runs overlap only where they coincide: each distinct range is one stretch, in first-run order
+        return _coinciding_row(groups, base, filled, ids, sets)
     cuts = sorted({x for lo, hi, _ in items for x in (lo, hi)})
     at = {x: j for j, x in enumerate(cuts)}
     parts: list[list[frozenset[int]]] = [[] for _ in cuts]
@@ -330,6 +389,38 @@ def _overlapping_row(
         d = memo.get(key)
         if d is None:
             target = here[0] if len(here) == 1 else frozenset().union(*here)
+            work += len(target)
+            d = memo[key] = _intern(target, ids, sets)
+        if d != DEAD:
+            filled += (base + lo, width, d)
+    return work
+
+
+def _coinciding_row(
+    groups: dict[tuple[int, int], list[frozenset[int]]],
+    base: int,
+    filled: list[int],
+    ids: dict[frozenset[int], int],
+    sets: list[frozenset[int]],
+) -> int:
+    """`_overlapping_row` where the row's distinct class ranges are disjoint (runs that overlap share their
+    range: a property name's next byte and the same byte in a key automaton): the same stretches, order,
+    subsets and work, without the cut points."""
+    work = 0
+    memo: dict[tuple[int, ...], int] = {}
+    for (lo, hi), here in groups.items():
+        width = hi - lo
+        work += width * len(here)
+        if len(here) == 1:
+            target = here[0]
+            key: tuple[int, ...] = (id(target),)
+        else:
+            key = tuple(map(id, here))
+            target = None  # type: ignore[assignment]
+        d = memo.get(key)
+        if d is None:
+            if target is None:
+                target = frozenset().union(*here)
             work += len(target)
             d = memo[key] = _intern(target, ids, sets)
         if d != DEAD:

@@ -155,7 +155,7 @@ class RTN:
             self._lexeme_states += len(acc)
         else:
             trans, acc, calls = _rule_dfa(body, self.index, self.limits)
-            q_of = c_of = np.full(len(acc), -1, dtype=np.int32)
+            q_of = c_of = -1  # (no lexeme state)
         lo = self._n
         hi = lo + len(acc)
         if hi > self.limits.max_dfa_states:
@@ -164,16 +164,19 @@ class RTN:
                 f"(limit {self.limits.max_dfa_states:,})"
             )
         self._reserve(hi)
-        self._table[lo:hi] = np.where(trans >= 0, trans + lo, DEAD)
+        live = trans >= 0
+        self._table[lo:hi] = np.where(live, trans + lo, DEAD)
         self._acc[lo:hi] = acc
         self._rule[lo:hi] = r
         self._lex_q[lo:hi] = q_of
         self._lex_c[lo:hi] = c_of
         # the lists the recognizer reads, then the rule published (its start state last)
-        self.has_bytes.extend((trans >= 0).any(axis=1).tolist())
+        self.has_bytes.extend(live.any(axis=1).tolist())
         self.accepts_at.extend(acc.tolist())
         self.rule_at.extend([r] * (hi - lo))
-        self.calls.extend(tuple((callee, lo + nxt) for callee, nxt in edges) for edges in calls)
+        self.calls.extend(
+            tuple([(callee, lo + nxt) for callee, nxt in edges]) if edges else () for edges in calls
+        )
         self._n = hi
         self.ends[r] = hi
         self.built.append(r)
@@ -404,7 +407,7 @@ class _CallBuilder(NFABuilder):
             return s, e
         if kind is Concat and node.items:
             return self.concat(node.items)
-        if kind is Alt and not node.items or kind is Automaton:
+        if kind is Alt and not node.items or kind is Automaton and not all_coreachable(node):
             self.maybe_dead = True
         return super().build(node)
 
@@ -482,20 +485,20 @@ def _rule_dfa(
         check_nesting(body, "grammar rule")
         raise
     # Byte classes over all byte edges, then one extra symbol (class) per distinct callee.
-    points = {0}  # where a byte class starts (a Python set: numpy item writes cost more per edge)
-    for edges in b.edges:
-        for lo, hi, _ in edges:
-            if lo < 256:
-                points.add(lo)
-                points.add(hi + 1)
-    cuts = np.zeros(257, dtype=bool)
-    cuts[list(points)] = True
-    byte_class = cuts[:256].cumsum(dtype=np.int64) - 1
-    n_classes = int(byte_class[-1]) + 1
+    # Byte classes: where one starts (a Python set: numpy item writes cost more per edge; call edges, symbols
+    # 256 + r, only add points past the bytes, dropped here), as plain lists (a rule's few classes cost
+    # less in Python than in numpy calls)
+    points = {x for edges in b.edges for lo, hi, _ in edges for x in (lo, hi + 1)}
+    points.add(0)
+    starts = sorted(x for x in points if x < 256)
+    widths = [hi - lo for lo, hi in zip(starts, [*starts[1:], 256], strict=True)]
+    n_classes = len(starts)
+    symbol_class = [k for k, w in enumerate(widths) for _ in range(w)]  # byte -> class
     callees = sorted(b.callees)
-    symbol_class = np.zeros(256 + (callees[-1] + 1 if callees else 0), dtype=np.int64)
-    symbol_class[:256] = byte_class
-    symbol_class[[256 + c for c in callees]] = n_classes + np.arange(len(callees))
+    if callees:  # then one class per callee, at symbol 256 + r
+        symbol_class += [0] * (callees[-1] + 1)
+        for k, c in enumerate(callees):
+            symbol_class[256 + c] = n_classes + k
     nfa = NFA(b.eps, b.edges, start, accept)
     table, accepting, _ = subset_construction(
         nfa, symbol_class, n_classes + len(callees), limits, "grammar rule"
@@ -508,10 +511,35 @@ def _rule_dfa(
             rows, acc_list = _drop(rows, acc_list, keep)
             trans = np.array(rows, dtype=np.int64).reshape(len(rows), table.shape[1])
             acc = np.array(acc_list, dtype=bool)
-    full = trans[:, byte_class] if len(acc) else np.zeros((0, 256), dtype=np.int64)
-    cols = trans[:, n_classes:].tolist()
-    calls = [[(c, t) for c, t in zip(callees, row, strict=True) if t >= 0] for row in cols]
-    return full.astype(np.int32), acc, calls
+    # each class's column spread over its bytes (classes are runs of bytes, in order), narrowed first
+    full = np.repeat(trans[:, :n_classes].astype(np.int32), widths, axis=1)
+    calls: list[list[tuple[int, int]]] = [[] for _ in range(len(acc))]
+    if callees:  # the call edges, state by state in callee order (np.nonzero walks rows first)
+        src, col = np.nonzero(trans[:, n_classes:] >= 0)
+        dst = trans[src, n_classes + col].tolist()
+        for s, c, t in zip(src.tolist(), col.tolist(), dst, strict=True):
+            calls[s].append((callees[c], t))
+    return full, acc, calls
+
+
+def all_coreachable(node: Automaton) -> bool:
+    """Whether every state of a precompiled automaton can reach one of its accepting states (then it
+    cannot make a rule's DFA state dead). Kept on the node: a schema's rules share their key automata."""
+    kept = node.__dict__.get("_all_coreachable")
+    if kept is None:
+        preds: list[list[int]] = [[] for _ in range(node.n)]
+        for s, _, _, d in node.edges:
+            preds[d].append(s)
+        seen = set(node.accepting)
+        stack = list(seen)
+        while stack:
+            for p in preds[stack.pop()]:
+                if p not in seen:
+                    seen.add(p)
+                    stack.append(p)
+        kept = len(seen) == node.n
+        object.__setattr__(node, "_all_coreachable", kept)
+    return kept
 
 
 def _coreachable(rows: list[list[int]], accepting: list[bool]) -> list[bool]:

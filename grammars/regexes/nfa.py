@@ -48,26 +48,27 @@ def estimate_states(
 
 def _estimate(node: Any, other: Callable[[Any], int] | None, memo: dict[int, int]) -> tuple[int, bool]:
     """`estimate_states` and whether `node` is plain (its size is its own, whatever `other` says)."""
-    kept = getattr(node, "__dict__", {}).get("_nfa_states")
+    kept = getattr(node, "__dict__", _NO_DICT).get("_nfa_states")
     if kept is not None:
         return kept, True
     found = memo.get(id(node))
     if found is not None:
         return found, False
     plain = True
-    if isinstance(node, CharSet):
-        size = state_count(node.ranges)
-    elif isinstance(node, Automaton):
-        size = node.n + 1
-    elif isinstance(node, Concat | Alt):
-        size = 2 if isinstance(node, Alt) else 0 if node.items else 1
+    kind = type(node)  # exact types (no subclasses exist; isinstance with a union costs more per node)
+    if kind is Concat or kind is Alt:
+        size = 2 if kind is Alt else 0 if node.items else 1
         for i in node.items:
             n, p = _estimate(i, other, memo)
             size += n
             plain = plain and p
-    elif isinstance(node, Repeat):
+    elif kind is CharSet:
+        size = state_count(node.ranges)
+    elif kind is Repeat:
         inner, plain = _estimate(node.item, other, memo)
         size = 2 + inner * (node.min + 1 if node.max is None else node.max)
+    elif kind is Automaton:
+        size = node.n + 1
     elif other is None:
         raise TypeError(node)
     else:
@@ -77,6 +78,9 @@ def _estimate(node: Any, other: Callable[[Any], int] | None, memo: dict[int, int
     else:
         memo[id(node)] = size
     return size, plain
+
+
+_NO_DICT: dict[str, int] = {}
 
 
 MAX_NESTING = 250  # node levels the recursive builders (and size estimates) walk within Python's stack
@@ -184,12 +188,15 @@ class NFABuilder:
     def automaton(self, node: Automaton) -> list[int]:
         """Copy a precompiled automaton in: its states' new ids, then one exit state (reached by epsilon
         from every accepting state)."""
-        ids = [self.new() for _ in range(node.n + 1)]
+        base = len(self.eps)
+        self.eps.extend([] for _ in range(node.n + 1))
+        self.edges.extend([] for _ in range(node.n + 1))
+        edges, eps = self.edges, self.eps
         for s, lo, hi, d in node.edges:
-            self.edges[ids[s]].append((lo, hi, ids[d]))
+            edges[base + s].append((lo, hi, base + d))
         for a in node.accepting:
-            self.eps[ids[a]].append(ids[-1])
-        return ids
+            eps[base + a].append(base + node.n)
+        return list(range(base, base + node.n + 1))
 
     def repeat(self, node: Repeat) -> tuple[int, int]:
         s = self.new()
