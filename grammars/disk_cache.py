@@ -348,9 +348,9 @@ def _consistent(value: Any, vocab: Vocabulary) -> bool:
         )
     if isinstance(value, classes["CFGConstraint"]):  # its RTN is rebuilt (lazily) from the grammar
         rtn = value.rtn
-        return (
-            value.vocab is vocab and rtn.grammar is value.grammar and rtn.n_rules == len(value.grammar.rules)
-        )
+        # equal, not always the same object: `build_rtn` may have returned the RTN of an equal grammar
+        same = rtn.grammar is value.grammar or rtn.grammar == value.grammar
+        return value.vocab is vocab and same and rtn.n_rules == len(value.grammar.rules)
     if isinstance(value, classes["Region"]):  # a loop's shared walk (contextfree/cfg_loops.py)
         n = len(vocab.text_ids)
         leaving = value.leaving if value.leaving is not None else ()

@@ -193,6 +193,17 @@ def test_cfg_round_trip(cache_dir):
     _round_trip(lambda vocab: cfg('start: "a"+ "b"?', vocab), v, [_tokenize(v, b"aaab")])
 
 
+def test_cfg_round_trip_after_an_equal_grammar_built_the_rtn(cache_dir):
+    """`build_rtn` is memoized by equality: a constraint may hold the RTN of an equal grammar built before
+    (another caller parsed the same text), and still loads from disk (it was a miss, by identity)."""
+    v = _small_vocab()
+    text = 'start: "a"+ "c"?'
+    rtn_mod = importlib.import_module("decc.grammars.contextfree.rtn")
+    grammar_mod = importlib.import_module("decc.grammars.contextfree.cfg_grammar")
+    rtn_mod.build_rtn(grammar_mod.parse_grammar(text, "start"))
+    _round_trip(lambda vocab: cfg(text, vocab), v, [_tokenize(v, b"aaac")])
+
+
 def test_keys_differ_by_vocabulary_and_options():
     v = _small_vocab()
     key = disk_cache.cache_key("json_schema", ("{}", False, "compact-or-default", Limits()), v)
