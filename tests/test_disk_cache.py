@@ -200,7 +200,7 @@ def test_cfg_round_trip_after_an_equal_grammar_built_the_rtn(cache_dir):
     text = 'start: "a"+ "c"?'
     rtn_mod = importlib.import_module("decc.grammars.contextfree.rtn")
     grammar_mod = importlib.import_module("decc.grammars.contextfree.cfg_grammar")
-    rtn_mod.build_rtn(grammar_mod.parse_grammar(text, "start"))
+    rtn_mod.build_rtn(grammar_mod.parse_grammar(text, "start"), Limits())  # as cfg_from_grammar calls it
     _round_trip(lambda vocab: cfg(text, vocab), v, [_tokenize(v, b"aaac")])
 
 
