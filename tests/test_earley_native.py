@@ -1,0 +1,91 @@
+"""The compiled Earley step (grammars/contextfree/earley_c.c) against the Python recognizer it replaces.
+
+Oracle: `Recognizer(rtn, native=False)`, each on its own lazily grown RTN of the same grammar. Along random
+walks through the grammar (each byte chosen among those the Python recognizer takes, so that charts grow
+long, with left recursion, nullable callees and completions reaching far back), every set must be equal
+element for element and in the same order (items, scan, waiting, accept), and both RTNs must build the
+same rules in the same order (the compiled closure calls `enter` back exactly where the Python one does).
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from decc.grammars import GrammarError
+from decc.grammars.contextfree import earley
+from decc.grammars.contextfree.cfg_grammar import parse_grammar
+from decc.grammars.contextfree.earley import ESet, Recognizer
+from decc.grammars.contextfree.rtn import RTN
+
+pytestmark = pytest.mark.skipif(earley.compiled is None, reason="earley_c is not built")
+
+ALPHABET = "ab(),"
+
+
+@st.composite
+def grammars(draw: st.DrawFn) -> str:
+    """A random Lark grammar of 1-5 rules: literals, calls (any recursion, left recursion too), ?, *, +,
+    empty alternatives, and a regex lexeme now and then."""
+    n = draw(st.integers(1, 5))
+    names = [f"r{i}" for i in range(n)]
+    literal = st.text(alphabet=ALPHABET, min_size=1, max_size=2).map(lambda s: '"' + s + '"')
+    lexeme = st.sampled_from(["/a[ab]*/", "/\\(b{1,3}\\)/", "/[ab]{2}/"])
+    element = st.one_of(literal, st.sampled_from(names), st.sampled_from(names), lexeme)
+    item = st.tuples(element, st.sampled_from(["", "", "?", "*", "+"])).map("".join)
+    seq = st.lists(item, min_size=0, max_size=3).map(" ".join)
+    lines = ["start: r0"]
+    for name in names:
+        lines.append(f"{name}: " + " | ".join(draw(st.lists(seq, min_size=1, max_size=3))))
+    return "\n".join(lines) + "\n"
+
+
+def _fresh(text: str) -> RTN:
+    try:
+        return RTN(parse_grammar(text))
+    except GrammarError:
+        assume(False)
+        raise
+
+
+def _assert_same(a: ESet | None, b: ESet | None) -> None:
+    assert (a is None) == (b is None)
+    if a is None or b is None:
+        return
+    assert a.items == b.items and list(a.items) == list(b.items)
+    assert a.scan == b.scan
+    assert a.waiting == b.waiting and list(a.waiting) == list(b.waiting)
+    assert a.accept is b.accept
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(grammars(), st.lists(st.integers(0, 255), max_size=40))
+def test_compiled_steps_build_the_python_sets(text: str, choices: list[int]) -> None:
+    py_rtn, c_rtn = _fresh(text), _fresh(text)
+    py, native = Recognizer(py_rtn, native=False), Recognizer(c_rtn, native=True)
+    assert native.native and not py.native
+    pc, cc = py.initial(), native.initial()
+    _assert_same(pc[0], cc[0])
+    for k in choices:
+        live = [b for b in ALPHABET.encode() if py.step(pc, b) is not None]
+        for b in ALPHABET.encode():  # the refused bytes too
+            _assert_same(py.step(pc, b), native.step(cc, b))
+        if not live:
+            break
+        b = live[k % len(live)]
+        pc.append(py.step(pc, b))  # type: ignore[arg-type]
+        cc.append(native.step(cc, b))  # type: ignore[arg-type]
+        assert py_rtn.built == c_rtn.built
+    assert py_rtn.built == c_rtn.built
+
+
+def test_compiled_step_rejects_malformed_input() -> None:
+    rec = Recognizer(_fresh('start: "a" start?\n'), native=True)
+    chart = rec.initial()
+    with pytest.raises(ValueError):
+        rec.step(chart, 256)
+    with pytest.raises(ValueError):
+        rec.step([], ord("a"))
+    assert rec.step(chart, ord("b")) is None
+    assert rec.is_prefix(b"aaa") and rec.accepts(b"aa") and not rec.accepts(b"")
