@@ -9,6 +9,10 @@ same rules in the same order (the compiled closure calls `enter` back exactly wh
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -19,7 +23,7 @@ from decc.grammars.contextfree.cfg_grammar import parse_grammar
 from decc.grammars.contextfree.earley import ESet, Recognizer
 from decc.grammars.contextfree.rtn import RTN
 
-pytestmark = pytest.mark.skipif(earley.compiled is None, reason="earley_c is not built")
+needs_native = pytest.mark.skipif(earley.compiled is None, reason="earley_c is not built")
 
 ALPHABET = "ab(),"
 
@@ -59,6 +63,26 @@ def _assert_same(a: ESet | None, b: ESet | None) -> None:
     assert a.accept is b.accept
 
 
+def test_the_compiled_step_is_built_and_used() -> None:
+    """`make test` sets DECC_REQUIRE_NATIVE=1: a broken build fails there instead of testing Python twice."""
+    if earley.compiled is None:
+        if os.environ.get("DECC_REQUIRE_NATIVE") == "1":
+            pytest.fail("earley_c is not built (pip install -e . compiles it; is there a C compiler?)")
+        pytest.skip("the C extension earley_c is not built in this install")
+    pure = os.environ.get("DECC_PURE_PYTHON", "") not in ("", "0")
+    assert earley.NATIVE != pure
+    assert Recognizer(_fresh('start: "a"\n')).native == earley.NATIVE
+
+
+@needs_native
+def test_decc_pure_python_turns_the_compiled_step_off() -> None:
+    code = "from decc.grammars.contextfree import earley; print(earley.NATIVE)"
+    env = {**os.environ, "DECC_PURE_PYTHON": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False"]
+
+
+@needs_native
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(grammars(), st.lists(st.integers(0, 255), max_size=40))
 def test_compiled_steps_build_the_python_sets(text: str, choices: list[int]) -> None:
@@ -80,6 +104,7 @@ def test_compiled_steps_build_the_python_sets(text: str, choices: list[int]) -> 
     assert py_rtn.built == c_rtn.built
 
 
+@needs_native
 def test_compiled_step_rejects_malformed_input() -> None:
     rec = Recognizer(_fresh('start: "a" start?\n'), native=True)
     chart = rec.initial()
