@@ -9,17 +9,22 @@ same rules in the same order (the compiled closure calls `enter` back exactly wh
 
 from __future__ import annotations
 
+import itertools
 import os
+import random
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from decc.grammars import GrammarError
+from decc.grammars import GrammarError, Vocabulary
 from decc.grammars.contextfree import earley
 from decc.grammars.contextfree.cfg_grammar import parse_grammar
+from decc.grammars.contextfree.cfg_matcher import CFGConstraint
+from decc.grammars.contextfree.cfg_rows import vocab_order
 from decc.grammars.contextfree.earley import ESet, Recognizer
 from decc.grammars.contextfree.rtn import RTN
 
@@ -114,3 +119,54 @@ def test_compiled_step_rejects_malformed_input() -> None:
         rec.step([], ord("a"))
     assert rec.step(chart, ord("b")) is None
     assert rec.is_prefix(b"aaa") and rec.accepts(b"aa") and not rec.accepts(b"")
+
+
+TOKEN_ALPHABET = "ab(),"
+
+
+@st.composite
+def vocabularies(draw: st.DrawFn) -> list[bytes]:
+    """Random tokens over the alphabet (every single byte included), many sharing prefixes."""
+    words = draw(st.lists(st.text(alphabet=TOKEN_ALPHABET, min_size=2, max_size=6), min_size=5, max_size=80))
+    return sorted({c.encode() for c in TOKEN_ALPHABET} | {w.encode() for w in words})
+
+
+def _constraint(text: str, words: list[bytes], native: bool) -> CFGConstraint:
+    rtn = _fresh(text)
+    vocab = Vocabulary.from_token_bytes([None, *words], eos_id=0)
+    order = vocab_order(vocab)
+    eos = np.array([0], dtype=np.int32)
+    rec = Recognizer(rtn, native=native)
+    return CFGConstraint(parse_grammar(text), rtn, vocab, rec, order.rank_to_id, order.rank_bytes, eos)
+
+
+def _simulate_both(py: CFGConstraint, cc: CFGConstraint, pc: list, ccs: list, ranks: list[int]) -> None:
+    words = py.rank_bytes
+    lcps = [0, *(len(os.path.commonprefix([words[a], words[b]])) for a, b in itertools.pairwise(ranks))]
+    assert py._simulate_py(pc, ranks, lcps) == cc.recognizer.simulate(ccs, ranks, lcps, words)
+
+
+@needs_native
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(grammars(), vocabularies(), st.lists(st.integers(0, 255), max_size=25), st.randoms())
+def test_compiled_simulation_takes_the_python_tokens(
+    text: str, words: list[bytes], choices: list[int], rnd: random.Random
+) -> None:
+    """Every token (and random subsets: the common prefixes then skip sets) simulated from every chart of a
+    random walk: the same ranks, and the same rules built in the same order."""
+    py, cc = _constraint(text, words, False), _constraint(text, words, True)
+    assert cc.recognizer.native and not py.recognizer.native
+    pc, ccs = py.recognizer.initial(), cc.recognizer.initial()
+    every = list(range(len(py.rank_bytes)))
+    for k in [*choices, -1]:
+        _simulate_both(py, cc, pc, ccs, every)
+        _simulate_both(py, cc, pc, ccs, sorted(rnd.sample(every, rnd.randint(1, len(every)))))
+        assert py.rtn.built == cc.rtn.built
+        if k < 0:
+            break
+        live = [b for b in TOKEN_ALPHABET.encode() if py.recognizer.step(pc, b) is not None]
+        if not live:
+            break
+        b = live[k % len(live)]
+        pc.append(py.recognizer.step(pc, b))  # type: ignore[arg-type]
+        ccs.append(cc.recognizer.step(ccs, b))  # type: ignore[arg-type]

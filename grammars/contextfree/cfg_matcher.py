@@ -255,8 +255,6 @@ class CFGConstraint:
         directly: the reduction spans every rank between them)."""
         if not len(ranks):
             return []
-        step = self.recognizer.step
-        rtn = self.rtn
         words = self.rank_bytes
         rl = ranks.tolist()
         # lcps[i]: the common prefix of ranks[i] and ranks[i - 1]: compared directly for a few tokens, else
@@ -265,6 +263,16 @@ class CFGConstraint:
             lcps = [0, *(_common_prefix(words[a], words[b]) for a, b in itertools.pairwise(rl))]
         else:
             lcps = [0, *np.minimum.reduceat(rank_lcp(self.vocab), ranks + 1)[:-1].tolist()]
+        if self.recognizer.native:
+            return self.recognizer.simulate(chart, rl, lcps, words)
+        return self._simulate_py(chart, rl, lcps)
+
+    def _simulate_py(self, chart: Chart, rl: list[int], lcps: list[int]) -> list[int]:
+        """`_simulate`'s loop in Python (the fallback, and the compiled one's oracle): ranks `rl` with their
+        common prefixes `lcps` with the rank before."""
+        step = self.recognizer.step
+        rtn = self.rtn
+        words = self.rank_bytes
         base = len(chart)
         sim = list(chart)  # sim[base + d - 1] is the set after d bytes of the current prefix
         heads = [chart[-1].scan_states().tolist()]  # heads[d]: the distinct scanning states after d bytes

@@ -110,6 +110,13 @@ class Recognizer:
             return None
         return self._close(chart, ESet(), seeds)
 
+    def simulate(
+        self, chart: Chart, ranks: list[int], lcps: list[int], words: tuple[bytes, ...]
+    ) -> list[int]:
+        """cfg_matcher's simulation of uncertain tokens, compiled (`native` only): the same loop, its sets
+        past `chart` kept in C (they are never seen outside); `CFGConstraint._simulate_py` is the oracle."""
+        return compiled.simulate(chart, ranks, lcps, words, self.rtn, self._tables)
+
     def _close(self, chart: Chart, s: ESet, seeds: list[tuple[int, int]]) -> ESet:
         pos = len(chart)
         items, scan, waiting = s.items, s.scan, s.waiting

@@ -110,13 +110,15 @@ static int cl_add(Closure *c, PyObject *items, long g, long o) {
     }
     c->keys[s] = k;
     c->n++;
-    PyObject *t = pair(g, o);
-    if (t == NULL)
-        return -1;
-    int rc = PySet_Add(items, t);
-    Py_DECREF(t);
-    if (rc < 0)
-        return -1;
+    if (items != NULL) { /* NULL: a simulation's set, kept in C only */
+        PyObject *t = pair(g, o);
+        if (t == NULL)
+            return -1;
+        int rc = PySet_Add(items, t);
+        Py_DECREF(t);
+        if (rc < 0)
+            return -1;
+    }
     if (c->nwork == c->capwork) {
         size_t cap = c->capwork * 2;
         Item *w = PyMem_Realloc(c->work, cap * sizeof(Item));
@@ -149,6 +151,7 @@ static int pair_of(PyObject *t, long *a, long *b) {
 
 typedef struct {
     PyObject *has_bytes, *accepting, *calls, *rule_of, *starts, *nullable, *enter;
+    int entered; /* `enter` was called: the RTN's byte table may have been replaced */
 } Tables;
 
 static int parse_tables(PyObject *t, Tables *tb) {
@@ -156,6 +159,7 @@ static int parse_tables(PyObject *t, Tables *tb) {
                           &tb->accepting, &PyList_Type, &tb->calls, &PyList_Type, &tb->rule_of,
                           &PyList_Type, &tb->starts, &tb->nullable, &tb->enter))
         return -1;
+    tb->entered = 0;
     if (!PyList_Check(tb->nullable) && !PyTuple_Check(tb->nullable)) {
         PyErr_SetString(PyExc_TypeError, "tables: nullable must be a list or tuple");
         return -1;
@@ -225,6 +229,7 @@ static int predict(Closure *c, Tables *tb, PyObject *items, PyObject *waiting, P
     if (long_at(tb->starts, r, &start) < 0)
         return -1;
     if (start < 0) {
+        tb->entered = 1;
         PyObject *s = PyObject_CallOneArg(tb->enter, callee);
         if (s == NULL)
             return -1;
@@ -449,11 +454,392 @@ fail:
     return NULL;
 }
 
+/* ---- The simulation of uncertain tokens (cfg_matcher's `_simulate`), its sets kept in C ----
+ *
+ * The sets it builds past the chart are never seen outside (only whether a token's bytes are taken), so
+ * they are plain arrays: their scanning items, their waiting callers (sorted by callee, stably, for the
+ * completions that look back into them) and their distinct scanning states. A completion that reaches
+ * back into the chart reads the Python set's `waiting` there. Same order of work as the Python closure,
+ * so `enter` builds the same rules in the same order. */
+
+typedef struct {
+    long callee, nxt, o, idx;
+} Wait;
+
+typedef struct {
+    Item *scan;
+    size_t nscan, capscan;
+    Wait *wait;
+    size_t nwait, capwait;
+    long *heads;
+    size_t nheads, capheads;
+} NSet;
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem) {
+    if (need <= *cap)
+        return 0;
+    size_t c = *cap ? *cap : 16;
+    while (c < need)
+        c *= 2;
+    void *q = PyMem_Realloc(*p, c * elem);
+    if (q == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    *p = q;
+    *cap = c;
+    return 0;
+}
+
+typedef struct {
+    PyObject *chart, *rtn;
+    long base;  /* len(chart): sets[k] is at position base + k */
+    NSet *sets; /* allocated up to capsets (zeroed), reused across tokens */
+    size_t capsets;
+    Py_buffer flat;
+    int have_flat;
+    const int32_t *tv;
+    Py_ssize_t tn;
+} Sim;
+
+static int sim_flat(Sim *sm) {
+    if (sm->have_flat) {
+        PyBuffer_Release(&sm->flat);
+        sm->have_flat = 0;
+    }
+    PyObject *flat = PyObject_GetAttrString(sm->rtn, "flat");
+    if (flat == NULL)
+        return -1;
+    int rc = PyObject_GetBuffer(flat, &sm->flat, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT);
+    Py_DECREF(flat);
+    if (rc < 0)
+        return -1;
+    sm->have_flat = 1;
+    if (sm->flat.itemsize != 4) {
+        PyErr_SetString(PyExc_TypeError, "flat must hold int32");
+        return -1;
+    }
+    sm->tv = (const int32_t *)sm->flat.buf;
+    sm->tn = sm->flat.len / 4;
+    return 0;
+}
+
+static int wait_cmp(const void *a, const void *b) {
+    const Wait *x = a, *y = b;
+    if (x->callee != y->callee)
+        return x->callee < y->callee ? -1 : 1;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+static int long_cmp(const void *a, const void *b) {
+    long x = *(const long *)a, y = *(const long *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The callers waiting for rule r in the C set `src` advance. */
+static int complete_native(Closure *c, NSet *src, long r) {
+    size_t lo = 0, hi = src->nwait;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (src->wait[mid].callee < r)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t i = lo; i < src->nwait && src->wait[i].callee == r; i++)
+        if (cl_add(c, NULL, src->wait[i].nxt, src->wait[i].o) < 0)
+            return -1;
+    return 0;
+}
+
+/* run_closure for a simulation set: into `out`, at position pos (> every set of `sm` it reads). */
+static int sim_close(Closure *c, Tables *tb, Sim *sm, NSet *out, long pos) {
+    out->nscan = out->nwait = out->nheads = 0;
+    while (c->nwork) {
+        Item it = c->work[--c->nwork];
+        int hb = truth_at(tb->has_bytes, it.g);
+        if (hb < 0)
+            return -1;
+        if (hb) {
+            if (grow((void **)&out->scan, &out->capscan, out->nscan + 1, sizeof(Item)) < 0)
+                return -1;
+            out->scan[out->nscan++] = it;
+        }
+        PyObject *edges = list_at(tb->calls, it.g);
+        if (edges == NULL)
+            return -1;
+        if (!PyTuple_Check(edges)) {
+            PyErr_SetString(PyExc_TypeError, "calls[g] must be a tuple");
+            return -1;
+        }
+        Py_INCREF(edges);
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(edges); i++) {
+            long r, nxt, start;
+            int nl;
+            if (pair_of(PyTuple_GET_ITEM(edges, i), &r, &nxt) < 0)
+                goto edge_fail;
+            if (grow((void **)&out->wait, &out->capwait, out->nwait + 1, sizeof(Wait)) < 0)
+                goto edge_fail;
+            out->wait[out->nwait] = (Wait){r, nxt, it.o, (long)out->nwait};
+            out->nwait++;
+            if (long_at(tb->starts, r, &start) < 0)
+                goto edge_fail;
+            if (start < 0) {
+                tb->entered = 1;
+                PyObject *s = PyObject_CallFunction(tb->enter, "l", r);
+                if (s == NULL)
+                    goto edge_fail;
+                start = PyLong_AsLong(s);
+                Py_DECREF(s);
+                if (start == -1 && PyErr_Occurred())
+                    goto edge_fail;
+            }
+            if (cl_add(c, NULL, start, pos) < 0)
+                goto edge_fail;
+            nl = truth_at(tb->nullable, r);
+            if (nl < 0 || (nl && cl_add(c, NULL, nxt, it.o) < 0))
+                goto edge_fail;
+            continue;
+        edge_fail:
+            Py_DECREF(edges);
+            return -1;
+        }
+        Py_DECREF(edges);
+        int acc = truth_at(tb->accepting, it.g);
+        if (acc < 0)
+            return -1;
+        if (acc) {
+            long r;
+            if (long_at(tb->rule_of, it.g, &r) < 0)
+                return -1;
+            if (it.o == pos)
+                continue; /* an empty completion: the caller already stepped over the nullable rule */
+            if (it.o < 0 || it.o > pos) {
+                PyErr_SetString(PyExc_IndexError, "origin out of the chart");
+                return -1;
+            }
+            int rc = it.o < sm->base ? complete(c, NULL, sm->chart, it.o, r)
+                                     : complete_native(c, &sm->sets[it.o - sm->base], r);
+            if (rc < 0)
+                return -1;
+        }
+    }
+    if (out->nwait > 1)
+        qsort(out->wait, out->nwait, sizeof(Wait), wait_cmp);
+    if (grow((void **)&out->heads, &out->capheads, out->nscan, sizeof(long)) < 0)
+        return -1;
+    for (size_t i = 0; i < out->nscan; i++)
+        out->heads[i] = out->scan[i].g;
+    size_t n = 0;
+    if (out->nscan) {
+        qsort(out->heads, out->nscan, sizeof(long), long_cmp);
+        for (size_t i = 0; i < out->nscan; i++)
+            if (n == 0 || out->heads[i] != out->heads[n - 1])
+                out->heads[n++] = out->heads[i];
+    }
+    out->nheads = n;
+    return 0;
+}
+
+/* The set after `byte` from the items `scan` into sets[k] (position base + k). 1: built, 0: dead. */
+static int sim_step(Sim *sm, Tables *tb, const Item *scan, size_t nscan, int byte, size_t k) {
+    if (k >= sm->capsets) {
+        size_t old = sm->capsets;
+        if (grow((void **)&sm->sets, &sm->capsets, k + 1, sizeof(NSet)) < 0)
+            return -1;
+        memset(sm->sets + old, 0, (sm->capsets - old) * sizeof(NSet)); /* no arrays yet */
+    }
+    Closure c;
+    if (cl_init(&c) < 0)
+        return -1;
+    int seeded = 0;
+    for (size_t i = 0; i < nscan; i++) {
+        Py_ssize_t at = ((Py_ssize_t)scan[i].g << 8) | byte;
+        if (scan[i].g < 0 || at >= sm->tn) {
+            PyErr_SetString(PyExc_IndexError, "state out of the byte table");
+            cl_free(&c);
+            return -1;
+        }
+        long nxt = sm->tv[at];
+        if (nxt >= 0) {
+            seeded = 1;
+            if (cl_add(&c, NULL, nxt, scan[i].o) < 0) {
+                cl_free(&c);
+                return -1;
+            }
+        }
+    }
+    if (!seeded) {
+        cl_free(&c);
+        return 0;
+    }
+    tb->entered = 0;
+    int rc = sim_close(&c, tb, sm, &sm->sets[k], sm->base + (long)k);
+    cl_free(&c);
+    if (rc < 0)
+        return -1;
+    if (tb->entered && sim_flat(sm) < 0)
+        return -1;
+    return 1;
+}
+
+/* Some state of `heads` walks w[d:] through the byte table and ends live (cfg_walk.walks_within). */
+static int walks(Sim *sm, const long *heads, size_t nh, const unsigned char *w, Py_ssize_t len, Py_ssize_t d) {
+    for (size_t i = 0; i < nh; i++) {
+        long long g = heads[i];
+        Py_ssize_t j = d;
+        for (; j < len; j++) {
+            long long at = (g << 8) | w[j];
+            if (at < 0 || at >= sm->tn) {
+                PyErr_SetString(PyExc_IndexError, "state out of the byte table");
+                return -1;
+            }
+            g = sm->tv[at];
+            if (g < 0)
+                break;
+        }
+        if (j == len)
+            return 1;
+    }
+    return 0;
+}
+
+static void sim_free(Sim *sm) {
+    for (size_t i = 0; i < sm->capsets; i++) {
+        PyMem_Free(sm->sets[i].scan);
+        PyMem_Free(sm->sets[i].wait);
+        PyMem_Free(sm->sets[i].heads);
+    }
+    PyMem_Free(sm->sets);
+    if (sm->have_flat)
+        PyBuffer_Release(&sm->flat);
+}
+
+/* simulate(chart, ranks, lcps, words, rtn, tables): cfg_matcher's `_simulate` loop (see there). */
+static PyObject *earley_simulate(PyObject *module, PyObject *args) {
+    (void)module;
+    PyObject *chart, *ranks, *lcps, *words, *rtn, *tables;
+    Tables tb;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!OO", &PyList_Type, &chart, &PyList_Type, &ranks, &PyList_Type, &lcps,
+                          &PyTuple_Type, &words, &rtn, &tables))
+        return NULL;
+    if (parse_tables(tables, &tb) < 0)
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(ranks);
+    if (PyList_GET_SIZE(lcps) != n || PyList_GET_SIZE(chart) == 0) {
+        PyErr_SetString(PyExc_ValueError, "ranks and lcps differ in length, or the chart is empty");
+        return NULL;
+    }
+    Sim sm;
+    memset(&sm, 0, sizeof sm);
+    sm.chart = chart;
+    sm.rtn = rtn;
+    sm.base = (long)PyList_GET_SIZE(chart);
+    Item *scan0 = NULL;
+    long *heads0 = NULL;
+    size_t nscan0 = 0, nheads0 = 0;
+    PyObject *ok = PyList_New(0), *scan = NULL;
+    if (ok == NULL || sim_flat(&sm) < 0)
+        goto fail;
+    /* the chart's last set: its scanning items and distinct scanning states */
+    scan = PyObject_GetAttr(PyList_GET_ITEM(chart, sm.base - 1), str_scan);
+    if (scan == NULL)
+        goto fail;
+    if (!PyList_Check(scan)) {
+        PyErr_SetString(PyExc_TypeError, "scan must be a list");
+        goto fail;
+    }
+    nscan0 = (size_t)PyList_GET_SIZE(scan);
+    scan0 = PyMem_Malloc((nscan0 + 1) * sizeof(Item));
+    heads0 = PyMem_Malloc((nscan0 + 1) * sizeof(long));
+    if (scan0 == NULL || heads0 == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    for (size_t i = 0; i < nscan0; i++) {
+        if (pair_of(PyList_GET_ITEM(scan, i), &scan0[i].g, &scan0[i].o) < 0)
+            goto fail;
+        heads0[i] = scan0[i].g;
+    }
+    if (nscan0)
+        qsort(heads0, nscan0, sizeof(long), long_cmp);
+    for (size_t i = 0; i < nscan0; i++)
+        if (nheads0 == 0 || heads0[i] != heads0[nheads0 - 1])
+            heads0[nheads0++] = heads0[i];
+    size_t nsets = 0; /* sets built for the current prefix: heads[d] for d <= nsets */
+    Py_ssize_t dead_at = (Py_ssize_t)1 << 30;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *rank = PyList_GET_ITEM(ranks, i);
+        Py_ssize_t r = PyLong_AsSsize_t(rank), lcp = PyLong_AsSsize_t(PyList_GET_ITEM(lcps, i));
+        if ((r == -1 || lcp == -1) && PyErr_Occurred())
+            goto fail;
+        if (dead_at <= lcp)
+            continue; /* a shared prefix already died */
+        if (r < 0 || r >= PyTuple_GET_SIZE(words) || !PyBytes_Check(PyTuple_GET_ITEM(words, r))) {
+            PyErr_SetString(PyExc_IndexError, "rank out of the words");
+            goto fail;
+        }
+        PyObject *wo = PyTuple_GET_ITEM(words, r);
+        const unsigned char *w = (const unsigned char *)PyBytes_AS_STRING(wo);
+        Py_ssize_t len = PyBytes_GET_SIZE(wo), last = len - 1;
+        if (len == 0) {
+            PyErr_SetString(PyExc_ValueError, "empty token");
+            goto fail;
+        }
+        Py_ssize_t d = lcp < (Py_ssize_t)nsets ? lcp : (Py_ssize_t)nsets;
+        nsets = (size_t)d;
+        dead_at = (Py_ssize_t)1 << 30;
+        for (;;) {
+            if (d || d == last) {
+                const long *h = d ? sm.sets[d - 1].heads : heads0;
+                size_t nh = d ? sm.sets[d - 1].nheads : nheads0;
+                int found = walks(&sm, h, nh, w, len, d);
+                if (found < 0)
+                    goto fail;
+                if (found) {
+                    if (PyList_Append(ok, rank) < 0)
+                        goto fail;
+                    break;
+                }
+            }
+            if (d == last) {
+                dead_at = last + 1;
+                break;
+            }
+            const Item *from = d ? sm.sets[d - 1].scan : scan0;
+            size_t nfrom = d ? sm.sets[d - 1].nscan : nscan0;
+            int live = sim_step(&sm, &tb, from, nfrom, w[d], (size_t)d);
+            if (live < 0)
+                goto fail;
+            if (!live) {
+                dead_at = d + 1;
+                break;
+            }
+            nsets = (size_t)d + 1;
+            d++;
+        }
+    }
+    Py_DECREF(scan);
+    PyMem_Free(scan0);
+    PyMem_Free(heads0);
+    sim_free(&sm);
+    return ok;
+fail:
+    Py_XDECREF(ok);
+    Py_XDECREF(scan);
+    PyMem_Free(scan0);
+    PyMem_Free(heads0);
+    sim_free(&sm);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"close", earley_close, METH_VARARGS,
      "close(chart, seeds, tables): (items, scan, waiting, accept) of the set after `chart` from the seeds."},
     {"step", earley_step, METH_VARARGS,
      "step(chart, byte, flat, tables): (items, scan, waiting, accept) after `byte`, or None."},
+    {"simulate", earley_simulate, METH_VARARGS,
+     "simulate(chart, ranks, lcps, words, rtn, tables): the ranks whose token bytes the recognizer takes."},
     {NULL, NULL, 0, NULL},
 };
 
