@@ -9,6 +9,7 @@ same rules in the same order (the compiled closure calls `enter` back exactly wh
 
 from __future__ import annotations
 
+import gc
 import itertools
 import os
 import random
@@ -170,3 +171,15 @@ def test_compiled_simulation_takes_the_python_tokens(
         b = live[k % len(live)]
         pc.append(py.recognizer.step(pc, b))  # type: ignore[arg-type]
         ccs.append(cc.recognizer.step(ccs, b))  # type: ignore[arg-type]
+
+
+@needs_native
+def test_compiled_sets_are_left_out_of_the_cyclic_collector() -> None:
+    """Their containers hold only ints and pairs of ints, never changed once built: no cycle can go
+    through them, and every full collection would walk every set of every live chart."""
+    rec = Recognizer(_fresh('start: "[" (start ("," start)*)? "]" | "a"\n'), native=True)
+    chart = rec.advance_bytes(rec.initial(), b"[[a,[")
+    assert chart is not None and any(s.waiting for s in chart)
+    for s in chart:
+        containers = [s.items, s.scan, s.waiting, *s.waiting.values(), *s.items, *s.scan]
+        assert not any(gc.is_tracked(x) for x in containers)

@@ -277,6 +277,20 @@ static int complete(Closure *c, PyObject *items, PyObject *chart, long o, long r
     return rc;
 }
 
+/* A finished set's containers leave the cyclic collector: they hold only ints and pairs of ints (the
+ * waiting dict: int keys, lists of pairs) and are never changed again, so they cannot be part of a
+ * cycle; tracked, every full collection walks every Earley set of every live chart. */
+static void untrack_set(PyObject *items, PyObject *scan, PyObject *waiting) {
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(waiting, &pos, &key, &value))
+        if (PyObject_GC_IsTracked(value))
+            PyObject_GC_UnTrack(value);
+    PyObject_GC_UnTrack(waiting);
+    PyObject_GC_UnTrack(scan);
+    PyObject_GC_UnTrack(items);
+}
+
 /* Close the set at position len(chart) from the seeds already added to `c` (and `items`). */
 static PyObject *run_closure(Closure *c, Tables *tb, PyObject *chart, PyObject *items) {
     long pos = (long)PyList_GET_SIZE(chart);
@@ -334,6 +348,7 @@ static PyObject *run_closure(Closure *c, Tables *tb, PyObject *chart, PyObject *
                 goto fail;
         }
     }
+    untrack_set(items, scan, waiting);
     return Py_BuildValue("(NNNO)", items, scan, waiting, accept ? Py_True : Py_False);
 fail:
     Py_XDECREF(scan);
