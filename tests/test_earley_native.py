@@ -144,7 +144,9 @@ def _constraint(text: str, words: list[bytes], native: bool) -> CFGConstraint:
 def _simulate_both(py: CFGConstraint, cc: CFGConstraint, pc: list, ccs: list, ranks: list[int]) -> None:
     words = py.rank_bytes
     lcps = [0, *(len(os.path.commonprefix([words[a], words[b]])) for a, b in itertools.pairwise(ranks))]
-    assert py._simulate_py(pc, ranks, lcps) == cc.recognizer.simulate(ccs, ranks, lcps, words)
+    expected = py._simulate_py(pc, ranks, lcps)
+    assert expected == cc.recognizer.simulate(ccs, ranks, lcps, words)
+    assert expected == cc.recognizer.simulate(ccs, ranks, None, words)  # the prefixes compared in C
 
 
 @needs_native

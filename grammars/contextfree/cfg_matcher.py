@@ -257,14 +257,14 @@ class CFGConstraint:
             return []
         words = self.rank_bytes
         rl = ranks.tolist()
+        if self.recognizer.native:  # the common prefixes compared in C
+            return self.recognizer.simulate(chart, rl, None, words)
         # lcps[i]: the common prefix of ranks[i] and ranks[i - 1]: compared directly for a few tokens, else
         # the minimum of the adjacent ranks' between them (one reduction, but over the whole rank span)
         if len(rl) <= _FEW_LCPS:
             lcps = [0, *(_common_prefix(words[a], words[b]) for a, b in itertools.pairwise(rl))]
         else:
             lcps = [0, *np.minimum.reduceat(rank_lcp(self.vocab), ranks + 1)[:-1].tolist()]
-        if self.recognizer.native:
-            return self.recognizer.simulate(chart, rl, lcps, words)
         return self._simulate_py(chart, rl, lcps)
 
     def _simulate_py(self, chart: Chart, rl: list[int], lcps: list[int]) -> list[int]:

@@ -111,10 +111,11 @@ class Recognizer:
         return self._close(chart, ESet(), seeds)
 
     def simulate(
-        self, chart: Chart, ranks: list[int], lcps: list[int], words: tuple[bytes, ...]
+        self, chart: Chart, ranks: list[int], lcps: list[int] | None, words: tuple[bytes, ...]
     ) -> list[int]:
         """cfg_matcher's simulation of uncertain tokens, compiled (`native` only): the same loop, its sets
-        past `chart` kept in C (they are never seen outside); `CFGConstraint._simulate_py` is the oracle."""
+        past `chart` kept in C (they are never seen outside); `CFGConstraint._simulate_py` is the oracle.
+        `lcps` None: each token's common prefix with the one before is compared in C."""
         return compiled.simulate(chart, ranks, lcps, words, self.rtn, self._tables)
 
     def _close(self, chart: Chart, s: ESet, seeds: list[tuple[int, int]]) -> ESet:

@@ -730,18 +730,24 @@ static void sim_free(Sim *sm) {
         PyBuffer_Release(&sm->flat);
 }
 
-/* simulate(chart, ranks, lcps, words, rtn, tables): cfg_matcher's `_simulate` loop (see there). */
+/* simulate(chart, ranks, lcps, words, rtn, tables): cfg_matcher's `_simulate` loop (see there); lcps None:
+ * each token's common prefix with the one before is compared here (cheaper than a reduction over the
+ * whole rank span, or a Python loop). */
 static PyObject *earley_simulate(PyObject *module, PyObject *args) {
     (void)module;
     PyObject *chart, *ranks, *lcps, *words, *rtn, *tables;
     Tables tb;
-    if (!PyArg_ParseTuple(args, "O!O!O!O!OO", &PyList_Type, &chart, &PyList_Type, &ranks, &PyList_Type, &lcps,
-                          &PyTuple_Type, &words, &rtn, &tables))
+    if (!PyArg_ParseTuple(args, "O!O!OO!OO", &PyList_Type, &chart, &PyList_Type, &ranks, &lcps, &PyTuple_Type,
+                          &words, &rtn, &tables))
         return NULL;
     if (parse_tables(tables, &tb) < 0)
         return NULL;
     Py_ssize_t n = PyList_GET_SIZE(ranks);
-    if (PyList_GET_SIZE(lcps) != n || PyList_GET_SIZE(chart) == 0) {
+    if (lcps != Py_None && !PyList_Check(lcps)) {
+        PyErr_SetString(PyExc_TypeError, "lcps must be a list or None");
+        return NULL;
+    }
+    if ((lcps != Py_None && PyList_GET_SIZE(lcps) != n) || PyList_GET_SIZE(chart) == 0) {
         PyErr_SetString(PyExc_ValueError, "ranks and lcps differ in length, or the chart is empty");
         return NULL;
     }
@@ -783,13 +789,12 @@ static PyObject *earley_simulate(PyObject *module, PyObject *args) {
             heads0[nheads0++] = heads0[i];
     size_t nsets = 0; /* sets built for the current prefix: heads[d] for d <= nsets */
     Py_ssize_t dead_at = (Py_ssize_t)1 << 30;
+    PyObject *prev = NULL; /* the previous token's bytes (borrowed from `words`) */
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *rank = PyList_GET_ITEM(ranks, i);
-        Py_ssize_t r = PyLong_AsSsize_t(rank), lcp = PyLong_AsSsize_t(PyList_GET_ITEM(lcps, i));
-        if ((r == -1 || lcp == -1) && PyErr_Occurred())
+        Py_ssize_t r = PyLong_AsSsize_t(rank), lcp = 0;
+        if (r == -1 && PyErr_Occurred())
             goto fail;
-        if (dead_at <= lcp)
-            continue; /* a shared prefix already died */
         if (r < 0 || r >= PyTuple_GET_SIZE(words) || !PyBytes_Check(PyTuple_GET_ITEM(words, r))) {
             PyErr_SetString(PyExc_IndexError, "rank out of the words");
             goto fail;
@@ -797,6 +802,19 @@ static PyObject *earley_simulate(PyObject *module, PyObject *args) {
         PyObject *wo = PyTuple_GET_ITEM(words, r);
         const unsigned char *w = (const unsigned char *)PyBytes_AS_STRING(wo);
         Py_ssize_t len = PyBytes_GET_SIZE(wo), last = len - 1;
+        if (lcps != Py_None) {
+            lcp = PyLong_AsSsize_t(PyList_GET_ITEM(lcps, i));
+            if (lcp == -1 && PyErr_Occurred())
+                goto fail;
+        } else if (prev != NULL) { /* the common prefix with the previous token, compared here */
+            Py_ssize_t m = PyBytes_GET_SIZE(prev) < len ? PyBytes_GET_SIZE(prev) : len;
+            const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(prev);
+            while (lcp < m && p[lcp] == w[lcp])
+                lcp++;
+        }
+        prev = wo;
+        if (dead_at <= lcp)
+            continue; /* a shared prefix already died */
         if (len == 0) {
             PyErr_SetString(PyExc_ValueError, "empty token");
             goto fail;
@@ -854,7 +872,8 @@ static PyMethodDef methods[] = {
     {"step", earley_step, METH_VARARGS,
      "step(chart, byte, flat, tables): (items, scan, waiting, accept) after `byte`, or None."},
     {"simulate", earley_simulate, METH_VARARGS,
-     "simulate(chart, ranks, lcps, words, rtn, tables): the ranks whose token bytes the recognizer takes."},
+     "simulate(chart, ranks, lcps, words, rtn, tables): the ranks whose token bytes the recognizer takes\n"
+     "(lcps None: the common prefixes with the previous token compared here)."},
     {NULL, NULL, 0, NULL},
 };
 
