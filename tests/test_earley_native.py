@@ -97,6 +97,7 @@ def test_compiled_steps_build_the_python_sets(text: str, choices: list[int]) -> 
     assert native.native and not py.native
     pc, cc = py.initial(), native.initial()
     _assert_same(pc[0], cc[0])
+    walked: list[int] = []
     for k in choices:
         live = [b for b in ALPHABET.encode() if py.step(pc, b) is not None]
         for b in ALPHABET.encode():  # the refused bytes too
@@ -104,10 +105,16 @@ def test_compiled_steps_build_the_python_sets(text: str, choices: list[int]) -> 
         if not live:
             break
         b = live[k % len(live)]
+        walked.append(b)
         pc.append(py.step(pc, b))  # type: ignore[arg-type]
         cc.append(native.step(cc, b))  # type: ignore[arg-type]
         assert py_rtn.built == c_rtn.built
     assert py_rtn.built == c_rtn.built
+    data = bytes(walked) + b"a("  # advance_bytes (its own loop), then bytes maybe refused
+    pa, ca = py.advance_bytes(pc[:1], data), native.advance_bytes(cc[:1], data)
+    assert (pa is None) == (ca is None)
+    for a, b in zip(pa or [], ca or [], strict=True):
+        _assert_same(a, b)
 
 
 @needs_native

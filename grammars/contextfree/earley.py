@@ -159,6 +159,14 @@ class Recognizer:
     def advance_bytes(self, chart: Chart, data: bytes) -> Chart | None:
         """`chart` extended by `data` (a new list; `chart` is unchanged), or None if some byte is refused."""
         out = list(chart)
+        if self.native:  # `step` inlined: the call per byte is a good part of a short token's advance
+            rtn, tables = self.rtn, self._tables
+            for b in data:
+                got = compiled.step(out, b, rtn.flat, tables)
+                if got is None:
+                    return None
+                out.append(ESet(*got))
+            return out
         for b in data:
             s = self.step(out, b)
             if s is None:
