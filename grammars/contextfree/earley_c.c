@@ -670,6 +670,10 @@ static int sim_step(Sim *sm, Tables *tb, const Item *scan, size_t nscan, int byt
     int seeded = 0;
     for (size_t i = 0; i < nscan; i++) {
         Py_ssize_t at = ((Py_ssize_t)scan[i].g << 8) | byte;
+        if (at >= sm->tn && scan[i].g >= 0 && sim_flat(sm) < 0) { /* a rule built meanwhile */
+            cl_free(&c);
+            return -1;
+        }
         if (scan[i].g < 0 || at >= sm->tn) {
             PyErr_SetString(PyExc_IndexError, "state out of the byte table");
             cl_free(&c);
@@ -698,13 +702,17 @@ static int sim_step(Sim *sm, Tables *tb, const Item *scan, size_t nscan, int byt
     return 1;
 }
 
-/* Some state of `heads` walks w[d:] through the byte table and ends live (cfg_walk.walks_within). */
+/* Some state of `heads` walks w[d:] through the byte table and ends live (cfg_walk.walks_within).
+ * A state past the table: a rule was built since it was read (by `enter` here, or on another thread while
+ * `enter` waited for the RTN's lock), so the table is read again, as the Python loop reads `rtn.flat`. */
 static int walks(Sim *sm, const long *heads, size_t nh, const unsigned char *w, Py_ssize_t len, Py_ssize_t d) {
     for (size_t i = 0; i < nh; i++) {
         long long g = heads[i];
         Py_ssize_t j = d;
         for (; j < len; j++) {
             long long at = (g << 8) | w[j];
+            if (at >= sm->tn && at >= 0 && sim_flat(sm) < 0) /* a rule built meanwhile */
+                return -1;
             if (at < 0 || at >= sm->tn) {
                 PyErr_SetString(PyExc_IndexError, "state out of the byte table");
                 return -1;
