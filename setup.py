@@ -1,6 +1,6 @@
-"""The optional C extension (the compiled trie walk, grammars/contextfree/trie_walk_c.c); the rest of the
-metadata is in pyproject.toml. `optional=True`: without a C compiler the install goes on and decc uses the
-pure-Python walk."""
+"""The optional C extensions (the compiled trie walk, grammars/contextfree/trie_walk_c.c, and the Earley step,
+earley_c.c); the rest of the metadata is in pyproject.toml. `optional=True`: without a C compiler the install
+goes on and decc uses the pure-Python versions."""
 
 from setuptools import Extension, setup
 
@@ -11,6 +11,12 @@ setup(
             sources=["grammars/contextfree/trie_walk_c.c"],
             extra_compile_args=["-O2"],
             optional=True,
-        )
+        ),
+        Extension(
+            "decc.grammars.contextfree.earley_c",
+            sources=["grammars/contextfree/earley_c.c"],
+            extra_compile_args=["-O2"],
+            optional=True,
+        ),
     ]
 )

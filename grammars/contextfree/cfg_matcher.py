@@ -255,16 +255,24 @@ class CFGConstraint:
         directly: the reduction spans every rank between them)."""
         if not len(ranks):
             return []
-        step = self.recognizer.step
-        rtn = self.rtn
         words = self.rank_bytes
         rl = ranks.tolist()
+        if self.recognizer.native:  # the common prefixes compared in C
+            return self.recognizer.simulate(chart, rl, None, words)
         # lcps[i]: the common prefix of ranks[i] and ranks[i - 1]: compared directly for a few tokens, else
         # the minimum of the adjacent ranks' between them (one reduction, but over the whole rank span)
         if len(rl) <= _FEW_LCPS:
             lcps = [0, *(_common_prefix(words[a], words[b]) for a, b in itertools.pairwise(rl))]
         else:
             lcps = [0, *np.minimum.reduceat(rank_lcp(self.vocab), ranks + 1)[:-1].tolist()]
+        return self._simulate_py(chart, rl, lcps)
+
+    def _simulate_py(self, chart: Chart, rl: list[int], lcps: list[int]) -> list[int]:
+        """`_simulate`'s loop in Python (the fallback, and the compiled one's oracle): ranks `rl` with their
+        common prefixes `lcps` with the rank before."""
+        step = self.recognizer.step
+        rtn = self.rtn
+        words = self.rank_bytes
         base = len(chart)
         sim = list(chart)  # sim[base + d - 1] is the set after d bytes of the current prefix
         heads = [chart[-1].scan_states().tolist()]  # heads[d]: the distinct scanning states after d bytes

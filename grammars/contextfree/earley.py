@@ -9,15 +9,27 @@ the first time it is predicted (`RTN.enter`): a walk only pays for the rules it 
 
 A chart is a plain list of `ESet`s, one per byte position; sets are never changed once built, so a chart
 is cloned by copying the list (sharing the sets) and extended by appending.
+
+`earley_c` (earley_c.c, built by `pip install`, optional) is the same step and closure compiled, building
+equal sets in the same order; this Python one is the fallback (no C compiler at install, `DECC_PURE_PYTHON=1`
+read at import) and the tests' oracle.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
 
 from .rtn import RTN
+
+try:
+    from . import earley_c as compiled
+except ImportError:  # pragma: no cover - no C compiler at install
+    compiled = None
+
+NATIVE = compiled is not None and os.environ.get("DECC_PURE_PYTHON", "") in ("", "0")
 
 
 class ESet:
@@ -25,11 +37,17 @@ class ESet:
 
     __slots__ = ("items", "scan", "waiting", "accept", "_states", "mask", "tensor", "contexts")
 
-    def __init__(self) -> None:
-        self.items: set[tuple[int, int]] = set()
-        self.scan: list[tuple[int, int]] = []
-        self.waiting: dict[int, list[tuple[int, int]]] = {}
-        self.accept = False
+    def __init__(
+        self,
+        items: set[tuple[int, int]] | None = None,
+        scan: list[tuple[int, int]] | None = None,
+        waiting: dict[int, list[tuple[int, int]]] | None = None,
+        accept: bool = False,
+    ) -> None:
+        self.items: set[tuple[int, int]] = set() if items is None else items
+        self.scan: list[tuple[int, int]] = [] if scan is None else scan
+        self.waiting: dict[int, list[tuple[int, int]]] = {} if waiting is None else waiting
+        self.accept = accept
         self._states: np.ndarray | None = None
         self.mask: np.ndarray | None = None  # the token mask of this set, filled by the matcher
         self.tensor: Any = None  # the same mask as a torch tensor (what fill_bitmask copies)
@@ -46,7 +64,9 @@ Chart = list[ESet]
 
 
 class Recognizer:
-    def __init__(self, rtn: RTN) -> None:
+    """`native`: use the compiled step (when built); False forces the Python one (the tests' oracle)."""
+
+    def __init__(self, rtn: RTN, native: bool = NATIVE) -> None:
         self.rtn = rtn
         # The RTN's own per-state lists, shared: they grow in place as rules are built (`_close` enters a
         # rule the first time it predicts it). The byte table is read through `rtn.flat` (a memoryview,
@@ -57,14 +77,29 @@ class Recognizer:
         self.rule_of = rtn.rule_at
         self.starts = rtn.starts
         self.nullable = rtn.nullable
+        self.native = native and compiled is not None
+        self._tables = (
+            self.has_bytes,
+            self.accepting,
+            self.calls,
+            self.rule_of,
+            self.starts,
+            self.nullable,
+            rtn.enter,
+        )
 
     def initial(self) -> Chart:
         """The chart before any byte: the start rule predicted at 0 and closed."""
-        s = self._close([], ESet(), [(self.rtn.enter(0), 0)])
-        return [s]
+        seeds = [(self.rtn.enter(0), 0)]
+        if self.native:
+            return [ESet(*compiled.close([], seeds, self._tables))]
+        return [self._close([], ESet(), seeds)]
 
     def step(self, chart: Chart, byte: int) -> ESet | None:
         """The set after reading `byte` at the end of `chart`, or None when no item can take it."""
+        if self.native:
+            out = compiled.step(chart, byte, self.rtn.flat, self._tables)
+            return None if out is None else ESet(*out)
         flat = self.rtn.flat
         seeds = []
         for g, o in chart[-1].scan:
@@ -74,6 +109,14 @@ class Recognizer:
         if not seeds:
             return None
         return self._close(chart, ESet(), seeds)
+
+    def simulate(
+        self, chart: Chart, ranks: list[int], lcps: list[int] | None, words: tuple[bytes, ...]
+    ) -> list[int]:
+        """cfg_matcher's simulation of uncertain tokens, compiled (`native` only): the same loop, its sets
+        past `chart` kept in C (they are never seen outside); `CFGConstraint._simulate_py` is the oracle.
+        `lcps` None: each token's common prefix with the one before is compared in C."""
+        return compiled.simulate(chart, ranks, lcps, words, self.rtn, self._tables)
 
     def _close(self, chart: Chart, s: ESet, seeds: list[tuple[int, int]]) -> ESet:
         pos = len(chart)
@@ -116,6 +159,14 @@ class Recognizer:
     def advance_bytes(self, chart: Chart, data: bytes) -> Chart | None:
         """`chart` extended by `data` (a new list; `chart` is unchanged), or None if some byte is refused."""
         out = list(chart)
+        if self.native:  # `step` inlined: the call per byte is a good part of a short token's advance
+            rtn, tables = self.rtn, self._tables
+            for b in data:
+                got = compiled.step(out, b, rtn.flat, tables)
+                if got is None:
+                    return None
+                out.append(ESet(*got))
+            return out
         for b in data:
             s = self.step(out, b)
             if s is None:

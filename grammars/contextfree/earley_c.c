@@ -1,0 +1,897 @@
+/* The Earley recognizer's step and closure (grammars/contextfree/earley.py) compiled.
+ *
+ * Same algorithm, same order: seeds in order, then a LIFO work list; so the sets it builds (their `items`
+ * set, `scan` list and `waiting` dict of lists) equal the Python ones element for element and in the same
+ * order. Membership is tested in a C hash table of (state, origin) pairs, so a Python tuple is made only
+ * for a new item. The RTN's per-state lists are read as the Python lists they are (they grow in place
+ * when `enter` builds a rule, which is called back here the first time a rule is predicted).
+ *
+ * tables = (has_bytes, accepting, calls, rule_of, starts, nullable, enter): the Recognizer's lists.
+ * A set comes back as (items, scan, waiting, accept).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+typedef struct {
+    long g, o;
+} Item;
+
+typedef struct {
+    uint64_t *keys; /* key + 1 (0: empty) */
+    size_t cap, n;
+    Item *work;
+    size_t nwork, capwork;
+} Closure;
+
+static PyObject *str_waiting, *str_scan;
+
+static int cl_init(Closure *c) {
+    c->cap = 64;
+    c->n = 0;
+    c->keys = PyMem_Calloc(c->cap, sizeof(uint64_t));
+    c->capwork = 32;
+    c->nwork = 0;
+    c->work = PyMem_Malloc(c->capwork * sizeof(Item));
+    if (c->keys == NULL || c->work == NULL) {
+        PyMem_Free(c->keys);
+        PyMem_Free(c->work);
+        c->keys = NULL;
+        c->work = NULL;
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+static void cl_free(Closure *c) {
+    PyMem_Free(c->keys);
+    PyMem_Free(c->work);
+}
+
+/* The tuple (a, b), untracked by the cyclic collector: it holds two ints, which is what the collector
+ * itself would find before untracking it; tracked, the thousands of items made per mask count towards
+ * its next collection (which then walks every live Earley set). */
+static PyObject *pair(long a, long b) {
+    PyObject *t = PyTuple_New(2);
+    if (t == NULL)
+        return NULL;
+    PyObject *x = PyLong_FromLong(a), *y = PyLong_FromLong(b);
+    if (x == NULL || y == NULL) {
+        Py_XDECREF(x);
+        Py_XDECREF(y);
+        Py_DECREF(t);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(t, 0, x);
+    PyTuple_SET_ITEM(t, 1, y);
+    PyObject_GC_UnTrack(t);
+    return t;
+}
+
+static inline size_t slot_of(uint64_t k, size_t mask) {
+    k ^= k >> 29;
+    k *= 0xbf58476d1ce4e5b9ULL;
+    k ^= k >> 32;
+    return (size_t)k & mask;
+}
+
+static int cl_grow(Closure *c) {
+    size_t cap = c->cap * 2;
+    uint64_t *keys = PyMem_Calloc(cap, sizeof(uint64_t));
+    if (keys == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (size_t i = 0; i < c->cap; i++) {
+        uint64_t k = c->keys[i];
+        if (k) {
+            size_t s = slot_of(k, cap - 1);
+            while (keys[s])
+                s = (s + 1) & (cap - 1);
+            keys[s] = k;
+        }
+    }
+    PyMem_Free(c->keys);
+    c->keys = keys;
+    c->cap = cap;
+    return 0;
+}
+
+/* Add (g, o) if new: to the hash, the Python set `items` and the work list. 1: added, 0: present, -1: error. */
+static int cl_add(Closure *c, PyObject *items, long g, long o) {
+    uint64_t k = (((uint64_t)(uint32_t)g << 32) | (uint32_t)o) + 1;
+    size_t mask = c->cap - 1, s = slot_of(k, mask);
+    while (c->keys[s]) {
+        if (c->keys[s] == k)
+            return 0;
+        s = (s + 1) & mask;
+    }
+    c->keys[s] = k;
+    c->n++;
+    if (items != NULL) { /* NULL: a simulation's set, kept in C only */
+        PyObject *t = pair(g, o);
+        if (t == NULL)
+            return -1;
+        int rc = PySet_Add(items, t);
+        Py_DECREF(t);
+        if (rc < 0)
+            return -1;
+    }
+    if (c->nwork == c->capwork) {
+        size_t cap = c->capwork * 2;
+        Item *w = PyMem_Realloc(c->work, cap * sizeof(Item));
+        if (w == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        c->work = w;
+        c->capwork = cap;
+    }
+    c->work[c->nwork].g = g;
+    c->work[c->nwork].o = o;
+    c->nwork++;
+    if (2 * c->n > c->cap && cl_grow(c) < 0)
+        return -1;
+    return 1;
+}
+
+static int pair_of(PyObject *t, long *a, long *b) {
+    if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 2) {
+        PyErr_SetString(PyExc_TypeError, "expected a pair");
+        return -1;
+    }
+    *a = PyLong_AsLong(PyTuple_GET_ITEM(t, 0));
+    *b = PyLong_AsLong(PyTuple_GET_ITEM(t, 1));
+    if ((*a == -1 || *b == -1) && PyErr_Occurred())
+        return -1;
+    return 0;
+}
+
+typedef struct {
+    PyObject *has_bytes, *accepting, *calls, *rule_of, *starts, *nullable, *enter;
+    int entered; /* `enter` was called: the RTN's byte table may have been replaced */
+} Tables;
+
+static int parse_tables(PyObject *t, Tables *tb) {
+    if (!PyArg_ParseTuple(t, "O!O!O!O!O!OO;tables", &PyList_Type, &tb->has_bytes, &PyList_Type,
+                          &tb->accepting, &PyList_Type, &tb->calls, &PyList_Type, &tb->rule_of,
+                          &PyList_Type, &tb->starts, &tb->nullable, &tb->enter))
+        return -1;
+    tb->entered = 0;
+    if (!PyList_Check(tb->nullable) && !PyTuple_Check(tb->nullable)) {
+        PyErr_SetString(PyExc_TypeError, "tables: nullable must be a list or tuple");
+        return -1;
+    }
+    return 0;
+}
+
+/* list[i] of a list or tuple (read each time: a list may grow, and move, when `enter` builds a rule) */
+static PyObject *list_at(PyObject *list, long i) {
+    if (i < 0 || i >= Py_SIZE(list)) {
+        PyErr_Format(PyExc_IndexError, "index %ld out of range", i);
+        return NULL;
+    }
+    return PyList_Check(list) ? PyList_GET_ITEM(list, i) : PyTuple_GET_ITEM(list, i);
+}
+
+static int truth_at(PyObject *list, long i) {
+    PyObject *v = list_at(list, i);
+    if (v == NULL)
+        return -1;
+    return PyObject_IsTrue(v);
+}
+
+static int long_at(PyObject *list, long i, long *out) {
+    PyObject *v = list_at(list, i);
+    if (v == NULL)
+        return -1;
+    *out = PyLong_AsLong(v);
+    return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+/* waiting.setdefault(callee, []).append((nxt, o)) */
+static int add_waiting(PyObject *waiting, PyObject *callee, long nxt, long o) {
+    PyObject *lst = PyDict_GetItemWithError(waiting, callee);
+    if (lst == NULL) {
+        if (PyErr_Occurred())
+            return -1;
+        lst = PyList_New(0);
+        if (lst == NULL)
+            return -1;
+        int rc = PyDict_SetItem(waiting, callee, lst);
+        Py_DECREF(lst);
+        if (rc < 0)
+            return -1;
+    }
+    PyObject *t = pair(nxt, o);
+    if (t == NULL)
+        return -1;
+    int rc = PyList_Append(lst, t);
+    Py_DECREF(t);
+    return rc;
+}
+
+/* One call edge (callee, nxt) of item (g, o): the callee predicted here, stepped over if nullable. */
+static int predict(Closure *c, Tables *tb, PyObject *items, PyObject *waiting, PyObject *edge, long o,
+                   long pos) {
+    if (!PyTuple_Check(edge) || PyTuple_GET_SIZE(edge) != 2) {
+        PyErr_SetString(PyExc_TypeError, "a call edge must be a pair");
+        return -1;
+    }
+    PyObject *callee = PyTuple_GET_ITEM(edge, 0);
+    long r = PyLong_AsLong(callee), nxt = PyLong_AsLong(PyTuple_GET_ITEM(edge, 1)), start;
+    if ((r == -1 || nxt == -1) && PyErr_Occurred())
+        return -1;
+    if (add_waiting(waiting, callee, nxt, o) < 0)
+        return -1;
+    if (long_at(tb->starts, r, &start) < 0)
+        return -1;
+    if (start < 0) {
+        tb->entered = 1;
+        PyObject *s = PyObject_CallOneArg(tb->enter, callee);
+        if (s == NULL)
+            return -1;
+        start = PyLong_AsLong(s);
+        Py_DECREF(s);
+        if (start == -1 && PyErr_Occurred())
+            return -1;
+    }
+    if (cl_add(c, items, start, pos) < 0)
+        return -1;
+    int nl = truth_at(tb->nullable, r);
+    if (nl < 0)
+        return -1;
+    if (nl && cl_add(c, items, nxt, o) < 0)
+        return -1;
+    return 0;
+}
+
+/* The callers waiting at chart[o] for rule r advance. */
+static int complete(Closure *c, PyObject *items, PyObject *chart, long o, long r) {
+    PyObject *set = PyList_GET_ITEM(chart, o);
+    PyObject *waiting = PyObject_GetAttr(set, str_waiting);
+    if (waiting == NULL)
+        return -1;
+    PyObject *key = PyLong_FromLong(r);
+    if (key == NULL) {
+        Py_DECREF(waiting);
+        return -1;
+    }
+    PyObject *lst = PyDict_GetItemWithError(waiting, key);
+    Py_DECREF(key);
+    int rc = 0;
+    if (lst != NULL) {
+        Py_INCREF(lst);
+        Py_ssize_t n = PyList_GET_SIZE(lst);
+        for (Py_ssize_t i = 0; i < n && rc == 0; i++) {
+            long g2, o2;
+            if (pair_of(PyList_GET_ITEM(lst, i), &g2, &o2) < 0 || cl_add(c, items, g2, o2) < 0)
+                rc = -1;
+        }
+        Py_DECREF(lst);
+    } else if (PyErr_Occurred())
+        rc = -1;
+    Py_DECREF(waiting);
+    return rc;
+}
+
+/* A finished set's containers leave the cyclic collector: they hold only ints and pairs of ints (the
+ * waiting dict: int keys, lists of pairs) and are never changed again, so they cannot be part of a
+ * cycle; tracked, every full collection walks every Earley set of every live chart. */
+static void untrack_set(PyObject *items, PyObject *scan, PyObject *waiting) {
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(waiting, &pos, &key, &value))
+        if (PyObject_GC_IsTracked(value))
+            PyObject_GC_UnTrack(value);
+    PyObject_GC_UnTrack(waiting);
+    PyObject_GC_UnTrack(scan);
+    PyObject_GC_UnTrack(items);
+}
+
+/* Close the set at position len(chart) from the seeds already added to `c` (and `items`). */
+static PyObject *run_closure(Closure *c, Tables *tb, PyObject *chart, PyObject *items) {
+    long pos = (long)PyList_GET_SIZE(chart);
+    int accept = 0;
+    PyObject *scan = PyList_New(0), *waiting = PyDict_New();
+    if (scan == NULL || waiting == NULL)
+        goto fail;
+    while (c->nwork) {
+        Item it = c->work[--c->nwork];
+        int hb = truth_at(tb->has_bytes, it.g);
+        if (hb < 0)
+            goto fail;
+        if (hb) {
+            PyObject *t = pair(it.g, it.o);
+            if (t == NULL)
+                goto fail;
+            int rc = PyList_Append(scan, t);
+            Py_DECREF(t);
+            if (rc < 0)
+                goto fail;
+        }
+        PyObject *edges = list_at(tb->calls, it.g);
+        if (edges == NULL)
+            goto fail;
+        Py_INCREF(edges);
+        Py_ssize_t ne = PyTuple_Check(edges) ? PyTuple_GET_SIZE(edges) : -1;
+        if (ne < 0) {
+            Py_DECREF(edges);
+            PyErr_SetString(PyExc_TypeError, "calls[g] must be a tuple");
+            goto fail;
+        }
+        for (Py_ssize_t i = 0; i < ne; i++) {
+            if (predict(c, tb, items, waiting, PyTuple_GET_ITEM(edges, i), it.o, pos) < 0) {
+                Py_DECREF(edges);
+                goto fail;
+            }
+        }
+        Py_DECREF(edges);
+        int acc = truth_at(tb->accepting, it.g);
+        if (acc < 0)
+            goto fail;
+        if (acc) {
+            long r;
+            if (long_at(tb->rule_of, it.g, &r) < 0)
+                goto fail;
+            if (r == 0 && it.o == 0)
+                accept = 1;
+            if (it.o == pos)
+                continue; /* an empty completion: the caller already stepped over the nullable rule */
+            if (it.o < 0 || it.o > pos) {
+                PyErr_SetString(PyExc_IndexError, "origin out of the chart");
+                goto fail;
+            }
+            if (complete(c, items, chart, it.o, r) < 0)
+                goto fail;
+        }
+    }
+    untrack_set(items, scan, waiting);
+    return Py_BuildValue("(NNNO)", items, scan, waiting, accept ? Py_True : Py_False);
+fail:
+    Py_XDECREF(scan);
+    Py_XDECREF(waiting);
+    Py_DECREF(items);
+    return NULL;
+}
+
+/* close(chart, seeds, tables): the set after `chart` closed from the seed items (a list of pairs). */
+static PyObject *earley_close(PyObject *module, PyObject *args) {
+    PyObject *chart, *seeds, *tables;
+    Tables tb;
+    if (!PyArg_ParseTuple(args, "O!O!O", &PyList_Type, &chart, &PyList_Type, &seeds, &tables))
+        return NULL;
+    if (parse_tables(tables, &tb) < 0)
+        return NULL;
+    Closure c;
+    if (cl_init(&c) < 0)
+        return NULL;
+    PyObject *items = PySet_New(NULL);
+    if (items == NULL) {
+        cl_free(&c);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(seeds); i++) {
+        long g, o;
+        if (pair_of(PyList_GET_ITEM(seeds, i), &g, &o) < 0 || cl_add(&c, items, g, o) < 0) {
+            Py_DECREF(items);
+            cl_free(&c);
+            return NULL;
+        }
+    }
+    /* The work list pops from the end: the Python version adds all seeds first, then pops, as here. */
+    PyObject *out = run_closure(&c, &tb, chart, items);
+    cl_free(&c);
+    return out;
+}
+
+/* step(chart, byte, flat, tables): the set after reading `byte` at the end of `chart`, or None. */
+static PyObject *earley_step(PyObject *module, PyObject *args) {
+    PyObject *chart, *flat, *tables;
+    int byte;
+    Tables tb;
+    if (!PyArg_ParseTuple(args, "O!iOO", &PyList_Type, &chart, &byte, &flat, &tables))
+        return NULL;
+    if (byte < 0 || byte > 255) {
+        PyErr_SetString(PyExc_ValueError, "byte out of range");
+        return NULL;
+    }
+    if (parse_tables(tables, &tb) < 0)
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(chart);
+    if (n == 0) {
+        PyErr_SetString(PyExc_ValueError, "empty chart");
+        return NULL;
+    }
+    PyObject *scan = PyObject_GetAttr(PyList_GET_ITEM(chart, n - 1), str_scan);
+    if (scan == NULL)
+        return NULL;
+    if (!PyList_Check(scan)) {
+        Py_DECREF(scan);
+        PyErr_SetString(PyExc_TypeError, "scan must be a list");
+        return NULL;
+    }
+    Py_buffer tab;
+    if (PyObject_GetBuffer(flat, &tab, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        Py_DECREF(scan);
+        return NULL;
+    }
+    if (tab.itemsize != 4) {
+        PyBuffer_Release(&tab);
+        Py_DECREF(scan);
+        PyErr_SetString(PyExc_TypeError, "flat must hold int32");
+        return NULL;
+    }
+    const int32_t *tv = (const int32_t *)tab.buf;
+    Py_ssize_t tn = tab.len / 4;
+    Closure c = {0};
+    PyObject *items = NULL;
+    int seeded = 0;
+    if (cl_init(&c) < 0)
+        goto fail;
+    items = PySet_New(NULL);
+    if (items == NULL)
+        goto fail;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(scan); i++) {
+        long g, o;
+        if (pair_of(PyList_GET_ITEM(scan, i), &g, &o) < 0)
+            goto fail;
+        Py_ssize_t at = ((Py_ssize_t)g << 8) | byte;
+        if (g < 0 || at >= tn) {
+            PyErr_SetString(PyExc_IndexError, "state out of the byte table");
+            goto fail;
+        }
+        long nxt = tv[at];
+        if (nxt >= 0) {
+            seeded = 1;
+            if (cl_add(&c, items, nxt, o) < 0)
+                goto fail;
+        }
+    }
+    PyBuffer_Release(&tab);
+    Py_DECREF(scan);
+    if (!seeded) {
+        Py_DECREF(items);
+        cl_free(&c);
+        Py_RETURN_NONE;
+    }
+    PyObject *out = run_closure(&c, &tb, chart, items);
+    cl_free(&c);
+    return out;
+fail:
+    PyBuffer_Release(&tab);
+    Py_DECREF(scan);
+    Py_XDECREF(items);
+    if (c.keys != NULL || c.work != NULL)
+        cl_free(&c);
+    return NULL;
+}
+
+/* ---- The simulation of uncertain tokens (cfg_matcher's `_simulate`), its sets kept in C ----
+ *
+ * The sets it builds past the chart are never seen outside (only whether a token's bytes are taken), so
+ * they are plain arrays: their scanning items, their waiting callers (sorted by callee, stably, for the
+ * completions that look back into them) and their distinct scanning states. A completion that reaches
+ * back into the chart reads the Python set's `waiting` there. Same order of work as the Python closure,
+ * so `enter` builds the same rules in the same order. */
+
+typedef struct {
+    long callee, nxt, o, idx;
+} Wait;
+
+typedef struct {
+    Item *scan;
+    size_t nscan, capscan;
+    Wait *wait;
+    size_t nwait, capwait;
+    long *heads;
+    size_t nheads, capheads;
+} NSet;
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem) {
+    if (need <= *cap)
+        return 0;
+    size_t c = *cap ? *cap : 16;
+    while (c < need)
+        c *= 2;
+    void *q = PyMem_Realloc(*p, c * elem);
+    if (q == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    *p = q;
+    *cap = c;
+    return 0;
+}
+
+typedef struct {
+    PyObject *chart, *rtn;
+    long base;  /* len(chart): sets[k] is at position base + k */
+    NSet *sets; /* allocated up to capsets (zeroed), reused across tokens */
+    size_t capsets;
+    Py_buffer flat;
+    int have_flat;
+    const int32_t *tv;
+    Py_ssize_t tn;
+} Sim;
+
+static int sim_flat(Sim *sm) {
+    if (sm->have_flat) {
+        PyBuffer_Release(&sm->flat);
+        sm->have_flat = 0;
+    }
+    PyObject *flat = PyObject_GetAttrString(sm->rtn, "flat");
+    if (flat == NULL)
+        return -1;
+    int rc = PyObject_GetBuffer(flat, &sm->flat, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT);
+    Py_DECREF(flat);
+    if (rc < 0)
+        return -1;
+    sm->have_flat = 1;
+    if (sm->flat.itemsize != 4) {
+        PyErr_SetString(PyExc_TypeError, "flat must hold int32");
+        return -1;
+    }
+    sm->tv = (const int32_t *)sm->flat.buf;
+    sm->tn = sm->flat.len / 4;
+    return 0;
+}
+
+static int wait_cmp(const void *a, const void *b) {
+    const Wait *x = a, *y = b;
+    if (x->callee != y->callee)
+        return x->callee < y->callee ? -1 : 1;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+static int long_cmp(const void *a, const void *b) {
+    long x = *(const long *)a, y = *(const long *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The callers waiting for rule r in the C set `src` advance. */
+static int complete_native(Closure *c, NSet *src, long r) {
+    size_t lo = 0, hi = src->nwait;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (src->wait[mid].callee < r)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t i = lo; i < src->nwait && src->wait[i].callee == r; i++)
+        if (cl_add(c, NULL, src->wait[i].nxt, src->wait[i].o) < 0)
+            return -1;
+    return 0;
+}
+
+/* run_closure for a simulation set: into `out`, at position pos (> every set of `sm` it reads). */
+static int sim_close(Closure *c, Tables *tb, Sim *sm, NSet *out, long pos) {
+    out->nscan = out->nwait = out->nheads = 0;
+    while (c->nwork) {
+        Item it = c->work[--c->nwork];
+        int hb = truth_at(tb->has_bytes, it.g);
+        if (hb < 0)
+            return -1;
+        if (hb) {
+            if (grow((void **)&out->scan, &out->capscan, out->nscan + 1, sizeof(Item)) < 0)
+                return -1;
+            out->scan[out->nscan++] = it;
+        }
+        PyObject *edges = list_at(tb->calls, it.g);
+        if (edges == NULL)
+            return -1;
+        if (!PyTuple_Check(edges)) {
+            PyErr_SetString(PyExc_TypeError, "calls[g] must be a tuple");
+            return -1;
+        }
+        Py_INCREF(edges);
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(edges); i++) {
+            long r, nxt, start;
+            int nl;
+            if (pair_of(PyTuple_GET_ITEM(edges, i), &r, &nxt) < 0)
+                goto edge_fail;
+            if (grow((void **)&out->wait, &out->capwait, out->nwait + 1, sizeof(Wait)) < 0)
+                goto edge_fail;
+            out->wait[out->nwait] = (Wait){r, nxt, it.o, (long)out->nwait};
+            out->nwait++;
+            if (long_at(tb->starts, r, &start) < 0)
+                goto edge_fail;
+            if (start < 0) {
+                tb->entered = 1;
+                PyObject *s = PyObject_CallFunction(tb->enter, "l", r);
+                if (s == NULL)
+                    goto edge_fail;
+                start = PyLong_AsLong(s);
+                Py_DECREF(s);
+                if (start == -1 && PyErr_Occurred())
+                    goto edge_fail;
+            }
+            if (cl_add(c, NULL, start, pos) < 0)
+                goto edge_fail;
+            nl = truth_at(tb->nullable, r);
+            if (nl < 0 || (nl && cl_add(c, NULL, nxt, it.o) < 0))
+                goto edge_fail;
+            continue;
+        edge_fail:
+            Py_DECREF(edges);
+            return -1;
+        }
+        Py_DECREF(edges);
+        int acc = truth_at(tb->accepting, it.g);
+        if (acc < 0)
+            return -1;
+        if (acc) {
+            long r;
+            if (long_at(tb->rule_of, it.g, &r) < 0)
+                return -1;
+            if (it.o == pos)
+                continue; /* an empty completion: the caller already stepped over the nullable rule */
+            if (it.o < 0 || it.o > pos) {
+                PyErr_SetString(PyExc_IndexError, "origin out of the chart");
+                return -1;
+            }
+            int rc = it.o < sm->base ? complete(c, NULL, sm->chart, it.o, r)
+                                     : complete_native(c, &sm->sets[it.o - sm->base], r);
+            if (rc < 0)
+                return -1;
+        }
+    }
+    if (out->nwait > 1)
+        qsort(out->wait, out->nwait, sizeof(Wait), wait_cmp);
+    if (grow((void **)&out->heads, &out->capheads, out->nscan, sizeof(long)) < 0)
+        return -1;
+    for (size_t i = 0; i < out->nscan; i++)
+        out->heads[i] = out->scan[i].g;
+    size_t n = 0;
+    if (out->nscan) {
+        qsort(out->heads, out->nscan, sizeof(long), long_cmp);
+        for (size_t i = 0; i < out->nscan; i++)
+            if (n == 0 || out->heads[i] != out->heads[n - 1])
+                out->heads[n++] = out->heads[i];
+    }
+    out->nheads = n;
+    return 0;
+}
+
+/* The set after `byte` from the items `scan` into sets[k] (position base + k). 1: built, 0: dead. */
+static int sim_step(Sim *sm, Tables *tb, const Item *scan, size_t nscan, int byte, size_t k) {
+    if (k >= sm->capsets) {
+        size_t old = sm->capsets;
+        if (grow((void **)&sm->sets, &sm->capsets, k + 1, sizeof(NSet)) < 0)
+            return -1;
+        memset(sm->sets + old, 0, (sm->capsets - old) * sizeof(NSet)); /* no arrays yet */
+    }
+    Closure c;
+    if (cl_init(&c) < 0)
+        return -1;
+    int seeded = 0;
+    for (size_t i = 0; i < nscan; i++) {
+        Py_ssize_t at = ((Py_ssize_t)scan[i].g << 8) | byte;
+        if (at >= sm->tn && scan[i].g >= 0 && sim_flat(sm) < 0) { /* a rule built meanwhile */
+            cl_free(&c);
+            return -1;
+        }
+        if (scan[i].g < 0 || at >= sm->tn) {
+            PyErr_SetString(PyExc_IndexError, "state out of the byte table");
+            cl_free(&c);
+            return -1;
+        }
+        long nxt = sm->tv[at];
+        if (nxt >= 0) {
+            seeded = 1;
+            if (cl_add(&c, NULL, nxt, scan[i].o) < 0) {
+                cl_free(&c);
+                return -1;
+            }
+        }
+    }
+    if (!seeded) {
+        cl_free(&c);
+        return 0;
+    }
+    tb->entered = 0;
+    int rc = sim_close(&c, tb, sm, &sm->sets[k], sm->base + (long)k);
+    cl_free(&c);
+    if (rc < 0)
+        return -1;
+    if (tb->entered && sim_flat(sm) < 0)
+        return -1;
+    return 1;
+}
+
+/* Some state of `heads` walks w[d:] through the byte table and ends live (cfg_walk.walks_within).
+ * A state past the table: a rule was built since it was read (by `enter` here, or on another thread while
+ * `enter` waited for the RTN's lock), so the table is read again, as the Python loop reads `rtn.flat`. */
+static int walks(Sim *sm, const long *heads, size_t nh, const unsigned char *w, Py_ssize_t len, Py_ssize_t d) {
+    for (size_t i = 0; i < nh; i++) {
+        long long g = heads[i];
+        Py_ssize_t j = d;
+        for (; j < len; j++) {
+            long long at = (g << 8) | w[j];
+            if (at >= sm->tn && at >= 0 && sim_flat(sm) < 0) /* a rule built meanwhile */
+                return -1;
+            if (at < 0 || at >= sm->tn) {
+                PyErr_SetString(PyExc_IndexError, "state out of the byte table");
+                return -1;
+            }
+            g = sm->tv[at];
+            if (g < 0)
+                break;
+        }
+        if (j == len)
+            return 1;
+    }
+    return 0;
+}
+
+static void sim_free(Sim *sm) {
+    for (size_t i = 0; i < sm->capsets; i++) {
+        PyMem_Free(sm->sets[i].scan);
+        PyMem_Free(sm->sets[i].wait);
+        PyMem_Free(sm->sets[i].heads);
+    }
+    PyMem_Free(sm->sets);
+    if (sm->have_flat)
+        PyBuffer_Release(&sm->flat);
+}
+
+/* simulate(chart, ranks, lcps, words, rtn, tables): cfg_matcher's `_simulate` loop (see there); lcps None:
+ * each token's common prefix with the one before is compared here (cheaper than a reduction over the
+ * whole rank span, or a Python loop). */
+static PyObject *earley_simulate(PyObject *module, PyObject *args) {
+    (void)module;
+    PyObject *chart, *ranks, *lcps, *words, *rtn, *tables;
+    Tables tb;
+    if (!PyArg_ParseTuple(args, "O!O!OO!OO", &PyList_Type, &chart, &PyList_Type, &ranks, &lcps, &PyTuple_Type,
+                          &words, &rtn, &tables))
+        return NULL;
+    if (parse_tables(tables, &tb) < 0)
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(ranks);
+    if (lcps != Py_None && !PyList_Check(lcps)) {
+        PyErr_SetString(PyExc_TypeError, "lcps must be a list or None");
+        return NULL;
+    }
+    if ((lcps != Py_None && PyList_GET_SIZE(lcps) != n) || PyList_GET_SIZE(chart) == 0) {
+        PyErr_SetString(PyExc_ValueError, "ranks and lcps differ in length, or the chart is empty");
+        return NULL;
+    }
+    Sim sm;
+    memset(&sm, 0, sizeof sm);
+    sm.chart = chart;
+    sm.rtn = rtn;
+    sm.base = (long)PyList_GET_SIZE(chart);
+    Item *scan0 = NULL;
+    long *heads0 = NULL;
+    size_t nscan0 = 0, nheads0 = 0;
+    PyObject *ok = PyList_New(0), *scan = NULL;
+    if (ok == NULL || sim_flat(&sm) < 0)
+        goto fail;
+    /* the chart's last set: its scanning items and distinct scanning states */
+    scan = PyObject_GetAttr(PyList_GET_ITEM(chart, sm.base - 1), str_scan);
+    if (scan == NULL)
+        goto fail;
+    if (!PyList_Check(scan)) {
+        PyErr_SetString(PyExc_TypeError, "scan must be a list");
+        goto fail;
+    }
+    nscan0 = (size_t)PyList_GET_SIZE(scan);
+    scan0 = PyMem_Malloc((nscan0 + 1) * sizeof(Item));
+    heads0 = PyMem_Malloc((nscan0 + 1) * sizeof(long));
+    if (scan0 == NULL || heads0 == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    for (size_t i = 0; i < nscan0; i++) {
+        if (pair_of(PyList_GET_ITEM(scan, i), &scan0[i].g, &scan0[i].o) < 0)
+            goto fail;
+        heads0[i] = scan0[i].g;
+    }
+    if (nscan0)
+        qsort(heads0, nscan0, sizeof(long), long_cmp);
+    for (size_t i = 0; i < nscan0; i++)
+        if (nheads0 == 0 || heads0[i] != heads0[nheads0 - 1])
+            heads0[nheads0++] = heads0[i];
+    size_t nsets = 0; /* sets built for the current prefix: heads[d] for d <= nsets */
+    Py_ssize_t dead_at = (Py_ssize_t)1 << 30;
+    PyObject *prev = NULL; /* the previous token's bytes (borrowed from `words`) */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *rank = PyList_GET_ITEM(ranks, i);
+        Py_ssize_t r = PyLong_AsSsize_t(rank), lcp = 0;
+        if (r == -1 && PyErr_Occurred())
+            goto fail;
+        if (r < 0 || r >= PyTuple_GET_SIZE(words) || !PyBytes_Check(PyTuple_GET_ITEM(words, r))) {
+            PyErr_SetString(PyExc_IndexError, "rank out of the words");
+            goto fail;
+        }
+        PyObject *wo = PyTuple_GET_ITEM(words, r);
+        const unsigned char *w = (const unsigned char *)PyBytes_AS_STRING(wo);
+        Py_ssize_t len = PyBytes_GET_SIZE(wo), last = len - 1;
+        if (lcps != Py_None) {
+            lcp = PyLong_AsSsize_t(PyList_GET_ITEM(lcps, i));
+            if (lcp == -1 && PyErr_Occurred())
+                goto fail;
+        } else if (prev != NULL) { /* the common prefix with the previous token, compared here */
+            Py_ssize_t m = PyBytes_GET_SIZE(prev) < len ? PyBytes_GET_SIZE(prev) : len;
+            const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(prev);
+            while (lcp < m && p[lcp] == w[lcp])
+                lcp++;
+        }
+        prev = wo;
+        if (dead_at <= lcp)
+            continue; /* a shared prefix already died */
+        if (len == 0) {
+            PyErr_SetString(PyExc_ValueError, "empty token");
+            goto fail;
+        }
+        Py_ssize_t d = lcp < (Py_ssize_t)nsets ? lcp : (Py_ssize_t)nsets;
+        nsets = (size_t)d;
+        dead_at = (Py_ssize_t)1 << 30;
+        for (;;) {
+            if (d || d == last) {
+                const long *h = d ? sm.sets[d - 1].heads : heads0;
+                size_t nh = d ? sm.sets[d - 1].nheads : nheads0;
+                int found = walks(&sm, h, nh, w, len, d);
+                if (found < 0)
+                    goto fail;
+                if (found) {
+                    if (PyList_Append(ok, rank) < 0)
+                        goto fail;
+                    break;
+                }
+            }
+            if (d == last) {
+                dead_at = last + 1;
+                break;
+            }
+            const Item *from = d ? sm.sets[d - 1].scan : scan0;
+            size_t nfrom = d ? sm.sets[d - 1].nscan : nscan0;
+            int live = sim_step(&sm, &tb, from, nfrom, w[d], (size_t)d);
+            if (live < 0)
+                goto fail;
+            if (!live) {
+                dead_at = d + 1;
+                break;
+            }
+            nsets = (size_t)d + 1;
+            d++;
+        }
+    }
+    Py_DECREF(scan);
+    PyMem_Free(scan0);
+    PyMem_Free(heads0);
+    sim_free(&sm);
+    return ok;
+fail:
+    Py_XDECREF(ok);
+    Py_XDECREF(scan);
+    PyMem_Free(scan0);
+    PyMem_Free(heads0);
+    sim_free(&sm);
+    return NULL;
+}
+
+static PyMethodDef methods[] = {
+    {"close", earley_close, METH_VARARGS,
+     "close(chart, seeds, tables): (items, scan, waiting, accept) of the set after `chart` from the seeds."},
+    {"step", earley_step, METH_VARARGS,
+     "step(chart, byte, flat, tables): (items, scan, waiting, accept) after `byte`, or None."},
+    {"simulate", earley_simulate, METH_VARARGS,
+     "simulate(chart, ranks, lcps, words, rtn, tables): the ranks whose token bytes the recognizer takes\n"
+     "(lcps None: the common prefixes with the previous token compared here)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "earley_c", "Compiled Earley step and closure.",
+                                    -1, methods};
+
+PyMODINIT_FUNC PyInit_earley_c(void) {
+    str_waiting = PyUnicode_InternFromString("waiting");
+    str_scan = PyUnicode_InternFromString("scan");
+    if (str_waiting == NULL || str_scan == NULL)
+        return NULL;
+    return PyModule_Create(&module);
+}

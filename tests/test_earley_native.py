@@ -1,0 +1,194 @@
+"""The compiled Earley step (grammars/contextfree/earley_c.c) against the Python recognizer it replaces.
+
+Oracle: `Recognizer(rtn, native=False)`, each on its own lazily grown RTN of the same grammar. Along random
+walks through the grammar (each byte chosen among those the Python recognizer takes, so that charts grow
+long, with left recursion, nullable callees and completions reaching far back), every set must be equal
+element for element and in the same order (items, scan, waiting, accept), and both RTNs must build the
+same rules in the same order (the compiled closure calls `enter` back exactly where the Python one does).
+"""
+
+from __future__ import annotations
+
+import gc
+import itertools
+import os
+import random
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from decc.grammars import GrammarError, Vocabulary
+from decc.grammars.contextfree import earley
+from decc.grammars.contextfree.cfg_grammar import parse_grammar
+from decc.grammars.contextfree.cfg_matcher import CFGConstraint
+from decc.grammars.contextfree.cfg_rows import vocab_order
+from decc.grammars.contextfree.earley import ESet, Recognizer
+from decc.grammars.contextfree.rtn import RTN
+
+needs_native = pytest.mark.skipif(earley.compiled is None, reason="earley_c is not built")
+
+ALPHABET = "ab(),"
+
+
+@st.composite
+def grammars(draw: st.DrawFn) -> str:
+    """A random Lark grammar of 1-5 rules: literals, calls (any recursion, left recursion too), ?, *, +,
+    empty alternatives, and a regex lexeme now and then."""
+    n = draw(st.integers(1, 5))
+    names = [f"r{i}" for i in range(n)]
+    literal = st.text(alphabet=ALPHABET, min_size=1, max_size=2).map(lambda s: '"' + s + '"')
+    lexeme = st.sampled_from(["/a[ab]*/", "/\\(b{1,3}\\)/", "/[ab]{2}/"])
+    element = st.one_of(literal, st.sampled_from(names), st.sampled_from(names), lexeme)
+    item = st.tuples(element, st.sampled_from(["", "", "?", "*", "+"])).map("".join)
+    seq = st.lists(item, min_size=0, max_size=3).map(" ".join)
+    lines = ["start: r0"]
+    for name in names:
+        lines.append(f"{name}: " + " | ".join(draw(st.lists(seq, min_size=1, max_size=3))))
+    return "\n".join(lines) + "\n"
+
+
+def _fresh(text: str) -> RTN:
+    try:
+        return RTN(parse_grammar(text))
+    except GrammarError:
+        assume(False)
+        raise
+
+
+def _assert_same(a: ESet | None, b: ESet | None) -> None:
+    assert (a is None) == (b is None)
+    if a is None or b is None:
+        return
+    assert a.items == b.items and list(a.items) == list(b.items)
+    assert a.scan == b.scan
+    assert a.waiting == b.waiting and list(a.waiting) == list(b.waiting)
+    assert a.accept is b.accept
+
+
+def test_the_compiled_step_is_built_and_used() -> None:
+    """`make test` sets DECC_REQUIRE_NATIVE=1: a broken build fails there instead of testing Python twice."""
+    if earley.compiled is None:
+        if os.environ.get("DECC_REQUIRE_NATIVE") == "1":
+            pytest.fail("earley_c is not built (pip install -e . compiles it; is there a C compiler?)")
+        pytest.skip("the C extension earley_c is not built in this install")
+    pure = os.environ.get("DECC_PURE_PYTHON", "") not in ("", "0")
+    assert earley.NATIVE != pure
+    assert Recognizer(_fresh('start: "a"\n')).native == earley.NATIVE
+
+
+@needs_native
+def test_decc_pure_python_turns_the_compiled_step_off() -> None:
+    code = "from decc.grammars.contextfree import earley; print(earley.NATIVE)"
+    env = {**os.environ, "DECC_PURE_PYTHON": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False"]
+
+
+@needs_native
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(grammars(), st.lists(st.integers(0, 255), max_size=40))
+def test_compiled_steps_build_the_python_sets(text: str, choices: list[int]) -> None:
+    py_rtn, c_rtn = _fresh(text), _fresh(text)
+    py, native = Recognizer(py_rtn, native=False), Recognizer(c_rtn, native=True)
+    assert native.native and not py.native
+    pc, cc = py.initial(), native.initial()
+    _assert_same(pc[0], cc[0])
+    walked: list[int] = []
+    for k in choices:
+        live = [b for b in ALPHABET.encode() if py.step(pc, b) is not None]
+        for b in ALPHABET.encode():  # the refused bytes too
+            _assert_same(py.step(pc, b), native.step(cc, b))
+        if not live:
+            break
+        b = live[k % len(live)]
+        walked.append(b)
+        pc.append(py.step(pc, b))  # type: ignore[arg-type]
+        cc.append(native.step(cc, b))  # type: ignore[arg-type]
+        assert py_rtn.built == c_rtn.built
+    assert py_rtn.built == c_rtn.built
+    data = bytes(walked) + b"a("  # advance_bytes (its own loop), then bytes maybe refused
+    pa, ca = py.advance_bytes(pc[:1], data), native.advance_bytes(cc[:1], data)
+    assert (pa is None) == (ca is None)
+    for a, b in zip(pa or [], ca or [], strict=True):
+        _assert_same(a, b)
+
+
+@needs_native
+def test_compiled_step_rejects_malformed_input() -> None:
+    rec = Recognizer(_fresh('start: "a" start?\n'), native=True)
+    chart = rec.initial()
+    with pytest.raises(ValueError):
+        rec.step(chart, 256)
+    with pytest.raises(ValueError):
+        rec.step([], ord("a"))
+    assert rec.step(chart, ord("b")) is None
+    assert rec.is_prefix(b"aaa") and rec.accepts(b"aa") and not rec.accepts(b"")
+
+
+TOKEN_ALPHABET = "ab(),"
+
+
+@st.composite
+def vocabularies(draw: st.DrawFn) -> list[bytes]:
+    """Random tokens over the alphabet (every single byte included), many sharing prefixes."""
+    words = draw(st.lists(st.text(alphabet=TOKEN_ALPHABET, min_size=2, max_size=6), min_size=5, max_size=80))
+    return sorted({c.encode() for c in TOKEN_ALPHABET} | {w.encode() for w in words})
+
+
+def _constraint(text: str, words: list[bytes], native: bool) -> CFGConstraint:
+    rtn = _fresh(text)
+    vocab = Vocabulary.from_token_bytes([None, *words], eos_id=0)
+    order = vocab_order(vocab)
+    eos = np.array([0], dtype=np.int32)
+    rec = Recognizer(rtn, native=native)
+    return CFGConstraint(parse_grammar(text), rtn, vocab, rec, order.rank_to_id, order.rank_bytes, eos)
+
+
+def _simulate_both(py: CFGConstraint, cc: CFGConstraint, pc: list, ccs: list, ranks: list[int]) -> None:
+    words = py.rank_bytes
+    lcps = [0, *(len(os.path.commonprefix([words[a], words[b]])) for a, b in itertools.pairwise(ranks))]
+    expected = py._simulate_py(pc, ranks, lcps)
+    assert expected == cc.recognizer.simulate(ccs, ranks, lcps, words)
+    assert expected == cc.recognizer.simulate(ccs, ranks, None, words)  # the prefixes compared in C
+
+
+@needs_native
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(grammars(), vocabularies(), st.lists(st.integers(0, 255), max_size=25), st.randoms())
+def test_compiled_simulation_takes_the_python_tokens(
+    text: str, words: list[bytes], choices: list[int], rnd: random.Random
+) -> None:
+    """Every token (and random subsets: the common prefixes then skip sets) simulated from every chart of a
+    random walk: the same ranks, and the same rules built in the same order."""
+    py, cc = _constraint(text, words, False), _constraint(text, words, True)
+    assert cc.recognizer.native and not py.recognizer.native
+    pc, ccs = py.recognizer.initial(), cc.recognizer.initial()
+    every = list(range(len(py.rank_bytes)))
+    for k in [*choices, -1]:
+        _simulate_both(py, cc, pc, ccs, every)
+        _simulate_both(py, cc, pc, ccs, sorted(rnd.sample(every, rnd.randint(1, len(every)))))
+        assert py.rtn.built == cc.rtn.built
+        if k < 0:
+            break
+        live = [b for b in TOKEN_ALPHABET.encode() if py.recognizer.step(pc, b) is not None]
+        if not live:
+            break
+        b = live[k % len(live)]
+        pc.append(py.recognizer.step(pc, b))  # type: ignore[arg-type]
+        ccs.append(cc.recognizer.step(ccs, b))  # type: ignore[arg-type]
+
+
+@needs_native
+def test_compiled_sets_are_left_out_of_the_cyclic_collector() -> None:
+    """Their containers hold only ints and pairs of ints, never changed once built: no cycle can go
+    through them, and every full collection would walk every set of every live chart."""
+    rec = Recognizer(_fresh('start: "[" (start ("," start)*)? "]" | "a"\n'), native=True)
+    chart = rec.advance_bytes(rec.initial(), b"[[a,[")
+    assert chart is not None and any(s.waiting for s in chart)
+    for s in chart:
+        containers = [s.items, s.scan, s.waiting, *s.waiting.values(), *s.items, *s.scan]
+        assert not any(gc.is_tracked(x) for x in containers)
