@@ -347,15 +347,11 @@ def test_the_compiled_walks_within_equals_the_python_one(
 def _pairs(w: cfg_walk.Walked) -> dict[str, list[tuple]]:
     """A pair walk's classes as sorted (source, token, ...) tuples: the compiled walk may list them in
     another order."""
+    out = (w.out_src, w.out_tok, w.out_at, w.out_state)
     return {
         "in": sorted(zip(w.in_src.tolist(), w.in_tok.tolist(), strict=True)),
         "unc": sorted(zip(w.unc_src.tolist(), w.unc_tok.tolist(), strict=True)),
-        "out": sorted(
-            zip(
-                w.out_src.tolist(), w.out_tok.tolist(), w.out_at.tolist(), w.out_state.tolist(),
-                [bool(p) for p in w.out_passed.tolist()], strict=True,
-            )  # fmt: skip
-        ),
+        "out": sorted(zip(*(a.tolist() for a in out), [bool(p) for p in w.out_passed.tolist()], strict=True)),
     }
 
 
