@@ -576,21 +576,78 @@ def exit_tokens(dfa: ByteDFA, vocab: Vocabulary) -> list[np.ndarray]:
     """Per DFA state: the text tokens whose walk (counters ignored) passes an accepting state after at
     least one byte and then dies. Only tokens with a byte that enters an accepting state before their last
     byte can; there are few (a JSON string's closing quote inside a token like `",`)."""
-    return _exit_tokens(_Keyed(dfa), vocab)
+    return _exit_tokens(_Uncounted(dfa), vocab)
+
+
+class _Uncounted(_Keyed):
+    """A DFA keyed by its byte table and accepting states alone: all `exit_tokens` reads, so that the
+    length-bounded variants of one string body (same bytes, other counter bounds) share one walk."""
+
+    __slots__ = ()
+
+    def __init__(self, dfa: ByteDFA) -> None:
+        self.dfa, self.digest = dfa, _table_digest_of(dfa)
+
+
+@lru_cache(maxsize=256)
+def _table_digest_of(dfa: ByteDFA) -> str:
+    h = hashlib.sha256()
+    for a in (dfa.transitions, dfa.accepting):
+        h.update(np.ascontiguousarray(a).tobytes() + repr((a.dtype.str, a.shape)).encode())
+    return h.hexdigest()
 
 
 @lru_cache(maxsize=64)
-def _exit_tokens(key: _Keyed, vocab: Vocabulary) -> list[np.ndarray]:
+def _exit_tokens(key: _Uncounted, vocab: Vocabulary) -> list[np.ndarray]:
+    """`exit_tokens` with the pair walk (compiled where built): every candidate token from every state at
+    once, the accepting states as exit points (`exit_tokens_py` is the oracle)."""
     dfa = key.dfa
-    ids, lengths, padded, _ = vocab.packed
+    ids, _, padded, _ = vocab.packed
+    cand = _exit_candidates(dfa, vocab)
+    n = dfa.n_states
+    table = np.full((n + 1, 256), n, dtype=np.int32)  # row n: the dead state
+    table[:n] = np.where(dfa.transitions < 0, n, dfa.transitions)
+    exit_point = np.append(dfa.accepting.astype(bool), False)
+    cur = table[:n, padded[cand, 0]]  # [state, candidate]: the state after the first byte
+    src, which = np.nonzero(cur != n)
+    w = pair_walk(
+        src, cand[which], cur[src, which], table, n, exit_point, np.zeros_like(table, dtype=bool), vocab
+    )
+    order = np.lexsort((ids[w.unc_tok], w.unc_src))
+    tokens, by_state = ids[w.unc_tok][order], w.unc_src[order]
+    cuts = np.searchsorted(by_state, np.arange(n + 1)).tolist()
+    return [tokens[cuts[q] : cuts[q + 1]].astype(np.int64) for q in range(n)]
+
+
+def _exit_candidates(dfa: ByteDFA, vocab: Vocabulary) -> np.ndarray:
+    """The rows of `vocab.packed` of the tokens with a byte that enters an accepting state before their last
+    byte: the only ones that can pass one and then die."""
     trans = dfa.transitions
     enters = np.zeros(256, dtype=bool)
     src, byte = np.nonzero(trans >= 0)
     enters[byte[dfa.accepting[trans[src, byte]]]] = True
-    width = padded.shape[1]
-    before_last = np.arange(width)[None, :] < (lengths[:, None] - 1)
-    cand = np.flatnonzero((enters[padded] & before_last).any(axis=1))
-    rows = trans.tolist()
+    want = np.packbits(enters, bitorder="little").view(np.uint64)
+    return np.flatnonzero((_bytes_before_last(vocab) & want).any(axis=1))
+
+
+@lru_cache(maxsize=8)
+def _bytes_before_last(vocab: Vocabulary) -> np.ndarray:
+    """uint64 [text tokens, 4]: per row of `vocab.packed`, the set of bytes before its last one (256 bits),
+    so that a DFA's exit candidates are one AND over the vocabulary, not a lookup per byte of each token."""
+    _, lengths, padded, _ = vocab.packed
+    rows, cols = np.nonzero(np.arange(padded.shape[1])[None, :] < (lengths[:, None] - 1))
+    flags = np.zeros((len(lengths), 256), dtype=bool)
+    flags[rows, padded[rows, cols]] = True
+    out = np.ascontiguousarray(np.packbits(flags, axis=1, bitorder="little")).view(np.uint64)
+    out.setflags(write=False)
+    return out
+
+
+def exit_tokens_py(dfa: ByteDFA, vocab: Vocabulary) -> list[np.ndarray]:
+    """`exit_tokens` a token and a byte at a time in Python (the tests' oracle)."""
+    ids, lengths, padded, _ = vocab.packed
+    cand = _exit_candidates(dfa, vocab)
+    rows = dfa.transitions.tolist()
     acc = dfa.accepting.tolist()
     tokens = [(int(ids[i]), bytes(padded[i, : lengths[i]].tolist())) for i in cand.tolist()]
     out = []
@@ -609,4 +666,13 @@ def _exit_tokens(key: _Keyed, vocab: Vocabulary) -> list[np.ndarray]:
     return out
 
 
-__all__ = ["StateRows", "VocabOrder", "accepting_through_nullable", "call_first", "classify", "vocab_order"]
+__all__ = [
+    "StateRows",
+    "VocabOrder",
+    "accepting_through_nullable",
+    "call_first",
+    "classify",
+    "exit_tokens",
+    "exit_tokens_py",
+    "vocab_order",
+]
