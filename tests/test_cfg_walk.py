@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from decc.grammars import GrammarError, Vocabulary, disk_cache
 from decc.grammars.contextfree import cfg_loops, cfg_walk
 from decc.grammars.contextfree.cfg_grammar import parse_grammar
-from decc.grammars.contextfree.cfg_rows import StateRows, vocab_order
+from decc.grammars.contextfree.cfg_rows import StateRows, call_first, call_first_py, vocab_order
 from decc.grammars.contextfree.rtn import RTN, build_rtn
 
 WIDE = "abcdefghijklmnopq"  # more letters than a loop state needs to count as wide (cfg_rows._WIDE)
@@ -386,3 +386,14 @@ def test_the_compiled_pair_walk_finds_the_same_pairs_as_numpy(
     finally:
         cfg_walk.NATIVE = default
     assert _pairs(fast) == _pairs(cfg_walk.pair_walk_py(*args))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(grammars())
+def test_call_first_of_the_calling_states_is_the_whole_rule_fixpoint(text: str) -> None:
+    """The bytes that may go on in a callee, found from the calling states alone, are those the fixpoint
+    over every state of the rule finds."""
+    rtn = _rtn(text)
+    rtn.build_all()
+    for r in rtn.built:
+        assert np.array_equal(call_first(rtn, r), call_first_py(rtn, r)), r
