@@ -5,12 +5,11 @@ classes). `TrieWalk` walks the vocabulary's byte trie depth first, in pure Pytho
 by bytes (a trie node is a rank range; a child is found by bisection): its cost grows with the live
 (node, state) pairs only, since a dead byte drops a whole subtree as one rank range. A node that enters a
 loop with many tokens below it takes them from the loop's shared walk instead (cfg_loops.py).
-`pair_walk` walks many (state, token) pairs to their ends (compiled; `pair_walk_py`: numpy, a byte per
-step, all pairs at once): for the shared walks,
-for many tokens into wide states off loops, as the fallback past the trie walk's budget, and as the
-tests' reference.
-`trie_walk_c` (trie_walk_c.c, built by `pip install`, optional) is the same trie walk compiled; the Python
-one is the fallback (no C compiler at install, `DECC_PURE_PYTHON=1` read at import) and the tests' oracle.
+`pair_walk` walks many (state, token) pairs to their ends: for the shared walks, for many tokens into wide
+states off loops, as the fallback past the trie walk's budget, and as the tests' reference.
+`trie_walk_c` (trie_walk_c.c, built by `pip install`, optional) is the same trie walk and pair walk compiled
+(the pair walk a pair at a time; `pair_walk_py`: numpy, a byte per step, all pairs at once); the Python
+ones are the fallback (no C compiler at install, `DECC_PURE_PYTHON=1` read at import) and the tests' oracle.
 """
 
 from __future__ import annotations
