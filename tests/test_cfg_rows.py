@@ -6,10 +6,20 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from decc.grammars import Vocabulary, compile_json_schema, disk_cache
+from decc.grammars.automata.dfa import ByteDFA
+from decc.grammars.contextfree import cfg_walk
 from decc.grammars.contextfree.cfg_grammar import Lexeme, parse_grammar
-from decc.grammars.contextfree.cfg_rows import StateRows, exit_tokens, lexeme_automaton, vocab_order
+from decc.grammars.contextfree.cfg_rows import (
+    StateRows,
+    exit_tokens,
+    exit_tokens_py,
+    lexeme_automaton,
+    vocab_order,
+)
 from decc.grammars.contextfree.rtn import RTN
 from decc.grammars.limits import DEFAULT_LIMITS
 
@@ -62,3 +72,27 @@ def test_equal_lexemes_of_different_schemas_share_one_token_automaton() -> None:
         assert exit_tokens(a, vocab) is exit_tokens(b, vocab)
     finally:
         disk_cache.set_disk_cache(None)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(1, 10), st.integers(0, 2**32 - 1), st.sampled_from([0.3, 0.7, 0.95]), st.booleans())
+def test_exit_tokens_of_the_pair_walk_are_the_byte_walks(
+    n: int, seed: int, dead: float, native: bool
+) -> None:
+    """Random DFAs over the test vocabulary's bytes: the pair walk (compiled or numpy) finds, per state, the
+    tokens that pass an accepting state and then die, as the byte-at-a-time walk does."""
+    rng = np.random.default_rng(seed)
+    trans = rng.integers(0, n, size=(n, 256)).astype(np.int32)
+    trans[rng.random((n, 256)) < dead] = -1
+    dfa = ByteDFA(trans, rng.random(n) < 0.4)
+    vocab = Vocabulary.from_token_bytes(TOKENS, eos_id=0)
+    default = cfg_walk.NATIVE
+    cfg_walk.NATIVE = native and cfg_walk.compiled is not None
+    try:
+        got = exit_tokens(dfa, vocab)
+    finally:
+        cfg_walk.NATIVE = default
+    want = exit_tokens_py(dfa, vocab)
+    assert len(got) == len(want) == n
+    for q in range(n):
+        assert np.array_equal(got[q], want[q]), q

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from decc.grammars import GrammarError, Vocabulary, disk_cache
 from decc.grammars.contextfree import cfg_loops, cfg_walk
 from decc.grammars.contextfree.cfg_grammar import parse_grammar
-from decc.grammars.contextfree.cfg_rows import StateRows, vocab_order
+from decc.grammars.contextfree.cfg_rows import StateRows, call_first, call_first_py, vocab_order
 from decc.grammars.contextfree.rtn import RTN, build_rtn
 
 WIDE = "abcdefghijklmnopq"  # more letters than a loop state needs to count as wide (cfg_rows._WIDE)
@@ -342,3 +342,58 @@ def test_the_compiled_walks_within_equals_the_python_one(
     flat = memoryview(table.reshape(-1))
     states = data.draw(st.lists(st.integers(0, n - 1), max_size=4))
     assert cfg_walk.compiled.walks_within(flat, states, w, d) == cfg_walk.walks_within_py(flat, states, w, d)
+
+
+def _pairs(w: cfg_walk.Walked) -> dict[str, list[tuple]]:
+    """A pair walk's classes as sorted (source, token, ...) tuples: the compiled walk may list them in
+    another order."""
+    out = (w.out_src, w.out_tok, w.out_at, w.out_state)
+    return {
+        "in": sorted(zip(w.in_src.tolist(), w.in_tok.tolist(), strict=True)),
+        "unc": sorted(zip(w.unc_src.tolist(), w.unc_tok.tolist(), strict=True)),
+        "out": sorted(zip(*(a.tolist() for a in out), [bool(p) for p in w.out_passed.tolist()], strict=True)),
+    }
+
+
+@pytest.mark.skipif(cfg_walk.compiled is None, reason="the compiled walk is not built")
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(vocabularies(), st.integers(2, 12), st.integers(0, 2**32 - 1), st.booleans(), st.integers(1, 3))
+def test_the_compiled_pair_walk_finds_the_same_pairs_as_numpy(
+    vocab: Vocabulary, n_states: int, seed: int, with_stop: bool, depth: int
+) -> None:
+    """Random byte tables (the last state dead), flags and stop states: the compiled pair walk puts every
+    (source, token) pair in the class the numpy walk does, leaving at the same byte, state and flag."""
+    rng = np.random.default_rng(seed)
+    dead = n_states - 1
+    table = rng.integers(0, n_states, size=(n_states, 256)).astype(np.int32)
+    table[rng.random((n_states, 256)) < 0.5] = dead
+    table[dead] = dead
+    exit_point = rng.random(n_states) < 0.3
+    enters = rng.random((n_states, 256)) < 0.1
+    stop = rng.random(n_states) < 0.3 if with_stop else None
+    if stop is not None:
+        stop[dead] = False
+    _, lengths, _, _ = vocab.packed
+    t_idx = np.flatnonzero(lengths >= depth)
+    t_idx = np.concatenate([t_idx, rng.choice(t_idx, size=len(t_idx))])  # a token from several sources
+    src = rng.integers(0, n_states, size=len(t_idx)).astype(np.int64)
+    cur = rng.integers(0, n_states, size=len(t_idx)).astype(np.int32)
+    args = (src, t_idx, cur, table, dead, exit_point, enters, vocab, stop, depth)
+    default = cfg_walk.NATIVE
+    try:
+        cfg_walk.NATIVE = True
+        fast = cfg_walk.pair_walk(*args)
+    finally:
+        cfg_walk.NATIVE = default
+    assert _pairs(fast) == _pairs(cfg_walk.pair_walk_py(*args))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(grammars())
+def test_call_first_of_the_calling_states_is_the_whole_rule_fixpoint(text: str) -> None:
+    """The bytes that may go on in a callee, found from the calling states alone, are those the fixpoint
+    over every state of the rule finds."""
+    rtn = _rtn(text)
+    rtn.build_all()
+    for r in rtn.built:
+        assert np.array_equal(call_first(rtn, r), call_first_py(rtn, r)), r

@@ -12,6 +12,7 @@ quote: a few trie nodes) is walked on from the real exit states of each visit.
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -261,13 +262,16 @@ class Region:
     words: dict[bytes, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
     # The first byte of each rank in `inside`, `uncertain` and `leaving_lo` (uint8), made on first use.
     firsts: list[np.ndarray] = field(default_factory=list, repr=False)
+    # `inside`, `uncertain` and `leaving_lo` as memoryviews, made on first use: `take` bisects them (a
+    # memoryview item is a Python int; numpy's searchsorted costs microseconds a call, six a node).
+    views: list[memoryview] = field(default_factory=list, repr=False)
 
     # For the disk cache (disk_cache.py): the memos are not stored.
     def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k not in ("words", "firsts")}
+        return {k: v for k, v in self.__dict__.items() if k not in ("words", "firsts", "views")}
 
     def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state, words={}, firsts=[])
+        self.__dict__.update(state, words={}, firsts=[], views=[])
 
     def first_bytes(
         self, firsts: bytes, rank_to_id: np.ndarray, n_words: int
@@ -299,11 +303,19 @@ class Region:
     def take(self, lo: int, hi: int, exits: list[int], exit_point: np.ndarray, out: Walk) -> list[Node]:
         """Add the tokens of ranks lo..hi-1 to `out`; the trie nodes among them that leave the loop, to
         walk on from the states `exits` names."""
-        for have, to in ((self.inside, out.inside_ranks), (self.uncertain, out.unsure_ranks)):
-            a, b = int(have.searchsorted(lo)), int(have.searchsorted(hi))
+        views = self.views
+        if not views:
+            views += [
+                memoryview(np.ascontiguousarray(a)) for a in (self.inside, self.uncertain, self.leaving_lo)
+            ]
+        for have, v, to in (
+            (self.inside, views[0], out.inside_ranks),
+            (self.uncertain, views[1], out.unsure_ranks),
+        ):
+            a, b = bisect_left(v, lo), bisect_left(v, hi)
             if b > a:
                 to.append(have[a:b])
-        a, b = int(self.leaving_lo.searchsorted(lo)), int(self.leaving_lo.searchsorted(hi))
+        a, b = bisect_left(views[2], lo), bisect_left(views[2], hi)
         nodes = []
         for d, l2, h2, x, p in self.leaving[a:b]:
             s = exits[x]

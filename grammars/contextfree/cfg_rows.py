@@ -116,6 +116,7 @@ class StateRows:
         self.exit_point = np.zeros(1, dtype=bool)
         self.enters = np.zeros((1, 256), dtype=bool)
         self.lexical = np.zeros(0, dtype=bool)
+        self.n_live = np.zeros(0, dtype=np.int64)  # live bytes per state (`_walk_trie`: is it wide?)
         self.row_of = np.full(0, -1, dtype=np.int64)  # -1: not computed yet
         self.buf = np.zeros((64, vocab.n_words), dtype=np.int32)
         self.n_rows = 1
@@ -146,6 +147,9 @@ class StateRows:
             enters[:old] = self.enters[:old]
             lexical = np.zeros(cap, dtype=bool)
             lexical[:old] = self.lexical[:old]
+            n_live = np.zeros(cap, dtype=np.int64)
+            n_live[:old] = self.n_live[:old]
+            self.n_live = n_live
             row_of = np.full(cap, -1, dtype=np.int64)
             row_of[:old] = self.row_of[:old]
             self.table, self.exit_point, self.enters, self.lexical = table, exit_point, enters, lexical
@@ -155,6 +159,7 @@ class StateRows:
             # far stay valid (each keeps the rows and dead state it was made from; states keep their numbers).
             self._trie = None
         self.table[old:n] = np.where(rtn.table[old:n] < 0, self.dead, rtn.table[old:n])
+        self.n_live[old:n] = (rtn.table[old:n] >= 0).sum(axis=1)
         built = rtn.built
         for r in built[self._n_built :]:  # rules are numbered in build order: the new ones are at the end
             lo, hi = rtn.span(r)
@@ -212,7 +217,6 @@ class StateRows:
     _trie: TrieWalk | None = None
     _loops: dict[int, Loops] | None = None  # per rule, made on first use
     _loop_of: dict[int, tuple[str, np.ndarray, list[int]] | None] | None = None  # per state, on first use
-    _flags: np.ndarray | None = None  # bool [n_words * 32], all False between visits (`_bits`)
 
     def _walk(self, states: np.ndarray) -> None:
         """Classify the plain (not lexeme) `states` by walking their live tokens."""
@@ -287,7 +291,7 @@ class StateRows:
             walked += many
             shared = self._shared(s, 1) if many > FEW else None
             if shared is None or nodes[0][4] != bool(exit_point[s]):
-                if many > FEW and len(trie.state(s)[1]) >= _WIDE:
+                if many > FEW and self.n_live[s] >= _WIDE:
                     wide += nodes
                     n_wide += many
                 else:
@@ -331,7 +335,8 @@ class StateRows:
 
     def _bits(self, found: Walk) -> np.ndarray:
         """The bitmask (uint32 [n_words]) of the tokens a trie walk found inside: its rank ranges (disjoint,
-        in no order) and rank arrays, set in a flag buffer kept between visits."""
+        in no order) and rank arrays (compiled `bits_of`: a few microseconds, where packing a flag per token
+        took tens)."""
         rank_to_id = self.order.rank_to_id
         parts = [rank_to_id[r] for r in found.inside_ranks]
         flat = found.inside
@@ -342,15 +347,7 @@ class StateRows:
             lengths = a[:, 1] - a[:, 0]
             starts = np.repeat(a[:, 0] - (np.cumsum(lengths) - lengths), lengths)
             parts.append(rank_to_id[starts + np.arange(int(lengths.sum()), dtype=np.int64)])
-        flags = self._flags
-        if flags is None:
-            flags = self._flags = np.zeros(self.vocab.n_words * 32, dtype=bool)
-        for ids in parts:
-            flags[ids] = True
-        bits = np.packbits(flags, bitorder="little").view(np.uint32)
-        for ids in parts:
-            flags[ids] = False
-        return bits
+        return bits_of(np.concatenate(parts) if len(parts) != 1 else parts[0], self.vocab.n_words)
 
     def _pair_walk_roots(self, nodes: list[Node], row: np.ndarray) -> np.ndarray:
         """Walk the tokens of first-byte trie `nodes` with the pair walk (vectorized: for many tokens into
@@ -531,7 +528,44 @@ def call_first(rtn: RTN, r: int) -> np.ndarray:
     A token that dies in its own rule only after passing such a byte may have gone into the callee there
     instead, so it is uncertain; one that never did is rejected for good. The callees' first bytes come
     from `rtn.first` (from their bodies: they need not be built); what follows a call is in rule r.
+    Only the calling states are iterated, and the byte sets of the states after nullable calls made as
+    needed: a struct rule has thousands of states and a few dozen calls (`call_first_py`: the oracle).
     """
+    lo, hi = rtn.span(r)
+    calls = rtn.calls
+    out = np.zeros((hi - lo, 256), dtype=bool)
+    callers = [g for g in range(lo, hi) if calls[g]]
+    if not callers:
+        return out
+    table, first, nullable = rtn.table, rtn.first, rtn.nullable
+    own: dict[int, int] = {}  # a state's own live bytes, as a 256-bit int
+    via: dict[int, int] = {}  # what a call made at a state may start with
+
+    def bits(g: int) -> int:
+        b = own.get(g)
+        if b is None:
+            b = own[g] = int.from_bytes(np.packbits(table[g] >= 0, bitorder="little").tobytes(), "little")
+        return b | via.get(g, 0)
+
+    changed = True
+    while changed:  # F(g) = bytes(g) | first(callee) | F(next), if the callee is nullable, for g's calls
+        changed = False
+        for g in callers:
+            v = 0
+            for callee, nxt in calls[g]:
+                v |= first[callee] | (bits(nxt) if nullable[callee] else 0)
+            if v != via.get(g, 0):
+                via[g] = v
+                changed = True
+    if via:
+        rows = sorted(via)
+        packed = np.frombuffer(b"".join(via[g].to_bytes(32, "little") for g in rows), dtype=np.uint8)
+        out[np.array(rows, dtype=np.int64) - lo] = np.unpackbits(packed, bitorder="little").reshape(-1, 256)
+    return out
+
+
+def call_first_py(rtn: RTN, r: int) -> np.ndarray:
+    """`call_first` over every state of the rule at once (the tests' oracle)."""
     lo, hi = rtn.span(r)
     calls = rtn.calls
     if not any(calls[g] for g in range(lo, hi)):
@@ -576,21 +610,78 @@ def exit_tokens(dfa: ByteDFA, vocab: Vocabulary) -> list[np.ndarray]:
     """Per DFA state: the text tokens whose walk (counters ignored) passes an accepting state after at
     least one byte and then dies. Only tokens with a byte that enters an accepting state before their last
     byte can; there are few (a JSON string's closing quote inside a token like `",`)."""
-    return _exit_tokens(_Keyed(dfa), vocab)
+    return _exit_tokens(_Uncounted(dfa), vocab)
+
+
+class _Uncounted(_Keyed):
+    """A DFA keyed by its byte table and accepting states alone: all `exit_tokens` reads, so that the
+    length-bounded variants of one string body (same bytes, other counter bounds) share one walk."""
+
+    __slots__ = ()
+
+    def __init__(self, dfa: ByteDFA) -> None:
+        self.dfa, self.digest = dfa, _table_digest_of(dfa)
+
+
+@lru_cache(maxsize=256)
+def _table_digest_of(dfa: ByteDFA) -> str:
+    h = hashlib.sha256()
+    for a in (dfa.transitions, dfa.accepting):
+        h.update(np.ascontiguousarray(a).tobytes() + repr((a.dtype.str, a.shape)).encode())
+    return h.hexdigest()
 
 
 @lru_cache(maxsize=64)
-def _exit_tokens(key: _Keyed, vocab: Vocabulary) -> list[np.ndarray]:
+def _exit_tokens(key: _Uncounted, vocab: Vocabulary) -> list[np.ndarray]:
+    """`exit_tokens` with the pair walk (compiled where built): every candidate token from every state at
+    once, the accepting states as exit points (`exit_tokens_py` is the oracle)."""
     dfa = key.dfa
-    ids, lengths, padded, _ = vocab.packed
+    ids, _, padded, _ = vocab.packed
+    cand = _exit_candidates(dfa, vocab)
+    n = dfa.n_states
+    table = np.full((n + 1, 256), n, dtype=np.int32)  # row n: the dead state
+    table[:n] = np.where(dfa.transitions < 0, n, dfa.transitions)
+    exit_point = np.append(dfa.accepting.astype(bool), False)
+    cur = table[:n, padded[cand, 0]]  # [state, candidate]: the state after the first byte
+    src, which = np.nonzero(cur != n)
+    w = pair_walk(
+        src, cand[which], cur[src, which], table, n, exit_point, np.zeros_like(table, dtype=bool), vocab
+    )
+    order = np.lexsort((ids[w.unc_tok], w.unc_src))
+    tokens, by_state = ids[w.unc_tok][order], w.unc_src[order]
+    cuts = np.searchsorted(by_state, np.arange(n + 1)).tolist()
+    return [tokens[cuts[q] : cuts[q + 1]].astype(np.int64) for q in range(n)]
+
+
+def _exit_candidates(dfa: ByteDFA, vocab: Vocabulary) -> np.ndarray:
+    """The rows of `vocab.packed` of the tokens with a byte that enters an accepting state before their last
+    byte: the only ones that can pass one and then die."""
     trans = dfa.transitions
     enters = np.zeros(256, dtype=bool)
     src, byte = np.nonzero(trans >= 0)
     enters[byte[dfa.accepting[trans[src, byte]]]] = True
-    width = padded.shape[1]
-    before_last = np.arange(width)[None, :] < (lengths[:, None] - 1)
-    cand = np.flatnonzero((enters[padded] & before_last).any(axis=1))
-    rows = trans.tolist()
+    want = np.packbits(enters, bitorder="little").view(np.uint64)
+    return np.flatnonzero((_bytes_before_last(vocab) & want).any(axis=1))
+
+
+@lru_cache(maxsize=8)
+def _bytes_before_last(vocab: Vocabulary) -> np.ndarray:
+    """uint64 [text tokens, 4]: per row of `vocab.packed`, the set of bytes before its last one (256 bits),
+    so that a DFA's exit candidates are one AND over the vocabulary, not a lookup per byte of each token."""
+    _, lengths, padded, _ = vocab.packed
+    rows, cols = np.nonzero(np.arange(padded.shape[1])[None, :] < (lengths[:, None] - 1))
+    flags = np.zeros((len(lengths), 256), dtype=bool)
+    flags[rows, padded[rows, cols]] = True
+    out = np.ascontiguousarray(np.packbits(flags, axis=1, bitorder="little")).view(np.uint64)
+    out.setflags(write=False)
+    return out
+
+
+def exit_tokens_py(dfa: ByteDFA, vocab: Vocabulary) -> list[np.ndarray]:
+    """`exit_tokens` a token and a byte at a time in Python (the tests' oracle)."""
+    ids, lengths, padded, _ = vocab.packed
+    cand = _exit_candidates(dfa, vocab)
+    rows = dfa.transitions.tolist()
     acc = dfa.accepting.tolist()
     tokens = [(int(ids[i]), bytes(padded[i, : lengths[i]].tolist())) for i in cand.tolist()]
     out = []
@@ -609,4 +700,13 @@ def _exit_tokens(key: _Keyed, vocab: Vocabulary) -> list[np.ndarray]:
     return out
 
 
-__all__ = ["StateRows", "VocabOrder", "accepting_through_nullable", "call_first", "classify", "vocab_order"]
+__all__ = [
+    "StateRows",
+    "VocabOrder",
+    "accepting_through_nullable",
+    "call_first",
+    "classify",
+    "exit_tokens",
+    "exit_tokens_py",
+    "vocab_order",
+]

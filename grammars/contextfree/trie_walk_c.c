@@ -685,12 +685,162 @@ done:
     return result;
 }
 
+
+/* A growable array of int64 (pair_walk's outputs). */
+typedef struct {
+    long long *v;
+    Py_ssize_t n, cap;
+} Vec;
+
+static int vec_push(Vec *x, long long a) {
+    if (x->n == x->cap) {
+        Py_ssize_t cap = x->cap ? 2 * x->cap : 256;
+        long long *v = PyMem_Realloc(x->v, (size_t)cap * sizeof(long long));
+        if (v == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        x->v = v;
+        x->cap = cap;
+    }
+    x->v[x->n++] = a;
+    return 0;
+}
+
+/* pair_walk(src, t_idx, cur, table, dead, exit_point, enters, lengths, padded, stop, depth): cfg_walk.pair_walk
+ * one pair at a time (src, t_idx, lengths: int64; cur: int32; table: int32 [R, 256]; exit_point, stop: bool
+ * [R] or more, stop None for none; enters: bool [R, 256]; padded: uint8 [N, width]), with the same classes.
+ * Returns 9 bytearrays: in_src, in_tok, unc_src, unc_tok, out_src, out_tok, out_at, out_state (int64) and
+ * out_passed (bool). */
+static PyObject *pair_walk(PyObject *module, PyObject *args) {
+    (void)module;
+    Py_buffer src, tok, cur, tab, ex, en, len, pad, st;
+    PyObject *pad_obj, *stop_obj;
+    long long dead;
+    Py_ssize_t depth;
+    int have_stop = 0;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*Ly*y*y*OOn", &src, &tok, &cur, &tab, &dead, &ex, &en, &len,
+                          &pad_obj, &stop_obj, &depth))
+        return NULL;
+    PyObject *result = NULL;
+    Vec v[8];
+    unsigned char *passed_out = NULL;
+    Py_ssize_t passed_n = 0, passed_cap = 0;
+    memset(v, 0, sizeof v);
+    int have_pad = PyObject_GetBuffer(pad_obj, &pad, PyBUF_C_CONTIGUOUS | PyBUF_ND) == 0;
+    if (!have_pad)
+        goto release;
+    if (stop_obj != Py_None) {
+        if (PyObject_GetBuffer(stop_obj, &st, PyBUF_C_CONTIGUOUS) < 0)
+            goto release;
+        have_stop = 1;
+    }
+    Py_ssize_t n = src.len / 8;
+    long long n_states = tab.len / (256 * 4);
+    if (src.len % 8 || tok.len != src.len || cur.len != (Py_ssize_t)(n * 4) || tab.len % (256 * 4) ||
+        en.len != tab.len / 4 || ex.len < n_states || pad.ndim != 2 || len.len != pad.shape[0] * 8 ||
+        (have_stop && st.len < n_states) || dead < 0 || dead >= n_states || depth < 0) {
+        PyErr_SetString(PyExc_ValueError, "pair_walk: arrays of the wrong sizes or kinds");
+        goto release;
+    }
+    const long long *s_v = src.buf, *t_v = tok.buf, *lengths = len.buf;
+    const int *c_v = cur.buf, *table = tab.buf;
+    const unsigned char *exit_point = ex.buf, *enters = en.buf, *bytes = pad.buf;
+    const unsigned char *stop = have_stop ? st.buf : NULL;
+    Py_ssize_t width = pad.shape[1], n_tok = pad.shape[0];
+    for (Py_ssize_t i = 0; i < n; i++) {
+        long long t = t_v[i], q = c_v[i];
+        if (t < 0 || t >= n_tok || q < 0 || q >= n_states) {
+            PyErr_SetString(PyExc_IndexError, "pair_walk: a token row or state out of range");
+            goto release;
+        }
+        int passed = exit_point[q] != 0;
+        long long j = depth, leave_at = -1;
+        if (stop != NULL && stop[q]) {
+            passed = 0; /* left on the first byte: nothing passed yet */
+            leave_at = j;
+        }
+        while (leave_at < 0) {
+            int done = lengths[t] == j;
+            long long at = q * 256 + bytes[t * width + (j < width - 1 ? j : width - 1)];
+            long long nq = table[at];
+            if (nq < 0 || nq >= n_states) {
+                PyErr_SetString(PyExc_IndexError, "pair_walk: a table entry out of range");
+                goto release;
+            }
+            passed |= enters[at] != 0;
+            if (done) {
+                if (vec_push(&v[0], s_v[i]) < 0 || vec_push(&v[1], t) < 0)
+                    goto release;
+                break;
+            }
+            if (nq == dead) {
+                if (passed && (vec_push(&v[2], s_v[i]) < 0 || vec_push(&v[3], t) < 0))
+                    goto release;
+                break;
+            }
+            q = nq;
+            j++;
+            if (stop != NULL && stop[q]) {
+                leave_at = j;
+                break;
+            }
+            passed |= exit_point[q] != 0;
+        }
+        if (leave_at >= 0) {
+            if (vec_push(&v[4], s_v[i]) < 0 || vec_push(&v[5], t) < 0 || vec_push(&v[6], leave_at) < 0 ||
+                vec_push(&v[7], q) < 0)
+                goto release;
+            if (passed_n == passed_cap) {
+                passed_cap = passed_cap ? 2 * passed_cap : 256;
+                unsigned char *p = PyMem_Realloc(passed_out, (size_t)passed_cap);
+                if (p == NULL) {
+                    PyErr_NoMemory();
+                    goto release;
+                }
+                passed_out = p;
+            }
+            passed_out[passed_n++] = (unsigned char)passed;
+        }
+    }
+    result = PyTuple_New(9);
+    if (result == NULL)
+        goto release;
+    for (int k = 0; k < 9; k++) {
+        PyObject *a = k < 8 ? PyByteArray_FromStringAndSize((const char *)v[k].v, v[k].n * 8)
+                            : PyByteArray_FromStringAndSize((const char *)passed_out, passed_n);
+        if (a == NULL) {
+            Py_CLEAR(result);
+            goto release;
+        }
+        PyTuple_SET_ITEM(result, k, a);
+    }
+release:
+    for (int k = 0; k < 8; k++)
+        PyMem_Free(v[k].v);
+    PyMem_Free(passed_out);
+    if (have_stop)
+        PyBuffer_Release(&st);
+    PyBuffer_Release(&src);
+    PyBuffer_Release(&tok);
+    PyBuffer_Release(&cur);
+    PyBuffer_Release(&tab);
+    PyBuffer_Release(&ex);
+    PyBuffer_Release(&en);
+    PyBuffer_Release(&len);
+    if (have_pad)
+        PyBuffer_Release(&pad);
+    return result;
+}
+
 static PyMethodDef module_methods[] = {
     {"ranges_to_ranks", ranges_to_ranks, METH_O,
      "ranges_to_ranks(flat): the sorted ranks of disjoint rank ranges, as int64 bytes."},
     {"bits_of", bits_of, METH_VARARGS, "bits_of(ids, n_words): a bitmask row with the ids' bits, as bytes."},
     {"walks_within", walks_within, METH_VARARGS,
      "walks_within(flat, states, w, d): some state walks w[d:] through its rule's byte edges, ending live."},
+    {"pair_walk", pair_walk, METH_VARARGS,
+     "pair_walk(src, t_idx, cur, table, dead, exit_point, enters, lengths, padded, stop, depth): the pair walk."},
     {NULL, NULL, 0, NULL},
 };
 
