@@ -18,45 +18,18 @@ import sys
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from _grammars import ALPHABET, fresh_rtn, grammars
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from decc.grammars import GrammarError, Vocabulary
+from decc.grammars import Vocabulary
 from decc.grammars.contextfree import earley
 from decc.grammars.contextfree.cfg_grammar import parse_grammar
 from decc.grammars.contextfree.cfg_matcher import CFGConstraint
 from decc.grammars.contextfree.cfg_rows import vocab_order
 from decc.grammars.contextfree.earley import ESet, Recognizer
-from decc.grammars.contextfree.rtn import RTN
 
 needs_native = pytest.mark.skipif(earley.compiled is None, reason="earley_c is not built")
-
-ALPHABET = "ab(),"
-
-
-@st.composite
-def grammars(draw: st.DrawFn) -> str:
-    """A random Lark grammar of 1-5 rules: literals, calls (any recursion, left recursion too), ?, *, +,
-    empty alternatives, and a regex lexeme now and then."""
-    n = draw(st.integers(1, 5))
-    names = [f"r{i}" for i in range(n)]
-    literal = st.text(alphabet=ALPHABET, min_size=1, max_size=2).map(lambda s: '"' + s + '"')
-    lexeme = st.sampled_from(["/a[ab]*/", "/\\(b{1,3}\\)/", "/[ab]{2}/"])
-    element = st.one_of(literal, st.sampled_from(names), st.sampled_from(names), lexeme)
-    item = st.tuples(element, st.sampled_from(["", "", "?", "*", "+"])).map("".join)
-    seq = st.lists(item, min_size=0, max_size=3).map(" ".join)
-    lines = ["start: r0"]
-    for name in names:
-        lines.append(f"{name}: " + " | ".join(draw(st.lists(seq, min_size=1, max_size=3))))
-    return "\n".join(lines) + "\n"
-
-
-def _fresh(text: str) -> RTN:
-    try:
-        return RTN(parse_grammar(text))
-    except GrammarError:
-        assume(False)
-        raise
 
 
 def _assert_same(a: ESet | None, b: ESet | None) -> None:
@@ -77,7 +50,7 @@ def test_the_compiled_step_is_built_and_used() -> None:
         pytest.skip("the C extension earley_c is not built in this install")
     pure = os.environ.get("DECC_PURE_PYTHON", "") not in ("", "0")
     assert earley.NATIVE != pure
-    assert Recognizer(_fresh('start: "a"\n')).native == earley.NATIVE
+    assert Recognizer(fresh_rtn('start: "a"\n')).native == earley.NATIVE
 
 
 @needs_native
@@ -90,9 +63,9 @@ def test_decc_pure_python_turns_the_compiled_step_off() -> None:
 
 @needs_native
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(grammars(), st.lists(st.integers(0, 255), max_size=40))
+@given(grammars(lexemes=True), st.lists(st.integers(0, 255), max_size=40))
 def test_compiled_steps_build_the_python_sets(text: str, choices: list[int]) -> None:
-    py_rtn, c_rtn = _fresh(text), _fresh(text)
+    py_rtn, c_rtn = fresh_rtn(text), fresh_rtn(text)
     py, native = Recognizer(py_rtn, native=False), Recognizer(c_rtn, native=True)
     assert native.native and not py.native
     pc, cc = py.initial(), native.initial()
@@ -119,7 +92,7 @@ def test_compiled_steps_build_the_python_sets(text: str, choices: list[int]) -> 
 
 @needs_native
 def test_compiled_step_rejects_malformed_input() -> None:
-    rec = Recognizer(_fresh('start: "a" start?\n'), native=True)
+    rec = Recognizer(fresh_rtn('start: "a" start?\n'), native=True)
     chart = rec.initial()
     with pytest.raises(ValueError):
         rec.step(chart, 256)
@@ -129,7 +102,7 @@ def test_compiled_step_rejects_malformed_input() -> None:
     assert rec.is_prefix(b"aaa") and rec.accepts(b"aa") and not rec.accepts(b"")
 
 
-TOKEN_ALPHABET = "ab(),"
+TOKEN_ALPHABET = ALPHABET  # the tokens' bytes: the grammars' literals
 
 
 @st.composite
@@ -140,7 +113,7 @@ def vocabularies(draw: st.DrawFn) -> list[bytes]:
 
 
 def _constraint(text: str, words: list[bytes], native: bool) -> CFGConstraint:
-    rtn = _fresh(text)
+    rtn = fresh_rtn(text)
     vocab = Vocabulary.from_token_bytes([None, *words], eos_id=0)
     order = vocab_order(vocab)
     eos = np.array([0], dtype=np.int32)
@@ -158,7 +131,7 @@ def _simulate_both(py: CFGConstraint, cc: CFGConstraint, pc: list, ccs: list, ra
 
 @needs_native
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(grammars(), vocabularies(), st.lists(st.integers(0, 255), max_size=25), st.randoms())
+@given(grammars(lexemes=True), vocabularies(), st.lists(st.integers(0, 255), max_size=25), st.randoms())
 def test_compiled_simulation_takes_the_python_tokens(
     text: str, words: list[bytes], choices: list[int], rnd: random.Random
 ) -> None:
@@ -186,7 +159,7 @@ def test_compiled_simulation_takes_the_python_tokens(
 def test_compiled_sets_are_left_out_of_the_cyclic_collector() -> None:
     """Their containers hold only ints and pairs of ints, never changed once built: no cycle can go
     through them, and every full collection would walk every set of every live chart."""
-    rec = Recognizer(_fresh('start: "[" (start ("," start)*)? "]" | "a"\n'), native=True)
+    rec = Recognizer(fresh_rtn('start: "[" (start ("," start)*)? "]" | "a"\n'), native=True)
     chart = rec.advance_bytes(rec.initial(), b"[[a,[")
     assert chart is not None and any(s.waiting for s in chart)
     for s in chart:

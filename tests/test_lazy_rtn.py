@@ -14,48 +14,22 @@ import random
 import numpy as np
 import pytest
 import torch
+from _grammars import ALPHABET, fresh_rtn, grammars
 from _lark import lark_accepts, lark_parser
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from decc.grammars import GrammarError, Vocabulary, cfg
+from decc.grammars import Vocabulary, cfg
 from decc.grammars.contextfree.cfg_grammar import parse_grammar
 from decc.grammars.contextfree.earley import Recognizer
 from decc.grammars.contextfree.rtn import RTN
-
-ALPHABET = "ab(),"
-
-
-@st.composite
-def grammars(draw: st.DrawFn) -> str:
-    """A random Lark grammar of 1-5 rules: literals, calls (any recursion, unproductive rules too), ?, *, +,
-    empty alternatives."""
-    n = draw(st.integers(1, 5))
-    names = [f"r{i}" for i in range(n)]
-    literal = st.text(alphabet=ALPHABET, min_size=1, max_size=2).map(lambda s: '"' + s + '"')
-    element = st.one_of(literal, st.sampled_from(names), st.sampled_from(names))
-    item = st.tuples(element, st.sampled_from(["", "", "?", "*", "+"])).map("".join)
-    seq = st.lists(item, min_size=0, max_size=3).map(" ".join)
-    lines = ["start: r0"]
-    for name in names:
-        lines.append(f"{name}: " + " | ".join(draw(st.lists(seq, min_size=1, max_size=3))))
-    return "\n".join(lines) + "\n"
-
-
-def _fresh(text: str) -> RTN:
-    """A new RTN (not the cached one of `build_rtn`), so that each test sees its own growth."""
-    try:
-        return RTN(parse_grammar(text))
-    except GrammarError:
-        assume(False)
-        raise
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(grammars(), st.lists(st.text(alphabet=ALPHABET, max_size=7), min_size=1, max_size=25))
 def test_lazy_and_eager_rtns_accept_the_same_strings(text: str, samples: list[str]) -> None:
-    lazy = _fresh(text)
-    eager = _fresh(text).build_all()
+    lazy = fresh_rtn(text)
+    eager = fresh_rtn(text).build_all()
     built = len(eager.built)
     lazy_rec, eager_rec = Recognizer(lazy), Recognizer(eager)
     parser = lark_parser(text)
@@ -116,7 +90,7 @@ def _dfa_first(rtn: RTN, nullable: list[bool]) -> list[int]:
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(grammars())
 def test_rule_nullability_and_first_bytes_from_bodies_match_the_dfas(text: str) -> None:
-    rtn = _fresh(text).build_all()
+    rtn = fresh_rtn(text).build_all()
     nullable = _dfa_nullable(rtn)
     first = _dfa_first(rtn, nullable)
     for r in rtn.built:
@@ -127,7 +101,7 @@ def test_rule_nullability_and_first_bytes_from_bodies_match_the_dfas(text: str) 
 
 def test_rule_first_bytes_are_exact_for_productive_rules_with_utf8() -> None:
     text = 'start: r0 | "z"\nr0: "é" r0 | "\u4e2d" | r1? "x"\nr1: "(" r1 ")" | "ä"\n'
-    rtn = _fresh(text).build_all()
+    rtn = fresh_rtn(text).build_all()
     first = _dfa_first(rtn, _dfa_nullable(rtn))
     assert [first[r] for r in rtn.built] == [rtn.first[r] for r in rtn.built]
     assert {b for b in range(256) if rtn.first[0] >> b & 1} == {ord("z"), 0xC3, 0xE4, ord("x"), ord("(")}
@@ -142,7 +116,7 @@ def _keyed(n: int) -> str:
 
 def test_a_walk_builds_only_the_rules_it_enters() -> None:
     text = _keyed(200)
-    rtn = _fresh(text)
+    rtn = fresh_rtn(text)
     assert rtn.n_rules == 201 and rtn.built == [0]  # binding builds the start rule only
     rec = Recognizer(rtn)
     assert rec.accepts(b"k42:[[v42]]") and not rec.accepts(b"k42:[v41]")
