@@ -88,19 +88,7 @@ def test_rule_dfa_accepts_what_re_accepts_and_every_state_is_viable(body, sample
     pattern = re.compile(_regex(body), re.DOTALL)
     for s in samples:
         assert _run(table, accepting, calls, s) == bool(pattern.fullmatch(s)), (body, s)
-    # every state reaches an accepting one (independent backward search over bytes and calls)
-    n = len(accepting)
-    alive = {s for s in range(n) if accepting[s]}
-    grew = True
-    while grew:
-        grew = False
-        for s in range(n):
-            if s not in alive and (
-                any(int(t) in alive for t in table[s] if t >= 0) or any(t in alive for _, t in calls[s])
-            ):
-                alive.add(s)
-                grew = True
-    assert len(alive) == n
+    assert _viable(table, accepting, calls)
 
 
 # Precompiled automata as leaves (JSON keys and numbers are such nodes): random ones over 'a' and 'b', some
