@@ -14,6 +14,7 @@ of each such state, so that its token mask can come from the lexeme's own token 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -444,13 +445,52 @@ class _CallBuilder(NFABuilder):
 
 
 def _estimate(node: AnyNode) -> int:
-    return estimate_states(node, _call_size, {})  # a memo given: nesting is checked by `_rule_dfa`
+    return rule_states(node)  # no nesting check first: `check_rule_size` checks on a RecursionError
 
 
-def _call_size(node: Any) -> int:
-    if isinstance(node, Call):
-        return 2
-    raise TypeError(node)
+def rule_states(node: Any, counted: Callable[[Any], int] | None = None) -> int:
+    """`estimate_states` of a rule body, a call counting as its two states; `counted` sizes the other leaf
+    kinds (a JSON schema's counted strings, the same size every time). Kept on each node, calls and all:
+    the schema compiler sizes members and bodies, the RTN sizes the same trees again (`check_rule_size`),
+    and a walk that stopped only at plain subtrees (`estimate_states`) went down to every call each time."""
+    return _rule_states(node, counted)[0]
+
+
+def _rule_states(node: Any, counted: Callable[[Any], int] | None) -> tuple[int, bool]:
+    """(`rule_states`, whether `counted` sized a leaf in it: then only a caller with `counted` may use it)."""
+    kept_on = getattr(node, "__dict__", _NO_DICT)
+    kept = kept_on.get("_rule_states")
+    if kept is not None:
+        if kept[1] and counted is None:
+            raise TypeError(node)
+        return kept
+    plain = kept_on.get("_nfa_states")  # a plain subtree `estimate_states` sized before
+    if plain is not None:
+        return plain, False
+    kind = type(node)
+    if kind is Call:
+        return 2, False
+    if kind is Concat or kind is Alt:
+        size = 2 if kind is Alt else 0 if node.items else 1
+        other = False
+        for i in node.items:
+            n, o = _rule_states(i, counted)
+            size += n
+            other = other or o
+    elif kind is Repeat:
+        inner, other = _rule_states(node.item, counted)
+        size = 2 + inner * (node.min + 1 if node.max is None else node.max)
+    elif kind is CharSet or kind is Automaton:
+        return estimate_states(node, None, {}), False  # kept on the node by `estimate_states`
+    elif counted is None:
+        raise TypeError(node)
+    else:
+        return counted(node), True
+    object.__setattr__(node, "_rule_states", (size, other))
+    return size, other
+
+
+_NO_DICT: dict[str, Any] = {}
 
 
 def check_rule_size(body: AnyNode, limits: Limits) -> None:
