@@ -25,6 +25,7 @@ from ..errors import GrammarLimitError
 from ..limits import DEFAULT_LIMITS, Limits
 from ..regexes.nfa import NFA, NFABuilder, check_nesting, estimate_states
 from ..regexes.regex_ast import Alt, Automaton, CharSet, Concat, Repeat
+from ..regexes.utf8 import utf8_sequences
 from .cfg_grammar import (
     EMPTY_LANGUAGE,
     AnyNode,
@@ -444,6 +445,109 @@ class _CallBuilder(NFABuilder):
         return start, end
 
 
+class _TailBuilder:
+    """A rule body's NFA built right to left: `into(node, k)` is a state whose language is the node's
+    followed by state k's. A subtree met again before the same state is built once: an object's later
+    members (props_body writes them after the first member and again after a comma, both followed by
+    the same rest) get one set of NFA states, so one set of DFA states, where Thompson's construction
+    (`_CallBuilder`, the tests' oracle) copies them at every occurrence. No epsilon edge between the parts
+    of a concatenation either: each part leads straight into the next."""
+
+    def __init__(self, index: dict[str, int]) -> None:
+        self.index = index
+        self.eps: list[list[int]] = []
+        self.edges: list[list[tuple[int, int, int]]] = []
+        self.callees: set[int] = set()
+        self.maybe_dead = False  # as in `_CallBuilder`
+        self.memo: dict[tuple[int, int], int] = {}  # (node id, state after it) -> its entry state
+
+    def new(self) -> int:
+        self.eps.append([])
+        self.edges.append([])
+        return len(self.eps) - 1
+
+    def into(self, node: Any, k: int) -> int:
+        """A state reading `node`, then on from state k."""
+        key = (id(node), k)
+        hit = self.memo.get(key)
+        if hit is None:
+            hit = self.memo[key] = self._into(node, k)
+        return hit
+
+    def _into(self, node: Any, k: int) -> int:
+        kind = type(node)
+        if kind is Concat:
+            for item in reversed(node.items):
+                k = self.into(item, k)
+            return k
+        if kind is CharSet:
+            return self._charset(node.ranges, k)
+        if kind is Call:
+            s = self.new()
+            r = self.index[node.rule]
+            self.edges[s].append((256 + r, 256 + r, k))
+            self.callees.add(r)
+            return s
+        if kind is Alt:
+            s = self.new()
+            if not node.items:
+                self.maybe_dead = True
+            self.eps[s].extend([self.into(item, k) for item in node.items])
+            return s
+        if kind is Repeat:
+            return self._repeat(node, k)
+        if kind is Automaton:
+            return self._automaton(node, k)
+        raise TypeError(node)
+
+    def _repeat(self, node: Repeat, k: int) -> int:
+        if node.max is None:  # the star's hub: the item, back to the hub, or on
+            t = self.new()
+            self.eps[t].extend([self.into(node.item, t), k])
+        else:  # up to max - min optional items, each skippable
+            t = k
+            for _ in range(node.max - node.min):
+                o = self.new()
+                self.eps[o].extend([self.into(node.item, t), t])
+                t = o
+        for _ in range(node.min):
+            t = self.into(node.item, t)
+        return t
+
+    def _charset(self, ranges: tuple[tuple[int, int], ...], k: int) -> int:
+        s = self.new()
+        edges = self.edges
+        if ranges and ranges[-1][1] < 0x80:  # ASCII: one edge per range
+            edges[s].extend([(lo, hi, k) for lo, hi in ranges])
+            return s
+        by_suffix: dict[tuple[tuple[int, int], ...], int] = {(): k}
+        for seq in utf8_sequences(ranges):
+            nxt = k
+            for i in range(len(seq) - 1, 0, -1):  # the states that read the rest, shared by suffix
+                hit = by_suffix.get(seq[i:])
+                if hit is None:
+                    hit = by_suffix[seq[i:]] = self.new()
+                    edges[hit].append((seq[i][0], seq[i][1], nxt))
+                nxt = hit
+            edges[s].append((seq[0][0], seq[0][1], nxt))
+        if not edges[s]:  # no ranges, or only code points without UTF-8 (surrogates)
+            self.maybe_dead = True
+        return s
+
+    def _automaton(self, node: Automaton, k: int) -> int:
+        if not all_coreachable(node):
+            self.maybe_dead = True
+        base = len(self.eps)
+        self.eps.extend([] for _ in range(node.n))
+        self.edges.extend([] for _ in range(node.n))
+        edges = self.edges
+        for s, lo, hi, d in node.edges:
+            edges[base + s].append((lo, hi, base + d))
+        for a in node.accepting:
+            self.eps[base + a].append(k)
+        return base + node.start
+
+
 def _estimate(node: AnyNode) -> int:
     return rule_states(node)  # no nesting check first: `check_rule_size` checks on a RecursionError
 
@@ -508,7 +612,7 @@ def check_rule_size(body: AnyNode, limits: Limits) -> None:
 
 
 def _rule_dfa(
-    body: AnyNode, index: dict[str, int], limits: Limits
+    body: AnyNode, index: dict[str, int], limits: Limits, thompson: bool = False
 ) -> tuple[np.ndarray, np.ndarray, list[list[tuple[int, int]]]]:
     """(byte table [n, 256], accepting [n], call edges per state) of the trimmed DFA of one rule.
 
@@ -517,10 +621,17 @@ def _rule_dfa(
     cost more than the equivalent states they would merge (about 15% more states, no slower masks).
 
     The body's nesting is checked only when a recursive walk overflows (rule bodies of parsed grammars and
-    schemas nest far less than Python's stack allows: checking first would walk every body once more)."""
-    b = _CallBuilder(index)
+    schemas nest far less than Python's stack allows: checking first would walk every body once more).
+    The NFA shares repeated tails (`_TailBuilder`); `thompson=True` builds Thompson's (the tests' oracle)."""
+    b: _CallBuilder | _TailBuilder
     try:  # its NFA size was checked when the grammar was bound (RTN.__init__: check_rule_size)
-        start, accept = b.build(body)
+        if thompson:
+            b = _CallBuilder(index)
+            start, accept = b.build(body)
+        else:
+            b = _TailBuilder(index)
+            accept = b.new()
+            start = b.into(body, accept)
     except RecursionError:
         check_nesting(body, "grammar rule")
         raise
