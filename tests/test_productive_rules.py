@@ -1,4 +1,5 @@
-"""`productive_rules` (memoized by node, across rounds) against the plain fixpoint it replaced."""
+"""`productive_rules` (memoized by node, across rounds) and `rule_summaries` (one round when that is
+already the fixpoint) against the plain fixpoints they replaced."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import hypothesis.strategies as st
 from hypothesis import HealthCheck, given, settings
 
 from decc.grammars.contextfree.cfg_grammar import Call, productive_rules
+from decc.grammars.contextfree.rtn import rule_summaries
 from decc.grammars.regexes.regex_ast import Alt, CharSet, Concat, Node, Repeat
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -62,3 +64,18 @@ def test_productive_rules_match_the_plain_fixpoint(data: st.DataObject) -> None:
     rules = {NAMES[i]: data.draw(_body(shared)) for i in range(n)}
     rules.update({name: Alt(()) for name in NAMES[n:]})  # every call has a rule
     assert productive_rules(rules) == _plain(rules)
+
+
+@SETTINGS
+@given(data=st.data())
+def test_one_round_of_first_bytes_when_no_rule_is_read_early(data: st.DataObject) -> None:
+    """`rule_summaries` stops after a round that read no rule before computing it; the same nullability
+    and first bytes as rounds until nothing changes (`confirm=True`), recursive rules included."""
+    shared = [
+        Concat((Call("r1"), Call("r3"))),
+        Alt((Call("r4"), CharSet(()))),
+        Concat((CharSet(((0x62, 0x63),)),)),
+    ]
+    bodies = tuple(data.draw(_body(shared)) for _ in NAMES)
+    index = {name: i for i, name in enumerate(NAMES)}
+    assert rule_summaries(bodies, index) == rule_summaries(bodies, index, confirm=True)

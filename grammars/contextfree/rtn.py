@@ -221,7 +221,7 @@ def eager_rtn(grammar: Grammar, limits: Limits = DEFAULT_LIMITS) -> RTN:
 
 
 def rule_summaries(
-    bodies: tuple[AnyNode, ...], index: dict[str, int]
+    bodies: tuple[AnyNode, ...], index: dict[str, int], confirm: bool = False
 ) -> tuple[tuple[bool, ...], tuple[int, ...]]:
     """Per rule: (derives the empty string, the bytes its non-empty strings may start with, as a 256-bit
     int), by fixpoints over the bodies, without building any DFA, so that rules can be built lazily: the
@@ -229,6 +229,10 @@ def rule_summaries(
     rules a state calls. Both only look at the left edges of the bodies (a concatenation up to its first
     item that is not nullable). Nullability is exact; the first bytes may include some of a branch whose
     language is empty (a concatenation with an unproductive part), which only makes tokens uncertain.
+
+    A round of first bytes that read no rule before computing it (a JSON object's body starts with `{`,
+    its calls come later) is already the fixpoint: no second round confirms it (`confirm`: the tests'
+    oracle, rounds until nothing changes).
     """
     nullable = [False] * len(bodies)
     first = [0] * len(bodies)
@@ -249,10 +253,14 @@ def rule_summaries(
         while changed:
             changed = False
             seen: dict[int, int] = {}
+            pending = set(range(len(bodies)))  # the rules not computed yet this round; -1 once one is read
             for r, body in order:
-                f = _first(body, index, nullable, first, seen, final, consts)
+                f = _first(body, index, nullable, first, seen, final, consts, pending)
+                pending.discard(r)
                 if f != first[r]:
                     first[r], changed = f, True
+            if -1 not in pending and not confirm:  # every rule read was final: a fixpoint
+                break
     except RecursionError:
         for body in bodies:
             check_nesting(body, "grammar rule")
@@ -293,25 +301,29 @@ def _first(
     memo: dict[int, int],
     final: dict[int, bool],
     consts: dict[int, int],
+    pending: set[int],
 ) -> int:
     kind = type(node)
     if kind is Call:
-        return rules[index[node.rule]]
+        k = index[node.rule]
+        if k in pending:
+            pending.add(-1)
+        return rules[k]
     found = memo.get(id(node))
     if found is not None:
         return found
     if kind is Concat:
         out = 0
         for item in node.items:
-            out |= _first(item, index, nullable, rules, memo, final, consts)
+            out |= _first(item, index, nullable, rules, memo, final, consts, pending)
             if not _nullable(item, index, nullable, final):
                 break
     elif kind is Alt:
         out = 0
         for item in node.items:
-            out |= _first(item, index, nullable, rules, memo, final, consts)
+            out |= _first(item, index, nullable, rules, memo, final, consts, pending)
     elif kind is Repeat:
-        out = 0 if node.max == 0 else _first(node.item, index, nullable, rules, memo, final, consts)
+        out = 0 if node.max == 0 else _first(node.item, index, nullable, rules, memo, final, consts, pending)
     else:
         out = consts.get(id(node), -1)
         if out < 0:
