@@ -158,8 +158,11 @@ def json_schema(
     `strict=True` closes every object schema without `additionalProperties` to its declared properties
     (json_strict.py); by default the language is exactly the schema's. `engine`: "auto" (a token automaton
     for small regular schemas, else the lazy grammar engine: json_engine.py), "automaton" or "grammar"."""
-    text = _canonical(schema, strict)
-    bound = _bind(text, lenient, whitespace, strict, limits, vocab, engine)
+    # The collector paused for the whole bind, not only for its parts (`_build`, `_rules`): each resume set
+    # off a collection of the allocations made while paused, over every object earlier schemas left
+    with gc_paused():
+        text = _canonical(schema, strict)
+        bound = _bind(text, lenient, whitespace, strict, limits, vocab, engine)
     _warn_ignored(text, lenient, whitespace, limits)
     return bound
 
