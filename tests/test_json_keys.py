@@ -9,7 +9,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 
 from decc.grammars import ByteDFA
-from decc.grammars.json.json_keys import excluding
+from decc.grammars.json.json_keys import excluding, spellings
 from decc.grammars.json.json_numbers import alt, lit
 from decc.grammars.json.json_schema import ANY_BODY, NOTHING, compile_json_schema, string_product
 from decc.grammars.json.regex_ops import byte_runs, dfa_of, difference
@@ -25,6 +25,14 @@ NAMES = st.text(
 
 def _spellings(names: list[str]) -> set[str]:
     return {json.dumps(n, ensure_ascii=a)[1:-1] for n in names for a in (True, False)}
+
+
+@SETTINGS
+@given(name=NAMES | st.text(max_size=4))
+def test_spellings_are_json_dumps(name: str) -> None:
+    """The declared names excluded from extra keys: `json.dumps`' two spellings (the shortcut for plain
+    ASCII names included)."""
+    assert set(spellings(name)) == _spellings([name])
 
 
 @SETTINGS

@@ -323,30 +323,40 @@ def productive_rules(rules: dict[str, AnyNode]) -> set[str]:
     # callees mostly come after their callers (a schema's structure rules): in reverse, one round usually
     # settles every rule, and a round that leaves none to prove is the last
     order = list(rules.items())[::-1]
+    derives: dict[int, bool] = {}  # shown to derive (stays so, as `good` only grows), by id, across rounds
     changed = True
     while changed and len(good) < len(rules):
         changed = False
+        memo = dict(derives)  # and this round's answers, the negative ones included
         for name, body in order:
-            if name not in good and _derives(body, good):
+            if name not in good and _derives(body, good, memo):
                 good.add(name)
                 changed = True
+        derives = {k: v for k, v in memo.items() if v}
     return good
 
 
-def _derives(node: AnyNode, good: set[str]) -> bool:
-    if isinstance(node, Lexeme):
-        return not node.dfa.is_empty()
-    if isinstance(node, Call):
+def _derives(node: AnyNode, good: set[str], memo: dict[int, bool]) -> bool:
+    kind = type(node)
+    if kind is Call:
         return node.rule in good
-    if isinstance(node, CharSet):
+    if kind is CharSet:
         return bool(node.ranges)
-    if isinstance(node, Repeat):
-        return node.min == 0 or _derives(node.item, good)
-    if isinstance(node, Concat):
-        return all(_derives(i, good) for i in node.items)
-    if isinstance(node, Alt):
-        return any(_derives(i, good) for i in node.items)
-    return bool(getattr(node, "accepting", True))  # a precompiled automaton
+    found = memo.get(id(node))
+    if found is not None:
+        return found
+    if kind is Concat:
+        out = all(_derives(i, good, memo) for i in node.items)
+    elif kind is Alt:
+        out = any(_derives(i, good, memo) for i in node.items)
+    elif kind is Repeat:
+        out = node.min == 0 or _derives(node.item, good, memo)
+    elif kind is Lexeme:
+        out = not node.dfa.is_empty()
+    else:
+        out = bool(getattr(node, "accepting", True))  # a precompiled automaton
+    memo[id(node)] = out
+    return out
 
 
 def _depth(node: AnyNode) -> int:

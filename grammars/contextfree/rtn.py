@@ -14,6 +14,7 @@ of each such state, so that its token mask can come from the lexeme's own token 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -24,6 +25,7 @@ from ..errors import GrammarLimitError
 from ..limits import DEFAULT_LIMITS, Limits
 from ..regexes.nfa import NFA, NFABuilder, check_nesting, estimate_states
 from ..regexes.regex_ast import Alt, Automaton, CharSet, Concat, Repeat
+from ..regexes.utf8 import utf8_sequences
 from .cfg_grammar import (
     EMPTY_LANGUAGE,
     AnyNode,
@@ -219,7 +221,7 @@ def eager_rtn(grammar: Grammar, limits: Limits = DEFAULT_LIMITS) -> RTN:
 
 
 def rule_summaries(
-    bodies: tuple[AnyNode, ...], index: dict[str, int]
+    bodies: tuple[AnyNode, ...], index: dict[str, int], confirm: bool = False
 ) -> tuple[tuple[bool, ...], tuple[int, ...]]:
     """Per rule: (derives the empty string, the bytes its non-empty strings may start with, as a 256-bit
     int), by fixpoints over the bodies, without building any DFA, so that rules can be built lazily: the
@@ -227,6 +229,10 @@ def rule_summaries(
     rules a state calls. Both only look at the left edges of the bodies (a concatenation up to its first
     item that is not nullable). Nullability is exact; the first bytes may include some of a branch whose
     language is empty (a concatenation with an unproductive part), which only makes tokens uncertain.
+
+    A round of first bytes that read no rule before computing it (a JSON object's body starts with `{`,
+    its calls come later) is already the fixpoint: no second round confirms it (`confirm`: the tests'
+    oracle, rounds until nothing changes).
     """
     nullable = [False] * len(bodies)
     first = [0] * len(bodies)
@@ -247,10 +253,14 @@ def rule_summaries(
         while changed:
             changed = False
             seen: dict[int, int] = {}
+            pending = set(range(len(bodies)))  # the rules not computed yet this round; -1 once one is read
             for r, body in order:
-                f = _first(body, index, nullable, first, seen, final, consts)
+                f = _first(body, index, nullable, first, seen, final, consts, pending)
+                pending.discard(r)
                 if f != first[r]:
                     first[r], changed = f, True
+            if -1 not in pending and not confirm:  # every rule read was final: a fixpoint
+                break
     except RecursionError:
         for body in bodies:
             check_nesting(body, "grammar rule")
@@ -291,25 +301,29 @@ def _first(
     memo: dict[int, int],
     final: dict[int, bool],
     consts: dict[int, int],
+    pending: set[int],
 ) -> int:
     kind = type(node)
     if kind is Call:
-        return rules[index[node.rule]]
+        k = index[node.rule]
+        if k in pending:
+            pending.add(-1)
+        return rules[k]
     found = memo.get(id(node))
     if found is not None:
         return found
     if kind is Concat:
         out = 0
         for item in node.items:
-            out |= _first(item, index, nullable, rules, memo, final, consts)
+            out |= _first(item, index, nullable, rules, memo, final, consts, pending)
             if not _nullable(item, index, nullable, final):
                 break
     elif kind is Alt:
         out = 0
         for item in node.items:
-            out |= _first(item, index, nullable, rules, memo, final, consts)
+            out |= _first(item, index, nullable, rules, memo, final, consts, pending)
     elif kind is Repeat:
-        out = 0 if node.max == 0 else _first(node.item, index, nullable, rules, memo, final, consts)
+        out = 0 if node.max == 0 else _first(node.item, index, nullable, rules, memo, final, consts, pending)
     else:
         out = consts.get(id(node), -1)
         if out < 0:
@@ -443,14 +457,156 @@ class _CallBuilder(NFABuilder):
         return start, end
 
 
+class _TailBuilder:
+    """A rule body's NFA built right to left: `into(node, k)` is a state whose language is the node's
+    followed by state k's. A subtree met again before the same state is built once: an object's later
+    members (props_body writes them after the first member and again after a comma, both followed by
+    the same rest) get one set of NFA states, so one set of DFA states, where Thompson's construction
+    (`_CallBuilder`, the tests' oracle) copies them at every occurrence. No epsilon edge between the parts
+    of a concatenation either: each part leads straight into the next."""
+
+    def __init__(self, index: dict[str, int]) -> None:
+        self.index = index
+        self.eps: list[list[int]] = []
+        self.edges: list[list[tuple[int, int, int]]] = []
+        self.callees: set[int] = set()
+        self.maybe_dead = False  # as in `_CallBuilder`
+        self.memo: dict[tuple[int, int], int] = {}  # (node id, state after it) -> its entry state
+
+    def new(self) -> int:
+        self.eps.append([])
+        self.edges.append([])
+        return len(self.eps) - 1
+
+    def into(self, node: Any, k: int) -> int:
+        """A state reading `node`, then on from state k."""
+        key = (id(node), k)
+        hit = self.memo.get(key)
+        if hit is None:
+            hit = self.memo[key] = self._into(node, k)
+        return hit
+
+    def _into(self, node: Any, k: int) -> int:
+        kind = type(node)
+        if kind is Concat:
+            for item in reversed(node.items):
+                k = self.into(item, k)
+            return k
+        if kind is CharSet:
+            return self._charset(node.ranges, k)
+        if kind is Call:
+            s = self.new()
+            r = self.index[node.rule]
+            self.edges[s].append((256 + r, 256 + r, k))
+            self.callees.add(r)
+            return s
+        if kind is Alt:
+            s = self.new()
+            if not node.items:
+                self.maybe_dead = True
+            self.eps[s].extend([self.into(item, k) for item in node.items])
+            return s
+        if kind is Repeat:
+            return self._repeat(node, k)
+        if kind is Automaton:
+            return self._automaton(node, k)
+        raise TypeError(node)
+
+    def _repeat(self, node: Repeat, k: int) -> int:
+        if node.max is None:  # the star's hub: the item, back to the hub, or on
+            t = self.new()
+            self.eps[t].extend([self.into(node.item, t), k])
+        else:  # up to max - min optional items, each skippable
+            t = k
+            for _ in range(node.max - node.min):
+                o = self.new()
+                self.eps[o].extend([self.into(node.item, t), t])
+                t = o
+        for _ in range(node.min):
+            t = self.into(node.item, t)
+        return t
+
+    def _charset(self, ranges: tuple[tuple[int, int], ...], k: int) -> int:
+        s = self.new()
+        edges = self.edges
+        if ranges and ranges[-1][1] < 0x80:  # ASCII: one edge per range
+            edges[s].extend([(lo, hi, k) for lo, hi in ranges])
+            return s
+        by_suffix: dict[tuple[tuple[int, int], ...], int] = {(): k}
+        for seq in utf8_sequences(ranges):
+            nxt = k
+            for i in range(len(seq) - 1, 0, -1):  # the states that read the rest, shared by suffix
+                hit = by_suffix.get(seq[i:])
+                if hit is None:
+                    hit = by_suffix[seq[i:]] = self.new()
+                    edges[hit].append((seq[i][0], seq[i][1], nxt))
+                nxt = hit
+            edges[s].append((seq[0][0], seq[0][1], nxt))
+        if not edges[s]:  # no ranges, or only code points without UTF-8 (surrogates)
+            self.maybe_dead = True
+        return s
+
+    def _automaton(self, node: Automaton, k: int) -> int:
+        if not all_coreachable(node):
+            self.maybe_dead = True
+        base = len(self.eps)
+        self.eps.extend([] for _ in range(node.n))
+        self.edges.extend([] for _ in range(node.n))
+        edges = self.edges
+        for s, lo, hi, d in node.edges:
+            edges[base + s].append((lo, hi, base + d))
+        for a in node.accepting:
+            self.eps[base + a].append(k)
+        return base + node.start
+
+
 def _estimate(node: AnyNode) -> int:
-    return estimate_states(node, _call_size, {})  # a memo given: nesting is checked by `_rule_dfa`
+    return rule_states(node)  # no nesting check first: `check_rule_size` checks on a RecursionError
 
 
-def _call_size(node: Any) -> int:
-    if isinstance(node, Call):
-        return 2
-    raise TypeError(node)
+def rule_states(node: Any, counted: Callable[[Any], int] | None = None) -> int:
+    """`estimate_states` of a rule body, a call counting as its two states; `counted` sizes the other leaf
+    kinds (a JSON schema's counted strings, the same size every time). Kept on each node, calls and all:
+    the schema compiler sizes members and bodies, the RTN sizes the same trees again (`check_rule_size`),
+    and a walk that stopped only at plain subtrees (`estimate_states`) went down to every call each time."""
+    return _rule_states(node, counted)[0]
+
+
+def _rule_states(node: Any, counted: Callable[[Any], int] | None) -> tuple[int, bool]:
+    """(`rule_states`, whether `counted` sized a leaf in it: then only a caller with `counted` may use it)."""
+    kept_on = getattr(node, "__dict__", _NO_DICT)
+    kept = kept_on.get("_rule_states")
+    if kept is not None:
+        if kept[1] and counted is None:
+            raise TypeError(node)
+        return kept
+    plain = kept_on.get("_nfa_states")  # a plain subtree `estimate_states` sized before
+    if plain is not None:
+        return plain, False
+    kind = type(node)
+    if kind is Call:
+        return 2, False
+    if kind is Concat or kind is Alt:
+        size = 2 if kind is Alt else 0 if node.items else 1
+        other = False
+        for i in node.items:
+            n, o = _rule_states(i, counted)
+            size += n
+            other = other or o
+    elif kind is Repeat:
+        inner, other = _rule_states(node.item, counted)
+        size = 2 + inner * (node.min + 1 if node.max is None else node.max)
+    elif kind is CharSet or kind is Automaton:
+        return estimate_states(node, None, {}), False  # kept on the node by `estimate_states`
+    elif counted is None:
+        raise TypeError(node)
+    else:
+        return counted(node), True
+    object.__setattr__(node, "_rule_states", (size, other))
+    return size, other
+
+
+_NO_DICT: dict[str, Any] = {}
 
 
 def check_rule_size(body: AnyNode, limits: Limits) -> None:
@@ -468,7 +624,7 @@ def check_rule_size(body: AnyNode, limits: Limits) -> None:
 
 
 def _rule_dfa(
-    body: AnyNode, index: dict[str, int], limits: Limits
+    body: AnyNode, index: dict[str, int], limits: Limits, thompson: bool = False
 ) -> tuple[np.ndarray, np.ndarray, list[list[tuple[int, int]]]]:
     """(byte table [n, 256], accepting [n], call edges per state) of the trimmed DFA of one rule.
 
@@ -477,10 +633,17 @@ def _rule_dfa(
     cost more than the equivalent states they would merge (about 15% more states, no slower masks).
 
     The body's nesting is checked only when a recursive walk overflows (rule bodies of parsed grammars and
-    schemas nest far less than Python's stack allows: checking first would walk every body once more)."""
-    b = _CallBuilder(index)
+    schemas nest far less than Python's stack allows: checking first would walk every body once more).
+    The NFA shares repeated tails (`_TailBuilder`); `thompson=True` builds Thompson's (the tests' oracle)."""
+    b: _CallBuilder | _TailBuilder
     try:  # its NFA size was checked when the grammar was bound (RTN.__init__: check_rule_size)
-        start, accept = b.build(body)
+        if thompson:
+            b = _CallBuilder(index)
+            start, accept = b.build(body)
+        else:
+            b = _TailBuilder(index)
+            accept = b.new()
+            start = b.into(body, accept)
     except RecursionError:
         check_nesting(body, "grammar rule")
         raise

@@ -8,6 +8,7 @@ on in a copy of the base DFA.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 
 import numpy as np
@@ -25,33 +26,53 @@ def _runs(table: np.ndarray) -> list[list[tuple[int, int, int]]]:
     return out
 
 
-_TABLES: dict[int, tuple[ByteDFA, list[list[int]], list[bool], list[list[tuple[int, int, int]]]]] = {}
+def spellings(name: str) -> tuple[str, ...]:
+    """`name` as `json.dumps` writes it between the quotes, with and without `ensure_ascii`: printable
+    ASCII without quote or backslash (most names) as it is, with no call of `json.dumps`."""
+    if name.isascii() and name.isprintable() and '"' not in name and "\\" not in name:
+        return (name,)
+    return (json.dumps(name, ensure_ascii=True)[1:-1], json.dumps(name, ensure_ascii=False)[1:-1])
 
 
-def _tables(base: ByteDFA) -> tuple[list[list[int]], list[bool], list[list[tuple[int, int, int]]]]:
-    """`base`'s rows, accepting flags and runs as lists, once per base DFA (every object with extra keys
-    excludes its names from the same string body DFA)."""
+class _Base:
+    """A base DFA as lists, once per base DFA (every object with extra keys excludes its names from the
+    same string body DFA): its rows, accepting flags, runs, and the edges and accepting states of its
+    copy, which is the same in every `excluding` automaton (states 0.., before the trie)."""
+
+    def __init__(self, base: ByteDFA) -> None:
+        self.base = base
+        self.rows: list[list[int]] = base.transitions.tolist()
+        self.accepting: list[bool] = base.accepting.tolist()
+        self.runs = _runs(base.transitions)
+        self.copy_edges = tuple((q, lo, hi, t) for q, qruns in enumerate(self.runs) for lo, hi, t in qruns)
+        self.copy_accepting = frozenset(q for q, a in enumerate(self.accepting) if a)
+        # (base state, the trie node's bytes) -> its runs with those bytes cut out (trie chains repeat)
+        self.cut: dict[tuple[int, tuple[int, ...]], list[tuple[int, int, int]]] = {}
+
+
+_TABLES: dict[int, _Base] = {}
+
+
+def _tables(base: ByteDFA) -> _Base:
+    """`_Base` of `base`, kept while `base` is (by identity)."""
     hit = _TABLES.get(id(base))
-    if hit is None or hit[0] is not base:
+    if hit is None or hit.base is not base:
         if len(_TABLES) > 64:
             _TABLES.clear()
-        hit = _TABLES[id(base)] = (
-            base,
-            base.transitions.tolist(),
-            base.accepting.tolist(),
-            _runs(base.transitions),
-        )
-    return hit[1], hit[2], hit[3]
+        hit = _TABLES[id(base)] = _Base(base)
+    return hit
 
 
 def excluding(base: ByteDFA, words: Iterable[bytes]) -> Automaton:
-    """`base`'s language minus `words`, as an `Automaton` node (states: the trie, then a copy of `base`).
+    """`base`'s language minus `words`, as an `Automaton` node (states: a copy of `base`, then the trie,
+    whose root is the start).
 
     A trie node stands for its prefix and the base state that prefix reaches; it accepts where the base
     does and no word ends. A byte off the trie goes to the base copy, where no word can end any more."""
     if base.n_states == 0:
         return Automaton(1, 0, frozenset(), ())
-    rows, accepting, runs = _tables(base)
+    t = _tables(base)
+    rows, accepting = t.rows, t.accepting
     state = [base.start]  # trie node -> base state
     ends = [False]
     children: list[dict[int, int]] = [{}]
@@ -70,33 +91,41 @@ def excluding(base: ByteDFA, words: Iterable[bytes]) -> Automaton:
             node = nxt
         else:
             ends[node] = True
-    n_trie = len(state)
-    shifted = [[(lo, hi, n_trie + t) for lo, hi, t in qruns] for qruns in runs]  # targets in the copy
-    edges: list[tuple[int, int, int, int]] = []
-    for node in range(n_trie):
+    m = len(rows)  # trie node k is state m + k
+    edges = list(t.copy_edges)
+    runs, cut = t.runs, t.cut
+    for node in range(len(state)):
         kids = children[node]
-        row = shifted[state[node]]
+        me = m + node
         if not kids:
-            edges += [(node, lo, hi, t) for lo, hi, t in row]
+            edges += [(me, lo, hi, q) for lo, hi, q in runs[state[node]]]
             continue
-        # the runs with the kids' bytes cut out (the kids get their own edges)
-        cuts = sorted(kids)
-        first, last = cuts[0], cuts[-1]
-        for lo, hi, t in row:
-            if hi < first or lo > last:
-                edges.append((node, lo, hi, t))
-                continue
-            start = lo
-            for c in cuts:
-                if start <= c <= hi:
-                    if start < c:
-                        edges.append((node, start, c - 1, t))
-                    start = c + 1
-            if start <= hi:
-                edges.append((node, start, hi, t))
-        edges += [(node, b, b, kid) for b, kid in kids.items()]
-    for q, row in enumerate(shifted):
-        edges += [(n_trie + q, lo, hi, t) for lo, hi, t in row]
-    acc = {node for node in range(n_trie) if accepting[state[node]] and not ends[node]}
-    acc.update(n_trie + q for q, a in enumerate(accepting) if a)
-    return Automaton(n_trie + len(rows), 0, frozenset(acc), tuple(edges))
+        key = (state[node], tuple(sorted(kids)))
+        row = cut.get(key)
+        if row is None:
+            if len(cut) > 4096:
+                cut.clear()
+            row = cut[key] = _cut(runs[key[0]], key[1])
+        edges += [(me, lo, hi, q) for lo, hi, q in row]
+        edges += [(me, b, b, m + kid) for b, kid in kids.items()]
+    acc = {m + node for node, q in enumerate(state) if accepting[q] and not ends[node]}
+    return Automaton(m + len(state), m, t.copy_accepting | acc, tuple(edges))
+
+
+def _cut(row: list[tuple[int, int, int]], cuts: tuple[int, ...]) -> list[tuple[int, int, int]]:
+    """The runs `row` with the bytes `cuts` (sorted) cut out: the trie's kids get their own edges."""
+    out: list[tuple[int, int, int]] = []
+    first, last = cuts[0], cuts[-1]
+    for lo, hi, q in row:
+        if hi < first or lo > last:
+            out.append((lo, hi, q))
+            continue
+        start = lo
+        for c in cuts:
+            if start <= c <= hi:
+                if start < c:
+                    out.append((start, c - 1, q))
+                start = c + 1
+        if start <= hi:
+            out.append((start, hi, q))
+    return out

@@ -51,7 +51,7 @@ from ..automata.counters import SegmentConflict
 from ..automata.dfa import ByteDFA, dfa_from_nfa, gc_paused
 from ..contextfree.cfg_grammar import Call, Grammar, GrammarError, Lexeme, map_calls
 from ..contextfree.cfg_matcher import CFGConstraint, cfg_from_grammar
-from ..contextfree.rtn import MAX_LEXEME_STATES, build_rtn, unrolled_states
+from ..contextfree.rtn import MAX_LEXEME_STATES, build_rtn, rule_states, unrolled_states
 from ..errors import GrammarLimitError, RegexError
 from ..limits import DEFAULT_LIMITS, Limits, check_time, deadline
 from ..regexes.nfa import MAX_NESTING, NFA, NFABuilder, build_nfa, check_nesting, estimate_states, nesting
@@ -72,7 +72,7 @@ from .json_formats import (
     mentions_unknown_format,
     unknown_format_note,
 )
-from .json_keys import excluding
+from .json_keys import excluding, spellings
 from .json_keywords import (
     counted_members,
     dependencies_as_conditionals,
@@ -158,8 +158,11 @@ def json_schema(
     `strict=True` closes every object schema without `additionalProperties` to its declared properties
     (json_strict.py); by default the language is exactly the schema's. `engine`: "auto" (a token automaton
     for small regular schemas, else the lazy grammar engine: json_engine.py), "automaton" or "grammar"."""
-    text = _canonical(schema, strict)
-    bound = _bind(text, lenient, whitespace, strict, limits, vocab, engine)
+    # The collector paused for the whole bind, not only for its parts (`_build`, `_rules`): each resume set
+    # off a collection of the allocations made while paused, over every object earlier schemas left
+    with gc_paused():
+        text = _canonical(schema, strict)
+        bound = _bind(text, lenient, whitespace, strict, limits, vocab, engine)
     _warn_ignored(text, lenient, whitespace, limits)
     return bound
 
@@ -867,10 +870,9 @@ def _estimate(node: Any) -> int:
     return estimate_states(node, _counted_size)
 
 
-def _rule_size(node: Any, memo: dict[int, int] | None = None) -> int:
-    """NFA states of `node` in a rule body, a call counting as its two states (`memo`: sizes by node id,
-    shared between calls; its nodes must stay alive while it is used)."""
-    return estimate_states(node, lambda n: 2 if isinstance(n, Call) else _counted_size(n), memo)
+def _rule_size(node: Any) -> int:
+    """NFA states of `node` in a rule body, a call counting as its two states (kept on the nodes)."""
+    return rule_states(node, _counted_size)
 
 
 def _counted_size(node: Any) -> int:
@@ -953,10 +955,8 @@ class _Compiler:
         # Structure as rules: each distinct object/array language (hash-consed: repeated $refs share one
         # rule) -> its rule name; "any" (true / {}) is one recursive any-JSON-value rule.
         self.structs: dict[Node, str] = {}
-        self.size_memo: dict[int, int] = {}
         self.memo: dict[int, tuple[Any, Node]] = {}  # see `schema`
         self.n_calls = 0  # recursive-rule calls made so far
-        self.sized: list[Node] = []
         self.uses_any = False
         self.ignored: list[Ignored] = []  # lenient skips and annotations noted (one may be met twice)
 
@@ -1004,9 +1004,8 @@ class _Compiler:
         return Call(name)
 
     def size(self, node: Node) -> int:
-        """`_rule_size` with sizes shared across the whole schema (members hold values sized before)."""
-        self.sized.append(node)  # keeps every memoized id alive
-        return _rule_size(node, self.size_memo)
+        """`_rule_size`: kept on the nodes, so members hold values sized before."""
+        return _rule_size(node)
 
     def piece(self, node: Node) -> Node:
         """`node`, or a call of a rule for it when it is large: an object writes each member and its extras
@@ -1839,7 +1838,7 @@ def _not_names(names: tuple[str, ...]) -> Node:
     """A JSON string (quotes included) that is not one of `names` as `json.dumps` writes them."""
     if not names:
         return ANY_STRING
-    spelled = {json.dumps(n, ensure_ascii=a)[1:-1] for n in names for a in (True, False)}
+    spelled = {w for n in names for w in spellings(n)}
     # a lone surrogate has no UTF-8 form: that spelling is no string body, so there is nothing to exclude
     words = sorted(w.encode() for w in spelled if not any(0xD800 <= ord(c) <= 0xDFFF for c in w))
     return seq(QUOTE, excluding(_string_body_dfa(), words), QUOTE)
