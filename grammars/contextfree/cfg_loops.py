@@ -351,11 +351,11 @@ def region_walk(
     stop = np.ones(len(table), dtype=bool)
     stop[members] = False
     stop[dead] = False
-    blob, offsets = _joined(words)
+    blob, offsets, lcps = _joined(words)
     c = np.ascontiguousarray
     parts = cfg_walk.compiled.region_walk(
         s, depth, c(table, dtype=np.int32), dead, c(exit_point, dtype=bool), stop, c(enters, dtype=bool), blob,
-        offsets,
+        offsets, lcps,
     )  # fmt: skip
     inside, uncertain = (np.frombuffer(a, dtype=np.int32) for a in parts[:2])
     if parts[2] > max_leaving:  # too many to resume from: the region is not worth keeping
@@ -372,20 +372,22 @@ def region_walk(
     return Region(inside, uncertain, leaving, leaving_lo, bounds, len(exits))
 
 
-_JOINED: dict[int, tuple[tuple[bytes, ...], bytes, np.ndarray]] = {}  # `_joined` memo by the tuple's id
+_JOINED: dict[int, tuple[tuple[bytes, ...], bytes, np.ndarray, bytearray]] = {}  # `_joined` memo by id
 
 
-def _joined(words: tuple[bytes, ...]) -> tuple[bytes, np.ndarray]:
-    """The ranks' bytes joined and their int64 bounds [n + 1], for the compiled region walk (memoized by
-    the tuple, which the memo keeps alive so that its id stays its own)."""
+def _joined(words: tuple[bytes, ...]) -> tuple[bytes, np.ndarray, bytearray]:
+    """The ranks' bytes joined, their int64 bounds [n + 1] and each one's common prefix with the previous
+    one (`rank_lcps`), for the compiled region walk (memoized by the tuple, which the memo keeps alive so
+    that its id stays its own)."""
     hit = _JOINED.get(id(words))
     if hit is None or hit[0] is not words:
         offsets = np.zeros(len(words) + 1, dtype=np.int64)
         np.cumsum([len(w) for w in words], out=offsets[1:])
+        blob = b"".join(words)
         if len(_JOINED) >= 8:
             _JOINED.clear()
-        hit = _JOINED[id(words)] = (words, b"".join(words), offsets)
-    return hit[1], hit[2]
+        hit = _JOINED[id(words)] = (words, blob, offsets, cfg_walk.compiled.rank_lcps(blob, offsets))
+    return hit[1], hit[2], hit[3]
 
 
 def region_walk_py(

@@ -833,10 +833,49 @@ release:
     return result;
 }
 
-/* region_walk(s, depth, table, dead, exit_point, stop, enters, blob, offsets): cfg_loops.region_walk_py's walk
- * of every token of at least `depth` bytes from state s (table: int32 [R, 256]; exit_point, stop: bool [R] or
- * more; enters: bool [R, 256]), the tokens in rank order (`blob`: their bytes joined, `offsets`: int64 [n + 1]
- * bounds), each walk resumed from the states of the prefix it shares with the previous token's, so that the
+/* rank_lcps(blob, offsets): each rank's common prefix length with the previous rank's (int64 [n], 0 for rank 0),
+ * the tokens' bytes joined in `blob`, bounded by `offsets` (int64 [n + 1]). */
+static PyObject *rank_lcps(PyObject *module, PyObject *args) {
+    (void)module;
+    Py_buffer blob, off;
+    if (!PyArg_ParseTuple(args, "y*y*", &blob, &off))
+        return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t n = off.len / 8 - 1;
+    const long long *o = off.buf;
+    const unsigned char *b = blob.buf;
+    if (off.len % 8 || n < 0) {
+        PyErr_SetString(PyExc_ValueError, "rank_lcps: offsets of the wrong size");
+        goto release;
+    }
+    for (Py_ssize_t r = 0; r < n; r++)
+        if (o[r] < 0 || o[r + 1] < o[r] || o[r + 1] > blob.len) {
+            PyErr_SetString(PyExc_ValueError, "rank_lcps: offsets out of order or past the bytes");
+            goto release;
+        }
+    result = PyByteArray_FromStringAndSize(NULL, n * 8);
+    if (result == NULL)
+        goto release;
+    long long *out = (long long *)PyByteArray_AS_STRING(result);
+    for (Py_ssize_t r = 0; r < n; r++) {
+        long long m = 0;
+        if (r > 0) {
+            long long lim = o[r + 1] - o[r] < o[r] - o[r - 1] ? o[r + 1] - o[r] : o[r] - o[r - 1];
+            while (m < lim && b[o[r] + m] == b[o[r - 1] + m])
+                m++;
+        }
+        out[r] = m;
+    }
+release:
+    PyBuffer_Release(&blob);
+    PyBuffer_Release(&off);
+    return result;
+}
+
+/* region_walk(s, depth, table, dead, exit_point, stop, enters, blob, offsets, lcps): cfg_loops.region_walk_py's
+ * walk of every token of at least `depth` bytes from state s (table: int32 [R, 256]; exit_point, stop: bool [R]
+ * or more; enters: bool [R, 256]), the tokens in rank order (`blob`: their bytes joined, `offsets`: int64
+ * [n + 1] bounds, `lcps`: rank_lcps), each walk resumed from the states of the prefix it shares with the previous token's, so that the
  * cost is per trie node rather than per byte. Returns (inside ranks, uncertain ranks: int32 bytearrays,
  * sorted; the number of leaving tokens; the leaving trie nodes by rank: depth, lo, hi, state (int64
  * bytearrays) and passed (bool bytearray)). */
@@ -844,8 +883,8 @@ static PyObject *region_walk(PyObject *module, PyObject *args) {
     (void)module;
     long long s, dead;
     Py_ssize_t depth;
-    Py_buffer tab, ex, st, en, blob, off;
-    if (!PyArg_ParseTuple(args, "Lny*Ly*y*y*y*y*", &s, &depth, &tab, &dead, &ex, &st, &en, &blob, &off))
+    Py_buffer tab, ex, st, en, blob, off, lc;
+    if (!PyArg_ParseTuple(args, "Lny*Ly*y*y*y*y*y*", &s, &depth, &tab, &dead, &ex, &st, &en, &blob, &off, &lc))
         return NULL;
     PyObject *result = NULL;
     Vec v[4]; /* leaving: at, lo, hi, state */
@@ -858,17 +897,21 @@ static PyObject *region_walk(PyObject *module, PyObject *args) {
     long long n_states = tab.len / (256 * 4);
     Py_ssize_t n = off.len / 8 - 1;
     if (tab.len % (256 * 4) || en.len != tab.len / 4 || ex.len < n_states || st.len < n_states || off.len % 8 ||
-        n < 0 || dead < 0 || dead >= n_states || s < 0 || s >= n_states || depth < 0) {
+        n < 0 || lc.len != n * 8 || dead < 0 || dead >= n_states || s < 0 || s >= n_states || depth < 0) {
         PyErr_SetString(PyExc_ValueError, "region_walk: arrays of the wrong sizes or kinds");
         goto release;
     }
     const int *table = tab.buf;
     const unsigned char *exit_point = ex.buf, *stop = st.buf, *enters = en.buf, *bytes = blob.buf;
-    const long long *offsets = off.buf;
+    const long long *offsets = off.buf, *lcps = lc.buf;
     Py_ssize_t max_len = 0;
     for (Py_ssize_t r = 0; r < n; r++) {
         if (offsets[r] < 0 || offsets[r + 1] < offsets[r] || offsets[r + 1] > blob.len) {
             PyErr_SetString(PyExc_ValueError, "region_walk: offsets out of order or past the bytes");
+            goto release;
+        }
+        if (lcps[r] < 0 || (r > 0 && (lcps[r] > offsets[r + 1] - offsets[r] || lcps[r] > offsets[r] - offsets[r - 1]))) {
+            PyErr_SetString(PyExc_ValueError, "region_walk: a prefix length past its tokens");
             goto release;
         }
         if (offsets[r + 1] - offsets[r] > max_len)
@@ -886,23 +929,21 @@ static PyObject *region_walk(PyObject *module, PyObject *args) {
     ps[depth] = exit_point[s] != 0;
     /* the previous walked token: its bytes, and where its walk ended before its end (term: the byte whose
      * step ended it, -1 if it ended inside; kind 0 died, 1 died uncertain, 2 left; leaving state, passed) */
-    const unsigned char *pw = NULL;
-    Py_ssize_t p_len = 0, valid = depth, term = -1;
+    int walked = 0;
+    Py_ssize_t valid = depth, term = -1;
     int kind = 0, t_passed = 0;
     long long t_state = 0;
+    Py_ssize_t shared = 0; /* the common prefix with the previous walked token: the least lcp since */
     for (Py_ssize_t r = 0; r < n; r++) {
         Py_ssize_t len = (Py_ssize_t)(offsets[r + 1] - offsets[r]);
+        if (lcps[r] < shared)
+            shared = (Py_ssize_t)lcps[r];
         if (len < depth)
             continue;
         const unsigned char *w = bytes + offsets[r];
-        Py_ssize_t m = 0;
-        if (pw != NULL) {
-            Py_ssize_t lim = len < p_len ? len : p_len;
-            while (m < lim && w[m] == pw[m])
-                m++;
-        }
-        pw = w;
-        p_len = len;
+        Py_ssize_t m = walked ? shared : 0;
+        walked = 1;
+        shared = PY_SSIZE_T_MAX;
         long long at_leave = -1, q_leave = 0;
         int p_leave = 0;
         if (stop[s]) { /* left on the first byte: nothing passed yet */
@@ -1005,6 +1046,7 @@ release:
     PyBuffer_Release(&en);
     PyBuffer_Release(&blob);
     PyBuffer_Release(&off);
+    PyBuffer_Release(&lc);
     return result;
 }
 
@@ -1015,7 +1057,9 @@ static PyMethodDef module_methods[] = {
     {"walks_within", walks_within, METH_VARARGS,
      "walks_within(flat, states, w, d): some state walks w[d:] through its rule's byte edges, ending live."},
     {"region_walk", region_walk, METH_VARARGS,
-     "region_walk(s, depth, table, dead, exit_point, stop, enters, blob, offsets): a loop's region walk."},
+     "region_walk(s, depth, table, dead, exit_point, stop, enters, blob, offsets, lcps): a loop's region walk."},
+    {"rank_lcps", rank_lcps, METH_VARARGS,
+     "rank_lcps(blob, offsets): each rank's common prefix length with the previous one, as int64 bytes."},
     {"pair_walk", pair_walk, METH_VARARGS,
      "pair_walk(src, t_idx, cur, table, dead, exit_point, enters, lengths, padded, stop, depth): the pair walk."},
     {NULL, NULL, 0, NULL},
