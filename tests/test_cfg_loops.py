@@ -5,13 +5,21 @@ reaches itself."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from decc.grammars import Vocabulary
 from decc.grammars.contextfree import cfg_walk
-from decc.grammars.contextfree.cfg_loops import Loops, loop_classes, region_key, region_walk, region_walk_py
-from decc.grammars.contextfree.cfg_rows import vocab_order
+from decc.grammars.contextfree.cfg_loops import (
+    Loops,
+    joined_ranks,
+    loop_classes,
+    region_key,
+    region_walk,
+    region_walk_py,
+)
+from decc.grammars.contextfree.cfg_rows import rank_lcp, vocab_order
 
 
 @st.composite
@@ -214,3 +222,17 @@ def test_compiled_region_walk_is_the_pair_walks(
         assert got.leaving == want.leaving, g
         assert got.leaving_lo.tolist() == want.leaving_lo.tolist(), g
         assert got.n_exits == want.n_exits
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.binary(min_size=1, max_size=5).map(lambda w: bytes(ALPHA[b % 4] for b in w)), max_size=40))
+def test_compiled_rank_lcps_are_rank_lcp(words: list[bytes]) -> None:
+    """The compiled region walk's prefix lengths are `rank_lcp`'s (without its sentinel); offsets that do
+    not fit the bytes are refused rather than read past."""
+    if cfg_walk.compiled is None:
+        return
+    vocab = Vocabulary.from_token_bytes([None, *(bytes([b]) for b in ALPHA), *words], eos_id=0)
+    blob, offsets, lcps = joined_ranks(vocab_order(vocab).rank_bytes)
+    assert np.frombuffer(lcps, dtype=np.int64).tolist() == rank_lcp(vocab)[:-1].tolist()
+    with pytest.raises(ValueError):
+        cfg_walk.compiled.rank_lcps(blob[:-1], offsets)

@@ -351,7 +351,7 @@ def region_walk(
     stop = np.ones(len(table), dtype=bool)
     stop[members] = False
     stop[dead] = False
-    blob, offsets, lcps = _joined(words)
+    blob, offsets, lcps = joined_ranks(words)
     c = np.ascontiguousarray
     parts = cfg_walk.compiled.region_walk(
         s, depth, c(table, dtype=np.int32), dead, c(exit_point, dtype=bool), stop, c(enters, dtype=bool), blob,
@@ -372,10 +372,10 @@ def region_walk(
     return Region(inside, uncertain, leaving, leaving_lo, bounds, len(exits))
 
 
-_JOINED: dict[int, tuple[tuple[bytes, ...], bytes, np.ndarray, bytearray]] = {}  # `_joined` memo by id
+_JOINED: dict[int, tuple[tuple[bytes, ...], bytes, np.ndarray, bytearray]] = {}  # `joined_ranks` memo by id
 
 
-def _joined(words: tuple[bytes, ...]) -> tuple[bytes, np.ndarray, bytearray]:
+def joined_ranks(words: tuple[bytes, ...]) -> tuple[bytes, np.ndarray, bytearray]:
     """The ranks' bytes joined, their int64 bounds [n + 1] and each one's common prefix with the previous
     one (`rank_lcps`), for the compiled region walk (memoized by the tuple, which the memo keeps alive so
     that its id stays its own)."""
@@ -456,6 +456,7 @@ def regions(vocab: Vocabulary) -> dict[tuple[str, int], Region]:
 __all__ = [
     "Loops",
     "Region",
+    "joined_ranks",
     "loop_classes",
     "loop_key",
     "region_key",
