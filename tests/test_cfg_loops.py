@@ -5,12 +5,21 @@ reaches itself."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from decc.grammars import Vocabulary
-from decc.grammars.contextfree.cfg_loops import Loops, loop_classes, region_key, region_walk
-from decc.grammars.contextfree.cfg_rows import vocab_order
+from decc.grammars.contextfree import cfg_walk
+from decc.grammars.contextfree.cfg_loops import (
+    Loops,
+    joined_ranks,
+    loop_classes,
+    region_key,
+    region_walk,
+    region_walk_py,
+)
+from decc.grammars.contextfree.cfg_rows import rank_lcp, vocab_order
 
 
 @st.composite
@@ -175,3 +184,55 @@ def test_copies_of_a_loop_state_share_one_key() -> None:
     enters = np.zeros((dead + 1, 256), dtype=bool)
     a, b = (region_key(g, members, table, dead, flags, enters) for g in (0, 1))
     assert a == b
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    loop_tables(),
+    st.lists(
+        st.binary(min_size=1, max_size=6).map(lambda w: bytes((*ALPHA, ord("z"))[b % 5] for b in w)),
+        min_size=1,
+        max_size=60,
+    ),
+    st.integers(0, 3),
+    st.sampled_from([0, 2, 1000]),
+)
+def test_compiled_region_walk_is_the_pair_walks(
+    case: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int],
+    words: list[bytes],
+    depth: int,
+    max_leaving: int,
+) -> None:
+    """The compiled region walk (tokens in rank order, resumed from the shared prefix's states) gives the
+    regions `region_walk_py` (the pair walk) gives, from every member, at every depth, with or without
+    `leaving` (prefixes, repeated tokens and bytes that die at once included)."""
+    if cfg_walk.compiled is None:
+        return
+    members, table, exit_point, enters, dead = case
+    vocab = Vocabulary.from_token_bytes([None, *(bytes([b]) for b in ALPHA), *words, *words[:3]], eos_id=0)
+    order = vocab_order(vocab)
+    for g in members.tolist():
+        _, exits = region_key(g, members, table, dead, exit_point, enters)
+        args = (g, depth, members, exits, table, dead, exit_point, enters, vocab, order.rank_of,
+                order.rank_bytes, order.first_bounds, max_leaving)  # fmt: skip
+        got, want = region_walk(*args), region_walk_py(*args)
+        assert got.inside.dtype == want.inside.dtype and got.uncertain.dtype == want.uncertain.dtype
+        assert got.inside.tolist() == want.inside.tolist(), g
+        assert got.uncertain.tolist() == want.uncertain.tolist(), g
+        assert got.leaving == want.leaving, g
+        assert got.leaving_lo.tolist() == want.leaving_lo.tolist(), g
+        assert got.n_exits == want.n_exits
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.binary(min_size=1, max_size=5).map(lambda w: bytes(ALPHA[b % 4] for b in w)), max_size=40))
+def test_compiled_rank_lcps_are_rank_lcp(words: list[bytes]) -> None:
+    """The compiled region walk's prefix lengths are `rank_lcp`'s (without its sentinel); offsets that do
+    not fit the bytes are refused rather than read past."""
+    if cfg_walk.compiled is None:
+        return
+    vocab = Vocabulary.from_token_bytes([None, *(bytes([b]) for b in ALPHA), *words], eos_id=0)
+    blob, offsets, lcps = joined_ranks(vocab_order(vocab).rank_bytes)
+    assert np.frombuffer(lcps, dtype=np.int64).tolist() == rank_lcp(vocab)[:-1].tolist()
+    with pytest.raises(ValueError):
+        cfg_walk.compiled.rank_lcps(blob[:-1], offsets)

@@ -833,12 +833,233 @@ release:
     return result;
 }
 
+/* rank_lcps(blob, offsets): each rank's common prefix length with the previous rank's (int64 [n], 0 for rank 0),
+ * the tokens' bytes joined in `blob`, bounded by `offsets` (int64 [n + 1]). */
+static PyObject *rank_lcps(PyObject *module, PyObject *args) {
+    (void)module;
+    Py_buffer blob, off;
+    if (!PyArg_ParseTuple(args, "y*y*", &blob, &off))
+        return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t n = off.len / 8 - 1;
+    const long long *o = off.buf;
+    const unsigned char *b = blob.buf;
+    if (off.len % 8 || n < 0) {
+        PyErr_SetString(PyExc_ValueError, "rank_lcps: offsets of the wrong size");
+        goto release;
+    }
+    for (Py_ssize_t r = 0; r < n; r++)
+        if (o[r] < 0 || o[r + 1] < o[r] || o[r + 1] > blob.len) {
+            PyErr_SetString(PyExc_ValueError, "rank_lcps: offsets out of order or past the bytes");
+            goto release;
+        }
+    result = PyByteArray_FromStringAndSize(NULL, n * 8);
+    if (result == NULL)
+        goto release;
+    long long *out = (long long *)PyByteArray_AS_STRING(result);
+    for (Py_ssize_t r = 0; r < n; r++) {
+        long long m = 0;
+        if (r > 0) {
+            long long lim = o[r + 1] - o[r] < o[r] - o[r - 1] ? o[r + 1] - o[r] : o[r] - o[r - 1];
+            while (m < lim && b[o[r] + m] == b[o[r - 1] + m])
+                m++;
+        }
+        out[r] = m;
+    }
+release:
+    PyBuffer_Release(&blob);
+    PyBuffer_Release(&off);
+    return result;
+}
+
+/* region_walk(s, depth, table, dead, exit_point, stop, enters, blob, offsets, lcps): cfg_loops.region_walk_py's
+ * walk of every token of at least `depth` bytes from state s (table: int32 [R, 256]; exit_point, stop: bool [R]
+ * or more; enters: bool [R, 256]), the tokens in rank order (`blob`: their bytes joined, `offsets`: int64
+ * [n + 1] bounds, `lcps`: rank_lcps), each walk resumed from the states of the prefix it shares with the previous token's, so that the
+ * cost is per trie node rather than per byte. Returns (inside ranks, uncertain ranks: int32 bytearrays,
+ * sorted; the number of leaving tokens; the leaving trie nodes by rank: depth, lo, hi, state (int64
+ * bytearrays) and passed (bool bytearray)). */
+static PyObject *region_walk(PyObject *module, PyObject *args) {
+    (void)module;
+    long long s, dead;
+    Py_ssize_t depth;
+    Py_buffer tab, ex, st, en, blob, off, lc;
+    if (!PyArg_ParseTuple(args, "Lny*Ly*y*y*y*y*y*", &s, &depth, &tab, &dead, &ex, &st, &en, &blob, &off, &lc))
+        return NULL;
+    PyObject *result = NULL;
+    Vec v[4]; /* leaving: at, lo, hi, state */
+    memset(v, 0, sizeof v);
+    unsigned char *lp = NULL, *ps = NULL;
+    Py_ssize_t lp_n = 0, lp_cap = 0;
+    int *inside = NULL, *unc = NULL;
+    long long *qs = NULL;
+    Py_ssize_t n_in = 0, n_unc = 0, n_out = 0;
+    long long n_states = tab.len / (256 * 4);
+    Py_ssize_t n = off.len / 8 - 1;
+    if (tab.len % (256 * 4) || en.len != tab.len / 4 || ex.len < n_states || st.len < n_states || off.len % 8 ||
+        n < 0 || lc.len != n * 8 || dead < 0 || dead >= n_states || s < 0 || s >= n_states || depth < 0) {
+        PyErr_SetString(PyExc_ValueError, "region_walk: arrays of the wrong sizes or kinds");
+        goto release;
+    }
+    const int *table = tab.buf;
+    const unsigned char *exit_point = ex.buf, *stop = st.buf, *enters = en.buf, *bytes = blob.buf;
+    const long long *offsets = off.buf, *lcps = lc.buf;
+    Py_ssize_t max_len = 0;
+    for (Py_ssize_t r = 0; r < n; r++) {
+        if (offsets[r] < 0 || offsets[r + 1] < offsets[r] || offsets[r + 1] > blob.len) {
+            PyErr_SetString(PyExc_ValueError, "region_walk: offsets out of order or past the bytes");
+            goto release;
+        }
+        if (lcps[r] < 0 || (r > 0 && (lcps[r] > offsets[r + 1] - offsets[r] || lcps[r] > offsets[r] - offsets[r - 1]))) {
+            PyErr_SetString(PyExc_ValueError, "region_walk: a prefix length past its tokens");
+            goto release;
+        }
+        if (offsets[r + 1] - offsets[r] > max_len)
+            max_len = (Py_ssize_t)(offsets[r + 1] - offsets[r]);
+    }
+    inside = PyMem_Malloc((size_t)(n + 1) * sizeof(int));
+    unc = PyMem_Malloc((size_t)(n + 1) * sizeof(int));
+    qs = PyMem_Malloc((size_t)(max_len + depth + 2) * sizeof(long long));
+    ps = PyMem_Malloc((size_t)(max_len + depth + 2));
+    if (inside == NULL || unc == NULL || qs == NULL || ps == NULL) {
+        PyErr_NoMemory();
+        goto release;
+    }
+    qs[depth] = s;
+    ps[depth] = exit_point[s] != 0;
+    /* the previous walked token: its bytes, and where its walk ended before its end (term: the byte whose
+     * step ended it, -1 if it ended inside; kind 0 died, 1 died uncertain, 2 left; leaving state, passed) */
+    int walked = 0;
+    Py_ssize_t valid = depth, term = -1;
+    int kind = 0, t_passed = 0;
+    long long t_state = 0;
+    Py_ssize_t shared = 0; /* the common prefix with the previous walked token: the least lcp since */
+    for (Py_ssize_t r = 0; r < n; r++) {
+        Py_ssize_t len = (Py_ssize_t)(offsets[r + 1] - offsets[r]);
+        if (lcps[r] < shared)
+            shared = (Py_ssize_t)lcps[r];
+        if (len < depth)
+            continue;
+        const unsigned char *w = bytes + offsets[r];
+        Py_ssize_t m = walked ? shared : 0;
+        walked = 1;
+        shared = PY_SSIZE_T_MAX;
+        long long at_leave = -1, q_leave = 0;
+        int p_leave = 0;
+        if (stop[s]) { /* left on the first byte: nothing passed yet */
+            at_leave = depth;
+            q_leave = s;
+        } else if (term >= 0 && m > term) { /* ends as the previous token did */
+            if (kind == 1)
+                unc[n_unc++] = (int)r;
+            if (kind == 2) {
+                at_leave = term + 1;
+                q_leave = t_state;
+                p_leave = t_passed;
+            }
+        } else {
+            Py_ssize_t j = m < valid ? m : valid;
+            if (j < depth)
+                j = depth;
+            long long q = qs[j];
+            int passed = ps[j];
+            term = -1;
+            for (;;) {
+                if (len == j) {
+                    inside[n_in++] = (int)r;
+                    valid = j;
+                    break;
+                }
+                long long at = q * 256 + w[j];
+                long long nq = table[at];
+                if (nq < 0 || nq >= n_states) {
+                    PyErr_SetString(PyExc_IndexError, "region_walk: a table entry out of range");
+                    goto release;
+                }
+                passed |= enters[at] != 0;
+                if (nq == dead) {
+                    kind = passed != 0;
+                    if (passed)
+                        unc[n_unc++] = (int)r;
+                    term = j;
+                    valid = j;
+                    break;
+                }
+                q = nq;
+                j++;
+                if (stop[q]) {
+                    kind = 2;
+                    term = j - 1;
+                    valid = j - 1;
+                    t_state = q;
+                    t_passed = passed;
+                    at_leave = j;
+                    q_leave = q;
+                    p_leave = passed;
+                    break;
+                }
+                passed |= exit_point[q] != 0;
+                qs[j] = q;
+                ps[j] = (unsigned char)passed;
+            }
+        }
+        if (at_leave >= 0) {
+            n_out++;
+            Py_ssize_t k = v[0].n;
+            if (k > 0 && v[2].v[k - 1] == r && v[0].v[k - 1] == at_leave && m >= at_leave) {
+                v[2].v[k - 1] = r + 1; /* the same trie node: one more token */
+                continue;
+            }
+            if (vec_push(&v[0], at_leave) < 0 || vec_push(&v[1], r) < 0 || vec_push(&v[2], r + 1) < 0 ||
+                vec_push(&v[3], q_leave) < 0)
+                goto release;
+            if (lp_n == lp_cap) {
+                lp_cap = lp_cap ? 2 * lp_cap : 256;
+                unsigned char *p = PyMem_Realloc(lp, (size_t)lp_cap);
+                if (p == NULL) {
+                    PyErr_NoMemory();
+                    goto release;
+                }
+                lp = p;
+            }
+            lp[lp_n++] = (unsigned char)p_leave;
+        }
+    }
+    result = Py_BuildValue("(y#y#nNNNNN)", (const char *)inside, (Py_ssize_t)(n_in * 4), (const char *)unc,
+                           (Py_ssize_t)(n_unc * 4), n_out,
+                           PyByteArray_FromStringAndSize((const char *)v[0].v, v[0].n * 8),
+                           PyByteArray_FromStringAndSize((const char *)v[1].v, v[1].n * 8),
+                           PyByteArray_FromStringAndSize((const char *)v[2].v, v[2].n * 8),
+                           PyByteArray_FromStringAndSize((const char *)v[3].v, v[3].n * 8),
+                           PyByteArray_FromStringAndSize((const char *)lp, lp_n));
+release:
+    for (int k = 0; k < 4; k++)
+        PyMem_Free(v[k].v);
+    PyMem_Free(lp);
+    PyMem_Free(ps);
+    PyMem_Free(qs);
+    PyMem_Free(inside);
+    PyMem_Free(unc);
+    PyBuffer_Release(&tab);
+    PyBuffer_Release(&ex);
+    PyBuffer_Release(&st);
+    PyBuffer_Release(&en);
+    PyBuffer_Release(&blob);
+    PyBuffer_Release(&off);
+    PyBuffer_Release(&lc);
+    return result;
+}
+
 static PyMethodDef module_methods[] = {
     {"ranges_to_ranks", ranges_to_ranks, METH_O,
      "ranges_to_ranks(flat): the sorted ranks of disjoint rank ranges, as int64 bytes."},
     {"bits_of", bits_of, METH_VARARGS, "bits_of(ids, n_words): a bitmask row with the ids' bits, as bytes."},
     {"walks_within", walks_within, METH_VARARGS,
      "walks_within(flat, states, w, d): some state walks w[d:] through its rule's byte edges, ending live."},
+    {"region_walk", region_walk, METH_VARARGS,
+     "region_walk(s, depth, table, dead, exit_point, stop, enters, blob, offsets, lcps): a loop's region walk."},
+    {"rank_lcps", rank_lcps, METH_VARARGS,
+     "rank_lcps(blob, offsets): each rank's common prefix length with the previous one, as int64 bytes."},
     {"pair_walk", pair_walk, METH_VARARGS,
      "pair_walk(src, t_idx, cur, table, dead, exit_point, enters, lengths, padded, stop, depth): the pair walk."},
     {NULL, NULL, 0, NULL},
