@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from decc.grammars import Vocabulary
 from decc.grammars.contextfree import earley
 from decc.grammars.contextfree.cfg_grammar import parse_grammar
-from decc.grammars.contextfree.cfg_matcher import CFGConstraint
+from decc.grammars.contextfree.cfg_matcher import CFGConstraint, joined_words, unset_ranks
 from decc.grammars.contextfree.cfg_rows import vocab_order
 from decc.grammars.contextfree.earley import ESet, Recognizer
 
@@ -127,6 +127,8 @@ def _simulate_both(py: CFGConstraint, cc: CFGConstraint, pc: list, ccs: list, ra
     expected = py._simulate_py(pc, ranks, lcps)
     assert expected == cc.recognizer.simulate(ccs, ranks, lcps, words)
     assert expected == cc.recognizer.simulate(ccs, ranks, None, words)  # the prefixes compared in C
+    assert expected == cc.recognizer.simulate(ccs, ranks, None, *joined_words(words))  # one buffer
+    assert expected == cc._simulate(ccs, ranks) == py._simulate(pc, ranks)  # as _compute_mask calls them
 
 
 @needs_native
@@ -153,6 +155,65 @@ def test_compiled_simulation_takes_the_python_tokens(
         b = live[k % len(live)]
         pc.append(py.recognizer.step(pc, b))  # type: ignore[arg-type]
         ccs.append(cc.recognizer.step(ccs, b))  # type: ignore[arg-type]
+
+
+@needs_native
+def test_compiled_simulation_rejects_malformed_words() -> None:
+    """Joined words: offsets must be int64 within the bytes, ranks within the offsets; a tuple takes none."""
+    rec = Recognizer(_fresh('start: "a" start?\n'), native=True)
+    chart = rec.initial()
+    blob, offsets = joined_words((b"a", b"aa", b"b"))
+    assert rec.simulate(chart, [0, 1, 2], None, blob, offsets) == [0, 1]
+    assert rec.simulate(chart, [0, 1, 2], None, (b"a", b"aa", b"b")) == [0, 1]
+    with pytest.raises(IndexError):
+        rec.simulate(chart, [3], None, blob, offsets)
+    with pytest.raises(ValueError):
+        rec.simulate(chart, [0], None, blob, np.array([0, 1, 9], dtype=np.int64))
+    with pytest.raises(ValueError):
+        rec.simulate(chart, [0], None, blob, offsets.astype(np.int32))
+    with pytest.raises(IndexError):
+        rec.simulate(chart, [1], None, blob, np.array([0, 2, 1, 4], dtype=np.int64))
+    with pytest.raises(TypeError):
+        rec.simulate(chart, [0], None, (b"a",), offsets)
+    with pytest.raises(TypeError):
+        rec.simulate(chart, [0], None, blob)
+
+
+@needs_native
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(1, 700),
+    st.lists(st.sets(st.integers(0, 699), max_size=300), min_size=1, max_size=6),
+    st.randoms(),
+    st.floats(0, 1),
+)
+def test_compiled_unset_ranks_is_the_numpy_one(
+    n: int, sets: list[set[int]], rnd: random.Random, p: float
+) -> None:
+    """The union of sorted rank arrays (one taken as it is; a sort for a few, flags for many), less the
+    ranks whose token is set in the mask: the same list as the numpy oracle."""
+    parts = [np.array(sorted(v % n for v in s), dtype=np.int64) for s in sets]
+    parts = [np.unique(u) for u in parts]
+    rank_to_id = np.array(rnd.sample(range(n + 40), n), dtype=np.int64)  # tokens by rank, ids with gaps
+    words = (n + 40 + 31) // 32
+    bits = np.array([rnd.random() < p for _ in range(words * 32)])
+    mask = np.packbits(bits.reshape(-1, 8)[:, ::-1]).view(np.int32)  # bit i: word i >> 5, bit i & 31
+    assert ((mask.view(np.uint32)[3 >> 5] >> 3) & 1) == bits[3]
+    assert Recognizer.unset_ranks(parts, mask, rank_to_id) == unset_ranks(parts, mask, rank_to_id)
+
+
+@needs_native
+def test_compiled_unset_ranks_rejects_malformed_input() -> None:
+    mask = np.zeros(2, dtype=np.int32)
+    r2i = np.arange(10, dtype=np.int64)
+    with pytest.raises(IndexError):
+        Recognizer.unset_ranks([np.array([10], dtype=np.int64)], mask, r2i)
+    with pytest.raises(IndexError):
+        Recognizer.unset_ranks([np.array([0], dtype=np.int64)], mask, np.array([64], dtype=np.int64))
+    with pytest.raises(TypeError):
+        Recognizer.unset_ranks([np.array([0], dtype=np.int32)], mask, r2i)
+    with pytest.raises(TypeError):
+        Recognizer.unset_ranks([np.array([0], dtype=np.int64)], mask.astype(np.int64), r2i)
 
 
 @needs_native

@@ -228,10 +228,11 @@ class CFGConstraint:
         # states often share one uncertain array (the same lexeme's tokens): each is taken once
         parts = list({id(u): u for g in states.tolist() if len(u := uncertain[g])}.values())  # type: ignore[arg-type]
         if parts:
-            ranks = union_sorted(parts, len(self.rank_bytes))
-            ids = self.rank_to_id[ranks]
-            unset = ((mask[ids >> 5] >> (ids & 31)) & 1) == 0
-            ok = self._simulate(chart, ranks[unset])
+            if self.recognizer.native:  # one pass in C rather than several numpy ones
+                rl = self.recognizer.unset_ranks(parts, mask, self.rank_to_id)
+            else:
+                rl = unset_ranks(parts, mask, self.rank_to_id)
+            ok = self._simulate(chart, rl)
             if ok:
                 set_bits(
                     mask,
@@ -242,7 +243,7 @@ class CFGConstraint:
         mask.setflags(write=False)
         return mask
 
-    def _simulate(self, chart: Chart, ranks: np.ndarray) -> list[int]:
+    def _simulate(self, chart: Chart, rl: list[int]) -> list[int]:
         """The ranks (sorted) whose token bytes the recognizer takes after `chart` (tokens in byte order).
 
         Sets are built (closed) only for the prefixes that need them, shared by the tokens that follow:
@@ -253,17 +254,17 @@ class CFGConstraint:
         all the answer needs, and closing the set would predict (and build) rules that the token never
         enters. Common prefixes come from `rank_lcp`, one reduction for all the tokens (for a few, compared
         directly: the reduction spans every rank between them)."""
-        if not len(ranks):
+        if not rl:
             return []
         words = self.rank_bytes
-        rl = ranks.tolist()
-        if self.recognizer.native:  # the common prefixes compared in C
-            return self.recognizer.simulate(chart, rl, None, words)
+        if self.recognizer.native:  # the common prefixes compared in C, the bytes read from one buffer
+            return self.recognizer.simulate(chart, rl, None, *joined_words(words))
         # lcps[i]: the common prefix of ranks[i] and ranks[i - 1]: compared directly for a few tokens, else
         # the minimum of the adjacent ranks' between them (one reduction, but over the whole rank span)
         if len(rl) <= _FEW_LCPS:
             lcps = [0, *(_common_prefix(words[a], words[b]) for a, b in itertools.pairwise(rl))]
         else:
+            ranks = np.array(rl, dtype=np.int64)
             lcps = [0, *np.minimum.reduceat(rank_lcp(self.vocab), ranks + 1)[:-1].tolist()]
         return self._simulate_py(chart, rl, lcps)
 
@@ -304,6 +305,26 @@ class CFGConstraint:
         return ok
 
 
+_JOINED: dict[int, tuple[tuple[bytes, ...], bytes, np.ndarray]] = {}  # by id (the tuple is kept alive)
+_MAX_JOINED = 8  # vocabularies whose joined bytes are kept
+
+
+def joined_words(words: tuple[bytes, ...]) -> tuple[bytes, np.ndarray]:
+    """`words` joined into one bytes object, and the int64 offsets of each (one more than the words), made
+    once per vocabulary order: the compiled simulation reads a token's bytes from there rather than from
+    its own bytes object, a cache miss for each of hundreds of tokens per mask on a 128k vocabulary."""
+    got = _JOINED.get(id(words))
+    if got is not None and got[0] is words:
+        return got[1], got[2]
+    offsets = np.zeros(len(words) + 1, dtype=np.int64)
+    np.cumsum([len(w) for w in words], out=offsets[1:])
+    blob = b"".join(words)
+    if len(_JOINED) >= _MAX_JOINED:
+        _JOINED.clear()
+    _JOINED[id(words)] = (words, blob, offsets)
+    return blob, offsets
+
+
 _FEW_LCPS = 32  # tokens whose common prefixes are compared in Python rather than reduced over the ranks
 
 
@@ -329,6 +350,14 @@ def union_sorted(parts: list[np.ndarray], n: int) -> np.ndarray:
     for u in parts:
         flag[u] = True
     return np.flatnonzero(flag)
+
+
+def unset_ranks(parts: list[np.ndarray], mask: np.ndarray, rank_to_id: np.ndarray) -> list[int]:
+    """The sorted union of the sorted int64 rank arrays `parts`, less the ranks whose token's bit is set in
+    the int32 bitmask `mask` (the uncertain tokens left to simulate; the compiled one's oracle)."""
+    ranks = union_sorted(parts, len(rank_to_id))
+    ids = rank_to_id[ranks]
+    return ranks[((mask[ids >> 5] >> (ids & 31)) & 1) == 0].tolist()
 
 
 def set_bits(mask: np.ndarray, ids: np.ndarray | list[int]) -> None:

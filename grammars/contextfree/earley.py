@@ -111,12 +111,26 @@ class Recognizer:
         return self._close(chart, ESet(), seeds)
 
     def simulate(
-        self, chart: Chart, ranks: list[int], lcps: list[int] | None, words: tuple[bytes, ...]
+        self,
+        chart: Chart,
+        ranks: list[int],
+        lcps: list[int] | None,
+        words: tuple[bytes, ...] | bytes,
+        offsets: np.ndarray | None = None,
     ) -> list[int]:
         """cfg_matcher's simulation of uncertain tokens, compiled (`native` only): the same loop, its sets
         past `chart` kept in C (they are never seen outside); `CFGConstraint._simulate_py` is the oracle.
-        `lcps` None: each token's common prefix with the one before is compared in C."""
-        return compiled.simulate(chart, ranks, lcps, words, self.rtn, self._tables)
+        `lcps` None: each token's common prefix with the one before is compared in C. `words`: the ranks'
+        bytes, or all of them joined with their int64 `offsets` (one more than the ranks; read faster)."""
+        if offsets is None:
+            return compiled.simulate(chart, ranks, lcps, words, self.rtn, self._tables)
+        return compiled.simulate(chart, ranks, lcps, words, self.rtn, self._tables, offsets)
+
+    @staticmethod
+    def unset_ranks(parts: list[np.ndarray], mask: np.ndarray, rank_to_id: np.ndarray) -> list[int]:
+        """cfg_matcher's `unset_ranks` compiled (`native` only; that one is the oracle): the sorted union of
+        the int64 rank arrays, less the ranks whose token is set in the int32 bitmask `mask`."""
+        return compiled.unset_ranks(parts, mask, rank_to_id)
 
     def _close(self, chart: Chart, s: ESet, seeds: list[tuple[int, int]]) -> ESet:
         pos = len(chart)

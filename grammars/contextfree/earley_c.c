@@ -738,16 +738,24 @@ static void sim_free(Sim *sm) {
         PyBuffer_Release(&sm->flat);
 }
 
-/* simulate(chart, ranks, lcps, words, rtn, tables): cfg_matcher's `_simulate` loop (see there); lcps None:
- * each token's common prefix with the one before is compared here (cheaper than a reduction over the
- * whole rank span, or a Python loop). */
+/* simulate(chart, ranks, lcps, words, rtn, tables[, offsets]): cfg_matcher's `_simulate` loop (see there);
+ * lcps None: each token's common prefix with the one before is compared here (cheaper than a reduction over
+ * the whole rank span, or a Python loop). `words`: a tuple of bytes by rank, or all the ranks' bytes joined
+ * in one bytes object with `offsets` (int64, one more than the ranks: rank r is words[offsets[r]:
+ * offsets[r + 1]]): the tuple's bytes objects lie all over the heap, and reading each token's from there was
+ * most of the loop's time (a cache miss per token). */
 static PyObject *earley_simulate(PyObject *module, PyObject *args) {
     (void)module;
-    PyObject *chart, *ranks, *lcps, *words, *rtn, *tables;
+    PyObject *chart, *ranks, *lcps, *words, *rtn, *tables, *offsets = NULL;
     Tables tb;
-    if (!PyArg_ParseTuple(args, "O!O!OO!OO", &PyList_Type, &chart, &PyList_Type, &ranks, &lcps, &PyTuple_Type,
-                          &words, &rtn, &tables))
+    if (!PyArg_ParseTuple(args, "O!O!OOOO|O", &PyList_Type, &chart, &PyList_Type, &ranks, &lcps, &words, &rtn,
+                          &tables, &offsets))
         return NULL;
+    int joined = PyBytes_Check(words);
+    if (!(joined ? offsets != NULL : PyTuple_Check(words) && offsets == NULL)) {
+        PyErr_SetString(PyExc_TypeError, "words must be a tuple of bytes, or bytes with offsets");
+        return NULL;
+    }
     if (parse_tables(tables, &tb) < 0)
         return NULL;
     Py_ssize_t n = PyList_GET_SIZE(ranks);
@@ -758,6 +766,20 @@ static PyObject *earley_simulate(PyObject *module, PyObject *args) {
     if ((lcps != Py_None && PyList_GET_SIZE(lcps) != n) || PyList_GET_SIZE(chart) == 0) {
         PyErr_SetString(PyExc_ValueError, "ranks and lcps differ in length, or the chart is empty");
         return NULL;
+    }
+    Py_buffer ob;
+    const int64_t *off = NULL;
+    Py_ssize_t nwords = joined ? 0 : PyTuple_GET_SIZE(words);
+    if (joined) {
+        if (PyObject_GetBuffer(offsets, &ob, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+            return NULL;
+        off = (const int64_t *)ob.buf;
+        nwords = ob.len / 8 - 1;
+        if (ob.itemsize != 8 || nwords < 0 || off[0] < 0 || off[nwords] > PyBytes_GET_SIZE(words)) {
+            PyBuffer_Release(&ob);
+            PyErr_SetString(PyExc_ValueError, "offsets must be int64 within the words");
+            return NULL;
+        }
     }
     Sim sm;
     memset(&sm, 0, sizeof sm);
@@ -797,30 +819,40 @@ static PyObject *earley_simulate(PyObject *module, PyObject *args) {
             heads0[nheads0++] = heads0[i];
     size_t nsets = 0; /* sets built for the current prefix: heads[d] for d <= nsets */
     Py_ssize_t dead_at = (Py_ssize_t)1 << 30;
-    PyObject *prev = NULL; /* the previous token's bytes (borrowed from `words`) */
+    const unsigned char *prev = NULL; /* the previous token's bytes (borrowed from `words`) */
+    Py_ssize_t prevlen = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *rank = PyList_GET_ITEM(ranks, i);
         Py_ssize_t r = PyLong_AsSsize_t(rank), lcp = 0;
         if (r == -1 && PyErr_Occurred())
             goto fail;
-        if (r < 0 || r >= PyTuple_GET_SIZE(words) || !PyBytes_Check(PyTuple_GET_ITEM(words, r))) {
+        if (r < 0 || r >= nwords || (!joined && !PyBytes_Check(PyTuple_GET_ITEM(words, r))) ||
+            (joined && (off[r] > off[r + 1] || off[r] < 0 || off[r + 1] > PyBytes_GET_SIZE(words)))) {
             PyErr_SetString(PyExc_IndexError, "rank out of the words");
             goto fail;
         }
-        PyObject *wo = PyTuple_GET_ITEM(words, r);
-        const unsigned char *w = (const unsigned char *)PyBytes_AS_STRING(wo);
-        Py_ssize_t len = PyBytes_GET_SIZE(wo), last = len - 1;
+        const unsigned char *w;
+        Py_ssize_t len;
+        if (joined) {
+            w = (const unsigned char *)PyBytes_AS_STRING(words) + off[r];
+            len = (Py_ssize_t)(off[r + 1] - off[r]);
+        } else {
+            PyObject *wo = PyTuple_GET_ITEM(words, r);
+            w = (const unsigned char *)PyBytes_AS_STRING(wo);
+            len = PyBytes_GET_SIZE(wo);
+        }
+        Py_ssize_t last = len - 1;
         if (lcps != Py_None) {
             lcp = PyLong_AsSsize_t(PyList_GET_ITEM(lcps, i));
             if (lcp == -1 && PyErr_Occurred())
                 goto fail;
         } else if (prev != NULL) { /* the common prefix with the previous token, compared here */
-            Py_ssize_t m = PyBytes_GET_SIZE(prev) < len ? PyBytes_GET_SIZE(prev) : len;
-            const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(prev);
-            while (lcp < m && p[lcp] == w[lcp])
+            Py_ssize_t m = prevlen < len ? prevlen : len;
+            while (lcp < m && prev[lcp] == w[lcp])
                 lcp++;
         }
-        prev = wo;
+        prev = w;
+        prevlen = len;
         if (dead_at <= lcp)
             continue; /* a shared prefix already died */
         if (len == 0) {
@@ -864,6 +896,8 @@ static PyObject *earley_simulate(PyObject *module, PyObject *args) {
     PyMem_Free(scan0);
     PyMem_Free(heads0);
     sim_free(&sm);
+    if (joined)
+        PyBuffer_Release(&ob);
     return ok;
 fail:
     Py_XDECREF(ok);
@@ -871,7 +905,137 @@ fail:
     PyMem_Free(scan0);
     PyMem_Free(heads0);
     sim_free(&sm);
+    if (joined)
+        PyBuffer_Release(&ob);
     return NULL;
+}
+
+static int i64_cmp(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Append rank r to `out` unless its token's bit is set in `mask` (checked against the sizes). */
+static int keep_unset(PyObject *out, int64_t r, const int64_t *r2i, Py_ssize_t n, const uint32_t *mask,
+                      Py_ssize_t nbits) {
+    if (r < 0 || r >= n) {
+        PyErr_SetString(PyExc_IndexError, "rank out of rank_to_id");
+        return -1;
+    }
+    int64_t id = r2i[r];
+    if (id < 0 || id >= nbits) {
+        PyErr_SetString(PyExc_IndexError, "token id out of the mask");
+        return -1;
+    }
+    if ((mask[id >> 5] >> (id & 31)) & 1)
+        return 0;
+    PyObject *v = PyLong_FromLongLong(r);
+    if (v == NULL)
+        return -1;
+    int rc = PyList_Append(out, v);
+    Py_DECREF(v);
+    return rc;
+}
+
+/* unset_ranks(parts, mask, rank_to_id): cfg_matcher's `unset_ranks` (its oracle): the sorted union of the
+ * sorted int64 rank arrays `parts` (one part taken as it is), less the ranks whose token's bit is set in the
+ * int32 bitmask `mask`, as a list. On a 128k vocabulary this was several numpy passes per mask. */
+static PyObject *earley_unset_ranks(PyObject *module, PyObject *args) {
+    (void)module;
+    PyObject *parts, *mask_o, *r2i_o, *out = NULL;
+    if (!PyArg_ParseTuple(args, "O!OO", &PyList_Type, &parts, &mask_o, &r2i_o))
+        return NULL;
+    Py_ssize_t np_ = PyList_GET_SIZE(parts), got = 0;
+    Py_buffer mb, rb, *pb = PyMem_Calloc((size_t)np_ + 1, sizeof(Py_buffer));
+    int have_m = 0, have_r = 0;
+    int64_t *tmp = NULL;
+    uint64_t *flag = NULL;
+    if (pb == NULL)
+        return PyErr_NoMemory();
+    if (PyObject_GetBuffer(mask_o, &mb, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+        goto done;
+    have_m = 1;
+    if (PyObject_GetBuffer(r2i_o, &rb, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+        goto done;
+    have_r = 1;
+    if (mb.itemsize != 4 || rb.itemsize != 8) {
+        PyErr_SetString(PyExc_TypeError, "mask must hold int32, rank_to_id int64");
+        goto done;
+    }
+    const uint32_t *mask = (const uint32_t *)mb.buf;
+    const int64_t *r2i = (const int64_t *)rb.buf;
+    Py_ssize_t n = rb.len / 8, nbits = (mb.len / 4) * 32, total = 0;
+    for (; got < np_; got++) {
+        if (PyObject_GetBuffer(PyList_GET_ITEM(parts, got), &pb[got], PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+            goto done;
+        if (pb[got].itemsize != 8) {
+            got++;
+            PyErr_SetString(PyExc_TypeError, "parts must hold int64");
+            goto done;
+        }
+        total += pb[got].len / 8;
+    }
+    out = PyList_New(0);
+    if (out == NULL)
+        goto done;
+    if (np_ == 1) {
+        const int64_t *v = (const int64_t *)pb[0].buf;
+        for (Py_ssize_t i = 0; i < total; i++)
+            if (keep_unset(out, v[i], r2i, n, mask, nbits) < 0)
+                goto fail;
+    } else if (total <= 256) { /* a sort of a few */
+        tmp = PyMem_Malloc(((size_t)total + 1) * sizeof(int64_t));
+        if (tmp == NULL) {
+            PyErr_NoMemory();
+            goto fail;
+        }
+        Py_ssize_t k = 0;
+        for (Py_ssize_t j = 0; j < np_; j++) {
+            memcpy(tmp + k, pb[j].buf, (size_t)pb[j].len);
+            k += pb[j].len / 8;
+        }
+        qsort(tmp, (size_t)total, sizeof(int64_t), i64_cmp);
+        for (Py_ssize_t i = 0; i < total; i++)
+            if ((i == 0 || tmp[i] != tmp[i - 1]) && keep_unset(out, tmp[i], r2i, n, mask, nbits) < 0)
+                goto fail;
+    } else { /* a bitset over the ranks, read back over the span touched */
+        flag = PyMem_Calloc((size_t)n / 64 + 1, sizeof(uint64_t));
+        if (flag == NULL) {
+            PyErr_NoMemory();
+            goto fail;
+        }
+        int64_t lo = n, hi = -1;
+        for (Py_ssize_t j = 0; j < np_; j++) {
+            const int64_t *v = (const int64_t *)pb[j].buf;
+            for (Py_ssize_t i = 0; i < pb[j].len / 8; i++) {
+                if (v[i] < 0 || v[i] >= n) {
+                    PyErr_SetString(PyExc_IndexError, "rank out of rank_to_id");
+                    goto fail;
+                }
+                flag[v[i] >> 6] |= (uint64_t)1 << (v[i] & 63);
+                lo = v[i] < lo ? v[i] : lo;
+                hi = v[i] > hi ? v[i] : hi;
+            }
+        }
+        for (int64_t k = lo >> 6; hi >= 0 && k <= hi >> 6; k++)
+            for (uint64_t b = flag[k]; b; b &= b - 1)
+                if (keep_unset(out, (k << 6) | __builtin_ctzll(b), r2i, n, mask, nbits) < 0)
+                    goto fail;
+    }
+    goto done;
+fail:
+    Py_CLEAR(out);
+done:
+    for (Py_ssize_t j = 0; j < got; j++)
+        PyBuffer_Release(&pb[j]);
+    PyMem_Free(pb);
+    PyMem_Free(tmp);
+    PyMem_Free(flag);
+    if (have_m)
+        PyBuffer_Release(&mb);
+    if (have_r)
+        PyBuffer_Release(&rb);
+    return out;
 }
 
 static PyMethodDef methods[] = {
@@ -880,8 +1044,10 @@ static PyMethodDef methods[] = {
     {"step", earley_step, METH_VARARGS,
      "step(chart, byte, flat, tables): (items, scan, waiting, accept) after `byte`, or None."},
     {"simulate", earley_simulate, METH_VARARGS,
-     "simulate(chart, ranks, lcps, words, rtn, tables): the ranks whose token bytes the recognizer takes\n"
+     "simulate(chart, ranks, lcps, words, rtn, tables[, offsets]): the ranks whose token bytes the recognizer takes\n"
      "(lcps None: the common prefixes with the previous token compared here)."},
+    {"unset_ranks", earley_unset_ranks, METH_VARARGS,
+     "unset_ranks(parts, mask, rank_to_id): the sorted union of the rank arrays, less those set in mask."},
     {NULL, NULL, 0, NULL},
 };
 
