@@ -160,7 +160,7 @@ def test_compiled_simulation_takes_the_python_tokens(
 @needs_native
 def test_compiled_simulation_rejects_malformed_words() -> None:
     """Joined words: offsets must be int64 within the bytes, ranks within the offsets; a tuple takes none."""
-    rec = Recognizer(_fresh('start: "a" start?\n'), native=True)
+    rec = Recognizer(fresh_rtn('start: "a" start?\n'), native=True)
     chart = rec.initial()
     blob, offsets = joined_words((b"a", b"aa", b"b"))
     assert rec.simulate(chart, [0, 1, 2], None, blob, offsets) == [0, 1]
