@@ -25,7 +25,8 @@ from hypothesis import strategies as st
 from decc.grammars import Vocabulary
 from decc.grammars.contextfree import earley
 from decc.grammars.contextfree.cfg_grammar import parse_grammar
-from decc.grammars.contextfree.cfg_matcher import CFGConstraint, joined_words, unset_ranks
+from decc.grammars.contextfree.cfg_loops import joined_words
+from decc.grammars.contextfree.cfg_matcher import CFGConstraint, unset_ranks
 from decc.grammars.contextfree.cfg_rows import vocab_order
 from decc.grammars.contextfree.earley import ESet, Recognizer
 

@@ -372,22 +372,37 @@ def region_walk(
     return Region(inside, uncertain, leaving, leaving_lo, bounds, len(exits))
 
 
-_JOINED: dict[int, tuple[tuple[bytes, ...], bytes, np.ndarray, bytearray]] = {}  # `joined_ranks` memo by id
+_JOINED: dict[int, tuple[tuple[bytes, ...], bytes, np.ndarray]] = {}  # `joined_words` memo, by id
+_LCPS: dict[int, tuple[tuple[bytes, ...], bytearray]] = {}  # `joined_ranks`' prefix lengths, by id
+_MAX_JOINED = 8  # vocabulary orders whose joined bytes are kept (each memo keeps its tuple alive: ids stay)
+
+
+def joined_words(words: tuple[bytes, ...]) -> tuple[bytes, np.ndarray]:
+    """`words` joined into one bytes object, and the int64 offsets of each (one more than the words), made
+    once per vocabulary order: the compiled walks read a token's bytes from there rather than from its own
+    bytes object, a cache miss for each of hundreds of tokens per mask on a 128k vocabulary."""
+    got = _JOINED.get(id(words))
+    if got is not None and got[0] is words:
+        return got[1], got[2]
+    offsets = np.zeros(len(words) + 1, dtype=np.int64)
+    np.cumsum([len(w) for w in words], out=offsets[1:])
+    blob = b"".join(words)
+    if len(_JOINED) >= _MAX_JOINED:
+        _JOINED.clear()
+    _JOINED[id(words)] = (words, blob, offsets)
+    return blob, offsets
 
 
 def joined_ranks(words: tuple[bytes, ...]) -> tuple[bytes, np.ndarray, bytearray]:
-    """The ranks' bytes joined, their int64 bounds [n + 1] and each one's common prefix with the previous
-    one (`rank_lcps`), for the compiled region walk (memoized by the tuple, which the memo keeps alive so
-    that its id stays its own)."""
-    hit = _JOINED.get(id(words))
+    """`joined_words` and each rank's common prefix with the previous one (`rank_lcps`), for the compiled
+    region walk."""
+    blob, offsets = joined_words(words)
+    hit = _LCPS.get(id(words))
     if hit is None or hit[0] is not words:
-        offsets = np.zeros(len(words) + 1, dtype=np.int64)
-        np.cumsum([len(w) for w in words], out=offsets[1:])
-        blob = b"".join(words)
-        if len(_JOINED) >= 8:
-            _JOINED.clear()
-        hit = _JOINED[id(words)] = (words, blob, offsets, cfg_walk.compiled.rank_lcps(blob, offsets))
-    return hit[1], hit[2], hit[3]
+        if len(_LCPS) >= _MAX_JOINED:
+            _LCPS.clear()
+        hit = _LCPS[id(words)] = (words, cfg_walk.compiled.rank_lcps(blob, offsets))
+    return blob, offsets, hit[1]
 
 
 def region_walk_py(
@@ -457,6 +472,7 @@ __all__ = [
     "Loops",
     "Region",
     "joined_ranks",
+    "joined_words",
     "loop_classes",
     "loop_key",
     "region_key",

@@ -28,6 +28,7 @@ from ..automata.dfa import gc_paused
 from ..limits import DEFAULT_LIMITS, Limits, deadline
 from ..tokens.vocab import Vocabulary
 from .cfg_grammar import Grammar, GrammarError, parse_grammar
+from .cfg_loops import joined_words
 from .cfg_rows import StateRows, classify, rank_lcp, vocab_order
 from .cfg_walk import walks_within
 from .earley import Chart, ESet, Recognizer
@@ -303,26 +304,6 @@ class CFGConstraint:
                 heads.append(list({g: None for g, _ in s.scan}))
                 d += 1
         return ok
-
-
-_JOINED: dict[int, tuple[tuple[bytes, ...], bytes, np.ndarray]] = {}  # by id (the tuple is kept alive)
-_MAX_JOINED = 8  # vocabularies whose joined bytes are kept
-
-
-def joined_words(words: tuple[bytes, ...]) -> tuple[bytes, np.ndarray]:
-    """`words` joined into one bytes object, and the int64 offsets of each (one more than the words), made
-    once per vocabulary order: the compiled simulation reads a token's bytes from there rather than from
-    its own bytes object, a cache miss for each of hundreds of tokens per mask on a 128k vocabulary."""
-    got = _JOINED.get(id(words))
-    if got is not None and got[0] is words:
-        return got[1], got[2]
-    offsets = np.zeros(len(words) + 1, dtype=np.int64)
-    np.cumsum([len(w) for w in words], out=offsets[1:])
-    blob = b"".join(words)
-    if len(_JOINED) >= _MAX_JOINED:
-        _JOINED.clear()
-    _JOINED[id(words)] = (words, blob, offsets)
-    return blob, offsets
 
 
 _FEW_LCPS = 32  # tokens whose common prefixes are compared in Python rather than reduced over the ranks
