@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from decc.grammars import Vocabulary, cfg
 from decc.grammars.contextfree import cfg_matcher
-from decc.grammars.contextfree.cfg_matcher import set_bits, union_sorted
+from decc.grammars.contextfree.cfg_matcher import union_sorted
+from decc.grammars.tokens.token_automaton import set_bits
 
 # Lists of words, numbers and nested lists with optional spaces after commas: after "[" or ", " many tokens
 # leave the rule they start in (uncertain tokens, simulated), from several states at once.

@@ -26,6 +26,7 @@ from .. import disk_cache
 from ..automata.counters import counter_signature
 from ..automata.dfa import gc_paused
 from ..limits import DEFAULT_LIMITS, Limits, deadline
+from ..tokens.token_automaton import set_bits
 from ..tokens.vocab import Vocabulary
 from .cfg_grammar import Grammar, GrammarError, parse_grammar
 from .cfg_loops import joined_words
@@ -339,17 +340,6 @@ def unset_ranks(parts: list[np.ndarray], mask: np.ndarray, rank_to_id: np.ndarra
     ranks = union_sorted(parts, len(rank_to_id))
     ids = rank_to_id[ranks]
     return ranks[((mask[ids >> 5] >> (ids & 31)) & 1) == 0].tolist()
-
-
-def set_bits(mask: np.ndarray, ids: np.ndarray | list[int]) -> None:
-    """Set the bits `ids` in the int32 bitmask `mask` (in place; a list is set one by one)."""
-    words = mask.view(np.uint32)
-    if isinstance(ids, list):
-        for i in ids:
-            words[i >> 5] |= 1 << (i & 31)
-        return
-    ids = ids.astype(np.int64, copy=False)
-    np.bitwise_or.at(words, ids >> 5, np.left_shift(np.uint32(1), (ids & 31).astype(np.uint32)))
 
 
 class CFGMatcher:

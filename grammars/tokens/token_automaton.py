@@ -315,11 +315,16 @@ def pack_bits(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_words: int) -> 
     return packed.astype(np.uint64).astype(np.uint32).reshape(n_rows, n_words)
 
 
-def set_bits(row: np.ndarray, ids: np.ndarray) -> None:
-    """Set the bits of token `ids` (EOS, typically) in one uint32 bitmask row."""
-    if len(ids):
+def set_bits(row: np.ndarray, ids: np.ndarray | list[int]) -> None:
+    """Set the bits of token `ids` (EOS, typically) in one bitmask row of uint32 or int32 words, in place;
+    a list is set one by one (for a few ids, numpy's per-call cost is higher)."""
+    words = row.view(np.uint32)
+    if isinstance(ids, list):
+        for i in ids:
+            words[i >> 5] |= 1 << (i & 31)
+    elif len(ids):
         np.bitwise_or.at(
-            row, (ids >> 5).astype(np.int64), np.left_shift(np.uint32(1), (ids & 31).astype(np.uint32))
+            words, (ids >> 5).astype(np.int64), np.left_shift(np.uint32(1), (ids & 31).astype(np.uint32))
         )
 
 
