@@ -690,17 +690,10 @@ def all_coreachable(node: Automaton) -> bool:
     cannot make a rule's DFA state dead). Kept on the node: a schema's rules share their key automata."""
     kept = node.__dict__.get("_all_coreachable")
     if kept is None:
-        preds: list[list[int]] = [[] for _ in range(node.n)]
+        targets: list[list[int]] = [[] for _ in range(node.n)]
         for s, _, _, d in node.edges:
-            preds[d].append(s)
-        seen = set(node.accepting)
-        stack = list(seen)
-        while stack:
-            for p in preds[stack.pop()]:
-                if p not in seen:
-                    seen.add(p)
-                    stack.append(p)
-        kept = len(seen) == node.n
+            targets[s].append(d)
+        kept = all(_coreachable(targets, [s in node.accepting for s in range(node.n)]))
         object.__setattr__(node, "_all_coreachable", kept)
     return kept
 
