@@ -236,19 +236,7 @@ def subset_construction(
             found = prepared[s]
             if found is None:
                 found = prepared[s] = _prepare(edges[s], classes, closure, memo)
-            items, covered, own, _ = found
-            if covered >= 0:  # the runs of one state are disjoint (the usual case): no union to build
-                work += own
-                for lo, hi, target in items:
-                    d = ids.get(target)
-                    if d is None:
-                        if not target:
-                            continue
-                        d = ids[target] = len(sets)
-                        sets.append(target)
-                    filled += (base + lo, hi - lo, d)
-            else:
-                work += _overlapping_row(items, base, filled, ids, sets)
+            items, covered, own, _ = found  # the runs of one state, their work prepared: no union to build
         else:
             items = []
             covered = 0  # the classes of the runs so far as bits; -1 once two runs share a class
@@ -264,21 +252,22 @@ def subset_construction(
                     covered = -1 if bits < 0 or covered & bits else covered | bits
                 own += found[2]
                 targets.append(found[3])
-            if covered >= 0:  # no class has two runs: each run goes to its target's subset
+            if covered >= 0:
                 union = frozenset().union(*targets)
                 if len(union) < sum(map(len, targets)):  # a target shared by two states counts once
                     own = sum(hi - lo for lo, hi, _ in items) + sum(len(closure(t)) for t in union)
-                work += own
-                for lo, hi, target in items:
-                    d = ids.get(target)
-                    if d is None:
-                        if not target:
-                            continue
-                        d = ids[target] = len(sets)
-                        sets.append(target)
-                    filled += (base + lo, hi - lo, d)
-            else:
-                work += _overlapping_row(items, base, filled, ids, sets)
+        if covered >= 0:  # no class has two runs (the usual case): each run goes to its target's subset
+            work += own
+            for lo, hi, target in items:
+                d = ids.get(target)
+                if d is None:
+                    if not target:
+                        continue
+                    d = ids[target] = len(sets)
+                    sets.append(target)
+                filled += (base + lo, hi - lo, d)
+        else:
+            work += _overlapping_row(items, base, filled, ids, sets)
         i += 1
         if len(sets) > max_states or work > max_work:
             raise GrammarLimitError(
