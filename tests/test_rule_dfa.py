@@ -230,3 +230,18 @@ def test_shared_tails_give_the_language_of_thompsons_construction(body) -> None:
     slow = _rule_dfa(body, INDEX, DEFAULT_LIMITS, thompson=True)
     assert _equivalent(fast, slow)
     assert _viable(*fast)
+
+
+def test_a_rule_that_only_calls_another_is_built_as_its_dfa_would_be() -> None:
+    """RTN._build takes a body that is one call (a schema's start rule) without an NFA: same states."""
+    import numpy as np
+
+    from decc.grammars.contextfree.cfg_grammar import Grammar
+    from decc.grammars.contextfree.rtn import RTN
+
+    rtn = RTN(Grammar((("start", Call("x")), ("x", Concat((CharSet(((97, 98),)),)))), ""))
+    table, accepting, calls = _rule_dfa(Call("x"), rtn.index, DEFAULT_LIMITS)
+    lo, hi = rtn.span(0)
+    assert np.array_equal(rtn.table[lo:hi], np.where(table >= 0, table + lo, -1))
+    assert rtn.accepting[lo:hi].tolist() == accepting.tolist()
+    assert rtn.calls[lo:hi] == [tuple((c, lo + n) for c, n in edges) for edges in calls]

@@ -118,12 +118,11 @@ class StateRows:
         self.lexical = np.zeros(0, dtype=bool)
         self.n_live = np.zeros(0, dtype=np.int64)  # live bytes per state (`_walk_trie`: is it wide?)
         self.row_of = np.full(0, -1, dtype=np.int64)  # -1: not computed yet
-        self.buf = np.zeros((64, vocab.n_words), dtype=np.int32)
+        self.buf = np.zeros((4, vocab.n_words), dtype=np.int32)  # grows by doubling (most grammars: few rows)
         self.n_rows = 1
         self.uncertain: list[np.ndarray | None] = []
         self.walked = 0  # (state, token) pairs walked so far
         self._n_built = 0  # the rules of `rtn.built` taken in so far
-        self._token_counts = np.diff(vocab.packed[3])  # tokens per first byte (for `walked`)
         self.lock = threading.Lock()
         self._sync()
 
@@ -226,7 +225,7 @@ class StateRows:
                 return
             states = np.array(rest, dtype=np.int64)
         live = self.table[states] != self.dead
-        per_state = live.astype(np.int64) @ self._token_counts
+        per_state = live.astype(np.int64) @ np.diff(self.vocab.packed[3])  # tokens per first byte
         self.walked += int(per_state.sum())
         bounds = np.searchsorted(np.cumsum(per_state), np.arange(_CHUNK, int(per_state.sum()), _CHUNK))
         for part in np.split(np.arange(len(states)), np.unique(bounds)):

@@ -155,6 +155,10 @@ class RTN:
             trans, acc, q_of, c_of = _unroll_lexeme(body.dfa, self._lexeme_states)
             calls: list[list[tuple[int, int]]] = [[] for _ in range(len(acc))]
             self._lexeme_states += len(acc)
+        elif type(body) is Call:  # a rule that only calls another (a schema's start rule): no NFA to build
+            trans, acc = _CALL_TABLE, _CALL_ACCEPTING
+            calls = [[(self.index[body.rule], 1)], []]
+            q_of = c_of = -1
         else:
             trans, acc, calls = _rule_dfa(body, self.index, self.limits)
             q_of = c_of = -1  # (no lexeme state)
@@ -200,6 +204,13 @@ class RTN:
         self._table = table
         self._acc, self._rule, self._lex_q, self._lex_c = grown
         self.flat = memoryview(table.reshape(-1))
+
+
+# `_rule_dfa` of a body that is one call: state 0 calls, state 1 accepts, no byte edges
+_CALL_TABLE = np.full((2, 256), DEAD, dtype=np.int32)
+_CALL_ACCEPTING = np.array([False, True])
+_CALL_TABLE.setflags(write=False)
+_CALL_ACCEPTING.setflags(write=False)
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:
