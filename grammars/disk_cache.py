@@ -137,6 +137,7 @@ def _classes() -> dict[str, type]:
     from .contextfree.cfg_loops import Region
     from .contextfree.cfg_matcher import CFGConstraint
     from .contextfree.rtn import RTN
+    from .json.json_keys import TrieEdges
     from .limits import Limits
     from .regexes.regex_ast import Alt, Automaton, CharSet, Concat, Repeat
     from .tokens.constraint import TokenConstraint
@@ -145,7 +146,8 @@ def _classes() -> dict[str, type]:
     from .tokens.token_loops import Loop
 
     kinds = (Call, Grammar, Lexeme, CFGConstraint, TokenConstraint, ByteDFA, Alt, Automaton, CharSet, Concat)
-    return {c.__name__: c for c in (*kinds, Repeat, RTN, TokenAutomaton, Counts, Loop, Limits, Region)}
+    more = (Repeat, RTN, TokenAutomaton, Counts, Loop, Limits, Region, TrieEdges)
+    return {c.__name__: c for c in (*kinds, *more)}
 
 
 _SCALARS = (bool, int, float, str, type(None))

@@ -92,3 +92,25 @@ def test_byte_runs_rebuild_the_table(n: int, cells: list[tuple[int, int, int, in
     assert (rebuilt == table).all()
     pairs = zip(runs, runs[1:], strict=False)
     assert all(a[3] != b[3] or a[2] + 1 < b[1] or a[0] != b[0] for a, b in pairs)  # runs are maximal
+
+
+def test_the_key_automaton_lists_its_edges_on_first_read_and_keeps_them_lazy_in_a_pickle() -> None:
+    """`excluding` leaves its edge list for the rule build to make (most generations never enter the extra
+    keys' rule); hashing, comparing and pickling the automaton must not make it."""
+    import pickle
+
+    from decc.grammars.json.json_keys import TrieEdges
+
+    body = dfa_of(ANY_BODY)
+    auto = excluding(body, [b"ab", b"b"])
+    edges = auto.edges
+    assert isinstance(edges, TrieEdges) and edges._edges is None
+    twin = excluding(body, [b"ab", b"b"])
+    assert hash(auto) == hash(twin) and auto == twin and edges._edges is None
+    assert auto != excluding(body, [b"ab"])
+    copy = pickle.loads(pickle.dumps(auto))
+    assert edges._edges is None and copy == auto and hash(copy) == hash(auto)
+    listed = tuple(edges)  # now made: the same automaton as the eager walk over the same words
+    assert len(edges) == len(listed) and edges[0] == listed[0]
+    assert all(0 <= s < auto.n and 0 <= d < auto.n and 0 <= lo <= hi <= 255 for s, lo, hi, d in listed)
+    assert dfa_of(auto).accepts(b"a") and not dfa_of(auto).accepts(b"ab") and dfa_of(auto).accepts(b"abc")

@@ -8,8 +8,10 @@ on in a copy of the base DFA.
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -68,12 +70,24 @@ def excluding(base: ByteDFA, words: Iterable[bytes]) -> Automaton:
     whose root is the start).
 
     A trie node stands for its prefix and the base state that prefix reaches; it accepts where the base
-    does and no word ends. A byte off the trie goes to the base copy, where no word can end any more."""
+    does and no word ends. A byte off the trie goes to the base copy, where no word can end any more.
+    The edges are listed on first use (`TrieEdges`): an object's extra keys are a rule of their own, which
+    most generations never enter, and the list is most of the work."""
     if base.n_states == 0:
         return Automaton(1, 0, frozenset(), ())
+    words = tuple(words)
     t = _tables(base)
-    rows, accepting = t.rows, t.accepting
-    state = [base.start]  # trie node -> base state
+    state, ends, _ = _trie(t, words)
+    m = len(t.rows)  # trie node k is state m + k
+    acc = {m + node for node, q in enumerate(state) if t.accepting[q] and not ends[node]}
+    return Automaton(m + len(state), m, t.copy_accepting | acc, TrieEdges(base, words))  # type: ignore[arg-type]
+
+
+def _trie(t: _Base, words: tuple[bytes, ...]) -> tuple[list[int], list[bool], list[dict[int, int]]]:
+    """The trie of `words` inside the base language: per node, its base state, whether a word ends there,
+    and its children by byte."""
+    rows = t.rows
+    state = [t.base.start]  # trie node -> base state
     ends = [False]
     children: list[dict[int, int]] = [{}]
     for word in words:
@@ -91,7 +105,14 @@ def excluding(base: ByteDFA, words: Iterable[bytes]) -> Automaton:
             node = nxt
         else:
             ends[node] = True
-    m = len(rows)  # trie node k is state m + k
+    return state, ends, children
+
+
+def _trie_edges(base: ByteDFA, words: tuple[bytes, ...]) -> tuple[tuple[int, int, int, int], ...]:
+    """The edges of `excluding(base, words)`: the base copy's, then each trie node's."""
+    t = _tables(base)
+    state, _, children = _trie(t, words)
+    m = len(t.rows)
     edges = list(t.copy_edges)
     runs, cut = t.runs, t.cut
     for node in range(len(state)):
@@ -108,8 +129,50 @@ def excluding(base: ByteDFA, words: Iterable[bytes]) -> Automaton:
             row = cut[key] = _cut(runs[key[0]], key[1])
         edges += [(me, lo, hi, q) for lo, hi, q in row]
         edges += [(me, b, b, m + kid) for b, kid in kids.items()]
-    acc = {m + node for node, q in enumerate(state) if accepting[q] and not ends[node]}
-    return Automaton(m + len(state), m, t.copy_accepting | acc, tuple(edges))
+    return tuple(edges)
+
+
+class TrieEdges(Sequence[tuple[int, int, int, int]]):
+    """The edge list of an `excluding` automaton, made the first time it is read (iterated, sized,
+    indexed). Hashed and compared by its base DFA and words, so that hashing an automaton that holds it
+    lists nothing; the hash is of ints only (as `_CachedHash` needs of a value kept in a pickle), and a
+    pickle or a disk cache file keeps the base and the words, not the list."""
+
+    __slots__ = ("base", "words", "_edges", "_hash")
+
+    def __init__(self, base: ByteDFA, words: tuple[bytes, ...]) -> None:
+        self.base, self.words = base, words
+        self._edges: tuple[tuple[int, int, int, int], ...] | None = None
+        digest = hashlib.blake2b(b"\0".join(words), digest_size=8).digest()
+        self._hash = hash((len(words), int.from_bytes(digest, "little")))
+
+    def edges(self) -> tuple[tuple[int, int, int, int], ...]:
+        if self._edges is None:
+            self._edges = _trie_edges(self.base, self.words)
+        return self._edges
+
+    def __iter__(self) -> Iterator[tuple[int, int, int, int]]:
+        return iter(self.edges())
+
+    def __len__(self) -> int:
+        return len(self.edges())
+
+    def __getitem__(self, i):  # type: ignore[no-untyped-def, override]
+        return self.edges()[i]
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TrieEdges):  # (not equal to a tuple of the same edges: hashes differ)
+            return NotImplemented
+        return self.words == other.words and (self.base is other.base or self.edges() == other.edges())
+
+    def __getstate__(self) -> dict[str, Any]:  # (pickle and the disk cache: the words, not the list)
+        return {"base": self.base, "words": self.words}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["base"], tuple(state["words"]))  # type: ignore[misc]
 
 
 def _cut(row: list[tuple[int, int, int]], cuts: tuple[int, ...]) -> list[tuple[int, int, int]]:
