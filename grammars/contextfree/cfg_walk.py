@@ -14,7 +14,6 @@ ones are the fallback (no C compiler at install, `DECC_PURE_PYTHON=1` read at im
 
 from __future__ import annotations
 
-import os
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typing import Protocol
 import numpy as np
 
 from ..limits import check_time
+from ..native import use_native
 from ..tokens.vocab import Vocabulary
 
 try:
@@ -30,7 +30,7 @@ try:
 except ImportError:  # installed without a C compiler: the pure-Python walk
     compiled = None  # type: ignore[assignment]
 # whether `TrieWalk` uses the compiled walk by default (False: not built, or forced off)
-NATIVE = compiled is not None and os.environ.get("DECC_PURE_PYTHON", "") in ("", "0")
+NATIVE = use_native(compiled)
 
 _BYTE = [bytes([b]) for b in range(256)]
 FEW = 16  # tokens in a trie node, up to which the trie walk takes it even where a shared walk exists

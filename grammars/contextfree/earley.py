@@ -17,11 +17,11 @@ read at import) and the tests' oracle.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
 
+from ..native import use_native
 from .rtn import RTN
 
 try:
@@ -29,7 +29,7 @@ try:
 except ImportError:  # pragma: no cover - no C compiler at install
     compiled = None
 
-NATIVE = compiled is not None and os.environ.get("DECC_PURE_PYTHON", "") in ("", "0")
+NATIVE = use_native(compiled)
 
 
 class ESet:
