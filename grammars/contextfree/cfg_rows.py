@@ -139,26 +139,29 @@ class StateRows:
         if n > self.dead:  # grow by doubling; the dead row moves to the new capacity
             cap = max(n, 2 * self.dead, 64)
             table = np.full((cap + 1, 256), cap, dtype=np.int32)
-            table[:old] = np.where(self.table[:old] == self.dead, cap, self.table[:old])
             exit_point = np.zeros(cap + 1, dtype=bool)
-            exit_point[:old] = self.exit_point[:old]
             enters = np.zeros((cap + 1, 256), dtype=bool)
-            enters[:old] = self.enters[:old]
             lexical = np.zeros(cap, dtype=bool)
-            lexical[:old] = self.lexical[:old]
             n_live = np.zeros(cap, dtype=np.int64)
-            n_live[:old] = self.n_live[:old]
-            self.n_live = n_live
             row_of = np.full(cap, -1, dtype=np.int64)
-            row_of[:old] = self.row_of[:old]
+            if old:  # (the first call has nothing to carry over)
+                table[:old] = np.where(self.table[:old] == self.dead, cap, self.table[:old])
+                exit_point[:old] = self.exit_point[:old]
+                enters[:old] = self.enters[:old]
+                lexical[:old] = self.lexical[:old]
+                n_live[:old] = self.n_live[:old]
+                row_of[:old] = self.row_of[:old]
+            self.n_live = n_live
             self.table, self.exit_point, self.enters, self.lexical = table, exit_point, enters, lexical
             self.dead = cap
             self.row_of = row_of  # last: readers without the lock index it
             # The trie walk memoizes rows holding the old dead state: made again on use. The loops found so
             # far stay valid (each keeps the rows and dead state it was made from; states keep their numbers).
             self._trie = None
-        self.table[old:n] = np.where(rtn.table[old:n] < 0, self.dead, rtn.table[old:n])
-        self.n_live[old:n] = (rtn.table[old:n] >= 0).sum(axis=1)
+        new = rtn.table[old:n]
+        live = new >= 0
+        self.table[old:n] = np.where(live, new, self.dead)
+        self.n_live[old:n] = live.sum(axis=1)
         built = rtn.built
         for r in built[self._n_built :]:  # rules are numbered in build order: the new ones are at the end
             lo, hi = rtn.span(r)
