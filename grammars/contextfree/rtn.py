@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..automata.dfa import ByteDFA, gc_paused, subset_construction
+from ..automata.dfa import ByteDFA, gc_paused, subset_table
 from ..errors import GrammarLimitError
 from ..limits import DEFAULT_LIMITS, Limits
 from ..regexes.nfa import NFA, NFABuilder, check_nesting, estimate_states
@@ -663,9 +663,7 @@ def _rule_dfa(
         for k, c in enumerate(callees):
             symbol_class[256 + c] = n_classes + k
     nfa = NFA(b.eps, b.edges, start, accept)
-    table, accepting, _ = subset_construction(
-        nfa, symbol_class, n_classes + len(callees), limits, "grammar rule"
-    )
+    table, accepting = subset_table(nfa, symbol_class, n_classes + len(callees), limits, "grammar rule")
     trans, acc = table, accepting
     if b.maybe_dead:  # else every NFA state, so every DFA state, reaches acceptance
         rows, acc_list = table.tolist(), accepting.tolist()
