@@ -120,6 +120,37 @@ def test_random_nfas_pass_the_limits_where_the_python_does(
     _assert_same(*case, limits)
 
 
+def _rule_outcome(
+    nfa: NFA, callees: list[int], limits: Limits, native: bool
+) -> tuple[list[list[int]], list[bool], list[int]] | str:
+    try:
+        trans, accepting, starts = dfa.rule_subset_table(nfa, callees, limits, native=native)
+    except GrammarLimitError as e:
+        return str(e)
+    assert trans.shape == (len(accepting), len(starts) + len(callees))
+    return trans.tolist(), accepting.tolist(), starts
+
+
+@needs_native
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_nfas(), st.lists(st.integers(0, 9), max_size=3, unique=True), st.integers(1, 40), st.booleans())
+def test_rule_nfas_give_the_python_classes_and_dfa(
+    case: tuple[NFA, list[int], int], callees: list[int], max_states: int, limited: bool
+) -> None:
+    """`rule_subset_table` (the classes made in C from the edges, callees at 256 + r): the Python's."""
+    nfa = case[0]
+    callees = sorted(callees)
+    calls = [(256 + r, 256 + r) for r in callees]
+    for q, out in enumerate(nfa.edges):  # the drawn call symbols renamed to these callees'
+        nfa.edges[q] = [
+            (*calls[(lo - 256) % len(calls)], t) if lo >= 256 and calls else (lo, min(hi, 255), t)
+            for lo, hi, t in out
+            if lo < 256 or calls
+        ]
+    limits = dataclasses.replace(DEFAULT_LIMITS, max_dfa_states=max_states) if limited else DEFAULT_LIMITS
+    assert _rule_outcome(nfa, callees, limits, True) == _rule_outcome(nfa, callees, limits, False)
+
+
 def _rtn_tables(text: str, native: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[list, list, list]:
     with monkeypatch.context() as m:
         m.setattr(dfa, "NATIVE", native)

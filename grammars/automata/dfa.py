@@ -325,6 +325,47 @@ def subset_table(
     return trans, np.frombuffer(accepting, dtype=bool)
 
 
+def rule_subset_table(
+    nfa: NFA, callees: list[int], limits: Limits, native: bool | None = None
+) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """A grammar rule's `subset_table` over its own symbol classes: bytes cut wherever an edge's range starts
+    or ends, then one class per callee (symbol 256 + r, `callees` sorted). Returns (table, accepting, the
+    first byte of each byte class). Compiled (`native`; None: `NATIVE`), classes included, else in Python."""
+    if (NATIVE if native is None else native) and compiled is not None:
+        (n, table, accepting), starts = compiled.rule_table(
+            nfa.eps,
+            nfa.edges,
+            nfa.start,
+            nfa.accept,
+            callees,
+            limits.max_dfa_states,
+            limits.max_subset_work,
+            check_time,
+            "building the DFA",
+        )
+        if table is None:
+            raise _too_complex(n, limits, "grammar rule")
+        trans = np.frombuffer(table, dtype=np.int64).reshape(n, len(starts) + len(callees))
+        return trans, np.frombuffer(accepting, dtype=bool), starts
+    # Where a class starts (a Python set: numpy item writes cost more per edge; call edges, symbols 256 + r,
+    # only add points past the bytes, dropped here), as plain lists (a rule's few classes cost less in
+    # Python than in numpy calls)
+    points = {x for edges in nfa.edges for lo, hi, _ in edges for x in (lo, hi + 1)}
+    points.add(0)
+    starts = sorted(x for x in points if x < 256)
+    widths = [hi - lo for lo, hi in zip(starts, [*starts[1:], 256], strict=True)]
+    n_classes = len(starts)
+    symbol_class = [k for k, w in enumerate(widths) for _ in range(w)]  # byte -> class
+    if callees:  # then one class per callee, at symbol 256 + r
+        symbol_class += [0] * (callees[-1] + 1)
+        for k, c in enumerate(callees):
+            symbol_class[256 + c] = n_classes + k
+    trans, accepting = subset_table(
+        nfa, symbol_class, n_classes + len(callees), limits, "grammar rule", native=False
+    )
+    return trans, accepting, starts
+
+
 def _too_complex(n_states: int, limits: Limits, what: str) -> GrammarLimitError:
     """The error of a subset construction past `limits` (with `n_states` states so far)."""
     return GrammarLimitError(

@@ -840,12 +840,23 @@ static void *zalloc(size_t n, size_t size, int fill) {
     return p;
 }
 
-/* Check the input's shape and make the per-state and per-class arrays. 0, or -1 with an exception set. */
+static int check_lists(PyObject *eps, PyObject *edges) {
+    if (!PyList_Check(eps) || !PyList_Check(edges) || PyList_GET_SIZE(eps) != PyList_GET_SIZE(edges)) {
+        PyErr_SetString(PyExc_TypeError, "subset_c: eps and edges are lists of one entry per NFA state");
+        return -1;
+    }
+    return 0;
+}
+
+/* Check the input's shape and make the per-state and per-class arrays; the symbol classes are read from
+ * `classes` (a list, as needed) or, when NULL, were made already (`rule_classes`). 0, or -1 with an
+ * exception set. */
 static int ctx_init(Ctx *c, PyObject *eps, PyObject *edges, Py_ssize_t start, Py_ssize_t accept,
                     PyObject *classes, Py_ssize_t n_classes) {
-    if (!PyList_Check(eps) || !PyList_Check(edges) || PyList_GET_SIZE(eps) != PyList_GET_SIZE(edges) ||
-        !is_seq(classes)) {
-        PyErr_SetString(PyExc_TypeError, "subset_c: eps and edges are lists of one entry per NFA state");
+    if (check_lists(eps, edges) < 0)
+        return -1;
+    if (classes != NULL && !is_seq(classes)) {
+        PyErr_SetString(PyExc_TypeError, "subset_c: the symbol classes are a list");
         return -1;
     }
     Py_ssize_t n = PyList_GET_SIZE(eps);
@@ -857,8 +868,17 @@ static int ctx_init(Ctx *c, PyObject *eps, PyObject *edges, Py_ssize_t start, Py
     c->n = n;
     c->eps = PySequence_Fast_ITEMS(eps);
     c->edges = PySequence_Fast_ITEMS(edges);
-    c->classes_in = PySequence_Fast_ITEMS(classes);
-    c->n_symbols = PySequence_Fast_GET_SIZE(classes);
+    if (classes != NULL) {
+        c->classes_in = PySequence_Fast_ITEMS(classes);
+        c->n_symbols = PySequence_Fast_GET_SIZE(classes);
+        c->classes = zalloc((size_t)c->n_symbols, sizeof(int32_t), 0xff); /* (all -1) */
+        if (c->classes == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        for (Py_ssize_t k = 0; k < c->n_symbols; k++)
+            c->classes[k] = UNKNOWN;
+    }
     c->n_classes = (int32_t)n_classes;
     c->accept = (int32_t)accept;
     size_t nn = (size_t)n, nc = (size_t)n_classes + 1;
@@ -874,12 +894,10 @@ static int ctx_init(Ctx *c, PyObject *eps, PyObject *edges, Py_ssize_t start, Py
     c->cstamp = zalloc(nc, sizeof(uint32_t), 0);
     c->cstamp2 = zalloc(nc, sizeof(uint32_t), 0);
     c->cgroup = zalloc(nc, sizeof(int32_t), 0);
-    c->classes = zalloc((size_t)c->n_symbols, sizeof(int32_t), 0);
     c->ids_cap = 16;
     c->ids = zalloc(c->ids_cap, sizeof(int32_t), 0xff);
     if (!c->important || !c->clo || !c->clo_state || !c->prep_off || !c->prep_len || !c->prep_overlap ||
-        !c->prep_work || !c->vstamp || !c->tstamp || !c->cstamp || !c->cstamp2 || !c->cgroup || !c->classes ||
-        !c->ids) {
+        !c->prep_work || !c->vstamp || !c->tstamp || !c->cstamp || !c->cstamp2 || !c->cgroup || !c->ids) {
         PyErr_NoMemory();
         return -1;
     }
@@ -891,8 +909,6 @@ static int ctx_init(Ctx *c, PyObject *eps, PyObject *edges, Py_ssize_t start, Py
         c->important[s] = PySequence_Fast_GET_SIZE(c->edges[s]) > 0 || (Py_ssize_t)s == accept;
         c->clo[s] = c->clo_state[s] = c->prep_off[s] = UNKNOWN;
     }
-    for (Py_ssize_t k = 0; k < c->n_symbols; k++)
-        c->classes[k] = UNKNOWN;
     int32_t empty[SET_MINSIZE];
     memset(empty, 0xff, sizeof(empty));
     c->empty_fset = fs_commit(c, empty, SET_MINSIZE - 1, 0);
@@ -940,6 +956,28 @@ static int construct(Ctx *c, Py_ssize_t start, long long max_states, long long m
     return 1;
 }
 
+/* The result: (n_states, table, accepting), or (n_states, None, None) when a limit was passed (status 0). */
+static PyObject *result_of(Ctx *c, int status) {
+    size_t n = c->sets.n;
+    if (status == 0)
+        return Py_BuildValue("nOO", (Py_ssize_t)n, Py_None, Py_None);
+    PyObject *result = NULL;
+    PyObject *table = PyByteArray_FromStringAndSize((const char *)c->trans,
+                                                    (Py_ssize_t)(n * (size_t)c->n_classes * sizeof(int64_t)));
+    PyObject *accepting = PyByteArray_FromStringAndSize(NULL, (Py_ssize_t)n);
+    if (table != NULL && accepting != NULL) {
+        char *acc = PyByteArray_AS_STRING(accepting);
+        for (size_t d = 0; d < n; d++) {
+            const FSet *fs = &c->fsets[c->sets.v[d]];
+            acc[d] = (char)table_has(fs_table(c, c->sets.v[d]), fs->mask, c->accept);
+        }
+        result = Py_BuildValue("nOO", (Py_ssize_t)n, table, accepting);
+    }
+    Py_XDECREF(table);
+    Py_XDECREF(accepting);
+    return result;
+}
+
 static PyObject *subset_table(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *eps, *edges, *classes, *max_states_o, *max_work_o, *check, *message;
@@ -953,30 +991,106 @@ static PyObject *subset_table(PyObject *self, PyObject *args) {
     Ctx c;
     memset(&c, 0, sizeof(c));
     PyObject *result = NULL;
-    if (ctx_init(&c, eps, edges, start, accept, classes, n_classes) < 0)
-        goto done;
-    int status = construct(&c, start, max_states, max_work, check, message);
-    if (status < 0)
-        goto done;
-    size_t n = c.sets.n;
-    if (status == 0) {
-        result = Py_BuildValue("nOO", (Py_ssize_t)n, Py_None, Py_None);
-        goto done;
+    if (ctx_init(&c, eps, edges, start, accept, classes, n_classes) == 0) {
+        int status = construct(&c, start, max_states, max_work, check, message);
+        if (status >= 0)
+            result = result_of(&c, status);
     }
-    PyObject *table = PyByteArray_FromStringAndSize((const char *)c.trans,
-                                                    (Py_ssize_t)(n * (size_t)c.n_classes * sizeof(int64_t)));
-    PyObject *accepting = PyByteArray_FromStringAndSize(NULL, (Py_ssize_t)n);
-    if (table != NULL && accepting != NULL) {
-        char *acc = PyByteArray_AS_STRING(accepting);
-        for (size_t d = 0; d < n; d++) {
-            const FSet *fs = &c.fsets[c.sets.v[d]];
-            acc[d] = (char)table_has(fs_table(&c, c.sets.v[d]), fs->mask, c.accept);
+    ctx_free(&c);
+    return result;
+}
+
+/* `_rule_dfa`'s symbol classes, made from all the edges (as its Python fallback, `dfa.rule_subset_table`,
+ * does): bytes cut wherever an edge's range starts or ends, then one class per callee (symbol 256 + r) in
+ * the order of `callees` (sorted), other symbols class 0. Fills c->classes (every symbol) and c->n_symbols;
+ * returns the byte classes' first bytes as a list (the number of classes is its length plus the callees'),
+ * or NULL. */
+static PyObject *rule_classes(Ctx *c, PyObject *edges, PyObject *callees) {
+    if (!PyList_Check(callees)) {
+        PyErr_SetString(PyExc_TypeError, "subset_c: callees is a list");
+        return NULL;
+    }
+    Py_ssize_t n_callees = PyList_GET_SIZE(callees);
+    long last = -1;
+    for (Py_ssize_t k = 0; k < n_callees; k++) /* sorted, distinct */
+        if (read_int(PyList_GET_ITEM(callees, k), last + 1, INT32_MAX - 512, &last) < 0)
+            return NULL;
+    c->n_symbols = 256 + (last + 1);
+    uint8_t cut[256] = {1}; /* a class starts at byte 0 */
+    Py_ssize_t n = PyList_GET_SIZE(edges);
+    for (Py_ssize_t s = 0; s < n; s++) {
+        PyObject *out = PyList_GET_ITEM(edges, s);
+        if (!is_seq(out)) {
+            PyErr_SetString(PyExc_TypeError, "subset_c: each state's edges are a list");
+            return NULL;
         }
-        result = Py_BuildValue("nOO", (Py_ssize_t)n, table, accepting);
+        Py_ssize_t m = PySequence_Fast_GET_SIZE(out);
+        PyObject **items = PySequence_Fast_ITEMS(out);
+        for (Py_ssize_t j = 0; j < m; j++) {
+            PyObject *e = items[j];
+            if (!(PyTuple_Check(e) || PyList_Check(e)) || PySequence_Fast_GET_SIZE(e) != 3) {
+                PyErr_SetString(PyExc_TypeError, "subset_c: an edge is a (lo, hi, target) tuple");
+                return NULL;
+            }
+            long lo, hi;
+            if (read_int(PySequence_Fast_ITEMS(e)[0], 0, c->n_symbols, &lo) < 0 ||
+                read_int(PySequence_Fast_ITEMS(e)[1], lo, c->n_symbols, &hi) < 0)
+                return NULL;
+            if (lo < 256)
+                cut[lo] = 1;
+            if (hi + 1 < 256)
+                cut[hi + 1] = 1;
+        }
     }
-    Py_XDECREF(table);
-    Py_XDECREF(accepting);
-done:
+    c->classes = zalloc((size_t)c->n_symbols, sizeof(int32_t), 0);
+    PyObject *starts = PyList_New(0);
+    if (c->classes == NULL || starts == NULL) {
+        Py_XDECREF(starts);
+        return c->classes == NULL ? PyErr_NoMemory() : NULL;
+    }
+    int32_t k = -1;
+    for (int b = 0; b < 256; b++) {
+        if (cut[b]) {
+            k++;
+            PyObject *x = PyLong_FromLong(b);
+            if (x == NULL || PyList_Append(starts, x) < 0) {
+                Py_XDECREF(x);
+                Py_DECREF(starts);
+                return NULL;
+            }
+            Py_DECREF(x);
+        }
+        c->classes[b] = k;
+    }
+    for (Py_ssize_t j = 0; j < n_callees; j++)
+        c->classes[256 + PyLong_AsLong(PyList_GET_ITEM(callees, j))] = k + 1 + (int32_t)j;
+    return starts;
+}
+
+static PyObject *rule_table(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *eps, *edges, *callees, *max_states_o, *max_work_o, *check, *message;
+    Py_ssize_t start, accept;
+    if (!PyArg_ParseTuple(args, "OOnnOOOOO", &eps, &edges, &start, &accept, &callees, &max_states_o,
+                          &max_work_o, &check, &message))
+        return NULL;
+    long long max_states, max_work;
+    if (read_limit(max_states_o, &max_states) < 0 || read_limit(max_work_o, &max_work) < 0 ||
+        check_lists(eps, edges) < 0)
+        return NULL;
+    Ctx c;
+    memset(&c, 0, sizeof(c));
+    PyObject *result = NULL, *starts = rule_classes(&c, edges, callees);
+    if (starts != NULL &&
+        ctx_init(&c, eps, edges, start, accept, NULL, PyList_GET_SIZE(starts) + PyList_GET_SIZE(callees)) == 0) {
+        int status = construct(&c, start, max_states, max_work, check, message);
+        PyObject *built = status >= 0 ? result_of(&c, status) : NULL;
+        if (built != NULL) {
+            result = Py_BuildValue("OO", built, starts);
+            Py_DECREF(built);
+        }
+    }
+    Py_XDECREF(starts);
     ctx_free(&c);
     return result;
 }
@@ -986,6 +1100,10 @@ static PyMethodDef methods[] = {
      "subset_table(eps, edges, start, accept, symbol_class, n_classes, max_states, max_work, check, message)"
      " -> (n_states, table, accepting): dfa.subset_construction's table (int64 bytes, n_states x n_classes)"
      " and accepting (bool bytes), or (n_states, None, None) once a limit is passed."},
+    {"rule_table", rule_table, METH_VARARGS,
+     "rule_table(eps, edges, start, accept, callees, max_states, max_work, check, message)"
+     " -> ((n_states, table, accepting), byte class starts): subset_table over a grammar rule's own classes"
+     " (bytes cut where edges start or end, then one per callee, symbol 256 + r, in the sorted callees' order)."},
     {NULL, NULL, 0, NULL},
 };
 
