@@ -1,6 +1,7 @@
-"""The optional C extensions (the compiled trie walk, grammars/contextfree/trie_walk_c.c, and the Earley step,
-earley_c.c); the rest of the metadata is in pyproject.toml. `optional=True`: without a C compiler the install
-goes on and decc uses the pure-Python versions."""
+"""The optional C extensions (the compiled trie walk, grammars/contextfree/trie_walk_c.c, the Earley step,
+earley_c.c, and the subset construction, grammars/automata/subset_c.c); the rest of the metadata is in
+pyproject.toml. `optional=True`: without a C compiler the install goes on and decc uses the pure-Python
+versions."""
 
 from setuptools import Extension, setup
 
@@ -15,6 +16,12 @@ setup(
         Extension(
             "decc.grammars.contextfree.earley_c",
             sources=["grammars/contextfree/earley_c.c"],
+            extra_compile_args=["-O2"],
+            optional=True,
+        ),
+        Extension(
+            "decc.grammars.automata.subset_c",
+            sources=["grammars/automata/subset_c.c"],
             extra_compile_args=["-O2"],
             optional=True,
         ),

@@ -7,6 +7,7 @@ text so far can still be completed": that is what lets the token automaton allow
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,6 +19,15 @@ from ..errors import GrammarLimitError
 from ..limits import DEFAULT_LIMITS, Limits, check_time, deadline
 from ..regexes.nfa import NFA, build_nfa
 from ..regexes.regex_parser import parse_regex
+
+try:
+    from . import subset_c as compiled
+except ImportError:  # pragma: no cover - no C compiler at install
+    compiled = None
+
+# The compiled subset construction (subset_c.c, built by `pip install`, optional) where built and not turned
+# off (`DECC_PURE_PYTHON=1`, read at import); `subset_construction` stays the fallback and the tests' oracle.
+NATIVE = compiled is not None and os.environ.get("DECC_PURE_PYTHON", "") in ("", "0")
 
 DEAD = -1
 
@@ -141,7 +151,7 @@ def _dfa_from_nfa(nfa: NFA, limits: Limits, minimal: bool = True) -> ByteDFA:
         from .counters import counted_dfa
 
         return counted_dfa(nfa, byte_class, n_classes, limits)
-    trans, accepting, _ = subset_construction(nfa, byte_class, n_classes, limits)
+    trans, accepting = subset_table(nfa, byte_class, n_classes, limits)
     if not minimal:
         from .automata import trim_table
 
@@ -270,14 +280,7 @@ def subset_construction(
             work += _overlapping_row(items, base, filled, ids, sets)
         i += 1
         if len(sets) > max_states or work > max_work:
-            raise GrammarLimitError(
-                f"{what} too complex: its DFA grows past {len(sets):,} states "
-                f"(limits: {limits.max_dfa_states:,} states, {limits.max_subset_work:,} work)"
-                + (" before the construction finishes" if what == "regex" else ""),
-                hints=["nested or overlapping repeats (like (a|b)*a(a|b){20}) make DFAs explode"]
-                if what == "regex"
-                else [],
-            )
+            raise _too_complex(len(sets), limits, what)
     trans = np.full(len(sets) * n_classes, DEAD, dtype=np.int64)
     if filled:
         at, length, target = np.array(filled, dtype=np.int64).reshape(-1, 3).T
@@ -287,6 +290,92 @@ def subset_construction(
     accept = nfa.accept
     accepting = np.array([accept in s for s in sets], dtype=bool)
     return trans, accepting, sets
+
+
+def subset_table(
+    nfa: NFA,
+    byte_class: np.ndarray | list[int],
+    n_classes: int,
+    limits: Limits,
+    what: str = "regex",
+    native: bool | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`subset_construction`'s table and accepting states, for callers that do not need the subsets:
+    compiled (subset_c.c: the same states, numbering, work and limits) where built (`native`; None:
+    `NATIVE`), else the Python. Counted NFAs (`seg_of`) take the Python."""
+    if not (NATIVE if native is None else native) or nfa.seg_of or compiled is None:
+        trans, accepting, _ = subset_construction(nfa, byte_class, n_classes, limits, what)
+        return trans, accepting
+    classes = byte_class if isinstance(byte_class, list) else byte_class.tolist()
+    n, table, accepting = compiled.subset_table(
+        nfa.eps,
+        nfa.edges,
+        nfa.start,
+        nfa.accept,
+        classes,
+        n_classes,
+        limits.max_dfa_states,
+        limits.max_subset_work,
+        check_time,
+        "building the DFA",
+    )
+    if table is None:
+        raise _too_complex(n, limits, what)
+    trans = np.frombuffer(table, dtype=np.int64).reshape(n, n_classes)
+    return trans, np.frombuffer(accepting, dtype=bool)
+
+
+def rule_subset_table(
+    nfa: NFA, callees: list[int], limits: Limits, native: bool | None = None
+) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """A grammar rule's `subset_table` over its own symbol classes: bytes cut wherever an edge's range starts
+    or ends, then one class per callee (symbol 256 + r, `callees` sorted). Returns (table, accepting, the
+    first byte of each byte class). Compiled (`native`; None: `NATIVE`), classes included, else in Python."""
+    if (NATIVE if native is None else native) and compiled is not None:
+        (n, table, accepting), starts = compiled.rule_table(
+            nfa.eps,
+            nfa.edges,
+            nfa.start,
+            nfa.accept,
+            callees,
+            limits.max_dfa_states,
+            limits.max_subset_work,
+            check_time,
+            "building the DFA",
+        )
+        if table is None:
+            raise _too_complex(n, limits, "grammar rule")
+        trans = np.frombuffer(table, dtype=np.int64).reshape(n, len(starts) + len(callees))
+        return trans, np.frombuffer(accepting, dtype=bool), starts
+    # Where a class starts (a Python set: numpy item writes cost more per edge; call edges, symbols 256 + r,
+    # only add points past the bytes, dropped here), as plain lists (a rule's few classes cost less in
+    # Python than in numpy calls)
+    points = {x for edges in nfa.edges for lo, hi, _ in edges for x in (lo, hi + 1)}
+    points.add(0)
+    starts = sorted(x for x in points if x < 256)
+    widths = [hi - lo for lo, hi in zip(starts, [*starts[1:], 256], strict=True)]
+    n_classes = len(starts)
+    symbol_class = [k for k, w in enumerate(widths) for _ in range(w)]  # byte -> class
+    if callees:  # then one class per callee, at symbol 256 + r
+        symbol_class += [0] * (callees[-1] + 1)
+        for k, c in enumerate(callees):
+            symbol_class[256 + c] = n_classes + k
+    trans, accepting = subset_table(
+        nfa, symbol_class, n_classes + len(callees), limits, "grammar rule", native=False
+    )
+    return trans, accepting, starts
+
+
+def _too_complex(n_states: int, limits: Limits, what: str) -> GrammarLimitError:
+    """The error of a subset construction past `limits` (with `n_states` states so far)."""
+    return GrammarLimitError(
+        f"{what} too complex: its DFA grows past {n_states:,} states "
+        f"(limits: {limits.max_dfa_states:,} states, {limits.max_subset_work:,} work)"
+        + (" before the construction finishes" if what == "regex" else ""),
+        hints=["nested or overlapping repeats (like (a|b)*a(a|b){20}) make DFAs explode"]
+        if what == "regex"
+        else [],
+    )
 
 
 def _prepare(

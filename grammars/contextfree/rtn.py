@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..automata.dfa import ByteDFA, gc_paused, subset_construction
+from ..automata.dfa import ByteDFA, gc_paused, rule_subset_table
 from ..errors import GrammarLimitError
 from ..limits import DEFAULT_LIMITS, Limits
 from ..regexes.nfa import NFA, NFABuilder, check_nesting, estimate_states
@@ -659,24 +659,11 @@ def _rule_dfa(
         check_nesting(body, "grammar rule")
         raise
     # Byte classes over all byte edges, then one extra symbol (class) per distinct callee.
-    # Byte classes: where one starts (a Python set: numpy item writes cost more per edge; call edges, symbols
-    # 256 + r, only add points past the bytes, dropped here), as plain lists (a rule's few classes cost
-    # less in Python than in numpy calls)
-    points = {x for edges in b.edges for lo, hi, _ in edges for x in (lo, hi + 1)}
-    points.add(0)
-    starts = sorted(x for x in points if x < 256)
+    callees = sorted(b.callees)
+    nfa = NFA(b.eps, b.edges, start, accept)
+    table, accepting, starts = rule_subset_table(nfa, callees, limits)
     widths = [hi - lo for lo, hi in zip(starts, [*starts[1:], 256], strict=True)]
     n_classes = len(starts)
-    symbol_class = [k for k, w in enumerate(widths) for _ in range(w)]  # byte -> class
-    callees = sorted(b.callees)
-    if callees:  # then one class per callee, at symbol 256 + r
-        symbol_class += [0] * (callees[-1] + 1)
-        for k, c in enumerate(callees):
-            symbol_class[256 + c] = n_classes + k
-    nfa = NFA(b.eps, b.edges, start, accept)
-    table, accepting, _ = subset_construction(
-        nfa, symbol_class, n_classes + len(callees), limits, "grammar rule"
-    )
     trans, acc = table, accepting
     if b.maybe_dead:  # else every NFA state, so every DFA state, reaches acceptance
         rows, acc_list = table.tolist(), accepting.tolist()
