@@ -7,7 +7,6 @@ text so far can still be completed": that is what lets the token automaton allow
 from __future__ import annotations
 
 import gc
-import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ import numpy as np
 
 from ..errors import GrammarLimitError
 from ..limits import DEFAULT_LIMITS, Limits, check_time, deadline
+from ..native import use_native
 from ..regexes.nfa import NFA, build_nfa
 from ..regexes.regex_parser import parse_regex
 
@@ -27,7 +27,7 @@ except ImportError:  # pragma: no cover - no C compiler at install
 
 # The compiled subset construction (subset_c.c, built by `pip install`, optional) where built and not turned
 # off (`DECC_PURE_PYTHON=1`, read at import); `subset_construction` stays the fallback and the tests' oracle.
-NATIVE = compiled is not None and os.environ.get("DECC_PURE_PYTHON", "") in ("", "0")
+NATIVE = use_native(compiled)
 
 DEAD = -1
 
