@@ -29,17 +29,19 @@ class Loops:
     and UTF-8 continuations is one, while an object's loop over its members, which passes through narrow
     states (`:`, `,`), is not, so that one string body looks the same wherever it occurs."""
 
-    def __init__(self, table: np.ndarray, dead: int, lo: int, hi: int, wide: int) -> None:
+    def __init__(
+        self, table: np.ndarray, dead: int, lo: int, hi: int, wide: int, n_live: np.ndarray | None = None
+    ) -> None:
         self.lo, self.rows, self.dead = lo, table[lo:hi], dead
         self._succ: dict[int, list[int]] = {}
         # Only the wide states can be on a loop: the components are found among them alone (a rule of
         # thousands of states, a large object's, has few: its string bodies'), the others' successors
-        # only when `members` asks (`succ`).
-        is_wide = (self.rows != dead).sum(axis=1) >= wide
-        w = np.flatnonzero(is_wide)
+        # only when `members` asks (`succ`). `n_live`: the states' live bytes, where the caller has them.
+        live = (self.rows != dead).sum(axis=1) if n_live is None else n_live
+        w = np.flatnonzero(live >= wide)
         self.comp = np.full(hi - lo, -1, dtype=np.int64)
         self._of_comp: dict[int, np.ndarray] = {}  # `members` of each loop, memoized
-        if len(w):
+        if len(w) > 1 or len(w) == 1 and (self.rows[w[0]] == lo + w[0]).any():  # (a loop needs an edge)
             index = np.full(hi - lo + 1, -1, dtype=np.int64)  # wide state -> its node; the rest (dead) -1
             index[w] = np.arange(len(w))
             to = self.rows[w].astype(np.int64) - lo

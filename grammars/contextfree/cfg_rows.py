@@ -405,7 +405,7 @@ class StateRows:
         loops = self._loops.get(r)
         if loops is None:
             lo, hi = self.rtn.span(r)
-            loops = self._loops[r] = Loops(self.table, self.dead, lo, hi, _WIDE)
+            loops = self._loops[r] = Loops(self.table, self.dead, lo, hi, _WIDE, self.n_live[lo:hi])
         members = loops.members(s)
         if members is None or len(members) > _MAX_REGION:
             return None
