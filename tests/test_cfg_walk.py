@@ -165,6 +165,39 @@ def test_bits_of_sets_the_bits_of_the_ids(n_words: int, data: st.DataObject) -> 
         assert row.dtype == np.uint32 and row.tolist() == expected
 
 
+@settings(max_examples=80, deadline=None)
+@given(st.integers(1, 4), st.data())
+def test_bits_of_ranks_sets_the_bits_of_the_ranks_tokens(n_words: int, data: st.DataObject) -> None:
+    """A first visit's inside row: the bits of rank_to_id[r] for each rank r in the [lo, hi) ranges and the
+    rank arrays (overlaps allowed), compiled and in numpy (few ranges sliced, many expanded); bad input
+    raises instead of writing out of the row."""
+    size = n_words * 32
+    rank_to_id = np.array(data.draw(st.permutations(range(size))), dtype=np.int64)
+    bounds = st.tuples(st.integers(0, size), st.integers(0, size)).map(sorted)
+    ranges = [x for lo_hi in data.draw(st.lists(bounds, max_size=2 * cfg_walk.FEW_RANGES + 4)) for x in lo_hi]
+    arrays = [
+        np.array(a, dtype=np.int64)
+        for a in data.draw(st.lists(st.lists(st.integers(0, size - 1)), max_size=3))
+    ]
+    expected = [0] * n_words
+    for r in [
+        *(r for i in range(0, len(ranges), 2) for r in range(ranges[i], ranges[i + 1])),
+        *(x for a in arrays for x in a),
+    ]:
+        t = int(rank_to_id[r])
+        expected[t >> 5] |= 1 << (t & 31)
+    for f in (cfg_walk.bits_of_ranks, cfg_walk.bits_of_ranks_py):
+        row = f(ranges, arrays, rank_to_id, n_words)
+        assert row.dtype == np.uint32 and row.tolist() == expected
+    if cfg_walk.compiled is not None:
+        with pytest.raises(IndexError):
+            cfg_walk.compiled.bits_of_ranks([0, size + 1], [], rank_to_id, n_words)
+        with pytest.raises(IndexError):
+            cfg_walk.compiled.bits_of_ranks([], [np.array([-1], dtype=np.int64)], rank_to_id, n_words)
+        with pytest.raises(ValueError):
+            cfg_walk.compiled.bits_of_ranks([], [np.array([0], dtype=np.int32)], rank_to_id, n_words)
+
+
 def test_loop_walks_come_back_from_the_disk_cache_unchanged(tmp_path, monkeypatch) -> None:  # noqa: ANN001
     """A new process (empty in-memory caches, an equal vocabulary) reads the loop walks from disk, and
     classifies like the pair walk; a damaged file is a miss, walked again."""

@@ -34,7 +34,7 @@ from ..tokens.constraint import TokenConstraint
 from ..tokens.token_automaton import TokenAutomaton, pack_bits, set_bits, start_pairs
 from ..tokens.vocab import Vocabulary
 from .cfg_loops import Loops, Region, loop_key, region_walk, regions
-from .cfg_walk import FEW, Node, TrieWalk, Walk, bits_of, pair_walk, ranges_to_ranks
+from .cfg_walk import FEW, Node, TrieWalk, bits_of, bits_of_ranks, pair_walk, ranges_to_ranks
 from .rtn import RTN
 
 _CHUNK = 4_000_000  # (state, token) pairs walked at once
@@ -215,7 +215,6 @@ class StateRows:
     trie_budget = 20_000
     pair_walk_from = 20_000  # tokens into wide states off loops from which those go to the pair walk
     reference = False
-    few_ranges = 8  # inside rank ranges of a trie walk up to which `_bits` takes them one by one
     _trie: TrieWalk | None = None
     _loops: dict[int, Loops] | None = None  # per rule, made on first use
     _loop_of: dict[int, tuple[str, np.ndarray, list[int]] | None] | None = None  # per state, on first use
@@ -319,7 +318,7 @@ class StateRows:
             return False
         self.walked += walked
         if found.inside or found.inside_ranks:
-            bits = self._bits(found)
+            bits = bits_of_ranks(found.inside, found.inside_ranks, self.order.rank_to_id, self.vocab.n_words)
             row = bits if row is None else np.bitwise_or(row, bits, out=row)
         if found.unsure:
             unsure.append(ranges_to_ranks(found.unsure))
@@ -334,22 +333,6 @@ class StateRows:
         self.uncertain[g] = uncertain
         self.row_of[g] = k  # set last: readers without the lock test it
         return True
-
-    def _bits(self, found: Walk) -> np.ndarray:
-        """The bitmask (uint32 [n_words]) of the tokens a trie walk found inside: its rank ranges (disjoint,
-        in no order) and rank arrays (compiled `bits_of`: a few microseconds, where packing a flag per token
-        took tens)."""
-        rank_to_id = self.order.rank_to_id
-        parts = [rank_to_id[r] for r in found.inside_ranks]
-        flat = found.inside
-        if len(flat) <= 2 * self.few_ranges:  # a slice per range: fewer numpy calls than expanding them
-            parts += [rank_to_id[flat[i] : flat[i + 1]] for i in range(0, len(flat), 2)]
-        else:
-            a = np.array(flat, dtype=np.int64).reshape(-1, 2)
-            lengths = a[:, 1] - a[:, 0]
-            starts = np.repeat(a[:, 0] - (np.cumsum(lengths) - lengths), lengths)
-            parts.append(rank_to_id[starts + np.arange(int(lengths.sum()), dtype=np.int64)])
-        return bits_of(np.concatenate(parts) if len(parts) != 1 else parts[0], self.vocab.n_words)
 
     def _pair_walk_roots(self, nodes: list[Node], row: np.ndarray) -> np.ndarray:
         """Walk the tokens of first-byte trie `nodes` with the pair walk (vectorized: for many tokens into

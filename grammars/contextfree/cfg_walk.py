@@ -201,6 +201,38 @@ def bits_of_py(ids: np.ndarray, n_words: int) -> np.ndarray:
     return np.packbits(flags, bitorder="little").view(np.uint32)
 
 
+def bits_of_ranks(
+    ranges: list[int], ranks: list[np.ndarray], rank_to_id: np.ndarray, n_words: int
+) -> np.ndarray:
+    """The bitmask row (uint32 [n_words]) of the tokens whose byte-order ranks lie in the flat [lo, hi)
+    `ranges` ([lo0, hi0, lo1, hi1, ...]) or in the int64 arrays `ranks`: a first visit's inside row, from
+    its trie walk's `Walk.inside` and `inside_ranks` (compiled: one pass, no per-part arrays)."""
+    if NATIVE:
+        arrays = [np.ascontiguousarray(r, dtype=np.int64) for r in ranks]
+        return np.frombuffer(compiled.bits_of_ranks(ranges, arrays, rank_to_id, n_words), dtype=np.uint32)
+    return bits_of_ranks_py(ranges, ranks, rank_to_id, n_words)
+
+
+FEW_RANGES = 8  # rank ranges up to which `bits_of_ranks_py` takes a slice per range
+
+
+def bits_of_ranks_py(
+    ranges: list[int], ranks: list[np.ndarray], rank_to_id: np.ndarray, n_words: int
+) -> np.ndarray:
+    """`bits_of_ranks` in numpy (the fallback and the tests' oracle)."""
+    parts = [rank_to_id[r] for r in ranks]
+    if len(ranges) <= 2 * FEW_RANGES:  # a slice per range: fewer numpy calls than expanding them
+        parts += [rank_to_id[ranges[i] : ranges[i + 1]] for i in range(0, len(ranges), 2)]
+    else:
+        a = np.array(ranges, dtype=np.int64).reshape(-1, 2)
+        lengths = a[:, 1] - a[:, 0]
+        starts = np.repeat(a[:, 0] - (np.cumsum(lengths) - lengths), lengths)
+        parts.append(rank_to_id[starts + np.arange(int(lengths.sum()), dtype=np.int64)])
+    if not parts:
+        return np.zeros(n_words, dtype=np.uint32)
+    return bits_of_py(np.concatenate(parts) if len(parts) != 1 else parts[0], n_words)
+
+
 def ranges_to_ranks(flat: list[int]) -> np.ndarray:
     """The sorted ranks of rank ranges given flat as [lo0, hi0, lo1, hi1, ...] (disjoint)."""
     if NATIVE:
@@ -364,6 +396,8 @@ __all__ = [
     "Walked",
     "bits_of",
     "bits_of_py",
+    "bits_of_ranks",
+    "bits_of_ranks_py",
     "compiled",
     "pair_walk",
     "pair_walk_py",
