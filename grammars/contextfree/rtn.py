@@ -499,9 +499,18 @@ class _TailBuilder:
 
     def _into(self, node: Any, k: int) -> int:
         kind = type(node)
-        if kind is Concat:
+        if kind is Concat:  # `into` of each item inlined: a key's bytes are a long run of one-byte sets
+            memo = self.memo
             for item in reversed(node.items):
-                k = self.into(item, k)
+                key = (id(item), k)
+                hit = memo.get(key)
+                if hit is None:
+                    if type(item) is CharSet and item.ranges and item.ranges[-1][1] < 0x80:
+                        hit = self._ascii(item.ranges, k)
+                    else:
+                        hit = self._into(item, k)
+                    memo[key] = hit
+                k = hit
             return k
         if kind is CharSet:
             return self._charset(node.ranges, k)
@@ -537,12 +546,18 @@ class _TailBuilder:
             t = self.into(node.item, t)
         return t
 
+    def _ascii(self, ranges: tuple[tuple[int, int], ...], k: int) -> int:
+        """`_charset` of ASCII ranges (non-empty): one state, one edge per range."""
+        s = len(self.eps)
+        self.eps.append([])
+        self.edges.append([(lo, hi, k) for lo, hi in ranges])
+        return s
+
     def _charset(self, ranges: tuple[tuple[int, int], ...], k: int) -> int:
+        if ranges and ranges[-1][1] < 0x80:  # ASCII: one edge per range
+            return self._ascii(ranges, k)
         s = self.new()
         edges = self.edges
-        if ranges and ranges[-1][1] < 0x80:  # ASCII: one edge per range
-            edges[s].extend([(lo, hi, k) for lo, hi in ranges])
-            return s
         by_suffix: dict[tuple[tuple[int, int], ...], int] = {(): k}
         for seq in utf8_sequences(ranges):
             nxt = k
