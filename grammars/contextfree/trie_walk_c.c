@@ -651,6 +651,16 @@ done:
     return result;
 }
 
+/* A bytearray of n_words zero uint32 words (a bitmask row), with `*row` set to its words; NULL on error. */
+static PyObject *zero_row(Py_ssize_t n_words, unsigned int **row) {
+    PyObject *out = PyByteArray_FromStringAndSize(NULL, n_words * 4);
+    if (out == NULL)
+        return NULL;
+    *row = (unsigned int *)PyByteArray_AS_STRING(out);
+    memset(*row, 0, (size_t)n_words * 4);
+    return out;
+}
+
 /* bits_of(ids, n_words): cfg_walk.bits_of's bitmask row (uint32 [n_words]) with the bits of the token
  * ids (an int64 buffer; negative ones count from the end, as numpy indexes) set, as a bytearray. */
 static PyObject *bits_of(PyObject *module, PyObject *args) {
@@ -664,11 +674,10 @@ static PyObject *bits_of(PyObject *module, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "bits_of: int64 ids and a word count");
         goto done;
     }
-    result = PyByteArray_FromStringAndSize(NULL, n_words * 4);
+    unsigned int *row;
+    result = zero_row(n_words, &row);
     if (result == NULL)
         goto done;
-    unsigned int *row = (unsigned int *)PyByteArray_AS_STRING(result);
-    memset(row, 0, (size_t)n_words * 4);
     const long long *v = (const long long *)ids.buf;
     long long size = (long long)n_words * 32;
     for (Py_ssize_t i = 0; i < ids.len / 8; i++) {
@@ -719,11 +728,10 @@ static PyObject *bits_of_ranks(PyObject *module, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "bits_of_ranks: [lo, hi, ...] ranges, int64 arrays and map, a word count");
         goto done;
     }
-    result = PyByteArray_FromStringAndSize(NULL, n_words * 4);
+    unsigned int *row;
+    result = zero_row(n_words, &row);
     if (result == NULL)
         goto done;
-    unsigned int *row = (unsigned int *)PyByteArray_AS_STRING(result);
-    memset(row, 0, (size_t)n_words * 4);
     const long long *to_id = (const long long *)map.buf;
     long long n_ranks = (long long)(map.len / 8), size = (long long)n_words * 32;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(ranges); i += 2) {
