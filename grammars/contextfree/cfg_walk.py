@@ -224,10 +224,7 @@ def bits_of_ranks_py(
     if len(ranges) <= 2 * FEW_RANGES:  # a slice per range: fewer numpy calls than expanding them
         parts += [rank_to_id[ranges[i] : ranges[i + 1]] for i in range(0, len(ranges), 2)]
     else:
-        a = np.array(ranges, dtype=np.int64).reshape(-1, 2)
-        lengths = a[:, 1] - a[:, 0]
-        starts = np.repeat(a[:, 0] - (np.cumsum(lengths) - lengths), lengths)
-        parts.append(rank_to_id[starts + np.arange(int(lengths.sum()), dtype=np.int64)])
+        parts.append(rank_to_id[ranges_to_ranks_py(ranges)])
     if not parts:
         return np.zeros(n_words, dtype=np.uint32)
     return bits_of_py(np.concatenate(parts) if len(parts) != 1 else parts[0], n_words)
