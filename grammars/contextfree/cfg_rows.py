@@ -138,14 +138,19 @@ class StateRows:
             return
         if n > self.dead:  # grow by doubling; the dead row moves to the new capacity
             cap = max(n, 2 * self.dead, 64)
-            table = np.full((cap + 1, 256), cap, dtype=np.int32)
+            # (the old rows copied and their dead entries renamed in place: one pass over the new table
+            # fewer than filling it all first; a growth is part of some first visit's cost)
+            table = np.empty((cap + 1, 256), dtype=np.int32)
+            table[old:] = cap
             exit_point = np.zeros(cap + 1, dtype=bool)
             enters = np.zeros((cap + 1, 256), dtype=bool)
             lexical = np.zeros(cap, dtype=bool)
             n_live = np.zeros(cap, dtype=np.int64)
             row_of = np.full(cap, -1, dtype=np.int64)
             if old:  # (the first call has nothing to carry over)
-                table[:old] = np.where(self.table[:old] == self.dead, cap, self.table[:old])
+                kept = table[:old]
+                np.copyto(kept, self.table[:old])
+                kept[kept == self.dead] = cap
                 exit_point[:old] = self.exit_point[:old]
                 enters[:old] = self.enters[:old]
                 lexical[:old] = self.lexical[:old]
@@ -166,8 +171,11 @@ class StateRows:
         for r in built[self._n_built :]:  # rules are numbered in build order: the new ones are at the end
             lo, hi = rtn.span(r)
             if old <= lo < hi <= n:
-                self.exit_point[lo:hi] = accepting_through_nullable(rtn, r)
-                self.enters[lo:hi] = call_first(rtn, r)
+                if any(rtn.calls[lo:hi]):
+                    self.exit_point[lo:hi] = accepting_through_nullable(rtn, r)
+                    self.enters[lo:hi] = call_first(rtn, r)
+                else:  # (a lexeme's unrolled states, thousands of them, call nothing: no loop over them)
+                    self.exit_point[lo:hi] = rtn.accepting[lo:hi]
         self._n_built = len(built)
         self.lexical[old:n] = rtn.lex_q[old:n] >= 0
         self.uncertain.extend([None] * (n - old))
