@@ -364,6 +364,91 @@ def test_the_compiled_walk_equals_the_python_walk(words: list[bytes], n: int, da
 
 
 @needs_native
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.lists(st.sampled_from(_BYTES), min_size=1, max_size=5).map(bytes), min_size=1, max_size=70),
+    st.integers(1, 12),
+    st.data(),
+)
+def test_root_groups_and_walk_from_are_the_roots_walk(
+    words: list[bytes], n: int, data: st.DataObject
+) -> None:
+    """`root_groups` is the roots of a state grouped by the state they reach (in first-byte order, the
+    groups of more than `few` tokens), and `walk_from` is `walk` from the frontier and the roots into the
+    states not skipped; states flagged `off_loop` are not asked for a shared walk (the rest are, in the
+    same order), and the walk is the one where `shared` answers None for them: compiled and in Python."""
+    words.sort()
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    dead = n
+    table = np.full((n + 1, 256), dead, dtype=np.int32)
+    table[:n, _BYTES] = rng.integers(0, n + 1, size=(n, len(_BYTES)))
+    exit_point = rng.random(n + 1) < 0.3
+    exit_point[dead] = False
+    enters = np.zeros((n + 1, 256), dtype=bool)
+    enters[:n, _BYTES] = rng.random((n, len(_BYTES))) < 0.2
+    off_loop = rng.random(n + 1) < 0.5
+    bounds = np.searchsorted(np.array([w[0] for w in words]), np.arange(257), side="left")
+    args = (tuple(words), bounds, table, dead, exit_point, enters)
+    walks = [cfg_walk.TrieWalk(*args, native=native, off_loop=off_loop) for native in (False, True)]
+    plain = cfg_walk.TrieWalk(*args, native=False)  # no flags: the oracle
+    g = data.draw(st.integers(0, n - 1))
+    few = data.draw(st.sampled_from([0, 1, 3, 100]))
+    roots = plain.roots(g)
+    groups: dict[int, list] = {}
+    for node in roots:
+        groups.setdefault(node[3], []).append(node)
+    want = [
+        (s, sum(x[2] - x[1] for x in nodes), bytes(words[x[1]][0] for x in nodes))
+        for s, nodes in groups.items()
+        if sum(x[2] - x[1] for x in nodes) > few
+    ]
+    for walk in walks:
+        assert walk.root_groups(g, few) == (sum(x[2] - x[1] for x in roots), want)
+    skip = sorted(set(data.draw(st.lists(st.integers(0, n), max_size=3))))
+    frontier = []
+    for _ in range(data.draw(st.integers(0, 3))):
+        r = data.draw(st.integers(0, len(words) - 1))
+        lo, hi = _trie_node(words, r, d := data.draw(st.integers(0, len(words[r]))))
+        frontier.append((d, lo, hi, data.draw(st.integers(0, n - 1)), data.draw(st.booleans())))
+    budget = data.draw(st.sampled_from([1 << 62, 0, 2, 10, 40]))
+    loops = set(rng.choice(n, size=rng.integers(0, n + 1), replace=False).tolist())
+    exits = rng.integers(0, n, size=3).tolist()
+    few_walk = data.draw(st.sampled_from([0, 1, 3, cfg_walk.FEW]))  # the walk's node size for shared walks
+    found, calls = [], []
+    for walk, flags in ((plain, off_loop), *((w, None) for w in walks)):
+        log: list[tuple[int, ...]] = []
+
+        region = _Region(words, log)
+
+        def shared(s: int, d: int, log: list = log, region: _Region = region, flags=flags) -> tuple | None:  # noqa: ANN001
+            log.append(("shared", s, d))
+            return (region, exits) if s in loops and not (flags is not None and flags[s]) else None
+
+        default, cfg_walk.FEW = cfg_walk.FEW, few_walk
+        try:
+            if walk is plain:
+                nodes = [*frontier, *(x for x in roots if x[3] not in skip)]
+                found.append(walk.walk(nodes, shared, budget))
+                log[:] = [x for x in log if x[0] != "shared" or not off_loop[x[1]]]
+            else:
+                found.append(walk.walk_from(g, list(skip), list(frontier), shared, budget))
+        finally:
+            cfg_walk.FEW = default
+        calls.append(log)
+    assert calls[1] == calls[0] and calls[2] == calls[0]
+    want_walk = found[0]
+    for got in found[1:]:
+        assert (got is None) == (want_walk is None)
+        if got is None or want_walk is None:
+            continue
+        assert got.inside == want_walk.inside
+        pairs = [sorted(zip(w.unsure[::2], w.unsure[1::2], strict=True)) for w in (got, want_walk)]
+        assert pairs[0] == pairs[1]
+        for a, b in ((got.inside_ranks, want_walk.inside_ranks), (got.unsure_ranks, want_walk.unsure_ranks)):
+            assert [x.tolist() for x in a] == [x.tolist() for x in b]
+
+
+@needs_native
 @settings(max_examples=150, deadline=None)
 @given(st.integers(1, 6), st.binary(max_size=6), st.integers(0, 7), st.data())
 def test_the_compiled_walks_within_equals_the_python_one(

@@ -249,6 +249,16 @@ def loop_key(
     return hit[0], [x + g for x in hit[1]]
 
 
+def _bits_of_slices(
+    ranks: np.ndarray, slices: list[tuple[int, int]], rank_to_id: np.ndarray, n_words: int
+) -> np.ndarray:
+    """The bitmask of the tokens of `ranks[a:b]` for the (a, b) `slices`."""
+    parts = [ranks[a:b] for a, b in slices if b > a]
+    if not parts:
+        return np.zeros(n_words, dtype=np.uint32)
+    return bits_of(rank_to_id[np.concatenate(parts) if len(parts) > 1 else parts[0]], n_words)
+
+
 @dataclass(frozen=True, eq=False)
 class Region:
     """The walk of every token from its byte `depth` on, starting in a loop state, until it leaves the loop:
@@ -262,46 +272,84 @@ class Region:
     leaving_lo: np.ndarray
     bounds: np.ndarray  # the vocabulary's first-byte rank bounds (VocabOrder.first_bounds)
     n_exits: int
-    words: dict[bytes, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
-    # The first byte of each rank in `inside`, `uncertain` and `leaving_lo` (uint8), made on first use.
-    firsts: list[np.ndarray] = field(default_factory=list, repr=False)
+    words: dict[bytes, tuple[np.ndarray, np.ndarray, tuple[Node, ...]]] = field(
+        default_factory=dict, repr=False
+    )
+    # Where each first byte's ranks start in `inside`, `uncertain` and `leaving_lo` (int64 [257] each), and
+    # the bitmask of every inside token with the rank map and word count it was made for: made on first use.
+    cuts: list[np.ndarray] = field(default_factory=list, repr=False)
+    whole: list[tuple[np.ndarray, int, np.ndarray]] = field(default_factory=list, repr=False)
     # `inside`, `uncertain` and `leaving_lo` as memoryviews, made on first use: `take` bisects them (a
     # memoryview item is a Python int; numpy's searchsorted costs microseconds a call, six a node).
     views: list[memoryview] = field(default_factory=list, repr=False)
 
     # For the disk cache (disk_cache.py): the memos are not stored.
     def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k not in ("words", "firsts", "views")}
+        return {k: v for k, v in self.__dict__.items() if k not in ("words", "cuts", "whole", "views")}
 
     def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state, words={}, firsts=[], views=[])
+        self.__dict__.update(state, words={}, cuts=[], whole=[], views=[])
 
     def first_bytes(
         self, firsts: bytes, rank_to_id: np.ndarray, n_words: int
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray, tuple[Node, ...]]:
         """For the tokens starting with one of the bytes `firsts` (sorted, distinct) at depth 1: (the bitmask
-        of those inside; the uncertain ranks; the indices of the leaving nodes), memoized by byte set (read
-        only: a state's first visit takes them as they are)."""
+        of those inside; the uncertain ranks; the leaving nodes), memoized by byte set (read only: a state's
+        first visit takes them as they are). The ranks of a first byte are one slice of each sorted array:
+        a run of bytes takes one slice, and where the bytes hold most inside tokens (a string body's first
+        bytes, all but the quote and the backslash), the bitmask is the whole region's less the others'."""
         hit = self.words.get(firsts)
         if hit is not None:
             return hit
-        if not self.firsts:
-            self.firsts.extend(
-                (np.searchsorted(self.bounds, a, side="right") - 1).astype(np.uint8)
-                for a in (self.inside, self.uncertain, self.leaving_lo)
+        if not self.cuts:
+            self.cuts.extend(
+                np.searchsorted(a, self.bounds) for a in (self.inside, self.uncertain, self.leaving_lo)
             )
-        first_in, first_unc, first_leaving = self.firsts
+        if not firsts:
+            return self.first_bytes_py(firsts, rank_to_id, n_words)
+        f = np.frombuffer(firsts, dtype=np.uint8).astype(np.int64)
+        breaks = np.flatnonzero(f[1:] - f[:-1] != 1) + 1
+        starts, ends = f[np.r_[0, breaks]], f[np.r_[breaks - 1, len(f) - 1]] + 1  # runs of bytes [start, end)
+        ins, unc, out = ([*zip(c[starts].tolist(), c[ends].tolist(), strict=True)] for c in self.cuts)
+        n_in = len(self.inside)
+        if 2 * sum(b - a for a, b in ins) > n_in:  # the others are fewer: the whole less theirs
+            others = [(0, ins[0][0])] + [(ins[i][1], ins[i + 1][0]) for i in range(len(ins) - 1)]
+            others.append((ins[-1][1], n_in))
+            words = self._whole(rank_to_id, n_words) & ~_bits_of_slices(
+                self.inside, others, rank_to_id, n_words
+            )
+        else:
+            words = _bits_of_slices(self.inside, ins, rank_to_id, n_words)
+        parts = [self.uncertain[a:b] for a, b in unc if b > a]
+        uncertain = np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
+        leaving = tuple(x for a, b in out for x in (self.leaving or ())[a:b])
+        for arr in (words, uncertain):
+            arr.setflags(write=False)
+        hit = self.words[firsts] = (words, uncertain, leaving)
+        return hit
+
+    def _whole(self, rank_to_id: np.ndarray, n_words: int) -> np.ndarray:
+        """The bitmask of every inside token (memoized for the last rank map and word count)."""
+        if not self.whole or self.whole[0][0] is not rank_to_id or self.whole[0][1] != n_words:
+            self.whole[:] = [(rank_to_id, n_words, bits_of(rank_to_id[self.inside], n_words))]
+        return self.whole[0][2]
+
+    def first_bytes_py(
+        self, firsts: bytes, rank_to_id: np.ndarray, n_words: int
+    ) -> tuple[np.ndarray, np.ndarray, tuple[Node, ...]]:
+        """`first_bytes` unmemoized, by each rank's first byte (the tests' oracle)."""
         pick = np.zeros(256, dtype=bool)
         pick[list(firsts)] = True
-        hit = (
+        first_in, first_unc, first_leaving = (
+            (np.searchsorted(self.bounds, a, side="right") - 1).astype(np.uint8)
+            for a in (self.inside, self.uncertain, self.leaving_lo)
+        )
+        leaving = self.leaving or ()
+        return (
             bits_of(rank_to_id[self.inside[pick[first_in]]], n_words),
             self.uncertain[pick[first_unc]].astype(np.int64),
-            np.flatnonzero(pick[first_leaving]),
+            tuple(leaving[i] for i in np.flatnonzero(pick[first_leaving]).tolist()),
         )
-        for a in hit:
-            a.setflags(write=False)
-        self.words[firsts] = hit
-        return hit
 
     def take(self, lo: int, hi: int, exits: list[int], exit_point: np.ndarray, out: Walk) -> list[Node]:
         """Add the tokens of ranks lo..hi-1 to `out`; the trie nodes among them that leave the loop, to

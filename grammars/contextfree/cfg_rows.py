@@ -117,6 +117,7 @@ class StateRows:
         self.enters = np.zeros((1, 256), dtype=bool)
         self.lexical = np.zeros(0, dtype=bool)
         self.n_live = np.zeros(0, dtype=np.int64)  # live bytes per state (`_walk_trie`: is it wide?)
+        self.off_loop = np.zeros(1, dtype=bool)  # per state: found on no loop (`_shared`), not asked again
         self.row_of = np.full(0, -1, dtype=np.int64)  # -1: not computed yet
         self.buf = np.zeros((4, vocab.n_words), dtype=np.int32)  # grows by doubling (most grammars: few rows)
         self.n_rows = 1
@@ -147,6 +148,7 @@ class StateRows:
             lexical = np.zeros(cap, dtype=bool)
             n_live = np.zeros(cap, dtype=np.int64)
             row_of = np.full(cap, -1, dtype=np.int64)
+            off_loop = np.zeros(cap + 1, dtype=bool)
             if old:  # (the first call has nothing to carry over)
                 kept = table[:old]
                 np.copyto(kept, self.table[:old])
@@ -156,7 +158,8 @@ class StateRows:
                 lexical[:old] = self.lexical[:old]
                 n_live[:old] = self.n_live[:old]
                 row_of[:old] = self.row_of[:old]
-            self.n_live = n_live
+                off_loop[:old] = self.off_loop[:old]
+            self.n_live, self.off_loop = n_live, off_loop
             self.table, self.exit_point, self.enters, self.lexical = table, exit_point, enters, lexical
             self.dead = cap
             self.row_of = row_of  # last: readers without the lock index it
@@ -271,8 +274,9 @@ class StateRows:
         if self._trie is None:
             order = self.order
             self._trie = TrieWalk(
-                order.rank_bytes, order.first_bounds, self.table, self.dead, self.exit_point, self.enters
-            )
+                order.rank_bytes, order.first_bounds, self.table, self.dead, self.exit_point, self.enters,
+                off_loop=self.off_loop,
+            )  # fmt: skip
         return self._trie
 
     def _walk_trie(self, g: int) -> bool:
@@ -280,48 +284,37 @@ class StateRows:
         bytes that lead into one loop state are taken together from its shared walk (one memoized bitmask
         for the tokens that stay in the loop: a string body's)."""
         trie = self._trie_walk()
-        exit_point, rank_bytes = self.exit_point, self.order.rank_bytes
+        exit_point = self.exit_point
         row: np.ndarray | None = None  # the inside bitmask, made on first need
         unsure: list[np.ndarray] = []
         frontier: list[Node] = []
-        by_state: dict[int, list[Node]] = {}
-        for node in trie.roots(g):
-            nodes = by_state.get(node[3])
-            if nodes is None:
-                by_state[node[3]] = [node]
-            else:
-                nodes.append(node)
-        wide: list[Node] = []  # many tokens into a wide state off loops
-        n_wide = walked = 0
-        for s, nodes in by_state.items():
-            many = 0
-            for node in nodes:
-                many += node[2] - node[1]
-            walked += many
-            shared = self._shared(s, 1) if many > FEW else None
-            if shared is None or nodes[0][4] != bool(exit_point[s]):
-                if many > FEW and self.n_live[s] >= _WIDE:
-                    wide += nodes
+        skip: list[int] = []  # the states whose first bytes are not walked from g's roots
+        walked, groups = trie.root_groups(g, FEW)  # the states reached by more than FEW tokens
+        wide: list[tuple[int, bytes]] = []  # many tokens into a wide state off loops
+        n_wide = 0
+        for s, many, firsts in groups:
+            shared = self._shared(s, 1)
+            if shared is None:
+                if self.n_live[s] >= _WIDE:
+                    wide.append((s, firsts))
                     n_wide += many
-                else:
-                    frontier += nodes
                 continue
+            skip.append(s)
             region, exits = shared
-            firsts = bytes(sorted({rank_bytes[node[1]][0] for node in nodes}))
             words, u, leaving = region.first_bytes(firsts, self.order.rank_to_id, self.vocab.n_words)
             row = words.copy() if row is None else np.bitwise_or(row, words, out=row)
             if len(u):
                 unsure.append(u)
-            for i in leaving.tolist():
-                d, lo, hi, x, p = region.leaving[i]
+            for d, lo, hi, x, p in leaving:
                 frontier.append((d, lo, hi, exits[x], p or bool(exit_point[exits[x]])))
         if n_wide > self.pair_walk_from:
             if row is None:
                 row = np.zeros(self.vocab.n_words, dtype=np.uint32)
-            unsure.append(self._pair_walk_roots(wide, row))
-        else:
-            frontier += wide
-        found = trie.walk(frontier, self._shared, self.trie_budget)
+            first = trie.first
+            nodes = [(1, first[b], first[b + 1], s, False) for s, firsts in wide for b in firsts]
+            skip += [s for s, _ in wide]
+            unsure.append(self._pair_walk_roots(nodes, row))
+        found = trie.walk_from(g, skip, frontier, self._shared, self.trie_budget)
         if found is None:
             return False
         self.walked += walked
@@ -367,6 +360,7 @@ class StateRows:
             self._loop_of[s] = self._loop_key(s)
         found = self._loop_of[s]
         if found is None:
+            self.off_loop[s] = True  # the compiled trie walk asks no more
             return None
         key, members, exits = found
         cache = regions(self.vocab)

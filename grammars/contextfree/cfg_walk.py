@@ -57,9 +57,12 @@ class TrieWalk:
         exit_point: np.ndarray,
         enters: np.ndarray,
         native: bool | None = None,
+        off_loop: np.ndarray | None = None,
     ) -> None:
         self.words, self.table, self.dead = words, table, dead
         self.exit_point, self.enters = exit_point, enters
+        # bool per state (or None): states known to have no shared walk at any depth, not asked (`walk`)
+        self.off_loop = off_loop
         self._states: dict[int, tuple[list[int], list[int], frozenset[int]]] = {}
         self.bounds = bounds  # the ranks of the tokens starting with byte b: [bounds[b], bounds[b + 1])
         self.first = bounds.tolist()
@@ -68,7 +71,7 @@ class TrieWalk:
             if compiled is None:
                 raise RuntimeError("the compiled trie walk (trie_walk_c) is not built in this install")
             # it reads the arrays in place (rows the RTN adds later included): int32 / bool, C order
-            self.native = compiled.TrieWalk(words, self.first, table, dead, exit_point, enters)
+            self.native = compiled.TrieWalk(words, self.first, table, dead, exit_point, enters, off_loop)
 
     def state(self, s: int) -> tuple[list[int], list[int], frozenset[int]]:
         """(byte row, live bytes, bytes that enter a callee) of state s, as Python lists (memoized)."""
@@ -95,6 +98,40 @@ class TrieWalk:
                 out.append((1, lo, hi, nxt, bool(exit_point[nxt])))
         return out
 
+    def root_groups(self, g: int, few: int) -> tuple[int, list[tuple[int, int, bytes]]]:
+        """(the tokens under state g's roots; per state that g's live first bytes lead to with more than
+        `few` tokens, by first byte: (that state, its tokens, those first bytes)): what a first visit looks
+        up in the shared walks, without a node per first byte."""
+        if self.native is not None:
+            return self.native.root_groups(g, few)
+        row, live, _ = self.state(g)
+        first = self.first
+        total = 0
+        groups: dict[int, tuple[list[int], list[int]]] = {}
+        for b in live:
+            n = first[b + 1] - first[b]
+            if n > 0:
+                total += n
+                count, firsts = groups.setdefault(row[b], ([0], []))
+                count[0] += n
+                firsts.append(b)
+        return total, [(s, c[0], bytes(f)) for s, (c, f) in groups.items() if c[0] > few]
+
+    def walk_from(
+        self,
+        g: int,
+        skip: list[int],
+        frontier: list[Node],
+        shared: Callable[[int, int], tuple[Shared, list[int]] | None] | None = None,
+        budget: int = 1 << 62,
+    ) -> Walk | None:
+        """`walk` from the trie nodes `frontier` and from the roots of state g but those into the states
+        `skip` (their tokens taken elsewhere)."""
+        if self.native is not None:
+            return self.native.walk_from(g, skip, frontier, shared, budget, FEW, Walk([], [], [], []))
+        roots = [node for node in self.roots(g) if node[3] not in skip]
+        return self.walk([*frontier, *roots], shared, budget)
+
     def walk(
         self,
         frontier: list[Node],
@@ -107,6 +144,7 @@ class TrieWalk:
         if self.native is not None:
             return self.native.walk(frontier, shared, budget, FEW, Walk([], [], [], []))
         words, dead, exit_point, state = self.words, self.dead, self.exit_point, self.state
+        off_loop = self.off_loop
         out = Walk([], [], [], [])
         inside, unsure = out.inside, out.unsure
         stack = list(frontier)
@@ -115,7 +153,12 @@ class TrieWalk:
             budget -= 1
             if budget < 0:
                 return None
-            if shared is not None and hi - lo > FEW and passed == bool(exit_point[s]):
+            if (
+                shared is not None
+                and hi - lo > FEW
+                and passed == bool(exit_point[s])
+                and not (off_loop is not None and off_loop[s])
+            ):
                 hit = shared(s, d)
                 if hit is not None:
                     stack += hit[0].take(lo, hi, hit[1], exit_point, out)

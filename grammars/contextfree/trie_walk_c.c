@@ -97,8 +97,8 @@ typedef struct {
     PyObject *words;      /* tuple of bytes, sorted */
     PyObject *exit_point; /* the array itself, handed to Region.take */
     long long first[257];
-    Py_buffer table, exits, enters;
-    int have_table, have_exits, have_enters;
+    Py_buffer table, exits, enters, off_loop; /* off_loop: optional, a flag per state known to be on no loop */
+    int have_table, have_exits, have_enters, have_off_loop;
     long long n_states, dead;
     Py_ssize_t n_words;
     char *key; /* a bisection key: a trie node's prefix and one byte */
@@ -190,6 +190,8 @@ static void TrieWalk_dealloc(TrieWalkObject *self) {
         PyBuffer_Release(&self->exits);
     if (self->have_enters)
         PyBuffer_Release(&self->enters);
+    if (self->have_off_loop)
+        PyBuffer_Release(&self->off_loop);
     if (self->info != NULL) {
         for (long long s = 0; s < self->n_states; s++)
             PyMem_Free(self->info[s]);
@@ -202,11 +204,11 @@ static void TrieWalk_dealloc(TrieWalkObject *self) {
 }
 
 static int TrieWalk_init(TrieWalkObject *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"words", "first", "table", "dead", "exit_point", "enters", NULL};
-    PyObject *words, *first, *table, *exit_point, *enters;
+    static char *kwlist[] = {"words", "first", "table", "dead", "exit_point", "enters", "off_loop", NULL};
+    PyObject *words, *first, *table, *exit_point, *enters, *off_loop = Py_None;
     long long dead;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OOLOO", kwlist, &PyTuple_Type, &words, &first, &table,
-                                     &dead, &exit_point, &enters))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OOLOO|O", kwlist, &PyTuple_Type, &words, &first, &table,
+                                     &dead, &exit_point, &enters, &off_loop))
         return -1;
     if (self->words != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "TrieWalk is initialized once");
@@ -263,6 +265,17 @@ static int TrieWalk_init(TrieWalkObject *self, PyObject *args, PyObject *kwds) {
     if (self->exits.shape[0] < self->n_states || self->enters.shape[0] < self->n_states) {
         PyErr_SetString(PyExc_ValueError, "exit_point and enters need a row per state of the table");
         return -1;
+    }
+    if (off_loop != Py_None) {
+        if (PyObject_GetBuffer(off_loop, &self->off_loop, flags) < 0)
+            return -1;
+        self->have_off_loop = 1;
+        if (check_buffer(&self->off_loop, "off_loop", 1, 1, "?") < 0)
+            return -1;
+        if (self->off_loop.shape[0] < self->n_states) {
+            PyErr_SetString(PyExc_ValueError, "off_loop needs a flag per state of the table");
+            return -1;
+        }
     }
     Py_INCREF(words);
     self->words = words;
@@ -369,28 +382,19 @@ static int ensure_key(TrieWalkObject *self, Py_ssize_t len) {
     return 0;
 }
 
-/* walk(frontier, shared, budget, few, out): the walk of TrieWalk.walk (cfg_walk.py), its ranges added to
+/* The walk of TrieWalk.walk (cfg_walk.py) from the nodes on `st` (freed here): its ranges added to
  * out.inside / out.unsure; `out` itself, or None past `budget` nodes. */
-static PyObject *TrieWalk_walk(TrieWalkObject *self, PyObject *args) {
-    PyObject *frontier, *shared, *out;
-    long long budget, few;
-    if (!PyArg_ParseTuple(args, "OOLLO", &frontier, &shared, &budget, &few, &out))
-        return NULL;
-    if (self->words == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "TrieWalk not initialized");
-        return NULL;
-    }
-    Stack st = {NULL, 0, 0};
+static PyObject *run_walk(TrieWalkObject *self, Stack st, PyObject *shared, long long budget, long long few,
+                          PyObject *out) {
     Ranges inside = {NULL, 0, 0}, unsure = {NULL, 0, 0};
     PyObject *result = NULL;
     const int *table = (const int *)self->table.buf;
     const char *exits = (const char *)self->exits.buf;
     const char *enters_all = (const char *)self->enters.buf;
+    const char *off_loop = self->have_off_loop ? (const char *)self->off_loop.buf : NULL;
     const long long dead = self->dead;
     int use_shared = shared != Py_None;
 
-    if (push_nodes(self, &st, frontier) < 0)
-        goto done;
     while (st.n) {
         Node x = st.v[--st.n];
         long long d = x.d, lo = x.lo, hi = x.hi, s = x.s;
@@ -400,7 +404,7 @@ static PyObject *TrieWalk_walk(TrieWalkObject *self, PyObject *args) {
             Py_INCREF(result);
             goto done;
         }
-        if (use_shared && hi - lo > few && passed == (exits[s] != 0)) {
+        if (use_shared && hi - lo > few && passed == (exits[s] != 0) && !(off_loop && off_loop[s])) {
             PyObject *hit = PyObject_CallFunction(shared, "LL", s, d);
             if (hit == NULL)
                 goto done;
@@ -525,10 +529,145 @@ done:
     return result;
 }
 
+/* walk(frontier, shared, budget, few, out): TrieWalk.walk from the trie nodes `frontier`. */
+static PyObject *TrieWalk_walk(TrieWalkObject *self, PyObject *args) {
+    PyObject *frontier, *shared, *out;
+    long long budget, few;
+    if (!PyArg_ParseTuple(args, "OOLLO", &frontier, &shared, &budget, &few, &out))
+        return NULL;
+    if (self->words == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "TrieWalk not initialized");
+        return NULL;
+    }
+    Stack st = {NULL, 0, 0};
+    if (push_nodes(self, &st, frontier) < 0) {
+        PyMem_Free(st.v);
+        return NULL;
+    }
+    return run_walk(self, st, shared, budget, few, out);
+}
+
+/* Whether state s is among the `n` states of `skip`. */
+static int skipped(const long long *skip, Py_ssize_t n, long long s) {
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (skip[i] == s)
+            return 1;
+    return 0;
+}
+
+/* walk_from(g, skip, frontier, shared, budget, few, out): TrieWalk.walk_from: the walk from the trie nodes
+ * `frontier` and from the roots of state g, less those into the states of the list `skip`. */
+static PyObject *TrieWalk_walk_from(TrieWalkObject *self, PyObject *args) {
+    PyObject *skip_list, *frontier, *shared, *out;
+    long long g, budget, few;
+    if (!PyArg_ParseTuple(args, "LO!OOLLO", &g, &PyList_Type, &skip_list, &frontier, &shared, &budget, &few,
+                          &out))
+        return NULL;
+    if (self->words == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "TrieWalk not initialized");
+        return NULL;
+    }
+    if (check_state(self, g) < 0)
+        return NULL;
+    long long skip[256];
+    Py_ssize_t n_skip = PyList_GET_SIZE(skip_list);
+    if (n_skip > 256) {
+        PyErr_SetString(PyExc_ValueError, "walk_from: at most 256 states to skip");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n_skip; i++) {
+        skip[i] = PyLong_AsLongLong(PyList_GET_ITEM(skip_list, i));
+        if (skip[i] == -1 && PyErr_Occurred())
+            return NULL;
+    }
+    Stack st = {NULL, 0, 0};
+    if (push_nodes(self, &st, frontier) < 0)
+        goto fail;
+    const int *row = (const int *)self->table.buf + g * 256;
+    const char *exits = (const char *)self->exits.buf;
+    for (int b = 0; b < 256; b++) {
+        long long nxt = row[b];
+        long long lo = self->first[b], hi = self->first[b + 1];
+        if (nxt == self->dead || lo >= hi || skipped(skip, n_skip, nxt))
+            continue;
+        if (check_state(self, nxt) < 0 || stack_push(&st, 1, lo, hi, nxt, exits[nxt] != 0) < 0)
+            goto fail;
+    }
+    return run_walk(self, st, shared, budget, few, out);
+fail:
+    PyMem_Free(st.v);
+    return NULL;
+}
+
+/* root_groups(g, few): TrieWalk.root_groups: (the tokens under g's live first bytes, [(state, tokens, first
+ * bytes as bytes) for each state those bytes lead to with more than `few` tokens, by first byte]). */
+static PyObject *TrieWalk_root_groups(TrieWalkObject *self, PyObject *args) {
+    long long g, few;
+    if (!PyArg_ParseTuple(args, "LL", &g, &few))
+        return NULL;
+    if (self->words == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "TrieWalk not initialized");
+        return NULL;
+    }
+    if (check_state(self, g) < 0)
+        return NULL;
+    const int *row = (const int *)self->table.buf + g * 256;
+    long long state[256], count[256], total = 0;
+    int n_groups = 0, group_of[256], size[256];
+    for (int b = 0; b < 256; b++) {
+        long long nxt = row[b];
+        long long lo = self->first[b], hi = self->first[b + 1];
+        group_of[b] = -1;
+        if (nxt == self->dead || lo >= hi)
+            continue;
+        if (check_state(self, nxt) < 0)
+            return NULL;
+        int k = 0;
+        while (k < n_groups && state[k] != nxt)
+            k++;
+        if (k == n_groups) {
+            state[k] = nxt, count[k] = 0, size[k] = 0;
+            n_groups++;
+        }
+        group_of[b] = k;
+        count[k] += hi - lo;
+        size[k]++;
+        total += hi - lo;
+    }
+    PyObject *groups = PyList_New(0);
+    if (groups == NULL)
+        return NULL;
+    for (int k = 0; k < n_groups; k++) {
+        if (count[k] <= few)
+            continue;
+        PyObject *firsts = PyBytes_FromStringAndSize(NULL, size[k]);
+        if (firsts == NULL)
+            goto fail;
+        char *f = PyBytes_AS_STRING(firsts);
+        for (int b = 0, i = 0; b < 256; b++)
+            if (group_of[b] == k)
+                f[i++] = (char)b;
+        PyObject *item = Py_BuildValue("(LLN)", state[k], count[k], firsts);
+        if (item == NULL || PyList_Append(groups, item) < 0) {
+            Py_XDECREF(item);
+            goto fail;
+        }
+        Py_DECREF(item);
+    }
+    return Py_BuildValue("(LN)", total, groups);
+fail:
+    Py_DECREF(groups);
+    return NULL;
+}
+
 static PyMethodDef TrieWalk_methods[] = {
     {"roots", (PyCFunction)TrieWalk_roots, METH_O, "roots(g): the walk's start from state g."},
     {"walk", (PyCFunction)TrieWalk_walk, METH_VARARGS,
      "walk(frontier, shared, budget, few, out): out with the ranges added, or None past budget."},
+    {"walk_from", (PyCFunction)TrieWalk_walk_from, METH_VARARGS,
+     "walk_from(g, skip, frontier, shared, budget, few, out): walk from frontier and g's roots not into skip."},
+    {"root_groups", (PyCFunction)TrieWalk_root_groups, METH_VARARGS,
+     "root_groups(g, few): (tokens under g's roots, [(state, tokens, first bytes)] of groups over few)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -537,7 +676,7 @@ static PyTypeObject TrieWalkType = {
     .tp_basicsize = sizeof(TrieWalkObject),
     .tp_dealloc = (destructor)TrieWalk_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "TrieWalk(words, first, table, dead, exit_point, enters): cfg_walk.TrieWalk's walk, compiled.",
+    .tp_doc = "TrieWalk(words, first, table, dead, exit_point, enters, off_loop=None): cfg_walk.TrieWalk's walk, compiled.",
     .tp_methods = TrieWalk_methods,
     .tp_init = (initproc)TrieWalk_init,
     .tp_new = PyType_GenericNew,
