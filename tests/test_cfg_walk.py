@@ -195,7 +195,7 @@ def test_bits_of_ranks_sets_the_bits_of_the_ranks_tokens(n_words: int, data: st.
         with pytest.raises(IndexError):
             cfg_walk.compiled.bits_of_ranks([], [np.array([-1], dtype=np.int64)], rank_to_id, n_words)
         with pytest.raises(ValueError):
-            cfg_walk.compiled.bits_of_ranks([], [np.array([0], dtype=np.int32)], rank_to_id, n_words)
+            cfg_walk.compiled.bits_of_ranks([], [np.array([0], dtype=np.int16)], rank_to_id, n_words)
 
 
 def test_loop_walks_come_back_from_the_disk_cache_unchanged(tmp_path, monkeypatch) -> None:  # noqa: ANN001
@@ -374,8 +374,9 @@ def test_root_groups_and_walk_from_are_the_roots_walk(
     words: list[bytes], n: int, data: st.DataObject
 ) -> None:
     """`root_groups` is the roots of a state grouped by the state they reach (in first-byte order, the
-    groups of more than `few` tokens), and `walk_from` is `walk` from the frontier and the roots into the
-    states not skipped; states flagged `off_loop` are not asked for a shared walk (the rest are, in the
+    groups of more than `few` tokens), and `walk_from` is `walk` from the nodes leaving shared walks (on
+    from their exit states) and the roots into the states not skipped, its inside tokens set in a row
+    where given one; states flagged `off_loop` are not asked for a shared walk (the rest are, in the
     same order), and the walk is the one where `shared` answers None for them: compiled and in Python."""
     words.sort()
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
@@ -405,11 +406,21 @@ def test_root_groups_and_walk_from_are_the_roots_walk(
     for walk in walks:
         assert walk.root_groups(g, few) == (sum(x[2] - x[1] for x in roots), want)
     skip = sorted(set(data.draw(st.lists(st.integers(0, n), max_size=3))))
-    frontier = []
-    for _ in range(data.draw(st.integers(0, 3))):
-        r = data.draw(st.integers(0, len(words) - 1))
-        lo, hi = _trie_node(words, r, d := data.draw(st.integers(0, len(words[r]))))
-        frontier.append((d, lo, hi, data.draw(st.integers(0, n - 1)), data.draw(st.booleans())))
+    leaving = []  # nodes leaving shared walks, by exit number, with their exit states
+    for _ in range(data.draw(st.integers(0, 2))):
+        to = data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=3))
+        nodes = []
+        for _ in range(data.draw(st.integers(0, 3))):
+            r = data.draw(st.integers(0, len(words) - 1))
+            lo, hi = _trie_node(words, r, d := data.draw(st.integers(0, len(words[r]))))
+            nodes.append((d, lo, hi, data.draw(st.integers(0, len(to) - 1)), data.draw(st.booleans())))
+        leaving.append((tuple(nodes), to))
+    frontier = [
+        (d, lo, hi, to[x], p or bool(exit_point[to[x]])) for nodes, to in leaving for d, lo, hi, x, p in nodes
+    ]
+    size = len(words) + data.draw(st.integers(0, 40))  # the row: the inside tokens' bits, by rank_to_id
+    rank_to_id = rng.permutation(size)[: len(words)].astype(np.int64)
+    rows = data.draw(st.booleans())
     budget = data.draw(st.sampled_from([1 << 62, 0, 2, 10, 40]))
     loops = set(rng.choice(n, size=rng.integers(0, n + 1), replace=False).tolist())
     exits = rng.integers(0, n, size=3).tolist()
@@ -431,7 +442,17 @@ def test_root_groups_and_walk_from_are_the_roots_walk(
                 found.append(walk.walk(nodes, shared, budget))
                 log[:] = [x for x in log if x[0] != "shared" or not off_loop[x[1]]]
             else:
-                found.append(walk.walk_from(g, list(skip), list(frontier), shared, budget))
+                row = np.zeros((size + 31) // 32, dtype=np.uint32) if rows else None
+                got = walk.walk_from(g, list(skip), list(leaving), shared, budget, row, rank_to_id)
+                if got is not None and row is not None:  # the inside tokens as ranges and ranks again
+                    assert got.inside == [] and got.inside_ranks == []
+                    ranks = np.flatnonzero(
+                        np.isin(
+                            rank_to_id, np.flatnonzero(np.unpackbits(row.view(np.uint8), bitorder="little"))
+                        )
+                    )
+                    got.inside[:] = [x for r in ranks.tolist() for x in (r, r + 1)]
+                found.append(got)
         finally:
             cfg_walk.FEW = default
         calls.append(log)
@@ -441,7 +462,15 @@ def test_root_groups_and_walk_from_are_the_roots_walk(
         assert (got is None) == (want_walk is None)
         if got is None or want_walk is None:
             continue
-        assert got.inside == want_walk.inside
+        if rows:
+            want = sorted(
+                {r for i in range(0, len(want_walk.inside), 2) for r in range(*want_walk.inside[i : i + 2])}
+            )
+            want = sorted({*want, *(r for a in want_walk.inside_ranks for r in a.tolist())})
+            assert got.inside == [x for r in want for x in (r, r + 1)]
+            got.inside_ranks[:] = want_walk.inside_ranks
+        else:
+            assert got.inside == want_walk.inside
         pairs = [sorted(zip(w.unsure[::2], w.unsure[1::2], strict=True)) for w in (got, want_walk)]
         assert pairs[0] == pairs[1]
         for a, b in ((got.inside_ranks, want_walk.inside_ranks), (got.unsure_ranks, want_walk.unsure_ranks)):

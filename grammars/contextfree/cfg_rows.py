@@ -34,7 +34,7 @@ from ..tokens.constraint import TokenConstraint
 from ..tokens.token_automaton import TokenAutomaton, pack_bits, set_bits, start_pairs
 from ..tokens.vocab import Vocabulary
 from .cfg_loops import Loops, Region, loop_key, region_walk, regions
-from .cfg_walk import FEW, Node, TrieWalk, bits_of, bits_of_ranks, pair_walk, ranges_to_ranks
+from .cfg_walk import FEW, Node, TrieWalk, bits_of, pair_walk, ranges_to_ranks
 from .rtn import RTN
 
 _CHUNK = 4_000_000  # (state, token) pairs walked at once
@@ -284,10 +284,10 @@ class StateRows:
         bytes that lead into one loop state are taken together from its shared walk (one memoized bitmask
         for the tokens that stay in the loop: a string body's)."""
         trie = self._trie_walk()
-        exit_point = self.exit_point
-        row: np.ndarray | None = None  # the inside bitmask, made on first need
+        n_words, rank_to_id = self.vocab.n_words, self.order.rank_to_id
+        row: np.ndarray | None = None  # the inside bitmask
         unsure: list[np.ndarray] = []
-        frontier: list[Node] = []
+        leaving: list[tuple[tuple[Node, ...], list[int]]] = []  # nodes leaving shared walks, their exits
         skip: list[int] = []  # the states whose first bytes are not walked from g's roots
         walked, groups = trie.root_groups(g, FEW)  # the states reached by more than FEW tokens
         wide: list[tuple[int, bytes]] = []  # many tokens into a wide state off loops
@@ -301,26 +301,23 @@ class StateRows:
                 continue
             skip.append(s)
             region, exits = shared
-            words, u, leaving = region.first_bytes(firsts, self.order.rank_to_id, self.vocab.n_words)
+            words, u, out = region.first_bytes(firsts, rank_to_id, n_words)
             row = words.copy() if row is None else np.bitwise_or(row, words, out=row)
             if len(u):
                 unsure.append(u)
-            for d, lo, hi, x, p in leaving:
-                frontier.append((d, lo, hi, exits[x], p or bool(exit_point[exits[x]])))
+            if out:
+                leaving.append((out, exits))
+        if row is None:
+            row = np.zeros(n_words, dtype=np.uint32)
         if n_wide > self.pair_walk_from:
-            if row is None:
-                row = np.zeros(self.vocab.n_words, dtype=np.uint32)
             first = trie.first
             nodes = [(1, first[b], first[b + 1], s, False) for s, firsts in wide for b in firsts]
             skip += [s for s, _ in wide]
             unsure.append(self._pair_walk_roots(nodes, row))
-        found = trie.walk_from(g, skip, frontier, self._shared, self.trie_budget)
+        found = trie.walk_from(g, skip, leaving, self._shared, self.trie_budget, row, rank_to_id)
         if found is None:
             return False
         self.walked += walked
-        if found.inside or found.inside_ranks:
-            bits = bits_of_ranks(found.inside, found.inside_ranks, self.order.rank_to_id, self.vocab.n_words)
-            row = bits if row is None else np.bitwise_or(row, bits, out=row)
         if found.unsure:
             unsure.append(ranges_to_ranks(found.unsure))
         unsure += found.unsure_ranks
@@ -330,7 +327,7 @@ class StateRows:
             uncertain = unsure[0].astype(np.int64, copy=False)
         else:
             uncertain = np.sort(np.concatenate(unsure)).astype(np.int64, copy=False)
-        k = self._add_rows(row.view(np.int32)[None, :]) if row is not None and row.any() else 0
+        k = self._add_rows(row.view(np.int32)[None, :]) if row.any() else 0
         self.uncertain[g] = uncertain
         self.row_of[g] = k  # set last: readers without the lock test it
         return True

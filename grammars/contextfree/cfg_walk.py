@@ -121,16 +121,32 @@ class TrieWalk:
         self,
         g: int,
         skip: list[int],
-        frontier: list[Node],
+        leaving: list[tuple[tuple[Node, ...], list[int]]],
         shared: Callable[[int, int], tuple[Shared, list[int]] | None] | None = None,
         budget: int = 1 << 62,
+        row: np.ndarray | None = None,
+        rank_to_id: np.ndarray | None = None,
     ) -> Walk | None:
-        """`walk` from the trie nodes `frontier` and from the roots of state g but those into the states
-        `skip` (their tokens taken elsewhere)."""
+        """`walk` from the nodes that leave shared walks and from the roots of state g but those into the
+        states `skip` (their tokens taken elsewhere). `leaving`: (nodes, exits) pairs, each node (depth,
+        lo, hi, exit number x, passed) going on from state exits[x]. With a `row` (uint32, written in place
+        even past the budget) and `rank_to_id`, the inside tokens are set there, the Walk's lists left empty."""
         if self.native is not None:
-            return self.native.walk_from(g, skip, frontier, shared, budget, FEW, Walk([], [], [], []))
+            out = Walk([], [], [], [])
+            return self.native.walk_from(g, skip, leaving, shared, budget, FEW, out, row, rank_to_id)
+        exit_point = self.exit_point
+        frontier = [
+            (d, lo, hi, to[x], p or bool(exit_point[to[x]]))
+            for nodes, to in leaving
+            for d, lo, hi, x, p in nodes
+        ]
         roots = [node for node in self.roots(g) if node[3] not in skip]
-        return self.walk([*frontier, *roots], shared, budget)
+        found = self.walk([*frontier, *roots], shared, budget)
+        if found is not None and row is not None and rank_to_id is not None:
+            row |= bits_of_ranks_py(found.inside, found.inside_ranks, rank_to_id, len(row))
+            found.inside.clear()
+            found.inside_ranks.clear()
+        return found
 
     def walk(
         self,
@@ -251,11 +267,15 @@ def bits_of_ranks(
     `ranges` ([lo0, hi0, lo1, hi1, ...]) or in the int64 arrays `ranks`: a first visit's inside row, from
     its trie walk's `Walk.inside` and `inside_ranks` (compiled: one pass, no per-part arrays)."""
     if NATIVE:
-        arrays = [np.ascontiguousarray(r, dtype=np.int64) for r in ranks]
+        arrays = [r if r.dtype in _RANK_TYPES else np.ascontiguousarray(r, dtype=np.int64) for r in ranks]
         return np.frombuffer(compiled.bits_of_ranks(ranges, arrays, rank_to_id, n_words), dtype=np.uint32)
     return bits_of_ranks_py(ranges, ranks, rank_to_id, n_words)
 
 
+_RANK_TYPES = (
+    np.dtype(np.int32),
+    np.dtype(np.int64),
+)  # rank arrays the compiled bits_of_ranks takes as they are
 FEW_RANGES = 8  # rank ranges up to which `bits_of_ranks_py` takes a slice per range
 
 

@@ -77,6 +77,47 @@ static int ranges_flush(Ranges *r, PyObject *out, const char *name) {
     return 0;
 }
 
+/* A bitmask row to set the bits of tokens in, by rank (`rank_to_id`): where a walk writes its inside tokens
+ * instead of listing their rank ranges. */
+typedef struct {
+    unsigned int *row;
+    const long long *to_id;
+    long long n_ranks, size; /* ranks in the map, bits in the row */
+} Bits;
+
+/* Set the bit of token to_id[r] for rank r: 0 on success, -1 (IndexError set) when r or its id is out of
+ * range. */
+static int set_rank_bit(const Bits *x, long long r) {
+    if (r < 0 || r >= x->n_ranks) {
+        PyErr_Format(PyExc_IndexError, "rank %lld out of the vocabulary's %lld", r, x->n_ranks);
+        return -1;
+    }
+    long long t = x->to_id[r];
+    if (t < 0 || t >= x->size) {
+        PyErr_Format(PyExc_IndexError, "token id %lld out of the row", t);
+        return -1;
+    }
+    x->row[t >> 5] |= 1u << (t & 31);
+    return 0;
+}
+
+/* Set the bits of the ranks in an int32 or int64 array (any other kind: ValueError). */
+static int set_rank_bits(const Bits *x, PyObject *array) {
+    Py_buffer a;
+    if (PyObject_GetBuffer(array, &a, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+        return -1;
+    char f = a.format != NULL ? a.format[0] : 'B';
+    int wide = a.itemsize == 8 && (f == 'q' || f == 'l');
+    int ok = wide || (a.itemsize == 4 && (f == 'i' || f == 'l'));
+    if (!ok)
+        PyErr_SetString(PyExc_ValueError, "rank arrays must be int32 or int64");
+    Py_ssize_t n = a.len / a.itemsize;
+    for (Py_ssize_t j = 0; ok && j < n; j++)
+        ok = set_rank_bit(x, wide ? ((const long long *)a.buf)[j] : ((const int *)a.buf)[j]) == 0;
+    PyBuffer_Release(&a);
+    return ok ? 0 : -1;
+}
+
 /* Python's bytes order: memcmp over the common length, then the shorter first. */
 static int bytes_cmp(const char *a, Py_ssize_t la, const char *b, Py_ssize_t lb) {
     int r = memcmp(a, b, (size_t)(la < lb ? la : lb));
@@ -385,7 +426,7 @@ static int ensure_key(TrieWalkObject *self, Py_ssize_t len) {
 /* The walk of TrieWalk.walk (cfg_walk.py) from the nodes on `st` (freed here): its ranges added to
  * out.inside / out.unsure; `out` itself, or None past `budget` nodes. */
 static PyObject *run_walk(TrieWalkObject *self, Stack st, PyObject *shared, long long budget, long long few,
-                          PyObject *out) {
+                          PyObject *out, const Bits *bits) {
     Ranges inside = {NULL, 0, 0}, unsure = {NULL, 0, 0};
     PyObject *result = NULL;
     const int *table = (const int *)self->table.buf;
@@ -430,7 +471,11 @@ static PyObject *run_walk(TrieWalkObject *self, Stack st, PyObject *shared, long
         long long k = lo;
         if (PyBytes_GET_SIZE(wlo) == d)
             k = bisect_right_ll(self, PyBytes_AS_STRING(wlo), PyBytes_GET_SIZE(wlo), lo, hi);
-        if (k > lo && ranges_add(&inside, lo, k) < 0)
+        if (bits != NULL) { /* tokens that end here, alive: into the row */
+            for (long long r = lo; r < k; r++)
+                if (set_rank_bit(bits, r) < 0)
+                    goto done;
+        } else if (k > lo && ranges_add(&inside, lo, k) < 0)
             goto done;
         if (k == hi)
             continue;
@@ -520,6 +565,21 @@ static PyObject *run_walk(TrieWalkObject *self, Stack st, PyObject *shared, long
     }
     if (ranges_flush(&inside, out, "inside") < 0 || ranges_flush(&unsure, out, "unsure") < 0)
         goto done;
+    if (bits != NULL) { /* the shared walks' inside ranks too: into the row, the list emptied */
+        PyObject *taken = PyObject_GetAttrString(out, "inside_ranks");
+        if (taken == NULL)
+            goto done;
+        int bad = !PyList_Check(taken);
+        if (bad)
+            PyErr_SetString(PyExc_TypeError, "Walk.inside_ranks must be a list");
+        for (Py_ssize_t i = 0; !bad && i < PyList_GET_SIZE(taken); i++)
+            bad = set_rank_bits(bits, PyList_GET_ITEM(taken, i)) < 0;
+        if (!bad)
+            bad = PyList_SetSlice(taken, 0, PyList_GET_SIZE(taken), NULL) < 0;
+        Py_DECREF(taken);
+        if (bad)
+            goto done;
+    }
     result = out;
     Py_INCREF(result);
 done:
@@ -544,7 +604,7 @@ static PyObject *TrieWalk_walk(TrieWalkObject *self, PyObject *args) {
         PyMem_Free(st.v);
         return NULL;
     }
-    return run_walk(self, st, shared, budget, few, out);
+    return run_walk(self, st, shared, budget, few, out, NULL);
 }
 
 /* Whether state s is among the `n` states of `skip`. */
@@ -555,13 +615,56 @@ static int skipped(const long long *skip, Py_ssize_t n, long long s) {
     return 0;
 }
 
-/* walk_from(g, skip, frontier, shared, budget, few, out): TrieWalk.walk_from: the walk from the trie nodes
- * `frontier` and from the roots of state g, less those into the states of the list `skip`. */
+/* Push the nodes that leave shared walks: for each (nodes, exits) of `leaving`, each node (depth, lo, hi,
+ * exit number x, passed) goes on from state exits[x], passed there if it accepts. */
+static int push_leaving(TrieWalkObject *self, Stack *st, PyObject *leaving) {
+    const char *exits = (const char *)self->exits.buf;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(leaving); i++) {
+        PyObject *pair = PyList_GET_ITEM(leaving, i);
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 || !PyTuple_Check(PyTuple_GET_ITEM(pair, 0)) ||
+            !PyList_Check(PyTuple_GET_ITEM(pair, 1))) {
+            PyErr_SetString(PyExc_TypeError, "leaving: (tuple of nodes, list of exit states) pairs");
+            return -1;
+        }
+        PyObject *nodes = PyTuple_GET_ITEM(pair, 0), *to = PyTuple_GET_ITEM(pair, 1);
+        for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(nodes); j++) {
+            PyObject *t = PyTuple_GET_ITEM(nodes, j);
+            long long v[4];
+            if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 5) {
+                PyErr_SetString(PyExc_TypeError, "a leaving node is a 5-tuple");
+                return -1;
+            }
+            for (int k = 0; k < 4; k++) {
+                v[k] = PyLong_AsLongLong(PyTuple_GET_ITEM(t, k));
+                if (v[k] == -1 && PyErr_Occurred())
+                    return -1;
+            }
+            if (v[3] < 0 || v[3] >= PyList_GET_SIZE(to)) {
+                PyErr_SetString(PyExc_IndexError, "a leaving node's exit number is out of its exits");
+                return -1;
+            }
+            long long s = PyLong_AsLongLong(PyList_GET_ITEM(to, v[3]));
+            if (s == -1 && PyErr_Occurred())
+                return -1;
+            int passed = PyObject_IsTrue(PyTuple_GET_ITEM(t, 4));
+            if (passed < 0 || check_state(self, s) < 0 || check_range(self, v[1], v[2]) < 0)
+                return -1;
+            if (stack_push(st, v[0], v[1], v[2], s, passed || exits[s]) < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+/* walk_from(g, skip, leaving, shared, budget, few, out, row, rank_to_id): TrieWalk.walk_from: the walk from
+ * the nodes that leave shared walks (`leaving`) and from the roots of state g, less those into the states of
+ * the list `skip`; with a `row` (writable uint32) and `rank_to_id` (int64), the inside tokens are set there
+ * rather than listed. */
 static PyObject *TrieWalk_walk_from(TrieWalkObject *self, PyObject *args) {
-    PyObject *skip_list, *frontier, *shared, *out;
+    PyObject *skip_list, *leaving, *shared, *out, *row_obj, *map_obj;
     long long g, budget, few;
-    if (!PyArg_ParseTuple(args, "LO!OOLLO", &g, &PyList_Type, &skip_list, &frontier, &shared, &budget, &few,
-                          &out))
+    if (!PyArg_ParseTuple(args, "LO!O!OLLOOO", &g, &PyList_Type, &skip_list, &PyList_Type, &leaving, &shared,
+                          &budget, &few, &out, &row_obj, &map_obj))
         return NULL;
     if (self->words == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "TrieWalk not initialized");
@@ -580,23 +683,45 @@ static PyObject *TrieWalk_walk_from(TrieWalkObject *self, PyObject *args) {
         if (skip[i] == -1 && PyErr_Occurred())
             return NULL;
     }
+    Py_buffer row = {0}, map = {0};
+    int have_row = 0, have_map = 0;
+    Bits bits, *use_bits = NULL;
+    PyObject *result = NULL;
     Stack st = {NULL, 0, 0};
-    if (push_nodes(self, &st, frontier) < 0)
-        goto fail;
-    const int *row = (const int *)self->table.buf + g * 256;
+    if (row_obj != Py_None) {
+        if (PyObject_GetBuffer(row_obj, &row, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0)
+            goto done;
+        have_row = 1;
+        if (PyObject_GetBuffer(map_obj, &map, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+            goto done;
+        have_map = 1;
+        if (check_buffer(&row, "row", 1, 4, "IL") < 0 || check_buffer(&map, "rank_to_id", 1, 8, "ql") < 0)
+            goto done;
+        bits.row = (unsigned int *)row.buf, bits.to_id = (const long long *)map.buf;
+        bits.n_ranks = map.shape[0], bits.size = (long long)row.shape[0] * 32;
+        use_bits = &bits;
+    }
+    if (push_leaving(self, &st, leaving) < 0)
+        goto done;
+    const int *trow = (const int *)self->table.buf + g * 256;
     const char *exits = (const char *)self->exits.buf;
     for (int b = 0; b < 256; b++) {
-        long long nxt = row[b];
+        long long nxt = trow[b];
         long long lo = self->first[b], hi = self->first[b + 1];
         if (nxt == self->dead || lo >= hi || skipped(skip, n_skip, nxt))
             continue;
         if (check_state(self, nxt) < 0 || stack_push(&st, 1, lo, hi, nxt, exits[nxt] != 0) < 0)
-            goto fail;
+            goto done;
     }
-    return run_walk(self, st, shared, budget, few, out);
-fail:
+    result = run_walk(self, st, shared, budget, few, out, use_bits);
+    st.v = NULL; /* freed there */
+done:
     PyMem_Free(st.v);
-    return NULL;
+    if (have_row)
+        PyBuffer_Release(&row);
+    if (have_map)
+        PyBuffer_Release(&map);
+    return result;
 }
 
 /* root_groups(g, few): TrieWalk.root_groups: (the tokens under g's live first bytes, [(state, tokens, first
@@ -665,7 +790,7 @@ static PyMethodDef TrieWalk_methods[] = {
     {"walk", (PyCFunction)TrieWalk_walk, METH_VARARGS,
      "walk(frontier, shared, budget, few, out): out with the ranges added, or None past budget."},
     {"walk_from", (PyCFunction)TrieWalk_walk_from, METH_VARARGS,
-     "walk_from(g, skip, frontier, shared, budget, few, out): walk from frontier and g's roots not into skip."},
+     "walk_from(g, skip, leaving, shared, budget, few, out, row, rank_to_id): walk from leaving nodes and g's roots."},
     {"root_groups", (PyCFunction)TrieWalk_root_groups, METH_VARARGS,
      "root_groups(g, few): (tokens under g's roots, [(state, tokens, first bytes)] of groups over few)."},
     {NULL, NULL, 0, NULL},
@@ -834,23 +959,6 @@ done:
 }
 
 
-/* Set the bit of token rank_to_id[r] in `row` for rank r: 0 on success, -1 (IndexError set) when r or its id
- * is out of range. */
-static int set_rank_bit(unsigned int *row, long long r, const long long *to_id, long long n_ranks,
-                        long long size) {
-    if (r < 0 || r >= n_ranks) {
-        PyErr_Format(PyExc_IndexError, "rank %lld out of the vocabulary's %lld", r, n_ranks);
-        return -1;
-    }
-    long long t = to_id[r];
-    if (t < 0 || t >= size) {
-        PyErr_Format(PyExc_IndexError, "token id %lld out of the row", t);
-        return -1;
-    }
-    row[t >> 5] |= 1u << (t & 31);
-    return 0;
-}
-
 /* bits_of_ranks(ranges, arrays, rank_to_id, n_words): cfg_walk.bits_of_ranks, a first visit's inside row
  * (uint32 [n_words]): the bits of the tokens whose byte-order ranks lie in the flat [lo, hi) `ranges` (a
  * list of ints) or in the int64 `arrays`, through the int64 map `rank_to_id`, in one pass (the numpy way
@@ -871,8 +979,7 @@ static PyObject *bits_of_ranks(PyObject *module, PyObject *args) {
     result = zero_row(n_words, &row);
     if (result == NULL)
         goto done;
-    const long long *to_id = (const long long *)map.buf;
-    long long n_ranks = (long long)(map.len / 8), size = (long long)n_words * 32;
+    Bits x = {row, (const long long *)map.buf, (long long)(map.len / 8), (long long)n_words * 32};
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(ranges); i += 2) {
         long long lo = PyLong_AsLongLong(PyList_GET_ITEM(ranges, i));
         long long hi = PyLong_AsLongLong(PyList_GET_ITEM(ranges, i + 1));
@@ -883,23 +990,12 @@ static PyObject *bits_of_ranks(PyObject *module, PyObject *args) {
             goto fail;
         }
         for (long long r = lo; r < hi; r++)
-            if (set_rank_bit(row, r, to_id, n_ranks, size) < 0)
+            if (set_rank_bit(&x, r) < 0)
                 goto fail;
     }
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(arrays); i++) {
-        Py_buffer a;
-        if (PyObject_GetBuffer(PyList_GET_ITEM(arrays, i), &a, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(arrays); i++)
+        if (set_rank_bits(&x, PyList_GET_ITEM(arrays, i)) < 0)
             goto fail;
-        int ok = a.itemsize == 8 && a.format != NULL && (a.format[0] == 'q' || a.format[0] == 'l');
-        if (!ok)
-            PyErr_SetString(PyExc_ValueError, "bits_of_ranks: rank arrays must be int64");
-        const long long *v = (const long long *)a.buf;
-        for (Py_ssize_t j = 0; ok && j < a.len / 8; j++)
-            ok = set_rank_bit(row, v[j], to_id, n_ranks, size) == 0;
-        PyBuffer_Release(&a);
-        if (!ok)
-            goto fail;
-    }
     goto done;
 fail:
     Py_CLEAR(result);
