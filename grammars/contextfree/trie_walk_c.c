@@ -118,14 +118,6 @@ static int set_rank_bits(const Bits *x, PyObject *array) {
     return ok ? 0 : -1;
 }
 
-/* Python's bytes order: memcmp over the common length, then the shorter first. */
-static int bytes_cmp(const char *a, Py_ssize_t la, const char *b, Py_ssize_t lb) {
-    int r = memcmp(a, b, (size_t)(la < lb ? la : lb));
-    if (r)
-        return r;
-    return la < lb ? -1 : la > lb;
-}
-
 /* A state's live bytes and its dead bytes that enter a callee, ascending (memoized, as cfg_walk's `state`:
  * the rows of built states never change). */
 typedef struct {
@@ -142,8 +134,6 @@ typedef struct {
     int have_table, have_exits, have_enters, have_off_loop;
     long long n_states, dead;
     Py_ssize_t n_words;
-    char *key; /* a bisection key: a trie node's prefix and one byte */
-    Py_ssize_t key_cap;
     StateInfo **info; /* per state, made on first use */
 } TrieWalkObject;
 
@@ -182,28 +172,23 @@ static StateInfo *state_info(TrieWalkObject *self, long long s) {
 
 #define WORD(self, i) PyTuple_GET_ITEM((self)->words, (i))
 
-static long long bisect_left_ll(TrieWalkObject *self, const char *key, Py_ssize_t klen, long long lo,
-                                long long hi) {
-    while (lo < hi) {
-        long long mid = (lo + hi) / 2;
-        PyObject *w = WORD(self, mid);
-        if (bytes_cmp(PyBytes_AS_STRING(w), PyBytes_GET_SIZE(w), key, klen) < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
+/* Byte d of token i, -1 where it has only d bytes. Within a trie node at depth d (tokens sharing their
+ * first d bytes, sorted), this is the order of the tokens: the node's own token first, then by byte d; so a
+ * child's bounds are found by comparing that one byte (no key, no memcmp of the prefix). */
+static inline int byte_at(TrieWalkObject *self, long long i, long long d) {
+    PyObject *w = WORD(self, i);
+    return PyBytes_GET_SIZE(w) > d ? (unsigned char)PyBytes_AS_STRING(w)[d] : -1;
 }
 
-static long long bisect_right_ll(TrieWalkObject *self, const char *key, Py_ssize_t klen, long long lo,
-                                 long long hi) {
+/* The first token of lo..hi-1 (a trie node at depth d, or its tail) whose byte d is at least b: the
+ * bisection of the Python walk for the key (prefix + byte b). */
+static long long first_at_least(TrieWalkObject *self, long long d, int b, long long lo, long long hi) {
     while (lo < hi) {
         long long mid = (lo + hi) / 2;
-        PyObject *w = WORD(self, mid);
-        if (bytes_cmp(key, klen, PyBytes_AS_STRING(w), PyBytes_GET_SIZE(w)) < 0)
-            hi = mid;
-        else
+        if (byte_at(self, mid, d) < b)
             lo = mid + 1;
+        else
+            hi = mid;
     }
     return lo;
 }
@@ -240,7 +225,6 @@ static void TrieWalk_dealloc(TrieWalkObject *self) {
     }
     Py_XDECREF(self->words);
     Py_XDECREF(self->exit_point);
-    PyMem_Free(self->key);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -409,20 +393,6 @@ fail:
     return -1;
 }
 
-static int ensure_key(TrieWalkObject *self, Py_ssize_t len) {
-    if (len <= self->key_cap)
-        return 0;
-    Py_ssize_t cap = len < 64 ? 64 : 2 * len;
-    char *key = PyMem_Realloc(self->key, (size_t)cap);
-    if (key == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    self->key = key;
-    self->key_cap = cap;
-    return 0;
-}
-
 /* The walk of TrieWalk.walk (cfg_walk.py) from the nodes on `st` (freed here): its ranges added to
  * out.inside / out.unsure; `out` itself, or None past `budget` nodes. */
 static PyObject *run_walk(TrieWalkObject *self, Stack st, PyObject *shared, long long budget, long long few,
@@ -467,10 +437,9 @@ static PyObject *run_walk(TrieWalkObject *self, Stack st, PyObject *shared, long
             }
             Py_DECREF(hit);
         }
-        PyObject *wlo = WORD(self, lo);
-        long long k = lo;
-        if (PyBytes_GET_SIZE(wlo) == d)
-            k = bisect_right_ll(self, PyBytes_AS_STRING(wlo), PyBytes_GET_SIZE(wlo), lo, hi);
+        long long k = lo; /* past the tokens that end here (the node's own, repeated) */
+        if (PyBytes_GET_SIZE(WORD(self, lo)) == d)
+            k = first_at_least(self, d, 0, lo, hi);
         if (bits != NULL) { /* tokens that end here, alive: into the row */
             for (long long r = lo; r < k; r++)
                 if (set_rank_bit(bits, r) < 0)
@@ -486,15 +455,10 @@ static PyObject *run_walk(TrieWalkObject *self, Stack st, PyObject *shared, long
             goto done;
         const unsigned char *live = info->live;
         int n_live = info->n_live;
-        PyObject *wk = WORD(self, k);
-        if (PyBytes_GET_SIZE(wk) < d) {
+        if (PyBytes_GET_SIZE(WORD(self, k)) <= d) {
             PyErr_SetString(PyExc_IndexError, "a trie node's token is shorter than its depth");
             goto done;
         }
-        if (ensure_key(self, (Py_ssize_t)d + 1) < 0)
-            goto done;
-        char *key = self->key;
-        memcpy(key, PyBytes_AS_STRING(wk), (size_t)d); /* the node's prefix; the byte after it varies */
         if (hi - k <= 2 * (long long)n_live) { /* fewer tokens than live bytes: go through the children */
             long long c = k;
             while (c < hi) {
@@ -504,11 +468,7 @@ static PyObject *run_walk(TrieWalkObject *self, Stack st, PyObject *shared, long
                     goto done;
                 }
                 int b = (unsigned char)PyBytes_AS_STRING(wc)[d];
-                long long e = hi;
-                if (b < 255) {
-                    key[d] = (char)(b + 1);
-                    e = bisect_left_ll(self, key, (Py_ssize_t)d + 1, c, hi);
-                }
+                long long e = b < 255 ? first_at_least(self, d, b + 1, c, hi) : hi;
                 long long nxt = row[b];
                 int p = passed || enters[b];
                 if (nxt != dead) {
@@ -525,15 +485,10 @@ static PyObject *run_walk(TrieWalkObject *self, Stack st, PyObject *shared, long
         long long gap = k; /* the start of the tokens not yet placed (for the dead children of a passed node) */
         for (int i = 0; i < n_live; i++) {
             int b = live[i];
-            key[d] = (char)b;
-            long long c = bisect_left_ll(self, key, (Py_ssize_t)d + 1, gap, hi);
+            long long c = first_at_least(self, d, b, gap, hi);
             if (c == hi)
                 break;
-            long long e = hi;
-            if (b < 255) {
-                key[d] = (char)(b + 1);
-                e = bisect_left_ll(self, key, (Py_ssize_t)d + 1, c, hi);
-            }
+            long long e = b < 255 ? first_at_least(self, d, b + 1, c, hi) : hi;
             if (c == e)
                 continue;
             if (passed && c > gap && ranges_add(&unsure, gap, c) < 0)
@@ -551,13 +506,8 @@ static PyObject *run_walk(TrieWalkObject *self, Stack st, PyObject *shared, long
         } else {
             for (int i = 0; i < info->n_edead; i++) { /* a dead byte that may go on in a callee: uncertain */
                 int b = info->edead[i];
-                key[d] = (char)b;
-                long long c = bisect_left_ll(self, key, (Py_ssize_t)d + 1, k, hi);
-                long long e = hi;
-                if (b < 255) {
-                    key[d] = (char)(b + 1);
-                    e = bisect_left_ll(self, key, (Py_ssize_t)d + 1, c, hi);
-                }
+                long long c = first_at_least(self, d, b, k, hi);
+                long long e = b < 255 ? first_at_least(self, d, b + 1, c, hi) : hi;
                 if (c < e && ranges_add(&unsure, c, e) < 0)
                     goto done;
             }
