@@ -135,11 +135,53 @@ typedef struct {
     long long n_states, dead;
     Py_ssize_t n_words;
     StateInfo **info; /* per state, made on first use */
+    /* The words joined (bytes objects, shared by the TrieWalks over one tuple of words): word i is
+     * blob[off[i]:off[i + 1]], read by the bisections from two contiguous arrays rather than from a bytes
+     * object apiece (a cache miss each on a large vocabulary). */
+    PyObject *blob_obj, *off_obj;
+    const char *blob;
+    const long long *off;
 } TrieWalkObject;
 
-/* The last tuple of words checked to hold bytes only (a StateRows makes its TrieWalk again as its table
- * grows, over the same words: checked once). */
-static PyObject *checked_words = NULL;
+/* The last tuple of words checked to hold bytes only and joined (a StateRows makes its TrieWalk again as its
+ * table grows, over the same words: done once), with its blob and offsets. */
+static PyObject *joined_for = NULL, *joined_blob = NULL, *joined_off = NULL;
+
+/* Check that `words` holds bytes only and join them (memoized for the last tuple): 0, or -1 with an error. */
+static int join_words(PyObject *words) {
+    if (words == joined_for)
+        return 0;
+    Py_ssize_t n = PyTuple_GET_SIZE(words), total = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *w = PyTuple_GET_ITEM(words, i);
+        if (!PyBytes_CheckExact(w)) {
+            PyErr_SetString(PyExc_TypeError, "words must be a tuple of bytes");
+            return -1;
+        }
+        total += PyBytes_GET_SIZE(w);
+    }
+    PyObject *blob = PyBytes_FromStringAndSize(NULL, total);
+    PyObject *off = PyBytes_FromStringAndSize(NULL, (n + 1) * (Py_ssize_t)sizeof(long long));
+    if (blob == NULL || off == NULL) {
+        Py_XDECREF(blob);
+        Py_XDECREF(off);
+        return -1;
+    }
+    char *b = PyBytes_AS_STRING(blob);
+    long long *o = (long long *)PyBytes_AS_STRING(off), at = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *w = PyTuple_GET_ITEM(words, i);
+        o[i] = at;
+        memcpy(b + at, PyBytes_AS_STRING(w), (size_t)PyBytes_GET_SIZE(w));
+        at += PyBytes_GET_SIZE(w);
+    }
+    o[n] = at;
+    Py_INCREF(words);
+    Py_XSETREF(joined_for, words);
+    Py_XSETREF(joined_blob, blob);
+    Py_XSETREF(joined_off, off);
+    return 0;
+}
 
 static StateInfo *state_info(TrieWalkObject *self, long long s) {
     if (self->info == NULL) {
@@ -170,14 +212,14 @@ static StateInfo *state_info(TrieWalkObject *self, long long s) {
     return x;
 }
 
-#define WORD(self, i) PyTuple_GET_ITEM((self)->words, (i))
+#define WORD_LEN(self, i) ((self)->off[(i) + 1] - (self)->off[(i)])
 
 /* Byte d of token i, -1 where it has only d bytes. Within a trie node at depth d (tokens sharing their
  * first d bytes, sorted), this is the order of the tokens: the node's own token first, then by byte d; so a
  * child's bounds are found by comparing that one byte (no key, no memcmp of the prefix). */
 static inline int byte_at(TrieWalkObject *self, long long i, long long d) {
-    PyObject *w = WORD(self, i);
-    return PyBytes_GET_SIZE(w) > d ? (unsigned char)PyBytes_AS_STRING(w)[d] : -1;
+    long long a = self->off[i];
+    return self->off[i + 1] - a > d ? (unsigned char)self->blob[a + d] : -1;
 }
 
 /* The first token of lo..hi-1 (a trie node at depth d, or its tail) whose byte d is at least b: the
@@ -225,6 +267,8 @@ static void TrieWalk_dealloc(TrieWalkObject *self) {
     }
     Py_XDECREF(self->words);
     Py_XDECREF(self->exit_point);
+    Py_XDECREF(self->blob_obj);
+    Py_XDECREF(self->off_obj);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -240,16 +284,8 @@ static int TrieWalk_init(TrieWalkObject *self, PyObject *args, PyObject *kwds) {
         return -1;
     }
     Py_ssize_t n = PyTuple_GET_SIZE(words);
-    if (words != checked_words) {
-        for (Py_ssize_t i = 0; i < n; i++) {
-            if (!PyBytes_CheckExact(PyTuple_GET_ITEM(words, i))) {
-                PyErr_SetString(PyExc_TypeError, "words must be a tuple of bytes");
-                return -1;
-            }
-        }
-        Py_INCREF(words);
-        Py_XSETREF(checked_words, words);
-    }
+    if (join_words(words) < 0)
+        return -1;
     PyObject *seq = PySequence_Fast(first, "first must be a sequence");
     if (seq == NULL)
         return -1;
@@ -302,6 +338,10 @@ static int TrieWalk_init(TrieWalkObject *self, PyObject *args, PyObject *kwds) {
             return -1;
         }
     }
+    Py_INCREF(joined_blob);
+    Py_INCREF(joined_off);
+    self->blob_obj = joined_blob, self->off_obj = joined_off;
+    self->blob = PyBytes_AS_STRING(joined_blob), self->off = (const long long *)PyBytes_AS_STRING(joined_off);
     Py_INCREF(words);
     self->words = words;
     Py_INCREF(exit_point);
@@ -438,7 +478,7 @@ static PyObject *run_walk(TrieWalkObject *self, Stack st, PyObject *shared, long
             Py_DECREF(hit);
         }
         long long k = lo; /* past the tokens that end here (the node's own, repeated) */
-        if (PyBytes_GET_SIZE(WORD(self, lo)) == d)
+        if (WORD_LEN(self, lo) == d)
             k = first_at_least(self, d, 0, lo, hi);
         if (bits != NULL) { /* tokens that end here, alive: into the row */
             for (long long r = lo; r < k; r++)
@@ -455,19 +495,18 @@ static PyObject *run_walk(TrieWalkObject *self, Stack st, PyObject *shared, long
             goto done;
         const unsigned char *live = info->live;
         int n_live = info->n_live;
-        if (PyBytes_GET_SIZE(WORD(self, k)) <= d) {
+        if (WORD_LEN(self, k) <= d) {
             PyErr_SetString(PyExc_IndexError, "a trie node's token is shorter than its depth");
             goto done;
         }
         if (hi - k <= 2 * (long long)n_live) { /* fewer tokens than live bytes: go through the children */
             long long c = k;
             while (c < hi) {
-                PyObject *wc = WORD(self, c);
-                if (PyBytes_GET_SIZE(wc) <= d) {
+                int b = byte_at(self, c, d);
+                if (b < 0) {
                     PyErr_SetString(PyExc_IndexError, "index out of range");
                     goto done;
                 }
-                int b = (unsigned char)PyBytes_AS_STRING(wc)[d];
                 long long e = b < 255 ? first_at_least(self, d, b + 1, c, hi) : hi;
                 long long nxt = row[b];
                 int p = passed || enters[b];
