@@ -1,7 +1,8 @@
-/* The first-visit trie walk of cfg_walk.py (TrieWalk.roots / TrieWalk.walk) and the byte walk of the
- * recognizer's simulation (walks_within), compiled: the same steps as the pure-Python versions, which stay
- * as the fallback and as the tests' oracle. Arrays come in through the buffer protocol (no numpy headers);
- * the shared loop walks stay Python objects, called back (`shared(state, depth)`, `Region.take`). */
+/* The first-visit trie walk of cfg_walk.py (TrieWalk.roots / root_groups / walk / walk_from) and the byte
+ * walk of the recognizer's simulation (walks_within), compiled: the same steps as the pure-Python versions,
+ * which stay as the fallback and as the tests' oracle. Arrays come in through the buffer protocol (no numpy
+ * headers); the shared loop walks stay Python objects, called back (`shared(state, depth)`, `Region.take`)
+ * except for the states flagged `off_loop` (known to have none). */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -779,7 +780,7 @@ static PyMethodDef TrieWalk_methods[] = {
     {"walk", (PyCFunction)TrieWalk_walk, METH_VARARGS,
      "walk(frontier, shared, budget, few, out): out with the ranges added, or None past budget."},
     {"walk_from", (PyCFunction)TrieWalk_walk_from, METH_VARARGS,
-     "walk_from(g, skip, leaving, shared, budget, few, out, row, rank_to_id): walk from leaving nodes and g's roots."},
+     "walk_from(g, skip, leaving, shared, budget, few, out, row, rank_to_id): from leaving nodes and g's roots."},
     {"root_groups", (PyCFunction)TrieWalk_root_groups, METH_VARARGS,
      "root_groups(g, few): (tokens under g's roots, [(state, tokens, first bytes)] of groups over few)."},
     {NULL, NULL, 0, NULL},
@@ -790,7 +791,8 @@ static PyTypeObject TrieWalkType = {
     .tp_basicsize = sizeof(TrieWalkObject),
     .tp_dealloc = (destructor)TrieWalk_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "TrieWalk(words, first, table, dead, exit_point, enters, off_loop=None): cfg_walk.TrieWalk's walk, compiled.",
+    .tp_doc = "TrieWalk(words, first, table, dead, exit_point, enters, off_loop=None): cfg_walk.TrieWalk, "
+              "compiled.",
     .tp_methods = TrieWalk_methods,
     .tp_init = (initproc)TrieWalk_init,
     .tp_new = PyType_GenericNew,
