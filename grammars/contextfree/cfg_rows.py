@@ -103,6 +103,8 @@ class StateRows:
     token automaton, a whole lexeme rule at a time.
     """
 
+    first_capacity = 1024  # states the tables have room for at first (unwritten rows cost no memory)
+
     def __init__(
         self, rtn: RTN, vocab: Vocabulary, order: VocabOrder, limits: Limits = DEFAULT_LIMITS
     ) -> None:
@@ -118,7 +120,7 @@ class StateRows:
         self.lexical = np.zeros(0, dtype=bool)
         self.n_live = np.zeros(0, dtype=np.int64)  # live bytes per state (`_walk_trie`: is it wide?)
         self.row_of = np.full(0, -1, dtype=np.int64)  # -1: not computed yet
-        self.buf = np.zeros((4, vocab.n_words), dtype=np.int32)  # grows by doubling (most grammars: few rows)
+        self.buf = np.zeros((32, vocab.n_words), dtype=np.int32)  # grows by doubling (untouched rows: free)
         self.n_rows = 1
         self.uncertain: list[np.ndarray | None] = []
         self.walked = 0  # (state, token) pairs walked so far
@@ -137,11 +139,13 @@ class StateRows:
         if n == old:
             return
         if n > self.dead:  # grow by doubling; the dead row moves to the new capacity
-            cap = max(n, 2 * self.dead, 64)
-            # (the old rows copied and their dead entries renamed in place: one pass over the new table
-            # fewer than filling it all first; a growth is part of some first visit's cost)
+            cap = max(n, 2 * self.dead, self.first_capacity)
+            # Only the dead row is written here, the old rows copied with their dead entries renamed, the
+            # new ones below (a growth is part of some first visit's cost, as was filling the whole table):
+            # the rows past the RTN's states stay unwritten (untouched memory) until their rule is taken
+            # in, and nothing reads them before (every transition leads to a state of a built rule).
             table = np.empty((cap + 1, 256), dtype=np.int32)
-            table[old:] = cap
+            table[cap] = cap
             exit_point = np.zeros(cap + 1, dtype=bool)
             enters = np.zeros((cap + 1, 256), dtype=bool)
             lexical = np.zeros(cap, dtype=bool)
