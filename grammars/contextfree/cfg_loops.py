@@ -18,9 +18,17 @@ from functools import lru_cache
 
 import numpy as np
 
+from ..native import use_native
 from ..tokens.vocab import Vocabulary
 from . import cfg_walk
 from .cfg_walk import Node, Walk, bits_of, pair_walk
+
+try:
+    from . import loops_c as compiled
+except ImportError:  # installed without a C compiler: the pure-Python loop lookup
+    compiled = None  # type: ignore[assignment]
+# whether the loop lookup (`Loops`, `loop_key`, `region_key`) is compiled (loops_c.c) by default
+NATIVE = use_native(compiled)
 
 
 class Loops:
@@ -30,29 +38,28 @@ class Loops:
     states (`:`, `,`), is not, so that one string body looks the same wherever it occurs."""
 
     def __init__(
-        self, table: np.ndarray, dead: int, lo: int, hi: int, wide: int, n_live: np.ndarray | None = None
+        self,
+        table: np.ndarray,
+        dead: int,
+        lo: int,
+        hi: int,
+        wide: int,
+        n_live: np.ndarray | None = None,
+        native: bool | None = None,
     ) -> None:
         self.lo, self.rows, self.dead = lo, table[lo:hi], dead
+        self.native = (NATIVE if native is None else native) and compiled is not None
         self._succ: dict[int, list[int]] = {}
         # Only the wide states can be on a loop: the components are found among them alone (a rule of
         # thousands of states, a large object's, has few: its string bodies'), the others' successors
         # only when `members` asks (`succ`). `n_live`: the states' live bytes, where the caller has them.
         live = (self.rows != dead).sum(axis=1) if n_live is None else n_live
-        w = np.flatnonzero(live >= wide)
-        self.comp = np.full(hi - lo, -1, dtype=np.int64)
         self._of_comp: dict[int, np.ndarray] = {}  # `members` of each loop, memoized
-        if len(w) > 1 or len(w) == 1 and (self.rows[w[0]] == lo + w[0]).any():  # (a loop needs an edge)
-            index = np.full(hi - lo + 1, -1, dtype=np.int64)  # wide state -> its node; the rest (dead) -1
-            index[w] = np.arange(len(w))
-            to = self.rows[w].astype(np.int64) - lo
-            to[to < 0] = hi - lo  # a dead byte (`dead` is past every rule)
-            nodes = np.sort(index[np.minimum(to, hi - lo)], axis=1)
-            keep = nodes >= 0
-            keep[:, 1:] &= nodes[:, 1:] != nodes[:, :-1]
-            flat = nodes[keep].tolist()
-            ends = np.cumsum(keep.sum(axis=1)).tolist()
-            graph = [flat[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
-            self.comp[w] = _components(graph, 0)
+        if self.native:  # compiled (loops_c): the same components, numbered alike
+            live = np.ascontiguousarray(live, dtype=np.int64)
+            self.comp = np.frombuffer(compiled.components(self.rows, lo, dead, live, wide), dtype=np.int64)
+        else:
+            self.comp = _wide_components(self.rows, lo, hi, dead, live, wide)
         self.any_loop = bool((self.comp >= 0).any())  # most rules have none: `members` is None at once
 
     def succ(self, s: int) -> list[int]:
@@ -71,6 +78,9 @@ class Loops:
         c = int(self.comp[s - self.lo])
         if c >= 0:
             return self._loop(c)
+        if self.native:
+            got = compiled.funnel(self.rows, self.lo, self.dead, self.comp, s, 3)
+            return None if got is None else np.frombuffer(got, dtype=np.int64)
         funnel: set[int] = set()
         loop = self._funnel(s, 3, funnel)
         if loop is None:
@@ -102,6 +112,28 @@ class Loops:
                 return None
             loop = int(c)
         return loop
+
+
+def _wide_components(
+    rows: np.ndarray, lo: int, hi: int, dead: int, live: np.ndarray, wide: int
+) -> np.ndarray:
+    """The component of each of a rule's states among its wide ones (`Loops.comp`), with numpy and
+    `_components`: the fallback and the tests' oracle of loops_c's `components`."""
+    comp = np.full(hi - lo, -1, dtype=np.int64)
+    w = np.flatnonzero(live >= wide)
+    if len(w) > 1 or len(w) == 1 and (rows[w[0]] == lo + w[0]).any():  # (a loop needs an edge)
+        index = np.full(hi - lo + 1, -1, dtype=np.int64)  # wide state -> its node; the rest (dead) -1
+        index[w] = np.arange(len(w))
+        to = rows[w].astype(np.int64) - lo
+        to[to < 0] = hi - lo  # a dead byte (`dead` is past every rule)
+        nodes = np.sort(index[np.minimum(to, hi - lo)], axis=1)
+        keep = nodes >= 0
+        keep[:, 1:] &= nodes[:, 1:] != nodes[:, :-1]
+        flat = nodes[keep].tolist()
+        ends = np.cumsum(keep.sum(axis=1)).tolist()
+        graph = [flat[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
+        comp[w] = _components(graph, 0)
+    return comp
 
 
 def _components(succ: list[list[int]], lo: int) -> np.ndarray:
@@ -155,6 +187,23 @@ def _components(succ: list[list[int]], lo: int) -> np.ndarray:
 
 
 def region_key(
+    g: int,
+    members: np.ndarray,
+    table: np.ndarray,
+    dead: int,
+    exit_point: np.ndarray,
+    enters: np.ndarray,
+    native: bool | None = None,
+) -> tuple[str, list[int]]:
+    """`region_key_py`'s digest and exits; compiled (loops_c: the same bytes hashed, made in one pass, where
+    the Python pays a few hundred microseconds of numpy calls) where built and not turned off."""
+    if (NATIVE if native is None else native) and compiled is not None:
+        data, exits = compiled.region_bytes(table, members, g, dead, exit_point, enters)
+        return hashlib.sha256(data).hexdigest(), exits
+    return region_key_py(g, members, table, dead, exit_point, enters)
+
+
+def region_key_py(
     g: int, members: np.ndarray, table: np.ndarray, dead: int, exit_point: np.ndarray, enters: np.ndarray
 ) -> tuple[str, list[int]]:
     """(a digest of the loop `members` as seen from g, up to renaming of states and merging of equivalent
@@ -225,28 +274,52 @@ def _numbered(rows: np.ndarray) -> np.ndarray:
     return np.array([ids.setdefault(r.tobytes(), len(ids)) for r in rows], dtype=np.int64)
 
 
-_KEYS: dict[bytes, tuple[str, list[int]]] = {}  # `loop_key` memo: the key, exits relative to the state
+# `loop_key` memos: the key, and the exits relative to the state; by the compiled layout (`_LAYOUTS`) or by
+# the Python's digest of it (`_KEYS`)
+_KEYS: dict[bytes, tuple[str, list[int]]] = {}
+_LAYOUTS: dict[bytes, tuple[str, list[int]]] = {}
 _KEYS_MAX = 100_000
+_LAYOUTS_MAX = 20_000  # (a layout is about a kilobyte)
 
 
 def loop_key(
-    g: int, members: np.ndarray, table: np.ndarray, dead: int, exit_point: np.ndarray, enters: np.ndarray
+    g: int,
+    members: np.ndarray,
+    table: np.ndarray,
+    dead: int,
+    exit_point: np.ndarray,
+    enters: np.ndarray,
+    native: bool | None = None,
 ) -> tuple[str, list[int]]:
     """`region_key`, memoized on the loop's layout relative to g (its states and edges as offsets from g,
     their flags): the copies of one string body in a grammar, and in other grammars, are laid out alike,
-    so a visit pays a few array operations instead of a walk over the loop."""
+    so a visit pays a look-up instead of a walk over the loop. Compiled, the layout itself is the memo's key
+    (run-length bytes, a few hundred for a string body: no digest, no collision); else a digest of it."""
+    native = (NATIVE if native is None else native) and compiled is not None
+    if native:
+        fp = compiled.layout(table, members, g, dead, exit_point, enters)
+        memo = _LAYOUTS
+    else:
+        fp = layout_digest(g, members, table, dead, exit_point, enters)
+        memo = _KEYS
+    hit = memo.get(fp)
+    if hit is None:
+        key, exits = region_key(g, members, table, dead, exit_point, enters, native)
+        if len(memo) >= (_LAYOUTS_MAX if native else _KEYS_MAX):
+            memo.clear()
+        hit = memo[fp] = (key, [x - g for x in exits])
+    return hit[0], [x + g for x in hit[1]]
+
+
+def layout_digest(
+    g: int, members: np.ndarray, table: np.ndarray, dead: int, exit_point: np.ndarray, enters: np.ndarray
+) -> bytes:
+    """A digest of the loop's layout relative to g (the Python `loop_key`'s memo key)."""
     rows = table[members]
     layout = hashlib.sha256((members - g).tobytes())
     layout.update(np.where(rows == dead, np.iinfo(np.int64).min, rows.astype(np.int64) - g).tobytes())
     layout.update(exit_point[members].tobytes() + np.packbits(enters[members]).tobytes())
-    fp = layout.digest()
-    hit = _KEYS.get(fp)
-    if hit is None:
-        key, exits = region_key(g, members, table, dead, exit_point, enters)
-        if len(_KEYS) >= _KEYS_MAX:
-            _KEYS.clear()
-        hit = _KEYS[fp] = (key, [x - g for x in exits])
-    return hit[0], [x + g for x in hit[1]]
+    return layout.digest()
 
 
 @dataclass(frozen=True, eq=False)
@@ -476,8 +549,10 @@ __all__ = [
     "joined_ranks",
     "joined_words",
     "loop_classes",
+    "layout_digest",
     "loop_key",
     "region_key",
+    "region_key_py",
     "region_walk",
     "region_walk_py",
     "regions",
