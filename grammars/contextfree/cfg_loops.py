@@ -57,10 +57,11 @@ class Loops:
         self._of_comp: dict[int, np.ndarray] = {}  # `members` of each loop, memoized
         if self.native:  # compiled (loops_c): the same components, numbered alike
             live = np.ascontiguousarray(live, dtype=np.int64)
-            self.comp = np.frombuffer(compiled.components(self.rows, lo, dead, live, wide), dtype=np.int64)
+            comp, self.any_loop = compiled.components(self.rows, lo, dead, live, wide)
+            self.comp = np.frombuffer(comp, dtype=np.int64)
         else:
             self.comp = _wide_components(self.rows, lo, hi, dead, live, wide)
-        self.any_loop = bool((self.comp >= 0).any())  # most rules have none: `members` is None at once
+            self.any_loop = bool((self.comp >= 0).any())  # most rules have none: `members` is None at once
 
     def succ(self, s: int) -> list[int]:
         """The distinct states a byte leads to from s (memoized)."""

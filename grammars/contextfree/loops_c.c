@@ -3,8 +3,8 @@
  * stay as the fallback and as the tests' oracle. Arrays come in through the buffer protocol (no numpy
  * headers): byte tables int32 [n, 256], flags bool, state lists and counts int64.
  *
- *   components(rows, lo, dead, n_live, wide)  -> int64 bytes: Tarjan's component of each wide state, as the
- *                                                Python numbers them (-1: on no cycle, or not wide)
+ *   components(rows, lo, dead, n_live, wide)  -> (int64 bytes: Tarjan's component of each wide state, as the
+ *                                                Python numbers them, -1: on no cycle or not wide; any loop)
  *   funnel(rows, lo, dead, comp, s, depth)    -> None, or the sorted int64 bytes of s's funnel and its loop
  *   layout(table, members, g, dead, exit_point, enters) -> bytes: the loop's layout relative to g, exactly
  *                                                (run-length rows): equal bytes, equal `region_key`
@@ -112,8 +112,9 @@ static PyObject *components(PyObject *mod, PyObject *args) {
     const int32_t *rows = rb.buf;
     const long long *live = lb.buf;
     long long *node = NULL, *wstate = NULL, *start = NULL, *index = NULL, *low = NULL, *stack = NULL;
-    long long *work_v = NULL, *work_i = NULL, *ncomp = NULL;
+    long long *work_v = NULL, *work_i = NULL, *ncomp = NULL, *mark = NULL;
     char *on = NULL;
+    int any_loop = 0;
     Vec edges = {0};
     if (lb.shape[0] != n) {
         PyErr_SetString(PyExc_ValueError, "n_live needs a count per row");
@@ -141,15 +142,32 @@ static PyObject *components(PyObject *mod, PyObject *args) {
     }
     if (m == 0)
         goto done;
-    long long targets[256];
+    /* each wide state's distinct wide successors, sorted: marked by their node (`mark`: the last state that
+     * met it), collected, then sorted (a few: a row's targets are runs) */
+    mark = PyMem_Malloc((size_t)m * sizeof(long long));
+    if (mark == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    for (Py_ssize_t v = 0; v < m; v++)
+        mark[v] = -1;
     for (Py_ssize_t v = 0; v < m; v++) {
         start[v] = edges.n;
-        int k = distinct(rows + wstate[v] * 256, dead, targets);
-        for (int i = 0; i < k; i++) {
-            long long t = targets[i] - lo;
-            if (t >= 0 && t < n && node[t] >= 0 && vec_push(&edges, node[t]) < 0)
+        const int32_t *row = rows + wstate[v] * 256;
+        long long last = dead;
+        for (int b = 0; b < 256; b++) {
+            long long t = row[b];
+            if (t == last)
+                continue;
+            last = t;
+            t -= lo;
+            if (t < 0 || t >= n || node[t] < 0 || mark[node[t]] == v)
+                continue;
+            mark[node[t]] = v;
+            if (vec_push(&edges, node[t]) < 0)
                 goto fail;
         }
+        sort_ll(edges.v + start[v], edges.n - start[v]);
     }
     start[m] = edges.n;
     /* Tarjan's, iterative, step for step as cfg_loops._components (so the components number alike) */
@@ -216,18 +234,23 @@ static PyObject *components(PyObject *mod, PyObject *args) {
             }
         }
     }
-    for (Py_ssize_t v = 0; v < m; v++)
+    for (Py_ssize_t v = 0; v < m; v++) {
         comp[wstate[v]] = ncomp[v];
+        any_loop |= ncomp[v] >= 0;
+    }
     goto done;
 fail:
     Py_CLEAR(result);
 done:
     PyMem_Free(node), PyMem_Free(wstate), PyMem_Free(start), PyMem_Free(index), PyMem_Free(low);
     PyMem_Free(stack), PyMem_Free(work_v), PyMem_Free(work_i), PyMem_Free(ncomp), PyMem_Free(on);
+    PyMem_Free(mark);
     PyMem_Free(edges.v);
     PyBuffer_Release(&rb);
     PyBuffer_Release(&lb);
-    return result;
+    if (result == NULL)
+        return NULL;
+    return Py_BuildValue("(NO)", result, any_loop ? Py_True : Py_False);
 }
 
 /* ---- funnel --------------------------------------------------------------------------------------------- */
@@ -640,7 +663,7 @@ done:
 
 static PyMethodDef module_methods[] = {
     {"components", components, METH_VARARGS,
-     "components(rows, lo, dead, n_live, wide): each row's loop among the wide rows (int64 bytes, -1: none)."},
+     "components(rows, lo, dead, n_live, wide): (each row's loop among the wide rows as int64 bytes, -1: none; any)."},
     {"funnel", funnel, METH_VARARGS,
      "funnel(rows, lo, dead, comp, s, depth): s's funnel and the one loop it leads into (int64 bytes), or None."},
     {"layout", layout, METH_VARARGS,
