@@ -430,11 +430,12 @@ static int buf_put(Buf *b, const void *p, Py_ssize_t len) {
 }
 
 static void pack_bits(const char *flags, unsigned char out[32]) { /* np.packbits (big bit order) */
-    for (int j = 0; j < 32; j++) {
-        unsigned char x = 0;
+    const unsigned char *f = (const unsigned char *)flags;
+    for (int j = 0; j < 32; j++, f += 8) { /* flags are 0 or 1: one multiply gathers 8 of them */
+        uint64_t x = 0;
         for (int i = 0; i < 8; i++)
-            x |= (unsigned char)((flags[8 * j + i] != 0) << (7 - i));
-        out[j] = x;
+            x |= (uint64_t)(f[i] != 0) << (8 * i);
+        out[j] = (unsigned char)((x * 0x8040201008040201ULL) >> 56);
     }
 }
 
@@ -450,38 +451,38 @@ static PyObject *layout(PyObject *mod, PyObject *args) {
     Loop x;
     if (loop_get(&x, table, members, exit_point, enters) < 0)
         return NULL;
+    /* at most: k, then per member its offset, run count, 256 runs of 9 bytes, flag and packed bytes */
+    Py_ssize_t cap = 8 + x.k * (8 + 2 + 256 * 9 + 33);
+    char *buf = PyMem_Malloc((size_t)cap), *p = buf;
     PyObject *result = NULL;
-    Buf b = {0};
-    long long k = x.k;
-    if (buf_put(&b, &k, 8) < 0)
+    if (buf == NULL) {
+        PyErr_NoMemory();
         goto done;
+    }
+    long long k = x.k;
+    memcpy(p, &k, 8), p += 8;
     for (Py_ssize_t i = 0; i < x.k; i++) {
         long long m = x.members[i], off = m - g;
         const int32_t *row = x.table + m * 256;
-        unsigned char runs[256];
-        long long value[256];
+        memcpy(p, &off, 8), p += 8;
+        char *count = p;
+        p += 2;
         uint16_t n_runs = 0;
         for (int c = 0; c < 256; c++) {
+            if (c > 0 && row[c] == row[c - 1])
+                continue;
             long long v = row[c] == dead ? INT64_MIN : (long long)row[c] - g;
-            if (n_runs == 0 || value[n_runs - 1] != v) {
-                runs[n_runs] = (unsigned char)c;
-                value[n_runs++] = v;
-            }
+            *p++ = (char)c;
+            memcpy(p, &v, 8), p += 8;
+            n_runs++;
         }
-        if (buf_put(&b, &off, 8) < 0 || buf_put(&b, &n_runs, 2) < 0)
-            goto done;
-        for (int r = 0; r < n_runs; r++)
-            if (buf_put(&b, &runs[r], 1) < 0 || buf_put(&b, &value[r], 8) < 0)
-                goto done;
-        unsigned char tail[33];
-        tail[0] = x.exit_point[m] != 0;
-        pack_bits(x.enters + m * 256, tail + 1);
-        if (buf_put(&b, tail, 33) < 0)
-            goto done;
+        memcpy(count, &n_runs, 2);
+        *p++ = x.exit_point[m] != 0;
+        pack_bits(x.enters + m * 256, (unsigned char *)p), p += 32;
     }
-    result = PyBytes_FromStringAndSize(b.v, b.n);
+    result = PyBytes_FromStringAndSize(buf, p - buf);
 done:
-    PyMem_Free(b.v);
+    PyMem_Free(buf);
     loop_release(&x);
     return result;
 }
@@ -490,9 +491,12 @@ done:
  * cls[k]; `where[k * 256]` gets each byte's member index (-1: off the loop). */
 static int loop_classes_c(const Loop *x, long long dead, long long *cls, Py_ssize_t *where) {
     Py_ssize_t k = x->k;
-    for (Py_ssize_t i = 0; i < k; i++)
+    for (Py_ssize_t i = 0; i < k; i++) { /* looked up once per run of one target */
+        const int32_t *row = x->table + x->members[i] * 256;
+        Py_ssize_t *w = where + i * 256;
         for (int c = 0; c < 256; c++)
-            where[i * 256 + c] = member_index(x, x->table[x->members[i] * 256 + c]);
+            w[c] = c > 0 && row[c] == row[c - 1] ? w[c - 1] : member_index(x, row[c]);
+    }
     long long *code = PyMem_Malloc((size_t)(k * 257 + 1) * sizeof(long long));
     Py_ssize_t *first = PyMem_Malloc((size_t)(k + 1) * sizeof(Py_ssize_t));
     if (code == NULL || first == NULL) {
@@ -517,16 +521,21 @@ static int loop_classes_c(const Loop *x, long long dead, long long *cls, Py_ssiz
         }
         cls[i] = c;
     }
+    /* each member's signature: its class, then per byte the target's class, -1 dead, k + the exit (the
+     * codes off the loop set once) */
+    for (Py_ssize_t i = 0; i < k; i++) {
+        const int32_t *row = x->table + x->members[i] * 256;
+        for (int c = 0; c < 256; c++)
+            code[i * 257 + c + 1] = row[c] == dead ? -1 : k + (long long)row[c];
+    }
     for (;;) {
-        /* each member's signature: its class, then per byte the target's class, -1 dead, k + the exit */
         for (Py_ssize_t i = 0; i < k; i++) {
             long long *sig = code + i * 257;
-            const int32_t *row = x->table + x->members[i] * 256;
+            const Py_ssize_t *w = where + i * 256;
             sig[0] = cls[i];
-            for (int c = 0; c < 256; c++) {
-                Py_ssize_t w = where[i * 256 + c];
-                sig[c + 1] = w >= 0 ? cls[w] : row[c] == dead ? -1 : k + (long long)row[c];
-            }
+            for (int c = 0; c < 256; c++)
+                if (w[c] >= 0)
+                    sig[c + 1] = cls[w[c]];
         }
         Py_ssize_t m = 0;
         for (Py_ssize_t i = 0; i < k; i++) {
