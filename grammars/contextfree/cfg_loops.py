@@ -35,7 +35,8 @@ class Loops:
     """The loops of one rule's states lo..hi-1 (byte edges stay inside a rule). A loop is a strongly
     connected component among the *wide* states (at least `wide` live bytes): a string body with its escapes
     and UTF-8 continuations is one, while an object's loop over its members, which passes through narrow
-    states (`:`, `,`), is not, so that one string body looks the same wherever it occurs."""
+    states (`:`, `,`), is not, so that one string body looks the same wherever it occurs. Compiled where
+    built (loops_c: `native`, None: `NATIVE`), else numpy and Python, with the same results."""
 
     def __init__(
         self,
@@ -56,8 +57,9 @@ class Loops:
         live = (self.rows != dead).sum(axis=1) if n_live is None else n_live
         self._of_comp: dict[int, np.ndarray] = {}  # `members` of each loop, memoized
         if self.native:  # compiled (loops_c): the same components, numbered alike
+            self._rows32 = np.ascontiguousarray(self.rows, dtype=np.int32)  # (StateRows': as they are)
             live = np.ascontiguousarray(live, dtype=np.int64)
-            comp, self.any_loop = compiled.components(self.rows, lo, dead, live, wide)
+            comp, self.any_loop = compiled.components(self._rows32, lo, dead, live, wide)
             self.comp = np.frombuffer(comp, dtype=np.int64)
         else:
             self.comp = _wide_components(self.rows, lo, hi, dead, live, wide)
@@ -80,7 +82,7 @@ class Loops:
         if c >= 0:
             return self._loop(c)
         if self.native:
-            got = compiled.funnel(self.rows, self.lo, self.dead, self.comp, s, 3)
+            got = compiled.funnel(self._rows32, self.lo, self.dead, self.comp, s, 3)
             return None if got is None else np.frombuffer(got, dtype=np.int64)
         funnel: set[int] = set()
         loop = self._funnel(s, 3, funnel)
