@@ -14,7 +14,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from decc.grammars.contextfree import cfg_loops
-from decc.grammars.contextfree.cfg_loops import Loops, loop_classes, loop_key, region_key, region_key_py
+from decc.grammars.contextfree.cfg_loops import (
+    Loops,
+    Region,
+    loop_classes,
+    loop_key,
+    region_key,
+    region_key_py,
+)
 
 needs_native = pytest.mark.skipif(cfg_loops.compiled is None, reason="the C extension loops_c is not built")
 
@@ -185,3 +192,36 @@ def test_compiled_layouts_tell_loops_apart_as_the_digest_does(
             for _ in range(2):  # a miss, then a hit
                 assert loop_key(g, x[0], x[1], x[4], x[2], x[3], native=True) == want
                 assert loop_key(g, x[0], x[1], x[4], x[2], x[3], native=False) == want
+
+
+@st.composite
+def regions(draw: st.DrawFn) -> tuple[Region, bytes, np.ndarray, int]:
+    """A region over a vocabulary of ranks in byte order (bounds per first byte, some bytes with no token),
+    with sorted inside, uncertain and leaving ranks drawn from it; a set of first bytes; a rank -> id map."""
+    sizes = draw(st.lists(st.sampled_from([0, 0, 1, 2, 5]), min_size=256, max_size=256))
+    bounds = np.zeros(257, dtype=np.int64)
+    np.cumsum(sizes, out=bounds[1:])
+    n = int(bounds[-1])
+    ranks = st.lists(st.integers(0, max(n - 1, 0)), unique=True, max_size=min(n, 60)) if n else st.just([])
+    inside, uncertain, leaving = (
+        np.array(sorted(draw(ranks)), dtype=d) for d in (np.int32, np.int32, np.int64)
+    )
+    rank_to_id = np.array(draw(st.permutations(range(n))), dtype=np.int64) + draw(st.integers(0, 40))
+    firsts = bytes(sorted(draw(st.sets(st.sampled_from([0, 1, 34, 92, 97, 200, 255]), max_size=7))))
+    nodes = tuple((1, int(r), int(r) + 1, 0, False) for r in leaving.tolist())
+    region = Region(inside, uncertain, nodes, leaving, bounds, 1)
+    return region, firsts, rank_to_id, (int(rank_to_id.max(initial=0)) + 32) // 32 + draw(st.integers(0, 2))
+
+
+@needs_native
+@settings(max_examples=300, deadline=None)
+@given(regions())
+def test_compiled_first_bytes_are_the_pythons(case: tuple[Region, bytes, np.ndarray, int]) -> None:
+    """The compiled slices per first byte give numpy's masks over every rank: the same bitmask, uncertain
+    ranks and leaving nodes, in the same order and kinds."""
+    region, firsts, rank_to_id, n_words = case
+    got = region.first_bytes(firsts, rank_to_id, n_words, native=True)
+    region.words.clear()  # (memoized by byte set: the Python's made afresh)
+    want = region.first_bytes(firsts, rank_to_id, n_words, native=False)
+    for a, b in zip(got, want, strict=True):
+        assert a.dtype == b.dtype and a.tolist() == b.tolist()

@@ -353,13 +353,31 @@ class Region:
         self.__dict__.update(state, words={}, firsts=[], views=[])
 
     def first_bytes(
-        self, firsts: bytes, rank_to_id: np.ndarray, n_words: int
+        self, firsts: bytes, rank_to_id: np.ndarray, n_words: int, native: bool | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """For the tokens starting with one of the bytes `firsts` (sorted, distinct) at depth 1: (the bitmask
         of those inside; the uncertain ranks; the indices of the leaving nodes), memoized by byte set (read
-        only: a state's first visit takes them as they are)."""
+        only: a state's first visit takes them as they are). Compiled (loops_c: `native`, None: `NATIVE`)
+        where built, else numpy, with the same results."""
         hit = self.words.get(firsts)
         if hit is not None:
+            return hit
+        if (NATIVE if native is None else native) and compiled is not None:
+            # compiled: each byte's ranks are one slice of each sorted array, where the Python below
+            # classifies every rank of `inside` (most of a vocabulary for a string body) by first byte
+            c = np.ascontiguousarray
+            parts = compiled.first_parts(
+                c(self.inside, dtype=np.int32), c(self.uncertain, dtype=np.int32),
+                c(self.leaving_lo, dtype=np.int64), c(self.bounds, dtype=np.int64), firsts,
+                c(rank_to_id, dtype=np.int64), n_words,
+            )  # fmt: skip
+            row, unc, leaving = parts
+            hit = (
+                np.frombuffer(row, np.uint32),
+                np.frombuffer(unc, np.int64),
+                np.frombuffer(leaving, np.int64),
+            )
+            self.words[firsts] = hit
             return hit
         if not self.firsts:
             self.firsts.extend(
