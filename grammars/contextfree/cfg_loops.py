@@ -7,6 +7,10 @@ vocabulary by `cfg_walk.pair_walk` and kept (in memory, and on disk by cfg_rows)
 (`region_key`: its states up to renaming, their exit points and the bytes that enter callees) and the
 depth. Every string body of every schema shares it; what leaves the loop (the tokens holding a closing
 quote: a few trie nodes) is walked on from the real exit states of each visit.
+
+The look-up a first visit pays before that (`Loops`, `loop_key`, `region_key`, `Region.first_bytes`) is
+compiled (`loops_c`, loops_c.c, built by `pip install`, optional); the numpy and Python versions are the
+fallback (no C compiler, `DECC_PURE_PYTHON=1`) and the tests' oracle, with the same results.
 """
 
 from __future__ import annotations
