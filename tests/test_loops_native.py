@@ -151,8 +151,10 @@ def _placed(case: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int], at
 
 @needs_native
 @settings(max_examples=300, deadline=None)
-@given(loops(), st.integers(0, 5), st.integers(0, 5), st.sampled_from(["none", "target", "flag", "enter", "exit"]),
-       st.data())  # fmt: skip
+@given(
+    loops(), st.integers(0, 5), st.integers(0, 5),
+    st.sampled_from(["none", "target", "flag", "enter", "exit"]), st.data(),
+)  # fmt: skip
 def test_compiled_layouts_tell_loops_apart_as_the_digest_does(
     case: tuple, a: int, b: int, change: str, data: st.DataObject
 ) -> None:

@@ -38,7 +38,8 @@ static int check_buffer(Py_buffer *b, const char *name, int ndim, Py_ssize_t ite
 }
 
 /* Fill `b` from `obj` and check its kind; on failure nothing is held. */
-static int get(PyObject *obj, Py_buffer *b, const char *name, int ndim, Py_ssize_t itemsize, const char *kinds) {
+static int get(PyObject *obj, Py_buffer *b, const char *name, int ndim, Py_ssize_t itemsize,
+               const char *kinds) {
     if (PyObject_GetBuffer(obj, b, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
         return -1;
     if (check_buffer(b, name, ndim, itemsize, kinds) < 0) {
@@ -256,7 +257,7 @@ done:
     return Py_BuildValue("(NO)", result, any_loop ? Py_True : Py_False);
 }
 
-/* ---- funnel --------------------------------------------------------------------------------------------- */
+/* ---- funnel ----------------------------------------------------------------------------------------- */
 
 typedef struct {
     const int32_t *rows;
@@ -346,7 +347,7 @@ done:
     return result;
 }
 
-/* ---- a loop's members: layout, classes, region bytes ----------------------------------------------------- */
+/* ---- a loop's members: layout, classes, region bytes ------------------------------------------------- */
 
 typedef struct {
     Py_buffer tb, mb, eb, nb;
@@ -572,7 +573,8 @@ static PyObject *classes(PyObject *mod, PyObject *args) {
     Py_ssize_t *where = PyMem_Malloc((size_t)(x.k * 256 + 1) * sizeof(Py_ssize_t));
     if (where == NULL && result != NULL)
         PyErr_NoMemory();
-    if (result != NULL && (where == NULL || loop_classes_c(&x, dead, (long long *)PyBytes_AS_STRING(result), where) < 0))
+    if (result != NULL &&
+        (where == NULL || loop_classes_c(&x, dead, (long long *)PyBytes_AS_STRING(result), where) < 0))
         Py_CLEAR(result);
     PyMem_Free(where);
     loop_release(&x);
@@ -708,8 +710,8 @@ static PyObject *first_parts(PyObject *mod, PyObject *args) {
     PyObject *in_obj, *unc_obj, *lv_obj, *bounds_obj, *r2i_obj;
     const unsigned char *firsts;
     Py_ssize_t n_firsts, n_words;
-    if (!PyArg_ParseTuple(args, "OOOOy#On", &in_obj, &unc_obj, &lv_obj, &bounds_obj, &firsts, &n_firsts, &r2i_obj,
-                          &n_words))
+    if (!PyArg_ParseTuple(args, "OOOOy#On", &in_obj, &unc_obj, &lv_obj, &bounds_obj, &firsts, &n_firsts,
+                          &r2i_obj, &n_words))
         return NULL;
     Py_buffer ib, ub, lb, bb, rb;
     int have = 0;
@@ -808,9 +810,9 @@ static PyMethodDef module_methods[] = {
     {"first_parts", first_parts, METH_VARARGS,
      "first_parts(inside, uncertain, leaving_lo, bounds, firsts, rank_to_id, n_words): Region.first_bytes."},
     {"components", components, METH_VARARGS,
-     "components(rows, lo, dead, n_live, wide): (each row's loop among the wide rows as int64 bytes, -1: none; any)."},
+     "components(rows, lo, dead, n_live, wide): (each row's loop among wide rows, int64, -1: none; any)."},
     {"funnel", funnel, METH_VARARGS,
-     "funnel(rows, lo, dead, comp, s, depth): s's funnel and the one loop it leads into (int64 bytes), or None."},
+     "funnel(rows, lo, dead, comp, s, depth): s's funnel and the loop it leads into (int64 bytes), or None."},
     {"layout", layout, METH_VARARGS,
      "layout(table, members, g, dead, exit_point, enters): the loop's layout relative to g, as bytes."},
     {"classes", classes, METH_VARARGS,
