@@ -13,7 +13,6 @@ from decc.grammars import Vocabulary
 from decc.grammars.contextfree import cfg_walk
 from decc.grammars.contextfree.cfg_loops import (
     Loops,
-    Region,
     joined_ranks,
     loop_classes,
     region_key,
@@ -237,40 +236,3 @@ def test_compiled_rank_lcps_are_rank_lcp(words: list[bytes]) -> None:
     assert np.frombuffer(lcps, dtype=np.int64).tolist() == rank_lcp(vocab)[:-1].tolist()
     with pytest.raises(ValueError):
         cfg_walk.compiled.rank_lcps(blob[:-1], offsets)
-
-
-@settings(max_examples=150, deadline=None)
-@given(st.integers(1, 300), st.integers(1, 4), st.data())
-def test_first_bytes_by_slices_are_the_per_rank_picks(n: int, n_words: int, data: st.DataObject) -> None:
-    """`Region.first_bytes` (a slice per run of first bytes; the whole bitmask less the other bytes' where
-    those are fewer) gives `first_bytes_py`'s bits, uncertain ranks and leaving nodes, memoized or not, for
-    byte sets of every shape (single bytes, runs, all but a few, the ends of the byte range)."""
-    n = min(n, n_words * 32)
-    first = np.sort(
-        np.array(data.draw(st.lists(st.integers(0, 255), min_size=n, max_size=n)), dtype=np.int64)
-    )
-    bounds = np.searchsorted(first, np.arange(257)).astype(np.int64)
-    rank_to_id = np.array(data.draw(st.permutations(range(n_words * 32))), dtype=np.int64)[:n]
-    inside, uncertain, lows = (
-        np.array(sorted(data.draw(st.sets(st.integers(0, n - 1)))), dtype=dt)
-        for dt in (np.int32, np.int32, np.int64)
-    )
-    leaving = tuple((2, lo, lo + 1, lo % 3, bool(lo % 2)) for lo in lows.tolist())
-    region = Region(inside, uncertain, leaving, lows, bounds, 3)
-    present = sorted(set(first.tolist()))
-    some = data.draw(st.sets(st.sampled_from(present), min_size=1))
-    cases = [
-        some,
-        set(present) - some or some,
-        set(range(256)) - some or some,
-        {0, 255} & set(present) or some,
-    ]
-    for firsts in cases * 2:  # the second time from the memo
-        key = bytes(sorted(firsts))
-        got, want = (
-            region.first_bytes(key, rank_to_id, n_words),
-            region.first_bytes_py(key, rank_to_id, n_words),
-        )
-        assert got[0].dtype == want[0].dtype == np.uint32 and got[0].tolist() == want[0].tolist()
-        assert got[1].dtype == want[1].dtype == np.int64 and got[1].tolist() == want[1].tolist()
-        assert got[2] == want[2]

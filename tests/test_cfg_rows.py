@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -28,7 +29,9 @@ TOKENS: list[bytes | None] = [None, b'"', b'",', b'":', b",", b":", b"{", b"}", 
 TOKENS += [x + y for x in LETTERS for y in LETTERS[:6]] + [x + b'"' for x in LETTERS]
 
 
-def test_loops_found_before_the_rtn_grows_still_classify_like_the_pair_walk() -> None:
+def test_loops_found_before_the_rtn_grows_still_classify_like_the_pair_walk(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """States are classified while rules are still being built, so that the tables grow (and move their dead
     state) after the string body's loop was found: every row stays the pair walk's."""
     body = '/"[a-q]*"/'
@@ -37,6 +40,7 @@ def test_loops_found_before_the_rtn_grows_still_classify_like_the_pair_walk() ->
     text = "start: " + " | ".join(f"r{i}" for i in range(12)) + "\n" + rules + "\n"
     vocab = Vocabulary.from_token_bytes(TOKENS, eos_id=0)
     lazy, ref = RTN(parse_grammar(text)), RTN(parse_grammar(text)).build_all()  # two, not build_rtn's one
+    monkeypatch.setattr(StateRows, "first_capacity", 64)  # (room for about half of the states at first)
     rows = StateRows(lazy, vocab, vocab_order(vocab))
     grew = []
     for r in range(lazy.n_rules):  # one rule at a time: classify what is built so far

@@ -406,7 +406,7 @@ def test_root_groups_and_walk_from_are_the_roots_walk(
     for walk in walks:
         assert walk.root_groups(g, few) == (sum(x[2] - x[1] for x in roots), want)
     skip = sorted(set(data.draw(st.lists(st.integers(0, n), max_size=3))))
-    leaving = []  # nodes leaving shared walks, by exit number, with their exit states
+    leaving = []  # nodes leaving shared walks (by exit number), which of them to take, their exit states
     for _ in range(data.draw(st.integers(0, 2))):
         to = data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=3))
         nodes = []
@@ -414,9 +414,12 @@ def test_root_groups_and_walk_from_are_the_roots_walk(
             r = data.draw(st.integers(0, len(words) - 1))
             lo, hi = _trie_node(words, r, d := data.draw(st.integers(0, len(words[r]))))
             nodes.append((d, lo, hi, data.draw(st.integers(0, len(to) - 1)), data.draw(st.booleans())))
-        leaving.append((tuple(nodes), to))
+        which = sorted(data.draw(st.sets(st.integers(0, len(nodes) - 1)))) if nodes else []
+        leaving.append((tuple(nodes), np.array(which, dtype=np.int64), to))
     frontier = [
-        (d, lo, hi, to[x], p or bool(exit_point[to[x]])) for nodes, to in leaving for d, lo, hi, x, p in nodes
+        (d, lo, hi, to[x], p or bool(exit_point[to[x]]))
+        for nodes, which, to in leaving
+        for d, lo, hi, x, p in (nodes[i] for i in which.tolist())
     ]
     size = len(words) + data.draw(st.integers(0, 40))  # the row: the inside tokens' bits, by rank_to_id
     rank_to_id = rng.permutation(size)[: len(words)].astype(np.int64)

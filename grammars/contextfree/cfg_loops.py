@@ -7,6 +7,10 @@ vocabulary by `cfg_walk.pair_walk` and kept (in memory, and on disk by cfg_rows)
 (`region_key`: its states up to renaming, their exit points and the bytes that enter callees) and the
 depth. Every string body of every schema shares it; what leaves the loop (the tokens holding a closing
 quote: a few trie nodes) is walked on from the real exit states of each visit.
+
+The look-up a first visit pays before that (`Loops`, `loop_key`, `region_key`, `Region.first_bytes`) is
+compiled (`loops_c`, loops_c.c, built by `pip install`, optional); the numpy and Python versions are the
+fallback (no C compiler, `DECC_PURE_PYTHON=1`) and the tests' oracle, with the same results.
 """
 
 from __future__ import annotations
@@ -18,42 +22,52 @@ from functools import lru_cache
 
 import numpy as np
 
+from ..native import use_native
 from ..tokens.vocab import Vocabulary
 from . import cfg_walk
 from .cfg_walk import Node, Walk, bits_of, pair_walk
+
+try:
+    from . import loops_c as compiled
+except ImportError:  # installed without a C compiler: the pure-Python loop lookup
+    compiled = None  # type: ignore[assignment]
+# whether the loop lookup (`Loops`, `loop_key`, `region_key`) is compiled (loops_c.c) by default
+NATIVE = use_native(compiled)
 
 
 class Loops:
     """The loops of one rule's states lo..hi-1 (byte edges stay inside a rule). A loop is a strongly
     connected component among the *wide* states (at least `wide` live bytes): a string body with its escapes
     and UTF-8 continuations is one, while an object's loop over its members, which passes through narrow
-    states (`:`, `,`), is not, so that one string body looks the same wherever it occurs."""
+    states (`:`, `,`), is not, so that one string body looks the same wherever it occurs. Compiled where
+    built (loops_c: `native`, None: `NATIVE`), else numpy and Python, with the same results."""
 
     def __init__(
-        self, table: np.ndarray, dead: int, lo: int, hi: int, wide: int, n_live: np.ndarray | None = None
+        self,
+        table: np.ndarray,
+        dead: int,
+        lo: int,
+        hi: int,
+        wide: int,
+        n_live: np.ndarray | None = None,
+        native: bool | None = None,
     ) -> None:
         self.lo, self.rows, self.dead = lo, table[lo:hi], dead
+        self.native = (NATIVE if native is None else native) and compiled is not None
         self._succ: dict[int, list[int]] = {}
         # Only the wide states can be on a loop: the components are found among them alone (a rule of
         # thousands of states, a large object's, has few: its string bodies'), the others' successors
         # only when `members` asks (`succ`). `n_live`: the states' live bytes, where the caller has them.
         live = (self.rows != dead).sum(axis=1) if n_live is None else n_live
-        w = np.flatnonzero(live >= wide)
-        self.comp = np.full(hi - lo, -1, dtype=np.int64)
         self._of_comp: dict[int, np.ndarray] = {}  # `members` of each loop, memoized
-        if len(w) > 1 or len(w) == 1 and (self.rows[w[0]] == lo + w[0]).any():  # (a loop needs an edge)
-            index = np.full(hi - lo + 1, -1, dtype=np.int64)  # wide state -> its node; the rest (dead) -1
-            index[w] = np.arange(len(w))
-            to = self.rows[w].astype(np.int64) - lo
-            to[to < 0] = hi - lo  # a dead byte (`dead` is past every rule)
-            nodes = np.sort(index[np.minimum(to, hi - lo)], axis=1)
-            keep = nodes >= 0
-            keep[:, 1:] &= nodes[:, 1:] != nodes[:, :-1]
-            flat = nodes[keep].tolist()
-            ends = np.cumsum(keep.sum(axis=1)).tolist()
-            graph = [flat[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
-            self.comp[w] = _components(graph, 0)
-        self.any_loop = bool((self.comp >= 0).any())  # most rules have none: `members` is None at once
+        if self.native:  # compiled (loops_c): the same components, numbered alike
+            self._rows32 = np.ascontiguousarray(self.rows, dtype=np.int32)  # (StateRows': as they are)
+            live = np.ascontiguousarray(live, dtype=np.int64)
+            comp, self.any_loop = compiled.components(self._rows32, lo, dead, live, wide)
+            self.comp = np.frombuffer(comp, dtype=np.int64)
+        else:
+            self.comp = _wide_components(self.rows, lo, hi, dead, live, wide)
+            self.any_loop = bool((self.comp >= 0).any())  # most rules have none: `members` is None at once
 
     def succ(self, s: int) -> list[int]:
         """The distinct states a byte leads to from s (memoized)."""
@@ -71,6 +85,9 @@ class Loops:
         c = int(self.comp[s - self.lo])
         if c >= 0:
             return self._loop(c)
+        if self.native:
+            got = compiled.funnel(self._rows32, self.lo, self.dead, self.comp, s, 3)
+            return None if got is None else np.frombuffer(got, dtype=np.int64)
         funnel: set[int] = set()
         loop = self._funnel(s, 3, funnel)
         if loop is None:
@@ -102,6 +119,28 @@ class Loops:
                 return None
             loop = int(c)
         return loop
+
+
+def _wide_components(
+    rows: np.ndarray, lo: int, hi: int, dead: int, live: np.ndarray, wide: int
+) -> np.ndarray:
+    """The component of each of a rule's states among its wide ones (`Loops.comp`), with numpy and
+    `_components`: the fallback and the tests' oracle of loops_c's `components`."""
+    comp = np.full(hi - lo, -1, dtype=np.int64)
+    w = np.flatnonzero(live >= wide)
+    if len(w) > 1 or len(w) == 1 and (rows[w[0]] == lo + w[0]).any():  # (a loop needs an edge)
+        index = np.full(hi - lo + 1, -1, dtype=np.int64)  # wide state -> its node; the rest (dead) -1
+        index[w] = np.arange(len(w))
+        to = rows[w].astype(np.int64) - lo
+        to[to < 0] = hi - lo  # a dead byte (`dead` is past every rule)
+        nodes = np.sort(index[np.minimum(to, hi - lo)], axis=1)
+        keep = nodes >= 0
+        keep[:, 1:] &= nodes[:, 1:] != nodes[:, :-1]
+        flat = nodes[keep].tolist()
+        ends = np.cumsum(keep.sum(axis=1)).tolist()
+        graph = [flat[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
+        comp[w] = _components(graph, 0)
+    return comp
 
 
 def _components(succ: list[list[int]], lo: int) -> np.ndarray:
@@ -155,6 +194,23 @@ def _components(succ: list[list[int]], lo: int) -> np.ndarray:
 
 
 def region_key(
+    g: int,
+    members: np.ndarray,
+    table: np.ndarray,
+    dead: int,
+    exit_point: np.ndarray,
+    enters: np.ndarray,
+    native: bool | None = None,
+) -> tuple[str, list[int]]:
+    """`region_key_py`'s digest and exits; compiled (loops_c: the same bytes hashed, made in one pass, where
+    the Python pays a few hundred microseconds of numpy calls) where built and not turned off."""
+    if (NATIVE if native is None else native) and compiled is not None:
+        data, exits = compiled.region_bytes(table, members, g, dead, exit_point, enters)
+        return hashlib.sha256(data).hexdigest(), exits
+    return region_key_py(g, members, table, dead, exit_point, enters)
+
+
+def region_key_py(
     g: int, members: np.ndarray, table: np.ndarray, dead: int, exit_point: np.ndarray, enters: np.ndarray
 ) -> tuple[str, list[int]]:
     """(a digest of the loop `members` as seen from g, up to renaming of states and merging of equivalent
@@ -225,38 +281,52 @@ def _numbered(rows: np.ndarray) -> np.ndarray:
     return np.array([ids.setdefault(r.tobytes(), len(ids)) for r in rows], dtype=np.int64)
 
 
-_KEYS: dict[bytes, tuple[str, list[int]]] = {}  # `loop_key` memo: the key, exits relative to the state
+# `loop_key` memos: the key, and the exits relative to the state; by the compiled layout (`_LAYOUTS`) or by
+# the Python's digest of it (`_KEYS`)
+_KEYS: dict[bytes, tuple[str, list[int]]] = {}
+_LAYOUTS: dict[bytes, tuple[str, list[int]]] = {}
 _KEYS_MAX = 100_000
+_LAYOUTS_MAX = 20_000  # (a layout is about a kilobyte)
 
 
 def loop_key(
-    g: int, members: np.ndarray, table: np.ndarray, dead: int, exit_point: np.ndarray, enters: np.ndarray
+    g: int,
+    members: np.ndarray,
+    table: np.ndarray,
+    dead: int,
+    exit_point: np.ndarray,
+    enters: np.ndarray,
+    native: bool | None = None,
 ) -> tuple[str, list[int]]:
     """`region_key`, memoized on the loop's layout relative to g (its states and edges as offsets from g,
     their flags): the copies of one string body in a grammar, and in other grammars, are laid out alike,
-    so a visit pays a few array operations instead of a walk over the loop."""
+    so a visit pays a look-up instead of a walk over the loop. Compiled, the layout itself is the memo's key
+    (run-length bytes, a few hundred for a string body: no digest, no collision); else a digest of it."""
+    native = (NATIVE if native is None else native) and compiled is not None
+    if native:
+        fp = compiled.layout(table, members, g, dead, exit_point, enters)
+        memo = _LAYOUTS
+    else:
+        fp = layout_digest(g, members, table, dead, exit_point, enters)
+        memo = _KEYS
+    hit = memo.get(fp)
+    if hit is None:
+        key, exits = region_key(g, members, table, dead, exit_point, enters, native)
+        if len(memo) >= (_LAYOUTS_MAX if native else _KEYS_MAX):
+            memo.clear()
+        hit = memo[fp] = (key, [x - g for x in exits])
+    return hit[0], [x + g for x in hit[1]]
+
+
+def layout_digest(
+    g: int, members: np.ndarray, table: np.ndarray, dead: int, exit_point: np.ndarray, enters: np.ndarray
+) -> bytes:
+    """A digest of the loop's layout relative to g (the Python `loop_key`'s memo key)."""
     rows = table[members]
     layout = hashlib.sha256((members - g).tobytes())
     layout.update(np.where(rows == dead, np.iinfo(np.int64).min, rows.astype(np.int64) - g).tobytes())
     layout.update(exit_point[members].tobytes() + np.packbits(enters[members]).tobytes())
-    fp = layout.digest()
-    hit = _KEYS.get(fp)
-    if hit is None:
-        key, exits = region_key(g, members, table, dead, exit_point, enters)
-        if len(_KEYS) >= _KEYS_MAX:
-            _KEYS.clear()
-        hit = _KEYS[fp] = (key, [x - g for x in exits])
-    return hit[0], [x + g for x in hit[1]]
-
-
-def _bits_of_slices(
-    ranks: np.ndarray, slices: list[tuple[int, int]], rank_to_id: np.ndarray, n_words: int
-) -> np.ndarray:
-    """The bitmask of the tokens of `ranks[a:b]` for the (a, b) `slices`."""
-    parts = [ranks[a:b] for a, b in slices if b > a]
-    if not parts:
-        return np.zeros(n_words, dtype=np.uint32)
-    return bits_of(rank_to_id[np.concatenate(parts) if len(parts) > 1 else parts[0]], n_words)
+    return layout.digest()
 
 
 @dataclass(frozen=True, eq=False)
@@ -272,84 +342,64 @@ class Region:
     leaving_lo: np.ndarray
     bounds: np.ndarray  # the vocabulary's first-byte rank bounds (VocabOrder.first_bounds)
     n_exits: int
-    words: dict[bytes, tuple[np.ndarray, np.ndarray, tuple[Node, ...]]] = field(
-        default_factory=dict, repr=False
-    )
-    # Where each first byte's ranks start in `inside`, `uncertain` and `leaving_lo` (int64 [257] each), and
-    # the bitmask of every inside token with the rank map and word count it was made for: made on first use.
-    cuts: list[np.ndarray] = field(default_factory=list, repr=False)
-    whole: list[tuple[np.ndarray, int, np.ndarray]] = field(default_factory=list, repr=False)
+    words: dict[bytes, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+    # The first byte of each rank in `inside`, `uncertain` and `leaving_lo` (uint8), made on first use.
+    firsts: list[np.ndarray] = field(default_factory=list, repr=False)
     # `inside`, `uncertain` and `leaving_lo` as memoryviews, made on first use: `take` bisects them (a
     # memoryview item is a Python int; numpy's searchsorted costs microseconds a call, six a node).
     views: list[memoryview] = field(default_factory=list, repr=False)
 
     # For the disk cache (disk_cache.py): the memos are not stored.
     def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k not in ("words", "cuts", "whole", "views")}
+        return {k: v for k, v in self.__dict__.items() if k not in ("words", "firsts", "views")}
 
     def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state, words={}, cuts=[], whole=[], views=[])
+        self.__dict__.update(state, words={}, firsts=[], views=[])
 
     def first_bytes(
-        self, firsts: bytes, rank_to_id: np.ndarray, n_words: int
-    ) -> tuple[np.ndarray, np.ndarray, tuple[Node, ...]]:
+        self, firsts: bytes, rank_to_id: np.ndarray, n_words: int, native: bool | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """For the tokens starting with one of the bytes `firsts` (sorted, distinct) at depth 1: (the bitmask
-        of those inside; the uncertain ranks; the leaving nodes), memoized by byte set (read only: a state's
-        first visit takes them as they are). The ranks of a first byte are one slice of each sorted array:
-        a run of bytes takes one slice, and where the bytes hold most inside tokens (a string body's first
-        bytes, all but the quote and the backslash), the bitmask is the whole region's less the others'."""
+        of those inside; the uncertain ranks; the indices of the leaving nodes), memoized by byte set (read
+        only: a state's first visit takes them as they are). Compiled (loops_c: `native`, None: `NATIVE`)
+        where built, else numpy, with the same results."""
         hit = self.words.get(firsts)
         if hit is not None:
             return hit
-        if not self.cuts:
-            self.cuts.extend(
-                np.searchsorted(a, self.bounds) for a in (self.inside, self.uncertain, self.leaving_lo)
+        if (NATIVE if native is None else native) and compiled is not None:
+            # compiled: each byte's ranks are one slice of each sorted array, where the Python below
+            # classifies every rank of `inside` (most of a vocabulary for a string body) by first byte
+            c = np.ascontiguousarray
+            parts = compiled.first_parts(
+                c(self.inside, dtype=np.int32), c(self.uncertain, dtype=np.int32),
+                c(self.leaving_lo, dtype=np.int64), c(self.bounds, dtype=np.int64), firsts,
+                c(rank_to_id, dtype=np.int64), n_words,
+            )  # fmt: skip
+            row, unc, leaving = parts
+            hit = (
+                np.frombuffer(row, np.uint32),
+                np.frombuffer(unc, np.int64),
+                np.frombuffer(leaving, np.int64),
             )
-        if not firsts:
-            return self.first_bytes_py(firsts, rank_to_id, n_words)
-        f = np.frombuffer(firsts, dtype=np.uint8).astype(np.int64)
-        breaks = np.flatnonzero(f[1:] - f[:-1] != 1) + 1
-        starts, ends = f[np.r_[0, breaks]], f[np.r_[breaks - 1, len(f) - 1]] + 1  # runs of bytes [start, end)
-        ins, unc, out = ([*zip(c[starts].tolist(), c[ends].tolist(), strict=True)] for c in self.cuts)
-        n_in = len(self.inside)
-        if 2 * sum(b - a for a, b in ins) > n_in:  # the others are fewer: the whole less theirs
-            others = [(0, ins[0][0])] + [(ins[i][1], ins[i + 1][0]) for i in range(len(ins) - 1)]
-            others.append((ins[-1][1], n_in))
-            words = self._whole(rank_to_id, n_words) & ~_bits_of_slices(
-                self.inside, others, rank_to_id, n_words
+            self.words[firsts] = hit
+            return hit
+        if not self.firsts:
+            self.firsts.extend(
+                (np.searchsorted(self.bounds, a, side="right") - 1).astype(np.uint8)
+                for a in (self.inside, self.uncertain, self.leaving_lo)
             )
-        else:
-            words = _bits_of_slices(self.inside, ins, rank_to_id, n_words)
-        parts = [self.uncertain[a:b] for a, b in unc if b > a]
-        uncertain = np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
-        leaving = tuple(x for a, b in out for x in (self.leaving or ())[a:b])
-        for arr in (words, uncertain):
-            arr.setflags(write=False)
-        hit = self.words[firsts] = (words, uncertain, leaving)
-        return hit
-
-    def _whole(self, rank_to_id: np.ndarray, n_words: int) -> np.ndarray:
-        """The bitmask of every inside token (memoized for the last rank map and word count)."""
-        if not self.whole or self.whole[0][0] is not rank_to_id or self.whole[0][1] != n_words:
-            self.whole[:] = [(rank_to_id, n_words, bits_of(rank_to_id[self.inside], n_words))]
-        return self.whole[0][2]
-
-    def first_bytes_py(
-        self, firsts: bytes, rank_to_id: np.ndarray, n_words: int
-    ) -> tuple[np.ndarray, np.ndarray, tuple[Node, ...]]:
-        """`first_bytes` unmemoized, by each rank's first byte (the tests' oracle)."""
+        first_in, first_unc, first_leaving = self.firsts
         pick = np.zeros(256, dtype=bool)
         pick[list(firsts)] = True
-        first_in, first_unc, first_leaving = (
-            (np.searchsorted(self.bounds, a, side="right") - 1).astype(np.uint8)
-            for a in (self.inside, self.uncertain, self.leaving_lo)
-        )
-        leaving = self.leaving or ()
-        return (
+        hit = (
             bits_of(rank_to_id[self.inside[pick[first_in]]], n_words),
             self.uncertain[pick[first_unc]].astype(np.int64),
-            tuple(leaving[i] for i in np.flatnonzero(pick[first_leaving]).tolist()),
+            np.flatnonzero(pick[first_leaving]),
         )
+        for a in hit:
+            a.setflags(write=False)
+        self.words[firsts] = hit
+        return hit
 
     def take(self, lo: int, hi: int, exits: list[int], exit_point: np.ndarray, out: Walk) -> list[Node]:
         """Add the tokens of ranks lo..hi-1 to `out`; the trie nodes among them that leave the loop, to
@@ -524,8 +574,10 @@ __all__ = [
     "joined_ranks",
     "joined_words",
     "loop_classes",
+    "layout_digest",
     "loop_key",
     "region_key",
+    "region_key_py",
     "region_walk",
     "region_walk_py",
     "regions",

@@ -254,7 +254,9 @@ class CFGConstraint:
         it, as for the inside rows of cfg_rows.py); only when that fails is the next byte stepped through
         the recognizer. A token's last byte is only scanned, not closed: whether some item takes it is
         all the answer needs, and closing the set would predict (and build) rules that the token never
-        enters. Common prefixes come from `rank_lcp`, one reduction for all the tokens (for a few, compared
+        enters; nor is the set before it kept when only that byte is left (`Recognizer.probe`: a rule
+        predicted there is built only when its first bytes are not exact). Common prefixes come from
+        `rank_lcp`, one reduction for all the tokens (for a few, compared
         directly: the reduction spans every rank between them)."""
         if not rl:
             return []
@@ -273,7 +275,7 @@ class CFGConstraint:
     def _simulate_py(self, chart: Chart, rl: list[int], lcps: list[int]) -> list[int]:
         """`_simulate`'s loop in Python (the fallback, and the compiled one's oracle): ranks `rl` with their
         common prefixes `lcps` with the rank before."""
-        step = self.recognizer.step
+        step, probe, probing = self.recognizer.step, self.recognizer.probe, self.recognizer.probing
         rtn = self.rtn
         words = self.rank_bytes
         base = len(chart)
@@ -296,6 +298,13 @@ class CFGConstraint:
                     break
                 if d == last:
                     dead_at = last + 1
+                    break
+                if d == last - 1 and probing:  # one byte left after this one: no set to keep (`probe`)
+                    got = probe(sim, w[d], w[last])
+                    if got == 1:
+                        ok.append(r)
+                    else:
+                        dead_at = d + 1 if got == 0 else last + 1
                     break
                 s = step(sim, w[d])
                 if s is None:

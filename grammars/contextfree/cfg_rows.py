@@ -34,7 +34,7 @@ from ..tokens.constraint import TokenConstraint
 from ..tokens.token_automaton import TokenAutomaton, pack_bits, set_bits, start_pairs
 from ..tokens.vocab import Vocabulary
 from .cfg_loops import Loops, Region, loop_key, region_walk, regions
-from .cfg_walk import FEW, Node, TrieWalk, bits_of, pair_walk, ranges_to_ranks
+from .cfg_walk import FEW, Leaving, Node, TrieWalk, bits_of, pair_walk, ranges_to_ranks
 from .rtn import RTN
 
 _CHUNK = 4_000_000  # (state, token) pairs walked at once
@@ -103,6 +103,8 @@ class StateRows:
     token automaton, a whole lexeme rule at a time.
     """
 
+    first_capacity = 1024  # states the tables have room for at first (unwritten rows cost no memory)
+
     def __init__(
         self, rtn: RTN, vocab: Vocabulary, order: VocabOrder, limits: Limits = DEFAULT_LIMITS
     ) -> None:
@@ -119,7 +121,7 @@ class StateRows:
         self.n_live = np.zeros(0, dtype=np.int64)  # live bytes per state (`_walk_trie`: is it wide?)
         self.off_loop = np.zeros(1, dtype=bool)  # per state: found on no loop (`_shared`), not asked again
         self.row_of = np.full(0, -1, dtype=np.int64)  # -1: not computed yet
-        self.buf = np.zeros((4, vocab.n_words), dtype=np.int32)  # grows by doubling (most grammars: few rows)
+        self.buf = np.zeros((32, vocab.n_words), dtype=np.int32)  # grows by doubling (untouched rows: free)
         self.n_rows = 1
         self.uncertain: list[np.ndarray | None] = []
         self.walked = 0  # (state, token) pairs walked so far
@@ -138,11 +140,13 @@ class StateRows:
         if n == old:
             return
         if n > self.dead:  # grow by doubling; the dead row moves to the new capacity
-            cap = max(n, 2 * self.dead, 64)
-            # (the old rows copied and their dead entries renamed in place: one pass over the new table
-            # fewer than filling it all first; a growth is part of some first visit's cost)
+            cap = max(n, 2 * self.dead, self.first_capacity)
+            # Only the dead row is written here, the old rows copied with their dead entries renamed, the
+            # new ones below (a growth is part of some first visit's cost, as was filling the whole table):
+            # the rows past the RTN's states stay unwritten (untouched memory) until their rule is taken
+            # in, and nothing reads them before (every transition leads to a state of a built rule).
             table = np.empty((cap + 1, 256), dtype=np.int32)
-            table[old:] = cap
+            table[cap] = cap
             exit_point = np.zeros(cap + 1, dtype=bool)
             enters = np.zeros((cap + 1, 256), dtype=bool)
             lexical = np.zeros(cap, dtype=bool)
@@ -287,7 +291,7 @@ class StateRows:
         n_words, rank_to_id = self.vocab.n_words, self.order.rank_to_id
         row: np.ndarray | None = None  # the inside bitmask
         unsure: list[np.ndarray] = []
-        leaving: list[tuple[tuple[Node, ...], list[int]]] = []  # nodes leaving shared walks, their exits
+        leaving: list[Leaving] = []  # the nodes leaving shared walks (which of a region's), their exits
         skip: list[int] = []  # the states whose first bytes are not walked from g's roots
         walked, groups = trie.root_groups(g, FEW)  # the states reached by more than FEW tokens
         wide: list[tuple[int, bytes]] = []  # many tokens into a wide state off loops
@@ -301,12 +305,12 @@ class StateRows:
                 continue
             skip.append(s)
             region, exits = shared
-            words, u, out = region.first_bytes(firsts, rank_to_id, n_words)
+            words, u, out = region.first_bytes(firsts, rank_to_id, n_words)  # out: indices into its leaving
             row = words.copy() if row is None else np.bitwise_or(row, words, out=row)
             if len(u):
                 unsure.append(u)
-            if out:
-                leaving.append((out, exits))
+            if len(out):
+                leaving.append((region.leaving, out, exits))
         if row is None:
             row = np.zeros(n_words, dtype=np.uint32)
         if n_wide > self.pair_walk_from:

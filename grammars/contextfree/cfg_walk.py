@@ -36,6 +36,9 @@ _BYTE = [bytes([b]) for b in range(256)]
 FEW = 16  # tokens in a trie node, up to which the trie walk takes it even where a shared walk exists
 
 Node = tuple[int, int, int, int, bool]  # a trie node in a state: depth, rank lo, rank hi, state, passed
+# Nodes leaving a shared walk (`walk_from`): (its nodes (depth, rank lo, rank hi, exit number, passed), the
+# indices of those to walk on (int64), the states the exit numbers name)
+Leaving = tuple[tuple[tuple[int, int, int, int, bool], ...], np.ndarray, list[int]]
 
 
 class Shared(Protocol):
@@ -121,25 +124,26 @@ class TrieWalk:
         self,
         g: int,
         skip: list[int],
-        leaving: list[tuple[tuple[Node, ...], list[int]]],
+        leaving: list[Leaving],
         shared: Callable[[int, int], tuple[Shared, list[int]] | None] | None = None,
         budget: int = 1 << 62,
         row: np.ndarray | None = None,
         rank_to_id: np.ndarray | None = None,
     ) -> Walk | None:
         """`walk` from the nodes that leave shared walks and from the roots of state g but those into the
-        states `skip` (their tokens taken elsewhere). `leaving`: (nodes, exits) pairs, each node (depth,
-        lo, hi, exit number x, passed) going on from state exits[x]. With a `row` (uint32, written in place
-        even past the budget) and `rank_to_id`, the inside tokens are set there, the Walk's lists left empty."""
+        states `skip` (their tokens taken elsewhere). `leaving`: (nodes, indices, exits) triples, each node
+        nodes[i] = (depth, lo, hi, exit number x, passed) for i in indices going on from state exits[x].
+        With a `row` (uint32, written in place even past the budget) and `rank_to_id`, the inside tokens
+        are set there, the Walk's lists left empty."""
         if self.native is not None:
             out = Walk([], [], [], [])
             return self.native.walk_from(g, skip, leaving, shared, budget, FEW, out, row, rank_to_id)
         exit_point = self.exit_point
-        frontier = [
-            (d, lo, hi, to[x], p or bool(exit_point[to[x]]))
-            for nodes, to in leaving
-            for d, lo, hi, x, p in nodes
-        ]
+        frontier = []
+        for nodes, which, to in leaving:
+            for i in which.tolist():
+                d, lo, hi, x, p = nodes[i]
+                frontier.append((d, lo, hi, to[x], p or bool(exit_point[to[x]])))
         roots = [node for node in self.roots(g) if node[3] not in skip]
         found = self.walk([*frontier, *roots], shared, budget)
         if found is not None and row is not None and rank_to_id is not None:
@@ -449,6 +453,7 @@ walks_within: Callable[[memoryview, list[int], bytes, int], bool] = (
 __all__ = [
     "FEW",
     "NATIVE",
+    "Leaving",
     "Node",
     "Shared",
     "TrieWalk",

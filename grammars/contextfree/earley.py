@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..native import use_native
+from .exact_first import ExactFirst
 from .rtn import RTN
 
 try:
@@ -78,6 +79,8 @@ class Recognizer:
         self.starts = rtn.starts
         self.nullable = rtn.nullable
         self.native = native and compiled is not None
+        self.first = ExactFirst(rtn)  # the rules whose first bytes `probe` may trust
+        self.probing = True  # the simulation asks `probe` for a token's last byte (False: the tests' oracle)
         self._tables = (
             self.has_bytes,
             self.accepting,
@@ -110,6 +113,53 @@ class Recognizer:
             return None
         return self._close(chart, ESet(), seeds)
 
+    def probe(self, chart: Chart, byte: int, final: int) -> int:
+        """Whether `final` can follow `byte` after `chart`, without closing (or keeping) the set in between:
+        0 when no item takes `byte`, 1 when some item of that set takes `final`, 2 when none does.
+
+        The set's items are visited in `_close`'s order, stopping at the first that takes `final`; a rule
+        they predict is not built when its first bytes are exact (`ExactFirst`): `final` is taken there
+        exactly when it is one of them. A simulation's token whose last byte is all that is left asks this
+        instead of `step`: the rules its next-to-last byte predicts are then built only when a walk really
+        goes into them (the compiled simulation does the same, in the same order)."""
+        rtn = self.rtn
+        seeds = []
+        for g, o in chart[-1].scan:
+            nxt = rtn.flat[(g << 8) | byte]
+            if nxt >= 0:
+                seeds.append((nxt, o))
+        if not seeds:
+            return 0
+        pos = len(chart)
+        has_bytes, accepting, calls, rule_of = self.has_bytes, self.accepting, self.calls, self.rule_of
+        starts, nullable, enter, first = self.starts, self.nullable, rtn.enter, self.first
+        items = set(seeds)
+        work = list(dict.fromkeys(seeds))
+        while work:
+            g, o = work.pop()
+            if has_bytes[g] and rtn.flat[(g << 8) | final] >= 0:
+                return 1
+            for callee, nxt in calls[g]:
+                start = starts[callee]
+                if start < 0:
+                    bits = first(callee)
+                    if bits is None:
+                        start = enter(callee)
+                    elif bits[final >> 3] >> (final & 7) & 1:
+                        return 1
+                if start >= 0 and (start, pos) not in items:
+                    items.add((start, pos))
+                    work.append((start, pos))
+                if nullable[callee] and (nxt, o) not in items:
+                    items.add((nxt, o))
+                    work.append((nxt, o))
+            if accepting[g] and o != pos:  # (an empty completion: the caller stepped over the nullable rule)
+                for it in chart[o].waiting.get(rule_of[g], ()):
+                    if it not in items:
+                        items.add(it)
+                        work.append(it)
+        return 2
+
     def simulate(
         self,
         chart: Chart,
@@ -122,9 +172,8 @@ class Recognizer:
         past `chart` kept in C (they are never seen outside); `CFGConstraint._simulate_py` is the oracle.
         `lcps` None: each token's common prefix with the one before is compared in C. `words`: the ranks'
         bytes, or all of them joined with their int64 `offsets` (one more than the ranks; read faster)."""
-        if offsets is None:
-            return compiled.simulate(chart, ranks, lcps, words, self.rtn, self._tables)
-        return compiled.simulate(chart, ranks, lcps, words, self.rtn, self._tables, offsets)
+        probe = self.first if self.probing else None  # (the last-byte probe: see `probe`)
+        return compiled.simulate(chart, ranks, lcps, words, self.rtn, self._tables, offsets, probe)
 
     @staticmethod
     def unset_ranks(parts: list[np.ndarray], mask: np.ndarray, rank_to_id: np.ndarray) -> list[int]:

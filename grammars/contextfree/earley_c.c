@@ -702,6 +702,139 @@ static int sim_step(Sim *sm, Tables *tb, const Item *scan, size_t nscan, int byt
     return 1;
 }
 
+/* Recognizer.probe (earley.py) on the simulation's sets: whether `final` can follow `byte` after `scan`
+ * (the set at position pos - 1), the set in between closed only as far as needed and not kept: 0 when no
+ * item takes `byte`, 1 when some item takes `final`, 2 when none does, -1 on error. A rule predicted there is
+ * built only when `first(r)` (ExactFirst) is None; otherwise `final` is taken there when it is one of its
+ * first bytes. Items in `_close`'s order, as the Python probe visits them (the same rules built). */
+static int sim_probe(Sim *sm, Tables *tb, const Item *scan, size_t nscan, int byte, int final, long pos,
+                     PyObject *first) {
+    Closure c;
+    if (cl_init(&c) < 0)
+        return -1;
+    int seeded = 0, out = 2;
+    for (size_t i = 0; i < nscan; i++) {
+        Py_ssize_t at = ((Py_ssize_t)scan[i].g << 8) | byte;
+        if (at >= sm->tn && scan[i].g >= 0 && sim_flat(sm) < 0) /* a rule built meanwhile */
+            goto fail;
+        if (scan[i].g < 0 || at >= sm->tn) {
+            PyErr_SetString(PyExc_IndexError, "state out of the byte table");
+            goto fail;
+        }
+        long nxt = sm->tv[at];
+        if (nxt >= 0) {
+            seeded = 1;
+            if (cl_add(&c, NULL, nxt, scan[i].o) < 0)
+                goto fail;
+        }
+    }
+    if (!seeded) {
+        cl_free(&c);
+        return 0;
+    }
+    tb->entered = 0;
+    while (c.nwork && out == 2) {
+        Item it = c.work[--c.nwork];
+        int hb = truth_at(tb->has_bytes, it.g);
+        if (hb < 0)
+            goto fail;
+        if (hb) {
+            Py_ssize_t at = ((Py_ssize_t)it.g << 8) | final;
+            if (at >= sm->tn && sim_flat(sm) < 0)
+                goto fail;
+            if (at < 0 || at >= sm->tn) {
+                PyErr_SetString(PyExc_IndexError, "state out of the byte table");
+                goto fail;
+            }
+            if (sm->tv[at] >= 0) {
+                out = 1;
+                break;
+            }
+        }
+        PyObject *edges = list_at(tb->calls, it.g);
+        if (edges == NULL)
+            goto fail;
+        if (!PyTuple_Check(edges)) {
+            PyErr_SetString(PyExc_TypeError, "calls[g] must be a tuple");
+            goto fail;
+        }
+        Py_INCREF(edges);
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(edges) && out == 2; i++) {
+            long r, nxt, start;
+            int nl;
+            if (pair_of(PyTuple_GET_ITEM(edges, i), &r, &nxt) < 0 || long_at(tb->starts, r, &start) < 0)
+                goto edge_fail;
+            if (start < 0) {
+                PyObject *bits = PyObject_CallFunction(first, "l", r);
+                if (bits == NULL)
+                    goto edge_fail;
+                if (bits == Py_None) {
+                    Py_DECREF(bits);
+                    tb->entered = 1;
+                    PyObject *s = PyObject_CallFunction(tb->enter, "l", r);
+                    if (s == NULL)
+                        goto edge_fail;
+                    start = PyLong_AsLong(s);
+                    Py_DECREF(s);
+                    if (start == -1 && PyErr_Occurred())
+                        goto edge_fail;
+                    /* the table is read below, and the build may have moved it (its new rows below the old
+                     * capacity are in the new buffer only): read it again now */
+                    if (sim_flat(sm) < 0)
+                        goto edge_fail;
+                } else {
+                    if (!PyBytes_Check(bits) || PyBytes_GET_SIZE(bits) != 32) {
+                        Py_DECREF(bits);
+                        PyErr_SetString(PyExc_TypeError, "first(r) must be 32 bytes or None");
+                        goto edge_fail;
+                    }
+                    int hit = (((const unsigned char *)PyBytes_AS_STRING(bits))[final >> 3] >> (final & 7)) & 1;
+                    Py_DECREF(bits);
+                    if (hit) {
+                        out = 1;
+                        break;
+                    }
+                }
+            }
+            if (start >= 0 && cl_add(&c, NULL, start, pos) < 0)
+                goto edge_fail;
+            nl = truth_at(tb->nullable, r);
+            if (nl < 0 || (nl && cl_add(&c, NULL, nxt, it.o) < 0))
+                goto edge_fail;
+            continue;
+        edge_fail:
+            Py_DECREF(edges);
+            goto fail;
+        }
+        Py_DECREF(edges);
+        if (out != 2)
+            break;
+        int acc = truth_at(tb->accepting, it.g);
+        if (acc < 0)
+            goto fail;
+        if (acc && it.o != pos) { /* (an empty completion: the caller stepped over the nullable rule) */
+            long r;
+            if (long_at(tb->rule_of, it.g, &r) < 0)
+                goto fail;
+            if (it.o < 0 || it.o > pos) {
+                PyErr_SetString(PyExc_IndexError, "origin out of the chart");
+                goto fail;
+            }
+            int rc = it.o < sm->base ? complete(&c, NULL, sm->chart, it.o, r)
+                                     : complete_native(&c, &sm->sets[it.o - sm->base], r);
+            if (rc < 0)
+                goto fail;
+        }
+    }
+    cl_free(&c);
+    if (tb->entered && sim_flat(sm) < 0)
+        return -1;
+    return out;
+fail:
+    cl_free(&c);
+    return -1;
+}
+
 /* Some state of `heads` walks w[d:] through the byte table and ends live (cfg_walk.walks_within).
  * A state past the table: a rule was built since it was read (by `enter` here, or on another thread while
  * `enter` waited for the RTN's lock), so the table is read again, as the Python loop reads `rtn.flat`. */
@@ -738,19 +871,22 @@ static void sim_free(Sim *sm) {
         PyBuffer_Release(&sm->flat);
 }
 
-/* simulate(chart, ranks, lcps, words, rtn, tables[, offsets]): cfg_matcher's `_simulate` loop (see there);
+/* simulate(chart, ranks, lcps, words, rtn, tables[, offsets[, first]]): cfg_matcher's `_simulate` loop (see there);
  * lcps None: each token's common prefix with the one before is compared here (cheaper than a reduction over
  * the whole rank span, or a Python loop). `words`: a tuple of bytes by rank, or all the ranks' bytes joined
  * in one bytes object with `offsets` (int64, one more than the ranks: rank r is words[offsets[r]:
  * offsets[r + 1]]): the tuple's bytes objects lie all over the heap, and reading each token's from there was
- * most of the loop's time (a cache miss per token). */
+ * most of the loop's time (a cache miss per token); offsets None: a tuple. `first` (ExactFirst, or None to
+ * close every set): a token's next-to-last byte is probed (`sim_probe`) rather than stepped. */
 static PyObject *earley_simulate(PyObject *module, PyObject *args) {
     (void)module;
-    PyObject *chart, *ranks, *lcps, *words, *rtn, *tables, *offsets = NULL;
+    PyObject *chart, *ranks, *lcps, *words, *rtn, *tables, *offsets = NULL, *first = Py_None;
     Tables tb;
-    if (!PyArg_ParseTuple(args, "O!O!OOOO|O", &PyList_Type, &chart, &PyList_Type, &ranks, &lcps, &words, &rtn,
-                          &tables, &offsets))
+    if (!PyArg_ParseTuple(args, "O!O!OOOO|OO", &PyList_Type, &chart, &PyList_Type, &ranks, &lcps, &words, &rtn,
+                          &tables, &offsets, &first))
         return NULL;
+    if (offsets == Py_None)
+        offsets = NULL;
     int joined = PyBytes_Check(words);
     if (!(joined ? offsets != NULL : PyTuple_Check(words) && offsets == NULL)) {
         PyErr_SetString(PyExc_TypeError, "words must be a tuple of bytes, or bytes with offsets");
@@ -881,6 +1017,16 @@ static PyObject *earley_simulate(PyObject *module, PyObject *args) {
             }
             const Item *from = d ? sm.sets[d - 1].scan : scan0;
             size_t nfrom = d ? sm.sets[d - 1].nscan : nscan0;
+            if (d == last - 1 && first != Py_None) { /* one byte left after this one: no set to keep */
+                int got = sim_probe(&sm, &tb, from, nfrom, w[d], w[last], sm.base + (long)d, first);
+                if (got < 0)
+                    goto fail;
+                if (got == 1 && PyList_Append(ok, rank) < 0)
+                    goto fail;
+                if (got != 1)
+                    dead_at = got == 0 ? d + 1 : last + 1;
+                break;
+            }
             int live = sim_step(&sm, &tb, from, nfrom, w[d], (size_t)d);
             if (live < 0)
                 goto fail;
@@ -1044,8 +1190,9 @@ static PyMethodDef methods[] = {
     {"step", earley_step, METH_VARARGS,
      "step(chart, byte, flat, tables): (items, scan, waiting, accept) after `byte`, or None."},
     {"simulate", earley_simulate, METH_VARARGS,
-     "simulate(chart, ranks, lcps, words, rtn, tables[, offsets]): the ranks whose token bytes the recognizer takes\n"
-     "(lcps None: the common prefixes with the previous token compared here)."},
+     "simulate(chart, ranks, lcps, words, rtn, tables[, offsets[, first]]): the ranks whose token bytes the\n"
+     "recognizer takes (lcps None: the common prefixes with the previous token compared here; first: the\n"
+     "exact first bytes for the last-byte probe, None for none)."},
     {"unset_ranks", earley_unset_ranks, METH_VARARGS,
      "unset_ranks(parts, mask, rank_to_id): the sorted union of the rank arrays, less those set in mask."},
     {NULL, NULL, 0, NULL},

@@ -347,7 +347,7 @@ _UTF8_LEAD = ((0x7F, 0, 0x00), (0x7FF, 6, 0xC0), (0xFFFF, 12, 0xE0), (0x10FFFF, 
 
 
 @lru_cache(maxsize=4096)
-def _ranges_first(ranges: tuple[tuple[int, int], ...]) -> int:
+def ranges_first(ranges: tuple[tuple[int, int], ...]) -> int:
     """The UTF-8 lead bytes of a CharSet's code points (cached: the same key characters recur in every
     schema's rules)."""
     out = 0
@@ -365,7 +365,7 @@ def _leaf_first(node: Any) -> int:
     """The first bytes of a CharSet (UTF-8 lead bytes), a precompiled Automaton or a Lexeme."""
     out = 0
     if isinstance(node, CharSet):
-        return _ranges_first(node.ranges)
+        return ranges_first(node.ranges)
     if isinstance(node, Lexeme):
         dfa = node.dfa
         if not dfa.is_empty():
@@ -764,6 +764,71 @@ def _lexeme_limit(n: int) -> None:
     )
 
 
+def _pair_flags(dfa: ByteDFA, seg: np.ndarray, q: int, cs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Of the pairs (q, c) for c in `cs`: which are live, and which have their counter within q's segment's
+    bounds (all of them outside segments, where the one pair is (q, 0))."""
+    s1 = int(seg[q])
+    if s1 < 0:
+        return np.ones(1, dtype=bool), np.ones(1, dtype=bool)
+    lo, hi = dfa.bounds[s1]
+    return dfa.live[q][cs], (cs >= lo) & (cs <= hi)
+
+
+def _pair_targets(
+    dfa: ByteDFA,
+    seg: np.ndarray,
+    width: np.ndarray,
+    base: np.ndarray,
+    q: int,
+    cs: np.ndarray,
+    src_ok: np.ndarray,
+    in_bounds: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(the bytes with a DFA transition from q, the unrolled pair each pair (q, c), c in `cs`, goes to on
+    each, or DEAD): `ByteDFA.advance` over counters, to live pairs only."""
+    trans = dfa.transitions
+    byte = np.flatnonzero(trans[q] >= 0)
+    if not len(byte):
+        return byte, np.zeros((len(cs), 0), dtype=np.int64)
+    s1 = int(seg[q])
+    nxt = trans[q, byte].astype(np.int64)
+    tick = dfa.tick[q, byte].astype(np.int64) if dfa.tick is not None else np.zeros(len(byte), np.int64)
+    s2 = seg[nxt]
+    same = (s1 >= 0) & (s2 == s1)
+    counter = np.where(same[None, :], cs[:, None] + tick[None, :], np.where(s2 >= 0, tick, 0)[None, :])
+    ok = src_ok[:, None] & (same[None, :] | in_bounds[:, None])
+    into = s2 >= 0
+    if into.any():
+        lens = width[nxt]
+        inside = counter < lens[None, :]
+        live_ok = np.zeros_like(ok)
+        for j in np.flatnonzero(into).tolist():
+            row = dfa.live[int(nxt[j])]
+            cj = counter[:, j]
+            live_ok[:, j] = inside[:, j] & row[np.minimum(cj, len(row) - 1)]
+        ok &= np.where(into[None, :], live_ok, True)
+    return byte, np.where(ok, base[nxt][None, :] + counter, DEAD)
+
+
+def lexeme_start_bytes(dfa: ByteDFA) -> int:
+    """The bytes (a 256-bit int) on which a lexeme rule's start pair (start, 0) has a transition in its
+    unrolled table: its exact first bytes (the DFA's own may lead to pairs a counter makes dead)."""
+    if dfa.is_empty():
+        return 0
+    n = dfa.n_states
+    seg = np.full(n, -1, dtype=np.int64) if dfa.seg is None else np.asarray(dfa.seg, dtype=np.int64)
+    width = _widths(dfa, seg)
+    base = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(width, out=base[1:])
+    q = 0  # the rule's start state: pair (0, 0), as `_unroll_lexeme` numbers them
+    cs = np.zeros(1, dtype=np.int64)
+    byte, target = _pair_targets(dfa, seg, width, base, q, cs, *_pair_flags(dfa, seg, q, cs))
+    out = 0
+    for b in byte[target[0] != DEAD].tolist():
+        out |= 1 << b
+    return out
+
+
 def _unroll_lexeme(dfa: ByteDFA, before: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(byte table, accepting, DFA state, counter) over the (state, counter) pairs of a counted DFA;
     `before`: the pairs earlier lexemes of the grammar took (all count toward `MAX_LEXEME_STATES`).
@@ -784,37 +849,12 @@ def _unroll_lexeme(dfa: ByteDFA, before: int) -> tuple[np.ndarray, np.ndarray, n
     accepting = np.zeros(m, dtype=bool)
     q_of = np.repeat(np.arange(n, dtype=np.int32), width)
     c_of = (np.arange(m) - base[q_of]).astype(np.int32)
-    trans = dfa.transitions
     for q in range(n):
-        s1 = int(seg[q])
         cs = np.arange(width[q])
-        src_ok = dfa.live[q][cs] if s1 >= 0 else np.ones(1, dtype=bool)
-        if s1 >= 0:
-            lo, hi = dfa.bounds[s1]
-            in_bounds = (cs >= lo) & (cs <= hi)
-        else:
-            in_bounds = np.ones(1, dtype=bool)
+        src_ok, in_bounds = _pair_flags(dfa, seg, q, cs)
         if dfa.accepting[q]:
             accepting[base[q] : base[q + 1]] = src_ok & in_bounds
-        byte = np.flatnonzero(trans[q] >= 0)
-        if not len(byte):
-            continue
-        nxt = trans[q, byte].astype(np.int64)
-        tick = dfa.tick[q, byte].astype(np.int64) if dfa.tick is not None else np.zeros(len(byte), np.int64)
-        s2 = seg[nxt]
-        same = (s1 >= 0) & (s2 == s1)
-        counter = np.where(same[None, :], cs[:, None] + tick[None, :], np.where(s2 >= 0, tick, 0)[None, :])
-        ok = src_ok[:, None] & (same[None, :] | in_bounds[:, None])
-        into = s2 >= 0
-        if into.any():
-            lens = width[nxt]
-            inside = counter < lens[None, :]
-            live_ok = np.zeros_like(ok)
-            for j in np.flatnonzero(into).tolist():
-                row = dfa.live[int(nxt[j])]
-                cj = counter[:, j]
-                live_ok[:, j] = inside[:, j] & row[np.minimum(cj, len(row) - 1)]
-            ok &= np.where(into[None, :], live_ok, True)
-        target = np.where(ok, base[nxt][None, :] + counter, DEAD)
-        table[base[q] : base[q + 1], byte] = target
+        byte, target = _pair_targets(dfa, seg, width, base, q, cs, src_ok, in_bounds)
+        if len(byte):
+            table[base[q] : base[q + 1], byte] = target
     return table, accepting, q_of, c_of

@@ -605,51 +605,69 @@ static int skipped(const long long *skip, Py_ssize_t n, long long s) {
     return 0;
 }
 
-/* Push the nodes that leave shared walks: for each (nodes, exits) of `leaving`, each node (depth, lo, hi,
- * exit number x, passed) goes on from state exits[x], passed there if it accepts. */
+/* Push the nodes that leave shared walks: for each (nodes, indices, exits) of `leaving`, each node
+ * nodes[i] = (depth, lo, hi, exit number x, passed) for i in the int64 `indices` goes on from state
+ * exits[x], passed there if it accepts. */
 static int push_leaving(TrieWalkObject *self, Stack *st, PyObject *leaving) {
     const char *exits = (const char *)self->exits.buf;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(leaving); i++) {
-        PyObject *pair = PyList_GET_ITEM(leaving, i);
-        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 || !PyTuple_Check(PyTuple_GET_ITEM(pair, 0)) ||
-            !PyList_Check(PyTuple_GET_ITEM(pair, 1))) {
-            PyErr_SetString(PyExc_TypeError, "leaving: (tuple of nodes, list of exit states) pairs");
+        PyObject *triple = PyList_GET_ITEM(leaving, i);
+        if (!PyTuple_Check(triple) || PyTuple_GET_SIZE(triple) != 3 ||
+            !PyTuple_Check(PyTuple_GET_ITEM(triple, 0)) || !PyList_Check(PyTuple_GET_ITEM(triple, 2))) {
+            PyErr_SetString(PyExc_TypeError, "leaving: (nodes tuple, int64 indices, exit states list) triples");
             return -1;
         }
-        PyObject *nodes = PyTuple_GET_ITEM(pair, 0), *to = PyTuple_GET_ITEM(pair, 1);
-        for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(nodes); j++) {
-            PyObject *t = PyTuple_GET_ITEM(nodes, j);
+        PyObject *nodes = PyTuple_GET_ITEM(triple, 0), *to = PyTuple_GET_ITEM(triple, 2);
+        Py_buffer which;
+        if (PyObject_GetBuffer(PyTuple_GET_ITEM(triple, 1), &which, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+            return -1;
+        int bad = check_buffer(&which, "leaving indices", 1, 8, "ql") < 0;
+        const long long *idx = (const long long *)which.buf;
+        for (Py_ssize_t j = 0; !bad && j < which.len / 8; j++) {
+            bad = 1;
+            if (idx[j] < 0 || idx[j] >= PyTuple_GET_SIZE(nodes)) {
+                PyErr_SetString(PyExc_IndexError, "a leaving node's index is out of its nodes");
+                break;
+            }
+            PyObject *t = PyTuple_GET_ITEM(nodes, idx[j]);
             long long v[4];
             if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 5) {
                 PyErr_SetString(PyExc_TypeError, "a leaving node is a 5-tuple");
-                return -1;
+                break;
             }
-            for (int k = 0; k < 4; k++) {
+            int k = 0;
+            for (; k < 4; k++) {
                 v[k] = PyLong_AsLongLong(PyTuple_GET_ITEM(t, k));
                 if (v[k] == -1 && PyErr_Occurred())
-                    return -1;
+                    break;
             }
+            if (k < 4)
+                break;
             if (v[3] < 0 || v[3] >= PyList_GET_SIZE(to)) {
                 PyErr_SetString(PyExc_IndexError, "a leaving node's exit number is out of its exits");
-                return -1;
+                break;
             }
             long long s = PyLong_AsLongLong(PyList_GET_ITEM(to, v[3]));
             if (s == -1 && PyErr_Occurred())
-                return -1;
+                break;
             int passed = PyObject_IsTrue(PyTuple_GET_ITEM(t, 4));
             if (passed < 0 || check_state(self, s) < 0 || check_range(self, v[1], v[2]) < 0)
-                return -1;
+                break;
             if (stack_push(st, v[0], v[1], v[2], s, passed || exits[s]) < 0)
-                return -1;
+                break;
+            bad = 0;
         }
+        PyBuffer_Release(&which);
+        if (bad)
+            return -1;
     }
     return 0;
 }
 
 /* walk_from(g, skip, leaving, shared, budget, few, out, row, rank_to_id): TrieWalk.walk_from: the walk from
- * the nodes that leave shared walks (`leaving`) and from the roots of state g, less those into the states of
- * the list `skip`; with a `row` (writable uint32) and `rank_to_id` (int64), the inside tokens are set there
- * rather than listed. */
+ * the nodes that leave shared walks (`leaving`: see push_leaving) and from the roots of state g, less those
+ * into the states of the list `skip`; with a `row` (writable uint32) and `rank_to_id` (int64), the inside
+ * tokens are set there rather than listed. */
 static PyObject *TrieWalk_walk_from(TrieWalkObject *self, PyObject *args) {
     PyObject *skip_list, *leaving, *shared, *out, *row_obj, *map_obj;
     long long g, budget, few;
