@@ -23,6 +23,7 @@ import numpy as np
 from ..automata.dfa import ByteDFA, gc_paused, rule_subset_table
 from ..errors import GrammarLimitError
 from ..limits import DEFAULT_LIMITS, Limits
+from ..native import use_native
 from ..regexes.nfa import NFA, NFABuilder, check_nesting, estimate_states
 from ..regexes.regex_ast import Alt, Automaton, CharSet, Concat, Repeat
 from ..regexes.utf8 import utf8_sequences
@@ -36,6 +37,14 @@ from .cfg_grammar import (
     map_calls,
     productive_rules,
 )
+
+try:
+    from . import tail_c as compiled
+except ImportError:  # pragma: no cover - no C compiler at install
+    compiled = None
+
+# The compiled `_TailBuilder` (tail_c.c, built by `pip install`, optional) where built and not turned off.
+NATIVE = use_native(compiled)
 
 DEAD = -1
 # Unrolled (state, counter) pairs of all lexemes together: each costs a 1 KiB byte-table row.
@@ -661,26 +670,17 @@ def _rule_dfa(
     The body's nesting is checked only when a recursive walk overflows (rule bodies of parsed grammars and
     schemas nest far less than Python's stack allows: checking first would walk every body once more).
     The NFA shares repeated tails (`_TailBuilder`); `thompson=True` builds Thompson's (the tests' oracle)."""
-    b: _CallBuilder | _TailBuilder
     try:  # its NFA size was checked when the grammar was bound (RTN.__init__: check_rule_size)
-        if thompson:
-            b = _CallBuilder(index)
-            start, accept = b.build(body)
-        else:
-            b = _TailBuilder(index)
-            accept = b.new()
-            start = b.into(body, accept)
+        nfa, callees, maybe_dead = thompson_nfa(body, index) if thompson else tail_nfa(body, index)
     except RecursionError:
         check_nesting(body, "grammar rule")
         raise
     # Byte classes over all byte edges, then one extra symbol (class) per distinct callee.
-    callees = sorted(b.callees)
-    nfa = NFA(b.eps, b.edges, start, accept)
     table, accepting, starts = rule_subset_table(nfa, callees, limits)
     widths = [hi - lo for lo, hi in zip(starts, [*starts[1:], 256], strict=True)]
     n_classes = len(starts)
     trans, acc = table, accepting
-    if b.maybe_dead:  # else every NFA state, so every DFA state, reaches acceptance
+    if maybe_dead:  # else every NFA state, so every DFA state, reaches acceptance
         rows, acc_list = table.tolist(), accepting.tolist()
         keep = _coreachable(rows, acc_list)
         if not all(keep):  # a part of the body with an empty language (a call of an unproductive rule)
@@ -698,6 +698,25 @@ def _rule_dfa(
     return full, acc, calls
 
 
+def tail_nfa(body: AnyNode, index: dict[str, int], native: bool | None = None) -> tuple[NFA, list[int], bool]:
+    """(NFA, callees sorted, maybe_dead) of `_TailBuilder`, compiled (tail_c.c: the same NFA, state for
+    state) where built (`native`; None: `NATIVE`), else in Python."""
+    if (NATIVE if native is None else native) and compiled is not None:
+        eps, edges, start, accept, callees, maybe_dead = compiled.tail_nfa(body, index, _TAIL_KINDS)
+        return NFA(eps, edges, start, accept), callees, maybe_dead
+    b = _TailBuilder(index)
+    accept = b.new()
+    start = b.into(body, accept)
+    return NFA(b.eps, b.edges, start, accept), sorted(b.callees), b.maybe_dead
+
+
+def thompson_nfa(body: AnyNode, index: dict[str, int]) -> tuple[NFA, list[int], bool]:
+    """`tail_nfa` by Thompson's construction (`_CallBuilder`): the tests' oracle of the shared tails."""
+    b = _CallBuilder(index)
+    start, accept = b.build(body)
+    return NFA(b.eps, b.edges, start, accept), sorted(b.callees), b.maybe_dead
+
+
 def all_coreachable(node: Automaton) -> bool:
     """Whether every state of a precompiled automaton can reach one of its accepting states (then it
     cannot make a rule's DFA state dead). Kept on the node: a schema's rules share their key automata."""
@@ -709,6 +728,10 @@ def all_coreachable(node: Automaton) -> bool:
         kept = all(_coreachable(targets, [s in node.accepting for s in range(node.n)]))
         object.__setattr__(node, "_all_coreachable", kept)
     return kept
+
+
+# What the compiled builder needs from Python: the node classes, and the UTF-8 split it calls back.
+_TAIL_KINDS = (Concat, CharSet, Call, Alt, Repeat, Automaton, utf8_sequences)
 
 
 def _coreachable(rows: list[list[int]], accepting: list[bool]) -> list[bool]:
