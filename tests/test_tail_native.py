@@ -1,11 +1,12 @@
-"""The compiled rule NFA builder (grammars/contextfree/tail_c.c) against the Python `_TailBuilder` it replaces.
+"""The compiled rule NFA builder (grammars/contextfree/tail_c.c) against the Python `_TailBuilder` it replaces,
+and its `spread` (a rule's DFA written into the RTN) against `rtn._spread`.
 
 Oracle: `rtn.tail_nfa(..., native=False)`. Both must give the same NFA state for state: the same states in
 the same order, each one's epsilon targets and edges in the same order, the same callees and `maybe_dead`,
 and so the same sharing of repeated tails (one entry state per subtree object and state after it). Inputs:
 random rule bodies (test_rule_dfa's, with wider code-point sets for the UTF-8 splits, precompiled automata,
 subtrees recurring as the same objects), random grammars' rules, and every rule of the MaskBench-like
-schemas' grammars (benchmarks/schemas), whose RTN tables must come out identical too.
+schemas' grammars (benchmarks/schemas), whose RTNs must come out identical too (tables and lists).
 """
 
 from __future__ import annotations
@@ -140,8 +141,10 @@ def test_a_body_nested_too_deep_is_refused_as_in_python(monkeypatch: pytest.Monk
             rtn._rule_dfa(body, INDEX, DEFAULT_LIMITS)
 
 
-def _tables(r: rtn.RTN) -> tuple[list, list, list]:
-    return r.table.tolist(), r.accepting.tolist(), list(r.calls)
+def _tables(r: rtn.RTN) -> tuple[list, ...]:
+    """Everything `RTN._build` publishes (the compiled path writes the byte rows and the lists in C)."""
+    arrays = (r.table, r.accepting, r.rule_of, r.lex_q, r.lex_c)
+    return (*(a.tolist() for a in arrays), r.has_bytes, r.accepts_at, r.rule_at, r.calls, r.starts, r.ends)
 
 
 @needs_native

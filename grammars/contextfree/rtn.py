@@ -169,29 +169,54 @@ class RTN:
             calls = [[(self.index[body.rule], 1)], []]
             q_of = c_of = -1
         else:
-            trans, acc, calls = _rule_dfa(body, self.index, self.limits)
+            table, acc, starts, callees = _rule_table(body, self.index, self.limits)
+            if NATIVE:  # the class table spread over bytes and the call edges listed in C (tail_c.spread)
+                lo, hi = self._claim(len(acc))
+                has_bytes, published = compiled.spread(table, starts, callees, lo, self._table[lo:hi])
+                self._publish(r, lo, hi, acc, -1, -1, has_bytes, published)
+                return
+            trans, calls = _spread(table, starts, callees)
             q_of = c_of = -1  # (no lexeme state)
+        lo, hi = self._claim(len(acc))
+        live = trans >= 0
+        self._table[lo:hi] = np.where(live, trans + lo, DEAD)
+        has_bytes = live.any(axis=1).tolist()
+        published = [tuple([(callee, lo + nxt) for callee, nxt in edges]) if edges else () for edges in calls]
+        self._publish(r, lo, hi, acc, q_of, c_of, has_bytes, published)
+
+    def _claim(self, n: int) -> tuple[int, int]:
+        """The global states lo..hi of the next rule's n states, room made for them."""
         lo = self._n
-        hi = lo + len(acc)
+        hi = lo + n
         if hi > self.limits.max_dfa_states:
             raise GrammarLimitError(
                 f"grammar too large: its rule automata grow past {hi:,} states "
                 f"(limit {self.limits.max_dfa_states:,})"
             )
         self._reserve(hi)
-        live = trans >= 0
-        self._table[lo:hi] = np.where(live, trans + lo, DEAD)
+        return lo, hi
+
+    def _publish(
+        self,
+        r: int,
+        lo: int,
+        hi: int,
+        acc: np.ndarray,
+        q_of: np.ndarray | int,
+        c_of: np.ndarray | int,
+        has_bytes: list[bool],
+        calls: list[tuple[tuple[int, int], ...]],
+    ) -> None:
+        """Rule r's states lo..hi (byte table rows written) into the arrays and the recognizer's lists,
+        then the rule published (its start state last)."""
         self._acc[lo:hi] = acc
         self._rule[lo:hi] = r
         self._lex_q[lo:hi] = q_of
         self._lex_c[lo:hi] = c_of
-        # the lists the recognizer reads, then the rule published (its start state last)
-        self.has_bytes.extend(live.any(axis=1).tolist())
+        self.has_bytes.extend(has_bytes)
         self.accepts_at.extend(acc.tolist())
         self.rule_at.extend([r] * (hi - lo))
-        self.calls.extend(
-            tuple([(callee, lo + nxt) for callee, nxt in edges]) if edges else () for edges in calls
-        )
+        self.calls.extend(calls)
         self._n = hi
         self.ends[r] = hi
         self.built.append(r)
@@ -661,7 +686,18 @@ def check_rule_size(body: AnyNode, limits: Limits) -> None:
 def _rule_dfa(
     body: AnyNode, index: dict[str, int], limits: Limits, thompson: bool = False
 ) -> tuple[np.ndarray, np.ndarray, list[list[tuple[int, int]]]]:
-    """(byte table [n, 256], accepting [n], call edges per state) of the trimmed DFA of one rule.
+    """(byte table [n, 256], accepting [n], call edges per state) of the trimmed DFA of one rule
+    (`_rule_table` spread over bytes: what `RTN._build` publishes, offset by the rule's first state)."""
+    table, acc, starts, callees = _rule_table(body, index, limits, thompson)
+    full, calls = _spread(table, starts, callees)
+    return full, acc, calls
+
+
+def _rule_table(
+    body: AnyNode, index: dict[str, int], limits: Limits, thompson: bool = False
+) -> tuple[np.ndarray, np.ndarray, list[int], list[int]]:
+    """(table [n, classes + callees], accepting [n], each byte class's first byte, callees) of the trimmed
+    DFA of one rule: byte classes first, then one column per callee (sorted).
 
     Not minimized: Earley needs a deterministic automaton whose states can all still reach acceptance (every
     item viable), not a minimal one, and Moore's rounds (one per state of a long chain: a property name)
@@ -677,25 +713,32 @@ def _rule_dfa(
         raise
     # Byte classes over all byte edges, then one extra symbol (class) per distinct callee.
     table, accepting, starts = rule_subset_table(nfa, callees, limits)
-    widths = [hi - lo for lo, hi in zip(starts, [*starts[1:], 256], strict=True)]
-    n_classes = len(starts)
-    trans, acc = table, accepting
     if maybe_dead:  # else every NFA state, so every DFA state, reaches acceptance
         rows, acc_list = table.tolist(), accepting.tolist()
         keep = _coreachable(rows, acc_list)
         if not all(keep):  # a part of the body with an empty language (a call of an unproductive rule)
             rows, acc_list = _drop(rows, acc_list, keep)
-            trans = np.array(rows, dtype=np.int64).reshape(len(rows), table.shape[1])
-            acc = np.array(acc_list, dtype=bool)
+            table = np.array(rows, dtype=np.int64).reshape(len(rows), table.shape[1])
+            accepting = np.array(acc_list, dtype=bool)
+    return table, accepting, starts, callees
+
+
+def _spread(
+    table: np.ndarray, starts: list[int], callees: list[int]
+) -> tuple[np.ndarray, list[list[tuple[int, int]]]]:
+    """A `_rule_table`'s byte table [n, 256] and call edges per state, in the rule's own numbering (the
+    Python of `tail_c.spread`, which writes the first offset straight into the RTN's table)."""
+    widths = [hi - lo for lo, hi in zip(starts, [*starts[1:], 256], strict=True)]
+    n_classes = len(starts)
     # each class's column spread over its bytes (classes are runs of bytes, in order), narrowed first
-    full = np.repeat(trans[:, :n_classes].astype(np.int32), widths, axis=1)
-    calls: list[list[tuple[int, int]]] = [[] for _ in range(len(acc))]
+    full = np.repeat(table[:, :n_classes].astype(np.int32), widths, axis=1)
+    calls: list[list[tuple[int, int]]] = [[] for _ in range(len(table))]
     if callees:  # the call edges, state by state in callee order (np.nonzero walks rows first)
-        src, col = np.nonzero(trans[:, n_classes:] >= 0)
-        dst = trans[src, n_classes + col].tolist()
+        src, col = np.nonzero(table[:, n_classes:] >= 0)
+        dst = table[src, n_classes + col].tolist()
         for s, c, t in zip(src.tolist(), col.tolist(), dst, strict=True):
             calls[s].append((callees[c], t))
-    return full, acc, calls
+    return full, calls
 
 
 def tail_nfa(body: AnyNode, index: dict[str, int], native: bool | None = None) -> tuple[NFA, list[int], bool]:

@@ -1,4 +1,5 @@
-/* rtn.py's `_TailBuilder` (a rule body's NFA built right to left, repeated tails shared) compiled.
+/* rtn.py's `_TailBuilder` (a rule body's NFA built right to left, repeated tails shared) compiled; and
+ * `_spread`, the rule's DFA over bytes written straight into the RTN's table (at the end of this file).
  *
  * The same NFA as the Python, which stays the fallback and the tests' oracle: the same states in the same
  * order, each state's epsilon targets and (lo, hi, target) edges in the same order, the same callees and
@@ -713,11 +714,105 @@ done:
     return result;
 }
 
+/* ---- a rule's DFA spread over bytes (`rtn._spread`, offset, written in place) ---- */
+
+static int int_list(PyObject *o, const char *what) {
+    if (!PyList_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "tail_c: %s is a list", what);
+        return -1;
+    }
+    return 0;
+}
+
+/* `_spread` of a rule's class table (int64 [n, classes + callees], C order), its states numbered from lo:
+ * each state's row of 256 bytes written into `out` (int32 [n, 256], C order: the RTN table's rows lo..),
+ * every target plus lo (DEAD stays -1). Returns (has_bytes, calls): per state, whether it has a byte edge,
+ * and its call edges as a tuple of (callee, lo + target), in callee order (`RTN._build`'s lists). */
+static PyObject *spread(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *table_o, *starts, *callees, *out_o;
+    Py_ssize_t lo;
+    if (!PyArg_ParseTuple(args, "OOOnO", &table_o, &starts, &callees, &lo, &out_o))
+        return NULL;
+    if (int_list(starts, "starts") < 0 || int_list(callees, "callees") < 0)
+        return NULL;
+    Py_ssize_t n_classes = PyList_GET_SIZE(starts), n_callees = PyList_GET_SIZE(callees);
+    Py_buffer tb, ob;
+    if (PyObject_GetBuffer(table_o, &tb, PyBUF_C_CONTIGUOUS) < 0)
+        return NULL;
+    if (PyObject_GetBuffer(out_o, &ob, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0) {
+        PyBuffer_Release(&tb);
+        return NULL;
+    }
+    PyObject *has = NULL, *calls = NULL, *result = NULL;
+    Py_ssize_t cols = n_classes + n_callees, n = cols ? tb.len / (Py_ssize_t)(cols * sizeof(int64_t)) : 0;
+    int32_t first[257]; /* each class's first byte, then 256 */
+    if (n_classes < 1 || n_classes > 256 || tb.itemsize != sizeof(int64_t) ||
+        tb.len != n * cols * (Py_ssize_t)sizeof(int64_t) || ob.itemsize != sizeof(int32_t) ||
+        ob.len != n * 256 * (Py_ssize_t)sizeof(int32_t) || lo < 0 || lo > INT32_MAX - n) {
+        PyErr_SetString(PyExc_ValueError, "tail_c: spread's table, classes and rows do not fit together");
+        goto done;
+    }
+    for (Py_ssize_t c = 0; c < n_classes; c++) {
+        long x;
+        if (as_int(PyList_GET_ITEM(starts, c), c ? first[c - 1] + 1 : 0, c ? 255 : 0, &x) < 0)
+            goto done;
+        first[c] = (int32_t)x;
+    }
+    first[n_classes] = 256;
+    has = PyList_New(n);
+    calls = PyList_New(n);
+    if (has == NULL || calls == NULL)
+        goto done;
+    const int64_t *t = tb.buf;
+    int32_t *o = ob.buf;
+    for (Py_ssize_t s = 0; s < n; s++) {
+        const int64_t *row = t + s * cols;
+        int32_t *dst = o + s * 256;
+        int any = 0;
+        for (Py_ssize_t c = 0; c < n_classes; c++) {
+            int64_t d = row[c];
+            int32_t v = d >= 0 ? (int32_t)(d + lo) : -1;
+            any |= d >= 0;
+            for (int32_t b = first[c]; b < first[c + 1]; b++)
+                dst[b] = v;
+        }
+        PyList_SET_ITEM(has, s, Py_NewRef(any ? Py_True : Py_False));
+        Py_ssize_t k = 0;
+        for (Py_ssize_t c = 0; c < n_callees; c++)
+            k += row[n_classes + c] >= 0;
+        PyObject *edges = PyTuple_New(k);
+        if (edges == NULL)
+            goto done;
+        PyList_SET_ITEM(calls, s, edges);
+        k = 0;
+        for (Py_ssize_t c = 0; c < n_callees; c++) {
+            int64_t d = row[n_classes + c];
+            if (d < 0)
+                continue;
+            PyObject *e = Py_BuildValue("(On)", PyList_GET_ITEM(callees, c), (Py_ssize_t)(d + lo));
+            if (e == NULL)
+                goto done;
+            PyTuple_SET_ITEM(edges, k++, e);
+        }
+    }
+    result = PyTuple_Pack(2, has, calls);
+done:
+    Py_XDECREF(has);
+    Py_XDECREF(calls);
+    PyBuffer_Release(&tb);
+    PyBuffer_Release(&ob);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"tail_nfa", tail_nfa, METH_VARARGS,
      "tail_nfa(body, index, kinds) -> (eps, edges, start, accept, callees, maybe_dead): rtn._TailBuilder's NFA"
      " of a rule body (accept is state 0, made first), callees sorted; kinds = (Concat, CharSet, Call, Alt,"
      " Repeat, Automaton, utf8_sequences)."},
+    {"spread", spread, METH_VARARGS,
+     "spread(table, starts, callees, lo, out) -> (has_bytes, calls): rtn._spread of a rule's class table (int64"
+     " [n, classes + callees]) with its states numbered from lo, the byte rows written into out (int32 [n, 256])."},
     {NULL, NULL, 0, NULL},
 };
 
