@@ -184,3 +184,35 @@ def test_schema_rules_give_the_python_nfas_and_tables(name: str, monkeypatch: py
     for body in built[0].bodies:
         if body is not EMPTY_LANGUAGE and not isinstance(body, Lexeme):
             _same_nfa(body, built[0].index)
+
+
+LEXEME_SCHEMAS = [  # strings long enough to stay counted (shorter ones are unrolled into the grammar)
+    {"type": "string", "minLength": 2, "maxLength": 50},
+    {"type": "string", "maxLength": 40, "pattern": "^[a-c]+(-[0-9]{1,3})?$"},
+    {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 30}, "maxItems": 4},
+    {
+        "type": "object",
+        "properties": {"a": {"type": "string", "maxLength": 70}, "b": {"type": "string", "minLength": 30}},
+        "additionalProperties": {"type": "string", "minLength": 1, "maxLength": 20},
+    },
+    {
+        "anyOf": [
+            {"type": "string", "format": "date"},
+            {"type": "string", "maxLength": 100, "pattern": "^[^x]*$"},
+        ]
+    },
+]
+
+
+@needs_native
+@pytest.mark.parametrize("schema", LEXEME_SCHEMAS)
+def test_unrolled_lexemes_are_the_python_ones(schema: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Length-bounded strings (`Lexeme` rules: counted DFAs) unrolled by `tail_c.unroll` and in Python."""
+    grammar = compile_json_schema(schema, engine="grammar")
+    assert any(isinstance(b, Lexeme) for _, b in grammar.rules)
+    built = []
+    for native in (True, False):
+        monkeypatch.setattr(rtn, "NATIVE", native)
+        built.append(rtn.RTN(grammar).build_all())
+    assert _tables(built[0]) == _tables(built[1])
+    assert built[0]._lexeme_states == built[1]._lexeme_states

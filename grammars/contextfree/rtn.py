@@ -161,6 +161,9 @@ class RTN:
     def _build(self, r: int) -> None:
         body = self.bodies[r]
         if isinstance(body, Lexeme):
+            if NATIVE:  # unrolled in C (tail_c.unroll), straight into the RTN's table
+                self._build_lexeme(r, body.dfa)
+                return
             trans, acc, q_of, c_of = _unroll_lexeme(body.dfa, self._lexeme_states)
             calls: list[list[tuple[int, int]]] = [[] for _ in range(len(acc))]
             self._lexeme_states += len(acc)
@@ -183,6 +186,35 @@ class RTN:
         has_bytes = live.any(axis=1).tolist()
         published = [tuple([(callee, lo + nxt) for callee, nxt in edges]) if edges else () for edges in calls]
         self._publish(r, lo, hi, acc, q_of, c_of, has_bytes, published)
+
+    def _build_lexeme(self, r: int, dfa: ByteDFA) -> None:
+        """`_unroll_lexeme` compiled: the same pairs, rows and arrays, published as `_build` publishes them."""
+        n = dfa.n_states
+        seg = np.full(n, -1, dtype=np.int64) if dfa.seg is None else np.asarray(dfa.seg, dtype=np.int64)
+        width = _widths(dfa, seg)
+        m = int(width.sum())
+        if self._lexeme_states + m > MAX_LEXEME_STATES:  # checked before the table grows
+            _lexeme_limit(self._lexeme_states + m)
+        self._lexeme_states += m  # (before the claim, as `_build` counts them)
+        lo, hi = self._claim(m)
+        seg_list = seg.tolist()
+        lives = [
+            np.ascontiguousarray(dfa.live[q], dtype=bool) if seg_list[q] >= 0 else None for q in range(n)
+        ]
+        acc, q_of, c_of, has_bytes = compiled.unroll(
+            np.ascontiguousarray(dfa.transitions, dtype=np.int32),
+            np.ascontiguousarray(dfa.accepting, dtype=bool),
+            seg,
+            None if dfa.tick is None else np.ascontiguousarray(dfa.tick, dtype=bool),
+            np.array(dfa.bounds, dtype=np.int64).reshape(-1, 2),
+            lives,
+            width,
+            lo,
+            self._table[lo:hi],
+        )
+        accepting = np.frombuffer(acc, dtype=bool)
+        q_arr, c_arr = np.frombuffer(q_of, dtype=np.int32), np.frombuffer(c_of, dtype=np.int32)
+        self._publish(r, lo, hi, accepting, q_arr, c_arr, has_bytes, [()] * m)
 
     def _claim(self, n: int) -> tuple[int, int]:
         """The global states lo..hi of the next rule's n states, room made for them."""

@@ -1,5 +1,6 @@
 /* rtn.py's `_TailBuilder` (a rule body's NFA built right to left, repeated tails shared) compiled; and
- * `_spread`, the rule's DFA over bytes written straight into the RTN's table (at the end of this file).
+ * `_spread`, the rule's DFA over bytes written straight into the RTN's table, and `_unroll_lexeme`, a
+ * lexeme's (state, counter) pairs written so too (both at the end of this file).
  *
  * The same NFA as the Python, which stays the fallback and the tests' oracle: the same states in the same
  * order, each state's epsilon targets and (lo, hi, target) edges in the same order, the same callees and
@@ -805,6 +806,139 @@ done:
     return result;
 }
 
+/* ---- a lexeme's counted DFA unrolled (`rtn._unroll_lexeme`, offset, written in place) ---- */
+
+/* A read-only C-contiguous buffer of n items of `size` bytes (or of any count when n < 0). 0 or -1. */
+static int get_array(PyObject *o, Py_buffer *v, Py_ssize_t size, Py_ssize_t n, const char *what) {
+    if (PyObject_GetBuffer(o, v, PyBUF_C_CONTIGUOUS) < 0)
+        return -1;
+    if (v->itemsize != size || (n >= 0 && v->len != n * size)) {
+        PyErr_Format(PyExc_ValueError, "tail_c: unroll's %s has the wrong size", what);
+        PyBuffer_Release(v);
+        v->obj = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* `_unroll_lexeme` with its pairs numbered from lo: pair (q, c) is state lo + base[q] + c (base: the
+ * running sum of `widths`), its byte row written into `out` (int32 [m, 256], C order: the RTN table's rows
+ * lo..), every target plus lo. Inputs as `_unroll_lexeme` reads them: transitions (int32 [n, 256]),
+ * accepting (bool [n]), seg (int64 [n], -1 outside segments), tick (bool [n, 256], or None), bounds (int64
+ * [segments, 2]), lives (per state, its live table as bool [width], None outside segments), widths (int64
+ * [n]). Returns (accepting, q_of, c_of, has_bytes): bytes (bool [m], int32 [m], int32 [m]) and a list. */
+static PyObject *unroll(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *trans_o, *acc_o, *seg_o, *tick_o, *bounds_o, *lives, *widths_o, *out_o;
+    Py_ssize_t lo;
+    if (!PyArg_ParseTuple(args, "OOOOOO!OnO", &trans_o, &acc_o, &seg_o, &tick_o, &bounds_o, &PyList_Type, &lives,
+                          &widths_o, &lo, &out_o))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(lives);
+    Py_buffer tb = {0}, ab = {0}, sb = {0}, kb = {0}, bb = {0}, wb = {0}, ob = {0};
+    Py_buffer *lb = PyMem_Calloc((size_t)n + 1, sizeof(Py_buffer));
+    int64_t *base = PyMem_Calloc((size_t)n + 1, sizeof(int64_t));
+    PyObject *result = NULL, *acc = NULL, *q_of = NULL, *c_of = NULL, *has = NULL;
+    if (lb == NULL || base == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (get_array(trans_o, &tb, 4, n * 256, "transitions") < 0 || get_array(acc_o, &ab, 1, n, "accepting") < 0 ||
+        get_array(seg_o, &sb, 8, n, "seg") < 0 ||
+        (tick_o != Py_None && get_array(tick_o, &kb, 1, n * 256, "tick") < 0) ||
+        get_array(bounds_o, &bb, 8, -1, "bounds") < 0 || get_array(widths_o, &wb, 8, n, "widths") < 0)
+        goto done;
+    const int32_t *trans = tb.buf;
+    const uint8_t *accepting = ab.buf, *tick = tick_o != Py_None ? kb.buf : NULL;
+    const int64_t *seg = sb.buf, *bounds = bb.buf, *width = wb.buf;
+    Py_ssize_t n_segs = bb.len / 16;
+    for (Py_ssize_t q = 0; q < n; q++) {
+        if (seg[q] >= n_segs || width[q] < (seg[q] >= 0 ? 0 : 1) || width[q] > INT32_MAX) {
+            PyErr_SetString(PyExc_ValueError, "tail_c: unroll's seg or widths out of range");
+            goto done;
+        }
+        PyObject *l = PyList_GET_ITEM(lives, q);
+        if ((seg[q] >= 0) != (l != Py_None)) {
+            PyErr_SetString(PyExc_ValueError, "tail_c: unroll's lives are the segment states' tables");
+            goto done;
+        }
+        if (l != Py_None && get_array(l, &lb[q], 1, width[q], "live table") < 0)
+            goto done;
+        base[q + 1] = base[q] + width[q];
+    }
+    Py_ssize_t m = (Py_ssize_t)base[n];
+    if (PyObject_GetBuffer(out_o, &ob, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0) {
+        ob.obj = NULL;
+        goto done;
+    }
+    if (ob.itemsize != 4 || ob.len != m * 256 * 4 || lo < 0 || lo > INT32_MAX - m) {
+        PyErr_SetString(PyExc_ValueError, "tail_c: unroll's rows do not fit the pairs");
+        goto done;
+    }
+    for (Py_ssize_t j = 0; j < n * 256; j++)
+        if (trans[j] >= n) {
+            PyErr_SetString(PyExc_ValueError, "tail_c: unroll's transitions out of range");
+            goto done;
+        }
+    acc = PyBytes_FromStringAndSize(NULL, m);
+    q_of = PyBytes_FromStringAndSize(NULL, m * 4);
+    c_of = PyBytes_FromStringAndSize(NULL, m * 4);
+    has = PyList_New(m);
+    if (acc == NULL || q_of == NULL || c_of == NULL || has == NULL)
+        goto done;
+    uint8_t *acc_out = (uint8_t *)PyBytes_AS_STRING(acc);
+    int32_t *q_out = (int32_t *)PyBytes_AS_STRING(q_of), *c_out = (int32_t *)PyBytes_AS_STRING(c_of);
+    int32_t *table = ob.buf;
+    for (Py_ssize_t q = 0; q < n; q++) {
+        int64_t s1 = seg[q], w = width[q], b_lo = s1 >= 0 ? bounds[2 * s1] : 0, b_hi = s1 >= 0 ? bounds[2 * s1 + 1] : 0;
+        const uint8_t *live1 = s1 >= 0 ? lb[q].buf : NULL;
+        for (int64_t c = 0; c < w; c++) {
+            int64_t p = base[q] + c;
+            int src_ok = live1 == NULL || live1[c] != 0, in_bounds = s1 < 0 || (b_lo <= c && c <= b_hi);
+            acc_out[p] = accepting[q] ? (uint8_t)(src_ok && in_bounds) : 0;
+            q_out[p] = (int32_t)q;
+            c_out[p] = (int32_t)c;
+            int32_t *row = table + p * 256;
+            int any = 0;
+            for (int b = 0; b < 256; b++) {
+                int32_t nxt = trans[q * 256 + b], target = -1;
+                if (nxt >= 0 && src_ok) {
+                    int64_t s2 = seg[nxt], tk = tick != NULL ? tick[q * 256 + b] != 0 : 0;
+                    int same = s1 >= 0 && s2 == s1;
+                    int64_t counter = same ? c + tk : s2 >= 0 ? tk : 0;
+                    int ok = same || in_bounds;
+                    if (ok && s2 >= 0) { /* into a segment: the counter live there */
+                        int64_t len = width[nxt];
+                        const uint8_t *live2 = lb[nxt].buf;
+                        ok = counter < len && live2[counter < len ? counter : len - 1] != 0;
+                    }
+                    if (ok)
+                        target = (int32_t)(lo + base[nxt] + counter);
+                }
+                row[b] = target;
+                any |= target >= 0;
+            }
+            PyList_SET_ITEM(has, p, Py_NewRef(any ? Py_True : Py_False));
+        }
+    }
+    result = PyTuple_Pack(4, acc, q_of, c_of, has);
+done:
+    Py_XDECREF(acc);
+    Py_XDECREF(q_of);
+    Py_XDECREF(c_of);
+    Py_XDECREF(has);
+    Py_buffer *all[] = {&tb, &ab, &sb, &kb, &bb, &wb, &ob};
+    for (size_t j = 0; j < sizeof(all) / sizeof(all[0]); j++)
+        if (all[j]->obj != NULL)
+            PyBuffer_Release(all[j]);
+    for (Py_ssize_t q = 0; lb != NULL && q < n; q++)
+        if (lb[q].obj != NULL)
+            PyBuffer_Release(&lb[q]);
+    PyMem_Free(lb);
+    PyMem_Free(base);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"tail_nfa", tail_nfa, METH_VARARGS,
      "tail_nfa(body, index, kinds) -> (eps, edges, start, accept, callees, maybe_dead): rtn._TailBuilder's NFA"
@@ -813,6 +947,9 @@ static PyMethodDef methods[] = {
     {"spread", spread, METH_VARARGS,
      "spread(table, starts, callees, lo, out) -> (has_bytes, calls): rtn._spread of a rule's class table (int64"
      " [n, classes + callees]) with its states numbered from lo, the byte rows written into out (int32 [n, 256])."},
+    {"unroll", unroll, METH_VARARGS,
+     "unroll(transitions, accepting, seg, tick, bounds, lives, widths, lo, out) -> (accepting, q_of, c_of,"
+     " has_bytes): rtn._unroll_lexeme with its pairs numbered from lo, the byte rows written into out."},
     {NULL, NULL, 0, NULL},
 };
 
