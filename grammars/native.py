@@ -1,4 +1,5 @@
-"""Whether decc uses its optional C extensions (the trie walk, the Earley step, the subset construction).
+"""Whether decc uses its optional C extensions (the trie walk, the Earley step, the subset construction, the
+rule builder: rtn.py's tail_c).
 
 Each module imports its extension itself (None when the install had no C compiler) and keeps the Python
 version as the fallback and the tests' oracle; `DECC_PURE_PYTHON=1`, read at import, turns them all off.
