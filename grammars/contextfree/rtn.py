@@ -91,7 +91,7 @@ class RTN:
         self.calls: list[tuple[tuple[int, int], ...]] = []
         self._n = 0
         self._lexeme_states = 0
-        self._table = np.full((0, 256), DEAD, dtype=np.int32)
+        self._table = np.zeros((0, 256), dtype=np.int32)
         self._acc = np.zeros(0, dtype=bool)
         self._rule = np.zeros(0, dtype=np.int32)
         self._lex_q = np.zeros(0, dtype=np.int32)
@@ -255,12 +255,19 @@ class RTN:
         self.starts[r] = lo
 
     def _reserve(self, n: int) -> None:
-        """Room for n states: the arrays grow by doubling (old views stay valid for the old states)."""
+        """Room for n states: the arrays grow by doubling (old views stay valid for the old states).
+
+        The table's rows past the built states are left unwritten (untouched memory, and no pass over them
+        in the mask step that builds a rule): a build writes every byte of its rows, and no transition
+        leads past the built states. When the table moves, the old one's unwritten rows are made dead: a
+        reader still holding it (a walk that built a rule and has not read `flat` again) sees the rules built
+        since as dead there, as it did when every row started dead."""
         cap = len(self._acc)
         if n <= cap:
             return
-        cap = max(n, 2 * cap, 64)
-        table = np.full((cap, 256), DEAD, dtype=np.int32)
+        self._table[self._n :] = DEAD
+        cap = max(n, 2 * cap, 1024)
+        table = np.empty((cap, 256), dtype=np.int32)
         table[: self._n] = self._table[: self._n]
         grown = []
         for a in (self._acc, self._rule, self._lex_q, self._lex_c):
