@@ -1,5 +1,5 @@
 """Whether decc uses its optional C extensions (the trie walk, the loop lookup, the Earley step, the subset
-construction).
+construction, the rule builder: rtn.py's tail_c).
 
 Each module imports its extension itself (None when the install had no C compiler) and keeps the Python
 version as the fallback and the tests' oracle; `DECC_PURE_PYTHON=1`, read at import, turns them all off.

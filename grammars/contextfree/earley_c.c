@@ -213,6 +213,25 @@ static int add_waiting(PyObject *waiting, PyObject *callee, long nxt, long o) {
     return rc;
 }
 
+/* Rule r's start state, the rule built first (`enter`, noted in tb->entered) if no walk entered it before;
+ * -1 with an exception set on error. */
+static long enter_rule(Tables *tb, long r) {
+    long start;
+    if (long_at(tb->starts, r, &start) < 0)
+        return -1;
+    if (start >= 0)
+        return start;
+    tb->entered = 1;
+    PyObject *s = PyObject_CallFunction(tb->enter, "l", r);
+    if (s == NULL)
+        return -1;
+    start = PyLong_AsLong(s);
+    Py_DECREF(s);
+    if (start < 0 && !PyErr_Occurred())
+        PyErr_SetString(PyExc_ValueError, "enter gave no state");
+    return start < 0 ? -1 : start;
+}
+
 /* One call edge (callee, nxt) of item (g, o): the callee predicted here, stepped over if nullable. */
 static int predict(Closure *c, Tables *tb, PyObject *items, PyObject *waiting, PyObject *edge, long o,
                    long pos) {
@@ -226,19 +245,7 @@ static int predict(Closure *c, Tables *tb, PyObject *items, PyObject *waiting, P
         return -1;
     if (add_waiting(waiting, callee, nxt, o) < 0)
         return -1;
-    if (long_at(tb->starts, r, &start) < 0)
-        return -1;
-    if (start < 0) {
-        tb->entered = 1;
-        PyObject *s = PyObject_CallOneArg(tb->enter, callee);
-        if (s == NULL)
-            return -1;
-        start = PyLong_AsLong(s);
-        Py_DECREF(s);
-        if (start == -1 && PyErr_Occurred())
-            return -1;
-    }
-    if (cl_add(c, items, start, pos) < 0)
+    if ((start = enter_rule(tb, r)) < 0 || cl_add(c, items, start, pos) < 0)
         return -1;
     int nl = truth_at(tb->nullable, r);
     if (nl < 0)
@@ -597,19 +604,7 @@ static int sim_close(Closure *c, Tables *tb, Sim *sm, NSet *out, long pos) {
                 goto edge_fail;
             out->wait[out->nwait] = (Wait){r, nxt, it.o, (long)out->nwait};
             out->nwait++;
-            if (long_at(tb->starts, r, &start) < 0)
-                goto edge_fail;
-            if (start < 0) {
-                tb->entered = 1;
-                PyObject *s = PyObject_CallFunction(tb->enter, "l", r);
-                if (s == NULL)
-                    goto edge_fail;
-                start = PyLong_AsLong(s);
-                Py_DECREF(s);
-                if (start == -1 && PyErr_Occurred())
-                    goto edge_fail;
-            }
-            if (cl_add(c, NULL, start, pos) < 0)
+            if ((start = enter_rule(tb, r)) < 0 || cl_add(c, NULL, start, pos) < 0)
                 goto edge_fail;
             nl = truth_at(tb->nullable, r);
             if (nl < 0 || (nl && cl_add(c, NULL, nxt, it.o) < 0))
@@ -656,6 +651,35 @@ static int sim_close(Closure *c, Tables *tb, Sim *sm, NSet *out, long pos) {
     return 0;
 }
 
+/* A closure `c` made and seeded with the items `scan` step to on `byte`: 1, or 0 (none: `c` freed), or -1
+ * (an error: `c` freed). */
+static int sim_seed(Sim *sm, Closure *c, const Item *scan, size_t nscan, int byte) {
+    if (cl_init(c) < 0)
+        return -1;
+    int seeded = 0;
+    for (size_t i = 0; i < nscan; i++) {
+        Py_ssize_t at = ((Py_ssize_t)scan[i].g << 8) | byte;
+        if (at >= sm->tn && scan[i].g >= 0 && sim_flat(sm) < 0) /* a rule built meanwhile */
+            goto fail;
+        if (scan[i].g < 0 || at >= sm->tn) {
+            PyErr_SetString(PyExc_IndexError, "state out of the byte table");
+            goto fail;
+        }
+        long nxt = sm->tv[at];
+        if (nxt >= 0) {
+            seeded = 1;
+            if (cl_add(c, NULL, nxt, scan[i].o) < 0)
+                goto fail;
+        }
+    }
+    if (!seeded)
+        cl_free(c);
+    return seeded;
+fail:
+    cl_free(c);
+    return -1;
+}
+
 /* The set after `byte` from the items `scan` into sets[k] (position base + k). 1: built, 0: dead. */
 static int sim_step(Sim *sm, Tables *tb, const Item *scan, size_t nscan, int byte, size_t k) {
     if (k >= sm->capsets) {
@@ -665,33 +689,9 @@ static int sim_step(Sim *sm, Tables *tb, const Item *scan, size_t nscan, int byt
         memset(sm->sets + old, 0, (sm->capsets - old) * sizeof(NSet)); /* no arrays yet */
     }
     Closure c;
-    if (cl_init(&c) < 0)
-        return -1;
-    int seeded = 0;
-    for (size_t i = 0; i < nscan; i++) {
-        Py_ssize_t at = ((Py_ssize_t)scan[i].g << 8) | byte;
-        if (at >= sm->tn && scan[i].g >= 0 && sim_flat(sm) < 0) { /* a rule built meanwhile */
-            cl_free(&c);
-            return -1;
-        }
-        if (scan[i].g < 0 || at >= sm->tn) {
-            PyErr_SetString(PyExc_IndexError, "state out of the byte table");
-            cl_free(&c);
-            return -1;
-        }
-        long nxt = sm->tv[at];
-        if (nxt >= 0) {
-            seeded = 1;
-            if (cl_add(&c, NULL, nxt, scan[i].o) < 0) {
-                cl_free(&c);
-                return -1;
-            }
-        }
-    }
-    if (!seeded) {
-        cl_free(&c);
-        return 0;
-    }
+    int seeded = sim_seed(sm, &c, scan, nscan, byte);
+    if (seeded <= 0)
+        return seeded;
     tb->entered = 0;
     int rc = sim_close(&c, tb, sm, &sm->sets[k], sm->base + (long)k);
     cl_free(&c);
@@ -710,28 +710,10 @@ static int sim_step(Sim *sm, Tables *tb, const Item *scan, size_t nscan, int byt
 static int sim_probe(Sim *sm, Tables *tb, const Item *scan, size_t nscan, int byte, int final, long pos,
                      PyObject *first) {
     Closure c;
-    if (cl_init(&c) < 0)
-        return -1;
-    int seeded = 0, out = 2;
-    for (size_t i = 0; i < nscan; i++) {
-        Py_ssize_t at = ((Py_ssize_t)scan[i].g << 8) | byte;
-        if (at >= sm->tn && scan[i].g >= 0 && sim_flat(sm) < 0) /* a rule built meanwhile */
-            goto fail;
-        if (scan[i].g < 0 || at >= sm->tn) {
-            PyErr_SetString(PyExc_IndexError, "state out of the byte table");
-            goto fail;
-        }
-        long nxt = sm->tv[at];
-        if (nxt >= 0) {
-            seeded = 1;
-            if (cl_add(&c, NULL, nxt, scan[i].o) < 0)
-                goto fail;
-        }
-    }
-    if (!seeded) {
-        cl_free(&c);
-        return 0;
-    }
+    int out = sim_seed(sm, &c, scan, nscan, byte);
+    if (out <= 0)
+        return out;
+    out = 2;
     tb->entered = 0;
     while (c.nwork && out == 2) {
         Item it = c.work[--c.nwork];
@@ -770,17 +752,9 @@ static int sim_probe(Sim *sm, Tables *tb, const Item *scan, size_t nscan, int by
                     goto edge_fail;
                 if (bits == Py_None) {
                     Py_DECREF(bits);
-                    tb->entered = 1;
-                    PyObject *s = PyObject_CallFunction(tb->enter, "l", r);
-                    if (s == NULL)
-                        goto edge_fail;
-                    start = PyLong_AsLong(s);
-                    Py_DECREF(s);
-                    if (start == -1 && PyErr_Occurred())
-                        goto edge_fail;
                     /* the table is read below, and the build may have moved it (its new rows below the old
                      * capacity are in the new buffer only): read it again now */
-                    if (sim_flat(sm) < 0)
+                    if ((start = enter_rule(tb, r)) < 0 || sim_flat(sm) < 0)
                         goto edge_fail;
                 } else {
                     if (!PyBytes_Check(bits) || PyBytes_GET_SIZE(bits) != 32) {

@@ -23,6 +23,7 @@ import numpy as np
 from ..automata.dfa import ByteDFA, gc_paused, rule_subset_table
 from ..errors import GrammarLimitError
 from ..limits import DEFAULT_LIMITS, Limits
+from ..native import use_native
 from ..regexes.nfa import NFA, NFABuilder, check_nesting, estimate_states
 from ..regexes.regex_ast import Alt, Automaton, CharSet, Concat, Repeat
 from ..regexes.utf8 import utf8_sequences
@@ -36,6 +37,14 @@ from .cfg_grammar import (
     map_calls,
     productive_rules,
 )
+
+try:
+    from . import tail_c as compiled
+except ImportError:  # pragma: no cover - no C compiler at install
+    compiled = None
+
+# The compiled `_TailBuilder` (tail_c.c, built by `pip install`, optional) where built and not turned off.
+NATIVE = use_native(compiled)
 
 DEAD = -1
 # Unrolled (state, counter) pairs of all lexemes together: each costs a 1 KiB byte-table row.
@@ -82,7 +91,7 @@ class RTN:
         self.calls: list[tuple[tuple[int, int], ...]] = []
         self._n = 0
         self._lexeme_states = 0
-        self._table = np.full((0, 256), DEAD, dtype=np.int32)
+        self._table = np.zeros((0, 256), dtype=np.int32)
         self._acc = np.zeros(0, dtype=bool)
         self._rule = np.zeros(0, dtype=np.int32)
         self._lex_q = np.zeros(0, dtype=np.int32)
@@ -152,6 +161,9 @@ class RTN:
     def _build(self, r: int) -> None:
         body = self.bodies[r]
         if isinstance(body, Lexeme):
+            if NATIVE:  # unrolled in C (tail_c.unroll), straight into the RTN's table
+                self._build_lexeme(r, body.dfa)
+                return
             trans, acc, q_of, c_of = _unroll_lexeme(body.dfa, self._lexeme_states)
             calls: list[list[tuple[int, int]]] = [[] for _ in range(len(acc))]
             self._lexeme_states += len(acc)
@@ -160,41 +172,102 @@ class RTN:
             calls = [[(self.index[body.rule], 1)], []]
             q_of = c_of = -1
         else:
-            trans, acc, calls = _rule_dfa(body, self.index, self.limits)
+            table, acc, starts, callees = _rule_table(body, self.index, self.limits)
+            if NATIVE:  # the class table spread over bytes and the call edges listed in C (tail_c.spread)
+                lo, hi = self._claim(len(acc))
+                has_bytes, published = compiled.spread(table, starts, callees, lo, self._table[lo:hi])
+                self._publish(r, lo, hi, acc, -1, -1, has_bytes, published)
+                return
+            trans, calls = _spread(table, starts, callees)
             q_of = c_of = -1  # (no lexeme state)
+        lo, hi = self._claim(len(acc))
+        live = trans >= 0
+        self._table[lo:hi] = np.where(live, trans + lo, DEAD)
+        has_bytes = live.any(axis=1).tolist()
+        published = [tuple([(callee, lo + nxt) for callee, nxt in edges]) if edges else () for edges in calls]
+        self._publish(r, lo, hi, acc, q_of, c_of, has_bytes, published)
+
+    def _build_lexeme(self, r: int, dfa: ByteDFA) -> None:
+        """`_unroll_lexeme` compiled: the same pairs, rows and arrays, published as `_build` publishes them."""
+        n = dfa.n_states
+        seg = np.full(n, -1, dtype=np.int64) if dfa.seg is None else np.asarray(dfa.seg, dtype=np.int64)
+        width = _widths(dfa, seg)
+        m = int(width.sum())
+        if self._lexeme_states + m > MAX_LEXEME_STATES:  # checked before the table grows
+            _lexeme_limit(self._lexeme_states + m)
+        self._lexeme_states += m  # (before the claim, as `_build` counts them)
+        lo, hi = self._claim(m)
+        seg_list = seg.tolist()
+        lives = [
+            np.ascontiguousarray(dfa.live[q], dtype=bool) if seg_list[q] >= 0 else None for q in range(n)
+        ]
+        acc, q_of, c_of, has_bytes = compiled.unroll(
+            np.ascontiguousarray(dfa.transitions, dtype=np.int32),
+            np.ascontiguousarray(dfa.accepting, dtype=bool),
+            seg,
+            None if dfa.tick is None else np.ascontiguousarray(dfa.tick, dtype=bool),
+            np.array(dfa.bounds, dtype=np.int64).reshape(-1, 2),
+            lives,
+            width,
+            lo,
+            self._table[lo:hi],
+        )
+        accepting = np.frombuffer(acc, dtype=bool)
+        q_arr, c_arr = np.frombuffer(q_of, dtype=np.int32), np.frombuffer(c_of, dtype=np.int32)
+        self._publish(r, lo, hi, accepting, q_arr, c_arr, has_bytes, [()] * m)
+
+    def _claim(self, n: int) -> tuple[int, int]:
+        """The global states lo..hi of the next rule's n states, room made for them."""
         lo = self._n
-        hi = lo + len(acc)
+        hi = lo + n
         if hi > self.limits.max_dfa_states:
             raise GrammarLimitError(
                 f"grammar too large: its rule automata grow past {hi:,} states "
                 f"(limit {self.limits.max_dfa_states:,})"
             )
         self._reserve(hi)
-        live = trans >= 0
-        self._table[lo:hi] = np.where(live, trans + lo, DEAD)
+        return lo, hi
+
+    def _publish(
+        self,
+        r: int,
+        lo: int,
+        hi: int,
+        acc: np.ndarray,
+        q_of: np.ndarray | int,
+        c_of: np.ndarray | int,
+        has_bytes: list[bool],
+        calls: list[tuple[tuple[int, int], ...]],
+    ) -> None:
+        """Rule r's states lo..hi (byte table rows written) into the arrays and the recognizer's lists,
+        then the rule published (its start state last)."""
         self._acc[lo:hi] = acc
         self._rule[lo:hi] = r
         self._lex_q[lo:hi] = q_of
         self._lex_c[lo:hi] = c_of
-        # the lists the recognizer reads, then the rule published (its start state last)
-        self.has_bytes.extend(live.any(axis=1).tolist())
+        self.has_bytes.extend(has_bytes)
         self.accepts_at.extend(acc.tolist())
         self.rule_at.extend([r] * (hi - lo))
-        self.calls.extend(
-            tuple([(callee, lo + nxt) for callee, nxt in edges]) if edges else () for edges in calls
-        )
+        self.calls.extend(calls)
         self._n = hi
         self.ends[r] = hi
         self.built.append(r)
         self.starts[r] = lo
 
     def _reserve(self, n: int) -> None:
-        """Room for n states: the arrays grow by doubling (old views stay valid for the old states)."""
+        """Room for n states: the arrays grow by doubling (old views stay valid for the old states).
+
+        The table's rows past the built states are left unwritten (untouched memory, and no pass over them
+        in the mask step that builds a rule): a build writes every byte of its rows, and no transition
+        leads past the built states. When the table moves, the old one's unwritten rows are made dead: a
+        reader still holding it (a walk that built a rule and has not read `flat` again) sees the rules built
+        since as dead there, as it did when every row started dead."""
         cap = len(self._acc)
         if n <= cap:
             return
-        cap = max(n, 2 * cap, 64)
-        table = np.full((cap, 256), DEAD, dtype=np.int32)
+        self._table[self._n :] = DEAD
+        cap = max(n, 2 * cap, 1024)
+        table = np.empty((cap, 256), dtype=np.int32)
         table[: self._n] = self._table[: self._n]
         grown = []
         for a in (self._acc, self._rule, self._lex_q, self._lex_c):
@@ -652,7 +725,18 @@ def check_rule_size(body: AnyNode, limits: Limits) -> None:
 def _rule_dfa(
     body: AnyNode, index: dict[str, int], limits: Limits, thompson: bool = False
 ) -> tuple[np.ndarray, np.ndarray, list[list[tuple[int, int]]]]:
-    """(byte table [n, 256], accepting [n], call edges per state) of the trimmed DFA of one rule.
+    """(byte table [n, 256], accepting [n], call edges per state) of the trimmed DFA of one rule
+    (`_rule_table` spread over bytes: what `RTN._build` publishes, offset by the rule's first state)."""
+    table, acc, starts, callees = _rule_table(body, index, limits, thompson)
+    full, calls = _spread(table, starts, callees)
+    return full, acc, calls
+
+
+def _rule_table(
+    body: AnyNode, index: dict[str, int], limits: Limits, thompson: bool = False
+) -> tuple[np.ndarray, np.ndarray, list[int], list[int]]:
+    """(table [n, classes + callees], accepting [n], each byte class's first byte, callees) of the trimmed
+    DFA of one rule: byte classes first, then one column per callee (sorted).
 
     Not minimized: Earley needs a deterministic automaton whose states can all still reach acceptance (every
     item viable), not a minimal one, and Moore's rounds (one per state of a long chain: a property name)
@@ -661,41 +745,58 @@ def _rule_dfa(
     The body's nesting is checked only when a recursive walk overflows (rule bodies of parsed grammars and
     schemas nest far less than Python's stack allows: checking first would walk every body once more).
     The NFA shares repeated tails (`_TailBuilder`); `thompson=True` builds Thompson's (the tests' oracle)."""
-    b: _CallBuilder | _TailBuilder
     try:  # its NFA size was checked when the grammar was bound (RTN.__init__: check_rule_size)
-        if thompson:
-            b = _CallBuilder(index)
-            start, accept = b.build(body)
-        else:
-            b = _TailBuilder(index)
-            accept = b.new()
-            start = b.into(body, accept)
+        nfa, callees, maybe_dead = thompson_nfa(body, index) if thompson else tail_nfa(body, index)
     except RecursionError:
         check_nesting(body, "grammar rule")
         raise
     # Byte classes over all byte edges, then one extra symbol (class) per distinct callee.
-    callees = sorted(b.callees)
-    nfa = NFA(b.eps, b.edges, start, accept)
     table, accepting, starts = rule_subset_table(nfa, callees, limits)
-    widths = [hi - lo for lo, hi in zip(starts, [*starts[1:], 256], strict=True)]
-    n_classes = len(starts)
-    trans, acc = table, accepting
-    if b.maybe_dead:  # else every NFA state, so every DFA state, reaches acceptance
+    if maybe_dead:  # else every NFA state, so every DFA state, reaches acceptance
         rows, acc_list = table.tolist(), accepting.tolist()
         keep = _coreachable(rows, acc_list)
         if not all(keep):  # a part of the body with an empty language (a call of an unproductive rule)
             rows, acc_list = _drop(rows, acc_list, keep)
-            trans = np.array(rows, dtype=np.int64).reshape(len(rows), table.shape[1])
-            acc = np.array(acc_list, dtype=bool)
+            table = np.array(rows, dtype=np.int64).reshape(len(rows), table.shape[1])
+            accepting = np.array(acc_list, dtype=bool)
+    return table, accepting, starts, callees
+
+
+def _spread(
+    table: np.ndarray, starts: list[int], callees: list[int]
+) -> tuple[np.ndarray, list[list[tuple[int, int]]]]:
+    """A `_rule_table`'s byte table [n, 256] and call edges per state, in the rule's own numbering (the
+    Python of `tail_c.spread`, which writes the first offset straight into the RTN's table)."""
+    widths = [hi - lo for lo, hi in zip(starts, [*starts[1:], 256], strict=True)]
+    n_classes = len(starts)
     # each class's column spread over its bytes (classes are runs of bytes, in order), narrowed first
-    full = np.repeat(trans[:, :n_classes].astype(np.int32), widths, axis=1)
-    calls: list[list[tuple[int, int]]] = [[] for _ in range(len(acc))]
+    full = np.repeat(table[:, :n_classes].astype(np.int32), widths, axis=1)
+    calls: list[list[tuple[int, int]]] = [[] for _ in range(len(table))]
     if callees:  # the call edges, state by state in callee order (np.nonzero walks rows first)
-        src, col = np.nonzero(trans[:, n_classes:] >= 0)
-        dst = trans[src, n_classes + col].tolist()
+        src, col = np.nonzero(table[:, n_classes:] >= 0)
+        dst = table[src, n_classes + col].tolist()
         for s, c, t in zip(src.tolist(), col.tolist(), dst, strict=True):
             calls[s].append((callees[c], t))
-    return full, acc, calls
+    return full, calls
+
+
+def tail_nfa(body: AnyNode, index: dict[str, int], native: bool | None = None) -> tuple[NFA, list[int], bool]:
+    """(NFA, callees sorted, maybe_dead) of `_TailBuilder`, compiled (tail_c.c: the same NFA, state for
+    state) where built (`native`; None: `NATIVE`), else in Python."""
+    if (NATIVE if native is None else native) and compiled is not None:
+        eps, edges, start, accept, callees, maybe_dead = compiled.tail_nfa(body, index, _TAIL_KINDS)
+        return NFA(eps, edges, start, accept), callees, maybe_dead
+    b = _TailBuilder(index)
+    accept = b.new()
+    start = b.into(body, accept)
+    return NFA(b.eps, b.edges, start, accept), sorted(b.callees), b.maybe_dead
+
+
+def thompson_nfa(body: AnyNode, index: dict[str, int]) -> tuple[NFA, list[int], bool]:
+    """`tail_nfa` by Thompson's construction (`_CallBuilder`): the tests' oracle of the shared tails."""
+    b = _CallBuilder(index)
+    start, accept = b.build(body)
+    return NFA(b.eps, b.edges, start, accept), sorted(b.callees), b.maybe_dead
 
 
 def all_coreachable(node: Automaton) -> bool:
@@ -709,6 +810,10 @@ def all_coreachable(node: Automaton) -> bool:
         kept = all(_coreachable(targets, [s in node.accepting for s in range(node.n)]))
         object.__setattr__(node, "_all_coreachable", kept)
     return kept
+
+
+# What the compiled builder needs from Python: the node classes, and the UTF-8 split it calls back.
+_TAIL_KINDS = (Concat, CharSet, Call, Alt, Repeat, Automaton, utf8_sequences)
 
 
 def _coreachable(rows: list[list[int]], accepting: list[bool]) -> list[bool]:
