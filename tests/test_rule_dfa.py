@@ -38,7 +38,7 @@ leaves = st.one_of(
 )
 
 
-def _extend(children: st.SearchStrategy) -> st.SearchStrategy:
+def extend_bodies(children: st.SearchStrategy) -> st.SearchStrategy:
     return st.one_of(
         st.lists(children, min_size=1, max_size=4).map(lambda xs: Concat(tuple(xs))),
         st.lists(children, min_size=1, max_size=3).map(lambda xs: Alt(tuple(xs))),
@@ -48,7 +48,7 @@ def _extend(children: st.SearchStrategy) -> st.SearchStrategy:
     )
 
 
-bodies = st.recursive(leaves, _extend, max_leaves=10)
+bodies = st.recursive(leaves, extend_bodies, max_leaves=10)
 
 
 def _regex(node: object) -> str:
@@ -105,7 +105,7 @@ automata = st.integers(1, 3).flatmap(
         st.frozensets(st.integers(0, n - 1), max_size=n),
     )
 )
-bodies_with_automata = st.recursive(st.one_of(leaves, automata), _extend, max_leaves=8)
+bodies_with_automata = st.recursive(st.one_of(leaves, automata), extend_bodies, max_leaves=8)
 
 
 def _units(text: str) -> list[object]:
@@ -209,7 +209,7 @@ def _equivalent(x: tuple, y: tuple) -> bool:
 
 
 @st.composite
-def _shared_tails(draw: st.DrawFn) -> object:
+def shared_tails(draw: st.DrawFn) -> object:
     """Bodies whose subtrees recur (the same objects) before the same rest, as an object's members do."""
     a, b, g = (draw(bodies_with_automata) for _ in range(3))
     templates = [
@@ -222,7 +222,7 @@ def _shared_tails(draw: st.DrawFn) -> object:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.one_of(bodies_with_automata, _shared_tails()))
+@given(st.one_of(bodies_with_automata, shared_tails()))
 def test_shared_tails_give_the_language_of_thompsons_construction(body) -> None:
     """The tail-sharing NFA (`_TailBuilder`) against Thompson's (`thompson=True`, the former builder):
     the same language of bytes and calls, and every state still viable."""

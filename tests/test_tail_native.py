@@ -22,7 +22,7 @@ import pytest
 from _grammars import fresh_rtn, grammars
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_rule_dfa import INDEX, _extend, _shared_tails, automata, leaves
+from test_rule_dfa import INDEX, automata, extend_bodies, leaves, shared_tails
 
 from decc.errors import DeccError
 from decc.grammars.contextfree import rtn
@@ -91,12 +91,12 @@ POINTS = st.one_of(
 wide_sets = st.lists(st.tuples(POINTS, POINTS), min_size=1, max_size=4).map(
     lambda rs: CharSet(normalize((min(a, b), max(a, b)) for a, b in rs))
 )
-wide_bodies = st.recursive(st.one_of(leaves, automata, wide_sets), _extend, max_leaves=10)
+wide_bodies = st.recursive(st.one_of(leaves, automata, wide_sets), extend_bodies, max_leaves=10)
 
 
 @needs_native
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.one_of(wide_bodies, _shared_tails()))
+@given(st.one_of(wide_bodies, shared_tails()))
 def test_random_bodies_give_the_python_nfa(body: object) -> None:
     _same_nfa(body, INDEX)
 

@@ -18,24 +18,10 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+
+#include "buffers.h"
 #include <stdint.h>
 #include <string.h>
-
-static int check_buffer(Py_buffer *b, const char *name, int ndim, Py_ssize_t itemsize, const char *kinds) {
-    const char *f = b->format ? b->format : "B";
-    while (*f == '@' || *f == '=' || *f == '<')
-        f++;
-    if (b->ndim != ndim || b->itemsize != itemsize || strlen(f) != 1 || strchr(kinds, *f) == NULL) {
-        PyErr_Format(PyExc_TypeError, "%s: wrong array kind (format %s, %d dims)", name,
-                     b->format ? b->format : "B", b->ndim);
-        return -1;
-    }
-    if (ndim == 2 && b->shape[1] != 256) {
-        PyErr_Format(PyExc_ValueError, "%s must have 256 columns", name);
-        return -1;
-    }
-    return 0;
-}
 
 /* Fill `b` from `obj` and check its kind; on failure nothing is held. */
 static int get(PyObject *obj, Py_buffer *b, const char *name, int ndim, Py_ssize_t itemsize,

@@ -6,6 +6,8 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+
+#include "buffers.h"
 #include <string.h>
 
 typedef struct {
@@ -234,22 +236,6 @@ static long long first_at_least(TrieWalkObject *self, long long d, int b, long l
             hi = mid;
     }
     return lo;
-}
-
-static int check_buffer(Py_buffer *b, const char *name, int ndim, Py_ssize_t itemsize, const char *kinds) {
-    const char *f = b->format ? b->format : "B";
-    while (*f == '@' || *f == '=' || *f == '<')
-        f++;
-    if (b->ndim != ndim || b->itemsize != itemsize || strlen(f) != 1 || strchr(kinds, *f) == NULL) {
-        PyErr_Format(PyExc_TypeError, "%s: wrong array kind (format %s, %d dims)", name,
-                     b->format ? b->format : "B", b->ndim);
-        return -1;
-    }
-    if (ndim == 2 && b->shape[1] != 256) {
-        PyErr_Format(PyExc_ValueError, "%s must have 256 columns", name);
-        return -1;
-    }
-    return 0;
 }
 
 static void TrieWalk_dealloc(TrieWalkObject *self) {
