@@ -20,7 +20,13 @@ from hypothesis import strategies as st
 from decc.grammars import GrammarError, Vocabulary, disk_cache
 from decc.grammars.contextfree import cfg_loops, cfg_walk
 from decc.grammars.contextfree.cfg_grammar import parse_grammar
-from decc.grammars.contextfree.cfg_rows import StateRows, call_first, call_first_py, vocab_order
+from decc.grammars.contextfree.cfg_rows import (
+    StateRows,
+    accepting_through_nullable,
+    call_first,
+    call_first_py,
+    vocab_order,
+)
 from decc.grammars.contextfree.rtn import RTN, build_rtn
 
 WIDE = "abcdefghijklmnopq"  # more letters than a loop state needs to count as wide (cfg_rows._WIDE)
@@ -547,3 +553,29 @@ def test_call_first_of_the_calling_states_is_the_whole_rule_fixpoint(text: str) 
     rtn.build_all()
     for r in rtn.built:
         assert np.array_equal(call_first(rtn, r), call_first_py(rtn, r)), r
+
+
+@pytest.mark.skipif(cfg_walk.compiled is None, reason="trie_walk_c is not built")
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(grammars())
+def test_the_compiled_rule_intake_is_the_python_one(text: str) -> None:
+    """`take_rows` and `rule_exits` (StateRows taking in a built rule) against numpy and `call_first`,
+    `accepting_through_nullable`."""
+    rtn = _rtn(text)
+    rtn.build_all()
+    vocab = Vocabulary.from_token_bytes([None, b"a", b"b"], eos_id=0)
+    rows = StateRows(rtn, vocab, vocab_order(vocab))
+    nullable, first = rows._rule_summaries()
+    n, dead = rtn.n_states, 10**6
+    dst, n_live = np.zeros((n, 256), dtype=np.int32), np.zeros(n, dtype=np.int64)
+    cfg_walk.compiled.take_rows(rtn.table, dst, dead, n_live)
+    assert np.array_equal(dst, np.where(rtn.table >= 0, rtn.table, dead))
+    assert np.array_equal(n_live, (rtn.table >= 0).sum(axis=1))
+    for r in rtn.built:
+        lo, hi = rtn.span(r)
+        enters, exits = np.ones((hi - lo, 256), dtype=bool), np.zeros(hi - lo, dtype=bool)
+        cfg_walk.compiled.rule_exits(
+            rtn.calls, lo, hi, rtn.table, rtn.accepting, nullable, first, enters, exits
+        )
+        assert np.array_equal(enters, call_first(rtn, r)), r
+        assert np.array_equal(exits, accepting_through_nullable(rtn, r)), r

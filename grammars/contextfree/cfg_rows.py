@@ -33,6 +33,7 @@ from ..limits import DEFAULT_LIMITS, Limits
 from ..tokens.constraint import TokenConstraint
 from ..tokens.token_automaton import TokenAutomaton, pack_bits, set_bits, start_pairs
 from ..tokens.vocab import Vocabulary
+from . import cfg_walk
 from .cfg_loops import Loops, Region, loop_key, region_walk, regions
 from .cfg_walk import FEW, Leaving, Node, TrieWalk, bits_of, pair_walk, ranges_to_ranks
 from .rtn import RTN
@@ -171,22 +172,46 @@ class StateRows:
             # far stay valid (each keeps the rows and dead state it was made from; states keep their numbers).
             self._trie = None
         new = rtn.table[old:n]
-        live = new >= 0
-        self.table[old:n] = np.where(live, new, self.dead)
-        self.n_live[old:n] = live.sum(axis=1)
+        native = cfg_walk.NATIVE and cfg_walk.compiled is not None  # (the numpy and Python ones: the oracle)
+        if native:
+            cfg_walk.compiled.take_rows(new, self.table[old:n], self.dead, self.n_live[old:n])
+        else:
+            live = new >= 0
+            self.table[old:n] = np.where(live, new, self.dead)
+            self.n_live[old:n] = live.sum(axis=1)
         built = rtn.built
         for r in built[self._n_built :]:  # rules are numbered in build order: the new ones are at the end
             lo, hi = rtn.span(r)
             if old <= lo < hi <= n:
-                if any(rtn.calls[lo:hi]):
+                if not any(rtn.calls[lo:hi]):  # (a lexeme's unrolled states, thousands of them, call nothing)
+                    self.exit_point[lo:hi] = rtn.accepting[lo:hi]
+                elif native:
+                    nullable, first = self._rule_summaries()
+                    cfg_walk.compiled.rule_exits(
+                        rtn.calls, lo, hi, rtn.table, rtn.accepting, nullable, first, self.enters[lo:hi],
+                        self.exit_point[lo:hi],
+                    )  # fmt: skip
+                else:
                     self.exit_point[lo:hi] = accepting_through_nullable(rtn, r)
                     self.enters[lo:hi] = call_first(rtn, r)
-                else:  # (a lexeme's unrolled states, thousands of them, call nothing: no loop over them)
-                    self.exit_point[lo:hi] = rtn.accepting[lo:hi]
         self._n_built = len(built)
         self.lexical[old:n] = rtn.lex_q[old:n] >= 0
         self.uncertain.extend([None] * (n - old))
         self.n = n
+
+    _summaries: tuple[np.ndarray, np.ndarray] | None = None
+
+    def _rule_summaries(self) -> tuple[np.ndarray, np.ndarray]:
+        """The RTN's per-rule nullability (uint8) and first bytes (uint8 [rules, 32]) as arrays, for the
+        compiled `call_first` (made once: a grammar's rules are all known before any is built)."""
+        if self._summaries is None:
+            rtn = self.rtn
+            first = b"".join(f.to_bytes(32, "little") for f in rtn.first)
+            self._summaries = (
+                np.array(rtn.nullable, dtype=np.uint8),
+                np.frombuffer(first, dtype=np.uint8).reshape(len(rtn.first), 32),
+            )
+        return self._summaries
 
     def rows(self, states: np.ndarray) -> np.ndarray:
         """The row indices of `states` (int64, sorted unique RTN states), classifying the new ones."""

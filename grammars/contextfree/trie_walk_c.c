@@ -8,6 +8,7 @@
 #include <Python.h>
 
 #include "buffers.h"
+#include <stdint.h>
 #include <string.h>
 
 typedef struct {
@@ -1363,6 +1364,206 @@ release:
     return result;
 }
 
+/* take_rows(src, dst, dead, n_live): StateRows' copy of new RTN rows (int32 [k, 256], -1 dead) into its own
+ * table's rows `dst` (its dead state `dead` for -1), each row's live bytes counted into n_live (int64 [k]). */
+static PyObject *take_rows(PyObject *module, PyObject *args) {
+    (void)module;
+    PyObject *so, *dobj, *no;
+    long long dead;
+    if (!PyArg_ParseTuple(args, "OOLO", &so, &dobj, &dead, &no))
+        return NULL;
+    Py_buffer src, dst, nl;
+    if (PyObject_GetBuffer(so, &src, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+        return NULL;
+    if (PyObject_GetBuffer(dobj, &dst, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0) {
+        PyBuffer_Release(&src);
+        return NULL;
+    }
+    if (PyObject_GetBuffer(no, &nl, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0) {
+        PyBuffer_Release(&src);
+        PyBuffer_Release(&dst);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    if (check_buffer(&src, "src", 2, 4, "il") < 0 || check_buffer(&dst, "dst", 2, 4, "il") < 0 ||
+        check_buffer(&nl, "n_live", 1, 8, "qlL") < 0)
+        goto done;
+    Py_ssize_t k = src.shape[0];
+    if (dst.shape[0] != k || nl.shape[0] != k) {
+        PyErr_SetString(PyExc_ValueError, "take_rows: src, dst and n_live differ in rows");
+        goto done;
+    }
+    const int32_t *a = src.buf;
+    int32_t *b = dst.buf, d = (int32_t)dead;
+    int64_t *cnt = nl.buf;
+    for (Py_ssize_t i = 0; i < k; i++) {
+        int64_t c = 0;
+        for (int j = 0; j < 256; j++) {
+            int32_t v = a[i * 256 + j];
+            c += v >= 0;
+            b[i * 256 + j] = v >= 0 ? v : d;
+        }
+        cnt[i] = c;
+    }
+    result = Py_NewRef(Py_None);
+done:
+    PyBuffer_Release(&src);
+    PyBuffer_Release(&dst);
+    PyBuffer_Release(&nl);
+    return result;
+}
+
+typedef struct {
+    uint64_t w[4];
+} Bits256;
+
+/* The (callee, nxt) pairs of calls[g], as longs; -1 on error. */
+static int call_pair(PyObject *edge, long *callee, long *nxt) {
+    if (!PyTuple_Check(edge) || PyTuple_GET_SIZE(edge) != 2) {
+        PyErr_SetString(PyExc_TypeError, "a call edge must be a pair");
+        return -1;
+    }
+    *callee = PyLong_AsLong(PyTuple_GET_ITEM(edge, 0));
+    *nxt = PyLong_AsLong(PyTuple_GET_ITEM(edge, 1));
+    return (*callee == -1 || *nxt == -1) && PyErr_Occurred() ? -1 : 0;
+}
+
+/* rule_exits(calls, lo, hi, table, accepting, nullable, first, enters, exit_point): cfg_rows'
+ * `call_first` (into enters: bool [hi - lo, 256]) and `accepting_through_nullable` (into exit_point: bool
+ * [hi - lo]) of the built rule whose states are lo..hi-1: `calls` the RTN's list of call edges per state,
+ * `table` its byte table (int32 [>= hi, 256], -1 dead), `accepting` (bool [>= hi]), `nullable` (uint8 per
+ * rule) and `first` (uint8 [rules, 32]: each rule's first bytes, bit b of byte b >> 3). The same fixpoints. */
+static PyObject *rule_exits(PyObject *module, PyObject *args) {
+    (void)module;
+    PyObject *calls, *to, *ao, *nlo, *fo, *eo, *xo;
+    Py_ssize_t lo, hi;
+    if (!PyArg_ParseTuple(args, "O!nnOOOOOO", &PyList_Type, &calls, &lo, &hi, &to, &ao, &nlo, &fo, &eo, &xo))
+        return NULL;
+    Py_buffer tab = {0}, acc = {0}, nul = {0}, fst = {0}, ent = {0}, ext = {0};
+    Py_buffer *bufs[] = {&tab, &acc, &nul, &fst, &ent, &ext};
+    PyObject *objs[] = {to, ao, nlo, fo, eo, xo};
+    int held = 0;
+    PyObject *result = NULL;
+    long *src = NULL, *dst = NULL; /* the nullable call edges (state, next), rule-relative */
+    Bits256 *via = NULL;
+    unsigned char *callers = NULL;
+    for (; held < 6; held++) {
+        int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (held >= 4 ? PyBUF_WRITABLE : 0);
+        if (PyObject_GetBuffer(objs[held], bufs[held], flags) < 0)
+            goto done;
+    }
+    Py_ssize_t n = hi - lo, n_rules = fst.shape ? fst.shape[0] : 0;
+    if (check_buffer(&tab, "table", 2, 4, "il") < 0 || check_buffer(&acc, "accepting", 1, 1, "?bB") < 0 ||
+        check_buffer(&nul, "nullable", 1, 1, "?bB") < 0 || check_buffer(&ent, "enters", 2, 1, "?bB") < 0 ||
+        check_buffer(&ext, "exit_point", 1, 1, "?bB") < 0)
+        goto done;
+    if (fst.ndim != 2 || fst.itemsize != 1 || fst.shape[1] != 32 || nul.shape[0] != n_rules) {
+        PyErr_SetString(PyExc_ValueError, "rule_exits: first must be uint8 [rules, 32], one per nullable");
+        goto done;
+    }
+    if (lo < 0 || n <= 0 || hi > PyList_GET_SIZE(calls) || tab.shape[0] < hi || acc.shape[0] < hi ||
+        ent.shape[0] != n || ext.shape[0] != n) {
+        PyErr_SetString(PyExc_ValueError, "rule_exits: the rule's states out of the arrays");
+        goto done;
+    }
+    const int32_t *table = tab.buf;
+    const unsigned char *accepting = acc.buf, *nullable = nul.buf, *first = fst.buf;
+    unsigned char *enters = ent.buf, *exits = ext.buf;
+    via = PyMem_Calloc((size_t)n, sizeof(Bits256));
+    callers = PyMem_Calloc((size_t)n, 1);
+    Py_ssize_t n_edges = 0, cap = 16;
+    src = PyMem_Malloc(cap * sizeof(long));
+    dst = PyMem_Malloc(cap * sizeof(long));
+    if (via == NULL || callers == NULL || src == NULL || dst == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    /* check every edge once, and note the nullable ones (atn's edges) */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *edges = PyList_GET_ITEM(calls, lo + i);
+        if (!PyTuple_Check(edges)) {
+            PyErr_SetString(PyExc_TypeError, "calls[g] must be a tuple");
+            goto done;
+        }
+        callers[i] = PyTuple_GET_SIZE(edges) > 0;
+        for (Py_ssize_t e = 0; e < PyTuple_GET_SIZE(edges); e++) {
+            long callee, nxt;
+            if (call_pair(PyTuple_GET_ITEM(edges, e), &callee, &nxt) < 0)
+                goto done;
+            if (callee < 0 || callee >= n_rules || nxt < lo || nxt >= hi) {
+                PyErr_SetString(PyExc_ValueError, "rule_exits: a call edge out of the rule or the rules");
+                goto done;
+            }
+            if (nullable[callee]) {
+                if (n_edges == cap) {
+                    cap *= 2;
+                    long *s2 = PyMem_Realloc(src, cap * sizeof(long)), *d2 = s2 ? PyMem_Realloc(dst, cap * sizeof(long)) : NULL;
+                    if (s2 != NULL)
+                        src = s2;
+                    if (d2 == NULL) {
+                        PyErr_NoMemory();
+                        goto done;
+                    }
+                    dst = d2;
+                }
+                src[n_edges] = (long)i;
+                dst[n_edges++] = nxt - lo;
+            }
+        }
+    }
+    /* accepting_through_nullable */
+    for (Py_ssize_t i = 0; i < n; i++)
+        exits[i] = accepting[lo + i] != 0;
+    for (int changed = 1; changed;) {
+        changed = 0;
+        for (Py_ssize_t e = 0; e < n_edges; e++)
+            if (exits[dst[e]] && !exits[src[e]])
+                exits[src[e]] = changed = 1;
+    }
+    /* call_first: F(g) = first(callee) | (own(nxt) | F(nxt) if the callee is nullable), over g's calls */
+    for (int changed = 1; changed;) {
+        changed = 0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            if (!callers[i])
+                continue;
+            Bits256 v = {{0, 0, 0, 0}};
+            PyObject *edges = PyList_GET_ITEM(calls, lo + i);
+            for (Py_ssize_t e = 0; e < PyTuple_GET_SIZE(edges); e++) {
+                long callee, nxt;
+                if (call_pair(PyTuple_GET_ITEM(edges, e), &callee, &nxt) < 0)
+                    goto done;
+                const unsigned char *f = first + callee * 32;
+                for (int k = 0; k < 32; k++)
+                    v.w[k >> 3] |= (uint64_t)f[k] << (8 * (k & 7));
+                if (nullable[callee]) {
+                    const int32_t *row = table + (Py_ssize_t)nxt * 256;
+                    for (int b = 0; b < 256; b++)
+                        if (row[b] >= 0)
+                            v.w[b >> 6] |= (uint64_t)1 << (b & 63);
+                    for (int k = 0; k < 4; k++)
+                        v.w[k] |= via[nxt - lo].w[k];
+                }
+            }
+            if (memcmp(&v, &via[i], sizeof v) != 0) {
+                via[i] = v;
+                changed = 1;
+            }
+        }
+    }
+    for (Py_ssize_t i = 0; i < n; i++)
+        for (int b = 0; b < 256; b++)
+            enters[i * 256 + b] = (unsigned char)((via[i].w[b >> 6] >> (b & 63)) & 1);
+    result = Py_NewRef(Py_None);
+done:
+    for (int i = 0; i < held; i++)
+        PyBuffer_Release(bufs[i]);
+    PyMem_Free(via);
+    PyMem_Free(callers);
+    PyMem_Free(src);
+    PyMem_Free(dst);
+    return result;
+}
+
 static PyMethodDef module_methods[] = {
     {"ranges_to_ranks", ranges_to_ranks, METH_O,
      "ranges_to_ranks(flat): the sorted ranks of disjoint rank ranges, as int64 bytes."},
@@ -1377,6 +1578,11 @@ static PyMethodDef module_methods[] = {
      "rank_lcps(blob, offsets): each rank's common prefix length with the previous one, as int64 bytes."},
     {"pair_walk", pair_walk, METH_VARARGS,
      "pair_walk(src, t_idx, cur, table, dead, exit_point, enters, lengths, padded, stop, depth): the pair walk."},
+    {"take_rows", take_rows, METH_VARARGS,
+     "take_rows(src, dst, dead, n_live): new RTN rows copied into StateRows' table, live bytes counted."},
+    {"rule_exits", rule_exits, METH_VARARGS,
+     "rule_exits(calls, lo, hi, table, accepting, nullable, first, enters, exit_point): call_first and\n"
+     "accepting_through_nullable of one built rule."},
     {NULL, NULL, 0, NULL},
 };
 
