@@ -291,6 +291,18 @@ def _trie_node(words: list[bytes], r: int, d: int) -> tuple[int, int]:
     return lo, hi
 
 
+def _random_tables(rng: np.random.Generator, n: int) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """(dead, byte table, exit points, callee bytes) of n random states over `_BYTES`, the dead one last."""
+    dead = n
+    table = np.full((n + 1, 256), dead, dtype=np.int32)
+    table[:n, _BYTES] = rng.integers(0, n + 1, size=(n, len(_BYTES)))
+    exit_point = rng.random(n + 1) < 0.3
+    exit_point[dead] = False
+    enters = np.zeros((n + 1, 256), dtype=bool)
+    enters[:n, _BYTES] = rng.random((n, len(_BYTES))) < 0.2
+    return dead, table, exit_point, enters
+
+
 @needs_native
 @settings(max_examples=200, deadline=None)
 @given(
@@ -305,13 +317,7 @@ def test_the_compiled_walk_equals_the_python_walk(words: list[bytes], n: int, da
     words.sort()
     seed = data.draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
-    dead = n
-    table = np.full((n + 1, 256), dead, dtype=np.int32)
-    table[:n, _BYTES] = rng.integers(0, n + 1, size=(n, len(_BYTES)))
-    exit_point = rng.random(n + 1) < 0.3
-    exit_point[dead] = False
-    enters = np.zeros((n + 1, 256), dtype=bool)
-    enters[:n, _BYTES] = rng.random((n, len(_BYTES))) < 0.2
+    dead, table, exit_point, enters = _random_tables(rng, n)
     firsts = np.array([w[0] for w in words])
     bounds = np.searchsorted(firsts, np.arange(257), side="left")
     walks = [
@@ -386,13 +392,7 @@ def test_root_groups_and_walk_from_are_the_roots_walk(
     same order), and the walk is the one where `shared` answers None for them: compiled and in Python."""
     words.sort()
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
-    dead = n
-    table = np.full((n + 1, 256), dead, dtype=np.int32)
-    table[:n, _BYTES] = rng.integers(0, n + 1, size=(n, len(_BYTES)))
-    exit_point = rng.random(n + 1) < 0.3
-    exit_point[dead] = False
-    enters = np.zeros((n + 1, 256), dtype=bool)
-    enters[:n, _BYTES] = rng.random((n, len(_BYTES))) < 0.2
+    dead, table, exit_point, enters = _random_tables(rng, n)
     off_loop = rng.random(n + 1) < 0.5
     bounds = np.searchsorted(np.array([w[0] for w in words]), np.arange(257), side="left")
     args = (tuple(words), bounds, table, dead, exit_point, enters)

@@ -205,12 +205,7 @@ class StateRows:
         """The RTN's per-rule nullability (uint8) and first bytes (uint8 [rules, 32]) as arrays, for the
         compiled `call_first` (made once: a grammar's rules are all known before any is built)."""
         if self._summaries is None:
-            rtn = self.rtn
-            first = b"".join(f.to_bytes(32, "little") for f in rtn.first)
-            self._summaries = (
-                np.array(rtn.nullable, dtype=np.uint8),
-                np.frombuffer(first, dtype=np.uint8).reshape(len(rtn.first), 32),
-            )
+            self._summaries = (np.array(self.rtn.nullable, dtype=np.uint8), self.rtn.first_table())
         return self._summaries
 
     def rows(self, states: np.ndarray) -> np.ndarray:

@@ -47,10 +47,10 @@ class ExactFirst:
                 if known is _UNKNOWN:
                     bits[q] = None
                 return None
-        first = self.rtn.first
+        first = self.rtn.first_table()
         for q in seen:  # every rule these reach is clean: all of them are exact
             if bits[q] is _UNKNOWN:
-                bits[q] = first[q].to_bytes(32, "little")
+                bits[q] = first[q].tobytes()
         return bits[r]
 
     def _clean(self, r: int, seen: set[int], stack: list[int]) -> bool:

@@ -23,37 +23,6 @@
 #include <stdint.h>
 #include <string.h>
 
-/* Fill `b` from `obj` and check its kind; on failure nothing is held. */
-static int get(PyObject *obj, Py_buffer *b, const char *name, int ndim, Py_ssize_t itemsize,
-               const char *kinds) {
-    if (PyObject_GetBuffer(obj, b, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
-        return -1;
-    if (check_buffer(b, name, ndim, itemsize, kinds) < 0) {
-        PyBuffer_Release(b);
-        return -1;
-    }
-    return 0;
-}
-
-typedef struct {
-    long long *v;
-    Py_ssize_t n, cap;
-} Vec;
-
-static int vec_push(Vec *x, long long a) {
-    if (x->n == x->cap) {
-        Py_ssize_t cap = x->cap ? 2 * x->cap : 64;
-        long long *v = PyMem_Realloc(x->v, (size_t)cap * sizeof(long long));
-        if (v == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        x->v = v, x->cap = cap;
-    }
-    x->v[x->n++] = a;
-    return 0;
-}
-
 static void sort_ll(long long *v, Py_ssize_t n) { /* insertion sort: a row has few distinct targets */
     for (Py_ssize_t i = 1; i < n; i++) {
         long long x = v[i];
@@ -91,9 +60,9 @@ static PyObject *components(PyObject *mod, PyObject *args) {
     if (!PyArg_ParseTuple(args, "OLLOL", &rows_obj, &lo, &dead, &live_obj, &wide))
         return NULL;
     Py_buffer rb, lb;
-    if (get(rows_obj, &rb, "rows", 2, 4, "i") < 0)
+    if (get_buffer(rows_obj, &rb, "rows", 2, 4, "i", 0) < 0)
         return NULL;
-    if (get(live_obj, &lb, "n_live", 1, 8, "lq") < 0) {
+    if (get_buffer(live_obj, &lb, "n_live", 1, 8, "lq", 0) < 0) {
         PyBuffer_Release(&rb);
         return NULL;
     }
@@ -289,9 +258,9 @@ static PyObject *funnel(PyObject *mod, PyObject *args) {
     if (!PyArg_ParseTuple(args, "OLLOLi", &rows_obj, &lo, &dead, &comp_obj, &s, &depth))
         return NULL;
     Py_buffer rb, cb;
-    if (get(rows_obj, &rb, "rows", 2, 4, "i") < 0)
+    if (get_buffer(rows_obj, &rb, "rows", 2, 4, "i", 0) < 0)
         return NULL;
-    if (get(comp_obj, &cb, "comp", 1, 8, "lq") < 0) {
+    if (get_buffer(comp_obj, &cb, "comp", 1, 8, "lq", 0) < 0) {
         PyBuffer_Release(&rb);
         return NULL;
     }
@@ -353,17 +322,17 @@ static void loop_release(Loop *x) {
 /* The loop's arrays; members sorted, distinct, and rows of the table. */
 static int loop_get(Loop *x, PyObject *table, PyObject *members, PyObject *exit_point, PyObject *enters) {
     memset(x, 0, sizeof(*x));
-    if (get(table, &x->tb, "table", 2, 4, "i") < 0)
+    if (get_buffer(table, &x->tb, "table", 2, 4, "i", 0) < 0)
         return -1;
-    if (get(members, &x->mb, "members", 1, 8, "lq") < 0) {
+    if (get_buffer(members, &x->mb, "members", 1, 8, "lq", 0) < 0) {
         PyBuffer_Release(&x->tb);
         return -1;
     }
-    if (get(exit_point, &x->eb, "exit_point", 1, 1, "?") < 0) {
+    if (get_buffer(exit_point, &x->eb, "exit_point", 1, 1, "?", 0) < 0) {
         PyBuffer_Release(&x->tb), PyBuffer_Release(&x->mb);
         return -1;
     }
-    if (get(enters, &x->nb, "enters", 2, 1, "?") < 0) {
+    if (get_buffer(enters, &x->nb, "enters", 2, 1, "?", 0) < 0) {
         PyBuffer_Release(&x->tb), PyBuffer_Release(&x->mb), PyBuffer_Release(&x->eb);
         return -1;
     }
@@ -702,19 +671,19 @@ static PyObject *first_parts(PyObject *mod, PyObject *args) {
     Py_buffer ib, ub, lb, bb, rb;
     int have = 0;
     PyObject *row = NULL, *unc = NULL, *lv = NULL, *result = NULL;
-    if (get(in_obj, &ib, "inside", 1, 4, "i") < 0)
+    if (get_buffer(in_obj, &ib, "inside", 1, 4, "i", 0) < 0)
         goto done;
     have = 1;
-    if (get(unc_obj, &ub, "uncertain", 1, 4, "i") < 0)
+    if (get_buffer(unc_obj, &ub, "uncertain", 1, 4, "i", 0) < 0)
         goto done;
     have = 2;
-    if (get(lv_obj, &lb, "leaving_lo", 1, 8, "lq") < 0)
+    if (get_buffer(lv_obj, &lb, "leaving_lo", 1, 8, "lq", 0) < 0)
         goto done;
     have = 3;
-    if (get(bounds_obj, &bb, "bounds", 1, 8, "lq") < 0)
+    if (get_buffer(bounds_obj, &bb, "bounds", 1, 8, "lq", 0) < 0)
         goto done;
     have = 4;
-    if (get(r2i_obj, &rb, "rank_to_id", 1, 8, "lq") < 0)
+    if (get_buffer(r2i_obj, &rb, "rank_to_id", 1, 8, "lq", 0) < 0)
         goto done;
     have = 5;
     if (bb.shape[0] != 257 || n_words < 0) {

@@ -112,6 +112,16 @@ class RTN:
     def n_states(self) -> int:
         return self._n
 
+    _first_table: np.ndarray | None = None
+
+    def first_table(self) -> np.ndarray:
+        """`first` as uint8 [rules, 32] (bit b of byte b >> 3), made on first use: what the compiled code reads
+        (StateRows' `call_first`, the simulation's last-byte probe through ExactFirst)."""
+        if self._first_table is None:
+            joined = b"".join(f.to_bytes(32, "little") for f in self.first)
+            self._first_table = _frozen(np.frombuffer(joined, dtype=np.uint8).reshape(len(self.first), 32))
+        return self._first_table
+
     @property
     def n_rules(self) -> int:
         return len(self.names)

@@ -1000,27 +1000,6 @@ done:
     return result;
 }
 
-/* A growable array of int64 (pair_walk's outputs). */
-typedef struct {
-    long long *v;
-    Py_ssize_t n, cap;
-} Vec;
-
-static int vec_push(Vec *x, long long a) {
-    if (x->n == x->cap) {
-        Py_ssize_t cap = x->cap ? 2 * x->cap : 256;
-        long long *v = PyMem_Realloc(x->v, (size_t)cap * sizeof(long long));
-        if (v == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        x->v = v;
-        x->cap = cap;
-    }
-    x->v[x->n++] = a;
-    return 0;
-}
-
 /* pair_walk(src, t_idx, cur, table, dead, exit_point, enters, lengths, padded, stop, depth): cfg_walk.pair_walk
  * one pair at a time (src, t_idx, lengths: int64; cur: int32; table: int32 [R, 256]; exit_point, stop: bool
  * [R] or more, stop None for none; enters: bool [R, 256]; padded: uint8 [N, width]), with the same classes.
@@ -1373,21 +1352,18 @@ static PyObject *take_rows(PyObject *module, PyObject *args) {
     if (!PyArg_ParseTuple(args, "OOLO", &so, &dobj, &dead, &no))
         return NULL;
     Py_buffer src, dst, nl;
-    if (PyObject_GetBuffer(so, &src, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+    if (get_buffer(so, &src, "src", 2, 4, "il", 0) < 0)
         return NULL;
-    if (PyObject_GetBuffer(dobj, &dst, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0) {
+    if (get_buffer(dobj, &dst, "dst", 2, 4, "il", 1) < 0) {
         PyBuffer_Release(&src);
         return NULL;
     }
-    if (PyObject_GetBuffer(no, &nl, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0) {
+    if (get_buffer(no, &nl, "n_live", 1, 8, "qlL", 1) < 0) {
         PyBuffer_Release(&src);
         PyBuffer_Release(&dst);
         return NULL;
     }
     PyObject *result = NULL;
-    if (check_buffer(&src, "src", 2, 4, "il") < 0 || check_buffer(&dst, "dst", 2, 4, "il") < 0 ||
-        check_buffer(&nl, "n_live", 1, 8, "qlL") < 0)
-        goto done;
     Py_ssize_t k = src.shape[0];
     if (dst.shape[0] != k || nl.shape[0] != k) {
         PyErr_SetString(PyExc_ValueError, "take_rows: src, dst and n_live differ in rows");
