@@ -165,12 +165,20 @@ class CFGConstraint:
         name, and sets that differ only there share a mask. Cyclic contexts (left recursion left after
         normalization) give None: no caching then.
         """
-        rule_of = self.recognizer.rule_of
         canon = self.canon.names()
         interned = self._interned
         if len(interned) > _CONTEXT_LIMIT:
             interned.clear()
             self._masks.clear()
+        if self.recognizer.native:  # the same keys and ids, made in C
+            return self.recognizer.signature(chart, canon, interned, self._ids)
+        return self._signature_py(chart, canon)
+
+    def _signature_py(self, chart: Chart, canon: list[int]) -> int | None:
+        """`_signature`'s keys in Python (the fallback, and the compiled one's oracle), `canon` the states'
+        names."""
+        rule_of = self.recognizer.rule_of
+        interned = self._interned
         last = chart[-1]
         try:
             key = (

@@ -181,6 +181,12 @@ class Recognizer:
         the int64 rank arrays, less the ranks whose token is set in the int32 bitmask `mask`."""
         return compiled.unset_ranks(parts, mask, rank_to_id)
 
+    def signature(self, chart: Chart, names: list[int], interned: dict, ids: Any) -> int | None:
+        """cfg_matcher's mask-cache signature compiled (`native` only; `CFGConstraint._signature_py` is the
+        oracle): the same keys interned in the same order in `interned` (ids from the counter `ids`), the
+        contexts memoized in the same `ESet.contexts`; None when a context is cyclic."""
+        return compiled.signature(chart, names, self.rule_of, interned, ids)
+
     def _close(self, chart: Chart, s: ESet, seeds: list[tuple[int, int]]) -> ESet:
         pos = len(chart)
         items, scan, waiting = s.items, s.scan, s.waiting

@@ -8,6 +8,9 @@
  *
  * tables = (has_bytes, accepting, calls, rule_of, starts, nullable, enter): the Recognizer's lists.
  * A set comes back as (items, scan, waiting, accept).
+ *
+ * Also here: the simulation of uncertain tokens (cfg_matcher's `_simulate`), the union of rank arrays less
+ * a mask (`unset_ranks`), and the mask cache's signature of a chart (`signature`).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -1158,6 +1161,232 @@ done:
     return out;
 }
 
+/* ---- The mask cache's signature of a chart (cfg_matcher's `_signature_py`, the oracle) ----
+ *
+ * The same keys, made in the same order, in the same interning dict with the same id counter: so the ids
+ * are the very ones the Python version gives (both may run on one constraint). A context's key is the
+ * frozenset of (waiting state, its caller's context id) pairs, plus (-1, -1) for the start rule at 0; the
+ * signature's is (accept, frozenset of (canonical state, context id)). The keys hold only ints and tuples
+ * of ints, so they leave the cyclic collector (as the Earley sets' containers do). Contexts are memoized
+ * per set in `ESet.contexts` (rule -> id; -1 while being computed: met again, the context is cyclic). */
+
+typedef struct {
+    PyObject *chart, *rule_of, *interned, *ids;
+} Sig;
+
+static PyObject *str_contexts, *str_accept, *start_pair, *minus_one;
+
+/* fs.add((a, b)), the pair untracked (it holds two ints) */
+static int add_pair(PyObject *fs, PyObject *a, PyObject *b) {
+    PyObject *t = PyTuple_Pack(2, a, b);
+    if (t == NULL)
+        return -1;
+    PyObject_GC_UnTrack(t);
+    int rc = PySet_Add(fs, t);
+    Py_DECREF(t);
+    return rc;
+}
+
+/* interned[key], or the counter's next id stored there first (a new reference) */
+static PyObject *intern_key(Sig *sg, PyObject *key) {
+    PyObject *id = PyDict_GetItemWithError(sg->interned, key);
+    if (id != NULL) {
+        Py_INCREF(id);
+        return id;
+    }
+    if (PyErr_Occurred())
+        return NULL;
+    id = PyIter_Next(sg->ids);
+    if (id == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_RuntimeError, "the id counter ran out");
+        return NULL;
+    }
+    if (PyDict_SetItem(sg->interned, key, id) < 0)
+        Py_CLEAR(id);
+    return id;
+}
+
+/* Set s's memo dict, made (and stored) if None: a new reference. */
+static PyObject *contexts_of(PyObject *s) {
+    PyObject *d = PyObject_GetAttr(s, str_contexts);
+    if (d == NULL || PyDict_CheckExact(d))
+        return d;
+    if (d != Py_None) {
+        Py_DECREF(d);
+        PyErr_SetString(PyExc_TypeError, "contexts must be a dict or None");
+        return NULL;
+    }
+    Py_DECREF(d);
+    d = PyDict_New();
+    if (d != NULL && PyObject_SetAttr(s, str_contexts, d) < 0)
+        Py_CLEAR(d);
+    return d;
+}
+
+static int context(Sig *sg, Py_ssize_t o, PyObject *r, PyObject **out);
+
+/* The callers waiting at set s for rule r, as a new reference (NULL with no error: none). */
+static PyObject *waiting_for(PyObject *s, PyObject *r) {
+    PyObject *waiting = PyObject_GetAttr(s, str_waiting);
+    if (waiting == NULL)
+        return NULL;
+    if (!PyDict_Check(waiting)) {
+        Py_DECREF(waiting);
+        PyErr_SetString(PyExc_TypeError, "waiting must be a dict");
+        return NULL;
+    }
+    PyObject *lst = PyDict_GetItemWithError(waiting, r);
+    Py_XINCREF(lst);
+    Py_DECREF(waiting);
+    if (lst != NULL && !PyList_Check(lst)) {
+        Py_DECREF(lst);
+        PyErr_SetString(PyExc_TypeError, "waiting lists must be lists");
+        return NULL;
+    }
+    return lst;
+}
+
+/* Adds to `fs` (g, context of g's rule at o) for each item (g, o) of the list of pairs `items`, in order,
+ * g's name taken from `names` (NULL: g itself): 1, or 0 at the first cyclic context, or -1. */
+static int add_contexts(Sig *sg, PyObject *fs, PyObject *items, PyObject *names) {
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items); i++) {
+        PyObject *it = PyList_GET_ITEM(items, i);
+        if (!PyTuple_Check(it) || PyTuple_GET_SIZE(it) != 2) {
+            PyErr_SetString(PyExc_TypeError, "expected a pair");
+            return -1;
+        }
+        PyObject *gobj = PyTuple_GET_ITEM(it, 0), *name = gobj, *r, *c = NULL;
+        long g = PyLong_AsLong(gobj);
+        Py_ssize_t o = PyLong_AsSsize_t(PyTuple_GET_ITEM(it, 1));
+        if ((g == -1 || o == -1) && PyErr_Occurred())
+            return -1;
+        if ((r = list_at(sg->rule_of, g)) == NULL || (names != NULL && (name = list_at(names, g)) == NULL))
+            return -1;
+        Py_INCREF(it); /* (holds gobj) */
+        Py_INCREF(r);
+        Py_INCREF(name);
+        int rc = context(sg, o, r, &c);
+        if (rc == 1) {
+            rc = add_pair(fs, name, c) < 0 ? -1 : 1;
+            Py_DECREF(c);
+        }
+        Py_DECREF(name);
+        Py_DECREF(r);
+        Py_DECREF(it);
+        if (rc != 1)
+            return rc;
+    }
+    return 1;
+}
+
+/* The interned context C(o, r) into *out (a new reference): 1; 0 when cyclic; -1 on error. */
+static int context(Sig *sg, Py_ssize_t o, PyObject *r, PyObject **out) {
+    if (o < 0 || o >= PyList_GET_SIZE(sg->chart)) {
+        PyErr_SetString(PyExc_IndexError, "origin out of the chart");
+        return -1;
+    }
+    PyObject *s = PyList_GET_ITEM(sg->chart, o), *d = contexts_of(s), *hit;
+    if (d == NULL)
+        return -1;
+    if ((hit = PyDict_GetItemWithError(d, r)) != NULL) {
+        long v = PyLong_AsLong(hit);
+        int rc = v < 0 ? (v == -1 && PyErr_Occurred() ? -1 : 0) : 1;
+        if (rc == 1) {
+            Py_INCREF(hit);
+            *out = hit;
+        }
+        Py_DECREF(d);
+        return rc;
+    }
+    if (PyErr_Occurred() || PyDict_SetItem(d, r, minus_one) < 0) {
+        Py_DECREF(d);
+        return -1;
+    }
+    int rc = -1;
+    PyObject *lst = NULL, *fs = NULL, *id = NULL;
+    Py_INCREF(s);
+    if (Py_EnterRecursiveCall(" in a mask signature's contexts"))
+        goto done;
+    lst = waiting_for(s, r);
+    if ((lst == NULL && PyErr_Occurred()) || (fs = PyFrozenSet_New(NULL)) == NULL) {
+        Py_LeaveRecursiveCall();
+        goto done;
+    }
+    rc = lst == NULL ? 1 : add_contexts(sg, fs, lst, NULL);
+    Py_LeaveRecursiveCall();
+    if (rc == 1 && o == 0) {
+        long rv = PyLong_AsLong(r);
+        if ((rv == -1 && PyErr_Occurred()) || (rv == 0 && PySet_Add(fs, start_pair) < 0))
+            rc = -1;
+    }
+    if (rc == 1) {
+        PyObject_GC_UnTrack(fs);
+        if ((id = intern_key(sg, fs)) == NULL || PyDict_SetItem(d, r, id) < 0)
+            rc = -1;
+    }
+done:
+    if (rc == 1) {
+        *out = id;
+    } else { /* no memo left: a later walk finds the context from scratch (cyclic again, or an error) */
+        PyObject *et, *ev, *tb;
+        PyErr_Fetch(&et, &ev, &tb);
+        if (PyDict_DelItem(d, r) < 0)
+            PyErr_Clear();
+        PyErr_Restore(et, ev, tb);
+        Py_XDECREF(id);
+    }
+    Py_XDECREF(lst);
+    Py_XDECREF(fs);
+    Py_DECREF(s);
+    Py_DECREF(d);
+    return rc;
+}
+
+/* signature(chart, names, rule_of, interned, ids): the chart's interned signature, or None (cyclic). */
+static PyObject *earley_signature(PyObject *module, PyObject *args) {
+    Sig sg;
+    PyObject *names;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!O", &PyList_Type, &sg.chart, &PyList_Type, &names, &PyList_Type,
+                          &sg.rule_of, &PyDict_Type, &sg.interned, &sg.ids))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(sg.chart);
+    if (n == 0) {
+        PyErr_SetString(PyExc_ValueError, "empty chart");
+        return NULL;
+    }
+    PyObject *last = PyList_GET_ITEM(sg.chart, n - 1), *scan = NULL, *accept = NULL, *fs = NULL,
+             *key = NULL, *id = NULL;
+    Py_INCREF(last);
+    accept = PyObject_GetAttr(last, str_accept);
+    if (accept == NULL || (scan = PyObject_GetAttr(last, str_scan)) == NULL)
+        goto done;
+    if (!PyList_Check(scan)) {
+        PyErr_SetString(PyExc_TypeError, "scan must be a list");
+        goto done;
+    }
+    if ((fs = PyFrozenSet_New(NULL)) == NULL)
+        goto done;
+    int rc = add_contexts(&sg, fs, scan, names);
+    if (rc == 0) {
+        id = Py_None;
+        Py_INCREF(id);
+    } else if (rc == 1) {
+        PyObject_GC_UnTrack(fs);
+        if ((key = PyTuple_Pack(2, accept, fs)) != NULL) {
+            PyObject_GC_UnTrack(key);
+            id = intern_key(&sg, key);
+        }
+    }
+done:
+    Py_XDECREF(key);
+    Py_XDECREF(fs);
+    Py_XDECREF(scan);
+    Py_XDECREF(accept);
+    Py_DECREF(last);
+    return id;
+}
+
 static PyMethodDef methods[] = {
     {"close", earley_close, METH_VARARGS,
      "close(chart, seeds, tables): (items, scan, waiting, accept) of the set after `chart` from the seeds."},
@@ -1169,6 +1398,9 @@ static PyMethodDef methods[] = {
      "exact first bytes for the last-byte probe, None for none)."},
     {"unset_ranks", earley_unset_ranks, METH_VARARGS,
      "unset_ranks(parts, mask, rank_to_id): the sorted union of the rank arrays, less those set in mask."},
+    {"signature", earley_signature, METH_VARARGS,
+     "signature(chart, names, rule_of, interned, ids): the mask cache's id of the chart (cfg_matcher's\n"
+     "_signature_py, the same keys in the same dict), or None when a context is cyclic."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1178,7 +1410,12 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "earley_c", "Compiled
 PyMODINIT_FUNC PyInit_earley_c(void) {
     str_waiting = PyUnicode_InternFromString("waiting");
     str_scan = PyUnicode_InternFromString("scan");
-    if (str_waiting == NULL || str_scan == NULL)
+    str_contexts = PyUnicode_InternFromString("contexts");
+    str_accept = PyUnicode_InternFromString("accept");
+    minus_one = PyLong_FromLong(-1);
+    start_pair = minus_one == NULL ? NULL : PyTuple_Pack(2, minus_one, minus_one);
+    if (str_waiting == NULL || str_scan == NULL || str_contexts == NULL || str_accept == NULL ||
+        start_pair == NULL)
         return NULL;
     return PyModule_Create(&module);
 }
