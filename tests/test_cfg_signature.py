@@ -243,3 +243,19 @@ def test_compiled_signature_rejects_malformed_input() -> None:
     with pytest.raises(TypeError):
         con.recognizer.signature([bad], names, interned, ids)
     assert con.recognizer.signature(chart, names, interned, ids) == con._signature_py(chart, names)
+
+
+@needs_native
+def test_deeply_nested_charts_need_no_recursion_limit() -> None:
+    """A chart advanced over deeply nested text with no mask in between has no memos along the way: the
+    compiled contexts are found on a stack of their own, not by recursion (the Python ones recurse: with a
+    raised limit, the same ids)."""
+    con = cfg_builtin("json", JSON_VOCAB)
+    con = dataclasses.replace(
+        con, recognizer=Recognizer(con.rtn, native=True), _interned={}, _ids=itertools.count()
+    )
+    chart = con.recognizer.advance_bytes(con.recognizer.initial(), b"[" * 3000)
+    assert chart is not None
+    ids = [con._signature(chart[:n]) for n in (3001, 2000, 3001)]
+    assert None not in ids and ids[0] == ids[2]
+    _assert_same_from_scratch(con, [chart[:200]])  # (within the default limit of the Python recursion)

@@ -1224,8 +1224,6 @@ static PyObject *contexts_of(PyObject *s) {
     return d;
 }
 
-static int context(Sig *sg, Py_ssize_t o, PyObject *r, PyObject **out);
-
 /* The callers waiting at set s for rule r, as a new reference (NULL with no error: none). */
 static PyObject *waiting_for(PyObject *s, PyObject *r) {
     PyObject *waiting = PyObject_GetAttr(s, str_waiting);
@@ -1247,23 +1245,185 @@ static PyObject *waiting_for(PyObject *s, PyObject *r) {
     return lst;
 }
 
-/* Adds to `fs` (g, context of g's rule at o) for each item (g, o) of the list of pairs `items`, in order,
- * g's name taken from `names` (NULL: g itself): 1, or 0 at the first cyclic context, or -1. */
-static int add_contexts(Sig *sg, PyObject *fs, PyObject *items, PyObject *names) {
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items); i++) {
-        PyObject *it = PyList_GET_ITEM(items, i);
-        if (!PyTuple_Check(it) || PyTuple_GET_SIZE(it) != 2) {
-            PyErr_SetString(PyExc_TypeError, "expected a pair");
-            return -1;
+/* An item (g, o) of a list of pairs: g's object (borrowed), g and o. */
+static int item_of(PyObject *it, PyObject **gobj, long *g, Py_ssize_t *o) {
+    if (!PyTuple_Check(it) || PyTuple_GET_SIZE(it) != 2) {
+        PyErr_SetString(PyExc_TypeError, "expected a pair");
+        return -1;
+    }
+    *gobj = PyTuple_GET_ITEM(it, 0);
+    *g = PyLong_AsLong(*gobj);
+    *o = PyLong_AsSsize_t(PyTuple_GET_ITEM(it, 1));
+    return ((*g == -1 || *o == -1) && PyErr_Occurred()) ? -1 : 0;
+}
+
+/* C(o, r) in set o's memo: 1 and *id (a new reference) when known; 0 when being computed (so cyclic); 2
+ * when new, then marked as being computed (-1), *d its memo dict (a new reference); -1 on error. */
+static int memo(Sig *sg, Py_ssize_t o, PyObject *r, PyObject **d, PyObject **id) {
+    if (o < 0 || o >= PyList_GET_SIZE(sg->chart)) {
+        PyErr_SetString(PyExc_IndexError, "origin out of the chart");
+        return -1;
+    }
+    PyObject *m = contexts_of(PyList_GET_ITEM(sg->chart, o)), *hit;
+    if (m == NULL)
+        return -1;
+    if ((hit = PyDict_GetItemWithError(m, r)) != NULL) {
+        long v = PyLong_AsLong(hit);
+        int rc = v >= 0 ? 1 : (PyErr_Occurred() ? -1 : 0);
+        if (rc == 1) {
+            Py_INCREF(hit);
+            *id = hit;
         }
-        PyObject *gobj = PyTuple_GET_ITEM(it, 0), *name = gobj, *r, *c = NULL;
-        long g = PyLong_AsLong(gobj);
-        Py_ssize_t o = PyLong_AsSsize_t(PyTuple_GET_ITEM(it, 1));
-        if ((g == -1 || o == -1) && PyErr_Occurred())
+        Py_DECREF(m);
+        return rc;
+    }
+    if (PyErr_Occurred() || PyDict_SetItem(m, r, minus_one) < 0) {
+        Py_DECREF(m);
+        return -1;
+    }
+    *d = m;
+    return 2;
+}
+
+/* A context being computed: set o's memo dict, the rule, the callers waiting there (NULL: none), the
+ * next of them, and the key so far. */
+typedef struct {
+    PyObject *d, *r, *lst, *fs;
+    Py_ssize_t o, i;
+} Frame;
+
+/* Opens f for C(o, r) (d: set o's memo, marked; taken over): 0, or -1 (f still to be freed). */
+static int frame_open(Sig *sg, Frame *f, Py_ssize_t o, PyObject *r, PyObject *d) {
+    f->d = d;
+    f->r = r;
+    Py_INCREF(r);
+    f->o = o;
+    f->i = 0;
+    f->fs = NULL;
+    f->lst = waiting_for(PyList_GET_ITEM(sg->chart, o), r);
+    if (f->lst == NULL && PyErr_Occurred())
+        return -1;
+    f->fs = PyFrozenSet_New(NULL);
+    return f->fs == NULL ? -1 : 0;
+}
+
+/* f's key complete: its id interned and memoized (a new reference), or NULL. */
+static PyObject *frame_close(Sig *sg, Frame *f) {
+    if (f->o == 0) {
+        long rv = PyLong_AsLong(f->r);
+        if ((rv == -1 && PyErr_Occurred()) || (rv == 0 && PySet_Add(f->fs, start_pair) < 0))
+            return NULL;
+    }
+    PyObject_GC_UnTrack(f->fs);
+    PyObject *id = intern_key(sg, f->fs);
+    if (id != NULL && PyDict_SetItem(f->d, f->r, id) < 0)
+        Py_CLEAR(id);
+    return id;
+}
+
+/* `unmark`: f's context was left unfinished (cyclic, or an error): no memo of it stays. */
+static void frame_free(Frame *f, int unmark) {
+    if (unmark) {
+        PyObject *et, *ev, *tb;
+        PyErr_Fetch(&et, &ev, &tb);
+        if (PyDict_DelItem(f->d, f->r) < 0)
+            PyErr_Clear();
+        PyErr_Restore(et, ev, tb);
+    }
+    Py_DECREF(f->d);
+    Py_DECREF(f->r);
+    Py_XDECREF(f->lst);
+    Py_XDECREF(f->fs);
+}
+
+/* The interned context C(o, r) into *out (a new reference): 1; 0 when cyclic; -1 on error. Depth first over
+ * the callers waiting, in order, as the recursive Python one goes, but on a stack of frames: no depth limit
+ * (a chart advanced over deeply nested text without a mask in between has no memos on the way). */
+static int context(Sig *sg, Py_ssize_t o, PyObject *r, PyObject **out) {
+    PyObject *d = NULL;
+    int rc = memo(sg, o, r, &d, out);
+    if (rc != 2)
+        return rc;
+    Frame local[16], *stack = local;
+    size_t n = 1, cap = 16;
+    rc = -1;
+    if (frame_open(sg, &stack[0], o, r, d) < 0)
+        goto unwind;
+    while (n > 0) {
+        Frame *f = &stack[n - 1];
+        if (f->lst != NULL && f->i < PyList_GET_SIZE(f->lst)) { /* the next caller's context */
+            PyObject *gobj, *r2, *id = NULL, *d2 = NULL;
+            long g2;
+            Py_ssize_t o2;
+            if (item_of(PyList_GET_ITEM(f->lst, f->i), &gobj, &g2, &o2) < 0 ||
+                (r2 = list_at(sg->rule_of, g2)) == NULL)
+                goto unwind;
+            if (n == cap) { /* (room first: a marked memo is always in a frame) */
+                Frame *more = PyMem_Malloc(2 * cap * sizeof(Frame));
+                if (more == NULL) {
+                    PyErr_NoMemory();
+                    goto unwind;
+                }
+                memcpy(more, stack, n * sizeof(Frame));
+                if (stack != local)
+                    PyMem_Free(stack);
+                stack = more;
+                cap *= 2;
+                f = &stack[n - 1];
+            }
+            int m = memo(sg, o2, r2, &d2, &id);
+            if (m == 1) {
+                int bad = add_pair(f->fs, gobj, id) < 0;
+                Py_DECREF(id);
+                if (bad)
+                    goto unwind;
+                f->i++;
+                continue;
+            }
+            if (m != 2) {
+                rc = m;
+                goto unwind;
+            }
+            if (frame_open(sg, &stack[n++], o2, r2, d2) < 0)
+                goto unwind;
+            continue;
+        }
+        PyObject *id = frame_close(sg, f); /* done: given to the caller's key */
+        if (id == NULL)
+            goto unwind;
+        frame_free(f, 0);
+        if (--n == 0) {
+            *out = id;
+            rc = 1;
+            break;
+        }
+        Frame *up = &stack[n - 1];
+        int bad = add_pair(up->fs, PyTuple_GET_ITEM(PyList_GET_ITEM(up->lst, up->i), 0), id) < 0;
+        Py_DECREF(id);
+        if (bad)
+            goto unwind;
+        up->i++;
+    }
+    goto done;
+unwind:
+    while (n > 0)
+        frame_free(&stack[--n], 1);
+done:
+    if (stack != local)
+        PyMem_Free(stack);
+    return rc;
+}
+
+/* fs.add((name of g, C(o, rule of g))) for each scanning item (g, o), in order: 1, or 0 at the first
+ * cyclic context, or -1. */
+static int add_scan(Sig *sg, PyObject *fs, PyObject *scan, PyObject *names) {
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(scan); i++) {
+        PyObject *it = PyList_GET_ITEM(scan, i), *gobj, *r, *name, *c = NULL;
+        long g;
+        Py_ssize_t o;
+        if (item_of(it, &gobj, &g, &o) < 0 || (r = list_at(sg->rule_of, g)) == NULL ||
+            (name = list_at(names, g)) == NULL)
             return -1;
-        if ((r = list_at(sg->rule_of, g)) == NULL || (names != NULL && (name = list_at(names, g)) == NULL))
-            return -1;
-        Py_INCREF(it); /* (holds gobj) */
         Py_INCREF(r);
         Py_INCREF(name);
         int rc = context(sg, o, r, &c);
@@ -1273,74 +1433,10 @@ static int add_contexts(Sig *sg, PyObject *fs, PyObject *items, PyObject *names)
         }
         Py_DECREF(name);
         Py_DECREF(r);
-        Py_DECREF(it);
         if (rc != 1)
             return rc;
     }
     return 1;
-}
-
-/* The interned context C(o, r) into *out (a new reference): 1; 0 when cyclic; -1 on error. */
-static int context(Sig *sg, Py_ssize_t o, PyObject *r, PyObject **out) {
-    if (o < 0 || o >= PyList_GET_SIZE(sg->chart)) {
-        PyErr_SetString(PyExc_IndexError, "origin out of the chart");
-        return -1;
-    }
-    PyObject *s = PyList_GET_ITEM(sg->chart, o), *d = contexts_of(s), *hit;
-    if (d == NULL)
-        return -1;
-    if ((hit = PyDict_GetItemWithError(d, r)) != NULL) {
-        long v = PyLong_AsLong(hit);
-        int rc = v < 0 ? (v == -1 && PyErr_Occurred() ? -1 : 0) : 1;
-        if (rc == 1) {
-            Py_INCREF(hit);
-            *out = hit;
-        }
-        Py_DECREF(d);
-        return rc;
-    }
-    if (PyErr_Occurred() || PyDict_SetItem(d, r, minus_one) < 0) {
-        Py_DECREF(d);
-        return -1;
-    }
-    int rc = -1;
-    PyObject *lst = NULL, *fs = NULL, *id = NULL;
-    Py_INCREF(s);
-    if (Py_EnterRecursiveCall(" in a mask signature's contexts"))
-        goto done;
-    lst = waiting_for(s, r);
-    if ((lst == NULL && PyErr_Occurred()) || (fs = PyFrozenSet_New(NULL)) == NULL) {
-        Py_LeaveRecursiveCall();
-        goto done;
-    }
-    rc = lst == NULL ? 1 : add_contexts(sg, fs, lst, NULL);
-    Py_LeaveRecursiveCall();
-    if (rc == 1 && o == 0) {
-        long rv = PyLong_AsLong(r);
-        if ((rv == -1 && PyErr_Occurred()) || (rv == 0 && PySet_Add(fs, start_pair) < 0))
-            rc = -1;
-    }
-    if (rc == 1) {
-        PyObject_GC_UnTrack(fs);
-        if ((id = intern_key(sg, fs)) == NULL || PyDict_SetItem(d, r, id) < 0)
-            rc = -1;
-    }
-done:
-    if (rc == 1) {
-        *out = id;
-    } else { /* no memo left: a later walk finds the context from scratch (cyclic again, or an error) */
-        PyObject *et, *ev, *tb;
-        PyErr_Fetch(&et, &ev, &tb);
-        if (PyDict_DelItem(d, r) < 0)
-            PyErr_Clear();
-        PyErr_Restore(et, ev, tb);
-        Py_XDECREF(id);
-    }
-    Py_XDECREF(lst);
-    Py_XDECREF(fs);
-    Py_DECREF(s);
-    Py_DECREF(d);
-    return rc;
 }
 
 /* signature(chart, names, rule_of, interned, ids): the chart's interned signature, or None (cyclic). */
@@ -1367,7 +1463,7 @@ static PyObject *earley_signature(PyObject *module, PyObject *args) {
     }
     if ((fs = PyFrozenSet_New(NULL)) == NULL)
         goto done;
-    int rc = add_contexts(&sg, fs, scan, names);
+    int rc = add_scan(&sg, fs, scan, names);
     if (rc == 0) {
         id = Py_None;
         Py_INCREF(id);
