@@ -170,7 +170,7 @@ class CFGConstraint:
         if len(interned) > _CONTEXT_LIMIT:
             interned.clear()
             self._masks.clear()
-        if self.recognizer.native:  # the same keys and ids, made in C
+        if self.recognizer.native:  # the same keys and ids, made in C (and with no recursion depth limit)
             return self.recognizer.signature(chart, canon, interned, self._ids)
         return self._signature_py(chart, canon)
 
@@ -208,7 +208,7 @@ class CFGConstraint:
         rule_of = self.recognizer.rule_of
         try:
             key = frozenset((g2, self._context(chart, o2, rule_of[g2])) for g2, o2 in s.waiting.get(r, ()))
-        except _Cyclic:
+        except BaseException:  # cyclic (or an error): no mark left, a later call finds it anew
             del s.contexts[r]
             raise
         if o == 0 and r == 0:
