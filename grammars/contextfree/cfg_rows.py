@@ -212,7 +212,7 @@ class StateRows:
         """The row indices of `states` (int64, sorted unique RTN states), classifying the new ones."""
         if len(states) and states[-1] < self.n:
             have = self.row_of[states]
-            if (have >= 0).all():
+            if -1 not in have.tolist():  # (a list's test: numpy's all() costs more than the rest of a hit)
                 return have
         with self.lock:  # masks may be filled on a worker thread while another asks too
             self._sync()

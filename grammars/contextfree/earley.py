@@ -181,6 +181,12 @@ class Recognizer:
         the int64 rank arrays, less the ranks whose token is set in the int32 bitmask `mask`."""
         return compiled.unset_ranks(parts, mask, rank_to_id)
 
+    @staticmethod
+    def set_ranks(mask: np.ndarray, ranks: list[int], rank_to_id: np.ndarray) -> None:
+        """Set the bits of the tokens of `ranks` in the int32 bitmask `mask`, compiled (`native` only;
+        `set_bits` of the ranks' ids is the oracle)."""
+        compiled.set_ranks(mask, ranks, rank_to_id)
+
     def _close(self, chart: Chart, s: ESet, seeds: list[tuple[int, int]]) -> ESet:
         pos = len(chart)
         items, scan, waiting = s.items, s.scan, s.waiting
