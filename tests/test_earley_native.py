@@ -29,6 +29,7 @@ from decc.grammars.contextfree.cfg_loops import joined_words
 from decc.grammars.contextfree.cfg_matcher import CFGConstraint, unset_ranks
 from decc.grammars.contextfree.cfg_rows import vocab_order
 from decc.grammars.contextfree.earley import ESet, Recognizer
+from decc.grammars.tokens.token_automaton import set_bits
 
 needs_native = pytest.mark.skipif(earley.compiled is None, reason="earley_c is not built")
 
@@ -206,6 +207,34 @@ def test_compiled_unset_ranks_is_the_numpy_one(
     mask = np.packbits(bits.reshape(-1, 8)[:, ::-1]).view(np.int32)  # bit i: word i >> 5, bit i & 31
     assert ((mask.view(np.uint32)[3 >> 5] >> 3) & 1) == bits[3]
     assert Recognizer.unset_ranks(parts, mask, rank_to_id) == unset_ranks(parts, mask, rank_to_id)
+
+
+@needs_native
+@given(st.integers(1, 700), st.sets(st.integers(0, 699), max_size=300), st.randoms())
+def test_compiled_set_ranks_is_set_bits(n: int, ranks: set[int], rnd: random.Random) -> None:
+    """Setting the simulation's ranks in C sets the same bits as `set_bits` of their token ids."""
+    rank_to_id = np.array(rnd.sample(range(n + 40), n), dtype=np.int64)
+    words = (n + 40 + 31) // 32
+    start = np.array([rnd.getrandbits(32) for _ in range(words)], dtype=np.uint32).view(np.int32)
+    rl = sorted(r % n for r in ranks)
+    got, want = start.copy(), start.copy()
+    Recognizer.set_ranks(got, rl, rank_to_id)
+    set_bits(want, rank_to_id[rl] if rl else [])
+    assert np.array_equal(got, want)
+
+
+@needs_native
+def test_compiled_set_ranks_rejects_malformed_input() -> None:
+    mask = np.zeros(2, dtype=np.int32)
+    r2i = np.arange(10, dtype=np.int64)
+    with pytest.raises(IndexError):
+        Recognizer.set_ranks(mask, [10], r2i)
+    with pytest.raises(IndexError):
+        Recognizer.set_ranks(mask, [0], np.array([64], dtype=np.int64))
+    with pytest.raises(TypeError):
+        Recognizer.set_ranks(mask.astype(np.int64), [0], r2i)
+    with pytest.raises(TypeError):
+        Recognizer.set_ranks(mask, (0,), r2i)
 
 
 @needs_native

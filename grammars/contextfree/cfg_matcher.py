@@ -13,6 +13,7 @@ their continuation contexts, and whether it accepts).
 
 from __future__ import annotations
 
+import gc
 import itertools
 import threading
 from dataclasses import dataclass, field
@@ -24,7 +25,6 @@ import torch
 
 from .. import disk_cache
 from ..automata.counters import counter_signature
-from ..automata.dfa import gc_paused
 from ..limits import DEFAULT_LIMITS, Limits, deadline
 from ..tokens.token_automaton import set_bits
 from ..tokens.vocab import Vocabulary
@@ -132,8 +132,15 @@ class CFGConstraint:
             if hit is not None:
                 last.mask = hit
                 return hit
-        with gc_paused():  # the walks and simulations make many short-lived containers: see `_compute_mask`
+        # the walks and simulations make many short-lived containers: see `_compute_mask` (paused inline: a
+        # generator context manager is a few microseconds of every first visit)
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
             mask = self._compute_mask(chart)
+        finally:
+            if enabled:
+                gc.enable()
         last.mask = mask
         if key is not None:
             if len(self._masks) >= _MASK_CACHE:
@@ -227,14 +234,19 @@ class CFGConstraint:
         again; afterwards they are freed by reference counting and no longer count towards one)."""
         last = chart[-1]
         states = last.scan_states()
-        words = self.vocab.n_words
-        if len(states):
-            of = self.rows.rows(states)  # first: classifying new states may replace `buf`
-            buf = self.rows.buf
-            mask = np.bitwise_or.reduce(buf[of], axis=0) if len(of) > 1 else buf[of[0]].copy()
+        rows = self.rows
+        # the distinct rows to OR (row 0 is empty); first: classifying new states may replace `buf`
+        of = sorted(set(rows.rows(states).tolist()) - {0}) if len(states) else []
+        buf = rows.buf
+        if not of:
+            mask = np.zeros(self.vocab.n_words, dtype=np.int32)
+        elif len(of) <= _FEW_ROWS:  # one ufunc call per row beats gathering them for a reduction
+            mask = buf[of[0]].copy()
+            for k in of[1:]:
+                np.bitwise_or(mask, buf[k], out=mask)
         else:
-            mask = np.zeros(words, dtype=np.int32)
-        uncertain = self.rows.uncertain
+            mask = np.bitwise_or.reduce(buf[of], axis=0)
+        uncertain = rows.uncertain
         # states often share one uncertain array (the same lexeme's tokens): each is taken once
         parts = list({id(u): u for g in states.tolist() if len(u := uncertain[g])}.values())  # type: ignore[arg-type]
         if parts:
@@ -243,7 +255,9 @@ class CFGConstraint:
             else:
                 rl = unset_ranks(parts, mask, self.rank_to_id)
             ok = self._simulate(chart, rl)
-            if ok:
+            if ok and self.recognizer.native:
+                self.recognizer.set_ranks(mask, ok, self.rank_to_id)
+            elif ok:
                 set_bits(
                     mask,
                     self.rank_to_id[ok] if len(ok) > _FEW_BITS else [int(self.rank_to_id[r]) for r in ok],
@@ -334,6 +348,8 @@ def _common_prefix(a: bytes, b: bytes) -> int:
         i += 1
     return i
 
+
+_FEW_ROWS = 8  # rows ORed one by one below this count, gathered for one reduction above
 
 _FEW_BITS = 16  # bits set one by one in Python below this count: numpy's per-call cost is higher
 _FEW_RANKS = 256  # merged by sort below this count, by a flag array above it

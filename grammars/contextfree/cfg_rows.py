@@ -212,25 +212,24 @@ class StateRows:
         """The row indices of `states` (int64, sorted unique RTN states), classifying the new ones."""
         if len(states) and states[-1] < self.n:
             have = self.row_of[states]
-            if (have >= 0).all():
+            if -1 not in have.tolist():  # (a list's test: numpy's all() costs more than the rest of a hit)
                 return have
         with self.lock:  # masks may be filled on a worker thread while another asks too
             self._sync()
             return self._rows(states)
 
     def _rows(self, states: np.ndarray) -> np.ndarray:
-        have = self.row_of[states]
-        missing = states[have < 0]
-        if len(missing):
-            lex = self.lexical[missing]
-            if lex.any():
-                for r in np.unique(self.rtn.rule_of[missing[lex]]).tolist():
-                    self._lexeme(r)
-            plain = missing[~lex]
-            if len(plain):
-                self._walk(plain)
-            have = self.row_of[states]
-        return have
+        # (lists, not numpy, for the few states of a set: each numpy call costs about a microsecond)
+        missing = [g for g, h in zip(states.tolist(), self.row_of[states].tolist(), strict=True) if h < 0]
+        if missing:
+            lex = self.lexical[missing].tolist()
+            lexemes = {self.rtn.rule_at[g] for g, x in zip(missing, lex, strict=True) if x}
+            for r in sorted(lexemes):
+                self._lexeme(r)
+            plain = [g for g, x in zip(missing, lex, strict=True) if not x]
+            if plain:
+                self._walk(np.array(plain, dtype=np.int64))
+        return self.row_of[states]
 
     def _add_rows(self, rows: np.ndarray) -> int:
         """Append rows to `buf`; the index of the first."""

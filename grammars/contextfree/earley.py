@@ -186,6 +186,11 @@ class Recognizer:
         oracle): the same keys interned in the same order in `interned` (ids from the counter `ids`), the
         contexts memoized in the same `ESet.contexts`; None when a context is cyclic."""
         return compiled.signature(chart, names, self.rule_of, interned, ids)
+    @staticmethod
+    def set_ranks(mask: np.ndarray, ranks: list[int], rank_to_id: np.ndarray) -> None:
+        """Set the bits of the tokens of `ranks` in the int32 bitmask `mask`, compiled (`native` only;
+        `set_bits` of the ranks' ids is the oracle)."""
+        compiled.set_ranks(mask, ranks, rank_to_id)
 
     def _close(self, chart: Chart, s: ESet, seeds: list[tuple[int, int]]) -> ESet:
         pos = len(chart)
