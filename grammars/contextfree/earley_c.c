@@ -1481,6 +1481,8 @@ done:
     Py_XDECREF(accept);
     Py_DECREF(last);
     return id;
+}
+
 /* set_ranks(mask, ranks, rank_to_id): set in the int32 bitmask `mask` the bits of the tokens of the ranks in
  * the list `ranks` (the simulation's answer): numpy's ufunc.at or a loop over numpy scalars cost ~0.5 us a
  * token. */
