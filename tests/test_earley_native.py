@@ -126,10 +126,14 @@ def _constraint(text: str, words: list[bytes], native: bool) -> CFGConstraint:
 def _simulate_both(py: CFGConstraint, cc: CFGConstraint, pc: list, ccs: list, ranks: list[int]) -> None:
     words = py.rank_bytes
     lcps = [0, *(len(os.path.commonprefix([words[a], words[b]])) for a, b in itertools.pairwise(ranks))]
-    expected = py._simulate_py(pc, ranks, lcps)
-    assert expected == cc.recognizer.simulate(ccs, ranks, lcps, words)
-    assert expected == cc.recognizer.simulate(ccs, ranks, None, words)  # the prefixes compared in C
-    assert expected == cc.recognizer.simulate(ccs, ranks, None, *joined_words(words))  # one buffer
+    expected_taint: list[int] = []
+    expected = py._simulate_py(pc, ranks, lcps, expected_taint)
+    # the same tokens taken, and the same ones reported as having read the chart (`tainted`); the common
+    # prefixes given, or compared in C; the words as a tuple, or in one buffer
+    for args in ((lcps, words), (None, words), (None, *joined_words(words))):
+        taint: list[int] = []
+        assert expected == cc.recognizer.simulate(ccs, ranks, *args, tainted=taint)  # type: ignore[misc]
+        assert taint == expected_taint
     assert expected == cc._simulate(ccs, ranks) == py._simulate(pc, ranks)  # as _compute_mask calls them
 
 

@@ -36,6 +36,7 @@ from .earley import Chart, ESet, Recognizer
 from .rtn import RTN, build_rtn
 
 _MASK_CACHE = 4096  # masks kept per constraint, by context signature
+_FREE_MEMO = 1024  # context-free partial masks kept per constraint, by scanning states (`_compute_mask`)
 _CONTEXT_LIMIT = 200_000  # interned contexts before the caches are reset
 
 
@@ -79,6 +80,9 @@ class CFGConstraint:
     _tensors: dict[int, tuple[np.ndarray, torch.Tensor]] = field(default_factory=dict, repr=False)
     _interned: dict[frozenset | tuple, int] = field(default_factory=dict, repr=False)
     _ids: itertools.count = field(default_factory=itertools.count, repr=False)  # ids are never reused
+    # by a last set's scanning states: its mask less EOS and less the tokens whose verdict needed the
+    # context, and those tokens' ranks (`_compute_mask`)
+    _free: dict[bytes, tuple[np.ndarray, list[int]]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.rows is None:
@@ -95,7 +99,7 @@ class CFGConstraint:
     # rows and the states' names are rebuilt from the RTN (itself from the grammar) and the vocabulary; the
     # run-time memos start empty.
     _DERIVED = ("recognizer", "rank_to_id", "rank_bytes", "rows", "canon")
-    _DERIVED += ("_masks", "_tensors", "_interned", "_ids")  # the run-time memos
+    _DERIVED += ("_masks", "_tensors", "_interned", "_ids", "_free")  # the run-time memos
 
     def __getstate__(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k not in self._DERIVED}
@@ -112,6 +116,7 @@ class CFGConstraint:
             "_tensors": {},
             "_interned": {},
             "_ids": itertools.count(),
+            "_free": {},
         }
         self.__dict__.update(state, **derived)
 
@@ -227,13 +232,45 @@ class CFGConstraint:
         s.contexts[r] = cid
         return cid
 
-    def _compute_mask(self, chart: Chart) -> np.ndarray:
+    def _compute_mask(self, chart: Chart, memo: bool = True) -> np.ndarray:
         """The mask after `chart` (run with the cyclic collector paused: the trie walks' nodes and the
         simulation's Earley sets are many containers that die when it returns, while a collection set off
         in the middle walks them all and moves them to older generations, whose collections then walk them
-        again; afterwards they are freed by reference counting and no longer count towards one)."""
+        again; afterwards they are freed by reference counting and no longer count towards one).
+
+        Most of the mask depends only on the last set's distinct scanning states: their rows, and the
+        verdicts of the uncertain tokens whose simulation never read the chart before that set (no
+        completion of an item that started before it: `_simulate_py`). That part is memoized by those
+        states (`memo` False: not read, for the tests' oracle), so a set whose states were met before in
+        another context simulates only the tokens whose verdict did read it."""
         last = chart[-1]
         states = last.scan_states()
+        key = states.tobytes()
+        hit = self._free.get(key) if memo else None
+        if hit is not None:
+            mask, rest = hit
+            ok = self._simulate(chart, rest)
+            if ok or (last.accept and len(self.eos_ids)):
+                mask = mask.copy()
+                self._set_ranks(mask, ok)
+        else:
+            mask, rest = self._context_free_part(chart, states)
+            if len(self._free) >= _FREE_MEMO:
+                self._free.clear()
+            part = mask.copy()
+            part.setflags(write=False)
+            self._free[key] = (part, rest)
+            if rest:
+                self._set_ranks(mask, self._simulate(chart, rest))
+        if last.accept and len(self.eos_ids):
+            set_bits(mask, self.eos_ids.tolist())
+        mask.setflags(write=False)
+        return mask
+
+    def _context_free_part(self, chart: Chart, states: np.ndarray) -> tuple[np.ndarray, list[int]]:
+        """The mask after `chart` less EOS and less the uncertain tokens whose simulation read the chart
+        before its last set (a new array), and those tokens' ranks (sorted): what `_compute_mask` keeps
+        for the last set's scanning `states`."""
         rows = self.rows
         # the distinct rows to OR (row 0 is empty); first: classifying new states may replace `buf`
         of = sorted(set(rows.rows(states).tolist()) - {0}) if len(states) else []
@@ -249,25 +286,32 @@ class CFGConstraint:
         uncertain = rows.uncertain
         # states often share one uncertain array (the same lexeme's tokens): each is taken once
         parts = list({id(u): u for g in states.tolist() if len(u := uncertain[g])}.values())  # type: ignore[arg-type]
-        if parts:
-            if self.recognizer.native:  # one pass in C rather than several numpy ones
-                rl = self.recognizer.unset_ranks(parts, mask, self.rank_to_id)
-            else:
-                rl = unset_ranks(parts, mask, self.rank_to_id)
-            ok = self._simulate(chart, rl)
-            if ok and self.recognizer.native:
-                self.recognizer.set_ranks(mask, ok, self.rank_to_id)
-            elif ok:
-                set_bits(
-                    mask,
-                    self.rank_to_id[ok] if len(ok) > _FEW_BITS else [int(self.rank_to_id[r]) for r in ok],
-                )
-        if last.accept and len(self.eos_ids):
-            set_bits(mask, self.eos_ids.tolist())
-        mask.setflags(write=False)
-        return mask
+        if not parts:
+            return mask, []
+        if self.recognizer.native:  # one pass in C rather than several numpy ones
+            rl = self.recognizer.unset_ranks(parts, mask, self.rank_to_id)
+        else:
+            rl = unset_ranks(parts, mask, self.rank_to_id)
+        tainted: list[int] = []
+        ok = self._simulate(chart, rl, tainted)
+        if tainted:  # (both sorted)
+            dep = set(tainted)
+            ok = [r for r in ok if r not in dep]
+        self._set_ranks(mask, ok)
+        return mask, tainted
 
-    def _simulate(self, chart: Chart, rl: list[int]) -> list[int]:
+    def _set_ranks(self, mask: np.ndarray, ok: list[int]) -> None:
+        """Set the bits of the tokens of ranks `ok` in `mask`."""
+        if not ok:
+            return
+        if self.recognizer.native:
+            self.recognizer.set_ranks(mask, ok, self.rank_to_id)
+        elif len(ok) > _FEW_BITS:
+            set_bits(mask, self.rank_to_id[ok])
+        else:
+            set_bits(mask, [int(self.rank_to_id[r]) for r in ok])
+
+    def _simulate(self, chart: Chart, rl: list[int], tainted: list[int] | None = None) -> list[int]:
         """The ranks (sorted) whose token bytes the recognizer takes after `chart` (tokens in byte order).
 
         Sets are built (closed) only for the prefixes that need them, shared by the tokens that follow:
@@ -279,12 +323,12 @@ class CFGConstraint:
         enters; nor is the set before it kept when only that byte is left (`Recognizer.probe`: a rule
         predicted there is built only when its first bytes are not exact). Common prefixes come from
         `rank_lcp`, one reduction for all the tokens (for a few, compared
-        directly: the reduction spans every rank between them)."""
+        directly: the reduction spans every rank between them). `tainted`: see `_simulate_py`."""
         if not rl:
             return []
         words = self.rank_bytes
         if self.recognizer.native:  # the common prefixes compared in C, the bytes read from one buffer
-            return self.recognizer.simulate(chart, rl, None, *joined_words(words))
+            return self.recognizer.simulate(chart, rl, None, *joined_words(words), tainted)
         # lcps[i]: the common prefix of ranks[i] and ranks[i - 1]: compared directly for a few tokens, else
         # the minimum of the adjacent ranks' between them (one reduction, but over the whole rank span)
         if len(rl) <= _FEW_LCPS:
@@ -292,49 +336,62 @@ class CFGConstraint:
         else:
             ranks = np.array(rl, dtype=np.int64)
             lcps = [0, *np.minimum.reduceat(rank_lcp(self.vocab), ranks + 1)[:-1].tolist()]
-        return self._simulate_py(chart, rl, lcps)
+        return self._simulate_py(chart, rl, lcps, tainted)
 
-    def _simulate_py(self, chart: Chart, rl: list[int], lcps: list[int]) -> list[int]:
+    def _simulate_py(
+        self, chart: Chart, rl: list[int], lcps: list[int], tainted: list[int] | None = None
+    ) -> list[int]:
         """`_simulate`'s loop in Python (the fallback, and the compiled one's oracle): ranks `rl` with their
-        common prefixes `lcps` with the rank before."""
-        step, probe, probing = self.recognizer.step, self.recognizer.probe, self.recognizer.probing
+        common prefixes `lcps` with the rank before. `tainted`: a list to which the ranks whose verdict
+        read the chart's history are appended (see `_context_free`); the others' verdicts depend only on
+        the last set's distinct scanning states."""
+        step, probe, probing = self.recognizer.step_from, self.recognizer.probe_from, self.recognizer.probing
         rtn = self.rtn
         words = self.rank_bytes
         base = len(chart)
         sim = list(chart)  # sim[base + d - 1] is the set after d bytes of the current prefix
         heads = [chart[-1].scan_states().tolist()]  # heads[d]: the distinct scanning states after d bytes
+        taints = [False]  # taints[d]: some set up to d bytes completed an item from before `base`
         dead_at = 1 << 30  # prefix length at which the previous path died
+        dead_taint = False  # (and whether that death read the history)
         ok: list[int] = []
         for r, lcp in zip(rl, lcps, strict=True):
-            if dead_at <= lcp:
-                continue  # a shared prefix already died
+            if dead_at <= lcp:  # a shared prefix already died
+                if dead_taint and tainted is not None:
+                    tainted.append(r)
+                continue
             w = words[r]
             d = min(lcp, len(heads) - 1)
-            del sim[base + d :], heads[d + 1 :]
+            del sim[base + d :], heads[d + 1 :], taints[d + 1 :]
             dead_at = 1 << 30
             last = len(w) - 1
             while True:
+                taint = taints[d]
                 # (at d = 0 a token that stays in a rule is in that state's inside row: not simulated)
                 if (d or d == last) and walks_within(rtn.flat, heads[d], w, d):
                     ok.append(r)
                     break
                 if d == last:
-                    dead_at = last + 1
+                    dead_at, dead_taint = last + 1, taint
                     break
                 if d == last - 1 and probing:  # one byte left after this one: no set to keep (`probe`)
-                    got = probe(sim, w[d], w[last])
+                    got, old = probe(sim, w[d], w[last], base)
+                    taint = taint or old
                     if got == 1:
                         ok.append(r)
                     else:
-                        dead_at = d + 1 if got == 0 else last + 1
+                        dead_at, dead_taint = (d + 1 if got == 0 else last + 1), taint
                     break
-                s = step(sim, w[d])
+                s, old = step(sim, w[d], base)
                 if s is None:
-                    dead_at = d + 1
+                    dead_at, dead_taint = d + 1, taint
                     break
                 sim.append(s)
                 heads.append(list({g: None for g, _ in s.scan}))
+                taints.append(taint or old)
                 d += 1
+            if taint and tainted is not None:
+                tainted.append(r)
         return ok
 
 
