@@ -80,9 +80,7 @@ class CFGConstraint:
     _tensors: dict[int, tuple[np.ndarray, torch.Tensor]] = field(default_factory=dict, repr=False)
     _interned: dict[frozenset | tuple, int] = field(default_factory=dict, repr=False)
     _ids: itertools.count = field(default_factory=itertools.count, repr=False)  # ids are never reused
-    # by a last set's scanning states: its mask less EOS and less the tokens whose verdict needed the
-    # context, and those tokens' ranks (`_compute_mask`)
-    _free: dict[bytes, tuple[np.ndarray, list[int]]] = field(default_factory=dict, repr=False)
+    _free: FreeMemo = field(default_factory=lambda: FreeMemo(), repr=False)  # (`_compute_mask`)
 
     def __post_init__(self) -> None:
         if self.rows is None:
@@ -116,7 +114,7 @@ class CFGConstraint:
             "_tensors": {},
             "_interned": {},
             "_ids": itertools.count(),
-            "_free": {},
+            "_free": FreeMemo(),
         }
         self.__dict__.update(state, **derived)
 
@@ -240,37 +238,45 @@ class CFGConstraint:
 
         Most of the mask depends only on the last set's distinct scanning states: their rows, and the
         verdicts of the uncertain tokens whose simulation never read the chart before that set (no
-        completion of an item that started before it: `_simulate_py`). That part is memoized by those
-        states (`memo` False: not read, for the tests' oracle), so a set whose states were met before in
-        another context simulates only the tokens whose verdict did read it."""
+        completion of an item that started before it: `_simulate_py`). So the mask is kept by those
+        states with the ranks of the other tokens (`_free`), and when a set with the same states comes
+        again in another context only those are simulated, the rest taken from there (with EOS and the
+        bits of those tokens cleared, the first time). `memo` False: not used (the tests' oracle)."""
         last = chart[-1]
         states = last.scan_states()
         key = states.tobytes()
-        hit = self._free.get(key) if memo else None
-        if hit is not None:
-            mask, rest = hit
-            ok = self._simulate(chart, rest)
-            if ok or (last.accept and len(self.eos_ids)):
-                mask = mask.copy()
-                self._set_ranks(mask, ok)
-        else:
-            mask, rest = self._context_free_part(chart, states)
-            if len(self._free) >= _FREE_MEMO:
-                self._free.clear()
-            part = mask.copy()
-            part.setflags(write=False)
-            self._free[key] = (part, rest)
+        if not memo:
+            return self._full_mask(chart, states)[0]
+        free = self._free
+        part = free.masks.get(key)
+        if part is None:
+            mask, rest = self._full_mask(chart, states)
+            free.add(key, mask, rest)
+            return mask
+        rest = free.rest[key]
+        if key in free.raw:  # the first time met again: EOS and the tokens of `rest` cleared
+            part = part.copy()
+            clear_ids(part, self.eos_ids)
             if rest:
-                self._set_ranks(mask, self._simulate(chart, rest))
-        if last.accept and len(self.eos_ids):
+                clear_ids(part, self.rank_to_id[list(rest)])
+            part.setflags(write=False)
+            free.masks[key] = part
+            free.raw.discard(key)
+        ok = self._simulate(chart, list(rest)) if rest else []
+        eos = last.accept and len(self.eos_ids)
+        if not ok and not eos:
+            return part
+        mask = part.copy()
+        if ok:
+            self._set_ranks(mask, ok)
+        if eos:
             set_bits(mask, self.eos_ids.tolist())
         mask.setflags(write=False)
         return mask
 
-    def _context_free_part(self, chart: Chart, states: np.ndarray) -> tuple[np.ndarray, list[int]]:
-        """The mask after `chart` less EOS and less the uncertain tokens whose simulation read the chart
-        before its last set (a new array), and those tokens' ranks (sorted): what `_compute_mask` keeps
-        for the last set's scanning `states`."""
+    def _full_mask(self, chart: Chart, states: np.ndarray) -> tuple[np.ndarray, list[int]]:
+        """The mask after `chart` (read-only) with the last set's scanning `states`, and the ranks of the
+        uncertain tokens whose simulation read the chart before that set (sorted)."""
         rows = self.rows
         # the distinct rows to OR (row 0 is empty); first: classifying new states may replace `buf`
         of = sorted(set(rows.rows(states).tolist()) - {0}) if len(states) else []
@@ -286,18 +292,16 @@ class CFGConstraint:
         uncertain = rows.uncertain
         # states often share one uncertain array (the same lexeme's tokens): each is taken once
         parts = list({id(u): u for g in states.tolist() if len(u := uncertain[g])}.values())  # type: ignore[arg-type]
-        if not parts:
-            return mask, []
-        if self.recognizer.native:  # one pass in C rather than several numpy ones
-            rl = self.recognizer.unset_ranks(parts, mask, self.rank_to_id)
-        else:
-            rl = unset_ranks(parts, mask, self.rank_to_id)
         tainted: list[int] = []
-        ok = self._simulate(chart, rl, tainted)
-        if tainted:  # (both sorted)
-            dep = set(tainted)
-            ok = [r for r in ok if r not in dep]
-        self._set_ranks(mask, ok)
+        if parts:
+            if self.recognizer.native:  # one pass in C rather than several numpy ones
+                rl = self.recognizer.unset_ranks(parts, mask, self.rank_to_id)
+            else:
+                rl = unset_ranks(parts, mask, self.rank_to_id)
+            self._set_ranks(mask, self._simulate(chart, rl, tainted))
+        if chart[-1].accept and len(self.eos_ids):
+            set_bits(mask, self.eos_ids.tolist())
+        mask.setflags(write=False)
         return mask, tainted
 
     def _set_ranks(self, mask: np.ndarray, ok: list[int]) -> None:
@@ -424,12 +428,49 @@ def union_sorted(parts: list[np.ndarray], n: int) -> np.ndarray:
     return np.flatnonzero(flag)
 
 
+def clear_ids(mask: np.ndarray, ids: np.ndarray) -> None:
+    """Clear the bits of token `ids` (an integer array) in the int32 bitmask `mask`."""
+    if len(ids):
+        ids = ids.astype(np.int64, copy=False)
+        bits = np.left_shift(np.uint32(1), (ids & 31).astype(np.uint32))
+        np.bitwise_and.at(mask.view(np.uint32), ids >> 5, ~bits)
+
+
 def unset_ranks(parts: list[np.ndarray], mask: np.ndarray, rank_to_id: np.ndarray) -> list[int]:
     """The sorted union of the sorted int64 rank arrays `parts`, less the ranks whose token's bit is set in
     the int32 bitmask `mask` (the uncertain tokens left to simulate; the compiled one's oracle)."""
     ranks = union_sorted(parts, len(rank_to_id))
     ids = rank_to_id[ranks]
     return ranks[((mask[ids >> 5] >> (ids & 31)) & 1) == 0].tolist()
+
+
+class FreeMemo:
+    """`CFGConstraint._compute_mask`'s memo by a last set's scanning states (bounded): a mask, the ranks of
+    the tokens whose verdict read the context (`rest`), and whether the mask is still as computed (`raw`:
+    EOS and those tokens' bits not yet cleared). Kept in separate containers, not a tuple per entry: a
+    tuple holding an array stays tracked by the cyclic collector, and thousands of them reaching the old
+    generation set off full collections (a few hundred ms on 150 MaskBench schemas); arrays, tuples of
+    ints and bytes are not tracked."""
+
+    __slots__ = ("masks", "rest", "raw")
+
+    def __init__(self) -> None:
+        self.masks: dict[bytes, np.ndarray] = {}
+        self.rest: dict[bytes, tuple[int, ...]] = {}
+        self.raw: set[bytes] = set()
+
+    def __len__(self) -> int:
+        return len(self.masks)
+
+    def add(self, key: bytes, mask: np.ndarray, rest: list[int]) -> None:
+        """A mask as computed (raw) with its context-dependent ranks; all dropped when full."""
+        if len(self.masks) >= _FREE_MEMO:
+            self.masks.clear()
+            self.rest.clear()
+            self.raw.clear()
+        self.masks[key] = mask
+        self.rest[key] = tuple(rest)
+        self.raw.add(key)
 
 
 class CFGMatcher:
