@@ -126,19 +126,10 @@ def _constraint(text: str, words: list[bytes], native: bool) -> CFGConstraint:
 def _simulate_both(py: CFGConstraint, cc: CFGConstraint, pc: list, ccs: list, ranks: list[int]) -> None:
     words = py.rank_bytes
     lcps = [0, *(len(os.path.commonprefix([words[a], words[b]])) for a, b in itertools.pairwise(ranks))]
-    expected = None
-    # the same tokens taken, and the same ones reported as having read the chart (`tainted`); the common
-    # prefixes given, or compared in C; the words as a tuple, or in one buffer. The taint depends on the
-    # rules built so far (a probe that meets a rule not built trusts its first bytes and stops sooner), so
-    # each is compared with a Python run on the RTN as it was (both RTNs grow alike)
-    for args in ((lcps, words), (None, words), (None, *joined_words(words))):
-        expected_taint: list[int] = []
-        got = py._simulate_py(pc, ranks, lcps, expected_taint)
-        assert expected in (None, got)
-        expected = got
-        taint: list[int] = []
-        assert expected == cc.recognizer.simulate(ccs, ranks, *args, tainted=taint)  # type: ignore[misc]
-        assert taint == expected_taint
+    expected = py._simulate_py(pc, ranks, lcps)
+    assert expected == cc.recognizer.simulate(ccs, ranks, lcps, words)
+    assert expected == cc.recognizer.simulate(ccs, ranks, None, words)  # the prefixes compared in C
+    assert expected == cc.recognizer.simulate(ccs, ranks, None, *joined_words(words))  # one buffer
     assert expected == cc._simulate(ccs, ranks) == py._simulate(pc, ranks)  # as _compute_mask calls them
 
 

@@ -36,7 +36,6 @@ from .earley import Chart, ESet, Recognizer
 from .rtn import RTN, build_rtn
 
 _MASK_CACHE = 4096  # masks kept per constraint, by context signature
-_FREE_MEMO = 1024  # context-free partial masks kept per constraint, by scanning states (`_compute_mask`)
 _CONTEXT_LIMIT = 200_000  # interned contexts before the caches are reset
 
 
@@ -80,7 +79,6 @@ class CFGConstraint:
     _tensors: dict[int, tuple[np.ndarray, torch.Tensor]] = field(default_factory=dict, repr=False)
     _interned: dict[frozenset | tuple, int] = field(default_factory=dict, repr=False)
     _ids: itertools.count = field(default_factory=itertools.count, repr=False)  # ids are never reused
-    _free: FreeMemo = field(default_factory=lambda: FreeMemo(), repr=False)  # (`_compute_mask`)
 
     def __post_init__(self) -> None:
         if self.rows is None:
@@ -97,7 +95,7 @@ class CFGConstraint:
     # rows and the states' names are rebuilt from the RTN (itself from the grammar) and the vocabulary; the
     # run-time memos start empty.
     _DERIVED = ("recognizer", "rank_to_id", "rank_bytes", "rows", "canon")
-    _DERIVED += ("_masks", "_tensors", "_interned", "_ids", "_free")  # the run-time memos
+    _DERIVED += ("_masks", "_tensors", "_interned", "_ids")  # the run-time memos
 
     def __getstate__(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k not in self._DERIVED}
@@ -114,7 +112,6 @@ class CFGConstraint:
             "_tensors": {},
             "_interned": {},
             "_ids": itertools.count(),
-            "_free": FreeMemo(),
         }
         self.__dict__.update(state, **derived)
 
@@ -230,53 +227,13 @@ class CFGConstraint:
         s.contexts[r] = cid
         return cid
 
-    def _compute_mask(self, chart: Chart, memo: bool = True) -> np.ndarray:
+    def _compute_mask(self, chart: Chart) -> np.ndarray:
         """The mask after `chart` (run with the cyclic collector paused: the trie walks' nodes and the
         simulation's Earley sets are many containers that die when it returns, while a collection set off
         in the middle walks them all and moves them to older generations, whose collections then walk them
-        again; afterwards they are freed by reference counting and no longer count towards one).
-
-        Most of the mask depends only on the last set's distinct scanning states: their rows, and the
-        verdicts of the uncertain tokens whose simulation never read the chart before that set (no
-        completion of an item that started before it: `_simulate_py`). So the mask is kept by those
-        states with the ranks of the other tokens (`_free`), and when a set with the same states comes
-        again in another context only those are simulated, the rest taken from there (with EOS and the
-        bits of those tokens cleared, the first time). `memo` False: not used (the tests' oracle)."""
+        again; afterwards they are freed by reference counting and no longer count towards one)."""
         last = chart[-1]
         states = last.scan_states()
-        key = states.tobytes()
-        if not memo:
-            return self._full_mask(chart, states)[0]
-        free = self._free
-        part = free.masks.get(key)
-        if part is None:
-            mask, rest = self._full_mask(chart, states)
-            free.add(key, mask, rest)
-            return mask
-        rest = free.rest[key]
-        if key in free.raw:  # the first time met again: EOS and the tokens of `rest` cleared
-            part = part.copy()
-            clear_ids(part, self.eos_ids)
-            if rest:
-                clear_ids(part, self.rank_to_id[list(rest)])
-            part.setflags(write=False)
-            free.masks[key] = part
-            free.raw.discard(key)
-        ok = self._simulate(chart, list(rest)) if rest else []
-        eos = last.accept and len(self.eos_ids)
-        if not ok and not eos:
-            return part
-        mask = part.copy()
-        if ok:
-            self._set_ranks(mask, ok)
-        if eos:
-            set_bits(mask, self.eos_ids.tolist())
-        mask.setflags(write=False)
-        return mask
-
-    def _full_mask(self, chart: Chart, states: np.ndarray) -> tuple[np.ndarray, list[int]]:
-        """The mask after `chart` (read-only) with the last set's scanning `states`, and the ranks of the
-        uncertain tokens whose simulation read the chart before that set (sorted)."""
         rows = self.rows
         # the distinct rows to OR (row 0 is empty); first: classifying new states may replace `buf`
         of = sorted(set(rows.rows(states).tolist()) - {0}) if len(states) else []
@@ -292,30 +249,25 @@ class CFGConstraint:
         uncertain = rows.uncertain
         # states often share one uncertain array (the same lexeme's tokens): each is taken once
         parts = list({id(u): u for g in states.tolist() if len(u := uncertain[g])}.values())  # type: ignore[arg-type]
-        tainted: list[int] = []
         if parts:
             if self.recognizer.native:  # one pass in C rather than several numpy ones
                 rl = self.recognizer.unset_ranks(parts, mask, self.rank_to_id)
             else:
                 rl = unset_ranks(parts, mask, self.rank_to_id)
-            self._set_ranks(mask, self._simulate(chart, rl, tainted))
-        if chart[-1].accept and len(self.eos_ids):
+            ok = self._simulate(chart, rl)
+            if ok and self.recognizer.native:
+                self.recognizer.set_ranks(mask, ok, self.rank_to_id)
+            elif ok:
+                set_bits(
+                    mask,
+                    self.rank_to_id[ok] if len(ok) > _FEW_BITS else [int(self.rank_to_id[r]) for r in ok],
+                )
+        if last.accept and len(self.eos_ids):
             set_bits(mask, self.eos_ids.tolist())
         mask.setflags(write=False)
-        return mask, tainted
+        return mask
 
-    def _set_ranks(self, mask: np.ndarray, ok: list[int]) -> None:
-        """Set the bits of the tokens of ranks `ok` in `mask`."""
-        if not ok:
-            return
-        if self.recognizer.native:
-            self.recognizer.set_ranks(mask, ok, self.rank_to_id)
-        elif len(ok) > _FEW_BITS:
-            set_bits(mask, self.rank_to_id[ok])
-        else:
-            set_bits(mask, [int(self.rank_to_id[r]) for r in ok])
-
-    def _simulate(self, chart: Chart, rl: list[int], tainted: list[int] | None = None) -> list[int]:
+    def _simulate(self, chart: Chart, rl: list[int]) -> list[int]:
         """The ranks (sorted) whose token bytes the recognizer takes after `chart` (tokens in byte order).
 
         Sets are built (closed) only for the prefixes that need them, shared by the tokens that follow:
@@ -327,12 +279,12 @@ class CFGConstraint:
         enters; nor is the set before it kept when only that byte is left (`Recognizer.probe`: a rule
         predicted there is built only when its first bytes are not exact). Common prefixes come from
         `rank_lcp`, one reduction for all the tokens (for a few, compared
-        directly: the reduction spans every rank between them). `tainted`: see `_simulate_py`."""
+        directly: the reduction spans every rank between them)."""
         if not rl:
             return []
         words = self.rank_bytes
         if self.recognizer.native:  # the common prefixes compared in C, the bytes read from one buffer
-            return self.recognizer.simulate(chart, rl, None, *joined_words(words), tainted)
+            return self.recognizer.simulate(chart, rl, None, *joined_words(words))
         # lcps[i]: the common prefix of ranks[i] and ranks[i - 1]: compared directly for a few tokens, else
         # the minimum of the adjacent ranks' between them (one reduction, but over the whole rank span)
         if len(rl) <= _FEW_LCPS:
@@ -340,62 +292,49 @@ class CFGConstraint:
         else:
             ranks = np.array(rl, dtype=np.int64)
             lcps = [0, *np.minimum.reduceat(rank_lcp(self.vocab), ranks + 1)[:-1].tolist()]
-        return self._simulate_py(chart, rl, lcps, tainted)
+        return self._simulate_py(chart, rl, lcps)
 
-    def _simulate_py(
-        self, chart: Chart, rl: list[int], lcps: list[int], tainted: list[int] | None = None
-    ) -> list[int]:
+    def _simulate_py(self, chart: Chart, rl: list[int], lcps: list[int]) -> list[int]:
         """`_simulate`'s loop in Python (the fallback, and the compiled one's oracle): ranks `rl` with their
-        common prefixes `lcps` with the rank before. `tainted`: a list to which the ranks whose verdict
-        read the chart's history are appended (see `_context_free`); the others' verdicts depend only on
-        the last set's distinct scanning states."""
-        step, probe, probing = self.recognizer.step_from, self.recognizer.probe_from, self.recognizer.probing
+        common prefixes `lcps` with the rank before."""
+        step, probe, probing = self.recognizer.step, self.recognizer.probe, self.recognizer.probing
         rtn = self.rtn
         words = self.rank_bytes
         base = len(chart)
         sim = list(chart)  # sim[base + d - 1] is the set after d bytes of the current prefix
         heads = [chart[-1].scan_states().tolist()]  # heads[d]: the distinct scanning states after d bytes
-        taints = [False]  # taints[d]: some set up to d bytes completed an item from before `base`
         dead_at = 1 << 30  # prefix length at which the previous path died
-        dead_taint = False  # (and whether that death read the history)
         ok: list[int] = []
         for r, lcp in zip(rl, lcps, strict=True):
-            if dead_at <= lcp:  # a shared prefix already died
-                if dead_taint and tainted is not None:
-                    tainted.append(r)
-                continue
+            if dead_at <= lcp:
+                continue  # a shared prefix already died
             w = words[r]
             d = min(lcp, len(heads) - 1)
-            del sim[base + d :], heads[d + 1 :], taints[d + 1 :]
+            del sim[base + d :], heads[d + 1 :]
             dead_at = 1 << 30
             last = len(w) - 1
             while True:
-                taint = taints[d]
                 # (at d = 0 a token that stays in a rule is in that state's inside row: not simulated)
                 if (d or d == last) and walks_within(rtn.flat, heads[d], w, d):
                     ok.append(r)
                     break
                 if d == last:
-                    dead_at, dead_taint = last + 1, taint
+                    dead_at = last + 1
                     break
                 if d == last - 1 and probing:  # one byte left after this one: no set to keep (`probe`)
-                    got, old = probe(sim, w[d], w[last], base)
-                    taint = taint or old
+                    got = probe(sim, w[d], w[last])
                     if got == 1:
                         ok.append(r)
                     else:
-                        dead_at, dead_taint = (d + 1 if got == 0 else last + 1), taint
+                        dead_at = d + 1 if got == 0 else last + 1
                     break
-                s, old = step(sim, w[d], base)
+                s = step(sim, w[d])
                 if s is None:
-                    dead_at, dead_taint = d + 1, taint
+                    dead_at = d + 1
                     break
                 sim.append(s)
                 heads.append(list({g: None for g, _ in s.scan}))
-                taints.append(taint or old)
                 d += 1
-            if taint and tainted is not None:
-                tainted.append(r)
         return ok
 
 
@@ -428,49 +367,12 @@ def union_sorted(parts: list[np.ndarray], n: int) -> np.ndarray:
     return np.flatnonzero(flag)
 
 
-def clear_ids(mask: np.ndarray, ids: np.ndarray) -> None:
-    """Clear the bits of token `ids` (an integer array) in the int32 bitmask `mask`."""
-    if len(ids):
-        ids = ids.astype(np.int64, copy=False)
-        bits = np.left_shift(np.uint32(1), (ids & 31).astype(np.uint32))
-        np.bitwise_and.at(mask.view(np.uint32), ids >> 5, ~bits)
-
-
 def unset_ranks(parts: list[np.ndarray], mask: np.ndarray, rank_to_id: np.ndarray) -> list[int]:
     """The sorted union of the sorted int64 rank arrays `parts`, less the ranks whose token's bit is set in
     the int32 bitmask `mask` (the uncertain tokens left to simulate; the compiled one's oracle)."""
     ranks = union_sorted(parts, len(rank_to_id))
     ids = rank_to_id[ranks]
     return ranks[((mask[ids >> 5] >> (ids & 31)) & 1) == 0].tolist()
-
-
-class FreeMemo:
-    """`CFGConstraint._compute_mask`'s memo by a last set's scanning states (bounded): a mask, the ranks of
-    the tokens whose verdict read the context (`rest`), and whether the mask is still as computed (`raw`:
-    EOS and those tokens' bits not yet cleared). Kept in separate containers, not a tuple per entry: a
-    tuple holding an array stays tracked by the cyclic collector, and thousands of them reaching the old
-    generation set off full collections (a few hundred ms on 150 MaskBench schemas); arrays, tuples of
-    ints and bytes are not tracked."""
-
-    __slots__ = ("masks", "rest", "raw")
-
-    def __init__(self) -> None:
-        self.masks: dict[bytes, np.ndarray] = {}
-        self.rest: dict[bytes, tuple[int, ...]] = {}
-        self.raw: set[bytes] = set()
-
-    def __len__(self) -> int:
-        return len(self.masks)
-
-    def add(self, key: bytes, mask: np.ndarray, rest: list[int]) -> None:
-        """A mask as computed (raw) with its context-dependent ranks; all dropped when full."""
-        if len(self.masks) >= _FREE_MEMO:
-            self.masks.clear()
-            self.rest.clear()
-            self.raw.clear()
-        self.masks[key] = mask
-        self.rest[key] = tuple(rest)
-        self.raw.add(key)
 
 
 class CFGMatcher:

@@ -103,12 +103,6 @@ class Recognizer:
         if self.native:
             out = compiled.step(chart, byte, self.rtn.flat, self._tables)
             return None if out is None else ESet(*out)
-        return self.step_from(chart, byte, 0)[0]
-
-    def step_from(self, chart: Chart, byte: int, base: int) -> tuple[ESet | None, bool]:
-        """`step` in Python, and whether the closure completed an item whose origin is below `base` (read
-        the callers waiting in `chart[o]`, o < base): the only place the new set depends on the sets
-        before `base` other than through the origins of `chart[-1]`'s scanning items (`_simulate_py`)."""
         flat = self.rtn.flat
         seeds = []
         for g, o in chart[-1].scan:
@@ -116,15 +110,10 @@ class Recognizer:
             if nxt >= 0:
                 seeds.append((nxt, o))
         if not seeds:
-            return None, False
-        s = ESet()
-        return s, self._close_from(chart, s, seeds, base)
+            return None
+        return self._close(chart, ESet(), seeds)
 
     def probe(self, chart: Chart, byte: int, final: int) -> int:
-        """`probe_from` with no set counted as history."""
-        return self.probe_from(chart, byte, final, 0)[0]
-
-    def probe_from(self, chart: Chart, byte: int, final: int, base: int) -> tuple[int, bool]:
         """Whether `final` can follow `byte` after `chart`, without closing (or keeping) the set in between:
         0 when no item takes `byte`, 1 when some item of that set takes `final`, 2 when none does.
 
@@ -132,10 +121,7 @@ class Recognizer:
         they predict is not built when its first bytes are exact (`ExactFirst`): `final` is taken there
         exactly when it is one of them. A simulation's token whose last byte is all that is left asks this
         instead of `step`: the rules its next-to-last byte predicts are then built only when a walk really
-        goes into them (the compiled simulation does the same, in the same order).
-
-        Also whether an item with an origin below `base` completed before the answer was known (read
-        `chart[o].waiting` there: see `step_from`)."""
+        goes into them (the compiled simulation does the same, in the same order)."""
         rtn = self.rtn
         seeds = []
         for g, o in chart[-1].scan:
@@ -143,9 +129,8 @@ class Recognizer:
             if nxt >= 0:
                 seeds.append((nxt, o))
         if not seeds:
-            return 0, False
+            return 0
         pos = len(chart)
-        old = False
         has_bytes, accepting, calls, rule_of = self.has_bytes, self.accepting, self.calls, self.rule_of
         starts, nullable, enter, first = self.starts, self.nullable, rtn.enter, self.first
         items = set(seeds)
@@ -153,7 +138,7 @@ class Recognizer:
         while work:
             g, o = work.pop()
             if has_bytes[g] and rtn.flat[(g << 8) | final] >= 0:
-                return 1, old
+                return 1
             for callee, nxt in calls[g]:
                 start = starts[callee]
                 if start < 0:
@@ -161,7 +146,7 @@ class Recognizer:
                     if bits is None:
                         start = enter(callee)
                     elif bits[final >> 3] >> (final & 7) & 1:
-                        return 1, old
+                        return 1
                 if start >= 0 and (start, pos) not in items:
                     items.add((start, pos))
                     work.append((start, pos))
@@ -169,12 +154,11 @@ class Recognizer:
                     items.add((nxt, o))
                     work.append((nxt, o))
             if accepting[g] and o != pos:  # (an empty completion: the caller stepped over the nullable rule)
-                old = old or o < base
                 for it in chart[o].waiting.get(rule_of[g], ()):
                     if it not in items:
                         items.add(it)
                         work.append(it)
-        return 2, old
+        return 2
 
     def simulate(
         self,
@@ -183,16 +167,13 @@ class Recognizer:
         lcps: list[int] | None,
         words: tuple[bytes, ...] | bytes,
         offsets: np.ndarray | None = None,
-        tainted: list[int] | None = None,
     ) -> list[int]:
         """cfg_matcher's simulation of uncertain tokens, compiled (`native` only): the same loop, its sets
         past `chart` kept in C (they are never seen outside); `CFGConstraint._simulate_py` is the oracle.
         `lcps` None: each token's common prefix with the one before is compared in C. `words`: the ranks'
-        bytes, or all of them joined with their int64 `offsets` (one more than the ranks; read faster).
-        `tainted`: a list that gets the ranks whose verdict read the chart before its last set (as
-        `_simulate_py`'s)."""
+        bytes, or all of them joined with their int64 `offsets` (one more than the ranks; read faster)."""
         probe = self.first if self.probing else None  # (the last-byte probe: see `probe`)
-        return compiled.simulate(chart, ranks, lcps, words, self.rtn, self._tables, offsets, probe, tainted)
+        return compiled.simulate(chart, ranks, lcps, words, self.rtn, self._tables, offsets, probe)
 
     @staticmethod
     def unset_ranks(parts: list[np.ndarray], mask: np.ndarray, rank_to_id: np.ndarray) -> list[int]:
@@ -205,7 +186,6 @@ class Recognizer:
         oracle): the same keys interned in the same order in `interned` (ids from the counter `ids`), the
         contexts memoized in the same `ESet.contexts`; None when a context is cyclic."""
         return compiled.signature(chart, names, self.rule_of, interned, ids)
-
     @staticmethod
     def set_ranks(mask: np.ndarray, ranks: list[int], rank_to_id: np.ndarray) -> None:
         """Set the bits of the tokens of `ranks` in the int32 bitmask `mask`, compiled (`native` only;
@@ -213,14 +193,7 @@ class Recognizer:
         compiled.set_ranks(mask, ranks, rank_to_id)
 
     def _close(self, chart: Chart, s: ESet, seeds: list[tuple[int, int]]) -> ESet:
-        self._close_from(chart, s, seeds, 0)
-        return s
-
-    def _close_from(self, chart: Chart, s: ESet, seeds: list[tuple[int, int]], base: int) -> bool:
-        """Close `s` from `seeds` at position len(chart); whether an item with origin below `base`
-        completed."""
         pos = len(chart)
-        old = False
         items, scan, waiting = s.items, s.scan, s.waiting
         has_bytes, accepting, calls, rule_of = self.has_bytes, self.accepting, self.calls, self.rule_of
         starts, nullable, enter = self.starts, self.nullable, self.rtn.enter
@@ -251,12 +224,11 @@ class Recognizer:
                     s.accept = True
                 if o == pos:
                     continue  # an empty completion: the caller already stepped over the nullable rule
-                old = old or o < base
                 for it in chart[o].waiting.get(r, ()):
                     if it not in items:
                         items.add(it)
                         work.append(it)
-        return old
+        return s
 
     def advance_bytes(self, chart: Chart, data: bytes) -> Chart | None:
         """`chart` extended by `data` (a new list; `chart` is unchanged), or None if some byte is refused."""

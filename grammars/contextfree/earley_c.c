@@ -498,7 +498,6 @@ typedef struct {
     size_t nwait, capwait;
     long *heads;
     size_t nheads, capheads;
-    int taint; /* this set or one before it on its path completed an item from before the base */
 } NSet;
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem) {
@@ -526,7 +525,6 @@ typedef struct {
     int have_flat;
     const int32_t *tv;
     Py_ssize_t tn;
-    int old; /* the closure under way completed an item whose origin is before the base (read the chart) */
 } Sim;
 
 static int sim_flat(Sim *sm) {
@@ -633,8 +631,6 @@ static int sim_close(Closure *c, Tables *tb, Sim *sm, NSet *out, long pos) {
                 PyErr_SetString(PyExc_IndexError, "origin out of the chart");
                 return -1;
             }
-            if (it.o < sm->base)
-                sm->old = 1;
             int rc = it.o < sm->base ? complete(c, NULL, sm->chart, it.o, r)
                                      : complete_native(c, &sm->sets[it.o - sm->base], r);
             if (rc < 0)
@@ -687,8 +683,7 @@ fail:
     return -1;
 }
 
-/* The set after `byte` from the items `scan` into sets[k] (position base + k). 1: built, 0: dead. Its
- * taint: that of sets[k - 1] (none for k = 0), or whether this closure read the chart (`sm->old`). */
+/* The set after `byte` from the items `scan` into sets[k] (position base + k). 1: built, 0: dead. */
 static int sim_step(Sim *sm, Tables *tb, const Item *scan, size_t nscan, int byte, size_t k) {
     if (k >= sm->capsets) {
         size_t old = sm->capsets;
@@ -701,12 +696,10 @@ static int sim_step(Sim *sm, Tables *tb, const Item *scan, size_t nscan, int byt
     if (seeded <= 0)
         return seeded;
     tb->entered = 0;
-    sm->old = 0;
     int rc = sim_close(&c, tb, sm, &sm->sets[k], sm->base + (long)k);
     cl_free(&c);
     if (rc < 0)
         return -1;
-    sm->sets[k].taint = (k ? sm->sets[k - 1].taint : 0) | sm->old;
     if (tb->entered && sim_flat(sm) < 0)
         return -1;
     return 1;
@@ -716,12 +709,10 @@ static int sim_step(Sim *sm, Tables *tb, const Item *scan, size_t nscan, int byt
  * (the set at position pos - 1), the set in between closed only as far as needed and not kept: 0 when no
  * item takes `byte`, 1 when some item takes `final`, 2 when none does, -1 on error. A rule predicted there is
  * built only when `first(r)` (ExactFirst) is None; otherwise `final` is taken there when it is one of its
- * first bytes. Items in `_close`'s order, as the Python probe visits them (the same rules built).
- * `sm->old`: an item from before the base completed before the answer was known (`probe_from`). */
+ * first bytes. Items in `_close`'s order, as the Python probe visits them (the same rules built). */
 static int sim_probe(Sim *sm, Tables *tb, const Item *scan, size_t nscan, int byte, int final, long pos,
                      PyObject *first) {
     Closure c;
-    sm->old = 0;
     int out = sim_seed(sm, &c, scan, nscan, byte);
     if (out <= 0)
         return out;
@@ -806,8 +797,6 @@ static int sim_probe(Sim *sm, Tables *tb, const Item *scan, size_t nscan, int by
                 PyErr_SetString(PyExc_IndexError, "origin out of the chart");
                 goto fail;
             }
-            if (it.o < sm->base)
-                sm->old = 1;
             int rc = it.o < sm->base ? complete(&c, NULL, sm->chart, it.o, r)
                                      : complete_native(&c, &sm->sets[it.o - sm->base], r);
             if (rc < 0)
@@ -859,28 +848,20 @@ static void sim_free(Sim *sm) {
         PyBuffer_Release(&sm->flat);
 }
 
-/* simulate(chart, ranks, lcps, words, rtn, tables[, offsets[, first[, tainted]]]): cfg_matcher's `_simulate` loop (see there);
+/* simulate(chart, ranks, lcps, words, rtn, tables[, offsets[, first]]): cfg_matcher's `_simulate` loop (see there);
  * lcps None: each token's common prefix with the one before is compared here (cheaper than a reduction over
  * the whole rank span, or a Python loop). `words`: a tuple of bytes by rank, or all the ranks' bytes joined
  * in one bytes object with `offsets` (int64, one more than the ranks: rank r is words[offsets[r]:
  * offsets[r + 1]]): the tuple's bytes objects lie all over the heap, and reading each token's from there was
  * most of the loop's time (a cache miss per token); offsets None: a tuple. `first` (ExactFirst, or None to
- * close every set): a token's next-to-last byte is probed (`sim_probe`) rather than stepped. `tainted` (a list, or
- * None): the ranks whose verdict read the chart's history (a set on their path, or their probe, completed an
- * item whose origin is before len(chart)) are appended to it, as `_simulate_py` does. */
+ * close every set): a token's next-to-last byte is probed (`sim_probe`) rather than stepped. */
 static PyObject *earley_simulate(PyObject *module, PyObject *args) {
     (void)module;
-    PyObject *chart, *ranks, *lcps, *words, *rtn, *tables, *offsets = NULL, *first = Py_None, *tainted = Py_None;
+    PyObject *chart, *ranks, *lcps, *words, *rtn, *tables, *offsets = NULL, *first = Py_None;
     Tables tb;
-    if (!PyArg_ParseTuple(args, "O!O!OOOO|OOO", &PyList_Type, &chart, &PyList_Type, &ranks, &lcps, &words, &rtn,
-                          &tables, &offsets, &first, &tainted))
+    if (!PyArg_ParseTuple(args, "O!O!OOOO|OO", &PyList_Type, &chart, &PyList_Type, &ranks, &lcps, &words, &rtn,
+                          &tables, &offsets, &first))
         return NULL;
-    if (tainted != Py_None && !PyList_Check(tainted)) {
-        PyErr_SetString(PyExc_TypeError, "tainted must be a list or None");
-        return NULL;
-    }
-    if (tainted == Py_None)
-        tainted = NULL;
     if (offsets == Py_None)
         offsets = NULL;
     int joined = PyBytes_Check(words);
@@ -951,7 +932,6 @@ static PyObject *earley_simulate(PyObject *module, PyObject *args) {
             heads0[nheads0++] = heads0[i];
     size_t nsets = 0; /* sets built for the current prefix: heads[d] for d <= nsets */
     Py_ssize_t dead_at = (Py_ssize_t)1 << 30;
-    int dead_taint = 0; /* the previous path's death read the chart */
     const unsigned char *prev = NULL; /* the previous token's bytes (borrowed from `words`) */
     Py_ssize_t prevlen = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -986,11 +966,8 @@ static PyObject *earley_simulate(PyObject *module, PyObject *args) {
         }
         prev = w;
         prevlen = len;
-        if (dead_at <= lcp) { /* a shared prefix already died */
-            if (dead_taint && tainted != NULL && PyList_Append(tainted, rank) < 0)
-                goto fail;
-            continue;
-        }
+        if (dead_at <= lcp)
+            continue; /* a shared prefix already died */
         if (len == 0) {
             PyErr_SetString(PyExc_ValueError, "empty token");
             goto fail;
@@ -998,9 +975,7 @@ static PyObject *earley_simulate(PyObject *module, PyObject *args) {
         Py_ssize_t d = lcp < (Py_ssize_t)nsets ? lcp : (Py_ssize_t)nsets;
         nsets = (size_t)d;
         dead_at = (Py_ssize_t)1 << 30;
-        int taint = 0;
         for (;;) {
-            taint = d ? sm.sets[d - 1].taint : 0;
             if (d || d == last) {
                 const long *h = d ? sm.sets[d - 1].heads : heads0;
                 size_t nh = d ? sm.sets[d - 1].nheads : nheads0;
@@ -1015,7 +990,6 @@ static PyObject *earley_simulate(PyObject *module, PyObject *args) {
             }
             if (d == last) {
                 dead_at = last + 1;
-                dead_taint = taint;
                 break;
             }
             const Item *from = d ? sm.sets[d - 1].scan : scan0;
@@ -1024,13 +998,10 @@ static PyObject *earley_simulate(PyObject *module, PyObject *args) {
                 int got = sim_probe(&sm, &tb, from, nfrom, w[d], w[last], sm.base + (long)d, first);
                 if (got < 0)
                     goto fail;
-                taint |= sm.old;
                 if (got == 1 && PyList_Append(ok, rank) < 0)
                     goto fail;
-                if (got != 1) {
+                if (got != 1)
                     dead_at = got == 0 ? d + 1 : last + 1;
-                    dead_taint = taint;
-                }
                 break;
             }
             int live = sim_step(&sm, &tb, from, nfrom, w[d], (size_t)d);
@@ -1038,14 +1009,11 @@ static PyObject *earley_simulate(PyObject *module, PyObject *args) {
                 goto fail;
             if (!live) {
                 dead_at = d + 1;
-                dead_taint = taint;
                 break;
             }
             nsets = (size_t)d + 1;
             d++;
         }
-        if (taint && tainted != NULL && PyList_Append(tainted, rank) < 0)
-            goto fail;
     }
     Py_DECREF(scan);
     PyMem_Free(scan0);
@@ -1565,10 +1533,9 @@ static PyMethodDef methods[] = {
     {"step", earley_step, METH_VARARGS,
      "step(chart, byte, flat, tables): (items, scan, waiting, accept) after `byte`, or None."},
     {"simulate", earley_simulate, METH_VARARGS,
-     "simulate(chart, ranks, lcps, words, rtn, tables[, offsets[, first[, tainted]]]): the ranks whose token bytes the\n"
+     "simulate(chart, ranks, lcps, words, rtn, tables[, offsets[, first]]): the ranks whose token bytes the\n"
      "recognizer takes (lcps None: the common prefixes with the previous token compared here; first: the\n"
-     "exact first bytes for the last-byte probe, None for none; tainted: a list for the ranks whose verdict "
-     "read the chart before its last set)."},
+     "exact first bytes for the last-byte probe, None for none)."},
     {"unset_ranks", earley_unset_ranks, METH_VARARGS,
      "unset_ranks(parts, mask, rank_to_id): the sorted union of the rank arrays, less those set in mask."},
     {"signature", earley_signature, METH_VARARGS,
