@@ -19,6 +19,7 @@ per schema.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import signal
@@ -98,6 +99,9 @@ def main() -> None:
         if args.maskbench is None:
             ap.error("--maskbench DIR (or $DECC_MASKBENCH) is needed")
         rows, _ = load_rows(sample_files(args.maskbench, args.sample, args.seed), (",", ":"))
+    # as masks.py's workers do (maskbench/worker.py): what is loaded so far is frozen out of the collector
+    gc.collect()
+    gc.freeze()
     signal.signal(signal.SIGALRM, _alarm)
     steps: list[tuple[float, bool]] = []  # (seconds, first visit)
     fills: list[tuple[float, dict[str, int]]] = []  # (seconds, what it did)
@@ -137,8 +141,6 @@ def main() -> None:
 
 def _count_causes(cfg_rows: Any, cfg_matcher: Any, rtn: Any) -> dict[str, int]:
     """Counters of what a fill does, kept by wrapping the engine's methods (cleared before each fill)."""
-    import gc
-
     causes: dict[str, int] = {}
 
     def counting(owner: Any, name: str, key: str, size: Any = None) -> None:
