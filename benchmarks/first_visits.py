@@ -9,13 +9,17 @@ one thread, one process; the shared loop walks stay warm across schemas, as in a
     OMP_NUM_THREADS=1 python benchmarks/first_visits.py --maskbench /work/maskbench/data --sample 100 \\
         --seed 1 --walk reference --tokenizer llama-bpe
 
-prints the per-step p50 / p90 / p99, the share of steps that are first visits, their cost, and the
-costliest states by rule. `--out FILE` keeps one JSON line per schema.
+prints the per-step p50 / p90 / p99, the share of steps that are first visits, their cost, the
+costliest states by rule, and what the slowest 1% of masks (fills alone, the p99 of masks.py) were doing:
+building lexeme rows, building rules (in the simulation), walking several new states or one, simulating
+uncertain tokens only, or a collection of the cyclic garbage collector. `--out FILE` keeps one JSON line
+per schema.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import signal
@@ -62,9 +66,10 @@ def main() -> None:
     from benchmarks.maskbench.data import Instance, Row, load_rows, sample_files
     from benchmarks.maskbench.engines import Unsupported, encode, make_engine
     from benchmarks.maskbench.worker import load_tokenizer
-    from decc.grammars.contextfree import cfg_rows
+    from decc.grammars.contextfree import cfg_matcher, cfg_rows, rtn
 
     torch.set_num_threads(1)
+    causes = _count_causes(cfg_rows, cfg_matcher, rtn)
     cfg_rows.StateRows.reference = args.walk == "reference"
     visits: list[tuple[str, float, list[str]]] = []
     walk, lexeme = cfg_rows.StateRows._walk, cfg_rows.StateRows._lexeme
@@ -94,8 +99,12 @@ def main() -> None:
         if args.maskbench is None:
             ap.error("--maskbench DIR (or $DECC_MASKBENCH) is needed")
         rows, _ = load_rows(sample_files(args.maskbench, args.sample, args.seed), (",", ":"))
+    # as masks.py's workers do (maskbench/worker.py): what is loaded so far is frozen out of the collector
+    gc.collect()
+    gc.freeze()
     signal.signal(signal.SIGALRM, _alarm)
     steps: list[tuple[float, bool]] = []  # (seconds, first visit)
+    fills: list[tuple[float, dict[str, int]]] = []  # (seconds, what it did)
     out = args.out.open("w") if args.out else None
     for r in rows:
         engine.clear_cache()
@@ -114,8 +123,11 @@ def main() -> None:
             m = factory()
             for t in [*encode(tok, inst.text), eos]:
                 before = len(visits)
+                causes.clear()
                 t0 = time.perf_counter()
                 m.fill(row)
+                t1 = time.perf_counter()
+                fills.append((t1 - t0, dict(causes)))
                 ok = bool((int(words[t >> 5]) >> (t & 31)) & 1) and m.advance(t)
                 mine.append((time.perf_counter() - t0, len(visits) > before))
                 if not ok:
@@ -124,6 +136,62 @@ def main() -> None:
         if out:
             out.write(json.dumps({"file": r.file, "steps": mine}) + "\n")
     _report(steps, visits, args)
+    _report_tail(fills)
+
+
+def _count_causes(cfg_rows: Any, cfg_matcher: Any, rtn: Any) -> dict[str, int]:
+    """Counters of what a fill does, kept by wrapping the engine's methods (cleared before each fill)."""
+    causes: dict[str, int] = {}
+
+    def counting(owner: Any, name: str, key: str, size: Any = None) -> None:
+        method = getattr(owner, name)
+
+        def counted(self: Any, *args: Any) -> Any:
+            causes[key] = causes.get(key, 0) + (1 if size is None else size(*args))
+            return method(self, *args)
+
+        setattr(owner, name, counted)
+
+    counting(cfg_rows.StateRows, "_walk", "states", len)
+    counting(cfg_rows.StateRows, "_lexeme", "lexeme")
+    counting(rtn.RTN, "_build", "build")
+    counting(cfg_matcher.CFGConstraint, "_simulate", "simulated", lambda chart, ranks: len(ranks))
+    gc.callbacks.append(lambda phase, info: phase == "start" and causes.__setitem__("gc", 1))
+    return causes
+
+
+def _cause(c: dict[str, int]) -> str:
+    if c.get("gc"):
+        return "a collection of the cyclic GC"
+    if c.get("lexeme"):
+        return "lexeme rows (a token automaton)"
+    if c.get("build"):
+        return "rule builds"
+    if c.get("states", 0) > 1:
+        return "several new states walked"
+    if c.get("states"):
+        return "one new state walked" + (" and a simulation" if c.get("simulated") else "")
+    if c.get("simulated"):
+        return "a simulation only (a mask-cache miss)"
+    return "other"
+
+
+def _report_tail(fills: list[tuple[float, dict[str, int]]]) -> None:
+    """What the slowest 1% of fills did (each counted under its first cause in `_cause`'s order)."""
+    import numpy as np
+
+    if not fills:
+        return
+    t = np.array([s for s, _ in fills])
+    p99 = float(np.percentile(t, 99))
+    tail = [c for s, c in fills if s >= p99]
+    print(f"masks (fills alone): p50 {np.percentile(t, 50) * 1e6:.1f} us, p99 {p99 * 1e6:.0f} us; the "
+          f"{len(tail)} at or past p99:")  # fmt: skip
+    counts: dict[str, int] = {}
+    for c in tail:
+        counts[_cause(c)] = counts.get(_cause(c), 0) + 1
+    for cause, n in sorted(counts.items(), key=lambda kv: -kv[1]):
+        print(f"  {cause}: {n} ({n / len(tail):.0%})")
 
 
 def _report(steps: list[tuple[float, bool]], visits: list[tuple[str, float, list[str]]], args: Any) -> None:

@@ -261,3 +261,16 @@ def test_compiled_sets_are_left_out_of_the_cyclic_collector() -> None:
     for s in chart:
         containers = [s.items, s.scan, s.waiting, *s.waiting.values(), *s.items, *s.scan]
         assert not any(gc.is_tracked(x) for x in containers)
+
+
+@needs_native
+def test_compiled_sets_themselves_are_left_out_of_the_cyclic_collector() -> None:
+    """The ESet objects too (a young collection's objects were mostly sets): what is hung on them later (a
+    mask, its tensor, contexts) cannot refer back, so no cycle is missed."""
+    rec = Recognizer(fresh_rtn('start: "[" (start ("," start)*)? "]" | "a"\n'), native=True)
+    chart = rec.advance_bytes(rec.initial(), b"[[a,[")
+    assert chart is not None
+    assert not any(gc.is_tracked(s) for s in chart)
+    assert rec.step(chart, ord("a")) is not None and not gc.is_tracked(rec.step(chart, ord("a")))
+    assert rec.step(chart, ord("}")) is None
+    assert not gc.is_tracked(rec.initial()[0])

@@ -95,14 +95,13 @@ class Recognizer:
         """The chart before any byte: the start rule predicted at 0 and closed."""
         seeds = [(self.rtn.enter(0), 0)]
         if self.native:
-            return [ESet(*compiled.close([], seeds, self._tables))]
+            return [compiled.close([], seeds, self._tables, ESet)]
         return [self._close([], ESet(), seeds)]
 
     def step(self, chart: Chart, byte: int) -> ESet | None:
         """The set after reading `byte` at the end of `chart`, or None when no item can take it."""
         if self.native:
-            out = compiled.step(chart, byte, self.rtn.flat, self._tables)
-            return None if out is None else ESet(*out)
+            return compiled.step(chart, byte, self.rtn.flat, self._tables, ESet)
         flat = self.rtn.flat
         seeds = []
         for g, o in chart[-1].scan:
@@ -236,10 +235,10 @@ class Recognizer:
         if self.native:  # `step` inlined: the call per byte is a good part of a short token's advance
             rtn, tables = self.rtn, self._tables
             for b in data:
-                got = compiled.step(out, b, rtn.flat, tables)
+                got = compiled.step(out, b, rtn.flat, tables, ESet)
                 if got is None:
                     return None
-                out.append(ESet(*got))
+                out.append(got)
             return out
         for b in data:
             s = self.step(out, b)

@@ -367,11 +367,25 @@ fail:
     return NULL;
 }
 
+/* The set `out` (items, scan, waiting, accept) as an instance of `cls` (an ESet), left out of the cyclic
+ * collector as its containers are (untrack_set): it holds them, its mask arrays and tensor, and its
+ * contexts (ints), none of which can refer back to it; tracked, every set of every live chart is walked
+ * by each collection of its generation (most of a young collection's objects). `cls` NULL: `out`. */
+static PyObject *as_set(PyObject *out, PyObject *cls) {
+    if (out == NULL || cls == NULL || out == Py_None)
+        return out;
+    PyObject *obj = PyObject_Call(cls, out, NULL);
+    Py_DECREF(out);
+    if (obj != NULL && PyObject_IS_GC(obj) && PyObject_GC_IsTracked(obj))
+        PyObject_GC_UnTrack(obj);
+    return obj;
+}
+
 /* close(chart, seeds, tables): the set after `chart` closed from the seed items (a list of pairs). */
 static PyObject *earley_close(PyObject *module, PyObject *args) {
-    PyObject *chart, *seeds, *tables;
+    PyObject *chart, *seeds, *tables, *cls = NULL;
     Tables tb;
-    if (!PyArg_ParseTuple(args, "O!O!O", &PyList_Type, &chart, &PyList_Type, &seeds, &tables))
+    if (!PyArg_ParseTuple(args, "O!O!O|O", &PyList_Type, &chart, &PyList_Type, &seeds, &tables, &cls))
         return NULL;
     if (parse_tables(tables, &tb) < 0)
         return NULL;
@@ -394,15 +408,15 @@ static PyObject *earley_close(PyObject *module, PyObject *args) {
     /* The work list pops from the end: the Python version adds all seeds first, then pops, as here. */
     PyObject *out = run_closure(&c, &tb, chart, items);
     cl_free(&c);
-    return out;
+    return as_set(out, cls);
 }
 
 /* step(chart, byte, flat, tables): the set after reading `byte` at the end of `chart`, or None. */
 static PyObject *earley_step(PyObject *module, PyObject *args) {
-    PyObject *chart, *flat, *tables;
+    PyObject *chart, *flat, *tables, *cls = NULL;
     int byte;
     Tables tb;
-    if (!PyArg_ParseTuple(args, "O!iOO", &PyList_Type, &chart, &byte, &flat, &tables))
+    if (!PyArg_ParseTuple(args, "O!iOO|O", &PyList_Type, &chart, &byte, &flat, &tables, &cls))
         return NULL;
     if (byte < 0 || byte > 255) {
         PyErr_SetString(PyExc_ValueError, "byte out of range");
@@ -469,7 +483,7 @@ static PyObject *earley_step(PyObject *module, PyObject *args) {
     }
     PyObject *out = run_closure(&c, &tb, chart, items);
     cl_free(&c);
-    return out;
+    return as_set(out, cls);
 fail:
     PyBuffer_Release(&tab);
     Py_DECREF(scan);
@@ -1529,9 +1543,11 @@ done:
 
 static PyMethodDef methods[] = {
     {"close", earley_close, METH_VARARGS,
-     "close(chart, seeds, tables): (items, scan, waiting, accept) of the set after `chart` from the seeds."},
+     "close(chart, seeds, tables[, cls]): (items, scan, waiting, accept) of the set after `chart` from the\n"
+     "seeds; with cls, cls(items, scan, waiting, accept) left out of the cyclic collector."},
     {"step", earley_step, METH_VARARGS,
-     "step(chart, byte, flat, tables): (items, scan, waiting, accept) after `byte`, or None."},
+     "step(chart, byte, flat, tables[, cls]): (items, scan, waiting, accept) after `byte`, or None; with\n"
+     "cls, as close makes it."},
     {"simulate", earley_simulate, METH_VARARGS,
      "simulate(chart, ranks, lcps, words, rtn, tables[, offsets[, first]]): the ranks whose token bytes the\n"
      "recognizer takes (lcps None: the common prefixes with the previous token compared here; first: the\n"
