@@ -325,6 +325,36 @@ def subset_table(
     return trans, np.frombuffer(accepting, dtype=bool)
 
 
+def rule_subset_arrays(
+    eps: list[list[int]],
+    edges: list[list[tuple[int, int, int]]],
+    start: int,
+    accept: int,
+    callees: list[int],
+    limits: Limits,
+    native: bool | None = None,
+) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """`rule_subset_table` of an NFA given as its lists: compiled, no NFA object made (`RTN._build`: a
+    dataclass with three default containers costs a few microseconds per rule), else in Python."""
+    if not ((NATIVE if native is None else native) and compiled is not None):
+        return rule_subset_table(NFA(eps, edges, start, accept), callees, limits, native=False)
+    (n, table, accepting), starts = compiled.rule_table(
+        eps,
+        edges,
+        start,
+        accept,
+        callees,
+        limits.max_dfa_states,
+        limits.max_subset_work,
+        check_time,
+        "building the DFA",
+    )
+    if table is None:
+        raise _too_complex(n, limits, "grammar rule")
+    trans = np.frombuffer(table, dtype=np.int64).reshape(n, len(starts) + len(callees))
+    return trans, np.frombuffer(accepting, dtype=bool), starts
+
+
 def rule_subset_table(
     nfa: NFA, callees: list[int], limits: Limits, native: bool | None = None
 ) -> tuple[np.ndarray, np.ndarray, list[int]]:
@@ -332,21 +362,7 @@ def rule_subset_table(
     or ends, then one class per callee (symbol 256 + r, `callees` sorted). Returns (table, accepting, the
     first byte of each byte class). Compiled (`native`; None: `NATIVE`), classes included, else in Python."""
     if (NATIVE if native is None else native) and compiled is not None:
-        (n, table, accepting), starts = compiled.rule_table(
-            nfa.eps,
-            nfa.edges,
-            nfa.start,
-            nfa.accept,
-            callees,
-            limits.max_dfa_states,
-            limits.max_subset_work,
-            check_time,
-            "building the DFA",
-        )
-        if table is None:
-            raise _too_complex(n, limits, "grammar rule")
-        trans = np.frombuffer(table, dtype=np.int64).reshape(n, len(starts) + len(callees))
-        return trans, np.frombuffer(accepting, dtype=bool), starts
+        return rule_subset_arrays(nfa.eps, nfa.edges, nfa.start, nfa.accept, callees, limits, native=True)
     # Where a class starts (a Python set: numpy item writes cost more per edge; call edges, symbols 256 + r,
     # only add points past the bytes, dropped here), as plain lists (a rule's few classes cost less in
     # Python than in numpy calls)

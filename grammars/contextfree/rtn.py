@@ -13,6 +13,7 @@ of each such state, so that its token mask can come from the lexeme's own token 
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import Callable
 from functools import lru_cache
@@ -20,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..automata.dfa import ByteDFA, gc_paused, rule_subset_table
+from ..automata.dfa import ByteDFA, rule_subset_arrays, rule_subset_table
 from ..errors import GrammarLimitError
 from ..limits import DEFAULT_LIMITS, Limits
 from ..native import use_native
@@ -157,8 +158,15 @@ class RTN:
             return s
         with self.lock:  # masks may be computed on a worker thread while another stream advances
             if self.starts[r] < 0:
-                with gc_paused():  # the subset construction's frozensets set off collections otherwise
+                # the subset construction's containers set off collections otherwise (`gc_paused`, inline:
+                # its generator context manager cost as much as a small rule's publishing)
+                enabled = gc.isenabled()
+                gc.disable()
+                try:
                     self._build(r)
+                finally:
+                    if enabled:
+                        gc.enable()
             return self.starts[r]
 
     def build_all(self) -> RTN:
@@ -235,7 +243,8 @@ class RTN:
                 f"grammar too large: its rule automata grow past {hi:,} states "
                 f"(limit {self.limits.max_dfa_states:,})"
             )
-        self._reserve(hi)
+        if hi > len(self._acc):  # (most builds fit: no call)
+            self._reserve(hi)
         return lo, hi
 
     def _publish(
@@ -755,13 +764,20 @@ def _rule_table(
     The body's nesting is checked only when a recursive walk overflows (rule bodies of parsed grammars and
     schemas nest far less than Python's stack allows: checking first would walk every body once more).
     The NFA shares repeated tails (`_TailBuilder`); `thompson=True` builds Thompson's (the tests' oracle)."""
+    direct = NATIVE and compiled is not None and not thompson  # the NFA's lists straight on (no NFA object)
     try:  # its NFA size was checked when the grammar was bound (RTN.__init__: check_rule_size)
-        nfa, callees, maybe_dead = thompson_nfa(body, index) if thompson else tail_nfa(body, index)
+        if direct:
+            eps, edges, start, accept, callees, maybe_dead = compiled.tail_nfa(body, index, _TAIL_KINDS)
+        else:
+            nfa, callees, maybe_dead = thompson_nfa(body, index) if thompson else tail_nfa(body, index)
     except RecursionError:
         check_nesting(body, "grammar rule")
         raise
     # Byte classes over all byte edges, then one extra symbol (class) per distinct callee.
-    table, accepting, starts = rule_subset_table(nfa, callees, limits)
+    if direct:
+        table, accepting, starts = rule_subset_arrays(eps, edges, start, accept, callees, limits)
+    else:
+        table, accepting, starts = rule_subset_table(nfa, callees, limits)
     if maybe_dead:  # else every NFA state, so every DFA state, reaches acceptance
         rows, acc_list = table.tolist(), accepting.tolist()
         keep = _coreachable(rows, acc_list)
