@@ -245,3 +245,24 @@ def test_a_rule_that_only_calls_another_is_built_as_its_dfa_would_be() -> None:
     assert np.array_equal(rtn.table[lo:hi], np.where(table >= 0, table + lo, -1))
     assert rtn.accepting[lo:hi].tolist() == accepting.tolist()
     assert rtn.calls[lo:hi] == [tuple((c, lo + n) for c, n in edges) for edges in calls]
+
+
+def test_a_call_rule_built_after_others_is_offset_as_its_dfa_would_be() -> None:
+    """The same past the first states: a rule that only calls another, built after two others (its call
+    edge and dead rows offset by its first state)."""
+    import numpy as np
+
+    from decc.grammars.contextfree.cfg_grammar import Grammar
+    from decc.grammars.contextfree.rtn import RTN
+
+    rules = (("start", Concat((CharSet(((97, 97),)), Call("y")))), ("x", Concat((CharSet(((98, 99),)),))))
+    rtn = RTN(Grammar((*rules, ("y", Call("x"))), ""))
+    rtn.enter(1)
+    rtn.enter(2)
+    table, accepting, calls = _rule_dfa(Call("x"), rtn.index, DEFAULT_LIMITS)
+    lo, hi = rtn.span(2)
+    assert lo > 0 and hi == lo + 2
+    assert np.array_equal(rtn.table[lo:hi], np.where(table >= 0, table + lo, -1))
+    assert rtn.accepting[lo:hi].tolist() == accepting.tolist()
+    assert rtn.calls[lo:hi] == [tuple((c, lo + n) for c, n in edges) for edges in calls]
+    assert rtn.has_bytes[lo:hi] == [False, False] and rtn.rule_at[lo:hi] == [2, 2]

@@ -186,9 +186,11 @@ class RTN:
             calls: list[list[tuple[int, int]]] = [[] for _ in range(len(acc))]
             self._lexeme_states += len(acc)
         elif type(body) is Call:  # a rule that only calls another (a schema's start rule): no NFA to build
-            trans, acc = _CALL_TABLE, _CALL_ACCEPTING
-            calls = [[(self.index[body.rule], 1)], []]
-            q_of = c_of = -1
+            lo, hi = self._claim(2)  # two dead rows (no numpy where and any over a table of them)
+            self._table[lo:hi] = DEAD
+            calls_at = [((self.index[body.rule], lo + 1),), ()]
+            self._publish(r, lo, hi, _CALL_ACCEPTING, -1, -1, [False, False], calls_at)
+            return
         else:
             table, acc, starts, callees = _rule_table(body, self.index, self.limits)
             if NATIVE:  # the class table spread over bytes and the call edges listed in C (tail_c.spread)
@@ -298,10 +300,8 @@ class RTN:
         self.flat = memoryview(table.reshape(-1))
 
 
-# `_rule_dfa` of a body that is one call: state 0 calls, state 1 accepts, no byte edges
-_CALL_TABLE = np.full((2, 256), DEAD, dtype=np.int32)
+# `_rule_dfa` of a body that is one call: state 0 calls, state 1 accepts, no byte edges (dead rows)
 _CALL_ACCEPTING = np.array([False, True])
-_CALL_TABLE.setflags(write=False)
 _CALL_ACCEPTING.setflags(write=False)
 
 
