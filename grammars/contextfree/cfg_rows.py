@@ -257,7 +257,9 @@ class StateRows:
     def _walk(self, states: np.ndarray) -> None:
         """Classify the plain (not lexeme) `states` by walking their live tokens."""
         if not self.reference:
-            rest = [g for g in states.tolist() if not self._walk_trie(g)]
+            trie = self._trie_walk()
+            classify = self._classify if trie.native is not None and self.one_call else self._walk_trie
+            rest = [g for g in states.tolist() if not classify(g)]
             if not rest:
                 return
             states = np.array(rest, dtype=np.int64)
@@ -302,6 +304,38 @@ class StateRows:
                 off_loop=self.off_loop,
             )  # fmt: skip
         return self._trie
+
+    # Whether a first visit with the compiled trie walk is one call (`_classify`); else `_walk_trie`, the
+    # same walk with Python between its compiled parts (the tests' oracle, and the fallback for many tokens
+    # into wide states off loops).
+    one_call = True
+
+    def _classify(self, g: int) -> bool:
+        """`_walk_trie` in one compiled call (`trie_walk_c.TrieWalk.classify`): the shared walks of the
+        states it meets asked of `_shared` once per TrieWalk (a new table, a new TrieWalk: a new memo), their
+        first bytes memoized per region; the inside row written into the next free row of `buf`."""
+        trie = self._trie_walk()
+        assert trie.native is not None
+        if self.n_rows == len(self.buf):  # room for one more row (grown as `_add_rows` does)
+            grown = np.zeros((2 * len(self.buf), self.buf.shape[1]), dtype=np.int32)
+            grown[: self.n_rows] = self.buf[: self.n_rows]
+            self.buf = grown
+        k = self.n_rows
+        found = trie.native.classify(
+            g, self.buf[k], self.order.rank_to_id, self._shared, self.trie_budget, FEW, cfg_walk.FEW, _WIDE,
+            self.pair_walk_from,
+        )  # fmt: skip
+        if found is None:  # past the budget: the pair walk
+            return False
+        if found is False:  # many tokens into wide states off loops: the Python walk's pair walk
+            return self._walk_trie(g)
+        walked, unsure, any_inside = found
+        self.walked += walked
+        if any_inside:
+            self.n_rows += 1
+        self.uncertain[g] = np.frombuffer(unsure, dtype=np.int64) if unsure else _EMPTY
+        self.row_of[g] = k if any_inside else 0  # set last: readers without the lock test it
+        return True
 
     def _walk_trie(self, g: int) -> bool:
         """Classify state g with the trie walk; False (nothing done) when it runs past its budget. The first

@@ -20,6 +20,7 @@
 #include <Python.h>
 
 #include "buffers.h"
+#include "region_take.h"
 #include <stdint.h>
 #include <string.h>
 
@@ -632,35 +633,10 @@ done:
 
 /* ---- a region's tokens by first byte ------------------------------------------------------------------- */
 
-/* The first index of a sorted int32 array at or past `x`. */
-static Py_ssize_t lower_bound32(const int32_t *a, Py_ssize_t n, long long x) {
-    Py_ssize_t lo = 0, hi = n;
-    while (lo < hi) {
-        Py_ssize_t mid = (lo + hi) / 2;
-        if (a[mid] < x)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
-static Py_ssize_t lower_bound64(const long long *a, Py_ssize_t n, long long x) {
-    Py_ssize_t lo = 0, hi = n;
-    while (lo < hi) {
-        Py_ssize_t mid = (lo + hi) / 2;
-        if (a[mid] < x)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
 /* The ranks of a region's sorted arrays that start with one of the bytes `firsts` (sorted, distinct) are one
- * slice of each array per byte (ranks are in byte order: byte b's are bounds[b]..bounds[b + 1] - 1): the
- * inside ones set in a bitmask by token id, the uncertain ones copied, the leaving nodes' indices listed,
- * in rank order, as the Python's masks over every rank pick them. */
+ * slice of each array per byte (region_take.h): the inside ones set in a bitmask by token id, the uncertain
+ * ones copied, the leaving nodes' indices listed, in rank order, as the Python's masks over every rank pick
+ * them. */
 static PyObject *first_parts(PyObject *mod, PyObject *args) {
     PyObject *in_obj, *unc_obj, *lv_obj, *bounds_obj, *r2i_obj;
     const unsigned char *firsts;
@@ -670,7 +646,8 @@ static PyObject *first_parts(PyObject *mod, PyObject *args) {
         return NULL;
     Py_buffer ib, ub, lb, bb, rb;
     int have = 0;
-    PyObject *row = NULL, *unc = NULL, *lv = NULL, *result = NULL;
+    PyObject *row = NULL, *result = NULL;
+    Vec unc = {0}, lv = {0};
     if (get_buffer(in_obj, &ib, "inside", 1, 4, "i", 0) < 0)
         goto done;
     have = 1;
@@ -690,64 +667,20 @@ static PyObject *first_parts(PyObject *mod, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "bounds must have 257 entries");
         goto done;
     }
-    const long long *bounds = bb.buf, *r2i = rb.buf;
-    Py_ssize_t n_ranks = rb.shape[0];
-    for (Py_ssize_t i = 0; i < n_firsts; i++) {
-        if (i && firsts[i] <= firsts[i - 1]) {
-            PyErr_SetString(PyExc_ValueError, "firsts must be sorted and distinct");
-            goto done;
-        }
-    }
     row = PyBytes_FromStringAndSize(NULL, n_words * 4);
     if (row == NULL)
         goto done;
     uint32_t *bits = (uint32_t *)PyBytes_AS_STRING(row);
     memset(bits, 0, (size_t)n_words * 4);
-    const int32_t *inside = ib.buf;
-    Py_ssize_t n_in = ib.shape[0];
-    for (Py_ssize_t i = 0; i < n_firsts; i++) {
-        long long lo = bounds[firsts[i]], hi = bounds[firsts[i] + 1];
-        for (Py_ssize_t j = lower_bound32(inside, n_in, lo); j < n_in && inside[j] < hi; j++) {
-            long long r = inside[j];
-            long long t = r >= 0 && r < n_ranks ? r2i[r] : -1;
-            if (t < 0 || t >= (long long)n_words * 32) {
-                PyErr_SetString(PyExc_ValueError, "a rank or token id out of range");
-                goto done;
-            }
-            bits[t >> 5] |= 1u << (t & 31);
-        }
-    }
-    /* the uncertain ranks and the leaving nodes' indices: counted, then copied */
-    const int32_t *u = ub.buf;
-    const long long *l = lb.buf;
-    Py_ssize_t n_u = ub.shape[0], n_l = lb.shape[0], k_u = 0, k_l = 0;
-    for (int pass = 0; pass < 2; pass++) {
-        long long *out_u = pass ? (long long *)PyBytes_AS_STRING(unc) : NULL;
-        long long *out_l = pass ? (long long *)PyBytes_AS_STRING(lv) : NULL;
-        for (Py_ssize_t i = 0; i < n_firsts; i++) {
-            long long lo = bounds[firsts[i]], hi = bounds[firsts[i] + 1];
-            Py_ssize_t a = lower_bound32(u, n_u, lo), b = lower_bound32(u, n_u, hi);
-            Py_ssize_t c = lower_bound64(l, n_l, lo), d = lower_bound64(l, n_l, hi);
-            if (pass) {
-                for (Py_ssize_t j = a; j < b; j++)
-                    *out_u++ = u[j];
-                for (Py_ssize_t j = c; j < d; j++)
-                    *out_l++ = j;
-            } else {
-                k_u += b > a ? b - a : 0;
-                k_l += d > c ? d - c : 0;
-            }
-        }
-        if (!pass) {
-            unc = PyBytes_FromStringAndSize(NULL, k_u * 8);
-            lv = PyBytes_FromStringAndSize(NULL, k_l * 8);
-            if (unc == NULL || lv == NULL)
-                goto done;
-        }
-    }
-    result = PyTuple_Pack(3, row, unc, lv);
+    RegionArrays x = {ib.buf, ub.buf, lb.buf, ib.shape[0], ub.shape[0], lb.shape[0]};
+    if (region_first_bytes(&x, bb.buf, firsts, n_firsts, rb.buf, rb.shape[0], bits, n_words, &unc, &lv) < 0)
+        goto done;
+    result = Py_BuildValue("(Oy#y#)", row, unc.n ? (const char *)unc.v : "", unc.n * 8,
+                           lv.n ? (const char *)lv.v : "", lv.n * 8);
 done:
-    Py_XDECREF(row), Py_XDECREF(unc), Py_XDECREF(lv);
+    Py_XDECREF(row);
+    PyMem_Free(unc.v);
+    PyMem_Free(lv.v);
     if (have >= 1)
         PyBuffer_Release(&ib);
     if (have >= 2)
