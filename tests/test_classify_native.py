@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_cfg_walk import grammars, rtn_of, vocabularies
 
 from decc.grammars import Vocabulary, compile_json_schema
 from decc.grammars.contextfree import cfg_loops, cfg_walk
@@ -19,14 +20,14 @@ from decc.grammars.contextfree.cfg_grammar import parse_grammar
 from decc.grammars.contextfree.cfg_rows import StateRows, vocab_order
 from decc.grammars.contextfree.rtn import RTN
 
-from test_cfg_walk import grammars, rtn_of, vocabularies
-
 pytestmark = pytest.mark.skipif(
     cfg_walk.compiled is None, reason="the C extension trie_walk_c is not built in this install"
 )
 
 
-def _rows(rtn: RTN, vocab: Vocabulary, one_call: bool, budget: int | None, wide_from: int | None) -> StateRows:
+def _rows(
+    rtn: RTN, vocab: Vocabulary, one_call: bool, budget: int | None, wide_from: int | None
+) -> StateRows:
     rows = StateRows(rtn, vocab, vocab_order(vocab))
     rows.one_call = one_call
     if budget is not None:
@@ -91,7 +92,21 @@ _LETTERS = [bytes([c]) for c in range(ord("a"), ord("z") + 1)]
 _JSON = [b'"', b",", b":", b"{", b"}", b"[", b"]", b" ", b"0", b"1", b"9", b"-", b".", b"e", b"\\", b"\\n"]
 _TOKENS: list[bytes | None] = [None, *_JSON, *_LETTERS, b"\xc3", b"\xa9", b"\xc3\xa9"]
 _TOKENS += [x + y for x in _LETTERS for y in _LETTERS[:8]] + [x + b'"' for x in _LETTERS]
-_TOKENS += [b'":', b'",', b'"}', b'":"', b'{"', b'["', b'"]', b"true", b"false", b"null", b"12", b"0.", b'\\"']
+_TOKENS += [
+    b'":',
+    b'",',
+    b'"}',
+    b'":"',
+    b'{"',
+    b'["',
+    b'"]',
+    b"true",
+    b"false",
+    b"null",
+    b"12",
+    b"0.",
+    b'\\"',
+]
 _TOKENS += [b'"' + x for x in _LETTERS[:10]] + [b"ab" + x for x in _LETTERS]
 
 _SCHEMAS = [

@@ -368,8 +368,11 @@ class Region:
             leaving = np.array(self.leaving, dtype=np.int64).reshape(-1)
             self.compiled_parts.append(
                 cfg_walk.compiled.RegionParts(
-                    c(self.inside, dtype=np.int32), c(self.uncertain, dtype=np.int32),
-                    c(self.leaving_lo, dtype=np.int64), leaving, c(self.bounds, dtype=np.int64),
+                    c(self.inside, dtype=np.int32),
+                    c(self.uncertain, dtype=np.int32),
+                    c(self.leaving_lo, dtype=np.int64),
+                    leaving,
+                    c(self.bounds, dtype=np.int64),
                 )  # fmt: skip
             )
         return self.compiled_parts[0]
