@@ -23,6 +23,7 @@ import hashlib
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -258,8 +259,10 @@ class StateRows:
         """Classify the plain (not lexeme) `states` by walking their live tokens."""
         if not self.reference:
             trie = self._trie_walk()
-            classify = self._classify if trie.native is not None and self.one_call else self._walk_trie
-            rest = [g for g in states.tolist() if not classify(g)]
+            if trie.native is not None and self.one_call:
+                rest = self._classify(trie.native, states.tolist())
+            else:
+                rest = [g for g in states.tolist() if not self._walk_trie(g)]
             if not rest:
                 return
             states = np.array(rest, dtype=np.int64)
@@ -310,32 +313,35 @@ class StateRows:
     # into wide states off loops).
     one_call = True
 
-    def _classify(self, g: int) -> bool:
-        """`_walk_trie` in one compiled call (`trie_walk_c.TrieWalk.classify`): the shared walks of the
-        states it meets asked of `_shared` once per TrieWalk (a new table, a new TrieWalk: a new memo), their
-        first bytes memoized per region; the inside row written into the next free row of `buf`."""
-        trie = self._trie_walk()
-        assert trie.native is not None
-        if self.n_rows == len(self.buf):  # room for one more row (grown as `_add_rows` does)
-            grown = np.zeros((2 * len(self.buf), self.buf.shape[1]), dtype=np.int32)
-            grown[: self.n_rows] = self.buf[: self.n_rows]
-            self.buf = grown
-        k = self.n_rows
-        found = trie.native.classify(
-            g, self.buf[k], self.order.rank_to_id, self._shared, self.trie_budget, FEW, cfg_walk.FEW, _WIDE,
-            self.pair_walk_from,
-        )  # fmt: skip
-        if found is None:  # past the budget: the pair walk
-            return False
-        if found is False:  # many tokens into wide states off loops: the Python walk's pair walk
-            return self._walk_trie(g)
-        walked, unsure, any_inside = found
-        self.walked += walked
-        if any_inside:
-            self.n_rows += 1
-        self.uncertain[g] = np.frombuffer(unsure, dtype=np.int64) if unsure else _EMPTY
-        self.row_of[g] = k if any_inside else 0  # set last: readers without the lock test it
-        return True
+    def _classify(self, trie: Any, states: list[int]) -> list[int]:
+        """`_walk_trie` of each state in one compiled call (`trie`: the compiled TrieWalk's `classify`): the
+        shared walks of the states it meets asked of `_shared` once per TrieWalk (a new table, a new
+        TrieWalk: a new memo), their first bytes memoized per region; the inside row written into the next
+        free row of `buf`. The states it leaves to the pair walk (past the budget)."""
+        args = (self.order.rank_to_id, self._shared, self.trie_budget, FEW, cfg_walk.FEW, _WIDE)
+        wide_from = self.pair_walk_from
+        rest = []
+        for g in states:
+            if self.n_rows == len(self.buf):  # room for one more row (grown as `_add_rows` does)
+                grown = np.zeros((2 * len(self.buf), self.buf.shape[1]), dtype=np.int32)
+                grown[: self.n_rows] = self.buf[: self.n_rows]
+                self.buf = grown
+            k = self.n_rows
+            found = trie.classify(g, self.buf[k], *args, wide_from)
+            if found is None:  # past the budget: the pair walk
+                rest.append(g)
+                continue
+            if found is False:  # many tokens into wide states off loops: the Python walk's pair walk
+                if not self._walk_trie(g):
+                    rest.append(g)
+                continue
+            walked, unsure, any_inside = found
+            self.walked += walked
+            if any_inside:
+                self.n_rows += 1
+            self.uncertain[g] = np.frombuffer(unsure, dtype=np.int64) if unsure else _EMPTY
+            self.row_of[g] = k if any_inside else 0  # set last: readers without the lock test it
+        return rest
 
     def _walk_trie(self, g: int) -> bool:
         """Classify state g with the trie walk; False (nothing done) when it runs past its budget. The first
@@ -446,6 +452,10 @@ class StateRows:
         if loops is None:
             lo, hi = self.rtn.span(r)
             loops = self._loops[r] = Loops(self.table, self.dead, lo, hi, _WIDE, self.n_live[lo:hi])
+            if (
+                not loops.any_loop
+            ):  # (most rules) none of its states is asked again: the compiled walks read this
+                self.off_loop[lo:hi] = True
         members = loops.members(s)
         if members is None or len(members) > _MAX_REGION:
             return None
