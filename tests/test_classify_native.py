@@ -51,7 +51,7 @@ def _assert_same(new: StateRows, ref: StateRows, n: int) -> None:
         assert np.array_equal(new.uncertain[g], ref.uncertain[g]), g
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     grammars(),
     grammars(),
@@ -178,3 +178,17 @@ def test_a_memoized_shared_walk_is_asked_once_per_state_and_depth() -> None:
         counts.append(asked)
     assert len(counts[0]) == len(set(counts[0]))
     assert set(counts[0]) <= set(counts[1])
+
+
+def test_states_flagged_off_loop_have_no_shared_walk() -> None:
+    """A rule with no loop flags all its states `off_loop` when its loops are first looked at (the compiled
+    walks then ask nothing for them): each flagged state is indeed on no loop (`_loop_key` None)."""
+    vocab = Vocabulary.from_token_bytes(_TOKENS, eos_id=0)
+    n_flagged = 0
+    for schema in _SCHEMAS:
+        rtn = RTN(compile_json_schema(schema, engine="grammar")).build_all()
+        rows = _classify_all(_rows(rtn, vocab, True, None, None), rtn)
+        flagged = np.flatnonzero(rows.off_loop[: rtn.n_states]).tolist()
+        assert all(rows._loop_key(s) is None for s in flagged)
+        n_flagged += len(flagged)
+    assert n_flagged

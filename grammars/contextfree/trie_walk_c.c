@@ -2,7 +2,10 @@
  * walk of the recognizer's simulation (walks_within), compiled: the same steps as the pure-Python versions,
  * which stay as the fallback and as the tests' oracle. Arrays come in through the buffer protocol (no numpy
  * headers); the shared loop walks stay Python objects, called back (`shared(state, depth)`, `Region.take`)
- * except for the states flagged `off_loop` (known to have none). */
+ * except for the states flagged `off_loop` (known to have none). TrieWalk.classify is a whole first visit
+ * (cfg_rows' `_walk_trie`) in one call: there the shared walks are asked of `shared` once per state and
+ * depth, kept in the TrieWalk, and read through their `RegionParts` (a Region's arrays, with the first bytes
+ * taken per byte set memoized), with no call back into Python for a state met before. */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
