@@ -25,6 +25,12 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+@pytest.fixture(autouse=True)
+def _compiled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compiled walks on, `DECC_PURE_PYTHON` or not (the oracles turn them off where they need to)."""
+    monkeypatch.setattr(cfg_walk, "NATIVE", True)
+
+
 def _rows(
     rtn: RTN, vocab: Vocabulary, one_call: bool, budget: int | None, wide_from: int | None
 ) -> StateRows:
@@ -51,7 +57,11 @@ def _assert_same(new: StateRows, ref: StateRows, n: int) -> None:
         assert np.array_equal(new.uncertain[g], ref.uncertain[g]), g
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(
     grammars(),
     grammars(),
