@@ -191,14 +191,18 @@ def test_a_memoized_shared_walk_is_asked_once_per_state_and_depth() -> None:
 
 
 def test_states_flagged_off_loop_have_no_shared_walk() -> None:
-    """A rule with no loop flags all its states `off_loop` when its loops are first looked at (the compiled
-    walks then ask nothing for them): each flagged state is indeed on no loop (`_loop_key` None)."""
+    """A rule with no wide state flags all its states `off_loop` when taken in, a rule with loops those off
+    them when its loops are first looked at (the compiled walks then ask nothing for them): each flagged
+    state is indeed on no loop (`_loop_key` None), and string bodies' rules have some flagged and some not."""
     vocab = Vocabulary.from_token_bytes(_TOKENS, eos_id=0)
-    n_flagged = 0
+    n_flagged = n_mixed = 0
     for schema in _SCHEMAS:
         rtn = RTN(compile_json_schema(schema, engine="grammar")).build_all()
         rows = _classify_all(_rows(rtn, vocab, True, None, None), rtn)
         flagged = np.flatnonzero(rows.off_loop[: rtn.n_states]).tolist()
         assert all(rows._loop_key(s) is None for s in flagged)
         n_flagged += len(flagged)
-    assert n_flagged
+        for r in {rtn.rule_at[s] for s in range(rtn.n_states) if not rows.off_loop[s]}:
+            lo, hi = rtn.span(r)
+            n_mixed += bool(rows.off_loop[lo:hi].any())
+    assert n_flagged and n_mixed

@@ -94,6 +94,17 @@ class Loops:
             return None
         return np.array(sorted(funnel | set(self._loop(loop).tolist())), dtype=np.int64)
 
+    def off_loops(self) -> np.ndarray:
+        """Per state of the rule, whether `members` is None (bool): a rule's states flagged at once (compiled:
+        one pass, where asking each state costs microseconds of Python)."""
+        n = len(self.rows)
+        if not self.any_loop:
+            return np.ones(n, dtype=bool)
+        if self.native:
+            flags = compiled.off_loops(self._rows32, self.lo, self.dead, self.comp, 3)
+            return np.frombuffer(flags, dtype=bool)
+        return np.array([self.members(self.lo + i) is None for i in range(n)], dtype=bool)
+
     def _loop(self, c: int) -> np.ndarray:
         """The states of loop c (sorted, read-only)."""
         hit = self._of_comp.get(c)

@@ -6,6 +6,7 @@
  *   components(rows, lo, dead, n_live, wide)  -> (int64 bytes: Tarjan's component of each wide state, as the
  *                                                Python numbers them, -1: on no cycle or not wide; any loop)
  *   funnel(rows, lo, dead, comp, s, depth)    -> None, or the sorted int64 bytes of s's funnel and its loop
+ *   off_loops(rows, lo, dead, comp, depth)    -> bytes: 1 per state whose `members` is None
  *   layout(table, members, g, dead, exit_point, enters) -> bytes: the loop's layout relative to g, exactly
  *                                                (run-length rows): equal bytes, equal `region_key`
  *   classes(table, members, dead, exit_point, enters) -> int64 bytes: `loop_classes`
@@ -295,6 +296,98 @@ static PyObject *funnel(PyObject *mod, PyObject *args) {
     for (long long i = 0; i < f.n; i++)
         if (f.seen[i] || f.comp[i] == c)
             *out++ = lo + i;
+done:
+    PyMem_Free(f.seen);
+    PyMem_Free(f.order.v);
+    PyBuffer_Release(&rb);
+    PyBuffer_Release(&cb);
+    return result;
+}
+
+/* off_loops(rows, lo, dead, comp, depth): per rule state, 1 where `Loops.members` is None (on no loop, and
+ * no funnel of `depth` bytes into one), as bytes: a rule's states flagged at once, where asking each state
+ * its funnel from Python costs microseconds a state. */
+static PyObject *off_loops(PyObject *mod, PyObject *args) {
+    PyObject *rows_obj, *comp_obj;
+    long long lo, dead;
+    int depth;
+    if (!PyArg_ParseTuple(args, "OLLOi", &rows_obj, &lo, &dead, &comp_obj, &depth))
+        return NULL;
+    Py_buffer rb, cb;
+    if (get_buffer(rows_obj, &rb, "rows", 2, 4, "i", 0) < 0)
+        return NULL;
+    if (get_buffer(comp_obj, &cb, "comp", 1, 8, "lq", 0) < 0) {
+        PyBuffer_Release(&rb);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    Funnel f = {rb.buf, cb.buf, lo, rb.shape[0], dead, NULL, {0}};
+    if (cb.shape[0] != f.n) {
+        PyErr_SetString(PyExc_ValueError, "comp needs a component per row");
+        goto done;
+    }
+    f.seen = PyMem_Calloc((size_t)f.n + 1, 1);
+    result = PyBytes_FromStringAndSize(NULL, f.n);
+    if (f.seen == NULL || result == NULL) {
+        if (f.seen == NULL)
+            PyErr_NoMemory();
+        Py_CLEAR(result);
+        goto done;
+    }
+    char *out = PyBytes_AS_STRING(result);
+    /* A funnel of d bytes needs some byte from s, and every byte from s to lead onto a loop or to a state
+     * with a funnel of d - 1 bytes (none for d = 1): `can` marks the states passing that test, seen-free,
+     * level by level; funnel_from (exact) runs only on them. */
+    char *can = PyMem_Calloc((size_t)f.n * 2, 1);
+    if (can == NULL) {
+        PyErr_NoMemory();
+        Py_CLEAR(result);
+        goto done;
+    }
+    char *prev = can, *cur = can + f.n; /* level 0: none */
+    for (int level = 1; level <= depth; level++) {
+        for (long long i = 0; i < f.n; i++) {
+            cur[i] = 0;
+            if (f.comp[i] >= 0)
+                continue;
+            const int32_t *row = f.rows + i * 256;
+            int ok = 0;
+            for (int b = 0; b < 256; b++) {
+                long long t = row[b];
+                if (t == dead)
+                    continue;
+                /* (an edge out of the rule: no funnel here; funnel_from would raise on it) */
+                ok = t >= lo && t < lo + f.n && (f.comp[t - lo] >= 0 || prev[t - lo]);
+                if (!ok)
+                    break;
+            }
+            cur[i] = (char)ok;
+        }
+        char *x = prev;
+        prev = cur;
+        cur = x;
+    }
+    for (long long i = 0; i < f.n; i++) {
+        if (f.comp[i] >= 0) {
+            out[i] = 0;
+            continue;
+        }
+        if (!prev[i]) {
+            out[i] = 1;
+            continue;
+        }
+        long long c = funnel_from(&f, lo + i, depth);
+        for (Py_ssize_t j = 0; j < f.order.n; j++) /* `seen` cleared for the next state's funnel */
+            f.seen[f.order.v[j] - lo] = 0;
+        f.order.n = 0;
+        if (c == -2) {
+            PyMem_Free(can);
+            Py_CLEAR(result);
+            goto done;
+        }
+        out[i] = c == -1;
+    }
+    PyMem_Free(can);
 done:
     PyMem_Free(f.seen);
     PyMem_Free(f.order.v);
@@ -701,6 +794,8 @@ static PyMethodDef module_methods[] = {
      "components(rows, lo, dead, n_live, wide): (each row's loop among wide rows, int64, -1: none; any)."},
     {"funnel", funnel, METH_VARARGS,
      "funnel(rows, lo, dead, comp, s, depth): s's funnel and the loop it leads into (int64 bytes), or None."},
+    {"off_loops", off_loops, METH_VARARGS,
+     "off_loops(rows, lo, dead, comp, depth): per row, 1 where it is on no loop and funnels into none (bytes)."},
     {"layout", layout, METH_VARARGS,
      "layout(table, members, g, dead, exit_point, enters): the loop's layout relative to g, as bytes."},
     {"classes", classes, METH_VARARGS,
