@@ -155,6 +155,12 @@ typedef struct {
     const long long *bounds;
     FirstBytes *memo;
     int n_memo;
+    /* every inside token's bit (by the map `full_to_id`, n_full_words words), made on the first byte set
+     * that takes most of them: such a set's row is this less the tokens of the other first bytes */
+    uint32_t *full;
+    const long long *full_to_id;
+    Py_ssize_t n_full_words, full_ranks;
+    int full_ok; /* whether no two inside ranks share an id (then the row less the others is exact) */
 } RegionPartsObject;
 
 static void region_parts_forget(RegionPartsObject *self) {
@@ -172,6 +178,7 @@ static void RegionParts_dealloc(RegionPartsObject *self) {
         PyBuffer_Release(bufs[i]);
     region_parts_forget(self);
     PyMem_Free(self->memo);
+    PyMem_Free(self->full);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -220,6 +227,73 @@ static PyTypeObject RegionPartsType = {
     .tp_new = PyType_GenericNew,
 };
 
+/* region_first_bytes into m (its row zeroed): where the bytes take more than half the inside tokens, the row
+ * is the region's full row (made once) less the inside tokens of the other first bytes, the same bits (a
+ * token has one first byte and one rank: to_id is one-to-one) for a fraction of the writes; the uncertain
+ * ranks and leaving nodes as region_first_bytes gives them. 0, or -1 with an error. */
+static int region_first_fast(RegionPartsObject *p, const unsigned char *firsts, Py_ssize_t n_firsts,
+                             const Bits *bits, FirstBytes *m, Py_ssize_t n_words) {
+    const RegionArrays *x = &p->x;
+    const long long *b = p->bounds;
+    char in_set[256] = {0};
+    Py_ssize_t taken = 0;
+    for (Py_ssize_t i = 0; i < n_firsts; i++) {
+        in_set[firsts[i]] = 1;
+        taken += lower_bound32(x->inside, x->n_in, b[firsts[i] + 1]) - lower_bound32(x->inside, x->n_in, b[firsts[i]]);
+    }
+    if (2 * taken <= x->n_in || n_firsts < 2)
+        return region_first_bytes(x, b, firsts, n_firsts, bits->to_id, (Py_ssize_t)bits->n_ranks, m->row, n_words,
+                                  &m->unc, &m->leaving);
+    if (p->full == NULL || p->full_to_id != bits->to_id || p->n_full_words != n_words ||
+        p->full_ranks != (Py_ssize_t)bits->n_ranks) {
+        uint32_t *full = PyMem_Calloc((size_t)(n_words ? n_words : 1), 4);
+        if (full == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        int one_to_one = 1; /* (else: two ranks of one id, the slow way below) */
+        for (Py_ssize_t j = 0; j < x->n_in; j++) {
+            long long r = x->inside[j];
+            long long t = r >= 0 && r < bits->n_ranks ? bits->to_id[r] : -1;
+            if (t < 0 || t >= (long long)n_words * 32) {
+                PyErr_SetString(PyExc_ValueError, "a rank or token id out of range");
+                PyMem_Free(full);
+                return -1;
+            }
+            one_to_one &= !((full[t >> 5] >> (t & 31)) & 1);
+            full[t >> 5] |= 1u << (t & 31);
+        }
+        PyMem_Free(p->full);
+        p->full = full, p->full_to_id = bits->to_id, p->n_full_words = n_words;
+        p->full_ranks = (Py_ssize_t)bits->n_ranks, p->full_ok = one_to_one;
+    }
+    if (!p->full_ok)
+        return region_first_bytes(x, b, firsts, n_firsts, bits->to_id, (Py_ssize_t)bits->n_ranks, m->row, n_words,
+                                  &m->unc, &m->leaving);
+    memcpy(m->row, p->full, (size_t)n_words * 4);
+    for (int c = 0; c < 256; c++) { /* the other first bytes' inside tokens out (their ids checked above) */
+        if (in_set[c])
+            continue;
+        for (Py_ssize_t j = lower_bound32(x->inside, x->n_in, b[c]); j < x->n_in && x->inside[j] < b[c + 1]; j++) {
+            long long t = bits->to_id[x->inside[j]];
+            m->row[t >> 5] &= ~(1u << (t & 31));
+        }
+    }
+    uint32_t none_bits[1] = {0};
+    for (Py_ssize_t i = 0; i < n_firsts; i++) { /* the uncertain ranks and leaving nodes: no inside ones */
+        long long lo = b[firsts[i]], hi = b[firsts[i] + 1];
+        RegionArrays y = *x;
+        y.n_in = 0;
+        if (i && firsts[i] <= firsts[i - 1]) {
+            PyErr_SetString(PyExc_ValueError, "firsts must be sorted and distinct");
+            return -1;
+        }
+        if (region_take(&y, lo, hi, bits->to_id, (Py_ssize_t)bits->n_ranks, none_bits, 0, &m->unc, &m->leaving) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* The region's tokens starting with the bytes of the 256-bit set `key` (memoized): NULL with an error. */
 static FirstBytes *region_first(RegionPartsObject *p, const uint64_t key[4], const Bits *bits, Py_ssize_t n_words) {
     for (int i = 0; i < p->n_memo; i++)
@@ -239,8 +313,7 @@ static FirstBytes *region_first(RegionPartsObject *p, const uint64_t key[4], con
         PyErr_NoMemory();
         return NULL;
     }
-    if (region_first_bytes(&p->x, p->bounds, firsts, n_firsts, bits->to_id, (Py_ssize_t)bits->n_ranks, m->row,
-                           n_words, &m->unc, &m->leaving) < 0) {
+    if (region_first_fast(p, firsts, n_firsts, bits, m, n_words) < 0) {
         PyMem_Free(m->row), PyMem_Free(m->unc.v), PyMem_Free(m->leaving.v);
         return NULL;
     }
