@@ -1771,6 +1771,13 @@ static PyObject *region_walk(PyObject *module, PyObject *args) {
                 ps[j] = (unsigned char)passed;
             }
         }
+        if (at_leave < 0 && term >= 0 && kind == 0) {
+            /* died, not uncertain: the next tokens sharing the byte it died on die alike, leaving nothing (a
+             * region from a UTF-8 continuation state: most of the vocabulary, ~200 us a walk token by token) */
+            while (r + 1 < n && lcps[r + 1] > term)
+                r++;
+            continue;
+        }
         if (at_leave >= 0) {
             n_out++;
             Py_ssize_t k = v[0].n;
