@@ -8,7 +8,7 @@ STAMP := $(VENV)/.decc-installed
 
 # setup.py and the C files too: `pip install -e .` compiles the optional extensions (the compiled trie walk,
 # Earley step and subset construction).
-$(STAMP): pyproject.toml setup.py grammars/contextfree/trie_walk_c.c grammars/contextfree/buffers.h grammars/contextfree/loops_c.c grammars/contextfree/earley_c.c grammars/contextfree/tail_c.c grammars/automata/subset_c.c
+$(STAMP): pyproject.toml setup.py grammars/contextfree/trie_walk_c.c grammars/contextfree/buffers.h grammars/contextfree/region_take.h grammars/contextfree/loops_c.c grammars/contextfree/earley_c.c grammars/contextfree/tail_c.c grammars/automata/subset_c.c
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# The pinned CPU torch first: an unpinned torch would pull gigabytes of CUDA packages.
@@ -34,7 +34,7 @@ VLLM_VENV := .venv-vllm
 VLLM_PY := $(VLLM_VENV)/bin/python
 VLLM_STAMP := $(VLLM_VENV)/.decc-installed
 
-$(VLLM_STAMP): pyproject.toml setup.py grammars/contextfree/trie_walk_c.c grammars/contextfree/buffers.h grammars/contextfree/loops_c.c grammars/contextfree/earley_c.c grammars/contextfree/tail_c.c grammars/automata/subset_c.c
+$(VLLM_STAMP): pyproject.toml setup.py grammars/contextfree/trie_walk_c.c grammars/contextfree/buffers.h grammars/contextfree/region_take.h grammars/contextfree/loops_c.c grammars/contextfree/earley_c.c grammars/contextfree/tail_c.c grammars/automata/subset_c.c
 	test -x $(VLLM_PY) || $(PYTHON) -m venv $(VLLM_VENV)
 	$(VLLM_PY) -m pip install -q --upgrade pip
 	$(VLLM_PY) -m pip install -q torch==2.13.0

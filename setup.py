@@ -10,14 +10,14 @@ setup(
         Extension(
             "decc.grammars.contextfree.trie_walk_c",
             sources=["grammars/contextfree/trie_walk_c.c"],
-            depends=["grammars/contextfree/buffers.h"],
+            depends=["grammars/contextfree/buffers.h", "grammars/contextfree/region_take.h"],
             extra_compile_args=["-O2"],
             optional=True,
         ),
         Extension(
             "decc.grammars.contextfree.loops_c",
             sources=["grammars/contextfree/loops_c.c"],
-            depends=["grammars/contextfree/buffers.h"],
+            depends=["grammars/contextfree/buffers.h", "grammars/contextfree/region_take.h"],
             extra_compile_args=["-O2"],
             optional=True,
         ),

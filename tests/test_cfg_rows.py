@@ -48,6 +48,9 @@ def test_loops_found_before_the_rtn_grows_still_classify_like_the_pair_walk(
         rows.rows(np.arange(lazy.n_states, dtype=np.int64))
         grew.append(rows.dead)
     assert len(set(grew)) > 1  # the tables did grow after the first loops were found
+    n = lazy.n_states  # the grown tables hold the RTN's rows, dead entries renamed, as taking them in once
+    assert np.array_equal(rows.table[:n], np.where(lazy.table[:n] >= 0, lazy.table[:n], rows.dead))
+    assert np.array_equal(rows.n_live[:n], (lazy.table[:n] >= 0).sum(axis=1))
     reference = StateRows(ref, vocab, vocab_order(vocab))
     reference.reference = True
     reference.rows(np.arange(ref.n_states, dtype=np.int64))

@@ -59,7 +59,8 @@ def grammars(draw: st.DrawFn) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _rtn(text: str) -> RTN:
+def rtn_of(text: str) -> RTN:
+    """The RTN of a drawn grammar (one that does not build: not a case)."""
     try:
         return build_rtn(parse_grammar(text))
     except GrammarError:
@@ -104,7 +105,7 @@ def test_trie_and_shared_loop_walks_classify_like_the_pair_walk(
     cfg_walk.NATIVE = native and cfg_walk.compiled is not None
     try:
         for text in (a, b):
-            rtn = _rtn(text)
+            rtn = rtn_of(text)
             _assert_same(_classified(rtn, vocab, False, budget), _classified(rtn, vocab, True), rtn)
     finally:
         cfg_walk.FEW, cfg_walk.NATIVE = default, default_native
@@ -117,7 +118,7 @@ def test_inside_rows_come_out_alike_from_few_or_many_rank_ranges(
 ) -> None:
     """The inside bitmask is set range by range (few ranges) or from the ranges expanded at once (many):
     both give the pair walk's rows."""
-    rtn = _rtn(text)
+    rtn = rtn_of(text)
     rows = StateRows(rtn, vocab, vocab_order(vocab))
     rows.few_ranges = few
     rows.rows(np.arange(rtn.n_states, dtype=np.int64))
@@ -549,7 +550,7 @@ def test_the_compiled_pair_walk_finds_the_same_pairs_as_numpy(
 def test_call_first_of_the_calling_states_is_the_whole_rule_fixpoint(text: str) -> None:
     """The bytes that may go on in a callee, found from the calling states alone, are those the fixpoint
     over every state of the rule finds."""
-    rtn = _rtn(text)
+    rtn = rtn_of(text)
     rtn.build_all()
     for r in rtn.built:
         assert np.array_equal(call_first(rtn, r), call_first_py(rtn, r)), r
@@ -561,7 +562,7 @@ def test_call_first_of_the_calling_states_is_the_whole_rule_fixpoint(text: str) 
 def test_the_compiled_rule_intake_is_the_python_one(text: str) -> None:
     """`take_rows` and `rule_exits` (StateRows taking in a built rule) against numpy and `call_first`,
     `accepting_through_nullable`."""
-    rtn = _rtn(text)
+    rtn = rtn_of(text)
     rtn.build_all()
     vocab = Vocabulary.from_token_bytes([None, b"a", b"b"], eos_id=0)
     rows = StateRows(rtn, vocab, vocab_order(vocab))

@@ -67,7 +67,8 @@ def rules(draw: st.DrawFn) -> tuple[np.ndarray, int, int, int, int]:
 @settings(max_examples=400, deadline=None)
 @given(rules(), st.booleans())
 def test_compiled_loops_are_the_pythons(case: tuple[np.ndarray, int, int, int, int], give_live: bool) -> None:
-    """Same components (numbered alike) and the same `members` of every state, funnels included."""
+    """Same components (numbered alike) and the same `members` of every state, funnels included; the states
+    flagged at once (`off_loops`) are those whose `members` is None."""
     table, dead, lo, hi, wide = case
     live = (table[lo:hi] != dead).sum(axis=1) if give_live else None
     got, want = (
@@ -81,6 +82,10 @@ def test_compiled_loops_are_the_pythons(case: tuple[np.ndarray, int, int, int, i
         assert (a is None) == (b is None), s
         if a is not None:
             assert a.dtype == b.dtype and a.tolist() == b.tolist(), s
+
+    flags = got.off_loops()
+    assert flags.dtype == bool and flags.tolist() == want.off_loops().tolist()
+    assert flags.tolist() == [want.members(s) is None for s in range(lo, hi)]
 
 
 ALPHA = b'abc"'

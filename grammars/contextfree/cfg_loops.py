@@ -94,6 +94,17 @@ class Loops:
             return None
         return np.array(sorted(funnel | set(self._loop(loop).tolist())), dtype=np.int64)
 
+    def off_loops(self) -> np.ndarray:
+        """Per state of the rule, whether `members` is None (bool): a rule's states flagged at once (compiled:
+        one pass, where asking each state costs microseconds of Python)."""
+        n = len(self.rows)
+        if not self.any_loop:
+            return np.ones(n, dtype=bool)
+        if self.native:
+            flags = compiled.off_loops(self._rows32, self.lo, self.dead, self.comp, 3)
+            return np.frombuffer(flags, dtype=bool)
+        return np.array([self.members(self.lo + i) is None for i in range(n)], dtype=bool)
+
     def _loop(self, c: int) -> np.ndarray:
         """The states of loop c (sorted, read-only)."""
         hit = self._of_comp.get(c)
@@ -348,13 +359,34 @@ class Region:
     # `inside`, `uncertain` and `leaving_lo` as memoryviews, made on first use: `take` bisects them (a
     # memoryview item is a Python int; numpy's searchsorted costs microseconds a call, six a node).
     views: list[memoryview] = field(default_factory=list, repr=False)
+    # Its arrays for the compiled one-call classification (`parts`), made on first use.
+    compiled_parts: list[object] = field(default_factory=list, repr=False)
 
     # For the disk cache (disk_cache.py): the memos are not stored.
     def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k not in ("words", "firsts", "views")}
+        memos = ("words", "firsts", "views", "compiled_parts")
+        return {k: v for k, v in self.__dict__.items() if k not in memos}
 
     def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state, words={}, firsts=[], views=[])
+        self.__dict__.update(state, words={}, firsts=[], views=[], compiled_parts=[])
+
+    def parts(self) -> object:
+        """This walk as `trie_walk_c.TrieWalk.classify` reads it (a `trie_walk_c.RegionParts`, made once: it
+        keeps the first bytes it took per byte set, as `first_bytes` does); a region with `leaving`."""
+        if not self.compiled_parts:
+            assert self.leaving is not None and cfg_walk.compiled is not None
+            c = np.ascontiguousarray
+            leaving = np.array(self.leaving, dtype=np.int64).reshape(-1)
+            self.compiled_parts.append(
+                cfg_walk.compiled.RegionParts(
+                    c(self.inside, dtype=np.int32),
+                    c(self.uncertain, dtype=np.int32),
+                    c(self.leaving_lo, dtype=np.int64),
+                    leaving,
+                    c(self.bounds, dtype=np.int64),
+                )  # fmt: skip
+            )
+        return self.compiled_parts[0]
 
     def first_bytes(
         self, firsts: bytes, rank_to_id: np.ndarray, n_words: int, native: bool | None = None

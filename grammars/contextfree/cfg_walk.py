@@ -8,8 +8,9 @@ loop with many tokens below it takes them from the loop's shared walk instead (c
 `pair_walk` walks many (state, token) pairs to their ends: for the shared walks, for many tokens into wide
 states off loops, as the fallback past the trie walk's budget, and as the tests' reference.
 `trie_walk_c` (trie_walk_c.c, built by `pip install`, optional) is the same trie walk and pair walk compiled
-(the pair walk a pair at a time; `pair_walk_py`: numpy, a byte per step, all pairs at once); the Python
-ones are the fallback (no C compiler at install, `DECC_PURE_PYTHON=1` read at import) and the tests' oracle.
+(the pair walk a pair at a time; `pair_walk_py`: numpy, a byte per step, all pairs at once), and a whole
+first visit in one call (`classify`: cfg_rows' `StateRows._classify`); the Python ones are the fallback (no C
+compiler at install, `DECC_PURE_PYTHON=1` read at import) and the tests' oracle.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@
  *   components(rows, lo, dead, n_live, wide)  -> (int64 bytes: Tarjan's component of each wide state, as the
  *                                                Python numbers them, -1: on no cycle or not wide; any loop)
  *   funnel(rows, lo, dead, comp, s, depth)    -> None, or the sorted int64 bytes of s's funnel and its loop
+ *   off_loops(rows, lo, dead, comp, depth)    -> bytes: 1 per state whose `members` is None
  *   layout(table, members, g, dead, exit_point, enters) -> bytes: the loop's layout relative to g, exactly
  *                                                (run-length rows): equal bytes, equal `region_key`
  *   classes(table, members, dead, exit_point, enters) -> int64 bytes: `loop_classes`
@@ -20,6 +21,7 @@
 #include <Python.h>
 
 #include "buffers.h"
+#include "region_take.h"
 #include <stdint.h>
 #include <string.h>
 
@@ -294,6 +296,98 @@ static PyObject *funnel(PyObject *mod, PyObject *args) {
     for (long long i = 0; i < f.n; i++)
         if (f.seen[i] || f.comp[i] == c)
             *out++ = lo + i;
+done:
+    PyMem_Free(f.seen);
+    PyMem_Free(f.order.v);
+    PyBuffer_Release(&rb);
+    PyBuffer_Release(&cb);
+    return result;
+}
+
+/* off_loops(rows, lo, dead, comp, depth): per rule state, 1 where `Loops.members` is None (on no loop, and
+ * no funnel of `depth` bytes into one), as bytes: a rule's states flagged at once, where asking each state
+ * its funnel from Python costs microseconds a state. */
+static PyObject *off_loops(PyObject *mod, PyObject *args) {
+    PyObject *rows_obj, *comp_obj;
+    long long lo, dead;
+    int depth;
+    if (!PyArg_ParseTuple(args, "OLLOi", &rows_obj, &lo, &dead, &comp_obj, &depth))
+        return NULL;
+    Py_buffer rb, cb;
+    if (get_buffer(rows_obj, &rb, "rows", 2, 4, "i", 0) < 0)
+        return NULL;
+    if (get_buffer(comp_obj, &cb, "comp", 1, 8, "lq", 0) < 0) {
+        PyBuffer_Release(&rb);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    Funnel f = {rb.buf, cb.buf, lo, rb.shape[0], dead, NULL, {0}};
+    if (cb.shape[0] != f.n) {
+        PyErr_SetString(PyExc_ValueError, "comp needs a component per row");
+        goto done;
+    }
+    f.seen = PyMem_Calloc((size_t)f.n + 1, 1);
+    result = PyBytes_FromStringAndSize(NULL, f.n);
+    if (f.seen == NULL || result == NULL) {
+        if (f.seen == NULL)
+            PyErr_NoMemory();
+        Py_CLEAR(result);
+        goto done;
+    }
+    char *out = PyBytes_AS_STRING(result);
+    /* A funnel of d bytes needs some byte from s, and every byte from s to lead onto a loop or to a state
+     * with a funnel of d - 1 bytes (none for d = 1): `can` marks the states passing that test, seen-free,
+     * level by level; funnel_from (exact) runs only on them. */
+    char *can = PyMem_Calloc((size_t)f.n * 2, 1);
+    if (can == NULL) {
+        PyErr_NoMemory();
+        Py_CLEAR(result);
+        goto done;
+    }
+    char *prev = can, *cur = can + f.n; /* level 0: none */
+    for (int level = 1; level <= depth; level++) {
+        for (long long i = 0; i < f.n; i++) {
+            cur[i] = 0;
+            if (f.comp[i] >= 0)
+                continue;
+            const int32_t *row = f.rows + i * 256;
+            int ok = 0;
+            for (int b = 0; b < 256; b++) {
+                long long t = row[b];
+                if (t == dead)
+                    continue;
+                /* (an edge out of the rule: no funnel here; funnel_from would raise on it) */
+                ok = t >= lo && t < lo + f.n && (f.comp[t - lo] >= 0 || prev[t - lo]);
+                if (!ok)
+                    break;
+            }
+            cur[i] = (char)ok;
+        }
+        char *x = prev;
+        prev = cur;
+        cur = x;
+    }
+    for (long long i = 0; i < f.n; i++) {
+        if (f.comp[i] >= 0) {
+            out[i] = 0;
+            continue;
+        }
+        if (!prev[i]) {
+            out[i] = 1;
+            continue;
+        }
+        long long c = funnel_from(&f, lo + i, depth);
+        for (Py_ssize_t j = 0; j < f.order.n; j++) /* `seen` cleared for the next state's funnel */
+            f.seen[f.order.v[j] - lo] = 0;
+        f.order.n = 0;
+        if (c == -2) {
+            PyMem_Free(can);
+            Py_CLEAR(result);
+            goto done;
+        }
+        out[i] = c == -1;
+    }
+    PyMem_Free(can);
 done:
     PyMem_Free(f.seen);
     PyMem_Free(f.order.v);
@@ -632,35 +726,10 @@ done:
 
 /* ---- a region's tokens by first byte ------------------------------------------------------------------- */
 
-/* The first index of a sorted int32 array at or past `x`. */
-static Py_ssize_t lower_bound32(const int32_t *a, Py_ssize_t n, long long x) {
-    Py_ssize_t lo = 0, hi = n;
-    while (lo < hi) {
-        Py_ssize_t mid = (lo + hi) / 2;
-        if (a[mid] < x)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
-static Py_ssize_t lower_bound64(const long long *a, Py_ssize_t n, long long x) {
-    Py_ssize_t lo = 0, hi = n;
-    while (lo < hi) {
-        Py_ssize_t mid = (lo + hi) / 2;
-        if (a[mid] < x)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
 /* The ranks of a region's sorted arrays that start with one of the bytes `firsts` (sorted, distinct) are one
- * slice of each array per byte (ranks are in byte order: byte b's are bounds[b]..bounds[b + 1] - 1): the
- * inside ones set in a bitmask by token id, the uncertain ones copied, the leaving nodes' indices listed,
- * in rank order, as the Python's masks over every rank pick them. */
+ * slice of each array per byte (region_take.h): the inside ones set in a bitmask by token id, the uncertain
+ * ones copied, the leaving nodes' indices listed, in rank order, as the Python's masks over every rank pick
+ * them. */
 static PyObject *first_parts(PyObject *mod, PyObject *args) {
     PyObject *in_obj, *unc_obj, *lv_obj, *bounds_obj, *r2i_obj;
     const unsigned char *firsts;
@@ -670,7 +739,8 @@ static PyObject *first_parts(PyObject *mod, PyObject *args) {
         return NULL;
     Py_buffer ib, ub, lb, bb, rb;
     int have = 0;
-    PyObject *row = NULL, *unc = NULL, *lv = NULL, *result = NULL;
+    PyObject *row = NULL, *result = NULL;
+    Vec unc = {0}, lv = {0};
     if (get_buffer(in_obj, &ib, "inside", 1, 4, "i", 0) < 0)
         goto done;
     have = 1;
@@ -690,64 +760,20 @@ static PyObject *first_parts(PyObject *mod, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "bounds must have 257 entries");
         goto done;
     }
-    const long long *bounds = bb.buf, *r2i = rb.buf;
-    Py_ssize_t n_ranks = rb.shape[0];
-    for (Py_ssize_t i = 0; i < n_firsts; i++) {
-        if (i && firsts[i] <= firsts[i - 1]) {
-            PyErr_SetString(PyExc_ValueError, "firsts must be sorted and distinct");
-            goto done;
-        }
-    }
     row = PyBytes_FromStringAndSize(NULL, n_words * 4);
     if (row == NULL)
         goto done;
     uint32_t *bits = (uint32_t *)PyBytes_AS_STRING(row);
     memset(bits, 0, (size_t)n_words * 4);
-    const int32_t *inside = ib.buf;
-    Py_ssize_t n_in = ib.shape[0];
-    for (Py_ssize_t i = 0; i < n_firsts; i++) {
-        long long lo = bounds[firsts[i]], hi = bounds[firsts[i] + 1];
-        for (Py_ssize_t j = lower_bound32(inside, n_in, lo); j < n_in && inside[j] < hi; j++) {
-            long long r = inside[j];
-            long long t = r >= 0 && r < n_ranks ? r2i[r] : -1;
-            if (t < 0 || t >= (long long)n_words * 32) {
-                PyErr_SetString(PyExc_ValueError, "a rank or token id out of range");
-                goto done;
-            }
-            bits[t >> 5] |= 1u << (t & 31);
-        }
-    }
-    /* the uncertain ranks and the leaving nodes' indices: counted, then copied */
-    const int32_t *u = ub.buf;
-    const long long *l = lb.buf;
-    Py_ssize_t n_u = ub.shape[0], n_l = lb.shape[0], k_u = 0, k_l = 0;
-    for (int pass = 0; pass < 2; pass++) {
-        long long *out_u = pass ? (long long *)PyBytes_AS_STRING(unc) : NULL;
-        long long *out_l = pass ? (long long *)PyBytes_AS_STRING(lv) : NULL;
-        for (Py_ssize_t i = 0; i < n_firsts; i++) {
-            long long lo = bounds[firsts[i]], hi = bounds[firsts[i] + 1];
-            Py_ssize_t a = lower_bound32(u, n_u, lo), b = lower_bound32(u, n_u, hi);
-            Py_ssize_t c = lower_bound64(l, n_l, lo), d = lower_bound64(l, n_l, hi);
-            if (pass) {
-                for (Py_ssize_t j = a; j < b; j++)
-                    *out_u++ = u[j];
-                for (Py_ssize_t j = c; j < d; j++)
-                    *out_l++ = j;
-            } else {
-                k_u += b > a ? b - a : 0;
-                k_l += d > c ? d - c : 0;
-            }
-        }
-        if (!pass) {
-            unc = PyBytes_FromStringAndSize(NULL, k_u * 8);
-            lv = PyBytes_FromStringAndSize(NULL, k_l * 8);
-            if (unc == NULL || lv == NULL)
-                goto done;
-        }
-    }
-    result = PyTuple_Pack(3, row, unc, lv);
+    RegionArrays x = {ib.buf, ub.buf, lb.buf, ib.shape[0], ub.shape[0], lb.shape[0]};
+    if (region_first_bytes(&x, bb.buf, firsts, n_firsts, rb.buf, rb.shape[0], bits, n_words, &unc, &lv) < 0)
+        goto done;
+    result = Py_BuildValue("(Oy#y#)", row, unc.n ? (const char *)unc.v : "", unc.n * 8,
+                           lv.n ? (const char *)lv.v : "", lv.n * 8);
 done:
-    Py_XDECREF(row), Py_XDECREF(unc), Py_XDECREF(lv);
+    Py_XDECREF(row);
+    PyMem_Free(unc.v);
+    PyMem_Free(lv.v);
     if (have >= 1)
         PyBuffer_Release(&ib);
     if (have >= 2)
@@ -768,6 +794,8 @@ static PyMethodDef module_methods[] = {
      "components(rows, lo, dead, n_live, wide): (each row's loop among wide rows, int64, -1: none; any)."},
     {"funnel", funnel, METH_VARARGS,
      "funnel(rows, lo, dead, comp, s, depth): s's funnel and the loop it leads into (int64 bytes), or None."},
+    {"off_loops", off_loops, METH_VARARGS,
+     "off_loops(rows, lo, dead, comp, depth): per row, 1 where it is on no loop and funnels into none (bytes)."},
     {"layout", layout, METH_VARARGS,
      "layout(table, members, g, dead, exit_point, enters): the loop's layout relative to g, as bytes."},
     {"classes", classes, METH_VARARGS,
