@@ -185,6 +185,7 @@ class Recognizer:
         oracle): the same keys interned in the same order in `interned` (ids from the counter `ids`), the
         contexts memoized in the same `ESet.contexts`; None when a context is cyclic."""
         return compiled.signature(chart, names, self.rule_of, interned, ids)
+
     @staticmethod
     def set_ranks(mask: np.ndarray, ranks: list[int], rank_to_id: np.ndarray) -> None:
         """Set the bits of the tokens of `ranks` in the int32 bitmask `mask`, compiled (`native` only;
