@@ -244,13 +244,17 @@ class StateRows:
                 self._walk(np.array(plain, dtype=np.int64))
         return self.row_of[states]
 
-    def _add_rows(self, rows: np.ndarray) -> int:
-        """Append rows to `buf`; the index of the first."""
-        k = len(rows)
+    def _room_for(self, k: int) -> None:
+        """Grow `buf` (by doubling) until k more rows fit past `n_rows`."""
         while self.n_rows + k > len(self.buf):
             grown = np.zeros((2 * len(self.buf), self.buf.shape[1]), dtype=np.int32)
             grown[: self.n_rows] = self.buf[: self.n_rows]
             self.buf = grown
+
+    def _add_rows(self, rows: np.ndarray) -> int:
+        """Append rows to `buf`; the index of the first."""
+        k = len(rows)
+        self._room_for(k)
         first = self.n_rows
         self.buf[first : first + k] = rows
         self.n_rows += k
@@ -333,10 +337,7 @@ class StateRows:
         wide_from = self.pair_walk_from
         rest = []
         for g in states:
-            if self.n_rows == len(self.buf):  # room for one more row (grown as `_add_rows` does)
-                grown = np.zeros((2 * len(self.buf), self.buf.shape[1]), dtype=np.int32)
-                grown[: self.n_rows] = self.buf[: self.n_rows]
-                self.buf = grown
+            self._room_for(1)
             k = self.n_rows
             found = trie.classify(g, self.buf[k], *args, wide_from)
             if found is None:  # past the budget: the pair walk
