@@ -13,7 +13,6 @@ their continuation contexts, and whether it accepts).
 
 from __future__ import annotations
 
-import gc
 import itertools
 import threading
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ import torch
 
 from .. import disk_cache
 from ..automata.counters import counter_signature
+from ..automata.dfa import gc_paused
 from ..limits import DEFAULT_LIMITS, Limits, deadline
 from ..tokens.token_automaton import set_bits
 from ..tokens.vocab import Vocabulary
@@ -132,15 +132,8 @@ class CFGConstraint:
             if hit is not None:
                 last.mask = hit
                 return hit
-        # the walks and simulations make many short-lived containers: see `_compute_mask` (paused inline: a
-        # generator context manager is a few microseconds of every first visit)
-        enabled = gc.isenabled()
-        gc.disable()
-        try:
+        with gc_paused():  # the walks and simulations make many short-lived containers: see `_compute_mask`
             mask = self._compute_mask(chart)
-        finally:
-            if enabled:
-                gc.enable()
         last.mask = mask
         if key is not None:
             if len(self._masks) >= _MASK_CACHE:

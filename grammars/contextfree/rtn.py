@@ -13,7 +13,6 @@ of each such state, so that its token mask can come from the lexeme's own token 
 
 from __future__ import annotations
 
-import gc
 import threading
 from collections.abc import Callable
 from functools import lru_cache
@@ -21,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..automata.dfa import ByteDFA, rule_subset_arrays, rule_subset_table
+from ..automata.dfa import ByteDFA, gc_paused, rule_subset_arrays, rule_subset_table
 from ..errors import GrammarLimitError
 from ..limits import DEFAULT_LIMITS, Limits
 from ..native import use_native
@@ -158,15 +157,8 @@ class RTN:
             return s
         with self.lock:  # masks may be computed on a worker thread while another stream advances
             if self.starts[r] < 0:
-                # the subset construction's containers set off collections otherwise (`gc_paused`, inline:
-                # its generator context manager cost as much as a small rule's publishing)
-                enabled = gc.isenabled()
-                gc.disable()
-                try:
+                with gc_paused():  # the subset construction's containers set off collections otherwise
                     self._build(r)
-                finally:
-                    if enabled:
-                        gc.enable()
             return self.starts[r]
 
     def build_all(self) -> RTN:
