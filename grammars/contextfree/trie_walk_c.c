@@ -280,18 +280,10 @@ static int region_first_fast(RegionPartsObject *p, const unsigned char *firsts, 
         }
     }
     uint32_t none_bits[1] = {0};
-    for (Py_ssize_t i = 0; i < n_firsts; i++) { /* the uncertain ranks and leaving nodes: no inside ones */
-        long long lo = b[firsts[i]], hi = b[firsts[i] + 1];
-        RegionArrays y = *x;
-        y.n_in = 0;
-        if (i && firsts[i] <= firsts[i - 1]) {
-            PyErr_SetString(PyExc_ValueError, "firsts must be sorted and distinct");
-            return -1;
-        }
-        if (region_take(&y, lo, hi, bits->to_id, (Py_ssize_t)bits->n_ranks, none_bits, 0, &m->unc, &m->leaving) < 0)
-            return -1;
-    }
-    return 0;
+    RegionArrays y = *x; /* the uncertain ranks and leaving nodes: no inside ones */
+    y.n_in = 0;
+    return region_first_bytes(&y, b, firsts, n_firsts, bits->to_id, (Py_ssize_t)bits->n_ranks, none_bits, 0, &m->unc,
+                              &m->leaving);
 }
 
 /* The region's tokens starting with the bytes of the 256-bit set `key` (memoized): NULL with an error. */
