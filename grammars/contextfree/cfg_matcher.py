@@ -226,6 +226,39 @@ class CFGConstraint:
         in the middle walks them all and moves them to older generations, whose collections then walk them
         again; afterwards they are freed by reference counting and no longer count towards one)."""
         last = chart[-1]
+        if self.recognizer.native:
+            mask = np.empty(self.vocab.n_words, dtype=np.int32)
+            rl = self._compose(last, mask)
+        else:
+            mask, rl = self._compose_py(last)
+        if rl:
+            ok = self._simulate(chart, rl)
+            if ok and self.recognizer.native:
+                self.recognizer.set_ranks(mask, ok, self.rank_to_id)
+            elif ok:
+                set_bits(
+                    mask,
+                    self.rank_to_id[ok] if len(ok) > _FEW_BITS else [int(self.rank_to_id[r]) for r in ok],
+                )
+        if last.accept and len(self.eos_ids):
+            set_bits(mask, self.eos_ids.tolist())
+        mask.setflags(write=False)
+        return mask
+
+    def _compose(self, last: ESet, mask: np.ndarray) -> list[int]:
+        """Set `mask` to the OR of the rows of `last`'s scanning states, classifying the new ones; the
+        sorted ranks of their uncertain tokens not set there (the simulation's to decide). One compiled
+        call (`earley_c.compose`) when every state is classified, else it names those to classify first."""
+        rows = self.rows
+        compose = self.recognizer.compose
+        while True:
+            got = compose(last.scan, rows.row_of, rows.n, rows.buf, rows.uncertain, self.rank_to_id, mask)
+            if type(got) is list:
+                return got
+            rows.classify(got)
+
+    def _compose_py(self, last: ESet) -> tuple[np.ndarray, list[int]]:
+        """`_compose` with numpy (the fallback, and the compiled one's oracle): the mask and the ranks."""
         states = last.scan_states()
         rows = self.rows
         # the distinct rows to OR (row 0 is empty); first: classifying new states may replace `buf`
@@ -242,23 +275,7 @@ class CFGConstraint:
         uncertain = rows.uncertain
         # states often share one uncertain array (the same lexeme's tokens): each is taken once
         parts = list({id(u): u for g in states.tolist() if len(u := uncertain[g])}.values())  # type: ignore[arg-type]
-        if parts:
-            if self.recognizer.native:  # one pass in C rather than several numpy ones
-                rl = self.recognizer.unset_ranks(parts, mask, self.rank_to_id)
-            else:
-                rl = unset_ranks(parts, mask, self.rank_to_id)
-            ok = self._simulate(chart, rl)
-            if ok and self.recognizer.native:
-                self.recognizer.set_ranks(mask, ok, self.rank_to_id)
-            elif ok:
-                set_bits(
-                    mask,
-                    self.rank_to_id[ok] if len(ok) > _FEW_BITS else [int(self.rank_to_id[r]) for r in ok],
-                )
-        if last.accept and len(self.eos_ids):
-            set_bits(mask, self.eos_ids.tolist())
-        mask.setflags(write=False)
-        return mask
+        return mask, unset_ranks(parts, mask, self.rank_to_id) if parts else []
 
     def _simulate(self, chart: Chart, rl: list[int]) -> list[int]:
         """The ranks (sorted) whose token bytes the recognizer takes after `chart` (tokens in byte order).

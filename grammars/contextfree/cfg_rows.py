@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -232,8 +233,21 @@ class StateRows:
             return self._rows(states)
 
     def _rows(self, states: np.ndarray) -> np.ndarray:
+        self._fill(states.tolist())
+        return self.row_of[states]
+
+    def classify(self, states: Sequence[int]) -> None:
+        """Classify those of `states` (distinct RTN states) not classified yet: `rows` without its answer,
+        for a caller that reads `row_of` itself (the compiled mask assembly, `earley_c.compose`)."""
+        with self.lock:
+            if self.rtn.n_states != self.n:
+                self._sync()
+            self._fill(list(states))
+
+    def _fill(self, states: list[int]) -> None:
         # (lists, not numpy, for the few states of a set: each numpy call costs about a microsecond)
-        missing = [g for g, h in zip(states.tolist(), self.row_of[states].tolist(), strict=True) if h < 0]
+        row_of = self.row_of
+        missing = [g for g in states if row_of[g] < 0]
         if missing:
             lex = self.lexical[missing].tolist()
             lexemes = {self.rtn.rule_at[g] for g, x in zip(missing, lex, strict=True) if x}
@@ -242,7 +256,6 @@ class StateRows:
             plain = [g for g, x in zip(missing, lex, strict=True) if not x]
             if plain:
                 self._walk(np.array(plain, dtype=np.int64))
-        return self.row_of[states]
 
     def _room_for(self, k: int) -> None:
         """Grow `buf` (by doubling) until k more rows fit past `n_rows`."""

@@ -180,6 +180,21 @@ class Recognizer:
         the int64 rank arrays, less the ranks whose token is set in the int32 bitmask `mask`."""
         return compiled.unset_ranks(parts, mask, rank_to_id)
 
+    @staticmethod
+    def compose(
+        scan: list[tuple[int, int]],
+        row_of: np.ndarray,
+        n: int,
+        buf: np.ndarray,
+        uncertain: list,
+        rank_to_id: np.ndarray,
+        out: np.ndarray,
+    ) -> list[int] | tuple[int, ...]:
+        """cfg_matcher's mask assembly compiled (`native` only; `CFGConstraint._compose_py` is the oracle):
+        the scanning states not classified yet (a tuple), or, with `out` set to the OR of their rows, the
+        list of their uncertain ranks whose token is not set there."""
+        return compiled.compose(scan, row_of, n, buf, uncertain, rank_to_id, out)
+
     def signature(self, chart: Chart, names: list[int], interned: dict, ids: Any) -> int | None:
         """cfg_matcher's mask-cache signature compiled (`native` only; `CFGConstraint._signature_py` is the
         oracle): the same keys interned in the same order in `interned` (ids from the counter `ids`), the

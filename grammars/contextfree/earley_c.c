@@ -10,7 +10,8 @@
  * A set comes back as (items, scan, waiting, accept).
  *
  * Also here: the simulation of uncertain tokens (cfg_matcher's `_simulate`), the union of rank arrays less
- * a mask (`unset_ranks`), and the mask cache's signature of a chart (`signature`).
+ * a mask (`unset_ranks`), a mask's assembly from the states' rows (`compose`), and the mask cache's
+ * signature of a chart (`signature`).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -1074,47 +1075,15 @@ static int keep_unset(PyObject *out, int64_t r, const int64_t *r2i, Py_ssize_t n
     return rc;
 }
 
-/* unset_ranks(parts, mask, rank_to_id): cfg_matcher's `unset_ranks` (its oracle): the sorted union of the
- * sorted int64 rank arrays `parts` (one part taken as it is), less the ranks whose token's bit is set in the
- * int32 bitmask `mask`, as a list. On a 128k vocabulary this was several numpy passes per mask. */
-static PyObject *earley_unset_ranks(PyObject *module, PyObject *args) {
-    (void)module;
-    PyObject *parts, *mask_o, *r2i_o, *out = NULL;
-    if (!PyArg_ParseTuple(args, "O!OO", &PyList_Type, &parts, &mask_o, &r2i_o))
-        return NULL;
-    Py_ssize_t np_ = PyList_GET_SIZE(parts), got = 0;
-    Py_buffer mb, rb, *pb = PyMem_Calloc((size_t)np_ + 1, sizeof(Py_buffer));
-    int have_m = 0, have_r = 0;
+/* The sorted union of the `np_` sorted int64 rank buffers `pb` (`total` ranks in all; one part taken as
+ * it is), less the ranks whose token's bit is set in `mask`, as a new list (NULL with an error set). */
+static PyObject *union_unset(Py_buffer *pb, Py_ssize_t np_, Py_ssize_t total, const uint32_t *mask,
+                             Py_ssize_t nbits, const int64_t *r2i, Py_ssize_t n) {
     int64_t *tmp = NULL;
     uint64_t *flag = NULL;
-    if (pb == NULL)
-        return PyErr_NoMemory();
-    if (PyObject_GetBuffer(mask_o, &mb, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
-        goto done;
-    have_m = 1;
-    if (PyObject_GetBuffer(r2i_o, &rb, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
-        goto done;
-    have_r = 1;
-    if (mb.itemsize != 4 || rb.itemsize != 8) {
-        PyErr_SetString(PyExc_TypeError, "mask must hold int32, rank_to_id int64");
-        goto done;
-    }
-    const uint32_t *mask = (const uint32_t *)mb.buf;
-    const int64_t *r2i = (const int64_t *)rb.buf;
-    Py_ssize_t n = rb.len / 8, nbits = (mb.len / 4) * 32, total = 0;
-    for (; got < np_; got++) {
-        if (PyObject_GetBuffer(PyList_GET_ITEM(parts, got), &pb[got], PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
-            goto done;
-        if (pb[got].itemsize != 8) {
-            got++;
-            PyErr_SetString(PyExc_TypeError, "parts must hold int64");
-            goto done;
-        }
-        total += pb[got].len / 8;
-    }
-    out = PyList_New(0);
+    PyObject *out = PyList_New(0);
     if (out == NULL)
-        goto done;
+        return NULL;
     if (np_ == 1) {
         const int64_t *v = (const int64_t *)pb[0].buf;
         for (Py_ssize_t i = 0; i < total; i++)
@@ -1163,16 +1132,229 @@ static PyObject *earley_unset_ranks(PyObject *module, PyObject *args) {
 fail:
     Py_CLEAR(out);
 done:
+    PyMem_Free(tmp);
+    PyMem_Free(flag);
+    return out;
+}
+
+/* unset_ranks(parts, mask, rank_to_id): cfg_matcher's `unset_ranks` (its oracle): the sorted union of the
+ * sorted int64 rank arrays `parts` (one part taken as it is), less the ranks whose token's bit is set in the
+ * int32 bitmask `mask`, as a list. On a 128k vocabulary this was several numpy passes per mask. */
+static PyObject *earley_unset_ranks(PyObject *module, PyObject *args) {
+    (void)module;
+    PyObject *parts, *mask_o, *r2i_o, *out = NULL;
+    if (!PyArg_ParseTuple(args, "O!OO", &PyList_Type, &parts, &mask_o, &r2i_o))
+        return NULL;
+    Py_ssize_t np_ = PyList_GET_SIZE(parts), got = 0;
+    Py_buffer mb, rb, *pb = PyMem_Calloc((size_t)np_ + 1, sizeof(Py_buffer));
+    int have_m = 0, have_r = 0;
+    if (pb == NULL)
+        return PyErr_NoMemory();
+    if (PyObject_GetBuffer(mask_o, &mb, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+        goto done;
+    have_m = 1;
+    if (PyObject_GetBuffer(r2i_o, &rb, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+        goto done;
+    have_r = 1;
+    if (mb.itemsize != 4 || rb.itemsize != 8) {
+        PyErr_SetString(PyExc_TypeError, "mask must hold int32, rank_to_id int64");
+        goto done;
+    }
+    const uint32_t *mask = (const uint32_t *)mb.buf;
+    const int64_t *r2i = (const int64_t *)rb.buf;
+    Py_ssize_t n = rb.len / 8, nbits = (mb.len / 4) * 32, total = 0;
+    for (; got < np_; got++) {
+        if (PyObject_GetBuffer(PyList_GET_ITEM(parts, got), &pb[got], PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+            goto done;
+        if (pb[got].itemsize != 8) {
+            got++;
+            PyErr_SetString(PyExc_TypeError, "parts must hold int64");
+            goto done;
+        }
+        total += pb[got].len / 8;
+    }
+    out = union_unset(pb, np_, total, mask, nbits, r2i, n);
+done:
     for (Py_ssize_t j = 0; j < got; j++)
         PyBuffer_Release(&pb[j]);
     PyMem_Free(pb);
-    PyMem_Free(tmp);
-    PyMem_Free(flag);
     if (have_m)
         PyBuffer_Release(&mb);
     if (have_r)
         PyBuffer_Release(&rb);
     return out;
+}
+
+/* The distinct values of v[0..k), sorted in place; how many. */
+static Py_ssize_t sort_unique(long *v, Py_ssize_t k) {
+    if (k < 2)
+        return k;
+    qsort(v, (size_t)k, sizeof(long), long_cmp);
+    Py_ssize_t m = 1;
+    for (Py_ssize_t i = 1; i < k; i++)
+        if (v[i] != v[m - 1])
+            v[m++] = v[i];
+    return m;
+}
+
+/* compose(scan, row_of, n, buf, uncertain, rank_to_id, out): cfg_matcher's mask assembly (`_compose_py`,
+ * the oracle) in one call. The distinct RTN states of the scanning items `scan` (a list of (state,
+ * origin)); when some is not classified yet (at or past `n`, the states StateRows knows, or row_of -1),
+ * their tuple, sorted, and `out` is left alone. Else `out` (int32, n_words) is set to the OR of their
+ * distinct rows of `buf` (int32 [rows, n_words]; row 0, no token, skipped) and the answer is the list of the
+ * sorted union of their uncertain ranks (`uncertain[g]`: int64 arrays, each array taken once) less those
+ * whose token is set in `out`: what the simulation must decide. A first visit's glue was a dozen numpy and
+ * list calls around this, about a third of a typical one. */
+static PyObject *earley_compose(PyObject *module, PyObject *args) {
+    (void)module;
+    PyObject *scan, *row_o, *buf_o, *unc, *r2i_o, *out_o, *result = NULL;
+    Py_ssize_t n_known;
+    if (!PyArg_ParseTuple(args, "O!OnOO!OO", &PyList_Type, &scan, &row_o, &n_known, &buf_o, &PyList_Type, &unc,
+                          &r2i_o, &out_o))
+        return NULL;
+    Py_ssize_t ns = PyList_GET_SIZE(scan), k = 0, nmiss = 0, np_ = 0, total = 0, got = 0;
+    long small[64], *st = ns <= 64 ? small : PyMem_Malloc((size_t)ns * sizeof(long));
+    Py_buffer rowb, bufb, rb, ob, *pb = NULL;
+    int have = 0; /* buffers held: 1 row_of, 2 buf, 3 rank_to_id, 4 out */
+    PyObject **seen = NULL;
+    if (st == NULL)
+        return PyErr_NoMemory();
+    for (Py_ssize_t i = 0; i < ns; i++) {
+        PyObject *it = PyList_GET_ITEM(scan, i);
+        if (!PyTuple_Check(it) || PyTuple_GET_SIZE(it) != 2) {
+            PyErr_SetString(PyExc_TypeError, "scan items must be (state, origin) pairs");
+            goto done;
+        }
+        long g = PyLong_AsLong(PyTuple_GET_ITEM(it, 0));
+        if (g == -1 && PyErr_Occurred())
+            goto done;
+        if (g < 0) {
+            PyErr_SetString(PyExc_IndexError, "negative state");
+            goto done;
+        }
+        st[k++] = g;
+    }
+    k = sort_unique(st, k);
+    if (PyObject_GetBuffer(row_o, &rowb, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+        goto done;
+    have = 1;
+    if (rowb.itemsize != 8) {
+        PyErr_SetString(PyExc_TypeError, "row_of must hold int64");
+        goto done;
+    }
+    const int64_t *row_of = (const int64_t *)rowb.buf;
+    Py_ssize_t n_row_of = rowb.len / 8;
+    for (Py_ssize_t i = 0; i < k; i++)
+        if (st[i] >= n_known || st[i] >= n_row_of || row_of[st[i]] < 0)
+            st[nmiss++] = st[i]; /* (nmiss <= i: compacted in place, in order) */
+    if (nmiss) {
+        result = PyTuple_New(nmiss);
+        for (Py_ssize_t i = 0; result != NULL && i < nmiss; i++) {
+            PyObject *v = PyLong_FromLong(st[i]);
+            if (v == NULL)
+                Py_CLEAR(result);
+            else
+                PyTuple_SET_ITEM(result, i, v);
+        }
+        goto done;
+    }
+    if (PyObject_GetBuffer(buf_o, &bufb, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+        goto done;
+    have = 2;
+    if (PyObject_GetBuffer(r2i_o, &rb, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+        goto done;
+    have = 3;
+    if (PyObject_GetBuffer(out_o, &ob, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0)
+        goto done;
+    have = 4;
+    if (bufb.itemsize != 4 || ob.itemsize != 4 || rb.itemsize != 8 || bufb.ndim != 2 ||
+        bufb.shape[1] * 4 != ob.len) {
+        PyErr_SetString(PyExc_TypeError, "buf must be int32 [rows, n_words], out int32 [n_words], "
+                                         "rank_to_id int64");
+        goto done;
+    }
+    Py_ssize_t nw = ob.len / 4, nrows = bufb.shape[0];
+    uint32_t *out = (uint32_t *)ob.buf;
+    const uint32_t *buf = (const uint32_t *)bufb.buf;
+    long rsmall[64], *rs = k <= 64 ? rsmall : PyMem_Malloc((size_t)k * sizeof(long));
+    if (rs == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t nr = 0;
+    for (Py_ssize_t i = 0; i < k; i++)
+        if (row_of[st[i]] != 0)
+            rs[nr++] = (long)row_of[st[i]];
+    nr = sort_unique(rs, nr);
+    int bad = nr && rs[nr - 1] >= nrows;
+    if (!bad) {
+        if (nr == 0)
+            memset(out, 0, (size_t)nw * 4);
+        else
+            memcpy(out, buf + rs[0] * nw, (size_t)nw * 4);
+        for (Py_ssize_t j = 1; j < nr; j++) {
+            const uint32_t *b = buf + rs[j] * nw;
+            for (Py_ssize_t w = 0; w < nw; w++)
+                out[w] |= b[w];
+        }
+    }
+    if (rs != rsmall)
+        PyMem_Free(rs);
+    if (bad) {
+        PyErr_SetString(PyExc_IndexError, "row out of buf");
+        goto done;
+    }
+    /* the states' uncertain arrays, each distinct one once (states often share their lexeme's) */
+    pb = PyMem_Calloc((size_t)k + 1, sizeof(Py_buffer));
+    seen = PyMem_Calloc((size_t)k + 1, sizeof(PyObject *));
+    if (pb == NULL || seen == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < k; i++) {
+        if (st[i] >= PyList_GET_SIZE(unc)) {
+            PyErr_SetString(PyExc_IndexError, "state out of uncertain");
+            goto done;
+        }
+        PyObject *u = PyList_GET_ITEM(unc, st[i]);
+        int dup = 0;
+        for (Py_ssize_t j = 0; j < np_ && !dup; j++)
+            dup = seen[j] == u;
+        if (dup)
+            continue;
+        if (PyObject_GetBuffer(u, &pb[got], PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+            goto done;
+        got++;
+        if (pb[got - 1].itemsize != 8) {
+            PyErr_SetString(PyExc_TypeError, "uncertain ranks must be int64");
+            goto done;
+        }
+        if (pb[got - 1].len == 0) { /* nothing uncertain: released now, not a part */
+            PyBuffer_Release(&pb[--got]);
+            seen[np_++] = u;
+            continue;
+        }
+        seen[np_++] = u;
+        total += pb[got - 1].len / 8;
+    }
+    result = got ? union_unset(pb, got, total, out, nw * 32, (const int64_t *)rb.buf, rb.len / 8)
+                 : PyList_New(0);
+done:
+    for (Py_ssize_t j = 0; j < got; j++)
+        PyBuffer_Release(&pb[j]);
+    PyMem_Free(pb);
+    PyMem_Free(seen);
+    if (have >= 4)
+        PyBuffer_Release(&ob);
+    if (have >= 3)
+        PyBuffer_Release(&rb);
+    if (have >= 2)
+        PyBuffer_Release(&bufb);
+    if (have >= 1)
+        PyBuffer_Release(&rowb);
+    if (st != small)
+        PyMem_Free(st);
+    return result;
 }
 
 /* ---- The mask cache's signature of a chart (cfg_matcher's `_signature_py`, the oracle) ----
@@ -1554,6 +1736,9 @@ static PyMethodDef methods[] = {
      "exact first bytes for the last-byte probe, None for none)."},
     {"unset_ranks", earley_unset_ranks, METH_VARARGS,
      "unset_ranks(parts, mask, rank_to_id): the sorted union of the rank arrays, less those set in mask."},
+    {"compose", earley_compose, METH_VARARGS,
+     "compose(scan, row_of, n, buf, uncertain, rank_to_id, out): the unclassified states of the scanning\n"
+     "items (a tuple), or, with out set to the OR of their rows, the list of their uncertain ranks unset there."},
     {"signature", earley_signature, METH_VARARGS,
      "signature(chart, names, rule_of, interned, ids): the mask cache's id of the chart (cfg_matcher's\n"
      "_signature_py, the same keys in the same dict), or None when a context is cyclic."},
