@@ -318,16 +318,16 @@ def _column_after(col: int, printed: str) -> int:
     return col + len(printed) if "\n" not in printed else len(printed.rsplit("\n", 1)[1])
 
 
-def _shape(node: Any) -> Any:
+def ast_shape(node: Any) -> Any:
     """A node without its positions, to compare two parses of the same program."""
     if dataclasses.is_dataclass(node) and not isinstance(node, type):
         skip = {"span", "else_span", "offsets", "source"}
         fields = tuple(
-            (f.name, _shape(getattr(node, f.name))) for f in dataclasses.fields(node) if f.name not in skip
+            (f.name, ast_shape(getattr(node, f.name))) for f in dataclasses.fields(node) if f.name not in skip
         )
         return (type(node).__name__, fields)
     if isinstance(node, tuple):
-        return tuple(_shape(x) for x in node)
+        return tuple(ast_shape(x) for x in node)
     return node
 
 
@@ -338,7 +338,7 @@ def _verify(program: ast.Program, found: list[tuple[int, str]], out: str) -> Non
         again, kept = parse_with_comments(Source(path, out))
     except DeccError as e:
         raise InternalError(f"formatting {path} gave text that does not parse: {e.message}") from None
-    if _shape(again) != _shape(program):
+    if ast_shape(again) != ast_shape(program):
         raise InternalError(f"formatting {path} would change the program's meaning")
     lost = Counter(t.rstrip() for _, t in found) - Counter(t for _, t in kept)
     extra = Counter(t for _, t in kept) - Counter(t.rstrip() for _, t in found)

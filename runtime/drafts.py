@@ -126,7 +126,7 @@ class Drafter:
                     draft.append(t)
         if len(draft) < limit and (self.lookup or self.suffix is not None):
             rest, ahead = limit - len(draft), context + draft
-            found = _lookup(ahead, rest, self.max_ngram, self.min_ngram) if self.lookup else []
+            found = ngram_lookup(ahead, rest, self.max_ngram, self.min_ngram) if self.lookup else []
             if not found and self.suffix is not None:
                 found = self.suffix.propose(ahead, rest)
             for t in found:
@@ -177,7 +177,7 @@ def _allows(m: Any, token: int) -> bool:
     return not m.is_terminated() and bool(m.advance(token))
 
 
-def _lookup(tokens: list[int], limit: int, max_ngram: int, min_ngram: int) -> list[int]:
+def ngram_lookup(tokens: list[int], limit: int, max_ngram: int, min_ngram: int) -> list[int]:
     """The tokens after the latest earlier occurrence of the longest matching suffix n-gram."""
     size = len(tokens)
     for n in range(min(max_ngram, size - 1), min_ngram - 1, -1):

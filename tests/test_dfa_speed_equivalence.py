@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from decc.grammars.automata import dfa as dfa_mod
-from decc.grammars.automata.dfa import _moore_exact, _moore_hashed, compile_regex, minimize_table
+from decc.grammars.automata.dfa import compile_regex, minimize_table, moore_exact, moore_hashed
 from decc.grammars.limits import DEFAULT_LIMITS
 from decc.grammars.regexes.nfa import NFA
 
@@ -33,8 +33,8 @@ def test_hashed_moore_matches_exact_refinement(seed: int) -> None:
     rng = np.random.default_rng(seed)
     trans, accepting, labels = _random_dfa(rng, int(rng.integers(1, 60)), int(rng.integers(1, 6)))
     key = np.append(accepting, False).astype(np.int64) + np.append(labels, 0) * 2
-    block, first = _moore_hashed(trans, key)
-    exact, exact_first = _moore_exact(_table(trans), key)
+    block, first = moore_hashed(trans, key)
+    exact, exact_first = moore_exact(_table(trans), key)
     # Same partition: the pairs (hashed block, exact block) are one-to-one, and the same lowest members.
     assert len(set(zip(block.tolist(), exact.tolist(), strict=True))) == len(first) == len(exact_first)
     assert sorted(first.tolist()) == sorted(exact_first.tolist())
@@ -47,8 +47,8 @@ def test_hashed_moore_takes_more_columns_than_bytes(k: int) -> None:
     rng = np.random.default_rng(k)
     trans, accepting, labels = _random_dfa(rng, 40, k)
     key = np.append(accepting, False).astype(np.int64) + np.append(labels, 0) * 2
-    block, first = _moore_hashed(trans, key)
-    exact, exact_first = _moore_exact(_table(trans), key)
+    block, first = moore_hashed(trans, key)
+    exact, exact_first = moore_exact(_table(trans), key)
     assert len(set(zip(block.tolist(), exact.tolist(), strict=True))) == len(first) == len(exact_first)
 
 
@@ -59,7 +59,7 @@ def test_minimize_falls_back_when_the_hash_merges_too_much(monkeypatch: pytest.M
         reps: list[int] = []
         expected = minimize_table(trans, accepting, labels, reps)
         with monkeypatch.context() as m:  # a "collision" that lumps every state together
-            m.setattr(dfa_mod, "_moore_hashed", lambda t, key: (np.zeros(len(key), np.int64), np.array([0])))
+            m.setattr(dfa_mod, "moore_hashed", lambda t, key: (np.zeros(len(key), np.int64), np.array([0])))
             reps2: list[int] = []
             got = minimize_table(trans, accepting, labels, reps2)
         assert np.array_equal(got[0], expected[0]) and np.array_equal(got[1], expected[1])

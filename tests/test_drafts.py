@@ -7,17 +7,17 @@ import pytest
 
 from decc.grammars.tokens.constraint import regex
 from decc.runtime.decode import DecodeSession
-from decc.runtime.drafts import Drafter, SuffixStore, _lookup
+from decc.runtime.drafts import Drafter, SuffixStore, ngram_lookup
 from decc.runtime.sampling import GREEDY, SamplingParams, make_generator
 
 A, B, C, BOS = 0, 1, 2, 3
 
 
 def test_lookup_takes_the_latest_longest_match() -> None:
-    assert _lookup([A, B, C, A, B], 3, 4, 2) == [C, A, B]
-    assert _lookup([A, B, C, B, A, B, B, A, B], 2, 4, 2) == [B, A]  # [B, A, B] last occurred at 3
-    assert _lookup([A, B, C], 3, 4, 2) == []
-    assert _lookup([A, A, A, A], 5, 4, 2) == [A]
+    assert ngram_lookup([A, B, C, A, B], 3, 4, 2) == [C, A, B]
+    assert ngram_lookup([A, B, C, B, A, B, B, A, B], 2, 4, 2) == [B, A]  # [B, A, B] last occurred at 3
+    assert ngram_lookup([A, B, C], 3, 4, 2) == []
+    assert ngram_lookup([A, A, A, A], 5, 4, 2) == [A]
 
 
 def test_the_suffix_store_finds_the_latest_longest_match() -> None:

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from decc.cli import main
 from decc.dsl import ast, parse, read_source
-from decc.dsl.format import _shape, format_source
+from decc.dsl.format import ast_shape, format_source
 from decc.dsl.parser import comments
 from decc.errors import DeccError, InternalError
 
@@ -211,15 +211,15 @@ def test_crlf_and_trailing_whitespace_in_comments() -> None:
 def test_every_example_keeps_its_meaning_and_comments_and_formats_once(path: Path) -> None:
     source = read_source(path)
     out = format_source(source)
-    assert _shape(parse(out)) == _shape(parse(source))
+    assert ast_shape(parse(out)) == ast_shape(parse(source))
     assert comment_texts(out) == comment_texts(source.text)
     assert format_source(out) == out
 
 
 def test_shape_ignores_positions_but_not_content() -> None:
-    assert _shape(parse("let a = 1")) == _shape(parse("\n\nlet   a =\n 1"))
-    assert _shape(parse("let a = 1")) != _shape(parse("let a = 2"))
-    assert _shape(parse('let a = "x"')) != _shape(parse('let a = r"x"'))
+    assert ast_shape(parse("let a = 1")) == ast_shape(parse("\n\nlet   a =\n 1"))
+    assert ast_shape(parse("let a = 1")) != ast_shape(parse("let a = 2"))
+    assert ast_shape(parse('let a = "x"')) != ast_shape(parse('let a = r"x"'))
 
 
 # Programs built from random tokens, with random whitespace and comments between every two tokens.
@@ -335,7 +335,7 @@ def programs(draw: st.DrawFn) -> str:
 @given(programs())
 def test_formatting_random_programs_is_idempotent_and_keeps_meaning_and_comments(src: str) -> None:
     out = fmt(src)  # itself refuses output whose AST or comments differ
-    assert _shape(parse(out)) == _shape(parse(src))
+    assert ast_shape(parse(out)) == ast_shape(parse(src))
     assert comment_texts(out) == comment_texts(src)
     assert fmt(out) == out
     assert out == "" or (out.endswith("\n") and not out.endswith("\n\n") and not out.startswith("\n"))

@@ -17,7 +17,7 @@ from decc.grammars.contextfree.cfg_grammar import Grammar, Lexeme
 from decc.grammars.contextfree.earley import Recognizer
 from decc.grammars.contextfree.rtn import build_rtn
 from decc.grammars.errors import GrammarLimitError
-from decc.grammars.json.json_schema import _uncount
+from decc.grammars.json.json_schema import uncount
 
 
 def _tree(max_len: int, min_len: int = 0) -> dict:
@@ -38,7 +38,7 @@ def _unrolled_oracle(schema: dict) -> Recognizer:
 
     grammar = _Compiler(schema, False, False).compile()
     assert isinstance(grammar, Grammar)
-    plain = Grammar(tuple((name, _uncount(body)) for name, body in grammar.rules), "oracle")
+    plain = Grammar(tuple((name, uncount(body)) for name, body in grammar.rules), "oracle")
     return Recognizer(build_rtn(plain))
 
 

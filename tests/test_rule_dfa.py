@@ -1,4 +1,4 @@
-"""A grammar rule's DFA (rtn._rule_dfa: byte edges plus call edges, trimmed, not minimized).
+"""A grammar rule's DFA (rtn.rule_dfa: byte edges plus call edges, trimmed, not minimized).
 
 Oracle: Python's `re` on the same body written as a regex, each call of rule r a private-use character,
 over random symbol strings; and, independently of the builder, every state of the result must reach an
@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from decc.grammars.contextfree.cfg_grammar import EMPTY_LANGUAGE, Call
-from decc.grammars.contextfree.rtn import _rule_dfa
+from decc.grammars.contextfree.rtn import rule_dfa
 from decc.grammars.limits import DEFAULT_LIMITS
 from decc.grammars.regexes.regex_ast import Alt, Automaton, CharSet, Concat, Repeat
 
@@ -84,7 +84,7 @@ def _run(table, accepting, calls, symbols: str) -> bool:
 @settings(max_examples=300, deadline=None)
 @given(bodies, st.lists(st.text(CHARS + "".join(CALL_CHAR.values()), max_size=6), max_size=30))
 def test_rule_dfa_accepts_what_re_accepts_and_every_state_is_viable(body, samples: list[str]) -> None:
-    table, accepting, calls = _rule_dfa(body, INDEX, DEFAULT_LIMITS)
+    table, accepting, calls = rule_dfa(body, INDEX, DEFAULT_LIMITS)
     pattern = re.compile(_regex(body), re.DOTALL)
     for s in samples:
         assert _run(table, accepting, calls, s) == bool(pattern.fullmatch(s)), (body, s)
@@ -163,7 +163,7 @@ def _ends(node: object, units: list[object], i: int) -> set[int]:
 @settings(max_examples=300, deadline=None)
 @given(bodies_with_automata, st.lists(st.text("ab" + "".join(CALL_CHAR.values()), max_size=6), max_size=30))
 def test_rule_dfa_with_automata_matches_a_direct_reading_and_every_state_is_viable(body, samples) -> None:
-    table, accepting, calls = _rule_dfa(body, INDEX, DEFAULT_LIMITS)
+    table, accepting, calls = rule_dfa(body, INDEX, DEFAULT_LIMITS)
     for s in samples:
         units = _units(s)
         assert _run(table, accepting, calls, s) == (len(units) in _ends(body, units, 0)), (body, s)
@@ -226,8 +226,8 @@ def shared_tails(draw: st.DrawFn) -> object:
 def test_shared_tails_give_the_language_of_thompsons_construction(body) -> None:
     """The tail-sharing NFA (`_TailBuilder`) against Thompson's (`thompson=True`, the former builder):
     the same language of bytes and calls, and every state still viable."""
-    fast = _rule_dfa(body, INDEX, DEFAULT_LIMITS)
-    slow = _rule_dfa(body, INDEX, DEFAULT_LIMITS, thompson=True)
+    fast = rule_dfa(body, INDEX, DEFAULT_LIMITS)
+    slow = rule_dfa(body, INDEX, DEFAULT_LIMITS, thompson=True)
     assert _equivalent(fast, slow)
     assert _viable(*fast)
 
@@ -240,7 +240,7 @@ def test_a_rule_that_only_calls_another_is_built_as_its_dfa_would_be() -> None:
     from decc.grammars.contextfree.rtn import RTN
 
     rtn = RTN(Grammar((("start", Call("x")), ("x", Concat((CharSet(((97, 98),)),)))), ""))
-    table, accepting, calls = _rule_dfa(Call("x"), rtn.index, DEFAULT_LIMITS)
+    table, accepting, calls = rule_dfa(Call("x"), rtn.index, DEFAULT_LIMITS)
     lo, hi = rtn.span(0)
     assert np.array_equal(rtn.table[lo:hi], np.where(table >= 0, table + lo, -1))
     assert rtn.accepting[lo:hi].tolist() == accepting.tolist()
@@ -259,7 +259,7 @@ def test_a_call_rule_built_after_others_is_offset_as_its_dfa_would_be() -> None:
     rtn = RTN(Grammar((*rules, ("y", Call("x"))), ""))
     rtn.enter(1)
     rtn.enter(2)
-    table, accepting, calls = _rule_dfa(Call("x"), rtn.index, DEFAULT_LIMITS)
+    table, accepting, calls = rule_dfa(Call("x"), rtn.index, DEFAULT_LIMITS)
     lo, hi = rtn.span(2)
     assert lo > 0 and hi == lo + 2
     assert np.array_equal(rtn.table[lo:hi], np.where(table >= 0, table + lo, -1))

@@ -162,7 +162,7 @@ def _rtn_tables(text: str, native: bool, monkeypatch: pytest.MonkeyPatch) -> tup
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(grammars(lexemes=True))
 def test_random_grammars_rules_give_the_python_dfas(text: str) -> None:
-    """Every rule of a random grammar (`_rule_dfa`'s NFA, calls, trimming) built both ways."""
+    """Every rule of a random grammar (`rule_dfa`'s NFA, calls, trimming) built both ways."""
     with pytest.MonkeyPatch.context() as m:
         assert _rtn_tables(text, True, m) == _rtn_tables(text, False, m)
 

@@ -131,14 +131,14 @@ def test_errors_are_the_python_ones() -> None:
 
 @needs_native
 def test_a_body_nested_too_deep_is_refused_as_in_python(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The recursion counts against Python's limit: a RecursionError, then `_rule_dfa`'s nesting check."""
+    """The recursion counts against Python's limit: a RecursionError, then `rule_dfa`'s nesting check."""
     body: object = CharSet(((97, 97),))
     for _ in range(sys.getrecursionlimit() + 100):
         body = Concat((body, CharSet(((98, 98),))))
     for native in (True, False):
         monkeypatch.setattr(rtn, "NATIVE", native)
         with pytest.raises(GrammarLimitError, match="nested too deep"):
-            rtn._rule_dfa(body, INDEX, DEFAULT_LIMITS)
+            rtn.rule_dfa(body, INDEX, DEFAULT_LIMITS)
 
 
 def _tables(r: rtn.RTN) -> tuple[list, ...]:

@@ -543,9 +543,9 @@ def minimize_table(
     key = acc.astype(np.int64)
     if labels is not None:
         key += np.append(labels, 0).astype(np.int64) * 2
-    block, first = _moore_hashed(trans, key)
+    block, first = moore_hashed(trans, key)
     if not _is_stable(table, key, block, first):  # a hash collision merged states (never seen): redo exactly
-        block, first = _moore_exact(table, key)
+        block, first = moore_exact(table, key)
     return _renumber(table, acc, block, first, dead, reps)
 
 
@@ -564,7 +564,7 @@ def _mix(z: np.ndarray) -> np.ndarray:
     return z ^ (z >> np.uint64(31))
 
 
-def _moore_hashed(trans: np.ndarray, key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def moore_hashed(trans: np.ndarray, key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Moore's refinement in numpy, each round's blocks named by a 64-bit hash of (own block, successors).
 
     A state's hash is a linear sum over classes of weight * (successor's hash - dead state's hash), so a
@@ -614,8 +614,8 @@ def _is_stable(table: np.ndarray, key: np.ndarray, block: np.ndarray, first: np.
     return bool((key[s] == key[rep[s]]).all() and (block[table[s]] == block[table[rep[s]]]).all())
 
 
-def _moore_exact(table: np.ndarray, key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Plain Moore refinement on whole rows (the hash-free fallback), same result as `_moore_hashed`."""
+def moore_exact(table: np.ndarray, key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Plain Moore refinement on whole rows (the hash-free fallback), same result as `moore_hashed`."""
     block = np.unique(key, return_inverse=True)[1].reshape(-1)
     count = int(block.max()) + 1
     while True:

@@ -1,7 +1,7 @@
 """Recursive transition network: one DFA per grammar rule over bytes plus call(rule) edges, built lazily.
 
 Each rule's body (a regex AST with `Call`s) is built into a Thompson NFA, determinized treating every callee
-as one more alphabet symbol, and trimmed (not minimized: see `_rule_dfa`). Calls of rules whose language is
+as one more alphabet symbol, and trimmed (not minimized: see `rule_dfa`). Calls of rules whose language is
 empty are dropped first, so every remaining state can reach acceptance: any item an Earley parser holds is
 viable. A rule is built the first time a walk enters it (`RTN.enter`); its states are numbered globally,
 after those of the rules built before it, so one byte table serves all.
@@ -292,7 +292,7 @@ class RTN:
         self.flat = memoryview(table.reshape(-1))
 
 
-# `_rule_dfa` of a body that is one call: state 0 calls, state 1 accepts, no byte edges (dead rows)
+# `rule_dfa` of a body that is one call: state 0 calls, state 1 accepts, no byte edges (dead rows)
 _CALL_ACCEPTING = np.array([False, True])
 _CALL_ACCEPTING.setflags(write=False)
 
@@ -503,7 +503,7 @@ class _CallBuilder(NFABuilder):
         self.index = index
         self.callees: set[int] = set()
         # Some part may have an empty language (an empty set or alternation, or a precompiled automaton,
-        # not checked): only then can a DFA state fail to reach acceptance (`_rule_dfa` trims then).
+        # not checked): only then can a DFA state fail to reach acceptance (`rule_dfa` trims then).
         self.maybe_dead = False
 
     def build(self, node):  # type: ignore[override]
@@ -733,7 +733,7 @@ def check_rule_size(body: AnyNode, limits: Limits) -> None:
         )
 
 
-def _rule_dfa(
+def rule_dfa(
     body: AnyNode, index: dict[str, int], limits: Limits, thompson: bool = False
 ) -> tuple[np.ndarray, np.ndarray, list[list[tuple[int, int]]]]:
     """(byte table [n, 256], accepting [n], call edges per state) of the trimmed DFA of one rule

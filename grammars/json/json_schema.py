@@ -827,7 +827,7 @@ def _lexemize_node(
             (node.item, 1) if type(node.item) in _KEPT_LEAVES else _lexemize(node.item, names, memo, level)
         )
         return (node if item is node.item else Repeat(item, node.min, node.max)), h + 1
-    return _uncount(node), 1
+    return uncount(node), 1
 
 
 # leaves `_lexemize` returns as they are (nesting 1), without a walk
@@ -849,7 +849,7 @@ def _counted_dfa(node: Node, limits: Limits) -> ByteDFA:
             unroll |= e.ids
 
 
-def _uncount(node: Any) -> Any:
+def uncount(node: Any) -> Any:
     """`node` with counted string bodies unrolled (for one outside a quoted string, in a grammar)."""
     return map_leaves(node, _unroll)
 
