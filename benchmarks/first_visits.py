@@ -78,7 +78,7 @@ def main() -> None:
         t = time.perf_counter()
         walk(self, states)
         rtn = self.rtn
-        names = [rtn.names[int(rtn.rule_of[g])] for g in states.tolist()]
+        names = [rtn.names[int(rtn.rule_of[g])] for g in states]
         visits.append(("walk", time.perf_counter() - t, names))
 
     def timed_lexeme(self: Any, r: int) -> None:

@@ -246,16 +246,14 @@ class StateRows:
 
     def _fill(self, states: list[int]) -> None:
         # (lists, not numpy, for the few states of a set: each numpy call costs about a microsecond)
-        row_of = self.row_of
-        missing = [g for g in states if row_of[g] < 0]
-        if missing:
-            lex = self.lexical[missing].tolist()
-            lexemes = {self.rtn.rule_at[g] for g, x in zip(missing, lex, strict=True) if x}
-            for r in sorted(lexemes):
+        row_of, lexical = self.row_of, self.lexical
+        plain = [g for g in states if row_of[g] < 0 and not lexical[g]]
+        if len(plain) < len(states):  # (some lexeme states, or some classified already)
+            rule_at = self.rtn.rule_at
+            for r in sorted({rule_at[g] for g in states if row_of[g] < 0 and lexical[g]}):
                 self._lexeme(r)
-            plain = [g for g, x in zip(missing, lex, strict=True) if not x]
-            if plain:
-                self._walk(np.array(plain, dtype=np.int64))
+        if plain:
+            self._walk(plain)
 
     def _room_for(self, k: int) -> None:
         """Grow `buf` (by doubling) until k more rows fit past `n_rows`."""
@@ -283,17 +281,17 @@ class StateRows:
     _loops: dict[int, Loops] | None = None  # per rule, made on first use
     _loop_of: dict[int, tuple[str, np.ndarray, list[int]] | None] | None = None  # per state, on first use
 
-    def _walk(self, states: np.ndarray) -> None:
-        """Classify the plain (not lexeme) `states` by walking their live tokens."""
+    def _walk(self, plain: list[int]) -> None:
+        """Classify the plain (not lexeme) states by walking their live tokens."""
         if not self.reference:
             trie = self._trie_walk()
             if trie.native is not None and self.one_call:
-                rest = self._classify(trie.native, states.tolist())
+                plain = self._classify(trie.native, plain)
             else:
-                rest = [g for g in states.tolist() if not self._walk_trie(g)]
-            if not rest:
+                plain = [g for g in plain if not self._walk_trie(g)]
+            if not plain:
                 return
-            states = np.array(rest, dtype=np.int64)
+        states = np.array(plain, dtype=np.int64)
         live = self.table[states] != self.dead
         per_state = live.astype(np.int64) @ np.diff(self.vocab.packed[3])  # tokens per first byte
         self.walked += int(per_state.sum())
