@@ -97,31 +97,41 @@ def inline(grammar: Grammar, fixed: dict[str, Any]) -> Any:
     bodies = dict(grammar.rules)
     for body in bodies.values():
         check_nesting(body)  # before the recursion below walks it
-    done: dict[str, Any] = dict(fixed)
+    return map_calls(grammar.rules[0][1], _Inliner(bodies, dict(fixed)).expand)
 
-    def expand(call: Call) -> Any:
-        hit = done.get(call.rule)
+
+class _Inliner:
+    """`inline`'s expansion of calls, each rule's once (a method, not a closure that calls itself: that is
+    a reference cycle holding every expanded body, freed only by the cyclic collector, later)."""
+
+    def __init__(self, bodies: dict[str, Any], done: dict[str, Any]) -> None:
+        self.bodies, self.done = bodies, done
+
+    def expand(self, call: Call) -> Any:
+        hit = self.done.get(call.rule)
         if hit is None:
-            hit = done[call.rule] = map_calls(bodies[call.rule], expand)
+            hit = self.done[call.rule] = map_calls(self.bodies[call.rule], self.expand)
         return hit
-
-    return map_calls(grammar.rules[0][1], expand)
 
 
 def inline_size(grammar: Grammar, fixed: dict[str, int], other: Callable[[Any], int]) -> int:
     """The NFA states of `inline(grammar, ...)` without building it (each rule sized once)."""
-    bodies = dict(grammar.rules)
-    sizes: dict[str, int] = dict(fixed)
+    return estimate_states(grammar.rules[0][1], _Sizer(dict(grammar.rules), dict(fixed), other).size)
 
-    def size(node: Any) -> int:
+
+class _Sizer:
+    """`inline_size`'s sizes of calls, each rule's once (a method: see `_Inliner`)."""
+
+    def __init__(self, bodies: dict[str, Any], sizes: dict[str, int], other: Callable[[Any], int]) -> None:
+        self.bodies, self.sizes, self.other = bodies, sizes, other
+
+    def size(self, node: Any) -> int:
         if isinstance(node, Call):
-            hit = sizes.get(node.rule)
+            hit = self.sizes.get(node.rule)
             if hit is None:
-                hit = sizes[node.rule] = estimate_states(bodies[node.rule], size)
+                hit = self.sizes[node.rule] = estimate_states(self.bodies[node.rule], self.size)
             return hit
-        return other(node)
-
-    return estimate_states(grammar.rules[0][1], size)
+        return self.other(node)
 
 
 def choose(

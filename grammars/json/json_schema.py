@@ -205,7 +205,10 @@ def branches_disjoint(a: Any, b: Any, root: Any = None) -> bool:
     in an allOf)? What makes a oneOf of them exact without a complement (json_disjoint.py)."""
     root = {"allOf": [a, b]} if root is None else root
     comp = _Compiler(root, False, False)
-    return disjoint(a, b, comp.oracle())
+    try:
+        return disjoint(a, b, comp.oracle())
+    finally:
+        comp.close()
 
 
 @dataclass(frozen=True)
@@ -314,6 +317,8 @@ def _rules(text: str, lenient: bool, ws: str, limits: Limits) -> tuple[Grammar, 
             grammar = compiler.compile()
         except RecursionError:
             raise _too_deep() from None
+        finally:
+            compiler.close()
         return grammar, tuple(dict.fromkeys(compiler.ignored))
 
 
@@ -1023,31 +1028,7 @@ class _Compiler:
         """`node` with its structure rules expanded, any JSON value nested at most `ANY_DEPTH` deep (so a
         complement of a subschema holding `true` is exact only up to that depth); a rule that calls itself
         is `NotExact` (its language is not regular)."""
-        bodies = {name: body for body, name in self.structs.items()}
-        done: dict[str, Any] = {}
-        open_: set[str] = set()  # the rules being expanded: met again, the language recurses
-
-        def expand(call: Call) -> Any:
-            if call.rule == ANY_RULE:
-                return self.any_value(ANY_DEPTH)
-            if call.rule in done:
-                return done[call.rule]
-            if call.rule in open_:
-                raise NotExact("the subschema recurses, so its language is not regular", ptr)
-            frags = {name: frag for frag, name in self.rules.items()}
-            # a `$ref` met twice along one chain of merged schemas is a rule, but not always a recursive one
-            body = self.rule_body(frags[call.rule]) if call.rule in frags else None
-            if body is None:
-                bodies.update((name, b) for b, name in self.structs.items() if name not in bodies)
-                body = bodies[call.rule]
-            open_.add(call.rule)
-            try:
-                done[call.rule] = map_calls(body, expand)
-            finally:
-                open_.discard(call.rule)
-            return done[call.rule]
-
-        return map_calls(node, expand)  # type: ignore[return-value]
+        return map_calls(node, _Expansion(self, ptr).expand)  # type: ignore[return-value]
 
     # -- errors
 
@@ -1667,6 +1648,12 @@ class _Compiler:
             self._oracle = Oracle(self.resolve, self.valid, self.pattern_dfa, self.ref_siblings)
         return self._oracle
 
+    def close(self) -> None:
+        """Drop the oracle: its bound methods and this compiler are a reference cycle, which would keep
+        everything the compiler made (tens of thousands of objects on a large schema) for the cyclic
+        collector to find during some later decoding step."""
+        self._oracle = None
+
     def valid(self, value: Any, s: Any) -> bool | None:
         """jsonschema's verdict on `value` under subschema `s`, formats not asserted: False only when both
         the schema's own draft and 2020-12 (decc's reading) reject it; None when it cannot tell."""
@@ -1687,6 +1674,39 @@ class _Compiler:
             return regular_dfa(self.string({"type": "string", "pattern": pattern}, ""), "")
         except (DeccError, NotExact):
             return None
+
+
+class _Expansion:
+    """`_Compiler.expand`'s expansion of calls, each rule's once (a method, not a closure that calls itself:
+    that is a reference cycle holding the compiler and every expanded body, freed only by the cyclic
+    collector, in some later decoding step)."""
+
+    def __init__(self, comp: _Compiler, ptr: str) -> None:
+        self.comp, self.ptr = comp, ptr
+        self.bodies = {name: body for body, name in comp.structs.items()}
+        self.done: dict[str, Any] = {}
+        self.open: set[str] = set()  # the rules being expanded: met again, the language recurses
+
+    def expand(self, call: Call) -> Any:
+        comp, done = self.comp, self.done
+        if call.rule == ANY_RULE:
+            return comp.any_value(ANY_DEPTH)
+        if call.rule in done:
+            return done[call.rule]
+        if call.rule in self.open:
+            raise NotExact("the subschema recurses, so its language is not regular", self.ptr)
+        frags = {name: frag for frag, name in comp.rules.items()}
+        # a `$ref` met twice along one chain of merged schemas is a rule, but not always a recursive one
+        body = comp.rule_body(frags[call.rule]) if call.rule in frags else None
+        if body is None:
+            self.bodies.update((name, b) for b, name in comp.structs.items() if name not in self.bodies)
+            body = self.bodies[call.rule]
+        self.open.add(call.rule)
+        try:
+            done[call.rule] = map_calls(body, self.expand)
+        finally:
+            self.open.discard(call.rule)
+        return done[call.rule]
 
 
 @lru_cache(maxsize=16)
