@@ -92,6 +92,28 @@ def test_compiled_steps_build_the_python_sets(text: str, choices: list[int]) -> 
         _assert_same(a, b)
 
 
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(grammars(lexemes=True), st.lists(st.binary(min_size=1, max_size=4), max_size=12), st.booleans())
+def test_extend_in_place_is_advance_bytes(text: str, tokens: list[bytes], native: bool) -> None:
+    """`extend` (what a matcher does with its own chart) appends what `advance_bytes` would return, and
+    leaves the chart as it was where that is None: the same sets, token after token."""
+    rec = Recognizer(fresh_rtn(text), native=native)
+    chart = rec.initial()
+    alphabet = ALPHABET.encode()
+    for tok in tokens:
+        data = bytes(alphabet[b % len(alphabet)] for b in tok)
+        want = rec.advance_bytes(chart, data)
+        before = list(chart)
+        ok = rec.extend(chart, data)
+        assert ok == (want is not None)
+        after = want if want is not None else before
+        assert len(chart) == len(after) and all(
+            a is b for a, b in zip(chart[: len(before)], before, strict=False)
+        )
+        for a, b in zip(chart, after, strict=True):
+            _assert_same(a, b)
+
+
 @needs_native
 def test_compiled_step_rejects_malformed_input() -> None:
     rec = Recognizer(fresh_rtn('start: "a" start?\n'), native=True)

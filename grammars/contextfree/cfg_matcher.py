@@ -430,11 +430,10 @@ class CFGMatcher:
         last = self.chart[-1]
         if last.mask is not None and not (int(last.mask[token_id >> 5]) >> (token_id & 31)) & 1:
             return False
-        nxt = c.recognizer.advance_bytes(self.chart, data)
-        if nxt is None:
+        n = len(self.chart)
+        if not c.recognizer.extend(self.chart, data):
             return False
-        self._history.append(len(self.chart))
-        self.chart = nxt
+        self._history.append(n)
         return True
 
     def rollback(self, n: int) -> None:

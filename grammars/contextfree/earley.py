@@ -263,6 +263,35 @@ class Recognizer:
             out.append(s)
         return out
 
+    def extend(self, chart: Chart, data: bytes) -> bool:
+        """`advance_bytes` in place: append the sets after `data` to `chart`; False, with `chart` as it was,
+        when some byte is refused. (A matcher owns its chart: copying it each token cost O(its length), and
+        made a new list of every set, young for the cyclic collector to walk, at each step.)"""
+        n = len(chart)
+        try:
+            if self.native:
+                rtn, tables = self.rtn, self._tables
+                for b in data:
+                    got = compiled.step(chart, b, rtn.flat, tables, ESet)
+                    if got is None:
+                        break
+                    chart.append(got)
+                else:
+                    return True
+            else:
+                for b in data:
+                    s = self.step(chart, b)
+                    if s is None:
+                        break
+                    chart.append(s)
+                else:
+                    return True
+        except BaseException:  # (a limit hit while building a rule: the chart is left as it was)
+            del chart[n:]
+            raise
+        del chart[n:]
+        return False
+
     @staticmethod
     def is_accepting(chart: Chart) -> bool:
         """The bytes so far form a complete sentence of the start rule."""
