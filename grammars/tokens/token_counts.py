@@ -13,12 +13,13 @@ A state's loop tokens (token_loops.py) stay in the state: their groups, by delta
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from ..automata.counters import counter_signature
+from ..automata.counters import counter_signature, row_ids
 from ..automata.dfa import ByteDFA
 from .token_automaton import dedup_rows, live_layout, merge_by_id, pack_bits, set_bits
 from .token_loops import Loop
@@ -160,8 +161,7 @@ class Counts:
         c = int(self.loop_of[q])
         if c >= 0:  # loop tokens: stay in q, grouped by delta once per loop
             if c not in loop_groups:
-                lp = self.loops[c]
-                loop_groups[c] = _groups(np.zeros(lp.size, np.int64), lp.ticks, lp.ids, self.n_words)[1:]
+                loop_groups[c] = loop_groups_of(self.loops[c], self.n_words)
             l_delta, l_bits, l_sizes = loop_groups[c]
             g_next = np.concatenate([g_next, np.full(len(l_delta), q)])
             g_delta = np.concatenate([g_delta, l_delta])
@@ -180,25 +180,29 @@ class Counts:
             idx = np.where(inside, self.off[q2] + ks, 0)
             ok[:, stay] = inside & self.flat[idx]
         n_text = (ok.astype(np.int64) @ sizes).tolist()
-        reps_list = reps.tolist()
-        accepts = np.array([dfa.is_accepting(q, c) for c in reps_list], dtype=bool)
+        # (`dfa.is_accepting` for a segment state, for all reps at once)
+        accepts = (reps >= lo_b) & (reps <= hi_b) & bool(dfa.accepting[q])
         # Signatures that allow the same groups (and EOS alike) share one row: most of a state's dozens
         # of signatures differ only in groups no token reaches, so a few rows are built, not one each.
-        kinds, kind_of = np.unique(np.column_stack([ok, accepts]), axis=0, return_inverse=True)
+        # (Named by `row_ids` over the packed flags: np.unique(axis=0) sorted them as records, a third
+        # of a counted lexeme's build.)
+        kind_of = row_ids(np.column_stack([ok, accepts]))
+        first = np.unique(kind_of, return_index=True)[1]  # each kind's first rep (kinds are 0 .. k - 1)
+        kinds, kind_accepts = ok[first], accepts[first]
         # Each kind's row is the OR of its groups' bits: the groups are disjoint, so it is their sum, and
         # all kinds' sums are one float64 product (exact: a word's sum stays below 2**32), where an OR
         # reduction per kind cost ~50 us each (a counted lexeme's first visit: dozens of kinds a state).
-        words = kinds[:, :-1].astype(np.float64) @ bits.view(np.uint32).astype(np.float64)
+        words = kinds.astype(np.float64) @ bits.view(np.uint32).astype(np.float64)
         rows = words.astype(np.uint32).view(np.int32).reshape(len(kinds), self.n_words)
         tensors = []
-        for kind, row in zip(kinds, rows, strict=True):
+        for acc, row in zip(kind_accepts.tolist(), rows, strict=True):
             out = row.copy()
-            if kind[-1]:
+            if acc:
                 set_bits(out.view(np.uint32), self.eos)
             tensors.append(distinct.setdefault(out.tobytes(), torch.from_numpy(out)))
         cache = self.cache
-        for i, k in enumerate(kind_of.reshape(-1).tolist()):
-            cache[(q, int(sig[reps_list[i]]))] = (tensors[k], n_text[i])
+        for s, k, n in zip(sig[reps].tolist(), kind_of.tolist(), n_text, strict=True):
+            cache[(q, s)] = (tensors[k], n)
 
     def pairs(self, auto, q: int) -> tuple[np.ndarray, ...]:  # type: ignore[no-untyped-def]
         """(ids, next state, delta, exited) of every text token of `q`, loop tokens included, by id."""
@@ -239,6 +243,19 @@ class Counts:
                 set_bits(row, self.eos)
             hit = self.cache[key] = (torch.from_numpy(row.view(np.int32)), len(toks))
         return hit
+
+
+# Loop groups per loop (a vocabulary's loops are shared by its automata: token_loops' `loop_cache`).
+_LOOP_GROUPS: weakref.WeakKeyDictionary[Loop, tuple[np.ndarray, ...]] = weakref.WeakKeyDictionary()
+
+
+def loop_groups_of(loop: Loop, n_words: int) -> tuple[np.ndarray, ...]:
+    """(delta, bitmask rows, sizes) of `loop`'s tokens grouped by delta, made once per loop: every
+    counted automaton of a vocabulary (each bounded JSON string) has the same string-body loop."""
+    found = _LOOP_GROUPS.get(loop)
+    if found is None:
+        found = _LOOP_GROUPS[loop] = _groups(np.zeros(loop.size, np.int64), loop.ticks, loop.ids, n_words)[1:]
+    return found
 
 
 class _Lists(dict):
