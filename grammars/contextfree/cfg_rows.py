@@ -32,7 +32,7 @@ from ..automata.dfa import ByteDFA
 from ..errors import GrammarLimitError
 from ..limits import DEFAULT_LIMITS, Limits
 from ..tokens.constraint import TokenConstraint
-from ..tokens.token_automaton import TokenAutomaton, pack_bits, set_bits, start_pairs
+from ..tokens.token_automaton import CountedWalk, TokenAutomaton, pack_bits, set_bits, start_pairs
 from ..tokens.vocab import Vocabulary
 from . import cfg_walk
 from .cfg_loops import Loops, Region, loop_key, region_walk, regions
@@ -530,7 +530,9 @@ def _digest_of(dfa: ByteDFA) -> str:
 class _LexemeAutomata:
     """`lexeme_automaton`: the token automaton of a lexeme's counted DFA, built once per (DFA contents,
     vocabulary) in a process and kept in the disk cache under those contents, so that lexemes every schema
-    shares (a JSON string) cost nothing after the first run."""
+    shares (a JSON string) cost nothing after the first run. Lexemes that differ in their bounds alone
+    (maxLength 50 and 100 on one string body) share the bounds-free part of the build, the token walk
+    (`CountedWalk`), in the process."""
 
     def __call__(self, dfa: ByteDFA, vocab: Vocabulary, limits: Limits) -> TokenAutomaton:
         return self._by_contents(_Keyed(dfa), vocab, limits)
@@ -541,13 +543,37 @@ class _LexemeAutomata:
         dfa = key.dfa
 
         def build() -> TokenConstraint:
-            return TokenConstraint(dfa, vocab, TokenAutomaton.build(dfa, vocab, limits), "lexeme")
+            if len(dfa.bounds) == 1:
+                walk = _LexemeAutomata._walk(_Structure(dfa), vocab)
+                auto = TokenAutomaton.from_walk(dfa, vocab, walk, limits)
+            else:
+                auto = TokenAutomaton.build(dfa, vocab, limits)
+            return TokenConstraint(dfa, vocab, auto, "lexeme")
 
         return disk_cache.cached("lexeme", (key.digest, limits), vocab, build).automaton
+
+    @staticmethod
+    @lru_cache(maxsize=16)
+    def _walk(key: _Structure, vocab: Vocabulary) -> CountedWalk:
+        return CountedWalk.build(key.dfa, vocab)
 
     def cache_clear(self) -> None:
         """Forget this process's automata (the disk cache keeps them)."""
         self._by_contents.cache_clear()
+        self._walk.cache_clear()
+
+
+class _Structure(_Keyed):
+    """A counted DFA keyed by what its token walk depends on (`CountedWalk`): transitions, segments and
+    ticks, not the bounds and live tables."""
+
+    __slots__ = ()
+
+    def __init__(self, dfa: ByteDFA) -> None:
+        h = hashlib.sha256()
+        for a in (dfa.transitions, dfa.seg, dfa.tick):
+            h.update(np.ascontiguousarray(a).tobytes() + repr((a.dtype.str, a.shape)).encode())
+        self.dfa, self.digest = dfa, h.hexdigest()
 
 
 lexeme_automaton = _LexemeAutomata()
