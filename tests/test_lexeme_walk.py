@@ -16,7 +16,17 @@ from decc.grammars.tokens.token_automaton import CountedWalk, TokenAutomaton, pa
 # A tiny vocabulary whose tokens cross the string's quotes, escapes and several characters at once: the
 # bounds decide the pairs that enter and leave the body within one token (`"ab"`), or end in it (`"ab`).
 PIECES = [b'"', b"a", b"b", b"\\", b"u", b"0", b"n", b'"a', b'a"', b"aa", b"aaa", b'ab"', b'""', b'"ab"']
-PIECES += [b"\\n", b"\\u00", b"e9", b'aaaa"', b'"aaaa', b"a" * 9, b'"' + b"a" * 12 + b'"', b"\xc3\xa9", b"\xc3"]
+PIECES += [
+    b"\\n",
+    b"\\u00",
+    b"e9",
+    b'aaaa"',
+    b'"aaaa',
+    b"a" * 9,
+    b'"' + b"a" * 12 + b'"',
+    b"\xc3\xa9",
+    b"\xc3",
+]
 TINY = Vocabulary.from_token_bytes([*PIECES, None], eos_id=len(PIECES))
 
 BODIES = [
