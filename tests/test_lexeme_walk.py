@@ -145,3 +145,64 @@ def test_lexeme_automata_share_the_walk(real: Vocabulary) -> None:
         assert (info.misses, info.hits) == (1, 1)
     finally:
         set_disk_cache(None)
+
+
+@pytest.mark.parametrize("vocab_name", ["tiny", "real"])
+def test_rows_for_is_row_pair_by_pair(real: Vocabulary, vocab_name: str) -> None:
+    """`rows_for` (one `row` per state and signature) gives each (state, counter) the very tensor `row` does,
+    counters past the live ones and states outside the segment included."""
+    vocab = TINY if vocab_name == "tiny" else real
+    rng = np.random.default_rng(0)
+    for body, lo, hi in [(BODIES[0], 0, 40), (BODIES[1], 3, 30), (BODIES[2], 20, 20)]:
+        dfa = _counted(body, lo, hi)
+        assert dfa is not None
+        auto = TokenAutomaton.build(dfa, vocab)
+        qs = rng.integers(0, dfa.n_states, 3000)
+        cs = rng.integers(0, hi + 90, 3000)
+        distinct, index = auto.rows_for(qs, cs)
+        assert len({id(t) for t in distinct}) == len(distinct)
+        for q, c, k in zip(qs.tolist(), cs.tolist(), index.tolist(), strict=True):
+            assert distinct[k] is auto.row(q, c), (q, c)
+    plain = TokenAutomaton.build(compile_json_schema({"type": "string"}), vocab)
+    distinct, index = plain.rows_for(np.arange(plain.n_states), np.zeros(plain.n_states, dtype=np.int64))
+    assert all(distinct[k] is plain.row(q) for q, k in enumerate(index.tolist()))
+
+
+def test_lexeme_rows_are_the_automaton_rows() -> None:
+    """`StateRows._lexeme` in bulk: each unrolled (state, counter) state's row is its automaton row less EOS
+    (row 0 where it has no byte), its uncertain ranks the exit tokens' ranks (the former per-state loop)."""
+    from decc.grammars.contextfree.cfg_grammar import Lexeme
+    from decc.grammars.contextfree.cfg_rows import StateRows, exit_tokens, lexeme_automaton, vocab_order
+    from decc.grammars.contextfree.rtn import RTN
+    from decc.grammars.limits import DEFAULT_LIMITS
+
+    schema = {
+        "type": "object",
+        "properties": {
+            "a": {"type": "string", "minLength": 2, "maxLength": 40},
+            "b": {"type": "string", "pattern": "^[ab]*$", "maxLength": 25},
+            "c": {"type": "string"},
+        },
+    }
+    grammar = compile_json_schema(schema, engine="grammar")
+    assert any(isinstance(b, Lexeme) and b.dfa.bounds for _, b in grammar.rules)
+    rtn = RTN(grammar).build_all()
+    rows = StateRows(rtn, TINY, vocab_order(TINY))
+    rows.rows(np.arange(rtn.n_states, dtype=np.int64))
+    eos = np.zeros(TINY.n_words, dtype=np.uint32)
+    set_bits(eos, np.array(sorted(TINY.eos_ids)))
+    seen = 0
+    for g in np.flatnonzero(rtn.lex_q[: rtn.n_states] >= 0).tolist():
+        r = int(rtn.rule_at[g])
+        dfa = rtn.lexemes[r]
+        auto = lexeme_automaton(dfa, TINY, DEFAULT_LIMITS)
+        q, c = int(rtn.lex_q[g]), int(rtn.lex_c[g])
+        ranks = np.sort(rows.order.rank_of[exit_tokens(dfa, TINY)[q]])
+        assert np.array_equal(rows.uncertain[g], ranks), g
+        got = rows.buf[rows.row_of[g]].view(np.uint32)
+        if not (rtn.table[g] >= 0).any():
+            assert rows.row_of[g] == 0
+            continue
+        assert np.array_equal(got, auto.row(q, c).numpy().view(np.uint32) & ~eos), g
+        seen += bool(dfa.bounds)
+    assert seen > 50

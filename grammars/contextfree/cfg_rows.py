@@ -483,27 +483,19 @@ class StateRows:
         dfa = rtn.lexemes[r]
         assert dfa is not None
         auto = lexeme_automaton(dfa, vocab, self.limits)
-        exits = exit_tokens(dfa, vocab)
-        rank_of = self.order.rank_of
-        ranked = [np.sort(rank_of[e]) for e in exits]
-        eos_bits = np.zeros(vocab.n_words, dtype=np.uint32)
-        set_bits(eos_bits, np.array(sorted(vocab.eos_ids), dtype=np.int64))
-        clear = ~eos_bits.view(np.int32)
-        by_tensor: dict[int, int] = {}
+        ranked = _exit_ranks(_Uncounted(dfa), vocab, self.order)
+        clear = _no_eos(vocab)
         lo, hi = rtn.span(r)
-        has_bytes = (self.table[lo:hi] != self.dead).any(axis=1)
-        lex_q, lex_c = rtn.lex_q, rtn.lex_c
-        for g in range(lo, hi):
-            q, c = int(lex_q[g]), int(lex_c[g])
-            self.uncertain[g] = ranked[q]
-            if not has_bytes[g - lo]:
-                self.row_of[g] = 0
-                continue
-            tensor = auto.row(q, c)
-            k = by_tensor.get(id(tensor))
-            if k is None:
-                k = by_tensor[id(tensor)] = self._add_rows((tensor.numpy() & clear)[None, :])
-            self.row_of[g] = k
+        qs, cs = rtn.lex_q[lo:hi], rtn.lex_c[lo:hi]
+        self.uncertain[lo:hi] = [ranked[q] for q in qs.tolist()]
+        has_bytes = np.flatnonzero((self.table[lo:hi] != self.dead).any(axis=1))
+        # in bulk (one `row` per state and counter signature, one `_add_rows`): a lexeme's unrolled
+        # states are thousands, and a loop over them cost ~1 us each
+        distinct, index = auto.rows_for(qs[has_bytes], cs[has_bytes])
+        row_of = np.zeros(hi - lo, dtype=np.int64)  # (states without bytes: row 0, no token)
+        if distinct:
+            row_of[has_bytes] = self._add_rows(np.stack([t.numpy() for t in distinct]) & clear) + index
+        self.row_of[lo:hi] = row_of  # each written once, with its final row (readers without the lock)
 
 
 class _Keyed:
@@ -704,6 +696,26 @@ def exit_tokens(dfa: ByteDFA, vocab: Vocabulary) -> list[np.ndarray]:
     least one byte and then dies. Only tokens with a byte that enters an accepting state before their last
     byte can; there are few (a JSON string's closing quote inside a token like `",`)."""
     return _exit_tokens(_Uncounted(dfa), vocab)
+
+
+@lru_cache(maxsize=64)
+def _exit_ranks(key: _Uncounted, vocab: Vocabulary, order: VocabOrder) -> list[np.ndarray]:
+    """Per DFA state: its `exit_tokens` as sorted ranks (read-only: the lexemes of every schema share them;
+    made per visit they were a third of a plain string's first visit)."""
+    ranked = [np.sort(order.rank_of[e]) for e in _exit_tokens(key, vocab)]
+    for a in ranked:
+        a.setflags(write=False)
+    return ranked
+
+
+@lru_cache(maxsize=8)
+def _no_eos(vocab: Vocabulary) -> np.ndarray:
+    """int32 [n_words]: every bit but the EOS tokens' (inside rows leave EOS to the matcher)."""
+    eos_bits = np.zeros(vocab.n_words, dtype=np.uint32)
+    set_bits(eos_bits, np.array(sorted(vocab.eos_ids), dtype=np.int64))
+    clear = ~eos_bits.view(np.int32)
+    clear.setflags(write=False)
+    return clear
 
 
 class _Uncounted(_Keyed):

@@ -76,6 +76,41 @@ class TokenAutomaton:
             return self.rows[state]
         return cnt.row(self, state, counter)[0]
 
+    def rows_for(self, states: np.ndarray, counters: np.ndarray) -> tuple[list[torch.Tensor], np.ndarray]:
+        """`row` of many (state, counter) pairs at once: (the distinct row tensors, each pair's index among
+        them). Pairs of one state whose counters have one signature share a row (`Counts`), so `row` is
+        asked once per (state, signature) rather than once per pair: a counted lexeme's thousands of
+        unrolled (state, counter) states cost ~1 us each in a loop of `row` calls."""
+        cnt = self.counts
+        if cnt is None:  # one row per state (a plain lexeme: a few dozen states, each once)
+            pos: dict[int, int] = {}
+            index = [pos.setdefault(q, len(pos)) for q in np.asarray(states).tolist()]
+            return [self.rows[q] for q in pos], np.array(index, dtype=np.int64)
+        states = np.asarray(states, dtype=np.int64)
+        counters = np.asarray(counters, dtype=np.int64)
+        # per pair: `row`'s cache key within its state (no signature: a key of its own; outside: 0)
+        label = np.asarray(cnt.seg, dtype=np.int64)[states]
+        key = np.where(label >= 0, -1 - counters, 0)
+        for lab in np.unique(label[label >= 0]).tolist():
+            sig = cnt.signature(self.dfa, lab)
+            if sig is None:
+                continue
+            sel = np.flatnonzero((label == lab) & (counters >= 0) & (counters < len(sig)))
+            key[sel] = sig[counters[sel]]
+        shift = int(key.min(initial=0))
+        width = int(key.max(initial=0)) - shift + 1
+        _, first, group = np.unique(states * width + (key - shift), return_index=True, return_inverse=True)
+        index: dict[int, int] = {}
+        distinct: list[torch.Tensor] = []
+        of_group = []
+        for q, c in zip(states[first].tolist(), counters[first].tolist(), strict=True):
+            tensor = self.row(q, c)
+            k = index.setdefault(id(tensor), len(distinct))
+            if k == len(distinct):
+                distinct.append(tensor)
+            of_group.append(k)
+        return distinct, np.array(of_group, dtype=np.int64)[group.reshape(-1)]
+
     def n_text_allowed(self, state: int, counter: int = 0) -> int:
         cnt = self.counts
         if cnt is None or cnt.seg[state] < 0:
