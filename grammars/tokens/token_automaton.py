@@ -597,24 +597,47 @@ class _FreeCounter(_Counter):
     Per pair: (ticks so far, still in the first segment, ticks in the first segment when it was left, the
     largest counter `_Counter` compares with the maximum, the smallest it compares with the minimum)."""
 
+    def __init__(self, dfa: ByteDFA) -> None:
+        super().__init__(dfa)
+        # what each transition does to the counter, in one table (one gather a byte rather than five):
+        # stays inside the segment, leaves it, enters it; ticks
+        n = dfa.n_states
+        s1 = (self.seg[:n] >= 0)[:, None]
+        s2 = self.seg[np.where(dfa.transitions < 0, n, dfa.transitions)] >= 0
+        code = (s1 & s2) * _INSIDE | (s1 & ~s2) * _LEAVE | (~s1 & s2) * _ENTER | dfa.tick * _TICK
+        self.code = np.vstack([code, np.zeros((1, 256), dtype=code.dtype)]).astype(np.uint8).reshape(-1)
+
     def begin(self, src: np.ndarray) -> tuple[np.ndarray, ...]:
         k = len(src)
         return (*super().begin(src), np.full(k, -1, dtype=np.int64), np.full(k, _NONE, dtype=np.int64))
 
-    def _step(self, cs, prev, cur, byte):  # type: ignore[no-untyped-def]
+    def step(self, src, t_idx, cur, cs, prev, byte):  # type: ignore[no-untyped-def]
+        """As `_Counter.step`, dropping nothing."""
+        code = self.code[prev.astype(np.int64) * 256 + byte]
+        touch = np.flatnonzero(code & _TOUCH)
+        if len(touch) == len(prev):
+            return src, t_idx, cur, self._free_step(cs, code)
+        if len(touch):
+            sub = self._free_step(tuple(c[touch] for c in cs), code[touch])
+            cs = tuple(c.copy() for c in cs)
+            for c, v in zip(cs, sub, strict=True):
+                c[touch] = v
+        return src, t_idx, cur, cs
+
+    @staticmethod
+    def _free_step(cs: tuple[np.ndarray, ...], code: np.ndarray) -> tuple[np.ndarray, ...]:
+        """`_Counter._step`'s arithmetic, recording its checks (`top`, `low`) rather than making them."""
         cnt, first, n0, top, low = cs
-        s1, s2 = self.seg[prev], self.seg[cur]
-        tk = self.tick[prev, byte]
-        inside = (s1 >= 0) & (s1 == s2)
-        cnt = np.where(inside, cnt + tk, cnt)
-        leave = (s1 >= 0) & (s1 != s2)
+        inside, leave = (code & _INSIDE) != 0, (code & _LEAVE) != 0
+        tk = (code >> 3).astype(np.int64)  # (_TICK: the top bit)
+        cnt = cnt + (tk & inside)
         later = leave & ~first  # a segment entered within the token is left: min <= counter <= max
         top = np.where(inside | later, np.maximum(top, cnt), top)  # (inside: counter <= max)
         low = np.where(later, np.minimum(low, cnt), low)
         n0 = np.where(leave & first, cnt, n0)
         first = first & ~leave
-        cnt = np.where((s2 >= 0) & (s1 != s2), tk, cnt)
-        return None, (cnt, first, n0, top, low)
+        cnt = np.where(code & _ENTER, tk, cnt)
+        return cnt, first, n0, top, low
 
     def finish(self, src, cur, cs):  # type: ignore[no-untyped-def]
         """Every pair, with (delta, exited, top, low, the counter it ends with in a segment entered within
@@ -627,6 +650,8 @@ class _FreeCounter(_Counter):
 
 
 _NONE = 2**62  # `_FreeCounter`'s smallest counter where no segment is left within the token
+_INSIDE, _LEAVE, _ENTER, _TICK = 1, 2, 4, 8  # `_FreeCounter.code` bits
+_TOUCH = _INSIDE | _LEAVE | _ENTER
 
 
 @dataclass(frozen=True, eq=False)
