@@ -488,13 +488,19 @@ class StateRows:
         lo, hi = rtn.span(r)
         qs, cs = rtn.lex_q[lo:hi], rtn.lex_c[lo:hi]
         self.uncertain[lo:hi] = [ranked[q] for q in qs.tolist()]
-        has_bytes = np.flatnonzero((self.table[lo:hi] != self.dead).any(axis=1))
+        has_bytes = np.flatnonzero(self.n_live[lo:hi])  # (live bytes per state)
         # in bulk (one `row` per state and counter signature, one `_add_rows`): a lexeme's unrolled
         # states are thousands, and a loop over them cost ~1 us each
         distinct, index = auto.rows_for(qs[has_bytes], cs[has_bytes])
         row_of = np.zeros(hi - lo, dtype=np.int64)  # (states without bytes: row 0, no token)
-        if distinct:
-            row_of[has_bytes] = self._add_rows(np.stack([t.numpy() for t in distinct]) & clear) + index
+        if distinct:  # (written in place: a stacked copy and its masked copy were fresh memory each visit)
+            k = len(distinct)
+            self._room_for(k)
+            first, out = self.n_rows, self.buf[self.n_rows : self.n_rows + k]
+            for i, t in enumerate(distinct):
+                np.bitwise_and(t.numpy(), clear, out=out[i])
+            self.n_rows += k
+            row_of[has_bytes] = first + index
         self.row_of[lo:hi] = row_of  # each written once, with its final row (readers without the lock)
 
 
