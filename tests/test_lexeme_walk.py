@@ -137,12 +137,16 @@ def test_lexeme_automata_share_the_walk(real: Vocabulary) -> None:
     set_disk_cache(False)
     try:
         lexeme_automaton.cache_clear()
-        for hi in (77, 78):
-            dfa = _counted({"type": "string"}, 0, hi)
+        dfas = [_counted({"type": "string"}, 0, hi) for hi in (77, 78)]
+        for dfa in dfas:
             assert dfa is not None
             _same(TokenAutomaton.build(dfa, real), lexeme_automaton(dfa, real, DEFAULT_LIMITS))
         info = lexeme_automaton._walk.cache_info()
         assert (info.misses, info.hits) == (1, 1)
+        walk = lexeme_automaton.walk(dfas[0], real)
+        assert walk is lexeme_automaton.walk(dfas[1], real)
+        groups = [v for k, v in walk.memo.items() if k[0] == "groups"]
+        assert groups and all(g is not None for g in groups)  # (the string body's rows are shared)
     finally:
         set_disk_cache(None)
 

@@ -542,13 +542,17 @@ class _LexemeAutomata:
 
         def build() -> TokenConstraint:
             if len(dfa.bounds) == 1:
-                walk = _LexemeAutomata._walk(_Structure(dfa), vocab)
+                walk = lexeme_automaton.walk(dfa, vocab)
                 auto = TokenAutomaton.from_walk(dfa, vocab, walk, limits)
             else:
                 auto = TokenAutomaton.build(dfa, vocab, limits)
             return TokenConstraint(dfa, vocab, auto, "lexeme")
 
         return disk_cache.cached("lexeme", (key.digest, limits), vocab, build).automaton
+
+    def walk(self, dfa: ByteDFA, vocab: Vocabulary) -> CountedWalk:
+        """The bounds-free token walk of counted `dfa` (one segment label), shared by its bounds."""
+        return self._walk(_Structure(dfa), vocab)
 
     @staticmethod
     @lru_cache(maxsize=16)

@@ -240,7 +240,7 @@ class TokenAutomaton:
         keep = walk.kept(dfa)
         src, tok, dst = walk.src[keep], walk.tok[keep], walk.dst[keep]
         chunk = (0, dfa.n_states, src.astype(np.int64), tok, dst, (walk.delta[keep], walk.exited[keep]))
-        return cls._assemble(dfa, vocab, limits, walk.loop_of, walk.loops, iter([chunk]))
+        return cls._assemble(dfa, vocab, limits, walk.loop_of, walk.loops, iter([chunk]), walk)
 
     @classmethod
     def _assemble(
@@ -251,6 +251,7 @@ class TokenAutomaton:
         loop_of: np.ndarray,
         loops: tuple[Loop, ...],
         chunks: Iterator[tuple[int, int, np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, ...] | None]],
+        walk: CountedWalk | None = None,
     ) -> TokenAutomaton:
         """The automaton from the allowed pairs, chunk by chunk of states lo..hi: (lo, hi, state - lo,
         token id, next state, (delta, exited) or None), in CSR order (by state, then token id)."""
@@ -293,7 +294,7 @@ class TokenAutomaton:
             from .token_counts import Counts
 
             cat = [np.concatenate([p[i] for p in extra_parts]) for i in range(2)] if extra_parts else None
-            counts = Counts.build(dfa, vocab, indptr, token_ids, next_state, eos, cat, loop_of, loops)
+            counts = Counts.build(dfa, vocab, indptr, token_ids, next_state, eos, cat, loop_of, loops, walk)
         rows = list(tensor.unbind(0))
         flat = _flat_view(dfa)
         loop_of = loop_of.copy()  # (a walk's is shared by the automata made from it)
@@ -609,7 +610,7 @@ class _FreeCounter(_Counter):
 
     def begin(self, src: np.ndarray) -> tuple[np.ndarray, ...]:
         k = len(src)
-        return (*super().begin(src), np.full(k, -1, dtype=np.int64), np.full(k, _NONE, dtype=np.int64))
+        return (*super().begin(src), np.full(k, -1, dtype=np.int64), np.full(k, NO_LOW, dtype=np.int64))
 
     def step(self, src, t_idx, cur, cs, prev, byte):  # type: ignore[no-untyped-def]
         """As `_Counter.step`, dropping nothing."""
@@ -649,7 +650,7 @@ class _FreeCounter(_Counter):
         return slice(None), (delta, exited, top, low, np.where(static, cnt, -1))
 
 
-_NONE = 2**62  # `_FreeCounter`'s smallest counter where no segment is left within the token
+NO_LOW = 2**62  # `_FreeCounter`'s smallest counter where no segment is left within the token
 _INSIDE, _LEAVE, _ENTER, _TICK = 1, 2, 4, 8  # `_FreeCounter.code` bits
 _TOUCH = _INSIDE | _LEAVE | _ENTER
 
@@ -667,10 +668,13 @@ class CountedWalk:
     delta: np.ndarray  # int32: as `Counts.delta`
     exited: np.ndarray  # bool: as `Counts.exited`
     top: np.ndarray  # int64: the pair needs top <= max (-1: nothing)
-    low: np.ndarray  # int64: the pair needs low >= min (_NONE: nothing)
+    low: np.ndarray  # int64: the pair needs low >= min (NO_LOW: nothing)
     end: np.ndarray  # int64: the pair needs live[dst][end] (-1: nothing)
     loop_of: np.ndarray
     loops: tuple[Loop, ...]
+    # What the automata of its bounds share beyond the walk (token_counts: per state, token groups and
+    # rows by the groups they allow)
+    memo: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, dfa: ByteDFA, vocab: Vocabulary) -> CountedWalk:
