@@ -441,7 +441,7 @@ def _walk_chunks(
     tails = np.stack([lp.tail for lp in loops]) if loops else None
     # The loop class of each state where a token may end early: none for the dead state (n), nor inside
     # counted segments (their loop bytes tick the counter).
-    loop_at = np.append(loop_of if counter is None else np.where(counter.seg[:n] >= 0, -1, loop_of), -1)
+    loop_at = np.append(loop_of if counter is None else counter.loop_states(loop_of), -1)
     if loops:
         per_state -= np.array([lp.size for lp in loops] + [0], dtype=np.int64)[loop_of]
     lo = 0
@@ -472,7 +472,8 @@ def _walk_chunks(
                 done |= _ends_in_loop(loop_at, tails, cur, t_idx, j)
             if done.any():
                 if counter is not None:
-                    ok, extra = counter.finish(src[done], cur[done], tuple(c[done] for c in cs))
+                    ended = counter.ended(tuple(c[done] for c in cs), t_idx[done], cur[done], j, vocab)
+                    ok, extra = counter.finish(src[done], cur[done], ended)
                     out_extra.append(extra)
                 else:
                     ok = slice(None)
@@ -538,6 +539,15 @@ class _Counter:
     def begin(self, src: np.ndarray) -> tuple[np.ndarray, ...]:
         k = len(src)
         return (np.zeros(k, dtype=np.int64), self.seg[src] >= 0, np.zeros(k, dtype=np.int64))
+
+    def loop_states(self, loop_of: np.ndarray) -> np.ndarray:
+        """The loop class of each state where a token may end early: none inside counted segments (their
+        loop bytes tick the counter)."""
+        return np.where(self.seg[:-1] >= 0, -1, loop_of)
+
+    def ended(self, cs, t_idx, cur, j, vocab):  # type: ignore[no-untyped-def]
+        """The counter data of pairs done at byte j (some ended early in a loop state: `loop_states`)."""
+        return cs
 
     def step(self, src, t_idx, cur, cs, prev, byte):  # type: ignore[no-untyped-def]
         """One byte of every live pair: only pairs that touch a segment (before or after the byte) change,
@@ -607,6 +617,34 @@ class _FreeCounter(_Counter):
         s2 = self.seg[np.where(dfa.transitions < 0, n, dfa.transitions)] >= 0
         code = (s1 & s2) * _INSIDE | (s1 & ~s2) * _LEAVE | (~s1 & s2) * _ENTER | dfa.tick * _TICK
         self.code = np.vstack([code, np.zeros((1, 256), dtype=code.dtype)]).astype(np.uint8).reshape(-1)
+        self.dfa = dfa
+
+    def loop_states(self, loop_of: np.ndarray) -> np.ndarray:
+        """Tokens may also end early in the states of one loop class inside the segment whose loop bytes all
+        tick (the string body: most walks otherwise go on byte by byte through it to their end): the rest
+        of such a token stays in the state and adds a character a byte (`ended`)."""
+        inside = self.seg[:-1] >= 0
+        classes = np.unique(loop_of[inside & (loop_of >= 0)])
+        if len(classes) != 1:
+            return super().loop_states(loop_of)
+        s = int(np.flatnonzero(inside & (loop_of == classes[0]))[0])
+        if not self.dfa.tick[s][self.dfa.transitions[s] == s].all():
+            return super().loop_states(loop_of)
+        return np.where(inside & (loop_of != classes[0]), -1, loop_of)
+
+    def ended(self, cs, t_idx, cur, j, vocab):  # type: ignore[no-untyped-def]
+        """The pairs that ended early in the segment's loop state at byte j: their counter after the rest
+        of their bytes (inside steps all, each a tick: it grows by their number, and `top` with it)."""
+        lengths = vocab.packed[1]
+        early = np.flatnonzero((lengths[t_idx] > j) & (self.seg[cur] >= 0))
+        if not len(early):
+            return cs
+        cnt, first, n0, top, low = cs
+        add = lengths[t_idx[early]] - j
+        cnt, top = cnt.copy(), top.copy()
+        cnt[early] += add
+        top[early] = np.maximum(top[early], cnt[early])
+        return cnt, first, n0, top, low
 
     def begin(self, src: np.ndarray) -> tuple[np.ndarray, ...]:
         k = len(src)
