@@ -542,7 +542,7 @@ class _LexemeAutomata:
 
         def build() -> TokenConstraint:
             if len(dfa.bounds) == 1:
-                walk = lexeme_automaton.walk(dfa, vocab)
+                walk = _LexemeAutomata._walk(_Structure(dfa), vocab)
                 auto = TokenAutomaton.from_walk(dfa, vocab, walk, limits)
             else:
                 auto = TokenAutomaton.build(dfa, vocab, limits)
