@@ -103,8 +103,11 @@ class TokenAutomaton:
         index: dict[int, int] = {}
         distinct: list[torch.Tensor] = []
         of_group = []
-        for q, c in zip(states[first].tolist(), counters[first].tolist(), strict=True):
-            tensor = self.row(q, c)
+        cache, built = cnt.cache, cnt.built
+        reps = zip(states[first].tolist(), counters[first].tolist(), key[first].tolist(), strict=True)
+        for q, c, sig in reps:  # (`row`'s cache lookup inline where its rows are built: thousands)
+            hit = cache.get((q, sig)) if q in built and cnt.py_seg[q] >= 0 else None
+            tensor = self.row(q, c) if hit is None else hit[0]
             k = index.setdefault(id(tensor), len(distinct))
             if k == len(distinct):
                 distinct.append(tensor)
