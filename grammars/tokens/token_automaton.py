@@ -442,8 +442,8 @@ def _walk_chunks(
     per_state = live.astype(np.int64) @ np.diff(offsets)  # pairs each state starts with
     member = np.stack([lp.member for lp in loops]) if loops else None
     tails = np.stack([lp.tail for lp in loops]) if loops else None
-    # The loop class of each state where a token may end early: none for the dead state (n), nor inside
-    # counted segments (their loop bytes tick the counter).
+    # The loop class of each state where a token may end early: none for the dead state (n), nor where
+    # the counter says (`_Counter.loop_states`: not inside counted segments, whose loop bytes tick it).
     loop_at = np.append(loop_of if counter is None else counter.loop_states(loop_of), -1)
     if loops:
         per_state -= np.array([lp.size for lp in loops] + [0], dtype=np.int64)[loop_of]
