@@ -210,3 +210,26 @@ def test_lexeme_rows_are_the_automaton_rows() -> None:
         assert np.array_equal(got, auto.row(q, c).numpy().view(np.uint32) & ~eos), g
         seen += bool(dfa.bounds)
     assert seen > 50
+
+
+def test_shared_walk_automata_round_trip_the_disk_cache(real: Vocabulary) -> None:
+    """A counted lexeme's automaton made from the shared walk goes to the disk cache and comes back as
+    `build`'s (its rows, tensors shared with other bounds' automata in the process, are stored by content)."""
+    from decc.grammars.contextfree.cfg_rows import lexeme_automaton
+    from decc.grammars.disk_cache import set_disk_cache
+    from decc.grammars.limits import DEFAULT_LIMITS
+
+    set_disk_cache(True)  # (conftest points it at a temporary folder)
+    try:
+        lexeme_automaton.cache_clear()
+        dfas = [_counted({"type": "string"}, lo, hi) for lo, hi in ((2, 91), (0, 92))]
+        made = [lexeme_automaton(dfa, real, DEFAULT_LIMITS) for dfa in dfas]
+        lexeme_automaton.cache_clear()  # (the process forgets them: the next calls load them)
+        for dfa, first in zip(dfas, made, strict=True):
+            loaded = lexeme_automaton(dfa, real, DEFAULT_LIMITS)
+            assert loaded is not first
+            _same(TokenAutomaton.build(dfa, real), loaded)
+        assert lexeme_automaton._walk.cache_info().misses == 0  # (loaded: no walk)
+    finally:
+        set_disk_cache(None)
+        lexeme_automaton.cache_clear()
