@@ -487,7 +487,7 @@ class StateRows:
         clear = _no_eos(vocab)
         lo, hi = rtn.span(r)
         qs, cs = rtn.lex_q[lo:hi], rtn.lex_c[lo:hi]
-        self.uncertain[lo:hi] = [ranked[q] for q in qs.tolist()]
+        self.uncertain[lo:hi] = list(map(ranked.__getitem__, qs.tolist()))
         has_bytes = np.flatnonzero(self.n_live[lo:hi])  # (live bytes per state)
         # in bulk (one `row` per state and counter signature, one `_add_rows`): a lexeme's unrolled
         # states are thousands, and a loop over them cost ~1 us each
