@@ -33,7 +33,7 @@ from ..automata.dfa import ByteDFA
 from ..errors import GrammarLimitError
 from ..limits import DEFAULT_LIMITS, Limits
 from ..tokens.constraint import TokenConstraint
-from ..tokens.token_automaton import TokenAutomaton, pack_bits, set_bits, start_pairs
+from ..tokens.token_automaton import CountedWalk, TokenAutomaton, pack_bits, set_bits, start_pairs
 from ..tokens.vocab import Vocabulary
 from . import cfg_walk
 from .cfg_loops import Loops, Region, loop_key, region_walk, regions
@@ -494,27 +494,25 @@ class StateRows:
         dfa = rtn.lexemes[r]
         assert dfa is not None
         auto = lexeme_automaton(dfa, vocab, self.limits)
-        exits = exit_tokens(dfa, vocab)
-        rank_of = self.order.rank_of
-        ranked = [np.sort(rank_of[e]) for e in exits]
-        eos_bits = np.zeros(vocab.n_words, dtype=np.uint32)
-        set_bits(eos_bits, np.array(sorted(vocab.eos_ids), dtype=np.int64))
-        clear = ~eos_bits.view(np.int32)
-        by_tensor: dict[int, int] = {}
+        ranked = _exit_ranks(_Uncounted(dfa), vocab, self.order)
+        clear = _no_eos(vocab)
         lo, hi = rtn.span(r)
-        has_bytes = (self.table[lo:hi] != self.dead).any(axis=1)
-        lex_q, lex_c = rtn.lex_q, rtn.lex_c
-        for g in range(lo, hi):
-            q, c = int(lex_q[g]), int(lex_c[g])
-            self.uncertain[g] = ranked[q]
-            if not has_bytes[g - lo]:
-                self.row_of[g] = 0
-                continue
-            tensor = auto.row(q, c)
-            k = by_tensor.get(id(tensor))
-            if k is None:
-                k = by_tensor[id(tensor)] = self._add_rows((tensor.numpy() & clear)[None, :])
-            self.row_of[g] = k
+        qs, cs = rtn.lex_q[lo:hi], rtn.lex_c[lo:hi]
+        self.uncertain[lo:hi] = list(map(ranked.__getitem__, qs.tolist()))
+        has_bytes = np.flatnonzero(self.n_live[lo:hi])  # (live bytes per state)
+        # in bulk (one `row` per state and counter signature, one `_add_rows`): a lexeme's unrolled
+        # states are thousands, and a loop over them cost ~1 us each
+        distinct, index = auto.rows_for(qs[has_bytes], cs[has_bytes])
+        row_of = np.zeros(hi - lo, dtype=np.int64)  # (states without bytes: row 0, no token)
+        if distinct:  # (written in place: a stacked copy and its masked copy were fresh memory each visit)
+            k = len(distinct)
+            self._room_for(k)
+            first, out = self.n_rows, self.buf[self.n_rows : self.n_rows + k]
+            for i, t in enumerate(distinct):
+                np.bitwise_and(t.numpy(), clear, out=out[i])
+            self.n_rows += k
+            row_of[has_bytes] = first + index
+        self.row_of[lo:hi] = row_of  # each written once, with its final row (readers without the lock)
 
 
 class _Keyed:
@@ -541,7 +539,9 @@ def _digest_of(dfa: ByteDFA) -> str:
 class _LexemeAutomata:
     """`lexeme_automaton`: the token automaton of a lexeme's counted DFA, built once per (DFA contents,
     vocabulary) in a process and kept in the disk cache under those contents, so that lexemes every schema
-    shares (a JSON string) cost nothing after the first run."""
+    shares (a JSON string) cost nothing after the first run. Lexemes that differ in their bounds alone
+    (maxLength 50 and 100 on one string body) share the bounds-free part of the build, the token walk
+    (`CountedWalk`), in the process."""
 
     def __call__(self, dfa: ByteDFA, vocab: Vocabulary, limits: Limits) -> TokenAutomaton:
         return self._by_contents(_Keyed(dfa), vocab, limits)
@@ -552,13 +552,41 @@ class _LexemeAutomata:
         dfa = key.dfa
 
         def build() -> TokenConstraint:
-            return TokenConstraint(dfa, vocab, TokenAutomaton.build(dfa, vocab, limits), "lexeme")
+            if len(dfa.bounds) == 1:
+                walk = _LexemeAutomata._walk(_Structure(dfa), vocab)
+                auto = TokenAutomaton.from_walk(dfa, vocab, walk, limits)
+            else:
+                auto = TokenAutomaton.build(dfa, vocab, limits)
+            return TokenConstraint(dfa, vocab, auto, "lexeme")
 
         return disk_cache.cached("lexeme", (key.digest, limits), vocab, build).automaton
+
+    def walk(self, dfa: ByteDFA, vocab: Vocabulary) -> CountedWalk:
+        """The bounds-free token walk of counted `dfa` (one segment label), shared by its bounds."""
+        return self._walk(_Structure(dfa), vocab)
+
+    @staticmethod
+    @lru_cache(maxsize=16)
+    def _walk(key: _Structure, vocab: Vocabulary) -> CountedWalk:
+        return CountedWalk.build(key.dfa, vocab)
 
     def cache_clear(self) -> None:
         """Forget this process's automata (the disk cache keeps them)."""
         self._by_contents.cache_clear()
+        self._walk.cache_clear()
+
+
+class _Structure(_Keyed):
+    """A counted DFA keyed by what its token walk depends on (`CountedWalk`): transitions, segments and
+    ticks, not the bounds and live tables."""
+
+    __slots__ = ()
+
+    def __init__(self, dfa: ByteDFA) -> None:
+        h = hashlib.sha256()
+        for a in (dfa.transitions, dfa.seg, dfa.tick):
+            h.update(np.ascontiguousarray(a).tobytes() + repr((a.dtype.str, a.shape)).encode())
+        self.dfa, self.digest = dfa, h.hexdigest()
 
 
 lexeme_automaton = _LexemeAutomata()
@@ -689,6 +717,26 @@ def exit_tokens(dfa: ByteDFA, vocab: Vocabulary) -> list[np.ndarray]:
     least one byte and then dies. Only tokens with a byte that enters an accepting state before their last
     byte can; there are few (a JSON string's closing quote inside a token like `",`)."""
     return _exit_tokens(_Uncounted(dfa), vocab)
+
+
+@lru_cache(maxsize=64)
+def _exit_ranks(key: _Uncounted, vocab: Vocabulary, order: VocabOrder) -> list[np.ndarray]:
+    """Per DFA state: its `exit_tokens` as sorted ranks (read-only: the lexemes of every schema share them;
+    made per visit they were a third of a plain string's first visit)."""
+    ranked = [np.sort(order.rank_of[e]) for e in _exit_tokens(key, vocab)]
+    for a in ranked:
+        a.setflags(write=False)
+    return ranked
+
+
+@lru_cache(maxsize=8)
+def _no_eos(vocab: Vocabulary) -> np.ndarray:
+    """int32 [n_words]: every bit but the EOS tokens' (inside rows leave EOS to the matcher)."""
+    eos_bits = np.zeros(vocab.n_words, dtype=np.uint32)
+    set_bits(eos_bits, np.array(sorted(vocab.eos_ids), dtype=np.int64))
+    clear = ~eos_bits.view(np.int32)
+    clear.setflags(write=False)
+    return clear
 
 
 class _Uncounted(_Keyed):

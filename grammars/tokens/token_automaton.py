@@ -76,6 +76,44 @@ class TokenAutomaton:
             return self.rows[state]
         return cnt.row(self, state, counter)[0]
 
+    def rows_for(self, states: np.ndarray, counters: np.ndarray) -> tuple[list[torch.Tensor], np.ndarray]:
+        """`row` of many (state, counter) pairs at once: (the distinct row tensors, each pair's index among
+        them). Pairs of one state whose counters have one signature share a row (`Counts`), so `row` is
+        asked once per (state, signature) rather than once per pair: a counted lexeme's thousands of
+        unrolled (state, counter) states cost ~1 us each in a loop of `row` calls."""
+        cnt = self.counts
+        if cnt is None:  # one row per state (a plain lexeme: a few dozen states, each once)
+            pos: dict[int, int] = {}
+            index = [pos.setdefault(q, len(pos)) for q in np.asarray(states).tolist()]
+            return [self.rows[q] for q in pos], np.array(index, dtype=np.int64)
+        states = np.asarray(states, dtype=np.int64)
+        counters = np.asarray(counters, dtype=np.int64)
+        # per pair: `row`'s cache key within its state (no signature: a key of its own; outside: 0)
+        label = np.asarray(cnt.seg, dtype=np.int64)[states]
+        key = np.where(label >= 0, -1 - counters, 0)
+        for lab in range(len(self.dfa.bounds)):
+            sig = cnt.signature(self.dfa, lab)
+            if sig is None:
+                continue
+            sel = np.flatnonzero((label == lab) & (counters >= 0) & (counters < len(sig)))
+            key[sel] = sig[counters[sel]]
+        shift = int(key.min(initial=0))
+        code = states * (int(key.max(initial=0)) - shift + 1) + (key - shift)
+        first, group = _groups_of(code)
+        index: dict[int, int] = {}
+        distinct: list[torch.Tensor] = []
+        of_group = []
+        cache, built = cnt.cache, cnt.built
+        reps = zip(states[first].tolist(), counters[first].tolist(), key[first].tolist(), strict=True)
+        for q, c, sig in reps:  # (`row`'s cache lookup inline where its rows are built: thousands)
+            hit = cache.get((q, sig)) if q in built and cnt.py_seg[q] >= 0 else None
+            tensor = self.row(q, c) if hit is None else hit[0]
+            k = index.setdefault(id(tensor), len(distinct))
+            if k == len(distinct):
+                distinct.append(tensor)
+            of_group.append(k)
+        return distinct, np.array(of_group, dtype=np.int64)[group]
+
     def n_text_allowed(self, state: int, counter: int = 0) -> int:
         cnt = self.counts
         if cnt is None or cnt.seg[state] < 0:
@@ -191,7 +229,36 @@ class TokenAutomaton:
 
     @classmethod
     def build(cls, dfa: ByteDFA, vocab: Vocabulary, limits: Limits = DEFAULT_LIMITS) -> TokenAutomaton:
-        n, width = dfa.n_states, vocab.n_words * 32
+        loop_of, loops = loop_classes(dfa, vocab)
+        width = vocab.n_words * 32
+        walk = _walk_chunks(dfa, vocab, max(1, _CHUNK // width), loop_of, loops)
+        return cls._assemble(dfa, vocab, limits, loop_of, loops, _sorted_chunks(walk, dfa.n_states, vocab))
+
+    @classmethod
+    def from_walk(
+        cls, dfa: ByteDFA, vocab: Vocabulary, walk: CountedWalk, limits: Limits = DEFAULT_LIMITS
+    ) -> TokenAutomaton:
+        """`build`'s automaton (the same arrays) from `walk`, the bounds-free walk of a DFA that differs
+        from `dfa` in its bounds and live tables alone: only the bounds-dependent part is made here."""
+        keep = walk.kept(dfa)
+        src, tok, dst = walk.src[keep], walk.tok[keep], walk.dst[keep]
+        chunk = (0, dfa.n_states, src.astype(np.int64), tok, dst, (walk.delta[keep], walk.exited[keep]))
+        return cls._assemble(dfa, vocab, limits, walk.loop_of, walk.loops, iter([chunk]), walk)
+
+    @classmethod
+    def _assemble(
+        cls,
+        dfa: ByteDFA,
+        vocab: Vocabulary,
+        limits: Limits,
+        loop_of: np.ndarray,
+        loops: tuple[Loop, ...],
+        chunks: Iterator[tuple[int, int, np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, ...] | None]],
+        walk: CountedWalk | None = None,
+    ) -> TokenAutomaton:
+        """The automaton from the allowed pairs, chunk by chunk of states lo..hi: (lo, hi, state - lo,
+        token id, next state, (delta, exited) or None), in CSR order (by state, then token id)."""
+        n = dfa.n_states
         eos = np.array(sorted(vocab.eos_ids), dtype=np.int32)
         bitmask = np.zeros((n, vocab.n_words), dtype=np.int32)
         counts = np.zeros(n, dtype=np.int64)
@@ -200,35 +267,12 @@ class TokenAutomaton:
         extra_parts: list[tuple[np.ndarray, ...]] = []
         total = 0
         acc_rows = np.flatnonzero(dfa.accepting)
-        loop_of, loops = loop_classes(dfa, vocab)
         loop_bits = np.stack([lp.bits for lp in loops]) if loops else np.zeros((0, vocab.n_words), np.uint32)
-        walk = _walk_chunks(dfa, vocab, max(1, _CHUNK // width), loop_of, loops)
-        # counted pairs: (delta, exited) packed below the sort key; delta <= the longest token's length
-        spare = 2 * (int(vocab.packed[1].max(initial=0)) + 1)
-        for lo, hi, src, tok, dst, *extra in walk:
-            # Sort the pairs by (state, token id): the CSR order. Work follows the live pairs, not
-            # states x vocabulary (most JSON states allow a handful of tokens).
-            # One int64 key per pair, (row, token, next state), sorted in place: no argsort and gathers.
-            # Bounded: rows < _CHUNK // width, so row * width * (n + 1) stays far below 2**63.
-            key = ((src.astype(np.int64) - lo) * width + tok) * (n + 1) + dst
-            if extra and (hi - lo) * width * (n + 1) * spare < 2**62 and extra[0].max(initial=0) < spare // 2:
-                # counter data rides along in the low digits: (state, token) pairs are unique, so the
-                # sorted keys give the CSR order with no argsort and gathers (a quarter of the build)
-                delta, exited = extra
-                key = (key * (spare // 2) + delta) * 2 + exited
-                key.sort()
-                key, low = np.divmod(key, spare)
-                extra_parts.append(((low >> 1).astype(np.int32), (low & 1).astype(bool)))
-            elif extra:  # too wide to pack: sort by permutation
-                order = np.argsort(key)  # unique keys: any sort is the stable one
-                key = key[order]
-                extra_parts.append(tuple(e[order] for e in extra))
-            else:
-                key.sort()
-            cell, nxt = np.divmod(key, n + 1)
-            rows, cols = np.divmod(cell, width)
-            tok_parts.append(cols.astype(np.int32))
-            dst_parts.append(nxt.astype(np.int32))
+        for lo, hi, rows, cols, nxt, extra in chunks:
+            if extra is not None:
+                extra_parts.append(extra)
+            tok_parts.append(cols)
+            dst_parts.append(nxt)
             counts[lo:hi] = np.bincount(rows, minlength=hi - lo)
             total += len(cols)
             if total > limits.max_token_transitions:
@@ -253,9 +297,10 @@ class TokenAutomaton:
             from .token_counts import Counts
 
             cat = [np.concatenate([p[i] for p in extra_parts]) for i in range(2)] if extra_parts else None
-            counts = Counts.build(dfa, vocab, indptr, token_ids, next_state, eos, cat, loop_of, loops)
+            counts = Counts.build(dfa, vocab, indptr, token_ids, next_state, eos, cat, loop_of, loops, walk)
         rows = list(tensor.unbind(0))
         flat = _flat_view(dfa)
+        loop_of = loop_of.copy()  # (a walk's is shared by the automata made from it)
         loop_of.setflags(write=False)
         return cls(
             dfa,
@@ -273,6 +318,54 @@ class TokenAutomaton:
             loop_of,
             loops,
         )
+
+
+def _sorted_chunks(
+    walk: Iterator[tuple[int, int, np.ndarray, ...]], n: int, vocab: Vocabulary
+) -> Iterator[tuple[int, int, np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, ...] | None]]:
+    """`_walk_chunks`' pairs of each chunk in CSR order, as `TokenAutomaton._assemble` takes them."""
+    width = vocab.n_words * 32
+    # counted pairs: (delta, exited) packed below the sort key; delta <= the longest token's length
+    spare = 2 * (int(vocab.packed[1].max(initial=0)) + 1)
+    for lo, hi, src, tok, dst, *extra in walk:
+        # Sort the pairs by (state, token id): the CSR order. Work follows the live pairs, not
+        # states x vocabulary (most JSON states allow a handful of tokens).
+        # One int64 key per pair, (row, token, next state), sorted in place: no argsort and gathers.
+        # Bounded: rows < _CHUNK // width, so row * width * (n + 1) stays far below 2**63.
+        key = ((src.astype(np.int64) - lo) * width + tok) * (n + 1) + dst
+        out_extra: tuple[np.ndarray, ...] | None = None
+        if extra and (hi - lo) * width * (n + 1) * spare < 2**62 and extra[0].max(initial=0) < spare // 2:
+            # counter data rides along in the low digits: (state, token) pairs are unique, so the
+            # sorted keys give the CSR order with no argsort and gathers (a quarter of the build)
+            delta, exited = extra
+            key = (key * (spare // 2) + delta) * 2 + exited
+            key.sort()
+            key, low = np.divmod(key, spare)
+            out_extra = ((low >> 1).astype(np.int32), (low & 1).astype(bool))
+        elif extra:  # too wide to pack: sort by permutation
+            order = np.argsort(key)  # unique keys: any sort is the stable one
+            key = key[order]
+            out_extra = tuple(e[order] for e in extra)
+        else:
+            key.sort()
+        cell, nxt = np.divmod(key, n + 1)
+        rows, cols = np.divmod(cell, width)
+        yield lo, hi, rows, cols.astype(np.int32), nxt.astype(np.int32), out_extra
+
+
+def _groups_of(code: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(a member of each group, each element's group) of equal non-negative codes: by a dense table where
+    the codes' range allows (np.unique sorts: ~0.2 ms for a long string's 20,000 unrolled states)."""
+    size = int(code.max(initial=-1)) + 1
+    if size > 4 * len(code) + (1 << 20):
+        _, first, group = np.unique(code, return_index=True, return_inverse=True)
+        return first, group.reshape(-1)
+    present = np.zeros(size, dtype=bool)
+    present[code] = True
+    group = (np.cumsum(present) - 1)[code]
+    member = np.empty(int(present.sum()), dtype=np.int64)
+    member[group] = np.arange(len(code))  # (any member: a group's pairs share their row)
+    return member, group
 
 
 def dedup_rows(rows: list[np.ndarray], n_words: int) -> tuple[np.ndarray, np.ndarray]:
@@ -340,28 +433,33 @@ def _too_large(total: int, limits: Limits, done: int, n: int) -> GrammarLimitErr
 
 
 def _walk_chunks(
-    dfa: ByteDFA, vocab: Vocabulary, max_rows: int, loop_of: np.ndarray, loops: tuple[Loop, ...]
+    dfa: ByteDFA,
+    vocab: Vocabulary,
+    max_rows: int,
+    loop_of: np.ndarray,
+    loops: tuple[Loop, ...],
+    free: bool = False,
 ) -> Iterator[tuple[int, int, np.ndarray, ...]]:
     """Per chunk of states lo..hi: (lo, hi, state, token id, next state) of every allowed text-token pair.
 
     Pairs start only where a token's first byte has a transition (tokens are grouped by first byte), then
     advance one byte at a time for all live pairs at once: dead pairs are dropped and finished tokens
     emitted, so the work follows the live pairs rather than states x tokens x length. A state's loop
-    tokens (token_loops.py) are not walked at all.
+    tokens (token_loops.py) are not walked at all. `free`: counters without the bounds (`_FreeCounter`).
     """
     n = dfa.n_states
     ids, lengths, padded, offsets = vocab.packed
     dead = n
     table = np.full((n + 1, 256), dead, dtype=np.int32)
     table[:n] = np.where(dfa.transitions < 0, dead, dfa.transitions)
-    counter = _Counter(dfa) if dfa.has_counters else None
+    counter = (_FreeCounter if free else _Counter)(dfa) if dfa.has_counters else None
     live = table[:n] != dead  # [n, 256]
     per_state = live.astype(np.int64) @ np.diff(offsets)  # pairs each state starts with
     member = np.stack([lp.member for lp in loops]) if loops else None
     tails = np.stack([lp.tail for lp in loops]) if loops else None
-    # The loop class of each state where a token may end early: none for the dead state (n), nor inside
-    # counted segments (their loop bytes tick the counter).
-    loop_at = np.append(loop_of if counter is None else np.where(counter.seg[:n] >= 0, -1, loop_of), -1)
+    # The loop class of each state where a token may end early: none for the dead state (n), nor where
+    # the counter says (`_Counter.loop_states`: not inside counted segments, whose loop bytes tick it).
+    loop_at = np.append(loop_of if counter is None else counter.loop_states(loop_of), -1)
     if loops:
         per_state -= np.array([lp.size for lp in loops] + [0], dtype=np.int64)[loop_of]
     lo = 0
@@ -392,7 +490,8 @@ def _walk_chunks(
                 done |= _ends_in_loop(loop_at, tails, cur, t_idx, j)
             if done.any():
                 if counter is not None:
-                    ok, extra = counter.finish(src[done], cur[done], tuple(c[done] for c in cs))
+                    ended = counter.ended(tuple(c[done] for c in cs), t_idx[done], cur[done], j, vocab)
+                    ok, extra = counter.finish(src[done], cur[done], ended)
                     out_extra.append(extra)
                 else:
                     ok = slice(None)
@@ -422,9 +521,9 @@ def _walk_chunks(
             yield lo, hi, *parts
         else:
             extra = (
-                tuple(np.concatenate([e[i] for e in out_extra]) for i in range(2))
+                tuple(np.concatenate([e[i] for e in out_extra]) for i in range(len(out_extra[0])))
                 if out_extra
-                else (empty.astype(np.int32), empty.astype(bool))
+                else counter.finish(empty, empty, counter.begin(empty))[1]
             )
             yield lo, hi, *parts, *extra
         lo = hi
@@ -459,27 +558,35 @@ class _Counter:
         k = len(src)
         return (np.zeros(k, dtype=np.int64), self.seg[src] >= 0, np.zeros(k, dtype=np.int64))
 
+    def loop_states(self, loop_of: np.ndarray) -> np.ndarray:
+        """The loop class of each state where a token may end early: none inside counted segments (their
+        loop bytes tick the counter)."""
+        return np.where(self.seg[:-1] >= 0, -1, loop_of)
+
+    def ended(self, cs, t_idx, cur, j, vocab):  # type: ignore[no-untyped-def]
+        """The counter data of pairs done at byte j (some ended early in a loop state: `loop_states`)."""
+        return cs
+
     def step(self, src, t_idx, cur, cs, prev, byte):  # type: ignore[no-untyped-def]
         """One byte of every live pair: only pairs that touch a segment (before or after the byte) change,
         so the counter arithmetic runs on those alone (most pairs of a large schema are outside)."""
-        cnt, first, n0 = cs
         touch = np.flatnonzero((self.seg[prev] >= 0) | (self.seg[cur] >= 0))
         if len(touch) < len(prev):
             if not len(touch):
                 return src, t_idx, cur, cs
-            sub = (cnt[touch], first[touch], n0[touch])
-            keep, (c2, f2, z2) = self._step(sub, prev[touch], cur[touch], byte[touch])
-            cnt, first, n0 = cnt.copy(), first.copy(), n0.copy()
-            cnt[touch], first[touch], n0[touch] = c2, f2, z2
+            keep, sub = self._step(tuple(c[touch] for c in cs), prev[touch], cur[touch], byte[touch])
+            cs = tuple(c.copy() for c in cs)
+            for c, v in zip(cs, sub, strict=True):
+                c[touch] = v
             if keep is None:
-                return src, t_idx, cur, (cnt, first, n0)
+                return src, t_idx, cur, cs
             alive = np.ones(len(prev), dtype=bool)
             alive[touch[~keep]] = False
-            return src[alive], t_idx[alive], cur[alive], (cnt[alive], first[alive], n0[alive])
-        keep, (cnt, first, n0) = self._step(cs, prev, cur, byte)
+            return src[alive], t_idx[alive], cur[alive], tuple(c[alive] for c in cs)
+        keep, cs = self._step(cs, prev, cur, byte)
         if keep is None:
-            return src, t_idx, cur, (cnt, first, n0)
-        return src[keep], t_idx[keep], cur[keep], (cnt[keep], first[keep], n0[keep])
+            return src, t_idx, cur, cs
+        return src[keep], t_idx[keep], cur[keep], tuple(c[keep] for c in cs)
 
     def _step(self, cs, prev, cur, byte):  # type: ignore[no-untyped-def]
         """The counter data after one byte, and which pairs stay (None: all)."""
@@ -511,6 +618,146 @@ class _Counter:
         delta = np.where(first, cnt, n0).astype(np.int32)
         exited = ~first & (self.seg[src] >= 0)
         return ok, (delta[ok], exited[ok])
+
+
+class _FreeCounter(_Counter):
+    """`_Counter` without the bounds, for a DFA with one segment label: no pair is dropped for its counter;
+    each carries instead what the bounds decide (`CountedWalk.kept`), so that one walk serves every bounds.
+    Per pair: (ticks so far, still in the first segment, ticks in the first segment when it was left, the
+    largest counter `_Counter` compares with the maximum, the smallest it compares with the minimum)."""
+
+    def __init__(self, dfa: ByteDFA) -> None:
+        super().__init__(dfa)
+        # what each transition does to the counter, in one table (one gather a byte rather than five):
+        # stays inside the segment, leaves it, enters it; ticks
+        n = dfa.n_states
+        s1 = (self.seg[:n] >= 0)[:, None]
+        s2 = self.seg[np.where(dfa.transitions < 0, n, dfa.transitions)] >= 0
+        code = (s1 & s2) * _INSIDE | (s1 & ~s2) * _LEAVE | (~s1 & s2) * _ENTER | dfa.tick * _TICK
+        self.code = np.vstack([code, np.zeros((1, 256), dtype=code.dtype)]).astype(np.uint8).reshape(-1)
+        self.dfa = dfa
+
+    def loop_states(self, loop_of: np.ndarray) -> np.ndarray:
+        """Tokens may also end early in the states of one loop class inside the segment whose loop bytes all
+        tick (the string body: most walks otherwise go on byte by byte through it to their end): the rest
+        of such a token stays in the state and adds a character a byte (`ended`)."""
+        inside = self.seg[:-1] >= 0
+        classes = np.unique(loop_of[inside & (loop_of >= 0)])
+        if len(classes) != 1:
+            return super().loop_states(loop_of)
+        s = int(np.flatnonzero(inside & (loop_of == classes[0]))[0])
+        if not self.dfa.tick[s][self.dfa.transitions[s] == s].all():
+            return super().loop_states(loop_of)
+        return np.where(inside & (loop_of != classes[0]), -1, loop_of)
+
+    def ended(self, cs, t_idx, cur, j, vocab):  # type: ignore[no-untyped-def]
+        """The pairs that ended early in the segment's loop state at byte j: their counter after the rest
+        of their bytes (inside steps all, each a tick: it grows by their number, and `top` with it)."""
+        lengths = vocab.packed[1]
+        early = np.flatnonzero((lengths[t_idx] > j) & (self.seg[cur] >= 0))
+        if not len(early):
+            return cs
+        cnt, first, n0, top, low = cs
+        add = lengths[t_idx[early]] - j
+        cnt, top = cnt.copy(), top.copy()
+        cnt[early] += add
+        top[early] = np.maximum(top[early], cnt[early])
+        return cnt, first, n0, top, low
+
+    def begin(self, src: np.ndarray) -> tuple[np.ndarray, ...]:
+        k = len(src)
+        return (*super().begin(src), np.full(k, -1, dtype=np.int64), np.full(k, NO_LOW, dtype=np.int64))
+
+    def step(self, src, t_idx, cur, cs, prev, byte):  # type: ignore[no-untyped-def]
+        """As `_Counter.step`, dropping nothing."""
+        code = self.code[prev.astype(np.int64) * 256 + byte]
+        touch = np.flatnonzero(code & _TOUCH)
+        if len(touch) == len(prev):
+            return src, t_idx, cur, self._free_step(cs, code)
+        if len(touch):
+            sub = self._free_step(tuple(c[touch] for c in cs), code[touch])
+            cs = tuple(c.copy() for c in cs)
+            for c, v in zip(cs, sub, strict=True):
+                c[touch] = v
+        return src, t_idx, cur, cs
+
+    @staticmethod
+    def _free_step(cs: tuple[np.ndarray, ...], code: np.ndarray) -> tuple[np.ndarray, ...]:
+        """`_Counter._step`'s arithmetic, recording its checks (`top`, `low`) rather than making them."""
+        cnt, first, n0, top, low = cs
+        inside, leave = (code & _INSIDE) != 0, (code & _LEAVE) != 0
+        tk = (code >> 3).astype(np.int64)  # (_TICK: the top bit)
+        cnt = cnt + (tk & inside)
+        later = leave & ~first  # a segment entered within the token is left: min <= counter <= max
+        top = np.where(inside | later, np.maximum(top, cnt), top)  # (inside: counter <= max)
+        low = np.where(later, np.minimum(low, cnt), low)
+        n0 = np.where(leave & first, cnt, n0)
+        first = first & ~leave
+        cnt = np.where(code & _ENTER, tk, cnt)
+        return cnt, first, n0, top, low
+
+    def finish(self, src, cur, cs):  # type: ignore[no-untyped-def]
+        """Every pair, with (delta, exited, top, low, the counter it ends with in a segment entered within
+        the token or -1): `_Counter.finish`'s live check is left to `CountedWalk.kept` too."""
+        cnt, first, n0, top, low = cs
+        static = (self.seg[cur] >= 0) & ~first
+        delta = np.where(first, cnt, n0).astype(np.int32)
+        exited = ~first & (self.seg[src] >= 0)
+        return slice(None), (delta, exited, top, low, np.where(static, cnt, -1))
+
+
+NO_LOW = 2**62  # `_FreeCounter`'s smallest counter where no segment is left within the token
+_INSIDE, _LEAVE, _ENTER, _TICK = 1, 2, 4, 8  # `_FreeCounter.code` bits
+_TOUCH = _INSIDE | _LEAVE | _ENTER
+
+
+@dataclass(frozen=True, eq=False)
+class CountedWalk:
+    """The token walk of a counted DFA with one segment label, bounds left out: every pair its transitions
+    allow, in CSR order (by state, then token id), with what the bounds decide of each. Lexemes that differ
+    in their bounds alone (maxLength 50 and 100 on one string body) share it: the walk is about half of a
+    counted lexeme's build, and `TokenAutomaton.from_walk` makes the rest (equal to `build`'s)."""
+
+    src: np.ndarray  # int32 per pair
+    tok: np.ndarray  # int32
+    dst: np.ndarray  # int32
+    delta: np.ndarray  # int32: as `Counts.delta`
+    exited: np.ndarray  # bool: as `Counts.exited`
+    top: np.ndarray  # int64: the pair needs top <= max (-1: nothing)
+    low: np.ndarray  # int64: the pair needs low >= min (NO_LOW: nothing)
+    end: np.ndarray  # int64: the pair needs live[dst][end] (-1: nothing)
+    loop_of: np.ndarray
+    loops: tuple[Loop, ...]
+    # What the automata of its bounds share beyond the walk (token_counts: per state, token groups and
+    # rows by the groups they allow)
+    memo: dict = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def build(cls, dfa: ByteDFA, vocab: Vocabulary) -> CountedWalk:
+        assert len(dfa.bounds) == 1, "one segment label"
+        loop_of, loops = loop_classes(dfa, vocab)
+        loop_of.setflags(write=False)
+        width = vocab.n_words * 32
+        parts = list(_walk_chunks(dfa, vocab, max(1, _CHUNK // width), loop_of, loops, free=True))
+        cols = [np.concatenate([p[i] for p in parts]) for i in range(2, 10)]
+        order = np.argsort(cols[0].astype(np.int64) * width + cols[1])  # unique (state, token) keys
+        src, tok, dst, *rest = (c[order] for c in cols)
+        for a in (src, tok, dst, *rest):
+            a.setflags(write=False)
+        return cls(src.astype(np.int32), tok.astype(np.int32), dst.astype(np.int32), *rest, loop_of, loops)
+
+    def kept(self, dfa: ByteDFA) -> np.ndarray:
+        """Per pair: `build` keeps it for `dfa` (this walk's DFA with its own bounds and live tables)."""
+        lo, hi = dfa.bounds[0]
+        ok = (self.top <= hi) & (self.low >= lo)
+        i = np.flatnonzero(self.end >= 0)
+        if len(i):
+            off, length, flat = live_layout(dfa.live, dfa.n_states)
+            q, c = self.dst[i], self.end[i]
+            good = c < length[q]
+            good[good] = flat[off[q[good]] + c[good]]
+            ok[i] &= good
+        return ok
 
 
 def live_layout(live: Mapping[int, np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -13,16 +13,21 @@ A state's loop tokens (token_loops.py) stay in the state: their groups, by delta
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from ..automata.counters import counter_signature
+from ..automata.counters import counter_signature, row_ids
 from ..automata.dfa import ByteDFA
-from .token_automaton import dedup_rows, live_layout, merge_by_id, pack_bits, set_bits
+from .token_automaton import NO_LOW, dedup_rows, live_layout, merge_by_id, pack_bits, set_bits
 from .token_loops import Loop
 from .vocab import Vocabulary
+
+if TYPE_CHECKING:
+    from .token_automaton import CountedWalk
 
 
 @dataclass(eq=False)
@@ -87,7 +92,10 @@ class Counts:
         cat: list[np.ndarray] | None,
         loop_of: np.ndarray,
         loops: tuple[Loop, ...],
+        walk: CountedWalk | None = None,
     ) -> Counts:
+        """`walk`: the bounds-free walk these pairs were kept from (`TokenAutomaton.from_walk`), whose
+        token groups and rows the automata of its other bounds share (`_shared_groups`)."""
         n = dfa.n_states
         if cat is None:
             cat = [np.zeros(0, dtype=np.int32), np.zeros(0, dtype=bool)]
@@ -113,8 +121,10 @@ class Counts:
         counts.py_seg = seg.tolist()
         counts.py_live = _Lists(off, length, flat)
         counts.ticks = memoryview(np.ascontiguousarray(dfa.tick, dtype=np.uint8).reshape(-1))
+        if walk is not None and len(length) and int(length.max()) > dfa.bounds[0][1] + 1:
+            walk = None  # (`_shared_groups` needs no live flag past the maximum)
         for q in np.flatnonzero(seg >= 0).tolist():
-            counts._eager_rows(dfa, q, indptr, token_ids, next_state)
+            counts._eager_rows(dfa, q, indptr, token_ids, next_state, walk)
             counts.built.add(q)
         return counts
 
@@ -141,6 +151,7 @@ class Counts:
         indptr: np.ndarray,
         token_ids: np.ndarray,
         next_state: np.ndarray,
+        walk: CountedWalk | None = None,
     ) -> None:
         """Every row state `q` can need (one per signature of its live counters), into the cache."""
         loop_groups, distinct = self.loop_groups, self.distinct  # most rows repeat: each stored once
@@ -153,15 +164,20 @@ class Counts:
             return
         values, first = np.unique(sig[cs], return_index=True)
         reps = np.sort(cs[first])  # one counter per signature, ascending: neighbours differ little
-        a, b = int(indptr[q]), int(indptr[q + 1])
-        g_next, g_delta, bits, sizes = _groups(
-            np.where(self.exited[a:b], -1, next_state[a:b]), self.delta[a:b], token_ids[a:b], self.n_words
-        )
+        shared = _shared_groups(walk, q, self.n_words) if walk is not None else None
+        if shared is not None:
+            g_next, g_delta, bits, sizes = shared
+            known = walk.memo.setdefault(("rows", q), {})  # type: ignore[union-attr]
+        else:
+            a, b = int(indptr[q]), int(indptr[q + 1])
+            g_next, g_delta, bits, sizes = _groups(
+                np.where(self.exited[a:b], -1, next_state[a:b]), self.delta[a:b], token_ids[a:b], self.n_words
+            )
+            known = None
         c = int(self.loop_of[q])
         if c >= 0:  # loop tokens: stay in q, grouped by delta once per loop
             if c not in loop_groups:
-                lp = self.loops[c]
-                loop_groups[c] = _groups(np.zeros(lp.size, np.int64), lp.ticks, lp.ids, self.n_words)[1:]
+                loop_groups[c] = loop_groups_of(self.loops[c], self.n_words)
             l_delta, l_bits, l_sizes = loop_groups[c]
             g_next = np.concatenate([g_next, np.full(len(l_delta), q)])
             g_delta = np.concatenate([g_delta, l_delta])
@@ -180,25 +196,38 @@ class Counts:
             idx = np.where(inside, self.off[q2] + ks, 0)
             ok[:, stay] = inside & self.flat[idx]
         n_text = (ok.astype(np.int64) @ sizes).tolist()
-        reps_list = reps.tolist()
-        accepts = np.array([dfa.is_accepting(q, c) for c in reps_list], dtype=bool)
+        # (`dfa.is_accepting` for a segment state, for all reps at once)
+        accepts = (reps >= lo_b) & (reps <= hi_b) & bool(dfa.accepting[q])
         # Signatures that allow the same groups (and EOS alike) share one row: most of a state's dozens
         # of signatures differ only in groups no token reaches, so a few rows are built, not one each.
-        kinds, kind_of = np.unique(np.column_stack([ok, accepts]), axis=0, return_inverse=True)
+        # (Named by `row_ids` over the packed flags: np.unique(axis=0) sorted them as records, a third
+        # of a counted lexeme's build.)
+        kind_of = row_ids(np.column_stack([ok, accepts]))
+        first = np.unique(kind_of, return_index=True)[1]  # each kind's first rep (kinds are 0 .. k - 1)
+        kinds, kind_accepts = ok[first], accepts[first]
         # Each kind's row is the OR of its groups' bits: the groups are disjoint, so it is their sum, and
         # all kinds' sums are one float64 product (exact: a word's sum stays below 2**32), where an OR
         # reduction per kind cost ~50 us each (a counted lexeme's first visit: dozens of kinds a state).
-        words = kinds[:, :-1].astype(np.float64) @ bits.view(np.uint32).astype(np.float64)
-        rows = words.astype(np.uint32).view(np.int32).reshape(len(kinds), self.n_words)
-        tensors = []
-        for kind, row in zip(kinds, rows, strict=True):
-            out = row.copy()
-            if kind[-1]:
-                set_bits(out.view(np.uint32), self.eos)
-            tensors.append(distinct.setdefault(out.tobytes(), torch.from_numpy(out)))
+        # With the walk's groups, a kind's row is known from the other bounds' automata where it was made
+        # (far from the bounds, a string body's kinds are the same whatever the bounds).
+        names = None if known is None else _names(kinds, kind_accepts)
+        todo = np.arange(len(kinds)) if names is None else [i for i, k in enumerate(names) if k not in known]
+        tensors: list[torch.Tensor | None] = (
+            [None] * len(kinds) if names is None else [known.get(k) for k in names]
+        )
+        if len(todo):
+            words = kinds[todo].astype(np.float64) @ bits.view(np.uint32).astype(np.float64)
+            rows = words.astype(np.uint32).view(np.int32).reshape(len(todo), self.n_words)
+            for i, row in zip(todo, rows, strict=True):
+                out = row.copy()
+                if kind_accepts[i]:
+                    set_bits(out.view(np.uint32), self.eos)
+                tensors[i] = distinct.setdefault(out.tobytes(), torch.from_numpy(out))
+                if names is not None:
+                    known[names[i]] = tensors[i]
         cache = self.cache
-        for i, k in enumerate(kind_of.reshape(-1).tolist()):
-            cache[(q, int(sig[reps_list[i]]))] = (tensors[k], n_text[i])
+        for s, k, n in zip(sig[reps].tolist(), kind_of.tolist(), n_text, strict=True):
+            cache[(q, s)] = (tensors[k], n)
 
     def pairs(self, auto, q: int) -> tuple[np.ndarray, ...]:  # type: ignore[no-untyped-def]
         """(ids, next state, delta, exited) of every text token of `q`, loop tokens included, by id."""
@@ -241,6 +270,19 @@ class Counts:
         return hit
 
 
+# Loop groups per loop (a vocabulary's loops are shared by its automata: token_loops' `loop_cache`).
+_LOOP_GROUPS: weakref.WeakKeyDictionary[Loop, tuple[np.ndarray, ...]] = weakref.WeakKeyDictionary()
+
+
+def loop_groups_of(loop: Loop, n_words: int) -> tuple[np.ndarray, ...]:
+    """(delta, bitmask rows, sizes) of `loop`'s tokens grouped by delta, made once per loop: every
+    counted automaton of a vocabulary (each bounded JSON string) has the same string-body loop."""
+    found = _LOOP_GROUPS.get(loop)
+    if found is None:
+        found = _LOOP_GROUPS[loop] = _groups(np.zeros(loop.size, np.int64), loop.ticks, loop.ids, n_words)[1:]
+    return found
+
+
 class _Lists(dict):
     """`live` per state as views of the flat table, made on first use (a long segment's tables hold
     millions of flags: Python lists of them took a tenth of a second to make)."""
@@ -252,6 +294,30 @@ class _Lists(dict):
     def __missing__(self, q: int) -> np.ndarray:
         found = self[q] = self.flat[self.off[q] : self.off[q] + self.length[q]]
         return found
+
+
+def _shared_groups(walk: CountedWalk, q: int, n_words: int) -> tuple[np.ndarray, ...] | None:
+    """`_groups` of state q's pairs in the bounds-free walk, made once per walk; None where the bounds
+    decide more of q's pairs than that no token adds more characters than the maximum (pairs that leave
+    the segment and enter one again). Otherwise the groups of any bounds' kept pairs are these less the
+    groups whose delta passes the maximum, which no counter allows (live flags end at the maximum):
+    the same rows."""
+    key = ("groups", q)
+    if key not in walk.memo:
+        a, b = np.searchsorted(walk.src, [q, q + 1]).tolist()
+        simple = (
+            bool((walk.low[a:b] == NO_LOW).all())
+            and bool((walk.end[a:b] < 0).all())
+            and bool((walk.top[a:b] <= walk.delta[a:b]).all())
+        )
+        nxt = np.where(walk.exited[a:b], -1, walk.dst[a:b])
+        walk.memo[key] = _groups(nxt, walk.delta[a:b], walk.tok[a:b], n_words) if simple else None
+    return walk.memo[key]
+
+
+def _names(kinds: np.ndarray, accepts: np.ndarray) -> list[bytes]:
+    """Each kind (the groups it allows, and EOS) as bytes."""
+    return [k.tobytes() for k in np.packbits(np.column_stack([kinds, accepts]), axis=1)]
 
 
 def _groups(nxt: np.ndarray, delta: np.ndarray, ids: np.ndarray, n_words: int) -> tuple[np.ndarray, ...]:
