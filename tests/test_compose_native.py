@@ -60,7 +60,9 @@ def test_compose_is_its_definition(
     row_of = np.array([rnd.randrange(-1 if rnd.random() < p / 4 else 0, 6) for _ in range(n_states)])
     shared = np.array(sorted(rnd.sample(range(n_ranks), min(5, n_ranks))), dtype=np.int64)
     uncertain = [
-        shared if rnd.random() < 0.3 else np.array(sorted(rnd.sample(range(n_ranks), rnd.randrange(0, 9))))
+        shared
+        if rnd.random() < 0.3
+        else np.array(sorted(rnd.sample(range(n_ranks), rnd.randrange(0, min(9, n_ranks + 1)))))
         for _ in range(n_states)
     ]
     uncertain = [u.astype(np.int64) for u in uncertain]
