@@ -12,8 +12,9 @@ one thread, one process; the shared loop walks stay warm across schemas, as in a
 prints the per-step p50 / p90 / p99, the share of steps that are first visits, their cost, the
 costliest states by rule, and what the slowest 1% of masks (fills alone, the p99 of masks.py) were doing:
 building lexeme rows, building rules (in the simulation), walking several new states or one, simulating
-uncertain tokens only, or a collection of the cyclic garbage collector. `--out FILE` keeps one JSON line
-per schema.
+uncertain tokens only, or a collection of the cyclic garbage collector; and the p99 of the work itself
+(walks, lexeme rows, simulations, signatures) without the glue around it, a floor for the fills' p99 as
+long as that work is done on the step. `--out FILE` keeps one JSON line per schema.
 """
 
 from __future__ import annotations
@@ -66,10 +67,10 @@ def main() -> None:
     from benchmarks.maskbench.data import Instance, Row, load_rows, sample_files
     from benchmarks.maskbench.engines import Unsupported, encode, make_engine
     from benchmarks.maskbench.worker import load_tokenizer
-    from decc.grammars.contextfree import cfg_matcher, cfg_rows, rtn
+    from decc.grammars.contextfree import cfg_matcher, cfg_rows, earley, rtn
 
     torch.set_num_threads(1)
-    causes = _count_causes(cfg_rows, cfg_matcher, rtn)
+    causes = _count_causes(cfg_rows, cfg_matcher, rtn, earley)
     cfg_rows.StateRows.reference = args.walk == "reference"
     visits: list[tuple[str, float, list[str]]] = []
     walk, lexeme = cfg_rows.StateRows._walk, cfg_rows.StateRows._lexeme
@@ -139,7 +140,7 @@ def main() -> None:
     _report_tail(fills)
 
 
-def _count_causes(cfg_rows: Any, cfg_matcher: Any, rtn: Any) -> dict[str, int]:
+def _count_causes(cfg_rows: Any, cfg_matcher: Any, rtn: Any, earley: Any) -> dict[str, int]:
     """Counters of what a fill does, kept by wrapping the engine's methods (cleared before each fill)."""
     causes: dict[str, int] = {}
 
@@ -157,6 +158,29 @@ def _count_causes(cfg_rows: Any, cfg_matcher: Any, rtn: Any) -> dict[str, int]:
     counting(rtn.RTN, "_build", "build")
     counting(cfg_matcher.CFGConstraint, "_simulate", "simulated", lambda chart, ranks: len(ranks))
     gc.callbacks.append(lambda phase, info: phase == "start" and causes.__setitem__("gc", 1))
+    # the work itself, in microseconds: state walks, lexeme rows, the simulation (with the rule builds it
+    # calls) and the signature, outermost calls only; what a fill spends besides is glue around them
+    depth = [0]
+    for owner, name in (
+        (cfg_rows.StateRows, "_walk"),
+        (cfg_rows.StateRows, "_lexeme"),
+        (earley.Recognizer, "simulate"),
+        (earley.Recognizer, "signature"),
+    ):
+        method = getattr(owner, name)
+
+        def timed(self: Any, *args: Any, _method: Any = method) -> Any:
+            if depth[0]:
+                return _method(self, *args)
+            depth[0] += 1
+            t = time.perf_counter()
+            try:
+                return _method(self, *args)
+            finally:
+                depth[0] -= 1
+                causes["work_us"] = causes.get("work_us", 0) + int((time.perf_counter() - t) * 1e6)
+
+        setattr(owner, name, timed)
     return causes
 
 
@@ -192,6 +216,11 @@ def _report_tail(fills: list[tuple[float, dict[str, int]]]) -> None:
         counts[_cause(c)] = counts.get(_cause(c), 0) + 1
     for cause, n in sorted(counts.items(), key=lambda kv: -kv[1]):
         print(f"  {cause}: {n} ({n / len(tail):.0%})")
+    # a floor for the design: the fills' p99 were the glue around the work free
+    work = np.array([c.get("work_us", 0) for _, c in fills], dtype=np.float64)
+    print(f"the work itself (walks, lexeme rows, simulations with their rule builds, signatures): p99 "
+          f"{np.percentile(work, 99):.0f} us; {int((work > 31).sum())} masks ({(work > 31).mean():.1%}) "
+          f"spend over 31 us in it (1/4 of llguidance's p99 on SmolLM2 in issue 20's runs)")  # fmt: skip
 
 
 def _report(steps: list[tuple[float, bool]], visits: list[tuple[str, float, list[str]]], args: Any) -> None:
