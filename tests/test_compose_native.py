@@ -46,12 +46,15 @@ def _oracle(
 
 @needs_native
 @settings(max_examples=300, deadline=None)
-@given(st.integers(1, 40), st.integers(1, 5), st.integers(0, 70), st.randoms(), st.floats(0, 1))
+@given(
+    st.integers(1, 40), st.integers(1, 20), st.integers(0, 70), st.randoms(), st.floats(0, 1), st.booleans()
+)
 def test_compose_is_its_definition(
-    n_states: int, n_words: int, n_scan: int, rnd: random.Random, p: float
+    n_states: int, n_words: int, n_scan: int, rnd: random.Random, p: float, big: bool
 ) -> None:
     """Rows, states and uncertain arrays drawn at random (some states unclassified, past `n`, or sharing
-    one uncertain array): the same answer as the definition, and `out` untouched when states are missing."""
+    one uncertain array; `big`: long ones, whose union is taken by flags rather than a sort): the same
+    answer as the definition, and `out` untouched when states are missing."""
     n_ranks = 32 * n_words - rnd.randrange(0, 31)
     rank_to_id = np.array(rnd.sample(range(32 * n_words), n_ranks), dtype=np.int64)
     buf = np.array([[rnd.getrandbits(32) for _ in range(n_words)] for _ in range(6)], dtype=np.uint32)
@@ -62,7 +65,9 @@ def test_compose_is_its_definition(
     uncertain = [
         shared
         if rnd.random() < 0.3
-        else np.array(sorted(rnd.sample(range(n_ranks), rnd.randrange(0, min(9, n_ranks + 1)))))
+        else np.array(
+            sorted(rnd.sample(range(n_ranks), rnd.randrange(0, min(300 if big else 9, n_ranks + 1))))
+        )
         for _ in range(n_states)
     ]
     uncertain = [u.astype(np.int64) for u in uncertain]
@@ -97,6 +102,10 @@ def test_compose_rejects_malformed_input() -> None:
         Recognizer.compose([(1, 0)], np.array([1, 0]), 2, buf, u[:1], r2i, out)
     with pytest.raises(IndexError):  # a rank past rank_to_id
         Recognizer.compose([(0, 0)], np.array([1, 0]), 2, buf, [np.array([40], dtype=np.int64)] * 2, r2i, out)
+    with pytest.raises(IndexError):  # a token id past the mask
+        Recognizer.compose(
+            [(0, 0)], np.array([1, 0]), 2, buf, [np.array([0], dtype=np.int64)] * 2, r2i + 64, out
+        )
 
 
 SCHEMAS = [

@@ -26,7 +26,7 @@ from decc.grammars import Vocabulary
 from decc.grammars.contextfree import earley
 from decc.grammars.contextfree.cfg_grammar import parse_grammar
 from decc.grammars.contextfree.cfg_loops import joined_words
-from decc.grammars.contextfree.cfg_matcher import CFGConstraint, unset_ranks
+from decc.grammars.contextfree.cfg_matcher import CFGConstraint
 from decc.grammars.contextfree.cfg_rows import vocab_order
 from decc.grammars.contextfree.earley import ESet, Recognizer
 from decc.grammars.tokens.token_automaton import set_bits
@@ -209,29 +209,6 @@ def test_compiled_simulation_rejects_malformed_words() -> None:
 
 
 @needs_native
-@settings(max_examples=300, deadline=None)
-@given(
-    st.integers(1, 700),
-    st.lists(st.sets(st.integers(0, 699), max_size=300), min_size=1, max_size=6),
-    st.randoms(),
-    st.floats(0, 1),
-)
-def test_compiled_unset_ranks_is_the_numpy_one(
-    n: int, sets: list[set[int]], rnd: random.Random, p: float
-) -> None:
-    """The union of sorted rank arrays (one taken as it is; a sort for a few, flags for many), less the
-    ranks whose token is set in the mask: the same list as the numpy oracle."""
-    parts = [np.array(sorted(v % n for v in s), dtype=np.int64) for s in sets]
-    parts = [np.unique(u) for u in parts]
-    rank_to_id = np.array(rnd.sample(range(n + 40), n), dtype=np.int64)  # tokens by rank, ids with gaps
-    words = (n + 40 + 31) // 32
-    bits = np.array([rnd.random() < p for _ in range(words * 32)])
-    mask = np.packbits(bits.reshape(-1, 8)[:, ::-1]).view(np.int32)  # bit i: word i >> 5, bit i & 31
-    assert ((mask.view(np.uint32)[3 >> 5] >> 3) & 1) == bits[3]
-    assert Recognizer.unset_ranks(parts, mask, rank_to_id) == unset_ranks(parts, mask, rank_to_id)
-
-
-@needs_native
 @given(st.integers(1, 700), st.sets(st.integers(0, 699), max_size=300), st.randoms())
 def test_compiled_set_ranks_is_set_bits(n: int, ranks: set[int], rnd: random.Random) -> None:
     """Setting the simulation's ranks in C sets the same bits as `set_bits` of their token ids."""
@@ -257,20 +234,6 @@ def test_compiled_set_ranks_rejects_malformed_input() -> None:
         Recognizer.set_ranks(mask.astype(np.int64), [0], r2i)
     with pytest.raises(TypeError):
         Recognizer.set_ranks(mask, (0,), r2i)
-
-
-@needs_native
-def test_compiled_unset_ranks_rejects_malformed_input() -> None:
-    mask = np.zeros(2, dtype=np.int32)
-    r2i = np.arange(10, dtype=np.int64)
-    with pytest.raises(IndexError):
-        Recognizer.unset_ranks([np.array([10], dtype=np.int64)], mask, r2i)
-    with pytest.raises(IndexError):
-        Recognizer.unset_ranks([np.array([0], dtype=np.int64)], mask, np.array([64], dtype=np.int64))
-    with pytest.raises(TypeError):
-        Recognizer.unset_ranks([np.array([0], dtype=np.int32)], mask, r2i)
-    with pytest.raises(TypeError):
-        Recognizer.unset_ranks([np.array([0], dtype=np.int64)], mask.astype(np.int64), r2i)
 
 
 @needs_native

@@ -175,12 +175,6 @@ class Recognizer:
         return compiled.simulate(chart, ranks, lcps, words, self.rtn, self._tables, offsets, probe)
 
     @staticmethod
-    def unset_ranks(parts: list[np.ndarray], mask: np.ndarray, rank_to_id: np.ndarray) -> list[int]:
-        """cfg_matcher's `unset_ranks` compiled (`native` only; that one is the oracle): the sorted union of
-        the int64 rank arrays, less the ranks whose token is set in the int32 bitmask `mask`."""
-        return compiled.unset_ranks(parts, mask, rank_to_id)
-
-    @staticmethod
     def compose(
         scan: list[tuple[int, int]],
         row_of: np.ndarray,

@@ -9,9 +9,9 @@
  * tables = (has_bytes, accepting, calls, rule_of, starts, nullable, enter): the Recognizer's lists.
  * A set comes back as (items, scan, waiting, accept).
  *
- * Also here: the simulation of uncertain tokens (cfg_matcher's `_simulate`), the union of rank arrays less
- * a mask (`unset_ranks`), a mask's assembly from the states' rows (`compose`), and the mask cache's
- * signature of a chart (`signature`).
+ * Also here: the simulation of uncertain tokens (cfg_matcher's `_simulate`), a mask's assembly from the
+ * states' rows with their uncertain ranks less the mask (`compose`), and the mask cache's signature of a
+ * chart (`signature`).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -1076,7 +1076,8 @@ static int keep_unset(PyObject *out, int64_t r, const int64_t *r2i, Py_ssize_t n
 }
 
 /* The sorted union of the `np_` sorted int64 rank buffers `pb` (`total` ranks in all; one part taken as
- * it is), less the ranks whose token's bit is set in `mask`, as a new list (NULL with an error set). */
+ * it is; a sort for a few, flags for many), less the ranks whose token's bit is set in `mask`, as a new list
+ * (NULL with an error set): `compose`'s uncertain ranks (cfg_matcher's `unset_ranks` is the oracle). */
 static PyObject *union_unset(Py_buffer *pb, Py_ssize_t np_, Py_ssize_t total, const uint32_t *mask,
                              Py_ssize_t nbits, const int64_t *r2i, Py_ssize_t n) {
     int64_t *tmp = NULL;
@@ -1134,54 +1135,6 @@ fail:
 done:
     PyMem_Free(tmp);
     PyMem_Free(flag);
-    return out;
-}
-
-/* unset_ranks(parts, mask, rank_to_id): cfg_matcher's `unset_ranks` (its oracle): the sorted union of the
- * sorted int64 rank arrays `parts` (one part taken as it is), less the ranks whose token's bit is set in the
- * int32 bitmask `mask`, as a list. On a 128k vocabulary this was several numpy passes per mask. */
-static PyObject *earley_unset_ranks(PyObject *module, PyObject *args) {
-    (void)module;
-    PyObject *parts, *mask_o, *r2i_o, *out = NULL;
-    if (!PyArg_ParseTuple(args, "O!OO", &PyList_Type, &parts, &mask_o, &r2i_o))
-        return NULL;
-    Py_ssize_t np_ = PyList_GET_SIZE(parts), got = 0;
-    Py_buffer mb, rb, *pb = PyMem_Calloc((size_t)np_ + 1, sizeof(Py_buffer));
-    int have_m = 0, have_r = 0;
-    if (pb == NULL)
-        return PyErr_NoMemory();
-    if (PyObject_GetBuffer(mask_o, &mb, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
-        goto done;
-    have_m = 1;
-    if (PyObject_GetBuffer(r2i_o, &rb, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
-        goto done;
-    have_r = 1;
-    if (mb.itemsize != 4 || rb.itemsize != 8) {
-        PyErr_SetString(PyExc_TypeError, "mask must hold int32, rank_to_id int64");
-        goto done;
-    }
-    const uint32_t *mask = (const uint32_t *)mb.buf;
-    const int64_t *r2i = (const int64_t *)rb.buf;
-    Py_ssize_t n = rb.len / 8, nbits = (mb.len / 4) * 32, total = 0;
-    for (; got < np_; got++) {
-        if (PyObject_GetBuffer(PyList_GET_ITEM(parts, got), &pb[got], PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
-            goto done;
-        if (pb[got].itemsize != 8) {
-            got++;
-            PyErr_SetString(PyExc_TypeError, "parts must hold int64");
-            goto done;
-        }
-        total += pb[got].len / 8;
-    }
-    out = union_unset(pb, np_, total, mask, nbits, r2i, n);
-done:
-    for (Py_ssize_t j = 0; j < got; j++)
-        PyBuffer_Release(&pb[j]);
-    PyMem_Free(pb);
-    if (have_m)
-        PyBuffer_Release(&mb);
-    if (have_r)
-        PyBuffer_Release(&rb);
     return out;
 }
 
@@ -1734,8 +1687,6 @@ static PyMethodDef methods[] = {
      "simulate(chart, ranks, lcps, words, rtn, tables[, offsets[, first]]): the ranks whose token bytes the\n"
      "recognizer takes (lcps None: the common prefixes with the previous token compared here; first: the\n"
      "exact first bytes for the last-byte probe, None for none)."},
-    {"unset_ranks", earley_unset_ranks, METH_VARARGS,
-     "unset_ranks(parts, mask, rank_to_id): the sorted union of the rank arrays, less those set in mask."},
     {"compose", earley_compose, METH_VARARGS,
      "compose(scan, row_of, n, buf, uncertain, rank_to_id, out): the unclassified states of the scanning\n"
      "items (a tuple), or, with out set to the OR of their rows, the list of their uncertain ranks unset there."},
