@@ -228,18 +228,13 @@ class StateRows:
             have = self.row_of[states]
             if -1 not in have.tolist():  # (a list's test: numpy's all() costs more than the rest of a hit)
                 return have
-        with self.lock:  # masks may be filled on a worker thread while another asks too
-            self._sync()
-            return self._rows(states)
-
-    def _rows(self, states: np.ndarray) -> np.ndarray:
-        self._fill(states.tolist())
+        self.classify(states.tolist())
         return self.row_of[states]
 
     def classify(self, states: Sequence[int]) -> None:
         """Classify those of `states` (distinct RTN states) not classified yet: `rows` without its answer,
         for a caller that reads `row_of` itself (the compiled mask assembly, `earley_c.compose`)."""
-        with self.lock:
+        with self.lock:  # masks may be filled on a worker thread while another asks too
             if self.rtn.n_states != self.n:
                 self._sync()
             self._fill(list(states))

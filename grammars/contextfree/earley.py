@@ -242,20 +242,7 @@ class Recognizer:
     def advance_bytes(self, chart: Chart, data: bytes) -> Chart | None:
         """`chart` extended by `data` (a new list; `chart` is unchanged), or None if some byte is refused."""
         out = list(chart)
-        if self.native:  # `step` inlined: the call per byte is a good part of a short token's advance
-            rtn, tables = self.rtn, self._tables
-            for b in data:
-                got = compiled.step(out, b, rtn.flat, tables, ESet)
-                if got is None:
-                    return None
-                out.append(got)
-            return out
-        for b in data:
-            s = self.step(out, b)
-            if s is None:
-                return None
-            out.append(s)
-        return out
+        return out if self.extend(out, data) else None
 
     def extend(self, chart: Chart, data: bytes) -> bool:
         """`advance_bytes` in place: append the sets after `data` to `chart`; False, with `chart` as it was,
@@ -263,7 +250,7 @@ class Recognizer:
         made a new list of every set, young for the cyclic collector to walk, at each step.)"""
         n = len(chart)
         try:
-            if self.native:
+            if self.native:  # `step` inlined: the call per byte is a good part of a short token's advance
                 rtn, tables = self.rtn, self._tables
                 for b in data:
                     got = compiled.step(chart, b, rtn.flat, tables, ESet)
