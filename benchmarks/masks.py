@@ -16,7 +16,9 @@ Whitespace policy: no free whitespace anywhere and the separators of `json.dumps
 `whitespace_flexible=False, item_separator/key_separator`; decc's own policy ("compact-or-default") accepts
 both separator styles, so its language is slightly larger than the other two.
 
-Peers are benchmark-only: an engine whose package is missing is skipped with a note.
+Peers are benchmark-only: an engine whose package is missing is skipped with a note. `decc-eager` is decc
+with `precompute()` at compile (every rule built, every state classified): the eager trade measured beside
+the lazy default in one run.
 
     .venv/bin/python benchmarks/masks.py [--engines decc,xgrammar,llguidance] [--schemas GLOB]
         [--repeat N] [--separators compact|default] [--timeout S] [--out results.json]

@@ -69,7 +69,17 @@ def test_maskbench_mode_runs_and_skips_bad_rows(tmp_path: Path) -> None:
     (data / "broken.json").write_text("{not json")
     out = tmp_path / "out.jsonl"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "DECC_MASKBENCH": str(data)}
-    args = ["--maskbench", "--engines", "decc", "--sample", "0", "--timeout", "120", "--out", str(out)]
+    args = [
+        "--maskbench",
+        "--engines",
+        "decc,decc-eager",
+        "--sample",
+        "0",
+        "--timeout",
+        "120",
+        "--out",
+        str(out),
+    ]
     args += ["--clock", "cpu"]  # process CPU times: the mode for a shared machine
     run = subprocess.run(
         [sys.executable, str(BENCHMARKS / "masks.py"), *args],
@@ -82,13 +92,19 @@ def test_maskbench_mode_runs_and_skips_bad_rows(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
     assert "Traceback" not in run.stderr
     records = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [(r["engine"], r["file"], r["outcome"]) for r in records] == [("decc", "good.json", "passing")]
-    assert (records[0]["valid"], records[0]["order"], records[0]["invalid"]) == (1, 1, 1)
-    assert records[0]["order_rejected"] == 1 and records[0]["compile_ms"] > 0
+    assert [(r["engine"], r["file"], r["outcome"]) for r in records] == [
+        ("decc", "good.json", "passing"),
+        ("decc-eager", "good.json", "passing"),  # the same engine, every state classified at compile
+    ]
+    for r in records:
+        assert (r["valid"], r["order"], r["invalid"]) == (1, 1, 1)
+        assert r["order_rejected"] == 1 and r["compile_ms"] > 0
     assert "broken.json: skipped" in run.stdout and "no_tests.json: skipped" in run.stdout
     assert "process CPU times" in run.stdout
-    table = next(line for line in run.stdout.splitlines() if line.startswith("| decc"))
-    assert [c.strip() for c in table.split("|")[2:9]] == ["1", "0", "0", "0", "0", "0", "1"]
+    tables = [line for line in run.stdout.splitlines() if line.startswith("| decc")]
+    assert len(tables) == 2
+    for table in tables:
+        assert [c.strip() for c in table.split("|")[2:9]] == ["1", "0", "0", "0", "0", "0", "1"]
 
 
 WHYS = ["ok", "token 0 (5) not in mask", "EOS not allowed at the end", "error: ValueError: boom | x.py:1"]

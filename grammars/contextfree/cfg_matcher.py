@@ -118,6 +118,16 @@ class CFGConstraint:
     def matcher(self) -> CFGMatcher:
         return CFGMatcher(self)
 
+    def precompute(self) -> CFGConstraint:
+        """Build every rule and classify every state now; returns self. The eager trade, for a constraint
+        reused over many requests: its compile cost grows with schema x vocabulary (about 3x the lazy
+        compile's median on MaskBench), and in exchange no mask pays a first visit, which is what the
+        lazy masks' p99 is made of (benchmarks/masks.py `decc-eager`). Masks are the same either way;
+        what a mask still computes on a cache miss is the simulation of its uncertain tokens."""
+        self.rtn.build_all()
+        self.rows.classify(range(self.rtn.n_states))
+        return self
+
     def __repr__(self) -> str:
         return f"CFGConstraint({self.source[:40]!r}, rules={self.rtn.n_rules}, states={self.n_states})"
 

@@ -35,6 +35,11 @@ class TokenConstraint:
         """A fresh matcher at the start state."""
         return Matcher(self.automaton)
 
+    def precompute(self) -> TokenConstraint:
+        """Nothing to do: the token automaton is built whole at compile (`CFGConstraint.precompute`'s
+        counterpart, so that a caller need not ask which engine a schema got); returns self."""
+        return self
+
     def __repr__(self) -> str:
         return f"TokenConstraint({self.source!r}, n_states={self.n_states})"
 
