@@ -67,7 +67,7 @@ static int region_take(const RegionArrays *x, long long lo, long long hi, const 
 
 /* `Region.first_bytes`: region_take over the ranks of the tokens starting with each byte of `firsts`
  * (sorted, distinct: else ValueError; byte b's ranks are bounds[b]..bounds[b + 1] - 1). */
-static int region_first_bytes(const RegionArrays *x, const long long *bounds, const unsigned char *firsts,
+static inline int region_first_bytes(const RegionArrays *x, const long long *bounds, const unsigned char *firsts,
                               Py_ssize_t n_firsts, const long long *rank_to_id, Py_ssize_t n_ranks,
                               uint32_t *bits, Py_ssize_t n_words, Vec *unc, Vec *leaving) {
     for (Py_ssize_t i = 0; i < n_firsts; i++) {

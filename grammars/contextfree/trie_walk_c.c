@@ -161,6 +161,10 @@ typedef struct {
     const long long *full_to_id;
     Py_ssize_t n_full_words, full_ranks;
     int full_ok; /* whether no two inside ranks share an id (then the row less the others is exact) */
+    /* per first byte c, where its ranks start in inside, uncertain and leaving_lo ([c], [257 + c], [514 + c];
+     * [256]: the end), made on the first byte set: a miss then reads slices, where it searched each array
+     * for each byte (about 700 binary searches for a string body's set, most of a miss's 25 us) */
+    Py_ssize_t *at;
 } RegionPartsObject;
 
 static void region_parts_forget(RegionPartsObject *self) {
@@ -179,6 +183,7 @@ static void RegionParts_dealloc(RegionPartsObject *self) {
     region_parts_forget(self);
     PyMem_Free(self->memo);
     PyMem_Free(self->full);
+    PyMem_Free(self->at);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -227,31 +232,75 @@ static PyTypeObject RegionPartsType = {
     .tp_new = PyType_GenericNew,
 };
 
-/* region_first_bytes into m (its row zeroed): where the bytes take more than half the inside tokens, the row
- * is the region's full row (made once) less the inside tokens of the other first bytes, the same bits (a
- * token has one first byte and one rank: to_id is one-to-one) for a fraction of the writes; the uncertain
- * ranks and leaving nodes as region_first_bytes gives them. 0, or -1 with an error. */
+/* The slices of each first byte's ranks in the region's arrays (RegionPartsObject.at), made once: 0, or -1. */
+static int parts_offsets(RegionPartsObject *p) {
+    if (p->at != NULL)
+        return 0;
+    Py_ssize_t *at = PyMem_Malloc(3 * 257 * sizeof(Py_ssize_t));
+    if (at == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    const RegionArrays *x = &p->x;
+    for (int c = 0; c <= 256; c++) {
+        if (c && p->bounds[c] < p->bounds[c - 1]) {
+            PyMem_Free(at);
+            PyErr_SetString(PyExc_ValueError, "RegionParts: bounds must not decrease");
+            return -1;
+        }
+        at[c] = lower_bound32(x->inside, x->n_in, p->bounds[c]);
+        at[257 + c] = lower_bound32(x->uncertain, x->n_unc, p->bounds[c]);
+        at[514 + c] = lower_bound64(x->leaving_lo, x->n_leaving, p->bounds[c]);
+    }
+    p->at = at;
+    return 0;
+}
+
+/* Set (on 1) or clear the bits of the inside tokens of indices lo..hi-1: 0, or -1 with a ValueError for a rank or
+ * id out of range. */
+static int parts_bits(const RegionPartsObject *p, Py_ssize_t lo, Py_ssize_t hi, const Bits *bits, uint32_t *row,
+                      Py_ssize_t n_words, int on) {
+    for (Py_ssize_t j = lo; j < hi; j++) {
+        long long r = p->x.inside[j];
+        long long t = r >= 0 && r < bits->n_ranks ? bits->to_id[r] : -1;
+        if (t < 0 || t >= (long long)n_words * 32) {
+            PyErr_SetString(PyExc_ValueError, "a rank or token id out of range");
+            return -1;
+        }
+        if (on)
+            row[t >> 5] |= 1u << (t & 31);
+        else
+            row[t >> 5] &= ~(1u << (t & 31));
+    }
+    return 0;
+}
+
+/* region_first_bytes into m (its row zeroed), by slices (parts_offsets): where the bytes take more than half
+ * the inside tokens, the row is the region's full row (made once) less the inside tokens of the other first
+ * bytes, the same bits (a token has one first byte and one rank: to_id is one-to-one) for a fraction of the
+ * writes; the uncertain ranks and leaving nodes' indices of the bytes in rank order, as region_first_bytes
+ * gives them. 0, or -1 with an error. */
 static int region_first_fast(RegionPartsObject *p, const unsigned char *firsts, Py_ssize_t n_firsts,
                              const Bits *bits, FirstBytes *m, Py_ssize_t n_words) {
     const RegionArrays *x = &p->x;
-    const long long *b = p->bounds;
+    if (parts_offsets(p) < 0)
+        return -1;
+    const Py_ssize_t *at = p->at, *unc_at = p->at + 257, *lv_at = p->at + 514;
     char in_set[256] = {0};
     Py_ssize_t taken = 0;
     for (Py_ssize_t i = 0; i < n_firsts; i++) {
         in_set[firsts[i]] = 1;
-        taken += lower_bound32(x->inside, x->n_in, b[firsts[i] + 1]) - lower_bound32(x->inside, x->n_in, b[firsts[i]]);
+        taken += at[firsts[i] + 1] - at[firsts[i]];
     }
-    if (2 * taken <= x->n_in || n_firsts < 2)
-        return region_first_bytes(x, b, firsts, n_firsts, bits->to_id, (Py_ssize_t)bits->n_ranks, m->row, n_words,
-                                  &m->unc, &m->leaving);
-    if (p->full == NULL || p->full_to_id != bits->to_id || p->n_full_words != n_words ||
-        p->full_ranks != (Py_ssize_t)bits->n_ranks) {
+    int less = !(2 * taken <= x->n_in || n_firsts < 2);
+    if (less && (p->full == NULL || p->full_to_id != bits->to_id || p->n_full_words != n_words ||
+                 p->full_ranks != (Py_ssize_t)bits->n_ranks)) {
         uint32_t *full = PyMem_Calloc((size_t)(n_words ? n_words : 1), 4);
         if (full == NULL) {
             PyErr_NoMemory();
             return -1;
         }
-        int one_to_one = 1; /* (else: two ranks of one id, the slow way below) */
+        int one_to_one = 1; /* (else: two ranks of one id, the direct way below) */
         for (Py_ssize_t j = 0; j < x->n_in; j++) {
             long long r = x->inside[j];
             long long t = r >= 0 && r < bits->n_ranks ? bits->to_id[r] : -1;
@@ -267,23 +316,29 @@ static int region_first_fast(RegionPartsObject *p, const unsigned char *firsts, 
         p->full = full, p->full_to_id = bits->to_id, p->n_full_words = n_words;
         p->full_ranks = (Py_ssize_t)bits->n_ranks, p->full_ok = one_to_one;
     }
-    if (!p->full_ok)
-        return region_first_bytes(x, b, firsts, n_firsts, bits->to_id, (Py_ssize_t)bits->n_ranks, m->row, n_words,
-                                  &m->unc, &m->leaving);
-    memcpy(m->row, p->full, (size_t)n_words * 4);
-    for (int c = 0; c < 256; c++) { /* the other first bytes' inside tokens out (their ids checked above) */
-        if (in_set[c])
-            continue;
-        for (Py_ssize_t j = lower_bound32(x->inside, x->n_in, b[c]); j < x->n_in && x->inside[j] < b[c + 1]; j++) {
-            long long t = bits->to_id[x->inside[j]];
-            m->row[t >> 5] &= ~(1u << (t & 31));
-        }
+    less = less && p->full_ok;
+    if (less) {
+        memcpy(m->row, p->full, (size_t)n_words * 4);
+        for (int c = 0; c < 256; c++) /* the other first bytes' inside tokens out */
+            if (!in_set[c] && parts_bits(p, at[c], at[c + 1], bits, m->row, n_words, 0) < 0)
+                return -1;
     }
-    uint32_t none_bits[1] = {0};
-    RegionArrays y = *x; /* the uncertain ranks and leaving nodes: no inside ones */
-    y.n_in = 0;
-    return region_first_bytes(&y, b, firsts, n_firsts, bits->to_id, (Py_ssize_t)bits->n_ranks, none_bits, 0, &m->unc,
-                              &m->leaving);
+    for (Py_ssize_t i = 0; i < n_firsts; i++) {
+        int c = firsts[i];
+        if (i && firsts[i] <= firsts[i - 1]) {
+            PyErr_SetString(PyExc_ValueError, "firsts must be sorted and distinct");
+            return -1;
+        }
+        if (!less && parts_bits(p, at[c], at[c + 1], bits, m->row, n_words, 1) < 0)
+            return -1;
+        for (Py_ssize_t j = unc_at[c]; j < unc_at[c + 1]; j++)
+            if (vec_push(&m->unc, x->uncertain[j]) < 0)
+                return -1;
+        for (Py_ssize_t j = lv_at[c]; j < lv_at[c + 1]; j++)
+            if (vec_push(&m->leaving, j) < 0)
+                return -1;
+    }
+    return 0;
 }
 
 /* The region's tokens starting with the bytes of the 256-bit set `key` (memoized): NULL with an error. */
