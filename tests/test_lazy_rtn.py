@@ -19,9 +19,10 @@ from _lark import lark_accepts, lark_parser
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from decc.grammars import Vocabulary, cfg
+from decc.grammars import GrammarLimitError, Vocabulary, cfg
 from decc.grammars.contextfree.cfg_grammar import parse_grammar
 from decc.grammars.contextfree.earley import Recognizer
+from decc.grammars.contextfree import rtn as rtn_module
 from decc.grammars.contextfree.rtn import RTN
 
 
@@ -126,13 +127,20 @@ def test_a_walk_builds_only_the_rules_it_enters() -> None:
     assert len(rtn.built) == 201 and rtn.n_states >= visited + 199 * 3  # each rule has 3 states or more
 
 
-def test_masks_build_rules_as_generation_reaches_them_and_survive_pickling() -> None:
-    """Through the token matcher: each rule is built when a token enters it; a pickled constraint (what the
-    disk cache and worker processes get) starts over from the start rule and gives the same masks."""
-    vocab = Vocabulary.from_token_bytes(
-        [None, *[bytes([b]) for b in range(32, 127)], b"k1", b"7:[", b"[[", b"]]"], eos_id=0
-    )
-    constraint = cfg(_keyed(30), vocab)
+_TOKENS = [None, *[bytes([b]) for b in range(32, 127)], b"k1", b"7:[", b"[[", b"]]"]
+
+
+@pytest.mark.parametrize("batch", [True, False])
+def test_masks_build_rules_as_generation_reaches_them_and_survive_pickling(
+    batch: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the token matcher: the first mask builds only the start rule; after it, a rule is built when
+    a token enters it, bringing every unbuilt rule with it when they fit `BATCH_STATES` (`batch`), else
+    alone; a pickled constraint (what the disk cache and worker processes get) starts over from the start
+    rule and gives the same masks."""
+    monkeypatch.setattr(rtn_module, "BATCH_STATES", rtn_module.BATCH_STATES if batch else 10)
+    vocab = Vocabulary.from_token_bytes(_TOKENS, eos_id=0)
+    constraint = pickle.loads(pickle.dumps(cfg(_keyed(30), vocab)))  # a fresh RTN (`cfg` is memoized)
     rtn = constraint.rtn
     ids = {vocab.token_bytes[i]: i for i in vocab.text_ids.tolist()}
     row = torch.zeros(vocab.n_words, dtype=torch.int32)
@@ -143,7 +151,12 @@ def test_masks_build_rules_as_generation_reaches_them_and_survive_pickling() -> 
         masks.append(row.clone())
         assert m.advance(ids[tok]), tok
         entered = {rtn.names[r] for r in rtn.built}
-        assert entered <= {"start", "r17"} and (tok != b"7:[" or "r17" in entered)
+        if tok == b"k1":  # the first mask and a token that enters no rule: the start rule alone
+            assert entered == {"start"}
+        elif batch:  # "7:[" entered r17, which brought the other 29 rules
+            assert len(entered) == rtn.n_rules == 31
+        else:
+            assert entered == {"start", "r17"}
     assert m.is_accepting()
     twin = pickle.loads(pickle.dumps(constraint))
     assert twin.rtn.built == [0]
@@ -153,6 +166,44 @@ def test_masks_build_rules_as_generation_reaches_them_and_survive_pickling() -> 
         assert torch.equal(row, mask), tok
         assert m2.advance(ids[tok])
     assert m2.is_accepting()
+
+
+def test_an_armed_rtn_builds_the_rest_with_the_next_rule_once_and_only_within_its_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`arm`: the next rule built brings every unbuilt one, once; later arms do nothing; a grammar whose
+    unbuilt rules are estimated past BATCH_STATES stays one rule at a time; and a rule the batch cannot
+    build (a limit) is left unbuilt for the walk that enters it, the others built, nothing refused."""
+    rtn = fresh_rtn(_keyed(40))
+    rec = Recognizer(rtn)
+    rtn.arm()
+    assert rtn.built == [0]  # arming builds nothing
+    assert rec.is_prefix(b"k3:[")
+    assert len(rtn.built) == rtn.n_rules == 41
+    rtn.arm()  # (armed once)
+    assert rtn.batch == 2
+
+    monkeypatch.setattr(rtn_module, "BATCH_STATES", sum(fresh_rtn(_keyed(40)).sizes) // 2)
+    rtn = fresh_rtn(_keyed(40))
+    Recognizer(rtn).is_prefix(b"k3:[")
+    assert len(rtn.built) == 2  # over the budget: the start rule and r3
+    monkeypatch.setattr(rtn_module, "BATCH_STATES", 10**9)
+
+    rtn = fresh_rtn(_keyed(40))
+    build = RTN._build
+    failing = rtn.index["r7"]
+
+    def refuse_r7(self: RTN, r: int) -> None:
+        if self is rtn and r == failing:
+            raise GrammarLimitError("r7 is too large")
+        build(self, r)
+
+    monkeypatch.setattr(RTN, "_build", refuse_r7)
+    rtn.arm()
+    assert Recognizer(rtn).is_prefix(b"k3:[")  # r3 built, and the batch past r7, quietly
+    assert [rtn.names[r] for r in range(rtn.n_rules) if rtn.starts[r] < 0] == ["r7"]
+    with pytest.raises(GrammarLimitError):  # the walk that enters r7 gets the refusal
+        Recognizer(rtn).is_prefix(b"k7:[")
 
 
 def test_lazy_rtn_on_a_recursive_json_schema_grammar_matches_its_eager_form() -> None:

@@ -144,6 +144,7 @@ class CFGConstraint:
                 return hit
         with gc_paused():  # the walks and simulations make many short-lived containers: see `_compute_mask`
             mask = self._compute_mask(chart)
+        self.rtn.arm()  # the first mask built what it needed; the next rule built brings the rest (RTN.arm)
         last.mask = mask
         if key is not None:
             if len(self._masks) >= _MASK_CACHE:

@@ -49,6 +49,10 @@ NATIVE = use_native(compiled)
 DEAD = -1
 # Unrolled (state, counter) pairs of all lexemes together: each costs a 1 KiB byte-table row.
 MAX_LEXEME_STATES = 60_000
+# After its first mask, a grammar builds the rules still unbuilt all at once, the first time it needs one,
+# when their estimated NFA states add up to at most this (about 1 ms per 1,000 on a 2-core machine): see
+# `RTN.arm`.
+BATCH_STATES = 20_000
 
 
 class RTN:
@@ -79,6 +83,12 @@ class RTN:
         for body in self.bodies:  # NFA sizes at compile time (cheap estimates): a rule too large is refused
             if not isinstance(body, Lexeme):  # before generation, although rules are built lazily
                 check_rule_size(body, limits)
+        # each rule's estimated states (kept on the nodes by check_rule_size: no walk again), for `arm`
+        self.sizes = [
+            0 if body is EMPTY_LANGUAGE else unrolled_states(dfa) if dfa is not None else _estimate(body)
+            for body, dfa in zip(self.bodies, self.lexemes, strict=True)
+        ]
+        self.batch = 0  # 0: not armed; 1: armed (`arm`), the next build brings the rest; 2: done
         unrolled = sum(unrolled_states(dfa) for dfa in self.lexemes if dfa is not None)
         if unrolled > MAX_LEXEME_STATES:  # refused at compile time although lexemes are unrolled lazily
             _lexeme_limit(unrolled)
@@ -151,7 +161,8 @@ class RTN:
         return _frozen(self._lex_c[: self._n])
 
     def enter(self, r: int) -> int:
-        """Rule r's start state, its DFA built first if no walk entered the rule before."""
+        """Rule r's start state, its DFA built first if no walk entered the rule before (and, the first
+        time after `arm`, the other unbuilt rules with it when they are small enough)."""
         s = self.starts[r]
         if s >= 0:
             return s
@@ -159,7 +170,34 @@ class RTN:
             if self.starts[r] < 0:
                 with gc_paused():  # the subset construction's containers set off collections otherwise
                     self._build(r)
+                    if self.batch == 1:
+                        self.batch = 2
+                        self._build_rest()
             return self.starts[r]
+
+    def arm(self) -> None:
+        """From now on, the first rule built brings every unbuilt rule with it, when their estimated states
+        add up to at most BATCH_STATES (else rules stay built one at a time).
+
+        Called after a constraint's first mask, which builds only what that mask needs (the time to first
+        mask stays small). Built one at a time during generation, each rule cost a step its build, a
+        growth of the tables the masks read and their memos made again; together they cost one step
+        (half a millisecond for a typical MaskBench schema, 20 ms at most) and less work in all, and the
+        masks' p99 halves (benchmarks/first_visits.py). A grammar too large for that keeps the lazy
+        form, whose cost grows with what a generation visits. Armed once: later calls do nothing."""
+        if self.batch == 0:
+            self.batch = 1
+
+    def _build_rest(self) -> None:
+        rest = [q for q, s in enumerate(self.starts) if s < 0 and self.bodies[q] is not EMPTY_LANGUAGE]
+        if not rest or sum(self.sizes[q] for q in rest) > BATCH_STATES:
+            return
+        for q in rest:
+            lexeme_states = self._lexeme_states
+            try:
+                self._build(q)
+            except GrammarLimitError:  # a rule no walk entered yet: left for the walk that does (and errs)
+                self._lexeme_states = lexeme_states
 
     def build_all(self) -> RTN:
         """Every rule that derives something built (the eager form); returns self."""
