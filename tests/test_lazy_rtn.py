@@ -20,9 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from decc.grammars import GrammarLimitError, Vocabulary, cfg
+from decc.grammars.contextfree import rtn as rtn_module
 from decc.grammars.contextfree.cfg_grammar import parse_grammar
 from decc.grammars.contextfree.earley import Recognizer
-from decc.grammars.contextfree import rtn as rtn_module
 from decc.grammars.contextfree.rtn import RTN
 
 
