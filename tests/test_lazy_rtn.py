@@ -150,6 +150,7 @@ def test_masks_build_rules_as_generation_reaches_them_and_survive_pickling(
         m.fill_bitmask(row)
         masks.append(row.clone())
         assert m.advance(ids[tok]), tok
+        assert constraint.rows.n == rtn.n_states  # the step that built rules took them into the rows too
         entered = {rtn.names[r] for r in rtn.built}
         if tok == b"k1":  # the first mask and a token that enters no rule: the start rule alone
             assert entered == {"start"}

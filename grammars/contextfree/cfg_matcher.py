@@ -244,6 +244,7 @@ class CFGConstraint:
             mask, rl = self._compose_py(last)
         if rl:
             ok = self._simulate(chart, rl)
+            self.take_built()
             if ok and self.recognizer.native:
                 self.recognizer.set_ranks(mask, ok, self.rank_to_id)
             elif ok:
@@ -255,6 +256,14 @@ class CFGConstraint:
             set_bits(mask, self.eos_ids.tolist())
         mask.setflags(write=False)
         return mask
+
+    def take_built(self) -> None:
+        """Take the rules built since into the token rows' tables now (`StateRows` syncs on its next
+        classification otherwise): the step that built them (a simulation or an advance that entered a
+        rule, above all the one that built the rest of the grammar, RTN.arm) pays for them too, not a
+        later mask."""
+        if self.rtn.n_states != self.rows.n:
+            self.rows.classify(())
 
     def _compose(self, last: ESet, mask: np.ndarray) -> list[int]:
         """Set `mask` to the OR of the rows of `last`'s scanning states, classifying the new ones; the
@@ -445,6 +454,7 @@ class CFGMatcher:
         if not c.recognizer.extend(self.chart, data):
             return False
         self._history.append(n)
+        c.take_built()
         return True
 
     def rollback(self, n: int) -> None:
