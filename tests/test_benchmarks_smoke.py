@@ -101,6 +101,7 @@ def test_maskbench_mode_runs_and_skips_bad_rows(tmp_path: Path) -> None:
         assert r["order_rejected"] == 1 and r["compile_ms"] > 0
     assert "broken.json: skipped" in run.stdout and "no_tests.json: skipped" in run.stdout
     assert "process CPU times" in run.stdout
+    assert "- decc-eager: mask p99.9 / max " in run.stdout  # the tails past the table's p99
     tables = [line for line in run.stdout.splitlines() if line.startswith("| decc")]
     assert len(tables) == 2
     for table in tables:
