@@ -26,6 +26,7 @@ class CompileTimeout(Exception):
 
 class DeccEngine:
     name = "decc"
+    eager = False  # `precompute()` in the compile (DeccEagerEngine)
 
     def __init__(self, tok: Any, size: int, eos: frozenset[int], seps: tuple[str, str]) -> None:
         import importlib
@@ -78,6 +79,8 @@ class DeccEngine:
 
         try:
             constraint = self._g.json_schema(schema, self.vocab)
+            if self.eager:
+                constraint = constraint.precompute()
         except DeccError as e:  # every user-facing refusal (unsupported, limits, invalid schema)
             raise Unsupported(f"{type(e).__name__}: {e}") from None
         return lambda: _DeccMatcher(constraint.matcher())
@@ -88,15 +91,7 @@ class DeccEagerEngine(DeccEngine):
     compile time for no first visits in the masks, measured beside the lazy default in one run."""
 
     name = "decc-eager"
-
-    def compile(self, schema: dict) -> Any:
-        from decc.errors import DeccError
-
-        try:
-            constraint = self._g.json_schema(schema, self.vocab).precompute()
-        except DeccError as e:
-            raise Unsupported(f"{type(e).__name__}: {e}") from None
-        return lambda: _DeccMatcher(constraint.matcher())
+    eager = True
 
 
 class _DeccMatcher:

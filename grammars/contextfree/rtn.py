@@ -89,7 +89,7 @@ class RTN:
             for body, dfa in zip(self.bodies, self.lexemes, strict=True)
         ]
         self.batch = 0  # 0: not armed; 1: armed (`arm`), the next build brings the rest; 2: done
-        unrolled = sum(unrolled_states(dfa) for dfa in self.lexemes if dfa is not None)
+        unrolled = sum(n for n, dfa in zip(self.sizes, self.lexemes, strict=True) if dfa is not None)
         if unrolled > MAX_LEXEME_STATES:  # refused at compile time although lexemes are unrolled lazily
             _lexeme_limit(unrolled)
         self.starts: list[int] = [-1] * len(names)
