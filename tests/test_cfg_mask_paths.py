@@ -1,7 +1,7 @@
 """The mask step's small-input and large-input paths (cfg_matcher) give the recognizer's masks.
 
-A mask miss merges the uncertain ranks of the set's states, finds the common prefixes of the ones it
-simulates, and sets the accepted tokens' bits; each has a Python path for a few values (numpy's per-call
+A mask miss merges the uncertain ranks of the set's states, simulates the ones not set by their rows
+and sets the accepted tokens' bits; each has a Python path for a few values (numpy's per-call
 cost dominates there) and a numpy one for many. Both are checked, with the thresholds forced either way,
 against the Earley recognizer stepped over each token's bytes, and the helpers against Python sets.
 """
@@ -45,7 +45,7 @@ VOCAB = _vocab()
 
 @pytest.mark.parametrize("small", [True, False], ids=["python-paths", "numpy-paths"])
 def test_masks_match_the_recognizer_on_both_paths(small: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("_FEW_BITS", "_FEW_RANKS", "_FEW_LCPS"):
+    for name in ("_FEW_BITS", "_FEW_RANKS"):
         monkeypatch.setattr(cfg_matcher, name, 10**9 if small else 0)
     constraint = cfg(GRAMMAR, VOCAB)
     rec = constraint.recognizer

@@ -10,7 +10,6 @@ same rules in the same order (the compiled closure calls `enter` back exactly wh
 from __future__ import annotations
 
 import gc
-import itertools
 import os
 import random
 import subprocess
@@ -147,11 +146,12 @@ def _constraint(text: str, words: list[bytes], native: bool) -> CFGConstraint:
 
 def _simulate_both(py: CFGConstraint, cc: CFGConstraint, pc: list, ccs: list, ranks: list[int]) -> None:
     words = py.rank_bytes
-    lcps = [0, *(len(os.path.commonprefix([words[a], words[b]])) for a, b in itertools.pairwise(ranks))]
-    expected = py._simulate_py(pc, ranks, lcps)
-    assert expected == cc.recognizer.simulate(ccs, ranks, lcps, words)
-    assert expected == cc.recognizer.simulate(ccs, ranks, None, words)  # the prefixes compared in C
-    assert expected == cc.recognizer.simulate(ccs, ranks, None, *joined_words(words))  # one buffer
+    expected = py._simulate_py(pc, ranks)
+    assert expected == cc.recognizer.simulate(ccs, ranks, words)
+    assert expected == cc.recognizer.simulate(ccs, ranks, *joined_words(words))  # one buffer
+    memo: dict = {}
+    assert expected == cc.recognizer.simulate(ccs, ranks, *joined_words(words), memo)  # the walk made, kept
+    assert expected == cc.recognizer.simulate(ccs, ranks, *joined_words(words), memo)  # and taken again
     assert expected == cc._simulate(ccs, ranks) == py._simulate(pc, ranks)  # as _compute_mask calls them
 
 
@@ -192,20 +192,20 @@ def test_compiled_simulation_rejects_malformed_words() -> None:
     rec = Recognizer(fresh_rtn('start: "a" start?\n'), native=True)
     chart = rec.initial()
     blob, offsets = joined_words((b"a", b"aa", b"b"))
-    assert rec.simulate(chart, [0, 1, 2], None, blob, offsets) == [0, 1]
-    assert rec.simulate(chart, [0, 1, 2], None, (b"a", b"aa", b"b")) == [0, 1]
+    assert rec.simulate(chart, [0, 1, 2], blob, offsets) == [0, 1]
+    assert rec.simulate(chart, [0, 1, 2], (b"a", b"aa", b"b")) == [0, 1]
     with pytest.raises(IndexError):
-        rec.simulate(chart, [3], None, blob, offsets)
+        rec.simulate(chart, [3], blob, offsets)
     with pytest.raises(ValueError):
-        rec.simulate(chart, [0], None, blob, np.array([0, 1, 9], dtype=np.int64))
+        rec.simulate(chart, [0], blob, np.array([0, 1, 9], dtype=np.int64))
     with pytest.raises(ValueError):
-        rec.simulate(chart, [0], None, blob, offsets.astype(np.int32))
+        rec.simulate(chart, [0], blob, offsets.astype(np.int32))
     with pytest.raises(IndexError):
-        rec.simulate(chart, [1], None, blob, np.array([0, 2, 1, 4], dtype=np.int64))
+        rec.simulate(chart, [1], blob, np.array([0, 2, 1, 4], dtype=np.int64))
     with pytest.raises(TypeError):
-        rec.simulate(chart, [0], None, (b"a",), offsets)
+        rec.simulate(chart, [0], (b"a",), offsets)
     with pytest.raises(TypeError):
-        rec.simulate(chart, [0], None, blob)
+        rec.simulate(chart, [0], blob)
 
 
 @needs_native

@@ -7,9 +7,6 @@ the probe must take exactly its tokens, and build no rule it would not.
 
 from __future__ import annotations
 
-import itertools
-import os
-
 import numpy as np
 import pytest
 from _grammars import ALPHABET, fresh_rtn, grammars
@@ -97,15 +94,8 @@ def test_the_probe_takes_the_tokens_of_the_full_simulation(
         probed.append(_constraint(text, words, True, probing=True))
     charts = [c.recognizer.initial() for c in (full, *probed)]
     every = list(range(len(full.rank_bytes)))
-    lcps = [
-        0,
-        *(
-            len(os.path.commonprefix([full.rank_bytes[a], full.rank_bytes[b]]))
-            for a, b in itertools.pairwise(every)
-        ),
-    ]
     for k in [*choices, -1]:
-        expected = full._simulate_py(charts[0], every, lcps)
+        expected = full._simulate_py(charts[0], every)
         for c, chart in zip(probed, charts[1:], strict=True):
             assert c._simulate(chart, every) == expected
             assert set(c.rtn.built) <= set(full.rtn.built)

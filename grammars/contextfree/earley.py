@@ -163,16 +163,17 @@ class Recognizer:
         self,
         chart: Chart,
         ranks: list[int],
-        lcps: list[int] | None,
         words: tuple[bytes, ...] | bytes,
         offsets: np.ndarray | None = None,
+        memo: dict | None = None,
     ) -> list[int]:
-        """cfg_matcher's simulation of uncertain tokens, compiled (`native` only): the same loop, its sets
-        past `chart` kept in C (they are never seen outside); `CFGConstraint._simulate_py` is the oracle.
-        `lcps` None: each token's common prefix with the one before is compared in C. `words`: the ranks'
-        bytes, or all of them joined with their int64 `offsets` (one more than the ranks; read faster)."""
+        """cfg_matcher's simulation of uncertain tokens, compiled (`native` only): the same walks, groups
+        and loop, its sets past `chart` kept in C (they are never seen outside); `CFGConstraint._simulate_py`
+        is the oracle. `words`: the ranks' bytes, or all of them joined with their int64 `offsets` (one
+        more than the ranks; read faster). `memo`: a dict where a single scanning state's walk of its
+        tokens is kept (the same tokens every time: its uncertain ones), None to keep none."""
         probe = self.first if self.probing else None  # (the last-byte probe: see `probe`)
-        return compiled.simulate(chart, ranks, lcps, words, self.rtn, self._tables, offsets, probe)
+        return compiled.simulate(chart, ranks, words, self.rtn, self._tables, offsets, probe, memo)
 
     @staticmethod
     def compose(

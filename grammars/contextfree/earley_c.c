@@ -863,19 +863,334 @@ static void sim_free(Sim *sm) {
         PyBuffer_Release(&sm->flat);
 }
 
-/* simulate(chart, ranks, lcps, words, rtn, tables[, offsets[, first]]): cfg_matcher's `_simulate` loop (see there);
- * lcps None: each token's common prefix with the one before is compared here (cheaper than a reduction over
- * the whole rank span, or a Python loop). `words`: a tuple of bytes by rank, or all the ranks' bytes joined
- * in one bytes object with `offsets` (int64, one more than the ranks: rank r is words[offsets[r]:
- * offsets[r + 1]]): the tuple's bytes objects lie all over the heap, and reading each token's from there was
- * most of the loop's time (a cache miss per token); offsets None: a tuple. `first` (ExactFirst, or None to
- * close every set): a token's next-to-last byte is probed (`sim_probe`) rather than stepped. */
+static int i64_cmp(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* A token's rest to simulate (see earley_simulate): its bytes (borrowed from `words`) and the token's index
+ * in `ranks`. */
+typedef struct {
+    const unsigned char *w;
+    Py_ssize_t len;
+    Py_ssize_t idx;
+} Rest;
+
+/* The rests' order: by bytes, then by index (the ranks' order). */
+static int rest_cmp(const Rest *x, const Rest *y) {
+    Py_ssize_t m = x->len < y->len ? x->len : y->len;
+    int c = m ? memcmp(x->w, y->w, (size_t)m) : 0;
+    if (c)
+        return c;
+    if (x->len != y->len)
+        return x->len < y->len ? -1 : 1;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+static int item_cmp(const void *a, const void *b) {
+    const Item *x = a, *y = b;
+    if (x->g != y->g)
+        return x->g < y->g ? -1 : 1;
+    return x->o < y->o ? -1 : x->o > y->o;
+}
+
+/* A single scanning state's walk of its uncertain tokens (earley_simulate), kept per state: `taken` the
+ * indices of the tokens taken within it, then the groups (state `t` before the byte that closes; -1: the
+ * chart's own set), each a run of `ent` sorted by rest: (index in `ranks`, offset of the rest). */
+typedef struct {
+    long t;
+    size_t lo, hi;
+} Group;
+
+typedef struct {
+    uint32_t idx, j;
+} Ent;
+
+typedef struct {
+    Py_ssize_t n;
+    int64_t *ranks; /* the ranks it was made for (a walk is taken again only for the same) */
+    uint32_t *taken;
+    size_t ntaken;
+    Group *groups;
+    size_t ngroups;
+    Ent *ent;
+    size_t nent;
+} Walked;
+
+static void walked_free(Walked *wk) {
+    if (wk == NULL)
+        return;
+    PyMem_Free(wk->ranks);
+    PyMem_Free(wk->taken);
+    PyMem_Free(wk->groups);
+    PyMem_Free(wk->ent);
+    PyMem_Free(wk);
+}
+
+static void walked_capsule_free(PyObject *cap) {
+    walked_free((Walked *)PyCapsule_GetPointer(cap, "decc.walked"));
+}
+
+static int push_idx(Py_ssize_t **v, size_t *n, size_t *cap, Py_ssize_t i) {
+    if (grow((void **)v, cap, *n + 1, sizeof(Py_ssize_t)) < 0)
+        return -1;
+    (*v)[(*n)++] = i;
+    return 0;
+}
+
+/* Whether state g closes to something: accepting (a completion) or calling (a prediction). */
+static int closes(Tables *tb, long g) {
+    int acc = truth_at(tb->accepting, g);
+    if (acc != 0)
+        return acc;
+    PyObject *edges = list_at(tb->calls, g);
+    if (edges == NULL)
+        return -1;
+    if (!PyTuple_Check(edges)) {
+        PyErr_SetString(PyExc_TypeError, "calls[g] must be a tuple");
+        return -1;
+    }
+    return PyTuple_GET_SIZE(edges) > 0;
+}
+
+/* cfg_matcher's `_simulate_rests`: the sorted rests `rs` simulated from the items `scan0` (their distinct
+ * states `heads0`), the indices of the tokens taken appended to `ok`. `within0`: a walk within is tried at
+ * the first byte. */
+static int sim_rests(Sim *sm, Tables *tb, const Item *scan0, size_t nscan0, const long *heads0, size_t nheads0,
+                     int within0, const Rest *rs, size_t nr, PyObject *first, Py_ssize_t **ok, size_t *nok,
+                     size_t *capok) {
+    size_t nsets = 0; /* sets built for the current prefix: heads[d] for d <= nsets */
+    Py_ssize_t dead_at = (Py_ssize_t)1 << 30;
+    const unsigned char *prev = NULL;
+    Py_ssize_t prevlen = 0;
+    int prev_ok = 0;
+    for (size_t i = 0; i < nr; i++) {
+        const unsigned char *w = rs[i].w;
+        Py_ssize_t len = rs[i].len, lcp = 0;
+        if (prev != NULL && len == prevlen && memcmp(prev, w, (size_t)len) == 0) {
+            if (prev_ok && push_idx(ok, nok, capok, rs[i].idx) < 0) /* the same rest: the same answer */
+                return -1;
+            continue;
+        }
+        if (prev != NULL) {
+            Py_ssize_t m = prevlen < len ? prevlen : len;
+            while (lcp < m && prev[lcp] == w[lcp])
+                lcp++;
+        }
+        prev = w;
+        prevlen = len;
+        prev_ok = 0;
+        if (dead_at <= lcp)
+            continue; /* a shared prefix already died */
+        Py_ssize_t d = lcp < (Py_ssize_t)nsets ? lcp : (Py_ssize_t)nsets;
+        nsets = (size_t)d;
+        dead_at = (Py_ssize_t)1 << 30;
+        Py_ssize_t last = len - 1;
+        for (;;) {
+            if (d || within0 || d == last) {
+                const long *h = d ? sm->sets[d - 1].heads : heads0;
+                size_t nh = d ? sm->sets[d - 1].nheads : nheads0;
+                int found = walks(sm, h, nh, w, len, d);
+                if (found < 0)
+                    return -1;
+                if (found) {
+                    prev_ok = 1;
+                    break;
+                }
+            }
+            if (d == last) {
+                dead_at = last + 1;
+                break;
+            }
+            const Item *from = d ? sm->sets[d - 1].scan : scan0;
+            size_t nfrom = d ? sm->sets[d - 1].nscan : nscan0;
+            if (d == last - 1 && first != Py_None) { /* one byte left after this one: no set to keep */
+                int got = sim_probe(sm, tb, from, nfrom, w[d], w[last], sm->base + (long)d, first);
+                if (got < 0)
+                    return -1;
+                if (got == 1)
+                    prev_ok = 1;
+                else
+                    dead_at = got == 0 ? d + 1 : last + 1;
+                break;
+            }
+            int live = sim_step(sm, tb, from, nfrom, w[d], (size_t)d);
+            if (live < 0)
+                return -1;
+            if (!live) {
+                dead_at = d + 1;
+                break;
+            }
+            nsets = (size_t)d + 1;
+            d++;
+        }
+        if (prev_ok && push_idx(ok, nok, capok, rs[i].idx) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* The bytes of ranks[i] (checked against the words). */
+typedef struct {
+    PyObject *ranks, *words;
+    const int64_t *off;
+    Py_ssize_t nwords;
+    int joined;
+} Words;
+
+static int token_at(const Words *ws, Py_ssize_t i, const unsigned char **w, Py_ssize_t *len, int64_t *rank) {
+    Py_ssize_t r = PyLong_AsSsize_t(PyList_GET_ITEM(ws->ranks, i));
+    if (r == -1 && PyErr_Occurred())
+        return -1;
+    if (r < 0 || r >= ws->nwords || (!ws->joined && !PyBytes_Check(PyTuple_GET_ITEM(ws->words, r))) ||
+        (ws->joined &&
+         (ws->off[r] > ws->off[r + 1] || ws->off[r] < 0 || ws->off[r + 1] > PyBytes_GET_SIZE(ws->words)))) {
+        PyErr_SetString(PyExc_IndexError, "rank out of the words");
+        return -1;
+    }
+    if (ws->joined) {
+        *w = (const unsigned char *)PyBytes_AS_STRING(ws->words) + ws->off[r];
+        *len = (Py_ssize_t)(ws->off[r + 1] - ws->off[r]);
+    } else {
+        PyObject *wo = PyTuple_GET_ITEM(ws->words, r);
+        *w = (const unsigned char *)PyBytes_AS_STRING(wo);
+        *len = PyBytes_GET_SIZE(wo);
+    }
+    if (*len == 0) {
+        PyErr_SetString(PyExc_ValueError, "empty token");
+        return -1;
+    }
+    *rank = r;
+    return 0;
+}
+
+/* Entries sorted by group, then rest bytes, then index: a merge sort (stable, no context in a global). */
+typedef struct {
+    long t;
+    const unsigned char *w;
+    Py_ssize_t len;
+    uint32_t idx, j;
+} Key;
+
+static int key_cmp(const Key *x, const Key *y) {
+    if (x->t != y->t)
+        return x->t < y->t ? -1 : 1;
+    Rest a = {x->w, x->len, x->idx}, b = {y->w, y->len, y->idx};
+    return rest_cmp(&a, &b);
+}
+
+static void key_sort(Key *v, Key *tmp, size_t n) {
+    if (n < 2)
+        return;
+    size_t h = n / 2;
+    key_sort(v, tmp, h);
+    key_sort(v + h, tmp, n - h);
+    if (key_cmp(&v[h - 1], &v[h]) <= 0)
+        return;
+    size_t i = 0, j = h, k = 0;
+    while (i < h && j < n)
+        tmp[k++] = key_cmp(&v[j], &v[i]) < 0 ? v[j++] : v[i++];
+    while (i < h)
+        tmp[k++] = v[i++];
+    memcpy(v, tmp, k * sizeof(Key)); /* (the rest of the right half is in place) */
+}
+
+/* The walk of every token of `ranks` from the single scanning state h while its states close to nothing:
+ * taken (its last byte reached), dead, or a rest from the state before the byte that leads into one that
+ * closes (cfg_matcher's `_simulate`). */
+static Walked *walk_tokens(Sim *sm, Tables *tb, const Words *ws, Py_ssize_t n, long h) {
+    Walked *wk = PyMem_Calloc(1, sizeof(Walked));
+    Key *keys = NULL, *tmp = NULL;
+    size_t nkeys = 0, capkeys = 0, captaken = 0;
+    if (wk == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    wk->n = n;
+    wk->ranks = PyMem_Malloc(((size_t)n + 1) * sizeof(int64_t));
+    if (wk->ranks == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const unsigned char *w;
+        Py_ssize_t len;
+        int64_t rank;
+        if (token_at(ws, i, &w, &len, &rank) < 0)
+            goto fail;
+        wk->ranks[i] = rank;
+        long st = h;
+        for (Py_ssize_t j = 0; j < len; j++) {
+            Py_ssize_t at = ((Py_ssize_t)st << 8) | w[j];
+            if (at >= sm->tn && st >= 0 && sim_flat(sm) < 0)
+                goto fail;
+            if (st < 0 || at >= sm->tn) {
+                PyErr_SetString(PyExc_IndexError, "state out of the byte table");
+                goto fail;
+            }
+            long nx = sm->tv[at];
+            if (nx < 0)
+                break; /* dead */
+            if (j == len - 1) { /* its last byte, only scanned */
+                if (grow((void **)&wk->taken, &captaken, wk->ntaken + 1, sizeof(uint32_t)) < 0)
+                    goto fail;
+                wk->taken[wk->ntaken++] = (uint32_t)i;
+                break;
+            }
+            int c = closes(tb, nx);
+            if (c < 0)
+                goto fail;
+            if (c) {
+                if (grow((void **)&keys, &capkeys, nkeys + 1, sizeof(Key)) < 0)
+                    goto fail;
+                keys[nkeys++] = (Key){j ? st : -1, w + j, len - j, (uint32_t)i, (uint32_t)j};
+                break;
+            }
+            st = nx;
+        }
+    }
+    tmp = PyMem_Malloc((nkeys + 1) * sizeof(Key));
+    wk->ent = PyMem_Malloc((nkeys + 1) * sizeof(Ent));
+    wk->groups = PyMem_Malloc((nkeys + 1) * sizeof(Group));
+    if (tmp == NULL || wk->ent == NULL || wk->groups == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    key_sort(keys, tmp, nkeys);
+    for (size_t k = 0; k < nkeys; k++) {
+        wk->ent[k] = (Ent){keys[k].idx, keys[k].j};
+        if (k == 0 || keys[k].t != keys[k - 1].t)
+            wk->groups[wk->ngroups++] = (Group){keys[k].t, k, k};
+        wk->groups[wk->ngroups - 1].hi = k + 1;
+    }
+    wk->nent = nkeys;
+    PyMem_Free(keys);
+    PyMem_Free(tmp);
+    return wk;
+fail:
+    PyMem_Free(keys);
+    PyMem_Free(tmp);
+    walked_free(wk);
+    return NULL;
+}
+
+/* simulate(chart, ranks, words, rtn, tables[, offsets[, first[, memo]]]): cfg_matcher's `_simulate` (see
+ * there). With one scanning state, each token is walked from it while its states close to nothing, then
+ * the rests are grouped by the state they stand on and simulated, sorted, from those items; that walk is
+ * kept in `memo` (a dict, or None) under the state. With more, every token is simulated from the chart.
+ * `words`: a tuple of bytes by rank, or all the ranks' bytes joined in one bytes object with `offsets`
+ * (int64, one more than the ranks: rank r is words[offsets[r]:offsets[r + 1]]): the tuple's bytes objects
+ * lie all over the heap, and reading each token's from there was most of the loop's time (a cache miss per
+ * token); offsets None: a tuple. `first` (ExactFirst, or None to close every set): a token's next-to-last
+ * byte is probed (`sim_probe`) rather than stepped. A group's items stand where the chart's last set does
+ * (position base - 1): their origins are all in the chart, and nothing was predicted at them (their state
+ * calls nothing). */
 static PyObject *earley_simulate(PyObject *module, PyObject *args) {
     (void)module;
-    PyObject *chart, *ranks, *lcps, *words, *rtn, *tables, *offsets = NULL, *first = Py_None;
+    PyObject *chart, *ranks, *words, *rtn, *tables, *offsets = NULL, *first = Py_None, *memo = Py_None;
     Tables tb;
-    if (!PyArg_ParseTuple(args, "O!O!OOOO|OO", &PyList_Type, &chart, &PyList_Type, &ranks, &lcps, &words, &rtn,
-                          &tables, &offsets, &first))
+    if (!PyArg_ParseTuple(args, "O!O!OOO|OOO", &PyList_Type, &chart, &PyList_Type, &ranks, &words, &rtn, &tables,
+                          &offsets, &first, &memo))
         return NULL;
     if (offsets == Py_None)
         offsets = NULL;
@@ -884,26 +1199,25 @@ static PyObject *earley_simulate(PyObject *module, PyObject *args) {
         PyErr_SetString(PyExc_TypeError, "words must be a tuple of bytes, or bytes with offsets");
         return NULL;
     }
+    if (memo != Py_None && !PyDict_Check(memo)) {
+        PyErr_SetString(PyExc_TypeError, "memo must be a dict or None");
+        return NULL;
+    }
     if (parse_tables(tables, &tb) < 0)
         return NULL;
     Py_ssize_t n = PyList_GET_SIZE(ranks);
-    if (lcps != Py_None && !PyList_Check(lcps)) {
-        PyErr_SetString(PyExc_TypeError, "lcps must be a list or None");
-        return NULL;
-    }
-    if ((lcps != Py_None && PyList_GET_SIZE(lcps) != n) || PyList_GET_SIZE(chart) == 0) {
-        PyErr_SetString(PyExc_ValueError, "ranks and lcps differ in length, or the chart is empty");
+    if (PyList_GET_SIZE(chart) == 0) {
+        PyErr_SetString(PyExc_ValueError, "the chart is empty");
         return NULL;
     }
     Py_buffer ob;
-    const int64_t *off = NULL;
-    Py_ssize_t nwords = joined ? 0 : PyTuple_GET_SIZE(words);
+    Words ws = {ranks, words, NULL, joined ? 0 : PyTuple_GET_SIZE(words), joined};
     if (joined) {
         if (PyObject_GetBuffer(offsets, &ob, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
             return NULL;
-        off = (const int64_t *)ob.buf;
-        nwords = ob.len / 8 - 1;
-        if (ob.itemsize != 8 || nwords < 0 || off[0] < 0 || off[nwords] > PyBytes_GET_SIZE(words)) {
+        ws.off = (const int64_t *)ob.buf;
+        ws.nwords = ob.len / 8 - 1;
+        if (ob.itemsize != 8 || ws.nwords < 0 || ws.off[0] < 0 || ws.off[ws.nwords] > PyBytes_GET_SIZE(words)) {
             PyBuffer_Release(&ob);
             PyErr_SetString(PyExc_ValueError, "offsets must be int64 within the words");
             return NULL;
@@ -914,11 +1228,15 @@ static PyObject *earley_simulate(PyObject *module, PyObject *args) {
     sm.chart = chart;
     sm.rtn = rtn;
     sm.base = (long)PyList_GET_SIZE(chart);
-    Item *scan0 = NULL;
+    Item *scan0 = NULL, *titems = NULL;
     long *heads0 = NULL;
-    size_t nscan0 = 0, nheads0 = 0;
-    PyObject *ok = PyList_New(0), *scan = NULL;
-    if (ok == NULL || sim_flat(&sm) < 0)
+    size_t nscan0 = 0, nheads0 = 0, nok = 0, capok = 0, caprests = 0;
+    Py_ssize_t *okv = NULL;
+    Rest *rests = NULL;
+    Walked *own = NULL; /* a walk made here and not kept */
+    char *flags = NULL;
+    PyObject *ok = NULL, *scan = NULL, *key = NULL;
+    if (sim_flat(&sm) < 0)
         goto fail;
     /* the chart's last set: its scanning items and distinct scanning states */
     scan = PyObject_GetAttr(PyList_GET_ITEM(chart, sm.base - 1), str_scan);
@@ -931,7 +1249,8 @@ static PyObject *earley_simulate(PyObject *module, PyObject *args) {
     nscan0 = (size_t)PyList_GET_SIZE(scan);
     scan0 = PyMem_Malloc((nscan0 + 1) * sizeof(Item));
     heads0 = PyMem_Malloc((nscan0 + 1) * sizeof(long));
-    if (scan0 == NULL || heads0 == NULL) {
+    titems = PyMem_Malloc((nscan0 + 1) * sizeof(Item));
+    if (scan0 == NULL || heads0 == NULL || titems == NULL) {
         PyErr_NoMemory();
         goto fail;
     }
@@ -945,112 +1264,133 @@ static PyObject *earley_simulate(PyObject *module, PyObject *args) {
     for (size_t i = 0; i < nscan0; i++)
         if (nheads0 == 0 || heads0[i] != heads0[nheads0 - 1])
             heads0[nheads0++] = heads0[i];
-    size_t nsets = 0; /* sets built for the current prefix: heads[d] for d <= nsets */
-    Py_ssize_t dead_at = (Py_ssize_t)1 << 30;
-    const unsigned char *prev = NULL; /* the previous token's bytes (borrowed from `words`) */
-    Py_ssize_t prevlen = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *rank = PyList_GET_ITEM(ranks, i);
-        Py_ssize_t r = PyLong_AsSsize_t(rank), lcp = 0;
-        if (r == -1 && PyErr_Occurred())
+    if (n && nheads0 != 1) { /* every token from the chart, in rank (byte) order */
+        if (grow((void **)&rests, &caprests, (size_t)n, sizeof(Rest)) < 0)
             goto fail;
-        if (r < 0 || r >= nwords || (!joined && !PyBytes_Check(PyTuple_GET_ITEM(words, r))) ||
-            (joined && (off[r] > off[r + 1] || off[r] < 0 || off[r + 1] > PyBytes_GET_SIZE(words)))) {
-            PyErr_SetString(PyExc_IndexError, "rank out of the words");
-            goto fail;
-        }
-        const unsigned char *w;
-        Py_ssize_t len;
-        if (joined) {
-            w = (const unsigned char *)PyBytes_AS_STRING(words) + off[r];
-            len = (Py_ssize_t)(off[r + 1] - off[r]);
-        } else {
-            PyObject *wo = PyTuple_GET_ITEM(words, r);
-            w = (const unsigned char *)PyBytes_AS_STRING(wo);
-            len = PyBytes_GET_SIZE(wo);
-        }
-        Py_ssize_t last = len - 1;
-        if (lcps != Py_None) {
-            lcp = PyLong_AsSsize_t(PyList_GET_ITEM(lcps, i));
-            if (lcp == -1 && PyErr_Occurred())
+        for (Py_ssize_t i = 0; i < n; i++) {
+            int64_t rank;
+            if (token_at(&ws, i, &rests[i].w, &rests[i].len, &rank) < 0)
                 goto fail;
-        } else if (prev != NULL) { /* the common prefix with the previous token, compared here */
-            Py_ssize_t m = prevlen < len ? prevlen : len;
-            while (lcp < m && prev[lcp] == w[lcp])
-                lcp++;
+            rests[i].idx = i;
         }
-        prev = w;
-        prevlen = len;
-        if (dead_at <= lcp)
-            continue; /* a shared prefix already died */
-        if (len == 0) {
-            PyErr_SetString(PyExc_ValueError, "empty token");
+        if (sim_rests(&sm, &tb, scan0, nscan0, heads0, nheads0, 0, rests, (size_t)n, first, &okv, &nok, &capok) < 0)
             goto fail;
-        }
-        Py_ssize_t d = lcp < (Py_ssize_t)nsets ? lcp : (Py_ssize_t)nsets;
-        nsets = (size_t)d;
-        dead_at = (Py_ssize_t)1 << 30;
-        for (;;) {
-            if (d || d == last) {
-                const long *h = d ? sm.sets[d - 1].heads : heads0;
-                size_t nh = d ? sm.sets[d - 1].nheads : nheads0;
-                int found = walks(&sm, h, nh, w, len, d);
-                if (found < 0)
+    } else if (n) {
+        Walked *wk = NULL;
+        if (memo != Py_None) {
+            key = PyLong_FromLong(heads0[0]);
+            if (key == NULL)
+                goto fail;
+            PyObject *cap = PyDict_GetItemWithError(memo, key);
+            if (cap == NULL && PyErr_Occurred())
+                goto fail;
+            if (cap != NULL) {
+                wk = (Walked *)PyCapsule_GetPointer(cap, "decc.walked");
+                if (wk == NULL)
                     goto fail;
-                if (found) {
-                    if (PyList_Append(ok, rank) < 0)
+                int same = wk->n == n;
+                for (Py_ssize_t i = 0; i < n && same; i++) {
+                    Py_ssize_t r = PyLong_AsSsize_t(PyList_GET_ITEM(ranks, i));
+                    if (r == -1 && PyErr_Occurred())
                         goto fail;
-                    break;
+                    same = r == wk->ranks[i];
                 }
+                if (!same)
+                    wk = NULL; /* made for other tokens: made again (and kept instead) */
             }
-            if (d == last) {
-                dead_at = last + 1;
-                break;
-            }
-            const Item *from = d ? sm.sets[d - 1].scan : scan0;
-            size_t nfrom = d ? sm.sets[d - 1].nscan : nscan0;
-            if (d == last - 1 && first != Py_None) { /* one byte left after this one: no set to keep */
-                int got = sim_probe(&sm, &tb, from, nfrom, w[d], w[last], sm.base + (long)d, first);
-                if (got < 0)
-                    goto fail;
-                if (got == 1 && PyList_Append(ok, rank) < 0)
-                    goto fail;
-                if (got != 1)
-                    dead_at = got == 0 ? d + 1 : last + 1;
-                break;
-            }
-            int live = sim_step(&sm, &tb, from, nfrom, w[d], (size_t)d);
-            if (live < 0)
+        }
+        if (wk == NULL) {
+            wk = walk_tokens(&sm, &tb, &ws, n, heads0[0]);
+            if (wk == NULL)
                 goto fail;
-            if (!live) {
-                dead_at = d + 1;
-                break;
+            if (memo != Py_None) {
+                PyObject *cap = PyCapsule_New(wk, "decc.walked", walked_capsule_free);
+                if (cap == NULL) {
+                    walked_free(wk);
+                    goto fail;
+                }
+                int rc = PyDict_SetItem(memo, key, cap);
+                Py_DECREF(cap); /* the dict holds the walk now */
+                if (rc < 0)
+                    goto fail;
+            } else {
+                own = wk;
             }
-            nsets = (size_t)d + 1;
-            d++;
+        }
+        for (size_t k = 0; k < wk->ntaken; k++)
+            if (push_idx(&okv, &nok, &capok, (Py_ssize_t)wk->taken[k]) < 0)
+                goto fail;
+        if (grow((void **)&rests, &caprests, wk->nent + 1, sizeof(Rest)) < 0)
+            goto fail;
+        for (size_t k = 0; k < wk->nent; k++) {
+            int64_t rank;
+            const unsigned char *w;
+            Py_ssize_t len;
+            if (token_at(&ws, (Py_ssize_t)wk->ent[k].idx, &w, &len, &rank) < 0)
+                goto fail;
+            rests[k] = (Rest){w + wk->ent[k].j, len - (Py_ssize_t)wk->ent[k].j, (Py_ssize_t)wk->ent[k].idx};
+        }
+        for (size_t gi = 0; gi < wk->ngroups; gi++) {
+            const Group *g = &wk->groups[gi];
+            int rc;
+            if (g->t < 0) {
+                rc = sim_rests(&sm, &tb, scan0, nscan0, heads0, nheads0, 0, rests + g->lo, g->hi - g->lo, first,
+                               &okv, &nok, &capok);
+            } else { /* the scanning items stepped to t: t with each origin, sorted, distinct */
+                size_t nt = 0;
+                for (size_t i = 0; i < nscan0; i++)
+                    titems[nt++] = (Item){g->t, scan0[i].o};
+                qsort(titems, nt, sizeof(Item), item_cmp);
+                size_t u = 0;
+                for (size_t i = 0; i < nt; i++)
+                    if (u == 0 || item_cmp(&titems[i], &titems[u - 1]) != 0)
+                        titems[u++] = titems[i];
+                long th = g->t;
+                rc = sim_rests(&sm, &tb, titems, u, &th, 1, 1, rests + g->lo, g->hi - g->lo, first, &okv, &nok,
+                               &capok);
+            }
+            if (rc < 0)
+                goto fail;
         }
     }
-    Py_DECREF(scan);
+    /* the ranks taken, in their order */
+    flags = PyMem_Calloc((size_t)n + 1, 1);
+    if (flags == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    Py_ssize_t taken = 0;
+    for (size_t i = 0; i < nok; i++) {
+        taken += !flags[okv[i]];
+        flags[okv[i]] = 1;
+    }
+    ok = PyList_New(taken);
+    if (ok == NULL)
+        goto fail;
+    for (Py_ssize_t i = 0, k = 0; i < n; i++) {
+        if (flags[i]) {
+            PyObject *v = PyList_GET_ITEM(ranks, i);
+            Py_INCREF(v);
+            PyList_SET_ITEM(ok, k++, v);
+        }
+    }
+    goto done;
+fail:
+    Py_CLEAR(ok);
+done:
+    Py_XDECREF(scan);
+    Py_XDECREF(key);
     PyMem_Free(scan0);
     PyMem_Free(heads0);
+    PyMem_Free(titems);
+    PyMem_Free(rests);
+    PyMem_Free(okv);
+    PyMem_Free(flags);
+    walked_free(own);
     sim_free(&sm);
     if (joined)
         PyBuffer_Release(&ob);
     return ok;
-fail:
-    Py_XDECREF(ok);
-    Py_XDECREF(scan);
-    PyMem_Free(scan0);
-    PyMem_Free(heads0);
-    sim_free(&sm);
-    if (joined)
-        PyBuffer_Release(&ob);
-    return NULL;
-}
-
-static int i64_cmp(const void *a, const void *b) {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
 }
 
 /* Append rank r to `out` unless its token's bit is set in `mask` (checked against the sizes). */
@@ -1684,9 +2024,8 @@ static PyMethodDef methods[] = {
      "step(chart, byte, flat, tables[, cls]): (items, scan, waiting, accept) after `byte`, or None; with\n"
      "cls, as close makes it."},
     {"simulate", earley_simulate, METH_VARARGS,
-     "simulate(chart, ranks, lcps, words, rtn, tables[, offsets[, first]]): the ranks whose token bytes the\n"
-     "recognizer takes (lcps None: the common prefixes with the previous token compared here; first: the\n"
-     "exact first bytes for the last-byte probe, None for none)."},
+     "simulate(chart, ranks, words, rtn, tables[, offsets[, first]]): the ranks (sorted) whose token bytes\n"
+     "the recognizer takes (first: the exact first bytes for the last-byte probe, None for none)."},
     {"compose", earley_compose, METH_VARARGS,
      "compose(scan, row_of, n, buf, uncertain, rank_to_id, out): the unclassified states of the scanning\n"
      "items (a tuple), or, with out set to the OR of their rows, the list of their uncertain ranks unset there."},

@@ -188,6 +188,15 @@ class RTN:
         if self.batch == 0:
             self.batch = 1
 
+    def build_rest(self) -> None:
+        """Bring the unbuilt rules now, as the first build after `arm` would (`StateRows.arm`: the step
+        that classifies every state builds them first); nothing when not armed, or already done."""
+        with self.lock:
+            if self.batch == 1:
+                self.batch = 2
+                with gc_paused():
+                    self._build_rest()
+
     def _build_rest(self) -> None:
         rest = [q for q, s in enumerate(self.starts) if s < 0 and self.bodies[q] is not EMPTY_LANGUAGE]
         if not rest or sum(self.sizes[q] for q in rest) > BATCH_STATES:
