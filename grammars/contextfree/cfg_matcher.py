@@ -366,7 +366,12 @@ class CFGConstraint:
         return sorted(ok)
 
     def _simulate_rests(
-        self, base_chart: Chart, heads0: list[int], within0: bool, rests: list[tuple[bytes, int]], ok: list[int]
+        self,
+        base_chart: Chart,
+        heads0: list[int],
+        within0: bool,
+        rests: list[tuple[bytes, int]],
+        ok: list[int],
     ) -> None:
         """Simulate the sorted `rests` (bytes, rank) from the last set of `base_chart` (its scanning states
         `heads0`), appending the ranks taken to `ok`. `within0`: try a walk within at the first byte too (at
