@@ -36,6 +36,7 @@ from .earley import Chart, ESet, Recognizer
 from .rtn import RTN, build_rtn
 
 _MASK_CACHE = 4096  # masks kept per constraint, by context signature
+_MAX_WALKS = 1024  # states' walks of their uncertain tokens kept (`StateRows.walks`)
 _CONTEXT_LIMIT = 200_000  # interned contexts before the caches are reset
 
 
@@ -79,12 +80,13 @@ class CFGConstraint:
     _tensors: dict[int, tuple[np.ndarray, torch.Tensor]] = field(default_factory=dict, repr=False)
     _interned: dict[frozenset | tuple, int] = field(default_factory=dict, repr=False)
     _ids: itertools.count = field(default_factory=itertools.count, repr=False)  # ids are never reused
-    _walks: dict[int, object] = field(default_factory=dict, repr=False)  # per state: its tokens' walk (C)
 
     def __post_init__(self) -> None:
         if self.rows is None:
             order = vocab_order(self.vocab)
             object.__setattr__(self, "rows", StateRows(self.rtn, self.vocab, order, self.limits))
+        if not self.recognizer.native:
+            self.rows.walks = None  # (only the compiled simulation keeps them)
         if self.canon is None:
             object.__setattr__(self, "canon", Canon(self.rtn, self.vocab))
 
@@ -96,7 +98,7 @@ class CFGConstraint:
     # rows and the states' names are rebuilt from the RTN (itself from the grammar) and the vocabulary; the
     # run-time memos start empty.
     _DERIVED = ("recognizer", "rank_to_id", "rank_bytes", "rows", "canon")
-    _DERIVED += ("_masks", "_tensors", "_interned", "_ids", "_walks")  # the run-time memos
+    _DERIVED += ("_masks", "_tensors", "_interned", "_ids")  # the run-time memos
 
     def __getstate__(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k not in self._DERIVED}
@@ -113,7 +115,6 @@ class CFGConstraint:
             "_tensors": {},
             "_interned": {},
             "_ids": itertools.count(),
-            "_walks": {},
         }
         self.__dict__.update(state, **derived)
 
@@ -324,9 +325,10 @@ class CFGConstraint:
         if not rl:
             return []
         if self.recognizer.native:  # the same in C, the bytes read from one buffer, the walks kept
-            if len(self._walks) >= _MASK_CACHE:
-                self._walks.clear()
-            return self.recognizer.simulate(chart, rl, *joined_words(self.rank_bytes), self._walks)
+            walks = self.rows.walks
+            if walks is not None and len(walks) >= _MAX_WALKS:
+                walks.clear()  # (bounded memory: a walk holds a few bytes per uncertain token)
+            return self.recognizer.simulate(chart, rl, *joined_words(self.rank_bytes), walks)
         return self._simulate_py(chart, rl)
 
     def _simulate_py(self, chart: Chart, rl: list[int]) -> list[int]:

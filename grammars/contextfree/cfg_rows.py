@@ -36,8 +36,8 @@ from ..limits import DEFAULT_LIMITS, Limits
 from ..tokens.constraint import TokenConstraint
 from ..tokens.token_automaton import CountedWalk, TokenAutomaton, pack_bits, set_bits, start_pairs
 from ..tokens.vocab import Vocabulary
-from . import cfg_walk
-from .cfg_loops import Loops, Region, loop_key, region_walk, regions
+from . import cfg_walk, earley
+from .cfg_loops import Loops, Region, joined_words, loop_key, region_walk, regions
 from .cfg_walk import FEW, Leaving, Node, TrieWalk, bits_of, pair_walk, ranges_to_ranks
 from .rtn import RTN
 
@@ -100,6 +100,7 @@ def rank_lcp(vocab: Vocabulary) -> np.ndarray:
 
 
 _BATCH_CHUNK = 64  # states classified between two looks at the batch's clock
+_WALK_FROM = 64  # uncertain tokens from which the batch walks a state's ahead (`StateRows.walks`)
 
 
 class StateRows:
@@ -133,6 +134,10 @@ class StateRows:
         self.uncertain: list[np.ndarray | None] = []
         self.walked = 0  # (state, token) pairs walked so far
         self._n_built = 0  # the rules of `rtn.built` taken in so far
+        # Per state, the walk of its uncertain tokens to the byte that closes, which the compiled simulation
+        # keeps for a set whose only scanning state it is (`earley_c.simulate`'s memo); None: no memo (the
+        # Python recognizer's simulation walks them each time).
+        self.walks: dict[int, Any] | None = {}
         self.lock = threading.Lock()
         self._sync()
 
@@ -251,18 +256,29 @@ class StateRows:
                 self._fill_rest()
 
     def _fill_rest(self) -> None:
-        """Classify the states not classified yet, a chunk at a time, until `batch_seconds` have passed."""
+        """Classify the states not classified yet, a chunk at a time, then walk the uncertain tokens of
+        those with many (`walks`), until `batch_seconds` have passed."""
         until = time.perf_counter() + self.batch_seconds
         rest = np.flatnonzero(self.row_of[: self.n] < 0).tolist()
         for k in range(0, len(rest), _BATCH_CHUNK):
-            if time.perf_counter() > until:
-                break
+            if time.perf_counter() >= until:
+                return
             self._fill(rest[k : k + _BATCH_CHUNK])
+        if self.walks is None or earley.compiled is None:
+            return
+        rtn = self.rtn
+        blob, offsets = joined_words(self.order.rank_bytes)
+        tables = (rtn.has_bytes, rtn.accepts_at, rtn.calls, rtn.rule_at, rtn.starts, rtn.nullable, rtn.enter)
+        for g, u in enumerate(self.uncertain):
+            if u is not None and len(u) >= _WALK_FROM and g not in self.walks:
+                if time.perf_counter() >= until:
+                    return
+                earley.compiled.walk(u.tolist(), blob, offsets, rtn, tables, g, self.walks)
 
     # 0: lazy; 1: armed (`arm`); 2: the batch is done. The batch stops after `batch_seconds` (a grammar
     # too large for it leaves the rest to first visits).
     batch = 0
-    batch_seconds = 0.02
+    batch_seconds = 0.1
 
     def arm(self) -> None:
         """From now on, the first classification takes every state of the grammar (its unbuilt rules built

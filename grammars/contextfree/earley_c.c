@@ -876,17 +876,6 @@ typedef struct {
     Py_ssize_t idx;
 } Rest;
 
-/* The rests' order: by bytes, then by index (the ranks' order). */
-static int rest_cmp(const Rest *x, const Rest *y) {
-    Py_ssize_t m = x->len < y->len ? x->len : y->len;
-    int c = m ? memcmp(x->w, y->w, (size_t)m) : 0;
-    if (c)
-        return c;
-    if (x->len != y->len)
-        return x->len < y->len ? -1 : 1;
-    return x->idx < y->idx ? -1 : x->idx > y->idx;
-}
-
 static int item_cmp(const void *a, const void *b) {
     const Item *x = a, *y = b;
     if (x->g != y->g)
@@ -1067,16 +1056,35 @@ static int token_at(const Words *ws, Py_ssize_t i, const unsigned char **w, Py_s
 /* Entries sorted by group, then rest bytes, then index: a merge sort (stable, no context in a global). */
 typedef struct {
     long t;
+    uint64_t head; /* the rest's first 8 bytes, big-endian, zero-padded: most rests differ there */
     const unsigned char *w;
     Py_ssize_t len;
     uint32_t idx, j;
 } Key;
 
+static uint64_t head_of(const unsigned char *w, Py_ssize_t len) {
+    uint64_t h = 0;
+    for (Py_ssize_t i = 0; i < 8; i++)
+        h = (h << 8) | (i < len ? w[i] : 0);
+    return h;
+}
+
+/* By group, then the rest's bytes (its head, then the bytes past it where both have more; else the
+ * shorter, a prefix of the other up to the padding, first), then the index: cfg_matcher's `rests.sort()`. */
 static int key_cmp(const Key *x, const Key *y) {
     if (x->t != y->t)
         return x->t < y->t ? -1 : 1;
-    Rest a = {x->w, x->len, x->idx}, b = {y->w, y->len, y->idx};
-    return rest_cmp(&a, &b);
+    if (x->head != y->head)
+        return x->head < y->head ? -1 : 1;
+    if (x->len > 8 && y->len > 8) {
+        Py_ssize_t m = (x->len < y->len ? x->len : y->len) - 8;
+        int c = memcmp(x->w + 8, y->w + 8, (size_t)m);
+        if (c)
+            return c;
+    }
+    if (x->len != y->len)
+        return x->len < y->len ? -1 : 1;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
 static void key_sort(Key *v, Key *tmp, size_t n) {
@@ -1143,7 +1151,7 @@ static Walked *walk_tokens(Sim *sm, Tables *tb, const Words *ws, Py_ssize_t n, l
             if (c) {
                 if (grow((void **)&keys, &capkeys, nkeys + 1, sizeof(Key)) < 0)
                     goto fail;
-                keys[nkeys++] = (Key){j ? st : -1, w + j, len - j, (uint32_t)i, (uint32_t)j};
+                keys[nkeys++] = (Key){j ? st : -1, head_of(w + j, len - j), w + j, len - j, (uint32_t)i, (uint32_t)j};
                 break;
             }
             st = nx;
@@ -1172,6 +1180,54 @@ fail:
     PyMem_Free(tmp);
     walked_free(wk);
     return NULL;
+}
+
+/* walk(ranks, words, offsets, rtn, tables, state, memo): the walk of `ranks` (state's uncertain tokens) from
+ * `state` that `simulate` keeps in `memo` (made ahead of the masks: cfg_rows' batch). */
+static PyObject *earley_walk(PyObject *module, PyObject *args) {
+    (void)module;
+    PyObject *ranks, *words, *offsets, *rtn, *tables, *memo;
+    long h;
+    Tables tb;
+    if (!PyArg_ParseTuple(args, "O!O!OOOlO!", &PyList_Type, &ranks, &PyBytes_Type, &words, &offsets, &rtn, &tables,
+                          &h, &PyDict_Type, &memo))
+        return NULL;
+    if (parse_tables(tables, &tb) < 0)
+        return NULL;
+    Py_buffer ob;
+    if (PyObject_GetBuffer(offsets, &ob, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+        return NULL;
+    Words ws = {ranks, words, (const int64_t *)ob.buf, ob.len / 8 - 1, 1};
+    if (ob.itemsize != 8 || ws.nwords < 0 || ws.off[0] < 0 || ws.off[ws.nwords] > PyBytes_GET_SIZE(words)) {
+        PyBuffer_Release(&ob);
+        PyErr_SetString(PyExc_ValueError, "offsets must be int64 within the words");
+        return NULL;
+    }
+    Sim sm;
+    memset(&sm, 0, sizeof sm);
+    sm.rtn = rtn;
+    Walked *wk = NULL;
+    PyObject *key = NULL, *cap = NULL, *out = NULL;
+    if (sim_flat(&sm) < 0)
+        goto done;
+    wk = walk_tokens(&sm, &tb, &ws, PyList_GET_SIZE(ranks), h);
+    if (wk == NULL)
+        goto done;
+    cap = PyCapsule_New(wk, "decc.walked", walked_capsule_free);
+    if (cap == NULL) {
+        walked_free(wk);
+        goto done;
+    }
+    key = PyLong_FromLong(h);
+    if (key == NULL || PyDict_SetItem(memo, key, cap) < 0)
+        goto done;
+    out = Py_NewRef(Py_None);
+done:
+    Py_XDECREF(cap);
+    Py_XDECREF(key);
+    sim_free(&sm);
+    PyBuffer_Release(&ob);
+    return out;
 }
 
 /* simulate(chart, ranks, words, rtn, tables[, offsets[, first[, memo]]]): cfg_matcher's `_simulate` (see
@@ -2023,6 +2079,9 @@ static PyMethodDef methods[] = {
     {"step", earley_step, METH_VARARGS,
      "step(chart, byte, flat, tables[, cls]): (items, scan, waiting, accept) after `byte`, or None; with\n"
      "cls, as close makes it."},
+    {"walk", earley_walk, METH_VARARGS,
+     "walk(ranks, words, offsets, rtn, tables, state, memo): the walk of a state's uncertain tokens that\n"
+     "simulate keeps in memo, made ahead."},
     {"simulate", earley_simulate, METH_VARARGS,
      "simulate(chart, ranks, words, rtn, tables[, offsets[, first]]): the ranks (sorted) whose token bytes\n"
      "the recognizer takes (first: the exact first bytes for the last-byte probe, None for none)."},

@@ -1,0 +1,94 @@
+"""The batch after the first mask (cfg_rows `StateRows.arm`): the next classification takes every state of
+the grammar (its unbuilt rules built first) and walks ahead the uncertain tokens of the states with many,
+within `batch_seconds`; the rest stays lazy.
+
+Oracle: the same grammar's eager constraint (`precompute()`), whose masks every step must equal, batch or no
+batch; and the tables themselves: once the batch ran within its budget, no state is left unclassified.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from test_lazy_engine import VOCAB, grammars
+
+from decc.grammars import GrammarError
+from decc.grammars.contextfree import cfg_rows, earley
+from decc.grammars.contextfree.cfg_grammar import parse_grammar
+from decc.grammars.contextfree.cfg_matcher import cfg_from_grammar
+from decc.grammars.limits import DEFAULT_LIMITS
+
+EOS = VOCAB.eos_ids
+
+
+def _constraint(text: str):  # a fresh one (the factory is memoized)
+    return cfg_from_grammar.__wrapped__(parse_grammar(text), VOCAB, DEFAULT_LIMITS, text)
+
+
+def _walk(lazy, eager, data: st.DataObject) -> None:
+    """Masks of both along a random walk, compared at every step."""
+    a, b = lazy.matcher(), eager.matcher()
+    for _ in range(data.draw(st.integers(1, 8))):
+        ma, mb = a.mask(), b.mask()
+        np.testing.assert_array_equal(ma, mb)
+        allowed = np.flatnonzero(np.unpackbits(ma.view(np.uint8), bitorder="little")[: VOCAB.size])
+        allowed = [t for t in allowed.tolist() if t not in EOS]
+        if not allowed:
+            break
+        t = data.draw(st.sampled_from(allowed))
+        assert a.advance(t) and b.advance(t)
+    np.testing.assert_array_equal(a.mask(), b.mask())
+
+
+@pytest.mark.parametrize("budget", [60.0, 0.0], ids=["within-budget", "no-budget"])
+def test_the_batch_classifies_every_state_within_its_budget_and_masks_stay_the_same(
+    budget: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cfg_rows.StateRows, "batch_seconds", budget)
+    monkeypatch.setattr(
+        cfg_rows, "_WALK_FROM", 1
+    )  # (the small vocabulary's states have few uncertain tokens)
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(grammars(), st.data())
+    def check(text: str, data: st.DataObject) -> None:
+        try:
+            lazy, eager = _constraint(text), _constraint(text).precompute()
+        except GrammarError:
+            assume(False)
+        rows = lazy.rows
+        lazy.matcher().mask()  # (a first mask: only what it needs, then armed)
+        assert rows.batch >= 1
+        for _ in range(3):
+            _walk(lazy, eager, data)
+        if rows.batch != 2:
+            return  # no later mask needed a new state
+        unclassified = int((rows.row_of[: rows.n] < 0).sum())
+        walked = [g for g, u in enumerate(rows.uncertain) if u is not None and len(u) and g in rows.walks]
+        if budget:
+            assert rows.n == lazy.rtn.n_states and unclassified == 0
+            assert lazy.rtn.batch == 2  # the rest of the grammar was built first (or with the rule before)
+            if earley.compiled is not None and lazy.recognizer.native:
+                want = [g for g, u in enumerate(rows.uncertain) if u is not None and len(u)]
+                assert walked == want  # every state with uncertain tokens walked ahead
+        else:
+            assert not walked or all(g in rows.walks for g in walked)  # (walks only as masks made them)
+
+    check()
+
+
+def test_a_batch_runs_once() -> None:
+    c = _constraint('start: "a" b | "b" d\nb: "c" d\nd: "a"+ ","')
+    m = c.matcher()
+    m.mask()
+    assert c.rows.batch == 1
+    for t in (b"a", b"c", b"a"):
+        m.mask()
+        assert m.advance(VOCAB.token_bytes.index(t))
+    m.mask()
+    assert c.rows.batch == 2
+    assert (c.rows.row_of[: c.rows.n] >= 0).all()
+    c.rows.arm()
+    assert c.rows.batch == 2  # armed once
