@@ -385,7 +385,7 @@ class CFGConstraint:
         heads = [heads0]  # heads[d]: the distinct scanning states after d bytes
         dead_at = 1 << 30  # prefix length at which the previous path died
         prev, prev_ok = None, False
-        for w, r in rests:
+        for i, (w, r) in enumerate(rests):
             if w == prev:  # the same rest (other tokens' content before it): the same answer
                 if prev_ok:
                     ok.append(r)
@@ -405,7 +405,9 @@ class CFGConstraint:
                 if d == last:
                     dead_at = last + 1
                     break
-                if d == last - 1 and probing:  # one byte left after this one: no set to keep (`probe`)
+                # one byte left after this one: no set to keep (`probe`), unless the next rests go on past the
+                # same byte (then the set is built once for them all)
+                if d == last - 1 and probing and not _goes_on(rests, i, w, d):
                     got = probe(sim, w[d], w[last])
                     if got == 1:
                         prev_ok = True
@@ -421,6 +423,19 @@ class CFGConstraint:
                 d += 1
             if prev_ok:
                 ok.append(r)
+
+
+_SHARED_STEP = 4  # rests after one that go on past its next-to-last byte from which that byte is stepped
+
+
+def _goes_on(rests: list[tuple[bytes, int]], i: int, w: bytes, d: int) -> bool:
+    """Whether the `_SHARED_STEP` rests after rests[i] (whose bytes are `w`) start with w[: d + 1] and the
+    last of them goes on past it (sorted: those between do too): their sets after it are one."""
+    j = i + _SHARED_STEP
+    if j >= len(rests):
+        return False
+    nxt = rests[j][0]
+    return len(nxt) > d + 1 and nxt[: d + 1] == w[: d + 1]
 
 
 def _common_prefix(a: bytes, b: bytes) -> int:

@@ -243,52 +243,63 @@ class StateRows:
     def classify(self, states: Sequence[int]) -> None:
         """Classify those of `states` (distinct RTN states) not classified yet: `rows` without its answer,
         for a caller that reads `row_of` itself (the compiled mask assembly, `earley_c.compose`). Once
-        armed (`arm`), the first call classifies every state of the grammar instead."""
+        armed (`arm`), a call that classifies takes every state of the grammar too (a batch), and later
+        ones the states of the rules built since."""
         with self.lock:  # masks may be filled on a worker thread while another asks too
-            batch = self.batch == 1 and len(states) > 0
-            if batch:
+            if self.batch == 1 and len(states):
                 self.batch = 2
                 self.rtn.build_rest()
             if self.rtn.n_states != self.n:
                 self._sync()
             self._fill(list(states))
-            if batch:
-                self._fill_rest()
+            if self.batch == 2 and len(states) and (self.n > self._covered or self._behind):
+                self._behind = not self._fill_rest()
 
-    def _fill_rest(self) -> None:
+    def _fill_rest(self) -> bool:
         """Classify the states not classified yet, a chunk at a time, then walk the uncertain tokens of
-        those with many (`walks`), until `batch_seconds` have passed."""
+        those with many (`walks`), until `batch_seconds` have passed; whether all was done."""
         until = time.perf_counter() + self.batch_seconds
+        self._covered = self.n
         rest = np.flatnonzero(self.row_of[: self.n] < 0).tolist()
         for k in range(0, len(rest), _BATCH_CHUNK):
             if time.perf_counter() >= until:
-                return
+                return False
             self._fill(rest[k : k + _BATCH_CHUNK])
         if self.walks is None or earley.compiled is None:
-            return
+            return True
         rtn = self.rtn
         blob, offsets = joined_words(self.order.rank_bytes)
         tables = (rtn.has_bytes, rtn.accepts_at, rtn.calls, rtn.rule_at, rtn.starts, rtn.nullable, rtn.enter)
-        for g, u in enumerate(self.uncertain):
+        for g in range(self._walked, self.n):
+            u = self.uncertain[g]
             if u is not None and len(u) >= _WALK_FROM and g not in self.walks:
                 if time.perf_counter() >= until:
-                    return
+                    self._walked = g
+                    return False
                 earley.compiled.walk(u.tolist(), blob, offsets, rtn, tables, g, self.walks)
+        self._walked = self.n
+        return True
 
-    # 0: lazy; 1: armed (`arm`); 2: the batch is done. The batch stops after `batch_seconds` (a grammar
-    # too large for it leaves the rest to first visits).
+    # 0: lazy; 1: armed (`arm`); 2: batches. A batch stops after `batch_seconds`: one that ran out of time
+    # (`_behind`) or states new since the last (past `_covered`) bring another with the next classification.
     batch = 0
     batch_seconds = 0.1
+    _covered = 0
+    _behind = False
+    _walked = 0  # states before this: their walks made, or not wanted
 
     def arm(self) -> None:
-        """From now on, the first classification takes every state of the grammar (its unbuilt rules built
-        first, `RTN.build_rest`), rather than the few a mask needs.
+        """From now on, a classification takes every state of the grammar with it (its unbuilt rules built
+        first, `RTN.build_rest`), and later ones the states of the rules built since, in batches of at
+        most `batch_seconds`, rather than only the few a mask needs.
 
         Called after a constraint's first mask, which classifies only what it needs (the time to first
-        mask stays small). Classified one set at a time, the states cost each a first visit, and those
-        visits (a sixth of the masks on MaskBench) were the masks' p99; together they cost one step, and
-        less work in all (the grammar's eager cost, `CFGConstraint.precompute`, paid at its second first
-        visit rather than at compile). Armed once: later calls do nothing."""
+        mask stays small). Classified as masks reached them, the states cost each a first visit, and those
+        visits (a sixth of the steps on MaskBench) were the masks' p99; in a batch they cost one slow step
+        (the grammar's eager cost, `CFGConstraint.precompute`, paid at the first later mask that needs a
+        state rather than at compile), and more work in all where a generation visits few of them (about
+        twice the masks' total time on MaskBench's few instances per schema). Armed once: later calls do
+        nothing."""
         if self.batch == 0:
             self.batch = 1
 

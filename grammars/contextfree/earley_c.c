@@ -942,6 +942,8 @@ static int closes(Tables *tb, long g) {
     return PyTuple_GET_SIZE(edges) > 0;
 }
 
+#define SHARED_STEP 4 /* cfg_matcher's _SHARED_STEP */
+
 /* cfg_matcher's `_simulate_rests`: the sorted rests `rs` simulated from the items `scan0` (their distinct
  * states `heads0`), the indices of the tokens taken appended to `ok`. `within0`: a walk within is tried at
  * the first byte. */
@@ -993,7 +995,11 @@ static int sim_rests(Sim *sm, Tables *tb, const Item *scan0, size_t nscan0, cons
             }
             const Item *from = d ? sm->sets[d - 1].scan : scan0;
             size_t nfrom = d ? sm->sets[d - 1].nscan : nscan0;
-            if (d == last - 1 && first != Py_None) { /* one byte left after this one: no set to keep */
+            /* one byte left after this one: no set to keep (the probe), unless the next SHARED_STEP rests go
+             * on past the same byte (then the set is built once for them all: cfg_matcher's `_goes_on`) */
+            size_t j = i + SHARED_STEP;
+            int goes_on = j < nr && rs[j].len > d + 1 && memcmp(rs[j].w, w, (size_t)d + 1) == 0;
+            if (d == last - 1 && first != Py_None && !goes_on) {
                 int got = sim_probe(sm, tb, from, nfrom, w[d], w[last], sm->base + (long)d, first);
                 if (got < 0)
                     return -1;
