@@ -5,10 +5,11 @@ in the Earley set), *rejected*, or *uncertain* (it leaves the rule: only the Ear
 tell), lazily, the first time a mask needs that state. A token whose first byte enters a callee or
 continues a caller is covered by the predicted or completed items of the same set. At run time the mask is
 the OR of the inside rows of the set's scanning states, plus those uncertain tokens that survive a real
-Earley simulation, walked in byte order so that shared prefixes are simulated once (and a token whose rest
-stays inside a scanning item's rule is taken without closing more sets). EOS is allowed exactly when the
-set accepts. Masks are memoized per Earley-set signature (its scanning items with origins replaced by
-their continuation contexts, and whether it accepts).
+Earley simulation: each walked first while it stays in states that close to nothing (a string's content),
+then grouped by what follows, which is simulated in byte order so that shared prefixes are simulated once
+(and a token whose rest stays inside a scanning item's rule is taken without closing more sets). EOS is
+allowed exactly when the set accepts. Masks are memoized per Earley-set signature (its scanning items with
+origins replaced by their continuation contexts, and whether it accepts).
 """
 
 from __future__ import annotations

@@ -1552,6 +1552,23 @@ static Py_ssize_t sort_unique(long *v, Py_ssize_t k) {
     return m;
 }
 
+/* out |= b over n words, 32 bytes at a time (GCC's -O2 leaves the plain loop scalar: the rows may alias, and
+ * its cost model makes no epilogue; a set of 70 states ORs 70 rows of the vocabulary's size). */
+typedef uint32_t v8u32 __attribute__((vector_size(32)));
+
+static void or_words(uint32_t *out, const uint32_t *b, Py_ssize_t n) {
+    Py_ssize_t w = 0;
+    for (; w + 8 <= n; w += 8) {
+        v8u32 x, y;
+        memcpy(&x, out + w, sizeof x);
+        memcpy(&y, b + w, sizeof y);
+        x |= y;
+        memcpy(out + w, &x, sizeof x);
+    }
+    for (; w < n; w++)
+        out[w] |= b[w];
+}
+
 /* compose(scan, row_of, n, buf, uncertain, rank_to_id, out): cfg_matcher's mask assembly (`_compose_py`,
  * the oracle) in one call. The distinct RTN states of the scanning items `scan` (a list of (state,
  * origin)); when some is not classified yet (at or past `n`, the states StateRows knows, or row_of -1),
@@ -1647,11 +1664,8 @@ static PyObject *earley_compose(PyObject *module, PyObject *args) {
             memset(out, 0, (size_t)nw * 4);
         else
             memcpy(out, buf + rs[0] * nw, (size_t)nw * 4);
-        for (Py_ssize_t j = 1; j < nr; j++) {
-            const uint32_t *b = buf + rs[j] * nw;
-            for (Py_ssize_t w = 0; w < nw; w++)
-                out[w] |= b[w];
-        }
+        for (Py_ssize_t j = 1; j < nr; j++)
+            or_words(out, buf + rs[j] * nw, nw);
     }
     if (rs != rsmall)
         PyMem_Free(rs);
