@@ -513,6 +513,7 @@ typedef struct {
     size_t nwait, capwait;
     long *heads;
     size_t nheads, capheads;
+    signed char viable[256]; /* per byte: some head takes it (1), none (0), not asked yet (-1) */
 } NSet;
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem) {
@@ -595,6 +596,7 @@ static int complete_native(Closure *c, NSet *src, long r) {
 /* run_closure for a simulation set: into `out`, at position pos (> every set of `sm` it reads). */
 static int sim_close(Closure *c, Tables *tb, Sim *sm, NSet *out, long pos) {
     out->nscan = out->nwait = out->nheads = 0;
+    memset(out->viable, -1, sizeof out->viable);
     while (c->nwork) {
         Item it = c->work[--c->nwork];
         int hb = truth_at(tb->has_bytes, it.g);
@@ -852,6 +854,22 @@ static int walks(Sim *sm, const long *heads, size_t nh, const unsigned char *w, 
     return 0;
 }
 
+/* Whether some state of `heads` has an edge on `byte` (the table read again where a rule was built since). */
+static int viable(Sim *sm, const long *heads, size_t nh, int byte) {
+    for (size_t i = 0; i < nh; i++) {
+        long long at = ((long long)heads[i] << 8) | byte;
+        if (at >= sm->tn && at >= 0 && sim_flat(sm) < 0)
+            return -1;
+        if (at < 0 || at >= sm->tn) {
+            PyErr_SetString(PyExc_IndexError, "state out of the byte table");
+            return -1;
+        }
+        if (sm->tv[at] >= 0)
+            return 1;
+    }
+    return 0;
+}
+
 static void sim_free(Sim *sm) {
     for (size_t i = 0; i < sm->capsets; i++) {
         PyMem_Free(sm->sets[i].scan);
@@ -885,15 +903,12 @@ static int item_cmp(const void *a, const void *b) {
 
 /* A single scanning state's walk of its uncertain tokens (earley_simulate), kept per state: `taken` the
  * indices of the tokens taken within it, then the groups (state `t` before the byte that closes; -1: the
- * chart's own set), each a run of `ent` sorted by rest: (index in `ranks`, offset of the rest). */
+ * chart's own set), each a run of `rests` sorted by their bytes, which are copied one after the other into
+ * `bytes` (a mask reads them in order; in the vocabulary's bytes they lie all over it, a cache miss each). */
 typedef struct {
     long t;
     size_t lo, hi;
 } Group;
-
-typedef struct {
-    uint32_t idx, j;
-} Ent;
 
 typedef struct {
     Py_ssize_t n;
@@ -902,8 +917,9 @@ typedef struct {
     size_t ntaken;
     Group *groups;
     size_t ngroups;
-    Ent *ent;
-    size_t nent;
+    Rest *rests;
+    size_t nrests;
+    unsigned char *bytes;
 } Walked;
 
 static void walked_free(Walked *wk) {
@@ -912,7 +928,8 @@ static void walked_free(Walked *wk) {
     PyMem_Free(wk->ranks);
     PyMem_Free(wk->taken);
     PyMem_Free(wk->groups);
-    PyMem_Free(wk->ent);
+    PyMem_Free(wk->rests);
+    PyMem_Free(wk->bytes);
     PyMem_Free(wk);
 }
 
@@ -955,6 +972,8 @@ static int sim_rests(Sim *sm, Tables *tb, const Item *scan0, size_t nscan0, cons
     const unsigned char *prev = NULL;
     Py_ssize_t prevlen = 0;
     int prev_ok = 0;
+    signed char viable0[256]; /* `viable` of the items the rests start from */
+    memset(viable0, -1, sizeof viable0);
     for (size_t i = 0; i < nr; i++) {
         const unsigned char *w = rs[i].w;
         Py_ssize_t len = rs[i].len, lcp = 0;
@@ -978,9 +997,23 @@ static int sim_rests(Sim *sm, Tables *tb, const Item *scan0, size_t nscan0, cons
         dead_at = (Py_ssize_t)1 << 30;
         Py_ssize_t last = len - 1;
         for (;;) {
+            const long *h = d ? sm->sets[d - 1].heads : heads0;
+            size_t nh = d ? sm->sets[d - 1].nheads : nheads0;
+            /* a byte no head takes: the rest dies here, whatever follows (a walk within, a step and a probe
+             * all start from the heads' transitions on it); asked once per set and byte, where most rests
+             * after a string's closing quote die */
+            signed char *vb = d ? sm->sets[d - 1].viable : viable0;
+            if (vb[w[d]] < 0) {
+                int v = viable(sm, h, nh, w[d]);
+                if (v < 0)
+                    return -1;
+                vb[w[d]] = (signed char)v;
+            }
+            if (!vb[w[d]]) {
+                dead_at = d + 1;
+                break;
+            }
             if (d || within0 || d == last) {
-                const long *h = d ? sm->sets[d - 1].heads : heads0;
-                size_t nh = d ? sm->sets[d - 1].nheads : nheads0;
                 int found = walks(sm, h, nh, w, len, d);
                 if (found < 0)
                     return -1;
@@ -1163,21 +1196,28 @@ static Walked *walk_tokens(Sim *sm, Tables *tb, const Words *ws, Py_ssize_t n, l
             st = nx;
         }
     }
+    size_t nbytes = 0;
+    for (size_t k = 0; k < nkeys; k++)
+        nbytes += (size_t)keys[k].len;
     tmp = PyMem_Malloc((nkeys + 1) * sizeof(Key));
-    wk->ent = PyMem_Malloc((nkeys + 1) * sizeof(Ent));
+    wk->rests = PyMem_Malloc((nkeys + 1) * sizeof(Rest));
     wk->groups = PyMem_Malloc((nkeys + 1) * sizeof(Group));
-    if (tmp == NULL || wk->ent == NULL || wk->groups == NULL) {
+    wk->bytes = PyMem_Malloc(nbytes + 1);
+    if (tmp == NULL || wk->rests == NULL || wk->groups == NULL || wk->bytes == NULL) {
         PyErr_NoMemory();
         goto fail;
     }
     key_sort(keys, tmp, nkeys);
+    nbytes = 0;
     for (size_t k = 0; k < nkeys; k++) {
-        wk->ent[k] = (Ent){keys[k].idx, keys[k].j};
+        memcpy(wk->bytes + nbytes, keys[k].w, (size_t)keys[k].len);
+        wk->rests[k] = (Rest){wk->bytes + nbytes, keys[k].len, (Py_ssize_t)keys[k].idx};
+        nbytes += (size_t)keys[k].len;
         if (k == 0 || keys[k].t != keys[k - 1].t)
             wk->groups[wk->ngroups++] = (Group){keys[k].t, k, k};
         wk->groups[wk->ngroups - 1].hi = k + 1;
     }
-    wk->nent = nkeys;
+    wk->nrests = nkeys;
     PyMem_Free(keys);
     PyMem_Free(tmp);
     return wk;
@@ -1297,7 +1337,7 @@ static PyObject *earley_simulate(PyObject *module, PyObject *args) {
     Rest *rests = NULL;
     Walked *own = NULL; /* a walk made here and not kept */
     char *flags = NULL;
-    PyObject *ok = NULL, *scan = NULL, *key = NULL;
+    PyObject *ok = NULL, *scan = NULL, *key = NULL, *held = NULL;
     if (sim_flat(&sm) < 0)
         goto fail;
     /* the chart's last set: its scanning items and distinct scanning states */
@@ -1347,6 +1387,7 @@ static PyObject *earley_simulate(PyObject *module, PyObject *args) {
             if (cap == NULL && PyErr_Occurred())
                 goto fail;
             if (cap != NULL) {
+                held = Py_NewRef(cap); /* (a rule built meanwhile runs Python: the dict may change) */
                 wk = (Walked *)PyCapsule_GetPointer(cap, "decc.walked");
                 if (wk == NULL)
                     goto fail;
@@ -1371,9 +1412,8 @@ static PyObject *earley_simulate(PyObject *module, PyObject *args) {
                     walked_free(wk);
                     goto fail;
                 }
-                int rc = PyDict_SetItem(memo, key, cap);
-                Py_DECREF(cap); /* the dict holds the walk now */
-                if (rc < 0)
+                Py_XSETREF(held, cap); /* (the dict holds the walk too) */
+                if (PyDict_SetItem(memo, key, cap) < 0)
                     goto fail;
             } else {
                 own = wk;
@@ -1382,22 +1422,13 @@ static PyObject *earley_simulate(PyObject *module, PyObject *args) {
         for (size_t k = 0; k < wk->ntaken; k++)
             if (push_idx(&okv, &nok, &capok, (Py_ssize_t)wk->taken[k]) < 0)
                 goto fail;
-        if (grow((void **)&rests, &caprests, wk->nent + 1, sizeof(Rest)) < 0)
-            goto fail;
-        for (size_t k = 0; k < wk->nent; k++) {
-            int64_t rank;
-            const unsigned char *w;
-            Py_ssize_t len;
-            if (token_at(&ws, (Py_ssize_t)wk->ent[k].idx, &w, &len, &rank) < 0)
-                goto fail;
-            rests[k] = (Rest){w + wk->ent[k].j, len - (Py_ssize_t)wk->ent[k].j, (Py_ssize_t)wk->ent[k].idx};
-        }
+        const Rest *wr = wk->rests; /* (the walk's own bytes, held while it runs) */
         for (size_t gi = 0; gi < wk->ngroups; gi++) {
             const Group *g = &wk->groups[gi];
             int rc;
             if (g->t < 0) {
-                rc = sim_rests(&sm, &tb, scan0, nscan0, heads0, nheads0, 0, rests + g->lo, g->hi - g->lo, first,
-                               &okv, &nok, &capok);
+                rc = sim_rests(&sm, &tb, scan0, nscan0, heads0, nheads0, 0, wr + g->lo, g->hi - g->lo, first, &okv,
+                               &nok, &capok);
             } else { /* the scanning items stepped to t: t with each origin, sorted, distinct */
                 size_t nt = 0;
                 for (size_t i = 0; i < nscan0; i++)
@@ -1408,7 +1439,7 @@ static PyObject *earley_simulate(PyObject *module, PyObject *args) {
                     if (u == 0 || item_cmp(&titems[i], &titems[u - 1]) != 0)
                         titems[u++] = titems[i];
                 long th = g->t;
-                rc = sim_rests(&sm, &tb, titems, u, &th, 1, 1, rests + g->lo, g->hi - g->lo, first, &okv, &nok,
+                rc = sim_rests(&sm, &tb, titems, u, &th, 1, 1, wr + g->lo, g->hi - g->lo, first, &okv, &nok,
                                &capok);
             }
             if (rc < 0)
@@ -1442,6 +1473,7 @@ fail:
 done:
     Py_XDECREF(scan);
     Py_XDECREF(key);
+    Py_XDECREF(held);
     PyMem_Free(scan0);
     PyMem_Free(heads0);
     PyMem_Free(titems);
