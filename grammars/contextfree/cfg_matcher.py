@@ -309,7 +309,8 @@ class CFGConstraint:
         stays in states that close to nothing (not accepting, calling nothing: the set after such a byte is
         the stepped items alone, no closure): it dies there, ends there (taken: its last byte is only
         scanned), or reaches the byte that leads into a state that does close. The tokens are then grouped
-        by the items they stand on before that byte (or the chart's own set, when it is their first), and
+        by the items they stand on before that byte (the chart's own set when it is their first, or when
+        they are back at the scanning state, as in a string's body: the same items), and
         each group's rests, sorted, are simulated from those items: a string's uncertain tokens (its
         content, the closing quote, what follows) walk their content here, and share the sets after the
         quote by the bytes that follow it, not by their content (about 1,150 tokens of a 128k vocabulary
@@ -354,7 +355,8 @@ class CFGConstraint:
                     ok.append(r)  # its last byte, only scanned
                     break
                 if accepting[nxt] or calls[nxt]:
-                    rests.append((before, w[j:], r))
+                    # back at the scanning state (a string's body): its items are the chart's, the group its
+                    rests.append((-1 if before == heads[0] else before, w[j:], r))
                     break
                 g = before = nxt
         rests.sort()

@@ -920,6 +920,7 @@ typedef struct {
     Rest *rests;
     size_t nrests;
     unsigned char *bytes;
+    uint16_t *lcps; /* each rest's common prefix with the one before it in its group (0 for the first) */
 } Walked;
 
 static void walked_free(Walked *wk) {
@@ -930,6 +931,7 @@ static void walked_free(Walked *wk) {
     PyMem_Free(wk->groups);
     PyMem_Free(wk->rests);
     PyMem_Free(wk->bytes);
+    PyMem_Free(wk->lcps);
     PyMem_Free(wk);
 }
 
@@ -965,8 +967,8 @@ static int closes(Tables *tb, long g) {
  * states `heads0`), the indices of the tokens taken appended to `ok`. `within0`: a walk within is tried at
  * the first byte. */
 static int sim_rests(Sim *sm, Tables *tb, const Item *scan0, size_t nscan0, const long *heads0, size_t nheads0,
-                     int within0, const Rest *rs, size_t nr, PyObject *first, Py_ssize_t **ok, size_t *nok,
-                     size_t *capok) {
+                     int within0, const Rest *rs, const uint16_t *lcps, size_t nr, PyObject *first, Py_ssize_t **ok,
+                     size_t *nok, size_t *capok) {
     size_t nsets = 0; /* sets built for the current prefix: heads[d] for d <= nsets */
     Py_ssize_t dead_at = (Py_ssize_t)1 << 30;
     const unsigned char *prev = NULL;
@@ -977,15 +979,19 @@ static int sim_rests(Sim *sm, Tables *tb, const Item *scan0, size_t nscan0, cons
     for (size_t i = 0; i < nr; i++) {
         const unsigned char *w = rs[i].w;
         Py_ssize_t len = rs[i].len, lcp = 0;
-        if (prev != NULL && len == prevlen && memcmp(prev, w, (size_t)len) == 0) {
-            if (prev_ok && push_idx(ok, nok, capok, rs[i].idx) < 0) /* the same rest: the same answer */
-                return -1;
-            continue;
-        }
-        if (prev != NULL) {
-            Py_ssize_t m = prevlen < len ? prevlen : len;
-            while (lcp < m && prev[lcp] == w[lcp])
-                lcp++;
+        if (prev != NULL) { /* (known for a kept walk's rests, up to 65535: then compared) */
+            if (lcps != NULL && lcps[i] < 65535) {
+                lcp = lcps[i];
+            } else {
+                Py_ssize_t m = prevlen < len ? prevlen : len;
+                while (lcp < m && prev[lcp] == w[lcp])
+                    lcp++;
+            }
+            if (lcp == len && len == prevlen) {
+                if (prev_ok && push_idx(ok, nok, capok, rs[i].idx) < 0) /* the same rest: the same answer */
+                    return -1;
+                continue;
+            }
         }
         prev = w;
         prevlen = len;
@@ -1190,7 +1196,9 @@ static Walked *walk_tokens(Sim *sm, Tables *tb, const Words *ws, Py_ssize_t n, l
             if (c) {
                 if (grow((void **)&keys, &capkeys, nkeys + 1, sizeof(Key)) < 0)
                     goto fail;
-                keys[nkeys++] = (Key){j ? st : -1, head_of(w + j, len - j), w + j, len - j, (uint32_t)i, (uint32_t)j};
+                /* back at h (a string's body): the chart's own group (cfg_matcher's `_simulate_py`) */
+                long t = j && st != h ? st : -1;
+                keys[nkeys++] = (Key){t, head_of(w + j, len - j), w + j, len - j, (uint32_t)i, (uint32_t)j};
                 break;
             }
             st = nx;
@@ -1203,7 +1211,8 @@ static Walked *walk_tokens(Sim *sm, Tables *tb, const Words *ws, Py_ssize_t n, l
     wk->rests = PyMem_Malloc((nkeys + 1) * sizeof(Rest));
     wk->groups = PyMem_Malloc((nkeys + 1) * sizeof(Group));
     wk->bytes = PyMem_Malloc(nbytes + 1);
-    if (tmp == NULL || wk->rests == NULL || wk->groups == NULL || wk->bytes == NULL) {
+    wk->lcps = PyMem_Malloc((nkeys + 1) * sizeof(uint16_t));
+    if (tmp == NULL || wk->rests == NULL || wk->groups == NULL || wk->bytes == NULL || wk->lcps == NULL) {
         PyErr_NoMemory();
         goto fail;
     }
@@ -1213,8 +1222,15 @@ static Walked *walk_tokens(Sim *sm, Tables *tb, const Words *ws, Py_ssize_t n, l
         memcpy(wk->bytes + nbytes, keys[k].w, (size_t)keys[k].len);
         wk->rests[k] = (Rest){wk->bytes + nbytes, keys[k].len, (Py_ssize_t)keys[k].idx};
         nbytes += (size_t)keys[k].len;
-        if (k == 0 || keys[k].t != keys[k - 1].t)
+        Py_ssize_t lcp = 0;
+        if (k == 0 || keys[k].t != keys[k - 1].t) {
             wk->groups[wk->ngroups++] = (Group){keys[k].t, k, k};
+        } else {
+            Py_ssize_t m = keys[k].len < keys[k - 1].len ? keys[k].len : keys[k - 1].len;
+            while (lcp < m && lcp < 65535 && keys[k].w[lcp] == keys[k - 1].w[lcp])
+                lcp++;
+        }
+        wk->lcps[k] = (uint16_t)lcp;
         wk->groups[wk->ngroups - 1].hi = k + 1;
     }
     wk->nrests = nkeys;
@@ -1375,7 +1391,8 @@ static PyObject *earley_simulate(PyObject *module, PyObject *args) {
                 goto fail;
             rests[i].idx = i;
         }
-        if (sim_rests(&sm, &tb, scan0, nscan0, heads0, nheads0, 0, rests, (size_t)n, first, &okv, &nok, &capok) < 0)
+        if (sim_rests(&sm, &tb, scan0, nscan0, heads0, nheads0, 0, rests, NULL, (size_t)n, first, &okv, &nok, &capok) <
+            0)
             goto fail;
     } else if (n) {
         Walked *wk = NULL;
@@ -1427,8 +1444,8 @@ static PyObject *earley_simulate(PyObject *module, PyObject *args) {
             const Group *g = &wk->groups[gi];
             int rc;
             if (g->t < 0) {
-                rc = sim_rests(&sm, &tb, scan0, nscan0, heads0, nheads0, 0, wr + g->lo, g->hi - g->lo, first, &okv,
-                               &nok, &capok);
+                rc = sim_rests(&sm, &tb, scan0, nscan0, heads0, nheads0, 0, wr + g->lo, wk->lcps + g->lo,
+                               g->hi - g->lo, first, &okv, &nok, &capok);
             } else { /* the scanning items stepped to t: t with each origin, sorted, distinct */
                 size_t nt = 0;
                 for (size_t i = 0; i < nscan0; i++)
@@ -1439,8 +1456,8 @@ static PyObject *earley_simulate(PyObject *module, PyObject *args) {
                     if (u == 0 || item_cmp(&titems[i], &titems[u - 1]) != 0)
                         titems[u++] = titems[i];
                 long th = g->t;
-                rc = sim_rests(&sm, &tb, titems, u, &th, 1, 1, wr + g->lo, g->hi - g->lo, first, &okv, &nok,
-                               &capok);
+                rc = sim_rests(&sm, &tb, titems, u, &th, 1, 1, wr + g->lo, wk->lcps + g->lo, g->hi - g->lo, first,
+                               &okv, &nok, &capok);
             }
             if (rc < 0)
                 goto fail;
