@@ -20,7 +20,7 @@ from decc.grammars.limits import DEFAULT_LIMITS
 EOS = VOCAB.eos_ids
 
 
-def _constraint(text: str):  # a fresh one (the factory is memoized)
+def fresh_constraint(text: str):  # a fresh one (the factory is memoized)
     return cfg_from_grammar.__wrapped__(parse_grammar(text), VOCAB, DEFAULT_LIMITS, text)
 
 
@@ -30,7 +30,7 @@ def test_precomputed_masks_equal_the_lazy_ones_and_classify_nothing_more(
     text: str, data: st.DataObject
 ) -> None:
     try:
-        lazy, eager = _constraint(text), _constraint(text)
+        lazy, eager = fresh_constraint(text), fresh_constraint(text)
     except GrammarError:
         assume(False)
     assert eager.precompute() is eager
@@ -46,18 +46,24 @@ def test_precomputed_masks_equal_the_lazy_ones_and_classify_nothing_more(
 
         mp.setattr(rows, "_fill", refuse)  # this constraint's only: the lazy one classifies as it goes
         for _ in range(3):
-            a, b = lazy.matcher(), eager.matcher()
-            for _ in range(data.draw(st.integers(0, 8))):
-                ma, mb = a.mask(), b.mask()
-                np.testing.assert_array_equal(ma, mb)
-                allowed = np.flatnonzero(np.unpackbits(ma.view(np.uint8), bitorder="little")[: VOCAB.size])
-                allowed = [t for t in allowed.tolist() if t not in EOS]
-                if not allowed:
-                    break
-                t = data.draw(st.sampled_from(allowed))
-                assert a.advance(t) and b.advance(t)
-            np.testing.assert_array_equal(a.mask(), b.mask())
+            masks_agree(lazy, eager, data)
     assert rows.n_rows == classified  # no row added by the walks
+
+
+def masks_agree(a_constraint, b_constraint, data: st.DataObject, least: int = 0) -> None:
+    """Both constraints' masks equal at every step of one random walk (at least `least` tokens, when the
+    grammar allows)."""
+    a, b = a_constraint.matcher(), b_constraint.matcher()
+    for _ in range(data.draw(st.integers(least, 8))):
+        ma, mb = a.mask(), b.mask()
+        np.testing.assert_array_equal(ma, mb)
+        allowed = np.flatnonzero(np.unpackbits(ma.view(np.uint8), bitorder="little")[: VOCAB.size])
+        allowed = [t for t in allowed.tolist() if t not in EOS]
+        if not allowed:
+            break
+        t = data.draw(st.sampled_from(allowed))
+        assert a.advance(t) and b.advance(t)
+    np.testing.assert_array_equal(a.mask(), b.mask())
 
 
 def test_a_token_automaton_is_already_eager() -> None:
