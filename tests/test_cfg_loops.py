@@ -4,6 +4,9 @@ reaches itself."""
 
 from __future__ import annotations
 
+import itertools
+import os
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -19,7 +22,7 @@ from decc.grammars.contextfree.cfg_loops import (
     region_walk,
     region_walk_py,
 )
-from decc.grammars.contextfree.cfg_rows import rank_lcp, vocab_order
+from decc.grammars.contextfree.cfg_rows import vocab_order
 
 
 @st.composite
@@ -226,13 +229,16 @@ def test_compiled_region_walk_is_the_pair_walks(
 
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.binary(min_size=1, max_size=5).map(lambda w: bytes(ALPHA[b % 4] for b in w)), max_size=40))
-def test_compiled_rank_lcps_are_rank_lcp(words: list[bytes]) -> None:
-    """The compiled region walk's prefix lengths are `rank_lcp`'s (without its sentinel); offsets that do
-    not fit the bytes are refused rather than read past."""
+def test_compiled_rank_lcps_are_the_common_prefix_with_the_previous_rank(words: list[bytes]) -> None:
+    """The compiled region walk's prefix lengths are each rank's common prefix with the one before (0 for
+    the first): one taken too long would reuse a walk of bytes the token does not have. Offsets that do not
+    fit the bytes are refused rather than read past."""
     if cfg_walk.compiled is None:
         return
     vocab = Vocabulary.from_token_bytes([None, *(bytes([b]) for b in ALPHA), *words], eos_id=0)
-    blob, offsets, lcps = joined_ranks(vocab_order(vocab).rank_bytes)
-    assert np.frombuffer(lcps, dtype=np.int64).tolist() == rank_lcp(vocab)[:-1].tolist()
+    ranked = vocab_order(vocab).rank_bytes
+    blob, offsets, lcps = joined_ranks(ranked)
+    want = [0, *(len(os.path.commonprefix([a, b])) for a, b in itertools.pairwise(ranked))]
+    assert np.frombuffer(lcps, dtype=np.int64).tolist() == want
     with pytest.raises(ValueError):
         cfg_walk.compiled.rank_lcps(blob[:-1], offsets)

@@ -7,14 +7,9 @@ inside a mask step. Masks themselves are checked against the recognizer in test_
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from decc.grammars import Vocabulary, cfg
-from decc.grammars.contextfree.cfg_rows import rank_lcp, vocab_order
 
 GRAMMAR = """
 start: "x" b?
@@ -47,16 +42,3 @@ def test_a_rule_entered_for_the_last_byte_alone_is_not_built() -> None:
     rtn = constraint.rtn
     assert rtn.starts[rtn.names.index("b")] < 0
     assert m.advance(3) and rtn.starts[rtn.names.index("b")] >= 0  # the walk goes into b: built now
-
-
-@settings(max_examples=50, deadline=None)
-@given(st.lists(st.binary(min_size=1, max_size=5), min_size=1, max_size=40, unique=True))
-def test_rank_lcp_is_the_common_prefix_with_the_previous_rank(tokens: list[bytes]) -> None:
-    """The simulation keeps the sets of the prefix a token shares with the one before it: a common prefix
-    taken too long would reuse sets of bytes the token does not have."""
-    vocab = Vocabulary.from_token_bytes([None, *tokens], eos_id=0)
-    words = vocab_order(vocab).rank_bytes
-    lcp = rank_lcp(vocab)
-    assert len(lcp) == len(words) + 1 and lcp[0] == 0 and lcp[-1] == 0
-    for k in range(1, len(words)):
-        assert lcp[k] == len(os.path.commonprefix([words[k - 1], words[k]]))

@@ -355,7 +355,7 @@ class CFGConstraint:
                     ok.append(r)  # its last byte, only scanned
                     break
                 if accepting[nxt] or calls[nxt]:
-                    # back at the scanning state (a string's body): its items are the chart's, the group its
+                    # back at the scanning state (a string's body): its items are the chart's, so is its group
                     rests.append((-1 if before == heads[0] else before, w[j:], r))
                     break
                 g = before = nxt

@@ -79,26 +79,6 @@ def vocab_order(vocab: Vocabulary) -> VocabOrder:
     return VocabOrder(rank_to_id, rank_of, rank_bytes, bounds, packed_of_rank)
 
 
-@lru_cache(maxsize=8)
-def rank_lcp(vocab: Vocabulary) -> np.ndarray:
-    """int64 [n + 1]: the common prefix length of each rank's bytes with the previous rank's (0 for rank 0
-    and the sentinel n), so that a mask's simulation finds how much of its stack the next token keeps
-    with one `np.minimum.reduceat` instead of comparing bytes in Python."""
-    words = vocab_order(vocab).rank_bytes
-    out = np.zeros(len(words) + 1, dtype=np.int64)
-    prev = b""
-    for k, w in enumerate(words):
-        n = min(len(w), len(prev))
-        i = 0
-        while i < n and w[i] == prev[i]:
-            i += 1
-        out[k] = i
-        prev = w
-    out[0] = 0
-    out.setflags(write=False)
-    return out
-
-
 _BATCH_CHUNK = 64  # states classified between two looks at the batch's clock
 _WALK_FROM = 64  # uncertain tokens from which the batch walks a state's ahead (`StateRows.walks`)
 
@@ -269,7 +249,7 @@ class StateRows:
             return True
         rtn = self.rtn
         blob, offsets = joined_words(self.order.rank_bytes)
-        tables = (rtn.has_bytes, rtn.accepts_at, rtn.calls, rtn.rule_at, rtn.starts, rtn.nullable, rtn.enter)
+        tables = earley.tables_of(rtn)
         for g in range(self._walked, self.n):
             u = self.uncertain[g]
             if u is not None and len(u) >= _WALK_FROM and g not in self.walks:
@@ -297,8 +277,8 @@ class StateRows:
         mask stays small). Classified as masks reached them, the states cost each a first visit, and those
         visits (a sixth of the steps on MaskBench) were the masks' p99; in a batch they cost one slow step
         (the grammar's eager cost, `CFGConstraint.precompute`, paid at the first later mask that needs a
-        state rather than at compile), and more work in all where a generation visits few of them (about
-        twice the masks' total time on MaskBench's few instances per schema). Armed once: later calls do
+        state rather than at compile), and more work in all where a generation visits few of them (two to
+        three times the masks' total time on MaskBench's few instances per schema). Armed once: later calls do
         nothing."""
         if self.batch == 0:
             self.batch = 1

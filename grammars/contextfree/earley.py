@@ -64,6 +64,11 @@ class ESet:
 Chart = list[ESet]
 
 
+def tables_of(rtn: RTN) -> tuple:
+    """The RTN's per-state lists as the compiled step, closure and walks read them (earley_c.c's `tables`)."""
+    return (rtn.has_bytes, rtn.accepts_at, rtn.calls, rtn.rule_at, rtn.starts, rtn.nullable, rtn.enter)
+
+
 class Recognizer:
     """`native`: use the compiled step (when built); False forces the Python one (the tests' oracle)."""
 
@@ -81,15 +86,7 @@ class Recognizer:
         self.native = native and compiled is not None
         self.first = ExactFirst(rtn)  # the rules whose first bytes `probe` may trust
         self.probing = True  # the simulation asks `probe` for a token's last byte (False: the tests' oracle)
-        self._tables = (
-            self.has_bytes,
-            self.accepting,
-            self.calls,
-            self.rule_of,
-            self.starts,
-            self.nullable,
-            rtn.enter,
-        )
+        self._tables = tables_of(rtn)
 
     def initial(self) -> Chart:
         """The chart before any byte: the start rule predicted at 0 and closed."""

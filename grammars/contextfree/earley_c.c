@@ -565,6 +565,21 @@ static int sim_flat(Sim *sm) {
     return 0;
 }
 
+/* The byte table's edge from state g on `byte` into *out (-1: none). A state past the table: a rule was
+ * built since it was read (by `enter` here, or on another thread while `enter` waited for the RTN's lock),
+ * so the table is read again, as the Python loop reads `rtn.flat`. 0, or -1 on error. */
+static inline int edge(Sim *sm, long g, int byte, long *out) {
+    Py_ssize_t at = ((Py_ssize_t)g << 8) | byte;
+    if (at >= sm->tn && g >= 0 && sim_flat(sm) < 0)
+        return -1;
+    if (g < 0 || at >= sm->tn) {
+        PyErr_SetString(PyExc_IndexError, "state out of the byte table");
+        return -1;
+    }
+    *out = sm->tv[at];
+    return 0;
+}
+
 static int wait_cmp(const void *a, const void *b) {
     const Wait *x = a, *y = b;
     if (x->callee != y->callee)
@@ -678,14 +693,9 @@ static int sim_seed(Sim *sm, Closure *c, const Item *scan, size_t nscan, int byt
         return -1;
     int seeded = 0;
     for (size_t i = 0; i < nscan; i++) {
-        Py_ssize_t at = ((Py_ssize_t)scan[i].g << 8) | byte;
-        if (at >= sm->tn && scan[i].g >= 0 && sim_flat(sm) < 0) /* a rule built meanwhile */
+        long nxt;
+        if (edge(sm, scan[i].g, byte, &nxt) < 0)
             goto fail;
-        if (scan[i].g < 0 || at >= sm->tn) {
-            PyErr_SetString(PyExc_IndexError, "state out of the byte table");
-            goto fail;
-        }
-        long nxt = sm->tv[at];
         if (nxt >= 0) {
             seeded = 1;
             if (cl_add(c, NULL, nxt, scan[i].o) < 0)
@@ -741,14 +751,10 @@ static int sim_probe(Sim *sm, Tables *tb, const Item *scan, size_t nscan, int by
         if (hb < 0)
             goto fail;
         if (hb) {
-            Py_ssize_t at = ((Py_ssize_t)it.g << 8) | final;
-            if (at >= sm->tn && sim_flat(sm) < 0)
+            long nxt;
+            if (edge(sm, it.g, final, &nxt) < 0)
                 goto fail;
-            if (at < 0 || at >= sm->tn) {
-                PyErr_SetString(PyExc_IndexError, "state out of the byte table");
-                goto fail;
-            }
-            if (sm->tv[at] >= 0) {
+            if (nxt >= 0) {
                 out = 1;
                 break;
             }
@@ -829,22 +835,14 @@ fail:
     return -1;
 }
 
-/* Some state of `heads` walks w[d:] through the byte table and ends live (cfg_walk.walks_within).
- * A state past the table: a rule was built since it was read (by `enter` here, or on another thread while
- * `enter` waited for the RTN's lock), so the table is read again, as the Python loop reads `rtn.flat`. */
+/* Some state of `heads` walks w[d:] through the byte table and ends live (cfg_walk.walks_within). */
 static int walks(Sim *sm, const long *heads, size_t nh, const unsigned char *w, Py_ssize_t len, Py_ssize_t d) {
     for (size_t i = 0; i < nh; i++) {
-        long long g = heads[i];
+        long g = heads[i];
         Py_ssize_t j = d;
         for (; j < len; j++) {
-            long long at = (g << 8) | w[j];
-            if (at >= sm->tn && at >= 0 && sim_flat(sm) < 0) /* a rule built meanwhile */
+            if (edge(sm, g, w[j], &g) < 0)
                 return -1;
-            if (at < 0 || at >= sm->tn) {
-                PyErr_SetString(PyExc_IndexError, "state out of the byte table");
-                return -1;
-            }
-            g = sm->tv[at];
             if (g < 0)
                 break;
         }
@@ -854,17 +852,13 @@ static int walks(Sim *sm, const long *heads, size_t nh, const unsigned char *w, 
     return 0;
 }
 
-/* Whether some state of `heads` has an edge on `byte` (the table read again where a rule was built since). */
+/* Whether some state of `heads` has an edge on `byte`. */
 static int viable(Sim *sm, const long *heads, size_t nh, int byte) {
     for (size_t i = 0; i < nh; i++) {
-        long long at = ((long long)heads[i] << 8) | byte;
-        if (at >= sm->tn && at >= 0 && sim_flat(sm) < 0)
+        long nxt;
+        if (edge(sm, heads[i], byte, &nxt) < 0)
             return -1;
-        if (at < 0 || at >= sm->tn) {
-            PyErr_SetString(PyExc_IndexError, "state out of the byte table");
-            return -1;
-        }
-        if (sm->tv[at] >= 0)
+        if (nxt >= 0)
             return 1;
     }
     return 0;
@@ -1098,6 +1092,20 @@ static int token_at(const Words *ws, Py_ssize_t i, const unsigned char **w, Py_s
     return 0;
 }
 
+/* Joined words: `offsets` (int64, one more than the words, within them) read into ws (held in *ob). */
+static int open_offsets(Words *ws, PyObject *offsets, Py_buffer *ob) {
+    if (PyObject_GetBuffer(offsets, ob, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+        return -1;
+    ws->off = (const int64_t *)ob->buf;
+    ws->nwords = ob->len / 8 - 1;
+    if (ob->itemsize != 8 || ws->nwords < 0 || ws->off[0] < 0 || ws->off[ws->nwords] > PyBytes_GET_SIZE(ws->words)) {
+        PyBuffer_Release(ob);
+        PyErr_SetString(PyExc_ValueError, "offsets must be int64 within the words");
+        return -1;
+    }
+    return 0;
+}
+
 /* Entries sorted by group, then rest bytes, then index: a merge sort (stable, no context in a global). */
 typedef struct {
     long t;
@@ -1174,14 +1182,9 @@ static Walked *walk_tokens(Sim *sm, Tables *tb, const Words *ws, Py_ssize_t n, l
         wk->ranks[i] = rank;
         long st = h;
         for (Py_ssize_t j = 0; j < len; j++) {
-            Py_ssize_t at = ((Py_ssize_t)st << 8) | w[j];
-            if (at >= sm->tn && st >= 0 && sim_flat(sm) < 0)
+            long nx;
+            if (edge(sm, st, w[j], &nx) < 0)
                 goto fail;
-            if (st < 0 || at >= sm->tn) {
-                PyErr_SetString(PyExc_IndexError, "state out of the byte table");
-                goto fail;
-            }
-            long nx = sm->tv[at];
             if (nx < 0)
                 break; /* dead */
             if (j == len - 1) { /* its last byte, only scanned */
@@ -1244,6 +1247,19 @@ fail:
     return NULL;
 }
 
+/* `wk` kept in `memo` under `key` as a capsule (which frees it): a new reference to the capsule, or NULL
+ * (wk freed). */
+static PyObject *keep_walk(PyObject *memo, PyObject *key, Walked *wk) {
+    PyObject *cap = PyCapsule_New(wk, "decc.walked", walked_capsule_free);
+    if (cap == NULL) {
+        walked_free(wk);
+        return NULL;
+    }
+    if (PyDict_SetItem(memo, key, cap) < 0)
+        Py_CLEAR(cap);
+    return cap;
+}
+
 /* walk(ranks, words, offsets, rtn, tables, state, memo): the walk of `ranks` (state's uncertain tokens) from
  * `state` that `simulate` keeps in `memo` (made ahead of the masks: cfg_rows' batch). */
 static PyObject *earley_walk(PyObject *module, PyObject *args) {
@@ -1257,14 +1273,9 @@ static PyObject *earley_walk(PyObject *module, PyObject *args) {
     if (parse_tables(tables, &tb) < 0)
         return NULL;
     Py_buffer ob;
-    if (PyObject_GetBuffer(offsets, &ob, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+    Words ws = {ranks, words, NULL, 0, 1};
+    if (open_offsets(&ws, offsets, &ob) < 0)
         return NULL;
-    Words ws = {ranks, words, (const int64_t *)ob.buf, ob.len / 8 - 1, 1};
-    if (ob.itemsize != 8 || ws.nwords < 0 || ws.off[0] < 0 || ws.off[ws.nwords] > PyBytes_GET_SIZE(words)) {
-        PyBuffer_Release(&ob);
-        PyErr_SetString(PyExc_ValueError, "offsets must be int64 within the words");
-        return NULL;
-    }
     Sim sm;
     memset(&sm, 0, sizeof sm);
     sm.rtn = rtn;
@@ -1272,18 +1283,12 @@ static PyObject *earley_walk(PyObject *module, PyObject *args) {
     PyObject *key = NULL, *cap = NULL, *out = NULL;
     if (sim_flat(&sm) < 0)
         goto done;
-    wk = walk_tokens(&sm, &tb, &ws, PyList_GET_SIZE(ranks), h);
-    if (wk == NULL)
-        goto done;
-    cap = PyCapsule_New(wk, "decc.walked", walked_capsule_free);
-    if (cap == NULL) {
-        walked_free(wk);
-        goto done;
-    }
     key = PyLong_FromLong(h);
-    if (key == NULL || PyDict_SetItem(memo, key, cap) < 0)
+    if (key == NULL || (wk = walk_tokens(&sm, &tb, &ws, PyList_GET_SIZE(ranks), h)) == NULL)
         goto done;
-    out = Py_NewRef(Py_None);
+    cap = keep_walk(memo, key, wk);
+    if (cap != NULL)
+        out = Py_NewRef(Py_None);
 done:
     Py_XDECREF(cap);
     Py_XDECREF(key);
@@ -1330,17 +1335,8 @@ static PyObject *earley_simulate(PyObject *module, PyObject *args) {
     }
     Py_buffer ob;
     Words ws = {ranks, words, NULL, joined ? 0 : PyTuple_GET_SIZE(words), joined};
-    if (joined) {
-        if (PyObject_GetBuffer(offsets, &ob, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
-            return NULL;
-        ws.off = (const int64_t *)ob.buf;
-        ws.nwords = ob.len / 8 - 1;
-        if (ob.itemsize != 8 || ws.nwords < 0 || ws.off[0] < 0 || ws.off[ws.nwords] > PyBytes_GET_SIZE(words)) {
-            PyBuffer_Release(&ob);
-            PyErr_SetString(PyExc_ValueError, "offsets must be int64 within the words");
-            return NULL;
-        }
-    }
+    if (joined && open_offsets(&ws, offsets, &ob) < 0)
+        return NULL;
     Sim sm;
     memset(&sm, 0, sizeof sm);
     sm.chart = chart;
@@ -1424,13 +1420,8 @@ static PyObject *earley_simulate(PyObject *module, PyObject *args) {
             if (wk == NULL)
                 goto fail;
             if (memo != Py_None) {
-                PyObject *cap = PyCapsule_New(wk, "decc.walked", walked_capsule_free);
-                if (cap == NULL) {
-                    walked_free(wk);
-                    goto fail;
-                }
-                Py_XSETREF(held, cap); /* (the dict holds the walk too) */
-                if (PyDict_SetItem(memo, key, cap) < 0)
+                Py_XSETREF(held, keep_walk(memo, key, wk)); /* (the dict holds the walk too) */
+                if (held == NULL)
                     goto fail;
             } else {
                 own = wk;

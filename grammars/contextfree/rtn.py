@@ -170,9 +170,7 @@ class RTN:
             if self.starts[r] < 0:
                 with gc_paused():  # the subset construction's containers set off collections otherwise
                     self._build(r)
-                    if self.batch == 1:
-                        self.batch = 2
-                        self._build_rest()
+                    self._take_batch()
             return self.starts[r]
 
     def arm(self) -> None:
@@ -191,11 +189,14 @@ class RTN:
     def build_rest(self) -> None:
         """Bring the unbuilt rules now, as the first build after `arm` would (`StateRows.arm`: the step
         that classifies every state builds them first); nothing when not armed, or already done."""
-        with self.lock:
-            if self.batch == 1:
-                self.batch = 2
-                with gc_paused():
-                    self._build_rest()
+        with self.lock, gc_paused():
+            self._take_batch()
+
+    def _take_batch(self) -> None:
+        """The armed batch (`arm`), once: the unbuilt rules built (under the lock)."""
+        if self.batch == 1:
+            self.batch = 2
+            self._build_rest()
 
     def _build_rest(self) -> None:
         rest = [q for q, s in enumerate(self.starts) if s < 0 and self.bodies[q] is not EMPTY_LANGUAGE]
